@@ -1,0 +1,1 @@
+"""Feature preprocessing shared by training and serving: one copy, shipped in both images."""

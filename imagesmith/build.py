@@ -1,0 +1,166 @@
+"""``imagesmith build``: lock when needed, render, build train and serve with BuildKit, load and tag.
+
+Each target is built into an OCI archive with SOURCE_DATE_EPOCH and rewritten timestamps (the
+only way this BuildKit gives byte-identical layers), then loaded into the engine and tagged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import parity
+from .engine import Engine, git_epoch, git_revision, git_source
+from .errors import UsageError
+from .fsutil import atomic_write
+from .lock import Lock, ensure_fresh, lock_project
+from .render import render
+from .spec import Spec
+
+ROLES = ("train", "serve")
+
+
+@dataclass
+class BuiltImage:
+    role: str
+    ref: str
+    id: str
+    pushed: str | None = None  # REGISTRY/REPO@sha256:... when pushed
+
+
+@dataclass
+class BuildResult:
+    parity: str
+    images: dict[str, BuiltImage] = field(default_factory=dict)
+    dockerfile: Path | None = None
+
+    def as_json(self) -> dict:
+        out = {"parity": self.parity, "images": {}}
+        for role, img in self.images.items():
+            entry = {"ref": img.ref, "id": img.id}
+            if img.pushed:
+                entry["pushed"] = img.pushed
+            out["images"][role] = entry
+        return out
+
+
+@dataclass
+class BuildOptions:
+    base: str | None = None
+    locked: bool = False
+    tag: str | None = None  # repository for the tags; default: the spec's name
+    no_cache: bool = False
+    builder: str | None = None
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+    push: str | None = None
+    epoch: int | None = None
+    targets: tuple[str, ...] = ROLES
+
+
+def source_date_epoch(root: Path) -> int:
+    """The project's last commit time, or 0 outside git: never the build's own clock."""
+    epoch = git_epoch(root)
+    return epoch if epoch is not None else 0
+
+
+def describe_failure(spec: Spec) -> Callable[[str], str]:
+    """Map BuildKit's failing step back to the part of the spec it came from."""
+
+    def describe(log: str) -> str:
+        failing = ""
+        for line in log.splitlines():
+            m = re.search(r"\[(?:[\w-]+ )?\d+/\d+\] (.*)", line)
+            if m and ("ERROR" in line or "error" in line.lower()):
+                failing = m.group(1)
+        if not failing:
+            m = re.search(r'ERROR: failed to solve: process "(.*?)" did not complete', log, re.S)
+            failing = m.group(1) if m else ""
+            if not failing:
+                m = re.search(r"ERROR: failed to solve: (.*)", log)
+                failing = m.group(1) if m else ""
+        if "apt-get" in failing:
+            pkgs = re.findall(r"Unable to locate package (\S+)|E: Version '([^']+)' for '([^']+)'", log)
+            named = ", ".join(sorted({p[0] or p[2] for p in pkgs})) if pkgs else ", ".join(spec.system_packages)
+            return f"system_packages ({named})"
+        if "pip" in failing:
+            m = re.search(r"(?:for|of|match) (?:the )?(?:package |requirement )?([A-Za-z0-9_.-]+==[^\s:]+)", log)
+            dist = m.group(1) if m else "one of the locked distributions"
+            if "THESE PACKAGES DO NOT MATCH THE HASHES" in log:
+                m = re.search(r"^\s+(\S+==\S+) from", log, re.M)
+                dist = m.group(1) if m else dist
+                return f"requirements ({dist}: a wheel does not match its locked hash)"
+            return f"requirements ({dist})"
+        for key, paths in (("preprocessing", spec.preprocessing), ("source", spec.source)):
+            for path in paths:
+                if path in failing:
+                    return f"{key} ({path})"
+        return failing[:120]
+
+    return describe
+
+
+def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress=lambda msg: None,
+                  echo: Callable[[str], None] | None = None) -> BuildResult:
+    unknown = [t for t in options.targets if t not in ROLES]
+    if unknown:
+        raise UsageError(f"unknown target(s) {', '.join(unknown)}; imagesmith builds train and serve")
+    base = options.base or spec.base
+    engine.client  # fail early, with the engine hint, when there is no engine
+    engine.buildx_available()
+    if options.locked:
+        lock = ensure_fresh(spec, base)
+    else:
+        result = lock_project(spec, engine, base=base, progress=progress)
+        if result.changed:
+            progress(f"locked ({', '.join(result.changed)} changed)")
+        lock = result.lock
+    text = render(spec, lock)
+    dockerfile = spec.dockerfile_path
+    if not dockerfile.is_file() or dockerfile.read_text(encoding="utf-8") != text:
+        atomic_write(dockerfile, text)
+        progress(f"rendered {dockerfile.name}")
+    digest = parity.digest(parity.manifest_from_lock(lock))
+    epoch = options.epoch if options.epoch is not None else source_date_epoch(spec.root)
+    args = build_args(spec.root, epoch)
+    repo = options.tag or spec.name
+    result = BuildResult(parity=digest, dockerfile=dockerfile)
+    with tempfile.TemporaryDirectory(prefix="imagesmith-build-") as tmp:
+        for role in options.targets:
+            progress(f"building {role}")
+            archive = Path(tmp) / f"{role}.tar"
+            engine.build(
+                context=spec.root, dockerfile=dockerfile, target=role, dest=archive, build_args=args,
+                build_contexts=build_contexts(spec, lock, Path(tmp)), epoch=epoch,
+                builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to,
+                no_cache=options.no_cache, echo=echo, describe_failure=describe_failure(spec),
+            )
+            image_id = engine.load(archive)
+            ref = f"{repo}:{role}"
+            engine.tag(image_id, ref)
+            result.images[role] = BuiltImage(role=role, ref=ref, id=image_id)
+    if options.push:
+        for role, img in result.images.items():
+            remote = f"{options.push}:{role}"
+            engine.tag(img.id, remote)
+            progress(f"pushing {remote}")
+            img.pushed = f"{options.push}@{engine.push(remote)}"
+    return result
+
+
+def build_args(root: Path, epoch: int) -> dict[str, str]:
+    created = dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "IMAGESMITH_CREATED": created,
+        "IMAGESMITH_REVISION": git_revision(root) or "unknown",
+        "IMAGESMITH_SOURCE": git_source(root) or "unknown",
+    }
+
+
+def build_contexts(spec: Spec, lock: Lock, tmp: Path) -> dict[str, str]:
+    """Named build contexts that replace stages of the rendered Dockerfile (none yet)."""
+    return {}

@@ -1,0 +1,217 @@
+"""The command line: parse arguments, call the library, print. Nothing else lives here.
+
+Exit codes (a public contract, see README): 0 success / check holds; 1 a check does not hold
+(stale lock or Dockerfile, failed verification, parity differs); 2 usage, spec, lock, engine
+or build errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import parity
+from .engine import Engine
+from .errors import ImagesmithError, StaleLockError, UsageError
+from .fsutil import atomic_write
+from .spec import load_spec
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="One pinned, reproducible image for training and serving, verified at deploy time.",
+)
+
+ProjectOpt = typer.Option(Path("."), "--project", "-p", help="Project directory (or its spec file).")
+BaseOpt = typer.Option(None, "--base", envvar="IMAGESMITH_BASE",
+                       help="Use this base image instead of the spec's (for this run; recorded in the lock).")
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _fail(exc: ImagesmithError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    if exc.hint:
+        typer.echo(f"hint: {exc.hint}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _emit_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _progress(quiet: bool):
+    return (lambda msg: None) if quiet else (lambda msg: _say(f"imagesmith: {msg}"))
+
+
+@app.command()
+def lock(
+    project: Path = ProjectOpt,
+    base: Optional[str] = BaseOpt,
+    resolver: Optional[str] = typer.Option(None, "--resolver", help="uv (default) or pip-tools; overrides the spec."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if the lock is stale; write nothing."),
+    upgrade: bool = typer.Option(False, "--upgrade", help="Resolve the newest allowed versions of everything."),
+    upgrade_package: List[str] = typer.Option([], "--upgrade-package", "-P", help="Upgrade only this package (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+):
+    """Resolve a complete, hashed lock for the image's Python and platform."""
+    from .lock import check_lock, lock_project
+
+    try:
+        spec = load_spec(project)
+        if resolver is not None and resolver not in ("uv", "pip-tools"):
+            raise UsageError(f"--resolver must be uv or pip-tools, not {resolver!r}")
+        if check:
+            if resolver is not None and resolver != spec.resolver:
+                from dataclasses import replace
+
+                spec = replace(spec, resolver=resolver)
+            changed = check_lock(spec, base)
+            if changed:
+                raise StaleLockError(spec.lock_path.name, changed)
+            _say(f"{spec.lock_path.name} is up to date")
+            return
+        result = lock_project(spec, Engine(), base=base, resolver=resolver, upgrade=upgrade,
+                              upgrade_packages=tuple(upgrade_package), progress=_progress(quiet))
+        if result.changed:
+            _say(f"wrote {spec.lock_path.name} and {spec.requirements_lock_path.name} "
+                 f"({len(result.lock.packages)} distributions; {', '.join(result.changed)} changed)")
+        else:
+            _say(f"{spec.lock_path.name} is up to date")
+    except ImagesmithError as exc:
+        _fail(exc)
+
+
+@app.command()
+def render(
+    project: Path = ProjectOpt,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default: Dockerfile in the project); - for stdout."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if the written Dockerfile differs from a fresh render."),
+    base: Optional[str] = BaseOpt,
+):
+    """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock."""
+    from .lock import ensure_fresh
+    from .render import render as render_text
+
+    try:
+        spec = load_spec(project)
+        text = render_text(spec, ensure_fresh(spec, base))
+        target = output if output is not None else spec.dockerfile_path
+        if str(target) == "-":
+            sys.stdout.write(text)
+            return
+        if check:
+            current = target.read_text(encoding="utf-8") if target.is_file() else None
+            if current != text:
+                _say(f"error: {target} is stale (or missing): it differs from a fresh render")
+                _say("hint: run `imagesmith render` and commit the result")
+                raise typer.Exit(1)
+            _say(f"{target} is up to date")
+            return
+        atomic_write(target, text)
+        _say(f"wrote {target}")
+    except ImagesmithError as exc:
+        _fail(exc)
+
+
+@app.command()
+def build(
+    project: Path = ProjectOpt,
+    base: Optional[str] = BaseOpt,
+    locked: bool = typer.Option(False, "--locked", help="Refuse to build from a stale lock instead of re-locking."),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Repository for the tags REPO:train and REPO:serve (default: the spec's name)."),
+    target: List[str] = typer.Option([], "--target", help="Build only this target (train or serve; repeatable)."),
+    push: Optional[str] = typer.Option(None, "--push", help="Push both images to REGISTRY/REPO and print their digests."),
+    cache_from: List[str] = typer.Option([], "--cache-from", help="Passed to buildx."),
+    cache_to: List[str] = typer.Option([], "--cache-to", help="Passed to buildx."),
+    builder: Optional[str] = typer.Option(None, "--builder", help="The buildx builder to use."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Build every step again."),
+    as_json: bool = JsonOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+):
+    """Lock if needed, render, and build the train and serve images reproducibly."""
+    from .build import ROLES, BuildOptions, build_project
+
+    try:
+        spec = load_spec(project)
+        show = not quiet and sys.stderr.isatty()
+        options = BuildOptions(base=base, locked=locked, tag=tag, no_cache=no_cache, builder=builder,
+                               cache_from=tuple(cache_from), cache_to=tuple(cache_to), push=push,
+                               targets=tuple(target) or ROLES)
+        result = build_project(spec, Engine(), options, progress=_progress(quiet),
+                               echo=(lambda line: _say(line)) if show else None)
+    except ImagesmithError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json(result.as_json())
+    else:
+        typer.echo(f"parity {result.parity}")
+        for role, img in result.images.items():
+            typer.echo(f"{role}: {img.ref} {img.id}" + (f" pushed {img.pushed}" if img.pushed else ""))
+
+
+@app.command()
+def verify(
+    image: str = typer.Argument(..., help="Image reference or ID in the local engine."),
+    lock_file: Optional[Path] = typer.Option(None, "--lock", help="Recompute the parity from this imagesmith.lock and compare."),
+    expect: Optional[str] = typer.Option(None, "--expect", help="The parity the image must have (sha256:...)."),
+    pair: Optional[str] = typer.Option(None, "--pair", help="The other image of a train/serve pair: same parity, same layers."),
+    as_json: bool = JsonOpt,
+):
+    """Check an image's parity against a lock, an expected digest, or its pair. Exit 0 holds, 1 not."""
+    from .verify import verify_image
+
+    try:
+        if lock_file is None and expect is None and pair is None:
+            raise UsageError("nothing to verify against", hint="give --lock FILE, --expect sha256:..., or --pair IMAGE")
+        if expect is not None and not (expect.startswith("sha256:") and len(expect) == 71):
+            raise UsageError(f"--expect must be sha256:<64 hex digits>, not {expect!r}")
+        report = verify_image(Engine(), image, lock=lock_file, expect=expect, pair=pair)
+    except ImagesmithError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json(report.as_json())
+    else:
+        for line in report.checks:
+            typer.echo(f"ok: {line}")
+        for line in report.problems:
+            typer.echo(f"FAIL: {line}")
+        typer.echo(f"{image}: {'verified' if report.ok else 'NOT verified'} (parity {report.parity})")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def parity_of(
+    lock_file: Path = typer.Argument(Path("imagesmith.lock"), help="An imagesmith.lock."),
+    as_json: bool = JsonOpt,
+):
+    """Print the parity digest a lock gives (what build will stamp)."""
+    from .lock import read_lock
+
+    try:
+        manifest = parity.manifest_from_lock(read_lock(lock_file))
+    except ImagesmithError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json({"parity": parity.digest(manifest), "manifest": manifest})
+    else:
+        typer.echo(parity.digest(manifest))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,92 @@
+"""The one error root of imagesmith.
+
+    ImagesmithError                 anything imagesmith reports to a user (exit 2 unless stated)
+    ├── UsageError                  a command line that cannot be acted on
+    ├── SpecError                   imagesmith.yaml / [tool.imagesmith] is malformed (lists every problem)
+    ├── LockError                   the lock cannot be made or read
+    │   ├── ResolutionError         the resolver could not pin the requirements
+    │   └── StaleLockError          the lock does not match its inputs (exit 1 for --check)
+    ├── RenderError                 a value cannot be rendered safely into a Dockerfile
+    ├── EngineError                 Docker engine / buildx / registry failures
+    │   └── BuildError              a build step failed (names the spec part and shows the log tail)
+    └── VerifyError                 verification could not be carried out (not: it failed)
+
+Each error explains itself in ``__str__`` and may carry a ``hint`` (what to do about it).
+Errors from subprocesses and the Docker SDK are translated at the seam (``engine.py``,
+``lock/resolvers.py``) with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+
+class ImagesmithError(Exception):
+    """Base of every error imagesmith reports. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ImagesmithError):
+    pass
+
+
+class SpecError(ImagesmithError):
+    """A spec with one or more problems; ``problems`` holds one line per problem."""
+
+    def __init__(self, path: str, problems: list[str], *, hint: str | None = None) -> None:
+        self.path = path
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = f"{path}: {self.problems[0]}"
+        else:
+            message = f"{path}: {len(self.problems)} problems:\n" + "\n".join(
+                f"  - {p}" for p in self.problems
+            )
+        super().__init__(message, hint=hint)
+
+
+class LockError(ImagesmithError):
+    pass
+
+
+class ResolutionError(LockError):
+    pass
+
+
+class StaleLockError(LockError):
+    exit_code = 1
+
+    def __init__(self, lock_path: str, changed: list[str]) -> None:
+        self.changed = list(changed)
+        super().__init__(
+            f"{lock_path} is stale: {', '.join(self.changed)} changed since it was written",
+            hint="run `imagesmith lock` to update it",
+        )
+
+
+class RenderError(ImagesmithError):
+    pass
+
+
+class EngineError(ImagesmithError):
+    pass
+
+
+class BuildError(EngineError):
+    def __init__(self, message: str, *, log_tail: str = "", hint: str | None = None) -> None:
+        self.log_tail = log_tail
+        full = message
+        if log_tail:
+            full += "\n--- last lines of the build log ---\n" + log_tail.rstrip()
+        super().__init__(full, hint=hint)
+
+
+class VerifyError(ImagesmithError):
+    pass

@@ -1,0 +1,141 @@
+"""Render the one multi-stage Dockerfile from the spec and the lock.
+
+``render(spec, lock)`` returns the Dockerfile as text; writing it, ``--check`` and printing are
+the caller's. Values from the spec reach the template only through the filters below, which
+quote them for the Dockerfile parser and refuse anything that could start a new instruction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from . import __version__, parity
+from .errors import RenderError
+from .lock import Lock
+from .spec import Spec
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+VENV = "/opt/venv"
+RUNTIME_MODULE = "imagesmith_runtime"
+
+
+def _no_breaks(value: str, what: str) -> str:
+    if any(c in value for c in "\n\r\0"):
+        raise RenderError(f"{what} {value[:40]!r} contains a line break or NUL; it cannot go into a Dockerfile")
+    return value
+
+
+def dquote(value) -> str:
+    """A double-quoted Dockerfile word (ENV/LABEL/ARG values): backslash, quote and $ escaped."""
+    text = _no_breaks(str(value), "the value")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def exec_form(argv) -> str:
+    """An exec-form (JSON array) ENTRYPOINT/CMD: no shell, no variable expansion."""
+    for arg in argv:
+        _no_breaks(arg, "the command argument")
+    return json.dumps(list(argv))
+
+
+def copy_args(rel: str) -> str:
+    """``["<path>", "/app/<path>"]`` for COPY, keeping the project-relative layout."""
+    _no_breaks(rel, "the path")
+    if rel.startswith("/") or ".." in rel.split("/") or any(c in rel for c in '*?[]"$\\'):
+        raise RenderError(f"the path {rel!r} is not a plain relative path inside the project")
+    dest = "/app/" + rel.rstrip("/")
+    if rel == ".":
+        dest = "/app/"
+    return json.dumps([rel, dest + ("/" if (rel.endswith("/") or rel == ".") else "")])
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=False,
+    )
+    env.filters.update(dquote=dquote, exec_form=exec_form, copy_args=copy_args)
+    return env
+
+
+@dataclass(frozen=True)
+class RuntimeFile:
+    dest: str
+    text: str
+    delimiter: str
+
+
+def runtime_files(python: str) -> list[RuntimeFile]:
+    """The standard-library runtime that goes into every image, embedded with heredocs so the
+    Dockerfile needs nothing but the project as its build context."""
+    site = f"{VENV}/lib/python{python}/site-packages"
+    out = []
+    for src in sorted(RUNTIME_DIR.iterdir()):
+        if src.suffix not in (".py", ".pth") or src.name.startswith("_"):
+            continue
+        text = src.read_text(encoding="utf-8")
+        if not text.endswith("\n"):
+            text += "\n"
+        delimiter = "IMAGESMITH_EOF_" + src.stem.upper().replace("-", "_")
+        if f"\n{delimiter}\n" in "\n" + text:
+            raise RenderError(f"runtime file {src.name} contains its heredoc delimiter")
+        out.append(RuntimeFile(dest=f"{site}/{src.name}", text=text, delimiter=delimiter))
+    return out
+
+
+def image_env(lock: Lock) -> dict[str, str]:
+    """The environment every image gets: the spec's env, then the seed and determinism settings
+    (these win: they are part of the parity)."""
+    env = dict(lock.env)
+    env.update({
+        "PYTHONHASHSEED": str(lock.seed),
+        "IMAGESMITH_SEED": str(lock.seed),
+        "IMAGESMITH_DETERMINISM": "on" if lock.determinism else "off",
+    })
+    if lock.determinism:
+        env.update({
+            "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+            "MKL_CBWR": "COMPATIBLE",
+            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
+            "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
+            "MKL_NUM_THREADS": env.get("MKL_NUM_THREADS", "1"),
+            "TF_DETERMINISTIC_OPS": "1",
+        })
+    return dict(sorted(env.items()))
+
+
+def render(spec: Spec, lock: Lock) -> str:
+    """The Dockerfile text for ``spec`` built from ``lock``. Deterministic."""
+    manifest = parity.manifest_from_lock(lock)
+    entry = [f"{VENV}/bin/python", "-m", RUNTIME_MODULE]
+    targets = [
+        {"role": "train", "port": None, "entrypoint": entry + ["train", "--"], "command": list(spec.train.command)},
+        {"role": "serve", "port": spec.serve.port, "entrypoint": entry + ["serve", "--"], "command": list(spec.serve.command)},
+    ]
+    context = {
+        "version": __version__,
+        "origin": spec.origin,
+        "parity": parity.digest(manifest),
+        "manifest": parity.canonical(manifest),
+        "base_ref": lock.base.ref,
+        "base_name": lock.base.name,
+        "base_digest": lock.base.digest,
+        "system_packages": [f"{n}={v}" for n, v in lock.system_packages],
+        "runtime_files": runtime_files(lock.python),
+        "preprocessing": list(spec.preprocessing),
+        "source": list(spec.source),
+        "env": sorted(image_env(lock).items()),
+        "targets": targets,
+    }
+    try:
+        return environment().get_template("Dockerfile.jinja").render(**context)
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"the Dockerfile template failed: {exc}") from exc

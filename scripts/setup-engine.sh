@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Make sure this Debian machine has what imagesmith's tests and demo need:
+#   - a Docker engine (26+, containerd image store) with buildx, started if not running
+#   - a loopback registry on 127.0.0.1:${IMAGESMITH_REGISTRY_PORT:-5000}
+#   - skopeo (registry inspection)
+#   - a local Debian bookworm + Python 3.11 base image (imagesmith-base:bookworm-py311),
+#     because no container registry can be pulled from here.
+# Idempotent: every step checks before it acts. See ../shared/ENVIRONMENT.md for the facts behind it.
+set -euo pipefail
+
+STATE=${IMAGESMITH_STATE:-/var/lib/imagesmith-dev}
+BASE_IMAGE=${IMAGESMITH_BASE_IMAGE:-imagesmith-base:bookworm-py311}
+REGISTRY_PORT=${IMAGESMITH_REGISTRY_PORT:-5000}
+mkdir -p "$STATE"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+debian_uris() {
+  # The mirror this machine already uses (first URIs line of the Debian sources); never hard-coded.
+  awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources
+}
+
+apt_updated=0
+apt_update() { [ $apt_updated = 1 ] || { apt-get update -qq >/dev/null; apt_updated=1; }; }
+
+engine_ok() {
+  docker version --format '{{.Server.Version}}' >/dev/null 2>&1 && docker buildx version >/dev/null 2>&1
+}
+
+install_engine() {
+  if ! [ -x /usr/sbin/dockerd ] || ! [ -x /usr/libexec/docker/cli-plugins/docker-buildx ]; then
+    log "installing Docker engine and buildx (Debian trixie packages, pinned low)"
+    if ! [ -f /etc/apt/sources.list.d/trixie.sources ]; then
+      awk 'BEGIN{RS="";ORS="\n\n"} NR==1' /etc/apt/sources.list.d/debian.sources \
+        | sed -e 's/^Suites:.*/Suites: trixie/' > /etc/apt/sources.list.d/trixie.sources
+      printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie-low
+      apt_updated=0
+    fi
+    apt_update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t trixie docker.io docker-buildx >/dev/null
+  fi
+  mkdir -p /etc/docker
+  if ! [ -f /etc/docker/daemon.json ]; then
+    echo '{"features":{"containerd-snapshotter":true}}' > /etc/docker/daemon.json
+  fi
+}
+
+start_engine() {
+  if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then return; fi
+  log "starting dockerd"
+  setsid /usr/sbin/dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
+  for _ in $(seq 1 60); do
+    docker version --format '{{.Server.Version}}' >/dev/null 2>&1 && return
+    sleep 1
+  done
+  log "dockerd did not start; see /var/log/dockerd.log"; tail -n 20 /var/log/dockerd.log >&2; exit 1
+}
+
+install_tools() {
+  local need=()
+  command -v skopeo >/dev/null || need+=(skopeo)
+  command -v docker-registry >/dev/null || need+=(docker-registry)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    apt_update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+}
+
+start_registry() {
+  if curl -fsS "http://127.0.0.1:${REGISTRY_PORT}/v2/" >/dev/null 2>&1; then return; fi
+  log "starting registry on 127.0.0.1:${REGISTRY_PORT}"
+  mkdir -p "$STATE/registry"
+  cat > "$STATE/registry.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:${REGISTRY_PORT}
+YML
+  setsid docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 < /dev/null &
+  for _ in $(seq 1 30); do
+    curl -fsS "http://127.0.0.1:${REGISTRY_PORT}/v2/" >/dev/null 2>&1 && return
+    sleep 0.5
+  done
+  log "registry did not start; see $STATE/registry.log"; exit 1
+}
+
+make_base() {
+  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return; fi
+  log "making base image $BASE_IMAGE with debootstrap (about a minute)"
+  local root="$STATE/rootfs-bookworm"
+  rm -rf "$root"
+  debootstrap --variant=minbase \
+    --include=python3,python3-venv,python3-pip,ca-certificates \
+    bookworm "$root" "$(debian_uris)" >"$STATE/debootstrap.log" 2>&1 \
+    || { tail -n 30 "$STATE/debootstrap.log" >&2; exit 1; }
+  # Trust the host's CA bundle so pip inside containers reaches the package index.
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+  # Debian's apt caches and logs vary by run; drop them.
+  rm -rf "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* "$root"/var/log/*
+  tar -C "$root" -c . | docker import \
+    --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["python3"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$root"
+}
+
+install_engine
+start_engine
+install_tools
+start_registry
+make_base
+log "ready: engine $(docker version --format '{{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}'), base $BASE_IMAGE, registry 127.0.0.1:${REGISTRY_PORT}"
