@@ -1,0 +1,86 @@
+"""Shared fixtures. Three tiers:
+
+- pure unit tests (no marker) need nothing but Python;
+- ``engine`` tests build real images on the real Docker engine with buildx;
+- ``registry`` tests also push to the loopback registry on 127.0.0.1.
+
+`make test` (scripts/setup-engine.sh) installs and starts the engine, the registry and the base
+image before pytest runs; these fixtures fail loudly, never skip, when something is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from imagesmith.build import BuildOptions, build_project
+from imagesmith.engine import Engine
+from imagesmith.spec import load_spec
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+PROJECTS = Path(__file__).resolve().parent / "projects"
+BASE_IMAGE = os.environ.get("IMAGESMITH_TEST_BASE", "imagesmith-base:bookworm-py311")
+REGISTRY = os.environ.get("IMAGESMITH_TEST_REGISTRY", "127.0.0.1:5000")
+FIXED_EPOCH = 1700000000
+
+
+def copy_project(src: Path, dest: Path, *, git: bool = True) -> Path:
+    """A copy of a project in a fresh git repository (one commit at a fixed date), without the
+    lock, Dockerfile or artifacts a previous run may have left in the source folder."""
+    ignore = shutil.ignore_patterns("imagesmith.lock", "requirements.lock", "Dockerfile", "artifacts",
+                                    "__pycache__", "*.pyc")
+    shutil.copytree(src, dest, ignore=ignore)
+    if git:
+        env = dict(os.environ, GIT_AUTHOR_DATE=f"@{FIXED_EPOCH} +0000", GIT_COMMITTER_DATE=f"@{FIXED_EPOCH} +0000",
+                   GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
+                   GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
+        for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "fixture"]):
+            subprocess.run(argv, cwd=dest, env=env, check=True, capture_output=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    eng = Engine()
+    eng.client  # raises EngineError with a hint when there is no engine
+    if not eng.has_image(BASE_IMAGE):
+        pytest.fail(f"base image {BASE_IMAGE} is missing: run scripts/setup-engine.sh (make engine)")
+    return eng
+
+
+@pytest.fixture(scope="session")
+def base_image(engine) -> str:
+    return BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    try:
+        urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=5).read()
+    except OSError as exc:
+        pytest.fail(f"no registry at {REGISTRY} ({exc}): run scripts/setup-engine.sh (make engine)")
+    return REGISTRY
+
+
+@pytest.fixture(scope="session")
+def iris_built(tmp_path_factory, engine, base_image):
+    """The iris example built once per test session: (spec, BuildResult)."""
+    root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("iris") / "iris")
+    spec = load_spec(root)
+    result = build_project(spec, engine, BuildOptions(base=base_image, tag="imagesmith-test/iris"))
+    return spec, result
+
+
+@pytest.fixture(scope="session")
+def tiny_built(tmp_path_factory, engine, base_image):
+    """The small `tiny` project (one pure-Python dependency) built once per session."""
+    root = copy_project(PROJECTS / "tiny", tmp_path_factory.mktemp("tiny") / "tiny")
+    spec = load_spec(root)
+    result = build_project(spec, engine, BuildOptions(base=base_image, tag="imagesmith-test/tiny"))
+    return spec, result
