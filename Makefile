@@ -1,0 +1,28 @@
+# imagesmith: `make demo` and `make test` do all the set-up on a fresh Debian machine.
+PYTHON ?= python3
+BASE ?= imagesmith-base:bookworm-py311
+PYTEST_ARGS ?=
+
+.PHONY: install engine demo test test-unit bench clean
+
+install:
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# Docker engine with buildx, loopback registry, local Debian + Python 3.11 base image.
+engine:
+	bash scripts/setup-engine.sh
+
+demo: install engine
+	IMAGESMITH_BASE=$(BASE) bash scripts/demo.sh
+
+test: install engine
+	IMAGESMITH_TEST_BASE=$(BASE) $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PYTHON) -m pytest -m "not engine and not registry" $(PYTEST_ARGS)
+
+bench: install engine
+	IMAGESMITH_BASE=$(BASE) $(PYTHON) bench/run.py
+
+clean:
+	rm -rf examples/iris/imagesmith.lock examples/iris/requirements.lock examples/iris/Dockerfile examples/iris/artifacts

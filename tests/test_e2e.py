@@ -1,0 +1,173 @@
+"""Issue 2 end to end on the real engine: the iris example locked, rendered, built (train and
+serve), trained, served over HTTP on 127.0.0.1, and verified; verify fails on forged labels and
+mismatched locks; the rendered Dockerfile builds with plain BuildKit too."""
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from imagesmith import parity
+from imagesmith.lock import read_lock
+from tests.helpers import cli, docker_build
+
+pytestmark = pytest.mark.engine
+
+
+def test_train_and_serve_share_layers_and_parity(iris_built, engine):
+    spec, result = iris_built
+    train, serve = engine.image(result.images["train"].ref), engine.image(result.images["serve"].ref)
+    assert train.layers == serve.layers
+    assert train.labels["io.imagesmith.parity"] == serve.labels["io.imagesmith.parity"] == result.parity
+    assert train.labels["io.imagesmith.role"] == "train" and serve.labels["io.imagesmith.role"] == "serve"
+    assert train.id != serve.id  # they differ in config only
+    assert serve.config["ExposedPorts"] == {"8000/tcp": {}}
+    assert "8000/tcp" not in (train.config.get("ExposedPorts") or {})
+
+
+def test_labels_are_the_lock_s_manifest(iris_built, engine):
+    spec, result = iris_built
+    labels = engine.image(result.images["serve"].ref).labels
+    lock = read_lock(spec.lock_path)
+    manifest = parity.manifest_from_lock(lock)
+    assert json.loads(labels["io.imagesmith.manifest"]) == manifest
+    assert labels["io.imagesmith.parity"] == parity.digest(manifest)
+    assert labels["org.opencontainers.image.base.digest"] == lock.base.digest
+    assert labels["org.opencontainers.image.base.name"] == lock.base.name
+    assert labels["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"  # the fixture's commit time
+    assert len(labels["org.opencontainers.image.revision"]) == 40
+    assert {"org.opencontainers.image.source", "org.opencontainers.image.version"} <= set(labels)
+
+
+def test_lock_is_complete_and_hashed(iris_built):
+    spec, _ = iris_built
+    lock = read_lock(spec.lock_path)
+    names = {p.name for p in lock.packages}
+    assert {"scikit-learn", "numpy", "scipy", "fastapi", "uvicorn", "joblib", "threadpoolctl"} <= names
+    assert all(p.hashes and all(h.startswith("sha256:") for h in p.hashes) for p in lock.packages)
+    assert lock.base.source == "local" and lock.base.digest.startswith("sha256:")
+    assert lock.base.python_version.startswith("3.11.")
+    assert set(dict(lock.preprocessing)) == {"preprocessing/__init__.py", "preprocessing/features.py"}
+
+
+def test_verify_cli_passes_on_the_pair(iris_built):
+    spec, result = iris_built
+    proc = cli("verify", result.images["serve"].ref, "--lock", str(spec.lock_path),
+               "--pair", result.images["train"].ref, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["parity"] == result.parity and report["problems"] == []
+
+
+def test_verify_fails_on_forged_label(iris_built, tmp_path):
+    spec, result = iris_built
+    forged = "sha256:" + "0" * 64
+    docker_build(f"FROM {result.images['serve'].ref}\nLABEL io.imagesmith.parity={forged}\n",
+                 "imagesmith-test/forged:serve", tmp_path / "forged")
+    proc = cli("verify", "imagesmith-test/forged:serve", "--lock", str(spec.lock_path))
+    assert proc.returncode == 1
+    assert "forged or edited label" in proc.stdout
+    proc = cli("verify", "imagesmith-test/forged:serve", "--expect", result.parity)
+    assert proc.returncode == 1
+
+
+def test_verify_fails_on_a_lock_that_does_not_match(iris_built, tmp_path):
+    spec, result = iris_built
+    data = json.loads(spec.lock_path.read_text())
+    data["environment"]["seed"] = 43
+    data["packages"][0]["version"] = "0.0.0"
+    other = tmp_path / "imagesmith.lock"
+    other.write_text(json.dumps(data))
+    proc = cli("verify", result.images["serve"].ref, "--lock", str(other))
+    assert proc.returncode == 1
+    assert "seed: 42, expected 43" in proc.stdout
+    assert f"packages: {data['packages'][0]['name']} is" in proc.stdout
+
+
+def test_verify_pair_fails_when_layers_differ(iris_built, tmp_path):
+    spec, result = iris_built
+    docker_build(f"FROM {result.images['serve'].ref}\nRUN echo extra > /app/extra.txt\n",
+                 "imagesmith-test/child:serve", tmp_path / "child")
+    proc = cli("verify", "imagesmith-test/child:serve", "--pair", result.images["train"].ref)
+    assert proc.returncode == 1
+    assert "filesystem layers differ" in proc.stdout
+
+
+def test_verify_usage_and_engine_errors_exit_2(iris_built):
+    assert cli("verify", "imagesmith-test/iris:serve").returncode == 2
+    proc = cli("verify", "no-such-image:nope", "--expect", "sha256:" + "0" * 64)
+    assert proc.returncode == 2 and "not in the local engine" in proc.stderr
+    proc = cli("verify", "imagesmith-test/iris:serve", "--lock", "x", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    assert proc.returncode == 2 and "Docker engine is not reachable" in proc.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_train_then_serve_a_prediction(iris_built, engine, tmp_path):
+    spec, result = iris_built
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    out = engine.run(result.images["train"].ref, [], entrypoint=None,
+                     volumes={str(artifacts): {"bind": "/artifacts", "mode": "rw"}})
+    assert json.loads(out.strip().splitlines()[-1])["trained"] is True
+    assert (artifacts / "model.joblib").is_file()
+    port = _free_port()
+    cid = subprocess.run(["docker", "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:8000", "-v",
+                          f"{artifacts}:/artifacts:ro", result.images["serve"].ref],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        body = json.dumps([{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]).encode()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body,
+                                             headers={"content-type": "application/json"})
+                answer = json.loads(urllib.request.urlopen(req, timeout=5).read())
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    logs = subprocess.run(["docker", "logs", cid], capture_output=True, text=True)
+                    pytest.fail(f"serve did not answer: {logs.stdout}{logs.stderr}")
+                time.sleep(0.5)
+        assert answer["classes"] == ["setosa"]
+        assert abs(sum(answer["probabilities"][0]) - 1.0) < 1e-9
+    finally:
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+
+
+def test_plain_buildx_builds_the_rendered_dockerfile(iris_built, engine):
+    """The committed Dockerfile works in a CI pipeline without imagesmith, and stamps the label."""
+    spec, result = iris_built
+    proc = subprocess.run(["docker", "buildx", "build", "-q", "--load", "--target", "serve",
+                           "-t", "imagesmith-test/plain:serve", str(spec.root)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plain = engine.image("imagesmith-test/plain:serve")
+    assert plain.labels["io.imagesmith.parity"] == result.parity
+    assert plain.labels["io.imagesmith.role"] == "serve"
+
+
+def test_render_and_lock_check(iris_built, tmp_path, base_image):
+    spec, _ = iris_built
+    root = tmp_path / "iris"
+    shutil.copytree(spec.root, root)
+    env = {"IMAGESMITH_BASE": base_image}
+    assert cli("render", "-p", str(root), "--check", env=env).returncode == 0
+    assert cli("lock", "-p", str(root), "--check", env=env).returncode == 0
+    spec_file = root / "imagesmith.yaml"
+    spec_file.write_text(spec_file.read_text().replace("seed: 42", "seed: 43"))
+    proc = cli("lock", "-p", str(root), "--check", env=env)
+    assert proc.returncode == 1 and "environment changed" in proc.stderr
+    proc = cli("render", "-p", str(root), "--check", env=env)
+    assert proc.returncode == 1  # the lock is stale, so the Dockerfile cannot be current
+    assert cli("lock", "-p", str(root), env=env).returncode == 0
+    assert cli("render", "-p", str(root), "--check", env=env).returncode == 1
+    assert cli("render", "-p", str(root), env=env).returncode == 0
+    assert cli("render", "-p", str(root), "--check", env=env).returncode == 0

@@ -1,0 +1,50 @@
+import hashlib
+import json
+
+from imagesmith import parity
+from tests.helpers import fake_lock
+
+
+def test_digest_is_sha256_of_canonical_json_as_documented():
+    manifest = parity.manifest_from_lock(fake_lock())
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert parity.canonical(manifest) == text
+    assert parity.digest(manifest) == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_manifest_has_exactly_the_documented_keys():
+    assert tuple(sorted(parity.manifest_from_lock(fake_lock()))) == tuple(sorted(parity.MANIFEST_KEYS))
+
+
+def test_everything_that_decides_numbers_changes_the_digest():
+    from dataclasses import replace
+
+    from imagesmith.lock import BasePin
+    from imagesmith.lock.resolvers import Pin
+
+    ref = parity.digest(parity.manifest_from_lock(fake_lock()))
+    variants = [
+        fake_lock(seed=8),
+        fake_lock(determinism=True),
+        fake_lock(env=(("A", "other"),)),
+        fake_lock(packages=(Pin("six", "1.16.0", ("sha256:" + "b" * 64,)),)),
+        fake_lock(packages=(Pin("six", "1.17.0", ("sha256:" + "d" * 64,)),)),
+        fake_lock(system_packages=(("libgomp1", "12.2.0-15"),)),
+        fake_lock(preprocessing=(("app/prep.py", "sha256:" + "e" * 64),)),
+        fake_lock(base=BasePin("python:3.11-slim", "sha256:" + "f" * 64, "registry", "3.11.9")),
+        fake_lock(platform="linux/arm64"),
+    ]
+    digests = {parity.digest(parity.manifest_from_lock(v)) for v in variants}
+    assert ref not in digests and len(digests) == len(variants)
+    # The base's name is not part of the parity (a re-tag changes nothing); its digest is.
+    same = fake_lock(base=replace(fake_lock().base, name="mirror.example/python:3.11-slim"))
+    assert parity.digest(parity.manifest_from_lock(same)) == ref
+
+
+def test_compare_names_each_difference():
+    a = parity.manifest_from_lock(fake_lock())
+    b = parity.manifest_from_lock(fake_lock(seed=8, preprocessing=()))
+    lines = parity.compare(a, b)
+    assert "seed: 8, expected 7" in lines
+    assert any(line.startswith("preprocessing: app/prep.py missing") for line in lines)
+    assert parity.compare(a, a) == []

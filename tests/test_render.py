@@ -1,0 +1,88 @@
+"""Rendering: golden output, determinism, and escaping of every spec value.
+
+The golden Dockerfile is tests/golden/tiny.Dockerfile. After an intended change to the template or
+the runtime, regenerate it with `UPDATE_GOLDEN=1 python -m pytest tests/test_render.py` and review the diff.
+"""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from imagesmith import parity
+from imagesmith.errors import RenderError
+from imagesmith.render import copy_args, dquote, exec_form, render
+from imagesmith.spec import load_spec
+from tests.helpers import fake_lock
+
+HERE = Path(__file__).resolve().parent
+GOLDEN = HERE / "golden" / "tiny.Dockerfile"
+
+
+@pytest.fixture
+def tiny():
+    return load_spec(HERE / "projects" / "tiny")
+
+
+def test_golden(tiny):
+    text = render(tiny, fake_lock())
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_render_is_deterministic(tiny):
+    assert render(tiny, fake_lock()) == render(tiny, fake_lock())
+
+
+def test_targets_share_the_stage_and_differ_only_in_metadata(tiny):
+    text = render(tiny, fake_lock())
+    stages = re.split(r"^FROM ", text, flags=re.M)
+    train = next(s for s in stages if s.startswith("shared AS train"))
+    serve = next(s for s in stages if s.startswith("shared AS serve"))
+    allowed = ("ARG ", "LABEL ", "EXPOSE ", "ENTRYPOINT ", "CMD ", "      ", "shared AS", "")
+    for stage in (train, serve):
+        for line in stage.splitlines():
+            assert line.startswith(allowed), line
+
+
+def test_parity_and_manifest_labels_are_the_parity_module_s(tiny):
+    lock = fake_lock()
+    text = render(tiny, lock)
+    manifest = parity.manifest_from_lock(lock)
+    assert f'io.imagesmith.parity="{parity.digest(manifest)}"' in text
+    assert "FROM ${IMAGESMITH_BASE}" in text
+    assert f"ARG IMAGESMITH_BASE=python:3.11-slim@sha256:{'a' * 64}" in text
+
+
+def test_dependencies_come_before_code(tiny):
+    text = render(tiny, fake_lock())
+    order = [text.index(s) for s in ("apt-get install", "pip --python", 'COPY ["app/prep.py"', 'COPY ["app/main.py"')]
+    assert order == sorted(order)
+
+
+def test_system_packages_are_pinned(tiny):
+    assert "apt-get install -y --no-install-recommends libgomp1=12.2.0-14" in render(tiny, fake_lock())
+
+
+def test_escaping_filters():
+    assert dquote('a"b$c\\d') == '"a\\"b\\$c\\\\d"'
+    assert exec_form(["python", "-c", 'print("x")']) == '["python", "-c", "print(\\"x\\")"]'
+    assert copy_args("src/") == '["src/", "/app/src/"]'
+    for bad in ("a\nRUN x", "x\r", "nul\0"):
+        with pytest.raises(RenderError):
+            dquote(bad)
+        with pytest.raises(RenderError):
+            exec_form([bad])
+    for bad in ("../x", "/etc", "a*b", 'a"b'):
+        with pytest.raises(RenderError):
+            copy_args(bad)
+
+
+def test_hostile_env_value_renders_quoted_on_one_line(tiny):
+    """The hostile env value in fake_lock renders on one line, quoted, with $ escaped."""
+    text = render(tiny, fake_lock())
+    line = next(ln for ln in text.splitlines() if ln.startswith("ENV A="))
+    assert line == 'ENV A="quote \\" dollar \\$HOME back\\\\slash" \\'

