@@ -165,17 +165,26 @@ def verify(
     lock_file: Optional[Path] = typer.Option(None, "--lock", help="Recompute the parity from this imagesmith.lock and compare."),
     expect: Optional[str] = typer.Option(None, "--expect", help="The parity the image must have (sha256:...)."),
     pair: Optional[str] = typer.Option(None, "--pair", help="The other image of a train/serve pair: same parity, same layers."),
+    model: Optional[Path] = typer.Option(None, "--model", help="An artifacts folder train stamped: the model must match this image."),
     as_json: bool = JsonOpt,
 ):
-    """Check an image's parity against a lock, an expected digest, or its pair. Exit 0 holds, 1 not."""
+    """Check an image's parity against a lock, an expected digest, its pair, or a trained model. Exit 0 holds, 1 not."""
     from .verify import verify_image
 
     try:
-        if lock_file is None and expect is None and pair is None:
-            raise UsageError("nothing to verify against", hint="give --lock FILE, --expect sha256:..., or --pair IMAGE")
+        if lock_file is None and expect is None and pair is None and model is None:
+            raise UsageError("nothing to verify against",
+                             hint="give --lock FILE, --expect sha256:..., --pair IMAGE or --model DIR")
         if expect is not None and not (expect.startswith("sha256:") and len(expect) == 71):
             raise UsageError(f"--expect must be sha256:<64 hex digits>, not {expect!r}")
-        report = verify_image(Engine(), image, lock=lock_file, expect=expect, pair=pair)
+        engine = Engine()
+        report = verify_image(engine, image, lock=lock_file, expect=expect, pair=pair)
+        if model is not None:
+            from .stamp import verify_model
+
+            model_check = verify_model(engine, image, model)
+            report.checks += [f"model: {line}" for line in model_check.checks]
+            report.problems += [f"model: {line}" for line in model_check.problems]
     except ImagesmithError as exc:
         _fail(exc)
         return
@@ -188,6 +197,60 @@ def verify(
             typer.echo(f"FAIL: {line}")
         typer.echo(f"{image}: {'verified' if report.ok else 'NOT verified'} (parity {report.parity})")
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def run(
+    role: str = typer.Argument(..., help="train or serve."),
+    command: Optional[List[str]] = typer.Argument(None, help="A command instead of the image's (put -- before it when it has options)."),
+    project: Path = ProjectOpt,
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Repository of the images REPO:train / REPO:serve (default: the spec's name)."),
+    artifacts: Optional[Path] = typer.Option(None, "--artifacts", "-a", help="Host folder mounted at the spec's artifacts path (default: PROJECT/artifacts)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Host port for the serve port, on 127.0.0.1 (default: the same number)."),
+    env: List[str] = typer.Option([], "--env", "-e", help="KEY=VALUE for the container (repeatable)."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Serve a model whose stamp does not match the image (logged loudly)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name for the container."),
+):
+    """Run the train or serve image like `docker run`, with the artifacts folder mounted. Exits with the container's code."""
+    from .run import parse_env, run_role
+
+    try:
+        spec = load_spec(project)
+        code = run_role(spec, Engine(), role, command or (), tag=tag, artifacts=artifacts, host_port=port,
+                        env=parse_env(env), allow_mismatch=allow_mismatch, name=name)
+    except ImagesmithError as exc:
+        _fail(exc)
+        return
+    raise typer.Exit(code)
+
+
+@app.command()
+def export(
+    what: str = typer.Argument(..., help="What to export: preprocessing."),
+    project: Path = ProjectOpt,
+    output: Path = typer.Option(Path("."), "--output", "-o", help="Folder to write into."),
+    base: Optional[str] = BaseOpt,
+    as_json: bool = JsonOpt,
+):
+    """Write the preprocessing wheel (version = content digest, as in the lock and both images) for batch jobs."""
+    from .fsutil import sha256_file
+    from .lock import ensure_fresh
+    from .preprocessing import distribution_name, export as export_wheel
+
+    try:
+        if what != "preprocessing":
+            raise UsageError(f"cannot export {what!r}", hint="imagesmith export preprocessing [-o DIR]")
+        spec = load_spec(project)
+        lock = ensure_fresh(spec, base)
+        path = Path(export_wheel(spec, lock, output))
+    except ImagesmithError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json({"wheel": str(path), "name": distribution_name(spec.name),
+                    "version": lock.preprocessing_version, "sha256": sha256_file(path)})
+    else:
+        typer.echo(str(path))
 
 
 @app.command()

@@ -131,6 +131,52 @@ class Engine:
             raise EngineError(f"cannot run a container of {image}: {_first_line(exc)}", hint=ENGINE_HINT) from exc
         return out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
 
+    def run_attached(self, image: str, command: Sequence[str], *, mounts: dict[str, str] | None = None,
+                     ports: dict[int, int] | None = None, environment: dict[str, str] | None = None,
+                     name: str | None = None) -> int:
+        """``docker run --rm`` in the foreground, as a user would type it: the container's output on
+        this terminal, Ctrl-C and SIGTERM passed on to it, its exit code returned.
+        ``mounts``: host folder -> container path (bind); ``ports``: container port -> host port,
+        published on 127.0.0.1 only."""
+        import signal
+
+        argv = [_docker_cli(), "run", "--rm"]
+        if sys.stdin.isatty():
+            argv += ["-i", "-t"] if sys.stdout.isatty() else ["-i"]
+        if name:
+            argv += ["--name", name]
+        for host, target in sorted((mounts or {}).items()):
+            argv += ["--mount", f"type=bind,source={host},target={target}"]
+        for container_port, host_port in sorted((ports or {}).items()):
+            argv += ["-p", f"127.0.0.1:{host_port}:{container_port}"]
+        for key, value in sorted((environment or {}).items()):
+            argv += ["-e", f"{key}={value}"]
+        argv += [image, *command]
+        try:
+            proc = subprocess.Popen(argv)
+        except FileNotFoundError as exc:
+            raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+
+        def forward(signum, frame):  # docker run passes signals on to the container (sig-proxy)
+            try:
+                proc.send_signal(signum)
+            except OSError:
+                pass
+
+        try:
+            previous = signal.signal(signal.SIGTERM, forward)
+        except ValueError:  # not the main thread: leave SIGTERM alone
+            previous = None
+        try:
+            while True:
+                try:
+                    return proc.wait()
+                except KeyboardInterrupt:  # the terminal sent SIGINT to docker too; wait for it
+                    continue
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
     # ---- lock support ------------------------------------------------------------------------
 
     def pin_base(self, ref: str) -> BasePin:

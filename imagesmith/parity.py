@@ -15,6 +15,8 @@ Algorithm (version 1):
         "packages": {"<canonical name>": {"version": "<v>", "hashes": ["sha256:<hex>", ...sorted]}},
         "system_packages": {"<name>": "<exact version>"},
         "preprocessing": {"<relative posix path>": "sha256:<hex of the file's bytes>"},
+        "preprocessing_version": "0+sha256.<12 hex>" (the preprocessing wheel's version; null
+                                 when the spec names no preprocessing files),
         "seed": <int>,
         "determinism": <bool>,
         "env": {"<NAME>": "<value>"}}
@@ -25,6 +27,10 @@ Algorithm (version 1):
 
 The canonical text is also what the ``io.imagesmith.manifest`` label holds, so anyone can check
 a label with ``sha256sum`` alone.
+
+This module uses the standard library only: ``render.py`` embeds it into every image as
+``imagesmith_parity`` so that the runtime compares a model's stamp with the image by these same
+functions (see ``stamp.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Any
 
 PARITY_VERSION = 1
 MANIFEST_KEYS = ("imagesmith_parity", "base", "python", "platform", "packages", "system_packages",
-                 "preprocessing", "seed", "determinism", "env")
+                 "preprocessing", "preprocessing_version", "seed", "determinism", "env")
 
 
 def manifest_from_lock(lock) -> dict[str, Any]:
@@ -48,6 +54,7 @@ def manifest_from_lock(lock) -> dict[str, Any]:
         "packages": {p.name: {"version": p.version, "hashes": sorted(p.hashes)} for p in lock.packages},
         "system_packages": dict(lock.system_packages),
         "preprocessing": dict(lock.preprocessing),
+        "preprocessing_version": lock.preprocessing_version,
         "seed": lock.seed,
         "determinism": lock.determinism,
         "env": dict(lock.env),

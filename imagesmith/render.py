@@ -8,12 +8,13 @@ quote them for the Dockerfile parser and refuse anything that could start a new 
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
-from . import __version__, parity
+from . import __version__, parity, preprocessing, stamp
 from .errors import RenderError
 from .lock import Lock
 from .spec import Spec
@@ -43,14 +44,14 @@ def exec_form(argv) -> str:
     return json.dumps(list(argv))
 
 
-def copy_args(rel: str) -> str:
-    """``["<path>", "/app/<path>"]`` for COPY, keeping the project-relative layout."""
+def copy_args(rel: str, root: str = "/app") -> str:
+    """``["<path>", "<root>/<path>"]`` for COPY, keeping the project-relative layout."""
     _no_breaks(rel, "the path")
     if rel.startswith("/") or ".." in rel.split("/") or any(c in rel for c in '*?[]"$\\'):
         raise RenderError(f"the path {rel!r} is not a plain relative path inside the project")
-    dest = "/app/" + rel.rstrip("/")
+    dest = root + "/" + rel.rstrip("/")
     if rel == ".":
-        dest = "/app/"
+        dest = root + "/"
     return json.dumps([rel, dest + ("/" if (rel.endswith("/") or rel == ".") else "")])
 
 
@@ -73,22 +74,61 @@ class RuntimeFile:
     delimiter: str
 
 
+# Modules of the imagesmith package that are standard-library only and also go into every image,
+# under these names: the runtime checks a model's stamp with the same code as `verify --model`.
+EMBEDDED_MODULES = {"parity.py": "imagesmith_parity.py", "stamp.py": "imagesmith_stamp.py"}
+
+
+def site_packages(python: str) -> str:
+    return f"{VENV}/lib/python{python}/site-packages"
+
+
+def heredoc_file(dest: str, text: str, name: str) -> RuntimeFile:
+    """A file for a heredoc COPY; the delimiter is derived from ``name``."""
+    if not text.endswith("\n"):
+        text += "\n"
+    delimiter = "IMAGESMITH_EOF_" + name.upper().replace("-", "_").replace(".", "_")
+    if f"\n{delimiter}\n" in "\n" + text:
+        raise RenderError(f"runtime file {name} contains its heredoc delimiter")
+    return RuntimeFile(dest=dest, text=text, delimiter=delimiter)
+
+
 def runtime_files(python: str) -> list[RuntimeFile]:
     """The standard-library runtime that goes into every image, embedded with heredocs so the
     Dockerfile needs nothing but the project as its build context."""
-    site = f"{VENV}/lib/python{python}/site-packages"
-    out = []
-    for src in sorted(RUNTIME_DIR.iterdir()):
-        if src.suffix not in (".py", ".pth") or src.name.startswith("_"):
-            continue
-        text = src.read_text(encoding="utf-8")
-        if not text.endswith("\n"):
-            text += "\n"
-        delimiter = "IMAGESMITH_EOF_" + src.stem.upper().replace("-", "_")
-        if f"\n{delimiter}\n" in "\n" + text:
-            raise RenderError(f"runtime file {src.name} contains its heredoc delimiter")
-        out.append(RuntimeFile(dest=f"{site}/{src.name}", text=text, delimiter=delimiter))
-    return out
+    site = site_packages(python)
+    sources = [(src, src.name) for src in RUNTIME_DIR.iterdir()
+               if src.suffix in (".py", ".pth") and not src.name.startswith("_")]
+    package = Path(__file__).resolve().parent
+    sources += [(package / name, dest) for name, dest in EMBEDDED_MODULES.items()]
+    return [heredoc_file(f"{site}/{dest}", src.read_text(encoding="utf-8"), Path(dest).stem)
+            for src, dest in sorted(sources, key=lambda item: item[1])]
+
+
+def image_facts_file(spec: Spec, lock: Lock) -> RuntimeFile:
+    """``imagesmith_image.json`` beside the runtime: what the image knows about itself."""
+    text = json.dumps(stamp.image_facts(spec, lock), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return heredoc_file(f"{site_packages(lock.python)}/{stamp.FACTS_FILE}", text, "image_facts")
+
+
+def preprocessing_context(spec: Spec, lock: Lock) -> dict | None:
+    """What the template needs to build the preprocessing wheel and install it (None: no files)."""
+    version = lock.preprocessing_version
+    if not spec.preprocessing or version is None:
+        return None
+    name = preprocessing.distribution_name(spec.name)
+    builder = heredoc_file(f"/run/imagesmith/{preprocessing.BUILDER_NAME}",
+                           (Path(__file__).resolve().parent / "preprocessing.py").read_text(encoding="utf-8"),
+                           "preprocessing")
+    site = site_packages(lock.python)
+    return {
+        "builder": builder,
+        "paths": list(spec.preprocessing),
+        "build": ["python3", builder.dest, "--root", "/src", "--name", name, "--version", version,
+                  "--out", "/wheel", "--", *spec.preprocessing],
+        "wheel": preprocessing.wheel_filename(name, version),
+        "compile": " ".join(shlex.quote(f"{site}/{top}") for top in preprocessing.top_level(spec.preprocessing)),
+    }
 
 
 def image_env(lock: Lock) -> dict[str, str]:
@@ -129,8 +169,8 @@ def render(spec: Spec, lock: Lock) -> str:
         "base_name": lock.base.name,
         "base_digest": lock.base.digest,
         "system_packages": [f"{n}={v}" for n, v in lock.system_packages],
-        "runtime_files": runtime_files(lock.python),
-        "preprocessing": list(spec.preprocessing),
+        "runtime_files": runtime_files(lock.python) + [image_facts_file(spec, lock)],
+        "preprocessing": preprocessing_context(spec, lock),
         "source": list(spec.source),
         "env": sorted(image_env(lock).items()),
         "targets": targets,

@@ -59,7 +59,8 @@ def test_parity_and_manifest_labels_are_the_parity_module_s(tiny):
 
 def test_dependencies_come_before_code(tiny):
     text = render(tiny, fake_lock())
-    order = [text.index(s) for s in ("apt-get install", "pip --python", 'COPY ["app/prep.py"', 'COPY ["app/main.py"')]
+    order = [text.index(s) for s in ("apt-get install", "pip --python", "preprocessing/tiny_preprocessing-0+sha256.",
+                                     'COPY ["app/main.py"')]
     assert order == sorted(order)
 
 

@@ -69,6 +69,14 @@ class Lock:
     def preprocessing_digest(self) -> str:
         return preprocessing_digest(dict(self.preprocessing))
 
+    @property
+    def preprocessing_version(self) -> str | None:
+        """The preprocessing wheel's version (content digest; see imagesmith/preprocessing.py),
+        None when the spec names no preprocessing files."""
+        from ..preprocessing import version_for
+
+        return version_for(self.preprocessing_digest) if self.preprocessing else None
+
     def to_json(self) -> str:
         data = {
             "imagesmith_lock": LOCK_FORMAT,
@@ -80,7 +88,8 @@ class Lock:
                      "python_version": self.base.python_version},
             "packages": [p.as_dict() for p in self.packages],
             "system_packages": [{"name": n, "version": v} for n, v in self.system_packages],
-            "preprocessing": {"files": dict(self.preprocessing), "digest": self.preprocessing_digest},
+            "preprocessing": {"files": dict(self.preprocessing), "digest": self.preprocessing_digest,
+                              "version": self.preprocessing_version},
             "environment": {"seed": self.seed, "determinism": self.determinism, "env": dict(self.env)},
             **self.extras,
         }

@@ -1,15 +1,38 @@
 """imagesmith's runtime inside the image: standard library only, no network.
 
-The image's ENTRYPOINT is ``python -m imagesmith_runtime ROLE -- COMMAND...``. It makes sure the
-seed and determinism settings recorded in the parity manifest are in force, then runs the
-user's command: ``train`` as a child process (so it can act when training succeeds), ``serve``
-by replacing itself with the command (so signals reach the server directly).
+The image's ENTRYPOINT is ``python -m imagesmith_runtime ROLE -- COMMAND...``. Before the
+user's command runs it
+
+1. reads ``imagesmith_image.json`` (written next to this file at build time: the image's
+   parity, manifest, preprocessing wheel, seed and artifacts path);
+2. puts the seed in force for every Python process the command starts: ``PYTHONHASHSEED`` and
+   ``IMAGESMITH_SEED`` (read by ``imagesmith.pth`` / ``imagesmith_seed`` at each interpreter's
+   start), ``IMAGESMITH_DETERMINISM``; values given with ``docker run -e`` are overridden,
+   because the seed is part of the parity;
+3. ``train``: removes a stamp left by an earlier run, runs the command as a child (forwarding
+   signals), and when it exits 0 writes ``imagesmith-stamp.json`` over what it wrote to the
+   artifacts folder (see ``imagesmith_stamp``). The image digest comes from
+   ``IMAGESMITH_IMAGE_DIGEST`` (``imagesmith run`` passes it in; a container cannot see it);
+4. ``serve``: checks the model in the artifacts folder against the image
+   (``imagesmith_stamp.check_model``) and refuses to start, exit 3, naming each difference,
+   unless ``IMAGESMITH_ALLOW_MISMATCH=1`` is set, which is logged loudly; then replaces itself
+   with the command (so signals reach the server directly).
+
+Exit codes: the command's own; 2 for a runtime usage or set-up error; 3 when serve refuses;
+127 when the command cannot be started.
 """
 
 import os
 import sys
 
 ROLES = ("train", "serve")
+REFUSED = 3
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _log(message):
+    sys.stderr.write("imagesmith: %s\n" % message)
+    sys.stderr.flush()
 
 
 def _usage(message):
@@ -17,31 +40,114 @@ def _usage(message):
     return 2
 
 
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ROLES:
-        return _usage("the first argument must be train or serve")
-    role, rest = argv[0], argv[1:]
-    if rest[:1] == ["--"]:
-        rest = rest[1:]
-    if not rest:
-        return _usage("no command to run")
-    seed = os.environ.get("IMAGESMITH_SEED")
-    if seed is not None:
-        os.environ["PYTHONHASHSEED"] = seed
-    os.environ["IMAGESMITH_ROLE"] = role
-    if role == "serve":
-        try:
-            os.execvp(rest[0], rest)
-        except OSError as exc:
-            sys.stderr.write("imagesmith runtime: cannot start %r: %s\n" % (rest[0], exc))
-            return 127
+def seed_environment(facts, environ, role):
+    """Set the variables that put the seed and determinism in force for the command."""
+    seed = str(int(facts["seed"]))
+    environ["PYTHONHASHSEED"] = seed
+    environ["IMAGESMITH_SEED"] = seed
+    environ["IMAGESMITH_DETERMINISM"] = "on" if facts.get("determinism") else "off"
+    environ["IMAGESMITH_ROLE"] = role
+    environ["IMAGESMITH_PARITY"] = facts["parity"]
+
+
+def _call(command, environ):
+    """Run ``command`` as a child, forwarding termination signals; its exit code (128+N if killed)."""
+    import signal
     import subprocess
 
     try:
-        return subprocess.call(rest)
+        proc = subprocess.Popen(command, env=dict(environ))
     except OSError as exc:
-        sys.stderr.write("imagesmith runtime: cannot start %r: %s\n" % (rest[0], exc))
+        _log("cannot start %r: %s" % (command[0], exc))
+        return 127
+
+    def forward(signum, frame):
+        try:
+            proc.send_signal(signum)
+        except OSError:
+            pass
+
+    for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), forward)
+    rc = proc.wait()
+    return 128 - rc if rc < 0 else rc
+
+
+def train(command, facts, environ):
+    import imagesmith_stamp as stamp
+
+    folder = facts["artifacts"]
+    old = os.path.join(folder, stamp.STAMP_FILE)
+    try:  # a failed run must not leave a stamp that vouches for half-written files
+        if os.path.exists(old):
+            os.unlink(old)
+    except OSError as exc:
+        _log("cannot remove the old stamp %s: %s" % (old, exc))
+        return 2
+    rc = _call(command, environ)
+    if rc != 0:
+        _log("train exited %d: no stamp written" % rc)
+        return rc
+    if not stamp.artifact_digests(folder):
+        _log("train wrote nothing to %s: no stamp written" % folder)
+        return 0
+    record = stamp.make_stamp(facts, folder, image_digest=environ.get(stamp.DIGEST_ENV),
+                              image_ref=environ.get(stamp.REF_ENV), command=command)
+    try:
+        path = stamp.write_stamp(folder, record)
+    except OSError as exc:
+        _log("training succeeded but the stamp cannot be written to %s: %s" % (folder, exc))
+        return 2
+    _log("stamped %d model file(s): %s (parity %s%s)" % (
+        len(record["artifacts"]), path, facts["parity"],
+        "" if record["image"]["digest"] else "; image digest unknown: not started by `imagesmith run`"))
+    return 0
+
+
+def serve_check(facts, environ):
+    """True when the server may start (the model matches, or the override is set)."""
+    import imagesmith_stamp as stamp
+
+    check = stamp.check_model(facts["artifacts"], facts["parity"], facts["manifest"])
+    if check.ok:
+        for line in check.checks:
+            _log(line)
+        return True
+    if environ.get(stamp.ALLOW_ENV) == "1":
+        sys.stderr.write(stamp.override_banner(check))
+        sys.stderr.flush()
+        return True
+    sys.stderr.write(stamp.refusal(check))
+    sys.stderr.flush()
+    return False
+
+
+def main(argv=None, facts_path=None, environ=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    if not argv or argv[0] not in ROLES:
+        return _usage("the first argument must be train or serve")
+    role, command = argv[0], argv[1:]
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        return _usage("no command to run")
+    import imagesmith_stamp as stamp
+
+    try:
+        facts = stamp.read_facts(facts_path or os.path.join(HERE, stamp.FACTS_FILE))
+    except stamp.StampError as exc:
+        return _usage(str(exc))
+    seed_environment(facts, environ, role)
+    if role == "train":
+        return train(command, facts, environ)
+    if not serve_check(facts, environ):
+        return REFUSED
+    try:
+        os.execvpe(command[0], command, environ)
+    except OSError as exc:
+        _log("cannot start %r: %s" % (command[0], exc))
         return 127
 
 

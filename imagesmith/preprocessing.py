@@ -1,0 +1,236 @@
+"""Preprocessing as a versioned artifact: the spec's preprocessing files built into a wheel.
+
+The wheel holds the files named by the spec's ``preprocessing`` list at their project-relative
+paths (``preprocessing/features.py`` is imported as ``preprocessing.features``, as it is from
+the project directory). Its version carries the content digest of those files::
+
+    version = "0+sha256." + the first 12 hex digits of the preprocessing digest
+
+where the preprocessing digest is the one the lock records: ``sha256`` of the JSON object
+``{relative posix path: "sha256:<hex of the file's bytes>"}`` (keys sorted, separators ``,`` and
+``:``), over every file under each named path except ``__pycache__`` folders and ``*.pyc``.
+The distribution is named ``<project name>-preprocessing``.
+
+The wheel's bytes are a pure function of the name and the files: entries sorted, stored
+uncompressed, dated 1980-01-01, mode 0644, so the wheel ``imagesmith export preprocessing``
+writes on a host is byte-identical to the one the image build makes and installs.
+
+This module is **standard library only at import time**: ``render.py`` embeds its text in the
+Dockerfile, where the ``preprocessing-build`` stage runs it with the base image's Python
+(``python3 build_preprocessing.py --root /src --name N --version V --out /wheel -- PATH...``)
+and fails the build when the files no longer give the locked version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import zipfile
+from typing import Iterable
+
+try:  # inside the imagesmith package
+    from .errors import ImagesmithError as _ErrorBase
+except ImportError:  # embedded in a Dockerfile and run as a script: standard library only
+
+    class _ErrorBase(Exception):  # type: ignore[no-redef]
+        exit_code = 2
+
+        def __init__(self, message: str, *, hint: str | None = None) -> None:
+            super().__init__(message)
+            self.message = message
+            self.hint = hint
+
+
+VERSION_PREFIX = "0+sha256."
+VERSION_DIGITS = 12
+DIST_SUFFIX = "-preprocessing"
+WHEEL_TAG = "py3-none-any"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+BUILDER_NAME = "build_preprocessing.py"  # the name the Dockerfile gives this module
+
+
+class PreprocessingError(_ErrorBase):
+    """The preprocessing wheel cannot be built as asked (files changed since the lock, bad paths)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Names and versions
+
+
+def distribution_name(project: str) -> str:
+    """``iris`` -> ``iris-preprocessing``."""
+    return project + DIST_SUFFIX
+
+
+def version_for(digest: str) -> str:
+    """The wheel version for a preprocessing digest (``sha256:<hex>``)."""
+    hexdigits = digest.split(":", 1)[-1]
+    if not re.fullmatch(r"[0-9a-f]{64}", hexdigits):
+        raise PreprocessingError(f"{digest!r} is not a sha256 digest")
+    return VERSION_PREFIX + hexdigits[:VERSION_DIGITS]
+
+
+def wheel_filename(name: str, version: str) -> str:
+    """The wheel's file name (PEP 427, with the name normalised as PEP 491 asks)."""
+    return f"{_normalise(name)}-{version}-{WHEEL_TAG}.whl"
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+# --------------------------------------------------------------------------------------------
+# Files and digests (the same rules as the lock: see the module docstring)
+
+
+def files_under(root: str, rel: str) -> list[str]:
+    """The files named by ``rel`` (a file or a folder) as sorted POSIX paths relative to root."""
+    target = os.path.join(root, rel)
+    if os.path.isfile(target):
+        return [rel.replace(os.sep, "/").strip("/")]
+    if not os.path.isdir(target):
+        raise PreprocessingError(f"preprocessing path {rel!r} does not exist under {root}",
+                                 hint="fix the preprocessing list in the spec")
+    out = []
+    for dirpath, dirnames, filenames in os.walk(target):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in filenames:
+            if name.endswith(".pyc"):
+                continue
+            out.append(os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/"))
+    return sorted(out)
+
+
+def file_digests(root: str, paths: Iterable[str]) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for rel in paths:
+        for f in files_under(root, rel):
+            with open(os.path.join(root, f), "rb") as fh:
+                files[f] = "sha256:" + hashlib.sha256(fh.read()).hexdigest()
+    return dict(sorted(files.items()))
+
+
+def digest_of(files: dict[str, str]) -> str:
+    """The preprocessing digest of ``{path: sha256}`` (the lock's ``preprocessing.digest``)."""
+    text = json.dumps(dict(sorted(files.items())), separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# The wheel
+
+
+def wheel_bytes(name: str, root: str, paths: Iterable[str], version: str | None = None) -> tuple[str, bytes]:
+    """Build the wheel in memory: ``(file name, bytes)``. With ``version``, refuse files that
+    do not give that version (they changed since the lock was written)."""
+    paths = list(paths)
+    if not paths:
+        raise PreprocessingError("the spec names no preprocessing files",
+                                 hint="list the preprocessing code under `preprocessing:` in the spec")
+    files = file_digests(root, paths)
+    actual = version_for(digest_of(files))
+    if version is not None and version != actual:
+        raise PreprocessingError(
+            f"the preprocessing files give version {actual}, but the lock records {version}: "
+            "they changed since the lock was written",
+            hint="run `imagesmith lock` (and rebuild) so the lock, the images and the wheel agree",
+        )
+    dist_info = f"{_normalise(name)}-{actual}.dist-info"
+    entries: list[tuple[str, bytes]] = []
+    for rel in files:
+        if rel.split("/", 1)[0].endswith((".dist-info", ".data")):
+            raise PreprocessingError(f"preprocessing path {rel!r} would clash with the wheel's metadata")
+        with open(os.path.join(root, rel), "rb") as fh:
+            entries.append((rel, fh.read()))
+    metadata = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {actual}\n"
+                "Summary: Preprocessing code frozen by imagesmith (version = content digest)\n")
+    wheel = f"Wheel-Version: 1.0\nGenerator: imagesmith\nRoot-Is-Purelib: true\nTag: {WHEEL_TAG}\n"
+    entries.append((f"{dist_info}/METADATA", metadata.encode()))
+    entries.append((f"{dist_info}/WHEEL", wheel.encode()))
+    entries.append((f"{dist_info}/imagesmith.json",
+                    (json.dumps({"digest": digest_of(files), "files": files}, indent=2, sort_keys=True) + "\n").encode()))
+    record = io.StringIO()
+    writer = csv.writer(record, lineterminator="\n")
+    for arcname, data in entries:
+        b64 = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        writer.writerow([arcname, f"sha256={b64}", len(data)])
+    writer.writerow([f"{dist_info}/RECORD", "", ""])
+    entries.append((f"{dist_info}/RECORD", record.getvalue().encode()))
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for arcname, data in entries:  # files sorted, then dist-info with RECORD last
+            info = zipfile.ZipInfo(arcname, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_STORED
+            info.create_system = 3  # unix, so the mode below is read
+            info.create_version = info.extract_version = 20
+            info.external_attr = 0o100644 << 16
+            zf.writestr(info, data)
+    return wheel_filename(name, actual), buf.getvalue()
+
+
+def write_wheel(name: str, root: str, paths: Iterable[str], out_dir: str, version: str | None = None) -> str:
+    """Build the wheel into ``out_dir`` (written whole or not at all); returns its path."""
+    filename, data = wheel_bytes(name, root, paths, version)
+    os.makedirs(out_dir, exist_ok=True)
+    dest = os.path.join(out_dir, filename)
+    tmp = dest + ".tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dest
+
+
+def top_level(paths: Iterable[str]) -> list[str]:
+    """The top-level names a wheel of ``paths`` installs into site-packages (for compileall)."""
+    return sorted({p.strip("/").split("/", 1)[0] for p in paths})
+
+
+# --------------------------------------------------------------------------------------------
+# Host side: the project's wheel, as the lock pins it
+
+
+def export(spec, lock, out_dir) -> str:
+    """Write the project's preprocessing wheel (at the lock's version) into ``out_dir``."""
+    version = getattr(lock, "preprocessing_version", None)
+    if not spec.preprocessing or version is None:
+        raise PreprocessingError(f"{spec.origin} names no preprocessing files, so there is no wheel to export",
+                                 hint="list the preprocessing code under `preprocessing:` in the spec")
+    return write_wheel(distribution_name(spec.name), str(spec.root), spec.preprocessing, str(out_dir), version)
+
+
+# --------------------------------------------------------------------------------------------
+# In the image build
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=BUILDER_NAME, description="Build the preprocessing wheel.")
+    parser.add_argument("--root", required=True, help="the folder the paths are relative to")
+    parser.add_argument("--name", required=True, help="the distribution name")
+    parser.add_argument("--version", help="refuse unless the files give this version (the lock's)")
+    parser.add_argument("--out", required=True, help="where to write the wheel")
+    parser.add_argument("paths", nargs="+")
+    args = parser.parse_args(argv)
+    try:
+        path = write_wheel(args.name, args.root, args.paths, args.out, args.version)
+    except PreprocessingError as exc:
+        sys.stderr.write(f"error: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""Models bound to the environment they were trained in: the stamp, and the check against it.
+
+When ``train`` succeeds, the runtime in the image writes ``imagesmith-stamp.json`` into the
+artifacts folder (the spec's ``artifacts`` path)::
+
+    {"imagesmith_stamp": 1,
+     "parity": "sha256:<the training image's parity digest>",
+     "manifest": {<its parity manifest, so a refusal can name what differs>},
+     "preprocessing": {"name": "iris-preprocessing", "version": "0+sha256.<12 hex>"} | null,
+     "seed": 42,
+     "determinism": false,
+     "image": {"digest": "sha256:<image ID>" | null, "ref": "iris:train" | null},
+     "command": ["python", "train.py"],
+     "artifacts": {"<path relative to the artifacts folder>": "sha256:<hex>", ...}}
+
+``artifacts`` covers every file in the folder except the stamp. The keys are sorted and the
+stamp holds no time, so the same training run gives the same stamp.
+
+**The image digest.** A container cannot see the ID of its own image, so ``imagesmith run``
+passes it in (``IMAGESMITH_IMAGE_DIGEST``, ``IMAGESMITH_IMAGE_REF``); a container started some
+other way records ``null``. Nothing trusts that value: the check compares parities, and
+``imagesmith verify SERVE_IMAGE --model DIR`` reads the serve image's labels from the engine.
+
+**The check** (``check_model``), made by the serve runtime before the server starts and by
+``verify --model`` from the host, holds when
+
+1. the artifacts folder is empty or absent (nothing to serve, nothing to check), or
+2. the stamp is there, its manifest hashes to its parity (``parity.digest``), that parity is
+   the image's, and every file it lists is present with the same sha256.
+
+Anything else is a problem, named line by line (each manifest difference from
+``parity.compare``, each changed or missing file). The serve runtime then refuses to start
+(exit 3) unless ``IMAGESMITH_ALLOW_MISMATCH=1`` is set (``imagesmith run serve
+--allow-mismatch``), which it logs loudly on stderr.
+
+The image knows its own parity from ``imagesmith_image.json``, which ``render.py`` writes next
+to the runtime (``image_facts``): the parity, its manifest, the preprocessing wheel, the seed and
+the artifacts path.
+
+This module uses the standard library only at import time: ``render.py`` embeds it into every
+image as ``imagesmith_stamp`` (with ``parity.py`` as ``imagesmith_parity``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+try:  # inside the imagesmith package
+    from . import parity
+    from .errors import ImagesmithError as _ErrorBase
+except ImportError:  # embedded in an image: standard library only
+    import imagesmith_parity as parity  # type: ignore[no-redef]
+
+    class _ErrorBase(Exception):  # type: ignore[no-redef]
+        exit_code = 2
+
+        def __init__(self, message: str, *, hint: str | None = None) -> None:
+            super().__init__(message)
+            self.message = message
+            self.hint = hint
+
+
+STAMP_VERSION = 1
+STAMP_FILE = "imagesmith-stamp.json"
+FACTS_FILE = "imagesmith_image.json"
+ALLOW_ENV = "IMAGESMITH_ALLOW_MISMATCH"
+DIGEST_ENV = "IMAGESMITH_IMAGE_DIGEST"
+REF_ENV = "IMAGESMITH_IMAGE_REF"
+LABEL_PARITY = "io.imagesmith.parity"
+LABEL_MANIFEST = "io.imagesmith.manifest"
+
+
+class StampError(_ErrorBase):
+    """A stamp or an image-facts file that cannot be read."""
+
+
+# --------------------------------------------------------------------------------------------
+# What the image knows about itself (rendered into it)
+
+
+def image_facts(spec, lock) -> dict:
+    """The content of ``imagesmith_image.json`` for an image built from ``spec`` and ``lock``."""
+    from .preprocessing import distribution_name
+
+    manifest = parity.manifest_from_lock(lock)
+    version = lock.preprocessing_version
+    return {
+        "artifacts": spec.artifacts,
+        "determinism": lock.determinism,
+        "manifest": manifest,
+        "parity": parity.digest(manifest),
+        "preprocessing": {"name": distribution_name(spec.name), "version": version} if version else None,
+        "seed": lock.seed,
+    }
+
+
+def read_facts(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            facts = json.load(fh)
+        for key in ("artifacts", "manifest", "parity", "seed"):
+            facts[key]
+    except FileNotFoundError:
+        raise StampError(f"{path} is missing: this image was not built by imagesmith") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StampError(f"{path} is not readable image facts ({exc})") from exc
+    return facts
+
+
+# --------------------------------------------------------------------------------------------
+# Writing the stamp
+
+
+def artifact_digests(folder: str) -> dict[str, str]:
+    """``{relative posix path: sha256}`` of every file under ``folder`` but the stamp."""
+    out: dict[str, str] = {}
+    if not os.path.isdir(folder):
+        return out
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, folder).replace(os.sep, "/")
+            if rel in (STAMP_FILE, STAMP_FILE + ".tmp"):
+                continue
+            out[rel] = _sha256_file(full)
+    return dict(sorted(out.items()))
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def make_stamp(facts: dict, folder: str, *, image_digest: str | None = None, image_ref: str | None = None,
+               command: list[str] | None = None) -> dict:
+    return {
+        "imagesmith_stamp": STAMP_VERSION,
+        "parity": facts["parity"],
+        "manifest": facts["manifest"],
+        "preprocessing": facts.get("preprocessing"),
+        "seed": facts["seed"],
+        "determinism": facts.get("determinism", False),
+        "image": {"digest": image_digest or None, "ref": image_ref or None},
+        "command": list(command or []),
+        "artifacts": artifact_digests(folder),
+    }
+
+
+def write_stamp(folder: str, stamp: dict) -> str:
+    """Write the stamp atomically (readers see the old one or the new one); returns its path."""
+    path = os.path.join(folder, STAMP_FILE)
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_stamp(folder: str) -> dict | None:
+    """The stamp in ``folder``; None when there is none; StampError when it is unreadable."""
+    path = os.path.join(folder, STAMP_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            stamp = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StampError(f"{path} is not a readable stamp ({exc})") from exc
+    if not isinstance(stamp, dict) or stamp.get("imagesmith_stamp") != STAMP_VERSION:
+        raise StampError(f"{path} is not an imagesmith stamp (version {STAMP_VERSION})")
+    for key, kind in (("parity", str), ("manifest", dict), ("artifacts", dict)):
+        if not isinstance(stamp.get(key), kind):
+            raise StampError(f"{path} lacks a valid {key!r}")
+    return stamp
+
+
+# --------------------------------------------------------------------------------------------
+# The check
+
+
+@dataclass
+class Check:
+    folder: str
+    stamp: dict | None = None
+    checks: list[str] = field(default_factory=list)  # what was checked and held
+    problems: list[str] = field(default_factory=list)  # one line per difference
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_model(folder: str, image_parity: str, image_manifest: dict | None, *,
+                require_model: bool = False) -> Check:
+    """Check the model in ``folder`` against an image's parity and manifest (the module
+    docstring lists the rules). With ``require_model``, an empty folder is a problem too."""
+    result = Check(folder=folder)
+    files = artifact_digests(folder)
+    try:
+        stamp = read_stamp(folder) if os.path.isdir(folder) else None
+    except StampError as exc:
+        result.problems.append(str(exc))
+        return result
+    result.stamp = stamp
+    if stamp is None:
+        if files:
+            result.problems.append(
+                f"{folder} holds {len(files)} file(s) but no {STAMP_FILE}: the model was not written by "
+                "a successful train run of an imagesmith image (or the stamp was removed)")
+        elif require_model:
+            result.problems.append(f"no model in {folder}: it holds no files and no {STAMP_FILE}")
+        else:
+            result.checks.append(f"no model in {folder}: nothing to check")
+        return result
+
+    if parity.digest(stamp["manifest"]) != stamp["parity"]:
+        result.problems.append(f"the stamp's manifest does not hash to its parity {stamp['parity']} (edited stamp)")
+    if stamp["parity"] == image_parity:
+        result.checks.append(f"the model was trained under this image's parity ({image_parity})")
+    else:
+        result.problems.append(f"the model was trained under parity {stamp['parity']}, this image has "
+                               f"parity {image_parity}; what differs (this image's value, expected the model's):")
+        if image_manifest is not None:
+            result.problems += ["  " + line for line in parity.compare(stamp["manifest"], image_manifest)]
+
+    changed = []
+    for rel, digest in sorted(stamp["artifacts"].items()):
+        if rel not in files:
+            changed.append(f"{rel} is missing (the stamp lists it)")
+        elif files[rel] != digest:
+            changed.append(f"{rel} changed since training ({files[rel][:19]}..., the stamp has {digest[:19]}...)")
+    if changed:
+        result.problems += [f"model file {line}" for line in changed]
+    else:
+        result.checks.append(f"{len(stamp['artifacts'])} model file(s) match the digests in the stamp")
+    return result
+
+
+def override_banner(check: Check) -> str:
+    """The loud message the serve runtime prints when the override is set."""
+    bar = "!" * 78
+    lines = [bar, f"imagesmith: {ALLOW_ENV}=1 is set: SERVING A MODEL THAT DOES NOT MATCH THIS IMAGE", bar]
+    lines += [f"imagesmith:   {p}" for p in check.problems]
+    lines.append(bar)
+    return "\n".join(lines) + "\n"
+
+
+def refusal(check: Check) -> str:
+    lines = [f"imagesmith: refusing to serve the model in {check.folder}:"]
+    lines += [f"imagesmith:   {p}" for p in check.problems]
+    lines.append(f"imagesmith: retrain it with this image (`imagesmith run train`), serve it with the image it "
+                 f"was trained for, or set {ALLOW_ENV}=1 to serve it anyway (logged)")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# From the host: ``imagesmith verify SERVE_IMAGE --model DIR``
+
+
+def verify_model(engine, image: str, folder) -> Check:
+    """The same check as the serve runtime's, against ``image``'s labels in ``engine``."""
+    info = engine.image(image)
+    label = info.labels.get(LABEL_PARITY)
+    text = info.labels.get(LABEL_MANIFEST)
+    manifest = None
+    pre: list[str] = []
+    if not label:
+        pre.append(f"{image} has no {LABEL_PARITY} label: not an imagesmith image")
+    elif text:
+        try:
+            manifest = parity.parse_manifest(text)
+        except ValueError as exc:
+            pre.append(f"label {LABEL_MANIFEST} of {image} is not a parity manifest: {exc}")
+        else:
+            if parity.digest(manifest) != label:
+                pre.append(f"label {LABEL_PARITY} of {image} does not match its manifest label (edited label)")
+                manifest = None
+    if not os.path.isdir(folder):
+        raise StampError(f"{folder} is not a folder", hint="pass the artifacts folder train wrote (it holds "
+                                                           f"{STAMP_FILE})")
+    result = check_model(str(folder), label or "", manifest, require_model=True)
+    result.problems[:0] = pre
+    return result
