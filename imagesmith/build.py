@@ -20,6 +20,7 @@ from .fsutil import atomic_write
 from .lock import Lock, ensure_fresh, lock_project
 from .render import render
 from .spec import Spec
+from .wheels import WheelCache, default_cache_dir
 
 ROLES = ("train", "serve")
 
@@ -60,6 +61,8 @@ class BuildOptions:
     push: str | None = None
     epoch: int | None = None
     targets: tuple[str, ...] = ROLES
+    install: str | None = None  # hermetic | online; default: the spec's
+    cache_dir: Path | None = None  # the wheel cache; default ~/.cache/imagesmith
 
 
 def source_date_epoch(root: Path) -> int:
@@ -91,7 +94,7 @@ def describe_failure(spec: Spec) -> Callable[[str], str]:
             m = re.search(r"(?:for|of|match) (?:the )?(?:package |requirement )?([A-Za-z0-9_.-]+==[^\s:]+)", log)
             dist = m.group(1) if m else "one of the locked distributions"
             if "THESE PACKAGES DO NOT MATCH THE HASHES" in log:
-                m = re.search(r"^\s+(\S+==\S+) from", log, re.M)
+                m = re.search(r"([A-Za-z0-9_.-]+==[^\s:]+) from ", log)
                 dist = m.group(1) if m else dist
                 return f"requirements ({dist}: a wheel does not match its locked hash)"
             return f"requirements ({dist})"
@@ -129,13 +132,14 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
     args = build_args(spec.root, epoch)
     repo = options.tag or spec.name
     result = BuildResult(parity=digest, dockerfile=dockerfile)
+    contexts = build_contexts(spec, lock, options, progress)
     with tempfile.TemporaryDirectory(prefix="imagesmith-build-") as tmp:
         for role in options.targets:
             progress(f"building {role}")
             archive = Path(tmp) / f"{role}.tar"
             engine.build(
                 context=spec.root, dockerfile=dockerfile, target=role, dest=archive, build_args=args,
-                build_contexts=build_contexts(spec, lock, Path(tmp)), epoch=epoch,
+                build_contexts=contexts, epoch=epoch,
                 builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to,
                 no_cache=options.no_cache, echo=echo, describe_failure=describe_failure(spec),
             )
@@ -161,6 +165,11 @@ def build_args(root: Path, epoch: int) -> dict[str, str]:
     }
 
 
-def build_contexts(spec: Spec, lock: Lock, tmp: Path) -> dict[str, str]:
-    """Named build contexts that replace stages of the rendered Dockerfile (none yet)."""
-    return {}
+def build_contexts(spec: Spec, lock: Lock, options: BuildOptions, progress=lambda msg: None) -> dict[str, str]:
+    """Named build contexts that replace stages of the rendered Dockerfile. Hermetic installs
+    (the default) replace the `wheels` stage with a wheelhouse prepared on the host."""
+    install = options.install or spec.install
+    if install == "online":
+        return {}
+    cache = WheelCache(options.cache_dir or default_cache_dir())
+    return {"wheels": str(cache.wheelhouse(lock, progress=progress))}

@@ -1,0 +1,133 @@
+"""Issue 4 on the real engine: bit-for-bit reproducible images, a hermetic install step that
+needs no network and refuses altered wheels, cache-friendly layer order, push and pin."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from imagesmith.build import BuildOptions, build_project
+from imagesmith.errors import BuildError
+from imagesmith.lock import read_lock
+from imagesmith.spec import load_spec
+from imagesmith.wheels import WheelCache
+from tests.conftest import PROJECTS, copy_project
+from tests.helpers import cli, docker_build
+
+pytestmark = pytest.mark.engine
+
+
+def _build(root: Path, engine, base, tag, **options):
+    return build_project(load_spec(root), engine, BuildOptions(base=base, tag=tag, **options))
+
+
+def test_two_clean_builds_give_identical_images(tmp_path, engine, base_image):
+    """Two clones (files with different mtimes), no cache: the same digests for train and serve."""
+    first = copy_project(PROJECTS / "tiny", tmp_path / "one")
+    second = copy_project(PROJECTS / "tiny", tmp_path / "two")
+    (second / "app" / "main.py").touch()
+    a = _build(first, engine, base_image, "imagesmith-test/repro-a", no_cache=True)
+    b = _build(second, engine, base_image, "imagesmith-test/repro-b", no_cache=True)
+    assert a.parity == b.parity
+    for role in ("train", "serve"):
+        assert a.images[role].id == b.images[role].id, role
+    assert engine.image(a.images["train"].ref).layers == engine.image(a.images["serve"].ref).layers
+
+
+def test_code_edit_changes_only_the_last_layer(tiny_built, tmp_path, engine, base_image):
+    spec, before = tiny_built
+    root = tmp_path / "tiny"
+    shutil.copytree(spec.root, root)
+    main = root / "app" / "main.py"
+    main.write_text(main.read_text() + "# a one-line edit\n")
+    after = _build(root, engine, base_image, "imagesmith-test/edited")
+    assert after.parity == before.parity  # app code is not part of the parity
+    for role in ("train", "serve"):
+        old = engine.image(before.images[role].ref).layers
+        new = engine.image(after.images[role].ref).layers
+        assert len(old) == len(new)
+        assert old[:-1] == new[:-1] and old[-1] != new[-1], role
+
+
+def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine):
+    """The install RUN has --network=none: with an empty wheelhouse it cannot fetch anything."""
+    spec, _ = tiny_built
+    text = spec.dockerfile_path.read_text()
+    install = text[text.index("RUN --network=none"):].split("\n\n")[0]
+    assert "--no-index" in install and "--require-hashes" in install
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run(["docker", "buildx", "build", "--progress=plain", "--target", "serve",
+                           "--build-context", f"wheels={empty}", str(spec.root)], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "No matching distribution found for six" in proc.stdout + proc.stderr
+
+
+def test_altered_wheel_fails_the_build_naming_the_distribution(tmp_path, engine, base_image):
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
+    cache = tmp_path / "cache"
+    good = _build(root, engine, base_image, "imagesmith-test/hash-ok", cache_dir=cache)
+    assert good.images["serve"].id
+    lock = read_lock(root / "imagesmith.lock")
+    wheel = next((cache / "wheels").glob("*/six-*.whl"))
+    assert f"sha256:{wheel.parent.name}" in lock.packages[0].hashes
+    wheel.write_bytes(wheel.read_bytes() + b"tampered")
+    shutil.rmtree(cache / "wheelhouses")
+    with pytest.raises(BuildError) as info:
+        _build(root, engine, base_image, "imagesmith-test/hash-bad", cache_dir=cache, no_cache=True)
+    message = str(info.value)
+    assert "requirements (six==1.17.0: a wheel does not match its locked hash)" in message
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in message  # the log tail is shown
+
+
+def test_online_install_builds_the_same_layers(tiny_built, tmp_path, engine, base_image):
+    """--install online (pip downloads inside the build) installs the very same files."""
+    spec, hermetic = tiny_built
+    root = tmp_path / "tiny"
+    shutil.copytree(spec.root, root)
+    online = _build(root, engine, base_image, "imagesmith-test/online", install="online")
+    assert engine.image(online.images["serve"].ref).layers == engine.image(hermetic.images["serve"].ref).layers
+
+
+@pytest.mark.registry
+def test_push_and_pin_by_digest(tiny_built, tmp_path, engine, base_image, registry):
+    spec, _ = tiny_built
+    root = tmp_path / "tiny"
+    shutil.copytree(spec.root, root)
+    repo = f"{registry}/imagesmith-test/tiny"
+    proc = cli("build", "-p", str(root), "--base", base_image, "--tag", "imagesmith-test/pushed",
+               "--push", repo, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    serve = result["images"]["serve"]
+    assert serve["pushed"].startswith(f"{repo}@sha256:")
+    digest = serve["pushed"].split("@", 1)[1]
+    inspect = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{repo}:serve"],
+                             capture_output=True, text=True, check=True)
+    remote = json.loads(inspect.stdout)
+    assert remote["Digest"] == digest
+    assert remote["Labels"]["io.imagesmith.parity"] == result["parity"]
+    docker_build(f"FROM {repo}@{digest}\nLABEL child=1\n", "imagesmith-test/from-digest", tmp_path / "child")
+    assert engine.image("imagesmith-test/from-digest").layers == engine.image(serve["ref"]).layers
+
+
+def test_failed_step_names_the_system_package(tmp_path, engine, base_image):
+    """A build step that fails says which part of the spec it came from and shows the log tail:
+    here a system package whose locked version apt cannot install."""
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
+    spec_file = root / "imagesmith.yaml"
+    spec_file.write_text(spec_file.read_text() + "system_packages: [jq]\n")
+    assert cli("lock", "-p", str(root), "--base", base_image).returncode == 0
+    lock_file = root / "imagesmith.lock"
+    data = json.loads(lock_file.read_text())
+    assert any(p["name"] == "jq" for p in data["system_packages"])
+    for p in data["system_packages"]:
+        if p["name"] == "jq":
+            p["version"] = "0.0-not-a-version"
+    lock_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    proc = cli("build", "-p", str(root), "--base", base_image, "--locked", "--tag", "imagesmith-test/apt-fail")
+    assert proc.returncode == 2
+    assert "building the train image failed at system_packages (jq)" in proc.stderr
+    assert "last lines of the build log" in proc.stderr and "0.0-not-a-version" in proc.stderr
