@@ -261,6 +261,10 @@ RUN ["python3", "/run/imagesmith/build_preprocessing.py", "--root", "/src", "--n
 FROM scratch AS preprocessing
 COPY --from=preprocessing-build /wheel/ /
 
+FROM scratch AS source
+COPY ["app/main.py", "/app/app/main.py"]
+
+
 FROM base AS shared
 
 RUN apt-get update \
@@ -268,13 +272,14 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache /var/log/apt /var/log/dpkg.log
 
 
-RUN --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requirements.lock \
+RUN --network=none \
+    --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requirements.lock \
     --mount=type=bind,from=wheels,target=/run/imagesmith/wheels \
     python3 -m venv --without-pip /opt/venv \
  && python3 -m pip --python /opt/venv/bin/python install --disable-pip-version-check \
       --no-cache-dir --no-index --find-links /run/imagesmith/wheels --require-hashes --no-deps \
       --no-compile -r /run/imagesmith/requirements.lock \
- && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
+ && /opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -1030,7 +1035,8 @@ RUN --mount=type=bind,from=preprocessing,target=/run/imagesmith/preprocessing \
       --no-cache-dir --no-index --no-deps --no-compile /run/imagesmith/preprocessing/tiny_preprocessing-0+sha256.af8c512365e1-py3-none-any.whl \
  && /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /opt/venv/lib/python3.11/site-packages/app
 WORKDIR /app
-COPY ["app/main.py", "/app/app/main.py"]
+
+COPY --from=source /app/ /app/
 ENV A="quote \" dollar \$HOME back\\slash" \
     IMAGESMITH_DETERMINISM="off" \
     IMAGESMITH_SEED="7" \
