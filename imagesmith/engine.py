@@ -146,7 +146,10 @@ class Engine:
         if name:
             argv += ["--name", name]
         for host, target in sorted((mounts or {}).items()):
-            argv += ["--mount", f"type=bind,source={host},target={target}"]
+            # --mount is CSV: a field with a comma or quote is quoted, quotes doubled
+            fields = [f"source={host}", f"target={target}"]
+            quoted = ['"' + f.replace('"', '""') + '"' if ("," in f or '"' in f) else f for f in fields]
+            argv += ["--mount", ",".join(["type=bind", *quoted])]
         for container_port, host_port in sorted((ports or {}).items()):
             argv += ["-p", f"127.0.0.1:{host_port}:{container_port}"]
         for key, value in sorted((environment or {}).items()):
