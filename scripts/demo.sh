@@ -26,3 +26,6 @@ echo
 
 say "imagesmith verify (serve against the lock, paired with train)"
 imagesmith verify imagesmith-demo/iris:serve --lock imagesmith.lock --pair imagesmith-demo/iris:train
+
+say "imagesmith verify --model (the model in ./artifacts was trained under the serve image's parity)"
+imagesmith verify imagesmith-demo/iris:serve --model artifacts
