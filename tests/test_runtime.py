@@ -415,3 +415,48 @@ def test_cli_usage_errors_exit_2():
     assert proc.returncode == 2 and "imagesmith images are train and serve" in proc.stderr
     proc = cli("run", "train", "-p", str(TINY), "-e", "NOEQUALS")
     assert proc.returncode == 2 and "is not KEY=VALUE" in proc.stderr
+
+
+class FakeEngine:
+    """Records run_attached calls; images as {ref: labels}."""
+
+    def __init__(self, images: dict):
+        self.images, self.calls = images, []
+
+    def image(self, ref):
+        from imagesmith.engine import ImageInfo
+        from imagesmith.errors import EngineError
+
+        if ref not in self.images:
+            raise EngineError(f"image {ref} is not in the local engine")
+        return ImageInfo(ref=ref, id="sha256:" + "1" * 64, labels=self.images[ref], layers=(), repo_digests=(),
+                         config={}, size=0, created="")
+
+    def run_attached(self, image, command, **kw):
+        self.calls.append((image, command, kw))
+        return 0
+
+
+def test_run_role_mounts_publishes_on_loopback_and_passes_the_image_id(tmp_path):
+    from imagesmith.errors import UsageError
+    from imagesmith.run import run_role
+
+    spec = replace(load_spec(TINY), root=tmp_path)
+    engine = FakeEngine({"tiny:train": {"io.imagesmith.role": "train"}, "tiny:serve": {"io.imagesmith.role": "serve"},
+                         "other:serve": {"io.imagesmith.role": "train"}})
+    assert run_role(spec, engine, "train", ["python", "x.py"], env={"A": "1"}) == 0
+    image, command, kw = engine.calls[-1]
+    assert (image, command) == ("tiny:train", ["python", "x.py"]) and (tmp_path / "artifacts").is_dir()
+    assert kw["mounts"] == {str(tmp_path / "artifacts"): "/artifacts"} and kw["ports"] == {}
+    assert kw["environment"] == {"A": "1", stamp.DIGEST_ENV: "sha256:" + "1" * 64, stamp.REF_ENV: "tiny:train"}
+
+    run_role(spec, engine, "serve", host_port=18123, allow_mismatch=True)
+    _, command, kw = engine.calls[-1]
+    assert command == [] and kw["ports"] == {8080: 18123} and kw["environment"][stamp.ALLOW_ENV] == "1"
+
+    with pytest.raises(UsageError, match="not an imagesmith serve image"):
+        run_role(spec, engine, "serve", tag="other")
+    with pytest.raises(UsageError, match="no artifacts folder"):
+        run_role(spec, engine, "serve", artifacts=tmp_path / "missing")
+    with pytest.raises(UsageError, match="the train image has none"):
+        run_role(spec, engine, "train", host_port=1)
