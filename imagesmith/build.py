@@ -1,14 +1,14 @@
-"""``imagesmith build``: lock when needed, render, build train and serve with BuildKit, load and tag.
+"""``imagesmith build``: lock when needed, render, build train and serve with BuildKit, tag, push.
 
-Each target is built into an OCI archive with SOURCE_DATE_EPOCH and rewritten timestamps (the
-only way this BuildKit gives byte-identical layers), then loaded into the engine and tagged.
+Each target goes straight into the engine's image store. Images are reproducible because the
+rendered Dockerfile sets every file time itself and SOURCE_DATE_EPOCH (the project's last commit
+time) sets the config's; the wheels come from a host cache keyed by hash (``wheels.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -133,20 +133,15 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
     repo = options.tag or spec.name
     result = BuildResult(parity=digest, dockerfile=dockerfile)
     contexts = build_contexts(spec, lock, options, progress)
-    with tempfile.TemporaryDirectory(prefix="imagesmith-build-") as tmp:
-        for role in options.targets:
-            progress(f"building {role}")
-            archive = Path(tmp) / f"{role}.tar"
-            engine.build(
-                context=spec.root, dockerfile=dockerfile, target=role, dest=archive, build_args=args,
-                build_contexts=contexts, epoch=epoch,
-                builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to,
-                no_cache=options.no_cache, echo=echo, describe_failure=describe_failure(spec),
-            )
-            image_id = engine.load(archive)
-            ref = f"{repo}:{role}"
-            engine.tag(image_id, ref)
-            result.images[role] = BuiltImage(role=role, ref=ref, id=image_id)
+    progress(f"building {' and '.join(options.targets)}")
+    refs = {role: f"{repo}:{role}" for role in options.targets}
+    ids = engine.build(
+        context=spec.root, dockerfile=dockerfile, targets=refs, build_args=args, build_contexts=contexts,
+        epoch=epoch, builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to,
+        no_cache=options.no_cache, echo=echo, describe_failure=describe_failure(spec),
+    )
+    for role in options.targets:
+        result.images[role] = BuiltImage(role=role, ref=refs[role], id=ids[role])
     if options.push:
         for role, img in result.images.items():
             remote = f"{options.push}:{role}"

@@ -95,20 +95,20 @@ def heredoc_file(dest: str, text: str, name: str) -> RuntimeFile:
 
 def runtime_files(python: str) -> list[RuntimeFile]:
     """The standard-library runtime that goes into every image, embedded with heredocs so the
-    Dockerfile needs nothing but the project as its build context."""
-    site = site_packages(python)
+    Dockerfile needs nothing but the project as its build context. Destinations are in the
+    `runtime` stage; the install step copies them into the venv's site-packages."""
     sources = [(src, src.name) for src in RUNTIME_DIR.iterdir()
                if src.suffix in (".py", ".pth") and not src.name.startswith("_")]
     package = Path(__file__).resolve().parent
     sources += [(package / name, dest) for name, dest in EMBEDDED_MODULES.items()]
-    return [heredoc_file(f"{site}/{dest}", src.read_text(encoding="utf-8"), Path(dest).stem)
+    return [heredoc_file(f"/{dest}", src.read_text(encoding="utf-8"), Path(dest).stem)
             for src, dest in sorted(sources, key=lambda item: item[1])]
 
 
 def image_facts_file(spec: Spec, lock: Lock) -> RuntimeFile:
-    """``imagesmith_image.json`` beside the runtime: what the image knows about itself."""
+    """``imagesmith_image.json``, copied beside the runtime: what the image knows about itself."""
     text = json.dumps(stamp.image_facts(spec, lock), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return heredoc_file(f"{site_packages(lock.python)}/{stamp.FACTS_FILE}", text, "image_facts")
+    return heredoc_file(f"/{stamp.FACTS_FILE}", text, "image_facts")
 
 
 def preprocessing_context(spec: Spec, lock: Lock) -> dict | None:
@@ -169,7 +169,9 @@ def render(spec: Spec, lock: Lock) -> str:
         "base_name": lock.base.name,
         "base_digest": lock.base.digest,
         "system_packages": [f"{n}={v}" for n, v in lock.system_packages],
-        "runtime_files": runtime_files(lock.python) + [image_facts_file(spec, lock)],
+        "runtime_files": runtime_files(lock.python),
+        "image_facts": image_facts_file(spec, lock),
+        "site_packages": site_packages(lock.python),
         "preprocessing": preprocessing_context(spec, lock),
         "source": list(spec.source),
         "env": sorted(image_env(lock).items()),

@@ -129,5 +129,5 @@ def test_failed_step_names_the_system_package(tmp_path, engine, base_image):
     lock_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     proc = cli("build", "-p", str(root), "--base", base_image, "--locked", "--tag", "imagesmith-test/apt-fail")
     assert proc.returncode == 2
-    assert "building the train image failed at system_packages (jq)" in proc.stderr
+    assert "building train and serve failed at system_packages (jq)" in proc.stderr
     assert "last lines of the build log" in proc.stderr and "0.0-not-a-version" in proc.stderr

@@ -67,7 +67,7 @@ def test_dependencies_come_before_code(tiny):
     order = [shared.index(m) for m in markers]
     assert order == sorted(order)
     assert shared.count("COPY --from=source") == 1
-    source = text[text.index("FROM scratch AS source"):text.index("FROM base AS shared")]
+    source = text[text.index("FROM base AS source"):text.index("FROM base AS shared")]
     assert 'COPY ["app/main.py", "/app/app/main.py"]' in source
 
 

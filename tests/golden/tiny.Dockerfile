@@ -261,34 +261,11 @@ RUN ["python3", "/run/imagesmith/build_preprocessing.py", "--root", "/src", "--n
 FROM scratch AS preprocessing
 COPY --from=preprocessing-build /wheel/ /
 
-FROM scratch AS source
-COPY ["app/main.py", "/app/app/main.py"]
-
-
-FROM base AS shared
-
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libgomp1=12.2.0-14 \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache /var/log/apt /var/log/dpkg.log
-
-
-RUN --network=none \
-    --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requirements.lock \
-    --mount=type=bind,from=wheels,target=/run/imagesmith/wheels \
-    python3 -m venv --without-pip /opt/venv \
- && python3 -m pip --python /opt/venv/bin/python install --disable-pip-version-check \
-      --no-cache-dir --no-index --find-links /run/imagesmith/wheels --require-hashes --no-deps \
-      --no-compile -r /run/imagesmith/requirements.lock \
- && /opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
-ENV VIRTUAL_ENV=/opt/venv \
-    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
-
-COPY <<'IMAGESMITH_EOF_IMAGESMITH' /opt/venv/lib/python3.11/site-packages/imagesmith.pth
+FROM scratch AS runtime
+COPY <<'IMAGESMITH_EOF_IMAGESMITH' /imagesmith.pth
 import imagesmith_seed; imagesmith_seed.activate()
 IMAGESMITH_EOF_IMAGESMITH
-COPY <<'IMAGESMITH_EOF_IMAGESMITH_PARITY' /opt/venv/lib/python3.11/site-packages/imagesmith_parity.py
+COPY <<'IMAGESMITH_EOF_IMAGESMITH_PARITY' /imagesmith_parity.py
 """The parity manifest and its digest: the only place that computes them.
 
 The parity digest names everything that decides the numbers a model produces, and nothing else
@@ -400,7 +377,7 @@ def _short(value: Any) -> str:
         return str(value["version"])
     return str(value)
 IMAGESMITH_EOF_IMAGESMITH_PARITY
-COPY <<'IMAGESMITH_EOF_IMAGESMITH_RUNTIME' /opt/venv/lib/python3.11/site-packages/imagesmith_runtime.py
+COPY <<'IMAGESMITH_EOF_IMAGESMITH_RUNTIME' /imagesmith_runtime.py
 """imagesmith's runtime inside the image: standard library only, no network.
 
 The image's ENTRYPOINT is ``python -m imagesmith_runtime ROLE -- COMMAND...``. Before the
@@ -557,7 +534,7 @@ def main(argv=None, facts_path=None, environ=None):
 if __name__ == "__main__":
     sys.exit(main())
 IMAGESMITH_EOF_IMAGESMITH_RUNTIME
-COPY <<'IMAGESMITH_EOF_IMAGESMITH_SEED' /opt/venv/lib/python3.11/site-packages/imagesmith_seed.py
+COPY <<'IMAGESMITH_EOF_IMAGESMITH_SEED' /imagesmith_seed.py
 """Seed every Python process in the image, lazily: standard library only, imported at start-up.
 
 ``imagesmith.pth`` (next to this file in the venv's site-packages) runs ``activate()`` when any
@@ -726,7 +703,7 @@ def activate(environ=None):
         _warn("this process", exc)
         return None
 IMAGESMITH_EOF_IMAGESMITH_SEED
-COPY <<'IMAGESMITH_EOF_IMAGESMITH_STAMP' /opt/venv/lib/python3.11/site-packages/imagesmith_stamp.py
+COPY <<'IMAGESMITH_EOF_IMAGESMITH_STAMP' /imagesmith_stamp.py
 """Models bound to the environment they were trained in: the stamp, and the check against it.
 
 When ``train`` succeeds, the runtime in the image writes ``imagesmith-stamp.json`` into the
@@ -1025,15 +1002,56 @@ def verify_model(engine, image: str, folder) -> Check:
     result.problems[:0] = pre
     return result
 IMAGESMITH_EOF_IMAGESMITH_STAMP
-COPY <<'IMAGESMITH_EOF_IMAGE_FACTS' /opt/venv/lib/python3.11/site-packages/imagesmith_image.json
+
+FROM scratch AS image-facts
+COPY <<'IMAGESMITH_EOF_IMAGE_FACTS' /imagesmith_image.json
 {"artifacts":"/artifacts","determinism":false,"manifest":{"base":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","determinism":false,"env":{"A":"quote \" dollar $HOME back\\slash"},"imagesmith_parity":1,"packages":{"six":{"hashes":["sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"],"version":"1.17.0"}},"platform":"linux/amd64","preprocessing":{"app/prep.py":"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"},"preprocessing_version":"0+sha256.af8c512365e1","python":"3.11.9","seed":7,"system_packages":{"libgomp1":"12.2.0-14"}},"parity":"sha256:d43144ddb50f4f6df3832221c5c44cd21f4fc3e24e0c670829e41776e7ad5741","preprocessing":{"name":"tiny-preprocessing","version":"0+sha256.af8c512365e1"},"seed":7}
 IMAGESMITH_EOF_IMAGE_FACTS
 
-RUN --mount=type=bind,from=preprocessing,target=/run/imagesmith/preprocessing \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+FROM base AS source
+COPY ["app/main.py", "/app/app/main.py"]
+RUN find /app -exec touch -h -d @0 {} +
+
+
+FROM base AS shared
+
+RUN --mount=type=tmpfs,target=/tmp \
+    touch /tmp/.imagesmith-mark \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1=12.2.0-14 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache /var/log/apt /var/log/dpkg.log \
+ && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
+
+
+RUN --network=none \
+    --mount=type=tmpfs,target=/tmp \
+    --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requirements.lock \
+    --mount=type=bind,from=wheels,target=/run/imagesmith/wheels \
+    --mount=type=bind,from=runtime,target=/run/imagesmith/runtime \
+    touch /tmp/.imagesmith-mark \
+ && python3 -m venv --without-pip /opt/venv \
+ && HOME=/tmp python3 -m pip --python /opt/venv/bin/python install --disable-pip-version-check \
+      --no-cache-dir --no-index --find-links /run/imagesmith/wheels --require-hashes --no-deps \
+      --no-compile -r /run/imagesmith/requirements.lock \
+ && cp /run/imagesmith/runtime/* /opt/venv/lib/python3.11/site-packages/ \
+ && mkdir -p /app \
+ && /opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode unchecked-hash /opt/venv/lib \
+ && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+RUN --network=none \
+    --mount=type=tmpfs,target=/tmp \
+    --mount=type=bind,from=image-facts,target=/run/imagesmith/facts \
+    --mount=type=bind,from=preprocessing,target=/run/imagesmith/preprocessing \
+    touch /tmp/.imagesmith-mark \
+ && HOME=/tmp PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     python3 -m pip --python /opt/venv/bin/python install --disable-pip-version-check \
       --no-cache-dir --no-index --no-deps --no-compile /run/imagesmith/preprocessing/tiny_preprocessing-0+sha256.af8c512365e1-py3-none-any.whl \
- && /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /opt/venv/lib/python3.11/site-packages/app
+ && /opt/venv/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /opt/venv/lib/python3.11/site-packages/app \
+ && cp /run/imagesmith/facts/* /opt/venv/lib/python3.11/site-packages/ \
+ && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
 WORKDIR /app
 
 COPY --from=source /app/ /app/
