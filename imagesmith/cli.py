@@ -161,24 +161,22 @@ def build(
 
 @app.command()
 def verify(
-    image: str = typer.Argument(..., help="Image reference or ID in the local engine."),
-    lock_file: Optional[Path] = typer.Option(None, "--lock", help="Recompute the parity from this imagesmith.lock and compare."),
+    image: str = typer.Argument(..., help="Image in the local engine, or a registry reference (HOST[:PORT]/NAME:TAG or @sha256:...)."),
+    lock_file: Optional[Path] = typer.Option(None, "--lock", help="Recompute the parity from this imagesmith.lock and compare; fail on layers added on top."),
     expect: Optional[str] = typer.Option(None, "--expect", help="The parity the image must have (sha256:...)."),
     pair: Optional[str] = typer.Option(None, "--pair", help="The other image of a train/serve pair: same parity, same layers."),
     model: Optional[Path] = typer.Option(None, "--model", help="An artifacts folder train stamped: the model must match this image."),
+    labels_only: bool = typer.Option(False, "--labels-only", help="Check labels and image config only; do not look inside the image (fast, no pull)."),
     as_json: bool = JsonOpt,
 ):
-    """Check an image's parity against a lock, an expected digest, its pair, or a trained model. Exit 0 holds, 1 not."""
+    """Check an image really holds what its label says, and against a lock, digest, pair or model. Exit 0 holds, 1 not."""
     from .verify import verify_image
 
     try:
-        if lock_file is None and expect is None and pair is None and model is None:
-            raise UsageError("nothing to verify against",
-                             hint="give --lock FILE, --expect sha256:..., --pair IMAGE or --model DIR")
         if expect is not None and not (expect.startswith("sha256:") and len(expect) == 71):
             raise UsageError(f"--expect must be sha256:<64 hex digits>, not {expect!r}")
         engine = Engine()
-        report = verify_image(engine, image, lock=lock_file, expect=expect, pair=pair)
+        report = verify_image(engine, image, lock=lock_file, expect=expect, pair=pair, labels_only=labels_only)
         if model is not None:
             from .stamp import verify_model
 
@@ -195,6 +193,8 @@ def verify(
             typer.echo(f"ok: {line}")
         for line in report.problems:
             typer.echo(f"FAIL: {line}")
+        for line in report.notes:
+            typer.echo(f"note: {line}")
         typer.echo(f"{image}: {'verified' if report.ok else 'NOT verified'} (parity {report.parity})")
     raise typer.Exit(0 if report.ok else 1)
 
@@ -251,6 +251,50 @@ def export(
                     "version": lock.preprocessing_version, "sha256": sha256_file(path)})
     else:
         typer.echo(str(path))
+
+
+@app.command()
+def inspect(
+    image: str = typer.Argument(..., help="Image in the local engine, registry reference, or imagesmith.lock."),
+    as_json: bool = JsonOpt,
+):
+    """Show the parity manifest of an image (read without pulling) or a lock. Exit 1 if its labels do not match."""
+    from .verify import inspect_lines, inspect_source
+
+    try:
+        data = inspect_source(Engine(), image)
+    except ImagesmithError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json(data)
+    else:
+        for line in inspect_lines(data):
+            typer.echo(line)
+    raise typer.Exit(0 if data["label_ok"] else 1)
+
+
+@app.command()
+def diff(
+    a: str = typer.Argument(..., help="An image, a registry reference, or an imagesmith.lock."),
+    b: str = typer.Argument(..., help="An image, a registry reference, or an imagesmith.lock."),
+    labels_only: bool = typer.Option(False, "--labels-only", help="Compare labels and image config only; do not look inside images."),
+    as_json: bool = JsonOpt,
+):
+    """List what differs between two images, registry references or locks, grouped. Exit 0 parity-equal, 1 not."""
+    from .diff import diff as diff_sources
+
+    try:
+        result = diff_sources(Engine(), a, b, labels_only=labels_only)
+    except ImagesmithError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json(result.as_json())
+    else:
+        for line in result.lines():
+            typer.echo(line)
+    raise typer.Exit(0 if result.equal else 1)
 
 
 @app.command()

@@ -1,22 +1,57 @@
-"""Deploy-time checks of built images: the Python API behind ``imagesmith verify``.
+"""Deploy-time checks of built images: the Python API behind ``imagesmith verify`` and ``inspect``.
 
-``verify_image`` never trusts a label on its own: the manifest label must hash to the parity
-label, and the parity is compared with one recomputed from a lock (``parity.py``), with an
-expected value from a pipeline, or with the other image of a train/serve pair.
+A label is only a claim (and a child image inherits its parent's), so ``verify_image`` checks:
+
+1. **The labels.** The manifest label must hash to the parity label (``parity.digest``), and the
+   parity is compared with one recomputed from a lock, an expected value from a pipeline, or the
+   other image of a train/serve pair.
+2. **The image config** (no container): the seed and determinism environment and the variables
+   that change what Python runs (``diff.WATCHED_ENV``) are what the manifest implies
+   (``render.image_env``); the image's layers start with the layers of the base image the
+   manifest names, when that base can be found (local engine, or its registry); no filesystem
+   layer was added after the parity label was stamped (see "Layers on top" below).
+3. **The content** (skipped with ``labels_only``): ``probe.py`` runs inside a container of the
+   image (no network, read-only, entrypoint bypassed) and reports every installed distribution
+   with its files checked against its RECORD, files in site-packages that no distribution
+   installed, stale bytecode, the preprocessing files, Debian packages and the Python version;
+   these are compared with the manifest by ``diff.compare``, the same words ``diff`` uses.
+
+Layers on top: ``--pair`` compares the two images' layer lists (train and serve share all of
+them). A lock cannot know layer IDs, so with ``--lock`` the image's build history decides: the
+step that stamped ``io.imagesmith.parity`` is found, and no step after it may have added a
+filesystem layer (imagesmith's Dockerfile has only config steps after it). This catches every
+child image built the usual way (``FROM image`` + ``RUN``/``COPY``). The history is written by
+whoever builds an image, so a hand-made config could hide a layer; what such a layer changes in
+the environment is still caught by the content check, and ``--pair`` against the built image is
+exact. Without ``--pair``/``--lock`` an added layer is reported as a note only: deriving an image
+(to add model files, say) is legitimate, and the content check says whether parity still holds.
+
+Registry references (``host[:port]/name:tag`` or ``@sha256:``) are read with skopeo, without
+pulling, for the label and config checks; the content check pulls the image by digest first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import parity
-from .engine import Engine, ImageInfo
-from .lock import read_lock
+from .diff import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
+from .engine import Engine, ImageInfo, registry_host
+from .errors import LockError, UsageError, VerifyError
+from .lock import LOCK_FILE, BasePin, Lock, read_lock
+from .lock.resolvers import Pin
 
 LABEL_PARITY = "io.imagesmith.parity"
 LABEL_MANIFEST = "io.imagesmith.manifest"
 LABEL_ROLE = "io.imagesmith.role"
+LABEL_BASE_NAME = "org.opencontainers.image.base.name"
+APP_DIR = "/app"  # where render.copy_args puts project files (the Dockerfile's WORKDIR)
+PROBE = Path(__file__).resolve().parent / "probe.py"
+CODE_SUFFIXES = (".py", ".pth", ".pyc", ".so", ".pyd", ".zip", ".egg")  # what Python may import or run
 
 
 @dataclass
@@ -27,6 +62,8 @@ class Report:
     role: str | None = None
     checks: list[str] = field(default_factory=list)  # what was checked and held
     problems: list[str] = field(default_factory=list)  # one line per difference
+    notes: list[str] = field(default_factory=list)  # what could not be checked, or holds but is worth saying
+    mode: str = "content"  # "content" or "labels" (--labels-only)
 
     @property
     def ok(self) -> bool:
@@ -34,7 +71,8 @@ class Report:
 
     def as_json(self) -> dict:
         return {"image": self.image, "id": self.image_id, "ok": self.ok, "parity": self.parity,
-                "role": self.role, "checks": self.checks, "problems": self.problems}
+                "role": self.role, "mode": self.mode, "checks": self.checks, "problems": self.problems,
+                "notes": self.notes}
 
 
 def label_manifest(info: ImageInfo, report: Report) -> dict | None:
@@ -60,12 +98,341 @@ def label_manifest(info: ImageInfo, report: Report) -> dict | None:
     return manifest
 
 
-def verify_image(engine: Engine, image: str, *, lock: Path | None = None, expect: str | None = None,
-                 pair: str | None = None) -> Report:
-    info = engine.image(image)
-    report = Report(image=image, image_id=info.id, parity=info.labels.get(LABEL_PARITY),
-                    role=info.labels.get(LABEL_ROLE))
+# ------------------------------------------------------------------------------------------------
+# sources: an image (local or in a registry) or a lock
+
+
+@dataclass
+class Source:
+    ref: str
+    kind: str  # "image" or "lock"
+    info: ImageInfo | None = None
+    lock: Lock | None = None
+    manifest: dict | None = None  # the claim: the label's manifest, or the lock's
+    problems: list[str] = field(default_factory=list)  # why the label is not a usable claim
+
+    @property
+    def name(self) -> str:
+        if self.kind == "lock":
+            return f"lock {self.ref}"
+        return f"{'registry image' if self.info and self.info.source == 'registry' else 'image'} {self.ref}"
+
+
+def open_source(engine: Engine, ref: str) -> Source:
+    """An existing file (or a folder holding imagesmith.lock) is a lock; a reference naming a
+    registry host is read from that registry without pulling; anything else is a local image."""
+    path = Path(ref)
+    if path.is_dir() and (path / LOCK_FILE).is_file():
+        path = path / LOCK_FILE
+    if path.is_file():
+        lock = read_lock(path)
+        return Source(ref=str(path), kind="lock", lock=lock, manifest=parity.manifest_from_lock(lock))
+    if ref.endswith((".lock", ".json")) or "/" in ref and ref.startswith((".", "/")):
+        raise UsageError(f"{ref} does not exist", hint="give an image, a registry reference or an imagesmith.lock")
+    info = engine.registry_image(ref) if registry_host(ref) else engine.image(ref)
+    report = Report(image=ref)
     manifest = label_manifest(info, report)
+    return Source(ref=ref, kind="image", info=info, manifest=manifest, problems=report.problems)
+
+
+def local_image(engine: Engine, source: Source, notes: list[str]) -> ImageInfo:
+    """The image in the local engine, pulled by digest when it was read from a registry."""
+    info = source.info
+    assert info is not None
+    if info.source != "registry":
+        return info
+    pinned = info.repo_digests[0]
+    local = engine.pull(pinned)
+    notes.append(f"pulled {pinned} to look inside it")
+    return local
+
+
+# ------------------------------------------------------------------------------------------------
+# the probe
+
+
+def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...] = (), detail: bool = False) -> dict:
+    """Facts from inside the image (see probe.py), or ``{"start_error": ...}`` when the image has
+    no Python environment where imagesmith puts it. Raises VerifyError when the probe crashed."""
+    from .render import VENV
+
+    options = json.dumps({"venv": VENV, "app": APP_DIR, "preprocessing": sorted(set(preprocessing)), "files": detail})
+    run = engine.run_isolated(info.id, [f"{VENV}/bin/python", "-I", "-S", "-c", PROBE.read_text(encoding="utf-8"), options])
+    if run.exit_code is None:
+        return {"start_error": run.start_error}
+    if run.exit_code != 0:
+        tail = run.stderr.strip().splitlines()[-1:] or [f"exit {run.exit_code}"]
+        raise VerifyError(f"the content probe failed inside {info.ref}: {tail[0]}",
+                          hint="the image's Python cannot run a standard-library script; try --labels-only")
+    try:
+        return json.loads(run.stdout)
+    except json.JSONDecodeError as exc:
+        raise VerifyError(f"the content probe printed no report inside {info.ref}") from exc
+
+
+# ------------------------------------------------------------------------------------------------
+# views (see diff.View)
+
+
+def lock_from_manifest(manifest: dict) -> Lock:
+    """A Lock with a manifest's content, so that functions of a Lock (``render.image_env``) say
+    what an image with this manifest should have. Fields a manifest lacks are blank."""
+    return Lock(
+        inputs={}, resolver="", python=str(manifest.get("python", "")), platform=str(manifest.get("platform", "")),
+        base=BasePin("", str(manifest.get("base", "")), "", str(manifest.get("python", ""))),
+        packages=tuple(Pin(n, p["version"], tuple(p.get("hashes", ()))) for n, p in sorted(manifest["packages"].items())),
+        system_packages=tuple(sorted(manifest["system_packages"].items())),
+        preprocessing=tuple(sorted(manifest["preprocessing"].items())),
+        seed=int(manifest["seed"]), determinism=bool(manifest["determinism"]),
+        env=tuple(sorted(manifest["env"].items())),
+    )
+
+
+def expected_env(manifest: dict) -> dict[str, str]:
+    """The environment an image with this manifest is built with (``render.image_env`` decides)."""
+    from .render import image_env
+
+    return image_env(lock_from_manifest(manifest))
+
+
+def claim_view(manifest: dict, name: str, kind: str = "label", id: str = "") -> View:
+    """What a manifest (a label's, or a lock's) says, as a View."""
+    env = expected_env(manifest)
+    return View(
+        name=name, kind=kind, id=id, parity=parity.digest(manifest), base=manifest["base"],
+        python=manifest["python"], platform=manifest["platform"],
+        packages={n: Dist(p["version"], tuple(p.get("hashes", ()))) for n, p in manifest["packages"].items()},
+        system_packages=dict(manifest["system_packages"]), system_complete=False,
+        preprocessing=dict(manifest["preprocessing"]), preprocessing_version=manifest.get("preprocessing_version"),
+        seed=manifest["seed"], determinism=manifest["determinism"], env=env, env_expected=env, unrecorded={},
+    )
+
+
+def source_view(source: Source) -> View:
+    if source.manifest is None:
+        raise VerifyError(f"{source.name} has no usable parity manifest: {'; '.join(source.problems)}",
+                          hint="it was not built by imagesmith, or its labels were edited")
+    return claim_view(source.manifest, source.name, "lock" if source.kind == "lock" else "label",
+                      source.info.id if source.info else "")
+
+
+def config_env(info: ImageInfo) -> dict[str, str]:
+    out = {}
+    for item in info.config.get("Env") or ():
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+@dataclass
+class BaseCheck:
+    verdict: str  # "ok", "mismatch" or "unknown"
+    detail: str
+    env: dict[str, str] = field(default_factory=dict)  # the base image's own environment, when found
+
+
+def check_base(engine: Engine, info: ImageInfo, base: str) -> BaseCheck:
+    """Do the image's layers start with the layers of the base image the manifest names?"""
+    candidates = []
+    if engine.has_image(base):
+        candidates.append(base)
+    name = (info.labels.get(LABEL_BASE_NAME) or "").split("@", 1)[0]
+    repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+    if repo and not candidates and engine.has_image(f"{repo}@{base}"):
+        candidates.append(f"{repo}@{base}")
+    found: ImageInfo | None = None
+    if candidates:
+        found = engine.image(candidates[0])
+    elif repo and registry_host(repo):
+        from .errors import EngineError
+
+        try:
+            found = engine.registry_image(f"{repo}@{base}")
+        except EngineError as exc:
+            return BaseCheck("unknown", f"the base {base[:19]}… could not be read from its registry ({exc})")
+    if found is None:
+        return BaseCheck("unknown", f"the base {base[:19]}… is not in the local engine, so the layers were not compared with it")
+    n = len(found.layers)
+    if n and tuple(info.layers[:n]) == tuple(found.layers):
+        return BaseCheck("ok", f"the image's layers start with the {n} layer{'s' if n != 1 else ''} of the base {base[:19]}…",
+                         config_env(found))
+    return BaseCheck("mismatch", f"its layers do not start with the layers of the base {base[:19]}…", config_env(found))
+
+
+def layers_added(engine: Engine, info: ImageInfo) -> int | None:
+    """Filesystem layers added after the step that stamped the parity label; None: cannot tell."""
+    history = info.history if info.history is not None else engine.history(info.id, len(info.layers))
+    if not history:
+        return None
+    marks = [i for i, h in enumerate(history) if "LABEL" in h.created_by and f"{LABEL_PARITY}=" in h.created_by]
+    if not marks:
+        return None
+    return sum(1 for h in history[marks[-1] + 1:] if not h.empty_layer)
+
+
+def runtime_hashes(python: str) -> dict[str, str]:
+    """File name -> sha256 of the runtime files this imagesmith puts into site-packages."""
+    from .errors import ImagesmithError
+    from .render import runtime_files
+
+    major_minor = ".".join(python.split(".")[:2])
+    try:
+        files = runtime_files(major_minor)
+    except (ImagesmithError, OSError):
+        return {}
+    return {f.dest.rsplit("/", 1)[-1]: hashlib.sha256(f.text.encode("utf-8")).hexdigest() for f in files}
+
+
+def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCheck, *,
+               code_only: bool = False) -> View:
+    """What the image really has, in manifest terms (``facts`` None: labels only, so everything
+    inside the image is taken from its label and only the config is observed)."""
+    claim = source.manifest
+    assert claim is not None
+    view = claim_view(claim, source.name, "image" if facts else "label", info.id)
+    view.base = claim["base"] if base.verdict != "mismatch" else f"not {claim['base']}"
+    env_all = config_env(info)
+    expected = view.env_expected
+    relevant = set(expected) | set(WATCHED_ENV) | set(SEED_ENV)
+    view.env = {k: env_all[k] for k in sorted(relevant) if k in env_all
+                and (k in expected or base.env.get(k) != env_all[k])}  # a watched variable set by the base is the base's
+    if "IMAGESMITH_SEED" in expected:
+        try:
+            view.seed = int(env_all["IMAGESMITH_SEED"])
+        except (KeyError, ValueError):
+            view.seed = None
+    if "IMAGESMITH_DETERMINISM" in expected:
+        view.determinism = {"on": True, "off": False}.get(env_all.get("IMAGESMITH_DETERMINISM", ""))
+    if facts is None or "start_error" in facts:
+        if facts is not None:
+            view.packages, view.unrecorded, view.system_complete = {}, None, False
+        return view
+    python = facts.get("python") or ""
+    view.python = claim["python"] if python.startswith(str(claim["python"]) + ".") else python
+    view.platform = facts.get("platform")
+    claimed = claim["packages"]
+    pre_paths = set(claim["preprocessing"])
+    pre_owners = {e.get("owner") for e in facts["preprocessing"].values() if e.get("owner")}
+    packages = {}
+    for name, d in facts["distributions"].items():
+        if name in pre_owners and name not in claimed:
+            continue  # the preprocessing wheel: its files are the preprocessing group's
+        modified = tuple(d["mismatched"]) + tuple(f"{p} (missing)" for p in d["missing"]) + \
+            tuple(f"{p} (stale bytecode)" for p in d["stale_bytecode"]) + ((d["error"],) if d.get("error") else ())
+        same = claimed.get(name, {}).get("version") == d["version"]
+        packages[name] = Dist(d["version"] or "?", tuple(claimed[name]["hashes"]) if same else None,
+                              d["content"], d.get("file_hashes"), modified)
+    view.packages = packages
+    runtime = runtime_hashes(python)
+    unrecorded = {}
+    for rel, digest in facts["unrecorded"].items():
+        if runtime.get(rel) == digest:
+            continue
+        if not rel.endswith(CODE_SUFFIXES) and (code_only or rel.startswith("imagesmith")):
+            continue  # data, not code; imagesmith's own (the image's facts) depends on the spec too
+        unrecorded[rel] = digest
+    view.unrecorded = unrecorded
+    if facts["dpkg"]:
+        view.system_packages, view.system_complete = dict(facts["dpkg"]), True
+    else:
+        view.system_packages = {}
+    pre: dict[str, str | None] = {}
+    for rel, entry in facts["preprocessing"].items():
+        copies = [h for h in (entry.get("app"), entry.get("site")) if h]
+        if not copies:
+            pre[rel] = None
+        elif len(set(copies)) == 1:
+            pre[rel] = copies[0]
+        else:
+            pre[rel] = f"{entry['app']} in {APP_DIR}, {entry['site']} in site-packages"
+    for rel, cached in facts.get("preprocessing_stale_bytecode") or []:
+        if pre.get(rel):  # bytecode Python would run instead of the file: the file is not what runs
+            pre[rel] = f"{pre[rel]} (stale bytecode {cached})"
+    view.preprocessing = {rel: pre.get(rel) for rel in sorted(pre_paths | set(pre))}
+    wheel = sorted(o for o in pre_owners if o in facts["distributions"] and o not in claimed)
+    if wheel:  # installed as a distribution: its version is observed; copied files have none to observe
+        view.preprocessing_version = facts["distributions"][wheel[0]]["version"]
+    return view
+
+
+def load_view(engine: Engine, source: Source, *, labels_only: bool, detail: bool, preprocessing: tuple[str, ...],
+              notes: list[str]) -> View:
+    """The View of a source for ``diff``: a lock as it is; an image as observed."""
+    if source.kind == "lock":
+        return source_view(source)
+    if source.manifest is None:
+        raise VerifyError(f"{source.name} has no usable parity manifest: {'; '.join(source.problems)}",
+                          hint="it was not built by imagesmith, or its labels were edited; `imagesmith verify` says more")
+    info = source.info
+    assert info is not None
+    base = check_base(engine, info, source.manifest["base"])
+    if base.verdict == "unknown":
+        notes.append(f"{source.name}: {base.detail}")
+    facts = None
+    if not labels_only:
+        facts = run_probe(engine, local_image(engine, source, notes), preprocessing=preprocessing, detail=detail)
+        if "start_error" in facts:
+            notes.append(f"{source.name}: no Python environment to look into ({facts['start_error']})")
+    added = layers_added(engine, info)
+    if added:
+        notes.append(f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} added after the parity label was stamped")
+    return image_view(source, info, facts, base)
+
+
+# ------------------------------------------------------------------------------------------------
+# verify
+
+
+def verify_image(engine: Engine, image: str, *, lock: Path | None = None, expect: str | None = None,
+                 pair: str | None = None, labels_only: bool = False) -> Report:
+    """Check ``image`` (local, or a registry reference) against its own labels and, when given,
+    a lock, an expected parity and its train/serve pair. See the module docstring."""
+    source = open_source(engine, image)
+    if source.kind == "lock":
+        raise UsageError(f"{image} is a lock file; verify checks an image",
+                         hint="give an image reference, or compare the lock with `imagesmith diff`")
+    info = source.info
+    assert info is not None
+    report = Report(image=image, image_id=info.id, parity=info.labels.get(LABEL_PARITY),
+                    role=info.labels.get(LABEL_ROLE), mode="labels" if labels_only else "content")
+    manifest = label_manifest(info, report)
+    _check_references(engine, report, info, manifest, lock, expect, pair)
+    if manifest is None:
+        return report
+    base = check_base(engine, info, manifest["base"])
+    if base.verdict == "ok":
+        report.checks.append(f"base: {base.detail}")
+    elif base.verdict == "unknown":
+        report.notes.append(f"base not checked: {base.detail}")
+    facts = None
+    if not labels_only:
+        facts = run_probe(engine, local_image(engine, source, report.notes), preprocessing=tuple(manifest["preprocessing"]))
+    claimed = claim_view(manifest, "the manifest")
+    observed = image_view(source, info, facts, base, code_only=True)
+    observed.name = "the image"
+    changes = compare(claimed, observed)
+    if facts is not None and "start_error" in facts:
+        report.problems.append(f"the image has no Python environment where imagesmith puts it "
+                               f"({facts['start_error']}): it is not the image its label describes")
+        changes = [c for c in changes if c.group not in ("distributions", "python")]
+    report.problems += [c.line("the manifest", "the image") for c in changes]
+    if facts is not None and "start_error" not in facts:
+        report.problems += _environment_problems(facts)
+        _content_checks(report, facts, manifest, changes)
+    elif facts is None:
+        report.notes.append("labels only: nothing inside the image was looked at (run without --labels-only for that)")
+    if not any(c.group == "seed_env" for c in changes):
+        report.checks.append("seed and environment: " + ", ".join(
+            f"{k}={v}" for k, v in sorted(observed.env.items()) if k in observed.env_expected) + " as the manifest says")
+    if lock is None and pair is None:
+        added = layers_added(engine, info)
+        if added:
+            report.notes.append(f"{added} filesystem layer{'s' if added != 1 else ''} added after the parity label was "
+                                "stamped (a child image); --lock or --pair makes that a failure")
+    return report
+
+
+def _check_references(engine, report, info, manifest, lock, expect, pair) -> None:
     if lock is not None:
         locked = parity.manifest_from_lock(read_lock(lock))
         want = parity.digest(locked)
@@ -76,25 +443,67 @@ def verify_image(engine: Engine, image: str, *, lock: Path | None = None, expect
             report.problems += ["  " + line for line in parity.compare(locked, manifest)]
         elif report.parity != want:
             report.problems.append(f"parity label {report.parity} does not match {lock.name} ({want})")
+        added = layers_added(engine, info)
+        if added is None:
+            report.problems.append("cannot tell whether layers were added on top of the built image: its history "
+                                   "does not show where the parity label was stamped")
+        elif added:
+            report.problems.append(f"{added} filesystem layer{'s were' if added != 1 else ' was'} added on top of the "
+                                   "built image (after the parity label was stamped): a child image")
+        else:
+            report.checks.append("no layers added after the parity label was stamped")
     if expect is not None:
         if report.parity == expect and manifest is not None:
             report.checks.append(f"parity is the expected {expect}")
         elif report.parity != expect:
             report.problems.append(f"parity {report.parity} is not the expected {expect}")
     if pair is not None:
-        other = engine.image(pair)
+        other = open_source(engine, pair).info
+        assert other is not None
         if other.labels.get(LABEL_PARITY) != report.parity:
-            report.problems.append(f"{pair} has parity {other.labels.get(LABEL_PARITY)}, {image} has {report.parity}")
+            report.problems.append(f"{pair} has parity {other.labels.get(LABEL_PARITY)}, {report.image} has {report.parity}")
         else:
             report.checks.append(f"same parity as {pair}")
         if other.layers != info.layers:
-            report.problems.append(_layer_difference(image, info.layers, pair, other.layers))
+            report.problems.append(_layer_difference(report.image, info.layers, pair, other.layers))
         else:
             report.checks.append(f"same {len(info.layers)} filesystem layers as {pair}")
         roles = {report.role, other.labels.get(LABEL_ROLE)}
         if roles != {"train", "serve"}:
             report.problems.append(f"a pair is one train and one serve image; roles are {sorted(map(str, roles))}")
-    return report
+
+
+def _environment_problems(facts: dict) -> list[str]:
+    from .render import VENV
+
+    out = []
+    cfg = facts.get("pyvenv_cfg")
+    if cfg is None:
+        out.append(f"{VENV}/pyvenv.cfg is missing: {VENV} is not the virtual environment imagesmith made")
+    elif str(cfg.get("include-system-site-packages", "false")).lower() == "true":
+        out.append(f"{VENV} also sees the system site-packages (include-system-site-packages = true)")
+    path_python = facts.get("path_python")
+    if path_python and path_python != f"{VENV}/bin/python":
+        out.append(f"python on the image's PATH is {path_python}, not the environment's {VENV}/bin/python")
+    for name in facts.get("duplicates") or ():
+        out.append(f"distributions: {name} is installed twice (two .dist-info folders)")
+    return out
+
+
+def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[Change]) -> None:
+    groups = {c.group for c in changes}
+    dists = facts["distributions"]
+    if "distributions" not in groups:
+        files = sum(d["files"] for d in dists.values())
+        n = len(manifest["packages"])
+        report.checks.append(f"{n} distribution{'s' if n != 1 else ''} installed as the manifest pins "
+                             f"{'them' if n != 1 else 'it'}; {files} installed files match their RECORD")
+    if "python" not in groups:
+        report.checks.append(f"Python {facts['python']} on {facts['platform']}")
+    if "preprocessing" not in groups and manifest["preprocessing"]:
+        report.checks.append(f"{len(manifest['preprocessing'])} preprocessing files match the manifest")
+    if "system_packages" not in groups and manifest["system_packages"]:
+        report.checks.append(f"{len(manifest['system_packages'])} system packages at their pinned versions")
 
 
 def _layer_difference(a: str, la: tuple[str, ...], b: str, lb: tuple[str, ...]) -> str:
@@ -105,3 +514,64 @@ def _layer_difference(a: str, la: tuple[str, ...], b: str, lb: tuple[str, ...]) 
         common += 1
     return (f"filesystem layers differ: {a} has {len(la)}, {b} has {len(lb)}, "
             f"the first {common} are shared (layers added or changed on top of a built image)")
+
+
+# ------------------------------------------------------------------------------------------------
+# inspect
+
+
+def inspect_source(engine: Engine, ref: str) -> dict[str, Any]:
+    """The parity manifest of an image (local or registry, read without pulling) or a lock."""
+    source = open_source(engine, ref)
+    info = source.info
+    out: dict[str, Any] = {"source": source.ref, "kind": source.kind, "id": info.id if info else "",
+                           "parity": None, "role": None, "label_ok": source.manifest is not None,
+                           "problems": list(source.problems), "manifest": source.manifest}
+    if info is not None:
+        out["parity"] = info.labels.get(LABEL_PARITY)
+        out["role"] = info.labels.get(LABEL_ROLE)
+        out["base_name"] = info.labels.get(LABEL_BASE_NAME)
+        if source.manifest is None and info.labels.get(LABEL_MANIFEST):
+            try:  # show a forged or edited label anyway; label_ok says it is not to be trusted
+                out["manifest"] = json.loads(info.labels[LABEL_MANIFEST])
+            except json.JSONDecodeError:
+                pass
+    else:
+        out["parity"] = parity.digest(source.manifest)
+        out["base_name"] = source.lock.base.name if source.lock else None
+    if out["manifest"] is None:
+        raise VerifyError(f"{source.name} has no parity manifest: {'; '.join(source.problems)}",
+                          hint="it was not built by imagesmith")
+    return out
+
+
+def inspect_lines(data: dict[str, Any]) -> list[str]:
+    """``inspect_source``'s answer as readable text."""
+    m = data["manifest"]
+    lines = [f"{data['kind']}: {data['source']}"]
+    if data.get("id"):
+        lines.append(f"id:       {data['id']}")
+    lines.append(f"parity:   {data['parity']}" + ("" if data["label_ok"] else "  (DOES NOT MATCH the manifest: forged or edited)"))
+    if data.get("role"):
+        lines.append(f"role:     {data['role']}")
+    base_name = data.get("base_name")
+    lines.append(f"base:     {m.get('base')}" + (f" ({base_name})" if base_name else ""))
+    lines.append(f"python:   {m.get('python')} on {m.get('platform')}")
+    seed, det = m.get("seed"), m.get("determinism")
+    lines.append(f"seed:     {seed}, determinism {'on' if det else 'off'}")
+    env = m.get("env") or {}
+    lines.append("env:      " + (", ".join(f"{k}={v}" for k, v in sorted(env.items())) or "(none)"))
+    packages = m.get("packages") or {}
+    lines.append(f"packages ({len(packages)}):")
+    width = max((len(n) for n in packages), default=0)
+    for name, p in sorted(packages.items()):
+        hashes = p.get("hashes") or []
+        lines.append(f"  {name.ljust(width)}  {p.get('version')}  ({len(hashes)} hash{'es' if len(hashes) != 1 else ''})")
+    system = m.get("system_packages") or {}
+    lines.append(f"system packages ({len(system)}):" + ("" if system else " none"))
+    lines += [f"  {n}={v}" for n, v in sorted(system.items())]
+    pre = m.get("preprocessing") or {}
+    version = m.get("preprocessing_version")
+    lines.append(f"preprocessing ({len(pre)} files{', version ' + version if version else ''}):" + ("" if pre else " none"))
+    lines += [f"  {p}  {h}" for p, h in sorted(pre.items())]
+    return lines

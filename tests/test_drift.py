@@ -1,0 +1,296 @@
+"""Issue 5 on the real engine: images derived from the built `tiny` project, each breaking parity
+in one way, must fail `verify` with the cause named in one line, and `diff` against the built
+image must name exactly that change; the untouched train and serve images (tiny and iris) pass.
+
+The derived images are small Dockerfiles FROM the session's built image (one RUN/ENV/LABEL each),
+except the "other base" image, which rebuilds the same files on a copy of the base (new layers).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from imagesmith.render import dquote
+from tests.helpers import cli, docker_build
+
+pytestmark = pytest.mark.engine
+
+BUILT = "imagesmith-test/drift-built"
+SITE = "/opt/venv/lib/python3.11/site-packages"
+PIP = "/usr/bin/python3 -m pip --disable-pip-version-check --python /opt/venv/bin/python"
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_built, engine):
+    """The built tiny images under this module's own tags (by ID: immune to re-tagging by others)."""
+    spec, result = tiny_built
+    for role in ("train", "serve"):
+        engine.tag(result.images[role].id, f"{BUILT}:{role}")
+    return spec, result
+
+
+def _image_dockerfile(engine, ref: str, base_stage: str) -> str:
+    """A Dockerfile that rebuilds ``ref``'s venv and app on ``base_stage`` with ``ref``'s config and labels."""
+    info = engine.image(ref)
+    cfg = info.config
+    lines = [base_stage, f"COPY --from={ref} /opt/venv /opt/venv", f"COPY --from={ref} /app /app"]
+    lines += [f"ENV {k}={dquote(v)}" for k, v in (e.split("=", 1) for e in cfg["Env"])]
+    lines += [f"LABEL {k}={dquote(v)}" for k, v in sorted(info.labels.items())]
+    lines += [f"WORKDIR {cfg['WorkingDir']}", f"ENTRYPOINT {json.dumps(cfg['Entrypoint'])}", f"CMD {json.dumps(cfg['Cmd'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def _forged_dockerfile(engine, ref: str, base: str) -> str:
+    labels = engine.image(ref).labels
+    keep = ("io.imagesmith.parity", "io.imagesmith.manifest", "io.imagesmith.role")
+    return f"FROM {base}\n" + "".join(f"LABEL {k}={dquote(labels[k])}\n" for k in keep)
+
+
+# case -> (Dockerfile body after FROM BUILT:serve, or a callable making the whole Dockerfile)
+DRIFTS = {
+    "upgraded": f"COPY six-1.16.0-py2.py3-none-any.whl /wheels/\nRUN {PIP} install -q --no-deps --no-index /wheels/six-1.16.0-py2.py3-none-any.whl\n",
+    "edited": f"RUN echo '# edited' >> {SITE}/six.py\n",
+    "removed": f"RUN {PIP} uninstall -q -y six\n",
+    "preprocessing": ("RUN for f in /app/app/prep.py " + SITE + "/app/prep.py; do "
+                      "if [ -f $f ]; then echo '# edited' >> $f; fi; done\n"),
+    "hashseed": "ENV PYTHONHASHSEED=1\n",
+    "seed": "ENV IMAGESMITH_SEED=1\n",
+    "child": "RUN echo extra > /etc/imagesmith-extra\n",
+    "forged": "forged",
+    "otherbase": "otherbase",
+}
+
+
+@pytest.fixture(scope="module")
+def drifted(tiny, engine, base_image, tmp_path_factory):
+    root = tmp_path_factory.mktemp("drift")
+    wheels = root / "upgraded"
+    wheels.mkdir()
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+                    "--only-binary=:all:", "--dest", str(wheels), "six==1.16.0"], check=True)
+    tags = {}
+    for case, body in DRIFTS.items():
+        tag = f"imagesmith-test/drift-{case}:serve"
+        if body == "forged":
+            text = _forged_dockerfile(engine, f"{BUILT}:serve", base_image)
+        elif body == "otherbase":
+            stage = (f"FROM {base_image} AS other\nRUN rm -rf /usr/share/doc/*\n"
+                     "FROM scratch\nCOPY --from=other / /")
+            text = _image_dockerfile(engine, f"{BUILT}:serve", stage)
+        else:
+            text = f"FROM {BUILT}:serve\n{body}"
+        docker_build(text, tag, root / case)
+        tags[case] = tag
+    return tags
+
+
+def _verify(*args: str) -> tuple[int, dict]:
+    proc = cli("verify", *args, "--json")
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def _diff(a: str, b: str, *args: str) -> tuple[int, dict]:
+    proc = cli("diff", a, b, "--json", *args)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def _changes(result: dict) -> set[tuple[str, str, str]]:
+    return {(group, c["kind"], c["name"]) for group, cs in result["groups"].items() for c in cs}
+
+
+# --- no false alarm ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["train", "serve"])
+def test_untouched_tiny_images_pass_every_way(tiny, role):
+    spec, _ = tiny
+    other = "serve" if role == "train" else "train"
+    for extra in ([], ["--lock", str(spec.lock_path)], ["--pair", f"{BUILT}:{other}"], ["--labels-only"]):
+        code, report = _verify(f"{BUILT}:{role}", *extra)
+        assert code == 0 and report["ok"] and report["problems"] == [], (extra, report)
+        if "--labels-only" not in extra:
+            assert report["notes"] == [], report
+    code, report = _verify(f"{BUILT}:{role}")
+    assert report["mode"] == "content"
+    assert any("installed as the manifest pins" in c and "match their RECORD" in c for c in report["checks"])
+    assert any(c.startswith("base: ") for c in report["checks"])
+    assert any("preprocessing files match" in c for c in report["checks"])
+
+
+@pytest.mark.parametrize("role", ["train", "serve"])
+def test_untouched_iris_images_pass(iris_built, role):
+    spec, result = iris_built
+    other = "serve" if role == "train" else "train"
+    code, report = _verify(result.images[role].ref, "--lock", str(spec.lock_path), "--pair", result.images[other].ref)
+    assert code == 0 and report["problems"] == [], report
+    assert any("distributions installed as the manifest pins them" in c for c in report["checks"])
+
+
+def test_diff_of_untouched_sources_is_empty(tiny):
+    spec, _ = tiny
+    for a, b in ((f"{BUILT}:serve", f"{BUILT}:train"), (f"{BUILT}:serve", str(spec.lock_path)),
+                 (str(spec.lock_path), str(spec.lock_path))):
+        code, result = _diff(a, b)
+        assert code == 0 and result["equal"] and result["groups"] == {}, (a, b, result)
+
+
+# --- each drift is flagged with its cause, and diff names exactly it ----------------------------
+
+EXPECTED = {
+    # case: (a line verify must print, the diff's changes)
+    "upgraded": ("distributions: six: 1.17.0 in the manifest, 1.16.0 in the image",
+                 {("distributions", "version_changed", "six")}),
+    "edited": ("distributions: six 1.17.0 differs: ",
+               {("distributions", "hash_changed", "six")}),
+    "removed": ("distributions: six 1.17.0 is in the manifest but not in the image",
+                {("distributions", "removed", "six")}),
+    "preprocessing": ("preprocessing files: app/prep.py: sha256:",
+                      {("preprocessing", "changed", "app/prep.py")}),
+    "hashseed": ("seed and environment: PYTHONHASHSEED: 7 in the manifest, 1 in the image",
+                 {("seed_env", "changed", "PYTHONHASHSEED")}),
+    "seed": ("seed and environment: seed: 7 in the manifest, 1 in the image",
+             {("seed_env", "changed", "seed")}),
+    "otherbase": ("base image: base: sha256:",
+                  {("base", "changed", "base")}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_drift_fails_verify_with_its_cause(drifted, case):
+    line, _ = EXPECTED[case]
+    code, report = _verify(drifted[case])
+    assert code == 1 and not report["ok"]
+    assert [p for p in report["problems"] if p.startswith(line)], report["problems"]
+    assert all("\n" not in p for p in report["problems"])
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_diff_names_exactly_the_change(drifted, case):
+    _, expected = EXPECTED[case]
+    code, result = _diff(f"{BUILT}:serve", drifted[case])
+    assert code == 1 and not result["equal"]
+    assert _changes(result) == expected, result["groups"]
+
+
+def test_diff_details(drifted):
+    _, result = _diff(f"{BUILT}:serve", drifted["upgraded"])
+    assert result["groups"]["distributions"][0] | {"detail": ""} == {
+        "kind": "version_changed", "name": "six", "a": "1.17.0", "b": "1.16.0", "detail": ""}
+    _, result = _diff(f"{BUILT}:serve", drifted["edited"])
+    assert "six.py" in result["groups"]["distributions"][0]["detail"]
+    _, result = _diff(f"{BUILT}:serve", drifted["seed"])
+    assert result["groups"]["seed_env"][0]["a"] == 7 and result["groups"]["seed_env"][0]["b"] == 1
+    proc = cli("diff", f"{BUILT}:serve", drifted["upgraded"])
+    assert proc.returncode == 1
+    assert "distributions (version changed):\n  six: 1.17.0 -> 1.16.0\n" in proc.stdout
+    assert proc.stdout.rstrip().endswith("1 difference")
+
+
+def test_edited_installed_file_names_the_file_and_its_bytecode(drifted):
+    _, report = _verify(drifted["edited"])
+    line = next(p for p in report["problems"] if p.startswith("distributions: six"))
+    assert "six.py" in line and "stale bytecode" in line
+
+
+def test_forged_label_on_an_unrelated_image(drifted, tiny):
+    spec, result = tiny
+    code, report = _verify(drifted["forged"], "--expect", result.parity)
+    assert code == 1
+    assert "parity is the expected" in " ".join(report["checks"])  # the label itself is consistent...
+    assert report["problems"][0].startswith("the image has no Python environment where imagesmith puts it")
+    code, diff = _diff(f"{BUILT}:serve", drifted["forged"])
+    assert code == 1 and ("distributions", "removed", "six") in _changes(diff)
+
+
+def test_child_layers_fail_with_lock_or_pair_only(drifted, tiny):
+    spec, _ = tiny
+    code, report = _verify(drifted["child"])
+    assert code == 0 and any("1 filesystem layer added after the parity label" in n for n in report["notes"])
+    code, report = _verify(drifted["child"], "--lock", str(spec.lock_path))
+    assert code == 1 and report["problems"] == [
+        "1 filesystem layer was added on top of the built image (after the parity label was stamped): a child image"]
+    code, report = _verify(drifted["child"], "--pair", f"{BUILT}:train")
+    assert code == 1 and any(p.startswith("filesystem layers differ") for p in report["problems"])
+    # every drift built FROM the image is caught by --lock even where its content check would pass
+    for case in ("upgraded", "hashseed"):
+        code, report = _verify(drifted[case], "--lock", str(spec.lock_path))
+        assert code == 1
+        has_layer = case == "upgraded"
+        assert any("added on top of the built image" in p for p in report["problems"]) == has_layer
+
+
+def test_labels_only_sees_config_drift_but_not_content(drifted):
+    code, report = _verify(drifted["hashseed"], "--labels-only")
+    assert code == 1 and report["mode"] == "labels"
+    assert "seed and environment: PYTHONHASHSEED: 7 in the manifest, 1 in the image" in report["problems"]
+    code, report = _verify(drifted["upgraded"], "--labels-only")
+    assert code == 0  # what is inside is not looked at: that is what the full check is for
+    code, report = _verify(drifted["otherbase"], "--labels-only")
+    assert code == 1 and report["problems"][0].startswith("base image: base: ")
+
+
+def test_text_output_one_line_per_problem(drifted):
+    proc = cli("verify", drifted["removed"])
+    assert proc.returncode == 1
+    assert "FAIL: distributions: six 1.17.0 is in the manifest but not in the image\n" in proc.stdout
+    assert proc.stdout.rstrip().endswith("(parity " + json.loads(cli("verify", drifted["removed"], "--json").stdout)["parity"] + ")")
+
+
+def test_inspect_shows_the_manifest(tiny):
+    spec, result = tiny
+    proc = cli("inspect", f"{BUILT}:serve")
+    assert proc.returncode == 0, proc.stderr
+    assert f"parity:   {result.parity}" in proc.stdout
+    assert "  six  1.17.0  (2 hashes)" in proc.stdout or "  six  1.17.0  (1 hash)" in proc.stdout
+    assert "python:   3.11.2 on linux/amd64" in proc.stdout and "seed:     7, determinism off" in proc.stdout
+    data = json.loads(cli("inspect", f"{BUILT}:serve", "--json").stdout)
+    lock_data = json.loads(cli("inspect", str(spec.lock_path), "--json").stdout)
+    assert data["manifest"] == lock_data["manifest"] and data["label_ok"] and data["parity"] == result.parity
+
+
+def test_usage_and_engine_errors_exit_2(tiny):
+    proc = cli("diff", f"{BUILT}:serve", "no-such-image:nope")
+    assert proc.returncode == 2 and "not in the local engine" in proc.stderr
+    proc = cli("inspect", "imagesmith-base:bookworm-py311")
+    assert proc.returncode == 2 and "has no parity manifest" in proc.stderr
+    proc = cli("diff", f"{BUILT}:serve", "./missing/imagesmith.lock")
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    proc = cli("verify", f"{BUILT}:serve", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    assert proc.returncode == 2 and "Docker engine is not reachable" in proc.stderr
+
+
+# --- registry references -------------------------------------------------------------------------
+
+
+@pytest.mark.registry
+def test_registry_reference_labels_without_pull_then_content(tiny, drifted, engine, registry):
+    spec, result = tiny
+    remote = f"{registry}/imagesmith-test/verify-tiny:serve"
+    engine.tag(result.images["serve"].id, remote)
+    digest = engine.push(remote)
+    subprocess.run(["docker", "image", "rm", remote], check=True, capture_output=True)  # our tag only
+    pinned = f"{registry}/imagesmith-test/verify-tiny@{digest}"
+    assert not engine.has_image(remote)
+
+    code, report = _verify(remote, "--labels-only", "--expect", result.parity)
+    assert code == 0 and report["mode"] == "labels" and report["id"] == digest, report
+    assert not engine.has_image(pinned) or engine.image(pinned).id == result.images["serve"].id
+    data = json.loads(cli("inspect", remote, "--json").stdout)
+    assert data["parity"] == result.parity and data["label_ok"]
+
+    code, report = _verify(remote, "--lock", str(spec.lock_path))
+    assert code == 0, report
+    code, diff = _diff(remote, str(spec.lock_path))
+    assert code == 0 and diff["equal"], diff
+
+    drift = f"{registry}/imagesmith-test/verify-tiny:upgraded"
+    engine.tag(engine.image(drifted["upgraded"]).id, drift)
+    engine.push(drift)
+    code, diff = _diff(str(spec.lock_path), drift)
+    assert code == 1 and _changes(diff) == {("distributions", "version_changed", "six")}

@@ -1,0 +1,323 @@
+"""Unit tests for verify/diff logic with fake data: the comparison of views (grouping, wording,
+what explains what), the image view built from probe facts, the layer rule, and the probe itself
+run on a fake venv on this machine (it is standard-library only)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import py_compile
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imagesmith import parity
+from imagesmith.diff import Change, DiffResult, Dist, View, compare
+from imagesmith.engine import HistoryEntry, ImageInfo, _repository, registry_host
+from imagesmith.verify import (PROBE, BaseCheck, Source, claim_view, expected_env, image_view, inspect_lines,
+                               layers_added, lock_from_manifest, runtime_hashes)
+from tests.helpers import fake_lock
+
+H = "sha256:" + "1" * 64
+
+
+def manifest(**changes) -> dict:
+    m = parity.manifest_from_lock(fake_lock())
+    m.update(changes)
+    return m
+
+
+def view(name="A", **changes) -> View:
+    v = claim_view(manifest(), name)
+    for k, val in changes.items():
+        setattr(v, k, val)
+    return v
+
+
+def kinds(changes):
+    return {(c.group, c.kind, c.name) for c in changes}
+
+
+# --- compare --------------------------------------------------------------------------------------
+
+
+def test_equal_views_have_no_difference():
+    assert compare(view(), view("B")) == []
+
+
+def test_distribution_changes_are_grouped_by_kind():
+    a = view(packages={"six": Dist("1.17.0", ("sha256:aa",)), "gone": Dist("1.0", ("sha256:g",)),
+                       "same": Dist("2.0", ("sha256:s",))})
+    b = view("B", packages={"six": Dist("1.16.0", ("sha256:bb",)), "new": Dist("0.1", None),
+                            "same": Dist("2.0", ("sha256:other",))})
+    changes = compare(a, b)
+    assert [(c.kind, c.name, c.a, c.b) for c in changes] == [
+        ("removed", "gone", "1.0", None), ("added", "new", None, "0.1"),
+        ("hash_changed", "same", "2.0", "2.0"), ("version_changed", "six", "1.17.0", "1.16.0")]
+    assert changes[2].detail == "other wheel hashes"
+
+
+def test_same_version_with_other_files_names_the_files():
+    a = view(packages={"six": Dist("1.17.0", None, "c1", {"six.py": "1", "x.py": "2"})})
+    b = view("B", packages={"six": Dist("1.17.0", None, "c2", {"six.py": "9", "x.py": "2"})})
+    (change,) = compare(a, b)
+    assert change.kind == "hash_changed" and change.detail == "installed files differ: six.py"
+    # one side observed against a claim: what does not match the RECORD is named, per side
+    b = view("the image", packages={"six": Dist("1.17.0", ("sha256:aa",), "c2", None,
+                                                ("six.py", "__pycache__/six.cpython-311.pyc (stale bytecode)"))})
+    a = view("the manifest", packages={"six": Dist("1.17.0", ("sha256:aa",))})
+    (change,) = compare(a, b)
+    assert change.line("the manifest", "the image") == (
+        "distributions: six 1.17.0 differs: in the image six.py, __pycache__/six.cpython-311.pyc (stale bytecode) "
+        "differ from what the distribution installed")
+
+
+def test_unrecorded_files_compare_only_when_both_sides_observed():
+    a, b = view(unrecorded={}), view("B", unrecorded={"evil.pth": "ab" * 32})
+    (change,) = compare(a, b)
+    assert (change.group, change.kind, change.name, change.a) == ("distributions", "unrecorded", "evil.pth", None)
+    assert change.b == "sha256:" + "ab" * 32
+    assert compare(view(unrecorded=None), b) == []
+
+
+def test_system_packages_full_lists_or_pins():
+    a = view(system_packages={"libgomp1": "12.2.0-14", "bash": "5.2"}, system_complete=True)
+    b = view("B", system_packages={"libgomp1": "12.2.0-14", "bash": "5.2", "curl": "7"}, system_complete=True)
+    assert kinds(compare(a, b)) == {("system_packages", "added", "curl")}
+    pins = view(system_packages={"libgomp1": "12.2.0-15"}, system_complete=False)
+    changes = compare(pins, b)  # a lock pins one package: the base's others are no difference
+    assert [(c.kind, c.name, c.a, c.b) for c in changes] == [("changed", "libgomp1", "12.2.0-15", "12.2.0-14")]
+
+
+def test_preprocessing_files_and_version():
+    a = view(preprocessing={"app/prep.py": H}, preprocessing_version="0+sha256.aaa")
+    b = view("B", preprocessing={"app/prep.py": None}, preprocessing_version="0+sha256.bbb")
+    assert kinds(compare(a, b)) == {("preprocessing", "removed", "app/prep.py"),
+                                    ("preprocessing", "changed", "preprocessing version")}
+    assert compare(a, view("B", preprocessing={"app/prep.py": H}, preprocessing_version=None)) == []
+
+
+def test_seed_change_explains_its_environment_variables():
+    a = claim_view(manifest(seed=7), "A")
+    b = claim_view(manifest(seed=8), "B")
+    changes = compare(a, b)
+    assert [(c.name, c.a, c.b) for c in changes] == [("seed", 7, 8)]  # not also PYTHONHASHSEED
+    b = claim_view(manifest(), "B")
+    b.env = dict(b.env, PYTHONHASHSEED="1")  # set on its own: a difference of its own
+    assert [(c.kind, c.name, c.a, c.b) for c in compare(a, b)] == [("changed", "PYTHONHASHSEED", "7", "1")]
+    b = claim_view(manifest(), "B")
+    b.env = dict(b.env, PYTHONPATH="/evil")
+    assert [(c.kind, c.name) for c in compare(a, b)] == [("added", "PYTHONPATH")]
+
+
+def test_determinism_change_explains_its_variables_but_not_a_changed_env():
+    a = claim_view(manifest(determinism=False), "A")
+    b = claim_view(manifest(determinism=True), "B")
+    assert [(c.name, c.a, c.b) for c in compare(a, b)] == [("determinism", "off", "on")]
+    b = claim_view(manifest(env={"A": "other"}), "B")
+    assert [(c.name, c.a, c.b) for c in compare(a, b)] == [("A", 'quote " dollar $HOME back\\slash', "other")]
+
+
+def test_change_lines_for_verify_and_diff():
+    c = Change("distributions", "version_changed", "six", "1.17.0", "1.16.0")
+    assert c.line("the manifest", "the image") == "distributions: six: 1.17.0 in the manifest, 1.16.0 in the image"
+    assert c.short() == "six: 1.17.0 -> 1.16.0"
+    gone = Change("distributions", "removed", "six", "1.17.0", None)
+    assert gone.line("the manifest", "the image") == "distributions: six 1.17.0 is in the manifest but not in the image"
+    base = Change("base", "changed", "base", "sha256:" + "a" * 64, "not sha256:" + "a" * 64)
+    assert base.short() == "base: sha256:aaaaaaaaaaaa… -> not sha256:aaaaaaaaaaaa…"
+
+
+def test_diff_result_groups_in_order_and_counts():
+    changes = compare(claim_view(manifest(seed=1), "lock x"),
+                      view("image y", packages={}, python="3.12.0"))
+    result = DiffResult(claim_view(manifest(), "lock x"), view("image y"), changes, ["a note"])
+    data = result.as_json()
+    assert list(data["groups"]) == ["python", "distributions", "seed_env"]
+    assert data["differences"] == 3 and data["equal"] is False and data["notes"] == ["a note"]
+    lines = result.lines()
+    assert lines[2:] == ["Python:", "  python: 3.11.9 -> 3.12.0", "distributions (removed):", "  - six 1.17.0",
+                         "seed and environment:", "  seed: 1 -> 7", "note: a note", "3 differences"]
+    assert json.loads(json.dumps(data)) == data  # JSON-clean
+
+
+# --- the image view from probe facts --------------------------------------------------------------
+
+
+def info(env=(), layers=("sha256:l1",), history=None, labels=None) -> ImageInfo:
+    return ImageInfo(ref="img", id="sha256:" + "9" * 64, labels=labels or {}, layers=tuple(layers), repo_digests=(),
+                     config={"Env": list(env)}, size=0, created="", history=history)
+
+
+def source(m: dict) -> Source:
+    return Source(ref="img", kind="image", manifest=m)
+
+
+def facts(**changes) -> dict:
+    record = {"version": "1.17.0", "files": 3, "mismatched": [], "missing": [], "stale_bytecode": [], "unhashed": [],
+              "error": None, "content": "c"}
+    f = {"python": "3.11.9", "platform": "linux/amd64", "pyvenv_cfg": {}, "path_python": "/opt/venv/bin/python",
+         "distributions": {"six": dict(record)}, "duplicates": [], "unrecorded": {},
+         "preprocessing": {"app/prep.py": {"app": "sha256:" + "c" * 64, "site": None, "owner": None}},
+         "preprocessing_stale_bytecode": [], "dpkg": {"libgomp1": "12.2.0-14", "bash": "5.2"}}
+    f.update(changes)
+    return f
+
+
+def env_of(m: dict) -> list[str]:
+    return [f"{k}={v}" for k, v in expected_env(m).items()]
+
+
+def test_image_view_of_a_faithful_image_equals_its_claim():
+    m = manifest()
+    observed = image_view(source(m), info(env_of(m)), facts(), BaseCheck("ok", ""))
+    assert compare(claim_view(m, "the manifest"), observed) == []
+    assert observed.system_complete and observed.python == "3.11.9"
+
+
+def test_image_view_finds_what_changed_inside():
+    m = manifest()
+    pth = {"evil.pth": "e" * 64, "imagesmith_image.json": "f" * 64, "notes.txt": "0" * 64}
+    pth.update(runtime_hashes("3.11"))  # this imagesmith's runtime: expected, not unrecorded
+    f = facts(unrecorded=pth, python="3.11.2",
+              preprocessing={"app/prep.py": {"app": None, "site": "sha256:" + "d" * 64, "owner": "x-preprocessing"}},
+              preprocessing_stale_bytecode=[["app/prep.py", "/site/app/__pycache__/prep.cpython-311.pyc"]])
+    version = m.get("preprocessing_version") or "0+sha256.abc"
+    f["distributions"]["x-preprocessing"] = dict(f["distributions"]["six"], version=version)
+    f["distributions"]["six"]["version"] = "1.16.0"
+    observed = image_view(source(m), info([e for e in env_of(m) if not e.startswith("IMAGESMITH_SEED")]),
+                          f, BaseCheck("mismatch", "x"), code_only=True)
+    got = {(c.group, c.kind, c.name): c for c in compare(claim_view(m, "the manifest"), observed)}
+    assert set(got) == {
+        ("base", "changed", "base"), ("python", "changed", "python"),
+        ("distributions", "version_changed", "six"), ("distributions", "unrecorded", "evil.pth"),
+        ("preprocessing", "changed", "app/prep.py"), ("seed_env", "changed", "seed")}  # not notes.txt, not the json
+    assert got[("preprocessing", "changed", "app/prep.py")].b.endswith("(stale bytecode /site/app/__pycache__/prep.cpython-311.pyc)")
+    assert got[("seed_env", "changed", "seed")].b is None
+    assert observed.preprocessing_version == version  # the preprocessing wheel, not a distribution
+
+
+def test_image_view_labels_only_observes_config_only():
+    m = manifest()
+    observed = image_view(source(m), info(env_of(m) + ["PYTHONPATH=/x"]), None, BaseCheck("unknown", ""))
+    assert kinds(compare(claim_view(m, "m"), observed)) == {("seed_env", "added", "PYTHONPATH")}
+    # a watched variable the base itself sets is the base's (pinned by the base digest)
+    observed = image_view(source(m), info(env_of(m) + ["PYTHONPATH=/x"]), None,
+                          BaseCheck("ok", "", {"PYTHONPATH": "/x"}))
+    assert compare(claim_view(m, "m"), observed) == []
+
+
+def test_lock_from_manifest_round_trips_the_parity():
+    m = manifest()
+    assert parity.digest(parity.manifest_from_lock(lock_from_manifest(m))) == parity.digest(m)
+    assert expected_env(m)["PYTHONHASHSEED"] == "7"
+
+
+# --- layers on top --------------------------------------------------------------------------------
+
+
+def _h(created_by, empty):
+    return HistoryEntry(created_by, empty)
+
+
+def test_layers_added_after_the_parity_label():
+    built = (_h("", False), _h("RUN pip install", False), _h('LABEL io.imagesmith.parity=sha256:x io.imagesmith.manifest={}', True),
+             _h("LABEL io.imagesmith.role=serve", True), _h('CMD ["x"]', True))
+    assert layers_added(None, info(history=built)) == 0
+    child = built + (_h("RUN pip install -U six", False), _h("ENV A=1", True))
+    assert layers_added(None, info(history=child)) == 1
+    relabelled = child + (_h("LABEL io.imagesmith.parity=sha256:0", True),)
+    assert layers_added(None, info(history=relabelled)) == 0  # the last stamp counts
+    assert layers_added(None, info(history=(_h("RUN x", False),))) is None  # no stamp: cannot tell
+
+
+# --- small helpers ----------------------------------------------------------------------------------
+
+
+def test_registry_references_follow_docker_s_rule():
+    assert registry_host("127.0.0.1:5000/app:serve") == "127.0.0.1:5000"
+    assert registry_host("ghcr.io/org/app@sha256:" + "a" * 64) == "ghcr.io"
+    assert registry_host("localhost/app") == "localhost"
+    for local in ("app:serve", "imagesmith-test/iris:serve", "sha256:" + "a" * 64):
+        assert registry_host(local) is None
+    assert _repository("127.0.0.1:5000/a/b:tag") == "127.0.0.1:5000/a/b"
+    assert _repository("127.0.0.1:5000/a/b@sha256:" + "a" * 64) == "127.0.0.1:5000/a/b"
+
+
+def test_inspect_lines_are_readable():
+    m = manifest()
+    lines = inspect_lines({"kind": "image", "source": "x:serve", "id": "sha256:1", "parity": parity.digest(m),
+                           "label_ok": False, "role": "serve", "base_name": "python:3.11-slim", "manifest": m})
+    text = "\n".join(lines)
+    assert "(DOES NOT MATCH the manifest: forged or edited)" in text
+    assert "python:   3.11.9 on linux/amd64" in text and "seed:     7, determinism off" in text
+    assert "  six  1.17.0  (1 hash)" in text and "  libgomp1=12.2.0-14" in text
+    assert "  app/prep.py  " + "sha256:" + "c" * 64 in text
+
+
+# --- the probe, run on a fake venv here ----------------------------------------------------------
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+@pytest.fixture()
+def fake_venv(tmp_path: Path) -> Path:
+    venv = tmp_path / "venv"
+    site = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    info_dir = site / "demo-1.0.dist-info"
+    info_dir.mkdir(parents=True)
+    files = {"demo.py": b"X = 1\n", "demo_extra.py": b"Y = 2\n",
+             "demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: Demo\nVersion: 1.0\n"}
+    for rel, data in files.items():
+        (site / rel).write_bytes(data)
+    record = "".join(f"{rel},{_record_hash(data)},{len(data)}\n" for rel, data in files.items())
+    (info_dir / "RECORD").write_text(record + "demo-1.0.dist-info/RECORD,,\n")
+    py_compile.compile(str(site / "demo.py"), invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\n")
+    return venv
+
+
+def _run_probe(venv: Path, **options) -> dict:
+    opts = json.dumps({"venv": str(venv), "app": str(venv.parent / "app"), **options})
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", PROBE.read_text(), opts], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_probe_reports_a_clean_distribution(fake_venv):
+    f = _run_probe(fake_venv, files=True)
+    demo = f["distributions"]["demo"]
+    assert demo["version"] == "1.0" and demo["files"] == 3
+    assert demo["mismatched"] == demo["missing"] == demo["stale_bytecode"] == []
+    assert demo["file_hashes"]["demo.py"] == hashlib.sha256(b"X = 1\n").hexdigest()
+    assert f["unrecorded"] == {} and f["pyvenv_cfg"]["include-system-site-packages"] == "false"
+    assert f["python"] == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_probe_finds_edits_removals_extras_and_stale_bytecode(fake_venv):
+    site = next(fake_venv.glob("lib/python*/site-packages"))
+    content = _run_probe(fake_venv)["distributions"]["demo"]["content"]
+    (site / "demo.py").write_bytes(b"X = 2\n")  # its unchecked .pyc still holds X = 1
+    (site / "demo_extra.py").unlink()
+    (site / "evil.pth").write_text("import os\n")
+    app = fake_venv.parent / "app" / "pre"
+    app.mkdir(parents=True)
+    (app / "p.py").write_bytes(b"Z = 3\n")
+    f = _run_probe(fake_venv, preprocessing=["pre/p.py", "pre/missing.py"])
+    demo = f["distributions"]["demo"]
+    assert demo["mismatched"] == ["demo.py"] and demo["missing"] == ["demo_extra.py"]
+    assert demo["stale_bytecode"] == [f"__pycache__/demo.cpython-{sys.version_info[0]}{sys.version_info[1]}.pyc"]
+    assert demo["content"] != content
+    assert f["unrecorded"] == {"evil.pth": hashlib.sha256(b"import os\n").hexdigest()}
+    assert f["preprocessing"]["pre/p.py"]["app"] == "sha256:" + hashlib.sha256(b"Z = 3\n").hexdigest()
+    assert f["preprocessing"]["pre/missing.py"] == {"app": None, "site": None, "owner": None}
+
+
+def test_probe_without_a_venv_reports_nothing_installed(tmp_path):
+    f = _run_probe(tmp_path / "none")
+    assert f["site_packages"] is None and f["distributions"] == {} and f["pyvenv_cfg"] is None
