@@ -560,7 +560,9 @@ on the module. A module that is never imported is never loaded: a command that i
 does not pay for NumPy. A module already imported when ``activate()`` runs is seeded at once.
 
 Not covered: generators the program makes itself without a seed (``numpy.random.default_rng()``,
-``random.Random()``), and interpreters started with ``-S`` (no site, so no ``.pth``).
+``random.Random()``); interpreters started with ``-S`` (no site, so no ``.pth``); processes given
+a fresh environment without ``IMAGESMITH_SEED`` and ``PYTHONHASHSEED`` (``subprocess.run(env={})``);
+``-I``/``-E`` interpreters ignore ``PYTHONHASHSEED`` (they are still seeded, string hashes are not).
 """
 
 import os
