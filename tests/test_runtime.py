@@ -460,3 +460,24 @@ def test_run_role_mounts_publishes_on_loopback_and_passes_the_image_id(tmp_path)
         run_role(spec, engine, "serve", artifacts=tmp_path / "missing")
     with pytest.raises(UsageError, match="the train image has none"):
         run_role(spec, engine, "train", host_port=1)
+
+
+def test_verify_model_reads_the_image_labels_and_distrusts_an_edited_one(tmp_path):
+    manifest = parity.manifest_from_lock(fake_lock())
+    facts = {"parity": parity.digest(manifest), "manifest": manifest, "seed": 7}
+    (tmp_path / "m.bin").write_bytes(b"x")
+    stamp.write_stamp(str(tmp_path), stamp.make_stamp(facts, str(tmp_path)))
+    labels = {stamp.LABEL_PARITY: facts["parity"], stamp.LABEL_MANIFEST: parity.canonical(manifest)}
+    assert stamp.verify_model(FakeEngine({"x:serve": labels}), "x:serve", tmp_path).ok
+
+    other = parity.manifest_from_lock(fake_lock(seed=8))
+    forged = dict(labels, **{stamp.LABEL_MANIFEST: parity.canonical(other)})
+    check = stamp.verify_model(FakeEngine({"x:serve": forged}), "x:serve", tmp_path)
+    assert check.problems[0] == f"label {stamp.LABEL_PARITY} of x:serve does not match its manifest label (edited label)"
+
+    moved = dict(labels, **{stamp.LABEL_PARITY: parity.digest(other), stamp.LABEL_MANIFEST: parity.canonical(other)})
+    check = stamp.verify_model(FakeEngine({"x:serve": moved}), "x:serve", tmp_path)
+    assert "  seed: 8, expected 7" in check.problems
+
+    with pytest.raises(stamp.StampError, match="is not a folder"):
+        stamp.verify_model(FakeEngine({"x:serve": labels}), "x:serve", tmp_path / "m.bin")
