@@ -95,7 +95,9 @@ class _SeedingLoader:
                 spec.loader = self._loader
         self._finder.fire(self._name, module)
 
-    def __getattr__(self, attr):
+    def __getattr__(self, attr):  # only called for what the class does not define
+        if attr == "_loader":
+            raise AttributeError(attr)
         return getattr(self._loader, attr)
 
 
