@@ -51,6 +51,21 @@ def test_code_edit_changes_only_the_last_layer(tiny_built, tmp_path, engine, bas
         assert old[:-1] == new[:-1] and old[-1] != new[-1], role
 
 
+def test_preprocessing_edit_changes_only_the_last_two_layers(tiny_built, tmp_path, engine, base_image):
+    spec, before = tiny_built
+    root = tmp_path / "tiny"
+    shutil.copytree(spec.root, root)
+    prep = root / "app" / "prep.py"
+    prep.write_text(prep.read_text().replace("largest value", "largest value (edited)"))
+    after = _build(root, engine, base_image, "imagesmith-test/prep-edited")
+    assert after.parity != before.parity  # preprocessing is part of the parity
+    for role in ("train", "serve"):
+        old = engine.image(before.images[role].ref).layers
+        new = engine.image(after.images[role].ref).layers
+        assert len(old) == len(new)
+        assert old[:-2] == new[:-2] and old[-2] != new[-2], role
+
+
 def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine):
     """The install RUN has --network=none: with an empty wheelhouse it cannot fetch anything."""
     spec, _ = tiny_built

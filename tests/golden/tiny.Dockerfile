@@ -1041,6 +1041,7 @@ RUN --network=none \
  && mkdir -p /app \
  && /opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode unchecked-hash /opt/venv/lib \
  && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
+WORKDIR /app
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -1056,7 +1057,6 @@ RUN --network=none \
  && /opt/venv/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /opt/venv/lib/python3.11/site-packages/app \
  && cp /run/imagesmith/facts/* /opt/venv/lib/python3.11/site-packages/ \
  && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
-WORKDIR /app
 
 COPY --from=source /app/ /app/
 ENV A="quote \" dollar \$HOME back\\slash" \
