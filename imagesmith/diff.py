@@ -17,7 +17,8 @@ manifest, so both commands describe a difference in the same words. Groups, in t
     python          Python version and platform
     distributions   added, removed, version_changed, hash_changed (same version, other wheel
                     hashes or other installed files), unrecorded (files in site-packages that
-                    no distribution installed)
+                    no distribution installed), runtime (imagesmith's runtime files, between
+                    two images: not part of the manifest, but they seed every process)
     system_packages Debian packages (full lists when both sides are images, else the pinned ones)
     preprocessing   the preprocessing files (and the preprocessing wheel's version)
     seed_env        seed, determinism, and the environment variables that decide the numbers
@@ -37,6 +38,7 @@ GROUP_TITLES = {"base": "base image", "python": "Python", "distributions": "dist
                 "seed_env": "seed and environment"}
 KIND_TITLES = {"added": "added", "removed": "removed", "version_changed": "version changed",
                "hash_changed": "same version, different hash", "unrecorded": "files no distribution installed",
+               "runtime": "imagesmith runtime files",
                "changed": "changed"}
 
 # Environment variables that change which code Python runs or how numeric libraries compute:
@@ -77,6 +79,7 @@ class View:
     env: dict[str, str]  # the relevant variables as the environment sets them (absent: unset)
     env_expected: dict[str, str] = field(default_factory=dict)  # what this side's own seed/determinism/env imply
     unrecorded: dict[str, str] | None = None  # site-packages files no RECORD lists (None: not observed)
+    runtime: dict[str, str] | None = None  # imagesmith's runtime files in site-packages (None: not observed)
     id: str = ""
 
 
@@ -173,6 +176,11 @@ def _compare_packages(a: View, b: View) -> list[Change]:
             if x != y:
                 out.append(Change("distributions", "unrecorded", path, _hash_or_none(x), _hash_or_none(y),
                                   "in site-packages, installed by no distribution"))
+    if a.runtime is not None and b.runtime is not None:  # not in the manifest, but it seeds every process
+        for path in sorted(set(a.runtime) | set(b.runtime)):
+            x, y = a.runtime.get(path), b.runtime.get(path)
+            if x != y:
+                out.append(Change("distributions", "runtime", path, _hash_or_none(x), _hash_or_none(y)))
     return out
 
 

@@ -233,19 +233,18 @@ class BaseCheck:
 
 def check_base(engine: Engine, info: ImageInfo, base: str) -> BaseCheck:
     """Do the image's layers start with the layers of the base image the manifest names?"""
-    candidates = []
-    if engine.has_image(base):
-        candidates.append(base)
-    name = (info.labels.get(LABEL_BASE_NAME) or "").split("@", 1)[0]
-    repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
-    if repo and not candidates and engine.has_image(f"{repo}@{base}"):
-        candidates.append(f"{repo}@{base}")
-    found: ImageInfo | None = None
-    if candidates:
-        found = engine.image(candidates[0])
-    elif repo and registry_host(repo):
-        from .errors import EngineError
+    from .errors import EngineError
 
+    name = (info.labels.get(LABEL_BASE_NAME) or "").split("@", 1)[0]  # only a locator: the digest decides
+    repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+    found: ImageInfo | None = None
+    for ref in (base, f"{repo}@{base}") if repo else (base,):
+        try:
+            found = engine.image(ref)  # a local base's digest is its image ID; a pulled one's, name@digest
+            break
+        except EngineError:
+            continue
+    if found is None and repo and registry_host(repo):
         try:
             found = engine.registry_image(f"{repo}@{base}")
         except EngineError as exc:
@@ -323,15 +322,16 @@ def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCh
         packages[name] = Dist(d["version"] or "?", tuple(claimed[name]["hashes"]) if same else None,
                               d["content"], d.get("file_hashes"), modified)
     view.packages = packages
-    runtime = runtime_hashes(python)
-    unrecorded = {}
+    names = set(runtime_hashes(python))
+    unrecorded, runtime = {}, {}
     for rel, digest in facts["unrecorded"].items():
-        if runtime.get(rel) == digest:
-            continue
-        if not rel.endswith(CODE_SUFFIXES) and (code_only or rel.startswith("imagesmith")):
+        if rel in names:  # imagesmith's runtime: not in the manifest (see _runtime_notes)
+            runtime[rel] = digest
+        elif not rel.endswith(CODE_SUFFIXES) and (code_only or rel.startswith("imagesmith")):
             continue  # data, not code; imagesmith's own (the image's facts) depends on the spec too
-        unrecorded[rel] = digest
-    view.unrecorded = unrecorded
+        else:
+            unrecorded[rel] = digest
+    view.unrecorded, view.runtime = unrecorded, runtime
     if facts["dpkg"]:
         view.system_packages, view.system_complete = dict(facts["dpkg"]), True
     else:
@@ -419,6 +419,7 @@ def verify_image(engine: Engine, image: str, *, lock: Path | None = None, expect
     if facts is not None and "start_error" not in facts:
         report.problems += _environment_problems(facts)
         _content_checks(report, facts, manifest, changes)
+        report.notes += _runtime_notes(observed)
     elif facts is None:
         report.notes.append("labels only: nothing inside the image was looked at (run without --labels-only for that)")
     if not any(c.group == "seed_env" for c in changes):
@@ -488,6 +489,20 @@ def _environment_problems(facts: dict) -> list[str]:
     for name in facts.get("duplicates") or ():
         out.append(f"distributions: {name} is installed twice (two .dist-info folders)")
     return out
+
+
+def _runtime_notes(observed: View) -> list[str]:
+    """imagesmith's runtime files are not part of the parity manifest (an image built by another
+    imagesmith version has other ones, and is still the same environment), so a difference from
+    this imagesmith's is said, not failed. Edits in a child image are caught by --lock / --pair."""
+    if observed.runtime is None or observed.python is None:
+        return []
+    mine = runtime_hashes(observed.python)
+    other = sorted(n for n in set(mine) | set(observed.runtime) if mine.get(n) != observed.runtime.get(n))
+    if not other:
+        return []
+    return [f"imagesmith runtime files differ from this imagesmith's ({', '.join(other)}): built by another "
+            "imagesmith version, or edited; the runtime is not part of the parity manifest"]
 
 
 def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[Change]) -> None:

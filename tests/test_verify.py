@@ -321,3 +321,17 @@ def test_probe_finds_edits_removals_extras_and_stale_bytecode(fake_venv):
 def test_probe_without_a_venv_reports_nothing_installed(tmp_path):
     f = _run_probe(tmp_path / "none")
     assert f["site_packages"] is None and f["distributions"] == {} and f["pyvenv_cfg"] is None
+
+
+def test_runtime_files_compare_between_images_and_are_only_noted_by_verify():
+    from imagesmith.verify import _runtime_notes
+
+    a, b = view(runtime={"imagesmith_seed.py": "a" * 64}), view("B", runtime={"imagesmith_seed.py": "b" * 64})
+    (change,) = compare(a, b)
+    assert (change.group, change.kind, change.name) == ("distributions", "runtime", "imagesmith_seed.py")
+    assert compare(view(runtime=None), b) == []  # a lock has no runtime to compare
+    mine = runtime_hashes("3.11")
+    assert _runtime_notes(view(runtime=dict(mine), python="3.11.2")) == []
+    other = dict(mine, **{next(iter(mine)): "0" * 64})
+    (note,) = _runtime_notes(view(runtime=other, python="3.11.2"))
+    assert next(iter(mine)) in note and "not part of the parity manifest" in note
