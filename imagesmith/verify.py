@@ -51,6 +51,7 @@ LABEL_ROLE = "io.imagesmith.role"
 LABEL_BASE_NAME = "org.opencontainers.image.base.name"
 APP_DIR = "/app"  # where render.copy_args puts project files (the Dockerfile's WORKDIR)
 PROBE = Path(__file__).resolve().parent / "probe.py"
+FACTS_FILE = "imagesmith_image.json"  # stamp.FACTS_FILE: the manifest the image carries inside, beside the runtime
 CODE_SUFFIXES = (".py", ".pth", ".pyc", ".so", ".pyd", ".zip", ".egg")  # what Python may import or run
 
 
@@ -156,7 +157,8 @@ def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...]
     no Python environment where imagesmith puts it. Raises VerifyError when the probe crashed."""
     from .render import VENV
 
-    options = json.dumps({"venv": VENV, "app": APP_DIR, "preprocessing": sorted(set(preprocessing)), "files": detail})
+    options = json.dumps({"venv": VENV, "app": APP_DIR, "preprocessing": sorted(set(preprocessing)), "files": detail,
+                          "read": [FACTS_FILE]})
     run = engine.run_isolated(info.id, [f"{VENV}/bin/python", "-I", "-S", "-c", PROBE.read_text(encoding="utf-8"), options])
     if run.exit_code is None:
         return {"start_error": run.start_error}
@@ -317,6 +319,7 @@ def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCh
         if name in pre_owners and name not in claimed:
             continue  # the preprocessing wheel: its files are the preprocessing group's
         modified = tuple(d["mismatched"]) + tuple(f"{p} (missing)" for p in d["missing"]) + \
+            tuple(f"{p} (no hash in the RECORD)" for p in d.get("unhashed") or ()) + \
             tuple(f"{p} (stale bytecode)" for p in d["stale_bytecode"]) + ((d["error"],) if d.get("error") else ())
         same = claimed.get(name, {}).get("version") == d["version"]
         packages[name] = Dist(d["version"] or "?", tuple(claimed[name]["hashes"]) if same else None,
@@ -420,6 +423,13 @@ def verify_image(engine: Engine, image: str, *, lock: Path | None = None, expect
         report.problems += _environment_problems(facts)
         _content_checks(report, facts, manifest, changes)
         report.notes += _runtime_notes(observed)
+        _inner_manifest(report, facts, manifest)
+        data = sorted(rel for rel in facts["unrecorded"] if not rel.endswith(CODE_SUFFIXES)
+                      and rel not in (observed.runtime or {}) and not rel.startswith("imagesmith"))
+        if data:
+            report.notes.append(f"{len(data)} data file{'s' if len(data) != 1 else ''} in site-packages that no "
+                                f"distribution installed (not code, not compared): {', '.join(data[:5])}"
+                                + (" …" if len(data) > 5 else ""))
     elif facts is None:
         report.notes.append("labels only: nothing inside the image was looked at (run without --labels-only for that)")
     if not any(c.group == "seed_env" for c in changes):
@@ -489,6 +499,27 @@ def _environment_problems(facts: dict) -> list[str]:
     for name in facts.get("duplicates") or ():
         out.append(f"distributions: {name} is installed twice (two .dist-info folders)")
     return out
+
+
+def _inner_manifest(report: Report, facts: dict, manifest: dict) -> None:
+    """The manifest the image carries inside (written with the runtime at build time) must be the
+    label's: relabelling an image changes its labels, not its files."""
+    text = (facts.get("read") or {}).get(FACTS_FILE)
+    if text is None:
+        report.notes.append(f"no {FACTS_FILE} in site-packages: the manifest inside the image was not compared "
+                            "(an image built by an imagesmith without it)")
+        return
+    try:
+        inner = json.loads(text)["manifest"]
+        digest = parity.digest(inner)
+    except (ValueError, KeyError, TypeError):
+        report.problems.append(f"{FACTS_FILE} in the image holds no readable parity manifest")
+        return
+    if digest != parity.digest(manifest):
+        report.problems.append(f"the manifest inside the image ({FACTS_FILE}) has parity {digest}, the label "
+                               f"{parity.digest(manifest)}: the labels were replaced")
+    else:
+        report.checks.append(f"the manifest inside the image ({FACTS_FILE}) is the label's")
 
 
 def _runtime_notes(observed: View) -> list[str]:

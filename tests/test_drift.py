@@ -44,6 +44,16 @@ def _image_dockerfile(engine, ref: str, base_stage: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _relabelled_dockerfile(engine, ref: str) -> str:
+    """FROM ref, with a new, self-consistent label claiming other wheel hashes for six."""
+    from imagesmith import parity
+
+    manifest = json.loads(engine.image(ref).labels["io.imagesmith.manifest"])
+    manifest["packages"]["six"]["hashes"] = ["sha256:" + "0" * 64]
+    return (f"FROM {ref}\nLABEL io.imagesmith.parity={dquote(parity.digest(manifest))} "
+            f"io.imagesmith.manifest={dquote(parity.canonical(manifest))}\n")
+
+
 def _forged_dockerfile(engine, ref: str, base: str) -> str:
     labels = engine.image(ref).labels
     keep = ("io.imagesmith.parity", "io.imagesmith.manifest", "io.imagesmith.role")
@@ -62,6 +72,7 @@ DRIFTS = {
     "child": "RUN echo extra > /etc/imagesmith-extra\n",
     "forged": "forged",
     "otherbase": "otherbase",
+    "relabelled": "relabelled",
 }
 
 
@@ -77,6 +88,8 @@ def drifted(tiny, engine, base_image, tmp_path_factory):
         tag = f"imagesmith-test/drift-{case}:serve"
         if body == "forged":
             text = _forged_dockerfile(engine, f"{BUILT}:serve", base_image)
+        elif body == "relabelled":
+            text = _relabelled_dockerfile(engine, f"{BUILT}:serve")
         elif body == "otherbase":
             stage = (f"FROM {base_image} AS other\nRUN rm -rf /usr/share/doc/*\n"
                      "FROM scratch\nCOPY --from=other / /")
@@ -158,6 +171,8 @@ EXPECTED = {
              {("seed_env", "changed", "seed")}),
     "otherbase": ("base image: base: sha256:",
                   {("base", "changed", "base")}),
+    "relabelled": ("the manifest inside the image (imagesmith_image.json) has parity sha256:",
+                   {("distributions", "hash_changed", "six")}),
 }
 
 

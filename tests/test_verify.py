@@ -335,3 +335,18 @@ def test_runtime_files_compare_between_images_and_are_only_noted_by_verify():
     other = dict(mine, **{next(iter(mine)): "0" * 64})
     (note,) = _runtime_notes(view(runtime=other, python="3.11.2"))
     assert next(iter(mine)) in note and "not part of the parity manifest" in note
+
+
+def test_a_record_line_without_hash_counts_as_modified():
+    m = manifest()
+    f = facts()
+    f["distributions"]["six"]["unhashed"] = ["six.py"]
+    observed = image_view(source(m), info(env_of(m)), f, BaseCheck("ok", ""))
+    (change,) = compare(claim_view(m, "the manifest"), observed)
+    assert change.kind == "hash_changed" and "six.py (no hash in the RECORD)" in change.detail
+
+
+def test_the_facts_file_name_is_the_runtime_s():
+    from imagesmith import stamp, verify
+
+    assert verify.FACTS_FILE == stamp.FACTS_FILE
