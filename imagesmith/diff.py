@@ -322,9 +322,14 @@ def diff(engine, a: str, b: str, *, labels_only: bool = False) -> DiffResult:
     """Compare two sources (image, registry reference, or lock file): the Python API of ``diff``."""
     from .verify import load_view, open_source
 
+    from concurrent.futures import ThreadPoolExecutor
+
     sa, sb = open_source(engine, a), open_source(engine, b)
     paths = tuple(sorted({p for s in (sa, sb) if s.manifest for p in s.manifest["preprocessing"]}))
-    notes: list[str] = []
-    view_a = load_view(engine, sa, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes)
-    view_b = load_view(engine, sb, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes)
-    return DiffResult(view_a, view_b, compare(view_a, view_b), notes)
+    notes_a: list[str] = []
+    notes_b: list[str] = []
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the two probes run side by side
+        future_a = pool.submit(load_view, engine, sa, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes_a)
+        future_b = pool.submit(load_view, engine, sb, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes_b)
+        view_a, view_b = future_a.result(), future_b.result()
+    return DiffResult(view_a, view_b, compare(view_a, view_b), notes_a + notes_b)

@@ -248,6 +248,10 @@ def test_labels_only_sees_config_drift_but_not_content(drifted):
     assert code == 0  # what is inside is not looked at: that is what the full check is for
     code, report = _verify(drifted["otherbase"], "--labels-only")
     assert code == 1 and report["problems"][0].startswith("base image: base: ")
+    code, result = _diff(f"{BUILT}:serve", drifted["upgraded"], "--labels-only")
+    assert code == 0 and result["equal"]  # same labels, and the content is not looked at
+    code, result = _diff(f"{BUILT}:serve", drifted["hashseed"], "--labels-only")
+    assert code == 1 and _changes(result) == {("seed_env", "changed", "PYTHONHASHSEED")}
 
 
 def test_text_output_one_line_per_problem(drifted):

@@ -350,3 +350,55 @@ def test_the_facts_file_name_is_the_runtime_s():
     from imagesmith import stamp, verify
 
     assert verify.FACTS_FILE == stamp.FACTS_FILE
+
+
+# --- the engine seam, with fakes -----------------------------------------------------------------
+
+
+class _FakeAPI:
+    def __init__(self, history):
+        self._history = history
+
+    def history(self, image):
+        return self._history
+
+
+class _FakeClient:
+    def __init__(self, history):
+        self.api = _FakeAPI(history)
+
+
+def test_engine_history_is_trusted_only_when_it_matches_the_layers():
+    from imagesmith.engine import Engine
+
+    engine = Engine()
+    engine._client = _FakeClient([  # newest first, as the engine's API answers
+        {"CreatedBy": "CMD [\"x\"]", "Size": 0}, {"CreatedBy": "RUN a", "Size": 4096}, {"CreatedBy": "", "Size": 1000}])
+    entries = engine.history("img", 2)
+    assert [(e.created_by, e.empty_layer) for e in entries] == [("", False), ("RUN a", False), ('CMD ["x"]', True)]
+    assert engine.history("img", 3) is None  # a zero-size layer somewhere: cannot tell which
+
+
+def test_registry_image_reads_an_index_and_its_config(monkeypatch):
+    from imagesmith.engine import Engine
+
+    index = json.dumps({"manifests": [
+        {"digest": "sha256:" + "a" * 64, "platform": {"os": "linux", "architecture": "arm64"}},
+        {"digest": "sha256:" + "b" * 64, "platform": {"os": "linux", "architecture": "amd64"}}]})
+    config = json.dumps({"config": {"Labels": {"io.imagesmith.parity": "sha256:p"}, "Env": ["A=1"]},
+                         "rootfs": {"diff_ids": ["sha256:l1"]}, "created": "c",
+                         "history": [{"created_by": "ADD x"}, {"created_by": "LABEL a=b", "empty_layer": True}]})
+    calls = []
+
+    def fake_skopeo(self, args, ref, insecure):
+        calls.append((args, insecure))
+        return index if "--raw" in args else config
+
+    monkeypatch.setattr(Engine, "_skopeo", fake_skopeo)
+    info = Engine().registry_image("127.0.0.1:5000/app:serve")
+    assert info.id == "sha256:" + "b" * 64 and info.source == "registry"
+    assert info.repo_digests == ("127.0.0.1:5000/app@sha256:" + "b" * 64,)
+    assert info.labels == {"io.imagesmith.parity": "sha256:p"} and info.layers == ("sha256:l1",)
+    assert [(h.created_by, h.empty_layer) for h in info.history] == [("ADD x", False), ("LABEL a=b", True)]
+    assert calls[1][0] == ["inspect", "--config", "docker://127.0.0.1:5000/app@sha256:" + "b" * 64]
+    assert all(insecure for _, insecure in calls)  # loopback: plain HTTP allowed, as docker does
