@@ -134,6 +134,8 @@ def build(
     cache_to: List[str] = typer.Option([], "--cache-to", help="Passed to buildx."),
     builder: Optional[str] = typer.Option(None, "--builder", help="The buildx builder to use."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every step again."),
+    install: Optional[str] = typer.Option(None, "--install", help="hermetic (wheels fetched on the host, no network in the build) or online (pip downloads inside the build); default: the spec's."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="IMAGESMITH_CACHE_DIR", help="Wheel cache (default ~/.cache/imagesmith)."),
     as_json: bool = JsonOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ):
@@ -141,11 +143,13 @@ def build(
     from .build import ROLES, BuildOptions, build_project
 
     try:
+        if install is not None and install not in ("hermetic", "online"):
+            raise UsageError(f"--install must be hermetic or online, not {install!r}")
         spec = load_spec(project)
         show = not quiet and sys.stderr.isatty()
         options = BuildOptions(base=base, locked=locked, tag=tag, no_cache=no_cache, builder=builder,
                                cache_from=tuple(cache_from), cache_to=tuple(cache_to), push=push,
-                               targets=tuple(target) or ROLES)
+                               targets=tuple(target) or ROLES, install=install, cache_dir=cache_dir)
         result = build_project(spec, Engine(), options, progress=_progress(quiet),
                                echo=(lambda line: _say(line)) if show else None)
     except ImagesmithError as exc:
