@@ -344,6 +344,9 @@ class Engine:
             log = "\n".join(tail)
             if "Cannot connect to the Docker daemon" in log or "failed to dial" in log.lower():
                 raise EngineError("the Docker engine is not reachable", hint=ENGINE_HINT)
+            if builder and f'no builder "{builder}" found' in log:
+                raise EngineError(f"there is no buildx builder named {builder!r}",
+                                  hint="`docker buildx ls` lists the builders; omit --builder for the default one")
             what = describe_failure(log) if describe_failure else ""
             raise BuildError(f"building {' and '.join(targets)} failed" + (f" at {what}" if what else ""),
                              log_tail=_failure_excerpt(list(tail)),

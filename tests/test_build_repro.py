@@ -146,3 +146,14 @@ def test_failed_step_names_the_system_package(tmp_path, engine, base_image):
     assert proc.returncode == 2
     assert "building train and serve failed at system_packages (jq)" in proc.stderr
     assert "last lines of the build log" in proc.stderr and "0.0-not-a-version" in proc.stderr
+
+
+def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
+    spec, result = tiny_built
+    proc = cli("build", "-p", str(spec.root), "--base", base_image, "--tag", "imagesmith-test/tiny", "--builder", "nope")
+    assert proc.returncode == 2
+    assert "there is no buildx builder named 'nope'" in proc.stderr and "docker buildx ls" in proc.stderr
+    proc = cli("build", "-p", str(spec.root), "--base", base_image, "--tag", "imagesmith-test/tiny",
+               "--builder", "default", "--cache-to", "type=inline", "--cache-from", "imagesmith-test/tiny:serve", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["parity"] == result.parity
