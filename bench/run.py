@@ -15,7 +15,7 @@ def main() -> int:
     failed = []
     for script in sorted(HERE.glob("bench_*.py")):
         print(f"\n### {script.name}", flush=True)
-        if subprocess.call([sys.executable, str(script), *sys.argv[1:]]) != 0:
+        if subprocess.call([sys.executable, str(script)]) != 0:
             failed.append(script.name)
     if failed:
         print(f"\nfailed: {', '.join(failed)}")

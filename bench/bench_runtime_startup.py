@@ -4,7 +4,7 @@ Two venvs on the host, one plain and one with the runtime files as images get th
 (render.runtime_files, bytecode compiled); each command runs ROUNDS times in each, interleaved, alternating which goes first. Prints medians and
 the ratio side by side. Host-only (no Docker):
 
-    python bench/runtime_startup.py [ROUNDS]
+    python bench/bench_runtime_startup.py [ROUNDS]
 """
 
 from __future__ import annotations
