@@ -1,4 +1,4 @@
-"""Small file-system helpers: atomic writes and project-relative paths."""
+"""Small file-system helpers: atomic writes and content digests."""
 
 from __future__ import annotations
 
@@ -45,21 +45,3 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return "sha256:" + h.hexdigest()
-
-
-def files_under(root: Path, rel: str) -> list[str]:
-    """The files named by ``rel`` (a file or a directory) as sorted POSIX paths relative to root.
-
-    ``__pycache__`` folders and ``*.pyc`` files are skipped: they are build by-products.
-    """
-    target = root / rel
-    if target.is_file():
-        return [Path(rel).as_posix()]
-    out = []
-    for dirpath, dirnames, filenames in os.walk(target):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        for name in filenames:
-            if name.endswith(".pyc"):
-                continue
-            out.append((Path(dirpath) / name).relative_to(root).as_posix())
-    return sorted(out)

@@ -24,9 +24,9 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, preprocessing
 from ..errors import LockError, StaleLockError
-from ..fsutil import atomic_write, files_under, sha256_bytes, sha256_file
+from ..fsutil import atomic_write, sha256_bytes, sha256_file
 from ..spec import PYPROJECT, Spec
 from .resolvers import Pin, ResolveRequest, get_resolver, render_requirements_lock
 
@@ -73,9 +73,7 @@ class Lock:
     def preprocessing_version(self) -> str | None:
         """The preprocessing wheel's version (content digest; see imagesmith/preprocessing.py),
         None when the spec names no preprocessing files."""
-        from ..preprocessing import version_for
-
-        return version_for(self.preprocessing_digest) if self.preprocessing else None
+        return preprocessing.version_for(self.preprocessing_digest) if self.preprocessing else None
 
     def to_json(self) -> str:
         data = {
@@ -103,7 +101,8 @@ class Lock:
 
 
 def preprocessing_digest(files: dict[str, str]) -> str:
-    return sha256_bytes(json.dumps(dict(sorted(files.items())), separators=(",", ":")).encode())
+    """The digest of ``{path: sha256}``: ``preprocessing.py`` owns the rule (it also runs in images)."""
+    return preprocessing.digest_of(files)
 
 
 def read_lock(path: Path) -> Lock:
@@ -168,11 +167,7 @@ def _digest_json(value) -> str:
 
 
 def preprocessing_files(spec: Spec) -> dict[str, str]:
-    files: dict[str, str] = {}
-    for rel in spec.preprocessing:
-        for f in files_under(spec.root, rel):
-            files[f] = sha256_file(spec.root / f)
-    return dict(sorted(files.items()))
+    return preprocessing.file_digests(str(spec.root), spec.preprocessing)
 
 
 def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
