@@ -170,6 +170,7 @@ def render(spec: Spec, lock: Lock) -> str:
         "base_digest": lock.base.digest,
         "system_packages": [f"{n}={v}" for n, v in lock.system_packages],
         "runtime_files": runtime_files(lock.python),
+        "build_tools": heredoc_file("/sdists.py", (Path(__file__).resolve().parent / "sdists.py").read_text(encoding="utf-8"), "sdists"),
         "image_facts": image_facts_file(spec, lock),
         "site_packages": site_packages(lock.python),
         "preprocessing": preprocessing_context(spec, lock),

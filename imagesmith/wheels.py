@@ -1,6 +1,7 @@
 """The host-side wheel cache behind hermetic builds.
 
-Every locked distribution's wheel for the target (Python version, platform) is downloaded once on
+Every locked distribution's wheel for the target (Python version, platform; the sdist when it
+publishes no wheel for it, see ``sdists.py``) is downloaded once on
 the host with pip (``--require-hashes``: a wheel whose hash is not in the lock is refused), kept in
 ``<cache>/wheels/<sha256>/<file>`` (keyed by content, shared by all projects and builds), and
 hard-linked into a wheelhouse folder that BuildKit receives as the ``wheels`` named context. The
@@ -21,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
 from .errors import LockError
@@ -72,19 +73,27 @@ class WheelCache:
         for h in pin.hashes:
             d = self.store / h.split(":", 1)[1]
             if d.is_dir():
-                found += [p for p in d.iterdir() if p.suffix == ".whl"]
+                found += [p for p in d.iterdir() if p.name.endswith((".whl", ".tar.gz", ".zip"))]
         return found
 
     def _best(self, pin: Pin, ranking: dict[Tag, int]) -> Path | None:
+        """The cached wheel for the target that pip would prefer; else the pin's cached sdist
+        (built into a wheel in the Dockerfile's sdist-build stage)."""
         best, best_rank = None, None
+        sdist = None
         for path in self._candidates(pin):
+            if not path.name.endswith(".whl"):
+                name, version = parse_sdist_filename(path.name)
+                if canonicalize_name(name) == pin.name and version == Version(pin.version):
+                    sdist = path
+                continue
             name, version, _, tags = parse_wheel_filename(path.name)
             if canonicalize_name(name) != pin.name or version != Version(pin.version):
                 continue
             rank = min((ranking[t] for t in tags if t in ranking), default=None)
             if rank is not None and (best_rank is None or rank < best_rank):
                 best, best_rank = path, rank
-        return best
+        return best or sdist
 
     def wheelhouse(self, lock: Lock, progress=lambda msg: None) -> Path:
         """A folder holding exactly one wheel per locked distribution for the lock's target,
@@ -105,8 +114,8 @@ class WheelCache:
                 best = self._best(pin, ranking)
                 if best is None:
                     raise LockError(
-                        f"no wheel of {pin.name}=={pin.version} with a locked hash fits Python {lock.python} on {lock.platform}",
-                        hint="the distribution may have only an sdist: build it with `install: online`, or pin a version with wheels",
+                        f"no wheel or sdist of {pin.name}=={pin.version} with a locked hash fits Python {lock.python} on {lock.platform}",
+                        hint="pin a version that publishes files for this target, or re-lock",
                     )
                 chosen[pin.name] = best
         key = hashlib.sha256("\n".join(sorted(p.parent.name for p in chosen.values())).encode()).hexdigest()[:24]
@@ -138,7 +147,7 @@ class WheelCache:
             req.write_text("".join(
                 f"{p.name}=={p.version} " + " ".join(f"--hash={h}" for h in p.hashes) + "\n" for p in pins))
             argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
-                    "--require-hashes", "--only-binary=:all:", "--python-version", lock.python,
+                    "--require-hashes", "--prefer-binary", "--python-version", lock.python,
                     "--implementation", "cp", "--abi", f"cp{version}", "--abi", "abi3", "--abi", "none",
                     "--dest", str(Path(tmp) / "dl"), "-r", str(req)]
             for plat in target_platforms(lock.platform):

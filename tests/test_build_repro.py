@@ -157,3 +157,21 @@ def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
                "--builder", "default", "--cache-to", "type=inline", "--cache-from", "imagesmith-test/tiny:serve", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["parity"] == result.parity
+
+
+def test_sdist_only_distribution_is_built_outside_the_images(tmp_path, engine, base_image):
+    """docopt 0.6.2 publishes only an sdist: it is hash-checked, built into a wheel in the
+    sdist-build stage (with compilers), and installed; no compiler reaches the images, and the
+    online install gives the same layers."""
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
+    spec_file = root / "imagesmith.yaml"
+    spec_file.write_text(spec_file.read_text().replace("  - six==1.17.0\n", "  - six==1.17.0\n  - docopt==0.6.2\n"))
+    cache = tmp_path / "cache"
+    hermetic = _build(root, engine, base_image, "imagesmith-test/sdist", cache_dir=cache)
+    assert list((cache / "wheels").glob("*/docopt-0.6.2.tar.gz"))
+    ref = hermetic.images["serve"].ref
+    out = engine.run(ref, ["-c", "import docopt, shutil; print(docopt.__version__, shutil.which('cc'))"],
+                     entrypoint=["/opt/venv/bin/python"])
+    assert out.split() == ["0.6.2", "None"]
+    online = _build(root, engine, base_image, "imagesmith-test/sdist-online", install="online")
+    assert engine.image(online.images["serve"].ref).layers == engine.image(ref).layers
