@@ -171,9 +171,10 @@ def verify(
     pair: Optional[str] = typer.Option(None, "--pair", help="The other image of a train/serve pair: same parity, same layers."),
     model: Optional[Path] = typer.Option(None, "--model", help="An artifacts folder train stamped: the model must match this image."),
     labels_only: bool = typer.Option(False, "--labels-only", help="Check labels and image config only; do not look inside the image (fast, no pull)."),
+    signoff_file: Optional[Path] = typer.Option(None, "--signoff", help="A signoff.json: it must have passed for this image and the --model (deploy gate)."),
     as_json: bool = JsonOpt,
 ):
-    """Check an image really holds what its label says, and against a lock, digest, pair or model. Exit 0 holds, 1 not."""
+    """Check an image really holds what its label says, and against a lock, digest, pair, model or signoff. Exit 0 holds, 1 not."""
     from .verify import verify_image
 
     try:
@@ -187,6 +188,15 @@ def verify(
             model_check = verify_model(engine, image, model)
             report.checks += [f"model: {line}" for line in model_check.checks]
             report.problems += [f"model: {line}" for line in model_check.problems]
+        if signoff_file is not None:
+            from .signoff import check_signoff
+
+            if model is None:
+                raise UsageError("--signoff needs --model DIR: a signoff holds for one image and one model")
+            gate = check_signoff(engine, image, signoff_file, model)
+            report.checks += [f"signoff: {line}" for line in gate.checks]
+            report.problems += [f"signoff: {line}" for line in gate.problems]
+            report.notes += [f"signoff: {line}" for line in gate.notes]
     except ImagesmithError as exc:
         _fail(exc)
         return
@@ -226,6 +236,61 @@ def run(
         _fail(exc)
         return
     raise typer.Exit(code)
+
+
+@app.command()
+def golden(
+    project: Path = ProjectOpt,
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="The artifacts folder train wrote (default: PROJECT/artifacts)."),
+    image: Optional[str] = typer.Option(None, "--image", help="The train image (default: REPO:train, REPO from --tag or the spec's name)."),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Repository of the train image (default: the spec's name)."),
+    as_json: bool = JsonOpt,
+):
+    """Run the signoff samples through the batch function in the train image; store the outputs with the model."""
+    from .run import default_artifacts
+    from .signoff import make_golden
+
+    try:
+        spec = load_spec(project)
+        folder = model if model is not None else default_artifacts(spec)
+        path, record = make_golden(Engine(), spec, image or f"{tag or spec.name}:train", Path(folder))
+    except ImagesmithError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json({"golden": str(path), "samples": record["samples"]["count"], "image": record["image"],
+                    "model": record["model"]})
+    else:
+        typer.echo(f"wrote {path} ({record['samples']['count']} samples through {record['predict']} "
+                   f"in {record['image']['ref']})")
+
+
+@app.command()
+def signoff(
+    image: str = typer.Argument(..., help="The serve image, as it will run in production."),
+    model: Path = typer.Option(..., "--model", "-m", help="The artifacts folder train wrote (with its golden outputs)."),
+    project: Path = ProjectOpt,
+    output: Path = typer.Option(Path("signoff.json"), "--output", "-o", help="Where to write the signoff record."),
+    requests: int = typer.Option(200, "--requests", min=1, help="Replay the samples until at least this many requests."),
+    as_json: bool = JsonOpt,
+):
+    """Run the serve image on this machine: latency, outputs against the golden ones, hardware. Exit 0 passed, 1 not."""
+    from .signoff import run_signoff, table, write_signoff
+
+    try:
+        spec = load_spec(project)
+        result = run_signoff(Engine(), spec, image, model, requests=requests)
+        write_signoff(result, output)
+    except ImagesmithError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json(result.record)
+    else:
+        for line in table(result.record):
+            typer.echo(line)
+        typer.echo(f"{image}: {'signed off' if result.passed else 'NOT signed off'} ({output})")
+    raise typer.Exit(0 if result.passed else 1)
 
 
 @app.command()

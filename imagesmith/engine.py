@@ -494,6 +494,119 @@ class Engine:
             except DockerException:
                 pass
 
+    # ---- signoff support ---------------------------------------------------------------------
+
+    def run_helper(self, image: str, argv: Sequence[str], *, entrypoint: Sequence[str],
+                   mounts: dict[str, str] | None = None, environment: dict[str, str] | None = None,
+                   gpus: bool = False, timeout: int = 600) -> IsolatedRun:
+        """Run ``argv`` after ``entrypoint`` in a throwaway container of ``image``: its own working
+        directory and user, no network, ``mounts`` (host path -> container path) read-only, all
+        GPUs when ``gpus``. Never raises for the command's own failure (see ``IsolatedRun``)."""
+        from docker.errors import APIError, DockerException, ImageNotFound
+
+        try:
+            container = self.client.containers.create(
+                image, list(argv), entrypoint=list(entrypoint), network_disabled=True, network_mode="none",
+                volumes={h: {"bind": t, "mode": "ro"} for h, t in sorted((mounts or {}).items())},
+                environment=dict(environment or {}), device_requests=_gpu_request(gpus),
+                labels={"io.imagesmith.signoff": "1"})
+        except ImageNotFound as exc:
+            raise EngineError(f"image {image} is not in the local engine") from exc
+        except DockerException as exc:
+            raise EngineError(f"cannot create a container of {image}: {_first_line(exc)}", hint=ENGINE_HINT) from exc
+        try:
+            try:
+                container.start()
+            except APIError as exc:
+                return IsolatedRun(None, "", "", start_error=_first_line(exc))
+            try:
+                status = container.wait(timeout=timeout)
+            except Exception as exc:  # requests' ReadTimeout and friends
+                raise EngineError(f"`{' '.join(entrypoint)}` in {image} did not finish within {timeout} s") from exc
+            out = container.logs(stdout=True, stderr=False)
+            err = container.logs(stdout=False, stderr=True)
+            return IsolatedRun(int(status.get("StatusCode", -1)), out.decode("utf-8", "replace"),
+                               err.decode("utf-8", "replace"))
+        except DockerException as exc:
+            raise EngineError(f"running a container of {image} failed: {_first_line(exc)}", hint=ENGINE_HINT) from exc
+        finally:
+            try:
+                container.remove(force=True)
+            except DockerException:
+                pass
+
+    def start_service(self, image: str, *, port: int, mounts: dict[str, str] | None = None,
+                      environment: dict[str, str] | None = None, gpus: bool = False) -> tuple[str, int]:
+        """Start ``image`` detached with its own entrypoint and command, as production would:
+        ``port`` published on 127.0.0.1 (a free host port the engine picks), ``mounts`` read-only,
+        all GPUs when ``gpus``. Returns (container ID, host port). Stop it with ``stop_service``."""
+        from docker.errors import DockerException, ImageNotFound
+
+        try:
+            container = self.client.containers.run(
+                image, detach=True, ports={f"{port}/tcp": ("127.0.0.1", None)},
+                volumes={h: {"bind": t, "mode": "ro"} for h, t in sorted((mounts or {}).items())},
+                environment=dict(environment or {}), device_requests=_gpu_request(gpus),
+                labels={"io.imagesmith.signoff": "1"})
+        except ImageNotFound as exc:
+            raise EngineError(f"image {image} is not in the local engine") from exc
+        except DockerException as exc:
+            text = _first_line(exc)
+            if gpus and ("gpu" in text.lower() or "nvidia" in text.lower()):
+                raise EngineError(f"cannot start {image} with GPUs: {text}",
+                                  hint="install the NVIDIA container toolkit so Docker can pass GPUs in") from exc
+            raise EngineError(f"cannot start {image}: {text}", hint=ENGINE_HINT) from exc
+        try:
+            container.reload()
+            bound = (container.ports or {}).get(f"{port}/tcp") or []
+            host_port = next(int(b["HostPort"]) for b in bound if b.get("HostIp") in ("127.0.0.1", ""))
+        except (DockerException, StopIteration, KeyError, ValueError) as exc:
+            self.stop_service(container.id)
+            raise EngineError(f"{image} started, but port {port} was not published") from exc
+        return container.id, host_port
+
+    def service_exit_code(self, container_id: str) -> int | None:
+        """None while the container runs; its exit code once it has stopped."""
+        from docker.errors import DockerException
+
+        try:
+            container = self.client.containers.get(container_id)
+            container.reload()
+        except DockerException as exc:
+            raise EngineError(f"cannot read container {container_id[:12]}: {_first_line(exc)}") from exc
+        state = container.attrs.get("State") or {}
+        return None if state.get("Running") else int(state.get("ExitCode", -1))
+
+    def stop_service(self, container_id: str) -> str:
+        """Stop and remove a container ``start_service`` started; returns its output (both streams)."""
+        from docker.errors import DockerException, NotFound
+
+        try:
+            container = self.client.containers.get(container_id)
+        except NotFound:
+            return ""
+        except DockerException as exc:
+            raise EngineError(f"cannot read container {container_id[:12]}: {_first_line(exc)}") from exc
+        logs = ""
+        try:
+            container.stop(timeout=10)
+            logs = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        except DockerException:
+            pass
+        try:
+            container.remove(force=True)
+        except DockerException:
+            pass
+        return logs
+
+
+def _gpu_request(gpus: bool) -> list | None:
+    if not gpus:
+        return None
+    from docker.types import DeviceRequest
+
+    return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+
 
 def registry_host(ref: str) -> str | None:
     """The registry host a reference names, by Docker's rule (the first path component has a dot

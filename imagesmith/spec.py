@@ -70,6 +70,8 @@ class Signoff:
     samples: str | None = None
     rtol: float = 1e-5
     atol: float = 1e-6
+    path: str = "/predict"  # the serve endpoint signoff POSTs each sample to
+    request: str = "list"  # the request body: "list" = [sample] (a batch of one), "object" = sample
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,9 @@ TOP_KEYS = (
 TRAIN_KEYS = ("command",)
 SERVE_KEYS = ("command", "port", "latency_budget_ms")
 REQ_KEYS = ("file", "packages", "pyproject", "extras")
-SIGNOFF_KEYS = ("predict", "samples", "rtol", "atol")
+SIGNOFF_KEYS = ("predict", "samples", "rtol", "atol", "path", "request")
+SIGNOFF_REQUESTS = ("list", "object")
+HTTP_PATH_RE = re.compile(r"^/[A-Za-z0-9_.~/-]*$")
 REQUIRED = ("name", "python", "base", "requirements", "train", "serve")
 
 
@@ -451,7 +455,15 @@ def _parse_signoff(value: Any, root: Path, p: _Problems) -> Signoff:
         samples = _project_path(root, "signoff.samples", samples, p)
     rtol = _number(value.get("rtol", 1e-5), "signoff.rtol", p)
     atol = _number(value.get("atol", 1e-6), "signoff.atol", p)
+    path = value.get("path", "/predict")
+    if not (isinstance(path, str) and HTTP_PATH_RE.match(path)):
+        p.add("signoff.path", f"expected an HTTP path like '/predict', got {path!r}")
+        path = "/predict"
+    request = value.get("request", "list")
+    if request not in SIGNOFF_REQUESTS:
+        p.add("signoff.request", f"expected one of {', '.join(SIGNOFF_REQUESTS)}, got {request!r}")
+        request = "list"
     return Signoff(predict=predict, samples=samples, rtol=rtol if rtol is not None else 1e-5,
-                   atol=atol if atol is not None else 1e-6)
+                   atol=atol if atol is not None else 1e-6, path=path, request=request)
 
 

@@ -1,0 +1,188 @@
+"""The signoff helper: standard library only, run INSIDE an image (and on the host for the
+hardware record). ``signoff.py`` passes this file's text to the image's Python with ``-c``::
+
+    python -c <this file> '{"mode": "predict", "predict": "app.predict:predict",
+                            "samples": "/run/imagesmith-signoff/samples.jsonl"}'
+    python -c <this file> '{"mode": "hardware"}'
+
+``predict`` imports ``module:function`` (from the image's working directory, ``/app``), calls it
+once with the list of samples (one JSON value per line of the samples file), and prints one JSON
+object on stdout: ``{"outputs": [[float, ...], ...], "hardware": {...}}``. Each output row is
+what the function returned for that sample, as a list of floats (a scalar becomes a list of
+one). The hardware is read AFTER the call, so the BLAS/OpenMP libraries the function loaded
+are in the process's memory map.
+
+``hardware`` prints only ``{"hardware": {...}}`` (no import of the project): the host's view,
+which ``verify --signoff`` compares with the one signed off on.
+
+The hardware record (keys sorted, lists sorted)::
+
+    {"cpu": {"model": str|null, "flags": [str...] (instruction-set flags of interest),
+             "logical_cpus": int, "usable_cpus": int},
+     "memory_bytes": int|null,
+     "gpus": [{"name", "driver", "memory"}...], "cuda": str|null,
+     "libraries": [{"kind": "blas"|"openmp"|..., "path": str, "version": str|null, "threads": int|null}...]}
+
+Exit codes: 0 printed; 2 bad options, unreadable samples, or the function failed (the reason
+on stderr).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+# Instruction-set flags that change which kernels BLAS and friends pick.
+ISA_FLAGS = re.compile(r"^(sse\d?|sse4_[12]|ssse3|avx.*|fma4?|f16c|amx.*|bmi[12]|adx|sha_ni|vnni|"
+                       r"avx_vnni|neon|asimd.*|sve.*|fp16|popcnt|aes|pclmulqdq)$")
+LIBRARY_KINDS = (
+    ("openblas", "blas"), ("mkl_", "blas"), ("libblis", "blas"), ("libblas", "blas"),
+    ("liblapack", "lapack"), ("libcublas", "cublas"), ("libcudnn", "cudnn"),
+    ("libgomp", "openmp"), ("libiomp", "openmp"), ("libomp", "openmp"),
+)
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def cpu():
+    info = _read("/proc/cpuinfo")
+    model = re.search(r"^(?:model name|Model|cpu model)\s*:\s*(.+)$", info, re.M)
+    flags = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", info, re.M)
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 0
+    return {
+        "model": model.group(1).strip() if model else None,
+        "flags": sorted({f for f in (flags.group(1).split() if flags else []) if ISA_FLAGS.match(f)}),
+        "logical_cpus": os.cpu_count() or 0,
+        "usable_cpus": usable,
+    }
+
+
+def memory_bytes():
+    m = re.search(r"^MemTotal:\s*(\d+) kB", _read("/proc/meminfo"), re.M)
+    return int(m.group(1)) * 1024 if m else None
+
+
+def gpus():
+    """(gpus, cuda version) from nvidia-smi; ([], None) where there is none."""
+    try:
+        proc = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                               "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return [], None
+    if proc.returncode != 0:
+        return [], None
+    found = []
+    for line in proc.stdout.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3 and parts[0]:
+            found.append({"name": parts[0], "driver": parts[1], "memory": parts[2]})
+    cuda = None
+    try:
+        head = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=30).stdout
+        m = re.search(r"CUDA Version:\s*([\d.]+)", head)
+        cuda = m.group(1) if m else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return sorted(found, key=lambda g: (g["name"], g["driver"])), cuda
+
+
+def libraries():
+    """The numeric libraries this process has loaded: threadpoolctl's view when it is
+    installed (version, threads), else the shared objects in /proc/self/maps."""
+    found = {}
+    try:
+        import threadpoolctl  # noqa: F401  (scikit-learn depends on it)
+
+        for info in threadpoolctl.threadpool_info():
+            path = info.get("filepath") or ""
+            kind = info.get("user_api") or "unknown"
+            found[path] = {"kind": kind, "path": path, "version": info.get("version"),
+                           "threads": info.get("num_threads")}
+    except Exception:  # not installed, or it could not read a library: the maps still answer
+        pass
+    for line in _read("/proc/self/maps").splitlines():
+        parts = line.split()
+        if len(parts) < 6 or not parts[5].startswith("/"):
+            continue
+        path = parts[5]
+        name = os.path.basename(path)
+        for needle, kind in LIBRARY_KINDS:
+            if needle in name and path not in found:
+                found[path] = {"kind": kind, "path": path, "version": None, "threads": None}
+    return sorted(found.values(), key=lambda d: (d["kind"], d["path"]))
+
+
+def hardware():
+    found, cuda = gpus()
+    return {"cpu": cpu(), "memory_bytes": memory_bytes(), "gpus": found, "cuda": cuda, "libraries": libraries()}
+
+
+def _row(value):
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [float(v) for v in value]
+    return [float(value)]
+
+
+def predict(options):
+    import importlib
+
+    module_name, _, func_name = options["predict"].partition(":")
+    samples = []
+    with open(options["samples"], encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    samples.append(json.loads(line))
+                except ValueError as exc:
+                    raise SystemExit("samples line %d is not JSON: %s" % (number, exc))
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit("cannot import %s: %s" % (options["predict"], exc))
+    result = func(samples)
+    if hasattr(result, "tolist"):
+        result = result.tolist()
+    outputs = [_row(r) for r in result]
+    if len(outputs) != len(samples):
+        raise SystemExit("%s returned %d outputs for %d samples" % (options["predict"], len(outputs), len(samples)))
+    return outputs
+
+
+def main(argv):
+    try:
+        options = json.loads(argv[0]) if argv else {}
+    except ValueError:
+        options = {}
+    mode = options.get("mode")
+    try:
+        if mode == "predict":
+            out = {"outputs": predict(options)}
+        elif mode == "hardware":
+            out = {}
+        else:
+            sys.stderr.write("imagesmith signoff helper: mode must be predict or hardware\n")
+            return 2
+        out["hardware"] = hardware()
+    except SystemExit as exc:
+        sys.stderr.write("imagesmith signoff helper: %s\n" % exc.code)
+        return 2
+    sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
