@@ -54,7 +54,6 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +61,7 @@ from pathlib import Path
 from . import signoff_probe
 from .engine import Engine
 from .errors import ImagesmithError
-from .fsutil import atomic_write, sha256_bytes, sha256_file
+from .fsutil import atomic_write, sha256_file
 from .spec import Spec
 from .stamp import STAMP_FILE, read_stamp, verify_model
 

@@ -165,6 +165,20 @@ def test_a_perturbed_model_fails_naming_the_outputs_and_the_stale_golden(trained
     assert record["comparison"]["out_of_tolerance"] > 0 and record["comparison"]["max_abs_error"] > 1e-3
 
 
+def test_a_model_changed_after_its_stamp_fails_before_anything_runs(trained, tmp_path):
+    spec, _, serve_ref, folder = trained
+    model = tmp_path / "artifacts"
+    shutil.copytree(folder, model)
+    with open(model / "model.joblib", "ab") as fh:
+        fh.write(b"\0")
+    proc = signoff(spec.root, serve_ref, model, tmp_path / "signoff.json", "--json")
+    assert proc.returncode == 1, proc.stderr
+    record = json.loads(proc.stdout)
+    assert [(c["check"], c["ok"]) for c in record["checks"]] == [("model", False)]
+    assert "model file model.joblib changed since training" in record["checks"][0]["detail"]
+    assert record["latency"] is None and record["comparison"] is None
+
+
 def test_a_latency_budget_below_what_is_measured_fails(trained, tmp_path):
     spec, _, serve_ref, folder = trained
     root = project_with(spec.root, tmp_path / "iris", **{"serve.latency_budget_ms": 0.001})
