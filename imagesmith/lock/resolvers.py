@@ -101,25 +101,78 @@ def render_requirements_lock(pins: Sequence[Pin], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-_CONFLICT_HINTS = (
-    (re.compile(r"no solution|ResolutionImpossible|conflict", re.I),
-     "the requirements conflict: relax one of the versions named above"),
-    (re.compile(r"not found in the package registry|No matching distribution|Could not find a version|no versions? of", re.I),
-     "check the package name and version exist on the package index"),
-    (re.compile(r"Failed to fetch|Connection|timed out|Name or service not known|dns", re.I),
-     "the package index could not be reached: check the network or the index settings (PIP_INDEX_URL / UV_INDEX_URL)"),
-)
+# Index settings each resolver reads from the environment (pip also reads its config files).
+INDEX_ENV = {"uv": ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL"),
+             "pip-compile": ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")}
+_NETWORK_RE = re.compile(
+    r"Failed to fetch|Could not fetch URL|NewConnectionError|Connection refused|Max retries exceeded|"
+    r"Name or service not known|Temporary failure in name resolution|ConnectTimeout|timed out|"
+    r"tcp connect error|dns error|error sending request", re.I)
+_FETCH_URL_RE = re.compile(r"(?:Failed to fetch:?|Could not fetch URL)\s+`?(\w+://[^\s`'\"]+)")
+_NO_WHEEL_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==\S+)? has no wheels with a matching (?:platform|Python)[^.(]*", re.I)
+_NOT_FOUND_RE = re.compile(
+    r"(?:Because )?([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry|"
+    r"No matching distribution found for ([^\s;]+)|"
+    r"Could not find a version that satisfies the requirement ([^\s;]+)", re.I)
+_CONFLICT_RE = re.compile(r"No solution found|ResolutionImpossible|conflicting dependencies|unsatisfiable", re.I)
+# The lines of pip's and uv's output that explain a failure (the rest is traceback and retries).
+_KEEP_RE = re.compile(r"^\s*(?:error|ERROR|cause|hint|  cause|Because|And because|Cannot install|The conflict|"
+                      r"\S.* depends on|Could not|No matching|.*conflicting dependencies|.*unsatisfiable)", re.M)
 
 
-def _explain_failure(tool: str, output: str, request: ResolveRequest) -> ResolutionError:
-    lines = [ln.rstrip() for ln in output.strip().splitlines() if ln.strip()]
-    # Keep the resolver's own explanation (uv and pip-compile both name the clashing packages).
-    body = "\n".join(lines[-15:]) if lines else "(no output)"
-    hint = next((h for rx, h in _CONFLICT_HINTS if rx.search(output)), "see the resolver's message above")
-    return ResolutionError(
-        f"{tool} could not resolve the requirements for Python {request.python} on {request.platform}:\n{body}",
-        hint=hint,
-    )
+def _index_of(url: str) -> str:
+    """The index root of a URL pip or uv failed to fetch (``.../simple/idna/`` -> ``.../simple``)."""
+    url = redact_url(url.rstrip(":.,)"))
+    m = re.match(r"(.*?/simple)(?:/|$)", url)
+    return m.group(1) if m else url.rstrip("/")
+
+
+def redact_url(text: str) -> str:
+    """Credentials in URLs (scheme://user:pass@host) never reach output."""
+    return re.sub(r"(\w+://)[^/\s:@]+(?::[^/\s@]*)?@", r"\1***@", text)
+
+
+def configured_indexes(tool: str, env: dict | None = None) -> list[str]:
+    env = os.environ if env is None else env
+    urls: list[str] = []
+    for key in INDEX_ENV[tool]:
+        urls += [redact_url(u) for u in env.get(key, "").split() if u]
+    return urls
+
+
+def _explain_failure(tool: str, output: str, request: ResolveRequest, env: dict | None = None) -> ResolutionError:
+    """One readable error for a failed resolution, classified: index unreachable (naming the index),
+    no wheel for the target (naming it), unknown package, or a conflict (the resolver's own
+    explanation, which names the clashing packages and versions)."""
+    target = f"Python {request.python} on {request.platform}"
+    lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
+    kept = [ln for ln in lines if _KEEP_RE.match(ln) and "Traceback" not in ln and "Retrying" not in ln]
+    body = "\n".join(dict.fromkeys(kept[-15:] or lines[-15:])) or "(no output)"
+    if _NETWORK_RE.search(output):
+        fetched = [_index_of(u) for u in _FETCH_URL_RE.findall(output)]
+        indexes = list(dict.fromkeys(fetched or configured_indexes(tool, env))) or ["the default package index"]
+        return ResolutionError(
+            f"{tool} could not reach the package index {', '.join(indexes)} while resolving for {target}",
+            hint="check the network, or the index settings (" + " / ".join(INDEX_ENV[tool]) + ")",
+        )
+    m = _NO_WHEEL_RE.search(output)
+    if m:
+        return ResolutionError(
+            f"{m.group(1)} has no wheel for the target, {target} ({PLATFORM_TAGS[request.platform]}):\n{body}",
+            hint="choose a version that publishes wheels for this Python and platform, or change python:/platform:",
+        )
+    m = _NOT_FOUND_RE.search(output)
+    if m and not re.search(r"conflicting dependencies|depends on", output):
+        name = next(g for g in m.groups() if g)
+        return ResolutionError(
+            f"no distribution of {name} for {target} was found on the package index:\n{body}",
+            hint="check the package name and version exist, and publish a wheel or sdist for this Python and platform",
+        )
+    if _CONFLICT_RE.search(output):
+        return ResolutionError(f"the requirements conflict for {target}:\n{body}",
+                               hint="relax one of the versions named above")
+    return ResolutionError(f"{tool} could not resolve the requirements for {target}:\n{body}",
+                           hint="see the resolver's message above")
 
 
 def _run(argv: list[str], *, env: dict | None = None, cwd: Path | None = None, timeout: int = 1800) -> subprocess.CompletedProcess:
@@ -173,8 +226,60 @@ class UvResolver:
 
 
 def host_matches(python: str, platform: str) -> bool:
+    """True when pip-compile run here resolves for the target (it resolves for its own interpreter)."""
     return (f"{sys.version_info.major}.{sys.version_info.minor}" == python
             and sys.platform == "linux" and host_platform.machine() == MACHINES[platform])
+
+
+_INCLUDE_RE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
+
+
+def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
+    """A requirements file and every file it includes with -r / -c, recursively (resolved paths;
+    includes are relative to the including file, as pip reads them; URLs are left to the resolver)."""
+    seen = seen if seen is not None else set()
+    path = Path(path).resolve()
+    if path in seen or not path.is_file():
+        return []
+    seen.add(path)
+    out = [path]
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = _INCLUDE_RE.match(line)
+        if m and "://" not in m.group(1):
+            out += requirement_files(path.parent / m.group(1), seen)
+    return out
+
+
+def stage_inputs(inputs: Sequence[Path], dest: Path) -> list[str]:
+    """Copy the inputs and every file they include into ``dest``, keeping their layout relative to
+    one another (so ``-r ../base.txt`` still resolves), and return the inputs' paths relative to
+    ``dest``. A container then sees exactly the files the resolution reads, and nothing else of
+    the project (a pyproject.toml is copied alone: its static dependencies are all pip-compile reads)."""
+    files = sorted({f for p in inputs for f in (requirement_files(p) if Path(p).name != "pyproject.toml"
+                                                 else [Path(p).resolve()])})
+    root = Path(os.path.commonpath([str(f.parent) for f in files])) if files else Path("/")
+    for f in files:
+        target = dest / f.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, target)
+    return [Path(p).resolve().relative_to(root).as_posix() for p in inputs]
+
+
+def _container_cache() -> Path:
+    """pip's cache for pip-compile in containers: beside the wheel cache, shared by all projects."""
+    from ..wheels import default_cache_dir
+
+    return default_cache_dir() / "pip-in-container"
+
+
+def _tail(text: str, n: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-n:])
+
+
+def pip_tools_version() -> str:
+    from importlib.metadata import version
+
+    return version("pip-tools")
 
 
 class PipToolsResolver:
@@ -183,38 +288,65 @@ class PipToolsResolver:
     def __init__(self, engine=None) -> None:
         self._engine = engine
 
+    @staticmethod
+    def options(request: ResolveRequest) -> list[str]:
+        opts = ["--quiet", "--generate-hashes", "--allow-unsafe", "--no-header", "--no-annotate",
+                "--strip-extras", "--no-emit-index-url", "--no-emit-find-links", "--no-emit-trusted-host"]
+        for extra in request.extras:
+            opts += ["--extra", extra]
+        if request.upgrade:
+            opts.append("--upgrade")
+        for pkg in request.upgrade_packages:
+            opts += ["--upgrade-package", pkg]
+        return opts
+
     def resolve(self, request: ResolveRequest) -> list[Pin]:
+        if host_matches(request.python, request.platform):
+            return self.resolve_on_host(request)
+        return self.resolve_in_container(request)
+
+    def resolve_on_host(self, request: ResolveRequest) -> list[Pin]:
         with tempfile.TemporaryDirectory(prefix="imagesmith-piptools-") as tmp:
             out = Path(tmp) / "requirements.lock"
             if request.previous and not request.upgrade:
                 out.write_text(request.previous)
-            opts = ["--quiet", "--generate-hashes", "--allow-unsafe", "--no-header", "--no-annotate",
-                    "--strip-extras", "--no-emit-index-url", "--no-emit-find-links"]
-            for extra in request.extras:
-                opts += ["--extra", extra]
-            if request.upgrade:
-                opts.append("--upgrade")
-            for pkg in request.upgrade_packages:
-                opts += ["--upgrade-package", pkg]
-            if host_matches(request.python, request.platform):
-                argv = [_tool("pip-compile"), *opts, "--output-file", str(out), *[str(p) for p in request.inputs]]
-                proc = _run(argv)
-                output = proc.stderr + proc.stdout
-            else:
-                proc, output = self._in_container(request, opts, Path(tmp), out)
+            argv = [_tool("pip-compile"), *self.options(request), "--output-file", str(out),
+                    *[str(p) for p in request.inputs]]
+            proc = _run(argv)
             if proc.returncode != 0:
-                raise _explain_failure("pip-compile", output, request)
+                raise _explain_failure("pip-compile", proc.stderr + proc.stdout, request)
             return parse_compiled(out.read_text())
 
-    def _in_container(self, request: ResolveRequest, opts: list[str], tmp: Path, out: Path):
-        """Run pip-compile inside the pinned base image, so markers and wheels are the target's."""
+    def resolve_in_container(self, request: ResolveRequest) -> list[Pin]:
+        """pip-compile inside the pinned base image, so the markers and wheels are the target's:
+        the inputs are staged into a folder the container sees, pip-tools (this host's version)
+        is installed into a throwaway venv there, and the pins are read back from the output file."""
         if self._engine is None or request.base_ref is None:
             raise ResolutionError(
-                f"pip-tools resolves only for the interpreter that runs it (host: Python "
-                f"{sys.version_info.major}.{sys.version_info.minor}, target: {request.python}) and no engine was given",
+                f"pip-tools resolves only for the interpreter that runs it (here Python "
+                f"{sys.version_info.major}.{sys.version_info.minor} on {host_platform.machine()}; the target is "
+                f"Python {request.python} on {request.platform}), so it must run in the base image, and no engine was given",
                 hint="use resolver: uv, or run with a Docker engine available",
             )
-        return self._engine.run_pip_compile(request.base_ref, request.inputs, opts, out)
+        with tempfile.TemporaryDirectory(prefix="imagesmith-piptools-") as tmp:
+            work, outdir = Path(tmp) / "in", Path(tmp) / "out"
+            work.mkdir()
+            outdir.mkdir()
+            args = stage_inputs(request.inputs, work)
+            out = outdir / "requirements.lock"
+            if request.previous and not request.upgrade:
+                out.write_text(request.previous)
+            env = {k: v for k, v in os.environ.items() if k in INDEX_ENV["pip-compile"]}
+            code, output = self._engine.run_pip_compile(
+                request.base_ref, work=work, args=[*self.options(request), *args], out=out,
+                pip_tools=pip_tools_version(), environment=env, cache=_container_cache())
+            if code == 3 and not _NETWORK_RE.search(output):
+                raise ResolutionError(f"could not install pip-tools {pip_tools_version()} in the base image "
+                                      f"{request.base_ref}:\n{_tail(output)}",
+                                      hint="use a base image whose pip can install packages, or resolver: uv")
+            if code != 0:
+                raise _explain_failure("pip-compile", output, request, env=env)
+            return parse_compiled(out.read_text())
 
 
 def get_resolver(name: str, engine=None) -> Resolver:

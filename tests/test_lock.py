@@ -1,0 +1,200 @@
+"""Unit tests of the lock: output parsing, failure messages, staging, inputs digests, staleness,
+determinism and atomic failure (a recording engine and resolver stand in for Docker and the index)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagesmith.errors import ResolutionError, StaleLockError
+from imagesmith.lock import BasePin, check_lock, compute_inputs, ensure_fresh, lock_project, read_lock
+from imagesmith.lock import resolvers
+from imagesmith.lock.resolvers import Pin, ResolveRequest, parse_compiled, stage_inputs
+from imagesmith.spec import load_spec
+
+REQ = ResolveRequest(inputs=(), extras=(), python="3.10", platform="linux/amd64")
+
+
+def test_parse_compiled_reads_pins_and_hashes():
+    text = ("# header\nIdna==3.7 \\\n    --hash=sha256:bbb \\\n    --hash=sha256:aaa\n"
+            "    # via anyio\nsix==1.17.0 --hash=sha256:ccc\n")
+    assert parse_compiled(text) == [Pin("idna", "3.7", ("sha256:aaa", "sha256:bbb")),
+                                    Pin("six", "1.17.0", ("sha256:ccc",))]
+
+
+@pytest.mark.parametrize("line, message", [("six>=1\n", "unpinned"), ("six==1.0\n", "no hash")])
+def test_parse_compiled_refuses_unpinned_or_unhashed(line, message):
+    with pytest.raises(ResolutionError, match=message):
+        parse_compiled(line)
+
+
+UV_CONFLICT = """error: No solution found when resolving dependencies
+  cause: Because pandas==2.2.0 depends on numpy>=1.23.2,<2 and you require pandas==2.2.0, we can conclude that you require numpy>=1.23.2,<2.
+         And because you require numpy<1.22, we can conclude that your requirements are unsatisfiable."""
+PIP_CONFLICT = """  ERROR: Cannot install numpy<2 and numpy>=2 because these package versions have conflicting dependencies.
+Traceback (most recent call last):
+pip._internal.exceptions.DistributionNotFound: ResolutionImpossible: for help visit https://example.invalid"""
+UV_NO_WHEEL = """error: No solution found when resolving dependencies
+  cause: Because tensorflow-macos==2.16.2 has no wheels with a matching platform tag (e.g., `manylinux_2_28_x86_64`) and you require tensorflow-macos==2.16.2, we can conclude that your requirements are unsatisfiable."""
+UV_INDEX = """error: Request failed after 3 retries
+  cause: Failed to fetch: `http://user:secret@127.0.0.1:9/simple/idna/`
+  cause: Connection refused (os error 111)"""
+PIP_INDEX = """WARNING: Retrying (Retry(total=0)) after connection broken by 'NewConnectionError(': Failed to establish a new connection: [Errno 111] Connection refused')': /simple/idna/
+pip._internal.exceptions.DistributionNotFound: No matching distribution found for idna"""
+
+
+def test_conflict_names_the_packages_and_versions():
+    for tool, out in (("uv", UV_CONFLICT), ("pip-compile", PIP_CONFLICT)):
+        err = resolvers._explain_failure(tool, out, REQ)
+        assert "conflict" in str(err) and "numpy<2" in str(err).replace("numpy>=1.23.2,<2", "numpy<2")
+        assert "Traceback" not in str(err)
+
+
+def test_no_wheel_names_the_target():
+    err = resolvers._explain_failure("uv", UV_NO_WHEEL, REQ)
+    assert "tensorflow-macos has no wheel for the target, Python 3.10 on linux/amd64" in str(err)
+
+
+def test_unreachable_index_is_named_without_credentials():
+    err = resolvers._explain_failure("uv", UV_INDEX, REQ)
+    assert "http://***@127.0.0.1:9/simple" in str(err) and "secret" not in str(err)
+    err = resolvers._explain_failure("pip-compile", PIP_INDEX, REQ, env={"PIP_INDEX_URL": "http://127.0.0.1:9/simple"})
+    assert "could not reach the package index http://127.0.0.1:9/simple" in str(err)
+
+
+def test_stage_inputs_keeps_includes_resolvable(tmp_path):
+    src = tmp_path / "p"
+    (src / "reqs").mkdir(parents=True)
+    (src / "constraints.txt").write_text("idna<3.8\n")
+    (src / "reqs" / "requirements.in").write_text("-c ../constraints.txt\n-r more.in\nanyio\n")
+    (src / "reqs" / "more.in").write_text("six\n")
+    (src / "unrelated.txt").write_text("not copied\n")
+    dest = tmp_path / "staged"
+    args = stage_inputs([src / "reqs" / "requirements.in"], dest)
+    assert args == ["reqs/requirements.in"]
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
+        "constraints.txt", "reqs/more.in", "reqs/requirements.in"]
+
+
+# ---- lock_project with a recording engine and resolver (the real ones are in test_lock_engine.py)
+
+
+class RecordingEngine:
+    def __init__(self):
+        self.calls = []
+
+    def pin_base(self, ref):
+        self.calls.append(("pin_base", ref))
+        return BasePin(ref, "sha256:" + "1" * 64, "local", "3.11.2")
+
+    def pin_system_packages(self, image, names):
+        self.calls.append(("pin_system_packages", image))
+        return {n: "1.0" for n in names}
+
+
+class RecordingResolver:
+    name = "uv"
+
+    def __init__(self, fail=False):
+        self.requests, self.fail = [], fail
+
+    def resolve(self, request):
+        self.requests.append(request)
+        if self.fail:
+            raise ResolutionError("the requirements conflict for Python 3.11 on linux/amd64")
+        return [Pin("six", "1.17.0", ("sha256:" + "2" * 64,))]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    root = tmp_path / "proj"
+    (root / "prep").mkdir(parents=True)
+    (root / "prep" / "clean.py").write_text("X = 1\n")
+    (root / "requirements.txt").write_text("-c constraints.txt\nsix\n")
+    (root / "constraints.txt").write_text("six<2\n")
+    (root / "imagesmith.yaml").write_text(
+        'name: p\npython: "3.11"\nbase: python:3.11-slim\nrequirements: requirements.txt\n'
+        "preprocessing: [prep/]\nsystem_packages: [jq]\n"
+        'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n')
+    resolver = RecordingResolver()
+    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: resolver)
+    return root, resolver
+
+
+def test_lock_twice_is_byte_identical_and_the_second_does_nothing(project):
+    root, resolver = project
+    engine = RecordingEngine()
+    first = lock_project(load_spec(root), engine)
+    assert first.written and "requirements" in first.changed
+    data = (root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()
+    second = lock_project(load_spec(root), engine)
+    assert second.changed == [] and not second.written
+    assert len(resolver.requests) == 1 and [c[0] for c in engine.calls] == ["pin_base", "pin_system_packages"]
+    assert ((root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()) == data
+    lock = read_lock(root / "imagesmith.lock")
+    assert lock.system_packages == (("jq", "1.0"),) and lock.base.source == "local"
+    assert [p for p, _ in lock.preprocessing] == ["prep/clean.py"]
+
+
+@pytest.mark.parametrize("edit, changed", [
+    (lambda r: (r / "constraints.txt").write_text("six<1.18\n"), "requirements"),  # an included -c file
+    (lambda r: (r / "prep" / "clean.py").write_text("X = 2\n"), "preprocessing"),
+    (lambda r: (r / "imagesmith.yaml").write_text((r / "imagesmith.yaml").read_text().replace("[jq]", "[jq, curl]")),
+     "system_packages"),
+])
+def test_check_names_the_changed_input(project, edit, changed):
+    root, _ = project
+    lock_project(load_spec(root), RecordingEngine())
+    assert check_lock(load_spec(root)) == []
+    edit(root)
+    assert check_lock(load_spec(root)) == [changed]
+    with pytest.raises(StaleLockError, match=f"{changed} changed"):
+        ensure_fresh(load_spec(root))
+
+
+def test_mtime_alone_changes_nothing(project):
+    import os
+
+    root, _ = project
+    lock_project(load_spec(root), RecordingEngine())
+    os.utime(root / "prep" / "clean.py", (1, 1))
+    assert check_lock(load_spec(root)) == []
+
+
+def test_preprocessing_edit_does_not_resolve_again(project):
+    root, resolver = project
+    lock_project(load_spec(root), RecordingEngine())
+    (root / "prep" / "clean.py").write_text("X = 3\n")
+    result = lock_project(load_spec(root), RecordingEngine())
+    assert result.changed == ["preprocessing"] and len(resolver.requests) == 1
+
+
+def test_upgrade_resolves_again_and_passes_previous_pins(project):
+    root, resolver = project
+    lock_project(load_spec(root), RecordingEngine())
+    lock_project(load_spec(root), RecordingEngine(), upgrade_packages=("six",))
+    last = resolver.requests[-1]
+    assert last.upgrade_packages == ("six",) and "six==1.17.0" in last.previous
+
+
+def test_failed_lock_leaves_the_previous_lock_byte_identical(project, monkeypatch):
+    root, _ = project
+    lock_project(load_spec(root), RecordingEngine())
+    before = (root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()
+    (root / "requirements.txt").write_text("-c constraints.txt\nsix\nnumpy\n")
+    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: RecordingResolver(fail=True))
+    with pytest.raises(ResolutionError):
+        lock_project(load_spec(root), RecordingEngine())
+    assert ((root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()) == before
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        ["constraints.txt", "imagesmith.lock", "imagesmith.yaml", "prep", "requirements.lock", "requirements.txt"])
+
+
+def test_inputs_digest_is_independent_of_the_folder(tmp_path, project):
+    import shutil
+
+    root, _ = project
+    other = tmp_path / "elsewhere"
+    shutil.copytree(root, other)
+    assert compute_inputs(load_spec(root), "b") == compute_inputs(load_spec(other), "b")
