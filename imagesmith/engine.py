@@ -270,23 +270,59 @@ class Engine:
         out = self.run(image, ["-c", f"dpkg-query -W -f='${{Version}}' {name} 2>/dev/null || true"], entrypoint=["sh"])
         return bool(out.strip())
 
-    def run_pip_compile(self, image: str, inputs: Sequence[Path], opts: list[str], out: Path):
-        """pip-compile inside the target image: the inputs' folders mounted read-only, pip-tools
-        installed into a throwaway venv in the container. Returns (CompletedProcess-like, output)."""
-        roots = sorted({str(p.resolve().parent) for p in inputs})
-        vols = {r: {"bind": f"/in/{i}", "mode": "ro"} for i, r in enumerate(roots)}
-        vols[str(out.parent)] = {"bind": "/out", "mode": "rw"}
-        args = [f"/in/{roots.index(str(p.resolve().parent))}/{p.name}" for p in inputs]
-        if out.exists():
-            pass  # previous pins are honoured: pip-compile reads the existing output file
-        script = ("set -e; python3 -m venv /tmp/pt >/dev/null; /tmp/pt/bin/pip install -q --disable-pip-version-check "
-                  "'pip-tools>=7.4' >&2; cd /in/0; /tmp/pt/bin/pip-compile \"$@\" --output-file /out/" + out.name)
+    def run_pip_compile(self, image: str, *, work: Path, args: Sequence[str], out: Path, pip_tools: str,
+                        environment: dict[str, str] | None = None, cache: Path | None = None,
+                        timeout: int = 1800) -> tuple[int, str]:
+        """pip-compile inside ``image``, so it resolves for that image's Python and platform.
+
+        ``work`` (the staged inputs; ``args`` are relative to it) is mounted at /in, ``out``'s
+        folder at /out (pip-compile reads earlier pins from ``out`` and writes the result there),
+        ``cache`` (optional) at /cache as pip's cache. pip-tools ``pip_tools`` is installed into a
+        throwaway venv in the container. Runs as the calling user, so every file it writes is
+        theirs. Returns (exit code, combined output); exit 3: pip-tools could not be installed."""
+        from docker.errors import DockerException, ImageNotFound
+
+        script = (
+            "python3 -m venv /tmp/pt >/dev/null || exit 4; "
+            f"/tmp/pt/bin/pip install -q --disable-pip-version-check 'pip-tools=={pip_tools}' "
+            f"|| {{ echo 'imagesmith: could not install pip-tools {pip_tools} in the base image' >&2; exit 3; }}; "
+            f"cd /in && exec /tmp/pt/bin/pip-compile \"$@\" --output-file /out/{out.name}"
+        )
+        volumes = {str(work.resolve()): {"bind": "/in", "mode": "rw"},
+                   str(out.parent.resolve()): {"bind": "/out", "mode": "rw"}}
+        env = {"HOME": "/tmp", "PIP_DISABLE_PIP_VERSION_CHECK": "1", **(environment or {})}
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            volumes[str(cache.resolve())] = {"bind": "/cache", "mode": "rw"}
+            env["PIP_CACHE_DIR"] = "/cache"
+        user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
+        container = None
         try:
-            self.run(image, ["-c", script, "sh", *opts, *args], entrypoint=["sh"], network=True, volumes=vols,
-                     user="root", environment={k: v for k, v in os.environ.items() if k.startswith("PIP_INDEX")})
-            return subprocess.CompletedProcess([], 0), ""
-        except EngineError as exc:
-            return subprocess.CompletedProcess([], 1), str(exc)
+            container = self.client.containers.run(
+                image, ["-c", script, "sh", *args], entrypoint=["sh"], detach=True, user=user,
+                environment=env, volumes=volumes, tmpfs={"/tmp": "rw,exec,size=512m"},
+            )
+            try:
+                code = int(container.wait(timeout=timeout).get("StatusCode", 1))
+            except Exception as exc:  # requests' timeout: the resolution hangs
+                raise EngineError(f"pip-compile in {image} did not finish in {timeout} s",
+                                  hint="check the network and the package index") from exc
+            output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+            if code == 4:
+                raise EngineError(f"cannot make a virtual environment in {image} to run pip-compile:\n{_tail(output, 10)}",
+                                  hint="use a base image with Python's venv module (e.g. python3-venv), or resolver: uv")
+            return code, output
+        except ImageNotFound as exc:
+            raise EngineError(f"image {image} is not in the local engine") from exc
+        except DockerException as exc:
+            raise EngineError(f"cannot run pip-compile in a container of {image}: {_first_line(exc)}",
+                              hint=ENGINE_HINT) from exc
+        finally:
+            if container is not None:
+                try:
+                    container.remove(force=True)
+                except DockerException:
+                    pass
 
     # ---- BuildKit ----------------------------------------------------------------------------
 
