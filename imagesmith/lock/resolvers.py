@@ -290,7 +290,8 @@ class PipToolsResolver:
 
     @staticmethod
     def options(request: ResolveRequest) -> list[str]:
-        opts = ["--quiet", "--generate-hashes", "--allow-unsafe", "--no-header", "--no-annotate",
+        # not --quiet: pip's warnings are what name an unreachable index
+        opts = ["--generate-hashes", "--allow-unsafe", "--no-header", "--no-annotate",
                 "--strip-extras", "--no-emit-index-url", "--no-emit-find-links", "--no-emit-trusted-host"]
         for extra in request.extras:
             opts += ["--extra", extra]
