@@ -28,7 +28,7 @@ from .. import __version__, preprocessing
 from ..errors import LockError, StaleLockError
 from ..fsutil import atomic_write, sha256_bytes, sha256_file
 from ..spec import PYPROJECT, Spec
-from .resolvers import Pin, ResolveRequest, get_resolver, render_requirements_lock
+from .resolvers import Pin, ResolveRequest, get_resolver, render_requirements_lock, requirement_files
 
 LOCK_FORMAT = 1
 LOCK_FILE = "imagesmith.lock"
@@ -144,24 +144,6 @@ def read_lock(path: Path) -> Lock:
 # Inputs
 
 
-_INCLUDE_RE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
-
-
-def _requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
-    """A requirements file and every file it includes with -r / -c, recursively."""
-    seen = seen if seen is not None else set()
-    path = path.resolve()
-    if path in seen or not path.is_file():
-        return []
-    seen.add(path)
-    out = [path]
-    for line in path.read_text(encoding="utf-8").splitlines():
-        m = _INCLUDE_RE.match(line)
-        if m:
-            out += _requirement_files(path.parent / m.group(1), seen)
-    return out
-
-
 def _digest_json(value) -> str:
     return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
 
@@ -175,7 +157,7 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
     req = spec.requirements
     req_material: dict = {"inline": list(req.inline), "extras": list(req.extras), "files": {}}
     if req.file:
-        for f in _requirement_files(spec.root / req.file):
+        for f in requirement_files(spec.root / req.file):
             req_material["files"][_rel(spec.root, f)] = sha256_file(f)
     if req.pyproject:
         req_material["files"][PYPROJECT] = sha256_file(spec.root / PYPROJECT)
