@@ -19,7 +19,6 @@ Only changed parts are redone: a preprocessing edit re-digests files, it does no
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
