@@ -66,7 +66,7 @@ def test_unresolvable_requirement_keeps_the_previous_lock(project, base_image):
     spec.write_text(spec.read_text().replace("six==1.17.0", "six==999.0.0"))
     proc = cli("lock", "-p", str(project), env=env)
     assert proc.returncode == 2
-    assert "could not resolve" in proc.stderr and "six" in proc.stderr
+    assert "error: the requirements conflict" in proc.stderr and "six==999.0.0" in proc.stderr
     assert "hint:" in proc.stderr
     assert {f: (project / f).read_bytes() for f in before} == before
     assert not list(project.glob(".*.tmp"))
