@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -494,14 +494,22 @@ class Engine:
         no network, read-only root file system (a small /tmp in memory), root without
         capabilities except reading any file, no new privileges. Never raises for the command's
         own failure: the exit code and both streams are returned."""
+        run = self._run_to_end(
+            image, argv[0], timeout, command=list(argv[1:]), entrypoint=[argv[0]], network_disabled=True,
+            network_mode="none", read_only=True, tmpfs={"/tmp": "rw,size=16m,noexec,nosuid"}, user="0",
+            working_dir="/", cap_drop=["ALL"], cap_add=["DAC_READ_SEARCH"],
+            security_opt=["no-new-privileges"], labels={"io.imagesmith.probe": "1"})
+        if run.start_error and "no such file or directory" in run.start_error:
+            return replace(run, start_error=f"{argv[0]} does not exist in the image")
+        return run
+
+    def _run_to_end(self, image: str, what: str, timeout: int, **create) -> IsolatedRun:
+        """Create a container of ``image`` with the SDK's ``create`` arguments, start it, wait for
+        it, collect both streams, remove it. The command's own failure is returned, not raised."""
         from docker.errors import APIError, DockerException, ImageNotFound
 
         try:
-            container = self.client.containers.create(
-                image, list(argv[1:]), entrypoint=[argv[0]], network_disabled=True, network_mode="none",
-                read_only=True, tmpfs={"/tmp": "rw,size=16m,noexec,nosuid"}, user="0", working_dir="/",
-                cap_drop=["ALL"], cap_add=["DAC_READ_SEARCH"], security_opt=["no-new-privileges"],
-                labels={"io.imagesmith.probe": "1"})
+            container = self.client.containers.create(image, create.pop("command"), **create)
         except ImageNotFound as exc:
             raise EngineError(f"image {image} is not in the local engine") from exc
         except DockerException as exc:
@@ -510,14 +518,11 @@ class Engine:
             try:
                 container.start()
             except APIError as exc:
-                text = _first_line(exc)
-                if "no such file or directory" in text:
-                    text = f"{argv[0]} does not exist in the image"
-                return IsolatedRun(None, "", "", start_error=text)
+                return IsolatedRun(None, "", "", start_error=_first_line(exc))
             try:
                 status = container.wait(timeout=timeout)
             except Exception as exc:  # requests' ReadTimeout and friends
-                raise EngineError(f"`{argv[0]}` in {image} did not finish within {timeout} s") from exc
+                raise EngineError(f"`{what}` in {image} did not finish within {timeout} s") from exc
             out = container.logs(stdout=True, stderr=False)
             err = container.logs(stdout=False, stderr=True)
             return IsolatedRun(int(status.get("StatusCode", -1)), out.decode("utf-8", "replace"),
@@ -538,38 +543,12 @@ class Engine:
         """Run ``argv`` after ``entrypoint`` in a throwaway container of ``image``: its own working
         directory and user, no network, ``mounts`` (host path -> container path) read-only, all
         GPUs when ``gpus``. Never raises for the command's own failure (see ``IsolatedRun``)."""
-        from docker.errors import APIError, DockerException, ImageNotFound
-
-        try:
-            container = self.client.containers.create(
-                image, list(argv), entrypoint=list(entrypoint), network_disabled=True, network_mode="none",
-                volumes={h: {"bind": t, "mode": "ro"} for h, t in sorted((mounts or {}).items())},
-                environment=dict(environment or {}), device_requests=_gpu_request(gpus),
-                labels={"io.imagesmith.signoff": "1"})
-        except ImageNotFound as exc:
-            raise EngineError(f"image {image} is not in the local engine") from exc
-        except DockerException as exc:
-            raise EngineError(f"cannot create a container of {image}: {_first_line(exc)}", hint=ENGINE_HINT) from exc
-        try:
-            try:
-                container.start()
-            except APIError as exc:
-                return IsolatedRun(None, "", "", start_error=_first_line(exc))
-            try:
-                status = container.wait(timeout=timeout)
-            except Exception as exc:  # requests' ReadTimeout and friends
-                raise EngineError(f"`{' '.join(entrypoint)}` in {image} did not finish within {timeout} s") from exc
-            out = container.logs(stdout=True, stderr=False)
-            err = container.logs(stdout=False, stderr=True)
-            return IsolatedRun(int(status.get("StatusCode", -1)), out.decode("utf-8", "replace"),
-                               err.decode("utf-8", "replace"))
-        except DockerException as exc:
-            raise EngineError(f"running a container of {image} failed: {_first_line(exc)}", hint=ENGINE_HINT) from exc
-        finally:
-            try:
-                container.remove(force=True)
-            except DockerException:
-                pass
+        return self._run_to_end(
+            image, " ".join(entrypoint), timeout, command=list(argv), entrypoint=list(entrypoint),
+            network_disabled=True, network_mode="none",
+            volumes={h: {"bind": t, "mode": "ro"} for h, t in sorted((mounts or {}).items())},
+            environment=dict(environment or {}), device_requests=_gpu_request(gpus),
+            labels={"io.imagesmith.signoff": "1"})
 
     def start_service(self, image: str, *, port: int, mounts: dict[str, str] | None = None,
                       environment: dict[str, str] | None = None, gpus: bool = False) -> tuple[str, int]:
