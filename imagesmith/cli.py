@@ -60,6 +60,7 @@ def lock(
     check: bool = typer.Option(False, "--check", help="Exit 1 if the lock is stale; write nothing."),
     upgrade: bool = typer.Option(False, "--upgrade", help="Resolve the newest allowed versions of everything."),
     upgrade_package: List[str] = typer.Option([], "--upgrade-package", "-P", help="Upgrade only this package (repeatable)."),
+    upgrade_base: bool = typer.Option(False, "--upgrade-base", help="Pin the base image again (what its tag names now)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ):
     """Resolve a complete, hashed lock for the image's Python and platform."""
@@ -80,7 +81,8 @@ def lock(
             _say(f"{spec.lock_path.name} is up to date")
             return
         result = lock_project(spec, Engine(), base=base, resolver=resolver, upgrade=upgrade,
-                              upgrade_packages=tuple(upgrade_package), progress=_progress(quiet))
+                              upgrade_packages=tuple(upgrade_package), upgrade_base=upgrade_base,
+                              progress=_progress(quiet))
         if result.changed:
             _say(f"wrote {spec.lock_path.name} and {spec.requirements_lock_path.name} "
                  f"({len(result.lock.packages)} distributions; {', '.join(result.changed)} changed)")
@@ -129,15 +131,17 @@ def build(
     locked: bool = typer.Option(False, "--locked", help="Refuse to build from a stale lock instead of re-locking."),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Repository for the tags REPO:train and REPO:serve (default: the spec's name)."),
     target: List[str] = typer.Option([], "--target", help="Build only this target (train or serve; repeatable)."),
-    push: Optional[str] = typer.Option(None, "--push", help="Push both images to REGISTRY/REPO and print their digests."),
-    cache_from: List[str] = typer.Option([], "--cache-from", help="Passed to buildx."),
-    cache_to: List[str] = typer.Option([], "--cache-to", help="Passed to buildx."),
-    builder: Optional[str] = typer.Option(None, "--builder", help="The buildx builder to use."),
+    push: Optional[str] = typer.Option(None, "--push", help="Push both images to REGISTRY/REPO (tags train and serve) from the build, and print their digests."),
+    load: bool = typer.Option(False, "--load", help="Put the images into the engine also when the builder is not the engine's own."),
+    cache_from: List[str] = typer.Option([], "--cache-from", help="Build cache to read (buildx syntax, e.g. type=registry,ref=REG/APP:cache); each target reads its own and the other's."),
+    cache_to: List[str] = typer.Option([], "--cache-to", help="Build cache to write (buildx syntax); one cache per target: ref REG/APP:cache becomes REG/APP:cache-train and ...-serve."),
+    builder: Optional[str] = typer.Option(None, "--builder", help="The buildx builder to use (any driver; see README)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every step again."),
     install: Optional[str] = typer.Option(None, "--install", help="hermetic (wheels fetched on the host, no network in the build) or online (pip downloads inside the build); default: the spec's."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="IMAGESMITH_CACHE_DIR", help="Wheel cache (default ~/.cache/imagesmith)."),
     as_json: bool = JsonOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Stream BuildKit's log also when stderr is not a terminal (CI)."),
 ):
     """Lock if needed, render, and build the train and serve images reproducibly."""
     from .build import ROLES, BuildOptions, build_project
@@ -146,9 +150,9 @@ def build(
         if install is not None and install not in ("hermetic", "online"):
             raise UsageError(f"--install must be hermetic or online, not {install!r}")
         spec = load_spec(project)
-        show = not quiet and sys.stderr.isatty()
+        show = not quiet and (verbose or sys.stderr.isatty())
         options = BuildOptions(base=base, locked=locked, tag=tag, no_cache=no_cache, builder=builder,
-                               cache_from=tuple(cache_from), cache_to=tuple(cache_to), push=push,
+                               cache_from=tuple(cache_from), cache_to=tuple(cache_to), push=push, load=load,
                                targets=tuple(target) or ROLES, install=install, cache_dir=cache_dir)
         result = build_project(spec, Engine(), options, progress=_progress(quiet),
                                echo=(lambda line: _say(line)) if show else None)
@@ -160,7 +164,7 @@ def build(
     else:
         typer.echo(f"parity {result.parity}")
         for role, img in result.images.items():
-            typer.echo(f"{role}: {img.ref} {img.id}" + (f" pushed {img.pushed}" if img.pushed else ""))
+            typer.echo(f"{role}: {img.ref or '(not in the engine)'} {img.id}" + (f" pushed {img.pushed}" if img.pushed else ""))
 
 
 @app.command()

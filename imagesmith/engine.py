@@ -58,17 +58,49 @@ def _docker_cli() -> str:
     return shutil.which("docker") or "docker"
 
 
+def engine_endpoint() -> tuple[str | None, object]:
+    """(host, TLS config) of the engine to use when ``DOCKER_HOST`` is not set: the endpoint of
+    ``DOCKER_CONTEXT`` or of the current docker context (None: the SDK's default, from the
+    environment). The SDK alone ignores docker contexts, which the CLI and buildx honour."""
+    if os.environ.get("DOCKER_HOST"):
+        return None, None
+    try:
+        from docker.context import ContextAPI
+
+        name = os.environ.get("DOCKER_CONTEXT")
+        context = ContextAPI.get_context(name) if name else ContextAPI.get_current_context()
+    except Exception:  # an unreadable docker config: fall back to the defaults, as the SDK would
+        return None, None
+    if context is None or context.name == "default" or not context.Host:
+        return None, None
+    return context.Host, context.TLSConfig
+
+
+def service_address(host: str) -> tuple[str, str]:
+    """See ``Engine.service_address``; ``host`` is a DOCKER_HOST-style URL ('' for the default)."""
+    from urllib.parse import urlsplit
+
+    if not host or host.startswith(("unix://", "npipe://", "fd://")):
+        return "127.0.0.1", "127.0.0.1"
+    name = urlsplit(host if "://" in host else f"tcp://{host}").hostname or ""
+    if name in ("localhost", "::1") or name.startswith("127."):
+        return "127.0.0.1", "127.0.0.1"
+    return "0.0.0.0", name
+
+
 def _redact(text: str) -> str:
     """Credentials in URLs (scheme://user:pass@host) never reach output."""
     return re.sub(r"(\w+://)[^/\s:@]+:[^/\s@]+@", r"\1***:***@", text)
 
 
 class Engine:
-    """One Docker engine. The SDK client is made on first use, so commands that need no engine
-    (render, lock when nothing changed) never touch Docker."""
+    """One Docker engine: the one ``DOCKER_HOST`` names, else the current docker context's (as the
+    ``docker`` CLI, and so buildx, would choose). The SDK client is made on first use, so commands
+    that need no engine (render, lock when nothing changed) never touch Docker."""
 
     def __init__(self) -> None:
         self._client = None
+        self._drivers: dict[str | None, str] = {}
 
     # ---- SDK -------------------------------------------------------------------------------
 
@@ -79,12 +111,29 @@ class Engine:
             from docker.errors import DockerException
 
             try:
-                self._client = docker.from_env(timeout=120)
+                host, tls = engine_endpoint()
+                if host is None:
+                    self._client = docker.from_env(timeout=120)
+                else:
+                    self._client = docker.DockerClient(base_url=host, tls=tls, timeout=120)
                 self._client.ping()
             except DockerException as exc:
                 self._client = None
                 raise EngineError(f"the Docker engine is not reachable ({_first_line(exc)})", hint=ENGINE_HINT) from exc
         return self._client
+
+    @property
+    def host(self) -> str:
+        """The engine's address as the SDK uses it (``unix://...``, ``tcp://HOST:PORT``, ...)."""
+        return str(getattr(self.client.api, "base_url", "") or engine_endpoint()[0] or "")
+
+    def service_address(self) -> tuple[str, str]:
+        """(address to publish container ports on, host to connect to them) for this engine.
+
+        A local engine (a unix socket, or TCP on loopback) publishes on 127.0.0.1 only. A remote
+        engine (``tcp://HOST`` or ``ssh://HOST``, e.g. a CI job's docker:dind) publishes on its
+        own interfaces and is reached at HOST, since its 127.0.0.1 is not this machine's."""
+        return service_address(os.environ.get("DOCKER_HOST") or engine_endpoint()[0] or "")
 
     def image(self, ref: str) -> ImageInfo:
         from docker.errors import DockerException, ImageNotFound
@@ -221,7 +270,7 @@ class Engine:
             if not self.has_image(ref):
                 raise LockError(
                     f"base image {ref} was found neither in its registry ({_first_line(exc)}) nor in the local engine",
-                    hint="check the name, make the image locally (`make base`), or pass --base with one that exists",
+                    hint="check the name, build or import the image into this engine, or pass --base with one that exists",
                 ) from exc
             digest = self.image(ref).id
             source = "local"
@@ -331,42 +380,51 @@ class Engine:
         if proc.returncode != 0:
             raise EngineError("docker buildx is not available", hint=ENGINE_HINT)
 
-    def build(self, *, context: Path, dockerfile: Path, targets: dict[str, str], build_args: dict[str, str],
-              build_contexts: dict[str, str], epoch: int, builder: str | None = None,
-              cache_from: Sequence[str] = (), cache_to: Sequence[str] = (), no_cache: bool = False,
-              echo: Callable[[str], None] | None = None,
-              describe_failure: Callable[[str], str] | None = None) -> dict[str, str]:
-        """Build the Dockerfile's ``targets`` ({target: image ref}) in ONE BuildKit solve
-        (``docker buildx bake``, so shared stages are built once) straight into the engine's
-        image store; returns {target: image ID}.
+    def builder_driver(self, builder: str | None = None) -> str:
+        """The buildx driver of ``builder`` (default: the current builder): ``docker`` for the
+        engine's own BuildKit, ``docker-container``, ``remote``, ``kubernetes``..."""
+        if builder not in self._drivers:
+            argv = [_docker_cli(), "buildx", "inspect", *([builder] if builder else [])]
+            try:
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            except FileNotFoundError as exc:
+                raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+            if proc.returncode != 0:
+                if builder:
+                    raise EngineError(f"there is no buildx builder named {builder!r}",
+                                      hint="`docker buildx ls` lists the builders; omit --builder for the default one")
+                raise EngineError(f"docker buildx cannot reach a builder: {_tail(_redact(proc.stderr), 2)}", hint=ENGINE_HINT)
+            m = re.search(r"^Driver:\s*(\S+)", proc.stdout, re.M)
+            self._drivers[builder] = m.group(1) if m else "docker"
+        return self._drivers[builder]
+
+    def bake(self, definition: dict, *, cwd: Path, epoch: int, builder: str | None = None,
+             echo: Callable[[str], None] | None = None,
+             describe_failure: Callable[[str], tuple[str, bool]] | None = None) -> dict[str, dict]:
+        """Run ``docker buildx bake`` on ``definition`` (a bake file as a dict: every target in ONE
+        BuildKit solve, so shared stages are built once) and return BuildKit's metadata per
+        target (``containerimage.digest`` and friends), read from ``--metadata-file``: digests
+        never come from a lookup in the local image store, which other builders do not fill.
 
         Reproducible: the Dockerfile sets file times itself (see the template),
         SOURCE_DATE_EPOCH sets the config's times, and there is no provenance attestation.
         (BuildKit's rewrite-timestamp exporter option would do the file times too, but only
         through an OCI archive, and it re-processes every layer on each build: about 12 s per
         target for the iris example even after a one-line edit.)"""
-        common = {"context": str(context), "dockerfile": str(dockerfile), "args": dict(sorted(build_args.items())),
-                  "contexts": dict(sorted(build_contexts.items()))}
-        if no_cache:
-            common["no-cache"] = True
-        if cache_from:
-            common["cache-from"] = list(cache_from)
-        bake = {"group": {"default": {"targets": list(targets)}}, "target": {}}
-        for target, ref in targets.items():
-            bake["target"][target] = dict(common, target=target, output=[f"type=image,name={ref}"])
-            if cache_to:
-                bake["target"][target]["cache-to"] = list(cache_to)
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), BUILDX_NO_DEFAULT_ATTESTATIONS="1")
         tail: deque[str] = deque(maxlen=80)
-        with tempfile.NamedTemporaryFile("w", prefix="imagesmith-bake-", suffix=".json") as fh:
-            json.dump(bake, fh)
-            fh.flush()
-            argv = [_docker_cli(), "buildx", "bake", "--progress=plain", "--provenance=false", "-f", fh.name]
+        targets = list(definition.get("target") or {})
+        with tempfile.TemporaryDirectory(prefix="imagesmith-bake-") as tmp:
+            bake_file = Path(tmp) / "bake.json"
+            metadata_file = Path(tmp) / "metadata.json"
+            bake_file.write_text(json.dumps(definition, indent=1, sort_keys=True))
+            argv = [_docker_cli(), "buildx", "bake", "--progress=plain", "--provenance=false",
+                    "-f", str(bake_file), "--metadata-file", str(metadata_file)]
             if builder:
                 argv += ["--builder", builder]
             try:
                 proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        env=env, errors="replace", cwd=str(context))
+                                        env=env, errors="replace", cwd=str(cwd))
             except FileNotFoundError as exc:
                 raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
             assert proc.stdout is not None
@@ -376,18 +434,75 @@ class Engine:
                 if echo:
                     echo(line)
             rc = proc.wait()
+            if rc == 0:
+                try:
+                    metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    raise EngineError("buildx finished but wrote no build metadata",
+                                      hint="use docker buildx 0.10 or newer") from exc
         if rc != 0:
-            log = "\n".join(tail)
-            if "Cannot connect to the Docker daemon" in log or "failed to dial" in log.lower():
-                raise EngineError("the Docker engine is not reachable", hint=ENGINE_HINT)
-            if builder and f'no builder "{builder}" found' in log:
-                raise EngineError(f"there is no buildx builder named {builder!r}",
-                                  hint="`docker buildx ls` lists the builders; omit --builder for the default one")
-            what = describe_failure(log) if describe_failure else ""
-            raise BuildError(f"building {' and '.join(targets)} failed" + (f" at {what}" if what else ""),
-                             log_tail=_failure_excerpt(list(tail)),
-                             hint="fix the part of the spec named above, then run `imagesmith build` again")
-        return {target: self.image(ref).id for target, ref in targets.items()}
+            raise _bake_failure("\n".join(tail), targets, builder, describe_failure)
+        out: dict[str, dict] = {}
+        for target in targets:
+            entry = metadata.get(target) or {}
+            if not str(entry.get("containerimage.digest", "")).startswith("sha256:"):
+                raise EngineError(f"buildx reported no image digest for {target}",
+                                  hint="the builder must export an image (see `imagesmith build --load/--push`)")
+            out[target] = entry
+        return out
+
+    def save_oci_layout(self, image_id: str, dest: Path) -> Path:
+        """``image_id`` from this engine's store as an OCI image layout folder at ``dest`` (made
+        once: an existing layout is reused; written to a temporary folder, then renamed).
+
+        A local base reaches BuildKit this way, as the named build context ``base``
+        (``oci-layout://DEST@DIGEST``): bound to the exact digest, and it works on an engine that
+        never built from the image (``FROM name:tag@sha256:...`` of a local-only image makes
+        BuildKit ask the image's home registry there) and with builders outside the engine."""
+        import tarfile
+
+        from docker.errors import DockerException, ImageNotFound
+
+        if (dest / "index.json").is_file():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent))
+        try:
+            archive = tmp / "image.tar"
+            try:
+                with open(archive, "wb") as fh:
+                    for chunk in self.client.images.get(image_id).save(named=False):
+                        fh.write(chunk)
+            except ImageNotFound as exc:
+                raise EngineError(f"the base image {image_id} is not in the engine",
+                                  hint="make or pull the base image again, or run `imagesmith lock --upgrade-base`") from exc
+            except DockerException as exc:
+                raise EngineError(f"cannot export the base image {image_id}: {_first_line(exc)}", hint=ENGINE_HINT) from exc
+            layout = tmp / "layout"
+            with tarfile.open(archive) as tar:
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(layout, filter="data")
+                else:  # pragma: no cover - Pythons without extraction filters
+                    for member in tar.getmembers():
+                        if member.name.startswith("/") or ".." in member.name.split("/") or not (member.isfile() or member.isdir()):
+                            raise EngineError(f"the engine's export of {image_id} has an unsafe entry {member.name!r}")
+                    tar.extractall(layout)
+            try:
+                index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise EngineError(f"the engine exported {image_id} without an OCI index",
+                                  hint="enable the containerd image store (see README: engine requirements)") from exc
+            if image_id not in {m.get("digest") for m in index.get("manifests") or ()}:
+                raise EngineError(f"the engine's export of {image_id} names another image",
+                                  hint="enable the containerd image store (see README: engine requirements)")
+            try:
+                os.rename(layout, dest)
+            except OSError:
+                if not (dest / "index.json").is_file():  # not a concurrent export of the same image
+                    raise
+            return dest
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def tag(self, image_id: str, ref: str) -> None:
         from docker.errors import DockerException
@@ -399,7 +514,8 @@ class Engine:
             raise EngineError(f"cannot tag {image_id} as {ref}: {_first_line(exc)}") from exc
 
     def push(self, ref: str) -> str:
-        """Push ``ref``; returns its registry digest (sha256:...)."""
+        """Push an image the engine has as ``ref``; returns its registry digest (sha256:...).
+        (``imagesmith build --push`` pushes from the build instead.)"""
         proc = subprocess.run([_docker_cli(), "push", ref], capture_output=True, text=True)
         if proc.returncode != 0:
             raise EngineError(f"docker push {ref} failed: {_tail(_redact(proc.stderr), 5)}",
@@ -489,6 +605,20 @@ class Engine:
         self._pull(ref)
         return self.image(ref)
 
+    def lookup(self, ref: str) -> ImageInfo:
+        """Labels and config of ``ref``: from the engine's store when it is there, else (a registry
+        reference) read from its registry without pulling. For checks that read, not run."""
+        if registry_host(ref) and not self.has_image(ref):
+            return self.registry_image(ref)
+        return self.image(ref)
+
+    def runnable(self, ref: str) -> ImageInfo:
+        """``ref`` in the engine's store, pulled first when it is a registry reference the engine
+        lacks (a build on another builder pushed it). For commands that run containers of it."""
+        if registry_host(ref) and not self.has_image(ref):
+            return self.pull(ref)
+        return self.image(ref)
+
     def run_isolated(self, image: str, argv: Sequence[str], *, timeout: int = 300) -> IsolatedRun:
         """Run ``argv`` (``argv[0]`` replaces the image's entrypoint) in a throwaway container:
         no network, read-only root file system (a small /tmp in memory), root without
@@ -508,6 +638,7 @@ class Engine:
         it, collect both streams, remove it. The command's own failure is returned, not raised."""
         from docker.errors import APIError, DockerException, ImageNotFound
 
+        files = create.pop("files", None) or {}
         try:
             container = self.client.containers.create(image, create.pop("command"), **create)
         except ImageNotFound as exc:
@@ -515,6 +646,7 @@ class Engine:
         except DockerException as exc:
             raise EngineError(f"cannot create a container of {image}: {_first_line(exc)}", hint=ENGINE_HINT) from exc
         try:
+            _copy_into(container, files)
             try:
                 container.start()
             except APIError as exc:
@@ -541,31 +673,39 @@ class Engine:
                    mounts: dict[str, str] | None = None, environment: dict[str, str] | None = None,
                    gpus: bool = False, timeout: int = 600) -> IsolatedRun:
         """Run ``argv`` after ``entrypoint`` in a throwaway container of ``image``: its own working
-        directory and user, no network, ``mounts`` (host path -> container path) read-only, all
-        GPUs when ``gpus``. Never raises for the command's own failure (see ``IsolatedRun``)."""
+        directory and user, no network, ``mounts`` (host path -> container path) copied in
+        read-only before it starts (so a remote engine works too), all GPUs when ``gpus``.
+        Never raises for the command's own failure (see ``IsolatedRun``)."""
         return self._run_to_end(
             image, " ".join(entrypoint), timeout, command=list(argv), entrypoint=list(entrypoint),
-            network_disabled=True, network_mode="none",
-            volumes={h: {"bind": t, "mode": "ro"} for h, t in sorted((mounts or {}).items())},
+            network_disabled=True, network_mode="none", files=dict(mounts or {}),
             environment=dict(environment or {}), device_requests=_gpu_request(gpus),
             labels={"io.imagesmith.signoff": "1"})
 
     def start_service(self, image: str, *, port: int, mounts: dict[str, str] | None = None,
-                      environment: dict[str, str] | None = None, gpus: bool = False) -> tuple[str, int]:
+                      environment: dict[str, str] | None = None, gpus: bool = False) -> tuple[str, str, int]:
         """Start ``image`` detached with its own entrypoint and command, as production would:
-        ``port`` published on 127.0.0.1 (a free host port the engine picks), ``mounts`` read-only,
-        all GPUs when ``gpus``. Returns (container ID, host port). Stop it with ``stop_service``."""
+        ``port`` published on a free host port the engine picks (on 127.0.0.1 for a local engine;
+        see ``service_address``), ``mounts`` (host path -> container path) copied in read-only
+        before it starts, all GPUs when ``gpus``. Returns (container ID, host to connect to, host
+        port). Stop it with ``stop_service``."""
         from docker.errors import DockerException, ImageNotFound
 
+        bind, connect = self.service_address()
         try:
-            container = self.client.containers.run(
-                image, detach=True, ports={f"{port}/tcp": ("127.0.0.1", None)},
-                volumes={h: {"bind": t, "mode": "ro"} for h, t in sorted((mounts or {}).items())},
+            container = self.client.containers.create(
+                image, detach=True, ports={f"{port}/tcp": (bind, None)},
                 environment=dict(environment or {}), device_requests=_gpu_request(gpus),
                 labels={"io.imagesmith.signoff": "1"})
         except ImageNotFound as exc:
-            raise EngineError(f"image {image} is not in the local engine") from exc
+            raise EngineError(f"image {image} is not in the engine") from exc
         except DockerException as exc:
+            raise EngineError(f"cannot create a container of {image}: {_first_line(exc)}", hint=ENGINE_HINT) from exc
+        try:
+            _copy_into(container, dict(mounts or {}))
+            container.start()
+        except DockerException as exc:
+            self.stop_service(container.id)
             text = _first_line(exc)
             if gpus and ("gpu" in text.lower() or "nvidia" in text.lower()):
                 raise EngineError(f"cannot start {image} with GPUs: {text}",
@@ -574,11 +714,11 @@ class Engine:
         try:
             container.reload()
             bound = (container.ports or {}).get(f"{port}/tcp") or []
-            host_port = next(int(b["HostPort"]) for b in bound if b.get("HostIp") in ("127.0.0.1", ""))
+            host_port = next(int(b["HostPort"]) for b in bound if b.get("HostIp") in (bind, "", "0.0.0.0"))
         except (DockerException, StopIteration, KeyError, ValueError) as exc:
             self.stop_service(container.id)
             raise EngineError(f"{image} started, but port {port} was not published") from exc
-        return container.id, host_port
+        return container.id, connect, host_port
 
     def service_exit_code(self, container_id: str) -> int | None:
         """None while the container runs; its exit code once it has stopped."""
@@ -613,6 +753,41 @@ class Engine:
         except DockerException:
             pass
         return logs
+
+
+def _copy_into(container, files: dict[str, str]) -> None:
+    """Copy host files or folders (host path -> absolute container path) into a created
+    container, read-only (modes a+r, no write bits), owned by root. Copying instead of bind
+    mounting works with any engine, also one on another machine."""
+    if not files:
+        return
+    import tarfile
+
+    with tempfile.TemporaryFile() as buf:
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            made: set[str] = set()
+            for host, target in sorted(files.items(), key=lambda item: item[1]):
+                parts = target.strip("/").split("/")
+                for i in range(1, len(parts)):
+                    parent = "/".join(parts[:i])
+                    if parent not in made:
+                        made.add(parent)
+                        info = tarfile.TarInfo(parent)
+                        info.type, info.mode = tarfile.DIRTYPE, 0o755
+                        tar.addfile(info)
+
+                def readonly(info: tarfile.TarInfo) -> tarfile.TarInfo:
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = "root"
+                    info.mode = (info.mode | 0o444) & ~0o222
+                    if info.isdir():
+                        info.mode |= 0o111
+                    return info
+
+                tar.add(host, arcname="/".join(parts), filter=readonly)
+        buf.seek(0)
+        if not container.put_archive("/", buf):
+            raise EngineError(f"could not copy {', '.join(sorted(files))} into the container")
 
 
 def _gpu_request(gpus: bool) -> list | None:
@@ -663,6 +838,35 @@ def _failure_excerpt(lines: list[str], limit: int = 25) -> str:
         body.append(ln)
     final = [ln for ln in lines if ln.startswith("ERROR:")][-1:]
     return "\n".join([lines[header][:200]] + body[-limit:] + final)
+
+
+def _bake_failure(log: str, targets: list[str], builder: str | None,
+                  describe_failure: Callable[[str], tuple[str, bool]] | None) -> Exception:
+    """One error for a failed bake: engine, builder, base image, registry and cache failures get
+    hints about those; only a failing step that comes from the spec gets a spec hint."""
+    lowered = log.lower()
+    excerpt = _failure_excerpt(log.splitlines())
+    if "cannot connect to the docker daemon" in lowered or "failed to dial" in lowered:
+        return EngineError("the Docker engine is not reachable", hint=ENGINE_HINT)
+    if builder and f'no builder "{builder}" found' in log:
+        return EngineError(f"there is no buildx builder named {builder!r}",
+                           hint="`docker buildx ls` lists the builders; omit --builder for the default one")
+    m = re.search(r"failed to resolve source metadata for (\S+):\s", log)
+    if m:
+        return EngineError(f"BuildKit cannot get the base image {m.group(1)}",
+                           hint="check that its registry is reachable from the builder and you are logged in; "
+                                "a local base is passed to the builder by `imagesmith build` itself")
+    if re.search(r"failed to push|push access denied|failed to authorize|unexpected status from PUT request", log):
+        return EngineError("the build could not push its images",
+                           hint="check the registry is reachable and you are logged in (docker login)")
+    if re.search(r"failed to (export|import) cache|error writing layer blob.*cache", lowered):
+        return EngineError("the build cache could not be read or written",
+                           hint="check the --cache-to/--cache-from references and the registry's credentials")
+    what, from_spec = describe_failure(log) if describe_failure else ("", False)
+    return BuildError(f"building {' and '.join(targets)} failed" + (f" at {what}" if what else ""),
+                      log_tail=excerpt,
+                      hint="fix the part of the spec named above, then run `imagesmith build` again" if from_spec
+                      else "the build log above shows the failing step")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -432,6 +432,8 @@ class FakeEngine:
         return ImageInfo(ref=ref, id="sha256:" + "1" * 64, labels=self.images[ref], layers=(), repo_digests=(),
                          config={}, size=0, created="")
 
+    lookup = runnable = image
+
     def run_attached(self, image, command, **kw):
         self.calls.append((image, command, kw))
         return 0

@@ -161,7 +161,7 @@ def server():
 
 def test_replay_posts_every_sample_in_rounds_and_reports_percentiles(server):
     samples = [{"x": i} for i in range(7)]
-    latency = so.replay(server.server_address[1], "/predict", "list", samples, minimum=20, alive=lambda: True)
+    latency = so.replay("127.0.0.1", server.server_address[1], "/predict", "list", samples, minimum=20, alive=lambda: True)
     assert latency["requests"] == 20 and latency["errors"] == {}
     assert _Handler.seen[0] == [{"x": 0}]  # the readiness request
     assert _Handler.seen[1:] == [[{"x": i % 7}] for i in range(20)]
@@ -170,7 +170,7 @@ def test_replay_posts_every_sample_in_rounds_and_reports_percentiles(server):
 
 def test_replay_object_bodies_and_counts_errors(server):
     _Handler.fail_every = 4
-    latency = so.replay(server.server_address[1], "/p", "object", [{"x": 1}], minimum=12, alive=lambda: True)
+    latency = so.replay("127.0.0.1", server.server_address[1], "/p", "object", [{"x": 1}], minimum=12, alive=lambda: True)
     assert _Handler.seen[1] == {"x": 1}
     assert latency["errors"] == {"500": 3}
 
@@ -182,7 +182,7 @@ def test_replay_stops_when_the_server_is_gone():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens once closed
     with pytest.raises(so.SignoffError, match="exited before it answered"):
-        so.replay(port, "/predict", "list", [{}], minimum=1, alive=lambda: False)
+        so.replay("127.0.0.1", port, "/predict", "list", [{}], minimum=1, alive=lambda: False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,6 +217,8 @@ class _Engine:
 
     def image(self, ref):
         return SimpleNamespace(id=self.image_id, ref=ref, labels={}, config={})
+
+    lookup = runnable = image
 
 
 def _model(tmp_path: Path) -> tuple[Path, str]:

@@ -218,10 +218,13 @@ def lock_project(
     resolver: str | None = None,
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
+    upgrade_base: bool = False,
     write: bool = True,
     progress=lambda msg: None,
 ) -> LockResult:
-    """Bring the project's lock up to date, redoing only what changed. Writes atomically."""
+    """Bring the project's lock up to date, redoing only what changed. Writes atomically.
+    ``upgrade_base`` pins the base image again (what its tag names now, and the system packages
+    in it); ``upgrade`` does that and resolves every requirement to its newest allowed version."""
     base = base or spec.base
     if resolver:
         spec = replace(spec, resolver=resolver)
@@ -235,6 +238,8 @@ def lock_project(
     changed = changed_inputs(previous, inputs) if previous else list(INPUT_NAMES)
     if upgrade or upgrade_packages:
         changed = sorted(set(changed) | {"requirements"}, key=INPUT_NAMES.index)
+    if upgrade or upgrade_base:
+        changed = sorted(set(changed) | {"base"}, key=INPUT_NAMES.index)
     req_file_ok = (spec.requirements_lock_path.is_file() and previous is not None
                    and spec.requirements_lock_path.read_text() == previous.requirements_text())
     if not changed and req_file_ok:

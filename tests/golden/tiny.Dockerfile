@@ -1094,8 +1094,9 @@ def refusal(check: Check) -> str:
 
 
 def verify_model(engine, image: str, folder) -> Check:
-    """The same check as the serve runtime's, against ``image``'s labels in ``engine``."""
-    info = engine.image(image)
+    """The same check as the serve runtime's, against ``image``'s labels (from the engine, or
+    read from the registry for a registry reference the engine lacks)."""
+    info = engine.lookup(image)
     label = info.labels.get(LABEL_PARITY)
     text = info.labels.get(LABEL_MANIFEST)
     manifest = None
