@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Callable
 
 from . import parity
-from .engine import Engine, git_epoch, git_revision, git_source
+from .engine import Engine
+from .engine._common import redact
+from .gitinfo import git_epoch, git_revision, git_source
 from .errors import LockError, UsageError
 from .fsutil import atomic_write
 from .lock import Lock, ensure_fresh, lock_project
@@ -121,7 +123,7 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; imagesmith builds train and serve")
     base = options.base or spec.base
-    engine.client  # fail early, with the engine hint, when there is no engine
+    engine.ping()
     engine.buildx_available()
     driver = engine.builder_driver(options.builder)
     if driver != "docker" and not (options.load or options.push):
@@ -241,7 +243,7 @@ def build_args(root: Path, epoch: int) -> dict[str, str]:
     return {
         "IMAGESMITH_CREATED": created,
         "IMAGESMITH_REVISION": git_revision(root) or "unknown",
-        "IMAGESMITH_SOURCE": git_source(root) or "unknown",
+        "IMAGESMITH_SOURCE": git_source(root, redact) or "unknown",
     }
 
 

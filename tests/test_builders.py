@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from imagesmith.build import bake_definition, cache_refs
-from imagesmith.engine import _bake_failure, service_address
+from imagesmith.engine import service_address
+from imagesmith.engine.buildx import bake_failure as _bake_failure
 from imagesmith.errors import BuildError, EngineError
 
 REPO = Path(__file__).resolve().parent.parent

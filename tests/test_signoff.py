@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.fakes import FakeEngine, image_info
+
 from imagesmith import signoff as so
 from imagesmith import signoff_probe
 from imagesmith.errors import SpecError
@@ -211,14 +213,9 @@ def test_the_hardware_probe_reads_this_machine():
     assert set(hw) == {"cpu", "memory_bytes", "gpus", "cuda", "libraries"}
 
 
-class _Engine:
-    def __init__(self, image_id: str):
-        self.image_id = image_id
-
-    def image(self, ref):
-        return SimpleNamespace(id=self.image_id, ref=ref, labels={}, config={})
-
-    lookup = runnable = image
+def _Engine(image_id: str) -> FakeEngine:
+    """An engine whose every image has ``image_id``."""
+    return FakeEngine(default=image_info(id=image_id))
 
 
 def _model(tmp_path: Path) -> tuple[Path, str]:
