@@ -207,12 +207,13 @@ def test_build_log_shows_every_run_step_cached_on_a_fresh_engine(remote_build):
     steps = {}
     cached = set()
     for line in bake.stderr.splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3 and parts[0].startswith("#") and parts[0][1:].isdigit():
-            if parts[1].startswith("[") and " RUN " in f" {parts[2]}":
-                steps[parts[0]] = parts[2]
-            if parts[1] == "CACHED":
-                cached.add(parts[0])
+        step, _, text = line.partition(" ")
+        if not (step.startswith("#") and step[1:].isdigit()):
+            continue
+        if text.startswith("[") and " RUN " in text:
+            steps[step] = text
+        elif text.strip() == "CACHED":
+            cached.add(step)
     assert steps, bake.stderr[-3000:]
     ran = [n for n in steps if n not in cached]
     shown = [line[:160] for line in bake.stderr.splitlines() if line.split(" ", 1)[0] in ran]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from imagesmith.lock.base import pin_base
+
 from imagesmith.lock import read_lock
 from imagesmith.lock.resolvers import PipToolsResolver, ResolveRequest, UvResolver, host_matches
 from tests.conftest import EXAMPLES, copy_project
@@ -107,11 +109,11 @@ def test_base_pinned_to_the_registry_digest_or_the_local_id(tmp_path, engine, ba
                                            "application/vnd.docker.distribution.manifest.v2+json, "
                                            "application/vnd.docker.distribution.manifest.list.v2+json"})
     registry_digest = urllib.request.urlopen(head).headers["Docker-Content-Digest"]
-    pin = engine.pin_base(ref)
+    pin = pin_base(engine, ref)
     assert (pin.source, pin.digest, pin.python_version[:4]) == ("registry", registry_digest, "3.11")
     local_only = f"{registry}/imagesmith-test-lock/never-pushed:x"
     subprocess.run(["docker", "tag", base_image, local_only], check=True)
-    local = engine.pin_base(local_only)
+    local = pin_base(engine, local_only)
     assert (local.source, local.digest) == ("local", engine.image(base_image).id)
     assert local.ref == f"{local_only}@{local.digest}"
 

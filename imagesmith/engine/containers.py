@@ -64,15 +64,16 @@ class Containers:
 
     def run(self, image: str, command: Sequence[str], *, entrypoint: Sequence[str] | None = None,
             network: bool = False, read_only: bool = False, environment: dict | None = None,
-            user: str | None = None, timeout: int = 600) -> str:
-        """Run a command to completion in a fresh container and return its stdout.
+            volumes: dict | None = None, user: str | None = None, timeout: int = 600) -> str:
+        """Run a command to completion in a fresh container and return its stdout (``volumes``:
+        the SDK's bind mounts, host path -> {"bind", "mode"}, for a local engine).
         Raises EngineError with the container's stderr when it exits non-zero."""
         what = " ".join(command)
         run = self.run_to_end(
             image, what, timeout, command=list(command),
             entrypoint=list(entrypoint) if entrypoint is not None else None,
             network_disabled=not network, network_mode=None if network else "none",
-            read_only=read_only, environment=dict(environment or {}), user=user,
+            read_only=read_only, environment=dict(environment or {}), volumes=dict(volumes or {}), user=user,
             tmpfs={"/tmp": "rw,size=64m"} if read_only else None)
         if run.exit_code is None:
             raise EngineError(f"cannot start `{what}` in {image}: {run.start_error}")
