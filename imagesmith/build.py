@@ -17,12 +17,12 @@ from . import parity
 from .engine import Engine, git_epoch, git_revision, git_source
 from .errors import UsageError
 from .fsutil import atomic_write
+from .layout import ROLES, image_ref
 from .lock import Lock, ensure_fresh, lock_project
 from .render import render
+from .runtime_wheel import write_beside
 from .spec import Spec
 from .wheels import WheelCache, default_cache_dir
-
-ROLES = ("train", "serve")
 
 
 @dataclass
@@ -123,6 +123,7 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
             progress(f"locked ({', '.join(result.changed)} changed)")
         lock = result.lock
     text = render(spec, lock)
+    write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/
     dockerfile = spec.dockerfile_path
     if not dockerfile.is_file() or dockerfile.read_text(encoding="utf-8") != text:
         atomic_write(dockerfile, text)
@@ -134,7 +135,7 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
     result = BuildResult(parity=digest, dockerfile=dockerfile)
     contexts = build_contexts(spec, lock, options, progress)
     progress(f"building {' and '.join(options.targets)}")
-    refs = {role: f"{repo}:{role}" for role in options.targets}
+    refs = {role: image_ref(repo, role) for role in options.targets}
     ids = engine.build(
         context=spec.root, dockerfile=dockerfile, targets=refs, build_args=args, build_contexts=contexts,
         epoch=epoch, builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to,

@@ -94,12 +94,14 @@ def lock(
 def render(
     project: Path = ProjectOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default: Dockerfile in the project); - for stdout."),
-    check: bool = typer.Option(False, "--check", help="Exit 1 if the written Dockerfile differs from a fresh render."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if the written Dockerfile (or .imagesmith/) differs from a fresh render."),
     base: Optional[str] = BaseOpt,
 ):
-    """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock."""
+    """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock,
+    and write the runtime wheel it builds from into .imagesmith/ in the project."""
     from .lock import ensure_fresh
     from .render import render as render_text
+    from .runtime_wheel import stale_beside, write_beside
 
     try:
         spec = load_spec(project)
@@ -110,14 +112,16 @@ def render(
             return
         if check:
             current = target.read_text(encoding="utf-8") if target.is_file() else None
-            if current != text:
-                _say(f"error: {target} is stale (or missing): it differs from a fresh render")
+            wheel = stale_beside(spec.root)
+            if current != text or wheel:
+                _say(f"error: {wheel or f'{target} is stale (or missing): it differs from a fresh render'}")
                 _say("hint: run `imagesmith render` and commit the result")
                 raise typer.Exit(1)
             _say(f"{target} is up to date")
             return
+        wheel_path = write_beside(spec.root)
         atomic_write(target, text)
-        _say(f"wrote {target}")
+        _say(f"wrote {target} and {wheel_path.relative_to(spec.root)}")
     except ImagesmithError as exc:
         _fail(exc)
 
@@ -183,7 +187,7 @@ def verify(
         engine = Engine()
         report = verify_image(engine, image, lock=lock_file, expect=expect, pair=pair, labels_only=labels_only)
         if model is not None:
-            from .stamp import verify_model
+            from .verify import verify_model
 
             model_check = verify_model(engine, image, model)
             report.checks += [f"model: {line}" for line in model_check.checks]

@@ -18,19 +18,10 @@ Errors from subprocesses and the Docker SDK are translated at the seam (``engine
 
 from __future__ import annotations
 
+from .runtime.errors import ImagesmithError  # the root is standard library only: images raise it too
 
-class ImagesmithError(Exception):
-    """Base of every error imagesmith reports. ``exit_code`` is what the CLI exits with."""
-
-    exit_code = 2
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return self.message
+__all__ = ["ImagesmithError", "UsageError", "SpecError", "LockError", "ResolutionError", "StaleLockError",
+           "RenderError", "EngineError", "BuildError", "VerifyError"]
 
 
 class UsageError(ImagesmithError):

@@ -1,7 +1,7 @@
 """``imagesmith run train|serve``: run a built image as ``docker run`` would, with the project's
 artifacts folder mounted where the spec says (``artifacts``), the serve port published on
 127.0.0.1 only, and the image's own ID passed in so the train stamp can record it
-(a container cannot see its image's digest; see ``stamp.py``).
+(a container cannot see its image's digest; see ``runtime/stamp.py``).
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from typing import Sequence
 
 from .engine import Engine
 from .errors import UsageError
+from .layout import LABEL_ROLE, ROLES, image_ref
+from .runtime.stamp import ALLOW_ENV, DIGEST_ENV, REF_ENV
 from .spec import Spec
-from .stamp import ALLOW_ENV, DIGEST_ENV, REF_ENV
-
-ROLES = ("train", "serve")
-LABEL_ROLE = "io.imagesmith.role"
 
 
 def default_artifacts(spec: Spec) -> Path:
@@ -39,7 +37,7 @@ def run_role(spec: Spec, engine: Engine, role: str, command: Sequence[str] = (),
     """Run the ``role`` image of ``spec`` in the foreground; returns the container's exit code."""
     if role not in ROLES:
         raise UsageError(f"cannot run {role!r}: imagesmith images are train and serve")
-    ref = f"{tag or spec.name}:{role}"
+    ref = image_ref(tag or spec.name, role)
     info = engine.image(ref)
     labelled = info.labels.get(LABEL_ROLE)
     if labelled != role:

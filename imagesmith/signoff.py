@@ -39,7 +39,7 @@ The record, ``signoff.json`` (also what ``--json`` prints; keys sorted)::
                     "classes_checked", "flipped": [{"sample", "golden", "now"}...],
                     "worst": [{"sample", "output", "golden", "now", "abs_error", "rel_error"}...]} | null,
      "latency": {"requests", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms", "budget_ms"} | null,
-     "hardware": {<signoff_probe.py's record, read in the serve container>} | null,
+     "hardware": {<runtime/signoff_probe.py's record, read in the serve container>} | null,
      "checks": [{"check", "ok", "detail"}...]}
 
 **The deploy gate** (``check_signoff``, ``imagesmith verify IMAGE --signoff signoff.json
@@ -58,17 +58,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import signoff_probe
 from .engine import Engine
 from .errors import ImagesmithError
 from .fsutil import atomic_write, sha256_file
+from .layout import LABEL_PARITY, LABEL_ROLE, RUNTIME_MODULE
+from .runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
+from .runtime.stamp import STAMP_FILE, read_stamp
 from .spec import Spec
-from .stamp import STAMP_FILE, read_stamp, verify_model
+from .verify import verify_model
 
 GOLDEN_VERSION = 1
 SIGNOFF_VERSION = 1
 GOLDEN_FILE = "imagesmith-golden.json"
-HELPER = Path(signoff_probe.__file__)
+HELPER_MODULE = f"{RUNTIME_MODULE}.signoff_probe"  # run from the image's runtime wheel
 SAMPLES_IN_CONTAINER = "/run/imagesmith-signoff/samples.jsonl"
 WORST = 10  # deviations listed in the record and the table
 
@@ -247,16 +249,16 @@ def _serve_entrypoint(info) -> list[str]:
     """The image's runtime entrypoint in the serve role: the seed is put in force and the model
     is checked against the image, and (unlike the train role) nothing is re-stamped."""
     entry = list(info.config.get("Entrypoint") or [])
-    if "imagesmith_runtime" not in entry:
+    if RUNTIME_MODULE not in entry:
         raise SignoffError(f"{info.ref} does not start through imagesmith's runtime (entrypoint {entry})",
                            hint="build it with `imagesmith build`")
-    return entry[:entry.index("imagesmith_runtime") + 1] + ["serve", "--"]
+    return entry[:entry.index(RUNTIME_MODULE) + 1] + ["serve", "--"]
 
 
 def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Path, *, gpus: bool) -> dict:
     """Run the batch function on the samples in a container of ``info``; ``{"outputs", "hardware"}``."""
     options = json.dumps({"mode": "predict", "predict": spec.signoff.predict, "samples": SAMPLES_IN_CONTAINER})
-    run = engine.run_helper(info.id, ["python", "-c", HELPER.read_text(encoding="utf-8"), options],
+    run = engine.run_helper(info.id, ["python", "-m", HELPER_MODULE, options],
                             entrypoint=_serve_entrypoint(info), gpus=gpus,
                             mounts={str(model.resolve()): spec.artifacts, str(samples_path.resolve()): SAMPLES_IN_CONTAINER})
     if run.exit_code != 0:
@@ -423,8 +425,8 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
     _refuse_without_gpu(spec)
     gpus = spec.accelerator == "gpu"
     info = engine.image(image)
-    if info.labels.get("io.imagesmith.role") != "serve":
-        raise SignoffError(f"{image} is not an imagesmith serve image (role {info.labels.get('io.imagesmith.role')!r})",
+    if info.labels.get(LABEL_ROLE) != "serve":
+        raise SignoffError(f"{image} is not an imagesmith serve image (role {info.labels.get(LABEL_ROLE)!r})",
                            hint="sign off on the serve image: imagesmith signoff NAME:serve --model DIR")
     if not model.is_dir():
         raise SignoffError(f"{model} is not a folder", hint="pass the artifacts folder train wrote")
@@ -434,7 +436,7 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
         checks.append({"check": name, "ok": bool(ok), "detail": detail})
 
     record = {"imagesmith_signoff": SIGNOFF_VERSION,
-              "image": {"ref": image, "digest": info.id, "parity": info.labels.get("io.imagesmith.parity")},
+              "image": {"ref": image, "digest": info.id, "parity": info.labels.get(LABEL_PARITY)},
               "model": None, "golden": None, "accelerator": spec.accelerator,
               "tolerances": {"rtol": spec.signoff.rtol, "atol": spec.signoff.atol},
               "comparison": None, "latency": None, "hardware": None, "checks": checks}

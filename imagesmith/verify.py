@@ -10,11 +10,15 @@ A label is only a claim (and a child image inherits its parent's), so ``verify_i
    (``render.image_env``); the image's layers start with the layers of the base image the
    manifest names, when that base can be found (local engine, or its registry); no filesystem
    layer was added after the parity label was stamped (see "Layers on top" below).
-3. **The content** (skipped with ``labels_only``): ``probe.py`` runs inside a container of the
+3. **The content** (skipped with ``labels_only``): ``runtime/probe.py`` runs inside a container of the
    image (no network, read-only, entrypoint bypassed) and reports every installed distribution
    with its files checked against its RECORD, files in site-packages that no distribution
    installed, stale bytecode, the preprocessing files, Debian packages and the Python version;
-   these are compared with the manifest by ``diff.compare``, the same words ``diff`` uses.
+   these are compared with the manifest by ``compare.compare``, the same words ``diff`` uses.
+   imagesmith's own in-image code is the ``imagesmith-runtime`` distribution, pinned in the
+   manifest (version 2) and checked like the locked ones. Images built before it existed
+   (manifest version 1) carry loose runtime files in site-packages instead: a difference from
+   this imagesmith's is a note, never a failure (see ``_runtime_notes``).
 
 Layers on top: ``--pair`` compares the two images' layer lists (train and serve share all of
 them). A lock cannot know layer IDs, so with ``--lock`` the image's build history decides: the
@@ -32,26 +36,27 @@ pulling, for the label and config checks; the content check pulls the image by d
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import parity
-from .diff import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
+from . import parity, runtime_wheel
+from .compare import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
 from .engine import Engine, ImageInfo, registry_host
 from .errors import LockError, UsageError, VerifyError
+from .layout import (APP_DIR, FACTS_FILE, LABEL_BASE_NAME, LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE, VENV,
+                     VENV_PYTHON)
 from .lock import LOCK_FILE, BasePin, Lock, read_lock
 from .lock.resolvers import Pin
+from .runtime import DISTRIBUTION as RUNTIME_DIST
+from .runtime import stamp
 
-LABEL_PARITY = "io.imagesmith.parity"
-LABEL_MANIFEST = "io.imagesmith.manifest"
-LABEL_ROLE = "io.imagesmith.role"
-LABEL_BASE_NAME = "org.opencontainers.image.base.name"
-APP_DIR = "/app"  # where render.copy_args puts project files (the Dockerfile's WORKDIR)
-PROBE = Path(__file__).resolve().parent / "probe.py"
-FACTS_FILE = "imagesmith_image.json"  # stamp.FACTS_FILE: the manifest the image carries inside, beside the runtime
+PROBE = Path(stamp.__file__).resolve().parent / "probe.py"  # the host's copy: never the image's
+# Loose runtime files in site-packages of images built before the runtime was a wheel
+LEGACY_RUNTIME_FILES = ("imagesmith.pth", "imagesmith_parity.py", "imagesmith_runtime.py", "imagesmith_seed.py",
+                        "imagesmith_stamp.py")
 CODE_SUFFIXES = (".py", ".pth", ".pyc", ".so", ".pyd", ".zip", ".egg")  # what Python may import or run
 
 
@@ -155,11 +160,9 @@ def local_image(engine: Engine, source: Source, notes: list[str]) -> ImageInfo:
 def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...] = (), detail: bool = False) -> dict:
     """Facts from inside the image (see probe.py), or ``{"start_error": ...}`` when the image has
     no Python environment where imagesmith puts it. Raises VerifyError when the probe crashed."""
-    from .render import VENV
-
     options = json.dumps({"venv": VENV, "app": APP_DIR, "preprocessing": sorted(set(preprocessing)), "files": detail,
                           "read": [FACTS_FILE]})
-    run = engine.run_isolated(info.id, [f"{VENV}/bin/python", "-I", "-S", "-c", PROBE.read_text(encoding="utf-8"), options])
+    run = engine.run_isolated(info.id, [VENV_PYTHON, "-I", "-S", "-c", PROBE.read_text(encoding="utf-8"), options])
     if run.exit_code is None:
         return {"start_error": run.start_error}
     if run.exit_code != 0:
@@ -187,7 +190,17 @@ def lock_from_manifest(manifest: dict) -> Lock:
         preprocessing=tuple(sorted(manifest["preprocessing"].items())),
         seed=int(manifest["seed"]), determinism=bool(manifest["determinism"]),
         env=tuple(sorted(manifest["env"].items())),
+        runtime=Pin(r["name"], r["version"], tuple(r.get("hashes", ()))) if (r := manifest.get("runtime")) else None,
     )
+
+
+def claimed_packages(manifest: dict) -> dict[str, dict]:
+    """The distributions a manifest pins: its packages and, from version 2, the runtime wheel."""
+    packages = dict(manifest["packages"])
+    runtime = manifest.get("runtime")
+    if runtime:
+        packages[runtime["name"]] = {"version": runtime["version"], "hashes": runtime.get("hashes", [])}
+    return packages
 
 
 def expected_env(manifest: dict) -> dict[str, str]:
@@ -203,7 +216,7 @@ def claim_view(manifest: dict, name: str, kind: str = "label", id: str = "") -> 
     return View(
         name=name, kind=kind, id=id, parity=parity.digest(manifest), base=manifest["base"],
         python=manifest["python"], platform=manifest["platform"],
-        packages={n: Dist(p["version"], tuple(p.get("hashes", ()))) for n, p in manifest["packages"].items()},
+        packages={n: Dist(p["version"], tuple(p.get("hashes", ()))) for n, p in claimed_packages(manifest).items()},
         system_packages=dict(manifest["system_packages"]), system_complete=False,
         preprocessing=dict(manifest["preprocessing"]), preprocessing_version=manifest.get("preprocessing_version"),
         seed=manifest["seed"], determinism=manifest["determinism"], env=env, env_expected=env, unrecorded={},
@@ -271,17 +284,9 @@ def layers_added(engine: Engine, info: ImageInfo) -> int | None:
     return sum(1 for h in history[marks[-1] + 1:] if not h.empty_layer)
 
 
-def runtime_hashes(python: str) -> dict[str, str]:
-    """File name -> sha256 of the runtime files this imagesmith puts into site-packages."""
-    from .errors import ImagesmithError
-    from .render import runtime_files
-
-    major_minor = ".".join(python.split(".")[:2])
-    try:
-        files = runtime_files(major_minor)
-    except (ImagesmithError, OSError):
-        return {}
-    return {f.dest.rsplit("/", 1)[-1]: hashlib.sha256(f.text.encode("utf-8")).hexdigest() for f in files}
+def runtime_version() -> str:
+    """The version of this imagesmith's runtime wheel (its content digest)."""
+    return runtime_wheel.build().version
 
 
 def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCheck, *,
@@ -311,7 +316,7 @@ def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCh
     python = facts.get("python") or ""
     view.python = claim["python"] if python.startswith(str(claim["python"]) + ".") else python
     view.platform = facts.get("platform")
-    claimed = claim["packages"]
+    claimed = claimed_packages(claim)
     pre_paths = set(claim["preprocessing"])
     pre_owners = {e.get("owner") for e in facts["preprocessing"].values() if e.get("owner")}
     packages = {}
@@ -325,10 +330,9 @@ def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCh
         packages[name] = Dist(d["version"] or "?", tuple(claimed[name]["hashes"]) if same else None,
                               d["content"], d.get("file_hashes"), modified)
     view.packages = packages
-    names = set(runtime_hashes(python))
     unrecorded, runtime = {}, {}
     for rel, digest in facts["unrecorded"].items():
-        if rel in names:  # imagesmith's runtime: not in the manifest (see _runtime_notes)
+        if rel in LEGACY_RUNTIME_FILES:  # an older imagesmith's runtime: not in its manifest (see _runtime_notes)
             runtime[rel] = digest
         elif not rel.endswith(CODE_SUFFIXES) and (code_only or rel.startswith("imagesmith")):
             continue  # data, not code; imagesmith's own (the image's facts) depends on the spec too
@@ -422,7 +426,7 @@ def verify_image(engine: Engine, image: str, *, lock: Path | None = None, expect
     if facts is not None and "start_error" not in facts:
         report.problems += _environment_problems(facts)
         _content_checks(report, facts, manifest, changes)
-        report.notes += _runtime_notes(observed)
+        report.notes += _runtime_notes(observed, manifest)
         _inner_manifest(report, facts, manifest)
         data = sorted(rel for rel in facts["unrecorded"] if not rel.endswith(CODE_SUFFIXES)
                       and rel not in (observed.runtime or {}) and not rel.startswith("imagesmith"))
@@ -485,8 +489,6 @@ def _check_references(engine, report, info, manifest, lock, expect, pair) -> Non
 
 
 def _environment_problems(facts: dict) -> list[str]:
-    from .render import VENV
-
     out = []
     cfg = facts.get("pyvenv_cfg")
     if cfg is None:
@@ -494,8 +496,8 @@ def _environment_problems(facts: dict) -> list[str]:
     elif str(cfg.get("include-system-site-packages", "false")).lower() == "true":
         out.append(f"{VENV} also sees the system site-packages (include-system-site-packages = true)")
     path_python = facts.get("path_python")
-    if path_python and path_python != f"{VENV}/bin/python":
-        out.append(f"python on the image's PATH is {path_python}, not the environment's {VENV}/bin/python")
+    if path_python and path_python != VENV_PYTHON:
+        out.append(f"python on the image's PATH is {path_python}, not the environment's {VENV_PYTHON}")
     for name in facts.get("duplicates") or ():
         out.append(f"distributions: {name} is installed twice (two .dist-info folders)")
     return out
@@ -522,18 +524,24 @@ def _inner_manifest(report: Report, facts: dict, manifest: dict) -> None:
         report.checks.append(f"the manifest inside the image ({FACTS_FILE}) is the label's")
 
 
-def _runtime_notes(observed: View) -> list[str]:
-    """imagesmith's runtime files are not part of the parity manifest (an image built by another
-    imagesmith version has other ones, and is still the same environment), so a difference from
-    this imagesmith's is said, not failed. Edits in a child image are caught by --lock / --pair."""
-    if observed.runtime is None or observed.python is None:
+def _runtime_notes(observed: View, manifest: dict) -> list[str]:
+    """imagesmith's in-image code from another imagesmith version is said, not failed: the image
+    is still the environment its manifest describes. From manifest version 2 the runtime is a
+    pinned distribution (an edit is a failure like any other: its RECORD or version differs);
+    older images carry loose files, compared with nothing (edits in a child image are caught by
+    --lock / --pair)."""
+    if observed.python is None:
         return []
-    mine = runtime_hashes(observed.python)
-    other = sorted(n for n in set(mine) | set(observed.runtime) if mine.get(n) != observed.runtime.get(n))
-    if not other:
+    mine = runtime_version()
+    pinned = (manifest.get("runtime") or {}).get("version")
+    if pinned is not None:
+        if pinned == mine:
+            return []
+        return [f"the image's {RUNTIME_DIST} is {pinned}, this imagesmith's is {mine}: built by another imagesmith version"]
+    if not observed.runtime:
         return []
-    return [f"imagesmith runtime files differ from this imagesmith's ({', '.join(other)}): built by another "
-            "imagesmith version, or edited; the runtime is not part of the parity manifest"]
+    return [f"imagesmith runtime files of an older imagesmith ({', '.join(sorted(observed.runtime))}): the image "
+            f"predates the {RUNTIME_DIST} wheel ({mine} in this imagesmith); the runtime is not part of its parity manifest"]
 
 
 def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[Change]) -> None:
@@ -621,3 +629,33 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
     lines.append(f"preprocessing ({len(pre)} files{', version ' + version if version else ''}):" + ("" if pre else " none"))
     lines += [f"  {p}  {h}" for p, h in sorted(pre.items())]
     return lines
+
+
+# ------------------------------------------------------------------------------------------------
+# the model: ``imagesmith verify SERVE_IMAGE --model DIR``
+
+
+def verify_model(engine: Engine, image: str, folder) -> stamp.Check:
+    """The same check as the serve runtime's (``stamp.check_model``), against ``image``'s labels."""
+    info = engine.image(image)
+    label = info.labels.get(LABEL_PARITY)
+    text = info.labels.get(LABEL_MANIFEST)
+    manifest = None
+    pre: list[str] = []
+    if not label:
+        pre.append(f"{image} has no {LABEL_PARITY} label: not an imagesmith image")
+    elif text:
+        try:
+            manifest = parity.parse_manifest(text)
+        except ValueError as exc:
+            pre.append(f"label {LABEL_MANIFEST} of {image} is not a parity manifest: {exc}")
+        else:
+            if parity.digest(manifest) != label:
+                pre.append(f"label {LABEL_PARITY} of {image} does not match its manifest label (edited label)")
+                manifest = None
+    if not os.path.isdir(folder):
+        raise stamp.StampError(f"{folder} is not a folder",
+                               hint=f"pass the artifacts folder train wrote (it holds {stamp.STAMP_FILE})")
+    result = stamp.check_model(str(folder), label or "", manifest, require_model=True)
+    result.problems[:0] = pre
+    return result

@@ -37,5 +37,6 @@ def fake_lock(**changes) -> Lock:
         system_packages=(("libgomp1", "12.2.0-14"),),
         preprocessing=(("app/prep.py", "sha256:" + "c" * 64),),
         seed=7, determinism=False, env=(("A", 'quote " dollar $HOME back\\slash'),),
+        runtime=Pin("imagesmith-runtime", "0+sha256." + "d" * 12, ("sha256:" + "d" * 64,)),
     )
     return replace(lock, **changes)

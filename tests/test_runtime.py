@@ -1,7 +1,8 @@
 """The runtime, the stamp and the preprocessing wheel, on the host (no Docker).
 
-The runtime files are installed exactly as render.py embeds them (``runtime_files``) into a real
-venv made here, so ``imagesmith.pth`` runs at every interpreter start as it does in an image.
+The ``imagesmith-runtime`` wheel (``runtime_wheel.build``) is installed with pip into a real
+venv made here, as the Dockerfile installs it, so ``imagesmith.pth`` runs at every interpreter
+start as it does in an image, and the package is imported under its in-image name.
 NumPy, PyTorch and TensorFlow are stood in for by tiny fake packages that record how they were
 seeded (the real NumPy is exercised in tests/test_runtime_engine.py).
 """
@@ -23,9 +24,13 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from imagesmith import parity, preprocessing, stamp
+from imagesmith import layout, parity, runtime_wheel
+from imagesmith.preprocessing import export as export_wheel
 from imagesmith.lock import preprocessing_digest, preprocessing_files
-from imagesmith.render import image_facts_file, preprocessing_context, render, runtime_files
+from imagesmith.render import image_facts, image_facts_file, preprocessing_context, render
+from imagesmith.runtime import preprocessing
+from imagesmith.runtime import stamp
+from imagesmith.verify import verify_model
 from imagesmith.spec import load_spec
 from tests.helpers import cli, fake_lock
 
@@ -61,8 +66,12 @@ def venv(tmp_path_factory):
     python = root / "bin" / "python"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
-    for f in runtime_files(sysconfig.get_python_version()):
-        (site / Path(f.dest).name).write_text(f.text)
+    wheels = tmp_path_factory.mktemp("wheels")
+    built = runtime_wheel.build()
+    (wheels / built.filename).write_bytes(built.data)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--disable-pip-version-check",
+                    "--no-index", "--no-deps", "--find-links", str(wheels), f"{built.name}=={built.version}"],
+                   check=True, capture_output=True)
     fakes = tmp_path_factory.mktemp("fakes")
     for rel, text in FAKES.items():
         (fakes / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +151,7 @@ def test_a_failing_seed_hook_never_breaks_the_import(venv, tmp_path):
 def image(venv, tmp_path):
     """Facts for an image made from tiny and fake_lock, with the artifacts folder in tmp."""
     spec = replace(load_spec(TINY), artifacts=str(tmp_path / "artifacts"))
-    facts = stamp.image_facts(spec, fake_lock())
+    facts = image_facts(spec, fake_lock())
     path = tmp_path / "facts.json"
     path.write_text(json.dumps(facts))
     return facts, path, tmp_path / "artifacts"
@@ -151,7 +160,7 @@ def image(venv, tmp_path):
 def runtime(venv, facts_path: Path, role: str, *command: str, env: dict | None = None):
     python = venv[0]
     base = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGESMITH_", "PYTHONHASHSEED"))}
-    return subprocess.run([str(python), "-c", "import sys, imagesmith_runtime as r; "
+    return subprocess.run([str(python), "-c", "import sys, imagesmith_runtime.__main__ as r; "
                            "sys.exit(r.main(sys.argv[2:], facts_path=sys.argv[1]))", str(facts_path), role, "--",
                            *command], capture_output=True, text=True, env={**base, **(env or {})}, timeout=60)
 
@@ -366,26 +375,32 @@ def test_wheel_refuses_files_that_left_the_lock(tmp_path):
 def test_export_without_preprocessing_is_a_readable_error():
     spec = replace(load_spec(TINY), preprocessing=())
     with pytest.raises(preprocessing.PreprocessingError) as err:
-        preprocessing.export(spec, fake_lock(preprocessing=()), "/nonexistent")
+        export_wheel(spec, fake_lock(preprocessing=()), "/nonexistent")
     assert "names no preprocessing files" in str(err.value)
 
 
-def test_embedded_builder_runs_as_a_standalone_script(tmp_path):
-    """What the Dockerfile's preprocessing-build stage runs: the embedded text, isolated from imagesmith."""
+def test_builder_runs_from_the_runtime_wheel_alone(tmp_path):
+    """What the Dockerfile's preprocessing-build stage runs: the module, imported from the runtime
+    wheel on PYTHONPATH (zipimport), by an isolated interpreter that cannot see imagesmith."""
     root = copy_tiny(tmp_path)
     spec = load_spec(root)
     lock = fake_lock(preprocessing=tuple(preprocessing_files(spec).items()))
     ctx = preprocessing_context(spec, lock)
-    script = tmp_path / "build_preprocessing.py"
-    script.write_text(ctx["builder"].text)
-    argv = [sys.executable, "-I", str(script)] + [
-        {"/src": str(root), "/wheel": str(tmp_path / "out")}.get(a, a) for a in ctx["build"][2:]]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path)
+    built = runtime_wheel.build()
+    whl = tmp_path / built.filename
+    whl.write_bytes(built.data)
+    wheel_in_build = f"{layout.BUILD_MOUNTS}/runtime/imagesmith_runtime-{lock.runtime.version}-py3-none-any.whl"
+    assert ctx["build"][:5] == ["env", f"PYTHONPATH={wheel_in_build}", "python3", "-m", "imagesmith_runtime.preprocessing"]
+    argv = [sys.executable, "-S", "-m", "imagesmith_runtime.preprocessing"] + [
+        {"/src": str(root), "/wheel": str(tmp_path / "out")}.get(a, a) for a in ctx["build"][5:]]
+    env = {"PYTHONPATH": str(whl), "PATH": os.environ.get("PATH", "")}
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
-    built = (tmp_path / "out" / ctx["wheel"]).read_bytes()
-    assert built == preprocessing.wheel_bytes("tiny-preprocessing", str(root), spec.preprocessing)[1]
+    out = (tmp_path / "out" / ctx["wheel"]).read_bytes()
+    assert out == Path(export_wheel(spec, lock, tmp_path / "host")).read_bytes()  # what the host exports
+    assert out == preprocessing.wheel_bytes("tiny-preprocessing", str(root), spec.preprocessing)[1]
     (root / "app" / "prep.py").write_text("# edited\n")
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 2 and "changed since the lock was written" in proc.stderr
 
 
@@ -398,9 +413,9 @@ def test_render_embeds_runtime_facts_and_the_preprocessing_stage():
     text = render(spec, lock)
     facts = json.loads(image_facts_file(spec, lock).text)
     assert facts["parity"] == parity.digest(parity.manifest_from_lock(lock))
-    names = [Path(f.dest).name for f in runtime_files("3.11")]
-    assert names == sorted(names) and {"imagesmith.pth", "imagesmith_parity.py", "imagesmith_runtime.py",
-                                       "imagesmith_seed.py", "imagesmith_stamp.py"} == set(names)
+    assert f'COPY [".imagesmith/imagesmith_runtime-{lock.runtime.version}-py3-none-any.whl", "/"]' in text
+    assert "python -c" not in text and "python3 -c" not in text and "<<'IMAGESMITH_EOF_IMAGE_FACTS'" in text
+    assert text.count("<<'") == 1  # one heredoc: the image facts (JSON data), no code
     assert "FROM base AS preprocessing-build" in text
     assert f"/run/imagesmith/preprocessing/{preprocessing.wheel_filename('tiny-preprocessing', lock.preprocessing_version)}" in text
     assert 'COPY ["app/prep.py", "/app/app/prep.py"]' not in text  # the wheel replaces the copy
@@ -467,17 +482,17 @@ def test_verify_model_reads_the_image_labels_and_distrusts_an_edited_one(tmp_pat
     facts = {"parity": parity.digest(manifest), "manifest": manifest, "seed": 7}
     (tmp_path / "m.bin").write_bytes(b"x")
     stamp.write_stamp(str(tmp_path), stamp.make_stamp(facts, str(tmp_path)))
-    labels = {stamp.LABEL_PARITY: facts["parity"], stamp.LABEL_MANIFEST: parity.canonical(manifest)}
-    assert stamp.verify_model(FakeEngine({"x:serve": labels}), "x:serve", tmp_path).ok
+    labels = {layout.LABEL_PARITY: facts["parity"], layout.LABEL_MANIFEST: parity.canonical(manifest)}
+    assert verify_model(FakeEngine({"x:serve": labels}), "x:serve", tmp_path).ok
 
     other = parity.manifest_from_lock(fake_lock(seed=8))
-    forged = dict(labels, **{stamp.LABEL_MANIFEST: parity.canonical(other)})
-    check = stamp.verify_model(FakeEngine({"x:serve": forged}), "x:serve", tmp_path)
-    assert check.problems[0] == f"label {stamp.LABEL_PARITY} of x:serve does not match its manifest label (edited label)"
+    forged = dict(labels, **{layout.LABEL_MANIFEST: parity.canonical(other)})
+    check = verify_model(FakeEngine({"x:serve": forged}), "x:serve", tmp_path)
+    assert check.problems[0] == f"label {layout.LABEL_PARITY} of x:serve does not match its manifest label (edited label)"
 
-    moved = dict(labels, **{stamp.LABEL_PARITY: parity.digest(other), stamp.LABEL_MANIFEST: parity.canonical(other)})
-    check = stamp.verify_model(FakeEngine({"x:serve": moved}), "x:serve", tmp_path)
+    moved = dict(labels, **{layout.LABEL_PARITY: parity.digest(other), layout.LABEL_MANIFEST: parity.canonical(other)})
+    check = verify_model(FakeEngine({"x:serve": moved}), "x:serve", tmp_path)
     assert "  seed: 8, expected 7" in check.problems
 
     with pytest.raises(stamp.StampError, match="is not a folder"):
-        stamp.verify_model(FakeEngine({"x:serve": labels}), "x:serve", tmp_path / "m.bin")
+        verify_model(FakeEngine({"x:serve": labels}), "x:serve", tmp_path / "m.bin")

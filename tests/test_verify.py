@@ -17,8 +17,8 @@ import pytest
 from imagesmith import parity
 from imagesmith.diff import Change, DiffResult, Dist, View, compare
 from imagesmith.engine import HistoryEntry, ImageInfo, _repository, registry_host
-from imagesmith.verify import (PROBE, BaseCheck, Source, claim_view, expected_env, image_view, inspect_lines,
-                               layers_added, lock_from_manifest, runtime_hashes)
+from imagesmith.verify import (LEGACY_RUNTIME_FILES, PROBE, BaseCheck, Source, claim_view, expected_env, image_view,
+                               inspect_lines, layers_added, lock_from_manifest, runtime_version)
 from tests.helpers import fake_lock
 
 H = "sha256:" + "1" * 64
@@ -132,7 +132,7 @@ def test_change_lines_for_verify_and_diff():
 
 
 def test_diff_result_groups_in_order_and_counts():
-    changes = compare(claim_view(manifest(seed=1), "lock x"),
+    changes = compare(claim_view(manifest(seed=1, runtime=None), "lock x"),
                       view("image y", packages={}, python="3.12.0"))
     result = DiffResult(claim_view(manifest(), "lock x"), view("image y"), changes, ["a note"])
     data = result.as_json()
@@ -160,7 +160,8 @@ def facts(**changes) -> dict:
     record = {"version": "1.17.0", "files": 3, "mismatched": [], "missing": [], "stale_bytecode": [], "unhashed": [],
               "error": None, "content": "c"}
     f = {"python": "3.11.9", "platform": "linux/amd64", "pyvenv_cfg": {}, "path_python": "/opt/venv/bin/python",
-         "distributions": {"six": dict(record)}, "duplicates": [], "unrecorded": {},
+         "distributions": {"six": dict(record), "imagesmith-runtime": dict(record, version=fake_lock().runtime.version)},
+         "duplicates": [], "unrecorded": {},
          "preprocessing": {"app/prep.py": {"app": "sha256:" + "c" * 64, "site": None, "owner": None}},
          "preprocessing_stale_bytecode": [], "dpkg": {"libgomp1": "12.2.0-14", "bash": "5.2"}}
     f.update(changes)
@@ -181,7 +182,7 @@ def test_image_view_of_a_faithful_image_equals_its_claim():
 def test_image_view_finds_what_changed_inside():
     m = manifest()
     pth = {"evil.pth": "e" * 64, "imagesmith_image.json": "f" * 64, "notes.txt": "0" * 64}
-    pth.update(runtime_hashes("3.11"))  # this imagesmith's runtime: expected, not unrecorded
+    pth.update({name: "a" * 64 for name in LEGACY_RUNTIME_FILES})  # an older imagesmith's loose runtime: noted only
     f = facts(unrecorded=pth, python="3.11.2",
               preprocessing={"app/prep.py": {"app": None, "site": "sha256:" + "d" * 64, "owner": "x-preprocessing"}},
               preprocessing_stale_bytecode=[["app/prep.py", "/site/app/__pycache__/prep.cpython-311.pyc"]])
@@ -324,17 +325,35 @@ def test_probe_without_a_venv_reports_nothing_installed(tmp_path):
 
 
 def test_runtime_files_compare_between_images_and_are_only_noted_by_verify():
+    """Images built before the runtime wheel (manifest version 1) carry loose runtime files: diff
+    compares them between two images, verify only notes them. From version 2 the runtime is a
+    pinned distribution, and another imagesmith's runtime is a note too."""
     from imagesmith.verify import _runtime_notes
 
     a, b = view(runtime={"imagesmith_seed.py": "a" * 64}), view("B", runtime={"imagesmith_seed.py": "b" * 64})
     (change,) = compare(a, b)
     assert (change.group, change.kind, change.name) == ("distributions", "runtime", "imagesmith_seed.py")
     assert compare(view(runtime=None), b) == []  # a lock has no runtime to compare
-    mine = runtime_hashes("3.11")
-    assert _runtime_notes(view(runtime=dict(mine), python="3.11.2")) == []
-    other = dict(mine, **{next(iter(mine)): "0" * 64})
-    (note,) = _runtime_notes(view(runtime=other, python="3.11.2"))
-    assert next(iter(mine)) in note and "not part of the parity manifest" in note
+    v1 = {k: v for k, v in manifest(imagesmith_parity=1).items() if k != "runtime"}
+    (note,) = _runtime_notes(view(runtime={"imagesmith_seed.py": "a" * 64}, python="3.11.2"), v1)
+    assert "imagesmith_seed.py" in note and "not part of its parity manifest" in note
+    assert _runtime_notes(view(runtime={}, python="3.11.2"), manifest(runtime={"name": "imagesmith-runtime",
+                          "version": runtime_version(), "hashes": []})) == []
+    (note,) = _runtime_notes(view(runtime={}, python="3.11.2"), manifest())
+    assert "built by another imagesmith version" in note and runtime_version() in note
+
+
+def test_the_runtime_distribution_is_checked_like_a_locked_one():
+    m = manifest()
+    f = facts()
+    f["distributions"]["imagesmith-runtime"]["mismatched"] = ["imagesmith_runtime/stamp.py"]
+    observed = image_view(source(m), info(env_of(m)), f, BaseCheck("ok", ""))
+    (change,) = compare(claim_view(m, "the manifest"), observed)
+    assert (change.kind, change.name) == ("hash_changed", "imagesmith-runtime")
+    assert "imagesmith_runtime/stamp.py" in change.detail
+    del f["distributions"]["imagesmith-runtime"]
+    observed = image_view(source(m), info(env_of(m)), f, BaseCheck("ok", ""))
+    assert kinds(compare(claim_view(m, "the manifest"), observed)) == {("distributions", "removed", "imagesmith-runtime")}
 
 
 def test_a_record_line_without_hash_counts_as_modified():
@@ -347,7 +366,8 @@ def test_a_record_line_without_hash_counts_as_modified():
 
 
 def test_the_facts_file_name_is_the_runtime_s():
-    from imagesmith import stamp, verify
+    from imagesmith import verify
+    from imagesmith.runtime import stamp
 
     assert verify.FACTS_FILE == stamp.FACTS_FILE
 

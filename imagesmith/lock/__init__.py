@@ -10,7 +10,10 @@
 - ``packages``: every distribution pinned ``==`` with its sha256 hashes;
 - ``system_packages``: Debian packages pinned to exact versions inside the base image;
 - ``preprocessing``: content digests of the preprocessing files (bytes and relative paths);
-- ``environment``: seed, determinism and environment variables.
+- ``environment``: seed, determinism and environment variables;
+- ``runtime``: imagesmith's in-image code, the ``imagesmith-runtime`` wheel (name, content
+  version, sha256 of the wheel): part of the parity, so a new imagesmith whose in-image code
+  changed makes the lock stale (input ``runtime``) until ``imagesmith lock`` re-pins it.
 
 ``requirements.lock`` beside it is the same pins in pip's format.
 Only changed parts are redone: a preprocessing edit re-digests files, it does not re-resolve.
@@ -23,7 +26,8 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import __version__, preprocessing
+from .. import __version__, runtime_wheel
+from ..runtime import preprocessing
 from ..errors import LockError, StaleLockError
 from ..fsutil import atomic_write, sha256_bytes, sha256_file
 from ..spec import PYPROJECT, Spec
@@ -32,7 +36,8 @@ from .resolvers import Pin, ResolveRequest, get_resolver, render_requirements_lo
 LOCK_FORMAT = 1
 LOCK_FILE = "imagesmith.lock"
 REQUIREMENTS_LOCK = "requirements.lock"
-INPUT_NAMES = ("resolver", "target", "requirements", "base", "system_packages", "preprocessing", "environment")
+INPUT_NAMES = ("resolver", "target", "requirements", "base", "system_packages", "preprocessing", "environment",
+               "runtime")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class Lock:
     determinism: bool
     env: tuple[tuple[str, str], ...]
     extras: dict = field(default_factory=dict)  # forward-compatible sections
+    runtime: Pin | None = None  # the imagesmith-runtime wheel (None: a lock written before it existed)
 
     @property
     def preprocessing_digest(self) -> str:
@@ -88,6 +94,7 @@ class Lock:
             "preprocessing": {"files": dict(self.preprocessing), "digest": self.preprocessing_digest,
                               "version": self.preprocessing_version},
             "environment": {"seed": self.seed, "determinism": self.determinism, "env": dict(self.env)},
+            **({"runtime": self.runtime.as_dict()} if self.runtime else {}),
             **self.extras,
         }
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -117,7 +124,7 @@ def read_lock(path: Path) -> Lock:
             raise LockError(f"{path} has lock format {data.get('imagesmith_lock')!r}; this imagesmith reads {LOCK_FORMAT}",
                             hint="run `imagesmith lock` to rewrite it")
         known = {"imagesmith_lock", "generated_by", "inputs", "resolver", "target", "base", "packages",
-                 "system_packages", "preprocessing", "environment"}
+                 "system_packages", "preprocessing", "environment", "runtime"}
         b = data["base"]
         env = data["environment"]
         return Lock(
@@ -133,6 +140,8 @@ def read_lock(path: Path) -> Lock:
             determinism=bool(env["determinism"]),
             env=tuple(sorted(env["env"].items())),
             extras={k: v for k, v in data.items() if k not in known},
+            runtime=(Pin(data["runtime"]["name"], data["runtime"]["version"], tuple(data["runtime"]["hashes"]))
+                     if data.get("runtime") else None),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise LockError(f"{path} is missing or has a malformed field ({exc})",
@@ -168,7 +177,14 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
         "system_packages": _digest_json(list(spec.system_packages)),
         "preprocessing": preprocessing_digest(preprocessing_files(spec)),
         "environment": _digest_json({"seed": spec.seed, "determinism": spec.determinism, "env": spec.env_dict}),
+        "runtime": runtime_wheel.build().sha256,
     }
+
+
+def runtime_pin() -> Pin:
+    """This imagesmith's runtime wheel as the lock pins it."""
+    built = runtime_wheel.build()
+    return Pin(built.name, built.version, (built.sha256,))
 
 
 def _rel(root: Path, f: Path) -> str:
@@ -273,6 +289,7 @@ def lock_project(
         base=base_pin, packages=packages, system_packages=system_packages,
         preprocessing=tuple(preprocessing_files(spec).items()), seed=spec.seed,
         determinism=spec.determinism, env=spec.env, extras=previous.extras if previous else {},
+        runtime=runtime_pin(),
     )
     if write:
         write_lock(spec, lock)

@@ -26,10 +26,11 @@ from typing import Protocol, Sequence
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from ..cache import container_pip_cache
 from ..errors import ResolutionError
+from ..platforms import MACHINES, RESOLVER_PLATFORMS
 
-PLATFORM_TAGS = {"linux/amd64": "x86_64-manylinux_2_28", "linux/arm64": "aarch64-manylinux_2_28"}
-MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+PLATFORM_TAGS = RESOLVER_PLATFORMS
 
 
 @dataclass(frozen=True)
@@ -266,10 +267,8 @@ def stage_inputs(inputs: Sequence[Path], dest: Path) -> list[str]:
 
 
 def _container_cache() -> Path:
-    """pip's cache for pip-compile in containers: beside the wheel cache, shared by all projects."""
-    from ..wheels import default_cache_dir
-
-    return default_cache_dir() / "pip-in-container"
+    """pip's cache for pip-compile in containers (``cache.container_pip_cache``)."""
+    return container_pip_cache()
 
 
 def _tail(text: str, n: int = 15) -> str:

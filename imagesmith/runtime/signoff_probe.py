@@ -1,9 +1,10 @@
-"""The signoff helper: standard library only, run INSIDE an image (and on the host for the
-hardware record). ``signoff.py`` passes this file's text to the image's Python with ``-c``::
+"""The signoff helper: standard library only, run INSIDE an image from the ``imagesmith-runtime``
+wheel (and imported on the host for the hardware record). ``signoff.py`` runs it through the
+serve runtime, with the image's Python::
 
-    python -c <this file> '{"mode": "predict", "predict": "app.predict:predict",
-                            "samples": "/run/imagesmith-signoff/samples.jsonl"}'
-    python -c <this file> '{"mode": "hardware"}'
+    python -m imagesmith_runtime.signoff_probe '{"mode": "predict", "predict": "app.predict:predict",
+                                               "samples": "/run/imagesmith-signoff/samples.jsonl"}'
+    python -m imagesmith_runtime.signoff_probe '{"mode": "hardware"}'
 
 ``predict`` imports ``module:function`` (from the image's working directory, ``/app``), calls it
 once with the list of samples (one JSON value per line of the samples file), and prints one JSON

@@ -1,8 +1,10 @@
 """What is really inside an image: the probe ``imagesmith verify`` and ``imagesmith diff`` run there.
 
-This file is never imported by imagesmith itself. ``verify.py`` reads it as text and runs it
-inside a container of the image under test (no network, read-only root, the image's
-entrypoint bypassed) as::
+It is part of the ``imagesmith-runtime`` wheel like all in-image code, but ``verify`` does not
+run the image's copy: an image under test could carry an edited one. ``verify.py`` reads the
+host's copy (this file) as text and runs it inside a container of the image under test (no
+network, read-only root, the image's entrypoint bypassed), which also works for images built
+before the wheel existed, as::
 
     <venv>/bin/python -I -S -c <this file> '<json options>'
 

@@ -33,12 +33,12 @@ Anything else is a problem, named line by line (each manifest difference from
 (exit 3) unless ``IMAGESMITH_ALLOW_MISMATCH=1`` is set (``imagesmith run serve
 --allow-mismatch``), which it logs loudly on stderr.
 
-The image knows its own parity from ``imagesmith_image.json``, which ``render.py`` writes next
-to the runtime (``image_facts``): the parity, its manifest, the preprocessing wheel, the seed and
-the artifacts path.
+The image knows its own parity from ``imagesmith_image.json``, which the Dockerfile writes into
+site-packages next to this package (``render.image_facts`` on the host): the parity, its
+manifest, the preprocessing wheel, the seed and the artifacts path.
 
-This module uses the standard library only at import time: ``render.py`` embeds it into every
-image as ``imagesmith_stamp`` (with ``parity.py`` as ``imagesmith_parity``).
+Standard library only (part of the ``imagesmith-runtime`` wheel); the host's
+``verify.verify_model`` runs ``check_model`` against an image's labels.
 """
 
 from __future__ import annotations
@@ -48,53 +48,25 @@ import json
 import os
 from dataclasses import dataclass, field
 
-try:  # inside the imagesmith package
-    from . import parity
-    from .errors import ImagesmithError as _ErrorBase
-except ImportError:  # embedded in an image: standard library only
-    import imagesmith_parity as parity  # type: ignore[no-redef]
+from . import FACTS_FILE, parity
+from .errors import ImagesmithError
 
-    class _ErrorBase(Exception):  # type: ignore[no-redef]
-        exit_code = 2
-
-        def __init__(self, message: str, *, hint: str | None = None) -> None:
-            super().__init__(message)
-            self.message = message
-            self.hint = hint
-
+__all__ = ["FACTS_FILE", "STAMP_FILE", "Check", "StampError", "check_model", "make_stamp", "read_facts",
+           "read_stamp", "write_stamp"]
 
 STAMP_VERSION = 1
 STAMP_FILE = "imagesmith-stamp.json"
-FACTS_FILE = "imagesmith_image.json"
 ALLOW_ENV = "IMAGESMITH_ALLOW_MISMATCH"
 DIGEST_ENV = "IMAGESMITH_IMAGE_DIGEST"
 REF_ENV = "IMAGESMITH_IMAGE_REF"
-LABEL_PARITY = "io.imagesmith.parity"
-LABEL_MANIFEST = "io.imagesmith.manifest"
 
 
-class StampError(_ErrorBase):
+class StampError(ImagesmithError):
     """A stamp or an image-facts file that cannot be read."""
 
 
 # --------------------------------------------------------------------------------------------
-# What the image knows about itself (rendered into it)
-
-
-def image_facts(spec, lock) -> dict:
-    """The content of ``imagesmith_image.json`` for an image built from ``spec`` and ``lock``."""
-    from .preprocessing import distribution_name
-
-    manifest = parity.manifest_from_lock(lock)
-    version = lock.preprocessing_version
-    return {
-        "artifacts": spec.artifacts,
-        "determinism": lock.determinism,
-        "manifest": manifest,
-        "parity": parity.digest(manifest),
-        "preprocessing": {"name": distribution_name(spec.name), "version": version} if version else None,
-        "seed": lock.seed,
-    }
+# What the image knows about itself (written into it at build time)
 
 
 def read_facts(path: str) -> dict:
@@ -265,33 +237,3 @@ def refusal(check: Check) -> str:
     lines.append(f"imagesmith: retrain it with this image (`imagesmith run train`), serve it with the image it "
                  f"was trained for, or set {ALLOW_ENV}=1 to serve it anyway (logged)")
     return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# From the host: ``imagesmith verify SERVE_IMAGE --model DIR``
-
-
-def verify_model(engine, image: str, folder) -> Check:
-    """The same check as the serve runtime's, against ``image``'s labels in ``engine``."""
-    info = engine.image(image)
-    label = info.labels.get(LABEL_PARITY)
-    text = info.labels.get(LABEL_MANIFEST)
-    manifest = None
-    pre: list[str] = []
-    if not label:
-        pre.append(f"{image} has no {LABEL_PARITY} label: not an imagesmith image")
-    elif text:
-        try:
-            manifest = parity.parse_manifest(text)
-        except ValueError as exc:
-            pre.append(f"label {LABEL_MANIFEST} of {image} is not a parity manifest: {exc}")
-        else:
-            if parity.digest(manifest) != label:
-                pre.append(f"label {LABEL_PARITY} of {image} does not match its manifest label (edited label)")
-                manifest = None
-    if not os.path.isdir(folder):
-        raise StampError(f"{folder} is not a folder", hint="pass the artifacts folder train wrote (it holds "
-                                                           f"{STAMP_FILE})")
-    result = check_model(str(folder), label or "", manifest, require_model=True)
-    result.problems[:0] = pre
-    return result
