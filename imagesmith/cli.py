@@ -308,7 +308,8 @@ def export(
     """Write the preprocessing wheel (version = content digest, as in the lock and both images) for batch jobs."""
     from .fsutil import sha256_file
     from .lock import ensure_fresh
-    from .preprocessing import distribution_name, export as export_wheel
+    from .preprocessing import distribution_name
+    from .preprocessing import export as export_wheel
 
     try:
         if what != "preprocessing":

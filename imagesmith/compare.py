@@ -151,6 +151,7 @@ def _compare_packages(a: View, b: View) -> list[Change]:
     for name in sorted(set(a.packages) | set(b.packages)):
         x, y = a.packages.get(name), b.packages.get(name)
         if y is None:
+            assert x is not None
             out.append(Change("distributions", "removed", name, x.version, None))
         elif x is None:
             out.append(Change("distributions", "added", name, None, y.version))
@@ -162,15 +163,15 @@ def _compare_packages(a: View, b: View) -> list[Change]:
                 out.append(Change("distributions", "hash_changed", name, x.version, y.version, detail))
     if a.unrecorded is not None and b.unrecorded is not None:
         for path in sorted(set(a.unrecorded) | set(b.unrecorded)):
-            x, y = a.unrecorded.get(path), b.unrecorded.get(path)
-            if x != y:
-                out.append(Change("distributions", "unrecorded", path, _hash_or_none(x), _hash_or_none(y),
+            u, v = a.unrecorded.get(path), b.unrecorded.get(path)
+            if u != v:
+                out.append(Change("distributions", "unrecorded", path, _hash_or_none(u), _hash_or_none(v),
                                   "in site-packages, installed by no distribution"))
     if a.runtime is not None and b.runtime is not None:  # not in the manifest, but it seeds every process
         for path in sorted(set(a.runtime) | set(b.runtime)):
-            x, y = a.runtime.get(path), b.runtime.get(path)
-            if x != y:
-                out.append(Change("distributions", "runtime", path, _hash_or_none(x), _hash_or_none(y)))
+            u, v = a.runtime.get(path), b.runtime.get(path)
+            if u != v:
+                out.append(Change("distributions", "runtime", path, _hash_or_none(u), _hash_or_none(v)))
     return out
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .compare import (GROUP_TITLES, GROUPS, KIND_TITLES, SEED_ENV, WATCHED_ENV, Change, Dist, View, compare)
+from .compare import GROUP_TITLES, GROUPS, KIND_TITLES, SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
 
 __all__ = ["GROUPS", "SEED_ENV", "WATCHED_ENV", "Change", "DiffResult", "Dist", "View", "compare", "diff"]
 

@@ -382,10 +382,10 @@ def replay(port: int, path: str, request: str, samples: list, *, minimum: int, a
         except (OSError, http.client.HTTPException):
             conn.close()
             if not alive():
-                raise SignoffError("the serve container exited before it answered")
+                raise SignoffError("the serve container exited before it answered") from None
             if time.monotonic() > deadline:
                 raise SignoffError(f"the server did not answer on 127.0.0.1:{port}{path} within {ready_timeout:.0f} s",
-                                   hint="check serve.port and signoff.path in the spec")
+                                   hint="check serve.port and signoff.path in the spec") from None
             time.sleep(0.25)
     times: list[float] = []
     errors: dict[str, int] = {}

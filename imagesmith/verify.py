@@ -45,9 +45,8 @@ from typing import Any
 from . import parity, runtime_wheel
 from .compare import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
 from .engine import Engine, ImageInfo, registry_host
-from .errors import LockError, UsageError, VerifyError
-from .layout import (APP_DIR, FACTS_FILE, LABEL_BASE_NAME, LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE, VENV,
-                     VENV_PYTHON)
+from .errors import UsageError, VerifyError
+from .layout import APP_DIR, FACTS_FILE, LABEL_BASE_NAME, LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE, VENV, VENV_PYTHON
 from .lock import LOCK_FILE, BasePin, Lock, read_lock
 from .lock.resolvers import Pin
 from .runtime import DISTRIBUTION as RUNTIME_DIST
@@ -590,7 +589,7 @@ def inspect_source(engine: Engine, ref: str) -> dict[str, Any]:
                 out["manifest"] = json.loads(info.labels[LABEL_MANIFEST])
             except json.JSONDecodeError:
                 pass
-    else:
+    elif source.manifest is not None:
         out["parity"] = parity.digest(source.manifest)
         out["base_name"] = source.lock.base.name if source.lock else None
     if out["manifest"] is None:

@@ -12,7 +12,6 @@ from imagesmith.build import BuildOptions, build_project
 from imagesmith.errors import BuildError
 from imagesmith.lock import read_lock
 from imagesmith.spec import load_spec
-from imagesmith.wheels import WheelCache
 from tests.conftest import PROJECTS, copy_project
 from tests.helpers import cli, docker_build
 

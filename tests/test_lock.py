@@ -3,13 +3,10 @@ determinism and atomic failure (a recording engine and resolver stand in for Doc
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from imagesmith.errors import ResolutionError, StaleLockError
-from imagesmith.lock import BasePin, check_lock, compute_inputs, ensure_fresh, lock_project, read_lock
-from imagesmith.lock import resolvers
+from imagesmith.lock import BasePin, check_lock, compute_inputs, ensure_fresh, lock_project, read_lock, resolvers
 from imagesmith.lock.resolvers import Pin, ResolveRequest, parse_compiled, stage_inputs
 from imagesmith.spec import load_spec
 

@@ -6,7 +6,6 @@ the runtime, regenerate it with `UPDATE_GOLDEN=1 python -m pytest tests/test_ren
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -15,7 +15,6 @@ import os
 import random
 import subprocess
 import sys
-import sysconfig
 import textwrap
 import zipfile
 from dataclasses import replace
@@ -25,13 +24,12 @@ import pytest
 from packaging.version import Version
 
 from imagesmith import layout, parity, runtime_wheel
-from imagesmith.preprocessing import export as export_wheel
 from imagesmith.lock import preprocessing_digest, preprocessing_files
+from imagesmith.preprocessing import export as export_wheel
 from imagesmith.render import image_facts, image_facts_file, preprocessing_context, render
-from imagesmith.runtime import preprocessing
-from imagesmith.runtime import stamp
-from imagesmith.verify import verify_model
+from imagesmith.runtime import preprocessing, stamp
 from imagesmith.spec import load_spec
+from imagesmith.verify import verify_model
 from tests.helpers import cli, fake_lock
 
 HERE = Path(__file__).resolve().parent

@@ -155,7 +155,7 @@ def test_uvicorn_workers_see_the_seeded_state(iris_built, expected, tmp_path):
     name = f"imagesmith-test-uvicorn-{port}"
     with Server("-p", str(spec.root), "-t", "imagesmith-test/iris-probe", "--artifacts", str(empty),
                 "--port", str(port), "--", "uvicorn", "probe_app:app", "--app-dir", "/probe", "--host", "0.0.0.0",
-                "--port", str(spec.serve.port), "--workers", "2", "--lifespan", "off", name=name) as server:
+                "--port", str(spec.serve.port), "--workers", "2", "--lifespan", "off", name=name):
         answers = [http(port) for _ in range(6)]
         published = subprocess.run(["docker", "port", name, str(spec.serve.port)], capture_output=True, text=True)
         assert published.stdout.strip() == f"127.0.0.1:{port}"

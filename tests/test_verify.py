@@ -17,8 +17,19 @@ import pytest
 from imagesmith import parity
 from imagesmith.diff import Change, DiffResult, Dist, View, compare
 from imagesmith.engine import HistoryEntry, ImageInfo, _repository, registry_host
-from imagesmith.verify import (LEGACY_RUNTIME_FILES, PROBE, BaseCheck, Source, claim_view, expected_env, image_view,
-                               inspect_lines, layers_added, lock_from_manifest, runtime_version)
+from imagesmith.verify import (
+    LEGACY_RUNTIME_FILES,
+    PROBE,
+    BaseCheck,
+    Source,
+    claim_view,
+    expected_env,
+    image_view,
+    inspect_lines,
+    layers_added,
+    lock_from_manifest,
+    runtime_version,
+)
 from tests.helpers import fake_lock
 
 H = "sha256:" + "1" * 64

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import __version__, runtime_wheel
-from ..runtime import preprocessing
 from ..errors import LockError, StaleLockError
 from ..fsutil import atomic_write, sha256_bytes, sha256_file
+from ..runtime import preprocessing
 from ..spec import PYPROJECT, Spec
 from .resolvers import Pin, ResolveRequest, get_resolver, render_requirements_lock, requirement_files
 
@@ -253,7 +253,7 @@ def lock_project(
         changed = sorted(set(changed) | {"requirements"}, key=INPUT_NAMES.index)
     req_file_ok = (spec.requirements_lock_path.is_file() and previous is not None
                    and spec.requirements_lock_path.read_text() == previous.requirements_text())
-    if not changed and req_file_ok:
+    if not changed and req_file_ok and previous is not None:
         return LockResult(previous, [], False)
 
     # The base first: pip-tools may resolve inside it, system packages are pinned inside it.

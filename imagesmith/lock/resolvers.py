@@ -21,7 +21,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -133,11 +133,11 @@ def redact_url(text: str) -> str:
     return re.sub(r"(\w+://)[^/\s:@]+(?::[^/\s@]*)?@", r"\1***@", text)
 
 
-def configured_indexes(tool: str, env: dict | None = None) -> list[str]:
-    env = os.environ if env is None else env
+def configured_indexes(tool: str, env: Mapping[str, str] | None = None) -> list[str]:
+    source = os.environ if env is None else env
     urls: list[str] = []
     for key in INDEX_ENV[tool]:
-        urls += [redact_url(u) for u in env.get(key, "").split() if u]
+        urls += [redact_url(u) for u in source.get(key, "").split() if u]
     return urls
 
 

@@ -147,13 +147,13 @@ def predict(options):
                 try:
                     samples.append(json.loads(line))
                 except ValueError as exc:
-                    raise SystemExit("samples line %d is not JSON: %s" % (number, exc))
+                    raise SystemExit("samples line %d is not JSON: %s" % (number, exc)) from exc
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
-        raise SystemExit("cannot import %s: %s" % (options["predict"], exc))
+        raise SystemExit("cannot import %s: %s" % (options["predict"], exc)) from exc
     result = func(samples)
     if hasattr(result, "tolist"):
         result = result.tolist()
