@@ -195,3 +195,38 @@ def test_inputs_digest_is_independent_of_the_folder(tmp_path, project):
     other = tmp_path / "elsewhere"
     shutil.copytree(root, other)
     assert compute_inputs(load_spec(root), "b") == compute_inputs(load_spec(other), "b")
+
+
+def test_the_lock_pins_the_runtime_wheel_and_a_new_runtime_only_re_pins_it(project, monkeypatch):
+    """imagesmith's in-image code is part of the parity: the lock pins this imagesmith's runtime
+    wheel; another runtime (an imagesmith upgrade) makes the lock stale, and re-locking redoes
+    nothing else."""
+    from dataclasses import replace
+
+    from imagesmith import runtime_wheel
+
+    root, resolver = project
+    engine = RecordingEngine()
+    lock_project(load_spec(root), engine)
+    built = runtime_wheel.build()
+    lock = read_lock(root / "imagesmith.lock")
+    assert lock.runtime == Pin("imagesmith-runtime", built.version, (built.sha256,))
+    assert lock.inputs["runtime"] == built.sha256
+    other = replace(built, sha256="sha256:" + "e" * 64, version="0+sha256." + "e" * 12)
+    monkeypatch.setattr(runtime_wheel, "build", lambda: other)
+    assert check_lock(load_spec(root)) == ["runtime"]
+    result = lock_project(load_spec(root), engine)
+    assert result.changed == ["runtime"] and len(resolver.requests) == 1 and len(engine.calls) == 2
+    assert read_lock(root / "imagesmith.lock").runtime == Pin("imagesmith-runtime", other.version, (other.sha256,))
+
+
+def test_a_lock_written_before_the_runtime_wheel_reads_and_is_stale(project):
+    import json
+
+    root, _ = project
+    lock_project(load_spec(root), RecordingEngine())
+    data = json.loads((root / "imagesmith.lock").read_text())
+    del data["runtime"], data["inputs"]["runtime"]
+    (root / "imagesmith.lock").write_text(json.dumps(data))
+    assert read_lock(root / "imagesmith.lock").runtime is None
+    assert check_lock(load_spec(root)) == ["runtime"]
