@@ -14,7 +14,7 @@ import yaml
 
 from imagesmith.run import run_role
 from imagesmith.signoff import GOLDEN_FILE
-from imagesmith.stamp import STAMP_FILE
+from imagesmith.runtime.stamp import STAMP_FILE
 
 from .helpers import cli, docker_build
 
