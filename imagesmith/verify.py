@@ -548,7 +548,7 @@ def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[C
     dists = facts["distributions"]
     if "distributions" not in groups:
         files = sum(d["files"] for d in dists.values())
-        n = len(manifest["packages"])
+        n = len(claimed_packages(manifest))  # the locked ones and, from parity version 2, the runtime
         report.checks.append(f"{n} distribution{'s' if n != 1 else ''} installed as the manifest pins "
                              f"{'them' if n != 1 else 'it'}; {files} installed files match their RECORD")
     if "python" not in groups:

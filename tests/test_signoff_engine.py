@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from imagesmith.run import run_role
-from imagesmith.signoff import GOLDEN_FILE
 from imagesmith.runtime.stamp import STAMP_FILE
+from imagesmith.signoff import GOLDEN_FILE
 
 from .helpers import cli, docker_build
 

@@ -25,6 +25,7 @@ MODULES = {
     "parity": "the parity manifest and digest (imagesmith.parity re-exports it on the host)",
     "stamp": "the model stamp: written by train, checked by serve and by `verify --model`",
     "seed": "imported at every interpreter start by imagesmith.pth: seeds random, numpy, torch, tensorflow",
+    "files": "content digests and atomic writes",
     "wheel": "reproducible wheel files (the preprocessing wheel, and this package's own wheel)",
     "preprocessing": "stage preprocessing-build: python -m imagesmith_runtime.preprocessing (from the wheel)",
     "sdists": "stage sdist-build and the install step: python -m imagesmith_runtime.sdists (from the wheel)",

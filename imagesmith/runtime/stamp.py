@@ -43,13 +43,13 @@ Standard library only (part of the ``imagesmith-runtime`` wheel); the host's
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 
 from . import FACTS_FILE, parity
 from .errors import ImagesmithError
+from .files import sha256_file, write_atomic
 
 __all__ = ["FACTS_FILE", "STAMP_FILE", "Check", "StampError", "check_model", "make_stamp", "read_facts",
            "read_stamp", "write_stamp"]
@@ -98,16 +98,8 @@ def artifact_digests(folder: str) -> dict[str, str]:
             rel = os.path.relpath(full, folder).replace(os.sep, "/")
             if rel in (STAMP_FILE, STAMP_FILE + ".tmp"):
                 continue
-            out[rel] = _sha256_file(full)
+            out[rel] = sha256_file(full)
     return dict(sorted(out.items()))
-
-
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 def make_stamp(facts: dict, folder: str, *, image_digest: str | None = None, image_ref: str | None = None,
@@ -127,19 +119,8 @@ def make_stamp(facts: dict, folder: str, *, image_digest: str | None = None, ima
 
 def write_stamp(folder: str, stamp: dict) -> str:
     """Write the stamp atomically (readers see the old one or the new one); returns its path."""
-    path = os.path.join(folder, STAMP_FILE)
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    text = json.dumps(stamp, indent=2, sort_keys=True) + "\n"
+    return write_atomic(os.path.join(folder, STAMP_FILE), text.encode("utf-8"))
 
 
 def read_stamp(folder: str) -> dict | None:

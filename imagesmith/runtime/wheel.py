@@ -17,6 +17,8 @@ import os
 import re
 import zipfile
 
+from .files import write_atomic
+
 WHEEL_TAG = "py3-none-any"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 VERSION_PREFIX = "0+sha256."  # content-versioned wheels: VERSION_PREFIX + 12 hex digits of a digest
@@ -73,15 +75,6 @@ def wheel_bytes(name: str, version: str, files: list[tuple[str, bytes]], summary
 
 
 def write_file(dest: str, data: bytes) -> str:
-    """Write ``data`` to ``dest`` whole or not at all (temp file, then rename); returns ``dest``."""
+    """Write ``data`` to ``dest`` whole or not at all, making its folder; returns ``dest``."""
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
-    tmp = dest + ".tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dest
+    return write_atomic(dest, data)
