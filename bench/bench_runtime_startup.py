@@ -31,16 +31,35 @@ def make_venv(root: Path, with_runtime: bool) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     python = root / "bin" / "python"
     if with_runtime:
-        site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        site = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         built = runtime_wheel.build()
         wheel = root.parent / built.filename
         wheel.write_bytes(built.data)
-        subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-index", "--no-deps",
-                        "--no-compile", str(wheel)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(python),
+                "install",
+                "-q",
+                "--no-index",
+                "--no-deps",
+                "--no-compile",
+                str(wheel),
+            ],
+            check=True,
+        )
         # as in the image: bytecode compiled at build time (PYTHONDONTWRITEBYTECODE=1 at run time)
-        subprocess.run([str(python), "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", site],
-                       check=True)
+        subprocess.run(
+            [str(python), "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", site], check=True
+        )
     return python
 
 

@@ -23,19 +23,42 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GROUPS = ("base", "python", "distributions", "system_packages", "preprocessing", "seed_env")
-GROUP_TITLES = {"base": "base image", "python": "Python", "distributions": "distributions",
-                "system_packages": "system packages", "preprocessing": "preprocessing files",
-                "seed_env": "seed and environment"}
-KIND_TITLES = {"added": "added", "removed": "removed", "version_changed": "version changed",
-               "hash_changed": "same version, different hash", "unrecorded": "files no distribution installed",
-               "runtime": "imagesmith runtime files",
-               "changed": "changed"}
+GROUP_TITLES = {
+    "base": "base image",
+    "python": "Python",
+    "distributions": "distributions",
+    "system_packages": "system packages",
+    "preprocessing": "preprocessing files",
+    "seed_env": "seed and environment",
+}
+KIND_TITLES = {
+    "added": "added",
+    "removed": "removed",
+    "version_changed": "version changed",
+    "hash_changed": "same version, different hash",
+    "unrecorded": "files no distribution installed",
+    "runtime": "imagesmith runtime files",
+    "changed": "changed",
+}
 
 # Environment variables that change which code Python runs or how numeric libraries compute:
 # compared even when neither manifest names them (a child image may set them).
-WATCHED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONHASHSEED", "PYTHONSAFEPATH", "LD_PRELOAD",
-               "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "MKL_CBWR", "CUBLAS_WORKSPACE_CONFIG", "TF_DETERMINISTIC_OPS")
+WATCHED_ENV = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONUSERBASE",
+    "PYTHONHASHSEED",
+    "PYTHONSAFEPATH",
+    "LD_PRELOAD",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "MKL_CBWR",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "TF_DETERMINISTIC_OPS",
+)
 # Variables that only carry the seed and determinism into the image (compared as those fields).
 SEED_ENV = ("IMAGESMITH_SEED", "IMAGESMITH_DETERMINISM")
 
@@ -165,8 +188,16 @@ def _compare_packages(a: View, b: View) -> list[Change]:
         for path in sorted(set(a.unrecorded) | set(b.unrecorded)):
             u, v = a.unrecorded.get(path), b.unrecorded.get(path)
             if u != v:
-                out.append(Change("distributions", "unrecorded", path, _hash_or_none(u), _hash_or_none(v),
-                                  "in site-packages, installed by no distribution"))
+                out.append(
+                    Change(
+                        "distributions",
+                        "unrecorded",
+                        path,
+                        _hash_or_none(u),
+                        _hash_or_none(v),
+                        "in site-packages, installed by no distribution",
+                    )
+                )
     if a.runtime is not None and b.runtime is not None:  # not in the manifest, but it seeds every process
         for path in sorted(set(a.runtime) | set(b.runtime)):
             u, v = a.runtime.get(path), b.runtime.get(path)
@@ -192,8 +223,10 @@ def _same_version_detail(a: View, x: Dist, b: View, y: Dist) -> str:
     for view, dist in ((a, x), (b, y)):
         modified = [m for m in dist.modified if not files_named or m.endswith(" (stale bytecode)")]
         if modified:  # (when the files were compared one by one, only what that list cannot show)
-            parts.append(f"in {view.name} {_list(modified)} "
-                         f"{'differs' if len(modified) == 1 else 'differ'} from what the distribution installed")
+            parts.append(
+                f"in {view.name} {_list(modified)} "
+                f"{'differs' if len(modified) == 1 else 'differ'} from what the distribution installed"
+            )
     return "; ".join(parts)
 
 
@@ -248,7 +281,7 @@ def _compare_seed_env(a: View, b: View) -> list[Change]:
             continue
         # A variable each side sets exactly as its own seed/determinism imply is explained by the
         # seed or determinism line above; anything else is a difference of its own.
-        explained = (not same_settings and x == a.env_expected.get(key) and y == b.env_expected.get(key))
+        explained = not same_settings and x == a.env_expected.get(key) and y == b.env_expected.get(key)
         if not explained:
             kind = "removed" if y is None else "added" if x is None else "changed"
             out.append(Change("seed_env", kind, key, x, y))

@@ -47,7 +47,9 @@ class DiffResult:
 
     def as_json(self) -> dict:
         return {
-            "a": _side_json(self.a), "b": _side_json(self.b), "equal": self.equal,
+            "a": _side_json(self.a),
+            "b": _side_json(self.b),
+            "equal": self.equal,
             "differences": len(self.changes),
             "groups": {g: [c.as_json() for c in cs] for g, cs in self.grouped().items()},
             "notes": list(self.notes),
@@ -55,12 +57,16 @@ class DiffResult:
 
     def lines(self) -> list[str]:
         """The human-readable report: sides, then each group with its kinds, then notes."""
-        out = [f"A: {self.a.name}" + (f" (parity {self.a.parity})" if self.a.parity else ""),
-               f"B: {self.b.name}" + (f" (parity {self.b.parity})" if self.b.parity else "")]
+        out = [
+            f"A: {self.a.name}" + (f" (parity {self.a.parity})" if self.a.parity else ""),
+            f"B: {self.b.name}" + (f" (parity {self.b.parity})" if self.b.parity else ""),
+        ]
         for group, changes in self.grouped().items():
             kinds: dict[str, list[Change]] = {}
             for change in changes:  # base, Python, seed and env: one heading; the others by kind
-                kinds.setdefault(change.kind if group in ("distributions", "system_packages", "preprocessing") else "", []).append(change)
+                kinds.setdefault(
+                    change.kind if group in ("distributions", "system_packages", "preprocessing") else "", []
+                ).append(change)
             for kind, items in kinds.items():
                 out.append(GROUP_TITLES[group] + (f" ({KIND_TITLES[kind]})" if kind else "") + ":")
                 out += ["  " + c.short() for c in items]
@@ -85,7 +91,11 @@ def diff(engine, a: str, b: str, *, labels_only: bool = False) -> DiffResult:
     notes_a: list[str] = []
     notes_b: list[str] = []
     with ThreadPoolExecutor(max_workers=2) as pool:  # the two probes run side by side
-        future_a = pool.submit(load_view, engine, sa, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes_a)
-        future_b = pool.submit(load_view, engine, sb, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes_b)
+        future_a = pool.submit(
+            load_view, engine, sa, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes_a
+        )
+        future_b = pool.submit(
+            load_view, engine, sb, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes_b
+        )
         view_a, view_b = future_a.result(), future_b.result()
     return DiffResult(view_a, view_b, compare(view_a, view_b), notes_a + notes_b)

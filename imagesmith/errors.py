@@ -20,8 +20,18 @@ from __future__ import annotations
 
 from .runtime.errors import ImagesmithError  # the root is standard library only: images raise it too
 
-__all__ = ["ImagesmithError", "UsageError", "SpecError", "LockError", "ResolutionError", "StaleLockError",
-           "RenderError", "EngineError", "BuildError", "VerifyError"]
+__all__ = [
+    "ImagesmithError",
+    "UsageError",
+    "SpecError",
+    "LockError",
+    "ResolutionError",
+    "StaleLockError",
+    "RenderError",
+    "EngineError",
+    "BuildError",
+    "VerifyError",
+]
 
 
 class UsageError(ImagesmithError):
@@ -37,9 +47,7 @@ class SpecError(ImagesmithError):
         if len(self.problems) == 1:
             message = f"{path}: {self.problems[0]}"
         else:
-            message = f"{path}: {len(self.problems)} problems:\n" + "\n".join(
-                f"  - {p}" for p in self.problems
-            )
+            message = f"{path}: {len(self.problems)} problems:\n" + "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(message, hint=hint)
 
 

@@ -30,9 +30,25 @@ LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
 LABEL_PROBE = "io.imagesmith.probe"  # on containers verify starts
 LABEL_SIGNOFF = "io.imagesmith.signoff"  # on containers signoff starts
 
-__all__ = ["APP_DIR", "BUILD_MOUNTS", "FACTS_FILE", "LABEL_BASE_DIGEST", "LABEL_BASE_NAME", "LABEL_MANIFEST",
-           "LABEL_PARITY", "LABEL_PROBE", "LABEL_ROLE", "LABEL_SIGNOFF", "ROLES", "RUNTIME_MODULE", "VENV",
-           "VENV_PYTHON", "image_ref", "site_packages", "template_context"]
+__all__ = [
+    "APP_DIR",
+    "BUILD_MOUNTS",
+    "FACTS_FILE",
+    "LABEL_BASE_DIGEST",
+    "LABEL_BASE_NAME",
+    "LABEL_MANIFEST",
+    "LABEL_PARITY",
+    "LABEL_PROBE",
+    "LABEL_ROLE",
+    "LABEL_SIGNOFF",
+    "ROLES",
+    "RUNTIME_MODULE",
+    "VENV",
+    "VENV_PYTHON",
+    "image_ref",
+    "site_packages",
+    "template_context",
+]
 
 
 def site_packages(python: str) -> str:
@@ -48,8 +64,15 @@ def image_ref(repo: str, role: str) -> str:
 def template_context(python: str) -> dict[str, str]:
     """What the Dockerfile template knows as ``layout``."""
     return {
-        "venv": VENV, "venv_python": VENV_PYTHON, "app": APP_DIR, "mounts": BUILD_MOUNTS,
-        "site_packages": site_packages(python), "facts_file": FACTS_FILE,
-        "label_parity": LABEL_PARITY, "label_manifest": LABEL_MANIFEST, "label_role": LABEL_ROLE,
-        "label_base_name": LABEL_BASE_NAME, "label_base_digest": LABEL_BASE_DIGEST,
+        "venv": VENV,
+        "venv_python": VENV_PYTHON,
+        "app": APP_DIR,
+        "mounts": BUILD_MOUNTS,
+        "site_packages": site_packages(python),
+        "facts_file": FACTS_FILE,
+        "label_parity": LABEL_PARITY,
+        "label_manifest": LABEL_MANIFEST,
+        "label_role": LABEL_ROLE,
+        "label_base_name": LABEL_BASE_NAME,
+        "label_base_digest": LABEL_BASE_DIGEST,
     }

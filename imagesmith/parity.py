@@ -7,15 +7,23 @@ images run the very same code to check a model's stamp; the host imports it from
 from __future__ import annotations
 
 from .runtime.parity import (
-                             MANIFEST_KEYS,
-                             PARITY_VERSION,
-                             READABLE_VERSIONS,
-                             canonical,
-                             compare,
-                             digest,
-                             manifest_from_lock,
-                             parse_manifest,
+    MANIFEST_KEYS,
+    PARITY_VERSION,
+    READABLE_VERSIONS,
+    canonical,
+    compare,
+    digest,
+    manifest_from_lock,
+    parse_manifest,
 )
 
-__all__ = ["MANIFEST_KEYS", "PARITY_VERSION", "READABLE_VERSIONS", "canonical", "compare", "digest",
-           "manifest_from_lock", "parse_manifest"]
+__all__ = [
+    "MANIFEST_KEYS",
+    "PARITY_VERSION",
+    "READABLE_VERSIONS",
+    "canonical",
+    "compare",
+    "digest",
+    "manifest_from_lock",
+    "parse_manifest",
+]

@@ -16,6 +16,8 @@ def export(spec, lock, out_dir) -> str:
     """Write the project's preprocessing wheel (at the lock's version) into ``out_dir``."""
     version = getattr(lock, "preprocessing_version", None)
     if not spec.preprocessing or version is None:
-        raise PreprocessingError(f"{spec.origin} names no preprocessing files, so there is no wheel to export",
-                                 hint="list the preprocessing code under `preprocessing:` in the spec")
+        raise PreprocessingError(
+            f"{spec.origin} names no preprocessing files, so there is no wheel to export",
+            hint="list the preprocessing code under `preprocessing:` in the spec",
+        )
     return write_wheel(distribution_name(spec.name), str(spec.root), spec.preprocessing, str(out_dir), version)

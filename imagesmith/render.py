@@ -116,8 +116,10 @@ def runtime_context(lock: Lock) -> dict:
     The file itself is the caller's to write (``runtime_wheel.write_beside``)."""
     pin = lock.runtime
     if pin is None:
-        raise RenderError("the lock pins no imagesmith runtime (it was written by an older imagesmith)",
-                          hint="run `imagesmith lock` to update it")
+        raise RenderError(
+            "the lock pins no imagesmith runtime (it was written by an older imagesmith)",
+            hint="run `imagesmith lock` to update it",
+        )
     filename = wheelfiles.filename(pin.name, pin.version)
     mount = f"{layout.BUILD_MOUNTS}/runtime"
     return {
@@ -142,8 +144,23 @@ def preprocessing_context(spec: Spec, lock: Lock) -> dict | None:
     runtime = runtime_context(lock)
     return {
         "paths": list(spec.preprocessing),
-        "build": ["env", f"PYTHONPATH={runtime['pythonpath']}", "python3", "-m", f"{RUNTIME_PACKAGE}.preprocessing",
-                  "--root", "/src", "--name", name, "--version", version, "--out", "/wheel", "--", *spec.preprocessing],
+        "build": [
+            "env",
+            f"PYTHONPATH={runtime['pythonpath']}",
+            "python3",
+            "-m",
+            f"{RUNTIME_PACKAGE}.preprocessing",
+            "--root",
+            "/src",
+            "--name",
+            name,
+            "--version",
+            version,
+            "--out",
+            "/wheel",
+            "--",
+            *spec.preprocessing,
+        ],
         "wheel": preprocessing.wheel_filename(name, version),
         "compile": " ".join(shlex.quote(f"{site}/{top}") for top in preprocessing.top_level(spec.preprocessing)),
     }
@@ -153,20 +170,24 @@ def image_env(lock: Lock) -> dict[str, str]:
     """The environment every image gets: the spec's env, then the seed and determinism settings
     (these win: they are part of the parity)."""
     env = dict(lock.env)
-    env.update({
-        "PYTHONHASHSEED": str(lock.seed),
-        "IMAGESMITH_SEED": str(lock.seed),
-        "IMAGESMITH_DETERMINISM": "on" if lock.determinism else "off",
-    })
+    env.update(
+        {
+            "PYTHONHASHSEED": str(lock.seed),
+            "IMAGESMITH_SEED": str(lock.seed),
+            "IMAGESMITH_DETERMINISM": "on" if lock.determinism else "off",
+        }
+    )
     if lock.determinism:
-        env.update({
-            "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
-            "MKL_CBWR": "COMPATIBLE",
-            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
-            "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
-            "MKL_NUM_THREADS": env.get("MKL_NUM_THREADS", "1"),
-            "TF_DETERMINISTIC_OPS": "1",
-        })
+        env.update(
+            {
+                "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+                "MKL_CBWR": "COMPATIBLE",
+                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
+                "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
+                "MKL_NUM_THREADS": env.get("MKL_NUM_THREADS", "1"),
+                "TF_DETERMINISTIC_OPS": "1",
+            }
+        )
     return dict(sorted(env.items()))
 
 
@@ -175,8 +196,15 @@ def render(spec: Spec, lock: Lock) -> str:
     manifest = parity.manifest_from_lock(lock)
     entry = [layout.VENV_PYTHON, "-m", layout.RUNTIME_MODULE]
     commands = {"train": (None, spec.train.command), "serve": (spec.serve.port, spec.serve.command)}
-    targets = [{"role": role, "port": commands[role][0], "entrypoint": entry + [role, "--"],
-                "command": list(commands[role][1])} for role in layout.ROLES]
+    targets = [
+        {
+            "role": role,
+            "port": commands[role][0],
+            "entrypoint": entry + [role, "--"],
+            "command": list(commands[role][1]),
+        }
+        for role in layout.ROLES
+    ]
     context = {
         "version": __version__,
         "origin": spec.origin,

@@ -31,9 +31,19 @@ def parse_env(items: Sequence[str]) -> dict[str, str]:
     return env
 
 
-def run_role(spec: Spec, engine: Engine, role: str, command: Sequence[str] = (), *, tag: str | None = None,
-             artifacts: Path | None = None, host_port: int | None = None, env: dict[str, str] | None = None,
-             allow_mismatch: bool = False, name: str | None = None) -> int:
+def run_role(
+    spec: Spec,
+    engine: Engine,
+    role: str,
+    command: Sequence[str] = (),
+    *,
+    tag: str | None = None,
+    artifacts: Path | None = None,
+    host_port: int | None = None,
+    env: dict[str, str] | None = None,
+    allow_mismatch: bool = False,
+    name: str | None = None,
+) -> int:
     """Run the ``role`` image of ``spec`` in the foreground; returns the container's exit code."""
     if role not in ROLES:
         raise UsageError(f"cannot run {role!r}: imagesmith images are train and serve")
@@ -41,14 +51,18 @@ def run_role(spec: Spec, engine: Engine, role: str, command: Sequence[str] = (),
     info = engine.image(ref)
     labelled = info.labels.get(LABEL_ROLE)
     if labelled != role:
-        raise UsageError(f"{ref} is not an imagesmith {role} image (its {LABEL_ROLE} label is {labelled!r})",
-                         hint="build it with `imagesmith build`")
+        raise UsageError(
+            f"{ref} is not an imagesmith {role} image (its {LABEL_ROLE} label is {labelled!r})",
+            hint="build it with `imagesmith build`",
+        )
     folder = Path(artifacts if artifacts is not None else default_artifacts(spec)).resolve()
     if role == "train":
         folder.mkdir(parents=True, exist_ok=True)
     elif not folder.is_dir():
-        raise UsageError(f"there is no artifacts folder {folder} to serve from",
-                         hint="train first (`imagesmith run train`), or pass --artifacts DIR")
+        raise UsageError(
+            f"there is no artifacts folder {folder} to serve from",
+            hint="train first (`imagesmith run train`), or pass --artifacts DIR",
+        )
     environment = dict(env or {})
     environment.update({DIGEST_ENV: info.id, REF_ENV: ref})
     if allow_mismatch:
@@ -58,5 +72,6 @@ def run_role(spec: Spec, engine: Engine, role: str, command: Sequence[str] = (),
         ports[spec.serve.port] = host_port or spec.serve.port
     elif host_port:
         raise UsageError("--port publishes the serve port; the train image has none")
-    return engine.run_attached(ref, list(command), mounts={str(folder): spec.artifacts}, ports=ports,
-                               environment=environment, name=name)
+    return engine.run_attached(
+        ref, list(command), mounts={str(folder): spec.artifacts}, ports=ports, environment=environment, name=name
+    )

@@ -44,8 +44,11 @@ def _files() -> list[tuple[str, bytes]]:
     found = {p.stem for p in SOURCE.glob("*.py")}
     listed = set(runtime.MODULES)
     if found != listed:
-        raise RenderError(f"imagesmith/runtime/ and its registry disagree: unlisted {sorted(found - listed)}, "
-                          f"missing {sorted(listed - found)}", hint="list every in-image module in runtime.MODULES")
+        raise RenderError(
+            f"imagesmith/runtime/ and its registry disagree: unlisted {sorted(found - listed)}, "
+            f"missing {sorted(listed - found)}",
+            hint="list every in-image module in runtime.MODULES",
+        )
     files = [(f"{runtime.PACKAGE}/{name}.py", (SOURCE / f"{name}.py").read_bytes()) for name in listed]
     files += [(name, (SOURCE / name).read_bytes()) for name in runtime.ROOT_FILES]
     return sorted(files)
@@ -58,8 +61,9 @@ def build() -> RuntimeWheel:
     digests = {name: "sha256:" + hashlib.sha256(data).hexdigest() for name, data in files}
     text = json.dumps(digests, sort_keys=True, separators=(",", ":"))
     version = wheel.content_version(hashlib.sha256(text.encode()).hexdigest())
-    filename, data = wheel.wheel_bytes(runtime.DISTRIBUTION, version, files,
-                                       "imagesmith's in-image code (version = content digest)")
+    filename, data = wheel.wheel_bytes(
+        runtime.DISTRIBUTION, version, files, "imagesmith's in-image code (version = content digest)"
+    )
     return RuntimeWheel(runtime.DISTRIBUTION, version, filename, "sha256:" + hashlib.sha256(data).hexdigest(), data)
 
 

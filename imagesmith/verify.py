@@ -54,8 +54,13 @@ from .runtime import stamp
 
 PROBE = Path(stamp.__file__).resolve().parent / "probe.py"  # the host's copy: never the image's
 # Loose runtime files in site-packages of images built before the runtime was a wheel
-LEGACY_RUNTIME_FILES = ("imagesmith.pth", "imagesmith_parity.py", "imagesmith_runtime.py", "imagesmith_seed.py",
-                        "imagesmith_stamp.py")
+LEGACY_RUNTIME_FILES = (
+    "imagesmith.pth",
+    "imagesmith_parity.py",
+    "imagesmith_runtime.py",
+    "imagesmith_seed.py",
+    "imagesmith_stamp.py",
+)
 CODE_SUFFIXES = (".py", ".pth", ".pyc", ".so", ".pyd", ".zip", ".egg")  # what Python may import or run
 
 
@@ -75,9 +80,17 @@ class Report:
         return not self.problems
 
     def as_json(self) -> dict:
-        return {"image": self.image, "id": self.image_id, "ok": self.ok, "parity": self.parity,
-                "role": self.role, "mode": self.mode, "checks": self.checks, "problems": self.problems,
-                "notes": self.notes}
+        return {
+            "image": self.image,
+            "id": self.image_id,
+            "ok": self.ok,
+            "parity": self.parity,
+            "role": self.role,
+            "mode": self.mode,
+            "checks": self.checks,
+            "problems": self.problems,
+            "notes": self.notes,
+        }
 
 
 def label_manifest(info: ImageInfo, report: Report) -> dict | None:
@@ -97,7 +110,9 @@ def label_manifest(info: ImageInfo, report: Report) -> dict | None:
         return None
     recomputed = parity.digest(manifest)
     if recomputed != label:
-        report.problems.append(f"label {LABEL_PARITY} is {label}, but the manifest label hashes to {recomputed} (forged or edited label)")
+        report.problems.append(
+            f"label {LABEL_PARITY} is {label}, but the manifest label hashes to {recomputed} (forged or edited label)"
+        )
         return None
     report.checks.append("manifest label hashes to the parity label")
     return manifest
@@ -159,15 +174,24 @@ def local_image(engine: Engine, source: Source, notes: list[str]) -> ImageInfo:
 def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...] = (), detail: bool = False) -> dict:
     """Facts from inside the image (see probe.py), or ``{"start_error": ...}`` when the image has
     no Python environment where imagesmith puts it. Raises VerifyError when the probe crashed."""
-    options = json.dumps({"venv": VENV, "app": APP_DIR, "preprocessing": sorted(set(preprocessing)), "files": detail,
-                          "read": [FACTS_FILE]})
+    options = json.dumps(
+        {
+            "venv": VENV,
+            "app": APP_DIR,
+            "preprocessing": sorted(set(preprocessing)),
+            "files": detail,
+            "read": [FACTS_FILE],
+        }
+    )
     run = engine.run_isolated(info.id, [VENV_PYTHON, "-I", "-S", "-c", PROBE.read_text(encoding="utf-8"), options])
     if run.exit_code is None:
         return {"start_error": run.start_error}
     if run.exit_code != 0:
         tail = run.stderr.strip().splitlines()[-1:] or [f"exit {run.exit_code}"]
-        raise VerifyError(f"the content probe failed inside {info.ref}: {tail[0]}",
-                          hint="the image's Python cannot run a standard-library script; try --labels-only")
+        raise VerifyError(
+            f"the content probe failed inside {info.ref}: {tail[0]}",
+            hint="the image's Python cannot run a standard-library script; try --labels-only",
+        )
     try:
         return json.loads(run.stdout)
     except json.JSONDecodeError as exc:
@@ -182,12 +206,18 @@ def lock_from_manifest(manifest: dict) -> Lock:
     """A Lock with a manifest's content, so that functions of a Lock (``render.image_env``) say
     what an image with this manifest should have. Fields a manifest lacks are blank."""
     return Lock(
-        inputs={}, resolver="", python=str(manifest.get("python", "")), platform=str(manifest.get("platform", "")),
+        inputs={},
+        resolver="",
+        python=str(manifest.get("python", "")),
+        platform=str(manifest.get("platform", "")),
         base=BasePin("", str(manifest.get("base", "")), "", str(manifest.get("python", ""))),
-        packages=tuple(Pin(n, p["version"], tuple(p.get("hashes", ()))) for n, p in sorted(manifest["packages"].items())),
+        packages=tuple(
+            Pin(n, p["version"], tuple(p.get("hashes", ()))) for n, p in sorted(manifest["packages"].items())
+        ),
         system_packages=tuple(sorted(manifest["system_packages"].items())),
         preprocessing=tuple(sorted(manifest["preprocessing"].items())),
-        seed=int(manifest["seed"]), determinism=bool(manifest["determinism"]),
+        seed=int(manifest["seed"]),
+        determinism=bool(manifest["determinism"]),
         env=tuple(sorted(manifest["env"].items())),
         runtime=Pin(r["name"], r["version"], tuple(r.get("hashes", ()))) if (r := manifest.get("runtime")) else None,
     )
@@ -213,21 +243,38 @@ def claim_view(manifest: dict, name: str, kind: str = "label", id: str = "") -> 
     """What a manifest (a label's, or a lock's) says, as a View."""
     env = expected_env(manifest)
     return View(
-        name=name, kind=kind, id=id, parity=parity.digest(manifest), base=manifest["base"],
-        python=manifest["python"], platform=manifest["platform"],
+        name=name,
+        kind=kind,
+        id=id,
+        parity=parity.digest(manifest),
+        base=manifest["base"],
+        python=manifest["python"],
+        platform=manifest["platform"],
         packages={n: Dist(p["version"], tuple(p.get("hashes", ()))) for n, p in claimed_packages(manifest).items()},
-        system_packages=dict(manifest["system_packages"]), system_complete=False,
-        preprocessing=dict(manifest["preprocessing"]), preprocessing_version=manifest.get("preprocessing_version"),
-        seed=manifest["seed"], determinism=manifest["determinism"], env=env, env_expected=env, unrecorded={},
+        system_packages=dict(manifest["system_packages"]),
+        system_complete=False,
+        preprocessing=dict(manifest["preprocessing"]),
+        preprocessing_version=manifest.get("preprocessing_version"),
+        seed=manifest["seed"],
+        determinism=manifest["determinism"],
+        env=env,
+        env_expected=env,
+        unrecorded={},
     )
 
 
 def source_view(source: Source) -> View:
     if source.manifest is None:
-        raise VerifyError(f"{source.name} has no usable parity manifest: {'; '.join(source.problems)}",
-                          hint="it was not built by imagesmith, or its labels were edited")
-    return claim_view(source.manifest, source.name, "lock" if source.kind == "lock" else "label",
-                      source.info.id if source.info else "")
+        raise VerifyError(
+            f"{source.name} has no usable parity manifest: {'; '.join(source.problems)}",
+            hint="it was not built by imagesmith, or its labels were edited",
+        )
+    return claim_view(
+        source.manifest,
+        source.name,
+        "lock" if source.kind == "lock" else "label",
+        source.info.id if source.info else "",
+    )
 
 
 def config_env(info: ImageInfo) -> dict[str, str]:
@@ -264,11 +311,16 @@ def check_base(engine: Engine, info: ImageInfo, base: str) -> BaseCheck:
         except EngineError as exc:
             return BaseCheck("unknown", f"the base {base[:19]}… could not be read from its registry ({exc})")
     if found is None:
-        return BaseCheck("unknown", f"the base {base[:19]}… is not in the local engine, so the layers were not compared with it")
+        return BaseCheck(
+            "unknown", f"the base {base[:19]}… is not in the local engine, so the layers were not compared with it"
+        )
     n = len(found.layers)
     if n and tuple(info.layers[:n]) == tuple(found.layers):
-        return BaseCheck("ok", f"the image's layers start with the {n} layer{'s' if n != 1 else ''} of the base {base[:19]}…",
-                         config_env(found))
+        return BaseCheck(
+            "ok",
+            f"the image's layers start with the {n} layer{'s' if n != 1 else ''} of the base {base[:19]}…",
+            config_env(found),
+        )
     return BaseCheck("mismatch", f"its layers do not start with the layers of the base {base[:19]}…", config_env(found))
 
 
@@ -280,7 +332,7 @@ def layers_added(engine: Engine, info: ImageInfo) -> int | None:
     marks = [i for i, h in enumerate(history) if "LABEL" in h.created_by and f"{LABEL_PARITY}=" in h.created_by]
     if not marks:
         return None
-    return sum(1 for h in history[marks[-1] + 1:] if not h.empty_layer)
+    return sum(1 for h in history[marks[-1] + 1 :] if not h.empty_layer)
 
 
 def runtime_version() -> str:
@@ -288,8 +340,9 @@ def runtime_version() -> str:
     return runtime_wheel.build().version
 
 
-def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCheck, *,
-               code_only: bool = False) -> View:
+def image_view(
+    source: Source, info: ImageInfo, facts: dict | None, base: BaseCheck, *, code_only: bool = False
+) -> View:
     """What the image really has, in manifest terms (``facts`` None: labels only, so everything
     inside the image is taken from its label and only the config is observed)."""
     claim = source.manifest
@@ -299,8 +352,9 @@ def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCh
     env_all = config_env(info)
     expected = view.env_expected
     relevant = set(expected) | set(WATCHED_ENV) | set(SEED_ENV)
-    view.env = {k: env_all[k] for k in sorted(relevant) if k in env_all
-                and (k in expected or base.env.get(k) != env_all[k])}  # a watched variable set by the base is the base's
+    view.env = {
+        k: env_all[k] for k in sorted(relevant) if k in env_all and (k in expected or base.env.get(k) != env_all[k])
+    }  # a watched variable set by the base is the base's
     if "IMAGESMITH_SEED" in expected:
         try:
             view.seed = int(env_all["IMAGESMITH_SEED"])
@@ -322,12 +376,21 @@ def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCh
     for name, d in facts["distributions"].items():
         if name in pre_owners and name not in claimed:
             continue  # the preprocessing wheel: its files are the preprocessing group's
-        modified = tuple(d["mismatched"]) + tuple(f"{p} (missing)" for p in d["missing"]) + \
-            tuple(f"{p} (no hash in the RECORD)" for p in d.get("unhashed") or ()) + \
-            tuple(f"{p} (stale bytecode)" for p in d["stale_bytecode"]) + ((d["error"],) if d.get("error") else ())
+        modified = (
+            tuple(d["mismatched"])
+            + tuple(f"{p} (missing)" for p in d["missing"])
+            + tuple(f"{p} (no hash in the RECORD)" for p in d.get("unhashed") or ())
+            + tuple(f"{p} (stale bytecode)" for p in d["stale_bytecode"])
+            + ((d["error"],) if d.get("error") else ())
+        )
         same = claimed.get(name, {}).get("version") == d["version"]
-        packages[name] = Dist(d["version"] or "?", tuple(claimed[name]["hashes"]) if same else None,
-                              d["content"], d.get("file_hashes"), modified)
+        packages[name] = Dist(
+            d["version"] or "?",
+            tuple(claimed[name]["hashes"]) if same else None,
+            d["content"],
+            d.get("file_hashes"),
+            modified,
+        )
     view.packages = packages
     unrecorded, runtime = {}, {}
     for rel, digest in facts["unrecorded"].items():
@@ -361,14 +424,17 @@ def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCh
     return view
 
 
-def load_view(engine: Engine, source: Source, *, labels_only: bool, detail: bool, preprocessing: tuple[str, ...],
-              notes: list[str]) -> View:
+def load_view(
+    engine: Engine, source: Source, *, labels_only: bool, detail: bool, preprocessing: tuple[str, ...], notes: list[str]
+) -> View:
     """The View of a source for ``diff``: a lock as it is; an image as observed."""
     if source.kind == "lock":
         return source_view(source)
     if source.manifest is None:
-        raise VerifyError(f"{source.name} has no usable parity manifest: {'; '.join(source.problems)}",
-                          hint="it was not built by imagesmith, or its labels were edited; `imagesmith verify` says more")
+        raise VerifyError(
+            f"{source.name} has no usable parity manifest: {'; '.join(source.problems)}",
+            hint="it was not built by imagesmith, or its labels were edited; `imagesmith verify` says more",
+        )
     info = source.info
     assert info is not None
     base = check_base(engine, info, source.manifest["base"])
@@ -381,7 +447,9 @@ def load_view(engine: Engine, source: Source, *, labels_only: bool, detail: bool
             notes.append(f"{source.name}: no Python environment to look into ({facts['start_error']})")
     added = layers_added(engine, info)
     if added:
-        notes.append(f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} added after the parity label was stamped")
+        notes.append(
+            f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} added after the parity label was stamped"
+        )
     return image_view(source, info, facts, base)
 
 
@@ -389,18 +457,32 @@ def load_view(engine: Engine, source: Source, *, labels_only: bool, detail: bool
 # verify
 
 
-def verify_image(engine: Engine, image: str, *, lock: Path | None = None, expect: str | None = None,
-                 pair: str | None = None, labels_only: bool = False) -> Report:
+def verify_image(
+    engine: Engine,
+    image: str,
+    *,
+    lock: Path | None = None,
+    expect: str | None = None,
+    pair: str | None = None,
+    labels_only: bool = False,
+) -> Report:
     """Check ``image`` (local, or a registry reference) against its own labels and, when given,
     a lock, an expected parity and its train/serve pair. See the module docstring."""
     source = open_source(engine, image)
     if source.kind == "lock":
-        raise UsageError(f"{image} is a lock file; verify checks an image",
-                         hint="give an image reference, or compare the lock with `imagesmith diff`")
+        raise UsageError(
+            f"{image} is a lock file; verify checks an image",
+            hint="give an image reference, or compare the lock with `imagesmith diff`",
+        )
     info = source.info
     assert info is not None
-    report = Report(image=image, image_id=info.id, parity=info.labels.get(LABEL_PARITY),
-                    role=info.labels.get(LABEL_ROLE), mode="labels" if labels_only else "content")
+    report = Report(
+        image=image,
+        image_id=info.id,
+        parity=info.labels.get(LABEL_PARITY),
+        role=info.labels.get(LABEL_ROLE),
+        mode="labels" if labels_only else "content",
+    )
     manifest = label_manifest(info, report)
     _check_references(engine, report, info, manifest, lock, expect, pair)
     if manifest is None:
@@ -412,14 +494,18 @@ def verify_image(engine: Engine, image: str, *, lock: Path | None = None, expect
         report.notes.append(f"base not checked: {base.detail}")
     facts = None
     if not labels_only:
-        facts = run_probe(engine, local_image(engine, source, report.notes), preprocessing=tuple(manifest["preprocessing"]))
+        facts = run_probe(
+            engine, local_image(engine, source, report.notes), preprocessing=tuple(manifest["preprocessing"])
+        )
     claimed = claim_view(manifest, "the manifest")
     observed = image_view(source, info, facts, base, code_only=True)
     observed.name = "the image"
     changes = compare(claimed, observed)
     if facts is not None and "start_error" in facts:
-        report.problems.append(f"the image has no Python environment where imagesmith puts it "
-                               f"({facts['start_error']}): it is not the image its label describes")
+        report.problems.append(
+            f"the image has no Python environment where imagesmith puts it "
+            f"({facts['start_error']}): it is not the image its label describes"
+        )
         changes = [c for c in changes if c.group not in ("distributions", "python")]
     report.problems += [c.line("the manifest", "the image") for c in changes]
     if facts is not None and "start_error" not in facts:
@@ -427,22 +513,34 @@ def verify_image(engine: Engine, image: str, *, lock: Path | None = None, expect
         _content_checks(report, facts, manifest, changes)
         report.notes += _runtime_notes(observed, manifest)
         _inner_manifest(report, facts, manifest)
-        data = sorted(rel for rel in facts["unrecorded"] if not rel.endswith(CODE_SUFFIXES)
-                      and rel not in (observed.runtime or {}) and not rel.startswith("imagesmith"))
+        data = sorted(
+            rel
+            for rel in facts["unrecorded"]
+            if not rel.endswith(CODE_SUFFIXES)
+            and rel not in (observed.runtime or {})
+            and not rel.startswith("imagesmith")
+        )
         if data:
-            report.notes.append(f"{len(data)} data file{'s' if len(data) != 1 else ''} in site-packages that no "
-                                f"distribution installed (not code, not compared): {', '.join(data[:5])}"
-                                + (" …" if len(data) > 5 else ""))
+            report.notes.append(
+                f"{len(data)} data file{'s' if len(data) != 1 else ''} in site-packages that no "
+                f"distribution installed (not code, not compared): {', '.join(data[:5])}"
+                + (" …" if len(data) > 5 else "")
+            )
     elif facts is None:
         report.notes.append("labels only: nothing inside the image was looked at (run without --labels-only for that)")
     if not any(c.group == "seed_env" for c in changes):
-        report.checks.append("seed and environment: " + ", ".join(
-            f"{k}={v}" for k, v in sorted(observed.env.items()) if k in observed.env_expected) + " as the manifest says")
+        report.checks.append(
+            "seed and environment: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(observed.env.items()) if k in observed.env_expected)
+            + " as the manifest says"
+        )
     if lock is None and pair is None:
         added = layers_added(engine, info)
         if added:
-            report.notes.append(f"{added} filesystem layer{'s' if added != 1 else ''} added after the parity label was "
-                                "stamped (a child image); --lock or --pair makes that a failure")
+            report.notes.append(
+                f"{added} filesystem layer{'s' if added != 1 else ''} added after the parity label was "
+                "stamped (a child image); --lock or --pair makes that a failure"
+            )
     return report
 
 
@@ -459,11 +557,15 @@ def _check_references(engine, report, info, manifest, lock, expect, pair) -> Non
             report.problems.append(f"parity label {report.parity} does not match {lock.name} ({want})")
         added = layers_added(engine, info)
         if added is None:
-            report.problems.append("cannot tell whether layers were added on top of the built image: its history "
-                                   "does not show where the parity label was stamped")
+            report.problems.append(
+                "cannot tell whether layers were added on top of the built image: its history "
+                "does not show where the parity label was stamped"
+            )
         elif added:
-            report.problems.append(f"{added} filesystem layer{'s were' if added != 1 else ' was'} added on top of the "
-                                   "built image (after the parity label was stamped): a child image")
+            report.problems.append(
+                f"{added} filesystem layer{'s were' if added != 1 else ' was'} added on top of the "
+                "built image (after the parity label was stamped): a child image"
+            )
         else:
             report.checks.append("no layers added after the parity label was stamped")
     if expect is not None:
@@ -475,7 +577,9 @@ def _check_references(engine, report, info, manifest, lock, expect, pair) -> Non
         other = open_source(engine, pair).info
         assert other is not None
         if other.labels.get(LABEL_PARITY) != report.parity:
-            report.problems.append(f"{pair} has parity {other.labels.get(LABEL_PARITY)}, {report.image} has {report.parity}")
+            report.problems.append(
+                f"{pair} has parity {other.labels.get(LABEL_PARITY)}, {report.image} has {report.parity}"
+            )
         else:
             report.checks.append(f"same parity as {pair}")
         if other.layers != info.layers:
@@ -507,8 +611,10 @@ def _inner_manifest(report: Report, facts: dict, manifest: dict) -> None:
     label's: relabelling an image changes its labels, not its files."""
     text = (facts.get("read") or {}).get(FACTS_FILE)
     if text is None:
-        report.notes.append(f"no {FACTS_FILE} in site-packages: the manifest inside the image was not compared "
-                            "(an image built by an imagesmith without it)")
+        report.notes.append(
+            f"no {FACTS_FILE} in site-packages: the manifest inside the image was not compared "
+            "(an image built by an imagesmith without it)"
+        )
         return
     try:
         inner = json.loads(text)["manifest"]
@@ -517,8 +623,10 @@ def _inner_manifest(report: Report, facts: dict, manifest: dict) -> None:
         report.problems.append(f"{FACTS_FILE} in the image holds no readable parity manifest")
         return
     if digest != parity.digest(manifest):
-        report.problems.append(f"the manifest inside the image ({FACTS_FILE}) has parity {digest}, the label "
-                               f"{parity.digest(manifest)}: the labels were replaced")
+        report.problems.append(
+            f"the manifest inside the image ({FACTS_FILE}) has parity {digest}, the label "
+            f"{parity.digest(manifest)}: the labels were replaced"
+        )
     else:
         report.checks.append(f"the manifest inside the image ({FACTS_FILE}) is the label's")
 
@@ -536,11 +644,15 @@ def _runtime_notes(observed: View, manifest: dict) -> list[str]:
     if pinned is not None:
         if pinned == mine:
             return []
-        return [f"the image's {RUNTIME_DIST} is {pinned}, this imagesmith's is {mine}: built by another imagesmith version"]
+        return [
+            f"the image's {RUNTIME_DIST} is {pinned}, this imagesmith's is {mine}: built by another imagesmith version"
+        ]
     if not observed.runtime:
         return []
-    return [f"imagesmith runtime files of an older imagesmith ({', '.join(sorted(observed.runtime))}): the image "
-            f"predates the {RUNTIME_DIST} wheel ({mine} in this imagesmith); the runtime is not part of its parity manifest"]
+    return [
+        f"imagesmith runtime files of an older imagesmith ({', '.join(sorted(observed.runtime))}): the image "
+        f"predates the {RUNTIME_DIST} wheel ({mine} in this imagesmith); the runtime is not part of its parity manifest"
+    ]
 
 
 def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[Change]) -> None:
@@ -549,8 +661,10 @@ def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[C
     if "distributions" not in groups:
         files = sum(d["files"] for d in dists.values())
         n = len(claimed_packages(manifest))  # the locked ones and, from parity version 2, the runtime
-        report.checks.append(f"{n} distribution{'s' if n != 1 else ''} installed as the manifest pins "
-                             f"{'them' if n != 1 else 'it'}; {files} installed files match their RECORD")
+        report.checks.append(
+            f"{n} distribution{'s' if n != 1 else ''} installed as the manifest pins "
+            f"{'them' if n != 1 else 'it'}; {files} installed files match their RECORD"
+        )
     if "python" not in groups:
         report.checks.append(f"Python {facts['python']} on {facts['platform']}")
     if "preprocessing" not in groups and manifest["preprocessing"]:
@@ -565,8 +679,10 @@ def _layer_difference(a: str, la: tuple[str, ...], b: str, lb: tuple[str, ...]) 
         if x != y:
             break
         common += 1
-    return (f"filesystem layers differ: {a} has {len(la)}, {b} has {len(lb)}, "
-            f"the first {common} are shared (layers added or changed on top of a built image)")
+    return (
+        f"filesystem layers differ: {a} has {len(la)}, {b} has {len(lb)}, "
+        f"the first {common} are shared (layers added or changed on top of a built image)"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -577,9 +693,16 @@ def inspect_source(engine: Engine, ref: str) -> dict[str, Any]:
     """The parity manifest of an image (local or registry, read without pulling) or a lock."""
     source = open_source(engine, ref)
     info = source.info
-    out: dict[str, Any] = {"source": source.ref, "kind": source.kind, "id": info.id if info else "",
-                           "parity": None, "role": None, "label_ok": source.manifest is not None,
-                           "problems": list(source.problems), "manifest": source.manifest}
+    out: dict[str, Any] = {
+        "source": source.ref,
+        "kind": source.kind,
+        "id": info.id if info else "",
+        "parity": None,
+        "role": None,
+        "label_ok": source.manifest is not None,
+        "problems": list(source.problems),
+        "manifest": source.manifest,
+    }
     if info is not None:
         out["parity"] = info.labels.get(LABEL_PARITY)
         out["role"] = info.labels.get(LABEL_ROLE)
@@ -593,8 +716,9 @@ def inspect_source(engine: Engine, ref: str) -> dict[str, Any]:
         out["parity"] = parity.digest(source.manifest)
         out["base_name"] = source.lock.base.name if source.lock else None
     if out["manifest"] is None:
-        raise VerifyError(f"{source.name} has no parity manifest: {'; '.join(source.problems)}",
-                          hint="it was not built by imagesmith")
+        raise VerifyError(
+            f"{source.name} has no parity manifest: {'; '.join(source.problems)}", hint="it was not built by imagesmith"
+        )
     return out
 
 
@@ -604,7 +728,10 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
     lines = [f"{data['kind']}: {data['source']}"]
     if data.get("id"):
         lines.append(f"id:       {data['id']}")
-    lines.append(f"parity:   {data['parity']}" + ("" if data["label_ok"] else "  (DOES NOT MATCH the manifest: forged or edited)"))
+    lines.append(
+        f"parity:   {data['parity']}"
+        + ("" if data["label_ok"] else "  (DOES NOT MATCH the manifest: forged or edited)")
+    )
     if data.get("role"):
         lines.append(f"role:     {data['role']}")
     base_name = data.get("base_name")
@@ -619,13 +746,17 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
     width = max((len(n) for n in packages), default=0)
     for name, p in sorted(packages.items()):
         hashes = p.get("hashes") or []
-        lines.append(f"  {name.ljust(width)}  {p.get('version')}  ({len(hashes)} hash{'es' if len(hashes) != 1 else ''})")
+        lines.append(
+            f"  {name.ljust(width)}  {p.get('version')}  ({len(hashes)} hash{'es' if len(hashes) != 1 else ''})"
+        )
     system = m.get("system_packages") or {}
     lines.append(f"system packages ({len(system)}):" + ("" if system else " none"))
     lines += [f"  {n}={v}" for n, v in sorted(system.items())]
     pre = m.get("preprocessing") or {}
     version = m.get("preprocessing_version")
-    lines.append(f"preprocessing ({len(pre)} files{', version ' + version if version else ''}):" + ("" if pre else " none"))
+    lines.append(
+        f"preprocessing ({len(pre)} files{', version ' + version if version else ''}):" + ("" if pre else " none")
+    )
     lines += [f"  {p}  {h}" for p, h in sorted(pre.items())]
     return lines
 
@@ -653,8 +784,9 @@ def verify_model(engine: Engine, image: str, folder) -> stamp.Check:
                 pre.append(f"label {LABEL_PARITY} of {image} does not match its manifest label (edited label)")
                 manifest = None
     if not os.path.isdir(folder):
-        raise stamp.StampError(f"{folder} is not a folder",
-                               hint=f"pass the artifacts folder train wrote (it holds {stamp.STAMP_FILE})")
+        raise stamp.StampError(
+            f"{folder} is not a folder", hint=f"pass the artifacts folder train wrote (it holds {stamp.STAMP_FILE})"
+        )
     result = stamp.check_model(str(folder), label or "", manifest, require_model=True)
     result.problems[:0] = pre
     return result

@@ -123,19 +123,42 @@ class WheelCache:
         version = lock.python.replace(".", "")
         with tempfile.TemporaryDirectory(prefix="imagesmith-dl-", dir=self.root) as tmp:
             req = Path(tmp) / "requirements.txt"
-            req.write_text("".join(
-                f"{p.name}=={p.version} " + " ".join(f"--hash={h}" for h in p.hashes) + "\n" for p in pins))
-            argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
-                    "--require-hashes", "--prefer-binary", "--python-version", lock.python,
-                    "--implementation", "cp", "--abi", f"cp{version}", "--abi", "abi3", "--abi", "none",
-                    "--dest", str(Path(tmp) / "dl"), "-r", str(req)]
+            req.write_text(
+                "".join(f"{p.name}=={p.version} " + " ".join(f"--hash={h}" for h in p.hashes) + "\n" for p in pins)
+            )
+            argv = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--require-hashes",
+                "--prefer-binary",
+                "--python-version",
+                lock.python,
+                "--implementation",
+                "cp",
+                "--abi",
+                f"cp{version}",
+                "--abi",
+                "abi3",
+                "--abi",
+                "none",
+                "--dest",
+                str(Path(tmp) / "dl"),
+                "-r",
+                str(req),
+            ]
             for plat in target_platforms(lock.platform):
                 argv += ["--platform", plat]
             proc = subprocess.run(argv, capture_output=True, text=True)
             if proc.returncode != 0:
                 out = (proc.stderr or proc.stdout).strip().splitlines()
-                raise LockError("downloading the locked wheels failed:\n" + "\n".join(out[-12:]),
-                                hint="check the network and the package index; `--install online` downloads inside the build instead")
+                raise LockError(
+                    "downloading the locked wheels failed:\n" + "\n".join(out[-12:]),
+                    hint="check the network and the package index; `--install online` downloads inside the build instead",
+                )
             for path in sorted((Path(tmp) / "dl").iterdir()):
                 digest = _sha256(path)
                 dest = self._ensure(self.store / digest) / path.name

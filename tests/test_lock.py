@@ -14,10 +14,14 @@ REQ = ResolveRequest(inputs=(), extras=(), python="3.10", platform="linux/amd64"
 
 
 def test_parse_compiled_reads_pins_and_hashes():
-    text = ("# header\nIdna==3.7 \\\n    --hash=sha256:bbb \\\n    --hash=sha256:aaa\n"
-            "    # via anyio\nsix==1.17.0 --hash=sha256:ccc\n")
-    assert parse_compiled(text) == [Pin("idna", "3.7", ("sha256:aaa", "sha256:bbb")),
-                                    Pin("six", "1.17.0", ("sha256:ccc",))]
+    text = (
+        "# header\nIdna==3.7 \\\n    --hash=sha256:bbb \\\n    --hash=sha256:aaa\n"
+        "    # via anyio\nsix==1.17.0 --hash=sha256:ccc\n"
+    )
+    assert parse_compiled(text) == [
+        Pin("idna", "3.7", ("sha256:aaa", "sha256:bbb")),
+        Pin("six", "1.17.0", ("sha256:ccc",)),
+    ]
 
 
 @pytest.mark.parametrize("line, message", [("six>=1\n", "unpinned"), ("six==1.0\n", "no hash")])
@@ -71,7 +75,10 @@ def test_stage_inputs_keeps_includes_resolvable(tmp_path):
     args = stage_inputs([src / "reqs" / "requirements.in"], dest)
     assert args == ["reqs/requirements.in"]
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
-        "constraints.txt", "reqs/more.in", "reqs/requirements.in"]
+        "constraints.txt",
+        "reqs/more.in",
+        "reqs/requirements.in",
+    ]
 
 
 # ---- lock_project with a recording engine and resolver (the real ones are in test_lock_engine.py)
@@ -113,7 +120,8 @@ def project(tmp_path, monkeypatch):
     (root / "imagesmith.yaml").write_text(
         'name: p\npython: "3.11"\nbase: python:3.11-slim\nrequirements: requirements.txt\n'
         "preprocessing: [prep/]\nsystem_packages: [jq]\n"
-        'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n')
+        'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
+    )
     resolver = RecordingResolver()
     monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: resolver)
     return root, resolver
@@ -134,12 +142,19 @@ def test_lock_twice_is_byte_identical_and_the_second_does_nothing(project):
     assert [p for p, _ in lock.preprocessing] == ["prep/clean.py"]
 
 
-@pytest.mark.parametrize("edit, changed", [
-    (lambda r: (r / "constraints.txt").write_text("six<1.18\n"), "requirements"),  # an included -c file
-    (lambda r: (r / "prep" / "clean.py").write_text("X = 2\n"), "preprocessing"),
-    (lambda r: (r / "imagesmith.yaml").write_text((r / "imagesmith.yaml").read_text().replace("[jq]", "[jq, curl]")),
-     "system_packages"),
-])
+@pytest.mark.parametrize(
+    "edit, changed",
+    [
+        (lambda r: (r / "constraints.txt").write_text("six<1.18\n"), "requirements"),  # an included -c file
+        (lambda r: (r / "prep" / "clean.py").write_text("X = 2\n"), "preprocessing"),
+        (
+            lambda r: (r / "imagesmith.yaml").write_text(
+                (r / "imagesmith.yaml").read_text().replace("[jq]", "[jq, curl]")
+            ),
+            "system_packages",
+        ),
+    ],
+)
 def test_check_names_the_changed_input(project, edit, changed):
     root, _ = project
     lock_project(load_spec(root), RecordingEngine())
@@ -185,7 +200,8 @@ def test_failed_lock_leaves_the_previous_lock_byte_identical(project, monkeypatc
         lock_project(load_spec(root), RecordingEngine())
     assert ((root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()) == before
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        ["constraints.txt", "imagesmith.lock", "imagesmith.yaml", "prep", "requirements.lock", "requirements.txt"])
+        ["constraints.txt", "imagesmith.lock", "imagesmith.yaml", "prep", "requirements.lock", "requirements.txt"]
+    )
 
 
 def test_inputs_digest_is_independent_of_the_folder(tmp_path, project):

@@ -58,7 +58,11 @@ def test_the_runtime_wheel_is_in_the_manifest():
     lock = fake_lock()
     m = parity.manifest_from_lock(lock)
     assert m["imagesmith_parity"] == parity.PARITY_VERSION == 2
-    assert m["runtime"] == {"name": "imagesmith-runtime", "version": lock.runtime.version, "hashes": list(lock.runtime.hashes)}
+    assert m["runtime"] == {
+        "name": "imagesmith-runtime",
+        "version": lock.runtime.version,
+        "hashes": list(lock.runtime.hashes),
+    }
     other = replace(lock, runtime=replace(lock.runtime, hashes=("sha256:" + "0" * 64,)))
     assert parity.digest(parity.manifest_from_lock(other)) != parity.digest(m)
     (line,) = parity.compare(m, parity.manifest_from_lock(other))

@@ -61,13 +61,17 @@ def test_dependencies_come_before_code(tiny):
     """In the shared stage: system packages, then the locked environment, then preprocessing,
     then the app code as the last layer."""
     text = render(tiny, fake_lock())
-    shared = text[text.index("FROM base AS shared"):text.index("FROM shared AS train")]
-    markers = ("apt-get install", "pip --python /opt/venv/bin/python install", "/run/imagesmith/preprocessing/",
-               "COPY --from=source /app/ /app/")
+    shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
+    markers = (
+        "apt-get install",
+        "pip --python /opt/venv/bin/python install",
+        "/run/imagesmith/preprocessing/",
+        "COPY --from=source /app/ /app/",
+    )
     order = [shared.index(m) for m in markers]
     assert order == sorted(order)
     assert shared.count("COPY --from=source") == 1
-    source = text[text.index("FROM base AS source"):text.index("FROM base AS shared")]
+    source = text[text.index("FROM base AS source") : text.index("FROM base AS shared")]
     assert 'COPY ["app/main.py", "/app/app/main.py"]' in source
 
 

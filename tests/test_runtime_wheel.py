@@ -40,9 +40,16 @@ def fresh(monkeypatch, tmp_path):
 
 def test_the_wheel_is_reproducible_and_holds_exactly_the_registry():
     built = runtime_wheel.build()
-    again = subprocess.run([sys.executable, "-c", "import sys; from imagesmith import runtime_wheel as r; "
-                            "sys.stdout.buffer.write(r.build().data)"], capture_output=True, check=True,
-                           cwd=HERE.parent).stdout
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from imagesmith import runtime_wheel as r; sys.stdout.buffer.write(r.build().data)",
+        ],
+        capture_output=True,
+        check=True,
+        cwd=HERE.parent,
+    ).stdout
     assert again == built.data  # another process, same bytes
     assert built.sha256 == "sha256:" + hashlib.sha256(built.data).hexdigest()
     with zipfile.ZipFile(BytesIO(built.data)) as zf:
@@ -81,10 +88,12 @@ def test_every_module_imports_from_the_wheel_alone_with_the_standard_library(tmp
     whl = tmp_path / built.filename
     whl.write_bytes(built.data)
     modules = [f"imagesmith_runtime.{m}" for m in runtime.MODULES if m not in ("__init__", "__main__")]
-    code = ("import sys, importlib; sys.path.insert(0, sys.argv[1]); "
-            "[importlib.import_module(m) for m in sys.argv[2:]]; "
-            "bad = sorted(n for n in sys.modules if n.split('.')[0] not in sys.stdlib_module_names "
-            "and n.split('.')[0] not in ('imagesmith_runtime', '__main__')); print(bad)")
+    code = (
+        "import sys, importlib; sys.path.insert(0, sys.argv[1]); "
+        "[importlib.import_module(m) for m in sys.argv[2:]]; "
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] not in sys.stdlib_module_names "
+        "and n.split('.')[0] not in ('imagesmith_runtime', '__main__')); print(bad)"
+    )
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(whl), *modules], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -93,8 +102,14 @@ def test_every_module_imports_from_the_wheel_alone_with_the_standard_library(tmp
 def test_render_writes_the_wheel_beside_the_dockerfile_and_check_sees_it(tmp_path):
     root = copy_project(HERE / "projects" / "tiny", tmp_path / "tiny", git=False)
     spec = load_spec(root)  # a fresh lock without Docker or an index: the pins are fake_lock's
-    write_lock(spec, replace(fake_lock(preprocessing=tuple(preprocessing_files(spec).items())),
-                             inputs=compute_inputs(spec, spec.base), runtime=runtime_pin()))
+    write_lock(
+        spec,
+        replace(
+            fake_lock(preprocessing=tuple(preprocessing_files(spec).items())),
+            inputs=compute_inputs(spec, spec.base),
+            runtime=runtime_pin(),
+        ),
+    )
     built = runtime_wheel.build()
     proc = cli("render", "-p", str(root))
     assert proc.returncode == 0, proc.stderr

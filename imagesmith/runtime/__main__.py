@@ -38,7 +38,9 @@ def _log(message):
 
 
 def _usage(message):
-    sys.stderr.write("imagesmith runtime: %s\nusage: python -m imagesmith_runtime {train|serve} -- COMMAND...\n" % message)
+    sys.stderr.write(
+        "imagesmith runtime: %s\nusage: python -m imagesmith_runtime {train|serve} -- COMMAND...\n" % message
+    )
     return 2
 
 
@@ -92,16 +94,23 @@ def train(command, facts, environ):
     if not stamp.artifact_digests(folder):
         _log("train wrote nothing to %s: no stamp written" % folder)
         return 0
-    record = stamp.make_stamp(facts, folder, image_digest=environ.get(stamp.DIGEST_ENV),
-                              image_ref=environ.get(stamp.REF_ENV), command=command)
+    record = stamp.make_stamp(
+        facts, folder, image_digest=environ.get(stamp.DIGEST_ENV), image_ref=environ.get(stamp.REF_ENV), command=command
+    )
     try:
         path = stamp.write_stamp(folder, record)
     except OSError as exc:
         _log("training succeeded but the stamp cannot be written to %s: %s" % (folder, exc))
         return 2
-    _log("stamped %d model file(s): %s (parity %s%s)" % (
-        len(record["artifacts"]), path, facts["parity"],
-        "" if record["image"]["digest"] else "; image digest unknown: not started by `imagesmith run`"))
+    _log(
+        "stamped %d model file(s): %s (parity %s%s)"
+        % (
+            len(record["artifacts"]),
+            path,
+            facts["parity"],
+            "" if record["image"]["digest"] else "; image digest unknown: not started by `imagesmith run`",
+        )
+    )
     return 0
 
 

@@ -47,8 +47,20 @@ from typing import Any
 
 PARITY_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-MANIFEST_KEYS = ("imagesmith_parity", "base", "python", "platform", "packages", "system_packages",
-                 "preprocessing", "preprocessing_version", "seed", "determinism", "env", "runtime")
+MANIFEST_KEYS = (
+    "imagesmith_parity",
+    "base",
+    "python",
+    "platform",
+    "packages",
+    "system_packages",
+    "preprocessing",
+    "preprocessing_version",
+    "seed",
+    "determinism",
+    "env",
+    "runtime",
+)
 _V1_KEYS = MANIFEST_KEYS[:-1]
 
 
@@ -113,7 +125,9 @@ def compare(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
                 elif a[name] != b[name]:
                     lines.append(f"{key}: {name} is {_short(b[name])}, expected {_short(a[name])}")
         elif isinstance(a, dict) or isinstance(b, dict):
-            lines.append(f"{key}: {_short(b) if b is not None else None!r}, expected {_short(a) if a is not None else None!r}")
+            lines.append(
+                f"{key}: {_short(b) if b is not None else None!r}, expected {_short(a) if a is not None else None!r}"
+            )
         else:
             lines.append(f"{key}: {b!r}, expected {a!r}")
     return lines

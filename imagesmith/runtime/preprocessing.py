@@ -74,8 +74,9 @@ def files_under(root: str, rel: str) -> list[str]:
     if os.path.isfile(target):
         return [rel.replace(os.sep, "/").strip("/")]
     if not os.path.isdir(target):
-        raise PreprocessingError(f"preprocessing path {rel!r} does not exist under {root}",
-                                 hint="fix the preprocessing list in the spec")
+        raise PreprocessingError(
+            f"preprocessing path {rel!r} does not exist under {root}", hint="fix the preprocessing list in the spec"
+        )
     out = []
     for dirpath, dirnames, filenames in os.walk(target):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
@@ -110,8 +111,10 @@ def wheel_bytes(name: str, root: str, paths: Iterable[str], version: str | None 
     do not give that version (they changed since the lock was written)."""
     paths = list(paths)
     if not paths:
-        raise PreprocessingError("the spec names no preprocessing files",
-                                 hint="list the preprocessing code under `preprocessing:` in the spec")
+        raise PreprocessingError(
+            "the spec names no preprocessing files",
+            hint="list the preprocessing code under `preprocessing:` in the spec",
+        )
     files = file_digests(root, paths)
     actual = version_for(digest_of(files))
     if version is not None and version != actual:
@@ -127,8 +130,13 @@ def wheel_bytes(name: str, root: str, paths: Iterable[str], version: str | None 
         with open(os.path.join(root, rel), "rb") as fh:
             entries.append((rel, fh.read()))
     meta = (json.dumps({"digest": digest_of(files), "files": files}, indent=2, sort_keys=True) + "\n").encode()
-    return wheel.wheel_bytes(name, actual, entries, "Preprocessing code frozen by imagesmith (version = content digest)",
-                             {"imagesmith.json": meta})
+    return wheel.wheel_bytes(
+        name,
+        actual,
+        entries,
+        "Preprocessing code frozen by imagesmith (version = content digest)",
+        {"imagesmith.json": meta},
+    )
 
 
 def write_wheel(name: str, root: str, paths: Iterable[str], out_dir: str, version: str | None = None) -> str:
@@ -147,7 +155,9 @@ def top_level(paths: Iterable[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imagesmith_runtime.preprocessing", description="Build the preprocessing wheel.")
+    parser = argparse.ArgumentParser(
+        prog="python -m imagesmith_runtime.preprocessing", description="Build the preprocessing wheel."
+    )
     parser.add_argument("--root", required=True, help="the folder the paths are relative to")
     parser.add_argument("--name", required=True, help="the distribution name")
     parser.add_argument("--version", help="refuse unless the files give this version (the lock's)")

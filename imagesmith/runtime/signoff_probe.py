@@ -35,12 +35,21 @@ import subprocess
 import sys
 
 # Instruction-set flags that change which kernels BLAS and friends pick.
-ISA_FLAGS = re.compile(r"^(sse\d?|sse4_[12]|ssse3|avx.*|fma4?|f16c|amx.*|bmi[12]|adx|sha_ni|vnni|"
-                       r"avx_vnni|neon|asimd.*|sve.*|fp16|popcnt|aes|pclmulqdq)$")
+ISA_FLAGS = re.compile(
+    r"^(sse\d?|sse4_[12]|ssse3|avx.*|fma4?|f16c|amx.*|bmi[12]|adx|sha_ni|vnni|"
+    r"avx_vnni|neon|asimd.*|sve.*|fp16|popcnt|aes|pclmulqdq)$"
+)
 LIBRARY_KINDS = (
-    ("openblas", "blas"), ("mkl_", "blas"), ("libblis", "blas"), ("libblas", "blas"),
-    ("liblapack", "lapack"), ("libcublas", "cublas"), ("libcudnn", "cudnn"),
-    ("libgomp", "openmp"), ("libiomp", "openmp"), ("libomp", "openmp"),
+    ("openblas", "blas"),
+    ("mkl_", "blas"),
+    ("libblis", "blas"),
+    ("libblas", "blas"),
+    ("liblapack", "lapack"),
+    ("libcublas", "cublas"),
+    ("libcudnn", "cudnn"),
+    ("libgomp", "openmp"),
+    ("libiomp", "openmp"),
+    ("libomp", "openmp"),
 )
 
 
@@ -76,8 +85,12 @@ def memory_bytes():
 def gpus():
     """(gpus, cuda version) from nvidia-smi; ([], None) where there is none."""
     try:
-        proc = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
-                               "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return [], None
     if proc.returncode != 0:
@@ -107,8 +120,12 @@ def libraries():
         for info in threadpoolctl.threadpool_info():
             path = info.get("filepath") or ""
             kind = info.get("user_api") or "unknown"
-            found[path] = {"kind": kind, "path": path, "version": info.get("version"),
-                           "threads": info.get("num_threads")}
+            found[path] = {
+                "kind": kind,
+                "path": path,
+                "version": info.get("version"),
+                "threads": info.get("num_threads"),
+            }
     except Exception:  # not installed, or it could not read a library: the maps still answer
         pass
     for line in _read("/proc/self/maps").splitlines():

@@ -51,8 +51,17 @@ from . import FACTS_FILE, parity
 from .errors import ImagesmithError
 from .files import sha256_file, write_atomic
 
-__all__ = ["FACTS_FILE", "STAMP_FILE", "Check", "StampError", "check_model", "make_stamp", "read_facts",
-           "read_stamp", "write_stamp"]
+__all__ = [
+    "FACTS_FILE",
+    "STAMP_FILE",
+    "Check",
+    "StampError",
+    "check_model",
+    "make_stamp",
+    "read_facts",
+    "read_stamp",
+    "write_stamp",
+]
 
 STAMP_VERSION = 1
 STAMP_FILE = "imagesmith-stamp.json"
@@ -102,8 +111,14 @@ def artifact_digests(folder: str) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def make_stamp(facts: dict, folder: str, *, image_digest: str | None = None, image_ref: str | None = None,
-               command: list[str] | None = None) -> dict:
+def make_stamp(
+    facts: dict,
+    folder: str,
+    *,
+    image_digest: str | None = None,
+    image_ref: str | None = None,
+    command: list[str] | None = None,
+) -> dict:
     return {
         "imagesmith_stamp": STAMP_VERSION,
         "parity": facts["parity"],
@@ -157,8 +172,7 @@ class Check:
         return not self.problems
 
 
-def check_model(folder: str, image_parity: str, image_manifest: dict | None, *,
-                require_model: bool = False) -> Check:
+def check_model(folder: str, image_parity: str, image_manifest: dict | None, *, require_model: bool = False) -> Check:
     """Check the model in ``folder`` against an image's parity and manifest (the module
     docstring lists the rules). With ``require_model``, an empty folder is a problem too."""
     result = Check(folder=folder)
@@ -173,7 +187,8 @@ def check_model(folder: str, image_parity: str, image_manifest: dict | None, *,
         if files:
             result.problems.append(
                 f"{folder} holds {len(files)} file(s) but no {STAMP_FILE}: the model was not written by "
-                "a successful train run of an imagesmith image (or the stamp was removed)")
+                "a successful train run of an imagesmith image (or the stamp was removed)"
+            )
         elif require_model:
             result.problems.append(f"no model in {folder}: it holds no files and no {STAMP_FILE}")
         else:
@@ -185,8 +200,10 @@ def check_model(folder: str, image_parity: str, image_manifest: dict | None, *,
     if stamp["parity"] == image_parity:
         result.checks.append(f"the model was trained under this image's parity ({image_parity})")
     else:
-        result.problems.append(f"the model was trained under parity {stamp['parity']}, this image has "
-                               f"parity {image_parity}; what differs (this image's value, expected the model's):")
+        result.problems.append(
+            f"the model was trained under parity {stamp['parity']}, this image has "
+            f"parity {image_parity}; what differs (this image's value, expected the model's):"
+        )
         if image_manifest is not None:
             result.problems += ["  " + line for line in parity.compare(stamp["manifest"], image_manifest)]
 
@@ -215,6 +232,8 @@ def override_banner(check: Check) -> str:
 def refusal(check: Check) -> str:
     lines = [f"imagesmith: refusing to serve the model in {check.folder}:"]
     lines += [f"imagesmith:   {p}" for p in check.problems]
-    lines.append(f"imagesmith: retrain it with this image (`imagesmith run train`), serve it with the image it "
-                 f"was trained for, or set {ALLOW_ENV}=1 to serve it anyway (logged)")
+    lines.append(
+        f"imagesmith: retrain it with this image (`imagesmith run train`), serve it with the image it "
+        f"was trained for, or set {ALLOW_ENV}=1 to serve it anyway (logged)"
+    )
     return "\n".join(lines) + "\n"

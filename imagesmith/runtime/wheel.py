@@ -44,8 +44,13 @@ def record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def wheel_bytes(name: str, version: str, files: list[tuple[str, bytes]], summary: str,
-                extra_metadata: dict[str, bytes] | None = None) -> tuple[str, bytes]:
+def wheel_bytes(
+    name: str,
+    version: str,
+    files: list[tuple[str, bytes]],
+    summary: str,
+    extra_metadata: dict[str, bytes] | None = None,
+) -> tuple[str, bytes]:
     """``(file name, bytes)`` of a pure-Python wheel holding ``files`` (archive name, bytes)."""
     dist_info = f"{normalise(name)}-{version}.dist-info"
     entries = list(files)
