@@ -107,14 +107,8 @@ def describe_failure(spec: Spec) -> Callable[[str], str]:
     return describe
 
 
-def build_project(
-    spec: Spec,
-    engine: Engine,
-    options: BuildOptions,
-    *,
-    progress=lambda msg: None,
-    echo: Callable[[str], None] | None = None,
-) -> BuildResult:
+def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress=lambda msg: None,
+                  echo: Callable[[str], None] | None = None) -> BuildResult:
     unknown = [t for t in options.targets if t not in ROLES]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; imagesmith builds train and serve")
@@ -143,18 +137,9 @@ def build_project(
     progress(f"building {' and '.join(options.targets)}")
     refs = {role: image_ref(repo, role) for role in options.targets}
     ids = engine.build(
-        context=spec.root,
-        dockerfile=dockerfile,
-        targets=refs,
-        build_args=args,
-        build_contexts=contexts,
-        epoch=epoch,
-        builder=options.builder,
-        cache_from=options.cache_from,
-        cache_to=options.cache_to,
-        no_cache=options.no_cache,
-        echo=echo,
-        describe_failure=describe_failure(spec),
+        context=spec.root, dockerfile=dockerfile, targets=refs, build_args=args, build_contexts=contexts,
+        epoch=epoch, builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to,
+        no_cache=options.no_cache, echo=echo, describe_failure=describe_failure(spec),
     )
     for role in options.targets:
         result.images[role] = BuiltImage(role=role, ref=refs[role], id=ids[role])

@@ -22,7 +22,8 @@ from typing import Callable, Iterable, Sequence
 from .errors import BuildError, EngineError, LockError
 from .lock import BasePin
 
-ENGINE_HINT = "start a Docker engine with buildx (on Debian: `make engine`, see README), or set DOCKER_HOST"
+ENGINE_HINT = ("start a Docker engine with buildx (on Debian: `make engine`, "
+               "see README), or set DOCKER_HOST")
 
 
 @dataclass(frozen=True)
@@ -91,22 +92,17 @@ class Engine:
         try:
             img = self.client.images.get(ref)
         except ImageNotFound as exc:
-            raise EngineError(
-                f"image {ref} is not in the local engine", hint="build it with `imagesmith build`, or pull it first"
-            ) from exc
+            raise EngineError(f"image {ref} is not in the local engine",
+                              hint="build it with `imagesmith build`, or pull it first") from exc
         except DockerException as exc:
             raise EngineError(f"cannot inspect {ref}: {_first_line(exc)}", hint=ENGINE_HINT) from exc
         a = img.attrs
         cfg = a.get("Config") or {}
         return ImageInfo(
-            ref=ref,
-            id=a["Id"],
-            labels=dict(cfg.get("Labels") or {}),
+            ref=ref, id=a["Id"], labels=dict(cfg.get("Labels") or {}),
             layers=tuple((a.get("RootFS") or {}).get("Layers") or ()),
-            repo_digests=tuple(a.get("RepoDigests") or ()),
-            config=cfg,
-            size=int(a.get("Size") or 0),
-            created=a.get("Created", ""),
+            repo_digests=tuple(a.get("RepoDigests") or ()), config=cfg,
+            size=int(a.get("Size") or 0), created=a.get("Created", ""),
         )
 
     def has_image(self, ref: str) -> bool:
@@ -127,60 +123,33 @@ class Engine:
         except DockerException as exc:
             raise EngineError(f"registry lookup of {ref} failed: {_first_line(exc)}") from exc
 
-    def run(
-        self,
-        image: str,
-        command: Sequence[str],
-        *,
-        entrypoint: Sequence[str] | None = None,
-        network: bool = False,
-        read_only: bool = False,
-        environment: dict | None = None,
-        volumes: dict | None = None,
-        user: str | None = None,
-        timeout: int = 600,
-    ) -> str:
+    def run(self, image: str, command: Sequence[str], *, entrypoint: Sequence[str] | None = None,
+            network: bool = False, read_only: bool = False, environment: dict | None = None,
+            volumes: dict | None = None, user: str | None = None, timeout: int = 600) -> str:
         """Run a command to completion in a fresh container and return its stdout.
         Raises EngineError with the container's stderr when it exits non-zero."""
         from docker.errors import ContainerError, DockerException, ImageNotFound
 
         try:
             out = self.client.containers.run(
-                image,
-                list(command),
-                entrypoint=list(entrypoint) if entrypoint is not None else None,
-                network_disabled=not network,
-                network_mode=None if network else "none",
-                read_only=read_only,
-                environment=environment or {},
-                volumes=volumes or {},
-                user=user,
-                remove=True,
-                stdout=True,
-                stderr=False,
+                image, list(command), entrypoint=list(entrypoint) if entrypoint is not None else None,
+                network_disabled=not network, network_mode=None if network else "none",
+                read_only=read_only, environment=environment or {}, volumes=volumes or {},
+                user=user, remove=True, stdout=True, stderr=False,
                 tmpfs={"/tmp": "rw,size=64m"} if read_only else None,
             )
         except ContainerError as exc:
             err = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else str(exc.stderr)
-            raise EngineError(
-                f"`{' '.join(command)}` failed in {image} (exit {exc.exit_status}):\n{_tail(err, 20)}"
-            ) from exc
+            raise EngineError(f"`{' '.join(command)}` failed in {image} (exit {exc.exit_status}):\n{_tail(err, 20)}") from exc
         except ImageNotFound as exc:
             raise EngineError(f"image {image} is not in the local engine") from exc
         except DockerException as exc:
             raise EngineError(f"cannot run a container of {image}: {_first_line(exc)}", hint=ENGINE_HINT) from exc
         return out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
 
-    def run_attached(
-        self,
-        image: str,
-        command: Sequence[str],
-        *,
-        mounts: dict[str, str] | None = None,
-        ports: dict[int, int] | None = None,
-        environment: dict[str, str] | None = None,
-        name: str | None = None,
-    ) -> int:
+    def run_attached(self, image: str, command: Sequence[str], *, mounts: dict[str, str] | None = None,
+                     ports: dict[int, int] | None = None, environment: dict[str, str] | None = None,
+                     name: str | None = None) -> int:
         """``docker run --rm`` in the foreground, as a user would type it: the container's output on
         this terminal, Ctrl-C and SIGTERM passed on to it, its exit code returned.
         ``mounts``: host folder -> container path (bind); ``ports``: container port -> host port,
@@ -239,9 +208,7 @@ class Engine:
                 try:
                     self.registry_digest(ref)
                 except EngineError as exc:
-                    raise LockError(
-                        f"base image {ref} is neither local nor in its registry", hint="check the digest"
-                    ) from exc
+                    raise LockError(f"base image {ref} is neither local nor in its registry", hint="check the digest") from exc
             else:
                 source = "local" if not any(d.endswith(digest) for d in self.image(ref).repo_digests) else "registry"
             return BasePin(name, digest, source, self.python_version(ref))
@@ -273,27 +240,24 @@ class Engine:
             raise EngineError(f"cannot pull {ref}: {_first_line(exc)}") from exc
 
     def python_version(self, image: str) -> str:
-        out = self.run(image, ["-c", "import platform; print(platform.python_version())"], entrypoint=["python3"])
+        out = self.run(image, ["-c", "import platform; print(platform.python_version())"],
+                       entrypoint=["python3"])
         return out.strip()
 
     def pin_system_packages(self, image: str, names: Iterable[str]) -> dict[str, str]:
         """Resolve Debian packages (and what they pull in) to exact versions inside ``image``,
         with apt's own simulation. Needs the network to reach the image's apt sources."""
         names = list(names)
-        script = (
-            "set -e; apt-get update -qq >/dev/null 2>&1 || { echo 'apt-get update failed' >&2; exit 3; }; "
-            'apt-get install -s -qq --no-install-recommends "$@"'
-        )
+        script = ("set -e; apt-get update -qq >/dev/null 2>&1 || { echo 'apt-get update failed' >&2; exit 3; }; "
+                  "apt-get install -s -qq --no-install-recommends \"$@\"")
         try:
             out = self.run(image, ["-c", script, "sh", *names], entrypoint=["sh"], network=True, user="root")
         except EngineError as exc:
             text = str(exc)
             if "Unable to locate package" in text or "has no installation candidate" in text:
                 missing = re.findall(r"(?:Unable to locate package|Package) (\S+)", text)
-                raise LockError(
-                    f"system package(s) {', '.join(sorted(set(missing)) or names)} not found in the base image's apt sources",
-                    hint="check the Debian package names in system_packages",
-                ) from exc
+                raise LockError(f"system package(s) {', '.join(sorted(set(missing)) or names)} not found in the base image's apt sources",
+                                hint="check the Debian package names in system_packages") from exc
             raise LockError(f"could not pin system packages in {image}: {text}") from exc
         pins = dict(re.findall(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+)", out, re.M))
         for n in names:
@@ -306,18 +270,9 @@ class Engine:
         out = self.run(image, ["-c", f"dpkg-query -W -f='${{Version}}' {name} 2>/dev/null || true"], entrypoint=["sh"])
         return bool(out.strip())
 
-    def run_pip_compile(
-        self,
-        image: str,
-        *,
-        work: Path,
-        args: Sequence[str],
-        out: Path,
-        pip_tools: str,
-        environment: dict[str, str] | None = None,
-        cache: Path | None = None,
-        timeout: int = 1800,
-    ) -> tuple[int, str]:
+    def run_pip_compile(self, image: str, *, work: Path, args: Sequence[str], out: Path, pip_tools: str,
+                        environment: dict[str, str] | None = None, cache: Path | None = None,
+                        timeout: int = 1800) -> tuple[int, str]:
         """pip-compile inside ``image``, so it resolves for that image's Python and platform.
 
         ``work`` (the staged inputs; ``args`` are relative to it) is mounted at /in, ``out``'s
@@ -331,12 +286,10 @@ class Engine:
             "python3 -m venv /tmp/pt >/dev/null || exit 4; "
             f"/tmp/pt/bin/pip install -q --disable-pip-version-check 'pip-tools=={pip_tools}' "
             f"|| {{ echo 'imagesmith: could not install pip-tools {pip_tools} in the base image' >&2; exit 3; }}; "
-            f'cd /in && exec /tmp/pt/bin/pip-compile "$@" --output-file /out/{out.name}'
+            f"cd /in && exec /tmp/pt/bin/pip-compile \"$@\" --output-file /out/{out.name}"
         )
-        volumes = {
-            str(work.resolve()): {"bind": "/in", "mode": "rw"},
-            str(out.parent.resolve()): {"bind": "/out", "mode": "rw"},
-        }
+        volumes = {str(work.resolve()): {"bind": "/in", "mode": "rw"},
+                   str(out.parent.resolve()): {"bind": "/out", "mode": "rw"}}
         env = {"HOME": "/tmp", "PIP_DISABLE_PIP_VERSION_CHECK": "1", **(environment or {})}
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
@@ -346,35 +299,24 @@ class Engine:
         container = None
         try:
             container = self.client.containers.run(
-                image,
-                ["-c", script, "sh", *args],
-                entrypoint=["sh"],
-                detach=True,
-                user=user,
-                environment=env,
-                volumes=volumes,
-                tmpfs={"/tmp": "rw,exec,size=512m"},
+                image, ["-c", script, "sh", *args], entrypoint=["sh"], detach=True, user=user,
+                environment=env, volumes=volumes, tmpfs={"/tmp": "rw,exec,size=512m"},
             )
             try:
                 code = int(container.wait(timeout=timeout).get("StatusCode", 1))
             except Exception as exc:  # requests' timeout: the resolution hangs
-                raise EngineError(
-                    f"pip-compile in {image} did not finish in {timeout} s",
-                    hint="check the network and the package index",
-                ) from exc
+                raise EngineError(f"pip-compile in {image} did not finish in {timeout} s",
+                                  hint="check the network and the package index") from exc
             output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
             if code == 4:
-                raise EngineError(
-                    f"cannot make a virtual environment in {image} to run pip-compile:\n{_tail(output, 10)}",
-                    hint="use a base image with Python's venv module (e.g. python3-venv), or resolver: uv",
-                )
+                raise EngineError(f"cannot make a virtual environment in {image} to run pip-compile:\n{_tail(output, 10)}",
+                                  hint="use a base image with Python's venv module (e.g. python3-venv), or resolver: uv")
             return code, output
         except ImageNotFound as exc:
             raise EngineError(f"image {image} is not in the local engine") from exc
         except DockerException as exc:
-            raise EngineError(
-                f"cannot run pip-compile in a container of {image}: {_first_line(exc)}", hint=ENGINE_HINT
-            ) from exc
+            raise EngineError(f"cannot run pip-compile in a container of {image}: {_first_line(exc)}",
+                              hint=ENGINE_HINT) from exc
         finally:
             if container is not None:
                 try:
@@ -389,22 +331,11 @@ class Engine:
         if proc.returncode != 0:
             raise EngineError("docker buildx is not available", hint=ENGINE_HINT)
 
-    def build(
-        self,
-        *,
-        context: Path,
-        dockerfile: Path,
-        targets: dict[str, str],
-        build_args: dict[str, str],
-        build_contexts: dict[str, str],
-        epoch: int,
-        builder: str | None = None,
-        cache_from: Sequence[str] = (),
-        cache_to: Sequence[str] = (),
-        no_cache: bool = False,
-        echo: Callable[[str], None] | None = None,
-        describe_failure: Callable[[str], str] | None = None,
-    ) -> dict[str, str]:
+    def build(self, *, context: Path, dockerfile: Path, targets: dict[str, str], build_args: dict[str, str],
+              build_contexts: dict[str, str], epoch: int, builder: str | None = None,
+              cache_from: Sequence[str] = (), cache_to: Sequence[str] = (), no_cache: bool = False,
+              echo: Callable[[str], None] | None = None,
+              describe_failure: Callable[[str], str] | None = None) -> dict[str, str]:
         """Build the Dockerfile's ``targets`` ({target: image ref}) in ONE BuildKit solve
         (``docker buildx bake``, so shared stages are built once) straight into the engine's
         image store; returns {target: image ID}.
@@ -414,12 +345,8 @@ class Engine:
         (BuildKit's rewrite-timestamp exporter option would do the file times too, but only
         through an OCI archive, and it re-processes every layer on each build: about 12 s per
         target for the iris example even after a one-line edit.)"""
-        common = {
-            "context": str(context),
-            "dockerfile": str(dockerfile),
-            "args": dict(sorted(build_args.items())),
-            "contexts": dict(sorted(build_contexts.items())),
-        }
+        common = {"context": str(context), "dockerfile": str(dockerfile), "args": dict(sorted(build_args.items())),
+                  "contexts": dict(sorted(build_contexts.items()))}
         if no_cache:
             common["no-cache"] = True
         if cache_from:
@@ -438,15 +365,8 @@ class Engine:
             if builder:
                 argv += ["--builder", builder]
             try:
-                proc = subprocess.Popen(
-                    argv,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    env=env,
-                    errors="replace",
-                    cwd=str(context),
-                )
+                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        env=env, errors="replace", cwd=str(context))
             except FileNotFoundError as exc:
                 raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
             assert proc.stdout is not None
@@ -461,16 +381,12 @@ class Engine:
             if "Cannot connect to the Docker daemon" in log or "failed to dial" in log.lower():
                 raise EngineError("the Docker engine is not reachable", hint=ENGINE_HINT)
             if builder and f'no builder "{builder}" found' in log:
-                raise EngineError(
-                    f"there is no buildx builder named {builder!r}",
-                    hint="`docker buildx ls` lists the builders; omit --builder for the default one",
-                )
+                raise EngineError(f"there is no buildx builder named {builder!r}",
+                                  hint="`docker buildx ls` lists the builders; omit --builder for the default one")
             what = describe_failure(log) if describe_failure else ""
-            raise BuildError(
-                f"building {' and '.join(targets)} failed" + (f" at {what}" if what else ""),
-                log_tail=_failure_excerpt(list(tail)),
-                hint="fix the part of the spec named above, then run `imagesmith build` again",
-            )
+            raise BuildError(f"building {' and '.join(targets)} failed" + (f" at {what}" if what else ""),
+                             log_tail=_failure_excerpt(list(tail)),
+                             hint="fix the part of the spec named above, then run `imagesmith build` again")
         return {target: self.image(ref).id for target, ref in targets.items()}
 
     def tag(self, image_id: str, ref: str) -> None:
@@ -486,10 +402,8 @@ class Engine:
         """Push ``ref``; returns its registry digest (sha256:...)."""
         proc = subprocess.run([_docker_cli(), "push", ref], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise EngineError(
-                f"docker push {ref} failed: {_tail(_redact(proc.stderr), 5)}",
-                hint="check the registry is reachable and you are logged in",
-            )
+            raise EngineError(f"docker push {ref} failed: {_tail(_redact(proc.stderr), 5)}",
+                              hint="check the registry is reachable and you are logged in")
         m = re.search(r"digest: (sha256:[a-f0-9]{64})", proc.stdout)
         if not m:
             raise EngineError(f"docker push {ref} did not report a digest")
@@ -513,10 +427,8 @@ class Engine:
             raise EngineError(f"image {image} is not in the local engine") from exc
         except DockerException as exc:
             raise EngineError(f"cannot read the history of {image}: {_first_line(exc)}", hint=ENGINE_HINT) from exc
-        entries = tuple(
-            HistoryEntry(created_by=e.get("CreatedBy") or "", empty_layer=not e.get("Size"))
-            for e in reversed(raw or [])
-        )
+        entries = tuple(HistoryEntry(created_by=e.get("CreatedBy") or "", empty_layer=not e.get("Size"))
+                        for e in reversed(raw or []))
         if sum(not e.empty_layer for e in entries) != layers:
             return None
         return entries
@@ -533,12 +445,9 @@ class Engine:
         name = _repository(ref)
         digest = "sha256:" + _sha256_hex(raw.encode("utf-8"))
         if manifest.get("manifests"):  # an index: pick the platform imagesmith builds for
-            chosen = [
-                m
-                for m in manifest["manifests"]
-                if (m.get("platform") or {}).get("os") == "linux"
-                and (m.get("platform") or {}).get("architecture") == "amd64"
-            ]
+            chosen = [m for m in manifest["manifests"]
+                      if (m.get("platform") or {}).get("os") == "linux"
+                      and (m.get("platform") or {}).get("architecture") == "amd64"]
             if not chosen:
                 raise EngineError(f"{ref} has no linux/amd64 image in its index")
             digest = chosen[0]["digest"]
@@ -549,30 +458,18 @@ class Engine:
         except json.JSONDecodeError as exc:
             raise EngineError(f"the registry returned no image config for {ref}") from exc
         cfg = config.get("config") or {}
-        history = tuple(
-            HistoryEntry(created_by=h.get("created_by") or "", empty_layer=bool(h.get("empty_layer")))
-            for h in config.get("history") or ()
-        )
-        return ImageInfo(
-            ref=ref,
-            id=digest,
-            labels=dict(cfg.get("Labels") or {}),
-            layers=tuple((config.get("rootfs") or {}).get("diff_ids") or ()),
-            repo_digests=(pinned,),
-            config=cfg,
-            size=0,
-            created=config.get("created", ""),
-            history=history,
-            source="registry",
-        )
+        history = tuple(HistoryEntry(created_by=h.get("created_by") or "", empty_layer=bool(h.get("empty_layer")))
+                        for h in config.get("history") or ())
+        return ImageInfo(ref=ref, id=digest, labels=dict(cfg.get("Labels") or {}),
+                         layers=tuple((config.get("rootfs") or {}).get("diff_ids") or ()),
+                         repo_digests=(pinned,), config=cfg, size=0, created=config.get("created", ""),
+                         history=history, source="registry")
 
     def _skopeo(self, args: list[str], ref: str, insecure: bool) -> str:
         exe = shutil.which("skopeo")
         if exe is None:
-            raise EngineError(
-                f"reading {ref} from its registry needs skopeo, which is not installed",
-                hint="install it (Debian: apt-get install skopeo; `make engine` does), or pull the image first",
-            )
+            raise EngineError(f"reading {ref} from its registry needs skopeo, which is not installed",
+                              hint="install it (Debian: apt-get install skopeo; `make engine` does), or pull the image first")
         argv = [exe, args[0], *(["--tls-verify=false"] if insecure else []), *args[1:]]
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
@@ -581,14 +478,10 @@ class Engine:
         if proc.returncode != 0:
             text = _redact(proc.stderr.strip())
             if "manifest unknown" in text or "not found" in text.lower():
-                raise EngineError(
-                    f"{ref} is not in its registry ({_tail(text, 1)})",
-                    hint="check the name and tag, or push the image first",
-                )
-            raise EngineError(
-                f"cannot read {ref} from its registry: {_tail(text, 2)}",
-                hint="check the registry is reachable and you are logged in",
-            )
+                raise EngineError(f"{ref} is not in its registry ({_tail(text, 1)})",
+                                  hint="check the name and tag, or push the image first")
+            raise EngineError(f"cannot read {ref} from its registry: {_tail(text, 2)}",
+                              hint="check the registry is reachable and you are logged in")
         return proc.stdout
 
     def pull(self, ref: str) -> ImageInfo:
@@ -602,22 +495,10 @@ class Engine:
         capabilities except reading any file, no new privileges. Never raises for the command's
         own failure: the exit code and both streams are returned."""
         run = self._run_to_end(
-            image,
-            argv[0],
-            timeout,
-            command=list(argv[1:]),
-            entrypoint=[argv[0]],
-            network_disabled=True,
-            network_mode="none",
-            read_only=True,
-            tmpfs={"/tmp": "rw,size=16m,noexec,nosuid"},
-            user="0",
-            working_dir="/",
-            cap_drop=["ALL"],
-            cap_add=["DAC_READ_SEARCH"],
-            security_opt=["no-new-privileges"],
-            labels={"io.imagesmith.probe": "1"},
-        )
+            image, argv[0], timeout, command=list(argv[1:]), entrypoint=[argv[0]], network_disabled=True,
+            network_mode="none", read_only=True, tmpfs={"/tmp": "rw,size=16m,noexec,nosuid"}, user="0",
+            working_dir="/", cap_drop=["ALL"], cap_add=["DAC_READ_SEARCH"],
+            security_opt=["no-new-privileges"], labels={"io.imagesmith.probe": "1"})
         if run.start_error and "no such file or directory" in run.start_error:
             return replace(run, start_error=f"{argv[0]} does not exist in the image")
         return run
@@ -644,9 +525,8 @@ class Engine:
                 raise EngineError(f"`{what}` in {image} did not finish within {timeout} s") from exc
             out = container.logs(stdout=True, stderr=False)
             err = container.logs(stdout=False, stderr=True)
-            return IsolatedRun(
-                int(status.get("StatusCode", -1)), out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-            )
+            return IsolatedRun(int(status.get("StatusCode", -1)), out.decode("utf-8", "replace"),
+                               err.decode("utf-8", "replace"))
         except DockerException as exc:
             raise EngineError(f"running a container of {image} failed: {_first_line(exc)}", hint=ENGINE_HINT) from exc
         finally:
@@ -657,43 +537,21 @@ class Engine:
 
     # ---- signoff support ---------------------------------------------------------------------
 
-    def run_helper(
-        self,
-        image: str,
-        argv: Sequence[str],
-        *,
-        entrypoint: Sequence[str],
-        mounts: dict[str, str] | None = None,
-        environment: dict[str, str] | None = None,
-        gpus: bool = False,
-        timeout: int = 600,
-    ) -> IsolatedRun:
+    def run_helper(self, image: str, argv: Sequence[str], *, entrypoint: Sequence[str],
+                   mounts: dict[str, str] | None = None, environment: dict[str, str] | None = None,
+                   gpus: bool = False, timeout: int = 600) -> IsolatedRun:
         """Run ``argv`` after ``entrypoint`` in a throwaway container of ``image``: its own working
         directory and user, no network, ``mounts`` (host path -> container path) read-only, all
         GPUs when ``gpus``. Never raises for the command's own failure (see ``IsolatedRun``)."""
         return self._run_to_end(
-            image,
-            " ".join(entrypoint),
-            timeout,
-            command=list(argv),
-            entrypoint=list(entrypoint),
-            network_disabled=True,
-            network_mode="none",
+            image, " ".join(entrypoint), timeout, command=list(argv), entrypoint=list(entrypoint),
+            network_disabled=True, network_mode="none",
             volumes={h: {"bind": t, "mode": "ro"} for h, t in sorted((mounts or {}).items())},
-            environment=dict(environment or {}),
-            device_requests=_gpu_request(gpus),
-            labels={"io.imagesmith.signoff": "1"},
-        )
+            environment=dict(environment or {}), device_requests=_gpu_request(gpus),
+            labels={"io.imagesmith.signoff": "1"})
 
-    def start_service(
-        self,
-        image: str,
-        *,
-        port: int,
-        mounts: dict[str, str] | None = None,
-        environment: dict[str, str] | None = None,
-        gpus: bool = False,
-    ) -> tuple[str, int]:
+    def start_service(self, image: str, *, port: int, mounts: dict[str, str] | None = None,
+                      environment: dict[str, str] | None = None, gpus: bool = False) -> tuple[str, int]:
         """Start ``image`` detached with its own entrypoint and command, as production would:
         ``port`` published on 127.0.0.1 (a free host port the engine picks), ``mounts`` read-only,
         all GPUs when ``gpus``. Returns (container ID, host port). Stop it with ``stop_service``."""
@@ -701,23 +559,17 @@ class Engine:
 
         try:
             container = self.client.containers.run(
-                image,
-                detach=True,
-                ports={f"{port}/tcp": ("127.0.0.1", None)},
+                image, detach=True, ports={f"{port}/tcp": ("127.0.0.1", None)},
                 volumes={h: {"bind": t, "mode": "ro"} for h, t in sorted((mounts or {}).items())},
-                environment=dict(environment or {}),
-                device_requests=_gpu_request(gpus),
-                labels={"io.imagesmith.signoff": "1"},
-            )
+                environment=dict(environment or {}), device_requests=_gpu_request(gpus),
+                labels={"io.imagesmith.signoff": "1"})
         except ImageNotFound as exc:
             raise EngineError(f"image {image} is not in the local engine") from exc
         except DockerException as exc:
             text = _first_line(exc)
             if gpus and ("gpu" in text.lower() or "nvidia" in text.lower()):
-                raise EngineError(
-                    f"cannot start {image} with GPUs: {text}",
-                    hint="install the NVIDIA container toolkit so Docker can pass GPUs in",
-                ) from exc
+                raise EngineError(f"cannot start {image} with GPUs: {text}",
+                                  hint="install the NVIDIA container toolkit so Docker can pass GPUs in") from exc
             raise EngineError(f"cannot start {image}: {text}", hint=ENGINE_HINT) from exc
         try:
             container.reload()
@@ -805,7 +657,7 @@ def _failure_excerpt(lines: list[str], limit: int = 25) -> str:
     if header is None:
         return "\n".join(lines[-limit:])
     body = []
-    for ln in lines[header + 1 :]:
+    for ln in lines[header + 1:]:
         if ln.startswith("------"):
             break
         body.append(ln)
