@@ -330,12 +330,13 @@ def golden(
 ):
     """Run the signoff samples through the batch function in the train image; store the outputs with the model."""
     from .run import default_artifacts
+    from .layout import image_ref
     from .signoff import make_golden
 
     try:
         spec = load_spec(project)
         folder = model if model is not None else default_artifacts(spec)
-        path, record = make_golden(Engine(), spec, image or f"{tag or spec.name}:train", Path(folder))
+        path, record = make_golden(Engine(), spec, image or image_ref(tag or spec.name, "train"), Path(folder))
     except ImagesmithError as exc:
         _fail(exc)
         return

@@ -758,6 +758,12 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
         f"preprocessing ({len(pre)} files{', version ' + version if version else ''}):" + ("" if pre else " none")
     )
     lines += [f"  {p}  {h}" for p, h in sorted(pre.items())]
+    runtime = m.get("runtime")
+    lines.append(
+        f"runtime:  {runtime['name']} {runtime['version']}"
+        if runtime
+        else "runtime:  loose files (an image built before the imagesmith-runtime wheel; parity version 1)"
+    )
     return lines
 
 

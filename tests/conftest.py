@@ -34,7 +34,7 @@ def copy_project(src: Path, dest: Path, *, git: bool = True) -> Path:
     """A copy of a project in a fresh git repository (one commit at a fixed date), without the
     lock, Dockerfile or artifacts a previous run may have left in the source folder."""
     ignore = shutil.ignore_patterns(
-        "imagesmith.lock", "requirements.lock", "Dockerfile", "artifacts", "__pycache__", "*.pyc"
+        "imagesmith.lock", "requirements.lock", "Dockerfile", ".imagesmith", "artifacts", "__pycache__", "*.pyc"
     )
     shutil.copytree(src, dest, ignore=ignore)
     if git:

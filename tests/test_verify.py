@@ -354,6 +354,7 @@ def test_inspect_lines_are_readable():
     assert "python:   3.11.9 on linux/amd64" in text and "seed:     7, determinism off" in text
     assert "  six  1.17.0  (1 hash)" in text and "  libgomp1=12.2.0-14" in text
     assert "  app/prep.py  " + "sha256:" + "c" * 64 in text
+    assert "runtime:  imagesmith-runtime 0+sha256.dddddddddddd" in text
 
 
 # --- the probe, run on a fake venv here ----------------------------------------------------------
