@@ -329,8 +329,8 @@ def golden(
     as_json: bool = JsonOpt,
 ):
     """Run the signoff samples through the batch function in the train image; store the outputs with the model."""
-    from .run import default_artifacts
     from .layout import image_ref
+    from .run import default_artifacts
     from .signoff import make_golden
 
     try:
