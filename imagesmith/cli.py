@@ -66,6 +66,9 @@ def lock(
     upgrade_package: List[str] = typer.Option(
         [], "--upgrade-package", "-P", help="Upgrade only this package (repeatable)."
     ),
+    upgrade_base: bool = typer.Option(
+        False, "--upgrade-base", help="Pin the base image again (what its tag names now)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ):
     """Resolve a complete, hashed lock for the image's Python and platform."""
@@ -92,6 +95,7 @@ def lock(
             resolver=resolver,
             upgrade=upgrade,
             upgrade_packages=tuple(upgrade_package),
+            upgrade_base=upgrade_base,
             progress=_progress(quiet),
         )
         if result.changed:
@@ -155,11 +159,26 @@ def build(
     ),
     target: List[str] = typer.Option([], "--target", help="Build only this target (train or serve; repeatable)."),
     push: Optional[str] = typer.Option(
-        None, "--push", help="Push both images to REGISTRY/REPO and print their digests."
+        None,
+        "--push",
+        help="Push both images to REGISTRY/REPO (tags train and serve) from the build, and print their digests.",
     ),
-    cache_from: List[str] = typer.Option([], "--cache-from", help="Passed to buildx."),
-    cache_to: List[str] = typer.Option([], "--cache-to", help="Passed to buildx."),
-    builder: Optional[str] = typer.Option(None, "--builder", help="The buildx builder to use."),
+    load: bool = typer.Option(
+        False, "--load", help="Put the images into the engine also when the builder is not the engine's own."
+    ),
+    cache_from: List[str] = typer.Option(
+        [],
+        "--cache-from",
+        help="Build cache to read (buildx syntax, e.g. type=registry,ref=REG/APP:cache); each target reads its own and the other's.",
+    ),
+    cache_to: List[str] = typer.Option(
+        [],
+        "--cache-to",
+        help="Build cache to write (buildx syntax); one cache per target: ref REG/APP:cache becomes REG/APP:cache-train and ...-serve.",
+    ),
+    builder: Optional[str] = typer.Option(
+        None, "--builder", help="The buildx builder to use (any driver; see README)."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every step again."),
     install: Optional[str] = typer.Option(
         None,
@@ -171,6 +190,9 @@ def build(
     ),
     as_json: bool = JsonOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Stream BuildKit's log also when stderr is not a terminal (CI)."
+    ),
 ):
     """Lock if needed, render, and build the train and serve images reproducibly."""
     from .build import ROLES, BuildOptions, build_project
@@ -179,7 +201,7 @@ def build(
         if install is not None and install not in ("hermetic", "online"):
             raise UsageError(f"--install must be hermetic or online, not {install!r}")
         spec = load_spec(project)
-        show = not quiet and sys.stderr.isatty()
+        show = not quiet and (verbose or sys.stderr.isatty())
         options = BuildOptions(
             base=base,
             locked=locked,
@@ -189,6 +211,7 @@ def build(
             cache_from=tuple(cache_from),
             cache_to=tuple(cache_to),
             push=push,
+            load=load,
             targets=tuple(target) or ROLES,
             install=install,
             cache_dir=cache_dir,
@@ -204,7 +227,9 @@ def build(
     else:
         typer.echo(f"parity {result.parity}")
         for role, img in result.images.items():
-            typer.echo(f"{role}: {img.ref} {img.id}" + (f" pushed {img.pushed}" if img.pushed else ""))
+            typer.echo(
+                f"{role}: {img.ref or '(not in the engine)'} {img.id}" + (f" pushed {img.pushed}" if img.pushed else "")
+            )
 
 
 @app.command()

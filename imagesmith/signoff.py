@@ -19,8 +19,8 @@ serving machine, and the deploy gate that reads its record.
 3. ``accelerator``: with ``accelerator: gpu`` the machine must have a GPU (else a refusal,
    exit 2, before anything runs) and the containers get all GPUs and must see one;
 4. ``http`` and ``latency``: the serve image starts as production runs it (its own entrypoint
-   and command, the model mounted read-only at the spec's ``artifacts``, the serve port on
-   127.0.0.1); each sample is POSTed to ``signoff.path`` (body ``[sample]`` with
+   and command, the model copied in read-only at the spec's ``artifacts``, the serve port
+   published on 127.0.0.1, or on a remote engine's own host); each sample is POSTed to ``signoff.path`` (body ``[sample]`` with
    ``request: list``, the sample itself with ``request: object``), round after round until at
    least ``requests`` requests; every answer must be 2xx, and p99 must be within
    ``serve.latency_budget_ms`` when the spec sets one (p50/p95/p99 are recorded);
@@ -340,7 +340,7 @@ def make_golden(engine: Engine, spec: Spec, image: str, model: Path) -> tuple[Pa
     into ``model`` as ``imagesmith-golden.json``; returns (path, record)."""
     samples_path = _require_signoff_spec(spec)
     samples = read_samples(samples_path)
-    info = engine.image(image)
+    info = engine.runnable(image)
     check = verify_model(engine, image, model)
     if not check.ok:
         raise SignoffError(
@@ -405,9 +405,9 @@ class Signoff:
 
 
 def replay(
-    port: int, path: str, request: str, samples: list, *, minimum: int, alive, ready_timeout: float = 120.0
+    host: str, port: int, path: str, request: str, samples: list, *, minimum: int, alive, ready_timeout: float = 120.0
 ) -> dict:
-    """POST the samples to 127.0.0.1:``port`` ``path`` (one connection, kept alive), round after
+    """POST the samples to ``host``:``port`` ``path`` (one connection, kept alive), round after
     round until at least ``minimum`` requests, after one request that waits for readiness.
     ``alive()`` says whether the server still runs. Returns the latency record (statuses too)."""
 
@@ -417,7 +417,7 @@ def replay(
     headers = {"Content-Type": "application/json"}
     deadline = time.monotonic() + ready_timeout
     while True:  # readiness: the first answer of any kind
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = http.client.HTTPConnection(host, port, timeout=30)
         try:
             conn.request("POST", path, body=body(samples[0]), headers=headers)
             conn.getresponse().read()
@@ -428,7 +428,7 @@ def replay(
                 raise SignoffError("the serve container exited before it answered") from None
             if time.monotonic() > deadline:
                 raise SignoffError(
-                    f"the server did not answer on 127.0.0.1:{port}{path} within {ready_timeout:.0f} s",
+                    f"the server did not answer on {host}:{port}{path} within {ready_timeout:.0f} s",
                     hint="check serve.port and signoff.path in the spec",
                 ) from None
             time.sleep(0.25)
@@ -446,7 +446,7 @@ def replay(
                 status = str(response.status)
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn = http.client.HTTPConnection(host, port, timeout=30)
                 status = type(exc).__name__
             times.append((time.perf_counter() - start) * 1000.0)
             if not status.startswith("2"):
@@ -476,7 +476,7 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
         )
     _refuse_without_gpu(spec)
     gpus = spec.accelerator == "gpu"
-    info = engine.image(image)
+    info = engine.runnable(image)
     if info.labels.get(LABEL_ROLE) != "serve":
         raise SignoffError(
             f"{image} is not an imagesmith serve image (role {info.labels.get(LABEL_ROLE)!r})",
@@ -558,11 +558,12 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
 
 
 def _serve_and_measure(engine, spec, info, model, samples, requests, gpus, record, add) -> None:
-    container, port = engine.start_service(
+    container, host, port = engine.start_service(
         info.id, port=spec.serve.port, gpus=gpus, mounts={str(model.resolve()): spec.artifacts}
     )
     try:
         latency = replay(
+            host,
             port,
             spec.signoff.path,
             spec.signoff.request,
@@ -665,7 +666,7 @@ def check_signoff(engine: Engine, image: str, path: Path, model: Path, *, here: 
         result.problems.append(
             f"the signoff in {path} did not pass (failed: {', '.join(map(str, failed)) or 'unknown'})"
         )
-    info = engine.image(image)
+    info = engine.lookup(image)
     signed = data["image"].get("digest")
     if signed == info.id:
         result.checks.append(f"it was made for this image ({info.id})")

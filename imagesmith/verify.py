@@ -772,8 +772,9 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
 
 
 def verify_model(engine: Engine, image: str, folder) -> stamp.Check:
-    """The same check as the serve runtime's (``stamp.check_model``), against ``image``'s labels."""
-    info = engine.image(image)
+    """The same check as the serve runtime's (``stamp.check_model``), against ``image``'s labels
+    (from the engine, or read from the registry for a registry reference the engine lacks)."""
+    info = engine.lookup(image)
     label = info.labels.get(LABEL_PARITY)
     text = info.labels.get(LABEL_MANIFEST)
     manifest = None

@@ -22,21 +22,72 @@ debian_uris() {
 apt_updated=0
 apt_update() { [ $apt_updated = 1 ] || { apt-get update -qq >/dev/null; apt_updated=1; }; }
 
-engine_ok() {
-  docker version --format '{{.Server.Version}}' >/dev/null 2>&1 && docker buildx version >/dev/null 2>&1
+# Packages this script may take from Debian 13 (the engine alone), and host packages that must
+# never change. Everything else an install pulls in must come from the host's own release.
+ENGINE_PKGS="docker.io docker-cli docker-buildx containerd"
+PROTECTED_PKGS="libc6 libc-bin python3 python3-minimal python3.11 python3.11-minimal libpython3.11-stdlib base-files dpkg apt"
+
+engine_running() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+# An engine that already runs is used as it is when it fits; otherwise say exactly what is wrong.
+check_existing_engine() {
+  local version major store
+  version=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || return 1
+  major=${version%%.*}
+  if ! [[ "$major" =~ ^[0-9]+$ ]] || [ "$major" -lt 24 ]; then
+    log "the running Docker engine is $version; imagesmith needs 24 or newer (26 tested). Upgrade it, or stop it and run this script again to install Debian 13's engine."
+    exit 1
+  fi
+  if ! docker buildx version >/dev/null 2>&1; then
+    log "the running Docker engine ($version) has no buildx plugin: install docker-buildx (Debian 13: apt-get install docker-buildx/trixie) or Docker's buildx plugin."
+    exit 1
+  fi
+  store=$(docker info --format '{{range .DriverStatus}}{{index . 0}}={{index . 1}};{{end}}' 2>/dev/null || true)
+  if [[ "$store" != *"io.containerd.snapshotter"* ]]; then
+    log "the running Docker engine ($version) uses the classic image store; imagesmith needs the containerd image store: add {\"features\":{\"containerd-snapshotter\":true}} to /etc/docker/daemon.json and restart dockerd."
+    exit 1
+  fi
+  return 0
+}
+
+# Simulate the install first and refuse it if it would touch anything but the engine.
+check_install_plan() {
+  local plan release bad=()
+  release=$(. /etc/os-release && echo "$VERSION_ID")
+  plan=$(apt-get install -s --no-install-recommends "$@" 2>&1) || { echo "$plan" >&2; log "apt cannot install $*"; exit 1; }
+  while read -r verb pkg rest; do
+    case "$verb" in
+      Remv) bad+=("removes $pkg") ;;
+      Inst)
+        if [[ " $PROTECTED_PKGS " == *" $pkg "* ]]; then bad+=("changes $pkg"); continue; fi
+        if [[ " $ENGINE_PKGS " != *" $pkg "* ]] && ! [[ "$rest" =~ Debian(-Security)?:${release}[./] ]]; then
+          bad+=("takes $pkg from another Debian release")
+        fi ;;
+    esac
+  done <<< "$plan"
+  if [ ${#bad[@]} -gt 0 ]; then
+    log "refusing to install the engine: the install would change the host beyond the engine (${bad[*]})."
+    log "install Docker 24+ with buildx yourself, start it with the containerd image store, and run this script again."
+    exit 1
+  fi
 }
 
 install_engine() {
+  if engine_running; then check_existing_engine; return; fi
   if ! [ -x /usr/sbin/dockerd ] || ! [ -x /usr/libexec/docker/cli-plugins/docker-buildx ]; then
-    log "installing Docker engine and buildx (Debian trixie packages, pinned low)"
+    log "installing the Docker engine and buildx (Debian 13's packages, named one by one; nothing else from 13)"
     if ! [ -f /etc/apt/sources.list.d/trixie.sources ]; then
       awk 'BEGIN{RS="";ORS="\n\n"} NR==1' /etc/apt/sources.list.d/debian.sources \
         | sed -e 's/^Suites:.*/Suites: trixie/' > /etc/apt/sources.list.d/trixie.sources
-      printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie-low
       apt_updated=0
     fi
+    # Debian 13 is known to apt but never preferred: only packages named pkg/trixie come from it.
+    [ -f /etc/apt/preferences.d/trixie-low ] \
+      || printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie-low
     apt_update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t trixie docker.io docker-buildx >/dev/null
+    local pkgs=(docker.io/trixie docker-cli/trixie docker-buildx/trixie containerd/trixie)
+    check_install_plan "${pkgs[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
   fi
   mkdir -p /etc/docker
   if ! [ -f /etc/docker/daemon.json ]; then
@@ -45,7 +96,7 @@ install_engine() {
 }
 
 start_engine() {
-  if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then return; fi
+  if engine_running; then return; fi
   log "starting dockerd"
   setsid /usr/sbin/dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 1 60); do
@@ -111,9 +162,14 @@ make_base() {
   rm -rf "$root"
 }
 
-install_engine
-start_engine
-install_tools
-start_registry
-make_base
-log "ready: engine $(docker version --format '{{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}'), base $BASE_IMAGE, registry 127.0.0.1:${REGISTRY_PORT}"
+main() {
+  install_engine
+  start_engine
+  install_tools
+  start_registry
+  make_base
+  log "ready: engine $(docker version --format '{{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}'), base $BASE_IMAGE, registry 127.0.0.1:${REGISTRY_PORT}"
+}
+
+# Sourced (by the tests of check_install_plan), it only defines the functions.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then main "$@"; fi

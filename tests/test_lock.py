@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from imagesmith.errors import ResolutionError, StaleLockError
-from imagesmith.lock import BasePin, check_lock, compute_inputs, ensure_fresh, lock_project, read_lock, resolvers
+from imagesmith.lock import check_lock, compute_inputs, ensure_fresh, lock_project, read_lock, resolvers
 from imagesmith.lock.resolvers import Pin, ResolveRequest, parse_compiled, stage_inputs
 from imagesmith.spec import load_spec
+from tests.fakes import FakeEngine
 
 REQ = ResolveRequest(inputs=(), extras=(), python="3.10", platform="linux/amd64")
 
@@ -84,17 +85,18 @@ def test_stage_inputs_keeps_includes_resolvable(tmp_path):
 # ---- lock_project with a recording engine and resolver (the real ones are in test_lock_engine.py)
 
 
-class RecordingEngine:
-    def __init__(self):
-        self.calls = []
+def RecordingEngine() -> FakeEngine:
+    """The shared fake, answering what the base and system-package pinning ask: the registry has
+    the base, its Python is 3.11.2, and apt would install each package at 1.0."""
 
-    def pin_base(self, ref):
-        self.calls.append(("pin_base", ref))
-        return BasePin(ref, "sha256:" + "1" * 64, "local", "3.11.2")
+    def runs(image, command):
+        if "platform.python_version()" in " ".join(command):
+            return "3.11.2\n"
+        if command and command[0] == "-c" and "apt-get install -s" in command[1]:
+            return "".join(f"Inst {n} (1.0 Debian:12 [amd64])\n" for n in command[3:])
+        return ""
 
-    def pin_system_packages(self, image, names):
-        self.calls.append(("pin_system_packages", image))
-        return {n: "1.0" for n in names}
+    return FakeEngine(registry={"python:3.11-slim": "sha256:" + "1" * 64}, runs=runs)
 
 
 class RecordingResolver:
@@ -135,10 +137,12 @@ def test_lock_twice_is_byte_identical_and_the_second_does_nothing(project):
     data = (root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()
     second = lock_project(load_spec(root), engine)
     assert second.changed == [] and not second.written
-    assert len(resolver.requests) == 1 and [c[0] for c in engine.calls] == ["pin_base", "pin_system_packages"]
+    assert len(resolver.requests) == 1
+    assert [c[0] for c in engine.calls] == ["registry_digest", "pull", "image", "run", "run"]  # digest, Python, apt
     assert ((root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()) == data
     lock = read_lock(root / "imagesmith.lock")
-    assert lock.system_packages == (("jq", "1.0"),) and lock.base.source == "local"
+    assert lock.system_packages == (("jq", "1.0"),) and lock.base.source == "registry"
+    assert lock.base.digest == "sha256:" + "1" * 64 and lock.base.python_version == "3.11.2"
     assert [p for p, _ in lock.preprocessing] == ["prep/clean.py"]
 
 
@@ -231,8 +235,9 @@ def test_the_lock_pins_the_runtime_wheel_and_a_new_runtime_only_re_pins_it(proje
     other = replace(built, sha256="sha256:" + "e" * 64, version="0+sha256." + "e" * 12)
     monkeypatch.setattr(runtime_wheel, "build", lambda: other)
     assert check_lock(load_spec(root)) == ["runtime"]
+    calls = len(engine.calls)
     result = lock_project(load_spec(root), engine)
-    assert result.changed == ["runtime"] and len(resolver.requests) == 1 and len(engine.calls) == 2
+    assert result.changed == ["runtime"] and len(resolver.requests) == 1 and len(engine.calls) == calls
     assert read_lock(root / "imagesmith.lock").runtime == Pin("imagesmith-runtime", other.version, (other.sha256,))
 
 

@@ -30,6 +30,7 @@ from imagesmith.render import image_facts, image_facts_file, preprocessing_conte
 from imagesmith.runtime import preprocessing, stamp
 from imagesmith.spec import load_spec
 from imagesmith.verify import verify_model
+from tests.fakes import FakeEngine
 from tests.helpers import cli, fake_lock
 
 HERE = Path(__file__).resolve().parent
@@ -512,40 +513,12 @@ def test_cli_usage_errors_exit_2():
     assert proc.returncode == 2 and "is not KEY=VALUE" in proc.stderr
 
 
-class FakeEngine:
-    """Records run_attached calls; images as {ref: labels}."""
-
-    def __init__(self, images: dict):
-        self.images, self.calls = images, []
-
-    def image(self, ref):
-        from imagesmith.engine import ImageInfo
-        from imagesmith.errors import EngineError
-
-        if ref not in self.images:
-            raise EngineError(f"image {ref} is not in the local engine")
-        return ImageInfo(
-            ref=ref,
-            id="sha256:" + "1" * 64,
-            labels=self.images[ref],
-            layers=(),
-            repo_digests=(),
-            config={},
-            size=0,
-            created="",
-        )
-
-    def run_attached(self, image, command, **kw):
-        self.calls.append((image, command, kw))
-        return 0
-
-
 def test_run_role_mounts_publishes_on_loopback_and_passes_the_image_id(tmp_path):
     from imagesmith.errors import UsageError
     from imagesmith.run import run_role
 
     spec = replace(load_spec(TINY), root=tmp_path)
-    engine = FakeEngine(
+    engine = FakeEngine.with_labels(
         {
             "tiny:train": {"io.imagesmith.role": "train"},
             "tiny:serve": {"io.imagesmith.role": "serve"},
@@ -553,13 +526,15 @@ def test_run_role_mounts_publishes_on_loopback_and_passes_the_image_id(tmp_path)
         }
     )
     assert run_role(spec, engine, "train", ["python", "x.py"], env={"A": "1"}) == 0
-    image, command, kw = engine.calls[-1]
+    _, image, kw = engine.called("run_attached")[-1]
+    command = kw.pop("command")
     assert (image, command) == ("tiny:train", ["python", "x.py"]) and (tmp_path / "artifacts").is_dir()
     assert kw["mounts"] == {str(tmp_path / "artifacts"): "/artifacts"} and kw["ports"] == {}
     assert kw["environment"] == {"A": "1", stamp.DIGEST_ENV: "sha256:" + "1" * 64, stamp.REF_ENV: "tiny:train"}
 
     run_role(spec, engine, "serve", host_port=18123, allow_mismatch=True)
-    _, command, kw = engine.calls[-1]
+    _, _, kw = engine.called("run_attached")[-1]
+    command = kw.pop("command")
     assert command == [] and kw["ports"] == {8080: 18123} and kw["environment"][stamp.ALLOW_ENV] == "1"
 
     with pytest.raises(UsageError, match="not an imagesmith serve image"):
@@ -576,18 +551,18 @@ def test_verify_model_reads_the_image_labels_and_distrusts_an_edited_one(tmp_pat
     (tmp_path / "m.bin").write_bytes(b"x")
     stamp.write_stamp(str(tmp_path), stamp.make_stamp(facts, str(tmp_path)))
     labels = {layout.LABEL_PARITY: facts["parity"], layout.LABEL_MANIFEST: parity.canonical(manifest)}
-    assert verify_model(FakeEngine({"x:serve": labels}), "x:serve", tmp_path).ok
+    assert verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path).ok
 
     other = parity.manifest_from_lock(fake_lock(seed=8))
     forged = dict(labels, **{layout.LABEL_MANIFEST: parity.canonical(other)})
-    check = verify_model(FakeEngine({"x:serve": forged}), "x:serve", tmp_path)
+    check = verify_model(FakeEngine.with_labels({"x:serve": forged}), "x:serve", tmp_path)
     assert (
         check.problems[0] == f"label {layout.LABEL_PARITY} of x:serve does not match its manifest label (edited label)"
     )
 
     moved = dict(labels, **{layout.LABEL_PARITY: parity.digest(other), layout.LABEL_MANIFEST: parity.canonical(other)})
-    check = verify_model(FakeEngine({"x:serve": moved}), "x:serve", tmp_path)
+    check = verify_model(FakeEngine.with_labels({"x:serve": moved}), "x:serve", tmp_path)
     assert "  seed: 8, expected 7" in check.problems
 
     with pytest.raises(stamp.StampError, match="is not a folder"):
-        verify_model(FakeEngine({"x:serve": labels}), "x:serve", tmp_path / "m.bin")
+        verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path / "m.bin")

@@ -9,14 +9,14 @@ import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from imagesmith import signoff as so
-from imagesmith import signoff_probe
 from imagesmith.errors import SpecError
+from imagesmith.runtime import signoff_probe
 from imagesmith.spec import parse_spec
+from tests.fakes import FakeEngine, image_info
 
 FP32 = {"rtol": 1e-4, "atol": 1e-4}  # fp32-like tolerances for class scores
 
@@ -165,7 +165,9 @@ def server():
 
 def test_replay_posts_every_sample_in_rounds_and_reports_percentiles(server):
     samples = [{"x": i} for i in range(7)]
-    latency = so.replay(server.server_address[1], "/predict", "list", samples, minimum=20, alive=lambda: True)
+    latency = so.replay(
+        "127.0.0.1", server.server_address[1], "/predict", "list", samples, minimum=20, alive=lambda: True
+    )
     assert latency["requests"] == 20 and latency["errors"] == {}
     assert _Handler.seen[0] == [{"x": 0}]  # the readiness request
     assert _Handler.seen[1:] == [[{"x": i % 7}] for i in range(20)]
@@ -174,7 +176,9 @@ def test_replay_posts_every_sample_in_rounds_and_reports_percentiles(server):
 
 def test_replay_object_bodies_and_counts_errors(server):
     _Handler.fail_every = 4
-    latency = so.replay(server.server_address[1], "/p", "object", [{"x": 1}], minimum=12, alive=lambda: True)
+    latency = so.replay(
+        "127.0.0.1", server.server_address[1], "/p", "object", [{"x": 1}], minimum=12, alive=lambda: True
+    )
     assert _Handler.seen[1] == {"x": 1}
     assert latency["errors"] == {"500": 3}
 
@@ -186,7 +190,7 @@ def test_replay_stops_when_the_server_is_gone():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens once closed
     with pytest.raises(so.SignoffError, match="exited before it answered"):
-        so.replay(port, "/predict", "list", [{}], minimum=1, alive=lambda: False)
+        so.replay("127.0.0.1", port, "/predict", "list", [{}], minimum=1, alive=lambda: False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,17 +226,14 @@ def test_the_hardware_probe_reads_this_machine():
     assert set(hw) == {"cpu", "memory_bytes", "gpus", "cuda", "libraries"}
 
 
-class _Engine:
-    def __init__(self, image_id: str):
-        self.image_id = image_id
-
-    def image(self, ref):
-        return SimpleNamespace(id=self.image_id, ref=ref, labels={}, config={})
+def _Engine(image_id: str) -> FakeEngine:
+    """An engine whose every image has ``image_id``."""
+    return FakeEngine(default=image_info(id=image_id))
 
 
 def _model(tmp_path: Path) -> tuple[Path, str]:
     from imagesmith.fsutil import sha256_file
-    from imagesmith.stamp import STAMP_FILE
+    from imagesmith.runtime.stamp import STAMP_FILE
 
     folder = tmp_path / "model"
     folder.mkdir()

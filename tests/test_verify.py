@@ -16,7 +16,7 @@ import pytest
 
 from imagesmith import parity
 from imagesmith.diff import Change, DiffResult, Dist, View, compare
-from imagesmith.engine import HistoryEntry, ImageInfo, _repository, registry_host
+from imagesmith.engine import HistoryEntry, ImageInfo, registry_host, repository
 from imagesmith.verify import (
     LEGACY_RUNTIME_FILES,
     PROBE,
@@ -331,8 +331,8 @@ def test_registry_references_follow_docker_s_rule():
     assert registry_host("localhost/app") == "localhost"
     for local in ("app:serve", "imagesmith-test/iris:serve", "sha256:" + "a" * 64):
         assert registry_host(local) is None
-    assert _repository("127.0.0.1:5000/a/b:tag") == "127.0.0.1:5000/a/b"
-    assert _repository("127.0.0.1:5000/a/b@sha256:" + "a" * 64) == "127.0.0.1:5000/a/b"
+    assert repository("127.0.0.1:5000/a/b:tag") == "127.0.0.1:5000/a/b"
+    assert repository("127.0.0.1:5000/a/b@sha256:" + "a" * 64) == "127.0.0.1:5000/a/b"
 
 
 def test_inspect_lines_are_readable():
@@ -497,23 +497,28 @@ class _FakeClient:
 
 
 def test_engine_history_is_trusted_only_when_it_matches_the_layers():
-    from imagesmith.engine import Engine
+    from imagesmith.engine.images import Images
 
-    engine = Engine()
-    engine._client = _FakeClient(
-        [  # newest first, as the engine's API answers
-            {"CreatedBy": 'CMD ["x"]', "Size": 0},
-            {"CreatedBy": "RUN a", "Size": 4096},
-            {"CreatedBy": "", "Size": 1000},
-        ]
+    images = Images(
+        lambda: _FakeClient(
+            [  # newest first, as the engine's API answers
+                {"CreatedBy": 'CMD ["x"]', "Size": 0},
+                {"CreatedBy": "RUN a", "Size": 4096},
+                {"CreatedBy": "", "Size": 1000},
+            ]
+        )
     )
-    entries = engine.history("img", 2)
+    entries = images.history("img", 2)
     assert [(e.created_by, e.empty_layer) for e in entries] == [("", False), ("RUN a", False), ('CMD ["x"]', True)]
-    assert engine.history("img", 3) is None  # a zero-size layer somewhere: cannot tell which
+    assert images.history("img", 3) is None  # a zero-size layer somewhere: cannot tell which
 
 
 def test_registry_image_reads_an_index_and_its_config(monkeypatch):
-    from imagesmith.engine import Engine
+    """One path for registry reads (buildx imagetools): the raw index's platform entry, then that
+    manifest's config; the digest of a raw manifest is the sha256 of its bytes."""
+    import hashlib
+
+    from imagesmith.engine.registry import Registry
 
     index = json.dumps(
         {
@@ -522,7 +527,7 @@ def test_registry_image_reads_an_index_and_its_config(monkeypatch):
                 {"digest": "sha256:" + "b" * 64, "platform": {"os": "linux", "architecture": "amd64"}},
             ]
         }
-    )
+    ).encode()
     config = json.dumps(
         {
             "config": {"Labels": {"io.imagesmith.parity": "sha256:p"}, "Env": ["A=1"]},
@@ -530,18 +535,20 @@ def test_registry_image_reads_an_index_and_its_config(monkeypatch):
             "created": "c",
             "history": [{"created_by": "ADD x"}, {"created_by": "LABEL a=b", "empty_layer": True}],
         }
-    )
+    ).encode()
     calls = []
 
-    def fake_skopeo(self, args, ref, insecure):
-        calls.append((args, insecure))
+    def fake_imagetools(self, ref, *args):
+        calls.append((ref, args))
         return index if "--raw" in args else config
 
-    monkeypatch.setattr(Engine, "_skopeo", fake_skopeo)
-    info = Engine().registry_image("127.0.0.1:5000/app:serve")
+    monkeypatch.setattr(Registry, "_imagetools", fake_imagetools)
+    registry = Registry()
+    info = registry.image("127.0.0.1:5000/app:serve")
     assert info.id == "sha256:" + "b" * 64 and info.source == "registry"
     assert info.repo_digests == ("127.0.0.1:5000/app@sha256:" + "b" * 64,)
     assert info.labels == {"io.imagesmith.parity": "sha256:p"} and info.layers == ("sha256:l1",)
     assert [(h.created_by, h.empty_layer) for h in info.history] == [("ADD x", False), ("LABEL a=b", True)]
-    assert calls[1][0] == ["inspect", "--config", "docker://127.0.0.1:5000/app@sha256:" + "b" * 64]
-    assert all(insecure for _, insecure in calls)  # loopback: plain HTTP allowed, as docker does
+    assert calls[1] == ("127.0.0.1:5000/app@sha256:" + "b" * 64, ("--format", "{{json .Image}}"))
+    assert registry.digest("127.0.0.1:5000/app:serve") == "sha256:" + hashlib.sha256(index).hexdigest()
+    assert registry.image("127.0.0.1:5000/app:serve", platform=("linux", "arm64")).id == "sha256:" + "a" * 64

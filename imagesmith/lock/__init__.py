@@ -31,7 +31,9 @@ from ..errors import LockError, StaleLockError
 from ..fsutil import atomic_write, sha256_bytes, sha256_file
 from ..runtime import preprocessing
 from ..spec import PYPROJECT, Spec
+from .base import BasePin, pin_base
 from .resolvers import Pin, ResolveRequest, get_resolver, render_requirements_lock, requirement_files
+from .system import pin_system_packages
 
 LOCK_FORMAT = 1
 LOCK_FILE = "imagesmith.lock"
@@ -46,20 +48,6 @@ INPUT_NAMES = (
     "environment",
     "runtime",
 )
-
-
-@dataclass(frozen=True)
-class BasePin:
-    name: str  # as written in the spec (or --base)
-    digest: str  # sha256:...
-    source: str  # "registry" (manifest digest) or "local" (the engine's image ID)
-    python_version: str = ""  # e.g. "3.11.2", read from the image
-
-    @property
-    def ref(self) -> str:
-        """What the Dockerfile's FROM uses: the name as written (tag kept for readers) pinned to
-        the digest. BuildKit resolves by the digest; for a local image the tag must still point at it."""
-        return f"{self.name.split('@', 1)[0]}@{self.digest}"
 
 
 @dataclass(frozen=True)
@@ -269,10 +257,13 @@ def lock_project(
     resolver: str | None = None,
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
+    upgrade_base: bool = False,
     write: bool = True,
     progress=lambda msg: None,
 ) -> LockResult:
-    """Bring the project's lock up to date, redoing only what changed. Writes atomically."""
+    """Bring the project's lock up to date, redoing only what changed. Writes atomically.
+    ``upgrade_base`` pins the base image again (what its tag names now, and the system packages
+    in it); ``upgrade`` does that and resolves every requirement to its newest allowed version."""
     base = base or spec.base
     if resolver:
         spec = replace(spec, resolver=resolver)
@@ -286,6 +277,8 @@ def lock_project(
     changed = changed_inputs(previous, inputs) if previous else list(INPUT_NAMES)
     if upgrade or upgrade_packages:
         changed = sorted(set(changed) | {"requirements"}, key=INPUT_NAMES.index)
+    if upgrade or upgrade_base:
+        changed = sorted(set(changed) | {"base"}, key=INPUT_NAMES.index)
     req_file_ok = (
         spec.requirements_lock_path.is_file()
         and previous is not None
@@ -297,7 +290,7 @@ def lock_project(
     # The base first: pip-tools may resolve inside it, system packages are pinned inside it.
     if previous is None or {"base", "target"} & set(changed):
         progress(f"pinning base image {base}")
-        base_pin = engine.pin_base(base)
+        base_pin = pin_base(engine, base)
         major_minor = ".".join(base_pin.python_version.split(".")[:2])
         if base_pin.python_version and major_minor != spec.python:
             raise LockError(
@@ -316,7 +309,7 @@ def lock_project(
     if previous is None or {"base", "system_packages"} & set(changed):
         if spec.system_packages:
             progress(f"pinning system packages in {base_pin.ref}")
-            system_packages = tuple(sorted(engine.pin_system_packages(base_pin.ref, spec.system_packages).items()))
+            system_packages = tuple(sorted(pin_system_packages(engine, base_pin.ref, spec.system_packages).items()))
         else:
             system_packages = ()
     else:

@@ -27,7 +27,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..cache import container_pip_cache
-from ..errors import ResolutionError
+from ..errors import EngineError, ResolutionError
 from ..platforms import MACHINES, RESOLVER_PLATFORMS
 
 PLATFORM_TAGS = RESOLVER_PLATFORMS
@@ -381,7 +381,8 @@ class PipToolsResolver:
             if request.previous and not request.upgrade:
                 out.write_text(request.previous)
             env = {k: v for k, v in os.environ.items() if k in INDEX_ENV["pip-compile"]}
-            code, output = self._engine.run_pip_compile(
+            code, output = pip_compile_in_image(
+                self._engine,
                 request.base_ref,
                 work=work,
                 args=[*self.options(request), *args],
@@ -399,6 +400,63 @@ class PipToolsResolver:
             if code != 0:
                 raise _explain_failure("pip-compile", output, request, env=env)
             return parse_compiled(out.read_text())
+
+
+def pip_compile_in_image(
+    engine,
+    image: str,
+    *,
+    work: Path,
+    args: Sequence[str],
+    out: Path,
+    pip_tools: str,
+    environment: dict[str, str] | None = None,
+    cache: Path | None = None,
+    timeout: int = 1800,
+) -> tuple[int, str]:
+    """pip-compile inside ``image``, so it resolves for that image's Python and platform.
+
+    ``work`` (the staged inputs; ``args`` are relative to it) is mounted at /in, ``out``'s
+    folder at /out (pip-compile reads earlier pins from ``out`` and writes the result there),
+    ``cache`` (optional) at /cache as pip's cache. pip-tools ``pip_tools`` is installed into a
+    throwaway venv in the container. Runs as the calling user, so every file it writes is
+    theirs. Returns (exit code, output); exit 3: pip-tools could not be installed."""
+    script = (
+        "python3 -m venv /tmp/pt >/dev/null || exit 4; "
+        f"/tmp/pt/bin/pip install -q --disable-pip-version-check 'pip-tools=={pip_tools}' "
+        f"|| {{ echo 'imagesmith: could not install pip-tools {pip_tools} in the base image' >&2; exit 3; }}; "
+        f'cd /in && exec /tmp/pt/bin/pip-compile "$@" --output-file /out/{out.name}'
+    )
+    volumes = {
+        str(work.resolve()): {"bind": "/in", "mode": "rw"},
+        str(out.parent.resolve()): {"bind": "/out", "mode": "rw"},
+    }
+    env = {"HOME": "/tmp", "PIP_DISABLE_PIP_VERSION_CHECK": "1", **(environment or {})}
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        volumes[str(cache.resolve())] = {"bind": "/cache", "mode": "rw"}
+        env["PIP_CACHE_DIR"] = "/cache"
+    user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
+    run = engine.run_to_end(
+        image,
+        "pip-compile",
+        timeout,
+        command=["-c", script, "sh", *args],
+        entrypoint=["sh"],
+        user=user,
+        environment=env,
+        volumes=volumes,
+        tmpfs={"/tmp": "rw,exec,size=512m"},
+    )
+    if run.exit_code is None:
+        raise EngineError(f"cannot start pip-compile in a container of {image}: {run.start_error}")
+    output = run.stdout + run.stderr
+    if run.exit_code == 4:
+        raise EngineError(
+            f"cannot make a virtual environment in {image} to run pip-compile:\n{_tail(output)}",
+            hint="use a base image with Python's venv module (e.g. python3-venv), or resolver: uv",
+        )
+    return run.exit_code, output
 
 
 def get_resolver(name: str, engine=None) -> Resolver:

@@ -1,0 +1,143 @@
+"""The engine seam: the only code that runs ``docker``/``buildx`` or uses the Docker SDK.
+
+    Engine (this facade: the one object the rest of imagesmith holds)
+      ├── images      Images      the engine's image store: inspect, tag, pull, push, history,
+      │                           export as an OCI layout                  (SDK; `docker push`)
+      ├── containers  Containers  ONE run-to-end lifecycle, signoff services, the interactive
+      │                           `imagesmith run`                         (SDK; `docker run`)
+      ├── buildx      Buildx      BuildKit: the builder's driver, bake with --metadata-file
+      │                                                                    (`docker buildx`)
+      └── registry    Registry    registry reads without pulling          (`buildx imagetools`)
+
+Consumers depend on the narrow protocols in ``protocols.py`` (what each needs of the facade);
+tests use one shared fake (tests/fakes.py). Policy lives with its feature, not here: what to
+pin and how (lock/base.py, lock/system.py, the pip-compile script in lock/resolvers.py), what
+to output and cache (build.py), what to refuse (verify.py). Every failure is translated in the
+backends into an ``EngineError`` (or ``BuildError``) that says what failed and what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ._common import ENGINE_HINT
+from .buildx import Buildx
+from .connection import connect, current_host, engine_endpoint, service_address
+from .containers import Containers
+from .images import Images
+from .records import HistoryEntry, ImageInfo, IsolatedRun
+from .refs import is_loopback_registry, registry_host, repository
+from .registry import Registry
+
+__all__ = ["ENGINE_HINT", "Engine", "HistoryEntry", "ImageInfo", "IsolatedRun", "engine_endpoint",
+           "is_loopback_registry", "registry_host", "repository", "service_address"]
+
+
+class Engine:
+    """One Docker engine: the one ``DOCKER_HOST`` names, else the current docker context's (as the
+    ``docker`` CLI, and so buildx, would choose). The SDK client is made on first use, so
+    commands that need no engine (render, lock when nothing changed) never touch Docker."""
+
+    def __init__(self) -> None:
+        self._client = None
+        self.images = Images(lambda: self.client)
+        self.containers = Containers(lambda: self.client, self.service_address)
+        self.buildx = Buildx()
+        self.registry = Registry()
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    def ping(self) -> None:
+        """Fail early, with the engine hint, when there is no engine."""
+        self.client  # noqa: B018 - connecting is the point
+
+    def service_address(self) -> tuple[str, str]:
+        """(address to publish container ports on, host to connect to them): see
+        ``connection.service_address``."""
+        return service_address(current_host())
+
+    # ---- reads that span the store and the registry -------------------------------------------
+
+    def lookup(self, ref: str) -> ImageInfo:
+        """Labels and config of ``ref``: from the engine's store when it is there, else (a registry
+        reference) read from its registry without pulling. For checks that read, not run."""
+        if registry_host(ref) and not self.images.has_image(ref):
+            return self.registry.image(ref)
+        return self.images.image(ref)
+
+    def runnable(self, ref: str) -> ImageInfo:
+        """``ref`` in the engine's store, pulled first when it is a registry reference the engine
+        lacks (a build on another builder pushed it). For commands that run containers of it."""
+        if registry_host(ref) and not self.images.has_image(ref):
+            return self.images.pull(ref)
+        return self.images.image(ref)
+
+    # ---- the backends' operations, under the names consumers use ------------------------------
+
+    def image(self, ref: str) -> ImageInfo:
+        return self.images.image(ref)
+
+    def has_image(self, ref: str) -> bool:
+        return self.images.has_image(ref)
+
+    def pull(self, ref: str) -> ImageInfo:
+        return self.images.pull(ref)
+
+    def tag(self, image_id: str, ref: str) -> None:
+        self.images.tag(image_id, ref)
+
+    def push(self, ref: str) -> str:
+        return self.images.push(ref)
+
+    def history(self, image: str, layers: int) -> tuple[HistoryEntry, ...] | None:
+        return self.images.history(image, layers)
+
+    def save_oci_layout(self, image_id: str, dest: Path) -> Path:
+        return self.images.save_oci_layout(image_id, dest)
+
+    def registry_image(self, ref: str) -> ImageInfo:
+        return self.registry.image(ref)
+
+    def registry_digest(self, ref: str) -> str:
+        return self.registry.digest(ref)
+
+    def run(self, image: str, command: Sequence[str], **options) -> str:
+        return self.containers.run(image, command, **options)
+
+    def run_to_end(self, image: str, what: str, timeout: int, **create) -> IsolatedRun:
+        return self.containers.run_to_end(image, what, timeout, **create)
+
+    def run_isolated(self, image: str, argv: Sequence[str], *, timeout: int = 300) -> IsolatedRun:
+        return self.containers.run_isolated(image, argv, timeout=timeout)
+
+    def run_helper(self, image: str, argv: Sequence[str], **options) -> IsolatedRun:
+        return self.containers.run_helper(image, argv, **options)
+
+    def start_service(self, image: str, **options) -> tuple[str, str, int]:
+        return self.containers.start_service(image, **options)
+
+    def service_exit_code(self, container_id: str) -> int | None:
+        return self.containers.service_exit_code(container_id)
+
+    def stop_service(self, container_id: str) -> str:
+        return self.containers.stop_service(container_id)
+
+    def run_attached(self, image: str, command: Sequence[str], **options) -> int:
+        return self.containers.run_attached(image, command, **options)
+
+    def buildx_available(self) -> None:
+        self.buildx.available()
+
+    def builder_driver(self, builder: str | None = None) -> str:
+        return self.buildx.driver(builder)
+
+    def bake(self, definition: dict, *, cwd: Path, epoch: int, builder: str | None = None,
+             echo: Callable[[str], None] | None = None,
+             describe_failure: Callable[[str], tuple[str, bool]] | None = None) -> dict[str, dict]:
+        return self.buildx.bake(definition, cwd=cwd, epoch=epoch, builder=builder, echo=echo,
+                                describe_failure=describe_failure)

@@ -1,0 +1,163 @@
+"""BuildKit through ``docker buildx`` (the SDK has no BuildKit): the builder's driver, and
+``bake`` with digests read from its ``--metadata-file``. Failures are classified here: engine,
+builder, base image, registry and cache problems get hints about those; only a failing step
+that the caller maps to the spec gets a spec hint."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+from ..errors import BuildError, EngineError
+from ._common import ENGINE_HINT, docker_cli, redact, tail
+
+
+class Buildx:
+    def __init__(self) -> None:
+        self._drivers: dict[str | None, str] = {}
+
+    def available(self) -> None:
+        proc = subprocess.run([docker_cli(), "buildx", "version"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise EngineError("docker buildx is not available", hint=ENGINE_HINT)
+
+    def driver(self, builder: str | None = None) -> str:
+        """The buildx driver of ``builder`` (default: the current builder): ``docker`` for the
+        engine's own BuildKit, ``docker-container``, ``remote``, ``kubernetes``..."""
+        if builder not in self._drivers:
+            argv = [docker_cli(), "buildx", "inspect", *([builder] if builder else [])]
+            try:
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            except FileNotFoundError as exc:
+                raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+            if proc.returncode != 0:
+                if builder:
+                    raise EngineError(f"there is no buildx builder named {builder!r}",
+                                      hint="`docker buildx ls` lists the builders; omit --builder for the default one")
+                raise EngineError(f"docker buildx cannot reach a builder: {tail(redact(proc.stderr), 2)}", hint=ENGINE_HINT)
+            m = re.search(r"^Driver:\s*(\S+)", proc.stdout, re.M)
+            self._drivers[builder] = m.group(1) if m else "docker"
+        return self._drivers[builder]
+
+    def bake(self, definition: dict, *, cwd: Path, epoch: int, builder: str | None = None,
+             echo: Callable[[str], None] | None = None,
+             describe_failure: Callable[[str], tuple[str, bool]] | None = None) -> dict[str, dict]:
+        """Run ``docker buildx bake`` on ``definition`` (a bake file as a dict: every target in ONE
+        BuildKit solve, so shared stages are built once) and return BuildKit's metadata per
+        target (``containerimage.digest`` and friends), read from ``--metadata-file``: digests
+        never come from a lookup in the local image store, which other builders do not fill.
+
+        Reproducible: the Dockerfile sets file times itself (see the template),
+        SOURCE_DATE_EPOCH sets the config's times, and there is no provenance attestation.
+        (BuildKit's rewrite-timestamp exporter option would do the file times too, but only
+        through an OCI archive, and it re-processes every layer on each build: about 12 s per
+        target for the iris example even after a one-line edit.)"""
+        env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), BUILDX_NO_DEFAULT_ATTESTATIONS="1")
+        targets = list(definition.get("target") or {})
+        for attempt in (1, 2):
+            rc, log, metadata = self._bake_once(definition, cwd=cwd, env=env, builder=builder, echo=echo)
+            # Both targets push the layers they share at the same time; the registry can answer
+            # one manifest before the other's upload of a shared blob is done ("manifest blob
+            # unknown", containerd/containerd#2706). Everything is cached by then: once more
+            # only pushes, and finds the blobs there.
+            if rc != 0 and attempt == 1 and _PUSH_RACE.search(log):
+                if echo:
+                    echo("imagesmith: a push raced with the other target's upload of a shared layer; pushing again")
+                continue
+            break
+        if rc != 0:
+            raise bake_failure(log, targets, builder, describe_failure)
+        out: dict[str, dict] = {}
+        for target in targets:
+            entry = metadata.get(target) or {}
+            if not str(entry.get("containerimage.digest", "")).startswith("sha256:"):
+                raise EngineError(f"buildx reported no image digest for {target}",
+                                  hint="the builder must export an image (see `imagesmith build --load/--push`)")
+            out[target] = entry
+        return out
+
+    def _bake_once(self, definition: dict, *, cwd: Path, env: dict, builder: str | None,
+                   echo: Callable[[str], None] | None) -> tuple[int, str, dict]:
+        """One ``docker buildx bake``: (exit code, the log's last lines, BuildKit's metadata)."""
+        tail_lines: deque[str] = deque(maxlen=80)
+        metadata: dict = {}
+        with tempfile.TemporaryDirectory(prefix="imagesmith-bake-") as tmp:
+            bake_file = Path(tmp) / "bake.json"
+            metadata_file = Path(tmp) / "metadata.json"
+            bake_file.write_text(json.dumps(definition, indent=1, sort_keys=True))
+            argv = [docker_cli(), "buildx", "bake", "--progress=plain", "--provenance=false",
+                    "-f", str(bake_file), "--metadata-file", str(metadata_file)]
+            if builder:
+                argv += ["--builder", builder]
+            try:
+                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        env=env, errors="replace", cwd=str(cwd))
+            except FileNotFoundError as exc:
+                raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                line = redact(line.rstrip("\n"))
+                tail_lines.append(line)
+                if echo:
+                    echo(line)
+            rc = proc.wait()
+            if rc == 0:
+                try:
+                    metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    raise EngineError("buildx finished but wrote no build metadata",
+                                      hint="use docker buildx 0.10 or newer") from exc
+        return rc, "\n".join(tail_lines), metadata
+
+
+_PUSH_RACE = re.compile(r"manifest blob unknown|failed commit on ref \"manifest-[^\"]*\": unexpected status[^\n]*: 400")
+
+
+def failure_excerpt(lines: list[str], limit: int = 25) -> str:
+    """What a person needs from a failed BuildKit log: the failing step's own output (BuildKit
+    repeats it after a ` > [stage n/m] ...` header), then the final ERROR line."""
+    header = max((i for i, ln in enumerate(lines) if ln.startswith(" > [")), default=None)
+    if header is None:
+        return "\n".join(lines[-limit:])
+    body = []
+    for ln in lines[header + 1:]:
+        if ln.startswith("------"):
+            break
+        body.append(ln)
+    final = [ln for ln in lines if ln.startswith("ERROR:")][-1:]
+    return "\n".join([lines[header][:200]] + body[-limit:] + final)
+
+
+def bake_failure(log: str, targets: list[str], builder: str | None,
+                  describe_failure: Callable[[str], tuple[str, bool]] | None) -> Exception:
+    """One error for a failed bake: engine, builder, base image, registry and cache failures get
+    hints about those; only a failing step that comes from the spec gets a spec hint."""
+    lowered = log.lower()
+    excerpt = failure_excerpt(log.splitlines())
+    if "cannot connect to the docker daemon" in lowered or "failed to dial" in lowered:
+        return EngineError("the Docker engine is not reachable", hint=ENGINE_HINT)
+    if builder and f'no builder "{builder}" found' in log:
+        return EngineError(f"there is no buildx builder named {builder!r}",
+                           hint="`docker buildx ls` lists the builders; omit --builder for the default one")
+    m = re.search(r"failed to resolve source metadata for (\S+):\s", log)
+    if m:
+        return EngineError(f"BuildKit cannot get the base image {m.group(1)}",
+                           hint="check that its registry is reachable from the builder and you are logged in; "
+                                "a local base is passed to the builder by `imagesmith build` itself")
+    if re.search(r"failed to push|push access denied|failed to authorize|unexpected status from PUT request", log):
+        return EngineError("the build could not push its images",
+                           hint="check the registry is reachable and you are logged in (docker login)")
+    if re.search(r"failed to (export|import) cache|error writing layer blob.*cache", lowered):
+        return EngineError("the build cache could not be read or written",
+                           hint="check the --cache-to/--cache-from references and the registry's credentials")
+    what, from_spec = describe_failure(log) if describe_failure else ("", False)
+    return BuildError(f"building {' and '.join(targets)} failed" + (f" at {what}" if what else ""),
+                      log_tail=excerpt,
+                      hint="fix the part of the spec named above, then run `imagesmith build` again" if from_spec
+                      else "the build log above shows the failing step")

@@ -1,0 +1,274 @@
+"""Containers, through the Docker SDK: ONE lifecycle for everything run to its end
+(``run_to_end``: create, copy files in, start, wait, collect, remove), detached services for
+signoff, and ``run_attached`` for the interactive ``imagesmith run`` (``docker run`` in the
+foreground, signals passed on)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from typing import Callable, Sequence
+
+from ..errors import EngineError
+from ..layout import LABEL_PROBE, LABEL_SIGNOFF
+from ._common import ENGINE_HINT, docker_cli, first_line, tail
+from .records import IsolatedRun
+
+
+class Containers:
+    def __init__(self, client: Callable[[], object], service_address: Callable[[], tuple[str, str]]) -> None:
+        self._client = client
+        self.service_address = service_address
+
+    @property
+    def client(self):
+        return self._client()
+
+    def run_to_end(self, image: str, what: str, timeout: int, **create) -> IsolatedRun:
+        """THE container lifecycle for anything run to its end: create a container of ``image``
+        with the SDK's ``create`` arguments (``command`` among them; ``files``: host path ->
+        container path, copied in read-only before it starts), start it, wait for it (at most
+        ``timeout`` s), collect both streams, and remove it whatever happened. The command's own
+        failure is returned, not raised; ``what`` names the command in errors."""
+        from docker.errors import APIError, DockerException, ImageNotFound
+
+        files = create.pop("files", None) or {}
+        try:
+            container = self.client.containers.create(image, create.pop("command"), **create)
+        except ImageNotFound as exc:
+            raise EngineError(f"image {image} is not in the engine") from exc
+        except DockerException as exc:
+            raise EngineError(f"cannot create a container of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        try:
+            _copy_into(container, files)
+            try:
+                container.start()
+            except APIError as exc:
+                return IsolatedRun(None, "", "", start_error=first_line(exc))
+            try:
+                status = container.wait(timeout=timeout)
+            except Exception as exc:  # requests' ReadTimeout and friends
+                raise EngineError(f"`{what}` in {image} did not finish within {timeout} s") from exc
+            out = container.logs(stdout=True, stderr=False)
+            err = container.logs(stdout=False, stderr=True)
+            return IsolatedRun(int(status.get("StatusCode", -1)), out.decode("utf-8", "replace"),
+                               err.decode("utf-8", "replace"))
+        except DockerException as exc:
+            raise EngineError(f"running a container of {image} failed: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        finally:
+            try:
+                container.remove(force=True)
+            except DockerException:
+                pass
+
+    def run(self, image: str, command: Sequence[str], *, entrypoint: Sequence[str] | None = None,
+            network: bool = False, read_only: bool = False, environment: dict | None = None,
+            user: str | None = None, timeout: int = 600) -> str:
+        """Run a command to completion in a fresh container and return its stdout.
+        Raises EngineError with the container's stderr when it exits non-zero."""
+        what = " ".join(command)
+        run = self.run_to_end(
+            image, what, timeout, command=list(command),
+            entrypoint=list(entrypoint) if entrypoint is not None else None,
+            network_disabled=not network, network_mode=None if network else "none",
+            read_only=read_only, environment=dict(environment or {}), user=user,
+            tmpfs={"/tmp": "rw,size=64m"} if read_only else None)
+        if run.exit_code is None:
+            raise EngineError(f"cannot start `{what}` in {image}: {run.start_error}")
+        if run.exit_code != 0:
+            raise EngineError(f"`{what}` failed in {image} (exit {run.exit_code}):\n{tail(run.stderr, 20)}")
+        return run.stdout
+
+    def run_isolated(self, image: str, argv: Sequence[str], *, timeout: int = 300) -> IsolatedRun:
+        """Run ``argv`` (``argv[0]`` replaces the image's entrypoint) in a throwaway container:
+        no network, read-only root file system (a small /tmp in memory), root without
+        capabilities except reading any file, no new privileges. Never raises for the command's
+        own failure: the exit code and both streams are returned."""
+        run = self.run_to_end(
+            image, argv[0], timeout, command=list(argv[1:]), entrypoint=[argv[0]], network_disabled=True,
+            network_mode="none", read_only=True, tmpfs={"/tmp": "rw,size=16m,noexec,nosuid"}, user="0",
+            working_dir="/", cap_drop=["ALL"], cap_add=["DAC_READ_SEARCH"],
+            security_opt=["no-new-privileges"], labels={LABEL_PROBE: "1"})
+        if run.start_error and "no such file or directory" in run.start_error:
+            return replace(run, start_error=f"{argv[0]} does not exist in the image")
+        return run
+
+    def run_helper(self, image: str, argv: Sequence[str], *, entrypoint: Sequence[str],
+                   mounts: dict[str, str] | None = None, environment: dict[str, str] | None = None,
+                   gpus: bool = False, timeout: int = 600) -> IsolatedRun:
+        """Run ``argv`` after ``entrypoint`` in a throwaway container of ``image``: its own working
+        directory and user, no network, ``mounts`` (host path -> container path) copied in
+        read-only before it starts (so a remote engine works too), all GPUs when ``gpus``.
+        Never raises for the command's own failure (see ``IsolatedRun``)."""
+        return self.run_to_end(
+            image, " ".join(entrypoint), timeout, command=list(argv), entrypoint=list(entrypoint),
+            network_disabled=True, network_mode="none", files=dict(mounts or {}),
+            environment=dict(environment or {}), device_requests=_gpu_request(gpus),
+            labels={LABEL_SIGNOFF: "1"})
+
+    def start_service(self, image: str, *, port: int, mounts: dict[str, str] | None = None,
+                      environment: dict[str, str] | None = None, gpus: bool = False) -> tuple[str, str, int]:
+        """Start ``image`` detached with its own entrypoint and command, as production would:
+        ``port`` published on a free host port the engine picks (on 127.0.0.1 for a local engine;
+        see ``service_address``), ``mounts`` (host path -> container path) copied in read-only
+        before it starts, all GPUs when ``gpus``. Returns (container ID, host to connect to, host
+        port). Stop it with ``stop_service``."""
+        from docker.errors import DockerException, ImageNotFound
+
+        bind, connect = self.service_address()
+        try:
+            container = self.client.containers.create(
+                image, detach=True, ports={f"{port}/tcp": (bind, None)},
+                environment=dict(environment or {}), device_requests=_gpu_request(gpus),
+                labels={LABEL_SIGNOFF: "1"})
+        except ImageNotFound as exc:
+            raise EngineError(f"image {image} is not in the engine") from exc
+        except DockerException as exc:
+            raise EngineError(f"cannot create a container of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        try:
+            _copy_into(container, dict(mounts or {}))
+            container.start()
+        except DockerException as exc:
+            self.stop_service(container.id)
+            text = first_line(exc)
+            if gpus and ("gpu" in text.lower() or "nvidia" in text.lower()):
+                raise EngineError(f"cannot start {image} with GPUs: {text}",
+                                  hint="install the NVIDIA container toolkit so Docker can pass GPUs in") from exc
+            raise EngineError(f"cannot start {image}: {text}", hint=ENGINE_HINT) from exc
+        try:
+            container.reload()
+            bound = (container.ports or {}).get(f"{port}/tcp") or []
+            host_port = next(int(b["HostPort"]) for b in bound if b.get("HostIp") in (bind, "", "0.0.0.0"))
+        except (DockerException, StopIteration, KeyError, ValueError) as exc:
+            self.stop_service(container.id)
+            raise EngineError(f"{image} started, but port {port} was not published") from exc
+        return container.id, connect, host_port
+
+    def service_exit_code(self, container_id: str) -> int | None:
+        """None while the container runs; its exit code once it has stopped."""
+        from docker.errors import DockerException
+
+        try:
+            container = self.client.containers.get(container_id)
+            container.reload()
+        except DockerException as exc:
+            raise EngineError(f"cannot read container {container_id[:12]}: {first_line(exc)}") from exc
+        state = container.attrs.get("State") or {}
+        return None if state.get("Running") else int(state.get("ExitCode", -1))
+
+    def stop_service(self, container_id: str) -> str:
+        """Stop and remove a container ``start_service`` started; returns its output (both streams)."""
+        from docker.errors import DockerException, NotFound
+
+        try:
+            container = self.client.containers.get(container_id)
+        except NotFound:
+            return ""
+        except DockerException as exc:
+            raise EngineError(f"cannot read container {container_id[:12]}: {first_line(exc)}") from exc
+        logs = ""
+        try:
+            container.stop(timeout=10)
+            logs = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        except DockerException:
+            pass
+        try:
+            container.remove(force=True)
+        except DockerException:
+            pass
+        return logs
+
+
+    def run_attached(self, image: str, command: Sequence[str], *, mounts: dict[str, str] | None = None,
+                     ports: dict[int, int] | None = None, environment: dict[str, str] | None = None,
+                     name: str | None = None) -> int:
+        """``docker run --rm`` in the foreground, as a user would type it: the container's output on
+        this terminal, Ctrl-C and SIGTERM passed on to it, its exit code returned.
+        ``mounts``: host folder -> container path (bind); ``ports``: container port -> host port,
+        published on 127.0.0.1 only."""
+        import signal
+
+        argv = [docker_cli(), "run", "--rm"]
+        if sys.stdin.isatty():
+            argv += ["-i", "-t"] if sys.stdout.isatty() else ["-i"]
+        if name:
+            argv += ["--name", name]
+        for host, target in sorted((mounts or {}).items()):
+            # --mount is CSV: a field with a comma or quote is quoted, quotes doubled
+            fields = [f"source={host}", f"target={target}"]
+            quoted = ['"' + f.replace('"', '""') + '"' if ("," in f or '"' in f) else f for f in fields]
+            argv += ["--mount", ",".join(["type=bind", *quoted])]
+        for container_port, host_port in sorted((ports or {}).items()):
+            argv += ["-p", f"127.0.0.1:{host_port}:{container_port}"]
+        for key, value in sorted((environment or {}).items()):
+            argv += ["-e", f"{key}={value}"]
+        argv += [image, *command]
+        try:
+            proc = subprocess.Popen(argv)
+        except FileNotFoundError as exc:
+            raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+
+        def forward(signum, frame):  # docker run passes signals on to the container (sig-proxy)
+            try:
+                proc.send_signal(signum)
+            except OSError:
+                pass
+
+        try:
+            previous = signal.signal(signal.SIGTERM, forward)
+        except ValueError:  # not the main thread: leave SIGTERM alone
+            previous = None
+        try:
+            while True:
+                try:
+                    return proc.wait()
+                except KeyboardInterrupt:  # the terminal sent SIGINT to docker too; wait for it
+                    continue
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _copy_into(container, files: dict[str, str]) -> None:
+    """Copy host files or folders (host path -> absolute container path) into a created
+    container, read-only (modes a+r, no write bits), owned by root. Copying instead of bind
+    mounting works with any engine, also one on another machine."""
+    if not files:
+        return
+    import tarfile
+
+    with tempfile.TemporaryFile() as buf:
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            made: set[str] = set()
+            for host, target in sorted(files.items(), key=lambda item: item[1]):
+                parts = target.strip("/").split("/")
+                for i in range(1, len(parts)):
+                    parent = "/".join(parts[:i])
+                    if parent not in made:
+                        made.add(parent)
+                        info = tarfile.TarInfo(parent)
+                        info.type, info.mode = tarfile.DIRTYPE, 0o755
+                        tar.addfile(info)
+
+                def readonly(info: tarfile.TarInfo) -> tarfile.TarInfo:
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = "root"
+                    info.mode = (info.mode | 0o444) & ~0o222
+                    if info.isdir():
+                        info.mode |= 0o111
+                    return info
+
+                tar.add(host, arcname="/".join(parts), filter=readonly)
+        buf.seek(0)
+        if not container.put_archive("/", buf):
+            raise EngineError(f"could not copy {', '.join(sorted(files))} into the container")
+
+
+def _gpu_request(gpus: bool) -> list | None:
+    if not gpus:
+        return None
+    from docker.types import DeviceRequest
+
+    return [DeviceRequest(count=-1, capabilities=[["gpu"]])]

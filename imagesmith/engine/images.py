@@ -1,0 +1,161 @@
+"""The engine's image store, through the Docker SDK (and ``docker push`` for pushing an image
+the engine has): inspect, tag, pull, push, history, and export as an OCI layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from ..errors import EngineError
+from ._common import ENGINE_HINT, docker_cli, first_line, redact, tail
+from .records import HistoryEntry, ImageInfo
+
+
+class Images:
+    def __init__(self, client: Callable[[], object]) -> None:
+        self._client = client  # made on first use (see Engine.client)
+
+    @property
+    def client(self):
+        return self._client()
+
+    def image(self, ref: str) -> ImageInfo:
+        from docker.errors import DockerException, ImageNotFound
+
+        try:
+            img = self.client.images.get(ref)
+        except ImageNotFound as exc:
+            raise EngineError(f"image {ref} is not in the engine",
+                              hint="build it with `imagesmith build`, or pull it first") from exc
+        except DockerException as exc:
+            raise EngineError(f"cannot inspect {ref}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        a = img.attrs
+        cfg = a.get("Config") or {}
+        return ImageInfo(
+            ref=ref, id=a["Id"], labels=dict(cfg.get("Labels") or {}),
+            layers=tuple((a.get("RootFS") or {}).get("Layers") or ()),
+            repo_digests=tuple(a.get("RepoDigests") or ()), config=cfg,
+            size=int(a.get("Size") or 0), created=a.get("Created", ""),
+        )
+
+    def has_image(self, ref: str) -> bool:
+        from docker.errors import ImageNotFound
+
+        try:
+            self.client.images.get(ref)
+            return True
+        except ImageNotFound:
+            return False
+
+    def pull(self, ref: str) -> ImageInfo:
+        """Pull ``ref`` into the engine (only the layers it lacks) and inspect it."""
+        from docker.errors import DockerException
+
+        try:
+            self.client.images.pull(ref)
+        except DockerException as exc:
+            raise EngineError(f"cannot pull {ref}: {first_line(exc)}",
+                              hint="check the registry is reachable and you are logged in") from exc
+        return self.image(ref)
+
+    def tag(self, image_id: str, ref: str) -> None:
+        from docker.errors import DockerException
+
+        repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
+        try:
+            self.client.images.get(image_id).tag(repo, tag)
+        except DockerException as exc:
+            raise EngineError(f"cannot tag {image_id} as {ref}: {first_line(exc)}") from exc
+
+    def push(self, ref: str) -> str:
+        """Push an image the engine has as ``ref``; returns its registry digest (sha256:...).
+        (``imagesmith build --push`` pushes from the build instead.)"""
+        proc = subprocess.run([docker_cli(), "push", ref], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise EngineError(f"docker push {ref} failed: {tail(redact(proc.stderr), 5)}",
+                              hint="check the registry is reachable and you are logged in")
+        m = re.search(r"digest: (sha256:[a-f0-9]{64})", proc.stdout)
+        if not m:
+            raise EngineError(f"docker push {ref} did not report a digest")
+        return m.group(1)
+
+    def history(self, image: str, layers: int) -> tuple[HistoryEntry, ...] | None:
+        """The build history of a local image, oldest first, or None when it cannot be matched
+        to the image's ``layers`` filesystem layers.
+
+        The engine's history API does not say which steps were config-only; it reports each
+        step's size, and a step that added a layer has a non-zero size with the containerd image
+        store. The answer is trusted only when the non-zero steps are exactly as many as the
+        layers; otherwise None (the caller says it could not tell)."""
+        from docker.errors import DockerException, ImageNotFound
+
+        try:
+            raw = self.client.api.history(image)
+        except ImageNotFound as exc:
+            raise EngineError(f"image {image} is not in the engine") from exc
+        except DockerException as exc:
+            raise EngineError(f"cannot read the history of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        entries = tuple(HistoryEntry(created_by=e.get("CreatedBy") or "", empty_layer=not e.get("Size"))
+                        for e in reversed(raw or []))
+        if sum(not e.empty_layer for e in entries) != layers:
+            return None
+        return entries
+
+    def save_oci_layout(self, image_id: str, dest: Path) -> Path:
+        """``image_id`` from this engine's store as an OCI image layout folder at ``dest`` (made
+        once: an existing layout is reused; written to a temporary folder, then renamed).
+
+        A local base reaches BuildKit this way, as the named build context ``base``
+        (``oci-layout://DEST@DIGEST``): bound to the exact digest, and it works on an engine that
+        never built from the image (``FROM name:tag@sha256:...`` of a local-only image makes
+        BuildKit ask the image's home registry there) and with builders outside the engine."""
+        import tarfile
+
+        from docker.errors import DockerException, ImageNotFound
+
+        if (dest / "index.json").is_file():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent))
+        try:
+            archive = tmp / "image.tar"
+            try:
+                with open(archive, "wb") as fh:
+                    for chunk in self.client.images.get(image_id).save(named=False):
+                        fh.write(chunk)
+            except ImageNotFound as exc:
+                raise EngineError(f"the base image {image_id} is not in the engine",
+                                  hint="make or pull the base image again, or run `imagesmith lock --upgrade-base`") from exc
+            except DockerException as exc:
+                raise EngineError(f"cannot export the base image {image_id}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+            layout = tmp / "layout"
+            with tarfile.open(archive) as tar:
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(layout, filter="data")
+                else:  # pragma: no cover - Pythons without extraction filters
+                    for member in tar.getmembers():
+                        if member.name.startswith("/") or ".." in member.name.split("/") or not (member.isfile() or member.isdir()):
+                            raise EngineError(f"the engine's export of {image_id} has an unsafe entry {member.name!r}")
+                    tar.extractall(layout)
+            try:
+                index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise EngineError(f"the engine exported {image_id} without an OCI index",
+                                  hint="enable the containerd image store (see README: engine requirements)") from exc
+            if image_id not in {m.get("digest") for m in index.get("manifests") or ()}:
+                raise EngineError(f"the engine's export of {image_id} names another image",
+                                  hint="enable the containerd image store (see README: engine requirements)")
+            try:
+                os.rename(layout, dest)
+            except OSError:
+                if not (dest / "index.json").is_file():  # not a concurrent export of the same image
+                    raise
+            return dest
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

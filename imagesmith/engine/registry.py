@@ -1,0 +1,81 @@
+"""Registry reads, all through one path: ``docker buildx imagetools inspect``. It uses Docker's
+own reference rules (short names resolve as ``docker pull`` would), the docker CLI's credentials,
+and plain HTTP for a loopback registry, and it never pulls. Pushing is the image store's
+(``Images.push``) or the build's."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+
+from ..errors import EngineError
+from ._common import docker_cli, redact, tail
+from .records import HistoryEntry, ImageInfo
+from .refs import repository
+
+DEFAULT_PLATFORM = ("linux", "amd64")
+
+
+class Registry:
+    def __init__(self, timeout: int = 120) -> None:
+        self.timeout = timeout
+
+    def _imagetools(self, ref: str, *args: str) -> bytes:
+        argv = [docker_cli(), "buildx", "imagetools", "inspect", *args, ref]
+        try:
+            proc = subprocess.run(argv, capture_output=True, timeout=self.timeout)
+        except FileNotFoundError as exc:
+            raise EngineError("reading a registry needs docker buildx, which is not installed",
+                              hint="install the docker CLI with the buildx plugin (see README)") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise EngineError(f"the registry did not answer for {ref} within {self.timeout} s") from exc
+        if proc.returncode != 0:
+            text = redact(proc.stderr.decode("utf-8", "replace").strip())
+            low = text.lower()
+            if "not found" in low or "manifest unknown" in low:
+                raise EngineError(f"{ref} is not in its registry ({tail(text, 1)})",
+                                  hint="check the name and tag, or push the image first")
+            if "unauthorized" in low or "denied" in low or "authentication required" in low:
+                raise EngineError(f"the registry refused to show {ref} ({tail(text, 1)})",
+                                  hint="log in to the registry (docker login)")
+            raise EngineError(f"cannot read {ref} from its registry: {tail(text, 2)}",
+                              hint="check the registry is reachable from this machine")
+        return proc.stdout
+
+    def raw(self, ref: str) -> tuple[bytes, str]:
+        """The manifest (or index) ``ref`` names, byte for byte, and its digest."""
+        data = self._imagetools(ref, "--raw")
+        return data, "sha256:" + hashlib.sha256(data).hexdigest()
+
+    def digest(self, ref: str) -> str:
+        """The digest ``ref`` resolves to in its registry (an index's own digest for a
+        multi-platform image), without pulling."""
+        return self.raw(ref)[1]
+
+    def image(self, ref: str, platform: tuple[str, str] = DEFAULT_PLATFORM) -> ImageInfo:
+        """Labels, config, layers and history of ``ref`` read from its registry, without pulling.
+        A multi-platform index resolves to ``platform`` (os, architecture)."""
+        raw, digest = self.raw(ref)
+        try:
+            manifest = json.loads(raw)
+        except ValueError as exc:
+            raise EngineError(f"the registry returned no manifest for {ref}") from exc
+        if manifest.get("manifests"):  # an index: pick the platform
+            chosen = [m for m in manifest["manifests"]
+                      if ((m.get("platform") or {}).get("os"), (m.get("platform") or {}).get("architecture")) == platform]
+            if not chosen:
+                raise EngineError(f"{ref} has no {'/'.join(platform)} image in its index")
+            digest = chosen[0]["digest"]
+        pinned = f"{repository(ref)}@{digest}"
+        try:
+            config = json.loads(self._imagetools(pinned, "--format", "{{json .Image}}"))
+        except ValueError as exc:
+            raise EngineError(f"the registry returned no image config for {ref}") from exc
+        cfg = config.get("config") or {}
+        history = tuple(HistoryEntry(created_by=h.get("created_by") or "", empty_layer=bool(h.get("empty_layer")))
+                        for h in config.get("history") or ())
+        return ImageInfo(ref=ref, id=digest, labels=dict(cfg.get("Labels") or {}),
+                         layers=tuple((config.get("rootfs") or {}).get("diff_ids") or ()),
+                         repo_digests=(pinned,), config=cfg, size=0, created=config.get("created", ""),
+                         history=history, source="registry")

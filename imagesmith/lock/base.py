@@ -1,0 +1,69 @@
+"""Pinning the base image: a registry's manifest digest when its registry answers, else the
+local engine's image ID (the lock says which), and the Python version found in it. Policy about
+the base lives here; the engine only answers questions (``LockEngine``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..engine.protocols import LockEngine
+from ..errors import EngineError, LockError
+
+
+@dataclass(frozen=True)
+class BasePin:
+    name: str  # as written in the spec (or --base)
+    digest: str  # sha256:...
+    source: str  # "registry" (manifest digest) or "local" (the engine's image ID)
+    python_version: str = ""  # e.g. "3.11.2", read from the image
+
+    @property
+    def ref(self) -> str:
+        """What the Dockerfile's FROM uses: the name as written (tag kept for readers) pinned to
+        the digest. BuildKit resolves by the digest; a local image reaches it as an OCI layout
+        (see build.build_contexts)."""
+        return f"{self.name.split('@', 1)[0]}@{self.digest}"
+
+
+def first_line_of(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def pin_base(engine: LockEngine, ref: str) -> BasePin:
+    """Pin a base image reference to a digest: a registry's manifest digest when the registry
+    answers, else the local engine's image ID (the lock says which)."""
+    if "@sha256:" in ref:
+        name, digest = ref.split("@", 1)
+        source = "registry"
+        if not engine.has_image(ref):
+            try:
+                engine.registry_digest(ref)
+            except EngineError as exc:
+                raise LockError(
+                    f"base image {ref} is neither local nor in its registry", hint="check the digest"
+                ) from exc
+        else:
+            source = "local" if not any(d.endswith(digest) for d in engine.image(ref).repo_digests) else "registry"
+        return BasePin(name, digest, source, python_version(engine, ref))
+    try:
+        digest = engine.registry_digest(ref)
+        source = "registry"
+    except EngineError as exc:
+        if not engine.has_image(ref):
+            raise LockError(
+                f"base image {ref} was found neither in its registry ({first_line_of(exc)}) nor in the local engine",
+                hint="check the name, build or import the image into this engine, or pass --base with one that exists",
+            ) from exc
+        digest = engine.image(ref).id
+        source = "local"
+    pinned = f"{ref}@{digest}"
+    if source == "registry" and not engine.has_image(pinned):
+        engine.pull(pinned)
+    return BasePin(ref, digest, source, python_version(engine, pinned if source == "registry" else ref))
+
+
+def python_version(engine: LockEngine, image: str) -> str:
+    """The Python version in ``image`` (e.g. 3.11.2), read by running its python3."""
+    out = engine.run(image, ["-c", "import platform; print(platform.python_version())"], entrypoint=["python3"])
+    return out.strip()

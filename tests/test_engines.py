@@ -1,0 +1,280 @@
+"""Issue 10 on the real engine: paths a fresh machine and other engines take.
+
+- A build from a base image this engine has never built from (a new image made in the test):
+  the first build on a fresh machine. Pinned by digest, never resolved through a registry.
+- A base tag moved to another image is refused, with a hint that names the way out.
+- A second, empty engine (a stand-in for a remote one: its own store, cache and containerd)
+  builds the iris example from a registry base, writes a registry build cache per target and
+  pushes both images straight from the build; the first engine verifies them by registry
+  reference without pulling; golden and signoff run against the second engine.
+- A third, fresh engine with ``--cache-from`` rebuilds the same digests with every step cached.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import pytest
+
+from imagesmith.lock import read_lock
+
+from .conftest import EXAMPLES, PROJECTS, copy_project
+from .engines import start_second_engine
+from .helpers import cli
+
+pytestmark = [pytest.mark.engine]
+
+
+def _fresh_base(engine, base_image: str) -> tuple[str, str]:
+    """A new image (a commit of the base with a unique label): no build has ever used it."""
+    nonce = uuid.uuid4().hex[:12]
+    container = engine.client.containers.create(base_image, ["true"])
+    try:
+        image = container.commit(
+            repository=f"imagesmith-fresh-{nonce}", tag="bookworm", changes=[f"LABEL io.imagesmith.test.nonce={nonce}"]
+        )
+    finally:
+        container.remove(force=True)
+    return f"imagesmith-fresh-{nonce}:bookworm", image.id
+
+
+def _rmi(*refs: str) -> None:
+    subprocess.run(["docker", "rmi", "-f", *refs], capture_output=True)
+
+
+def test_first_build_from_a_base_the_engine_never_built_from(tmp_path, engine, base_image):
+    name, image_id = _fresh_base(engine, base_image)
+    project = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
+    tag = f"imagesmith-test/{name.split(':')[0]}"
+    try:
+        proc = cli("build", "-p", str(project), "--base", name, "-t", tag, "--json")
+        assert proc.returncode == 0, proc.stderr
+        lock = read_lock(project / "imagesmith.lock")
+        assert (lock.base.source, lock.base.digest) == ("local", image_id)
+        # the Dockerfile still names the exact image for readers and plain BuildKit
+        assert f"ARG IMAGESMITH_BASE={name}@{image_id}" in (project / "Dockerfile").read_text()
+        built = json.loads(proc.stdout)["images"]
+        base_layers = engine.image(image_id).layers
+        for role in ("train", "serve"):
+            info = engine.image(built[role]["ref"])
+            assert info.id == built[role]["digest"]  # BuildKit's metadata digest is the engine's ID
+            assert info.layers[: len(base_layers)] == base_layers
+            assert info.labels["org.opencontainers.image.base.digest"] == image_id
+        out = engine.run(f"{tag}:train", [], entrypoint=None)
+        assert out.startswith("train 1.17.0")
+
+        # The tag now names another image: refused (exit 2), nothing rebuilt from a guess.
+        subprocess.run(["docker", "tag", base_image, name], check=True, capture_output=True)
+        again = cli("build", "-p", str(project), "--base", name, "-t", tag)
+        assert again.returncode == 2, again.stderr
+        assert f"the base image {name} now names" in again.stderr
+        assert "imagesmith lock --upgrade-base" in again.stderr
+        # ... and re-pinning takes the image the tag names now
+        repin = cli("lock", "-p", str(project), "--base", name, "--upgrade-base")
+        assert repin.returncode == 0, repin.stderr
+        assert read_lock(project / "imagesmith.lock").base.digest == engine.image(base_image).id
+    finally:
+        _rmi(name, image_id, f"{tag}:train", f"{tag}:serve")
+
+
+def test_an_unknown_builder_and_a_builder_that_keeps_images_to_itself(tmp_path, engine, base_image):
+    project = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
+    proc = cli("build", "-p", str(project), "--base", base_image, "--builder", "no-such-builder")
+    assert proc.returncode == 2
+    assert "there is no buildx builder named 'no-such-builder'" in proc.stderr
+    assert "spec" not in proc.stderr  # an engine problem gets an engine hint
+
+
+# --------------------------------------------------------------------------------------------
+# A second engine, a registry cache, push from the build, verify by reference
+
+
+@pytest.fixture(scope="module")
+def registry_base(engine, base_image, registry) -> str:
+    """The base image in the loopback registry (what a second engine can pull)."""
+    ref = f"{registry}/imagesmith-base:bookworm-py311"
+    subprocess.run(["docker", "tag", base_image, ref], check=True, capture_output=True)
+    proc = subprocess.run(["docker", "push", ref], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return ref
+
+
+@pytest.fixture(scope="module")
+def remote_build(tmp_path_factory, engine, registry_base, registry):
+    """iris locked on the first engine against the registry base, then built on an empty second
+    engine with a per-target registry cache and pushed from the build. Returns a dict."""
+    nonce = uuid.uuid4().hex[:8]
+    root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("remote") / "iris")
+    locked = cli("lock", "-p", str(root), "--base", registry_base)
+    assert locked.returncode == 0, locked.stderr
+    push = f"{registry}/imagesmith-test/iris-remote-{nonce}"
+    cache = f"{registry}/imagesmith-test/iris-cache-{nonce}:build"
+    second = start_second_engine(11)
+    try:
+        proc = cli(
+            "build",
+            "-p",
+            str(root),
+            "--base",
+            registry_base,
+            "--locked",
+            "--push",
+            push,
+            "--cache-to",
+            f"type=registry,ref={cache},mode=max",
+            "--json",
+            env=second.env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        artifacts = root / "artifacts"
+        train = second.docker(
+            "run", "--rm", "-v", f"{artifacts}:/artifacts", result["images"]["train"]["pushed"], check=False
+        )
+        assert train.returncode == 0, train.stderr
+        yield {"root": root, "push": push, "cache": cache, "result": result, "second": second, "artifacts": artifacts}
+    finally:
+        second.stop()
+
+
+def test_a_second_engine_pushes_both_images_from_the_build(remote_build, engine):
+    result = remote_build["result"]
+    for role in ("train", "serve"):
+        img = result["images"][role]
+        assert img["pushed"] == f"{remote_build['push']}@{img['digest']}"
+        raw = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", f"docker://{remote_build['push']}:{role}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        data = json.loads(raw.stdout)
+        assert data["Digest"] == img["digest"]
+        assert data["Labels"]["io.imagesmith.parity"] == result["parity"]
+        assert data["Labels"]["io.imagesmith.role"] == role
+    # one cache per target in the registry
+    for role in ("train", "serve"):
+        ok = subprocess.run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{remote_build['cache']}-{role}"],
+            capture_output=True,
+            text=True,
+        )
+        assert ok.returncode == 0, ok.stderr
+
+
+def test_the_first_engine_verifies_by_registry_reference_without_pulling(remote_build, engine):
+    result = remote_build["result"]
+    serve, train = result["images"]["serve"]["pushed"], result["images"]["train"]["pushed"]
+    proc = cli(
+        "verify",
+        serve,
+        "--labels-only",
+        "--lock",
+        str(remote_build["root"] / "imagesmith.lock"),
+        "--pair",
+        train,
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["ok"] is True
+    assert not engine.has_image(serve) and not engine.has_image(train)  # read from the registry only
+    inspected = cli("inspect", serve, "--json")
+    assert inspected.returncode == 0, inspected.stderr
+    assert json.loads(inspected.stdout)["parity"] == result["parity"]
+
+
+def test_golden_and_signoff_run_against_the_second_engine(remote_build, tmp_path):
+    """The model is copied into the containers (a remote engine cannot see this machine's
+    folders), and the server is reached where that engine publishes it."""
+    second, root, artifacts = remote_build["second"], remote_build["root"], remote_build["artifacts"]
+    images = remote_build["result"]["images"]
+    golden = cli(
+        "golden", "-p", str(root), "--model", str(artifacts), "--image", images["train"]["pushed"], env=second.env
+    )
+    assert golden.returncode == 0, golden.stderr
+    out = tmp_path / "signoff.json"
+    proc = cli(
+        "signoff",
+        images["serve"]["pushed"],
+        "--model",
+        str(artifacts),
+        "-p",
+        str(root),
+        "-o",
+        str(out),
+        "--requests",
+        "30",
+        env=second.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads(out.read_text())
+    assert record["passed"] is True
+    assert record["image"]["digest"] == images["serve"]["digest"]
+    gate = cli("verify", images["serve"]["pushed"], "--model", str(artifacts), "--signoff", str(out), env=second.env)
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+
+
+def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_build):
+    root, result = remote_build["root"], remote_build["result"]
+    third = start_second_engine(12)
+    try:
+        push = remote_build["push"] + "-again"
+        proc = cli(
+            "build",
+            "-p",
+            str(root),
+            "--locked",
+            "--push",
+            push,
+            "--json",
+            "--cache-from",
+            f"type=registry,ref={remote_build['cache']}",
+            "--base",
+            read_lock(root / "imagesmith.lock").base.name,
+            env=third.env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        again = json.loads(proc.stdout)
+        for role in ("train", "serve"):
+            assert again["images"][role]["digest"] == result["images"][role]["digest"], role
+    finally:
+        third.stop()
+
+
+def test_build_log_shows_every_run_step_cached_on_a_fresh_engine(remote_build):
+    """The same rebuild, with the BuildKit log: no RUN step executes again."""
+    root = remote_build["root"]
+    third = start_second_engine(13)
+    try:
+        bake = cli(
+            "build",
+            "-p",
+            str(root),
+            "--locked",
+            "--push",
+            remote_build["push"] + "-log",
+            "-v",
+            "--cache-from",
+            f"type=registry,ref={remote_build['cache']}",
+            "--base",
+            read_lock(root / "imagesmith.lock").base.name,
+            env=third.env,
+        )
+        assert bake.returncode == 0, bake.stderr
+    finally:
+        third.stop()
+    steps = {}
+    cached = set()
+    for line in bake.stderr.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0].startswith("#") and parts[0][1:].isdigit():
+            if parts[1].startswith("[") and " RUN " in f" {parts[2]}":
+                steps[parts[0]] = parts[2]
+            if parts[1] == "CACHED":
+                cached.add(parts[0])
+    assert steps, bake.stderr[-3000:]
+    ran = [n for n in steps if n not in cached]
+    shown = [line[:160] for line in bake.stderr.splitlines() if line.split(" ", 1)[0] in ran]
+    assert not ran, "\n".join(shown[:80])
