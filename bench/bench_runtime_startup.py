@@ -37,25 +37,7 @@ def make_venv(root: Path, with_runtime: bool) -> Path:
             text=True,
             check=True,
         ).stdout.strip()
-        built = runtime_wheel.build()
-        wheel = root.parent / built.filename
-        wheel.write_bytes(built.data)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "--python",
-                str(python),
-                "install",
-                "-q",
-                "--no-index",
-                "--no-deps",
-                "--no-compile",
-                str(wheel),
-            ],
-            check=True,
-        )
+        runtime_wheel.install_into(python, root.parent)
         # as in the image: bytecode compiled at build time (PYTHONDONTWRITEBYTECODE=1 at run time)
         subprocess.run(
             [str(python), "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", site], check=True

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -91,3 +93,28 @@ def stale_beside(context: Path) -> str | None:
     if dest.read_bytes() != built.data:
         return f"{GENERATED_DIR}/{built.filename} differs from this imagesmith's runtime wheel"
     return None
+
+
+def install_into(python: Path, scratch: Path) -> None:
+    """Install this imagesmith's runtime wheel into the venv of ``python`` with the host's pip,
+    as the Dockerfile does (``--no-index --no-deps --no-compile``, by name and version from a
+    folder): for tests and benchmarks on the host. ``scratch`` is a folder for the wheel file."""
+    built = build()
+    (Path(scratch) / built.filename).write_bytes(built.data)
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(python),
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "--no-index",
+        "--no-deps",
+        "--no-compile",
+        "--find-links",
+        str(scratch),
+        f"{built.name}=={built.version}",
+    ]
+    subprocess.run(argv, check=True, capture_output=True)

@@ -71,28 +71,7 @@ def venv(tmp_path_factory):
             check=True,
         ).stdout.strip()
     )
-    wheels = tmp_path_factory.mktemp("wheels")
-    built = runtime_wheel.build()
-    (wheels / built.filename).write_bytes(built.data)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "--no-index",
-            "--no-deps",
-            "--find-links",
-            str(wheels),
-            f"{built.name}=={built.version}",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    runtime_wheel.install_into(python, tmp_path_factory.mktemp("wheels"))
     fakes = tmp_path_factory.mktemp("fakes")
     for rel, text in FAKES.items():
         (fakes / rel).parent.mkdir(parents=True, exist_ok=True)
