@@ -30,7 +30,7 @@ the environment is still caught by the content check, and ``--pair`` against the
 exact. Without ``--pair``/``--lock`` an added layer is reported as a note only: deriving an image
 (to add model files, say) is legitimate, and the content check says whether parity still holds.
 
-Registry references (``host[:port]/name:tag`` or ``@sha256:``) are read with skopeo, without
+Registry references (``host[:port]/name:tag`` or ``@sha256:``) are read with ``docker buildx imagetools``, without
 pulling, for the label and config checks; the content check pulls the image by digest first.
 """
 
@@ -311,9 +311,7 @@ def check_base(engine: Engine, info: ImageInfo, base: str) -> BaseCheck:
         except EngineError as exc:
             return BaseCheck("unknown", f"the base {base[:19]}… could not be read from its registry ({exc})")
     if found is None:
-        return BaseCheck(
-            "unknown", f"the base {base[:19]}… is not in the local engine, so the layers were not compared with it"
-        )
+        return BaseCheck("unknown", f"the base {base[:19]}… is not in the engine, so the layers were not compared with it")
     n = len(found.layers)
     if n and tuple(info.layers[:n]) == tuple(found.layers):
         return BaseCheck(
