@@ -3,7 +3,7 @@ PYTHON ?= python3
 BASE ?= imagesmith-base:bookworm-py311
 PYTEST_ARGS ?=
 
-.PHONY: install engine demo test test-unit bench clean
+.PHONY: install engine demo lint format test test-unit bench clean
 
 install:
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
@@ -15,9 +15,21 @@ engine:
 demo: install engine
 	IMAGESMITH_BASE=$(BASE) bash scripts/demo.sh
 
-test: install engine
+# ruff (lint and format, config in pyproject.toml) and a lenient mypy; `make format` rewrites.
+LINT_PATHS = imagesmith tests bench scripts
+lint: install
+	$(PYTHON) -m ruff check $(LINT_PATHS)
+	$(PYTHON) -m ruff format --check $(LINT_PATHS)
+	$(PYTHON) -m mypy
+
+format: install
+	$(PYTHON) -m ruff check --fix $(LINT_PATHS)
+	$(PYTHON) -m ruff format $(LINT_PATHS)
+
+test: install lint engine
 	IMAGESMITH_TEST_BASE=$(BASE) $(PYTHON) -m pytest $(PYTEST_ARGS)
 
+# The quick loop: no engine, no registry (about 30 s).
 test-unit: install
 	$(PYTHON) -m pytest -m "not engine and not registry" $(PYTEST_ARGS)
 
@@ -25,4 +37,4 @@ bench: install engine
 	IMAGESMITH_BASE=$(BASE) $(PYTHON) bench/run.py
 
 clean:
-	rm -rf examples/iris/imagesmith.lock examples/iris/requirements.lock examples/iris/Dockerfile examples/iris/artifacts
+	rm -rf examples/iris/imagesmith.lock examples/iris/requirements.lock examples/iris/Dockerfile examples/iris/.imagesmith examples/iris/artifacts

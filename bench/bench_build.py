@@ -43,20 +43,29 @@ def run(argv, cwd, env=None) -> float:
 
 
 def fresh_copy(dest: Path) -> Path:
-    shutil.copytree(REPO / "examples" / "iris", dest,
-                    ignore=shutil.ignore_patterns("imagesmith.lock", "requirements.lock", "Dockerfile", "artifacts",
-                                                  "__pycache__"))
-    env = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@example.invalid", GIT_COMMITTER_NAME="b",
-               GIT_COMMITTER_EMAIL="b@example.invalid", GIT_AUTHOR_DATE="@1700000000 +0000",
-               GIT_COMMITTER_DATE="@1700000000 +0000")
+    shutil.copytree(
+        REPO / "examples" / "iris",
+        dest,
+        ignore=shutil.ignore_patterns("imagesmith.lock", "requirements.lock", "Dockerfile", "artifacts", "__pycache__"),
+    )
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="b",
+        GIT_AUTHOR_EMAIL="b@example.invalid",
+        GIT_COMMITTER_NAME="b",
+        GIT_COMMITTER_EMAIL="b@example.invalid",
+        GIT_AUTHOR_DATE="@1700000000 +0000",
+        GIT_COMMITTER_DATE="@1700000000 +0000",
+    )
     for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
         subprocess.run(argv, cwd=dest, env=env, check=True, capture_output=True)
     return dest
 
 
 def inspect(ref: str, field: str) -> str:
-    return subprocess.run(["docker", "image", "inspect", "--format", "{{" + field + "}}", ref],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{" + field + "}}", ref], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def edit(root: Path) -> None:
@@ -69,8 +78,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args, _ = parser.parse_known_args()
     base_size = int(inspect(BASE, ".Size"))
-    results = {"imagesmith": {"cold": [], "warm": [], "size": [], "ids": []},
-               "plain": {"cold": [], "warm": [], "size": [], "ids": []}}
+    results = {
+        "imagesmith": {"cold": [], "warm": [], "size": [], "ids": []},
+        "plain": {"cold": [], "warm": [], "size": [], "ids": []},
+    }
     with tempfile.TemporaryDirectory(prefix="imagesmith-bench-") as tmp:
         for i in range(args.runs):
             root = fresh_copy(Path(tmp) / f"iris-{i}")
@@ -94,8 +105,11 @@ def main() -> int:
             p["size"].append(int(inspect(ptag, ".Size")) - base_size)
             edit(root)
             p["warm"].append(run(pcmd, root))
-            print(f"run {i + 1}/{args.runs}: imagesmith cold {r['cold'][-1]:.1f} s warm {r['warm'][-1]:.2f} s | "
-                  f"plain cold {p['cold'][-1]:.1f} s warm {p['warm'][-1]:.2f} s", flush=True)
+            print(
+                f"run {i + 1}/{args.runs}: imagesmith cold {r['cold'][-1]:.1f} s warm {r['warm'][-1]:.2f} s | "
+                f"plain cold {p['cold'][-1]:.1f} s warm {p['warm'][-1]:.2f} s",
+                flush=True,
+            )
 
     def med(tool, key):
         return statistics.median(results[tool][key])

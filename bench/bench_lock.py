@@ -35,8 +35,12 @@ NOOP_TARGET = 0.5
 
 def lock(project: Path, resolver: str, env: dict) -> float:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "imagesmith", "lock", "-q", "-p", str(project), "--resolver", resolver],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagesmith", "lock", "-q", "-p", str(project), "--resolver", resolver],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"imagesmith lock --resolver {resolver} failed:\n{proc.stderr}")
@@ -53,15 +57,20 @@ def main() -> int:
         for i in range(args.runs):
             for resolver in RESOLVERS:
                 project = Path(tmp) / f"{resolver}-{i}"
-                shutil.copytree(REPO / "examples" / "iris", project,
-                                ignore=shutil.ignore_patterns("imagesmith.lock", "requirements.lock", "Dockerfile",
-                                                              "artifacts", "__pycache__"))
+                shutil.copytree(
+                    REPO / "examples" / "iris",
+                    project,
+                    ignore=shutil.ignore_patterns(
+                        "imagesmith.lock", "requirements.lock", "Dockerfile", "artifacts", "__pycache__"
+                    ),
+                )
                 cache = Path(tmp) / f"cache-{resolver}-{i}"
                 cold_env = dict(os.environ, IMAGESMITH_BASE=BASE, XDG_CACHE_HOME=str(cache), UV_NO_CACHE="1")
                 times[(resolver, "cold")].append(lock(project, resolver, cold_env))
                 times[(resolver, "no-op")].append(lock(project, resolver, dict(os.environ, IMAGESMITH_BASE=BASE)))
                 pins.setdefault(resolver, set()).add(
-                    tuple(ln for ln in (project / "requirements.lock").read_text().splitlines() if "==" in ln))
+                    tuple(ln for ln in (project / "requirements.lock").read_text().splitlines() if "==" in ln)
+                )
                 shutil.rmtree(cache, ignore_errors=True)
     med = {key: statistics.median(v) for key, v in times.items()}
     print(f"imagesmith lock on examples/iris, medians of {args.runs} runs (base {BASE})")

@@ -53,16 +53,20 @@ def main() -> int:
     subprocess.run(["docker", "push", "-q", base], check=True, capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "iris"
-        shutil.copytree(REPO / "examples" / "iris", root,
-                        ignore=shutil.ignore_patterns("imagesmith.lock", "requirements.lock", "Dockerfile", "artifacts"))
+        shutil.copytree(
+            REPO / "examples" / "iris",
+            root,
+            ignore=shutil.ignore_patterns("imagesmith.lock", "requirements.lock", "Dockerfile", "artifacts"),
+        )
         imagesmith("lock", "-p", str(root), "--base", base)
         cache = f"{REGISTRY}/imagesmith-bench/iris-cache-{nonce}:build"
         push = f"{REGISTRY}/imagesmith-bench/iris-{nonce}"
         common = ["build", "-p", str(root), "--base", base, "--locked", "--json"]
         engine = start_second_engine(21)
         try:
-            cold, first = imagesmith(*common, "--push", push, "--cache-to", f"type=registry,ref={cache},mode=max",
-                                     env=engine.env)
+            cold, first = imagesmith(
+                *common, "--push", push, "--cache-to", f"type=registry,ref={cache},mode=max", env=engine.env
+            )
         finally:
             engine.stop()
         digests = {r: first["images"][r]["digest"] for r in ("train", "serve")}
@@ -70,8 +74,9 @@ def main() -> int:
         for i in range(opts.runs):
             engine = start_second_engine(22 + i)
             try:
-                t, again = imagesmith(*common, "--push", f"{push}-{i}", "--cache-from", f"type=registry,ref={cache}",
-                                      env=engine.env)
+                t, again = imagesmith(
+                    *common, "--push", f"{push}-{i}", "--cache-from", f"type=registry,ref={cache}", env=engine.env
+                )
             finally:
                 engine.stop()
             cached.append(t)

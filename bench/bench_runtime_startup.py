@@ -1,7 +1,7 @@
 """What the seeding hook costs each Python process: interpreter start-up with and without it.
 
-Two venvs on the host, one plain and one with the runtime files as images get them
-(render.runtime_files, bytecode compiled); each command runs ROUNDS times in each, interleaved, alternating which goes first. Prints medians and
+Two venvs on the host, one plain and one with the runtime as images get it
+(the imagesmith-runtime wheel installed with pip, bytecode compiled); each command runs ROUNDS times in each, interleaved, alternating which goes first. Prints medians and
 the ratio side by side. Host-only (no Docker):
 
     python bench/bench_runtime_startup.py [ROUNDS]
@@ -13,13 +13,12 @@ import os
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from imagesmith.render import runtime_files  # noqa: E402
+from imagesmith import runtime_wheel  # noqa: E402
 
 COMMANDS = {
     "python -c pass": "pass",
@@ -32,13 +31,17 @@ def make_venv(root: Path, with_runtime: bool) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     python = root / "bin" / "python"
     if with_runtime:
-        site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        for f in runtime_files(sysconfig.get_python_version()):
-            (Path(site) / Path(f.dest).name).write_text(f.text)
+        site = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        runtime_wheel.install_into(python, root.parent)
         # as in the image: bytecode compiled at build time (PYTHONDONTWRITEBYTECODE=1 at run time)
-        subprocess.run([str(python), "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", site],
-                       check=True)
+        subprocess.run(
+            [str(python), "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", site], check=True
+        )
     return python
 
 

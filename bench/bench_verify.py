@@ -32,8 +32,12 @@ TARGETS = {"labels-only": 0.5, "full": 3.0}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "imagesmith", *args], capture_output=True, text=True,
-                          env=dict(os.environ, IMAGESMITH_BASE=BASE))
+    return subprocess.run(
+        [sys.executable, "-m", "imagesmith", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, IMAGESMITH_BASE=BASE),
+    )
 
 
 def timed(*args: str, ok=(0,)) -> float:
@@ -52,8 +56,9 @@ def ensure_image() -> str:
     print(f"building the iris example into {TAG} (base {BASE})", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
         root = Path(tmp) / "iris"
-        shutil.copytree(REPO / "examples" / "iris", root,
-                        ignore=shutil.ignore_patterns("artifacts", "__pycache__", "*.pyc"))
+        shutil.copytree(
+            REPO / "examples" / "iris", root, ignore=shutil.ignore_patterns("artifacts", "__pycache__", "*.pyc")
+        )
         proc = cli("build", "-p", str(root), "--tag", TAG, "--quiet")
         if proc.returncode != 0:
             sys.exit(f"building iris failed:\n{proc.stderr}")
@@ -84,8 +89,10 @@ def main() -> int:
             failed |= not good
             verdict = f"< {target:.1f} s  {'ok' if good else 'OVER'}"
         print(f"  {name:24} {medians[name]:7.2f}s {min(values):7.2f}s {max(values):7.2f}s   {verdict}")
-    print(f"  full / labels-only: {medians['full'] / medians['labels-only']:.1f}x; "
-          f"labels-only minus CLI start-up: {medians['labels-only'] - medians['cli start-up (--help)']:.2f} s")
+    print(
+        f"  full / labels-only: {medians['full'] / medians['labels-only']:.1f}x; "
+        f"labels-only minus CLI start-up: {medians['labels-only'] - medians['cli start-up (--help)']:.2f} s"
+    )
     return 1 if failed else 0
 
 

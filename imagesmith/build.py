@@ -22,15 +22,15 @@ from typing import Callable
 from . import parity
 from .engine import Engine
 from .engine._common import redact
-from .gitinfo import git_epoch, git_revision, git_source
 from .errors import LockError, UsageError
 from .fsutil import atomic_write
+from .gitinfo import git_epoch, git_revision, git_source
+from .layout import ROLES, image_ref
 from .lock import Lock, ensure_fresh, lock_project
 from .render import render
+from .runtime_wheel import write_beside
 from .spec import Spec
 from .wheels import WheelCache, default_cache_dir
-
-ROLES = ("train", "serve")
 
 
 @dataclass
@@ -48,12 +48,13 @@ class BuildResult:
     dockerfile: Path | None = None
 
     def as_json(self) -> dict:
-        out = {"parity": self.parity, "images": {}}
+        images: dict[str, dict[str, str | None]] = {}
+        out = {"parity": self.parity, "images": images}
         for role, img in self.images.items():
             entry = {"ref": img.ref, "id": img.id, "digest": img.id}
             if img.pushed:
                 entry["pushed"] = img.pushed
-            out["images"][role] = entry
+            images[role] = entry
         return out
 
 
@@ -132,11 +133,12 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
     if options.locked:
         lock = ensure_fresh(spec, base)
     else:
-        result = lock_project(spec, engine, base=base, progress=progress)
-        if result.changed:
-            progress(f"locked ({', '.join(result.changed)} changed)")
-        lock = result.lock
+        locked = lock_project(spec, engine, base=base, progress=progress)
+        if locked.changed:
+            progress(f"locked ({', '.join(locked.changed)} changed)")
+        lock = locked.lock
     text = render(spec, lock)
+    write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/
     dockerfile = spec.dockerfile_path
     if not dockerfile.is_file() or dockerfile.read_text(encoding="utf-8") != text:
         atomic_write(dockerfile, text)
@@ -146,7 +148,7 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
     repo = options.tag or spec.name
     result = BuildResult(parity=digest, dockerfile=dockerfile)
     contexts = build_contexts(spec, lock, options, engine, progress)
-    refs = {role: f"{repo}:{role}" for role in options.targets}
+    refs = {role: image_ref(repo, role) for role in options.targets}
     pushed = {role: f"{options.push}:{role}" for role in options.targets} if options.push else {}
     definition = bake_definition(
         context=spec.root, dockerfile=dockerfile, targets=options.targets, refs=refs, push=pushed,
@@ -178,7 +180,7 @@ def _parse_csv(text: str) -> dict[str, str]:
     import csv
 
     row = next(csv.reader([text]), [])
-    return dict(item.split("=", 1) if "=" in item else (item, "") for item in row)
+    return {key: value for key, _, value in (item.partition("=") for item in row)}
 
 
 def cache_refs(spec_text: str, role: str) -> str:

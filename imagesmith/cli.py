@@ -28,8 +28,12 @@ app = typer.Typer(
 )
 
 ProjectOpt = typer.Option(Path("."), "--project", "-p", help="Project directory (or its spec file).")
-BaseOpt = typer.Option(None, "--base", envvar="IMAGESMITH_BASE",
-                       help="Use this base image instead of the spec's (for this run; recorded in the lock).")
+BaseOpt = typer.Option(
+    None,
+    "--base",
+    envvar="IMAGESMITH_BASE",
+    help="Use this base image instead of the spec's (for this run; recorded in the lock).",
+)
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 
 
@@ -59,8 +63,12 @@ def lock(
     resolver: Optional[str] = typer.Option(None, "--resolver", help="uv (default) or pip-tools; overrides the spec."),
     check: bool = typer.Option(False, "--check", help="Exit 1 if the lock is stale; write nothing."),
     upgrade: bool = typer.Option(False, "--upgrade", help="Resolve the newest allowed versions of everything."),
-    upgrade_package: List[str] = typer.Option([], "--upgrade-package", "-P", help="Upgrade only this package (repeatable)."),
-    upgrade_base: bool = typer.Option(False, "--upgrade-base", help="Pin the base image again (what its tag names now)."),
+    upgrade_package: List[str] = typer.Option(
+        [], "--upgrade-package", "-P", help="Upgrade only this package (repeatable)."
+    ),
+    upgrade_base: bool = typer.Option(
+        False, "--upgrade-base", help="Pin the base image again (what its tag names now)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ):
     """Resolve a complete, hashed lock for the image's Python and platform."""
@@ -80,12 +88,21 @@ def lock(
                 raise StaleLockError(spec.lock_path.name, changed)
             _say(f"{spec.lock_path.name} is up to date")
             return
-        result = lock_project(spec, Engine(), base=base, resolver=resolver, upgrade=upgrade,
-                              upgrade_packages=tuple(upgrade_package), upgrade_base=upgrade_base,
-                              progress=_progress(quiet))
+        result = lock_project(
+            spec,
+            Engine(),
+            base=base,
+            resolver=resolver,
+            upgrade=upgrade,
+            upgrade_packages=tuple(upgrade_package),
+            upgrade_base=upgrade_base,
+            progress=_progress(quiet),
+        )
         if result.changed:
-            _say(f"wrote {spec.lock_path.name} and {spec.requirements_lock_path.name} "
-                 f"({len(result.lock.packages)} distributions; {', '.join(result.changed)} changed)")
+            _say(
+                f"wrote {spec.lock_path.name} and {spec.requirements_lock_path.name} "
+                f"({len(result.lock.packages)} distributions; {', '.join(result.changed)} changed)"
+            )
         else:
             _say(f"{spec.lock_path.name} is up to date")
     except ImagesmithError as exc:
@@ -95,13 +112,19 @@ def lock(
 @app.command()
 def render(
     project: Path = ProjectOpt,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default: Dockerfile in the project); - for stdout."),
-    check: bool = typer.Option(False, "--check", help="Exit 1 if the written Dockerfile differs from a fresh render."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Where to write (default: Dockerfile in the project); - for stdout."
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="Exit 1 if the written Dockerfile (or .imagesmith/) differs from a fresh render."
+    ),
     base: Optional[str] = BaseOpt,
 ):
-    """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock."""
+    """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock,
+    and write the runtime wheel it builds from into .imagesmith/ in the project."""
     from .lock import ensure_fresh
     from .render import render as render_text
+    from .runtime_wheel import stale_beside, write_beside
 
     try:
         spec = load_spec(project)
@@ -112,14 +135,16 @@ def render(
             return
         if check:
             current = target.read_text(encoding="utf-8") if target.is_file() else None
-            if current != text:
-                _say(f"error: {target} is stale (or missing): it differs from a fresh render")
+            wheel = stale_beside(spec.root)
+            if current != text or wheel:
+                _say(f"error: {wheel or f'{target} is stale (or missing): it differs from a fresh render'}")
                 _say("hint: run `imagesmith render` and commit the result")
                 raise typer.Exit(1)
             _say(f"{target} is up to date")
             return
+        wheel_path = write_beside(spec.root)
         atomic_write(target, text)
-        _say(f"wrote {target}")
+        _say(f"wrote {target} and {wheel_path.relative_to(spec.root)}")
     except ImagesmithError as exc:
         _fail(exc)
 
@@ -129,19 +154,45 @@ def build(
     project: Path = ProjectOpt,
     base: Optional[str] = BaseOpt,
     locked: bool = typer.Option(False, "--locked", help="Refuse to build from a stale lock instead of re-locking."),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Repository for the tags REPO:train and REPO:serve (default: the spec's name)."),
+    tag: Optional[str] = typer.Option(
+        None, "--tag", "-t", help="Repository for the tags REPO:train and REPO:serve (default: the spec's name)."
+    ),
     target: List[str] = typer.Option([], "--target", help="Build only this target (train or serve; repeatable)."),
-    push: Optional[str] = typer.Option(None, "--push", help="Push both images to REGISTRY/REPO (tags train and serve) from the build, and print their digests."),
-    load: bool = typer.Option(False, "--load", help="Put the images into the engine also when the builder is not the engine's own."),
-    cache_from: List[str] = typer.Option([], "--cache-from", help="Build cache to read (buildx syntax, e.g. type=registry,ref=REG/APP:cache); each target reads its own and the other's."),
-    cache_to: List[str] = typer.Option([], "--cache-to", help="Build cache to write (buildx syntax); one cache per target: ref REG/APP:cache becomes REG/APP:cache-train and ...-serve."),
-    builder: Optional[str] = typer.Option(None, "--builder", help="The buildx builder to use (any driver; see README)."),
+    push: Optional[str] = typer.Option(
+        None,
+        "--push",
+        help="Push both images to REGISTRY/REPO (tags train and serve) from the build, and print their digests.",
+    ),
+    load: bool = typer.Option(
+        False, "--load", help="Put the images into the engine also when the builder is not the engine's own."
+    ),
+    cache_from: List[str] = typer.Option(
+        [],
+        "--cache-from",
+        help="Build cache to read (buildx syntax, e.g. type=registry,ref=REG/APP:cache); each target reads its own and the other's.",
+    ),
+    cache_to: List[str] = typer.Option(
+        [],
+        "--cache-to",
+        help="Build cache to write (buildx syntax); one cache per target: ref REG/APP:cache becomes REG/APP:cache-train and ...-serve.",
+    ),
+    builder: Optional[str] = typer.Option(
+        None, "--builder", help="The buildx builder to use (any driver; see README)."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every step again."),
-    install: Optional[str] = typer.Option(None, "--install", help="hermetic (wheels fetched on the host, no network in the build) or online (pip downloads inside the build); default: the spec's."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="IMAGESMITH_CACHE_DIR", help="Wheel cache (default ~/.cache/imagesmith)."),
+    install: Optional[str] = typer.Option(
+        None,
+        "--install",
+        help="hermetic (wheels fetched on the host, no network in the build) or online (pip downloads inside the build); default: the spec's.",
+    ),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", envvar="IMAGESMITH_CACHE_DIR", help="Wheel cache (default ~/.cache/imagesmith)."
+    ),
     as_json: bool = JsonOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Stream BuildKit's log also when stderr is not a terminal (CI)."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Stream BuildKit's log also when stderr is not a terminal (CI)."
+    ),
 ):
     """Lock if needed, render, and build the train and serve images reproducibly."""
     from .build import ROLES, BuildOptions, build_project
@@ -151,11 +202,23 @@ def build(
             raise UsageError(f"--install must be hermetic or online, not {install!r}")
         spec = load_spec(project)
         show = not quiet and (verbose or sys.stderr.isatty())
-        options = BuildOptions(base=base, locked=locked, tag=tag, no_cache=no_cache, builder=builder,
-                               cache_from=tuple(cache_from), cache_to=tuple(cache_to), push=push, load=load,
-                               targets=tuple(target) or ROLES, install=install, cache_dir=cache_dir)
-        result = build_project(spec, Engine(), options, progress=_progress(quiet),
-                               echo=(lambda line: _say(line)) if show else None)
+        options = BuildOptions(
+            base=base,
+            locked=locked,
+            tag=tag,
+            no_cache=no_cache,
+            builder=builder,
+            cache_from=tuple(cache_from),
+            cache_to=tuple(cache_to),
+            push=push,
+            load=load,
+            targets=tuple(target) or ROLES,
+            install=install,
+            cache_dir=cache_dir,
+        )
+        result = build_project(
+            spec, Engine(), options, progress=_progress(quiet), echo=(lambda line: _say(line)) if show else None
+        )
     except ImagesmithError as exc:
         _fail(exc)
         return
@@ -164,18 +227,32 @@ def build(
     else:
         typer.echo(f"parity {result.parity}")
         for role, img in result.images.items():
-            typer.echo(f"{role}: {img.ref or '(not in the engine)'} {img.id}" + (f" pushed {img.pushed}" if img.pushed else ""))
+            typer.echo(
+                f"{role}: {img.ref or '(not in the engine)'} {img.id}" + (f" pushed {img.pushed}" if img.pushed else "")
+            )
 
 
 @app.command()
 def verify(
-    image: str = typer.Argument(..., help="Image in the local engine, or a registry reference (HOST[:PORT]/NAME:TAG or @sha256:...)."),
-    lock_file: Optional[Path] = typer.Option(None, "--lock", help="Recompute the parity from this imagesmith.lock and compare; fail on layers added on top."),
+    image: str = typer.Argument(
+        ..., help="Image in the local engine, or a registry reference (HOST[:PORT]/NAME:TAG or @sha256:...)."
+    ),
+    lock_file: Optional[Path] = typer.Option(
+        None, "--lock", help="Recompute the parity from this imagesmith.lock and compare; fail on layers added on top."
+    ),
     expect: Optional[str] = typer.Option(None, "--expect", help="The parity the image must have (sha256:...)."),
-    pair: Optional[str] = typer.Option(None, "--pair", help="The other image of a train/serve pair: same parity, same layers."),
-    model: Optional[Path] = typer.Option(None, "--model", help="An artifacts folder train stamped: the model must match this image."),
-    labels_only: bool = typer.Option(False, "--labels-only", help="Check labels and image config only; do not look inside the image (fast, no pull)."),
-    signoff_file: Optional[Path] = typer.Option(None, "--signoff", help="A signoff.json: it must have passed for this image and the --model (deploy gate)."),
+    pair: Optional[str] = typer.Option(
+        None, "--pair", help="The other image of a train/serve pair: same parity, same layers."
+    ),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="An artifacts folder train stamped: the model must match this image."
+    ),
+    labels_only: bool = typer.Option(
+        False, "--labels-only", help="Check labels and image config only; do not look inside the image (fast, no pull)."
+    ),
+    signoff_file: Optional[Path] = typer.Option(
+        None, "--signoff", help="A signoff.json: it must have passed for this image and the --model (deploy gate)."
+    ),
     as_json: bool = JsonOpt,
 ):
     """Check an image really holds what its label says, and against a lock, digest, pair, model or signoff. Exit 0 holds, 1 not."""
@@ -187,7 +264,7 @@ def verify(
         engine = Engine()
         report = verify_image(engine, image, lock=lock_file, expect=expect, pair=pair, labels_only=labels_only)
         if model is not None:
-            from .stamp import verify_model
+            from .verify import verify_model
 
             model_check = verify_model(engine, image, model)
             report.checks += [f"model: {line}" for line in model_check.checks]
@@ -220,13 +297,23 @@ def verify(
 @app.command()
 def run(
     role: str = typer.Argument(..., help="train or serve."),
-    command: Optional[List[str]] = typer.Argument(None, help="A command instead of the image's (put -- before it when it has options)."),
+    command: Optional[List[str]] = typer.Argument(
+        None, help="A command instead of the image's (put -- before it when it has options)."
+    ),
     project: Path = ProjectOpt,
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Repository of the images REPO:train / REPO:serve (default: the spec's name)."),
-    artifacts: Optional[Path] = typer.Option(None, "--artifacts", "-a", help="Host folder mounted at the spec's artifacts path (default: PROJECT/artifacts)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Host port for the serve port, on 127.0.0.1 (default: the same number)."),
+    tag: Optional[str] = typer.Option(
+        None, "--tag", "-t", help="Repository of the images REPO:train / REPO:serve (default: the spec's name)."
+    ),
+    artifacts: Optional[Path] = typer.Option(
+        None, "--artifacts", "-a", help="Host folder mounted at the spec's artifacts path (default: PROJECT/artifacts)."
+    ),
+    port: Optional[int] = typer.Option(
+        None, "--port", help="Host port for the serve port, on 127.0.0.1 (default: the same number)."
+    ),
     env: List[str] = typer.Option([], "--env", "-e", help="KEY=VALUE for the container (repeatable)."),
-    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Serve a model whose stamp does not match the image (logged loudly)."),
+    allow_mismatch: bool = typer.Option(
+        False, "--allow-mismatch", help="Serve a model whose stamp does not match the image (logged loudly)."
+    ),
     name: Optional[str] = typer.Option(None, "--name", help="Name for the container."),
 ):
     """Run the train or serve image like `docker run`, with the artifacts folder mounted. Exits with the container's code."""
@@ -234,8 +321,18 @@ def run(
 
     try:
         spec = load_spec(project)
-        code = run_role(spec, Engine(), role, command or (), tag=tag, artifacts=artifacts, host_port=port,
-                        env=parse_env(env), allow_mismatch=allow_mismatch, name=name)
+        code = run_role(
+            spec,
+            Engine(),
+            role,
+            command or (),
+            tag=tag,
+            artifacts=artifacts,
+            host_port=port,
+            env=parse_env(env),
+            allow_mismatch=allow_mismatch,
+            name=name,
+        )
     except ImagesmithError as exc:
         _fail(exc)
         return
@@ -245,37 +342,56 @@ def run(
 @app.command()
 def golden(
     project: Path = ProjectOpt,
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="The artifacts folder train wrote (default: PROJECT/artifacts)."),
-    image: Optional[str] = typer.Option(None, "--image", help="The train image (default: REPO:train, REPO from --tag or the spec's name)."),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Repository of the train image (default: the spec's name)."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="The artifacts folder train wrote (default: PROJECT/artifacts)."
+    ),
+    image: Optional[str] = typer.Option(
+        None, "--image", help="The train image (default: REPO:train, REPO from --tag or the spec's name)."
+    ),
+    tag: Optional[str] = typer.Option(
+        None, "--tag", "-t", help="Repository of the train image (default: the spec's name)."
+    ),
     as_json: bool = JsonOpt,
 ):
     """Run the signoff samples through the batch function in the train image; store the outputs with the model."""
+    from .layout import image_ref
     from .run import default_artifacts
     from .signoff import make_golden
 
     try:
         spec = load_spec(project)
         folder = model if model is not None else default_artifacts(spec)
-        path, record = make_golden(Engine(), spec, image or f"{tag or spec.name}:train", Path(folder))
+        path, record = make_golden(Engine(), spec, image or image_ref(tag or spec.name, "train"), Path(folder))
     except ImagesmithError as exc:
         _fail(exc)
         return
     if as_json:
-        _emit_json({"golden": str(path), "samples": record["samples"]["count"], "image": record["image"],
-                    "model": record["model"]})
+        _emit_json(
+            {
+                "golden": str(path),
+                "samples": record["samples"]["count"],
+                "image": record["image"],
+                "model": record["model"],
+            }
+        )
     else:
-        typer.echo(f"wrote {path} ({record['samples']['count']} samples through {record['predict']} "
-                   f"in {record['image']['ref']})")
+        typer.echo(
+            f"wrote {path} ({record['samples']['count']} samples through {record['predict']} "
+            f"in {record['image']['ref']})"
+        )
 
 
 @app.command()
 def signoff(
     image: str = typer.Argument(..., help="The serve image, as it will run in production."),
-    model: Path = typer.Option(..., "--model", "-m", help="The artifacts folder train wrote (with its golden outputs)."),
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="The artifacts folder train wrote (with its golden outputs)."
+    ),
     project: Path = ProjectOpt,
     output: Path = typer.Option(Path("signoff.json"), "--output", "-o", help="Where to write the signoff record."),
-    requests: int = typer.Option(200, "--requests", min=1, help="Replay the samples until at least this many requests."),
+    requests: int = typer.Option(
+        200, "--requests", min=1, help="Replay the samples until at least this many requests."
+    ),
     as_json: bool = JsonOpt,
 ):
     """Run the serve image on this machine: latency, outputs against the golden ones, hardware. Exit 0 passed, 1 not."""
@@ -308,7 +424,8 @@ def export(
     """Write the preprocessing wheel (version = content digest, as in the lock and both images) for batch jobs."""
     from .fsutil import sha256_file
     from .lock import ensure_fresh
-    from .preprocessing import distribution_name, export as export_wheel
+    from .preprocessing import distribution_name
+    from .preprocessing import export as export_wheel
 
     try:
         if what != "preprocessing":
@@ -320,8 +437,14 @@ def export(
         _fail(exc)
         return
     if as_json:
-        _emit_json({"wheel": str(path), "name": distribution_name(spec.name),
-                    "version": lock.preprocessing_version, "sha256": sha256_file(path)})
+        _emit_json(
+            {
+                "wheel": str(path),
+                "name": distribution_name(spec.name),
+                "version": lock.preprocessing_version,
+                "sha256": sha256_file(path),
+            }
+        )
     else:
         typer.echo(str(path))
 
@@ -351,7 +474,9 @@ def inspect(
 def diff(
     a: str = typer.Argument(..., help="An image, a registry reference, or an imagesmith.lock."),
     b: str = typer.Argument(..., help="An image, a registry reference, or an imagesmith.lock."),
-    labels_only: bool = typer.Option(False, "--labels-only", help="Compare labels and image config only; do not look inside images."),
+    labels_only: bool = typer.Option(
+        False, "--labels-only", help="Compare labels and image config only; do not look inside images."
+    ),
     as_json: bool = JsonOpt,
 ):
     """List what differs between two images, registry references or locks, grouped. Exit 0 parity-equal, 1 not."""

@@ -10,263 +10,19 @@ only used for what cannot be observed (the wheel hashes of distributions whose i
 is the one the label names). ``labels_only`` skips the probe: the view is then the label's claim,
 with only the image config (environment, base layers) observed.
 
-``compare(a, b)`` is pure and is also what ``verify`` uses to compare an image with its own
-manifest, so both commands describe a difference in the same words. Groups, in this order::
-
-    base            the base image digest (or: the image is not built on the base its label names)
-    python          Python version and platform
-    distributions   added, removed, version_changed, hash_changed (same version, other wheel
-                    hashes or other installed files), unrecorded (files in site-packages that
-                    no distribution installed), runtime (imagesmith's runtime files, between
-                    two images: not part of the manifest, but they seed every process)
-    system_packages Debian packages (full lists when both sides are images, else the pinned ones)
-    preprocessing   the preprocessing files (and the preprocessing wheel's version)
-    seed_env        seed, determinism, and the environment variables that decide the numbers
+The comparison itself (``View``, ``Change``, ``compare``) is ``compare.py``'s, pure and shared
+with ``verify``, so both commands describe a difference in the same words.
 
 Exit status of the command: 0 when no group has a difference, 1 otherwise.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import Any
 
-GROUPS = ("base", "python", "distributions", "system_packages", "preprocessing", "seed_env")
-GROUP_TITLES = {"base": "base image", "python": "Python", "distributions": "distributions",
-                "system_packages": "system packages", "preprocessing": "preprocessing files",
-                "seed_env": "seed and environment"}
-KIND_TITLES = {"added": "added", "removed": "removed", "version_changed": "version changed",
-               "hash_changed": "same version, different hash", "unrecorded": "files no distribution installed",
-               "runtime": "imagesmith runtime files",
-               "changed": "changed"}
+from .compare import GROUP_TITLES, GROUPS, KIND_TITLES, SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
 
-# Environment variables that change which code Python runs or how numeric libraries compute:
-# compared even when neither manifest names them (a child image may set them).
-WATCHED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONHASHSEED", "PYTHONSAFEPATH", "LD_PRELOAD",
-               "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "MKL_CBWR", "CUBLAS_WORKSPACE_CONFIG", "TF_DETERMINISTIC_OPS")
-# Variables that only carry the seed and determinism into the image (compared as those fields).
-SEED_ENV = ("IMAGESMITH_SEED", "IMAGESMITH_DETERMINISM")
-
-
-@dataclass
-class Dist:
-    version: str
-    hashes: tuple[str, ...] | None = None  # wheel hashes when known (lock, or a label whose version is installed)
-    content: str | None = None  # fingerprint of the installed files (probe), None when not observed
-    files: dict[str, str] | None = None  # path -> sha256 hex of each installed file, when observed in detail
-    modified: tuple[str, ...] = ()  # installed files that differ from the RECORD, are missing, or stale bytecode
-
-
-@dataclass
-class View:
-    """One side of a comparison, in the parity manifest's terms."""
-
-    name: str  # how the side is named in output: "lock examples/iris/imagesmith.lock", "image app:serve"
-    kind: str  # "lock", "image" (observed) or "label" (an image's claim, not observed)
-    parity: str | None
-    base: str | None
-    python: str | None
-    platform: str | None
-    packages: dict[str, Dist]
-    system_packages: dict[str, str]
-    system_complete: bool  # True: every installed Debian package (observed); False: the pinned ones
-    preprocessing: dict[str, str | None]  # path -> "sha256:..." (None: missing)
-    preprocessing_version: str | None
-    seed: int | None
-    determinism: bool | None
-    env: dict[str, str]  # the relevant variables as the environment sets them (absent: unset)
-    env_expected: dict[str, str] = field(default_factory=dict)  # what this side's own seed/determinism/env imply
-    unrecorded: dict[str, str] | None = None  # site-packages files no RECORD lists (None: not observed)
-    runtime: dict[str, str] | None = None  # imagesmith's runtime files in site-packages (None: not observed)
-    id: str = ""
-
-
-@dataclass(frozen=True)
-class Change:
-    group: str
-    kind: str  # added | removed | changed | version_changed | hash_changed | unrecorded
-    name: str
-    a: Any
-    b: Any
-    detail: str = ""
-
-    def line(self, a_name: str = "A", b_name: str = "B") -> str:
-        """One readable line, naming the sides (``verify`` says "the manifest" / "the image")."""
-        label = GROUP_TITLES[self.group]
-        if self.a is None:
-            text = f"{self.name} {_show(self.b)} is in {b_name} but not in {a_name}"
-        elif self.b is None:
-            text = f"{self.name} {_show(self.a)} is in {a_name} but not in {b_name}"
-        elif self.kind == "hash_changed":
-            text = f"{self.name} {_show(self.a)} differs"
-        else:
-            text = f"{self.name}: {_show(self.a)} in {a_name}, {_show(self.b)} in {b_name}"
-        if self.detail:
-            text += f" ({self.detail})" if self.kind != "hash_changed" else f": {self.detail}"
-        return f"{label}: {text}"
-
-    def short(self) -> str:
-        """The line under a group heading in ``diff`` output."""
-        if self.a is None:
-            text = f"+ {self.name} {_show(self.b)}"
-        elif self.b is None:
-            text = f"- {self.name} {_show(self.a)}"
-        elif self.a == self.b:
-            text = f"{self.name} {_show(self.a)}"
-        else:
-            text = f"{self.name}: {_show(self.a)} -> {_show(self.b)}"
-        return text + (f" ({self.detail})" if self.detail else "")
-
-    def as_json(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "a": self.a, "b": self.b, "detail": self.detail}
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "(unset)"
-    return re.sub(r"sha256:([0-9a-f]{12})[0-9a-f]{52}", r"sha256:\1…", str(value))
-
-
-# ------------------------------------------------------------------------------------------------
-# comparison (pure)
-
-
-def compare(a: View, b: View) -> list[Change]:
-    """Every difference between two views, grouped in ``GROUPS`` order, sorted within groups."""
-    out: list[Change] = []
-    if a.base != b.base:
-        out.append(Change("base", "changed", "base", a.base, b.base, _base_detail(a, b)))
-    for key in ("python", "platform"):
-        x, y = getattr(a, key), getattr(b, key)
-        if x != y and x is not None and y is not None:
-            out.append(Change("python", "changed", key, x, y))
-    out += _compare_packages(a, b)
-    out += _compare_system(a, b)
-    out += _compare_preprocessing(a, b)
-    out += _compare_seed_env(a, b)
-    return out
-
-
-def _base_detail(a: View, b: View) -> str:
-    for view in (a, b):
-        if view.base and view.base.startswith("not "):
-            return f"the layers of {view.name} do not start with the layers of the base its label names"
-    return ""
-
-
-def _compare_packages(a: View, b: View) -> list[Change]:
-    out = []
-    for name in sorted(set(a.packages) | set(b.packages)):
-        x, y = a.packages.get(name), b.packages.get(name)
-        if y is None:
-            out.append(Change("distributions", "removed", name, x.version, None))
-        elif x is None:
-            out.append(Change("distributions", "added", name, None, y.version))
-        elif x.version != y.version:
-            out.append(Change("distributions", "version_changed", name, x.version, y.version))
-        else:
-            detail = _same_version_detail(a, x, b, y)
-            if detail:
-                out.append(Change("distributions", "hash_changed", name, x.version, y.version, detail))
-    if a.unrecorded is not None and b.unrecorded is not None:
-        for path in sorted(set(a.unrecorded) | set(b.unrecorded)):
-            x, y = a.unrecorded.get(path), b.unrecorded.get(path)
-            if x != y:
-                out.append(Change("distributions", "unrecorded", path, _hash_or_none(x), _hash_or_none(y),
-                                  "in site-packages, installed by no distribution"))
-    if a.runtime is not None and b.runtime is not None:  # not in the manifest, but it seeds every process
-        for path in sorted(set(a.runtime) | set(b.runtime)):
-            x, y = a.runtime.get(path), b.runtime.get(path)
-            if x != y:
-                out.append(Change("distributions", "runtime", path, _hash_or_none(x), _hash_or_none(y)))
-    return out
-
-
-def _hash_or_none(value: str | None) -> str | None:
-    return None if value is None else (value if value.startswith("sha256:") else "sha256:" + value)
-
-
-def _same_version_detail(a: View, x: Dist, b: View, y: Dist) -> str:
-    parts = []
-    if x.hashes is not None and y.hashes is not None and set(x.hashes) != set(y.hashes):
-        parts.append("other wheel hashes")
-    if x.files is not None and y.files is not None and x.files != y.files:
-        changed = sorted(p for p in set(x.files) | set(y.files) if x.files.get(p) != y.files.get(p))
-        parts.append("installed files differ: " + _list(changed))
-    elif x.content is not None and y.content is not None and x.content != y.content and not (x.modified or y.modified):
-        parts.append("installed files differ")
-    files_named = bool(parts) and x.files is not None and y.files is not None
-    for view, dist in ((a, x), (b, y)):
-        modified = [m for m in dist.modified if not files_named or m.endswith(" (stale bytecode)")]
-        if modified:  # (when the files were compared one by one, only what that list cannot show)
-            parts.append(f"in {view.name} {_list(modified)} "
-                         f"{'differs' if len(modified) == 1 else 'differ'} from what the distribution installed")
-    return "; ".join(parts)
-
-
-def _list(items, limit: int = 4) -> str:
-    items = list(items)
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def _compare_system(a: View, b: View) -> list[Change]:
-    if a.system_complete and b.system_complete:
-        names = set(a.system_packages) | set(b.system_packages)
-    else:  # a lock or a label pins only some packages; compare those
-        names = set()
-        for view in (a, b):
-            if not view.system_complete:
-                names |= set(view.system_packages)
-    out = []
-    for name in sorted(names):
-        x, y = a.system_packages.get(name), b.system_packages.get(name)
-        if x != y:
-            kind = "removed" if y is None else "added" if x is None else "changed"
-            out.append(Change("system_packages", kind, name, x, y))
-    return out
-
-
-def _compare_preprocessing(a: View, b: View) -> list[Change]:
-    out = []
-    for path in sorted(set(a.preprocessing) | set(b.preprocessing)):
-        x, y = a.preprocessing.get(path), b.preprocessing.get(path)
-        if x != y:
-            kind = "removed" if y is None else "added" if x is None else "changed"
-            out.append(Change("preprocessing", kind, path, x, y))
-    x, y = a.preprocessing_version, b.preprocessing_version
-    if x != y and x is not None and y is not None:
-        out.append(Change("preprocessing", "changed", "preprocessing version", x, y))
-    return out
-
-
-def _compare_seed_env(a: View, b: View) -> list[Change]:
-    out = []
-    if a.seed != b.seed:
-        out.append(Change("seed_env", "changed", "seed", a.seed, b.seed))
-    if a.determinism != b.determinism:
-        out.append(Change("seed_env", "changed", "determinism", _onoff(a.determinism), _onoff(b.determinism)))
-    same_settings = (a.seed, a.determinism) == (b.seed, b.determinism)
-    for key in sorted(set(a.env) | set(b.env)):
-        if key in SEED_ENV:
-            continue
-        x, y = a.env.get(key), b.env.get(key)
-        if x == y:
-            continue
-        # A variable each side sets exactly as its own seed/determinism imply is explained by the
-        # seed or determinism line above; anything else is a difference of its own.
-        explained = (not same_settings and x == a.env_expected.get(key) and y == b.env_expected.get(key))
-        if not explained:
-            kind = "removed" if y is None else "added" if x is None else "changed"
-            out.append(Change("seed_env", kind, key, x, y))
-    return out
-
-
-def _onoff(value: bool | None) -> str | None:
-    return None if value is None else ("on" if value else "off")
-
+__all__ = ["GROUPS", "SEED_ENV", "WATCHED_ENV", "Change", "DiffResult", "Dist", "View", "compare", "diff"]
 
 # ------------------------------------------------------------------------------------------------
 # the command's result
@@ -291,7 +47,9 @@ class DiffResult:
 
     def as_json(self) -> dict:
         return {
-            "a": _side_json(self.a), "b": _side_json(self.b), "equal": self.equal,
+            "a": _side_json(self.a),
+            "b": _side_json(self.b),
+            "equal": self.equal,
             "differences": len(self.changes),
             "groups": {g: [c.as_json() for c in cs] for g, cs in self.grouped().items()},
             "notes": list(self.notes),
@@ -299,12 +57,16 @@ class DiffResult:
 
     def lines(self) -> list[str]:
         """The human-readable report: sides, then each group with its kinds, then notes."""
-        out = [f"A: {self.a.name}" + (f" (parity {self.a.parity})" if self.a.parity else ""),
-               f"B: {self.b.name}" + (f" (parity {self.b.parity})" if self.b.parity else "")]
+        out = [
+            f"A: {self.a.name}" + (f" (parity {self.a.parity})" if self.a.parity else ""),
+            f"B: {self.b.name}" + (f" (parity {self.b.parity})" if self.b.parity else ""),
+        ]
         for group, changes in self.grouped().items():
             kinds: dict[str, list[Change]] = {}
             for change in changes:  # base, Python, seed and env: one heading; the others by kind
-                kinds.setdefault(change.kind if group in ("distributions", "system_packages", "preprocessing") else "", []).append(change)
+                kinds.setdefault(
+                    change.kind if group in ("distributions", "system_packages", "preprocessing") else "", []
+                ).append(change)
             for kind, items in kinds.items():
                 out.append(GROUP_TITLES[group] + (f" ({KIND_TITLES[kind]})" if kind else "") + ":")
                 out += ["  " + c.short() for c in items]
@@ -320,16 +82,20 @@ def _side_json(view: View) -> dict:
 
 def diff(engine, a: str, b: str, *, labels_only: bool = False) -> DiffResult:
     """Compare two sources (image, registry reference, or lock file): the Python API of ``diff``."""
-    from .verify import load_view, open_source
-
     from concurrent.futures import ThreadPoolExecutor
+
+    from .verify import load_view, open_source
 
     sa, sb = open_source(engine, a), open_source(engine, b)
     paths = tuple(sorted({p for s in (sa, sb) if s.manifest for p in s.manifest["preprocessing"]}))
     notes_a: list[str] = []
     notes_b: list[str] = []
     with ThreadPoolExecutor(max_workers=2) as pool:  # the two probes run side by side
-        future_a = pool.submit(load_view, engine, sa, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes_a)
-        future_b = pool.submit(load_view, engine, sb, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes_b)
+        future_a = pool.submit(
+            load_view, engine, sa, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes_a
+        )
+        future_b = pool.submit(
+            load_view, engine, sb, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes_b
+        )
         view_a, view_b = future_a.result(), future_b.result()
     return DiffResult(view_a, view_b, compare(view_a, view_b), notes_a + notes_b)

@@ -18,19 +18,20 @@ Errors from subprocesses and the Docker SDK are translated at the seam (``engine
 
 from __future__ import annotations
 
+from .runtime.errors import ImagesmithError  # the root is standard library only: images raise it too
 
-class ImagesmithError(Exception):
-    """Base of every error imagesmith reports. ``exit_code`` is what the CLI exits with."""
-
-    exit_code = 2
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return self.message
+__all__ = [
+    "ImagesmithError",
+    "UsageError",
+    "SpecError",
+    "LockError",
+    "ResolutionError",
+    "StaleLockError",
+    "RenderError",
+    "EngineError",
+    "BuildError",
+    "VerifyError",
+]
 
 
 class UsageError(ImagesmithError):
@@ -46,9 +47,7 @@ class SpecError(ImagesmithError):
         if len(self.problems) == 1:
             message = f"{path}: {self.problems[0]}"
         else:
-            message = f"{path}: {len(self.problems)} problems:\n" + "\n".join(
-                f"  - {p}" for p in self.problems
-            )
+            message = f"{path}: {len(self.problems)} problems:\n" + "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(message, hint=hint)
 
 

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .runtime import files
+
 
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
@@ -40,8 +42,5 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+    """``sha256:<hex>`` of a file (the runtime's digest: the same in images and on the host)."""
+    return files.sha256_file(str(path))

@@ -3,6 +3,12 @@
 ``render(spec, lock)`` returns the Dockerfile as text; writing it, ``--check`` and printing are
 the caller's. Values from the spec reach the template only through the filters below, which
 quote them for the Dockerfile parser and refuse anything that could start a new instruction.
+
+The Dockerfile holds no code: imagesmith's in-image code reaches the build as one file, the
+``imagesmith-runtime`` wheel (``runtime_wheel.py``), which the caller writes to ``.imagesmith/``
+in the build context (``runtime_wheel.write_beside``); the template names it and checks its
+sha256 against the lock. Paths, labels and the venv come from ``layout.py`` (``layout`` in the
+template).
 """
 
 from __future__ import annotations
@@ -14,15 +20,15 @@ from pathlib import Path
 
 import jinja2
 
-from . import __version__, parity, preprocessing, stamp
+from . import __version__, layout, parity, runtime_wheel
 from .errors import RenderError
 from .lock import Lock
+from .runtime import PACKAGE as RUNTIME_PACKAGE
+from .runtime import preprocessing
+from .runtime import wheel as wheelfiles
 from .spec import Spec
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
-VENV = "/opt/venv"
-RUNTIME_MODULE = "imagesmith_runtime"
 
 
 def _no_breaks(value: str, what: str) -> str:
@@ -44,7 +50,7 @@ def exec_form(argv) -> str:
     return json.dumps(list(argv))
 
 
-def copy_args(rel: str, root: str = "/app") -> str:
+def copy_args(rel: str, root: str = layout.APP_DIR) -> str:
     """``["<path>", "<root>/<path>"]`` for COPY, keeping the project-relative layout."""
     _no_breaks(rel, "the path")
     if rel.startswith("/") or ".." in rel.split("/") or any(c in rel for c in '*?[]"$\\'):
@@ -68,47 +74,64 @@ def environment() -> jinja2.Environment:
 
 
 @dataclass(frozen=True)
-class RuntimeFile:
+class HeredocFile:
     dest: str
     text: str
     delimiter: str
 
 
-# Modules of the imagesmith package that are standard-library only and also go into every image,
-# under these names: the runtime checks a model's stamp with the same code as `verify --model`.
-EMBEDDED_MODULES = {"parity.py": "imagesmith_parity.py", "stamp.py": "imagesmith_stamp.py"}
-
-
-def site_packages(python: str) -> str:
-    return f"{VENV}/lib/python{python}/site-packages"
-
-
-def heredoc_file(dest: str, text: str, name: str) -> RuntimeFile:
-    """A file for a heredoc COPY; the delimiter is derived from ``name``."""
+def heredoc_file(dest: str, text: str, name: str) -> HeredocFile:
+    """A data file for a heredoc COPY; the delimiter is derived from ``name``."""
     if not text.endswith("\n"):
         text += "\n"
     delimiter = "IMAGESMITH_EOF_" + name.upper().replace("-", "_").replace(".", "_")
     if f"\n{delimiter}\n" in "\n" + text:
-        raise RenderError(f"runtime file {name} contains its heredoc delimiter")
-    return RuntimeFile(dest=dest, text=text, delimiter=delimiter)
+        raise RenderError(f"file {name} contains its heredoc delimiter")
+    return HeredocFile(dest=dest, text=text, delimiter=delimiter)
 
 
-def runtime_files(python: str) -> list[RuntimeFile]:
-    """The standard-library runtime that goes into every image, embedded with heredocs so the
-    Dockerfile needs nothing but the project as its build context. Destinations are in the
-    `runtime` stage; the install step copies them into the venv's site-packages."""
-    sources = [(src, src.name) for src in RUNTIME_DIR.iterdir()
-               if src.suffix in (".py", ".pth") and not src.name.startswith("_")]
-    package = Path(__file__).resolve().parent
-    sources += [(package / name, dest) for name, dest in EMBEDDED_MODULES.items()]
-    return [heredoc_file(f"/{dest}", src.read_text(encoding="utf-8"), Path(dest).stem)
-            for src, dest in sorted(sources, key=lambda item: item[1])]
+def image_facts(spec: Spec, lock: Lock) -> dict:
+    """The content of ``imagesmith_image.json`` for an image built from ``spec`` and ``lock``:
+    what the runtime in the image knows about it (see ``runtime/stamp.py``)."""
+    manifest = parity.manifest_from_lock(lock)
+    version = lock.preprocessing_version
+    return {
+        "artifacts": spec.artifacts,
+        "determinism": lock.determinism,
+        "manifest": manifest,
+        "parity": parity.digest(manifest),
+        "preprocessing": {"name": preprocessing.distribution_name(spec.name), "version": version} if version else None,
+        "seed": lock.seed,
+    }
 
 
-def image_facts_file(spec: Spec, lock: Lock) -> RuntimeFile:
-    """``imagesmith_image.json``, copied beside the runtime: what the image knows about itself."""
-    text = json.dumps(stamp.image_facts(spec, lock), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return heredoc_file(f"/{stamp.FACTS_FILE}", text, "image_facts")
+def image_facts_file(spec: Spec, lock: Lock) -> HeredocFile:
+    """``imagesmith_image.json`` (one line of JSON data, no code), copied into site-packages."""
+    text = json.dumps(image_facts(spec, lock), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return heredoc_file(f"/{layout.FACTS_FILE}", text, "image_facts")
+
+
+def runtime_context(lock: Lock) -> dict:
+    """The runtime wheel as the lock pins it: what the template copies, checks and installs.
+    The file itself is the caller's to write (``runtime_wheel.write_beside``)."""
+    pin = lock.runtime
+    if pin is None:
+        raise RenderError(
+            "the lock pins no imagesmith runtime (it was written by an older imagesmith)",
+            hint="run `imagesmith lock` to update it",
+        )
+    filename = wheelfiles.filename(pin.name, pin.version)
+    mount = f"{layout.BUILD_MOUNTS}/runtime"
+    return {
+        "name": pin.name,
+        "version": pin.version,
+        "wheel": filename,
+        "source": f"{runtime_wheel.GENERATED_DIR}/{filename}",
+        "sha256": pin.hashes[0].split(":", 1)[1],
+        "mount": mount,
+        "pythonpath": f"{mount}/{filename}",
+        "module": RUNTIME_PACKAGE,
+    }
 
 
 def preprocessing_context(spec: Spec, lock: Lock) -> dict | None:
@@ -117,15 +140,27 @@ def preprocessing_context(spec: Spec, lock: Lock) -> dict | None:
     if not spec.preprocessing or version is None:
         return None
     name = preprocessing.distribution_name(spec.name)
-    builder = heredoc_file(f"/run/imagesmith/{preprocessing.BUILDER_NAME}",
-                           (Path(__file__).resolve().parent / "preprocessing.py").read_text(encoding="utf-8"),
-                           "preprocessing")
-    site = site_packages(lock.python)
+    site = layout.site_packages(lock.python)
+    runtime = runtime_context(lock)
     return {
-        "builder": builder,
         "paths": list(spec.preprocessing),
-        "build": ["python3", builder.dest, "--root", "/src", "--name", name, "--version", version,
-                  "--out", "/wheel", "--", *spec.preprocessing],
+        "build": [
+            "env",
+            f"PYTHONPATH={runtime['pythonpath']}",
+            "python3",
+            "-m",
+            f"{RUNTIME_PACKAGE}.preprocessing",
+            "--root",
+            "/src",
+            "--name",
+            name,
+            "--version",
+            version,
+            "--out",
+            "/wheel",
+            "--",
+            *spec.preprocessing,
+        ],
         "wheel": preprocessing.wheel_filename(name, version),
         "compile": " ".join(shlex.quote(f"{site}/{top}") for top in preprocessing.top_level(spec.preprocessing)),
     }
@@ -135,30 +170,40 @@ def image_env(lock: Lock) -> dict[str, str]:
     """The environment every image gets: the spec's env, then the seed and determinism settings
     (these win: they are part of the parity)."""
     env = dict(lock.env)
-    env.update({
-        "PYTHONHASHSEED": str(lock.seed),
-        "IMAGESMITH_SEED": str(lock.seed),
-        "IMAGESMITH_DETERMINISM": "on" if lock.determinism else "off",
-    })
+    env.update(
+        {
+            "PYTHONHASHSEED": str(lock.seed),
+            "IMAGESMITH_SEED": str(lock.seed),
+            "IMAGESMITH_DETERMINISM": "on" if lock.determinism else "off",
+        }
+    )
     if lock.determinism:
-        env.update({
-            "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
-            "MKL_CBWR": "COMPATIBLE",
-            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
-            "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
-            "MKL_NUM_THREADS": env.get("MKL_NUM_THREADS", "1"),
-            "TF_DETERMINISTIC_OPS": "1",
-        })
+        env.update(
+            {
+                "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+                "MKL_CBWR": "COMPATIBLE",
+                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
+                "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
+                "MKL_NUM_THREADS": env.get("MKL_NUM_THREADS", "1"),
+                "TF_DETERMINISTIC_OPS": "1",
+            }
+        )
     return dict(sorted(env.items()))
 
 
 def render(spec: Spec, lock: Lock) -> str:
     """The Dockerfile text for ``spec`` built from ``lock``. Deterministic."""
     manifest = parity.manifest_from_lock(lock)
-    entry = [f"{VENV}/bin/python", "-m", RUNTIME_MODULE]
+    entry = [layout.VENV_PYTHON, "-m", layout.RUNTIME_MODULE]
+    commands = {"train": (None, spec.train.command), "serve": (spec.serve.port, spec.serve.command)}
     targets = [
-        {"role": "train", "port": None, "entrypoint": entry + ["train", "--"], "command": list(spec.train.command)},
-        {"role": "serve", "port": spec.serve.port, "entrypoint": entry + ["serve", "--"], "command": list(spec.serve.command)},
+        {
+            "role": role,
+            "port": commands[role][0],
+            "entrypoint": entry + [role, "--"],
+            "command": list(commands[role][1]),
+        }
+        for role in layout.ROLES
     ]
     context = {
         "version": __version__,
@@ -169,10 +214,9 @@ def render(spec: Spec, lock: Lock) -> str:
         "base_name": lock.base.name,
         "base_digest": lock.base.digest,
         "system_packages": [f"{n}={v}" for n, v in lock.system_packages],
-        "runtime_files": runtime_files(lock.python),
-        "build_tools": heredoc_file("/sdists.py", (Path(__file__).resolve().parent / "sdists.py").read_text(encoding="utf-8"), "sdists"),
+        "layout": layout.template_context(lock.python),
+        "runtime": runtime_context(lock),
         "image_facts": image_facts_file(spec, lock),
-        "site_packages": site_packages(lock.python),
         "preprocessing": preprocessing_context(spec, lock),
         "source": list(spec.source),
         "env": sorted(image_env(lock).items()),

@@ -39,7 +39,7 @@ The record, ``signoff.json`` (also what ``--json`` prints; keys sorted)::
                     "classes_checked", "flipped": [{"sample", "golden", "now"}...],
                     "worst": [{"sample", "output", "golden", "now", "abs_error", "rel_error"}...]} | null,
      "latency": {"requests", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms", "budget_ms"} | null,
-     "hardware": {<signoff_probe.py's record, read in the serve container>} | null,
+     "hardware": {<runtime/signoff_probe.py's record, read in the serve container>} | null,
      "checks": [{"check", "ok", "detail"}...]}
 
 **The deploy gate** (``check_signoff``, ``imagesmith verify IMAGE --signoff signoff.json
@@ -58,17 +58,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import signoff_probe
 from .engine import Engine
 from .errors import ImagesmithError
 from .fsutil import atomic_write, sha256_file
+from .layout import LABEL_PARITY, LABEL_ROLE, RUNTIME_MODULE
+from .runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
+from .runtime.stamp import STAMP_FILE, read_stamp
 from .spec import Spec
-from .stamp import STAMP_FILE, read_stamp, verify_model
+from .verify import verify_model
 
 GOLDEN_VERSION = 1
 SIGNOFF_VERSION = 1
 GOLDEN_FILE = "imagesmith-golden.json"
-HELPER = Path(signoff_probe.__file__)
+HELPER_MODULE = f"{RUNTIME_MODULE}.signoff_probe"  # run from the image's runtime wheel
 SAMPLES_IN_CONTAINER = "/run/imagesmith-signoff/samples.jsonl"
 WORST = 10  # deviations listed in the record and the table
 
@@ -104,10 +106,18 @@ class Comparison:
         return not self.flipped
 
     def as_json(self) -> dict:
-        return {"samples": self.samples, "values": self.values, "max_abs_error": self.max_abs,
-                "max_rel_error": self.max_rel, "out_of_tolerance": self.out_of_tolerance,
-                "classes_checked": self.classes_checked, "flipped": self.flipped[:WORST],
-                "flipped_count": len(self.flipped), "worst": self.worst, "shape": self.shape}
+        return {
+            "samples": self.samples,
+            "values": self.values,
+            "max_abs_error": self.max_abs,
+            "max_rel_error": self.max_rel,
+            "out_of_tolerance": self.out_of_tolerance,
+            "classes_checked": self.classes_checked,
+            "flipped": self.flipped[:WORST],
+            "flipped_count": len(self.flipped),
+            "worst": self.worst,
+            "shape": self.shape,
+        }
 
     def outputs_detail(self) -> str:
         if self.shape:
@@ -116,10 +126,15 @@ class Comparison:
         if self.worst:
             w = self.worst[0]
             where = f" at sample {w['sample']} output {w['output']}"
-        head = (f"{self.out_of_tolerance} of {self.values} values out of tolerance" if self.out_of_tolerance
-                else f"all {self.values} values within tolerance")
-        return (f"{head} (rtol {self.rtol:g}, atol {self.atol:g}); max abs error {self.max_abs:.3g}{where}, "
-                f"max rel error {self.max_rel:.3g}")
+        head = (
+            f"{self.out_of_tolerance} of {self.values} values out of tolerance"
+            if self.out_of_tolerance
+            else f"all {self.values} values within tolerance"
+        )
+        return (
+            f"{head} (rtol {self.rtol:g}, atol {self.atol:g}); max abs error {self.max_abs:.3g}{where}, "
+            f"max rel error {self.max_rel:.3g}"
+        )
 
     def classes_detail(self) -> str:
         if not self.classes_checked:
@@ -139,8 +154,9 @@ def _argmax(row: list[float]) -> int:
     return best
 
 
-def compare(golden: list[list[float]], now: list[list[float]], *, rtol: float, atol: float,
-            worst: int = WORST) -> Comparison:
+def compare(
+    golden: list[list[float]], now: list[list[float]], *, rtol: float, atol: float, worst: int = WORST
+) -> Comparison:
     """Compare outputs row by row, value by value (``|now - golden| <= atol + rtol * |golden|``;
     NaN only matches NaN), and the predicted classes of rows with two or more values."""
     result = Comparison(rtol=rtol, atol=atol, samples=len(golden))
@@ -169,8 +185,7 @@ def compare(golden: list[list[float]], now: list[list[float]], *, rtol: float, a
                 result.max_rel = rel
             if not ok:
                 result.out_of_tolerance += 1
-                deviations.append({"sample": i, "output": j, "golden": g, "now": n,
-                                   "abs_error": err, "rel_error": rel})
+                deviations.append({"sample": i, "output": j, "golden": g, "now": n, "abs_error": err, "rel_error": rel})
         if classes and _argmax(g_row) != _argmax(n_row):
             result.flipped.append({"sample": i, "golden": _argmax(g_row), "now": _argmax(n_row)})
     deviations.sort(key=lambda d: (-d["abs_error"], d["sample"], d["output"]))
@@ -194,9 +209,17 @@ def hardware_differences(signed: dict, here: dict) -> list[str]:
     missing = sorted(set(sc.get("flags") or ()) - set(hc.get("flags") or ()))
     extra = sorted(set(hc.get("flags") or ()) - set(sc.get("flags") or ()))
     if missing or extra:
-        out.append("CPU instruction sets: " + "; ".join(
-            part for part in ((f"missing here: {' '.join(missing)}" if missing else ""),
-                              (f"only here: {' '.join(extra)}" if extra else "")) if part))
+        out.append(
+            "CPU instruction sets: "
+            + "; ".join(
+                part
+                for part in (
+                    (f"missing here: {' '.join(missing)}" if missing else ""),
+                    (f"only here: {' '.join(extra)}" if extra else ""),
+                )
+                if part
+            )
+        )
     if sc.get("logical_cpus") != hc.get("logical_cpus"):
         out.append(f"CPUs: {hc.get('logical_cpus')} here, {sc.get('logical_cpus')} signed off on")
     if signed.get("memory_bytes") != here.get("memory_bytes"):
@@ -220,9 +243,11 @@ def _gib(n) -> str:
 
 def _require_signoff_spec(spec: Spec) -> Path:
     if not spec.signoff.predict or not spec.signoff.samples:
-        raise SignoffError(f"{spec.origin} names no batch function and samples for signoff",
-                           hint="add signoff: {predict: 'module:function', samples: path/to/samples.jsonl} "
-                                "(see examples/iris/imagesmith.yaml)")
+        raise SignoffError(
+            f"{spec.origin} names no batch function and samples for signoff",
+            hint="add signoff: {predict: 'module:function', samples: path/to/samples.jsonl} "
+            "(see examples/iris/imagesmith.yaml)",
+        )
     path = spec.root / spec.signoff.samples
     if not path.is_file():
         raise SignoffError(f"the samples file {path} does not exist", hint="signoff.samples names a JSON-lines file")
@@ -236,8 +261,9 @@ def read_samples(path: Path) -> list:
             try:
                 samples.append(json.loads(line))
             except ValueError as exc:
-                raise SignoffError(f"{path} line {number} is not JSON ({exc})",
-                                   hint="one JSON value per line (JSON lines)") from exc
+                raise SignoffError(
+                    f"{path} line {number} is not JSON ({exc})", hint="one JSON value per line (JSON lines)"
+                ) from exc
     if not samples:
         raise SignoffError(f"{path} holds no samples", hint="one JSON value per line (JSON lines)")
     return samples
@@ -247,25 +273,35 @@ def _serve_entrypoint(info) -> list[str]:
     """The image's runtime entrypoint in the serve role: the seed is put in force and the model
     is checked against the image, and (unlike the train role) nothing is re-stamped."""
     entry = list(info.config.get("Entrypoint") or [])
-    if "imagesmith_runtime" not in entry:
-        raise SignoffError(f"{info.ref} does not start through imagesmith's runtime (entrypoint {entry})",
-                           hint="build it with `imagesmith build`")
-    return entry[:entry.index("imagesmith_runtime") + 1] + ["serve", "--"]
+    if RUNTIME_MODULE not in entry:
+        raise SignoffError(
+            f"{info.ref} does not start through imagesmith's runtime (entrypoint {entry})",
+            hint="build it with `imagesmith build`",
+        )
+    return entry[: entry.index(RUNTIME_MODULE) + 1] + ["serve", "--"]
 
 
 def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Path, *, gpus: bool) -> dict:
     """Run the batch function on the samples in a container of ``info``; ``{"outputs", "hardware"}``."""
     options = json.dumps({"mode": "predict", "predict": spec.signoff.predict, "samples": SAMPLES_IN_CONTAINER})
-    run = engine.run_helper(info.id, ["python", "-c", HELPER.read_text(encoding="utf-8"), options],
-                            entrypoint=_serve_entrypoint(info), gpus=gpus,
-                            mounts={str(model.resolve()): spec.artifacts, str(samples_path.resolve()): SAMPLES_IN_CONTAINER})
+    run = engine.run_helper(
+        info.id,
+        ["python", "-m", HELPER_MODULE, options],
+        entrypoint=_serve_entrypoint(info),
+        gpus=gpus,
+        mounts={str(model.resolve()): spec.artifacts, str(samples_path.resolve()): SAMPLES_IN_CONTAINER},
+    )
     if run.exit_code != 0:
         why = run.start_error or "\n".join(run.stderr.strip().splitlines()[-12:])
         if run.exit_code == 3:
-            raise SignoffError(f"{info.ref} refused the model in {model}:\n{why}",
-                               hint="train the model with the image built from the same lock")
-        raise SignoffError(f"running {spec.signoff.predict} in {info.ref} failed (exit {run.exit_code}):\n{why}",
-                           hint="check the batch function and the samples")
+            raise SignoffError(
+                f"{info.ref} refused the model in {model}:\n{why}",
+                hint="train the model with the image built from the same lock",
+            )
+        raise SignoffError(
+            f"running {spec.signoff.predict} in {info.ref} failed (exit {run.exit_code}):\n{why}",
+            hint="check the batch function and the samples",
+        )
     try:
         data = json.loads(run.stdout.strip().splitlines()[-1])
         data["outputs"], data["hardware"]
@@ -291,7 +327,8 @@ def _refuse_without_gpu(spec: Spec) -> None:
             f"{spec.origin} declares accelerator: gpu, but this machine has no GPU (nvidia-smi finds none): "
             "refusing to sign off on CPU",
             hint="run signoff on the serving machine with its GPU (and the NVIDIA container toolkit), "
-                 "or declare accelerator: cpu if the model is served on CPU")
+            "or declare accelerator: cpu if the model is served on CPU",
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,8 +343,10 @@ def make_golden(engine: Engine, spec: Spec, image: str, model: Path) -> tuple[Pa
     info = engine.runnable(image)
     check = verify_model(engine, image, model)
     if not check.ok:
-        raise SignoffError(f"the model in {model} does not match {image}:\n" + "\n".join(f"  {p}" for p in check.problems),
-                           hint="golden outputs come from the train image that trained the model")
+        raise SignoffError(
+            f"the model in {model} does not match {image}:\n" + "\n".join(f"  {p}" for p in check.problems),
+            hint="golden outputs come from the train image that trained the model",
+        )
     stamp, stamp_digest = _model_stamp(model)
     _refuse_without_gpu(spec)
     data = run_predict(engine, info, spec, model, samples_path, gpus=spec.accelerator == "gpu")
@@ -335,10 +374,15 @@ def read_golden(model: Path) -> dict | None:
         return None
     except (OSError, ValueError) as exc:
         raise SignoffError(f"{path} is not readable ({exc})", hint="make it again: `imagesmith golden`") from exc
-    if not isinstance(data, dict) or data.get("imagesmith_golden") != GOLDEN_VERSION or \
-            not isinstance(data.get("outputs"), list):
-        raise SignoffError(f"{path} is not an imagesmith golden file (version {GOLDEN_VERSION})",
-                           hint="make it again: `imagesmith golden`")
+    if (
+        not isinstance(data, dict)
+        or data.get("imagesmith_golden") != GOLDEN_VERSION
+        or not isinstance(data.get("outputs"), list)
+    ):
+        raise SignoffError(
+            f"{path} is not an imagesmith golden file (version {GOLDEN_VERSION})",
+            hint="make it again: `imagesmith golden`",
+        )
     return data
 
 
@@ -360,8 +404,9 @@ class Signoff:
         return [c for c in self.record["checks"] if not c["ok"]]
 
 
-def replay(host: str, port: int, path: str, request: str, samples: list, *, minimum: int, alive,
-           ready_timeout: float = 120.0) -> dict:
+def replay(
+    host: str, port: int, path: str, request: str, samples: list, *, minimum: int, alive, ready_timeout: float = 120.0
+) -> dict:
     """POST the samples to ``host``:``port`` ``path`` (one connection, kept alive), round after
     round until at least ``minimum`` requests, after one request that waits for readiness.
     ``alive()`` says whether the server still runs. Returns the latency record (statuses too)."""
@@ -380,10 +425,12 @@ def replay(host: str, port: int, path: str, request: str, samples: list, *, mini
         except (OSError, http.client.HTTPException):
             conn.close()
             if not alive():
-                raise SignoffError("the serve container exited before it answered")
+                raise SignoffError("the serve container exited before it answered") from None
             if time.monotonic() > deadline:
-                raise SignoffError(f"the server did not answer on {host}:{port}{path} within {ready_timeout:.0f} s",
-                                   hint="check serve.port and signoff.path in the spec")
+                raise SignoffError(
+                    f"the server did not answer on {host}:{port}{path} within {ready_timeout:.0f} s",
+                    hint="check serve.port and signoff.path in the spec",
+                ) from None
             time.sleep(0.25)
     times: list[float] = []
     errors: dict[str, int] = {}
@@ -406,9 +453,14 @@ def replay(host: str, port: int, path: str, request: str, samples: list, *, mini
                 errors[status] = errors.get(status, 0) + 1
     finally:
         conn.close()
-    return {"requests": len(times), "errors": dict(sorted(errors.items())),
-            "p50_ms": round(percentile(times, 50), 3), "p95_ms": round(percentile(times, 95), 3),
-            "p99_ms": round(percentile(times, 99), 3), "max_ms": round(max(times), 3)}
+    return {
+        "requests": len(times),
+        "errors": dict(sorted(errors.items())),
+        "p50_ms": round(percentile(times, 50), 3),
+        "p95_ms": round(percentile(times, 95), 3),
+        "p99_ms": round(percentile(times, 99), 3),
+        "max_ms": round(max(times), 3),
+    }
 
 
 def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests: int = 200) -> Signoff:
@@ -418,14 +470,18 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
     samples_path = _require_signoff_spec(spec)
     samples = read_samples(samples_path)
     if not spec.serve.port:
-        raise SignoffError(f"{spec.origin} sets no serve.port: there is no endpoint to replay the samples through",
-                           hint="set serve.port to the port the server listens on")
+        raise SignoffError(
+            f"{spec.origin} sets no serve.port: there is no endpoint to replay the samples through",
+            hint="set serve.port to the port the server listens on",
+        )
     _refuse_without_gpu(spec)
     gpus = spec.accelerator == "gpu"
     info = engine.runnable(image)
-    if info.labels.get("io.imagesmith.role") != "serve":
-        raise SignoffError(f"{image} is not an imagesmith serve image (role {info.labels.get('io.imagesmith.role')!r})",
-                           hint="sign off on the serve image: imagesmith signoff NAME:serve --model DIR")
+    if info.labels.get(LABEL_ROLE) != "serve":
+        raise SignoffError(
+            f"{image} is not an imagesmith serve image (role {info.labels.get(LABEL_ROLE)!r})",
+            hint="sign off on the serve image: imagesmith signoff NAME:serve --model DIR",
+        )
     if not model.is_dir():
         raise SignoffError(f"{model} is not a folder", hint="pass the artifacts folder train wrote")
     checks: list[dict] = []
@@ -433,24 +489,39 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
     def add(name: str, ok: bool, detail: str) -> None:
         checks.append({"check": name, "ok": bool(ok), "detail": detail})
 
-    record = {"imagesmith_signoff": SIGNOFF_VERSION,
-              "image": {"ref": image, "digest": info.id, "parity": info.labels.get("io.imagesmith.parity")},
-              "model": None, "golden": None, "accelerator": spec.accelerator,
-              "tolerances": {"rtol": spec.signoff.rtol, "atol": spec.signoff.atol},
-              "comparison": None, "latency": None, "hardware": None, "checks": checks}
+    record = {
+        "imagesmith_signoff": SIGNOFF_VERSION,
+        "image": {"ref": image, "digest": info.id, "parity": info.labels.get(LABEL_PARITY)},
+        "model": None,
+        "golden": None,
+        "accelerator": spec.accelerator,
+        "tolerances": {"rtol": spec.signoff.rtol, "atol": spec.signoff.atol},
+        "comparison": None,
+        "latency": None,
+        "hardware": None,
+        "checks": checks,
+    }
 
     model_check = verify_model(engine, image, model)
-    add("model", model_check.ok, "; ".join(model_check.problems) if model_check.problems
-        else "; ".join(model_check.checks))
+    add(
+        "model",
+        model_check.ok,
+        "; ".join(model_check.problems) if model_check.problems else "; ".join(model_check.checks),
+    )
     if model_check.ok:
         stamp, stamp_digest = _model_stamp(model)
         record["model"] = {"parity": stamp["parity"], "stamp": stamp_digest}
         golden = read_golden(model)
         if golden is None:
-            raise SignoffError(f"there are no golden outputs in {model} ({GOLDEN_FILE})",
-                               hint="make them with the train image after training: `imagesmith golden`")
-        record["golden"] = {"sha256": sha256_file(model / GOLDEN_FILE), "samples": len(golden["outputs"]),
-                            "train_image": (golden.get("image") or {}).get("digest")}
+            raise SignoffError(
+                f"there are no golden outputs in {model} ({GOLDEN_FILE})",
+                hint="make them with the train image after training: `imagesmith golden`",
+            )
+        record["golden"] = {
+            "sha256": sha256_file(model / GOLDEN_FILE),
+            "samples": len(golden["outputs"]),
+            "train_image": (golden.get("image") or {}).get("digest"),
+        }
         stale = []
         if (golden.get("model") or {}).get("stamp") != stamp_digest:
             stale.append("they were made for another model (its stamp differs)")
@@ -458,15 +529,25 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
             stale.append(f"they were made from other samples than {spec.signoff.samples}")
         if golden.get("predict") != spec.signoff.predict:
             stale.append(f"they were made with {golden.get('predict')}, the spec names {spec.signoff.predict}")
-        add("golden", not stale, "; ".join(stale) + " (run `imagesmith golden` again)" if stale
-            else f"{len(golden['outputs'])} golden rows made in {(golden.get('image') or {}).get('ref')} for this model")
+        add(
+            "golden",
+            not stale,
+            "; ".join(stale) + " (run `imagesmith golden` again)"
+            if stale
+            else f"{len(golden['outputs'])} golden rows made in {(golden.get('image') or {}).get('ref')} for this model",
+        )
         _serve_and_measure(engine, spec, info, model, samples, requests, gpus, record, add)
         data = run_predict(engine, info, spec, model, samples_path, gpus=gpus)
         record["hardware"] = data["hardware"]
         if gpus:
             seen = data["hardware"].get("gpus") or []
-            add("accelerator", bool(seen), f"the container saw {', '.join(g['name'] for g in seen)}" if seen
-                else "accelerator: gpu, but the container saw no GPU")
+            add(
+                "accelerator",
+                bool(seen),
+                f"the container saw {', '.join(g['name'] for g in seen)}"
+                if seen
+                else "accelerator: gpu, but the container saw no GPU",
+            )
         comparison = compare(golden["outputs"], data["outputs"], rtol=spec.signoff.rtol, atol=spec.signoff.atol)
         record["comparison"] = comparison.as_json()
         add("outputs", comparison.outputs_ok, comparison.outputs_detail())
@@ -477,31 +558,49 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
 
 
 def _serve_and_measure(engine, spec, info, model, samples, requests, gpus, record, add) -> None:
-    container, host, port = engine.start_service(info.id, port=spec.serve.port, gpus=gpus,
-                                                 mounts={str(model.resolve()): spec.artifacts})
+    container, host, port = engine.start_service(
+        info.id, port=spec.serve.port, gpus=gpus, mounts={str(model.resolve()): spec.artifacts}
+    )
     try:
-        latency = replay(host, port, spec.signoff.path, spec.signoff.request, samples, minimum=requests,
-                         alive=lambda: engine.service_exit_code(container) is None)
+        latency = replay(
+            host,
+            port,
+            spec.signoff.path,
+            spec.signoff.request,
+            samples,
+            minimum=requests,
+            alive=lambda: engine.service_exit_code(container) is None,
+        )
     except SignoffError as exc:
         code = engine.service_exit_code(container)
         logs = engine.stop_service(container)
         tail = "\n".join(logs.strip().splitlines()[-12:])
-        raise SignoffError(f"{exc}{f' (exit {code})' if code is not None else ''}; its last output:\n{tail}",
-                           hint=exc.hint or "run the serve image with `imagesmith run serve` to see why") from exc
+        raise SignoffError(
+            f"{exc}{f' (exit {code})' if code is not None else ''}; its last output:\n{tail}",
+            hint=exc.hint or "run the serve image with `imagesmith run serve` to see why",
+        ) from exc
     engine.stop_service(container)
     latency["budget_ms"] = spec.serve.latency_budget_ms
     record["latency"] = latency
     bad = sum(latency["errors"].values())
-    add("http", bad == 0, f"{latency['requests']} requests to POST {spec.signoff.path}, all answered 2xx" if not bad
+    add(
+        "http",
+        bad == 0,
+        f"{latency['requests']} requests to POST {spec.signoff.path}, all answered 2xx"
+        if not bad
         else f"{bad} of {latency['requests']} requests to POST {spec.signoff.path} failed: "
-             + ", ".join(f"{n}x {s}" for s, n in latency["errors"].items()))
+        + ", ".join(f"{n}x {s}" for s, n in latency["errors"].items()),
+    )
     measured = f"p50 {latency['p50_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms"
     budget = spec.serve.latency_budget_ms
     if budget is None:
         add("latency", True, f"{measured} (no serve.latency_budget_ms in the spec)")
     else:
-        add("latency", latency["p99_ms"] <= budget,
-            f"{measured}; p99 {'within' if latency['p99_ms'] <= budget else 'OVER'} the budget of {budget:g} ms")
+        add(
+            "latency",
+            latency["p99_ms"] <= budget,
+            f"{measured}; p99 {'within' if latency['p99_ms'] <= budget else 'OVER'} the budget of {budget:g} ms",
+        )
 
 
 def write_signoff(result: Signoff, path: Path) -> None:
@@ -518,8 +617,10 @@ def table(record: dict) -> list[str]:
         lines.append(f"outputs that moved (largest {len(comparison['worst'])} of {comparison['out_of_tolerance']}):")
         lines.append(f"  {'sample':>6}  {'output':>6}  {'golden':>14}  {'now':>14}  {'abs err':>10}  {'rel err':>10}")
         for w in comparison["worst"]:
-            lines.append(f"  {w['sample']:>6}  {w['output']:>6}  {w['golden']:>14.8g}  {w['now']:>14.8g}  "
-                         f"{w['abs_error']:>10.3g}  {w['rel_error']:>10.3g}")
+            lines.append(
+                f"  {w['sample']:>6}  {w['output']:>6}  {w['golden']:>14.8g}  {w['now']:>14.8g}  "
+                f"{w['abs_error']:>10.3g}  {w['rel_error']:>10.3g}"
+            )
     return lines
 
 
@@ -538,11 +639,17 @@ def read_signoff(path: Path) -> dict:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SignoffError(f"{path} does not exist", hint="run `imagesmith signoff SERVE_IMAGE --model DIR` first") from None
+        raise SignoffError(
+            f"{path} does not exist", hint="run `imagesmith signoff SERVE_IMAGE --model DIR` first"
+        ) from None
     except (OSError, ValueError) as exc:
         raise SignoffError(f"{path} is not readable ({exc})") from exc
-    if not isinstance(data, dict) or data.get("imagesmith_signoff") != SIGNOFF_VERSION or \
-            not isinstance(data.get("image"), dict) or not isinstance(data.get("checks"), list):
+    if (
+        not isinstance(data, dict)
+        or data.get("imagesmith_signoff") != SIGNOFF_VERSION
+        or not isinstance(data.get("image"), dict)
+        or not isinstance(data.get("checks"), list)
+    ):
         raise SignoffError(f"{path} is not an imagesmith signoff record (version {SIGNOFF_VERSION})")
     return data
 
@@ -556,7 +663,9 @@ def check_signoff(engine: Engine, image: str, path: Path, model: Path, *, here: 
         result.checks.append(f"the signoff in {path} passed")
     else:
         failed = [c.get("check") for c in data["checks"] if not c.get("ok")]
-        result.problems.append(f"the signoff in {path} did not pass (failed: {', '.join(map(str, failed)) or 'unknown'})")
+        result.problems.append(
+            f"the signoff in {path} did not pass (failed: {', '.join(map(str, failed)) or 'unknown'})"
+        )
     info = engine.lookup(image)
     signed = data["image"].get("digest")
     if signed == info.id:

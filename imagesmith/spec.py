@@ -22,7 +22,7 @@ import yaml
 try:  # Python 3.11+
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from .errors import SpecError
 
@@ -155,9 +155,7 @@ def load_spec(path: Path | str = ".") -> Spec:
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise SpecError(
-                spec_file.name, [f"not valid YAML{where}: {problem}"], hint="fix the YAML syntax"
-            ) from exc
+            raise SpecError(spec_file.name, [f"not valid YAML{where}: {problem}"], hint="fix the YAML syntax") from exc
         except UnicodeDecodeError as exc:
             raise SpecError(spec_file.name, ["not UTF-8 text"]) from exc
     return parse_spec(data, root, origin)
@@ -192,8 +190,15 @@ def _unknown_keys(data: dict, allowed: tuple[str, ...], prefix: str, problems: _
 
 
 def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
 
 
 def _project_path(root: Path, key: str, value: Any, problems: _Problems, *, must_exist: bool = True) -> str | None:
@@ -202,7 +207,9 @@ def _project_path(root: Path, key: str, value: Any, problems: _Problems, *, must
         problems.add(key, f"expected a relative path, got {_type_name(value)}")
         return None
     if not PATH_RE.match(value):
-        problems.add(key, f"'{value}' is not a plain relative path (letters, digits, . _ - + @ / and spaces; no globs or quotes)")
+        problems.add(
+            key, f"'{value}' is not a plain relative path (letters, digits, . _ - + @ / and spaces; no globs or quotes)"
+        )
         return None
     pure = PurePosixPath(value)
     if pure.is_absolute() or ".." in pure.parts:
@@ -259,9 +266,24 @@ def _number(value: Any, key: str, problems: _Problems, *, minimum: float = 0.0) 
 
 
 TOP_KEYS = (
-    "name", "python", "platform", "base", "resolver", "install", "system_packages", "requirements",
-    "preprocessing", "source", "train", "serve", "seed", "env", "artifacts", "determinism",
-    "accelerator", "signoff",
+    "name",
+    "python",
+    "platform",
+    "base",
+    "resolver",
+    "install",
+    "system_packages",
+    "requirements",
+    "preprocessing",
+    "source",
+    "train",
+    "serve",
+    "seed",
+    "env",
+    "artifacts",
+    "determinism",
+    "accelerator",
+    "signoff",
 )
 TRAIN_KEYS = ("command",)
 SERVE_KEYS = ("command", "port", "latency_budget_ms")
@@ -290,9 +312,9 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
 
     python = data.get("python", "3.11")
     if isinstance(python, float):  # YAML reads 3.11 as a float; 3.10 would become 3.1
-        p.add("python", f"write the version in quotes, e.g. python: \"{python}\" (YAML read a number)")
+        p.add("python", f'write the version in quotes, e.g. python: "{python}" (YAML read a number)')
     elif not (isinstance(python, str) and PYTHON_RE.match(python)):
-        p.add("python", f"expected a version like \"3.11\", got {python!r}")
+        p.add("python", f'expected a version like "3.11", got {python!r}')
 
     platform = data.get("platform", "linux/amd64")
     if platform not in PLATFORMS:
@@ -319,11 +341,13 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
     requirements = _parse_requirements(data.get("requirements"), root, p) if "requirements" in data else Requirements()
 
     preprocessing = [
-        path for i, v in enumerate(_str_list(data.get("preprocessing", []), "preprocessing", p) or [])
+        path
+        for i, v in enumerate(_str_list(data.get("preprocessing", []), "preprocessing", p) or [])
         if (path := _project_path(root, f"preprocessing[{i}]", v, p)) is not None
     ]
     source = [
-        path for i, v in enumerate(_str_list(data.get("source", []), "source", p) or [])
+        path
+        for i, v in enumerate(_str_list(data.get("source", []), "source", p) or [])
         if (path := _project_path(root, f"source[{i}]", v, p)) is not None
     ]
 
@@ -370,12 +394,26 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
     if p.items:
         raise SpecError(origin, p.items, hint=f"fix {origin} (see examples/iris/{SPEC_FILE} for a complete spec)")
     return Spec(
-        root=root, origin=origin, name=name, python=python, platform=platform, base=base,
-        resolver=resolver, install=install, system_packages=tuple(sorted(set(system_packages))),
-        requirements=requirements, preprocessing=tuple(preprocessing), source=tuple(source),
-        train=train, serve=serve, seed=seed, env=tuple(sorted(env.items())),
-        artifacts=artifacts.rstrip("/") or "/", determinism=determinism,
-        accelerator=accelerator, signoff=signoff,
+        root=root,
+        origin=origin,
+        name=name,
+        python=python,
+        platform=platform,
+        base=base,
+        resolver=resolver,
+        install=install,
+        system_packages=tuple(sorted(set(system_packages))),
+        requirements=requirements,
+        preprocessing=tuple(preprocessing),
+        source=tuple(source),
+        train=train,
+        serve=serve,
+        seed=seed,
+        env=tuple(sorted(env.items())),
+        artifacts=artifacts.rstrip("/") or "/",
+        determinism=determinism,
+        accelerator=accelerator,
+        signoff=signoff,
     )
 
 
@@ -391,8 +429,11 @@ def _parse_requirements(value: Any, root: Path, p: _Problems) -> Requirements:
         file = None
         if "file" in value:
             file = _project_path(root, "requirements.file", value["file"], p)
-        inline = tuple(_checked_requirements(_str_list(value.get("packages", []), "requirements.packages", p) or [],
-                                             "requirements.packages", p))
+        inline = tuple(
+            _checked_requirements(
+                _str_list(value.get("packages", []), "requirements.packages", p) or [], "requirements.packages", p
+            )
+        )
         pyproject = value.get("pyproject", False)
         if not isinstance(pyproject, bool):
             p.add("requirements.pyproject", "expected true or false")
@@ -463,7 +504,11 @@ def _parse_signoff(value: Any, root: Path, p: _Problems) -> Signoff:
     if request not in SIGNOFF_REQUESTS:
         p.add("signoff.request", f"expected one of {', '.join(SIGNOFF_REQUESTS)}, got {request!r}")
         request = "list"
-    return Signoff(predict=predict, samples=samples, rtol=rtol if rtol is not None else 1e-5,
-                   atol=atol if atol is not None else 1e-6, path=path, request=request)
-
-
+    return Signoff(
+        predict=predict,
+        samples=samples,
+        rtol=rtol if rtol is not None else 1e-5,
+        atol=atol if atol is not None else 1e-6,
+        path=path,
+        request=request,
+    )

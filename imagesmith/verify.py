@@ -10,11 +10,15 @@ A label is only a claim (and a child image inherits its parent's), so ``verify_i
    (``render.image_env``); the image's layers start with the layers of the base image the
    manifest names, when that base can be found (local engine, or its registry); no filesystem
    layer was added after the parity label was stamped (see "Layers on top" below).
-3. **The content** (skipped with ``labels_only``): ``probe.py`` runs inside a container of the
+3. **The content** (skipped with ``labels_only``): ``runtime/probe.py`` runs inside a container of the
    image (no network, read-only, entrypoint bypassed) and reports every installed distribution
    with its files checked against its RECORD, files in site-packages that no distribution
    installed, stale bytecode, the preprocessing files, Debian packages and the Python version;
-   these are compared with the manifest by ``diff.compare``, the same words ``diff`` uses.
+   these are compared with the manifest by ``compare.compare``, the same words ``diff`` uses.
+   imagesmith's own in-image code is the ``imagesmith-runtime`` distribution, pinned in the
+   manifest (version 2) and checked like the locked ones. Images built before it existed
+   (manifest version 1) carry loose runtime files in site-packages instead: a difference from
+   this imagesmith's is a note, never a failure (see ``_runtime_notes``).
 
 Layers on top: ``--pair`` compares the two images' layer lists (train and serve share all of
 them). A lock cannot know layer IDs, so with ``--lock`` the image's build history decides: the
@@ -32,26 +36,31 @@ pulling, for the label and config checks; the content check pulls the image by d
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import parity
-from .diff import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
+from . import parity, runtime_wheel
+from .compare import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
 from .engine import Engine, ImageInfo, registry_host
-from .errors import LockError, UsageError, VerifyError
+from .errors import UsageError, VerifyError
+from .layout import APP_DIR, FACTS_FILE, LABEL_BASE_NAME, LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE, VENV, VENV_PYTHON
 from .lock import LOCK_FILE, BasePin, Lock, read_lock
 from .lock.resolvers import Pin
+from .runtime import DISTRIBUTION as RUNTIME_DIST
+from .runtime import stamp
 
-LABEL_PARITY = "io.imagesmith.parity"
-LABEL_MANIFEST = "io.imagesmith.manifest"
-LABEL_ROLE = "io.imagesmith.role"
-LABEL_BASE_NAME = "org.opencontainers.image.base.name"
-APP_DIR = "/app"  # where render.copy_args puts project files (the Dockerfile's WORKDIR)
-PROBE = Path(__file__).resolve().parent / "probe.py"
-FACTS_FILE = "imagesmith_image.json"  # stamp.FACTS_FILE: the manifest the image carries inside, beside the runtime
+PROBE = Path(stamp.__file__).resolve().parent / "probe.py"  # the host's copy: never the image's
+# Loose runtime files in site-packages of images built before the runtime was a wheel
+LEGACY_RUNTIME_FILES = (
+    "imagesmith.pth",
+    "imagesmith_parity.py",
+    "imagesmith_runtime.py",
+    "imagesmith_seed.py",
+    "imagesmith_stamp.py",
+)
 CODE_SUFFIXES = (".py", ".pth", ".pyc", ".so", ".pyd", ".zip", ".egg")  # what Python may import or run
 
 
@@ -71,9 +80,17 @@ class Report:
         return not self.problems
 
     def as_json(self) -> dict:
-        return {"image": self.image, "id": self.image_id, "ok": self.ok, "parity": self.parity,
-                "role": self.role, "mode": self.mode, "checks": self.checks, "problems": self.problems,
-                "notes": self.notes}
+        return {
+            "image": self.image,
+            "id": self.image_id,
+            "ok": self.ok,
+            "parity": self.parity,
+            "role": self.role,
+            "mode": self.mode,
+            "checks": self.checks,
+            "problems": self.problems,
+            "notes": self.notes,
+        }
 
 
 def label_manifest(info: ImageInfo, report: Report) -> dict | None:
@@ -93,7 +110,9 @@ def label_manifest(info: ImageInfo, report: Report) -> dict | None:
         return None
     recomputed = parity.digest(manifest)
     if recomputed != label:
-        report.problems.append(f"label {LABEL_PARITY} is {label}, but the manifest label hashes to {recomputed} (forged or edited label)")
+        report.problems.append(
+            f"label {LABEL_PARITY} is {label}, but the manifest label hashes to {recomputed} (forged or edited label)"
+        )
         return None
     report.checks.append("manifest label hashes to the parity label")
     return manifest
@@ -155,17 +174,24 @@ def local_image(engine: Engine, source: Source, notes: list[str]) -> ImageInfo:
 def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...] = (), detail: bool = False) -> dict:
     """Facts from inside the image (see probe.py), or ``{"start_error": ...}`` when the image has
     no Python environment where imagesmith puts it. Raises VerifyError when the probe crashed."""
-    from .render import VENV
-
-    options = json.dumps({"venv": VENV, "app": APP_DIR, "preprocessing": sorted(set(preprocessing)), "files": detail,
-                          "read": [FACTS_FILE]})
-    run = engine.run_isolated(info.id, [f"{VENV}/bin/python", "-I", "-S", "-c", PROBE.read_text(encoding="utf-8"), options])
+    options = json.dumps(
+        {
+            "venv": VENV,
+            "app": APP_DIR,
+            "preprocessing": sorted(set(preprocessing)),
+            "files": detail,
+            "read": [FACTS_FILE],
+        }
+    )
+    run = engine.run_isolated(info.id, [VENV_PYTHON, "-I", "-S", "-c", PROBE.read_text(encoding="utf-8"), options])
     if run.exit_code is None:
         return {"start_error": run.start_error}
     if run.exit_code != 0:
         tail = run.stderr.strip().splitlines()[-1:] or [f"exit {run.exit_code}"]
-        raise VerifyError(f"the content probe failed inside {info.ref}: {tail[0]}",
-                          hint="the image's Python cannot run a standard-library script; try --labels-only")
+        raise VerifyError(
+            f"the content probe failed inside {info.ref}: {tail[0]}",
+            hint="the image's Python cannot run a standard-library script; try --labels-only",
+        )
     try:
         return json.loads(run.stdout)
     except json.JSONDecodeError as exc:
@@ -180,14 +206,30 @@ def lock_from_manifest(manifest: dict) -> Lock:
     """A Lock with a manifest's content, so that functions of a Lock (``render.image_env``) say
     what an image with this manifest should have. Fields a manifest lacks are blank."""
     return Lock(
-        inputs={}, resolver="", python=str(manifest.get("python", "")), platform=str(manifest.get("platform", "")),
+        inputs={},
+        resolver="",
+        python=str(manifest.get("python", "")),
+        platform=str(manifest.get("platform", "")),
         base=BasePin("", str(manifest.get("base", "")), "", str(manifest.get("python", ""))),
-        packages=tuple(Pin(n, p["version"], tuple(p.get("hashes", ()))) for n, p in sorted(manifest["packages"].items())),
+        packages=tuple(
+            Pin(n, p["version"], tuple(p.get("hashes", ()))) for n, p in sorted(manifest["packages"].items())
+        ),
         system_packages=tuple(sorted(manifest["system_packages"].items())),
         preprocessing=tuple(sorted(manifest["preprocessing"].items())),
-        seed=int(manifest["seed"]), determinism=bool(manifest["determinism"]),
+        seed=int(manifest["seed"]),
+        determinism=bool(manifest["determinism"]),
         env=tuple(sorted(manifest["env"].items())),
+        runtime=Pin(r["name"], r["version"], tuple(r.get("hashes", ()))) if (r := manifest.get("runtime")) else None,
     )
+
+
+def claimed_packages(manifest: dict) -> dict[str, dict]:
+    """The distributions a manifest pins: its packages and, from version 2, the runtime wheel."""
+    packages = dict(manifest["packages"])
+    runtime = manifest.get("runtime")
+    if runtime:
+        packages[runtime["name"]] = {"version": runtime["version"], "hashes": runtime.get("hashes", [])}
+    return packages
 
 
 def expected_env(manifest: dict) -> dict[str, str]:
@@ -201,21 +243,38 @@ def claim_view(manifest: dict, name: str, kind: str = "label", id: str = "") -> 
     """What a manifest (a label's, or a lock's) says, as a View."""
     env = expected_env(manifest)
     return View(
-        name=name, kind=kind, id=id, parity=parity.digest(manifest), base=manifest["base"],
-        python=manifest["python"], platform=manifest["platform"],
-        packages={n: Dist(p["version"], tuple(p.get("hashes", ()))) for n, p in manifest["packages"].items()},
-        system_packages=dict(manifest["system_packages"]), system_complete=False,
-        preprocessing=dict(manifest["preprocessing"]), preprocessing_version=manifest.get("preprocessing_version"),
-        seed=manifest["seed"], determinism=manifest["determinism"], env=env, env_expected=env, unrecorded={},
+        name=name,
+        kind=kind,
+        id=id,
+        parity=parity.digest(manifest),
+        base=manifest["base"],
+        python=manifest["python"],
+        platform=manifest["platform"],
+        packages={n: Dist(p["version"], tuple(p.get("hashes", ()))) for n, p in claimed_packages(manifest).items()},
+        system_packages=dict(manifest["system_packages"]),
+        system_complete=False,
+        preprocessing=dict(manifest["preprocessing"]),
+        preprocessing_version=manifest.get("preprocessing_version"),
+        seed=manifest["seed"],
+        determinism=manifest["determinism"],
+        env=env,
+        env_expected=env,
+        unrecorded={},
     )
 
 
 def source_view(source: Source) -> View:
     if source.manifest is None:
-        raise VerifyError(f"{source.name} has no usable parity manifest: {'; '.join(source.problems)}",
-                          hint="it was not built by imagesmith, or its labels were edited")
-    return claim_view(source.manifest, source.name, "lock" if source.kind == "lock" else "label",
-                      source.info.id if source.info else "")
+        raise VerifyError(
+            f"{source.name} has no usable parity manifest: {'; '.join(source.problems)}",
+            hint="it was not built by imagesmith, or its labels were edited",
+        )
+    return claim_view(
+        source.manifest,
+        source.name,
+        "lock" if source.kind == "lock" else "label",
+        source.info.id if source.info else "",
+    )
 
 
 def config_env(info: ImageInfo) -> dict[str, str]:
@@ -252,11 +311,16 @@ def check_base(engine: Engine, info: ImageInfo, base: str) -> BaseCheck:
         except EngineError as exc:
             return BaseCheck("unknown", f"the base {base[:19]}… could not be read from its registry ({exc})")
     if found is None:
-        return BaseCheck("unknown", f"the base {base[:19]}… is not in the engine, so the layers were not compared with it")
+        return BaseCheck(
+            "unknown", f"the base {base[:19]}… is not in the engine, so the layers were not compared with it"
+        )
     n = len(found.layers)
     if n and tuple(info.layers[:n]) == tuple(found.layers):
-        return BaseCheck("ok", f"the image's layers start with the {n} layer{'s' if n != 1 else ''} of the base {base[:19]}…",
-                         config_env(found))
+        return BaseCheck(
+            "ok",
+            f"the image's layers start with the {n} layer{'s' if n != 1 else ''} of the base {base[:19]}…",
+            config_env(found),
+        )
     return BaseCheck("mismatch", f"its layers do not start with the layers of the base {base[:19]}…", config_env(found))
 
 
@@ -268,24 +332,17 @@ def layers_added(engine: Engine, info: ImageInfo) -> int | None:
     marks = [i for i, h in enumerate(history) if "LABEL" in h.created_by and f"{LABEL_PARITY}=" in h.created_by]
     if not marks:
         return None
-    return sum(1 for h in history[marks[-1] + 1:] if not h.empty_layer)
+    return sum(1 for h in history[marks[-1] + 1 :] if not h.empty_layer)
 
 
-def runtime_hashes(python: str) -> dict[str, str]:
-    """File name -> sha256 of the runtime files this imagesmith puts into site-packages."""
-    from .errors import ImagesmithError
-    from .render import runtime_files
-
-    major_minor = ".".join(python.split(".")[:2])
-    try:
-        files = runtime_files(major_minor)
-    except (ImagesmithError, OSError):
-        return {}
-    return {f.dest.rsplit("/", 1)[-1]: hashlib.sha256(f.text.encode("utf-8")).hexdigest() for f in files}
+def runtime_version() -> str:
+    """The version of this imagesmith's runtime wheel (its content digest)."""
+    return runtime_wheel.build().version
 
 
-def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCheck, *,
-               code_only: bool = False) -> View:
+def image_view(
+    source: Source, info: ImageInfo, facts: dict | None, base: BaseCheck, *, code_only: bool = False
+) -> View:
     """What the image really has, in manifest terms (``facts`` None: labels only, so everything
     inside the image is taken from its label and only the config is observed)."""
     claim = source.manifest
@@ -295,8 +352,9 @@ def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCh
     env_all = config_env(info)
     expected = view.env_expected
     relevant = set(expected) | set(WATCHED_ENV) | set(SEED_ENV)
-    view.env = {k: env_all[k] for k in sorted(relevant) if k in env_all
-                and (k in expected or base.env.get(k) != env_all[k])}  # a watched variable set by the base is the base's
+    view.env = {
+        k: env_all[k] for k in sorted(relevant) if k in env_all and (k in expected or base.env.get(k) != env_all[k])
+    }  # a watched variable set by the base is the base's
     if "IMAGESMITH_SEED" in expected:
         try:
             view.seed = int(env_all["IMAGESMITH_SEED"])
@@ -311,24 +369,32 @@ def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCh
     python = facts.get("python") or ""
     view.python = claim["python"] if python.startswith(str(claim["python"]) + ".") else python
     view.platform = facts.get("platform")
-    claimed = claim["packages"]
+    claimed = claimed_packages(claim)
     pre_paths = set(claim["preprocessing"])
     pre_owners = {e.get("owner") for e in facts["preprocessing"].values() if e.get("owner")}
     packages = {}
     for name, d in facts["distributions"].items():
         if name in pre_owners and name not in claimed:
             continue  # the preprocessing wheel: its files are the preprocessing group's
-        modified = tuple(d["mismatched"]) + tuple(f"{p} (missing)" for p in d["missing"]) + \
-            tuple(f"{p} (no hash in the RECORD)" for p in d.get("unhashed") or ()) + \
-            tuple(f"{p} (stale bytecode)" for p in d["stale_bytecode"]) + ((d["error"],) if d.get("error") else ())
+        modified = (
+            tuple(d["mismatched"])
+            + tuple(f"{p} (missing)" for p in d["missing"])
+            + tuple(f"{p} (no hash in the RECORD)" for p in d.get("unhashed") or ())
+            + tuple(f"{p} (stale bytecode)" for p in d["stale_bytecode"])
+            + ((d["error"],) if d.get("error") else ())
+        )
         same = claimed.get(name, {}).get("version") == d["version"]
-        packages[name] = Dist(d["version"] or "?", tuple(claimed[name]["hashes"]) if same else None,
-                              d["content"], d.get("file_hashes"), modified)
+        packages[name] = Dist(
+            d["version"] or "?",
+            tuple(claimed[name]["hashes"]) if same else None,
+            d["content"],
+            d.get("file_hashes"),
+            modified,
+        )
     view.packages = packages
-    names = set(runtime_hashes(python))
     unrecorded, runtime = {}, {}
     for rel, digest in facts["unrecorded"].items():
-        if rel in names:  # imagesmith's runtime: not in the manifest (see _runtime_notes)
+        if rel in LEGACY_RUNTIME_FILES:  # an older imagesmith's runtime: not in its manifest (see _runtime_notes)
             runtime[rel] = digest
         elif not rel.endswith(CODE_SUFFIXES) and (code_only or rel.startswith("imagesmith")):
             continue  # data, not code; imagesmith's own (the image's facts) depends on the spec too
@@ -358,14 +424,17 @@ def image_view(source: Source, info: ImageInfo, facts: dict | None, base: BaseCh
     return view
 
 
-def load_view(engine: Engine, source: Source, *, labels_only: bool, detail: bool, preprocessing: tuple[str, ...],
-              notes: list[str]) -> View:
+def load_view(
+    engine: Engine, source: Source, *, labels_only: bool, detail: bool, preprocessing: tuple[str, ...], notes: list[str]
+) -> View:
     """The View of a source for ``diff``: a lock as it is; an image as observed."""
     if source.kind == "lock":
         return source_view(source)
     if source.manifest is None:
-        raise VerifyError(f"{source.name} has no usable parity manifest: {'; '.join(source.problems)}",
-                          hint="it was not built by imagesmith, or its labels were edited; `imagesmith verify` says more")
+        raise VerifyError(
+            f"{source.name} has no usable parity manifest: {'; '.join(source.problems)}",
+            hint="it was not built by imagesmith, or its labels were edited; `imagesmith verify` says more",
+        )
     info = source.info
     assert info is not None
     base = check_base(engine, info, source.manifest["base"])
@@ -378,7 +447,9 @@ def load_view(engine: Engine, source: Source, *, labels_only: bool, detail: bool
             notes.append(f"{source.name}: no Python environment to look into ({facts['start_error']})")
     added = layers_added(engine, info)
     if added:
-        notes.append(f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} added after the parity label was stamped")
+        notes.append(
+            f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} added after the parity label was stamped"
+        )
     return image_view(source, info, facts, base)
 
 
@@ -386,18 +457,32 @@ def load_view(engine: Engine, source: Source, *, labels_only: bool, detail: bool
 # verify
 
 
-def verify_image(engine: Engine, image: str, *, lock: Path | None = None, expect: str | None = None,
-                 pair: str | None = None, labels_only: bool = False) -> Report:
+def verify_image(
+    engine: Engine,
+    image: str,
+    *,
+    lock: Path | None = None,
+    expect: str | None = None,
+    pair: str | None = None,
+    labels_only: bool = False,
+) -> Report:
     """Check ``image`` (local, or a registry reference) against its own labels and, when given,
     a lock, an expected parity and its train/serve pair. See the module docstring."""
     source = open_source(engine, image)
     if source.kind == "lock":
-        raise UsageError(f"{image} is a lock file; verify checks an image",
-                         hint="give an image reference, or compare the lock with `imagesmith diff`")
+        raise UsageError(
+            f"{image} is a lock file; verify checks an image",
+            hint="give an image reference, or compare the lock with `imagesmith diff`",
+        )
     info = source.info
     assert info is not None
-    report = Report(image=image, image_id=info.id, parity=info.labels.get(LABEL_PARITY),
-                    role=info.labels.get(LABEL_ROLE), mode="labels" if labels_only else "content")
+    report = Report(
+        image=image,
+        image_id=info.id,
+        parity=info.labels.get(LABEL_PARITY),
+        role=info.labels.get(LABEL_ROLE),
+        mode="labels" if labels_only else "content",
+    )
     manifest = label_manifest(info, report)
     _check_references(engine, report, info, manifest, lock, expect, pair)
     if manifest is None:
@@ -409,37 +494,53 @@ def verify_image(engine: Engine, image: str, *, lock: Path | None = None, expect
         report.notes.append(f"base not checked: {base.detail}")
     facts = None
     if not labels_only:
-        facts = run_probe(engine, local_image(engine, source, report.notes), preprocessing=tuple(manifest["preprocessing"]))
+        facts = run_probe(
+            engine, local_image(engine, source, report.notes), preprocessing=tuple(manifest["preprocessing"])
+        )
     claimed = claim_view(manifest, "the manifest")
     observed = image_view(source, info, facts, base, code_only=True)
     observed.name = "the image"
     changes = compare(claimed, observed)
     if facts is not None and "start_error" in facts:
-        report.problems.append(f"the image has no Python environment where imagesmith puts it "
-                               f"({facts['start_error']}): it is not the image its label describes")
+        report.problems.append(
+            f"the image has no Python environment where imagesmith puts it "
+            f"({facts['start_error']}): it is not the image its label describes"
+        )
         changes = [c for c in changes if c.group not in ("distributions", "python")]
     report.problems += [c.line("the manifest", "the image") for c in changes]
     if facts is not None and "start_error" not in facts:
         report.problems += _environment_problems(facts)
         _content_checks(report, facts, manifest, changes)
-        report.notes += _runtime_notes(observed)
+        report.notes += _runtime_notes(observed, manifest)
         _inner_manifest(report, facts, manifest)
-        data = sorted(rel for rel in facts["unrecorded"] if not rel.endswith(CODE_SUFFIXES)
-                      and rel not in (observed.runtime or {}) and not rel.startswith("imagesmith"))
+        data = sorted(
+            rel
+            for rel in facts["unrecorded"]
+            if not rel.endswith(CODE_SUFFIXES)
+            and rel not in (observed.runtime or {})
+            and not rel.startswith("imagesmith")
+        )
         if data:
-            report.notes.append(f"{len(data)} data file{'s' if len(data) != 1 else ''} in site-packages that no "
-                                f"distribution installed (not code, not compared): {', '.join(data[:5])}"
-                                + (" …" if len(data) > 5 else ""))
+            report.notes.append(
+                f"{len(data)} data file{'s' if len(data) != 1 else ''} in site-packages that no "
+                f"distribution installed (not code, not compared): {', '.join(data[:5])}"
+                + (" …" if len(data) > 5 else "")
+            )
     elif facts is None:
         report.notes.append("labels only: nothing inside the image was looked at (run without --labels-only for that)")
     if not any(c.group == "seed_env" for c in changes):
-        report.checks.append("seed and environment: " + ", ".join(
-            f"{k}={v}" for k, v in sorted(observed.env.items()) if k in observed.env_expected) + " as the manifest says")
+        report.checks.append(
+            "seed and environment: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(observed.env.items()) if k in observed.env_expected)
+            + " as the manifest says"
+        )
     if lock is None and pair is None:
         added = layers_added(engine, info)
         if added:
-            report.notes.append(f"{added} filesystem layer{'s' if added != 1 else ''} added after the parity label was "
-                                "stamped (a child image); --lock or --pair makes that a failure")
+            report.notes.append(
+                f"{added} filesystem layer{'s' if added != 1 else ''} added after the parity label was "
+                "stamped (a child image); --lock or --pair makes that a failure"
+            )
     return report
 
 
@@ -456,11 +557,15 @@ def _check_references(engine, report, info, manifest, lock, expect, pair) -> Non
             report.problems.append(f"parity label {report.parity} does not match {lock.name} ({want})")
         added = layers_added(engine, info)
         if added is None:
-            report.problems.append("cannot tell whether layers were added on top of the built image: its history "
-                                   "does not show where the parity label was stamped")
+            report.problems.append(
+                "cannot tell whether layers were added on top of the built image: its history "
+                "does not show where the parity label was stamped"
+            )
         elif added:
-            report.problems.append(f"{added} filesystem layer{'s were' if added != 1 else ' was'} added on top of the "
-                                   "built image (after the parity label was stamped): a child image")
+            report.problems.append(
+                f"{added} filesystem layer{'s were' if added != 1 else ' was'} added on top of the "
+                "built image (after the parity label was stamped): a child image"
+            )
         else:
             report.checks.append("no layers added after the parity label was stamped")
     if expect is not None:
@@ -472,7 +577,9 @@ def _check_references(engine, report, info, manifest, lock, expect, pair) -> Non
         other = open_source(engine, pair).info
         assert other is not None
         if other.labels.get(LABEL_PARITY) != report.parity:
-            report.problems.append(f"{pair} has parity {other.labels.get(LABEL_PARITY)}, {report.image} has {report.parity}")
+            report.problems.append(
+                f"{pair} has parity {other.labels.get(LABEL_PARITY)}, {report.image} has {report.parity}"
+            )
         else:
             report.checks.append(f"same parity as {pair}")
         if other.layers != info.layers:
@@ -485,8 +592,6 @@ def _check_references(engine, report, info, manifest, lock, expect, pair) -> Non
 
 
 def _environment_problems(facts: dict) -> list[str]:
-    from .render import VENV
-
     out = []
     cfg = facts.get("pyvenv_cfg")
     if cfg is None:
@@ -494,8 +599,8 @@ def _environment_problems(facts: dict) -> list[str]:
     elif str(cfg.get("include-system-site-packages", "false")).lower() == "true":
         out.append(f"{VENV} also sees the system site-packages (include-system-site-packages = true)")
     path_python = facts.get("path_python")
-    if path_python and path_python != f"{VENV}/bin/python":
-        out.append(f"python on the image's PATH is {path_python}, not the environment's {VENV}/bin/python")
+    if path_python and path_python != VENV_PYTHON:
+        out.append(f"python on the image's PATH is {path_python}, not the environment's {VENV_PYTHON}")
     for name in facts.get("duplicates") or ():
         out.append(f"distributions: {name} is installed twice (two .dist-info folders)")
     return out
@@ -506,8 +611,10 @@ def _inner_manifest(report: Report, facts: dict, manifest: dict) -> None:
     label's: relabelling an image changes its labels, not its files."""
     text = (facts.get("read") or {}).get(FACTS_FILE)
     if text is None:
-        report.notes.append(f"no {FACTS_FILE} in site-packages: the manifest inside the image was not compared "
-                            "(an image built by an imagesmith without it)")
+        report.notes.append(
+            f"no {FACTS_FILE} in site-packages: the manifest inside the image was not compared "
+            "(an image built by an imagesmith without it)"
+        )
         return
     try:
         inner = json.loads(text)["manifest"]
@@ -516,24 +623,36 @@ def _inner_manifest(report: Report, facts: dict, manifest: dict) -> None:
         report.problems.append(f"{FACTS_FILE} in the image holds no readable parity manifest")
         return
     if digest != parity.digest(manifest):
-        report.problems.append(f"the manifest inside the image ({FACTS_FILE}) has parity {digest}, the label "
-                               f"{parity.digest(manifest)}: the labels were replaced")
+        report.problems.append(
+            f"the manifest inside the image ({FACTS_FILE}) has parity {digest}, the label "
+            f"{parity.digest(manifest)}: the labels were replaced"
+        )
     else:
         report.checks.append(f"the manifest inside the image ({FACTS_FILE}) is the label's")
 
 
-def _runtime_notes(observed: View) -> list[str]:
-    """imagesmith's runtime files are not part of the parity manifest (an image built by another
-    imagesmith version has other ones, and is still the same environment), so a difference from
-    this imagesmith's is said, not failed. Edits in a child image are caught by --lock / --pair."""
-    if observed.runtime is None or observed.python is None:
+def _runtime_notes(observed: View, manifest: dict) -> list[str]:
+    """imagesmith's in-image code from another imagesmith version is said, not failed: the image
+    is still the environment its manifest describes. From manifest version 2 the runtime is a
+    pinned distribution (an edit is a failure like any other: its RECORD or version differs);
+    older images carry loose files, compared with nothing (edits in a child image are caught by
+    --lock / --pair)."""
+    if observed.python is None:
         return []
-    mine = runtime_hashes(observed.python)
-    other = sorted(n for n in set(mine) | set(observed.runtime) if mine.get(n) != observed.runtime.get(n))
-    if not other:
+    mine = runtime_version()
+    pinned = (manifest.get("runtime") or {}).get("version")
+    if pinned is not None:
+        if pinned == mine:
+            return []
+        return [
+            f"the image's {RUNTIME_DIST} is {pinned}, this imagesmith's is {mine}: built by another imagesmith version"
+        ]
+    if not observed.runtime:
         return []
-    return [f"imagesmith runtime files differ from this imagesmith's ({', '.join(other)}): built by another "
-            "imagesmith version, or edited; the runtime is not part of the parity manifest"]
+    return [
+        f"imagesmith runtime files of an older imagesmith ({', '.join(sorted(observed.runtime))}): the image "
+        f"predates the {RUNTIME_DIST} wheel ({mine} in this imagesmith); the runtime is not part of its parity manifest"
+    ]
 
 
 def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[Change]) -> None:
@@ -541,9 +660,11 @@ def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[C
     dists = facts["distributions"]
     if "distributions" not in groups:
         files = sum(d["files"] for d in dists.values())
-        n = len(manifest["packages"])
-        report.checks.append(f"{n} distribution{'s' if n != 1 else ''} installed as the manifest pins "
-                             f"{'them' if n != 1 else 'it'}; {files} installed files match their RECORD")
+        n = len(claimed_packages(manifest))  # the locked ones and, from parity version 2, the runtime
+        report.checks.append(
+            f"{n} distribution{'s' if n != 1 else ''} installed as the manifest pins "
+            f"{'them' if n != 1 else 'it'}; {files} installed files match their RECORD"
+        )
     if "python" not in groups:
         report.checks.append(f"Python {facts['python']} on {facts['platform']}")
     if "preprocessing" not in groups and manifest["preprocessing"]:
@@ -558,8 +679,10 @@ def _layer_difference(a: str, la: tuple[str, ...], b: str, lb: tuple[str, ...]) 
         if x != y:
             break
         common += 1
-    return (f"filesystem layers differ: {a} has {len(la)}, {b} has {len(lb)}, "
-            f"the first {common} are shared (layers added or changed on top of a built image)")
+    return (
+        f"filesystem layers differ: {a} has {len(la)}, {b} has {len(lb)}, "
+        f"the first {common} are shared (layers added or changed on top of a built image)"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -570,9 +693,16 @@ def inspect_source(engine: Engine, ref: str) -> dict[str, Any]:
     """The parity manifest of an image (local or registry, read without pulling) or a lock."""
     source = open_source(engine, ref)
     info = source.info
-    out: dict[str, Any] = {"source": source.ref, "kind": source.kind, "id": info.id if info else "",
-                           "parity": None, "role": None, "label_ok": source.manifest is not None,
-                           "problems": list(source.problems), "manifest": source.manifest}
+    out: dict[str, Any] = {
+        "source": source.ref,
+        "kind": source.kind,
+        "id": info.id if info else "",
+        "parity": None,
+        "role": None,
+        "label_ok": source.manifest is not None,
+        "problems": list(source.problems),
+        "manifest": source.manifest,
+    }
     if info is not None:
         out["parity"] = info.labels.get(LABEL_PARITY)
         out["role"] = info.labels.get(LABEL_ROLE)
@@ -582,12 +712,13 @@ def inspect_source(engine: Engine, ref: str) -> dict[str, Any]:
                 out["manifest"] = json.loads(info.labels[LABEL_MANIFEST])
             except json.JSONDecodeError:
                 pass
-    else:
+    elif source.manifest is not None:
         out["parity"] = parity.digest(source.manifest)
         out["base_name"] = source.lock.base.name if source.lock else None
     if out["manifest"] is None:
-        raise VerifyError(f"{source.name} has no parity manifest: {'; '.join(source.problems)}",
-                          hint="it was not built by imagesmith")
+        raise VerifyError(
+            f"{source.name} has no parity manifest: {'; '.join(source.problems)}", hint="it was not built by imagesmith"
+        )
     return out
 
 
@@ -597,7 +728,10 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
     lines = [f"{data['kind']}: {data['source']}"]
     if data.get("id"):
         lines.append(f"id:       {data['id']}")
-    lines.append(f"parity:   {data['parity']}" + ("" if data["label_ok"] else "  (DOES NOT MATCH the manifest: forged or edited)"))
+    lines.append(
+        f"parity:   {data['parity']}"
+        + ("" if data["label_ok"] else "  (DOES NOT MATCH the manifest: forged or edited)")
+    )
     if data.get("role"):
         lines.append(f"role:     {data['role']}")
     base_name = data.get("base_name")
@@ -612,12 +746,54 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
     width = max((len(n) for n in packages), default=0)
     for name, p in sorted(packages.items()):
         hashes = p.get("hashes") or []
-        lines.append(f"  {name.ljust(width)}  {p.get('version')}  ({len(hashes)} hash{'es' if len(hashes) != 1 else ''})")
+        lines.append(
+            f"  {name.ljust(width)}  {p.get('version')}  ({len(hashes)} hash{'es' if len(hashes) != 1 else ''})"
+        )
     system = m.get("system_packages") or {}
     lines.append(f"system packages ({len(system)}):" + ("" if system else " none"))
     lines += [f"  {n}={v}" for n, v in sorted(system.items())]
     pre = m.get("preprocessing") or {}
     version = m.get("preprocessing_version")
-    lines.append(f"preprocessing ({len(pre)} files{', version ' + version if version else ''}):" + ("" if pre else " none"))
+    lines.append(
+        f"preprocessing ({len(pre)} files{', version ' + version if version else ''}):" + ("" if pre else " none")
+    )
     lines += [f"  {p}  {h}" for p, h in sorted(pre.items())]
+    runtime = m.get("runtime")
+    lines.append(
+        f"runtime:  {runtime['name']} {runtime['version']}"
+        if runtime
+        else "runtime:  loose files (an image built before the imagesmith-runtime wheel; parity version 1)"
+    )
     return lines
+
+
+# ------------------------------------------------------------------------------------------------
+# the model: ``imagesmith verify SERVE_IMAGE --model DIR``
+
+
+def verify_model(engine: Engine, image: str, folder) -> stamp.Check:
+    """The same check as the serve runtime's (``stamp.check_model``), against ``image``'s labels
+    (from the engine, or read from the registry for a registry reference the engine lacks)."""
+    info = engine.lookup(image)
+    label = info.labels.get(LABEL_PARITY)
+    text = info.labels.get(LABEL_MANIFEST)
+    manifest = None
+    pre: list[str] = []
+    if not label:
+        pre.append(f"{image} has no {LABEL_PARITY} label: not an imagesmith image")
+    elif text:
+        try:
+            manifest = parity.parse_manifest(text)
+        except ValueError as exc:
+            pre.append(f"label {LABEL_MANIFEST} of {image} is not a parity manifest: {exc}")
+        else:
+            if parity.digest(manifest) != label:
+                pre.append(f"label {LABEL_PARITY} of {image} does not match its manifest label (edited label)")
+                manifest = None
+    if not os.path.isdir(folder):
+        raise stamp.StampError(
+            f"{folder} is not a folder", hint=f"pass the artifacts folder train wrote (it holds {stamp.STAMP_FILE})"
+        )
+    result = stamp.check_model(str(folder), label or "", manifest, require_model=True)
+    result.problems[:0] = pre
+    return result

@@ -1,7 +1,7 @@
 """The host-side wheel cache behind hermetic builds.
 
 Every locked distribution's wheel for the target (Python version, platform; the sdist when it
-publishes no wheel for it, see ``sdists.py``) is downloaded once on
+publishes no wheel for it, see ``runtime/sdists.py``) is downloaded once on
 the host with pip (``--require-hashes``: a wheel whose hash is not in the lock is refused), kept in
 ``<cache>/wheels/<sha256>/<file>`` (keyed by content, shared by all projects and builds), and
 hard-linked into a wheelhouse folder that BuildKit receives as the ``wheels`` named context. The
@@ -21,38 +21,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
+from .cache import default_cache_dir
 from .errors import LockError
 from .lock import Lock
 from .lock.resolvers import Pin
+from .platforms import target_platforms, target_tags
 
-MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
-GLIBC_MINORS = range(28, 16, -1)  # what the lock resolves for (manylinux_2_28) and older
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "imagesmith"
-
-
-def target_platforms(platform: str) -> list[str]:
-    arch = MACHINES[platform]
-    plats = [f"manylinux_2_{m}_{arch}" for m in GLIBC_MINORS]
-    plats += [f"manylinux2014_{arch}"] + ([f"manylinux2010_{arch}", f"manylinux1_{arch}"] if arch == "x86_64" else [])
-    return plats
-
-
-def target_tags(python: str, platform: str) -> list[Tag]:
-    """The target's supported tags, most preferred first (as pip orders them)."""
-    version = tuple(int(p) for p in python.split("."))
-    abi = f"cp{version[0]}{version[1]}"
-    plats = target_platforms(platform)
-    tags = list(cpython_tags(python_version=version, abis=[abi], platforms=plats))
-    tags += list(compatible_tags(python_version=version, interpreter=abi, platforms=plats))
-    return tags
+__all__ = ["WheelCache", "default_cache_dir", "target_platforms", "target_tags"]
 
 
 def _sha256(path: Path) -> str:
@@ -144,19 +123,42 @@ class WheelCache:
         version = lock.python.replace(".", "")
         with tempfile.TemporaryDirectory(prefix="imagesmith-dl-", dir=self.root) as tmp:
             req = Path(tmp) / "requirements.txt"
-            req.write_text("".join(
-                f"{p.name}=={p.version} " + " ".join(f"--hash={h}" for h in p.hashes) + "\n" for p in pins))
-            argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
-                    "--require-hashes", "--prefer-binary", "--python-version", lock.python,
-                    "--implementation", "cp", "--abi", f"cp{version}", "--abi", "abi3", "--abi", "none",
-                    "--dest", str(Path(tmp) / "dl"), "-r", str(req)]
+            req.write_text(
+                "".join(f"{p.name}=={p.version} " + " ".join(f"--hash={h}" for h in p.hashes) + "\n" for p in pins)
+            )
+            argv = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--require-hashes",
+                "--prefer-binary",
+                "--python-version",
+                lock.python,
+                "--implementation",
+                "cp",
+                "--abi",
+                f"cp{version}",
+                "--abi",
+                "abi3",
+                "--abi",
+                "none",
+                "--dest",
+                str(Path(tmp) / "dl"),
+                "-r",
+                str(req),
+            ]
             for plat in target_platforms(lock.platform):
                 argv += ["--platform", plat]
             proc = subprocess.run(argv, capture_output=True, text=True)
             if proc.returncode != 0:
                 out = (proc.stderr or proc.stdout).strip().splitlines()
-                raise LockError("downloading the locked wheels failed:\n" + "\n".join(out[-12:]),
-                                hint="check the network and the package index; `--install online` downloads inside the build instead")
+                raise LockError(
+                    "downloading the locked wheels failed:\n" + "\n".join(out[-12:]),
+                    hint="check the network and the package index; `--install online` downloads inside the build instead",
+                )
             for path in sorted((Path(tmp) / "dl").iterdir()):
                 digest = _sha256(path)
                 dest = self._ensure(self.store / digest) / path.name

@@ -33,13 +33,20 @@ FIXED_EPOCH = 1700000000
 def copy_project(src: Path, dest: Path, *, git: bool = True) -> Path:
     """A copy of a project in a fresh git repository (one commit at a fixed date), without the
     lock, Dockerfile or artifacts a previous run may have left in the source folder."""
-    ignore = shutil.ignore_patterns("imagesmith.lock", "requirements.lock", "Dockerfile", "artifacts",
-                                    "__pycache__", "*.pyc")
+    ignore = shutil.ignore_patterns(
+        "imagesmith.lock", "requirements.lock", "Dockerfile", ".imagesmith", "artifacts", "__pycache__", "*.pyc"
+    )
     shutil.copytree(src, dest, ignore=ignore)
     if git:
-        env = dict(os.environ, GIT_AUTHOR_DATE=f"@{FIXED_EPOCH} +0000", GIT_COMMITTER_DATE=f"@{FIXED_EPOCH} +0000",
-                   GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
-                   GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
+        env = dict(
+            os.environ,
+            GIT_AUTHOR_DATE=f"@{FIXED_EPOCH} +0000",
+            GIT_COMMITTER_DATE=f"@{FIXED_EPOCH} +0000",
+            GIT_AUTHOR_NAME="t",
+            GIT_AUTHOR_EMAIL="t@example.invalid",
+            GIT_COMMITTER_NAME="t",
+            GIT_COMMITTER_EMAIL="t@example.invalid",
+        )
         for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "fixture"]):
             subprocess.run(argv, cwd=dest, env=env, check=True, capture_output=True)
     return dest

@@ -40,8 +40,9 @@ class SecondEngine:
         return env
 
     def docker(self, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True, check=check,
-                              timeout=timeout)
+        return subprocess.run(
+            ["docker", *args], env=self.env, capture_output=True, text=True, check=check, timeout=timeout
+        )
 
     def stop(self) -> None:
         """Stop the engine (by the PID it wrote), wait for it, remove its bridge and folders."""
@@ -80,23 +81,42 @@ def start_second_engine(index: int = 1, *, timeout: float = 60.0) -> SecondEngin
         config = root / "daemon.json"
         config.write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
         pidfile = run / "docker.pid"
-        argv = ["dockerd", "--config-file", str(config), "--data-root", str(root / "data"),
-                "--exec-root", str(run / "exec"), "--pidfile", str(pidfile), "-H", engine.host,
-                "-b", bridge, "--iptables=false", "--ip6tables=false"]
+        argv = [
+            "dockerd",
+            "--config-file",
+            str(config),
+            "--data-root",
+            str(root / "data"),
+            "--exec-root",
+            str(run / "exec"),
+            "--pidfile",
+            str(pidfile),
+            "-H",
+            engine.host,
+            "-b",
+            bridge,
+            "--iptables=false",
+            "--ip6tables=false",
+        ]
         with open(root / "dockerd.log", "wb") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         engine.pid = proc.pid
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"the second dockerd exited ({proc.returncode}):\n"
-                                   + (root / "dockerd.log").read_text(errors="replace")[-2000:])
+                raise RuntimeError(
+                    f"the second dockerd exited ({proc.returncode}):\n"
+                    + (root / "dockerd.log").read_text(errors="replace")[-2000:]
+                )
             if engine.docker("version", "--format", "{{.Server.Version}}", check=False, timeout=30).returncode == 0:
                 return engine
             time.sleep(0.3)
-        raise RuntimeError("the second dockerd did not answer within "
-                           f"{timeout:.0f} s:\n" + (root / "dockerd.log").read_text(errors="replace")[-2000:])
+        raise RuntimeError(
+            "the second dockerd did not answer within "
+            f"{timeout:.0f} s:\n" + (root / "dockerd.log").read_text(errors="replace")[-2000:]
+        )
     except BaseException:
         engine.stop()
         raise

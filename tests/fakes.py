@@ -14,16 +14,39 @@ from imagesmith.engine import ImageInfo, IsolatedRun
 from imagesmith.errors import EngineError
 
 
-def image_info(ref: str = "x:serve", *, id: str = "sha256:" + "1" * 64, labels: dict | None = None,
-               config: dict | None = None, layers: tuple[str, ...] = (), source: str = "local") -> ImageInfo:
-    return ImageInfo(ref=ref, id=id, labels=dict(labels or {}), layers=layers, repo_digests=(),
-                     config=dict(config or {}), size=0, created="", source=source)
+def image_info(
+    ref: str = "x:serve",
+    *,
+    id: str = "sha256:" + "1" * 64,
+    labels: dict | None = None,
+    config: dict | None = None,
+    layers: tuple[str, ...] = (),
+    source: str = "local",
+) -> ImageInfo:
+    return ImageInfo(
+        ref=ref,
+        id=id,
+        labels=dict(labels or {}),
+        layers=layers,
+        repo_digests=(),
+        config=dict(config or {}),
+        size=0,
+        created="",
+        source=source,
+    )
 
 
 class FakeEngine:
-    def __init__(self, images: dict[str, ImageInfo] | None = None, *, default: ImageInfo | None = None,
-                 registry: dict[str, str] | None = None, runs: Callable[[str, list], str] | None = None,
-                 attached_exit: int = 0, driver: str = "docker") -> None:
+    def __init__(
+        self,
+        images: dict[str, ImageInfo] | None = None,
+        *,
+        default: ImageInfo | None = None,
+        registry: dict[str, str] | None = None,
+        runs: Callable[[str, list], str] | None = None,
+        attached_exit: int = 0,
+        driver: str = "docker",
+    ) -> None:
         self.store = dict(images or {})  # ref -> ImageInfo (the engine's image store)
         self.default = default  # answered for any other ref, when given
         self.registry = dict(registry or {})  # ref -> digest (what registry_digest answers)

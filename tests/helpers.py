@@ -14,8 +14,14 @@ from imagesmith.lock.resolvers import Pin
 
 def cli(*args: str, cwd: Path | None = None, env: dict | None = None, check_traceback: bool = True):
     """Run `python -m imagesmith ARGS` and return the CompletedProcess (text)."""
-    proc = subprocess.run([sys.executable, "-m", "imagesmith", *args], cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ, **(env or {})), timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagesmith", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **(env or {})),
+        timeout=1800,
+    )
     if check_traceback:
         assert "Traceback" not in proc.stderr, proc.stderr
     return proc
@@ -25,17 +31,27 @@ def docker_build(dockerfile_text: str, tag: str, context: Path) -> None:
     """Build a small derived image with plain BuildKit (FROM an image built by a fixture)."""
     context.mkdir(parents=True, exist_ok=True)
     (context / "Dockerfile").write_text(dockerfile_text)
-    subprocess.run(["docker", "buildx", "build", "-q", "--load", "-t", tag, str(context)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["docker", "buildx", "build", "-q", "--load", "-t", tag, str(context)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def fake_lock(**changes) -> Lock:
     lock = Lock(
-        inputs={}, resolver="uv", python="3.11", platform="linux/amd64",
+        inputs={},
+        resolver="uv",
+        python="3.11",
+        platform="linux/amd64",
         base=BasePin("python:3.11-slim", "sha256:" + "a" * 64, "registry", "3.11.9"),
         packages=(Pin("six", "1.17.0", ("sha256:" + "b" * 64,)),),
         system_packages=(("libgomp1", "12.2.0-14"),),
         preprocessing=(("app/prep.py", "sha256:" + "c" * 64),),
-        seed=7, determinism=False, env=(("A", 'quote " dollar $HOME back\\slash'),),
+        seed=7,
+        determinism=False,
+        env=(("A", 'quote " dollar $HOME back\\slash'),),
+        runtime=Pin("imagesmith-runtime", "0+sha256." + "d" * 12, ("sha256:" + "d" * 64,)),
     )
     return replace(lock, **changes)

@@ -12,7 +12,6 @@ from imagesmith.build import BuildOptions, build_project
 from imagesmith.errors import BuildError
 from imagesmith.lock import read_lock
 from imagesmith.spec import load_spec
-from imagesmith.wheels import WheelCache
 from tests.conftest import PROJECTS, copy_project
 from tests.helpers import cli, docker_build
 
@@ -70,12 +69,25 @@ def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine)
     """The install RUN has --network=none: with an empty wheelhouse it cannot fetch anything."""
     spec, _ = tiny_built
     text = spec.dockerfile_path.read_text()
-    install = text[text.index("RUN --network=none"):].split("\n\n")[0]
+    install = text[text.index("RUN --network=none") :].split("\n\n")[0]
     assert "--no-index" in install and "--require-hashes" in install
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = subprocess.run(["docker", "buildx", "build", "--progress=plain", "--target", "serve",
-                           "--build-context", f"wheels={empty}", str(spec.root)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "docker",
+            "buildx",
+            "build",
+            "--progress=plain",
+            "--target",
+            "serve",
+            "--build-context",
+            f"wheels={empty}",
+            str(spec.root),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0
     assert "No matching distribution found for six" in proc.stdout + proc.stderr
 
@@ -112,15 +124,20 @@ def test_push_and_pin_by_digest(tiny_built, tmp_path, engine, base_image, regist
     root = tmp_path / "tiny"
     shutil.copytree(spec.root, root)
     repo = f"{registry}/imagesmith-test/tiny"
-    proc = cli("build", "-p", str(root), "--base", base_image, "--tag", "imagesmith-test/pushed",
-               "--push", repo, "--json")
+    proc = cli(
+        "build", "-p", str(root), "--base", base_image, "--tag", "imagesmith-test/pushed", "--push", repo, "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     serve = result["images"]["serve"]
     assert serve["pushed"].startswith(f"{repo}@sha256:")
     digest = serve["pushed"].split("@", 1)[1]
-    inspect = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{repo}:serve"],
-                             capture_output=True, text=True, check=True)
+    inspect = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{repo}:serve"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     remote = json.loads(inspect.stdout)
     assert remote["Digest"] == digest
     assert remote["Labels"]["io.imagesmith.parity"] == result["parity"]
@@ -150,11 +167,27 @@ def test_failed_step_names_the_system_package(tmp_path, engine, base_image):
 
 def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
     spec, result = tiny_built
-    proc = cli("build", "-p", str(spec.root), "--base", base_image, "--tag", "imagesmith-test/tiny", "--builder", "nope")
+    proc = cli(
+        "build", "-p", str(spec.root), "--base", base_image, "--tag", "imagesmith-test/tiny", "--builder", "nope"
+    )
     assert proc.returncode == 2
     assert "there is no buildx builder named 'nope'" in proc.stderr and "docker buildx ls" in proc.stderr
-    proc = cli("build", "-p", str(spec.root), "--base", base_image, "--tag", "imagesmith-test/tiny",
-               "--builder", "default", "--cache-to", "type=inline", "--cache-from", "imagesmith-test/tiny:serve", "--json")
+    proc = cli(
+        "build",
+        "-p",
+        str(spec.root),
+        "--base",
+        base_image,
+        "--tag",
+        "imagesmith-test/tiny",
+        "--builder",
+        "default",
+        "--cache-to",
+        "type=inline",
+        "--cache-from",
+        "imagesmith-test/tiny:serve",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["parity"] == result.parity
 
@@ -170,8 +203,11 @@ def test_sdist_only_distribution_is_built_outside_the_images(tmp_path, engine, b
     hermetic = _build(root, engine, base_image, "imagesmith-test/sdist", cache_dir=cache)
     assert list((cache / "wheels").glob("*/docopt-0.6.2.tar.gz"))
     ref = hermetic.images["serve"].ref
-    out = engine.run(ref, ["-c", "import docopt, shutil; print(docopt.__version__, shutil.which('cc'))"],
-                     entrypoint=["/opt/venv/bin/python"])
+    out = engine.run(
+        ref,
+        ["-c", "import docopt, shutil; print(docopt.__version__, shutil.which('cc'))"],
+        entrypoint=["/opt/venv/bin/python"],
+    )
     assert out.split() == ["0.6.2", "None"]
     online = _build(root, engine, base_image, "imagesmith-test/sdist-online", install="online")
     assert engine.image(online.images["serve"].ref).layers == engine.image(ref).layers

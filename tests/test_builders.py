@@ -26,9 +26,17 @@ PUSH = {"train": "127.0.0.1:5000/app:train", "serve": "127.0.0.1:5000/app:serve"
 
 
 def _definition(**kw):
-    args = dict(context=Path("/p"), dockerfile=Path("/p/Dockerfile"), targets=ROLES, refs=REFS, push={},
-                load=False, driver="docker", build_args={"B": "2", "A": "1"},
-                contexts={"wheels": "/w", "base": "oci-layout:///c@sha256:" + "a" * 64})
+    args = dict(
+        context=Path("/p"),
+        dockerfile=Path("/p/Dockerfile"),
+        targets=ROLES,
+        refs=REFS,
+        push={},
+        load=False,
+        driver="docker",
+        build_args={"B": "2", "A": "1"},
+        contexts={"wheels": "/w", "base": "oci-layout:///c@sha256:" + "a" * 64},
+    )
     args.update(kw)
     return bake_definition(**args)
 
@@ -54,52 +62,69 @@ def test_other_builders_load_or_push_explicitly():
     d = _definition(driver="remote", push=PUSH)
     assert d["target"]["train"]["output"] == ["type=image,name=127.0.0.1:5000/app:train,push=true"]
     d = _definition(driver="docker-container", push=PUSH, load=True)
-    assert d["target"]["serve"]["output"] == ["type=image,name=127.0.0.1:5000/app:serve,push=true",
-                                              "type=docker,name=app:serve"]
+    assert d["target"]["serve"]["output"] == [
+        "type=image,name=127.0.0.1:5000/app:serve,push=true",
+        "type=docker,name=app:serve",
+    ]
 
 
 def test_each_target_writes_its_own_cache_and_reads_both():
-    d = _definition(cache_to=("type=registry,ref=127.0.0.1:5000/app:cache,mode=max",),
-                    cache_from=("type=registry,ref=127.0.0.1:5000/app:cache",), no_cache=True)
+    d = _definition(
+        cache_to=("type=registry,ref=127.0.0.1:5000/app:cache,mode=max",),
+        cache_from=("type=registry,ref=127.0.0.1:5000/app:cache",),
+        no_cache=True,
+    )
     assert d["target"]["train"]["cache-to"] == ["type=registry,ref=127.0.0.1:5000/app:cache-train,mode=max"]
     assert d["target"]["serve"]["cache-to"] == ["type=registry,ref=127.0.0.1:5000/app:cache-serve,mode=max"]
     for role in ROLES:
-        assert d["target"][role]["cache-from"] == ["type=registry,ref=127.0.0.1:5000/app:cache-train",
-                                                   "type=registry,ref=127.0.0.1:5000/app:cache-serve"]
+        assert d["target"][role]["cache-from"] == [
+            "type=registry,ref=127.0.0.1:5000/app:cache-train",
+            "type=registry,ref=127.0.0.1:5000/app:cache-serve",
+        ]
         assert d["target"][role]["no-cache"] is True
 
 
-@pytest.mark.parametrize("given, role, expected", [
-    ("127.0.0.1:5000/app:cache", "serve", "type=registry,ref=127.0.0.1:5000/app:cache-serve"),
-    ("127.0.0.1:5000/app", "train", "type=registry,ref=127.0.0.1:5000/app:train"),
-    ("ref=localhost:5000/a/b:c", "train", "ref=localhost:5000/a/b:c-train"),
-    ("type=local,dest=/tmp/cache/,mode=max", "train", "type=local,dest=/tmp/cache/train,mode=max"),
-    ("type=local,src=/tmp/cache", "serve", "type=local,src=/tmp/cache/serve"),
-    ("type=gha,scope=ml,mode=max", "train", "type=gha,scope=ml-train,mode=max"),
-    ("type=gha", "serve", "type=gha,scope=imagesmith-serve"),
-    ("type=inline", "serve", "type=inline"),
-    ('type=local,"dest=/tmp/a,b"', "train", 'type=local,"dest=/tmp/a,b/train"'),
-])
+@pytest.mark.parametrize(
+    "given, role, expected",
+    [
+        ("127.0.0.1:5000/app:cache", "serve", "type=registry,ref=127.0.0.1:5000/app:cache-serve"),
+        ("127.0.0.1:5000/app", "train", "type=registry,ref=127.0.0.1:5000/app:train"),
+        ("ref=localhost:5000/a/b:c", "train", "ref=localhost:5000/a/b:c-train"),
+        ("type=local,dest=/tmp/cache/,mode=max", "train", "type=local,dest=/tmp/cache/train,mode=max"),
+        ("type=local,src=/tmp/cache", "serve", "type=local,src=/tmp/cache/serve"),
+        ("type=gha,scope=ml,mode=max", "train", "type=gha,scope=ml-train,mode=max"),
+        ("type=gha", "serve", "type=gha,scope=imagesmith-serve"),
+        ("type=inline", "serve", "type=inline"),
+        ('type=local,"dest=/tmp/a,b"', "train", 'type=local,"dest=/tmp/a,b/train"'),
+    ],
+)
 def test_cache_refs_per_target(given, role, expected):
     assert cache_refs(given, role) == expected
 
 
-@pytest.mark.parametrize("host, expected", [
-    ("", ("127.0.0.1", "127.0.0.1")),
-    ("unix:///var/run/docker.sock", ("127.0.0.1", "127.0.0.1")),
-    ("tcp://127.0.0.1:2375", ("127.0.0.1", "127.0.0.1")),
-    ("tcp://localhost:2376", ("127.0.0.1", "127.0.0.1")),
-    ("tcp://docker:2375", ("0.0.0.0", "docker")),
-    ("ssh://ci@build-host", ("0.0.0.0", "build-host")),
-    ("builder.internal:2375", ("0.0.0.0", "builder.internal")),
-])
+@pytest.mark.parametrize(
+    "host, expected",
+    [
+        ("", ("127.0.0.1", "127.0.0.1")),
+        ("unix:///var/run/docker.sock", ("127.0.0.1", "127.0.0.1")),
+        ("tcp://127.0.0.1:2375", ("127.0.0.1", "127.0.0.1")),
+        ("tcp://localhost:2376", ("127.0.0.1", "127.0.0.1")),
+        ("tcp://docker:2375", ("0.0.0.0", "docker")),
+        ("ssh://ci@build-host", ("0.0.0.0", "build-host")),
+        ("builder.internal:2375", ("0.0.0.0", "builder.internal")),
+    ],
+)
 def test_services_are_reached_where_the_engine_publishes_them(host, expected):
     assert service_address(host) == expected
 
 
 def test_engine_failures_get_engine_hints_and_spec_failures_spec_hints():
-    base = _bake_failure("ERROR: failed to solve: x: failed to resolve source metadata for "
-                         "docker.io/library/foo:1@sha256:ab: not found", ["train"], None, None)
+    base = _bake_failure(
+        "ERROR: failed to solve: x: failed to resolve source metadata for docker.io/library/foo:1@sha256:ab: not found",
+        ["train"],
+        None,
+        None,
+    )
     assert isinstance(base, EngineError) and "base image docker.io/library/foo:1@sha256:ab" in str(base)
     assert "spec" not in (base.hint or "")
     down = _bake_failure("Cannot connect to the Docker daemon at unix:///x", ["train"], None, None)
@@ -108,12 +133,14 @@ def test_engine_failures_get_engine_hints_and_spec_failures_spec_hints():
     assert "no buildx builder named 'ci'" in str(builder)
     push = _bake_failure("ERROR: failed to push 127.0.0.1:5000/a:train: connection refused", ["train"], None, None)
     assert isinstance(push, EngineError) and "docker login" in (push.hint or "")
-    spec = _bake_failure("#9 [shared 2/4] RUN apt-get\nERROR: x", ["train"], None,
-                         lambda log: ("system_packages (nope)", True))
+    spec = _bake_failure(
+        "#9 [shared 2/4] RUN apt-get\nERROR: x", ["train"], None, lambda log: ("system_packages (nope)", True)
+    )
     assert isinstance(spec, BuildError) and "at system_packages (nope)" in str(spec)
     assert "fix the part of the spec" in spec.hint
-    other = _bake_failure("ERROR: failed to solve: something odd", ["train"], None,
-                          lambda log: ("something odd", False))
+    other = _bake_failure(
+        "ERROR: failed to solve: something odd", ["train"], None, lambda log: ("something odd", False)
+    )
     assert isinstance(other, BuildError) and "spec" not in other.hint
 
 
@@ -127,9 +154,11 @@ def _plan_check(tmp_path: Path, plan: str) -> subprocess.CompletedProcess:
     fake.mkdir()
     (fake / "apt-get").write_text(f"#!/bin/sh\ncat <<'EOF'\n{plan}\nEOF\n")
     (fake / "apt-get").chmod(0o755)
-    script = (f"source {REPO / 'scripts' / 'setup-engine.sh'}; "
-              "check_install_plan docker.io/trixie docker-cli/trixie docker-buildx/trixie containerd/trixie "
-              "&& echo PLAN-OK")
+    script = (
+        f"source {REPO / 'scripts' / 'setup-engine.sh'}; "
+        "check_install_plan docker.io/trixie docker-cli/trixie docker-buildx/trixie containerd/trixie "
+        "&& echo PLAN-OK"
+    )
     env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", IMAGESMITH_STATE=str(tmp_path / "state"))
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
 
@@ -147,13 +176,16 @@ def test_the_engine_alone_from_debian_13_is_accepted(tmp_path):
     assert proc.returncode == 0 and "PLAN-OK" in proc.stdout, proc.stderr
 
 
-@pytest.mark.parametrize("extra, why", [
-    ("Inst libc6 [2.36-9+deb12u14] (2.41-12 Debian:13.8/stable [amd64])", "changes libc6"),
-    ("Inst python3 [3.11.2-1+b1] (3.13.5-1 Debian:13.8/stable [amd64])", "changes python3"),
-    ("Inst base-files [12.4+deb12u11] (13.8 Debian:13.8/stable [amd64])", "changes base-files"),
-    ("Inst libsystemd0 (257.8-1 Debian:13.8/stable [amd64])", "takes libsystemd0 from another Debian release"),
-    ("Remv python3-yaml [6.0-3+b2]", "removes python3-yaml"),
-])
+@pytest.mark.parametrize(
+    "extra, why",
+    [
+        ("Inst libc6 [2.36-9+deb12u14] (2.41-12 Debian:13.8/stable [amd64])", "changes libc6"),
+        ("Inst python3 [3.11.2-1+b1] (3.13.5-1 Debian:13.8/stable [amd64])", "changes python3"),
+        ("Inst base-files [12.4+deb12u11] (13.8 Debian:13.8/stable [amd64])", "changes base-files"),
+        ("Inst libsystemd0 (257.8-1 Debian:13.8/stable [amd64])", "takes libsystemd0 from another Debian release"),
+        ("Remv python3-yaml [6.0-3+b2]", "removes python3-yaml"),
+    ],
+)
 def test_an_install_that_would_change_the_host_is_refused(tmp_path, extra, why):
     proc = _plan_check(tmp_path, GOOD + "\n" + extra)
     assert proc.returncode == 1 and "PLAN-OK" not in proc.stdout

@@ -40,7 +40,11 @@ def _image_dockerfile(engine, ref: str, base_stage: str) -> str:
     lines = [base_stage, f"COPY --from={ref} /opt/venv /opt/venv", f"COPY --from={ref} /app /app"]
     lines += [f"ENV {k}={dquote(v)}" for k, v in (e.split("=", 1) for e in cfg["Env"])]
     lines += [f"LABEL {k}={dquote(v)}" for k, v in sorted(info.labels.items())]
-    lines += [f"WORKDIR {cfg['WorkingDir']}", f"ENTRYPOINT {json.dumps(cfg['Entrypoint'])}", f"CMD {json.dumps(cfg['Cmd'])}"]
+    lines += [
+        f"WORKDIR {cfg['WorkingDir']}",
+        f"ENTRYPOINT {json.dumps(cfg['Entrypoint'])}",
+        f"CMD {json.dumps(cfg['Cmd'])}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -50,8 +54,10 @@ def _relabelled_dockerfile(engine, ref: str) -> str:
 
     manifest = json.loads(engine.image(ref).labels["io.imagesmith.manifest"])
     manifest["packages"]["six"]["hashes"] = ["sha256:" + "0" * 64]
-    return (f"FROM {ref}\nLABEL io.imagesmith.parity={dquote(parity.digest(manifest))} "
-            f"io.imagesmith.manifest={dquote(parity.canonical(manifest))}\n")
+    return (
+        f"FROM {ref}\nLABEL io.imagesmith.parity={dquote(parity.digest(manifest))} "
+        f"io.imagesmith.manifest={dquote(parity.canonical(manifest))}\n"
+    )
 
 
 def _forged_dockerfile(engine, ref: str, base: str) -> str:
@@ -65,8 +71,10 @@ DRIFTS = {
     "upgraded": f"COPY six-1.16.0-py2.py3-none-any.whl /wheels/\nRUN {PIP} install -q --no-deps --no-index /wheels/six-1.16.0-py2.py3-none-any.whl\n",
     "edited": f"RUN echo '# edited' >> {SITE}/six.py\n",
     "removed": f"RUN {PIP} uninstall -q -y six\n",
-    "preprocessing": ("RUN for f in /app/app/prep.py " + SITE + "/app/prep.py; do "
-                      "if [ -f $f ]; then echo '# edited' >> $f; fi; done\n"),
+    "preprocessing": (
+        "RUN for f in /app/app/prep.py " + SITE + "/app/prep.py; do "
+        "if [ -f $f ]; then echo '# edited' >> $f; fi; done\n"
+    ),
     "hashseed": "ENV PYTHONHASHSEED=1\n",
     "seed": "ENV IMAGESMITH_SEED=1\n",
     "child": "RUN echo extra > /etc/imagesmith-extra\n",
@@ -81,8 +89,22 @@ def drifted(tiny, engine, base_image, tmp_path_factory):
     root = tmp_path_factory.mktemp("drift")
     wheels = root / "upgraded"
     wheels.mkdir()
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
-                    "--only-binary=:all:", "--dest", str(wheels), "six==1.16.0"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            str(wheels),
+            "six==1.16.0",
+        ],
+        check=True,
+    )
     tags = {}
     for case, body in DRIFTS.items():
         tag = f"imagesmith-test/drift-{case}:serve"
@@ -91,8 +113,7 @@ def drifted(tiny, engine, base_image, tmp_path_factory):
         elif body == "relabelled":
             text = _relabelled_dockerfile(engine, f"{BUILT}:serve")
         elif body == "otherbase":
-            stage = (f"FROM {base_image} AS other\nRUN rm -rf /usr/share/doc/*\n"
-                     "FROM scratch\nCOPY --from=other / /")
+            stage = f"FROM {base_image} AS other\nRUN rm -rf /usr/share/doc/*\nFROM scratch\nCOPY --from=other / /"
             text = _image_dockerfile(engine, f"{BUILT}:serve", stage)
         else:
             text = f"FROM {BUILT}:serve\n{body}"
@@ -147,8 +168,11 @@ def test_untouched_iris_images_pass(iris_built, role):
 
 def test_diff_of_untouched_sources_is_empty(tiny):
     spec, _ = tiny
-    for a, b in ((f"{BUILT}:serve", f"{BUILT}:train"), (f"{BUILT}:serve", str(spec.lock_path)),
-                 (str(spec.lock_path), str(spec.lock_path))):
+    for a, b in (
+        (f"{BUILT}:serve", f"{BUILT}:train"),
+        (f"{BUILT}:serve", str(spec.lock_path)),
+        (str(spec.lock_path), str(spec.lock_path)),
+    ):
         code, result = _diff(a, b)
         assert code == 0 and result["equal"] and result["groups"] == {}, (a, b, result)
 
@@ -157,22 +181,26 @@ def test_diff_of_untouched_sources_is_empty(tiny):
 
 EXPECTED = {
     # case: (a line verify must print, the diff's changes)
-    "upgraded": ("distributions: six: 1.17.0 in the manifest, 1.16.0 in the image",
-                 {("distributions", "version_changed", "six")}),
-    "edited": ("distributions: six 1.17.0 differs: ",
-               {("distributions", "hash_changed", "six")}),
-    "removed": ("distributions: six 1.17.0 is in the manifest but not in the image",
-                {("distributions", "removed", "six")}),
-    "preprocessing": ("preprocessing files: app/prep.py: sha256:",
-                      {("preprocessing", "changed", "app/prep.py")}),
-    "hashseed": ("seed and environment: PYTHONHASHSEED: 7 in the manifest, 1 in the image",
-                 {("seed_env", "changed", "PYTHONHASHSEED")}),
-    "seed": ("seed and environment: seed: 7 in the manifest, 1 in the image",
-             {("seed_env", "changed", "seed")}),
-    "otherbase": ("base image: base: sha256:",
-                  {("base", "changed", "base")}),
-    "relabelled": ("the manifest inside the image (imagesmith_image.json) has parity sha256:",
-                   {("distributions", "hash_changed", "six")}),
+    "upgraded": (
+        "distributions: six: 1.17.0 in the manifest, 1.16.0 in the image",
+        {("distributions", "version_changed", "six")},
+    ),
+    "edited": ("distributions: six 1.17.0 differs: ", {("distributions", "hash_changed", "six")}),
+    "removed": (
+        "distributions: six 1.17.0 is in the manifest but not in the image",
+        {("distributions", "removed", "six")},
+    ),
+    "preprocessing": ("preprocessing files: app/prep.py: sha256:", {("preprocessing", "changed", "app/prep.py")}),
+    "hashseed": (
+        "seed and environment: PYTHONHASHSEED: 7 in the manifest, 1 in the image",
+        {("seed_env", "changed", "PYTHONHASHSEED")},
+    ),
+    "seed": ("seed and environment: seed: 7 in the manifest, 1 in the image", {("seed_env", "changed", "seed")}),
+    "otherbase": ("base image: base: sha256:", {("base", "changed", "base")}),
+    "relabelled": (
+        "the manifest inside the image (imagesmith_image.json) has parity sha256:",
+        {("distributions", "hash_changed", "six")},
+    ),
 }
 
 
@@ -196,7 +224,12 @@ def test_diff_names_exactly_the_change(drifted, case):
 def test_diff_details(drifted):
     _, result = _diff(f"{BUILT}:serve", drifted["upgraded"])
     assert result["groups"]["distributions"][0] | {"detail": ""} == {
-        "kind": "version_changed", "name": "six", "a": "1.17.0", "b": "1.16.0", "detail": ""}
+        "kind": "version_changed",
+        "name": "six",
+        "a": "1.17.0",
+        "b": "1.16.0",
+        "detail": "",
+    }
     _, result = _diff(f"{BUILT}:serve", drifted["edited"])
     assert "six.py" in result["groups"]["distributions"][0]["detail"]
     _, result = _diff(f"{BUILT}:serve", drifted["seed"])
@@ -229,7 +262,8 @@ def test_child_layers_fail_with_lock_or_pair_only(drifted, tiny):
     assert code == 0 and any("1 filesystem layer added after the parity label" in n for n in report["notes"])
     code, report = _verify(drifted["child"], "--lock", str(spec.lock_path))
     assert code == 1 and report["problems"] == [
-        "1 filesystem layer was added on top of the built image (after the parity label was stamped): a child image"]
+        "1 filesystem layer was added on top of the built image (after the parity label was stamped): a child image"
+    ]
     code, report = _verify(drifted["child"], "--pair", f"{BUILT}:train")
     assert code == 1 and any(p.startswith("filesystem layers differ") for p in report["problems"])
     # every drift built FROM the image is caught by --lock even where its content check would pass
@@ -258,7 +292,9 @@ def test_text_output_one_line_per_problem(drifted):
     proc = cli("verify", drifted["removed"])
     assert proc.returncode == 1
     assert "FAIL: distributions: six 1.17.0 is in the manifest but not in the image\n" in proc.stdout
-    assert proc.stdout.rstrip().endswith("(parity " + json.loads(cli("verify", drifted["removed"], "--json").stdout)["parity"] + ")")
+    assert proc.stdout.rstrip().endswith(
+        "(parity " + json.loads(cli("verify", drifted["removed"], "--json").stdout)["parity"] + ")"
+    )
 
 
 def test_inspect_shows_the_manifest(tiny):

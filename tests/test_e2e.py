@@ -56,8 +56,15 @@ def test_lock_is_complete_and_hashed(iris_built):
 
 def test_verify_cli_passes_on_the_pair(iris_built):
     spec, result = iris_built
-    proc = cli("verify", result.images["serve"].ref, "--lock", str(spec.lock_path),
-               "--pair", result.images["train"].ref, "--json")
+    proc = cli(
+        "verify",
+        result.images["serve"].ref,
+        "--lock",
+        str(spec.lock_path),
+        "--pair",
+        result.images["train"].ref,
+        "--json",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] and report["parity"] == result.parity and report["problems"] == []
@@ -66,8 +73,11 @@ def test_verify_cli_passes_on_the_pair(iris_built):
 def test_verify_fails_on_forged_label(iris_built, tmp_path):
     spec, result = iris_built
     forged = "sha256:" + "0" * 64
-    docker_build(f"FROM {result.images['serve'].ref}\nLABEL io.imagesmith.parity={forged}\n",
-                 "imagesmith-test/forged:serve", tmp_path / "forged")
+    docker_build(
+        f"FROM {result.images['serve'].ref}\nLABEL io.imagesmith.parity={forged}\n",
+        "imagesmith-test/forged:serve",
+        tmp_path / "forged",
+    )
     proc = cli("verify", "imagesmith-test/forged:serve", "--lock", str(spec.lock_path))
     assert proc.returncode == 1
     assert "forged or edited label" in proc.stdout
@@ -90,8 +100,11 @@ def test_verify_fails_on_a_lock_that_does_not_match(iris_built, tmp_path):
 
 def test_verify_pair_fails_when_layers_differ(iris_built, tmp_path):
     spec, result = iris_built
-    docker_build(f"FROM {result.images['serve'].ref}\nRUN echo extra > /app/extra.txt\n",
-                 "imagesmith-test/child:serve", tmp_path / "child")
+    docker_build(
+        f"FROM {result.images['serve'].ref}\nRUN echo extra > /app/extra.txt\n",
+        "imagesmith-test/child:serve",
+        tmp_path / "child",
+    )
     proc = cli("verify", "imagesmith-test/child:serve", "--pair", result.images["train"].ref)
     assert proc.returncode == 1
     assert "filesystem layers differ" in proc.stdout
@@ -116,21 +129,36 @@ def test_train_then_serve_a_prediction(iris_built, engine, tmp_path):
     spec, result = iris_built
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
-    out = engine.run(result.images["train"].ref, [], entrypoint=None,
-                     volumes={str(artifacts): {"bind": "/artifacts", "mode": "rw"}})
+    out = engine.run(
+        result.images["train"].ref, [], entrypoint=None, volumes={str(artifacts): {"bind": "/artifacts", "mode": "rw"}}
+    )
     assert json.loads(out.strip().splitlines()[-1])["trained"] is True
     assert (artifacts / "model.joblib").is_file()
     port = _free_port()
-    cid = subprocess.run(["docker", "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:8000", "-v",
-                          f"{artifacts}:/artifacts:ro", result.images["serve"].ref],
-                         check=True, capture_output=True, text=True).stdout.strip()
+    cid = subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--rm",
+            "-p",
+            f"127.0.0.1:{port}:8000",
+            "-v",
+            f"{artifacts}:/artifacts:ro",
+            result.images["serve"].ref,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     try:
         body = json.dumps([{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]).encode()
         deadline = time.monotonic() + 60
         while True:
             try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body,
-                                             headers={"content-type": "application/json"})
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/predict", data=body, headers={"content-type": "application/json"}
+                )
                 answer = json.loads(urllib.request.urlopen(req, timeout=5).read())
                 break
             except OSError:
@@ -147,8 +175,22 @@ def test_train_then_serve_a_prediction(iris_built, engine, tmp_path):
 def test_plain_buildx_builds_the_rendered_dockerfile(iris_built, engine):
     """The committed Dockerfile works in a CI pipeline without imagesmith, and stamps the label."""
     spec, result = iris_built
-    proc = subprocess.run(["docker", "buildx", "build", "-q", "--load", "--target", "serve",
-                           "-t", "imagesmith-test/plain:serve", str(spec.root)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "docker",
+            "buildx",
+            "build",
+            "-q",
+            "--load",
+            "--target",
+            "serve",
+            "-t",
+            "imagesmith-test/plain:serve",
+            str(spec.root),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     plain = engine.image("imagesmith-test/plain:serve")
     assert plain.labels["io.imagesmith.parity"] == result.parity

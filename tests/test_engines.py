@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
 from imagesmith.lock import read_lock
 
-from .conftest import EXAMPLES, PROJECTS, REGISTRY, copy_project
+from .conftest import EXAMPLES, PROJECTS, copy_project
 from .engines import start_second_engine
 from .helpers import cli
 
@@ -33,8 +32,9 @@ def _fresh_base(engine, base_image: str) -> tuple[str, str]:
     nonce = uuid.uuid4().hex[:12]
     container = engine.client.containers.create(base_image, ["true"])
     try:
-        image = container.commit(repository=f"imagesmith-fresh-{nonce}", tag="bookworm",
-                                 changes=[f"LABEL io.imagesmith.test.nonce={nonce}"])
+        image = container.commit(
+            repository=f"imagesmith-fresh-{nonce}", tag="bookworm", changes=[f"LABEL io.imagesmith.test.nonce={nonce}"]
+        )
     finally:
         container.remove(force=True)
     return f"imagesmith-fresh-{nonce}:bookworm", image.id
@@ -60,7 +60,7 @@ def test_first_build_from_a_base_the_engine_never_built_from(tmp_path, engine, b
         for role in ("train", "serve"):
             info = engine.image(built[role]["ref"])
             assert info.id == built[role]["digest"]  # BuildKit's metadata digest is the engine's ID
-            assert info.layers[:len(base_layers)] == base_layers
+            assert info.layers[: len(base_layers)] == base_layers
             assert info.labels["org.opencontainers.image.base.digest"] == image_id
         out = engine.run(f"{tag}:train", [], entrypoint=None)
         assert out.startswith("train 1.17.0")
@@ -113,16 +113,28 @@ def remote_build(tmp_path_factory, engine, registry_base, registry):
     cache = f"{registry}/imagesmith-test/iris-cache-{nonce}:build"
     second = start_second_engine(11)
     try:
-        proc = cli("build", "-p", str(root), "--base", registry_base, "--locked", "--push", push,
-                   "--cache-to", f"type=registry,ref={cache},mode=max", "--json", env=second.env)
+        proc = cli(
+            "build",
+            "-p",
+            str(root),
+            "--base",
+            registry_base,
+            "--locked",
+            "--push",
+            push,
+            "--cache-to",
+            f"type=registry,ref={cache},mode=max",
+            "--json",
+            env=second.env,
+        )
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
         artifacts = root / "artifacts"
-        train = second.docker("run", "--rm", "-v", f"{artifacts}:/artifacts", result["images"]["train"]["pushed"],
-                              check=False)
+        train = second.docker(
+            "run", "--rm", "-v", f"{artifacts}:/artifacts", result["images"]["train"]["pushed"], check=False
+        )
         assert train.returncode == 0, train.stderr
-        yield {"root": root, "push": push, "cache": cache, "result": result, "second": second,
-               "artifacts": artifacts}
+        yield {"root": root, "push": push, "cache": cache, "result": result, "second": second, "artifacts": artifacts}
     finally:
         second.stop()
 
@@ -132,24 +144,39 @@ def test_a_second_engine_pushes_both_images_from_the_build(remote_build, engine)
     for role in ("train", "serve"):
         img = result["images"][role]
         assert img["pushed"] == f"{remote_build['push']}@{img['digest']}"
-        raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{remote_build['push']}:{role}"],
-                             capture_output=True, text=True, check=True)
+        raw = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", f"docker://{remote_build['push']}:{role}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         data = json.loads(raw.stdout)
         assert data["Digest"] == img["digest"]
         assert data["Labels"]["io.imagesmith.parity"] == result["parity"]
         assert data["Labels"]["io.imagesmith.role"] == role
     # one cache per target in the registry
     for role in ("train", "serve"):
-        ok = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
-                             f"docker://{remote_build['cache']}-{role}"], capture_output=True, text=True)
+        ok = subprocess.run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{remote_build['cache']}-{role}"],
+            capture_output=True,
+            text=True,
+        )
         assert ok.returncode == 0, ok.stderr
 
 
 def test_the_first_engine_verifies_by_registry_reference_without_pulling(remote_build, engine):
     result = remote_build["result"]
     serve, train = result["images"]["serve"]["pushed"], result["images"]["train"]["pushed"]
-    proc = cli("verify", serve, "--labels-only", "--lock", str(remote_build["root"] / "imagesmith.lock"),
-               "--pair", train, "--json")
+    proc = cli(
+        "verify",
+        serve,
+        "--labels-only",
+        "--lock",
+        str(remote_build["root"] / "imagesmith.lock"),
+        "--pair",
+        train,
+        "--json",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["ok"] is True
     assert not engine.has_image(serve) and not engine.has_image(train)  # read from the registry only
@@ -163,12 +190,24 @@ def test_golden_and_signoff_run_against_the_second_engine(remote_build, tmp_path
     folders), and the server is reached where that engine publishes it."""
     second, root, artifacts = remote_build["second"], remote_build["root"], remote_build["artifacts"]
     images = remote_build["result"]["images"]
-    golden = cli("golden", "-p", str(root), "--model", str(artifacts), "--image", images["train"]["pushed"],
-                 env=second.env)
+    golden = cli(
+        "golden", "-p", str(root), "--model", str(artifacts), "--image", images["train"]["pushed"], env=second.env
+    )
     assert golden.returncode == 0, golden.stderr
     out = tmp_path / "signoff.json"
-    proc = cli("signoff", images["serve"]["pushed"], "--model", str(artifacts), "-p", str(root), "-o", str(out),
-               "--requests", "30", env=second.env)
+    proc = cli(
+        "signoff",
+        images["serve"]["pushed"],
+        "--model",
+        str(artifacts),
+        "-p",
+        str(root),
+        "-o",
+        str(out),
+        "--requests",
+        "30",
+        env=second.env,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads(out.read_text())
     assert record["passed"] is True
@@ -182,9 +221,20 @@ def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_bu
     third = start_second_engine(12)
     try:
         push = remote_build["push"] + "-again"
-        proc = cli("build", "-p", str(root), "--locked", "--push", push, "--json",
-                   "--cache-from", f"type=registry,ref={remote_build['cache']}",
-                   "--base", read_lock(root / "imagesmith.lock").base.name, env=third.env)
+        proc = cli(
+            "build",
+            "-p",
+            str(root),
+            "--locked",
+            "--push",
+            push,
+            "--json",
+            "--cache-from",
+            f"type=registry,ref={remote_build['cache']}",
+            "--base",
+            read_lock(root / "imagesmith.lock").base.name,
+            env=third.env,
+        )
         assert proc.returncode == 0, proc.stderr
         again = json.loads(proc.stdout)
         for role in ("train", "serve"):
@@ -198,9 +248,20 @@ def test_build_log_shows_every_run_step_cached_on_a_fresh_engine(remote_build):
     root = remote_build["root"]
     third = start_second_engine(13)
     try:
-        bake = cli("build", "-p", str(root), "--locked", "--push", remote_build["push"] + "-log", "-v",
-                   "--cache-from", f"type=registry,ref={remote_build['cache']}",
-                   "--base", read_lock(root / "imagesmith.lock").base.name, env=third.env)
+        bake = cli(
+            "build",
+            "-p",
+            str(root),
+            "--locked",
+            "--push",
+            remote_build["push"] + "-log",
+            "-v",
+            "--cache-from",
+            f"type=registry,ref={remote_build['cache']}",
+            "--base",
+            read_lock(root / "imagesmith.lock").base.name,
+            env=third.env,
+        )
         assert bake.returncode == 0, bake.stderr
     finally:
         third.stop()

@@ -19,7 +19,7 @@ def project(tmp_path):
 
 
 def test_malformed_spec(project):
-    (project / "imagesmith.yaml").write_text("name: tiny\npython: \"3.11\"\nbase: [unclosed\n")
+    (project / "imagesmith.yaml").write_text('name: tiny\npython: "3.11"\nbase: [unclosed\n')
     proc = cli("lock", "-p", str(project))
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: imagesmith.yaml: not valid YAML (line")

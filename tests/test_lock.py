@@ -3,26 +3,26 @@ determinism and atomic failure (a recording engine and resolver stand in for Doc
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.fakes import FakeEngine
-
 from imagesmith.errors import ResolutionError, StaleLockError
-from imagesmith.lock import BasePin, check_lock, compute_inputs, ensure_fresh, lock_project, read_lock
-from imagesmith.lock import resolvers
+from imagesmith.lock import check_lock, compute_inputs, ensure_fresh, lock_project, read_lock, resolvers
 from imagesmith.lock.resolvers import Pin, ResolveRequest, parse_compiled, stage_inputs
 from imagesmith.spec import load_spec
+from tests.fakes import FakeEngine
 
 REQ = ResolveRequest(inputs=(), extras=(), python="3.10", platform="linux/amd64")
 
 
 def test_parse_compiled_reads_pins_and_hashes():
-    text = ("# header\nIdna==3.7 \\\n    --hash=sha256:bbb \\\n    --hash=sha256:aaa\n"
-            "    # via anyio\nsix==1.17.0 --hash=sha256:ccc\n")
-    assert parse_compiled(text) == [Pin("idna", "3.7", ("sha256:aaa", "sha256:bbb")),
-                                    Pin("six", "1.17.0", ("sha256:ccc",))]
+    text = (
+        "# header\nIdna==3.7 \\\n    --hash=sha256:bbb \\\n    --hash=sha256:aaa\n"
+        "    # via anyio\nsix==1.17.0 --hash=sha256:ccc\n"
+    )
+    assert parse_compiled(text) == [
+        Pin("idna", "3.7", ("sha256:aaa", "sha256:bbb")),
+        Pin("six", "1.17.0", ("sha256:ccc",)),
+    ]
 
 
 @pytest.mark.parametrize("line, message", [("six>=1\n", "unpinned"), ("six==1.0\n", "no hash")])
@@ -76,7 +76,10 @@ def test_stage_inputs_keeps_includes_resolvable(tmp_path):
     args = stage_inputs([src / "reqs" / "requirements.in"], dest)
     assert args == ["reqs/requirements.in"]
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
-        "constraints.txt", "reqs/more.in", "reqs/requirements.in"]
+        "constraints.txt",
+        "reqs/more.in",
+        "reqs/requirements.in",
+    ]
 
 
 # ---- lock_project with a recording engine and resolver (the real ones are in test_lock_engine.py)
@@ -119,7 +122,8 @@ def project(tmp_path, monkeypatch):
     (root / "imagesmith.yaml").write_text(
         'name: p\npython: "3.11"\nbase: python:3.11-slim\nrequirements: requirements.txt\n'
         "preprocessing: [prep/]\nsystem_packages: [jq]\n"
-        'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n')
+        'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
+    )
     resolver = RecordingResolver()
     monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: resolver)
     return root, resolver
@@ -142,12 +146,19 @@ def test_lock_twice_is_byte_identical_and_the_second_does_nothing(project):
     assert [p for p, _ in lock.preprocessing] == ["prep/clean.py"]
 
 
-@pytest.mark.parametrize("edit, changed", [
-    (lambda r: (r / "constraints.txt").write_text("six<1.18\n"), "requirements"),  # an included -c file
-    (lambda r: (r / "prep" / "clean.py").write_text("X = 2\n"), "preprocessing"),
-    (lambda r: (r / "imagesmith.yaml").write_text((r / "imagesmith.yaml").read_text().replace("[jq]", "[jq, curl]")),
-     "system_packages"),
-])
+@pytest.mark.parametrize(
+    "edit, changed",
+    [
+        (lambda r: (r / "constraints.txt").write_text("six<1.18\n"), "requirements"),  # an included -c file
+        (lambda r: (r / "prep" / "clean.py").write_text("X = 2\n"), "preprocessing"),
+        (
+            lambda r: (r / "imagesmith.yaml").write_text(
+                (r / "imagesmith.yaml").read_text().replace("[jq]", "[jq, curl]")
+            ),
+            "system_packages",
+        ),
+    ],
+)
 def test_check_names_the_changed_input(project, edit, changed):
     root, _ = project
     lock_project(load_spec(root), RecordingEngine())
@@ -193,7 +204,8 @@ def test_failed_lock_leaves_the_previous_lock_byte_identical(project, monkeypatc
         lock_project(load_spec(root), RecordingEngine())
     assert ((root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()) == before
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        ["constraints.txt", "imagesmith.lock", "imagesmith.yaml", "prep", "requirements.lock", "requirements.txt"])
+        ["constraints.txt", "imagesmith.lock", "imagesmith.yaml", "prep", "requirements.lock", "requirements.txt"]
+    )
 
 
 def test_inputs_digest_is_independent_of_the_folder(tmp_path, project):
@@ -203,3 +215,39 @@ def test_inputs_digest_is_independent_of_the_folder(tmp_path, project):
     other = tmp_path / "elsewhere"
     shutil.copytree(root, other)
     assert compute_inputs(load_spec(root), "b") == compute_inputs(load_spec(other), "b")
+
+
+def test_the_lock_pins_the_runtime_wheel_and_a_new_runtime_only_re_pins_it(project, monkeypatch):
+    """imagesmith's in-image code is part of the parity: the lock pins this imagesmith's runtime
+    wheel; another runtime (an imagesmith upgrade) makes the lock stale, and re-locking redoes
+    nothing else."""
+    from dataclasses import replace
+
+    from imagesmith import runtime_wheel
+
+    root, resolver = project
+    engine = RecordingEngine()
+    lock_project(load_spec(root), engine)
+    built = runtime_wheel.build()
+    lock = read_lock(root / "imagesmith.lock")
+    assert lock.runtime == Pin("imagesmith-runtime", built.version, (built.sha256,))
+    assert lock.inputs["runtime"] == built.sha256
+    other = replace(built, sha256="sha256:" + "e" * 64, version="0+sha256." + "e" * 12)
+    monkeypatch.setattr(runtime_wheel, "build", lambda: other)
+    assert check_lock(load_spec(root)) == ["runtime"]
+    calls = len(engine.calls)
+    result = lock_project(load_spec(root), engine)
+    assert result.changed == ["runtime"] and len(resolver.requests) == 1 and len(engine.calls) == calls
+    assert read_lock(root / "imagesmith.lock").runtime == Pin("imagesmith-runtime", other.version, (other.sha256,))
+
+
+def test_a_lock_written_before_the_runtime_wheel_reads_and_is_stale(project):
+    import json
+
+    root, _ = project
+    lock_project(load_spec(root), RecordingEngine())
+    data = json.loads((root / "imagesmith.lock").read_text())
+    del data["runtime"], data["inputs"]["runtime"]
+    (root / "imagesmith.lock").write_text(json.dumps(data))
+    assert read_lock(root / "imagesmith.lock").runtime is None
+    assert check_lock(load_spec(root)) == ["runtime"]

@@ -21,9 +21,14 @@ from tests.helpers import cli
 pytestmark = pytest.mark.engine
 
 DEAD_INDEX = "http://127.0.0.1:9/simple"  # a closed port on loopback
-NO_INDEX_ENV = {"UV_INDEX_URL": DEAD_INDEX, "UV_NO_CACHE": "1", "PIP_INDEX_URL": DEAD_INDEX,
-                "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "",
-                "DOCKER_HOST": "unix:///nonexistent.sock"}
+NO_INDEX_ENV = {
+    "UV_INDEX_URL": DEAD_INDEX,
+    "UV_NO_CACHE": "1",
+    "PIP_INDEX_URL": DEAD_INDEX,
+    "PIP_CONFIG_FILE": os.devnull,
+    "PIP_FIND_LINKS": "",
+    "DOCKER_HOST": "unix:///nonexistent.sock",
+}
 
 
 def _versions(pins):
@@ -37,8 +42,10 @@ def _project(tmp_path: Path, spec_extra: str, files: dict[str, str] | None = Non
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     (root / "imagesmith.yaml").write_text(
-        'name: p\npython: "3.11"\nbase: imagesmith-base:bookworm-py311\n' + spec_extra +
-        'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n')
+        'name: p\npython: "3.11"\nbase: imagesmith-base:bookworm-py311\n'
+        + spec_extra
+        + 'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
+    )
     return root
 
 
@@ -57,9 +64,24 @@ def test_both_resolvers_give_the_same_pins_and_pip_accepts_the_hashes(tmp_path, 
     for lock in (uv, pt):
         assert all(p.hashes and all(h.startswith("sha256:") for h in p.hashes) for p in lock.packages)
     req = roots["uv"] / "requirements.lock"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--require-hashes", "--no-deps", "--dry-run",
-                           "--ignore-installed", "--target", str(tmp_path / "t"), "-r", str(req)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--require-hashes",
+            "--no-deps",
+            "--dry-run",
+            "--ignore-installed",
+            "--target",
+            str(tmp_path / "t"),
+            "-r",
+            str(req),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Would install" in proc.stdout and "scikit-learn-1.7.2" in proc.stdout
 
@@ -71,8 +93,13 @@ def test_pip_compile_in_the_base_image_gives_the_host_pins(tmp_path, engine, bas
     (tmp_path / "sub").mkdir()
     (tmp_path / "constraints.txt").write_text("idna<3.8\n")
     (tmp_path / "sub" / "requirements.in").write_text("-c ../constraints.txt\nanyio\n")
-    req = ResolveRequest(inputs=(tmp_path / "sub" / "requirements.in",), extras=(), python="3.11",
-                         platform="linux/amd64", base_ref=base_image)
+    req = ResolveRequest(
+        inputs=(tmp_path / "sub" / "requirements.in",),
+        extras=(),
+        python="3.11",
+        platform="linux/amd64",
+        base_ref=base_image,
+    )
     resolver = PipToolsResolver(engine)
     in_container = resolver.resolve_in_container(req)
     on_host = resolver.resolve_on_host(req)
@@ -87,9 +114,12 @@ def test_a_python_minor_other_than_the_hosts_gets_its_own_markers_and_wheels():
     inputs = Path(__file__).parent / "projects" / "_lock_py310.in"
     inputs.write_text("anyio\nnumpy\n")
     try:
-        pins = {py: _versions(UvResolver().resolve(ResolveRequest(inputs=(inputs,), extras=(), python=py,
-                                                                   platform="linux/amd64")))
-                for py in ("3.10", "3.11")}
+        pins = {
+            py: _versions(
+                UvResolver().resolve(ResolveRequest(inputs=(inputs,), extras=(), python=py, platform="linux/amd64"))
+            )
+            for py in ("3.10", "3.11")
+        }
     finally:
         inputs.unlink()
     assert "exceptiongroup" in pins["3.10"] and "exceptiongroup" not in pins["3.11"]
@@ -103,11 +133,16 @@ def test_base_pinned_to_the_registry_digest_or_the_local_id(tmp_path, engine, ba
     subprocess.run(["docker", "push", "-q", ref], check=True, capture_output=True)
     import urllib.request
 
-    head = urllib.request.Request(f"http://{registry}/v2/imagesmith-test-lock/base/manifests/py311", method="HEAD",
-                                  headers={"Accept": "application/vnd.oci.image.index.v1+json, "
-                                           "application/vnd.oci.image.manifest.v1+json, "
-                                           "application/vnd.docker.distribution.manifest.v2+json, "
-                                           "application/vnd.docker.distribution.manifest.list.v2+json"})
+    head = urllib.request.Request(
+        f"http://{registry}/v2/imagesmith-test-lock/base/manifests/py311",
+        method="HEAD",
+        headers={
+            "Accept": "application/vnd.oci.image.index.v1+json, "
+            "application/vnd.oci.image.manifest.v1+json, "
+            "application/vnd.docker.distribution.manifest.v2+json, "
+            "application/vnd.docker.distribution.manifest.list.v2+json"
+        },
+    )
     registry_digest = urllib.request.urlopen(head).headers["Docker-Content-Digest"]
     pin = pin_base(engine, ref)
     assert (pin.source, pin.digest, pin.python_version[:4]) == ("registry", registry_digest, "3.11")
@@ -119,24 +154,40 @@ def test_base_pinned_to_the_registry_digest_or_the_local_id(tmp_path, engine, ba
 
 
 def test_system_packages_pinned_in_the_base_and_inputs_of_every_kind(tmp_path, base_image):
-    root = _project(tmp_path, (
-        "system_packages: [jq]\n"
-        "requirements:\n  file: reqs/requirements.in\n  packages: [six]\n  pyproject: true\n  extras: [ml]\n"), {
-        "reqs/requirements.in": "-c ../constraints.txt\n-r more.in\n",
-        "reqs/more.in": "idna\n",
-        "constraints.txt": "idna<3.7\n",
-        "pyproject.toml": '[project]\nname = "p"\nversion = "0"\ndependencies = ["certifi<2024"]\n'
-                          '[project.optional-dependencies]\nml = ["packaging<24"]\ndev = ["pytest"]\n',
-    })
+    root = _project(
+        tmp_path,
+        (
+            "system_packages: [jq]\n"
+            "requirements:\n  file: reqs/requirements.in\n  packages: [six]\n  pyproject: true\n  extras: [ml]\n"
+        ),
+        {
+            "reqs/requirements.in": "-c ../constraints.txt\n-r more.in\n",
+            "reqs/more.in": "idna\n",
+            "constraints.txt": "idna<3.7\n",
+            "pyproject.toml": '[project]\nname = "p"\nversion = "0"\ndependencies = ["certifi<2024"]\n'
+            '[project.optional-dependencies]\nml = ["packaging<24"]\ndev = ["pytest"]\n',
+        },
+    )
     proc = _lock(root)
     assert proc.returncode == 0, proc.stderr
     lock = read_lock(root / "imagesmith.lock")
     v = _versions(lock.packages)
     assert v["idna"] == "3.6" and "six" in v and v["certifi"].startswith("2023") and v["packaging"].startswith("23")
     assert "pytest" not in v  # an optional group that was not chosen
-    apt = subprocess.run(["docker", "run", "--rm", lock.base.ref, "sh", "-c",
-                          "apt-get update -qq >/dev/null 2>&1; apt-cache policy jq | sed -n 's/ *Candidate: //p'"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    apt = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            lock.base.ref,
+            "sh",
+            "-c",
+            "apt-get update -qq >/dev/null 2>&1; apt-cache policy jq | sed -n 's/ *Candidate: //p'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert dict(lock.system_packages)["jq"] == apt and "libjq1" in dict(lock.system_packages)
     # pins are kept when the inputs loosen, until --upgrade-package names them
     (root / "constraints.txt").write_text("idna<4\n")
@@ -166,12 +217,14 @@ def test_no_op_lock_resolves_nothing_and_failures_keep_the_lock(tmp_path, base_i
         proc = _lock(root, "--resolver", resolver, env={k: v for k, v in NO_INDEX_ENV.items() if k != "DOCKER_HOST"})
         assert proc.returncode == 2 and f"could not reach the package index {DEAD_INDEX}" in proc.stderr, proc.stderr
         assert {n: (root / n).read_bytes() for n in files} == files
-    (root / "imagesmith.yaml").write_text((root / "imagesmith.yaml").read_text().replace(
-        "[six, idna]", "['numpy<2', 'numpy>=2']"))
+    (root / "imagesmith.yaml").write_text(
+        (root / "imagesmith.yaml").read_text().replace("[six, idna]", "['numpy<2', 'numpy>=2']")
+    )
     proc = _lock(root)
     assert proc.returncode == 2 and "conflict" in proc.stderr and "numpy<2" in proc.stderr and "numpy>=2" in proc.stderr
-    (root / "imagesmith.yaml").write_text((root / "imagesmith.yaml").read_text().replace(
-        "['numpy<2', 'numpy>=2']", "['tensorflow-macos==2.16.2']"))
+    (root / "imagesmith.yaml").write_text(
+        (root / "imagesmith.yaml").read_text().replace("['numpy<2', 'numpy>=2']", "['tensorflow-macos==2.16.2']")
+    )
     proc = _lock(root)
     assert proc.returncode == 2 and "no wheel for the target, Python 3.11 on linux/amd64" in proc.stderr
     assert {n: (root / n).read_bytes() for n in files} == files

@@ -1,6 +1,8 @@
 import hashlib
 import json
 
+import pytest
+
 from imagesmith import parity
 from tests.helpers import fake_lock
 
@@ -48,3 +50,37 @@ def test_compare_names_each_difference():
     assert "seed: 8, expected 7" in lines
     assert any(line.startswith("preprocessing: app/prep.py missing") for line in lines)
     assert parity.compare(a, a) == []
+
+
+def test_the_runtime_wheel_is_in_the_manifest():
+    from dataclasses import replace
+
+    lock = fake_lock()
+    m = parity.manifest_from_lock(lock)
+    assert m["imagesmith_parity"] == parity.PARITY_VERSION == 2
+    assert m["runtime"] == {
+        "name": "imagesmith-runtime",
+        "version": lock.runtime.version,
+        "hashes": list(lock.runtime.hashes),
+    }
+    other = replace(lock, runtime=replace(lock.runtime, hashes=("sha256:" + "0" * 64,)))
+    assert parity.digest(parity.manifest_from_lock(other)) != parity.digest(m)
+    (line,) = parity.compare(m, parity.manifest_from_lock(other))
+    assert line.startswith("runtime: ") and "expected" in line
+
+
+def test_version_1_manifests_of_older_images_still_parse():
+    v1 = {k: v for k, v in parity.manifest_from_lock(fake_lock()).items() if k != "runtime"}
+    v1["imagesmith_parity"] = 1
+    assert parity.parse_manifest(parity.canonical(v1)) == v1
+    v2_without_runtime = dict(v1, imagesmith_parity=2)
+    with pytest.raises(ValueError, match="lacks runtime"):
+        parity.parse_manifest(parity.canonical(v2_without_runtime))
+    with pytest.raises(ValueError, match="version 1 or 2"):
+        parity.parse_manifest(parity.canonical(dict(v1, imagesmith_parity=3)))
+
+
+def test_the_host_parity_module_is_the_runtime_s():
+    from imagesmith.runtime import parity as inimage
+
+    assert parity.digest is inimage.digest and parity.manifest_from_lock is inimage.manifest_from_lock

@@ -4,9 +4,9 @@ The golden Dockerfile is tests/golden/tiny.Dockerfile. After an intended change 
 the runtime, regenerate it with `UPDATE_GOLDEN=1 python -m pytest tests/test_render.py` and review the diff.
 """
 
+import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,13 +61,17 @@ def test_dependencies_come_before_code(tiny):
     """In the shared stage: system packages, then the locked environment, then preprocessing,
     then the app code as the last layer."""
     text = render(tiny, fake_lock())
-    shared = text[text.index("FROM base AS shared"):text.index("FROM shared AS train")]
-    markers = ("apt-get install", "pip --python /opt/venv/bin/python install", "/run/imagesmith/preprocessing/",
-               "COPY --from=source /app/ /app/")
+    shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
+    markers = (
+        "apt-get install",
+        "pip --python /opt/venv/bin/python install",
+        "/run/imagesmith/preprocessing/",
+        "COPY --from=source /app/ /app/",
+    )
     order = [shared.index(m) for m in markers]
     assert order == sorted(order)
     assert shared.count("COPY --from=source") == 1
-    source = text[text.index("FROM base AS source"):text.index("FROM base AS shared")]
+    source = text[text.index("FROM base AS source") : text.index("FROM base AS shared")]
     assert 'COPY ["app/main.py", "/app/app/main.py"]' in source
 
 
@@ -94,3 +98,33 @@ def test_hostile_env_value_renders_quoted_on_one_line(tiny):
     text = render(tiny, fake_lock())
     line = next(ln for ln in text.splitlines() if ln.startswith("ENV A="))
     assert line == 'ENV A="quote \\" dollar \\$HOME back\\\\slash" \\'
+
+
+def test_the_iris_dockerfile_is_short_and_holds_no_code():
+    """The Dockerfile is for reviewers: at most 200 lines for the iris example, no embedded
+    Python (no `python -c`, no heredoc but the one line of image-facts JSON); the in-image code
+    comes from the runtime wheel in .imagesmith/."""
+    from imagesmith.lock import preprocessing_files
+
+    spec = load_spec(HERE.parent / "examples" / "iris")
+    lock = fake_lock(preprocessing=tuple(preprocessing_files(spec).items()))
+    text = render(spec, lock)
+    assert len(text.splitlines()) <= 200 and len(text) < 16_000
+    assert not re.search(r"python3? (-[IS] )*-c\b", text)
+    heredocs = re.findall(r"<<'(\w+)'", text)
+    assert heredocs == ["IMAGESMITH_EOF_IMAGE_FACTS"]
+    body = text.split("<<'IMAGESMITH_EOF_IMAGE_FACTS'", 1)[1].split("\n")[1]
+    json.loads(body)  # data, not code
+    wheel = f"imagesmith_runtime-{lock.runtime.version}-py3-none-any.whl"
+    assert f'COPY [".imagesmith/{wheel}", "/"]' in text
+    assert text.count("python3 -m imagesmith_runtime.sdists ") == 2  # sdist-build and the install step
+    assert '"-m", "imagesmith_runtime.preprocessing"' in text
+
+
+def test_layout_names_reach_the_template(tiny):
+    from imagesmith import layout
+
+    text = render(tiny, fake_lock())
+    assert f"WORKDIR {layout.APP_DIR}" in text and f"{layout.VENV_PYTHON} -m compileall" in text
+    for label in (layout.LABEL_PARITY, layout.LABEL_MANIFEST, layout.LABEL_ROLE, layout.LABEL_BASE_NAME):
+        assert f"{label}=" in text

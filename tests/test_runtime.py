@@ -1,7 +1,8 @@
 """The runtime, the stamp and the preprocessing wheel, on the host (no Docker).
 
-The runtime files are installed exactly as render.py embeds them (``runtime_files``) into a real
-venv made here, so ``imagesmith.pth`` runs at every interpreter start as it does in an image.
+The ``imagesmith-runtime`` wheel (``runtime_wheel.build``) is installed with pip into a real
+venv made here, as the Dockerfile installs it, so ``imagesmith.pth`` runs at every interpreter
+start as it does in an image, and the package is imported under its in-image name.
 NumPy, PyTorch and TensorFlow are stood in for by tiny fake packages that record how they were
 seeded (the real NumPy is exercised in tests/test_runtime_engine.py).
 """
@@ -14,7 +15,6 @@ import os
 import random
 import subprocess
 import sys
-import sysconfig
 import textwrap
 import zipfile
 from dataclasses import replace
@@ -23,10 +23,13 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from imagesmith import parity, preprocessing, stamp
+from imagesmith import layout, parity, runtime_wheel
 from imagesmith.lock import preprocessing_digest, preprocessing_files
-from imagesmith.render import image_facts_file, preprocessing_context, render, runtime_files
+from imagesmith.preprocessing import export as export_wheel
+from imagesmith.render import image_facts, image_facts_file, preprocessing_context, render
+from imagesmith.runtime import preprocessing, stamp
 from imagesmith.spec import load_spec
+from imagesmith.verify import verify_model
 from tests.fakes import FakeEngine
 from tests.helpers import cli, fake_lock
 
@@ -60,10 +63,15 @@ def venv(tmp_path_factory):
     root = tmp_path_factory.mktemp("venv") / "v"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     python = root / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    for f in runtime_files(sysconfig.get_python_version()):
-        (site / Path(f.dest).name).write_text(f.text)
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    runtime_wheel.install_into(python, tmp_path_factory.mktemp("wheels"))
     fakes = tmp_path_factory.mktemp("fakes")
     for rel, text in FAKES.items():
         (fakes / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -75,8 +83,9 @@ def py(venv, code: str, env: dict | None = None, *args: str) -> subprocess.Compl
     python, _, fakes = venv
     base = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGESMITH_", "PYTHONHASHSEED"))}
     base["PYTHONPATH"] = str(fakes)
-    return subprocess.run([str(python), "-c", code, *args], capture_output=True, text=True,
-                          env={**base, **(env or {})}, timeout=60)
+    return subprocess.run(
+        [str(python), "-c", code, *args], capture_output=True, text=True, env={**base, **(env or {})}, timeout=60
+    )
 
 
 def out(proc: subprocess.CompletedProcess) -> str:
@@ -97,8 +106,10 @@ def test_without_a_seed_nothing_is_seeded(venv):
 
 
 def test_child_processes_are_seeded_too(venv):
-    code = ("import subprocess, sys; print(subprocess.run([sys.executable, '-c', "
-            "'import random; print(random.random())'], capture_output=True, text=True).stdout.strip())")
+    code = (
+        "import subprocess, sys; print(subprocess.run([sys.executable, '-c', "
+        "'import random; print(random.random())'], capture_output=True, text=True).stdout.strip())"
+    )
     assert float(out(py(venv, code, {"IMAGESMITH_SEED": "7"}))) == random.Random(7).random()
 
 
@@ -110,15 +121,19 @@ def test_nothing_heavy_is_imported_until_the_program_imports_it(venv):
 
 
 def test_numpy_random_is_seeded_when_imported_and_the_loader_is_restored(venv):
-    code = ("import numpy, sys; print('numpy.random' in sys.modules); import numpy.random as r; "
-            "print(r.calls); print(type(r.__loader__).__name__, type(r.__spec__.loader).__name__)")
+    code = (
+        "import numpy, sys; print('numpy.random' in sys.modules); import numpy.random as r; "
+        "print(r.calls); print(type(r.__loader__).__name__, type(r.__spec__.loader).__name__)"
+    )
     lines = out(py(venv, code, {"IMAGESMITH_SEED": "42"})).splitlines()
     assert lines == ["False", "[42]", "SourceFileLoader SourceFileLoader"]
 
 
 def test_torch_and_tensorflow_seeded_and_deterministic_when_determinism_is_on(venv):
-    code = ("import torch, tensorflow as tf; print(torch.calls); print(tf.random.calls); "
-            "print(tf.config.experimental.calls)")
+    code = (
+        "import torch, tensorflow as tf; print(torch.calls); print(tf.random.calls); "
+        "print(tf.config.experimental.calls)"
+    )
     off = out(py(venv, code, {"IMAGESMITH_SEED": "5", "IMAGESMITH_DETERMINISM": "off"})).splitlines()
     assert off == ["[('manual_seed', 5)]", "[5]", "[]"]
     on = out(py(venv, code, {"IMAGESMITH_SEED": "5", "IMAGESMITH_DETERMINISM": "on"})).splitlines()
@@ -143,7 +158,7 @@ def test_a_failing_seed_hook_never_breaks_the_import(venv, tmp_path):
 def image(venv, tmp_path):
     """Facts for an image made from tiny and fake_lock, with the artifacts folder in tmp."""
     spec = replace(load_spec(TINY), artifacts=str(tmp_path / "artifacts"))
-    facts = stamp.image_facts(spec, fake_lock())
+    facts = image_facts(spec, fake_lock())
     path = tmp_path / "facts.json"
     path.write_text(json.dumps(facts))
     return facts, path, tmp_path / "artifacts"
@@ -152,9 +167,21 @@ def image(venv, tmp_path):
 def runtime(venv, facts_path: Path, role: str, *command: str, env: dict | None = None):
     python = venv[0]
     base = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGESMITH_", "PYTHONHASHSEED"))}
-    return subprocess.run([str(python), "-c", "import sys, imagesmith_runtime as r; "
-                           "sys.exit(r.main(sys.argv[2:], facts_path=sys.argv[1]))", str(facts_path), role, "--",
-                           *command], capture_output=True, text=True, env={**base, **(env or {})}, timeout=60)
+    return subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import sys, imagesmith_runtime.__main__ as r; sys.exit(r.main(sys.argv[2:], facts_path=sys.argv[1]))",
+            str(facts_path),
+            role,
+            "--",
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        timeout=60,
+    )
 
 
 def write_model(folder: str, text: str = "weights") -> str:
@@ -164,14 +191,29 @@ def write_model(folder: str, text: str = "weights") -> str:
 def test_train_forces_the_seed_and_stamps_what_it_wrote(venv, image):
     facts, path, art = image
     code = write_model(str(art)) + "; import random; print(random.random(), hash('imagesmith'))"
-    proc = runtime(venv, path, "train", str(venv[0]), "-c", code,
-                   env={"IMAGESMITH_SEED": "999", "PYTHONHASHSEED": "123", "IMAGESMITH_IMAGE_DIGEST": "sha256:" + "e" * 64,
-                        "IMAGESMITH_IMAGE_REF": "tiny:train"})
+    proc = runtime(
+        venv,
+        path,
+        "train",
+        str(venv[0]),
+        "-c",
+        code,
+        env={
+            "IMAGESMITH_SEED": "999",
+            "PYTHONHASHSEED": "123",
+            "IMAGESMITH_IMAGE_DIGEST": "sha256:" + "e" * 64,
+            "IMAGESMITH_IMAGE_REF": "tiny:train",
+        },
+    )
     assert proc.returncode == 0, proc.stderr
     draw, hashed = proc.stdout.split()
     assert float(draw) == random.Random(7).random()  # the image's seed, not the one passed with -e
-    expect_hash = subprocess.run([sys.executable, "-c", "print(hash('imagesmith'))"], capture_output=True, text=True,
-                                 env={**os.environ, "PYTHONHASHSEED": "7"}).stdout.strip()
+    expect_hash = subprocess.run(
+        [sys.executable, "-c", "print(hash('imagesmith'))"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "7"},
+    ).stdout.strip()
     assert hashed == expect_hash
     written = json.loads((art / stamp.STAMP_FILE).read_text())
     assert written["parity"] == facts["parity"] == parity.digest(parity.manifest_from_lock(fake_lock()))
@@ -216,8 +258,9 @@ def test_serve_starts_with_its_own_model_and_refuses_another(venv, image, tmp_pa
     assert "refusing to serve the model" in refused.stderr
     assert "seed: 8, expected 7" in refused.stderr
 
-    forced = runtime(venv, other_path, "serve", str(venv[0]), "-c", "print('serving')",
-                     env={"IMAGESMITH_ALLOW_MISMATCH": "1"})
+    forced = runtime(
+        venv, other_path, "serve", str(venv[0]), "-c", "print('serving')", env={"IMAGESMITH_ALLOW_MISMATCH": "1"}
+    )
     assert forced.returncode == 0 and forced.stdout.strip() == "serving"
     assert "SERVING A MODEL THAT DOES NOT MATCH THIS IMAGE" in forced.stderr
     assert "seed: 8, expected 7" in forced.stderr
@@ -244,7 +287,9 @@ def test_runtime_usage_errors(venv, image):
     _, path, _ = image
     assert runtime(venv, path, "deploy", "true").returncode == 2
     python = venv[0]
-    proc = subprocess.run([str(python), "-m", "imagesmith_runtime", "train", "--", "true"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(python), "-m", "imagesmith_runtime", "train", "--", "true"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "not built by imagesmith" in proc.stderr  # no facts file in this venv
     proc = runtime(venv, path, "train", "/no/such/program")
     assert proc.returncode == 127 and "cannot start" in proc.stderr
@@ -342,18 +387,31 @@ def test_wheel_is_valid_and_installs_with_pip(tmp_path):
                 import base64
 
                 data = zf.read(arc)
-                assert digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                assert (
+                    digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                )
                 assert int(size) == len(data)
         assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
     assert names[0] == "app/prep.py" and names[-1].endswith(".dist-info/RECORD")
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(target),
-                    str(path)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(target), str(path)],
+        check=True,
+        capture_output=True,
+    )
     version = path.name.split("-")[1]
-    code = ("import importlib.metadata as m, app.prep as p; print(m.version('tiny-preprocessing')); "
-            "print(p.scale([1.0, 2.0]))")
-    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "PYTHONPATH": str(target)}, check=True).stdout.split("\n")
+    code = (
+        "import importlib.metadata as m, app.prep as p; print(m.version('tiny-preprocessing')); "
+        "print(p.scale([1.0, 2.0]))"
+    )
+    got = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        check=True,
+    ).stdout.split("\n")
     assert got[:2] == [version, "[0.5, 1.0]"]
 
 
@@ -367,26 +425,39 @@ def test_wheel_refuses_files_that_left_the_lock(tmp_path):
 def test_export_without_preprocessing_is_a_readable_error():
     spec = replace(load_spec(TINY), preprocessing=())
     with pytest.raises(preprocessing.PreprocessingError) as err:
-        preprocessing.export(spec, fake_lock(preprocessing=()), "/nonexistent")
+        export_wheel(spec, fake_lock(preprocessing=()), "/nonexistent")
     assert "names no preprocessing files" in str(err.value)
 
 
-def test_embedded_builder_runs_as_a_standalone_script(tmp_path):
-    """What the Dockerfile's preprocessing-build stage runs: the embedded text, isolated from imagesmith."""
+def test_builder_runs_from_the_runtime_wheel_alone(tmp_path):
+    """What the Dockerfile's preprocessing-build stage runs: the module, imported from the runtime
+    wheel on PYTHONPATH (zipimport), by an isolated interpreter that cannot see imagesmith."""
     root = copy_tiny(tmp_path)
     spec = load_spec(root)
     lock = fake_lock(preprocessing=tuple(preprocessing_files(spec).items()))
     ctx = preprocessing_context(spec, lock)
-    script = tmp_path / "build_preprocessing.py"
-    script.write_text(ctx["builder"].text)
-    argv = [sys.executable, "-I", str(script)] + [
-        {"/src": str(root), "/wheel": str(tmp_path / "out")}.get(a, a) for a in ctx["build"][2:]]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path)
+    built = runtime_wheel.build()
+    whl = tmp_path / built.filename
+    whl.write_bytes(built.data)
+    wheel_in_build = f"{layout.BUILD_MOUNTS}/runtime/imagesmith_runtime-{lock.runtime.version}-py3-none-any.whl"
+    assert ctx["build"][:5] == [
+        "env",
+        f"PYTHONPATH={wheel_in_build}",
+        "python3",
+        "-m",
+        "imagesmith_runtime.preprocessing",
+    ]
+    argv = [sys.executable, "-S", "-m", "imagesmith_runtime.preprocessing"] + [
+        {"/src": str(root), "/wheel": str(tmp_path / "out")}.get(a, a) for a in ctx["build"][5:]
+    ]
+    env = {"PYTHONPATH": str(whl), "PATH": os.environ.get("PATH", "")}
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
-    built = (tmp_path / "out" / ctx["wheel"]).read_bytes()
-    assert built == preprocessing.wheel_bytes("tiny-preprocessing", str(root), spec.preprocessing)[1]
+    out = (tmp_path / "out" / ctx["wheel"]).read_bytes()
+    assert out == Path(export_wheel(spec, lock, tmp_path / "host")).read_bytes()  # what the host exports
+    assert out == preprocessing.wheel_bytes("tiny-preprocessing", str(root), spec.preprocessing)[1]
     (root / "app" / "prep.py").write_text("# edited\n")
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 2 and "changed since the lock was written" in proc.stderr
 
 
@@ -399,11 +470,14 @@ def test_render_embeds_runtime_facts_and_the_preprocessing_stage():
     text = render(spec, lock)
     facts = json.loads(image_facts_file(spec, lock).text)
     assert facts["parity"] == parity.digest(parity.manifest_from_lock(lock))
-    names = [Path(f.dest).name for f in runtime_files("3.11")]
-    assert names == sorted(names) and {"imagesmith.pth", "imagesmith_parity.py", "imagesmith_runtime.py",
-                                       "imagesmith_seed.py", "imagesmith_stamp.py"} == set(names)
+    assert f'COPY [".imagesmith/imagesmith_runtime-{lock.runtime.version}-py3-none-any.whl", "/"]' in text
+    assert "python -c" not in text and "python3 -c" not in text and "<<'IMAGESMITH_EOF_IMAGE_FACTS'" in text
+    assert text.count("<<'") == 1  # one heredoc: the image facts (JSON data), no code
     assert "FROM base AS preprocessing-build" in text
-    assert f"/run/imagesmith/preprocessing/{preprocessing.wheel_filename('tiny-preprocessing', lock.preprocessing_version)}" in text
+    assert (
+        f"/run/imagesmith/preprocessing/{preprocessing.wheel_filename('tiny-preprocessing', lock.preprocessing_version)}"
+        in text
+    )
     assert 'COPY ["app/prep.py", "/app/app/prep.py"]' not in text  # the wheel replaces the copy
     bare = render(replace(spec, preprocessing=()), fake_lock(preprocessing=()))
     assert "preprocessing-build" not in bare and "/run/imagesmith/preprocessing" not in bare
@@ -423,9 +497,13 @@ def test_run_role_mounts_publishes_on_loopback_and_passes_the_image_id(tmp_path)
     from imagesmith.run import run_role
 
     spec = replace(load_spec(TINY), root=tmp_path)
-    engine = FakeEngine.with_labels({"tiny:train": {"io.imagesmith.role": "train"},
-                                     "tiny:serve": {"io.imagesmith.role": "serve"},
-                                     "other:serve": {"io.imagesmith.role": "train"}})
+    engine = FakeEngine.with_labels(
+        {
+            "tiny:train": {"io.imagesmith.role": "train"},
+            "tiny:serve": {"io.imagesmith.role": "serve"},
+            "other:serve": {"io.imagesmith.role": "train"},
+        }
+    )
     assert run_role(spec, engine, "train", ["python", "x.py"], env={"A": "1"}) == 0
     _, image, kw = engine.called("run_attached")[-1]
     command = kw.pop("command")
@@ -451,17 +529,19 @@ def test_verify_model_reads_the_image_labels_and_distrusts_an_edited_one(tmp_pat
     facts = {"parity": parity.digest(manifest), "manifest": manifest, "seed": 7}
     (tmp_path / "m.bin").write_bytes(b"x")
     stamp.write_stamp(str(tmp_path), stamp.make_stamp(facts, str(tmp_path)))
-    labels = {stamp.LABEL_PARITY: facts["parity"], stamp.LABEL_MANIFEST: parity.canonical(manifest)}
-    assert stamp.verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path).ok
+    labels = {layout.LABEL_PARITY: facts["parity"], layout.LABEL_MANIFEST: parity.canonical(manifest)}
+    assert verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path).ok
 
     other = parity.manifest_from_lock(fake_lock(seed=8))
-    forged = dict(labels, **{stamp.LABEL_MANIFEST: parity.canonical(other)})
-    check = stamp.verify_model(FakeEngine.with_labels({"x:serve": forged}), "x:serve", tmp_path)
-    assert check.problems[0] == f"label {stamp.LABEL_PARITY} of x:serve does not match its manifest label (edited label)"
+    forged = dict(labels, **{layout.LABEL_MANIFEST: parity.canonical(other)})
+    check = verify_model(FakeEngine.with_labels({"x:serve": forged}), "x:serve", tmp_path)
+    assert (
+        check.problems[0] == f"label {layout.LABEL_PARITY} of x:serve does not match its manifest label (edited label)"
+    )
 
-    moved = dict(labels, **{stamp.LABEL_PARITY: parity.digest(other), stamp.LABEL_MANIFEST: parity.canonical(other)})
-    check = stamp.verify_model(FakeEngine.with_labels({"x:serve": moved}), "x:serve", tmp_path)
+    moved = dict(labels, **{layout.LABEL_PARITY: parity.digest(other), layout.LABEL_MANIFEST: parity.canonical(other)})
+    check = verify_model(FakeEngine.with_labels({"x:serve": moved}), "x:serve", tmp_path)
     assert "  seed: 8, expected 7" in check.problems
 
     with pytest.raises(stamp.StampError, match="is not a folder"):
-        stamp.verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path / "m.bin")
+        verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path / "m.bin")

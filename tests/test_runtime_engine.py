@@ -21,14 +21,14 @@ import pytest
 from imagesmith import parity
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.lock import read_lock
+from imagesmith.runtime.stamp import STAMP_FILE
 from imagesmith.spec import load_spec
-from imagesmith.stamp import STAMP_FILE
 from tests.conftest import PROJECTS, copy_project
 from tests.helpers import cli, docker_build
 
 pytestmark = pytest.mark.engine
 
-DRAW = '''\
+DRAW = """\
 import json, random, subprocess, sys
 import numpy as np
 
@@ -43,9 +43,9 @@ if __name__ == "__main__":
         child = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True, check=True)
         out["child"] = json.loads(child.stdout)
     print(json.dumps(out, sort_keys=True))
-'''
+"""
 
-PROBE_APP = '''\
+PROBE_APP = """\
 import json, os, random
 import numpy as np
 
@@ -56,12 +56,14 @@ async def app(scope, receive, send):
     body = json.dumps(dict(VALUES, pid=os.getpid()), sort_keys=True).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
-'''
+"""
 
 # The same draws seeded by hand, with the runtime's hook switched off (empty IMAGESMITH_SEED).
-EXPLICIT = ("import json, random, numpy as np; random.seed(42); np.random.seed(42); "
-            "print(json.dumps({'random': random.random(), 'numpy': float(np.random.rand()), "
-            "'hash': hash('imagesmith')}, sort_keys=True))")
+EXPLICIT = (
+    "import json, random, numpy as np; random.seed(42); np.random.seed(42); "
+    "print(json.dumps({'random': random.random(), 'numpy': float(np.random.rand()), "
+    "'hash': hash('imagesmith')}, sort_keys=True))"
+)
 
 
 def free_port() -> int:
@@ -76,8 +78,9 @@ def http(port: int, path: str = "/", body=None, deadline: float = 180.0):
     end = time.monotonic() + deadline
     while True:
         try:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                         headers={"content-type": "application/json"})
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}", data=data, headers={"content-type": "application/json"}
+            )
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return json.loads(resp.read())
         except OSError:
@@ -91,8 +94,12 @@ class Server:
 
     def __init__(self, *args: str, name: str):
         self.name = name
-        self.proc = subprocess.Popen([sys.executable, "-m", "imagesmith", "run", "serve", "--name", name, *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "imagesmith", "run", "serve", "--name", name, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def __enter__(self):
         return self
@@ -109,8 +116,11 @@ class Server:
 @pytest.fixture(scope="module")
 def expected(iris_built, engine):
     _, result = iris_built
-    out = engine.run(result.images["train"].ref, ["-c", EXPLICIT],
-                     entrypoint=["env", "IMAGESMITH_SEED=", "PYTHONHASHSEED=42", "/opt/venv/bin/python"])
+    out = engine.run(
+        result.images["train"].ref,
+        ["-c", EXPLICIT],
+        entrypoint=["env", "IMAGESMITH_SEED=", "PYTHONHASHSEED=42", "/opt/venv/bin/python"],
+    )
     return json.loads(out)
 
 
@@ -132,14 +142,19 @@ def test_unseeded_draws_are_the_spec_seed_s_in_every_run_image_and_child(iris_bu
     _, result = iris_built
     (tmp_path / "draw.py").write_text(DRAW)
     vol = {str(tmp_path): {"bind": "/probe", "mode": "ro"}}
-    runs = [json.loads(engine.run(result.images[role].ref, ["python", "/probe/draw.py"], volumes=vol))
-            for role in ("train", "train", "serve")]
+    runs = [
+        json.loads(engine.run(result.images[role].ref, ["python", "/probe/draw.py"], volumes=vol))
+        for role in ("train", "train", "serve")
+    ]
     for run in runs:
         child = run.pop("child")
         assert run == expected and child == expected
     # the expected values are not what an unseeded interpreter gives
-    loose = engine.run(result.images["train"].ref, ["-c", "import random; print(random.random())"],
-                       entrypoint=["env", "IMAGESMITH_SEED=", "PYTHONHASHSEED=random", "/opt/venv/bin/python"])
+    loose = engine.run(
+        result.images["train"].ref,
+        ["-c", "import random; print(random.random())"],
+        entrypoint=["env", "IMAGESMITH_SEED=", "PYTHONHASHSEED=random", "/opt/venv/bin/python"],
+    )
     assert float(loose) != expected["random"]
 
 
@@ -147,15 +162,39 @@ def test_uvicorn_workers_see_the_seeded_state(iris_built, expected, tmp_path):
     spec, result = iris_built
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "probe_app.py").write_text(PROBE_APP)
-    docker_build(f"FROM {result.images['serve'].ref}\nCOPY probe_app.py /probe/probe_app.py\n",
-                 "imagesmith-test/iris-probe:serve", tmp_path / "ctx")
+    docker_build(
+        f"FROM {result.images['serve'].ref}\nCOPY probe_app.py /probe/probe_app.py\n",
+        "imagesmith-test/iris-probe:serve",
+        tmp_path / "ctx",
+    )
     empty = tmp_path / "artifacts"
     empty.mkdir()
     port = free_port()
     name = f"imagesmith-test-uvicorn-{port}"
-    with Server("-p", str(spec.root), "-t", "imagesmith-test/iris-probe", "--artifacts", str(empty),
-                "--port", str(port), "--", "uvicorn", "probe_app:app", "--app-dir", "/probe", "--host", "0.0.0.0",
-                "--port", str(spec.serve.port), "--workers", "2", "--lifespan", "off", name=name) as server:
+    with Server(
+        "-p",
+        str(spec.root),
+        "-t",
+        "imagesmith-test/iris-probe",
+        "--artifacts",
+        str(empty),
+        "--port",
+        str(port),
+        "--",
+        "uvicorn",
+        "probe_app:app",
+        "--app-dir",
+        "/probe",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(spec.serve.port),
+        "--workers",
+        "2",
+        "--lifespan",
+        "off",
+        name=name,
+    ):
         answers = [http(port) for _ in range(6)]
         published = subprocess.run(["docker", "port", name, str(spec.serve.port)], capture_output=True, text=True)
         assert published.stdout.strip() == f"127.0.0.1:{port}"
@@ -166,11 +205,13 @@ def test_uvicorn_workers_see_the_seeded_state(iris_built, expected, tmp_path):
 
 def test_a_command_that_imports_nothing_does_not_load_numpy(iris_built, engine):
     _, result = iris_built
-    code = ("import importlib.util, json, sys; "
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'sklearn', 'torch', 'tensorflow')); "
-            "installed = importlib.util.find_spec('numpy') is not None; "
-            "hooked = any(type(f).__name__ == 'SeedFinder' for f in sys.meta_path); "
-            "print(json.dumps([heavy, installed, hooked]))")
+    code = (
+        "import importlib.util, json, sys; "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'sklearn', 'torch', 'tensorflow')); "
+        "installed = importlib.util.find_spec('numpy') is not None; "
+        "hooked = any(type(f).__name__ == 'SeedFinder' for f in sys.meta_path); "
+        "print(json.dumps([heavy, installed, hooked]))"
+    )
     for role in ("train", "serve"):
         heavy, installed, hooked = json.loads(engine.run(result.images[role].ref, ["python", "-c", code]))
         assert heavy == [] and installed and hooked
@@ -195,10 +236,20 @@ def test_iris_trains_is_stamped_and_served(iris_built, iris_model, engine):
     assert stamp["artifacts"]["model.joblib"] == sha256_file(iris_model / "model.joblib")
 
     port = free_port()
-    with Server("-p", str(spec.root), "-t", "imagesmith-test/iris", "--artifacts", str(iris_model),
-                "--port", str(port), name=f"imagesmith-test-iris-{port}"):
-        answer = http(port, "/predict", [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4,
-                                          "petal_width": 0.2}])
+    with Server(
+        "-p",
+        str(spec.root),
+        "-t",
+        "imagesmith-test/iris",
+        "--artifacts",
+        str(iris_model),
+        "--port",
+        str(port),
+        name=f"imagesmith-test-iris-{port}",
+    ):
+        answer = http(
+            port, "/predict", [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]
+        )
     assert answer["classes"] == ["setosa"]
 
     ok = cli("verify", "imagesmith-test/iris:serve", "--model", str(iris_model))
@@ -233,8 +284,20 @@ def test_model_stamped_under_another_parity_is_refused(iris_built, iris_model, t
 def test_editing_preprocessing_changes_its_version_and_refuses_the_old_model(tiny_built, engine, base_image, tmp_path):
     spec, result = tiny_built
     art = tmp_path / "artifacts"
-    trained = cli("run", "train", "-p", str(spec.root), "-t", "imagesmith-test/tiny", "--artifacts", str(art),
-                  "--", "python", "-c", "open('/artifacts/model.txt', 'w').write('m')")
+    trained = cli(
+        "run",
+        "train",
+        "-p",
+        str(spec.root),
+        "-t",
+        "imagesmith-test/tiny",
+        "--artifacts",
+        str(art),
+        "--",
+        "python",
+        "-c",
+        "open('/artifacts/model.txt', 'w').write('m')",
+    )
     assert trained.returncode == 0, trained.stderr
     old_version = read_lock(spec.lock_path).preprocessing_version
     assert json.loads((art / STAMP_FILE).read_text())["preprocessing"]["version"] == old_version
@@ -265,9 +328,24 @@ def test_the_image_s_preprocessing_wheel_is_the_exported_wheel(tiny_built, engin
     assert info["version"] == version and info["name"] == "tiny-preprocessing"
     wheel = Path(info["wheel"])
     # the stage the images install from, built by plain BuildKit from the rendered Dockerfile
-    subprocess.run(["docker", "buildx", "build", "-q", "--target", "preprocessing", "--output",
-                    f"type=local,dest={tmp_path / 'stage'}", "-f", str(spec.dockerfile_path), str(spec.root)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            "docker",
+            "buildx",
+            "build",
+            "-q",
+            "--target",
+            "preprocessing",
+            "--output",
+            f"type=local,dest={tmp_path / 'stage'}",
+            "-f",
+            str(spec.dockerfile_path),
+            str(spec.root),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert (tmp_path / "stage" / wheel.name).read_bytes() == wheel.read_bytes()
     code = "import importlib.metadata as m; print(m.version('tiny-preprocessing'))"
     for role in ("train", "serve"):

@@ -2,12 +2,16 @@
 
 import hashlib
 
-from imagesmith.lock.resolvers import Pin, render_requirements_lock, parse_compiled
+from imagesmith.lock.resolvers import Pin, parse_compiled, render_requirements_lock
 from imagesmith.sdists import rehash, sdist_requirements
 
 LOCK = render_requirements_lock(
-    [Pin("docopt", "0.6.2", ("sha256:" + "a" * 64,)), Pin("six", "1.17.0", ("sha256:" + "b" * 64, "sha256:" + "c" * 64))],
-    "header")
+    [
+        Pin("docopt", "0.6.2", ("sha256:" + "a" * 64,)),
+        Pin("six", "1.17.0", ("sha256:" + "b" * 64, "sha256:" + "c" * 64)),
+    ],
+    "header",
+)
 
 
 def test_sdists_lists_only_distributions_without_a_wheel(tmp_path):

@@ -9,16 +9,14 @@ import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from tests.fakes import FakeEngine, image_info
-
 from imagesmith import signoff as so
-from imagesmith import signoff_probe
 from imagesmith.errors import SpecError
+from imagesmith.runtime import signoff_probe
 from imagesmith.spec import parse_spec
+from tests.fakes import FakeEngine, image_info
 
 FP32 = {"rtol": 1e-4, "atol": 1e-4}  # fp32-like tolerances for class scores
 
@@ -82,9 +80,13 @@ def test_0_19_with_95_flipped_fails_and_the_table_shows_what_moved():
     assert "95 of 50000 predicted classes flipped" in result.classes_detail()
     assert "and 90 more" in result.classes_detail()
     assert result.max_abs == pytest.approx(0.19, rel=1e-6)
-    record = {"checks": [{"check": "outputs", "ok": False, "detail": result.outputs_detail()},
-                         {"check": "classes", "ok": False, "detail": result.classes_detail()}],
-              "comparison": result.as_json()}
+    record = {
+        "checks": [
+            {"check": "outputs", "ok": False, "detail": result.outputs_detail()},
+            {"check": "classes", "ok": False, "detail": result.classes_detail()},
+        ],
+        "comparison": result.as_json(),
+    }
     lines = so.table(record)
     assert lines[0].startswith("FAIL  outputs") and lines[1].startswith("FAIL  classes")
     assert lines[2] == f"outputs that moved (largest {so.WORST} of {result.out_of_tolerance}):"
@@ -163,7 +165,9 @@ def server():
 
 def test_replay_posts_every_sample_in_rounds_and_reports_percentiles(server):
     samples = [{"x": i} for i in range(7)]
-    latency = so.replay("127.0.0.1", server.server_address[1], "/predict", "list", samples, minimum=20, alive=lambda: True)
+    latency = so.replay(
+        "127.0.0.1", server.server_address[1], "/predict", "list", samples, minimum=20, alive=lambda: True
+    )
     assert latency["requests"] == 20 and latency["errors"] == {}
     assert _Handler.seen[0] == [{"x": 0}]  # the readiness request
     assert _Handler.seen[1:] == [[{"x": i % 7}] for i in range(20)]
@@ -172,7 +176,9 @@ def test_replay_posts_every_sample_in_rounds_and_reports_percentiles(server):
 
 def test_replay_object_bodies_and_counts_errors(server):
     _Handler.fail_every = 4
-    latency = so.replay("127.0.0.1", server.server_address[1], "/p", "object", [{"x": 1}], minimum=12, alive=lambda: True)
+    latency = so.replay(
+        "127.0.0.1", server.server_address[1], "/p", "object", [{"x": 1}], minimum=12, alive=lambda: True
+    )
     assert _Handler.seen[1] == {"x": 1}
     assert latency["errors"] == {"500": 3}
 
@@ -191,8 +197,13 @@ def test_replay_stops_when_the_server_is_gone():
 # Hardware, the gate, the GPU refusal
 
 
-HW = {"cpu": {"model": "Xeon A", "flags": ["avx", "avx2", "avx512f"], "logical_cpus": 8, "usable_cpus": 8},
-      "memory_bytes": 32 * 2**30, "gpus": [], "cuda": None, "libraries": []}
+HW = {
+    "cpu": {"model": "Xeon A", "flags": ["avx", "avx2", "avx512f"], "logical_cpus": 8, "usable_cpus": 8},
+    "memory_bytes": 32 * 2**30,
+    "gpus": [],
+    "cuda": None,
+    "libraries": [],
+}
 
 
 def test_hardware_differences_name_what_differs():
@@ -201,10 +212,12 @@ def test_hardware_differences_name_what_differs():
     here["cpu"].update(model="EPYC B", flags=["avx", "avx2"], logical_cpus=2)
     here["gpus"] = [{"name": "L4", "driver": "550.1", "memory": "23034 MiB"}]
     diffs = so.hardware_differences(HW, here)
-    assert diffs == ["CPU model: 'EPYC B' here, 'Xeon A' signed off on",
-                     "CPU instruction sets: missing here: avx512f",
-                     "CPUs: 2 here, 8 signed off on",
-                     "GPUs: L4 (driver 550.1) here, none signed off on"]
+    assert diffs == [
+        "CPU model: 'EPYC B' here, 'Xeon A' signed off on",
+        "CPU instruction sets: missing here: avx512f",
+        "CPUs: 2 here, 8 signed off on",
+        "GPUs: L4 (driver 550.1) here, none signed off on",
+    ]
 
 
 def test_the_hardware_probe_reads_this_machine():
@@ -220,20 +233,30 @@ def _Engine(image_id: str) -> FakeEngine:
 
 def _model(tmp_path: Path) -> tuple[Path, str]:
     from imagesmith.fsutil import sha256_file
-    from imagesmith.stamp import STAMP_FILE
+    from imagesmith.runtime.stamp import STAMP_FILE
 
     folder = tmp_path / "model"
     folder.mkdir()
-    (folder / STAMP_FILE).write_text(json.dumps({"imagesmith_stamp": 1, "parity": "sha256:" + "1" * 64,
-                                                 "manifest": {}, "artifacts": {}}))
+    (folder / STAMP_FILE).write_text(
+        json.dumps({"imagesmith_stamp": 1, "parity": "sha256:" + "1" * 64, "manifest": {}, "artifacts": {}})
+    )
     return folder, sha256_file(folder / STAMP_FILE)
 
 
 def _record(tmp_path: Path, *, passed=True, digest="sha256:" + "a" * 64, stamp="", hardware=HW) -> Path:
     path = tmp_path / "signoff.json"
-    path.write_text(json.dumps({"imagesmith_signoff": 1, "passed": passed, "image": {"digest": digest},
-                                "model": {"stamp": stamp}, "hardware": hardware,
-                                "checks": [{"check": "latency", "ok": passed, "detail": ""}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "imagesmith_signoff": 1,
+                "passed": passed,
+                "image": {"digest": digest},
+                "model": {"stamp": stamp},
+                "hardware": hardware,
+                "checks": [{"check": "latency", "ok": passed, "detail": ""}],
+            }
+        )
+    )
     return path
 
 
@@ -248,10 +271,13 @@ def test_gate_fails_for_another_image_another_model_or_a_failed_signoff(tmp_path
     model, stamp = _model(tmp_path)
     gate = so.check_signoff(_Engine("sha256:" + "b" * 64), "x:serve", _record(tmp_path, stamp=stamp), model, here=HW)
     assert len(gate.problems) == 1 and "made for image sha256:aaaa" in gate.problems[0]
-    gate = so.check_signoff(_Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, stamp="sha256:0"), model, here=HW)
+    gate = so.check_signoff(
+        _Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, stamp="sha256:0"), model, here=HW
+    )
     assert gate.problems == [f"it was made for another model than the one in {model} (its stamp differs)"]
-    gate = so.check_signoff(_Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, passed=False, stamp=stamp),
-                            model, here=HW)
+    gate = so.check_signoff(
+        _Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, passed=False, stamp=stamp), model, here=HW
+    )
     assert gate.problems == [f"the signoff in {tmp_path / 'signoff.json'} did not pass (failed: latency)"]
 
 
@@ -261,7 +287,9 @@ def test_gate_notes_other_hardware(tmp_path):
     here["memory_bytes"] = 16 * 2**30
     gate = so.check_signoff(_Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, stamp=stamp), model, here=here)
     assert gate.problems == []
-    assert gate.notes == ["this machine differs from the one signed off on: memory: 16.0 GiB here, 32.0 GiB signed off on"]
+    assert gate.notes == [
+        "this machine differs from the one signed off on: memory: 16.0 GiB here, 32.0 GiB signed off on"
+    ]
 
 
 def test_gate_rejects_what_is_not_a_signoff_record(tmp_path):
@@ -274,9 +302,15 @@ def test_gate_rejects_what_is_not_a_signoff_record(tmp_path):
 
 def _spec(tmp_path: Path, **changes):
     (tmp_path / "samples.jsonl").write_text('{"a": 1}\n')
-    data = {"name": "p", "python": "3.11", "base": "python:3.11-slim", "requirements": ["six"],
-            "train": {"command": "true"}, "serve": {"command": "true", "port": 8000},
-            "signoff": {"predict": "m:f", "samples": "samples.jsonl"}}
+    data = {
+        "name": "p",
+        "python": "3.11",
+        "base": "python:3.11-slim",
+        "requirements": ["six"],
+        "train": {"command": "true"},
+        "serve": {"command": "true", "port": 8000},
+        "signoff": {"predict": "m:f", "samples": "samples.jsonl"},
+    }
     data.update(changes)
     return parse_spec(data, tmp_path)
 
@@ -292,8 +326,9 @@ def test_declared_gpu_on_a_machine_without_one_is_refused(tmp_path, monkeypatch)
 def test_spec_signoff_path_and_request(tmp_path):
     spec = _spec(tmp_path)
     assert (spec.signoff.path, spec.signoff.request) == ("/predict", "list")
-    spec = _spec(tmp_path, signoff={"predict": "m:f", "samples": "samples.jsonl", "path": "/v1/score",
-                                    "request": "object"})
+    spec = _spec(
+        tmp_path, signoff={"predict": "m:f", "samples": "samples.jsonl", "path": "/v1/score", "request": "object"}
+    )
     assert (spec.signoff.path, spec.signoff.request) == ("/v1/score", "object")
     with pytest.raises(SpecError) as info:
         _spec(tmp_path, signoff={"path": "predict", "request": "batch"})

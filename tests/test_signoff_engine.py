@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from imagesmith.run import run_role
+from imagesmith.runtime.stamp import STAMP_FILE
 from imagesmith.signoff import GOLDEN_FILE
-from imagesmith.stamp import STAMP_FILE
 
 from .helpers import cli, docker_build
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.engine
 
 # A deliberately different numeric library: scikit-learn's logistic regression with a softmax
 # that leans towards the last class (the module is recompiled: the image runs unchecked .pyc).
-PATCH = '''
+PATCH = """
 _imagesmith_softmax = softmax
 
 
@@ -31,7 +31,7 @@ def softmax(X, copy=True):
     p[:, -1] *= 1.5
     p /= p.sum(axis=1, keepdims=True)
     return p
-'''
+"""
 PATCHED_DOCKERFILE = """FROM {image}
 COPY patch.py /tmp/patch.py
 RUN f=/opt/venv/lib/python3.11/site-packages/sklearn/linear_model/_logistic.py \\
@@ -58,8 +58,9 @@ def trained(iris_built, engine, tmp_path_factory):
 
 
 def signoff(spec_root: Path, image: str, model: Path, out: Path, *extra: str):
-    return cli("signoff", image, "--model", str(model), "-p", str(spec_root), "-o", str(out), "--requests", "60",
-               *extra)
+    return cli(
+        "signoff", image, "--model", str(model), "-p", str(spec_root), "-o", str(out), "--requests", "60", *extra
+    )
 
 
 def project_with(spec_root: Path, dest: Path, **changes) -> Path:

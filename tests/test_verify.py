@@ -17,8 +17,19 @@ import pytest
 from imagesmith import parity
 from imagesmith.diff import Change, DiffResult, Dist, View, compare
 from imagesmith.engine import HistoryEntry, ImageInfo, registry_host, repository
-from imagesmith.verify import (PROBE, BaseCheck, Source, claim_view, expected_env, image_view, inspect_lines,
-                               layers_added, lock_from_manifest, runtime_hashes)
+from imagesmith.verify import (
+    LEGACY_RUNTIME_FILES,
+    PROBE,
+    BaseCheck,
+    Source,
+    claim_view,
+    expected_env,
+    image_view,
+    inspect_lines,
+    layers_added,
+    lock_from_manifest,
+    runtime_version,
+)
 from tests.helpers import fake_lock
 
 H = "sha256:" + "1" * 64
@@ -49,14 +60,28 @@ def test_equal_views_have_no_difference():
 
 
 def test_distribution_changes_are_grouped_by_kind():
-    a = view(packages={"six": Dist("1.17.0", ("sha256:aa",)), "gone": Dist("1.0", ("sha256:g",)),
-                       "same": Dist("2.0", ("sha256:s",))})
-    b = view("B", packages={"six": Dist("1.16.0", ("sha256:bb",)), "new": Dist("0.1", None),
-                            "same": Dist("2.0", ("sha256:other",))})
+    a = view(
+        packages={
+            "six": Dist("1.17.0", ("sha256:aa",)),
+            "gone": Dist("1.0", ("sha256:g",)),
+            "same": Dist("2.0", ("sha256:s",)),
+        }
+    )
+    b = view(
+        "B",
+        packages={
+            "six": Dist("1.16.0", ("sha256:bb",)),
+            "new": Dist("0.1", None),
+            "same": Dist("2.0", ("sha256:other",)),
+        },
+    )
     changes = compare(a, b)
     assert [(c.kind, c.name, c.a, c.b) for c in changes] == [
-        ("removed", "gone", "1.0", None), ("added", "new", None, "0.1"),
-        ("hash_changed", "same", "2.0", "2.0"), ("version_changed", "six", "1.17.0", "1.16.0")]
+        ("removed", "gone", "1.0", None),
+        ("added", "new", None, "0.1"),
+        ("hash_changed", "same", "2.0", "2.0"),
+        ("version_changed", "six", "1.17.0", "1.16.0"),
+    ]
     assert changes[2].detail == "other wheel hashes"
 
 
@@ -66,13 +91,20 @@ def test_same_version_with_other_files_names_the_files():
     (change,) = compare(a, b)
     assert change.kind == "hash_changed" and change.detail == "installed files differ: six.py"
     # one side observed against a claim: what does not match the RECORD is named, per side
-    b = view("the image", packages={"six": Dist("1.17.0", ("sha256:aa",), "c2", None,
-                                                ("six.py", "__pycache__/six.cpython-311.pyc (stale bytecode)"))})
+    b = view(
+        "the image",
+        packages={
+            "six": Dist(
+                "1.17.0", ("sha256:aa",), "c2", None, ("six.py", "__pycache__/six.cpython-311.pyc (stale bytecode)")
+            )
+        },
+    )
     a = view("the manifest", packages={"six": Dist("1.17.0", ("sha256:aa",))})
     (change,) = compare(a, b)
     assert change.line("the manifest", "the image") == (
         "distributions: six 1.17.0 differs: in the image six.py, __pycache__/six.cpython-311.pyc (stale bytecode) "
-        "differ from what the distribution installed")
+        "differ from what the distribution installed"
+    )
 
 
 def test_unrecorded_files_compare_only_when_both_sides_observed():
@@ -95,8 +127,10 @@ def test_system_packages_full_lists_or_pins():
 def test_preprocessing_files_and_version():
     a = view(preprocessing={"app/prep.py": H}, preprocessing_version="0+sha256.aaa")
     b = view("B", preprocessing={"app/prep.py": None}, preprocessing_version="0+sha256.bbb")
-    assert kinds(compare(a, b)) == {("preprocessing", "removed", "app/prep.py"),
-                                    ("preprocessing", "changed", "preprocessing version")}
+    assert kinds(compare(a, b)) == {
+        ("preprocessing", "removed", "app/prep.py"),
+        ("preprocessing", "changed", "preprocessing version"),
+    }
     assert compare(a, view("B", preprocessing={"app/prep.py": H}, preprocessing_version=None)) == []
 
 
@@ -132,15 +166,24 @@ def test_change_lines_for_verify_and_diff():
 
 
 def test_diff_result_groups_in_order_and_counts():
-    changes = compare(claim_view(manifest(seed=1), "lock x"),
-                      view("image y", packages={}, python="3.12.0"))
+    changes = compare(
+        claim_view(manifest(seed=1, runtime=None), "lock x"), view("image y", packages={}, python="3.12.0")
+    )
     result = DiffResult(claim_view(manifest(), "lock x"), view("image y"), changes, ["a note"])
     data = result.as_json()
     assert list(data["groups"]) == ["python", "distributions", "seed_env"]
     assert data["differences"] == 3 and data["equal"] is False and data["notes"] == ["a note"]
     lines = result.lines()
-    assert lines[2:] == ["Python:", "  python: 3.11.9 -> 3.12.0", "distributions (removed):", "  - six 1.17.0",
-                         "seed and environment:", "  seed: 1 -> 7", "note: a note", "3 differences"]
+    assert lines[2:] == [
+        "Python:",
+        "  python: 3.11.9 -> 3.12.0",
+        "distributions (removed):",
+        "  - six 1.17.0",
+        "seed and environment:",
+        "  seed: 1 -> 7",
+        "note: a note",
+        "3 differences",
+    ]
     assert json.loads(json.dumps(data)) == data  # JSON-clean
 
 
@@ -148,8 +191,17 @@ def test_diff_result_groups_in_order_and_counts():
 
 
 def info(env=(), layers=("sha256:l1",), history=None, labels=None) -> ImageInfo:
-    return ImageInfo(ref="img", id="sha256:" + "9" * 64, labels=labels or {}, layers=tuple(layers), repo_digests=(),
-                     config={"Env": list(env)}, size=0, created="", history=history)
+    return ImageInfo(
+        ref="img",
+        id="sha256:" + "9" * 64,
+        labels=labels or {},
+        layers=tuple(layers),
+        repo_digests=(),
+        config={"Env": list(env)},
+        size=0,
+        created="",
+        history=history,
+    )
 
 
 def source(m: dict) -> Source:
@@ -157,12 +209,28 @@ def source(m: dict) -> Source:
 
 
 def facts(**changes) -> dict:
-    record = {"version": "1.17.0", "files": 3, "mismatched": [], "missing": [], "stale_bytecode": [], "unhashed": [],
-              "error": None, "content": "c"}
-    f = {"python": "3.11.9", "platform": "linux/amd64", "pyvenv_cfg": {}, "path_python": "/opt/venv/bin/python",
-         "distributions": {"six": dict(record)}, "duplicates": [], "unrecorded": {},
-         "preprocessing": {"app/prep.py": {"app": "sha256:" + "c" * 64, "site": None, "owner": None}},
-         "preprocessing_stale_bytecode": [], "dpkg": {"libgomp1": "12.2.0-14", "bash": "5.2"}}
+    record = {
+        "version": "1.17.0",
+        "files": 3,
+        "mismatched": [],
+        "missing": [],
+        "stale_bytecode": [],
+        "unhashed": [],
+        "error": None,
+        "content": "c",
+    }
+    f = {
+        "python": "3.11.9",
+        "platform": "linux/amd64",
+        "pyvenv_cfg": {},
+        "path_python": "/opt/venv/bin/python",
+        "distributions": {"six": dict(record), "imagesmith-runtime": dict(record, version=fake_lock().runtime.version)},
+        "duplicates": [],
+        "unrecorded": {},
+        "preprocessing": {"app/prep.py": {"app": "sha256:" + "c" * 64, "site": None, "owner": None}},
+        "preprocessing_stale_bytecode": [],
+        "dpkg": {"libgomp1": "12.2.0-14", "bash": "5.2"},
+    }
     f.update(changes)
     return f
 
@@ -181,21 +249,35 @@ def test_image_view_of_a_faithful_image_equals_its_claim():
 def test_image_view_finds_what_changed_inside():
     m = manifest()
     pth = {"evil.pth": "e" * 64, "imagesmith_image.json": "f" * 64, "notes.txt": "0" * 64}
-    pth.update(runtime_hashes("3.11"))  # this imagesmith's runtime: expected, not unrecorded
-    f = facts(unrecorded=pth, python="3.11.2",
-              preprocessing={"app/prep.py": {"app": None, "site": "sha256:" + "d" * 64, "owner": "x-preprocessing"}},
-              preprocessing_stale_bytecode=[["app/prep.py", "/site/app/__pycache__/prep.cpython-311.pyc"]])
+    pth.update({name: "a" * 64 for name in LEGACY_RUNTIME_FILES})  # an older imagesmith's loose runtime: noted only
+    f = facts(
+        unrecorded=pth,
+        python="3.11.2",
+        preprocessing={"app/prep.py": {"app": None, "site": "sha256:" + "d" * 64, "owner": "x-preprocessing"}},
+        preprocessing_stale_bytecode=[["app/prep.py", "/site/app/__pycache__/prep.cpython-311.pyc"]],
+    )
     version = m.get("preprocessing_version") or "0+sha256.abc"
     f["distributions"]["x-preprocessing"] = dict(f["distributions"]["six"], version=version)
     f["distributions"]["six"]["version"] = "1.16.0"
-    observed = image_view(source(m), info([e for e in env_of(m) if not e.startswith("IMAGESMITH_SEED")]),
-                          f, BaseCheck("mismatch", "x"), code_only=True)
+    observed = image_view(
+        source(m),
+        info([e for e in env_of(m) if not e.startswith("IMAGESMITH_SEED")]),
+        f,
+        BaseCheck("mismatch", "x"),
+        code_only=True,
+    )
     got = {(c.group, c.kind, c.name): c for c in compare(claim_view(m, "the manifest"), observed)}
     assert set(got) == {
-        ("base", "changed", "base"), ("python", "changed", "python"),
-        ("distributions", "version_changed", "six"), ("distributions", "unrecorded", "evil.pth"),
-        ("preprocessing", "changed", "app/prep.py"), ("seed_env", "changed", "seed")}  # not notes.txt, not the json
-    assert got[("preprocessing", "changed", "app/prep.py")].b.endswith("(stale bytecode /site/app/__pycache__/prep.cpython-311.pyc)")
+        ("base", "changed", "base"),
+        ("python", "changed", "python"),
+        ("distributions", "version_changed", "six"),
+        ("distributions", "unrecorded", "evil.pth"),
+        ("preprocessing", "changed", "app/prep.py"),
+        ("seed_env", "changed", "seed"),
+    }  # not notes.txt, not the json
+    assert got[("preprocessing", "changed", "app/prep.py")].b.endswith(
+        "(stale bytecode /site/app/__pycache__/prep.cpython-311.pyc)"
+    )
     assert got[("seed_env", "changed", "seed")].b is None
     assert observed.preprocessing_version == version  # the preprocessing wheel, not a distribution
 
@@ -205,8 +287,9 @@ def test_image_view_labels_only_observes_config_only():
     observed = image_view(source(m), info(env_of(m) + ["PYTHONPATH=/x"]), None, BaseCheck("unknown", ""))
     assert kinds(compare(claim_view(m, "m"), observed)) == {("seed_env", "added", "PYTHONPATH")}
     # a watched variable the base itself sets is the base's (pinned by the base digest)
-    observed = image_view(source(m), info(env_of(m) + ["PYTHONPATH=/x"]), None,
-                          BaseCheck("ok", "", {"PYTHONPATH": "/x"}))
+    observed = image_view(
+        source(m), info(env_of(m) + ["PYTHONPATH=/x"]), None, BaseCheck("ok", "", {"PYTHONPATH": "/x"})
+    )
     assert compare(claim_view(m, "m"), observed) == []
 
 
@@ -224,8 +307,13 @@ def _h(created_by, empty):
 
 
 def test_layers_added_after_the_parity_label():
-    built = (_h("", False), _h("RUN pip install", False), _h('LABEL io.imagesmith.parity=sha256:x io.imagesmith.manifest={}', True),
-             _h("LABEL io.imagesmith.role=serve", True), _h('CMD ["x"]', True))
+    built = (
+        _h("", False),
+        _h("RUN pip install", False),
+        _h("LABEL io.imagesmith.parity=sha256:x io.imagesmith.manifest={}", True),
+        _h("LABEL io.imagesmith.role=serve", True),
+        _h('CMD ["x"]', True),
+    )
     assert layers_added(None, info(history=built)) == 0
     child = built + (_h("RUN pip install -U six", False), _h("ENV A=1", True))
     assert layers_added(None, info(history=child)) == 1
@@ -249,13 +337,24 @@ def test_registry_references_follow_docker_s_rule():
 
 def test_inspect_lines_are_readable():
     m = manifest()
-    lines = inspect_lines({"kind": "image", "source": "x:serve", "id": "sha256:1", "parity": parity.digest(m),
-                           "label_ok": False, "role": "serve", "base_name": "python:3.11-slim", "manifest": m})
+    lines = inspect_lines(
+        {
+            "kind": "image",
+            "source": "x:serve",
+            "id": "sha256:1",
+            "parity": parity.digest(m),
+            "label_ok": False,
+            "role": "serve",
+            "base_name": "python:3.11-slim",
+            "manifest": m,
+        }
+    )
     text = "\n".join(lines)
     assert "(DOES NOT MATCH the manifest: forged or edited)" in text
     assert "python:   3.11.9 on linux/amd64" in text and "seed:     7, determinism off" in text
     assert "  six  1.17.0  (1 hash)" in text and "  libgomp1=12.2.0-14" in text
     assert "  app/prep.py  " + "sha256:" + "c" * 64 in text
+    assert "runtime:  imagesmith-runtime 0+sha256.dddddddddddd" in text
 
 
 # --- the probe, run on a fake venv here ----------------------------------------------------------
@@ -271,8 +370,11 @@ def fake_venv(tmp_path: Path) -> Path:
     site = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     info_dir = site / "demo-1.0.dist-info"
     info_dir.mkdir(parents=True)
-    files = {"demo.py": b"X = 1\n", "demo_extra.py": b"Y = 2\n",
-             "demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: Demo\nVersion: 1.0\n"}
+    files = {
+        "demo.py": b"X = 1\n",
+        "demo_extra.py": b"Y = 2\n",
+        "demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: Demo\nVersion: 1.0\n",
+    }
     for rel, data in files.items():
         (site / rel).write_bytes(data)
     record = "".join(f"{rel},{_record_hash(data)},{len(data)}\n" for rel, data in files.items())
@@ -324,17 +426,42 @@ def test_probe_without_a_venv_reports_nothing_installed(tmp_path):
 
 
 def test_runtime_files_compare_between_images_and_are_only_noted_by_verify():
+    """Images built before the runtime wheel (manifest version 1) carry loose runtime files: diff
+    compares them between two images, verify only notes them. From version 2 the runtime is a
+    pinned distribution, and another imagesmith's runtime is a note too."""
     from imagesmith.verify import _runtime_notes
 
     a, b = view(runtime={"imagesmith_seed.py": "a" * 64}), view("B", runtime={"imagesmith_seed.py": "b" * 64})
     (change,) = compare(a, b)
     assert (change.group, change.kind, change.name) == ("distributions", "runtime", "imagesmith_seed.py")
     assert compare(view(runtime=None), b) == []  # a lock has no runtime to compare
-    mine = runtime_hashes("3.11")
-    assert _runtime_notes(view(runtime=dict(mine), python="3.11.2")) == []
-    other = dict(mine, **{next(iter(mine)): "0" * 64})
-    (note,) = _runtime_notes(view(runtime=other, python="3.11.2"))
-    assert next(iter(mine)) in note and "not part of the parity manifest" in note
+    v1 = {k: v for k, v in manifest(imagesmith_parity=1).items() if k != "runtime"}
+    (note,) = _runtime_notes(view(runtime={"imagesmith_seed.py": "a" * 64}, python="3.11.2"), v1)
+    assert "imagesmith_seed.py" in note and "not part of its parity manifest" in note
+    assert (
+        _runtime_notes(
+            view(runtime={}, python="3.11.2"),
+            manifest(runtime={"name": "imagesmith-runtime", "version": runtime_version(), "hashes": []}),
+        )
+        == []
+    )
+    (note,) = _runtime_notes(view(runtime={}, python="3.11.2"), manifest())
+    assert "built by another imagesmith version" in note and runtime_version() in note
+
+
+def test_the_runtime_distribution_is_checked_like_a_locked_one():
+    m = manifest()
+    f = facts()
+    f["distributions"]["imagesmith-runtime"]["mismatched"] = ["imagesmith_runtime/stamp.py"]
+    observed = image_view(source(m), info(env_of(m)), f, BaseCheck("ok", ""))
+    (change,) = compare(claim_view(m, "the manifest"), observed)
+    assert (change.kind, change.name) == ("hash_changed", "imagesmith-runtime")
+    assert "imagesmith_runtime/stamp.py" in change.detail
+    del f["distributions"]["imagesmith-runtime"]
+    observed = image_view(source(m), info(env_of(m)), f, BaseCheck("ok", ""))
+    assert kinds(compare(claim_view(m, "the manifest"), observed)) == {
+        ("distributions", "removed", "imagesmith-runtime")
+    }
 
 
 def test_a_record_line_without_hash_counts_as_modified():
@@ -347,7 +474,8 @@ def test_a_record_line_without_hash_counts_as_modified():
 
 
 def test_the_facts_file_name_is_the_runtime_s():
-    from imagesmith import stamp, verify
+    from imagesmith import verify
+    from imagesmith.runtime import stamp
 
     assert verify.FACTS_FILE == stamp.FACTS_FILE
 
@@ -371,8 +499,15 @@ class _FakeClient:
 def test_engine_history_is_trusted_only_when_it_matches_the_layers():
     from imagesmith.engine.images import Images
 
-    images = Images(lambda: _FakeClient([  # newest first, as the engine's API answers
-        {"CreatedBy": "CMD [\"x\"]", "Size": 0}, {"CreatedBy": "RUN a", "Size": 4096}, {"CreatedBy": "", "Size": 1000}]))
+    images = Images(
+        lambda: _FakeClient(
+            [  # newest first, as the engine's API answers
+                {"CreatedBy": 'CMD ["x"]', "Size": 0},
+                {"CreatedBy": "RUN a", "Size": 4096},
+                {"CreatedBy": "", "Size": 1000},
+            ]
+        )
+    )
     entries = images.history("img", 2)
     assert [(e.created_by, e.empty_layer) for e in entries] == [("", False), ("RUN a", False), ('CMD ["x"]', True)]
     assert images.history("img", 3) is None  # a zero-size layer somewhere: cannot tell which
@@ -385,12 +520,22 @@ def test_registry_image_reads_an_index_and_its_config(monkeypatch):
 
     from imagesmith.engine.registry import Registry
 
-    index = json.dumps({"manifests": [
-        {"digest": "sha256:" + "a" * 64, "platform": {"os": "linux", "architecture": "arm64"}},
-        {"digest": "sha256:" + "b" * 64, "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
-    config = json.dumps({"config": {"Labels": {"io.imagesmith.parity": "sha256:p"}, "Env": ["A=1"]},
-                         "rootfs": {"diff_ids": ["sha256:l1"]}, "created": "c",
-                         "history": [{"created_by": "ADD x"}, {"created_by": "LABEL a=b", "empty_layer": True}]}).encode()
+    index = json.dumps(
+        {
+            "manifests": [
+                {"digest": "sha256:" + "a" * 64, "platform": {"os": "linux", "architecture": "arm64"}},
+                {"digest": "sha256:" + "b" * 64, "platform": {"os": "linux", "architecture": "amd64"}},
+            ]
+        }
+    ).encode()
+    config = json.dumps(
+        {
+            "config": {"Labels": {"io.imagesmith.parity": "sha256:p"}, "Env": ["A=1"]},
+            "rootfs": {"diff_ids": ["sha256:l1"]},
+            "created": "c",
+            "history": [{"created_by": "ADD x"}, {"created_by": "LABEL a=b", "empty_layer": True}],
+        }
+    ).encode()
     calls = []
 
     def fake_imagetools(self, ref, *args):

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Callable, Sequence
 
 from ..errors import EngineError
+from ..layout import LABEL_PROBE, LABEL_SIGNOFF
 from ._common import ENGINE_HINT, docker_cli, first_line, tail
 from .records import IsolatedRun
 
@@ -90,7 +91,7 @@ class Containers:
             image, argv[0], timeout, command=list(argv[1:]), entrypoint=[argv[0]], network_disabled=True,
             network_mode="none", read_only=True, tmpfs={"/tmp": "rw,size=16m,noexec,nosuid"}, user="0",
             working_dir="/", cap_drop=["ALL"], cap_add=["DAC_READ_SEARCH"],
-            security_opt=["no-new-privileges"], labels={"io.imagesmith.probe": "1"})
+            security_opt=["no-new-privileges"], labels={LABEL_PROBE: "1"})
         if run.start_error and "no such file or directory" in run.start_error:
             return replace(run, start_error=f"{argv[0]} does not exist in the image")
         return run
@@ -106,7 +107,7 @@ class Containers:
             image, " ".join(entrypoint), timeout, command=list(argv), entrypoint=list(entrypoint),
             network_disabled=True, network_mode="none", files=dict(mounts or {}),
             environment=dict(environment or {}), device_requests=_gpu_request(gpus),
-            labels={"io.imagesmith.signoff": "1"})
+            labels={LABEL_SIGNOFF: "1"})
 
     def start_service(self, image: str, *, port: int, mounts: dict[str, str] | None = None,
                       environment: dict[str, str] | None = None, gpus: bool = False) -> tuple[str, str, int]:
@@ -122,7 +123,7 @@ class Containers:
             container = self.client.containers.create(
                 image, detach=True, ports={f"{port}/tcp": (bind, None)},
                 environment=dict(environment or {}), device_requests=_gpu_request(gpus),
-                labels={"io.imagesmith.signoff": "1"})
+                labels={LABEL_SIGNOFF: "1"})
         except ImageNotFound as exc:
             raise EngineError(f"image {image} is not in the engine") from exc
         except DockerException as exc:

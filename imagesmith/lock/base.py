@@ -40,7 +40,9 @@ def pin_base(engine: LockEngine, ref: str) -> BasePin:
             try:
                 engine.registry_digest(ref)
             except EngineError as exc:
-                raise LockError(f"base image {ref} is neither local nor in its registry", hint="check the digest") from exc
+                raise LockError(
+                    f"base image {ref} is neither local nor in its registry", hint="check the digest"
+                ) from exc
         else:
             source = "local" if not any(d.endswith(digest) for d in engine.image(ref).repo_digests) else "registry"
         return BasePin(name, digest, source, python_version(engine, ref))

@@ -21,15 +21,16 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from ..cache import container_pip_cache
 from ..errors import EngineError, ResolutionError
+from ..platforms import MACHINES, RESOLVER_PLATFORMS
 
-PLATFORM_TAGS = {"linux/amd64": "x86_64-manylinux_2_28", "linux/arm64": "aarch64-manylinux_2_28"}
-MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+PLATFORM_TAGS = RESOLVER_PLATFORMS
 
 
 @dataclass(frozen=True)
@@ -102,22 +103,33 @@ def render_requirements_lock(pins: Sequence[Pin], header: str) -> str:
 
 
 # Index settings each resolver reads from the environment (pip also reads its config files).
-INDEX_ENV = {"uv": ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL"),
-             "pip-compile": ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")}
+INDEX_ENV = {
+    "uv": ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL"),
+    "pip-compile": ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"),
+}
 _NETWORK_RE = re.compile(
     r"Failed to fetch|Could not fetch URL|NewConnectionError|Connection refused|Max retries exceeded|"
     r"Name or service not known|Temporary failure in name resolution|ConnectTimeout|timed out|"
-    r"tcp connect error|dns error|error sending request", re.I)
+    r"tcp connect error|dns error|error sending request",
+    re.I,
+)
 _FETCH_URL_RE = re.compile(r"(?:Failed to fetch:?|Could not fetch URL)\s+`?(\w+://[^\s`'\"]+)")
-_NO_WHEEL_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==\S+)? has no wheels with a matching (?:platform|Python)[^.(]*", re.I)
+_NO_WHEEL_RE = re.compile(
+    r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==\S+)? has no wheels with a matching (?:platform|Python)[^.(]*", re.I
+)
 _NOT_FOUND_RE = re.compile(
     r"(?:Because )?([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry|"
     r"No matching distribution found for ([^\s;]+)|"
-    r"Could not find a version that satisfies the requirement ([^\s;]+)", re.I)
+    r"Could not find a version that satisfies the requirement ([^\s;]+)",
+    re.I,
+)
 _CONFLICT_RE = re.compile(r"No solution found|ResolutionImpossible|conflicting dependencies|unsatisfiable", re.I)
 # The lines of pip's and uv's output that explain a failure (the rest is traceback and retries).
-_KEEP_RE = re.compile(r"^\s*(?:error|ERROR|cause|hint|  cause|Because|And because|Cannot install|The conflict|"
-                      r"\S.* depends on|Could not|No matching|.*conflicting dependencies|.*unsatisfiable)", re.M)
+_KEEP_RE = re.compile(
+    r"^\s*(?:error|ERROR|cause|hint|  cause|Because|And because|Cannot install|The conflict|"
+    r"\S.* depends on|Could not|No matching|.*conflicting dependencies|.*unsatisfiable)",
+    re.M,
+)
 
 
 def _index_of(url: str) -> str:
@@ -132,11 +144,11 @@ def redact_url(text: str) -> str:
     return re.sub(r"(\w+://)[^/\s:@]+(?::[^/\s@]*)?@", r"\1***@", text)
 
 
-def configured_indexes(tool: str, env: dict | None = None) -> list[str]:
-    env = os.environ if env is None else env
+def configured_indexes(tool: str, env: Mapping[str, str] | None = None) -> list[str]:
+    source = os.environ if env is None else env
     urls: list[str] = []
     for key in INDEX_ENV[tool]:
-        urls += [redact_url(u) for u in env.get(key, "").split() if u]
+        urls += [redact_url(u) for u in source.get(key, "").split() if u]
     return urls
 
 
@@ -169,19 +181,25 @@ def _explain_failure(tool: str, output: str, request: ResolveRequest, env: dict 
             hint="check the package name and version exist, and publish a wheel or sdist for this Python and platform",
         )
     if _CONFLICT_RE.search(output):
-        return ResolutionError(f"the requirements conflict for {target}:\n{body}",
-                               hint="relax one of the versions named above")
-    return ResolutionError(f"{tool} could not resolve the requirements for {target}:\n{body}",
-                           hint="see the resolver's message above")
+        return ResolutionError(
+            f"the requirements conflict for {target}:\n{body}", hint="relax one of the versions named above"
+        )
+    return ResolutionError(
+        f"{tool} could not resolve the requirements for {target}:\n{body}", hint="see the resolver's message above"
+    )
 
 
-def _run(argv: list[str], *, env: dict | None = None, cwd: Path | None = None, timeout: int = 1800) -> subprocess.CompletedProcess:
+def _run(
+    argv: list[str], *, env: dict | None = None, cwd: Path | None = None, timeout: int = 1800
+) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
     except FileNotFoundError as exc:
         raise ResolutionError(f"{argv[0]} is not installed", hint="pip install imagesmith installs it") from exc
     except subprocess.TimeoutExpired as exc:
-        raise ResolutionError(f"{argv[0]} did not finish in {timeout} s", hint="check the network and the index") from exc
+        raise ResolutionError(
+            f"{argv[0]} did not finish in {timeout} s", hint="check the network and the index"
+        ) from exc
 
 
 def _tool(name: str) -> str:
@@ -203,9 +221,19 @@ class UvResolver:
             if request.previous and not request.upgrade:
                 out.write_text(request.previous)
             argv = [
-                _tool("uv"), "pip", "compile", "--quiet", "--generate-hashes", "--no-header",
-                "--no-annotate", "--python-version", request.python,
-                "--python-platform", PLATFORM_TAGS[request.platform], "--output-file", str(out),
+                _tool("uv"),
+                "pip",
+                "compile",
+                "--quiet",
+                "--generate-hashes",
+                "--no-header",
+                "--no-annotate",
+                "--python-version",
+                request.python,
+                "--python-platform",
+                PLATFORM_TAGS[request.platform],
+                "--output-file",
+                str(out),
             ]
             for extra in request.extras:
                 argv += ["--extra", extra]
@@ -227,8 +255,11 @@ class UvResolver:
 
 def host_matches(python: str, platform: str) -> bool:
     """True when pip-compile run here resolves for the target (it resolves for its own interpreter)."""
-    return (f"{sys.version_info.major}.{sys.version_info.minor}" == python
-            and sys.platform == "linux" and host_platform.machine() == MACHINES[platform])
+    return (
+        f"{sys.version_info.major}.{sys.version_info.minor}" == python
+        and sys.platform == "linux"
+        and host_platform.machine() == MACHINES[platform]
+    )
 
 
 _INCLUDE_RE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
@@ -255,8 +286,9 @@ def stage_inputs(inputs: Sequence[Path], dest: Path) -> list[str]:
     one another (so ``-r ../base.txt`` still resolves), and return the inputs' paths relative to
     ``dest``. A container then sees exactly the files the resolution reads, and nothing else of
     the project (a pyproject.toml is copied alone: its static dependencies are all pip-compile reads)."""
-    files = sorted({f for p in inputs for f in (requirement_files(p) if Path(p).name != "pyproject.toml"
-                                                 else [Path(p).resolve()])})
+    files = sorted(
+        {f for p in inputs for f in (requirement_files(p) if Path(p).name != "pyproject.toml" else [Path(p).resolve()])}
+    )
     root = Path(os.path.commonpath([str(f.parent) for f in files])) if files else Path("/")
     for f in files:
         target = dest / f.relative_to(root)
@@ -266,10 +298,8 @@ def stage_inputs(inputs: Sequence[Path], dest: Path) -> list[str]:
 
 
 def _container_cache() -> Path:
-    """pip's cache for pip-compile in containers: beside the wheel cache, shared by all projects."""
-    from ..wheels import default_cache_dir
-
-    return default_cache_dir() / "pip-in-container"
+    """pip's cache for pip-compile in containers (``cache.container_pip_cache``)."""
+    return container_pip_cache()
 
 
 def _tail(text: str, n: int = 15) -> str:
@@ -291,8 +321,16 @@ class PipToolsResolver:
     @staticmethod
     def options(request: ResolveRequest) -> list[str]:
         # not --quiet: pip's warnings are what name an unreachable index
-        opts = ["--generate-hashes", "--allow-unsafe", "--no-header", "--no-annotate",
-                "--strip-extras", "--no-emit-index-url", "--no-emit-find-links", "--no-emit-trusted-host"]
+        opts = [
+            "--generate-hashes",
+            "--allow-unsafe",
+            "--no-header",
+            "--no-annotate",
+            "--strip-extras",
+            "--no-emit-index-url",
+            "--no-emit-find-links",
+            "--no-emit-trusted-host",
+        ]
         for extra in request.extras:
             opts += ["--extra", extra]
         if request.upgrade:
@@ -311,8 +349,13 @@ class PipToolsResolver:
             out = Path(tmp) / "requirements.lock"
             if request.previous and not request.upgrade:
                 out.write_text(request.previous)
-            argv = [_tool("pip-compile"), *self.options(request), "--output-file", str(out),
-                    *[str(p) for p in request.inputs]]
+            argv = [
+                _tool("pip-compile"),
+                *self.options(request),
+                "--output-file",
+                str(out),
+                *[str(p) for p in request.inputs],
+            ]
             proc = _run(argv)
             if proc.returncode != 0:
                 raise _explain_failure("pip-compile", proc.stderr + proc.stdout, request)
@@ -339,20 +382,38 @@ class PipToolsResolver:
                 out.write_text(request.previous)
             env = {k: v for k, v in os.environ.items() if k in INDEX_ENV["pip-compile"]}
             code, output = pip_compile_in_image(
-                self._engine, request.base_ref, work=work, args=[*self.options(request), *args], out=out,
-                pip_tools=pip_tools_version(), environment=env, cache=_container_cache())
+                self._engine,
+                request.base_ref,
+                work=work,
+                args=[*self.options(request), *args],
+                out=out,
+                pip_tools=pip_tools_version(),
+                environment=env,
+                cache=_container_cache(),
+            )
             if code == 3 and not _NETWORK_RE.search(output):
-                raise ResolutionError(f"could not install pip-tools {pip_tools_version()} in the base image "
-                                      f"{request.base_ref}:\n{_tail(output)}",
-                                      hint="use a base image whose pip can install packages, or resolver: uv")
+                raise ResolutionError(
+                    f"could not install pip-tools {pip_tools_version()} in the base image "
+                    f"{request.base_ref}:\n{_tail(output)}",
+                    hint="use a base image whose pip can install packages, or resolver: uv",
+                )
             if code != 0:
                 raise _explain_failure("pip-compile", output, request, env=env)
             return parse_compiled(out.read_text())
 
 
-def pip_compile_in_image(engine, image: str, *, work: Path, args: Sequence[str], out: Path, pip_tools: str,
-                         environment: dict[str, str] | None = None, cache: Path | None = None,
-                         timeout: int = 1800) -> tuple[int, str]:
+def pip_compile_in_image(
+    engine,
+    image: str,
+    *,
+    work: Path,
+    args: Sequence[str],
+    out: Path,
+    pip_tools: str,
+    environment: dict[str, str] | None = None,
+    cache: Path | None = None,
+    timeout: int = 1800,
+) -> tuple[int, str]:
     """pip-compile inside ``image``, so it resolves for that image's Python and platform.
 
     ``work`` (the staged inputs; ``args`` are relative to it) is mounted at /in, ``out``'s
@@ -364,24 +425,37 @@ def pip_compile_in_image(engine, image: str, *, work: Path, args: Sequence[str],
         "python3 -m venv /tmp/pt >/dev/null || exit 4; "
         f"/tmp/pt/bin/pip install -q --disable-pip-version-check 'pip-tools=={pip_tools}' "
         f"|| {{ echo 'imagesmith: could not install pip-tools {pip_tools} in the base image' >&2; exit 3; }}; "
-        f"cd /in && exec /tmp/pt/bin/pip-compile \"$@\" --output-file /out/{out.name}"
+        f'cd /in && exec /tmp/pt/bin/pip-compile "$@" --output-file /out/{out.name}'
     )
-    volumes = {str(work.resolve()): {"bind": "/in", "mode": "rw"},
-               str(out.parent.resolve()): {"bind": "/out", "mode": "rw"}}
+    volumes = {
+        str(work.resolve()): {"bind": "/in", "mode": "rw"},
+        str(out.parent.resolve()): {"bind": "/out", "mode": "rw"},
+    }
     env = {"HOME": "/tmp", "PIP_DISABLE_PIP_VERSION_CHECK": "1", **(environment or {})}
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
         volumes[str(cache.resolve())] = {"bind": "/cache", "mode": "rw"}
         env["PIP_CACHE_DIR"] = "/cache"
     user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
-    run = engine.run_to_end(image, "pip-compile", timeout, command=["-c", script, "sh", *args], entrypoint=["sh"],
-                            user=user, environment=env, volumes=volumes, tmpfs={"/tmp": "rw,exec,size=512m"})
+    run = engine.run_to_end(
+        image,
+        "pip-compile",
+        timeout,
+        command=["-c", script, "sh", *args],
+        entrypoint=["sh"],
+        user=user,
+        environment=env,
+        volumes=volumes,
+        tmpfs={"/tmp": "rw,exec,size=512m"},
+    )
     if run.exit_code is None:
         raise EngineError(f"cannot start pip-compile in a container of {image}: {run.start_error}")
-    output = (run.stdout + run.stderr)
+    output = run.stdout + run.stderr
     if run.exit_code == 4:
-        raise EngineError(f"cannot make a virtual environment in {image} to run pip-compile:\n{_tail(output)}",
-                          hint="use a base image with Python's venv module (e.g. python3-venv), or resolver: uv")
+        raise EngineError(
+            f"cannot make a virtual environment in {image} to run pip-compile:\n{_tail(output)}",
+            hint="use a base image with Python's venv module (e.g. python3-venv), or resolver: uv",
+        )
     return run.exit_code, output
 
 

@@ -3,18 +3,18 @@
 The image's ENTRYPOINT is ``python -m imagesmith_runtime ROLE -- COMMAND...``. Before the
 user's command runs it
 
-1. reads ``imagesmith_image.json`` (written next to this file at build time: the image's
-   parity, manifest, preprocessing wheel, seed and artifacts path);
+1. reads ``imagesmith_image.json`` (written into site-packages, next to this package, at build
+   time: the image's parity, manifest, preprocessing wheel, seed and artifacts path);
 2. puts the seed in force for every Python process the command starts: ``PYTHONHASHSEED`` and
-   ``IMAGESMITH_SEED`` (read by ``imagesmith.pth`` / ``imagesmith_seed`` at each interpreter's
+   ``IMAGESMITH_SEED`` (read by ``imagesmith.pth`` / ``imagesmith_runtime.seed`` at each interpreter's
    start), ``IMAGESMITH_DETERMINISM``; values given with ``docker run -e`` are overridden,
    because the seed is part of the parity;
 3. ``train``: removes a stamp left by an earlier run, runs the command as a child (forwarding
    signals), and when it exits 0 writes ``imagesmith-stamp.json`` over what it wrote to the
-   artifacts folder (see ``imagesmith_stamp``). The image digest comes from
+   artifacts folder (see ``stamp.py``). The image digest comes from
    ``IMAGESMITH_IMAGE_DIGEST`` (``imagesmith run`` passes it in; a container cannot see it);
 4. ``serve``: checks the model in the artifacts folder against the image
-   (``imagesmith_stamp.check_model``) and refuses to start, exit 3, naming each difference,
+   (``stamp.check_model``) and refuses to start, exit 3, naming each difference,
    unless ``IMAGESMITH_ALLOW_MISMATCH=1`` is set, which is logged loudly; then replaces itself
    with the command (so signals reach the server directly).
 
@@ -25,9 +25,11 @@ Exit codes: the command's own; 2 for a runtime usage or set-up error; 3 when ser
 import os
 import sys
 
+from . import stamp
+
 ROLES = ("train", "serve")
 REFUSED = 3
-HERE = os.path.dirname(os.path.abspath(__file__))
+SITE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # site-packages, where the facts are
 
 
 def _log(message):
@@ -36,7 +38,9 @@ def _log(message):
 
 
 def _usage(message):
-    sys.stderr.write("imagesmith runtime: %s\nusage: python -m imagesmith_runtime {train|serve} -- COMMAND...\n" % message)
+    sys.stderr.write(
+        "imagesmith runtime: %s\nusage: python -m imagesmith_runtime {train|serve} -- COMMAND...\n" % message
+    )
     return 2
 
 
@@ -75,8 +79,6 @@ def _call(command, environ):
 
 
 def train(command, facts, environ):
-    import imagesmith_stamp as stamp
-
     folder = facts["artifacts"]
     old = os.path.join(folder, stamp.STAMP_FILE)
     try:  # a failed run must not leave a stamp that vouches for half-written files
@@ -92,23 +94,28 @@ def train(command, facts, environ):
     if not stamp.artifact_digests(folder):
         _log("train wrote nothing to %s: no stamp written" % folder)
         return 0
-    record = stamp.make_stamp(facts, folder, image_digest=environ.get(stamp.DIGEST_ENV),
-                              image_ref=environ.get(stamp.REF_ENV), command=command)
+    record = stamp.make_stamp(
+        facts, folder, image_digest=environ.get(stamp.DIGEST_ENV), image_ref=environ.get(stamp.REF_ENV), command=command
+    )
     try:
         path = stamp.write_stamp(folder, record)
     except OSError as exc:
         _log("training succeeded but the stamp cannot be written to %s: %s" % (folder, exc))
         return 2
-    _log("stamped %d model file(s): %s (parity %s%s)" % (
-        len(record["artifacts"]), path, facts["parity"],
-        "" if record["image"]["digest"] else "; image digest unknown: not started by `imagesmith run`"))
+    _log(
+        "stamped %d model file(s): %s (parity %s%s)"
+        % (
+            len(record["artifacts"]),
+            path,
+            facts["parity"],
+            "" if record["image"]["digest"] else "; image digest unknown: not started by `imagesmith run`",
+        )
+    )
     return 0
 
 
 def serve_check(facts, environ):
     """True when the server may start (the model matches, or the override is set)."""
-    import imagesmith_stamp as stamp
-
     check = stamp.check_model(facts["artifacts"], facts["parity"], facts["manifest"])
     if check.ok:
         for line in check.checks:
@@ -133,10 +140,8 @@ def main(argv=None, facts_path=None, environ=None):
         command = command[1:]
     if not command:
         return _usage("no command to run")
-    import imagesmith_stamp as stamp
-
     try:
-        facts = stamp.read_facts(facts_path or os.path.join(HERE, stamp.FACTS_FILE))
+        facts = stamp.read_facts(facts_path or os.path.join(SITE, stamp.FACTS_FILE))
     except stamp.StampError as exc:
         return _usage(str(exc))
     seed_environment(facts, environ, role)

@@ -1,9 +1,10 @@
-"""The signoff helper: standard library only, run INSIDE an image (and on the host for the
-hardware record). ``signoff.py`` passes this file's text to the image's Python with ``-c``::
+"""The signoff helper: standard library only, run INSIDE an image from the ``imagesmith-runtime``
+wheel (and imported on the host for the hardware record). ``signoff.py`` runs it through the
+serve runtime, with the image's Python::
 
-    python -c <this file> '{"mode": "predict", "predict": "app.predict:predict",
-                            "samples": "/run/imagesmith-signoff/samples.jsonl"}'
-    python -c <this file> '{"mode": "hardware"}'
+    python -m imagesmith_runtime.signoff_probe '{"mode": "predict", "predict": "app.predict:predict",
+                                               "samples": "/run/imagesmith-signoff/samples.jsonl"}'
+    python -m imagesmith_runtime.signoff_probe '{"mode": "hardware"}'
 
 ``predict`` imports ``module:function`` (from the image's working directory, ``/app``), calls it
 once with the list of samples (one JSON value per line of the samples file), and prints one JSON
@@ -34,12 +35,21 @@ import subprocess
 import sys
 
 # Instruction-set flags that change which kernels BLAS and friends pick.
-ISA_FLAGS = re.compile(r"^(sse\d?|sse4_[12]|ssse3|avx.*|fma4?|f16c|amx.*|bmi[12]|adx|sha_ni|vnni|"
-                       r"avx_vnni|neon|asimd.*|sve.*|fp16|popcnt|aes|pclmulqdq)$")
+ISA_FLAGS = re.compile(
+    r"^(sse\d?|sse4_[12]|ssse3|avx.*|fma4?|f16c|amx.*|bmi[12]|adx|sha_ni|vnni|"
+    r"avx_vnni|neon|asimd.*|sve.*|fp16|popcnt|aes|pclmulqdq)$"
+)
 LIBRARY_KINDS = (
-    ("openblas", "blas"), ("mkl_", "blas"), ("libblis", "blas"), ("libblas", "blas"),
-    ("liblapack", "lapack"), ("libcublas", "cublas"), ("libcudnn", "cudnn"),
-    ("libgomp", "openmp"), ("libiomp", "openmp"), ("libomp", "openmp"),
+    ("openblas", "blas"),
+    ("mkl_", "blas"),
+    ("libblis", "blas"),
+    ("libblas", "blas"),
+    ("liblapack", "lapack"),
+    ("libcublas", "cublas"),
+    ("libcudnn", "cudnn"),
+    ("libgomp", "openmp"),
+    ("libiomp", "openmp"),
+    ("libomp", "openmp"),
 )
 
 
@@ -75,8 +85,12 @@ def memory_bytes():
 def gpus():
     """(gpus, cuda version) from nvidia-smi; ([], None) where there is none."""
     try:
-        proc = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
-                               "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return [], None
     if proc.returncode != 0:
@@ -106,8 +120,12 @@ def libraries():
         for info in threadpoolctl.threadpool_info():
             path = info.get("filepath") or ""
             kind = info.get("user_api") or "unknown"
-            found[path] = {"kind": kind, "path": path, "version": info.get("version"),
-                           "threads": info.get("num_threads")}
+            found[path] = {
+                "kind": kind,
+                "path": path,
+                "version": info.get("version"),
+                "threads": info.get("num_threads"),
+            }
     except Exception:  # not installed, or it could not read a library: the maps still answer
         pass
     for line in _read("/proc/self/maps").splitlines():
@@ -146,13 +164,13 @@ def predict(options):
                 try:
                     samples.append(json.loads(line))
                 except ValueError as exc:
-                    raise SystemExit("samples line %d is not JSON: %s" % (number, exc))
+                    raise SystemExit("samples line %d is not JSON: %s" % (number, exc)) from exc
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
-        raise SystemExit("cannot import %s: %s" % (options["predict"], exc))
+        raise SystemExit("cannot import %s: %s" % (options["predict"], exc)) from exc
     result = func(samples)
     if hasattr(result, "tolist"):
         result = result.tolist()

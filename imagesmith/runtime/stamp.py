@@ -33,68 +33,49 @@ Anything else is a problem, named line by line (each manifest difference from
 (exit 3) unless ``IMAGESMITH_ALLOW_MISMATCH=1`` is set (``imagesmith run serve
 --allow-mismatch``), which it logs loudly on stderr.
 
-The image knows its own parity from ``imagesmith_image.json``, which ``render.py`` writes next
-to the runtime (``image_facts``): the parity, its manifest, the preprocessing wheel, the seed and
-the artifacts path.
+The image knows its own parity from ``imagesmith_image.json``, which the Dockerfile writes into
+site-packages next to this package (``render.image_facts`` on the host): the parity, its
+manifest, the preprocessing wheel, the seed and the artifacts path.
 
-This module uses the standard library only at import time: ``render.py`` embeds it into every
-image as ``imagesmith_stamp`` (with ``parity.py`` as ``imagesmith_parity``).
+Standard library only (part of the ``imagesmith-runtime`` wheel); the host's
+``verify.verify_model`` runs ``check_model`` against an image's labels.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 
-try:  # inside the imagesmith package
-    from . import parity
-    from .errors import ImagesmithError as _ErrorBase
-except ImportError:  # embedded in an image: standard library only
-    import imagesmith_parity as parity  # type: ignore[no-redef]
+from . import FACTS_FILE, parity
+from .errors import ImagesmithError
+from .files import sha256_file, write_atomic
 
-    class _ErrorBase(Exception):  # type: ignore[no-redef]
-        exit_code = 2
-
-        def __init__(self, message: str, *, hint: str | None = None) -> None:
-            super().__init__(message)
-            self.message = message
-            self.hint = hint
-
+__all__ = [
+    "FACTS_FILE",
+    "STAMP_FILE",
+    "Check",
+    "StampError",
+    "check_model",
+    "make_stamp",
+    "read_facts",
+    "read_stamp",
+    "write_stamp",
+]
 
 STAMP_VERSION = 1
 STAMP_FILE = "imagesmith-stamp.json"
-FACTS_FILE = "imagesmith_image.json"
 ALLOW_ENV = "IMAGESMITH_ALLOW_MISMATCH"
 DIGEST_ENV = "IMAGESMITH_IMAGE_DIGEST"
 REF_ENV = "IMAGESMITH_IMAGE_REF"
-LABEL_PARITY = "io.imagesmith.parity"
-LABEL_MANIFEST = "io.imagesmith.manifest"
 
 
-class StampError(_ErrorBase):
+class StampError(ImagesmithError):
     """A stamp or an image-facts file that cannot be read."""
 
 
 # --------------------------------------------------------------------------------------------
-# What the image knows about itself (rendered into it)
-
-
-def image_facts(spec, lock) -> dict:
-    """The content of ``imagesmith_image.json`` for an image built from ``spec`` and ``lock``."""
-    from .preprocessing import distribution_name
-
-    manifest = parity.manifest_from_lock(lock)
-    version = lock.preprocessing_version
-    return {
-        "artifacts": spec.artifacts,
-        "determinism": lock.determinism,
-        "manifest": manifest,
-        "parity": parity.digest(manifest),
-        "preprocessing": {"name": distribution_name(spec.name), "version": version} if version else None,
-        "seed": lock.seed,
-    }
+# What the image knows about itself (written into it at build time)
 
 
 def read_facts(path: str) -> dict:
@@ -126,20 +107,18 @@ def artifact_digests(folder: str) -> dict[str, str]:
             rel = os.path.relpath(full, folder).replace(os.sep, "/")
             if rel in (STAMP_FILE, STAMP_FILE + ".tmp"):
                 continue
-            out[rel] = _sha256_file(full)
+            out[rel] = sha256_file(full)
     return dict(sorted(out.items()))
 
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
-def make_stamp(facts: dict, folder: str, *, image_digest: str | None = None, image_ref: str | None = None,
-               command: list[str] | None = None) -> dict:
+def make_stamp(
+    facts: dict,
+    folder: str,
+    *,
+    image_digest: str | None = None,
+    image_ref: str | None = None,
+    command: list[str] | None = None,
+) -> dict:
     return {
         "imagesmith_stamp": STAMP_VERSION,
         "parity": facts["parity"],
@@ -155,19 +134,8 @@ def make_stamp(facts: dict, folder: str, *, image_digest: str | None = None, ima
 
 def write_stamp(folder: str, stamp: dict) -> str:
     """Write the stamp atomically (readers see the old one or the new one); returns its path."""
-    path = os.path.join(folder, STAMP_FILE)
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    text = json.dumps(stamp, indent=2, sort_keys=True) + "\n"
+    return write_atomic(os.path.join(folder, STAMP_FILE), text.encode("utf-8"))
 
 
 def read_stamp(folder: str) -> dict | None:
@@ -204,8 +172,7 @@ class Check:
         return not self.problems
 
 
-def check_model(folder: str, image_parity: str, image_manifest: dict | None, *,
-                require_model: bool = False) -> Check:
+def check_model(folder: str, image_parity: str, image_manifest: dict | None, *, require_model: bool = False) -> Check:
     """Check the model in ``folder`` against an image's parity and manifest (the module
     docstring lists the rules). With ``require_model``, an empty folder is a problem too."""
     result = Check(folder=folder)
@@ -220,7 +187,8 @@ def check_model(folder: str, image_parity: str, image_manifest: dict | None, *,
         if files:
             result.problems.append(
                 f"{folder} holds {len(files)} file(s) but no {STAMP_FILE}: the model was not written by "
-                "a successful train run of an imagesmith image (or the stamp was removed)")
+                "a successful train run of an imagesmith image (or the stamp was removed)"
+            )
         elif require_model:
             result.problems.append(f"no model in {folder}: it holds no files and no {STAMP_FILE}")
         else:
@@ -232,8 +200,10 @@ def check_model(folder: str, image_parity: str, image_manifest: dict | None, *,
     if stamp["parity"] == image_parity:
         result.checks.append(f"the model was trained under this image's parity ({image_parity})")
     else:
-        result.problems.append(f"the model was trained under parity {stamp['parity']}, this image has "
-                               f"parity {image_parity}; what differs (this image's value, expected the model's):")
+        result.problems.append(
+            f"the model was trained under parity {stamp['parity']}, this image has "
+            f"parity {image_parity}; what differs (this image's value, expected the model's):"
+        )
         if image_manifest is not None:
             result.problems += ["  " + line for line in parity.compare(stamp["manifest"], image_manifest)]
 
@@ -262,37 +232,8 @@ def override_banner(check: Check) -> str:
 def refusal(check: Check) -> str:
     lines = [f"imagesmith: refusing to serve the model in {check.folder}:"]
     lines += [f"imagesmith:   {p}" for p in check.problems]
-    lines.append(f"imagesmith: retrain it with this image (`imagesmith run train`), serve it with the image it "
-                 f"was trained for, or set {ALLOW_ENV}=1 to serve it anyway (logged)")
+    lines.append(
+        f"imagesmith: retrain it with this image (`imagesmith run train`), serve it with the image it "
+        f"was trained for, or set {ALLOW_ENV}=1 to serve it anyway (logged)"
+    )
     return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# From the host: ``imagesmith verify SERVE_IMAGE --model DIR``
-
-
-def verify_model(engine, image: str, folder) -> Check:
-    """The same check as the serve runtime's, against ``image``'s labels (from the engine, or
-    read from the registry for a registry reference the engine lacks)."""
-    info = engine.lookup(image)
-    label = info.labels.get(LABEL_PARITY)
-    text = info.labels.get(LABEL_MANIFEST)
-    manifest = None
-    pre: list[str] = []
-    if not label:
-        pre.append(f"{image} has no {LABEL_PARITY} label: not an imagesmith image")
-    elif text:
-        try:
-            manifest = parity.parse_manifest(text)
-        except ValueError as exc:
-            pre.append(f"label {LABEL_MANIFEST} of {image} is not a parity manifest: {exc}")
-        else:
-            if parity.digest(manifest) != label:
-                pre.append(f"label {LABEL_PARITY} of {image} does not match its manifest label (edited label)")
-                manifest = None
-    if not os.path.isdir(folder):
-        raise StampError(f"{folder} is not a folder", hint="pass the artifacts folder train wrote (it holds "
-                                                           f"{STAMP_FILE})")
-    result = check_model(str(folder), label or "", manifest, require_model=True)
-    result.problems[:0] = pre
-    return result

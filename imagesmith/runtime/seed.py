@@ -1,6 +1,6 @@
 """Seed every Python process in the image, lazily: standard library only, imported at start-up.
 
-``imagesmith.pth`` (next to this file in the venv's site-packages) runs ``activate()`` when any
+``imagesmith.pth`` (at the root of the venv's site-packages) runs ``activate()`` when any
 Python process of the venv starts: the train or serve command, every process it starts (a
 ``subprocess``, a ``multiprocessing`` worker, uvicorn's ``--workers``), whatever launched it.
 ``PYTHONHASHSEED`` cannot be set from inside a running interpreter; the image's ENV and the

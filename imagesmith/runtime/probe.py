@@ -1,8 +1,10 @@
 """What is really inside an image: the probe ``imagesmith verify`` and ``imagesmith diff`` run there.
 
-This file is never imported by imagesmith itself. ``verify.py`` reads it as text and runs it
-inside a container of the image under test (no network, read-only root, the image's
-entrypoint bypassed) as::
+It is part of the ``imagesmith-runtime`` wheel like all in-image code, but ``verify`` does not
+run the image's copy: an image under test could carry an edited one. ``verify.py`` reads the
+host's copy (this file) as text and runs it inside a container of the image under test (no
+network, read-only root, the image's entrypoint bypassed), which also works for images built
+before the wheel existed, as::
 
     <venv>/bin/python -I -S -c <this file> '<json options>'
 
@@ -40,8 +42,16 @@ import shutil
 import sys
 
 PROBE_VERSION = 1
-MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
-            "armv7l": "arm/v7", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+MACHINES = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "arm/v7",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+}
 
 
 def canonical_name(name):
@@ -101,8 +111,15 @@ def probe_distributions(site, want_files):
     duplicates = []
     recorded = {}  # absolute path -> canonical name of the distribution whose RECORD lists it
     for dist in metadata.distributions(path=[site]):
-        entry = {"version": None, "files": 0, "mismatched": [], "missing": [], "stale_bytecode": [],
-                 "unhashed": [], "error": None}
+        entry = {
+            "version": None,
+            "files": 0,
+            "mismatched": [],
+            "missing": [],
+            "stale_bytecode": [],
+            "unhashed": [],
+            "error": None,
+        }
         try:
             name = dist.metadata["Name"]
             entry["version"] = dist.version
@@ -143,8 +160,9 @@ def probe_distributions(site, want_files):
             if f.hash.mode != "sha256" or record_hash(h) != f.hash.value:
                 entry["mismatched"].append(rel)
             if rel.endswith(".py"):
-                entry["stale_bytecode"] += [os.path.join(os.path.dirname(rel), "__pycache__", c)
-                                            for c in stale_bytecode(path)]
+                entry["stale_bytecode"] += [
+                    os.path.join(os.path.dirname(rel), "__pycache__", c) for c in stale_bytecode(path)
+                ]
         fingerprint = hashlib.sha256()
         for rel, actual in sorted(pairs):
             fingerprint.update(("%s %s\n" % (rel, actual)).encode("utf-8", "surrogateescape"))
@@ -258,7 +276,8 @@ def main(argv):
     else:
         facts["distributions"], facts["duplicates"], facts["unrecorded"] = {}, [], {}
     facts["preprocessing"], facts["preprocessing_stale_bytecode"] = probe_preprocessing(
-        options.get("app", "/app"), facts["site_packages"], options.get("preprocessing", []), recorded)
+        options.get("app", "/app"), facts["site_packages"], options.get("preprocessing", []), recorded
+    )
     facts["read"] = {}
     for rel in options.get("read", []):  # small text files the host asked for, from site-packages
         try:

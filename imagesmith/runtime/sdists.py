@@ -1,7 +1,7 @@
 """Distributions published only as source (an sdist, no wheel for the target), inside the build.
 
-Standard library only: ``render.py`` embeds this file into the Dockerfile (the ``build-tools``
-stage) and the build runs it as a script. Two steps, both reading the pip-format
+Standard library only (part of the ``imagesmith-runtime`` wheel): the build runs it from that
+wheel as ``python3 -m imagesmith_runtime.sdists``. Two steps, both reading the pip-format
 ``requirements.lock``:
 
 ``sdists REQUIREMENTS WHEELS``
@@ -84,7 +84,7 @@ def rehash(text, built):
 
 def main(argv):
     if len(argv) != 3 or argv[0] not in ("sdists", "rehash"):
-        sys.stderr.write("usage: sdists.py {sdists|rehash} REQUIREMENTS FOLDER\n")
+        sys.stderr.write("usage: python -m imagesmith_runtime.sdists {sdists|rehash} REQUIREMENTS FOLDER\n")
         return 2
     with open(argv[1], encoding="utf-8") as fh:
         text = fh.read()

@@ -1,0 +1,78 @@
+"""Facts about the images imagesmith makes, named once: paths, label names, roles, image refs.
+
+Host code imports them from here and ``render.py`` passes them to the Dockerfile template (as
+``layout``), so the template, verify, run and signoff cannot disagree about where things are.
+Code inside images gets what it needs from its arguments or from the image facts file.
+"""
+
+from __future__ import annotations
+
+from .runtime import FACTS_FILE, PACKAGE
+
+# Paths inside the images
+VENV = "/opt/venv"
+VENV_PYTHON = f"{VENV}/bin/python"
+APP_DIR = "/app"  # the project's files (``source``), and the working directory
+BUILD_MOUNTS = "/run/imagesmith"  # where build steps mount the lock, wheels and the runtime wheel
+
+# The two images of a project; both are built from one Dockerfile, they differ only in config
+ROLES = ("train", "serve")
+
+# The entrypoint: the runtime package, run as a module by the venv's Python
+RUNTIME_MODULE = PACKAGE
+
+# Labels
+LABEL_PARITY = "io.imagesmith.parity"
+LABEL_MANIFEST = "io.imagesmith.manifest"
+LABEL_ROLE = "io.imagesmith.role"
+LABEL_BASE_NAME = "org.opencontainers.image.base.name"
+LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
+LABEL_PROBE = "io.imagesmith.probe"  # on containers verify starts
+LABEL_SIGNOFF = "io.imagesmith.signoff"  # on containers signoff starts
+
+__all__ = [
+    "APP_DIR",
+    "BUILD_MOUNTS",
+    "FACTS_FILE",
+    "LABEL_BASE_DIGEST",
+    "LABEL_BASE_NAME",
+    "LABEL_MANIFEST",
+    "LABEL_PARITY",
+    "LABEL_PROBE",
+    "LABEL_ROLE",
+    "LABEL_SIGNOFF",
+    "ROLES",
+    "RUNTIME_MODULE",
+    "VENV",
+    "VENV_PYTHON",
+    "image_ref",
+    "site_packages",
+    "template_context",
+]
+
+
+def site_packages(python: str) -> str:
+    """The venv's site-packages for Python ``X.Y`` (a full ``X.Y.Z`` is cut to ``X.Y``)."""
+    return f"{VENV}/lib/python{'.'.join(python.split('.')[:2])}/site-packages"
+
+
+def image_ref(repo: str, role: str) -> str:
+    """The tag ``imagesmith build`` gives the ``role`` image of ``repo``: ``REPO:ROLE``."""
+    return f"{repo}:{role}"
+
+
+def template_context(python: str) -> dict[str, str]:
+    """What the Dockerfile template knows as ``layout``."""
+    return {
+        "venv": VENV,
+        "venv_python": VENV_PYTHON,
+        "app": APP_DIR,
+        "mounts": BUILD_MOUNTS,
+        "site_packages": site_packages(python),
+        "facts_file": FACTS_FILE,
+        "label_parity": LABEL_PARITY,
+        "label_manifest": LABEL_MANIFEST,
+        "label_role": LABEL_ROLE,
+        "label_base_name": LABEL_BASE_NAME,
+        "label_base_digest": LABEL_BASE_DIGEST,
+    }

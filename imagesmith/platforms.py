@@ -1,0 +1,31 @@
+"""Platform tables: what each target platform is called by the tools imagesmith drives.
+
+One place for them, so the lock (resolvers) and the wheel cache agree without importing each
+other. The platforms a spec may name are ``spec.PLATFORMS``.
+"""
+
+from __future__ import annotations
+
+from packaging.tags import Tag, compatible_tags, cpython_tags
+
+MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}  # uname -m of each platform
+RESOLVER_PLATFORMS = {"linux/amd64": "x86_64-manylinux_2_28", "linux/arm64": "aarch64-manylinux_2_28"}  # uv's names
+GLIBC_MINORS = range(28, 16, -1)  # what the lock resolves for (manylinux_2_28) and older
+
+
+def target_platforms(platform: str) -> list[str]:
+    """pip's platform tags for ``platform``, most preferred first."""
+    arch = MACHINES[platform]
+    plats = [f"manylinux_2_{m}_{arch}" for m in GLIBC_MINORS]
+    plats += [f"manylinux2014_{arch}"] + ([f"manylinux2010_{arch}", f"manylinux1_{arch}"] if arch == "x86_64" else [])
+    return plats
+
+
+def target_tags(python: str, platform: str) -> list[Tag]:
+    """The target's supported tags, most preferred first (as pip orders them)."""
+    version = tuple(int(p) for p in python.split("."))
+    abi = f"cp{version[0]}{version[1]}"
+    plats = target_platforms(platform)
+    tags = list(cpython_tags(python_version=version, abis=[abi], platforms=plats))
+    tags += list(compatible_tags(python_version=version, interpreter=abi, platforms=plats))
+    return tags

@@ -1,0 +1,33 @@
+"""File helpers of the in-image code, standard library only: content digests and atomic writes.
+(The host's ``imagesmith/fsutil.py`` uses the same digest.)"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+
+def sha256_file(path: str) -> str:
+    """``sha256:<hex>`` of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def write_atomic(path: str, data: bytes) -> str:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half
+    (a temporary file beside it, flushed to disk, then renamed); returns ``path``."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

@@ -1,0 +1,88 @@
+"""The shape the code keeps (CONTRIBUTING.md): no import cycles between imagesmith's modules, and
+the in-image package imports nothing but the standard library and itself. Read from the source
+with ``ast`` (imports inside functions count too), so a cycle cannot hide behind a lazy import."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "imagesmith"
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            for candidate in [target] + [f"{target}.{alias.name}" for alias in node.names]:
+                if candidate in known and candidate != name:
+                    found.add(candidate)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in known}
+    return found
+
+
+def test_no_import_cycles():
+    known = _modules()
+    graph = {name: _imports(name, path, known) for name, path in known.items()}
+    cycles, index, low, stack, on_stack = [], {}, {}, [], set()
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert cycles == []
+    assert "imagesmith.diff" not in graph["imagesmith.verify"] and "imagesmith.wheels" not in graph["imagesmith.lock"]
+
+
+def test_the_in_image_package_imports_only_the_standard_library_and_itself():
+    for path in sorted((PACKAGE / "runtime").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1, f"{path.name} reaches outside the runtime package"
+            elif isinstance(node, ast.ImportFrom):
+                top = (node.module or "").split(".")[0]
+                assert top in sys.stdlib_module_names or top == "__future__", f"{path.name} imports {node.module}"
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    top = alias.name.split(".")[0]
+                    allowed = top in sys.stdlib_module_names or (
+                        path.name == "signoff_probe.py" and top == "threadpoolctl"
+                    )
+                    assert allowed, f"{path.name} imports {alias.name}"
