@@ -21,12 +21,12 @@ from imagesmith.errors import BuildError, EngineError
 
 REPO = Path(__file__).resolve().parent.parent
 ROLES = ("train", "serve")
-REFS = {"train": "app:train", "serve": "app:serve"}
-PUSH = {"train": "127.0.0.1:5000/app:train", "serve": "127.0.0.1:5000/app:serve"}
+REFS = {"train": ["app:train"], "serve": ["app:serve"]}
+PUSH = {"train": ["127.0.0.1:5000/app:train"], "serve": ["127.0.0.1:5000/app:serve"]}
 
 
 def _definition(**kw):
-    args = dict(context=Path("/p"), dockerfile=Path("/p/Dockerfile"), targets=ROLES, refs=REFS, push={},
+    args = dict(context=Path("/p"), dockerfile=Path("/p/Dockerfile"), targets=ROLES, names=REFS, push={},
                 load=False, driver="docker", build_args={"B": "2", "A": "1"},
                 contexts={"wheels": "/w", "base": "oci-layout:///c@sha256:" + "a" * 64})
     args.update(kw)

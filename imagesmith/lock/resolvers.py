@@ -112,6 +112,7 @@ _FETCH_URL_RE = re.compile(r"(?:Failed to fetch:?|Could not fetch URL)\s+`?(\w+:
 _NO_WHEEL_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==\S+)? has no wheels with a matching (?:platform|Python)[^.(]*", re.I)
 _NOT_FOUND_RE = re.compile(
     r"(?:Because )?([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry|"
+    r"there is no version of ([A-Za-z0-9][A-Za-z0-9._-]*(?:[=<>!~]=?[^\s,]+)?)|"
     r"No matching distribution found for ([^\s;]+)|"
     r"Could not find a version that satisfies the requirement ([^\s;]+)", re.I)
 _CONFLICT_RE = re.compile(r"No solution found|ResolutionImpossible|conflicting dependencies|unsatisfiable", re.I)
@@ -231,7 +232,8 @@ def host_matches(python: str, platform: str) -> bool:
             and sys.platform == "linux" and host_platform.machine() == MACHINES[platform])
 
 
-_INCLUDE_RE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
+# pip's include forms: -r FILE, -rFILE, --requirement FILE, --requirement=FILE (and -c likewise)
+_INCLUDE_RE = re.compile(r"^\s*(?:(?:-r|-c)\s*|(?:--requirement|--constraint)(?:\s+|=))([^\s#]\S*)")
 
 
 def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
