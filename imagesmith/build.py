@@ -67,7 +67,8 @@ class BuildOptions:
     tag: str | None = None  # one repository for the tags (the API's short form of ``tags``)
     tags: tuple[str, ...] = ()  # REPO or REPO:TAG each (see image_tags); default: the spec's name
     labels: dict[str, str] = field(default_factory=dict)  # extra labels on both images (parse_labels)
-    print_only: bool = False  # make the bake definition (contexts included) but do not build    no_cache: bool = False
+    print_only: bool = False  # make the bake definition (contexts included) but do not build
+    no_cache: bool = False
     builder: str | None = None
     cache_from: tuple[str, ...] = ()  # per target: see cache_refs
     cache_to: tuple[str, ...] = ()
