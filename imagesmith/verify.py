@@ -252,7 +252,7 @@ def check_base(engine: Engine, info: ImageInfo, base: str) -> BaseCheck:
         except EngineError as exc:
             return BaseCheck("unknown", f"the base {base[:19]}… could not be read from its registry ({exc})")
     if found is None:
-        return BaseCheck("unknown", f"the base {base[:19]}… is not in the local engine, so the layers were not compared with it")
+        return BaseCheck("unknown", f"the base {base[:19]}… is not in the engine, so the layers were not compared with it")
     n = len(found.layers)
     if n and tuple(info.layers[:n]) == tuple(found.layers):
         return BaseCheck("ok", f"the image's layers start with the {n} layer{'s' if n != 1 else ''} of the base {base[:19]}…",

@@ -275,7 +275,7 @@ def test_inspect_shows_the_manifest(tiny):
 
 def test_usage_and_engine_errors_exit_2(tiny):
     proc = cli("diff", f"{BUILT}:serve", "no-such-image:nope")
-    assert proc.returncode == 2 and "not in the local engine" in proc.stderr
+    assert proc.returncode == 2 and "not in the engine" in proc.stderr
     proc = cli("inspect", "imagesmith-base:bookworm-py311")
     assert proc.returncode == 2 and "has no parity manifest" in proc.stderr
     proc = cli("diff", f"{BUILT}:serve", "./missing/imagesmith.lock")

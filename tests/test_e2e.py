@@ -101,7 +101,7 @@ def test_verify_usage_and_engine_errors_exit_2(iris_built):
     # no reference: the image's content against its own label (issue 5), which holds here
     assert cli("verify", "imagesmith-test/iris:serve").returncode == 0
     proc = cli("verify", "no-such-image:nope", "--expect", "sha256:" + "0" * 64)
-    assert proc.returncode == 2 and "not in the local engine" in proc.stderr
+    assert proc.returncode == 2 and "not in the engine" in proc.stderr
     proc = cli("verify", "imagesmith-test/iris:serve", "--lock", "x", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
     assert proc.returncode == 2 and "Docker engine is not reachable" in proc.stderr
 
