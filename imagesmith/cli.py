@@ -138,7 +138,32 @@ def _root(version: bool = typer.Option(False, "--version", is_eager=True, callba
     """One pinned, reproducible image for training and serving, verified at deploy time."""
 
 
-# ---- lock, render, build ----------------------------------------------------------------------
+# ---- init, lock, render, build ----------------------------------------------------------------
+
+
+@_command()
+def init(
+    project: Path = ProjectOpt,
+    pyproject: bool = typer.Option(False, "--pyproject", help="Write [tool.imagesmith] into pyproject.toml instead of imagesmith.yaml."),
+    print_only: bool = typer.Option(False, "--print", help="Show what would be written; write nothing."),
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+):
+    """Write a commented spec for this project from what is in it (never over an existing one)."""
+    from .init import write_spec
+
+    path, text, proposal = write_spec(_project_dir(project), pyproject=pyproject, dry_run=print_only)
+    if as_json:
+        _emit_json({"spec": str(path), "written": not print_only, "values": proposal.values,
+                    "reasons": proposal.reasons, "notes": proposal.notes})
+    elif print_only:
+        typer.echo(text, nl=False)
+    for note in proposal.notes:
+        _say(f"check: {note}")
+    if not print_only:
+        _say(f"wrote {path}; next: `imagesmith build`")
+
 
 
 @_command()
