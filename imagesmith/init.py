@@ -21,6 +21,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .errors import SpecError, UsageError
 from .fsutil import atomic_write
@@ -204,16 +205,20 @@ def _yaml_value(value) -> str:
     return json.dumps(str(value))  # a JSON string is a valid double-quoted YAML scalar
 
 
-def spec_yaml(proposal: Proposal) -> str:
-    lines = ["# imagesmith.yaml, written by `imagesmith init` from what it found in this project.",
-             "# Every key is described in imagesmith's README (\"A project\"); check the ones marked below."]
+def _spec_lines(proposal: Proposal, value: Callable[[object], str], assign: str) -> list[str]:
+    """Each key with the reason it was chosen as a comment above it, then what to check."""
+    lines = []
     for key in ORDER:
         if key in proposal.values:
             lines.append(f"# {key}: {proposal.reasons.get(key, '')}")
-            lines.append(f"{key}: {_yaml_value(proposal.values[key])}")
-    for note in proposal.notes:
-        lines.append(f"# CHECK: {note}")
-    return "\n".join(lines) + "\n"
+            lines.append(f"{key}{assign}{value(proposal.values[key])}")
+    return lines + [f"# CHECK: {note}" for note in proposal.notes]
+
+
+def spec_yaml(proposal: Proposal) -> str:
+    head = ["# imagesmith.yaml, written by `imagesmith init` from what it found in this project.",
+            "# Every key is described in imagesmith's README (\"A project\"); check the ones marked below."]
+    return "\n".join(head + _spec_lines(proposal, _yaml_value, ": ")) + "\n"
 
 
 def _toml_value(value) -> str:
@@ -229,15 +234,9 @@ def _toml_value(value) -> str:
 
 
 def spec_toml(proposal: Proposal) -> str:
-    lines = ["", "# [tool.imagesmith], written by `imagesmith init`; every key is described in imagesmith's README.",
-             "[tool.imagesmith]"]
-    for key in ORDER:
-        if key in proposal.values:
-            lines.append(f"# {key}: {proposal.reasons.get(key, '')}")
-            lines.append(f"{key} = {_toml_value(proposal.values[key])}")
-    for note in proposal.notes:
-        lines.append(f"# CHECK: {note}")
-    return "\n".join(lines) + "\n"
+    head = ["", "# [tool.imagesmith], written by `imagesmith init`; every key is described in imagesmith's README.",
+            "[tool.imagesmith]"]
+    return "\n".join(head + _spec_lines(proposal, _toml_value, " = ")) + "\n"
 
 
 def write_spec(root: Path, *, pyproject: bool = False, dry_run: bool = False) -> tuple[Path, str, Proposal]:

@@ -57,7 +57,9 @@ def committed_project(dest: Path, base_image: str, env: dict) -> Path:
         proc = subprocess.run([sys.executable, "-m", "imagesmith", *argv, "-p", str(root)], env=env,
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+    generated = [n for n in ("imagesmith.lock", "requirements.lock", "Dockerfile", ".imagesmith") if (root / n).exists()]
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-f", *generated], cwd=root, check=True)  # the example's .gitignore skips them
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "lock"],
                    cwd=root, check=True)
     return root
