@@ -193,16 +193,26 @@ def propose(root: Path) -> Proposal:
 ORDER = ("name", "python", "base", "requirements", "preprocessing", "source", "train", "serve", "artifacts", "seed")
 
 
-def _yaml_value(value) -> str:
+def _inline(value, assign: str, braces: tuple[str, str]) -> str:
+    """One value on one line: a YAML flow mapping (``assign`` ": ", braces "{" "}") or a TOML
+    inline table (" = ", "{ " " }"); lists alike; strings as JSON strings, valid in both."""
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_yaml_value(v)}" for k, v in value.items()) + "}"
+        return braces[0] + ", ".join(f"{k}{assign}{_inline(v, assign, braces)}" for k, v in value.items()) + braces[1]
     if isinstance(value, list):
-        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+        return "[" + ", ".join(_inline(v, assign, braces) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    return json.dumps(str(value))  # a JSON string is a valid double-quoted YAML scalar
+    return json.dumps(str(value))
+
+
+def _yaml_value(value) -> str:
+    return _inline(value, ": ", ("{", "}"))
+
+
+def _toml_value(value) -> str:
+    return _inline(value, " = ", ("{ ", " }"))
 
 
 def _spec_lines(proposal: Proposal, value: Callable[[object], str], assign: str) -> list[str]:
@@ -219,18 +229,6 @@ def spec_yaml(proposal: Proposal) -> str:
     head = ["# imagesmith.yaml, written by `imagesmith init` from what it found in this project.",
             "# Every key is described in imagesmith's README (\"A project\"); check the ones marked below."]
     return "\n".join(head + _spec_lines(proposal, _yaml_value, ": ")) + "\n"
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return json.dumps(str(value))  # JSON's escapes are TOML basic-string escapes
 
 
 def spec_toml(proposal: Proposal) -> str:
