@@ -24,7 +24,7 @@ from .engine import Engine
 from .engine._common import redact
 from .errors import LockError, UsageError
 from .fsutil import atomic_write
-from .gitinfo import git_epoch, git_revision, git_source
+from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import ROLES, image_ref
 from .lock import Lock, ensure_fresh, lock_project
 from .render import render
@@ -36,25 +36,27 @@ from .wheels import WheelCache, default_cache_dir
 @dataclass
 class BuiltImage:
     role: str
-    ref: str | None  # the engine's tag REPO:ROLE; None when the builder kept the image to itself
+    ref: str | None  # the engine's first tag (REPO:ROLE); None when the builder kept the image to itself
     id: str  # the image's manifest digest from BuildKit (the engine's image ID with the containerd store)
     pushed: str | None = None  # REGISTRY/REPO@sha256:... when pushed
-
+    tags: list[str] = field(default_factory=list)  # every tag in the engine, ref first
+    pushed_tags: list[str] = field(default_factory=list)  # every tag pushed
 
 @dataclass
 class BuildResult:
     parity: str
     images: dict[str, BuiltImage] = field(default_factory=dict)
     dockerfile: Path | None = None
+    bake: dict | None = None  # the bake definition (what `build --print` prints)
 
     def as_json(self) -> dict:
-        images: dict[str, dict[str, str | None]] = {}
-        out = {"parity": self.parity, "images": images}
+        out: dict = {"parity": self.parity, "images": {}}
         for role, img in self.images.items():
-            entry = {"ref": img.ref, "id": img.id, "digest": img.id}
+            entry: dict = {"ref": img.ref, "id": img.id, "digest": img.id, "tags": list(img.tags)}
             if img.pushed:
                 entry["pushed"] = img.pushed
-            images[role] = entry
+                entry["pushed_tags"] = list(img.pushed_tags)
+            out["images"][role] = entry
         return out
 
 
@@ -62,7 +64,10 @@ class BuildResult:
 class BuildOptions:
     base: str | None = None
     locked: bool = False
-    tag: str | None = None  # repository for the tags; default: the spec's name
+    tag: str | None = None  # one repository for the tags (the API's short form of ``tags``)
+    tags: tuple[str, ...] = ()  # REPO or REPO:TAG each (see image_tags); default: the spec's name
+    labels: dict[str, str] = field(default_factory=dict)  # extra labels on both images (parse_labels)
+    print_only: bool = False  # make the bake definition (contexts included) but do not build
     no_cache: bool = False
     builder: str | None = None
     cache_from: tuple[str, ...] = ()  # per target: see cache_refs
@@ -119,7 +124,9 @@ def describe_failure(spec: Spec) -> Callable[[str], tuple[str, bool]]:
 
 
 def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress=lambda msg: None,
-                  echo: Callable[[str], None] | None = None) -> BuildResult:
+                  echo: Callable[[str], None] | None = None, passthrough: bool = False) -> BuildResult:
+    """Lock (unless ``options.locked``), render, and build. ``echo`` receives BuildKit's plain log
+    line by line; ``passthrough`` lets BuildKit draw its own display on this terminal instead."""
     unknown = [t for t in options.targets if t not in ROLES]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; imagesmith builds train and serve")
@@ -145,26 +152,72 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
         progress(f"rendered {dockerfile.name}")
     digest = parity.digest(parity.manifest_from_lock(lock))
     epoch = options.epoch if options.epoch is not None else source_date_epoch(spec.root)
-    repo = options.tag or spec.name
     result = BuildResult(parity=digest, dockerfile=dockerfile)
     contexts = build_contexts(spec, lock, options, engine, progress)
-    refs = {role: image_ref(repo, role) for role in options.targets}
-    pushed = {role: f"{options.push}:{role}" for role in options.targets} if options.push else {}
+    tags = options.tags or ((options.tag,) if options.tag else (spec.name,))
+    names = {role: image_tags(tags, role, digest) for role in options.targets}
+    pushed = {role: image_tags((options.push,), role, digest) for role in options.targets} if options.push else {}
     definition = bake_definition(
-        context=spec.root, dockerfile=dockerfile, targets=options.targets, refs=refs, push=pushed,
+        context=spec.root, dockerfile=dockerfile, targets=options.targets, names=names, push=pushed,
         load=options.load, driver=driver, build_args=build_args(spec.root, epoch), contexts=contexts,
-        cache_from=options.cache_from, cache_to=options.cache_to, no_cache=options.no_cache)
+        labels=options.labels, cache_from=options.cache_from, cache_to=options.cache_to,
+        no_cache=options.no_cache)
+    result.bake = definition
+    if options.print_only:
+        return result
     progress(f"building {' and '.join(options.targets)}" + (f", pushing to {options.push}" if options.push else ""))
     metadata = engine.bake(definition, cwd=spec.root, epoch=epoch, builder=options.builder, echo=echo,
-                           describe_failure=describe_failure(spec))
+                           describe_failure=describe_failure(spec), passthrough=passthrough)
     in_engine = driver == "docker" or options.load
     for role in options.targets:
         image_digest = metadata[role]["containerimage.digest"]
         if driver == "docker" and options.push:
-            engine.tag(image_digest, refs[role])  # the build named it REGISTRY/REPO:ROLE only
-        result.images[role] = BuiltImage(role=role, ref=refs[role] if in_engine else None, id=image_digest,
-                                         pushed=f"{options.push}@{image_digest}" if options.push else None)
+            for name in names[role]:  # the build named it REGISTRY/REPO:... only
+                engine.tag(image_digest, name)
+        result.images[role] = BuiltImage(
+            role=role, ref=names[role][0] if in_engine else None, id=image_digest,
+            pushed=f"{options.push}@{image_digest}" if options.push else None,
+            tags=list(names[role]) if in_engine else [], pushed_tags=list(pushed.get(role, [])))
     return result
+
+
+def image_tags(tags: tuple[str, ...], role: str, parity_digest: str) -> list[str]:
+    """The tags of one image. Each given tag is a repository (``REPO`` -> ``REPO:ROLE``) or a
+    full reference (``REPO:TAG`` -> ``REPO:TAG-ROLE``: the role suffix keeps train and serve
+    apart). The first repository also gets ``REPO:ROLE-<first 12 hex of the parity>``: a tag
+    per parity that a deploy script can compute from the lock (`imagesmith parity-of`)."""
+    out: list[str] = []
+    for given in tags:
+        name, _, tag = given.rpartition(":") if ":" in given.rsplit("/", 1)[-1] else (given, "", "")
+        if not _REPO.fullmatch(name) or (tag and not _TAG.fullmatch(tag)):
+            raise UsageError(f"{given!r} is not an image repository or REPO:TAG reference",
+                             hint="e.g. -t registry.example/team/app or -t app:v1.2")
+        out.append(f"{name}:{tag}-{role}" if tag else image_ref(name, role))
+    first = tags[0].rpartition(":")[0] if ":" in tags[0].rsplit("/", 1)[-1] else tags[0]
+    out.append(f"{first}:{role}-{parity_digest.split(':', 1)[-1][:12]}")
+    return list(dict.fromkeys(out))
+
+
+_REPO = re.compile(r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,200}")
+RESERVED_LABELS = ("io.imagesmith.", "org.opencontainers.image.base.")
+
+
+def parse_labels(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``--label KEY=VALUE`` values, checked: imagesmith's own labels (and the base labels) are
+    not the user's to set; no line breaks."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not _LABEL_KEY.fullmatch(key):
+            raise UsageError(f"--label {item!r} is not KEY=VALUE with a plain key", hint="e.g. --label team=vision")
+        if key.startswith(RESERVED_LABELS):
+            raise UsageError(f"--label {key} is set by imagesmith itself", hint="choose another key")
+        if any(c in value for c in "\n\r\0"):
+            raise UsageError(f"--label {key}: the value contains a line break or NUL")
+        labels[key] = value
+    return dict(sorted(labels.items()))
 
 
 def _csv(fields: dict[str, str]) -> str:
@@ -204,19 +257,23 @@ def cache_refs(spec_text: str, role: str) -> str:
     return _csv(fields)
 
 
-def bake_definition(*, context: Path, dockerfile: Path, targets: tuple[str, ...], refs: dict[str, str],
-                    push: dict[str, str], load: bool, driver: str, build_args: dict[str, str],
-                    contexts: dict[str, str], cache_from: tuple[str, ...] = (), cache_to: tuple[str, ...] = (),
+def bake_definition(*, context: Path, dockerfile: Path, targets: tuple[str, ...], names: dict[str, list[str]],
+                    push: dict[str, list[str]], load: bool, driver: str, build_args: dict[str, str],
+                    contexts: dict[str, str], labels: dict[str, str] | None = None,
+                    cache_from: tuple[str, ...] = (), cache_to: tuple[str, ...] = (),
                     no_cache: bool = False) -> dict:
     """The bake file (as a dict) that builds ``targets`` in one solve. Pure.
 
     Outputs: with the engine's own BuildKit (driver ``docker``) an image goes straight into the
-    engine's store, named ``refs[role]``, or ``push[role]`` and pushed from the build (a local
-    tag is added afterwards: pushing every name would push the local one too). With any other
-    builder: ``push`` pushes from the build and ``load`` exports into the engine (type=docker).
-    Each target writes its own cache (``cache_refs``) and reads every target's."""
+    engine's store under ``names[role]``, or under ``push[role]`` and pushed from the build (the
+    local names are added afterwards: pushing every name would push the local ones too). With
+    any other builder: ``push`` pushes from the build and ``load`` exports into the engine
+    (type=docker). ``labels`` go on both images. Each target writes its own cache
+    (``cache_refs``) and reads every target's."""
     common: dict = {"context": str(context), "dockerfile": str(dockerfile),
                     "args": dict(sorted(build_args.items())), "contexts": dict(sorted(contexts.items()))}
+    if labels:
+        common["labels"] = dict(sorted(labels.items()))
     if no_cache:
         common["no-cache"] = True
     reads = [cache_refs(c, role) for c in cache_from for role in targets]
@@ -224,13 +281,13 @@ def bake_definition(*, context: Path, dockerfile: Path, targets: tuple[str, ...]
     for role in targets:
         outputs = []
         if driver == "docker":
-            outputs.append(_csv({"type": "image", "name": push[role], "push": "true"}) if role in push
-                           else _csv({"type": "image", "name": refs[role]}))
+            outputs.append(_csv({"type": "image", "name": ",".join(push[role]), "push": "true"}) if role in push
+                           else _csv({"type": "image", "name": ",".join(names[role])}))
         else:
             if role in push:
-                outputs.append(_csv({"type": "image", "name": push[role], "push": "true"}))
+                outputs.append(_csv({"type": "image", "name": ",".join(push[role]), "push": "true"}))
             if load:
-                outputs.append(_csv({"type": "docker", "name": refs[role]}))
+                outputs.append(_csv({"type": "docker", "name": ",".join(names[role])}))
         entry = dict(common, target=role, output=outputs)
         if reads:
             entry["cache-from"] = list(dict.fromkeys(reads))
@@ -246,7 +303,26 @@ def build_args(root: Path, epoch: int) -> dict[str, str]:
         "IMAGESMITH_CREATED": created,
         "IMAGESMITH_REVISION": git_revision(root) or "unknown",
         "IMAGESMITH_SOURCE": git_source(root, redact) or "unknown",
+        "IMAGESMITH_VERSION": project_version(root),
     }
+
+
+def project_version(root: Path) -> str:
+    """What ``org.opencontainers.image.version`` says: the git tag on HEAD (a release), else
+    ``[project].version`` of pyproject.toml, else ``unknown``."""
+    tag = git_tag(root)
+    if tag:
+        return tag
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "unknown"
+    version = (data.get("project") or {}).get("version") if isinstance(data.get("project"), dict) else None
+    return str(version) if isinstance(version, str) and version and "\n" not in version else "unknown"
 
 
 def build_contexts(spec: Spec, lock: Lock, options: BuildOptions, engine: Engine,

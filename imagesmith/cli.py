@@ -2,61 +2,187 @@
 
 Exit codes (a public contract, see README): 0 success / check holds; 1 a check does not hold
 (stale lock or Dockerfile, failed verification, parity differs); 2 usage, spec, lock, engine
-or build errors.
+or build errors; 130 interrupted. ``imagesmith run`` exits with the container's own code, and
+with 125 for its own failures (as ``docker run`` does), so a container's 2 is never mistaken
+for imagesmith's.
+
+Output: results on stdout (``--json``: one JSON document with ``"imagesmith_json": 1``, also for
+errors: ``{"error", "hint", "exit"}``); progress and ``error:``/``hint:`` lines on stderr, also
+for command-line mistakes (no boxes, no traceback). ``-q`` silences progress, ``-v`` adds detail.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import typer
 
-from . import parity
+from . import __version__, parity
 from .engine import Engine
 from .errors import ImagesmithError, StaleLockError, UsageError
 from .fsutil import atomic_write
 from .spec import load_spec
 
+JSON_FORMAT = 1  # "imagesmith_json" in every JSON document
+RUN_OWN_ERROR = 125  # `imagesmith run`'s own failures (docker run's convention)
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="One pinned, reproducible image for training and serving, verified at deploy time.",
 )
 
-ProjectOpt = typer.Option(Path("."), "--project", "-p", help="Project directory (or its spec file).")
+ProjectOpt = typer.Option(
+    Path("."), "--project", "-p", help="Project directory (or its spec file); relative file arguments are read from it."
+)
 BaseOpt = typer.Option(
     None,
     "--base",
     envvar="IMAGESMITH_BASE",
     help="Use this base image instead of the spec's (for this run; recorded in the lock).",
 )
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+JsonOpt = typer.Option(False, "--json", help="Print one machine-readable JSON document on stdout (errors too).")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output (errors still go to stderr).")
+VerboseOpt = typer.Option(False, "--verbose", "-v", help="More detail on stderr.")
+
+
+class _Output:
+    """How this invocation prints, set once from the command's -q/-v/--json."""
+
+    quiet = False
+    verbose = False
+    json = False
+
+
+OUT = _Output()
 
 
 def _say(message: str) -> None:
-    typer.echo(message, err=True)
+    """Progress and outcomes for people, on stderr; silenced by -q."""
+    if not OUT.quiet:
+        typer.echo(message, err=True)
 
 
-def _fail(exc: ImagesmithError) -> None:
+def _detail(message: str) -> None:
+    """Shown with -v only."""
+    if OUT.verbose and not OUT.quiet:
+        typer.echo(message, err=True)
+
+
+def _emit_json(data: dict) -> None:
+    typer.echo(json.dumps({"imagesmith_json": JSON_FORMAT, **data}, indent=2, sort_keys=True))
+
+
+def _report(exc: ImagesmithError, exit_code: int) -> None:
+    """One error: `error:` and `hint:` lines on stderr, and under --json the same on stdout."""
     typer.echo(f"error: {exc}", err=True)
     if exc.hint:
         typer.echo(f"hint: {exc.hint}", err=True)
-    raise typer.Exit(exc.exit_code)
+    if OUT.json:
+        _emit_json({"error": str(exc), "hint": exc.hint, "exit": exit_code})
 
 
-def _emit_json(data) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True))
+def _progress():
+    return lambda msg: _say(f"imagesmith: {msg}")
 
 
-def _progress(quiet: bool):
-    return (lambda msg: None) if quiet else (lambda msg: _say(f"imagesmith: {msg}"))
+def _project_dir(project: Path) -> Path:
+    return project if project.is_dir() or not project.exists() else project.parent
 
 
-@app.command()
+def _in_project(project: Path, value: str) -> str:
+    """A relative file argument as read from the project (`-p`), when that file exists there;
+    anything else (an image reference) as given."""
+    path = Path(value)
+    if path.is_absolute() or path.exists():
+        return value
+    candidate = _project_dir(project) / path
+    return str(candidate) if candidate.exists() else value
+
+
+def _command(name: str | None = None, *, own_error_exit: int | None = None) -> Callable:
+    """Register a command whose ImagesmithErrors become one `error:` report and an exit code."""
+
+    def register(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(**kwargs):
+            OUT.quiet = bool(kwargs.get("quiet"))
+            OUT.verbose = bool(kwargs.get("verbose"))
+            OUT.json = bool(kwargs.get("as_json"))
+            try:
+                return fn(**kwargs)
+            except ImagesmithError as exc:
+                if isinstance(exc, UsageError) and not exc.hint:
+                    exc.hint = f"`imagesmith {command_name} --help` lists the arguments and options"
+                code = own_error_exit or exc.exit_code
+                _report(exc, code)
+                raise typer.Exit(code) from None
+
+        command_name = name or fn.__name__
+        app.command(name=name)(wrapper)
+        return wrapper
+
+    return register
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"imagesmith {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_show_version, help="Print imagesmith's version and exit."
+    ),
+) -> None:
+    """One pinned, reproducible image for training and serving, verified at deploy time."""
+
+
+# ---- init, lock, render, build ----------------------------------------------------------------
+
+
+@_command()
+def init(
+    project: Path = ProjectOpt,
+    pyproject: bool = typer.Option(
+        False, "--pyproject", help="Write [tool.imagesmith] into pyproject.toml instead of imagesmith.yaml."
+    ),
+    print_only: bool = typer.Option(False, "--print", help="Show what would be written; write nothing."),
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+):
+    """Write a commented spec for this project from what is in it (never over an existing one)."""
+    from .init import write_spec
+
+    path, text, proposal = write_spec(_project_dir(project), pyproject=pyproject, dry_run=print_only)
+    if as_json:
+        _emit_json(
+            {
+                "spec": str(path),
+                "written": not print_only,
+                "values": proposal.values,
+                "reasons": proposal.reasons,
+                "notes": proposal.notes,
+            }
+        )
+    elif print_only:
+        typer.echo(text, nl=False)
+    for note in proposal.notes:
+        _say(f"check: {note}")
+    if not print_only:
+        _say(f"wrote {path}; next: `imagesmith build`")
+
+
+@_command()
 def lock(
     project: Path = ProjectOpt,
     base: Optional[str] = BaseOpt,
@@ -69,56 +195,77 @@ def lock(
     upgrade_base: bool = typer.Option(
         False, "--upgrade-base", help="Pin the base image again (what its tag names now)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
 ):
     """Resolve a complete, hashed lock for the image's Python and platform."""
     from .lock import check_lock, lock_project
 
-    try:
-        spec = load_spec(project)
-        if resolver is not None and resolver not in ("uv", "pip-tools"):
-            raise UsageError(f"--resolver must be uv or pip-tools, not {resolver!r}")
-        if check:
-            if resolver is not None and resolver != spec.resolver:
-                from dataclasses import replace
+    spec = load_spec(project)
+    if resolver is not None and resolver not in ("uv", "pip-tools"):
+        raise UsageError(f"--resolver must be uv or pip-tools, not {resolver!r}")
+    if check:
+        if resolver is not None and resolver != spec.resolver:
+            from dataclasses import replace
 
-                spec = replace(spec, resolver=resolver)
-            changed = check_lock(spec, base)
-            if changed:
-                raise StaleLockError(spec.lock_path.name, changed)
-            _say(f"{spec.lock_path.name} is up to date")
-            return
-        result = lock_project(
-            spec,
-            Engine(),
-            base=base,
-            resolver=resolver,
-            upgrade=upgrade,
-            upgrade_packages=tuple(upgrade_package),
-            upgrade_base=upgrade_base,
-            progress=_progress(quiet),
+            spec = replace(spec, resolver=resolver)
+        changed = check_lock(spec, base)
+        if as_json:
+            _emit_json({"lock": str(spec.lock_path), "up_to_date": not changed, "changed": changed})
+        if changed:
+            stale = StaleLockError(spec.lock_path.name, changed)
+            typer.echo(f"error: {stale}", err=True)
+            if stale.hint:
+                typer.echo(f"hint: {stale.hint}", err=True)
+            raise typer.Exit(stale.exit_code)
+        _say(f"{spec.lock_path.name} is up to date")
+        return
+    result = lock_project(
+        spec,
+        Engine(),
+        base=base,
+        resolver=resolver,
+        upgrade=upgrade,
+        upgrade_packages=tuple(upgrade_package),
+        upgrade_base=upgrade_base,
+        progress=_progress(),
+    )
+    if as_json:
+        _emit_json(
+            {
+                "lock": str(spec.lock_path),
+                "requirements_lock": str(spec.requirements_lock_path),
+                "changed": result.changed,
+                "written": result.written,
+                "distributions": len(result.lock.packages),
+                "parity": parity.digest(parity.manifest_from_lock(result.lock)),
+            }
         )
-        if result.changed:
-            _say(
-                f"wrote {spec.lock_path.name} and {spec.requirements_lock_path.name} "
-                f"({len(result.lock.packages)} distributions; {', '.join(result.changed)} changed)"
-            )
-        else:
-            _say(f"{spec.lock_path.name} is up to date")
-    except ImagesmithError as exc:
-        _fail(exc)
+    if result.changed:
+        _say(
+            f"wrote {spec.lock_path.name} and {spec.requirements_lock_path.name} "
+            f"({len(result.lock.packages)} distributions; {', '.join(result.changed)} changed)"
+        )
+    else:
+        _say(f"{spec.lock_path.name} is up to date")
 
 
-@app.command()
+@_command()
 def render(
     project: Path = ProjectOpt,
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="Where to write (default: Dockerfile in the project); - for stdout."
     ),
     check: bool = typer.Option(
-        False, "--check", help="Exit 1 if the written Dockerfile (or .imagesmith/) differs from a fresh render."
+        False,
+        "--check",
+        help="Exit 1 if the Dockerfile on disk (the project's, or -o FILE) differs from a fresh render.",
     ),
     base: Optional[str] = BaseOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
 ):
     """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock,
     and write the runtime wheel it builds from into .imagesmith/ in the project."""
@@ -126,42 +273,57 @@ def render(
     from .render import render as render_text
     from .runtime_wheel import stale_beside, write_beside
 
-    try:
-        spec = load_spec(project)
-        text = render_text(spec, ensure_fresh(spec, base))
-        target = output if output is not None else spec.dockerfile_path
-        if str(target) == "-":
-            sys.stdout.write(text)
-            return
-        if check:
-            current = target.read_text(encoding="utf-8") if target.is_file() else None
-            wheel = stale_beside(spec.root)
-            if current != text or wheel:
-                _say(f"error: {wheel or f'{target} is stale (or missing): it differs from a fresh render'}")
-                _say("hint: run `imagesmith render` and commit the result")
-                raise typer.Exit(1)
-            _say(f"{target} is up to date")
-            return
-        wheel_path = write_beside(spec.root)
-        atomic_write(target, text)
-        _say(f"wrote {target} and {wheel_path.relative_to(spec.root)}")
-    except ImagesmithError as exc:
-        _fail(exc)
+    spec = load_spec(project)
+    text = render_text(spec, ensure_fresh(spec, base))
+    to_stdout = output is not None and str(output) == "-"
+    if to_stdout and as_json:
+        raise UsageError("--json and -o - both write to stdout", hint="use -o FILE with --json")
+    # --check compares a file on disk: -o - (stdout) has none, so the project's Dockerfile is checked
+    target = spec.dockerfile_path if (output is None or to_stdout) else output
+    if check:
+        current = target.read_text(encoding="utf-8") if target.is_file() else None
+        wheel = stale_beside(spec.root)
+        fresh = current == text and wheel is None
+        if as_json:
+            _emit_json({"dockerfile": str(target), "up_to_date": fresh, "runtime_wheel_problem": wheel})
+        if not fresh:
+            problem = (
+                f"{target} is {'stale' if current is not None else 'missing'}: it differs from a fresh render"
+                if current != text
+                else wheel
+            )
+            typer.echo(f"error: {problem}", err=True)
+            typer.echo("hint: run `imagesmith render` and commit the result", err=True)
+            raise typer.Exit(1)
+        _say(f"{target} is up to date")
+        return
+    wheel_path = write_beside(spec.root)
+    if to_stdout:
+        sys.stdout.write(text)
+        return
+    atomic_write(target, text)
+    if as_json:
+        _emit_json({"dockerfile": str(target), "written": True, "runtime_wheel": str(wheel_path)})
+    _say(f"wrote {target} and {wheel_path.relative_to(spec.root)}")
 
 
-@app.command()
+@_command()
 def build(
     project: Path = ProjectOpt,
     base: Optional[str] = BaseOpt,
     locked: bool = typer.Option(False, "--locked", help="Refuse to build from a stale lock instead of re-locking."),
-    tag: Optional[str] = typer.Option(
-        None, "--tag", "-t", help="Repository for the tags REPO:train and REPO:serve (default: the spec's name)."
+    tag: List[str] = typer.Option(
+        [],
+        "--tag",
+        "-t",
+        help="REPO (tags REPO:train, REPO:serve) or REPO:TAG (tags REPO:TAG-train, REPO:TAG-serve); repeatable. Default: the spec's name.",
     ),
+    label: List[str] = typer.Option([], "--label", help="KEY=VALUE label on both images (repeatable)."),
     target: List[str] = typer.Option([], "--target", help="Build only this target (train or serve; repeatable)."),
     push: Optional[str] = typer.Option(
         None,
         "--push",
-        help="Push both images to REGISTRY/REPO (tags train and serve) from the build, and print their digests.",
+        help="Push both images to REGISTRY/REPO (tags train and serve, and the parity tags) from the build, and print their digests.",
     ),
     load: bool = typer.Option(
         False, "--load", help="Put the images into the engine also when the builder is not the engine's own."
@@ -188,51 +350,80 @@ def build(
     cache_dir: Optional[Path] = typer.Option(
         None, "--cache-dir", envvar="IMAGESMITH_CACHE_DIR", help="Wheel cache (default ~/.cache/imagesmith)."
     ),
-    as_json: bool = JsonOpt,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
-    verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="Stream BuildKit's log also when stderr is not a terminal (CI)."
+    progress: str = typer.Option(
+        "auto",
+        "--progress",
+        help="BuildKit's log: auto (tty on a terminal, else plain), plain (grouped per step, with timings), tty (BuildKit's own display), quiet.",
     ),
+    print_bake: bool = typer.Option(
+        False,
+        "--print",
+        help="Print the bake definition (with its named contexts) instead of building; `docker buildx bake -f FILE` builds it.",
+    ),
+    metadata_file: Optional[Path] = typer.Option(
+        None, "--metadata-file", help="Also write the result (the --json document: digests, refs, parity) to this file."
+    ),
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
 ):
     """Lock if needed, render, and build the train and serve images reproducibly."""
-    from .build import ROLES, BuildOptions, build_project
+    from .build import ROLES, BuildOptions, build_project, parse_labels
+    from .progress import build_log
 
+    if install is not None and install not in ("hermetic", "online"):
+        raise UsageError(f"--install must be hermetic or online, not {install!r}")
+    if progress not in ("auto", "plain", "tty", "quiet"):
+        raise UsageError(f"--progress must be auto, plain, tty or quiet, not {progress!r}")
+    spec = load_spec(project)
+    options = BuildOptions(
+        base=base,
+        locked=locked,
+        tags=tuple(tag),
+        labels=parse_labels(label),
+        no_cache=no_cache,
+        builder=builder,
+        cache_from=tuple(cache_from),
+        cache_to=tuple(cache_to),
+        push=push,
+        load=load,
+        targets=tuple(target) or ROLES,
+        install=install,
+        cache_dir=cache_dir,
+        print_only=print_bake,
+    )
+    mode = "quiet" if quiet else progress
+    if mode == "auto":
+        mode = "tty" if sys.stderr.isatty() else "plain"
+    log = build_log(mode, lambda line: typer.echo(line, err=True))
     try:
-        if install is not None and install not in ("hermetic", "online"):
-            raise UsageError(f"--install must be hermetic or online, not {install!r}")
-        spec = load_spec(project)
-        show = not quiet and (verbose or sys.stderr.isatty())
-        options = BuildOptions(
-            base=base,
-            locked=locked,
-            tag=tag,
-            no_cache=no_cache,
-            builder=builder,
-            cache_from=tuple(cache_from),
-            cache_to=tuple(cache_to),
-            push=push,
-            load=load,
-            targets=tuple(target) or ROLES,
-            install=install,
-            cache_dir=cache_dir,
-        )
-        result = build_project(
-            spec, Engine(), options, progress=_progress(quiet), echo=(lambda line: _say(line)) if show else None
-        )
-    except ImagesmithError as exc:
-        _fail(exc)
+        result = build_project(spec, Engine(), options, progress=_progress(), echo=log.echo, passthrough=mode == "tty")
+    finally:
+        log.close()
+    if print_bake:
+        typer.echo(json.dumps(result.bake, indent=2, sort_keys=True))
         return
+    document = result.as_json()
+    if metadata_file is not None:
+        atomic_write(
+            metadata_file, json.dumps({"imagesmith_json": JSON_FORMAT, **document}, indent=2, sort_keys=True) + "\n"
+        )
     if as_json:
-        _emit_json(result.as_json())
+        _emit_json(document)
     else:
         typer.echo(f"parity {result.parity}")
         for role, img in result.images.items():
             typer.echo(
                 f"{role}: {img.ref or '(not in the engine)'} {img.id}" + (f" pushed {img.pushed}" if img.pushed else "")
             )
+            for extra in img.tags[1:]:
+                _detail(f"  also tagged {extra}")
 
 
-@app.command()
+# ---- verify, inspect, diff, parity-of ---------------------------------------------------------
+
+
+@_command()
 def verify(
     image: str = typer.Argument(
         ..., help="Image in the local engine, or a registry reference (HOST[:PORT]/NAME:TAG or @sha256:...)."
@@ -253,48 +444,125 @@ def verify(
     signoff_file: Optional[Path] = typer.Option(
         None, "--signoff", help="A signoff.json: it must have passed for this image and the --model (deploy gate)."
     ),
+    project: Path = ProjectOpt,
     as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
 ):
     """Check an image really holds what its label says, and against a lock, digest, pair, model or signoff. Exit 0 holds, 1 not."""
     from .verify import verify_image
 
-    try:
-        if expect is not None and not (expect.startswith("sha256:") and len(expect) == 71):
-            raise UsageError(f"--expect must be sha256:<64 hex digits>, not {expect!r}")
-        engine = Engine()
-        report = verify_image(engine, image, lock=lock_file, expect=expect, pair=pair, labels_only=labels_only)
-        if model is not None:
-            from .verify import verify_model
+    if expect is not None and not (expect.startswith("sha256:") and len(expect) == 71):
+        raise UsageError(f"--expect must be sha256:<64 hex digits>, not {expect!r}")
+    if lock_file is not None:
+        lock_file = Path(_in_project(project, str(lock_file)))
+    if model is not None:
+        model = Path(_in_project(project, str(model)))
+    if signoff_file is not None:
+        signoff_file = Path(_in_project(project, str(signoff_file)))
+    engine = Engine()
+    report = verify_image(engine, image, lock=lock_file, expect=expect, pair=pair, labels_only=labels_only)
+    if model is not None:
+        from .stamp import verify_model
 
-            model_check = verify_model(engine, image, model)
-            report.checks += [f"model: {line}" for line in model_check.checks]
-            report.problems += [f"model: {line}" for line in model_check.problems]
-        if signoff_file is not None:
-            from .signoff import check_signoff
+        model_check = verify_model(engine, image, model)
+        report.checks += [f"model: {line}" for line in model_check.checks]
+        report.problems += [f"model: {line}" for line in model_check.problems]
+    if signoff_file is not None:
+        from .signoff import check_signoff
 
-            if model is None:
-                raise UsageError("--signoff needs --model DIR: a signoff holds for one image and one model")
-            gate = check_signoff(engine, image, signoff_file, model)
-            report.checks += [f"signoff: {line}" for line in gate.checks]
-            report.problems += [f"signoff: {line}" for line in gate.problems]
-            report.notes += [f"signoff: {line}" for line in gate.notes]
-    except ImagesmithError as exc:
-        _fail(exc)
-        return
+        if model is None:
+            raise UsageError("--signoff needs --model DIR: a signoff holds for one image and one model")
+        gate = check_signoff(engine, image, signoff_file, model)
+        report.checks += [f"signoff: {line}" for line in gate.checks]
+        report.problems += [f"signoff: {line}" for line in gate.problems]
+        report.notes += [f"signoff: {line}" for line in gate.notes]
     if as_json:
-        _emit_json(report.as_json())
+        data = report.as_json()
+        _emit_json({**data, "digest": data.get("id")})
     else:
-        for line in report.checks:
-            typer.echo(f"ok: {line}")
+        if not quiet:
+            for line in report.checks:
+                typer.echo(f"ok: {line}")
         for line in report.problems:
             typer.echo(f"FAIL: {line}")
-        for line in report.notes:
-            typer.echo(f"note: {line}")
+        if not quiet:
+            for line in report.notes:
+                typer.echo(f"note: {line}")
         typer.echo(f"{image}: {'verified' if report.ok else 'NOT verified'} (parity {report.parity})")
     raise typer.Exit(0 if report.ok else 1)
 
 
-@app.command()
+@_command()
+def inspect(
+    image: str = typer.Argument(..., help="Image in the local engine, registry reference, or imagesmith.lock."),
+    project: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+):
+    """Show the parity manifest of an image (read without pulling) or a lock. Exit 1 if its labels do not match."""
+    from .verify import inspect_lines, inspect_source
+
+    data = inspect_source(Engine(), _in_project(project, image))
+    if as_json:
+        _emit_json({**data, "digest": data.get("id")})
+    else:
+        for line in inspect_lines(data):
+            typer.echo(line)
+    raise typer.Exit(0 if data["label_ok"] else 1)
+
+
+@_command()
+def diff(
+    a: str = typer.Argument(..., help="An image, a registry reference, or an imagesmith.lock."),
+    b: str = typer.Argument(..., help="An image, a registry reference, or an imagesmith.lock."),
+    labels_only: bool = typer.Option(
+        False, "--labels-only", help="Compare labels and image config only; do not look inside images."
+    ),
+    project: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+):
+    """List what differs between two images, registry references or locks, grouped. Exit 0 parity-equal, 1 not."""
+    from .diff import diff as diff_sources
+
+    result = diff_sources(Engine(), _in_project(project, a), _in_project(project, b), labels_only=labels_only)
+    if as_json:
+        data = result.as_json()
+        for side in ("a", "b"):
+            if isinstance(data.get(side), dict):
+                data[side] = {**data[side], "digest": data[side].get("id")}
+        _emit_json(data)
+    else:
+        for line in result.lines():
+            typer.echo(line)
+    raise typer.Exit(0 if result.equal else 1)
+
+
+@_command("parity-of")
+def parity_of(
+    lock_file: Path = typer.Argument(Path("imagesmith.lock"), help="An imagesmith.lock (read from the project, -p)."),
+    project: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+):
+    """Print the parity digest a lock gives (what build will stamp)."""
+    from .lock import read_lock
+
+    manifest = parity.manifest_from_lock(read_lock(Path(_in_project(project, str(lock_file)))))
+    if as_json:
+        _emit_json({"parity": parity.digest(manifest), "manifest": manifest})
+    else:
+        typer.echo(parity.digest(manifest))
+
+
+# ---- run, golden, signoff, export -------------------------------------------------------------
+
+
+@_command(own_error_exit=RUN_OWN_ERROR)
 def run(
     role: str = typer.Argument(..., help="train or serve."),
     command: Optional[List[str]] = typer.Argument(
@@ -315,31 +583,29 @@ def run(
         False, "--allow-mismatch", help="Serve a model whose stamp does not match the image (logged loudly)."
     ),
     name: Optional[str] = typer.Option(None, "--name", help="Name for the container."),
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
 ):
-    """Run the train or serve image like `docker run`, with the artifacts folder mounted. Exits with the container's code."""
+    """Run the train or serve image like `docker run`, with the artifacts folder mounted. Exits with the container's code (125: imagesmith's own failure)."""
     from .run import parse_env, run_role
 
-    try:
-        spec = load_spec(project)
-        code = run_role(
-            spec,
-            Engine(),
-            role,
-            command or (),
-            tag=tag,
-            artifacts=artifacts,
-            host_port=port,
-            env=parse_env(env),
-            allow_mismatch=allow_mismatch,
-            name=name,
-        )
-    except ImagesmithError as exc:
-        _fail(exc)
-        return
+    spec = load_spec(project)
+    code = run_role(
+        spec,
+        Engine(),
+        role,
+        command or (),
+        tag=tag,
+        artifacts=artifacts,
+        host_port=port,
+        env=parse_env(env),
+        allow_mismatch=allow_mismatch,
+        name=name,
+    )
     raise typer.Exit(code)
 
 
-@app.command()
+@_command()
 def golden(
     project: Path = ProjectOpt,
     model: Optional[Path] = typer.Option(
@@ -352,19 +618,16 @@ def golden(
         None, "--tag", "-t", help="Repository of the train image (default: the spec's name)."
     ),
     as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
 ):
     """Run the signoff samples through the batch function in the train image; store the outputs with the model."""
-    from .layout import image_ref
     from .run import default_artifacts
     from .signoff import make_golden
 
-    try:
-        spec = load_spec(project)
-        folder = model if model is not None else default_artifacts(spec)
-        path, record = make_golden(Engine(), spec, image or image_ref(tag or spec.name, "train"), Path(folder))
-    except ImagesmithError as exc:
-        _fail(exc)
-        return
+    spec = load_spec(project)
+    folder = model if model is not None else default_artifacts(spec)
+    path, record = make_golden(Engine(), spec, image or f"{tag or spec.name}:train", Path(folder))
     if as_json:
         _emit_json(
             {
@@ -381,7 +644,7 @@ def golden(
         )
 
 
-@app.command()
+@_command()
 def signoff(
     image: str = typer.Argument(..., help="The serve image, as it will run in production."),
     model: Path = typer.Option(
@@ -393,17 +656,15 @@ def signoff(
         200, "--requests", min=1, help="Replay the samples until at least this many requests."
     ),
     as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
 ):
     """Run the serve image on this machine: latency, outputs against the golden ones, hardware. Exit 0 passed, 1 not."""
     from .signoff import run_signoff, table, write_signoff
 
-    try:
-        spec = load_spec(project)
-        result = run_signoff(Engine(), spec, image, model, requests=requests)
-        write_signoff(result, output)
-    except ImagesmithError as exc:
-        _fail(exc)
-        return
+    spec = load_spec(project)
+    result = run_signoff(Engine(), spec, image, model, requests=requests)
+    write_signoff(result, output)
     if as_json:
         _emit_json(result.record)
     else:
@@ -413,13 +674,15 @@ def signoff(
     raise typer.Exit(0 if result.passed else 1)
 
 
-@app.command()
+@_command()
 def export(
     what: str = typer.Argument(..., help="What to export: preprocessing."),
     project: Path = ProjectOpt,
     output: Path = typer.Option(Path("."), "--output", "-o", help="Folder to write into."),
     base: Optional[str] = BaseOpt,
     as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
 ):
     """Write the preprocessing wheel (version = content digest, as in the lock and both images) for batch jobs."""
     from .fsutil import sha256_file
@@ -427,15 +690,11 @@ def export(
     from .preprocessing import distribution_name
     from .preprocessing import export as export_wheel
 
-    try:
-        if what != "preprocessing":
-            raise UsageError(f"cannot export {what!r}", hint="imagesmith export preprocessing [-o DIR]")
-        spec = load_spec(project)
-        lock = ensure_fresh(spec, base)
-        path = Path(export_wheel(spec, lock, output))
-    except ImagesmithError as exc:
-        _fail(exc)
-        return
+    if what != "preprocessing":
+        raise UsageError(f"cannot export {what!r}", hint="imagesmith export preprocessing [-o DIR]")
+    spec = load_spec(project)
+    lock = ensure_fresh(spec, base)
+    path = Path(export_wheel(spec, lock, output))
     if as_json:
         _emit_json(
             {
@@ -449,74 +708,45 @@ def export(
         typer.echo(str(path))
 
 
-@app.command()
-def inspect(
-    image: str = typer.Argument(..., help="Image in the local engine, registry reference, or imagesmith.lock."),
-    as_json: bool = JsonOpt,
-):
-    """Show the parity manifest of an image (read without pulling) or a lock. Exit 1 if its labels do not match."""
-    from .verify import inspect_lines, inspect_source
+# ---- the entry point --------------------------------------------------------------------------
 
+
+def _click_exceptions() -> tuple[tuple, tuple, tuple]:
+    """(usage errors, "no arguments: show help", aborts) as click classes. Recent typer vendors its
+    own click (``typer._click``, not a public module), older typer uses click itself: both."""
+    modules = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            modules.append(__import__(name, fromlist=["UsageError"]))
+        except ImportError:
+            pass
+    usage = tuple(m.UsageError for m in modules)
+    no_args = tuple(m.NoArgsIsHelpError for m in modules if hasattr(m, "NoArgsIsHelpError"))
+    aborts = tuple({typer.Abort, *(m.Abort for m in modules if hasattr(m, "Abort"))})
+    return usage, no_args, aborts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script and ``python -m imagesmith``: runs the command and returns its exit
+    code, turning typer's command-line errors into plain `error:`/`hint:` lines (exit 2)."""
+    usage, no_args, aborts = _click_exceptions()
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        data = inspect_source(Engine(), image)
-    except ImagesmithError as exc:
-        _fail(exc)
-        return
-    if as_json:
-        _emit_json(data)
-    else:
-        for line in inspect_lines(data):
-            typer.echo(line)
-    raise typer.Exit(0 if data["label_ok"] else 1)
-
-
-@app.command()
-def diff(
-    a: str = typer.Argument(..., help="An image, a registry reference, or an imagesmith.lock."),
-    b: str = typer.Argument(..., help="An image, a registry reference, or an imagesmith.lock."),
-    labels_only: bool = typer.Option(
-        False, "--labels-only", help="Compare labels and image config only; do not look inside images."
-    ),
-    as_json: bool = JsonOpt,
-):
-    """List what differs between two images, registry references or locks, grouped. Exit 0 parity-equal, 1 not."""
-    from .diff import diff as diff_sources
-
-    try:
-        result = diff_sources(Engine(), a, b, labels_only=labels_only)
-    except ImagesmithError as exc:
-        _fail(exc)
-        return
-    if as_json:
-        _emit_json(result.as_json())
-    else:
-        for line in result.lines():
-            typer.echo(line)
-    raise typer.Exit(0 if result.equal else 1)
-
-
-@app.command()
-def parity_of(
-    lock_file: Path = typer.Argument(Path("imagesmith.lock"), help="An imagesmith.lock."),
-    as_json: bool = JsonOpt,
-):
-    """Print the parity digest a lock gives (what build will stamp)."""
-    from .lock import read_lock
-
-    try:
-        manifest = parity.manifest_from_lock(read_lock(lock_file))
-    except ImagesmithError as exc:
-        _fail(exc)
-        return
-    if as_json:
-        _emit_json({"parity": parity.digest(manifest), "manifest": manifest})
-    else:
-        typer.echo(parity.digest(manifest))
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+        code = app(args=args, prog_name="imagesmith", standalone_mode=False)
+    except no_args as exc:  # `imagesmith` or `imagesmith CMD` alone: the help, on stderr
+        typer.echo(exc.ctx.get_help() if getattr(exc, "ctx", None) else str(exc), err=True)
+        return 2
+    except usage as exc:
+        OUT.json = "--json" in args
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx else "imagesmith"
+        _report(UsageError(exc.format_message(), hint=f"`{where} --help` lists the arguments and options"), 2)
+        return 2
+    except (*aborts, KeyboardInterrupt):
+        typer.echo("error: interrupted", err=True)
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    sys.exit(main())

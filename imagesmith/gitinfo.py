@@ -29,3 +29,8 @@ def git_source(root: Path, redact) -> str:
     """The origin URL, with any credentials removed by ``redact``."""
     out = _git(root, "remote", "get-url", "origin")
     return redact(out) if out else ""
+
+
+def git_tag(root: Path) -> str:
+    """The tag on HEAD exactly (a release), or ''."""
+    return _git(root, "describe", "--tags", "--exact-match", "HEAD") or ""

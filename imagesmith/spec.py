@@ -131,7 +131,7 @@ def find_spec(path: Path) -> Path:
         raise SpecError(
             str(path),
             [f"no {SPEC_FILE} here, and no [tool.imagesmith] table in {PYPROJECT}"],
-            hint=f"create {SPEC_FILE} (see examples/iris/{SPEC_FILE}) or pass --project DIR",
+            hint=f'create {SPEC_FILE} (every key is described in the README, "A project") or pass --project DIR',
         )
     if not path.is_file():
         raise SpecError(str(path), ["file not found"], hint="pass the project directory or its spec file")
@@ -311,8 +311,10 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         p.add("name", f"expected a lower-case image name like 'iris-model', got {name!r}")
 
     python = data.get("python", "3.11")
-    if isinstance(python, float):  # YAML reads 3.11 as a float; 3.10 would become 3.1
-        p.add("python", f'write the version in quotes, e.g. python: "{python}" (YAML read a number)')
+    if isinstance(python, float):  # YAML reads 3.11 as a float; 3.10 becomes 3.1
+        text = repr(python)
+        meant = next((v for v in (text, text + "0") if re.fullmatch(r"3\.(?:[89]|1[0-9])", v)), text)
+        p.add("python", f'write the version in quotes: python: "{meant}" (YAML read the number {text})')
     elif not (isinstance(python, str) and PYTHON_RE.match(python)):
         p.add("python", f'expected a version like "3.11", got {python!r}')
 
@@ -392,7 +394,7 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
     signoff = _parse_signoff(data.get("signoff", {}), root, p)
 
     if p.items:
-        raise SpecError(origin, p.items, hint=f"fix {origin} (see examples/iris/{SPEC_FILE} for a complete spec)")
+        raise SpecError(origin, p.items, hint=f'fix {origin}; every key is described in the README ("A project")')
     return Spec(
         root=root,
         origin=origin,

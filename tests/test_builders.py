@@ -21,8 +21,8 @@ from imagesmith.errors import BuildError, EngineError
 
 REPO = Path(__file__).resolve().parent.parent
 ROLES = ("train", "serve")
-REFS = {"train": "app:train", "serve": "app:serve"}
-PUSH = {"train": "127.0.0.1:5000/app:train", "serve": "127.0.0.1:5000/app:serve"}
+REFS = {"train": ["app:train"], "serve": ["app:serve"]}
+PUSH = {"train": ["127.0.0.1:5000/app:train"], "serve": ["127.0.0.1:5000/app:serve"]}
 
 
 def _definition(**kw):
@@ -30,7 +30,7 @@ def _definition(**kw):
         context=Path("/p"),
         dockerfile=Path("/p/Dockerfile"),
         targets=ROLES,
-        refs=REFS,
+        names=REFS,
         push={},
         load=False,
         driver="docker",

@@ -486,10 +486,11 @@ def test_render_embeds_runtime_facts_and_the_preprocessing_stage():
 def test_cli_usage_errors_exit_2():
     proc = cli("export", "model", "-p", str(TINY))
     assert proc.returncode == 2 and "error: cannot export 'model'" in proc.stderr
+    # `run` exits with the container's code, so its own failures use 125 (docker run's convention)
     proc = cli("run", "deploy", "-p", str(TINY))
-    assert proc.returncode == 2 and "imagesmith images are train and serve" in proc.stderr
+    assert proc.returncode == 125 and "imagesmith images are train and serve" in proc.stderr
     proc = cli("run", "train", "-p", str(TINY), "-e", "NOEQUALS")
-    assert proc.returncode == 2 and "is not KEY=VALUE" in proc.stderr
+    assert proc.returncode == 125 and "is not KEY=VALUE" in proc.stderr
 
 
 def test_run_role_mounts_publishes_on_loopback_and_passes_the_image_id(tmp_path):

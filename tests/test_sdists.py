@@ -1,9 +1,9 @@
-"""The build-time helper for sdist-only distributions (imagesmith/sdists.py), on the host."""
+"""The build-time helper for sdist-only distributions (imagesmith/runtime/sdists.py), on the host."""
 
 import hashlib
 
 from imagesmith.lock.resolvers import Pin, parse_compiled, render_requirements_lock
-from imagesmith.sdists import rehash, sdist_requirements
+from imagesmith.runtime.sdists import rehash, sdist_requirements
 
 LOCK = render_requirements_lock(
     [

@@ -138,6 +138,7 @@ class Engine:
 
     def bake(self, definition: dict, *, cwd: Path, epoch: int, builder: str | None = None,
              echo: Callable[[str], None] | None = None,
-             describe_failure: Callable[[str], tuple[str, bool]] | None = None) -> dict[str, dict]:
+             describe_failure: Callable[[str], tuple[str, bool]] | None = None,
+             passthrough: bool = False) -> dict[str, dict]:
         return self.buildx.bake(definition, cwd=cwd, epoch=epoch, builder=builder, echo=echo,
-                                describe_failure=describe_failure)
+                                describe_failure=describe_failure, passthrough=passthrough)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import shutil
 
-ENGINE_HINT = ("start a Docker engine with buildx (on Debian: `make engine`, "
-               "see README), or set DOCKER_HOST")
+ENGINE_HINT = ("start a Docker engine with buildx and the containerd image store, or point DOCKER_HOST "
+               "(or a docker context) at one; README: \"Engines and builders\"")
 
 
 def docker_cli() -> str:

@@ -47,11 +47,14 @@ class Buildx:
 
     def bake(self, definition: dict, *, cwd: Path, epoch: int, builder: str | None = None,
              echo: Callable[[str], None] | None = None,
-             describe_failure: Callable[[str], tuple[str, bool]] | None = None) -> dict[str, dict]:
+             describe_failure: Callable[[str], tuple[str, bool]] | None = None,
+             passthrough: bool = False) -> dict[str, dict]:
         """Run ``docker buildx bake`` on ``definition`` (a bake file as a dict: every target in ONE
         BuildKit solve, so shared stages are built once) and return BuildKit's metadata per
         target (``containerimage.digest`` and friends), read from ``--metadata-file``: digests
         never come from a lookup in the local image store, which other builders do not fill.
+        ``echo`` receives the plain log line by line; with ``passthrough`` BuildKit draws its own
+        display on this terminal instead (then a failure cannot quote the failing step).
 
         Reproducible: the Dockerfile sets file times itself (see the template),
         SOURCE_DATE_EPOCH sets the config's times, and there is no provenance attestation.
@@ -61,7 +64,8 @@ class Buildx:
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), BUILDX_NO_DEFAULT_ATTESTATIONS="1")
         targets = list(definition.get("target") or {})
         for attempt in (1, 2):
-            rc, log, metadata = self._bake_once(definition, cwd=cwd, env=env, builder=builder, echo=echo)
+            rc, log, metadata = self._bake_once(definition, cwd=cwd, env=env, builder=builder, echo=echo,
+                                                passthrough=passthrough)
             # Both targets push the layers they share at the same time; the registry can answer
             # one manifest before the other's upload of a shared blob is done ("manifest blob
             # unknown", containerd/containerd#2706). Everything is cached by then: once more
@@ -83,7 +87,7 @@ class Buildx:
         return out
 
     def _bake_once(self, definition: dict, *, cwd: Path, env: dict, builder: str | None,
-                   echo: Callable[[str], None] | None) -> tuple[int, str, dict]:
+                   echo: Callable[[str], None] | None, passthrough: bool = False) -> tuple[int, str, dict]:
         """One ``docker buildx bake``: (exit code, the log's last lines, BuildKit's metadata)."""
         tail_lines: deque[str] = deque(maxlen=80)
         metadata: dict = {}
@@ -91,17 +95,17 @@ class Buildx:
             bake_file = Path(tmp) / "bake.json"
             metadata_file = Path(tmp) / "metadata.json"
             bake_file.write_text(json.dumps(definition, indent=1, sort_keys=True))
-            argv = [docker_cli(), "buildx", "bake", "--progress=plain", "--provenance=false",
-                    "-f", str(bake_file), "--metadata-file", str(metadata_file)]
+            argv = [docker_cli(), "buildx", "bake", f"--progress={'tty' if passthrough else 'plain'}",
+                    "--provenance=false", "-f", str(bake_file), "--metadata-file", str(metadata_file)]
             if builder:
                 argv += ["--builder", builder]
             try:
-                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                proc = subprocess.Popen(argv, stdout=None if passthrough else subprocess.PIPE,
+                                        stderr=None if passthrough else subprocess.STDOUT, text=True,
                                         env=env, errors="replace", cwd=str(cwd))
             except FileNotFoundError as exc:
                 raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
-            assert proc.stdout is not None
-            for line in proc.stdout:
+            for line in proc.stdout if proc.stdout is not None else ():
                 line = redact(line.rstrip("\n"))
                 tail_lines.append(line)
                 if echo:

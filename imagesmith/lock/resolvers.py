@@ -119,6 +119,7 @@ _NO_WHEEL_RE = re.compile(
 )
 _NOT_FOUND_RE = re.compile(
     r"(?:Because )?([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry|"
+    r"there is no version of ([A-Za-z0-9][A-Za-z0-9._-]*(?:[=<>!~]=?[^\s,]+)?)|"
     r"No matching distribution found for ([^\s;]+)|"
     r"Could not find a version that satisfies the requirement ([^\s;]+)",
     re.I,
@@ -262,7 +263,8 @@ def host_matches(python: str, platform: str) -> bool:
     )
 
 
-_INCLUDE_RE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
+# pip's include forms: -r FILE, -rFILE, --requirement FILE, --requirement=FILE (and -c likewise)
+_INCLUDE_RE = re.compile(r"^\s*(?:(?:-r|-c)\s*|(?:--requirement|--constraint)(?:\s+|=))([^\s#]\S*)")
 
 
 def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:

@@ -1,0 +1,181 @@
+"""The CI kit, run for real: every `run:` step of examples/ci/github-actions.yml and every
+`script:` line of examples/ci/gitlab-ci.yml, in order and verbatim, in a committed copy of the
+iris example, against the loopback registry and this machine's engine; and the pre-commit hooks
+of .pre-commit-hooks.yaml, which must pass on a committed project and fail when it drifts.
+
+What a real runner does before the steps (checkout, buildx set-up, login, `pip install`) is
+already true here; the pipelines' own DOCKER_HOST (GitLab's dind) is left out, so the steps run
+against this engine, and IMAGESMITH_BASE names the local base (nothing can be pulled here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import EXAMPLES, REPO, copy_project
+from .helpers import cli
+
+pytestmark = [pytest.mark.engine, pytest.mark.registry]
+
+SKIP = ("pip install", "apk add", "docker login", 'echo "$CI_REGISTRY_PASSWORD"')
+
+
+def github_steps(path: Path) -> list[str]:
+    workflow = yaml.safe_load(path.read_text())
+    return [step["run"] for job in workflow["jobs"].values() for step in job["steps"] if "run" in step]
+
+
+def gitlab_steps(path: Path) -> list[str]:
+    pipeline = yaml.safe_load(path.read_text())
+    order = pipeline["stages"]
+    jobs = [
+        (order.index(job["stage"]), name, job)
+        for name, job in pipeline.items()
+        if isinstance(job, dict) and "script" in job
+    ]
+    return [line for _, _, job in sorted(jobs, key=lambda j: j[0]) for line in job["script"]]
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory) -> Path:
+    """A folder with an `imagesmith` command that runs this checkout's code with this Python."""
+    folder = tmp_path_factory.mktemp("bin")
+    (folder / "imagesmith").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m imagesmith "$@"\n')
+    (folder / "imagesmith").chmod(0o755)
+    return folder
+
+
+def committed_project(dest: Path, base_image: str, env: dict) -> Path:
+    """The iris example as a project has it in git: lock and Dockerfile made and committed."""
+    root = copy_project(EXAMPLES / "iris", dest)
+    for argv in (["lock"], ["render"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "imagesmith", *argv, "-p", str(root)], env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+    generated = [
+        n for n in ("imagesmith.lock", "requirements.lock", "Dockerfile", ".imagesmith") if (root / n).exists()
+    ]
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-f", *generated], cwd=root, check=True)  # the example's .gitignore skips them
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "lock"],
+        cwd=root,
+        check=True,
+    )
+    return root
+
+
+def pipeline_env(shim: Path, base_image: str, registry: str, image: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+    env.update(
+        PATH=f"{shim}:{env['PATH']}", IMAGESMITH_BASE=base_image, REGISTRY=registry, IMAGE=image, PYTHONPATH=str(REPO)
+    )
+    return env
+
+
+def run_steps(steps: list[str], cwd: Path, env: dict) -> list[str]:
+    ran = []
+    for step in steps:
+        if step.strip().startswith(SKIP):
+            continue
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", step], cwd=cwd, env=env, capture_output=True, text=True, timeout=1500
+        )
+        assert proc.returncode == 0, (
+            f"step failed ({proc.returncode}):\n{step}\n--- stdout\n{proc.stdout[-2000:]}"
+            f"\n--- stderr\n{proc.stderr[-4000:]}"
+        )
+        ran.append(step)
+    return ran
+
+
+def test_the_github_actions_pipeline_runs_step_by_step(tmp_path, shim, base_image, registry):
+    env = pipeline_env(shim, base_image, f"{registry}/imagesmith-ci-{uuid.uuid4().hex[:8]}", "iris")
+    root = committed_project(tmp_path / "iris", base_image, env)
+    ran = run_steps(github_steps(REPO / "examples" / "ci" / "github-actions.yml"), root, env)
+    assert len(ran) == 6  # lock check, render check, build, verify, train/golden/signoff, gate
+    build = json.loads((root / "build.json").read_text())
+    assert build["imagesmith_json"] == 1
+    assert build["images"]["serve"]["pushed"].startswith(f"{env['REGISTRY']}/iris@sha256:")
+    gate = json.loads((root / "gate.json").read_text())
+    assert gate["ok"] is True and gate["digest"] == build["images"]["serve"]["digest"]
+    assert any(line.startswith("signoff: ") for line in gate["checks"])
+    # the build wrote one cache per target into the registry
+    for role in ("train", "serve"):
+        raw = subprocess.run(
+            ["docker", "buildx", "imagetools", "inspect", "--raw", f"{env['REGISTRY']}/iris:buildcache-{role}"],
+            capture_output=True,
+            text=True,
+        )
+        assert raw.returncode == 0, raw.stderr
+
+
+def test_the_gitlab_pipeline_runs_step_by_step(tmp_path, shim, base_image, registry):
+    env = pipeline_env(shim, base_image, f"{registry}/imagesmith-ci-{uuid.uuid4().hex[:8]}", "app")
+    root = committed_project(tmp_path / "iris", base_image, env)
+    ran = run_steps(gitlab_steps(REPO / "examples" / "ci" / "gitlab-ci.yml"), root, env)
+    assert len(ran) == 5
+    verified = json.loads((root / "verify.json").read_text())
+    assert verified["ok"] is True and verified["mode"] == "content"
+
+
+def test_pre_commit_hooks_pass_on_a_committed_project_and_fail_on_drift(tmp_path, shim, base_image):
+    env = pipeline_env(shim, base_image, "unused", "unused")
+    root = committed_project(tmp_path / "iris", base_image, env)
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert [h["id"] for h in hooks] == ["imagesmith-lock-check", "imagesmith-render-check"]
+    for hook in hooks:
+        proc = subprocess.run(shlex.split(hook["entry"]), cwd=root, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, (hook["id"], proc.stderr)
+    (root / "requirements.txt").write_text((root / "requirements.txt").read_text() + "six\n")
+    lock_hook = subprocess.run(shlex.split(hooks[0]["entry"]), cwd=root, env=env, capture_output=True, text=True)
+    assert lock_hook.returncode == 1 and "requirements" in lock_hook.stderr
+    (root / "Dockerfile").write_text("FROM scratch\n")
+    render_hook = subprocess.run(shlex.split(hooks[1]["entry"]), cwd=root, env=env, capture_output=True, text=True)
+    assert render_hook.returncode != 0
+
+
+def test_build_print_gives_a_bake_file_that_builds_the_same_images(tmp_path, base_image, engine):
+    """`build --print` for pipelines that drive buildx themselves: the printed definition (named
+    contexts included) built with plain `docker buildx bake` gives imagesmith's digests."""
+    root = copy_project(EXAMPLES.parent / "tests" / "projects" / "tiny", tmp_path / "tiny")
+    built = cli("build", "-p", str(root), "--base", base_image, "-t", "imagesmith-test/printed", "--json")
+    assert built.returncode == 0, built.stderr
+    printed = cli("build", "-p", str(root), "--base", base_image, "-t", "imagesmith-test/printed-bake", "--print")
+    assert printed.returncode == 0, printed.stderr
+    definition = json.loads(printed.stdout)
+    assert set(definition["target"]) == {"train", "serve"} and "base" in definition["target"]["serve"]["contexts"]
+    (tmp_path / "bake.json").write_text(printed.stdout)
+    meta = tmp_path / "meta.json"
+    epoch = subprocess.run(
+        ["git", "log", "-1", "--format=%ct"], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
+    proc = subprocess.run(
+        [
+            "docker",
+            "buildx",
+            "bake",
+            "-f",
+            str(tmp_path / "bake.json"),
+            "--provenance=false",
+            "--metadata-file",
+            str(meta),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, SOURCE_DATE_EPOCH=epoch, BUILDX_NO_DEFAULT_ATTESTATIONS="1"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    digests = json.loads(meta.read_text())
+    for role in ("train", "serve"):
+        assert digests[role]["containerimage.digest"] == json.loads(built.stdout)["images"][role]["digest"]

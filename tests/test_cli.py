@@ -1,0 +1,196 @@
+"""The command line as CI and deploy scripts see it (issue 15), without an engine: --version,
+plain `error:`/`hint:` lines for command-line mistakes, one JSON shape with errors as JSON,
+`-p` on every command that reads a project, `run`'s own exit code, `render --check -o -`, the
+`python: 3.10` hint, `-rFILE` includes in `lock --check`, tags, labels, the version label and the
+plain BuildKit log. Builds with tags and labels are in test_ci_kit.py / test_cli_engine tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from imagesmith import __version__
+from imagesmith.build import image_tags, parse_labels, project_version
+from imagesmith.errors import UsageError
+from imagesmith.lock import lock_project
+from imagesmith.lock.resolvers import Pin
+from imagesmith.progress import PlainLog, build_log
+from imagesmith.spec import load_spec
+
+from .fakes import FakeEngine
+from .helpers import cli
+
+BOX = set("╭╮╰╯│─")
+TINY = Path(__file__).resolve().parent / "projects" / "tiny"
+
+
+def test_version():
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"imagesmith {__version__}"
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["verify"], "Missing argument"),
+        (["verify", "x", "--bogus"], "No such option: --bogus"),
+        (["build", "--progress", "loud", "-p", str(TINY)], "--progress must be auto, plain, tty or quiet"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_command_line_mistakes_are_plain_error_lines_with_exit_2(args, words):
+    proc = cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert words in proc.stderr and proc.stderr.startswith("error: ") and "\nhint: " in proc.stderr
+    assert not BOX & set(proc.stderr + proc.stdout)
+
+
+def test_errors_are_json_on_stdout_under_json():
+    proc = cli("verify", "x", "--bogus", "--json")
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 2 and data["imagesmith_json"] == 1 and data["exit"] == 2
+    assert "No such option" in data["error"] and data["hint"]
+    proc = cli("lock", "-p", str(TINY), "--resolver", "nope", "--json")
+    data = json.loads(proc.stdout)
+    assert (proc.returncode, data["exit"]) == (2, 2) and "--resolver must be" in data["error"]
+
+
+@pytest.fixture
+def locked(tmp_path, monkeypatch) -> Path:
+    """The tiny project with a lock written by the real lock code over the fake engine."""
+    root = tmp_path / "tiny"
+    shutil.copytree(TINY, root)
+    (root / "reqs").mkdir()
+    (root / "reqs" / "base.txt").write_text("six==1.17.0\n")
+    (root / "requirements.txt").write_text("-rreqs/base.txt\n")  # pip's glued form
+    spec_text = (
+        (root / "imagesmith.yaml")
+        .read_text()
+        .replace("requirements:\n  - six==1.17.0\n", "requirements: requirements.txt\n")
+    )
+    (root / "imagesmith.yaml").write_text(spec_text)
+
+    class Resolver:
+        name = "uv"
+
+        def resolve(self, request):
+            return [Pin("six", "1.17.0", ("sha256:" + "2" * 64,))]
+
+    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: Resolver())
+    engine = FakeEngine(
+        registry={"imagesmith-base:bookworm-py311": "sha256:" + "1" * 64}, runs=lambda image, command: "3.11.2\n"
+    )
+    lock_project(load_spec(root), engine)
+    return root
+
+
+def test_lock_and_render_checks_speak_json_and_follow_glued_includes(locked):
+    proc = cli("lock", "--check", "-p", str(locked), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "imagesmith_json": 1,
+        "lock": str(locked / "imagesmith.lock"),
+        "up_to_date": True,
+        "changed": [],
+    }
+    (locked / "reqs" / "base.txt").write_text("six==1.16.0\n")  # only reachable through -rreqs/base.txt
+    proc = cli("lock", "--check", "-p", str(locked), "--json")
+    assert proc.returncode == 1 and json.loads(proc.stdout)["changed"] == ["requirements"]
+    (locked / "reqs" / "base.txt").write_text("six==1.17.0\n")
+
+    missing = cli("render", "--check", "-p", str(locked), "--json")
+    assert missing.returncode == 1 and json.loads(missing.stdout)["up_to_date"] is False
+    assert cli("render", "-p", str(locked), "-q").returncode == 0
+    fresh = cli("render", "--check", "-p", str(locked), "-o", "-")
+    assert fresh.returncode == 0 and fresh.stdout == ""  # --check writes nothing, also with -o -
+    (locked / "Dockerfile").write_text((locked / "Dockerfile").read_text() + "# edited\n")
+    stale = cli("render", "--check", "-p", str(locked), "-o", "-")
+    assert stale.returncode == 1 and "Dockerfile is stale" in stale.stderr
+    both = cli("render", "-p", str(locked), "-o", "-", "--json")
+    assert both.returncode == 2 and json.loads(both.stdout)["exit"] == 2
+
+
+def test_p_reads_relative_file_arguments_from_the_project(locked, tmp_path):
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    proc = cli("parity-of", "-p", str(locked), "--json", cwd=here)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["imagesmith_json"] == 1 and data["parity"].startswith("sha256:")
+    inspected = cli("inspect", "imagesmith.lock", "-p", str(locked), "--json", cwd=here)
+    assert inspected.returncode == 0 and json.loads(inspected.stdout)["parity"] == data["parity"]
+
+
+def test_run_exits_125_for_its_own_failures(locked):
+    proc = cli("run", "deploy", "-p", str(locked))
+    assert proc.returncode == 125 and proc.stderr.startswith("error: ")
+
+
+def test_unquoted_python_gets_the_version_the_user_meant(tmp_path):
+    (tmp_path / "imagesmith.yaml").write_text(
+        "name: a\npython: 3.10\nbase: x:1\nrequirements: [six]\ntrain: {command: [a]}\nserve: {command: [a]}\n"
+    )
+    proc = cli("render", "-p", str(tmp_path))
+    assert proc.returncode == 2 and 'python: "3.10" (YAML read the number 3.1)' in proc.stderr
+    assert "examples/" not in proc.stderr  # hints name what a pip user has
+
+
+def test_tags_labels_and_the_version_label(tmp_path):
+    parity = "sha256:" + "ab" * 32
+    assert image_tags(("app",), "serve", parity) == ["app:serve", "app:serve-" + "ab" * 6]
+    assert image_tags(("reg:5000/team/app:v1.2", "app"), "train", parity) == [
+        "reg:5000/team/app:v1.2-train",
+        "app:train",
+        "reg:5000/team/app:train-" + "ab" * 6,
+    ]
+    with pytest.raises(UsageError):
+        image_tags(("Bad Name",), "train", parity)
+    assert parse_labels(["team=vision", "a.b/c=x=y"]) == {"a.b/c": "x=y", "team": "vision"}
+    for bad in ("io.imagesmith.parity=x", "org.opencontainers.image.base.digest=x", "novalue", "k=a\nb"):
+        with pytest.raises(UsageError):
+            parse_labels([bad])
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "2.3.4"\n')
+    assert project_version(tmp_path) == "2.3.4"
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@e.invalid", "commit", "-q", "--allow-empty", "-m", "x"],
+        cwd=tmp_path,
+        check=True,
+    )
+    subprocess.run(["git", "tag", "v2.3.4-rc1"], cwd=tmp_path, check=True)
+    assert project_version(tmp_path) == "v2.3.4-rc1"  # the release tag wins
+    assert project_version(tmp_path / "nowhere") == "unknown"
+
+
+def test_the_plain_log_labels_each_step_and_times_it():
+    lines: list[str] = []
+    log = PlainLog(lines.append)
+    for line in [
+        '#0 building with "default" instance using docker driver',
+        "",
+        "#5 [shared 2/4] RUN --network=none pip install",
+        "#6 [source 1/2] COPY [app, /app/app]",
+        "#5 Collecting six",
+        "#6 CACHED",
+        "#5 DONE 12.3s",
+        "#7 [serve] exporting to image",
+        "#7 ERROR: failed to push",
+        "ERROR: failed to solve: x",
+    ]:
+        log.echo(line)
+    assert lines == [
+        '#0 building with "default" instance using docker driver',
+        "==> [shared 2/4] RUN --network=none pip install",
+        "==> [source 1/2] COPY [app, /app/app]",
+        "    [shared 2/4] | Collecting six",
+        "    [source 1/2] cached",
+        "    [shared 2/4] done in 12.3s",
+        "==> [serve] exporting to image",
+        "    [serve] ERROR: failed to push",
+        "ERROR: failed to solve: x",
+    ]
+    assert build_log("quiet", lines.append).echo is None and build_log("tty", lines.append).echo is None
