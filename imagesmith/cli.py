@@ -109,8 +109,8 @@ def render(
             sys.stdout.write(text)
             return
         if check:
-            current = target.read_text(encoding="utf-8") if target.is_file() else None
-            if current != text:
+            current = target.read_bytes() if target.is_file() else None
+            if current != text.encode("utf-8"):
                 _say(f"error: {target} is stale (or missing): it differs from a fresh render")
                 _say("hint: run `imagesmith render` and commit the result")
                 raise typer.Exit(1)

@@ -505,18 +505,10 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         p.add("env", f"expected a mapping of NAME: value, got {_type_name(raw_env)}")
     else:
         for key, value in raw_env.items():
-            if not (isinstance(key, str) and ENV_KEY_RE.fullmatch(key)):
-                p.add(f"env.{show_key(key)}", "not a valid environment variable name")
-            elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                p.add(f"env.{show_key(key)}", f"expected a string or number, got {_type_name(value)}")
-            elif isinstance(value, float) and not math.isfinite(value):
-                p.add(f"env.{show_key(key)}", f"expected a finite number, got {show(value)}")
-            elif any(c in str(value) for c in "\n\r\0"):
-                p.add(f"env.{show_key(key)}", "the value contains a line break or NUL")
-            elif (why := credential_problem(key, str(value))) is not None:
-                p.add(f"env.{show_key(key)}", f"looks like a credential ({why}); env values are copied into "
-                      "the lock, the image, its labels and every stamp")
-                p.secret = True
+            problem = env_problem(key, value)
+            if problem is not None:
+                p.add(f"env.{show_key(key)}", problem)
+                p.secret = p.secret or problem.startswith("looks like a credential")
             else:
                 env[key] = str(value)
 
@@ -554,6 +546,26 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         artifacts=artifacts.rstrip("/") or "/", determinism=determinism,
         accelerator=accelerator, signoff=signoff, index_url=index_url, extra_index_urls=extra_index_urls,
     )
+
+
+def env_problem(key: Any, value: Any) -> str | None:
+    """What is wrong with one ``env:`` entry (None: nothing). The lock's environment is checked
+    with this same function when it is read."""
+    if not (isinstance(key, str) and ENV_KEY_RE.fullmatch(key)):
+        return "not a valid environment variable name"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return f"expected a string or number, got {_type_name(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {show(value)}"
+    if any(c in str(value) for c in "\n\r\0"):
+        return "the value contains a line break or NUL"
+    if len(str(value)) > MAX_STRING or not _encodable(str(value)):
+        return "the value is too long or not text"
+    why = credential_problem(key, str(value))
+    if why is not None:
+        return (f"looks like a credential ({why}); env values are copied into the lock, the image, "
+                "its labels and every stamp")
+    return None
 
 
 def _parse_requirements(value: Any, root: Path, p: _Problems) -> Requirements:

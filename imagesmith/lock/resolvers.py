@@ -238,12 +238,27 @@ def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
     """A requirements file and every file it includes with -r / -c, recursively (resolved paths;
     includes are relative to the including file, as pip reads them; URLs are left to the resolver)."""
     seen = seen if seen is not None else set()
-    path = Path(path).resolve()
-    if path in seen or not path.is_file():
+    try:
+        path = Path(path).resolve(strict=True)
+    except FileNotFoundError:
+        return []  # a missing include: the resolver names it
+    except (OSError, RuntimeError) as exc:
+        raise ResolutionError(f"{Path(path).name} cannot be followed: a symlink loop ({exc})") from exc
+    if path in seen:
         return []
+    if not path.is_file():
+        raise ResolutionError(f"{path.name} (a requirements include) is not a regular file",
+                              hint="-r and -c name requirements files")
     seen.add(path)
     out = [path]
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResolutionError(f"{path.name} is not UTF-8 text (byte {exc.start})",
+                              hint="save the requirements file as UTF-8") from exc
+    except OSError as exc:
+        raise ResolutionError(f"{path.name} cannot be read: {exc.strerror or exc}") from exc
+    for line in text.splitlines():
         m = _INCLUDE_RE.match(line)
         if m and "://" not in m.group(1):
             out += requirement_files(path.parent / m.group(1), seen)
