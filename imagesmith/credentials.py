@@ -23,7 +23,7 @@ import re
 import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 # A URL inside free text: scheme://... up to white space or a quote.
 _URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
@@ -93,8 +93,15 @@ def index_netrc(index_url: str | None, extra_index_urls: Sequence[str] = (),
     the host's netrc file for every index host. Other entries of the netrc file stay behind."""
     environ = os.environ if environ is None else environ
     entries: dict[str, tuple[str, str]] = {}
+    for url in [index_url or "", *extra_index_urls]:  # user info written into a URL (host env settings)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            continue
+        if parts.hostname and (parts.username or parts.password is not None):
+            entries.setdefault(parts.hostname or "", (unquote(parts.username or ""), unquote(parts.password or "")))
     password = environ.get(PASSWORD_ENV)
-    if index_url and password:
+    if index_url and password and _host(index_url) not in entries:
         entries[_host(index_url)] = (environ.get(USERNAME_ENV) or "__token__", password)
     path = environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
     hosts = [h for h in (_host(u) for u in [index_url or "", *extra_index_urls]) if h]
@@ -113,6 +120,14 @@ def index_netrc(index_url: str | None, extra_index_urls: Sequence[str] = (),
             continue  # netrc cannot quote these; the tools would misread the file
         lines.append(f"machine {host} login {login} password {secret}")
     return "".join(line + "\n" for line in lines)
+
+
+def index_args(index_url: str | None, extra_index_urls: Sequence[str] = ()) -> list[str]:
+    """pip/uv/pip-compile options naming the indexes, without any user info."""
+    args = ["--index-url", strip_userinfo(index_url)] if index_url else []
+    for url in extra_index_urls:
+        args += ["--extra-index-url", strip_userinfo(url)]
+    return args
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .credentials import redact, strip_userinfo
 from .errors import BuildError, EngineError, LockError
 from .lock import BasePin
 
@@ -56,11 +57,6 @@ class IsolatedRun:
 
 def _docker_cli() -> str:
     return shutil.which("docker") or "docker"
-
-
-def _redact(text: str) -> str:
-    """Credentials in URLs (scheme://user:pass@host) never reach output."""
-    return re.sub(r"(\w+://)[^/\s:@]+:[^/\s@]+@", r"\1***:***@", text)
 
 
 class Engine:
@@ -272,14 +268,16 @@ class Engine:
 
     def run_pip_compile(self, image: str, *, work: Path, args: Sequence[str], out: Path, pip_tools: str,
                         environment: dict[str, str] | None = None, cache: Path | None = None,
-                        timeout: int = 1800) -> tuple[int, str]:
+                        netrc: Path | None = None, timeout: int = 1800) -> tuple[int, str]:
         """pip-compile inside ``image``, so it resolves for that image's Python and platform.
 
         ``work`` (the staged inputs; ``args`` are relative to it) is mounted at /in, ``out``'s
         folder at /out (pip-compile reads earlier pins from ``out`` and writes the result there),
         ``cache`` (optional) at /cache as pip's cache. pip-tools ``pip_tools`` is installed into a
         throwaway venv in the container. Runs as the calling user, so every file it writes is
-        theirs. Returns (exit code, combined output); exit 3: pip-tools could not be installed."""
+        theirs. ``netrc`` (optional): a file with index credentials, mounted read-only and named by
+        NETRC, so no credential is ever in the container's environment or command line.
+        Returns (exit code, combined output); exit 3: pip-tools could not be installed."""
         from docker.errors import DockerException, ImageNotFound
 
         script = (
@@ -295,6 +293,9 @@ class Engine:
             cache.mkdir(parents=True, exist_ok=True)
             volumes[str(cache.resolve())] = {"bind": "/cache", "mode": "rw"}
             env["PIP_CACHE_DIR"] = "/cache"
+        if netrc is not None:
+            volumes[str(Path(netrc).resolve())] = {"bind": "/run/imagesmith/netrc", "mode": "ro"}
+            env["NETRC"] = "/run/imagesmith/netrc"
         user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
         container = None
         try:
@@ -371,7 +372,7 @@ class Engine:
                 raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
             assert proc.stdout is not None
             for line in proc.stdout:
-                line = _redact(line.rstrip("\n"))
+                line = redact(line.rstrip("\n"))
                 tail.append(line)
                 if echo:
                     echo(line)
@@ -402,7 +403,7 @@ class Engine:
         """Push ``ref``; returns its registry digest (sha256:...)."""
         proc = subprocess.run([_docker_cli(), "push", ref], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise EngineError(f"docker push {ref} failed: {_tail(_redact(proc.stderr), 5)}",
+            raise EngineError(f"docker push {ref} failed: {_tail(redact(proc.stderr), 5)}",
                               hint="check the registry is reachable and you are logged in")
         m = re.search(r"digest: (sha256:[a-f0-9]{64})", proc.stdout)
         if not m:
@@ -476,7 +477,7 @@ class Engine:
         except subprocess.TimeoutExpired as exc:
             raise EngineError(f"the registry did not answer for {ref} within 120 s") from exc
         if proc.returncode != 0:
-            text = _redact(proc.stderr.strip())
+            text = redact(proc.stderr.strip())
             if "manifest unknown" in text or "not found" in text.lower():
                 raise EngineError(f"{ref} is not in its registry ({_tail(text, 1)})",
                                   hint="check the name and tag, or push the image first")
@@ -667,7 +668,7 @@ def _failure_excerpt(lines: list[str], limit: int = 25) -> str:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return _redact(text.splitlines()[0] if text else type(exc).__name__)
+    return redact(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def _tail(text: str, n: int) -> str:
@@ -696,4 +697,4 @@ def git_source(root: Path) -> str:
         proc = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True)
     except FileNotFoundError:
         return ""
-    return _redact(proc.stdout.strip()) if proc.returncode == 0 else ""
+    return strip_userinfo(proc.stdout.strip()) if proc.returncode == 0 else ""

@@ -446,6 +446,7 @@ def _resolve(spec: Spec, engine, base_pin: BasePin, previous: Lock | None, upgra
             inputs=tuple(inputs), extras=req.extras, python=spec.python, platform=spec.platform,
             previous=previous.requirements_text() if previous else None,
             upgrade=upgrade, upgrade_packages=upgrade_packages, base_ref=base_pin.ref,
+            index_url=spec.index_url, extra_index_urls=spec.extra_index_urls,
         )
         pins = get_resolver(spec.resolver, engine).resolve(request)
     if not pins:

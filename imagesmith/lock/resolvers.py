@@ -19,13 +19,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from ..credentials import index_args, index_netrc, redact, secret_file, strip_userinfo
 from ..errors import ResolutionError
 
 PLATFORM_TAGS = {"linux/amd64": "x86_64-manylinux_2_28", "linux/arm64": "aarch64-manylinux_2_28"}
@@ -55,6 +56,15 @@ class ResolveRequest:
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
     base_ref: str | None = None  # the pinned base image, for resolvers that must run inside it
+    index_url: str | None = None  # the spec's indexes (no credentials; those come from the host)
+    extra_index_urls: tuple[str, ...] = ()
+
+    def index_options(self) -> list[str]:
+        return index_args(self.index_url, self.extra_index_urls)
+
+    def netrc(self) -> str:
+        """The host's credentials for the spec's indexes, as netrc text ("" when none)."""
+        return index_netrc(self.index_url, self.extra_index_urls)
 
 
 class Resolver(Protocol):
@@ -122,21 +132,16 @@ _KEEP_RE = re.compile(r"^\s*(?:error|ERROR|cause|hint|  cause|Because|And becaus
 
 def _index_of(url: str) -> str:
     """The index root of a URL pip or uv failed to fetch (``.../simple/idna/`` -> ``.../simple``)."""
-    url = redact_url(url.rstrip(":.,)"))
+    url = redact(url.rstrip(":.,)"))
     m = re.match(r"(.*?/simple)(?:/|$)", url)
     return m.group(1) if m else url.rstrip("/")
-
-
-def redact_url(text: str) -> str:
-    """Credentials in URLs (scheme://user:pass@host) never reach output."""
-    return re.sub(r"(\w+://)[^/\s:@]+(?::[^/\s@]*)?@", r"\1***@", text)
 
 
 def configured_indexes(tool: str, env: dict | None = None) -> list[str]:
     env = os.environ if env is None else env
     urls: list[str] = []
     for key in INDEX_ENV[tool]:
-        urls += [redact_url(u) for u in env.get(key, "").split() if u]
+        urls += [redact(u) for u in env.get(key, "").split() if u]
     return urls
 
 
@@ -145,6 +150,7 @@ def _explain_failure(tool: str, output: str, request: ResolveRequest, env: dict 
     no wheel for the target (naming it), unknown package, or a conflict (the resolver's own
     explanation, which names the clashing packages and versions)."""
     target = f"Python {request.python} on {request.platform}"
+    output = redact(output)
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
     kept = [ln for ln in lines if _KEEP_RE.match(ln) and "Traceback" not in ln and "Retrying" not in ln]
     body = "\n".join(dict.fromkeys(kept[-15:] or lines[-15:])) or "(no output)"
@@ -213,9 +219,10 @@ class UvResolver:
                 argv.append("--upgrade")
             for pkg in request.upgrade_packages:
                 argv += ["--upgrade-package", pkg]
-            argv += [str(p) for p in request.inputs]
-            env = dict(os.environ, UV_NO_PROGRESS="1")
-            proc = _run(argv, env=env)
+            argv += [*request.index_options(), *[str(p) for p in request.inputs]]
+            with secret_file(request.netrc()) as netrc:
+                env = dict(os.environ, UV_NO_PROGRESS="1", **({"NETRC": str(netrc)} if netrc else {}))
+                proc = _run(argv, env=env)
             if proc.returncode != 0:
                 raise _explain_failure("uv", proc.stderr + proc.stdout, request)
             return parse_compiled(out.read_text())
@@ -307,7 +314,8 @@ class PipToolsResolver:
     def options(request: ResolveRequest) -> list[str]:
         # not --quiet: pip's warnings are what name an unreachable index
         opts = ["--generate-hashes", "--allow-unsafe", "--no-header", "--no-annotate",
-                "--strip-extras", "--no-emit-index-url", "--no-emit-find-links", "--no-emit-trusted-host"]
+                "--strip-extras", "--no-emit-index-url", "--no-emit-find-links", "--no-emit-trusted-host",
+                *request.index_options()]
         for extra in request.extras:
             opts += ["--extra", extra]
         if request.upgrade:
@@ -328,7 +336,8 @@ class PipToolsResolver:
                 out.write_text(request.previous)
             argv = [_tool("pip-compile"), *self.options(request), "--output-file", str(out),
                     *[str(p) for p in request.inputs]]
-            proc = _run(argv)
+            with secret_file(request.netrc()) as netrc:
+                proc = _run(argv, env=dict(os.environ, **({"NETRC": str(netrc)} if netrc else {})))
             if proc.returncode != 0:
                 raise _explain_failure("pip-compile", proc.stderr + proc.stdout, request)
             return parse_compiled(out.read_text())
@@ -352,10 +361,17 @@ class PipToolsResolver:
             out = outdir / "requirements.lock"
             if request.previous and not request.upgrade:
                 out.write_text(request.previous)
-            env = {k: v for k, v in os.environ.items() if k in INDEX_ENV["pip-compile"]}
-            code, output = self._engine.run_pip_compile(
-                request.base_ref, work=work, args=[*self.options(request), *args], out=out,
-                pip_tools=pip_tools_version(), environment=env, cache=_container_cache())
+            # The host's pip index settings reach the container without their credentials: the
+            # URLs as options, the user info (and the host's netrc entries) in a netrc file.
+            if request.index_url is None and os.environ.get("PIP_INDEX_URL"):
+                request = replace(request, index_url=os.environ["PIP_INDEX_URL"])
+            if not request.extra_index_urls and os.environ.get("PIP_EXTRA_INDEX_URL"):
+                request = replace(request, extra_index_urls=tuple(os.environ["PIP_EXTRA_INDEX_URL"].split()))
+            env = {k: strip_userinfo(v) for k, v in os.environ.items() if k in INDEX_ENV["pip-compile"]}
+            with secret_file(request.netrc()) as netrc:
+                code, output = self._engine.run_pip_compile(
+                    request.base_ref, work=work, args=[*self.options(request), *args], out=out,
+                    pip_tools=pip_tools_version(), cache=_container_cache(), netrc=netrc)
             if code == 3 and not _NETWORK_RE.search(output):
                 raise ResolutionError(f"could not install pip-tools {pip_tools_version()} in the base image "
                                       f"{request.base_ref}:\n{_tail(output)}",
