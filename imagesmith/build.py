@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import parity
+from .credentials import SECRET_ID, index_netrc, secret_file
 from .engine import Engine, git_epoch, git_revision, git_source
 from .errors import UsageError
 from .fsutil import atomic_write
@@ -135,11 +136,13 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
     contexts = build_contexts(spec, lock, options, progress)
     progress(f"building {' and '.join(options.targets)}")
     refs = {role: f"{repo}:{role}" for role in options.targets}
-    ids = engine.build(
-        context=spec.root, dockerfile=dockerfile, targets=refs, build_args=args, build_contexts=contexts,
-        epoch=epoch, builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to,
-        no_cache=options.no_cache, echo=echo, describe_failure=describe_failure(spec),
-    )
+    with secret_file(index_netrc(lock.index_url, lock.extra_index_urls)) as netrc:
+        ids = engine.build(
+            context=spec.root, dockerfile=dockerfile, targets=refs, build_args=args, build_contexts=contexts,
+            epoch=epoch, builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to,
+            no_cache=options.no_cache, echo=echo, describe_failure=describe_failure(spec),
+            secrets={SECRET_ID: netrc} if netrc else None,
+        )
     for role in options.targets:
         result.images[role] = BuiltImage(role=role, ref=refs[role], id=ids[role])
     if options.push:

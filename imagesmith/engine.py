@@ -336,7 +336,8 @@ class Engine:
               build_contexts: dict[str, str], epoch: int, builder: str | None = None,
               cache_from: Sequence[str] = (), cache_to: Sequence[str] = (), no_cache: bool = False,
               echo: Callable[[str], None] | None = None,
-              describe_failure: Callable[[str], str] | None = None) -> dict[str, str]:
+              describe_failure: Callable[[str], str] | None = None,
+              secrets: dict[str, Path] | None = None) -> dict[str, str]:
         """Build the Dockerfile's ``targets`` ({target: image ref}) in ONE BuildKit solve
         (``docker buildx bake``, so shared stages are built once) straight into the engine's
         image store; returns {target: image ID}.
@@ -348,6 +349,8 @@ class Engine:
         target for the iris example even after a one-line edit.)"""
         common = {"context": str(context), "dockerfile": str(dockerfile), "args": dict(sorted(build_args.items())),
                   "contexts": dict(sorted(build_contexts.items()))}
+        if secrets:  # BuildKit secrets ({id: file}): mounted by RUN --mount=type=secret, never stored
+            common["secret"] = [f"id={key},src={path}" for key, path in sorted(secrets.items())]
         if no_cache:
             common["no-cache"] = True
         if cache_from:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import __version__, parity, preprocessing, stamp
+from . import __version__, credentials, parity, preprocessing, stamp
 from .errors import RenderError
 from .lock import Lock
 from .spec import Spec
@@ -177,6 +177,8 @@ def render(spec: Spec, lock: Lock) -> str:
         "source": list(spec.source),
         "env": sorted(image_env(lock).items()),
         "targets": targets,
+        "netrc_secret": credentials.SECRET_ID,
+        "index_args": [shlex.quote(a) for a in credentials.index_args(lock.index_url, lock.extra_index_urls)],
     }
     try:
         return environment().get_template("Dockerfile.jinja").render(**context)
