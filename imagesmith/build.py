@@ -19,7 +19,7 @@ from .engine import Engine, git_epoch, git_revision, git_source
 from .errors import UsageError
 from .fsutil import atomic_write
 from .lock import Lock, ensure_fresh, lock_project
-from .render import render
+from .render import dockerignore, dockerignore_path, render
 from .spec import Spec
 from .wheels import WheelCache, default_cache_dir
 
@@ -125,7 +125,10 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
         lock = result.lock
     text = render(spec, lock)
     dockerfile = spec.dockerfile_path
-    if not dockerfile.is_file() or dockerfile.read_text(encoding="utf-8") != text:
+    ignore = dockerignore(spec)
+    if not _holds(dockerignore_path(dockerfile), ignore):
+        atomic_write(dockerignore_path(dockerfile), ignore)
+    if not _holds(dockerfile, text):
         atomic_write(dockerfile, text)
         progress(f"rendered {dockerfile.name}")
     digest = parity.digest(parity.manifest_from_lock(lock))
@@ -152,6 +155,13 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
             progress(f"pushing {remote}")
             img.pushed = f"{options.push}@{engine.push(remote)}"
     return result
+
+
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.is_file() and path.read_bytes() == text.encode("utf-8")
+    except OSError:
+        return False
 
 
 def build_args(root: Path, epoch: int) -> dict[str, str]:

@@ -16,7 +16,7 @@ import typer
 
 from . import parity
 from .engine import Engine
-from .errors import ImagesmithError, StaleLockError, UsageError
+from .errors import FileWriteError, ImagesmithError, StaleLockError, UsageError
 from .fsutil import atomic_write
 from .spec import load_spec
 
@@ -99,7 +99,7 @@ def render(
 ):
     """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock."""
     from .lock import ensure_fresh
-    from .render import render as render_text
+    from .render import dockerignore, dockerignore_path, render as render_text
 
     try:
         spec = load_spec(project)
@@ -116,8 +116,11 @@ def render(
                 raise typer.Exit(1)
             _say(f"{target} is up to date")
             return
+        if target.is_dir():  # checked before either file is written
+            raise FileWriteError(f"cannot write {target}: it is a folder", hint="give the path of a file to write")
+        atomic_write(dockerignore_path(target), dockerignore(spec))
         atomic_write(target, text)
-        _say(f"wrote {target}")
+        _say(f"wrote {target} (and {dockerignore_path(target).name})")
     except ImagesmithError as exc:
         _fail(exc)
 

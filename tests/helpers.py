@@ -12,10 +12,11 @@ from imagesmith.lock import BasePin, Lock
 from imagesmith.lock.resolvers import Pin
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict | None = None, check_traceback: bool = True):
+def cli(*args: str, cwd: Path | None = None, env: dict | None = None, check_traceback: bool = True,
+        timeout: int = 1800):
     """Run `python -m imagesmith ARGS` and return the CompletedProcess (text)."""
     proc = subprocess.run([sys.executable, "-m", "imagesmith", *args], cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ, **(env or {})), timeout=1800)
+                          env=dict(os.environ, **(env or {})), timeout=timeout, errors="replace")
     if check_traceback:
         assert "Traceback" not in proc.stderr, proc.stderr
     return proc
