@@ -143,7 +143,10 @@ def private_index():
         def log_message(self, *args):
             pass
 
-        def do_GET(self):
+        def do_HEAD(self):
+            self.do_GET(head=True)
+
+        def do_GET(self, head=False):
             if self.headers.get("Authorization") != f"Basic {token}":
                 seen["refused"] += 1
                 self.send_response(401)
@@ -164,7 +167,8 @@ def private_index():
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if not head:
+                self.wfile.write(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -300,3 +300,59 @@ def test_render_o_into_a_missing_folder_names_it(tmp_path):
     root = make_project(tmp_path / "p")
     proc = cli("render", "-p", str(root), "-o", str(root / "no" / "Dockerfile"), check_traceback=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# On the real engine
+
+
+@pytest.mark.engine
+def test_source_dot_keeps_secrets_and_clutter_out_of_the_image(tmp_path, engine, base_image):
+    """`source: .` copies the project, but not .git, .env files, the artifacts folder,
+    virtualenvs or caches: the generated Dockerfile.dockerignore applies to every COPY."""
+    from tests.conftest import copy_project
+
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")  # a git repository: .git exists
+    spec_with(root, "source: ['.']\n", drop=("source",))
+    (root / ".env").write_text("API_KEY=do-not-ship\n")
+    (root / ".env.local").write_text("X=1\n")
+    for folder in ("artifacts", ".venv/bin", "app/__pycache__", ".pytest_cache"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / "junk").write_text("junk\n")
+    (root / ".dockerignore").write_text("notes.txt\n")
+    (root / "notes.txt").write_text("private notes\n")
+    proc = cli("build", "-p", str(root), "--base", base_image, "--tag", "imagesmith-test/hostile-ignore",
+               "--target", "serve")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (root / "Dockerfile.dockerignore").is_file()
+    listing = engine.run("imagesmith-test/hostile-ignore:serve", ["-c", "cd /app && find . | sort"],
+                         entrypoint=["sh"]).split()
+    assert "./app/main.py" in listing and "./imagesmith.yaml" in listing, listing
+    for gone in ("./.git", "./.env", "./.env.local", "./artifacts", "./.venv", "./app/__pycache__",
+                 "./.pytest_cache", "./notes.txt"):
+        assert gone not in listing, (gone, listing)
+
+
+@pytest.mark.engine
+def test_labels_of_the_wrong_type_are_reported_not_tripped_over(tmp_path, engine, base_image):
+    """An image whose manifest label is JSON of the wrong shape (hashing to its parity label):
+    verify says NOT verified, inspect refuses it; neither shows a traceback."""
+    from imagesmith import parity
+    from imagesmith.render import dquote
+    from tests.helpers import docker_build
+
+    manifest = {"imagesmith_parity": 1, "base": "sha256:" + "a" * 64, "python": "3.11", "platform": "linux/amd64",
+                "packages": ["six"], "system_packages": {"a": 1}, "preprocessing": [], "preprocessing_version": 3,
+                "seed": "7", "determinism": "yes", "env": {"A": ["x"]}}
+    text = parity.canonical(manifest)
+    docker_build(f"FROM {base_image}\nLABEL io.imagesmith.parity={dquote(parity.digest(manifest))} "
+                 f"io.imagesmith.manifest={dquote(text)} io.imagesmith.role=serve\n",
+                 "imagesmith-test/hostile-labels", tmp_path / "ctx")
+    for argv, codes in ((("verify", "imagesmith-test/hostile-labels", "--labels-only"), (1,)),
+                        (("verify", "imagesmith-test/hostile-labels"), (1,)),
+                        (("inspect", "imagesmith-test/hostile-labels"), (2,)),
+                        (("diff", "imagesmith-test/hostile-labels", "imagesmith-test/hostile-labels", "--labels-only"), (2,))):
+        proc = cli(*argv, check_traceback=False)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode in codes and "Traceback" not in output, (argv, output[-3000:])
+        assert len(output.encode()) < MAX_OUTPUT, output
