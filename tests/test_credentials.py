@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import os
 import subprocess
 import threading
 import zipfile

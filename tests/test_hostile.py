@@ -370,3 +370,51 @@ def test_build_refuses_a_tampered_lock(tmp_path, engine, base_image):
     assert proc.returncode == 2 and "system_packages[0].version" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and len(proc.stderr) < MAX_OUTPUT
     assert snapshot(root) == before
+
+
+# --------------------------------------------------------------------------------------------
+# No package's build code on the host (these reach the package index; grouped with the engine tier)
+
+
+class _SdistEngine:
+    """Records what would run in a container of the base; the rest is the real uv / pip."""
+
+    def __init__(self):
+        self.compiles, self.runs = [], []
+
+    def run_pip_compile(self, image, **kwargs):
+        self.compiles.append(image)
+        kwargs["out"].write_text("docopt==0.6.2 \\\n    --hash=sha256:" + "d" * 64 + "\n")
+        return 0, ""
+
+    def run(self, image, argv, **kwargs):
+        self.runs.append((image, list(argv), kwargs))
+        return ""
+
+
+@pytest.mark.engine
+def test_uv_resolves_an_sdist_only_requirement_in_the_base_not_on_the_host(tmp_path):
+    from imagesmith.lock.resolvers import ResolveRequest, UvResolver
+
+    req = tmp_path / "requirements.in"
+    req.write_text("docopt==0.6.2\n")
+    engine = _SdistEngine()
+    pins = UvResolver(engine).resolve(ResolveRequest(inputs=(req,), extras=(), python="3.11", platform="linux/amd64",
+                                                     base_ref="base@sha256:" + "a" * 64))
+    assert engine.compiles == ["base@sha256:" + "a" * 64] and [p.name for p in pins] == ["docopt"]
+
+
+@pytest.mark.engine
+def test_the_host_downloads_wheels_only_and_leaves_sdists_to_the_base(tmp_path):
+    from imagesmith.lock.resolvers import Pin
+    from imagesmith.wheels import WheelCache
+
+    docopt = Pin("docopt", "0.6.2", ("sha256:49b3a825280bd66b3aa83585ef59c4a8c82f2c8a522dbe754a8bc8d08c85c491",))
+    six = Pin("six", "1.17.0", ("sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",))
+    engine = _SdistEngine()
+    cache = WheelCache(tmp_path / "cache", engine=engine)
+    cache._download([docopt, six], replace(fake_lock(), packages=(docopt, six)))
+    assert [p.name for p in (tmp_path / "cache" / "wheels").glob("*/*")] == ["six-1.17.0-py2.py3-none-any.whl"]
+    ((image, argv, kwargs),) = engine.runs
+    assert image == fake_lock().base.ref and argv[:3] == ["python3", "-m", "pip"]
+    assert "--no-binary" in argv and "docopt" in argv and kwargs["network"] is True

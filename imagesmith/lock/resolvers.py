@@ -218,12 +218,7 @@ class UvResolver:
         try:
             return self._resolve_on_host(request)
         except _NeedsBuild:
-            if self._engine is None or request.base_ref is None:
-                raise ResolutionError(
-                    "a requirement publishes only an sdist for the target; reading its metadata runs its "
-                    "setup.py, which imagesmith does only in a container of the base image, and no engine was given",
-                    hint="run with a Docker engine available") from None
-            return PipToolsResolver(self._engine).resolve_in_container(request)
+            return _resolve_in_base(self._engine, request)
 
     def _resolve_on_host(self, request: ResolveRequest) -> list[Pin]:
         with tempfile.TemporaryDirectory(prefix="imagesmith-uv-") as tmp:
@@ -254,6 +249,16 @@ class UvResolver:
 
 class _NeedsBuild(Exception):
     """A resolution on the host would have to run a package's build code."""
+
+
+def _resolve_in_base(engine, request: ResolveRequest) -> list[Pin]:
+    """pip-compile in a container of the pinned base: where an sdist's build code may run."""
+    if engine is None or request.base_ref is None:
+        raise ResolutionError(
+            "this resolution must run in a container of the base image (pip-tools for another Python or "
+            "platform, or a requirement published only as an sdist, whose metadata comes from running its "
+            "setup.py), and no engine was given", hint="run with a Docker engine available, or resolver: uv")
+    return PipToolsResolver(engine).resolve_in_container(request)
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,12 +366,8 @@ class PipToolsResolver:
             try:
                 return self.resolve_on_host(request)
             except _NeedsBuild:
-                if self._engine is None or request.base_ref is None:
-                    raise ResolutionError(
-                        "a requirement publishes no wheel for the target; reading an sdist's metadata runs its "
-                        "setup.py, which imagesmith does only in a container of the base image, and no engine was given",
-                        hint="run with a Docker engine available") from None
-        return self.resolve_in_container(request)
+                pass
+        return _resolve_in_base(self._engine, request)
 
     def resolve_on_host(self, request: ResolveRequest) -> list[Pin]:
         with tempfile.TemporaryDirectory(prefix="imagesmith-piptools-") as tmp:
