@@ -230,6 +230,8 @@ def _read_yaml(path: Path):
     except RecursionError:
         raise SpecError(path.name, ["is nested too deeply to read"],
                         hint=f"a spec needs a handful of levels; at most {MAX_DEPTH}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise SpecError(path.name, [f"holds a value that cannot be read: {show(str(exc), 80)[1:-1]}"]) from exc
 
 
 def _read_toml(path: Path) -> dict:
@@ -241,6 +243,8 @@ def _read_toml(path: Path) -> dict:
     except RecursionError:
         raise SpecError(path.name, ["is nested too deeply to read"],
                         hint=f"a spec needs a handful of levels; at most {MAX_DEPTH}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise SpecError(path.name, [f"holds a value that cannot be read: {show(str(exc), 80)[1:-1]}"]) from exc
 
 
 def _tool_table(path: Path) -> Any:
@@ -299,8 +303,10 @@ def show(value: Any, limit: int = 60) -> str:
         text = value if len(value) <= limit else value[:limit] + "…"
         quoted = repr(text.encode("utf-8", "backslashreplace").decode("utf-8"))
         return quoted + (f" ({len(value)} characters)" if len(value) > limit else "")
-    if isinstance(value, bool) or value is None or (isinstance(value, (int, float)) and len(repr(value)) <= limit):
+    if isinstance(value, bool) or value is None or isinstance(value, float):
         return repr(value)
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() <= 64 else "a very large integer"
     return _type_name(value)
 
 

