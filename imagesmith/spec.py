@@ -218,26 +218,24 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _read_yaml(path: Path):
+    return _parse(path, lambda text: yaml.load(text, Loader=_StrictLoader))  # noqa: S506 - a SafeLoader subclass
+
+
+def _read_toml(path: Path) -> dict:
+    return _parse(path, tomllib.loads)
+
+
+def _parse(path: Path, parser):
+    """``parser`` over the file's text, with every way it can fail as one ``SpecError``."""
     text = _read_text(path)
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return parser(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(path.name, [f"not valid YAML{where}: {show(problem, 200)[1:-1]}"],
                         hint="fix the YAML syntax") from exc
-    except RecursionError:
-        raise SpecError(path.name, ["is nested too deeply to read"],
-                        hint=f"a spec needs a handful of levels; at most {MAX_DEPTH}") from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise SpecError(path.name, [f"holds a value that cannot be read: {show(str(exc), 80)[1:-1]}"]) from exc
-
-
-def _read_toml(path: Path) -> dict:
-    text = _read_text(path)
-    try:
-        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(path.name, [f"not valid TOML: {show(str(exc), 200)[1:-1]}"], hint="fix the TOML syntax") from exc
     except RecursionError:
