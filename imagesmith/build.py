@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Callable
 
 from . import parity
+from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
-from .engine._common import redact
 from .errors import LockError, UsageError
 from .fsutil import atomic_write
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import ROLES, image_ref
 from .lock import Lock, ensure_fresh, lock_project
-from .render import render
+from .render import dockerignore, dockerignore_path, render
 from .runtime_wheel import write_beside
 from .spec import Spec
 from .wheels import WheelCache, default_cache_dir
@@ -41,6 +41,7 @@ class BuiltImage:
     pushed: str | None = None  # REGISTRY/REPO@sha256:... when pushed
     tags: list[str] = field(default_factory=list)  # every tag in the engine, ref first
     pushed_tags: list[str] = field(default_factory=list)  # every tag pushed
+
 
 @dataclass
 class BuildResult:
@@ -123,8 +124,15 @@ def describe_failure(spec: Spec) -> Callable[[str], tuple[str, bool]]:
     return describe
 
 
-def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress=lambda msg: None,
-                  echo: Callable[[str], None] | None = None, passthrough: bool = False) -> BuildResult:
+def build_project(
+    spec: Spec,
+    engine: Engine,
+    options: BuildOptions,
+    *,
+    progress=lambda msg: None,
+    echo: Callable[[str], None] | None = None,
+    passthrough: bool = False,
+) -> BuildResult:
     """Lock (unless ``options.locked``), render, and build. ``echo`` receives BuildKit's plain log
     line by line; ``passthrough`` lets BuildKit draw its own display on this terminal instead."""
     unknown = [t for t in options.targets if t not in ROLES]
@@ -135,8 +143,10 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
     engine.buildx_available()
     driver = engine.builder_driver(options.builder)
     if driver != "docker" and not (options.load or options.push):
-        raise UsageError(f"the builder {options.builder or '(current)'} (driver {driver}) keeps images in its own cache",
-                         hint="add --load to put them into the engine, or --push REGISTRY/REPO to push them")
+        raise UsageError(
+            f"the builder {options.builder or '(current)'} (driver {driver}) keeps images in its own cache",
+            hint="add --load to put them into the engine, or --push REGISTRY/REPO to push them",
+        )
     if options.locked:
         lock = ensure_fresh(spec, base)
     else:
@@ -147,7 +157,10 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
     text = render(spec, lock)
     write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/
     dockerfile = spec.dockerfile_path
-    if not dockerfile.is_file() or dockerfile.read_text(encoding="utf-8") != text:
+    ignore = dockerignore(spec)
+    if not _holds(dockerignore_path(dockerfile), ignore):
+        atomic_write(dockerignore_path(dockerfile), ignore)
+    if not _holds(dockerfile, text):
         atomic_write(dockerfile, text)
         progress(f"rendered {dockerfile.name}")
     digest = parity.digest(parity.manifest_from_lock(lock))
@@ -157,17 +170,36 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
     tags = options.tags or ((options.tag,) if options.tag else (spec.name,))
     names = {role: image_tags(tags, role, digest) for role in options.targets}
     pushed = {role: image_tags((options.push,), role, digest) for role in options.targets} if options.push else {}
-    definition = bake_definition(
-        context=spec.root, dockerfile=dockerfile, targets=options.targets, names=names, push=pushed,
-        load=options.load, driver=driver, build_args=build_args(spec.root, epoch), contexts=contexts,
-        labels=options.labels, cache_from=options.cache_from, cache_to=options.cache_to,
-        no_cache=options.no_cache)
-    result.bake = definition
-    if options.print_only:
-        return result
-    progress(f"building {' and '.join(options.targets)}" + (f", pushing to {options.push}" if options.push else ""))
-    metadata = engine.bake(definition, cwd=spec.root, epoch=epoch, builder=options.builder, echo=echo,
-                           describe_failure=describe_failure(spec), passthrough=passthrough)
+    with secret_file(index_netrc(lock.index_url, lock.extra_index_urls)) as netrc:
+        definition = bake_definition(
+            context=spec.root,
+            dockerfile=dockerfile,
+            targets=options.targets,
+            names=names,
+            push=pushed,
+            load=options.load,
+            driver=driver,
+            build_args=build_args(spec.root, epoch),
+            contexts=contexts,
+            labels=options.labels,
+            cache_from=options.cache_from,
+            cache_to=options.cache_to,
+            no_cache=options.no_cache,
+            secrets={SECRET_ID: netrc} if netrc else None,
+        )
+        result.bake = definition
+        if options.print_only:
+            return result
+        progress(f"building {' and '.join(options.targets)}" + (f", pushing to {options.push}" if options.push else ""))
+        metadata = engine.bake(
+            definition,
+            cwd=spec.root,
+            epoch=epoch,
+            builder=options.builder,
+            echo=echo,
+            describe_failure=describe_failure(spec),
+            passthrough=passthrough,
+        )
     in_engine = driver == "docker" or options.load
     for role in options.targets:
         image_digest = metadata[role]["containerimage.digest"]
@@ -175,9 +207,13 @@ def build_project(spec: Spec, engine: Engine, options: BuildOptions, *, progress
             for name in names[role]:  # the build named it REGISTRY/REPO:... only
                 engine.tag(image_digest, name)
         result.images[role] = BuiltImage(
-            role=role, ref=names[role][0] if in_engine else None, id=image_digest,
+            role=role,
+            ref=names[role][0] if in_engine else None,
+            id=image_digest,
             pushed=f"{options.push}@{image_digest}" if options.push else None,
-            tags=list(names[role]) if in_engine else [], pushed_tags=list(pushed.get(role, [])))
+            tags=list(names[role]) if in_engine else [],
+            pushed_tags=list(pushed.get(role, [])),
+        )
     return result
 
 
@@ -190,8 +226,10 @@ def image_tags(tags: tuple[str, ...], role: str, parity_digest: str) -> list[str
     for given in tags:
         name, _, tag = given.rpartition(":") if ":" in given.rsplit("/", 1)[-1] else (given, "", "")
         if not _REPO.fullmatch(name) or (tag and not _TAG.fullmatch(tag)):
-            raise UsageError(f"{given!r} is not an image repository or REPO:TAG reference",
-                             hint="e.g. -t registry.example/team/app or -t app:v1.2")
+            raise UsageError(
+                f"{given!r} is not an image repository or REPO:TAG reference",
+                hint="e.g. -t registry.example/team/app or -t app:v1.2",
+            )
         out.append(f"{name}:{tag}-{role}" if tag else image_ref(name, role))
     first = tags[0].rpartition(":")[0] if ":" in tags[0].rsplit("/", 1)[-1] else tags[0]
     out.append(f"{first}:{role}-{parity_digest.split(':', 1)[-1][:12]}")
@@ -225,7 +263,9 @@ def _csv(fields: dict[str, str]) -> str:
     parts = []
     for key, value in fields.items():
         field_text = f"{key}={value}"
-        parts.append('"' + field_text.replace('"', '""') + '"' if ("," in field_text or '"' in field_text) else field_text)
+        parts.append(
+            '"' + field_text.replace('"', '""') + '"' if ("," in field_text or '"' in field_text) else field_text
+        )
     return ",".join(parts)
 
 
@@ -257,11 +297,23 @@ def cache_refs(spec_text: str, role: str) -> str:
     return _csv(fields)
 
 
-def bake_definition(*, context: Path, dockerfile: Path, targets: tuple[str, ...], names: dict[str, list[str]],
-                    push: dict[str, list[str]], load: bool, driver: str, build_args: dict[str, str],
-                    contexts: dict[str, str], labels: dict[str, str] | None = None,
-                    cache_from: tuple[str, ...] = (), cache_to: tuple[str, ...] = (),
-                    no_cache: bool = False) -> dict:
+def bake_definition(
+    *,
+    context: Path,
+    dockerfile: Path,
+    targets: tuple[str, ...],
+    names: dict[str, list[str]],
+    push: dict[str, list[str]],
+    load: bool,
+    driver: str,
+    build_args: dict[str, str],
+    contexts: dict[str, str],
+    labels: dict[str, str] | None = None,
+    cache_from: tuple[str, ...] = (),
+    cache_to: tuple[str, ...] = (),
+    no_cache: bool = False,
+    secrets: dict[str, Path] | None = None,
+) -> dict:
     """The bake file (as a dict) that builds ``targets`` in one solve. Pure.
 
     Outputs: with the engine's own BuildKit (driver ``docker``) an image goes straight into the
@@ -269,11 +321,18 @@ def bake_definition(*, context: Path, dockerfile: Path, targets: tuple[str, ...]
     local names are added afterwards: pushing every name would push the local ones too). With
     any other builder: ``push`` pushes from the build and ``load`` exports into the engine
     (type=docker). ``labels`` go on both images. Each target writes its own cache
-    (``cache_refs``) and reads every target's."""
-    common: dict = {"context": str(context), "dockerfile": str(dockerfile),
-                    "args": dict(sorted(build_args.items())), "contexts": dict(sorted(contexts.items()))}
+    (``cache_refs``) and reads every target's. ``secrets`` ({id: file}) are BuildKit secrets,
+    mounted by ``RUN --mount=type=secret`` and never stored in an image or the cache."""
+    common: dict = {
+        "context": str(context),
+        "dockerfile": str(dockerfile),
+        "args": dict(sorted(build_args.items())),
+        "contexts": dict(sorted(contexts.items())),
+    }
     if labels:
         common["labels"] = dict(sorted(labels.items()))
+    if secrets:
+        common["secret"] = [f"id={key},src={path}" for key, path in sorted(secrets.items())]
     if no_cache:
         common["no-cache"] = True
     reads = [cache_refs(c, role) for c in cache_from for role in targets]
@@ -281,8 +340,11 @@ def bake_definition(*, context: Path, dockerfile: Path, targets: tuple[str, ...]
     for role in targets:
         outputs = []
         if driver == "docker":
-            outputs.append(_csv({"type": "image", "name": ",".join(push[role]), "push": "true"}) if role in push
-                           else _csv({"type": "image", "name": ",".join(names[role])}))
+            outputs.append(
+                _csv({"type": "image", "name": ",".join(push[role]), "push": "true"})
+                if role in push
+                else _csv({"type": "image", "name": ",".join(names[role])})
+            )
         else:
             if role in push:
                 outputs.append(_csv({"type": "image", "name": ",".join(push[role]), "push": "true"}))
@@ -297,12 +359,19 @@ def bake_definition(*, context: Path, dockerfile: Path, targets: tuple[str, ...]
     return definition
 
 
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.is_file() and path.read_bytes() == text.encode("utf-8")
+    except OSError:
+        return False
+
+
 def build_args(root: Path, epoch: int) -> dict[str, str]:
     created = dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "IMAGESMITH_CREATED": created,
         "IMAGESMITH_REVISION": git_revision(root) or "unknown",
-        "IMAGESMITH_SOURCE": git_source(root, redact) or "unknown",
+        "IMAGESMITH_SOURCE": git_source(root, strip_userinfo) or "unknown",
         "IMAGESMITH_VERSION": project_version(root),
     }
 
@@ -325,8 +394,9 @@ def project_version(root: Path) -> str:
     return str(version) if isinstance(version, str) and version and "\n" not in version else "unknown"
 
 
-def build_contexts(spec: Spec, lock: Lock, options: BuildOptions, engine: Engine,
-                   progress=lambda msg: None) -> dict[str, str]:
+def build_contexts(
+    spec: Spec, lock: Lock, options: BuildOptions, engine: Engine, progress=lambda msg: None
+) -> dict[str, str]:
     """Named build contexts that replace stages of the rendered Dockerfile:
 
     - ``base``, for a base that exists only in the local engine: the image exported once as an
@@ -344,7 +414,8 @@ def build_contexts(spec: Spec, lock: Lock, options: BuildOptions, engine: Engine
                 raise LockError(
                     f"the base image {name} now names {current[:19]}, but {spec.lock_path.name} pins {lock.base.digest[:19]}",
                     hint=f"run `imagesmith lock --upgrade-base` to pin what {name} names now, "
-                         f"or `docker tag {lock.base.digest} {name}` to go back")
+                    f"or `docker tag {lock.base.digest} {name}` to go back",
+                )
         layout = engine.save_oci_layout(lock.base.digest, cache_dir / "bases" / lock.base.digest.split(":", 1)[-1])
         contexts["base"] = f"oci-layout://{layout}@{lock.base.digest}"
     install = options.install or spec.install

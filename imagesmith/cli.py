@@ -23,7 +23,7 @@ import typer
 
 from . import __version__, parity
 from .engine import Engine
-from .errors import ImagesmithError, StaleLockError, UsageError
+from .errors import FileWriteError, ImagesmithError, StaleLockError, UsageError
 from .fsutil import atomic_write
 from .spec import load_spec
 
@@ -229,6 +229,7 @@ def lock(
         upgrade=upgrade,
         upgrade_packages=tuple(upgrade_package),
         upgrade_base=upgrade_base,
+        replace_invalid=True,
         progress=_progress(),
     )
     if as_json:
@@ -270,6 +271,7 @@ def render(
     """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock,
     and write the runtime wheel it builds from into .imagesmith/ in the project."""
     from .lock import ensure_fresh
+    from .render import dockerignore, dockerignore_path
     from .render import render as render_text
     from .runtime_wheel import stale_beside, write_beside
 
@@ -281,15 +283,15 @@ def render(
     # --check compares a file on disk: -o - (stdout) has none, so the project's Dockerfile is checked
     target = spec.dockerfile_path if (output is None or to_stdout) else output
     if check:
-        current = target.read_text(encoding="utf-8") if target.is_file() else None
+        current = target.read_bytes() if target.is_file() else None
         wheel = stale_beside(spec.root)
-        fresh = current == text and wheel is None
+        fresh = current == text.encode("utf-8") and wheel is None
         if as_json:
             _emit_json({"dockerfile": str(target), "up_to_date": fresh, "runtime_wheel_problem": wheel})
         if not fresh:
             problem = (
                 f"{target} is {'stale' if current is not None else 'missing'}: it differs from a fresh render"
-                if current != text
+                if current != text.encode("utf-8")
                 else wheel
             )
             typer.echo(f"error: {problem}", err=True)
@@ -297,14 +299,20 @@ def render(
             raise typer.Exit(1)
         _say(f"{target} is up to date")
         return
-    wheel_path = write_beside(spec.root)
     if to_stdout:
+        wheel_path = write_beside(spec.root)
         sys.stdout.write(text)
         return
+    # The Dockerfile first: where the user points -o is what fails (no folder, a folder in the
+    # way, read-only); then nothing else has been written.
+    if target.is_dir():
+        raise FileWriteError(f"cannot write {target}: it is a folder", hint="give the path of a file to write")
     atomic_write(target, text)
+    atomic_write(dockerignore_path(target), dockerignore(spec))
+    wheel_path = write_beside(spec.root)
     if as_json:
         _emit_json({"dockerfile": str(target), "written": True, "runtime_wheel": str(wheel_path)})
-    _say(f"wrote {target} and {wheel_path.relative_to(spec.root)}")
+    _say(f"wrote {target} (and {dockerignore_path(target).name}, {wheel_path.relative_to(spec.root)})")
 
 
 @_command()

@@ -9,7 +9,8 @@
     ├── RenderError                 a value cannot be rendered safely into a Dockerfile
     ├── EngineError                 Docker engine / buildx / registry failures
     │   └── BuildError              a build step failed (names the spec part and shows the log tail)
-    └── VerifyError                 verification could not be carried out (not: it failed)
+    ├── VerifyError                 verification could not be carried out (not: it failed)
+    └── FileWriteError              an output file cannot be written (missing folder, a folder, read-only, disk full)
 
 Each error explains itself in ``__str__`` and may carry a ``hint`` (what to do about it).
 Errors from subprocesses and the Docker SDK are translated at the seam (``engine.py``,
@@ -89,3 +90,7 @@ class BuildError(EngineError):
 
 class VerifyError(ImagesmithError):
     pass
+
+
+class FileWriteError(ImagesmithError):
+    """An output file cannot be written; the old file (if any) is left as it was."""

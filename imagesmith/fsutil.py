@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
 from pathlib import Path
 
+from .errors import FileWriteError
 from .runtime import files
 
 
@@ -14,10 +16,26 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
 
     The bytes go to a temporary file in the same directory, are flushed to disk, then renamed
-    over ``path``. On any failure the temporary file is removed and ``path`` is untouched.
+    over ``path``. On any failure the temporary file is removed and ``path`` is untouched; an
+    ``OSError`` (no such folder, a folder in the way, read-only, disk full) becomes one
+    ``FileWriteError`` naming the file.
     """
     path = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
+    if path.is_dir():
+        raise FileWriteError(f"cannot write {path}: it is a folder", hint="give the path of a file to write")
+    try:
+        _atomic_write(path, raw)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        if exc.errno == errno.ENOENT and not path.parent.is_dir():
+            reason = f"the folder {path.parent} does not exist"
+        raise FileWriteError(
+            f"cannot write {path}: {reason}", hint="nothing was written; choose another place or free some space"
+        ) from exc
+
+
+def _atomic_write(path: Path, raw: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -256,13 +256,21 @@ def _require_signoff_spec(spec: Spec) -> Path:
 
 def read_samples(path: Path) -> list:
     samples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SignoffError(
+            f"{path} is not UTF-8 text (byte {exc.start})", hint="one JSON value per line (JSON lines), UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise SignoffError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 samples.append(json.loads(line))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise SignoffError(
-                    f"{path} line {number} is not JSON ({exc})", hint="one JSON value per line (JSON lines)"
+                    f"{path} line {number} is not JSON ({str(exc)[:160]})", hint="one JSON value per line (JSON lines)"
                 ) from exc
     if not samples:
         raise SignoffError(f"{path} holds no samples", hint="one JSON value per line (JSON lines)")

@@ -11,6 +11,8 @@ path must stay inside the project directory: a spec cannot inject instructions o
 from __future__ import annotations
 
 import difflib
+import math
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -24,26 +26,36 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from .credentials import PASSWORD_ENV, USERNAME_ENV, credential_problem, has_userinfo
 from .errors import SpecError
 
 SPEC_FILE = "imagesmith.yaml"
 PYPROJECT = "pyproject.toml"
 
-NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
+NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+PYTHON_RE = re.compile(r"3\.[0-9]{1,2}")
 PLATFORMS = ("linux/amd64", "linux/arm64")
 # A Docker image reference: [host[:port]/]path[:tag][@sha256:hex]. No spaces, no quotes.
 IMAGE_REF_RE = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
-    r"(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+    r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?",
+    re.ASCII,
 )
-DEB_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?")
+ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Project paths: plain relative POSIX paths, no globs, quotes, dollar signs or control characters.
-PATH_RE = re.compile(r"^[A-Za-z0-9_.@+-][A-Za-z0-9_.@+/ -]*$")
-CONTAINER_PATH_RE = re.compile(r"^/[A-Za-z0-9_.@+/-]*$")
-MODULE_FUNC_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+PATH_RE = re.compile(r"[A-Za-z0-9_.@+-][A-Za-z0-9_.@+/ -]*")
+CONTAINER_PATH_RE = re.compile(r"/[A-Za-z0-9_.@+/-]*")
+MODULE_FUNC_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", re.ASCII)
 RESOLVERS = ("uv", "pip-tools")
+# Bounds: a spec is a small file; anything bigger is a mistake or an attack (alias bombs).
+MAX_SPEC_BYTES = 1 << 20
+MAX_VALUES = 20_000
+MAX_DEPTH = 32
+MAX_STRING = 8192
+MAX_NAME = 128
+MAX_PATH = 1024
+MAX_PROBLEMS = 40
 INSTALL_MODES = ("hermetic", "online")
 
 
@@ -96,6 +108,8 @@ class Spec:
     determinism: bool
     accelerator: str | None = None
     signoff: Signoff = field(default_factory=Signoff)
+    index_url: str | None = None  # replaces the default package index (no credentials: see credentials.py)
+    extra_index_urls: tuple[str, ...] = ()
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -126,46 +140,189 @@ def find_spec(path: Path) -> Path:
         if yml.is_file():
             return yml
         pyproject = path / PYPROJECT
-        if pyproject.is_file() and "imagesmith" in _read_toml(pyproject).get("tool", {}):
+        if pyproject.is_file() and _tool_table(pyproject) is not None:
             return pyproject
         raise SpecError(
-            str(path),
+            _short_path(path),
             [f"no {SPEC_FILE} here, and no [tool.imagesmith] table in {PYPROJECT}"],
             hint=f'create {SPEC_FILE} (every key is described in the README, "A project") or pass --project DIR',
         )
     if not path.is_file():
-        raise SpecError(str(path), ["file not found"], hint="pass the project directory or its spec file")
+        raise SpecError(
+            _short_path(path),
+            ["file not found (or not a regular file)"],
+            hint="pass the project directory or its spec file",
+        )
     return path
 
 
 def load_spec(path: Path | str = ".") -> Spec:
-    """Find, read and validate the spec for a project directory or spec file."""
-    spec_file = find_spec(Path(path)).resolve()
-    root = spec_file.parent
-    if spec_file.name == PYPROJECT or spec_file.suffix == ".toml":
-        data = _read_toml(spec_file).get("tool", {}).get("imagesmith")
-        origin = f"{spec_file.name} [tool.imagesmith]"
-        if data is None:
-            raise SpecError(spec_file.name, ["no [tool.imagesmith] table"])
-    else:
-        origin = spec_file.name
+    """Find, read and validate the spec for a project directory or spec file.
+
+    The project root is the folder the spec file is found in, not the folder a symlinked spec
+    points into; a spec that is a symlink to a file outside that folder is refused."""
+    found = Path(os.path.abspath(find_spec(Path(path))))
+    root = found.parent
+    if found.is_symlink():
         try:
-            data = yaml.safe_load(spec_file.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise SpecError(spec_file.name, [f"not valid YAML{where}: {problem}"], hint="fix the YAML syntax") from exc
-        except UnicodeDecodeError as exc:
-            raise SpecError(spec_file.name, ["not UTF-8 text"]) from exc
+            found.resolve(strict=True).relative_to(root.resolve())
+        except (OSError, RuntimeError, ValueError):
+            raise SpecError(
+                found.name,
+                ["is a symlink that leaves the project directory"],
+                hint="copy the spec into the project instead of linking it",
+            ) from None
+    if found.name == PYPROJECT or found.suffix == ".toml":
+        data = _tool_table(found)
+        origin = f"{found.name} [tool.imagesmith]"
+        if data is None:
+            raise SpecError(found.name, ["no [tool.imagesmith] table"])
+    else:
+        origin = found.name
+        data = _read_yaml(found)
+    _check_size(data, origin)
     return parse_spec(data, root, origin)
 
 
-def _read_toml(path: Path) -> dict:
+def _short_path(path: Path) -> str:
+    return show(str(path), 200)[1:-1]
+
+
+def _read_text(path: Path) -> str:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(path.name, [f"cannot be read: {exc.strerror or exc}"]) from exc
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(path.name, [f"is {len(raw)} bytes; a spec is at most {MAX_SPEC_BYTES}"])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(path.name, [f"not UTF-8 text (byte {exc.start})"], hint="save the file as UTF-8") from exc
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (the safe loader
+    silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while reading a mapping",
+                            node.start_mark,
+                            f"the key {show(key)} is given twice (first on line {seen[key] + 1})",
+                            key_node.start_mark,
+                        )
+                    seen[key] = key_node.start_mark.line
+                except TypeError:  # an unhashable key: the base class reports it
+                    pass
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path):
+    return _parse(path, lambda text: yaml.load(text, Loader=_StrictLoader))  # noqa: S506 - a SafeLoader subclass
+
+
+def _read_toml(path: Path) -> dict:
+    return _parse(path, tomllib.loads)
+
+
+def _parse(path: Path, parser):
+    """``parser`` over the file's text, with every way it can fail as one ``SpecError``."""
+    text = _read_text(path)
+    try:
+        return parser(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(
+            path.name, [f"not valid YAML{where}: {show(problem, 200)[1:-1]}"], hint="fix the YAML syntax"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(path.name, [f"not valid TOML: {exc}"], hint="fix the TOML syntax") from exc
+        raise SpecError(
+            path.name, [f"not valid TOML: {show(str(exc), 200)[1:-1]}"], hint="fix the TOML syntax"
+        ) from exc
+    except RecursionError:
+        raise SpecError(
+            path.name, ["is nested too deeply to read"], hint=f"a spec needs a handful of levels; at most {MAX_DEPTH}"
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise SpecError(path.name, [f"holds a value that cannot be read: {show(str(exc), 80)[1:-1]}"]) from exc
+
+
+def _tool_table(path: Path) -> Any:
+    """``[tool.imagesmith]`` of a pyproject.toml (None when absent); a ``tool`` that is not a table is an error."""
+    tool = _read_toml(path).get("tool", {})
+    if not isinstance(tool, dict):
+        raise SpecError(path.name, [f"[tool] must be a table, got {_type_name(tool)}"], hint="fix the TOML")
+    return tool.get("imagesmith")
+
+
+def _check_size(data: Any, origin: str) -> None:
+    """Refuse data that is too deep, too big once YAML aliases are expanded, or holds strings
+    that cannot be encoded (lone surrogates): the parser and its messages stay small and fast."""
+    budget = [MAX_VALUES]
+    problems: list[str] = []
+
+    def walk(value: Any, depth: int, key: str) -> None:
+        budget[0] -= 1
+        if budget[0] < 0 or problems:
+            return
+        if depth > MAX_DEPTH:
+            problems.append(f"{key or 'the spec'}: nested more than {MAX_DEPTH} levels deep")
+            return
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(k, depth + 1, key)
+                walk(v, depth + 1, f"{key}.{show_key(k)}" if key else show_key(k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, depth + 1, f"{key}[{i}]")
+        elif isinstance(value, str):
+            if len(value) > MAX_STRING:
+                problems.append(f"{key or 'a key'}: a string of {len(value)} characters (at most {MAX_STRING})")
+            elif not _encodable(value):
+                problems.append(f"{key or 'a key'}: holds a lone surrogate (\\ud800-\\udfff), which is not text")
+
+    walk(data, 0, "")
+    if budget[0] < 0:
+        problems.append(f"holds more than {MAX_VALUES} values (YAML aliases expanded): refused as a resource bomb")
+    if problems:
+        raise SpecError(origin, problems[:1], hint=f"fix {origin}")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A value for a message, bounded: a short string quoted (a long one cut, with its length),
+    anything else as its type. Never a full ``repr``: a value can be gigabytes once expanded."""
+    if isinstance(value, str):
+        text = value if len(value) <= limit else value[:limit] + "…"
+        quoted = repr(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+        return quoted + (f" ({len(value)} characters)" if len(value) > limit else "")
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() <= 64 else "a very large integer"
+    return _type_name(value)
+
+
+def show_key(key: Any) -> str:
+    """A mapping key for a key path in a message, bounded."""
+    return show(key, 40)[1:-1] if isinstance(key, str) else show(key, 40)
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,9 +332,13 @@ def _read_toml(path: Path) -> dict:
 class _Problems:
     def __init__(self) -> None:
         self.items: list[str] = []
+        self.secret = False  # a value looked like a credential: the hint says where credentials go
 
     def add(self, key: str, message: str) -> None:
-        self.items.append(f"{key}: {message}" if key else message)
+        if len(self.items) < MAX_PROBLEMS:
+            self.items.append(f"{key}: {message}" if key else message)
+        elif len(self.items) == MAX_PROBLEMS:
+            self.items.append("(more problems not shown)")
 
 
 def _unknown_keys(data: dict, allowed: tuple[str, ...], prefix: str, problems: _Problems) -> None:
@@ -186,7 +347,7 @@ def _unknown_keys(data: dict, allowed: tuple[str, ...], prefix: str, problems: _
             continue
         close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(allowed)})"
-        problems.add(f"{prefix}{key}", f"unknown key{hint}")
+        problems.add(f"{prefix}{show_key(key)}", f"unknown key{hint}")
 
 
 def _type_name(value: Any) -> str:
@@ -201,29 +362,49 @@ def _type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def _project_path(root: Path, key: str, value: Any, problems: _Problems, *, must_exist: bool = True) -> str | None:
-    """A relative path that stays inside ``root`` (after resolving symlinks) and exists."""
+def _project_path(root: Path, key: str, value: Any, problems: _Problems, *, file: bool = False) -> str | None:
+    """A relative path that exists and stays inside ``root`` after resolving symlinks; with
+    ``file``, a regular file (not a folder, FIFO or device)."""
     if not isinstance(value, str) or not value:
         problems.add(key, f"expected a relative path, got {_type_name(value)}")
         return None
-    if not PATH_RE.match(value):
+    if len(value) > MAX_PATH:
+        problems.add(key, f"a path of {len(value)} characters (at most {MAX_PATH})")
+        return None
+    if not PATH_RE.fullmatch(value):
         problems.add(
-            key, f"'{value}' is not a plain relative path (letters, digits, . _ - + @ / and spaces; no globs or quotes)"
+            key,
+            f"{show(value)} is not a plain relative path (letters, digits, . _ - + @ / and spaces; no globs or quotes)",
         )
         return None
     pure = PurePosixPath(value)
     if pure.is_absolute() or ".." in pure.parts:
-        problems.add(key, f"'{value}' leaves the project directory; paths must be relative and inside it")
+        problems.add(key, f"{show(value)} leaves the project directory; paths must be relative and inside it")
         return None
     normal = pure.as_posix().rstrip("/") or "."
-    full = (root / normal).resolve()
+    try:
+        full = (root / normal).resolve(strict=True)
+    except FileNotFoundError:
+        problems.add(
+            key,
+            f"{show(value)} does not exist in {root}"
+            + (" (a dangling symlink)" if (root / normal).is_symlink() else ""),
+        )
+        return None
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a permission problem
+        problems.add(key, f"{show(value)} cannot be followed: {getattr(exc, 'strerror', None) or 'a symlink loop'}")
+        return None
     try:
         full.relative_to(root.resolve())
     except ValueError:
-        problems.add(key, f"'{value}' resolves outside the project directory (through a symlink)")
+        problems.add(key, f"{show(value)} resolves outside the project directory (through a symlink)")
         return None
-    if must_exist and not full.exists():
-        problems.add(key, f"'{value}' does not exist in {root}")
+    if file and not full.is_file():
+        what = "a folder" if full.is_dir() else "not a regular file"
+        problems.add(key, f"{show(value)} is {what}; name a file")
+        return None
+    if not (full.is_file() or full.is_dir()):
+        problems.add(key, f"{show(value)} is neither a regular file nor a folder")
         return None
     return normal
 
@@ -259,8 +440,8 @@ def _command(value: Any, key: str, problems: _Problems) -> tuple[str, ...] | Non
 
 
 def _number(value: Any, key: str, problems: _Problems, *, minimum: float = 0.0) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        problems.add(key, f"expected a number >= {minimum:g}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
+        problems.add(key, f"expected a finite number >= {minimum:g}, got {show(value)}")
         return None
     return float(value)
 
@@ -284,13 +465,17 @@ TOP_KEYS = (
     "determinism",
     "accelerator",
     "signoff",
+    "index_url",
+    "extra_index_urls",
 )
 TRAIN_KEYS = ("command",)
 SERVE_KEYS = ("command", "port", "latency_budget_ms")
 REQ_KEYS = ("file", "packages", "pyproject", "extras")
 SIGNOFF_KEYS = ("predict", "samples", "rtol", "atol", "path", "request")
 SIGNOFF_REQUESTS = ("list", "object")
-HTTP_PATH_RE = re.compile(r"^/[A-Za-z0-9_.~/-]*$")
+HTTP_PATH_RE = re.compile(r"/[A-Za-z0-9_.~/-]*")
+# A package index: http(s), a host, an optional port and a plain path. No user info, query or spaces.
+INDEX_URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%/+-]*)?")
 REQUIRED = ("name", "python", "base", "requirements", "train", "serve")
 
 
@@ -307,38 +492,40 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
             p.add(key, "missing (required)")
 
     name = data.get("name", "")
-    if "name" in data and not (isinstance(name, str) and NAME_RE.match(name)):
-        p.add("name", f"expected a lower-case image name like 'iris-model', got {name!r}")
+    if isinstance(name, str) and len(name) > MAX_NAME:
+        p.add("name", f"a name of {len(name)} characters (at most {MAX_NAME})")
+    elif "name" in data and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
+        p.add("name", f"expected a lower-case image name like 'iris-model', got {show(name)}")
 
     python = data.get("python", "3.11")
     if isinstance(python, float):  # YAML reads 3.11 as a float; 3.10 becomes 3.1
         text = repr(python)
         meant = next((v for v in (text, text + "0") if re.fullmatch(r"3\.(?:[89]|1[0-9])", v)), text)
         p.add("python", f'write the version in quotes: python: "{meant}" (YAML read the number {text})')
-    elif not (isinstance(python, str) and PYTHON_RE.match(python)):
-        p.add("python", f'expected a version like "3.11", got {python!r}')
+    elif not (isinstance(python, str) and PYTHON_RE.fullmatch(python)):
+        p.add("python", f'expected a version like "3.11", got {show(python)}')
 
     platform = data.get("platform", "linux/amd64")
     if platform not in PLATFORMS:
-        p.add("platform", f"expected one of {', '.join(PLATFORMS)}, got {platform!r}")
+        p.add("platform", f"expected one of {', '.join(PLATFORMS)}, got {show(platform)}")
 
     base = data.get("base", "")
-    if "base" in data and not (isinstance(base, str) and IMAGE_REF_RE.match(base)):
-        p.add("base", f"expected an image reference like 'python:3.11-slim', got {base!r}")
+    if "base" in data and not (isinstance(base, str) and len(base) <= 512 and IMAGE_REF_RE.fullmatch(base)):
+        p.add("base", f"expected an image reference like 'python:3.11-slim', got {show(base)}")
 
     resolver = data.get("resolver", "uv")
     if resolver not in RESOLVERS:
-        p.add("resolver", f"expected one of {', '.join(RESOLVERS)}, got {resolver!r}")
+        p.add("resolver", f"expected one of {', '.join(RESOLVERS)}, got {show(resolver)}")
     install = data.get("install", "hermetic")
     if install not in INSTALL_MODES:
-        p.add("install", f"expected one of {', '.join(INSTALL_MODES)}, got {install!r}")
+        p.add("install", f"expected one of {', '.join(INSTALL_MODES)}, got {show(install)}")
 
     system_packages: list[str] = []
     for i, pkg in enumerate(_str_list(data.get("system_packages", []), "system_packages", p) or []):
-        if DEB_PACKAGE_RE.match(pkg):
+        if DEB_PACKAGE_RE.fullmatch(pkg):
             system_packages.append(pkg)
         else:
-            p.add(f"system_packages[{i}]", f"'{pkg}' is not a Debian package name (like 'libgomp1')")
+            p.add(f"system_packages[{i}]", f"{show(pkg)} is not a Debian package name (like 'libgomp1')")
 
     requirements = _parse_requirements(data.get("requirements"), root, p) if "requirements" in data else Requirements()
 
@@ -353,12 +540,12 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         if (path := _project_path(root, f"source[{i}]", v, p)) is not None
     ]
 
-    train = _parse_target(data.get("train"), "train", TRAIN_KEYS, p)
-    serve = _parse_target(data.get("serve"), "serve", SERVE_KEYS, p)
+    train = _parse_target(data["train"], "train", TRAIN_KEYS, p) if "train" in data else Target(command=("true",))
+    serve = _parse_target(data["serve"], "serve", SERVE_KEYS, p) if "serve" in data else Target(command=("true",))
 
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        p.add("seed", f"expected an integer from 0 to 2**32-1, got {seed!r}")
+        p.add("seed", f"expected an integer from 0 to 2**32-1, got {show(seed)}")
         seed = 0
 
     env: dict[str, str] = {}
@@ -367,34 +554,41 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         p.add("env", f"expected a mapping of NAME: value, got {_type_name(raw_env)}")
     else:
         for key, value in raw_env.items():
-            if not (isinstance(key, str) and ENV_KEY_RE.match(key)):
-                p.add(f"env.{key}", "not a valid environment variable name")
-            elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                p.add(f"env.{key}", f"expected a string or number, got {_type_name(value)}")
-            elif any(c in str(value) for c in "\n\r\0"):
-                p.add(f"env.{key}", "the value contains a line break or NUL")
+            problem = env_problem(key, value)
+            if problem is not None:
+                p.add(f"env.{show_key(key)}", problem)
+                p.secret = p.secret or problem.startswith("looks like a credential")
             else:
                 env[key] = str(value)
 
     artifacts = data.get("artifacts", "/artifacts")
-    if not (isinstance(artifacts, str) and CONTAINER_PATH_RE.match(artifacts)) or artifacts == "/":
-        p.add("artifacts", f"expected an absolute path in the container like '/artifacts', got {artifacts!r}")
+    if not (isinstance(artifacts, str) and CONTAINER_PATH_RE.fullmatch(artifacts)) or artifacts == "/":
+        p.add("artifacts", f"expected an absolute path in the container like '/artifacts', got {show(artifacts)}")
 
     determinism = data.get("determinism", False)
     if isinstance(determinism, str) and determinism in ("on", "off"):
         determinism = determinism == "on"
     if not isinstance(determinism, bool):
-        p.add("determinism", f"expected on or off, got {determinism!r}")
+        p.add("determinism", f"expected on or off, got {show(determinism)}")
         determinism = False
 
     accelerator = data.get("accelerator")
     if accelerator is not None and accelerator not in ("cpu", "gpu"):
-        p.add("accelerator", f"expected cpu or gpu, got {accelerator!r}")
+        p.add("accelerator", f"expected cpu or gpu, got {show(accelerator)}")
 
     signoff = _parse_signoff(data.get("signoff", {}), root, p)
 
+    index_url, extra_index_urls = _parse_indexes(data, p)
+
     if p.items:
-        raise SpecError(origin, p.items, hint=f'fix {origin}; every key is described in the README ("A project")')
+        hint = f'fix {origin}; every key is described in the README ("A project")'
+        if p.secret:
+            hint = (
+                "keep credentials out of the spec: a private index's credentials come from the host's netrc "
+                f"or {USERNAME_ENV}/{PASSWORD_ENV} (README: Private package indexes); pass runtime "
+                "secrets with `imagesmith run -e NAME=...` or your orchestrator's secrets"
+            )
+        raise SpecError(origin, p.items, hint=hint)
     return Spec(
         root=root,
         origin=origin,
@@ -416,12 +610,36 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         determinism=determinism,
         accelerator=accelerator,
         signoff=signoff,
+        index_url=index_url,
+        extra_index_urls=extra_index_urls,
     )
+
+
+def env_problem(key: Any, value: Any) -> str | None:
+    """What is wrong with one ``env:`` entry (None: nothing). The lock's environment is checked
+    with this same function when it is read."""
+    if not (isinstance(key, str) and ENV_KEY_RE.fullmatch(key)):
+        return "not a valid environment variable name"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return f"expected a string or number, got {_type_name(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {show(value)}"
+    if any(c in str(value) for c in "\n\r\0"):
+        return "the value contains a line break or NUL"
+    if len(str(value)) > MAX_STRING or not _encodable(str(value)):
+        return "the value is too long or not text"
+    why = credential_problem(key, str(value))
+    if why is not None:
+        return (
+            f"looks like a credential ({why}); env values are copied into the lock, the image, "
+            "its labels and every stamp"
+        )
+    return None
 
 
 def _parse_requirements(value: Any, root: Path, p: _Problems) -> Requirements:
     if isinstance(value, str):
-        path = _project_path(root, "requirements", value, p)
+        path = _project_path(root, "requirements", value, p, file=True)
         return Requirements(file=path)
     if isinstance(value, list):
         items = _str_list(value, "requirements", p) or []
@@ -430,7 +648,7 @@ def _parse_requirements(value: Any, root: Path, p: _Problems) -> Requirements:
         _unknown_keys(value, REQ_KEYS, "requirements.", p)
         file = None
         if "file" in value:
-            file = _project_path(root, "requirements.file", value["file"], p)
+            file = _project_path(root, "requirements.file", value["file"], p, file=True)
         inline = tuple(
             _checked_requirements(
                 _str_list(value.get("packages", []), "requirements.packages", p) or [], "requirements.packages", p
@@ -458,14 +676,15 @@ def _checked_requirements(items: list[str], key: str, p: _Problems) -> list[str]
         try:
             Requirement(item)
         except InvalidRequirement as exc:
-            p.add(f"{key}[{i}]", f"'{item}' is not a valid requirement: {exc}")
+            p.add(f"{key}[{i}]", f"{show(item)} is not a valid requirement: {show(str(exc), 160)[1:-1]}")
             continue
         out.append(item)
     return out
 
 
 def _parse_target(value: Any, key: str, allowed: tuple[str, ...], p: _Problems) -> Target:
-    if value is None:
+    if value is None:  # `train:` with no value
+        p.add(key, "has no value: expected a mapping with 'command'")
         return Target(command=("true",))
     if not isinstance(value, dict):
         p.add(key, f"expected a mapping with 'command', got {_type_name(value)}")
@@ -476,7 +695,7 @@ def _parse_target(value: Any, key: str, allowed: tuple[str, ...], p: _Problems) 
     command = _command(value.get("command", ["true"]), f"{key}.command", p) or ("true",)
     port = value.get("port")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
-        p.add(f"{key}.port", f"expected a port number from 1 to 65535, got {port!r}")
+        p.add(f"{key}.port", f"expected a port number from 1 to 65535, got {show(port)}")
         port = None
     budget = value.get("latency_budget_ms")
     if budget is not None:
@@ -490,21 +709,21 @@ def _parse_signoff(value: Any, root: Path, p: _Problems) -> Signoff:
         return Signoff()
     _unknown_keys(value, SIGNOFF_KEYS, "signoff.", p)
     predict = value.get("predict")
-    if predict is not None and not (isinstance(predict, str) and MODULE_FUNC_RE.match(predict)):
-        p.add("signoff.predict", f"expected 'module:function', got {predict!r}")
+    if predict is not None and not (isinstance(predict, str) and MODULE_FUNC_RE.fullmatch(predict)):
+        p.add("signoff.predict", f"expected 'module:function', got {show(predict)}")
         predict = None
     samples = value.get("samples")
     if samples is not None:
-        samples = _project_path(root, "signoff.samples", samples, p)
+        samples = _project_path(root, "signoff.samples", samples, p, file=True)
     rtol = _number(value.get("rtol", 1e-5), "signoff.rtol", p)
     atol = _number(value.get("atol", 1e-6), "signoff.atol", p)
     path = value.get("path", "/predict")
-    if not (isinstance(path, str) and HTTP_PATH_RE.match(path)):
-        p.add("signoff.path", f"expected an HTTP path like '/predict', got {path!r}")
+    if not (isinstance(path, str) and HTTP_PATH_RE.fullmatch(path)):
+        p.add("signoff.path", f"expected an HTTP path like '/predict', got {show(path)}")
         path = "/predict"
     request = value.get("request", "list")
     if request not in SIGNOFF_REQUESTS:
-        p.add("signoff.request", f"expected one of {', '.join(SIGNOFF_REQUESTS)}, got {request!r}")
+        p.add("signoff.request", f"expected one of {', '.join(SIGNOFF_REQUESTS)}, got {show(request)}")
         request = "list"
     return Signoff(
         predict=predict,
@@ -514,3 +733,26 @@ def _parse_signoff(value: Any, root: Path, p: _Problems) -> Signoff:
         path=path,
         request=request,
     )
+
+
+def _parse_indexes(data: dict, p: _Problems) -> tuple[str | None, tuple[str, ...]]:
+    """``index_url`` (replaces the default index) and ``extra_index_urls``: plain URLs, no credentials."""
+    index_url = data.get("index_url")
+    if index_url is not None and _index_url("index_url", index_url, p) is None:
+        index_url = None
+    extra = []
+    for i, url in enumerate(_str_list(data.get("extra_index_urls", []), "extra_index_urls", p) or []):
+        if _index_url(f"extra_index_urls[{i}]", url, p) is not None:
+            extra.append(url)
+    return index_url, tuple(extra)
+
+
+def _index_url(key: str, value: Any, p: _Problems) -> str | None:
+    if isinstance(value, str) and len(value) <= MAX_PATH and has_userinfo(value):
+        p.add(key, "holds a user name or password: credentials never go into the spec")
+        p.secret = True
+        return None
+    if not (isinstance(value, str) and len(value) <= MAX_PATH and INDEX_URL_RE.fullmatch(value)):
+        p.add(key, f"expected an index URL like 'https://pypi.example.com/simple', got {show(value)}")
+        return None
+    return value

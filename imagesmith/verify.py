@@ -105,8 +105,12 @@ def label_manifest(info: ImageInfo, report: Report) -> dict | None:
         return None
     try:
         manifest = parity.parse_manifest(text)
-    except ValueError as exc:
-        report.problems.append(f"label {LABEL_MANIFEST} is not a parity manifest: {exc}")
+    except (ValueError, RecursionError) as exc:
+        report.problems.append(f"label {LABEL_MANIFEST} is not a parity manifest: {str(exc)[:200]}")
+        return None
+    shape = manifest_shape_problem(manifest)
+    if shape:
+        report.problems.append(f"label {LABEL_MANIFEST} is not a parity manifest: {shape}")
         return None
     recomputed = parity.digest(manifest)
     if recomputed != label:
@@ -116,6 +120,38 @@ def label_manifest(info: ImageInfo, report: Report) -> dict | None:
         return None
     report.checks.append("manifest label hashes to the parity label")
     return manifest
+
+
+def manifest_shape_problem(manifest: dict) -> str | None:
+    """What is of the wrong type in a manifest read from a label (None: every field has its
+    type): labels are text anyone can write, and nothing downstream should trip over them."""
+
+    def strings(value) -> bool:
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+    checks = {
+        "base": isinstance(manifest.get("base"), str),
+        "python": isinstance(manifest.get("python"), str),
+        "platform": isinstance(manifest.get("platform"), str),
+        "packages": isinstance(manifest.get("packages"), dict)
+        and all(
+            isinstance(n, str)
+            and isinstance(p, dict)
+            and isinstance(p.get("version"), str)
+            and isinstance(p.get("hashes", []), list)
+            and all(isinstance(h, str) for h in p.get("hashes", []))
+            for n, p in manifest["packages"].items()
+        ),
+        "system_packages": strings(manifest.get("system_packages")),
+        "preprocessing": strings(manifest.get("preprocessing")),
+        "preprocessing_version": manifest.get("preprocessing_version") is None
+        or isinstance(manifest.get("preprocessing_version"), str),
+        "seed": isinstance(manifest.get("seed"), int) and not isinstance(manifest.get("seed"), bool),
+        "determinism": isinstance(manifest.get("determinism"), bool),
+        "env": strings(manifest.get("env")),
+    }
+    wrong = [key for key, ok in checks.items() if not ok]
+    return f"{', '.join(wrong)} of the wrong type" if wrong else None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -709,8 +745,10 @@ def inspect_source(engine: Engine, ref: str) -> dict[str, Any]:
         out["base_name"] = info.labels.get(LABEL_BASE_NAME)
         if source.manifest is None and info.labels.get(LABEL_MANIFEST):
             try:  # show a forged or edited label anyway; label_ok says it is not to be trusted
-                out["manifest"] = json.loads(info.labels[LABEL_MANIFEST])
-            except json.JSONDecodeError:
+                forged = json.loads(info.labels[LABEL_MANIFEST])
+                if isinstance(forged, dict) and manifest_shape_problem(forged) is None:
+                    out["manifest"] = forged
+            except (ValueError, RecursionError):
                 pass
     elif source.manifest is not None:
         out["parity"] = parity.digest(source.manifest)

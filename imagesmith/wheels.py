@@ -1,8 +1,9 @@
 """The host-side wheel cache behind hermetic builds.
 
-Every locked distribution's wheel for the target (Python version, platform; the sdist when it
-publishes no wheel for it, see ``runtime/sdists.py``) is downloaded once on
-the host with pip (``--require-hashes``: a wheel whose hash is not in the lock is refused), kept in
+Every locked distribution's wheel for the target (Python version, platform) is downloaded once on
+the host with pip (``--only-binary``; the sdist of a distribution that publishes no wheel for the
+target is fetched by pip in a container of the pinned base, because reading an sdist's metadata
+runs its setup.py; see ``runtime/sdists.py`` for how it is built) (``--require-hashes``: a wheel whose hash is not in the lock is refused), kept in
 ``<cache>/wheels/<sha256>/<file>`` (keyed by content, shared by all projects and builds), and
 hard-linked into a wheelhouse folder that BuildKit receives as the ``wheels`` named context. The
 install step in the image then runs ``pip install --no-index --require-hashes --no-deps`` from that
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +28,8 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 from packaging.version import Version
 
 from .cache import default_cache_dir
-from .errors import LockError
+from .credentials import index_args, index_netrc, redact, secret_file
+from .errors import EngineError, LockError
 from .lock import Lock
 from .lock.resolvers import Pin
 from .platforms import target_platforms, target_tags
@@ -43,9 +46,10 @@ def _sha256(path: Path) -> str:
 
 
 class WheelCache:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, engine=None) -> None:
         self.root = Path(root)
         self.store = self.root / "wheels"
+        self._engine = engine  # runs pip for sdists in a container of the base (made when needed)
 
     def _candidates(self, pin: Pin) -> list[Path]:
         found = []
@@ -118,49 +122,133 @@ class WheelCache:
         return path
 
     def _download(self, pins: list[Pin], lock: Lock) -> None:
-        """pip download (hash-checked) into a temporary folder, then into the cache by hash."""
+        """Wheels with pip on the host (hash-checked, ``--only-binary``: no sdist is ever opened
+        here), then the sdists of the pins that publish no wheel for the target, fetched by pip
+        in a container of the pinned base: pip reads an sdist's metadata by running its build
+        backend (setup.py), and that code runs there, never on the host."""
         self._ensure(self.store)
-        version = lock.python.replace(".", "")
-        with tempfile.TemporaryDirectory(prefix="imagesmith-dl-", dir=self.root) as tmp:
-            req = Path(tmp) / "requirements.txt"
-            req.write_text(
-                "".join(f"{p.name}=={p.version} " + " ".join(f"--hash={h}" for h in p.hashes) + "\n" for p in pins)
-            )
-            argv = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--require-hashes",
-                "--prefer-binary",
-                "--python-version",
-                lock.python,
-                "--implementation",
-                "cp",
-                "--abi",
-                f"cp{version}",
-                "--abi",
-                "abi3",
-                "--abi",
-                "none",
-                "--dest",
-                str(Path(tmp) / "dl"),
-                "-r",
-                str(req),
-            ]
-            for plat in target_platforms(lock.platform):
-                argv += ["--platform", plat]
-            proc = subprocess.run(argv, capture_output=True, text=True)
-            if proc.returncode != 0:
-                out = (proc.stderr or proc.stdout).strip().splitlines()
-                raise LockError(
-                    "downloading the locked wheels failed:\n" + "\n".join(out[-12:]),
-                    hint="check the network and the package index; `--install online` downloads inside the build instead",
-                )
-            for path in sorted((Path(tmp) / "dl").iterdir()):
+        with (
+            tempfile.TemporaryDirectory(prefix="imagesmith-dl-", dir=self.root) as tmp,
+            secret_file(index_netrc(lock.index_url, lock.extra_index_urls)) as netrc,
+        ):
+            dl = Path(tmp) / "dl"
+            dl.mkdir()
+            sdist_only: list[Pin] = []
+            remaining = list(pins)
+            while remaining:
+                failed = self._download_wheels(remaining, lock, Path(tmp), netrc)
+                if failed is None:
+                    break
+                sdist_only.append(failed)
+                remaining = [p for p in remaining if p is not failed]
+            if sdist_only:
+                self._download_sdists(sdist_only, lock, Path(tmp), netrc)
+            for path in sorted(dl.iterdir()):
                 digest = _sha256(path)
                 dest = self._ensure(self.store / digest) / path.name
                 if not dest.exists():
                     os.replace(path, dest)
+
+    @staticmethod
+    def _requirements(pins: list[Pin], path: Path) -> Path:
+        path.write_text(
+            "".join(f"{p.name}=={p.version} " + " ".join(f"--hash={h}" for h in p.hashes) + "\n" for p in pins)
+        )
+        return path
+
+    def _download_wheels(self, pins: list[Pin], lock: Lock, tmp: Path, netrc: Path | None) -> Pin | None:
+        """pip download of the wheels; returns the pin pip found no wheel of (None: all done)."""
+        version = lock.python.replace(".", "")
+        req = self._requirements(pins, tmp / "wheels.txt")
+        argv = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--python-version",
+            lock.python,
+            "--implementation",
+            "cp",
+            "--abi",
+            f"cp{version}",
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+            "--dest",
+            str(tmp / "dl"),
+            "-r",
+            str(req),
+            *index_args(lock.index_url, lock.extra_index_urls),
+        ]
+        for plat in target_platforms(lock.platform):
+            argv += ["--platform", plat]
+        env = dict(os.environ, **({"NETRC": str(netrc)} if netrc else {}))
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+        if proc.returncode == 0:
+            return None
+        output = redact(proc.stderr or proc.stdout)
+        missing = re.search(r"No matching distribution found for ([A-Za-z0-9._-]+)==", output)
+        if missing:
+            name = canonicalize_name(missing.group(1))
+            for pin in pins:
+                if pin.name == name:
+                    return pin
+        out = output.strip().splitlines()
+        raise LockError(
+            "downloading the locked wheels failed:\n" + "\n".join(out[-12:]),
+            hint="check the network and the package index; `--install online` downloads inside the build instead",
+        )
+
+    def _download_sdists(self, pins: list[Pin], lock: Lock, tmp: Path, netrc: Path | None) -> None:
+        self._requirements(pins, tmp / "sdists.txt")
+        if self._engine is None:
+            from .engine import Engine
+
+            self._engine = Engine()
+        argv = [
+            "python3",
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--require-hashes",
+            *[a for p in pins for a in ("--no-binary", p.name)],
+            "--dest",
+            "/run/imagesmith/dl",
+            "-r",
+            "/run/imagesmith/in/sdists.txt",
+            *index_args(lock.index_url, lock.extra_index_urls),
+        ]
+        volumes = {
+            str(tmp.resolve()): {"bind": "/run/imagesmith/in", "mode": "ro"},
+            str((tmp / "dl").resolve()): {"bind": "/run/imagesmith/dl", "mode": "rw"},
+        }
+        env = {"HOME": "/tmp", "PIP_NO_CACHE_DIR": "1"}
+        if netrc is not None:
+            volumes[str(netrc)] = {"bind": "/run/imagesmith/netrc", "mode": "ro"}
+            env["NETRC"] = "/run/imagesmith/netrc"
+        user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
+        try:
+            self._engine.run(
+                lock.base.ref,
+                argv,
+                entrypoint=[],
+                network=True,
+                environment=env,
+                volumes=volumes,
+                user=user,
+                timeout=1800,
+            )
+        except EngineError as exc:
+            names = ", ".join(f"{p.name}=={p.version}" for p in pins)
+            raise LockError(
+                f"fetching the sdist of {names} (no wheel for Python {lock.python} on {lock.platform}) "
+                f"in a container of {lock.base.name} failed: {redact(str(exc))[-1500:]}",
+                hint="check the network and the package index, or pin a version that publishes wheels",
+            ) from exc

@@ -12,7 +12,9 @@ from imagesmith.lock import BasePin, Lock
 from imagesmith.lock.resolvers import Pin
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict | None = None, check_traceback: bool = True):
+def cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, check_traceback: bool = True, timeout: int = 1800
+):
     """Run `python -m imagesmith ARGS` and return the CompletedProcess (text)."""
     proc = subprocess.run(
         [sys.executable, "-m", "imagesmith", *args],
@@ -20,7 +22,8 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None, check_trac
         capture_output=True,
         text=True,
         env=dict(os.environ, **(env or {})),
-        timeout=1800,
+        timeout=timeout,
+        errors="replace",
     )
     if check_traceback:
         assert "Traceback" not in proc.stderr, proc.stderr

@@ -30,8 +30,18 @@ from .records import HistoryEntry, ImageInfo, IsolatedRun
 from .refs import is_loopback_registry, registry_host, repository
 from .registry import Registry
 
-__all__ = ["ENGINE_HINT", "Engine", "HistoryEntry", "ImageInfo", "IsolatedRun", "engine_endpoint",
-           "is_loopback_registry", "registry_host", "repository", "service_address"]
+__all__ = [
+    "ENGINE_HINT",
+    "Engine",
+    "HistoryEntry",
+    "ImageInfo",
+    "IsolatedRun",
+    "engine_endpoint",
+    "is_loopback_registry",
+    "registry_host",
+    "repository",
+    "service_address",
+]
 
 
 class Engine:
@@ -136,9 +146,23 @@ class Engine:
     def builder_driver(self, builder: str | None = None) -> str:
         return self.buildx.driver(builder)
 
-    def bake(self, definition: dict, *, cwd: Path, epoch: int, builder: str | None = None,
-             echo: Callable[[str], None] | None = None,
-             describe_failure: Callable[[str], tuple[str, bool]] | None = None,
-             passthrough: bool = False) -> dict[str, dict]:
-        return self.buildx.bake(definition, cwd=cwd, epoch=epoch, builder=builder, echo=echo,
-                                describe_failure=describe_failure, passthrough=passthrough)
+    def bake(
+        self,
+        definition: dict,
+        *,
+        cwd: Path,
+        epoch: int,
+        builder: str | None = None,
+        echo: Callable[[str], None] | None = None,
+        describe_failure: Callable[[str], tuple[str, bool]] | None = None,
+        passthrough: bool = False,
+    ) -> dict[str, dict]:
+        return self.buildx.bake(
+            definition,
+            cwd=cwd,
+            epoch=epoch,
+            builder=builder,
+            echo=echo,
+            describe_failure=describe_failure,
+            passthrough=passthrough,
+        )

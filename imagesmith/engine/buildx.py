@@ -38,17 +38,28 @@ class Buildx:
                 raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
             if proc.returncode != 0:
                 if builder:
-                    raise EngineError(f"there is no buildx builder named {builder!r}",
-                                      hint="`docker buildx ls` lists the builders; omit --builder for the default one")
-                raise EngineError(f"docker buildx cannot reach a builder: {tail(redact(proc.stderr), 2)}", hint=ENGINE_HINT)
+                    raise EngineError(
+                        f"there is no buildx builder named {builder!r}",
+                        hint="`docker buildx ls` lists the builders; omit --builder for the default one",
+                    )
+                raise EngineError(
+                    f"docker buildx cannot reach a builder: {tail(redact(proc.stderr), 2)}", hint=ENGINE_HINT
+                )
             m = re.search(r"^Driver:\s*(\S+)", proc.stdout, re.M)
             self._drivers[builder] = m.group(1) if m else "docker"
         return self._drivers[builder]
 
-    def bake(self, definition: dict, *, cwd: Path, epoch: int, builder: str | None = None,
-             echo: Callable[[str], None] | None = None,
-             describe_failure: Callable[[str], tuple[str, bool]] | None = None,
-             passthrough: bool = False) -> dict[str, dict]:
+    def bake(
+        self,
+        definition: dict,
+        *,
+        cwd: Path,
+        epoch: int,
+        builder: str | None = None,
+        echo: Callable[[str], None] | None = None,
+        describe_failure: Callable[[str], tuple[str, bool]] | None = None,
+        passthrough: bool = False,
+    ) -> dict[str, dict]:
         """Run ``docker buildx bake`` on ``definition`` (a bake file as a dict: every target in ONE
         BuildKit solve, so shared stages are built once) and return BuildKit's metadata per
         target (``containerimage.digest`` and friends), read from ``--metadata-file``: digests
@@ -64,8 +75,9 @@ class Buildx:
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), BUILDX_NO_DEFAULT_ATTESTATIONS="1")
         targets = list(definition.get("target") or {})
         for attempt in (1, 2):
-            rc, log, metadata = self._bake_once(definition, cwd=cwd, env=env, builder=builder, echo=echo,
-                                                passthrough=passthrough)
+            rc, log, metadata = self._bake_once(
+                definition, cwd=cwd, env=env, builder=builder, echo=echo, passthrough=passthrough
+            )
             # Both targets push the layers they share at the same time; the registry can answer
             # one manifest before the other's upload of a shared blob is done ("manifest blob
             # unknown", containerd/containerd#2706). Everything is cached by then: once more
@@ -81,13 +93,23 @@ class Buildx:
         for target in targets:
             entry = metadata.get(target) or {}
             if not str(entry.get("containerimage.digest", "")).startswith("sha256:"):
-                raise EngineError(f"buildx reported no image digest for {target}",
-                                  hint="the builder must export an image (see `imagesmith build --load/--push`)")
+                raise EngineError(
+                    f"buildx reported no image digest for {target}",
+                    hint="the builder must export an image (see `imagesmith build --load/--push`)",
+                )
             out[target] = entry
         return out
 
-    def _bake_once(self, definition: dict, *, cwd: Path, env: dict, builder: str | None,
-                   echo: Callable[[str], None] | None, passthrough: bool = False) -> tuple[int, str, dict]:
+    def _bake_once(
+        self,
+        definition: dict,
+        *,
+        cwd: Path,
+        env: dict,
+        builder: str | None,
+        echo: Callable[[str], None] | None,
+        passthrough: bool = False,
+    ) -> tuple[int, str, dict]:
         """One ``docker buildx bake``: (exit code, the log's last lines, BuildKit's metadata)."""
         tail_lines: deque[str] = deque(maxlen=80)
         metadata: dict = {}
@@ -95,14 +117,29 @@ class Buildx:
             bake_file = Path(tmp) / "bake.json"
             metadata_file = Path(tmp) / "metadata.json"
             bake_file.write_text(json.dumps(definition, indent=1, sort_keys=True))
-            argv = [docker_cli(), "buildx", "bake", f"--progress={'tty' if passthrough else 'plain'}",
-                    "--provenance=false", "-f", str(bake_file), "--metadata-file", str(metadata_file)]
+            argv = [
+                docker_cli(),
+                "buildx",
+                "bake",
+                f"--progress={'tty' if passthrough else 'plain'}",
+                "--provenance=false",
+                "-f",
+                str(bake_file),
+                "--metadata-file",
+                str(metadata_file),
+            ]
             if builder:
                 argv += ["--builder", builder]
             try:
-                proc = subprocess.Popen(argv, stdout=None if passthrough else subprocess.PIPE,
-                                        stderr=None if passthrough else subprocess.STDOUT, text=True,
-                                        env=env, errors="replace", cwd=str(cwd))
+                proc = subprocess.Popen(
+                    argv,
+                    stdout=None if passthrough else subprocess.PIPE,
+                    stderr=None if passthrough else subprocess.STDOUT,
+                    text=True,
+                    env=env,
+                    errors="replace",
+                    cwd=str(cwd),
+                )
             except FileNotFoundError as exc:
                 raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
             for line in proc.stdout if proc.stdout is not None else ():
@@ -115,8 +152,9 @@ class Buildx:
                 try:
                     metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
                 except (OSError, ValueError) as exc:
-                    raise EngineError("buildx finished but wrote no build metadata",
-                                      hint="use docker buildx 0.10 or newer") from exc
+                    raise EngineError(
+                        "buildx finished but wrote no build metadata", hint="use docker buildx 0.10 or newer"
+                    ) from exc
         return rc, "\n".join(tail_lines), metadata
 
 
@@ -130,7 +168,7 @@ def failure_excerpt(lines: list[str], limit: int = 25) -> str:
     if header is None:
         return "\n".join(lines[-limit:])
     body = []
-    for ln in lines[header + 1:]:
+    for ln in lines[header + 1 :]:
         if ln.startswith("------"):
             break
         body.append(ln)
@@ -138,8 +176,9 @@ def failure_excerpt(lines: list[str], limit: int = 25) -> str:
     return "\n".join([lines[header][:200]] + body[-limit:] + final)
 
 
-def bake_failure(log: str, targets: list[str], builder: str | None,
-                  describe_failure: Callable[[str], tuple[str, bool]] | None) -> Exception:
+def bake_failure(
+    log: str, targets: list[str], builder: str | None, describe_failure: Callable[[str], tuple[str, bool]] | None
+) -> Exception:
     """One error for a failed bake: engine, builder, base image, registry and cache failures get
     hints about those; only a failing step that comes from the spec gets a spec hint."""
     lowered = log.lower()
@@ -147,21 +186,32 @@ def bake_failure(log: str, targets: list[str], builder: str | None,
     if "cannot connect to the docker daemon" in lowered or "failed to dial" in lowered:
         return EngineError("the Docker engine is not reachable", hint=ENGINE_HINT)
     if builder and f'no builder "{builder}" found' in log:
-        return EngineError(f"there is no buildx builder named {builder!r}",
-                           hint="`docker buildx ls` lists the builders; omit --builder for the default one")
+        return EngineError(
+            f"there is no buildx builder named {builder!r}",
+            hint="`docker buildx ls` lists the builders; omit --builder for the default one",
+        )
     m = re.search(r"failed to resolve source metadata for (\S+):\s", log)
     if m:
-        return EngineError(f"BuildKit cannot get the base image {m.group(1)}",
-                           hint="check that its registry is reachable from the builder and you are logged in; "
-                                "a local base is passed to the builder by `imagesmith build` itself")
+        return EngineError(
+            f"BuildKit cannot get the base image {m.group(1)}",
+            hint="check that its registry is reachable from the builder and you are logged in; "
+            "a local base is passed to the builder by `imagesmith build` itself",
+        )
     if re.search(r"failed to push|push access denied|failed to authorize|unexpected status from PUT request", log):
-        return EngineError("the build could not push its images",
-                           hint="check the registry is reachable and you are logged in (docker login)")
+        return EngineError(
+            "the build could not push its images",
+            hint="check the registry is reachable and you are logged in (docker login)",
+        )
     if re.search(r"failed to (export|import) cache|error writing layer blob.*cache", lowered):
-        return EngineError("the build cache could not be read or written",
-                           hint="check the --cache-to/--cache-from references and the registry's credentials")
+        return EngineError(
+            "the build cache could not be read or written",
+            hint="check the --cache-to/--cache-from references and the registry's credentials",
+        )
     what, from_spec = describe_failure(log) if describe_failure else ("", False)
-    return BuildError(f"building {' and '.join(targets)} failed" + (f" at {what}" if what else ""),
-                      log_tail=excerpt,
-                      hint="fix the part of the spec named above, then run `imagesmith build` again" if from_spec
-                      else "the build log above shows the failing step")
+    return BuildError(
+        f"building {' and '.join(targets)} failed" + (f" at {what}" if what else ""),
+        log_tail=excerpt,
+        hint="fix the part of the spec named above, then run `imagesmith build` again"
+        if from_spec
+        else "the build log above shows the failing step",
+    )

@@ -37,8 +37,9 @@ def connect():
 
     try:
         host, tls = engine_endpoint()
-        client = (docker.from_env(timeout=120) if host is None
-                  else docker.DockerClient(base_url=host, tls=tls, timeout=120))
+        client = (
+            docker.from_env(timeout=120) if host is None else docker.DockerClient(base_url=host, tls=tls, timeout=120)
+        )
         client.ping()
     except DockerException as exc:
         raise EngineError(f"the Docker engine is not reachable ({first_line(exc)})", hint=ENGINE_HINT) from exc

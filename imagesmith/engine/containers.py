@@ -53,8 +53,9 @@ class Containers:
                 raise EngineError(f"`{what}` in {image} did not finish within {timeout} s") from exc
             out = container.logs(stdout=True, stderr=False)
             err = container.logs(stdout=False, stderr=True)
-            return IsolatedRun(int(status.get("StatusCode", -1)), out.decode("utf-8", "replace"),
-                               err.decode("utf-8", "replace"))
+            return IsolatedRun(
+                int(status.get("StatusCode", -1)), out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+            )
         except DockerException as exc:
             raise EngineError(f"running a container of {image} failed: {first_line(exc)}", hint=ENGINE_HINT) from exc
         finally:
@@ -63,19 +64,37 @@ class Containers:
             except DockerException:
                 pass
 
-    def run(self, image: str, command: Sequence[str], *, entrypoint: Sequence[str] | None = None,
-            network: bool = False, read_only: bool = False, environment: dict | None = None,
-            volumes: dict | None = None, user: str | None = None, timeout: int = 600) -> str:
+    def run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        entrypoint: Sequence[str] | None = None,
+        network: bool = False,
+        read_only: bool = False,
+        environment: dict | None = None,
+        volumes: dict | None = None,
+        user: str | None = None,
+        timeout: int = 600,
+    ) -> str:
         """Run a command to completion in a fresh container and return its stdout (``volumes``:
         the SDK's bind mounts, host path -> {"bind", "mode"}, for a local engine).
         Raises EngineError with the container's stderr when it exits non-zero."""
         what = " ".join(command)
         run = self.run_to_end(
-            image, what, timeout, command=list(command),
+            image,
+            what,
+            timeout,
+            command=list(command),
             entrypoint=list(entrypoint) if entrypoint is not None else None,
-            network_disabled=not network, network_mode=None if network else "none",
-            read_only=read_only, environment=dict(environment or {}), volumes=dict(volumes or {}), user=user,
-            tmpfs={"/tmp": "rw,size=64m"} if read_only else None)
+            network_disabled=not network,
+            network_mode=None if network else "none",
+            read_only=read_only,
+            environment=dict(environment or {}),
+            volumes=dict(volumes or {}),
+            user=user,
+            tmpfs={"/tmp": "rw,size=64m"} if read_only else None,
+        )
         if run.exit_code is None:
             raise EngineError(f"cannot start `{what}` in {image}: {run.start_error}")
         if run.exit_code != 0:
@@ -88,29 +107,64 @@ class Containers:
         capabilities except reading any file, no new privileges. Never raises for the command's
         own failure: the exit code and both streams are returned."""
         run = self.run_to_end(
-            image, argv[0], timeout, command=list(argv[1:]), entrypoint=[argv[0]], network_disabled=True,
-            network_mode="none", read_only=True, tmpfs={"/tmp": "rw,size=16m,noexec,nosuid"}, user="0",
-            working_dir="/", cap_drop=["ALL"], cap_add=["DAC_READ_SEARCH"],
-            security_opt=["no-new-privileges"], labels={LABEL_PROBE: "1"})
+            image,
+            argv[0],
+            timeout,
+            command=list(argv[1:]),
+            entrypoint=[argv[0]],
+            network_disabled=True,
+            network_mode="none",
+            read_only=True,
+            tmpfs={"/tmp": "rw,size=16m,noexec,nosuid"},
+            user="0",
+            working_dir="/",
+            cap_drop=["ALL"],
+            cap_add=["DAC_READ_SEARCH"],
+            security_opt=["no-new-privileges"],
+            labels={LABEL_PROBE: "1"},
+        )
         if run.start_error and "no such file or directory" in run.start_error:
             return replace(run, start_error=f"{argv[0]} does not exist in the image")
         return run
 
-    def run_helper(self, image: str, argv: Sequence[str], *, entrypoint: Sequence[str],
-                   mounts: dict[str, str] | None = None, environment: dict[str, str] | None = None,
-                   gpus: bool = False, timeout: int = 600) -> IsolatedRun:
+    def run_helper(
+        self,
+        image: str,
+        argv: Sequence[str],
+        *,
+        entrypoint: Sequence[str],
+        mounts: dict[str, str] | None = None,
+        environment: dict[str, str] | None = None,
+        gpus: bool = False,
+        timeout: int = 600,
+    ) -> IsolatedRun:
         """Run ``argv`` after ``entrypoint`` in a throwaway container of ``image``: its own working
         directory and user, no network, ``mounts`` (host path -> container path) copied in
         read-only before it starts (so a remote engine works too), all GPUs when ``gpus``.
         Never raises for the command's own failure (see ``IsolatedRun``)."""
         return self.run_to_end(
-            image, " ".join(entrypoint), timeout, command=list(argv), entrypoint=list(entrypoint),
-            network_disabled=True, network_mode="none", files=dict(mounts or {}),
-            environment=dict(environment or {}), device_requests=_gpu_request(gpus),
-            labels={LABEL_SIGNOFF: "1"})
+            image,
+            " ".join(entrypoint),
+            timeout,
+            command=list(argv),
+            entrypoint=list(entrypoint),
+            network_disabled=True,
+            network_mode="none",
+            files=dict(mounts or {}),
+            environment=dict(environment or {}),
+            device_requests=_gpu_request(gpus),
+            labels={LABEL_SIGNOFF: "1"},
+        )
 
-    def start_service(self, image: str, *, port: int, mounts: dict[str, str] | None = None,
-                      environment: dict[str, str] | None = None, gpus: bool = False) -> tuple[str, str, int]:
+    def start_service(
+        self,
+        image: str,
+        *,
+        port: int,
+        mounts: dict[str, str] | None = None,
+        environment: dict[str, str] | None = None,
+        gpus: bool = False,
+    ) -> tuple[str, str, int]:
         """Start ``image`` detached with its own entrypoint and command, as production would:
         ``port`` published on a free host port the engine picks (on 127.0.0.1 for a local engine;
         see ``service_address``), ``mounts`` (host path -> container path) copied in read-only
@@ -121,9 +175,13 @@ class Containers:
         bind, connect = self.service_address()
         try:
             container = self.client.containers.create(
-                image, detach=True, ports={f"{port}/tcp": (bind, None)},
-                environment=dict(environment or {}), device_requests=_gpu_request(gpus),
-                labels={LABEL_SIGNOFF: "1"})
+                image,
+                detach=True,
+                ports={f"{port}/tcp": (bind, None)},
+                environment=dict(environment or {}),
+                device_requests=_gpu_request(gpus),
+                labels={LABEL_SIGNOFF: "1"},
+            )
         except ImageNotFound as exc:
             raise EngineError(f"image {image} is not in the engine") from exc
         except DockerException as exc:
@@ -135,8 +193,10 @@ class Containers:
             self.stop_service(container.id)
             text = first_line(exc)
             if gpus and ("gpu" in text.lower() or "nvidia" in text.lower()):
-                raise EngineError(f"cannot start {image} with GPUs: {text}",
-                                  hint="install the NVIDIA container toolkit so Docker can pass GPUs in") from exc
+                raise EngineError(
+                    f"cannot start {image} with GPUs: {text}",
+                    hint="install the NVIDIA container toolkit so Docker can pass GPUs in",
+                ) from exc
             raise EngineError(f"cannot start {image}: {text}", hint=ENGINE_HINT) from exc
         try:
             container.reload()
@@ -181,10 +241,16 @@ class Containers:
             pass
         return logs
 
-
-    def run_attached(self, image: str, command: Sequence[str], *, mounts: dict[str, str] | None = None,
-                     ports: dict[int, int] | None = None, environment: dict[str, str] | None = None,
-                     name: str | None = None) -> int:
+    def run_attached(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        mounts: dict[str, str] | None = None,
+        ports: dict[int, int] | None = None,
+        environment: dict[str, str] | None = None,
+        name: str | None = None,
+    ) -> int:
         """``docker run --rm`` in the foreground, as a user would type it: the container's output on
         this terminal, Ctrl-C and SIGTERM passed on to it, its exit code returned.
         ``mounts``: host folder -> container path (bind); ``ports``: container port -> host port,

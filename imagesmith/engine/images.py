@@ -31,17 +31,22 @@ class Images:
         try:
             img = self.client.images.get(ref)
         except ImageNotFound as exc:
-            raise EngineError(f"image {ref} is not in the engine",
-                              hint="build it with `imagesmith build`, or pull it first") from exc
+            raise EngineError(
+                f"image {ref} is not in the engine", hint="build it with `imagesmith build`, or pull it first"
+            ) from exc
         except DockerException as exc:
             raise EngineError(f"cannot inspect {ref}: {first_line(exc)}", hint=ENGINE_HINT) from exc
         a = img.attrs
         cfg = a.get("Config") or {}
         return ImageInfo(
-            ref=ref, id=a["Id"], labels=dict(cfg.get("Labels") or {}),
+            ref=ref,
+            id=a["Id"],
+            labels=dict(cfg.get("Labels") or {}),
             layers=tuple((a.get("RootFS") or {}).get("Layers") or ()),
-            repo_digests=tuple(a.get("RepoDigests") or ()), config=cfg,
-            size=int(a.get("Size") or 0), created=a.get("Created", ""),
+            repo_digests=tuple(a.get("RepoDigests") or ()),
+            config=cfg,
+            size=int(a.get("Size") or 0),
+            created=a.get("Created", ""),
         )
 
     def has_image(self, ref: str) -> bool:
@@ -60,8 +65,9 @@ class Images:
         try:
             self.client.images.pull(ref)
         except DockerException as exc:
-            raise EngineError(f"cannot pull {ref}: {first_line(exc)}",
-                              hint="check the registry is reachable and you are logged in") from exc
+            raise EngineError(
+                f"cannot pull {ref}: {first_line(exc)}", hint="check the registry is reachable and you are logged in"
+            ) from exc
         return self.image(ref)
 
     def tag(self, image_id: str, ref: str) -> None:
@@ -78,8 +84,10 @@ class Images:
         (``imagesmith build --push`` pushes from the build instead.)"""
         proc = subprocess.run([docker_cli(), "push", ref], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise EngineError(f"docker push {ref} failed: {tail(redact(proc.stderr), 5)}",
-                              hint="check the registry is reachable and you are logged in")
+            raise EngineError(
+                f"docker push {ref} failed: {tail(redact(proc.stderr), 5)}",
+                hint="check the registry is reachable and you are logged in",
+            )
         m = re.search(r"digest: (sha256:[a-f0-9]{64})", proc.stdout)
         if not m:
             raise EngineError(f"docker push {ref} did not report a digest")
@@ -101,8 +109,10 @@ class Images:
             raise EngineError(f"image {image} is not in the engine") from exc
         except DockerException as exc:
             raise EngineError(f"cannot read the history of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
-        entries = tuple(HistoryEntry(created_by=e.get("CreatedBy") or "", empty_layer=not e.get("Size"))
-                        for e in reversed(raw or []))
+        entries = tuple(
+            HistoryEntry(created_by=e.get("CreatedBy") or "", empty_layer=not e.get("Size"))
+            for e in reversed(raw or [])
+        )
         if sum(not e.empty_layer for e in entries) != layers:
             return None
         return entries
@@ -130,27 +140,39 @@ class Images:
                     for chunk in self.client.images.get(image_id).save(named=False):
                         fh.write(chunk)
             except ImageNotFound as exc:
-                raise EngineError(f"the base image {image_id} is not in the engine",
-                                  hint="make or pull the base image again, or run `imagesmith lock --upgrade-base`") from exc
+                raise EngineError(
+                    f"the base image {image_id} is not in the engine",
+                    hint="make or pull the base image again, or run `imagesmith lock --upgrade-base`",
+                ) from exc
             except DockerException as exc:
-                raise EngineError(f"cannot export the base image {image_id}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+                raise EngineError(
+                    f"cannot export the base image {image_id}: {first_line(exc)}", hint=ENGINE_HINT
+                ) from exc
             layout = tmp / "layout"
             with tarfile.open(archive) as tar:
                 if hasattr(tarfile, "data_filter"):
                     tar.extractall(layout, filter="data")
                 else:  # pragma: no cover - Pythons without extraction filters
                     for member in tar.getmembers():
-                        if member.name.startswith("/") or ".." in member.name.split("/") or not (member.isfile() or member.isdir()):
+                        if (
+                            member.name.startswith("/")
+                            or ".." in member.name.split("/")
+                            or not (member.isfile() or member.isdir())
+                        ):
                             raise EngineError(f"the engine's export of {image_id} has an unsafe entry {member.name!r}")
                     tar.extractall(layout)
             try:
                 index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise EngineError(f"the engine exported {image_id} without an OCI index",
-                                  hint="enable the containerd image store (see README: engine requirements)") from exc
+                raise EngineError(
+                    f"the engine exported {image_id} without an OCI index",
+                    hint="enable the containerd image store (see README: engine requirements)",
+                ) from exc
             if image_id not in {m.get("digest") for m in index.get("manifests") or ()}:
-                raise EngineError(f"the engine's export of {image_id} names another image",
-                                  hint="enable the containerd image store (see README: engine requirements)")
+                raise EngineError(
+                    f"the engine's export of {image_id} names another image",
+                    hint="enable the containerd image store (see README: engine requirements)",
+                )
             try:
                 os.rename(layout, dest)
             except OSError:

@@ -26,21 +26,29 @@ class Registry:
         try:
             proc = subprocess.run(argv, capture_output=True, timeout=self.timeout)
         except FileNotFoundError as exc:
-            raise EngineError("reading a registry needs docker buildx, which is not installed",
-                              hint="install the docker CLI with the buildx plugin (see README)") from exc
+            raise EngineError(
+                "reading a registry needs docker buildx, which is not installed",
+                hint="install the docker CLI with the buildx plugin (see README)",
+            ) from exc
         except subprocess.TimeoutExpired as exc:
             raise EngineError(f"the registry did not answer for {ref} within {self.timeout} s") from exc
         if proc.returncode != 0:
             text = redact(proc.stderr.decode("utf-8", "replace").strip())
             low = text.lower()
             if "not found" in low or "manifest unknown" in low:
-                raise EngineError(f"{ref} is not in its registry ({tail(text, 1)})",
-                                  hint="check the name and tag, or push the image first")
+                raise EngineError(
+                    f"{ref} is not in its registry ({tail(text, 1)})",
+                    hint="check the name and tag, or push the image first",
+                )
             if "unauthorized" in low or "denied" in low or "authentication required" in low:
-                raise EngineError(f"the registry refused to show {ref} ({tail(text, 1)})",
-                                  hint="log in to the registry (docker login)")
-            raise EngineError(f"cannot read {ref} from its registry: {tail(text, 2)}",
-                              hint="check the registry is reachable from this machine")
+                raise EngineError(
+                    f"the registry refused to show {ref} ({tail(text, 1)})",
+                    hint="log in to the registry (docker login)",
+                )
+            raise EngineError(
+                f"cannot read {ref} from its registry: {tail(text, 2)}",
+                hint="check the registry is reachable from this machine",
+            )
         return proc.stdout
 
     def raw(self, ref: str) -> tuple[bytes, str]:
@@ -62,8 +70,11 @@ class Registry:
         except ValueError as exc:
             raise EngineError(f"the registry returned no manifest for {ref}") from exc
         if manifest.get("manifests"):  # an index: pick the platform
-            chosen = [m for m in manifest["manifests"]
-                      if ((m.get("platform") or {}).get("os"), (m.get("platform") or {}).get("architecture")) == platform]
+            chosen = [
+                m
+                for m in manifest["manifests"]
+                if ((m.get("platform") or {}).get("os"), (m.get("platform") or {}).get("architecture")) == platform
+            ]
             if not chosen:
                 raise EngineError(f"{ref} has no {'/'.join(platform)} image in its index")
             digest = chosen[0]["digest"]
@@ -73,9 +84,19 @@ class Registry:
         except ValueError as exc:
             raise EngineError(f"the registry returned no image config for {ref}") from exc
         cfg = config.get("config") or {}
-        history = tuple(HistoryEntry(created_by=h.get("created_by") or "", empty_layer=bool(h.get("empty_layer")))
-                        for h in config.get("history") or ())
-        return ImageInfo(ref=ref, id=digest, labels=dict(cfg.get("Labels") or {}),
-                         layers=tuple((config.get("rootfs") or {}).get("diff_ids") or ()),
-                         repo_digests=(pinned,), config=cfg, size=0, created=config.get("created", ""),
-                         history=history, source="registry")
+        history = tuple(
+            HistoryEntry(created_by=h.get("created_by") or "", empty_layer=bool(h.get("empty_layer")))
+            for h in config.get("history") or ()
+        )
+        return ImageInfo(
+            ref=ref,
+            id=digest,
+            labels=dict(cfg.get("Labels") or {}),
+            layers=tuple((config.get("rootfs") or {}).get("diff_ids") or ()),
+            repo_digests=(pinned,),
+            config=cfg,
+            size=0,
+            created=config.get("created", ""),
+            history=history,
+            source="registry",
+        )

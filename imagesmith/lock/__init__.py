@@ -22,15 +22,31 @@ Only changed parts are redone: a preprocessing edit re-digests files, it does no
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .. import __version__, runtime_wheel
 from ..errors import LockError, StaleLockError
 from ..fsutil import atomic_write, sha256_bytes, sha256_file
 from ..runtime import preprocessing
-from ..spec import PYPROJECT, Spec
+from ..spec import (
+    IMAGE_REF_RE,
+    INDEX_URL_RE,
+    MAX_PATH,
+    PATH_RE,
+    PLATFORMS,
+    PYPROJECT,
+    PYTHON_RE,
+    RESOLVERS,
+    Spec,
+    _type_name,
+    env_problem,
+    show,
+    show_key,
+)
 from .base import BasePin, pin_base
 from .resolvers import Pin, ResolveRequest, get_resolver, render_requirements_lock, requirement_files
 from .system import pin_system_packages
@@ -64,6 +80,8 @@ class Lock:
     determinism: bool
     env: tuple[tuple[str, str], ...]
     extras: dict = field(default_factory=dict)  # forward-compatible sections
+    index_url: str | None = None  # the spec's package indexes (never credentials)
+    extra_index_urls: tuple[str, ...] = ()
     runtime: Pin | None = None  # the imagesmith-runtime wheel (None: a lock written before it existed)
 
     @property
@@ -99,6 +117,11 @@ class Lock:
             "environment": {"seed": self.seed, "determinism": self.determinism, "env": dict(self.env)},
             **({"runtime": self.runtime.as_dict()} if self.runtime else {}),
             **self.extras,
+            **(
+                {"indexes": {"index_url": self.index_url, "extra_index_urls": list(self.extra_index_urls)}}
+                if self.index_url or self.extra_index_urls
+                else {}
+            ),
         }
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -116,58 +139,252 @@ def preprocessing_digest(files: dict[str, str]) -> str:
     return preprocessing.digest_of(files)
 
 
+MAX_LOCK_BYTES = 32 << 20
+_SHA256_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_DIST_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")  # a canonical distribution name
+_VERSION_RE = re.compile(r"[A-Za-z0-9.+!_-]{1,64}")
+_DEB_NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+_DEB_VERSION_RE = re.compile(r"[A-Za-z0-9.+~:-]{1,128}")
+_PY_FULL_RE = re.compile(r"[0-9]+\.[0-9]+(?:\.[0-9]+)?[A-Za-z0-9+.]{0,16}")
+KNOWN_SECTIONS = {
+    "imagesmith_lock",
+    "generated_by",
+    "inputs",
+    "resolver",
+    "target",
+    "base",
+    "packages",
+    "system_packages",
+    "preprocessing",
+    "environment",
+    "indexes",
+    "runtime",
+}
+
+
 def read_lock(path: Path) -> Lock:
+    """Read and validate ``imagesmith.lock``: every field is checked with the spec's own rules
+    (a lock edited by hand can no more inject a Dockerfile instruction than a spec can)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise LockError(f"{path} is not a regular file", hint="run `imagesmith lock` to rewrite it")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise LockError(f"{path} does not exist", hint="run `imagesmith lock` first") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LockError(f"{path} is not a valid lock file: {exc}", hint="run `imagesmith lock` to rewrite it") from exc
-    try:
-        if data.get("imagesmith_lock") != LOCK_FORMAT:
-            raise LockError(
-                f"{path} has lock format {data.get('imagesmith_lock')!r}; this imagesmith reads {LOCK_FORMAT}",
-                hint="run `imagesmith lock` to rewrite it",
-            )
-        known = {
-            "imagesmith_lock",
-            "generated_by",
-            "inputs",
-            "resolver",
-            "target",
-            "base",
-            "packages",
-            "system_packages",
-            "preprocessing",
-            "environment",
-            "runtime",
-        }
-        b = data["base"]
-        env = data["environment"]
-        return Lock(
-            inputs=dict(data["inputs"]),
-            resolver=data["resolver"],
-            python=data["target"]["python"],
-            platform=data["target"]["platform"],
-            base=BasePin(b["name"], b["digest"], b["source"], b.get("python_version", "")),
-            packages=tuple(Pin(p["name"], p["version"], tuple(p["hashes"])) for p in data["packages"]),
-            system_packages=tuple((s["name"], s["version"]) for s in data["system_packages"]),
-            preprocessing=tuple(sorted(data["preprocessing"]["files"].items())),
-            seed=int(env["seed"]),
-            determinism=bool(env["determinism"]),
-            env=tuple(sorted(env["env"].items())),
-            extras={k: v for k, v in data.items() if k not in known},
-            runtime=(
-                Pin(data["runtime"]["name"], data["runtime"]["version"], tuple(data["runtime"]["hashes"]))
-                if data.get("runtime")
-                else None
-            ),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
+    except OSError as exc:
+        raise LockError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_LOCK_BYTES:
         raise LockError(
-            f"{path} is missing or has a malformed field ({exc})", hint="run `imagesmith lock` to rewrite it"
+            f"{path} is {len(raw)} bytes, more than a lock can be", hint="run `imagesmith lock` to rewrite it"
+        )
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an integer of 4300+ digits
+        raise LockError(
+            f"{path} is not a valid lock file: {show(str(exc), 120)[1:-1]}", hint="run `imagesmith lock` to rewrite it"
         ) from exc
+    except RecursionError:
+        raise LockError(
+            f"{path} is nested too deeply to be a lock file", hint="run `imagesmith lock` to rewrite it"
+        ) from None
+    if not isinstance(data, dict):
+        raise LockError(
+            f"{path} is not a lock file: it holds {_type_name(data)}, not a JSON object",
+            hint="run `imagesmith lock` to rewrite it",
+        )
+    if data.get("imagesmith_lock") != LOCK_FORMAT:
+        raise LockError(
+            f"{path} has lock format {show(data.get('imagesmith_lock'))}; this imagesmith reads {LOCK_FORMAT}",
+            hint="run `imagesmith lock` to rewrite it",
+        )
+    problems: list[str] = []
+    try:
+        lock = _parse_lock(data, problems)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problems.append(f"a field is missing or of the wrong type ({show(str(exc), 80)[1:-1]})")
+        lock = None
+    if problems or lock is None:
+        shown = problems[:20] + (["(more problems not shown)"] if len(problems) > 20 else [])
+        raise LockError(
+            f"{path} is not a valid lock (edited by hand?):\n" + "\n".join(f"  - {p}" for p in shown),
+            hint="run `imagesmith lock` to rewrite it (imagesmith never builds from a lock it cannot trust)",
+        )
+    return lock
+
+
+def _parse_lock(data: Any, problems: list[str]) -> Lock | None:
+    def need(key: str, value, ok: bool, what: str) -> None:
+        if not ok:
+            problems.append(f"{key}: expected {what}, got {show(value)}")
+
+    def mapping(key: str, value) -> Any:
+        if not isinstance(value, dict):
+            problems.append(f"{key}: expected a JSON object, got {_type_name(value)}")
+            return {}
+        return value
+
+    def listing(key: str, value) -> Any:
+        if not isinstance(value, list):
+            problems.append(f"{key}: expected a JSON list, got {_type_name(value)}")
+            return []
+        return value
+
+    def text(value) -> bool:
+        return isinstance(value, str)
+
+    inputs = mapping("inputs", data.get("inputs"))
+    for name, value in inputs.items():
+        need(
+            f"inputs.{show_key(name)}",
+            value,
+            name in INPUT_NAMES and text(value) and bool(_SHA256_RE.fullmatch(value)),
+            "a known input with a sha256 digest",
+        )
+    resolver = data.get("resolver")
+    need("resolver", resolver, resolver in RESOLVERS, f"one of {', '.join(RESOLVERS)}")
+    target = mapping("target", data.get("target"))
+    python, platform = target.get("python"), target.get("platform")
+    need("target.python", python, text(python) and bool(PYTHON_RE.fullmatch(python)), "a version like 3.11")
+    need("target.platform", platform, platform in PLATFORMS, f"one of {', '.join(PLATFORMS)}")
+
+    b = mapping("base", data.get("base"))
+    bname, bdigest, bsource = b.get("name"), b.get("digest"), b.get("source")
+    bpy = b.get("python_version", "")
+    need(
+        "base.name",
+        bname,
+        text(bname) and len(bname) <= 512 and bool(IMAGE_REF_RE.fullmatch(bname)),
+        "an image reference",
+    )
+    need("base.digest", bdigest, text(bdigest) and bool(_SHA256_RE.fullmatch(bdigest)), "sha256:<64 hex digits>")
+    need("base.source", bsource, bsource in ("registry", "local"), "registry or local")
+    need(
+        "base.python_version",
+        bpy,
+        text(bpy) and (bpy == "" or bool(_PY_FULL_RE.fullmatch(bpy))),
+        "a version like 3.11.2",
+    )
+
+    packages = []
+    for i, entry in enumerate(listing("packages", data.get("packages"))):
+        entry = mapping(f"packages[{i}]", entry)
+        name, version, hashes = entry.get("name"), entry.get("version"), entry.get("hashes")
+        ok = (
+            text(name)
+            and bool(_DIST_RE.fullmatch(name))
+            and text(version)
+            and bool(_VERSION_RE.fullmatch(version))
+            and isinstance(hashes, list)
+            and bool(hashes)
+            and all(text(h) and _SHA256_RE.fullmatch(h) for h in hashes)
+        )
+        need(
+            f"packages[{i}]",
+            entry,
+            ok,
+            "{name, version, hashes: [sha256:...]} with a canonical name and a plain version",
+        )
+        if ok:
+            packages.append(Pin(name, version, tuple(hashes)))
+
+    system = []
+    for i, entry in enumerate(listing("system_packages", data.get("system_packages"))):
+        entry = mapping(f"system_packages[{i}]", entry)
+        name, version = entry.get("name"), entry.get("version")
+        need(
+            f"system_packages[{i}].name",
+            name,
+            text(name) and bool(_DEB_NAME_RE.fullmatch(name)),
+            "a Debian package name",
+        )
+        need(
+            f"system_packages[{i}].version",
+            version,
+            text(version) and bool(_DEB_VERSION_RE.fullmatch(version)),
+            "a Debian version (letters, digits and . + ~ : -)",
+        )
+        system.append((name, version))
+
+    pre = mapping("preprocessing", data.get("preprocessing"))
+    files = mapping("preprocessing.files", pre.get("files"))
+    for rel, digest in files.items():
+        ok_path = (
+            text(rel) and len(rel) <= MAX_PATH and bool(PATH_RE.fullmatch(rel)) and ".." not in PurePosixPath(rel).parts
+        )
+        need(
+            f"preprocessing.files.{show_key(rel)}",
+            digest,
+            ok_path and text(digest) and bool(_SHA256_RE.fullmatch(digest)),
+            "a relative path inside the project with a sha256 digest",
+        )
+    if not problems and files and pre.get("digest") != preprocessing_digest(files):
+        problems.append("preprocessing.digest does not match preprocessing.files")
+
+    env_section = mapping("environment", data.get("environment"))
+    seed, determinism = env_section.get("seed"), env_section.get("determinism")
+    need(
+        "environment.seed",
+        seed,
+        isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32,
+        "an integer from 0 to 2**32-1",
+    )
+    need("environment.determinism", determinism, isinstance(determinism, bool), "true or false")
+    env = mapping("environment.env", env_section.get("env"))
+    for key, value in env.items():
+        problem = env_problem(key, value) or (None if text(value) else "expected a string")
+        if problem:
+            problems.append(f"environment.env.{show_key(key)}: {problem}")
+
+    indexes = mapping("indexes", data.get("indexes", {}))
+    index_url, extra = indexes.get("index_url"), indexes.get("extra_index_urls", [])
+    need(
+        "indexes.index_url",
+        index_url,
+        index_url is None or (text(index_url) and bool(INDEX_URL_RE.fullmatch(index_url))),
+        "an index URL without credentials",
+    )
+    need(
+        "indexes.extra_index_urls",
+        extra,
+        isinstance(extra, list) and all(text(u) and INDEX_URL_RE.fullmatch(u) for u in extra),
+        "a list of index URLs without credentials",
+    )
+    runtime = None
+    if "runtime" in data:
+        r = mapping("runtime", data.get("runtime"))
+        rname, rversion, rhashes = r.get("name"), r.get("version"), r.get("hashes")
+        ok = (
+            text(rname)
+            and bool(_DIST_RE.fullmatch(rname))
+            and text(rversion)
+            and bool(_VERSION_RE.fullmatch(rversion))
+            and isinstance(rhashes, list)
+            and bool(rhashes)
+            and all(text(h) and _SHA256_RE.fullmatch(h) for h in rhashes)
+        )
+        need("runtime", r, ok, "{name, version, hashes: [sha256:...]} of the imagesmith-runtime wheel")
+        if ok:
+            runtime = Pin(rname, rversion, tuple(rhashes))
+    if problems:
+        return None
+    return Lock(
+        inputs=dict(inputs),
+        resolver=resolver,
+        python=python,
+        platform=platform,
+        base=BasePin(bname, bdigest, bsource, bpy),
+        packages=tuple(packages),
+        system_packages=tuple(system),
+        preprocessing=tuple(sorted(files.items())),
+        seed=seed,
+        determinism=determinism,
+        env=tuple(sorted(env.items())),
+        extras={k: v for k, v in data.items() if k not in KNOWN_SECTIONS},
+        index_url=index_url,
+        extra_index_urls=tuple(extra),
+        runtime=runtime,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,10 +403,21 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
     """A digest for each input of the lock. Pure function of the spec and the files it names."""
     req = spec.requirements
     req_material: dict = {"inline": list(req.inline), "extras": list(req.extras), "files": {}}
+    if spec.index_url or spec.extra_index_urls:  # only when set: locks of specs without them keep their digest
+        req_material["indexes"] = {"index_url": spec.index_url, "extra_index_urls": list(spec.extra_index_urls)}
     if req.file:
         for f in requirement_files(spec.root / req.file):
+            if not _inside(spec.root, f):
+                raise LockError(
+                    f"{req.file} includes {show(f.name)}, which is outside the project directory",
+                    hint="keep every -r/-c file inside the project (symlinks too)",
+                )
             req_material["files"][_rel(spec.root, f)] = sha256_file(f)
     if req.pyproject:
+        if not _inside(spec.root, spec.root / PYPROJECT):
+            raise LockError(
+                f"{PYPROJECT} is a symlink out of the project directory", hint="keep the project's files inside it"
+            )
         req_material["files"][PYPROJECT] = sha256_file(spec.root / PYPROJECT)
     return {
         "resolver": _digest_json(spec.resolver),
@@ -201,6 +429,22 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
         "environment": _digest_json({"seed": spec.seed, "determinism": spec.determinism, "env": spec.env_dict}),
         "runtime": runtime_wheel.build().sha256,
     }
+
+
+def _inside(root: Path, f: Path) -> bool:
+    try:
+        Path(f).resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _same_text(path: Path, text: str) -> bool:
+    """``path`` is a regular file holding exactly ``text`` (whatever bytes it holds otherwise)."""
+    try:
+        return path.is_file() and not path.is_symlink() and path.read_bytes() == text.encode("utf-8")
+    except OSError:
+        return False
 
 
 def runtime_pin() -> Pin:
@@ -235,9 +479,7 @@ def check_lock(spec: Spec, base: str | None = None) -> list[str]:
     """The inputs that changed since the lock was written ([] when fresh). Raises if no lock."""
     lock = read_lock(spec.lock_path)
     changed = changed_inputs(lock, compute_inputs(spec, base or spec.base))
-    if not changed and (
-        not spec.requirements_lock_path.is_file() or spec.requirements_lock_path.read_text() != lock.requirements_text()
-    ):
+    if not changed and not _same_text(spec.requirements_lock_path, lock.requirements_text()):
         changed = ["requirements.lock"]
     return changed
 
@@ -259,11 +501,13 @@ def lock_project(
     upgrade_packages: tuple[str, ...] = (),
     upgrade_base: bool = False,
     write: bool = True,
+    replace_invalid: bool = False,
     progress=lambda msg: None,
 ) -> LockResult:
     """Bring the project's lock up to date, redoing only what changed. Writes atomically.
-    ``upgrade_base`` pins the base image again (what its tag names now, and the system packages
-    in it); ``upgrade`` does that and resolves every requirement to its newest allowed version."""
+
+    A lock that exists but is not valid (edited by hand, another format) is refused, unless
+    ``replace_invalid`` (``imagesmith lock``: the user asked for a new one): then it is redone whole."""
     base = base or spec.base
     if resolver:
         spec = replace(spec, resolver=resolver)
@@ -273,17 +517,15 @@ def lock_project(
         try:
             previous = read_lock(spec.lock_path)
         except LockError:
+            if not replace_invalid:
+                raise
             previous = None
     changed = changed_inputs(previous, inputs) if previous else list(INPUT_NAMES)
     if upgrade or upgrade_packages:
         changed = sorted(set(changed) | {"requirements"}, key=INPUT_NAMES.index)
     if upgrade or upgrade_base:
         changed = sorted(set(changed) | {"base"}, key=INPUT_NAMES.index)
-    req_file_ok = (
-        spec.requirements_lock_path.is_file()
-        and previous is not None
-        and spec.requirements_lock_path.read_text() == previous.requirements_text()
-    )
+    req_file_ok = previous is not None and _same_text(spec.requirements_lock_path, previous.requirements_text())
     if not changed and req_file_ok and previous is not None:
         return LockResult(previous, [], False)
 
@@ -328,6 +570,8 @@ def lock_project(
         determinism=spec.determinism,
         env=spec.env,
         extras=previous.extras if previous else {},
+        index_url=spec.index_url,
+        extra_index_urls=spec.extra_index_urls,
         runtime=runtime_pin(),
     )
     if write:
@@ -364,6 +608,8 @@ def _resolve(
             upgrade=upgrade,
             upgrade_packages=upgrade_packages,
             base_ref=base_pin.ref,
+            index_url=spec.index_url,
+            extra_index_urls=spec.extra_index_urls,
         )
         pins = get_resolver(spec.resolver, engine).resolve(request)
     if not pins:

