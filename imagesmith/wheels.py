@@ -45,6 +45,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+_SAVED = re.compile(r"^\s*Saved (.+?)\s*$")  # pip download's line for each file it fetched
+
+
 class WheelCache:
     def __init__(self, root: Path, engine=None) -> None:
         self.root = Path(root)
@@ -92,7 +95,7 @@ class WheelCache:
                 chosen[pin.name] = best
         if missing:
             progress(f"downloading {len(missing)} wheel(s) for Python {lock.python} on {lock.platform}")
-            self._download(missing, lock)
+            self._download(missing, lock, progress)
             for pin in missing:
                 best = self._best(pin, ranking)
                 if best is None:
@@ -121,7 +124,7 @@ class WheelCache:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _download(self, pins: list[Pin], lock: Lock) -> None:
+    def _download(self, pins: list[Pin], lock: Lock, progress=lambda msg: None) -> None:
         """Wheels with pip on the host (hash-checked, ``--only-binary``: no sdist is ever opened
         here), then the sdists of the pins that publish no wheel for the target, fetched by pip
         in a container of the pinned base: pip reads an sdist's metadata by running its build
@@ -136,7 +139,7 @@ class WheelCache:
             sdist_only: list[Pin] = []
             remaining = list(pins)
             while remaining:
-                failed = self._download_wheels(remaining, lock, Path(tmp), netrc)
+                failed = self._download_wheels(remaining, lock, Path(tmp), netrc, progress)
                 if failed is None:
                     break
                 sdist_only.append(failed)
@@ -156,8 +159,12 @@ class WheelCache:
         )
         return path
 
-    def _download_wheels(self, pins: list[Pin], lock: Lock, tmp: Path, netrc: Path | None) -> Pin | None:
-        """pip download of the wheels; returns the pin pip found no wheel of (None: all done)."""
+    def _download_wheels(
+        self, pins: list[Pin], lock: Lock, tmp: Path, netrc: Path | None, progress=lambda msg: None
+    ) -> Pin | None:
+        """pip download of the wheels; returns the pin pip found no wheel of (None: all done).
+        Each file pip has fetched is reported as one ``progress`` line, with its size, as it
+        happens (a large stack is minutes of downloads: never a silent wait)."""
         version = lock.python.replace(".", "")
         req = self._requirements(pins, tmp / "wheels.txt")
         argv = [
@@ -188,10 +195,20 @@ class WheelCache:
         for plat in target_platforms(lock.platform):
             argv += ["--platform", plat]
         env = dict(os.environ, **({"NETRC": str(netrc)} if netrc else {}))
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
-        if proc.returncode == 0:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                errors="replace")
+        assert proc.stdout is not None
+        seen: list[str] = []
+        for line in proc.stdout:
+            seen.append(line)
+            m = _SAVED.match(line)
+            if m:
+                saved = Path(m.group(1))
+                size = saved.stat().st_size if saved.is_file() else 0
+                progress(f"fetched {saved.name} ({size / 1e6:.1f} MB)")
+        if proc.wait() == 0:
             return None
-        output = redact(proc.stderr or proc.stdout)
+        output = redact("".join(seen))
         missing = re.search(r"No matching distribution found for ([A-Za-z0-9._-]+)==", output)
         if missing:
             name = canonicalize_name(missing.group(1))
