@@ -30,6 +30,21 @@ def cli(
     return proc
 
 
+def cli_in_process(*args: str) -> subprocess.CompletedProcess:
+    """`imagesmith ARGS` in this process, through the console entry point (``cli.main``): the same
+    code path as ``cli()`` without starting an interpreter per call, for the large corpora of the
+    unit tier. An exception escaping ``main`` fails the test, as a traceback from ``cli()`` would."""
+    import contextlib
+    import io
+
+    from imagesmith.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["imagesmith", *args], code, out.getvalue(), err.getvalue())
+
+
 def docker_build(dockerfile_text: str, tag: str, context: Path) -> None:
     """Build a small derived image with plain BuildKit (FROM an image built by a fixture)."""
     context.mkdir(parents=True, exist_ok=True)

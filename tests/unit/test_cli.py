@@ -21,12 +21,11 @@ from imagesmith.lock import lock_project
 from imagesmith.lock.resolvers import Pin
 from imagesmith.progress import PlainLog, build_log
 from imagesmith.spec import load_spec
-
-from .fakes import FakeEngine
-from .helpers import cli
+from tests.fakes import FakeEngine
+from tests.helpers import cli
 
 BOX = set("╭╮╰╯│─")
-TINY = Path(__file__).resolve().parent / "projects" / "tiny"
+TINY = Path(__file__).resolve().parents[1] / "projects" / "tiny"
 
 
 def test_version():
@@ -202,11 +201,12 @@ def test_wheel_downloads_are_reported_one_line_per_file(tmp_path):
     from dataclasses import replace
 
     from imagesmith.wheels import WheelCache
-
-    from .helpers import fake_lock
+    from tests.helpers import fake_lock
 
     six = Pin("six", "1.17.0", ("sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",))
     lines: list[str] = []
     WheelCache(tmp_path / "cache").wheelhouse(replace(fake_lock(), packages=(six,)), progress=lines.append)
     assert lines[0].startswith("downloading 1 wheel(s)")
-    assert any(re.fullmatch(r"fetched six-1\.17\.0-py2\.py3-none-any\.whl \(\d+\.\d MB\)", line) for line in lines), lines
+    assert any(re.fullmatch(r"fetched six-1\.17\.0-py2\.py3-none-any\.whl \(\d+\.\d MB\)", line) for line in lines), (
+        lines
+    )

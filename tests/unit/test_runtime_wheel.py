@@ -24,7 +24,7 @@ from imagesmith.spec import load_spec
 from tests.conftest import copy_project
 from tests.helpers import cli, fake_lock
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

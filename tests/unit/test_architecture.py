@@ -8,7 +8,7 @@ import ast
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "imagesmith"
+PACKAGE = Path(__file__).resolve().parents[2] / "imagesmith"
 
 
 def _modules() -> dict[str, Path]:

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from .conftest import EXAMPLES, REPO
+from tests.conftest import EXAMPLES, REPO
 
 pytestmark = pytest.mark.engine
 

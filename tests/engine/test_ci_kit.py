@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import EXAMPLES, REPO, copy_project
-from .helpers import cli
+from tests.conftest import EXAMPLES, REPO, copy_project
+from tests.helpers import cli
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 

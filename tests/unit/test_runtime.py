@@ -33,7 +33,7 @@ from imagesmith.verify import verify_model
 from tests.fakes import FakeEngine
 from tests.helpers import cli, fake_lock
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]
 TINY = HERE / "projects" / "tiny"
 IRIS = HERE.parent / "examples" / "iris"
 

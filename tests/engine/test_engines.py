@@ -19,10 +19,9 @@ import uuid
 import pytest
 
 from imagesmith.lock import read_lock
-
-from .conftest import EXAMPLES, PROJECTS, copy_project
-from .engines import start_second_engine
-from .helpers import cli
+from tests.conftest import EXAMPLES, PROJECTS, copy_project
+from tests.engines import start_second_engine
+from tests.helpers import cli
 
 pytestmark = [pytest.mark.engine]
 

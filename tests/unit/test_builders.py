@@ -19,7 +19,7 @@ from imagesmith.engine import service_address
 from imagesmith.engine.buildx import bake_failure as _bake_failure
 from imagesmith.errors import BuildError, EngineError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ROLES = ("train", "serve")
 REFS = {"train": ["app:train"], "serve": ["app:serve"]}
 PUSH = {"train": ["127.0.0.1:5000/app:train"], "serve": ["127.0.0.1:5000/app:serve"]}

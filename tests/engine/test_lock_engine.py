@@ -110,7 +110,7 @@ def test_pip_compile_in_the_base_image_gives_the_host_pins(tmp_path, engine, bas
 def test_a_python_minor_other_than_the_hosts_gets_its_own_markers_and_wheels():
     """The host runs 3.11. For 3.10, anyio needs exceptiongroup (python_version < '3.11') and
     numpy's newest releases require Python >= 3.11, so the 3.10 lock differs exactly there."""
-    inputs = Path(__file__).parent / "projects" / "_lock_py310.in"
+    inputs = Path(__file__).resolve().parents[1] / "projects" / "_lock_py310.in"
     inputs.write_text("anyio\nnumpy\n")
     try:
         pins = {
