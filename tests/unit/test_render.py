@@ -1,7 +1,7 @@
 """Rendering: golden output, determinism, and escaping of every spec value.
 
 The golden Dockerfile is tests/golden/tiny.Dockerfile. After an intended change to the template or
-the runtime, regenerate it with `UPDATE_GOLDEN=1 python -m pytest tests/test_render.py` and review the diff.
+the runtime, regenerate it with `UPDATE_GOLDEN=1 python -m pytest tests/unit/test_render.py` and review the diff.
 """
 
 import json
