@@ -4,7 +4,7 @@ The ``imagesmith-runtime`` wheel (``runtime_wheel.build``) is installed with pip
 venv made here, as the Dockerfile installs it, so ``imagesmith.pth`` runs at every interpreter
 start as it does in an image, and the package is imported under its in-image name.
 NumPy, PyTorch and TensorFlow are stood in for by tiny fake packages that record how they were
-seeded (the real NumPy is exercised in tests/test_runtime_engine.py).
+seeded (the real NumPy is exercised in tests/engine/test_runtime_engine.py).
 """
 
 from __future__ import annotations

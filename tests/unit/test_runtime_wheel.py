@@ -1,6 +1,6 @@
 """The imagesmith-runtime wheel: one package of in-image code, built reproducibly on the host,
 importable alone (standard library only), registered module by module, written beside the
-Dockerfile by render (no Docker here: tests/test_build_repro.py builds images from it)."""
+Dockerfile by render (no Docker here: tests/engine/test_build_repro.py builds images from it)."""
 
 from __future__ import annotations
 
