@@ -471,7 +471,7 @@ def verify(
     engine = Engine()
     report = verify_image(engine, image, lock=lock_file, expect=expect, pair=pair, labels_only=labels_only)
     if model is not None:
-        from .stamp import verify_model
+        from .verify import verify_model
 
         model_check = verify_model(engine, image, model)
         report.checks += [f"model: {line}" for line in model_check.checks]
