@@ -283,18 +283,22 @@ def render(
     # --check compares a file on disk: -o - (stdout) has none, so the project's Dockerfile is checked
     target = spec.dockerfile_path if (output is None or to_stdout) else output
     if check:
+        # Everything render writes: the Dockerfile, its ignore file, the runtime wheel.
+        problems = []
         current = target.read_bytes() if target.is_file() else None
+        if current != text.encode("utf-8"):
+            problems.append(f"{target} is {'stale' if current is not None else 'missing'}: it differs from a fresh render")
+        ignore = dockerignore_path(target)
+        if not (ignore.is_file() and ignore.read_bytes() == dockerignore(spec).encode("utf-8")):
+            problems.append(f"{ignore} is stale or missing")
         wheel = stale_beside(spec.root)
-        fresh = current == text.encode("utf-8") and wheel is None
+        if wheel:
+            problems.append(wheel)
         if as_json:
-            _emit_json({"dockerfile": str(target), "up_to_date": fresh, "runtime_wheel_problem": wheel})
-        if not fresh:
-            problem = (
-                f"{target} is {'stale' if current is not None else 'missing'}: it differs from a fresh render"
-                if current != text.encode("utf-8")
-                else wheel
-            )
-            typer.echo(f"error: {problem}", err=True)
+            _emit_json({"dockerfile": str(target), "up_to_date": not problems, "problems": problems})
+        if problems:
+            for problem in problems:
+                typer.echo(f"error: {problem}", err=True)
             typer.echo("hint: run `imagesmith render` and commit the result", err=True)
             raise typer.Exit(1)
         _say(f"{target} is up to date")
