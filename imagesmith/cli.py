@@ -287,7 +287,9 @@ def render(
         problems = []
         current = target.read_bytes() if target.is_file() else None
         if current != text.encode("utf-8"):
-            problems.append(f"{target} is {'stale' if current is not None else 'missing'}: it differs from a fresh render")
+            problems.append(
+                f"{target} is {'stale' if current is not None else 'missing'}: it differs from a fresh render"
+            )
         ignore = dockerignore_path(target)
         if not (ignore.is_file() and ignore.read_bytes() == dockerignore(spec).encode("utf-8")):
             problems.append(f"{ignore} is stale or missing")

@@ -195,8 +195,9 @@ class WheelCache:
         for plat in target_platforms(lock.platform):
             argv += ["--platform", plat]
         env = dict(os.environ, **({"NETRC": str(netrc)} if netrc else {}))
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                errors="replace")
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace"
+        )
         assert proc.stdout is not None
         seen: list[str] = []
         for line in proc.stdout:
