@@ -29,9 +29,10 @@ format: install
 test: install lint engine
 	IMAGESMITH_TEST_BASE=$(BASE) $(PYTHON) -m pytest $(PYTEST_ARGS)
 
-# The quick loop: tests/unit needs no engine, no registry and no network but the package index.
+# The quick loop: tests/unit needs no engine and no registry (the CLI runs in-process there), on
+# both cores (pytest-xdist). The engine tier stays serial: its tests share image tags.
 test-unit: install
-	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n 2 tests/unit $(PYTEST_ARGS)
 
 bench: install engine
 	IMAGESMITH_BASE=$(BASE) $(PYTHON) bench/run.py

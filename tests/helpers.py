@@ -11,11 +11,23 @@ from pathlib import Path
 from imagesmith.lock import BasePin, Lock
 from imagesmith.lock.resolvers import Pin
 
+# tests/unit/conftest.py turns this on for the unit tier: the CLI then runs in this process
+# through its console entry point (no interpreter start per call); engine tests keep subprocesses.
+IN_PROCESS = {"on": False}
+
 
 def cli(
-    *args: str, cwd: Path | None = None, env: dict | None = None, check_traceback: bool = True, timeout: int = 1800
+    *args: str,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    check_traceback: bool = True,
+    timeout: int = 1800,
+    in_process: bool | None = None,
 ):
-    """Run `python -m imagesmith ARGS` and return the CompletedProcess (text)."""
+    """Run `imagesmith ARGS` and return a CompletedProcess (text): `python -m imagesmith` in a
+    subprocess, or (unit tier, or ``in_process=True``) ``cli.main`` in this process."""
+    if in_process if in_process is not None else IN_PROCESS["on"]:
+        return cli_in_process(*args, cwd=cwd, env=env)
     proc = subprocess.run(
         [sys.executable, "-m", "imagesmith", *args],
         cwd=cwd,
@@ -30,18 +42,27 @@ def cli(
     return proc
 
 
-def cli_in_process(*args: str) -> subprocess.CompletedProcess:
-    """`imagesmith ARGS` in this process, through the console entry point (``cli.main``): the same
-    code path as ``cli()`` without starting an interpreter per call, for the large corpora of the
-    unit tier. An exception escaping ``main`` fails the test, as a traceback from ``cli()`` would."""
+def cli_in_process(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`imagesmith ARGS` in this process, through the console entry point (``cli.main``), with
+    ``cwd`` and ``env`` in force for the call: the same code path as the subprocess without
+    starting an interpreter. An exception escaping ``main`` fails the test, as a traceback would."""
     import contextlib
     import io
 
     from imagesmith.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        os.environ.update(env or {})
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
     return subprocess.CompletedProcess(["imagesmith", *args], code, out.getvalue(), err.getvalue())
 
 

@@ -28,9 +28,11 @@ BOX = set("╭╮╰╯│─")
 TINY = Path(__file__).resolve().parents[1] / "projects" / "tiny"
 
 
-def test_version():
-    proc = cli("--version")
+def test_version_through_the_real_console_entry_point():
+    proc = cli("--version", in_process=False)  # `python -m imagesmith` in a subprocess
     assert proc.returncode == 0 and proc.stdout.strip() == f"imagesmith {__version__}"
+    bad = cli("verify", "--bogus", in_process=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
 
 @pytest.mark.parametrize(
