@@ -223,7 +223,7 @@ def lock(
         return
     result = lock_project(
         spec,
-        Engine(),
+        Engine(_progress()),
         base=base,
         resolver=resolver,
         upgrade=upgrade,
@@ -411,7 +411,9 @@ def build(
         mode = "tty" if sys.stderr.isatty() else "plain"
     log = build_log(mode, lambda line: typer.echo(line, err=True))
     try:
-        result = build_project(spec, Engine(), options, progress=_progress(), echo=log.echo, passthrough=mode == "tty")
+        result = build_project(
+            spec, Engine(_progress()), options, progress=_progress(), echo=log.echo, passthrough=mode == "tty"
+        )
     finally:
         log.close()
     if print_bake:
@@ -474,7 +476,7 @@ def verify(
         model = Path(_in_project(project, str(model)))
     if signoff_file is not None:
         signoff_file = Path(_in_project(project, str(signoff_file)))
-    engine = Engine()
+    engine = Engine(_progress())
     report = verify_image(engine, image, lock=lock_file, expect=expect, pair=pair, labels_only=labels_only)
     if model is not None:
         from .verify import verify_model
@@ -518,7 +520,7 @@ def inspect(
     """Show the parity manifest of an image (read without pulling) or a lock. Exit 1 if its labels do not match."""
     from .verify import inspect_lines, inspect_source
 
-    data = inspect_source(Engine(), _in_project(project, image))
+    data = inspect_source(Engine(_progress()), _in_project(project, image))
     if as_json:
         _emit_json({**data, "digest": data.get("id")})
     else:
@@ -542,7 +544,9 @@ def diff(
     """List what differs between two images, registry references or locks, grouped. Exit 0 parity-equal, 1 not."""
     from .diff import diff as diff_sources
 
-    result = diff_sources(Engine(), _in_project(project, a), _in_project(project, b), labels_only=labels_only)
+    result = diff_sources(
+        Engine(_progress()), _in_project(project, a), _in_project(project, b), labels_only=labels_only
+    )
     if as_json:
         data = result.as_json()
         for side in ("a", "b"):
@@ -606,7 +610,7 @@ def run(
     spec = load_spec(project)
     code = run_role(
         spec,
-        Engine(),
+        Engine(_progress()),
         role,
         command or (),
         tag=tag,
@@ -641,7 +645,7 @@ def golden(
 
     spec = load_spec(project)
     folder = model if model is not None else default_artifacts(spec)
-    path, record = make_golden(Engine(), spec, image or f"{tag or spec.name}:train", Path(folder))
+    path, record = make_golden(Engine(_progress()), spec, image or f"{tag or spec.name}:train", Path(folder))
     if as_json:
         _emit_json(
             {
@@ -677,7 +681,7 @@ def signoff(
     from .signoff import run_signoff, table, write_signoff
 
     spec = load_spec(project)
-    result = run_signoff(Engine(), spec, image, model, requests=requests)
+    result = run_signoff(Engine(_progress()), spec, image, model, requests=requests)
     write_signoff(result, output)
     if as_json:
         _emit_json(result.record)

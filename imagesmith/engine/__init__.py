@@ -49,9 +49,9 @@ class Engine:
     ``docker`` CLI, and so buildx, would choose). The SDK client is made on first use, so
     commands that need no engine (render, lock when nothing changed) never touch Docker."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Callable[[str], None] = lambda msg: None) -> None:
         self._client = None
-        self.images = Images(lambda: self.client)
+        self.images = Images(lambda: self.client, progress)
         self.containers = Containers(lambda: self.client, self.service_address)
         self.buildx = Buildx()
         self.registry = Registry()

@@ -18,8 +18,9 @@ from .records import HistoryEntry, ImageInfo
 
 
 class Images:
-    def __init__(self, client: Callable[[], object]) -> None:
+    def __init__(self, client: Callable[[], object], progress: Callable[[str], None] = lambda msg: None) -> None:
         self._client = client  # made on first use (see Engine.client)
+        self._progress = progress  # one line per step of a pull (the CLI prints them on stderr)
 
     @property
     def client(self):
@@ -59,16 +60,32 @@ class Images:
             return False
 
     def pull(self, ref: str) -> ImageInfo:
-        """Pull ``ref`` into the engine (only the layers it lacks) and inspect it."""
+        """Pull ``ref`` into the engine (only the layers it lacks) and inspect it, reporting the
+        start, each layer fetched and the end as progress lines."""
         from docker.errors import DockerException
 
+        self._progress(f"pulling {ref}")
+        fetched = 0
         try:
-            self.client.images.pull(ref)
+            from docker.utils import parse_repository_tag
+
+            name, tag = parse_repository_tag(ref)
+            for event in self.client.api.pull(name, tag=tag or "latest", stream=True, decode=True):
+                if event.get("error"):
+                    raise EngineError(
+                        f"cannot pull {ref}: {redact(str(event['error']))}",
+                        hint="check the registry is reachable and you are logged in",
+                    )
+                if event.get("status") in ("Pull complete", "Already exists") and event.get("id"):
+                    fetched += event["status"] == "Pull complete"
+                    self._progress(f"  layer {event['id']}: {event['status'].lower()}")
         except DockerException as exc:
             raise EngineError(
                 f"cannot pull {ref}: {first_line(exc)}", hint="check the registry is reachable and you are logged in"
             ) from exc
-        return self.image(ref)
+        info = self.image(ref)
+        self._progress(f"pulled {ref} ({fetched} layer{'s' if fetched != 1 else ''} fetched)")
+        return info
 
     def tag(self, image_id: str, ref: str) -> None:
         from docker.errors import DockerException

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 
@@ -277,3 +278,18 @@ def test_build_log_shows_every_run_step_cached_on_a_fresh_engine(remote_build):
     assert steps, bake.stderr[-3000:]
     ran = [label for label in steps if label not in cached]
     assert not ran, "\n".join(line[:160] for line in bake.stderr.splitlines() if any(r in line for r in ran))
+
+
+def test_a_pull_reports_its_steps(remote_build):
+    """verify's content check pulls a registry image into an engine that lacks it: one line when
+    it starts, one per layer, one when it ends (a pull of gigabytes is never a silent wait)."""
+    serve = remote_build["result"]["images"]["serve"]["pushed"]
+    fresh = start_second_engine(14)
+    try:
+        proc = cli("verify", serve, env=fresh.env)
+    finally:
+        fresh.stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"imagesmith: pulling {serve}" in proc.stderr
+    assert "pull complete" in proc.stderr
+    assert re.search(rf"imagesmith: pulled {re.escape(serve)} \(\d+ layers fetched\)", proc.stderr), proc.stderr
