@@ -45,6 +45,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# pip download of exactly the locked files: each checked against its locked hash, nothing else
+PIP_DOWNLOAD = ("-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--require-hashes")
 _SAVED = re.compile(r"^\s*Saved (.+?)\s*$")  # pip download's line for each file it fetched
 
 
@@ -169,12 +171,7 @@ class WheelCache:
         req = self._requirements(pins, tmp / "wheels.txt")
         argv = [
             sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--require-hashes",
+            *PIP_DOWNLOAD,
             "--only-binary=:all:",
             "--python-version",
             lock.python,
@@ -230,12 +227,7 @@ class WheelCache:
             self._engine = Engine()
         argv = [
             "python3",
-            "-m",
-            "pip",
-            "download",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--require-hashes",
+            *PIP_DOWNLOAD,
             *[a for p in pins for a in ("--no-binary", p.name)],
             "--dest",
             "/run/imagesmith/dl",
