@@ -76,8 +76,10 @@ class Images:
                         f"cannot pull {ref}: {redact(str(event['error']))}",
                         hint="check the registry is reachable and you are logged in",
                     )
-                if event.get("status") in ("Pull complete", "Already exists") and event.get("id"):
-                    fetched += event["status"] == "Pull complete"
+                # one event per layer when it is in: "Pull complete" (classic image store),
+                # "Download complete" (containerd image store), or "Already exists"
+                if event.get("status") in ("Pull complete", "Download complete", "Already exists") and event.get("id"):
+                    fetched += event["status"] != "Already exists"
                     self._progress(f"  layer {event['id']}: {event['status'].lower()}")
         except DockerException as exc:
             raise EngineError(
