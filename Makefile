@@ -38,4 +38,4 @@ bench: install engine
 	IMAGESMITH_BASE=$(BASE) $(PYTHON) bench/run.py
 
 clean:
-	rm -rf examples/iris/imagesmith.lock examples/iris/requirements.lock examples/iris/Dockerfile examples/iris/.imagesmith examples/iris/artifacts
+	rm -rf examples/iris/imagesmith.lock examples/iris/requirements.lock examples/iris/Dockerfile examples/iris/Dockerfile.dockerignore examples/iris/.imagesmith examples/iris/artifacts
