@@ -82,7 +82,7 @@ def start_second_engine(index: int = 1, *, timeout: float = 60.0) -> SecondEngin
         config.write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
         pidfile = run / "docker.pid"
         argv = [
-            "dockerd",
+            shutil.which("dockerd") or "/usr/sbin/dockerd",  # root's PATH may lack /usr/sbin
             "--config-file",
             str(config),
             "--data-root",
