@@ -100,7 +100,12 @@ def start_second_engine(index: int = 1, *, timeout: float = 60.0) -> SecondEngin
         ]
         with open(root / "dockerd.log", "wb") as log:
             proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin"),
             )
         engine.pid = proc.pid
         deadline = time.monotonic() + timeout
