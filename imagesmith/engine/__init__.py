@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ._common import ENGINE_HINT
+from ._common import ENGINE_HINT, first_line
 from .buildx import Buildx
 from .connection import connect, current_host, engine_endpoint, service_address
 from .containers import Containers
@@ -37,6 +37,7 @@ __all__ = [
     "ImageInfo",
     "IsolatedRun",
     "engine_endpoint",
+    "first_line",
     "is_loopback_registry",
     "registry_host",
     "repository",

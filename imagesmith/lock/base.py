@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..engine import first_line
 from ..engine.protocols import LockEngine
 from ..errors import EngineError, LockError
 
@@ -23,11 +24,6 @@ class BasePin:
         the digest. BuildKit resolves by the digest; a local image reaches it as an OCI layout
         (see build.build_contexts)."""
         return f"{self.name.split('@', 1)[0]}@{self.digest}"
-
-
-def first_line_of(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def pin_base(engine: LockEngine, ref: str) -> BasePin:
@@ -52,7 +48,7 @@ def pin_base(engine: LockEngine, ref: str) -> BasePin:
     except EngineError as exc:
         if not engine.has_image(ref):
             raise LockError(
-                f"base image {ref} was found neither in its registry ({first_line_of(exc)}) nor in the local engine",
+                f"base image {ref} was found neither in its registry ({first_line(exc)}) nor in the local engine",
                 hint="check the name, build or import the image into this engine, or pass --base with one that exists",
             ) from exc
         digest = engine.image(ref).id
