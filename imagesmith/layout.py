@@ -12,6 +12,7 @@ from .runtime import FACTS_FILE, PACKAGE
 # Paths inside the images
 VENV = "/opt/venv"
 VENV_PYTHON = f"{VENV}/bin/python"
+IMAGE_PATH = f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # PATH in both images
 APP_DIR = "/app"  # the project's files (``source``), and the working directory
 BUILD_MOUNTS = "/run/imagesmith"  # where build steps mount the lock, wheels and the runtime wheel
 
@@ -25,6 +26,7 @@ RUNTIME_MODULE = PACKAGE
 LABEL_PARITY = "io.imagesmith.parity"
 LABEL_MANIFEST = "io.imagesmith.manifest"
 LABEL_ROLE = "io.imagesmith.role"
+LABEL_CONFIG = "io.imagesmith.config"  # the config the Dockerfile's target sets (render.implied_config)
 LABEL_BASE_NAME = "org.opencontainers.image.base.name"
 LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
 LABEL_PROBE = "io.imagesmith.probe"  # on containers verify starts
@@ -32,10 +34,12 @@ LABEL_SIGNOFF = "io.imagesmith.signoff"  # on containers signoff starts
 
 __all__ = [
     "APP_DIR",
+    "IMAGE_PATH",
     "BUILD_MOUNTS",
     "FACTS_FILE",
     "LABEL_BASE_DIGEST",
     "LABEL_BASE_NAME",
+    "LABEL_CONFIG",
     "LABEL_MANIFEST",
     "LABEL_PARITY",
     "LABEL_PROBE",
@@ -73,6 +77,8 @@ def template_context(python: str) -> dict[str, str]:
         "label_parity": LABEL_PARITY,
         "label_manifest": LABEL_MANIFEST,
         "label_role": LABEL_ROLE,
+        "label_config": LABEL_CONFIG,
+        "path": IMAGE_PATH,
         "label_base_name": LABEL_BASE_NAME,
         "label_base_digest": LABEL_BASE_DIGEST,
     }

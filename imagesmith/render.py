@@ -92,16 +92,70 @@ def heredoc_file(dest: str, text: str, name: str) -> HeredocFile:
 
 def image_facts(spec: Spec, lock: Lock) -> dict:
     """The content of ``imagesmith_image.json`` for an image built from ``spec`` and ``lock``:
-    what the runtime in the image knows about it (see ``runtime/stamp.py``)."""
+    what the runtime in the image knows about it (see ``runtime/stamp.py``), and what verify
+    compares the image with: the config each role's Dockerfile target sets and the number of
+    filesystem layers the Dockerfile adds to the base. Being a file in a layer, it cannot be
+    changed by a child image without adding a layer, unlike labels."""
     manifest = parity.manifest_from_lock(lock)
     version = lock.preprocessing_version
     return {
         "artifacts": spec.artifacts,
+        "configs": {role: implied_config(spec, lock, role) for role in layout.ROLES},
         "determinism": lock.determinism,
+        "layers_over_base": layers_over_base(spec, lock),
         "manifest": manifest,
         "parity": parity.digest(manifest),
         "preprocessing": {"name": preprocessing.distribution_name(spec.name), "version": version} if version else None,
         "seed": lock.seed,
+    }
+
+
+# The labels every target sets from build arguments: any value is what the Dockerfile implies
+BUILD_ARG_LABELS = (
+    "org.opencontainers.image.created",
+    "org.opencontainers.image.revision",
+    "org.opencontainers.image.source",
+    "org.opencontainers.image.version",
+)
+
+
+def layers_over_base(spec: Spec, lock: Lock) -> int:
+    """How many filesystem layers the Dockerfile puts on the base: one per RUN, COPY and WORKDIR
+    of the ``shared`` stage (BuildKit writes a layer for WORKDIR too). Keep in step with the
+    template; tests/engine checks it on real images."""
+    return (1 if lock.system_packages else 0) + 3 + (1 if spec.source else 0)
+
+
+def implied_config(spec: Spec, lock: Lock, role: str) -> dict:
+    """The image config the Dockerfile's ``role`` target sets, field by field, in the words of
+    ``record.normalize_config``; fields it leaves to the base are absent. Labels set from build
+    arguments (``BUILD_ARG_LABELS``) are listed with the value None: any value is right. Two labels
+    are left out, being fixed by others: the manifest (it must hash to the parity label) and
+    ``io.imagesmith.config`` (this config itself)."""
+    manifest = parity.manifest_from_lock(lock)
+    env = {
+        "VIRTUAL_ENV": layout.VENV,
+        "PATH": layout.IMAGE_PATH,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        **image_env(lock),
+    }
+    labels: dict[str, str | None] = {
+        layout.LABEL_PARITY: parity.digest(manifest),
+        layout.LABEL_BASE_NAME: lock.base.name,
+        layout.LABEL_BASE_DIGEST: lock.base.digest,
+        layout.LABEL_ROLE: role,
+        **{name: None for name in BUILD_ARG_LABELS},
+    }
+    port = spec.serve.port if role == "serve" else None
+    command = spec.serve.command if role == "serve" else spec.train.command
+    return {
+        "Entrypoint": [layout.VENV_PYTHON, "-m", layout.RUNTIME_MODULE, role, "--"],
+        "Cmd": list(command),
+        "WorkingDir": layout.APP_DIR,
+        "Env": dict(sorted(env.items())),
+        "ExposedPorts": [f"{port}/tcp"] if port else [],
+        "Labels": dict(sorted(labels.items())),
     }
 
 
@@ -256,6 +310,7 @@ def render(spec: Spec, lock: Lock) -> str:
             "port": commands[role][0],
             "entrypoint": entry + [role, "--"],
             "command": list(commands[role][1]),
+            "config": json.dumps(implied_config(spec, lock, role), sort_keys=True, separators=(",", ":")),
         }
         for role in layout.ROLES
     ]

@@ -44,11 +44,24 @@ from typing import Any
 
 from . import parity, runtime_wheel
 from .compare import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
-from .engine import Engine, ImageInfo, registry_host
-from .errors import UsageError, VerifyError
-from .layout import APP_DIR, FACTS_FILE, LABEL_BASE_NAME, LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE, VENV, VENV_PYTHON
+from .engine import Engine, ImageInfo, first_line, registry_host
+from .errors import EngineError, UsageError, VerifyError
+from .layout import (
+    APP_DIR,
+    FACTS_FILE,
+    LABEL_BASE_NAME,
+    LABEL_CONFIG,
+    LABEL_MANIFEST,
+    LABEL_PARITY,
+    LABEL_ROLE,
+    ROLES,
+    VENV,
+    VENV_PYTHON,
+    site_packages,
+)
 from .lock import LOCK_FILE, BasePin, Lock, read_lock
 from .lock.resolvers import Pin
+from .record import config_problems, expected_config, normalize_config
 from .runtime import DISTRIBUTION as RUNTIME_DIST
 from .runtime import stamp
 
@@ -204,6 +217,201 @@ def local_image(engine: Engine, source: Source, notes: list[str]) -> ImageInfo:
 
 
 # ------------------------------------------------------------------------------------------------
+# read from outside: a container created and never started (nothing in the image runs)
+
+PRELOAD = "/etc/ld.so.preload"
+# Variables that change what the dynamic loader or Python loads: the probe runs with them empty
+SCRUBBED_ENV = ("LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
+PROBE_NOTE = (
+    "the content probe runs the image's own Python: a diagnostic that says what differs, not a "
+    "gate; the gate is a signature on the digest (`imagesmith verify --key`)"
+)
+
+
+@dataclass
+class Outside:
+    """Files read from outside an image (``Engine.reading``)."""
+
+    facts: dict | None = None  # the image-facts file, parsed; None: absent or unreadable
+    facts_problem: str = ""  # why it is unusable, when it is there
+    preload: str | None = None  # the content of /etc/ld.so.preload (None: absent)
+    interpreter: str = ""  # the file the venv's python resolves to, inside the image
+    interpreter_sha256: str = ""
+    interpreter_problem: str = ""  # why the venv's python is not a link to a file
+
+
+def _resolve(read, path: str, limit: int = 16) -> tuple[str, tuple]:
+    """Follow symbolic links from ``path`` inside an image, as the kernel would: the final path
+    and its entries (empty: it does not exist, or the links loop)."""
+    for _ in range(limit):
+        entries = read(path)
+        if not entries:
+            return path, ()
+        top = entries[0]
+        if top.kind != "symlink":
+            return path, entries
+        target = top.target
+        path = target if target.startswith("/") else f"{path.rsplit('/', 1)[0]}/{target}"
+        parts: list[str] = []
+        for part in path.split("/"):
+            if part == "..":
+                parts = parts[:-1]
+            elif part not in ("", "."):
+                parts.append(part)
+        path = "/" + "/".join(parts)
+    return path, ()
+
+
+def read_outside(engine: Engine, image: str, manifest: dict) -> Outside:
+    """The image-facts file, /etc/ld.so.preload and the interpreter the venv's python is, read
+    from outside ``image``."""
+    out = Outside()
+    facts_path = f"{site_packages(str(manifest.get('python', '')))}/{FACTS_FILE}"
+    with engine.reading(image) as read:
+        entries = read(facts_path)
+        if entries and entries[0].kind == "file" and entries[0].data is not None:
+            try:
+                facts = json.loads(entries[0].data)
+                if not isinstance(facts, dict):
+                    raise ValueError("not an object")
+                out.facts = facts
+            except ValueError as exc:
+                out.facts_problem = f"{FACTS_FILE} in the image is not readable JSON ({str(exc)[:100]})"
+        elif entries:
+            out.facts_problem = f"{FACTS_FILE} in the image is not a small regular file"
+        preload = read(PRELOAD)
+        if preload:
+            out.preload = (preload[0].data or b"").decode("utf-8", "replace") if preload[0].kind == "file" else "?"
+        first = read(VENV_PYTHON)
+        if first and first[0].kind != "symlink":
+            out.interpreter_problem = (
+                f"{VENV_PYTHON} is a {first[0].kind}, not the link to the base's Python a venv makes"
+            )
+        path, final = _resolve(read, VENV_PYTHON)
+        if final and final[0].kind == "file":
+            out.interpreter, out.interpreter_sha256 = path, final[0].sha256
+        elif not out.interpreter_problem:
+            out.interpreter_problem = f"{VENV_PYTHON} leads to no file ({path})"
+    return out
+
+
+def outside_checks(engine: Engine, report: Report, outside: Outside, base: BaseCheck) -> None:
+    """/etc/ld.so.preload and the interpreter, against the base image's (when it is in the engine)."""
+    base_files: dict[str, tuple | None] = {}
+    if base.image is not None and base.image.source != "registry":
+        wanted = [PRELOAD] + ([outside.interpreter] if outside.interpreter else [])
+        try:
+            base_files = engine.read_paths(base.image.id, wanted)
+        except EngineError as exc:
+            report.notes.append(f"the base image's files could not be read ({first_line(exc)})")
+    base_preload = base_files.get(PRELOAD)
+    if outside.preload is not None:
+        same = base_preload and (base_preload[0].data or b"").decode("utf-8", "replace") == outside.preload
+        if same:
+            report.notes.append(f"{PRELOAD} is the base image's")
+        else:
+            listed = ", ".join(outside.preload.split())[:200] or "(empty)"
+            report.problems.append(
+                f"{PRELOAD} loads {listed} into every process (not in the base): nothing the image "
+                "runs, the probe included, can be trusted"
+            )
+    elif base_files:
+        report.checks.append(f"no {PRELOAD} (read from outside the image)")
+    if outside.interpreter_problem:
+        report.problems.append(outside.interpreter_problem)
+    elif outside.interpreter and base_files:
+        theirs = base_files.get(outside.interpreter)
+        if not theirs or theirs[0].kind != "file":
+            report.problems.append(f"the venv's python is {outside.interpreter}, which the base image does not have")
+        elif theirs[0].sha256 != outside.interpreter_sha256:
+            report.problems.append(
+                f"the interpreter {outside.interpreter} differs from the base image's (replaced: "
+                f"{outside.interpreter_sha256[:19]}…, the base has {theirs[0].sha256[:19]}…)"
+            )
+        else:
+            report.checks.append(f"the interpreter {outside.interpreter} is the base image's (read from outside)")
+    elif outside.interpreter:
+        report.notes.append(f"the interpreter {outside.interpreter} was not compared: the base is not in the engine")
+
+
+# ------------------------------------------------------------------------------------------------
+# the config: the image's, against what imagesmith's Dockerfile sets over the base's
+
+
+def implied_config(info: ImageInfo, facts: dict | None) -> tuple[dict | None, str]:
+    """The config imagesmith's Dockerfile sets for the image's role (``render.implied_config``)
+    and where it was read: the image-facts file (a file in a layer) when it was read, else the
+    ``io.imagesmith.config`` label (a claim a child image can restate)."""
+    role = info.labels.get(LABEL_ROLE) or ""
+    configs = (facts or {}).get("configs")
+    if isinstance(configs, dict) and isinstance(configs.get(role), dict):
+        return configs[role], f"imagesmith's Dockerfile ({FACTS_FILE} in the image)"
+    try:
+        label = json.loads(info.labels.get(LABEL_CONFIG) or "null")
+    except ValueError:
+        label = None
+    if isinstance(label, dict):
+        return label, f"imagesmith's Dockerfile (label {LABEL_CONFIG})"
+    return None, ""
+
+
+def config_check(report: Report, info: ImageInfo, facts: dict | None, base: BaseCheck) -> None:
+    """Every field of the image's config against what imagesmith's Dockerfile sets for its role
+    laid over its base's: Entrypoint, Cmd, User, WorkingDir, every variable, ports, volumes,
+    labels, stop signal. A config-only child image (new CMD, an added ENV) differs here."""
+    role = info.labels.get(LABEL_ROLE)
+    if role not in ROLES:
+        report.problems.append(f"label {LABEL_ROLE} is {role!r}, not one of {', '.join(ROLES)}")
+        return
+    implied, whose = implied_config(info, facts)
+    if implied is None or not all(isinstance(implied.get(k), dict) for k in ("Env", "Labels")):
+        report.notes.append(
+            "the image config was not compared with imagesmith's Dockerfile: the image carries no "
+            "record of it (built by an older imagesmith)"
+        )
+        return
+    implied = dict(implied)
+    text = json.dumps(implied, sort_keys=True, separators=(",", ":"))
+    implied["Labels"] = {**implied["Labels"], LABEL_CONFIG: text, LABEL_MANIFEST: None}  # see label_manifest
+    base_config = normalize_config(base.image.config) if base.image is not None else None
+    want = expected_config(base_config, implied)
+    problems = config_problems(want, normalize_config(info.config), base_known=base_config is not None, whose=whose)
+    report.problems += problems
+    if not problems:
+        report.checks.append(
+            f"the whole image config (entrypoint, command, user, working directory, {len(want.get('Env', {}))} "
+            f"variables, ports, volumes, labels) is what {whose} sets"
+            + (" over the base's" if base_config is not None else "")
+        )
+
+
+def layer_check(report: Report, info: ImageInfo, base: BaseCheck, facts: dict | None, strict: bool) -> None:
+    """No filesystem layer beyond what imagesmith's Dockerfile makes (``layers_added``);
+    ``strict``: not being able to tell is a problem too."""
+    added = layers_added(info, base, facts)
+    if added is None:
+        why = "the base image could not be read" if base.image is None else f"the image has no readable {FACTS_FILE}"
+        line = f"cannot tell whether filesystem layers were added on top of the built image: {why}"
+        (report.problems if strict else report.notes).append(line)
+    elif added > 0:
+        report.problems.append(
+            f"{added} filesystem layer{'s were' if added != 1 else ' was'} added on top of the image imagesmith "
+            f"built ({len(info.layers)} layers: the base's {len(base.image.layers) if base.image else '?'} and "
+            f"{facts['layers_over_base'] if facts else '?'} from imagesmith's Dockerfile): a child image"
+        )
+    elif added < 0:
+        report.problems.append(
+            f"the image has {-added} filesystem layer{'s' if added != -1 else ''} fewer than imagesmith's "
+            "Dockerfile makes: not the image its label describes"
+        )
+    else:
+        report.checks.append(
+            f"{len(info.layers)} filesystem layers: the base's and the "
+            f"{facts['layers_over_base'] if facts else '?'} imagesmith's Dockerfile adds, none on top"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
 # the probe
 
 
@@ -216,10 +424,13 @@ def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...]
             "app": APP_DIR,
             "preprocessing": sorted(set(preprocessing)),
             "files": detail,
-            "read": [FACTS_FILE],
         }
     )
-    run = engine.run_isolated(info.id, [VENV_PYTHON, "-I", "-S", "-c", PROBE.read_text(encoding="utf-8"), options])
+    run = engine.run_isolated(
+        info.id,
+        [VENV_PYTHON, "-I", "-S", "-c", PROBE.read_text(encoding="utf-8"), options],
+        environment={name: "" for name in SCRUBBED_ENV},
+    )
     if run.exit_code is None:
         return {"start_error": run.start_error}
     if run.exit_code != 0:
@@ -326,12 +537,11 @@ class BaseCheck:
     verdict: str  # "ok", "mismatch" or "unknown"
     detail: str
     env: dict[str, str] = field(default_factory=dict)  # the base image's own environment, when found
+    image: ImageInfo | None = None  # the base image, when found
 
 
 def check_base(engine: Engine, info: ImageInfo, base: str) -> BaseCheck:
     """Do the image's layers start with the layers of the base image the manifest names?"""
-    from .errors import EngineError
-
     name = (info.labels.get(LABEL_BASE_NAME) or "").split("@", 1)[0]  # only a locator: the digest decides
     repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
     found: ImageInfo | None = None
@@ -356,19 +566,22 @@ def check_base(engine: Engine, info: ImageInfo, base: str) -> BaseCheck:
             "ok",
             f"the image's layers start with the {n} layer{'s' if n != 1 else ''} of the base {base[:19]}…",
             config_env(found),
+            found,
         )
-    return BaseCheck("mismatch", f"its layers do not start with the layers of the base {base[:19]}…", config_env(found))
+    return BaseCheck(
+        "mismatch", f"its layers do not start with the layers of the base {base[:19]}…", config_env(found), found
+    )
 
 
-def layers_added(engine: Engine, info: ImageInfo) -> int | None:
-    """Filesystem layers added after the step that stamped the parity label; None: cannot tell."""
-    history = info.history if info.history is not None else engine.history(info.id, len(info.layers))
-    if not history:
+def layers_added(info: ImageInfo, base: BaseCheck, facts: dict | None) -> int | None:
+    """Filesystem layers on top of what imagesmith's Dockerfile makes: the image's layer count
+    minus its base's and the number the Dockerfile adds (``layers_over_base`` in the image-facts
+    file, a file in a layer: a child cannot change it without adding one). None: cannot tell
+    (the base or the facts file could not be read). Nothing here reads the build history,
+    which whoever builds an image writes."""
+    if base.verdict != "ok" or base.image is None or not facts or not isinstance(facts.get("layers_over_base"), int):
         return None
-    marks = [i for i, h in enumerate(history) if "LABEL" in h.created_by and f"{LABEL_PARITY}=" in h.created_by]
-    if not marks:
-        return None
-    return sum(1 for h in history[marks[-1] + 1 :] if not h.empty_layer)
+    return len(info.layers) - len(base.image.layers) - facts["layers_over_base"]
 
 
 def runtime_version() -> str:
@@ -481,11 +694,13 @@ def load_view(
         facts = run_probe(engine, local_image(engine, source, notes), preprocessing=preprocessing, detail=detail)
         if "start_error" in facts:
             notes.append(f"{source.name}: no Python environment to look into ({facts['start_error']})")
-    added = layers_added(engine, info)
-    if added:
-        notes.append(
-            f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} added after the parity label was stamped"
-        )
+    if info.source != "registry":
+        added = layers_added(info, base, read_outside(engine, info.id, source.manifest).facts)
+        if added:
+            notes.append(
+                f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} more than imagesmith's "
+                "Dockerfile makes (a child image)"
+            )
     return image_view(source, info, facts, base)
 
 
@@ -528,11 +743,24 @@ def verify_image(
         report.checks.append(f"base: {base.detail}")
     elif base.verdict == "unknown":
         report.notes.append(f"base not checked: {base.detail}")
+    local: ImageInfo | None = info
+    if info.source == "registry":
+        local = local_image(engine, source, report.notes) if not labels_only else None
+    outside = read_outside(engine, local.id, manifest) if local is not None else Outside()
+    if local is None:
+        report.notes.append("labels only: the registry image was not pulled, so no file of it was read")
+    elif outside.facts_problem:
+        report.problems.append(outside.facts_problem)
+    config_check(report, info, outside.facts, base)
+    layer_check(report, info, base, outside.facts, strict=lock is not None)
+    if local is not None:
+        outside_checks(engine, report, outside, base)
+        _inner_manifest(report, outside, manifest)
     facts = None
     if not labels_only:
-        facts = run_probe(
-            engine, local_image(engine, source, report.notes), preprocessing=tuple(manifest["preprocessing"])
-        )
+        assert local is not None
+        facts = run_probe(engine, local, preprocessing=tuple(manifest["preprocessing"]))
+        report.notes.append(PROBE_NOTE)
     claimed = claim_view(manifest, "the manifest")
     observed = image_view(source, info, facts, base, code_only=True)
     observed.name = "the image"
@@ -548,7 +776,6 @@ def verify_image(
         report.problems += _environment_problems(facts)
         _content_checks(report, facts, manifest, changes)
         report.notes += _runtime_notes(observed, manifest)
-        _inner_manifest(report, facts, manifest)
         data = sorted(
             rel
             for rel in facts["unrecorded"]
@@ -563,20 +790,13 @@ def verify_image(
                 + (" …" if len(data) > 5 else "")
             )
     elif facts is None:
-        report.notes.append("labels only: nothing inside the image was looked at (run without --labels-only for that)")
+        report.notes.append("labels only: the content probe did not run (run without --labels-only for that)")
     if not any(c.group == "seed_env" for c in changes):
         report.checks.append(
             "seed and environment: "
             + ", ".join(f"{k}={v}" for k, v in sorted(observed.env.items()) if k in observed.env_expected)
             + " as the manifest says"
         )
-    if lock is None and pair is None:
-        added = layers_added(engine, info)
-        if added:
-            report.notes.append(
-                f"{added} filesystem layer{'s' if added != 1 else ''} added after the parity label was "
-                "stamped (a child image); --lock or --pair makes that a failure"
-            )
     return report
 
 
@@ -591,19 +811,6 @@ def _check_references(engine, report, info, manifest, lock, expect, pair) -> Non
             report.problems += ["  " + line for line in parity.compare(locked, manifest)]
         elif report.parity != want:
             report.problems.append(f"parity label {report.parity} does not match {lock.name} ({want})")
-        added = layers_added(engine, info)
-        if added is None:
-            report.problems.append(
-                "cannot tell whether layers were added on top of the built image: its history "
-                "does not show where the parity label was stamped"
-            )
-        elif added:
-            report.problems.append(
-                f"{added} filesystem layer{'s were' if added != 1 else ' was'} added on top of the "
-                "built image (after the parity label was stamped): a child image"
-            )
-        else:
-            report.checks.append("no layers added after the parity label was stamped")
     if expect is not None:
         if report.parity == expect and manifest is not None:
             report.checks.append(f"parity is the expected {expect}")
@@ -642,19 +849,18 @@ def _environment_problems(facts: dict) -> list[str]:
     return out
 
 
-def _inner_manifest(report: Report, facts: dict, manifest: dict) -> None:
-    """The manifest the image carries inside (written with the runtime at build time) must be the
-    label's: relabelling an image changes its labels, not its files."""
-    text = (facts.get("read") or {}).get(FACTS_FILE)
-    if text is None:
-        report.notes.append(
-            f"no {FACTS_FILE} in site-packages: the manifest inside the image was not compared "
-            "(an image built by an imagesmith without it)"
-        )
+def _inner_manifest(report: Report, outside: Outside, manifest: dict) -> None:
+    """The manifest the image carries inside (written with the runtime at build time, read from
+    outside the image) must be the label's: relabelling an image changes its labels, not its files."""
+    if outside.facts is None:
+        if not outside.facts_problem:
+            report.notes.append(
+                f"no {FACTS_FILE} in site-packages: the manifest inside the image was not compared "
+                "(an image built by an imagesmith without it)"
+            )
         return
     try:
-        inner = json.loads(text)["manifest"]
-        digest = parity.digest(inner)
+        digest = parity.digest(outside.facts["manifest"])
     except (ValueError, KeyError, TypeError):
         report.problems.append(f"{FACTS_FILE} in the image holds no readable parity manifest")
         return

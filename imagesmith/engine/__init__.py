@@ -26,13 +26,14 @@ from .buildx import Buildx
 from .connection import connect, current_host, engine_endpoint, service_address
 from .containers import Containers
 from .images import Images
-from .records import HistoryEntry, ImageInfo, IsolatedRun
+from .records import FileEntry, HistoryEntry, ImageInfo, IsolatedRun
 from .refs import is_loopback_registry, registry_host, repository
 from .registry import Registry
 
 __all__ = [
     "ENGINE_HINT",
     "Engine",
+    "FileEntry",
     "HistoryEntry",
     "ImageInfo",
     "IsolatedRun",
@@ -123,8 +124,16 @@ class Engine:
     def run_to_end(self, image: str, what: str, timeout: int, **create) -> IsolatedRun:
         return self.containers.run_to_end(image, what, timeout, **create)
 
-    def run_isolated(self, image: str, argv: Sequence[str], *, timeout: int = 300) -> IsolatedRun:
-        return self.containers.run_isolated(image, argv, timeout=timeout)
+    def run_isolated(
+        self, image: str, argv: Sequence[str], *, timeout: int = 300, environment: dict[str, str] | None = None
+    ) -> IsolatedRun:
+        return self.containers.run_isolated(image, argv, timeout=timeout, environment=environment)
+
+    def read_paths(self, image: str, paths: Sequence[str]) -> dict[str, tuple[FileEntry, ...] | None]:
+        return self.containers.read_paths(image, paths)
+
+    def reading(self, image: str):
+        return self.containers.reading(image)
 
     def run_helper(self, image: str, argv: Sequence[str], **options) -> IsolatedRun:
         return self.containers.run_helper(image, argv, **options)

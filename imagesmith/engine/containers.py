@@ -8,13 +8,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from ..errors import EngineError
 from ..layout import LABEL_PROBE, LABEL_SIGNOFF
 from ._common import ENGINE_HINT, docker_cli, first_line, tail
-from .records import IsolatedRun
+from .records import FileEntry, IsolatedRun
+
+SMALL_FILE = 1 << 20  # read_paths keeps the bytes of files up to this size
 
 
 class Containers:
@@ -101,7 +104,9 @@ class Containers:
             raise EngineError(f"`{what}` failed in {image} (exit {run.exit_code}):\n{tail(run.stderr, 20)}")
         return run.stdout
 
-    def run_isolated(self, image: str, argv: Sequence[str], *, timeout: int = 300) -> IsolatedRun:
+    def run_isolated(
+        self, image: str, argv: Sequence[str], *, timeout: int = 300, environment: dict[str, str] | None = None
+    ) -> IsolatedRun:
         """Run ``argv`` (``argv[0]`` replaces the image's entrypoint) in a throwaway container:
         no network, read-only root file system (a small /tmp in memory), root without
         capabilities except reading any file, no new privileges. Never raises for the command's
@@ -122,10 +127,58 @@ class Containers:
             cap_add=["DAC_READ_SEARCH"],
             security_opt=["no-new-privileges"],
             labels={LABEL_PROBE: "1"},
+            environment=dict(environment or {}),
         )
         if run.start_error and "no such file or directory" in run.start_error:
             return replace(run, start_error=f"{argv[0]} does not exist in the image")
         return run
+
+    def read_paths(self, image: str, paths: Sequence[str]) -> dict[str, tuple[FileEntry, ...] | None]:
+        """Files of ``image`` read from outside it (see ``reading``): for each path, its entries
+        or None when it does not exist."""
+        with self.reading(image) as read:
+            return {path: read(path) for path in paths}
+
+    @contextmanager
+    def reading(self, image: str) -> Iterator[Callable[[str], tuple[FileEntry, ...] | None]]:
+        """A reader of ``image``'s files from outside it: a container is created but never
+        started, each path is copied out through the engine's archive API, and the container is
+        removed at the end. Nothing in the image runs, so nothing in it can lie about what is
+        there. ``read(path)`` gives the path's entries (a folder: itself and everything under
+        it; links are not followed), or None when it does not exist. Files up to ``SMALL_FILE``
+        bytes come with their bytes."""
+        from docker.errors import DockerException, ImageNotFound, NotFound
+
+        try:
+            container = self.client.containers.create(
+                image,
+                entrypoint=["/imagesmith-never-started"],
+                command=[],
+                network_disabled=True,
+                network_mode="none",
+                labels={LABEL_PROBE: "1"},
+            )
+        except ImageNotFound as exc:
+            raise EngineError(f"image {image} is not in the engine") from exc
+        except DockerException as exc:
+            raise EngineError(f"cannot create a container of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+
+        def read(path: str) -> tuple[FileEntry, ...] | None:
+            try:
+                stream, _stat = container.get_archive(path)
+            except NotFound:
+                return None
+            except DockerException as exc:
+                raise EngineError(f"reading {path} in {image} failed: {first_line(exc)}", hint=ENGINE_HINT) from exc
+            return _entries(path, stream)
+
+        try:
+            yield read
+        finally:
+            try:
+                container.remove(force=True)
+            except DockerException:
+                pass
 
     def run_helper(
         self,
@@ -331,6 +384,42 @@ def _copy_into(container, files: dict[str, str]) -> None:
         buf.seek(0)
         if not container.put_archive("/", buf):
             raise EngineError(f"could not copy {', '.join(sorted(files))} into the container")
+
+
+def _entries(path: str, stream) -> tuple[FileEntry, ...]:
+    """The entries of an archive the engine sent for ``path`` (its top entry is named after the
+    path's last part), with absolute paths."""
+    import hashlib
+    import tarfile
+
+    parent = path.rstrip("/").rsplit("/", 1)[0]
+    kinds = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink"}
+    kinds[tarfile.LNKTYPE] = "hardlink"
+    entries = []
+    with tempfile.TemporaryFile() as buf:
+        for chunk in stream:
+            buf.write(chunk)
+        buf.seek(0)
+        with tarfile.open(fileobj=buf, mode="r|") as tar:
+            for member in tar:
+                name = f"{parent}/{member.name}".replace("//", "/") if not member.name.startswith("/") else member.name
+                kind = kinds.get(member.type, "other")
+                digest, data = "", None
+                if kind == "file":
+                    handle = tar.extractfile(member)
+                    h = hashlib.sha256()
+                    keep = bytearray() if member.size <= SMALL_FILE else None
+                    while handle is not None and (block := handle.read(1 << 16)):
+                        h.update(block)
+                        if keep is not None:
+                            keep += block
+                    digest, data = f"sha256:{h.hexdigest()}", bytes(keep) if keep is not None else None
+                entries.append(
+                    FileEntry(
+                        name.rstrip("/") or "/", kind, member.mode & 0o7777, member.uid, member.linkname, digest, data
+                    )
+                )
+    return tuple(entries)
 
 
 def _gpu_request(gpus: bool) -> list | None:

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, ContextManager, Protocol, Sequence
 
-from .records import HistoryEntry, ImageInfo, IsolatedRun
+from .records import FileEntry, HistoryEntry, ImageInfo, IsolatedRun
 
 
 class ImageReader(Protocol):
@@ -20,10 +20,19 @@ class ImageReader(Protocol):
     def history(self, image: str, layers: int) -> tuple[HistoryEntry, ...] | None: ...
 
 
+class FileReader(Protocol):
+    """verify's outside reads: files of an image, copied out of a container never started."""
+
+    def read_paths(self, image: str, paths: Sequence[str]) -> dict[str, tuple[FileEntry, ...] | None]: ...
+    def reading(self, image: str) -> ContextManager[Callable[[str], tuple[FileEntry, ...] | None]]: ...
+
+
 class Prober(ImageReader, Protocol):
     """verify's content check: a throwaway, locked-down container."""
 
-    def run_isolated(self, image: str, argv: Sequence[str], *, timeout: int = 300) -> IsolatedRun: ...
+    def run_isolated(
+        self, image: str, argv: Sequence[str], *, timeout: int = 300, environment: dict[str, str] | None = None
+    ) -> IsolatedRun: ...
 
 
 class ServiceRunner(Protocol):

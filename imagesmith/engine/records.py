@@ -33,3 +33,16 @@ class IsolatedRun:
     stdout: str
     stderr: str
     start_error: str = ""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One entry of an image's file system, read without running the image (``read_paths``)."""
+
+    path: str  # absolute, as in the image
+    kind: str  # "file", "dir", "symlink", "hardlink" or "other"
+    mode: int  # permission bits
+    uid: int
+    target: str = ""  # a link's target
+    sha256: str = ""  # a regular file's content digest ("sha256:...")
+    data: bytes | None = None  # a regular file's bytes, when it is small (see ``read_paths``)

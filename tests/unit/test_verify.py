@@ -299,27 +299,166 @@ def test_lock_from_manifest_round_trips_the_parity():
     assert expected_env(m)["PYTHONHASHSEED"] == "7"
 
 
-# --- layers on top --------------------------------------------------------------------------------
+# --- layers on top ---------------------------------------------------------------------------------
 
 
 def _h(created_by, empty):
     return HistoryEntry(created_by, empty)
 
 
-def test_layers_added_after_the_parity_label():
-    built = (
-        _h("", False),
-        _h("RUN pip install", False),
-        _h("LABEL io.imagesmith.parity=sha256:x io.imagesmith.manifest={}", True),
-        _h("LABEL io.imagesmith.role=serve", True),
-        _h('CMD ["x"]', True),
+def test_layers_added_count_what_the_dockerfile_makes_never_the_history():
+    base = BaseCheck("ok", "", {}, info(layers=("sha256:b1",)))
+    facts_file = {"layers_over_base": 4}
+    built = info(layers=("sha256:b1", "sha256:2", "sha256:3", "sha256:4", "sha256:5"))
+    assert layers_added(built, base, facts_file) == 0
+    # a child that restates the parity label after its RUN: the history would hide it, the count does not
+    relabelled = info(
+        layers=built.layers + ("sha256:6",),
+        history=(_h("RUN edit /app", False), _h("LABEL io.imagesmith.parity=sha256:x", True)),
     )
-    assert layers_added(None, info(history=built)) == 0
-    child = built + (_h("RUN pip install -U six", False), _h("ENV A=1", True))
-    assert layers_added(None, info(history=child)) == 1
-    relabelled = child + (_h("LABEL io.imagesmith.parity=sha256:0", True),)
-    assert layers_added(None, info(history=relabelled)) == 0  # the last stamp counts
-    assert layers_added(None, info(history=(_h("RUN x", False),))) is None  # no stamp: cannot tell
+    assert layers_added(relabelled, base, facts_file) == 1
+    assert layers_added(info(layers=built.layers[:-1]), base, facts_file) == -1
+    assert layers_added(built, BaseCheck("unknown", ""), facts_file) is None  # no base: cannot tell
+    assert layers_added(built, base, None) is None  # no facts file: cannot tell
+    assert layers_added(built, base, {"layers_over_base": "4"}) is None
+
+
+def test_layers_over_base_follows_the_template():
+    from imagesmith.render import layers_over_base, render
+    from imagesmith.spec import load_spec
+
+    spec, lock = load_spec(Path(__file__).resolve().parent.parent / "projects" / "tiny"), fake_lock()
+    text = render(spec, lock)
+    shared = text[text.index("AS shared") : text.index("FROM shared AS")]
+    steps = [line.split()[0] for line in shared.splitlines()[1:] if line[:1].isupper() and not line.startswith("#")]
+    assert sum(1 for s in steps if s in ("RUN", "COPY", "WORKDIR", "ADD")) == layers_over_base(spec, lock)
+
+
+# --- the config: what the Dockerfile sets over the base's ------------------------------------------
+
+
+def test_expected_config_lays_the_dockerfile_over_the_base():
+    from imagesmith.record import expected_config, normalize_config
+
+    base = normalize_config(
+        {
+            "Env": ["PATH=/usr/bin", "LANG=C.UTF-8"],
+            "Cmd": ["bash"],
+            "Labels": {"b": "1"},
+            "ExposedPorts": {"22/tcp": {}},
+        }
+    )
+    implied = {
+        "Entrypoint": ["x"],
+        "Env": {"PATH": "/opt/venv/bin"},
+        "Labels": {"r": "serve"},
+        "ExposedPorts": ["80/tcp"],
+    }
+    want = expected_config(base, implied)
+    assert want["Env"] == {"LANG": "C.UTF-8", "PATH": "/opt/venv/bin"}
+    assert want["Labels"] == {"b": "1", "r": "serve"}
+    assert want["ExposedPorts"] == ["22/tcp", "80/tcp"]
+    assert want["Cmd"] == []  # ENTRYPOINT resets the base's CMD
+    assert want["User"] == ""  # left to the base
+
+
+def test_config_problems_name_every_difference():
+    from imagesmith.record import config_problems, expected_config, normalize_config
+
+    implied = {
+        "Entrypoint": ["/opt/venv/bin/python", "-m", "rt", "serve", "--"],
+        "Cmd": ["uvicorn", "app:app"],
+        "WorkingDir": "/app",
+        "Env": {"PYTHONHASHSEED": "42"},
+        "ExposedPorts": ["8000/tcp"],
+        "Labels": {"io.imagesmith.role": "serve", "org.opencontainers.image.created": None},
+    }
+    base = normalize_config({"Env": ["LANG=C.UTF-8"]})
+    want = expected_config(base, implied)
+    good = {
+        "Entrypoint": implied["Entrypoint"],
+        "Cmd": implied["Cmd"],
+        "WorkingDir": "/app",
+        "Env": ["LANG=C.UTF-8", "PYTHONHASHSEED=42"],
+        "ExposedPorts": {"8000/tcp": {}},
+        "Labels": {"io.imagesmith.role": "serve", "org.opencontainers.image.created": "2026-01-01"},
+    }
+    assert config_problems(want, normalize_config(good), base_known=True, whose="D") == []
+    child = dict(
+        good,
+        Cmd=["python", "-c", "evil"],
+        Env=good["Env"] + ["IMAGESMITH_ALLOW_MISMATCH=1", "LD_AUDIT=/x.so"],
+        User="0",
+        Volumes={"/data": {}},
+        Labels={"io.imagesmith.role": "serve"},
+        StopSignal="SIGKILL",
+    )
+    problems = config_problems(want, normalize_config(child), base_known=True, whose="D")
+    text = "\n".join(problems)
+    for needle in (
+        "Cmd is",
+        "ENV IMAGESMITH_ALLOW_MISMATCH=1 is not set by D",
+        "ENV LD_AUDIT=/x.so",
+        "User is",
+        "Volumes /data",
+        "LABEL org.opencontainers.image.created is missing",
+        "StopSignal",
+    ):
+        assert needle in text, (needle, problems)
+    # the base unknown: only what the Dockerfile sets is known, and every extra variable is suspect
+    unknown = config_problems(expected_config(None, implied), normalize_config(good), base_known=False, whose="D")
+    assert unknown == ["ENV LANG=C.UTF-8 is not set by D (the base image could not be read to tell whether it sets it)"]
+
+
+def test_layer_problems_tell_a_child_from_an_altered_image():
+    from imagesmith.record import layer_problems
+
+    assert layer_problems(["a", "b"], ["a", "b"], "R") == []
+    assert "1 filesystem layer was added on top of R" in layer_problems(["a", "b"], ["a", "b", "c"], "R")[0]
+    assert "layer 2 of 2 is not the recorded one" in layer_problems(["a", "b"], ["a", "x"], "R")[0]
+
+
+def test_app_tree_and_its_differences():
+    from imagesmith.engine import FileEntry
+    from imagesmith.record import app_tree, tree_digest, tree_problems
+
+    entries = (
+        FileEntry("/app", "dir", 0o755, 0),
+        FileEntry("/app/train.py", "file", 0o644, 0, sha256="sha256:a"),
+        FileEntry("/app/run.sh", "file", 0o755, 0, sha256="sha256:b"),
+        FileEntry("/app/link", "symlink", 0o777, 0, target="train.py"),
+    )
+    tree = app_tree(entries)
+    assert tree == {"link": "-> train.py", "run.sh": "sha256:b +x", "train.py": "sha256:a"}
+    assert tree_digest(tree) == tree_digest(dict(reversed(tree.items())))
+    edited = dict(tree, **{"train.py": "sha256:z", "new.py": "sha256:n"})
+    del edited["link"]
+    assert tree_problems(tree, edited, "R") == [
+        "/app: train.py changed since R",
+        "/app: new.py added since R",
+        "/app: link removed since R",
+    ]
+
+
+def test_links_are_resolved_inside_the_image():
+    from imagesmith.engine import FileEntry
+    from imagesmith.verify import _resolve
+
+    fs = {
+        "/opt/venv/bin/python": FileEntry("/opt/venv/bin/python", "symlink", 0o777, 0, target="python3"),
+        "/opt/venv/bin/python3": FileEntry("/opt/venv/bin/python3", "symlink", 0o777, 0, target="/usr/bin/python3"),
+        "/usr/bin/python3": FileEntry("/usr/bin/python3", "symlink", 0o777, 0, target="../bin/./python3.11"),
+        "/usr/bin/python3.11": FileEntry("/usr/bin/python3.11", "file", 0o755, 0, sha256="sha256:p"),
+        "/loop": FileEntry("/loop", "symlink", 0o777, 0, target="/loop"),
+    }
+
+    def read(path):
+        return (fs[path],) if path in fs else None
+
+    path, entries = _resolve(read, "/opt/venv/bin/python")
+    assert path == "/usr/bin/python3.11" and entries[0].sha256 == "sha256:p"
+    assert _resolve(read, "/loop")[1] == ()
+    assert _resolve(read, "/missing") == ("/missing", ())
 
 
 # --- small helpers ----------------------------------------------------------------------------------

@@ -1,0 +1,256 @@
+"""What an image is, in the terms a deploy gate compares: its config, field by field, its layer
+list, and its ``/app`` tree, read from outside the image (nothing in it runs).
+
+Two comparisons use these words:
+
+- ``verify`` (``config_problems``) compares an image's config with the config imagesmith's
+  Dockerfile implies for its role (``render.implied_config``, carried in the image-facts file
+  and the ``io.imagesmith.config`` label) laid over its base image's config;
+- the build record (``make_record``), written by ``imagesmith build`` right after the build and
+  signed as the predicate of the parity attestation (type ``PARITY_PREDICATE``), is compared
+  field by field with the image under test (``record_problems``). The signature on the digest is
+  what decides; these differences say why an image is not the signed one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .engine import FileEntry, ImageInfo
+from .engine.protocols import FileReader
+from .layout import APP_DIR, LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE
+
+RECORD_VERSION = 1
+PARITY_PREDICATE = "https://imagesmith.dev/parity/v1"
+SIGNOFF_PREDICATE = "https://imagesmith.dev/signoff/v1"
+
+# The config fields a gate compares: everything in an image config that changes what runs
+CONFIG_FIELDS = (
+    "Entrypoint",
+    "Cmd",
+    "User",
+    "WorkingDir",
+    "Env",
+    "ExposedPorts",
+    "Volumes",
+    "StopSignal",
+    "Healthcheck",
+    "OnBuild",
+    "Shell",
+    "Labels",
+)
+
+
+def normalize_config(config: dict | None) -> dict[str, Any]:
+    """An image config's fields (``CONFIG_FIELDS``) in one comparable shape: Env and Labels as
+    sorted dicts (a repeated variable: the last wins, as for the process), ExposedPorts and
+    Volumes as sorted lists, absent and empty alike (None, "" or [] by field)."""
+    config = config or {}
+    env: dict[str, str] = {}
+    for item in config.get("Env") or ():
+        key, _, value = str(item).partition("=")
+        env[key] = value
+    return {
+        "Entrypoint": list(config.get("Entrypoint") or []),
+        "Cmd": list(config.get("Cmd") or []),
+        "User": str(config.get("User") or ""),
+        "WorkingDir": str(config.get("WorkingDir") or ""),
+        "Env": dict(sorted(env.items())),
+        "ExposedPorts": sorted(config.get("ExposedPorts") or {}),
+        "Volumes": sorted(config.get("Volumes") or {}),
+        "StopSignal": str(config.get("StopSignal") or ""),
+        "Healthcheck": config.get("Healthcheck") or None,
+        "OnBuild": list(config.get("OnBuild") or []),
+        "Shell": list(config.get("Shell") or []),
+        "Labels": dict(sorted((config.get("Labels") or {}).items())),
+    }
+
+
+def expected_config(base: dict[str, Any] | None, implied: dict[str, Any]) -> dict[str, Any]:
+    """The config an image built from imagesmith's Dockerfile has: its base's (normalized; None
+    when the base could not be read: then only what the Dockerfile sets is known) with what the
+    Dockerfile sets laid over it, as Docker does: ENV and LABEL add to the base's, EXPOSE adds
+    ports, ENTRYPOINT resets CMD, everything else replaces."""
+    out = dict(base) if base is not None else {"Env": {}, "Labels": {}, "ExposedPorts": []}
+    for key, value in implied.items():
+        if key in ("Env", "Labels"):
+            out[key] = {**out.get(key, {}), **value}
+        elif key == "ExposedPorts":
+            out[key] = sorted(set(out.get(key, [])) | set(value))
+        else:
+            out[key] = value
+    if "Entrypoint" in implied and "Cmd" not in implied and base is not None:
+        out["Cmd"] = []
+    return out
+
+
+def config_problems(want: dict[str, Any], have: dict[str, Any], *, base_known: bool, whose: str) -> list[str]:
+    """Every difference between a config ``want`` and an image's ``have`` (both normalized), one
+    line each, naming the field and the variable or label. A label whose wanted value is None may
+    have any value. With ``base_known`` False, variables, labels, ports and volumes that ``want``
+    does not name are still differences: they cannot be told apart from the base's."""
+    out = []
+    unknown_base = "" if base_known else " (the base image could not be read to tell whether it sets it)"
+    for key in CONFIG_FIELDS:
+        a, b = want.get(key), have.get(key)
+        if key in ("Env", "Labels"):
+            word = "ENV" if key == "Env" else "LABEL"
+            a, b = a or {}, b or {}
+            for name in sorted(set(a) | set(b)):
+                if name not in b:
+                    out.append(f"{word} {name} is missing ({whose} sets {_short(a[name])})")
+                elif name not in a:
+                    out.append(f"{word} {name}={_short(b[name])} is not set by {whose}{unknown_base}")
+                elif a[name] is not None and a[name] != b[name]:
+                    out.append(f"{word} {name} is {_short(b[name])}, {whose} sets {_short(a[name])}")
+        elif key in ("ExposedPorts", "Volumes"):
+            extra, missing = sorted(set(b or ()) - set(a or ())), sorted(set(a or ()) - set(b or ()))
+            if extra:
+                out.append(f"{key} {', '.join(extra)} not set by {whose}{unknown_base}")
+            if missing:
+                out.append(f"{key} {', '.join(missing)} missing ({whose} sets {', '.join(a or ())})")
+        elif key in want and a != b:
+            out.append(f"{key} is {_short(json.dumps(b))}, {whose} sets {_short(json.dumps(a))}")
+        elif key not in want and base_known and b != normalize_config({})[key]:
+            out.append(f"{key} is {_short(json.dumps(b))}, set by neither {whose} nor the base")
+    return out
+
+
+def _short(text: str | None, limit: int = 120) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------------------------------------
+# layers
+
+
+def layer_problems(want: tuple[str, ...] | list[str], have: tuple[str, ...] | list[str], whose: str) -> list[str]:
+    """The image's layer list ``have`` against the list ``want`` recorded at build time."""
+    want, have = tuple(want), tuple(have)
+    if want == have:
+        return []
+    common = 0
+    for x, y in zip(want, have):
+        if x != y:
+            break
+        common += 1
+    if common == len(want):
+        n = len(have) - len(want)
+        return [f"{n} filesystem layer{'s were' if n != 1 else ' was'} added on top of {whose} (a child image)"]
+    return [
+        f"filesystem layers differ from {whose}: layer {common + 1} of {len(have)} is not the recorded one "
+        f"({len(want)} recorded; a rebuilt or altered image)"
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# /app
+
+
+def app_tree(entries: tuple[FileEntry, ...] | None, root: str = APP_DIR) -> dict[str, str]:
+    """``root``'s tree as {relative path: what it is}: "sha256:..." for a file (with " +x" when
+    executable), "-> target" for a link, "dir" for a folder. Owners and times are left out (the
+    build sets them)."""
+    out: dict[str, str] = {}
+    for e in entries or ():
+        rel = e.path[len(root) :].lstrip("/") if e.path.startswith(root) else e.path
+        if not rel:
+            continue
+        if e.kind == "file":
+            out[rel] = e.sha256 + (" +x" if e.mode & 0o111 else "")
+        elif e.kind in ("symlink", "hardlink"):
+            out[rel] = f"-> {e.target}"
+        else:
+            out[rel] = e.kind
+    return dict(sorted(out.items()))
+
+
+def tree_digest(tree: dict[str, str]) -> str:
+    text = "".join(f"{rel}\t{what}\n" for rel, what in sorted(tree.items()))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_app(engine: FileReader, image: str) -> dict[str, str] | None:
+    """The image's ``/app`` tree, read from outside it (None: there is no /app)."""
+    entries = engine.read_paths(image, [APP_DIR])[APP_DIR]
+    return None if entries is None else app_tree(entries)
+
+
+def tree_problems(want: dict[str, str], have: dict[str, str] | None, whose: str) -> list[str]:
+    if have is None:
+        return [f"{APP_DIR} is missing ({whose} has {len(want)} entries)"]
+    changed = sorted(rel for rel in set(want) & set(have) if want[rel] != have[rel])
+    added, removed = sorted(set(have) - set(want)), sorted(set(want) - set(have))
+    out = []
+    for words, names in (("changed", changed), ("added", added), ("removed", removed)):
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            out.append(f"{APP_DIR}: {shown} {words} since {whose}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# the build record
+
+
+def make_record(info: ImageInfo, *, app: dict[str, str] | None, lock_digest: str | None) -> dict[str, Any]:
+    """The build record of a freshly built image: the predicate of its parity attestation."""
+    labels = info.labels
+    manifest = json.loads(labels[LABEL_MANIFEST]) if labels.get(LABEL_MANIFEST) else None
+    return {
+        "imagesmith_record": RECORD_VERSION,
+        "role": labels.get(LABEL_ROLE),
+        "parity": labels.get(LABEL_PARITY),
+        "manifest": manifest,
+        "lock": lock_digest,
+        "layers": list(info.layers),
+        "config": normalize_config(info.config),
+        "app": {"digest": tree_digest(app), "files": app} if app is not None else None,
+        "source": {
+            "revision": labels.get("org.opencontainers.image.revision"),
+            "repository": labels.get("org.opencontainers.image.source"),
+        },
+    }
+
+
+def record_shape_problem(record: Any) -> str | None:
+    """What makes ``record`` unusable as a build record (None: it has every field's type)."""
+    if not isinstance(record, dict) or record.get("imagesmith_record") != RECORD_VERSION:
+        return f"not an imagesmith build record (version {RECORD_VERSION})"
+    wrong = [
+        key
+        for key, ok in (
+            ("layers", isinstance(record.get("layers"), list) and all(isinstance(x, str) for x in record["layers"])),
+            ("config", isinstance(record.get("config"), dict)),
+            ("parity", isinstance(record.get("parity"), str)),
+            ("role", isinstance(record.get("role"), str)),
+            ("app", record.get("app") is None or isinstance((record.get("app") or {}).get("files"), dict)),
+        )
+        if not ok
+    ]
+    return f"{', '.join(wrong)} of the wrong type" if wrong else None
+
+
+def record_problems(
+    record: dict[str, Any], info: ImageInfo, app: dict[str, str] | None, whose: str = "the signed build record"
+) -> list[str]:
+    """Every way ``info`` (and its /app tree, when read) differs from a build record."""
+    shape = record_shape_problem(record)
+    if shape:
+        return [f"{whose} is unusable: {shape}"]
+    out = []
+    if info.labels.get(LABEL_PARITY) != record["parity"]:
+        out.append(f"parity {info.labels.get(LABEL_PARITY)} is not {whose}'s {record['parity']}")
+    if info.labels.get(LABEL_ROLE) != record["role"]:
+        out.append(f"role {info.labels.get(LABEL_ROLE)} is not {whose}'s {record['role']}")
+    out += layer_problems(record["layers"], info.layers, whose)
+    want = normalize_config({})
+    want.update(record["config"])
+    out += config_problems(want, normalize_config(info.config), base_known=True, whose=whose)
+    recorded_app = record.get("app")
+    if recorded_app is not None and app is not None:
+        out += tree_problems(recorded_app["files"], app, whose)
+    return out
