@@ -5,33 +5,38 @@ A label is only a claim (and a child image inherits its parent's), so ``verify_i
 1. **The labels.** The manifest label must hash to the parity label (``parity.digest``), and the
    parity is compared with one recomputed from a lock, an expected value from a pipeline, or the
    other image of a train/serve pair.
-2. **The image config** (no container): the seed and determinism environment and the variables
-   that change what Python runs (``diff.WATCHED_ENV``) are what the manifest implies
-   (``render.image_env``); the image's layers start with the layers of the base image the
-   manifest names, when that base can be found (local engine, or its registry); no filesystem
-   layer was added after the parity label was stamped (see "Layers on top" below).
-3. **The content** (skipped with ``labels_only``): ``runtime/probe.py`` runs inside a container of the
-   image (no network, read-only, entrypoint bypassed) and reports every installed distribution
-   with its files checked against its RECORD, files in site-packages that no distribution
-   installed, stale bytecode, the preprocessing files, Debian packages and the Python version;
-   these are compared with the manifest by ``compare.compare``, the same words ``diff`` uses.
+2. **The image config, whole** (``config_check``): Entrypoint, Cmd, User, WorkingDir, every
+   variable, ports, volumes, labels, stop signal, health check against what imagesmith's
+   Dockerfile sets for the image's role (``render.implied_config``) laid over the base image's
+   config. The Dockerfile's part is read from the image-facts file, a file in a layer that a
+   child image cannot change without adding a layer (the ``io.imagesmith.config`` label when the
+   file cannot be read: a registry image with ``--labels-only``). A config-only child (a new
+   CMD, an added ENV) differs here, with or without ``--lock``.
+3. **The layers** (``layer_check``): the image has exactly the base's layers plus the number
+   imagesmith's Dockerfile adds (``layers_over_base`` in the facts file); any more is a child
+   image, whatever its history or labels say. The build history is never read: whoever builds
+   an image writes it. ``--pair`` compares the two images' layer lists (they share all of them).
+4. **Files read from outside** (``read_outside``; a container is created and never started, so
+   nothing in the image runs): the facts file (its manifest must be the label's),
+   ``/etc/ld.so.preload`` (must be the base's, or absent), and the interpreter the venv's
+   ``python`` resolves to (must be a link to the base's file, byte for byte).
+5. **The content** (skipped with ``labels_only``): ``runtime/probe.py`` runs inside a container of the
+   image (no network, read-only, entrypoint bypassed, ``LD_*`` and ``PYTHON*`` variables emptied)
+   and reports every installed distribution with its files checked against its RECORD, files in
+   site-packages that no distribution installed, stale bytecode, the preprocessing files, Debian
+   packages and the Python version; these are compared with the manifest by ``compare.compare``,
+   the same words ``diff`` uses. The probe runs the image's own interpreter, so it is a
+   diagnostic that says what differs, never the gate: reports say so (``PROBE_NOTE``). The gate
+   is the signature on the digest and the signed build record (``imagesmith verify --key``).
    imagesmith's own in-image code is the ``imagesmith-runtime`` distribution, pinned in the
    manifest (version 2) and checked like the locked ones. Images built before it existed
    (manifest version 1) carry loose runtime files in site-packages instead: a difference from
    this imagesmith's is a note, never a failure (see ``_runtime_notes``).
 
-Layers on top: ``--pair`` compares the two images' layer lists (train and serve share all of
-them). A lock cannot know layer IDs, so with ``--lock`` the image's build history decides: the
-step that stamped ``io.imagesmith.parity`` is found, and no step after it may have added a
-filesystem layer (imagesmith's Dockerfile has only config steps after it). This catches every
-child image built the usual way (``FROM image`` + ``RUN``/``COPY``). The history is written by
-whoever builds an image, so a hand-made config could hide a layer; what such a layer changes in
-the environment is still caught by the content check, and ``--pair`` against the built image is
-exact. Without ``--pair``/``--lock`` an added layer is reported as a note only: deriving an image
-(to add model files, say) is legitimate, and the content check says whether parity still holds.
-
-Registry references (``host[:port]/name:tag`` or ``@sha256:``) are read with ``docker buildx imagetools``, without
-pulling, for the label and config checks; the content check pulls the image by digest first.
+Registry references (``host[:port]/name:tag`` or ``@sha256:``) are read with ``docker buildx
+imagetools``, without pulling, for the label and config checks; reading files and the content
+check pull the image by digest first (``--labels-only`` on a registry image pulls nothing, so its
+layers are not counted and its config is compared with its ``io.imagesmith.config`` label).
 """
 
 from __future__ import annotations
