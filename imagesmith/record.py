@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from .engine import FileEntry, ImageInfo
 from .engine.protocols import FileReader
+from .fsutil import sha256_file
 from .layout import APP_DIR, LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE
 
 RECORD_VERSION = 1
@@ -190,6 +193,38 @@ def tree_problems(want: dict[str, str], have: dict[str, str] | None, whose: str)
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             out.append(f"{APP_DIR}: {shown} {words} since {whose}")
     return out
+
+
+def source_problems(tree: dict[str, str] | None, root: Path) -> tuple[list[str], int]:
+    """``/app`` (``app_tree``) against the project at ``root``: every file in /app must be the
+    project's file at the same path, byte for byte (what the ignore rules kept out of the image
+    is not looked for). Returns the problems and the number of files compared."""
+    if tree is None:
+        return [f"{APP_DIR} is missing from the image"], 0
+    changed, foreign, n = [], [], 0
+    for rel, what in tree.items():
+        if what == "dir":
+            continue
+        path = root / rel
+        if what.startswith("-> "):
+            ok = path.is_symlink() and os.readlink(path) == what[3:]
+        elif path.is_symlink() or not path.is_file():
+            foreign.append(rel)
+            continue
+        else:
+            ok = sha256_file(path) == what.split(" ", 1)[0]
+        n += 1
+        if not ok:
+            changed.append(rel)
+    out = []
+    for one, many, names in (
+        ("differs from the project's", "differ from the project's", changed),
+        ("is not in the project", "are not in the project", foreign),
+    ):
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            out.append(f"{APP_DIR}: {shown} {one if len(names) == 1 else many} ({root})")
+    return out, n
 
 
 # ------------------------------------------------------------------------------------------------

@@ -49,8 +49,8 @@ from typing import Any
 
 from . import parity, runtime_wheel
 from .compare import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
-from .engine import Engine, ImageInfo, first_line, registry_host
-from .errors import EngineError, UsageError, VerifyError
+from .engine import Engine, FileEntry, ImageInfo, first_line, registry_host
+from .errors import EngineError, FileWriteError, UsageError, VerifyError
 from .layout import (
     APP_DIR,
     FACTS_FILE,
@@ -66,7 +66,7 @@ from .layout import (
 )
 from .lock import LOCK_FILE, BasePin, Lock, read_lock
 from .lock.resolvers import Pin
-from .record import config_problems, expected_config, normalize_config
+from .record import config_problems, expected_config, normalize_config, read_app, source_problems
 from .runtime import DISTRIBUTION as RUNTIME_DIST
 from .runtime import stamp
 
@@ -300,13 +300,56 @@ def read_outside(engine: Engine, image: str, manifest: dict) -> Outside:
     return out
 
 
+def _base_files(engine: Engine, image_id: str, paths: list[str]) -> dict[str, tuple[FileEntry, ...] | None]:
+    """The first entry of each path in a base image (``read_outside``'s way), kept in the host's
+    cache by image ID: an image's files never change, and verify should not create a container
+    of the base every time."""
+    from base64 import b64decode, b64encode
+
+    from .cache import default_cache_dir
+    from .fsutil import atomic_write
+
+    path = default_cache_dir() / "base-files" / f"{image_id.rsplit(':', 1)[-1]}.json"
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(cached, dict):
+            cached = {}
+    except (OSError, ValueError):
+        cached = {}
+    missing = [p for p in paths if p not in cached]
+    if missing:
+        for p, entries in engine.read_paths(image_id, missing).items():
+            e = entries[0] if entries else None
+            cached[p] = None if e is None else [e.path, e.kind, e.mode, e.uid, e.target, e.sha256]
+            if e is not None and e.data is not None and len(e.data) <= 4096:
+                cached[p].append(b64encode(e.data).decode())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps(cached, sort_keys=True))
+        except (OSError, FileWriteError):
+            pass  # a cache: verify works without it
+    out: dict[str, tuple[FileEntry, ...] | None] = {}
+    for p in paths:
+        row = cached.get(p)
+        try:
+            if row is None:
+                out[p] = None
+            else:
+                path_, kind, mode, uid, target, sha256 = row[:6]
+                data = b64decode(row[6]) if len(row) > 6 else None
+                out[p] = (FileEntry(path_, kind, int(mode), int(uid), target, sha256, data),)
+        except (TypeError, ValueError):
+            out[p] = engine.read_paths(image_id, [p])[p]
+    return out
+
+
 def outside_checks(engine: Engine, report: Report, outside: Outside, base: BaseCheck) -> None:
     """/etc/ld.so.preload and the interpreter, against the base image's (when it is in the engine)."""
     base_files: dict[str, tuple | None] = {}
     if base.image is not None and base.image.source != "registry":
         wanted = [PRELOAD] + ([outside.interpreter] if outside.interpreter else [])
         try:
-            base_files = engine.read_paths(base.image.id, wanted)
+            base_files = _base_files(engine, base.image.id, wanted)
         except EngineError as exc:
             report.notes.append(f"the base image's files could not be read ({first_line(exc)})")
     base_preload = base_files.get(PRELOAD)
@@ -761,6 +804,8 @@ def verify_image(
     if local is not None:
         outside_checks(engine, report, outside, base)
         _inner_manifest(report, outside, manifest)
+        if lock is not None:
+            _source_check(engine, report, local, lock.resolve().parent)
     facts = None
     if not labels_only:
         assert local is not None
@@ -852,6 +897,17 @@ def _environment_problems(facts: dict) -> list[str]:
     for name in facts.get("duplicates") or ():
         out.append(f"distributions: {name} is installed twice (two .dist-info folders)")
     return out
+
+
+def _source_check(engine: Engine, report: Report, info: ImageInfo, root: Path) -> None:
+    """With ``--lock``: /app (read from outside the image) against the project beside the lock."""
+    if not any((root / name).is_file() for name in ("imagesmith.yaml", "pyproject.toml")):
+        report.notes.append(f"{APP_DIR} was not compared with the project: no spec beside the lock in {root}")
+        return
+    problems, n = source_problems(read_app(engine, info.id), root)
+    report.problems += problems
+    if not problems:
+        report.checks.append(f"{APP_DIR}: {n} files, each the project's (read from outside the image)")
 
 
 def _inner_manifest(report: Report, outside: Outside, manifest: dict) -> None:

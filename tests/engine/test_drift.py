@@ -287,6 +287,11 @@ def test_child_layers_fail_every_way(drifted, tiny):
     for extra in ([], ["--labels-only"], ["--lock", str(spec.lock_path)]):
         code, report = _verify(drifted["child"], *extra)
         assert code == 1 and [p for p in report["problems"] if p.startswith(line)], (extra, report)
+    # with --lock, /app is compared with the project's files, read from outside the image
+    code, report = _verify(drifted["relayered"], "--labels-only", "--lock", str(spec.lock_path))
+    assert code == 1 and f"/app: app/prep.py differs from the project's ({spec.root})" in report["problems"]
+    code, report = _verify(f"{BUILT}:serve", "--labels-only", "--lock", str(spec.lock_path))
+    assert code == 0 and any(c.startswith("/app: ") and "each the project's" in c for c in report["checks"])
     code, report = _verify(drifted["child"], "--pair", f"{BUILT}:train")
     assert code == 1 and any(p.startswith("filesystem layers differ") for p in report["problems"])
     # a config-only child adds no layer, and still differs in config, also with --lock

@@ -691,3 +691,27 @@ def test_registry_image_reads_an_index_and_its_config(monkeypatch):
     assert calls[1] == ("127.0.0.1:5000/app@sha256:" + "b" * 64, ("--format", "{{json .Image}}"))
     assert registry.digest("127.0.0.1:5000/app:serve") == "sha256:" + hashlib.sha256(index).hexdigest()
     assert registry.image("127.0.0.1:5000/app:serve", platform=("linux", "arm64")).id == "sha256:" + "a" * 64
+
+
+def test_source_problems_compare_app_with_the_project(tmp_path):
+    from imagesmith.fsutil import sha256_file
+    from imagesmith.record import source_problems
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "a.py").write_text("a = 1\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "ignored.txt").write_text("kept out of the image by the ignore rules\n")
+    tree = {
+        "app": "dir",
+        "app/a.py": sha256_file(tmp_path / "app" / "a.py"),
+        "train.py": sha256_file(tmp_path / "train.py") + " +x",
+    }
+    assert source_problems(tree, tmp_path) == ([], 2)
+    (tmp_path / "train.py").write_text("print(2)\n")
+    tree["extra.py"] = "sha256:" + "0" * 64
+    problems, _ = source_problems(tree, tmp_path)
+    assert problems == [
+        f"/app: train.py differs from the project's ({tmp_path})",
+        f"/app: extra.py is not in the project ({tmp_path})",
+    ]
+    assert source_problems(None, tmp_path)[0] == ["/app is missing from the image"]
