@@ -41,6 +41,7 @@ layers are not counted and its config is compared with its ``io.imagesmith.confi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -269,9 +270,21 @@ def _resolve(read, path: str, limit: int = 16) -> tuple[str, tuple]:
 
 def read_outside(engine: Engine, image: str, manifest: dict) -> Outside:
     """The image-facts file, /etc/ld.so.preload and the interpreter the venv's python is, read
-    from outside ``image``."""
-    out = Outside()
+    from outside ``image`` (an image ID), or what an earlier read of the same image found."""
     facts_path = f"{site_packages(str(manifest.get('python', '')))}/{FACTS_FILE}"
+    cached = _cache_load("outside", image).get(facts_path)
+    if isinstance(cached, dict):
+        try:
+            return Outside(**cached)
+        except TypeError:
+            pass
+    out = _read_outside(engine, image, facts_path)
+    _cache_store("outside", image, {facts_path: dataclasses.asdict(out)})
+    return out
+
+
+def _read_outside(engine: Engine, image: str, facts_path: str) -> Outside:
+    out = Outside()
     with engine.reading(image) as read:
         entries = read(facts_path)
         if entries and entries[0].kind == "file" and entries[0].data is not None:
@@ -300,22 +313,39 @@ def read_outside(engine: Engine, image: str, manifest: dict) -> Outside:
     return out
 
 
-def _base_files(engine: Engine, image_id: str, paths: list[str]) -> dict[str, tuple[FileEntry, ...] | None]:
-    """The first entry of each path in a base image (``read_outside``'s way), kept in the host's
-    cache by image ID: an image's files never change, and verify should not create a container
-    of the base every time."""
-    from base64 import b64decode, b64encode
-
+def _cache_file(kind: str, image_id: str) -> Path:
     from .cache import default_cache_dir
+
+    return default_cache_dir() / kind / f"{image_id.rsplit(':', 1)[-1]}.json"
+
+
+def _cache_load(kind: str, image_id: str) -> dict:
+    """What an earlier verify read of the image ``image_id`` (content-addressed: its files never
+    change), from the host's cache; {} when nothing is kept. The cache is the verifier's own."""
+    try:
+        data = json.loads(_cache_file(kind, image_id).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _cache_store(kind: str, image_id: str, data: dict) -> None:
     from .fsutil import atomic_write
 
-    path = default_cache_dir() / "base-files" / f"{image_id.rsplit(':', 1)[-1]}.json"
+    path = _cache_file(kind, image_id)
     try:
-        cached = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(cached, dict):
-            cached = {}
-    except (OSError, ValueError):
-        cached = {}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(data, sort_keys=True))
+    except (OSError, FileWriteError):
+        pass  # a cache: verify works without it
+
+
+def _base_files(engine: Engine, image_id: str, paths: list[str]) -> dict[str, tuple[FileEntry, ...] | None]:
+    """The first entry of each path in a base image (``read_outside``'s way), kept in the host's
+    cache by image ID, so that verify does not create a container of the base every time."""
+    from base64 import b64decode, b64encode
+
+    cached = _cache_load("base-files", image_id)
     missing = [p for p in paths if p not in cached]
     if missing:
         for p, entries in engine.read_paths(image_id, missing).items():
@@ -323,11 +353,7 @@ def _base_files(engine: Engine, image_id: str, paths: list[str]) -> dict[str, tu
             cached[p] = None if e is None else [e.path, e.kind, e.mode, e.uid, e.target, e.sha256]
             if e is not None and e.data is not None and len(e.data) <= 4096:
                 cached[p].append(b64encode(e.data).decode())
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, json.dumps(cached, sort_keys=True))
-        except (OSError, FileWriteError):
-            pass  # a cache: verify works without it
+        _cache_store("base-files", image_id, cached)
     out: dict[str, tuple[FileEntry, ...] | None] = {}
     for p in paths:
         row = cached.get(p)
