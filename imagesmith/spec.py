@@ -67,6 +67,8 @@ class Requirements:
     inline: tuple[str, ...] = ()
     pyproject: bool = False
     extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # PEP 735 dependency groups of pyproject.toml (or of the project's lock)
+    lock: str | None = None  # the project's own lock, the source of truth: "uv_lock", "pylock" or "poetry_lock"
 
 
 @dataclass(frozen=True)
@@ -470,13 +472,15 @@ TOP_KEYS = (
 )
 TRAIN_KEYS = ("command",)
 SERVE_KEYS = ("command", "port", "latency_budget_ms")
-REQ_KEYS = ("file", "packages", "pyproject", "extras")
+REQ_KEYS = ("file", "packages", "pyproject", "extras", "groups", "uv_lock", "pylock", "poetry_lock")
+LOCK_SOURCES = {"uv_lock": "uv.lock", "pylock": "pylock.toml", "poetry_lock": "poetry.lock"}
 SIGNOFF_KEYS = ("predict", "samples", "rtol", "atol", "path", "request")
 SIGNOFF_REQUESTS = ("list", "object")
 HTTP_PATH_RE = re.compile(r"/[A-Za-z0-9_.~/-]*")
 # A package index: http(s), a host, an optional port and a plain path. No user info, query or spaces.
+NAME_GROUP_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")  # PEP 735 / PEP 508 names
 INDEX_URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%/+-]*)?")
-REQUIRED = ("name", "python", "base", "requirements", "train", "serve")
+REQUIRED = ("name", "python", "base", "train", "serve")  # requirements: from pyproject.toml when absent
 
 
 def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
@@ -527,7 +531,11 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         else:
             p.add(f"system_packages[{i}]", f"{show(pkg)} is not a Debian package name (like 'libgomp1')")
 
-    requirements = _parse_requirements(data.get("requirements"), root, p) if "requirements" in data else Requirements()
+    requirements = (
+        _parse_requirements(data.get("requirements"), root, p)
+        if "requirements" in data
+        else _project_requirements(root, p)
+    )
 
     preprocessing = [
         path
@@ -637,6 +645,36 @@ def env_problem(key: Any, value: Any) -> str | None:
     return None
 
 
+def _project_requirements(root: Path, p: _Problems) -> Requirements:
+    """No ``requirements`` key: the project's own, as a modern project keeps them. Its lock when
+    it has one (uv.lock, then pylock.toml, then poetry.lock, beside a pyproject.toml), else
+    ``[project].dependencies`` of its pyproject.toml."""
+    pyproject = root / PYPROJECT
+    if pyproject.is_file() and not pyproject.is_symlink():
+        for key, name in LOCK_SOURCES.items():
+            if (root / name).is_file() and not (root / name).is_symlink():
+                return Requirements(lock=key)
+        project = _pyproject_project(pyproject)
+        if project is not None:
+            return Requirements(pyproject=True)
+    p.add(
+        "requirements",
+        f"missing: give a requirements file, or declare [project] dependencies in {PYPROJECT} "
+        "(or bring a uv.lock, pylock.toml or poetry.lock beside it)",
+    )
+    return Requirements()
+
+
+def _pyproject_project(path: Path) -> dict | None:
+    """``[project]`` of a pyproject.toml (None: absent or unreadable; the spec reader reports the latter)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    project = data.get("project")
+    return project if isinstance(project, dict) else None
+
+
 def _parse_requirements(value: Any, root: Path, p: _Problems) -> Requirements:
     if isinstance(value, str):
         path = _project_path(root, "requirements", value, p, file=True)
@@ -654,16 +692,48 @@ def _parse_requirements(value: Any, root: Path, p: _Problems) -> Requirements:
                 _str_list(value.get("packages", []), "requirements.packages", p) or [], "requirements.packages", p
             )
         )
-        pyproject = value.get("pyproject", False)
-        if not isinstance(pyproject, bool):
-            p.add("requirements.pyproject", "expected true or false")
-            pyproject = False
+        flags = {}
+        for key in ("pyproject", *LOCK_SOURCES):
+            flag = value.get(key, False)
+            if not isinstance(flag, bool):
+                p.add(f"requirements.{key}", "expected true or false")
+                flag = False
+            flags[key] = flag
+        pyproject = flags["pyproject"]
         if pyproject and not (root / PYPROJECT).is_file():
             p.add("requirements.pyproject", f"{PYPROJECT} does not exist in {root}")
+        locks = [key for key in LOCK_SOURCES if flags[key]]
+        for key in locks:
+            if not (root / LOCK_SOURCES[key]).is_file() or (root / LOCK_SOURCES[key]).is_symlink():
+                p.add(f"requirements.{key}", f"{LOCK_SOURCES[key]} does not exist in {root}")
+        if len(locks) > 1:
+            p.add("requirements", f"names {' and '.join(locks)}: one lock is the source of truth")
+        if locks and (file or inline or pyproject):
+            p.add(
+                f"requirements.{locks[0]}",
+                f"{LOCK_SOURCES[locks[0]]} is the source of truth: file, packages and pyproject cannot be added to it",
+            )
         extras = tuple(_str_list(value.get("extras", []), "requirements.extras", p) or [])
-        if not (file or inline or pyproject):
-            p.add("requirements", "names no requirements (give file, packages or pyproject: true)")
-        return Requirements(file=file, inline=inline, pyproject=pyproject, extras=extras)
+        groups = tuple(_str_list(value.get("groups", []), "requirements.groups", p) or [])
+        for i, group in enumerate(groups):
+            if not NAME_GROUP_RE.fullmatch(group):
+                p.add(f"requirements.groups[{i}]", f"expected a dependency group name, got {show(group)}")
+        if groups and not (pyproject or locks):
+            p.add("requirements.groups", f"dependency groups come from {PYPROJECT}: set pyproject: true (or a lock)")
+        if "pylock" in locks and (extras or groups):
+            p.add(
+                "requirements.pylock", "pylock.toml is taken as it is: extras and groups are chosen when it is written"
+            )
+        if not (file or inline or pyproject or locks):
+            p.add("requirements", "names no requirements (give file, packages, pyproject: true or a lock)")
+        return Requirements(
+            file=file,
+            inline=inline,
+            pyproject=pyproject,
+            extras=extras,
+            groups=groups,
+            lock=locks[0] if locks else None,
+        )
     p.add("requirements", f"expected a file path, a list of requirements or a mapping, got {_type_name(value)}")
     return Requirements()
 

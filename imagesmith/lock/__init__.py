@@ -48,6 +48,7 @@ from ..spec import (
     show_key,
 )
 from .base import BasePin, pin_base
+from .existing import SOURCES, existing_pins, group_requirements
 from .resolvers import Pin, ResolveRequest, get_resolver, render_requirements_lock, requirement_files
 from .system import pin_system_packages
 
@@ -413,12 +414,18 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
                     hint="keep every -r/-c file inside the project (symlinks too)",
                 )
             req_material["files"][_rel(spec.root, f)] = sha256_file(f)
-    if req.pyproject:
-        if not _inside(spec.root, spec.root / PYPROJECT):
+    if req.groups:  # only when set, like indexes: other locks keep their digest
+        req_material["groups"] = list(req.groups)
+    if req.lock:
+        req_material["lock"] = req.lock
+    for name, used in ((PYPROJECT, req.pyproject or bool(req.lock)), (SOURCES.get(req.lock or "", ""), bool(req.lock))):
+        if not used or not (spec.root / name).exists():
+            continue
+        if not _inside(spec.root, spec.root / name):
             raise LockError(
-                f"{PYPROJECT} is a symlink out of the project directory", hint="keep the project's files inside it"
+                f"{name} is a symlink out of the project directory", hint="keep the project's files inside it"
             )
-        req_material["files"][PYPROJECT] = sha256_file(spec.root / PYPROJECT)
+        req_material["files"][name] = sha256_file(spec.root / name)
     return {
         "resolver": _digest_json(spec.resolver),
         "target": _digest_json({"python": spec.python, "platform": spec.platform}),
@@ -543,7 +550,12 @@ def lock_project(
         base_pin = previous.base
 
     if previous is None or {"resolver", "target", "requirements"} & set(changed):
-        progress(f"resolving requirements with {spec.resolver} for Python {spec.python} on {spec.platform}")
+        if spec.requirements.lock:
+            progress(
+                f"taking the pins of {SOURCES[spec.requirements.lock]} for Python {spec.python} on {spec.platform}"
+            )
+        else:
+            progress(f"resolving requirements with {spec.resolver} for Python {spec.python} on {spec.platform}")
         packages = tuple(_resolve(spec, engine, base_pin, previous, upgrade, upgrade_packages))
     else:
         packages = previous.packages
@@ -589,15 +601,27 @@ def _resolve(
     spec: Spec, engine, base_pin: BasePin, previous: Lock | None, upgrade: bool, upgrade_packages: tuple[str, ...]
 ) -> list[Pin]:
     req = spec.requirements
+    if req.lock:  # the project's own lock is the source of truth: nothing is resolved
+        return existing_pins(
+            spec.root,
+            req.lock,
+            extras=req.extras,
+            groups=req.groups,
+            python_full=base_pin.python_version or spec.python + ".0",
+            platform=spec.platform,
+        )
     with tempfile.TemporaryDirectory(prefix="imagesmith-in-") as tmp:
         inputs: list[Path] = []
         if req.file:
             inputs.append(spec.root / req.file)
         if req.pyproject:
             inputs.append(spec.root / PYPROJECT)
-        if req.inline:
+        inline_lines = list(req.inline)
+        if req.groups:
+            inline_lines += group_requirements(spec.root / PYPROJECT, req.groups)
+        if inline_lines:
             inline = Path(tmp) / "requirements.in"
-            inline.write_text("\n".join(req.inline) + "\n")
+            inline.write_text("\n".join(inline_lines) + "\n")
             inputs.append(inline)
         request = ResolveRequest(
             inputs=tuple(inputs),

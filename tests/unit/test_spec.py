@@ -71,8 +71,54 @@ def test_every_problem_reported_at_once(root):
 
 def test_missing_required_keys(root):
     found = problems({"name": "x"}, root)
-    for key in ("python", "base", "requirements", "train", "serve"):
+    for key in ("python", "base", "train", "serve"):
         assert f"{key}: missing (required)" in found
+    assert any(p.startswith("requirements: missing: give a requirements file") for p in found), found
+
+
+def _project(root, pyproject: str | None, *locks: str):
+    if pyproject is not None:
+        (root / "pyproject.toml").write_text(pyproject)
+    for name in locks:
+        (root / name).write_text("")
+    data = {k: v for k, v in VALID.items() if k != "requirements"}
+    return data
+
+
+def test_requirements_default_to_the_project_s_own(root):
+    from imagesmith.spec import Requirements, parse_spec
+
+    data = _project(root, '[project]\nname = "p"\nversion = "1"\ndependencies = ["six"]\n')
+    assert parse_spec(data, root).requirements == Requirements(pyproject=True)
+    (root / "uv.lock").write_text("version = 1\n")
+    assert parse_spec(data, root).requirements == Requirements(lock="uv_lock")  # the lock is the truth
+    (root / "uv.lock").unlink()
+    (root / "poetry.lock").write_text("")
+    assert parse_spec(data, root).requirements == Requirements(lock="poetry_lock")
+
+
+def test_requirements_sources_are_checked(root):
+    (root / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "1"\n')
+    (root / "uv.lock").write_text("")
+    (root / "requirements.txt").write_text("six\n")
+    cases = {
+        "requirements.uv_lock: expected true or false": {"uv_lock": "yes"},
+        "requirements.pylock: pylock.toml does not exist": {"pylock": True},
+        "requirements: names uv_lock and poetry_lock": {"uv_lock": True, "poetry_lock": True},
+        "requirements.uv_lock: uv.lock is the source of truth": {"uv_lock": True, "file": "requirements.txt"},
+        "requirements.groups: dependency groups come from pyproject.toml": {
+            "file": "requirements.txt",
+            "groups": ["dev"],
+        },
+        "requirements.groups[0]: expected a dependency group name": {"pyproject": True, "groups": ["bad group!"]},
+    }
+    for want, value in cases.items():
+        found = problems({**VALID, "requirements": value}, root)
+        assert any(p.startswith(want) for p in found), (want, found)
+    from imagesmith.spec import Requirements, parse_spec
+
+    ok = parse_spec({**VALID, "requirements": {"uv_lock": True, "extras": ["gpu"], "groups": ["train"]}}, root)
+    assert ok.requirements == Requirements(extras=("gpu",), groups=("train",), lock="uv_lock")
 
 
 @pytest.mark.parametrize("path", ["../outside.py", "/etc/passwd", "a/../../b", "src/*.py", 'x"y', "$HOME/x"])

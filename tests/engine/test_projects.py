@@ -1,0 +1,89 @@
+"""Real projects as they come (issue 14), on the real engine: a uv project whose uv.lock is the
+source of truth, its spec in [tool.imagesmith] with no requirements key."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from imagesmith.build import BuildOptions, build_project
+from imagesmith.spec import load_spec
+from tests.conftest import PROJECTS, copy_project
+from tests.helpers import cli
+
+TAG = "imagesmith-test/uvproj"
+
+
+def _uv_lock(root: Path) -> None:
+    """uv.lock as the project's developer makes it (uv's default index; nothing is committed)."""
+    subprocess.run(["uv", "lock", "--quiet"], cwd=root, check=True)
+
+
+@pytest.fixture(scope="module")
+def uvproj(tmp_path_factory, engine, base_image):
+    root = copy_project(PROJECTS / "uvproj", tmp_path_factory.mktemp("uvproj") / "uvproj", git=False)
+    _uv_lock(root)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    spec = load_spec(root)
+    assert spec.requirements.lock == "uv_lock"  # detected: no requirements key in [tool.imagesmith]
+    result = build_project(spec, engine, BuildOptions(base=base_image, tag=TAG))
+    return spec, result
+
+
+def _in_image(engine, ref: str, code: str) -> str:
+    return engine.run(ref, ["-c", code], entrypoint=["/opt/venv/bin/python"]).strip()
+
+
+def test_the_images_carry_exactly_the_uv_lock_pins(uvproj, engine):
+    spec, result = uvproj
+    locked = json.loads(spec.lock_path.read_text())
+    assert {p["name"]: p["version"] for p in locked["packages"]} == {"six": "1.16.0"}  # not colorama, not the dev group
+    code = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps(sorted((d.metadata['Name'].lower(), d.version) for d in m.distributions())))"
+    )
+    for role in ("train", "serve"):
+        installed = dict(json.loads(_in_image(engine, result.images[role].ref, code)))
+        assert installed.get("six") == "1.16.0"
+        assert "colorama" not in installed and "iniconfig" not in installed, installed
+    proc = cli("verify", result.images["serve"].ref, "--lock", str(spec.lock_path), "--json", cwd=spec.root)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_lock_check_fails_when_uv_lock_changes(uvproj, tmp_path):
+    spec, _ = uvproj
+    root = copy_project(spec.root, tmp_path / "changed", git=False)
+    assert cli("lock", "--check", cwd=root).returncode == 0
+    text = (root / "pyproject.toml").read_text().replace("six==1.16.0", "six==1.17.0")
+    (root / "pyproject.toml").write_text(text)
+    _uv_lock(root)
+    proc = cli("lock", "--check", cwd=root)
+    assert proc.returncode == 1 and "requirements" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_train_then_serve_one_prediction(uvproj, engine, tmp_path):
+    spec, result = uvproj
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    proc = cli("run", "train", "--tag", TAG, "--artifacts", str(artifacts), cwd=spec.root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((artifacts / "model.json").read_text()) == {"six": "1.16.0"}
+    cid, host, port = engine.start_service(result.images["serve"].ref, port=8000, mounts={str(artifacts): "/artifacts"})
+    try:
+        answer = None
+        for _ in range(50):
+            try:
+                req = urllib.request.Request(f"http://{host}:{port}/predict", data=b"[]", method="POST")
+                answer = json.loads(urllib.request.urlopen(req, timeout=2).read())
+                break
+            except OSError:
+                import time
+
+                time.sleep(0.2)
+        assert answer == {"model": {"six": "1.16.0"}, "serving": "1.16.0"}
+    finally:
+        engine.stop_service(cid)

@@ -1,0 +1,106 @@
+"""The project's own lock as the source of truth (uv.lock, pylock.toml, poetry.lock): markers
+evaluated for the image, hashes kept, local and unhashed pins refused; PEP 735 groups."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagesmith.errors import LockError
+from imagesmith.lock.existing import (
+    existing_pins,
+    group_requirements,
+    pins_from_requirements,
+    pylock_pins,
+    target_environment,
+)
+from imagesmith.lock.resolvers import Pin
+
+H1, H2, H3 = ("sha256:" + c * 64 for c in "123")
+LINUX = target_environment("3.11.2", "linux/amd64")
+ARM = target_environment("3.11.2", "linux/arm64")
+
+EXPORTED = f"""\
+colorama==0.4.6 ; sys_platform == 'win32' \\
+    --hash={H1}
+numpy==2.1.0 ; python_full_version >= '3.11' and platform_machine == 'x86_64' \\
+    --hash={H2} \\
+    --hash={H1}
+numpy==2.0.0 ; platform_machine == 'aarch64' \\
+    --hash={H3}
+six==1.16.0 \\
+    --hash={H3}
+"""
+
+
+def test_markers_are_evaluated_for_the_image():
+    assert pins_from_requirements(EXPORTED, LINUX, "uv.lock") == [
+        Pin("numpy", "2.1.0", (H1, H2)),
+        Pin("six", "1.16.0", (H3,)),
+    ]
+    assert [p.version for p in pins_from_requirements(EXPORTED, ARM, "uv.lock") if p.name == "numpy"] == ["2.0.0"]
+    assert target_environment("3.10.12", "linux/amd64")["python_version"] == "3.10"
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["-e ./lib", "./lib", "mylib @ file:///src/mylib", "pkg @ https://127.0.0.1/pkg-1.0.tar.gz --hash=" + H1],
+)
+def test_local_and_url_pins_are_refused(line):
+    with pytest.raises(LockError, match="cannot install from hashes"):
+        pins_from_requirements(f"{line}\nsix==1.16.0 --hash={H1}\n", LINUX, "uv.lock")
+
+
+def test_a_pin_without_a_hash_is_refused():
+    with pytest.raises(LockError, match="no hash"):
+        pins_from_requirements("six==1.16.0\n", LINUX, "poetry.lock")
+
+
+def test_pylock(tmp_path):
+    (tmp_path / "pylock.toml").write_text(
+        f"""lock-version = "1.0"
+created-by = "test"
+
+[[packages]]
+name = "Six"
+version = "1.16.0"
+wheels = [{{ url = "http://127.0.0.1/six-1.16.0-py2.py3-none-any.whl", hashes = {{ sha256 = "{H1[7:]}" }} }}]
+sdist = {{ url = "http://127.0.0.1/six-1.16.0.tar.gz", hashes = {{ sha256 = "{H2[7:]}" }} }}
+
+[[packages]]
+name = "colorama"
+version = "0.4.6"
+marker = "sys_platform == 'win32'"
+wheels = [{{ url = "http://127.0.0.1/colorama.whl", hashes = {{ sha256 = "{H3[7:]}" }} }}]
+"""
+    )
+    assert pylock_pins(tmp_path / "pylock.toml", LINUX) == [Pin("six", "1.16.0", (H1, H2))]
+    (tmp_path / "pylock.toml").write_text(
+        'lock-version = "1.0"\n[[packages]]\nname = "x"\ndirectory = { path = "x" }\n'
+    )
+    with pytest.raises(LockError, match="comes from a directory"):
+        pylock_pins(tmp_path / "pylock.toml", LINUX)
+    (tmp_path / "pylock.toml").write_text('lock-version = "2.0"\n')
+    with pytest.raises(LockError, match="lock-version 2.0"):
+        pylock_pins(tmp_path / "pylock.toml", LINUX)
+    (tmp_path / "pylock.toml").write_text("lock-version = [")
+    with pytest.raises(LockError, match="not readable TOML"):
+        pylock_pins(tmp_path / "pylock.toml", LINUX)
+
+
+def test_poetry_without_poetry_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no poetry on it
+    (tmp_path / "poetry.lock").write_text("")
+    with pytest.raises(LockError, match="poetry is not installed") as info:
+        existing_pins(tmp_path, "poetry_lock", extras=(), groups=(), python_full="3.11.2", platform="linux/amd64")
+    assert "poetry export" in (info.value.hint or "")
+
+
+def test_dependency_groups(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[dependency-groups]\ntest = ["pytest>=8", {include-group = "Lint"}]\nlint = ["ruff"]\nloop = [{include-group = "loop"}]\n'
+    )
+    assert group_requirements(tmp_path / "pyproject.toml", ("test",)) == ["pytest>=8", "ruff"]
+    with pytest.raises(LockError, match="includes itself"):
+        group_requirements(tmp_path / "pyproject.toml", ("loop",))
+    with pytest.raises(LockError, match="no dependency group 'docs'"):
+        group_requirements(tmp_path / "pyproject.toml", ("docs",))
