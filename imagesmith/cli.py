@@ -380,7 +380,7 @@ def build(
     sign: Optional[Path] = typer.Option(
         None,
         "--sign",
-        help="Sign each pushed image's digest with this cosign private key and attest its build record (needs --push; password in COSIGN_PASSWORD).",
+        help="Sign each image's digest in its registry with this cosign private key and attest its build record (with --push, or registry tags, pushed first; password in COSIGN_PASSWORD).",
     ),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -391,11 +391,12 @@ def build(
     from .progress import build_log
 
     if sign is not None:
+        from .engine import registry_host
         from .signing import key_file
 
-        if not push:
+        if not push and not any(registry_host(t) for t in tag):
             raise UsageError(
-                "--sign needs --push: signatures are attached to the image's digest in its registry",
+                "--sign needs --push or a registry tag: signatures are attached to the image's digest in its registry",
                 hint="imagesmith build --push REGISTRY/REPO --sign cosign.key",
             )
         sign = key_file(_in_project(project, str(sign)), "private")
@@ -435,13 +436,10 @@ def build(
         return
     document = result.as_json()
     if sign is not None:
-        from .gate import sign_image
+        from .gate import sign_built
         from .signing import Cosign
 
-        cosign = Cosign()
-        for role, img in result.images.items():
-            assert img.pushed is not None  # --sign needs --push (checked above)
-            signed = sign_image(Engine(_progress()), cosign, img.pushed, sign, lock=spec.lock_path)
+        for role, signed in sign_built(Engine(_progress()), Cosign(), result, sign, lock=spec.lock_path).items():
             document["images"][role]["signed"] = {"ref": signed.ref, "key": str(sign)}
             _say(f"imagesmith: signed {signed.ref} and attested its build record")
     if metadata_file is not None:
@@ -528,7 +526,13 @@ def verify(
         from .signing import Cosign
 
         signature = gate_image(
-            engine, Cosign(), image, Path(_in_project(project, str(key))), model=model, signoff=signoff_file
+            engine,
+            Cosign(),
+            image,
+            Path(_in_project(project, str(key))),
+            model=model,
+            signoff=signoff_file,
+            lock=lock_file,
         )
         report.checks += [f"signature: {line}" for line in signature.checks]
         report.problems += [f"signature: {line}" for line in signature.problems]

@@ -35,16 +35,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .engine import Engine, ImageInfo, registry_host
+from . import parity
+from .engine import Engine, ImageInfo, registry_host, repository
 from .errors import ImagesmithError, SigningError, UsageError
 from .fsutil import sha256_file
-from .layout import LABEL_PARITY
+from .layout import LABEL_MANIFEST, LABEL_PARITY
 from .record import PARITY_PREDICATE, SIGNOFF_PREDICATE, make_record, read_app, record_problems
 from .runtime.stamp import STAMP_FILE, StampError, read_stamp
 from .signing import Cosign, key_file, signature_path
 from .signoff import GOLDEN_FILE, read_signoff
+
+if TYPE_CHECKING:
+    from .build import BuildResult
 
 
 @dataclass
@@ -116,14 +120,53 @@ def sign_image(engine: Engine, cosign: Cosign, image: str, key: Path, *, lock: P
     """Sign ``image``'s digest and attest its build record (read from the image as it is now)."""
     key = key_file(key, "private")
     pinned, info = pinned_image(engine, image)
-    if not info.labels.get(LABEL_PARITY):
-        raise UsageError(
-            f"{image} has no {LABEL_PARITY} label: not an imagesmith image", hint="sign what imagesmith built"
-        )
+    label_problem = _label_problem(info)
+    if label_problem:
+        raise UsageError(f"{image}: {label_problem}: not signing it", hint="sign what imagesmith built")
     record = make_record(info, app=_app(engine, pinned), lock_digest=sha256_file(lock) if lock else None)
     cosign.sign(pinned, key)
     cosign.attest(pinned, key, PARITY_PREDICATE, record)
     return Signed(ref=pinned, record=record)
+
+
+def sign_built(
+    engine: Engine, cosign: Cosign, result: BuildResult, key: Path, *, lock: Path | None
+) -> dict[str, Signed]:
+    """Sign each image of a build (``imagesmith build --sign``): the digest it was pushed to with
+    ``--push``, or else its registry tags (``-t REGISTRY/REPO``), pushed from the engine first. The
+    registry's digest must be the one BuildKit reported: what is signed is what was built."""
+    out = {}
+    for role, img in result.images.items():
+        ref = img.pushed
+        if ref is None:
+            tags = [t for t in img.tags if registry_host(t)]
+            if not tags:
+                raise UsageError(
+                    f"the {role} image was neither pushed nor tagged for a registry: there is nothing to sign",
+                    hint="build with --push REGISTRY/REPO (or -t REGISTRY/REPO, with --load on another builder)",
+                )
+            digests = {engine.push(t) for t in tags}
+            if digests != {img.id}:
+                raise SigningError(
+                    f"pushing the {role} image gave {', '.join(sorted(digests))}, the build made {img.id}: not signing"
+                )
+            ref = f"{repository(tags[0])}@{img.id}"
+        out[role] = sign_image(engine, cosign, ref, key, lock=lock)
+    return out
+
+
+def _label_problem(info: ImageInfo) -> str | None:
+    """Why ``info``'s labels are not an imagesmith image's (None: the manifest hashes to the parity)."""
+    label, text = info.labels.get(LABEL_PARITY), info.labels.get(LABEL_MANIFEST)
+    if not label or not text:
+        return f"no {LABEL_PARITY} and {LABEL_MANIFEST} labels: not an imagesmith image"
+    try:
+        manifest = parity.parse_manifest(text)
+    except ValueError as exc:
+        return f"label {LABEL_MANIFEST} is not a parity manifest ({exc})"
+    if parity.digest(manifest) != label:
+        return f"label {LABEL_PARITY} does not match its manifest label (edited label)"
+    return None
 
 
 def sign_signoff(engine: Engine, cosign: Cosign, record: dict[str, Any], path: Path, key: Path) -> Signed:
@@ -174,8 +217,10 @@ def gate_image(
     *,
     model: Path | None = None,
     signoff: Path | None = None,
+    lock: Path | None = None,
 ) -> GateReport:
-    """The signature gate of ``ref`` (see the module docstring); every problem named."""
+    """The signature gate of ``ref`` (see the module docstring); every problem named. With
+    ``lock``, the signed record must name that lock file's digest too."""
     pub = key_file(pub_key, "public")
     report = GateReport(key=str(pub_key))
     if not registry_host(ref):
@@ -197,6 +242,14 @@ def gate_image(
         report.problems.append(f"no valid signature {who} on {digest}: {signature.reason}")
 
     record = _parity_record(engine, cosign, pinned, digest, info, pub, who, report)
+    if lock is not None and record is not None:
+        lock_digest = sha256_file(Path(lock))
+        if record.get("lock") == lock_digest:
+            report.checks.append(f"the signed record names {Path(lock).name} ({lock_digest[:19]}…)")
+        else:
+            report.problems.append(
+                f"the signed record names lock {record.get('lock') or '(none)'}, {lock} is {lock_digest}"
+            )
     if signoff is not None:
         _signoff(cosign, pinned, digest, pub, who, Path(signoff), report)
     if model is not None:
@@ -308,6 +361,7 @@ __all__ = [
     "gate_image",
     "model_files",
     "pinned_image",
+    "sign_built",
     "sign_image",
     "sign_model",
     "sign_signoff",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -142,8 +143,13 @@ def test_the_signed_images_pass_verify_key(signed):
     doc = json.loads(proc.stdout)
     assert doc["ok"] and doc["signature"]["ok"] and doc["signature"]["digest"] == s["refs"]["train"].split("@")[1]
     assert any(line.startswith("signature: the parity attestation by") for line in doc["checks"])
-    proc = _verify(s["refs"]["serve"], s["pub"], "--model", str(s["model"]), "--signoff", str(s["signoff"]))
+    # the README's deploy gate, in full (the content checks too), with the lock the images came from
+    proc = cli(
+        "verify", s["refs"]["serve"], "--key", str(s["pub"]), "--model", str(s["model"]),
+        "--signoff", str(s["signoff"]), "--lock", str(s["spec"].lock_path),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout
+    assert "ok: signature: the signed record names imagesmith.lock" in proc.stdout
     for what in ("signed by", "the parity attestation by", "signoff.json is signed by", "the signoff attestation"):
         assert f"ok: signature: {what}" in proc.stdout, proc.stdout
     assert f"ok: signature: {STAMP_FILE} is signed by" in proc.stdout
@@ -345,3 +351,54 @@ def test_a_local_only_image_is_refused_with_a_hint(signed, engine):
     assert "is not a registry reference: signatures and attestations live in a registry" in proc.stdout
     proc = cli("sign", f"{TAG}:serve", "--key", str(signed["key"]), env={"COSIGN_PASSWORD": PASSWORD})
     assert proc.returncode == 2 and "build with --push" in proc.stderr
+
+
+def test_build_sign_with_registry_tags_pushes_then_signs(signed, registry):
+    """No --push, a registry tag: the engine's images are pushed, their digests checked, signed."""
+    s = signed
+    repo = f"{registry}/imagesmith-test/sign-tagged-{uuid.uuid4().hex[:10]}"
+    proc = cli(
+        "build", "-p", str(s["spec"].root), "--base", BASE_IMAGE, "-t", repo, "--sign", str(s["key"]), "--json",
+        env={"COSIGN_PASSWORD": PASSWORD},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    built = json.loads(proc.stdout)
+    for role in ("train", "serve"):
+        ref = built["images"][role]["signed"]["ref"]
+        assert ref == f"{repo}@{built['images'][role]['digest']}"
+        assert ref.split("@")[1] == s["refs"][role].split("@")[1]  # reproducible: the same digest as --push gave
+        proc = _verify(f"{repo}:{role}", s["pub"])
+        assert proc.returncode == 0, proc.stdout
+
+
+def test_sign_refuses_an_image_whose_labels_do_not_hold(signed, tmp_path):
+    s = signed
+    child = _push_child(
+        f"FROM {s['refs']['serve']}\nLABEL io.imagesmith.parity=sha256:{'0' * 64}\n",
+        f"{s['repo']}:child-label",
+        tmp_path,
+    )
+    proc = cli("sign", child, "--key", str(s["key"]), env={"COSIGN_PASSWORD": PASSWORD})
+    assert proc.returncode == 2
+    assert "label io.imagesmith.parity does not match its manifest label (edited label): not signing it" in proc.stderr
+    assert _verify(child, s["pub"]).returncode == 1  # and nothing was attached
+
+
+def test_every_cosign_call_reaches_the_loopback_registry_only(signed, tmp_path):
+    """strace the whole gate (imagesmith, docker CLI, every cosign run): IP connections go to 127.0.0.1 only."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (apt-get install strace): the offline check needs it")
+    s = signed
+    trace = tmp_path / "connect.trace"
+    proc = subprocess.run(
+        [strace, "-f", "-qq", "-e", "trace=connect", "-o", str(trace), sys.executable, "-m", "imagesmith", "verify",
+         s["refs"]["serve"], "--labels-only", "--key", str(s["pub"]), "--model", str(s["model"]),
+         "--signoff", str(s["signoff"])],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    inet = [line for line in trace.read_text().splitlines() if "AF_INET" in line]
+    assert inet, "no IP connection at all: the registry was not reached, the trace is wrong"
+    elsewhere = [line for line in inet if 'inet_addr("127.0.0.1")' not in line]
+    assert elsewhere == [], elsewhere
