@@ -247,3 +247,21 @@ def test_unsigned_is_named_and_a_local_image_is_refused(keys):
     ]
     report = gate_image(FakeEngine(_info()), FakeCosign([]), "app:serve", keys[1])  # type: ignore[arg-type]
     assert report.problems and "app:serve is not a registry reference" in report.problems[0]
+
+
+def test_build_sign_refuses_when_the_pushed_digest_is_not_the_built_one(keys):
+    from imagesmith.build import BuildResult, BuiltImage
+    from imagesmith.gate import sign_built
+
+    class PushingEngine(FakeEngine):
+        def push(self, ref):
+            return "sha256:" + "ef" * 32  # the registry holds something else under that tag
+
+    result = BuildResult(parity="sha256:p")
+    result.images["serve"] = BuiltImage(role="serve", ref="127.0.0.1:5000/team/app:serve", id=DIGEST,
+                                        tags=["127.0.0.1:5000/team/app:serve"])  # fmt: skip
+    with pytest.raises(SigningError, match="the build made sha256:abab"):
+        sign_built(PushingEngine(_info()), FakeCosign([]), result, keys[0], lock=None)  # type: ignore[arg-type]
+    result.images["serve"] = BuiltImage(role="serve", ref="app:serve", id=DIGEST, tags=["app:serve"])
+    with pytest.raises(UsageError, match="neither pushed nor tagged for a registry"):
+        sign_built(PushingEngine(_info()), FakeCosign([]), result, keys[0], lock=None)  # type: ignore[arg-type]
