@@ -377,6 +377,11 @@ def build(
     metadata_file: Optional[Path] = typer.Option(
         None, "--metadata-file", help="Also write the result (the --json document: digests, refs, parity) to this file."
     ),
+    sign: Optional[Path] = typer.Option(
+        None,
+        "--sign",
+        help="Sign each image's digest in its registry with this cosign private key and attest its build record (with --push, or registry tags, pushed first; password in COSIGN_PASSWORD).",
+    ),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
@@ -385,6 +390,16 @@ def build(
     from .build import ROLES, BuildOptions, build_project, parse_labels
     from .progress import build_log
 
+    if sign is not None:
+        from .engine import registry_host
+        from .signing import key_file
+
+        if not push and not any(registry_host(t) for t in tag):
+            raise UsageError(
+                "--sign needs --push or a registry tag: signatures are attached to the image's digest in its registry",
+                hint="imagesmith build --push REGISTRY/REPO --sign cosign.key",
+            )
+        sign = key_file(_in_project(project, str(sign)), "private")
     if install is not None and install not in ("hermetic", "online"):
         raise UsageError(f"--install must be hermetic or online, not {install!r}")
     if progress not in ("auto", "plain", "tty", "quiet"):
@@ -420,6 +435,13 @@ def build(
         typer.echo(json.dumps(result.bake, indent=2, sort_keys=True))
         return
     document = result.as_json()
+    if sign is not None:
+        from .gate import sign_built
+        from .signing import Cosign
+
+        for role, signed in sign_built(Engine(_progress()), Cosign(), result, sign, lock=spec.lock_path).items():
+            document["images"][role]["signed"] = {"ref": signed.ref, "key": str(sign)}
+            _say(f"imagesmith: signed {signed.ref} and attested its build record")
     if metadata_file is not None:
         atomic_write(
             metadata_file, json.dumps({"imagesmith_json": JSON_FORMAT, **document}, indent=2, sort_keys=True) + "\n"
@@ -460,6 +482,11 @@ def verify(
     signoff_file: Optional[Path] = typer.Option(
         None, "--signoff", help="A signoff.json: it must have passed for this image and the --model (deploy gate)."
     ),
+    key: Optional[Path] = typer.Option(
+        None,
+        "--key",
+        help="A cosign public key: require its signature on the image's digest, the parity attestation matching the image, and signed --model/--signoff files.",
+    ),
     project: Path = ProjectOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -493,9 +520,27 @@ def verify(
         report.checks += [f"signoff: {line}" for line in gate.checks]
         report.problems += [f"signoff: {line}" for line in gate.problems]
         report.notes += [f"signoff: {line}" for line in gate.notes]
+    signature = None
+    if key is not None:
+        from .gate import gate_image
+        from .signing import Cosign
+
+        signature = gate_image(
+            engine,
+            Cosign(),
+            image,
+            Path(_in_project(project, str(key))),
+            model=model,
+            signoff=signoff_file,
+            lock=lock_file,
+        )
+        report.checks += [f"signature: {line}" for line in signature.checks]
+        report.problems += [f"signature: {line}" for line in signature.problems]
+        report.notes += [f"signature: {line}" for line in signature.notes]
     if as_json:
         data = report.as_json()
-        _emit_json({**data, "digest": data.get("id")})
+        extra = {"signature": signature.as_json()} if signature is not None else {}
+        _emit_json({**data, "digest": data.get("id"), **extra})
     else:
         if not quiet:
             for line in report.checks:
@@ -673,6 +718,11 @@ def signoff(
     requests: int = typer.Option(
         200, "--requests", min=1, help="Replay the samples until at least this many requests."
     ),
+    sign: Optional[Path] = typer.Option(
+        None,
+        "--sign",
+        help="When it passes: attest the record on the (pushed) serve image's digest and sign the file, with this cosign private key.",
+    ),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
@@ -681,8 +731,25 @@ def signoff(
     from .signoff import run_signoff, table, write_signoff
 
     spec = load_spec(project)
-    result = run_signoff(Engine(_progress()), spec, image, model, requests=requests)
+    engine = Engine(_progress())
+    if sign is not None:
+        from .engine import registry_host
+        from .gate import not_in_registry
+        from .signing import key_file
+
+        sign = key_file(_in_project(project, str(sign)), "private")
+        if not registry_host(image):
+            raise UsageError(not_in_registry(image), hint="sign off on the pushed serve image's reference")
+    result = run_signoff(engine, spec, image, model, requests=requests)
     write_signoff(result, output)
+    if sign is not None and result.passed:
+        from .gate import sign_signoff
+        from .signing import Cosign
+
+        signed = sign_signoff(engine, Cosign(), result.record, output, sign)
+        _say(f"imagesmith: attested the signoff on {signed.ref} and signed {output}")
+    elif sign is not None:
+        _say("imagesmith: the signoff did not pass: nothing signed")
     if as_json:
         _emit_json(result.record)
     else:
@@ -690,6 +757,52 @@ def signoff(
             typer.echo(line)
         typer.echo(f"{image}: {'signed off' if result.passed else 'NOT signed off'} ({output})")
     raise typer.Exit(0 if result.passed else 1)
+
+
+@_command()
+def sign(
+    image: Optional[str] = typer.Argument(
+        None,
+        help="A pushed image (REGISTRY/REPO:TAG or @sha256:…): its digest is signed and its build record attested.",
+    ),
+    key: Path = typer.Option(..., "--key", help="The cosign private key (password in COSIGN_PASSWORD)."),
+    lock_file: Optional[Path] = typer.Option(
+        None, "--lock", help="The imagesmith.lock it was built from: its digest goes into the build record."
+    ),
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="Also sign this artifacts folder's stamp and golden outputs (.sig next to each)."
+    ),
+    project: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+):
+    """Sign an image's digest with cosign and attest its build record; sign a model's stamp and golden outputs."""
+    from .gate import sign_image, sign_model
+    from .signing import Cosign, key_file
+
+    if image is None and model is None:
+        raise UsageError("nothing to sign: give an IMAGE, --model DIR, or both")
+    private = key_file(_in_project(project, str(key)), "private")
+    if lock_file is not None:
+        lock_file = Path(_in_project(project, str(lock_file)))
+        if not lock_file.is_file():
+            raise UsageError(f"{lock_file} does not exist", hint="give the imagesmith.lock the image was built from")
+    cosign = Cosign()
+    document: dict = {"key": str(key)}
+    if image is not None:
+        signed = sign_image(Engine(_progress()), cosign, image, private, lock=lock_file)
+        document["image"] = {"ref": signed.ref, "record": signed.record}
+        _say(f"imagesmith: signed {signed.ref} and attested its build record")
+    if model is not None:
+        folder = Path(_in_project(project, str(model)))
+        files = sign_model(cosign, folder, private).files
+        document["signatures"] = [str(path) for path in files]
+        _say(f"imagesmith: signed {', '.join(path.name.removesuffix('.sig') for path in files)} in {folder}")
+    if as_json:
+        _emit_json(document)
+    elif image is not None:
+        typer.echo(document["image"]["ref"])
 
 
 @_command()

@@ -8,7 +8,8 @@
     │   └── StaleLockError          the lock does not match its inputs (exit 1 for --check)
     ├── RenderError                 a value cannot be rendered safely into a Dockerfile
     ├── EngineError                 Docker engine / buildx / registry failures
-    │   └── BuildError              a build step failed (names the spec part and shows the log tail)
+    │   ├── BuildError              a build step failed (names the spec part and shows the log tail)
+    │   └── SigningError            cosign cannot sign or check (missing, wrong password, registry down)
     ├── VerifyError                 verification could not be carried out (not: it failed)
     └── FileWriteError              an output file cannot be written (missing folder, a folder, read-only, disk full)
 
@@ -31,6 +32,7 @@ __all__ = [
     "RenderError",
     "EngineError",
     "BuildError",
+    "SigningError",
     "VerifyError",
 ]
 
@@ -86,6 +88,10 @@ class BuildError(EngineError):
         if log_tail:
             full += "\n--- last lines of the build log ---\n" + log_tail.rstrip()
         super().__init__(full, hint=hint)
+
+
+class SigningError(EngineError):
+    """cosign could not be asked (not: a signature did not verify, which is a verify problem)."""
 
 
 class VerifyError(ImagesmithError):

@@ -3,6 +3,7 @@
 #   - a Docker engine (26+, containerd image store) with buildx, started if not running
 #   - a loopback registry on 127.0.0.1:${IMAGESMITH_REGISTRY_PORT:-5000}
 #   - skopeo (registry inspection)
+#   - cosign (Debian 13's package: signs and verifies images, attestations and blobs)
 #   - a local Debian bookworm + Python 3.11 base image (imagesmith-base:bookworm-py311),
 #     because no container registry can be pulled from here.
 # Idempotent: every step checks before it acts. See ../shared/ENVIRONMENT.md for the facts behind it.
@@ -22,9 +23,10 @@ debian_uris() {
 apt_updated=0
 apt_update() { [ $apt_updated = 1 ] || { apt-get update -qq >/dev/null; apt_updated=1; }; }
 
-# Packages this script may take from Debian 13 (the engine alone), and host packages that must
-# never change. Everything else an install pulls in must come from the host's own release.
-ENGINE_PKGS="docker.io docker-cli docker-buildx containerd"
+# Packages this script may take from Debian 13 (the engine and cosign, nothing else), and host
+# packages that must never change. Everything else an install pulls in must come from the host's
+# own release. check_install_plan allows from Debian 13 only the packages its caller names.
+TRIXIE_PKGS="docker.io docker-cli docker-buildx containerd cosign"
 PROTECTED_PKGS="libc6 libc-bin python3 python3-minimal python3.11 python3.11-minimal libpython3.11-stdlib base-files dpkg apt"
 
 engine_running() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
@@ -50,40 +52,51 @@ check_existing_engine() {
   return 0
 }
 
-# Simulate the install first and refuse it if it would touch anything but the engine.
+# Simulate the install of PKG/trixie ... first and refuse it if it would touch anything but the
+# packages named: each of them may come from Debian 13 (and must be one of TRIXIE_PKGS), anything
+# else it pulls in must come from the host's release, and no protected package may change or go.
 check_install_plan() {
-  local plan release bad=()
+  local plan release arg pkg verb rest named=() bad=()
   release=$(. /etc/os-release && echo "$VERSION_ID")
+  for arg in "$@"; do
+    pkg=${arg%/trixie}
+    if [[ " $TRIXIE_PKGS " != *" $pkg "* ]]; then log "refusing to take $pkg from Debian 13: not one of $TRIXIE_PKGS"; exit 1; fi
+    named+=("$pkg")
+  done
   plan=$(apt-get install -s --no-install-recommends "$@" 2>&1) || { echo "$plan" >&2; log "apt cannot install $*"; exit 1; }
   while read -r verb pkg rest; do
     case "$verb" in
       Remv) bad+=("removes $pkg") ;;
       Inst)
         if [[ " $PROTECTED_PKGS " == *" $pkg "* ]]; then bad+=("changes $pkg"); continue; fi
-        if [[ " $ENGINE_PKGS " != *" $pkg "* ]] && ! [[ "$rest" =~ Debian(-Security)?:${release}[./] ]]; then
+        if [[ " ${named[*]} " != *" $pkg "* ]] && ! [[ "$rest" =~ Debian(-Security)?:${release}[./] ]]; then
           bad+=("takes $pkg from another Debian release")
         fi ;;
     esac
   done <<< "$plan"
   if [ ${#bad[@]} -gt 0 ]; then
-    log "refusing to install the engine: the install would change the host beyond the engine (${bad[*]})."
-    log "install Docker 24+ with buildx yourself, start it with the containerd image store, and run this script again."
+    log "refusing to install ${named[*]}: the install would change the host beyond them (${bad[*]})."
+    log "install ${named[*]} yourself (Docker: 24+ with buildx, started with the containerd image store), and run this script again."
     exit 1
   fi
+}
+
+# Debian 13 known to apt but never preferred: only packages named pkg/trixie come from it.
+trixie_source() {
+  if ! [ -f /etc/apt/sources.list.d/trixie.sources ]; then
+    awk 'BEGIN{RS="";ORS="\n\n"} NR==1' /etc/apt/sources.list.d/debian.sources \
+      | sed -e 's/^Suites:.*/Suites: trixie/' > /etc/apt/sources.list.d/trixie.sources
+    apt_updated=0
+  fi
+  [ -f /etc/apt/preferences.d/trixie-low ] \
+    || printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie-low
 }
 
 install_engine() {
   if engine_running; then check_existing_engine; return; fi
   if ! [ -x /usr/sbin/dockerd ] || ! [ -x /usr/libexec/docker/cli-plugins/docker-buildx ]; then
     log "installing the Docker engine and buildx (Debian 13's packages, named one by one; nothing else from 13)"
-    if ! [ -f /etc/apt/sources.list.d/trixie.sources ]; then
-      awk 'BEGIN{RS="";ORS="\n\n"} NR==1' /etc/apt/sources.list.d/debian.sources \
-        | sed -e 's/^Suites:.*/Suites: trixie/' > /etc/apt/sources.list.d/trixie.sources
-      apt_updated=0
-    fi
-    # Debian 13 is known to apt but never preferred: only packages named pkg/trixie come from it.
-    [ -f /etc/apt/preferences.d/trixie-low ] \
-      || printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie-low
+    trixie_source
     apt_update
     local pkgs=(docker.io/trixie docker-cli/trixie docker-buildx/trixie containerd/trixie)
     check_install_plan "${pkgs[@]}"
@@ -116,6 +129,16 @@ install_tools() {
     apt_update
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   fi
+}
+
+# cosign (signing, issue 12): Debian 13's package, alone (bookworm has none). Kept when present.
+install_cosign() {
+  if command -v cosign >/dev/null; then return; fi
+  log "installing cosign (Debian 13's package, alone)"
+  trixie_source
+  apt_update
+  check_install_plan cosign/trixie
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cosign/trixie >/dev/null
 }
 
 start_registry() {
@@ -166,9 +189,10 @@ main() {
   install_engine
   start_engine
   install_tools
+  install_cosign
   start_registry
   make_base
-  log "ready: engine $(docker version --format '{{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}'), base $BASE_IMAGE, registry 127.0.0.1:${REGISTRY_PORT}"
+  log "ready: engine $(docker version --format '{{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}'), base $BASE_IMAGE, registry 127.0.0.1:${REGISTRY_PORT}, cosign $(dpkg-query -W -f '${Version}' cosign 2>/dev/null || echo '(not from Debian)')"
 }
 
 # Sourced (by the tests of check_install_plan), it only defines the functions.

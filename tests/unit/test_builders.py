@@ -148,17 +148,16 @@ def test_engine_failures_get_engine_hints_and_spec_failures_spec_hints():
 # scripts/setup-engine.sh: the engine install never changes the host beyond the engine
 
 
-def _plan_check(tmp_path: Path, plan: str) -> subprocess.CompletedProcess:
-    """Run check_install_plan with a fake apt-get that prints ``plan`` for `install -s`."""
+ENGINE_ARGS = "docker.io/trixie docker-cli/trixie docker-buildx/trixie containerd/trixie"
+
+
+def _plan_check(tmp_path: Path, plan: str, args: str = ENGINE_ARGS) -> subprocess.CompletedProcess:
+    """Run check_install_plan ARGS with a fake apt-get that prints ``plan`` for `install -s`."""
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "apt-get").write_text(f"#!/bin/sh\ncat <<'EOF'\n{plan}\nEOF\n")
     (fake / "apt-get").chmod(0o755)
-    script = (
-        f"source {REPO / 'scripts' / 'setup-engine.sh'}; "
-        "check_install_plan docker.io/trixie docker-cli/trixie docker-buildx/trixie containerd/trixie "
-        "&& echo PLAN-OK"
-    )
+    script = f"source {REPO / 'scripts' / 'setup-engine.sh'}; check_install_plan {args} && echo PLAN-OK"
     env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", IMAGESMITH_STATE=str(tmp_path / "state"))
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
 
@@ -189,4 +188,49 @@ def test_the_engine_alone_from_debian_13_is_accepted(tmp_path):
 def test_an_install_that_would_change_the_host_is_refused(tmp_path, extra, why):
     proc = _plan_check(tmp_path, GOOD + "\n" + extra)
     assert proc.returncode == 1 and "PLAN-OK" not in proc.stdout
-    assert "refusing to install the engine" in proc.stderr and why in proc.stderr
+    assert "refusing to install docker.io docker-cli docker-buildx containerd" in proc.stderr and why in proc.stderr
+
+
+# cosign, as `apt-get -s install --no-install-recommends cosign/trixie` plans it on this machine
+COSIGN = "Inst cosign (2.5.0-2+b5 Debian:13.8/stable [amd64])\nConf cosign (2.5.0-2+b5 Debian:13.8/stable [amd64])"
+
+
+def test_cosign_alone_from_debian_13_is_accepted(tmp_path):
+    proc = _plan_check(tmp_path, COSIGN, "cosign/trixie")
+    assert proc.returncode == 0 and "PLAN-OK" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, why",
+    [
+        ("Inst libc6 [2.36-9+deb12u14] (2.41-12 Debian:13.8/stable [amd64])", "changes libc6"),
+        ("Inst dpkg [1.21.22] (1.22.21 Debian:13.8/stable [amd64])", "changes dpkg"),
+        ("Inst apt [2.6.1] (3.0.3 Debian:13.8/stable [amd64])", "changes apt"),
+        # an engine package is allowed from Debian 13 only when it is what is being installed
+        ("Inst containerd (1.7.24~ds1-6+deb13u1 Debian:13.8/stable [amd64])", "takes containerd from another"),
+        ("Remv libc-bin [2.36-9+deb12u14]", "removes libc-bin"),
+    ],
+)
+def test_a_cosign_install_that_would_change_the_host_is_refused(tmp_path, extra, why):
+    proc = _plan_check(tmp_path, COSIGN + "\n" + extra, "cosign/trixie")
+    assert proc.returncode == 1 and "PLAN-OK" not in proc.stdout
+    assert "refusing to install cosign" in proc.stderr and why in proc.stderr
+
+
+def test_only_the_listed_packages_may_be_named_from_debian_13(tmp_path):
+    proc = _plan_check(tmp_path, "Inst python3 (3.13.5-1 Debian:13.8/stable [amd64])", "python3/trixie")
+    assert proc.returncode == 1 and "PLAN-OK" not in proc.stdout
+    assert "refusing to take python3 from Debian 13" in proc.stderr
+
+
+def test_an_installed_cosign_is_kept_as_it_is(tmp_path):
+    """install_cosign with cosign on PATH calls no apt at all (idempotent re-runs)."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool, body in (("cosign", "exit 0"), ("apt-get", "echo APT-CALLED; exit 1")):
+        (fake / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (fake / tool).chmod(0o755)
+    script = f"source {REPO / 'scripts' / 'setup-engine.sh'}; install_cosign && echo KEPT"
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", IMAGESMITH_STATE=str(tmp_path / "state"))
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and "KEPT" in proc.stdout and "APT-CALLED" not in proc.stdout, proc.stderr

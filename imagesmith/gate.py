@@ -1,0 +1,369 @@
+"""Signed build records and the deploy gate by signature (issue 12, parts 2 and 3).
+
+Signing (``imagesmith build --sign``, ``sign``, ``signoff --sign``):
+
+- ``sign_image``: the image's digest in its registry is signed, and its build record
+  (``record.make_record``: the parity manifest, the lock's digest, the layers, the whole config,
+  the role, ``/app``, the source revision), read from the image as built, is attached as an
+  in-toto attestation of type ``record.PARITY_PREDICATE``;
+- ``sign_signoff``: the signoff record is attached to the serve image's digest as an attestation
+  of type ``record.SIGNOFF_PREDICATE``, and ``signoff.json`` is signed as a file (``.sig`` next to it);
+- ``sign_model``: the model stamp and the golden outputs are signed as files (``.sig`` next to each).
+
+The gate (``gate_image``, what ``imagesmith verify REF --key PUB`` adds) trusts nothing the
+image says about itself. It resolves REF to a digest in its registry and requires:
+
+1. a signature by the key on that exact digest (an unsigned child, or one signed with another
+   key, stops here);
+2. a parity attestation by the key on that digest, whose record matches the image as it is:
+   its layers and whole config read from the registry by digest, its ``/app`` read from outside
+   (``record.read_app``: a container created, never started), compared by
+   ``record.record_problems`` (a relabelled child, a swapped interpreter, ``LD_`` variables
+   or any other config change show up here, named);
+3. with ``signoff``: a signoff attestation by the key on the digest, that passed, and a signoff
+   file whose signature verifies and whose content is the attested record;
+4. with ``model``: a stamp whose signature verifies and whose parity is the signed record's, and
+   golden outputs (when there are any) whose signature verifies.
+
+Every check runs and every refusal is one line naming its cause. ``cosign verify --key`` and
+``cosign verify-attestation --key --type …`` give the same answer for 1 and 2 (the README's
+Deploy section shows them); the record comparison is imagesmith's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import parity
+from .engine import Engine, ImageInfo, registry_host, repository
+from .errors import ImagesmithError, SigningError, UsageError
+from .fsutil import sha256_file
+from .layout import LABEL_MANIFEST, LABEL_PARITY
+from .record import PARITY_PREDICATE, SIGNOFF_PREDICATE, make_record, read_app, record_problems
+from .runtime.stamp import STAMP_FILE, StampError, read_stamp
+from .signing import Cosign, key_file, signature_path
+from .signoff import GOLDEN_FILE, read_signoff
+
+if TYPE_CHECKING:
+    from .build import BuildResult
+
+
+@dataclass
+class Signed:
+    """What was signed: the pinned reference and the record attested (None: a file only)."""
+
+    ref: str
+    record: dict[str, Any] | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class GateReport:
+    key: str
+    digest: str | None = None  # the digest checked (REF resolved in its registry)
+    ref: str | None = None  # REPO@sha256:...
+    checks: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "digest": self.digest,
+            "ref": self.ref,
+            "ok": self.ok,
+            "checks": self.checks,
+            "problems": self.problems,
+            "notes": self.notes,
+        }
+
+
+# ------------------------------------------------------------------------------------------------
+# where signatures live: the registry, by digest
+
+
+def not_in_registry(image: str) -> str:
+    return (
+        f"{image} is not a registry reference: signatures and attestations live in a registry, beside "
+        "the image's digest (push it: `imagesmith build --push REGISTRY/REPO --sign KEY`, then give "
+        "REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:…)"
+    )
+
+
+def pinned_image(engine: Engine, image: str) -> tuple[str, ImageInfo]:
+    """``image`` resolved in its registry: (``REPO@sha256:…``, its labels, config and layers read
+    by that digest). A local-only image is a UsageError: there is nowhere to attach a signature."""
+    if not registry_host(image):
+        raise UsageError(not_in_registry(image), hint="imagesmith signs pushed images: build with --push")
+    info = engine.registry_image(image)
+    return info.repo_digests[0], info
+
+
+def _app(engine: Engine, pinned: str) -> dict[str, str] | None:
+    """``/app`` of the image, read from outside it (pulled by digest first when the engine lacks it)."""
+    engine.runnable(pinned)
+    return read_app(engine, pinned)
+
+
+# ------------------------------------------------------------------------------------------------
+# signing
+
+
+def sign_image(engine: Engine, cosign: Cosign, image: str, key: Path, *, lock: Path | None = None) -> Signed:
+    """Sign ``image``'s digest and attest its build record (read from the image as it is now)."""
+    key = key_file(key, "private")
+    pinned, info = pinned_image(engine, image)
+    label_problem = _label_problem(info)
+    if label_problem:
+        raise UsageError(f"{image}: {label_problem}: not signing it", hint="sign what imagesmith built")
+    record = make_record(info, app=_app(engine, pinned), lock_digest=sha256_file(lock) if lock else None)
+    cosign.sign(pinned, key)
+    cosign.attest(pinned, key, PARITY_PREDICATE, record)
+    return Signed(ref=pinned, record=record)
+
+
+def sign_built(
+    engine: Engine, cosign: Cosign, result: BuildResult, key: Path, *, lock: Path | None
+) -> dict[str, Signed]:
+    """Sign each image of a build (``imagesmith build --sign``): the digest it was pushed to with
+    ``--push``, or else its registry tags (``-t REGISTRY/REPO``), pushed from the engine first. The
+    registry's digest must be the one BuildKit reported: what is signed is what was built."""
+    out = {}
+    for role, img in result.images.items():
+        ref = img.pushed
+        if ref is None:
+            tags = [t for t in img.tags if registry_host(t)]
+            if not tags:
+                raise UsageError(
+                    f"the {role} image was neither pushed nor tagged for a registry: there is nothing to sign",
+                    hint="build with --push REGISTRY/REPO (or -t REGISTRY/REPO, with --load on another builder)",
+                )
+            digests = {engine.push(t) for t in tags}
+            if digests != {img.id}:
+                raise SigningError(
+                    f"pushing the {role} image gave {', '.join(sorted(digests))}, the build made {img.id}: not signing"
+                )
+            ref = f"{repository(tags[0])}@{img.id}"
+        out[role] = sign_image(engine, cosign, ref, key, lock=lock)
+    return out
+
+
+def _label_problem(info: ImageInfo) -> str | None:
+    """Why ``info``'s labels are not an imagesmith image's (None: the manifest hashes to the parity)."""
+    label, text = info.labels.get(LABEL_PARITY), info.labels.get(LABEL_MANIFEST)
+    if not label or not text:
+        return f"no {LABEL_PARITY} and {LABEL_MANIFEST} labels: not an imagesmith image"
+    try:
+        manifest = parity.parse_manifest(text)
+    except ValueError as exc:
+        return f"label {LABEL_MANIFEST} is not a parity manifest ({exc})"
+    if parity.digest(manifest) != label:
+        return f"label {LABEL_PARITY} does not match its manifest label (edited label)"
+    return None
+
+
+def sign_signoff(engine: Engine, cosign: Cosign, record: dict[str, Any], path: Path, key: Path) -> Signed:
+    """Attest the signoff ``record`` (written to ``path``) on its serve image's digest, and sign ``path``."""
+    key = key_file(key, "private")
+    image = str((record.get("image") or {}).get("ref"))
+    pinned, info = pinned_image(engine, image)
+    signed_digest = (record.get("image") or {}).get("digest")
+    if signed_digest != info.id:
+        raise SigningError(
+            f"the signoff was made for {signed_digest}, but {image} is {info.id} in its registry",
+            hint="run the signoff on the pushed image's reference",
+        )
+    if json.loads(Path(path).read_text(encoding="utf-8")) != record:
+        raise SigningError(f"{path} is not the signoff record just made (changed while signing?)")
+    cosign.attest(pinned, key, SIGNOFF_PREDICATE, record)
+    sig = cosign.sign_blob(Path(path), key)
+    return Signed(ref=pinned, record=record, files=[sig])
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The files of a model folder that are signed: its stamp (required) and golden outputs (if any)."""
+    stamp = Path(folder) / STAMP_FILE
+    if not stamp.is_file():
+        raise UsageError(
+            f"{folder} holds no {STAMP_FILE}: there is no model stamp to sign",
+            hint="sign the artifacts folder a train run wrote",
+        )
+    golden = Path(folder) / GOLDEN_FILE
+    return [stamp] + ([golden] if golden.is_file() else [])
+
+
+def sign_model(cosign: Cosign, folder: Path, key: Path) -> Signed:
+    key = key_file(key, "private")
+    files = [cosign.sign_blob(path, key) for path in model_files(folder)]
+    return Signed(ref=str(folder), files=files)
+
+
+# ------------------------------------------------------------------------------------------------
+# the gate
+
+
+def gate_image(
+    engine: Engine,
+    cosign: Cosign,
+    ref: str,
+    pub_key: Path,
+    *,
+    model: Path | None = None,
+    signoff: Path | None = None,
+    lock: Path | None = None,
+) -> GateReport:
+    """The signature gate of ``ref`` (see the module docstring); every problem named. With
+    ``lock``, the signed record must name that lock file's digest too."""
+    pub = key_file(pub_key, "public")
+    report = GateReport(key=str(pub_key))
+    if not registry_host(ref):
+        report.problems.append(not_in_registry(ref))
+        return report
+    info = engine.registry_image(ref)
+    pinned, digest = info.repo_digests[0], info.id
+    report.ref, report.digest = pinned, digest
+    if "@" not in ref:
+        report.notes.append(f"{ref} resolves to {digest} in its registry: that digest is what was checked")
+    who = f"by {pub_key}"
+
+    signature = cosign.verify(pinned, pub)
+    if signature.ok and all(_claimed_digest(p) == digest for p in signature.payloads):
+        report.checks.append(f"signed {who}: a valid signature on {digest}")
+    elif signature.ok:
+        report.problems.append(f"the signature {who} names another digest than {digest}")
+    else:
+        report.problems.append(f"no valid signature {who} on {digest}: {signature.reason}")
+
+    record = _parity_record(engine, cosign, pinned, digest, info, pub, who, report)
+    if lock is not None and record is not None:
+        lock_digest = sha256_file(Path(lock))
+        if record.get("lock") == lock_digest:
+            report.checks.append(f"the signed record names {Path(lock).name} ({lock_digest[:19]}…)")
+        else:
+            report.problems.append(
+                f"the signed record names lock {record.get('lock') or '(none)'}, {lock} is {lock_digest}"
+            )
+    if signoff is not None:
+        _signoff(cosign, pinned, digest, pub, who, Path(signoff), report)
+    if model is not None:
+        _model(cosign, Path(model), pub, who, record, report)
+    return report
+
+
+def _claimed_digest(payload: dict[str, Any]) -> str | None:
+    return ((payload.get("critical") or {}).get("image") or {}).get("docker-manifest-digest")
+
+
+def _statements(cosign: Cosign, pinned: str, digest: str, pub: Path, kind: str, who: str, report: GateReport):
+    """The verified statements of ``kind`` on ``digest`` (their predicates), or None (a problem said why)."""
+    verdict = cosign.verify_attestations(pinned, pub, kind)
+    name = "parity" if kind == PARITY_PREDICATE else "signoff"
+    if not verdict.ok:
+        report.problems.append(f"no {name} attestation {who} on {digest} ({kind}): {verdict.reason}")
+        return None
+    hexdigest = digest.split(":", 1)[-1]
+    predicates = []
+    for statement in verdict.payloads:
+        subjects = statement.get("subject") or []
+        if statement.get("predicateType") != kind or not any(
+            (s.get("digest") or {}).get("sha256") == hexdigest for s in subjects if isinstance(s, dict)
+        ):
+            report.problems.append(f"a {name} attestation {who} is not about {digest} (type or subject differs)")
+            return None
+        if statement.get("predicate") not in predicates:
+            predicates.append(statement.get("predicate"))
+    return predicates
+
+
+def _parity_record(engine, cosign, pinned, digest, info, pub, who, report) -> dict[str, Any] | None:
+    predicates = _statements(cosign, pinned, digest, pub, PARITY_PREDICATE, who, report)
+    if predicates is None:
+        return None
+    app = _app(engine, pinned) if any(isinstance(p, dict) and p.get("app") is not None for p in predicates) else None
+    problems = [line for record in predicates for line in record_problems(record, info, app)]
+    if problems:
+        report.problems += [f"the parity attestation {who} says otherwise: {line}" for line in problems]
+        return None
+    record = predicates[-1]
+    report.checks.append(
+        f"the parity attestation {who} matches the image: parity {record['parity']}, role {record['role']}, "
+        f"{len(record['layers'])} layers, the whole config"
+        + (f", /app ({len(record['app']['files'])} entries)" if record.get("app") else "")
+    )
+    return record
+
+
+def _signoff(cosign, pinned, digest, pub, who, path: Path, report: GateReport) -> None:
+    predicates = _statements(cosign, pinned, digest, pub, SIGNOFF_PREDICATE, who, report)
+    blob = cosign.verify_blob(path, pub)
+    if blob.ok:
+        report.checks.append(f"{path.name} is signed {who}")
+    else:
+        report.problems.append(f"{path} has no valid signature {who}: {blob.reason}")
+    try:
+        data = read_signoff(path)
+    except ImagesmithError as exc:  # the file itself is unusable
+        report.problems.append(str(exc))
+        return
+    if predicates is None:
+        return
+    if data not in predicates:
+        report.problems.append(
+            f"{path} is not the signoff record attested {who} on {digest} (edited or another signoff)"
+        )
+        return
+    if data.get("passed") is not True:
+        report.problems.append(f"the signoff attested {who} did not pass")
+    elif (data.get("image") or {}).get("digest") != digest:
+        report.problems.append(f"the signoff attested {who} names image {(data.get('image') or {}).get('digest')}")
+    else:
+        report.checks.append(
+            f"the signoff attestation {who} on {digest} passed and is {path.name}, byte for byte in content"
+        )
+
+
+def _model(cosign, folder: Path, pub, who, record, report: GateReport) -> None:
+    stamp_path = folder / STAMP_FILE
+    if not stamp_path.is_file():
+        report.problems.append(f"{folder} holds no {STAMP_FILE}: no signed model stamp")
+        return
+    for path in [stamp_path] + ([folder / GOLDEN_FILE] if (folder / GOLDEN_FILE).is_file() else []):
+        verdict = cosign.verify_blob(path, pub)
+        if verdict.ok:
+            report.checks.append(f"{path.name} is signed {who}")
+        else:
+            report.problems.append(f"{path} has no valid signature {who}: {verdict.reason}")
+    try:
+        stamp = read_stamp(str(folder))
+    except StampError as exc:
+        report.problems.append(str(exc))
+        return
+    if stamp is None or record is None:
+        return
+    if stamp["parity"] == record["parity"]:
+        report.checks.append(f"the model's stamp has the signed parity {record['parity']}")
+    else:
+        report.problems.append(
+            f"the model's stamp has parity {stamp['parity']}, the image's signed record {record['parity']}"
+        )
+
+
+__all__ = [
+    "GateReport",
+    "Signed",
+    "gate_image",
+    "model_files",
+    "pinned_image",
+    "sign_built",
+    "sign_image",
+    "sign_model",
+    "sign_signoff",
+    "signature_path",
+]
