@@ -51,7 +51,7 @@ from typing import Any
 from . import parity, runtime_wheel
 from .compare import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
 from .engine import Engine, FileEntry, ImageInfo, first_line, registry_host
-from .errors import EngineError, FileWriteError, UsageError, VerifyError
+from .errors import EngineError, FileWriteError, ImagesmithError, UsageError, VerifyError
 from .layout import (
     APP_DIR,
     FACTS_FILE,
@@ -826,7 +826,10 @@ def verify_image(
     elif outside.facts_problem:
         report.problems.append(outside.facts_problem)
     config_check(report, info, outside.facts, base)
-    layer_check(report, info, base, outside.facts, strict=lock is not None)
+    counted = outside.facts
+    if counted is None and lock is not None:  # no file read (a registry image, labels only): the project's count
+        counted = _project_layer_count(lock)
+    layer_check(report, info, base, counted, strict=lock is not None)
     if local is not None:
         outside_checks(engine, report, outside, base)
         _inner_manifest(report, outside, manifest)
@@ -923,6 +926,20 @@ def _environment_problems(facts: dict) -> list[str]:
     for name in facts.get("duplicates") or ():
         out.append(f"distributions: {name} is installed twice (two .dist-info folders)")
     return out
+
+
+def _project_layer_count(lock: Path) -> dict | None:
+    """``layers_over_base`` as the project beside ``lock`` renders it (None: no spec there)."""
+    from .render import layers_over_base
+    from .spec import load_spec
+
+    root = lock.resolve().parent
+    if not any((root / name).is_file() for name in ("imagesmith.yaml", "pyproject.toml")):
+        return None
+    try:
+        return {"layers_over_base": layers_over_base(load_spec(root), read_lock(lock))}
+    except ImagesmithError:
+        return None
 
 
 def _source_check(engine: Engine, report: Report, info: ImageInfo, root: Path) -> None:
