@@ -32,11 +32,40 @@ LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
 LABEL_PROBE = "io.imagesmith.probe"  # on containers verify starts
 LABEL_SIGNOFF = "io.imagesmith.signoff"  # on containers signoff starts
 
+# What never goes into an image, whatever `source:` or `preprocessing:` names: version control,
+# environment files (they hold secrets), the host's artifacts folder, virtualenvs and caches.
+IGNORED = (
+    ".git",
+    ".hg",
+    ".svn",
+    ".env",
+    ".env.*",
+    ".envrc",
+    "artifacts",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".cache",
+    ".ipynb_checkpoints",
+    "node_modules",
+    "*.egg-info",
+    ".netrc",
+    ".pypirc",
+    ".docker",
+)
+
 __all__ = [
     "APP_DIR",
     "IMAGE_PATH",
     "BUILD_MOUNTS",
     "FACTS_FILE",
+    "IGNORED",
     "LABEL_BASE_DIGEST",
     "LABEL_BASE_NAME",
     "LABEL_CONFIG",

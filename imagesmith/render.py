@@ -245,33 +245,7 @@ def image_env(lock: Lock) -> dict[str, str]:
     return dict(sorted(env.items()))
 
 
-# What never goes into an image, whatever `source:` or `preprocessing:` names: version control,
-# environment files (they hold secrets), the host's artifacts folder, virtualenvs and caches.
-IGNORED = (
-    ".git",
-    ".hg",
-    ".svn",
-    ".env",
-    ".env.*",
-    ".envrc",
-    "artifacts",
-    ".venv",
-    "venv",
-    ".tox",
-    ".nox",
-    "__pycache__",
-    "*.pyc",
-    ".pytest_cache",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".cache",
-    ".ipynb_checkpoints",
-    "node_modules",
-    "*.egg-info",
-    ".netrc",
-    ".pypirc",
-    ".docker",
-)
+IGNORED = layout.IGNORED  # what never goes into an image (named in layout.py)
 
 
 def dockerignore_path(dockerfile: Path) -> Path:

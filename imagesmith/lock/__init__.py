@@ -49,7 +49,15 @@ from ..spec import (
 )
 from .base import BasePin, pin_base
 from .existing import SOURCES, existing_pins, group_requirements
-from .resolvers import Pin, ResolveRequest, get_resolver, render_requirements_lock, requirement_files
+from .resolvers import (
+    Pin,
+    ResolveRequest,
+    dependency_sources,
+    dynamic_dependencies,
+    get_resolver,
+    render_requirements_lock,
+    requirement_files,
+)
 from .system import pin_system_packages
 
 LOCK_FORMAT = 1
@@ -426,6 +434,10 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
                 f"{name} is a symlink out of the project directory", hint="keep the project's files inside it"
             )
         req_material["files"][name] = sha256_file(spec.root / name)
+    if req.pyproject and dynamic_dependencies(spec.root / PYPROJECT):
+        # the backend reads the dependencies from the project's files (see dependency_sources)
+        for f in dependency_sources(spec.root):
+            req_material["files"].setdefault(_rel(spec.root, f), sha256_file(f))
     return {
         "resolver": _digest_json(spec.resolver),
         "target": _digest_json({"python": spec.python, "platform": spec.platform}),

@@ -220,7 +220,9 @@ def _tool(name: str) -> str:
 
 
 # uv's words when --no-build meets a distribution that publishes only an sdist for the target.
-_NEEDS_BUILD_RE = re.compile(r"building from source is disabled|has no usable wheels|--no-build", re.I)
+_NEEDS_BUILD_RE = re.compile(
+    r"building from source is disabled|building source distributions is disabled|has no usable wheels|--no-build", re.I
+)
 
 
 class UvResolver:
@@ -343,16 +345,88 @@ def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
     return out
 
 
+def dynamic_dependencies(pyproject: Path) -> bool:
+    """Does ``pyproject`` leave its dependencies to its build backend (``dynamic``)?"""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project") or {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    dynamic = project.get("dynamic") if isinstance(project, dict) else None
+    return isinstance(dynamic, list) and bool({"dependencies", "optional-dependencies"} & set(dynamic))
+
+
+def project_files(root: Path) -> list[Path]:
+    """The project's files a build backend may read, without what never goes into an image
+    (``layout.IGNORED``, at any depth) and without links (a link may leave the project)."""
+    from fnmatch import fnmatch
+
+    from ..layout import IGNORED
+
+    out = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not any(fnmatch(d, pat) for pat in IGNORED))
+        for name in sorted(names):
+            path = Path(folder) / name
+            if not path.is_symlink() and path.is_file() and not any(fnmatch(name, pat) for pat in IGNORED):
+                out.append(path)
+    return out
+
+
+def dependency_sources(root: Path) -> list[Path]:
+    """The files dynamic dependencies are read from, as far as imagesmith can tell without running
+    the backend: setup.py, setup.cfg, requirements*.txt/.in at the top, and the files named by
+    ``[tool.setuptools.dynamic]`` ``dependencies``/``optional-dependencies``. (Code files are left
+    out on purpose: a one-line edit must not re-resolve. A backend that reads others needs an
+    explicit ``imagesmith lock`` after they change.)"""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
+    names = {"setup.py", "setup.cfg"}
+    names.update(p.name for p in root.glob("requirements*.txt"))
+    names.update(p.name for p in root.glob("requirements*.in"))
+    try:
+        tool = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("tool") or {}
+        dynamic = (tool.get("setuptools") or {}).get("dynamic") or {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        dynamic = {}
+    entries = [dynamic.get("dependencies")]
+    optional = dynamic.get("optional-dependencies")
+    entries += list(optional.values()) if isinstance(optional, dict) else []
+    for entry in entries:
+        files = entry.get("file") if isinstance(entry, dict) else None
+        for name in [files] if isinstance(files, str) else files if isinstance(files, list) else []:
+            if isinstance(name, str):
+                names.add(name)
+    found = []
+    for name in sorted(names):
+        path = root / name
+        if path.is_file() and not path.is_symlink() and path.resolve().is_relative_to(root.resolve()):
+            found.append(path)
+    return found
+
+
 def stage_inputs(inputs: Sequence[Path], dest: Path) -> list[str]:
     """Copy the inputs and every file they include into ``dest``, keeping their layout relative to
     one another (so ``-r ../base.txt`` still resolves), and return the inputs' paths relative to
     ``dest``. A container then sees exactly the files the resolution reads, and nothing else of
-    the project (a pyproject.toml is copied alone: its static dependencies are all pip-compile reads)."""
-    files = sorted(
-        {f for p in inputs for f in (requirement_files(p) if Path(p).name != "pyproject.toml" else [Path(p).resolve()])}
-    )
+    the project: a pyproject.toml is copied alone (its static dependencies are all pip-compile
+    reads), unless its dependencies are dynamic: then its build backend reads them from the
+    project's files (``project_files``), so the project is copied without what is ignored."""
+    files: set[Path] = set()
+    for p in inputs:
+        if Path(p).name != "pyproject.toml":
+            files.update(requirement_files(p))
+        elif dynamic_dependencies(Path(p)):
+            files.update(f.resolve() for f in project_files(Path(p).resolve().parent))
+        else:
+            files.add(Path(p).resolve())
     root = Path(os.path.commonpath([str(f.parent) for f in files])) if files else Path("/")
-    for f in files:
+    for f in sorted(files):
         target = dest / f.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f, target)

@@ -87,3 +87,29 @@ def test_train_then_serve_one_prediction(uvproj, engine, tmp_path):
         assert answer == {"model": {"six": "1.16.0"}, "serving": "1.16.0"}
     finally:
         engine.stop_service(cid)
+
+
+# --- dynamic dependencies: read by the build backend in a container of the base ----------------
+
+
+@pytest.fixture(scope="module")
+def dynproj(tmp_path_factory, engine, base_image):
+    root = copy_project(PROJECTS / "dynproj", tmp_path_factory.mktemp("dynproj") / "dynproj")
+    spec = load_spec(root)
+    assert spec.requirements.pyproject and not spec.requirements.lock
+    result = build_project(spec, engine, BuildOptions(base=base_image, tag="imagesmith-test/dynproj"))
+    return spec, result
+
+
+def test_dynamic_dependencies_come_from_the_backend(dynproj, engine):
+    spec, result = dynproj
+    locked = json.loads(spec.lock_path.read_text())
+    assert {p["name"]: p["version"] for p in locked["packages"]} == {"six": "1.16.0"}
+    assert _in_image(engine, result.images["train"].ref, "import six; print(six.__version__)") == "1.16.0"
+    assert cli("lock", "--check", cwd=spec.root).returncode == 0
+    (spec.root / "requirements.in").write_text("six==1.17.0\n")  # what the backend reads changed
+    try:
+        proc = cli("lock", "--check", cwd=spec.root)
+        assert proc.returncode == 1 and "requirements" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    finally:
+        (spec.root / "requirements.in").write_text("six==1.16.0\n")

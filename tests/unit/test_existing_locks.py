@@ -104,3 +104,35 @@ def test_dependency_groups(tmp_path):
         group_requirements(tmp_path / "pyproject.toml", ("loop",))
     with pytest.raises(LockError, match="no dependency group 'docs'"):
         group_requirements(tmp_path / "pyproject.toml", ("docs",))
+
+
+def test_dynamic_dependencies_stage_the_project_and_watch_their_sources(tmp_path):
+    from imagesmith.lock.resolvers import dependency_sources, dynamic_dependencies, stage_inputs
+
+    root = tmp_path / "p"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "p"\nversion = "1"\ndynamic = ["dependencies"]\n'
+        '[tool.setuptools.dynamic]\ndependencies = { file = ["deps/base.txt"] }\n'
+    )
+    (root / "deps").mkdir()
+    (root / "deps" / "base.txt").write_text("six\n")
+    (root / "requirements-dev.txt").write_text("pytest\n")
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / ".env").write_text("TOKEN=secret\n")
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("")
+    assert dynamic_dependencies(root / "pyproject.toml")
+    assert [p.relative_to(root).as_posix() for p in dependency_sources(root)] == [
+        "deps/base.txt",
+        "requirements-dev.txt",
+    ]  # code files are not watched: an edit does not re-resolve
+    dest = tmp_path / "staged"
+    assert stage_inputs([root / "pyproject.toml"], dest) == ["pyproject.toml"]
+    staged = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert staged == ["deps/base.txt", "pkg/__init__.py", "pyproject.toml", "requirements-dev.txt"]  # no .env, no .git
+    (root / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "1"\ndependencies = ["six"]\n')
+    assert not dynamic_dependencies(root / "pyproject.toml")
+    dest2 = tmp_path / "staged2"
+    stage_inputs([root / "pyproject.toml"], dest2)
+    assert [p.name for p in dest2.rglob("*") if p.is_file()] == ["pyproject.toml"]  # static: copied alone
