@@ -4,6 +4,7 @@ source of truth, its spec in [tool.imagesmith] with no requirements key."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -54,14 +55,14 @@ def test_the_images_carry_exactly_the_uv_lock_pins(uvproj, engine):
     assert proc.returncode == 0, proc.stdout
 
 
-def test_lock_check_fails_when_uv_lock_changes(uvproj, tmp_path):
+def test_lock_check_fails_when_uv_lock_changes(uvproj, tmp_path, base_image):
     spec, _ = uvproj
-    root = copy_project(spec.root, tmp_path / "changed", git=False)
-    assert cli("lock", "--check", cwd=root).returncode == 0
+    root = Path(shutil.copytree(spec.root, tmp_path / "changed"))  # with its imagesmith.lock
+    assert cli("lock", "--check", "--base", base_image, cwd=root).returncode == 0
     text = (root / "pyproject.toml").read_text().replace("six==1.16.0", "six==1.17.0")
     (root / "pyproject.toml").write_text(text)
     _uv_lock(root)
-    proc = cli("lock", "--check", cwd=root)
+    proc = cli("lock", "--check", "--base", base_image, cwd=root)
     assert proc.returncode == 1 and "requirements" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
@@ -101,15 +102,15 @@ def dynproj(tmp_path_factory, engine, base_image):
     return spec, result
 
 
-def test_dynamic_dependencies_come_from_the_backend(dynproj, engine):
+def test_dynamic_dependencies_come_from_the_backend(dynproj, engine, base_image):
     spec, result = dynproj
     locked = json.loads(spec.lock_path.read_text())
     assert {p["name"]: p["version"] for p in locked["packages"]} == {"six": "1.16.0"}
     assert _in_image(engine, result.images["train"].ref, "import six; print(six.__version__)") == "1.16.0"
-    assert cli("lock", "--check", cwd=spec.root).returncode == 0
+    assert cli("lock", "--check", "--base", base_image, cwd=spec.root).returncode == 0
     (spec.root / "requirements.in").write_text("six==1.17.0\n")  # what the backend reads changed
     try:
-        proc = cli("lock", "--check", cwd=spec.root)
+        proc = cli("lock", "--check", "--base", base_image, cwd=spec.root)
         assert proc.returncode == 1 and "requirements" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     finally:
         (spec.root / "requirements.in").write_text("six==1.16.0\n")
