@@ -7,7 +7,8 @@ checks the text with the real parser and writes it atomically, never over an exi
 What it looks at:
 - name: ``[project].name``, else the folder's name;
 - python: ``.python-version``, else the newest 3.x that ``requires-python`` allows, else 3.11;
-- requirements: ``requirements.txt`` (or ``.in``), else ``[project].dependencies``;
+- requirements: the project's lock (uv.lock, pylock.toml, poetry.lock) when it has one, else
+  ``requirements.txt`` (or ``.in``), else ``[project].dependencies`` (static or dynamic);
 - code: top-level modules and packages (``src/`` packages too), minus tests, docs and
   virtualenvs; a ``preprocessing``/``features`` package becomes ``preprocessing:``;
 - train: ``train.py``, else ``PKG/train.py`` (``python -m PKG.train``);
@@ -25,7 +26,7 @@ from typing import Callable
 
 from .errors import SpecError, UsageError
 from .fsutil import atomic_write
-from .spec import PYPROJECT, SPEC_FILE, parse_spec
+from .spec import LOCK_SOURCES, PYPROJECT, SPEC_FILE, parse_spec
 
 SKIP_DIRS = {
     "tests",
@@ -160,18 +161,28 @@ def propose(root: Path) -> Proposal:
     values["base"] = f"python:{values['python']}-slim"
     why["base"] = "the official image for that Python (pinned to a digest by `imagesmith lock`)"
 
-    requirements_text = ""
-    for candidate in ("requirements.txt", "requirements.in"):
+    requirements_text = " ".join(map(str, project.get("dependencies") or [])).lower()
+    project_lock = next(
+        (key for key, name in LOCK_SOURCES.items() if project and (root / name).is_file()), None
+    )  # the project's own lock is the source of truth
+    for candidate in ("requirements.txt", "requirements.in") if project_lock is None else ():
         if (root / candidate).is_file():
             values["requirements"] = candidate
             why["requirements"] = f"found {candidate}"
             requirements_text = (root / candidate).read_text(encoding="utf-8", errors="replace").lower()
             break
     else:
-        if isinstance(project.get("dependencies"), list):
+        found_dynamic = project.get("dynamic")
+        dynamic: list = found_dynamic if isinstance(found_dynamic, list) else []
+        if project_lock is not None:
+            values["requirements"] = {project_lock: True}
+            why["requirements"] = f"{LOCK_SOURCES[project_lock]}: its pins, exactly (the lock is the source of truth)"
+        elif isinstance(project.get("dependencies"), list):
             values["requirements"] = {"pyproject": True}
             why["requirements"] = "[project].dependencies in pyproject.toml"
-            requirements_text = " ".join(map(str, project["dependencies"])).lower()
+        elif "dependencies" in dynamic:
+            values["requirements"] = {"pyproject": True}
+            why["requirements"] = "dynamic dependencies: read by the build backend in a container of the base"
         else:
             raise UsageError(
                 f"found no requirements in {root}: no requirements.txt and no [project].dependencies",

@@ -71,3 +71,20 @@ def test_print_writes_nothing_and_no_requirements_is_a_clear_error(tmp_path):
     empty.mkdir()
     proc = cli("init", "-p", str(empty))
     assert proc.returncode == 2 and "found no requirements" in proc.stderr
+
+
+def test_init_takes_the_project_s_own_lock_and_dynamic_dependencies(tmp_path):
+    from imagesmith.init import propose
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "1"\ndependencies = ["six"]\n')
+    (tmp_path / "requirements.txt").write_text("six\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "uv.lock").write_text("version = 1\n")
+    assert propose(tmp_path).values["requirements"] == {"uv_lock": True}  # the lock beats requirements.txt
+    (tmp_path / "uv.lock").unlink()
+    assert propose(tmp_path).values["requirements"] == "requirements.txt"
+    (tmp_path / "requirements.txt").unlink()
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "1"\ndynamic = ["dependencies"]\n')
+    proposal = propose(tmp_path)
+    assert proposal.values["requirements"] == {"pyproject": True}
+    assert "build backend" in proposal.reasons["requirements"]
