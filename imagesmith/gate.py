@@ -300,13 +300,18 @@ def _parity_record(engine, cosign, pinned, digest, info, pub, who, report) -> di
     return record
 
 
-def _signoff(cosign, pinned, digest, pub, who, path: Path, report: GateReport) -> None:
-    predicates = _statements(cosign, pinned, digest, pub, SIGNOFF_PREDICATE, who, report)
-    blob = cosign.verify_blob(path, pub)
-    if blob.ok:
+def _signed_file(cosign, path: Path, pub, who: str, report: GateReport) -> None:
+    """A file's signature (``<file>.sig`` beside it) by the key, as a check or a problem."""
+    verdict = cosign.verify_blob(path, pub)
+    if verdict.ok:
         report.checks.append(f"{path.name} is signed {who}")
     else:
-        report.problems.append(f"{path} has no valid signature {who}: {blob.reason}")
+        report.problems.append(f"{path} has no valid signature {who}: {verdict.reason}")
+
+
+def _signoff(cosign, pinned, digest, pub, who, path: Path, report: GateReport) -> None:
+    predicates = _statements(cosign, pinned, digest, pub, SIGNOFF_PREDICATE, who, report)
+    _signed_file(cosign, path, pub, who, report)
     try:
         data = read_signoff(path)
     except ImagesmithError as exc:  # the file itself is unusable
@@ -335,11 +340,7 @@ def _model(cosign, folder: Path, pub, who, record, report: GateReport) -> None:
         report.problems.append(f"{folder} holds no {STAMP_FILE}: no signed model stamp")
         return
     for path in [stamp_path] + ([folder / GOLDEN_FILE] if (folder / GOLDEN_FILE).is_file() else []):
-        verdict = cosign.verify_blob(path, pub)
-        if verdict.ok:
-            report.checks.append(f"{path.name} is signed {who}")
-        else:
-            report.problems.append(f"{path} has no valid signature {who}: {verdict.reason}")
+        _signed_file(cosign, path, pub, who, report)
     try:
         stamp = read_stamp(str(folder))
     except StampError as exc:
