@@ -158,7 +158,13 @@ class Buildx:
         return rc, "\n".join(tail_lines), metadata
 
 
-_PUSH_RACE = re.compile(r"manifest blob unknown|failed commit on ref \"manifest-[^\"]*\": unexpected status[^\n]*: 400")
+# Both targets push the same layers (and, for a registry cache, the same cache manifest) at once;
+# the registry may see a manifest before the blobs the other upload is still committing (400).
+_PUSH_RACE = re.compile(
+    r"manifest blob unknown"
+    r"|failed commit on ref \"manifest-[^\"]*\": unexpected status[^\n]*: 400"
+    r"|error writing manifest blob: failed commit on ref \"sha256:[0-9a-f]+\": unexpected status[^\n]*/manifests/[^\n]*: 400"
+)
 
 
 def failure_excerpt(lines: list[str], limit: int = 25) -> str:

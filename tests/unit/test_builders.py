@@ -234,3 +234,18 @@ def test_an_installed_cosign_is_kept_as_it_is(tmp_path):
     env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", IMAGESMITH_STATE=str(tmp_path / "state"))
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and "KEPT" in proc.stdout and "APT-CALLED" not in proc.stdout, proc.stderr
+
+
+def test_a_push_race_is_recognised_in_each_form_buildkit_reports_it():
+    from imagesmith.engine.buildx import _PUSH_RACE
+
+    seen = (
+        "ERROR: failed to push: manifest blob unknown: blob unknown to registry",
+        'failed commit on ref "manifest-sha256:ab": unexpected status from PUT request to http://127.0.0.1:5000/v2/x/manifests/t: 400 Bad Request',
+        'ERROR: error writing manifest blob: failed commit on ref "sha256:2343745f": unexpected status from PUT '
+        "request to http://127.0.0.1:5000/v2/x-cache/manifests/build-train: 400 Bad Request",
+    )
+    assert all(_PUSH_RACE.search(line) for line in seen)
+    assert not _PUSH_RACE.search(
+        "unexpected status from PUT request to http://127.0.0.1:5000/v2/x/blobs/uploads: 401 Unauthorized"
+    )
