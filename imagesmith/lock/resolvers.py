@@ -30,6 +30,8 @@ from ..cache import container_pip_cache
 from ..credentials import index_args, index_netrc, redact, secret_file, strip_userinfo
 from ..errors import EngineError, ResolutionError
 from ..platforms import MACHINES, RESOLVER_PLATFORMS
+from .indexes import check_origins, find_links_page, uv_project
+from .indexes import origins as index_origins
 
 PLATFORM_TAGS = RESOLVER_PLATFORMS
 
@@ -59,13 +61,15 @@ class ResolveRequest:
     base_ref: str | None = None  # the pinned base image, for resolvers that must run inside it
     index_url: str | None = None  # the spec's indexes (no credentials; those come from the host)
     extra_index_urls: tuple[str, ...] = ()
+    package_indexes: tuple[tuple[str, str], ...] = ()  # (name, index URL): see indexes.py
 
     def index_options(self) -> list[str]:
+        """The general indexes only: a per-package index never is one (see indexes.py)."""
         return index_args(self.index_url, self.extra_index_urls)
 
     def netrc(self) -> str:
         """The host's credentials for the spec's indexes, as netrc text ("" when none)."""
-        return index_netrc(self.index_url, self.extra_index_urls)
+        return index_netrc(self.index_url, [*self.extra_index_urls, *(url for _, url in self.package_indexes)])
 
 
 class Resolver(Protocol):
@@ -267,14 +271,24 @@ class UvResolver:
             for pkg in request.upgrade_packages:
                 argv += ["--upgrade-package", pkg]
             argv += [*request.index_options(), *[str(p) for p in request.inputs]]
+            if request.package_indexes:  # each pinned to its explicit index (indexes.py)
+                pins_project = Path(tmp) / "package-indexes" / "pyproject.toml"
+                pins_project.parent.mkdir()
+                pins_project.write_text(uv_project(request.package_indexes))
+                argv += ["--emit-index-annotation", str(pins_project)]
             with secret_file(request.netrc()) as netrc:
                 env = dict(os.environ, UV_NO_PROGRESS="1", **({"NETRC": str(netrc)} if netrc else {}))
+                for key in ("UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_INDEX_STRATEGY") if request.package_indexes else ():
+                    env.pop(key, None)  # no host setting may add an index the pinned packages could come from
                 proc = _run(argv, env=env)
             if proc.returncode != 0:
                 if _NEEDS_BUILD_RE.search(proc.stderr + proc.stdout) and not _NETWORK_RE.search(proc.stderr):
                     raise _NeedsBuild()
                 raise _explain_failure("uv", proc.stderr + proc.stdout, request)
-            return parse_compiled(out.read_text())
+            compiled = out.read_text()
+            if request.package_indexes:
+                check_origins(index_origins(compiled), request.package_indexes)
+            return parse_compiled(compiled)
 
 
 class _NeedsBuild(Exception):
@@ -374,7 +388,14 @@ def pip_tools_version() -> str:
     return version("pip-tools")
 
 
+# pip-compile's --find-links page of the pinned distributions' files (indexes.find_links_page)
+PINNED_LINKS = "imagesmith-package-indexes.html"
+
+
 class PipToolsResolver:
+    """``pip-compile --generate-hashes``. With per-package indexes, the pinned indexes are never
+    pip's indexes: the pinned distributions' files reach it as one find-links page."""
+
     name = "pip-tools"
 
     def __init__(self, engine=None) -> None:
@@ -429,6 +450,10 @@ class PipToolsResolver:
                 str(out),
                 *[str(p) for p in request.inputs],
             ]
+            if request.package_indexes:
+                page = Path(tmp) / PINNED_LINKS
+                page.write_text(find_links_page(request.package_indexes, request.netrc()))
+                argv[1:1] = ["--find-links", str(page)]
             with secret_file(request.netrc()) as netrc:
                 proc = _run(argv, env=dict(os.environ, **({"NETRC": str(netrc)} if netrc else {})))
             if proc.returncode != 0:
@@ -464,6 +489,9 @@ class PipToolsResolver:
             if not request.extra_index_urls and os.environ.get("PIP_EXTRA_INDEX_URL"):
                 request = replace(request, extra_index_urls=tuple(os.environ["PIP_EXTRA_INDEX_URL"].split()))
             env = {k: strip_userinfo(v) for k, v in os.environ.items() if k in INDEX_ENV["pip-compile"]}
+            if request.package_indexes:
+                (work / PINNED_LINKS).write_text(find_links_page(request.package_indexes, request.netrc()))
+                args = ["--find-links", PINNED_LINKS, *args]
             with secret_file(request.netrc()) as netrc:
                 code, output = pip_compile_in_image(
                     self._engine,
