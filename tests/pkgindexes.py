@@ -44,6 +44,11 @@ def wheel(name: str, version: str, origin: str, requires: Sequence[str] = ()) ->
 class Index:
     url: str  # http://127.0.0.1:PORT/simple
     hashes: dict[tuple[str, str], str]  # (name, version) -> "sha256:<hex>" of the file it serves
+    requests: list[str]  # every path asked for, in order
+
+    def asked_for(self, name: str) -> bool:
+        """Whether anything asked this index about project ``name`` (its page or its files)."""
+        return any(p.startswith((f"/simple/{name}/", f"/simple/{name}?", f"/files/{name}-")) for p in self.requests)
 
 
 def write_index(root: Path, origin: str, dists: Sequence[tuple]) -> dict[tuple[str, str], str]:
@@ -64,9 +69,17 @@ def write_index(root: Path, origin: str, dists: Sequence[tuple]) -> dict[tuple[s
     return hashes
 
 
-class _Quiet(SimpleHTTPRequestHandler):
+class _Recording(SimpleHTTPRequestHandler):
+    def __init__(self, *args, requests: list[str], **kwargs):
+        self.requests = requests
+        super().__init__(*args, **kwargs)
+
     def log_message(self, *args):
         pass
+
+    def send_head(self):
+        self.requests.append(self.path)
+        return super().send_head()
 
 
 @contextlib.contextmanager
@@ -77,10 +90,12 @@ def serve_indexes(folder: Path, contents: dict[str, Sequence[tuple]]) -> Iterato
         for origin, dists in contents.items():
             root = folder / origin
             hashes = write_index(root, origin, dists)
-            server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+            requests: list[str] = []
+            handler = functools.partial(_Recording, directory=str(root), requests=requests)
+            server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
             threading.Thread(target=server.serve_forever, daemon=True).start()
             servers.append(server)
-            out[origin] = Index(f"http://127.0.0.1:{server.server_address[1]}/simple", hashes)
+            out[origin] = Index(f"http://127.0.0.1:{server.server_address[1]}/simple", hashes, requests)
         yield out
     finally:
         for server in servers:

@@ -278,8 +278,6 @@ class UvResolver:
                 argv += ["--emit-index-annotation", str(pins_project)]
             with secret_file(request.netrc()) as netrc:
                 env = dict(os.environ, UV_NO_PROGRESS="1", **({"NETRC": str(netrc)} if netrc else {}))
-                for key in ("UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_INDEX_STRATEGY") if request.package_indexes else ():
-                    env.pop(key, None)  # no host setting may add an index the pinned packages could come from
                 proc = _run(argv, env=env)
             if proc.returncode != 0:
                 if _NEEDS_BUILD_RE.search(proc.stderr + proc.stdout) and not _NETWORK_RE.search(proc.stderr):

@@ -24,12 +24,14 @@ from imagesmith.lock.indexes import (
     restrict_hashes,
     uv_project,
 )
-from imagesmith.lock.resolvers import Pin, PipToolsResolver, ResolveRequest, UvResolver
+from imagesmith.lock.resolvers import PINNED_LINKS, Pin, PipToolsResolver, ResolveRequest, UvResolver
 from imagesmith.render import render
 from imagesmith.spec import parse_spec
 from imagesmith.wheels import WheelCache
+from tests.fakes import FakeEngine
 from tests.helpers import cli
 from tests.pkgindexes import SCENARIO, serve_indexes
+from tests.unit.test_credentials import SECRET, private_index  # noqa: F401 (a fixture)
 from tests.unit.test_spec import VALID, problems
 
 PINNED = "http://127.0.0.1:9/pinned/simple"
@@ -260,6 +262,8 @@ def test_uv_takes_the_pinned_package_from_its_index_and_nothing_else(tmp_path, i
     pins = _by_name(restrict_hashes(UvResolver().resolve(request), request.package_indexes))
     assert pins["pinme"] == Pin("pinme", "2.0", (indexes["pinned"].hashes[("pinme", "2.0")],))
     assert pins["other"] == Pin("other", "1.0", (indexes["general"].hashes[("other", "1.0")],))
+    assert not indexes["general"].asked_for("pinme") and not indexes["pinned"].asked_for("other")
+    assert indexes["pinned"].asked_for("pinme")
 
 
 def test_uv_without_the_pin_takes_the_look_alike(tmp_path, indexes, monkeypatch):
@@ -271,6 +275,7 @@ def test_uv_without_the_pin_takes_the_look_alike(tmp_path, indexes, monkeypatch)
     )
     pins = _by_name(UvResolver().resolve(request))
     assert pins["other"].version == "9.0"  # uv prefers the extra index: the confusion a pin prevents
+    assert indexes["pinned"].asked_for("other")  # and the request log sees it
 
 
 def test_pip_compile_takes_the_pinned_package_from_its_index_only(tmp_path, indexes):
@@ -281,6 +286,7 @@ def test_pip_compile_takes_the_pinned_package_from_its_index_only(tmp_path, inde
     pins = _by_name(restrict_hashes(PipToolsResolver().resolve_on_host(request), request.package_indexes))
     assert pins["pinme"] == Pin("pinme", "1.0", (indexes["pinned"].hashes[("pinme", "1.0")],))
     assert pins["other"] == Pin("other", "1.0", (indexes["general"].hashes[("other", "1.0")],))
+    assert not indexes["pinned"].asked_for("other")  # pip never had the pinned index as an index
 
 
 def test_pip_compile_choosing_a_look_alike_fails_closed(tmp_path, indexes):
@@ -307,6 +313,7 @@ def test_the_host_wheel_download_takes_each_file_from_its_index(tmp_path, indexe
         ),
     )
     house = WheelCache(tmp_path / "cache").wheelhouse(lock)
+    assert not indexes["general"].asked_for("pinme") and not indexes["pinned"].asked_for("other")
     import zipfile
 
     for name in ("pinme-1.0", "other-1.0"):
@@ -316,3 +323,61 @@ def test_the_host_wheel_download_takes_each_file_from_its_index(tmp_path, indexe
                 .decode()
                 .endswith("FROM = 'pinned'\n" if name.startswith("pinme") else "FROM = 'general'\n")
             )
+
+
+def test_a_pinned_private_index_gets_the_hosts_credentials(tmp_path, indexes, private_index, monkeypatch):  # noqa: F811
+    """A pinned index that demands a password gets the host's netrc entry, like any index:
+    uv's resolution and the page imagesmith reads both authenticate; nothing prints it."""
+    private, seen = private_index
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    req = tmp_path / "requirements.in"
+    req.write_text("privpkg==1.0\n")
+    request = ResolveRequest(
+        inputs=(req,),
+        extras=(),
+        python="3.11",
+        platform="linux/amd64",
+        index_url=indexes["general"].url,
+        package_indexes=(("privpkg", private),),
+    )
+    monkeypatch.setenv("NETRC", str(tmp_path / "absent"))
+    with pytest.raises(ResolutionError) as refused:
+        restrict_hashes(UvResolver().resolve(request), request.package_indexes, request.netrc())
+    assert SECRET not in str(refused.value)
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login ci password {SECRET}\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    pins = restrict_hashes(UvResolver().resolve(request), request.package_indexes, request.netrc())
+    assert [(p.name, p.version) for p in pins] == [("privpkg", "1.0")]
+    assert seen["authorised"] > 0 and not indexes["general"].asked_for("privpkg")
+
+
+class _CapturingEngine(FakeEngine):
+    """pip-compile in the container, as far as the test needs: keeps what /in held and writes
+    the pins the real run would (pinme==1.0 with both indexes' hashes, as pip-compile does)."""
+
+    page: str = ""
+    args: list[str] = []
+
+    def run_to_end(self, image, what, timeout, **create):
+        run = super().run_to_end(image, what, timeout, **create)
+        mounts = {v["bind"]: Path(h) for h, v in create["volumes"].items()}
+        self.page = (mounts["/in"] / PINNED_LINKS).read_text()
+        self.args = list(create["command"])
+        hashes = " ".join(f"--hash={h}" for h in self.hashes)
+        (mounts["/out"] / "requirements.lock").write_text(f"pinme==1.0 {hashes}\n")
+        return run
+
+
+def test_pip_compile_in_the_base_gets_only_the_pinned_files_as_find_links(tmp_path, indexes):
+    request = replace(_request(tmp_path, indexes, "pinme==1.0\n"), python="3.9", base_ref="b@sha256:" + "a" * 64)
+    engine = _CapturingEngine()
+    engine.hashes = [indexes["general"].hashes[("pinme", "1.0")], indexes["pinned"].hashes[("pinme", "1.0")]]
+    pins = PipToolsResolver(engine).resolve_in_container(request)
+    assert engine.args[engine.args.index("--find-links") + 1] == PINNED_LINKS
+    assert indexes["pinned"].url not in engine.args and "--extra-index-url" not in engine.args
+    assert "pinme-1.0-py3-none-any.whl" in engine.page and "pinme-2.0-py3-none-any.whl" in engine.page
+    assert "other" not in engine.page  # the pinned index's other projects never reach pip
+    assert restrict_hashes(pins, request.package_indexes) == [
+        Pin("pinme", "1.0", (indexes["pinned"].hashes[("pinme", "1.0")],))
+    ]
