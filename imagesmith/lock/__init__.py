@@ -11,6 +11,8 @@
 - ``system_packages``: Debian packages pinned to exact versions inside the base image;
 - ``preprocessing``: content digests of the preprocessing files (bytes and relative paths);
 - ``environment``: seed, determinism and environment variables;
+- ``indexes``: the spec's package indexes, including ``package_indexes`` (never credentials;
+  they are also part of the ``requirements`` input, see ``lock/indexes.py``);
 - ``runtime``: imagesmith's in-image code, the ``imagesmith-runtime`` wheel (name, content
   version, sha256 of the wheel): part of the parity, so a new imagesmith whose in-image code
   changed makes the lock stale (input ``runtime``) until ``imagesmith lock`` re-pins it.
