@@ -21,7 +21,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -30,7 +30,7 @@ from ..cache import container_pip_cache
 from ..credentials import index_args, index_netrc, redact, secret_file, strip_userinfo
 from ..errors import EngineError, ResolutionError
 from ..platforms import MACHINES, RESOLVER_PLATFORMS
-from .indexes import check_origins, find_links_page, uv_project
+from .indexes import check_origins, find_links_page, off_index, pinned_requirements, uv_project
 from .indexes import origins as index_origins
 
 PLATFORM_TAGS = RESOLVER_PLATFORMS
@@ -302,7 +302,30 @@ def _resolve_in_base(engine, request: ResolveRequest) -> list[Pin]:
             "setup.py), and no engine was given",
             hint="run with a Docker engine available, or resolver: uv",
         )
-    return PipToolsResolver(engine).resolve_in_container(request)
+    return _avoiding_look_alikes(PipToolsResolver(engine).resolve_in_container, request)
+
+
+LOOK_ALIKE_ROUNDS = 5
+
+
+def _avoiding_look_alikes(resolve: Callable[[ResolveRequest], list[Pin]], request: ResolveRequest) -> list[Pin]:
+    """pip-compile with per-package indexes (see indexes.py): the pinned distributions are
+    requirements, and a version chosen from files that are not on the pinned index is excluded
+    (``name!=version``) and the resolution run again, at most ``LOOK_ALIKE_ROUNDS`` times. What
+    is still wrong then, the lock's ``restrict_hashes`` refuses with the versions the index has."""
+    if not request.package_indexes:
+        return resolve(request)
+    excluded: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="imagesmith-pinned-") as tmp:
+        pinned_in = Path(tmp) / "package-indexes.in"
+        for _ in range(LOOK_ALIKE_ROUNDS):
+            pinned_in.write_text(pinned_requirements(request.package_indexes, excluded))
+            pins = resolve(replace(request, inputs=(*request.inputs, pinned_in)))
+            wrong = off_index(pins, request.package_indexes, request.netrc())
+            if not wrong:
+                break
+            excluded += [f"{p.name}!={p.version}" for p in wrong]
+    return pins
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,6 +448,9 @@ class PipToolsResolver:
         """On the host when it is the target and wheels suffice (``--only-binary``: no package's
         build code runs here); else, or for a pyproject.toml (its metadata may need its build
         backend) or an sdist, in a container of the base."""
+        return _avoiding_look_alikes(self._resolve_anywhere, request)
+
+    def _resolve_anywhere(self, request: ResolveRequest) -> list[Pin]:
         if host_matches(request.python, request.platform) and not any(
             Path(p).name == "pyproject.toml" for p in request.inputs
         ):

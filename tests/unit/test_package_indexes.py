@@ -289,9 +289,9 @@ def test_pip_compile_takes_the_pinned_package_from_its_index_only(tmp_path, inde
     assert not indexes["pinned"].asked_for("other")  # pip never had the pinned index as an index
 
 
-def test_pip_compile_choosing_a_look_alike_fails_closed(tmp_path, indexes):
-    """pip also sees pinme on the general index and prefers its 3.0: the lock is refused,
-    naming the versions the pinned index has."""
+def test_pip_compile_alone_takes_a_look_alike_which_is_refused(tmp_path, indexes):
+    """One pip-compile run also sees pinme on the general index and prefers its 3.0: such a
+    result is refused, naming the versions the pinned index has."""
     request = _request(tmp_path, indexes, "other\n")
     pins = PipToolsResolver().resolve_on_host(request)
     assert _by_name(pins)["pinme"].version == "3.0"
@@ -299,6 +299,35 @@ def test_pip_compile_choosing_a_look_alike_fails_closed(tmp_path, indexes):
         ResolutionError, match=r"pinme==3.0 was resolved from files that are not on its index .*1.0, 2.0"
     ):
         restrict_hashes(pins, request.package_indexes)
+
+
+def test_pip_tools_excludes_the_look_alike_and_resolves_again(tmp_path, indexes):
+    """The pip-tools resolver runs pip-compile again with pinme!=3.0: pinme 2.0 from its index."""
+    request = _request(tmp_path, indexes, "other\n")
+    pins = _by_name(restrict_hashes(PipToolsResolver().resolve(request), request.package_indexes))
+    assert pins["pinme"] == Pin("pinme", "2.0", (indexes["pinned"].hashes[("pinme", "2.0")],))
+    assert pins["other"] == Pin("other", "1.0", (indexes["general"].hashes[("other", "1.0")],))
+    assert not indexes["pinned"].asked_for("other")
+
+
+def test_look_alikes_without_end_fail_closed(tmp_path):
+    """An index publishing look-alike after look-alike: a few rounds, then the lock's refusal."""
+    contents = {"general": [("pinme", f"{v}.0") for v in range(3, 12)], "pinned": [("pinme", "2.0")]}
+    with serve_indexes(tmp_path / "many", contents) as idx:
+        req = tmp_path / "requirements.in"
+        req.write_text("pinme\n")
+        request = ResolveRequest(
+            inputs=(req,),
+            extras=(),
+            python="3.11",
+            platform="linux/amd64",
+            index_url=idx["general"].url,
+            package_indexes=(("pinme", idx["pinned"].url),),
+        )
+        pins = PipToolsResolver().resolve(request)
+        assert _by_name(pins)["pinme"].version == "7.0"  # five rounds: 11.0, 10.0, ..., 7.0
+        with pytest.raises(ResolutionError, match=r"pinme==7.0 .* \(it has 2.0\)"):
+            restrict_hashes(pins, request.package_indexes)
 
 
 def test_the_host_wheel_download_takes_each_file_from_its_index(tmp_path, indexes):
