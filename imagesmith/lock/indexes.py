@@ -300,7 +300,7 @@ def restrict_hashes(
             out.append(pin)
             continue
         files = fetch(pinned[pin.name], pin.name, netrc_text)
-        on_index = {f"sha256:{f.sha256}" for f in files if f.sha256 and _version_of(f.filename) == pin.version}
+        on_index = {f"sha256:{f.sha256}" for f in files if f.sha256 and _same_version(f.filename, pin.version)}
         kept = tuple(h for h in pin.hashes if h in on_index)
         if kept:
             out.append(replace(pin, hashes=kept))  # type: ignore[type-var]  # a dataclass
@@ -318,6 +318,16 @@ def restrict_hashes(
             "or check the index URL; with resolver: uv the pinned index is the only one consulted",
         )
     return out
+
+
+def _same_version(filename: str, version: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    found = _version_of(filename)
+    try:
+        return found is not None and Version(found) == Version(version)
+    except InvalidVersion:
+        return found == version
 
 
 def _sort_key(version: str):

@@ -81,3 +81,11 @@ def test_a_pinned_package_comes_from_its_index_only(tmp_path, engine, base_image
         )
         with zipfile.ZipFile(files["other-1.0-py3-none-any.whl"]) as zf:
             assert zf.read("other/__init__.py").decode().endswith("FROM = 'general'\n")
+
+        # pip-tools (on the host: it is the target) comes to the same pins. pip also asks the
+        # general index about pinme (and sees its 3.0), so this runs last; the pinned index is
+        # still never asked about anything else.
+        piptools = cli("lock", "-p", str(root), "--base", base_image, "--resolver", "pip-tools", env=env)
+        assert piptools.returncode == 0, piptools.stderr
+        assert json.loads((root / "imagesmith.lock").read_text())["packages"] == lock["packages"]
+        assert not pinned.asked_for("other")
