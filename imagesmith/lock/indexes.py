@@ -242,6 +242,21 @@ def check_origins(found: Mapping[str, str], package_indexes: Sequence[tuple[str,
         )
 
 
+def refuse_general(tool: str, general: Iterable[str], package_indexes: Sequence[tuple[str, str]]) -> None:
+    """A pinned index among the general indexes a tool reads from the host's environment would
+    serve every package: refused before the tool runs."""
+    pinned = pinned_names(package_indexes)
+    reserved = {u.rstrip("/") for u in pinned.values()}
+    urls = {u.split("=", 1)[1] if "=" in u.split("://", 1)[0] else u for u in general}  # uv's NAME=URL
+    clash = sorted({u for u in urls if u.rstrip("/") in reserved})
+    if clash:
+        raise ResolutionError(
+            f"the host's settings for {tool} name {', '.join(redact(u) for u in clash)} as a general index, "
+            f"but package_indexes reserves it for {_reserved_for(clash[0].rstrip('/'), pinned)}",
+            hint="remove it from the environment's index settings (a per-package index serves only its packages)",
+        )
+
+
 def _reserved_for(url: str, pinned: Mapping[str, str]) -> str:
     return ", ".join(sorted(n for n, u in pinned.items() if u.rstrip("/") == url))
 

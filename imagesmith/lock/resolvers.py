@@ -30,7 +30,7 @@ from ..cache import container_pip_cache
 from ..credentials import index_args, index_netrc, redact, secret_file, strip_userinfo
 from ..errors import EngineError, ResolutionError
 from ..platforms import MACHINES, RESOLVER_PLATFORMS
-from .indexes import check_origins, find_links_page, off_index, pinned_requirements, uv_project
+from .indexes import check_origins, find_links_page, off_index, pinned_requirements, refuse_general, uv_project
 from .indexes import origins as index_origins
 
 PLATFORM_TAGS = RESOLVER_PLATFORMS
@@ -272,6 +272,7 @@ class UvResolver:
                 argv += ["--upgrade-package", pkg]
             argv += [*request.index_options(), *[str(p) for p in request.inputs]]
             if request.package_indexes:  # each pinned to its explicit index (indexes.py)
+                refuse_general("uv", configured_indexes("uv"), request.package_indexes)
                 pins_project = Path(tmp) / "package-indexes" / "pyproject.toml"
                 pins_project.parent.mkdir()
                 pins_project.write_text(uv_project(request.package_indexes))
@@ -315,6 +316,7 @@ def _avoiding_look_alikes(resolve: Callable[[ResolveRequest], list[Pin]], reques
     is still wrong then, the lock's ``restrict_hashes`` refuses with the versions the index has."""
     if not request.package_indexes:
         return resolve(request)
+    refuse_general("pip-compile", configured_indexes("pip-compile"), request.package_indexes)
     excluded: list[str] = []
     with tempfile.TemporaryDirectory(prefix="imagesmith-pinned-") as tmp:
         pinned_in = Path(tmp) / "package-indexes.in"

@@ -410,3 +410,24 @@ def test_pip_compile_in_the_base_gets_only_the_pinned_files_as_find_links(tmp_pa
     assert restrict_hashes(pins, request.package_indexes) == [
         Pin("pinme", "1.0", (indexes["pinned"].hashes[("pinme", "1.0")],))
     ]
+
+
+@pytest.mark.parametrize(
+    "resolver,variable,value",
+    [
+        (UvResolver, "UV_INDEX", f"mirror={PINNED}/"),
+        (UvResolver, "UV_EXTRA_INDEX_URL", PINNED + "/"),
+        (PipToolsResolver, "PIP_EXTRA_INDEX_URL", PINNED + "/"),
+    ],
+)
+def test_a_pinned_index_in_the_hosts_index_settings_is_refused(tmp_path, monkeypatch, resolver, variable, value):
+    monkeypatch.setenv(variable, value)
+    req = tmp_path / "requirements.in"
+    req.write_text("other\n")
+    request = ResolveRequest(
+        inputs=(req,), extras=(), python="3.11", platform="linux/amd64", package_indexes=(("pinme", PINNED),)
+    )
+    with pytest.raises(
+        ResolutionError, match=r"name http://127.0.0.1:9/pinned/simple/ as a general index, .* for pinme"
+    ):
+        resolver().resolve(request)
