@@ -48,6 +48,7 @@ def _sha256(path: Path) -> str:
 
 # pip download of exactly the locked files: each checked against its locked hash, nothing else
 PIP_DOWNLOAD = ("-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--require-hashes")
+PIP_INDEX_ENV = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
 _SAVED = re.compile(r"^\s*Saved (.+?)\s*$")  # pip download's line for each file it fetched
 
 
@@ -148,7 +149,9 @@ class WheelCache:
                 sdist_only: list[Pin] = []
                 remaining = list(group)
                 while remaining:
-                    failed = self._download_wheels(remaining, lock, Path(tmp), netrc, indexes, progress)
+                    failed = self._download_wheels(
+                        remaining, lock, Path(tmp), netrc, indexes, progress, pinned=pinned_index is not None
+                    )
                     if failed is None:
                         break
                     sdist_only.append(failed)
@@ -176,6 +179,8 @@ class WheelCache:
         netrc: Path | None,
         indexes: list[str],
         progress=lambda msg: None,
+        *,
+        pinned: bool = False,
     ) -> Pin | None:
         """pip download of the wheels; returns the pin pip found no wheel of (None: all done).
         Each file pip has fetched is reported as one ``progress`` line, with its size, as it
@@ -205,6 +210,9 @@ class WheelCache:
         for plat in target_platforms(lock.platform):
             argv += ["--platform", plat]
         env = dict(os.environ, **({"NETRC": str(netrc)} if netrc else {}))
+        if pinned:
+            for key in PIP_INDEX_ENV:  # a pinned index's download: the host's pip settings add no index
+                env.pop(key, None)
         proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace"
         )

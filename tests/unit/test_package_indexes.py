@@ -330,9 +330,10 @@ def test_look_alikes_without_end_fail_closed(tmp_path):
             restrict_hashes(pins, request.package_indexes)
 
 
-def test_the_host_wheel_download_takes_each_file_from_its_index(tmp_path, indexes):
-    """pinme==1.0 exists on both indexes with different files: the download must ask the
-    pinned index (asking the general one would fail the hash check)."""
+def test_the_host_wheel_download_takes_each_file_from_its_index(tmp_path, indexes, monkeypatch):
+    """pinme==1.0 exists on both indexes with different files: the download asks the pinned
+    index alone (even with the host's pip set to an extra index), the rest the general one."""
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", indexes["general"].url)
     lock = _lock(
         index_url=indexes["general"].url,
         package_indexes=(("pinme", indexes["pinned"].url),),
