@@ -170,7 +170,7 @@ def build_project(
     tags = options.tags or ((options.tag,) if options.tag else (spec.name,))
     names = {role: image_tags(tags, role, digest) for role in options.targets}
     pushed = {role: image_tags((options.push,), role, digest) for role in options.targets} if options.push else {}
-    with secret_file(index_netrc(lock.index_url, lock.extra_index_urls)) as netrc:
+    with secret_file(index_netrc(lock.index_url, lock.other_index_urls)) as netrc:
         definition = bake_definition(
             context=spec.root,
             dockerfile=dockerfile,

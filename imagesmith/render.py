@@ -22,7 +22,7 @@ import jinja2
 
 from . import __version__, credentials, layout, parity, runtime_wheel
 from .errors import RenderError
-from .lock import Lock
+from .lock import Lock, indexes
 from .runtime import PACKAGE as RUNTIME_PACKAGE
 from .runtime import preprocessing
 from .runtime import wheel as wheelfiles
@@ -273,6 +273,31 @@ def dockerignore(spec: Spec) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Prints a requirements.lock's entries whose name is (keep=1) or is not (keep=0) in the
+# space-separated list ``names``; the header's comment lines are left out.
+_SPLIT_LOCK_AWK = (
+    '/^[a-z0-9]/ { n = $1; sub(/==.*/, "", n); s = (index(names, " " n " ") > 0) } /^[a-z0-9 ]/ && s == keep'
+)
+
+
+def package_indexes_context(lock: Lock) -> dict | None:
+    """The wheel-download stage's split by index (spec package_indexes; None: no pinned package)."""
+    if not lock.package_indexes:
+        return None
+    groups = indexes.names_by_index(lock.package_indexes)
+    return {
+        "awk": shlex.quote(_SPLIT_LOCK_AWK),
+        "all_names": shlex.quote(" " + " ".join(sorted(n for n, _ in lock.package_indexes)) + " "),
+        "groups": [
+            {
+                "index_url": shlex.quote(credentials.strip_userinfo(url)),
+                "names": shlex.quote(" " + " ".join(names) + " "),
+            }
+            for url, names in groups
+        ],
+    }
+
+
 def render(spec: Spec, lock: Lock) -> str:
     """The Dockerfile text for ``spec`` built from ``lock``. Deterministic."""
     manifest = parity.manifest_from_lock(lock)
@@ -306,6 +331,7 @@ def render(spec: Spec, lock: Lock) -> str:
         "targets": targets,
         "netrc_secret": credentials.SECRET_ID,
         "index_args": [shlex.quote(a) for a in credentials.index_args(lock.index_url, lock.extra_index_urls)],
+        "package_indexes": package_indexes_context(lock),
     }
     try:
         return environment().get_template("Dockerfile.jinja").render(**context)

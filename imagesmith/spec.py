@@ -42,6 +42,7 @@ IMAGE_REF_RE = re.compile(
     re.ASCII,
 )
 DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?")
+DIST_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?", re.ASCII)  # PEP 508 names
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Project paths: plain relative POSIX paths, no globs, quotes, dollar signs or control characters.
 PATH_RE = re.compile(r"[A-Za-z0-9_.@+-][A-Za-z0-9_.@+/ -]*")
@@ -112,6 +113,9 @@ class Spec:
     signoff: Signoff = field(default_factory=Signoff)
     index_url: str | None = None  # replaces the default package index (no credentials: see credentials.py)
     extra_index_urls: tuple[str, ...] = ()
+    # (canonical name, index URL), sorted: each named distribution comes from that index only,
+    # and no other distribution comes from it (see lock/indexes.py)
+    package_indexes: tuple[tuple[str, str], ...] = ()
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -469,6 +473,7 @@ TOP_KEYS = (
     "signoff",
     "index_url",
     "extra_index_urls",
+    "package_indexes",
 )
 TRAIN_KEYS = ("command",)
 SERVE_KEYS = ("command", "port", "latency_budget_ms")
@@ -587,6 +592,7 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
     signoff = _parse_signoff(data.get("signoff", {}), root, p)
 
     index_url, extra_index_urls = _parse_indexes(data, p)
+    package_indexes = _parse_package_indexes(data.get("package_indexes", {}), index_url, extra_index_urls, p)
 
     if p.items:
         hint = f'fix {origin}; every key is described in the README ("A project")'
@@ -620,6 +626,7 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         signoff=signoff,
         index_url=index_url,
         extra_index_urls=extra_index_urls,
+        package_indexes=package_indexes,
     )
 
 
@@ -826,3 +833,38 @@ def _index_url(key: str, value: Any, p: _Problems) -> str | None:
         p.add(key, f"expected an index URL like 'https://pypi.example.com/simple', got {show(value)}")
         return None
     return value
+
+
+def _parse_package_indexes(
+    value: Any, index_url: str | None, extra_index_urls: tuple[str, ...], p: _Problems
+) -> tuple[tuple[str, str], ...]:
+    """``package_indexes: {distribution: index URL}``: each named distribution is resolved and
+    downloaded from its index only, and nothing else is taken from that index. So such an index
+    cannot also be ``index_url`` or one of ``extra_index_urls`` (those serve every package)."""
+    from packaging.utils import canonicalize_name
+
+    if not isinstance(value, dict):
+        p.add("package_indexes", f"expected a mapping of distribution name: index URL, got {_type_name(value)}")
+        return ()
+    general = {u.rstrip("/") for u in (index_url, *extra_index_urls) if u}
+    out: dict[str, str] = {}
+    for name, url in value.items():
+        key = f"package_indexes.{show_key(name)}"
+        if not (isinstance(name, str) and len(name) <= MAX_NAME and DIST_NAME_RE.fullmatch(name)):
+            p.add(key, f"expected a distribution name like 'torch', got {show(name)}")
+            continue
+        canonical = canonicalize_name(name)
+        if canonical in out:
+            p.add(key, f"names {canonical} a second time (names are compared as PEP 503 normalises them)")
+            continue
+        if _index_url(key, url, p) is None:
+            continue
+        if url.rstrip("/") in general:
+            p.add(
+                key,
+                f"{show(url)} is also index_url or one of extra_index_urls; a per-package index serves only the "
+                "packages pinned to it, so it cannot be a general index too",
+            )
+            continue
+        out[canonical] = url
+    return tuple(sorted(out.items()))

@@ -31,6 +31,7 @@ from .cache import default_cache_dir
 from .credentials import index_args, index_netrc, redact, secret_file
 from .errors import EngineError, LockError
 from .lock import Lock
+from .lock.indexes import download_groups
 from .lock.resolvers import Pin
 from .platforms import target_platforms, target_tags
 
@@ -47,6 +48,7 @@ def _sha256(path: Path) -> str:
 
 # pip download of exactly the locked files: each checked against its locked hash, nothing else
 PIP_DOWNLOAD = ("-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--require-hashes")
+PIP_INDEX_ENV = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
 _SAVED = re.compile(r"^\s*Saved (.+?)\s*$")  # pip download's line for each file it fetched
 
 
@@ -134,20 +136,28 @@ class WheelCache:
         self._ensure(self.store)
         with (
             tempfile.TemporaryDirectory(prefix="imagesmith-dl-", dir=self.root) as tmp,
-            secret_file(index_netrc(lock.index_url, lock.extra_index_urls)) as netrc,
+            secret_file(index_netrc(lock.index_url, lock.other_index_urls)) as netrc,
         ):
             dl = Path(tmp) / "dl"
             dl.mkdir()
-            sdist_only: list[Pin] = []
-            remaining = list(pins)
-            while remaining:
-                failed = self._download_wheels(remaining, lock, Path(tmp), netrc, progress)
-                if failed is None:
-                    break
-                sdist_only.append(failed)
-                remaining = [p for p in remaining if p is not failed]
-            if sdist_only:
-                self._download_sdists(sdist_only, lock, Path(tmp), netrc)
+            # A distribution pinned to an index (package_indexes) is fetched from it alone; the
+            # rest from the general indexes, which never include a pinned one (lock/indexes.py).
+            for pinned_index, group in download_groups(pins, lock.package_indexes):
+                indexes = (
+                    ["--index-url", pinned_index] if pinned_index else index_args(lock.index_url, lock.extra_index_urls)
+                )
+                sdist_only: list[Pin] = []
+                remaining = list(group)
+                while remaining:
+                    failed = self._download_wheels(
+                        remaining, lock, Path(tmp), netrc, indexes, progress, pinned=pinned_index is not None
+                    )
+                    if failed is None:
+                        break
+                    sdist_only.append(failed)
+                    remaining = [p for p in remaining if p is not failed]
+                if sdist_only:
+                    self._download_sdists(sdist_only, lock, Path(tmp), netrc, indexes)
             for path in sorted(dl.iterdir()):
                 digest = _sha256(path)
                 dest = self._ensure(self.store / digest) / path.name
@@ -162,7 +172,15 @@ class WheelCache:
         return path
 
     def _download_wheels(
-        self, pins: list[Pin], lock: Lock, tmp: Path, netrc: Path | None, progress=lambda msg: None
+        self,
+        pins: list[Pin],
+        lock: Lock,
+        tmp: Path,
+        netrc: Path | None,
+        indexes: list[str],
+        progress=lambda msg: None,
+        *,
+        pinned: bool = False,
     ) -> Pin | None:
         """pip download of the wheels; returns the pin pip found no wheel of (None: all done).
         Each file pip has fetched is reported as one ``progress`` line, with its size, as it
@@ -187,11 +205,14 @@ class WheelCache:
             str(tmp / "dl"),
             "-r",
             str(req),
-            *index_args(lock.index_url, lock.extra_index_urls),
+            *indexes,
         ]
         for plat in target_platforms(lock.platform):
             argv += ["--platform", plat]
         env = dict(os.environ, **({"NETRC": str(netrc)} if netrc else {}))
+        if pinned:
+            for key in PIP_INDEX_ENV:  # a pinned index's download: the host's pip settings add no index
+                env.pop(key, None)
         proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace"
         )
@@ -219,7 +240,7 @@ class WheelCache:
             hint="check the network and the package index; `--install online` downloads inside the build instead",
         )
 
-    def _download_sdists(self, pins: list[Pin], lock: Lock, tmp: Path, netrc: Path | None) -> None:
+    def _download_sdists(self, pins: list[Pin], lock: Lock, tmp: Path, netrc: Path | None, indexes: list[str]) -> None:
         self._requirements(pins, tmp / "sdists.txt")
         if self._engine is None:
             from .engine import Engine
@@ -233,7 +254,7 @@ class WheelCache:
             "/run/imagesmith/dl",
             "-r",
             "/run/imagesmith/in/sdists.txt",
-            *index_args(lock.index_url, lock.extra_index_urls),
+            *indexes,
         ]
         volumes = {
             str(tmp.resolve()): {"bind": "/run/imagesmith/in", "mode": "ro"},

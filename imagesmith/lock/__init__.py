@@ -11,6 +11,8 @@
 - ``system_packages``: Debian packages pinned to exact versions inside the base image;
 - ``preprocessing``: content digests of the preprocessing files (bytes and relative paths);
 - ``environment``: seed, determinism and environment variables;
+- ``indexes``: the spec's package indexes, including ``package_indexes`` (never credentials;
+  they are also part of the ``requirements`` input, see ``lock/indexes.py``);
 - ``runtime``: imagesmith's in-image code, the ``imagesmith-runtime`` wheel (name, content
   version, sha256 of the wheel): part of the parity, so a new imagesmith whose in-image code
   changed makes the lock stale (input ``runtime``) until ``imagesmith lock`` re-pins it.
@@ -47,6 +49,7 @@ from ..spec import (
     show,
     show_key,
 )
+from . import indexes as pin_indexes
 from .base import BasePin, pin_base
 from .existing import SOURCES, existing_pins, group_requirements
 from .resolvers import (
@@ -92,6 +95,12 @@ class Lock:
     index_url: str | None = None  # the spec's package indexes (never credentials)
     extra_index_urls: tuple[str, ...] = ()
     runtime: Pin | None = None  # the imagesmith-runtime wheel (None: a lock written before it existed)
+    package_indexes: tuple[tuple[str, str], ...] = ()  # (name, index URL): see indexes.py
+
+    @property
+    def other_index_urls(self) -> list[str]:
+        """Every index URL besides ``index_url`` (for ``credentials.index_netrc``)."""
+        return [*self.extra_index_urls, *(url for _, url in self.package_indexes)]
 
     @property
     def preprocessing_digest(self) -> str:
@@ -127,12 +136,18 @@ class Lock:
             **({"runtime": self.runtime.as_dict()} if self.runtime else {}),
             **self.extras,
             **(
-                {"indexes": {"index_url": self.index_url, "extra_index_urls": list(self.extra_index_urls)}}
-                if self.index_url or self.extra_index_urls
+                {"indexes": self._indexes_json()}
+                if self.index_url or self.extra_index_urls or self.package_indexes
                 else {}
             ),
         }
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def _indexes_json(self) -> dict:
+        out: dict = {"index_url": self.index_url, "extra_index_urls": list(self.extra_index_urls)}
+        if self.package_indexes:
+            out["package_indexes"] = dict(self.package_indexes)
+        return out
 
     def requirements_text(self) -> str:
         header = (
@@ -359,6 +374,19 @@ def _parse_lock(data: Any, problems: list[str]) -> Lock | None:
         isinstance(extra, list) and all(text(u) and INDEX_URL_RE.fullmatch(u) for u in extra),
         "a list of index URLs without credentials",
     )
+    pinned = mapping("indexes.package_indexes", indexes.get("package_indexes", {}))
+    general = {u.rstrip("/") for u in [index_url, *extra] if text(u)} if isinstance(extra, list) else set()
+    for name, url in pinned.items():
+        need(
+            f"indexes.package_indexes.{show_key(name)}",
+            url,
+            text(name)
+            and bool(_DIST_RE.fullmatch(name))
+            and text(url)
+            and bool(INDEX_URL_RE.fullmatch(url))
+            and url.rstrip("/") not in general,
+            "a canonical distribution name: an index URL without credentials, not a general index",
+        )
     runtime = None
     if "runtime" in data:
         r = mapping("runtime", data.get("runtime"))
@@ -393,6 +421,7 @@ def _parse_lock(data: Any, problems: list[str]) -> Lock | None:
         index_url=index_url,
         extra_index_urls=tuple(extra),
         runtime=runtime,
+        package_indexes=tuple(sorted(pinned.items())),
     )
 
 
@@ -412,8 +441,10 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
     """A digest for each input of the lock. Pure function of the spec and the files it names."""
     req = spec.requirements
     req_material: dict = {"inline": list(req.inline), "extras": list(req.extras), "files": {}}
-    if spec.index_url or spec.extra_index_urls:  # only when set: locks of specs without them keep their digest
+    if spec.index_url or spec.extra_index_urls or spec.package_indexes:  # only when set: older locks keep their digest
         req_material["indexes"] = {"index_url": spec.index_url, "extra_index_urls": list(spec.extra_index_urls)}
+        if spec.package_indexes:
+            req_material["indexes"]["package_indexes"] = dict(spec.package_indexes)
     if req.file:
         for f in requirement_files(spec.root / req.file):
             if not _inside(spec.root, f):
@@ -597,6 +628,7 @@ def lock_project(
         index_url=spec.index_url,
         extra_index_urls=spec.extra_index_urls,
         runtime=runtime_pin(),
+        package_indexes=spec.package_indexes,
     )
     if write:
         write_lock(spec, lock)
@@ -646,8 +678,11 @@ def _resolve(
             base_ref=base_pin.ref,
             index_url=spec.index_url,
             extra_index_urls=spec.extra_index_urls,
+            package_indexes=spec.package_indexes,
         )
         pins = get_resolver(spec.resolver, engine).resolve(request)
+        if spec.package_indexes:  # whichever resolver ran: pinned packages keep only their index's files
+            pins = pin_indexes.restrict_hashes(pins, spec.package_indexes, request.netrc())
     if not pins:
         raise LockError("the requirements resolved to no packages", hint="name at least one requirement")
     return pins

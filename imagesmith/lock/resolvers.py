@@ -21,7 +21,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -30,6 +30,8 @@ from ..cache import container_pip_cache
 from ..credentials import index_args, index_netrc, redact, secret_file, strip_userinfo
 from ..errors import EngineError, ResolutionError
 from ..platforms import MACHINES, RESOLVER_PLATFORMS
+from .indexes import check_origins, find_links_page, off_index, pinned_requirements, refuse_general, uv_project
+from .indexes import origins as index_origins
 
 PLATFORM_TAGS = RESOLVER_PLATFORMS
 
@@ -59,13 +61,15 @@ class ResolveRequest:
     base_ref: str | None = None  # the pinned base image, for resolvers that must run inside it
     index_url: str | None = None  # the spec's indexes (no credentials; those come from the host)
     extra_index_urls: tuple[str, ...] = ()
+    package_indexes: tuple[tuple[str, str], ...] = ()  # (name, index URL): see indexes.py
 
     def index_options(self) -> list[str]:
+        """The general indexes only: a per-package index never is one (see indexes.py)."""
         return index_args(self.index_url, self.extra_index_urls)
 
     def netrc(self) -> str:
         """The host's credentials for the spec's indexes, as netrc text ("" when none)."""
-        return index_netrc(self.index_url, self.extra_index_urls)
+        return index_netrc(self.index_url, [*self.extra_index_urls, *(url for _, url in self.package_indexes)])
 
 
 class Resolver(Protocol):
@@ -269,6 +273,12 @@ class UvResolver:
             for pkg in request.upgrade_packages:
                 argv += ["--upgrade-package", pkg]
             argv += [*request.index_options(), *[str(p) for p in request.inputs]]
+            if request.package_indexes:  # each pinned to its explicit index (indexes.py)
+                refuse_general("uv", configured_indexes("uv"), request.package_indexes)
+                pins_project = Path(tmp) / "package-indexes" / "pyproject.toml"
+                pins_project.parent.mkdir()
+                pins_project.write_text(uv_project(request.package_indexes))
+                argv += ["--emit-index-annotation", str(pins_project)]
             with secret_file(request.netrc()) as netrc:
                 env = dict(os.environ, UV_NO_PROGRESS="1", **({"NETRC": str(netrc)} if netrc else {}))
                 proc = _run(argv, env=env)
@@ -276,7 +286,10 @@ class UvResolver:
                 if _NEEDS_BUILD_RE.search(proc.stderr + proc.stdout) and not _NETWORK_RE.search(proc.stderr):
                     raise _NeedsBuild()
                 raise _explain_failure("uv", proc.stderr + proc.stdout, request)
-            return parse_compiled(out.read_text())
+            compiled = out.read_text()
+            if request.package_indexes:
+                check_origins(index_origins(compiled), request.package_indexes)
+            return parse_compiled(compiled)
 
 
 class _NeedsBuild(Exception):
@@ -292,7 +305,31 @@ def _resolve_in_base(engine, request: ResolveRequest) -> list[Pin]:
             "setup.py), and no engine was given",
             hint="run with a Docker engine available, or resolver: uv",
         )
-    return PipToolsResolver(engine).resolve_in_container(request)
+    return _avoiding_look_alikes(PipToolsResolver(engine).resolve_in_container, request)
+
+
+LOOK_ALIKE_ROUNDS = 5
+
+
+def _avoiding_look_alikes(resolve: Callable[[ResolveRequest], list[Pin]], request: ResolveRequest) -> list[Pin]:
+    """pip-compile with per-package indexes (see indexes.py): the pinned distributions are
+    requirements, and a version chosen from files that are not on the pinned index is excluded
+    (``name!=version``) and the resolution run again, at most ``LOOK_ALIKE_ROUNDS`` times. What
+    is still wrong then, the lock's ``restrict_hashes`` refuses with the versions the index has."""
+    if not request.package_indexes:
+        return resolve(request)
+    refuse_general("pip-compile", configured_indexes("pip-compile"), request.package_indexes)
+    excluded: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="imagesmith-pinned-") as tmp:
+        pinned_in = Path(tmp) / "package-indexes.in"
+        for _ in range(LOOK_ALIKE_ROUNDS):
+            pinned_in.write_text(pinned_requirements(request.package_indexes, excluded))
+            pins = resolve(replace(request, inputs=(*request.inputs, pinned_in)))
+            wrong = off_index(pins, request.package_indexes, request.netrc())
+            if not wrong:
+                break
+            excluded += [f"{p.name}!={p.version}" for p in wrong]
+    return pins
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,7 +485,14 @@ def pip_tools_version() -> str:
     return version("pip-tools")
 
 
+# pip-compile's --find-links page of the pinned distributions' files (indexes.find_links_page)
+PINNED_LINKS = "imagesmith-package-indexes.html"
+
+
 class PipToolsResolver:
+    """``pip-compile --generate-hashes``. With per-package indexes, the pinned indexes are never
+    pip's indexes: the pinned distributions' files reach it as one find-links page."""
+
     name = "pip-tools"
 
     def __init__(self, engine=None) -> None:
@@ -480,6 +524,9 @@ class PipToolsResolver:
         """On the host when it is the target and wheels suffice (``--only-binary``: no package's
         build code runs here); else, or for a pyproject.toml (its metadata may need its build
         backend) or an sdist, in a container of the base."""
+        return _avoiding_look_alikes(self._resolve_anywhere, request)
+
+    def _resolve_anywhere(self, request: ResolveRequest) -> list[Pin]:
         if host_matches(request.python, request.platform) and not any(
             Path(p).name == "pyproject.toml" for p in request.inputs
         ):
@@ -503,6 +550,10 @@ class PipToolsResolver:
                 str(out),
                 *[str(p) for p in request.inputs],
             ]
+            if request.package_indexes:
+                page = Path(tmp) / PINNED_LINKS
+                page.write_text(find_links_page(request.package_indexes, request.netrc()))
+                argv[1:1] = ["--find-links", str(page)]
             with secret_file(request.netrc()) as netrc:
                 proc = _run(argv, env=dict(os.environ, **({"NETRC": str(netrc)} if netrc else {})))
             if proc.returncode != 0:
@@ -538,6 +589,9 @@ class PipToolsResolver:
             if not request.extra_index_urls and os.environ.get("PIP_EXTRA_INDEX_URL"):
                 request = replace(request, extra_index_urls=tuple(os.environ["PIP_EXTRA_INDEX_URL"].split()))
             env = {k: strip_userinfo(v) for k, v in os.environ.items() if k in INDEX_ENV["pip-compile"]}
+            if request.package_indexes:
+                (work / PINNED_LINKS).write_text(find_links_page(request.package_indexes, request.netrc()))
+                args = ["--find-links", PINNED_LINKS, *args]
             with secret_file(request.netrc()) as netrc:
                 code, output = pip_compile_in_image(
                     self._engine,

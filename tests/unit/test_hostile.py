@@ -185,6 +185,13 @@ SPEC_CASES = [
     ("index-url-userinfo", lambda r: spec_with(r, "index_url: https://__token__:x@pypi.example.com/simple\n"), RENDER),
     ("index-url-query", lambda r: spec_with(r, "index_url: 'https://pypi.example.com/simple?token=x'\n"), RENDER),
     ("extra-index-shell", lambda r: spec_with(r, "extra_index_urls: ['https://h/simple; curl x|sh']\n"), RENDER),
+    ("package-index-userinfo", lambda r: spec_with(r, "package_indexes: {six: 'http://u:p@127.0.0.1:9/s'}\n"), RENDER),
+    ("package-index-shell", lambda r: spec_with(r, "package_indexes: {six: 'http://127.0.0.1/s; id'}\n"), RENDER),
+    (
+        "package-index-name-shell",
+        lambda r: spec_with(r, "package_indexes: {'six; id': 'http://127.0.0.1/s'}\n"),
+        RENDER,
+    ),
 ]
 
 PYPROJECT_CASES = [
@@ -303,6 +310,11 @@ LOCK_CASES = [
     ),
     ("target-python-newline", lambda d: {**d, "target": {**d["target"], "python": "3.11\n"}}),
     ("index-with-credentials", lambda d: {**d, "indexes": {"index_url": "https://u:p@h/simple"}}),
+    (
+        "package-index-with-credentials",
+        lambda d: {**d, "indexes": {"package_indexes": {"six": "http://u:p@127.0.0.1:9/simple"}}},
+    ),
+    ("package-index-name-injection", lambda d: {**d, "indexes": {"package_indexes": {"six' x": "http://127.0.0.1/s"}}}),
     ("inputs-a-list", lambda d: {**d, "inputs": []}),
 ]
 
