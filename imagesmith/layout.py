@@ -15,6 +15,13 @@ VENV_PYTHON = f"{VENV}/bin/python"
 APP_DIR = "/app"  # the project's files (``source``), and the working directory
 BUILD_MOUNTS = "/run/imagesmith"  # where build steps mount the lock, wheels and the runtime wheel
 
+# The images' own user (spec ``user``, the default): a fixed name and numeric IDs, so USER is
+# numeric (no /etc/passwd lookup; Kubernetes' runAsNonRoot can check it), the same on every build
+IMAGE_USER = "imagesmith"
+IMAGE_UID = 10001
+IMAGE_GID = 10001
+IMAGE_HOME = f"/home/{IMAGE_USER}"
+
 # The two images of a project; both are built from one Dockerfile, they differ only in config
 ROLES = ("train", "serve")
 
@@ -34,6 +41,10 @@ __all__ = [
     "APP_DIR",
     "BUILD_MOUNTS",
     "FACTS_FILE",
+    "IMAGE_GID",
+    "IMAGE_HOME",
+    "IMAGE_UID",
+    "IMAGE_USER",
     "LABEL_BASE_DIGEST",
     "LABEL_BASE_NAME",
     "LABEL_MANIFEST",

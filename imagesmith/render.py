@@ -166,6 +166,39 @@ def preprocessing_context(spec: Spec, lock: Lock) -> dict | None:
     }
 
 
+def image_user(spec: Spec) -> str:
+    """The exact value of the USER line both targets of the Dockerfile get: ``"UID:GID"`` of the
+    images' own non-root user (``layout.IMAGE_UID``/``IMAGE_GID``) by default; ``""`` when the
+    spec opts out (``user: root``): then there is no USER line and the images run as the base
+    image's user. What the built images' config says as ``User``."""
+    if spec.user == "root":
+        return ""
+    return f"{layout.IMAGE_UID}:{layout.IMAGE_GID}"
+
+
+def user_context(spec: Spec) -> dict | None:
+    """What the template needs to make the images' user (None: the spec opts out): its
+    ``/etc/passwd``, ``/etc/group``, ``/etc/shadow`` and ``/etc/gshadow`` lines, fixed text (so
+    every build writes the same bytes; ``useradd`` would stamp the day into /etc/shadow), shell-
+    quoted, and the folders it owns: its home and the artifacts folder train writes to."""
+    user = image_user(spec)
+    if not user:
+        return None
+    name, uid, gid, home = layout.IMAGE_USER, layout.IMAGE_UID, layout.IMAGE_GID, layout.IMAGE_HOME
+    lines = {
+        "passwd": f"{name}:x:{uid}:{gid}:{name}:{home}:/usr/sbin/nologin",
+        "group": f"{name}:x:{gid}:",
+        "shadow": f"{name}:!:::::::",  # locked, no password ageing: no date in it
+        "gshadow": f"{name}:!::",
+    }
+    return {
+        "id": user,
+        "name": name,
+        "lines": {key: shlex.quote(_no_breaks(line, "the user line")) for key, line in lines.items()},
+        "folders": " ".join(shlex.quote(_no_breaks(path, "the path")) for path in (home, spec.artifacts)),
+    }
+
+
 def image_env(lock: Lock) -> dict[str, str]:
     """The environment every image gets: the spec's env, then the seed and determinism settings
     (these win: they are part of the parity)."""
@@ -275,6 +308,7 @@ def render(spec: Spec, lock: Lock) -> str:
         "source": list(spec.source),
         "env": sorted(image_env(lock).items()),
         "targets": targets,
+        "user": user_context(spec),
         "netrc_secret": credentials.SECRET_ID,
         "index_args": [shlex.quote(a) for a in credentials.index_args(lock.index_url, lock.extra_index_urls)],
     }

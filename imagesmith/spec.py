@@ -28,6 +28,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 from .credentials import PASSWORD_ENV, USERNAME_ENV, credential_problem, has_userinfo
 from .errors import SpecError
+from .layout import IMAGE_UID, IMAGE_USER
 
 SPEC_FILE = "imagesmith.yaml"
 PYPROJECT = "pyproject.toml"
@@ -57,6 +58,9 @@ MAX_NAME = 128
 MAX_PATH = 1024
 MAX_PROBLEMS = 40
 INSTALL_MODES = ("hermetic", "online")
+# Who the images run as: imagesmith's own non-root user (layout.IMAGE_USER, numeric IDs), or
+# root: no USER line at all, the base image's own user (usually root).
+USERS = (IMAGE_USER, "root")
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ class Spec:
     signoff: Signoff = field(default_factory=Signoff)
     index_url: str | None = None  # replaces the default package index (no credentials: see credentials.py)
     extra_index_urls: tuple[str, ...] = ()
+    user: str = IMAGE_USER  # one of USERS; render.image_user says what USER the Dockerfile sets
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -467,6 +472,7 @@ TOP_KEYS = (
     "signoff",
     "index_url",
     "extra_index_urls",
+    "user",
 )
 TRAIN_KEYS = ("command",)
 SERVE_KEYS = ("command", "port", "latency_budget_ms")
@@ -580,6 +586,15 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
 
     index_url, extra_index_urls = _parse_indexes(data, p)
 
+    user = data.get("user", IMAGE_USER)
+    if user not in USERS:
+        p.add(
+            "user",
+            f"expected {IMAGE_USER} (the default: a non-root user, uid {IMAGE_UID}) or root (no USER line: "
+            f"the base image's user), got {show(user)}",
+        )
+        user = IMAGE_USER
+
     if p.items:
         hint = f'fix {origin}; every key is described in the README ("A project")'
         if p.secret:
@@ -612,6 +627,7 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         signoff=signoff,
         index_url=index_url,
         extra_index_urls=extra_index_urls,
+        user=user,
     )
 
 

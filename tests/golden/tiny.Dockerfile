@@ -56,6 +56,18 @@ FROM base AS shared
 
 RUN --mount=type=tmpfs,target=/tmp \
     touch /tmp/.imagesmith-mark \
+ && if ! grep -q '^imagesmith:' /etc/passwd; then \
+      echo imagesmith:x:10001:10001:imagesmith:/home/imagesmith:/usr/sbin/nologin >> /etc/passwd \
+   && echo imagesmith:x:10001: >> /etc/group \
+   && if [ -f /etc/shadow ]; then echo 'imagesmith:!:::::::' >> /etc/shadow; fi \
+   && if [ -f /etc/gshadow ]; then echo 'imagesmith:!::' >> /etc/gshadow; fi; \
+    fi \
+ && mkdir -p /home/imagesmith /artifacts \
+ && chown 10001:10001 /home/imagesmith /artifacts \
+ && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
+
+RUN --mount=type=tmpfs,target=/tmp \
+    touch /tmp/.imagesmith-mark \
  && apt-get update \
  && apt-get install -y --no-install-recommends libgomp1=12.2.0-14 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache /var/log/apt /var/log/dpkg.log \
@@ -118,6 +130,7 @@ LABEL io.imagesmith.role=train \
       org.opencontainers.image.revision="${IMAGESMITH_REVISION}" \
       org.opencontainers.image.source="${IMAGESMITH_SOURCE}" \
       org.opencontainers.image.version="${IMAGESMITH_VERSION}"
+USER 10001:10001
 ENTRYPOINT ["/opt/venv/bin/python", "-m", "imagesmith_runtime", "train", "--"]
 CMD ["python", "-m", "app.main", "train"]
 
@@ -132,5 +145,6 @@ LABEL io.imagesmith.role=serve \
       org.opencontainers.image.source="${IMAGESMITH_SOURCE}" \
       org.opencontainers.image.version="${IMAGESMITH_VERSION}"
 EXPOSE 8080
+USER 10001:10001
 ENTRYPOINT ["/opt/venv/bin/python", "-m", "imagesmith_runtime", "serve", "--"]
 CMD ["python", "-m", "app.main", "serve"]
