@@ -64,6 +64,7 @@ RUN --mount=type=tmpfs,target=/tmp \
     fi \
  && mkdir -p /home/imagesmith /artifacts \
  && chown 10001:10001 /home/imagesmith /artifacts \
+ && touch -h -d @0 /etc \
  && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
 
 RUN --mount=type=tmpfs,target=/tmp \
