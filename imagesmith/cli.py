@@ -603,6 +603,13 @@ def run(
         False, "--allow-mismatch", help="Serve a model whose stamp does not match the image (logged loudly)."
     ),
     name: Optional[str] = typer.Option(None, "--name", help="Name for the container."),
+    user: Optional[str] = typer.Option(
+        None,
+        "--user",
+        "-u",
+        help="Run the container as USER[:GROUP] (default: you, UID:GID, so what train writes is yours; "
+        "10001:10001 is the images' own user).",
+    ),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ):
@@ -621,6 +628,7 @@ def run(
         env=parse_env(env),
         allow_mismatch=allow_mismatch,
         name=name,
+        user=user,
     )
     raise typer.Exit(code)
 

@@ -297,11 +297,12 @@ class Containers:
         ports: dict[int, int] | None = None,
         environment: dict[str, str] | None = None,
         name: str | None = None,
+        user: str | None = None,
     ) -> int:
         """``docker run --rm`` in the foreground, as a user would type it: the container's output on
         this terminal, Ctrl-C and SIGTERM passed on to it, its exit code returned.
         ``mounts``: host folder -> container path (bind); ``ports``: container port -> host port,
-        published on 127.0.0.1 only."""
+        published on 127.0.0.1 only; ``user``: docker run's --user (None: the image's USER)."""
         import signal
 
         argv = [docker_cli(), "run", "--rm"]
@@ -309,6 +310,8 @@ class Containers:
             argv += ["-i", "-t"] if sys.stdout.isatty() else ["-i"]
         if name:
             argv += ["--name", name]
+        if user:
+            argv += [f"--user={user}"]
         for host, target in sorted((mounts or {}).items()):
             # --mount is CSV: a field with a comma or quote is quoted, quotes doubled
             fields = [f"source={host}", f"target={target}"]
