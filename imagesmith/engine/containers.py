@@ -45,9 +45,9 @@ class Containers:
         """THE container lifecycle for anything run to its end: create a container of ``image``
         with the SDK's ``create`` arguments (``command`` among them; ``files``: host path ->
         container path, copied in read-only before it starts), start it, wait for it (at most
-        ``timeout`` s), collect both streams, and remove it (and its volumes) whatever happened. The
-        files go into anonymous volumes at their folders, so a read-only root is no obstacle. The command's own
-        failure is returned, not raised; ``what`` names the command in errors."""
+        ``timeout`` s), collect both streams, and remove it (and its volumes) whatever happened.
+        The files go into anonymous volumes at their folders, so a read-only root is no obstacle.
+        The command's own failure is returned, not raised; ``what`` names the command in errors."""
         from docker.errors import APIError, DockerException, ImageNotFound
 
         files = create.pop("files", None) or {}
@@ -359,6 +359,8 @@ def _volume_roots(files: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
     for host, target in files.items():
         target = posixpath.normpath("/" + target.strip("/"))
         wanted[host] = (target if os.path.isdir(host) else posixpath.dirname(target), target)
+    if any(root == "/" for root, _ in wanted.values()):
+        raise EngineError(f"cannot copy files to the container's root folder ({', '.join(sorted(files.values()))})")
     roots: list[str] = []
     for root in sorted({root for root, _ in wanted.values()}):
         if not any(root == r or root.startswith(r.rstrip("/") + "/") for r in roots):

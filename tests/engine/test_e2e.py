@@ -102,7 +102,7 @@ def test_verify_fails_on_a_lock_that_does_not_match(iris_built, tmp_path):
 def test_verify_pair_fails_when_layers_differ(iris_built, tmp_path):
     spec, result = iris_built
     docker_build(
-        f"FROM {result.images['serve'].ref}\nRUN echo extra > /app/extra.txt\n",
+        f"FROM {result.images['serve'].ref}\nUSER root\nRUN echo extra > /app/extra.txt\nUSER 10001:10001\n",
         "imagesmith-test/child:serve",
         tmp_path / "child",
     )
