@@ -2,7 +2,8 @@
 
 Exit codes (a public contract, see README): 0 success / check holds; 1 a check does not hold
 (stale lock or Dockerfile, failed verification, parity differs); 2 usage, spec, lock, engine
-or build errors; 130 interrupted. ``imagesmith run`` exits with the container's own code, and
+or build errors; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM: raised as an exception in
+the main thread, so cleanups run as they do for Ctrl-C). ``imagesmith run`` exits with the container's own code, and
 with 125 for its own failures (as ``docker run`` does), so a container's 2 is never mistaken
 for imagesmith's.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -646,6 +648,13 @@ def run(
         False, "--allow-mismatch", help="Serve a model whose stamp does not match the image (logged loudly)."
     ),
     name: Optional[str] = typer.Option(None, "--name", help="Name for the container."),
+    user: Optional[str] = typer.Option(
+        None,
+        "--user",
+        "-u",
+        help="Run the container as USER[:GROUP] (default: you, UID:GID, so what train writes is yours; "
+        "10001:10001 is the images' own user).",
+    ),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ):
@@ -664,6 +673,7 @@ def run(
         env=parse_env(env),
         allow_mismatch=allow_mismatch,
         name=name,
+        user=user,
     )
     raise typer.Exit(code)
 
@@ -857,11 +867,35 @@ def _click_exceptions() -> tuple[tuple, tuple, tuple]:
     return usage, no_args, aborts
 
 
+class _Terminated(BaseException):
+    """SIGTERM, as an exception (like KeyboardInterrupt for SIGINT): ``finally`` blocks run, so
+    signoff removes its containers, instead of the process ending on the spot."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console script and ``python -m imagesmith``: runs the command and returns its exit
     code, turning typer's command-line errors into plain `error:`/`hint:` lines (exit 2)."""
     usage, no_args, aborts = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (an embedding program): leave SIGTERM alone
+        previous = None
+    try:
+        return _main(args, usage, no_args, aborts)
+    except _Terminated:
+        typer.echo("error: terminated", err=True)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: list[str], usage: tuple, no_args: tuple, aborts: tuple) -> int:
     try:
         code = app(args=args, prog_name="imagesmith", standalone_mode=False)
     except no_args as exc:  # `imagesmith` or `imagesmith CMD` alone: the help, on stderr

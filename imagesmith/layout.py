@@ -16,6 +16,13 @@ IMAGE_PATH = f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 APP_DIR = "/app"  # the project's files (``source``), and the working directory
 BUILD_MOUNTS = "/run/imagesmith"  # where build steps mount the lock, wheels and the runtime wheel
 
+# The images' own user (spec ``user``, the default): a fixed name and numeric IDs, so USER is
+# numeric (no /etc/passwd lookup; Kubernetes' runAsNonRoot can check it), the same on every build
+IMAGE_USER = "imagesmith"
+IMAGE_UID = 10001
+IMAGE_GID = 10001
+IMAGE_HOME = f"/home/{IMAGE_USER}"
+
 # The two images of a project; both are built from one Dockerfile, they differ only in config
 ROLES = ("train", "serve")
 
@@ -66,6 +73,10 @@ __all__ = [
     "BUILD_MOUNTS",
     "FACTS_FILE",
     "IGNORED",
+    "IMAGE_GID",
+    "IMAGE_HOME",
+    "IMAGE_UID",
+    "IMAGE_USER",
     "LABEL_BASE_DIGEST",
     "LABEL_BASE_NAME",
     "LABEL_CONFIG",

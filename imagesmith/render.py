@@ -123,7 +123,7 @@ def layers_over_base(spec: Spec, lock: Lock) -> int:
     """How many filesystem layers the Dockerfile puts on the base: one per RUN, COPY and WORKDIR
     of the ``shared`` stage (BuildKit writes a layer for WORKDIR too). Keep in step with the
     template; tests/engine checks it on real images."""
-    return (1 if lock.system_packages else 0) + 3 + (1 if spec.source else 0)
+    return (1 if image_user(spec) else 0) + (1 if lock.system_packages else 0) + 3 + (1 if spec.source else 0)
 
 
 def implied_config(spec: Spec, lock: Lock, role: str) -> dict:
@@ -149,9 +149,11 @@ def implied_config(spec: Spec, lock: Lock, role: str) -> dict:
     }
     port = spec.serve.port if role == "serve" else None
     command = spec.serve.command if role == "serve" else spec.train.command
+    user = image_user(spec)
     return {
         "Entrypoint": [layout.VENV_PYTHON, "-m", layout.RUNTIME_MODULE, role, "--"],
         "Cmd": list(command),
+        **({"User": user} if user else {}),
         "WorkingDir": layout.APP_DIR,
         "Env": dict(sorted(env.items())),
         "ExposedPorts": [f"{port}/tcp"] if port else [],
@@ -217,6 +219,39 @@ def preprocessing_context(spec: Spec, lock: Lock) -> dict | None:
         ],
         "wheel": preprocessing.wheel_filename(name, version),
         "compile": " ".join(shlex.quote(f"{site}/{top}") for top in preprocessing.top_level(spec.preprocessing)),
+    }
+
+
+def image_user(spec: Spec) -> str:
+    """The exact value of the USER line both targets of the Dockerfile get: ``"UID:GID"`` of the
+    images' own non-root user (``layout.IMAGE_UID``/``IMAGE_GID``) by default; ``""`` when the
+    spec opts out (``user: root``): then there is no USER line and the images run as the base
+    image's user. What the built images' config says as ``User``."""
+    if spec.user == "root":
+        return ""
+    return f"{layout.IMAGE_UID}:{layout.IMAGE_GID}"
+
+
+def user_context(spec: Spec) -> dict | None:
+    """What the template needs to make the images' user (None: the spec opts out): its
+    ``/etc/passwd``, ``/etc/group``, ``/etc/shadow`` and ``/etc/gshadow`` lines, fixed text (so
+    every build writes the same bytes; ``useradd`` would stamp the day into /etc/shadow), shell-
+    quoted, and the folders it owns: its home and the artifacts folder train writes to."""
+    user = image_user(spec)
+    if not user:
+        return None
+    name, uid, gid, home = layout.IMAGE_USER, layout.IMAGE_UID, layout.IMAGE_GID, layout.IMAGE_HOME
+    lines = {
+        "passwd": f"{name}:x:{uid}:{gid}:{name}:{home}:/usr/sbin/nologin",
+        "group": f"{name}:x:{gid}:",
+        "shadow": f"{name}:!:::::::",  # locked, no password ageing: no date in it
+        "gshadow": f"{name}:!::",
+    }
+    return {
+        "id": user,
+        "name": name,
+        "lines": {key: shlex.quote(_no_breaks(line, "the user line")) for key, line in lines.items()},
+        "folders": " ".join(shlex.quote(_no_breaks(path, "the path")) for path in (home, spec.artifacts)),
     }
 
 
@@ -329,6 +364,7 @@ def render(spec: Spec, lock: Lock) -> str:
         "source": list(spec.source),
         "env": sorted(image_env(lock).items()),
         "targets": targets,
+        "user": user_context(spec),
         "netrc_secret": credentials.SECRET_ID,
         "index_args": [shlex.quote(a) for a in credentials.index_args(lock.index_url, lock.extra_index_urls)],
         "package_indexes": package_indexes_context(lock),

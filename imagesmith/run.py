@@ -2,10 +2,18 @@
 artifacts folder mounted where the spec says (``artifacts``), the serve port published on
 127.0.0.1 only, and the image's own ID passed in so the train stamp can record it
 (a container cannot see its image's digest; see ``runtime/stamp.py``).
+
+The container runs as the caller (``UID:GID`` of this process, ``--user`` to choose), not as
+the image's own user: the artifacts folder is the caller's, bind-mounted, so what train writes
+there is the caller's from the first byte (also when it is interrupted), and serve can read what
+train wrote whatever the caller's umask. Chowning afterwards would need root, or a second
+container, and would leave the files foreign when the run is cut short.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -14,6 +22,14 @@ from .errors import UsageError
 from .layout import LABEL_ROLE, ROLES, image_ref
 from .runtime.stamp import ALLOW_ENV, DIGEST_ENV, REF_ENV
 from .spec import Spec
+
+# docker run's --user: a name or number, and optionally a group
+USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?", re.ASCII)
+
+
+def caller_user() -> str:
+    """``UID:GID`` of this process: whom ``imagesmith run`` runs the container as by default."""
+    return f"{os.getuid()}:{os.getgid()}"
 
 
 def default_artifacts(spec: Spec) -> Path:
@@ -43,10 +59,15 @@ def run_role(
     env: dict[str, str] | None = None,
     allow_mismatch: bool = False,
     name: str | None = None,
+    user: str | None = None,
 ) -> int:
-    """Run the ``role`` image of ``spec`` in the foreground; returns the container's exit code."""
+    """Run the ``role`` image of ``spec`` in the foreground, as ``user`` (default: the caller,
+    ``caller_user()``); returns the container's exit code."""
     if role not in ROLES:
         raise UsageError(f"cannot run {role!r}: imagesmith images are train and serve")
+    user = user or caller_user()
+    if not USER_RE.fullmatch(user):
+        raise UsageError(f"--user {user[:40]!r} is not USER or USER:GROUP (names or numbers)")
     ref = image_ref(tag or spec.name, role)
     info = engine.image(ref)
     labelled = info.labels.get(LABEL_ROLE)
@@ -73,5 +94,11 @@ def run_role(
     elif host_port:
         raise UsageError("--port publishes the serve port; the train image has none")
     return engine.run_attached(
-        ref, list(command), mounts={str(folder): spec.artifacts}, ports=ports, environment=environment, name=name
+        ref,
+        list(command),
+        mounts={str(folder): spec.artifacts},
+        ports=ports,
+        environment=environment,
+        name=name,
+        user=user,
     )

@@ -18,9 +18,12 @@ serving machine, and the deploy gate that reads its record.
 2. ``golden``: the golden file is there, made for this model's stamp and these samples;
 3. ``accelerator``: with ``accelerator: gpu`` the machine must have a GPU (else a refusal,
    exit 2, before anything runs) and the containers get all GPUs and must see one;
-4. ``http`` and ``latency``: the serve image starts as production runs it (its own entrypoint
-   and command, the model copied in read-only at the spec's ``artifacts``, the serve port
-   published on 127.0.0.1, or on a remote engine's own host); each sample is POSTed to ``signoff.path`` (body ``[sample]`` with
+4. ``http`` and ``latency``: the serve image starts as production runs it (its own entrypoint,
+   command and user, the model copied in read-only at the spec's ``artifacts``, the serve port
+   published on 127.0.0.1, or on a remote engine's own host), locked down (no capabilities, no
+   new privileges, a read-only root with a /tmp in memory; so is the batch function's container
+   in 5); its containers are removed however the run ends (Ctrl-C and SIGTERM included);
+   each sample is POSTed to ``signoff.path`` (body ``[sample]`` with
    ``request: list``, the sample itself with ``request: object``), round after round until at
    least ``requests`` requests; every answer must be 2xx, and p99 must be within
    ``serve.latency_budget_ms`` when the spec sets one (p50/p95/p99 are recorded);
@@ -55,11 +58,14 @@ import http.client
 import json
 import math
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from .engine import Engine
-from .errors import ImagesmithError
+from .errors import EngineError, ImagesmithError
 from .fsutil import atomic_write, sha256_file
 from .layout import LABEL_PARITY, LABEL_ROLE, RUNTIME_MODULE
 from .runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
@@ -289,7 +295,22 @@ def _serve_entrypoint(info) -> list[str]:
     return entry[: entry.index(RUNTIME_MODULE) + 1] + ["serve", "--"]
 
 
-def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Path, *, gpus: bool) -> dict:
+@contextmanager
+def _containers(engine: Engine) -> Iterator[str]:
+    """A signoff run's ID, the label value of every container it starts; when the block ends, by
+    success, an error, Ctrl-C or SIGTERM (the CLI turns it into an exception), all of them are
+    removed with their volumes, also one whose creation was interrupted."""
+    run_id = uuid.uuid4().hex
+    try:
+        yield run_id
+    finally:
+        try:
+            engine.remove_signoff(run_id)
+        except EngineError:
+            pass  # the engine went away: the error already on its way says more
+
+
+def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Path, *, gpus: bool, run_id: str) -> dict:
     """Run the batch function on the samples in a container of ``info``; ``{"outputs", "hardware"}``."""
     options = json.dumps({"mode": "predict", "predict": spec.signoff.predict, "samples": SAMPLES_IN_CONTAINER})
     run = engine.run_helper(
@@ -297,6 +318,7 @@ def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Pat
         ["python", "-m", HELPER_MODULE, options],
         entrypoint=_serve_entrypoint(info),
         gpus=gpus,
+        run_id=run_id,
         mounts={str(model.resolve()): spec.artifacts, str(samples_path.resolve()): SAMPLES_IN_CONTAINER},
     )
     if run.exit_code != 0:
@@ -357,7 +379,8 @@ def make_golden(engine: Engine, spec: Spec, image: str, model: Path) -> tuple[Pa
         )
     stamp, stamp_digest = _model_stamp(model)
     _refuse_without_gpu(spec)
-    data = run_predict(engine, info, spec, model, samples_path, gpus=spec.accelerator == "gpu")
+    with _containers(engine) as run_id:
+        data = run_predict(engine, info, spec, model, samples_path, gpus=spec.accelerator == "gpu", run_id=run_id)
     if len(data["outputs"]) != len(samples):
         raise SignoffError(f"{spec.signoff.predict} returned {len(data['outputs'])} rows for {len(samples)} samples")
     record = {
@@ -544,8 +567,9 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
             if stale
             else f"{len(golden['outputs'])} golden rows made in {(golden.get('image') or {}).get('ref')} for this model",
         )
-        _serve_and_measure(engine, spec, info, model, samples, requests, gpus, record, add)
-        data = run_predict(engine, info, spec, model, samples_path, gpus=gpus)
+        with _containers(engine) as run_id:
+            _serve_and_measure(engine, spec, info, model, samples, requests, gpus, record, add, run_id)
+            data = run_predict(engine, info, spec, model, samples_path, gpus=gpus, run_id=run_id)
         record["hardware"] = data["hardware"]
         if gpus:
             seen = data["hardware"].get("gpus") or []
@@ -565,9 +589,11 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
     return Signoff(record=record)
 
 
-def _serve_and_measure(engine, spec, info, model, samples, requests, gpus, record, add) -> None:
+def _serve_and_measure(engine, spec, info, model, samples, requests, gpus, record, add, run_id) -> None:
+    """Serve the model from the image under test (locked down: see ``Engine.start_service``) and
+    replay the samples; the caller's ``_containers`` block removes the container on any error."""
     container, host, port = engine.start_service(
-        info.id, port=spec.serve.port, gpus=gpus, mounts={str(model.resolve()): spec.artifacts}
+        info.id, port=spec.serve.port, gpus=gpus, mounts={str(model.resolve()): spec.artifacts}, run_id=run_id
     )
     try:
         latency = replay(

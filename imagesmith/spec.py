@@ -28,6 +28,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 from .credentials import PASSWORD_ENV, USERNAME_ENV, credential_problem, has_userinfo
 from .errors import SpecError
+from .layout import IMAGE_UID, IMAGE_USER
 
 SPEC_FILE = "imagesmith.yaml"
 PYPROJECT = "pyproject.toml"
@@ -58,6 +59,9 @@ MAX_NAME = 128
 MAX_PATH = 1024
 MAX_PROBLEMS = 40
 INSTALL_MODES = ("hermetic", "online")
+# Who the images run as: imagesmith's own non-root user (layout.IMAGE_USER, numeric IDs), or
+# root: no USER line at all, the base image's own user (usually root).
+USERS = (IMAGE_USER, "root")
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class Spec:
     # (canonical name, index URL), sorted: each named distribution comes from that index only,
     # and no other distribution comes from it (see lock/indexes.py)
     package_indexes: tuple[tuple[str, str], ...] = ()
+    user: str = IMAGE_USER  # one of USERS; render.image_user says what USER the Dockerfile sets
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -474,6 +479,7 @@ TOP_KEYS = (
     "index_url",
     "extra_index_urls",
     "package_indexes",
+    "user",
 )
 TRAIN_KEYS = ("command",)
 SERVE_KEYS = ("command", "port", "latency_budget_ms")
@@ -594,6 +600,15 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
     index_url, extra_index_urls = _parse_indexes(data, p)
     package_indexes = _parse_package_indexes(data.get("package_indexes", {}), index_url, extra_index_urls, p)
 
+    user = data.get("user", IMAGE_USER)
+    if user not in USERS:
+        p.add(
+            "user",
+            f"expected {IMAGE_USER} (the default: a non-root user, uid {IMAGE_UID}) or root (no USER line: "
+            f"the base image's user), got {show(user)}",
+        )
+        user = IMAGE_USER
+
     if p.items:
         hint = f'fix {origin}; every key is described in the README ("A project")'
         if p.secret:
@@ -627,6 +642,7 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         index_url=index_url,
         extra_index_urls=extra_index_urls,
         package_indexes=package_indexes,
+        user=user,
     )
 
 

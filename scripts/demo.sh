@@ -8,9 +8,9 @@ say() { printf '\n== %s\n' "$*"; }
 say "imagesmith build (base: ${IMAGESMITH_BASE:-from the spec})"
 imagesmith build --tag imagesmith-demo/iris
 
-say "train in the train image (model written to ./artifacts)"
+say "train in the train image (model written to ./artifacts, as you: the image's own user is 10001)"
 mkdir -p artifacts
-docker run --rm -v "$PWD/artifacts:/artifacts" imagesmith-demo/iris:train
+docker run --rm --user "$(id -u):$(id -g)" -v "$PWD/artifacts:/artifacts" imagesmith-demo/iris:train
 
 say "serve the model from the serve image on 127.0.0.1:$PORT"
 cid=$(docker run -d --rm -p "127.0.0.1:$PORT:8000" -v "$PWD/artifacts:/artifacts:ro" imagesmith-demo/iris:serve)

@@ -138,6 +138,10 @@ class FakeEngine:
         self._record("stop_service", container_id)
         return ""
 
+    def remove_signoff(self, run_id: str) -> int:
+        self._record("remove_signoff", run_id)
+        return 0
+
     def run_attached(self, image: str, command, **options) -> int:
         self._record("run_attached", image, command=list(command), **options)
         return self.attached_exit

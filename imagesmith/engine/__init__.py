@@ -147,6 +147,9 @@ class Engine:
     def stop_service(self, container_id: str) -> str:
         return self.containers.stop_service(container_id)
 
+    def remove_signoff(self, run_id: str) -> int:
+        return self.containers.remove_signoff(run_id)
+
     def run_attached(self, image: str, command: Sequence[str], **options) -> int:
         return self.containers.run_attached(image, command, **options)
 

@@ -1,7 +1,14 @@
 """Containers, through the Docker SDK: ONE lifecycle for everything run to its end
 (``run_to_end``: create, copy files in, start, wait, collect, remove), detached services for
 signoff, and ``run_attached`` for the interactive ``imagesmith run`` (``docker run`` in the
-foreground, signals passed on)."""
+foreground, signals passed on).
+
+Signoff runs the image under test locked down (``LOCKED_DOWN``): no capabilities, no new
+privileges, a read-only root file system with a small /tmp in memory, as the image's own user.
+Its files (the model, the samples) are copied into anonymous volumes made for the purpose (the
+engine refuses to copy into a read-only root); every container it starts carries its run's
+``LABEL_SIGNOFF`` value, so ``remove_signoff`` can remove them all, with their volumes, however
+the run ended."""
 
 from __future__ import annotations
 
@@ -19,6 +26,14 @@ from .records import FileEntry, IsolatedRun
 
 SMALL_FILE = 1 << 20  # read_paths keeps the bytes of files up to this size
 
+# The SDK's create arguments for the image under test (signoff's service and batch helper)
+LOCKED_DOWN = {
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+    "read_only": True,
+    "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m"},
+}
+
 
 class Containers:
     def __init__(self, client: Callable[[], object], service_address: Callable[[], tuple[str, str]]) -> None:
@@ -33,11 +48,14 @@ class Containers:
         """THE container lifecycle for anything run to its end: create a container of ``image``
         with the SDK's ``create`` arguments (``command`` among them; ``files``: host path ->
         container path, copied in read-only before it starts), start it, wait for it (at most
-        ``timeout`` s), collect both streams, and remove it whatever happened. The command's own
-        failure is returned, not raised; ``what`` names the command in errors."""
+        ``timeout`` s), collect both streams, and remove it (and its volumes) whatever happened.
+        The files go into anonymous volumes at their folders, so a read-only root is no obstacle.
+        The command's own failure is returned, not raised; ``what`` names the command in errors."""
         from docker.errors import APIError, DockerException, ImageNotFound
 
         files = create.pop("files", None) or {}
+        if files:
+            create["mounts"] = list(create.get("mounts") or []) + _file_volumes(files)
         try:
             container = self.client.containers.create(image, create.pop("command"), **create)
         except ImageNotFound as exc:
@@ -63,7 +81,7 @@ class Containers:
             raise EngineError(f"running a container of {image} failed: {first_line(exc)}", hint=ENGINE_HINT) from exc
         finally:
             try:
-                container.remove(force=True)
+                container.remove(force=True, v=True)
             except DockerException:
                 pass
 
@@ -189,12 +207,14 @@ class Containers:
         mounts: dict[str, str] | None = None,
         environment: dict[str, str] | None = None,
         gpus: bool = False,
+        run_id: str,
         timeout: int = 600,
     ) -> IsolatedRun:
         """Run ``argv`` after ``entrypoint`` in a throwaway container of ``image``: its own working
-        directory and user, no network, ``mounts`` (host path -> container path) copied in
-        read-only before it starts (so a remote engine works too), all GPUs when ``gpus``.
-        Never raises for the command's own failure (see ``IsolatedRun``)."""
+        directory and user, no network, ``LOCKED_DOWN``, ``mounts`` (host path -> container path)
+        copied in read-only before it starts (so a remote engine works too), all GPUs when
+        ``gpus``, labelled with ``run_id`` (see ``remove_signoff``). Never raises for the
+        command's own failure (see ``IsolatedRun``)."""
         return self.run_to_end(
             image,
             " ".join(entrypoint),
@@ -206,7 +226,8 @@ class Containers:
             files=dict(mounts or {}),
             environment=dict(environment or {}),
             device_requests=_gpu_request(gpus),
-            labels={LABEL_SIGNOFF: "1"},
+            labels={LABEL_SIGNOFF: run_id},
+            **LOCKED_DOWN,
         )
 
     def start_service(
@@ -217,15 +238,18 @@ class Containers:
         mounts: dict[str, str] | None = None,
         environment: dict[str, str] | None = None,
         gpus: bool = False,
+        run_id: str,
     ) -> tuple[str, str, int]:
-        """Start ``image`` detached with its own entrypoint and command, as production would:
-        ``port`` published on a free host port the engine picks (on 127.0.0.1 for a local engine;
-        see ``service_address``), ``mounts`` (host path -> container path) copied in read-only
-        before it starts, all GPUs when ``gpus``. Returns (container ID, host to connect to, host
-        port). Stop it with ``stop_service``."""
+        """Start ``image`` detached with its own entrypoint, command and user, as production would
+        but ``LOCKED_DOWN``: ``port`` published on a free host port the engine picks (on 127.0.0.1
+        for a local engine; see ``service_address``), ``mounts`` (host path -> container path)
+        copied in read-only before it starts, all GPUs when ``gpus``, labelled with ``run_id``.
+        Returns (container ID, host to connect to, host port). Stop it with ``stop_service``;
+        ``remove_signoff(run_id)`` removes it however the run ends."""
         from docker.errors import DockerException, ImageNotFound
 
         bind, connect = self.service_address()
+        files = dict(mounts or {})
         try:
             container = self.client.containers.create(
                 image,
@@ -233,14 +257,16 @@ class Containers:
                 ports={f"{port}/tcp": (bind, None)},
                 environment=dict(environment or {}),
                 device_requests=_gpu_request(gpus),
-                labels={LABEL_SIGNOFF: "1"},
+                labels={LABEL_SIGNOFF: run_id},
+                mounts=_file_volumes(files),
+                **LOCKED_DOWN,
             )
         except ImageNotFound as exc:
             raise EngineError(f"image {image} is not in the engine") from exc
         except DockerException as exc:
             raise EngineError(f"cannot create a container of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
         try:
-            _copy_into(container, dict(mounts or {}))
+            _copy_into(container, files)
             container.start()
         except DockerException as exc:
             self.stop_service(container.id)
@@ -289,10 +315,31 @@ class Containers:
         except DockerException:
             pass
         try:
-            container.remove(force=True)
+            container.remove(force=True, v=True)
         except DockerException:
             pass
         return logs
+
+    def remove_signoff(self, run_id: str) -> int:
+        """Remove every container (running or not) labelled with signoff run ``run_id``, and its
+        volumes, at once; returns how many. What signoff and golden do however they end (an
+        error, Ctrl-C, SIGTERM), also for a container whose creation was interrupted."""
+        from docker.errors import DockerException, NotFound
+
+        try:
+            found = self.client.containers.list(all=True, filters={"label": f"{LABEL_SIGNOFF}={run_id}"})
+        except DockerException as exc:
+            raise EngineError(f"cannot list the signoff's containers: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        for container in found:
+            try:
+                container.remove(force=True, v=True)
+            except NotFound:
+                pass
+            except DockerException as exc:
+                raise EngineError(
+                    f"cannot remove container {container.id[:12]}: {first_line(exc)}", hint=ENGINE_HINT
+                ) from exc
+        return len(found)
 
     def run_attached(
         self,
@@ -303,11 +350,12 @@ class Containers:
         ports: dict[int, int] | None = None,
         environment: dict[str, str] | None = None,
         name: str | None = None,
+        user: str | None = None,
     ) -> int:
         """``docker run --rm`` in the foreground, as a user would type it: the container's output on
         this terminal, Ctrl-C and SIGTERM passed on to it, its exit code returned.
         ``mounts``: host folder -> container path (bind); ``ports``: container port -> host port,
-        published on 127.0.0.1 only."""
+        published on 127.0.0.1 only; ``user``: docker run's --user (None: the image's USER)."""
         import signal
 
         argv = [docker_cli(), "run", "--rm"]
@@ -315,6 +363,8 @@ class Containers:
             argv += ["-i", "-t"] if sys.stdout.isatty() else ["-i"]
         if name:
             argv += ["--name", name]
+        if user:
+            argv += [f"--user={user}"]
         for host, target in sorted((mounts or {}).items()):
             # --mount is CSV: a field with a comma or quote is quoted, quotes doubled
             fields = [f"source={host}", f"target={target}"]
@@ -351,39 +401,74 @@ class Containers:
                 signal.signal(signal.SIGTERM, previous)
 
 
+def _volume_roots(files: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """Where copied files go: one folder per volume (a host folder's target itself, a host
+    file's target folder; a folder inside another is the other's), each with its
+    (host path, path inside that folder) pairs. Sorted, so the same files give the same volumes."""
+    import os
+    import posixpath
+
+    wanted = {}
+    for host, target in files.items():
+        target = posixpath.normpath("/" + target.strip("/"))
+        wanted[host] = (target if os.path.isdir(host) else posixpath.dirname(target), target)
+    if any(root == "/" for root, _ in wanted.values()):
+        raise EngineError(f"cannot copy files to the container's root folder ({', '.join(sorted(files.values()))})")
+    roots: list[str] = []
+    for root in sorted({root for root, _ in wanted.values()}):
+        if not any(root == r or root.startswith(r.rstrip("/") + "/") for r in roots):
+            roots.append(root)
+    plan: dict[str, list[tuple[str, str]]] = {root: [] for root in roots}
+    for host, (own, target) in sorted(wanted.items(), key=lambda item: item[1][1]):
+        root = next(r for r in roots if own == r or own.startswith(r.rstrip("/") + "/"))
+        plan[root].append((host, posixpath.relpath(target, root)))
+    return plan
+
+
+def _file_volumes(files: dict[str, str]) -> list:
+    """Anonymous volumes (removed with their container: ``remove(v=True)``) at the folders
+    ``_copy_into`` fills; empty, owned by root (``no_copy``: not the image's folder's owner), so
+    the container's user can read the files but change nothing."""
+    if not files:
+        return []
+    from docker.types import Mount
+
+    return [Mount(target=root, source=None, type="volume", no_copy=True) for root in _volume_roots(files)]
+
+
 def _copy_into(container, files: dict[str, str]) -> None:
     """Copy host files or folders (host path -> absolute container path) into a created
-    container, read-only (modes a+r, no write bits), owned by root. Copying instead of bind
-    mounting works with any engine, also one on another machine."""
+    container's volumes (``_file_volumes``), read-only (modes a+r, no write bits), owned by root.
+    Copying instead of bind mounting works with any engine, also one on another machine."""
     if not files:
         return
     import tarfile
 
-    with tempfile.TemporaryFile() as buf:
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            made: set[str] = set()
-            for host, target in sorted(files.items(), key=lambda item: item[1]):
-                parts = target.strip("/").split("/")
-                for i in range(1, len(parts)):
-                    parent = "/".join(parts[:i])
-                    if parent not in made:
-                        made.add(parent)
-                        info = tarfile.TarInfo(parent)
-                        info.type, info.mode = tarfile.DIRTYPE, 0o755
-                        tar.addfile(info)
+    def readonly(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        info.mode = (info.mode | 0o444) & ~0o222
+        if info.isdir():
+            info.mode |= 0o111
+        return info
 
-                def readonly(info: tarfile.TarInfo) -> tarfile.TarInfo:
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = "root"
-                    info.mode = (info.mode | 0o444) & ~0o222
-                    if info.isdir():
-                        info.mode |= 0o111
-                    return info
-
-                tar.add(host, arcname="/".join(parts), filter=readonly)
-        buf.seek(0)
-        if not container.put_archive("/", buf):
-            raise EngineError(f"could not copy {', '.join(sorted(files))} into the container")
+    for root, entries in _volume_roots(files).items():
+        with tempfile.TemporaryFile() as buf:
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                made: set[str] = set()
+                for host, rel in entries:
+                    parts = [] if rel == "." else rel.split("/")
+                    for i in range(1, len(parts)):
+                        parent = "/".join(parts[:i])
+                        if parent not in made:
+                            made.add(parent)
+                            info = tarfile.TarInfo(parent)
+                            info.type, info.mode = tarfile.DIRTYPE, 0o755
+                            tar.addfile(info)
+                    tar.add(host, arcname="/".join(parts) or ".", filter=readonly)
+            buf.seek(0)
+            if not container.put_archive(root, buf):
+                raise EngineError(f"could not copy {', '.join(h for h, _ in entries)} into the container")
 
 
 def _entries(path: str, stream) -> tuple[FileEntry, ...]:

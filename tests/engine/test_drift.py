@@ -45,6 +45,8 @@ def _image_dockerfile(engine, ref: str, base_stage: str) -> str:
         f"ENTRYPOINT {json.dumps(cfg['Entrypoint'])}",
         f"CMD {json.dumps(cfg['Cmd'])}",
     ]
+    if cfg.get("User"):
+        lines.append(f"USER {cfg['User']}")
     return "\n".join(lines) + "\n"
 
 
@@ -125,8 +127,9 @@ def drifted(tiny, engine, base_image, tmp_path_factory):
         elif body == "otherbase":
             stage = f"FROM {base_image} AS other\nRUN rm -rf /usr/share/doc/*\nFROM scratch\nCOPY --from=other / /"
             text = _image_dockerfile(engine, f"{BUILT}:serve", stage)
-        else:
-            text = f"FROM {BUILT}:serve\n{body}"
+        else:  # as root (the image's user cannot change its files), then back to the image's user
+            user = engine.image(f"{BUILT}:serve").config.get("User") or "root"
+            text = f"FROM {BUILT}:serve\nUSER root\n{body}USER {user}\n"
         docker_build(text, tag, root / case)
         tags[case] = tag
     return tags

@@ -3,6 +3,7 @@ serve), trained, served over HTTP on 127.0.0.1, and verified; verify fails on fo
 mismatched locks; the rendered Dockerfile builds with plain BuildKit too."""
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from imagesmith import parity
+from imagesmith import layout, parity
 from imagesmith.lock import read_lock
 from tests.helpers import cli, docker_build
 
@@ -101,7 +102,7 @@ def test_verify_fails_on_a_lock_that_does_not_match(iris_built, tmp_path):
 def test_verify_pair_fails_when_layers_differ(iris_built, tmp_path):
     spec, result = iris_built
     docker_build(
-        f"FROM {result.images['serve'].ref}\nRUN echo extra > /app/extra.txt\n",
+        f"FROM {result.images['serve'].ref}\nUSER root\nRUN echo extra > /app/extra.txt\nUSER 10001:10001\n",
         "imagesmith-test/child:serve",
         tmp_path / "child",
     )
@@ -129,6 +130,7 @@ def test_train_then_serve_a_prediction(iris_built, engine, tmp_path):
     spec, result = iris_built
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
+    os.chown(artifacts, layout.IMAGE_UID, layout.IMAGE_GID)  # the images run as their own user
     out = engine.run(
         result.images["train"].ref, [], entrypoint=None, volumes={str(artifacts): {"bind": "/artifacts", "mode": "rw"}}
     )

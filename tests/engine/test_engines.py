@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import uuid
@@ -130,8 +131,15 @@ def remote_build(tmp_path_factory, engine, registry_base, registry):
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
         artifacts = root / "artifacts"
-        train = second.docker(
-            "run", "--rm", "-v", f"{artifacts}:/artifacts", result["images"]["train"]["pushed"], check=False
+        train = second.docker(  # as this user, as `imagesmith run` does: the folder is ours
+            "run",
+            "--rm",
+            "--user",
+            f"{os.getuid()}:{os.getgid()}",
+            "-v",
+            f"{artifacts}:/artifacts",
+            result["images"]["train"]["pushed"],
+            check=False,
         )
         assert train.returncode == 0, train.stderr
         yield {"root": root, "push": push, "cache": cache, "result": result, "second": second, "artifacts": artifacts}

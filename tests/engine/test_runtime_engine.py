@@ -141,6 +141,7 @@ def iris_model(iris_built, tmp_path_factory):
 def test_unseeded_draws_are_the_spec_seed_s_in_every_run_image_and_child(iris_built, engine, expected, tmp_path):
     _, result = iris_built
     (tmp_path / "draw.py").write_text(DRAW)
+    tmp_path.chmod(0o755)  # readable by the images' non-root user
     vol = {str(tmp_path): {"bind": "/probe", "mode": "ro"}}
     runs = [
         json.loads(engine.run(result.images[role].ref, ["python", "/probe/draw.py"], volumes=vol))

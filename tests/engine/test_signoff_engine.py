@@ -32,10 +32,12 @@ def softmax(X, copy=True):
     return p
 """
 PATCHED_DOCKERFILE = """FROM {image}
+USER root
 COPY patch.py /tmp/patch.py
 RUN f=/opt/venv/lib/python3.11/site-packages/sklearn/linear_model/_logistic.py \\
  && cat /tmp/patch.py >> $f && rm /tmp/patch.py \\
  && /opt/venv/bin/python -m compileall -q -f --invalidation-mode unchecked-hash $f
+USER 10001:10001
 """
 PERTURB = """
 import joblib

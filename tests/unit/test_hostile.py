@@ -114,6 +114,8 @@ SPEC_CASES = [
     ("name-newline", lambda r: spec_with(r, 'name: "tiny\\n"\n', drop=("name",)), RENDER),
     ("python-newline", lambda r: spec_with(r, 'python: "3.11\\n"\n', drop=("python",)), RENDER),
     ("artifacts-newline", lambda r: spec_with(r, 'artifacts: "/artifacts\\n"\n'), RENDER),
+    ("user-newline", lambda r: spec_with(r, 'user: "imagesmith\\nUSER 0"\n'), RENDER),
+    ("user-uid", lambda r: spec_with(r, "user: 0\n"), RENDER),
     ("env-key-newline", lambda r: spec_with(r, 'env: {"OMP\\n": "1"}\n'), RENDER),
     ("signoff-path-newline", lambda r: spec_with(r, 'signoff: {path: "/predict\\n"}\n'), RENDER),
     ("signoff-predict-newline", lambda r: spec_with(r, 'signoff: {predict: "app.main:predict\\n"}\n'), RENDER),

@@ -13,7 +13,7 @@ import pytest
 
 from imagesmith import parity
 from imagesmith.errors import RenderError
-from imagesmith.render import copy_args, dquote, exec_form, render
+from imagesmith.render import copy_args, dquote, exec_form, image_user, render
 from imagesmith.spec import load_spec
 from tests.helpers import fake_lock
 
@@ -42,7 +42,7 @@ def test_targets_share_the_stage_and_differ_only_in_metadata(tiny):
     stages = re.split(r"^FROM ", text, flags=re.M)
     train = next(s for s in stages if s.startswith("shared AS train"))
     serve = next(s for s in stages if s.startswith("shared AS serve"))
-    allowed = ("ARG ", "LABEL ", "EXPOSE ", "ENTRYPOINT ", "CMD ", "      ", "shared AS", "")
+    allowed = ("ARG ", "LABEL ", "EXPOSE ", "USER ", "ENTRYPOINT ", "CMD ", "      ", "shared AS", "")
     for stage in (train, serve):
         for line in stage.splitlines():
             assert line.startswith(allowed), line
@@ -58,11 +58,12 @@ def test_parity_and_manifest_labels_are_the_parity_module_s(tiny):
 
 
 def test_dependencies_come_before_code(tiny):
-    """In the shared stage: system packages, then the locked environment, then preprocessing,
+    """In the shared stage: the images' user, system packages, then the locked environment, then preprocessing,
     then the app code as the last layer."""
     text = render(tiny, fake_lock())
     shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
     markers = (
+        "/etc/passwd",
         "apt-get install",
         "pip --python /opt/venv/bin/python install",
         "/run/imagesmith/preprocessing/",
@@ -128,3 +129,54 @@ def test_layout_names_reach_the_template(tiny):
     assert f"WORKDIR {layout.APP_DIR}" in text and f"{layout.VENV_PYTHON} -m compileall" in text
     for label in (layout.LABEL_PARITY, layout.LABEL_MANIFEST, layout.LABEL_ROLE, layout.LABEL_BASE_NAME):
         assert f"{label}=" in text
+
+
+def test_both_targets_run_as_the_images_non_root_user(tiny):
+    """The default: one user made in the first layer of shared from fixed lines (no useradd, which
+    stamps the day into /etc/shadow), owning its home and the artifacts folder; USER, numeric,
+    the same in both targets; ``image_user`` says what it is."""
+    from imagesmith import layout
+
+    assert image_user(tiny) == f"{layout.IMAGE_UID}:{layout.IMAGE_GID}" == "10001:10001"
+    text = render(tiny, fake_lock())
+    assert re.findall(r"^USER (.*)$", text, flags=re.M) == ["10001:10001", "10001:10001"]
+    shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
+    first = shared.split("\n\n")[1]
+    assert first.startswith("RUN --mount=type=tmpfs,target=/tmp \\\n    touch /tmp/.imagesmith-mark")
+    assert first.endswith("xargs -0r touch -h -d @0")  # file times normalised like every RUN in shared
+    assert "useradd" not in text and "adduser" not in text
+    assert "echo imagesmith:x:10001:10001:imagesmith:/home/imagesmith:/usr/sbin/nologin >> /etc/passwd" in first
+    assert "echo 'imagesmith:!:::::::' >> /etc/shadow" in first
+    assert "chown 10001:10001 /home/imagesmith /artifacts" in first
+    assert "USER" not in shared  # the build steps run as root; only the targets switch
+
+
+def test_user_root_opts_out_and_renders_what_it_did_before(tiny):
+    from dataclasses import replace
+
+    spec = replace(tiny, user="root")
+    assert image_user(spec) == ""
+    text = render(spec, fake_lock())
+    assert "USER" not in text and "/etc/passwd" not in text
+    # exactly the default without the user's layer and the USER lines
+    default = render(tiny, fake_lock())
+    shared = default.index("FROM base AS shared\n\n") + len("FROM base AS shared\n\n")
+    user_layer = default[shared : default.index("\n\n", shared) + 2]
+    assert "/etc/passwd" in user_layer
+
+    # ... apart from what records the config and layer count verify compares (the user is in them)
+    def unrecorded(t: str) -> str:
+        return "\n".join(
+            line for line in t.splitlines() if "io.imagesmith.config=" not in line and '"layers_over_base"' not in line
+        )
+
+    assert unrecorded(default.replace(user_layer, "", 1).replace("USER 10001:10001\n", "")) == unrecorded(text)
+    assert '\\"User\\":\\"10001:10001\\"' in default and '\\"User\\"' not in text
+
+
+def test_the_artifacts_folder_the_user_owns_is_the_spec_s(tiny):
+    from dataclasses import replace
+
+    text = render(replace(tiny, artifacts="/data/model"), fake_lock())
+    assert "mkdir -p /home/imagesmith /data/model" in text
+    assert "chown 10001:10001 /home/imagesmith /data/model" in text

@@ -511,11 +511,19 @@ def test_run_role_mounts_publishes_on_loopback_and_passes_the_image_id(tmp_path)
     assert (image, command) == ("tiny:train", ["python", "x.py"]) and (tmp_path / "artifacts").is_dir()
     assert kw["mounts"] == {str(tmp_path / "artifacts"): "/artifacts"} and kw["ports"] == {}
     assert kw["environment"] == {"A": "1", stamp.DIGEST_ENV: "sha256:" + "1" * 64, stamp.REF_ENV: "tiny:train"}
+    assert kw["user"] == f"{os.getuid()}:{os.getgid()}"  # the caller: what train writes is theirs
 
     run_role(spec, engine, "serve", host_port=18123, allow_mismatch=True)
     _, _, kw = engine.called("run_attached")[-1]
     command = kw.pop("command")
     assert command == [] and kw["ports"] == {8080: 18123} and kw["environment"][stamp.ALLOW_ENV] == "1"
+    assert kw["user"] == f"{os.getuid()}:{os.getgid()}"
+
+    run_role(spec, engine, "train", user="10001:10001")
+    assert engine.called("run_attached")[-1][2]["user"] == "10001:10001"
+    for bad in ("-v", "a b", "1:2:3", "x\n", "--privileged"):
+        with pytest.raises(UsageError, match="is not USER or USER:GROUP"):
+            run_role(spec, engine, "train", user=bad)
 
     with pytest.raises(UsageError, match="not an imagesmith serve image"):
         run_role(spec, engine, "serve", tag="other")

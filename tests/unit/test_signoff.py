@@ -340,3 +340,86 @@ def test_a_spec_without_predict_cannot_sign_off(tmp_path):
     spec = _spec(tmp_path, signoff={})
     with pytest.raises(so.SignoffError, match="names no batch function"):
         so.run_signoff(_Engine("x"), spec, "x:serve", tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# The served container is removed however the run ends
+
+
+class _GoneEngine(FakeEngine):
+    """A served container that exits at once (nothing listens on the port it reports)."""
+
+    def service_exit_code(self, container_id: str) -> int | None:
+        return 1
+
+
+def _serve(engine, tmp_path: Path) -> None:
+    spec = parse_spec(
+        {
+            "name": "x",
+            "python": "3.11",
+            "base": "python:3.11-slim",
+            "requirements": ["six"],
+            "train": {"command": "t"},
+            "serve": {"command": "s", "port": 8000},
+        },
+        tmp_path,
+    )
+    with so._containers(engine) as run_id:
+        so._serve_and_measure(engine, spec, image_info(), tmp_path, [{}], 1, False, {}, lambda *a: None, run_id)
+
+
+def test_a_failed_serve_removes_its_containers(tmp_path):
+    engine = _GoneEngine(default=image_info())
+    with pytest.raises(so.SignoffError, match="exited before it answered"):
+        _serve(engine, tmp_path)
+    run_id = engine.called("start_service")[0][2]["run_id"]
+    assert len(run_id) == 32
+    assert [c[1] for c in engine.called("remove_signoff")] == [run_id]
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit, RuntimeError])
+def test_ctrl_c_or_any_error_during_the_replay_removes_its_containers(tmp_path, monkeypatch, interrupt):
+    def replay(*args, **kwargs):
+        raise interrupt()
+
+    monkeypatch.setattr(so, "replay", replay)
+    engine = FakeEngine(default=image_info())
+    with pytest.raises(interrupt):
+        _serve(engine, tmp_path)
+    assert engine.called("stop_service") == []  # no graceful stop: removed at once, by label
+    run_id = engine.called("start_service")[0][2]["run_id"]
+    assert [c[1] for c in engine.called("remove_signoff")] == [run_id]
+
+
+def test_each_run_has_its_own_label(tmp_path):
+    engine = FakeEngine(default=image_info())
+    with so._containers(engine) as first, so._containers(engine) as second:
+        assert first != second
+    assert {c[1] for c in engine.called("remove_signoff")} == {first, second}
+
+
+def test_files_go_into_one_volume_per_folder(tmp_path):
+    """The model folder and the samples file become two volumes (the folder itself, the file's
+    folder); a path inside another volume's folder goes into that volume; "/" is refused."""
+    from imagesmith.engine.containers import _file_volumes, _volume_roots
+    from imagesmith.errors import EngineError
+
+    model = tmp_path / "model"
+    model.mkdir()
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("[1]\n")
+    files = {str(model): "/artifacts", str(samples): "/run/imagesmith-signoff/samples.jsonl"}
+    assert _volume_roots(files) == {
+        "/artifacts": [(str(model), ".")],
+        "/run/imagesmith-signoff": [(str(samples), "samples.jsonl")],
+    }
+    mounts = _file_volumes(files)
+    assert [(m["Target"], m["Type"], m["Source"], m["VolumeOptions"]) for m in mounts] == [
+        ("/artifacts", "volume", None, {"NoCopy": True}),
+        ("/run/imagesmith-signoff", "volume", None, {"NoCopy": True}),
+    ]
+    nested = {str(model): "/data", str(samples): "/data/in/samples.jsonl"}
+    assert _volume_roots(nested) == {"/data": [(str(model), "."), (str(samples), "in/samples.jsonl")]}
+    with pytest.raises(EngineError, match="root folder"):
+        _volume_roots({str(samples): "/samples.jsonl"})

@@ -52,6 +52,17 @@ def test_valid_spec_defaults(root):
     assert spec.train.command == ("python", "app.py", "train")
     assert spec.artifacts == "/artifacts"
     assert spec.seed == 0
+    assert spec.user == "imagesmith"
+
+
+def test_user_is_imagesmith_or_root(root):
+    assert parse_spec({**VALID, "user": "root"}, root).user == "root"
+    assert parse_spec({**VALID, "user": "imagesmith"}, root).user == "imagesmith"
+    for value in ("0", 0, "10001:10001", "imagesmith\nUSER 0", ["root"], None, "Root"):
+        found = problems({**VALID, "user": value}, root)
+        assert len(found) == 1 and found[0].startswith(
+            "user: expected imagesmith (the default: a non-root user, uid 10001) or root"
+        )
 
 
 def test_unknown_key_suggests_closest(root):
@@ -150,6 +161,7 @@ def test_missing_file_is_named(root):
         ("system_packages", ["curl && rm -rf /"]),
         ("train", {"command": ["python", "a\nRUN x"]}),
         ("artifacts", "relative/path"),
+        ("user", "imagesmith\nUSER 0"),
     ],
 )
 def test_values_that_could_inject_instructions_are_refused(root, key, value):
