@@ -122,8 +122,12 @@ def drifted(tiny, engine, base_image, tmp_path_factory):
         elif body == "relabelled":
             text = _relabelled_dockerfile(engine, f"{BUILT}:serve")
         elif body == "relayered":  # edits /app, then restates the label it inherited
-            label = engine.image(f"{BUILT}:serve").labels["io.imagesmith.parity"]
-            text = f"FROM {BUILT}:serve\nRUN echo '# edited' >> /app/app/prep.py\nLABEL io.imagesmith.parity={label}\n"
+            built = engine.image(f"{BUILT}:serve")
+            label, user = built.labels["io.imagesmith.parity"], built.config.get("User") or "root"
+            text = (
+                f"FROM {BUILT}:serve\nUSER root\nRUN echo '# edited' >> /app/app/prep.py\nUSER {user}\n"
+                f"LABEL io.imagesmith.parity={label}\n"
+            )
         elif body == "otherbase":
             stage = f"FROM {base_image} AS other\nRUN rm -rf /usr/share/doc/*\nFROM scratch\nCOPY --from=other / /"
             text = _image_dockerfile(engine, f"{BUILT}:serve", stage)
