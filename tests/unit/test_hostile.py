@@ -116,6 +116,15 @@ SPEC_CASES = [
     ("artifacts-newline", lambda r: spec_with(r, 'artifacts: "/artifacts\\n"\n'), RENDER),
     ("user-newline", lambda r: spec_with(r, 'user: "imagesmith\\nUSER 0"\n'), RENDER),
     ("user-uid", lambda r: spec_with(r, "user: 0\n"), RENDER),
+    # the project's own lock and groups (issue 14)
+    ("uv-lock-missing", lambda r: spec_with(r, "requirements: {uv_lock: true}\n", drop=("requirements",)), RENDER),
+    ("uv-lock-not-bool", lambda r: spec_with(r, "requirements: {uv_lock: 'yes'}\n", drop=("requirements",)), RENDER),
+    (
+        "group-injection",
+        lambda r: spec_with(r, "requirements: {pyproject: true, groups: ['dev\nRUN id']}\n", drop=("requirements",)),
+        RENDER,
+    ),
+    ("no-requirements-anywhere", lambda r: spec_with(r, "", drop=("requirements",)), RENDER),
     ("env-key-newline", lambda r: spec_with(r, 'env: {"OMP\\n": "1"}\n'), RENDER),
     ("signoff-path-newline", lambda r: spec_with(r, 'signoff: {path: "/predict\\n"}\n'), RENDER),
     ("signoff-predict-newline", lambda r: spec_with(r, 'signoff: {predict: "app.main:predict\\n"}\n'), RENDER),
