@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -68,8 +69,24 @@ class SecondEngine:
         shutil.rmtree(self.run, ignore_errors=True)
 
 
+def _remove_stale_bridges(index: int) -> None:
+    """Bridges this helper made for ``index`` in a test process that is gone (killed before its
+    teardown): the same subnet on two bridges sends the traffic for the new engine's containers
+    to the dead one. Only bridges named as this helper names them (``isb<PID>x<INDEX>``) whose
+    process no longer runs are removed."""
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    for name in sorted(set(re.findall(r"\b(isb(\d+)x(\d+))\b", links))):
+        bridge, pid, idx = name
+        if int(idx) != index or int(pid) == os.getpid() % 100000:
+            continue
+        if any(int(p) % 100000 == int(pid) for p in os.listdir("/proc") if p.isdigit()):
+            continue  # its process (or one with the same short PID) still runs: leave it
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
+
+
 def start_second_engine(index: int = 1, *, timeout: float = 60.0) -> SecondEngine:
     """Start an empty engine; ``index`` (1-200) picks its bridge subnet 172.30.INDEX.0/24."""
+    _remove_stale_bridges(index)
     root = Path(tempfile.mkdtemp(prefix="imagesmith-engine-", dir="/var/tmp"))
     run = Path(tempfile.mkdtemp(prefix="ise-", dir="/run"))
     bridge = f"isb{os.getpid() % 100000}x{index}"[:15]

@@ -73,7 +73,12 @@ def test_train_then_serve_one_prediction(uvproj, engine, tmp_path):
     proc = cli("run", "train", "--tag", TAG, "--artifacts", str(artifacts), cwd=spec.root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((artifacts / "model.json").read_text()) == {"six": "1.16.0"}
-    cid, host, port = engine.start_service(result.images["serve"].ref, port=8000, mounts={str(artifacts): "/artifacts"})
+    import uuid
+
+    run_id = uuid.uuid4().hex
+    cid, host, port = engine.start_service(
+        result.images["serve"].ref, port=8000, mounts={str(artifacts): "/artifacts"}, run_id=run_id
+    )
     try:
         answer = None
         for _ in range(50):
@@ -88,6 +93,7 @@ def test_train_then_serve_one_prediction(uvproj, engine, tmp_path):
         assert answer == {"model": {"six": "1.16.0"}, "serving": "1.16.0"}
     finally:
         engine.stop_service(cid)
+        engine.remove_signoff(run_id)
 
 
 # --- dynamic dependencies: read by the build backend in a container of the base ----------------

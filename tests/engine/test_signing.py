@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from imagesmith.layout import IMAGE_GID, IMAGE_UID
 from imagesmith.record import PARITY_PREDICATE, SIGNOFF_PREDICATE
 from imagesmith.run import run_role
 from imagesmith.runtime.stamp import STAMP_FILE
@@ -34,6 +35,7 @@ from tests.conftest import BASE_IMAGE
 from tests.helpers import cli
 
 pytestmark = pytest.mark.engine
+IMAGE_USER = f"{IMAGE_UID}:{IMAGE_GID}"  # the USER line of both images (children switch back to it)
 
 PASSWORD = "imagesmith-test-password"
 TAG = "imagesmith-test/sign-iris"
@@ -245,7 +247,7 @@ def test_a_relabelled_child_with_a_changed_layer_is_refused(signed, tmp_path):
     s = signed
     parity_label = _parent_record(s)["parity"]
     child = _push_child(
-        f"FROM {s['refs']['serve']}\nRUN echo '# changed' >> /app/app/server.py\n"
+        f"FROM {s['refs']['serve']}\nUSER root\nRUN echo '# changed' >> /app/app/server.py\nUSER {IMAGE_USER}\n"
         f'LABEL io.imagesmith.parity="{parity_label}"\n',
         f"{s['repo']}:child-relabelled",
         tmp_path,
@@ -261,8 +263,9 @@ def test_a_relabelled_child_with_a_changed_layer_is_refused(signed, tmp_path):
 def test_a_replaced_interpreter_is_refused(signed, tmp_path):
     s = signed
     child = _push_child(
-        f"FROM {s['refs']['serve']}\nRUN rm /opt/venv/bin/python && printf '#!/bin/sh\\nexec /usr/bin/python3 \"$@\"\\n' "
-        "> /opt/venv/bin/python && chmod +x /opt/venv/bin/python\n",
+        f"FROM {s['refs']['serve']}\nUSER root\n"
+        "RUN rm /opt/venv/bin/python && printf '#!/bin/sh\\nexec /usr/bin/python3 \"$@\"\\n' "
+        f"> /opt/venv/bin/python && chmod +x /opt/venv/bin/python\nUSER {IMAGE_USER}\n",
         f"{s['repo']}:child-python",
         tmp_path,
     )
