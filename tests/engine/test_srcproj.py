@@ -135,3 +135,13 @@ def test_code_edit_rebuilds_only_the_last_layer(srcproj, tmp_path, engine, base_
         assert len(old) == len(new)
         assert old[:-1] == new[:-1] and old[-1] != new[-1], role
     assert _python(engine, after.images["serve"].ref, "import srcproj; print(srcproj.OFFSET)") == "1.0"
+
+
+def test_online_install_builds_the_same_layers(srcproj, tmp_path, engine, base_image):
+    """--install online: the wheel-download stage fetches the backend's pinned wheels too."""
+    root, result = srcproj
+    other = Path(shutil.copytree(root, tmp_path / "online"))
+    online = build_project(
+        load_spec(other), engine, BuildOptions(base=base_image, tag=f"{TAG}-online", install="online")
+    )
+    assert engine.image(online.images["serve"].ref).layers == engine.image(result["images"]["serve"]["ref"]).layers
