@@ -145,3 +145,37 @@ def test_online_install_builds_the_same_layers(srcproj, tmp_path, engine, base_i
         load_spec(other), engine, BuildOptions(base=base_image, tag=f"{TAG}-online", install="online")
     )
     assert engine.image(online.images["serve"].ref).layers == engine.image(result["images"]["serve"]["ref"]).layers
+
+
+def test_a_flat_layout_with_another_backend(srcproj, tmp_path, engine, base_image):
+    """The same code in the flat layout, built by hatchling (whose own dependencies are pinned
+    too): `python -m srcproj.train` and its package data work in the image, and verify passes."""
+    root, _ = srcproj
+    flat = Path(
+        shutil.copytree(root, tmp_path / "flat", ignore=shutil.ignore_patterns("imagesmith.lock", "requirements.lock"))
+    )
+    shutil.move(flat / "src" / "srcproj", flat / "srcproj")
+    (flat / "src").rmdir()
+    text = (flat / "pyproject.toml").read_text()
+    text = text.replace('requires = ["setuptools>=68"]', 'requires = ["hatchling"]')
+    text = text.replace('"setuptools.build_meta"', '"hatchling.build"')
+    text = text.replace(
+        'train = { command = ["srcproj-train"] }', 'train = { command = ["python", "-m", "srcproj.train"] }'
+    )
+    (flat / "pyproject.toml").write_text(text)
+    spec = load_spec(flat)
+    assert spec.project is not None and spec.project.backend == "hatchling.build"
+    assert spec.train.command == ("python", "-m", "srcproj.train")
+    result = build_project(spec, engine, BuildOptions(base=base_image, tag=f"{TAG}-flat"))
+    backend = {p["name"] for p in json.loads((flat / "imagesmith.lock").read_text())["build_system"]}
+    assert "hatchling" in backend and len(backend) > 1  # with its own dependencies, each hashed
+    code = "import srcproj, json; print(json.dumps([srcproj.__file__, srcproj.weights()]))"
+    found = json.loads(_python(engine, result.images["train"].ref, code))
+    assert found == ["/opt/venv/lib/python3.11/site-packages/srcproj/__init__.py", [0.5, 2.0, -1.0]]
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    proc = cli("run", "train", "--tag", f"{TAG}-flat", "--artifacts", str(artifacts), cwd=flat)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((artifacts / "model.json").read_text())["weights"] == [1.0, 4.0, -2.0]
+    proc = cli("verify", result.images["serve"].ref, "--lock", str(flat / "imagesmith.lock"), cwd=flat)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
