@@ -686,7 +686,15 @@ def _parse_install_project(value: Any, root: Path, p: _Problems) -> ProjectPacka
         if value is True:
             p.add("install_project", f"true, but {PYPROJECT} has no {', no '.join(missing)}")
         return None
-    checked = _checked_requirements(list(found.requires), "install_project ([build-system].requires)", p)
+    from packaging.requirements import Requirement
+
+    key = "install_project ([build-system].requires)"
+    checked = _checked_requirements(list(found.requires), key, p)
+    for item in checked:
+        if Requirement(item).url:
+            p.add(
+                key, f"{show(item)} is a URL or path requirement: the backend is installed from hashed index files only"
+            )
     return ProjectPackage(found.name, tuple(checked), found.backend)
 
 

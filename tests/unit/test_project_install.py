@@ -85,6 +85,14 @@ def test_install_project_takes_auto_true_or_false(srcproj):
     assert "install_project" in str(err.value)  # did you mean
 
 
+def test_a_url_backend_requirement_is_refused(srcproj):
+    text = (srcproj / "pyproject.toml").read_text().replace('["setuptools>=68"]', '["setuptools @ file:///etc/x.whl"]')
+    (srcproj / "pyproject.toml").write_text(text)
+    with pytest.raises(SpecError) as err:
+        parse_spec(dict(SPEC), srcproj)
+    assert "URL or path requirement" in str(err.value)
+
+
 def test_an_invalid_backend_requirement_is_refused(srcproj):
     text = (srcproj / "pyproject.toml").read_text().replace('["setuptools>=68"]', '["setuptools >=> 68"]')
     (srcproj / "pyproject.toml").write_text(text)
