@@ -179,3 +179,14 @@ def test_a_flat_layout_with_another_backend(srcproj, tmp_path, engine, base_imag
     assert json.loads((artifacts / "model.json").read_text())["weights"] == [1.0, 4.0, -2.0]
     proc = cli("verify", result.images["serve"].ref, "--lock", str(flat / "imagesmith.lock"), cwd=flat)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_backend_failure_is_named_after_install_project(srcproj, tmp_path, base_image):
+    root, _ = srcproj
+    broken = Path(shutil.copytree(root, tmp_path / "broken"))
+    (broken / "pyproject.toml").write_text(
+        (broken / "pyproject.toml").read_text() + '\n[tool.setuptools]\npackages = ["no_such_package"]\n'
+    )
+    proc = cli("build", "--base", base_image, "--tag", f"{TAG}-broken", cwd=broken)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "failed at install_project (srcproj: building its wheel failed)" in proc.stderr, proc.stderr

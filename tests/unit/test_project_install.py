@@ -251,3 +251,19 @@ def test_verify_leaves_the_project_distribution_out():
     )
     assert compare(claim_view(m, "the manifest"), named) == []
     assert project_name({"project": "srcproj"}) is None and project_name(None) is None
+
+
+# --- a failing build names the project ----------------------------------------------------------
+
+
+def test_a_failing_project_step_is_named_after_install_project(srcproj):
+    from imagesmith.build import describe_failure
+
+    describe = describe_failure(parse_spec(dict(SPEC), srcproj))
+    text = render(parse_spec(dict(SPEC), srcproj), _project_lock())
+    build = text[text.index("FROM base AS project-build") : text.index("FROM scratch AS project\n")]
+    run = " ".join(build[build.index("RUN ") :].split())
+    log = f'ERROR: failed to solve: process "/bin/sh -c {run}" did not complete successfully: exit code: 2'
+    assert describe(log) == ("install_project (srcproj: building its wheel failed)", True)
+    log = log.replace(".project build ", ".project install ")
+    assert describe(log) == ("install_project (srcproj: installing its wheel failed)", True)
