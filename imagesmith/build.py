@@ -107,6 +107,15 @@ def describe_failure(spec: Spec) -> Callable[[str], tuple[str, bool]]:
             pkgs = re.findall(r"Unable to locate package (\S+)|E: Version '([^']+)' for '([^']+)'", log)
             named = ", ".join(sorted({p[0] or p[2] for p in pkgs})) if pkgs else ", ".join(spec.system_packages)
             return f"system_packages ({named})", True
+        if spec.project is not None and ".project build " in failing:
+            if "THESE PACKAGES DO NOT MATCH THE HASHES" in log:
+                return (
+                    f"install_project ({spec.project.name}: a build backend wheel does not match its locked hash)",
+                    True,
+                )
+            return f"install_project ({spec.project.name}: building its wheel failed)", True
+        if spec.project is not None and ".project install " in failing:
+            return f"install_project ({spec.project.name}: installing its wheel failed)", True
         if "pip" in failing:
             m = re.search(r"(?:for|of|match) (?:the )?(?:package |requirement )?([A-Za-z0-9_.-]+==[^\s:]+)", log)
             dist = m.group(1) if m else "one of the locked distributions"

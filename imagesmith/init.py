@@ -11,6 +11,10 @@ What it looks at:
   ``requirements.txt`` (or ``.in``), else ``[project].dependencies`` (static or dynamic);
 - code: top-level modules and packages (``src/`` packages too), minus tests, docs and
   virtualenvs; a ``preprocessing``/``features`` package becomes ``preprocessing:``;
+- an installable project (``[project]`` and ``[build-system]`` with a ``build-backend``): it is
+  built into a wheel and installed into both images, so its code is not copied as ``source``
+  too (an edit must rebuild one layer); ``[project.scripts]`` named ``*train*``/``*serve*``
+  become the train and serve commands;
 - train: ``train.py``, else ``PKG/train.py`` (``python -m PKG.train``);
 - serve: a FastAPI or Flask app object (served with uvicorn or gunicorn), else ``serve.py``;
 - artifacts: ``/artifacts`` (the folder both images mount).
@@ -26,7 +30,7 @@ from typing import Callable
 
 from .errors import SpecError, UsageError
 from .fsutil import atomic_write
-from .spec import LOCK_SOURCES, PYPROJECT, SPEC_FILE, parse_spec
+from .spec import LOCK_SOURCES, PYPROJECT, SPEC_FILE, parse_spec, project_package
 
 SKIP_DIRS = {
     "tests",
@@ -190,19 +194,45 @@ def propose(root: Path) -> Proposal:
             )
 
     source, prep, layout = _code(root)
+    package, _ = project_package(pyproject)
+    installable = package is not None
+    scripts_found = project.get("scripts")
+    scripts: dict = scripts_found if isinstance(scripts_found, dict) and installable else {}
+    if installable:
+        source = []  # its code reaches the images as its wheel (install_project: auto)
+        notes.append(
+            f"{layout} layout, installable ({package.backend if package else ''}): the project is built into a wheel "
+            "and installed into both images (set install_project: false to copy it as source instead)"
+        )
     if prep:
         values["preprocessing"] = prep
         why["preprocessing"] = "code both training and serving import; its content is in the parity"
     if source:
         values["source"] = source
         why["source"] = f"{layout} layout: the project's modules and packages (the last, small layer)"
-    if layout == "src":
-        notes.append("src layout: the code is copied to /app/src; set PYTHONPATH in env: or install the project")
+    if layout == "src" and not installable:
+        notes.append(
+            "src layout without a build backend: the code is copied to /app/src; set PYTHONPATH in env:, "
+            "or add [build-system] so imagesmith installs the project"
+        )
 
     files = [root / s for s in source if s.endswith(".py")]
     files += sorted(p for s in source + prep if s.endswith("/") for p in (root / s).rglob("*.py"))
+    if installable:  # its modules, for a FastAPI/Flask app or train.py
+        code_root = root / "src" if layout == "src" else root
+        files += sorted(p for p in code_root.rglob("*.py") if not set(p.relative_to(root).parts) & SKIP_DIRS)
+    script = {
+        role: next((n for n in sorted(scripts) if role in n and isinstance(n, str)), None)
+        for role in ("train", "serve")
+    }
     train = next((f for f in files if f.name == "train.py"), None)
-    if train is not None and train.parent in (root, root / "src"):
+    if script["train"]:
+        values["train"] = {"command": [script["train"]]}
+        why["train"] = f"the console script {script['train']} ([project.scripts])"
+    elif train is not None and installable:
+        values["train"] = {"command": ["python", "-m", _module(root, train)]}
+        why["train"] = f"found {train.relative_to(root)} (installed with the project)"
+    elif train is not None and train.parent in (root, root / "src"):
         values["train"] = {"command": ["python", train.relative_to(root).as_posix()]}
         why["train"] = f"found {train.relative_to(root)}"
     elif train is not None:
@@ -213,7 +243,11 @@ def propose(root: Path) -> Proposal:
         why["train"] = "no train.py found: replace with your training command"
         notes.append("no training script found: edit train.command")
     serve = _serve(root, files, requirements_text)
-    if serve is not None:
+    if script["serve"]:
+        values["serve"] = {"command": [script["serve"]], "port": 8000}
+        why["serve"] = f"the console script {script['serve']} ([project.scripts]; port guessed)"
+        notes.append("serve.port is a guess: check it")
+    elif serve is not None:
         values["serve"] = {"command": serve[0], "port": serve[1]}
         why["serve"] = serve[2]
     else:

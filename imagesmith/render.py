@@ -107,6 +107,7 @@ def image_facts(spec: Spec, lock: Lock) -> dict:
         "parity": parity.digest(manifest),
         "preprocessing": {"name": preprocessing.distribution_name(spec.name), "version": version} if version else None,
         "seed": lock.seed,
+        **({"project": {"name": spec.project.name}} if spec.project else {}),
     }
 
 
@@ -123,7 +124,13 @@ def layers_over_base(spec: Spec, lock: Lock) -> int:
     """How many filesystem layers the Dockerfile puts on the base: one per RUN, COPY and WORKDIR
     of the ``shared`` stage (BuildKit writes a layer for WORKDIR too). Keep in step with the
     template; tests/engine checks it on real images."""
-    return (1 if image_user(spec) else 0) + (1 if lock.system_packages else 0) + 3 + (1 if spec.source else 0)
+    return (
+        (1 if image_user(spec) else 0)
+        + (1 if lock.system_packages else 0)
+        + 3
+        + (1 if spec.source else 0)
+        + (1 if spec.project else 0)
+    )
 
 
 def implied_config(spec: Spec, lock: Lock, role: str) -> dict:
@@ -219,6 +226,29 @@ def preprocessing_context(spec: Spec, lock: Lock) -> dict | None:
         ],
         "wheel": preprocessing.wheel_filename(name, version),
         "compile": " ".join(shlex.quote(f"{site}/{top}") for top in preprocessing.top_level(spec.preprocessing)),
+    }
+
+
+PROJECT_FACTS = "imagesmith_project.json"  # beside the image facts: what project wheel was installed
+BUILD_SYSTEM_LOCK = "build-system.lock"
+
+
+def project_context(spec: Spec, lock: Lock) -> dict | None:
+    """What the template needs to build the project's own wheel and install it (None: the spec
+    does not install the project). The build backend's pins reach the build as a heredoc data
+    file made from the lock."""
+    if spec.project is None:
+        return None
+    if not lock.build_system:
+        raise RenderError(
+            f"the spec installs the project {spec.project.name}, but the lock pins no build backend for it",
+            hint="run `imagesmith lock` to update it",
+        )
+    return {
+        "name": spec.project.name,
+        "lock_name": BUILD_SYSTEM_LOCK,
+        "backend": heredoc_file(f"/{BUILD_SYSTEM_LOCK}", lock.build_system_text(), "build_system"),
+        "facts_name": PROJECT_FACTS,
     }
 
 
@@ -361,6 +391,7 @@ def render(spec: Spec, lock: Lock) -> str:
         "runtime": runtime_context(lock),
         "image_facts": image_facts_file(spec, lock),
         "preprocessing": preprocessing_context(spec, lock),
+        "project": project_context(spec, lock),
         "source": list(spec.source),
         "env": sorted(image_env(lock).items()),
         "targets": targets,

@@ -77,6 +77,17 @@ class Requirements:
 
 
 @dataclass(frozen=True)
+class ProjectPackage:
+    """The project itself, to be built into a wheel and installed into both images (spec
+    ``install_project``): ``[project].name`` (canonical), ``[build-system].requires`` and its
+    ``build-backend``, from pyproject.toml."""
+
+    name: str
+    requires: tuple[str, ...]
+    backend: str
+
+
+@dataclass(frozen=True)
 class Target:
     command: tuple[str, ...]
     port: int | None = None
@@ -121,6 +132,7 @@ class Spec:
     # and no other distribution comes from it (see lock/indexes.py)
     package_indexes: tuple[tuple[str, str], ...] = ()
     user: str = IMAGE_USER  # one of USERS; render.image_user says what USER the Dockerfile sets
+    project: ProjectPackage | None = None  # the project's own wheel goes into the images (install_project)
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -480,6 +492,7 @@ TOP_KEYS = (
     "extra_index_urls",
     "package_indexes",
     "user",
+    "install_project",
 )
 TRAIN_KEYS = ("command",)
 SERVE_KEYS = ("command", "port", "latency_budget_ms")
@@ -609,6 +622,8 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         )
         user = IMAGE_USER
 
+    project = _parse_install_project(data.get("install_project", "auto"), root, p)
+
     if p.items:
         hint = f'fix {origin}; every key is described in the README ("A project")'
         if p.secret:
@@ -643,7 +658,69 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         extra_index_urls=extra_index_urls,
         package_indexes=package_indexes,
         user=user,
+        project=project,
     )
+
+
+INSTALL_PROJECT = ("auto", True, False)
+
+
+def _parse_install_project(value: Any, root: Path, p: _Problems) -> ProjectPackage | None:
+    """``install_project``: ``auto`` (the default) installs the project when pyproject.toml has
+    ``[project]`` with a static name and ``[build-system]`` with a ``build-backend``; ``true``
+    requires that (and says what is missing); ``false`` never installs it."""
+    if value not in INSTALL_PROJECT or not isinstance(value, (bool, str)):
+        p.add("install_project", f"expected auto, true or false, got {show(value)}")
+        return None
+    if value is False:
+        return None
+    pyproject = root / PYPROJECT
+    data: dict = {}
+    if pyproject.is_file() and not pyproject.is_symlink():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            data = {}
+    found, missing = project_package(data)
+    if found is None:
+        if value is True:
+            p.add("install_project", f"true, but {PYPROJECT} has no {', no '.join(missing)}")
+        return None
+    from packaging.requirements import Requirement
+
+    key = "install_project ([build-system].requires)"
+    checked = _checked_requirements(list(found.requires), key, p)
+    for item in checked:
+        if Requirement(item).url:
+            p.add(
+                key, f"{show(item)} is a URL or path requirement: the backend is installed from hashed index files only"
+            )
+    return ProjectPackage(found.name, tuple(checked), found.backend)
+
+
+def project_package(pyproject: dict) -> tuple[ProjectPackage | None, list[str]]:
+    """The installable project a parsed pyproject.toml describes, or None and what it lacks:
+    ``[project]`` with a static ``name``, ``[build-system]`` with a ``build-backend`` and a
+    non-empty ``requires`` list. Pure (``imagesmith init`` asks the same question)."""
+    from packaging.utils import canonicalize_name
+
+    project, system = pyproject.get("project"), pyproject.get("build-system")
+    missing = []
+    name = project.get("name") if isinstance(project, dict) else None
+    if not isinstance(project, dict):
+        missing.append("a [project] table")
+    elif not (isinstance(name, str) and NAME_GROUP_RE.fullmatch(name)):
+        missing.append("a static [project].name")
+    backend = system.get("build-backend") if isinstance(system, dict) else None
+    requires = system.get("requires") if isinstance(system, dict) else None
+    if not (isinstance(backend, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:]{0,200}", backend)):
+        missing.append("[build-system].build-backend")
+    if not (isinstance(requires, list) and requires and all(isinstance(r, str) for r in requires)):
+        missing.append("[build-system].requires")
+    if missing:
+        return None, missing
+    assert isinstance(name, str) and isinstance(backend, str) and isinstance(requires, list)
+    return ProjectPackage(canonicalize_name(name), tuple(requires), backend), []
 
 
 def env_problem(key: Any, value: Any) -> str | None:

@@ -663,11 +663,26 @@ def runtime_version() -> str:
     return runtime_wheel.build().version
 
 
+def project_name(image_facts: dict | None) -> str | None:
+    """The project's own distribution, installed from its wheel (``install_project``), as the
+    image-facts file names it: code like ``/app``, so not one of the locked distributions."""
+    project = (image_facts or {}).get("project")
+    name = project.get("name") if isinstance(project, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def image_view(
-    source: Source, info: ImageInfo, facts: dict | None, base: BaseCheck, *, code_only: bool = False
+    source: Source,
+    info: ImageInfo,
+    facts: dict | None,
+    base: BaseCheck,
+    *,
+    code_only: bool = False,
+    project: str | None = None,
 ) -> View:
     """What the image really has, in manifest terms (``facts`` None: labels only, so everything
-    inside the image is taken from its label and only the config is observed)."""
+    inside the image is taken from its label and only the config is observed). ``project``: the
+    project's own distribution (``project_name``), left out like the preprocessing wheel."""
     claim = source.manifest
     assert claim is not None
     view = claim_view(claim, source.name, "image" if facts else "label", info.id)
@@ -699,6 +714,8 @@ def image_view(
     for name, d in facts["distributions"].items():
         if name in pre_owners and name not in claimed:
             continue  # the preprocessing wheel: its files are the preprocessing group's
+        if name == project and name not in claimed:
+            continue  # the project's own wheel: its code, like /app (not in the parity)
         modified = (
             tuple(d["mismatched"])
             + tuple(f"{p} (missing)" for p in d["missing"])
@@ -768,14 +785,17 @@ def load_view(
         facts = run_probe(engine, local_image(engine, source, notes), preprocessing=preprocessing, detail=detail)
         if "start_error" in facts:
             notes.append(f"{source.name}: no Python environment to look into ({facts['start_error']})")
+    project = None
     if info.source != "registry":
-        added = layers_added(info, base, read_outside(engine, info.id, source.manifest).facts)
+        image_facts = read_outside(engine, info.id, source.manifest).facts
+        project = project_name(image_facts)
+        added = layers_added(info, base, image_facts)
         if added:
             notes.append(
                 f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} more than imagesmith's "
                 "Dockerfile makes (a child image)"
             )
-    return image_view(source, info, facts, base)
+    return image_view(source, info, facts, base, project=project)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -841,7 +861,7 @@ def verify_image(
         facts = run_probe(engine, local, preprocessing=tuple(manifest["preprocessing"]))
         report.notes.append(PROBE_NOTE)
     claimed = claim_view(manifest, "the manifest")
-    observed = image_view(source, info, facts, base, code_only=True)
+    observed = image_view(source, info, facts, base, code_only=True, project=project_name(outside.facts))
     observed.name = "the image"
     changes = compare(claimed, observed)
     if facts is not None and "start_error" in facts:

@@ -86,17 +86,18 @@ class WheelCache:
         return best or sdist
 
     def wheelhouse(self, lock: Lock, progress=lambda msg: None) -> Path:
-        """A folder holding exactly one wheel per locked distribution for the lock's target,
+        """A folder holding exactly one wheel per locked distribution (and build-backend pin) for the lock's target,
         downloading what the cache lacks. The folder's path depends only on its contents."""
         ranking = {t: i for i, t in enumerate(target_tags(lock.python, lock.platform))}
-        chosen: dict[str, Path] = {}
+        chosen: dict[tuple[str, str], Path] = {}
         missing: list[Pin] = []
-        for pin in lock.packages:
+        # the build backend's wheels too (the project-build stage installs them from here)
+        for pin in dict.fromkeys((*lock.packages, *lock.build_system)):
             best = self._best(pin, ranking)
             if best is None:
                 missing.append(pin)
             else:
-                chosen[pin.name] = best
+                chosen[(pin.name, pin.version)] = best
         if missing:
             progress(f"downloading {len(missing)} wheel(s) for Python {lock.python} on {lock.platform}")
             self._download(missing, lock, progress)
@@ -107,7 +108,7 @@ class WheelCache:
                         f"no wheel or sdist of {pin.name}=={pin.version} with a locked hash fits Python {lock.python} on {lock.platform}",
                         hint="pin a version that publishes files for this target, or re-lock",
                     )
-                chosen[pin.name] = best
+                chosen[(pin.name, pin.version)] = best
         key = hashlib.sha256("\n".join(sorted(p.parent.name for p in chosen.values())).encode()).hexdigest()[:24]
         house = self.root / "wheelhouses" / key
         if not house.is_dir():
