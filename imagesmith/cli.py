@@ -197,6 +197,9 @@ def lock(
     upgrade_base: bool = typer.Option(
         False, "--upgrade-base", help="Pin the base image again (what its tag names now)."
     ),
+    pylock: bool = typer.Option(
+        False, "--pylock", help="Also write pylock.toml (PEP 751) with exactly these pins, for tools that read it."
+    ),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
@@ -234,6 +237,13 @@ def lock(
         replace_invalid=True,
         progress=_progress(),
     )
+    if pylock:
+        from .lock.existing import PYLOCK, write_pylock
+
+        if spec.requirements.lock == "pylock":
+            raise UsageError(f"{PYLOCK} is this project's own lock: imagesmith reads it, it does not write it")
+        write_pylock(result.lock, spec.root / PYLOCK)
+        _say(f"wrote {PYLOCK} ({len(result.lock.packages)} distributions)")
     if as_json:
         _emit_json(
             {

@@ -7,8 +7,8 @@ checks the text with the real parser and writes it atomically, never over an exi
 What it looks at:
 - name: ``[project].name``, else the folder's name;
 - python: ``.python-version``, else the newest 3.x that ``requires-python`` allows, else 3.11;
-- requirements: the project's lock (uv.lock, pylock.toml, poetry.lock) when it has one, else
-  ``requirements.txt`` (or ``.in``), else ``[project].dependencies`` (static or dynamic);
+- requirements: the project's lock (uv.lock, pylock.toml, poetry.lock) when it has one, else its
+  declared ``[project]`` dependencies (static or dynamic), else ``requirements.txt`` (or ``.in``);
 - code: top-level modules and packages (``src/`` packages too), minus tests, docs and
   virtualenvs; a ``preprocessing``/``features`` package becomes ``preprocessing:``;
 - an installable project (``[project]`` and ``[build-system]`` with a ``build-backend``): it is
@@ -169,15 +169,17 @@ def propose(root: Path) -> Proposal:
     project_lock = next(
         (key for key, name in LOCK_SOURCES.items() if project and (root / name).is_file()), None
     )  # the project's own lock is the source of truth
-    for candidate in ("requirements.txt", "requirements.in") if project_lock is None else ():
+    found_dynamic = project.get("dynamic")
+    dynamic: list = found_dynamic if isinstance(found_dynamic, list) else []
+    declared = isinstance(project.get("dependencies"), list) or "dependencies" in dynamic
+    # the project's own lock, else its declared dependencies (pyproject-native), else a requirements file
+    for candidate in ("requirements.txt", "requirements.in") if project_lock is None and not declared else ():
         if (root / candidate).is_file():
             values["requirements"] = candidate
             why["requirements"] = f"found {candidate}"
             requirements_text = (root / candidate).read_text(encoding="utf-8", errors="replace").lower()
             break
     else:
-        found_dynamic = project.get("dynamic")
-        dynamic: list = found_dynamic if isinstance(found_dynamic, list) else []
         if project_lock is not None:
             values["requirements"] = {project_lock: True}
             why["requirements"] = f"{LOCK_SOURCES[project_lock]}: its pins, exactly (the lock is the source of truth)"
@@ -243,6 +245,9 @@ def propose(root: Path) -> Proposal:
         why["train"] = "no train.py found: replace with your training command"
         notes.append("no training script found: edit train.command")
     serve = _serve(root, files, requirements_text)
+    if serve is not None and installable and serve[0][:1] == ["python"] and serve[0][1].endswith(".py"):
+        module = _module(root, root / serve[0][1])  # installed with the project: no file in /app to run
+        serve = (["python", "-m", module], serve[1], f"{serve[0][1]}, installed with the project (port guessed)")
     if script["serve"]:
         values["serve"] = {"command": [script["serve"]], "port": 8000}
         why["serve"] = f"the console script {script['serve']} ([project.scripts]; port guessed)"

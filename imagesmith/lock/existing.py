@@ -265,3 +265,61 @@ def group_requirements(pyproject: Path, groups: tuple[str, ...]) -> list[str]:
     for group in groups:
         add(group, ())
     return out
+
+
+def write_pylock(lock, dest: Path) -> None:
+    """Write ``dest`` (a PEP 751 ``pylock.toml``) with exactly the lock's pins, for tools that read
+    the standard: uv turns the hashed ``requirements.lock`` into it, asking the spec's indexes for
+    the files' URLs (uv's own default index otherwise). Refused when the result pins another
+    version or none of the locked hashes (the file would then not be the lock)."""
+    import tempfile
+
+    from ..credentials import index_args, index_netrc, secret_file
+    from ..fsutil import atomic_write
+    from ..platforms import RESOLVER_PLATFORMS
+    from .resolvers import render_requirements_lock
+
+    if lock.package_indexes:
+        raise LockError(
+            "pylock.toml is not written for a lock with package_indexes",
+            hint="uv's pylock.toml export has no per-package index; use imagesmith.lock and requirements.lock",
+        )
+    uv = shutil.which("uv") or "uv"
+    with tempfile.TemporaryDirectory(prefix="imagesmith-pylock-") as tmp:
+        source, out = Path(tmp) / "requirements.lock", Path(tmp) / "pylock.toml"
+        source.write_text(render_requirements_lock(lock.packages, "pins of imagesmith.lock"))
+        argv = [
+            uv,
+            "pip",
+            "compile",
+            "--quiet",
+            "--no-header",
+            "--format",
+            "pylock.toml",
+            "--no-deps",
+            "--python-version",
+            lock.python,
+            "--python-platform",
+            RESOLVER_PLATFORMS[lock.platform],
+            "--output-file",
+            str(out),
+            *index_args(lock.index_url, lock.extra_index_urls),
+            str(source),
+        ]
+        with secret_file(index_netrc(lock.index_url, lock.extra_index_urls)) as netrc:
+            env = dict(os.environ, UV_NO_PROGRESS="1", **({"NETRC": str(netrc)} if netrc else {}))
+            _run(argv, Path(tmp), "pylock.toml", env)
+        text = out.read_text(encoding="utf-8")
+        written = {
+            p.name: p
+            for p in pylock_pins(out, target_environment(lock.base.python_version or lock.python + ".0", lock.platform))
+        }
+    for pin in lock.packages:
+        got = written.get(pin.name)
+        if got is None or got.version != pin.version or not set(got.hashes) & set(pin.hashes):
+            raise LockError(
+                f"pylock.toml would not be the lock: {pin.name} {pin.version} is "
+                + ("missing" if got is None else f"{got.version} with other files"),
+                hint="run `imagesmith lock` again; the index may have changed",
+            )
+    atomic_write(dest, text)

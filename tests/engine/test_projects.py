@@ -24,13 +24,22 @@ def _uv_lock(root: Path) -> None:
     subprocess.run(["uv", "lock", "--quiet"], cwd=root, check=True)
 
 
+def _init(root: Path) -> None:
+    """`imagesmith init --pyproject`, as a new user starts: it writes [tool.imagesmith]."""
+    proc = cli("init", "--pyproject", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[tool.imagesmith]" in (root / "pyproject.toml").read_text()
+
+
 @pytest.fixture(scope="module")
 def uvproj(tmp_path_factory, engine, base_image):
     root = copy_project(PROJECTS / "uvproj", tmp_path_factory.mktemp("uvproj") / "uvproj", git=False)
     _uv_lock(root)
+    _init(root)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     spec = load_spec(root)
-    assert spec.requirements.lock == "uv_lock"  # detected: no requirements key in [tool.imagesmith]
+    assert spec.requirements.lock == "uv_lock"  # init chose the project's lock
+    assert spec.train.command == ("python", "train.py") and spec.serve.command == ("python", "serve.py")
     result = build_project(spec, engine, BuildOptions(base=base_image, tag=TAG))
     return spec, result
 
@@ -66,34 +75,53 @@ def test_lock_check_fails_when_uv_lock_changes(uvproj, tmp_path, base_image):
     assert proc.returncode == 1 and "requirements" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
-def test_train_then_serve_one_prediction(uvproj, engine, tmp_path):
-    spec, result = uvproj
-    artifacts = tmp_path / "artifacts"
-    artifacts.mkdir()
-    proc = cli("run", "train", "--tag", TAG, "--artifacts", str(artifacts), cwd=spec.root)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads((artifacts / "model.json").read_text()) == {"six": "1.16.0"}
+def _train_serve_verify(spec, result, engine, tag: str, artifacts: Path) -> None:
+    """Train, serve one prediction from the model, verify both images: what a user does next."""
+    import time
     import uuid
 
+    artifacts.mkdir()
+    proc = cli("run", "train", "--tag", tag, "--artifacts", str(artifacts), cwd=spec.root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((artifacts / "model.json").read_text()) == {"six": "1.16.0"}
     run_id = uuid.uuid4().hex
     cid, host, port = engine.start_service(
         result.images["serve"].ref, port=8000, mounts={str(artifacts): "/artifacts"}, run_id=run_id
     )
     try:
         answer = None
-        for _ in range(50):
+        for _ in range(100):
             try:
                 req = urllib.request.Request(f"http://{host}:{port}/predict", data=b"[]", method="POST")
                 answer = json.loads(urllib.request.urlopen(req, timeout=2).read())
                 break
             except OSError:
-                import time
-
                 time.sleep(0.2)
         assert answer == {"model": {"six": "1.16.0"}, "serving": "1.16.0"}
     finally:
         engine.stop_service(cid)
         engine.remove_signoff(run_id)
+    for role in ("train", "serve"):
+        proc = cli("verify", result.images[role].ref, "--lock", str(spec.lock_path), cwd=spec.root)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_uv_project_trains_serves_and_verifies(uvproj, engine, tmp_path):
+    spec, result = uvproj
+    _train_serve_verify(spec, result, engine, TAG, tmp_path / "artifacts")
+
+
+def test_lock_writes_a_pylock_with_exactly_its_pins(uvproj, tmp_path, base_image):
+    from imagesmith.lock.existing import pylock_pins, target_environment
+
+    spec, _ = uvproj
+    root = Path(shutil.copytree(spec.root, tmp_path / "pylock"))
+    proc = cli("lock", "--base", base_image, "--pylock", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    locked = json.loads((root / "imagesmith.lock").read_text())["packages"]
+    pins = pylock_pins(root / "pylock.toml", target_environment("3.11.2", "linux/amd64"))
+    assert [(p.name, p.version) for p in pins] == [(p["name"], p["version"]) for p in locked]
+    assert all(set(p.hashes) & set(q["hashes"]) for p, q in zip(pins, locked))
 
 
 # --- dynamic dependencies: read by the build backend in a container of the base ----------------
@@ -101,9 +129,12 @@ def test_train_then_serve_one_prediction(uvproj, engine, tmp_path):
 
 @pytest.fixture(scope="module")
 def dynproj(tmp_path_factory, engine, base_image):
-    root = copy_project(PROJECTS / "dynproj", tmp_path_factory.mktemp("dynproj") / "dynproj")
+    root = copy_project(PROJECTS / "dynproj", tmp_path_factory.mktemp("dynproj") / "dynproj", git=False)
+    _init(root)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     spec = load_spec(root)
     assert spec.requirements.pyproject and not spec.requirements.lock
+    assert spec.train.command == ("python", "-m", "train")  # installed with the project
     result = build_project(spec, engine, BuildOptions(base=base_image, tag="imagesmith-test/dynproj"))
     return spec, result
 
@@ -111,6 +142,7 @@ def dynproj(tmp_path_factory, engine, base_image):
 def test_dynamic_dependencies_come_from_the_backend(dynproj, engine, base_image):
     spec, result = dynproj
     locked = json.loads(spec.lock_path.read_text())
+    assert {p["name"] for p in locked.get("build_system", [])} >= {"setuptools"}  # its backend, pinned
     assert {p["name"]: p["version"] for p in locked["packages"]} == {"six": "1.16.0"}
     assert _in_image(engine, result.images["train"].ref, "import six; print(six.__version__)") == "1.16.0"
     assert cli("lock", "--check", "--base", base_image, cwd=spec.root).returncode == 0
@@ -120,3 +152,8 @@ def test_dynamic_dependencies_come_from_the_backend(dynproj, engine, base_image)
         assert proc.returncode == 1 and "requirements" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     finally:
         (spec.root / "requirements.in").write_text("six==1.16.0\n")
+
+
+def test_dynamic_project_trains_serves_and_verifies(dynproj, engine, tmp_path):
+    spec, result = dynproj
+    _train_serve_verify(spec, result, engine, "imagesmith-test/dynproj", tmp_path / "artifacts")

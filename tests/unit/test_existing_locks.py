@@ -136,3 +136,13 @@ def test_dynamic_dependencies_stage_the_project_and_watch_their_sources(tmp_path
     dest2 = tmp_path / "staged2"
     stage_inputs([root / "pyproject.toml"], dest2)
     assert [p.name for p in dest2.rglob("*") if p.is_file()] == ["pyproject.toml"]  # static: copied alone
+
+
+def test_no_pylock_is_written_for_a_lock_with_package_indexes(tmp_path):
+    from imagesmith.lock.existing import write_pylock
+    from tests.helpers import fake_lock
+
+    lock = fake_lock(package_indexes=(("torch", "http://127.0.0.1:9/cpu"),))
+    with pytest.raises(LockError, match="package_indexes"):
+        write_pylock(lock, tmp_path / "pylock.toml")
+    assert not (tmp_path / "pylock.toml").exists()

@@ -82,7 +82,9 @@ def test_init_takes_the_project_s_own_lock_and_dynamic_dependencies(tmp_path):
     (tmp_path / "uv.lock").write_text("version = 1\n")
     assert propose(tmp_path).values["requirements"] == {"uv_lock": True}  # the lock beats requirements.txt
     (tmp_path / "uv.lock").unlink()
-    assert propose(tmp_path).values["requirements"] == "requirements.txt"
+    assert propose(tmp_path).values["requirements"] == {"pyproject": True}  # declared beats a requirements file
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "1"\n')
+    assert propose(tmp_path).values["requirements"] == "requirements.txt"  # nothing declared
     (tmp_path / "requirements.txt").unlink()
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "1"\ndynamic = ["dependencies"]\n')
     proposal = propose(tmp_path)
