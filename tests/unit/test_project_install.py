@@ -64,9 +64,10 @@ def test_an_installable_project_is_detected(srcproj):
 
 
 def test_projects_without_a_build_backend_are_not_installed(srcproj):
-    assert load_spec(PROJECTS / "uvproj").project is None  # [project] but no [build-system]
+    assert parse_spec(dict(SPEC), PROJECTS / "uvproj").project is None  # [project] but no [build-system]
     assert load_spec(PROJECTS / "tiny").project is None  # no pyproject.toml
-    assert load_spec(PROJECTS / "dynproj").project is None  # install_project = false
+    assert parse_spec(dict(SPEC), PROJECTS / "dynproj").project is not None  # a backend: installed
+    assert parse_spec(dict(SPEC, install_project=False), PROJECTS / "dynproj").project is None  # opted out
     text = (srcproj / "pyproject.toml").read_text().replace('build-backend = "setuptools.build_meta"\n', "")
     (srcproj / "pyproject.toml").write_text(text)
     assert parse_spec(dict(SPEC), srcproj).project is None  # auto: quietly not installed
