@@ -94,3 +94,27 @@ def fake_lock(**changes) -> Lock:
         runtime=Pin("imagesmith-runtime", "0+sha256." + "d" * 12, ("sha256:" + "d" * 64,)),
     )
     return replace(lock, **changes)
+
+
+def serve_one(engine, ref: str, artifacts: Path, body: bytes, path: str = "/predict") -> dict:
+    """Start the serve image ``ref`` as signoff does (the model folder copied in at /artifacts),
+    POST ``body`` to ``path`` once it answers, and return the JSON answer; the container and its
+    volumes are removed however it ends."""
+    import json
+    import time
+    import urllib.request
+    import uuid
+
+    run_id = f"test-{uuid.uuid4().hex}"
+    cid, host, port = engine.start_service(ref, port=8000, mounts={str(artifacts): "/artifacts"}, run_id=run_id)
+    try:
+        for _ in range(100):
+            try:
+                req = urllib.request.Request(f"http://{host}:{port}{path}", data=body, method="POST")
+                return json.loads(urllib.request.urlopen(req, timeout=2).read())
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"{ref} did not answer on {host}:{port}{path}")
+    finally:
+        engine.stop_service(cid)
+        engine.remove_signoff(run_id)

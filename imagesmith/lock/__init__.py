@@ -308,27 +308,31 @@ def _parse_lock(data: Any, problems: list[str]) -> Lock | None:
         "a version like 3.11.2",
     )
 
-    packages = []
-    for i, entry in enumerate(listing("packages", data.get("packages"))):
-        entry = mapping(f"packages[{i}]", entry)
-        name, version, hashes = entry.get("name"), entry.get("version"), entry.get("hashes")
-        ok = (
-            text(name)
-            and bool(_DIST_RE.fullmatch(name))
-            and text(version)
-            and bool(_VERSION_RE.fullmatch(version))
-            and isinstance(hashes, list)
-            and bool(hashes)
-            and all(text(h) and _SHA256_RE.fullmatch(h) for h in hashes)
-        )
-        need(
-            f"packages[{i}]",
-            entry,
-            ok,
-            "{name, version, hashes: [sha256:...]} with a canonical name and a plain version",
-        )
-        if ok:
-            packages.append(Pin(name, version, tuple(hashes)))
+    def pins(key: str, value: Any, want: str) -> list[Pin]:
+        """A list of {name, version, hashes} under ``key``, each checked; the good ones as pins."""
+        out = []
+        for i, entry in enumerate(listing(key, value)):
+            entry = mapping(f"{key}[{i}]", entry)
+            name, version, hashes = entry.get("name"), entry.get("version"), entry.get("hashes")
+            ok = (
+                text(name)
+                and bool(_DIST_RE.fullmatch(name))
+                and text(version)
+                and bool(_VERSION_RE.fullmatch(version))
+                and isinstance(hashes, list)
+                and bool(hashes)
+                and all(text(h) and _SHA256_RE.fullmatch(h) for h in hashes)
+            )
+            need(f"{key}[{i}]", entry, ok, want)
+            if ok:
+                out.append(Pin(name, version, tuple(hashes)))
+        return out
+
+    packages = pins(
+        "packages",
+        data.get("packages"),
+        "{name, version, hashes: [sha256:...]} with a canonical name and a plain version",
+    )
 
     system = []
     for i, entry in enumerate(listing("system_packages", data.get("system_packages"))):
@@ -421,22 +425,9 @@ def _parse_lock(data: Any, problems: list[str]) -> Lock | None:
         need("runtime", r, ok, "{name, version, hashes: [sha256:...]} of the imagesmith-runtime wheel")
         if ok:
             runtime = Pin(rname, rversion, tuple(rhashes))
-    build_system = []
-    for i, entry in enumerate(listing("build_system", data.get("build_system", []))):
-        entry = mapping(f"build_system[{i}]", entry)
-        name, version, hashes = entry.get("name"), entry.get("version"), entry.get("hashes")
-        ok = (
-            text(name)
-            and bool(_DIST_RE.fullmatch(name))
-            and text(version)
-            and bool(_VERSION_RE.fullmatch(version))
-            and isinstance(hashes, list)
-            and bool(hashes)
-            and all(text(h) and _SHA256_RE.fullmatch(h) for h in hashes)
-        )
-        need(f"build_system[{i}]", entry, ok, "{name, version, hashes: [sha256:...]} with a canonical name")
-        if ok:
-            build_system.append(Pin(name, version, tuple(hashes)))
+    build_system = pins(
+        "build_system", data.get("build_system", []), "{name, version, hashes: [sha256:...]} with a canonical name"
+    )
     if problems:
         return None
     return Lock(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.spec import load_spec
 from tests.conftest import PROJECTS, copy_project
-from tests.helpers import cli
+from tests.helpers import cli, serve_one
 
 TAG = "imagesmith-test/uvproj"
 
@@ -77,30 +76,12 @@ def test_lock_check_fails_when_uv_lock_changes(uvproj, tmp_path, base_image):
 
 def _train_serve_verify(spec, result, engine, tag: str, artifacts: Path) -> None:
     """Train, serve one prediction from the model, verify both images: what a user does next."""
-    import time
-    import uuid
-
     artifacts.mkdir()
     proc = cli("run", "train", "--tag", tag, "--artifacts", str(artifacts), cwd=spec.root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((artifacts / "model.json").read_text()) == {"six": "1.16.0"}
-    run_id = uuid.uuid4().hex
-    cid, host, port = engine.start_service(
-        result.images["serve"].ref, port=8000, mounts={str(artifacts): "/artifacts"}, run_id=run_id
-    )
-    try:
-        answer = None
-        for _ in range(100):
-            try:
-                req = urllib.request.Request(f"http://{host}:{port}/predict", data=b"[]", method="POST")
-                answer = json.loads(urllib.request.urlopen(req, timeout=2).read())
-                break
-            except OSError:
-                time.sleep(0.2)
-        assert answer == {"model": {"six": "1.16.0"}, "serving": "1.16.0"}
-    finally:
-        engine.stop_service(cid)
-        engine.remove_signoff(run_id)
+    answer = serve_one(engine, result.images["serve"].ref, artifacts, b"[]")
+    assert answer == {"model": {"six": "1.16.0"}, "serving": "1.16.0"}
     for role in ("train", "serve"):
         proc = cli("verify", result.images[role].ref, "--lock", str(spec.lock_path), cwd=spec.root)
         assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ import pytest
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.spec import load_spec
 from tests.conftest import PROJECTS, copy_project
-from tests.helpers import cli
+from tests.helpers import cli, serve_one
 
 pytestmark = pytest.mark.engine
 
@@ -86,23 +84,8 @@ def test_train_then_serve_one_prediction_then_verify(srcproj, engine, tmp_path):
         "offset": 0.0,
         "six": "1.17.0",
     }
-    run_id = f"srcproj-test-{time.time_ns()}"
-    cid, host, port = engine.start_service(
-        result["images"]["serve"]["ref"], port=8000, mounts={str(artifacts): "/artifacts"}, run_id=run_id
-    )
-    try:
-        answer = None
-        for _ in range(50):
-            try:
-                req = urllib.request.Request(f"http://{host}:{port}/predict", data=b"[1, 1, 1]", method="POST")
-                answer = json.loads(urllib.request.urlopen(req, timeout=2).read())
-                break
-            except OSError:
-                time.sleep(0.2)
-        assert answer == {"prediction": 3.0}
-    finally:
-        engine.stop_service(cid)
-        engine.remove_signoff(run_id)
+    answer = serve_one(engine, result["images"]["serve"]["ref"], artifacts, b"[1, 1, 1]")
+    assert answer == {"prediction": 3.0}
     for role in ("train", "serve"):
         proc = cli("verify", result["images"][role]["ref"], "--lock", str(root / "imagesmith.lock"), cwd=root)
         assert proc.returncode == 0, proc.stdout + proc.stderr
