@@ -308,24 +308,28 @@ def _parse_lock(data: Any, problems: list[str]) -> Lock | None:
         "a version like 3.11.2",
     )
 
+    def pin_ok(entry: Any) -> bool:
+        """{name, version, hashes}: a canonical name, a plain version, sha256 hashes."""
+        name, version, hashes = entry.get("name"), entry.get("version"), entry.get("hashes")
+        return bool(
+            text(name)
+            and _DIST_RE.fullmatch(name)
+            and text(version)
+            and _VERSION_RE.fullmatch(version)
+            and isinstance(hashes, list)
+            and hashes
+            and all(text(h) and _SHA256_RE.fullmatch(h) for h in hashes)
+        )
+
     def pins(key: str, value: Any, want: str) -> list[Pin]:
         """A list of {name, version, hashes} under ``key``, each checked; the good ones as pins."""
         out = []
         for i, entry in enumerate(listing(key, value)):
             entry = mapping(f"{key}[{i}]", entry)
-            name, version, hashes = entry.get("name"), entry.get("version"), entry.get("hashes")
-            ok = (
-                text(name)
-                and bool(_DIST_RE.fullmatch(name))
-                and text(version)
-                and bool(_VERSION_RE.fullmatch(version))
-                and isinstance(hashes, list)
-                and bool(hashes)
-                and all(text(h) and _SHA256_RE.fullmatch(h) for h in hashes)
-            )
+            ok = pin_ok(entry)
             need(f"{key}[{i}]", entry, ok, want)
             if ok:
-                out.append(Pin(name, version, tuple(hashes)))
+                out.append(Pin(entry["name"], entry["version"], tuple(entry["hashes"])))
         return out
 
     packages = pins(
@@ -412,19 +416,10 @@ def _parse_lock(data: Any, problems: list[str]) -> Lock | None:
     runtime = None
     if "runtime" in data:
         r = mapping("runtime", data.get("runtime"))
-        rname, rversion, rhashes = r.get("name"), r.get("version"), r.get("hashes")
-        ok = (
-            text(rname)
-            and bool(_DIST_RE.fullmatch(rname))
-            and text(rversion)
-            and bool(_VERSION_RE.fullmatch(rversion))
-            and isinstance(rhashes, list)
-            and bool(rhashes)
-            and all(text(h) and _SHA256_RE.fullmatch(h) for h in rhashes)
-        )
+        ok = pin_ok(r)
         need("runtime", r, ok, "{name, version, hashes: [sha256:...]} of the imagesmith-runtime wheel")
         if ok:
-            runtime = Pin(rname, rversion, tuple(rhashes))
+            runtime = Pin(r["name"], r["version"], tuple(r["hashes"]))
     build_system = pins(
         "build_system", data.get("build_system", []), "{name, version, hashes: [sha256:...]} with a canonical name"
     )
