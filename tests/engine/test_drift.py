@@ -288,6 +288,25 @@ def test_forged_label_on_an_unrelated_image(drifted, tiny):
     assert code == 1 and ("distributions", "removed", "six") in _changes(diff)
 
 
+def test_outside_reads_on_a_machine_that_never_verified(drifted, tmp_path):
+    """verify keeps what it read from outside an image in the host cache by image ID, so on this
+    machine most runs hit the cache: here the cache is empty, as on a fresh machine, so the files
+    are really copied out of a container never started (of the image and of its base)."""
+    cache = tmp_path / "cache"
+    env = {"XDG_CACHE_HOME": str(cache)}
+    for ref, ok in ((f"{BUILT}:serve", True), (drifted["venvpython"], False), (drifted["preload"], False)):
+        proc = cli("verify", ref, "--labels-only", "--json", env=env)
+        report = json.loads(proc.stdout)
+        assert (proc.returncode == 0) == ok, report
+        checks, problems = " ".join(report["checks"]), " ".join(report["problems"])
+        if ok:
+            assert "is the base image's (read from outside)" in checks and "the whole image config" in checks
+        else:
+            assert "/opt/venv/bin/python is a file" in problems or "/etc/ld.so.preload loads" in problems
+    assert len(list((cache / "imagesmith" / "outside").glob("*.json"))) == 3  # each image read once, then kept
+    assert len(list((cache / "imagesmith" / "base-files").glob("*.json"))) == 1  # the base, read once
+
+
 def test_child_layers_fail_every_way(drifted, tiny):
     spec, _ = tiny
     line = "1 filesystem layer was added on top of the image imagesmith built"

@@ -715,3 +715,14 @@ def test_source_problems_compare_app_with_the_project(tmp_path):
         f"/app: extra.py is not in the project ({tmp_path})",
     ]
     assert source_problems(None, tmp_path)[0] == ["/app is missing from the image"]
+
+
+def test_config_check_of_an_image_without_a_config_record_is_a_note():
+    from imagesmith.verify import Report, config_check
+
+    report = Report(image="old")
+    config_check(report, info(labels={"io.imagesmith.role": "serve"}), {"manifest": {}}, BaseCheck("unknown", ""))
+    assert report.problems == [] and "built by an older imagesmith" in report.notes[0]
+    report = Report(image="norole")
+    config_check(report, info(labels={}), None, BaseCheck("unknown", ""))
+    assert report.problems == ["label io.imagesmith.role is None, not one of train, serve"]
