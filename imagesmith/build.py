@@ -23,7 +23,7 @@ from . import parity
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .errors import LockError, UsageError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import ROLES, image_ref
 from .lock import Lock, ensure_fresh, lock_project
@@ -391,10 +391,6 @@ def project_version(root: Path) -> str:
     tag = git_tag(root)
     if tag:
         return tag
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
     try:
         data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -1,4 +1,5 @@
-"""Small file-system helpers: atomic writes and content digests."""
+"""Small file-system helpers: atomic writes, content digests, and the TOML parser (``tomllib``, or
+``tomli`` on Python 3.10) that every module reading pyproject.toml or a lock imports from here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]  # noqa: F401 (imported from here)
 
 from .errors import FileWriteError
 from .runtime import files

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import SpecError, UsageError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, tomllib
 from .spec import LOCK_SOURCES, PYPROJECT, SPEC_FILE, parse_spec, project_package
 
 SKIP_DIRS = {
@@ -62,10 +62,6 @@ class Proposal:
 
 
 def _toml(path: Path) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -354,8 +350,4 @@ def write_spec(root: Path, *, pyproject: bool = False, dry_run: bool = False) ->
 
 
 def _parse_toml(text: str) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
     return tomllib.loads(text)

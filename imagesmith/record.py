@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import parity
 from .engine import FileEntry, ImageInfo
 from .engine.protocols import FileReader
 from .fsutil import sha256_file
@@ -130,16 +131,22 @@ def _short(text: str | None, limit: int = 120) -> str:
 # layers
 
 
+def shared_layers(a: tuple[str, ...] | list[str], b: tuple[str, ...] | list[str]) -> int:
+    """How many layers two layer lists share from the bottom."""
+    common = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        common += 1
+    return common
+
+
 def layer_problems(want: tuple[str, ...] | list[str], have: tuple[str, ...] | list[str], whose: str) -> list[str]:
     """The image's layer list ``have`` against the list ``want`` recorded at build time."""
     want, have = tuple(want), tuple(have)
     if want == have:
         return []
-    common = 0
-    for x, y in zip(want, have):
-        if x != y:
-            break
-        common += 1
+    common = shared_layers(want, have)
     if common == len(want):
         n = len(have) - len(want)
         return [f"{n} filesystem layer{'s were' if n != 1 else ' was'} added on top of {whose} (a child image)"]
@@ -234,7 +241,7 @@ def source_problems(tree: dict[str, str] | None, root: Path) -> tuple[list[str],
 def make_record(info: ImageInfo, *, app: dict[str, str] | None, lock_digest: str | None) -> dict[str, Any]:
     """The build record of a freshly built image: the predicate of its parity attestation."""
     labels = info.labels
-    manifest = json.loads(labels[LABEL_MANIFEST]) if labels.get(LABEL_MANIFEST) else None
+    manifest = parity.parse_manifest(labels[LABEL_MANIFEST]) if labels.get(LABEL_MANIFEST) else None
     return {
         "imagesmith_record": RECORD_VERSION,
         "role": labels.get(LABEL_ROLE),

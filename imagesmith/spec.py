@@ -21,13 +21,9 @@ from typing import Any
 
 import yaml
 
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
 from .credentials import PASSWORD_ENV, USERNAME_ENV, credential_problem, has_userinfo
 from .errors import SpecError
+from .fsutil import tomllib
 from .layout import IMAGE_UID, IMAGE_USER
 
 SPEC_FILE = "imagesmith.yaml"
@@ -754,7 +750,7 @@ def _project_requirements(root: Path, p: _Problems) -> Requirements:
         for key, name in LOCK_SOURCES.items():
             if (root / name).is_file() and not (root / name).is_symlink():
                 return Requirements(lock=key)
-        project = _pyproject_project(pyproject)
+        project = pyproject_project(pyproject)
         if project is not None:
             return Requirements(pyproject=True)
     p.add(
@@ -765,7 +761,7 @@ def _project_requirements(root: Path, p: _Problems) -> Requirements:
     return Requirements()
 
 
-def _pyproject_project(path: Path) -> dict | None:
+def pyproject_project(path: Path) -> dict | None:
     """``[project]`` of a pyproject.toml (None: absent or unreadable; the spec reader reports the latter)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -67,7 +67,7 @@ from .layout import (
 )
 from .lock import LOCK_FILE, BasePin, Lock, read_lock
 from .lock.resolvers import Pin
-from .record import config_problems, expected_config, normalize_config, read_app, source_problems
+from .record import config_problems, expected_config, normalize_config, read_app, shared_layers, source_problems
 from .runtime import DISTRIBUTION as RUNTIME_DIST
 from .runtime import stamp
 
@@ -599,11 +599,7 @@ def source_view(source: Source) -> View:
 
 
 def config_env(info: ImageInfo) -> dict[str, str]:
-    out = {}
-    for item in info.config.get("Env") or ():
-        key, _, value = item.partition("=")
-        out[key] = value
-    return out
+    return normalize_config(info.config)["Env"]
 
 
 @dataclass
@@ -829,7 +825,8 @@ def verify_image(
         mode="labels" if labels_only else "content",
     )
     manifest = label_manifest(info, report)
-    _check_references(engine, report, info, manifest, lock, expect, pair)
+    locked = read_lock(lock) if lock is not None else None  # read once: references, layer count
+    _check_references(engine, report, info, manifest, lock, locked, expect, pair)
     if manifest is None:
         return report
     base = check_base(engine, info, manifest["base"])
@@ -847,8 +844,8 @@ def verify_image(
         report.problems.append(outside.facts_problem)
     config_check(report, info, outside.facts, base)
     counted = outside.facts
-    if counted is None and lock is not None:  # no file read (a registry image, labels only): the project's count
-        counted = _project_layer_count(lock)
+    if counted is None and lock is not None and locked is not None:  # no file read: the project's count
+        counted = _project_layer_count(lock, locked)
     layer_check(report, info, base, counted, strict=lock is not None)
     if local is not None:
         outside_checks(engine, report, outside, base)
@@ -899,9 +896,9 @@ def verify_image(
     return report
 
 
-def _check_references(engine, report, info, manifest, lock, expect, pair) -> None:
+def _check_references(engine, report, info, manifest, lock, locked_file, expect, pair) -> None:
     if lock is not None:
-        locked = parity.manifest_from_lock(read_lock(lock))
+        locked = parity.manifest_from_lock(locked_file)
         want = parity.digest(locked)
         if manifest is not None and parity.digest(manifest) == want:
             report.checks.append(f"parity matches {lock.name} ({want})")
@@ -948,7 +945,7 @@ def _environment_problems(facts: dict) -> list[str]:
     return out
 
 
-def _project_layer_count(lock: Path) -> dict | None:
+def _project_layer_count(lock: Path, locked: Lock) -> dict | None:
     """``layers_over_base`` as the project beside ``lock`` renders it (None: no spec there)."""
     from .render import layers_over_base
     from .spec import load_spec
@@ -957,7 +954,7 @@ def _project_layer_count(lock: Path) -> dict | None:
     if not any((root / name).is_file() for name in ("imagesmith.yaml", "pyproject.toml")):
         return None
     try:
-        return {"layers_over_base": layers_over_base(load_spec(root), read_lock(lock))}
+        return {"layers_over_base": layers_over_base(load_spec(root), locked)}
     except ImagesmithError:
         return None
 
@@ -1040,11 +1037,7 @@ def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[C
 
 
 def _layer_difference(a: str, la: tuple[str, ...], b: str, lb: tuple[str, ...]) -> str:
-    common = 0
-    for x, y in zip(la, lb):
-        if x != y:
-            break
-        common += 1
+    common = shared_layers(la, lb)
     return (
         f"filesystem layers differ: {a} has {len(la)}, {b} has {len(lb)}, "
         f"the first {common} are shared (layers added or changed on top of a built image)"

@@ -679,22 +679,38 @@ def _resolve_build_system(
     with tempfile.TemporaryDirectory(prefix="imagesmith-bs-") as tmp:
         inline = Path(tmp) / "build-system.in"
         inline.write_text("\n".join(spec.project.requires) + "\n")
-        request = ResolveRequest(
-            inputs=(inline,),
-            extras=(),
-            python=spec.python,
-            platform=spec.platform,
-            previous=(previous.build_system_text() or None) if previous else None,
-            upgrade=upgrade,
-            upgrade_packages=upgrade_packages,
-            base_ref=base_pin.ref,
-            index_url=spec.index_url,
-            extra_index_urls=spec.extra_index_urls,
-            package_indexes=spec.package_indexes,
-        )
-        pins = get_resolver(spec.resolver, engine).resolve(request)
-        if spec.package_indexes:
-            pins = pin_indexes.restrict_hashes(pins, spec.package_indexes, request.netrc())
+        previous_text = (previous.build_system_text() or None) if previous else None
+        return _resolve_files(spec, engine, base_pin, (inline,), (), previous_text, upgrade, upgrade_packages)
+
+
+def _resolve_files(
+    spec: Spec,
+    engine,
+    base_pin: BasePin,
+    inputs: tuple[Path, ...],
+    extras: tuple[str, ...],
+    previous_text: str | None,
+    upgrade: bool,
+    upgrade_packages: tuple[str, ...],
+) -> list[Pin]:
+    """Resolve ``inputs`` with the spec's resolver for its target and indexes (``previous_text``:
+    earlier pins to prefer); pinned packages keep only their index's files, whichever resolver ran."""
+    request = ResolveRequest(
+        inputs=inputs,
+        extras=extras,
+        python=spec.python,
+        platform=spec.platform,
+        previous=previous_text,
+        upgrade=upgrade,
+        upgrade_packages=upgrade_packages,
+        base_ref=base_pin.ref,
+        index_url=spec.index_url,
+        extra_index_urls=spec.extra_index_urls,
+        package_indexes=spec.package_indexes,
+    )
+    pins = get_resolver(spec.resolver, engine).resolve(request)
+    if spec.package_indexes:
+        pins = pin_indexes.restrict_hashes(pins, spec.package_indexes, request.netrc())
     return pins
 
 
@@ -724,22 +740,10 @@ def _resolve(
             inline = Path(tmp) / "requirements.in"
             inline.write_text("\n".join(inline_lines) + "\n")
             inputs.append(inline)
-        request = ResolveRequest(
-            inputs=tuple(inputs),
-            extras=req.extras,
-            python=spec.python,
-            platform=spec.platform,
-            previous=previous.requirements_text() if previous else None,
-            upgrade=upgrade,
-            upgrade_packages=upgrade_packages,
-            base_ref=base_pin.ref,
-            index_url=spec.index_url,
-            extra_index_urls=spec.extra_index_urls,
-            package_indexes=spec.package_indexes,
+        previous_text = previous.requirements_text() if previous else None
+        pins = _resolve_files(
+            spec, engine, base_pin, tuple(inputs), req.extras, previous_text, upgrade, upgrade_packages
         )
-        pins = get_resolver(spec.resolver, engine).resolve(request)
-        if spec.package_indexes:  # whichever resolver ran: pinned packages keep only their index's files
-            pins = pin_indexes.restrict_hashes(pins, spec.package_indexes, request.netrc())
     if not pins:
         raise LockError("the requirements resolved to no packages", hint="name at least one requirement")
     return pins

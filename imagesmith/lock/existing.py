@@ -27,8 +27,9 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.utils import canonicalize_name
 
 from ..errors import LockError
+from ..fsutil import tomllib
 from ..platforms import MACHINES
-from .resolvers import Pin, parse_compiled
+from .resolvers import Pin, logical_lines, parse_compiled
 
 UV_LOCK = "uv.lock"
 PYLOCK = "pylock.toml"
@@ -116,7 +117,7 @@ def pins_from_requirements(text: str, environment: dict[str, str], source: str) 
     """Pins from exported requirements: lines whose marker is false for the target are dropped;
     a path, URL or editable requirement is refused."""
     kept = []
-    for line in _logical_lines(text):
+    for line in logical_lines(text):
         head = line.split("--hash=", 1)[0].strip()
         if head.startswith(("-e", "--editable", ".", "/", "file:")) or " @ " in head or head.startswith("-"):
             if head.startswith(("--index-url", "--extra-index-url", "--find-links", "-i ")):
@@ -136,32 +137,12 @@ def pins_from_requirements(text: str, environment: dict[str, str], source: str) 
     return parse_compiled("\n".join(kept) + "\n")
 
 
-def _logical_lines(text: str) -> list[str]:
-    out, current = [], ""
-    for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        current += line
-        if current.strip():
-            out.append(" ".join(current.split()))
-        current = ""
-    if current.strip():
-        out.append(" ".join(current.split()))
-    return out
-
-
 def _hashes(line: str) -> list[str]:
     return [part.split()[0] for part in line.split("--hash=")[1:] if part.strip()]
 
 
 def pylock_pins(path: Path, environment: dict[str, str]) -> list[Pin]:
     """The packages of a PEP 751 ``pylock.toml`` that apply to the target, with their hashes."""
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
 
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -233,10 +214,6 @@ def existing_pins(
 def group_requirements(pyproject: Path, groups: tuple[str, ...]) -> list[str]:
     """The requirements of PEP 735 dependency groups in ``pyproject`` (``{include-group = ...}``
     followed, cycles refused), for resolvers that do not read ``[dependency-groups]`` themselves."""
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
 
     try:
         table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("dependency-groups") or {}

@@ -29,7 +29,9 @@ from packaging.utils import canonicalize_name
 from ..cache import container_pip_cache
 from ..credentials import index_args, index_netrc, redact, secret_file, strip_userinfo
 from ..errors import EngineError, ResolutionError
+from ..fsutil import tomllib
 from ..platforms import MACHINES, RESOLVER_PLATFORMS
+from ..spec import pyproject_project
 from .indexes import check_origins, find_links_page, off_index, pinned_requirements, refuse_general, uv_project
 from .indexes import origins as index_origins
 
@@ -82,19 +84,28 @@ class Resolver(Protocol):
 # Output parsing (shared)
 
 
+def logical_lines(text: str) -> list[str]:
+    """A requirements file's logical lines: continuations (``\\``) joined, comments and blank
+    lines dropped."""
+    out = []
+    for raw in re.sub(r"\\\s*\n", " ", text).splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            out.append(line)
+    return out
+
+
 def parse_compiled(text: str) -> list[Pin]:
     """Parse pip-compile / uv output (``name==version \\ --hash=sha256:...``) into pins."""
     pins: dict[str, Pin] = {}
-    logical = re.sub(r"\\\s*\n", " ", text)
-    for raw in logical.splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#") or line.startswith("-"):
+    for line in logical_lines(text):
+        if line.startswith("-"):
             continue
         head, *hash_parts = line.split("--hash=")
         try:
             req = Requirement(head.strip())
         except InvalidRequirement as exc:
-            raise ResolutionError(f"the resolver wrote a line imagesmith cannot read: {raw!r} ({exc})") from exc
+            raise ResolutionError(f"the resolver wrote a line imagesmith cannot read: {line!r} ({exc})") from exc
         specs = list(req.specifier)
         if len(specs) != 1 or specs[0].operator != "==":
             raise ResolutionError(f"the resolver left {req.name} unpinned ({req.specifier or 'no version'})")
@@ -384,15 +395,7 @@ def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
 
 def dynamic_dependencies(pyproject: Path) -> bool:
     """Does ``pyproject`` leave its dependencies to its build backend (``dynamic``)?"""
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project") or {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return False
-    dynamic = project.get("dynamic") if isinstance(project, dict) else None
+    dynamic = (pyproject_project(pyproject) or {}).get("dynamic")
     return isinstance(dynamic, list) and bool({"dependencies", "optional-dependencies"} & set(dynamic))
 
 
@@ -419,10 +422,6 @@ def dependency_sources(root: Path) -> list[Path]:
     ``[tool.setuptools.dynamic]`` ``dependencies``/``optional-dependencies``. (Code files are left
     out on purpose: a one-line edit must not re-resolve. A backend that reads others needs an
     explicit ``imagesmith lock`` after they change.)"""
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
     names = {"setup.py", "setup.cfg"}
     names.update(p.name for p in root.glob("requirements*.txt"))
     names.update(p.name for p in root.glob("requirements*.in"))

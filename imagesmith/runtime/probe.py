@@ -28,8 +28,7 @@ Facts reported:
 - ``preprocessing``: sha256 of each requested file under the app directory and in
   site-packages (null where absent) and the distribution that installed the latter, and stale
   bytecode next to them;
-- ``dpkg``: installed Debian packages and versions (empty when the image has no dpkg database);
-- ``read``: the text of the site-packages files the host asked for (imagesmith's image facts).
+- ``dpkg``: installed Debian packages and versions (empty when the image has no dpkg database).
 """
 
 import base64
@@ -278,13 +277,6 @@ def main(argv):
     facts["preprocessing"], facts["preprocessing_stale_bytecode"] = probe_preprocessing(
         options.get("app", "/app"), facts["site_packages"], options.get("preprocessing", []), recorded
     )
-    facts["read"] = {}
-    for rel in options.get("read", []):  # small text files the host asked for, from site-packages
-        try:
-            with open(os.path.join(site, rel), encoding="utf-8", errors="replace") as fh:
-                facts["read"][rel] = fh.read(1 << 20)
-        except (OSError, TypeError):
-            facts["read"][rel] = None
     facts["dpkg"] = probe_dpkg()
     sys.stdout.write(json.dumps(facts, sort_keys=True, separators=(",", ":")))
     sys.stdout.write("\n")
