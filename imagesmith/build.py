@@ -26,10 +26,11 @@ from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import ROLES, image_ref
-from .lock import Lock, ensure_fresh, lock_project
+from .lock import Lock, ensure_fresh_all, lock_project
+from .platforms import emulation_problem
 from .render import dockerignore, dockerignore_path, render
 from .runtime_wheel import write_beside
-from .spec import Spec
+from .spec import Spec, platform_arch
 from .wheels import WheelCache, default_cache_dir
 
 
@@ -45,13 +46,14 @@ class BuiltImage:
 
 @dataclass
 class BuildResult:
-    parity: str
+    parity: str  # the only platform's parity; with several, parity.index_digest of them all
     images: dict[str, BuiltImage] = field(default_factory=dict)
     dockerfile: Path | None = None
     bake: dict | None = None  # the bake definition (what `build --print` prints)
+    platforms: dict[str, str] = field(default_factory=dict)  # platform -> its parity
 
     def as_json(self) -> dict:
-        out: dict = {"parity": self.parity, "images": {}}
+        out: dict = {"parity": self.parity, "platforms": dict(self.platforms), "images": {}}
         for role, img in self.images.items():
             entry: dict = {"ref": img.ref, "id": img.id, "digest": img.id, "tags": list(img.tags)}
             if img.pushed:
@@ -157,13 +159,18 @@ def build_project(
             hint="add --load to put them into the engine, or --push REGISTRY/REPO to push them",
         )
     if options.locked:
-        lock = ensure_fresh(spec, base)
+        locks = ensure_fresh_all(spec, base)
     else:
         locked = lock_project(spec, engine, base=base, progress=progress)
         if locked.changed:
             progress(f"locked ({', '.join(locked.changed)} changed)")
-        lock = locked.lock
-    text = render(spec, lock)
+        locks = locked.locks
+    lock = locks[spec.platform]
+    for platform in spec.platforms:
+        problem = emulation_problem(platform)
+        if problem:
+            raise UsageError(problem)
+    text = render(spec, locks)
     write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/
     dockerfile = spec.dockerfile_path
     ignore = dockerignore(spec)
@@ -172,10 +179,15 @@ def build_project(
     if not _holds(dockerfile, text):
         atomic_write(dockerfile, text)
         progress(f"rendered {dockerfile.name}")
-    digest = parity.digest(parity.manifest_from_lock(lock))
+    parities = {platform: parity.digest(parity.manifest_from_lock(one)) for platform, one in locks.items()}
+    digest = parities[spec.platform] if len(parities) == 1 else parity.index_digest(parities)
     epoch = options.epoch if options.epoch is not None else source_date_epoch(spec.root)
-    result = BuildResult(parity=digest, dockerfile=dockerfile)
-    contexts = build_contexts(spec, lock, options, engine, progress)
+    result = BuildResult(parity=digest, dockerfile=dockerfile, platforms=parities)
+    contexts: dict[str, str] = {}
+    for platform, one in locks.items():
+        suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
+        for name, value in build_contexts(spec, one, options, engine, progress).items():
+            contexts[name + suffix] = value
     tags = options.tags or ((options.tag,) if options.tag else (spec.name,))
     names = {role: image_tags(tags, role, digest) for role in options.targets}
     pushed = {role: image_tags((options.push,), role, digest) for role in options.targets} if options.push else {}
@@ -195,6 +207,7 @@ def build_project(
             cache_to=options.cache_to,
             no_cache=options.no_cache,
             secrets={SECRET_ID: netrc} if netrc else None,
+            platforms=spec.platforms,
         )
         result.bake = definition
         if options.print_only:
@@ -322,6 +335,7 @@ def bake_definition(
     cache_to: tuple[str, ...] = (),
     no_cache: bool = False,
     secrets: dict[str, Path] | None = None,
+    platforms: tuple[str, ...] = (),
 ) -> dict:
     """The bake file (as a dict) that builds ``targets`` in one solve. Pure.
 
@@ -344,6 +358,8 @@ def bake_definition(
         common["secret"] = [f"id={key},src={path}" for key, path in sorted(secrets.items())]
     if no_cache:
         common["no-cache"] = True
+    if platforms:
+        common["platforms"] = list(platforms)
     reads = [cache_refs(c, role) for c in cache_from for role in targets]
     definition: dict = {"group": {"default": {"targets": list(targets)}}, "target": {}}
     for role in targets:

@@ -253,12 +253,23 @@ def lock(
                 "written": result.written,
                 "distributions": len(result.lock.packages),
                 "parity": parity.digest(parity.manifest_from_lock(result.lock)),
+                "platforms": {
+                    platform: {
+                        "requirements_lock": str(spec.requirements_lock_for(platform)),
+                        "distributions": len(one.packages),
+                        "parity": parity.digest(parity.manifest_from_lock(one)),
+                    }
+                    for platform, one in result.locks.items()
+                },
             }
         )
     if result.changed:
+        files = ", ".join(spec.requirements_lock_for(p).name for p in spec.platforms)
+        counts = "/".join(str(len(one.packages)) for one in result.locks.values())
         _say(
-            f"wrote {spec.lock_path.name} and {spec.requirements_lock_path.name} "
-            f"({len(result.lock.packages)} distributions; {', '.join(result.changed)} changed)"
+            f"wrote {spec.lock_path.name} and {files} "
+            f"({counts} distributions{' (' + ', '.join(spec.platforms) + ')' if spec.multi_platform else ''}; "
+            f"{', '.join(result.changed)} changed)"
         )
     else:
         _say(f"{spec.lock_path.name} is up to date")
@@ -282,13 +293,13 @@ def render(
 ):
     """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock,
     and write the runtime wheel it builds from into .imagesmith/ in the project."""
-    from .lock import ensure_fresh
+    from .lock import ensure_fresh_all
     from .render import dockerignore, dockerignore_path
     from .render import render as render_text
     from .runtime_wheel import stale_beside, write_beside
 
     spec = load_spec(project)
-    text = render_text(spec, ensure_fresh(spec, base))
+    text = render_text(spec, ensure_fresh_all(spec, base))
     to_stdout = output is not None and str(output) == "-"
     if to_stdout and as_json:
         raise UsageError("--json and -o - both write to stdout", hint="use -o FILE with --json")
@@ -473,6 +484,13 @@ def build(
 # ---- verify, inspect, diff, parity-of ---------------------------------------------------------
 
 
+PlatformOpt = typer.Option(
+    None,
+    "--platform",
+    help="Which image of a multi-platform index (and section of a multi-platform lock): linux/amd64 or linux/arm64 (default: this machine's).",
+)
+
+
 @_command()
 def verify(
     image: str = typer.Argument(
@@ -499,6 +517,7 @@ def verify(
         "--key",
         help="A cosign public key: require its signature on the image's digest, the parity attestation matching the image, and signed --model/--signoff files.",
     ),
+    platform: Optional[str] = PlatformOpt,
     project: Path = ProjectOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -516,11 +535,14 @@ def verify(
     if signoff_file is not None:
         signoff_file = Path(_in_project(project, str(signoff_file)))
     engine = Engine(_progress())
-    report = verify_image(engine, image, lock=lock_file, expect=expect, pair=pair, labels_only=labels_only)
+    platform = _platform_option(platform) if platform else None
+    report = verify_image(
+        engine, image, lock=lock_file, expect=expect, pair=pair, labels_only=labels_only, platform=platform
+    )
     if model is not None:
         from .verify import verify_model
 
-        model_check = verify_model(engine, image, model)
+        model_check = verify_model(engine, image, model, platform)
         report.checks += [f"model: {line}" for line in model_check.checks]
         report.problems += [f"model: {line}" for line in model_check.problems]
     if signoff_file is not None:
@@ -528,7 +550,7 @@ def verify(
 
         if model is None:
             raise UsageError("--signoff needs --model DIR: a signoff holds for one image and one model")
-        gate = check_signoff(engine, image, signoff_file, model)
+        gate = check_signoff(engine, image, signoff_file, model, platform=platform)
         report.checks += [f"signoff: {line}" for line in gate.checks]
         report.problems += [f"signoff: {line}" for line in gate.problems]
         report.notes += [f"signoff: {line}" for line in gate.notes]
@@ -569,6 +591,7 @@ def verify(
 @_command()
 def inspect(
     image: str = typer.Argument(..., help="Image in the local engine, registry reference, or imagesmith.lock."),
+    platform: Optional[str] = PlatformOpt,
     project: Path = ProjectOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -577,7 +600,9 @@ def inspect(
     """Show the parity manifest of an image (read without pulling) or a lock. Exit 1 if its labels do not match."""
     from .verify import inspect_lines, inspect_source
 
-    data = inspect_source(Engine(_progress()), _in_project(project, image))
+    data = inspect_source(
+        Engine(_progress()), _in_project(project, image), _platform_option(platform) if platform else None
+    )
     if as_json:
         _emit_json({**data, "digest": data.get("id")})
     else:
@@ -593,6 +618,10 @@ def diff(
     labels_only: bool = typer.Option(
         False, "--labels-only", help="Compare labels and image config only; do not look inside images."
     ),
+    platform: Optional[str] = PlatformOpt,
+    platform_b: Optional[str] = typer.Option(
+        None, "--platform-b", help="Another platform for B (e.g. a lock's linux/amd64 against its linux/arm64)."
+    ),
     project: Path = ProjectOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -602,7 +631,12 @@ def diff(
     from .diff import diff as diff_sources
 
     result = diff_sources(
-        Engine(_progress()), _in_project(project, a), _in_project(project, b), labels_only=labels_only
+        Engine(_progress()),
+        _in_project(project, a),
+        _in_project(project, b),
+        labels_only=labels_only,
+        platform=_platform_option(platform) if platform else None,
+        platform_b=_platform_option(platform_b) if platform_b else None,
     )
     if as_json:
         data = result.as_json()
@@ -620,18 +654,44 @@ def diff(
 def parity_of(
     lock_file: Path = typer.Argument(Path("imagesmith.lock"), help="An imagesmith.lock (read from the project, -p)."),
     project: Path = ProjectOpt,
+    platform: Optional[str] = typer.Option(
+        None, "--platform", help="One platform of a multi-platform lock (default: the digest of them all)."
+    ),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ):
-    """Print the parity digest a lock gives (what build will stamp)."""
-    from .lock import read_lock
+    """Print the parity digest a lock gives (what build will stamp; for a lock of several
+    platforms, the index's digest over each platform's parity, unless --platform names one)."""
+    from .lock import read_lock, read_locks
 
-    manifest = parity.manifest_from_lock(read_lock(Path(_in_project(project, str(lock_file)))))
+    path = Path(_in_project(project, str(lock_file)))
+    locks = read_locks(path)
+    if platform is not None or len(locks) == 1:
+        manifest = parity.manifest_from_lock(
+            read_lock(path, _platform_option(platform)) if platform else next(iter(locks.values()))
+        )
+        if as_json:
+            _emit_json({"parity": parity.digest(manifest), "manifest": manifest})
+        else:
+            typer.echo(parity.digest(manifest))
+        return
+    parities = {p: parity.digest(parity.manifest_from_lock(one)) for p, one in locks.items()}
     if as_json:
-        _emit_json({"parity": parity.digest(manifest), "manifest": manifest})
+        _emit_json({"parity": parity.index_digest(parities), "platforms": parities})
     else:
-        typer.echo(parity.digest(manifest))
+        typer.echo(parity.index_digest(parities))
+
+
+def _platform_option(value: str | None) -> str:
+    """``--platform``: one of the platforms imagesmith builds for (default: this machine's)."""
+    from .spec import PLATFORMS, machine_platform
+
+    if value is None:
+        return machine_platform()
+    if value not in PLATFORMS:
+        raise UsageError(f"--platform must be one of {', '.join(PLATFORMS)}, not {value!r}")
+    return value
 
 
 # ---- run, golden, signoff, export -------------------------------------------------------------

@@ -80,13 +80,18 @@ def _side_json(view: View) -> dict:
     return {"name": view.name, "kind": view.kind, "parity": view.parity, "id": view.id}
 
 
-def diff(engine, a: str, b: str, *, labels_only: bool = False) -> DiffResult:
-    """Compare two sources (image, registry reference, or lock file): the Python API of ``diff``."""
+def diff(
+    engine, a: str, b: str, *, labels_only: bool = False, platform: str | None = None, platform_b: str | None = None
+) -> DiffResult:
+    """Compare two sources (image, registry reference, or lock file): the Python API of ``diff``.
+    ``platform`` picks the image of a multi-platform index or the section of a multi-platform
+    lock on both sides (default: this machine's), ``platform_b`` another one for B: then every
+    distribution that differs says why (``explain_platforms``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .verify import load_view, open_source
 
-    sa, sb = open_source(engine, a), open_source(engine, b)
+    sa, sb = open_source(engine, a, platform), open_source(engine, b, platform_b or platform)
     paths = tuple(sorted({p for s in (sa, sb) if s.manifest for p in s.manifest["preprocessing"]}))
     notes_a: list[str] = []
     notes_b: list[str] = []
@@ -98,4 +103,31 @@ def diff(engine, a: str, b: str, *, labels_only: bool = False) -> DiffResult:
             load_view, engine, sb, labels_only=labels_only, detail=True, preprocessing=paths, notes=notes_b
         )
         view_a, view_b = future_a.result(), future_b.result()
-    return DiffResult(view_a, view_b, compare(view_a, view_b), notes_a + notes_b)
+    changes = compare(view_a, view_b)
+    if view_a.platform and view_b.platform and view_a.platform != view_b.platform:
+        changes = explain_platforms(changes, view_a.platform, view_b.platform)
+    return DiffResult(view_a, view_b, changes, notes_a + notes_b)
+
+
+def explain_platforms(changes: list[Change], a: str, b: str) -> list[Change]:
+    """Say why each distribution differs between two platforms' environments resolved from the
+    same requirements: only markers can add or remove one (``platform_machine``, ``sys_platform``
+    ... in a requirement); the same version with other hashes is that version's other wheel (a
+    compiled package has one per platform); another version is what the resolver could pin for
+    that platform (no wheel of one version for both, or a marker-conditioned requirement). Pure."""
+    out = []
+    for change in changes:
+        if change.group == "distributions" and change.kind in ("added", "removed", "version_changed", "hash_changed"):
+            if change.a is None or change.b is None:
+                only = b if change.a is None else a
+                why = f"markers: only {only} installs it (an environment marker in a requirement excludes it elsewhere)"
+            elif change.kind == "hash_changed":
+                why = f"wheels: the same version's own wheel for each platform ({a} and {b} builds)"
+            else:
+                why = "resolution: the resolver pinned another version for each platform (wheels or markers differ)"
+            change = Change(change.group, change.kind, change.name, change.a, change.b, why)
+        elif change.group == "base" and change.kind == "changed":
+            detail = change.detail or f"each platform's own base image ({a}, {b})"
+            change = Change(change.group, change.kind, change.name, change.a, change.b, detail)
+        out.append(change)
+    return out

@@ -34,6 +34,8 @@ LABEL_PARITY = "io.imagesmith.parity"
 LABEL_MANIFEST = "io.imagesmith.manifest"
 LABEL_ROLE = "io.imagesmith.role"
 LABEL_CONFIG = "io.imagesmith.config"  # the config the Dockerfile's target sets (render.implied_config)
+# a multi-platform build's images: {platform: parity} of every platform it was built for (JSON)
+LABEL_PLATFORMS = "io.imagesmith.platforms"
 LABEL_BASE_NAME = "org.opencontainers.image.base.name"
 LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
 LABEL_PROBE = "io.imagesmith.probe"  # on containers verify starts
@@ -82,6 +84,7 @@ __all__ = [
     "LABEL_CONFIG",
     "LABEL_MANIFEST",
     "LABEL_PARITY",
+    "LABEL_PLATFORMS",
     "LABEL_PROBE",
     "LABEL_ROLE",
     "LABEL_SIGNOFF",
@@ -118,6 +121,7 @@ def template_context(python: str) -> dict[str, str]:
         "label_manifest": LABEL_MANIFEST,
         "label_role": LABEL_ROLE,
         "label_config": LABEL_CONFIG,
+        "label_platforms": LABEL_PLATFORMS,
         "path": IMAGE_PATH,
         "label_base_name": LABEL_BASE_NAME,
         "label_base_digest": LABEL_BASE_DIGEST,

@@ -29,3 +29,29 @@ def target_tags(python: str, platform: str) -> list[Tag]:
     tags = list(cpython_tags(python_version=version, abis=[abi], platforms=plats))
     tags += list(compatible_tags(python_version=version, interpreter=abi, platforms=plats))
     return tags
+
+
+def emulation_problem(
+    platform: str, host_machine: str | None = None, binfmt_dir: str = "/proc/sys/fs/binfmt_misc"
+) -> str | None:
+    """None when this machine can run ``platform``'s programs (its own, or QEMU registered through
+    binfmt_misc); else what is missing and how to add it. (Placeholder until h-qemu lands.)"""
+    import os
+    import platform as _platform
+
+    machine = host_machine or _platform.machine()
+    arch = MACHINES[platform]
+    if machine == arch:
+        return None
+    handler = os.path.join(binfmt_dir, f"qemu-{arch}")
+    try:
+        with open(handler, encoding="utf-8") as fh:
+            if fh.readline().strip() == "enabled":
+                return None
+    except OSError:
+        pass
+    return (
+        f"building for {platform} on this {machine} machine needs QEMU registered through binfmt_misc, "
+        f"and {handler} is not enabled: run `IMAGESMITH_PLATFORMS={platform} scripts/setup-engine.sh`, or "
+        f"apt-get install qemu-user-static binfmt-support && update-binfmts --enable qemu-{arch}"
+    )

@@ -26,7 +26,7 @@ from .lock import Lock, indexes
 from .runtime import PACKAGE as RUNTIME_PACKAGE
 from .runtime import preprocessing
 from .runtime import wheel as wheelfiles
-from .spec import Spec
+from .spec import Spec, platform_arch
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -90,17 +90,19 @@ def heredoc_file(dest: str, text: str, name: str) -> HeredocFile:
     return HeredocFile(dest=dest, text=text, delimiter=delimiter)
 
 
-def image_facts(spec: Spec, lock: Lock) -> dict:
+def image_facts(spec: Spec, lock: Lock, siblings: dict[str, str] | None = None) -> dict:
     """The content of ``imagesmith_image.json`` for an image built from ``spec`` and ``lock``:
     what the runtime in the image knows about it (see ``runtime/stamp.py``), and what verify
     compares the image with: the config each role's Dockerfile target sets and the number of
     filesystem layers the Dockerfile adds to the base. Being a file in a layer, it cannot be
-    changed by a child image without adding a layer, unlike labels."""
+    changed by a child image without adding a layer, unlike labels. ``siblings``: a
+    multi-platform build's ``{platform: parity}`` (a model trained in one of its images may be
+    served by another after a signoff: ``runtime/stamp.py``)."""
     manifest = parity.manifest_from_lock(lock)
     version = lock.preprocessing_version
     return {
         "artifacts": spec.artifacts,
-        "configs": {role: implied_config(spec, lock, role) for role in layout.ROLES},
+        "configs": {role: implied_config(spec, lock, role, siblings) for role in layout.ROLES},
         "determinism": lock.determinism,
         "layers_over_base": layers_over_base(spec, lock),
         "manifest": manifest,
@@ -108,6 +110,7 @@ def image_facts(spec: Spec, lock: Lock) -> dict:
         "preprocessing": {"name": preprocessing.distribution_name(spec.name), "version": version} if version else None,
         "seed": lock.seed,
         **({"project": {"name": spec.project.name}} if spec.project else {}),
+        **({"platforms": dict(siblings)} if siblings else {}),
     }
 
 
@@ -133,7 +136,7 @@ def layers_over_base(spec: Spec, lock: Lock) -> int:
     )
 
 
-def implied_config(spec: Spec, lock: Lock, role: str) -> dict:
+def implied_config(spec: Spec, lock: Lock, role: str, siblings: dict[str, str] | None = None) -> dict:
     """The image config the Dockerfile's ``role`` target sets, field by field, in the words of
     ``record.normalize_config``; fields it leaves to the base are absent. Labels set from build
     arguments (``BUILD_ARG_LABELS``) are listed with the value None: any value is right. Two labels
@@ -153,6 +156,7 @@ def implied_config(spec: Spec, lock: Lock, role: str) -> dict:
         layout.LABEL_BASE_DIGEST: lock.base.digest,
         layout.LABEL_ROLE: role,
         **{name: None for name in BUILD_ARG_LABELS},
+        **({layout.LABEL_PLATFORMS: platforms_label(siblings)} if siblings else {}),
     }
     port = spec.serve.port if role == "serve" else None
     command = spec.serve.command if role == "serve" else spec.train.command
@@ -168,9 +172,14 @@ def implied_config(spec: Spec, lock: Lock, role: str) -> dict:
     }
 
 
-def image_facts_file(spec: Spec, lock: Lock) -> HeredocFile:
+def platforms_label(siblings: dict[str, str]) -> str:
+    """The ``io.imagesmith.platforms`` label's value: ``{platform: parity}``, canonical JSON."""
+    return json.dumps(dict(sorted(siblings.items())), separators=(",", ":"))
+
+
+def image_facts_file(spec: Spec, lock: Lock, siblings: dict[str, str] | None = None) -> HeredocFile:
     """``imagesmith_image.json`` (one line of JSON data, no code), copied into site-packages."""
-    text = json.dumps(image_facts(spec, lock), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    text = json.dumps(image_facts(spec, lock, siblings), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return heredoc_file(f"/{layout.FACTS_FILE}", text, "image_facts")
 
 
@@ -363,8 +372,45 @@ def package_indexes_context(lock: Lock) -> dict | None:
     }
 
 
-def render(spec: Spec, lock: Lock) -> str:
-    """The Dockerfile text for ``spec`` built from ``lock``. Deterministic."""
+def render(spec: Spec, lock: Lock | dict[str, Lock]) -> str:
+    """The Dockerfile text for ``spec`` built from ``lock`` (one platform's), or from every
+    platform's (``{platform: lock}``, the spec's order). Deterministic.
+
+    One platform: its stages under their plain names, the base stage ``FROM --platform=`` it.
+    Several: each platform's stages suffixed ``-<arch>`` (its own base, lock file, parity,
+    labels, image facts), and ``train``/``serve`` chosen by BuildKit's ``TARGETARCH``, so one
+    ``--platform a,b`` build makes one image index per target."""
+    locks = lock if isinstance(lock, dict) else {lock.platform: lock}
+    siblings = build_parities(locks) if len(locks) > 1 else None
+    first = next(iter(locks.values()))
+    context = {
+        "version": __version__,
+        "origin": spec.origin,
+        "layout": layout.template_context(first.python),
+        "runtime": runtime_context(first),
+        "source": list(spec.source),
+        "user": user_context(spec),
+        "netrc_secret": credentials.SECRET_ID,
+        "platforms": [platform_context(spec, one, siblings) for one in locks.values()],
+        "roles": list(layout.ROLES),
+    }
+    try:
+        return environment().get_template("Dockerfile.jinja").render(**context)
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"the Dockerfile template failed: {exc}") from exc
+
+
+def build_parities(locks: dict[str, Lock]) -> dict[str, str]:
+    """``{platform: parity}`` of a build's locks."""
+    return {platform: parity.digest(parity.manifest_from_lock(one)) for platform, one in locks.items()}
+
+
+def platform_context(spec: Spec, lock: Lock, siblings: dict[str, str] | None) -> dict:
+    """What the template needs of one platform's lock: its stage-name suffix and base argument
+    (none and ``IMAGESMITH_BASE`` when it is the only platform), lock file, parity and labels.
+    ``siblings``: every platform's parity, when there are several."""
+    multi = bool(siblings)
+    arch = platform_arch(lock.platform)
     manifest = parity.manifest_from_lock(lock)
     entry = [layout.VENV_PYTHON, "-m", layout.RUNTIME_MODULE]
     commands = {"train": (None, spec.train.command), "serve": (spec.serve.port, spec.serve.command)}
@@ -374,33 +420,27 @@ def render(spec: Spec, lock: Lock) -> str:
             "port": commands[role][0],
             "entrypoint": entry + [role, "--"],
             "command": list(commands[role][1]),
-            "config": json.dumps(implied_config(spec, lock, role), sort_keys=True, separators=(",", ":")),
+            "config": json.dumps(implied_config(spec, lock, role, siblings), sort_keys=True, separators=(",", ":")),
         }
         for role in layout.ROLES
     ]
-    context = {
-        "version": __version__,
-        "origin": spec.origin,
+    return {
+        "platform": lock.platform,
+        "siblings": platforms_label(siblings) if siblings else None,
+        "sfx": f"-{arch}" if multi else "",
+        "base_arg": f"IMAGESMITH_BASE_{arch.upper()}" if multi else "IMAGESMITH_BASE",
+        "requirements_lock": f"requirements-{arch}.lock" if multi else "requirements.lock",
         "parity": parity.digest(manifest),
         "manifest": parity.canonical(manifest),
         "base_ref": lock.base.ref,
         "base_name": lock.base.name,
         "base_digest": lock.base.digest,
         "system_packages": [f"{n}={v}" for n, v in lock.system_packages],
-        "layout": layout.template_context(lock.python),
-        "runtime": runtime_context(lock),
-        "image_facts": image_facts_file(spec, lock),
+        "image_facts": image_facts_file(spec, lock, siblings),
         "preprocessing": preprocessing_context(spec, lock),
         "project": project_context(spec, lock),
-        "source": list(spec.source),
         "env": sorted(image_env(lock).items()),
         "targets": targets,
-        "user": user_context(spec),
-        "netrc_secret": credentials.SECRET_ID,
         "index_args": [shlex.quote(a) for a in credentials.index_args(lock.index_url, lock.extra_index_urls)],
         "package_indexes": package_indexes_context(lock),
     }
-    try:
-        return environment().get_template("Dockerfile.jinja").render(**context)
-    except jinja2.TemplateError as exc:
-        raise RenderError(f"the Dockerfile template failed: {exc}") from exc

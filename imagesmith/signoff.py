@@ -67,7 +67,7 @@ from typing import Iterator
 from .engine import Engine
 from .errors import EngineError, ImagesmithError
 from .fsutil import atomic_write, sha256_file
-from .layout import LABEL_PARITY, LABEL_ROLE, RUNTIME_MODULE
+from .layout import LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE, RUNTIME_MODULE
 from .runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
 from .runtime.stamp import STAMP_FILE, read_stamp
 from .spec import Spec
@@ -102,6 +102,7 @@ class Comparison:
     classes_checked: bool = False
     flipped: list[dict] = field(default_factory=list)  # {"sample", "golden", "now"}
     shape: list[str] = field(default_factory=list)  # rows that cannot be compared
+    per_sample: list[dict] = field(default_factory=list)  # each sample's largest deviation
 
     @property
     def outputs_ok(self) -> bool:
@@ -123,6 +124,7 @@ class Comparison:
             "flipped_count": len(self.flipped),
             "worst": self.worst,
             "shape": self.shape,
+            "per_sample": self.per_sample,
         }
 
     def outputs_detail(self) -> str:
@@ -176,6 +178,8 @@ def compare(
         if len(g_row) != len(n_row):
             result.shape.append(f"sample {i}: {len(n_row)} values, golden has {len(g_row)}")
             continue
+        row = {"sample": i, "max_abs_error": 0.0, "max_rel_error": 0.0, "out_of_tolerance": 0}
+        result.per_sample.append(row)
         for j, (g, n) in enumerate(zip(g_row, n_row)):
             result.values += 1
             if math.isnan(g) or math.isnan(n):
@@ -189,9 +193,14 @@ def compare(
                 result.max_abs = err
             if rel > result.max_rel:
                 result.max_rel = rel
+            row["max_abs_error"] = max(row["max_abs_error"], err)
+            row["max_rel_error"] = max(row["max_rel_error"], rel)
             if not ok:
+                row["out_of_tolerance"] += 1
                 result.out_of_tolerance += 1
                 deviations.append({"sample": i, "output": j, "golden": g, "now": n, "abs_error": err, "rel_error": rel})
+        if classes:
+            row["class_flipped"] = _argmax(g_row) != _argmax(n_row)
         if classes and _argmax(g_row) != _argmax(n_row):
             result.flipped.append({"sample": i, "golden": _argmax(g_row), "now": _argmax(n_row)})
     deviations.sort(key=lambda d: (-d["abs_error"], d["sample"], d["output"]))
@@ -389,6 +398,7 @@ def make_golden(engine: Engine, spec: Spec, image: str, model: Path) -> tuple[Pa
         "samples": {"file": spec.signoff.samples, "sha256": sha256_file(samples_path), "count": len(samples)},
         "model": {"parity": stamp["parity"], "stamp": stamp_digest},
         "image": {"ref": image, "digest": info.id},
+        "platform": image_platform(info),
         "outputs": data["outputs"],
         "hardware": data["hardware"],
     }
@@ -523,6 +533,7 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
     record = {
         "imagesmith_signoff": SIGNOFF_VERSION,
         "image": {"ref": image, "digest": info.id, "parity": info.labels.get(LABEL_PARITY)},
+        "platform": image_platform(info),
         "model": None,
         "golden": None,
         "accelerator": spec.accelerator,
@@ -552,6 +563,7 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
             "sha256": sha256_file(model / GOLDEN_FILE),
             "samples": len(golden["outputs"]),
             "train_image": (golden.get("image") or {}).get("digest"),
+            "platform": golden.get("platform"),
         }
         stale = []
         if (golden.get("model") or {}).get("stamp") != stamp_digest:
@@ -582,7 +594,10 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
             )
         comparison = compare(golden["outputs"], data["outputs"], rtol=spec.signoff.rtol, atol=spec.signoff.atol)
         record["comparison"] = comparison.as_json()
-        add("outputs", comparison.outputs_ok, comparison.outputs_detail())
+        across = ""
+        if golden.get("platform") and record["platform"] and golden["platform"] != record["platform"]:
+            across = f"golden outputs from {golden['platform']} training, served on {record['platform']}: "
+        add("outputs", comparison.outputs_ok, across + comparison.outputs_detail())
         if comparison.classes_checked:
             add("classes", comparison.classes_ok, comparison.classes_detail())
     record["passed"] = all(c["ok"] for c in checks)
@@ -643,10 +658,20 @@ def write_signoff(result: Signoff, path: Path) -> None:
 
 
 def table(record: dict) -> list[str]:
-    """The human report: one line per check, then what moved."""
+    """The human report: one line per check, then what moved (across platforms: every sample)."""
     width = max(len(c["check"]) for c in record["checks"]) if record["checks"] else 5
     lines = [f"{'ok  ' if c['ok'] else 'FAIL'}  {c['check']:<{width}}  {c['detail']}" for c in record["checks"]]
     comparison = record.get("comparison") or {}
+    trained = (record.get("golden") or {}).get("platform")
+    if trained and record.get("platform") and trained != record["platform"] and comparison.get("per_sample"):
+        lines.append(f"per sample, {record['platform']} against the {trained} golden outputs:")
+        lines.append(f"  {'sample':>6}  {'max abs err':>12}  {'max rel err':>12}  {'out of tol':>10}  class")
+        for row in comparison["per_sample"]:
+            flip = {True: "flipped", False: "same"}.get(row.get("class_flipped"), "-")
+            lines.append(
+                f"  {row['sample']:>6}  {row['max_abs_error']:>12.3g}  {row['max_rel_error']:>12.3g}  "
+                f"{row['out_of_tolerance']:>10}  {flip}"
+            )
     if comparison.get("worst"):
         lines.append(f"outputs that moved (largest {len(comparison['worst'])} of {comparison['out_of_tolerance']}):")
         lines.append(f"  {'sample':>6}  {'output':>6}  {'golden':>14}  {'now':>14}  {'abs err':>10}  {'rel err':>10}")
@@ -688,9 +713,22 @@ def read_signoff(path: Path) -> dict:
     return data
 
 
-def check_signoff(engine: Engine, image: str, path: Path, model: Path, *, here: dict | None = None) -> GateResult:
-    """The deploy gate: the signoff in ``path`` passed, for ``image``'s digest and ``model``'s stamp.
-    Hardware differences between this machine and the signed-off one are notes."""
+def image_platform(info) -> str | None:
+    """The platform an image is for: its config's (os/architecture), else its manifest label's."""
+    if info.platform:
+        return info.platform
+    try:
+        return json.loads(info.labels.get(LABEL_MANIFEST) or "{}").get("platform")
+    except (ValueError, AttributeError):
+        return None
+
+
+def check_signoff(
+    engine: Engine, image: str, path: Path, model: Path, *, here: dict | None = None, platform: str | None = None
+) -> GateResult:
+    """The deploy gate: the signoff in ``path`` passed, for ``image``'s digest and ``model``'s stamp,
+    on ``image``'s platform (``platform`` picks it from a multi-platform index). Hardware
+    differences between this machine and the signed-off one are notes."""
     data = read_signoff(path)
     result = GateResult()
     if data.get("passed") is True:
@@ -700,7 +738,15 @@ def check_signoff(engine: Engine, image: str, path: Path, model: Path, *, here: 
         result.problems.append(
             f"the signoff in {path} did not pass (failed: {', '.join(map(str, failed)) or 'unknown'})"
         )
-    info = engine.lookup(image)
+    info = engine.lookup(image, platform) if platform else engine.lookup(image)
+    signed_on, this = data.get("platform"), image_platform(info)
+    if signed_on and this and signed_on != this:
+        result.problems.append(
+            f"it was made on {signed_on}, and {image} is a {this} image: sign off on {this} "
+            f"(`imagesmith signoff` of the {this} image on that hardware)"
+        )
+    elif signed_on:
+        result.checks.append(f"it was made on {signed_on}, this image's platform")
     signed = data["image"].get("digest")
     if signed == info.id:
         result.checks.append(f"it was made for this image ({info.id})")

@@ -15,7 +15,7 @@ import math
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -32,6 +32,22 @@ PYPROJECT = "pyproject.toml"
 NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 PYTHON_RE = re.compile(r"3\.[0-9]{1,2}")
 PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
+def platform_arch(platform: str) -> str:
+    """``linux/arm64`` -> ``arm64``: the architecture as BuildKit's TARGETARCH and OCI name it."""
+    return platform.split("/", 1)[1]
+
+
+def machine_platform() -> str:
+    """This machine's platform in the spec's words (``linux/amd64`` on x86-64, ``linux/arm64`` on
+    aarch64): what ``--platform`` defaults to."""
+    import platform as _platform
+
+    machine = _platform.machine().lower()
+    return {"aarch64": "linux/arm64", "arm64": "linux/arm64"}.get(machine, "linux/amd64")
+
+
 # A Docker image reference: [host[:port]/]path[:tag][@sha256:hex]. No spaces, no quotes.
 IMAGE_REF_RE = re.compile(
     r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
@@ -129,6 +145,28 @@ class Spec:
     package_indexes: tuple[tuple[str, str], ...] = ()
     user: str = IMAGE_USER  # one of USERS; render.image_user says what USER the Dockerfile sets
     project: ProjectPackage | None = None  # the project's own wheel goes into the images (install_project)
+    # every platform the images are built for, in the spec's order (``platform`` is the first):
+    # ``platforms: [linux/amd64, linux/arm64]`` builds both; each gets its own lock section
+    platforms: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.platforms:
+            object.__setattr__(self, "platforms", (self.platform,))
+
+    @property
+    def multi_platform(self) -> bool:
+        return len(self.platforms) > 1
+
+    def for_platform(self, platform: str) -> "Spec":
+        """This spec for one of its platforms alone (what each lock section is resolved from)."""
+        return replace(self, platform=platform, platforms=(platform,))
+
+    def requirements_lock_for(self, platform: str) -> Path:
+        """The pip-format lock of ``platform``: ``requirements.lock`` for a one-platform spec,
+        ``requirements-<arch>.lock`` (arch as BuildKit's TARGETARCH says it) for several."""
+        if not self.multi_platform:
+            return self.requirements_lock_path
+        return self.root / f"requirements-{platform_arch(platform)}.lock"
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -469,6 +507,7 @@ TOP_KEYS = (
     "name",
     "python",
     "platform",
+    "platforms",
     "base",
     "resolver",
     "install",
@@ -532,6 +571,20 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
     platform = data.get("platform", "linux/amd64")
     if platform not in PLATFORMS:
         p.add("platform", f"expected one of {', '.join(PLATFORMS)}, got {show(platform)}")
+    platforms: tuple[str, ...] = (platform,)
+    if "platforms" in data:
+        listed = data.get("platforms")
+        if "platform" in data:
+            p.add("platforms", "give either platform (one) or platforms (a list), not both")
+        elif not isinstance(listed, list) or not listed:
+            p.add("platforms", f"expected a list like [linux/amd64, linux/arm64], got {show(listed)}")
+        elif bad := [x for x in listed if x not in PLATFORMS]:
+            p.add("platforms", f"expected each of {', '.join(PLATFORMS)}, got {show(bad[0])}")
+        elif len(set(listed)) != len(listed):
+            p.add("platforms", "a platform is listed twice")
+        else:
+            platforms = tuple(listed)
+            platform = platforms[0]
 
     base = data.get("base", "")
     if "base" in data and not (isinstance(base, str) and len(base) <= 512 and IMAGE_REF_RE.fullmatch(base)):
@@ -655,6 +708,7 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         package_indexes=package_indexes,
         user=user,
         project=project,
+        platforms=platforms,
     )
 
 

@@ -59,6 +59,7 @@ from .layout import (
     LABEL_CONFIG,
     LABEL_MANIFEST,
     LABEL_PARITY,
+    LABEL_PLATFORMS,
     LABEL_ROLE,
     ROLES,
     VENV,
@@ -70,6 +71,7 @@ from .lock.resolvers import Pin
 from .record import config_problems, expected_config, normalize_config, read_app, shared_layers, source_problems
 from .runtime import DISTRIBUTION as RUNTIME_DIST
 from .runtime import stamp
+from .spec import machine_platform
 
 PROBE = Path(stamp.__file__).resolve().parent / "probe.py"  # the host's copy: never the image's
 # Loose runtime files in site-packages of images built before the runtime was a wheel
@@ -193,18 +195,28 @@ class Source:
         return f"{'registry image' if self.info and self.info.source == 'registry' else 'image'} {self.ref}"
 
 
-def open_source(engine: Engine, ref: str) -> Source:
+def open_source(engine: Engine, ref: str, platform: str | None = None) -> Source:
     """An existing file (or a folder holding imagesmith.lock) is a lock; a reference naming a
-    registry host is read from that registry without pulling; anything else is a local image."""
+    registry host is read from that registry without pulling; anything else is a local image.
+    ``platform`` picks a multi-platform lock's section and a registry index's image (default:
+    this machine's); a local image must be of it."""
     path = Path(ref)
     if path.is_dir() and (path / LOCK_FILE).is_file():
         path = path / LOCK_FILE
     if path.is_file():
-        lock = read_lock(path)
+        lock = read_lock(path, platform)
         return Source(ref=str(path), kind="lock", lock=lock, manifest=parity.manifest_from_lock(lock))
     if ref.endswith((".lock", ".json")) or "/" in ref and ref.startswith((".", "/")):
         raise UsageError(f"{ref} does not exist", hint="give an image, a registry reference or an imagesmith.lock")
-    info = engine.registry_image(ref) if registry_host(ref) else engine.image(ref)
+    if registry_host(ref):
+        info = engine.registry_image(ref, platform or machine_platform())
+    else:
+        info = engine.image(ref)
+        if platform and info.platform and info.platform != platform:
+            raise UsageError(
+                f"the engine's image {ref} is its {info.platform} image, not {platform}",
+                hint=f"give the image's registry reference to read its {platform} image without pulling",
+            )
     report = Report(image=ref)
     manifest = label_manifest(info, report)
     return Source(ref=ref, kind="image", info=info, manifest=manifest, problems=report.problems)
@@ -806,10 +818,13 @@ def verify_image(
     expect: str | None = None,
     pair: str | None = None,
     labels_only: bool = False,
+    platform: str | None = None,
 ) -> Report:
     """Check ``image`` (local, or a registry reference) against its own labels and, when given,
-    a lock, an expected parity and its train/serve pair. See the module docstring."""
-    source = open_source(engine, image)
+    a lock, an expected parity and its train/serve pair. See the module docstring. ``platform``:
+    which image of a multi-platform index, and which section of a multi-platform lock (default:
+    this machine's)."""
+    source = open_source(engine, image, platform)
     if source.kind == "lock":
         raise UsageError(
             f"{image} is a lock file; verify checks an image",
@@ -825,8 +840,9 @@ def verify_image(
         mode="labels" if labels_only else "content",
     )
     manifest = label_manifest(info, report)
-    locked = read_lock(lock) if lock is not None else None  # read once: references, layer count
-    _check_references(engine, report, info, manifest, lock, locked, expect, pair)
+    # read once: references, layer count; the section of the image's own platform
+    locked = read_lock(lock, platform or info.platform or None) if lock is not None else None
+    _check_references(engine, report, info, manifest, lock, locked, expect, pair, platform)
     if manifest is None:
         return report
     base = check_base(engine, info, manifest["base"])
@@ -896,7 +912,7 @@ def verify_image(
     return report
 
 
-def _check_references(engine, report, info, manifest, lock, locked_file, expect, pair) -> None:
+def _check_references(engine, report, info, manifest, lock, locked_file, expect, pair, platform=None) -> None:
     if lock is not None:
         locked = parity.manifest_from_lock(locked_file)
         want = parity.digest(locked)
@@ -913,7 +929,7 @@ def _check_references(engine, report, info, manifest, lock, locked_file, expect,
         elif report.parity != expect:
             report.problems.append(f"parity {report.parity} is not the expected {expect}")
     if pair is not None:
-        other = open_source(engine, pair).info
+        other = open_source(engine, pair, platform).info
         assert other is not None
         if other.labels.get(LABEL_PARITY) != report.parity:
             report.problems.append(
@@ -1048,14 +1064,16 @@ def _layer_difference(a: str, la: tuple[str, ...], b: str, lb: tuple[str, ...]) 
 # inspect
 
 
-def inspect_source(engine: Engine, ref: str) -> dict[str, Any]:
-    """The parity manifest of an image (local or registry, read without pulling) or a lock."""
-    source = open_source(engine, ref)
+def inspect_source(engine: Engine, ref: str, platform: str | None = None) -> dict[str, Any]:
+    """The parity manifest of an image (local or registry, read without pulling) or a lock; of
+    ``platform``'s image or section (default: this machine's)."""
+    source = open_source(engine, ref, platform)
     info = source.info
     out: dict[str, Any] = {
         "source": source.ref,
         "kind": source.kind,
         "id": info.id if info else "",
+        "platform": (info.platform if info else source.lock.platform if source.lock else "") or None,
         "parity": None,
         "role": None,
         "label_ok": source.manifest is not None,
@@ -1132,10 +1150,11 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
 # the model: ``imagesmith verify SERVE_IMAGE --model DIR``
 
 
-def verify_model(engine: Engine, image: str, folder) -> stamp.Check:
+def verify_model(engine: Engine, image: str, folder, platform: str | None = None) -> stamp.Check:
     """The same check as the serve runtime's (``stamp.check_model``), against ``image``'s labels
-    (from the engine, or read from the registry for a registry reference the engine lacks)."""
-    info = engine.lookup(image)
+    (from the engine, or read from the registry for a registry reference the engine lacks: its
+    ``platform`` image, for an index)."""
+    info = engine.lookup(image, platform) if platform else engine.lookup(image)
     label = info.labels.get(LABEL_PARITY)
     text = info.labels.get(LABEL_MANIFEST)
     manifest = None
@@ -1155,6 +1174,12 @@ def verify_model(engine: Engine, image: str, folder) -> stamp.Check:
         raise stamp.StampError(
             f"{folder} is not a folder", hint=f"pass the artifacts folder train wrote (it holds {stamp.STAMP_FILE})"
         )
-    result = stamp.check_model(str(folder), label or "", manifest, require_model=True)
+    siblings = None
+    if info.labels.get(LABEL_PLATFORMS):
+        try:
+            siblings = json.loads(info.labels[LABEL_PLATFORMS])
+        except ValueError:
+            pre.append(f"label {LABEL_PLATFORMS} of {image} is not JSON")
+    result = stamp.check_model(str(folder), label or "", manifest, require_model=True, siblings=siblings)
     result.problems[:0] = pre
     return result

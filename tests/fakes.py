@@ -79,7 +79,7 @@ class FakeEngine:
     def has_image(self, ref: str) -> bool:
         return ref in self.store or self.default is not None
 
-    def lookup(self, ref: str) -> ImageInfo:
+    def lookup(self, ref: str, platform: str | None = None) -> ImageInfo:
         return self.image(ref)
 
     runnable = registry_image = lookup
@@ -98,6 +98,10 @@ class FakeEngine:
         if ref not in self.registry:
             raise EngineError(f"{ref} is not in its registry")
         return self.registry[ref]
+
+    def registry_platform_digest(self, ref: str, platform: str) -> tuple[str, str]:
+        """A fake registry holds single-platform manifests: (the digest, no index)."""
+        return self.registry_digest(ref), ""
 
     def history(self, image: str, layers: int):
         return None

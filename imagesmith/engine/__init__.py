@@ -75,11 +75,12 @@ class Engine:
 
     # ---- reads that span the store and the registry -------------------------------------------
 
-    def lookup(self, ref: str) -> ImageInfo:
+    def lookup(self, ref: str, platform: str | None = None) -> ImageInfo:
         """Labels and config of ``ref``: from the engine's store when it is there, else (a registry
-        reference) read from its registry without pulling. For checks that read, not run."""
+        reference) read from its registry without pulling (an index: its ``platform`` entry,
+        default linux/amd64). For checks that read, not run."""
         if registry_host(ref) and not self.images.has_image(ref):
-            return self.registry.image(ref)
+            return self.registry.image(ref, platform) if platform else self.registry.image(ref)
         return self.images.image(ref)
 
     def runnable(self, ref: str) -> ImageInfo:
@@ -112,11 +113,14 @@ class Engine:
     def save_oci_layout(self, image_id: str, dest: Path) -> Path:
         return self.images.save_oci_layout(image_id, dest)
 
-    def registry_image(self, ref: str) -> ImageInfo:
-        return self.registry.image(ref)
+    def registry_image(self, ref: str, platform: str | None = None) -> ImageInfo:
+        return self.registry.image(ref, platform) if platform else self.registry.image(ref)
 
     def registry_digest(self, ref: str) -> str:
         return self.registry.digest(ref)
+
+    def registry_platform_digest(self, ref: str, platform: str) -> tuple[str, str]:
+        return self.registry.platform_digest(ref, platform)
 
     def run(self, image: str, command: Sequence[str], **options) -> str:
         return self.containers.run(image, command, **options)

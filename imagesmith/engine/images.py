@@ -48,6 +48,7 @@ class Images:
             config=cfg,
             size=int(a.get("Size") or 0),
             created=a.get("Created", ""),
+            platform=f"{a['Os']}/{a['Architecture']}" if a.get("Os") and a.get("Architecture") else "",
         )
 
     def has_image(self, ref: str) -> bool:

@@ -23,6 +23,7 @@ class ImageInfo:
     created: str
     history: tuple[HistoryEntry, ...] | None = None  # oldest first; None: not read (see Images.history)
     source: str = "local"  # "local" (the engine's image store) or "registry" (read without pulling)
+    platform: str = ""  # os/architecture of the image's config, e.g. linux/arm64 ("" when not known)
 
 
 @dataclass(frozen=True)

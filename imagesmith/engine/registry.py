@@ -14,7 +14,7 @@ from ._common import docker_cli, redact, tail
 from .records import HistoryEntry, ImageInfo
 from .refs import repository
 
-DEFAULT_PLATFORM = ("linux", "amd64")
+DEFAULT_PLATFORM = "linux/amd64"
 
 
 class Registry:
@@ -61,23 +61,40 @@ class Registry:
         multi-platform image), without pulling."""
         return self.raw(ref)[1]
 
-    def image(self, ref: str, platform: tuple[str, str] = DEFAULT_PLATFORM) -> ImageInfo:
-        """Labels, config, layers and history of ``ref`` read from its registry, without pulling.
-        A multi-platform index resolves to ``platform`` (os, architecture)."""
+    def platform_digest(self, ref: str, platform: str = DEFAULT_PLATFORM) -> tuple[str, str]:
+        """(the digest of ``ref``'s manifest for ``platform``, the index digest or "") without
+        pulling: a multi-platform index resolves to its entry for ``platform`` (os/architecture);
+        a single manifest is its own digest, with no index."""
         raw, digest = self.raw(ref)
         try:
             manifest = json.loads(raw)
         except ValueError as exc:
             raise EngineError(f"the registry returned no manifest for {ref}") from exc
-        if manifest.get("manifests"):  # an index: pick the platform
-            chosen = [
-                m
+        if not isinstance(manifest, dict) or not manifest.get("manifests"):
+            return digest, ""
+        wanted = tuple(platform.split("/", 1))
+        chosen = [
+            m
+            for m in manifest["manifests"]
+            if isinstance(m, dict)
+            and ((m.get("platform") or {}).get("os"), (m.get("platform") or {}).get("architecture")) == wanted
+        ]
+        if not chosen:
+            have = sorted(
+                "/".join(((m.get("platform") or {}).get("os", "?"), (m.get("platform") or {}).get("architecture", "?")))
                 for m in manifest["manifests"]
-                if ((m.get("platform") or {}).get("os"), (m.get("platform") or {}).get("architecture")) == platform
-            ]
-            if not chosen:
-                raise EngineError(f"{ref} has no {'/'.join(platform)} image in its index")
-            digest = chosen[0]["digest"]
+                if isinstance(m, dict) and (m.get("platform") or {}).get("architecture") != "unknown"
+            )
+            raise EngineError(
+                f"{ref} has no {platform} image in its index (it has {', '.join(have) or 'none'})",
+                hint="build or push the image for that platform, or name another --platform",
+            )
+        return chosen[0]["digest"], digest
+
+    def image(self, ref: str, platform: str = DEFAULT_PLATFORM) -> ImageInfo:
+        """Labels, config, layers and history of ``ref`` read from its registry, without pulling.
+        A multi-platform index resolves to ``platform`` (os/architecture)."""
+        digest, _ = self.platform_digest(ref, platform)
         pinned = f"{repository(ref)}@{digest}"
         try:
             config = json.loads(self._imagetools(pinned, "--format", "{{json .Image}}"))
@@ -99,4 +116,7 @@ class Registry:
             created=config.get("created", ""),
             history=history,
             source="registry",
+            platform=f"{config['os']}/{config['architecture']}"
+            if config.get("os") and config.get("architecture")
+            else "",
         )

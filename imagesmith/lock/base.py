@@ -17,6 +17,7 @@ class BasePin:
     digest: str  # sha256:...
     source: str  # "registry" (manifest digest) or "local" (the engine's image ID)
     python_version: str = ""  # e.g. "3.11.2", read from the image
+    index: str = ""  # the registry's image index digest, when the name is a multi-platform image
 
     @property
     def ref(self) -> str:
@@ -26,24 +27,31 @@ class BasePin:
         return f"{self.name.split('@', 1)[0]}@{self.digest}"
 
 
-def pin_base(engine: LockEngine, ref: str) -> BasePin:
-    """Pin a base image reference to a digest: a registry's manifest digest when the registry
-    answers, else the local engine's image ID (the lock says which)."""
+def pin_base(engine: LockEngine, ref: str, platform: str = "linux/amd64") -> BasePin:
+    """Pin a base image reference to a digest for ``platform``: a registry's manifest digest when
+    the registry answers (for a multi-platform image, the manifest of ``platform`` in its index,
+    whose digest is kept too), else the local engine's image ID (the lock says which), which
+    must be an image of ``platform``."""
     if "@sha256:" in ref:
         name, digest = ref.split("@", 1)
-        source = "registry"
+        source, index = "registry", ""
         if not engine.has_image(ref):
             try:
-                engine.registry_digest(ref)
+                digest, index = engine.registry_platform_digest(ref, platform)
             except EngineError as exc:
                 raise LockError(
                     f"base image {ref} is neither local nor in its registry", hint="check the digest"
                 ) from exc
         else:
             source = "local" if not any(d.endswith(digest) for d in engine.image(ref).repo_digests) else "registry"
-        return BasePin(name, digest, source, python_version(engine, ref))
+            if source == "local":
+                _check_platform(engine, ref, platform)
+        pinned = f"{name}@{digest}"
+        if source == "registry" and not engine.has_image(pinned):
+            engine.pull(pinned)
+        return BasePin(name, digest, source, python_version(engine, pinned), index)
     try:
-        digest = engine.registry_digest(ref)
+        digest, index = engine.registry_platform_digest(ref, platform)
         source = "registry"
     except EngineError as exc:
         if not engine.has_image(ref):
@@ -51,12 +59,24 @@ def pin_base(engine: LockEngine, ref: str) -> BasePin:
                 f"base image {ref} was found neither in its registry ({first_line(exc)}) nor in the local engine",
                 hint="check the name, build or import the image into this engine, or pass --base with one that exists",
             ) from exc
-        digest = engine.image(ref).id
+        digest, index = _check_platform(engine, ref, platform).id, ""
         source = "local"
     pinned = f"{ref}@{digest}"
     if source == "registry" and not engine.has_image(pinned):
         engine.pull(pinned)
-    return BasePin(ref, digest, source, python_version(engine, pinned if source == "registry" else ref))
+    return BasePin(ref, digest, source, python_version(engine, pinned if source == "registry" else ref), index)
+
+
+def _check_platform(engine: LockEngine, ref: str, platform: str):
+    """The local image ``ref``, which must be of ``platform`` (its config's os/architecture)."""
+    info = engine.image(ref)
+    if info.platform and info.platform != platform:
+        raise LockError(
+            f"the local base image {ref} is a {info.platform} image, but the spec builds for {platform}",
+            hint=f"use a base of {platform} (import one, or name a registry image whose index has it); "
+            "a spec with several platforms needs a base that has each of them",
+        )
+    return info
 
 
 def python_version(engine: LockEngine, image: str) -> str:

@@ -116,7 +116,7 @@ def train(command, facts, environ):
 
 def serve_check(facts, environ):
     """True when the server may start (the model matches, or the override is set)."""
-    check = stamp.check_model(facts["artifacts"], facts["parity"], facts["manifest"])
+    check = stamp.check_model(facts["artifacts"], facts["parity"], facts["manifest"], siblings=facts.get("platforms"))
     if check.ok:
         for line in check.checks:
             _log(line)

@@ -26,7 +26,9 @@ other way records ``null``. Nothing trusts that value: the check compares pariti
 
 1. the artifacts folder is empty or absent (nothing to serve, nothing to check), or
 2. the stamp is there, its manifest hashes to its parity (``parity.digest``), that parity is
-   the image's, and every file it lists is present with the same sha256.
+   the image's (or, for an image of a multi-platform build, the parity of that build's image
+   for the platform the stamp's manifest names: facts ``platforms``, label
+   ``io.imagesmith.platforms``), and every file it lists is present with the same sha256.
 
 Anything else is a problem, named line by line (each manifest difference from
 ``parity.compare``, each changed or missing file). The serve runtime then refuses to start
@@ -172,9 +174,19 @@ class Check:
         return not self.problems
 
 
-def check_model(folder: str, image_parity: str, image_manifest: dict | None, *, require_model: bool = False) -> Check:
+def check_model(
+    folder: str,
+    image_parity: str,
+    image_manifest: dict | None,
+    *,
+    require_model: bool = False,
+    siblings: dict | None = None,
+) -> Check:
     """Check the model in ``folder`` against an image's parity and manifest (the module
-    docstring lists the rules). With ``require_model``, an empty folder is a problem too."""
+    docstring lists the rules). With ``require_model``, an empty folder is a problem too.
+    ``siblings``: ``{platform: parity}`` of a multi-platform build the image is part of; a
+    model trained in another platform's image of that build holds too (the same lock, resolved
+    for that platform), with a line saying so: its numbers are ``imagesmith signoff``'s to check."""
     result = Check(folder=folder)
     files = artifact_digests(folder)
     try:
@@ -197,8 +209,20 @@ def check_model(folder: str, image_parity: str, image_manifest: dict | None, *, 
 
     if parity.digest(stamp["manifest"]) != stamp["parity"]:
         result.problems.append(f"the stamp's manifest does not hash to its parity {stamp['parity']} (edited stamp)")
+    trained_on = (stamp["manifest"] or {}).get("platform")
     if stamp["parity"] == image_parity:
         result.checks.append(f"the model was trained under this image's parity ({image_parity})")
+    elif (
+        isinstance(siblings, dict)
+        and image_parity in siblings.values()
+        and trained_on in siblings
+        and siblings[trained_on] == stamp["parity"]
+    ):
+        result.checks.append(
+            f"the model was trained under the {trained_on} image of this image's build (parity "
+            f"{stamp['parity']}); this is its {(image_manifest or {}).get('platform') or 'other'} image: "
+            "the same lock for another platform, so its outputs are checked by a signoff on this platform"
+        )
     else:
         result.problems.append(
             f"the model was trained under parity {stamp['parity']}, this image has "

@@ -6,7 +6,10 @@
 
 ARG IMAGESMITH_BASE=python:3.11-slim@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 
-FROM ${IMAGESMITH_BASE} AS base
+FROM scratch AS imagesmith-runtime
+COPY [".imagesmith/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl", "/"]
+
+FROM --platform=linux/amd64 ${IMAGESMITH_BASE} AS base
 
 FROM base AS wheel-download
 RUN --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requirements.lock \
@@ -17,9 +20,6 @@ RUN --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requiremen
 
 FROM scratch AS wheels
 COPY --from=wheel-download /wheels/ /
-
-FROM scratch AS imagesmith-runtime
-COPY [".imagesmith/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl", "/"]
 
 FROM base AS sdist-build
 RUN --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requirements.lock \

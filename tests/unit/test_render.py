@@ -53,7 +53,7 @@ def test_parity_and_manifest_labels_are_the_parity_module_s(tiny):
     text = render(tiny, lock)
     manifest = parity.manifest_from_lock(lock)
     assert f'io.imagesmith.parity="{parity.digest(manifest)}"' in text
-    assert "FROM ${IMAGESMITH_BASE}" in text
+    assert "FROM --platform=linux/amd64 ${IMAGESMITH_BASE} AS base" in text
     assert f"ARG IMAGESMITH_BASE=python:3.11-slim@sha256:{'a' * 64}" in text
 
 

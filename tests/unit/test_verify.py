@@ -690,7 +690,7 @@ def test_registry_image_reads_an_index_and_its_config(monkeypatch):
     assert [(h.created_by, h.empty_layer) for h in info.history] == [("ADD x", False), ("LABEL a=b", True)]
     assert calls[1] == ("127.0.0.1:5000/app@sha256:" + "b" * 64, ("--format", "{{json .Image}}"))
     assert registry.digest("127.0.0.1:5000/app:serve") == "sha256:" + hashlib.sha256(index).hexdigest()
-    assert registry.image("127.0.0.1:5000/app:serve", platform=("linux", "arm64")).id == "sha256:" + "a" * 64
+    assert registry.image("127.0.0.1:5000/app:serve", platform="linux/arm64").id == "sha256:" + "a" * 64
 
 
 def test_source_problems_compare_app_with_the_project(tmp_path):

@@ -1,0 +1,214 @@
+"""Several platforms (issue 16), pure parts: the spec's ``platforms``, one lock section per
+platform (pins, base, parity of its own), the Dockerfile's per-platform stages, the bake
+``platforms``, the index parity, base pinning per platform, and diff's explanation of what
+differs between two platforms. The real builds are tests/engine/test_platforms_engine.py."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from imagesmith import parity
+from imagesmith.build import bake_definition
+from imagesmith.compare import Change
+from imagesmith.diff import explain_platforms
+from imagesmith.errors import LockError, SpecError
+from imagesmith.lock import check_lock, ensure_fresh_all, lock_project, read_lock, read_locks
+from imagesmith.lock.base import BasePin, pin_base
+from imagesmith.lock.resolvers import Pin
+from imagesmith.render import render
+from imagesmith.spec import load_spec
+from tests.fakes import FakeEngine, image_info
+from tests.helpers import fake_lock
+
+SPEC = (
+    'name: p\npython: "3.11"\nbase: 127.0.0.1:5000/base:py311\n'
+    "requirements: [numpy]\n"
+    'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
+)
+AMD, ARM = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+
+
+def write_spec(root, extra: str = "platforms: [linux/amd64, linux/arm64]\n"):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "imagesmith.yaml").write_text(SPEC + extra)
+    return root
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("platforms: [linux/amd64, linux/s390x]\n", "expected each of linux/amd64, linux/arm64"),
+        ("platforms: []\n", "expected a list"),
+        ("platforms: linux/arm64\n", "expected a list"),
+        ("platforms: [linux/arm64, linux/arm64]\n", "listed twice"),
+        ("platform: linux/amd64\nplatforms: [linux/arm64]\n", "not both"),
+    ],
+)
+def test_platforms_are_checked(tmp_path, extra, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(write_spec(tmp_path / "p", extra))
+
+
+def test_platforms_order_and_the_first_is_the_platform(tmp_path):
+    spec = load_spec(write_spec(tmp_path / "p", "platforms: [linux/arm64, linux/amd64]\n"))
+    assert spec.platforms == ("linux/arm64", "linux/amd64") and spec.platform == "linux/arm64"
+    assert spec.multi_platform
+    assert spec.requirements_lock_for("linux/amd64").name == "requirements-amd64.lock"
+    one = load_spec(write_spec(tmp_path / "q", "platform: linux/arm64\n"))
+    assert one.platforms == ("linux/arm64",) and not one.multi_platform
+    assert one.requirements_lock_for("linux/arm64").name == "requirements.lock"
+
+
+class PlatformResolver:
+    """numpy has one wheel per platform; a marker adds a package on x86-64 only."""
+
+    name = "uv"
+
+    def __init__(self):
+        self.platforms = []
+
+    def resolve(self, request):
+        self.platforms.append(request.platform)
+        pins = [Pin("numpy", "2.1.0", (AMD if request.platform == "linux/amd64" else ARM,))]
+        if request.platform == "linux/amd64":
+            pins.append(Pin("only-x86", "1.0", ("sha256:" + "3" * 64,)))
+        return pins
+
+
+class IndexEngine(FakeEngine):
+    """A registry whose base is an image index: one manifest per platform."""
+
+    def registry_platform_digest(self, ref, platform):
+        self._record("registry_digest", ref, platform=platform)
+        return {"linux/amd64": "sha256:" + "a" * 64, "linux/arm64": "sha256:" + "b" * 64}[
+            platform
+        ], "sha256:" + "c" * 64
+
+
+@pytest.fixture
+def multi(tmp_path, monkeypatch):
+    root = write_spec(tmp_path / "p")
+    resolver = PlatformResolver()
+    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: resolver)
+    engine = IndexEngine(runs=lambda image, command: "3.11.2\n", default=image_info("base"))
+    return root, resolver, engine
+
+
+def test_one_lock_section_per_platform_each_with_its_own_pins_base_and_parity(multi):
+    root, resolver, engine = multi
+    spec = load_spec(root)
+    result = lock_project(spec, engine)
+    assert resolver.platforms == ["linux/amd64", "linux/arm64"] and result.written
+    data = json.loads((root / "imagesmith.lock").read_text())
+    assert set(data) == {"imagesmith_lock", "generated_by", "platforms"}
+    assert list(data["platforms"]) == ["linux/amd64", "linux/arm64"]
+    locks = read_locks(root / "imagesmith.lock")
+    amd, arm = locks["linux/amd64"], locks["linux/arm64"]
+    assert amd.base.digest == "sha256:" + "a" * 64 and arm.base.digest == "sha256:" + "b" * 64
+    assert amd.base.index == arm.base.index == "sha256:" + "c" * 64
+    assert [p.name for p in amd.packages] == ["numpy", "only-x86"] and [p.name for p in arm.packages] == ["numpy"]
+    assert parity.digest(parity.manifest_from_lock(amd)) != parity.digest(parity.manifest_from_lock(arm))
+    assert (root / "requirements-amd64.lock").read_text().count("only-x86") == 1
+    assert "only-x86" not in (root / "requirements-arm64.lock").read_text()
+    assert "-r requirements-arm64.lock" in (root / "requirements-arm64.lock").read_text()
+    assert not (root / "requirements.lock").exists()
+    # unchanged: nothing redone, byte-identical
+    before = (root / "imagesmith.lock").read_bytes()
+    again = lock_project(load_spec(root), engine)
+    assert again.changed == [] and not again.written and len(resolver.platforms) == 2
+    assert (root / "imagesmith.lock").read_bytes() == before
+    assert check_lock(spec) == [] and list(ensure_fresh_all(spec)) == ["linux/amd64", "linux/arm64"]
+
+
+def test_read_lock_picks_a_platform_and_names_the_missing_one(multi):
+    root, _, engine = multi
+    lock_project(load_spec(root), engine)
+    assert read_lock(root / "imagesmith.lock", "linux/arm64").platform == "linux/arm64"
+    one = write_spec(root.parent / "one", "platform: linux/arm64\n")
+    lock_project(load_spec(one), engine)
+    with pytest.raises(LockError, match=r"has no section for linux/amd64 \(it locks linux/arm64\)"):
+        read_lock(one / "imagesmith.lock", "linux/amd64")
+
+
+def test_a_platform_added_to_the_spec_makes_the_lock_stale(multi):
+    root, _, engine = multi
+    (root / "imagesmith.yaml").write_text(SPEC + "platform: linux/amd64\n")
+    lock_project(load_spec(root), engine)
+    (root / "imagesmith.yaml").write_text(SPEC + "platforms: [linux/amd64, linux/arm64]\n")
+    assert check_lock(load_spec(root)) == ["target"]
+
+
+def test_a_section_edited_to_another_platform_is_refused(multi):
+    root, _, engine = multi
+    lock_project(load_spec(root), engine)
+    data = json.loads((root / "imagesmith.lock").read_text())
+    data["platforms"]["linux/arm64"]["target"]["platform"] = "linux/amd64"
+    (root / "imagesmith.lock").write_text(json.dumps(data))
+    with pytest.raises(LockError, match=r"platforms.'?linux/arm64'?: the section's target.platform"):
+        read_locks(root / "imagesmith.lock")
+
+
+def test_a_local_base_must_be_of_the_platform():
+    engine = FakeEngine({"base:x": replace(image_info("base:x"), platform="linux/amd64")})
+    with pytest.raises(LockError, match="is a linux/amd64 image, but the spec builds for linux/arm64"):
+        pin_base(engine, "base:x", "linux/arm64")
+
+
+def test_the_dockerfile_has_each_platform_s_stages_and_picks_by_targetarch(tmp_path):
+    spec = load_spec(write_spec(tmp_path / "p"))
+    amd = fake_lock()
+    arm = fake_lock(
+        platform="linux/arm64", base=BasePin("python:3.11-slim", "sha256:" + "e" * 64, "registry", "3.11.9")
+    )
+    text = render(spec, {"linux/amd64": amd, "linux/arm64": arm})
+    assert text == render(spec, {"linux/amd64": amd, "linux/arm64": arm})  # deterministic
+    for arch, lock in (("amd64", amd), ("arm64", arm)):
+        assert f"ARG IMAGESMITH_BASE_{arch.upper()}={lock.base.ref}\n" in text
+        assert f"FROM --platform=linux/{arch} ${{IMAGESMITH_BASE_{arch.upper()}}} AS base-{arch}\n" in text
+        assert f"source=requirements-{arch}.lock," in text
+        assert f'io.imagesmith.parity="{parity.digest(parity.manifest_from_lock(lock))}"' in text
+        assert f"FROM shared-{arch} AS serve-{arch}\n" in text
+    assert text.endswith("FROM train-${TARGETARCH} AS train\nFROM serve-${TARGETARCH} AS serve\n")
+    assert "source=requirements.lock," not in text and " AS shared\n" not in text
+    single = render(spec, {"linux/arm64": arm})
+    assert "FROM --platform=linux/arm64 ${IMAGESMITH_BASE} AS base\n" in single and "TARGETARCH" not in single
+
+
+def test_bake_sets_the_platforms():
+    definition = bake_definition(
+        context=__import__("pathlib").Path("/p"),
+        dockerfile=__import__("pathlib").Path("/p/Dockerfile"),
+        targets=("train", "serve"),
+        names={"train": ["p:train"], "serve": ["p:serve"]},
+        push={},
+        load=False,
+        driver="docker",
+        build_args={},
+        contexts={},
+        platforms=("linux/amd64", "linux/arm64"),
+    )
+    assert all(t["platforms"] == ["linux/amd64", "linux/arm64"] for t in definition["target"].values())
+
+
+def test_index_parity_names_the_set_of_platform_parities():
+    a = {"linux/amd64": "sha256:" + "1" * 64, "linux/arm64": "sha256:" + "2" * 64}
+    assert parity.index_digest(a) == parity.index_digest(dict(reversed(list(a.items()))))
+    assert parity.index_digest(a) != parity.index_digest({**a, "linux/arm64": "sha256:" + "3" * 64})
+    assert parity.index_digest(a) not in a.values()
+
+
+def test_diff_across_platforms_says_why_each_distribution_differs():
+    changes = [
+        Change("distributions", "added", "only-x86", None, "1.0"),
+        Change("distributions", "hash_changed", "numpy", "2.1.0", "2.1.0"),
+        Change("distributions", "version_changed", "scipy", "1.13", "1.14"),
+        Change("python", "changed", "platform", "linux/arm64", "linux/amd64"),
+    ]
+    out = explain_platforms(changes, "linux/arm64", "linux/amd64")
+    assert out[0].detail.startswith("markers: only linux/amd64 installs it")
+    assert out[1].detail.startswith("wheels: the same version's own wheel for each platform")
+    assert out[2].detail.startswith("resolution:")
+    assert out[3] == changes[3]
