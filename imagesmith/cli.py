@@ -683,6 +683,27 @@ def parity_of(
         typer.echo(parity.index_digest(parities))
 
 
+def _platform_image(engine: Engine, image: str, platform: str) -> str:
+    """``image`` narrowed to ``platform``: a registry reference becomes the digest reference of
+    that platform's image in its index (read without pulling); a local image must be of it."""
+    from .engine import registry_host, repository
+    from .platforms import emulation_problem
+
+    problem = emulation_problem(platform)
+    if problem:
+        raise UsageError(problem)
+    if registry_host(image):
+        digest, _ = engine.registry_platform_digest(image, platform)
+        return f"{repository(image)}@{digest}"
+    found = engine.image(image).platform
+    if found and found != platform:
+        raise UsageError(
+            f"the engine's image {image} is its {found} image, not {platform}",
+            hint=f"give the image's registry reference to take its {platform} image",
+        )
+    return image
+
+
 def _platform_option(value: str | None) -> str:
     """``--platform``: one of the platforms imagesmith builds for (default: this machine's)."""
     from .spec import PLATFORMS, machine_platform
@@ -803,6 +824,11 @@ def signoff(
         "--sign",
         help="When it passes: attest the record on the (pushed) serve image's digest and sign the file, with this cosign private key.",
     ),
+    platform: Optional[str] = typer.Option(
+        None,
+        "--platform",
+        help="Which image of a multi-platform index to sign off on (run under emulation when it is not this machine's).",
+    ),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
@@ -812,6 +838,8 @@ def signoff(
 
     spec = load_spec(project)
     engine = Engine(_progress())
+    if platform is not None:
+        image = _platform_image(engine, image, _platform_option(platform))
     if sign is not None:
         from .engine import registry_host
         from .gate import not_in_registry

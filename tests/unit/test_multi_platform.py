@@ -212,3 +212,78 @@ def test_diff_across_platforms_says_why_each_distribution_differs():
     assert out[1].detail.startswith("wheels: the same version's own wheel for each platform")
     assert out[2].detail.startswith("resolution:")
     assert out[3] == changes[3]
+
+
+# ---- train on one platform, sign off on another
+
+
+def _stamped(tmp_path, manifest: dict):
+    from imagesmith.runtime.stamp import STAMP_FILE
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    stamp = {"imagesmith_stamp": 1, "parity": parity.digest(manifest), "manifest": manifest, "artifacts": {}}
+    (folder / STAMP_FILE).write_text(json.dumps(stamp))
+    return folder
+
+
+def test_a_model_from_a_sibling_platform_of_the_same_build_holds_and_says_so(tmp_path):
+    from imagesmith.runtime.stamp import check_model
+
+    amd = parity.manifest_from_lock(fake_lock())
+    arm = parity.manifest_from_lock(fake_lock(platform="linux/arm64"))
+    folder = _stamped(tmp_path, amd)
+    siblings = {"linux/amd64": parity.digest(amd), "linux/arm64": parity.digest(arm)}
+    check = check_model(str(folder), parity.digest(arm), arm, siblings=siblings)
+    assert check.ok and "trained under the linux/amd64 image of this image's build" in check.checks[0]
+    # without the build's platforms, or from another build, it is refused as before
+    assert not check_model(str(folder), parity.digest(arm), arm).ok
+    other = {"linux/amd64": "sha256:" + "9" * 64, "linux/arm64": parity.digest(arm)}
+    assert not check_model(str(folder), parity.digest(arm), arm, siblings=other).ok
+
+
+def test_per_sample_differences_are_recorded():
+    from imagesmith import signoff as so
+
+    result = so.compare([[0.9, 0.1], [0.2, 0.8]], [[0.9, 0.1], [0.6, 0.4]], rtol=1e-6, atol=1e-9)
+    rows = result.as_json()["per_sample"]
+    assert [r["sample"] for r in rows] == [0, 1]
+    assert rows[0]["max_abs_error"] == 0.0 and rows[0]["class_flipped"] is False
+    assert rows[1]["max_abs_error"] == pytest.approx(0.4) and rows[1]["class_flipped"] is True
+    assert rows[1]["out_of_tolerance"] == 2
+    record = {
+        "checks": [{"check": "outputs", "ok": False, "detail": "x"}],
+        "platform": "linux/arm64",
+        "golden": {"platform": "linux/amd64"},
+        "comparison": result.as_json(),
+    }
+    table = so.table(record)
+    assert "per sample, linux/arm64 against the linux/amd64 golden outputs:" in table
+    assert any(line.split()[:1] == ["1"] and line.rstrip().endswith("flipped") for line in table)
+
+
+def test_the_gate_refuses_a_signoff_made_on_another_platform(tmp_path):
+    from imagesmith import signoff as so
+    from imagesmith.fsutil import sha256_file
+    from imagesmith.runtime.stamp import STAMP_FILE
+
+    folder = _stamped(tmp_path, parity.manifest_from_lock(fake_lock()))
+    record = tmp_path / "signoff.json"
+    digest = "sha256:" + "a" * 64
+    record.write_text(
+        json.dumps(
+            {
+                "imagesmith_signoff": 1,
+                "passed": True,
+                "platform": "linux/arm64",
+                "image": {"digest": digest},
+                "model": {"stamp": sha256_file(folder / STAMP_FILE)},
+                "checks": [],
+            }
+        )
+    )
+    for platform, ok in (("linux/arm64", True), ("linux/amd64", False)):
+        engine = FakeEngine(default=replace(image_info(id=digest), platform=platform))
+        gate = so.check_signoff(engine, "x:serve", record, folder)
+        assert (gate.problems == []) is ok, gate.problems
+    assert gate.problems[0].startswith("it was made on linux/arm64, and x:serve is a linux/amd64 image")

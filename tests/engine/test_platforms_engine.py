@@ -1,0 +1,232 @@
+"""Issue 16 on the real engine, on this x86-64 machine with arm64 under QEMU (binfmt, set up by
+scripts/setup-engine.sh): the iris example built for linux/arm64 alone (from a local arm64 base)
+and for both platforms at once (from the loopback registry's two-platform base), pushed as one
+image index per role; each platform's image carries its own parity; verify, inspect and diff
+read each platform from the registry without pulling; a model trained on amd64 is signed off in
+the arm64 serve image, which reports the difference sample by sample."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import pytest
+
+from imagesmith import parity
+from imagesmith.build import BuildOptions, build_project
+from imagesmith.engine.registry import Registry
+from imagesmith.lock import read_lock, read_locks
+from imagesmith.spec import load_spec
+from tests.conftest import EXAMPLES, copy_project
+from tests.helpers import cli
+
+pytestmark = [pytest.mark.engine, pytest.mark.registry]
+
+ARM64_BASE = "imagesmith-base:bookworm-py311-arm64"  # made by scripts/setup-engine.sh (linux/arm64, local)
+
+
+def registry_base(registry: str) -> str:
+    """The two-platform base setup-engine.sh pushes: an image index of amd64 and arm64."""
+    return f"{registry}/imagesmith-base:bookworm-py311"
+
+
+def with_platforms(root, line: str, base: str):
+    text = (root / "imagesmith.yaml").read_text()
+    text = text.replace("platform: linux/amd64\n", line).replace("base: python:3.11-slim\n", f"base: {base}\n")
+    (root / "imagesmith.yaml").write_text(text)
+    subprocess.run(["git", "commit", "-qam", "platforms"], cwd=root, check=True, capture_output=True)
+    return root
+
+
+def machine_of(image: str) -> str:
+    proc = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/opt/venv/bin/python",
+            image,
+            "-c",
+            "import platform, numpy; print(platform.machine(), numpy.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()[0]
+
+
+@pytest.fixture(scope="module")
+def arm64_built(tmp_path_factory, engine):
+    if not engine.has_image(ARM64_BASE):
+        pytest.fail(f"{ARM64_BASE} is missing: run scripts/setup-engine.sh (make engine)")
+    root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("arm64") / "iris")
+    with_platforms(root, "platform: linux/arm64\n", ARM64_BASE)
+    spec = load_spec(root)
+    result = build_project(spec, engine, BuildOptions(tag="imagesmith-test/iris-arm64"))
+    return spec, result
+
+
+def test_arm64_alone_runs_aarch64_with_numpy(arm64_built, engine):
+    spec, result = arm64_built
+    serve = engine.image(result.images["serve"].ref)
+    assert serve.platform == "linux/arm64"
+    assert machine_of(result.images["serve"].ref) == "aarch64"
+    lock = read_lock(spec.lock_path)
+    assert lock.platform == "linux/arm64" and lock.base.digest == engine.image(ARM64_BASE).id
+    assert serve.labels["io.imagesmith.parity"] == parity.digest(parity.manifest_from_lock(lock)) == result.parity
+    assert json.loads(serve.labels["io.imagesmith.manifest"])["platform"] == "linux/arm64"
+    dockerfile = spec.dockerfile_path.read_text()
+    assert "FROM --platform=linux/arm64 ${IMAGESMITH_BASE} AS base\n" in dockerfile
+    proc = cli("verify", result.images["serve"].ref, "--lock", str(spec.lock_path), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_local_base_of_another_platform_is_refused(tmp_path, base_image):
+    root = copy_project(EXAMPLES / "iris", tmp_path / "iris")
+    with_platforms(root, "platform: linux/arm64\n", base_image)
+    proc = cli("lock", "-p", str(root))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "is a linux/amd64 image, but the spec builds for linux/arm64" in proc.stderr
+    assert not (root / "imagesmith.lock").exists()
+
+
+@pytest.fixture(scope="module")
+def both_pushed(tmp_path_factory, engine, registry):
+    root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("both") / "iris")
+    with_platforms(root, "platforms: [linux/amd64, linux/arm64]\n", registry_base(registry))
+    spec = load_spec(root)
+    repo = f"{registry}/imagesmith-test/iris-both-{uuid.uuid4().hex[:8]}"
+    result = build_project(spec, engine, BuildOptions(tag="imagesmith-test/iris-both", push=repo))
+    return spec, result, repo
+
+
+def test_both_platforms_push_one_index_per_role_each_with_its_own_parity(both_pushed):
+    spec, result, repo = both_pushed
+    locks = read_locks(spec.lock_path)
+    assert list(locks) == ["linux/amd64", "linux/arm64"]
+    assert {lock.base.index for lock in locks.values()} == {Registry().digest(locks["linux/amd64"].base.name)}
+    assert locks["linux/amd64"].base.digest != locks["linux/arm64"].base.digest
+    numpy = {p: next(x for x in lock.packages if x.name == "numpy") for p, lock in locks.items()}
+    assert numpy["linux/amd64"].version == numpy["linux/arm64"].version
+    assert set(numpy["linux/amd64"].hashes).isdisjoint(numpy["linux/arm64"].hashes)  # one wheel per platform
+    registry = Registry()
+    for role in ("train", "serve"):
+        index = json.loads(registry.raw(f"{repo}:{role}")[0])
+        platforms = sorted(
+            f"{m['platform']['os']}/{m['platform']['architecture']}"
+            for m in index["manifests"]
+            if m.get("platform", {}).get("architecture") != "unknown"
+        )
+        assert platforms == ["linux/amd64", "linux/arm64"]
+        for platform, lock in locks.items():
+            info = registry.image(f"{repo}:{role}", platform)
+            assert info.platform == platform
+            assert info.labels["io.imagesmith.parity"] == parity.digest(parity.manifest_from_lock(lock))
+            assert json.loads(info.labels["io.imagesmith.manifest"]) == parity.manifest_from_lock(lock)
+            assert info.labels["io.imagesmith.role"] == role
+    assert result.parity == parity.index_digest(result.platforms)
+    assert set(result.platforms) == {"linux/amd64", "linux/arm64"}
+
+
+@pytest.mark.parametrize("platform", ["linux/amd64", "linux/arm64"])
+def test_verify_by_registry_reference_per_platform_without_pulling(both_pushed, engine, platform):
+    spec, _, repo = both_pushed
+    ref = f"{repo}:serve"
+    proc = cli("verify", ref, "--platform", platform, "--labels-only", "--lock", str(spec.lock_path), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["parity"] == parity.digest(parity.manifest_from_lock(read_lock(spec.lock_path, platform)))
+    assert not engine.has_image(ref)  # read from the registry, never pulled
+    shown = json.loads(cli("inspect", ref, "--platform", platform, "--json").stdout)
+    assert shown["platform"] == platform and shown["manifest"]["platform"] == platform
+
+
+def test_verify_of_the_arm64_image_against_the_amd64_lock_fails(both_pushed):
+    spec, _, repo = both_pushed
+    amd64 = read_lock(spec.lock_path, "linux/amd64")
+    proc = cli(
+        "verify",
+        f"{repo}:serve",
+        "--platform",
+        "linux/arm64",
+        "--labels-only",
+        "--expect",
+        parity.digest(parity.manifest_from_lock(amd64)),
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+
+
+def test_diff_of_the_two_platforms_says_which_pins_differ_and_why(both_pushed):
+    spec, _, _ = both_pushed
+    proc = cli(
+        "diff",
+        str(spec.lock_path),
+        str(spec.lock_path),
+        "--platform",
+        "linux/amd64",
+        "--platform-b",
+        "linux/arm64",
+        "--json",
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    groups = json.loads(proc.stdout)["groups"]
+    numpy = next(c for c in groups["distributions"] if c["name"] == "numpy")
+    assert numpy["detail"].startswith("wheels: the same version's own wheel for each platform")
+    assert any(c["name"] == "platform" for c in groups["python"])
+
+
+def test_train_on_amd64_and_signoff_of_the_arm64_serve_image(both_pushed, engine, tmp_path):
+    spec, result, repo = both_pushed
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    artifacts.chmod(0o777)
+    train = result.images["train"].ref  # the local index: this amd64 engine runs its amd64 image
+    proc = cli(
+        "run", "train", "-p", str(spec.root), "--tag", "imagesmith-test/iris-both", "--artifacts", str(artifacts)
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stamp = json.loads((artifacts / "imagesmith-stamp.json").read_text())
+    assert stamp["manifest"]["platform"] == "linux/amd64"
+    proc = cli("golden", "-p", str(spec.root), "--image", train, "--model", str(artifacts))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    golden = json.loads((artifacts / "imagesmith-golden.json").read_text())
+    assert golden["platform"] == "linux/amd64"
+
+    serve = f"{repo}:serve"
+    out = tmp_path / "signoff.json"
+    proc = cli(
+        "signoff",
+        serve,
+        "--platform",
+        "linux/arm64",
+        "-p",
+        str(spec.root),
+        "--model",
+        str(artifacts),
+        "--requests",
+        "20",
+        "--output",
+        str(out),
+    )
+    record = json.loads(out.read_text())
+    assert record["platform"] == "linux/arm64" and record["golden"]["platform"] == "linux/amd64"
+    assert len(record["comparison"]["per_sample"]) == record["comparison"]["samples"] > 0
+    assert "per sample, linux/arm64 against the linux/amd64 golden outputs:" in proc.stdout
+    checks = {c["check"]: c for c in record["checks"]}
+    assert checks["model"]["ok"], checks["model"]["detail"]
+    assert "trained under the linux/amd64 image of this image's build" in checks["model"]["detail"]
+    assert checks["outputs"]["detail"].startswith("golden outputs from linux/amd64 training, served on linux/arm64")
+    # the gate: a signoff made on arm64 holds for the arm64 image, never for the amd64 one
+    ok = cli(
+        "verify", serve, "--platform", "linux/arm64", "--labels-only", "--model", str(artifacts), "--signoff", str(out)
+    )
+    assert (ok.returncode == 0) == record["passed"], ok.stdout + ok.stderr
+    refused = cli(
+        "verify", serve, "--platform", "linux/amd64", "--labels-only", "--model", str(artifacts), "--signoff", str(out)
+    )
+    assert refused.returncode == 1
+    assert "it was made on linux/arm64, and" in refused.stdout
