@@ -1,6 +1,9 @@
 # imagesmith: `make demo` and `make test` do all the set-up on a fresh Debian machine.
 PYTHON ?= python3
 BASE ?= imagesmith-base:bookworm-py311
+# Foreign platforms the engine is set up for (QEMU through binfmt, an arm64 base, a multi-platform
+# registry base); the tests need linux/arm64. PLATFORMS= sets up the host's platform only.
+PLATFORMS ?= linux/arm64
 PYTEST_ARGS ?=
 
 .PHONY: install engine demo lint format test test-unit bench clean
@@ -8,9 +11,9 @@ PYTEST_ARGS ?=
 install:
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
 
-# Docker engine with buildx, loopback registry, local Debian + Python 3.11 base image.
+# Docker engine with buildx, loopback registry, local Debian + Python 3.11 base image(s).
 engine:
-	bash scripts/setup-engine.sh
+	bash scripts/setup-engine.sh --platforms '$(PLATFORMS)'
 
 demo: install engine
 	IMAGESMITH_BASE=$(BASE) bash scripts/demo.sh

@@ -53,7 +53,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     opts = parser.parse_args()
     nonce = uuid.uuid4().hex[:8]
-    base = f"{REGISTRY}/imagesmith-base:bookworm-py311"
+    base = f"{REGISTRY}/imagesmith-bench/base:bookworm-py311"  # the base's own name there is a multi-platform index
     subprocess.run(["docker", "tag", BASE, base], check=True)
     subprocess.run(["docker", "push", "-q", base], check=True, capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,11 +6,15 @@ other. The platforms a spec may name are ``spec.PLATFORMS``.
 
 from __future__ import annotations
 
+import platform as _platform
+from pathlib import Path
+
 from packaging.tags import Tag, compatible_tags, cpython_tags
 
 MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}  # uname -m of each platform
 RESOLVER_PLATFORMS = {"linux/amd64": "x86_64-manylinux_2_28", "linux/arm64": "aarch64-manylinux_2_28"}  # uv's names
 GLIBC_MINORS = range(28, 16, -1)  # what the lock resolves for (manylinux_2_28) and older
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")  # where the kernel lists its binfmt handlers
 
 
 def target_platforms(platform: str) -> list[str]:
@@ -31,27 +35,29 @@ def target_tags(python: str, platform: str) -> list[Tag]:
     return tags
 
 
-def emulation_problem(
-    platform: str, host_machine: str | None = None, binfmt_dir: str = "/proc/sys/fs/binfmt_misc"
-) -> str | None:
-    """None when this machine can run ``platform``'s programs (its own, or QEMU registered through
-    binfmt_misc); else what is missing and how to add it. (Placeholder until h-qemu lands.)"""
-    import os
-    import platform as _platform
-
-    machine = host_machine or _platform.machine()
+def emulation_problem(platform: str, host_machine: str | None = None, binfmt_dir: Path = BINFMT_DIR) -> str | None:
+    """None when this machine can run ``platform``'s binaries: it is the host's own platform
+    (``host_machine``, default ``platform.machine()``), or the kernel has an enabled QEMU handler
+    for it (``binfmt_dir/qemu-<machine>`` whose first line is ``enabled``). Otherwise one sentence
+    naming the problem and the fix. The engine sees the handler without a restart."""
     arch = MACHINES[platform]
-    if machine == arch:
+    host = host_machine or _platform.machine()
+    if host == arch:
         return None
-    handler = os.path.join(binfmt_dir, f"qemu-{arch}")
+    handler = binfmt_dir / f"qemu-{arch}"
     try:
-        with open(handler, encoding="utf-8") as fh:
-            if fh.readline().strip() == "enabled":
-                return None
+        state = handler.read_text().splitlines()[:1]
     except OSError:
-        pass
+        state = []
+    if state == ["enabled"]:
+        return None
+    what = (
+        f"QEMU's {arch} handler is registered but disabled ({handler})"
+        if handler.exists()
+        else f"no QEMU handler for {arch} is registered with the kernel ({handler} is missing)"
+    )
     return (
-        f"building for {platform} on this {machine} machine needs QEMU registered through binfmt_misc, "
-        f"and {handler} is not enabled: run `IMAGESMITH_PLATFORMS={platform} scripts/setup-engine.sh`, or "
-        f"apt-get install qemu-user-static binfmt-support && update-binfmts --enable qemu-{arch}"
+        f"building or running {platform} on this {host} machine needs emulation, and {what}: "
+        f"run `make engine` (or IMAGESMITH_PLATFORMS={platform} scripts/setup-engine.sh), "
+        f"or apt-get install qemu-user-static binfmt-support and update-binfmts --enable qemu-{arch}"
     )

@@ -27,6 +27,10 @@ EXAMPLES = REPO / "examples"
 PROJECTS = Path(__file__).resolve().parent / "projects"
 BASE_IMAGE = os.environ.get("IMAGESMITH_TEST_BASE", "imagesmith-base:bookworm-py311")
 REGISTRY = os.environ.get("IMAGESMITH_TEST_REGISTRY", "127.0.0.1:5000")
+# Made by scripts/setup-engine.sh --platforms linux/arm64 (`make engine`): a local single-platform
+# linux/arm64 base, and in the registry an image index of the amd64 base (BASE_IMAGE) and that one.
+ARM64_BASE_IMAGE = os.environ.get("IMAGESMITH_TEST_ARM64_BASE", "imagesmith-base:bookworm-py311-arm64")
+REGISTRY_BASE = os.environ.get("IMAGESMITH_TEST_REGISTRY_BASE", f"{REGISTRY}/imagesmith-base:bookworm-py311")
 FIXED_EPOCH = 1700000000
 
 
@@ -64,6 +68,16 @@ def engine() -> Engine:
 @pytest.fixture(scope="session")
 def base_image(engine) -> str:
     return BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def arm64_base(engine) -> str:
+    """The local linux/arm64 base image (runs under QEMU on an amd64 host)."""
+    if not engine.has_image(ARM64_BASE_IMAGE):
+        pytest.fail(
+            f"base image {ARM64_BASE_IMAGE} is missing: run `make engine` (setup-engine.sh --platforms linux/arm64)"
+        )
+    return ARM64_BASE_IMAGE
 
 
 @pytest.fixture(scope="session")

@@ -94,8 +94,9 @@ def test_an_unknown_builder_and_a_builder_that_keeps_images_to_itself(tmp_path, 
 
 @pytest.fixture(scope="module")
 def registry_base(engine, base_image, registry) -> str:
-    """The base image in the loopback registry (what a second engine can pull)."""
-    ref = f"{registry}/imagesmith-base:bookworm-py311"
+    """The base image in the loopback registry (what a second engine can pull). Single-platform,
+    under a test name: the base's own name there is setup-engine.sh's multi-platform index."""
+    ref = f"{registry}/imagesmith-test/base:bookworm-py311"
     subprocess.run(["docker", "tag", base_image, ref], check=True, capture_output=True)
     proc = subprocess.run(["docker", "push", ref], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

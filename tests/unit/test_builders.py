@@ -223,6 +223,88 @@ def test_only_the_listed_packages_may_be_named_from_debian_13(tmp_path):
     assert "refusing to take python3 from Debian 13" in proc.stderr
 
 
+# QEMU, as `apt-get -s install --no-install-recommends qemu-user-static binfmt-support` plans it here
+QEMU = """Inst binfmt-support (2.2.2-2 Debian:12.15/oldstable [amd64])
+Inst qemu-user-static (1:7.2+dfsg-7+deb12u18+b3 Debian:12.15/oldstable [amd64])"""
+
+
+def test_qemu_from_the_hosts_release_is_accepted(tmp_path):
+    proc = _plan_check(tmp_path, QEMU, "qemu-user-static binfmt-support")
+    assert proc.returncode == 0 and "PLAN-OK" in proc.stdout, proc.stderr
+
+
+def test_a_package_named_without_trixie_must_not_come_from_debian_13(tmp_path):
+    plan = QEMU.replace("1:7.2+dfsg-7+deb12u18+b3 Debian:12.15/oldstable", "1:10.0.3+ds-2 Debian:13.8/stable")
+    proc = _plan_check(tmp_path, plan, "qemu-user-static binfmt-support")
+    assert proc.returncode == 1 and "PLAN-OK" not in proc.stdout
+    assert "takes qemu-user-static from another Debian release" in proc.stderr
+
+
+def _platforms(tmp_path: Path, value: str) -> subprocess.CompletedProcess:
+    script = f"source {REPO / 'scripts' / 'setup-engine.sh'}; PLATFORMS='{value}'; foreign_platforms"
+    env = dict(os.environ, IMAGESMITH_STATE=str(tmp_path / "state"))
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize("value", ["linux/arm64", "linux/amd64,linux/arm64", " linux/arm64  linux/arm64 ", ""])
+def test_the_platforms_asked_for_are_read_space_or_comma_separated(tmp_path, value):
+    if subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip() != "amd64":
+        pytest.skip("the expectations below are an amd64 host's")
+    proc = _platforms(tmp_path, value)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ("linux/arm64\n" if value.strip() else "")
+
+
+def test_an_unknown_platform_stops_the_set_up(tmp_path):
+    proc = _platforms(tmp_path, "linux/arm64,linux/mips")
+    assert proc.returncode != 0 and "unknown platform 'linux/mips'" in proc.stderr
+
+
+def _rootfs(tmp_path: Path, debootstrap: str) -> subprocess.CompletedProcess:
+    """rootfs_tarball arm64 with a fake debootstrap (``debootstrap`` is its shell body; $5 is the
+    root it fills) and $STATE in tmp_path/state."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    (fake / "debootstrap").write_text(f"#!/bin/sh\necho CALLED >> {tmp_path}/calls\n{debootstrap}\n")
+    (fake / "debootstrap").chmod(0o755)
+    (fake / "cp").write_text("#!/bin/sh\nexit 0\n")  # the host's CA bundle: not this test's business
+    (fake / "cp").chmod(0o755)
+    script = f"source {REPO / 'scripts' / 'setup-engine.sh'}; debian_uris() {{ echo MIRROR; }}; rootfs_tarball arm64"
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", IMAGESMITH_STATE=str(tmp_path / "state"))
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
+
+
+FILLS_ROOT = 'mkdir -p "$5/etc/ssl/certs" && echo hi > "$5/etc/hostname"'
+
+
+def test_a_rootfs_is_made_once_then_taken_from_the_cache(tmp_path):
+    first = _rootfs(tmp_path, FILLS_ROOT)
+    tarball = tmp_path / "state" / "rootfs-bookworm-arm64.tar"
+    assert first.returncode == 0 and first.stdout.strip() == str(tarball), first.stderr
+    assert "./etc/hostname" in subprocess.run(["tar", "-tf", tarball], capture_output=True, text=True).stdout
+    again = _rootfs(tmp_path, "exit 1")
+    assert again.returncode == 0 and again.stdout.strip() == str(tarball), again.stderr
+    assert (tmp_path / "calls").read_text().count("CALLED") == 1
+    assert not (tmp_path / "state" / "rootfs-bookworm-arm64").exists()
+
+
+def test_a_broken_cached_rootfs_is_made_again(tmp_path):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "rootfs-bookworm-arm64.tar").write_bytes(b"not a tar archive" * 100)
+    proc = _rootfs(tmp_path, FILLS_ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "calls").read_text().count("CALLED") == 1
+    tarball = tmp_path / "state" / "rootfs-bookworm-arm64.tar"
+    assert subprocess.run(["tar", "-tf", tarball], capture_output=True).returncode == 0
+
+
+def test_a_failed_debootstrap_leaves_no_tarball(tmp_path):
+    proc = _rootfs(tmp_path, 'mkdir -p "$5"; echo "E: Couldn\'t download packages" >&2; exit 1')
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "Couldn't download packages" in proc.stderr  # the log's tail is shown
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["debootstrap-arm64.log"]
+
+
 def test_an_installed_cosign_is_kept_as_it_is(tmp_path):
     """install_cosign with cosign on PATH calls no apt at all (idempotent re-runs)."""
     fake = tmp_path / "bin"
