@@ -18,17 +18,10 @@ from imagesmith.build import BuildOptions, build_project
 from imagesmith.engine.registry import Registry
 from imagesmith.lock import read_lock, read_locks
 from imagesmith.spec import load_spec
-from tests.conftest import EXAMPLES, copy_project
+from tests.conftest import ARM64_BASE_IMAGE, EXAMPLES, REGISTRY_BASE, copy_project
 from tests.helpers import cli
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
-
-ARM64_BASE = "imagesmith-base:bookworm-py311-arm64"  # made by scripts/setup-engine.sh (linux/arm64, local)
-
-
-def registry_base(registry: str) -> str:
-    """The two-platform base setup-engine.sh pushes: an image index of amd64 and arm64."""
-    return f"{registry}/imagesmith-base:bookworm-py311"
 
 
 def with_platforms(root, line: str, base: str):
@@ -60,11 +53,9 @@ def machine_of(image: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def arm64_built(tmp_path_factory, engine):
-    if not engine.has_image(ARM64_BASE):
-        pytest.fail(f"{ARM64_BASE} is missing: run scripts/setup-engine.sh (make engine)")
+def arm64_built(tmp_path_factory, engine, arm64_base):
     root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("arm64") / "iris")
-    with_platforms(root, "platform: linux/arm64\n", ARM64_BASE)
+    with_platforms(root, "platform: linux/arm64\n", arm64_base)
     spec = load_spec(root)
     result = build_project(spec, engine, BuildOptions(tag="imagesmith-test/iris-arm64"))
     return spec, result
@@ -76,7 +67,7 @@ def test_arm64_alone_runs_aarch64_with_numpy(arm64_built, engine):
     assert serve.platform == "linux/arm64"
     assert machine_of(result.images["serve"].ref) == "aarch64"
     lock = read_lock(spec.lock_path)
-    assert lock.platform == "linux/arm64" and lock.base.digest == engine.image(ARM64_BASE).id
+    assert lock.platform == "linux/arm64" and lock.base.digest == engine.image(ARM64_BASE_IMAGE).id
     assert serve.labels["io.imagesmith.parity"] == parity.digest(parity.manifest_from_lock(lock)) == result.parity
     assert json.loads(serve.labels["io.imagesmith.manifest"])["platform"] == "linux/arm64"
     dockerfile = spec.dockerfile_path.read_text()
@@ -97,7 +88,7 @@ def test_a_local_base_of_another_platform_is_refused(tmp_path, base_image):
 @pytest.fixture(scope="module")
 def both_pushed(tmp_path_factory, engine, registry):
     root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("both") / "iris")
-    with_platforms(root, "platforms: [linux/amd64, linux/arm64]\n", registry_base(registry))
+    with_platforms(root, "platforms: [linux/amd64, linux/arm64]\n", REGISTRY_BASE)
     spec = load_spec(root)
     repo = f"{registry}/imagesmith-test/iris-both-{uuid.uuid4().hex[:8]}"
     result = build_project(spec, engine, BuildOptions(tag="imagesmith-test/iris-both", push=repo))
