@@ -158,6 +158,10 @@ def build_project(
             f"the builder {options.builder or '(current)'} (driver {driver}) keeps images in its own cache",
             hint="add --load to put them into the engine, or --push REGISTRY/REPO to push them",
         )
+    for platform in spec.platforms:  # before anything runs: a lock pins the base by running it
+        problem = emulation_problem(platform)
+        if problem:
+            raise UsageError(problem)
     if options.locked:
         locks = ensure_fresh_all(spec, base)
     else:
@@ -166,10 +170,6 @@ def build_project(
             progress(f"locked ({', '.join(locked.changed)} changed)")
         locks = locked.locks
     lock = locks[spec.platform]
-    for platform in spec.platforms:
-        problem = emulation_problem(platform)
-        if problem:
-            raise UsageError(problem)
     text = render(spec, locks)
     write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/
     dockerfile = spec.dockerfile_path

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .. import __version__, runtime_wheel
+from .. import __version__, platforms, runtime_wheel
 from ..errors import LockError, StaleLockError
 from ..fsutil import atomic_write, sha256_bytes, sha256_file
 from ..runtime import preprocessing
@@ -744,6 +744,9 @@ def _lock_platform(
 
     # The base first: pip-tools may resolve inside it, system packages are pinned inside it.
     if previous is None or {"base", "target"} & set(changed):
+        problem = platforms.emulation_problem(spec.platform)
+        if problem:  # the base's Python is read by running it: say so before a cryptic exec error
+            raise LockError(problem)
         progress(f"pinning base image {base}")
         base_pin = pin_base(engine, base, spec.platform)
         major_minor = ".".join(base_pin.python_version.split(".")[:2])

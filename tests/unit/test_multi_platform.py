@@ -93,6 +93,7 @@ def multi(tmp_path, monkeypatch):
     root = write_spec(tmp_path / "p")
     resolver = PlatformResolver()
     monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: resolver)
+    monkeypatch.setattr("imagesmith.platforms.emulation_problem", lambda platform: None)  # as if QEMU were there
     engine = IndexEngine(runs=lambda image, command: "3.11.2\n", default=image_info("base"))
     return root, resolver, engine
 
@@ -148,6 +149,14 @@ def test_a_section_edited_to_another_platform_is_refused(multi):
     (root / "imagesmith.lock").write_text(json.dumps(data))
     with pytest.raises(LockError, match=r"platforms.'?linux/arm64'?: the section's target.platform"):
         read_locks(root / "imagesmith.lock")
+
+
+def test_a_lock_for_a_platform_this_machine_cannot_run_says_how_to_add_emulation(multi, monkeypatch):
+    root, resolver, engine = multi
+    monkeypatch.setattr("imagesmith.platforms.emulation_problem", lambda p: "no QEMU" if p == "linux/arm64" else None)
+    with pytest.raises(LockError, match="no QEMU"):
+        lock_project(load_spec(root), engine)
+    assert not (root / "imagesmith.lock").exists() and resolver.platforms == ["linux/amd64"]
 
 
 def test_a_local_base_must_be_of_the_platform():
