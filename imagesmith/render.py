@@ -17,16 +17,18 @@ import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from . import __version__, credentials, layout, parity, runtime_wheel
 from .errors import RenderError
-from .lock import Lock, indexes
+from .lock import Lock
 from .runtime import PACKAGE as RUNTIME_PACKAGE
 from .runtime import preprocessing
 from .runtime import wheel as wheelfiles
 from .spec import Spec
+
+if TYPE_CHECKING:  # jinja2 is imported where a Dockerfile is rendered: verify only needs image_env
+    import jinja2
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -62,6 +64,8 @@ def copy_args(rel: str, root: str = layout.APP_DIR) -> str:
 
 
 def environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,
@@ -349,6 +353,8 @@ def package_indexes_context(lock: Lock) -> dict | None:
     """The wheel-download stage's split by index (spec package_indexes; None: no pinned package)."""
     if not lock.package_indexes:
         return None
+    from .lock import indexes
+
     groups = indexes.names_by_index(lock.package_indexes)
     return {
         "awk": shlex.quote(_SPLIT_LOCK_AWK),
@@ -400,6 +406,8 @@ def render(spec: Spec, lock: Lock) -> str:
         "index_args": [shlex.quote(a) for a in credentials.index_args(lock.index_url, lock.extra_index_urls)],
         "package_indexes": package_indexes_context(lock),
     }
+    import jinja2
+
     try:
         return environment().get_template("Dockerfile.jinja").render(**context)
     except jinja2.TemplateError as exc:

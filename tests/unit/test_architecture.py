@@ -115,3 +115,58 @@ def test_every_import_of_our_own_names_resolves():
                 if not hasattr(module, alias.name) and f"{target}.{alias.name}" not in known:
                     missing.append(f"{name}: from {target} import {alias.name}")
     assert missing == []
+
+
+# ---- start-up: what a command imports (issue #17; figures in bench/, never timed here) ----------
+
+# Slow to import and not needed before a command asks for them: the Docker SDK (and requests and
+# urllib3 under it) only once a command talks to the engine through it; jinja2 only to render;
+# pip-tools never in-process; packaging and urllib.request only to resolve or fetch.
+NOT_AT_START_UP = ("docker", "requests", "urllib3", "jinja2", "piptools", "packaging", "urllib.request")
+
+
+def _imported_by(argv: list[str], cwd: Path) -> set[str]:
+    """The modules a fresh interpreter holds after ``imagesmith ARGV`` ran in it."""
+    import json
+    import os
+    import subprocess
+
+    script = (
+        "import sys, json\nfrom imagesmith.cli import main\ncode = main(json.loads(sys.argv[1]))\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent))
+    proc = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(argv)], capture_output=True, text=True, cwd=cwd, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def _forbidden() -> tuple[str, ...]:
+    """Plus pydantic, unless the installed typer imports it itself to parse options (typer 0.29
+    and later: pyproject.toml keeps typer below that version for this reason)."""
+    import typer
+
+    major, minor = (int(p) for p in typer.__version__.split(".")[:2])
+    return NOT_AT_START_UP + (("pydantic",) if (major, minor) < (0, 29) else ())
+
+
+def test_help_and_a_no_op_lock_import_nothing_slow(tmp_path, monkeypatch):
+    from imagesmith.lock import lock_project
+    from imagesmith.spec import load_spec
+    from tests.unit.test_lock import RecordingEngine, RecordingResolver
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "requirements.txt").write_text("six\n")
+    (root / "imagesmith.yaml").write_text(
+        'name: p\npython: "3.11"\nbase: python:3.11-slim\nrequirements: requirements.txt\n'
+        'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
+    )
+    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: RecordingResolver())
+    lock_project(load_spec(root), RecordingEngine())
+    forbidden = _forbidden()
+    for argv in (["lock", "--help"], ["verify", "--help"], ["lock", "-q"], ["lock", "--check", "-q"]):
+        imported = _imported_by(argv, root)
+        assert not [m for m in forbidden if m in imported], argv
