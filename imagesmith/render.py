@@ -63,11 +63,29 @@ def copy_args(rel: str, root: str = layout.APP_DIR) -> str:
     return json.dumps([rel, dest + ("/" if (rel.endswith("/") or rel == ".") else "")])
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """The templates compiled once per template text, in the user's cache directory: compiling
+    the Dockerfile template is most of a render (issue #17, edit -> images). jinja2 keys each
+    entry by the template's source checksum and writes it atomically; no cache when the folder
+    cannot be made."""
+    import jinja2
+
+    from .cache import default_cache_dir
+
+    folder = default_cache_dir() / "jinja2"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 def environment() -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

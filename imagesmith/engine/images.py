@@ -158,12 +158,12 @@ class Images:
         (``oci-layout://DEST@DIGEST``): bound to the exact digest, and it works on an engine that
         never built from the image (``FROM name:tag@sha256:...`` of a local-only image makes
         BuildKit ask the image's home registry there) and with builders outside the engine."""
+        if (dest / "index.json").is_file():
+            return dest
         import tarfile
 
         from docker.errors import DockerException, ImageNotFound
 
-        if (dest / "index.json").is_file():
-            return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent))
         try:

@@ -1,7 +1,8 @@
 """Image inspection over the local engine's unix socket with the standard library (``http.client``).
 
 Why not the Docker SDK here: ``verify --labels-only`` and ``inspect`` of a local image need one
-``GET /images/NAME/json`` per image, and importing the SDK (requests, urllib3, charset_normalizer)
+``GET /images/NAME/json`` per image (``build`` with nothing new to export: a ``/_ping`` and an
+inspection of the base), and importing the SDK (requests, urllib3, charset_normalizer)
 plus its two round trips on connecting (``/version``, ``/_ping``) cost more than the whole check
 (issue #17: labels-only verify <= 0.3 s, interpreter start-up included). Everything else, and
 anything this module is unsure of, uses the SDK: ``inspect_image`` answers ``None`` when the
@@ -58,27 +59,39 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def inspect_image(ref: str) -> tuple[bool, dict] | None:
-    """``(True, attrs)`` as the SDK's ``images.get(ref).attrs``, ``(False, {})`` when the engine
-    has no such image (404), None when undecided (use the SDK). Quoted as the SDK quotes."""
+def _get(url: str) -> tuple[int, bytes] | None:
+    """(status, body) of ``GET url`` on the local engine's socket; None when it is not plainly
+    the local engine or cannot be reached."""
     path = local_socket()
     if path is None:
         return None
     conn = _UnixConnection(path)
     try:
-        conn.request("GET", "/images/" + quote(ref, safe="/:") + "/json")
+        conn.request("GET", url)
         response = conn.getresponse()
-        body = response.read()
+        return response.status, response.read()
     except (OSError, http.client.HTTPException):
         return None
     finally:
         conn.close()
-    if response.status == 404:
-        return False, {}
-    if response.status != 200:
+
+
+def ping() -> bool:
+    """The local engine answers ``/_ping`` (False: unsure; the SDK's ``connect`` decides and says why)."""
+    answer = _get("/_ping")
+    return answer is not None and answer[0] == 200
+
+
+def inspect_image(ref: str) -> tuple[bool, dict] | None:
+    """``(True, attrs)`` as the SDK's ``images.get(ref).attrs``, ``(False, {})`` when the engine
+    has no such image (404), None when undecided (use the SDK). Quoted as the SDK quotes."""
+    answer = _get("/images/" + quote(ref, safe="/:") + "/json")
+    if answer is None or answer[0] not in (200, 404):
         return None
+    if answer[0] == 404:
+        return False, {}
     try:
-        attrs = json.loads(body)
+        attrs = json.loads(answer[1])
     except ValueError:
         return None
     return (True, attrs) if isinstance(attrs, dict) and isinstance(attrs.get("Id"), str) else None
