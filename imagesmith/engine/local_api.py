@@ -13,7 +13,6 @@ caller then asks the SDK, which chooses the engine and words the errors as alway
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -43,30 +42,20 @@ def local_socket() -> str | None:
     return DEFAULT_SOCKET if context in (None, "", "default") else None
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=TIMEOUT)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 def _get(url: str) -> tuple[int, bytes] | None:
     """(status, body) of ``GET url`` on the local engine's socket; None when it is not plainly
     the local engine or cannot be reached."""
     path = local_socket()
     if path is None:
         return None
-    conn = _UnixConnection(path)
+    import http.client  # here, not at the top: a command that never asks the engine skips it
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(TIMEOUT)
+    conn = http.client.HTTPConnection("localhost", timeout=TIMEOUT)
     try:
+        sock.connect(path)
+        conn.sock = sock  # http.client connects only when it has no socket
         conn.request("GET", url)
         response = conn.getresponse()
         return response.status, response.read()
@@ -74,6 +63,7 @@ def _get(url: str) -> tuple[int, bytes] | None:
         return None
     finally:
         conn.close()
+        sock.close()
 
 
 def ping() -> bool:
