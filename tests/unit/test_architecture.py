@@ -154,19 +154,9 @@ def _forbidden() -> tuple[str, ...]:
 
 
 def test_help_and_a_no_op_lock_import_nothing_slow(tmp_path, monkeypatch):
-    from imagesmith.lock import lock_project
-    from imagesmith.spec import load_spec
-    from tests.unit.test_lock import RecordingEngine, RecordingResolver
+    from tests.unit.test_statcache import locked_project
 
-    root = tmp_path / "proj"
-    root.mkdir()
-    (root / "requirements.txt").write_text("six\n")
-    (root / "imagesmith.yaml").write_text(
-        'name: p\npython: "3.11"\nbase: python:3.11-slim\nrequirements: requirements.txt\n'
-        'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
-    )
-    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: RecordingResolver())
-    lock_project(load_spec(root), RecordingEngine())
+    root = locked_project(tmp_path, monkeypatch)
     forbidden = _forbidden()
     for argv in (["lock", "--help"], ["verify", "--help"], ["lock", "-q"], ["lock", "--check", "-q"]):
         imported = _imported_by(argv, root)

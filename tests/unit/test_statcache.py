@@ -15,8 +15,9 @@ from imagesmith.statcache import StatCache
 from tests.unit.test_lock import RecordingEngine, RecordingResolver
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
+def locked_project(tmp_path, monkeypatch):
+    """A small project with preprocessing files, locked (fake resolver and engine), its caches
+    under tmp_path."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = tmp_path / "proj"
     (root / "prep").mkdir(parents=True)
@@ -29,6 +30,11 @@ def project(tmp_path, monkeypatch):
     monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: RecordingResolver())
     lock_project(load_spec(root), RecordingEngine())
     return root
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    return locked_project(tmp_path, monkeypatch)
 
 
 @pytest.fixture
