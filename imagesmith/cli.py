@@ -952,11 +952,13 @@ def export(
 
 def _click_exceptions() -> tuple[tuple, tuple, tuple]:
     """(usage errors, "no arguments: show help", aborts) as click classes. Recent typer vendors its
-    own click (``typer._click``, not a public module), older typer uses click itself: both."""
+    own click (``typer._click``, not a public module), older typer uses click itself: the first
+    that exists (importing click too when typer does not use it costs start-up time for nothing)."""
     modules = []
     for name in ("typer._click.exceptions", "click.exceptions"):
         try:
             modules.append(__import__(name, fromlist=["UsageError"]))
+            break
         except ImportError:
             pass
     usage = tuple(m.UsageError for m in modules)

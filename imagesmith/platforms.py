@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import platform as _platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from packaging.tags import Tag, compatible_tags, cpython_tags
+if TYPE_CHECKING:  # packaging.tags is imported by target_tags: the lock and verify need only the tables
+    from packaging.tags import Tag
 
 MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}  # uname -m of each platform
 RESOLVER_PLATFORMS = {"linux/amd64": "x86_64-manylinux_2_28", "linux/arm64": "aarch64-manylinux_2_28"}  # uv's names
@@ -27,6 +29,8 @@ def target_platforms(platform: str) -> list[str]:
 
 def target_tags(python: str, platform: str) -> list[Tag]:
     """The target's supported tags, most preferred first (as pip orders them)."""
+    from packaging.tags import compatible_tags, cpython_tags
+
     version = tuple(int(p) for p in python.split("."))
     abi = f"cp{version[0]}{version[1]}"
     plats = target_platforms(platform)

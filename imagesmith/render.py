@@ -17,16 +17,18 @@ import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from . import __version__, credentials, layout, parity, runtime_wheel
 from .errors import RenderError
-from .lock import Lock, indexes
+from .lock import Lock
 from .runtime import PACKAGE as RUNTIME_PACKAGE
 from .runtime import preprocessing
 from .runtime import wheel as wheelfiles
 from .spec import Spec, platform_arch
+
+if TYPE_CHECKING:  # jinja2 is imported where a Dockerfile is rendered: verify only needs image_env
+    import jinja2
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -61,9 +63,29 @@ def copy_args(rel: str, root: str = layout.APP_DIR) -> str:
     return json.dumps([rel, dest + ("/" if (rel.endswith("/") or rel == ".") else "")])
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """The templates compiled once per template text, in the user's cache directory: compiling
+    the Dockerfile template is most of a render (issue #17, edit -> images). jinja2 keys each
+    entry by the template's source checksum and writes it atomically; no cache when the folder
+    cannot be made."""
+    import jinja2
+
+    from .cache import default_cache_dir
+
+    folder = default_cache_dir() / "jinja2"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 def environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -358,6 +380,8 @@ def package_indexes_context(lock: Lock) -> dict | None:
     """The wheel-download stage's split by index (spec package_indexes; None: no pinned package)."""
     if not lock.package_indexes:
         return None
+    from .lock import indexes
+
     groups = indexes.names_by_index(lock.package_indexes)
     return {
         "awk": shlex.quote(_SPLIT_LOCK_AWK),
@@ -394,6 +418,8 @@ def render(spec: Spec, lock: Lock | dict[str, Lock]) -> str:
         "platforms": [platform_context(spec, one, siblings) for one in locks.values()],
         "roles": list(layout.ROLES),
     }
+    import jinja2
+
     try:
         return environment().get_template("Dockerfile.jinja").render(**context)
     except jinja2.TemplateError as exc:

@@ -752,8 +752,6 @@ def project_package(pyproject: dict) -> tuple[ProjectPackage | None, list[str]]:
     """The installable project a parsed pyproject.toml describes, or None and what it lacks:
     ``[project]`` with a static ``name``, ``[build-system]`` with a ``build-backend`` and a
     non-empty ``requires`` list. Pure (``imagesmith init`` asks the same question)."""
-    from packaging.utils import canonicalize_name
-
     project, system = pyproject.get("project"), pyproject.get("build-system")
     missing = []
     name = project.get("name") if isinstance(project, dict) else None
@@ -770,6 +768,8 @@ def project_package(pyproject: dict) -> tuple[ProjectPackage | None, list[str]]:
     if missing:
         return None, missing
     assert isinstance(name, str) and isinstance(backend, str) and isinstance(requires, list)
+    from packaging.utils import canonicalize_name  # here: most projects have no installable package
+
     return ProjectPackage(canonicalize_name(name), tuple(requires), backend), []
 
 
@@ -984,11 +984,13 @@ def _parse_package_indexes(
     """``package_indexes: {distribution: index URL}``: each named distribution is resolved and
     downloaded from its index only, and nothing else is taken from that index. So such an index
     cannot also be ``index_url`` or one of ``extra_index_urls`` (those serve every package)."""
-    from packaging.utils import canonicalize_name
-
     if not isinstance(value, dict):
         p.add("package_indexes", f"expected a mapping of distribution name: index URL, got {_type_name(value)}")
         return ()
+    if not value:
+        return ()  # the usual case: packaging is not imported for nothing (start-up time)
+    from packaging.utils import canonicalize_name
+
     general = {u.rstrip("/") for u in (index_url, *extra_index_urls) if u}
     out: dict[str, str] = {}
     for name, url in value.items():

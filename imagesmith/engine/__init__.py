@@ -26,6 +26,7 @@ from .buildx import Buildx
 from .connection import connect, current_host, engine_endpoint, service_address
 from .containers import Containers
 from .images import Images
+from .local_api import ping as local_ping
 from .records import FileEntry, HistoryEntry, ImageInfo, IsolatedRun
 from .refs import is_loopback_registry, registry_host, repository
 from .registry import Registry
@@ -65,7 +66,10 @@ class Engine:
         return self._client
 
     def ping(self) -> None:
-        """Fail early, with the engine hint, when there is no engine."""
+        """Fail early, with the engine hint, when there is no engine (asked without the SDK when
+        the engine is the local socket: see local_api.py)."""
+        if self._client is None and local_ping():
+            return
         self.client  # noqa: B018 - connecting is the point
 
     def service_address(self) -> tuple[str, str]:

@@ -18,11 +18,28 @@ from ..errors import BuildError, EngineError
 from ._common import ENGINE_HINT, docker_cli, redact, tail
 
 
+def _driver_of(inspect_output: str) -> str:
+    m = re.search(r"^Driver:\s*(\S+)", inspect_output, re.M)
+    return m.group(1) if m else "docker"
+
+
 class Buildx:
     def __init__(self) -> None:
         self._drivers: dict[str | None, str] = {}
 
     def available(self) -> None:
+        """buildx is installed. Asked as ``docker buildx inspect``, whose answer (the default
+        builder's driver) ``driver()`` then reuses: one buildx run instead of two at start-up;
+        ``docker buildx version`` decides only when that fails (``driver()`` words the rest)."""
+        if None in self._drivers:
+            return
+        try:
+            proc = subprocess.run([docker_cli(), "buildx", "inspect"], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            proc = None
+        if proc is not None and proc.returncode == 0:
+            self._drivers[None] = _driver_of(proc.stdout)
+            return
         proc = subprocess.run([docker_cli(), "buildx", "version"], capture_output=True, text=True)
         if proc.returncode != 0:
             raise EngineError("docker buildx is not available", hint=ENGINE_HINT)
@@ -45,8 +62,7 @@ class Buildx:
                 raise EngineError(
                     f"docker buildx cannot reach a builder: {tail(redact(proc.stderr), 2)}", hint=ENGINE_HINT
                 )
-            m = re.search(r"^Driver:\s*(\S+)", proc.stdout, re.M)
-            self._drivers[builder] = m.group(1) if m else "docker"
+            self._drivers[builder] = _driver_of(proc.stdout)
         return self._drivers[builder]
 
     def bake(

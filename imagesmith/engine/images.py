@@ -14,7 +14,12 @@ from typing import Callable
 
 from ..errors import EngineError
 from ._common import ENGINE_HINT, docker_cli, first_line, redact, tail
+from .local_api import inspect_image
 from .records import HistoryEntry, ImageInfo
+
+
+def _not_found(ref: str) -> EngineError:
+    return EngineError(f"image {ref} is not in the engine", hint="build it with `imagesmith build`, or pull it first")
 
 
 class Images:
@@ -27,17 +32,13 @@ class Images:
         return self._client()
 
     def image(self, ref: str) -> ImageInfo:
-        from docker.errors import DockerException, ImageNotFound
-
-        try:
-            img = self.client.images.get(ref)
-        except ImageNotFound as exc:
-            raise EngineError(
-                f"image {ref} is not in the engine", hint="build it with `imagesmith build`, or pull it first"
-            ) from exc
-        except DockerException as exc:
-            raise EngineError(f"cannot inspect {ref}: {first_line(exc)}", hint=ENGINE_HINT) from exc
-        a = img.attrs
+        found = inspect_image(ref)  # a local engine without the SDK: local_api.py says why
+        if found is not None:
+            if not found[0]:
+                raise _not_found(ref)
+            a = found[1]
+        else:
+            a = self._sdk_inspect(ref)
         cfg = a.get("Config") or {}
         return ImageInfo(
             ref=ref,
@@ -51,7 +52,20 @@ class Images:
             platform=f"{a['Os']}/{a['Architecture']}" if a.get("Os") and a.get("Architecture") else "",
         )
 
+    def _sdk_inspect(self, ref: str) -> dict:
+        from docker.errors import DockerException, ImageNotFound
+
+        try:
+            return self.client.images.get(ref).attrs
+        except ImageNotFound as exc:
+            raise _not_found(ref) from exc
+        except DockerException as exc:
+            raise EngineError(f"cannot inspect {ref}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+
     def has_image(self, ref: str) -> bool:
+        found = inspect_image(ref)
+        if found is not None:
+            return found[0]
         from docker.errors import ImageNotFound
 
         try:
@@ -145,12 +159,12 @@ class Images:
         (``oci-layout://DEST@DIGEST``): bound to the exact digest, and it works on an engine that
         never built from the image (``FROM name:tag@sha256:...`` of a local-only image makes
         BuildKit ask the image's home registry there) and with builders outside the engine."""
+        if (dest / "index.json").is_file():
+            return dest
         import tarfile
 
         from docker.errors import DockerException, ImageNotFound
 
-        if (dest / "index.json").is_file():
-            return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent))
         try:

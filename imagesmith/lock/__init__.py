@@ -41,7 +41,7 @@ from typing import Any
 
 from .. import __version__, platforms, runtime_wheel
 from ..errors import LockError, StaleLockError
-from ..fsutil import atomic_write, sha256_bytes, sha256_file
+from ..fsutil import atomic_write, sha256_bytes
 from ..runtime import preprocessing
 from ..spec import (
     IMAGE_REF_RE,
@@ -59,7 +59,7 @@ from ..spec import (
     show,
     show_key,
 )
-from . import indexes as pin_indexes
+from ..statcache import StatCache
 from .base import BasePin, pin_base
 from .existing import SOURCES, existing_pins, group_requirements
 from .resolvers import (
@@ -521,12 +521,23 @@ def _digest_json(value) -> str:
     return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
 
 
-def preprocessing_files(spec: Spec) -> dict[str, str]:
-    return preprocessing.file_digests(str(spec.root), spec.preprocessing)
+def preprocessing_files(spec: Spec, stat: StatCache | None = None) -> dict[str, str]:
+    """``{relative path: sha256}`` of the preprocessing files (``stat``: digests of unchanged
+    files from the stat cache; the same result as ``preprocessing.file_digests``)."""
+    if stat is None:
+        return preprocessing.file_digests(str(spec.root), spec.preprocessing)
+    found = {
+        f: stat.sha256(spec.root / f)
+        for rel in spec.preprocessing
+        for f in preprocessing.files_under(str(spec.root), rel)
+    }
+    return dict(sorted(found.items()))
 
 
 def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
-    """A digest for each input of the lock. Pure function of the spec and the files it names."""
+    """A digest for each input of the lock. Pure function of the spec and the files it names
+    (their digests come from the stat cache when a file is unchanged: statcache.py)."""
+    stat = StatCache.for_project(spec.root)
     req = spec.requirements
     req_material: dict = {"inline": list(req.inline), "extras": list(req.extras), "files": {}}
     if spec.index_url or spec.extra_index_urls or spec.package_indexes:  # only when set: older locks keep their digest
@@ -540,7 +551,7 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
                     f"{req.file} includes {show(f.name)}, which is outside the project directory",
                     hint="keep every -r/-c file inside the project (symlinks too)",
                 )
-            req_material["files"][_rel(spec.root, f)] = sha256_file(f)
+            req_material["files"][_rel(spec.root, f)] = stat.sha256(f)
     if req.groups:  # only when set, like indexes: other locks keep their digest
         req_material["groups"] = list(req.groups)
     if req.lock:
@@ -552,25 +563,27 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
             raise LockError(
                 f"{name} is a symlink out of the project directory", hint="keep the project's files inside it"
             )
-        req_material["files"][name] = sha256_file(spec.root / name)
+        req_material["files"][name] = stat.sha256(spec.root / name)
     if spec.project is not None:  # only when installed, like indexes: other locks keep their digest
         req_material["build_system"] = list(spec.project.requires)
         if (spec.root / PYPROJECT).is_file() and _inside(spec.root, spec.root / PYPROJECT):
-            req_material["files"].setdefault(PYPROJECT, sha256_file(spec.root / PYPROJECT))
+            req_material["files"].setdefault(PYPROJECT, stat.sha256(spec.root / PYPROJECT))
     if req.pyproject and dynamic_dependencies(spec.root / PYPROJECT):
         # the backend reads the dependencies from the project's files (see dependency_sources)
         for f in dependency_sources(spec.root):
-            req_material["files"].setdefault(_rel(spec.root, f), sha256_file(f))
-    return {
+            req_material["files"].setdefault(_rel(spec.root, f), stat.sha256(f))
+    inputs = {
         "resolver": _digest_json(spec.resolver),
         "target": _digest_json({"python": spec.python, "platform": spec.platform}),
         "requirements": _digest_json(req_material),
         "base": _digest_json(base),
         "system_packages": _digest_json(list(spec.system_packages)),
-        "preprocessing": preprocessing_digest(preprocessing_files(spec)),
+        "preprocessing": preprocessing_digest(preprocessing_files(spec, stat)),
         "environment": _digest_json({"seed": spec.seed, "determinism": spec.determinism, "env": spec.env_dict}),
         "runtime": runtime_wheel.build().sha256,
     }
+    stat.save()
+    return inputs
 
 
 def _inside(root: Path, f: Path) -> bool:
@@ -848,6 +861,8 @@ def _resolve_files(
     )
     pins = get_resolver(spec.resolver, engine).resolve(request)
     if spec.package_indexes:
+        from . import indexes as pin_indexes  # only here: urllib.request is slow to import
+
         pins = pin_indexes.restrict_hashes(pins, spec.package_indexes, request.netrc())
     return pins
 

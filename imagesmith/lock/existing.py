@@ -23,9 +23,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import InvalidMarker, Marker
-from packaging.utils import canonicalize_name
-
 from ..errors import LockError
 from ..fsutil import tomllib
 from ..platforms import MACHINES
@@ -116,6 +113,8 @@ def poetry_export(root: Path, extras: tuple[str, ...], groups: tuple[str, ...]) 
 def pins_from_requirements(text: str, environment: dict[str, str], source: str) -> list[Pin]:
     """Pins from exported requirements: lines whose marker is false for the target are dropped;
     a path, URL or editable requirement is refused."""
+    from packaging.markers import InvalidMarker, Marker
+
     kept = []
     for line in logical_lines(text):
         head = line.split("--hash=", 1)[0].strip()
@@ -143,6 +142,8 @@ def _hashes(line: str) -> list[str]:
 
 def pylock_pins(path: Path, environment: dict[str, str]) -> list[Pin]:
     """The packages of a PEP 751 ``pylock.toml`` that apply to the target, with their hashes."""
+    from packaging.markers import InvalidMarker, Marker
+    from packaging.utils import canonicalize_name
 
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -214,6 +215,7 @@ def existing_pins(
 def group_requirements(pyproject: Path, groups: tuple[str, ...]) -> list[str]:
     """The requirements of PEP 735 dependency groups in ``pyproject`` (``{include-group = ...}``
     followed, cycles refused), for resolvers that do not read ``[dependency-groups]`` themselves."""
+    from packaging.utils import canonicalize_name
 
     try:
         table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("dependency-groups") or {}

@@ -23,17 +23,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Protocol, Sequence
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from ..cache import container_pip_cache
 from ..credentials import index_args, index_netrc, redact, secret_file, strip_userinfo
 from ..errors import EngineError, ResolutionError
 from ..fsutil import tomllib
 from ..platforms import MACHINES, RESOLVER_PLATFORMS
 from ..spec import pyproject_project
-from .indexes import check_origins, find_links_page, off_index, pinned_requirements, refuse_general, uv_project
-from .indexes import origins as index_origins
+
+# packaging and .indexes (urllib.request, html.parser) are imported in the functions that use
+# them: an up-to-date lock and verify import this module (for Pin) and never resolve.
 
 PLATFORM_TAGS = RESOLVER_PLATFORMS
 
@@ -97,6 +95,9 @@ def logical_lines(text: str) -> list[str]:
 
 def parse_compiled(text: str) -> list[Pin]:
     """Parse pip-compile / uv output (``name==version \\ --hash=sha256:...``) into pins."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     pins: dict[str, Pin] = {}
     for line in logical_lines(text):
         if line.startswith("-"):
@@ -257,6 +258,9 @@ class UvResolver:
             return _resolve_in_base(self._engine, request)
 
     def _resolve_on_host(self, request: ResolveRequest) -> list[Pin]:
+        from .indexes import check_origins, refuse_general, uv_project
+        from .indexes import origins as index_origins
+
         with tempfile.TemporaryDirectory(prefix="imagesmith-uv-") as tmp:
             out = Path(tmp) / "requirements.lock"
             if request.previous and not request.upgrade:
@@ -327,6 +331,8 @@ def _avoiding_look_alikes(resolve: Callable[[ResolveRequest], list[Pin]], reques
     requirements, and a version chosen from files that are not on the pinned index is excluded
     (``name!=version``) and the resolution run again, at most ``LOOK_ALIKE_ROUNDS`` times. What
     is still wrong then, the lock's ``restrict_hashes`` refuses with the versions the index has."""
+    from .indexes import off_index, pinned_requirements, refuse_general
+
     if not request.package_indexes:
         return resolve(request)
     refuse_general("pip-compile", configured_indexes("pip-compile"), request.package_indexes)
@@ -536,6 +542,8 @@ class PipToolsResolver:
         return _resolve_in_base(self._engine, request)
 
     def resolve_on_host(self, request: ResolveRequest) -> list[Pin]:
+        from .indexes import find_links_page
+
         with tempfile.TemporaryDirectory(prefix="imagesmith-piptools-") as tmp:
             out = Path(tmp) / "requirements.lock"
             if request.previous and not request.upgrade:
@@ -566,6 +574,8 @@ class PipToolsResolver:
         """pip-compile inside the pinned base image, so the markers and wheels are the target's:
         the inputs are staged into a folder the container sees, pip-tools (this host's version)
         is installed into a throwaway venv there, and the pins are read back from the output file."""
+        from .indexes import find_links_page
+
         if self._engine is None or request.base_ref is None:
             raise ResolutionError(
                 f"pip-tools resolves only for the interpreter that runs it (here Python "

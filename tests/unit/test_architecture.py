@@ -115,3 +115,48 @@ def test_every_import_of_our_own_names_resolves():
                 if not hasattr(module, alias.name) and f"{target}.{alias.name}" not in known:
                     missing.append(f"{name}: from {target} import {alias.name}")
     assert missing == []
+
+
+# ---- start-up: what a command imports (issue #17; figures in bench/, never timed here) ----------
+
+# Slow to import and not needed before a command asks for them: the Docker SDK (and requests and
+# urllib3 under it) only once a command talks to the engine through it; jinja2 only to render;
+# pip-tools never in-process; packaging and urllib.request only to resolve or fetch; http.client
+# only when the engine is asked without the SDK (engine/local_api.py).
+NOT_AT_START_UP = ("docker", "requests", "urllib3", "jinja2", "piptools", "packaging", "urllib.request", "http.client")
+
+
+def _imported_by(argv: list[str], cwd: Path) -> tuple[set[str], str]:
+    """The modules a fresh interpreter holds after ``imagesmith ARGV`` ran in it, and its typer's version."""
+    import json
+    import os
+    import subprocess
+
+    script = (
+        "import sys, json\nfrom imagesmith.cli import main\ncode = main(json.loads(sys.argv[1]))\n"
+        "import typer\nprint(json.dumps([sorted(sys.modules), typer.__version__]))\n"
+    )
+    path = os.pathsep.join(p for p in (str(PACKAGE.parent), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, PYTHONPATH=path)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(argv)], capture_output=True, text=True, cwd=cwd, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    modules, typer_version = json.loads(proc.stdout.splitlines()[-1])
+    return set(modules), typer_version
+
+
+def _forbidden(typer_version: str) -> tuple[str, ...]:
+    """Plus pydantic, unless the installed typer imports it itself to parse options (typer 0.29
+    and later: pyproject.toml keeps typer below that version for this reason)."""
+    major, minor = (int(p) for p in typer_version.split(".")[:2])
+    return NOT_AT_START_UP + (("pydantic",) if (major, minor) < (0, 29) else ())
+
+
+def test_help_and_a_no_op_lock_import_nothing_slow(tmp_path, monkeypatch):
+    from tests.unit.test_statcache import locked_project
+
+    root = locked_project(tmp_path, monkeypatch)
+    for argv in (["lock", "--help"], ["verify", "--help"], ["lock", "-q"], ["lock", "--check", "-q"]):
+        imported, typer_version = _imported_by(argv, root)
+        assert not [m for m in _forbidden(typer_version) if m in imported], argv

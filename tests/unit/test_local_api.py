@@ -1,0 +1,115 @@
+"""The engine reads made without the Docker SDK (imagesmith/engine/local_api.py): which engine
+they dare to ask, and what each answer means, against a small HTTP server on a unix socket."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socketserver
+import threading
+
+import pytest
+
+from imagesmith.engine import local_api
+from imagesmith.engine.images import Images
+from imagesmith.errors import EngineError
+
+
+@pytest.fixture
+def no_docker_env(monkeypatch, tmp_path):
+    for name in ("DOCKER_HOST", "DOCKER_CONTEXT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    return tmp_path / "docker-config"
+
+
+def test_only_the_plain_local_socket_is_asked(no_docker_env, monkeypatch):
+    assert local_api.local_socket() == "/var/run/docker.sock"  # no config at all
+    no_docker_env.mkdir()
+    (no_docker_env / "config.json").write_text(json.dumps({"currentContext": "default"}))
+    assert local_api.local_socket() == "/var/run/docker.sock"
+    (no_docker_env / "config.json").write_text(json.dumps({"currentContext": "remote"}))
+    assert local_api.local_socket() is None  # the SDK resolves contexts
+    (no_docker_env / "config.json").write_text("{not json")
+    assert local_api.local_socket() is None
+    monkeypatch.setenv("DOCKER_CONTEXT", "default")
+    assert local_api.local_socket() == "/var/run/docker.sock"
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/user/1000/docker.sock")
+    assert local_api.local_socket() == "/run/user/1000/docker.sock"
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    assert local_api.local_socket() is None
+
+
+class _Engine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def _handler(answers: dict[str, tuple[int, bytes]], seen: list[str]):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            seen.append(self.path)
+            status, body = answers.get(self.path, (404, b'{"message": "No such image"}'))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def engine(tmp_path, monkeypatch):
+    path = str(tmp_path / "engine.sock")
+    answers: dict[str, tuple[int, bytes]] = {}
+    seen: list[str] = []
+    server = _Engine(path, _handler(answers, seen))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    yield answers, seen
+    server.shutdown()
+    server.server_close()
+
+
+ATTRS = {
+    "Id": "sha256:" + "a" * 64,
+    "Config": {"Labels": {"io.imagesmith.role": "serve"}},
+    "RootFS": {"Layers": ["sha256:" + "b" * 64]},
+    "RepoDigests": [],
+    "Size": 7,
+    "Created": "2026-11-27T00:00:00Z",
+}
+
+
+def test_an_image_is_read_without_the_sdk_and_a_missing_one_is_said_so(engine):
+    answers, seen = engine
+    answers["/images/app:serve/json"] = (200, json.dumps(ATTRS).encode())
+    assert local_api.ping() is False  # no /_ping answer here: the SDK would decide
+    assert local_api.inspect_image("app:serve") == (True, ATTRS)
+    assert local_api.inspect_image("app:train") == (False, {})
+    sdk = Images(lambda: pytest.fail("the SDK was asked"))
+    info = sdk.image("app:serve")
+    assert (info.id, info.labels, info.layers, info.size) == (
+        ATTRS["Id"],
+        {"io.imagesmith.role": "serve"},
+        (ATTRS["RootFS"]["Layers"][0],),
+        7,
+    )
+    with pytest.raises(EngineError, match="image app:train is not in the engine"):
+        sdk.image("app:train")
+    assert sdk.has_image("app:serve") and not sdk.has_image("app:train")
+    assert "/images/app:train/json" in seen
+
+
+@pytest.mark.parametrize("status, body", [(500, b'{"message": "boom"}'), (200, b"not json"), (200, b"[]")])
+def test_any_other_answer_leaves_it_to_the_sdk(engine, status, body):
+    answers, _ = engine
+    answers["/images/app:serve/json"] = (status, body)
+    assert local_api.inspect_image("app:serve") is None
+
+
+def test_an_unreachable_socket_leaves_it_to_the_sdk(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+    assert local_api.inspect_image("app:serve") is None and local_api.ping() is False

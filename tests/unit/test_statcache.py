@@ -1,0 +1,117 @@
+"""The stat cache behind a no-op ``imagesmith lock`` (imagesmith/statcache.py): an unchanged file
+is not read again, and any change, also one within the same second that keeps the size and puts
+the mtime back, makes the lock stale."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from imagesmith import statcache
+from imagesmith.lock import check_lock, compute_inputs, lock_project
+from imagesmith.spec import load_spec
+from imagesmith.statcache import StatCache
+from tests.unit.test_lock import RecordingEngine, RecordingResolver
+
+
+def locked_project(tmp_path, monkeypatch):
+    """A small project with preprocessing files, locked (fake resolver and engine), its caches
+    under tmp_path."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "proj"
+    (root / "prep").mkdir(parents=True)
+    (root / "prep" / "clean.py").write_text("X = 1\n")
+    (root / "requirements.txt").write_text("six\n")
+    (root / "imagesmith.yaml").write_text(
+        'name: p\npython: "3.11"\nbase: python:3.11-slim\nrequirements: requirements.txt\n'
+        'preprocessing: [prep/]\ntrain: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
+    )
+    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: RecordingResolver())
+    lock_project(load_spec(root), RecordingEngine())
+    return root
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    return locked_project(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Every file the cache reads, by name; entries kept at once (no settling time)."""
+    reads: list[str] = []
+    real = statcache.sha256_file
+
+    def sha256_file(path):
+        reads.append(os.path.basename(path))
+        return real(path)
+
+    monkeypatch.setattr(statcache, "sha256_file", sha256_file)
+    monkeypatch.setattr(statcache, "SETTLE_NS", 0)
+    return reads
+
+
+def _same_size_same_mtime_edit(path, text: str) -> None:
+    """Rewrite ``path`` with other bytes of the same length and put its mtime back (ns): only
+    its ctime tells (the kernel sets it; nobody can set it back)."""
+    before = os.stat(path)
+    assert len(text.encode()) == before.st_size
+    with open(path, "w") as fh:
+        fh.write(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+
+
+def test_an_unchanged_project_is_not_read_again(project, counted):
+    spec = load_spec(project)
+    first = compute_inputs(spec, spec.base)
+    assert sorted(counted) == ["clean.py", "requirements.txt"]
+    counted.clear()
+    assert compute_inputs(load_spec(project), spec.base) == first
+    assert counted == []
+    assert check_lock(load_spec(project)) == []
+
+
+@pytest.mark.parametrize(
+    "name, text, input_name",
+    [("requirements.txt", "abc\n", "requirements"), ("prep/clean.py", "X = 2\n", "preprocessing")],
+)
+def test_an_edit_within_the_same_second_makes_the_lock_stale(project, counted, name, text, input_name):
+    spec = load_spec(project)
+    compute_inputs(spec, spec.base)  # cached now
+    assert check_lock(load_spec(project)) == []
+    _same_size_same_mtime_edit(project / name, text)
+    assert check_lock(load_spec(project)) == [input_name]
+    assert os.path.basename(name) in counted
+
+
+def test_an_added_or_removed_preprocessing_file_makes_the_lock_stale(project, counted):
+    compute_inputs(load_spec(project), "python:3.11-slim")
+    (project / "prep" / "more.py").write_text("Y = 1\n")
+    assert check_lock(load_spec(project)) == ["preprocessing"]
+    (project / "prep" / "more.py").unlink()
+    assert check_lock(load_spec(project)) == []
+
+
+def test_a_file_hashed_right_after_it_changed_is_not_kept(tmp_path, monkeypatch):
+    """Racily clean (git's term): a file modified within SETTLE_NS of being hashed could change
+    again within one timestamp tick of a coarse file system, so it is hashed again next time."""
+    cache = StatCache(tmp_path / "c.json")
+    f = tmp_path / "f.txt"
+    f.write_text("one\n")
+    assert cache.sha256(f) == StatCache(None).sha256(f)
+    cache.save()
+    assert not (tmp_path / "c.json").exists()  # nothing settled to keep
+    monkeypatch.setattr(statcache, "SETTLE_NS", 0)
+    cache.sha256(f)
+    cache.save()
+    assert str(os.path.realpath(f)) in StatCache(tmp_path / "c.json")._entries
+
+
+def test_an_unreadable_cache_is_ignored(tmp_path):
+    (tmp_path / "c.json").write_text("{not json")
+    f = tmp_path / "f.txt"
+    f.write_text("one\n")
+    assert StatCache(tmp_path / "c.json").sha256(f).startswith("sha256:")
