@@ -85,7 +85,10 @@ class Engine:
         default linux/amd64). For checks that read, not run."""
         if registry_host(ref) and not self.images.has_image(ref):
             return self.registry.image(ref, platform) if platform else self.registry.image(ref)
-        return self.images.image(ref)
+        local = self.images.image(ref)
+        if platform and registry_host(ref) and local.platform and local.platform != platform:
+            return self.registry.image(ref, platform)  # the engine holds this machine's image of the index
+        return local
 
     def runnable(self, ref: str) -> ImageInfo:
         """``ref`` in the engine's store, pulled first when it is a registry reference the engine

@@ -127,10 +127,13 @@ def test_both_platforms_push_one_index_per_role_each_with_its_own_parity(both_pu
 def test_verify_by_registry_reference_per_platform_without_pulling(both_pushed, engine, platform):
     spec, _, repo = both_pushed
     ref = f"{repo}:serve"
+    if engine.has_image(ref):  # the build named its local image so too: untag it, keep the image
+        subprocess.run(["docker", "rmi", ref], check=True, capture_output=True)
     proc = cli("verify", ref, "--platform", platform, "--labels-only", "--lock", str(spec.lock_path), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["parity"] == parity.digest(parity.manifest_from_lock(read_lock(spec.lock_path, platform)))
+    assert report["id"] == Registry().platform_digest(ref, platform)[0]  # that platform's manifest
     assert not engine.has_image(ref)  # read from the registry, never pulled
     shown = json.loads(cli("inspect", ref, "--platform", platform, "--json").stdout)
     assert shown["platform"] == platform and shown["manifest"]["platform"] == platform
