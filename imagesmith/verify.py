@@ -503,7 +503,11 @@ def layer_check(report: Report, info: ImageInfo, base: BaseCheck, facts: dict | 
 
 def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...] = (), detail: bool = False) -> dict:
     """Facts from inside the image (see probe.py), or ``{"start_error": ...}`` when the image has
-    no Python environment where imagesmith puts it. Raises VerifyError when the probe crashed."""
+    no Python environment where imagesmith puts it. Raises VerifyError when the probe crashed.
+
+    A report is kept in the host's cache under the image ID (content-addressed: the same files
+    and config give the same facts) and the probe's own text and options, like the files read
+    from outside: the image is probed once per machine, by this host's copy of the probe."""
     options = json.dumps(
         {
             "venv": VENV,
@@ -512,9 +516,14 @@ def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...]
             "files": detail,
         }
     )
+    script = PROBE.read_text(encoding="utf-8")
+    key = probe_key(script, options)
+    cached = _cache_load("probe", info.id).get(key)
+    if isinstance(cached, dict) and cached.get("probe") is not None:
+        return cached
     run = engine.run_isolated(
         info.id,
-        [VENV_PYTHON, "-I", "-S", "-c", PROBE.read_text(encoding="utf-8"), options],
+        [VENV_PYTHON, "-I", "-S", "-c", script, options],
         environment={name: "" for name in SCRUBBED_ENV},
     )
     if run.exit_code is None:
@@ -526,9 +535,19 @@ def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...]
             hint="the image's Python cannot run a standard-library script; try --labels-only",
         )
     try:
-        return json.loads(run.stdout)
+        facts = json.loads(run.stdout)
     except json.JSONDecodeError as exc:
         raise VerifyError(f"the content probe printed no report inside {info.ref}") from exc
+    if isinstance(facts, dict) and facts.get("probe") is not None:
+        _cache_store("probe", info.id, {**_cache_load("probe", info.id), key: facts})
+    return facts
+
+
+def probe_key(script: str, options: str) -> str:
+    """The cache key of a probe report: the probe's text and its options (never the image's)."""
+    import hashlib
+
+    return hashlib.sha256((script + "\0" + options).encode("utf-8")).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -726,3 +726,27 @@ def test_config_check_of_an_image_without_a_config_record_is_a_note():
     report = Report(image="norole")
     config_check(report, info(labels={}), None, BaseCheck("unknown", ""))
     assert report.problems == ["label io.imagesmith.role is None, not one of train, serve"]
+
+
+def test_a_probe_report_is_kept_by_image_id_and_probe(tmp_path, monkeypatch):
+    """The content probe runs once per image on a machine: its report is kept under the image's
+    (content-addressed) ID and the probe's text and options; another image, other options or a
+    failed start are probed again."""
+    from imagesmith.verify import run_probe
+    from tests.fakes import FakeEngine, image_info
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    answers = {"a": '{"probe": 1, "python": "3.11.2"}', "b": '{"probe": 1, "python": "3.11.9"}'}
+    engine = FakeEngine(runs=lambda image, argv: answers[image[-1]])
+    first = image_info("x:serve", id="sha256:" + "0" * 63 + "a")
+    other = image_info("y:serve", id="sha256:" + "0" * 63 + "b")
+    assert run_probe(engine, first)["python"] == "3.11.2"
+    assert run_probe(engine, first)["python"] == "3.11.2"
+    assert len(engine.called("run_isolated")) == 1
+    assert run_probe(engine, other)["python"] == "3.11.9"
+    assert run_probe(engine, first, detail=True)["python"] == "3.11.2"
+    assert len(engine.called("run_isolated")) == 3
+    broken = FakeEngine(runs=lambda image, argv: "{}")
+    run_probe(broken, image_info("z", id="sha256:" + "1" * 64))
+    run_probe(broken, image_info("z", id="sha256:" + "1" * 64))
+    assert len(broken.called("run_isolated")) == 2  # a report without the probe's version is not kept
