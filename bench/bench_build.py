@@ -142,13 +142,22 @@ def uv_project(root: Path) -> None:
 
 
 def measure(
-    project: Project, runs: int, tmp: Path, tools: tuple[str, ...] = TOOLS, token: str | None = None, log=None
+    project: Project,
+    runs: int,
+    tmp: Path,
+    tools: tuple[str, ...] = TOOLS,
+    token: str | None = None,
+    log=None,
+    results: dict[str, list[Build]] | None = None,
 ) -> dict[str, list[Build]]:
-    """Every tool's builds of ``project``, ``runs`` times each (tools interleaved within a run).
-    The copies stay in ``tmp`` (the caller's) for benches that read them afterwards; the images
-    are tagged imagesmith-bench-TOKEN/..."""
+    """Every tool's builds of ``project``, ``runs`` times each (tools interleaved within a run),
+    added to ``results`` as each ends (so an interrupted run keeps what it measured). The copies
+    stay in ``tmp`` (the caller's) for benches that read them afterwards; the images are tagged
+    imagesmith-bench-TOKEN/..."""
     token = token or uuid.uuid4().hex[:8]
-    results: dict[str, list[Build]] = {t: [] for t in tools}
+    results = {} if results is None else results
+    for t in tools:
+        results.setdefault(t, [])
     version = uv_version() if "uv" in tools else ""
     for i in range(runs):
         for tool in tools:
@@ -185,7 +194,7 @@ def rows(project: Project, results: dict[str, list[Build]]) -> list[Row]:
     return [
         Row(f"{project.name}: cold build, both images", "s", values("cold"), Goal("ratio", 0.7)),
         Row(f"{project.name}: one-line edit -> images", "s", values("edit"), Goal("max", 1.5)),
-        Row(f"{project.name}: MB over the base", "MB", values("mb")),
+        Row(f"{project.name}: size over the base", "MB", values("mb")),
     ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -282,13 +283,29 @@ def timed(argv: list[str], cwd: Path | None = None, env: dict | None = None, tim
     it arrived. Raises CommandFailed with the log's end on a non-zero exit."""
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE, text=True, errors="replace")
-        timer = threading.Timer(timeout, proc.kill)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        stop = lambda: os.killpg(proc.pid, signal.SIGKILL)  # noqa: E731 (the command and what it started)
+        timer = threading.Timer(timeout, stop)
         timer.start()
         events = []
         assert proc.stderr is not None
-        for line in proc.stderr:
-            events.append((time.perf_counter() - start, line.rstrip("\n")))
+        try:
+            for line in proc.stderr:
+                events.append((time.perf_counter() - start, line.rstrip("\n")))
+        except BaseException:  # interrupted: the command must not outlive the bench
+            stop()
+            proc.wait()
+            timer.cancel()
+            raise
         rc = proc.wait()
         elapsed = time.perf_counter() - start
         timer.cancel()

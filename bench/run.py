@@ -79,6 +79,22 @@ def arm64_cold(tmp: Path, token: str) -> tuple[float | None, str]:
         return None, f"not available: {exc.first_error()[:160]}"
 
 
+ARM64_ROW = "iris: cold build, linux/arm64 under QEMU"
+
+
+def cli_figures(iris: bench_build.Build, runs: int) -> list[Row]:
+    """No-op lock of the built iris copy and verify of its serve image, through the CLI."""
+    _say(f"CLI: no-op lock and verify of {iris.ref}, {runs} runs each")
+    noop = bench_lock.noop_times(iris.root, runs)
+    verify = bench_verify.measure(iris.ref, runs)
+    return [
+        Row("no-op `imagesmith lock`", "s", {"imagesmith": noop}, Goal("max", 0.15)),
+        Row("`verify --labels-only`", "s", {"imagesmith": verify["labels-only"]}, Goal("max", 0.3)),
+        Row("`verify` (full)", "s", {"imagesmith": verify["full"]}, Goal("max", 0.8)),
+        Row("CLI start-up (`--help`)", "s", {"imagesmith": verify["cli start-up (--help)"]}),
+    ]
+
+
 def growth(results: dict[str, dict[str, list[bench_build.Build]]]) -> str:
     """How each figure grows from iris to the scale project, per tool, and whether imagesmith's
     ratio to the plain Dockerfile holds (the same or better) as the stack grows."""
@@ -134,52 +150,46 @@ def main() -> int:
     facts = machine()
     _say(f"imagesmith bench {started:%Y-%m-%d %H:%M} UTC, tree {facts['tree']}, {runs} run(s), base {BASE}")
     results: dict[str, dict[str, list[bench_build.Build]]] = {}
-    rows: list[Row] = []
+    cli_rows: list[Row] = []
+    arm64 = Row(ARM64_ROW, "s", note="skipped (--no-arm64)" if args.no_arm64 else "not measured (interrupted)")
+    interrupted = False
+    failed = ""
     with Neighbours() as neighbours, tempfile.TemporaryDirectory(prefix="imagesmith-bench-") as tmp_name:
         tmp = Path(tmp_name)
         try:
             for name in projects:
                 _say(f"builds: {name}")
-                project = bench_build.PROJECTS[name]
                 n = args.scale_runs if name == "scale" and args.scale_runs else runs
-                results[name] = bench_build.measure(project, n, tmp, token=token)
-                rows += bench_build.rows(project, results[name])
-            if args.no_arm64:
-                rows.append(Row("iris: cold build, linux/arm64 under QEMU", "s", note="skipped (--no-arm64)"))
-            else:
+                results[name] = {}
+                bench_build.measure(bench_build.PROJECTS[name], n, tmp, token=token, results=results[name])
+                if name == "iris":
+                    cli_rows = cli_figures(results["iris"]["imagesmith"][0], cli_runs)
+            if not args.no_arm64:
                 _say("builds: iris for linux/arm64 under QEMU (one run)")
                 seconds, note = arm64_cold(tmp, token)
-                rows.append(
-                    Row(
-                        "iris: cold build, linux/arm64 under QEMU",
-                        "s",
-                        {"imagesmith": [seconds] if seconds else []},
-                        note=note,
-                    )
-                )
-            iris = results["iris"]["imagesmith"][0]
-            _say(f"CLI: no-op lock and verify of {iris.ref}, {cli_runs} runs each")
-            rows.append(
-                Row(
-                    "no-op `imagesmith lock`",
-                    "s",
-                    {"imagesmith": bench_lock.noop_times(iris.root, cli_runs)},
-                    Goal("max", 0.15),
-                )
-            )
-            verify = bench_verify.measure(iris.ref, cli_runs)
-            rows.append(Row("`verify --labels-only`", "s", {"imagesmith": verify["labels-only"]}, Goal("max", 0.3)))
-            rows.append(Row("`verify` (full)", "s", {"imagesmith": verify["full"]}, Goal("max", 0.8)))
-            rows.append(Row("CLI start-up (`--help`)", "s", {"imagesmith": verify["cli start-up (--help)"]}))
+                arm64 = Row(ARM64_ROW, "s", {"imagesmith": [seconds] if seconds else []}, note=note)
+        except KeyboardInterrupt:
+            interrupted = True
+            _say("interrupted: reporting what was measured")
+        except (CommandFailed, subprocess.CalledProcessError) as exc:
+            failed = str(exc)
+            _say(f"FAILED: {failed}\nreporting what was measured before")
         finally:
             remove_bench_images(token)
+    rows = [
+        r
+        for name, res in results.items()
+        if any(res.values())
+        for r in bench_build.rows(bench_build.PROJECTS[name], res)
+    ]
+    rows += [arm64, *cli_rows]
     ended = dt.datetime.now(dt.timezone.utc)
 
     _say()
     _say(
         f"imagesmith #17 bench, {started:%Y-%m-%d %H:%M}-{ended:%H:%M} UTC; {facts['cores']} cores, "
         f"Docker {facts['engine']}, tree {facts['tree']}; medians of {runs} run(s)"
-        + (f" (scale: {args.scale_runs})" if args.scale_runs and "scale" in results else "")
+        + (f" (scale: {args.scale_runs})" if args.scale_runs and results.get("scale") else "")
         + f" (CLI rows: {cli_runs})"
     )
     _say(table(rows))
@@ -189,7 +199,9 @@ def main() -> int:
     for name, res in results.items():
         _say(f"[{name}]")
         _say(bench_build.breakdown(res))
-    if "scale" in results:
+    if interrupted or failed:
+        _say("INCOMPLETE: the table holds only what was measured before the run stopped")
+    if all(results.get(p) for p in ("iris", "scale")):
         _say()
         _say("From iris to the scale project (medians):")
         _say(growth(results))
@@ -200,22 +212,22 @@ def main() -> int:
         "ended": ended.isoformat(timespec="seconds"),
         "machine": facts,
         "runs": runs,
-        "scale_runs": len(results["scale"]["imagesmith"])
-        if "scale" in results and "imagesmith" in results["scale"]
-        else None,
+        "scale_runs": len(results.get("scale", {}).get("imagesmith", [])) or None,
         "cli_runs": cli_runs,
         "quick": args.quick,
         "other_builds_on_engine": neighbours.as_json(),
         "rows": [row.as_json() for row in rows],
         "builds": {name: bench_build.as_json(res) for name, res in results.items()},
         "table": table(rows, markdown=True),
-        "growth": growth(results) if "scale" in results else None,
+        "growth": growth(results) if all(results.get(p) for p in ("iris", "scale")) else None,
+        "interrupted": interrupted,
+        "failed": failed or None,
     }
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{started:%Y-%m-%dT%H%M}{'-quick' if args.quick else ''}.json"
     out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    _say(f"\nwrote {out.relative_to(REPO)}")
-    return 0
+    _say(f"\nwrote {out}")
+    return 1 if failed or interrupted else 0
 
 
 if __name__ == "__main__":
