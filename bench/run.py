@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -134,7 +135,15 @@ def machine() -> dict:
     }
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # SIGTERM, and SIGINT even when started in the background (where a shell ignores it), stop the
+    # builds and report what was measured
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale-runs", type=int, default=None, help="runs of the scale project (default: --runs)")
