@@ -1,136 +1,287 @@
-"""Builds of the iris example: imagesmith against the plain single-stage Dockerfile most projects
-write (`COPY . .` then `pip install -r requirements.txt`), side by side in one run.
+"""Builds of a benchmark project: imagesmith (both images) against the plain single-stage
+Dockerfile most projects write (`COPY . .` then `pip install -r requirements.txt`) and against
+uv's own Docker pattern (bench/Dockerfile.uv), side by side in one run.
 
-For each of N runs, in a fresh copy of the example (a new git checkout, so new file times):
-- cold: no lock, empty wheel and pip caches, `--no-cache` for BuildKit (both tools download
-  everything; imagesmith also resolves the lock);
-- warm: a one-line edit of app/server.py, then the same build command again;
-- bytes over the base image, and whether two clean builds gave the same image digest.
-Prints medians and the imagesmith/plain ratio.
+For each of N runs, each tool in its own fresh copy of the project (a new git checkout):
+- cold: no lock, an empty wheel cache (imagesmith), `--no-cache` for BuildKit and an empty uv
+  cache mount (uv pattern); imagesmith also resolves and hash-pins its lock, the uv pattern's
+  uv.lock is made beforehand and not timed;
+- edit: a one-line edit of app/server.py, then the same build command again (imagesmith: the
+  whole `imagesmith build`, lock check included);
+- MB over the base image (the serve image for imagesmith), and whether clean builds gave one
+  image digest.
+BuildKit's per-step times (plain log) and imagesmith's own phases come with each build.
 
-    python bench/bench_build.py [--runs N]     (IMAGESMITH_BASE picks the base image)
+    python bench/bench_build.py [--runs N] [--project iris|scale] [--tools imagesmith,plain,uv]
+
+IMAGESMITH_BASE picks the base image; the CLI is this tree's (`python -m imagesmith`).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-BASE = os.environ.get("IMAGESMITH_BASE", "imagesmith-base:bookworm-py311")
-PLAIN = """FROM {base}
-WORKDIR /app
-COPY . .
-RUN python3 -m pip install --no-cache-dir --break-system-packages -r requirements.txt
-CMD ["uvicorn", "app.server:app", "--host", "0.0.0.0", "--port", "8000"]
-"""
+from benchlib import (
+    BASE,
+    IMAGESMITH,
+    REPO,
+    TOOLS,
+    Goal,
+    Row,
+    Step,
+    edit,
+    fresh_copy,
+    imagesmith_env,
+    inspect,
+    mb_over_base,
+    median,
+    parse_steps,
+    phases,
+    remove_bench_images,
+    table,
+    timed,
+)
+
+HERE = Path(__file__).resolve().parent
+UV_DOCKERFILE = HERE / "Dockerfile.uv"
 
 
-def run(argv, cwd, env=None) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(argv)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return elapsed
+@dataclass(frozen=True)
+class Project:
+    name: str
+    source: Path
+    plain_dockerfile: Path
+    edit_file: str = "app/server.py"
+    apt_packages: tuple[str, ...] = ()
 
 
-def fresh_copy(dest: Path) -> Path:
-    shutil.copytree(
-        REPO / "examples" / "iris",
-        dest,
-        ignore=shutil.ignore_patterns("imagesmith.lock", "requirements.lock", "Dockerfile", "artifacts", "__pycache__"),
+PROJECTS = {
+    "iris": Project("iris", REPO / "examples" / "iris", HERE / "projects" / "iris" / "Dockerfile.plain"),
+    "scale": Project(
+        "scale",
+        HERE / "projects" / "scale",
+        HERE / "projects" / "scale" / "Dockerfile.plain",
+        apt_packages=("libgomp1",),
+    ),
+}
+
+
+@dataclass
+class Build:
+    """One tool's cold build and edit rebuild in one fresh copy."""
+
+    tool: str
+    root: Path
+    ref: str  # the (serve) image
+    cold: float = 0.0
+    edit: float = 0.0
+    mb: float = 0.0
+    image_id: str = ""
+    cold_steps: list[Step] = field(default_factory=list)
+    edit_steps: list[Step] = field(default_factory=list)
+    cold_phases: dict[str, float] = field(default_factory=dict)
+    edit_phases: dict[str, float] = field(default_factory=dict)
+
+
+def build_imagesmith(project: Project, root: Path, tag: str, cache: Path) -> Build:
+    env = imagesmith_env(PIP_NO_CACHE_DIR="1", UV_NO_CACHE="1")
+    cmd = [*IMAGESMITH, "build", "-p", str(root), "--progress", "plain", "--tag", tag, "--cache-dir", str(cache)]
+    b = Build("imagesmith", root, f"{tag}:serve")
+    cold = timed([*cmd, "--no-cache"], root, env)
+    b.cold, b.cold_steps, b.cold_phases = cold.seconds, parse_steps(cold.lines), phases(cold.events, cold.seconds)
+    b.image_id, b.mb = inspect(b.ref, ".Id"), mb_over_base(b.ref)
+    edit(root / project.edit_file)
+    warm = timed(cmd, root, env)
+    b.edit, b.edit_steps, b.edit_phases = warm.seconds, parse_steps(warm.lines), phases(warm.events, warm.seconds)
+    return b
+
+
+def _buildx(dockerfile: Path, tag: str, args: dict[str, str], no_cache: bool) -> list[str]:
+    argv = ["docker", "buildx", "build", "--progress=plain", "--provenance=false", "--load", "-f", str(dockerfile)]
+    for key, value in args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    return argv + (["--no-cache"] if no_cache else []) + ["-t", tag, "."]
+
+
+def build_docker(tool: str, root: Path, dockerfile: Path, tag: str, args: dict[str, str], edit_file: str) -> Build:
+    b = Build(tool, root, tag)
+    cold = timed(_buildx(dockerfile, tag, args, True), root)
+    b.cold, b.cold_steps = cold.seconds, parse_steps(cold.lines)
+    b.image_id, b.mb = inspect(tag, ".Id"), mb_over_base(tag)
+    edit(root / edit_file)
+    warm = timed(_buildx(dockerfile, tag, args, False), root)
+    b.edit, b.edit_steps = warm.seconds, parse_steps(warm.lines)
+    return b
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def uv_version() -> str:
+    out = subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True, text=True, check=True).stdout
+    return out.split()[1]
+
+
+def uv_project(root: Path) -> None:
+    """pyproject.toml (an application: [tool.uv] package = false) and uv.lock from the project's
+    requirements.txt, for uv's pattern; locked with the host's uv, not timed."""
+    reqs = [ln.strip() for ln in (root / "requirements.txt").read_text().splitlines()]
+    deps = "".join(f'    "{r}",\n' for r in reqs if r and not r.startswith("#"))
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "bench-app"\nversion = "0"\nrequires-python = "==3.11.*"\ndependencies = [\n{deps}]\n'
+        "\n[tool.uv]\npackage = false\n"
     )
-    env = dict(
-        os.environ,
-        GIT_AUTHOR_NAME="b",
-        GIT_AUTHOR_EMAIL="b@example.invalid",
-        GIT_COMMITTER_NAME="b",
-        GIT_COMMITTER_EMAIL="b@example.invalid",
-        GIT_AUTHOR_DATE="@1700000000 +0000",
-        GIT_COMMITTER_DATE="@1700000000 +0000",
-    )
-    for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
-        subprocess.run(argv, cwd=dest, env=env, check=True, capture_output=True)
-    return dest
+    subprocess.run([sys.executable, "-m", "uv", "lock", "-q"], cwd=root, check=True, capture_output=True)
 
 
-def inspect(ref: str, field: str) -> str:
-    return subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{" + field + "}}", ref], capture_output=True, text=True, check=True
-    ).stdout.strip()
+def measure(
+    project: Project,
+    runs: int,
+    tmp: Path,
+    tools: tuple[str, ...] = TOOLS,
+    token: str | None = None,
+    log=None,
+    results: dict[str, list[Build]] | None = None,
+) -> dict[str, list[Build]]:
+    """Every tool's builds of ``project``, ``runs`` times each (tools interleaved within a run),
+    added to ``results`` as each ends (so an interrupted run keeps what it measured). The copies
+    stay in ``tmp`` (the caller's) for benches that read them afterwards; the images are tagged
+    imagesmith-bench-TOKEN/..."""
+    token = token or uuid.uuid4().hex[:8]
+    results = {} if results is None else results
+    for t in tools:
+        results.setdefault(t, [])
+    version = uv_version() if "uv" in tools else ""
+    for i in range(runs):
+        for tool in tools:
+            root = fresh_copy(project.source, tmp / f"{project.name}-{tool}-{i}")
+            tag = f"imagesmith-bench-{token}/{project.name}-{tool}-{i}"
+            if tool == "imagesmith":
+                b = build_imagesmith(project, root, tag, tmp / f"cache-{project.name}-{i}")
+            elif tool == "plain":
+                dockerfile = root / project.plain_dockerfile.name
+                dockerfile.write_text(project.plain_dockerfile.read_text())
+                b = build_docker(tool, root, dockerfile, tag, {"BASE": BASE}, project.edit_file)
+            else:
+                uv_project(root)
+                args = {
+                    "BASE": BASE,
+                    "UV_VERSION": version,
+                    "APT_PACKAGES": " ".join(project.apt_packages),
+                    "CACHE_ID": f"imagesmith-bench-{token}-{project.name}-{i}",
+                }
+                b = build_docker(tool, root, UV_DOCKERFILE, tag, args, project.edit_file)
+            results[tool].append(b)
+            (log or _say)(
+                f"  {project.name} run {i + 1}/{runs} {tool}: cold {b.cold:.1f} s, edit {b.edit:.2f} s, {b.mb:.1f} MB"
+            )
+    return results
 
 
-def edit(root: Path) -> None:
-    server = root / "app" / "server.py"
-    server.write_text(server.read_text() + f"# edit {time.time_ns()}\n")
+def rows(project: Project, results: dict[str, list[Build]]) -> list[Row]:
+    """The table's rows for one project, with #17's goals (the same at every size)."""
+
+    def values(key: str) -> dict[str, list[float]]:
+        return {tool: [getattr(b, key) for b in builds] for tool, builds in results.items()}
+
+    return [
+        Row(f"{project.name}: cold build, both images", "s", values("cold"), Goal("ratio", 0.7)),
+        Row(f"{project.name}: one-line edit -> images", "s", values("edit"), Goal("max", 1.5)),
+        Row(f"{project.name}: size over the base", "MB", values("mb")),
+    ]
+
+
+def step_medians(builds: list[Build], which: str = "cold_steps") -> list[tuple[str, float, bool]]:
+    """Each step's median time over the runs, longest first: (name, seconds, cached in every run)."""
+    samples: dict[str, list[float]] = {}
+    cached: dict[str, bool] = {}
+    for b in builds:
+        for s in getattr(b, which):
+            samples.setdefault(s.name, []).append(s.seconds)
+            cached[s.name] = cached.get(s.name, True) and s.cached
+    out = [(name, median(v) or 0.0, cached[name]) for name, v in samples.items()]
+    return sorted(out, key=lambda x: -x[1])
+
+
+def phase_medians(builds: list[Build], which: str = "cold_phases") -> dict[str, float]:
+    names = dict.fromkeys(n for b in builds for n in getattr(b, which))
+    return {n: median([getattr(b, which)[n] for b in builds if n in getattr(b, which)]) or 0.0 for n in names}
+
+
+def breakdown(results: dict[str, list[Build]], top: int = 12) -> str:
+    """Where a cold build's seconds go: imagesmith's phases, then each tool's longest steps."""
+    lines = []
+    if results.get("imagesmith"):
+        builds = results["imagesmith"]
+        total = median([b.cold for b in builds]) or 0.0
+        parts = ", ".join(f"{n} {s:.1f} s" for n, s in phase_medians(builds).items())
+        lines.append(f"imagesmith cold build {total:.1f} s: {parts}")
+        parts = ", ".join(f"{n} {s:.2f} s" for n, s in phase_medians(builds, "edit_phases").items())
+        lines.append(f"imagesmith edit rebuild {median([b.edit for b in builds]) or 0:.2f} s: {parts}")
+    if results.get("imagesmith"):
+        edit_steps = [s for s in step_medians(results["imagesmith"], "edit_steps") if not s[2]]
+        lines.append("imagesmith: BuildKit steps of the edit rebuild that were not cached")
+        lines += [f"  {seconds:7.2f}  {name}" for name, seconds, _ in edit_steps[:top]]
+    for tool, builds in results.items():
+        steps = step_medians(builds)
+        if not steps:
+            continue
+        lines.append(f"{tool}: BuildKit steps of the cold build (median s, longest first)")
+        for name, seconds, cached in steps[:top]:
+            lines.append(f"  {seconds:7.2f}  {name}{'  (cached)' if cached else ''}")
+    return "\n".join(lines)
+
+
+def as_json(results: dict[str, list[Build]]) -> dict:
+    return {
+        tool: {
+            "runs": [
+                {
+                    "cold_s": b.cold,
+                    "edit_s": b.edit,
+                    "mb_over_base": b.mb,
+                    "image_id": b.image_id,
+                    "cold_phases_s": b.cold_phases,
+                    "edit_phases_s": b.edit_phases,
+                    "cold_steps": [s.__dict__ for s in b.cold_steps],
+                    "edit_steps": [s.__dict__ for s in b.edit_steps],
+                }
+                for b in builds
+            ],
+            "cold_steps_median": [{"step": n, "s": s, "cached": c} for n, s, c in step_medians(builds)],
+            "distinct_image_ids": len({b.image_id for b in builds}),
+        }
+        for tool, builds in results.items()
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    args, _ = parser.parse_known_args()
-    base_size = int(inspect(BASE, ".Size"))
-    results = {
-        "imagesmith": {"cold": [], "warm": [], "size": [], "ids": []},
-        "plain": {"cold": [], "warm": [], "size": [], "ids": []},
-    }
-    with tempfile.TemporaryDirectory(prefix="imagesmith-bench-") as tmp:
-        for i in range(args.runs):
-            root = fresh_copy(Path(tmp) / f"iris-{i}")
-            cache = Path(tmp) / f"cache-{i}"
-            env = dict(os.environ, IMAGESMITH_BASE=BASE, PIP_NO_CACHE_DIR="1", UV_NO_CACHE="1")
-            tag = f"imagesmith-bench/iris-{i}"
-            cmd = [sys.executable, "-m", "imagesmith", "build", "-q", "--tag", tag, "--cache-dir", str(cache)]
-            r = results["imagesmith"]
-            r["cold"].append(run(cmd + ["--no-cache"], root, env))
-            r["ids"].append(inspect(f"{tag}:serve", ".Id"))
-            r["size"].append(int(inspect(f"{tag}:serve", ".Size")) - base_size)
-            edit(root)
-            r["warm"].append(run(cmd, root, env))
-
-            (root / "Dockerfile.plain").write_text(PLAIN.format(base=BASE))
-            ptag = f"imagesmith-bench/plain-{i}"
-            pcmd = ["docker", "buildx", "build", "-q", "--load", "-f", "Dockerfile.plain", "-t", ptag, "."]
-            p = results["plain"]
-            p["cold"].append(run(pcmd[:3] + ["--no-cache"] + pcmd[3:], root))
-            p["ids"].append(inspect(ptag, ".Id"))
-            p["size"].append(int(inspect(ptag, ".Size")) - base_size)
-            edit(root)
-            p["warm"].append(run(pcmd, root))
-            print(
-                f"run {i + 1}/{args.runs}: imagesmith cold {r['cold'][-1]:.1f} s warm {r['warm'][-1]:.2f} s | "
-                f"plain cold {p['cold'][-1]:.1f} s warm {p['warm'][-1]:.2f} s",
-                flush=True,
-            )
-
-    def med(tool, key):
-        return statistics.median(results[tool][key])
-
-    rows = [
-        ("cold build (s)", "cold", "{:.1f}"),
-        ("rebuild after a one-line edit (s)", "warm", "{:.2f}"),
-        ("MB over the base image", "size", "{:.1f}"),
-    ]
-    print(f"\niris example, {args.runs} runs each, medians; base {BASE}")
-    print(f"{'':38} {'imagesmith':>12} {'plain':>12} {'ratio':>8}")
-    for label, key, fmt in rows:
-        a, b = med("imagesmith", key), med("plain", key)
-        if key == "size":
-            a, b = a / 1e6, b / 1e6
-        print(f"{label:38} {fmt.format(a):>12} {fmt.format(b):>12} {a / b:>8.2f}")
-    warm_share = med("imagesmith", "warm") / med("imagesmith", "cold")
-    print(f"{'imagesmith warm / cold':38} {warm_share:>12.1%}")
-    for tool in ("imagesmith", "plain"):
-        ids = results[tool]["ids"]
-        print(f"{tool:>10}: {len(set(ids))} distinct serve image digest(s) over {len(ids)} clean builds")
+    parser.add_argument("--project", choices=sorted(PROJECTS), default="iris")
+    parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated: imagesmith, plain, uv")
+    args = parser.parse_args()
+    tools = tuple(t for t in args.tools.split(",") if t)
+    project = PROJECTS[args.project]
+    token = uuid.uuid4().hex[:8]
+    try:
+        with tempfile.TemporaryDirectory(prefix="imagesmith-bench-") as tmp:
+            results = measure(project, args.runs, Path(tmp), tools, token)
+    finally:
+        remove_bench_images(token)
+    print(f"\n{project.name}, {args.runs} run(s) each, medians; base {BASE}")
+    print(table(rows(project, results)))
+    print()
+    print(breakdown(results))
+    for tool, builds in results.items():
+        print(f"{tool}: {len({b.image_id for b in builds})} distinct image digest(s) over {len(builds)} clean builds")
     return 0
 
 

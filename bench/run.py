@@ -1,25 +1,242 @@
-"""`make bench`: run every bench/bench_*.py in turn; each prints its own table of medians.
+"""`make bench`: every target of issue #17 in ONE run and ONE table of medians and ratios against
+the plain Dockerfile, then where the seconds go, how the figures grow from iris to the scale
+project, and a JSON copy of all of it under bench/results/.
 
-Numbers are noisy on these 2-core machines: each benchmark reports medians of several runs and
-the ratio of imagesmith to the plain baseline it replaces, side by side in one run.
+- builds (bench_build.py): iris and the scale project (bench/projects/scale), each with imagesmith
+  (both images), the plain `COPY . .` + pip Dockerfile and uv's Docker pattern: cold, after a
+  one-line edit, MB over the base; BuildKit's per-step times and imagesmith's own phases;
+- iris cold for linux/arm64 under QEMU, when the tree's spec and engine can build it;
+- a no-op `imagesmith lock` (bench_lock.py) and labels-only / full `verify` (bench_verify.py),
+  through the CLI, interpreter start-up included.
+
+Numbers are noisy on these 2-core machines, more so when others build on the same engine: the
+run samples the engine's other builds and says so beside the table.
+
+    python bench/run.py [--runs N] [--scale-runs N] [--quick] [--no-arm64] [--no-scale]
+
+--quick: 1 run, iris only (development). IMAGESMITH_BASE picks the base image;
+IMAGESMITH_BENCH_ARM64_BASE the arm64 row's (default: the same). The CLI is always this tree's
+(`python -m imagesmith`, PYTHONPATH pointing here).
 """
 
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import signal
 import subprocess
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+import bench_build
+import bench_lock
+import bench_verify
+from benchlib import (
+    BASE,
+    IMAGESMITH,
+    REPO,
+    TOOLS,
+    CommandFailed,
+    Goal,
+    Neighbours,
+    Row,
+    fresh_copy,
+    grid,
+    imagesmith_env,
+    remove_bench_images,
+    table,
+    timed,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ARM64_BASE = os.environ.get("IMAGESMITH_BENCH_ARM64_BASE", BASE)
+ARM64_TIMEOUT = 1800.0
+
+
+def _say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def arm64_cold(tmp: Path, token: str) -> tuple[float | None, str]:
+    """One cold imagesmith build of iris with ``platform: linux/arm64`` in a copy of its spec
+    (emulated under QEMU on this x86-64 machine): (seconds, "") when the tree can build it, else
+    (None, "not available: <the first error line>")."""
+    root = fresh_copy(REPO / "examples" / "iris", tmp / "iris-arm64")
+    spec = root / "imagesmith.yaml"
+    text, n = re.subn(r"(?m)^platform:.*$", "platform: linux/arm64", spec.read_text())
+    spec.write_text(text if n else text + "platform: linux/arm64\n")
+    argv = [*IMAGESMITH, "build", "-p", str(root), "--no-cache", "--progress", "plain"]
+    argv += ["--tag", f"imagesmith-bench-{token}/iris-arm64", "--cache-dir", str(tmp / "cache-arm64")]
+    env = imagesmith_env(IMAGESMITH_BASE=ARM64_BASE, PIP_NO_CACHE_DIR="1", UV_NO_CACHE="1")
+    try:
+        return timed(argv, root, env, timeout=ARM64_TIMEOUT).seconds, ""
+    except CommandFailed as exc:
+        return None, f"not available: {exc.first_error()[:160]}"
+
+
+ARM64_ROW = "iris: cold build, linux/arm64 under QEMU"
+
+
+def cli_figures(iris: bench_build.Build, runs: int) -> list[Row]:
+    """No-op lock of the built iris copy and verify of its serve image, through the CLI."""
+    _say(f"CLI: no-op lock and verify of {iris.ref}, {runs} runs each")
+    noop = bench_lock.noop_times(iris.root, runs)
+    verify = bench_verify.measure(iris.ref, runs)
+    return [
+        Row("no-op `imagesmith lock`", "s", {"imagesmith": noop}, Goal("max", 0.15)),
+        Row("`verify --labels-only`", "s", {"imagesmith": verify["labels-only"]}, Goal("max", 0.3)),
+        Row("`verify` (full)", "s", {"imagesmith": verify["full"]}, Goal("max", 0.8)),
+        Row("CLI start-up (`--help`)", "s", {"imagesmith": verify["cli start-up (--help)"]}),
+    ]
+
+
+def growth(results: dict[str, dict[str, list[bench_build.Build]]]) -> str:
+    """How each figure grows from iris to the scale project, per tool, and whether imagesmith's
+    ratio to the plain Dockerfile holds (the same or better) as the stack grows."""
+    small, big = results["iris"], results["scale"]
+    figures = (("cold build (s)", "cold"), ("edit -> images (s)", "edit"), ("MB over the base", "mb"))
+    body = []
+    for title, key in figures:
+        medians = {}
+        for tool in (t for t in TOOLS if t in small and t in big):
+            a = bench_build.median([getattr(b, key) for b in small[tool]]) or 0.0
+            z = bench_build.median([getattr(b, key) for b in big[tool]]) or 0.0
+            medians[tool] = (a, z)
+            body.append([title, tool, f"{a:.2f}", f"{z:.2f}", f"{z / a:.1f}x" if a else "-", ""])
+        if "imagesmith" in medians and "plain" in medians and all(medians["plain"]):
+            r1 = medians["imagesmith"][0] / medians["plain"][0]
+            r2 = medians["imagesmith"][1] / medians["plain"][1]
+            verdict = "holds" if r2 <= r1 * 1.05 else f"worse by {r2 - r1:.2f}"
+            body.append([title, "imagesmith/plain", f"{r1:.2f}", f"{r2:.2f}", "", verdict])
+    return grid(["", "", "iris", "scale", "scale/iris", "ratio as the stack grows"], body)
+
+
+def machine() -> dict:
+    def out(*argv: str) -> str:
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+
+    dirty = bool(out("git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"))
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "engine": out("docker", "version", "--format", "{{.Server.Version}}"),
+        "buildx": out("docker", "buildx", "version"),
+        "python": platform.python_version(),
+        "tree": out("git", "-C", str(REPO), "rev-parse", "--short", "HEAD") + ("+dirty" if dirty else ""),
+        "base": BASE,
+    }
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> int:
-    failed = []
-    for script in sorted(HERE.glob("bench_*.py")):
-        print(f"\n### {script.name}", flush=True)
-        if subprocess.call([sys.executable, str(script)]) != 0:
-            failed.append(script.name)
-    if failed:
-        print(f"\nfailed: {', '.join(failed)}")
-    return 1 if failed else 0
+    # SIGTERM, and SIGINT even when started in the background (where a shell ignores it), stop the
+    # builds and report what was measured
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scale-runs", type=int, default=None, help="runs of the scale project (default: --runs)")
+    parser.add_argument("--quick", action="store_true", help="1 run, iris only")
+    parser.add_argument("--no-arm64", action="store_true", help="skip the linux/arm64 row")
+    parser.add_argument("--no-scale", action="store_true", help="skip the scale project")
+    args = parser.parse_args()
+    runs = 1 if args.quick else args.runs
+    cli_runs = 3 if args.quick else max(7, runs)
+    projects = ["iris"] if args.quick or args.no_scale else ["iris", "scale"]
+    token = uuid.uuid4().hex[:8]
+    started = dt.datetime.now(dt.timezone.utc)
+    facts = machine()
+    _say(f"imagesmith bench {started:%Y-%m-%d %H:%M} UTC, tree {facts['tree']}, {runs} run(s), base {BASE}")
+    results: dict[str, dict[str, list[bench_build.Build]]] = {}
+    cli_rows: list[Row] = []
+    arm64 = Row(ARM64_ROW, "s", note="skipped (--no-arm64)" if args.no_arm64 else "not measured (interrupted)")
+    interrupted = False
+    failed = ""
+    with Neighbours() as neighbours, tempfile.TemporaryDirectory(prefix="imagesmith-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        try:
+            for name in projects:
+                _say(f"builds: {name}")
+                n = args.scale_runs if name == "scale" and args.scale_runs else runs
+                results[name] = {}
+                bench_build.measure(bench_build.PROJECTS[name], n, tmp, token=token, results=results[name])
+                if name == "iris":
+                    cli_rows = cli_figures(results["iris"]["imagesmith"][0], cli_runs)
+            if not args.no_arm64:
+                _say("builds: iris for linux/arm64 under QEMU (one run)")
+                seconds, note = arm64_cold(tmp, token)
+                arm64 = Row(ARM64_ROW, "s", {"imagesmith": [seconds] if seconds else []}, note=note)
+        except KeyboardInterrupt:
+            interrupted = True
+            _say("interrupted: reporting what was measured")
+        except (CommandFailed, subprocess.CalledProcessError) as exc:
+            failed = str(exc)
+            _say(f"FAILED: {failed}\nreporting what was measured before")
+        finally:
+            remove_bench_images(token)
+    rows = [
+        r
+        for name, res in results.items()
+        if any(res.values())
+        for r in bench_build.rows(bench_build.PROJECTS[name], res)
+    ]
+    rows += [arm64, *cli_rows]
+    ended = dt.datetime.now(dt.timezone.utc)
+
+    _say()
+    _say(
+        f"imagesmith #17 bench, {started:%Y-%m-%d %H:%M}-{ended:%H:%M} UTC; {facts['cores']} cores, "
+        f"Docker {facts['engine']}, tree {facts['tree']}; medians of {runs} run(s)"
+        + (f" (scale: {args.scale_runs})" if args.scale_runs and results.get("scale") else "")
+        + f" (CLI rows: {cli_runs})"
+    )
+    _say(table(rows))
+    _say(neighbours.describe())
+    _say()
+    _say("Where the seconds go (medians):")
+    for name, res in results.items():
+        _say(f"[{name}]")
+        _say(bench_build.breakdown(res))
+    if interrupted or failed:
+        _say("INCOMPLETE: the table holds only what was measured before the run stopped")
+    if all(results.get(p) for p in ("iris", "scale")):
+        _say()
+        _say("From iris to the scale project (medians):")
+        _say(growth(results))
+
+    document = {
+        "bench": "imagesmith issue #17",
+        "started": started.isoformat(timespec="seconds"),
+        "ended": ended.isoformat(timespec="seconds"),
+        "machine": facts,
+        "runs": runs,
+        "scale_runs": len(results.get("scale", {}).get("imagesmith", [])) or None,
+        "cli_runs": cli_runs,
+        "quick": args.quick,
+        "other_builds_on_engine": neighbours.as_json(),
+        "rows": [row.as_json() for row in rows],
+        "builds": {name: bench_build.as_json(res) for name, res in results.items()},
+        "table": table(rows, markdown=True),
+        "growth": growth(results) if all(results.get(p) for p in ("iris", "scale")) else None,
+        "interrupted": interrupted,
+        "failed": failed or None,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{started:%Y-%m-%dT%H%M}{'-quick' if args.quick else ''}.json"
+    out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    _say(f"\nwrote {out}")
+    return 1 if failed or interrupted else 0
 
 
 if __name__ == "__main__":

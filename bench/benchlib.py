@@ -1,0 +1,461 @@
+"""What the bench scripts share: running a timed command, fresh project copies, and the pure
+parts (BuildKit log parsing, imagesmith's build phases, medians, ratios and goals, the table).
+
+The pure functions at the top take text and numbers only; tests/unit/test_bench.py covers them.
+Every command is run as given (argument lists, no shell); the CLI is always
+``python -m imagesmith`` with this interpreter, so a bench measures the tree it runs in when
+PYTHONPATH points at it (never an installed console script).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = os.environ.get("IMAGESMITH_BASE", "imagesmith-base:bookworm-py311")
+IMAGESMITH = [sys.executable, "-m", "imagesmith"]
+# What a fresh copy of a project leaves behind: anything a previous build or lock wrote.
+GENERATED = (
+    *("imagesmith.lock", "requirements.lock", "Dockerfile", "Dockerfile.dockerignore", ".imagesmith"),
+    *("artifacts", "__pycache__", "uv.lock", ".venv"),
+)
+
+# ---- pure: BuildKit's log ---------------------------------------------------------------------
+
+# BuildKit's own plain log (docker buildx build --progress=plain)
+_RAW_STEP = re.compile(r"^#(\d+) (.*)$")
+_RAW_END = re.compile(r"^(DONE ([\d.]+)s|CACHED)$")
+# imagesmith's labelled plain log (imagesmith/progress.py): "==> [serve shared 2/5] RUN ..." opens a
+# step, "    [serve shared 2/5] done in 26.8s" (or "cached") ends it; steps without a stage
+# label keep BuildKit's "#N title" / "    #N done in 1.0s".
+_LABEL_OPEN = re.compile(r"^==> (\[[^\]]+\])\s*(.*)$")
+_LABEL_END = re.compile(r"^    (\[[^\]]+\]|#\d+) (?:done in ([\d.]+)s|(cached))$")
+_STAGE = re.compile(r"^\[(?:(?:train|serve) )?([^\]]*)\]$")
+
+
+@dataclass
+class Step:
+    name: str  # "[shared 2/5] RUN ..." (the target's name dropped for a step both targets share)
+    seconds: float
+    cached: bool = False
+
+
+def _step_key(label: str) -> str:
+    """``[serve shared 2/5]`` and ``[train shared 2/5]`` are one vertex of the one bake solve;
+    ``[train]``/``[serve]`` alone (exporting to image) are one step per target."""
+    m = _STAGE.match(label)
+    if label in ("[train]", "[serve]") or not m or not m.group(1):
+        return label
+    return f"[{m.group(1)}]"
+
+
+def parse_steps(lines: list[str], width: int = 60) -> list[Step]:
+    """Each step's duration from a BuildKit plain log, in BuildKit's raw form (``#N [stage 1/2]
+    TITLE`` ... ``#N DONE 3.4s``) or imagesmith's labelled form (see imagesmith/progress.py, where
+    an end line names its step by label only: it ends the step last opened under that label), in
+    order of first appearance. A step reported twice keeps its longest time; ``[internal]`` steps
+    and steps that never ended (CANCELED, ERROR) are left out."""
+    titles: dict[str, str] = {}
+    opened: dict[str, str] = {}  # label -> the key of the step last opened under it
+    steps: dict[str, Step] = {}
+    for line in lines:
+        line = line.rstrip()
+        m = _LABEL_OPEN.match(line)
+        if m:
+            label = _step_key(m.group(1))
+            title = f"{label} {m.group(2)}".strip()[:width]
+            opened[label] = title
+            titles.setdefault(title, title)
+            continue
+        m = _LABEL_END.match(line)
+        if m:
+            label = _step_key(m.group(1))
+            key = opened.get(label, label)
+            seconds, cached = (float(m.group(2)), False) if m.group(2) else (0.0, True)
+        else:
+            m = _RAW_STEP.match(line)
+            if not m:
+                continue
+            number, text = m.groups()
+            end = _RAW_END.match(text)
+            key = f"#{number}"
+            if not end:
+                if key not in titles and not re.match(r"^[\d.]+ ", text):
+                    titles[key] = text[:width]
+                continue
+            seconds, cached = (float(end.group(2)), False) if end.group(2) else (0.0, True)
+        name = titles.get(key, key)
+        if "[internal]" in name or name.startswith("#0"):
+            continue
+        old = steps.get(key)
+        if old is None or seconds > old.seconds:
+            steps[key] = Step(name=name, seconds=seconds, cached=cached and (old is None or old.cached))
+    return list(steps.values())
+
+
+# ---- pure: imagesmith build's own phases ------------------------------------------------------
+
+# imagesmith's progress lines ("imagesmith: ...", build_project and lock_project) that start a phase
+_PHASE_START = (
+    ("lock", re.compile(r"^imagesmith: (pinning base image|resolving requirements|pinning system packages)")),
+    ("host wheel download", re.compile(r"^imagesmith: downloading \d+ wheel")),
+    ("BuildKit (bake)", re.compile(r"^imagesmith: building ")),
+)
+_LOCK_END = re.compile(r"^imagesmith: (locked|rendered)")
+_FETCHED = re.compile(r"^imagesmith: fetched ")
+
+
+def phases(events: list[tuple[float, str]], end: float) -> dict[str, float]:
+    """Seconds spent in each of imagesmith build's phases, from its stderr lines and the time
+    each arrived (seconds since the command started) and the command's end:
+
+    - ``start-up``: from the start to the first ``imagesmith:`` line (interpreter, imports,
+      engine checks);
+    - ``lock``: from the first lock message to ``locked``/``rendered`` (absent when the lock
+      was up to date);
+    - ``host wheel download``: ``downloading N wheel(s)`` to the last ``fetched`` line (these
+      may overlap the bake when the tree overlaps them);
+    - ``BuildKit (bake)``: ``building ...`` to the end, export into the engine included.
+
+    A phase whose message never came is absent."""
+    out: dict[str, float] = {}
+    starts: dict[str, float] = {}
+    first = next((t for t, line in events if line.startswith("imagesmith:")), None)
+    if first is not None:
+        out["start-up"] = first
+    last_fetch = None
+    lock_end = None
+    for t, line in events:
+        for name, pattern in _PHASE_START:
+            if name not in starts and pattern.match(line):
+                starts[name] = t
+        if _FETCHED.match(line):
+            last_fetch = t
+        if lock_end is None and "lock" in starts and _LOCK_END.match(line):
+            lock_end = t
+    if "lock" in starts:
+        after = [t for n, t in starts.items() if n != "lock" and t >= starts["lock"]]
+        out["lock"] = (lock_end if lock_end is not None else min(after, default=end)) - starts["lock"]
+    if "host wheel download" in starts:
+        out["host wheel download"] = (last_fetch or starts["host wheel download"]) - starts["host wheel download"]
+    if "BuildKit (bake)" in starts:
+        out["BuildKit (bake)"] = end - starts["BuildKit (bake)"]
+    return out
+
+
+# ---- pure: medians, ratios, goals, the table --------------------------------------------------
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A target from issue #17: ``max`` (imagesmith's median at most ``limit``, in the row's unit)
+    or ``ratio`` (imagesmith / plain at most ``limit``)."""
+
+    kind: str
+    limit: float
+
+    def describe(self, unit: str) -> str:
+        return f"<= {self.limit:g}x plain" if self.kind == "ratio" else f"<= {self.limit:g} {unit}"
+
+    def verdict(self, value: float | None, ratio: float | None, unit: str) -> str:
+        got = ratio if self.kind == "ratio" else value
+        if got is None:
+            return "not measured"
+        if got <= self.limit:
+            return "met"
+        over = got - self.limit
+        return f"missed by {over:.2f}x" if self.kind == "ratio" else f"missed by {over:.2f} {unit}"
+
+
+TOOLS = ("imagesmith", "plain", "uv")
+TOOL_TITLES = {"imagesmith": "imagesmith", "plain": "plain Dockerfile", "uv": "uv pattern"}
+
+
+@dataclass
+class Row:
+    figure: str
+    unit: str  # "s" or "MB"
+    values: dict[str, list[float]] = field(default_factory=dict)  # tool -> samples
+    goal: Goal | None = None
+    note: str = ""  # e.g. "not available: ..." when the figure could not be taken
+
+    def median(self, tool: str) -> float | None:
+        return median(self.values.get(tool, []))
+
+    def ratio(self, tool: str = "imagesmith") -> float | None:
+        a, b = self.median(tool), self.median("plain")
+        return a / b if a is not None and b else None
+
+    def verdict(self) -> str:
+        if self.note:
+            return self.note
+        return self.goal.verdict(self.median("imagesmith"), self.ratio(), self.unit) if self.goal else ""
+
+    def as_json(self) -> dict:
+        return {
+            "figure": self.figure,
+            "unit": self.unit,
+            "samples": {k: v for k, v in self.values.items() if v},
+            "median": {k: self.median(k) for k in self.values if self.values[k]},
+            "ratio_to_plain": {k: self.ratio(k) for k in ("imagesmith", "uv") if self.ratio(k) is not None},
+            "goal": self.goal.describe(self.unit) if self.goal else None,
+            "verdict": self.verdict() or None,
+        }
+
+
+def _num(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if unit == "MB" or value >= 10 else f"{value:.2f}"
+
+
+def table(rows: list[Row], markdown: bool = False) -> str:
+    """One table: the median of each tool, imagesmith/plain and uv/plain, the goal and verdict."""
+    head = ["", *(TOOL_TITLES[t] for t in TOOLS), "imagesmith/plain", "uv/plain", "goal (#17)", "verdict"]
+    body = []
+    for row in rows:
+        ratios = [row.ratio(t) for t in ("imagesmith", "uv")]
+        body.append(
+            [
+                f"{row.figure} ({row.unit})",
+                *(_num(row.median(t), row.unit) for t in TOOLS),
+                *(f"{r:.2f}" if r is not None else "-" for r in ratios),
+                row.goal.describe(row.unit) if row.goal else "",
+                row.verdict(),
+            ]
+        )
+    return grid(head, body, markdown)
+
+
+def grid(head: list[str], body: list[list[str]], markdown: bool = False) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt(head), *(fmt(r) for r in body)]).rstrip()
+
+
+# ---- running things ---------------------------------------------------------------------------
+
+
+class CommandFailed(Exception):
+    def __init__(self, message: str, lines: list[str]):
+        super().__init__(message)
+        self.lines = lines  # the command's stderr
+
+    def first_error(self) -> str:
+        """The command's own first error line (``error: ...``), else its last line."""
+        found = next((ln for ln in self.lines if ln.startswith("error:")), None)
+        found = found or next((ln for ln in self.lines if ln.startswith("ERROR:")), None)
+        return (found or (self.lines[-1] if self.lines else str(self).splitlines()[0])).strip()
+
+
+@dataclass
+class Timed:
+    seconds: float
+    stdout: str
+    events: list[tuple[float, str]]  # (seconds since start, stderr line)
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for _, line in self.events]
+
+
+def timed(argv: list[str], cwd: Path | None = None, env: dict | None = None, timeout: float = 3600) -> Timed:
+    """Run ``argv``, timing it from start to exit; stderr (and stdout merged into it unless the
+    command writes a result on stdout) is read line by line as it comes, each line with the time
+    it arrived. Raises CommandFailed with the log's end on a non-zero exit."""
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        stop = lambda: os.killpg(proc.pid, signal.SIGKILL)  # noqa: E731 (the command and what it started)
+        timer = threading.Timer(timeout, stop)
+        timer.start()
+        events = []
+        assert proc.stderr is not None
+        try:
+            for line in proc.stderr:
+                events.append((time.perf_counter() - start, line.rstrip("\n")))
+        except BaseException:  # interrupted: the command must not outlive the bench
+            stop()
+            proc.wait()
+            timer.cancel()
+            raise
+        rc = proc.wait()
+        elapsed = time.perf_counter() - start
+        timer.cancel()
+        out.seek(0)
+        stdout = out.read()
+    if rc != 0:
+        tail = "\n".join(line for _, line in events[-30:])
+        message = f"`{' '.join(map(str, argv))}` exited {rc} after {elapsed:.0f} s:\n{stdout[-1500:]}{tail}"
+        raise CommandFailed(message, [line for _, line in events])
+    return Timed(elapsed, stdout, events)
+
+
+_BUILDX = re.compile(r"buildx (?:build|bake)\b")
+
+
+def foreign_builds(procs: dict[int, tuple[int, str]], me: int) -> list[int]:
+    """The buildx processes in ``procs`` ({pid: (parent pid, command line)}) that ``me`` did not
+    start (directly or not): other people's builds on the shared engine."""
+    out = []
+    for pid, (_, cmdline) in procs.items():
+        if not _BUILDX.search(cmdline):
+            continue
+        seen, up = set(), pid
+        while up in procs and up not in seen and up != me:
+            seen.add(up)
+            up = procs[up][0]
+        if up != me:
+            out.append(pid)
+    return sorted(out)
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    procs: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        procs[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline)
+    return procs
+
+
+class Neighbours:
+    """Samples, every few seconds while a bench runs, how many builds others run on the engine
+    (buildx processes this bench did not start) and the load average: timings taken beside them
+    are noisy, and the report says so."""
+
+    def __init__(self, every: float = 3.0):
+        self.every, self.samples, self.busy, self.most = every, 0, 0, 0
+        self.loads: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            n = len(foreign_builds(_processes(), os.getpid()))
+            self.samples += 1
+            self.busy += n > 0
+            self.most = max(self.most, n)
+            self.loads.append(os.getloadavg()[0])
+
+    def __enter__(self) -> Neighbours:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def as_json(self) -> dict:
+        return {
+            "samples": self.samples,
+            "samples_with_other_builds": self.busy,
+            "most_other_builds_at_once": self.most,
+            "load_average_1min_median": median(self.loads),
+        }
+
+    def describe(self) -> str:
+        if not self.samples:
+            return "other builds on the engine: not sampled"
+        share = self.busy / self.samples
+        load = median(self.loads) or 0.0
+        if not self.busy:
+            return f"no other builds seen on the engine ({self.samples} samples; median load {load:.1f})"
+        return (
+            f"OTHER BUILDS RAN on the shared engine during {share:.0%} of this run ({self.busy}/{self.samples} "
+            f"samples, up to {self.most} at once; median 1-min load {load:.1f}): figures are noisy, re-run on a quiet engine"
+        )
+
+
+def imagesmith_env(**extra: str) -> dict:
+    """The environment for ``python -m imagesmith``: this tree first on the path, the bench's base."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "IMAGESMITH_BASE": BASE, **extra}
+
+
+def fresh_copy(source: Path, dest: Path) -> Path:
+    """A copy of a project without anything a build wrote, committed to a new git repository
+    with a fixed date (imagesmith takes SOURCE_DATE_EPOCH from the last commit)."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*GENERATED))
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="b",
+        GIT_AUTHOR_EMAIL="b@example.invalid",
+        GIT_COMMITTER_NAME="b",
+        GIT_COMMITTER_EMAIL="b@example.invalid",
+        GIT_AUTHOR_DATE="@1700000000 +0000",
+        GIT_COMMITTER_DATE="@1700000000 +0000",
+    )
+    for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+        subprocess.run(argv, cwd=dest, env=env, check=True, capture_output=True)
+    return dest
+
+
+def edit(path: Path) -> None:
+    """The one-line code edit: a comment appended to a source file."""
+    path.write_text(path.read_text() + f"# edit {time.time_ns()}\n")
+
+
+def inspect(ref: str, field_: str) -> str:
+    return subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{" + field_ + "}}", ref],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def mb_over_base(ref: str) -> float:
+    return (int(inspect(ref, ".Size")) - int(inspect(BASE, ".Size"))) / 1e6
+
+
+def remove_bench_images(token: str) -> None:
+    """Untag (and so drop) the images one bench run made (every tag under imagesmith-bench-TOKEN/),
+    never anything else."""
+    listed = subprocess.run(
+        [
+            "docker",
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            f"reference=imagesmith-bench-{token}/*",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if listed:
+        subprocess.run(["docker", "image", "rm", "--force", *listed], capture_output=True)

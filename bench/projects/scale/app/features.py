@@ -1,0 +1,3 @@
+"""The model's input columns, shared by training and serving."""
+
+FEATURES = tuple(f"f{i:02d}" for i in range(12))

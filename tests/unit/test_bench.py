@@ -1,0 +1,141 @@
+"""The bench's pure helpers (bench/benchlib.py): BuildKit log parsing, imagesmith's build phases,
+goals, the table, and which builds on the engine are someone else's. No timing is asserted."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from benchlib import Goal, Row, foreign_builds, parse_steps, phases, table  # noqa: E402
+
+RAW = """\
+#0 building with "default" instance using docker driver
+
+#1 [internal] load build definition from Dockerfile.plain
+#1 transferring dockerfile: 391B done
+#1 DONE 0.1s
+
+#5 [1/3] WORKDIR /app
+#5 CACHED
+
+#7 [3/3] RUN python3 -m pip install --no-cache-dir -r requirements.txt
+#7 1.203 Collecting scikit-learn==1.7.2
+#7 DONE 27.4s
+
+#8 exporting to image
+#8 exporting layers 12.0s done
+#8 DONE 14.6s
+"""
+
+# imagesmith build --progress plain (imagesmith/progress.py), as it came from a real bake
+LABELLED = """\
+#0 building with "default" instance using docker driver
+==> [train internal] load build definition from Dockerfile
+    [train internal] done in 0.1s
+==> [serve shared 1/5] RUN --mount=type=tmpfs,target=/tmp     touch /tmp/.imagesmith-mark
+    [serve shared 1/5] done in 2.2s
+==> [serve source 1/3] COPY [app, /app/app]
+    [serve source 1/3] CANCELED
+==> [serve source 1/3] COPY [app, /app/app]
+    [serve source 1/3] done in 0.4s
+==> [serve context wheels] load .dockerignore
+    [serve context wheels] done in 0.0s
+==> [serve shared 2/5] RUN --network=none     --mount=type=tmpfs,target=/tmp
+==> [serve context wheels] load from client
+    [serve context wheels] done in 2.9s
+    [serve shared 2/5] done in 26.8s
+==> [train imagesmith-runtime 1/1] COPY [.imagesmith/imagesmith_runtime-0.whl]
+    [train imagesmith-runtime 1/1] cached
+    [serve shared 2/5] done in 26.8s
+==> [train shared 4/5] RUN --network=none
+    [train shared 4/5] done in 2.1s
+==> [train] exporting to image
+==> [serve] exporting to image
+    [train] done in 21.9s
+    [serve] done in 22.0s
+"""
+
+
+def test_parse_steps_raw_buildkit_log():
+    steps = {s.name: s for s in parse_steps(RAW.splitlines(), width=200)}
+    assert steps["[3/3] RUN python3 -m pip install --no-cache-dir -r requirements.txt"].seconds == 27.4
+    assert steps["exporting to image"].seconds == 14.6
+    assert steps["[1/3] WORKDIR /app"].cached
+    assert not any("internal" in name or "building with" in name for name in steps)
+
+
+def test_parse_steps_imagesmith_labelled_log():
+    steps = parse_steps(LABELLED.splitlines())
+    by_name = {s.name.split("]")[0] + "]": s for s in steps}
+    # a step both targets share is one step, reported twice, counted once
+    assert by_name["[shared 2/5]"].seconds == 26.8
+    assert by_name["[shared 4/5]"].seconds == 2.1
+    assert by_name["[source 1/3]"].seconds == 0.4  # the cancelled attempt is not a time
+    assert by_name["[imagesmith-runtime 1/1]"].cached
+    assert by_name["[train]"].seconds == 21.9 and by_name["[serve]"].seconds == 22.0
+    assert not any("internal" in s.name for s in steps)
+    # one label, two steps: an end line ends the step last opened under its label
+    wheels = {s.name: s.seconds for s in steps if s.name.startswith("[context wheels]")}
+    assert wheels == {"[context wheels] load .dockerignore": 0.0, "[context wheels] load from client": 2.9}
+    assert steps[0].name.startswith("[shared 1/5] RUN")
+
+
+def test_phases_from_timed_progress_lines():
+    events = [
+        (0.4, "imagesmith: pinning base image base:1"),
+        (0.9, "imagesmith: resolving requirements with uv for Python 3.11 on linux/amd64"),
+        (2.0, "imagesmith: locked (requirements changed)"),
+        (2.1, "imagesmith: rendered Dockerfile"),
+        (2.2, "imagesmith: downloading 2 wheel(s) for Python 3.11 on linux/amd64"),
+        (3.0, "imagesmith: fetched a.whl (1.0 MB)"),
+        (7.2, "imagesmith: fetched b.whl (9.0 MB)"),
+        (7.3, "imagesmith: building train and serve"),
+        (8.0, "==> [serve shared 1/5] RUN ..."),
+    ]
+    got = phases(events, end=30.3)
+    assert got["start-up"] == 0.4
+    assert round(got["lock"], 6) == 1.6
+    assert round(got["host wheel download"], 6) == 5.0
+    assert round(got["BuildKit (bake)"], 6) == 23.0
+    # a fresh lock and a full wheel cache: only start-up and the bake
+    assert set(phases([(0.3, "imagesmith: building train and serve")], end=1.0)) == {"start-up", "BuildKit (bake)"}
+
+
+def test_goals_and_verdicts():
+    cold = Row("cold", "s", {"imagesmith": [20.0, 22.0, 21.0], "plain": [30.0, 31.0, 29.0]}, Goal("ratio", 0.7))
+    assert cold.ratio() == 0.7 and cold.verdict() == "met"
+    slow = Row("edit", "s", {"imagesmith": [2.5, 2.0, 3.0]}, Goal("max", 1.5))
+    assert slow.median("imagesmith") == 2.5 and slow.verdict() == "missed by 1.00 s"
+    ratio = Row("cold", "s", {"imagesmith": [36.0], "plain": [30.0]}, Goal("ratio", 0.7))
+    assert ratio.verdict() == "missed by 0.50x"
+    assert Row("arm", "s", note="not available: error: no").verdict() == "not available: error: no"
+    assert Row("x", "s", {}, Goal("max", 1.0)).verdict() == "not measured"
+
+
+def test_table_has_one_line_per_row_with_medians_and_ratios():
+    rows = [
+        Row("iris: cold", "s", {"imagesmith": [20.0], "plain": [40.0], "uv": [30.0]}, Goal("ratio", 0.7)),
+        Row("iris: MB", "MB", {"imagesmith": [88.0], "plain": [88.0], "uv": [90.0]}),
+    ]
+    text = table(rows).splitlines()
+    assert len(text) == 3
+    assert "0.50" in text[1] and "0.75" in text[1] and text[1].rstrip().endswith("met")
+    md = table(rows, markdown=True).splitlines()
+    assert md[0].startswith("| ") and md[1].startswith("|---") and len(md) == 4
+    assert rows[0].as_json()["ratio_to_plain"] == {"imagesmith": 0.5, "uv": 0.75}
+
+
+def test_foreign_builds_are_the_ones_this_bench_did_not_start():
+    procs = {
+        1: (0, "init"),
+        100: (1, "python3 bench/run.py"),
+        101: (100, "python3 -m imagesmith build"),
+        102: (101, "docker buildx bake --progress=plain -f bake.json"),
+        200: (1, "pytest"),
+        201: (200, "docker buildx build --load ."),
+        202: (200, "docker buildx ls"),
+        300: (299, "docker buildx build ."),  # parent gone
+    }
+    assert foreign_builds(procs, me=100) == [201, 300]
