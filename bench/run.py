@@ -15,7 +15,7 @@ run samples the engine's other builds and says so beside the table.
     python bench/run.py [--runs N] [--scale-runs N] [--quick] [--no-arm64] [--no-scale]
 
 --quick: 1 run, iris only (development). IMAGESMITH_BASE picks the base image;
-IMAGESMITH_BENCH_ARM64_BASE the arm64 row's (default: the same). The CLI is always this tree's
+IMAGESMITH_BENCH_ARM64_BASE the arm64 row's (default: the local arm64 base scripts/setup-engine.sh makes). The CLI is always this tree's
 (`python -m imagesmith`, PYTHONPATH pointing here).
 """
 
@@ -55,7 +55,7 @@ from benchlib import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ARM64_BASE = os.environ.get("IMAGESMITH_BENCH_ARM64_BASE", BASE)
+ARM64_BASE = os.environ.get("IMAGESMITH_BENCH_ARM64_BASE", "imagesmith-base:bookworm-py311-arm64")  # setup-engine.sh
 ARM64_TIMEOUT = 1800.0
 
 
