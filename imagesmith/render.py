@@ -252,6 +252,23 @@ def project_context(spec: Spec, lock: Lock) -> dict | None:
     }
 
 
+INSTALLER_LOCK = "installer.lock"
+
+
+def installer_context(lock: Lock) -> dict:
+    """The installer (uv) as the lock pins it: its pin as a heredoc data file (the wheel-download
+    stage fetches it, the install step checks and unpacks it: ``runtime/installer.py``)."""
+    if not lock.installer:
+        raise RenderError(
+            "the lock pins no installer (it was written by an older imagesmith)",
+            hint="run `imagesmith lock` to update it",
+        )
+    return {
+        "lock_name": INSTALLER_LOCK,
+        "lock": heredoc_file(f"/{INSTALLER_LOCK}", lock.installer_text(), "installer"),
+    }
+
+
 def image_user(spec: Spec) -> str:
     """The exact value of the USER line both targets of the Dockerfile get: ``"UID:GID"`` of the
     images' own non-root user (``layout.IMAGE_UID``/``IMAGE_GID``) by default; ``""`` when the
@@ -392,6 +409,7 @@ def render(spec: Spec, lock: Lock) -> str:
         "image_facts": image_facts_file(spec, lock),
         "preprocessing": preprocessing_context(spec, lock),
         "project": project_context(spec, lock),
+        "installer": installer_context(lock),
         "source": list(spec.source),
         "env": sorted(image_env(lock).items()),
         "targets": targets,

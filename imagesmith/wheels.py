@@ -86,13 +86,14 @@ class WheelCache:
         return best or sdist
 
     def wheelhouse(self, lock: Lock, progress=lambda msg: None) -> Path:
-        """A folder holding exactly one wheel per locked distribution (and build-backend pin) for the lock's target,
+        """A folder holding exactly one wheel per locked distribution (and build-backend and installer pin) for the lock's target,
         downloading what the cache lacks. The folder's path depends only on its contents."""
         ranking = {t: i for i, t in enumerate(target_tags(lock.python, lock.platform))}
         chosen: dict[tuple[str, str], Path] = {}
         missing: list[Pin] = []
-        # the build backend's wheels too (the project-build stage installs them from here)
-        for pin in dict.fromkeys((*lock.packages, *lock.build_system)):
+        # the build backend's wheels too (the project-build stage installs them from here), and
+        # the installer's (the install step runs it from here)
+        for pin in dict.fromkeys((*lock.packages, *lock.build_system, *lock.installer)):
             best = self._best(pin, ranking)
             if best is None:
                 missing.append(pin)
