@@ -6,8 +6,9 @@ target is fetched by pip in a container of the pinned base, because reading an s
 runs its setup.py; see ``runtime/sdists.py`` for how it is built) (``--require-hashes``: a wheel whose hash is not in the lock is refused), kept in
 ``<cache>/wheels/<sha256>/<file>`` (keyed by content, shared by all projects and builds), and
 hard-linked into a wheelhouse folder that BuildKit receives as the ``wheels`` named context. The
-install step in the image then runs ``pip install --no-index --require-hashes --no-deps`` from that
-folder only: no network, and pip checks every hash again.
+install step in the image then runs the lock's installer (uv, its wheel from the same folder,
+hash-checked first) as ``uv pip install --offline --no-index --require-hashes --no-deps`` from that
+folder only: no network, and uv checks every hash again.
 
 Choosing among cached wheels uses ``packaging.tags`` with the target's tags, in pip's order.
 """
