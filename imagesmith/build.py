@@ -118,7 +118,15 @@ def describe_failure(spec: Spec) -> Callable[[str], tuple[str, bool]]:
             return f"install_project ({spec.project.name}: building its wheel failed)", True
         if spec.project is not None and ".project install " in failing:
             return f"install_project ({spec.project.name}: installing its wheel failed)", True
+        m = re.search(r"the installer wheel \S+ does not match its locked hash \(([^)]+)\)", log)
+        if m:
+            return f"the installer ({m.group(1)}: its wheel does not match its locked hash)", False
         if "pip" in failing:
+            m = re.search(r"(?:Hash mismatch for|Failed to (?:download|install)) `([A-Za-z0-9_.-]+==[^\s`]+)`", log)
+            if m:  # uv's words
+                if "Hash mismatch for" in log:
+                    return f"requirements ({m.group(1)}: a wheel does not match its locked hash)", True
+                return f"requirements ({m.group(1)}: its wheel could not be installed)", True
             m = re.search(r"(?:for|of|match) (?:the )?(?:package |requirement )?([A-Za-z0-9_.-]+==[^\s:]+)", log)
             dist = m.group(1) if m else "one of the locked distributions"
             if "THESE PACKAGES DO NOT MATCH THE HASHES" in log:
@@ -424,9 +432,16 @@ def build_contexts(
       OCI layout (cached by digest) and passed as ``oci-layout://DIR@DIGEST``. Bound to the
       locked digest, works on an engine that never built from it and with any builder. A tag
       that now names another image is refused: the lock pins what was resolved against.
-    - ``wheels``, for hermetic installs (the default): a wheelhouse prepared on the host."""
+    - ``wheels``, for hermetic installs (the default): a wheelhouse prepared on the host.
+
+    The two are made at the same time (the base's export in a thread while the wheels download):
+    neither needs the other, and a cold build waits for the longer one only."""
+    from concurrent.futures import ThreadPoolExecutor
+
     contexts: dict[str, str] = {}
     cache_dir = options.cache_dir or default_cache_dir()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagesmith-base")
+    base_layout = None
     if lock.base.source == "local":
         name = lock.base.name.split("@", 1)[0]
         if "@" not in lock.base.name and engine.has_image(name):
@@ -437,10 +452,16 @@ def build_contexts(
                     hint=f"run `imagesmith lock --upgrade-base` to pin what {name} names now, "
                     f"or `docker tag {lock.base.digest} {name}` to go back",
                 )
-        layout = engine.save_oci_layout(lock.base.digest, cache_dir / "bases" / lock.base.digest.split(":", 1)[-1])
-        contexts["base"] = f"oci-layout://{layout}@{lock.base.digest}"
-    install = options.install or spec.install
-    if install != "online":
-        cache = WheelCache(cache_dir)
-        contexts["wheels"] = str(cache.wheelhouse(lock, progress=progress))
+        base_layout = pool.submit(
+            engine.save_oci_layout, lock.base.digest, cache_dir / "bases" / lock.base.digest.split(":", 1)[-1]
+        )
+    try:
+        install = options.install or spec.install
+        if install != "online":
+            cache = WheelCache(cache_dir)
+            contexts["wheels"] = str(cache.wheelhouse(lock, progress=progress))
+        if base_layout is not None:
+            contexts["base"] = f"oci-layout://{base_layout.result()}@{lock.base.digest}"
+    finally:
+        pool.shutdown(wait=True)
     return contexts

@@ -283,6 +283,23 @@ def project_context(spec: Spec, lock: Lock) -> dict | None:
     }
 
 
+INSTALLER_LOCK = "installer.lock"
+
+
+def installer_context(lock: Lock) -> dict:
+    """The installer (uv) as the lock pins it: its pin as a heredoc data file (the wheel-download
+    stage fetches it, the install step checks and unpacks it: ``runtime/installer.py``)."""
+    if not lock.installer:
+        raise RenderError(
+            "the lock pins no installer (it was written by an older imagesmith)",
+            hint="run `imagesmith lock` to update it",
+        )
+    return {
+        "lock_name": INSTALLER_LOCK,
+        "lock": heredoc_file(f"/{INSTALLER_LOCK}", lock.installer_text(), "installer"),
+    }
+
+
 def image_user(spec: Spec) -> str:
     """The exact value of the USER line both targets of the Dockerfile get: ``"UID:GID"`` of the
     images' own non-root user (``layout.IMAGE_UID``/``IMAGE_GID``) by default; ``""`` when the
@@ -465,6 +482,7 @@ def platform_context(spec: Spec, lock: Lock, siblings: dict[str, str] | None) ->
         "image_facts": image_facts_file(spec, lock, siblings),
         "preprocessing": preprocessing_context(spec, lock),
         "project": project_context(spec, lock),
+        "installer": installer_context(lock),
         "env": sorted(image_env(lock).items()),
         "targets": targets,
         "index_args": [shlex.quote(a) for a in credentials.index_args(lock.index_url, lock.extra_index_urls)],

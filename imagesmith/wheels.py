@@ -6,8 +6,9 @@ target is fetched by pip in a container of the pinned base, because reading an s
 runs its setup.py; see ``runtime/sdists.py`` for how it is built) (``--require-hashes``: a wheel whose hash is not in the lock is refused), kept in
 ``<cache>/wheels/<sha256>/<file>`` (keyed by content, shared by all projects and builds), and
 hard-linked into a wheelhouse folder that BuildKit receives as the ``wheels`` named context. The
-install step in the image then runs ``pip install --no-index --require-hashes --no-deps`` from that
-folder only: no network, and pip checks every hash again.
+install step in the image then runs the lock's installer (uv, its wheel from the same folder,
+hash-checked first) as ``uv pip install --offline --no-index --require-hashes --no-deps`` from that
+folder only: no network, and uv checks every hash again.
 
 Choosing among cached wheels uses ``packaging.tags`` with the target's tags, in pip's order.
 """
@@ -86,13 +87,14 @@ class WheelCache:
         return best or sdist
 
     def wheelhouse(self, lock: Lock, progress=lambda msg: None) -> Path:
-        """A folder holding exactly one wheel per locked distribution (and build-backend pin) for the lock's target,
+        """A folder holding exactly one wheel per locked distribution (and build-backend and installer pin) for the lock's target,
         downloading what the cache lacks. The folder's path depends only on its contents."""
         ranking = {t: i for i, t in enumerate(target_tags(lock.python, lock.platform))}
         chosen: dict[tuple[str, str], Path] = {}
         missing: list[Pin] = []
-        # the build backend's wheels too (the project-build stage installs them from here)
-        for pin in dict.fromkeys((*lock.packages, *lock.build_system)):
+        # the build backend's wheels too (the project-build stage installs them from here), and
+        # the installer's (the install step runs it from here)
+        for pin in dict.fromkeys((*lock.packages, *lock.build_system, *lock.installer)):
             best = self._best(pin, ranking)
             if best is None:
                 missing.append(pin)

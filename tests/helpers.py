@@ -92,6 +92,7 @@ def fake_lock(**changes) -> Lock:
         determinism=False,
         env=(("A", 'quote " dollar $HOME back\\slash'),),
         runtime=Pin("imagesmith-runtime", "0+sha256." + "d" * 12, ("sha256:" + "d" * 64,)),
+        installer=(Pin("uv", "0.13.9", ("sha256:" + "e" * 64,)),),
     )
     return replace(lock, **changes)
 

@@ -13,7 +13,7 @@ wheel as ``python3 -m imagesmith_runtime.sdists``. Two steps, both reading the p
 ``rehash REQUIREMENTS BUILT``
     prints REQUIREMENTS with the hashes of each distribution built in BUILT replaced by the
     sha256 of the wheel built from its (hash-checked) sdist, so the install step still runs
-    ``pip install --require-hashes`` over everything.
+    its ``uv pip install --require-hashes`` over everything.
 """
 
 import hashlib

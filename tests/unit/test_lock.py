@@ -103,9 +103,12 @@ class RecordingResolver:
     name = "uv"
 
     def __init__(self, fail=False):
-        self.requests, self.fail = [], fail
+        self.requests, self.installer_requests, self.fail = [], [], fail
 
     def resolve(self, request):
+        if [p.name for p in request.inputs] == ["installer.in"]:  # the installer's pin (INSTALLER)
+            self.installer_requests.append(request)
+            return [Pin("uv", request.inputs[0].read_text().strip().split("==")[1], ("sha256:" + "3" * 64,))]
         self.requests.append(request)
         if self.fail:
             raise ResolutionError("the requirements conflict for Python 3.11 on linux/amd64")
@@ -239,6 +242,26 @@ def test_the_lock_pins_the_runtime_wheel_and_a_new_runtime_only_re_pins_it(proje
     result = lock_project(load_spec(root), engine)
     assert result.changed == ["runtime"] and len(resolver.requests) == 1 and len(engine.calls) == calls
     assert read_lock(root / "imagesmith.lock").runtime == Pin("imagesmith-runtime", other.version, (other.sha256,))
+
+
+def test_the_lock_pins_the_installer_and_a_new_installer_only_re_pins_it(project, monkeypatch):
+    """The installer (uv) is resolved like the requirements, for the lock's target, and pinned with
+    hashes in its own section; another INSTALLER (an imagesmith upgrade) makes the lock stale, and
+    re-locking resolves only the installer."""
+    import imagesmith.lock as lockmod
+
+    root, resolver = project
+    lock_project(load_spec(root), RecordingEngine())
+    lock = read_lock(root / "imagesmith.lock")
+    assert lock.installer == (Pin("uv", lockmod.INSTALLER.split("==")[1], ("sha256:" + "3" * 64,)),)
+    (request,) = resolver.installer_requests
+    assert (request.python, request.platform) == ("3.11", "linux/amd64")
+    assert "installer" in lock.to_json() and lock.installer_text().count("--hash=sha256:") == 1
+    monkeypatch.setattr(lockmod, "INSTALLER", "uv==9.9.9")
+    assert check_lock(load_spec(root)) == ["installer"]
+    result = lock_project(load_spec(root), RecordingEngine())
+    assert result.changed == ["installer"] and len(resolver.requests) == 1 and len(resolver.installer_requests) == 2
+    assert read_lock(root / "imagesmith.lock").installer[0].version == "9.9.9"
 
 
 def test_a_lock_written_before_the_runtime_wheel_reads_and_is_stale(project):

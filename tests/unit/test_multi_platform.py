@@ -102,7 +102,8 @@ def test_one_lock_section_per_platform_each_with_its_own_pins_base_and_parity(mu
     root, resolver, engine = multi
     spec = load_spec(root)
     result = lock_project(spec, engine)
-    assert resolver.platforms == ["linux/amd64", "linux/arm64"] and result.written
+    assert sorted(set(resolver.platforms)) == ["linux/amd64", "linux/arm64"] and result.written
+    resolved = len(resolver.platforms)  # requirements and the installer, for each platform
     data = json.loads((root / "imagesmith.lock").read_text())
     assert set(data) == {"imagesmith_lock", "generated_by", "platforms"}
     assert list(data["platforms"]) == ["linux/amd64", "linux/arm64"]
@@ -118,7 +119,7 @@ def test_one_lock_section_per_platform_each_with_its_own_pins_base_and_parity(mu
     # unchanged: nothing redone, byte-identical
     before = (root / "imagesmith.lock").read_bytes()
     again = lock_project(load_spec(root), engine)
-    assert again.changed == [] and not again.written and len(resolver.platforms) == 2
+    assert again.changed == [] and not again.written and len(resolver.platforms) == resolved
     assert (root / "imagesmith.lock").read_bytes() == before
     assert check_lock(spec) == [] and list(ensure_fresh_all(spec)) == ["linux/amd64", "linux/arm64"]
 
@@ -156,7 +157,7 @@ def test_a_lock_for_a_platform_this_machine_cannot_run_says_how_to_add_emulation
     monkeypatch.setattr("imagesmith.platforms.emulation_problem", lambda p: "no QEMU" if p == "linux/arm64" else None)
     with pytest.raises(LockError, match="no QEMU"):
         lock_project(load_spec(root), engine)
-    assert not (root / "imagesmith.lock").exists() and resolver.platforms == ["linux/amd64"]
+    assert not (root / "imagesmith.lock").exists() and set(resolver.platforms) == {"linux/amd64"}
 
 
 def test_a_local_base_must_be_of_the_platform():

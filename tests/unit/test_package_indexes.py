@@ -99,6 +99,7 @@ def _lock(**kw) -> Lock:
         index_url=GENERAL,
         package_indexes=(("pinme", PINNED),),
         runtime=runtime_pin(),
+        installer=(Pin("uv", "0.13.9", ("sha256:" + "e" * 64,)),),
     )
     return Lock(**{**base, **kw})
 
@@ -341,6 +342,7 @@ def test_the_host_wheel_download_takes_each_file_from_its_index(tmp_path, indexe
             Pin("other", "1.0", (indexes["general"].hashes[("other", "1.0")],)),
             Pin("pinme", "1.0", (indexes["pinned"].hashes[("pinme", "1.0")],)),
         ),
+        installer=(),  # these indexes serve no installer wheel
     )
     house = WheelCache(tmp_path / "cache").wheelhouse(lock)
     assert not indexes["general"].asked_for("pinme") and not indexes["pinned"].asked_for("other")

@@ -103,8 +103,8 @@ def test_hostile_env_value_renders_quoted_on_one_line(tiny):
 
 def test_the_iris_dockerfile_is_short_and_holds_no_code():
     """The Dockerfile is for reviewers: at most 200 lines for the iris example, no embedded
-    Python (no `python -c`, no heredoc but the one line of image-facts JSON); the in-image code
-    comes from the runtime wheel in .imagesmith/."""
+    Python (no `python -c`, no heredoc but data: the installer's pin and the one line of
+    image-facts JSON); the in-image code comes from the runtime wheel in .imagesmith/."""
     from imagesmith.lock import preprocessing_files
 
     spec = load_spec(HERE.parent / "examples" / "iris")
@@ -113,12 +113,18 @@ def test_the_iris_dockerfile_is_short_and_holds_no_code():
     assert len(text.splitlines()) <= 200 and len(text) < 16_000
     assert not re.search(r"python3? (-[IS] )*-c\b", text)
     heredocs = re.findall(r"<<'(\w+)'", text)
-    assert heredocs == ["IMAGESMITH_EOF_IMAGE_FACTS"]
+    assert heredocs == ["IMAGESMITH_EOF_INSTALLER", "IMAGESMITH_EOF_IMAGE_FACTS"]
+    installer = text.split("<<'IMAGESMITH_EOF_INSTALLER'", 1)[1].split("IMAGESMITH_EOF_INSTALLER\n", 1)[0]
+    assert [ln for ln in installer.splitlines()[1:] if ln and not ln.startswith("#")] == [
+        f"uv=={lock.installer[0].version} \\",
+        f"    --hash={lock.installer[0].hashes[0]}",
+    ]
     body = text.split("<<'IMAGESMITH_EOF_IMAGE_FACTS'", 1)[1].split("\n")[1]
     json.loads(body)  # data, not code
     wheel = f"imagesmith_runtime-{lock.runtime.version}-py3-none-any.whl"
     assert f'COPY [".imagesmith/{wheel}", "/"]' in text
     assert text.count("python3 -m imagesmith_runtime.sdists ") == 2  # sdist-build and the install step
+    assert text.count("python3 -m imagesmith_runtime.installer ") == 1  # the install step
     assert '"-m", "imagesmith_runtime.preprocessing"' in text
 
 

@@ -472,7 +472,7 @@ def test_render_embeds_runtime_facts_and_the_preprocessing_stage():
     assert facts["parity"] == parity.digest(parity.manifest_from_lock(lock))
     assert f'COPY [".imagesmith/imagesmith_runtime-{lock.runtime.version}-py3-none-any.whl", "/"]' in text
     assert "python -c" not in text and "python3 -c" not in text and "<<'IMAGESMITH_EOF_IMAGE_FACTS'" in text
-    assert text.count("<<'") == 1  # one heredoc: the image facts (JSON data), no code
+    assert text.count("<<'") == 2  # two heredocs, data only: the installer's pin, the image facts (JSON)
     assert "FROM base AS preprocessing-build" in text
     assert (
         f"/run/imagesmith/preprocessing/{preprocessing.wheel_filename('tiny-preprocessing', lock.preprocessing_version)}"
@@ -554,3 +554,55 @@ def test_verify_model_reads_the_image_labels_and_distrusts_an_edited_one(tmp_pat
 
     with pytest.raises(stamp.StampError, match="is not a folder"):
         verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path / "m.bin")
+
+
+# ---- the installer's wheel, checked and unpacked inside the build (runtime/installer.py)
+
+
+def _installer_wheel(folder: Path, payload: bytes = b"#!/bin/sh\necho uv\n") -> tuple[Path, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "uv-0.13.9-py3-none-manylinux_2_17_x86_64.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("uv-0.13.9.data/scripts/uv", payload)
+        archive.writestr("uv-0.13.9.dist-info/METADATA", "Name: uv\nVersion: 0.13.9\n")
+    return path, "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _run_installer(tmp_path: Path, lock_text: str, wheels: Path) -> subprocess.CompletedProcess:
+    (tmp_path / "installer.lock").write_text(lock_text)
+    wheel = tmp_path / "rt.whl"
+    wheel.write_bytes(runtime_wheel.build().data)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imagesmith_runtime.installer",
+            str(tmp_path / "installer.lock"),
+            str(wheels),
+            str(tmp_path / "uv"),
+        ],
+        env={"PYTHONPATH": str(wheel), "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_installer_unpacks_the_locked_wheels_executable(tmp_path):
+    wheels = tmp_path / "wheels"
+    _, digest = _installer_wheel(wheels)
+    proc = _run_installer(
+        tmp_path, f"# header\nuv==0.13.9 \\\n    --hash=sha256:{'0' * 64} \\\n    --hash={digest}\n", wheels
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "uv"
+    assert out.read_bytes() == b"#!/bin/sh\necho uv\n" and os.stat(out).st_mode & 0o777 == 0o755
+
+
+def test_installer_refuses_a_wheel_that_is_not_the_locked_one(tmp_path):
+    wheels = tmp_path / "wheels"
+    _installer_wheel(wheels)
+    proc = _run_installer(tmp_path, f"uv==0.13.9 \\\n    --hash=sha256:{'0' * 64}\n", wheels)
+    assert proc.returncode == 1 and not (tmp_path / "uv").exists()
+    assert "does not match its locked hash (uv==0.13.9)" in proc.stderr
+    proc = _run_installer(tmp_path, f"uv==0.13.9 \\\n    --hash=sha256:{'0' * 64}\n", tmp_path / "empty")
+    assert proc.returncode == 1 and "no wheel of the installer uv==0.13.9" in proc.stderr
