@@ -286,14 +286,12 @@ def project_context(spec: Spec, lock: Lock) -> dict | None:
 INSTALLER_LOCK = "installer.lock"
 
 
-def installer_context(lock: Lock) -> dict:
+def installer_context(lock: Lock) -> dict | None:
     """The installer (uv) as the lock pins it: its pin as a heredoc data file (the wheel-download
-    stage fetches it, the install step checks and unpacks it: ``runtime/installer.py``)."""
+    stage fetches it, the install step checks and unpacks it: ``runtime/installer.py``). None
+    when the lock pins none (the project's indexes have no uv): the base's pip installs."""
     if not lock.installer:
-        raise RenderError(
-            "the lock pins no installer (it was written by an older imagesmith)",
-            hint="run `imagesmith lock` to update it",
-        )
+        return None
     return {
         "lock_name": INSTALLER_LOCK,
         "lock": heredoc_file(f"/{INSTALLER_LOCK}", lock.installer_text(), "installer"),

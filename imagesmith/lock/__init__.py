@@ -44,7 +44,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import __version__, platforms, runtime_wheel
-from ..errors import LockError, StaleLockError
+from ..engine._common import first_line
+from ..errors import LockError, ResolutionError, StaleLockError
 from ..fsutil import atomic_write, sha256_bytes
 from ..runtime import preprocessing
 from ..spec import (
@@ -812,7 +813,11 @@ def _lock_platform(
 
     if previous is None or {"resolver", "target", "requirements", "installer"} & set(changed):
         progress(f"pinning the installer {INSTALLER} for Python {spec.python} on {spec.platform}")
-        installer = tuple(_resolve_installer(spec, engine, base_pin, previous))
+        try:
+            installer = tuple(_resolve_installer(spec, engine, base_pin, previous))
+        except ResolutionError as exc:  # e.g. a private index that replaces the general one
+            progress(f"the package indexes have no {INSTALLER} ({first_line(exc)}): the build installs with pip")
+            installer = ()
     else:
         installer = previous.installer
 

@@ -62,5 +62,5 @@ def test_the_registry_base_is_an_index_of_the_amd64_and_arm64_bases(engine, base
     assert entries["linux/amd64"] == engine.image(base_image).id
     assert entries["linux/arm64"] == engine.image(arm64_base).id
     # and imagesmith's registry read resolves the index per platform, without pulling
-    assert engine.registry.image(REGISTRY_BASE, ("linux", "arm64")).id == entries["linux/arm64"]
-    assert engine.registry.image(REGISTRY_BASE, ("linux", "amd64")).id == entries["linux/amd64"]
+    assert engine.registry.image(REGISTRY_BASE, "linux/arm64").id == entries["linux/arm64"]
+    assert engine.registry.image(REGISTRY_BASE, "linux/amd64").id == entries["linux/amd64"]

@@ -264,6 +264,26 @@ def test_the_lock_pins_the_installer_and_a_new_installer_only_re_pins_it(project
     assert read_lock(root / "imagesmith.lock").installer[0].version == "9.9.9"
 
 
+def test_indexes_without_the_installer_lock_with_pip_and_render_the_pip_install(project, monkeypatch):
+    """A private index that replaces the general one rarely has uv: the lock pins no installer
+    (and says so) and the Dockerfile installs the same hash-checked wheels with the base's pip."""
+    from imagesmith.render import render
+
+    root, resolver = project
+
+    def no_uv(spec, engine, base_pin, previous):
+        raise ResolutionError("no distribution of uv for Python 3.11 on linux/amd64 was found on the package index")
+
+    monkeypatch.setattr("imagesmith.lock._resolve_installer", no_uv)
+    said = []
+    lock_project(load_spec(root), RecordingEngine(), progress=said.append)
+    lock = read_lock(root / "imagesmith.lock")
+    assert lock.installer == () and any("the build installs with pip" in line for line in said)
+    text = render(load_spec(root), lock)
+    assert "installer-lock" not in text and "/tmp/uv pip install" not in text
+    assert "python3 -m pip --python /opt/venv/bin/python install" in text and "--require-hashes" in text
+
+
 def test_a_lock_written_before_the_runtime_wheel_reads_and_is_stale(project):
     import json
 
