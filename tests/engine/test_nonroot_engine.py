@@ -164,12 +164,16 @@ def test_run_train_by_a_non_root_caller_leaves_files_owned_by_the_caller(tiny):
 
 
 def _signoff(spec, image_id: str, model: Path, out: Path, requests: int) -> subprocess.Popen:
+    """The CLI as a terminal starts it: SIGINT at its default. A run started in the background by
+    a shell without job control (a CI script's `make test &`) inherits SIGINT ignored, and Python
+    then installs no KeyboardInterrupt handler: Ctrl-C could not reach the command at all."""
     return subprocess.Popen(
         [sys.executable, "-m", "imagesmith", "signoff", image_id, "--model", str(model)]
         + ["-p", str(spec.root), "-o", str(out), "--requests", str(requests)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
