@@ -470,7 +470,7 @@ def platform_context(spec: Spec, lock: Lock, siblings: dict[str, str] | None) ->
         "siblings": platforms_label(siblings) if siblings else None,
         "sfx": f"-{arch}" if multi else "",
         "base_arg": f"IMAGESMITH_BASE_{arch.upper()}" if multi else "IMAGESMITH_BASE",
-        "requirements_lock": f"requirements-{arch}.lock" if multi else "requirements.lock",
+        "requirements_lock": spec.requirements_lock_for(lock.platform).name,
         "parity": parity.digest(manifest),
         "manifest": parity.canonical(manifest),
         "base_ref": lock.base.ref,

@@ -44,8 +44,10 @@ def machine_platform() -> str:
     aarch64): what ``--platform`` defaults to."""
     import platform as _platform
 
-    machine = _platform.machine().lower()
-    return {"aarch64": "linux/arm64", "arm64": "linux/arm64"}.get(machine, "linux/amd64")
+    from .platforms import MACHINES
+
+    machine = {"arm64": "aarch64", "amd64": "x86_64"}.get(_platform.machine().lower(), _platform.machine().lower())
+    return next((p for p, arch in MACHINES.items() if arch == machine), "linux/amd64")
 
 
 # A Docker image reference: [host[:port]/]path[:tag][@sha256:hex]. No spaces, no quotes.
