@@ -93,7 +93,7 @@ def serve_indexes(folder: Path, contents: dict[str, Sequence[tuple]]) -> Iterato
             requests: list[str] = []
             handler = functools.partial(_Recording, directory=str(root), requests=requests)
             server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
             servers.append(server)
             out[origin] = Index(f"http://127.0.0.1:{server.server_address[1]}/simple", hashes, requests)
         yield out

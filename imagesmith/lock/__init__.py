@@ -873,13 +873,15 @@ def _resolve_build_system(
 
 
 def _resolve_installer(spec: Spec, engine, base_pin: BasePin, previous: Lock | None) -> list[Pin]:
-    """``INSTALLER`` resolved for the image like the requirements (same resolver, target and
-    indexes: a linux/arm64 lock pins its aarch64 wheel), with hashes. One distribution, no deps."""
+    """``INSTALLER`` resolved for the image like the requirements (same target and indexes: a
+    linux/arm64 lock pins its aarch64 wheel), with hashes. One distribution, no deps, wheels only:
+    always resolved by uv, whichever resolver the spec names (pip-compile hashes by reading each of
+    uv's two dozen wheels when an index publishes no hashes: ten seconds on every fresh lock)."""
     with tempfile.TemporaryDirectory(prefix="imagesmith-installer-") as tmp:
         inline = Path(tmp) / "installer.in"
         inline.write_text(INSTALLER + "\n")
         previous_text = (previous.installer_text() or None) if previous else None
-        return _resolve_files(spec, engine, base_pin, (inline,), (), previous_text, False, ())
+        return _resolve_files(spec, engine, base_pin, (inline,), (), previous_text, False, (), resolver="uv")
 
 
 def _resolve_files(
@@ -891,9 +893,11 @@ def _resolve_files(
     previous_text: str | None,
     upgrade: bool,
     upgrade_packages: tuple[str, ...],
+    resolver: str | None = None,
 ) -> list[Pin]:
-    """Resolve ``inputs`` with the spec's resolver for its target and indexes (``previous_text``:
-    earlier pins to prefer); pinned packages keep only their index's files, whichever resolver ran."""
+    """Resolve ``inputs`` with ``resolver`` (default: the spec's) for the spec's target and indexes
+    (``previous_text``: earlier pins to prefer); pinned packages keep only their index's files,
+    whichever resolver ran."""
     request = ResolveRequest(
         inputs=inputs,
         extras=extras,
@@ -907,7 +911,7 @@ def _resolve_files(
         extra_index_urls=spec.extra_index_urls,
         package_indexes=spec.package_indexes,
     )
-    pins = get_resolver(spec.resolver, engine).resolve(request)
+    pins = get_resolver(resolver or spec.resolver, engine).resolve(request)
     if spec.package_indexes:
         from . import indexes as pin_indexes  # only here: urllib.request is slow to import
 

@@ -66,7 +66,7 @@ def engine(tmp_path, monkeypatch):
     answers: dict[str, tuple[int, bytes]] = {}
     seen: list[str] = []
     server = _Engine(path, _handler(answers, seen))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
     yield answers, seen
     server.shutdown()

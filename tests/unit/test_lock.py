@@ -264,6 +264,23 @@ def test_the_lock_pins_the_installer_and_a_new_installer_only_re_pins_it(project
     assert read_lock(root / "imagesmith.lock").installer[0].version == "9.9.9"
 
 
+def test_the_installer_is_resolved_by_uv_whichever_resolver_the_spec_names(project, monkeypatch):
+    """resolver: pip-tools resolves the requirements; the installer's one wheel is uv's to pin."""
+    root, resolver = project
+    spec_file = root / "imagesmith.yaml"
+    spec_file.write_text(spec_file.read_text() + "resolver: pip-tools\n")
+    names = []
+
+    def get(name, engine=None):
+        names.append(name)
+        return resolver
+
+    monkeypatch.setattr("imagesmith.lock.get_resolver", get)
+    lock_project(load_spec(root), RecordingEngine())
+    assert sorted(names) == ["pip-tools", "uv"] and len(resolver.installer_requests) == 1
+    assert read_lock(root / "imagesmith.lock").resolver == "pip-tools"
+
+
 def test_indexes_without_the_installer_lock_with_pip_and_render_the_pip_install(project, monkeypatch):
     """A private index that replaces the general one rarely has uv: the lock pins no installer
     (and says so) and the Dockerfile installs the same hash-checked wheels with the base's pip."""
