@@ -5,11 +5,17 @@ BASE ?= imagesmith-base:bookworm-py311
 # registry base); the tests need linux/arm64. PLATFORMS= sets up the host's platform only.
 PLATFORMS ?= linux/arm64
 PYTEST_ARGS ?=
+# `make test` runs the tests on this many pytest-xdist workers; each module stays on one worker
+# (tests/conftest.py). Much of the engine tier waits on the engine, the registry or the indexes.
+TEST_WORKERS ?= 4
 
 .PHONY: install engine demo lint format test test-unit bench clean
 
+# pip runs when something is missing or pyproject.toml changed (scripts/installed.py says which).
 install:
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@if ! $(PYTHON) scripts/installed.py; then \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]' && $(PYTHON) scripts/installed.py --record; \
+	fi
 
 # Docker engine with buildx, loopback registry, local Debian + Python 3.11 base image(s).
 engine:
@@ -30,10 +36,10 @@ format: install
 	$(PYTHON) -m ruff format $(LINT_PATHS)
 
 test: install lint engine
-	IMAGESMITH_TEST_BASE=$(BASE) $(PYTHON) -m pytest $(PYTEST_ARGS)
+	IMAGESMITH_TEST_BASE=$(BASE) $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The quick loop: tests/unit needs no engine and no registry (the CLI runs in-process there), on
-# both cores (pytest-xdist). The engine tier stays serial: its tests share image tags.
+# both cores (pytest-xdist).
 test-unit: install
 	$(PYTHON) -m pytest -n 2 tests/unit $(PYTEST_ARGS)
 

@@ -4,6 +4,9 @@
 - ``engine`` tests build real images on the real Docker engine with buildx;
 - ``registry`` tests also push to the loopback registry on 127.0.0.1.
 
+Every tier runs on several workers in `make test` (see ``pytest_collection_modifyitems``): a test
+makes its own image tags, projects and engines, or reads images made once per worker.
+
 `make test` (scripts/setup-engine.sh) installs and starts the engine, the registry and the base
 image before pytest runs; these fixtures fail loudly, never skip, when something is missing.
 """
@@ -32,6 +35,18 @@ REGISTRY = os.environ.get("IMAGESMITH_TEST_REGISTRY", "127.0.0.1:5000")
 ARM64_BASE_IMAGE = os.environ.get("IMAGESMITH_TEST_ARM64_BASE", "imagesmith-base:bookworm-py311-arm64")
 REGISTRY_BASE = os.environ.get("IMAGESMITH_TEST_REGISTRY_BASE", f"{REGISTRY}/imagesmith-base:bookworm-py311")
 FIXED_EPOCH = 1700000000
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs on several workers (pytest-xdist, ``--dist loadgroup``): the tests of one
+    module stay together on one worker (its module-scoped fixtures, such as a second engine or a
+    set of signed images, are made once), except where a test names its own group
+    (``pytest.mark.xdist_group``: a long test that shares no module fixture). Before xdist's own
+    hook, which reads the marks."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
 
 
 def copy_project(src: Path, dest: Path, *, git: bool = True) -> Path:

@@ -140,8 +140,10 @@ _NETWORK_RE = re.compile(
     re.I,
 )
 _FETCH_URL_RE = re.compile(r"(?:Failed to fetch:?|Could not fetch URL)\s+`?(\w+://[^\s`'\"]+)")
+# any run of whitespace between the words: uv wraps its messages at the terminal's width
 _NO_WHEEL_RE = re.compile(
-    r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==\S+)? has no wheels with a matching (?:platform|Python)[^.(]*", re.I
+    r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==\S+)?\s+has\s+no\s+wheels\s+with\s+a\s+matching\s+(?:platform|Python)[^.(]*",
+    re.I,
 )
 _NOT_FOUND_RE = re.compile(
     r"(?:Because )?([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry|"

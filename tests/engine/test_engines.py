@@ -45,6 +45,7 @@ def _rmi(*refs: str) -> None:
     subprocess.run(["docker", "rmi", "-f", *refs], capture_output=True)
 
 
+@pytest.mark.xdist_group("engines-local-base")  # not the second engines' chain below
 def test_first_build_from_a_base_the_engine_never_built_from(tmp_path, engine, base_image):
     name, image_id = _fresh_base(engine, base_image)
     project = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
@@ -80,6 +81,7 @@ def test_first_build_from_a_base_the_engine_never_built_from(tmp_path, engine, b
         _rmi(name, image_id, f"{tag}:train", f"{tag}:serve")
 
 
+@pytest.mark.xdist_group("engines-local-base")  # not the second engines' chain below
 def test_an_unknown_builder_and_a_builder_that_keeps_images_to_itself(tmp_path, engine, base_image):
     project = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
     proc = cli("build", "-p", str(project), "--base", base_image, "--builder", "no-such-builder")

@@ -232,5 +232,5 @@ def test_no_op_lock_resolves_nothing_and_failures_keep_the_lock(tmp_path, base_i
         (root / "imagesmith.yaml").read_text().replace("['numpy<2', 'numpy>=2']", "['tensorflow-macos==2.16.2']")
     )
     proc = _lock(root)
-    assert proc.returncode == 2 and "no wheel for the target, Python 3.11 on linux/amd64" in proc.stderr
+    assert proc.returncode == 2 and "no wheel for the target, Python 3.11 on linux/amd64" in proc.stderr, proc.stderr
     assert {n: (root / n).read_bytes() for n in files} == files

@@ -61,6 +61,7 @@ def arm64_built(tmp_path_factory, engine, arm64_base):
     return spec, result
 
 
+@pytest.mark.xdist_group("platforms-arm64-alone")  # apart from the two-platform index
 def test_arm64_alone_runs_aarch64_with_numpy(arm64_built, engine):
     spec, result = arm64_built
     serve = engine.image(result.images["serve"].ref)
@@ -76,6 +77,7 @@ def test_arm64_alone_runs_aarch64_with_numpy(arm64_built, engine):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.xdist_group("platforms-arm64-alone")  # apart from the two-platform index
 def test_a_local_base_of_another_platform_is_refused(tmp_path, base_image):
     root = copy_project(EXAMPLES / "iris", tmp_path / "iris")
     with_platforms(root, "platform: linux/arm64\n", base_image)

@@ -54,8 +54,10 @@ def test_conflict_names_the_packages_and_versions():
 
 
 def test_no_wheel_names_the_target():
-    err = resolvers._explain_failure("uv", UV_NO_WHEEL, REQ)
-    assert "tensorflow-macos has no wheel for the target, Python 3.10 on linux/amd64" in str(err)
+    wrapped = UV_NO_WHEEL.replace(" has no wheels with", "\n         has no wheels\n         with")  # uv wraps
+    for out in (UV_NO_WHEEL, wrapped):
+        err = resolvers._explain_failure("uv", out, REQ)
+        assert "tensorflow-macos has no wheel for the target, Python 3.10 on linux/amd64" in str(err)
 
 
 def test_unreachable_index_is_named_without_credentials():
