@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # (tests/conftest.py). Much of the engine tier waits on the engine, the registry or the indexes.
 TEST_WORKERS ?= 4
 
-.PHONY: install engine demo lint format test test-unit bench clean
+.PHONY: install engine demo lint format test test-clock test-unit bench clean
 
 # pip runs when something is missing or pyproject.toml changed (scripts/installed.py says which).
 install:
@@ -35,8 +35,14 @@ format: install
 	$(PYTHON) -m ruff check --fix $(LINT_PATHS)
 	$(PYTHON) -m ruff format $(LINT_PATHS)
 
-test: install lint engine
-	IMAGESMITH_TEST_BASE=$(BASE) $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+# The session records how long the whole of `make test` took, from test-clock on (build/test-times.json,
+# for `make bench`).
+test: test-clock install lint engine
+	IMAGESMITH_MAKE_TEST_STARTED=$$(cat build/make-test.started) IMAGESMITH_TEST_BASE=$(BASE) \
+	  $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+test-clock:
+	@mkdir -p build && date +%s.%N > build/make-test.started
 
 # The quick loop: tests/unit needs no engine and no registry (the CLI runs in-process there), on
 # both cores (pytest-xdist).

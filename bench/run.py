@@ -7,12 +7,13 @@ project, and a JSON copy of all of it under bench/results/.
   one-line edit, MB over the base; BuildKit's per-step times and imagesmith's own phases;
 - iris cold for linux/arm64 under QEMU, when the tree's spec and engine can build it;
 - a no-op `imagesmith lock` (bench_lock.py) and labels-only / full `verify` (bench_verify.py),
-  through the CLI, interpreter start-up included.
+  through the CLI, interpreter start-up included;
+- the tests' time (bench_tests.py): the unit tier measured, `make test` from its last run's record.
 
 Numbers are noisy on these 2-core machines, more so when others build on the same engine: the
 run samples the engine's other builds and says so beside the table.
 
-    python bench/run.py [--runs N] [--scale-runs N] [--quick] [--no-arm64] [--no-scale]
+    python bench/run.py [--runs N] [--scale-runs N] [--quick] [--no-arm64] [--no-scale] [--no-tests]
 
 --quick: 1 run, iris only (development). IMAGESMITH_BASE picks the base image;
 IMAGESMITH_BENCH_ARM64_BASE the arm64 row's (default: the local arm64 base scripts/setup-engine.sh makes). The CLI is always this tree's
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import bench_build
 import bench_lock
+import bench_tests
 import bench_verify
 from benchlib import (
     BASE,
@@ -96,6 +98,19 @@ def cli_figures(iris: bench_build.Build, runs: int) -> list[Row]:
     ]
 
 
+def test_figures(runs: int) -> tuple[list[Row], str]:
+    """The unit tier (measured) and `make test` (its last run's record), and what that record is."""
+    _say(f"tests: the unit tier, {runs} run(s); `make test` from {bench_tests.RECORD.relative_to(REPO)}")
+    unit = Row("unit tier, `make test-unit`", "s", {"imagesmith": bench_tests.unit_times(runs)}, Goal("max", 20))
+    seconds, said = bench_tests.make_test_record()
+    make = Row(
+        "`make test`, warm caches (last run)", "s", {"imagesmith": [seconds] if seconds else []}, Goal("max", 300)
+    )
+    if seconds is None:
+        make.note = said
+    return [unit, make], said
+
+
 def growth(results: dict[str, dict[str, list[bench_build.Build]]]) -> str:
     """How each figure grows from iris to the scale project, per tool, and whether imagesmith's
     ratio to the plain Dockerfile holds (the same or better) as the stack grows."""
@@ -150,6 +165,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1 run, iris only")
     parser.add_argument("--no-arm64", action="store_true", help="skip the linux/arm64 row")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale project")
+    parser.add_argument("--no-tests", action="store_true", help="skip the tests' figures")
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     cli_runs = 3 if args.quick else max(7, runs)
@@ -160,6 +176,8 @@ def main() -> int:
     _say(f"imagesmith bench {started:%Y-%m-%d %H:%M} UTC, tree {facts['tree']}, {runs} run(s), base {BASE}")
     results: dict[str, dict[str, list[bench_build.Build]]] = {}
     cli_rows: list[Row] = []
+    test_rows: list[Row] = []
+    test_record = "not measured"
     arm64 = Row(ARM64_ROW, "s", note="skipped (--no-arm64)" if args.no_arm64 else "not measured (interrupted)")
     interrupted = False
     failed = ""
@@ -173,6 +191,8 @@ def main() -> int:
                 bench_build.measure(bench_build.PROJECTS[name], n, tmp, token=token, results=results[name])
                 if name == "iris":
                     cli_rows = cli_figures(results["iris"]["imagesmith"][0], cli_runs)
+            if not args.no_tests:
+                test_rows, test_record = test_figures(1 if args.quick else 3)
             if not args.no_arm64:
                 _say("builds: iris for linux/arm64 under QEMU (one run)")
                 seconds, note = arm64_cold(tmp, token)
@@ -191,7 +211,7 @@ def main() -> int:
         if any(res.values())
         for r in bench_build.rows(bench_build.PROJECTS[name], res)
     ]
-    rows += [arm64, *cli_rows]
+    rows += [arm64, *cli_rows, *test_rows]
     ended = dt.datetime.now(dt.timezone.utc)
 
     _say()
@@ -202,6 +222,7 @@ def main() -> int:
         + f" (CLI rows: {cli_runs})"
     )
     _say(table(rows))
+    _say(f"`make test`: {test_record}")
     _say(neighbours.describe())
     _say()
     _say("Where the seconds go (medians):")
@@ -228,6 +249,7 @@ def main() -> int:
         "rows": [row.as_json() for row in rows],
         "builds": {name: bench_build.as_json(res) for name, res in results.items()},
         "table": table(rows, markdown=True),
+        "make_test_record": test_record,
         "growth": growth(results) if all(results.get(p) for p in ("iris", "scale")) else None,
         "interrupted": interrupted,
         "failed": failed or None,

@@ -49,6 +49,38 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """A session started by `make test` (which exports IMAGESMITH_MAKE_TEST_STARTED, its start
+    time) records how long the whole `make test` took, and how it ended, in build/test-times.json:
+    what `make bench` reports (bench/bench_tests.py). Written by the controller, not by workers."""
+    started = os.environ.get("IMAGESMITH_MAKE_TEST_STARTED")
+    if not started or hasattr(session.config, "workerinput"):
+        return
+    import datetime as dt
+    import json
+    import time
+
+    stats = session.config.pluginmanager.get_plugin("terminalreporter").stats
+    whole = session.config.args_source == pytest.Config.ArgsSource.TESTPATHS and not stats.get("deselected")
+    tree = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    record = {
+        "make_seconds": round(time.time() - float(started), 1),
+        "ended": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "tree": tree.stdout.strip() or "unknown",
+        "workers": getattr(session.config.option, "numprocesses", None) or 1,
+        "selected": "all" if whole else " ".join(session.config.args),
+        "passed": len(stats.get("passed", [])),
+        "failed": len(stats.get("failed", [])),
+        "errors": len(stats.get("error", [])),
+        "exit_status": int(exitstatus),
+    }
+    out = REPO / "build" / "test-times.json"
+    out.parent.mkdir(exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    tmp.replace(out)
+
+
 def copy_project(src: Path, dest: Path, *, git: bool = True) -> Path:
     """A copy of a project in a fresh git repository (one commit at a fixed date), without the
     lock, Dockerfile or artifacts a previous run may have left in the source folder."""

@@ -139,3 +139,25 @@ def test_foreign_builds_are_the_ones_this_bench_did_not_start():
         300: (299, "docker buildx build ."),  # parent gone
     }
     assert foreign_builds(procs, me=100) == [201, 300]
+
+
+def test_make_test_is_reported_from_its_record_only_when_the_whole_suite_passed(tmp_path, monkeypatch):
+    import json
+
+    import bench_tests
+
+    record = tmp_path / "test-times.json"
+    monkeypatch.setattr(bench_tests, "RECORD", record)
+    assert bench_tests.make_test_record() == (None, "no record: run `make test` first")
+    good = {"make_seconds": 291.4, "ended": "2026-11-27T19:02:11+00:00", "tree": "abc1234", "workers": 4}
+    good.update(selected="all", passed=670, failed=0, errors=0)
+    record.write_text(json.dumps(good))
+    seconds, said = bench_tests.make_test_record()
+    assert seconds == 291.4 and "2026-11-27 19:02 UTC, tree abc1234, 670 passed on 4 workers" in said
+    record.write_text(json.dumps(dict(good, failed=1)))
+    assert bench_tests.make_test_record()[0] is None and "1 failed" in bench_tests.make_test_record()[1]
+    record.write_text(json.dumps(dict(good, selected="tests/unit")))
+    assert bench_tests.make_test_record() == (
+        None,
+        "last `make test` 2026-11-27 19:02 UTC, tree abc1234 ran a selection (tests/unit), not the whole suite",
+    )
