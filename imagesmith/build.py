@@ -30,6 +30,7 @@ from .lock import Lock, ensure_fresh_all, lock_project
 from .platforms import emulation_problem
 from .render import dockerignore, dockerignore_path, render
 from .runtime_wheel import write_beside
+from .source_context import staged
 from .spec import Spec, platform_arch
 from .wheels import WheelCache, default_cache_dir
 
@@ -191,15 +192,21 @@ def build_project(
     digest = parities[spec.platform] if len(parities) == 1 else parity.index_digest(parities)
     epoch = options.epoch if options.epoch is not None else source_date_epoch(spec.root)
     result = BuildResult(parity=digest, dockerfile=dockerfile, platforms=parities)
-    contexts: dict[str, str] = {}
-    for platform, one in locks.items():
-        suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
-        for name, value in build_contexts(spec, one, options, engine, progress).items():
-            contexts[name + suffix] = value
     tags = options.tags or ((options.tag,) if options.tag else (spec.name,))
     names = {role: image_tags(tags, role, digest) for role in options.targets}
     pushed = {role: image_tags((options.push,), role, digest) for role in options.targets} if options.push else {}
-    with secret_file(index_netrc(lock.index_url, lock.other_index_urls)) as netrc:
+    cache_dir = options.cache_dir or default_cache_dir()
+    with (
+        staged(spec.root, spec.source, ignore, cache_dir) as source_dir,
+        secret_file(index_netrc(lock.index_url, lock.other_index_urls)) as netrc,
+    ):
+        contexts: dict[str, str] = {}
+        for platform, one in locks.items():
+            suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
+            for name, value in build_contexts(spec, one, options, engine, progress).items():
+                contexts[name + suffix] = value
+            if source_dir is not None:  # the source stage, staged on the host (source_context.py)
+                contexts["source" + suffix] = str(source_dir)
         definition = bake_definition(
             context=spec.root,
             dockerfile=dockerfile,
