@@ -160,13 +160,11 @@ def build_project(
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; imagesmith builds train and serve")
     base = options.base or spec.base
     engine.ping()
-    engine.buildx_available()
-    driver = engine.builder_driver(options.builder)
-    if driver != "docker" and not (options.load or options.push):
-        raise UsageError(
-            f"the builder {options.builder or '(current)'} (driver {driver}) keeps images in its own cache",
-            hint="add --load to put them into the engine, or --push REGISTRY/REPO to push them",
-        )
+    # `docker buildx inspect` (the builder's driver) runs while the lock is checked and the
+    # Dockerfile rendered: on an edit it is the slowest start-up step (issue #17, edit -> images).
+    # Its answer (and refusal: `_driver_checked`) is awaited before wheels are fetched or anything
+    # is built; a stale lock is brought up to date first.
+    engine.buildx_prefetch(options.builder)
     for platform in spec.platforms:  # before anything runs: a lock pins the base by running it
         problem = emulation_problem(platform)
         if problem:
@@ -200,6 +198,7 @@ def build_project(
         staged(spec.root, spec.source, ignore, cache_dir) as source_dir,
         secret_file(index_netrc(lock.index_url, lock.other_index_urls)) as netrc,
     ):
+        driver = _driver_checked(engine, options)
         contexts: dict[str, str] = {}
         for platform, one in locks.items():
             suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
@@ -252,6 +251,18 @@ def build_project(
             pushed_tags=list(pushed.get(role, [])),
         )
     return result
+
+
+def _driver_checked(engine: Engine, options: BuildOptions) -> str:
+    """The builder's driver, refused when the images would stay in the builder's own cache."""
+    engine.buildx_available()
+    driver = engine.builder_driver(options.builder)
+    if driver != "docker" and not (options.load or options.push):
+        raise UsageError(
+            f"the builder {options.builder or '(current)'} (driver {driver}) keeps images in its own cache",
+            hint="add --load to put them into the engine, or --push REGISTRY/REPO to push them",
+        )
+    return driver
 
 
 def image_tags(tags: tuple[str, ...], role: str, parity_digest: str) -> list[str]:

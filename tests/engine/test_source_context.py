@@ -78,7 +78,18 @@ def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image
     staged = _imagesmith(root, base_image, "--json")
     assert _digests(staged) == _plain(root, base_image, tmp_path)
     listing = subprocess.run(
-        ["docker", "run", "--rm", "--user", "0", "--entrypoint", "sh", f"{TAG}:serve", "-c", "ls -lAR --time-style=+%s /app"],
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--user",
+            "0",
+            "--entrypoint",
+            "sh",
+            f"{TAG}:serve",
+            "-c",
+            "ls -lAR --time-style=+%s /app",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -102,7 +113,8 @@ def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image
     ).stdout
     assert inside == main.read_text()
     subprocess.run(
-        ["docker", "image", "rm", "-f"] + [f"{TAG}{sfx}:{role}" for sfx in ("", "-plain") for role in ("train", "serve")],
+        ["docker", "image", "rm", "-f"]
+        + [f"{TAG}{sfx}:{role}" for sfx in ("", "-plain") for role in ("train", "serve")],
         capture_output=True,
     )
 
