@@ -44,11 +44,13 @@ import posixpath
 import re
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout
+from .statcache import SETTLE_NS
 
 FORMAT = 1
 APP = layout.APP_DIR.strip("/")  # the staged tree's top folder: the stage's /app
@@ -277,9 +279,10 @@ class Stager:
                 if stat.S_IMODE(os.lstat(path).st_mode) != entry.mode:
                     os.chmod(path, entry.mode)
                 os.utime(path, ns=(0, 0), follow_symlinks=False)
-        from .fsutil import atomic_write
+        if state != old:  # an fsync only when a file was copied or went away
+            from .fsutil import atomic_write
 
-        atomic_write(self.state_path, json.dumps({"format": FORMAT, "files": state}, sort_keys=True))
+            atomic_write(self.state_path, json.dumps({"format": FORMAT, "files": state}, sort_keys=True))
         return True
 
     def _file(
@@ -327,7 +330,10 @@ class Stager:
                 tmp.unlink()
             return None
         after = os.lstat(origin)
-        return [key, ns] if _stat_key(after) == key else []
+        # Remembered only when unchanged while read and not "racily clean" (statcache.py): a
+        # file written within the file system's timestamp tick could change again unseen.
+        settled = time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) >= SETTLE_NS
+        return [key, ns] if _stat_key(after) == key and settled else []
 
     def _remove_unwanted(self, wanted: dict[str, Entry]) -> None:
         for dirpath, dirnames, filenames in os.walk(self.tree, topdown=True):

@@ -4,6 +4,7 @@ engine tier (tests/engine/test_source_context.py) checks the images are the plai
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -146,6 +147,7 @@ def test_sync_copies_only_what_changed_and_removes_what_went(tmp_path):
     root = _project(tmp_path)
     out = _sync(root, tmp_path / "stage")
     kept = os.lstat(out / APP / "bin" / "run.sh").st_ino
+    assert kept
     before = os.lstat(out / APP / "app" / "main.py").st_mtime_ns
     (root / "app" / "main.py").write_text("print('ho')\n")  # same size
     (root / "app" / "sub" / "secret.txt").unlink()
@@ -157,6 +159,29 @@ def test_sync_copies_only_what_changed_and_removes_what_went(tmp_path):
     assert (out / APP / "app" / "new").is_dir() and os.lstat(out / APP / "app" / "new").st_mtime_ns == 0
     assert os.lstat(out / APP / "bin" / "run.sh").st_ino == kept  # not copied again
     assert os.lstat(out / APP / "app").st_mtime_ns == 0
+
+
+def test_a_file_written_just_now_is_not_remembered(tmp_path, monkeypatch):
+    """Racily clean (statcache.py): copied now, and again next time, until its times settle."""
+    root = _project(tmp_path)
+    _sync(root, tmp_path / "stage")
+    state_file = tmp_path / "stage" / "state.json"
+    assert not state_file.exists() or f"{APP}/app/main.py" not in json.loads(state_file.read_text())["files"]
+    monkeypatch.setattr("imagesmith.source_context.SETTLE_NS", 0)
+    _sync(root, tmp_path / "stage")
+    state = json.loads((tmp_path / "stage" / "state.json").read_text())
+    assert f"{APP}/app/main.py" in state["files"]
+
+
+def test_an_unchanged_tree_is_left_alone(tmp_path, monkeypatch):
+    root = _project(tmp_path)
+    monkeypatch.setattr("imagesmith.source_context.SETTLE_NS", 0)
+    out = _sync(root, tmp_path / "stage")
+    state = os.lstat(tmp_path / "stage" / "state.json")
+    main = os.lstat(out / APP / "app" / "main.py")
+    _sync(root, tmp_path / "stage")
+    assert os.lstat(tmp_path / "stage" / "state.json").st_ino == state.st_ino  # not written again
+    assert os.lstat(out / APP / "app" / "main.py").st_ino == main.st_ino
 
 
 def test_sync_replaces_a_file_that_became_a_folder(tmp_path):
