@@ -363,6 +363,31 @@ def stage_folder(root: Path, cache_dir: Path) -> Path:
     return cache_dir / "sources" / name
 
 
+PRUNE_AFTER_S = 86_400
+
+
+def _prune(sources: Path, keep: Path) -> None:
+    """Remove the staged trees of projects that are gone (the folder named in their ``root``
+    file no longer exists) and were not staged for a day: a cache, not an archive (test suites
+    and throwaway clones would otherwise leave a copy of their code each)."""
+    now = time.time()
+    try:
+        entries = list(os.scandir(sources))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.path == str(keep) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            if now - os.stat(os.path.join(entry.path, "lock")).st_mtime < PRUNE_AFTER_S:
+                continue
+            project = Path(entry.path, "root").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if project and not os.path.exists(project):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staged(root: Path, sources: tuple[str, ...], ignore_text: str, cache_dir: Path) -> Iterator[Path | None]:
     """The folder to pass as the ``source`` build context, up to date, or None (build with the
@@ -388,6 +413,12 @@ def staged(root: Path, sources: tuple[str, ...], ignore_text: str, cache_dir: Pa
 
     with handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        _prune(folder.parent, keep=folder)
+        record, project = folder / "root", str(Path(root).resolve())
+        with contextlib.suppress(OSError):
+            os.utime(handle.fileno())  # staged now: _prune keeps the folder for a day at least
+            if not record.is_file() or record.read_text(encoding="utf-8") != project:
+                record.write_text(project, encoding="utf-8")
         stager = Stager(folder)
         try:
             ok = stager.sync(root, wanted)

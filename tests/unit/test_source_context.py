@@ -200,3 +200,22 @@ def test_staged_yields_none_when_the_rules_are_not_exact(tmp_path):
         assert folder is None
     with staged(root, ("app/",), IGNORE, tmp_path / "cache") as folder:
         assert folder is not None and (folder / APP / "app" / "main.py").is_file()
+
+
+def test_trees_of_projects_gone_for_a_day_are_pruned(tmp_path):
+    cache = tmp_path / "cache"
+    gone, kept = _project(tmp_path / "gone"), _project(tmp_path / "kept")
+    for root in (gone, kept):
+        with staged(root, ("app/",), IGNORE, cache) as folder:
+            assert folder is not None
+    folders = {p.parent.name: p for p in (cache / "sources").glob("*/root")}
+    assert len(folders) == 2
+    import shutil
+
+    shutil.rmtree(gone)
+    for path in folders.values():  # both staged two days ago
+        os.utime(path.parent / "lock", (0, 0))
+    with staged(kept, ("app/",), IGNORE, cache) as folder:
+        assert folder is not None
+    left = [p.read_text() for p in (cache / "sources").glob("*/root")]
+    assert left == [str(kept.resolve())]
