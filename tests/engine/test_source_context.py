@@ -112,9 +112,9 @@ def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image
         check=True,
     ).stdout
     assert inside == main.read_text()
+    tags = {tag for built in (staged, edited) for image in built["images"].values() for tag in image["tags"]}
     subprocess.run(
-        ["docker", "image", "rm", "-f"]
-        + [f"{TAG}{sfx}:{role}" for sfx in ("", "-plain") for role in ("train", "serve")],
+        ["docker", "image", "rm", "-f", *sorted(tags | {t.replace(TAG, TAG + "-plain", 1) for t in tags})],
         capture_output=True,
     )
 
