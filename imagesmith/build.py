@@ -30,6 +30,7 @@ from .lock import Lock, ensure_fresh_all, lock_project
 from .platforms import emulation_problem
 from .render import dockerignore, dockerignore_path, render
 from .runtime_wheel import write_beside
+from .source_context import staged
 from .spec import Spec, platform_arch
 from .wheels import WheelCache, default_cache_dir
 
@@ -159,13 +160,11 @@ def build_project(
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; imagesmith builds train and serve")
     base = options.base or spec.base
     engine.ping()
-    engine.buildx_available()
-    driver = engine.builder_driver(options.builder)
-    if driver != "docker" and not (options.load or options.push):
-        raise UsageError(
-            f"the builder {options.builder or '(current)'} (driver {driver}) keeps images in its own cache",
-            hint="add --load to put them into the engine, or --push REGISTRY/REPO to push them",
-        )
+    # `docker buildx inspect` (the builder's driver) runs while the lock is checked and the
+    # Dockerfile rendered: on an edit it is the slowest start-up step (issue #17, edit -> images).
+    # Its answer (and refusal: `_driver_checked`) is awaited before wheels are fetched or anything
+    # is built; a stale lock is brought up to date first.
+    engine.buildx_prefetch(options.builder)
     for platform in spec.platforms:  # before anything runs: a lock pins the base by running it
         problem = emulation_problem(platform)
         if problem:
@@ -191,15 +190,22 @@ def build_project(
     digest = parities[spec.platform] if len(parities) == 1 else parity.index_digest(parities)
     epoch = options.epoch if options.epoch is not None else source_date_epoch(spec.root)
     result = BuildResult(parity=digest, dockerfile=dockerfile, platforms=parities)
-    contexts: dict[str, str] = {}
-    for platform, one in locks.items():
-        suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
-        for name, value in build_contexts(spec, one, options, engine, progress).items():
-            contexts[name + suffix] = value
     tags = options.tags or ((options.tag,) if options.tag else (spec.name,))
     names = {role: image_tags(tags, role, digest) for role in options.targets}
     pushed = {role: image_tags((options.push,), role, digest) for role in options.targets} if options.push else {}
-    with secret_file(index_netrc(lock.index_url, lock.other_index_urls)) as netrc:
+    cache_dir = options.cache_dir or default_cache_dir()
+    with (
+        staged(spec.root, spec.source, ignore, cache_dir) as source_dir,
+        secret_file(index_netrc(lock.index_url, lock.other_index_urls)) as netrc,
+    ):
+        driver = _driver_checked(engine, options)
+        contexts: dict[str, str] = {}
+        for platform, one in locks.items():
+            suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
+            for name, value in build_contexts(spec, one, options, engine, progress).items():
+                contexts[name + suffix] = value
+            if source_dir is not None:  # the source stage, staged on the host (source_context.py)
+                contexts["source" + suffix] = str(source_dir)
         definition = bake_definition(
             context=spec.root,
             dockerfile=dockerfile,
@@ -245,6 +251,18 @@ def build_project(
             pushed_tags=list(pushed.get(role, [])),
         )
     return result
+
+
+def _driver_checked(engine: Engine, options: BuildOptions) -> str:
+    """The builder's driver, refused when the images would stay in the builder's own cache."""
+    engine.buildx_available()
+    driver = engine.builder_driver(options.builder)
+    if driver != "docker" and not (options.load or options.push):
+        raise UsageError(
+            f"the builder {options.builder or '(current)'} (driver {driver}) keeps images in its own cache",
+            hint="add --load to put them into the engine, or --push REGISTRY/REPO to push them",
+        )
+    return driver
 
 
 def image_tags(tags: tuple[str, ...], role: str, parity_digest: str) -> list[str]:

@@ -410,9 +410,6 @@ def build(
     verbose: bool = VerboseOpt,
 ):
     """Lock if needed, render, and build the train and serve images reproducibly."""
-    from .build import ROLES, BuildOptions, build_project, parse_labels
-    from .progress import build_log
-
     if sign is not None:
         from .engine import registry_host
         from .signing import key_file
@@ -428,6 +425,11 @@ def build(
     if progress not in ("auto", "plain", "tty", "quiet"):
         raise UsageError(f"--progress must be auto, plain, tty or quiet, not {progress!r}")
     spec = load_spec(project)
+    engine = Engine(_progress())
+    engine.buildx_prefetch(builder)  # buildx's start-up runs beside the imports and the lock check
+    from .build import ROLES, BuildOptions, build_project, parse_labels
+    from .progress import build_log
+
     options = BuildOptions(
         base=base,
         locked=locked,
@@ -449,9 +451,7 @@ def build(
         mode = "tty" if sys.stderr.isatty() else "plain"
     log = build_log(mode, lambda line: typer.echo(line, err=True))
     try:
-        result = build_project(
-            spec, Engine(_progress()), options, progress=_progress(), echo=log.echo, passthrough=mode == "tty"
-        )
+        result = build_project(spec, engine, options, progress=_progress(), echo=log.echo, passthrough=mode == "tty")
     finally:
         log.close()
     if print_bake:

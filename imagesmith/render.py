@@ -433,12 +433,63 @@ def render(spec: Spec, lock: Lock | dict[str, Lock]) -> str:
         "platforms": [platform_context(spec, one, siblings) for one in locks.values()],
         "roles": list(layout.ROLES),
     }
+    memo = _Memo(spec.root, context)
+    text = memo.get()
+    if text is not None:
+        return text
     import jinja2
 
     try:
-        return environment().get_template("Dockerfile.jinja").render(**context)
+        text = environment().get_template("Dockerfile.jinja").render(**context)
     except jinja2.TemplateError as exc:
         raise RenderError(f"the Dockerfile template failed: {exc}") from exc
+    memo.put(text)
+    return text
+
+
+class _Memo:
+    """The last Dockerfile rendered for a project, kept in the user's cache directory with the
+    digest of everything the text depends on: the template context (JSON), the template's and
+    this module's source (the filters) and imagesmith's version. After an edit nothing of that
+    changes, and `build` skips importing jinja2 and rendering (issue #17, edit -> images). One
+    entry per project; an unreadable or unwritable cache is ignored (never needed for a correct
+    answer). jinja2's own version is not in the key: a jinja2 upgrade that changed the output of
+    this template would go unseen until the next change of the context."""
+
+    def __init__(self, root: Path, context: dict) -> None:
+        import hashlib
+
+        from .cache import default_cache_dir
+
+        digest = hashlib.sha256(__version__.encode())
+        for source in (TEMPLATES / "Dockerfile.jinja", Path(__file__)):
+            try:
+                digest.update(source.read_bytes())
+            except OSError:
+                digest.update(b"?")
+        digest.update(json.dumps(context, sort_keys=True, default=repr).encode())
+        self.key = digest.hexdigest()
+        name = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:24]
+        self.path = default_cache_dir() / "render" / f"{name}.json"
+
+    def get(self) -> str | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if isinstance(data, dict) and data.get("key") == self.key and isinstance(data.get("text"), str):
+            return data["text"]
+        return None
+
+    def put(self, text: str) -> None:
+        from .errors import FileWriteError
+        from .fsutil import atomic_write
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps({"key": self.key, "text": text}))
+        except (OSError, FileWriteError):
+            pass
 
 
 def build_parities(locks: dict[str, Lock]) -> dict[str, str]:

@@ -155,6 +155,9 @@ class FakeEngine:
     def ping(self) -> None:
         pass
 
+    def buildx_prefetch(self, builder: str | None = None) -> None:
+        pass
+
     def buildx_available(self) -> None:
         pass
 

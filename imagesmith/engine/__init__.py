@@ -164,6 +164,9 @@ class Engine:
     def run_attached(self, image: str, command: Sequence[str], **options) -> int:
         return self.containers.run_attached(image, command, **options)
 
+    def buildx_prefetch(self, builder: str | None = None) -> None:
+        self.buildx.prefetch(builder)
+
     def buildx_available(self) -> None:
         self.buildx.available()
 

@@ -186,3 +186,28 @@ def test_the_artifacts_folder_the_user_owns_is_the_spec_s(tiny):
     text = render(replace(tiny, artifacts="/data/model"), fake_lock())
     assert "mkdir -p /home/imagesmith /data/model" in text
     assert "chown 10001:10001 /home/imagesmith /data/model" in text
+
+
+def test_an_unchanged_render_comes_from_the_memo_without_jinja2(tiny, tmp_path, monkeypatch):
+    """After an edit nothing render reads changed: the last text is reused (issue #17); any change
+    of the context, the template or the filters renders again."""
+    from imagesmith import render as render_module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = render(tiny, fake_lock())
+    assert list((tmp_path / "cache" / "imagesmith" / "render").glob("*.json"))
+
+    def no_jinja():
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr(render_module, "environment", no_jinja)
+    assert render(tiny, fake_lock()) == first
+    with pytest.raises(AssertionError, match="rendered again"):
+        render(tiny, fake_lock(seed=8))
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    template = tmp_path / "templates"
+    template.mkdir()
+    (template / "Dockerfile.jinja").write_text("FROM scratch\n")
+    monkeypatch.setattr(render_module, "TEMPLATES", template)
+    assert render(tiny, fake_lock()) == "FROM scratch\n"

@@ -1,0 +1,126 @@
+"""The source stage staged on the host (imagesmith/source_context.py) on the real engine: the
+images `imagesmith build` makes with it are byte for byte those of the Dockerfile's own source
+stage (the bake definition without the staged context, built with plain buildx), after a first
+build, an edit that keeps the file's size, and a deleted file; and rules it cannot match
+exactly fall back to the Dockerfile's stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECTS, copy_project
+from tests.helpers import cli
+
+pytestmark = pytest.mark.engine
+
+TAG = "imagesmith-test/staged-source"
+
+
+def _project(tmp_path: Path) -> Path:
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny", git=False)
+    spec = (root / "imagesmith.yaml").read_text()
+    (root / "imagesmith.yaml").write_text(spec.replace("  - app/main.py", "  - app/\n  - bin/run.sh"))
+    (root / "app" / "sub").mkdir()
+    (root / "app" / "empty").mkdir()
+    (root / "app" / "sub" / "secret.txt").write_text("s\n")
+    os.chmod(root / "app" / "sub" / "secret.txt", 0o600)
+    os.chmod(root / "app" / "sub", 0o750)
+    (root / "app" / "alias.py").symlink_to("main.py")
+    (root / "app" / "run.log").write_text("left out by the project's .dockerignore\n")
+    (root / "app" / "__pycache__").mkdir()
+    (root / "app" / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"left out by imagesmith's rules")
+    (root / "bin").mkdir()
+    (root / "bin" / "run.sh").write_text("#!/bin/sh\necho run\n")
+    os.chmod(root / "bin" / "run.sh", 0o755)
+    (root / ".dockerignore").write_text("app/*.log\n")
+    return root
+
+
+def _imagesmith(root: Path, base: str, *extra: str) -> dict:
+    proc = cli("build", "-p", str(root), "--base", base, "-t", TAG, *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def _plain(root: Path, base: str, tmp_path: Path) -> dict[str, str]:
+    """The same build with the Dockerfile's own source stage: the printed bake definition
+    without the staged context, built by plain buildx."""
+    definition = _imagesmith(root, base, "--print")
+    for target in definition["target"].values():
+        assert target["contexts"].pop("source")
+        target["output"] = [o.replace(TAG, TAG + "-plain") for o in target["output"]]
+    (tmp_path / "bake.json").write_text(json.dumps(definition))
+    meta = tmp_path / "meta.json"
+    proc = subprocess.run(
+        ["docker", "buildx", "bake", "-f", str(tmp_path / "bake.json"), "--provenance=false"]
+        + ["--metadata-file", str(meta)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, SOURCE_DATE_EPOCH="0", BUILDX_NO_DEFAULT_ATTESTATIONS="1"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "RUN find /app -exec touch" in proc.stderr  # the Dockerfile's stage ran
+    return {role: entry["containerimage.digest"] for role, entry in json.loads(meta.read_text()).items()}
+
+
+def _digests(built: dict) -> dict[str, str]:
+    return {role: image["digest"] for role, image in built["images"].items()}
+
+
+def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image):
+    root = _project(tmp_path)
+    staged = _imagesmith(root, base_image, "--json")
+    assert _digests(staged) == _plain(root, base_image, tmp_path)
+    listing = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--user",
+            "0",
+            "--entrypoint",
+            "sh",
+            f"{TAG}:serve",
+            "-c",
+            "ls -lAR --time-style=+%s /app",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "secret.txt" in listing and "alias.py -> main.py" in listing and "empty" in listing
+    assert "run.log" not in listing and "__pycache__" not in listing
+
+    main = root / "app" / "main.py"
+    text = main.read_text()
+    main.write_text(text.replace("a", "b", 1))  # an edit that keeps the size
+    assert len(main.read_text()) == len(text)
+    (root / "app" / "sub" / "secret.txt").unlink()
+    edited = _imagesmith(root, base_image, "--json")
+    assert _digests(edited) != _digests(staged)
+    assert _digests(edited) == _plain(root, base_image, tmp_path)
+    inside = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "cat", f"{TAG}:serve", "/app/app/main.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert inside == main.read_text()
+    tags = {tag for built in (staged, edited) for image in built["images"].values() for tag in image["tags"]}
+    subprocess.run(
+        ["docker", "image", "rm", "-f", *sorted(tags | {t.replace(TAG, TAG + "-plain", 1) for t in tags})],
+        capture_output=True,
+    )
+
+
+def test_rules_it_cannot_match_exactly_leave_the_dockerfiles_stage(tmp_path, base_image):
+    root = _project(tmp_path)
+    (root / ".dockerignore").write_text("app/*.log\n!app/keep.log\n")
+    definition = _imagesmith(root, base_image, "--print")
+    assert all("source" not in target["contexts"] for target in definition["target"].values())
