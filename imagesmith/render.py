@@ -39,10 +39,31 @@ def _no_breaks(value: str, what: str) -> str:
     return value
 
 
+# BuildKit refuses a Dockerfile line (a physical line, and a heredoc's line) over 64 KiB; the
+# parity manifest of a real ML stack (every wheel's hash of every pin) passes that. Longer values
+# are continued over lines of at most this many characters.
+LINE_LIMIT = 16 * 1024
+
+
 def dquote(value) -> str:
-    """A double-quoted Dockerfile word (ENV/LABEL/ARG values): backslash, quote and $ escaped."""
+    """A double-quoted Dockerfile word (ENV/LABEL/ARG values): backslash, quote and $ escaped. A
+    value longer than LINE_LIMIT is continued over several lines (a backslash at the end of each,
+    which BuildKit removes with the line break before it reads the value: the value is the same),
+    broken only between whole characters (never inside an escape), never after a space or an
+    escaped backslash (BuildKit reads ``\\\\`` + ``\\`` at a line's end as no continuation) and never
+    before a space or a ``#`` (a continued line that starts with one is trimmed or read as a comment)."""
     text = _no_breaks(str(value), "the value")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+    tokens = ["\\" + c if c in '\\"$' else c for c in text]
+    lines, line, size = [], [], 1
+    for i, token in enumerate(tokens):
+        line.append(token)
+        size += len(token)
+        after = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if size >= LINE_LIMIT and after and after[0] not in " \t#" and token[-1] not in " \t\\":
+            lines.append("".join(line))
+            line, size = [], 0
+    lines.append("".join(line))
+    return '"' + "\\\n".join(lines) + '"'
 
 
 def exec_form(argv) -> str:
@@ -200,8 +221,12 @@ def platforms_label(siblings: dict[str, str]) -> str:
 
 
 def image_facts_file(spec: Spec, lock: Lock, siblings: dict[str, str] | None = None) -> HeredocFile:
-    """``imagesmith_image.json`` (one line of JSON data, no code), copied into site-packages."""
-    text = json.dumps(image_facts(spec, lock, siblings), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """``imagesmith_image.json`` (JSON data, no code), copied into site-packages: one line, or when
+    that line would pass LINE_LIMIT (a heredoc's lines count as the Dockerfile's), one value per line."""
+    facts = image_facts(spec, lock, siblings)
+    text = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    if len(text) > LINE_LIMIT:
+        text = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=True, indent=0)
     return heredoc_file(f"/{layout.FACTS_FILE}", text, "image_facts")
 
 

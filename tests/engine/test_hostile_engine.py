@@ -146,3 +146,36 @@ def test_the_host_downloads_wheels_only_and_leaves_sdists_to_the_base(tmp_path):
     argv = kwargs["command"]
     assert image == fake_lock().base.ref and argv[:3] == ["python3", "-m", "pip"]
     assert "--no-binary" in argv and "docopt" in argv and kwargs["network"] is True
+
+
+@pytest.mark.engine
+def test_a_manifest_over_64_kib_passes_buildkits_parser_and_reads_back_whole(tmp_path, engine, base_image):
+    """BuildKit refuses a Dockerfile line over 64 KiB (a heredoc's too), and a real ML stack's
+    parity manifest is longer. On the real parser: a long value dquote continued over lines is
+    the label's exact value, and the rendered Dockerfile of such a lock parses and writes image
+    facts that read back as the same manifest."""
+    import json
+    import subprocess
+
+    from imagesmith import parity
+    from imagesmith.render import dquote, render
+    from imagesmith.spec import load_spec
+    from tests.helpers import docker_build
+    from tests.unit.test_render import LONG_VALUE, _big_lock
+
+    tag = "imagesmith-test/long-label"
+    docker_build(f"FROM {base_image}\nLABEL x={dquote(LONG_VALUE)}\n", tag, tmp_path / "label")
+    try:
+        assert engine.image(tag).labels["x"] == LONG_VALUE
+    finally:
+        subprocess.run(["docker", "image", "rm", tag], capture_output=True)
+    lock = _big_lock()
+    context = tmp_path / "rendered"
+    context.mkdir()
+    (context / "Dockerfile").write_text(render(load_spec(PROJECTS / "tiny"), lock))
+    out = tmp_path / "out"
+    argv = ["docker", "buildx", "build", "--target", "image-facts", "--output", f"type=local,dest={out}", str(context)]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    facts = json.loads((out / "imagesmith_image.json").read_text())
+    assert facts["manifest"] == parity.manifest_from_lock(lock)

@@ -211,3 +211,47 @@ def test_an_unchanged_render_comes_from_the_memo_without_jinja2(tiny, tmp_path, 
     (template / "Dockerfile.jinja").write_text("FROM scratch\n")
     monkeypatch.setattr(render_module, "TEMPLATES", template)
     assert render(tiny, fake_lock()) == "FROM scratch\n"
+
+
+def _big_lock():
+    """A lock whose parity manifest is over 64 KiB (a real ML stack's size: every wheel's hash)."""
+    from imagesmith.lock.resolvers import Pin
+
+    hashes = tuple(f"sha256:{i:064x}" for i in range(950))
+    return fake_lock(packages=(Pin("six", "1.17.0", hashes), Pin("idna", "3.10", hashes[:40])))
+
+
+def _joined(value: str) -> str:
+    """A double-quoted Dockerfile value as BuildKit reads it: continued lines joined, unescaped."""
+    assert value.startswith('"') and value.endswith('"')
+    return re.sub(r"\\(.)", r"\1", value[1:-1].replace("\\\n", ""))
+
+
+# over 64 KiB, with every character dquote escapes, and spaces and "#" where a line could break
+LONG_VALUE = ('{"a":"x\\y","b":"q\\"$HOME",' * 2500) + " # tail, then\t#, \\"
+
+
+def test_a_long_value_is_continued_over_short_lines_and_reads_back_the_same():
+    value = LONG_VALUE
+    quoted = dquote(value)
+    lines = quoted.split("\n")
+    assert len(lines) > 5 and max(len(ln) for ln in lines) <= 16 * 1024 + 2
+    assert all(ln.endswith("\\") for ln in lines[:-1]) and _joined(quoted) == value
+    assert not any(ln[:1] in (" ", "\t", "#") for ln in lines[1:])
+    assert not any(ln.endswith(("\\\\\\", " \\")) for ln in lines[:-1])  # no escaped "\" or space before the break
+    assert dquote("short $x") == '"short \\$x"'  # short values: one line, as before
+
+
+def test_a_big_manifest_keeps_every_dockerfile_line_under_buildkits_limit(tiny):
+    """BuildKit refuses a line over 64 KiB; the manifest label and the image facts (a heredoc)
+    of a big stack are continued over lines, and read back as the same value and the same JSON."""
+    lock = _big_lock()
+    text = render(tiny, lock)
+    assert len(text) > 2 * 65536 and max(len(ln) for ln in text.splitlines()) <= 16 * 1024 + 100  # the label's name
+    manifest = parity.manifest_from_lock(lock)
+    m = re.search(r'io\.imagesmith\.manifest=("(?:[^"\\]|\\.|\\\n)*")', text)
+    assert m and json.loads(_joined(m.group(1))) == manifest
+    facts = text.split("COPY <<'IMAGESMITH_EOF_IMAGE_FACTS' /imagesmith_image.json\n")[1].split(
+        "IMAGESMITH_EOF_IMAGE_FACTS"
+    )[0]
+    assert facts.count("\n") > 100 and json.loads(facts)["manifest"] == manifest
