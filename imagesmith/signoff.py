@@ -308,15 +308,18 @@ def _serve_entrypoint(info) -> list[str]:
 def _containers(engine: Engine) -> Iterator[str]:
     """A signoff run's ID, the label value of every container it starts; when the block ends, by
     success, an error, Ctrl-C or SIGTERM (the CLI turns it into an exception), all of them are
-    removed with their volumes, also one whose creation was interrupted."""
+    removed with their volumes, also one whose creation was interrupted. After a success, a
+    container the engine could not remove is an error (nothing is left behind unsaid)."""
     run_id = uuid.uuid4().hex
     try:
         yield run_id
-    finally:
+    except BaseException:
         try:
             engine.remove_signoff(run_id)
         except EngineError:
             pass  # the engine went away: the error already on its way says more
+        raise
+    engine.remove_signoff(run_id)
 
 
 def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Path, *, gpus: bool, run_id: str) -> dict:

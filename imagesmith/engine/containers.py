@@ -35,6 +35,10 @@ LOCKED_DOWN = {
 }
 
 
+# How long signoff waits for the engine to finish removing its containers (remove_signoff).
+REMOVAL_WAIT = 120.0
+
+
 class Containers:
     def __init__(self, client: Callable[[], object], service_address: Callable[[], tuple[str, str]]) -> None:
         self._client = client
@@ -320,26 +324,54 @@ class Containers:
             pass
         return logs
 
-    def remove_signoff(self, run_id: str) -> int:
+    def remove_signoff(self, run_id: str, *, wait: float = REMOVAL_WAIT, poll: float = 0.2) -> int:
         """Remove every container (running or not) labelled with signoff run ``run_id``, and its
         volumes, at once; returns how many. What signoff and golden do however they end (an
-        error, Ctrl-C, SIGTERM), also for a container whose creation was interrupted."""
-        from docker.errors import DockerException, NotFound
+        error, Ctrl-C, SIGTERM), also for a container whose creation was interrupted. Returns when
+        the engine lists none of them any more: a busy engine can still be removing one after the
+        call that asked for it returned or timed out ("removal ... already in progress"), and a
+        signoff must not exit leaving a container behind. Up to ``wait`` seconds, then an error."""
+        import time
 
-        try:
-            found = self.client.containers.list(all=True, filters={"label": f"{LABEL_SIGNOFF}={run_id}"})
-        except DockerException as exc:
-            raise EngineError(f"cannot list the signoff's containers: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        from docker.errors import APIError, DockerException, NotFound
+
+        def listed() -> list:
+            try:
+                return self.client.containers.list(all=True, filters={"label": f"{LABEL_SIGNOFF}={run_id}"})
+            except DockerException as exc:
+                raise EngineError(f"cannot list the signoff's containers: {first_line(exc)}", hint=ENGINE_HINT) from exc
+
+        found = listed()
+        count = len(found)
         for container in found:
             try:
                 container.remove(force=True, v=True)
             except NotFound:
                 pass
-            except DockerException as exc:
+            except APIError as exc:
+                if exc.status_code != 409 or "in progress" not in f"{exc.explanation} {exc}":
+                    raise EngineError(
+                        f"cannot remove container {container.id[:12]}: {first_line(exc)}", hint=ENGINE_HINT
+                    ) from exc
+            except DockerException as exc:  # e.g. the call timed out: the engine may still be at it
+                if "timed out" not in str(exc).lower():
+                    raise EngineError(
+                        f"cannot remove container {container.id[:12]}: {first_line(exc)}", hint=ENGINE_HINT
+                    ) from exc
+        deadline = time.monotonic() + wait
+        while found:
+            found = listed()
+            if found and time.monotonic() > deadline:
+                names = ", ".join(c.id[:12] for c in found)
                 raise EngineError(
-                    f"cannot remove container {container.id[:12]}: {first_line(exc)}", hint=ENGINE_HINT
-                ) from exc
-        return len(found)
+                    f"the engine was still removing container {names} {wait:.0f} s after signoff asked for it",
+                    hint="check `docker ps -a --filter label="
+                    + LABEL_SIGNOFF
+                    + "`, then remove it with `docker rm -f -v`",
+                )
+            if found:
+                time.sleep(poll)
+        return count
 
     def run_attached(
         self,

@@ -1,0 +1,61 @@
+"""Removing a signoff's containers (imagesmith/engine/containers.py) against a stand-in for the
+Docker SDK's client: a busy engine that is still removing a container when the call returns."""
+
+from __future__ import annotations
+
+import pytest
+from docker.errors import APIError
+
+from imagesmith.engine.containers import Containers
+from imagesmith.errors import EngineError
+
+
+class _Response:
+    status_code = 409
+    reason = "Conflict"
+    url = "http+docker://localhost/containers/abc"
+
+    def json(self):
+        return {"message": "removal of container abc is already in progress"}
+
+
+class _Container:
+    def __init__(self, engine, cid):
+        self.engine, self.id = engine, cid
+
+    def remove(self, force, v):
+        assert force and v  # and its volumes
+        self.engine.removals += 1
+        message = "removal of container abc is already in progress"
+        raise APIError("409 Client Error: Conflict", response=_Response(), explanation=message)
+
+
+class _Busy:
+    """Lists the container ``lingers`` more times after the removal was asked for."""
+
+    def __init__(self, lingers: int):
+        self.lingers, self.removals, self.lists = lingers, 0, 0
+        self.containers = self
+
+    def list(self, all, filters):
+        assert all and filters == {"label": "io.imagesmith.signoff=run1"}
+        self.lists += 1
+        if self.removals and self.lingers <= 0:
+            return []
+        if self.removals:
+            self.lingers -= 1
+        return [_Container(self, "abc" + "0" * 61)]
+
+
+def test_signoff_waits_until_the_engine_has_removed_its_container():
+    busy = _Busy(lingers=3)
+    containers = Containers(lambda: busy, lambda: ("127.0.0.1", "0"))
+    assert containers.remove_signoff("run1", poll=0) == 1
+    assert busy.removals == 1 and busy.lists == 5  # asked once, then listed until it was gone
+
+
+def test_a_container_the_engine_never_removes_is_an_error_naming_it():
+    busy = _Busy(lingers=10**9)
+    containers = Containers(lambda: busy, lambda: ("127.0.0.1", "0"))
+    with pytest.raises(EngineError, match=r"still removing container abc000000000 0 s after"):
+        containers.remove_signoff("run1", wait=0, poll=0)
