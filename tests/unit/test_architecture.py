@@ -137,7 +137,10 @@ def _imported_by(argv: list[str], cwd: Path) -> tuple[set[str], str]:
         "import typer\nprint(json.dumps([sorted(sys.modules), typer.__version__]))\n"
     )
     path = os.pathsep.join(p for p in (str(PACKAGE.parent), os.environ.get("PYTHONPATH")) if p)
-    env = dict(os.environ, PYTHONPATH=path)
+    # the project's spec alone decides what the lock is (IMAGESMITH_BASE, e.g. from `make bench`'s
+    # environment, would name another base: then the lock is not a no-op and reaches the engine)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGESMITH_")}
+    env["PYTHONPATH"] = path
     proc = subprocess.run(
         [sys.executable, "-c", script, json.dumps(argv)], capture_output=True, text=True, cwd=cwd, env=env
     )
