@@ -12,6 +12,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "imagesmith"
 
 
+def project_key(root: Path | str) -> str:
+    """The name of a project directory's own entries in the cache (the stat cache, the staged
+    source, the last render): its resolved path, hashed."""
+    import hashlib
+
+    return hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:24]
+
+
 def container_pip_cache() -> Path:
     """pip's cache for pip-compile in containers: beside the wheel cache, shared by all projects."""
     return default_cache_dir() / "pip-in-container"

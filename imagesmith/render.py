@@ -484,7 +484,7 @@ class _Memo:
     def __init__(self, root: Path, context: dict) -> None:
         import hashlib
 
-        from .cache import default_cache_dir
+        from .cache import default_cache_dir, project_key
 
         digest = hashlib.sha256(__version__.encode())
         for source in (TEMPLATES / "Dockerfile.jinja", Path(__file__)):
@@ -494,8 +494,7 @@ class _Memo:
                 digest.update(b"?")
         digest.update(json.dumps(context, sort_keys=True, default=repr).encode())
         self.key = digest.hexdigest()
-        name = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:24]
-        self.path = default_cache_dir() / "render" / f"{name}.json"
+        self.path = default_cache_dir() / "render" / f"{project_key(root)}.json"
 
     def get(self) -> str | None:
         try:

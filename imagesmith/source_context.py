@@ -49,8 +49,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layout
-from .statcache import SETTLE_NS
+from . import layout, statcache
+from .cache import project_key
 
 FORMAT = 1
 APP = layout.APP_DIR.strip("/")  # the staged tree's top folder: the stage's /app
@@ -332,8 +332,7 @@ class Stager:
         after = os.lstat(origin)
         # Remembered only when unchanged while read and not "racily clean" (statcache.py): a
         # file written within the file system's timestamp tick could change again unseen.
-        settled = time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) >= SETTLE_NS
-        return [key, ns] if _stat_key(after) == key and settled else []
+        return [key, ns] if _stat_key(after) == key and statcache.settled(after) else []
 
     def _remove_unwanted(self, wanted: dict[str, Entry]) -> None:
         for dirpath, dirnames, filenames in os.walk(self.tree, topdown=True):
@@ -359,8 +358,7 @@ def _remove(path: Path, st: os.stat_result) -> None:
 
 def stage_folder(root: Path, cache_dir: Path) -> Path:
     """Where a project's staged tree lives: one folder per project directory in the cache."""
-    name = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:24]
-    return cache_dir / "sources" / name
+    return cache_dir / "sources" / project_key(root)
 
 
 PRUNE_AFTER_S = 86_400

@@ -17,19 +17,24 @@ unreadable or unwritable cache is ignored (it is never needed for a correct answ
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from pathlib import Path
 
-from .cache import default_cache_dir
+from .cache import default_cache_dir, project_key
 from .errors import FileWriteError
 from .fsutil import atomic_write, sha256_file
 
 FORMAT = 1
 SETTLE_NS = 2_000_000_000  # 2 s: coarser than any file system's timestamp granularity (FAT: 2 s)
 MAX_ENTRIES = 100_000
+
+
+def settled(st: os.stat_result) -> bool:
+    """Neither written nor changed in the last SETTLE_NS: not "racily clean", safe to remember by
+    its stat (also the staged source's rule, source_context.py)."""
+    return time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= SETTLE_NS
 
 
 def _key(st: os.stat_result) -> list[int]:
@@ -54,8 +59,7 @@ class StatCache:
 
     @classmethod
     def for_project(cls, root: Path) -> StatCache:
-        name = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:24]
-        return cls(default_cache_dir() / "stat" / f"{name}.json")
+        return cls(default_cache_dir() / "stat" / f"{project_key(root)}.json")
 
     def sha256(self, path: Path | str) -> str:
         real = os.path.realpath(path)
@@ -66,8 +70,7 @@ class StatCache:
             return entry[1]
         digest = sha256_file(Path(real))
         after = os.stat(real)
-        settled = time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) >= SETTLE_NS
-        if _key(after) == key and settled:  # unchanged while it was read, and not racily clean
+        if _key(after) == key and settled(after):  # unchanged while it was read, and not racily clean
             self._entries[real] = [key, digest]
             self._dirty = True
         elif real in self._entries:

@@ -74,7 +74,12 @@ class Buildx:
         if proc is not None and proc.returncode == 0:
             self._drivers[None] = _driver_of(proc.stdout)
             return
-        proc = subprocess.run([docker_cli(), "buildx", "version"], capture_output=True, text=True)
+        try:
+            proc = subprocess.run([docker_cli(), "buildx", "version"], capture_output=True, text=True, timeout=60)
+        except FileNotFoundError as exc:  # an engine reached by DOCKER_HOST, no docker command here
+            raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise EngineError("docker buildx version did not answer in 60 s", hint=ENGINE_HINT) from exc
         if proc.returncode != 0:
             raise EngineError("docker buildx is not available", hint=ENGINE_HINT)
 

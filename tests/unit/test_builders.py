@@ -331,3 +331,18 @@ def test_a_push_race_is_recognised_in_each_form_buildkit_reports_it():
     assert not _PUSH_RACE.search(
         "unexpected status from PUT request to http://127.0.0.1:5000/v2/x/blobs/uploads: 401 Unauthorized"
     )
+
+
+def test_a_host_without_the_docker_command_is_told_so(tmp_path, monkeypatch):
+    """An engine reached over DOCKER_HOST, and no docker command on this host: the build's buildx
+    check started early (prefetch) and then asked says so in one error, no traceback."""
+    from imagesmith.engine.buildx import Buildx
+    from imagesmith.errors import EngineError
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no docker here
+    buildx = Buildx()
+    buildx.prefetch("other")
+    with pytest.raises(EngineError, match="the docker command is not installed"):
+        buildx.available()
+    with pytest.raises(EngineError, match="the docker command is not installed"):
+        buildx.driver("other")

@@ -144,10 +144,10 @@ def test_sync_makes_the_tree_with_times_zero_and_content_nanoseconds(tmp_path):
 
 
 def test_sync_copies_only_what_changed_and_removes_what_went(tmp_path, monkeypatch):
-    # files are trusted by their stat at once (a file younger than SETTLE_NS is copied again on
+    # files are trusted by their stat at once (a file younger than statcache.SETTLE_NS is copied again on
     # every sync: test_a_file_written_just_now_is_not_remembered), so the test does not depend on
     # how fast the machine runs it
-    monkeypatch.setattr("imagesmith.source_context.SETTLE_NS", 0)
+    monkeypatch.setattr("imagesmith.statcache.SETTLE_NS", 0)
     root = _project(tmp_path)
     out = _sync(root, tmp_path / "stage")
     kept = os.lstat(out / APP / "bin" / "run.sh").st_ino
@@ -171,7 +171,7 @@ def test_a_file_written_just_now_is_not_remembered(tmp_path, monkeypatch):
     _sync(root, tmp_path / "stage")
     state_file = tmp_path / "stage" / "state.json"
     assert not state_file.exists() or f"{APP}/app/main.py" not in json.loads(state_file.read_text())["files"]
-    monkeypatch.setattr("imagesmith.source_context.SETTLE_NS", 0)
+    monkeypatch.setattr("imagesmith.statcache.SETTLE_NS", 0)
     _sync(root, tmp_path / "stage")
     state = json.loads((tmp_path / "stage" / "state.json").read_text())
     assert f"{APP}/app/main.py" in state["files"]
@@ -179,7 +179,7 @@ def test_a_file_written_just_now_is_not_remembered(tmp_path, monkeypatch):
 
 def test_an_unchanged_tree_is_left_alone(tmp_path, monkeypatch):
     root = _project(tmp_path)
-    monkeypatch.setattr("imagesmith.source_context.SETTLE_NS", 0)
+    monkeypatch.setattr("imagesmith.statcache.SETTLE_NS", 0)
     out = _sync(root, tmp_path / "stage")
     state = os.lstat(tmp_path / "stage" / "state.json")
     main = os.lstat(out / APP / "app" / "main.py")
