@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import parity
+from . import parity, source_context
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .errors import LockError, UsageError
@@ -200,12 +200,14 @@ def build_project(
     ):
         driver = _driver_checked(engine, options)
         contexts: dict[str, str] = {}
+        stages: dict[str, tuple[Path, str]] = {}
         for platform, one in locks.items():
             suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
             for name, value in build_contexts(spec, one, options, engine, progress).items():
                 contexts[name + suffix] = value
             if source_dir is not None:  # the source stage, staged on the host (source_context.py)
-                contexts["source" + suffix] = str(source_dir)
+                stages[source_context.TARGET + suffix] = (source_dir, platform)
+                contexts["source" + suffix] = f"target:{source_context.TARGET}{suffix}"
         definition = bake_definition(
             context=spec.root,
             dockerfile=dockerfile,
@@ -222,6 +224,7 @@ def build_project(
             no_cache=options.no_cache,
             secrets={SECRET_ID: netrc} if netrc else None,
             platforms=spec.platforms,
+            stages=stages,
         )
         result.bake = definition
         if options.print_only:
@@ -362,6 +365,7 @@ def bake_definition(
     no_cache: bool = False,
     secrets: dict[str, Path] | None = None,
     platforms: tuple[str, ...] = (),
+    stages: dict[str, tuple[Path, str]] | None = None,
 ) -> dict:
     """The bake file (as a dict) that builds ``targets`` in one solve. Pure.
 
@@ -371,7 +375,10 @@ def bake_definition(
     any other builder: ``push`` pushes from the build and ``load`` exports into the engine
     (type=docker). ``labels`` go on both images. Each target writes its own cache
     (``cache_refs``) and reads every target's. ``secrets`` ({id: file}) are BuildKit secrets,
-    mounted by ``RUN --mount=type=secret`` and never stored in an image or the cache."""
+    mounted by ``RUN --mount=type=secret`` and never stored in an image or the cache.
+    ``stages`` ({target: (folder, platform)}) are the staged source's own targets
+    (source_context.py), which ``contexts`` name as ``target:NAME``: built in the same run,
+    exported nowhere."""
     common: dict = {
         "context": str(context),
         "dockerfile": str(dockerfile),
@@ -407,6 +414,16 @@ def bake_definition(
         if cache_to:
             entry["cache-to"] = [cache_refs(c, role) for c in cache_to]
         definition["target"][role] = entry
+    for name, (folder, platform) in sorted((stages or {}).items()):
+        stage: dict = {
+            "context": str(folder),
+            "dockerfile-inline": source_context.DOCKERFILE,
+            "output": ["type=cacheonly"],
+            "platforms": [platform],
+        }
+        if no_cache:
+            stage["no-cache"] = True
+        definition["target"][name] = stage
     return definition
 
 

@@ -1,15 +1,18 @@
-"""The spec's ``source`` files, staged on the host as the named build context that replaces the
-Dockerfile's ``source`` stage (issue #17: a one-line edit -> both images).
+"""The spec's ``source`` files, staged on the host as the stage that replaces the Dockerfile's
+``source`` stage (issue #17: a one-line edit -> both images).
 
 The rendered Dockerfile's ``source`` stage copies each source path from the build context into
 /app and then sets every time there to 0 with a ``RUN find ... touch`` (a container start on every
 edit), so that the app layer's bytes do not depend on the checkout's file times; ``shared`` then
 takes ``COPY --from=source /app/ /app/``. ``imagesmith build`` hands BuildKit that same tree made
-on the host instead (``--build-context source=DIR``): a folder in the cache directory holding
-``app/...`` as the stage's /app would, kept up to date file by file from the files' stat. An edit
-then costs one file's transfer and one copy step, and the images stay byte-identical to a plain
-``docker buildx build`` of the Dockerfile (tests/engine/test_source_context.py builds both ways).
-The Dockerfile keeps its own stage: nothing changes for plain BuildKit.
+on the host instead: an archive (``source.tar``) holding ``app/...`` as the stage's /app would,
+unpacked by a one-line stage (``FROM scratch`` + ``ADD source.tar /``, no container) that the bake
+file names as the ``source`` context (``target:imagesmith-source``). The archive is written again
+only when a file's stat or the tree's shape changed. The images stay byte-identical to a plain
+``docker buildx build`` of the Dockerfile (tests/engine/test_source_context.py builds both ways,
+without BuildKit's cache). The Dockerfile keeps its own stage: nothing changes for plain BuildKit.
+(A folder as the named context was tried first: BuildKit's receiver leaves folder times wrong
+after an incremental upload, see ``Stager``.)
 
 What the stage's COPY lines take, and so what is staged (checked against the engine):
 
@@ -22,16 +25,13 @@ What the stage's COPY lines take, and so what is staged (checked against the eng
 - the folder a COPY copies into, and the folders above it, made with mode 0755; inside a copied
   folder every entry keeps its mode; symlinks are copied as symlinks (never followed, so no path
   outside the project is read); empty folders are kept; owners are 0:0 either way (COPY's);
-- times: 0 for folders and symlinks; files get 0 s plus a nanosecond part derived from their
-  content digest. BuildKit's transfer of a local context decides whether a file changed by its
-  size and time (to the nanosecond) only: with every time exactly 0, an edit that kept the size
-  would not be sent. Layer archives keep whole seconds only (containerd truncates the time), so
-  the layer bytes are those of time 0.
+- times: 0 for every entry (the ``touch`` of the Dockerfile's stage).
 
-Anything this module does not reproduce exactly makes ``plan`` answer None, and the build uses
-the Dockerfile's own stage as before: a source path that is or goes through a symlink, one that
-the ignore rules leave out, source paths inside one another, a hard-linked file, a FIFO, socket
-or device, a folder its owner cannot write to, a file with extended attributes.
+Anything this module does not reproduce exactly makes ``plan`` answer None (or ``sync`` False),
+and the build uses the Dockerfile's own stage as before: a source path that is or goes through a
+symlink, one that the ignore rules leave out, source paths inside one another, a hard-linked file,
+a FIFO, socket or device, a folder its owner cannot write to, a file with extended attributes, a
+name that is not UTF-8, a file that changes while it is read.
 """
 
 from __future__ import annotations
@@ -52,9 +52,8 @@ from pathlib import Path
 from . import layout, statcache
 from .cache import project_key
 
-FORMAT = 1
+FORMAT = 2  # state.json's; 1 was the staged folder of the first version
 APP = layout.APP_DIR.strip("/")  # the staged tree's top folder: the stage's /app
-NS_RANGE = 999_999_999  # the nanosecond part of a staged file's time: 1..NS_RANGE
 
 
 # -- Docker's ignore rules (the subset matched exactly) ------------------------------------------
@@ -211,153 +210,162 @@ def _walk(folder: Path, rel: str, dest: str, rules: IgnoreRules, tree: dict[str,
     return True
 
 
-# -- The staged folder -------------------------------------------------------------------------------
+# -- The staged archive ------------------------------------------------------------------------------
+
+ARCHIVE = "source.tar"
+TARGET = "imagesmith-source"  # the bake target of the stage below (a suffix per platform)
+# The stage that replaces the Dockerfile's own: BuildKit unpacks the archive with every time,
+# mode and owner it holds (moby's archive.Untar, folder times set last).
+DOCKERFILE = f"FROM scratch\nADD {ARCHIVE} /\n"
+STAMP_RANGE = (1 << 31) * 1_000_000_000  # the archive's own time: up to 2**31 s, in nanoseconds
+
+
+def archive_time_ns(digest: bytes) -> int:
+    """The staged archive's mtime: from its content digest, never 0. BuildKit's transfer of a
+    local context sends a file again only when its size or time (to the nanosecond) changed."""
+    return int.from_bytes(digest[:8], "big") % STAMP_RANGE + 1
 
 
 def _stat_key(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, stat.S_IMODE(st.st_mode)]
 
 
-def content_ns(digest: bytes) -> int:
-    """The nanosecond part of a staged file's time: from its content digest, never 0 (1..NS_RANGE)."""
-    return int.from_bytes(digest[:8], "big") % NS_RANGE + 1
+def _plan_key(wanted: dict[str, Entry]) -> str:
+    rows = [[rel, e.kind, e.mode, e.origin, e.target] for rel, e in wanted.items()]
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+class _Hashing:
+    """A write-only file that hashes what goes through it (tarfile needs write and tell)."""
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.offset = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.offset += len(data)
+        return self.raw.write(data)
+
+    def tell(self) -> int:
+        return self.offset
 
 
 class Stager:
-    """A staged tree in ``folder`` (``folder/tree/app/...``), with the stat of each project file
-    it was copied from in ``folder/state.json``: ``sync`` copies only what changed."""
+    """The staged tree as one archive, ``folder/context/source.tar`` (the build context of the
+    stage that replaces the Dockerfile's ``source`` stage), with the plan and the stat of each
+    project file it was made from in ``folder/state.json``: ``sync`` writes it again only when
+    one of them changed.
+
+    Why an archive and not the tree itself: BuildKit keeps the last upload of a named context
+    and updates it in place, and its receiver (tonistiigi/fsutil's DiskWriter) restores the time
+    of a folder only when it creates the folder. A file added, changed or removed in a folder it
+    already had leaves that folder with the time of the upload, and ``COPY --from=source`` puts
+    that time in the app layer. The upload is shared by every build whose project folder has the
+    same name (buildx's shared key), so the layer depended on what was built before. An
+    archive's entries carry their own times, and unpacking sets them."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.tree = folder / "tree"
+        self.context = folder / "context"
+        self.archive = self.context / ARCHIVE
         self.state_path = folder / "state.json"
 
-    def _load(self) -> dict[str, list]:
+    def _load(self) -> dict:
         try:
             data = json.loads(self.state_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
-        if isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("files"), dict):
-            return data["files"]
-        return {}
+        return data if isinstance(data, dict) and data.get("format") == FORMAT else {}
 
     def sync(self, root: Path, wanted: dict[str, Entry]) -> bool:
-        """Make the tree hold exactly ``wanted`` (files read from ``root``); False when a file
-        cannot be staged exactly (it then holds whatever it held: not to be used)."""
-        old = self._load()
-        state: dict[str, list] = {}
-        self.tree.mkdir(parents=True, exist_ok=True)
-        self._remove_unwanted(wanted)
+        """Make the archive hold exactly ``wanted`` (files read from ``root``); False when a file
+        cannot be staged exactly (then the Dockerfile's own stage is used)."""
+        files: dict[str, list[int]] = {}
         for rel, entry in wanted.items():
-            path = self.tree / rel
-            try:
-                have = os.lstat(path)
-            except FileNotFoundError:
-                have = None
-            if entry.kind == "dir":
-                if have is not None and not stat.S_ISDIR(have.st_mode):
-                    path.unlink()
-                    have = None
-                if have is None:
-                    path.mkdir()
-            elif entry.kind == "link":
-                if have is not None and (not stat.S_ISLNK(have.st_mode) or os.readlink(path) != entry.target):
-                    _remove(path, have)
-                    have = None
-                if have is None:
-                    os.symlink(entry.target, path)
-                os.utime(path, ns=(0, 0), follow_symlinks=False)
-            else:
-                record = self._file(root, rel, entry, path, have, old.get(rel))
-                if record is None:
+            if entry.kind == "file":
+                try:
+                    files[rel] = _stat_key(os.lstat(root / entry.origin))
+                except OSError:
                     return False
-                if record:
-                    state[rel] = record
-        for rel, entry in reversed(list(wanted.items())):  # folders last: their entries changed their times
-            if entry.kind == "dir":
-                path = self.tree / rel
-                if stat.S_IMODE(os.lstat(path).st_mode) != entry.mode:
-                    os.chmod(path, entry.mode)
-                os.utime(path, ns=(0, 0), follow_symlinks=False)
-        if state != old:  # an fsync only when a file was copied or went away
+        state = {"format": FORMAT, "plan": _plan_key(wanted), "files": files}
+        old = self._load()
+        try:
+            have = os.lstat(self.archive)
+            state_archive = [have.st_size, have.st_mtime_ns]
+        except OSError:
+            state_archive = None
+        if old and old == dict(state, archive=state_archive):
+            return True
+        self.context.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            self.state_path.unlink()  # stale from here on, until written again below
+        written = self._write(root, wanted, files)
+        if written is None:
+            return False
+        settled, archive = written
+        if settled:  # remembered only when no file was "racily clean" (statcache.py)
+            from .errors import FileWriteError
             from .fsutil import atomic_write
 
-            atomic_write(self.state_path, json.dumps({"format": FORMAT, "files": state}, sort_keys=True))
+            with contextlib.suppress(FileWriteError):  # then written again next time
+                atomic_write(self.state_path, json.dumps(dict(state, archive=archive), sort_keys=True))
         return True
 
-    def _file(
-        self, root: Path, rel: str, entry: Entry, path: Path, have: os.stat_result | None, old: list | None
-    ) -> list | None:
-        """Stage one file; its state record ([] when it changed while read: copied again next
-        time), or None when it cannot be staged exactly."""
-        origin = root / entry.origin
+    def _write(
+        self, root: Path, wanted: dict[str, Entry], files: dict[str, list[int]]
+    ) -> tuple[bool, list[int]] | None:
+        """Write the archive (entries in the plan's order, every time 0, owner 0:0); (whether
+        every file had settled, [size, mtime_ns] of the archive), or None when a file cannot be
+        staged exactly."""
+        import tarfile
+
+        tmp = self.context / f".{ARCHIVE}.imagesmith-tmp"
+        settled = True
         try:
-            before = os.lstat(origin)
-        except OSError:
-            return None
-        key = _stat_key(before)
-        if (
-            have is not None
-            and stat.S_ISREG(have.st_mode)
-            and isinstance(old, list)
-            and len(old) == 2
-            and old[0] == key
-            and have.st_size == before.st_size
-            and have.st_mtime_ns == old[1]
-            and stat.S_IMODE(have.st_mode) == entry.mode
-        ):
-            return old
-        try:
-            if os.listxattr(origin, follow_symlinks=False):
-                return None
-        except OSError:
-            pass  # no extended attributes on this file system
-        if have is not None:
-            _remove(path, have)
-        tmp = path.with_name(f".{path.name}.imagesmith-tmp")
-        digest = hashlib.sha256()
-        try:
-            with open(origin, "rb") as src, open(tmp, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    digest.update(chunk)
-                    dst.write(chunk)
-            os.chmod(tmp, entry.mode)
-            ns = content_ns(digest.digest())
-            os.utime(tmp, ns=(0, ns))
-            os.replace(tmp, path)
-        except OSError:
+            with open(tmp, "wb") as raw:
+                out = _Hashing(raw)
+                with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                    for rel, entry in wanted.items():
+                        rel.encode("utf-8")  # a name that is not UTF-8 cannot be written as Docker reads it
+                        info = tarfile.TarInfo(rel)
+                        info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                        info.mode = entry.mode
+                        if entry.kind == "dir":
+                            info.type = tarfile.DIRTYPE
+                            tar.addfile(info)
+                        elif entry.kind == "link":
+                            info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.target, 0o777
+                            tar.addfile(info)
+                        else:
+                            origin = root / entry.origin
+                            if os.listxattr(origin, follow_symlinks=False):
+                                raise _CannotStage(rel)
+                            info.size = files[rel][0]
+                            with open(origin, "rb") as src:
+                                tar.addfile(info, src)
+                            after = os.lstat(origin)
+                            if _stat_key(after) != files[rel]:
+                                raise _CannotStage(rel)  # changed while read: not what the plan saw
+                            settled = settled and statcache.settled(after)
+                os.fsync(raw.fileno())
+            ns = archive_time_ns(out.digest.digest())
+            os.utime(tmp, ns=(ns, ns))
+            os.replace(tmp, self.archive)
+            return settled, [os.lstat(self.archive).st_size, ns]
+        except (OSError, UnicodeError, tarfile.TarError, _CannotStage):
             with contextlib.suppress(OSError):
                 tmp.unlink()
             return None
-        after = os.lstat(origin)
-        # Remembered only when unchanged while read and not "racily clean" (statcache.py): a
-        # file written within the file system's timestamp tick could change again unseen.
-        return [key, ns] if _stat_key(after) == key and statcache.settled(after) else []
-
-    def _remove_unwanted(self, wanted: dict[str, Entry]) -> None:
-        for dirpath, dirnames, filenames in os.walk(self.tree, topdown=True):
-            base = Path(dirpath)
-            rel_base = base.relative_to(self.tree).as_posix()
-            for name in list(dirnames) + filenames:
-                rel = name if rel_base == "." else f"{rel_base}/{name}"
-                path = base / name
-                if rel not in wanted:
-                    _remove(path, os.lstat(path))
-                    if name in dirnames:
-                        dirnames.remove(name)
-                elif name in dirnames and wanted[rel].kind != "dir":
-                    dirnames.remove(name)  # a folder to become a file or link: replaced in sync
 
 
-def _remove(path: Path, st: os.stat_result) -> None:
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
-    else:
-        path.unlink()
+class _CannotStage(Exception):
+    pass
 
 
 def stage_folder(root: Path, cache_dir: Path) -> Path:
-    """Where a project's staged tree lives: one folder per project directory in the cache."""
+    """Where a project's staged archive lives: one folder per project directory in the cache."""
     return cache_dir / "sources" / project_key(root)
 
 
@@ -388,10 +396,10 @@ def _prune(sources: Path, keep: Path) -> None:
 
 @contextlib.contextmanager
 def staged(root: Path, sources: tuple[str, ...], ignore_text: str, cache_dir: Path) -> Iterator[Path | None]:
-    """The folder to pass as the ``source`` build context, up to date, or None (build with the
-    Dockerfile's own stage). Held under an exclusive lock until the ``with`` block ends: BuildKit
-    reads the folder during the build, and another build of the same project must not change it
-    meanwhile."""
+    """The build context of the stage that replaces the Dockerfile's ``source`` stage (a folder
+    holding the archive, up to date; see ``DOCKERFILE``), or None (build with the Dockerfile's
+    own stage). Held under an exclusive lock until the ``with`` block ends: BuildKit reads the
+    folder during the build, and another build of the same project must not change it meanwhile."""
     rules = IgnoreRules.parse(ignore_text)
     wanted = plan(root, sources, rules) if rules is not None and sources else None
     if wanted is None:
@@ -418,6 +426,8 @@ def staged(root: Path, sources: tuple[str, ...], ignore_text: str, cache_dir: Pa
             if not record.is_file() or record.read_text(encoding="utf-8") != project:
                 record.write_text(project, encoding="utf-8")
         stager = Stager(folder)
+        if (folder / "tree").is_dir():  # the first version's staged folder
+            shutil.rmtree(folder / "tree", ignore_errors=True)
         try:
             ok = stager.sync(root, wanted)
         except OSError:
@@ -425,4 +435,4 @@ def staged(root: Path, sources: tuple[str, ...], ignore_text: str, cache_dir: Pa
         if not ok:
             with contextlib.suppress(OSError):
                 stager.state_path.unlink()
-        yield stager.tree if ok else None
+        yield stager.context if ok else None

@@ -129,7 +129,10 @@ class Buildx:
         through an OCI archive, and it re-processes every layer on each build: about 12 s per
         target for the iris example even after a one-line edit.)"""
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), BUILDX_NO_DEFAULT_ATTESTATIONS="1")
-        targets = list(definition.get("target") or {})
+        # the images' targets (the group's), not the stages they depend on (source_context.py)
+        targets = list(
+            (definition.get("group") or {}).get("default", {}).get("targets") or definition.get("target") or {}
+        )
         for attempt in (1, 2):
             rc, log, metadata = self._bake_once(
                 definition, cwd=cwd, env=env, builder=builder, echo=echo, passthrough=passthrough

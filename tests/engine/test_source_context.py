@@ -1,14 +1,20 @@
 """The source stage staged on the host (imagesmith/source_context.py) on the real engine: the
 images `imagesmith build` makes with it are byte for byte those of the Dockerfile's own source
-stage (the bake definition without the staged context, built with plain buildx), after a first
-build, an edit that keeps the file's size, and a deleted file; and rules it cannot match
-exactly fall back to the Dockerfile's stage."""
+stage (the bake definition without the staged stage, built with plain buildx), after a first
+build, an edit that keeps the file's size, and a deleted file; every time in the app layer is 0
+whatever BuildKit uploaded before; and rules it cannot match exactly fall back to the
+Dockerfile's stage.
+
+Every build here runs without BuildKit's cache: the cache finds a COPY by its files' contents
+and modes, not their times, so a cached layer would hide a layer whose times are wrong."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -49,10 +55,11 @@ def _imagesmith(root: Path, base: str, *extra: str) -> dict:
 
 def _plain(root: Path, base: str, tmp_path: Path) -> dict[str, str]:
     """The same build with the Dockerfile's own source stage: the printed bake definition
-    without the staged context, built by plain buildx."""
-    definition = _imagesmith(root, base, "--print")
+    without the staged stage, built by plain buildx."""
+    definition = _imagesmith(root, base, "--print", "--no-cache")
+    assert definition["target"].pop("imagesmith-source")["dockerfile-inline"] == "FROM scratch\nADD source.tar /\n"
     for target in definition["target"].values():
-        assert target["contexts"].pop("source")
+        assert target["contexts"].pop("source") == "target:imagesmith-source"
         target["output"] = [o.replace(TAG, TAG + "-plain") for o in target["output"]]
     (tmp_path / "bake.json").write_text(json.dumps(definition))
     meta = tmp_path / "meta.json"
@@ -73,9 +80,22 @@ def _digests(built: dict) -> dict[str, str]:
     return {role: image["digest"] for role, image in built["images"].items()}
 
 
+def _app_layer(ref: str) -> dict[str, tuple[int, int]]:
+    """The last layer of an image's (the app code's): {name: (mode, mtime)}, read from the
+    image as the engine exports it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "image.tar"
+        subprocess.run(["docker", "image", "save", "-o", str(archive), ref], check=True, capture_output=True)
+        with tarfile.open(archive) as image:
+            manifest = json.load(image.extractfile("manifest.json"))  # type: ignore[arg-type]
+            layer = image.extractfile(manifest[0]["Layers"][-1])
+            with tarfile.open(fileobj=layer) as files:  # type: ignore[arg-type]
+                return {m.name: (m.mode, m.mtime) for m in files.getmembers()}
+
+
 def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image):
     root = _project(tmp_path)
-    staged = _imagesmith(root, base_image, "--json")
+    staged = _imagesmith(root, base_image, "--json", "--no-cache")
     assert _digests(staged) == _plain(root, base_image, tmp_path)
     listing = subprocess.run(
         [
@@ -96,13 +116,16 @@ def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image
     ).stdout
     assert "secret.txt" in listing and "alias.py -> main.py" in listing and "empty" in listing
     assert "run.log" not in listing and "__pycache__" not in listing
+    layer = _app_layer(f"{TAG}:serve")
+    assert {name: mtime for name, (_, mtime) in layer.items() if mtime != 0} == {}
+    assert layer["app/app/sub"][0] == 0o750 and layer["app/app/sub/secret.txt"][0] == 0o600
 
     main = root / "app" / "main.py"
     text = main.read_text()
     main.write_text(text.replace("a", "b", 1))  # an edit that keeps the size
     assert len(main.read_text()) == len(text)
     (root / "app" / "sub" / "secret.txt").unlink()
-    edited = _imagesmith(root, base_image, "--json")
+    edited = _imagesmith(root, base_image, "--json", "--no-cache")
     assert _digests(edited) != _digests(staged)
     assert _digests(edited) == _plain(root, base_image, tmp_path)
     inside = subprocess.run(
@@ -115,6 +138,36 @@ def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image
     tags = {tag for built in (staged, edited) for image in built["images"].values() for tag in image["tags"]}
     subprocess.run(
         ["docker", "image", "rm", "-f", *sorted(tags | {t.replace(TAG, TAG + "-plain", 1) for t in tags})],
+        capture_output=True,
+    )
+
+
+def test_an_upload_of_another_project_with_the_same_folder_name_leaves_no_time_behind(tmp_path, engine, base_image):
+    """BuildKit keeps one upload per context name and project folder name, and updates it in
+    place: its receiver leaves the time of the upload on a folder whose entries changed. The
+    staged folder was that upload's source once, and the app layer got the folder times of
+    whatever was built before (a second checkout, a branch switch). The archive brings its own."""
+    one = copy_project(PROJECTS / "tiny", tmp_path / "one" / "tiny", git=False)
+    two = copy_project(PROJECTS / "tiny", tmp_path / "two" / "tiny", git=False)
+    (two / "app" / "main.py").write_text((two / "app" / "main.py").read_text() + "# the other checkout\n")
+    for root, tag in ((one, TAG + "-one"), (two, TAG + "-two"), (one, TAG + "-one-again")):
+        proc = cli("build", "-p", str(root), "--base", base_image, "-t", tag, "--no-cache")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        layer = _app_layer(f"{tag}:serve")
+        assert set(layer) == {"app", "app/app", "app/app/main.py"}
+        assert {name: mtime for name, (_, mtime) in layer.items() if mtime != 0} == {}, tag
+    ids = {
+        tag: subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", f"{tag}:serve"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for tag in (TAG + "-one", TAG + "-two", TAG + "-one-again")
+    }
+    assert ids[TAG + "-one"] == ids[TAG + "-one-again"] != ids[TAG + "-two"]
+    subprocess.run(
+        ["docker", "image", "rm", "-f", *(f"{tag}:{role}" for tag in ids for role in ("train", "serve"))],
         capture_output=True,
     )
 

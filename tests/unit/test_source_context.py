@@ -1,17 +1,27 @@
-"""The staged source tree (imagesmith/source_context.py): Docker's ignore rules for the forms
-imagesmith writes, what the Dockerfile's source stage holds, and the incremental copy. The
+"""The staged source (imagesmith/source_context.py): Docker's ignore rules for the forms
+imagesmith writes, what the Dockerfile's source stage holds, and the archive of it. The
 engine tier (tests/engine/test_source_context.py) checks the images are the plain build's."""
 
 from __future__ import annotations
 
 import json
 import os
-import stat
+import tarfile
 
 import pytest
 
 from imagesmith.render import dockerignore
-from imagesmith.source_context import APP, NS_RANGE, IgnoreRules, Stager, content_ns, ignore_patterns, plan, staged
+from imagesmith.source_context import (
+    APP,
+    ARCHIVE,
+    STAMP_RANGE,
+    IgnoreRules,
+    Stager,
+    archive_time_ns,
+    ignore_patterns,
+    plan,
+    staged,
+)
 from imagesmith.spec import load_spec
 from tests.conftest import PROJECTS, copy_project
 
@@ -118,59 +128,84 @@ def test_what_cannot_be_reproduced_is_not_staged(tmp_path, make, sources):
         os.chmod(root / "app" / "sub", 0o750)
 
 
-def test_content_ns_is_never_zero():
-    assert all(1 <= content_ns(bytes([i]) * 32) <= NS_RANGE for i in range(256))
+def test_archive_time_is_never_zero_and_follows_the_content():
+    times = {archive_time_ns(bytes([i]) * 32) for i in range(256)}
+    assert len(times) == 256 and all(1 <= t <= STAMP_RANGE for t in times)
 
 
 def _sync(root, folder, sources=("app/", "bin/run.sh")):
     tree = plan(root, sources, rules(IGNORE))
     assert tree is not None
     assert Stager(folder).sync(root, tree)
-    return folder / "tree"
+    return folder / "context" / ARCHIVE
 
 
-def test_sync_makes_the_tree_with_times_zero_and_content_nanoseconds(tmp_path):
+def _members(archive):
+    with tarfile.open(archive) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_sync_writes_the_tree_as_an_archive_with_every_time_zero(tmp_path):
     root = _project(tmp_path)
-    out = _sync(root, tmp_path / "stage")
-    main = os.lstat(out / APP / "app" / "main.py")
-    assert main.st_mtime_ns == content_ns(__import__("hashlib").sha256(b"print('hi')\n").digest())
-    assert main.st_mtime_ns < 1_000_000_000  # 0 whole seconds: the layer's time
-    for path in (out / APP, out / APP / "app" / "sub", out / APP / "app" / "empty", out / APP / "app" / "alias.py"):
-        assert os.lstat(path).st_mtime_ns == 0, path
-    assert stat.S_IMODE(os.lstat(out / APP / "app" / "sub").st_mode) == 0o750
-    assert stat.S_IMODE(os.lstat(out / APP / "app" / "sub" / "secret.txt").st_mode) == 0o600
-    assert os.readlink(out / APP / "app" / "alias.py") == "main.py"
-    assert not (out / APP / "app" / "__pycache__").exists()
+    archive = _sync(root, tmp_path / "stage")
+    members = _members(archive)
+    assert list(members) == [
+        APP,
+        f"{APP}/app",
+        f"{APP}/app/alias.py",
+        f"{APP}/app/empty",
+        f"{APP}/app/main.py",
+        f"{APP}/app/outside",
+        f"{APP}/app/sub",
+        f"{APP}/app/sub/secret.txt",
+        f"{APP}/bin",
+        f"{APP}/bin/run.sh",
+    ]  # parents first; nothing the ignore rules leave out (__pycache__)
+    assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and not m.pax_headers for m in members.values())
+    assert members[f"{APP}/app/sub"].isdir() and members[f"{APP}/app/sub"].mode == 0o750
+    assert members[f"{APP}/app/sub/secret.txt"].mode == 0o600
+    assert members[f"{APP}/bin/run.sh"].mode == 0o755 and members[f"{APP}/bin"].mode == 0o755
+    assert members[f"{APP}/app/alias.py"].issym() and members[f"{APP}/app/alias.py"].linkname == "main.py"
+    assert members[f"{APP}/app/outside"].linkname == "../../../etc/passwd"  # kept as a link, never read
+    with tarfile.open(archive) as tar:
+        assert tar.extractfile(f"{APP}/app/main.py").read() == b"print('hi')\n"
+    digest = __import__("hashlib").sha256(archive.read_bytes()).digest()
+    assert os.lstat(archive).st_mtime_ns == archive_time_ns(digest)
 
 
-def test_sync_copies_only_what_changed_and_removes_what_went(tmp_path, monkeypatch):
-    # files are trusted by their stat at once (a file younger than statcache.SETTLE_NS is copied again on
-    # every sync: test_a_file_written_just_now_is_not_remembered), so the test does not depend on
-    # how fast the machine runs it
+def test_the_archive_is_the_same_bytes_for_the_same_tree(tmp_path):
+    """Two checkouts with other file times and inodes: one archive (BuildKit sends nothing)."""
+    one, two = _project(tmp_path / "one"), _project(tmp_path / "two")
+    os.utime(two / "app" / "main.py", (1_000_000, 1_000_000))
+    a, b = _sync(one, tmp_path / "s1"), _sync(two, tmp_path / "s2")
+    assert a.read_bytes() == b.read_bytes() and os.lstat(a).st_mtime_ns == os.lstat(b).st_mtime_ns
+
+
+def test_an_edit_writes_the_archive_again(tmp_path, monkeypatch):
+    # files are trusted by their stat at once (a file younger than statcache.SETTLE_NS makes the
+    # archive be written again on every sync: test_a_file_written_just_now_is_not_remembered), so
+    # the test does not depend on how fast the machine runs it
     monkeypatch.setattr("imagesmith.statcache.SETTLE_NS", 0)
     root = _project(tmp_path)
-    out = _sync(root, tmp_path / "stage")
-    kept = os.lstat(out / APP / "bin" / "run.sh").st_ino
-    assert kept
-    before = os.lstat(out / APP / "app" / "main.py").st_mtime_ns
+    archive = _sync(root, tmp_path / "stage")
+    before = os.lstat(archive)
     (root / "app" / "main.py").write_text("print('ho')\n")  # same size
     (root / "app" / "sub" / "secret.txt").unlink()
     (root / "app" / "new").mkdir()
     _sync(root, tmp_path / "stage")
-    assert (out / APP / "app" / "main.py").read_text() == "print('ho')\n"
-    assert os.lstat(out / APP / "app" / "main.py").st_mtime_ns != before  # BuildKit sends it again
-    assert not (out / APP / "app" / "sub" / "secret.txt").exists()
-    assert (out / APP / "app" / "new").is_dir() and os.lstat(out / APP / "app" / "new").st_mtime_ns == 0
-    assert os.lstat(out / APP / "bin" / "run.sh").st_ino == kept  # not copied again
-    assert os.lstat(out / APP / "app").st_mtime_ns == 0
+    after = os.lstat(archive)
+    assert after.st_size == before.st_size and after.st_mtime_ns != before.st_mtime_ns  # BuildKit sends it again
+    members = _members(archive)
+    assert f"{APP}/app/sub/secret.txt" not in members and members[f"{APP}/app/new"].isdir()
+    with tarfile.open(archive) as tar:
+        assert tar.extractfile(f"{APP}/app/main.py").read() == b"print('ho')\n"
 
 
 def test_a_file_written_just_now_is_not_remembered(tmp_path, monkeypatch):
-    """Racily clean (statcache.py): copied now, and again next time, until its times settle."""
+    """Racily clean (statcache.py): archived now, and again next time, until its times settle."""
     root = _project(tmp_path)
     _sync(root, tmp_path / "stage")
-    state_file = tmp_path / "stage" / "state.json"
-    assert not state_file.exists() or f"{APP}/app/main.py" not in json.loads(state_file.read_text())["files"]
+    assert not (tmp_path / "stage" / "state.json").exists()
     monkeypatch.setattr("imagesmith.statcache.SETTLE_NS", 0)
     _sync(root, tmp_path / "stage")
     state = json.loads((tmp_path / "stage" / "state.json").read_text())
@@ -180,22 +215,46 @@ def test_a_file_written_just_now_is_not_remembered(tmp_path, monkeypatch):
 def test_an_unchanged_tree_is_left_alone(tmp_path, monkeypatch):
     root = _project(tmp_path)
     monkeypatch.setattr("imagesmith.statcache.SETTLE_NS", 0)
-    out = _sync(root, tmp_path / "stage")
+    archive = _sync(root, tmp_path / "stage")
     state = os.lstat(tmp_path / "stage" / "state.json")
-    main = os.lstat(out / APP / "app" / "main.py")
+    written = os.lstat(archive)
     _sync(root, tmp_path / "stage")
     assert os.lstat(tmp_path / "stage" / "state.json").st_ino == state.st_ino  # not written again
-    assert os.lstat(out / APP / "app" / "main.py").st_ino == main.st_ino
+    assert os.lstat(archive).st_ino == written.st_ino
+    os.chmod(root / "bin" / "run.sh", 0o700)  # a mode is part of the tree
+    _sync(root, tmp_path / "stage")
+    assert _members(archive)[f"{APP}/bin/run.sh"].mode == 0o700
 
 
-def test_sync_replaces_a_file_that_became_a_folder(tmp_path):
+def test_a_file_that_became_a_folder(tmp_path):
     root = _project(tmp_path)
-    out = _sync(root, tmp_path / "stage")
+    archive = _sync(root, tmp_path / "stage")
     (root / "app" / "main.py").unlink()
     (root / "app" / "main.py").mkdir()
     (root / "app" / "main.py" / "x").write_text("x")
     _sync(root, tmp_path / "stage")
-    assert (out / APP / "app" / "main.py" / "x").read_text() == "x"
+    members = _members(archive)
+    assert members[f"{APP}/app/main.py"].isdir() and members[f"{APP}/app/main.py/x"].isfile()
+
+
+def test_a_file_that_changes_while_read_is_not_staged(tmp_path, monkeypatch):
+    root = _project(tmp_path)
+    tree = plan(root, ("app/",), rules(IGNORE))
+    real_lstat = os.lstat
+    seen: list[str] = []
+
+    def lstat(path, *args, **kwargs):  # the second look at main.py sees another size
+        st = real_lstat(path, *args, **kwargs)
+        if str(path).endswith("main.py"):
+            seen.append(str(path))
+            if len(seen) == 2:
+                (root / "app" / "main.py").write_text("print('changed meanwhile')\n")
+                return real_lstat(path, *args, **kwargs)
+        return st
+
+    monkeypatch.setattr("imagesmith.source_context.os.lstat", lstat)
+    assert tree is not None and not Stager(tmp_path / "stage").sync(root, tree)
+    assert not list((tmp_path / "stage" / "context").iterdir())  # no archive, no temporary file
 
 
 def test_staged_yields_none_when_the_rules_are_not_exact(tmp_path):
@@ -203,7 +262,20 @@ def test_staged_yields_none_when_the_rules_are_not_exact(tmp_path):
     with staged(root, ("app/",), IGNORE + "!keep\n", tmp_path / "cache") as folder:
         assert folder is None
     with staged(root, ("app/",), IGNORE, tmp_path / "cache") as folder:
-        assert folder is not None and (folder / APP / "app" / "main.py").is_file()
+        assert folder is not None and sorted(p.name for p in folder.iterdir()) == [ARCHIVE]
+        assert f"{APP}/app/main.py" in _members(folder / ARCHIVE)
+
+
+def test_the_first_versions_staged_folder_is_removed(tmp_path):
+    root = _project(tmp_path)
+    with staged(root, ("app/",), IGNORE, tmp_path / "cache") as folder:
+        assert folder is not None
+    old = folder.parent / "tree" / APP
+    old.mkdir(parents=True)
+    (tmp_path / "cache" / "sources" / folder.parent.name / "state.json").write_text('{"format": 1, "files": {}}')
+    with staged(root, ("app/",), IGNORE, tmp_path / "cache") as again:
+        assert again == folder and (folder / ARCHIVE).is_file()
+    assert not (folder.parent / "tree").exists()
 
 
 def test_trees_of_projects_gone_for_a_day_are_pruned(tmp_path):
