@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+PRUNE_AFTER_S = 86_400  # a day
+
 
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -23,3 +25,46 @@ def project_key(root: Path | str) -> str:
 def container_pip_cache() -> Path:
     """pip's cache for pip-compile in containers: beside the wheel cache, shared by all projects."""
     return default_cache_dir() / "pip-in-container"
+
+
+def prune_gone(folder: Path) -> None:
+    """Remove the per-project entries in ``folder`` (``<project_key>.json``, holding the
+    project's path as ``"root"``) of projects that are gone and were not written for a day, and
+    entries that name no project: a cache, not an archive (test suites and throwaway clones would
+    otherwise leave one each). Runs at most once a day per folder (the ``.pruned`` stamp), so a
+    call costs one stat; never raises."""
+    import json
+    import time
+
+    stamp = folder / ".pruned"
+    now = time.time()
+    try:
+        if now - os.stat(stamp).st_mtime < PRUNE_AFTER_S:
+            return
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return
+    try:
+        with open(stamp, "a"):
+            pass
+        os.utime(stamp)
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.endswith(".json"):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime < PRUNE_AFTER_S:
+                continue
+            with open(entry.path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        root = data.get("root") if isinstance(data, dict) else None
+        if not isinstance(root, str) or not root or not os.path.exists(root):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass

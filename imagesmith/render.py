@@ -477,8 +477,8 @@ class _Memo:
     digest of everything the text depends on: the template context (JSON), the template's and
     this module's source (the filters) and imagesmith's version. After an edit nothing of that
     changes, and `build` skips importing jinja2 and rendering (issue #17, edit -> images). One
-    entry per project; an unreadable or unwritable cache is ignored (never needed for a correct
-    answer). jinja2's own version is not in the key: a jinja2 upgrade that changed the output of
+    entry per project (entries of projects gone for a day are removed: ``cache.prune_gone``);
+    an unreadable or unwritable cache is ignored (never needed for a correct answer). jinja2's own version is not in the key: a jinja2 upgrade that changed the output of
     this template would go unseen until the next change of the context."""
 
     def __init__(self, root: Path, context: dict) -> None:
@@ -494,6 +494,7 @@ class _Memo:
                 digest.update(b"?")
         digest.update(json.dumps(context, sort_keys=True, default=repr).encode())
         self.key = digest.hexdigest()
+        self.root = str(Path(root).resolve())
         self.path = default_cache_dir() / "render" / f"{project_key(root)}.json"
 
     def get(self) -> str | None:
@@ -511,9 +512,12 @@ class _Memo:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path, json.dumps({"key": self.key, "text": text}))
+            atomic_write(self.path, json.dumps({"key": self.key, "root": self.root, "text": text}))
         except (OSError, FileWriteError):
-            pass
+            return
+        from .cache import prune_gone
+
+        prune_gone(self.path.parent)
 
 
 def build_parities(locks: dict[str, Lock]) -> dict[str, str]:

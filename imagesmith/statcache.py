@@ -22,7 +22,7 @@ import os
 import time
 from pathlib import Path
 
-from .cache import default_cache_dir, project_key
+from .cache import default_cache_dir, project_key, prune_gone
 from .errors import FileWriteError
 from .fsutil import atomic_write, sha256_file
 
@@ -47,6 +47,7 @@ class StatCache:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self.root = ""  # the project's path, saved with the entries (for_project)
         self._entries: dict[str, list] = {}
         self._dirty = False
         if path is not None:
@@ -59,7 +60,9 @@ class StatCache:
 
     @classmethod
     def for_project(cls, root: Path) -> StatCache:
-        return cls(default_cache_dir() / "stat" / f"{project_key(root)}.json")
+        cache = cls(default_cache_dir() / "stat" / f"{project_key(root)}.json")
+        cache.root = str(Path(root).resolve())
+        return cache
 
     def sha256(self, path: Path | str) -> str:
         real = os.path.realpath(path)
@@ -86,7 +89,12 @@ class StatCache:
             entries = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path, json.dumps({"format": FORMAT, "files": entries}, sort_keys=True))
+            data: dict = {"format": FORMAT, "files": entries}
+            if self.root:
+                data["root"] = self.root  # what cache.prune_gone checks
+            atomic_write(self.path, json.dumps(data, sort_keys=True))
         except (OSError, FileWriteError):
             pass
+        else:
+            prune_gone(self.path.parent)
         self._dirty = False

@@ -115,3 +115,62 @@ def test_an_unreadable_cache_is_ignored(tmp_path):
     f = tmp_path / "f.txt"
     f.write_text("one\n")
     assert StatCache(tmp_path / "c.json").sha256(f).startswith("sha256:")
+
+
+def _entry(folder, name, root, age_s):
+    path = folder / f"{name}.json"
+    path.write_text(__import__("json").dumps({"root": root} if root is not None else {"files": {}}))
+    then = __import__("time").time() - age_s
+    os.utime(path, (then, then))
+    return path
+
+
+def test_entries_of_projects_gone_for_a_day_are_pruned_once_a_day(tmp_path):
+    from imagesmith.cache import PRUNE_AFTER_S, prune_gone
+
+    folder = tmp_path / "stat"
+    folder.mkdir()
+    alive = tmp_path / "alive"
+    alive.mkdir()
+    day = PRUNE_AFTER_S
+    gone_old = _entry(folder, "gone-old", str(tmp_path / "gone"), 2 * day)
+    gone_new = _entry(folder, "gone-new", str(tmp_path / "gone"), 60)  # maybe being rebuilt: kept
+    alive_old = _entry(folder, "alive-old", str(alive), 2 * day)
+    nameless_old = _entry(folder, "nameless-old", None, 2 * day)  # written before entries named their project
+    prune_gone(folder)
+    assert sorted(p.name for p in folder.glob("*.json")) == [alive_old.name, gone_new.name]
+    assert not gone_old.exists() and not nameless_old.exists()
+    again = _entry(folder, "gone-again", str(tmp_path / "gone"), 2 * day)
+    prune_gone(folder)  # pruned within the day: one stat, nothing read
+    assert again.exists()
+    os.utime(folder / ".pruned", (0, 0))
+    prune_gone(folder)
+    assert not again.exists() and alive_old.exists()
+
+
+def test_the_caches_name_their_project_and_prune_on_write(tmp_path, monkeypatch):
+    """The stat cache and the render memo write the project's path beside their entries, and a
+    write prunes the entries of projects that went away."""
+    import json
+
+    from imagesmith.render import render
+
+    monkeypatch.setattr(statcache, "SETTLE_NS", 0)  # files are remembered at once: the cache is written
+    root = locked_project(tmp_path, monkeypatch)
+    cache = tmp_path / "cache" / "imagesmith"
+    stat_files = list((cache / "stat").glob("*.json"))
+    assert [json.loads(p.read_text())["root"] for p in stat_files] == [str(root.resolve())]
+    gone_stat = _entry(cache / "stat", "gone", str(tmp_path / "gone"), 3 * 86_400)
+    os.utime(cache / "stat" / ".pruned", (0, 0))  # the lock's save pruned; the last was a day ago now
+    (cache / "render").mkdir(parents=True, exist_ok=True)
+    gone_render = _entry(cache / "render", "gone", str(tmp_path / "gone"), 3 * 86_400)
+    spec = load_spec(root)
+    from imagesmith.lock import read_locks
+
+    render(spec, read_locks(spec.lock_path))
+    memo = [p for p in (cache / "render").glob("*.json") if p != gone_render]
+    assert [json.loads(p.read_text())["root"] for p in memo] == [str(root.resolve())]
+    assert not gone_render.exists()
+    (root / "prep" / "clean.py").write_text("X = 2\n")
+    assert check_lock(spec) != []  # hashed again: the stat cache is written
+    assert not gone_stat.exists()
