@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import tempfile
+import weakref
 from collections import deque
 from pathlib import Path
 from typing import Callable
@@ -23,10 +24,22 @@ def _driver_of(inspect_output: str) -> str:
     return m.group(1) if m else "docker"
 
 
+def _reap(pending: dict[str | None, subprocess.Popen]) -> None:
+    """End prefetched runs nobody asked for (a build that failed before it needed the builder):
+    no orphaned buildx, no zombie, no unclosed pipe."""
+    for proc in pending.values():
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    pending.clear()
+
+
 class Buildx:
     def __init__(self) -> None:
         self._drivers: dict[str | None, str] = {}
         self._pending: dict[str | None, subprocess.Popen] = {}
+        # when this object goes, or at the interpreter's exit, whichever comes first
+        weakref.finalize(self, _reap, self._pending)
 
     def prefetch(self, builder: str | None = None) -> None:
         """Start ``docker buildx inspect`` (of the default builder, and of ``builder`` when one is

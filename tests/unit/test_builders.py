@@ -371,3 +371,24 @@ def test_a_host_without_the_docker_command_is_told_so(tmp_path, monkeypatch):
         buildx.available()
     with pytest.raises(EngineError, match="the docker command is not installed"):
         buildx.driver("other")
+
+
+def test_a_prefetched_inspect_nobody_asked_for_is_ended(tmp_path, monkeypatch):
+    """A build that fails before it needs the builder (a stale lock, say) leaves no buildx
+    behind: the prefetched run is killed and waited for when the Buildx object goes."""
+    import gc
+
+    from imagesmith.engine.buildx import Buildx
+
+    docker = tmp_path / "docker"
+    docker.write_text("#!/bin/sh\nexec sleep 60\n")
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    buildx = Buildx()
+    buildx.prefetch("other")
+    procs = list(buildx._pending.values())
+    assert len(procs) == 2 and all(p.poll() is None for p in procs)  # the default builder's and other's
+    del buildx
+    gc.collect()
+    assert all(p.returncode is not None for p in procs)  # killed and reaped: no zombie
+    assert all(p.stdout.closed and p.stderr.closed for p in procs)
