@@ -6,10 +6,9 @@ BASE ?= imagesmith-base:bookworm-py311
 PLATFORMS ?= linux/arm64
 PYTEST_ARGS ?=
 # `make test` runs the tests on this many pytest-xdist workers; each module stays on one worker
-# (tests/conftest.py). 4 take 11.5 min here instead of about 22, but srcproj's byte-identity tests
-# failed in 1 of 4 runs beside other modules' builds (cause not found yet: see issue 17's note),
-# so CI runs them one at a time until it is: `make test TEST_WORKERS=4` for the quick run.
-TEST_WORKERS ?= 1
+# (tests/conftest.py). 4 take about 12 min here instead of about 25 (more workers than cores: much
+# of the engine tier waits on the engine, the registry or the package indexes).
+TEST_WORKERS ?= 4
 
 .PHONY: install engine demo lint format test test-clock test-unit bench clean
 
