@@ -31,7 +31,9 @@ Anything this module does not reproduce exactly makes ``plan`` answer None (or `
 and the build uses the Dockerfile's own stage as before: a source path that is or goes through a
 symlink, one that the ignore rules leave out, source paths inside one another, a hard-linked file,
 a FIFO, socket or device, a folder its owner cannot write to, a file with extended attributes, a
-name that is not UTF-8, a file that changes while it is read.
+name that is not UTF-8, a file that changes while it is read, a relative symlink that climbs above
+the stage's root (unpacking refuses it), more than MAX_ARCHIVE_BYTES of files (the archive is
+written and sent whole after an edit, where the stage's COPY sends only what changed).
 """
 
 from __future__ import annotations
@@ -183,6 +185,15 @@ def _entry(st: os.stat_result, origin: str) -> Entry | None:
     return None
 
 
+def _climbs_out(dest: str, target: str) -> bool:
+    """Whether a relative link target climbs above the stage's root: moby's archive.Untar
+    refuses such a link (a breakout), where COPY copies it as it is."""
+    if target.startswith("/"):
+        return False
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(dest), target))
+    return resolved == ".." or resolved.startswith("../")
+
+
 def _walk(folder: Path, rel: str, dest: str, rules: IgnoreRules, tree: dict[str, Entry]) -> bool:
     try:
         names = sorted(os.listdir(folder))
@@ -199,7 +210,10 @@ def _walk(folder: Path, rel: str, dest: str, rules: IgnoreRules, tree: dict[str,
         except OSError:
             return False
         if stat.S_ISLNK(st.st_mode):
-            tree[child_dest] = Entry("link", target=os.readlink(path))
+            target = os.readlink(path)
+            if _climbs_out(child_dest, target):
+                return False
+            tree[child_dest] = Entry("link", target=target)
             continue
         entry = _entry(st, child_rel)
         if entry is None:
@@ -217,6 +231,8 @@ TARGET = "imagesmith-source"  # the bake target of the stage below (a suffix per
 # The stage that replaces the Dockerfile's own: BuildKit unpacks the archive with every time,
 # mode and owner it holds (moby's archive.Untar, folder times set last).
 DOCKERFILE = f"FROM scratch\nADD {ARCHIVE} /\n"
+# Above this the Dockerfile's own stage is cheaper: the archive is written and sent whole on an edit.
+MAX_ARCHIVE_BYTES = 64 << 20
 STAMP_RANGE = (1 << 31) * 1_000_000_000  # the archive's own time: up to 2**31 s, in nanoseconds
 
 
@@ -289,6 +305,8 @@ class Stager:
                     files[rel] = _stat_key(os.lstat(root / entry.origin))
                 except OSError:
                     return False
+        if sum(key[0] for key in files.values()) > MAX_ARCHIVE_BYTES:
+            return False  # the Dockerfile's stage: its COPY sends only the files that changed
         state = {"format": FORMAT, "plan": _plan_key(wanted), "files": files}
         old = self._load()
         try:

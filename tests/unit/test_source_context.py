@@ -17,6 +17,7 @@ from imagesmith.source_context import (
     STAMP_RANGE,
     IgnoreRules,
     Stager,
+    _climbs_out,
     archive_time_ns,
     ignore_patterns,
     plan,
@@ -72,7 +73,7 @@ def _project(tmp_path):
     os.chmod(root / "app" / "sub", 0o750)
     (root / "app" / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"x")
     (root / "app" / "alias.py").symlink_to("main.py")
-    (root / "app" / "outside").symlink_to("../../../etc/passwd")
+    (root / "app" / "outside").symlink_to("/etc/passwd")
     (root / "bin").mkdir()
     (root / "bin" / "run.sh").write_text("#!/bin/sh\n")
     os.chmod(root / "bin" / "run.sh", 0o755)
@@ -98,7 +99,7 @@ def test_plan_is_what_the_copy_lines_take(tmp_path):
         f"{APP}/bin/run.sh": ("file", "0o755"),
     }
     assert tree[f"{APP}/app/alias.py"].target == "main.py"
-    assert tree[f"{APP}/app/outside"].target == "../../../etc/passwd"  # kept as a link, never read
+    assert tree[f"{APP}/app/outside"].target == "/etc/passwd"  # kept as a link, never read
 
 
 def test_dot_takes_the_whole_context(tmp_path):
@@ -117,6 +118,8 @@ def test_dot_takes_the_whole_context(tmp_path):
         (lambda root: os.mkfifo(root / "app" / "fifo"), ("app/",)),
         (lambda root: os.chmod(root / "app" / "sub", 0o550), ("app/",)),
         (lambda root: None, ("app/__pycache__",)),  # left out of the context: COPY fails
+        # above the stage's root (/app/app/up -> /..): unpacking the archive would refuse it
+        (lambda root: (root / "app" / "up").symlink_to("../../../etc/passwd"), ("app/",)),
     ],
 )
 def test_what_cannot_be_reproduced_is_not_staged(tmp_path, make, sources):
@@ -166,7 +169,7 @@ def test_sync_writes_the_tree_as_an_archive_with_every_time_zero(tmp_path):
     assert members[f"{APP}/app/sub/secret.txt"].mode == 0o600
     assert members[f"{APP}/bin/run.sh"].mode == 0o755 and members[f"{APP}/bin"].mode == 0o755
     assert members[f"{APP}/app/alias.py"].issym() and members[f"{APP}/app/alias.py"].linkname == "main.py"
-    assert members[f"{APP}/app/outside"].linkname == "../../../etc/passwd"  # kept as a link, never read
+    assert members[f"{APP}/app/outside"].linkname == "/etc/passwd"  # kept as a link, never read
     with tarfile.open(archive) as tar:
         assert tar.extractfile(f"{APP}/app/main.py").read() == b"print('hi')\n"
     digest = __import__("hashlib").sha256(archive.read_bytes()).digest()
@@ -255,6 +258,25 @@ def test_a_file_that_changes_while_read_is_not_staged(tmp_path, monkeypatch):
     monkeypatch.setattr("imagesmith.source_context.os.lstat", lstat)
     assert tree is not None and not Stager(tmp_path / "stage").sync(root, tree)
     assert not list((tmp_path / "stage" / "context").iterdir())  # no archive, no temporary file
+
+
+def test_links_that_stay_below_the_root_are_kept():
+    assert not _climbs_out(f"{APP}/app/link", "../../etc")  # /app/app/link -> /etc
+    assert not _climbs_out(f"{APP}/app/link", "/anywhere/at/all")
+    assert _climbs_out(f"{APP}/app/link", "../../../etc") and _climbs_out(f"{APP}/link", "../..")
+
+
+def test_a_big_tree_is_left_to_the_dockerfiles_stage(tmp_path, monkeypatch):
+    """Past MAX_ARCHIVE_BYTES an edit would write and send the whole archive, where the
+    Dockerfile's COPY sends only the file that changed."""
+    root = _project(tmp_path)
+    tree = plan(root, ("app/",), rules(IGNORE))
+    assert tree is not None
+    total = sum(os.lstat(root / e.origin).st_size for e in tree.values() if e.kind == "file")
+    monkeypatch.setattr("imagesmith.source_context.MAX_ARCHIVE_BYTES", total - 1)
+    assert not Stager(tmp_path / "stage").sync(root, tree)
+    monkeypatch.setattr("imagesmith.source_context.MAX_ARCHIVE_BYTES", total)
+    assert Stager(tmp_path / "stage").sync(root, tree)
 
 
 def test_staged_yields_none_when_the_rules_are_not_exact(tmp_path):
