@@ -16,6 +16,18 @@ IMAGE_PATH = f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 APP_DIR = "/app"  # the project's files (``source``), and the working directory
 BUILD_MOUNTS = "/run/imagesmith"  # where build steps mount the lock, wheels and the runtime wheel
 
+# Every RUN in the shared stage marks its start on its tmpfs and ends by setting the time of every
+# file newer than the mark to 0 (the layers' file times, whatever the clock). The mark is dated a
+# second before the start at least: the kernel stamps files with a coarse clock (a tick of 1-10
+# ms), `find -newer` is strict, and a file written in the tick the mark was made in kept the
+# build's time (the first RUN appends to /etc/passwd right after the mark: 1 in a few builds).
+# Nothing in the layers below has a time in that second: every step before normalised its own.
+RUN_MARK = "touch -d @$(( $(date +%s) - 1 )) /tmp/.imagesmith-mark"
+RUN_NORMALIZE = (
+    r"find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune"
+    r" -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0"
+)
+
 # The images' own user (spec ``user``, the default): a fixed name and numeric IDs, so USER is
 # numeric (no /etc/passwd lookup; Kubernetes' runAsNonRoot can check it), the same on every build
 IMAGE_USER = "imagesmith"
@@ -115,6 +127,8 @@ def template_context(python: str) -> dict[str, str]:
         "venv_python": VENV_PYTHON,
         "app": APP_DIR,
         "mounts": BUILD_MOUNTS,
+        "run_mark": RUN_MARK,
+        "run_normalize": RUN_NORMALIZE,
         "site_packages": site_packages(python),
         "facts_file": FACTS_FILE,
         "label_parity": LABEL_PARITY,

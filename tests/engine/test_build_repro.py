@@ -36,6 +36,36 @@ def test_two_clean_builds_give_identical_images(tmp_path, engine, base_image):
     assert engine.image(a.images["train"].ref).layers == engine.image(a.images["serve"].ref).layers
 
 
+def test_a_file_written_in_the_marks_own_clock_tick_is_normalised(base_image, engine):
+    """Every RUN in shared marks its start and sets the time of what is newer than the mark to 0.
+    The kernel stamps files with a coarse clock, so a write right after the mark (the first RUN
+    appends to /etc/passwd) often lands in the mark's own tick, where `find -newer` (strict) did
+    not see it and the layer kept the build's time (two clean builds differed, 1 in a few). The
+    template's own mark and normalisation, 20 times in a container of the base."""
+    from imagesmith import layout
+
+    step = f"{layout.RUN_MARK} && echo x >> /etc/passwd && {layout.RUN_NORMALIZE} && stat -c %Y /etc/passwd"
+    proc = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/tmp",
+            "--entrypoint",
+            "sh",
+            base_image,
+            "-c",
+            f"for i in $(seq 20); do {step}; done",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0"] * 20
+
+
 def test_code_edit_changes_only_the_last_layer(tiny_built, tmp_path, engine, base_image):
     spec, before = tiny_built
     root = tmp_path / "tiny"

@@ -148,7 +148,7 @@ def test_both_targets_run_as_the_images_non_root_user(tiny):
     assert re.findall(r"^USER (.*)$", text, flags=re.M) == ["10001:10001", "10001:10001"]
     shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
     first = shared.split("\n\n")[1]
-    assert first.startswith("RUN --mount=type=tmpfs,target=/tmp \\\n    touch /tmp/.imagesmith-mark")
+    assert first.startswith(f"RUN --mount=type=tmpfs,target=/tmp \\\n    {layout.RUN_MARK}")
     assert first.endswith("xargs -0r touch -h -d @0")  # file times normalised like every RUN in shared
     assert "useradd" not in text and "adduser" not in text
     assert "echo imagesmith:x:10001:10001:imagesmith:/home/imagesmith:/usr/sbin/nologin >> /etc/passwd" in first
