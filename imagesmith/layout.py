@@ -17,12 +17,13 @@ APP_DIR = "/app"  # the project's files (``source``), and the working directory
 BUILD_MOUNTS = "/run/imagesmith"  # where build steps mount the lock, wheels and the runtime wheel
 
 # Every RUN in the shared stage marks its start on its tmpfs and ends by setting the time of every
-# file newer than the mark to 0 (the layers' file times, whatever the clock). The mark is dated a
-# second before the start at least: the kernel stamps files with a coarse clock (a tick of 1-10
-# ms), `find -newer` is strict, and a file written in the tick the mark was made in kept the
-# build's time (the first RUN appends to /etc/passwd right after the mark: 1 in a few builds).
-# Nothing in the layers below has a time in that second: every step before normalised its own.
-RUN_MARK = "touch -d @$(( $(date +%s) - 1 )) /tmp/.imagesmith-mark"
+# file newer than the mark to 0 (the layers' file times, whatever the clock). The kernel stamps
+# files with a coarse clock (a tick of 1-10 ms) and `find -newer` is strict: a file written in the
+# tick the mark was made in kept the build's time (the first RUN appends to /etc/passwd right after
+# the mark: two clean builds differed, 1 in a few). So the command waits 50 ms after the mark,
+# longer than any tick: whatever it writes is newer. The mark cannot be dated back instead: what
+# BuildKit sets up just before the command (the read-only /etc/hosts) would then be newer too.
+RUN_MARK = "touch /tmp/.imagesmith-mark && sleep 0.05"
 RUN_NORMALIZE = (
     r"find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune"
     r" -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0"

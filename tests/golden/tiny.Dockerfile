@@ -68,7 +68,7 @@ RUN find /app -exec touch -h -d @0 {} +
 FROM base AS shared
 
 RUN --mount=type=tmpfs,target=/tmp \
-    touch -d @$(( $(date +%s) - 1 )) /tmp/.imagesmith-mark \
+    touch /tmp/.imagesmith-mark && sleep 0.05 \
  && if ! grep -q '^imagesmith:' /etc/passwd; then \
       echo imagesmith:x:10001:10001:imagesmith:/home/imagesmith:/usr/sbin/nologin >> /etc/passwd \
    && echo imagesmith:x:10001: >> /etc/group \
@@ -81,7 +81,7 @@ RUN --mount=type=tmpfs,target=/tmp \
  && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
 
 RUN --mount=type=tmpfs,target=/tmp \
-    touch -d @$(( $(date +%s) - 1 )) /tmp/.imagesmith-mark \
+    touch /tmp/.imagesmith-mark && sleep 0.05 \
  && apt-get update \
  && apt-get install -y --no-install-recommends libgomp1=12.2.0-14 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache /var/log/apt /var/log/dpkg.log \
@@ -95,7 +95,7 @@ RUN --network=none \
     --mount=type=bind,from=sdist-build,source=/built,target=/run/imagesmith/built \
     --mount=type=bind,from=imagesmith-runtime,target=/run/imagesmith/runtime \
     --mount=type=bind,from=installer-lock,target=/run/imagesmith/installer \
-    touch -d @$(( $(date +%s) - 1 )) /tmp/.imagesmith-mark \
+    touch /tmp/.imagesmith-mark && sleep 0.05 \
  && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.sdists rehash /run/imagesmith/requirements.lock /run/imagesmith/built > /tmp/requirements.lock \
  && echo "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd  /run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl" | sha256sum -c --quiet - \
  && echo "imagesmith-runtime==0+sha256.dddddddddddd --hash=sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" >> /tmp/requirements.lock \
@@ -119,7 +119,7 @@ RUN --network=none \
     --mount=type=tmpfs,target=/tmp \
     --mount=type=bind,from=image-facts,target=/run/imagesmith/facts \
     --mount=type=bind,from=preprocessing,target=/run/imagesmith/preprocessing \
-    touch -d @$(( $(date +%s) - 1 )) /tmp/.imagesmith-mark \
+    touch /tmp/.imagesmith-mark && sleep 0.05 \
  && HOME=/tmp PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     python3 -m pip --python /opt/venv/bin/python install --disable-pip-version-check \
       --no-cache-dir --no-index --no-deps --no-compile /run/imagesmith/preprocessing/tiny_preprocessing-0+sha256.af8c512365e1-py3-none-any.whl \
