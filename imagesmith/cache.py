@@ -4,6 +4,7 @@ wheel cache): ``$XDG_CACHE_HOME/imagesmith`` or ``~/.cache/imagesmith``."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 PRUNE_AFTER_S = 86_400  # a day
@@ -27,28 +28,37 @@ def container_pip_cache() -> Path:
     return default_cache_dir() / "pip-in-container"
 
 
-def prune_gone(folder: Path) -> None:
-    """Remove the per-project entries in ``folder`` (``<project_key>.json``, holding the
-    project's path as ``"root"``) of projects that are gone and were not written for a day, and
-    entries that name no project: a cache, not an archive (test suites and throwaway clones would
-    otherwise leave one each). Runs at most once a day per folder (the ``.pruned`` stamp), so a
-    call costs one stat; never raises."""
-    import json
-    import time
-
+def prune_due(folder: Path) -> bool:
+    """Whether ``folder``'s entries are to be pruned now: at most once a day per folder (its
+    ``.pruned`` stamp, touched here when the answer is yes), so a call costs one stat."""
     stamp = folder / ".pruned"
-    now = time.time()
     try:
-        if now - os.stat(stamp).st_mtime < PRUNE_AFTER_S:
-            return
+        if time.time() - os.stat(stamp).st_mtime < PRUNE_AFTER_S:
+            return False
     except FileNotFoundError:
         pass
     except OSError:
-        return
+        return False
     try:
         with open(stamp, "a"):
             pass
         os.utime(stamp)
+    except OSError:
+        return False
+    return True
+
+
+def prune_gone(folder: Path) -> None:
+    """Remove the per-project entries in ``folder`` (``<project_key>.json``, holding the
+    project's path as ``"root"``) of projects that are gone and were not written for a day, and
+    entries that name no project: a cache, not an archive (test suites and throwaway clones would
+    otherwise leave one each). At most once a day (``prune_due``); never raises."""
+    import json
+
+    if not prune_due(folder):
+        return
+    now = time.time()
+    try:
         entries = list(os.scandir(folder))
     except OSError:
         return

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout, statcache
-from .cache import project_key
+from .cache import PRUNE_AFTER_S, project_key, prune_due
 
 FORMAT = 2  # state.json's; 1 was the staged folder of the first version
 APP = layout.APP_DIR.strip("/")  # the staged tree's top folder: the stage's /app
@@ -387,13 +387,13 @@ def stage_folder(root: Path, cache_dir: Path) -> Path:
     return cache_dir / "sources" / project_key(root)
 
 
-PRUNE_AFTER_S = 86_400
-
-
 def _prune(sources: Path, keep: Path) -> None:
-    """Remove the staged trees of projects that are gone (the folder named in their ``root``
+    """Remove the staged sources of projects that are gone (the folder named in their ``root``
     file no longer exists) and were not staged for a day: a cache, not an archive (test suites
-    and throwaway clones would otherwise leave a copy of their code each)."""
+    and throwaway clones would otherwise leave a copy of their code each). At most once a day
+    (``cache.prune_due``): a build does not stat every other project's folder."""
+    if not prune_due(sources):
+        return
     now = time.time()
     try:
         entries = list(os.scandir(sources))

@@ -313,6 +313,7 @@ def test_trees_of_projects_gone_for_a_day_are_pruned(tmp_path):
     shutil.rmtree(gone)
     for path in folders.values():  # both staged two days ago
         os.utime(path.parent / "lock", (0, 0))
+    os.utime(cache / "sources" / ".pruned", (0, 0))  # and the last pruning a day ago
     with staged(kept, ("app/",), IGNORE, cache) as folder:
         assert folder is not None
     left = [p.read_text() for p in (cache / "sources").glob("*/root")]
