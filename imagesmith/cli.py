@@ -517,64 +517,40 @@ def verify(
         "--key",
         help="A cosign public key: require its signature on the image's digest, the parity attestation matching the image, and signed --model/--signoff files.",
     ),
+    role: Optional[str] = typer.Option(
+        None,
+        "--role",
+        help="What this deploy runs: train or serve. The image (and with --key its signed record) must be of that role.",
+    ),
     platform: Optional[str] = PlatformOpt,
     project: Path = ProjectOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ):
-    """Check an image really holds what its label says, and against a lock, digest, pair, model or signoff. Exit 0 holds, 1 not."""
-    from .verify import verify_image
+    """Check an image really holds what its label says, and against a lock, digest, pair, model or
+    signoff. The reference is resolved once; every check reads that digest, and the last line (and
+    --json's digest and ref) names it: deploy that. Exit 0 holds, 1 not."""
+    from .deploy import check
 
     if expect is not None and not (expect.startswith("sha256:") and len(expect) == 71):
         raise UsageError(f"--expect must be sha256:<64 hex digits>, not {expect!r}")
-    if lock_file is not None:
-        lock_file = Path(_in_project(project, str(lock_file)))
-    if model is not None:
-        model = Path(_in_project(project, str(model)))
-    if signoff_file is not None:
-        signoff_file = Path(_in_project(project, str(signoff_file)))
-    engine = Engine(_progress())
-    platform = _platform_option(platform) if platform else None
-    report = verify_image(
-        engine, image, lock=lock_file, expect=expect, pair=pair, labels_only=labels_only, platform=platform
+    verdict = check(
+        Engine(_progress()),
+        image,
+        platform=_platform_option(platform) if platform else None,
+        role=role,
+        lock=Path(_in_project(project, str(lock_file))) if lock_file is not None else None,
+        expect=expect,
+        pair=pair,
+        model=Path(_in_project(project, str(model))) if model is not None else None,
+        signoff=Path(_in_project(project, str(signoff_file))) if signoff_file is not None else None,
+        key=Path(_in_project(project, str(key))) if key is not None else None,
+        labels_only=labels_only,
     )
-    if model is not None:
-        from .verify import verify_model
-
-        model_check = verify_model(engine, image, model, platform)
-        report.checks += [f"model: {line}" for line in model_check.checks]
-        report.problems += [f"model: {line}" for line in model_check.problems]
-    if signoff_file is not None:
-        from .signoff import check_signoff
-
-        if model is None:
-            raise UsageError("--signoff needs --model DIR: a signoff holds for one image and one model")
-        gate = check_signoff(engine, image, signoff_file, model, platform=platform)
-        report.checks += [f"signoff: {line}" for line in gate.checks]
-        report.problems += [f"signoff: {line}" for line in gate.problems]
-        report.notes += [f"signoff: {line}" for line in gate.notes]
-    signature = None
-    if key is not None:
-        from .gate import gate_image
-        from .signing import Cosign
-
-        signature = gate_image(
-            engine,
-            Cosign(),
-            image,
-            Path(_in_project(project, str(key))),
-            model=model,
-            signoff=signoff_file,
-            lock=lock_file,
-        )
-        report.checks += [f"signature: {line}" for line in signature.checks]
-        report.problems += [f"signature: {line}" for line in signature.problems]
-        report.notes += [f"signature: {line}" for line in signature.notes]
+    report = verdict.report
     if as_json:
-        data = report.as_json()
-        extra = {"signature": signature.as_json()} if signature is not None else {}
-        _emit_json({**data, "digest": data.get("id"), **extra})
+        _emit_json(verdict.as_json())
     else:
         if not quiet:
             for line in report.checks:
@@ -584,8 +560,10 @@ def verify(
         if not quiet:
             for line in report.notes:
                 typer.echo(f"note: {line}")
-        typer.echo(f"{image}: {'verified' if report.ok else 'NOT verified'} (parity {report.parity})")
-    raise typer.Exit(0 if report.ok else 1)
+        typer.echo(
+            f"{image}: {'verified' if verdict.ok else 'NOT verified'} (parity {report.parity}) as {verdict.target.pinned}"
+        )
+    raise typer.Exit(0 if verdict.ok else 1)
 
 
 @_command()

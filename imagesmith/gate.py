@@ -117,8 +117,45 @@ def _app(engine: Engine, pinned: str) -> dict[str, str] | None:
 
 
 def sign_image(engine: Engine, cosign: Cosign, image: str, key: Path, *, lock: Path | None = None) -> Signed:
-    """Sign ``image``'s digest and attest its build record (read from the image as it is now)."""
+    """Sign ``image``'s digest and attest its build record (read from the image as it is now).
+    An image index: each platform's image is signed and attested, then the index's own digest is
+    signed (a deploy may pull either; ``cosign verify`` of the index checks the latter)."""
     key = key_file(key, "private")
+    if not registry_host(image):
+        raise UsageError(not_in_registry(image), hint="imagesmith signs pushed images: build with --push")
+    platforms = index_platforms(engine, image)
+    if platforms is None:
+        return _sign_manifest(engine, cosign, image, key, lock)
+    index_digest, children = platforms
+    for platform in children:
+        info = engine.registry_image(f"{repository(image)}@{index_digest}", platform)
+        _sign_manifest(engine, cosign, info.repo_digests[0], key, lock)
+    pinned = f"{repository(image)}@{index_digest}"
+    cosign.sign(pinned, key)
+    return Signed(ref=pinned)
+
+
+def index_platforms(engine: Engine, image: str) -> tuple[str, list[str]] | None:
+    """(the index digest, the platforms it has images for) when ``image`` names an image index in
+    its registry; None for a single image. Attestation entries (``unknown/unknown``) are skipped."""
+    raw, digest = engine.registry.raw(image)
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("manifests"), list):
+        return None
+    seen: list[str] = []
+    for entry in doc["manifests"]:
+        plat = entry.get("platform") if isinstance(entry, dict) else None
+        if isinstance(plat, dict) and plat.get("architecture") not in (None, "unknown"):
+            name = f"{plat.get('os')}/{plat.get('architecture')}"
+            if name not in seen:
+                seen.append(name)
+    return digest, seen
+
+
+def _sign_manifest(engine: Engine, cosign: Cosign, image: str, key: Path, lock: Path | None) -> Signed:
     pinned, info = pinned_image(engine, image)
     label_problem = _label_problem(info)
     if label_problem:
@@ -218,30 +255,38 @@ def gate_image(
     model: Path | None = None,
     signoff: Path | None = None,
     lock: Path | None = None,
+    info: ImageInfo | None = None,
+    role: str | None = None,
 ) -> GateReport:
-    """The signature gate of ``ref`` (see the module docstring); every problem named. With
-    ``lock``, the signed record must name that lock file's digest too."""
+    """The signature gate of ``ref`` (see the module docstring); every problem named. ``info``:
+    the image already resolved (``deploy.resolve``; else ``ref`` is read from its registry here).
+    With ``lock``, the signed record must name that lock file's digest too; with ``role``, the
+    signed record must be of that role. When ``ref`` named an image index, the index's own digest
+    must be signed too (what ``cosign verify`` of that reference checks)."""
     pub = key_file(pub_key, "public")
     report = GateReport(key=str(pub_key))
-    if not registry_host(ref):
+    if not registry_host(ref) or (info is not None and info.source != "registry"):
         report.problems.append(not_in_registry(ref))
         return report
-    info = engine.registry_image(ref)
+    if info is None:
+        info = engine.registry_image(ref)
     pinned, digest = info.repo_digests[0], info.id
     report.ref, report.digest = pinned, digest
-    if "@" not in ref:
-        report.notes.append(f"{ref} resolves to {digest} in its registry: that digest is what was checked")
+    if "@" not in ref or info.index_digest:
+        report.notes.append(f"{ref} resolves to {pinned} in its registry: that digest is what was checked")
     who = f"by {pub_key}"
 
-    signature = cosign.verify(pinned, pub)
-    if signature.ok and all(_claimed_digest(p) == digest for p in signature.payloads):
-        report.checks.append(f"signed {who}: a valid signature on {digest}")
-    elif signature.ok:
-        report.problems.append(f"the signature {who} names another digest than {digest}")
-    else:
-        report.problems.append(f"no valid signature {who} on {digest}: {signature.reason}")
+    _signature(cosign, pinned, digest, pub, who, report)
+    if info.index_digest:
+        index_ref = f"{repository(pinned)}@{info.index_digest}"
+        _signature(cosign, index_ref, info.index_digest, pub, who, report, what="the image index ")
 
     record = _parity_record(engine, cosign, pinned, digest, info, pub, who, report)
+    if role is not None and record is not None:
+        if record.get("role") == role:
+            report.checks.append(f"the signed record is of a {role} image")
+        else:
+            report.problems.append(f"the signed record is of a {record.get('role')} image, not {role}")
     if lock is not None and record is not None:
         lock_digest = sha256_file(Path(lock))
         if record.get("lock") == lock_digest:
@@ -255,6 +300,19 @@ def gate_image(
     if model is not None:
         _model(cosign, Path(model), pub, who, record, report)
     return report
+
+
+def _signature(
+    cosign: Cosign, pinned: str, digest: str, pub: Path, who: str, report: GateReport, what: str = ""
+) -> None:
+    """A signature by the key on ``digest`` (``pinned`` is its reference), as a check or a problem."""
+    signature = cosign.verify(pinned, pub)
+    if signature.ok and all(_claimed_digest(p) == digest for p in signature.payloads):
+        report.checks.append(f"{what}signed {who}: a valid signature on {digest}")
+    elif signature.ok:
+        report.problems.append(f"{what}the signature {who} names another digest than {digest}")
+    else:
+        report.problems.append(f"no valid signature {who} on {what}{digest}: {signature.reason}")
 
 
 def _claimed_digest(payload: dict[str, Any]) -> str | None:

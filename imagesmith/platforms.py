@@ -65,3 +65,74 @@ def emulation_problem(platform: str, host_machine: str | None = None, binfmt_dir
         f"run `make engine` (or IMAGESMITH_PLATFORMS={platform} scripts/setup-engine.sh), "
         f"or apt-get install qemu-user-static binfmt-support and update-binfmts --enable qemu-{arch}"
     )
+
+
+# ---- choosing an image index's entry, as containerd (and so Docker) does --------------------
+#
+# containerd normalises a platform before it compares (its ``platforms.Normalize``): the OS
+# lower-cased, the architecture's aliases folded (``x86_64`` is ``amd64``, ``aarch64`` is
+# ``arm64``) and default variants dropped. Among an index's entries it keeps every one that
+# matches, and every one with no platform at all (checked against its config later), sorted so
+# that entries with a platform come first, in index order; the first wins. A checker that
+# compares the raw strings can be shown one entry while Docker runs another.
+
+_ARCH_ALIASES = {
+    "x86_64": "amd64",
+    "x86-64": "amd64",
+    "aarch64": "arm64",
+    "i386": "386",
+    "armhf": "arm",
+    "armel": "arm",
+}
+_ARCH_VARIANTS = {"armhf": "v7", "armel": "v6"}  # the variant an alias implies
+_DEFAULT_VARIANTS = {"amd64": ("", "v1"), "arm64": ("", "8", "v8", "v8.0"), "386": ("",)}
+INDEX_MEDIA_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+
+
+def normalize(os_name: object, arch: object, variant: object = "") -> tuple[str, str, str]:
+    """(os, architecture, variant) as containerd compares them: lower-cased, aliases folded,
+    a default variant dropped (``linux/amd64/v1`` is ``linux/amd64``; ``arm64/v8`` is ``arm64``)."""
+    o = str(os_name or "").lower()
+    o = "darwin" if o == "macos" else o
+    a, v = str(arch or "").lower(), str(variant or "").lower()
+    v = _ARCH_VARIANTS.get(a, v)
+    a = _ARCH_ALIASES.get(a, a)
+    if v in _DEFAULT_VARIANTS.get(a, ()):
+        v = ""
+    if a == "arm" and v in ("", "7", "5", "6", "8"):
+        v = "v" + (v or "7")
+    return o, a, v
+
+
+def platform_string(os_name: object, arch: object, variant: object = "") -> str:
+    """``os/arch[/variant]`` as written (not normalised), for messages."""
+    parts = [str(os_name or "?"), str(arch or "?")] + ([str(variant)] if variant else [])
+    return "/".join(parts)
+
+
+def index_candidates(entries: list, platform: str) -> list[dict]:
+    """The entries of an image index that Docker on ``platform`` (``os/arch``) may run, in the
+    order it prefers them: every entry whose normalised OS and architecture are the platform's
+    (whatever its variant: a host may run several, so each counts), then the entries that name no
+    platform (containerd reads their config to decide). Anything that is not a dict is skipped."""
+    want_os, want_arch, _ = normalize(*platform.split("/", 2))
+    named, unnamed = [], []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        plat = entry.get("platform")
+        if plat is None:
+            unnamed.append(entry)
+        elif isinstance(plat, dict):
+            got_os, got_arch, _ = normalize(plat.get("os"), plat.get("architecture"), plat.get("variant"))
+            if (got_os, got_arch) == (want_os, want_arch):
+                named.append(entry)
+    return named + unnamed
+
+
+def same_platform(a: str, b: str) -> bool:
+    """Whether two ``os/arch[/variant]`` strings name the same platform once normalised."""
+    return normalize(*a.split("/", 2)) == normalize(*b.split("/", 2))

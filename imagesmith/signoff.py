@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .engine import Engine
+from .engine import Engine, ImageInfo
 from .errors import EngineError, ImagesmithError
 from .fsutil import atomic_write, sha256_file
 from .layout import LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE, RUNTIME_MODULE
@@ -727,11 +727,18 @@ def image_platform(info) -> str | None:
 
 
 def check_signoff(
-    engine: Engine, image: str, path: Path, model: Path, *, here: dict | None = None, platform: str | None = None
+    engine: Engine,
+    image: str,
+    path: Path,
+    model: Path,
+    *,
+    here: dict | None = None,
+    platform: str | None = None,
+    info: ImageInfo | None = None,
 ) -> GateResult:
     """The deploy gate: the signoff in ``path`` passed, for ``image``'s digest and ``model``'s stamp,
-    on ``image``'s platform (``platform`` picks it from a multi-platform index). Hardware
-    differences between this machine and the signed-off one are notes."""
+    on ``image``'s platform (``platform`` picks it from a multi-platform index; ``info``: the image
+    already resolved). Hardware differences between this machine and the signed-off one are notes."""
     data = read_signoff(path)
     result = GateResult()
     if data.get("passed") is True:
@@ -741,7 +748,8 @@ def check_signoff(
         result.problems.append(
             f"the signoff in {path} did not pass (failed: {', '.join(map(str, failed)) or 'unknown'})"
         )
-    info = engine.lookup(image, platform) if platform else engine.lookup(image)
+    if info is None:
+        info = engine.lookup(image, platform) if platform else engine.lookup(image)
     signed_on, this = data.get("platform"), image_platform(info)
     if signed_on and this and signed_on != this:
         result.problems.append(

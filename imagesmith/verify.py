@@ -217,6 +217,11 @@ def open_source(engine: Engine, ref: str, platform: str | None = None) -> Source
                 f"the engine's image {ref} is its {info.platform} image, not {platform}",
                 hint=f"give the image's registry reference to read its {platform} image without pulling",
             )
+    return image_source(ref, info)
+
+
+def image_source(ref: str, info: ImageInfo) -> Source:
+    """The Source of an image already read (its labels are the claim)."""
     report = Report(image=ref)
     manifest = label_manifest(info, report)
     return Source(ref=ref, kind="image", info=info, manifest=manifest, problems=report.problems)
@@ -838,12 +843,13 @@ def verify_image(
     pair: str | None = None,
     labels_only: bool = False,
     platform: str | None = None,
+    info: ImageInfo | None = None,
 ) -> Report:
     """Check ``image`` (local, or a registry reference) against its own labels and, when given,
     a lock, an expected parity and its train/serve pair. See the module docstring. ``platform``:
     which image of a multi-platform index, and which section of a multi-platform lock (default:
-    this machine's)."""
-    source = open_source(engine, image, platform)
+    this machine's). ``info``: the image already resolved (``deploy.resolve``), read as it is."""
+    source = open_source(engine, image, platform) if info is None else image_source(image, info)
     if source.kind == "lock":
         raise UsageError(
             f"{image} is a lock file; verify checks an image",
@@ -1169,11 +1175,14 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
 # the model: ``imagesmith verify SERVE_IMAGE --model DIR``
 
 
-def verify_model(engine: Engine, image: str, folder, platform: str | None = None) -> stamp.Check:
+def verify_model(
+    engine: Engine, image: str, folder, platform: str | None = None, *, info: ImageInfo | None = None
+) -> stamp.Check:
     """The same check as the serve runtime's (``stamp.check_model``), against ``image``'s labels
-    (from the engine, or read from the registry for a registry reference the engine lacks: its
-    ``platform`` image, for an index)."""
-    info = engine.lookup(image, platform) if platform else engine.lookup(image)
+    (``info`` when already resolved; else from the engine, or read from the registry for a
+    registry reference the engine lacks: its ``platform`` image, for an index)."""
+    if info is None:
+        info = engine.lookup(image, platform) if platform else engine.lookup(image)
     label = info.labels.get(LABEL_PARITY)
     text = info.labels.get(LABEL_MANIFEST)
     manifest = None

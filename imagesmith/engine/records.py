@@ -24,6 +24,7 @@ class ImageInfo:
     history: tuple[HistoryEntry, ...] | None = None  # oldest first; None: not read (see Images.history)
     source: str = "local"  # "local" (the engine's image store) or "registry" (read without pulling)
     platform: str = ""  # os/architecture of the image's config, e.g. linux/arm64 ("" when not known)
+    index_digest: str = ""  # the image index this image was chosen from (registry reads of an index)
 
 
 @dataclass(frozen=True)

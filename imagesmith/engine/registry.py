@@ -7,14 +7,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 
 from ..errors import EngineError
+from ..platforms import INDEX_MEDIA_TYPES, index_candidates, normalize, platform_string
 from ._common import docker_cli, redact, tail
 from .records import HistoryEntry, ImageInfo
 from .refs import repository
 
 DEFAULT_PLATFORM = "linux/amd64"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_INDEX_HINT = "push one index with one entry per platform (imagesmith build --platforms … --push does)"
+
+
+def _entry_line(entry: dict) -> str:
+    plat = entry.get("platform")
+    where = (
+        platform_string(plat.get("os"), plat.get("architecture"), plat.get("variant"))
+        if isinstance(plat, dict)
+        else "no platform"
+    )
+    return f"{where} {str(entry.get('digest'))[:19]}…"
 
 
 class Registry:
@@ -63,43 +77,72 @@ class Registry:
 
     def platform_digest(self, ref: str, platform: str = DEFAULT_PLATFORM) -> tuple[str, str]:
         """(the digest of ``ref``'s manifest for ``platform``, the index digest or "") without
-        pulling: a multi-platform index resolves to its entry for ``platform`` (os/architecture);
-        a single manifest is its own digest, with no index."""
+        pulling. A single manifest is its own digest, with no index. An image index resolves to
+        the entry Docker on ``platform`` would run (``platforms.index_candidates``: normalised
+        OS and architecture, first match); an index with more than one entry Docker could take
+        for ``platform`` is refused, because which one runs is not the one a check looked at."""
         raw, digest = self.raw(ref)
         try:
             manifest = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise EngineError(f"the registry returned no manifest for {ref}") from exc
-        if not isinstance(manifest, dict) or not manifest.get("manifests"):
+        if not isinstance(manifest, dict):
+            raise EngineError(f"the registry returned no manifest for {ref}")
+        entries = manifest.get("manifests")
+        if manifest.get("mediaType") not in INDEX_MEDIA_TYPES and entries is None:
             return digest, ""
-        wanted = tuple(platform.split("/", 1))
-        chosen = [
-            m
-            for m in manifest["manifests"]
-            if isinstance(m, dict)
-            and ((m.get("platform") or {}).get("os"), (m.get("platform") or {}).get("architecture")) == wanted
-        ]
+        if not isinstance(entries, list):
+            raise EngineError(f"{ref} is an image index with no list of manifests", hint=_INDEX_HINT)
+        chosen = index_candidates(entries, platform)
         if not chosen:
             have = sorted(
-                "/".join(((m.get("platform") or {}).get("os", "?"), (m.get("platform") or {}).get("architecture", "?")))
-                for m in manifest["manifests"]
-                if isinstance(m, dict) and (m.get("platform") or {}).get("architecture") != "unknown"
+                {
+                    platform_string(p.get("os"), p.get("architecture"), p.get("variant"))
+                    for m in entries
+                    if isinstance(m, dict) and isinstance(p := m.get("platform"), dict)
+                    if p.get("architecture") != "unknown"
+                }
             )
             raise EngineError(
                 f"{ref} has no {platform} image in its index (it has {', '.join(have) or 'none'})",
                 hint="build or push the image for that platform, or name another --platform",
             )
-        return chosen[0]["digest"], digest
+        if len(chosen) > 1:
+            listed = "; ".join(_entry_line(m) for m in chosen[:4]) + (" …" if len(chosen) > 4 else "")
+            raise EngineError(
+                f"{ref} is an image index with {len(chosen)} entries Docker could run for {platform} "
+                f"once platform names are normalised ({listed}): Docker runs the first, so no check "
+                "can stand for what a deploy of it runs",
+                hint=_INDEX_HINT,
+            )
+        entry = chosen[0]
+        child = entry.get("digest")
+        if not isinstance(child, str) or not _DIGEST.fullmatch(child):
+            raise EngineError(f"{ref}'s index entry for {platform} has no valid digest", hint=_INDEX_HINT)
+        if entry.get("mediaType") in INDEX_MEDIA_TYPES:
+            raise EngineError(f"{ref}'s entry for {platform} is another index ({child})", hint=_INDEX_HINT)
+        return child, digest
 
     def image(self, ref: str, platform: str = DEFAULT_PLATFORM) -> ImageInfo:
         """Labels, config, layers and history of ``ref`` read from its registry, without pulling.
         A multi-platform index resolves to ``platform`` (os/architecture)."""
-        digest, _ = self.platform_digest(ref, platform)
+        digest, index = self.platform_digest(ref, platform)
         pinned = f"{repository(ref)}@{digest}"
         try:
             config = json.loads(self._imagetools(pinned, "--format", "{{json .Image}}"))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise EngineError(f"the registry returned no image config for {ref}") from exc
+        if not isinstance(config, dict):
+            raise EngineError(f"the registry returned no image config for {ref}")
+        if (
+            index
+            and normalize(config.get("os"), config.get("architecture"))[:2] != normalize(*platform.split("/", 1))[:2]
+        ):
+            raise EngineError(
+                f"{ref}'s index entry for {platform} ({digest}) is an image for "
+                f"{platform_string(config.get('os'), config.get('architecture'))}: the index misstates it",
+                hint=_INDEX_HINT,
+            )
         cfg = config.get("config") or {}
         history = tuple(
             HistoryEntry(created_by=h.get("created_by") or "", empty_layer=bool(h.get("empty_layer")))
@@ -119,4 +162,5 @@ class Registry:
             platform=f"{config['os']}/{config['architecture']}"
             if config.get("os") and config.get("architecture")
             else "",
+            index_digest=index,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagesmith.platforms import MACHINES, emulation_problem
+from imagesmith.platforms import MACHINES, emulation_problem, index_candidates, normalize, same_platform
 
 ENABLED = "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: PF\noffset 0\n"
 
@@ -46,3 +46,106 @@ def test_the_default_host_is_this_machine(tmp_path):
 
     here = next(p for p, m in MACHINES.items() if m == platform.machine())
     assert emulation_problem(here, binfmt_dir=tmp_path) is None
+
+
+# ---- index entries chosen as containerd does (issue: a second spelling of the platform) -------
+
+
+@pytest.mark.parametrize(
+    "given, want",
+    [
+        (("linux", "amd64"), ("linux", "amd64", "")),
+        (("Linux", "x86_64"), ("linux", "amd64", "")),
+        (("LINUX", "X86-64", "v1"), ("linux", "amd64", "")),
+        (("linux", "amd64", "v3"), ("linux", "amd64", "v3")),
+        (("linux", "aarch64"), ("linux", "arm64", "")),
+        (("linux", "arm64", "v8"), ("linux", "arm64", "")),
+        (("linux", "arm64", "8"), ("linux", "arm64", "")),
+        (("linux", "armhf"), ("linux", "arm", "v7")),
+        (("linux", "arm"), ("linux", "arm", "v7")),
+    ],
+)
+def test_platforms_are_normalised_as_containerd_does(given, want):
+    assert normalize(*given) == want
+
+
+def _entry(digest: str, os_name=None, arch=None, variant=None) -> dict:
+    entry: dict = {"digest": "sha256:" + digest * 64, "mediaType": "application/vnd.oci.image.manifest.v1+json"}
+    if os_name is not None:
+        entry["platform"] = {"os": os_name, "architecture": arch, **({"variant": variant} if variant else {})}
+    return entry
+
+
+def test_every_spelling_of_the_platform_is_a_candidate_in_index_order():
+    entries = [
+        _entry("a", "linux", "x86_64"),  # what Docker runs: the first match once normalised
+        _entry("b", "linux", "amd64"),
+        _entry("c", "Linux", "amd64"),
+        _entry("d", "linux", "arm64"),
+        _entry("e", "unknown", "unknown"),  # buildx's attestation entries
+        _entry("f"),  # no platform: containerd keeps it, after the named ones
+        "not an entry",
+    ]
+    got = [e["digest"][7] for e in index_candidates(entries, "linux/amd64")]
+    assert got == ["a", "b", "c", "f"]
+    assert [e["digest"][7] for e in index_candidates(entries, "linux/arm64")] == ["d", "f"]
+
+
+def test_one_entry_per_platform_is_unambiguous():
+    entries = [_entry("a", "linux", "amd64"), _entry("b", "linux", "arm64", "v8")]
+    assert [e["digest"][7] for e in index_candidates(entries, "linux/amd64")] == ["a"]
+    assert [e["digest"][7] for e in index_candidates(entries, "linux/arm64")] == ["b"]
+    assert same_platform("linux/aarch64", "linux/arm64") and not same_platform("linux/amd64", "linux/arm64")
+
+
+def _registry_with(monkeypatch, index: dict, configs: dict[str, tuple[str, str]]):
+    import json
+
+    from imagesmith.engine.registry import Registry
+
+    def fake_imagetools(self, ref, *args):
+        if "--raw" in args:
+            return json.dumps(index).encode()
+        os_name, arch = configs[ref.rsplit(":", 1)[1]]
+        return json.dumps({"os": os_name, "architecture": arch, "config": {}, "rootfs": {"diff_ids": []}}).encode()
+
+    monkeypatch.setattr(Registry, "_imagetools", fake_imagetools)
+    return Registry()
+
+
+def test_an_index_with_two_entries_for_the_platform_is_refused(monkeypatch):
+    from imagesmith.errors import EngineError
+
+    index = {
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [_entry("a", "linux", "x86_64"), _entry("b", "linux", "amd64"), _entry("c", "linux", "arm64")],
+    }
+    registry = _registry_with(monkeypatch, index, {})
+    with pytest.raises(EngineError, match="2 entries Docker could run for linux/amd64") as err:
+        registry.image("127.0.0.1:5000/app:serve", "linux/amd64")
+    assert "linux/x86_64 sha256:aaaa" in str(err.value) and "Docker runs the first" in str(err.value)
+
+
+def test_an_index_entry_whose_config_is_another_platform_is_refused(monkeypatch):
+    from imagesmith.errors import EngineError
+
+    index = {"manifests": [_entry("a", "linux", "amd64"), _entry("b", "linux", "arm64")]}
+    registry = _registry_with(monkeypatch, index, {"a" * 64: ("linux", "arm64"), "b" * 64: ("linux", "arm64")})
+    with pytest.raises(EngineError, match="is an image for linux/arm64: the index misstates it"):
+        registry.image("127.0.0.1:5000/app:serve", "linux/amd64")
+    info = registry.image("127.0.0.1:5000/app:serve", "linux/arm64")
+    assert info.id == "sha256:" + "b" * 64 and info.index_digest.startswith("sha256:")
+
+
+def test_a_nested_index_or_a_bad_digest_is_refused(monkeypatch):
+    from imagesmith.errors import EngineError
+
+    nested = _entry("a", "linux", "amd64")
+    nested["mediaType"] = "application/vnd.oci.image.index.v1+json"
+    registry = _registry_with(monkeypatch, {"manifests": [nested]}, {})
+    with pytest.raises(EngineError, match="is another index"):
+        registry.image("127.0.0.1:5000/app:serve", "linux/amd64")
+    bad = {"manifests": [{"digest": "sha256:../../x", "platform": {"os": "linux", "architecture": "amd64"}}]}
+    registry = _registry_with(monkeypatch, bad, {})
+    with pytest.raises(EngineError, match="no valid digest"):
+        registry.image("127.0.0.1:5000/app:serve", "linux/amd64")

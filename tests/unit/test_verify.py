@@ -667,19 +667,23 @@ def test_registry_image_reads_an_index_and_its_config(monkeypatch):
             ]
         }
     ).encode()
-    config = json.dumps(
-        {
-            "config": {"Labels": {"io.imagesmith.parity": "sha256:p"}, "Env": ["A=1"]},
-            "rootfs": {"diff_ids": ["sha256:l1"]},
-            "created": "c",
-            "history": [{"created_by": "ADD x"}, {"created_by": "LABEL a=b", "empty_layer": True}],
-        }
-    ).encode()
+    def config(arch):
+        return json.dumps(
+            {
+                "os": "linux",
+                "architecture": arch,
+                "config": {"Labels": {"io.imagesmith.parity": "sha256:p"}, "Env": ["A=1"]},
+                "rootfs": {"diff_ids": ["sha256:l1"]},
+                "created": "c",
+                "history": [{"created_by": "ADD x"}, {"created_by": "LABEL a=b", "empty_layer": True}],
+            }
+        ).encode()
+
     calls = []
 
     def fake_imagetools(self, ref, *args):
         calls.append((ref, args))
-        return index if "--raw" in args else config
+        return index if "--raw" in args else config("arm64" if ref.endswith("a" * 64) else "amd64")
 
     monkeypatch.setattr(Registry, "_imagetools", fake_imagetools)
     registry = Registry()
