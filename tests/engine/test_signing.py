@@ -32,7 +32,8 @@ from imagesmith.runtime.stamp import STAMP_FILE
 from imagesmith.signing import Cosign
 from imagesmith.signoff import GOLDEN_FILE
 from tests.conftest import BASE_IMAGE
-from tests.helpers import cli
+from tests.helpers import cli, cli_in_process
+from tests.registry_api import docker_runs, entry, move_tag, put_index
 
 pytestmark = pytest.mark.engine
 IMAGE_USER = f"{IMAGE_UID}:{IMAGE_GID}"  # the USER line of both images (children switch back to it)
@@ -163,7 +164,8 @@ def test_a_tag_is_resolved_to_its_digest_first(signed):
     s = signed
     proc = _verify(f"{s['repo']}:serve", s["pub"])
     assert proc.returncode == 0, proc.stdout
-    assert f"resolves to {s['refs']['serve'].split('@')[1]} in its registry" in proc.stdout
+    assert f"resolves to {s['refs']['serve']} in its registry" in proc.stdout
+    assert proc.stdout.rstrip().endswith(f": verified (parity {_parent_record(s)['parity']}) as {s['refs']['serve']}")
 
 
 def test_cosign_alone_accepts_the_signed_images(signed):
@@ -405,3 +407,82 @@ def test_every_cosign_call_reaches_the_loopback_registry_only(signed, tmp_path):
     assert inet, "no IP connection at all: the registry was not reached, the trace is wrong"
     elsewhere = [line for line in inet if 'inet_addr("127.0.0.1")' not in line]
     assert elsewhere == [], elsewhere
+
+
+# ------------------------------------------------------------------------------------------------
+# registry surgery by someone with push rights and no key: one resolution, every platform spelling
+
+
+@pytest.mark.parametrize("spelling", [("linux", "x86_64"), ("Linux", "amd64")], ids=["x86_64", "Linux"])
+def test_an_index_with_a_second_spelling_of_the_platform_is_refused(signed, config_child, spelling):
+    s = signed
+    tag = f"index-{spelling[0]}-{spelling[1]}".lower()
+    index = put_index(s["repo"], tag, [entry(config_child, *spelling), entry(s["refs"]["serve"], "linux", "amd64")])
+    # Docker runs the first entry that matches once normalised: the unsigned child (its ENV tells)
+    assert "IMAGESMITH_ALLOW_MISMATCH=1" in docker_runs(index, "env")
+    for ref in (f"{s['repo']}:{tag}", index):
+        proc = _verify(ref, s["pub"], "--role", "serve")
+        assert proc.returncode == 2, proc.stdout
+        assert "2 entries Docker could run for linux/amd64 once platform names are normalised" in proc.stderr
+        assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+        doc = json.loads(_verify(ref, s["pub"], "--json").stdout)
+        assert doc["exit"] == 2 and "Docker runs the first" in doc["error"]
+
+
+def test_an_index_naming_one_entry_is_checked_as_the_thing_a_deploy_pulls(signed):
+    """An index an attacker wrote around the signed image: the entry is signed, the index is not,
+    and `cosign verify` of the index's digest refuses it, so imagesmith does too."""
+    s = signed
+    index = put_index(s["repo"], "index-unsigned", [entry(s["refs"]["serve"], "linux", "amd64")])
+    proc = _verify(index, s["pub"], "--role", "serve")
+    assert proc.returncode == 1, proc.stdout
+    assert (
+        f"ok: signature: signed by {s['pub']}: a valid signature on {s['refs']['serve'].split('@')[1]}" in proc.stdout
+    )
+    assert f"FAIL: signature: no valid signature by {s['pub']} on the image index {index.split('@')[1]}" in proc.stdout
+    assert proc.stdout.rstrip().endswith(f"NOT verified (parity {_parent_record(s)['parity']}) as {s['refs']['serve']}")
+
+
+def test_a_tag_moved_during_the_run_changes_nothing(signed, config_child, monkeypatch):
+    """The tag names the unsigned child when verify starts; the attacker moves it to the signed
+    image right after the first read. Every check stays on what was resolved first, the tag is
+    read once, and the answer names that digest."""
+    from imagesmith.engine.registry import Registry
+
+    s = signed
+    tagged = f"{s['repo']}:moving"
+    move_tag(s["repo"], "moving", config_child)
+    real = Registry._imagetools
+    reads: list[str] = []
+
+    def attacked(self, ref, *args):
+        out = real(self, ref, *args)
+        reads.append(ref)
+        if ref == tagged:
+            move_tag(s["repo"], "moving", s["refs"]["serve"])
+        return out
+
+    monkeypatch.setattr(Registry, "_imagetools", attacked)
+    proc = cli_in_process("verify", tagged, "--labels-only", "--key", str(s["pub"]), "--role", "serve", "--json")
+    doc = json.loads(proc.stdout)
+    unsigned = config_child.split("@")[1]
+    assert proc.returncode == 1 and not doc["ok"]
+    assert doc["digest"] == unsigned and doc["ref"] == config_child and doc["signature"]["digest"] == unsigned
+    assert reads.count(tagged) == 1, reads
+    assert all(ref == tagged or "@sha256:" in ref for ref in reads), reads
+    assert any(f"no valid signature by {s['pub']} on {unsigned}" in line for line in doc["problems"])
+
+
+def test_the_train_image_is_refused_where_serve_is_deployed(signed):
+    s = signed
+    proc = _verify(s["refs"]["train"], s["pub"], "--role", "serve")
+    assert proc.returncode == 1, proc.stdout
+    assert "FAIL: role: " in proc.stdout and "is a train image; this deploy expects serve" in proc.stdout
+    assert "FAIL: signature: the signed record is of a train image, not serve" in proc.stdout
+    proc = _verify(s["refs"]["serve"], s["pub"], "--role", "serve", "--json")
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 0 and doc["ok"], doc["problems"]
+    assert doc["ref"] == s["refs"]["serve"] and doc["digest"] == s["refs"]["serve"].split("@")[1]
+    assert "signature: the signed record is of a serve image" in doc["checks"]
+    proc = _verify(s["refs"]["serve"], s["pub"], "--role", "deploy")
+    assert proc.returncode == 2 and "--role must be one of train, serve" in proc.stderr
