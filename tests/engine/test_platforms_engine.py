@@ -226,3 +226,42 @@ def test_train_on_amd64_and_signoff_of_the_arm64_serve_image(both_pushed, engine
     )
     assert refused.returncode == 1
     assert "it was made on linux/arm64, and" in refused.stdout
+
+
+def test_a_signed_index_passes_per_platform_and_an_unsigned_entry_never_does(both_pushed, tmp_path):
+    """`imagesmith sign` of an index signs each platform's image (with its own build record) and the
+    index; `verify --key --platform P` then checks P's entry, the one Docker on P runs. An index an
+    attacker writes around a signed amd64 entry and an unsigned arm64 one passes for neither."""
+    from tests.registry_api import entry, put_index
+
+    _, _, repo = both_pushed
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    env = {"COSIGN_PASSWORD": "pw", "PATH": "/usr/bin:/bin", "HOME": str(keys)}
+    subprocess.run(["cosign", "generate-key-pair"], cwd=keys, env=env, check=True, capture_output=True)
+    proc = cli("sign", f"{repo}:serve", "--key", str(keys / "cosign.key"), env={"COSIGN_PASSWORD": "pw"})
+    assert proc.returncode == 0, proc.stderr
+    registry = Registry()
+    index_digest = registry.digest(f"{repo}:serve")
+    for platform in ("linux/amd64", "linux/arm64"):
+        proc = cli(
+            "verify", f"{repo}:serve", "--platform", platform, "--labels-only", "--key", str(keys / "cosign.pub"),
+            "--role", "serve", "--json",
+        )  # fmt: skip
+        doc = json.loads(proc.stdout)
+        assert proc.returncode == 0, doc["problems"]
+        child = registry.image(f"{repo}:serve", platform)
+        assert (doc["digest"], doc["index_digest"], doc["platform"]) == (child.id, index_digest, platform)
+        assert (
+            f"signature: the image index signed by {keys / 'cosign.pub'}: a valid signature on {index_digest}"
+            in (doc["checks"])
+        )
+    # surgery: the signed amd64 serve image beside the unsigned arm64 train image, in a new index
+    amd64 = registry.image(f"{repo}:serve", "linux/amd64").repo_digests[0]
+    arm64 = registry.image(f"{repo}:train", "linux/arm64").repo_digests[0]
+    forged = put_index(repo, "forged", [entry(amd64, "linux", "amd64"), entry(arm64, "linux", "arm64")])
+    for platform, unsigned in (("linux/arm64", arm64), ("linux/amd64", forged)):
+        proc = cli("verify", forged, "--platform", platform, "--labels-only", "--key", str(keys / "cosign.pub"))
+        assert proc.returncode == 1, proc.stdout
+        assert f"FAIL: signature: no valid signature by {keys / 'cosign.pub'} on " in proc.stdout
+        assert unsigned.split("@")[1] in proc.stdout
