@@ -443,15 +443,16 @@ def test_an_index_naming_one_entry_is_checked_as_the_thing_a_deploy_pulls(signed
     assert proc.stdout.rstrip().endswith(f"NOT verified (parity {_parent_record(s)['parity']}) as {s['refs']['serve']}")
 
 
-def test_a_tag_moved_during_the_run_changes_nothing(signed, config_child, monkeypatch):
-    """The tag names the unsigned child when verify starts; the attacker moves it to the signed
+def test_a_tag_moved_during_the_run_changes_nothing(signed, monkeypatch, tmp_path):
+    """The tag names an unsigned child when verify starts; the attacker moves it to the signed
     image right after the first read. Every check stays on what was resolved first, the tag is
     read once, and the answer names that digest."""
     from imagesmith.engine.registry import Registry
 
     s = signed
+    child = _push_child(f"FROM {s['refs']['serve']}\nLABEL io.example.moved=1\n", f"{s['repo']}:child-moving", tmp_path)
     tagged = f"{s['repo']}:moving"
-    move_tag(s["repo"], "moving", config_child)
+    move_tag(s["repo"], "moving", child)
     real = Registry._imagetools
     reads: list[str] = []
 
@@ -465,9 +466,9 @@ def test_a_tag_moved_during_the_run_changes_nothing(signed, config_child, monkey
     monkeypatch.setattr(Registry, "_imagetools", attacked)
     proc = cli_in_process("verify", tagged, "--labels-only", "--key", str(s["pub"]), "--role", "serve", "--json")
     doc = json.loads(proc.stdout)
-    unsigned = config_child.split("@")[1]
+    unsigned = child.split("@")[1]
     assert proc.returncode == 1 and not doc["ok"]
-    assert doc["digest"] == unsigned and doc["ref"] == config_child and doc["signature"]["digest"] == unsigned
+    assert doc["digest"] == unsigned and doc["ref"] == child and doc["signature"]["digest"] == unsigned
     assert reads.count(tagged) == 1, reads
     assert all(ref == tagged or "@sha256:" in ref for ref in reads), reads
     assert any(f"no valid signature by {s['pub']} on {unsigned}" in line for line in doc["problems"])
