@@ -667,6 +667,7 @@ def test_registry_image_reads_an_index_and_its_config(monkeypatch):
             ]
         }
     ).encode()
+
     def config(arch):
         return json.dumps(
             {
