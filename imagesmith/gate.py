@@ -97,12 +97,13 @@ def not_in_registry(image: str) -> str:
     )
 
 
-def pinned_image(engine: Engine, image: str) -> tuple[str, ImageInfo]:
+def pinned_image(engine: Engine, image: str, platform: str | None = None) -> tuple[str, ImageInfo]:
     """``image`` resolved in its registry: (``REPO@sha256:…``, its labels, config and layers read
-    by that digest). A local-only image is a UsageError: there is nowhere to attach a signature."""
+    by that digest; ``platform``'s entry when ``image`` names an index, else this machine's).
+    A local-only image is a UsageError: there is nowhere to attach a signature."""
     if not registry_host(image):
         raise UsageError(not_in_registry(image), hint="imagesmith signs pushed images: build with --push")
-    info = engine.registry_image(image)
+    info = engine.registry_image(image, platform)
     return info.repo_digests[0], info
 
 
@@ -210,7 +211,9 @@ def sign_signoff(engine: Engine, cosign: Cosign, record: dict[str, Any], path: P
     """Attest the signoff ``record`` (written to ``path``) on its serve image's digest, and sign ``path``."""
     key = key_file(key, "private")
     image = str((record.get("image") or {}).get("ref"))
-    pinned, info = pinned_image(engine, image)
+    # the platform the signoff ran on: an index's entry for it, not this machine's
+    platform = record.get("platform") if isinstance(record.get("platform"), str) else None
+    pinned, info = pinned_image(engine, image, platform)
     signed_digest = (record.get("image") or {}).get("digest")
     if signed_digest != info.id:
         raise SigningError(

@@ -348,9 +348,9 @@ def test_text_output_one_line_per_problem(drifted):
     proc = cli("verify", drifted["removed"])
     assert proc.returncode == 1
     assert "FAIL: distributions: six 1.17.0 is in the manifest but not in the image\n" in proc.stdout
-    assert proc.stdout.rstrip().endswith(
-        "(parity " + json.loads(cli("verify", drifted["removed"], "--json").stdout)["parity"] + ")"
-    )
+    result = json.loads(cli("verify", drifted["removed"], "--json").stdout)
+    # the last line names the parity and the exact image it judged (what a deploy would pin)
+    assert proc.stdout.rstrip().endswith(f"(parity {result['parity']}) as {result['digest']}")
 
 
 def test_inspect_shows_the_manifest(tiny):
