@@ -249,7 +249,9 @@ class Containers:
         for a local engine; see ``service_address``), ``mounts`` (host path -> container path)
         copied in read-only before it starts, all GPUs when ``gpus``, labelled with ``run_id``.
         Returns (container ID, host to connect to, host port). Stop it with ``stop_service``;
-        ``remove_signoff(run_id)`` removes it however the run ends."""
+        ``remove_signoff(run_id)`` removes it however the run ends. An init process is its PID 1
+        (``init``: see ``run_attached``), so a server that ignores SIGTERM as PID 1 still stops
+        when asked, not after ``stop_service``'s grace period."""
         from docker.errors import DockerException, ImageNotFound
 
         bind, connect = self.service_address()
@@ -259,6 +261,7 @@ class Containers:
                 image,
                 detach=True,
                 ports={f"{port}/tcp": (bind, None)},
+                init=True,
                 environment=dict(environment or {}),
                 device_requests=_gpu_request(gpus),
                 labels={LABEL_SIGNOFF: run_id},
@@ -384,13 +387,16 @@ class Containers:
         name: str | None = None,
         user: str | None = None,
     ) -> int:
-        """``docker run --rm`` in the foreground, as a user would type it: the container's output on
-        this terminal, Ctrl-C and SIGTERM passed on to it, its exit code returned.
+        """``docker run --rm --init`` in the foreground, as a user would type it: the container's
+        output on this terminal, Ctrl-C and SIGTERM passed on to it, its exit code returned.
+        ``--init`` makes a small init process the container's PID 1, which passes signals on and
+        reaps children: a server started as PID 1 that installs no SIGTERM handler (Flask's
+        ``python app.py``) would otherwise ignore SIGTERM, as the kernel does for PID 1.
         ``mounts``: host folder -> container path (bind); ``ports``: container port -> host port,
         published on 127.0.0.1 only; ``user``: docker run's --user (None: the image's USER)."""
         import signal
 
-        argv = [docker_cli(), "run", "--rm"]
+        argv = [docker_cli(), "run", "--rm", "--init"]
         if sys.stdin.isatty():
             argv += ["-i", "-t"] if sys.stdout.isatty() else ["-i"]
         if name:

@@ -1,0 +1,105 @@
+"""`imagesmith run` on the real engine: how a container stops, what a busy port says, which
+folder the messages name.
+
+Builds the `tiny` project once for this module under a tag of its own
+(``imagesmith-test/run-tiny``), so it races no other module's build of the same names.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from imagesmith.build import BuildOptions, build_project
+from imagesmith.spec import load_spec
+from tests.conftest import PROJECTS, copy_project
+
+pytestmark = pytest.mark.engine
+
+TAG = "imagesmith-test/run-tiny"
+# A server that installs no SIGTERM handler, as Flask's `python app.py` does: as a container's
+# PID 1 the kernel ignores SIGTERM for it
+DEAF_SERVER = "import time; print('serving', flush=True); time.sleep(600)"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, engine, base_image):
+    root = copy_project(PROJECTS / "tiny", tmp_path_factory.mktemp("run") / "tiny")
+    spec = load_spec(root)
+    build_project(spec, engine, BuildOptions(base=base_image, tag=TAG))
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _imagesmith(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "imagesmith", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        **kw,
+    )
+
+
+def _running(name: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc = subprocess.run(
+            ["docker", "inspect", "-f", "{{json .State.Running}}", name], capture_output=True, text=True
+        )
+        if proc.returncode == 0 and json.loads(proc.stdout) is True:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"container {name} did not start within {timeout} s")
+
+
+def _serve_deaf(tiny: Path, name: str) -> subprocess.Popen:
+    (tiny / "artifacts").mkdir(exist_ok=True)
+    proc = _imagesmith(
+        "run", "serve", "-p", str(tiny), "-t", TAG, "--port", str(_free_port()), "--name", name,
+        "--", "python", "-c", DEAF_SERVER,
+    )  # fmt: skip
+    _running(name)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "serving"
+    return proc
+
+
+@pytest.mark.parametrize("how", ["sigterm-to-imagesmith", "docker-stop"])
+def test_a_server_that_ignores_sigterm_as_pid_1_stops_at_once(tiny, how):
+    """`imagesmith run serve` of a server with no SIGTERM handler stops within seconds, exiting
+    143 (terminated), whether imagesmith is sent SIGTERM or the container is `docker stop`ped:
+    the container's PID 1 is an init process that passes the signal on. Without it the first
+    hangs until the container is killed and the second takes docker's 10 s and exits 137."""
+    name = f"imagesmith-test-run-{uuid.uuid4().hex[:8]}"
+    proc = _serve_deaf(tiny, name)
+    try:
+        started = time.monotonic()
+        if how == "docker-stop":
+            subprocess.run(["docker", "stop", name], check=True, capture_output=True, timeout=60)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            code = None
+        elapsed = time.monotonic() - started
+        assert code == 143 and elapsed < 5, (code, elapsed, proc.stderr.read() if code is not None else "")
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
