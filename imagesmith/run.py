@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .engine import Engine
-from .errors import UsageError
+from .errors import PortInUseError, UsageError
 from .layout import LABEL_ROLE, ROLES, image_ref
 from .runtime.stamp import ALLOW_ENV, DIGEST_ENV, REF_ENV
 from .spec import Spec
@@ -93,12 +93,20 @@ def run_role(
         ports[spec.serve.port] = host_port or spec.serve.port
     elif host_port:
         raise UsageError("--port publishes the serve port; the train image has none")
-    return engine.run_attached(
-        ref,
-        list(command),
-        mounts={str(folder): spec.artifacts},
-        ports=ports,
-        environment=environment,
-        name=name,
-        user=user,
-    )
+    try:
+        return engine.run_attached(
+            ref,
+            list(command),
+            mounts={str(folder): spec.artifacts},
+            ports=ports,
+            environment=environment,
+            name=name,
+            user=user,
+        )
+    except PortInUseError as exc:
+        inside = exc.container_port or spec.serve.port
+        exc.hint = (
+            f"choose another host port with --port (e.g. `imagesmith run {role} --port {exc.host_port + 1}`; "
+            f"the container still listens on {inside}), or stop what uses port {exc.host_port}"
+        )
+        raise

@@ -12,14 +12,16 @@ the run ended."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Callable, Iterator, Sequence
 
-from ..errors import EngineError
+from ..errors import EngineError, PortInUseError
 from ..layout import LABEL_PROBE, LABEL_SIGNOFF
 from ._common import ENGINE_HINT, docker_cli, first_line, tail
 from .records import FileEntry, IsolatedRun
@@ -34,6 +36,11 @@ LOCKED_DOWN = {
     "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m"},
 }
 
+
+# docker run's own error (exit 125) when a port it would publish is taken: by a process on the
+# host (the userland proxy cannot listen) or by another container's binding
+PORT_TAKEN = re.compile(r"^docker: Error response from daemon: .*(address already in use|port is already allocated)")
+_BOUND = re.compile(r"\b(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]*\])?:(\d{1,5})\b")
 
 # How long signoff waits for the engine to finish removing its containers (remove_signoff).
 REMOVAL_WAIT = 120.0
@@ -414,9 +421,11 @@ class Containers:
             argv += ["-e", f"{key}={value}"]
         argv += [image, *command]
         try:
-            proc = subprocess.Popen(argv)
+            proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
         except FileNotFoundError as exc:
             raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+        relay = _StderrRelay(proc.stderr)
+        relay.start()
 
         def forward(signum, frame):  # docker run passes signals on to the container (sig-proxy)
             try:
@@ -431,12 +440,62 @@ class Containers:
         try:
             while True:
                 try:
-                    return proc.wait()
+                    code = proc.wait()
+                    break
                 except KeyboardInterrupt:  # the terminal sent SIGINT to docker too; wait for it
                     continue
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            relay.join()
+        if code == 125 and relay.port_taken is not None:
+            raise _port_in_use(relay.port_taken, ports or {})
+        return code
+
+
+class _StderrRelay(threading.Thread):
+    """Passes ``docker run``'s stderr (its own messages, and the container's stderr when there
+    is no terminal) on to this process's stderr as it comes, chunk by chunk (a progress bar's
+    carriage returns are not held back). Docker's own "port taken" error is kept back instead,
+    in ``port_taken``, for ``run_attached`` to say it in imagesmith's words."""
+
+    def __init__(self, pipe) -> None:
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.port_taken: str | None = None
+
+    def run(self) -> None:
+        import os
+
+        fd = self.pipe.fileno()
+        while chunk := os.read(fd, 65536):
+            text = chunk.decode("utf-8", "replace")
+            if self.port_taken is None and PORT_TAKEN.match(text):
+                self.port_taken = text.splitlines()[0]
+                continue  # docker's message (with its "Run 'docker run --help'" line)
+            if self.port_taken is not None and text.strip().startswith("Run 'docker run --help'"):
+                continue
+            out = getattr(sys.stderr, "buffer", None)
+            try:
+                if out is not None:
+                    sys.stderr.flush()
+                    out.write(chunk)
+                    out.flush()
+                else:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
+            except (OSError, ValueError):  # stderr closed: keep draining the pipe
+                pass
+        self.pipe.close()
+
+
+def _port_in_use(message: str, ports: dict[int, int]) -> PortInUseError:
+    """The port docker says is taken (the one of ``ports``, container -> host, in its message;
+    else the lowest)."""
+    by_host = {host: container for container, host in ports.items()}
+    named = [int(p) for p in _BOUND.findall(message) if int(p) in by_host]
+    host = named[-1] if named else min(by_host, default=0)
+    return PortInUseError(host, by_host.get(host))
 
 
 def _volume_roots(files: dict[str, str]) -> dict[str, list[tuple[str, str]]]:

@@ -103,3 +103,35 @@ def test_a_server_that_ignores_sigterm_as_pid_1_stops_at_once(tiny, how):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("holder", ["a-process", "a-container"])
+def test_a_port_in_use_is_named_with_how_to_choose_another(tiny, holder):
+    """A host port that is taken, by a process on the host or by another container, is named in
+    one error line with a hint to choose another with --port; exit 125 (`imagesmith run`'s own
+    failure), and docker's raw message is not shown."""
+    (tiny / "artifacts").mkdir(exist_ok=True)
+    other = f"imagesmith-test-run-{uuid.uuid4().hex[:8]}"
+    sock = socket.socket()
+    holder_proc = None
+    try:
+        if holder == "a-process":
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            port = sock.getsockname()[1]
+        else:
+            holder_proc = _serve_deaf(tiny, other)
+            published = subprocess.run(["docker", "port", other], capture_output=True, text=True, check=True)
+            port = int(published.stdout.split(":")[-1])
+        proc = _imagesmith("run", "serve", "-p", str(tiny), "-t", TAG, "--port", str(port))
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 125, err
+        assert f"error: port {port} on 127.0.0.1 is already in use" in err
+        assert "hint: choose another host port with --port" in err and "--port " + str(port + 1) in err
+        assert "docker: Error response" not in err and "Traceback" not in err
+    finally:
+        sock.close()
+        subprocess.run(["docker", "rm", "-f", other], capture_output=True)
+        if holder_proc is not None:
+            holder_proc.kill()
+            holder_proc.wait()
