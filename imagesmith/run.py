@@ -20,7 +20,7 @@ from typing import Sequence
 from .engine import Engine
 from .errors import PortInUseError, UsageError
 from .layout import LABEL_ROLE, ROLES, image_ref
-from .runtime.stamp import ALLOW_ENV, DIGEST_ENV, REF_ENV
+from .runtime.stamp import ALLOW_ENV, DIGEST_ENV, HOST_ENV, REF_ENV
 from .spec import Spec
 
 # docker run's --user: a name or number, and optionally a group
@@ -81,11 +81,13 @@ def run_role(
         folder.mkdir(parents=True, exist_ok=True)
     elif not folder.is_dir():
         raise UsageError(
-            f"there is no artifacts folder {folder} to serve from",
+            f"the artifacts folder {folder} does not exist: there is no model to serve"
+            if not folder.exists()
+            else f"{folder} is not a folder: there is no model to serve from it",
             hint="train first (`imagesmith run train`), or pass --artifacts DIR",
         )
     environment = dict(env or {})
-    environment.update({DIGEST_ENV: info.id, REF_ENV: ref})
+    environment.update({DIGEST_ENV: info.id, REF_ENV: ref, HOST_ENV: str(folder)})
     if allow_mismatch:
         environment[ALLOW_ENV] = "1"
     ports = {}

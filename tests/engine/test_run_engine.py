@@ -135,3 +135,21 @@ def test_a_port_in_use_is_named_with_how_to_choose_another(tiny, holder):
         if holder_proc is not None:
             holder_proc.kill()
             holder_proc.wait()
+
+
+def test_run_train_names_the_host_folder_it_stamped(tiny, tmp_path):
+    """The stamp line names the host folder the model landed in, not the artifacts path inside
+    the container; serving from a folder that does not exist says so."""
+    folder = tmp_path / "my models"
+    write = "open('/artifacts/model.bin', 'w').write('weights')"
+    proc = _imagesmith(
+        "run", "train", "-p", str(tiny), "-t", TAG, "--artifacts", str(folder), "--", "python", "-c", write
+    )
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert f"stamped 1 model file(s): {folder}/imagesmith-stamp.json (" in err
+    assert "/artifacts/imagesmith-stamp.json" not in err and (folder / "imagesmith-stamp.json").is_file()
+
+    proc = _imagesmith("run", "serve", "-p", str(tiny), "-t", TAG, "--artifacts", str(tmp_path / "nothing"))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 125 and f"error: the artifacts folder {tmp_path / 'nothing'} does not exist" in err
