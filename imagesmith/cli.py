@@ -9,7 +9,8 @@ for imagesmith's.
 
 Output: results on stdout (``--json``: one JSON document with ``"imagesmith_json": 1``, also for
 errors: ``{"error", "hint", "exit"}``); progress and ``error:``/``hint:`` lines on stderr, also
-for command-line mistakes (no boxes, no traceback). ``-q`` silences progress, ``-v`` adds detail.
+for command-line mistakes (no boxes, no traceback). ``-q`` silences progress, ``-v`` adds detail;
+``-p``, ``-q``, ``-v`` and ``--json`` may also come before the command (the app's callback).
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class _Output:
 
 OUT = _Output()
 
+# The options given before the command (`imagesmith -v build`, as in git and docker): set by the
+# app's callback on every invocation, merged into the command's own by ``_command``
+_GLOBAL: dict = {}
+_GLOBAL_OPTIONS = {"as_json": "--json", "quiet": "--quiet", "verbose": "--verbose", "project": "--project"}
+
 
 def _say(message: str) -> None:
     """Progress and outcomes for people, on stderr; silenced by -q."""
@@ -114,6 +120,11 @@ def _command(name: str | None = None, *, own_error_exit: int | None = None) -> C
     def register(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(**kwargs):
+            for key in ("as_json", "quiet", "verbose"):
+                if _GLOBAL.get(key) and key in kwargs:
+                    kwargs[key] = True
+            if _GLOBAL.get("project") is not None and kwargs.get("project") == Path("."):
+                kwargs["project"] = _GLOBAL["project"]
             OUT.quiet = bool(kwargs.get("quiet"))
             OUT.verbose = bool(kwargs.get("verbose"))
             OUT.json = bool(kwargs.get("as_json"))
@@ -141,11 +152,35 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", is_eager=True, callback=_show_version, help="Print imagesmith's version and exit."
     ),
+    project: Optional[Path] = typer.Option(
+        None, "--project", "-p", help="Project directory for the command (as the command's own -p)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="The command's --json, given before it."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="The command's -q, given before it."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="The command's -v, given before it."),
 ) -> None:
-    """One pinned, reproducible image for training and serving, verified at deploy time."""
+    """One pinned, reproducible image for training and serving, verified at deploy time.
+
+    -p, -q, -v and --json may come before the command, as in git and docker (`imagesmith -v
+    build`), or after it; a command that has no such option refuses it."""
+    given = {"project": project, "as_json": as_json, "quiet": quiet, "verbose": verbose}
+    _GLOBAL.clear()
+    _GLOBAL.update(given)
+    group = ctx.command
+    command = group.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None  # type: ignore[attr-defined]
+    if command is not None:
+        names = {param.name for param in command.params}
+        for key, value in given.items():
+            if value not in (None, False) and key not in names:
+                raise typer.BadParameter(
+                    f"`imagesmith {ctx.invoked_subcommand}` has no such option",
+                    ctx=ctx,
+                    param_hint=f"'{_GLOBAL_OPTIONS[key]}'",
+                )
 
 
 # ---- init, lock, render, build ----------------------------------------------------------------
