@@ -927,6 +927,74 @@ def sign(
 
 
 @_command()
+def prune(
+    project: Path = ProjectOpt,
+    tag: Optional[str] = typer.Option(
+        None, "--tag", "-t", help="Repository whose parity tags are pruned (default: the spec's name)."
+    ),
+    model: List[Path] = typer.Option(
+        [],
+        "--model",
+        "-m",
+        help="An artifacts folder whose stamp's image and parity are kept (repeatable; PROJECT/artifacts is read too).",
+    ),
+    signoff_file: List[Path] = typer.Option(
+        [],
+        "--signoff",
+        help="A signoff record whose image and parity are kept (repeatable; default: PROJECT/signoff.json when there).",
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Remove them; without it, only list what would go."),
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+):
+    """Remove old parity-tagged images (REPO:train-<parity12>, REPO:serve-<parity12>), keeping what the current lock, a model stamp or a signoff names, the latest build and any image a container uses. A dry run unless --yes."""
+    from .errors import EngineError
+    from .prune import apply_prune, kept_by_records, plan_lines, plan_prune, repository_of
+    from .run import default_artifacts
+
+    spec = load_spec(project)
+    engine = Engine(_progress())
+    kept = kept_by_records(
+        spec,
+        models=[Path(_in_project(project, str(m))) for m in model],
+        signoffs=[Path(_in_project(project, str(f))) for f in signoff_file],
+        default_artifacts=default_artifacts(spec),
+    )
+    plan = plan_prune(engine, repository_of(spec, tag), kept)
+    removed, failed = apply_prune(engine, plan) if yes else ([], [])
+    if as_json:
+        _emit_json(
+            {
+                "repository": plan.repository,
+                "dry_run": not yes,
+                "keep": [{"ref": d.ref, "id": d.id, "why": d.why} for d in plan.keep],
+                "remove": [{"ref": d.ref, "id": d.id} for d in plan.remove],
+                "removed": removed,
+                "failed": failed,
+                "notes": plan.notes,
+            }
+        )
+    else:
+        for line in plan_lines(plan, dry_run=not yes):
+            typer.echo(line)
+    for note in plan.notes:
+        _detail(f"note: {note}")
+    if failed:
+        raise EngineError(
+            f"{len(failed)} tag(s) not removed:\n" + "\n".join(f"  {line}" for line in failed),
+            hint="stop or remove the containers that use them (`docker ps -a`), then prune again",
+        )
+    if not yes:
+        _say(
+            f"dry run: {len(plan.remove)} tag(s) of {plan.repository} would be removed, {len(plan.keep)} kept"
+            + ("; `imagesmith prune --yes` removes them" if plan.remove else "")
+        )
+    else:
+        _say(f"removed {len(removed)} tag(s) of {plan.repository}, kept {len(plan.keep)}")
+
+
+@_command()
 def export(
     what: str = typer.Argument(..., help="What to export: preprocessing."),
     project: Path = ProjectOpt,

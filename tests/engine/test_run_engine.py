@@ -153,3 +153,76 @@ def test_run_train_names_the_host_folder_it_stamped(tiny, tmp_path):
     proc = _imagesmith("run", "serve", "-p", str(tiny), "-t", TAG, "--artifacts", str(tmp_path / "nothing"))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 125 and f"error: the artifacts folder {tmp_path / 'nothing'} does not exist" in err
+
+
+def _commit(base: str, ref: str, parity_digest: str) -> str:
+    """A small image of its own (a container of the base, never started, committed with a parity
+    label; no build): its ID."""
+    cid = subprocess.run(["docker", "create", base, "true"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        subprocess.run(
+            ["docker", "commit", "-c", f"LABEL io.imagesmith.parity={parity_digest}", cid, ref],
+            capture_output=True,
+            check=True,
+        )
+    finally:
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+    return _image_id(ref)
+
+
+def _image_id(ref: str) -> str | None:
+    proc = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", ref], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def test_prune_removes_old_parity_tags_and_keeps_what_is_named_or_used(engine, base_image, tmp_path):
+    """Parity-tagged images of a repository of the test's own: the current lock's, the one the
+    model stamp names and the one a stopped container uses stay; the old one goes, image and all,
+    and only with --yes."""
+    from imagesmith import parity
+    from imagesmith.lock import write_lock
+    from imagesmith.runtime import stamp
+    from tests.helpers import fake_lock
+
+    project = copy_project(PROJECTS / "tiny", tmp_path / "tiny", git=False)
+    lock = fake_lock()
+    write_lock(load_spec(project), lock)
+    now = parity.digest(parity.manifest_from_lock(lock))
+    repo = f"imagesmith-test/prune-{uuid.uuid4().hex[:8]}"
+    old, trained, used = ("sha256:" + c * 64 for c in "abc")
+    refs = {
+        "now": f"{repo}:serve-{now[7:19]}",
+        "old": f"{repo}:serve-{old[7:19]}",
+        "trained": f"{repo}:serve-{trained[7:19]}",
+        "used": f"{repo}:train-{used[7:19]}",
+    }
+    container = f"imagesmith-test-prune-{uuid.uuid4().hex[:8]}"
+    try:
+        ids = {
+            key: _commit(base_image, ref, {"now": now, "old": old, "trained": trained, "used": used}[key])
+            for key, ref in refs.items()
+        }
+        subprocess.run(["docker", "create", "--name", container, refs["used"], "true"], capture_output=True, check=True)
+        art = project / "artifacts"
+        art.mkdir()
+        (art / "model.bin").write_text("w")
+        stamp.write_stamp(str(art), stamp.make_stamp({"parity": trained, "manifest": {}, "seed": 7}, str(art)))
+
+        dry = _imagesmith("prune", "-p", str(project), "-t", repo)
+        out, err = dry.communicate(timeout=120)
+        assert dry.returncode == 0, err
+        assert out.splitlines()[-1] == f"would remove {refs['old']} ({ids['old'][7:19]})"
+        assert f"used by container {container}" in out and "the current lock's parity" in out
+        assert all(_image_id(ref) for ref in refs.values())  # a dry run removes nothing
+
+        done = _imagesmith("prune", "-p", str(project), "-t", repo, "--yes", "--json")
+        out, err = done.communicate(timeout=120)
+        assert done.returncode == 0, err
+        doc = json.loads(out)
+        assert doc["removed"] == [refs["old"]] and doc["dry_run"] is False
+        assert _image_id(refs["old"]) is None and _image_id(ids["old"]) is None  # the image went with its last tag
+        assert all(_image_id(refs[key]) == ids[key] for key in ("now", "trained", "used"))
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+        for ref in refs.values():
+            subprocess.run(["docker", "rmi", ref], capture_output=True)
