@@ -979,7 +979,7 @@ def prune(
         for line in plan_lines(plan, dry_run=not yes):
             typer.echo(line)
     for note in plan.notes:
-        _detail(f"note: {note}")
+        _say(f"note: {note}")
     if failed:
         raise EngineError(
             f"{len(failed)} tag(s) not removed:\n" + "\n".join(f"  {line}" for line in failed),

@@ -108,7 +108,7 @@ def run_role(
     except PortInUseError as exc:
         inside = exc.container_port or spec.serve.port
         exc.hint = (
-            f"choose another host port with --port (e.g. `imagesmith run {role} --port {exc.host_port + 1}`; "
+            f"choose another host port with --port (e.g. `imagesmith run {role} --port {exc.host_port % 65535 + 1}`; "
             f"the container still listens on {inside}), or stop what uses port {exc.host_port}"
         )
         raise
