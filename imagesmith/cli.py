@@ -9,7 +9,8 @@ for imagesmith's.
 
 Output: results on stdout (``--json``: one JSON document with ``"imagesmith_json": 1``, also for
 errors: ``{"error", "hint", "exit"}``); progress and ``error:``/``hint:`` lines on stderr, also
-for command-line mistakes (no boxes, no traceback). ``-q`` silences progress, ``-v`` adds detail.
+for command-line mistakes (no boxes, no traceback). ``-q`` silences progress, ``-v`` adds detail;
+``-p``, ``-q``, ``-v`` and ``--json`` may also come before the command (the app's callback).
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class _Output:
 
 OUT = _Output()
 
+# The options given before the command (`imagesmith -v build`, as in git and docker): set by the
+# app's callback on every invocation, merged into the command's own by ``_command``
+_GLOBAL: dict = {}
+_GLOBAL_OPTIONS = {"as_json": "--json", "quiet": "--quiet", "verbose": "--verbose", "project": "--project"}
+
 
 def _say(message: str) -> None:
     """Progress and outcomes for people, on stderr; silenced by -q."""
@@ -114,6 +120,11 @@ def _command(name: str | None = None, *, own_error_exit: int | None = None) -> C
     def register(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(**kwargs):
+            for key in ("as_json", "quiet", "verbose"):
+                if _GLOBAL.get(key) and key in kwargs:
+                    kwargs[key] = True
+            if _GLOBAL.get("project") is not None and kwargs.get("project") == Path("."):
+                kwargs["project"] = _GLOBAL["project"]
             OUT.quiet = bool(kwargs.get("quiet"))
             OUT.verbose = bool(kwargs.get("verbose"))
             OUT.json = bool(kwargs.get("as_json"))
@@ -141,11 +152,35 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", is_eager=True, callback=_show_version, help="Print imagesmith's version and exit."
     ),
+    project: Optional[Path] = typer.Option(
+        None, "--project", "-p", help="Project directory for the command (as the command's own -p)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="The command's --json, given before it."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="The command's -q, given before it."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="The command's -v, given before it."),
 ) -> None:
-    """One pinned, reproducible image for training and serving, verified at deploy time."""
+    """One pinned, reproducible image for training and serving, verified at deploy time.
+
+    -p, -q, -v and --json may come before the command, as in git and docker (`imagesmith -v
+    build`), or after it; a command that has no such option refuses it."""
+    given = {"project": project, "as_json": as_json, "quiet": quiet, "verbose": verbose}
+    _GLOBAL.clear()
+    _GLOBAL.update(given)
+    group = ctx.command
+    command = group.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None  # type: ignore[attr-defined]
+    if command is not None:
+        names = {param.name for param in command.params}
+        for key, value in given.items():
+            if value not in (None, False) and key not in names:
+                raise typer.BadParameter(
+                    f"`imagesmith {ctx.invoked_subcommand}` has no such option",
+                    ctx=ctx,
+                    param_hint=f"'{_GLOBAL_OPTIONS[key]}'",
+                )
 
 
 # ---- init, lock, render, build ----------------------------------------------------------------
@@ -889,6 +924,74 @@ def sign(
         _emit_json(document)
     elif image is not None:
         typer.echo(document["image"]["ref"])
+
+
+@_command()
+def prune(
+    project: Path = ProjectOpt,
+    tag: Optional[str] = typer.Option(
+        None, "--tag", "-t", help="Repository whose parity tags are pruned (default: the spec's name)."
+    ),
+    model: List[Path] = typer.Option(
+        [],
+        "--model",
+        "-m",
+        help="An artifacts folder whose stamp's image and parity are kept (repeatable; PROJECT/artifacts is read too).",
+    ),
+    signoff_file: List[Path] = typer.Option(
+        [],
+        "--signoff",
+        help="A signoff record whose image and parity are kept (repeatable; default: PROJECT/signoff.json when there).",
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Remove them; without it, only list what would go."),
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+):
+    """Remove old parity-tagged images (REPO:train-<parity12>, REPO:serve-<parity12>), keeping what the current lock, a model stamp or a signoff names, the latest build and any image a container uses. A dry run unless --yes."""
+    from .errors import EngineError
+    from .prune import apply_prune, kept_by_records, plan_lines, plan_prune, repository_of
+    from .run import default_artifacts
+
+    spec = load_spec(project)
+    engine = Engine(_progress())
+    kept = kept_by_records(
+        spec,
+        models=[Path(_in_project(project, str(m))) for m in model],
+        signoffs=[Path(_in_project(project, str(f))) for f in signoff_file],
+        default_artifacts=default_artifacts(spec),
+    )
+    plan = plan_prune(engine, repository_of(spec, tag), kept)
+    removed, failed = apply_prune(engine, plan) if yes else ([], [])
+    if as_json:
+        _emit_json(
+            {
+                "repository": plan.repository,
+                "dry_run": not yes,
+                "keep": [{"ref": d.ref, "id": d.id, "why": d.why} for d in plan.keep],
+                "remove": [{"ref": d.ref, "id": d.id} for d in plan.remove],
+                "removed": removed,
+                "failed": failed,
+                "notes": plan.notes,
+            }
+        )
+    else:
+        for line in plan_lines(plan, dry_run=not yes):
+            typer.echo(line)
+    for note in plan.notes:
+        _say(f"note: {note}")
+    if failed:
+        raise EngineError(
+            f"{len(failed)} tag(s) not removed:\n" + "\n".join(f"  {line}" for line in failed),
+            hint="stop or remove the containers that use them (`docker ps -a`), then prune again",
+        )
+    if not yes:
+        _say(
+            f"dry run: {len(plan.remove)} tag(s) of {plan.repository} would be removed, {len(plan.keep)} kept"
+            + ("; `imagesmith prune --yes` removes them" if plan.remove else "")
+        )
+    else:
+        _say(f"removed {len(removed)} tag(s) of {plan.repository}, kept {len(plan.keep)}")
 
 
 @_command()

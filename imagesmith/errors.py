@@ -9,6 +9,7 @@
     ├── RenderError                 a value cannot be rendered safely into a Dockerfile
     ├── EngineError                 Docker engine / buildx / registry failures
     │   ├── BuildError              a build step failed (names the spec part and shows the log tail)
+    │   ├── PortInUseError          a host port a container would publish is taken (names the port)
     │   └── SigningError            cosign cannot sign or check (missing, wrong password, registry down)
     ├── VerifyError                 verification could not be carried out (not: it failed)
     └── FileWriteError              an output file cannot be written (missing folder, a folder, read-only, disk full)
@@ -32,6 +33,7 @@ __all__ = [
     "RenderError",
     "EngineError",
     "BuildError",
+    "PortInUseError",
     "SigningError",
     "VerifyError",
 ]
@@ -88,6 +90,19 @@ class BuildError(EngineError):
         if log_tail:
             full += "\n--- last lines of the build log ---\n" + log_tail.rstrip()
         super().__init__(full, hint=hint)
+
+
+class PortInUseError(EngineError):
+    """The engine cannot publish a container port on ``host_port``: something else holds it."""
+
+    def __init__(self, host_port: int, container_port: int | None = None, *, hint: str | None = None) -> None:
+        self.host_port = host_port
+        self.container_port = container_port
+        inside = f" (the container's port {container_port})" if container_port else ""
+        super().__init__(
+            f"port {host_port} on 127.0.0.1 is already in use: it cannot be published{inside}",
+            hint=hint or f"stop what listens on port {host_port}, or publish on another port",
+        )
 
 
 class SigningError(EngineError):

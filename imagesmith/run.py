@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Sequence
 
 from .engine import Engine
-from .errors import UsageError
+from .errors import PortInUseError, UsageError
 from .layout import LABEL_ROLE, ROLES, image_ref
-from .runtime.stamp import ALLOW_ENV, DIGEST_ENV, REF_ENV
+from .runtime.stamp import ALLOW_ENV, DIGEST_ENV, HOST_ENV, REF_ENV
 from .spec import Spec
 
 # docker run's --user: a name or number, and optionally a group
@@ -81,11 +81,13 @@ def run_role(
         folder.mkdir(parents=True, exist_ok=True)
     elif not folder.is_dir():
         raise UsageError(
-            f"there is no artifacts folder {folder} to serve from",
+            f"the artifacts folder {folder} does not exist: there is no model to serve"
+            if not folder.exists()
+            else f"{folder} is not a folder: there is no model to serve from it",
             hint="train first (`imagesmith run train`), or pass --artifacts DIR",
         )
     environment = dict(env or {})
-    environment.update({DIGEST_ENV: info.id, REF_ENV: ref})
+    environment.update({DIGEST_ENV: info.id, REF_ENV: ref, HOST_ENV: str(folder)})
     if allow_mismatch:
         environment[ALLOW_ENV] = "1"
     ports = {}
@@ -93,12 +95,20 @@ def run_role(
         ports[spec.serve.port] = host_port or spec.serve.port
     elif host_port:
         raise UsageError("--port publishes the serve port; the train image has none")
-    return engine.run_attached(
-        ref,
-        list(command),
-        mounts={str(folder): spec.artifacts},
-        ports=ports,
-        environment=environment,
-        name=name,
-        user=user,
-    )
+    try:
+        return engine.run_attached(
+            ref,
+            list(command),
+            mounts={str(folder): spec.artifacts},
+            ports=ports,
+            environment=environment,
+            name=name,
+            user=user,
+        )
+    except PortInUseError as exc:
+        inside = exc.container_port or spec.serve.port
+        exc.hint = (
+            f"choose another host port with --port (e.g. `imagesmith run {role} --port {exc.host_port % 65535 + 1}`; "
+            f"the container still listens on {inside}), or stop what uses port {exc.host_port}"
+        )
+        raise

@@ -527,7 +527,8 @@ def run_signoff(engine: Engine, spec: Spec, image: str, model: Path, *, requests
             hint="sign off on the serve image: imagesmith signoff NAME:serve --model DIR",
         )
     if not model.is_dir():
-        raise SignoffError(f"{model} is not a folder", hint="pass the artifacts folder train wrote")
+        what = "is not a folder" if model.exists() else "does not exist"
+        raise SignoffError(f"{model} {what}", hint="pass the artifacts folder train wrote")
     checks: list[dict] = []
 
     def add(name: str, ok: bool, detail: str) -> None:

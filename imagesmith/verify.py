@@ -1200,7 +1200,8 @@ def verify_model(
                 manifest = None
     if not os.path.isdir(folder):
         raise stamp.StampError(
-            f"{folder} is not a folder", hint=f"pass the artifacts folder train wrote (it holds {stamp.STAMP_FILE})"
+            f"{folder} {'is not a folder' if os.path.exists(folder) else 'does not exist'}",
+            hint=f"pass the artifacts folder train wrote (it holds {stamp.STAMP_FILE})",
         )
     siblings = None
     if info.labels.get(LABEL_PLATFORMS):

@@ -53,6 +53,7 @@ class FakeEngine:
         self.runs = runs or (lambda image, command: "")
         self.attached_exit = attached_exit
         self.driver = driver
+        self.containers: dict[str, list[str]] = {}  # image ID -> names of containers using it
         self.calls: list[tuple[str, object, dict]] = []
 
     @classmethod
@@ -112,6 +113,23 @@ class FakeEngine:
     def save_oci_layout(self, image_id: str, dest: Path) -> Path:
         self._record("save_oci_layout", image_id, dest=dest)
         return dest
+
+    def repository_tags(self, repository: str) -> list[tuple[str, str]]:
+        return sorted((ref, info.id) for ref, info in self.store.items() if ref.rsplit(":", 1)[0] == repository)
+
+    def images_in_use(self) -> dict[str, list[str]]:
+        return {image_id: sorted(names) for image_id, names in self.containers.items()}
+
+    def remove_tag(self, ref: str) -> None:
+        """As ``docker rmi TAG``: refused when it is the image's last tag and a container uses it."""
+        self._record("remove_tag", ref)
+        info = self.store.get(ref)
+        if info is None:
+            return
+        last = sum(i.id == info.id for i in self.store.values()) == 1
+        if last and self.containers.get(info.id):
+            raise EngineError(f"the engine would not remove {ref}: image is being used by a container")
+        del self.store[ref]
 
     # ---- containers ------------------------------------------------------------------------
 

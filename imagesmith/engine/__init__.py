@@ -2,7 +2,8 @@
 
     Engine (this facade: the one object the rest of imagesmith holds)
       ├── images      Images      the engine's image store: inspect, tag, pull, push, history,
-      │                           export as an OCI layout                  (SDK; `docker push`)
+      │                           export as an OCI layout, prune's reads and removals
+      │                                                                    (SDK; `docker push`)
       ├── containers  Containers  ONE run-to-end lifecycle, signoff services, the interactive
       │                           `imagesmith run`                         (SDK; `docker run`)
       ├── buildx      Buildx      BuildKit: the builder's driver, bake with --metadata-file
@@ -119,6 +120,15 @@ class Engine:
 
     def save_oci_layout(self, image_id: str, dest: Path) -> Path:
         return self.images.save_oci_layout(image_id, dest)
+
+    def repository_tags(self, repository: str) -> list[tuple[str, str]]:
+        return self.images.repository_tags(repository)
+
+    def images_in_use(self) -> dict[str, list[str]]:
+        return self.images.images_in_use()
+
+    def remove_tag(self, ref: str) -> None:
+        self.images.remove_tag(ref)
 
     def registry_image(self, ref: str, platform: str | None = None) -> ImageInfo:
         return self.registry.image(ref, platform) if platform else self.registry.image(ref)

@@ -1,5 +1,6 @@
 """The engine's image store, through the Docker SDK (and ``docker push`` for pushing an image
-the engine has): inspect, tag, pull, push, history, and export as an OCI layout."""
+the engine has): inspect, tag, pull, push, history, export as an OCI layout, and what prune
+needs (a repository's tags, the images containers use, removing a tag)."""
 
 from __future__ import annotations
 
@@ -150,6 +151,52 @@ class Images:
         if sum(not e.empty_layer for e in entries) != layers:
             return None
         return entries
+
+    def repository_tags(self, repository: str) -> list[tuple[str, str]]:
+        """Every ``REPOSITORY:TAG`` the engine has, with its image ID, sorted."""
+        from docker.errors import DockerException
+
+        try:
+            images = self.client.images.list(name=repository)
+        except DockerException as exc:
+            raise EngineError(f"cannot list the images of {repository}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        out = set()
+        for image in images:
+            for ref in image.tags or ():
+                if ref.rsplit(":", 1)[0] == repository:
+                    out.add((ref, image.id))
+        return sorted(out)
+
+    def images_in_use(self) -> dict[str, list[str]]:
+        """``{image ID: [container name, ...]}`` of every container, running or stopped."""
+        from docker.errors import DockerException
+
+        try:
+            containers = self.client.api.containers(all=True)
+        except DockerException as exc:
+            raise EngineError(f"cannot list the engine's containers: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        used: dict[str, list[str]] = {}
+        for c in containers:
+            names = [n.lstrip("/") for n in c.get("Names") or ()] or [str(c.get("Id", ""))[:12]]
+            used.setdefault(str(c.get("ImageID") or ""), []).extend(names)
+        used.pop("", None)
+        return {image_id: sorted(names) for image_id, names in used.items()}
+
+    def remove_tag(self, ref: str) -> None:
+        """``docker rmi REF``, never forced: the tag goes, and the image with it when it was its
+        last tag; the engine refuses when a container uses the image. A tag already gone is fine."""
+        from docker.errors import APIError, DockerException, ImageNotFound
+
+        try:
+            self.client.images.remove(ref, force=False, noprune=False)
+        except ImageNotFound:
+            return
+        except APIError as exc:
+            raise EngineError(
+                f"the engine would not remove {ref}: {getattr(exc, 'explanation', None) or first_line(exc)}"
+            ) from exc
+        except DockerException as exc:
+            raise EngineError(f"cannot remove {ref}: {first_line(exc)}", hint=ENGINE_HINT) from exc
 
     def save_oci_layout(self, image_id: str, dest: Path) -> Path:
         """``image_id`` from this engine's store as an OCI image layout folder at ``dest`` (made

@@ -78,6 +78,11 @@ def _call(command, environ):
     return 128 - rc if rc < 0 else rc
 
 
+def _shown(path, facts, environ):
+    """``path`` as the user sees it: in the host folder ``imagesmith run`` mounted (``stamp.host_path``)."""
+    return stamp.host_path(path, facts["artifacts"], environ.get(stamp.HOST_ENV))
+
+
 def train(command, facts, environ):
     folder = facts["artifacts"]
     old = os.path.join(folder, stamp.STAMP_FILE)
@@ -85,14 +90,14 @@ def train(command, facts, environ):
         if os.path.exists(old):
             os.unlink(old)
     except OSError as exc:
-        _log("cannot remove the old stamp %s: %s" % (old, exc))
+        _log("cannot remove the old stamp %s: %s" % (_shown(old, facts, environ), exc))
         return 2
     rc = _call(command, environ)
     if rc != 0:
         _log("train exited %d: no stamp written" % rc)
         return rc
     if not stamp.artifact_digests(folder):
-        _log("train wrote nothing to %s: no stamp written" % folder)
+        _log("train wrote nothing to %s: no stamp written" % _shown(folder, facts, environ))
         return 0
     record = stamp.make_stamp(
         facts, folder, image_digest=environ.get(stamp.DIGEST_ENV), image_ref=environ.get(stamp.REF_ENV), command=command
@@ -100,13 +105,13 @@ def train(command, facts, environ):
     try:
         path = stamp.write_stamp(folder, record)
     except OSError as exc:
-        _log("training succeeded but the stamp cannot be written to %s: %s" % (folder, exc))
+        _log("training succeeded but the stamp cannot be written to %s: %s" % (_shown(folder, facts, environ), exc))
         return 2
     _log(
         "stamped %d model file(s): %s (parity %s%s)"
         % (
             len(record["artifacts"]),
-            path,
+            _shown(path, facts, environ),
             facts["parity"],
             "" if record["image"]["digest"] else "; image digest unknown: not started by `imagesmith run`",
         )
@@ -116,7 +121,13 @@ def train(command, facts, environ):
 
 def serve_check(facts, environ):
     """True when the server may start (the model matches, or the override is set)."""
-    check = stamp.check_model(facts["artifacts"], facts["parity"], facts["manifest"], siblings=facts.get("platforms"))
+    check = stamp.check_model(
+        facts["artifacts"],
+        facts["parity"],
+        facts["manifest"],
+        siblings=facts.get("platforms"),
+        shown=_shown(facts["artifacts"], facts, environ),
+    )
     if check.ok:
         for line in check.checks:
             _log(line)

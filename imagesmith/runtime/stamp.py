@@ -21,6 +21,10 @@ passes it in (``IMAGESMITH_IMAGE_DIGEST``, ``IMAGESMITH_IMAGE_REF``); a containe
 other way records ``null``. Nothing trusts that value: the check compares parities, and
 ``imagesmith verify SERVE_IMAGE --model DIR`` reads the serve image's labels from the engine.
 
+**Where the user looks.** ``imagesmith run`` mounts a host folder at the artifacts path and
+passes its host path in (``IMAGESMITH_ARTIFACTS_HOST``); the runtime's messages name that folder
+(``host_path``), where the user acts, not the path inside the container.
+
 **The check** (``check_model``), made by the serve runtime before the server starts and by
 ``verify --model`` from the host, holds when
 
@@ -59,6 +63,7 @@ __all__ = [
     "Check",
     "StampError",
     "check_model",
+    "host_path",
     "make_stamp",
     "read_facts",
     "read_stamp",
@@ -70,6 +75,7 @@ STAMP_FILE = "imagesmith-stamp.json"
 ALLOW_ENV = "IMAGESMITH_ALLOW_MISMATCH"
 DIGEST_ENV = "IMAGESMITH_IMAGE_DIGEST"
 REF_ENV = "IMAGESMITH_IMAGE_REF"
+HOST_ENV = "IMAGESMITH_ARTIFACTS_HOST"  # the host folder mounted at the artifacts path (messages only)
 
 
 class StampError(ImagesmithError):
@@ -91,6 +97,19 @@ def read_facts(path: str) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StampError(f"{path} is not readable image facts ({exc})") from exc
     return facts
+
+
+def host_path(path: str, folder: str, host: str | None) -> str:
+    """``path`` (inside the container) as the user sees it: under ``host``, the host folder
+    mounted at ``folder``; as it is when there is no host folder or it lies outside ``folder``."""
+    if not host:
+        return path
+    rel = os.path.relpath(path, folder)
+    if rel == ".":
+        return host
+    if rel == ".." or rel.startswith(".." + os.sep):
+        return path
+    return os.path.join(host, rel)
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,11 +159,13 @@ def write_stamp(folder: str, stamp: dict) -> str:
     return write_atomic(os.path.join(folder, STAMP_FILE), text.encode("utf-8"))
 
 
-def read_stamp(folder: str) -> dict | None:
-    """The stamp in ``folder``; None when there is none; StampError when it is unreadable."""
-    path = os.path.join(folder, STAMP_FILE)
+def read_stamp(folder: str, *, shown: str | None = None) -> dict | None:
+    """The stamp in ``folder``; None when there is none; StampError when it is unreadable
+    (naming it under ``shown``, the folder as the user sees it, when given)."""
+    name = os.path.join(folder, STAMP_FILE)
+    path = os.path.join(shown, STAMP_FILE) if shown else name
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(name, encoding="utf-8") as fh:
             stamp = json.load(fh)
     except FileNotFoundError:
         return None
@@ -181,16 +202,19 @@ def check_model(
     *,
     require_model: bool = False,
     siblings: dict | None = None,
+    shown: str | None = None,
 ) -> Check:
     """Check the model in ``folder`` against an image's parity and manifest (the module
     docstring lists the rules). With ``require_model``, an empty folder is a problem too.
     ``siblings``: ``{platform: parity}`` of a multi-platform build the image is part of; a
     model trained in another platform's image of that build holds too (the same lock, resolved
-    for that platform), with a line saying so: its numbers are ``imagesmith signoff``'s to check."""
-    result = Check(folder=folder)
+    for that platform), with a line saying so: its numbers are ``imagesmith signoff``'s to check.
+    ``shown``: the folder as the user sees it (see ``host_path``), named in every message."""
+    where = shown or folder
+    result = Check(folder=where)
     files = artifact_digests(folder)
     try:
-        stamp = read_stamp(folder) if os.path.isdir(folder) else None
+        stamp = read_stamp(folder, shown=shown) if os.path.isdir(folder) else None
     except StampError as exc:
         result.problems.append(str(exc))
         return result
@@ -198,13 +222,13 @@ def check_model(
     if stamp is None:
         if files:
             result.problems.append(
-                f"{folder} holds {len(files)} file(s) but no {STAMP_FILE}: the model was not written by "
+                f"{where} holds {len(files)} file(s) but no {STAMP_FILE}: the model was not written by "
                 "a successful train run of an imagesmith image (or the stamp was removed)"
             )
         elif require_model:
-            result.problems.append(f"no model in {folder}: it holds no files and no {STAMP_FILE}")
+            result.problems.append(f"no model in {where}: it holds no files and no {STAMP_FILE}")
         else:
-            result.checks.append(f"no model in {folder}: nothing to check")
+            result.checks.append(f"no model in {where}: nothing to check")
         return result
 
     if parity.digest(stamp["manifest"]) != stamp["parity"]:

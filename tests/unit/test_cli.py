@@ -214,3 +214,26 @@ def test_wheel_downloads_are_reported_one_line_per_file(tmp_path):
     assert any(re.fullmatch(r"fetched six-1\.17\.0-py2\.py3-none-any\.whl \(\d+\.\d MB\)", line) for line in lines), (
         lines
     )
+
+
+def test_global_options_before_the_command_work_as_after_it(tmp_path):
+    """-p, -q, -v and --json before the command, as in git and docker; the command's own forms
+    keep working, and a command without the option refuses it (exit 2, one error line)."""
+    project = tmp_path / "tiny"
+    shutil.copytree(TINY, project)
+    (project / "imagesmith.yaml").unlink()  # init proposes a spec from what is there
+    (project / "requirements.txt").write_text("six==1.17.0\n")
+    after = cli("init", "-p", str(project), "--print", "--json")
+    before = cli("-p", str(project), "--json", "init", "--print")
+    assert before.returncode == after.returncode == 0, before.stderr
+    assert json.loads(before.stdout) == json.loads(after.stdout) and json.loads(before.stdout)["written"] is False
+    assert "check:" in cli("-p", str(project), "init", "--print").stderr
+    assert cli("-q", "-p", str(project), "init", "--print").stderr == ""  # -q before the command silences it
+    assert cli("-q", "init", "-p", str(project), "--print").stderr == ""
+    assert not (project / "imagesmith.yaml").exists()
+
+    refused = cli("--json", "run", "train", "-p", str(project))
+    assert refused.returncode == 2 and refused.stderr.startswith("error: ") and "--json" in refused.stderr
+    assert "`imagesmith run` has no such option" in refused.stderr
+    verbose = cli("-v", "parity-of", "-p", str(project))  # accepted; the command's own error
+    assert verbose.returncode == 2 and "No such option" not in verbose.stderr

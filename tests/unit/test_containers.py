@@ -59,3 +59,19 @@ def test_a_container_the_engine_never_removes_is_an_error_naming_it():
     containers = Containers(lambda: busy, lambda: ("127.0.0.1", "0"))
     with pytest.raises(EngineError, match=r"still removing container abc000000000 0 s after"):
         containers.remove_signoff("run1", wait=0, poll=0)
+
+
+def test_the_port_docker_says_is_taken_is_the_one_named():
+    from imagesmith.engine.containers import PORT_TAKEN, _port_in_use
+
+    proxy = (
+        "docker: Error response from daemon: driver failed programming external connectivity on endpoint x (ab): "
+        "Error starting userland proxy: listen tcp4 127.0.0.1:8001: bind: address already in use"
+    )
+    allocated = "docker: Error response from daemon: Bind for 127.0.0.1:9000 failed: port is already allocated"
+    assert PORT_TAKEN.match(proxy) and PORT_TAKEN.match(allocated)
+    assert not PORT_TAKEN.match("Traceback: address already in use")  # the container's own output
+    err = _port_in_use(proxy, {8000: 8001, 9: 9000})
+    assert (err.host_port, err.container_port) == (8001, 8000) and "port 8001 on 127.0.0.1" in str(err)
+    assert _port_in_use(allocated, {8000: 9000}).host_port == 9000
+    assert _port_in_use("docker: Error response from daemon: address already in use", {80: 8080}).host_port == 8080

@@ -277,6 +277,29 @@ def test_serve_refuses_a_model_changed_after_training_or_unstamped(venv, image):
     assert proc.returncode == 3 and f"holds 1 file(s) but no {stamp.STAMP_FILE}" in proc.stderr
 
 
+def test_messages_name_the_host_folder_imagesmith_run_mounted(venv, image):
+    """Where the user acts on the host, the runtime names the host folder `imagesmith run`
+    mounted at the artifacts path (IMAGESMITH_ARTIFACTS_HOST), not the path in the container."""
+    facts, path, art = image
+    host = "/home/someone/project/artifacts"
+    env = {stamp.HOST_ENV: host}
+    proc = runtime(venv, path, "train", str(venv[0]), "-c", write_model(str(art)), env=env)
+    assert proc.returncode == 0 and f"stamped 1 model file(s): {host}/{stamp.STAMP_FILE} (" in proc.stderr
+    assert str(art) not in proc.stderr
+    (art / "model.bin").write_text("tampered")
+    (art / "extra.bin").write_text("x")
+    (art / stamp.STAMP_FILE).write_text("{not json")
+    proc = runtime(venv, path, "serve", "true", env=env)
+    assert proc.returncode == 3 and f"refusing to serve the model in {host}:" in proc.stderr
+    assert f"{host}/{stamp.STAMP_FILE} is not a readable stamp" in proc.stderr and str(art) not in proc.stderr
+    (art / stamp.STAMP_FILE).unlink()
+    proc = runtime(venv, path, "serve", "true", env=env)
+    assert f"{host} holds 2 file(s) but no {stamp.STAMP_FILE}" in proc.stderr and str(art) not in proc.stderr
+    assert stamp.host_path("/artifacts/a/b", "/artifacts", host) == f"{host}/a/b"
+    assert stamp.host_path("/artifactsx/b", "/artifacts", host) == "/artifactsx/b"  # not under the folder
+    assert stamp.host_path("/artifacts/b", "/artifacts", None) == "/artifacts/b"
+
+
 def test_serve_with_no_model_starts(venv, image):
     _, path, _ = image
     proc = runtime(venv, path, "serve", "true")
@@ -510,7 +533,12 @@ def test_run_role_mounts_publishes_on_loopback_and_passes_the_image_id(tmp_path)
     command = kw.pop("command")
     assert (image, command) == ("tiny:train", ["python", "x.py"]) and (tmp_path / "artifacts").is_dir()
     assert kw["mounts"] == {str(tmp_path / "artifacts"): "/artifacts"} and kw["ports"] == {}
-    assert kw["environment"] == {"A": "1", stamp.DIGEST_ENV: "sha256:" + "1" * 64, stamp.REF_ENV: "tiny:train"}
+    assert kw["environment"] == {
+        "A": "1",
+        stamp.DIGEST_ENV: "sha256:" + "1" * 64,
+        stamp.REF_ENV: "tiny:train",
+        stamp.HOST_ENV: str(tmp_path / "artifacts"),  # the runtime's messages name the host folder
+    }
     assert kw["user"] == f"{os.getuid()}:{os.getgid()}"  # the caller: what train writes is theirs
 
     run_role(spec, engine, "serve", host_port=18123, allow_mismatch=True)
@@ -527,8 +555,11 @@ def test_run_role_mounts_publishes_on_loopback_and_passes_the_image_id(tmp_path)
 
     with pytest.raises(UsageError, match="not an imagesmith serve image"):
         run_role(spec, engine, "serve", tag="other")
-    with pytest.raises(UsageError, match="no artifacts folder"):
+    with pytest.raises(UsageError, match="missing does not exist"):
         run_role(spec, engine, "serve", artifacts=tmp_path / "missing")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="file is not a folder"):
+        run_role(spec, engine, "serve", artifacts=tmp_path / "file")
     with pytest.raises(UsageError, match="the train image has none"):
         run_role(spec, engine, "train", host_port=1)
 
@@ -554,6 +585,8 @@ def test_verify_model_reads_the_image_labels_and_distrusts_an_edited_one(tmp_pat
 
     with pytest.raises(stamp.StampError, match="is not a folder"):
         verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path / "m.bin")
+    with pytest.raises(stamp.StampError, match="missing does not exist"):
+        verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path / "missing")
 
 
 # ---- the installer's wheel, checked and unpacked inside the build (runtime/installer.py)

@@ -1,0 +1,228 @@
+"""`imagesmith run` on the real engine: how a container stops, what a busy port says, which
+folder the messages name.
+
+Builds the `tiny` project once for this module under a tag of its own
+(``imagesmith-test/run-tiny``), so it races no other module's build of the same names.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from imagesmith.build import BuildOptions, build_project
+from imagesmith.spec import load_spec
+from tests.conftest import PROJECTS, copy_project
+
+pytestmark = pytest.mark.engine
+
+TAG = "imagesmith-test/run-tiny"
+# A server that installs no SIGTERM handler, as Flask's `python app.py` does: as a container's
+# PID 1 the kernel ignores SIGTERM for it
+DEAF_SERVER = "import time; print('serving', flush=True); time.sleep(600)"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, engine, base_image):
+    root = copy_project(PROJECTS / "tiny", tmp_path_factory.mktemp("run") / "tiny")
+    spec = load_spec(root)
+    build_project(spec, engine, BuildOptions(base=base_image, tag=TAG))
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _imagesmith(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "imagesmith", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        **kw,
+    )
+
+
+def _running(name: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc = subprocess.run(
+            ["docker", "inspect", "-f", "{{json .State.Running}}", name], capture_output=True, text=True
+        )
+        if proc.returncode == 0 and json.loads(proc.stdout) is True:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"container {name} did not start within {timeout} s")
+
+
+def _serve_deaf(tiny: Path, name: str) -> subprocess.Popen:
+    (tiny / "artifacts").mkdir(exist_ok=True)
+    proc = _imagesmith(
+        "run", "serve", "-p", str(tiny), "-t", TAG, "--port", str(_free_port()), "--name", name,
+        "--", "python", "-c", DEAF_SERVER,
+    )  # fmt: skip
+    _running(name)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "serving"
+    return proc
+
+
+@pytest.mark.parametrize("how", ["sigterm-to-imagesmith", "docker-stop"])
+def test_a_server_that_ignores_sigterm_as_pid_1_stops_at_once(tiny, how):
+    """`imagesmith run serve` of a server with no SIGTERM handler stops within seconds, exiting
+    143 (terminated), whether imagesmith is sent SIGTERM or the container is `docker stop`ped:
+    the container's PID 1 is an init process that passes the signal on. Without it the first
+    hangs until the container is killed and the second takes docker's 10 s and exits 137."""
+    name = f"imagesmith-test-run-{uuid.uuid4().hex[:8]}"
+    proc = _serve_deaf(tiny, name)
+    try:
+        started = time.monotonic()
+        if how == "docker-stop":
+            subprocess.run(["docker", "stop", name], check=True, capture_output=True, timeout=60)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            code = None
+        elapsed = time.monotonic() - started
+        assert code == 143 and elapsed < 5, (code, elapsed, proc.stderr.read() if code is not None else "")
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("holder", ["a-process", "a-container"])
+def test_a_port_in_use_is_named_with_how_to_choose_another(tiny, holder):
+    """A host port that is taken, by a process on the host or by another container, is named in
+    one error line with a hint to choose another with --port; exit 125 (`imagesmith run`'s own
+    failure), and docker's raw message is not shown."""
+    (tiny / "artifacts").mkdir(exist_ok=True)
+    other = f"imagesmith-test-run-{uuid.uuid4().hex[:8]}"
+    sock = socket.socket()
+    holder_proc = None
+    try:
+        if holder == "a-process":
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            port = sock.getsockname()[1]
+        else:
+            holder_proc = _serve_deaf(tiny, other)
+            published = subprocess.run(["docker", "port", other], capture_output=True, text=True, check=True)
+            port = int(published.stdout.split(":")[-1])
+        proc = _imagesmith("run", "serve", "-p", str(tiny), "-t", TAG, "--port", str(port))
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 125, err
+        assert f"error: port {port} on 127.0.0.1 is already in use" in err
+        assert "hint: choose another host port with --port" in err and "--port " + str(port + 1) in err
+        assert "docker: Error response" not in err and "Traceback" not in err
+    finally:
+        sock.close()
+        subprocess.run(["docker", "rm", "-f", other], capture_output=True)
+        if holder_proc is not None:
+            holder_proc.kill()
+            holder_proc.wait()
+
+
+def test_run_train_names_the_host_folder_it_stamped(tiny, tmp_path):
+    """The stamp line names the host folder the model landed in, not the artifacts path inside
+    the container; serving from a folder that does not exist says so."""
+    folder = tmp_path / "my models"
+    write = "open('/artifacts/model.bin', 'w').write('weights')"
+    proc = _imagesmith(
+        "run", "train", "-p", str(tiny), "-t", TAG, "--artifacts", str(folder), "--", "python", "-c", write
+    )
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert f"stamped 1 model file(s): {folder}/imagesmith-stamp.json (" in err
+    assert "/artifacts/imagesmith-stamp.json" not in err and (folder / "imagesmith-stamp.json").is_file()
+
+    proc = _imagesmith("run", "serve", "-p", str(tiny), "-t", TAG, "--artifacts", str(tmp_path / "nothing"))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 125 and f"error: the artifacts folder {tmp_path / 'nothing'} does not exist" in err
+
+
+def _commit(base: str, ref: str, parity_digest: str) -> str:
+    """A small image of its own (a container of the base, never started, committed with a parity
+    label; no build): its ID."""
+    cid = subprocess.run(["docker", "create", base, "true"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        subprocess.run(
+            ["docker", "commit", "-c", f"LABEL io.imagesmith.parity={parity_digest}", cid, ref],
+            capture_output=True,
+            check=True,
+        )
+    finally:
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+    return _image_id(ref)
+
+
+def _image_id(ref: str) -> str | None:
+    proc = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", ref], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def test_prune_removes_old_parity_tags_and_keeps_what_is_named_or_used(engine, base_image, tmp_path):
+    """Parity-tagged images of a repository of the test's own: the current lock's, the one the
+    model stamp names and the one a stopped container uses stay; the old one goes, image and all,
+    and only with --yes."""
+    from imagesmith import parity
+    from imagesmith.lock import write_lock
+    from imagesmith.runtime import stamp
+    from tests.helpers import fake_lock
+
+    project = copy_project(PROJECTS / "tiny", tmp_path / "tiny", git=False)
+    lock = fake_lock()
+    write_lock(load_spec(project), lock)
+    now = parity.digest(parity.manifest_from_lock(lock))
+    repo = f"imagesmith-test/prune-{uuid.uuid4().hex[:8]}"
+    old, trained, used = ("sha256:" + c * 64 for c in "abc")
+    refs = {
+        "now": f"{repo}:serve-{now[7:19]}",
+        "old": f"{repo}:serve-{old[7:19]}",
+        "trained": f"{repo}:serve-{trained[7:19]}",
+        "used": f"{repo}:train-{used[7:19]}",
+    }
+    container = f"imagesmith-test-prune-{uuid.uuid4().hex[:8]}"
+    try:
+        ids = {
+            key: _commit(base_image, ref, {"now": now, "old": old, "trained": trained, "used": used}[key])
+            for key, ref in refs.items()
+        }
+        subprocess.run(["docker", "create", "--name", container, refs["used"], "true"], capture_output=True, check=True)
+        art = project / "artifacts"
+        art.mkdir()
+        (art / "model.bin").write_text("w")
+        stamp.write_stamp(str(art), stamp.make_stamp({"parity": trained, "manifest": {}, "seed": 7}, str(art)))
+
+        dry = _imagesmith("prune", "-p", str(project), "-t", repo)
+        out, err = dry.communicate(timeout=120)
+        assert dry.returncode == 0, err
+        assert out.splitlines()[-1] == f"would remove {refs['old']} ({ids['old'][7:19]})"
+        assert f"used by container {container}" in out and "the current lock's parity" in out
+        assert all(_image_id(ref) for ref in refs.values())  # a dry run removes nothing
+
+        done = _imagesmith("prune", "-p", str(project), "-t", repo, "--yes", "--json")
+        out, err = done.communicate(timeout=120)
+        assert done.returncode == 0, err
+        doc = json.loads(out)
+        assert doc["removed"] == [refs["old"]] and doc["dry_run"] is False
+        assert _image_id(refs["old"]) is None and _image_id(ids["old"]) is None  # the image went with its last tag
+        assert all(_image_id(refs[key]) == ids[key] for key in ("now", "trained", "used"))
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+        for ref in refs.values():
+            subprocess.run(["docker", "rmi", ref], capture_output=True)

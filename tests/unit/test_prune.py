@@ -1,0 +1,138 @@
+"""`imagesmith prune` (imagesmith/prune.py) against the fake engine: which parity tags it keeps
+and why, what it removes, a dry run by default. The real engine: tests/engine/test_run_engine.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from imagesmith import parity
+from imagesmith.errors import UsageError
+from imagesmith.layout import LABEL_PARITY, LABEL_ROLE
+from imagesmith.lock import write_lock
+from imagesmith.prune import PARITY_TAG, apply_prune, kept_by_records, plan_prune, repository_of
+from imagesmith.runtime import stamp
+from imagesmith.spec import load_spec
+from tests.fakes import FakeEngine, image_info
+from tests.helpers import cli, fake_lock
+
+TINY = Path(__file__).resolve().parents[1] / "projects" / "tiny"
+
+
+def _p(n: int) -> str:
+    return "sha256:" + f"{n:x}" * 64
+
+
+def _id(n: int) -> str:
+    return "sha256:" + f"{n:x}" * 64
+
+
+def _engine(images: dict[str, tuple[int, str]]) -> FakeEngine:
+    """{ref: (image number, parity)}."""
+    return FakeEngine(
+        {
+            ref: image_info(ref, id=_id(n), labels={LABEL_PARITY: p, LABEL_ROLE: ref.split(":")[1][:5]})
+            for ref, (n, p) in images.items()
+        }
+    )
+
+
+@pytest.fixture
+def project(tmp_path):
+    shutil.copytree(TINY, tmp_path, dirs_exist_ok=True)
+    return load_spec(tmp_path)
+
+
+def test_keeps_the_lock_the_records_the_latest_and_used_images_and_removes_the_rest(project, tmp_path):
+    spec = project
+    lock = fake_lock()
+    write_lock(spec, lock)
+    now = parity.digest(parity.manifest_from_lock(lock))
+    p_now = now.split(":")[1][:12]
+    engine = _engine(
+        {
+            "tiny:train": (1, _p(1)),  # the latest build, from an older lock (not rebuilt since)
+            "tiny:serve": (2, _p(1)),
+            "tiny:train-" + "1" * 12: (1, _p(1)),
+            "tiny:serve-" + "1" * 12: (2, _p(1)),
+            f"tiny:serve-{p_now}": (3, now),
+            "tiny:serve-" + "4" * 12: (4, _p(4)),  # the model in artifacts/ was trained under it
+            "tiny:serve-" + "5" * 12: (5, _p(5)),  # a signoff names this image
+            "tiny:serve-" + "6" * 12: (6, _p(6)),  # a stopped container uses it
+            "tiny:serve-" + "7" * 12: (7, _p(7)),  # old: goes
+            "tiny:train-" + "7" * 12: (8, _p(7)),  # old: goes
+            "tiny:v2-serve": (9, _p(9)),  # not a parity tag: never touched
+            "other:serve-" + "7" * 12: (10, _p(7)),  # another repository: never touched
+        }
+    )
+    engine.containers = {_id(6): ["debugging"]}
+    art = tmp_path / "artifacts"
+    art.mkdir()
+    (art / "model.bin").write_text("w")
+    stamp.write_stamp(str(art), stamp.make_stamp({"parity": _p(4), "manifest": {}, "seed": 7}, str(art)))
+    (tmp_path / "signoff.json").write_text(
+        json.dumps({"imagesmith_signoff": 1, "image": {"digest": _id(5), "parity": "sha256:00"}, "checks": []})
+    )
+
+    kept = kept_by_records(spec, default_artifacts=art)
+    plan = plan_prune(engine, "tiny", kept)
+    why = {d.ref: d.why for d in plan.keep}
+    assert [d.ref for d in plan.remove] == ["tiny:serve-" + "7" * 12, "tiny:train-" + "7" * 12]
+    assert why == {
+        "tiny:serve-" + "1" * 12: "tiny:serve names it (the latest build)",
+        "tiny:train-" + "1" * 12: "tiny:train names it (the latest build)",
+        f"tiny:serve-{p_now}": "the current lock's parity (linux/amd64)",
+        "tiny:serve-" + "4" * 12: f"the model in {art} was trained under it",
+        "tiny:serve-" + "5" * 12: f"the signoff record {tmp_path / 'signoff.json'} names it",
+        "tiny:serve-" + "6" * 12: "used by container debugging",
+    }
+    assert not engine.called("remove_tag")  # planning removes nothing
+
+    removed, failed = apply_prune(engine, plan)
+    assert removed == ["tiny:serve-" + "7" * 12, "tiny:train-" + "7" * 12] and failed == []
+    assert "tiny:v2-serve" in engine.store and "other:serve-" + "7" * 12 in engine.store
+    assert plan_prune(engine, "tiny", kept).remove == []  # nothing left to prune
+
+
+def test_a_container_started_after_the_plan_keeps_its_image(project):
+    engine = _engine({"tiny:serve-" + "7" * 12: (7, _p(7))})
+    plan = plan_prune(engine, "tiny", kept_by_records(project))
+    engine.containers = {_id(7): ["late"]}
+    removed, failed = apply_prune(engine, plan)
+    assert removed == [] and failed and "being used by a container" in failed[0]
+    assert "tiny:serve-" + "7" * 12 in engine.store
+
+
+def test_parity_tags_repositories_and_bad_records(project, tmp_path):
+    assert PARITY_TAG.fullmatch("serve-0123456789ab") and PARITY_TAG.fullmatch("train-0123456789ab")
+    for tag in ("serve", "v1-serve", "serve-0123456789a", "serve-0123456789AB", "predict-0123456789ab"):
+        assert not PARITY_TAG.fullmatch(tag)
+    assert repository_of(project, None) == "tiny"
+    assert repository_of(project, "127.0.0.1:5000/team/tiny") == "127.0.0.1:5000/team/tiny"
+    assert repository_of(project, "127.0.0.1:5000/team/tiny:v1") == "127.0.0.1:5000/team/tiny"
+    with pytest.raises(UsageError, match="missing does not exist"):
+        kept_by_records(project, models=[tmp_path / "missing"])
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / stamp.STAMP_FILE).write_text("{not json")
+    with pytest.raises(UsageError, match="is not a readable stamp"):
+        kept_by_records(project, models=[broken])
+    assert "no parity is kept for the current lock" in kept_by_records(project).notes[0]
+
+
+def test_prune_is_a_dry_run_unless_yes(project, tmp_path, monkeypatch):
+    engine = _engine({"tiny:serve-" + "7" * 12: (7, _p(7)), "tiny:serve": (8, _p(8))})
+    monkeypatch.setattr("imagesmith.cli.Engine", lambda progress=None: engine)
+    dry = cli("prune", "-p", str(tmp_path))
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout == f"would remove tiny:serve-{'7' * 12} ({'7' * 12})\n"
+    assert "dry run: 1 tag(s) of tiny would be removed, 0 kept; `imagesmith prune --yes` removes them" in dry.stderr
+    assert "tiny:serve-" + "7" * 12 in engine.store
+    doc = json.loads(cli("prune", "-p", str(tmp_path), "--json").stdout)
+    assert doc["dry_run"] is True and doc["remove"] == [{"ref": "tiny:serve-" + "7" * 12, "id": _id(7)}]
+    done = cli("prune", "-p", str(tmp_path), "--yes")
+    assert done.returncode == 0 and "removed 1 tag(s) of tiny, kept 0" in done.stderr
+    assert set(engine.store) == {"tiny:serve"}
