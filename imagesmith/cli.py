@@ -279,7 +279,11 @@ def lock(
 def render(
     project: Path = ProjectOpt,
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Where to write (default: Dockerfile in the project); - for stdout."
+        None,
+        "--output",
+        "-o",
+        help="Where to write (default: the spec's dockerfile, Dockerfile in the project); - for stdout. "
+        "Never over a file imagesmith did not write.",
     ),
     check: bool = typer.Option(
         False,
@@ -294,7 +298,7 @@ def render(
     """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock,
     and write the runtime wheel it builds from into .imagesmith/ in the project."""
     from .lock import ensure_fresh_all
-    from .render import dockerignore, dockerignore_path
+    from .render import check_replaceable, dockerignore, dockerignore_path
     from .render import render as render_text
     from .runtime_wheel import stale_beside, write_beside
 
@@ -336,6 +340,7 @@ def render(
     # way, read-only); then nothing else has been written.
     if target.is_dir():
         raise FileWriteError(f"cannot write {target}: it is a folder", hint="give the path of a file to write")
+    check_replaceable(target, origin=spec.origin, output_option=True)
     atomic_write(target, text)
     atomic_write(dockerignore_path(target), dockerignore(spec))
     wheel_path = write_beside(spec.root)

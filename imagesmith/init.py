@@ -17,7 +17,9 @@ What it looks at:
   become the train and serve commands;
 - train: ``train.py``, else ``PKG/train.py`` (``python -m PKG.train``);
 - serve: a FastAPI or Flask app object (served with uvicorn or gunicorn), else ``serve.py``;
-- artifacts: ``/artifacts`` (the folder both images mount).
+- artifacts: ``/artifacts`` (the folder both images mount);
+- dockerfile: ``imagesmith.Dockerfile`` when the project has a Dockerfile of its own (imagesmith
+  never writes over a file it did not generate).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Callable
 
 from .errors import SpecError, UsageError
 from .fsutil import atomic_write, tomllib
-from .spec import LOCK_SOURCES, PYPROJECT, SPEC_FILE, parse_spec, project_package
+from .render import generated
+from .spec import DOCKERFILE, LOCK_SOURCES, PYPROJECT, SPEC_FILE, parse_spec, project_package
 
 SKIP_DIRS = {
     "tests",
@@ -255,6 +258,10 @@ def propose(root: Path) -> Proposal:
         values["serve"] = {"command": ["python", "serve.py"], "port": 8000}
         why["serve"] = "no server found: replace with your serving command"
         notes.append("no server found: edit serve.command and serve.port")
+    own = root / DOCKERFILE
+    if (own.exists() or own.is_symlink()) and not generated(own):
+        values["dockerfile"] = "imagesmith.Dockerfile"
+        why["dockerfile"] = f"the project has its own {DOCKERFILE}: imagesmith writes its own beside it, never over it"
     values["artifacts"] = "/artifacts"
     why["artifacts"] = "where train writes the model and serve reads it (mounted from the host)"
     values["seed"] = 0
@@ -262,7 +269,19 @@ def propose(root: Path) -> Proposal:
     return Proposal(values=values, reasons=why, notes=notes)
 
 
-ORDER = ("name", "python", "base", "requirements", "preprocessing", "source", "train", "serve", "artifacts", "seed")
+ORDER = (
+    "name",
+    "python",
+    "base",
+    "requirements",
+    "preprocessing",
+    "source",
+    "train",
+    "serve",
+    "artifacts",
+    "seed",
+    "dockerfile",
+)
 
 
 def _inline(value, assign: str, braces: tuple[str, str]) -> str:
