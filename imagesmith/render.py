@@ -337,7 +337,9 @@ def user_context(spec: Spec) -> dict | None:
     """What the template needs to make the images' user (None: the spec opts out): its
     ``/etc/passwd``, ``/etc/group``, ``/etc/shadow`` and ``/etc/gshadow`` lines, fixed text (so
     every build writes the same bytes; ``useradd`` would stamp the day into /etc/shadow), shell-
-    quoted, and the folders it owns: its home and the artifacts folder train writes to."""
+    quoted, and the folders it owns: its home (made in the first layer of ``shared``) and the
+    artifacts folder train writes to (made in the late image-facts layer, which changes with the
+    parity anyway: a new ``artifacts`` path leaves every layer before it as it was)."""
     user = image_user(spec)
     if not user:
         return None
@@ -352,7 +354,8 @@ def user_context(spec: Spec) -> dict | None:
         "id": user,
         "name": name,
         "lines": {key: shlex.quote(_no_breaks(line, "the user line")) for key, line in lines.items()},
-        "folders": " ".join(shlex.quote(_no_breaks(path, "the path")) for path in (home, spec.artifacts)),
+        "home": shlex.quote(_no_breaks(home, "the path")),
+        "artifacts": shlex.quote(_no_breaks(spec.artifacts, "the artifacts path")),
     }
 
 
