@@ -158,6 +158,13 @@ def init(
         False, "--pyproject", help="Write [tool.imagesmith] into pyproject.toml instead of imagesmith.yaml."
     ),
     print_only: bool = typer.Option(False, "--print", help="Show what would be written; write nothing."),
+    base: Optional[str] = typer.Option(
+        None,
+        "--base",
+        envvar="IMAGESMITH_BASE",
+        help="The base image the spec names (its Python too, when the project names none).",
+    ),
+    python: Optional[str] = typer.Option(None, "--python", help="The images' Python (3.X), whatever the project says."),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
@@ -165,7 +172,9 @@ def init(
     """Write a commented spec for this project from what is in it (never over an existing one)."""
     from .init import write_spec
 
-    path, text, proposal = write_spec(_project_dir(project), pyproject=pyproject, dry_run=print_only)
+    path, text, proposal = write_spec(
+        _project_dir(project), pyproject=pyproject, dry_run=print_only, python=python, base=base
+    )
     if as_json:
         _emit_json(
             {
