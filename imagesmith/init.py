@@ -45,7 +45,7 @@ from . import layout, project_code
 from .errors import SpecError, UsageError
 from .fsutil import atomic_write, tomllib
 from .render import generated
-from .spec import DOCKERFILE, LOCK_SOURCES, PYPROJECT, SPEC_FILE, parse_spec, project_package
+from .spec import CONTAINER_PATH_RE, DOCKERFILE, LOCK_SOURCES, PYPROJECT, SPEC_FILE, parse_spec, project_package
 
 SKIP_DIRS = {
     "tests",
@@ -311,6 +311,7 @@ class _Serve:
     port: int
     reason: str
     app: project_code.App | None = None
+    module: str | None = None  # the module that serves (the app's, or serve.py's)
 
 
 def _serve(
@@ -346,10 +347,10 @@ def _serve(
         ), notes
     for path, _ in modules.values():
         if path.name == "serve.py" and (path.parent == root or installable or _in_package(root, path, code_layout)):
-            rel = path.relative_to(root).as_posix()
+            rel, module = path.relative_to(root).as_posix(), _module(root, path, code_layout)
             if installable or path.parent != root:
-                return _Serve(["python", "-m", _module(root, path, code_layout)], 8000, f"{rel} (port guessed)"), notes
-            return _Serve(["python", rel], 8000, f"{rel} (port guessed)"), notes
+                return _Serve(["python", "-m", module], 8000, f"{rel} (port guessed)", module=module), notes
+            return _Serve(["python", rel], 8000, f"{rel} (port guessed)", module=module), notes
     return None, notes
 
 
@@ -379,6 +380,17 @@ def _folder(use: project_code.Use, where: str) -> str:
     return where if use.folder else posixpath.dirname(where)
 
 
+def _mountable(folder: str) -> bool:
+    """An absolute folder in the image the artifacts folder can be mounted at without hiding code."""
+    app = layout.APP_DIR
+    return (
+        folder.startswith("/")
+        and CONTAINER_PATH_RE.fullmatch(folder) is not None
+        and posixpath.normpath(folder) not in ("/", app)
+        and not (app + "/").startswith(posixpath.normpath(folder) + "/")
+    )
+
+
 def _model(train: list, serve: list, source: list[str]) -> _Model:
     """Where train's output must reach serve: the folder the training code writes its model to
     and the serving code reads it from, found in the code; mounted there as the artifacts folder
@@ -388,7 +400,13 @@ def _model(train: list, serve: list, source: list[str]) -> _Model:
     read_env = {u.where.env for u, _ in serve if not u.write and u.where.anchor == "env"}
     for var in sorted(written_env & read_env) or sorted(written_env):
         how = "train writes and serve reads" if var in read_env else "train writes"
-        default_dir = next((u.where.default for u, _ in train if u.where.env == var and u.where.default), None)
+        defaults = {u.where.default for u, _ in train + serve if u.where.env == var}
+        default_dir = next(iter(sorted(d for d in defaults if d)), None)
+        if len(defaults) == 1 and default_dir and _mountable(default_dir):
+            return _Model(  # the code's own default is a folder of the image: no variable to set
+                default_dir.rstrip("/"),
+                f"{default_dir}: where the code writes and reads the model when {var} is not set ({how} under ${var})",
+            )
         return _Model(
             default.artifacts,
             f"the mounted model folder; {var} names it for the code ({how} the model under ${var}"
@@ -568,7 +586,10 @@ def propose(root: Path, *, python: str | None = None, base: str | None = None) -
         notes.append("no server found: edit serve.command and serve.port")
 
     train_uses = _uses(root, modules, train_module, train_cwd)
-    serve_uses = _uses(root, modules, serve.app.module if serve and serve.app else None, layout.APP_DIR)
+    serve_module = serve.app.module if serve and serve.app else serve.module if serve else None
+    if script["serve"] and isinstance(scripts.get(script["serve"]), str):
+        serve_module = scripts[script["serve"]].split(":")[0].strip()
+    serve_uses = _uses(root, modules, serve_module, layout.APP_DIR)
     model = _model(train_uses, serve_uses, source + prep)
     notes += model.notes
     env.update(model.env)

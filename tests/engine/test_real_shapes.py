@@ -64,10 +64,3 @@ def test_init_build_train_serve_verify_with_no_hand_edit(name, tmp_path, engine,
         proc = cli("verify", images[role]["ref"], "--lock", "imagesmith.lock", "--model", str(artifacts), cwd=root)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (root / "imagesmith.yaml").read_text() == written  # nothing edited it on the way
-
-
-def test_the_chosen_app_and_the_others_are_named(tmp_path):
-    root = copy_project(PROJECTS / "real-twoapps", tmp_path / "real-twoapps", git=False)
-    proc = cli("init", "--print", cwd=root)
-    assert proc.returncode == 0, proc.stderr
-    assert "serving api.server:api" in proc.stderr and "not health:app: /healthz" in proc.stderr

@@ -154,6 +154,23 @@ def test_two_apps_serve_the_prediction_app_and_say_so(tmp_path):
     assert dict(spec.env)["MODEL_DIR"] == spec.artifacts == "/artifacts"
 
 
+def test_init_names_the_app_it_serves_and_the_others_on_stderr(tmp_path):
+    root = Path(shutil.copytree(PROJECTS / "real-twoapps", tmp_path / "real-twoapps"))
+    proc = cli("init", "--print", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "serving api.server:api" in proc.stderr and "not health:app: /healthz" in proc.stderr
+    assert not (root / "imagesmith.yaml").exists()
+
+
+def test_a_model_folder_the_code_defaults_to_needs_no_variable(tmp_path):
+    (tmp_path / "requirements.txt").write_text("six\n")
+    code = "import os\nD = os.environ.get('OUT', '/models')\n"
+    (tmp_path / "train.py").write_text(code + "open(os.path.join(D, 'm.json'), 'w')\n")
+    (tmp_path / "serve.py").write_text(code + "open(os.path.join(D, 'm.json'))\n")
+    p = propose(tmp_path)
+    assert p.values["artifacts"] == "/models" and "env" not in p.values
+
+
 def test_src_used_as_a_package_is_not_a_src_layout(tmp_path):
     spec, p = _init("real-srcpkg", tmp_path)
     assert spec.train.command == ("python", "-m", "src.train")
