@@ -593,11 +593,10 @@ def propose(root: Path, *, python: str | None = None, base: str | None = None) -
     model = _model(train_uses, serve_uses, source + prep)
     notes += model.notes
     env.update(model.env)
-    data = _data_files(root, [] if installable else train_uses + serve_uses, source + prep, model.artifacts)
-    if installable:
-        data = _data_files(
-            root, [(u, w) for u, w in train_uses + serve_uses if u.where.anchor == "cwd"], [], model.artifacts
-        )
+    data_uses = train_uses + serve_uses
+    if installable:  # its code is installed: only what it names from the working folder is in /app
+        data_uses = [(u, w) for u, w in data_uses if u.where.anchor == "cwd"]
+    data = _data_files(root, data_uses, source + prep, model.artifacts)
     if serve and serve.app and serve.app.framework == "flask" and not installable:
         app_dir = serve.app.path.parent
         for name in ("templates", "static"):
