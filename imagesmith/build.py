@@ -28,7 +28,7 @@ from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import ROLES, image_ref
 from .lock import Lock, ensure_fresh_all, lock_project
 from .platforms import emulation_problem
-from .render import dockerignore, dockerignore_path, render
+from .render import check_replaceable, dockerignore, dockerignore_path, render
 from .runtime_wheel import write_beside
 from .source_context import staged
 from .spec import Spec, platform_arch
@@ -158,6 +158,7 @@ def build_project(
     unknown = [t for t in options.targets if t not in ROLES]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; imagesmith builds train and serve")
+    check_replaceable(spec.dockerfile_path, origin=spec.origin)  # before anything runs: never over a user's file
     base = options.base or spec.base
     engine.ping()
     # `docker buildx inspect` (the builder's driver) runs while the lock is checked and the

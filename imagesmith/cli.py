@@ -193,6 +193,13 @@ def init(
         False, "--pyproject", help="Write [tool.imagesmith] into pyproject.toml instead of imagesmith.yaml."
     ),
     print_only: bool = typer.Option(False, "--print", help="Show what would be written; write nothing."),
+    base: Optional[str] = typer.Option(
+        None,
+        "--base",
+        envvar="IMAGESMITH_BASE",
+        help="The base image the spec names (its Python too, when the project names none).",
+    ),
+    python: Optional[str] = typer.Option(None, "--python", help="The images' Python (3.X), whatever the project says."),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
@@ -200,7 +207,9 @@ def init(
     """Write a commented spec for this project from what is in it (never over an existing one)."""
     from .init import write_spec
 
-    path, text, proposal = write_spec(_project_dir(project), pyproject=pyproject, dry_run=print_only)
+    path, text, proposal = write_spec(
+        _project_dir(project), pyproject=pyproject, dry_run=print_only, python=python, base=base
+    )
     if as_json:
         _emit_json(
             {
@@ -314,7 +323,11 @@ def lock(
 def render(
     project: Path = ProjectOpt,
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Where to write (default: Dockerfile in the project); - for stdout."
+        None,
+        "--output",
+        "-o",
+        help="Where to write (default: the spec's dockerfile, Dockerfile in the project); - for stdout. "
+        "Never over a file imagesmith did not write.",
     ),
     check: bool = typer.Option(
         False,
@@ -329,7 +342,7 @@ def render(
     """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock,
     and write the runtime wheel it builds from into .imagesmith/ in the project."""
     from .lock import ensure_fresh_all
-    from .render import dockerignore, dockerignore_path
+    from .render import check_replaceable, dockerignore, dockerignore_path
     from .render import render as render_text
     from .runtime_wheel import stale_beside, write_beside
 
@@ -371,6 +384,7 @@ def render(
     # way, read-only); then nothing else has been written.
     if target.is_dir():
         raise FileWriteError(f"cannot write {target}: it is a folder", hint="give the path of a file to write")
+    check_replaceable(target, origin=spec.origin, output_option=True)
     atomic_write(target, text)
     atomic_write(dockerignore_path(target), dockerignore(spec))
     wheel_path = write_beside(spec.root)

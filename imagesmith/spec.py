@@ -60,6 +60,7 @@ DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?")
 DIST_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?", re.ASCII)  # PEP 508 names
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Project paths: plain relative POSIX paths, no globs, quotes, dollar signs or control characters.
+DOCKERFILE = "Dockerfile"  # where imagesmith writes its Dockerfile unless the spec says otherwise
 PATH_RE = re.compile(r"[A-Za-z0-9_.@+-][A-Za-z0-9_.@+/ -]*")
 CONTAINER_PATH_RE = re.compile(r"/[A-Za-z0-9_.@+/-]*")
 MODULE_FUNC_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", re.ASCII)
@@ -150,6 +151,7 @@ class Spec:
     # every platform the images are built for, in the spec's order (``platform`` is the first):
     # ``platforms: [linux/amd64, linux/arm64]`` builds both; each gets its own lock section
     platforms: tuple[str, ...] = ()
+    dockerfile: str = DOCKERFILE  # where imagesmith writes its Dockerfile, relative to root
 
     def __post_init__(self) -> None:
         if not self.platforms:
@@ -184,7 +186,8 @@ class Spec:
 
     @property
     def dockerfile_path(self) -> Path:
-        return self.root / "Dockerfile"
+        """Where imagesmith writes its Dockerfile (spec ``dockerfile``; never over a user's own file)."""
+        return self.root / self.dockerfile
 
 
 # --------------------------------------------------------------------------------------------
@@ -530,6 +533,7 @@ TOP_KEYS = (
     "package_indexes",
     "user",
     "install_project",
+    "dockerfile",
 )
 TRAIN_KEYS = ("command",)
 SERVE_KEYS = ("command", "port", "latency_budget_ms")
@@ -674,6 +678,7 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         user = IMAGE_USER
 
     project = _parse_install_project(data.get("install_project", "auto"), root, p)
+    dockerfile = _dockerfile(data.get("dockerfile", DOCKERFILE), root, p)
 
     if p.items:
         hint = f'fix {origin}; every key is described in the README ("A project")'
@@ -711,7 +716,26 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         user=user,
         project=project,
         platforms=platforms,
+        dockerfile=dockerfile,
     )
+
+
+def _dockerfile(value: Any, root: Path, p: _Problems) -> str:
+    """The spec's ``dockerfile``: a plain relative path inside the project (it need not exist yet)
+    whose folder exists; not a folder itself."""
+    if not isinstance(value, str) or not PATH_RE.fullmatch(value) or len(value) > MAX_PATH:
+        p.add("dockerfile", f"expected a relative file path like 'imagesmith.Dockerfile', got {show(value)}")
+        return DOCKERFILE
+    pure = PurePosixPath(value)
+    if ".." in pure.parts or value.endswith("/"):
+        p.add("dockerfile", f"{show(value)} must name a file inside the project directory")
+        return DOCKERFILE
+    full = root / pure.as_posix()
+    if full.is_dir():
+        p.add("dockerfile", f"{show(value)} is a folder; name the file imagesmith writes its Dockerfile to")
+    elif not full.parent.is_dir():
+        p.add("dockerfile", f"the folder of {show(value)} does not exist in {root}")
+    return pure.as_posix()
 
 
 INSTALL_PROJECT = ("auto", True, False)

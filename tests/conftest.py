@@ -23,6 +23,7 @@ import pytest
 
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.engine import Engine
+from imagesmith.render import generated
 from imagesmith.spec import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,10 +84,17 @@ def pytest_sessionfinish(session, exitstatus):
 
 def copy_project(src: Path, dest: Path, *, git: bool = True) -> Path:
     """A copy of a project in a fresh git repository (one commit at a fixed date), without the
-    lock, Dockerfile or artifacts a previous run may have left in the source folder."""
-    ignore = shutil.ignore_patterns(
-        "imagesmith.lock", "requirements.lock", "Dockerfile", ".imagesmith", "artifacts", "__pycache__", "*.pyc"
+    lock, Dockerfile or artifacts a previous run may have left in the source folder (a Dockerfile
+    imagesmith did not generate is the project's own, and copied)."""
+    left = shutil.ignore_patterns(
+        "imagesmith.lock", "requirements.lock", ".imagesmith", "artifacts", "__pycache__", "*.pyc"
     )
+
+    def ignore(folder: str, names: list[str]) -> set[str]:  # a project's own Dockerfile is part of it
+        return set(left(folder, names)) | {
+            n for n in names if n.endswith(("Dockerfile", ".dockerignore")) and generated(Path(folder) / n)
+        }
+
     shutil.copytree(src, dest, ignore=ignore)
     if git:
         env = dict(

@@ -97,21 +97,28 @@ def fake_lock(**changes) -> Lock:
     return replace(lock, **changes)
 
 
-def serve_one(engine, ref: str, artifacts: Path, body: bytes, path: str = "/predict") -> dict:
-    """Start the serve image ``ref`` as signoff does (the model folder copied in at /artifacts),
-    POST ``body`` to ``path`` once it answers, and return the JSON answer; the container and its
-    volumes are removed however it ends."""
+def serve_one(
+    engine, ref: str, artifacts: Path, body: bytes, path: str = "/predict", at: str = "/artifacts", tries: int = 100
+) -> dict:
+    """Start the serve image ``ref`` as signoff does (the model folder copied in at ``at``, the
+    spec's artifacts), POST ``body`` to ``path`` once it answers (``tries`` times 0.2 s), and return
+    the JSON answer; the container and its volumes are removed however it ends."""
     import json
     import time
     import urllib.request
     import uuid
 
     run_id = f"test-{uuid.uuid4().hex}"
-    cid, host, port = engine.start_service(ref, port=8000, mounts={str(artifacts): "/artifacts"}, run_id=run_id)
+    cid, host, port = engine.start_service(ref, port=8000, mounts={str(artifacts): at}, run_id=run_id)
     try:
-        for _ in range(100):
+        for _ in range(tries):
             try:
-                req = urllib.request.Request(f"http://{host}:{port}{path}", data=body, method="POST")
+                req = urllib.request.Request(
+                    f"http://{host}:{port}{path}",
+                    data=body,
+                    method="POST",
+                    headers={"Content-Type": "application/json"},
+                )
                 return json.loads(urllib.request.urlopen(req, timeout=2).read())
             except OSError:
                 time.sleep(0.2)

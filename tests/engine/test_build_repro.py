@@ -91,6 +91,27 @@ def test_preprocessing_edit_changes_only_the_last_two_layers(tiny_built, tmp_pat
         assert old[:-2] == new[:-2] and old[-2] != new[-2], role
 
 
+def test_a_new_artifacts_path_changes_only_the_last_two_layers(tiny_built, tmp_path, engine, base_image):
+    """The artifacts folder is made in the image-facts layer: a new `artifacts:` rebuilds neither
+    the user's layer nor the Python environment."""
+    spec, before = tiny_built
+    root = tmp_path / "tiny"
+    shutil.copytree(spec.root, root)
+    (root / "imagesmith.yaml").write_text((root / "imagesmith.yaml").read_text() + "artifacts: /app/model\n")
+    after = _build(root, engine, base_image, "imagesmith-test/artifacts-moved")
+    for role in ("train", "serve"):
+        old = engine.image(before.images[role].ref).layers
+        new = engine.image(after.images[role].ref).layers
+        assert len(old) == len(new)
+        assert old[:-2] == new[:-2] and old[-2] != new[-2], role
+    out = engine.run(
+        after.images["train"].ref,
+        ["-c", "import os; print(os.stat('/app/model').st_uid)"],
+        entrypoint=["/opt/venv/bin/python"],
+    )
+    assert out.strip() == "10001"
+
+
 def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine):
     """The install RUN has --network=none: with an empty wheelhouse it cannot fetch anything."""
     spec, _ = tiny_built

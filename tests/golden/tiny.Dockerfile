@@ -75,8 +75,8 @@ RUN --mount=type=tmpfs,target=/tmp \
    && if [ -f /etc/shadow ]; then echo 'imagesmith:!:::::::' >> /etc/shadow; fi \
    && if [ -f /etc/gshadow ]; then echo 'imagesmith:!::' >> /etc/gshadow; fi; \
     fi \
- && mkdir -p /home/imagesmith /artifacts \
- && chown 10001:10001 /home/imagesmith /artifacts \
+ && mkdir -p /home/imagesmith \
+ && chown 10001:10001 /home/imagesmith \
  && touch -h -d @0 /etc \
  && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
 
@@ -125,6 +125,8 @@ RUN --network=none \
       --no-cache-dir --no-index --no-deps --no-compile /run/imagesmith/preprocessing/tiny_preprocessing-0+sha256.af8c512365e1-py3-none-any.whl \
  && /opt/venv/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /opt/venv/lib/python3.11/site-packages/app \
  && cp /run/imagesmith/facts/* /opt/venv/lib/python3.11/site-packages/ \
+ && mkdir -p /artifacts \
+ && chown 10001:10001 /artifacts \
  && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
 
 COPY --from=source /app/ /app/

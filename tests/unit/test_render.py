@@ -153,7 +153,7 @@ def test_both_targets_run_as_the_images_non_root_user(tiny):
     assert "useradd" not in text and "adduser" not in text
     assert "echo imagesmith:x:10001:10001:imagesmith:/home/imagesmith:/usr/sbin/nologin >> /etc/passwd" in first
     assert "echo 'imagesmith:!:::::::' >> /etc/shadow" in first
-    assert "chown 10001:10001 /home/imagesmith /artifacts" in first
+    assert "chown 10001:10001 /home/imagesmith \\\n" in first and "/artifacts" not in first
     assert "USER" not in shared  # the build steps run as root; only the targets switch
 
 
@@ -176,7 +176,10 @@ def test_user_root_opts_out_and_renders_what_it_did_before(tiny):
             line for line in t.splitlines() if "io.imagesmith.config=" not in line and '"layers_over_base"' not in line
         )
 
-    assert unrecorded(default.replace(user_layer, "", 1).replace("USER 10001:10001\n", "")) == unrecorded(text)
+    owned = " \\\n && mkdir -p /artifacts \\\n && chown 10001:10001 /artifacts"
+    assert owned in default
+    without_user = default.replace(user_layer, "", 1).replace("USER 10001:10001\n", "").replace(owned, "")
+    assert unrecorded(without_user) == unrecorded(text)
     assert '\\"User\\":\\"10001:10001\\"' in default and '\\"User\\"' not in text
 
 
@@ -184,8 +187,26 @@ def test_the_artifacts_folder_the_user_owns_is_the_spec_s(tiny):
     from dataclasses import replace
 
     text = render(replace(tiny, artifacts="/data/model"), fake_lock())
-    assert "mkdir -p /home/imagesmith /data/model" in text
-    assert "chown 10001:10001 /home/imagesmith /data/model" in text
+    assert "mkdir -p /home/imagesmith \\\n" in text
+    assert "mkdir -p /data/model \\\n && chown 10001:10001 /data/model \\\n" in text
+
+
+def test_a_new_artifacts_path_leaves_every_layer_before_the_image_facts_as_it_was(tiny):
+    """The artifacts folder is made in the image-facts layer (which changes with the parity), not in
+    the first layer of shared: a new `artifacts:` rebuilds no layer before it (a 2.6 GB environment
+    is not exported again)."""
+    from dataclasses import replace
+
+    def shared_steps(artifacts: str) -> list[str]:
+        text = render(replace(tiny, artifacts=artifacts), fake_lock())
+        shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
+        return [step for step in shared.split("\n\n") if step.strip()]
+
+    one, other = shared_steps("/artifacts"), shared_steps("/app/model")
+    facts = next(i for i, step in enumerate(one) if "/facts" in step)
+    assert one[:facts] == other[:facts] and len(one) == len(other)  # the user, system packages, the venv
+    assert all("/artifacts" not in step for step in one[:facts])
+    assert "mkdir -p /artifacts" in one[facts] and "mkdir -p /app/model" in other[facts]
 
 
 def test_an_unchanged_render_comes_from_the_memo_without_jinja2(tiny, tmp_path, monkeypatch):

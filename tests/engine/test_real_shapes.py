@@ -1,0 +1,66 @@
+"""Four projects shaped like the public ML repositories of issue 24, none written for imagesmith,
+go the way a new user goes: `imagesmith init` (its spec used as written: no hand edit), `build`,
+`run train`, the serve image answering one prediction over HTTP with the model train wrote, and
+`verify --model`. The shapes: a FastAPI app made by a factory with its trainer in scripts/ (and a
+Dockerfile of its own, left as it is); two apps in one repository (a health app and the
+prediction app); `src/` used as a package by a Flask app, with a CSV beside the code; a uv project
+pinned to another Python than the newest its requires-python allows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from imagesmith.spec import load_spec
+from tests.conftest import PROJECTS, copy_project
+from tests.helpers import cli, serve_one
+
+pytestmark = pytest.mark.engine
+
+SHAPES = {
+    # fixture: (request path, request body, expected answer)
+    "real-factory": ("/predict", {"size": 70}, {"price": 210.0}),
+    "real-twoapps": ("/v1/predict", {"text": "a great day"}, {"score": 4, "label": "positive"}),
+    "real-srcpkg": ("/predict", {"petal_length": 1.4, "petal_width": 0.2}, {"species": "setosa"}),
+    "real-uvpinned": ("/predict", {"x": 10}, {"distance": 5.0}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_init_build_train_serve_verify_with_no_hand_edit(name, tmp_path, engine, base_image):
+    root = copy_project(PROJECTS / name, tmp_path / name)
+    own_dockerfile = (root / "Dockerfile").read_bytes() if (root / "Dockerfile").exists() else None
+    if (root / "pyproject.toml").is_file():
+        subprocess.run(["uv", "lock", "--quiet"], cwd=root, check=True)  # as the project's developer does
+    proc = cli("init", "--base", base_image, cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    written = (root / "imagesmith.yaml").read_text()
+    spec = load_spec(root)
+    if name == "real-uvpinned":
+        assert spec.requirements.lock == "uv_lock" and spec.python == "3.11"
+
+    tag = f"imagesmith-test/{name}"
+    built = cli("build", "-t", tag, "--json", cwd=root)
+    assert built.returncode == 0, built.stderr[-3000:]
+    images = json.loads(built.stdout)["images"]
+    if own_dockerfile is not None:  # the project's own Dockerfile, untouched
+        assert (root / "Dockerfile").read_bytes() == own_dockerfile
+
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    trained = cli("run", "train", "--tag", tag, "--artifacts", str(artifacts), cwd=root)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert (artifacts / "imagesmith-stamp.json").is_file()
+
+    path, body, expected = SHAPES[name]
+    answer = serve_one(
+        engine, images["serve"]["ref"], artifacts, json.dumps(body).encode(), path=path, at=spec.artifacts, tries=150
+    )
+    assert answer == expected
+
+    for role in ("train", "serve"):
+        proc = cli("verify", images[role]["ref"], "--lock", "imagesmith.lock", "--model", str(artifacts), cwd=root)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (root / "imagesmith.yaml").read_text() == written  # nothing edited it on the way
