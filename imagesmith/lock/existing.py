@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import LockError
 from ..fsutil import tomllib
 from ..platforms import MACHINES
-from .resolvers import Pin, logical_lines, parse_compiled
+from .resolvers import Pin, logical_lines, parse_compiled, uv_bin
 
 UV_LOCK = "uv.lock"
 PYLOCK = "pylock.toml"
@@ -73,7 +73,7 @@ def _run(argv: list[str], root: Path, what: str, env: dict[str, str] | None = No
 def uv_export(root: Path, extras: tuple[str, ...], groups: tuple[str, ...]) -> str:
     """``uv.lock`` as pip requirements with hashes: the project's own dependencies (its default
     dependency groups left out: only ``groups`` are added), never the project itself."""
-    uv = shutil.which("uv") or "uv"
+    uv = uv_bin()
     argv = [
         uv,
         "export",
@@ -263,7 +263,7 @@ def write_pylock(lock, dest: Path) -> None:
             "pylock.toml is not written for a lock with package_indexes",
             hint="uv's pylock.toml export has no per-package index; use imagesmith.lock and requirements.lock",
         )
-    uv = shutil.which("uv") or "uv"
+    uv = uv_bin()
     with tempfile.TemporaryDirectory(prefix="imagesmith-pylock-") as tmp:
         source, out = Path(tmp) / "requirements.lock", Path(tmp) / "pylock.toml"
         source.write_text(render_requirements_lock(lock.packages, "pins of imagesmith.lock"))

@@ -233,6 +233,23 @@ def _tool(name: str) -> str:
     return str(beside) if beside.exists() else (shutil.which(name) or name)
 
 
+def uv_bin() -> str:
+    """The uv that imagesmith installs (its ``uv`` dependency, found by ``uv.find_uv_bin()``),
+    never another uv on PATH (a pyenv shim, another version): every uv call goes through it."""
+    try:
+        from uv import find_uv_bin
+    except ImportError as exc:  # a broken install: uv is a dependency of imagesmith
+        raise ResolutionError(
+            "the uv package that imagesmith depends on is not installed", hint="pip install imagesmith installs it"
+        ) from exc
+    try:
+        return str(find_uv_bin())
+    except FileNotFoundError as exc:
+        raise ResolutionError(
+            f"uv's binary is missing ({exc})", hint="reinstall uv: pip install --force-reinstall uv"
+        ) from exc
+
+
 # --------------------------------------------------------------------------------------------
 # uv
 
@@ -268,7 +285,7 @@ class UvResolver:
             if request.previous and not request.upgrade:
                 out.write_text(request.previous)
             argv = [
-                _tool("uv"),
+                uv_bin(),
                 "pip",
                 "compile",
                 "--quiet",
