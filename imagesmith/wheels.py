@@ -51,6 +51,10 @@ def _sha256(path: Path) -> str:
 PIP_DOWNLOAD = ("-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--require-hashes")
 PIP_INDEX_ENV = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
 _SAVED = re.compile(r"^\s*Saved (.+?)\s*$")  # pip download's line for each file it fetched
+# pip's lines for a file whose hash is not the lock's: "name==version from URL[#frag] (...):", then
+# "Expected sha256 ..." and "Got ..."
+_MISMATCH = re.compile(r"^\s*([A-Za-z0-9._-]+)==(\S+) from (\S+?)(?:#\S*)?(?: \(.*\))?:\s*\n\s*Expected", re.M)
+_GOT = re.compile(r"^\s*Got\s+([0-9a-f]{64})", re.M)
 
 
 class WheelCache:
@@ -237,6 +241,18 @@ class WheelCache:
             for pin in pins:
                 if pin.name == name:
                     return pin
+        mismatch = _MISMATCH.search(output)
+        if mismatch:
+            dist, version, url = mismatch.groups()
+            dist = canonicalize_name(dist)
+            got = _GOT.search(output, mismatch.end())
+            raise LockError(
+                f"{url.rsplit('/', 1)[-1]} ({dist} {version}) does not match the lock's hashes"
+                + (f": it is sha256:{got.group(1)}" if got else ""),
+                hint=f"the lock's hashes for {dist} are not those of the file the index serves for "
+                f"Python {lock.python} on {lock.platform}: lock again (`imagesmith lock --upgrade-package {dist}`, "
+                "or the tool that wrote the project's own lock)",
+            )
         out = output.strip().splitlines()
         raise LockError(
             "downloading the locked wheels failed:\n" + "\n".join(out[-12:]),

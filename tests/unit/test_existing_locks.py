@@ -189,3 +189,32 @@ def test_uv_lock_is_exported_by_the_uv_imagesmith_installs_not_the_one_on_path(t
     root = _uv_project(tmp_path / "p")
     pins = existing_pins(root, "uv_lock", extras=(), groups=(), python_full="3.11.2", platform="linux/amd64")
     assert pins == [Pin("six", "1.16.0", (H1,))]
+
+
+@pytest.mark.parametrize("source", ["uv_lock", "pylock"])
+def test_a_lock_whose_requires_python_excludes_the_images_python_is_refused(tmp_path, source):
+    root = _uv_project(tmp_path / "p", requires_python=">=3.12")
+    (root / "pylock.toml").write_text(
+        f'lock-version = "1.0"\ncreated-by = "test"\nrequires-python = ">=3.12"\n'
+        f'[[packages]]\nname = "six"\nversion = "1.16.0"\n'
+        f'wheels = [{{ url = "http://127.0.0.1:9/six.whl", hashes = {{ sha256 = "{H1[7:]}" }} }}]\n'
+    )
+    with pytest.raises(LockError) as info:
+        existing_pins(root, source, extras=(), groups=(), python_full="3.11.2", platform="linux/amd64")
+    message = str(info.value)
+    assert (
+        ">=3.12" in message
+        and "3.11.2" in message
+        and ("project p 0.1" if source == "uv_lock" else "pylock.toml") in message
+    )
+    assert "python" in (info.value.hint or "").lower()
+
+
+def test_a_pylock_package_whose_requires_python_excludes_the_images_python_is_named(tmp_path):
+    (tmp_path / "pylock.toml").write_text(
+        f'lock-version = "1.0"\ncreated-by = "test"\n'
+        f'[[packages]]\nname = "numpy"\nversion = "2.3.4"\nrequires-python = ">=3.12"\n'
+        f'wheels = [{{ url = "http://127.0.0.1:9/numpy.whl", hashes = {{ sha256 = "{H1[7:]}" }} }}]\n'
+    )
+    with pytest.raises(LockError, match=r"numpy 2\.3\.4 requires Python >=3\.12.*3\.11\.2"):
+        pylock_pins(tmp_path / "pylock.toml", LINUX)
