@@ -118,6 +118,15 @@ def parse_compiled(text: str) -> list[Pin]:
     return [pins[k] for k in sorted(pins)]
 
 
+def preferences(previous: str) -> str:
+    """An earlier requirements.lock as the resolvers' preferences: its ``name==version`` lines
+    only. uv and pip-compile keep the hashes they find in an existing output file, and those may
+    be another source's (a uv.lock resolved for other Pythons lists only their wheels): a re-lock
+    keeps the versions it can and takes every hash from the index."""
+    lines = [line.split("--hash=", 1)[0].strip() for line in logical_lines(previous) if not line.startswith("-")]
+    return "".join(line + "\n" for line in lines if line)
+
+
 def render_requirements_lock(pins: Sequence[Pin], header: str) -> str:
     """The pip-compatible ``requirements.lock``: ``pip install --require-hashes -r`` accepts it."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
@@ -283,7 +292,7 @@ class UvResolver:
         with tempfile.TemporaryDirectory(prefix="imagesmith-uv-") as tmp:
             out = Path(tmp) / "requirements.lock"
             if request.previous and not request.upgrade:
-                out.write_text(request.previous)
+                out.write_text(preferences(request.previous))
             argv = [
                 uv_bin(),
                 "pip",
@@ -566,7 +575,7 @@ class PipToolsResolver:
         with tempfile.TemporaryDirectory(prefix="imagesmith-piptools-") as tmp:
             out = Path(tmp) / "requirements.lock"
             if request.previous and not request.upgrade:
-                out.write_text(request.previous)
+                out.write_text(preferences(request.previous))
             argv = [
                 _tool("pip-compile"),
                 *self.options(request),
@@ -609,7 +618,7 @@ class PipToolsResolver:
             args = stage_inputs(request.inputs, work)
             out = outdir / "requirements.lock"
             if request.previous and not request.upgrade:
-                out.write_text(request.previous)
+                out.write_text(preferences(request.previous))
             # The host's pip index settings reach the container without their credentials: the
             # URLs as options, the user info (and the host's netrc entries) in a netrc file.
             if request.index_url is None and os.environ.get("PIP_INDEX_URL"):

@@ -79,3 +79,22 @@ def test_pip_keeps_only_certificates_proxy_and_credentials_of_the_hosts_settings
         check=True,
     ).stdout.splitlines()
     assert sorted(line for line in out if line.startswith("PIP_")) == ["PIP_CERT=/ca.pem", "PIP_CONFIG_FILE=/dev/null"]
+
+
+def test_a_relock_takes_every_hash_from_the_index_never_from_the_previous_lock(tmp_path, index):
+    """The previous requirements.lock (here from another source: a uv.lock that listed only the
+    wheels of other Pythons) is a preference for versions only: the new pins' hashes are the
+    index's files', never the old ones."""
+    from imagesmith.lock.resolvers import ResolveRequest, UvResolver
+
+    (tmp_path / "requirements.in").write_text("six\n")
+    foreign = "sha256:" + "7" * 64  # a file this index does not serve
+    request = ResolveRequest(
+        inputs=(tmp_path / "requirements.in",),
+        extras=(),
+        python="3.11",
+        platform="linux/amd64",
+        index_url=index.url,
+        previous=f"six==1.0 \\\n    --hash={foreign}\n",
+    )
+    assert UvResolver().resolve(request) == [Pin("six", "1.0", (index.hashes[("six", "1.0")],))]
