@@ -30,7 +30,7 @@ from typing import Callable
 
 from .errors import SpecError, UsageError
 from .fsutil import atomic_write, tomllib
-from .spec import LOCK_SOURCES, PYPROJECT, SPEC_FILE, parse_spec, project_package
+from .spec import LOCK_SOURCES, PYPROJECT, SPEC_FILE, parse_spec, project_package, src_layout
 
 SKIP_DIRS = {
     "tests",
@@ -192,7 +192,7 @@ def propose(root: Path) -> Proposal:
             )
 
     source, prep, layout = _code(root)
-    package, _ = project_package(pyproject)
+    package, _ = project_package(pyproject, src_layout=layout == "src" and src_layout(root))
     installable = package is not None
     scripts_found = project.get("scripts")
     scripts: dict = scripts_found if isinstance(scripts_found, dict) and installable else {}
