@@ -108,7 +108,7 @@ RUN --network=none \
  && find /opt/venv/lib/python3.11/site-packages -maxdepth 2 -path '*.dist-info/uv_cache.json' -delete \
  && sed -i '/\.dist-info\/uv_cache\.json,/d' /opt/venv/lib/python3.11/site-packages/*.dist-info/RECORD \
  && mkdir -p /app \
- && /opt/venv/bin/python -m compileall -q -f -j 0 -x '/tests?/' --invalidation-mode unchecked-hash /opt/venv/lib \
+ && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl /opt/venv/bin/python -m imagesmith_runtime.bytecode /opt/venv/lib \
  && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
 WORKDIR /app
 ENV VIRTUAL_ENV=/opt/venv \
