@@ -148,3 +148,58 @@ def secret_file(text: str) -> Iterator[Path | None]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
+
+
+# The pip settings a download of the locked files keeps from the host (environment and config
+# files): how to reach an index (certificates, proxy, time-outs, the keyring for credentials).
+# Everything else (constraints, indexes, binary/source choices, ...) would change which files pip
+# takes, and the lock alone decides that: pip runs with ``PIP_CONFIG_FILE`` set to the null device
+# (no config file at all) and every other ``PIP_*`` variable removed.
+PIP_KEPT = ("cert", "client-cert", "trusted-host", "proxy", "timeout", "default-timeout", "retries", "keyring-provider")
+_PIP_KEPT_ENV = tuple("PIP_" + key.upper().replace("-", "_") for key in PIP_KEPT)
+
+
+def pip_environment(environ: Mapping[str, str], config: Mapping[str, str] = {}) -> dict[str, str]:  # noqa: B006
+    """The environment for pip downloading locked files: ``environ`` without its ``PIP_*`` settings
+    (but those of ``PIP_KEPT``), with the kept settings of pip's config files (``config``: key ->
+    value, see ``pip_config``) as variables, and no config file."""
+    env = {k: v for k, v in environ.items() if not k.startswith("PIP_") or k in _PIP_KEPT_ENV}
+    for key, value in config.items():
+        if key in PIP_KEPT:
+            env.setdefault("PIP_" + key.upper().replace("-", "_"), value)
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
+
+
+def pip_config(python: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``PIP_KEPT`` settings of the config files ``python -m pip`` reads with ``environ``
+    (global, then download sections; empty when pip cannot say)."""
+    import ast
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            [python, "-m", "pip", "config", "list"], capture_output=True, text=True, env=dict(environ), timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    found: dict[str, dict[str, str]] = {}
+    for line in proc.stdout.splitlines():
+        name, sep, raw = line.partition("=")
+        section, _, key = name.partition(".")
+        if not sep or section not in ("global", "download") or key not in PIP_KEPT:
+            continue
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            continue
+        found.setdefault(section, {})[key] = str(value)
+    return {**found.get("global", {}), **found.get("download", {})}
+
+
+def pip_isolated_shell() -> str:
+    """The same for a Dockerfile's shell, as a prefix to ``python3 -m pip ...``: ``env`` with
+    ``-u`` for every ``PIP_*`` variable the base image sets (but the kept ones), and no config
+    file. Only names reach ``env -u``: a value never reaches the command line."""
+    kept = "|".join(name[len("PIP_") :] for name in _PIP_KEPT_ENV)
+    return f"env $(env | sed -nE '/^PIP_({kept})=/d;s/^(PIP_[A-Z0-9_]+)=.*/-u \\1/p') PIP_CONFIG_FILE=/dev/null"

@@ -45,7 +45,16 @@ from . import layout, project_code
 from .errors import SpecError, UsageError
 from .fsutil import atomic_write, tomllib
 from .render import generated
-from .spec import CONTAINER_PATH_RE, DOCKERFILE, LOCK_SOURCES, PYPROJECT, SPEC_FILE, parse_spec, project_package
+from .spec import (
+    CONTAINER_PATH_RE,
+    DOCKERFILE,
+    LOCK_SOURCES,
+    PYPROJECT,
+    SPEC_FILE,
+    parse_spec,
+    project_package,
+    src_layout,
+)
 
 SKIP_DIRS = {
     "tests",
@@ -515,7 +524,7 @@ def propose(root: Path, *, python: str | None = None, base: str | None = None) -
 
     src_package = _src_is_package(root)
     source, prep, code_layout = _code(root, src_package)
-    package, _ = project_package(pyproject)
+    package, _ = project_package(pyproject, src_layout=code_layout == "src" and src_layout(root))
     installable = package is not None
     scripts_found = project.get("scripts")
     scripts: dict = scripts_found if isinstance(scripts_found, dict) and installable else {}

@@ -486,6 +486,7 @@ def render(spec: Spec, lock: Lock | dict[str, Lock]) -> str:
         "source": list(spec.source),
         "user": user_context(spec),
         "netrc_secret": credentials.SECRET_ID,
+        "pip_isolated": credentials.pip_isolated_shell(),
         "platforms": [platform_context(spec, one, siblings) for one in locks.values()],
         "roles": list(layout.ROLES),
     }

@@ -757,7 +757,7 @@ def _parse_install_project(value: Any, root: Path, p: _Problems) -> ProjectPacka
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
             data = {}
-    found, missing = project_package(data)
+    found, missing = project_package(data, src_layout=src_layout(root))
     if found is None:
         if value is True:
             p.add("install_project", f"true, but {PYPROJECT} has no {', no '.join(missing)}")
@@ -774,11 +774,33 @@ def _parse_install_project(value: Any, root: Path, p: _Problems) -> ProjectPacka
     return ProjectPackage(found.name, tuple(checked), found.backend)
 
 
-def project_package(pyproject: dict) -> tuple[ProjectPackage | None, list[str]]:
+# PEP 517/518's fallback for a pyproject.toml without [build-system], as pip applies it.
+FALLBACK_BUILD_SYSTEM = {"requires": ["setuptools>=40.8.0"], "build-backend": "setuptools.build_meta:__legacy__"}
+
+
+def src_layout(root: Path) -> bool:
+    """``src/`` holds the project's packages (``src/<pkg>/__init__.py``), and is not itself a
+    package (``src/__init__.py``: code that imports ``src.x`` from the project's folder)."""
+    src = root / "src"
+    return src.is_dir() and not (src / "__init__.py").exists() and any(src.glob("*/__init__.py"))
+
+
+def project_package(pyproject: dict, *, src_layout: bool = False) -> tuple[ProjectPackage | None, list[str]]:
     """The installable project a parsed pyproject.toml describes, or None and what it lacks:
     ``[project]`` with a static ``name``, ``[build-system]`` with a ``build-backend`` and a
-    non-empty ``requires`` list. Pure (``imagesmith init`` asks the same question)."""
+    non-empty ``requires`` list. Pure (``imagesmith init`` asks the same question).
+
+    A src layout (``src_layout``) without any ``[build-system]`` is installable the way the
+    packaging standards say and pip does: setuptools' legacy backend (``FALLBACK_BUILD_SYSTEM``),
+    since its packages are importable only installed. A flat layout without one is not: its code
+    is importable from the working folder as it is, and uv treats such a project as virtual
+    (never installed); so is any project whose ``[tool.uv] package = false``."""
     project, system = pyproject.get("project"), pyproject.get("build-system")
+    tool = pyproject.get("tool")
+    uv = tool.get("uv") if isinstance(tool, dict) else None
+    virtual = isinstance(uv, dict) and uv.get("package") is False
+    if system is None and src_layout and not virtual:
+        system = FALLBACK_BUILD_SYSTEM
     missing = []
     name = project.get("name") if isinstance(project, dict) else None
     if not isinstance(project, dict):

@@ -29,7 +29,7 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 from packaging.version import Version
 
 from .cache import default_cache_dir
-from .credentials import index_args, index_netrc, redact, secret_file
+from .credentials import index_args, index_netrc, pip_config, pip_environment, redact, secret_file
 from .errors import EngineError, LockError
 from .lock import Lock
 from .lock.indexes import download_groups
@@ -49,8 +49,11 @@ def _sha256(path: Path) -> str:
 
 # pip download of exactly the locked files: each checked against its locked hash, nothing else
 PIP_DOWNLOAD = ("-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--require-hashes")
-PIP_INDEX_ENV = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
 _SAVED = re.compile(r"^\s*Saved (.+?)\s*$")  # pip download's line for each file it fetched
+# pip's lines for a file whose hash is not the lock's: "name==version from URL[#frag] (...):", then
+# "Expected sha256 ..." and "Got ..."
+_MISMATCH = re.compile(r"^\s*([A-Za-z0-9._-]+)==(\S+) from (\S+?)(?:#\S*)?(?: \(.*\))?:\s*\n\s*Expected", re.M)
+_GOT = re.compile(r"^\s*Got\s+([0-9a-f]{64})", re.M)
 
 
 class WheelCache:
@@ -152,9 +155,7 @@ class WheelCache:
                 sdist_only: list[Pin] = []
                 remaining = list(group)
                 while remaining:
-                    failed = self._download_wheels(
-                        remaining, lock, Path(tmp), netrc, indexes, progress, pinned=pinned_index is not None
-                    )
+                    failed = self._download_wheels(remaining, lock, Path(tmp), netrc, indexes, progress)
                     if failed is None:
                         break
                     sdist_only.append(failed)
@@ -182,8 +183,6 @@ class WheelCache:
         netrc: Path | None,
         indexes: list[str],
         progress=lambda msg: None,
-        *,
-        pinned: bool = False,
     ) -> Pin | None:
         """pip download of the wheels; returns the pin pip found no wheel of (None: all done).
         Each file pip has fetched is reported as one ``progress`` line, with its size, as it
@@ -212,10 +211,11 @@ class WheelCache:
         ]
         for plat in target_platforms(lock.platform):
             argv += ["--platform", plat]
-        env = dict(os.environ, **({"NETRC": str(netrc)} if netrc else {}))
-        if pinned:
-            for key in PIP_INDEX_ENV:  # a pinned index's download: the host's pip settings add no index
-                env.pop(key, None)
+        # the lock alone decides which files: no pip.conf, no PIP_* setting but certificates,
+        # proxy and credentials (so a pinned index's download adds no index of the host's either)
+        env = pip_environment(os.environ, pip_config(sys.executable, os.environ))
+        if netrc:
+            env["NETRC"] = str(netrc)
         proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace"
         )
@@ -237,6 +237,18 @@ class WheelCache:
             for pin in pins:
                 if pin.name == name:
                     return pin
+        mismatch = _MISMATCH.search(output)
+        if mismatch:
+            dist, version, url = mismatch.groups()
+            dist = canonicalize_name(dist)
+            got = _GOT.search(output, mismatch.end())
+            raise LockError(
+                f"{url.rsplit('/', 1)[-1]} ({dist} {version}) does not match the lock's hashes"
+                + (f": it is sha256:{got.group(1)}" if got else ""),
+                hint=f"the lock's hashes for {dist} are not those of the file the index serves for "
+                f"Python {lock.python} on {lock.platform}: lock again (`imagesmith lock --upgrade-package {dist}`, "
+                "or the tool that wrote the project's own lock)",
+            )
         out = output.strip().splitlines()
         raise LockError(
             "downloading the locked wheels failed:\n" + "\n".join(out[-12:]),
@@ -263,7 +275,7 @@ class WheelCache:
             str(tmp.resolve()): {"bind": "/run/imagesmith/in", "mode": "ro"},
             str((tmp / "dl").resolve()): {"bind": "/run/imagesmith/dl", "mode": "rw"},
         }
-        env = {"HOME": "/tmp", "PIP_NO_CACHE_DIR": "1"}
+        env = {"HOME": "/tmp", "PIP_NO_CACHE_DIR": "1", "PIP_CONFIG_FILE": "/dev/null"}  # the base's pip.conf: ignored
         if netrc is not None:
             volumes[str(netrc)] = {"bind": "/run/imagesmith/netrc", "mode": "ro"}
             env["NETRC"] = "/run/imagesmith/netrc"

@@ -21,9 +21,13 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 
-def wheel(name: str, version: str, origin: str, requires: Sequence[str] = ()) -> tuple[str, bytes]:
-    """A pure-Python wheel of ``name`` ``version`` whose module records ``origin``."""
+def wheel(
+    name: str, version: str, origin: str, requires: Sequence[str] = (), extra: dict[str, bytes] | None = None
+) -> tuple[str, bytes]:
+    """A pure-Python wheel of ``name`` ``version`` whose module records ``origin`` (and holds the
+    ``extra`` files, each listed in its RECORD like the rest)."""
     files = {f"{name}/__init__.py": f"VERSION = {version!r}\nFROM = {origin!r}\n".encode()}
+    files.update(extra or {})
     dist = f"{name}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
     files[f"{dist}/METADATA"] = (metadata + "".join(f"Requires-Dist: {r}\n" for r in requires)).encode()
@@ -52,12 +56,15 @@ class Index:
 
 
 def write_index(root: Path, origin: str, dists: Sequence[tuple]) -> dict[tuple[str, str], str]:
-    """A PEP 503 tree under ``root`` for ``dists`` = [(name, version, requires...), ...]."""
+    """A PEP 503 tree under ``root`` for ``dists`` = [(name, version, requires...), ...]; a
+    ``dict`` among the requires is extra files for the wheel ({path: bytes})."""
     pages: dict[str, list[str]] = {}
     hashes = {}
     (root / "files").mkdir(parents=True, exist_ok=True)
-    for name, version, *requires in dists:
-        filename, data = wheel(name, version, origin, requires)
+    for name, version, *rest in dists:
+        requires = [r for r in rest if isinstance(r, str)]
+        extra = next((r for r in rest if isinstance(r, dict)), None)
+        filename, data = wheel(name, version, origin, requires, extra)
         (root / "files" / filename).write_bytes(data)
         digest = hashlib.sha256(data).hexdigest()
         hashes[(name, version)] = f"sha256:{digest}"
@@ -101,6 +108,17 @@ def serve_indexes(folder: Path, contents: dict[str, Sequence[tuple]]) -> Iterato
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+def timestamp_pyc(source: bytes, filename: str, mtime: int = 1_700_000_000) -> bytes:
+    """Bytecode of ``source`` for this Python with a timestamp header, as a wheel built on another
+    machine ships it (numpy's cp311 wheel lists such files in its RECORD)."""
+    import importlib.util
+    import marshal
+
+    code = compile(source, filename, "exec")
+    header = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little")
+    return header + mtime.to_bytes(4, "little") + len(source).to_bytes(4, "little") + marshal.dumps(code)
 
 
 # The scenario the tests share: `pinme` on both indexes with different files and versions (the

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import LockError
 from ..fsutil import tomllib
 from ..platforms import MACHINES
-from .resolvers import Pin, logical_lines, parse_compiled
+from .resolvers import Pin, logical_lines, parse_compiled, uv_bin
 
 UV_LOCK = "uv.lock"
 PYLOCK = "pylock.toml"
@@ -73,7 +73,7 @@ def _run(argv: list[str], root: Path, what: str, env: dict[str, str] | None = No
 def uv_export(root: Path, extras: tuple[str, ...], groups: tuple[str, ...]) -> str:
     """``uv.lock`` as pip requirements with hashes: the project's own dependencies (its default
     dependency groups left out: only ``groups`` are added), never the project itself."""
-    uv = shutil.which("uv") or "uv"
+    uv = uv_bin()
     argv = [
         uv,
         "export",
@@ -155,6 +155,13 @@ def pylock_pins(path: Path, environment: dict[str, str]) -> list[Pin]:
     packages = data.get("packages")
     if not isinstance(packages, list):
         raise LockError(f"{path.name} has no [[packages]]")
+    python_full = environment["python_full_version"]
+    requires = data.get("requires-python")
+    if requires is not None and not _allows(requires, python_full):
+        raise LockError(
+            f"{path.name} requires Python {requires}; the image's Python is {python_full}",
+            hint=_python_hint(requires, "the tool that wrote it"),
+        )
     pins: dict[str, Pin] = {}
     for i, pkg in enumerate(packages):
         where = f"{path.name} packages[{i}]"
@@ -175,6 +182,12 @@ def pylock_pins(path: Path, environment: dict[str, str]) -> list[Pin]:
                 )
         if not isinstance(pkg.get("version"), str):
             raise LockError(f"{where} ({pkg['name']}) has no version")
+        requires = pkg.get("requires-python")
+        if requires is not None and not _allows(requires, python_full):
+            raise LockError(
+                f"{where}: {pkg['name']} {pkg['version']} requires Python {requires}; the image's Python is {python_full}",
+                hint=_python_hint(requires, "the tool that wrote it"),
+            )
         files = [f for f in (pkg.get("wheels") or []) if isinstance(f, dict)]
         if isinstance(pkg.get("sdist"), dict):
             files.append(pkg["sdist"])
@@ -191,12 +204,53 @@ def _sha256(entry: dict[str, Any]) -> str | None:
     return hashes.get("sha256") if isinstance(hashes, dict) else None
 
 
+def _allows(requires_python: object, python_full: str) -> bool:
+    """Whether a ``requires-python`` specifier admits ``python_full`` (unreadable: refused)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return SpecifierSet(str(requires_python)).contains(python_full, prereleases=True)
+    except InvalidSpecifier as exc:
+        raise LockError(f"requires-python {requires_python!r} is not a version specifier imagesmith can read") from exc
+
+
+def _python_hint(requires_python: object, tool: str) -> str:
+    return (
+        f"choose a base image whose Python {requires_python} allows (spec base:), or widen requires-python "
+        f"in pyproject.toml and run `{tool}` again"
+    )
+
+
+def check_uv_lock_python(path: Path, python_full: str) -> None:
+    """Refuse a ``uv.lock`` whose ``requires-python`` excludes the image's Python, naming the
+    project and both Pythons: uv resolved it for other interpreters, and its wheels would not
+    be the image's (the download would fail on hashes much later)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise LockError(f"{path.name} is not readable TOML ({str(exc)[:200]})") from exc
+    requires = data.get("requires-python")
+    if requires is None or _allows(requires, python_full):
+        return
+    roots = [
+        f"{p.get('name')} {p.get('version', '')}".strip()
+        for p in data.get("package") or []
+        if isinstance(p, dict) and isinstance(p.get("source"), dict) and {"virtual", "editable"} & set(p["source"])
+    ]
+    raise LockError(
+        f"{path.name} (project {', '.join(sorted(roots)) or path.parent.name}) requires Python {requires}; "
+        f"the image's Python is {python_full}",
+        hint=_python_hint(requires, "uv lock"),
+    )
+
+
 def existing_pins(
     root: Path, source: str, *, extras: tuple[str, ...], groups: tuple[str, ...], python_full: str, platform: str
 ) -> list[Pin]:
     """The pins of the project's own lock ``source`` (a key of ``SOURCES``) for the target."""
     environment = target_environment(python_full, platform)
     if source == "uv_lock":
+        check_uv_lock_python(root / UV_LOCK, python_full)
         pins = pins_from_requirements(uv_export(root, extras, groups), environment, UV_LOCK)
     elif source == "poetry_lock":
         pins = pins_from_requirements(poetry_export(root, extras, groups), environment, POETRY_LOCK)
@@ -263,7 +317,7 @@ def write_pylock(lock, dest: Path) -> None:
             "pylock.toml is not written for a lock with package_indexes",
             hint="uv's pylock.toml export has no per-package index; use imagesmith.lock and requirements.lock",
         )
-    uv = shutil.which("uv") or "uv"
+    uv = uv_bin()
     with tempfile.TemporaryDirectory(prefix="imagesmith-pylock-") as tmp:
         source, out = Path(tmp) / "requirements.lock", Path(tmp) / "pylock.toml"
         source.write_text(render_requirements_lock(lock.packages, "pins of imagesmith.lock"))

@@ -118,6 +118,15 @@ def parse_compiled(text: str) -> list[Pin]:
     return [pins[k] for k in sorted(pins)]
 
 
+def preferences(previous: str) -> str:
+    """An earlier requirements.lock as the resolvers' preferences: its ``name==version`` lines
+    only. uv and pip-compile keep the hashes they find in an existing output file, and those may
+    be another source's (a uv.lock resolved for other Pythons lists only their wheels): a re-lock
+    keeps the versions it can and takes every hash from the index."""
+    lines = [line.split("--hash=", 1)[0].strip() for line in logical_lines(previous) if not line.startswith("-")]
+    return "".join(line + "\n" for line in lines if line)
+
+
 def render_requirements_lock(pins: Sequence[Pin], header: str) -> str:
     """The pip-compatible ``requirements.lock``: ``pip install --require-hashes -r`` accepts it."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
@@ -233,6 +242,23 @@ def _tool(name: str) -> str:
     return str(beside) if beside.exists() else (shutil.which(name) or name)
 
 
+def uv_bin() -> str:
+    """The uv that imagesmith installs (its ``uv`` dependency, found by ``uv.find_uv_bin()``),
+    never another uv on PATH (a pyenv shim, another version): every uv call goes through it."""
+    try:
+        from uv import find_uv_bin
+    except ImportError as exc:  # a broken install: uv is a dependency of imagesmith
+        raise ResolutionError(
+            "the uv package that imagesmith depends on is not installed", hint="pip install imagesmith installs it"
+        ) from exc
+    try:
+        return str(find_uv_bin())
+    except FileNotFoundError as exc:
+        raise ResolutionError(
+            f"uv's binary is missing ({exc})", hint="reinstall uv: pip install --force-reinstall uv"
+        ) from exc
+
+
 # --------------------------------------------------------------------------------------------
 # uv
 
@@ -266,9 +292,9 @@ class UvResolver:
         with tempfile.TemporaryDirectory(prefix="imagesmith-uv-") as tmp:
             out = Path(tmp) / "requirements.lock"
             if request.previous and not request.upgrade:
-                out.write_text(request.previous)
+                out.write_text(preferences(request.previous))
             argv = [
-                _tool("uv"),
+                uv_bin(),
                 "pip",
                 "compile",
                 "--quiet",
@@ -549,7 +575,7 @@ class PipToolsResolver:
         with tempfile.TemporaryDirectory(prefix="imagesmith-piptools-") as tmp:
             out = Path(tmp) / "requirements.lock"
             if request.previous and not request.upgrade:
-                out.write_text(request.previous)
+                out.write_text(preferences(request.previous))
             argv = [
                 _tool("pip-compile"),
                 *self.options(request),
@@ -592,7 +618,7 @@ class PipToolsResolver:
             args = stage_inputs(request.inputs, work)
             out = outdir / "requirements.lock"
             if request.previous and not request.upgrade:
-                out.write_text(request.previous)
+                out.write_text(preferences(request.previous))
             # The host's pip index settings reach the container without their credentials: the
             # URLs as options, the user info (and the host's netrc entries) in a netrc file.
             if request.index_url is None and os.environ.get("PIP_INDEX_URL"):

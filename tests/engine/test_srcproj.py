@@ -173,3 +173,30 @@ def test_a_backend_failure_is_named_after_install_project(srcproj, tmp_path, bas
     proc = cli("build", "--base", base_image, "--tag", f"{TAG}-broken", cwd=broken)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "failed at install_project (srcproj: building its wheel failed)" in proc.stderr, proc.stderr
+
+
+def test_a_src_layout_without_build_system_is_installed_and_importable(tmp_path, engine, base_image):
+    """tests/projects/srcnobackend: [project] and no [build-system]. The packaging standards'
+    fallback (setuptools' legacy backend, as pip does) builds and installs it, so its package
+    is importable in both images and `python -m srcnobackend.train` runs; verify passes."""
+    root = copy_project(PROJECTS / "srcnobackend", tmp_path / "srcnobackend")
+    proc = cli("init", "--pyproject", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    spec = load_spec(root)
+    assert spec.project is not None and spec.project.backend == "setuptools.build_meta:__legacy__"
+    assert spec.train.command == ("python", "-m", "srcnobackend.train") and spec.source == ()
+    tag = "imagesmith-test/srcnobackend"
+    proc = cli("build", "--base", base_image, "--tag", tag, "--json", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    code = "import json, srcnobackend, importlib.metadata as m; print(json.dumps([srcnobackend.__file__, m.version('srcnobackend')]))"
+    for role in ("train", "serve"):
+        found = json.loads(_python(engine, result["images"][role]["ref"], code))
+        assert found == ["/opt/venv/lib/python3.11/site-packages/srcnobackend/__init__.py", "0.2.0"], found
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    proc = cli("run", "train", "--tag", tag, "--artifacts", str(artifacts), cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (artifacts / "model.txt").read_text() == "installed"
+    proc = cli("verify", result["images"]["serve"]["ref"], "--lock", str(root / "imagesmith.lock"), cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -23,12 +23,12 @@ FROM base AS wheel-download
 RUN --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requirements.lock \
     --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     --mount=type=secret,id=imagesmith-netrc,target=/run/secrets/imagesmith-netrc \
-    NETRC=/run/secrets/imagesmith-netrc python3 -m pip download --disable-pip-version-check --no-deps --require-hashes \
+    env $(env | sed -nE '/^PIP_(CERT|CLIENT_CERT|TRUSTED_HOST|PROXY|TIMEOUT|DEFAULT_TIMEOUT|RETRIES|KEYRING_PROVIDER)=/d;s/^(PIP_[A-Z0-9_]+)=.*/-u \1/p') PIP_CONFIG_FILE=/dev/null NETRC=/run/secrets/imagesmith-netrc python3 -m pip download --disable-pip-version-check --no-deps --require-hashes \
       --prefer-binary --dest /wheels -r /run/imagesmith/requirements.lock
 RUN --mount=type=bind,from=installer-lock,target=/run/imagesmith/installer \
     --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     --mount=type=secret,id=imagesmith-netrc,target=/run/secrets/imagesmith-netrc \
-    NETRC=/run/secrets/imagesmith-netrc python3 -m pip download --disable-pip-version-check --no-deps --require-hashes \
+    env $(env | sed -nE '/^PIP_(CERT|CLIENT_CERT|TRUSTED_HOST|PROXY|TIMEOUT|DEFAULT_TIMEOUT|RETRIES|KEYRING_PROVIDER)=/d;s/^(PIP_[A-Z0-9_]+)=.*/-u \1/p') PIP_CONFIG_FILE=/dev/null NETRC=/run/secrets/imagesmith-netrc python3 -m pip download --disable-pip-version-check --no-deps --require-hashes \
       --prefer-binary --dest /wheels -r /run/imagesmith/installer/installer.lock
 
 FROM scratch AS wheels
@@ -43,7 +43,7 @@ RUN --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requiremen
  && if [ -s /tmp/sdists.txt ]; then \
       apt-get update \
    && apt-get install -y --no-install-recommends build-essential python3-dev \
-   && HOME=/tmp python3 -m pip wheel --disable-pip-version-check --no-cache-dir --no-deps --require-hashes \
+   && env $(env | sed -nE '/^PIP_(CERT|CLIENT_CERT|TRUSTED_HOST|PROXY|TIMEOUT|DEFAULT_TIMEOUT|RETRIES|KEYRING_PROVIDER)=/d;s/^(PIP_[A-Z0-9_]+)=.*/-u \1/p') PIP_CONFIG_FILE=/dev/null HOME=/tmp python3 -m pip wheel --disable-pip-version-check --no-cache-dir --no-deps --require-hashes \
         --find-links /run/imagesmith/wheels --wheel-dir /built -r /tmp/sdists.txt; \
     fi
 
@@ -108,7 +108,7 @@ RUN --network=none \
  && find /opt/venv/lib/python3.11/site-packages -maxdepth 2 -path '*.dist-info/uv_cache.json' -delete \
  && sed -i '/\.dist-info\/uv_cache\.json,/d' /opt/venv/lib/python3.11/site-packages/*.dist-info/RECORD \
  && mkdir -p /app \
- && /opt/venv/bin/python -m compileall -q -f -j 0 -x '/tests?/' --invalidation-mode unchecked-hash /opt/venv/lib \
+ && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl /opt/venv/bin/python -m imagesmith_runtime.bytecode /opt/venv/lib \
  && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
 WORKDIR /app
 ENV VIRTUAL_ENV=/opt/venv \
@@ -120,7 +120,7 @@ RUN --network=none \
     --mount=type=bind,from=image-facts,target=/run/imagesmith/facts \
     --mount=type=bind,from=preprocessing,target=/run/imagesmith/preprocessing \
     touch /tmp/.imagesmith-mark && sleep 0.05 \
- && HOME=/tmp PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+ && env $(env | sed -nE '/^PIP_(CERT|CLIENT_CERT|TRUSTED_HOST|PROXY|TIMEOUT|DEFAULT_TIMEOUT|RETRIES|KEYRING_PROVIDER)=/d;s/^(PIP_[A-Z0-9_]+)=.*/-u \1/p') PIP_CONFIG_FILE=/dev/null HOME=/tmp PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     python3 -m pip --python /opt/venv/bin/python install --disable-pip-version-check \
       --no-cache-dir --no-index --no-deps --no-compile /run/imagesmith/preprocessing/tiny_preprocessing-0+sha256.af8c512365e1-py3-none-any.whl \
  && /opt/venv/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /opt/venv/lib/python3.11/site-packages/app \

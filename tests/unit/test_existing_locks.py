@@ -146,3 +146,75 @@ def test_no_pylock_is_written_for_a_lock_with_package_indexes(tmp_path):
     with pytest.raises(LockError, match="package_indexes"):
         write_pylock(lock, tmp_path / "pylock.toml")
     assert not (tmp_path / "pylock.toml").exists()
+
+
+def _uv_project(root, requires_python=">=3.11"):
+    """A uv project with a hand-written uv.lock pinning six (hashes only; nothing is fetched)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "p"\nversion = "0.1"\nrequires-python = "{requires_python}"\ndependencies = ["six==1.16.0"]\n'
+    )
+    (root / "uv.lock").write_text(
+        f"""version = 1
+revision = 3
+requires-python = "{requires_python}"
+
+[[package]]
+name = "p"
+version = "0.1"
+source = {{ virtual = "." }}
+dependencies = [{{ name = "six" }}]
+
+[package.metadata]
+requires-dist = [{{ name = "six", specifier = "==1.16.0" }}]
+
+[[package]]
+name = "six"
+version = "1.16.0"
+source = {{ registry = "http://127.0.0.1:9/simple" }}
+wheels = [{{ url = "http://127.0.0.1:9/six-1.16.0-py2.py3-none-any.whl", hash = "{H1}", size = 10 }}]
+"""
+    )
+    return root
+
+
+def test_uv_lock_is_exported_by_the_uv_imagesmith_installs_not_the_one_on_path(tmp_path, monkeypatch):
+    import os
+
+    shim = tmp_path / "bin" / "uv"
+    shim.parent.mkdir()
+    shim.write_text("#!/bin/sh\necho 'error: this is not the uv imagesmith installs' >&2\nexit 2\n")
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    root = _uv_project(tmp_path / "p")
+    pins = existing_pins(root, "uv_lock", extras=(), groups=(), python_full="3.11.2", platform="linux/amd64")
+    assert pins == [Pin("six", "1.16.0", (H1,))]
+
+
+@pytest.mark.parametrize("source", ["uv_lock", "pylock"])
+def test_a_lock_whose_requires_python_excludes_the_images_python_is_refused(tmp_path, source):
+    root = _uv_project(tmp_path / "p", requires_python=">=3.12")
+    (root / "pylock.toml").write_text(
+        f'lock-version = "1.0"\ncreated-by = "test"\nrequires-python = ">=3.12"\n'
+        f'[[packages]]\nname = "six"\nversion = "1.16.0"\n'
+        f'wheels = [{{ url = "http://127.0.0.1:9/six.whl", hashes = {{ sha256 = "{H1[7:]}" }} }}]\n'
+    )
+    with pytest.raises(LockError) as info:
+        existing_pins(root, source, extras=(), groups=(), python_full="3.11.2", platform="linux/amd64")
+    message = str(info.value)
+    assert (
+        ">=3.12" in message
+        and "3.11.2" in message
+        and ("project p 0.1" if source == "uv_lock" else "pylock.toml") in message
+    )
+    assert "python" in (info.value.hint or "").lower()
+
+
+def test_a_pylock_package_whose_requires_python_excludes_the_images_python_is_named(tmp_path):
+    (tmp_path / "pylock.toml").write_text(
+        f'lock-version = "1.0"\ncreated-by = "test"\n'
+        f'[[packages]]\nname = "numpy"\nversion = "2.3.4"\nrequires-python = ">=3.12"\n'
+        f'wheels = [{{ url = "http://127.0.0.1:9/numpy.whl", hashes = {{ sha256 = "{H1[7:]}" }} }}]\n'
+    )
+    with pytest.raises(LockError, match=r"numpy 2\.3\.4 requires Python >=3\.12.*3\.11\.2"):
+        pylock_pins(tmp_path / "pylock.toml", LINUX)

@@ -51,10 +51,11 @@ def test_src_layout_with_pyproject_dependencies_and_flask(tmp_path):
     )
     p = propose(root)
     assert p.values["name"] == "shop_model" and p.values["python"] == "3.12"
-    assert p.values["requirements"] == {"pyproject": True} and p.values["source"] == ["src/shop/"]
+    # no [build-system]: installed by the standard's fallback (setuptools), so no source is copied
+    assert p.values["requirements"] == {"pyproject": True} and "source" not in p.values
     assert p.values["train"] == {"command": ["python", "-m", "shop.train"]}
     assert p.values["serve"]["command"] == ["gunicorn", "-b", "0.0.0.0:8000", "shop.web:api"]
-    assert any("src layout" in n for n in p.notes)
+    assert any("src layout, installable (setuptools.build_meta:__legacy__)" in n for n in p.notes)
     path, text, _ = write_spec(root, pyproject=True)
     assert path.name == "pyproject.toml" and "[tool.imagesmith]" in path.read_text()
     assert load_spec(root).serve.port == 8000

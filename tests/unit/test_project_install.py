@@ -76,6 +76,25 @@ def test_projects_without_a_build_backend_are_not_installed(srcproj):
     assert "install_project" in str(err.value) and "[build-system].build-backend" in str(err.value)
 
 
+def test_a_src_layout_without_build_system_is_installed_by_the_standard_fallback(tmp_path):
+    """PEP 517/518: no [build-system] means setuptools' legacy backend, as pip does; in a src
+    layout that is the only way its package is importable. uv's virtual projects stay source."""
+    root = Path(shutil.copytree(PROJECTS / "srcnobackend", tmp_path / "p"))
+    spec = parse_spec(dict(SPEC, name="srcnobackend"), root)
+    assert spec.project is not None
+    assert (spec.project.name, spec.project.requires, spec.project.backend) == (
+        "srcnobackend",
+        ("setuptools>=40.8.0",),
+        "setuptools.build_meta:__legacy__",
+    )
+    assert "installable (setuptools.build_meta:__legacy__)" in " ".join(propose(root).notes)
+    (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text() + "[tool.uv]\npackage = false\n")
+    assert parse_spec(dict(SPEC, name="srcnobackend"), root).project is None  # uv: a virtual project
+    (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text().replace("package = false", ""))
+    (root / "src" / "__init__.py").write_text("")  # `src` is itself a package: not a src layout
+    assert parse_spec(dict(SPEC, name="srcnobackend"), root).project is None
+
+
 def test_install_project_takes_auto_true_or_false(srcproj):
     for bad in ("yes", 1, ["auto"]):
         with pytest.raises(SpecError) as err:

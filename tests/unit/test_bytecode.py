@@ -1,0 +1,64 @@
+"""The install step's bytecode (runtime/bytecode.py), run as the image runs it (from the runtime
+wheel alone, ``python -m imagesmith_runtime.bytecode``) on a site-packages folder made here: a
+``.pyc`` a wheel shipped (its RECORD lists it) keeps its bytes; every other source is compiled
+unchecked-hash, replacing a timestamped ``.pyc``; test suites are left alone."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+from imagesmith import runtime_wheel
+from tests.pkgindexes import timestamp_pyc
+
+
+def _record_line(site: Path, rel: str) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256((site / rel).read_bytes()).digest()).rstrip(b"=").decode()
+    return f"{rel},sha256={digest},{(site / rel).stat().st_size}\n"
+
+
+def _flags(pyc: Path) -> int:
+    return int.from_bytes(pyc.read_bytes()[4:8], "little")
+
+
+def test_a_wheels_own_bytecode_is_left_as_installed_and_the_rest_compiled(tmp_path):
+    lib = tmp_path / "lib"
+    site = lib / "python3.11" / "site-packages"
+    pkg = site / "shipspyc"
+    (pkg / "__pycache__").mkdir(parents=True)
+    (pkg / "tests").mkdir()
+    source = b"VALUE = 1\n"
+    (pkg / "__init__.py").write_bytes(b"")
+    (pkg / "tool.py").write_bytes(source)
+    shipped = Path(importlib.util.cache_from_source(str(pkg / "tool.py")))
+    shipped.write_bytes(timestamp_pyc(source, "build-machine/tool.py"))
+    (pkg / "tests" / "test_tool.py").write_bytes(b"def test(): pass\n")
+    other = site / "other.py"
+    other.write_bytes(b"X = 2\n")
+    stale = Path(importlib.util.cache_from_source(str(other)))
+    stale.parent.mkdir()
+    stale.write_bytes(timestamp_pyc(b"X = 2\n", str(other)))  # as the .pth's import writes it
+    dist = site / "shipspyc-1.0.dist-info"
+    dist.mkdir()
+    rels = ["shipspyc/__init__.py", "shipspyc/tool.py", shipped.relative_to(site).as_posix()]
+    (dist / "RECORD").write_text("".join(_record_line(site, r) for r in rels) + f"{dist.name}/RECORD,,\n")
+    before = shipped.read_bytes()
+
+    built = runtime_wheel.build()
+    wheel = tmp_path / built.filename
+    wheel.write_bytes(built.data)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagesmith_runtime.bytecode", str(lib)],
+        env={"PYTHONPATH": str(wheel), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert shipped.read_bytes() == before  # the wheel's bytes, as its RECORD says
+    init = Path(importlib.util.cache_from_source(str(pkg / "__init__.py")))
+    assert _flags(init) == 0b01 and _flags(stale) == 0b01  # unchecked-hash, the timestamped one replaced
+    assert not (pkg / "tests" / "__pycache__").exists()
