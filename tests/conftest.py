@@ -117,6 +117,24 @@ def base_image(engine) -> str:
     return BASE_IMAGE
 
 
+@pytest.fixture
+def unbuilt_base(engine, base_image):
+    """The base image under a name this engine never built ``FROM`` (new for each test), in the
+    form a rendered Dockerfile names a local base: ``NAME:TAG@sha256:ID``. A plain BuildKit build
+    from it asks the name's home registry, as it does on a fresh machine for any local base, so
+    a test that passes with it passes on a fresh engine whatever ran before it. The tag is
+    removed afterwards (the image stays under its own name)."""
+    import uuid
+
+    name = f"imagesmith-test/unbuilt-{uuid.uuid4().hex[:12]}:base"
+    image_id = engine.image(base_image).id
+    engine.tag(image_id, name)
+    try:
+        yield f"{name}@{image_id}"
+    finally:
+        subprocess.run(["docker", "image", "rm", name], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def arm64_base(engine) -> str:
     """The local linux/arm64 base image (runs under QEMU on an amd64 host)."""

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from imagesmith.build import BuildOptions, build_project
+from imagesmith.cache import default_cache_dir
 from imagesmith.errors import BuildError
 from imagesmith.lock import read_lock
 from imagesmith.spec import load_spec
 from tests.conftest import PROJECTS, copy_project
-from tests.helpers import cli, docker_build
+from tests.helpers import base_context, cli, docker_build
 
 pytestmark = pytest.mark.engine
 
@@ -91,8 +92,10 @@ def test_preprocessing_edit_changes_only_the_last_two_layers(tiny_built, tmp_pat
         assert old[:-2] == new[:-2] and old[-2] != new[-2], role
 
 
-def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine):
-    """The install RUN has --network=none: with an empty wheelhouse it cannot fetch anything."""
+def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine, base_image, unbuilt_base):
+    """The install RUN has --network=none: with an empty wheelhouse it cannot fetch anything.
+    Built with plain buildx as README says for a local base (``--build-context base=oci-layout://…``),
+    from a base name this engine never built from: it passes on a fresh engine, in any order."""
     spec, _ = tiny_built
     text = spec.dockerfile_path.read_text()
     install = text[text.index("RUN --network=none") :].split("\n\n")[0]
@@ -107,6 +110,10 @@ def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine)
             "--progress=plain",
             "--target",
             "serve",
+            "--build-arg",
+            f"IMAGESMITH_BASE={unbuilt_base}",
+            "--build-context",
+            base_context(engine, base_image, default_cache_dir()),
             "--build-context",
             f"wheels={empty}",
             str(spec.root),

@@ -13,8 +13,9 @@ import urllib.request
 import pytest
 
 from imagesmith import layout, parity
+from imagesmith.cache import default_cache_dir
 from imagesmith.lock import read_lock
-from tests.helpers import cli, docker_build
+from tests.helpers import base_context, cli, docker_build
 
 pytestmark = pytest.mark.engine
 
@@ -174,8 +175,10 @@ def test_train_then_serve_a_prediction(iris_built, engine, tmp_path):
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
 
-def test_plain_buildx_builds_the_rendered_dockerfile(iris_built, engine):
-    """The committed Dockerfile works in a CI pipeline without imagesmith, and stamps the label."""
+def test_plain_buildx_builds_the_rendered_dockerfile(iris_built, engine, base_image, unbuilt_base):
+    """The committed Dockerfile works in a CI pipeline without imagesmith, and stamps the label.
+    A local base is passed as README says (``--build-context base=oci-layout://…``); the base's
+    name is one this engine never built from, so the build takes a fresh machine's path."""
     spec, result = iris_built
     proc = subprocess.run(
         [
@@ -186,6 +189,10 @@ def test_plain_buildx_builds_the_rendered_dockerfile(iris_built, engine):
             "--load",
             "--target",
             "serve",
+            "--build-arg",
+            f"IMAGESMITH_BASE={unbuilt_base}",
+            "--build-context",
+            base_context(engine, base_image, default_cache_dir()),
             "-t",
             "imagesmith-test/plain:serve",
             str(spec.root),
