@@ -146,15 +146,27 @@ class Buildx:
         targets = list(
             (definition.get("group") or {}).get("default", {}).get("targets") or definition.get("target") or {}
         )
-        for attempt in (1, 2):
+        for attempt in range(1, NAME_RACE_ATTEMPTS + 1):
             rc, log, metadata = self._bake_once(
                 definition, cwd=cwd, env=env, builder=builder, echo=echo, passthrough=passthrough
             )
+            if rc == 0 or attempt == NAME_RACE_ATTEMPTS:
+                break
+            # Another build (a parallel CI job on this engine) named the same image at the same
+            # moment: BuildKit's image exporter updates a name that exists and creates one that
+            # does not, so of two exports that both found the name missing the second fails
+            # (`image "NAME": already exists`). The name exists now: once more updates it (the
+            # last build to finish names the image, as when the two run one after the other).
+            # Every step is cached by then, except with --no-cache, which builds again.
+            if _NAME_RACE.search(log):
+                if echo:
+                    echo("imagesmith: another build named the same image at the same moment; naming it again")
+                continue
             # Both targets push the layers they share at the same time; the registry can answer
             # one manifest before the other's upload of a shared blob is done ("manifest blob
             # unknown", containerd/containerd#2706). Everything is cached by then: once more
             # only pushes, and finds the blobs there.
-            if rc != 0 and attempt == 1 and _PUSH_RACE.search(log):
+            if attempt == 1 and _PUSH_RACE.search(log):
                 if echo:
                     echo("imagesmith: a push raced with the other target's upload of a shared layer; pushing again")
                 continue
@@ -230,6 +242,11 @@ class Buildx:
         return rc, "\n".join(tail_lines), metadata
 
 
+# BuildKit's image exporter creating a name that another export created since it looked.
+_NAME_RACE = re.compile(r'image "([^"\n]+)": already exists')
+# Each attempt after the first finds the name made, so a second loses only to a deleted image.
+NAME_RACE_ATTEMPTS = 3
+
 # Both targets push the same layers (and, for a registry cache, the same cache manifest) at once;
 # the registry may see a manifest before the blobs the other upload is still committing (400).
 _PUSH_RACE = re.compile(
@@ -274,6 +291,12 @@ def bake_failure(
             f"BuildKit cannot get the base image {m.group(1)}",
             hint="check that its registry is reachable from the builder and you are logged in; "
             "a local base is passed to the builder by `imagesmith build` itself",
+        )
+    m = _NAME_RACE.search(log)
+    if m:
+        return EngineError(
+            f"another build kept naming the image {m.group(1)} at the same moment ({NAME_RACE_ATTEMPTS} attempts)",
+            hint="run the build again when the other build of the same names is done",
         )
     if re.search(r"failed to push|push access denied|failed to authorize|unexpected status from PUT request", log):
         return EngineError(

@@ -246,3 +246,42 @@ def test_sdist_only_distribution_is_built_outside_the_images(tmp_path, engine, b
     assert out.split() == ["0.6.2", "None"]
     online = _build(root, engine, base_image, "imagesmith-test/sdist-online", install="online")
     assert engine.image(online.images["serve"].ref).layers == engine.image(ref).layers
+
+
+def test_two_builds_of_the_same_names_at_once_both_succeed(tmp_path, engine, base_image):
+    """Parallel CI jobs on one engine: two `imagesmith build` runs of the same image names at once,
+    names this engine never had (new for each run). With --no-cache both run every step and
+    BuildKit joins their identical steps, so both exports name the images at the same moment
+    (on a fresh engine, BuildKit failed one with `image "…": already exists`)."""
+    import sys
+    import uuid
+
+    repo = f"imagesmith-test/race-{uuid.uuid4().hex[:12]}"
+    roots = [copy_project(PROJECTS / "tiny", tmp_path / f"job{i}" / "tiny") for i in (1, 2)]
+    argv = [sys.executable, "-m", "imagesmith", "build", "--base", base_image, "-t", repo, "--no-cache", "--json"]
+    jobs = [
+        subprocess.Popen(argv + ["-p", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for root in roots
+    ]
+    try:
+        outcomes = [job.communicate(timeout=900) for job in jobs]
+        for job, (_, err) in zip(jobs, outcomes):
+            assert job.returncode == 0, err[-3000:]
+            assert "Traceback" not in err
+        built = [json.loads(out) for out, _ in outcomes]
+        digests = [{role: image["digest"] for role, image in b["images"].items()} for b in built]
+        assert digests[0] == digests[1]  # the same images, whichever named them last
+        for role in ("train", "serve"):
+            assert engine.image(f"{repo}:{role}").id == digests[0][role]
+    finally:
+        for job in jobs:
+            if job.poll() is None:
+                job.kill()
+                job.communicate()
+        listed = subprocess.run(
+            ["docker", "image", "ls", "--filter", f"reference={repo}", "--format", "{{.Repository}}:{{.Tag}}"],
+            capture_output=True,
+            text=True,
+        )
+        if listed.stdout.split():
+            subprocess.run(["docker", "image", "rm", *listed.stdout.split()], capture_output=True)

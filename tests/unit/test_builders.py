@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -356,6 +357,59 @@ def test_a_push_race_is_recognised_in_each_form_buildkit_reports_it():
     assert not _PUSH_RACE.search(
         "unexpected status from PUT request to http://127.0.0.1:5000/v2/x/blobs/uploads: 401 Unauthorized"
     )
+
+
+FAKE_BAKE = """#!{python}
+import json, pathlib, sys
+args = sys.argv[1:]
+count = pathlib.Path({count!r})
+n = int(count.read_text()) + 1 if count.exists() else 1
+count.write_text(str(n))
+if n <= {fails}:
+    print('#12 naming to docker.io/t/race:serve done')
+    print('ERROR: failed to solve: image "docker.io/t/race:serve": already exists')
+    sys.exit(1)
+meta = args[args.index("--metadata-file") + 1]
+pathlib.Path(meta).write_text(json.dumps({{"serve": {{"containerimage.digest": "sha256:" + "a" * 64}}}}))
+"""
+
+
+def _fake_docker(tmp_path, monkeypatch, fails: int) -> Path:
+    count = tmp_path / "bakes"
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    docker.write_text(FAKE_BAKE.format(python=sys.executable, count=str(count), fails=fails))
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{docker.parent}:{os.environ['PATH']}")
+    return count
+
+
+def test_a_name_another_build_made_at_the_same_moment_is_named_again(tmp_path, monkeypatch):
+    """Two builds of the same names at once: BuildKit's exporter of the second finds the name
+    made by the first (`image "…": already exists`); bake runs again, and names it then."""
+    from imagesmith.engine.buildx import Buildx
+
+    count = _fake_docker(tmp_path, monkeypatch, fails=1)
+    seen: list[str] = []
+    definition = {"group": {"default": {"targets": ["serve"]}}, "target": {"serve": {}}}
+    out = Buildx().bake(definition, cwd=tmp_path, epoch=0, echo=seen.append)
+    assert out["serve"]["containerimage.digest"] == "sha256:" + "a" * 64
+    assert count.read_text() == "2"
+    assert "imagesmith: another build named the same image at the same moment; naming it again" in seen
+
+
+def test_a_name_race_lost_every_time_says_so(tmp_path, monkeypatch):
+    from imagesmith.engine.buildx import NAME_RACE_ATTEMPTS, Buildx
+
+    count = _fake_docker(tmp_path, monkeypatch, fails=99)
+    definition = {"group": {"default": {"targets": ["serve"]}}, "target": {"serve": {}}}
+    with pytest.raises(EngineError) as info:
+        Buildx().bake(definition, cwd=tmp_path, epoch=0)
+    assert count.read_text() == str(NAME_RACE_ATTEMPTS)
+    assert str(info.value).startswith(
+        "another build kept naming the image docker.io/t/race:serve at the same moment (3 attempts)"
+    )
+    assert "the other build of the same names is done" in info.value.hint
 
 
 def test_a_host_without_the_docker_command_is_told_so(tmp_path, monkeypatch):
