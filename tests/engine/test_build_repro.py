@@ -14,7 +14,7 @@ from imagesmith.cache import default_cache_dir
 from imagesmith.errors import BuildError
 from imagesmith.lock import read_lock
 from imagesmith.spec import load_spec
-from tests.conftest import PROJECTS, copy_project
+from tests.conftest import PROJECTS, copy_project, shared_repo
 from tests.helpers import base_context, cli, docker_build
 
 pytestmark = pytest.mark.engine
@@ -203,7 +203,15 @@ def test_failed_step_names_the_system_package(tmp_path, engine, base_image):
 def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
     spec, result = tiny_built
     proc = cli(
-        "build", "-p", str(spec.root), "--base", base_image, "--tag", "imagesmith-test/tiny", "--builder", "nope"
+        "build",
+        "-p",
+        str(spec.root),
+        "--base",
+        base_image,
+        "--tag",
+        "imagesmith-test/tiny-options",
+        "--builder",
+        "nope",
     )
     assert proc.returncode == 2
     assert "there is no buildx builder named 'nope'" in proc.stderr and "docker buildx ls" in proc.stderr
@@ -214,13 +222,13 @@ def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
         "--base",
         base_image,
         "--tag",
-        "imagesmith-test/tiny",
+        "imagesmith-test/tiny-options",
         "--builder",
         "default",
         "--cache-to",
         "type=inline",
         "--cache-from",
-        "imagesmith-test/tiny:serve",
+        f"{shared_repo('tiny')}:serve",
         "--json",
     )
     assert proc.returncode == 0, proc.stderr

@@ -15,6 +15,7 @@ import pytest
 from imagesmith import layout, parity
 from imagesmith.cache import default_cache_dir
 from imagesmith.lock import read_lock
+from tests.conftest import shared_repo
 from tests.helpers import base_context, cli, docker_build
 
 pytestmark = pytest.mark.engine
@@ -114,10 +115,10 @@ def test_verify_pair_fails_when_layers_differ(iris_built, tmp_path):
 
 def test_verify_usage_and_engine_errors_exit_2(iris_built):
     # no reference: the image's content against its own label (issue 5), which holds here
-    assert cli("verify", "imagesmith-test/iris:serve").returncode == 0
+    assert cli("verify", f"{shared_repo('iris')}:serve").returncode == 0
     proc = cli("verify", "no-such-image:nope", "--expect", "sha256:" + "0" * 64)
     assert proc.returncode == 2 and "not in the engine" in proc.stderr
-    proc = cli("verify", "imagesmith-test/iris:serve", "--lock", "x", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    proc = cli("verify", f"{shared_repo('iris')}:serve", "--lock", "x", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
     assert proc.returncode == 2 and "Docker engine is not reachable" in proc.stderr
 
 
