@@ -13,6 +13,7 @@ image before pytest runs; these fixtures fail loudly, never skip, when something
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -38,6 +39,62 @@ REGISTRY_BASE = os.environ.get("IMAGESMITH_TEST_REGISTRY_BASE", f"{REGISTRY}/ima
 FIXED_EPOCH = 1700000000
 
 
+def pytest_configure(config):
+    """Names this run's images with an id of its own (``IMAGESMITH_TEST_RUN``, set by the controller
+    and inherited by its xdist workers), unless the caller set one: see ``shared_repo``."""
+    if not hasattr(config, "workerinput"):
+        import uuid
+
+        os.environ.setdefault("IMAGESMITH_TEST_RUN", uuid.uuid4().hex[:10])
+
+
+def shared_repo(name: str) -> str:
+    """The repository of an image that a session fixture builds on every worker that needs it
+    (``iris_built``, ``tiny_built``): ``imagesmith-test/NAME-<run id>``, new for each run, so each run
+    names images this engine never had, as a fresh machine does, whichever ran before. The
+    controller removes these tags when the run ends."""
+    return f"imagesmith-test/{name}-{os.environ['IMAGESMITH_TEST_RUN']}"
+
+
+def _run_dir(config, tmp_path_factory) -> Path:
+    """A folder every worker of this run shares: the run's base temp folder (xdist gives each
+    worker a folder inside it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if hasattr(config, "workerinput") else base
+
+
+@contextlib.contextmanager
+def one_build_at_a_time(run_dir: Path, repo: str):
+    """Held while this worker builds ``repo``: workers that build the same names take turns. The
+    first builds; the others find every step cached and the names made, so their exports only
+    update the names (two exports that create one name at once make BuildKit fail one, which
+    `imagesmith build` then retries: the suite does not rely on that). The lock file also tells
+    the controller which repositories to remove at the end."""
+    import fcntl
+
+    folder = run_dir / "shared-images"
+    folder.mkdir(exist_ok=True)
+    with open(folder / repo.replace("/", "%"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _remove_shared_images(run_dir: Path) -> None:
+    folder = run_dir / "shared-images"
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+        repo = entry.name.replace("%", "/")
+        listed = subprocess.run(
+            ["docker", "image", "ls", "--filter", f"reference={repo}", "--format", "{{.Repository}}:{{.Tag}}"],
+            capture_output=True,
+            text=True,
+        )
+        if listed.returncode == 0 and listed.stdout.split():
+            subprocess.run(["docker", "image", "rm", *listed.stdout.split()], capture_output=True)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """`make test` runs on several workers (pytest-xdist, ``--dist loadgroup``): the tests of one
@@ -54,8 +111,13 @@ def pytest_sessionfinish(session, exitstatus):
     """A session started by `make test` (which exports IMAGESMITH_MAKE_TEST_STARTED, its start
     time) records how long the whole `make test` took, and how it ended, in build/test-times.json:
     what `make bench` reports (bench/bench_tests.py). Written by the controller, not by workers."""
+    if hasattr(session.config, "workerinput"):
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None and factory._basetemp is not None:  # a run that made temp folders
+        _remove_shared_images(_run_dir(session.config, factory))
     started = os.environ.get("IMAGESMITH_MAKE_TEST_STARTED")
-    if not started or hasattr(session.config, "workerinput"):
+    if not started:
         return
     import datetime as dt
     import json
@@ -125,6 +187,24 @@ def base_image(engine) -> str:
     return BASE_IMAGE
 
 
+@pytest.fixture
+def unbuilt_base(engine, base_image):
+    """The base image under a name this engine never built ``FROM`` (new for each test), in the
+    form a rendered Dockerfile names a local base: ``NAME:TAG@sha256:ID``. A plain BuildKit build
+    from it asks the name's home registry, as it does on a fresh machine for any local base, so
+    a test that passes with it passes on a fresh engine whatever ran before it. The tag is
+    removed afterwards (the image stays under its own name)."""
+    import uuid
+
+    name = f"imagesmith-test/unbuilt-{uuid.uuid4().hex[:12]}:base"
+    image_id = engine.image(base_image).id
+    engine.tag(image_id, name)
+    try:
+        yield f"{name}@{image_id}"
+    finally:
+        subprocess.run(["docker", "image", "rm", name], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def arm64_base(engine) -> str:
     """The local linux/arm64 base image (runs under QEMU on an amd64 host)."""
@@ -144,19 +224,23 @@ def registry() -> str:
     return REGISTRY
 
 
-@pytest.fixture(scope="session")
-def iris_built(tmp_path_factory, engine, base_image):
-    """The iris example built once per test session: (spec, BuildResult)."""
-    root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("iris") / "iris")
+def _shared_build(request, tmp_path_factory, engine, base_image, project: Path, name: str):
+    root = copy_project(project, tmp_path_factory.mktemp(name) / name)
     spec = load_spec(root)
-    result = build_project(spec, engine, BuildOptions(base=base_image, tag="imagesmith-test/iris"))
+    repo = shared_repo(name)
+    with one_build_at_a_time(_run_dir(request.config, tmp_path_factory), repo):
+        result = build_project(spec, engine, BuildOptions(base=base_image, tag=repo))
     return spec, result
 
 
 @pytest.fixture(scope="session")
-def tiny_built(tmp_path_factory, engine, base_image):
-    """The small `tiny` project (one pure-Python dependency) built once per session."""
-    root = copy_project(PROJECTS / "tiny", tmp_path_factory.mktemp("tiny") / "tiny")
-    spec = load_spec(root)
-    result = build_project(spec, engine, BuildOptions(base=base_image, tag="imagesmith-test/tiny"))
-    return spec, result
+def iris_built(request, tmp_path_factory, engine, base_image):
+    """The iris example built once per worker as ``shared_repo("iris")``: (spec, BuildResult)."""
+    return _shared_build(request, tmp_path_factory, engine, base_image, EXAMPLES / "iris", "iris")
+
+
+@pytest.fixture(scope="session")
+def tiny_built(request, tmp_path_factory, engine, base_image):
+    """The small `tiny` project (one pure-Python dependency) built once per worker as
+    ``shared_repo("tiny")``."""
+    return _shared_build(request, tmp_path_factory, engine, base_image, PROJECTS / "tiny", "tiny")

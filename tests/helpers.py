@@ -78,6 +78,17 @@ def docker_build(dockerfile_text: str, tag: str, context: Path) -> None:
     )
 
 
+def base_context(engine, base: str, cache_dir: Path) -> str:
+    """``base=oci-layout://DIR@DIGEST`` for ``--build-context``: the local image ``base`` as the
+    named context that replaces the rendered Dockerfile's ``base`` stage, exported where
+    imagesmith's build keeps it (``CACHE_DIR/bases/<id>``, reused when that build made it). A
+    plain `docker buildx build` of a rendered Dockerfile needs it on an engine that never built
+    ``FROM`` the base: BuildKit asks the home registry for ``NAME:TAG@sha256:…`` there."""
+    digest = engine.image(base).id
+    layout = engine.save_oci_layout(digest, cache_dir / "bases" / digest.split(":", 1)[-1])
+    return f"base=oci-layout://{layout}@{digest}"
+
+
 def fake_lock(**changes) -> Lock:
     lock = Lock(
         inputs={},

@@ -146,21 +146,39 @@ class Buildx:
         targets = list(
             (definition.get("group") or {}).get("default", {}).get("targets") or definition.get("target") or {}
         )
-        for attempt in (1, 2):
+        for attempt in range(1, NAME_RACE_ATTEMPTS + 1):
             rc, log, metadata = self._bake_once(
                 definition, cwd=cwd, env=env, builder=builder, echo=echo, passthrough=passthrough
             )
+            if rc == 0 or attempt == NAME_RACE_ATTEMPTS:
+                break
+            # Another build (a parallel CI job on this engine) named the same image at the same
+            # moment: BuildKit's image exporter updates a name that exists and creates one that
+            # does not, so of two exports that both found the name missing the second fails
+            # (`image "NAME": already exists`). The name exists now: once more updates it (the
+            # last build to finish names the image, as when the two run one after the other).
+            # Every step is cached by then, except with --no-cache, which builds again.
+            if _NAME_RACE.search(log):
+                if echo:
+                    echo("imagesmith: another build named the same image at the same moment; naming it again")
+                continue
+            # BuildKit lost something it had found earlier in this build (see lost_in_build):
+            # once more finds every finished step cached and gives the same digests.
+            if attempt == 1 and _LOST.search(log):
+                if echo:
+                    echo("imagesmith: BuildKit could not find something it had found earlier in the build; once more")
+                continue
             # Both targets push the layers they share at the same time; the registry can answer
             # one manifest before the other's upload of a shared blob is done ("manifest blob
             # unknown", containerd/containerd#2706). Everything is cached by then: once more
             # only pushes, and finds the blobs there.
-            if rc != 0 and attempt == 1 and _PUSH_RACE.search(log):
+            if attempt == 1 and _PUSH_RACE.search(log):
                 if echo:
                     echo("imagesmith: a push raced with the other target's upload of a shared layer; pushing again")
                 continue
             break
         if rc != 0:
-            raise bake_failure(log, targets, builder, describe_failure)
+            raise bake_failure(log, targets, builder, describe_failure, definition)
         out: dict[str, dict] = {}
         for target in targets:
             entry = metadata.get(target) or {}
@@ -230,6 +248,13 @@ class Buildx:
         return rc, "\n".join(tail_lines), metadata
 
 
+# BuildKit's image exporter creating a name that another export created since it looked.
+_NAME_RACE = re.compile(r'image "([^"\n]+)": already exists')
+# Each attempt after the first finds the name made, so a second loses only to a deleted image.
+NAME_RACE_ATTEMPTS = 3
+# BuildKit's bare NotFound: the whole error is "not found", naming no file, image or digest.
+_LOST = re.compile(r"^ERROR: failed to solve: (?:[A-Za-z ]+: )?not found\s*$", re.M)
+
 # Both targets push the same layers (and, for a registry cache, the same cache manifest) at once;
 # the registry may see a manifest before the blobs the other upload is still committing (400).
 _PUSH_RACE = re.compile(
@@ -254,8 +279,52 @@ def failure_excerpt(lines: list[str], limit: int = 25) -> str:
     return "\n".join([lines[header][:200]] + body[-limit:] + final)
 
 
+def failing_step(lines: list[str]) -> str | None:
+    """The name of the step BuildKit's plain log reports an error for (``#N ERROR: …`` and that
+    step's first line ``#N NAME``), or None when the error came from no step."""
+    failed = next((m.group(1) for ln in reversed(lines) if (m := re.match(r"#(\d+) ERROR: ", ln))), None)
+    if failed is None:
+        return None
+    return next((ln.split(" ", 1)[1].strip() for ln in lines if ln.startswith(f"#{failed} ") and " " in ln), None)
+
+
+def lost_in_build(log: str, definition: dict | None) -> EngineError:
+    """BuildKit's bare ``failed to solve: not found``: something it had found earlier in the build
+    is gone when a later step (often the export, after every step said DONE) needs it. Named: the
+    step, and any build context on this machine that no longer exists (removed while the build
+    ran: a cleared cache folder, another process). Otherwise it is in the engine: a build-cache
+    record or an image removed meanwhile (a prune, BuildKit's garbage collection of the cache,
+    `docker image rm`), which a second run rebuilds from what is left, to the same digests."""
+    step = failing_step(log.splitlines())
+    where = f"at {step}" if step else "after every step had finished"
+    gone: list[str] = []
+    for target, entry in sorted((definition or {}).get("target", {}).items()):
+        folders = {f"the context of {target}": str(entry.get("context") or "")}
+        folders.update(entry.get("contexts") or {})
+        for name, value in folders.items():
+            path = value.removeprefix("oci-layout://").split("@", 1)[0]
+            if path.startswith("/") and not Path(path).exists() and f"{name} ({path})" not in gone:
+                gone.append(f"{name} ({path})")
+    if gone:
+        return EngineError(
+            f"BuildKit could not find its build context {', '.join(gone)} {where}: "
+            "the folder was removed while the build ran",
+            hint="do not clear imagesmith's cache folder during a build; run the build again",
+        )
+    return EngineError(
+        f"BuildKit could not find something it had found earlier in the build, {where}: "
+        "a build-cache record or image was removed meanwhile (a prune, the builder's garbage "
+        "collection, or another build's clean-up)",
+        hint="run the build again when no prune runs; `docker buildx du` shows the builder's cache",
+    )
+
+
 def bake_failure(
-    log: str, targets: list[str], builder: str | None, describe_failure: Callable[[str], tuple[str, bool]] | None
+    log: str,
+    targets: list[str],
+    builder: str | None,
+    describe_failure: Callable[[str], tuple[str, bool]] | None,
+    definition: dict | None = None,
 ) -> Exception:
     """One error for a failed bake: engine, builder, base image, registry and cache failures get
     hints about those; only a failing step that comes from the spec gets a spec hint."""
@@ -275,6 +344,14 @@ def bake_failure(
             hint="check that its registry is reachable from the builder and you are logged in; "
             "a local base is passed to the builder by `imagesmith build` itself",
         )
+    m = _NAME_RACE.search(log)
+    if m:
+        return EngineError(
+            f"another build kept naming the image {m.group(1)} at the same moment ({NAME_RACE_ATTEMPTS} attempts)",
+            hint="run the build again when the other build of the same names is done",
+        )
+    if _LOST.search(log):
+        return lost_in_build(log, definition)
     if re.search(r"failed to push|push access denied|failed to authorize|unexpected status from PUT request", log):
         return EngineError(
             "the build could not push its images",

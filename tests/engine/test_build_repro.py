@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from imagesmith.build import BuildOptions, build_project
+from imagesmith.cache import default_cache_dir
 from imagesmith.errors import BuildError
 from imagesmith.lock import read_lock
 from imagesmith.spec import load_spec
-from tests.conftest import PROJECTS, copy_project
-from tests.helpers import cli, docker_build
+from tests.conftest import PROJECTS, copy_project, shared_repo
+from tests.helpers import base_context, cli, docker_build
 
 pytestmark = pytest.mark.engine
 
@@ -112,8 +113,10 @@ def test_a_new_artifacts_path_changes_only_the_last_two_layers(tiny_built, tmp_p
     assert out.strip() == "10001"
 
 
-def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine):
-    """The install RUN has --network=none: with an empty wheelhouse it cannot fetch anything."""
+def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine, base_image, unbuilt_base):
+    """The install RUN has --network=none: with an empty wheelhouse it cannot fetch anything.
+    Built with plain buildx as README says for a local base (``--build-context base=oci-layout://…``),
+    from a base name this engine never built from: it passes on a fresh engine, in any order."""
     spec, _ = tiny_built
     text = spec.dockerfile_path.read_text()
     install = text[text.index("RUN --network=none") :].split("\n\n")[0]
@@ -128,6 +131,10 @@ def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine)
             "--progress=plain",
             "--target",
             "serve",
+            "--build-arg",
+            f"IMAGESMITH_BASE={unbuilt_base}",
+            "--build-context",
+            base_context(engine, base_image, default_cache_dir()),
             "--build-context",
             f"wheels={empty}",
             str(spec.root),
@@ -217,7 +224,15 @@ def test_failed_step_names_the_system_package(tmp_path, engine, base_image):
 def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
     spec, result = tiny_built
     proc = cli(
-        "build", "-p", str(spec.root), "--base", base_image, "--tag", "imagesmith-test/tiny", "--builder", "nope"
+        "build",
+        "-p",
+        str(spec.root),
+        "--base",
+        base_image,
+        "--tag",
+        "imagesmith-test/tiny-options",
+        "--builder",
+        "nope",
     )
     assert proc.returncode == 2
     assert "there is no buildx builder named 'nope'" in proc.stderr and "docker buildx ls" in proc.stderr
@@ -228,13 +243,13 @@ def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
         "--base",
         base_image,
         "--tag",
-        "imagesmith-test/tiny",
+        "imagesmith-test/tiny-options",
         "--builder",
         "default",
         "--cache-to",
         "type=inline",
         "--cache-from",
-        "imagesmith-test/tiny:serve",
+        f"{shared_repo('tiny')}:serve",
         "--json",
     )
     assert proc.returncode == 0, proc.stderr
@@ -260,3 +275,42 @@ def test_sdist_only_distribution_is_built_outside_the_images(tmp_path, engine, b
     assert out.split() == ["0.6.2", "None"]
     online = _build(root, engine, base_image, "imagesmith-test/sdist-online", install="online")
     assert engine.image(online.images["serve"].ref).layers == engine.image(ref).layers
+
+
+def test_two_builds_of_the_same_names_at_once_both_succeed(tmp_path, engine, base_image):
+    """Parallel CI jobs on one engine: two `imagesmith build` runs of the same image names at once,
+    names this engine never had (new for each run). With --no-cache both run every step and
+    BuildKit joins their identical steps, so both exports name the images at the same moment
+    (on a fresh engine, BuildKit failed one with `image "…": already exists`)."""
+    import sys
+    import uuid
+
+    repo = f"imagesmith-test/race-{uuid.uuid4().hex[:12]}"
+    roots = [copy_project(PROJECTS / "tiny", tmp_path / f"job{i}" / "tiny") for i in (1, 2)]
+    argv = [sys.executable, "-m", "imagesmith", "build", "--base", base_image, "-t", repo, "--no-cache", "--json"]
+    jobs = [
+        subprocess.Popen(argv + ["-p", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for root in roots
+    ]
+    try:
+        outcomes = [job.communicate(timeout=900) for job in jobs]
+        for job, (_, err) in zip(jobs, outcomes):
+            assert job.returncode == 0, err[-3000:]
+            assert "Traceback" not in err
+        built = [json.loads(out) for out, _ in outcomes]
+        digests = [{role: image["digest"] for role, image in b["images"].items()} for b in built]
+        assert digests[0] == digests[1]  # the same images, whichever named them last
+        for role in ("train", "serve"):
+            assert engine.image(f"{repo}:{role}").id == digests[0][role]
+    finally:
+        for job in jobs:
+            if job.poll() is None:
+                job.kill()
+                job.communicate()
+        listed = subprocess.run(
+            ["docker", "image", "ls", "--filter", f"reference={repo}", "--format", "{{.Repository}}:{{.Tag}}"],
+            capture_output=True,
+            text=True,
+        )
+        if listed.stdout.split():
+            subprocess.run(["docker", "image", "rm", *listed.stdout.split()], capture_output=True)

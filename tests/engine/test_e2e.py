@@ -13,8 +13,10 @@ import urllib.request
 import pytest
 
 from imagesmith import layout, parity
+from imagesmith.cache import default_cache_dir
 from imagesmith.lock import read_lock
-from tests.helpers import cli, docker_build
+from tests.conftest import shared_repo
+from tests.helpers import base_context, cli, docker_build
 
 pytestmark = pytest.mark.engine
 
@@ -113,10 +115,10 @@ def test_verify_pair_fails_when_layers_differ(iris_built, tmp_path):
 
 def test_verify_usage_and_engine_errors_exit_2(iris_built):
     # no reference: the image's content against its own label (issue 5), which holds here
-    assert cli("verify", "imagesmith-test/iris:serve").returncode == 0
+    assert cli("verify", f"{shared_repo('iris')}:serve").returncode == 0
     proc = cli("verify", "no-such-image:nope", "--expect", "sha256:" + "0" * 64)
     assert proc.returncode == 2 and "not in the engine" in proc.stderr
-    proc = cli("verify", "imagesmith-test/iris:serve", "--lock", "x", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    proc = cli("verify", f"{shared_repo('iris')}:serve", "--lock", "x", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
     assert proc.returncode == 2 and "Docker engine is not reachable" in proc.stderr
 
 
@@ -174,8 +176,10 @@ def test_train_then_serve_a_prediction(iris_built, engine, tmp_path):
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
 
-def test_plain_buildx_builds_the_rendered_dockerfile(iris_built, engine):
-    """The committed Dockerfile works in a CI pipeline without imagesmith, and stamps the label."""
+def test_plain_buildx_builds_the_rendered_dockerfile(iris_built, engine, base_image, unbuilt_base):
+    """The committed Dockerfile works in a CI pipeline without imagesmith, and stamps the label.
+    A local base is passed as README says (``--build-context base=oci-layout://…``); the base's
+    name is one this engine never built from, so the build takes a fresh machine's path."""
     spec, result = iris_built
     proc = subprocess.run(
         [
@@ -186,6 +190,10 @@ def test_plain_buildx_builds_the_rendered_dockerfile(iris_built, engine):
             "--load",
             "--target",
             "serve",
+            "--build-arg",
+            f"IMAGESMITH_BASE={unbuilt_base}",
+            "--build-context",
+            base_context(engine, base_image, default_cache_dir()),
             "-t",
             "imagesmith-test/plain:serve",
             str(spec.root),

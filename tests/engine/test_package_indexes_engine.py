@@ -14,14 +14,14 @@ import zipfile
 import pytest
 
 from tests.conftest import PROJECTS, copy_project
-from tests.helpers import cli
+from tests.helpers import base_context, cli
 from tests.pkgindexes import SCENARIO, serve_indexes
 
 TAG = "imagesmith-test/pkgindex-tiny"
 
 
 @pytest.mark.engine
-def test_a_pinned_package_comes_from_its_index_only(tmp_path, engine, base_image):
+def test_a_pinned_package_comes_from_its_index_only(tmp_path, engine, base_image, unbuilt_base):
     contents = {**SCENARIO, "mirror": SCENARIO["pinned"]}  # a second index with the pinned index's projects
     with serve_indexes(tmp_path / "indexes", contents) as idx:
         general, pinned, mirror = idx["general"], idx["pinned"], idx["mirror"]
@@ -62,10 +62,13 @@ def test_a_pinned_package_comes_from_its_index_only(tmp_path, engine, base_image
 
         # The committed Dockerfile's wheel-download stage, as a plain BuildKit build runs it
         # (--install online uses the same stage); host network: the indexes listen on 127.0.0.1.
+        # The local base as README says, under a name this engine never built from (a fresh engine).
         dest = tmp_path / "wheels-out"
         seen = len(pinned.requests)
         proc = subprocess.run(
             ["docker", "buildx", "build", "--network", "host", "--target", "wheels"]
+            + ["--build-arg", f"IMAGESMITH_BASE={unbuilt_base}"]
+            + ["--build-context", base_context(engine, base_image, tmp_path / "cache")]
             + ["--output", f"type=local,dest={dest}", str(root)],
             capture_output=True,
             text=True,

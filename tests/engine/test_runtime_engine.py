@@ -23,7 +23,7 @@ from imagesmith.build import BuildOptions, build_project
 from imagesmith.lock import read_lock
 from imagesmith.runtime.stamp import STAMP_FILE
 from imagesmith.spec import load_spec
-from tests.conftest import PROJECTS, copy_project
+from tests.conftest import PROJECTS, copy_project, shared_repo
 from tests.helpers import cli, docker_build
 
 pytestmark = pytest.mark.engine
@@ -129,7 +129,7 @@ def iris_model(iris_built, tmp_path_factory):
     """The iris example trained once in its train image through `imagesmith run train`."""
     spec, result = iris_built
     art = tmp_path_factory.mktemp("iris-model") / "artifacts"
-    proc = cli("run", "train", "-p", str(spec.root), "-t", "imagesmith-test/iris", "--artifacts", str(art))
+    proc = cli("run", "train", "-p", str(spec.root), "-t", shared_repo("iris"), "--artifacts", str(art))
     assert proc.returncode == 0, proc.stderr
     return art
 
@@ -230,7 +230,7 @@ def test_iris_trains_is_stamped_and_served(iris_built, iris_model, engine):
     assert stamp["preprocessing"] == {"name": "iris-preprocessing", "version": lock.preprocessing_version}
     assert stamp["manifest"]["preprocessing_version"] == lock.preprocessing_version
     assert stamp["seed"] == 42
-    assert stamp["image"] == {"digest": result.images["train"].id, "ref": "imagesmith-test/iris:train"}
+    assert stamp["image"] == {"digest": result.images["train"].id, "ref": f"{shared_repo('iris')}:train"}
     assert set(stamp["artifacts"]) == {"metrics.json", "model.joblib"}
     from imagesmith.fsutil import sha256_file
 
@@ -241,7 +241,7 @@ def test_iris_trains_is_stamped_and_served(iris_built, iris_model, engine):
         "-p",
         str(spec.root),
         "-t",
-        "imagesmith-test/iris",
+        shared_repo("iris"),
         "--artifacts",
         str(iris_model),
         "--port",
@@ -253,7 +253,7 @@ def test_iris_trains_is_stamped_and_served(iris_built, iris_model, engine):
         )
     assert answer["classes"] == ["setosa"]
 
-    ok = cli("verify", "imagesmith-test/iris:serve", "--model", str(iris_model))
+    ok = cli("verify", f"{shared_repo('iris')}:serve", "--model", str(iris_model))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "ok: model: the model was trained under this image's parity" in ok.stdout
 
@@ -266,14 +266,14 @@ def test_model_stamped_under_another_parity_is_refused(iris_built, iris_model, t
     stamp["manifest"]["packages"]["numpy"]["version"] = "1.0.0"
     stamp["parity"] = parity.digest(stamp["manifest"])
     (other / STAMP_FILE).write_text(json.dumps(stamp))
-    run = ["run", "serve", "-p", str(spec.root), "-t", "imagesmith-test/iris", "--artifacts", str(other)]
+    run = ["run", "serve", "-p", str(spec.root), "-t", shared_repo("iris"), "--artifacts", str(other)]
 
     refused = cli(*run, "--", "python", "-c", "print('started')")
     assert refused.returncode == 3 and "started" not in refused.stdout
     assert f"the model was trained under parity {stamp['parity']}" in refused.stderr
     assert "packages: numpy is" in refused.stderr and "expected 1.0.0" in refused.stderr
 
-    verified = cli("verify", "imagesmith-test/iris:serve", "--model", str(other))
+    verified = cli("verify", f"{shared_repo('iris')}:serve", "--model", str(other))
     assert verified.returncode == 1
     assert "FAIL: model:   packages: numpy is" in verified.stdout and "expected 1.0.0" in verified.stdout
 
@@ -291,7 +291,7 @@ def test_editing_preprocessing_changes_its_version_and_refuses_the_old_model(tin
         "-p",
         str(spec.root),
         "-t",
-        "imagesmith-test/tiny",
+        shared_repo("tiny"),
         "--artifacts",
         str(art),
         "--",
@@ -302,7 +302,7 @@ def test_editing_preprocessing_changes_its_version_and_refuses_the_old_model(tin
     assert trained.returncode == 0, trained.stderr
     old_version = read_lock(spec.lock_path).preprocessing_version
     assert json.loads((art / STAMP_FILE).read_text())["preprocessing"]["version"] == old_version
-    assert cli("verify", "imagesmith-test/tiny:serve", "--model", str(art)).returncode == 0
+    assert cli("verify", f"{shared_repo('tiny')}:serve", "--model", str(art)).returncode == 0
 
     root = copy_project(PROJECTS / "tiny", tmp_path / "edited")
     prep = root / "app" / "prep.py"

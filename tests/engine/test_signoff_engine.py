@@ -15,6 +15,7 @@ import yaml
 from imagesmith.run import run_role
 from imagesmith.runtime.stamp import STAMP_FILE
 from imagesmith.signoff import GOLDEN_FILE
+from tests.conftest import shared_repo
 from tests.helpers import cli, docker_build
 
 pytestmark = pytest.mark.engine
@@ -52,8 +53,8 @@ def trained(iris_built, engine, tmp_path_factory):
     """(spec, train ref, serve ref, artifacts folder with the model and its golden outputs)."""
     spec, result = iris_built
     folder = tmp_path_factory.mktemp("signoff") / "artifacts"
-    assert run_role(spec, engine, "train", tag="imagesmith-test/iris", artifacts=folder) == 0
-    proc = cli("golden", "-p", str(spec.root), "--model", str(folder), "--tag", "imagesmith-test/iris", "--json")
+    assert run_role(spec, engine, "train", tag=shared_repo("iris"), artifacts=folder) == 0
+    proc = cli("golden", "-p", str(spec.root), "--model", str(folder), "--tag", shared_repo("iris"), "--json")
     assert proc.returncode == 0, proc.stderr
     return spec, result.images["train"].ref, result.images["serve"].ref, folder
 
@@ -81,7 +82,7 @@ def project_with(spec_root: Path, dest: Path, **changes) -> Path:
 def test_golden_outputs_are_made_in_the_train_image(trained, engine):
     spec, train_ref, _, folder = trained
     golden = json.loads((folder / GOLDEN_FILE).read_text())
-    assert golden["image"] == {"ref": "imagesmith-test/iris:train", "digest": engine.image(train_ref).id}
+    assert golden["image"] == {"ref": f"{shared_repo('iris')}:train", "digest": engine.image(train_ref).id}
     assert golden["predict"] == "app.predict:predict" and golden["samples"]["count"] == 20
     assert len(golden["outputs"]) == 20
     for row in golden["outputs"]:
@@ -156,7 +157,7 @@ def test_a_perturbed_model_fails_naming_the_outputs_and_the_stale_golden(trained
     model = tmp_path / "artifacts"
     shutil.copytree(folder, model)
     # retrained, in effect: the train image re-stamps the altered coefficients (the stamp is valid)
-    assert run_role(spec, engine, "train", ["python", "-c", PERTURB], tag="imagesmith-test/iris", artifacts=model) == 0
+    assert run_role(spec, engine, "train", ["python", "-c", PERTURB], tag=shared_repo("iris"), artifacts=model) == 0
     out = tmp_path / "signoff.json"
     proc = signoff(spec.root, serve_ref, model, out, "--json")
     assert proc.returncode == 1, proc.stderr
@@ -205,5 +206,5 @@ def test_a_declared_gpu_on_a_machine_without_one_is_refused(trained, tmp_path):
     assert "error: imagesmith.yaml declares accelerator: gpu, but this machine has no GPU" in proc.stderr
     assert "refusing to sign off on CPU" in proc.stderr and "hint:" in proc.stderr
     assert not out.exists()
-    proc = cli("golden", "-p", str(root), "--model", str(folder), "--tag", "imagesmith-test/iris")
+    proc = cli("golden", "-p", str(root), "--model", str(folder), "--tag", shared_repo("iris"))
     assert proc.returncode == 2 and "accelerator: gpu" in proc.stderr

@@ -1,11 +1,38 @@
 """The unit tier: no engine, and the CLI run in-process (``tests/helpers.py: cli``), so the tier
-stays quick; test_cli.py keeps one real subprocess run of the console entry point."""
+stays quick; test_cli.py keeps one real subprocess run of the console entry point.
+
+Every unit test starts from the same environment, whatever the caller's shell holds (CI and the
+README's own instructions export ``IMAGESMITH_BASE``): imagesmith's variables and the engine's
+(``DOCKER_HOST`` and its friends) are cleared, and ``XDG_CACHE_HOME`` is a folder of this
+session's. A test that needs one sets it itself (``monkeypatch.setenv`` or ``cli(env=...)``)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from tests import helpers
+
+# Read by the docker command, the Docker SDK or imagesmith's engine seam.
+ENGINE_VARIABLES = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
+# The test harness's own settings (tests/conftest.py), not imagesmith's.
+HARNESS_PREFIXES = ("IMAGESMITH_TEST_", "IMAGESMITH_MAKE_TEST_")
+
+
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
+@pytest.fixture(autouse=True)
+def _caller_environment_cleared(monkeypatch, _session_cache):
+    for name in list(os.environ):
+        if name.startswith("IMAGESMITH_") and not name.startswith(HARNESS_PREFIXES):
+            monkeypatch.delenv(name)
+    for name in ENGINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_session_cache))
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -356,6 +357,123 @@ def test_a_push_race_is_recognised_in_each_form_buildkit_reports_it():
     assert not _PUSH_RACE.search(
         "unexpected status from PUT request to http://127.0.0.1:5000/v2/x/blobs/uploads: 401 Unauthorized"
     )
+
+
+FAKE_BAKE = """#!{python}
+import json, pathlib, sys
+args = sys.argv[1:]
+count = pathlib.Path({count!r})
+n = int(count.read_text()) + 1 if count.exists() else 1
+count.write_text(str(n))
+if n <= {fails}:
+    print({failure!r})
+    sys.exit(1)
+meta = args[args.index("--metadata-file") + 1]
+pathlib.Path(meta).write_text(json.dumps({{"serve": {{"containerimage.digest": "sha256:" + "a" * 64}}}}))
+"""
+
+
+NAME_RACE_LOG = """#12 [serve] exporting to image
+#12 naming to docker.io/t/race:serve done
+ERROR: failed to solve: image "docker.io/t/race:serve": already exists"""
+# BuildKit's bare NotFound, as defect reports quote it: every step DONE, then the export fails.
+LOST_LOG = """#11 [serve shared 5/5] RUN python3 -m compileall
+#11 DONE 2.1s
+
+#12 [serve] exporting to image
+#12 exporting layers 0.2s done
+#12 ERROR: not found
+------
+ > exporting to image:
+------
+ERROR: failed to solve: not found"""
+
+
+def _fake_docker(tmp_path, monkeypatch, fails: int, failure: str = NAME_RACE_LOG) -> Path:
+    count = tmp_path / "bakes"
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    docker.write_text(FAKE_BAKE.format(python=sys.executable, count=str(count), fails=fails, failure=failure))
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{docker.parent}:{os.environ['PATH']}")
+    return count
+
+
+def test_a_name_another_build_made_at_the_same_moment_is_named_again(tmp_path, monkeypatch):
+    """Two builds of the same names at once: BuildKit's exporter of the second finds the name
+    made by the first (`image "…": already exists`); bake runs again, and names it then."""
+    from imagesmith.engine.buildx import Buildx
+
+    count = _fake_docker(tmp_path, monkeypatch, fails=1)
+    seen: list[str] = []
+    definition = {"group": {"default": {"targets": ["serve"]}}, "target": {"serve": {}}}
+    out = Buildx().bake(definition, cwd=tmp_path, epoch=0, echo=seen.append)
+    assert out["serve"]["containerimage.digest"] == "sha256:" + "a" * 64
+    assert count.read_text() == "2"
+    assert "imagesmith: another build named the same image at the same moment; naming it again" in seen
+
+
+def test_a_name_race_lost_every_time_says_so(tmp_path, monkeypatch):
+    from imagesmith.engine.buildx import NAME_RACE_ATTEMPTS, Buildx
+
+    count = _fake_docker(tmp_path, monkeypatch, fails=99)
+    definition = {"group": {"default": {"targets": ["serve"]}}, "target": {"serve": {}}}
+    with pytest.raises(EngineError) as info:
+        Buildx().bake(definition, cwd=tmp_path, epoch=0)
+    assert count.read_text() == str(NAME_RACE_ATTEMPTS)
+    assert str(info.value).startswith(
+        "another build kept naming the image docker.io/t/race:serve at the same moment (3 attempts)"
+    )
+    assert "the other build of the same names is done" in info.value.hint
+
+
+def test_something_buildkit_lost_during_the_build_is_tried_once_more(tmp_path, monkeypatch):
+    """Defect: `failed to solve: not found` once, after every step said DONE; a second run gave the
+    same digests. bake runs once more itself."""
+    from imagesmith.engine.buildx import Buildx
+
+    count = _fake_docker(tmp_path, monkeypatch, fails=1, failure=LOST_LOG)
+    seen: list[str] = []
+    definition = {"group": {"default": {"targets": ["serve"]}}, "target": {"serve": {}}}
+    out = Buildx().bake(definition, cwd=tmp_path, epoch=0, echo=seen.append)
+    assert out["serve"]["containerimage.digest"] == "sha256:" + "a" * 64 and count.read_text() == "2"
+    assert "imagesmith: BuildKit could not find something it had found earlier in the build; once more" in seen
+
+
+def test_something_lost_twice_is_named_with_the_step_and_why(tmp_path, monkeypatch):
+    from imagesmith.engine.buildx import Buildx
+
+    count = _fake_docker(tmp_path, monkeypatch, fails=99, failure=LOST_LOG)
+    definition = {"group": {"default": {"targets": ["serve"]}}, "target": {"serve": {"context": str(tmp_path)}}}
+    with pytest.raises(EngineError) as info:
+        Buildx().bake(definition, cwd=tmp_path, epoch=0)
+    assert count.read_text() == "2"
+    message = str(info.value)
+    assert message.startswith(
+        "BuildKit could not find something it had found earlier in the build, at [serve] exporting to image: "
+    )
+    assert "a build-cache record or image was removed meanwhile" in message and "Traceback" not in message
+    assert "docker buildx du" in info.value.hint
+
+
+def test_a_build_context_removed_during_the_build_is_named():
+    layout = "/nonexistent/imagesmith-cache/bases/ab"
+    definition = {
+        "target": {
+            "serve": {"context": "/", "contexts": {"base": f"oci-layout://{layout}@sha256:ab", "source": "target:s"}},
+            "train": {"context": "/", "contexts": {"base": f"oci-layout://{layout}@sha256:ab"}},
+        }
+    }
+    error = _bake_failure(LOST_LOG, ["train", "serve"], None, None, definition)
+    assert isinstance(error, EngineError) and not isinstance(error, BuildError)
+    assert str(error) == (
+        f"BuildKit could not find its build context base ({layout}) at [serve] exporting to image: "
+        "the folder was removed while the build ran"
+    )
+    # a failing step's own "not found" (a file, an image, a digest) is not this
+    for other in ('ERROR: failed to solve: failed to compute cache key: "/x": not found',
+                  "ERROR: failed to solve: content digest sha256:ab: not found"):  # fmt: skip
+        assert "BuildKit could not find" not in str(_bake_failure(other, ["serve"], None, None, definition))
 
 
 def test_a_host_without_the_docker_command_is_told_so(tmp_path, monkeypatch):
