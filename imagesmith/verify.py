@@ -386,9 +386,12 @@ def _read_outside(engine: Engine, image: str, facts_path: str) -> Outside:
             out.facts_problem = f"{FACTS_FILE} in the image is not a small regular file"
         preload = read(PRELOAD, 1)  # a folder in its place is refused by its first entry alone
         if preload:
-            out.preload = (preload[0].data or b"").decode("utf-8", "replace") if preload[0].kind == "file" else "?"
-            if preload[0].kind == "file" and preload[0].data is None:
-                out.preload = "? (a file too large to read)"
+            if preload[0].kind != "file":
+                out.preload = f"? ({PRELOAD} is a {preload[0].kind}, not a file)"
+            elif preload[0].data is None:
+                out.preload = f"? ({PRELOAD} is a file too large to read)"
+            else:
+                out.preload = preload[0].data.decode("utf-8", "replace")
         first = read(VENV_PYTHON, 1)
         if first and first[0].kind != "symlink":
             out.interpreter_problem = (
@@ -473,10 +476,12 @@ def outside_checks(engine: Engine, report: Report, outside: Outside, base: BaseC
         if same:
             report.notes.append(f"{PRELOAD} is the base image's")
         else:
-            listed = ", ".join(outside.preload.split())[:200] or "(empty)"
+            if outside.preload.startswith("? ("):  # not a small regular file: said, never read
+                what = outside.preload[3:-1]
+            else:
+                what = f"{PRELOAD} loads {', '.join(outside.preload.split())[:200] or '(empty)'} into every process"
             report.problems.append(
-                f"{PRELOAD} loads {listed} into every process (not in the base): nothing the image "
-                "runs, the probe included, can be trusted"
+                f"{what} (not in the base): nothing the image runs, the probe included, can be trusted"
             )
     elif base_files:
         report.checks.append(f"no {PRELOAD} (read from outside the image)")
@@ -504,19 +509,23 @@ def outside_checks(engine: Engine, report: Report, outside: Outside, base: BaseC
 def implied_config(info: ImageInfo, facts: dict | None) -> tuple[dict | None, str]:
     """The config imagesmith's Dockerfile sets for the image's role (``render.implied_config``)
     and where it was read: the image-facts file (a file in a layer) when it was read, else the
-    ``io.imagesmith.config`` label (a claim a child image can restate)."""
+    ``io.imagesmith.config`` label (a claim a child image can restate). None and why, when the
+    label is there but unreadable; None and "" when there is no record."""
     role = info.labels.get(LABEL_ROLE) or ""
     configs = (facts or {}).get("configs")
     if isinstance(configs, dict) and isinstance(configs.get(role), dict):
         return configs[role], f"imagesmith's Dockerfile ({FACTS_FILE} in the image)"
     try:
         label = label_json(info, LABEL_CONFIG)
-    except ValueError:
-        label = None
-    if label is not None and shape_problem(label, CONFIG_SHAPE) is None:
-        assert isinstance(label, dict)
-        return label, f"imagesmith's Dockerfile (label {LABEL_CONFIG})"
-    return None, ""
+    except ValueError as exc:
+        return None, str(exc)[:300]
+    if label is None:
+        return None, ""
+    problem = shape_problem(label, CONFIG_SHAPE)
+    if problem:
+        return None, f"label {LABEL_CONFIG} is not an image config ({problem})"
+    assert isinstance(label, dict)
+    return label, f"imagesmith's Dockerfile (label {LABEL_CONFIG})"
 
 
 def config_check(report: Report, info: ImageInfo, facts: dict | None, base: BaseCheck) -> None:
@@ -528,6 +537,9 @@ def config_check(report: Report, info: ImageInfo, facts: dict | None, base: Base
         report.problems.append(f"label {LABEL_ROLE} is {role!r}, not one of {', '.join(ROLES)}")
         return
     implied, whose = implied_config(info, facts)
+    if implied is None and whose:
+        report.problems.append(f"the image config was not compared: {whose}")
+        return
     if implied is None or not all(isinstance(implied.get(k), dict) for k in ("Env", "Labels")):
         report.notes.append(
             "the image config was not compared with imagesmith's Dockerfile: the image carries no "

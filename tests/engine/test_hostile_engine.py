@@ -179,3 +179,165 @@ def test_a_manifest_over_64_kib_passes_buildkits_parser_and_reads_back_whole(tmp
     assert proc.returncode == 0, proc.stderr[-2000:]
     facts = json.loads((out / "imagesmith_image.json").read_text())
     assert facts["manifest"] == parity.manifest_from_lock(lock)
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile images: small crafted images (FROM the base, a few layers) that try to crash, hang or
+# exhaust `imagesmith verify`. Each is built for real; verify runs as a subprocess whose peak
+# memory is measured, and must end within bounded time with exit != 0, at most one `error:`
+# line, no traceback, and one JSON document under --json.
+
+MAX_RSS_KIB = 300 * 1024
+DEEP = 20_000
+_MEASURE = (
+    "import json, resource, subprocess, sys, time\n"
+    "t = time.monotonic()\n"
+    "p = subprocess.run(sys.argv[1:], capture_output=True, text=True, errors='replace', timeout=300)\n"
+    "print(json.dumps({'code': p.returncode, 'stdout': p.stdout, 'stderr': p.stderr,\n"
+    "    'rss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, 'seconds': time.monotonic() - t}))\n"
+)
+
+
+def measured_verify(*args: str) -> dict:
+    """`imagesmith verify ARGS` in a subprocess: its exit code, output, peak RSS (KiB, the
+    largest of the process and what it ran) and seconds."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, sys.executable, "-m", "imagesmith", "verify", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def imagesmith_labels(base_id: str, **overrides: str) -> str:
+    """A LABEL instruction of an image that claims to be imagesmith's: a manifest that hashes to
+    its parity label, of the base, role serve; ``overrides``: label name (with _ for .) -> raw value."""
+    from imagesmith import parity
+    from imagesmith.render import dquote
+
+    manifest = {
+        "imagesmith_parity": 2,
+        "base": base_id,
+        "python": "3.11",
+        "platform": "linux/amd64",
+        "packages": {},
+        "system_packages": {},
+        "preprocessing": {},
+        "preprocessing_version": None,
+        "seed": 0,
+        "determinism": False,
+        "env": {},
+        "runtime": None,
+    }
+    labels = {
+        "io.imagesmith.parity": parity.digest(manifest),
+        "io.imagesmith.manifest": parity.canonical(manifest),
+        "io.imagesmith.role": "serve",
+    }
+    labels.update({k.replace("_", "."): v for k, v in overrides.items()})
+    return "".join(f"LABEL {name}={dquote(value)}\n" for name, value in labels.items())
+
+
+def _python_script(body: str) -> str:
+    """RUN lines that make /opt/venv/bin/python a shell script running ``body`` (the probe runs it)."""
+    return (
+        "RUN mkdir -p /opt/venv/bin && printf '#!/bin/sh\\n%s\\n' " + _sh_quote(body) + " > /opt/venv/bin/python"
+        " && chmod +x /opt/venv/bin/python\n"
+    )
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def _deep(n: int = DEEP) -> str:
+    return "[" * n + "]" * n
+
+
+HOSTILE_IMAGES = {
+    # a label nested 20,000 deep: the manifest, the config, the platforms
+    "deep-manifest-label": (lambda b: imagesmith_labels(b, io_imagesmith_manifest=_deep()), "nested more than"),
+    "deep-config-label": (
+        lambda b: imagesmith_labels(b, io_imagesmith_config=_deep()),
+        "the image config was not compared: label io.imagesmith.config is not JSON imagesmith reads",
+    ),
+    "deep-platforms-label": (  # read by the model check (`--model`)
+        lambda b: imagesmith_labels(b, io_imagesmith_platforms=_deep()),
+        "model: label io.imagesmith.platforms is not JSON imagesmith reads",
+    ),
+    # the image-facts file nested 20,000 deep
+    "deep-facts-file": (
+        lambda b: (
+            imagesmith_labels(b)
+            + "RUN mkdir -p /opt/venv/lib/python3.11/site-packages && python3 -c \"print('['*20000+']'*20000)\""
+            " > /opt/venv/lib/python3.11/site-packages/imagesmith_image.json\n"
+        ),
+        "imagesmith_image.json in the image is not JSON imagesmith reads: nested more than",
+    ),
+    # the probe's report: nested 20,000 deep, of the wrong shape, 1 GiB long
+    "deep-probe-report": (
+        lambda b: (
+            imagesmith_labels(b)
+            + "RUN python3 -c \"print('['*20000+']'*20000)\" > /report.json\n"
+            + _python_script("cat /report.json")
+        ),
+        "the content probe's report from",
+    ),
+    "wrong-shape-probe-report": (
+        lambda b: (
+            imagesmith_labels(b)
+            + _python_script('echo \'{"probe": 1, "python": "3.11.2", "distributions": {"six": {"files": "many"}}}\'')
+        ),
+        "is not of the probe's shape",
+    ),
+    "gigabyte-probe-report": (
+        lambda b: imagesmith_labels(b) + _python_script("head -c 1073741824 /dev/zero"),
+        "the content probe printed more than 32 MiB",
+    ),
+    # /etc/ld.so.preload as a folder of 1,500 files of 1 MiB (sparse: the layer is small)
+    "preload-folder": (
+        lambda b: (
+            imagesmith_labels(b)
+            + "RUN mkdir /etc/ld.so.preload && for i in $(seq 1500); do truncate -s 1M /etc/ld.so.preload/f$i; done\n"
+        ),
+        "/etc/ld.so.preload is a dir, not a file (not in the base)",
+    ),
+}
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("case", sorted(HOSTILE_IMAGES))
+def test_a_hostile_image_cannot_crash_hang_or_exhaust_verify(tmp_path, engine, base_image, case):
+    import json
+
+    from tests.helpers import docker_build
+
+    make, cause = HOSTILE_IMAGES[case]
+    tag = f"imagesmith-test/hostile-{case}"
+    base_id = engine.image(base_image).id
+    docker_build(f"FROM {base_image}\n{make(base_id)}", tag, tmp_path / "ctx")
+    (tmp_path / "model").mkdir()
+    for as_json in (False, True):
+        run = measured_verify(tag, "--model", str(tmp_path / "model"), *(["--json"] if as_json else []))
+        output = run["stdout"] + run["stderr"]
+        assert run["code"] in (1, 2), (case, run["code"], output[-3000:])
+        assert "Traceback" not in output and "RecursionError" not in output, output[-3000:]
+        assert run["stderr"].count("error:") <= 1 and len(output.encode()) < 64 * 1024, output[-3000:]
+        assert run["rss_kib"] < MAX_RSS_KIB, (case, run["rss_kib"])
+        assert run["seconds"] < 120, (case, run["seconds"])
+        if cause:
+            assert cause in output, (case, output[-3000:])
+        if as_json:
+            doc = json.loads(run["stdout"])
+            assert doc["imagesmith_json"] == 1
+            assert ("error" in doc and doc["exit"] == run["code"] == 2) or (doc["ok"] is False and run["code"] == 1)
+        else:
+            assert run["stderr"].startswith("error: ") or "NOT verified" in run["stdout"], output[-3000:]
