@@ -341,3 +341,33 @@ def test_a_hostile_image_cannot_crash_hang_or_exhaust_verify(tmp_path, engine, b
             assert ("error" in doc and doc["exit"] == run["code"] == 2) or (doc["ok"] is False and run["code"] == 1)
         else:
             assert run["stderr"].startswith("error: ") or "NOT verified" in run["stdout"], output[-3000:]
+
+
+@pytest.mark.engine
+@pytest.mark.registry
+@pytest.mark.parametrize("case", ["config-17-mib", "manifest-5000-deep"])
+def test_a_hostile_registry_answer_is_one_error(registry, case):
+    """What a registry serves is pushed by anyone with push rights: an image config of 17 MiB
+    (a label that large) and a manifest with a field nested 5,000 deep (the registry's own parser
+    takes it) are refused in bounded memory, with one error line."""
+    import json
+    import uuid
+
+    from tests.registry_api import put_image
+
+    repo = f"{registry}/imagesmith-test/hostile-registry-{uuid.uuid4().hex[:8]}"
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    if case == "config-17-mib":
+        put_image(repo, "x", json.dumps({**config, "config": {"Labels": {"big": "x" * (17 << 20)}}}).encode())
+        cause = "is more than 16 MiB: not read"
+    else:
+        put_image(repo, "x", json.dumps(config).encode(), '"x-imagesmith-test": ' + "[" * 5000 + "]" * 5000)
+        cause = "nested more than 32 deep"
+    for as_json in (False, True):
+        run = measured_verify(f"{repo}:x", *(["--json"] if as_json else []))
+        output = run["stdout"] + run["stderr"]
+        assert run["code"] == 2 and cause in run["stderr"], output[-3000:]
+        assert "Traceback" not in output and run["stderr"].count("error:") == 1, output[-3000:]
+        assert run["rss_kib"] < MAX_RSS_KIB and run["seconds"] < 120, run
+        if as_json:
+            assert json.loads(run["stdout"])["exit"] == 2
