@@ -1281,11 +1281,18 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
 
 
 def verify_model(
-    engine: Engine, image: str, folder, platform: str | None = None, *, info: ImageInfo | None = None
+    engine: Engine,
+    image: str,
+    folder,
+    platform: str | None = None,
+    *,
+    info: ImageInfo | None = None,
+    allow_extra: bool = False,
 ) -> stamp.Check:
     """The same check as the serve runtime's (``stamp.check_model``), against ``image``'s labels
     (``info`` when already resolved; else from the engine, or read from the registry for a
-    registry reference the engine lacks: its ``platform`` image, for an index)."""
+    registry reference the engine lacks: its ``platform`` image, for an index). Files in the
+    folder that the stamp does not list are problems, unless ``allow_extra``."""
     if info is None:
         info = engine.lookup(image, platform) if platform else engine.lookup(image)
     label = info.labels.get(LABEL_PARITY)
@@ -1318,6 +1325,8 @@ def verify_model(
                 siblings = value
             else:
                 pre.append(f"label {LABEL_PLATFORMS} of {image} is not a map of platforms to parities")
-    result = stamp.check_model(str(folder), label or "", manifest, require_model=True, siblings=siblings)
+    result = stamp.check_model(
+        str(folder), label or "", manifest, require_model=True, siblings=siblings, allow_extra=allow_extra
+    )
     result.problems[:0] = pre
     return result

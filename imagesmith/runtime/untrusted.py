@@ -30,7 +30,16 @@ import re
 import stat
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MapOf", "Opt", "UntrustedInput", "loads", "read_regular", "shape_problem"]
+__all__ = [
+    "MAX_DEPTH",
+    "MapOf",
+    "Opt",
+    "UntrustedInput",
+    "loads",
+    "open_regular",
+    "read_regular",
+    "shape_problem",
+]
 
 MAX_DEPTH = 32  # nothing imagesmith writes nests deeper than about 8
 _STRINGS = re.compile(r'"[^"]*"')  # after escapes are taken out, a string is quote, no quote, quote
@@ -54,22 +63,9 @@ def read_regular(path: str, *, max_bytes: int, what: str = "") -> bytes:
     ``max_bytes`` of them. FileNotFoundError when it does not exist; UntrustedInput when it is a
     link, a FIFO, a device, a socket or a folder, or larger than ``max_bytes``."""
     what = what or path
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        try:
-            mode = os.lstat(path).st_mode
-        except OSError:
-            mode = 0
-        if stat.S_ISLNK(mode):
-            raise UntrustedInput(f"{what} is a symbolic link, not a regular file") from exc
-        raise UntrustedInput(f"{what} cannot be opened ({exc.strerror or exc})") from exc
+    fd = open_regular(path, what)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UntrustedInput(f"{what} is {_kind(st.st_mode)}, not a regular file")
         if st.st_size > max_bytes:
             raise UntrustedInput(f"{what} is {_size(st.st_size)}, more than the {_size(max_bytes)} it may be")
         chunks = []
@@ -86,6 +82,34 @@ def read_regular(path: str, *, max_bytes: int, what: str = "") -> bytes:
         return data
     finally:
         os.close(fd)
+
+
+def open_regular(path: str, what: str = "") -> int:
+    """A file descriptor of the regular file ``path``, opened with ``O_NOFOLLOW | O_NONBLOCK``
+    (a final symbolic link is refused, a FIFO does not block) and checked with ``fstat``.
+    FileNotFoundError when it does not exist; UntrustedInput when it is not a regular file."""
+    what = what or path
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISLNK(mode):
+            raise UntrustedInput(f"{what} is a symbolic link, not a regular file") from exc
+        raise UntrustedInput(f"{what} cannot be opened ({exc.strerror or exc})") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UntrustedInput(f"{what} is {_kind(mode)}, not a regular file")
+    return fd
 
 
 def _kind(mode: int) -> str:
