@@ -371,3 +371,58 @@ def test_a_hostile_registry_answer_is_one_error(registry, case):
         assert run["rss_kib"] < MAX_RSS_KIB and run["seconds"] < 120, run
         if as_json:
             assert json.loads(run["stdout"])["exit"] == 2
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("attack", ["extra-file", "extra-folder", "link-to-dev-zero", "fifo", "stamp-is-a-fifo"])
+def test_a_model_folder_holds_only_the_stamped_regular_files(tmp_path, engine, base_image, attack):
+    """`verify IMAGE --model DIR` on a real image: a file the stamp does not list (also in a
+    sub-folder) is refused unless --allow-extra-files; a link to /dev/zero or a FIFO in the folder, or
+    as the stamp, is refused at once (the old code hung on them or ran out of memory)."""
+    import json
+    import os
+
+    from imagesmith import parity
+    from imagesmith.runtime import stamp
+    from tests.helpers import docker_build
+
+    tag = "imagesmith-test/hostile-model-folder"
+    base_id = engine.image(base_image).id
+    docker_build(f"FROM {base_image}\n{imagesmith_labels(base_id)}", tag, tmp_path / "ctx")
+    manifest = parity.parse_manifest(engine.image(tag).labels["io.imagesmith.manifest"])
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.bin").write_bytes(b"weights")
+    facts = {"parity": parity.digest(manifest), "manifest": manifest, "seed": 0}
+    stamp.write_stamp(str(model), stamp.make_stamp(facts, str(model)))
+
+    def model_lines(*extra: str) -> tuple[int, list[str]]:
+        run = measured_verify(tag, "--labels-only", "--model", str(model), "--json", *extra)
+        assert run["seconds"] < 60 and run["rss_kib"] < MAX_RSS_KIB, run
+        doc = json.loads(run["stdout"])
+        return run["code"], [p for p in doc["problems"] if p.startswith("model:")]
+
+    assert model_lines()[1] == []  # the model itself holds (other checks fail: a crafted image)
+    if attack == "extra-file":
+        (model / "plugin.py").write_text("import os\n")
+    elif attack == "extra-folder":
+        (model / "sub").mkdir()
+        (model / "sub" / "plugin.py").write_text("import os\n")
+    elif attack == "link-to-dev-zero":
+        os.symlink("/dev/zero", model / "zero.bin")
+    elif attack == "fifo":
+        os.mkfifo(model / "pipe.bin")
+    else:
+        (model / stamp.STAMP_FILE).unlink()
+        os.mkfifo(model / stamp.STAMP_FILE)
+    code, lines = model_lines()
+    cause = {
+        "extra-file": "that the stamp does not list (added since training): plugin.py",
+        "extra-folder": "that the stamp does not list (added since training): sub/plugin.py",
+        "link-to-dev-zero": "zero.bin is a symbolic link: a model folder holds regular files only",
+        "fifo": "pipe.bin is a FIFO: a model folder holds regular files only",
+        "stamp-is-a-fifo": "is a FIFO, not a regular file",
+    }[attack]
+    assert code == 1 and any(cause in line for line in lines), lines
+    if attack.startswith("extra"):
+        assert model_lines("--allow-extra-files")[1] == []
