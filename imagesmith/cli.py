@@ -558,6 +558,11 @@ def verify(
     labels_only: bool = typer.Option(
         False, "--labels-only", help="Check labels and image config only; do not look inside the image (fast, no pull)."
     ),
+    allow_extra_files: bool = typer.Option(
+        False,
+        "--allow-extra-files",
+        help="Allow files in the --model folder that its stamp does not list (refused by default).",
+    ),
     signoff_file: Optional[Path] = typer.Option(
         None, "--signoff", help="A signoff.json: it must have passed for this image and the --model (deploy gate)."
     ),
@@ -596,6 +601,7 @@ def verify(
         signoff=Path(_in_project(project, str(signoff_file))) if signoff_file is not None else None,
         key=Path(_in_project(project, str(key))) if key is not None else None,
         labels_only=labels_only,
+        allow_extra_files=allow_extra_files,
     )
     report = verdict.report
     if as_json:

@@ -115,9 +115,11 @@ def check(
     signoff: Path | None = None,
     key: Path | None = None,
     labels_only: bool = False,
+    allow_extra_files: bool = False,
     cosign: Cosign | None = None,
 ) -> Verdict:
-    """Every check ``imagesmith verify`` documents, on ``ref`` resolved once."""
+    """Every check ``imagesmith verify`` documents, on ``ref`` resolved once. ``allow_extra_files``:
+    files in the ``model`` folder that its stamp does not list are allowed (else refused)."""
     from .verify import verify_image, verify_model
 
     if role is not None and role not in ROLES:
@@ -138,7 +140,7 @@ def check(
     elif key is not None:
         report.notes.append("role: not required; say what is deployed with --role serve (or train)")
     if model is not None:
-        model_check = verify_model(engine, ref, model, platform, info=info)
+        model_check = verify_model(engine, ref, model, platform, info=info, allow_extra=allow_extra_files)
         report.checks += [f"model: {line}" for line in model_check.checks]
         report.problems += [f"model: {line}" for line in model_check.problems]
     if signoff is not None:

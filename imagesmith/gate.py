@@ -33,6 +33,8 @@ Deploy section shows them); the record comparison is imagesmith's.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -372,12 +374,12 @@ def _signed_file(cosign, path: Path, pub, who: str, report: GateReport) -> None:
 
 def _signoff(cosign, pinned, digest, pub, who, path: Path, report: GateReport) -> None:
     predicates = _statements(cosign, pinned, digest, pub, SIGNOFF_PREDICATE, who, report)
-    _signed_file(cosign, path, pub, who, report)
     try:
-        data = read_signoff(path)
+        data = read_signoff(path)  # first: a FIFO or a link to /dev/zero is refused before cosign reads it
     except ImagesmithError as exc:  # the file itself is unusable
         report.problems.append(str(exc))
         return
+    _signed_file(cosign, path, pub, who, report)
     if predicates is None:
         return
     if data not in predicates:
@@ -397,16 +399,20 @@ def _signoff(cosign, pinned, digest, pub, who, path: Path, report: GateReport) -
 
 def _model(cosign, folder: Path, pub, who, record, report: GateReport) -> None:
     stamp_path = folder / STAMP_FILE
-    if not stamp_path.is_file():
+    if not os.path.lexists(stamp_path):
         report.problems.append(f"{folder} holds no {STAMP_FILE}: no signed model stamp")
         return
-    for path in [stamp_path] + ([folder / GOLDEN_FILE] if (folder / GOLDEN_FILE).is_file() else []):
-        _signed_file(cosign, path, pub, who, report)
     try:
-        stamp = read_stamp(str(folder))
+        stamp = read_stamp(str(folder))  # first: only a regular file of bounded size goes to cosign
     except StampError as exc:
         report.problems.append(str(exc))
         return
+    golden = folder / GOLDEN_FILE
+    if os.path.lexists(golden) and not stat.S_ISREG(os.lstat(golden).st_mode):
+        report.problems.append(f"{golden} is not a regular file: not read")
+        return
+    for path in [stamp_path] + ([golden] if os.path.lexists(golden) else []):
+        _signed_file(cosign, path, pub, who, report)
     if stamp is None or record is None:
         return
     if stamp["parity"] == record["parity"]:

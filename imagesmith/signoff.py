@@ -69,13 +69,13 @@ from .errors import EngineError, ImagesmithError
 from .fsutil import atomic_write, sha256_file
 from .layout import LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE, RUNTIME_MODULE
 from .runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
-from .runtime.stamp import STAMP_FILE, read_stamp
+from .runtime.stamp import GOLDEN_FILE, STAMP_FILE, read_stamp
+from .runtime.untrusted import Opt, loads, read_regular, shape_problem
 from .spec import Spec
 from .verify import verify_model
 
 GOLDEN_VERSION = 1
 SIGNOFF_VERSION = 1
-GOLDEN_FILE = "imagesmith-golden.json"
 HELPER_MODULE = f"{RUNTIME_MODULE}.signoff_probe"  # run from the image's runtime wheel
 SAMPLES_IN_CONTAINER = "/run/imagesmith-signoff/samples.jsonl"
 WORST = 10  # deviations listed in the record and the table
@@ -698,22 +698,45 @@ class GateResult:
     notes: list[str] = field(default_factory=list)
 
 
+MAX_SIGNOFF = 4 << 20  # bytes of a signoff record (a few KiB: the worst deviations, not every output)
+SIGNOFF_SHAPE = {
+    "imagesmith_signoff": int,
+    "image": {"digest": Opt((str, None))},
+    "checks": [dict],
+    "passed": Opt((bool, None)),
+    "platform": Opt((str, None)),
+    "model": Opt(({"stamp": Opt((str, None))}, None)),
+    "hardware": Opt(
+        (
+            {
+                "cpu": Opt(({"model": Opt((str, None)), "flags": Opt(([str], None))}, None)),
+                "gpus": Opt(([{"name": str}], None)),
+                "memory_bytes": Opt((int, float, None)),
+            },
+            None,
+        )
+    ),
+}
+
+
 def read_signoff(path: Path) -> dict:
+    """A signoff record: a regular file of at most ``MAX_SIGNOFF`` bytes (a link, a FIFO or a
+    device is refused before a byte is read), bounded JSON of the record's shape."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = loads(
+            read_regular(str(path), max_bytes=MAX_SIGNOFF, what=str(path)), what=str(path), max_bytes=MAX_SIGNOFF
+        )
     except FileNotFoundError:
         raise SignoffError(
             f"{path} does not exist", hint="run `imagesmith signoff SERVE_IMAGE --model DIR` first"
         ) from None
     except (OSError, ValueError) as exc:
         raise SignoffError(f"{path} is not readable ({exc})") from exc
-    if (
-        not isinstance(data, dict)
-        or data.get("imagesmith_signoff") != SIGNOFF_VERSION
-        or not isinstance(data.get("image"), dict)
-        or not isinstance(data.get("checks"), list)
-    ):
+    if not isinstance(data, dict) or data.get("imagesmith_signoff") != SIGNOFF_VERSION:
         raise SignoffError(f"{path} is not an imagesmith signoff record (version {SIGNOFF_VERSION})")
+    problem = shape_problem(data, SIGNOFF_SHAPE)
+    if problem:
+        raise SignoffError(f"{path} is not an imagesmith signoff record ({problem[:200]})")
     return data
 
 
@@ -722,8 +745,9 @@ def image_platform(info) -> str | None:
     if info.platform:
         return info.platform
     try:
-        return json.loads(info.labels.get(LABEL_MANIFEST) or "{}").get("platform")
-    except (ValueError, AttributeError):
+        platform = loads(info.labels.get(LABEL_MANIFEST) or "{}", what="the manifest label", max_bytes=4 << 20)
+        return platform.get("platform") if isinstance(platform, dict) else None
+    except ValueError:
         return None
 
 

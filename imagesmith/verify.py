@@ -71,6 +71,7 @@ from .lock.resolvers import Pin
 from .record import config_problems, expected_config, normalize_config, read_app, shared_layers, source_problems
 from .runtime import DISTRIBUTION as RUNTIME_DIST
 from .runtime import stamp
+from .runtime.untrusted import MapOf, Opt, UntrustedInput, loads, shape_problem
 from .spec import machine_platform
 
 PROBE = Path(stamp.__file__).resolve().parent / "probe.py"  # the host's copy: never the image's
@@ -83,6 +84,73 @@ LEGACY_RUNTIME_FILES = (
     "imagesmith_stamp.py",
 )
 CODE_SUFFIXES = (".py", ".pth", ".pyc", ".so", ".pyd", ".zip", ".egg")  # what Python may import or run
+
+# What is read from an image is untrusted input (runtime/untrusted.py): bounded, then shape-checked
+MAX_LABEL = 4 << 20  # bytes of a JSON label imagesmith reads (the manifest's, the config's, the platforms')
+PROBE_OUTPUT_LIMIT = 32 << 20  # bytes of the probe's report (a large ML image's is a few MiB)
+PROBE_MAX_ITEMS = 2_000_000  # values in it (one per file with `diff --files`)
+CONFIG_SHAPE = {
+    "Env": MapOf(str),
+    "Labels": MapOf((str, None)),
+    "Entrypoint": Opt([str]),
+    "Cmd": Opt([str]),
+    "User": Opt(str),
+    "WorkingDir": Opt(str),
+    "ExposedPorts": Opt([str]),
+}
+FACTS_SHAPE = {
+    "manifest": dict,
+    "configs": Opt(MapOf(CONFIG_SHAPE)),
+    "layers_over_base": Opt(int),
+    "project": Opt(({"name": str}, None)),
+    "platforms": Opt(MapOf(str)),
+}
+_DIST_SHAPE = {
+    "version": (str, None),
+    "files": int,
+    "mismatched": [str],
+    "missing": [str],
+    "stale_bytecode": [str],
+    "unhashed": Opt([str]),
+    "error": Opt((str, None)),
+    "content": str,
+    "file_hashes": Opt(MapOf(str)),
+}
+PROBE_SHAPE = {
+    "probe": int,
+    "python": str,
+    "platform": str,
+    "path_python": Opt((str, None)),
+    "pyvenv_cfg": Opt((MapOf(str), None)),
+    "distributions": MapOf(_DIST_SHAPE),
+    "duplicates": Opt([str]),
+    "unrecorded": MapOf(str),
+    "preprocessing": MapOf({"app": (str, None), "site": (str, None), "owner": Opt((str, None))}),
+    "preprocessing_stale_bytecode": Opt([[str]]),
+    "dpkg": MapOf(str),
+}
+
+
+def probe_report_problem(facts: object) -> str | None:
+    """Why a probe report (parsed) is not of the shape ``probe.py`` prints (None: it is)."""
+    problem = shape_problem(facts, PROBE_SHAPE, "")
+    if problem:
+        return problem
+    assert isinstance(facts, dict)
+    if "start_error" in facts:
+        return "start_error: set by the probe (only verify sets it)"
+    if any(len(pair) != 2 for pair in facts.get("preprocessing_stale_bytecode") or ()):
+        return "preprocessing_stale_bytecode: not a list of pairs"
+    return None
+
+
+def label_json(info: ImageInfo, label: str) -> object:
+    """The JSON value of ``label`` (None when it is not set); UntrustedInput when it is not
+    bounded JSON (``untrusted.loads``)."""
+    text = info.labels.get(label)
+    if not text:
+        return None
+    return loads(text, what=f"label {label}", max_bytes=MAX_LABEL)
 
 
 @dataclass
@@ -267,7 +335,7 @@ def _resolve(read, path: str, limit: int = 16) -> tuple[str, tuple]:
     """Follow symbolic links from ``path`` inside an image, as the kernel would: the final path
     and its entries (empty: it does not exist, or the links loop)."""
     for _ in range(limit):
-        entries = read(path)
+        entries = read(path, 1)
         if not entries:
             return path, ()
         top = entries[0]
@@ -290,7 +358,7 @@ def read_outside(engine: Engine, image: str, manifest: dict) -> Outside:
     from outside ``image`` (an image ID), or what an earlier read of the same image found."""
     facts_path = f"{site_packages(str(manifest.get('python', '')))}/{FACTS_FILE}"
     cached = _cache_load("outside", image).get(facts_path)
-    if isinstance(cached, dict):
+    if isinstance(cached, dict) and shape_problem(cached.get("facts"), (FACTS_SHAPE, None)) is None:
         try:
             return Outside(**cached)
         except TypeError:
@@ -303,21 +371,28 @@ def read_outside(engine: Engine, image: str, manifest: dict) -> Outside:
 def _read_outside(engine: Engine, image: str, facts_path: str) -> Outside:
     out = Outside()
     with engine.reading(image) as read:
-        entries = read(facts_path)
+        entries = read(facts_path, 1)
         if entries and entries[0].kind == "file" and entries[0].data is not None:
             try:
-                facts = json.loads(entries[0].data)
-                if not isinstance(facts, dict):
-                    raise ValueError("not an object")
+                facts = loads(entries[0].data, what=f"{FACTS_FILE} in the image", max_bytes=MAX_LABEL)
+                shape = shape_problem(facts, FACTS_SHAPE, "")
+                if shape:
+                    raise UntrustedInput(f"{FACTS_FILE} in the image is not image facts ({shape})")
+                assert isinstance(facts, dict)
                 out.facts = facts
-            except ValueError as exc:
-                out.facts_problem = f"{FACTS_FILE} in the image is not readable JSON ({str(exc)[:100]})"
+            except UntrustedInput as exc:
+                out.facts_problem = str(exc)[:300]
         elif entries:
             out.facts_problem = f"{FACTS_FILE} in the image is not a small regular file"
-        preload = read(PRELOAD)
+        preload = read(PRELOAD, 1)  # a folder in its place is refused by its first entry alone
         if preload:
-            out.preload = (preload[0].data or b"").decode("utf-8", "replace") if preload[0].kind == "file" else "?"
-        first = read(VENV_PYTHON)
+            if preload[0].kind != "file":
+                out.preload = f"? ({PRELOAD} is a {preload[0].kind}, not a file)"
+            elif preload[0].data is None:
+                out.preload = f"? ({PRELOAD} is a file too large to read)"
+            else:
+                out.preload = preload[0].data.decode("utf-8", "replace")
+        first = read(VENV_PYTHON, 1)
         if first and first[0].kind != "symlink":
             out.interpreter_problem = (
                 f"{VENV_PYTHON} is a {first[0].kind}, not the link to the base's Python a venv makes"
@@ -401,10 +476,12 @@ def outside_checks(engine: Engine, report: Report, outside: Outside, base: BaseC
         if same:
             report.notes.append(f"{PRELOAD} is the base image's")
         else:
-            listed = ", ".join(outside.preload.split())[:200] or "(empty)"
+            if outside.preload.startswith("? ("):  # not a small regular file: said, never read
+                what = outside.preload[3:-1]
+            else:
+                what = f"{PRELOAD} loads {', '.join(outside.preload.split())[:200] or '(empty)'} into every process"
             report.problems.append(
-                f"{PRELOAD} loads {listed} into every process (not in the base): nothing the image "
-                "runs, the probe included, can be trusted"
+                f"{what} (not in the base): nothing the image runs, the probe included, can be trusted"
             )
     elif base_files:
         report.checks.append(f"no {PRELOAD} (read from outside the image)")
@@ -432,18 +509,23 @@ def outside_checks(engine: Engine, report: Report, outside: Outside, base: BaseC
 def implied_config(info: ImageInfo, facts: dict | None) -> tuple[dict | None, str]:
     """The config imagesmith's Dockerfile sets for the image's role (``render.implied_config``)
     and where it was read: the image-facts file (a file in a layer) when it was read, else the
-    ``io.imagesmith.config`` label (a claim a child image can restate)."""
+    ``io.imagesmith.config`` label (a claim a child image can restate). None and why, when the
+    label is there but unreadable; None and "" when there is no record."""
     role = info.labels.get(LABEL_ROLE) or ""
     configs = (facts or {}).get("configs")
     if isinstance(configs, dict) and isinstance(configs.get(role), dict):
         return configs[role], f"imagesmith's Dockerfile ({FACTS_FILE} in the image)"
     try:
-        label = json.loads(info.labels.get(LABEL_CONFIG) or "null")
-    except ValueError:
-        label = None
-    if isinstance(label, dict):
-        return label, f"imagesmith's Dockerfile (label {LABEL_CONFIG})"
-    return None, ""
+        label = label_json(info, LABEL_CONFIG)
+    except ValueError as exc:
+        return None, str(exc)[:300]
+    if label is None:
+        return None, ""
+    problem = shape_problem(label, CONFIG_SHAPE)
+    if problem:
+        return None, f"label {LABEL_CONFIG} is not an image config ({problem})"
+    assert isinstance(label, dict)
+    return label, f"imagesmith's Dockerfile (label {LABEL_CONFIG})"
 
 
 def config_check(report: Report, info: ImageInfo, facts: dict | None, base: BaseCheck) -> None:
@@ -455,6 +537,9 @@ def config_check(report: Report, info: ImageInfo, facts: dict | None, base: Base
         report.problems.append(f"label {LABEL_ROLE} is {role!r}, not one of {', '.join(ROLES)}")
         return
     implied, whose = implied_config(info, facts)
+    if implied is None and whose:
+        report.problems.append(f"the image config was not compared: {whose}")
+        return
     if implied is None or not all(isinstance(implied.get(k), dict) for k in ("Env", "Labels")):
         report.notes.append(
             "the image config was not compared with imagesmith's Dockerfile: the image carries no "
@@ -524,15 +609,22 @@ def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...]
     script = PROBE.read_text(encoding="utf-8")
     key = probe_key(script, options)
     cached = _cache_load("probe", info.id).get(key)
-    if isinstance(cached, dict) and cached.get("probe") is not None:
+    if isinstance(cached, dict) and probe_report_problem(cached) is None:
         return cached
     run = engine.run_isolated(
         info.id,
         [VENV_PYTHON, "-I", "-S", "-c", script, options],
         environment={name: "" for name in SCRUBBED_ENV},
+        output_limit=PROBE_OUTPUT_LIMIT,
     )
     if run.exit_code is None:
         return {"start_error": run.start_error}
+    if run.truncated:
+        raise VerifyError(
+            f"the content probe printed more than {PROBE_OUTPUT_LIMIT >> 20} MiB inside {info.ref}: not a report "
+            "of imagesmith's probe (it was stopped)",
+            hint="the image's Python is not the interpreter it claims to be; do not deploy it",
+        )
     if run.exit_code != 0:
         tail = run.stderr.strip().splitlines()[-1:] or [f"exit {run.exit_code}"]
         raise VerifyError(
@@ -540,11 +632,24 @@ def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...]
             hint="the image's Python cannot run a standard-library script; try --labels-only",
         )
     try:
-        facts = json.loads(run.stdout)
-    except json.JSONDecodeError as exc:
-        raise VerifyError(f"the content probe printed no report inside {info.ref}") from exc
-    if isinstance(facts, dict) and facts.get("probe") is not None:
-        _cache_store("probe", info.id, {**_cache_load("probe", info.id), key: facts})
+        facts = loads(
+            run.stdout,
+            what=f"the content probe's report from {info.ref}",
+            max_bytes=PROBE_OUTPUT_LIMIT,
+            max_items=PROBE_MAX_ITEMS,
+        )
+    except UntrustedInput as exc:
+        raise VerifyError(
+            str(exc)[:300], hint="the image's Python is not the interpreter it claims to be; do not deploy it"
+        ) from exc
+    problem = probe_report_problem(facts)
+    if problem:
+        raise VerifyError(
+            f"the content probe's report from {info.ref} is not of the probe's shape ({problem[:200]})",
+            hint="the image's Python is not the interpreter it claims to be; do not deploy it",
+        )
+    assert isinstance(facts, dict)
+    _cache_store("probe", info.id, {**_cache_load("probe", info.id), key: facts})
     return facts
 
 
@@ -1111,10 +1216,10 @@ def inspect_source(engine: Engine, ref: str, platform: str | None = None) -> dic
         out["base_name"] = info.labels.get(LABEL_BASE_NAME)
         if source.manifest is None and info.labels.get(LABEL_MANIFEST):
             try:  # show a forged or edited label anyway; label_ok says it is not to be trusted
-                forged = json.loads(info.labels[LABEL_MANIFEST])
+                forged = label_json(info, LABEL_MANIFEST)
                 if isinstance(forged, dict) and manifest_shape_problem(forged) is None:
                     out["manifest"] = forged
-            except (ValueError, RecursionError):
+            except ValueError:
                 pass
     elif source.manifest is not None:
         out["parity"] = parity.digest(source.manifest)
@@ -1176,11 +1281,18 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
 
 
 def verify_model(
-    engine: Engine, image: str, folder, platform: str | None = None, *, info: ImageInfo | None = None
+    engine: Engine,
+    image: str,
+    folder,
+    platform: str | None = None,
+    *,
+    info: ImageInfo | None = None,
+    allow_extra: bool = False,
 ) -> stamp.Check:
     """The same check as the serve runtime's (``stamp.check_model``), against ``image``'s labels
     (``info`` when already resolved; else from the engine, or read from the registry for a
-    registry reference the engine lacks: its ``platform`` image, for an index)."""
+    registry reference the engine lacks: its ``platform`` image, for an index). Files in the
+    folder that the stamp does not list are problems, unless ``allow_extra``."""
     if info is None:
         info = engine.lookup(image, platform) if platform else engine.lookup(image)
     label = info.labels.get(LABEL_PARITY)
@@ -1203,12 +1315,19 @@ def verify_model(
             f"{folder} {'is not a folder' if os.path.exists(folder) else 'does not exist'}",
             hint=f"pass the artifacts folder train wrote (it holds {stamp.STAMP_FILE})",
         )
-    siblings = None
+    siblings: dict | None = None
     if info.labels.get(LABEL_PLATFORMS):
         try:
-            siblings = json.loads(info.labels[LABEL_PLATFORMS])
-        except ValueError:
-            pre.append(f"label {LABEL_PLATFORMS} of {image} is not JSON")
-    result = stamp.check_model(str(folder), label or "", manifest, require_model=True, siblings=siblings)
+            value = label_json(info, LABEL_PLATFORMS)
+        except ValueError as exc:
+            pre.append(str(exc)[:300])
+        else:
+            if isinstance(value, dict) and shape_problem(value, MapOf(str)) is None:
+                siblings = value
+            else:
+                pre.append(f"label {LABEL_PLATFORMS} of {image} is not a map of platforms to parities")
+    result = stamp.check_model(
+        str(folder), label or "", manifest, require_model=True, siblings=siblings, allow_extra=allow_extra
+    )
     result.problems[:0] = pre
     return result

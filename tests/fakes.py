@@ -141,7 +141,7 @@ class FakeEngine:
         self._record("run_to_end", image, what=what, **create)
         return IsolatedRun(0, self.runs(image, list(create.get("command") or [])), "")
 
-    def run_isolated(self, image: str, argv, *, timeout: int = 300, environment=None) -> IsolatedRun:
+    def run_isolated(self, image: str, argv, *, timeout: int = 300, environment=None, output_limit=None) -> IsolatedRun:
         self._record("run_isolated", image, argv=list(argv))
         return IsolatedRun(0, self.runs(image, list(argv)), "")
 

@@ -83,3 +83,41 @@ def docker_runs(ref: str, *command: str) -> str:
         timeout=120,
     )
     return proc.stdout
+
+
+def put_blob(repo_ref: str, data: bytes) -> str:
+    """Upload ``data`` as a blob of ``REPO`` (one monolithic upload); its digest."""
+    host, repo = _split(repo_ref)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = urllib.request.Request(f"http://{host}/v2/{repo}/blobs/uploads/", data=b"", method="POST")
+    with urllib.request.urlopen(start, timeout=30) as answer:
+        location = answer.headers["Location"]
+    url = location if location.startswith("http") else f"http://{host}{location}"
+    assert url.startswith(f"http://{host}/"), url
+    put = urllib.request.Request(
+        f"{url}{'&' if '?' in url else '?'}digest={digest}",
+        data=data,
+        method="PUT",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    with urllib.request.urlopen(put, timeout=120):
+        pass
+    return digest
+
+
+def put_image(repo_ref: str, tag: str, config: bytes, extra: str = "") -> str:
+    """An image with no layers whose config blob is ``config`` (bytes as given), written as
+    ``REPO:tag``; ``extra``: more fields of its manifest, as raw JSON text (``"key": value``):
+    ``REPO@sha256:…``."""
+    media = "application/vnd.oci.image.manifest.v1+json"
+    digest = put_blob(repo_ref, config)
+    body = {
+        "schemaVersion": 2,
+        "mediaType": media,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": len(config)},
+        "layers": [],
+    }
+    text = json.dumps(body)
+    if extra:
+        text = text[:-1] + ", " + extra + "}"
+    return f"{repo_ref}@{put_manifest(repo_ref, tag, text.encode(), media)}"

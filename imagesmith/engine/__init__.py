@@ -146,9 +146,17 @@ class Engine:
         return self.containers.run_to_end(image, what, timeout, **create)
 
     def run_isolated(
-        self, image: str, argv: Sequence[str], *, timeout: int = 300, environment: dict[str, str] | None = None
+        self,
+        image: str,
+        argv: Sequence[str],
+        *,
+        timeout: int = 300,
+        environment: dict[str, str] | None = None,
+        output_limit: int | None = None,
     ) -> IsolatedRun:
-        return self.containers.run_isolated(image, argv, timeout=timeout, environment=environment)
+        return self.containers.run_isolated(
+            image, argv, timeout=timeout, environment=environment, output_limit=output_limit
+        )
 
     def read_paths(self, image: str, paths: Sequence[str]) -> dict[str, tuple[FileEntry, ...] | None]:
         return self.containers.read_paths(image, paths)

@@ -19,7 +19,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import EngineError, PortInUseError
 from ..layout import LABEL_PROBE, LABEL_SIGNOFF
@@ -27,6 +27,10 @@ from ._common import ENGINE_HINT, docker_cli, first_line, tail
 from .records import FileEntry, IsolatedRun
 
 SMALL_FILE = 1 << 20  # read_paths keeps the bytes of files up to this size
+KEPT_BYTES = 8 << 20  # ... and of at most this many bytes of such files per path read
+MAX_ENTRIES = 200_000  # entries of one path read (a folder and everything under it)
+OUTPUT_LIMIT = 64 << 20  # stdout of a command run to its end (run_to_end's default)
+STDERR_KEPT = 64 << 10  # the tail of its stderr that is kept
 
 # The SDK's create arguments for the image under test (signoff's service and batch helper)
 LOCKED_DOWN = {
@@ -60,11 +64,15 @@ class Containers:
         with the SDK's ``create`` arguments (``command`` among them; ``files``: host path ->
         container path, copied in read-only before it starts), start it, wait for it (at most
         ``timeout`` s), collect both streams, and remove it (and its volumes) whatever happened.
+        Output is bounded: stdout is read while the command runs, and at more than
+        ``output_limit`` bytes (default ``OUTPUT_LIMIT``) the container is killed and the run is
+        ``truncated`` (and its stdout is not kept); of stderr, the last ``STDERR_KEPT`` bytes are kept.
         The files go into anonymous volumes at their folders, so a read-only root is no obstacle.
         The command's own failure is returned, not raised; ``what`` names the command in errors."""
         from docker.errors import APIError, DockerException, ImageNotFound
 
         files = create.pop("files", None) or {}
+        output_limit = int(create.pop("output_limit", None) or OUTPUT_LIMIT)
         if files:
             create["mounts"] = list(create.get("mounts") or []) + _file_volumes(files)
         try:
@@ -79,14 +87,19 @@ class Containers:
                 container.start()
             except APIError as exc:
                 return IsolatedRun(None, "", "", start_error=first_line(exc))
+            reader = _Collector(container, output_limit)
             try:
                 status = container.wait(timeout=timeout)
             except Exception as exc:  # requests' ReadTimeout and friends
+                reader.done(wait=0)
                 raise EngineError(f"`{what}` in {image} did not finish within {timeout} s") from exc
-            out = container.logs(stdout=True, stderr=False)
-            err = container.logs(stdout=False, stderr=True)
+            reader.done()
+            err = _tail_of(container.logs(stdout=False, stderr=True, stream=True), STDERR_KEPT)
             return IsolatedRun(
-                int(status.get("StatusCode", -1)), out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+                int(status.get("StatusCode", -1)),
+                reader.text(),
+                err.decode("utf-8", "replace"),
+                truncated=reader.over,
             )
         except DockerException as exc:
             raise EngineError(f"running a container of {image} failed: {first_line(exc)}", hint=ENGINE_HINT) from exc
@@ -134,12 +147,19 @@ class Containers:
         return run.stdout
 
     def run_isolated(
-        self, image: str, argv: Sequence[str], *, timeout: int = 300, environment: dict[str, str] | None = None
+        self,
+        image: str,
+        argv: Sequence[str],
+        *,
+        timeout: int = 300,
+        environment: dict[str, str] | None = None,
+        output_limit: int | None = None,
     ) -> IsolatedRun:
         """Run ``argv`` (``argv[0]`` replaces the image's entrypoint) in a throwaway container:
         no network, read-only root file system (a small /tmp in memory), root without
         capabilities except reading any file, no new privileges. Never raises for the command's
-        own failure: the exit code and both streams are returned."""
+        own failure: the exit code and both streams are returned (stdout at most ``output_limit``
+        bytes: see ``run_to_end``)."""
         run = self.run_to_end(
             image,
             argv[0],
@@ -157,6 +177,7 @@ class Containers:
             security_opt=["no-new-privileges"],
             labels={LABEL_PROBE: "1"},
             environment=dict(environment or {}),
+            output_limit=output_limit,
         )
         if run.start_error and "no such file or directory" in run.start_error:
             return replace(run, start_error=f"{argv[0]} does not exist in the image")
@@ -169,13 +190,16 @@ class Containers:
             return {path: read(path) for path in paths}
 
     @contextmanager
-    def reading(self, image: str) -> Iterator[Callable[[str], tuple[FileEntry, ...] | None]]:
+    def reading(self, image: str) -> Iterator[Callable[..., tuple[FileEntry, ...] | None]]:
         """A reader of ``image``'s files from outside it: a container is created but never
         started, each path is copied out through the engine's archive API, and the container is
         removed at the end. Nothing in the image runs, so nothing in it can lie about what is
         there. ``read(path)`` gives the path's entries (a folder: itself and everything under
-        it; links are not followed), or None when it does not exist. Files up to ``SMALL_FILE``
-        bytes come with their bytes."""
+        it; links are not followed), or None when it does not exist; ``read(path, first=N)``
+        only its first N entries (the rest is not read). Files up to ``SMALL_FILE`` bytes come
+        with their bytes, up to ``KEPT_BYTES`` of them per read; a path with more than
+        ``MAX_ENTRIES`` entries is an error. The archive is read as it streams: nothing of it is
+        held but the bytes kept."""
         from docker.errors import DockerException, ImageNotFound, NotFound
 
         try:
@@ -192,14 +216,21 @@ class Containers:
         except DockerException as exc:
             raise EngineError(f"cannot create a container of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
 
-        def read(path: str) -> tuple[FileEntry, ...] | None:
+        def read(path: str, first: int | None = None) -> tuple[FileEntry, ...] | None:
             try:
                 stream, _stat = container.get_archive(path)
             except NotFound:
                 return None
             except DockerException as exc:
                 raise EngineError(f"reading {path} in {image} failed: {first_line(exc)}", hint=ENGINE_HINT) from exc
-            return _entries(path, stream)
+            try:
+                return _entries(path, stream, first)
+            except DockerException as exc:
+                raise EngineError(f"reading {path} in {image} failed: {first_line(exc)}", hint=ENGINE_HINT) from exc
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
 
         try:
             yield read
@@ -568,40 +599,77 @@ def _copy_into(container, files: dict[str, str]) -> None:
                 raise EngineError(f"could not copy {', '.join(h for h, _ in entries)} into the container")
 
 
-def _entries(path: str, stream) -> tuple[FileEntry, ...]:
+def _entries(path: str, stream, first: int | None = None) -> tuple[FileEntry, ...]:
     """The entries of an archive the engine sent for ``path`` (its top entry is named after the
-    path's last part), with absolute paths."""
+    path's last part), with absolute paths; at most ``first`` of them (see ``reading``)."""
     import hashlib
     import tarfile
 
     parent = path.rstrip("/").rsplit("/", 1)[0]
     kinds = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink"}
     kinds[tarfile.LNKTYPE] = "hardlink"
-    entries = []
-    with tempfile.TemporaryFile() as buf:
-        for chunk in stream:
-            buf.write(chunk)
-        buf.seek(0)
-        with tarfile.open(fileobj=buf, mode="r|") as tar:
-            for member in tar:
-                name = f"{parent}/{member.name}".replace("//", "/") if not member.name.startswith("/") else member.name
-                kind = kinds.get(member.type, "other")
-                digest, data = "", None
-                if kind == "file":
-                    handle = tar.extractfile(member)
-                    h = hashlib.sha256()
-                    keep = bytearray() if member.size <= SMALL_FILE else None
-                    while handle is not None and (block := handle.read(1 << 16)):
-                        h.update(block)
-                        if keep is not None:
-                            keep += block
-                    digest, data = f"sha256:{h.hexdigest()}", bytes(keep) if keep is not None else None
-                entries.append(
-                    FileEntry(
-                        name.rstrip("/") or "/", kind, member.mode & 0o7777, member.uid, member.linkname, digest, data
-                    )
+    entries: list[FileEntry] = []
+    kept = 0
+    with tarfile.open(fileobj=_ChunkReader(stream), mode="r|") as tar:  # type: ignore[call-overload]
+        for member in tar:
+            if first is not None and len(entries) >= first:
+                break
+            if len(entries) >= MAX_ENTRIES:
+                raise EngineError(
+                    f"{path} holds more than {MAX_ENTRIES:,} entries: not read",
+                    hint="an image built by imagesmith has no such folder where imagesmith looks",
                 )
+            name = f"{parent}/{member.name}".replace("//", "/") if not member.name.startswith("/") else member.name
+            kind = kinds.get(member.type, "other")
+            digest, data = "", None
+            if kind == "file":
+                handle = tar.extractfile(member)
+                h = hashlib.sha256()
+                keep = bytearray() if member.size <= SMALL_FILE and kept + member.size <= KEPT_BYTES else None
+                while handle is not None and (block := handle.read(1 << 16)):
+                    h.update(block)
+                    if keep is not None:
+                        keep += block
+                digest = f"sha256:{h.hexdigest()}"
+                if keep is not None:
+                    data, kept = bytes(keep), kept + len(keep)
+            entries.append(
+                FileEntry(
+                    name.rstrip("/") or "/",
+                    kind,
+                    member.mode & 0o7777,
+                    member.uid,
+                    member.linkname[:4096],
+                    digest,
+                    data,
+                )
+            )
     return tuple(entries)
+
+
+class _ChunkReader:
+    """A file-like ``read(n)`` over an iterator of byte chunks (the engine's archive stream), so
+    that ``tarfile`` reads it as it arrives."""
+
+    def __init__(self, chunks) -> None:
+        self._chunks = iter(chunks)
+        self._buf = b""
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        out = bytearray()
+        while n < 0 or len(out) < n:
+            if self._pos >= len(self._buf):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._buf, self._pos = chunk, 0
+                continue
+            left = len(self._buf) - self._pos
+            take = left if n < 0 else min(n - len(out), left)
+            out += self._buf[self._pos : self._pos + take]
+            self._pos += take
+        return bytes(out)
 
 
 def _gpu_request(gpus: bool) -> list | None:
@@ -610,3 +678,82 @@ def _gpu_request(gpus: bool) -> list | None:
     from docker.types import DeviceRequest
 
     return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+
+
+class _Collector:
+    """A command's stdout, read in a thread while it runs (``logs(follow=True)``), at most
+    ``limit`` bytes: past that the container is killed (``over``), so a command that prints
+    without end costs neither memory nor the time it would take to finish."""
+
+    def __init__(self, container, limit: int) -> None:
+        import threading
+
+        self.container, self.limit = container, limit
+        self.over = False
+        self._buf = bytearray()
+        self._stream: Any = None
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        from docker.errors import DockerException
+
+        try:
+            stream = self.container.logs(stdout=True, stderr=False, stream=True, follow=True)
+            self._stream = stream
+            for chunk in stream:
+                if len(self._buf) + len(chunk) > self.limit:
+                    self.over = True
+                    break
+                self._buf += chunk
+        except (DockerException, OSError, ValueError):
+            pass
+        if self.over:
+            try:
+                self.container.kill()
+            except DockerException:
+                pass
+        self._close()
+
+    def _close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:  # noqa: BLE001 - closing a half-read HTTP response
+                pass
+
+    def done(self, wait: float = 30.0) -> None:
+        """The container has stopped: the rest of its output arrives, then the stream ends
+        (``wait`` 0: it has not stopped; stop reading)."""
+        if wait > 0:
+            self._thread.join(wait)
+        if self._thread.is_alive():
+            self._close()
+            self._thread.join(5 if wait > 0 else 0.1)
+
+    def text(self) -> str:
+        """What was read, decoded (nothing when it was cut off: ``over``); the buffer is freed."""
+        buf, self._buf = self._buf, bytearray()
+        return "" if self.over else buf.decode("utf-8", "replace")
+
+
+def _tail_of(stream, keep: int, most: int = 16 << 20) -> bytes:
+    """The last ``keep`` bytes of a log stream, read to its end (or its first ``most`` bytes) in
+    bounded memory."""
+    buf = bytearray()
+    seen = 0
+    try:
+        for chunk in stream:
+            buf += chunk
+            seen += len(chunk)
+            if len(buf) > 2 * keep:
+                del buf[:-keep]
+            if seen > most:
+                break
+    finally:
+        try:
+            stream.close()
+        except Exception:  # noqa: BLE001
+            pass
+    return bytes(buf[-keep:])

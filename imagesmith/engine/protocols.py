@@ -24,14 +24,20 @@ class FileReader(Protocol):
     """verify's outside reads: files of an image, copied out of a container never started."""
 
     def read_paths(self, image: str, paths: Sequence[str]) -> dict[str, tuple[FileEntry, ...] | None]: ...
-    def reading(self, image: str) -> ContextManager[Callable[[str], tuple[FileEntry, ...] | None]]: ...
+    def reading(self, image: str) -> ContextManager[Callable[..., tuple[FileEntry, ...] | None]]: ...
 
 
 class Prober(ImageReader, Protocol):
     """verify's content check: a throwaway, locked-down container."""
 
     def run_isolated(
-        self, image: str, argv: Sequence[str], *, timeout: int = 300, environment: dict[str, str] | None = None
+        self,
+        image: str,
+        argv: Sequence[str],
+        *,
+        timeout: int = 300,
+        environment: dict[str, str] | None = None,
+        output_limit: int | None = None,
     ) -> IsolatedRun: ...
 
 

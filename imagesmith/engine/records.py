@@ -29,12 +29,15 @@ class ImageInfo:
 
 @dataclass(frozen=True)
 class IsolatedRun:
-    """A container run to its end: its exit code and both streams (None: it could not start)."""
+    """A container run to its end: its exit code and both streams (None: it could not start).
+    ``truncated``: stdout was longer than the run's limit, so the container was killed and
+    ``stdout`` is empty."""
 
     exit_code: int | None
     stdout: str
     stderr: str
     start_error: str = ""
+    truncated: bool = False
 
 
 @dataclass(frozen=True)

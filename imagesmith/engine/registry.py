@@ -6,17 +6,31 @@ and plain HTTP for a loopback registry, and it never pulls. Pushing is the image
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 import re
+import selectors
 import subprocess
+import tempfile
+import time
 
 from ..errors import EngineError
 from ..platforms import INDEX_MEDIA_TYPES, index_candidates, normalize, platform_string
+from ..runtime.untrusted import MapOf, Opt, UntrustedInput, loads, shape_problem
 from ._common import docker_cli, redact, tail
 from .records import HistoryEntry, ImageInfo
 from .refs import repository
 
 DEFAULT_PLATFORM = "linux/amd64"
+MAX_ANSWER = 16 << 20  # bytes of a manifest, an index or an image config read from a registry
+# The parts of an image config read here (a registry serves whatever was pushed)
+CONFIG_SHAPE = {
+    "os": Opt(str),
+    "architecture": Opt(str),
+    "created": Opt(str),
+    "config": Opt(({"Labels": Opt((MapOf(str), None))}, None)),
+    "rootfs": Opt({"diff_ids": Opt([str])}),
+    "history": Opt(([{"created_by": Opt(str), "empty_layer": Opt(bool)}], None)),
+}
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _INDEX_HINT = "push one index with one entry per platform (imagesmith build --platforms … --push does)"
 
@@ -38,7 +52,7 @@ class Registry:
     def _imagetools(self, ref: str, *args: str) -> bytes:
         argv = [docker_cli(), "buildx", "imagetools", "inspect", *args, ref]
         try:
-            proc = subprocess.run(argv, capture_output=True, timeout=self.timeout)
+            returncode, stdout, stderr = _bounded_run(argv, self.timeout, MAX_ANSWER)
         except FileNotFoundError as exc:
             raise EngineError(
                 "reading a registry needs docker buildx, which is not installed",
@@ -46,8 +60,13 @@ class Registry:
             ) from exc
         except subprocess.TimeoutExpired as exc:
             raise EngineError(f"the registry did not answer for {ref} within {self.timeout} s") from exc
-        if proc.returncode != 0:
-            text = redact(proc.stderr.decode("utf-8", "replace").strip())
+        if stdout is None:
+            raise EngineError(
+                f"the registry's answer for {ref} is more than {MAX_ANSWER >> 20} MiB: not read",
+                hint="no image imagesmith builds has a manifest or config that large",
+            )
+        if returncode != 0:
+            text = redact(stderr.decode("utf-8", "replace").strip())
             low = text.lower()
             if "not found" in low or "manifest unknown" in low:
                 raise EngineError(
@@ -63,7 +82,7 @@ class Registry:
                 f"cannot read {ref} from its registry: {tail(text, 2)}",
                 hint="check the registry is reachable from this machine",
             )
-        return proc.stdout
+        return stdout
 
     def raw(self, ref: str) -> tuple[bytes, str]:
         """The manifest (or index) ``ref`` names, byte for byte, and its digest."""
@@ -83,9 +102,9 @@ class Registry:
         for ``platform`` is refused, because which one runs is not the one a check looked at."""
         raw, digest = self.raw(ref)
         try:
-            manifest = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise EngineError(f"the registry returned no manifest for {ref}") from exc
+            manifest = loads(raw, what=f"the manifest of {ref}", max_bytes=MAX_ANSWER)
+        except UntrustedInput as exc:
+            raise EngineError(f"the registry returned no manifest for {ref}: {str(exc)[:200]}") from exc
         if not isinstance(manifest, dict):
             raise EngineError(f"the registry returned no manifest for {ref}")
         entries = manifest.get("manifests")
@@ -129,11 +148,16 @@ class Registry:
         digest, index = self.platform_digest(ref, platform)
         pinned = f"{repository(ref)}@{digest}"
         try:
-            config = json.loads(self._imagetools(pinned, "--format", "{{json .Image}}"))
-        except (ValueError, RecursionError) as exc:
-            raise EngineError(f"the registry returned no image config for {ref}") from exc
-        if not isinstance(config, dict):
-            raise EngineError(f"the registry returned no image config for {ref}")
+            config = loads(
+                self._imagetools(pinned, "--format", "{{json .Image}}"),
+                what=f"the image config of {ref}",
+                max_bytes=MAX_ANSWER,
+            )
+        except UntrustedInput as exc:
+            raise EngineError(f"the registry returned no image config for {ref}: {str(exc)[:200]}") from exc
+        problem = shape_problem(config, CONFIG_SHAPE)
+        if problem or not isinstance(config, dict):
+            raise EngineError(f"the registry returned no image config for {ref} ({problem or 'not an object'})")
         if (
             index
             and normalize(config.get("os"), config.get("architecture"))[:2] != normalize(*platform.split("/", 1))[:2]
@@ -164,3 +188,40 @@ class Registry:
             else "",
             index_digest=index,
         )
+
+
+def _bounded_run(argv: list[str], timeout: float, limit: int) -> tuple[int, bytes | None, bytes]:
+    """Run ``argv``: (exit code, stdout or None when it passed ``limit`` bytes (the command is
+    killed), the last 64 KiB of stderr). TimeoutExpired after ``timeout`` seconds."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        out = bytearray()
+        try:
+            deadline = time.monotonic() + timeout
+            with selectors.DefaultSelector() as sel:
+                sel.register(proc.stdout, selectors.EVENT_READ)
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise subprocess.TimeoutExpired(argv, timeout)
+                    if not sel.select(left):
+                        continue
+                    chunk = os.read(proc.stdout.fileno(), 1 << 16)
+                    if not chunk:
+                        break
+                    out += chunk
+                    if len(out) > limit:
+                        proc.kill()
+                        proc.wait()
+                        return proc.returncode, None, b""
+            proc.wait(max(deadline - time.monotonic(), 1))
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+        err.seek(0, 2)
+        err.seek(max(err.tell() - (64 << 10), 0))
+        return proc.returncode, bytes(out), err.read()

@@ -26,6 +26,7 @@ MODULES = {
     "stamp": "the model stamp: written by train, checked by serve and by `verify --model`",
     "seed": "imported at every interpreter start by imagesmith.pth: seeds random, numpy, torch, tensorflow",
     "files": "content digests and atomic writes",
+    "untrusted": "bounded reads of files and JSON someone else wrote (stamps, labels, reports), shape-checked",
     "wheel": "reproducible wheel files (the preprocessing wheel, and this package's own wheel)",
     "preprocessing": "stage preprocessing-build: python -m imagesmith_runtime.preprocessing (from the wheel)",
     "project": "stage project-build and the last layer: python -m imagesmith_runtime.project (the project's own wheel)",

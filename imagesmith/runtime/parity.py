@@ -45,6 +45,8 @@ import hashlib
 import json
 from typing import Any
 
+from .untrusted import loads
+
 PARITY_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MANIFEST_KEYS = (
@@ -98,9 +100,13 @@ def digest(manifest: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical(manifest).encode("utf-8")).hexdigest()
 
 
+MAX_MANIFEST = 4 << 20  # bytes of a manifest's text: a large ML stack's is under 1 MiB
+
+
 def parse_manifest(text: str) -> dict[str, Any]:
-    """Read a manifest from its label text; raises ValueError when it is not a parity manifest."""
-    data = json.loads(text)
+    """Read a manifest from its label text; raises ValueError when it is not a parity manifest
+    (also when it is too large or too deeply nested to be one: ``untrusted.loads``)."""
+    data = loads(text, what="the manifest", max_bytes=MAX_MANIFEST)
     if not isinstance(data, dict) or data.get("imagesmith_parity") not in READABLE_VERSIONS:
         raise ValueError(f"not an imagesmith parity manifest (version {' or '.join(map(str, READABLE_VERSIONS))})")
     missing = [k for k in (MANIFEST_KEYS if data["imagesmith_parity"] >= 2 else _V1_KEYS) if k not in data]

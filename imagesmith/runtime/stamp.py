@@ -49,13 +49,16 @@ Standard library only (part of the ``imagesmith-runtime`` wheel); the host's
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 
 from . import FACTS_FILE, parity
 from .errors import ImagesmithError
 from .files import sha256_file, write_atomic
+from .untrusted import MapOf, UntrustedInput, loads, open_regular, read_regular, shape_problem
 
 __all__ = [
     "FACTS_FILE",
@@ -72,6 +75,12 @@ __all__ = [
 
 STAMP_VERSION = 1
 STAMP_FILE = "imagesmith-stamp.json"
+GOLDEN_FILE = "imagesmith-golden.json"  # written beside the stamp by `imagesmith golden`
+# Files imagesmith itself writes into a model folder after the stamp (not model files)
+COMPANIONS = (STAMP_FILE, STAMP_FILE + ".sig", STAMP_FILE + ".tmp", GOLDEN_FILE, GOLDEN_FILE + ".sig")
+MAX_STAMP = 32 << 20  # bytes of a stamp (one line per model file: 100,000 files is about 10 MiB)
+MAX_FACTS = 4 << 20  # bytes of the image-facts file
+STAMP_SHAPE = {"imagesmith_stamp": int, "parity": str, "manifest": dict, "artifacts": MapOf(str)}
 ALLOW_ENV = "IMAGESMITH_ALLOW_MISMATCH"
 DIGEST_ENV = "IMAGESMITH_IMAGE_DIGEST"
 REF_ENV = "IMAGESMITH_IMAGE_REF"
@@ -88,8 +97,7 @@ class StampError(ImagesmithError):
 
 def read_facts(path: str) -> dict:
     try:
-        with open(path, encoding="utf-8") as fh:
-            facts = json.load(fh)
+        facts = loads(read_regular(path, max_bytes=MAX_FACTS), what=path, max_bytes=MAX_FACTS)
         for key in ("artifacts", "manifest", "parity", "seed"):
             facts[key]
     except FileNotFoundError:
@@ -160,23 +168,85 @@ def write_stamp(folder: str, stamp: dict) -> str:
 
 
 def read_stamp(folder: str, *, shown: str | None = None) -> dict | None:
-    """The stamp in ``folder``; None when there is none; StampError when it is unreadable
-    (naming it under ``shown``, the folder as the user sees it, when given)."""
+    """The stamp in ``folder``; None when there is none; StampError when it is unreadable: not a
+    regular file (a link, a FIFO, a device: refused before a byte is read), over ``MAX_STAMP``
+    bytes, too deeply nested, or not of a stamp's shape (``untrusted``). Messages name it under
+    ``shown``, the folder as the user sees it, when given."""
     name = os.path.join(folder, STAMP_FILE)
     path = os.path.join(shown, STAMP_FILE) if shown else name
     try:
-        with open(name, encoding="utf-8") as fh:
-            stamp = json.load(fh)
+        stamp = loads(
+            read_regular(name, max_bytes=MAX_STAMP, what=path), what=path, max_bytes=MAX_STAMP, max_items=2_000_000
+        )
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except UntrustedInput as exc:
+        raise StampError(f"{path} is not a readable stamp: {exc}") from exc
+    except OSError as exc:
         raise StampError(f"{path} is not a readable stamp ({exc})") from exc
     if not isinstance(stamp, dict) or stamp.get("imagesmith_stamp") != STAMP_VERSION:
         raise StampError(f"{path} is not an imagesmith stamp (version {STAMP_VERSION})")
-    for key, kind in (("parity", str), ("manifest", dict), ("artifacts", dict)):
-        if not isinstance(stamp.get(key), kind):
-            raise StampError(f"{path} lacks a valid {key!r}")
+    problem = shape_problem(stamp, STAMP_SHAPE)
+    if problem:
+        raise StampError(f"{path} lacks a valid {problem.split(':', 1)[0].split('.', 1)[0]!r} ({problem[:200]})")
     return stamp
+
+
+def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
+    """``{relative posix path: sha256}`` of every regular file under ``folder`` but the
+    ``COMPANIONS``, and one line for each entry that is neither a regular file nor a folder (a
+    symbolic link, a FIFO, a device, a socket: never opened, so nothing hangs on them). Each file
+    is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked to be regular before it is read."""
+    files: dict[str, str] = {}
+    odd: list[str] = []
+    if not os.path.isdir(folder):
+        return files, odd
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, folder).replace(os.sep, "/")
+            try:
+                mode = os.lstat(full).st_mode
+            except OSError as exc:
+                odd.append(f"{rel} cannot be read ({exc.strerror or exc})")
+                continue
+            if stat.S_ISDIR(mode) or rel in COMPANIONS:
+                continue
+            if not stat.S_ISREG(mode):
+                odd.append(f"{rel} is {_kind(mode)}: a model folder holds regular files only")
+                continue
+            try:
+                files[rel] = _sha256_regular(full)
+            except (OSError, UntrustedInput) as exc:
+                odd.append(f"{rel} cannot be read ({exc})")
+    return dict(sorted(files.items())), odd
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _sha256_regular(path: str) -> str:
+    fd = open_regular(path)
+    try:
+        h = hashlib.sha256()
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+        return "sha256:" + h.hexdigest()
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,21 +273,25 @@ def check_model(
     require_model: bool = False,
     siblings: dict | None = None,
     shown: str | None = None,
+    allow_extra: bool = False,
 ) -> Check:
     """Check the model in ``folder`` against an image's parity and manifest (the module
     docstring lists the rules). With ``require_model``, an empty folder is a problem too.
     ``siblings``: ``{platform: parity}`` of a multi-platform build the image is part of; a
     model trained in another platform's image of that build holds too (the same lock, resolved
     for that platform), with a line saying so: its numbers are ``imagesmith signoff``'s to check.
-    ``shown``: the folder as the user sees it (see ``host_path``), named in every message."""
+    ``shown``: the folder as the user sees it (see ``host_path``), named in every message.
+    Only regular files are read (``scan_model``); a file the stamp does not list is a problem
+    unless ``allow_extra``."""
     where = shown or folder
     result = Check(folder=where)
-    files = artifact_digests(folder)
+    files, odd = scan_model(folder)
     try:
         stamp = read_stamp(folder, shown=shown) if os.path.isdir(folder) else None
     except StampError as exc:
         result.problems.append(str(exc))
         return result
+    result.problems += odd
     result.stamp = stamp
     if stamp is None:
         if files:
@@ -261,10 +335,19 @@ def check_model(
             changed.append(f"{rel} is missing (the stamp lists it)")
         elif files[rel] != digest:
             changed.append(f"{rel} changed since training ({files[rel][:19]}..., the stamp has {digest[:19]}...)")
+    extra = sorted(set(files) - set(stamp["artifacts"]))
     if changed:
         result.problems += [f"model file {line}" for line in changed]
-    else:
+    elif not odd:
         result.checks.append(f"{len(stamp['artifacts'])} model file(s) match the digests in the stamp")
+    if extra:
+        listed = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        if allow_extra:
+            result.checks.append(f"{len(extra)} file(s) the stamp does not list, allowed: {listed}")
+        else:
+            result.problems.append(
+                f"{len(extra)} file(s) in {where} that the stamp does not list (added since training): {listed}"
+            )
     return result
 
 

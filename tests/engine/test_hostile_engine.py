@@ -179,3 +179,250 @@ def test_a_manifest_over_64_kib_passes_buildkits_parser_and_reads_back_whole(tmp
     assert proc.returncode == 0, proc.stderr[-2000:]
     facts = json.loads((out / "imagesmith_image.json").read_text())
     assert facts["manifest"] == parity.manifest_from_lock(lock)
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile images: small crafted images (FROM the base, a few layers) that try to crash, hang or
+# exhaust `imagesmith verify`. Each is built for real; verify runs as a subprocess whose peak
+# memory is measured, and must end within bounded time with exit != 0, at most one `error:`
+# line, no traceback, and one JSON document under --json.
+
+MAX_RSS_KIB = 300 * 1024
+DEEP = 20_000
+_MEASURE = (
+    "import json, resource, subprocess, sys, time\n"
+    "t = time.monotonic()\n"
+    "p = subprocess.run(sys.argv[1:], capture_output=True, text=True, errors='replace', timeout=300)\n"
+    "print(json.dumps({'code': p.returncode, 'stdout': p.stdout, 'stderr': p.stderr,\n"
+    "    'rss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, 'seconds': time.monotonic() - t}))\n"
+)
+
+
+def measured_verify(*args: str) -> dict:
+    """`imagesmith verify ARGS` in a subprocess: its exit code, output, peak RSS (KiB, the
+    largest of the process and what it ran) and seconds."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, sys.executable, "-m", "imagesmith", "verify", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def imagesmith_labels(base_id: str, **overrides: str) -> str:
+    """A LABEL instruction of an image that claims to be imagesmith's: a manifest that hashes to
+    its parity label, of the base, role serve; ``overrides``: label name (with _ for .) -> raw value."""
+    from imagesmith import parity
+    from imagesmith.render import dquote
+
+    manifest = {
+        "imagesmith_parity": 2,
+        "base": base_id,
+        "python": "3.11",
+        "platform": "linux/amd64",
+        "packages": {},
+        "system_packages": {},
+        "preprocessing": {},
+        "preprocessing_version": None,
+        "seed": 0,
+        "determinism": False,
+        "env": {},
+        "runtime": None,
+    }
+    labels = {
+        "io.imagesmith.parity": parity.digest(manifest),
+        "io.imagesmith.manifest": parity.canonical(manifest),
+        "io.imagesmith.role": "serve",
+    }
+    labels.update({k.replace("_", "."): v for k, v in overrides.items()})
+    return "".join(f"LABEL {name}={dquote(value)}\n" for name, value in labels.items())
+
+
+def _python_script(body: str) -> str:
+    """RUN lines that make /opt/venv/bin/python a shell script running ``body`` (the probe runs it)."""
+    return (
+        "RUN mkdir -p /opt/venv/bin && printf '#!/bin/sh\\n%s\\n' " + _sh_quote(body) + " > /opt/venv/bin/python"
+        " && chmod +x /opt/venv/bin/python\n"
+    )
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def _deep(n: int = DEEP) -> str:
+    return "[" * n + "]" * n
+
+
+HOSTILE_IMAGES = {
+    # a label nested 20,000 deep: the manifest, the config, the platforms
+    "deep-manifest-label": (lambda b: imagesmith_labels(b, io_imagesmith_manifest=_deep()), "nested more than"),
+    "deep-config-label": (
+        lambda b: imagesmith_labels(b, io_imagesmith_config=_deep()),
+        "the image config was not compared: label io.imagesmith.config is not JSON imagesmith reads",
+    ),
+    "deep-platforms-label": (  # read by the model check (`--model`)
+        lambda b: imagesmith_labels(b, io_imagesmith_platforms=_deep()),
+        "model: label io.imagesmith.platforms is not JSON imagesmith reads",
+    ),
+    # the image-facts file nested 20,000 deep
+    "deep-facts-file": (
+        lambda b: (
+            imagesmith_labels(b)
+            + "RUN mkdir -p /opt/venv/lib/python3.11/site-packages && python3 -c \"print('['*20000+']'*20000)\""
+            " > /opt/venv/lib/python3.11/site-packages/imagesmith_image.json\n"
+        ),
+        "imagesmith_image.json in the image is not JSON imagesmith reads: nested more than",
+    ),
+    # the probe's report: nested 20,000 deep, of the wrong shape, 1 GiB long
+    "deep-probe-report": (
+        lambda b: (
+            imagesmith_labels(b)
+            + "RUN python3 -c \"print('['*20000+']'*20000)\" > /report.json\n"
+            + _python_script("cat /report.json")
+        ),
+        "the content probe's report from",
+    ),
+    "wrong-shape-probe-report": (
+        lambda b: (
+            imagesmith_labels(b)
+            + _python_script('echo \'{"probe": 1, "python": "3.11.2", "distributions": {"six": {"files": "many"}}}\'')
+        ),
+        "is not of the probe's shape",
+    ),
+    "gigabyte-probe-report": (
+        lambda b: imagesmith_labels(b) + _python_script("head -c 1073741824 /dev/zero"),
+        "the content probe printed more than 32 MiB",
+    ),
+    # /etc/ld.so.preload as a folder of 1,500 files of 1 MiB (sparse: the layer is small)
+    "preload-folder": (
+        lambda b: (
+            imagesmith_labels(b)
+            + "RUN mkdir /etc/ld.so.preload && for i in $(seq 1500); do truncate -s 1M /etc/ld.so.preload/f$i; done\n"
+        ),
+        "/etc/ld.so.preload is a dir, not a file (not in the base)",
+    ),
+}
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("case", sorted(HOSTILE_IMAGES))
+def test_a_hostile_image_cannot_crash_hang_or_exhaust_verify(tmp_path, engine, base_image, case):
+    import json
+
+    from tests.helpers import docker_build
+
+    make, cause = HOSTILE_IMAGES[case]
+    tag = f"imagesmith-test/hostile-{case}"
+    base_id = engine.image(base_image).id
+    docker_build(f"FROM {base_image}\n{make(base_id)}", tag, tmp_path / "ctx")
+    (tmp_path / "model").mkdir()
+    for as_json in (False, True):
+        run = measured_verify(tag, "--model", str(tmp_path / "model"), *(["--json"] if as_json else []))
+        output = run["stdout"] + run["stderr"]
+        assert run["code"] in (1, 2), (case, run["code"], output[-3000:])
+        assert "Traceback" not in output and "RecursionError" not in output, output[-3000:]
+        assert run["stderr"].count("error:") <= 1 and len(output.encode()) < 64 * 1024, output[-3000:]
+        assert run["rss_kib"] < MAX_RSS_KIB, (case, run["rss_kib"])
+        assert run["seconds"] < 120, (case, run["seconds"])
+        if cause:
+            assert cause in output, (case, output[-3000:])
+        if as_json:
+            doc = json.loads(run["stdout"])
+            assert doc["imagesmith_json"] == 1
+            assert ("error" in doc and doc["exit"] == run["code"] == 2) or (doc["ok"] is False and run["code"] == 1)
+        else:
+            assert run["stderr"].startswith("error: ") or "NOT verified" in run["stdout"], output[-3000:]
+
+
+@pytest.mark.engine
+@pytest.mark.registry
+@pytest.mark.parametrize("case", ["config-17-mib", "manifest-5000-deep"])
+def test_a_hostile_registry_answer_is_one_error(registry, case):
+    """What a registry serves is pushed by anyone with push rights: an image config of 17 MiB
+    (a label that large) and a manifest with a field nested 5,000 deep (the registry's own parser
+    takes it) are refused in bounded memory, with one error line."""
+    import json
+    import uuid
+
+    from tests.registry_api import put_image
+
+    repo = f"{registry}/imagesmith-test/hostile-registry-{uuid.uuid4().hex[:8]}"
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    if case == "config-17-mib":
+        put_image(repo, "x", json.dumps({**config, "config": {"Labels": {"big": "x" * (17 << 20)}}}).encode())
+        cause = "is more than 16 MiB: not read"
+    else:
+        put_image(repo, "x", json.dumps(config).encode(), '"x-imagesmith-test": ' + "[" * 5000 + "]" * 5000)
+        cause = "nested more than 32 deep"
+    for as_json in (False, True):
+        run = measured_verify(f"{repo}:x", *(["--json"] if as_json else []))
+        output = run["stdout"] + run["stderr"]
+        assert run["code"] == 2 and cause in run["stderr"], output[-3000:]
+        assert "Traceback" not in output and run["stderr"].count("error:") == 1, output[-3000:]
+        assert run["rss_kib"] < MAX_RSS_KIB and run["seconds"] < 120, run
+        if as_json:
+            assert json.loads(run["stdout"])["exit"] == 2
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("attack", ["extra-file", "extra-folder", "link-to-dev-zero", "fifo", "stamp-is-a-fifo"])
+def test_a_model_folder_holds_only_the_stamped_regular_files(tmp_path, engine, base_image, attack):
+    """`verify IMAGE --model DIR` on a real image: a file the stamp does not list (also in a
+    sub-folder) is refused unless --allow-extra-files; a link to /dev/zero or a FIFO in the folder, or
+    as the stamp, is refused at once (the old code hung on them or ran out of memory)."""
+    import json
+    import os
+
+    from imagesmith import parity
+    from imagesmith.runtime import stamp
+    from tests.helpers import docker_build
+
+    tag = "imagesmith-test/hostile-model-folder"
+    base_id = engine.image(base_image).id
+    docker_build(f"FROM {base_image}\n{imagesmith_labels(base_id)}", tag, tmp_path / "ctx")
+    manifest = parity.parse_manifest(engine.image(tag).labels["io.imagesmith.manifest"])
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.bin").write_bytes(b"weights")
+    facts = {"parity": parity.digest(manifest), "manifest": manifest, "seed": 0}
+    stamp.write_stamp(str(model), stamp.make_stamp(facts, str(model)))
+
+    def model_lines(*extra: str) -> tuple[int, list[str]]:
+        run = measured_verify(tag, "--labels-only", "--model", str(model), "--json", *extra)
+        assert run["seconds"] < 60 and run["rss_kib"] < MAX_RSS_KIB, run
+        doc = json.loads(run["stdout"])
+        return run["code"], [p for p in doc["problems"] if p.startswith("model:")]
+
+    assert model_lines()[1] == []  # the model itself holds (other checks fail: a crafted image)
+    if attack == "extra-file":
+        (model / "plugin.py").write_text("import os\n")
+    elif attack == "extra-folder":
+        (model / "sub").mkdir()
+        (model / "sub" / "plugin.py").write_text("import os\n")
+    elif attack == "link-to-dev-zero":
+        os.symlink("/dev/zero", model / "zero.bin")
+    elif attack == "fifo":
+        os.mkfifo(model / "pipe.bin")
+    else:
+        (model / stamp.STAMP_FILE).unlink()
+        os.mkfifo(model / stamp.STAMP_FILE)
+    code, lines = model_lines()
+    cause = {
+        "extra-file": "that the stamp does not list (added since training): plugin.py",
+        "extra-folder": "that the stamp does not list (added since training): sub/plugin.py",
+        "link-to-dev-zero": "zero.bin is a symbolic link: a model folder holds regular files only",
+        "fifo": "pipe.bin is a FIFO: a model folder holds regular files only",
+        "stamp-is-a-fifo": "is a FIFO, not a regular file",
+    }[attack]
+    assert code == 1 and any(cause in line for line in lines), lines
+    if attack.startswith("extra"):
+        assert model_lines("--allow-extra-files")[1] == []

@@ -354,6 +354,97 @@ def test_unreadable_stamp_is_a_problem_not_a_crash(tmp_path):
     assert not check.ok and "not a readable stamp" in check.problems[0]
 
 
+def _stamped(folder) -> tuple[dict, str]:
+    """A model folder with one file and its stamp: (the manifest, its parity)."""
+    a = parity.manifest_from_lock(fake_lock())
+    facts = {"parity": parity.digest(a), "manifest": a, "seed": 7, "artifacts": str(folder)}
+    (folder / "m.bin").write_bytes(b"x")
+    stamp.write_stamp(str(folder), stamp.make_stamp(facts, str(folder)))
+    return a, facts["parity"]
+
+
+@pytest.mark.parametrize("extra", ["plugin.py", "sub/plugin.py", "sub/deeper/x.pth"])
+def test_files_the_stamp_does_not_list_are_refused_unless_allowed(tmp_path, extra):
+    a, p = _stamped(tmp_path)
+    (tmp_path / stamp.GOLDEN_FILE).write_text("{}")  # imagesmith's own companions are not model files
+    (tmp_path / (stamp.STAMP_FILE + ".sig")).write_text("sig")
+    assert stamp.check_model(str(tmp_path), p, a, require_model=True).ok
+    (tmp_path / extra).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / extra).write_text("import os\n")
+    check = stamp.check_model(str(tmp_path), p, a, require_model=True)
+    assert not check.ok and f"that the stamp does not list (added since training): {extra}" in check.problems[0]
+    allowed = stamp.check_model(str(tmp_path), p, a, require_model=True, allow_extra=True)
+    assert allowed.ok and any(f"does not list, allowed: {extra}" in line for line in allowed.checks)
+
+
+def _no_hang(seconds: int = 10):
+    """Fail (instead of hanging the suite) when the block takes longer than ``seconds``."""
+    import contextlib
+    import signal
+
+    @contextlib.contextmanager
+    def guard():
+        def fail(signum, frame):
+            raise AssertionError(f"hung for {seconds} s")
+
+        previous = signal.signal(signal.SIGALRM, fail)
+        signal.alarm(seconds)
+        try:
+            yield
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return guard()
+
+
+@pytest.mark.parametrize("kind", ["link-to-dev-zero", "fifo", "device", "link-to-folder"])
+@pytest.mark.parametrize("where", ["model-file", "stamp"])
+def test_only_regular_files_are_read_in_a_model_folder(tmp_path, kind, where):
+    """A symbolic link (to /dev/zero), a FIFO or a device in the folder, or as the stamp, is refused
+    at once: never opened for reading (which would hang, or read without end)."""
+    import stat as st
+
+    a, p = _stamped(tmp_path)
+    target = tmp_path / ("odd" if where == "model-file" else stamp.STAMP_FILE)
+    if where == "stamp":
+        target.unlink()
+    if kind == "link-to-dev-zero":
+        os.symlink("/dev/zero", target)
+    elif kind == "link-to-folder":
+        os.symlink("/", target)
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        try:
+            os.mknod(target, st.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero's numbers
+        except PermissionError:
+            pytest.skip("making a device needs root")
+    with _no_hang():
+        check = stamp.check_model(str(tmp_path), p, a, require_model=True)
+    assert not check.ok, check
+    words = {"link-to-dev-zero": "symbolic link", "link-to-folder": "symbolic link", "fifo": "FIFO", "device": "device"}
+    assert words[kind] in " ".join(check.problems), check.problems
+    if where == "stamp":
+        assert "not a readable stamp" in check.problems[0]
+
+
+def test_an_oversized_or_deep_stamp_is_refused(tmp_path):
+    a, p = _stamped(tmp_path)
+    path = tmp_path / stamp.STAMP_FILE
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(data)[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}")
+    check = stamp.check_model(str(tmp_path), p, a, require_model=True)
+    assert not check.ok and "nested more than" in check.problems[0]
+    with open(path, "wb") as fh:
+        fh.truncate(stamp.MAX_STAMP + 1)
+    check = stamp.check_model(str(tmp_path), p, a, require_model=True)
+    assert not check.ok and "more than the 32 MiB" in check.problems[0]
+    path.write_text(json.dumps({**data, "artifacts": {"m.bin": 5}}))
+    check = stamp.check_model(str(tmp_path), p, a, require_model=True)
+    assert not check.ok and "'artifacts'" in check.problems[0]
+
+
 # --------------------------------------------------------------------------------------------
 # The preprocessing wheel
 

@@ -452,7 +452,7 @@ def test_links_are_resolved_inside_the_image():
         "/loop": FileEntry("/loop", "symlink", 0o777, 0, target="/loop"),
     }
 
-    def read(path):
+    def read(path, first=None):
         return (fs[path],) if path in fs else None
 
     path, entries = _resolve(read, "/opt/venv/bin/python")
@@ -737,11 +737,14 @@ def test_a_probe_report_is_kept_by_image_id_and_probe(tmp_path, monkeypatch):
     """The content probe runs once per image on a machine: its report is kept under the image's
     (content-addressed) ID and the probe's text and options; another image, other options or a
     failed start are probed again."""
+    from imagesmith.errors import VerifyError
     from imagesmith.verify import run_probe
     from tests.fakes import FakeEngine, image_info
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    answers = {"a": '{"probe": 1, "python": "3.11.2"}', "b": '{"probe": 1, "python": "3.11.9"}'}
+    report = {"probe": 1, "platform": "linux/amd64", "distributions": {}, "unrecorded": {}}
+    report |= {"preprocessing": {}, "dpkg": {}}
+    answers = {k: json.dumps({**report, "python": v}) for k, v in (("a", "3.11.2"), ("b", "3.11.9"))}
     engine = FakeEngine(runs=lambda image, argv: answers[image[-1]])
     first = image_info("x:serve", id="sha256:" + "0" * 63 + "a")
     other = image_info("y:serve", id="sha256:" + "0" * 63 + "b")
@@ -752,6 +755,7 @@ def test_a_probe_report_is_kept_by_image_id_and_probe(tmp_path, monkeypatch):
     assert run_probe(engine, first, detail=True)["python"] == "3.11.2"
     assert len(engine.called("run_isolated")) == 3
     broken = FakeEngine(runs=lambda image, argv: "{}")
-    run_probe(broken, image_info("z", id="sha256:" + "1" * 64))
-    run_probe(broken, image_info("z", id="sha256:" + "1" * 64))
-    assert len(broken.called("run_isolated")) == 2  # a report without the probe's version is not kept
+    for _ in range(2):
+        with pytest.raises(VerifyError, match="not of the probe's shape"):
+            run_probe(broken, image_info("z", id="sha256:" + "1" * 64))
+    assert len(broken.called("run_isolated")) == 2  # a report not of the probe's shape is not kept
