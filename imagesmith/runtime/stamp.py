@@ -125,7 +125,9 @@ def host_path(path: str, folder: str, host: str | None) -> str:
 
 
 def artifact_digests(folder: str) -> dict[str, str]:
-    """``{relative posix path: sha256}`` of every file under ``folder`` but the stamp."""
+    """``{relative posix path: sha256}`` of every file under ``folder`` but the ``COMPANIONS``
+    (the files ``scan_model`` skips too: a re-stamp beside an earlier golden file lists what a
+    check will find)."""
     out: dict[str, str] = {}
     if not os.path.isdir(folder):
         return out
@@ -134,7 +136,7 @@ def artifact_digests(folder: str) -> dict[str, str]:
         for name in filenames:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, folder).replace(os.sep, "/")
-            if rel in (STAMP_FILE, STAMP_FILE + ".tmp"):
+            if rel in COMPANIONS:
                 continue
             out[rel] = sha256_file(full)
     return dict(sorted(out.items()))

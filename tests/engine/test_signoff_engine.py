@@ -163,7 +163,7 @@ def test_a_perturbed_model_fails_naming_the_outputs_and_the_stale_golden(trained
     assert proc.returncode == 1, proc.stderr
     record = json.loads(proc.stdout)
     checks = {c["check"]: c for c in record["checks"]}
-    assert checks["model"]["ok"] and checks["http"]["ok"]
+    assert checks["model"]["ok"] and checks["http"]["ok"], checks
     assert not checks["golden"]["ok"] and "made for another model" in checks["golden"]["detail"]
     assert not checks["outputs"]["ok"]
     assert record["comparison"]["out_of_tolerance"] > 0 and record["comparison"]["max_abs_error"] > 1e-3

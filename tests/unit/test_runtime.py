@@ -730,3 +730,16 @@ def test_installer_refuses_a_wheel_that_is_not_the_locked_one(tmp_path):
     assert "does not match its locked hash (uv==0.13.9)" in proc.stderr
     proc = _run_installer(tmp_path, f"uv==0.13.9 \\\n    --hash=sha256:{'0' * 64}\n", tmp_path / "empty")
     assert proc.returncode == 1 and "no wheel of the installer uv==0.13.9" in proc.stderr
+
+
+def test_a_re_stamp_beside_an_earlier_golden_file_checks_clean(tmp_path):
+    """A folder retrained in place keeps its golden file: the stamp lists what a check finds
+    (both skip imagesmith's companions), so the model check does not call the golden missing."""
+    manifest = {"platform": "linux/amd64", "python": "3.11"}
+    facts = {"parity": parity.digest(manifest), "manifest": manifest, "seed": 0}
+    (tmp_path / "model.joblib").write_bytes(b"weights")
+    (tmp_path / stamp.GOLDEN_FILE).write_text("{}")
+    stamp.write_stamp(str(tmp_path), stamp.make_stamp(facts, str(tmp_path)))
+    assert stamp.read_stamp(str(tmp_path))["artifacts"].keys() == {"model.joblib"}
+    check = stamp.check_model(str(tmp_path), facts["parity"], manifest)
+    assert check.ok, check.problems
