@@ -584,7 +584,8 @@ def verify(
 ):
     """Check an image really holds what its label says, and against a lock, digest, pair, model or
     signoff. The reference is resolved once; every check reads that digest, and the last line (and
-    --json's digest and ref) names it: deploy that. Exit 0 holds, 1 not."""
+    --json's digest and ref) names it: deploy that. Without --key, a diagnostic an image with the same
+    layer count can fool; a deploy gates on --key PUB --role serve. Exit 0 holds, 1 not."""
     from .deploy import check
 
     if expect is not None and not (expect.startswith("sha256:") and len(expect) == 71):

@@ -3,9 +3,11 @@
 iris example, against the loopback registry and this machine's engine; and the pre-commit hooks
 of .pre-commit-hooks.yaml, which must pass on a committed project and fail when it drifts.
 
-What a real runner does before the steps (checkout, buildx set-up, login, `pip install`) is
-already true here; the pipelines' own DOCKER_HOST (GitLab's dind) is left out, so the steps run
-against this engine, and IMAGESMITH_BASE names the local base (nothing can be pulled here)."""
+What a real runner does before the steps (checkout, buildx and cosign set-up, login, `pip install`)
+is already true here; the pipelines' own DOCKER_HOST (GitLab's dind) is left out, so the steps run
+against this engine, and IMAGESMITH_BASE names the local base (nothing can be pulled here). The
+secrets a pipeline is given (the cosign key and its password) come from a key pair made here, and
+the project commits its cosign.pub, as the examples say."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from tests.helpers import cli
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
 SKIP = ("pip install", "apk add", "docker login", 'echo "$CI_REGISTRY_PASSWORD"')
+PASSWORD = "imagesmith-ci-kit-password"
 
 
 def github_steps(path: Path) -> list[str]:
@@ -53,9 +56,21 @@ def shim(tmp_path_factory) -> Path:
     return folder
 
 
-def committed_project(dest: Path, base_image: str, env: dict) -> Path:
-    """The iris example as a project has it in git: lock and Dockerfile made and committed."""
+@pytest.fixture(scope="module")
+def cosign_keys(tmp_path_factory) -> tuple[Path, Path]:
+    """A cosign key pair, as `cosign generate-key-pair` makes it for a pipeline's secrets."""
+    folder = tmp_path_factory.mktemp("keys")
+    env = {"COSIGN_PASSWORD": PASSWORD, "PATH": "/usr/bin:/bin", "HOME": str(folder)}
+    subprocess.run(["cosign", "generate-key-pair"], cwd=folder, env=env, check=True, capture_output=True)
+    return folder / "cosign.key", folder / "cosign.pub"
+
+
+def committed_project(dest: Path, base_image: str, env: dict, pub: Path | None = None) -> Path:
+    """The iris example as a project has it in git: lock and Dockerfile made and committed (and the
+    public key, `pub`, as cosign.pub)."""
     root = copy_project(EXAMPLES / "iris", dest)
+    if pub is not None:
+        (root / "cosign.pub").write_bytes(pub.read_bytes())
     for argv in (["lock"], ["render"]):
         proc = subprocess.run(
             [sys.executable, "-m", "imagesmith", *argv, "-p", str(root)], env=env, capture_output=True, text=True
@@ -74,12 +89,22 @@ def committed_project(dest: Path, base_image: str, env: dict) -> Path:
     return root
 
 
-def pipeline_env(shim: Path, base_image: str, registry: str, image: str) -> dict:
+def pipeline_env(shim: Path, base_image: str, registry: str, image: str, **secrets: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
     env.update(
         PATH=f"{shim}:{env['PATH']}", IMAGESMITH_BASE=base_image, REGISTRY=registry, IMAGE=image, PYTHONPATH=str(REPO)
     )
+    env.update(secrets)
     return env
+
+
+def assert_the_gate_is_signed(doc: dict, env: dict) -> None:
+    """The deploy gate of a kit: the signed path (`--key`, `--role serve`), passed, on one digest."""
+    assert doc["ok"] is True and doc["role"] == "serve" and doc["mode"] == "content", doc["problems"]
+    assert doc["signature"]["ok"] is True and doc["signature"]["digest"] == doc["digest"]
+    assert doc["ref"] == f"{env['REGISTRY']}/{env['IMAGE']}@{doc['digest']}"
+    assert any(line.startswith("signature: signed by") for line in doc["checks"]), doc["checks"]
+    assert "signature: the signed record is of a serve image" in doc["checks"]
 
 
 def run_steps(steps: list[str], cwd: Path, env: dict) -> list[str]:
@@ -98,17 +123,31 @@ def run_steps(steps: list[str], cwd: Path, env: dict) -> list[str]:
     return ran
 
 
-def test_the_github_actions_pipeline_runs_step_by_step(tmp_path, shim, base_image, registry):
-    env = pipeline_env(shim, base_image, f"{registry}/imagesmith-ci-{uuid.uuid4().hex[:8]}", "iris")
-    root = committed_project(tmp_path / "iris", base_image, env)
+def test_the_github_actions_pipeline_runs_step_by_step(tmp_path, shim, base_image, registry, cosign_keys):
+    key, pub = cosign_keys
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    env = pipeline_env(
+        shim, base_image, f"{registry}/imagesmith-ci-{uuid.uuid4().hex[:8]}", "iris",
+        COSIGN_KEY=key.read_text(), COSIGN_PASSWORD=PASSWORD, RUNNER_TEMP=str(runner_temp),
+    )  # fmt: skip
+    root = committed_project(tmp_path / "iris", base_image, env, pub)
     ran = run_steps(github_steps(REPO / "examples" / "ci" / "github-actions.yml"), root, env)
-    assert len(ran) == 6  # lock check, render check, build, verify, train/golden/signoff, gate
+    # lock check, render check, key, build+sign, verify, train/golden/sign/signoff, gate, deploy.ref
+    assert len(ran) == 8
+    assert not (root / "cosign.key").exists()  # the secret key stays out of the project (and the build context)
     build = json.loads((root / "build.json").read_text())
     assert build["imagesmith_json"] == 1
     assert build["images"]["serve"]["pushed"].startswith(f"{env['REGISTRY']}/iris@sha256:")
+    for role in ("train", "serve"):
+        assert build["images"][role]["signed"]["ref"] == build["images"][role]["pushed"]
     gate = json.loads((root / "gate.json").read_text())
-    assert gate["ok"] is True and gate["digest"] == build["images"]["serve"]["digest"]
+    assert_the_gate_is_signed(gate, env)
+    assert gate["digest"] == build["images"]["serve"]["digest"]
     assert any(line.startswith("signoff: ") for line in gate["checks"])
+    assert any(line.startswith("signature: signoff.json is signed by") for line in gate["checks"]), gate["checks"]
+    # what the pipeline hands the deploy: the digest the gate read, never the tag
+    assert (root / "deploy.ref").read_text() == gate["ref"] + "\n" == build["images"]["serve"]["pushed"] + "\n"
     # the build wrote one cache per target into the registry
     for role in ("train", "serve"):
         raw = subprocess.run(
@@ -119,13 +158,20 @@ def test_the_github_actions_pipeline_runs_step_by_step(tmp_path, shim, base_imag
         assert raw.returncode == 0, raw.stderr
 
 
-def test_the_gitlab_pipeline_runs_step_by_step(tmp_path, shim, base_image, registry):
-    env = pipeline_env(shim, base_image, f"{registry}/imagesmith-ci-{uuid.uuid4().hex[:8]}", "app")
-    root = committed_project(tmp_path / "iris", base_image, env)
+def test_the_gitlab_pipeline_runs_step_by_step(tmp_path, shim, base_image, registry, cosign_keys):
+    key, pub = cosign_keys
+    env = pipeline_env(
+        shim, base_image, f"{registry}/imagesmith-ci-{uuid.uuid4().hex[:8]}", "app",
+        COSIGN_KEY=str(key), COSIGN_PASSWORD=PASSWORD,  # GitLab gives a File variable as its path
+    )  # fmt: skip
+    root = committed_project(tmp_path / "iris", base_image, env, pub)
     ran = run_steps(gitlab_steps(REPO / "examples" / "ci" / "gitlab-ci.yml"), root, env)
-    assert len(ran) == 5
+    assert len(ran) == 6  # lock check, render check, build+sign, verify, gate, deploy.ref
+    build = json.loads((root / "build.json").read_text())
     verified = json.loads((root / "verify.json").read_text())
-    assert verified["ok"] is True and verified["mode"] == "content"
+    assert_the_gate_is_signed(verified, env)
+    assert verified["digest"] == build["images"]["serve"]["digest"]
+    assert (root / "deploy.ref").read_text() == verified["ref"] + "\n" == build["images"]["serve"]["pushed"] + "\n"
 
 
 def test_pre_commit_hooks_pass_on_a_committed_project_and_fail_on_drift(tmp_path, shim, base_image):
