@@ -14,6 +14,7 @@ handed to the builder as an OCI layout bound to its digest.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from .engine import Engine
 from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
-from .layout import ROLES, image_ref
+from .layout import LABEL_USER, RESERVED_LABELS, ROLES, image_ref
 from .lock import Lock, ensure_fresh_all, lock_project
 from .platforms import emulation_problem
 from .render import check_replaceable, dockerignore, dockerignore_path, render
@@ -219,7 +220,7 @@ def build_project(
             driver=driver,
             build_args=build_args(spec.root, epoch),
             contexts=contexts,
-            labels=options.labels,
+            labels=image_labels(options.labels),
             cache_from=options.cache_from,
             cache_to=options.cache_to,
             no_cache=options.no_cache,
@@ -291,7 +292,15 @@ def image_tags(tags: tuple[str, ...], role: str, parity_digest: str) -> list[str
 _REPO = re.compile(r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,200}")
-RESERVED_LABELS = ("io.imagesmith.", "org.opencontainers.image.base.")
+
+
+def image_labels(user: dict[str, str]) -> dict[str, str]:
+    """The labels the build sets on both images beside the Dockerfile's: the user's own
+    (``--label``) and, when there are any, ``io.imagesmith.labels`` listing them (canonical JSON),
+    so that verify expects exactly them and still refuses a label someone adds later."""
+    if not user:
+        return {}
+    return {**user, LABEL_USER: json.dumps(dict(sorted(user.items())), sort_keys=True, separators=(",", ":"))}
 
 
 def parse_labels(items: list[str] | tuple[str, ...]) -> dict[str, str]:

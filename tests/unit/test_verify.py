@@ -759,3 +759,19 @@ def test_a_probe_report_is_kept_by_image_id_and_probe(tmp_path, monkeypatch):
         with pytest.raises(VerifyError, match="not of the probe's shape"):
             run_probe(broken, image_info("z", id="sha256:" + "1" * 64))
     assert len(broken.called("run_isolated")) == 2  # a report not of the probe's shape is not kept
+
+
+def test_the_user_s_labels_are_listed_and_a_bad_list_is_a_problem():
+    """Issue 23: build lists the user's --label labels in io.imagesmith.labels; verify reads that
+    list, and refuses one that is not a map of strings or names a label imagesmith sets."""
+    from imagesmith.build import image_labels
+    from imagesmith.verify import user_labels
+
+    assert image_labels({}) == {}
+    labels = image_labels({"team": "x", "a": "b"})
+    assert labels == {"team": "x", "a": "b", "io.imagesmith.labels": '{"a":"b","team":"x"}'}
+    assert user_labels(info(labels=labels)) == {"a": "b", "team": "x"}
+    assert user_labels(info(labels={})) == {}
+    for bad, why in (('{"a":1}', "not a map of labels"), ('{"io.imagesmith.role":"serve"}', "imagesmith sets itself")):
+        with pytest.raises(ValueError, match=why):
+            user_labels(info(labels={"io.imagesmith.labels": bad}))
