@@ -62,6 +62,7 @@ from .layout import (
     LABEL_PLATFORMS,
     LABEL_ROLE,
     LABEL_USER,
+    OPTIONAL_LABELS,
     RESERVED_LABELS,
     ROLES,
     VENV,
@@ -576,7 +577,9 @@ def config_check(report: Report, info: ImageInfo, facts: dict | None, base: Base
         implied["Labels"] = {**implied["Labels"], **user, LABEL_USER: info.labels[LABEL_USER]}
     base_config = normalize_config(base.image.config) if base.image is not None else None
     want = expected_config(base_config, implied)
-    problems = config_problems(want, normalize_config(info.config), base_known=base_config is not None, whose=whose)
+    problems = config_problems(
+        want, normalize_config(info.config), base_known=base_config is not None, whose=whose, optional=OPTIONAL_LABELS
+    )
     report.problems += problems
     if not problems:
         report.checks.append(
