@@ -14,6 +14,7 @@ handed to the builder as an OCI layout bound to its digest.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from .engine import Engine
 from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
-from .layout import ROLES, image_ref
+from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref
 from .lock import Lock, ensure_fresh_all, lock_project
 from .platforms import emulation_problem
 from .render import check_replaceable, dockerignore, dockerignore_path, render
@@ -217,9 +218,9 @@ def build_project(
             push=pushed,
             load=options.load,
             driver=driver,
-            build_args=build_args(spec.root, epoch),
+            build_args=build_args(epoch),
             contexts=contexts,
-            labels=options.labels,
+            labels={**oci_labels(spec.root), **image_labels(options.labels)},
             cache_from=options.cache_from,
             cache_to=options.cache_to,
             no_cache=options.no_cache,
@@ -291,7 +292,15 @@ def image_tags(tags: tuple[str, ...], role: str, parity_digest: str) -> list[str
 _REPO = re.compile(r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,200}")
-RESERVED_LABELS = ("io.imagesmith.", "org.opencontainers.image.base.")
+
+
+def image_labels(user: dict[str, str]) -> dict[str, str]:
+    """The labels the build sets on both images beside the Dockerfile's: the user's own
+    (``--label``) and, when there are any, ``io.imagesmith.labels`` listing them (canonical JSON),
+    so that verify expects exactly them and still refuses a label someone adds later."""
+    if not user:
+        return {}
+    return {**user, LABEL_USER: json.dumps(dict(sorted(user.items())), sort_keys=True, separators=(",", ":"))}
 
 
 def parse_labels(items: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -435,28 +444,31 @@ def _holds(path: Path, text: str) -> bool:
         return False
 
 
-def build_args(root: Path, epoch: int) -> dict[str, str]:
+def build_args(epoch: int) -> dict[str, str]:
     created = dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "IMAGESMITH_CREATED": created,
-        "IMAGESMITH_REVISION": git_revision(root) or "unknown",
-        "IMAGESMITH_SOURCE": git_source(root, strip_userinfo) or "unknown",
-        "IMAGESMITH_VERSION": project_version(root),
-    }
+    return {"IMAGESMITH_CREATED": created}
 
 
-def project_version(root: Path) -> str:
+def oci_labels(root: Path) -> dict[str, str]:
+    """``org.opencontainers.image.revision``, ``.source`` and ``.version`` (``OPTIONAL_LABELS``),
+    each only when known: git HEAD, the origin URL (credentials stripped), ``project_version``.
+    A label with no value is left out, as the OCI annotations spec intends (not ``unknown``)."""
+    values = (git_revision(root), git_source(root, strip_userinfo), project_version(root))
+    return {name: value for name, value in zip(OPTIONAL_LABELS, values) if value}
+
+
+def project_version(root: Path) -> str | None:
     """What ``org.opencontainers.image.version`` says: the git tag on HEAD (a release), else
-    ``[project].version`` of pyproject.toml, else ``unknown``."""
+    ``[project].version`` of pyproject.toml, else None (no label)."""
     tag = git_tag(root)
     if tag:
         return tag
     try:
         data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return "unknown"
+        return None
     version = (data.get("project") or {}).get("version") if isinstance(data.get("project"), dict) else None
-    return str(version) if isinstance(version, str) and version and "\n" not in version else "unknown"
+    return str(version) if isinstance(version, str) and version and "\n" not in version else None
 
 
 def build_contexts(

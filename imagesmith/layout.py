@@ -49,6 +49,15 @@ LABEL_ROLE = "io.imagesmith.role"
 LABEL_CONFIG = "io.imagesmith.config"  # the config the Dockerfile's target sets (render.implied_config)
 # a multi-platform build's images: {platform: parity} of every platform it was built for (JSON)
 LABEL_PLATFORMS = "io.imagesmith.platforms"
+# the user's own labels (``build --label``), {key: value} as JSON: set by the build beside them
+LABEL_USER = "io.imagesmith.labels"
+# set by the build only when known (build.oci_labels): no label rather than an empty or made-up value
+OPTIONAL_LABELS = (
+    "org.opencontainers.image.revision",
+    "org.opencontainers.image.source",
+    "org.opencontainers.image.version",
+)
+RESERVED_LABELS = ("io.imagesmith.", "org.opencontainers.image.base.")  # not the user's to set
 LABEL_BASE_NAME = "org.opencontainers.image.base.name"
 LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
 LABEL_PROBE = "io.imagesmith.probe"  # on containers verify starts
@@ -101,6 +110,9 @@ __all__ = [
     "LABEL_PROBE",
     "LABEL_ROLE",
     "LABEL_SIGNOFF",
+    "LABEL_USER",
+    "OPTIONAL_LABELS",
+    "RESERVED_LABELS",
     "ROLES",
     "RUNTIME_MODULE",
     "VENV",

@@ -90,11 +90,14 @@ def expected_config(base: dict[str, Any] | None, implied: dict[str, Any]) -> dic
     return out
 
 
-def config_problems(want: dict[str, Any], have: dict[str, Any], *, base_known: bool, whose: str) -> list[str]:
+def config_problems(
+    want: dict[str, Any], have: dict[str, Any], *, base_known: bool, whose: str, optional: tuple[str, ...] = ()
+) -> list[str]:
     """Every difference between a config ``want`` and an image's ``have`` (both normalized), one
     line each, naming the field and the variable or label. A label whose wanted value is None may
-    have any value. With ``base_known`` False, variables, labels, ports and volumes that ``want``
-    does not name are still differences: they cannot be told apart from the base's."""
+    have any value, and one also named in ``optional`` may be absent too. With ``base_known`` False,
+    variables, labels, ports and volumes that ``want`` does not name are still differences: they
+    cannot be told apart from the base's."""
     out = []
     unknown_base = "" if base_known else " (the base image could not be read to tell whether it sets it)"
     for key in CONFIG_FIELDS:
@@ -104,7 +107,8 @@ def config_problems(want: dict[str, Any], have: dict[str, Any], *, base_known: b
             a, b = a or {}, b or {}
             for name in sorted(set(a) | set(b)):
                 if name not in b:
-                    out.append(f"{word} {name} is missing ({whose} sets {_short(a[name])})")
+                    if not (key == "Labels" and a[name] is None and name in optional):
+                        out.append(f"{word} {name} is missing ({whose} sets {_short(a[name])})")
                 elif name not in a:
                     out.append(f"{word} {name}={_short(b[name])} is not set by {whose}{unknown_base}")
                 elif a[name] is not None and a[name] != b[name]:

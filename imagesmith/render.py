@@ -157,13 +157,9 @@ def image_facts(spec: Spec, lock: Lock, siblings: dict[str, str] | None = None) 
     }
 
 
-# The labels every target sets from build arguments: any value is what the Dockerfile implies
-BUILD_ARG_LABELS = (
-    "org.opencontainers.image.created",
-    "org.opencontainers.image.revision",
-    "org.opencontainers.image.source",
-    "org.opencontainers.image.version",
-)
+# The labels every target sets from build arguments, and those the build sets when it knows a
+# value (layout.OPTIONAL_LABELS: verify accepts them absent): any value is what the Dockerfile implies
+BUILD_ARG_LABELS = ("org.opencontainers.image.created", *layout.OPTIONAL_LABELS)
 
 
 def layers_over_base(spec: Spec, lock: Lock) -> int:

@@ -61,6 +61,9 @@ from .layout import (
     LABEL_PARITY,
     LABEL_PLATFORMS,
     LABEL_ROLE,
+    LABEL_USER,
+    OPTIONAL_LABELS,
+    RESERVED_LABELS,
     ROLES,
     VENV,
     VENV_PYTHON,
@@ -528,6 +531,22 @@ def implied_config(info: ImageInfo, facts: dict | None) -> tuple[dict | None, st
     return label, f"imagesmith's Dockerfile (label {LABEL_CONFIG})"
 
 
+def user_labels(info: ImageInfo) -> dict[str, str]:
+    """The user's own labels that the build listed in ``io.imagesmith.labels`` ({} when none);
+    ValueError when the list is not a map of strings or names a label imagesmith sets itself."""
+    value = label_json(info, LABEL_USER)
+    if value is None:
+        return {}
+    problem = shape_problem(value, MapOf(str))
+    if problem:
+        raise ValueError(f"label {LABEL_USER} is not a map of labels ({problem})")
+    assert isinstance(value, dict)
+    own = sorted(k for k in value if k.startswith(RESERVED_LABELS))
+    if own:
+        raise ValueError(f"label {LABEL_USER} lists {', '.join(own)}, which imagesmith sets itself")
+    return value
+
+
 def config_check(report: Report, info: ImageInfo, facts: dict | None, base: BaseCheck) -> None:
     """Every field of the image's config against what imagesmith's Dockerfile sets for its role
     laid over its base's: Entrypoint, Cmd, User, WorkingDir, every variable, ports, volumes,
@@ -549,9 +568,18 @@ def config_check(report: Report, info: ImageInfo, facts: dict | None, base: Base
     implied = dict(implied)
     text = json.dumps(implied, sort_keys=True, separators=(",", ":"))
     implied["Labels"] = {**implied["Labels"], LABEL_CONFIG: text, LABEL_MANIFEST: None}  # see label_manifest
+    try:
+        user = user_labels(info)
+    except ValueError as exc:
+        report.problems.append(str(exc)[:300])
+        return
+    if user:  # the build's --label labels, as the build listed them (build.image_labels)
+        implied["Labels"] = {**implied["Labels"], **user, LABEL_USER: info.labels[LABEL_USER]}
     base_config = normalize_config(base.image.config) if base.image is not None else None
     want = expected_config(base_config, implied)
-    problems = config_problems(want, normalize_config(info.config), base_known=base_config is not None, whose=whose)
+    problems = config_problems(
+        want, normalize_config(info.config), base_known=base_config is not None, whose=whose, optional=OPTIONAL_LABELS
+    )
     report.problems += problems
     if not problems:
         report.checks.append(

@@ -142,30 +142,18 @@ LABEL io.imagesmith.parity="sha256:e6350c5321573f87bf6ae5cc1d90baadedca1cae616e4
 
 FROM shared AS train
 ARG IMAGESMITH_CREATED=1970-01-01T00:00:00Z
-ARG IMAGESMITH_REVISION=unknown
-ARG IMAGESMITH_SOURCE=unknown
-ARG IMAGESMITH_VERSION=unknown
 LABEL io.imagesmith.role=train \
       io.imagesmith.config="{\"Cmd\":[\"python\",\"-m\",\"app.main\",\"train\"],\"Entrypoint\":[\"/opt/venv/bin/python\",\"-m\",\"imagesmith_runtime\",\"train\",\"--\"],\"Env\":{\"A\":\"quote \\\" dollar \$HOME back\\\\slash\",\"IMAGESMITH_DETERMINISM\":\"off\",\"IMAGESMITH_SEED\":\"7\",\"PATH\":\"/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\"PYTHONDONTWRITEBYTECODE\":\"1\",\"PYTHONHASHSEED\":\"7\",\"PYTHONUNBUFFERED\":\"1\",\"VIRTUAL_ENV\":\"/opt/venv\"},\"ExposedPorts\":[],\"Labels\":{\"io.imagesmith.parity\":\"sha256:e6350c5321573f87bf6ae5cc1d90baadedca1cae616e43eb145009afb26800a5\",\"io.imagesmith.role\":\"train\",\"org.opencontainers.image.base.digest\":\"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"org.opencontainers.image.base.name\":\"python:3.11-slim\",\"org.opencontainers.image.created\":null,\"org.opencontainers.image.revision\":null,\"org.opencontainers.image.source\":null,\"org.opencontainers.image.version\":null},\"User\":\"10001:10001\",\"WorkingDir\":\"/app\"}" \
-      org.opencontainers.image.created="${IMAGESMITH_CREATED}" \
-      org.opencontainers.image.revision="${IMAGESMITH_REVISION}" \
-      org.opencontainers.image.source="${IMAGESMITH_SOURCE}" \
-      org.opencontainers.image.version="${IMAGESMITH_VERSION}"
+      org.opencontainers.image.created="${IMAGESMITH_CREATED}"
 USER 10001:10001
 ENTRYPOINT ["/opt/venv/bin/python", "-m", "imagesmith_runtime", "train", "--"]
 CMD ["python", "-m", "app.main", "train"]
 
 FROM shared AS serve
 ARG IMAGESMITH_CREATED=1970-01-01T00:00:00Z
-ARG IMAGESMITH_REVISION=unknown
-ARG IMAGESMITH_SOURCE=unknown
-ARG IMAGESMITH_VERSION=unknown
 LABEL io.imagesmith.role=serve \
       io.imagesmith.config="{\"Cmd\":[\"python\",\"-m\",\"app.main\",\"serve\"],\"Entrypoint\":[\"/opt/venv/bin/python\",\"-m\",\"imagesmith_runtime\",\"serve\",\"--\"],\"Env\":{\"A\":\"quote \\\" dollar \$HOME back\\\\slash\",\"IMAGESMITH_DETERMINISM\":\"off\",\"IMAGESMITH_SEED\":\"7\",\"PATH\":\"/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\"PYTHONDONTWRITEBYTECODE\":\"1\",\"PYTHONHASHSEED\":\"7\",\"PYTHONUNBUFFERED\":\"1\",\"VIRTUAL_ENV\":\"/opt/venv\"},\"ExposedPorts\":[\"8080/tcp\"],\"Labels\":{\"io.imagesmith.parity\":\"sha256:e6350c5321573f87bf6ae5cc1d90baadedca1cae616e43eb145009afb26800a5\",\"io.imagesmith.role\":\"serve\",\"org.opencontainers.image.base.digest\":\"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"org.opencontainers.image.base.name\":\"python:3.11-slim\",\"org.opencontainers.image.created\":null,\"org.opencontainers.image.revision\":null,\"org.opencontainers.image.source\":null,\"org.opencontainers.image.version\":null},\"User\":\"10001:10001\",\"WorkingDir\":\"/app\"}" \
-      org.opencontainers.image.created="${IMAGESMITH_CREATED}" \
-      org.opencontainers.image.revision="${IMAGESMITH_REVISION}" \
-      org.opencontainers.image.source="${IMAGESMITH_SOURCE}" \
-      org.opencontainers.image.version="${IMAGESMITH_VERSION}"
+      org.opencontainers.image.created="${IMAGESMITH_CREATED}"
 EXPOSE 8080
 USER 10001:10001
 ENTRYPOINT ["/opt/venv/bin/python", "-m", "imagesmith_runtime", "serve", "--"]

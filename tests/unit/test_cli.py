@@ -165,7 +165,7 @@ def test_tags_labels_and_the_version_label(tmp_path):
     )
     subprocess.run(["git", "tag", "v2.3.4-rc1"], cwd=tmp_path, check=True)
     assert project_version(tmp_path) == "v2.3.4-rc1"  # the release tag wins
-    assert project_version(tmp_path / "nowhere") == "unknown"
+    assert project_version(tmp_path / "nowhere") is None  # no label rather than "unknown" (issue 23)
 
 
 def test_the_plain_log_labels_each_step_and_times_it():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from imagesmith.build import build_args
+from imagesmith.build import oci_labels
 from imagesmith.credentials import credential_problem, index_netrc, redact, strip_userinfo
 from imagesmith.lock.resolvers import PipToolsResolver, ResolveRequest
 from tests.conftest import PROJECTS, copy_project
@@ -56,13 +56,13 @@ def test_strip_userinfo_handles_scp_like_remotes():
 
 
 def test_git_remote_token_never_reaches_the_source_label(tmp_path):
-    """The org.opencontainers.image.source build argument comes from the real git remote."""
+    """The org.opencontainers.image.source label comes from the real git remote."""
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     subprocess.run(
         ["git", "-C", str(tmp_path), "remote", "add", "origin", f"https://oauth2:{SECRET}@git.example/team/model.git"],
         check=True,
     )
-    assert build_args(tmp_path, 0)["IMAGESMITH_SOURCE"] == "https://git.example/team/model.git"
+    assert oci_labels(tmp_path)["org.opencontainers.image.source"] == "https://git.example/team/model.git"
 
 
 @pytest.mark.parametrize(

@@ -289,3 +289,15 @@ def test_every_pip_in_the_dockerfile_runs_isolated_from_the_bases_pip_settings(t
         for part in line.split("&&"):
             if "-m pip " in part or ".project build" in part or ".project install" in part:
                 assert pip_isolated_shell() in part, part
+
+
+def test_no_label_is_written_unknown(tiny):
+    """Issue 23: revision, source and version are the build's labels, set only when known (no
+    `unknown` default in the Dockerfile); created always has a value (SOURCE_DATE_EPOCH)."""
+    from imagesmith.build import oci_labels
+
+    text = render(tiny, fake_lock())
+    assert "unknown" not in text and "org.opencontainers.image.created=" in text
+    for name in ("revision", "source", "version"):
+        assert f"org.opencontainers.image.{name}=" not in text
+    assert oci_labels(Path("/nonexistent-imagesmith-project")) == {}

@@ -759,3 +759,41 @@ def test_a_probe_report_is_kept_by_image_id_and_probe(tmp_path, monkeypatch):
         with pytest.raises(VerifyError, match="not of the probe's shape"):
             run_probe(broken, image_info("z", id="sha256:" + "1" * 64))
     assert len(broken.called("run_isolated")) == 2  # a report not of the probe's shape is not kept
+
+
+def test_the_user_s_labels_are_listed_and_a_bad_list_is_a_problem():
+    """Issue 23: build lists the user's --label labels in io.imagesmith.labels; verify reads that
+    list, and refuses one that is not a map of strings or names a label imagesmith sets."""
+    from imagesmith.build import image_labels
+    from imagesmith.verify import user_labels
+
+    assert image_labels({}) == {}
+    labels = image_labels({"team": "x", "a": "b"})
+    assert labels == {"team": "x", "a": "b", "io.imagesmith.labels": '{"a":"b","team":"x"}'}
+    assert user_labels(info(labels=labels)) == {"a": "b", "team": "x"}
+    assert user_labels(info(labels={})) == {}
+    for bad, why in (('{"a":1}', "not a map of labels"), ('{"io.imagesmith.role":"serve"}', "imagesmith sets itself")):
+        with pytest.raises(ValueError, match=why):
+            user_labels(info(labels={"io.imagesmith.labels": bad}))
+
+
+def test_an_optional_label_may_be_absent_but_not_another():
+    """Issue 23: org.opencontainers.image.version/.source/.revision are left out when unknown;
+    verify accepts them absent, any value when present, and still wants the other labels."""
+    from imagesmith.layout import OPTIONAL_LABELS
+    from imagesmith.record import config_problems, normalize_config
+
+    labels = {"io.imagesmith.role": "serve", "org.opencontainers.image.created": None}
+    want = normalize_config({})
+    want["Labels"] = {**labels, **{name: None for name in OPTIONAL_LABELS}}
+    absent = normalize_config({"Labels": {"io.imagesmith.role": "serve", "org.opencontainers.image.created": "x"}})
+    assert config_problems(want, absent, base_known=True, whose="D", optional=OPTIONAL_LABELS) == []
+    present = normalize_config({"Labels": {**absent["Labels"], "org.opencontainers.image.version": "1.0"}})
+    assert config_problems(want, present, base_known=True, whose="D", optional=OPTIONAL_LABELS) == []
+    assert config_problems(want, absent, base_known=True, whose="D") == [
+        f"LABEL {name} is missing (D sets None)" for name in sorted(OPTIONAL_LABELS)
+    ]  # without `optional`, as before
+    no_created = normalize_config({"Labels": {"io.imagesmith.role": "serve"}})
+    assert config_problems(want, no_created, base_known=True, whose="D", optional=OPTIONAL_LABELS) == [
+        "LABEL org.opencontainers.image.created is missing (D sets None)"
+    ]
