@@ -127,3 +127,82 @@ def test_as_dict_is_deterministic():
     d = gpu.contract(reversed(TORCH_CU12)).as_dict()
     assert d == gpu.contract(TORCH_CU12).as_dict()
     assert d["major"] == 12 and d["min_driver"] == "525.60.13" and d["cuda"] == "12.8"
+
+
+# ---- the spec's `cuda` and the refusal at lock time (lock_project with the recording engine of test_lock)
+
+from imagesmith.errors import SpecError  # noqa: E402
+from imagesmith.lock import ensure_fresh, lock_project  # noqa: E402
+from imagesmith.spec import load_spec  # noqa: E402
+from tests.unit.test_lock import RecordingEngine, RecordingResolver  # noqa: E402
+from tests.unit.test_lock import project as project  # noqa: E402,F401
+
+
+class CudaResolver(RecordingResolver):
+    def __init__(self, answer):
+        super().__init__()
+        self.answer = answer
+
+    def resolve(self, request):
+        if [p.name for p in request.inputs] == ["installer.in"]:
+            return super().resolve(request)
+        self.requests.append(request)
+        return list(self.answer)
+
+
+def _spec_with(root, extra: str) -> None:
+    path = root / "imagesmith.yaml"
+    path.write_text(path.read_text() + extra)
+
+
+@pytest.mark.parametrize("value, want", [('"12"', "12"), ("13", "13"), ("'11'", "11")])
+def test_spec_cuda_key(project, value, want):
+    root, _ = project
+    _spec_with(root, f"cuda: {value}\n")
+    assert load_spec(root).cuda == want
+
+
+@pytest.mark.parametrize("value", ['"12.6"', '"cu12"', "true", '"10"', "[12]"])
+def test_spec_cuda_key_refuses_what_is_not_a_known_major(project, value):
+    root, _ = project
+    _spec_with(root, f"cuda: {value}\n")
+    with pytest.raises(SpecError, match=r"cuda: expected a CUDA major, one of 11, 12, 13"):
+        load_spec(root)
+
+
+def test_spec_cuda_typo_has_did_you_mean(project):
+    root, _ = project
+    _spec_with(root, 'cudaa: "12"\n')
+    with pytest.raises(SpecError, match="did you mean 'cuda'"):
+        load_spec(root)
+
+
+def test_lock_refuses_cuda_other_than_the_spec_and_writes_nothing(project, monkeypatch):
+    root, _ = project
+    lock_project(load_spec(root), RecordingEngine())  # a CPU lock first: it must survive the refusal
+    before = (root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()
+    _spec_with(root, 'cuda: "12"\n')
+    (root / "requirements.txt").write_text("-c constraints.txt\ntorch\n")
+    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: CudaResolver(TORCH_CU13))
+    with pytest.raises(CudaMismatchError, match=r"ships CUDA 13.2 .* but the spec declares cuda: '12'"):
+        lock_project(load_spec(root), RecordingEngine())
+    assert ((root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()) == before
+
+
+def test_lock_refuses_mixed_majors_and_accepts_one(project, monkeypatch):
+    root, _ = project
+    (root / "requirements.txt").write_text("-c constraints.txt\ntorch\ncupy-cuda11x\n")
+    monkeypatch.setattr(
+        "imagesmith.lock.get_resolver",
+        lambda name, engine=None: CudaResolver(TORCH_CU12 + pins("cupy-cuda11x==13.6.0")),
+    )
+    with pytest.raises(CudaMismatchError, match="mixes CUDA majors"):
+        lock_project(load_spec(root), RecordingEngine())
+    assert not (root / "imagesmith.lock").exists()
+    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: CudaResolver(TORCH_CU12))
+    _spec_with(root, "cuda: 12\n")
+    assert lock_project(load_spec(root), RecordingEngine()).written
+    assert ensure_fresh(load_spec(root)).packages  # the build's read of the lock passes the same check
+    (root / "imagesmith.yaml").write_text((root / "imagesmith.yaml").read_text().replace("cuda: 12", "cuda: 13"))
+    with pytest.raises(CudaMismatchError, match="declares cuda: '13'"):
+        ensure_fresh(load_spec(root))  # the spec moved after locking: the build refuses too
