@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +151,47 @@ def test_verify_host_cli(project, tmp_path, monkeypatch):
     done = cli_in_process("verify", lock, "--host")
     assert done.returncode == 2 and "error: this machine has no NVIDIA GPU" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---- scripts/gpu-check.sh: only the checkout and Python (python3 -S), a fake nvidia-smi on PATH
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu-check.sh"
+
+
+def run_script(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "LC_ALL": "C",
+    }  # no PYTHONPATH: the script finds the checkout
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+
+
+def test_gpu_check_script_on_a_lock(project, tmp_path, monkeypatch):
+    root, _ = project
+    _write_lock(root, monkeypatch, TORCH_CU13)
+    fake_smi(tmp_path, monkeypatch, printing(RTX))
+    done = run_script(tmp_path, str(root / "imagesmith.lock"))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines()[0].startswith("contract: CUDA 13.2, NVIDIA driver 580.65.06 or newer (CUDA 13: ")
+    assert "driver 550.54.15 is older than 580.65.06 that CUDA 13.2 in this image needs" in done.stdout
+    fake_smi(tmp_path, monkeypatch, printing(H100))
+    done = run_script(tmp_path, str(root / "imagesmith.lock"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert [g["driver"] for g in json.loads(done.stdout)["host"]["gpus"]] == ["580.82.07", "580.82.07"]
+
+
+def test_gpu_check_script_on_facts_without_gpu(tmp_path, monkeypatch):
+    facts = tmp_path / "imagesmith_image.json"
+    manifest = {"packages": {p.name: {"version": p.version} for p in TORCH_CU12}}
+    facts.write_text(json.dumps({"manifest": manifest}))
+    fake_smi(tmp_path, monkeypatch, printing(NO_DRIVER, 9))
+    done = run_script(tmp_path, str(facts))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: this machine has no NVIDIA GPU (nvidia-smi: NVIDIA-SMI has failed")
+    assert "Traceback" not in done.stderr
+
+
+def test_gpu_check_script_without_arguments(tmp_path):
+    done = run_script(tmp_path)
+    assert done.returncode == 2 and "scripts/gpu-check.sh imagesmith.lock" in done.stdout
