@@ -10,7 +10,9 @@ distribution that brings CUDA, in each naming scheme in use:
   major of the version for the libraries whose version follows the toolkit's;
 - ``cuda-toolkit`` (the metapackage): its version is the toolkit's;
 - local versions of the PyTorch family (``torch==2.9.0+cu126``): ``cu126`` is CUDA 12.6;
-- ``jax-cudaNN-plugin`` / ``jax-cudaNN-pjrt``, ``cupy-cudaNNx``: the major is in the name;
+- ``jax-cudaNN-plugin`` / ``jax-cudaNN-pjrt``, ``cupy-cudaNNx``, other names ending in ``cudaNN…``
+  (``nvidia-dali-cuda120``, ``cupy-cuda115``): the major is in the name; other ``nvidia-*`` names
+  (ModelOpt, NeMo …) are not read as CUDA;
 - ``onnxruntime-gpu`` and ``triton``: they need CUDA but their name does not say which major
   (they take it from the ``nvidia-*`` wheels beside them), so they are listed without one.
 
@@ -42,7 +44,7 @@ MIN_DRIVER: dict[int, str] = {
 
 _SUFFIXED = re.compile(r"^nvidia-[a-z0-9-]+-cu(\d+)$")
 _JAX = re.compile(r"^jax-cuda(\d+)-(?:plugin|pjrt)$")
-_CUPY = re.compile(r"^cupy-cuda(\d+)x?$")
+_CUPY = re.compile(r"^cupy-cuda(\d\d)x$")
 _LOCAL_CU = re.compile(r"\+cu(\d+)(\d)$")  # +cu126 -> (12, 6); +cu130 -> (13, 0); +cu118 -> (11, 8)
 _TORCH_FAMILY = frozenset({"torch", "torchvision", "torchaudio"})
 # Unsuffixed nvidia-* distributions whose version is the toolkit's (nvidia-cublas 13.x is CUDA 13).
@@ -58,6 +60,28 @@ _TRACKS_TOOLKIT = frozenset(
         "nvidia-cublas",
     }
 )
+# The other unsuffixed CUDA 13 library wheels (their versions are the libraries' own: nvidia-cufft
+# 12.x ships with CUDA 13). Any other nvidia-* name (DALI, NeMo, ModelOpt …) is not read as CUDA here.
+_TOOLKIT_LIBS = frozenset(
+    {
+        "nvidia-cufft",
+        "nvidia-curand",
+        "nvidia-cusolver",
+        "nvidia-cusparse",
+        "nvidia-cufile",
+        "nvidia-npp",
+        "nvidia-nvjpeg",
+        "nvidia-nvfatbin",
+        "nvidia-nvvm",
+        "nvidia-cuda-crt",
+        "nvidia-cuda-culibos",
+        "nvidia-cuda-opencl",
+        "nvidia-cuda-sanitizer-api",
+        "nvidia-cuda-profiler-api",
+    }
+)
+# Other names that carry the major at their end: nvidia-dali-cuda120, cupy-cuda115 (CUDA 11.5).
+_CUDA_TAIL = re.compile(r"(?<![a-z0-9])cuda(1\d)\d*x?$")
 # nvidia-* distributions that are not CUDA libraries (NVML bindings, tooling).
 _NOT_CUDA = frozenset({"nvidia-ml-py", "nvidia-ml-py3", "nvidia-pyindex"})
 _UNSUFFIXED_SERIES_MAJOR = 13  # the unsuffixed nvidia-* series began with CUDA 13
@@ -137,7 +161,10 @@ def classify(name: str, version: str) -> CudaPackage | None:
         if name in _TRACKS_TOOLKIT:
             major = version_key(version)[0]
             return CudaPackage(name, version, major, f"version {_major_minor(version)} follows the toolkit")
-        return CudaPackage(name, version, _UNSUFFIXED_SERIES_MAJOR, "unsuffixed nvidia-* series (CUDA 13 on)")
+        if name in _TOOLKIT_LIBS:
+            return CudaPackage(name, version, _UNSUFFIXED_SERIES_MAJOR, "unsuffixed nvidia-* series (CUDA 13 on)")
+    if m := _CUDA_TAIL.search(name):
+        return CudaPackage(name, version, int(m.group(1)), f"name ends in cuda{m.group(0).split('cuda')[1]}")
     if name in _NO_MAJOR:
         return CudaPackage(name, version, None, "needs CUDA; the major comes from the nvidia-* wheels")
     return None

@@ -206,3 +206,28 @@ def test_lock_refuses_mixed_majors_and_accepts_one(project, monkeypatch):
     (root / "imagesmith.yaml").write_text((root / "imagesmith.yaml").read_text().replace("cuda: 12", "cuda: 13"))
     with pytest.raises(CudaMismatchError, match="declares cuda: '13'"):
         ensure_fresh(load_spec(root))  # the spec moved after locking: the build refuses too
+
+
+@pytest.mark.parametrize(
+    "name, version, major",
+    [
+        ("nvidia-dali-cuda120", "1.51.2", 12),  # the major at the end, not the unsuffixed CUDA 13 series
+        ("cupy-cuda115", "10.6.0", 11),  # CuPy's older per-minor names
+        ("cupy-cuda13x", "14.0.0", 13),
+        ("jax-cuda13-plugin", "0.8.1", 13),
+        ("nvidia-cuda-runtime-cu11", "11.8.89", 11),
+        ("torch", "2.9.1+cu130", 13),
+        ("torch", "2.4.1+cu118", 11),
+    ],
+)
+def test_classify_reads_the_major(name, version, major):
+    found = gpu.classify(name, version)
+    assert found is not None and found.major == major
+
+
+@pytest.mark.parametrize(
+    "name, version",
+    [("nvidia-modelopt", "0.37.0"), ("nvidia-ml-py", "13.580.82"), ("torch", "2.7.1+cpu"), ("torch", "2.9.0")],
+)
+def test_classify_ignores_what_brings_no_cuda(name, version):
+    assert gpu.classify(name, version) is None
