@@ -576,6 +576,11 @@ def verify(
         "--role",
         help="What this deploy runs: train or serve. The image (and with --key its signed record) must be of that role.",
     ),
+    host: bool = typer.Option(
+        False,
+        "--host",
+        help="Check THIS machine against the image's GPU contract instead: NVIDIA driver and GPUs (nvidia-smi). Exit 1: the driver is too old; 2: no NVIDIA GPU.",
+    ),
     platform: Optional[str] = PlatformOpt,
     project: Path = ProjectOpt,
     as_json: bool = JsonOpt,
@@ -588,6 +593,17 @@ def verify(
     layer count can fool; a deploy gates on --key PUB --role serve. Exit 0 holds, 1 not."""
     from .deploy import check
 
+    if host:
+        from . import gpu_host
+
+        host_report = gpu_host.host_report(Engine(_progress()), image, _platform_option(platform) if platform else None)
+        if as_json:
+            _emit_json({"host": host_report.as_json()})
+        else:
+            for line in gpu_host.lines(host_report):
+                typer.echo(line)
+            typer.echo(f"{image}: {'this machine can run it' if host_report.ok else 'this machine can NOT run it'}")
+        raise typer.Exit(0 if host_report.ok else 1)
     if expect is not None and not (expect.startswith("sha256:") and len(expect) == 71):
         raise UsageError(f"--expect must be sha256:<64 hex digits>, not {expect!r}")
     verdict = check(

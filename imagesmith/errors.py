@@ -5,6 +5,7 @@
     ├── SpecError                   imagesmith.yaml / [tool.imagesmith] is malformed (lists every problem)
     ├── LockError                   the lock cannot be made or read
     │   ├── ResolutionError         the resolver could not pin the requirements
+    │   ├── CudaMismatchError       the lock mixes CUDA majors, or differs from the spec's ``cuda``
     │   └── StaleLockError          the lock does not match its inputs (exit 1 for --check)
     ├── RenderError                 a value cannot be rendered safely into a Dockerfile
     ├── EngineError                 Docker engine / buildx / registry failures
@@ -31,6 +32,7 @@ __all__ = [
     "LockError",
     "ResolutionError",
     "StaleLockError",
+    "CudaMismatchError",
     "RenderError",
     "EngineError",
     "BuildError",
@@ -65,6 +67,10 @@ class LockError(ImagesmithError):
 
 class ResolutionError(LockError):
     pass
+
+
+class CudaMismatchError(LockError):
+    """The lock's CUDA-bearing distributions disagree on the CUDA major (see ``gpu.py``)."""
 
 
 class StaleLockError(LockError):

@@ -24,6 +24,7 @@ import yaml
 from .credentials import PASSWORD_ENV, USERNAME_ENV, credential_problem, has_userinfo
 from .errors import SpecError
 from .fsutil import tomllib
+from .gpu import MIN_DRIVER
 from .layout import IMAGE_UID, IMAGE_USER
 
 SPEC_FILE = "imagesmith.yaml"
@@ -140,6 +141,7 @@ class Spec:
     artifacts: str
     determinism: bool
     accelerator: str | None = None
+    cuda: str | None = None  # the CUDA major the lock must ship ("12"); None: whatever it resolves to (gpu.py)
     signoff: Signoff = field(default_factory=Signoff)
     index_url: str | None = None  # replaces the default package index (no credentials: see credentials.py)
     extra_index_urls: tuple[str, ...] = ()
@@ -527,6 +529,7 @@ TOP_KEYS = (
     "artifacts",
     "determinism",
     "accelerator",
+    "cuda",
     "signoff",
     "index_url",
     "extra_index_urls",
@@ -663,6 +666,8 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
     if accelerator is not None and accelerator not in ("cpu", "gpu"):
         p.add("accelerator", f"expected cpu or gpu, got {show(accelerator)}")
 
+    cuda = _parse_cuda(data.get("cuda"), p)
+
     signoff = _parse_signoff(data.get("signoff", {}), root, p)
 
     index_url, extra_index_urls = _parse_indexes(data, p)
@@ -709,6 +714,7 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
         artifacts=artifacts.rstrip("/") or "/",
         determinism=determinism,
         accelerator=accelerator,
+        cuda=cuda,
         signoff=signoff,
         index_url=index_url,
         extra_index_urls=extra_index_urls,
@@ -736,6 +742,18 @@ def _dockerfile(value: Any, root: Path, p: _Problems) -> str:
     elif not full.parent.is_dir():
         p.add("dockerfile", f"the folder of {show(value)} does not exist in {root}")
     return pure.as_posix()
+
+
+def _parse_cuda(value: Any, p: _Problems) -> str | None:
+    """``cuda: "13"``: a CUDA major that ``gpu.MIN_DRIVER`` knows (YAML's ``13`` is taken too)."""
+    if value is None:
+        return None
+    majors = tuple(str(m) for m in sorted(MIN_DRIVER))
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if text not in majors:
+        p.add("cuda", f'expected a CUDA major, one of {", ".join(majors)} (quoted, e.g. "13"), got {show(value)}')
+        return None
+    return text
 
 
 INSTALL_PROJECT = ("auto", True, False)

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .. import __version__, platforms, runtime_wheel
+from .. import __version__, gpu, platforms, runtime_wheel
 from ..engine._common import first_line
 from ..errors import LockError, ResolutionError, StaleLockError
 from ..fsutil import atomic_write, sha256_bytes
@@ -690,6 +690,7 @@ def ensure_fresh_all(spec: Spec, base: str | None = None) -> dict[str, Lock]:
     if changed:
         raise StaleLockError(str(spec.lock_path.name), changed)
     locks = read_locks(spec.lock_path)
+    check_cuda(spec, locks)
     return {p: locks[p] for p in spec.platforms}
 
 
@@ -738,6 +739,7 @@ def lock_project(
         )
         locks[platform] = lock
         changed.update(redone)
+    check_cuda(spec, locks)  # before anything is written: a refused lock leaves the old files as they were
     files_ok = set(previous) == set(spec.platforms) and all(
         _same_text(spec.requirements_lock_for(p), locks[p].requirements_text()) for p in spec.platforms
     )
@@ -749,6 +751,13 @@ def lock_project(
         write_locks(spec, locks)
     done = [name for name in INPUT_NAMES if name in changed]
     return LockResult(locks[spec.platform], done or ["requirements.lock"], write, locks)
+
+
+def check_cuda(spec: Spec, locks: dict[str, Lock]) -> None:
+    """Each platform's pins bring one CUDA major, the spec's ``cuda`` when it declares one (``gpu.check``)."""
+    for platform, lock in sorted(locks.items()):
+        where = f"the lock for {platform}" if len(locks) > 1 else "the lock"
+        gpu.check(lock.packages, want=spec.cuda, where=where)
 
 
 def write_locks(spec: Spec, locks: dict[str, Lock]) -> None:

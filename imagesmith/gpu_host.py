@@ -1,0 +1,236 @@
+"""THIS machine against an image's GPU contract (``gpu.py``): the NVIDIA driver and each GPU.
+
+``nvidia-smi --query-gpu=driver_version,compute_cap,name --format=csv,noheader`` prints one line
+per GPU, e.g. ``580.82.07, 9.0, NVIDIA H100 80GB HBM3`` (drivers before ``compute_cap`` existed
+refuse that field: then the query runs again without it). No ``nvidia-smi`` on PATH, a driver it
+cannot talk to, or no device: "this machine has no NVIDIA GPU" (``NoGpuError``, exit 2: the check
+cannot be carried out). A driver older than the contract's minimum fails the check (exit 1).
+
+Standard library only (with ``gpu.py`` and the error classes), so that
+``python3 -m imagesmith.gpu_host --lock imagesmith.lock`` runs on a GPU machine with nothing but
+the checkout and Python (``scripts/gpu-check.sh``): the lock or image facts are read as JSON here,
+not through ``lock/`` (which needs the spec's YAML parser).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from . import gpu
+from .errors import ImagesmithError, VerifyError
+
+QUERY = ["--query-gpu=driver_version,compute_cap,name", "--format=csv,noheader"]
+QUERY_OLD = ["--query-gpu=driver_version,name", "--format=csv,noheader"]  # drivers without compute_cap
+
+
+class NoGpuError(VerifyError):
+    """The host check cannot be carried out: no NVIDIA GPU (or driver) on this machine (exit 2)."""
+
+
+@dataclass(frozen=True)
+class HostGpu:
+    index: int
+    driver: str
+    compute_cap: str | None  # "9.0"; None: the driver cannot say
+    name: str
+
+
+@dataclass
+class HostReport:
+    contract: gpu.Contract
+    gpus: tuple[HostGpu, ...]
+    checks: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict:
+        return {
+            "ok": self.ok,
+            "contract": self.contract.as_dict(),
+            "gpus": [
+                {"index": g.index, "driver": g.driver, "compute_cap": g.compute_cap, "name": g.name} for g in self.gpus
+            ],
+            "checks": list(self.checks),
+            "problems": list(self.problems),
+        }
+
+
+def parse_smi(text: str, *, with_cap: bool = True) -> tuple[HostGpu, ...]:
+    """The GPUs of ``nvidia-smi --query-gpu=…--format=csv,noheader`` output (one line per GPU)."""
+    gpus: list[HostGpu] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split(",", 2 if with_cap else 1)]
+        if len(parts) != (3 if with_cap else 2) or not parts[0][:1].isdigit():
+            raise VerifyError(f"nvidia-smi printed a line this imagesmith cannot read: {line.strip()[:120]!r}")
+        driver, cap, name = (parts[0], parts[1], parts[2]) if with_cap else (parts[0], None, parts[1])
+        if cap is not None and not cap[:1].isdigit():
+            cap = None  # "[N/A]"
+        gpus.append(HostGpu(len(gpus), driver, cap, name))
+    return tuple(gpus)
+
+
+NO_GPU_HINT = (
+    "run the host check on the machine that will run the image (with its NVIDIA driver installed); "
+    "an accelerator-free image needs no host check"
+)
+
+
+def query(smi: str | None = None, *, timeout: float = 30.0) -> tuple[HostGpu, ...]:
+    """This machine's GPUs, from ``nvidia-smi`` on PATH (``NoGpuError`` when there are none)."""
+    smi = smi or shutil.which("nvidia-smi")
+    if smi is None:
+        raise NoGpuError("this machine has no NVIDIA GPU (no nvidia-smi on PATH)", hint=NO_GPU_HINT)
+    with_cap = True
+    for args in (QUERY, QUERY_OLD):
+        try:
+            done = subprocess.run([smi, *args], capture_output=True, text=True, timeout=timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise NoGpuError(
+                f"this machine has no NVIDIA GPU (nvidia-smi did not run: {exc})", hint=NO_GPU_HINT
+            ) from exc
+        out = (done.stdout + done.stderr).strip()
+        if done.returncode == 0 and out:
+            return parse_smi(done.stdout, with_cap=with_cap)
+        if "compute_cap" in out and "not a valid field" in out:
+            with_cap = False
+            continue
+        break
+    first = out.splitlines()[0] if out else f"exit {done.returncode}"
+    raise NoGpuError(f"this machine has no NVIDIA GPU (nvidia-smi: {first[:200]})", hint=NO_GPU_HINT)
+
+
+def check(contract: gpu.Contract, gpus: Iterable[HostGpu]) -> HostReport:
+    """Each GPU's driver against the contract's minimum; pure."""
+    report = HostReport(contract, tuple(gpus))
+    if contract.major is None:
+        report.checks.append("the image ships no CUDA: nothing to check on this machine")
+        return report
+    need = contract.min_driver
+    for g in report.gpus:
+        cap = f", compute capability {g.compute_cap}" if g.compute_cap else ""
+        if need is None:
+            report.problems.append(f"CUDA {contract.cuda}: this imagesmith knows no minimum driver for it")
+        elif gpu.version_key(g.driver) < gpu.version_key(need):
+            report.problems.append(
+                f"GPU {g.index} ({g.name}{cap}): driver {g.driver} is older than {need} "
+                f"that CUDA {contract.cuda} in this image needs"
+            )
+        else:
+            report.checks.append(
+                f"GPU {g.index} ({g.name}{cap}): driver {g.driver} runs CUDA {contract.cuda} (needs {need} or newer)"
+            )
+    return report
+
+
+def pins_from_json(data: Any, platform: str | None = None) -> list:
+    """The pins (``name``, ``version``) of an imagesmith.lock (one section or ``platforms``), an
+    image facts file or a parity manifest (``packages`` as a mapping), read with the standard library."""
+    if isinstance(data, dict) and isinstance(data.get("platforms"), dict):
+        sections = data["platforms"]
+        if platform is None:
+            if len(sections) != 1:
+                raise ImagesmithError(
+                    f"the lock has sections for {', '.join(sorted(sections))}",
+                    hint="name one with --platform",
+                )
+            platform = next(iter(sections))
+        if platform not in sections:
+            raise ImagesmithError(
+                f"the lock has no section for {platform}", hint=f"one of {', '.join(sorted(sections))}"
+            )
+        data = sections[platform]
+    if isinstance(data, dict) and isinstance(data.get("manifest"), dict):
+        data = data["manifest"]  # image facts: {"manifest": {...}, ...}
+    packages = data.get("packages") if isinstance(data, dict) else None
+    if isinstance(packages, list):
+        items = [(p.get("name"), p.get("version")) for p in packages if isinstance(p, dict)]
+    elif isinstance(packages, dict):
+        items = [(name, (v or {}).get("version") if isinstance(v, dict) else v) for name, v in packages.items()]
+    else:
+        raise ImagesmithError(
+            "no packages in this file: not an imagesmith.lock, image facts or parity manifest",
+            hint="give imagesmith.lock or the image's imagesmith_image.json",
+        )
+    return [SimpleNamespace(name=n, version=v) for n, v in items if isinstance(n, str) and isinstance(v, str)]
+
+
+def host_report(engine, ref: str, platform: str | None = None) -> HostReport:
+    """``verify REF --host``: the contract of an image (its manifest label, read without pulling)
+    or a lock, against this machine."""
+    from .verify import open_source  # not at import time: ``-m imagesmith.gpu_host`` stays stdlib-only
+
+    source = open_source(engine, ref, platform)
+    if source.manifest is None:
+        raise VerifyError(
+            f"{source.name} carries no usable parity manifest: {'; '.join(source.problems) or 'none'}",
+            hint="give an image imagesmith built, or its imagesmith.lock",
+        )
+    contract = gpu.check(pins_from_json(source.manifest), where=source.name)
+    return check(contract, query() if contract.major is not None else ())
+
+
+def lines(report: HostReport) -> list[str]:
+    """What a person reads: the contract, then one line per GPU."""
+    c = report.contract
+    out = []
+    if c.major is not None:
+        brought = "; ".join(f"CUDA {m}: {', '.join(names)}" for m, names in c.majors.items())
+        out.append(f"contract: CUDA {c.cuda}, NVIDIA driver {c.min_driver} or newer ({brought})")
+    out += [f"ok: {line}" for line in report.checks]
+    out += [f"FAIL: {line}" for line in report.problems]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m imagesmith.gpu_host",
+        description="Check this machine's NVIDIA driver against the CUDA of a lock or an image's facts.",
+    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--lock", type=Path, help="an imagesmith.lock")
+    what.add_argument("--facts", type=Path, help="an image's facts file (imagesmith_image.json)")
+    parser.add_argument("--platform", help="the lock section (a multi-platform lock)")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    args = parser.parse_args(argv)
+    path = args.lock or args.facts
+    try:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ImagesmithError(
+                f"cannot read {path}: {exc}", hint="give imagesmith.lock or imagesmith_image.json"
+            ) from exc
+        contract = gpu.check(pins_from_json(data, args.platform), where=str(path))
+        report = check(contract, query() if contract.major is not None else ())
+    except ImagesmithError as exc:
+        if args.json:
+            print(json.dumps({"imagesmith_json": 1, "error": str(exc), "hint": exc.hint, "exit": exc.exit_code}))
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    if args.json:
+        print(json.dumps({"imagesmith_json": 1, "host": report.as_json()}, sort_keys=True))
+    else:
+        for line in lines(report):
+            print(line)
+        print(f"{path}: {'this machine can run it' if report.ok else 'this machine can NOT run it'}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""The host check: nvidia-smi's real output shapes (a fake nvidia-smi on PATH, run as a real
+subprocess), the driver against the contract, no GPU, and `imagesmith verify LOCK --host`."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from imagesmith import gpu, gpu_host
+from imagesmith.gpu_host import HostGpu, NoGpuError
+from imagesmith.lock import lock_project
+from imagesmith.spec import load_spec
+from tests.helpers import cli_in_process
+from tests.unit.test_gpu import CPU, TORCH_CU12, TORCH_CU13, CudaResolver
+from tests.unit.test_lock import RecordingEngine
+from tests.unit.test_lock import project as project  # noqa: F401
+
+H100 = "580.82.07, 9.0, NVIDIA H100 80GB HBM3\n580.82.07, 9.0, NVIDIA H100 80GB HBM3\n"
+RTX = "550.54.15, 8.6, NVIDIA GeForce RTX 3090\n"
+NO_DRIVER = (
+    "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+    "Make sure that the latest NVIDIA driver is installed and running.\n"
+)
+
+
+def fake_smi(tmp_path, monkeypatch, script: str) -> None:
+    """An executable nvidia-smi (POSIX sh) first on PATH; it logs its arguments to calls.log."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    smi = bindir / "nvidia-smi"
+    smi.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls.log\n{script}\n')
+    smi.chmod(smi.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+
+
+def printing(out: str, code: int = 0, to: str = "") -> str:
+    return f"cat {to}<<'EOF'\n{out}EOF\nexit {code}"
+
+
+def test_parse_real_shapes():
+    assert gpu_host.parse_smi(H100) == (
+        HostGpu(0, "580.82.07", "9.0", "NVIDIA H100 80GB HBM3"),
+        HostGpu(1, "580.82.07", "9.0", "NVIDIA H100 80GB HBM3"),
+    )
+    assert gpu_host.parse_smi("470.82.01, Tesla T4\n", with_cap=False) == (HostGpu(0, "470.82.01", None, "Tesla T4"),)
+    assert gpu_host.parse_smi("535.104.05, [N/A], NVIDIA A10G\n")[0].compute_cap is None
+
+
+def test_query_runs_nvidia_smi_with_the_query(tmp_path, monkeypatch):
+    fake_smi(tmp_path, monkeypatch, printing(RTX))
+    assert gpu_host.query() == (HostGpu(0, "550.54.15", "8.6", "NVIDIA GeForce RTX 3090"),)
+    assert (tmp_path / "calls.log").read_text() == " ".join(gpu_host.QUERY) + "\n"
+
+
+def test_query_falls_back_when_the_driver_lacks_compute_cap(tmp_path, monkeypatch):
+    script = (
+        'case "$*" in *compute_cap*) echo \'Field "compute_cap" is not a valid field to query.\' >&2; exit 2;; esac\n'
+        + printing("470.82.01, Tesla T4\n")
+    )
+    fake_smi(tmp_path, monkeypatch, script)
+    assert gpu_host.query() == (HostGpu(0, "470.82.01", None, "Tesla T4"),)
+
+
+@pytest.mark.parametrize("script", [printing(NO_DRIVER, 9), printing("No devices were found\n", 6)])
+def test_no_gpu(tmp_path, monkeypatch, script):
+    fake_smi(tmp_path, monkeypatch, script)
+    with pytest.raises(NoGpuError, match="this machine has no NVIDIA GPU") as err:
+        gpu_host.query()
+    assert err.value.exit_code == 2
+
+
+def test_no_nvidia_smi(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(NoGpuError, match=r"no NVIDIA GPU \(no nvidia-smi on PATH\)"):
+        gpu_host.query()
+
+
+def test_old_driver_refused_new_driver_accepted():
+    c13 = gpu.check(TORCH_CU13)
+    old = gpu_host.check(c13, gpu_host.parse_smi(RTX))
+    assert not old.ok
+    assert old.problems == [
+        "GPU 0 (NVIDIA GeForce RTX 3090, compute capability 8.6): driver 550.54.15 is older than 580.65.06 "
+        "that CUDA 13.2 in this image needs"
+    ]
+    new = gpu_host.check(c13, gpu_host.parse_smi(H100))
+    assert new.ok and len(new.checks) == 2
+    assert gpu_host.check(gpu.check(TORCH_CU12), gpu_host.parse_smi(RTX)).ok  # 550 runs CUDA 12
+
+
+def test_driver_versions_compare_numerically():
+    c12 = gpu.check(TORCH_CU12)
+    assert not gpu_host.check(c12, [HostGpu(0, "525.60.9", "8.0", "A100")]).ok  # 9 < 13, not "9" > "13"
+    assert gpu_host.check(c12, [HostGpu(0, "525.60.13", "8.0", "A100")]).ok
+
+
+def test_accelerator_free_is_a_no_op():
+    report = gpu_host.check(gpu.check(CPU), ())
+    assert report.ok and report.checks == ["the image ships no CUDA: nothing to check on this machine"]
+
+
+def _write_lock(root, monkeypatch, answer) -> None:
+    (root / "requirements.txt").write_text("-c constraints.txt\ntorch\n")
+    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: CudaResolver(answer))
+    lock_project(load_spec(root), RecordingEngine())
+
+
+def test_module_main_on_a_lock(project, tmp_path, monkeypatch, capsys):
+    root, _ = project
+    _write_lock(root, monkeypatch, TORCH_CU13)
+    fake_smi(tmp_path, monkeypatch, printing(RTX))
+    assert gpu_host.main(["--lock", str(root / "imagesmith.lock")]) == 1
+    out = capsys.readouterr().out
+    assert "contract: CUDA 13.2, NVIDIA driver 580.65.06 or newer" in out
+    assert "FAIL: GPU 0 (NVIDIA GeForce RTX 3090, compute capability 8.6): driver 550.54.15 is older than" in out
+    fake_smi(tmp_path, monkeypatch, printing(H100))
+    assert gpu_host.main(["--lock", str(root / "imagesmith.lock"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["host"]["ok"] and doc["host"]["contract"]["min_driver"] == "580.65.06"
+
+
+def test_module_main_on_image_facts(tmp_path, monkeypatch, capsys):
+    facts = tmp_path / "imagesmith_image.json"
+    manifest = {"packages": {p.name: {"version": p.version, "hashes": list(p.hashes)} for p in TORCH_CU12}}
+    facts.write_text(json.dumps({"manifest": manifest, "parity": "sha256:" + "0" * 64}))
+    fake_smi(tmp_path, monkeypatch, printing(NO_DRIVER, 9))
+    assert gpu_host.main(["--facts", str(facts)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: this machine has no NVIDIA GPU") and "\nhint: " in err
+
+
+def test_verify_host_cli(project, tmp_path, monkeypatch):
+    root, _ = project
+    _write_lock(root, monkeypatch, TORCH_CU13)
+    fake_smi(tmp_path, monkeypatch, printing(RTX))
+    lock = str(root / "imagesmith.lock")
+    done = cli_in_process("verify", lock, "--host")
+    assert done.returncode == 1, done.stderr
+    assert "driver 550.54.15 is older than 580.65.06 that CUDA 13.2 in this image needs" in done.stdout
+    assert "this machine can NOT run it" in done.stdout
+    fake_smi(tmp_path, monkeypatch, printing(H100))
+    done = cli_in_process("verify", lock, "--host", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["host"]["gpus"][1]["name"] == "NVIDIA H100 80GB HBM3"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    done = cli_in_process("verify", lock, "--host")
+    assert done.returncode == 2 and "error: this machine has no NVIDIA GPU" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# ---- scripts/gpu-check.sh: only the checkout and Python (python3 -S), a fake nvidia-smi on PATH
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu-check.sh"
+
+
+def run_script(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "LC_ALL": "C",
+    }  # no PYTHONPATH: the script finds the checkout
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+
+
+def test_gpu_check_script_on_a_lock(project, tmp_path, monkeypatch):
+    root, _ = project
+    _write_lock(root, monkeypatch, TORCH_CU13)
+    fake_smi(tmp_path, monkeypatch, printing(RTX))
+    done = run_script(tmp_path, str(root / "imagesmith.lock"))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines()[0].startswith("contract: CUDA 13.2, NVIDIA driver 580.65.06 or newer (CUDA 13: ")
+    assert "driver 550.54.15 is older than 580.65.06 that CUDA 13.2 in this image needs" in done.stdout
+    fake_smi(tmp_path, monkeypatch, printing(H100))
+    done = run_script(tmp_path, str(root / "imagesmith.lock"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert [g["driver"] for g in json.loads(done.stdout)["host"]["gpus"]] == ["580.82.07", "580.82.07"]
+
+
+def test_gpu_check_script_on_facts_without_gpu(tmp_path, monkeypatch):
+    facts = tmp_path / "imagesmith_image.json"
+    manifest = {"packages": {p.name: {"version": p.version} for p in TORCH_CU12}}
+    facts.write_text(json.dumps({"manifest": manifest}))
+    fake_smi(tmp_path, monkeypatch, printing(NO_DRIVER, 9))
+    done = run_script(tmp_path, str(facts))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: this machine has no NVIDIA GPU (nvidia-smi: NVIDIA-SMI has failed")
+    assert "Traceback" not in done.stderr
+
+
+def test_gpu_check_script_without_arguments(tmp_path):
+    done = run_script(tmp_path)
+    assert done.returncode == 2 and "scripts/gpu-check.sh imagesmith.lock" in done.stdout
