@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from imagesmith.build import BuildOptions, build_project
+from imagesmith.lock.resolvers import uv_bin
 from imagesmith.spec import load_spec
 from tests.conftest import PROJECTS, copy_project
 from tests.helpers import cli, serve_one
@@ -20,7 +21,7 @@ TAG = "imagesmith-test/uvproj"
 
 def _uv_lock(root: Path) -> None:
     """uv.lock as the project's developer makes it (uv's default index; nothing is committed)."""
-    subprocess.run(["uv", "lock", "--quiet"], cwd=root, check=True)
+    subprocess.run([uv_bin(), "lock", "--quiet"], cwd=root, check=True)
 
 
 def _init(root: Path) -> None:

@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from imagesmith.lock.resolvers import uv_bin
 from imagesmith.spec import load_spec
 from tests.conftest import PROJECTS, copy_project
 from tests.helpers import cli, serve_one
@@ -33,7 +34,7 @@ def test_init_build_train_serve_verify_with_no_hand_edit(name, tmp_path, engine,
     root = copy_project(PROJECTS / name, tmp_path / name)
     own_dockerfile = (root / "Dockerfile").read_bytes() if (root / "Dockerfile").exists() else None
     if (root / "pyproject.toml").is_file():
-        subprocess.run(["uv", "lock", "--quiet"], cwd=root, check=True)  # as the project's developer does
+        subprocess.run([uv_bin(), "lock", "--quiet"], cwd=root, check=True)  # as the project's developer does
     proc = cli("init", "--base", base_image, cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     written = (root / "imagesmith.yaml").read_text()
