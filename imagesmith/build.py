@@ -26,7 +26,7 @@ from .engine import Engine
 from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
-from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref
+from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock, ensure_fresh_all, lock_project
 from .platforms import emulation_problem
 from .render import check_replaceable, dockerignore, dockerignore_path, render
@@ -285,7 +285,7 @@ def image_tags(tags: tuple[str, ...], role: str, parity_digest: str) -> list[str
             )
         out.append(f"{name}:{tag}-{role}" if tag else image_ref(name, role))
     first = tags[0].rpartition(":")[0] if ":" in tags[0].rsplit("/", 1)[-1] else tags[0]
-    out.append(f"{first}:{role}-{parity_digest.split(':', 1)[-1][:12]}")
+    out.append(f"{first}:{parity_tag(role, parity_digest)}")
     return list(dict.fromkeys(out))
 
 

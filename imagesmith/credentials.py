@@ -156,7 +156,14 @@ def secret_file(text: str) -> Iterator[Path | None]:
 # takes, and the lock alone decides that: pip runs with ``PIP_CONFIG_FILE`` set to the null device
 # (no config file at all) and every other ``PIP_*`` variable removed.
 PIP_KEPT = ("cert", "client-cert", "trusted-host", "proxy", "timeout", "default-timeout", "retries", "keyring-provider")
-_PIP_KEPT_ENV = tuple("PIP_" + key.upper().replace("-", "_") for key in PIP_KEPT)
+
+
+def _pip_env_name(key: str) -> str:
+    """pip's environment variable for a config key (``client-cert`` -> ``PIP_CLIENT_CERT``)."""
+    return "PIP_" + key.upper().replace("-", "_")
+
+
+_PIP_KEPT_ENV = tuple(_pip_env_name(key) for key in PIP_KEPT)
 
 
 def pip_environment(environ: Mapping[str, str], config: Mapping[str, str] = {}) -> dict[str, str]:  # noqa: B006
@@ -166,7 +173,7 @@ def pip_environment(environ: Mapping[str, str], config: Mapping[str, str] = {}) 
     env = {k: v for k, v in environ.items() if not k.startswith("PIP_") or k in _PIP_KEPT_ENV}
     for key, value in config.items():
         if key in PIP_KEPT:
-            env.setdefault("PIP_" + key.upper().replace("-", "_"), value)
+            env.setdefault(_pip_env_name(key), value)
     env["PIP_CONFIG_FILE"] = os.devnull
     return env
 

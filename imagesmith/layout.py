@@ -133,6 +133,20 @@ def image_ref(repo: str, role: str) -> str:
     return f"{repo}:{role}"
 
 
+def parity_short(parity_digest: str) -> str:
+    """The 12 hex digits of a parity digest that name its tag."""
+    return parity_digest.split(":", 1)[-1][:12]
+
+
+def parity_tag(role: str, parity_digest: str) -> str:
+    """The tag ``imagesmith build`` also gives the ``role`` image of a parity: ``ROLE-<12 hex>``
+    (``imagesmith prune`` removes old ones)."""
+    return f"{role}-{parity_short(parity_digest)}"
+
+
+PARITY_TAG_RE = rf"(?:{'|'.join(ROLES)})-[0-9a-f]{{12}}"  # what parity_tag gives, as a regex
+
+
 def template_context(python: str) -> dict[str, str]:
     """What the Dockerfile template knows as ``layout``."""
     return {

@@ -30,11 +30,11 @@ from typing import Iterable, Sequence
 from . import parity
 from .engine.protocols import ImagePruner
 from .errors import EngineError, ImagesmithError, UsageError
-from .layout import LABEL_PARITY, LABEL_PLATFORMS, ROLES, image_ref
+from .layout import LABEL_PARITY, LABEL_PLATFORMS, PARITY_TAG_RE, ROLES, image_ref, parity_short
 from .runtime.stamp import StampError, read_stamp
 from .spec import Spec
 
-PARITY_TAG = re.compile(rf"(?:{'|'.join(ROLES)})-[0-9a-f]{{12}}")
+PARITY_TAG = re.compile(PARITY_TAG_RE)
 SIGNOFF_FILE = "signoff.json"  # what `imagesmith signoff` writes by default
 
 
@@ -173,7 +173,7 @@ def _why_kept(
         pass
     tag_part = ref.rsplit("-", 1)[-1]
     for digest, why in kept.parities.items():
-        if digest in parities or digest.split(":", 1)[-1][:12] == tag_part:
+        if digest in parities or parity_short(digest) == tag_part:
             return why
     return current.get(image_id)
 

@@ -96,11 +96,19 @@ def train(command, facts, environ):
     if rc != 0:
         _log("train exited %d: no stamp written" % rc)
         return rc
-    if not stamp.artifact_digests(folder):
+    files, odd = stamp.scan_model(folder)  # one walk: what the stamp lists is what a check finds
+    for line in odd:
+        _log("%s; not stamped (serve and verify --model will refuse it)" % line)
+    if not files:
         _log("train wrote nothing to %s: no stamp written" % _shown(folder, facts, environ))
         return 0
     record = stamp.make_stamp(
-        facts, folder, image_digest=environ.get(stamp.DIGEST_ENV), image_ref=environ.get(stamp.REF_ENV), command=command
+        facts,
+        folder,
+        image_digest=environ.get(stamp.DIGEST_ENV),
+        image_ref=environ.get(stamp.REF_ENV),
+        command=command,
+        files=files,
     )
     try:
         path = stamp.write_stamp(folder, record)

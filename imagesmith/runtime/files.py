@@ -9,10 +9,15 @@ import os
 
 def sha256_file(path: str) -> str:
     """``sha256:<hex>`` of a file's bytes, read in chunks."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+        return sha256_fd(fh.fileno())
+
+
+def sha256_fd(fd: int) -> str:
+    """``sha256:<hex>`` of what is left to read from the open file descriptor ``fd``."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: os.read(fd, 1 << 20), b""):
+        h.update(chunk)
     return "sha256:" + h.hexdigest()
 
 

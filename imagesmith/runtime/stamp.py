@@ -49,7 +49,6 @@ Standard library only (part of the ``imagesmith-runtime`` wheel); the host's
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -57,8 +56,8 @@ from dataclasses import dataclass, field
 
 from . import FACTS_FILE, parity
 from .errors import ImagesmithError
-from .files import sha256_file, write_atomic
-from .untrusted import MapOf, UntrustedInput, loads, open_regular, read_regular, shape_problem
+from .files import sha256_fd, write_atomic
+from .untrusted import MapOf, UntrustedInput, kind, loads, open_regular, read_regular, shape_problem
 
 __all__ = [
     "FACTS_FILE",
@@ -125,21 +124,10 @@ def host_path(path: str, folder: str, host: str | None) -> str:
 
 
 def artifact_digests(folder: str) -> dict[str, str]:
-    """``{relative posix path: sha256}`` of every file under ``folder`` but the ``COMPANIONS``
-    (the files ``scan_model`` skips too: a re-stamp beside an earlier golden file lists what a
-    check will find)."""
-    out: dict[str, str] = {}
-    if not os.path.isdir(folder):
-        return out
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in filenames:
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, folder).replace(os.sep, "/")
-            if rel in COMPANIONS:
-                continue
-            out[rel] = sha256_file(full)
-    return dict(sorted(out.items()))
+    """``{relative posix path: sha256}`` of the model files under ``folder``: what a stamp lists,
+    exactly what ``scan_model`` (and so every check) finds; links, FIFOs and devices are not model
+    files, and the check names them."""
+    return scan_model(folder)[0]
 
 
 def make_stamp(
@@ -149,7 +137,9 @@ def make_stamp(
     image_digest: str | None = None,
     image_ref: str | None = None,
     command: list[str] | None = None,
+    files: dict[str, str] | None = None,
 ) -> dict:
+    """The stamp of the model in ``folder`` (``files``: its ``artifact_digests``, when known)."""
     return {
         "imagesmith_stamp": STAMP_VERSION,
         "parity": facts["parity"],
@@ -159,7 +149,7 @@ def make_stamp(
         "determinism": facts.get("determinism", False),
         "image": {"digest": image_digest or None, "ref": image_ref or None},
         "command": list(command or []),
-        "artifacts": artifact_digests(folder),
+        "artifacts": artifact_digests(folder) if files is None else files,
     }
 
 
@@ -216,7 +206,7 @@ def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
             if stat.S_ISDIR(mode) or rel in COMPANIONS:
                 continue
             if not stat.S_ISREG(mode):
-                odd.append(f"{rel} is {_kind(mode)}: a model folder holds regular files only")
+                odd.append(f"{rel} is {kind(mode)}: a model folder holds regular files only")
                 continue
             try:
                 files[rel] = _sha256_regular(full)
@@ -225,28 +215,10 @@ def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
     return dict(sorted(files.items())), odd
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
 def _sha256_regular(path: str) -> str:
     fd = open_regular(path)
     try:
-        h = hashlib.sha256()
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            h.update(chunk)
-        return "sha256:" + h.hexdigest()
+        return sha256_fd(fd)
     finally:
         os.close(fd)
 

@@ -108,11 +108,12 @@ def open_regular(path: str, what: str = "") -> int:
         raise
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise UntrustedInput(f"{what} is {_kind(mode)}, not a regular file")
+        raise UntrustedInput(f"{what} is {kind(mode)}, not a regular file")
     return fd
 
 
-def _kind(mode: int) -> str:
+def kind(mode: int) -> str:
+    """What a file that is not regular is, in words (for refusals)."""
     for test, name in (
         (stat.S_ISDIR, "a folder"),
         (stat.S_ISFIFO, "a FIFO"),
