@@ -425,7 +425,7 @@ def build(
         help="Build cache to write (buildx syntax); one cache per target: ref REG/APP:cache becomes REG/APP:cache-train and ...-serve.",
     ),
     builder: Optional[str] = typer.Option(
-        None, "--builder", help="The buildx builder to use (any driver; see README)."
+        None, "--builder", help="The buildx builder to use (any driver; see docs/guides/engines.md)."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every step again."),
     install: Optional[str] = typer.Option(

@@ -690,7 +690,7 @@ def _spec_lines(proposal: Proposal, value: Callable[[object], str], assign: str)
 def spec_yaml(proposal: Proposal) -> str:
     head = [
         "# imagesmith.yaml, written by `imagesmith init` from what it found in this project.",
-        '# Every key is described in imagesmith\'s README ("A project"); check the ones marked below.',
+        "# Every key is described in imagesmith's docs/reference/spec.md; check the ones marked below.",
     ]
     return "\n".join(head + _spec_lines(proposal, _yaml_value, ": ")) + "\n"
 
@@ -698,7 +698,7 @@ def spec_yaml(proposal: Proposal) -> str:
 def spec_toml(proposal: Proposal) -> str:
     head = [
         "",
-        "# [tool.imagesmith], written by `imagesmith init`; every key is described in imagesmith's README.",
+        "# [tool.imagesmith], written by `imagesmith init`; every key is described in imagesmith's docs/reference/spec.md.",
         "[tool.imagesmith]",
     ]
     return "\n".join(head + _spec_lines(proposal, _toml_value, " = ")) + "\n"
@@ -739,7 +739,7 @@ def write_spec(
     except SpecError as exc:  # never write a spec the parser would refuse
         raise UsageError(
             f"init could not make a valid spec for {root}:\n{exc}",
-            hint='write imagesmith.yaml by hand (README: "A project")',
+            hint="write imagesmith.yaml by hand (every key: docs/reference/spec.md)",
         ) from exc
     if not dry_run:
         atomic_write(path, new)

@@ -78,7 +78,7 @@ def key_file(path: str | Path, kind: str) -> Path:
     if "://" in str(path):
         raise UsageError(
             f"{path} is not a key file: imagesmith signs with cosign key files only (KMS and URL keys reach the network)",
-            hint="use cosign itself for KMS or keyless signing; see README, Deploy",
+            hint="use cosign itself for KMS or keyless signing; see docs/guides/deploy-gate.md",
         )
     if not key.is_file():
         raise UsageError(

@@ -261,7 +261,7 @@ def _require_signoff_spec(spec: Spec) -> Path:
         raise SignoffError(
             f"{spec.origin} names no batch function and samples for signoff",
             hint="add signoff: {predict: 'module:function', samples: path/to/samples.jsonl} "
-            '(README: "Signing off on the serving hardware")',
+            "(see docs/guides/signoff.md)",
         )
     path = spec.root / spec.signoff.samples
     if not path.is_file():

@@ -209,7 +209,7 @@ def find_spec(path: Path) -> Path:
         raise SpecError(
             _short_path(path),
             [f"no {SPEC_FILE} here, and no [tool.imagesmith] table in {PYPROJECT}"],
-            hint=f'create {SPEC_FILE} (every key is described in the README, "A project") or pass --project DIR',
+            hint=f"create {SPEC_FILE} (every key is described in docs/reference/spec.md) or pass --project DIR",
         )
     if not path.is_file():
         raise SpecError(
@@ -686,11 +686,11 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
     dockerfile = _dockerfile(data.get("dockerfile", DOCKERFILE), root, p)
 
     if p.items:
-        hint = f'fix {origin}; every key is described in the README ("A project")'
+        hint = f"fix {origin}; every key is described in docs/reference/spec.md"
         if p.secret:
             hint = (
                 "keep credentials out of the spec: a private index's credentials come from the host's netrc "
-                f"or {USERNAME_ENV}/{PASSWORD_ENV} (README: Private package indexes); pass runtime "
+                f"or {USERNAME_ENV}/{PASSWORD_ENV} (see docs/guides/private-indexes.md); pass runtime "
                 "secrets with `imagesmith run -e NAME=...` or your orchestrator's secrets"
             )
         raise SpecError(origin, p.items, hint=hint)

@@ -12,7 +12,7 @@ __all__ = ["ENGINE_HINT", "docker_cli", "first_line", "redact", "tail"]
 
 ENGINE_HINT = (
     "start a Docker engine with buildx and the containerd image store, or point DOCKER_HOST "
-    '(or a docker context) at one; README: "Engines and builders"'
+    "(or a docker context) at one; see docs/guides/engines.md"
 )
 
 

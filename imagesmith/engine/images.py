@@ -247,12 +247,12 @@ class Images:
             except (OSError, ValueError) as exc:
                 raise EngineError(
                     f"the engine exported {image_id} without an OCI index",
-                    hint="enable the containerd image store (see README: engine requirements)",
+                    hint="enable the containerd image store (see docs/getting-started/installation.md)",
                 ) from exc
             if image_id not in {m.get("digest") for m in index.get("manifests") or ()}:
                 raise EngineError(
                     f"the engine's export of {image_id} names another image",
-                    hint="enable the containerd image store (see README: engine requirements)",
+                    hint="enable the containerd image store (see docs/getting-started/installation.md)",
                 )
             try:
                 os.rename(layout, dest)

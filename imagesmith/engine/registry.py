@@ -56,7 +56,7 @@ class Registry:
         except FileNotFoundError as exc:
             raise EngineError(
                 "reading a registry needs docker buildx, which is not installed",
-                hint="install the docker CLI with the buildx plugin (see README)",
+                hint="install the docker CLI with the buildx plugin (see docs/getting-started/installation.md)",
             ) from exc
         except subprocess.TimeoutExpired as exc:
             raise EngineError(f"the registry did not answer for {ref} within {self.timeout} s") from exc

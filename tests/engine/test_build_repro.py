@@ -115,7 +115,7 @@ def test_a_new_artifacts_path_changes_only_the_last_two_layers(tiny_built, tmp_p
 
 def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine, base_image, unbuilt_base):
     """The install RUN has --network=none: with an empty wheelhouse it cannot fetch anything.
-    Built with plain buildx as README says for a local base (``--build-context base=oci-layout://…``),
+    Built with plain buildx as docs/guides/engines.md says for a local base (``--build-context base=oci-layout://…``),
     from a base name this engine never built from: it passes on a fresh engine, in any order."""
     spec, _ = tiny_built
     text = spec.dockerfile_path.read_text()

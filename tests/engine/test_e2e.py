@@ -179,7 +179,7 @@ def test_train_then_serve_a_prediction(iris_built, engine, tmp_path):
 
 def test_plain_buildx_builds_the_rendered_dockerfile(iris_built, engine, base_image, unbuilt_base):
     """The committed Dockerfile works in a CI pipeline without imagesmith, and stamps the label.
-    A local base is passed as README says (``--build-context base=oci-layout://…``); the base's
+    A local base is passed as docs/guides/engines.md says (``--build-context base=oci-layout://…``); the base's
     name is one this engine never built from, so the build takes a fresh machine's path."""
     spec, result = iris_built
     proc = subprocess.run(

@@ -62,7 +62,7 @@ def test_a_pinned_package_comes_from_its_index_only(tmp_path, engine, base_image
 
         # The committed Dockerfile's wheel-download stage, as a plain BuildKit build runs it
         # (--install online uses the same stage); host network: the indexes listen on 127.0.0.1.
-        # The local base as README says, under a name this engine never built from (a fresh engine).
+        # The local base as docs/guides/engines.md says, under a name this engine never built from (a fresh engine).
         dest = tmp_path / "wheels-out"
         seen = len(pinned.requests)
         proc = subprocess.run(

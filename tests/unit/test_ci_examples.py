@@ -1,8 +1,8 @@
 """The documented deploy path, read from the files that document it: every `imagesmith verify` in
-the CI kit (examples/ci/) and in the README's shell examples takes the signed path (`--key`,
-`--role serve`), and what a pipeline hands its deploy is the digest the gate read, not a tag.
-Without a key, verify is a diagnostic an image with the same layer count can fool (README), so
-only a line that says it is a diagnostic may leave the key out. tests/engine/test_ci_kit.py runs
+the CI kit (examples/ci/) and in the shell examples of README.md and docs/ takes the signed path
+(`--key`, `--role serve`), and what a pipeline hands its deploy is the digest the gate read, not a
+tag. Without a key, verify is a diagnostic an image with the same layer count can fool
+(docs/concepts/verification.md), so only a line that says it is a diagnostic may leave the key out. tests/engine/test_ci_kit.py runs
 the kit's steps for real."""
 
 from __future__ import annotations
@@ -36,10 +36,13 @@ def verify_calls(text: str) -> list[list[str]]:
     return calls
 
 
-def readme_shell_lines() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
-    return [line for block in blocks for line in block.splitlines()]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+
+
+def docs_shell_lines() -> list[str]:
+    """The commands of every ```sh block of README.md and docs/, a continued line joined to one."""
+    blocks = [block for path in DOCS for block in re.findall(r"```sh\n(.*?)```", path.read_text(), re.S)]
+    return [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
 
 
 @pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])
@@ -68,10 +71,10 @@ def test_the_ci_kit_hands_the_deploy_the_digest_the_gate_read(name):
     assert not any("cosign.key" in call for step in steps for call in verify_calls(step))
 
 
-def test_the_readmes_deploy_examples_take_the_signed_path():
-    lines = [line for line in readme_shell_lines() if "imagesmith verify" in line]
+def test_the_documented_deploy_examples_take_the_signed_path():
+    lines = [line for line in docs_shell_lines() if "imagesmith verify" in line]
     signed = [line for line in lines if "--key" in line]
-    assert len(signed) >= 3, lines
+    assert len(signed) >= 4, lines
     for line in lines:
         (call,) = verify_calls(line)
         if "--key" not in call:
