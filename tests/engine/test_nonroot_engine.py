@@ -4,7 +4,7 @@
 the image under test locked down and removes its containers on Ctrl-C and SIGTERM.
 
 Images get tags of their own (``imagesmith-test/nonroot-…``), and containers are looked for by
-the signoff label AND this module's image, so tests of other developers on the same engine
+the signoff label AND this module's image (made its own by a label of its own), so tests of other developers on the same engine
 neither disturb nor are disturbed by these."""
 
 from __future__ import annotations
@@ -46,7 +46,11 @@ def iris(tmp_path_factory, engine, base_image):
     """(spec, serve image ID, artifacts folder with a model and its golden outputs)."""
     root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("nonroot") / "iris")
     spec = load_spec(root)
-    result = build_project(spec, engine, BuildOptions(base=base_image, tag="imagesmith-test/nonroot-iris"))
+    # A label of this module's own makes the image (and so the "ancestor" the containers are
+    # looked for by) this module's alone: without it the build is byte-identical to iris's shared
+    # image, whose signoff containers other workers start and remove meanwhile.
+    options = BuildOptions(base=base_image, tag="imagesmith-test/nonroot-iris", labels={"test.module": "nonroot"})
+    result = build_project(spec, engine, options)
     folder = root / "artifacts"
     assert run_role(spec, engine, "train", tag="imagesmith-test/nonroot-iris", artifacts=folder) == 0
     proc = cli("golden", "-p", str(root), "--model", str(folder), "--tag", "imagesmith-test/nonroot-iris")
@@ -178,7 +182,11 @@ def _signoff(spec, image_id: str, model: Path, out: Path, requests: int) -> subp
 
 
 def _signoff_containers(engine, image_id: str) -> list:
-    return engine.client.containers.list(all=True, filters={"label": LABEL_SIGNOFF, "ancestor": image_id})
+    """Signoff containers of exactly this image. Not the engine's "ancestor" filter: the containerd
+    store counts an image with the same layers (iris's shared image: only the config differs) as
+    an ancestor, and other workers start and remove signoff containers of that one meanwhile."""
+    found = engine.client.containers.list(all=True, filters={"label": LABEL_SIGNOFF})
+    return [c for c in found if c.attrs.get("Image") == image_id]
 
 
 def test_signoff_passes_with_the_image_locked_down_and_leaves_nothing(iris, engine, tmp_path):
@@ -231,6 +239,7 @@ def test_signoff_interrupted_removes_its_locked_down_container(iris, engine, tmp
     assert "Traceback" not in err, err
     if signum == signal.SIGTERM:  # (typer turns Ctrl-C into exit 130 itself, without a word)
         assert "error: terminated" in err, out + err
-    assert _signoff_containers(engine, serve_id) == []
+    left = _signoff_containers(engine, serve_id)
+    assert left == [], ([(c.id[:12], c.attrs["State"], c.attrs["Created"]) for c in left], time.time(), err)
     assert not [v for v in engine.client.volumes.list() if v.name in volumes]
     assert not (tmp_path / "signoff.json").exists()
