@@ -45,15 +45,15 @@ def prune(
     from ..run import default_artifacts
 
     spec = load_spec(project)
-    engine = Engine(progress())
+    images = Engine(progress()).images
     kept = kept_by_records(
         spec,
         models=[Path(in_project(project, str(m))) for m in model],
         signoffs=[Path(in_project(project, str(f))) for f in signoff_file],
         default_artifacts=default_artifacts(spec),
     )
-    plan = plan_prune(engine, repository_of(spec, tag), kept)
-    removed, failed = apply_prune(engine, plan) if yes else ([], [])
+    plan = plan_prune(images, repository_of(spec, tag), kept)
+    removed, failed = apply_prune(images, plan) if yes else ([], [])
     if as_json:
         emit_json(
             {
