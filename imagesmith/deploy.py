@@ -50,6 +50,27 @@ class Target:
         return self.info.id
 
 
+def platform_image(engine: Engine, image: str, platform: str) -> str:
+    """``image`` narrowed to ``platform``: a registry reference becomes the digest reference of
+    that platform's image in its index (read without pulling); a local image must be of it."""
+    from .engine import repository
+    from .platforms import emulation_problem
+
+    problem = emulation_problem(platform)
+    if problem:
+        raise UsageError(problem)
+    if registry_host(image):
+        digest, _ = engine.registry_platform_digest(image, platform)
+        return f"{repository(image)}@{digest}"
+    found = engine.image(image).platform
+    if found and found != platform:
+        raise UsageError(
+            f"the engine's image {image} is its {found} image, not {platform}",
+            hint=f"give the image's registry reference to take its {platform} image",
+        )
+    return image
+
+
 def resolve(engine: Engine, ref: str, platform: str | None = None) -> Target:
     """``ref`` resolved once (see the module docstring). ``platform``: which image of an index
     (default: this machine's); an image that is not of it is refused."""
@@ -122,6 +143,8 @@ def check(
     files in the ``model`` folder that its stamp does not list are allowed (else refused)."""
     from .verify import verify_image, verify_model
 
+    if expect is not None and not (expect.startswith("sha256:") and len(expect) == 71):
+        raise UsageError(f"--expect must be sha256:<64 hex digits>, not {expect!r}")
     if role is not None and role not in ROLES:
         raise UsageError(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
     if signoff is not None and model is None:

@@ -1,8 +1,8 @@
 """The one fake engine for unit tests.
 
-It satisfies every protocol in imagesmith/engine/protocols.py: images in memory, answers for
-runs given by the test, and every call recorded in ``calls`` as ``(method, first argument,
-keyword arguments)``. The real engine is exercised by the ``engine`` tests; this is for pure
+It stands for the ``Engine`` facade, its ``images`` backend and every protocol in
+imagesmith/engine/protocols.py: images in memory, answers for runs given by the test, and every
+call recorded in ``calls`` as ``(method, first argument, keyword arguments)``. The real engine is exercised by the ``engine`` tests; this is for pure
 logic only (what a command asks of the engine, and what it makes of the answers)."""
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ class FakeEngine:
 
     def called(self, method: str) -> list[tuple[str, object, dict]]:
         return [c for c in self.calls if c[0] == method]
+
+    @property
+    def images(self) -> "FakeEngine":
+        """The ``Images`` backend, for consumers that take it (prune): this fake answers as it."""
+        return self
 
     # ---- images and the registry -----------------------------------------------------------
 

@@ -10,7 +10,8 @@
       │                                                                    (`docker buildx`)
       └── registry    Registry    registry reads without pulling          (`buildx imagetools`)
 
-Consumers depend on the narrow protocols in ``protocols.py`` (what each needs of the facade);
+Consumers take what they need: the facade's methods (under the names consumers use), one
+backend (prune takes ``images``), or a narrow protocol from ``protocols.py`` where it says more;
 tests use one shared fake (tests/fakes.py). Policy lives with its feature, not here: what to
 pin and how (lock/base.py, lock/system.py, the pip-compile script in lock/resolvers.py), what
 to output and cache (build.py), what to refuse (verify.py). Every failure is translated in the
@@ -115,26 +116,11 @@ class Engine:
     def push(self, ref: str) -> str:
         return self.images.push(ref)
 
-    def history(self, image: str, layers: int) -> tuple[HistoryEntry, ...] | None:
-        return self.images.history(image, layers)
-
     def save_oci_layout(self, image_id: str, dest: Path) -> Path:
         return self.images.save_oci_layout(image_id, dest)
 
-    def repository_tags(self, repository: str) -> list[tuple[str, str]]:
-        return self.images.repository_tags(repository)
-
-    def images_in_use(self) -> dict[str, list[str]]:
-        return self.images.images_in_use()
-
-    def remove_tag(self, ref: str) -> None:
-        self.images.remove_tag(ref)
-
     def registry_image(self, ref: str, platform: str | None = None) -> ImageInfo:
         return self.registry.image(ref, platform) if platform else self.registry.image(ref)
-
-    def registry_digest(self, ref: str) -> str:
-        return self.registry.digest(ref)
 
     def registry_platform_digest(self, ref: str, platform: str) -> tuple[str, str]:
         return self.registry.platform_digest(ref, platform)

@@ -684,11 +684,18 @@ def ensure_fresh(spec: Spec, base: str | None = None) -> Lock:
     return ensure_fresh_all(spec, base)[spec.platform]
 
 
+def stale_lock(spec: Spec, base: str | None = None) -> StaleLockError | None:
+    """The refusal a stale lock gets, naming what changed (None when it is fresh): what
+    ``ensure_fresh_all`` raises and ``lock --check`` reports."""
+    changed = check_lock(spec, base)
+    return StaleLockError(spec.lock_path.name, changed) if changed else None
+
+
 def ensure_fresh_all(spec: Spec, base: str | None = None) -> dict[str, Lock]:
     """Every platform's lock, in the spec's order; refused when any is stale."""
-    changed = check_lock(spec, base)
-    if changed:
-        raise StaleLockError(str(spec.lock_path.name), changed)
+    stale = stale_lock(spec, base)
+    if stale is not None:
+        raise stale
     locks = read_locks(spec.lock_path)
     check_cuda(spec, locks)
     return {p: locks[p] for p in spec.platforms}

@@ -125,7 +125,7 @@ def test_parity_tags_repositories_and_bad_records(project, tmp_path):
 
 def test_prune_is_a_dry_run_unless_yes(project, tmp_path, monkeypatch):
     engine = _engine({"tiny:serve-" + "7" * 12: (7, _p(7)), "tiny:serve": (8, _p(8))})
-    monkeypatch.setattr("imagesmith.cli.Engine", lambda progress=None: engine)
+    monkeypatch.setattr("imagesmith.cli.prune.Engine", lambda progress=None: engine)
     dry = cli("prune", "-p", str(tmp_path))
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout == f"would remove tiny:serve-{'7' * 12} ({'7' * 12})\n"

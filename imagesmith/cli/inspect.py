@@ -1,0 +1,34 @@
+"""`imagesmith inspect`: the parity manifest of an image or a lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..engine import Engine
+from .base import command
+from .options import JsonOpt, PlatformOpt, ProjectOpt, QuietOpt, VerboseOpt, given_platform, in_project
+from .output import emit_json, progress
+
+
+@command()
+def inspect(
+    image: str = typer.Argument(..., help="Image in the local engine, registry reference, or imagesmith.lock."),
+    platform: Optional[str] = PlatformOpt,
+    project: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+):
+    """Show the parity manifest of an image (read without pulling) or a lock. Exit 1 if its labels do not match."""
+    from ..verify import inspect_lines, inspect_source
+
+    data = inspect_source(Engine(progress()), in_project(project, image), given_platform(platform))
+    if as_json:
+        emit_json({**data, "digest": data.get("id")})
+    else:
+        for line in inspect_lines(data):
+            typer.echo(line)
+    raise typer.Exit(0 if data["label_ok"] else 1)

@@ -1,0 +1,84 @@
+"""The one place the command line prints: progress for people, `error:`/`hint:` lines, and the
+``--json`` document (``"imagesmith_json": 1``; errors too: ``{"error", "hint", "exit"}``).
+
+Results go to stdout; progress and errors to stderr. ``OUT`` holds how this invocation prints,
+set once from the command's -q/-v/--json before the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, NoReturn
+
+import typer
+
+from ..errors import ImagesmithError
+
+JSON_FORMAT = 1  # "imagesmith_json" in every JSON document
+
+
+class _Output:
+    """How this invocation prints, set once from the command's -q/-v/--json."""
+
+    quiet = False
+    verbose = False
+    json = False
+
+
+OUT = _Output()
+
+
+def say(message: str) -> None:
+    """Progress and outcomes for people, on stderr; silenced by -q."""
+    if not OUT.quiet:
+        typer.echo(message, err=True)
+
+
+def detail(message: str) -> None:
+    """Shown with -v only."""
+    if OUT.verbose and not OUT.quiet:
+        typer.echo(message, err=True)
+
+
+def progress() -> Callable[[str], None]:
+    """The library's progress callback: `imagesmith: …` lines on stderr, silenced by -q."""
+    return lambda msg: say(f"imagesmith: {msg}")
+
+
+def json_text(data: dict) -> str:
+    """A --json document as text (also what `build --metadata-file` writes)."""
+    return json.dumps({"imagesmith_json": JSON_FORMAT, **data}, indent=2, sort_keys=True)
+
+
+def emit_json(data: dict) -> None:
+    typer.echo(json_text(data))
+
+
+def report(exc: ImagesmithError, exit_code: int, *, as_json: bool | None = None) -> None:
+    """One error: `error:` and `hint:` lines on stderr, and under --json the same on stdout
+    (``as_json=False``: the command has printed its JSON document already)."""
+    typer.echo(f"error: {exc}", err=True)
+    if exc.hint:
+        typer.echo(f"hint: {exc.hint}", err=True)
+    if OUT.json if as_json is None else as_json:
+        emit_json({"error": str(exc), "hint": exc.hint, "exit": exit_code})
+
+
+def fail(exc: ImagesmithError) -> NoReturn:
+    """A check that does not hold, after the command printed its JSON document: the error's lines
+    on stderr only, and its exit code."""
+    report(exc, exc.exit_code, as_json=False)
+    raise typer.Exit(exc.exit_code)
+
+
+def fail_all(problems: list[str], hint: str, exit_code: int = 1) -> NoReturn:
+    """Several problems of one check: an `error:` line each, then one `hint:` line."""
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    typer.echo(f"hint: {hint}", err=True)
+    raise typer.Exit(exit_code)
+
+
+def stopped(why: str) -> None:
+    """The process was stopped (Ctrl-C, SIGTERM): one `error:` line, no hint."""
+    typer.echo(f"error: {why}", err=True)
