@@ -28,7 +28,7 @@ from . import __version__, parity
 from .engine import Engine
 from .errors import FileWriteError, ImagesmithError, StaleLockError, UsageError
 from .fsutil import atomic_write
-from .spec import load_spec
+from .spec.load import load_spec
 
 JSON_FORMAT = 1  # "imagesmith_json" in every JSON document
 RUN_OWN_ERROR = 125  # `imagesmith run`'s own failures (docker run's convention)
@@ -756,7 +756,7 @@ def _platform_image(engine: Engine, image: str, platform: str) -> str:
 
 def _platform_option(value: str | None) -> str:
     """``--platform``: one of the platforms imagesmith builds for (default: this machine's)."""
-    from .spec import PLATFORMS, machine_platform
+    from .platforms import PLATFORMS, machine_platform
 
     if value is None:
         return machine_platform()

@@ -45,16 +45,10 @@ from . import layout, project_code
 from .errors import SpecError, UsageError
 from .fsutil import atomic_write, tomllib
 from .render import generated
-from .spec import (
-    CONTAINER_PATH_RE,
-    DOCKERFILE,
-    LOCK_SOURCES,
-    PYPROJECT,
-    SPEC_FILE,
-    parse_spec,
-    project_package,
-    src_layout,
-)
+from .spec import DOCKERFILE, PYPROJECT, SPEC_FILE
+from .spec.parse import parse_spec
+from .spec.pyproject import project_package, src_layout
+from .spec.schema import CONTAINER_PATH_RE, LOCK_SOURCES
 
 SKIP_DIRS = {
     "tests",

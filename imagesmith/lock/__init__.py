@@ -47,23 +47,12 @@ from .. import __version__, gpu, platforms, runtime_wheel
 from ..engine._common import first_line
 from ..errors import LockError, ResolutionError, StaleLockError
 from ..fsutil import atomic_write, sha256_bytes
+from ..platforms import PLATFORMS, machine_platform
 from ..runtime import preprocessing
-from ..spec import (
-    IMAGE_REF_RE,
-    INDEX_URL_RE,
-    MAX_PATH,
-    PATH_RE,
-    PLATFORMS,
-    PYPROJECT,
-    PYTHON_RE,
-    RESOLVERS,
-    Spec,
-    _type_name,
-    env_problem,
-    machine_platform,
-    show,
-    show_key,
-)
+from ..spec import PYPROJECT, Spec
+from ..spec.problems import show, show_key, type_name
+from ..spec.schema import IMAGE_REF_RE, INDEX_URL_RE, MAX_PATH, PATH_RE, PYTHON_RE, RESOLVERS
+from ..spec.sections import env_problem
 from ..statcache import StatCache
 from .base import BasePin, pin_base
 from .existing import SOURCES, existing_pins, group_requirements
@@ -284,7 +273,7 @@ def read_locks(path: Path) -> dict[str, Lock]:
         ) from None
     if not isinstance(data, dict):
         raise LockError(
-            f"{path} is not a lock file: it holds {_type_name(data)}, not a JSON object",
+            f"{path} is not a lock file: it holds {type_name(data)}, not a JSON object",
             hint="run `imagesmith lock` to rewrite it",
         )
     if data.get("imagesmith_lock") != LOCK_FORMAT:
@@ -311,7 +300,7 @@ def read_locks(path: Path) -> dict[str, Lock]:
             where.append(f"a field is missing or of the wrong type ({show(str(exc), 80)[1:-1]})")
             lock = None
         if lock is None and not where:
-            where.append(f"expected a JSON object, got {_type_name(section)}")
+            where.append(f"expected a JSON object, got {type_name(section)}")
         if lock is not None and key is not None and lock.platform != key:
             where.append(f"the section's target.platform is {show(lock.platform)}")
         problems += [f"platforms.{show_key(key)}: {p}" if key is not None else p for p in where]
@@ -346,13 +335,13 @@ def _parse_lock(data: Any, problems: list[str]) -> Lock | None:
 
     def mapping(key: str, value) -> Any:
         if not isinstance(value, dict):
-            problems.append(f"{key}: expected a JSON object, got {_type_name(value)}")
+            problems.append(f"{key}: expected a JSON object, got {type_name(value)}")
             return {}
         return value
 
     def listing(key: str, value) -> Any:
         if not isinstance(value, list):
-            problems.append(f"{key}: expected a JSON list, got {_type_name(value)}")
+            problems.append(f"{key}: expected a JSON list, got {type_name(value)}")
             return []
         return value
 

@@ -26,7 +26,7 @@ Neither ``uv pip compile`` nor pip-compile has a per-package index option, so:
 - **downloads** (the host's ``pip download``, the Dockerfile's wheel-download stage):
   ``download_groups`` splits the locked pins, each pinned index fetching its distributions
   with ``--index-url`` naming it alone and the rest using the spec's general indexes, which
-  never include a pinned one (spec.py refuses that). ``--require-hashes`` checks every file.
+  never include a pinned one (spec/sections.py refuses that). ``--require-hashes`` checks every file.
 
 Credentials for a pinned index come the same way as for the others (``credentials.index_netrc``).
 """

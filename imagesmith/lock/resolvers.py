@@ -28,7 +28,7 @@ from ..credentials import index_args, index_netrc, redact, secret_file, strip_us
 from ..errors import EngineError, ResolutionError
 from ..fsutil import tomllib
 from ..platforms import MACHINES, RESOLVER_PLATFORMS
-from ..spec import pyproject_project
+from ..spec.pyproject import pyproject_project
 
 # packaging and .indexes (urllib.request, html.parser) are imported in the functions that use
 # them: an up-to-date lock and verify import this module (for Pin) and never resolve.

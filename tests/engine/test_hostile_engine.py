@@ -159,7 +159,7 @@ def test_a_manifest_over_64_kib_passes_buildkits_parser_and_reads_back_whole(tmp
 
     from imagesmith import parity
     from imagesmith.render import dquote, render
-    from imagesmith.spec import load_spec
+    from imagesmith.spec.load import load_spec
     from tests.helpers import docker_build
     from tests.unit.test_render import LONG_VALUE, _big_lock
 

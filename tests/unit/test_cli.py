@@ -20,7 +20,7 @@ from imagesmith.errors import UsageError
 from imagesmith.lock import lock_project
 from imagesmith.lock.resolvers import Pin
 from imagesmith.progress import PlainLog, build_log
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine
 from tests.helpers import cli
 

@@ -133,7 +133,7 @@ def test_as_dict_is_deterministic():
 
 from imagesmith.errors import SpecError  # noqa: E402
 from imagesmith.lock import ensure_fresh, lock_project  # noqa: E402
-from imagesmith.spec import load_spec  # noqa: E402
+from imagesmith.spec.load import load_spec  # noqa: E402
 from tests.unit.test_lock import RecordingEngine, RecordingResolver  # noqa: E402
 from tests.unit.test_lock import project as project  # noqa: E402,F401
 

@@ -14,7 +14,7 @@ import pytest
 from imagesmith import gpu, gpu_host
 from imagesmith.gpu_host import HostGpu, NoGpuError
 from imagesmith.lock import lock_project
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.helpers import cli_in_process
 from tests.unit.test_gpu import CPU, TORCH_CU12, TORCH_CU13, CudaResolver
 from tests.unit.test_lock import RecordingEngine

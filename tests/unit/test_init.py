@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from imagesmith.init import propose, write_spec
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.helpers import cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

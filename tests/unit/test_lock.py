@@ -8,7 +8,7 @@ import pytest
 from imagesmith.errors import ResolutionError, StaleLockError
 from imagesmith.lock import check_lock, compute_inputs, ensure_fresh, lock_project, read_lock, resolvers
 from imagesmith.lock.resolvers import Pin, ResolveRequest, parse_compiled, stage_inputs
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine
 
 REQ = ResolveRequest(inputs=(), extras=(), python="3.10", platform="linux/amd64")

@@ -19,7 +19,7 @@ from imagesmith.lock import check_lock, ensure_fresh_all, lock_project, read_loc
 from imagesmith.lock.base import BasePin, pin_base
 from imagesmith.lock.resolvers import Pin
 from imagesmith.render import render
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine, image_info
 from tests.helpers import fake_lock
 

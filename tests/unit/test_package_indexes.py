@@ -26,7 +26,7 @@ from imagesmith.lock.indexes import (
 )
 from imagesmith.lock.resolvers import PINNED_LINKS, Pin, PipToolsResolver, ResolveRequest, UvResolver
 from imagesmith.render import render
-from imagesmith.spec import parse_spec
+from imagesmith.spec.parse import parse_spec
 from imagesmith.wheels import WheelCache
 from tests.fakes import FakeEngine
 from tests.helpers import cli

@@ -15,7 +15,7 @@ import pytest
 
 from imagesmith import project_code
 from imagesmith.init import base_python, propose, write_spec
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.helpers import cli
 
 PROJECTS = Path(__file__).resolve().parents[1] / "projects"

@@ -21,7 +21,8 @@ from imagesmith.lock import Lock, read_lock
 from imagesmith.lock.resolvers import Pin
 from imagesmith.render import image_facts, layers_over_base, render
 from imagesmith.runtime.project import normalised_wheel
-from imagesmith.spec import load_spec, parse_spec
+from imagesmith.spec.load import load_spec
+from imagesmith.spec.parse import parse_spec
 from imagesmith.verify import BaseCheck, claim_view, image_view, project_name
 from tests.helpers import fake_lock
 from tests.unit.test_verify import env_of, facts, info, manifest, source

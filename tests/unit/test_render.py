@@ -14,7 +14,7 @@ import pytest
 from imagesmith import parity
 from imagesmith.errors import RenderError
 from imagesmith.render import copy_args, dquote, exec_form, image_user, render
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.helpers import fake_lock
 
 HERE = Path(__file__).resolve().parents[1]

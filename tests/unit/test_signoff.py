@@ -15,7 +15,7 @@ import pytest
 from imagesmith import signoff as so
 from imagesmith.errors import SpecError
 from imagesmith.runtime import signoff_probe
-from imagesmith.spec import parse_spec
+from imagesmith.spec.parse import parse_spec
 from tests.fakes import FakeEngine, image_info
 
 FP32 = {"rtol": 1e-4, "atol": 1e-4}  # fp32-like tolerances for class scores

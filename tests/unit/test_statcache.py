@@ -10,7 +10,7 @@ import pytest
 
 from imagesmith import statcache
 from imagesmith.lock import check_lock, compute_inputs, lock_project
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from imagesmith.statcache import StatCache
 from tests.unit.test_lock import RecordingEngine, RecordingResolver
 
