@@ -249,7 +249,7 @@ def lock(
     verbose: bool = VerboseOpt,
 ):
     """Resolve a complete, hashed lock for the image's Python and platform."""
-    from .lock import check_lock, lock_project
+    from .lock.update import check_lock, lock_project
 
     spec = load_spec(project)
     if resolver is not None and resolver not in ("uv", "pip-tools"):
@@ -341,7 +341,7 @@ def render(
 ):
     """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock,
     and write the runtime wheel it builds from into .imagesmith/ in the project."""
-    from .lock import ensure_fresh_all
+    from .lock.update import ensure_fresh_all
     from .render import check_replaceable, dockerignore, dockerignore_path
     from .render import render as render_text
     from .runtime_wheel import stale_beside, write_beside
@@ -713,7 +713,7 @@ def parity_of(
 ):
     """Print the parity digest a lock gives (what build will stamp; for a lock of several
     platforms, the index's digest over each platform's parity, unless --platform names one)."""
-    from .lock import read_lock, read_locks
+    from .lock.lockfile import read_lock, read_locks
 
     path = Path(_in_project(project, str(lock_file)))
     locks = read_locks(path)
@@ -1043,7 +1043,7 @@ def export(
 ):
     """Write the preprocessing wheel (version = content digest, as in the lock and both images) for batch jobs."""
     from .fsutil import sha256_file
-    from .lock import ensure_fresh
+    from .lock.update import ensure_fresh
     from .preprocessing import distribution_name
     from .preprocessing import export as export_wheel
 

@@ -87,7 +87,7 @@ def kept_by_records(
     defaults are read when they are there."""
     kept = Kept()
     if spec.lock_path.is_file():
-        from .lock import read_locks
+        from .lock.lockfile import read_locks
 
         locks = read_locks(spec.lock_path)
         parities = {platform: parity.digest(parity.manifest_from_lock(one)) for platform, one in locks.items()}

@@ -69,7 +69,9 @@ from .layout import (
     VENV_PYTHON,
     site_packages,
 )
-from .lock import LOCK_FILE, BasePin, Lock, read_lock
+from .lock import LOCK_FILE, Lock
+from .lock.base import BasePin
+from .lock.lockfile import read_lock
 from .lock.resolvers import Pin
 from .platforms import machine_platform
 from .record import config_problems, expected_config, normalize_config, read_app, shared_layers, source_problems

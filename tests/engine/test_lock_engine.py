@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from imagesmith.lock import read_lock
 from imagesmith.lock.base import pin_base
+from imagesmith.lock.lockfile import read_lock
 from imagesmith.lock.resolvers import PipToolsResolver, ResolveRequest, UvResolver, host_matches
 from tests.helpers import cli
 

@@ -15,9 +15,10 @@ from imagesmith.build import bake_definition
 from imagesmith.compare import Change
 from imagesmith.diff import explain_platforms
 from imagesmith.errors import LockError, SpecError
-from imagesmith.lock import check_lock, ensure_fresh_all, lock_project, read_lock, read_locks
 from imagesmith.lock.base import BasePin, pin_base
+from imagesmith.lock.lockfile import read_lock, read_locks
 from imagesmith.lock.resolvers import Pin
+from imagesmith.lock.update import check_lock, ensure_fresh_all, lock_project
 from imagesmith.render import render
 from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine, image_info
@@ -92,7 +93,7 @@ class IndexEngine(FakeEngine):
 def multi(tmp_path, monkeypatch):
     root = write_spec(tmp_path / "p")
     resolver = PlatformResolver()
-    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: resolver)
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: resolver)
     monkeypatch.setattr("imagesmith.platforms.emulation_problem", lambda platform: None)  # as if QEMU were there
     engine = IndexEngine(runs=lambda image, command: "3.11.2\n", default=image_info("base"))
     return root, resolver, engine

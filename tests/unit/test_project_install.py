@@ -17,7 +17,8 @@ import pytest
 from imagesmith.diff import compare
 from imagesmith.errors import LockError, RenderError, SpecError
 from imagesmith.init import propose
-from imagesmith.lock import Lock, read_lock
+from imagesmith.lock import Lock
+from imagesmith.lock.lockfile import read_lock
 from imagesmith.lock.resolvers import Pin
 from imagesmith.render import image_facts, layers_over_base, render
 from imagesmith.runtime.project import normalised_wheel
@@ -147,7 +148,7 @@ def test_a_hand_edited_backend_pin_is_refused(tmp_path):
 
 
 def test_the_backend_is_part_of_the_requirements_input_only_when_installed(srcproj):
-    from imagesmith.lock import compute_inputs
+    from imagesmith.lock.inputs import compute_inputs
 
     installed = compute_inputs(parse_spec(dict(SPEC), srcproj), "python:3.11-slim")
     copied = compute_inputs(parse_spec(dict(SPEC, install_project=False), srcproj), "python:3.11-slim")

@@ -105,7 +105,7 @@ def test_the_iris_dockerfile_is_short_and_holds_no_code():
     """The Dockerfile is for reviewers: at most 200 lines for the iris example, no embedded
     Python (no `python -c`, no heredoc but data: the installer's pin and the one line of
     image-facts JSON); the in-image code comes from the runtime wheel in .imagesmith/."""
-    from imagesmith.lock import preprocessing_files
+    from imagesmith.lock.inputs import preprocessing_files
 
     spec = load_spec(HERE.parent / "examples" / "iris")
     lock = fake_lock(preprocessing=tuple(preprocessing_files(spec).items()))

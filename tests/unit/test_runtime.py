@@ -24,7 +24,8 @@ import pytest
 from packaging.version import Version
 
 from imagesmith import layout, parity, runtime_wheel
-from imagesmith.lock import preprocessing_digest, preprocessing_files
+from imagesmith.lock import preprocessing_digest
+from imagesmith.lock.inputs import preprocessing_files
 from imagesmith.preprocessing import export as export_wheel
 from imagesmith.render import image_facts, image_facts_file, preprocessing_context, render
 from imagesmith.runtime import preprocessing, stamp
