@@ -72,7 +72,7 @@ from .layout import (
 from .lock import LOCK_FILE, Lock
 from .lock.base import BasePin
 from .lock.lockfile import read_lock
-from .lock.resolvers import Pin
+from .lock.pins import Pin
 from .platforms import machine_platform
 from .record import config_problems, expected_config, normalize_config, read_app, shared_layers, source_problems
 from .runtime import DISTRIBUTION as RUNTIME_DIST

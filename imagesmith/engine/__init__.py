@@ -12,7 +12,7 @@
 
 Consumers depend on the narrow protocols in ``protocols.py`` (what each needs of the facade);
 tests use one shared fake (tests/fakes.py). Policy lives with its feature, not here: what to
-pin and how (lock/base.py, lock/system.py, the pip-compile script in lock/resolvers.py), what
+pin and how (lock/base.py, lock/system.py, the pip-compile script in lock/piptools_resolver.py), what
 to output and cache (build.py), what to refuse (verify.py). Every failure is translated in the
 backends into an ``EngineError`` (or ``BuildError``) that says what failed and what to do.
 """

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from .. import __version__
 from ..runtime import preprocessing
 from .base import BasePin
-from .resolvers import Pin, render_requirements_lock
+from .pins import Pin, render_requirements_lock
 
 LOCK_FORMAT = 1
 LOCK_FILE = "imagesmith.lock"

@@ -52,7 +52,7 @@ from ..credentials import redact
 from ..errors import ResolutionError
 
 
-class _Pin(Protocol):  # resolvers.Pin (resolvers.py imports this module, not the other way round)
+class _Pin(Protocol):  # pins.Pin (the resolvers import this module, not the other way round)
     @property
     def name(self) -> str: ...
     @property

@@ -15,7 +15,8 @@ from ..spec.problems import show
 from ..statcache import StatCache
 from . import Lock, preprocessing_digest
 from .existing import SOURCES
-from .resolvers import Pin, dependency_sources, dynamic_dependencies, requirement_files
+from .pins import Pin
+from .resolution_files import dependency_sources, dynamic_dependencies, requirement_files
 
 INPUT_NAMES = (
     "resolver",

@@ -20,7 +20,7 @@ from ..spec.sections import env_problem
 from . import LOCK_FORMAT, Lock, preprocessing_digest
 from .base import BasePin
 from .inputs import INPUT_NAMES
-from .resolvers import Pin
+from .pins import Pin
 
 MAX_LOCK_BYTES = 32 << 20
 _SHA256_RE = re.compile(r"sha256:[0-9a-f]{64}")

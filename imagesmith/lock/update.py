@@ -17,7 +17,9 @@ from .base import BasePin, pin_base
 from .existing import SOURCES, existing_pins, group_requirements
 from .inputs import INPUT_NAMES, changed_inputs, compute_inputs, preprocessing_files, runtime_pin
 from .lockfile import read_locks, write_locks
-from .resolvers import Pin, ResolveRequest, get_resolver
+from .pins import Pin
+from .request import ResolveRequest
+from .resolvers import get_resolver
 from .system import pin_system_packages
 
 

@@ -17,7 +17,7 @@ import pytest
 from imagesmith import __version__
 from imagesmith.build import image_tags, parse_labels, project_version
 from imagesmith.errors import UsageError
-from imagesmith.lock.resolvers import Pin
+from imagesmith.lock.pins import Pin
 from imagesmith.lock.update import lock_project
 from imagesmith.progress import PlainLog, build_log
 from imagesmith.spec.load import load_spec

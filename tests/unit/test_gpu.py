@@ -6,7 +6,7 @@ import pytest
 
 from imagesmith import gpu
 from imagesmith.errors import CudaMismatchError, LockError
-from imagesmith.lock.resolvers import Pin
+from imagesmith.lock.pins import Pin
 
 
 def pins(text: str) -> list[Pin]:

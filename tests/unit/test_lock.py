@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 
 from imagesmith.errors import ResolutionError, StaleLockError
-from imagesmith.lock import resolvers
+from imagesmith.lock.failures import explain_failure
 from imagesmith.lock.inputs import compute_inputs
 from imagesmith.lock.lockfile import read_lock
-from imagesmith.lock.resolvers import Pin, ResolveRequest, parse_compiled, stage_inputs
+from imagesmith.lock.pins import Pin, parse_compiled
+from imagesmith.lock.request import ResolveRequest
+from imagesmith.lock.resolution_files import stage_inputs
 from imagesmith.lock.update import check_lock, ensure_fresh, lock_project
 from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine
@@ -51,7 +53,7 @@ pip._internal.exceptions.DistributionNotFound: No matching distribution found fo
 
 def test_conflict_names_the_packages_and_versions():
     for tool, out in (("uv", UV_CONFLICT), ("pip-compile", PIP_CONFLICT)):
-        err = resolvers._explain_failure(tool, out, REQ)
+        err = explain_failure(tool, out, REQ)
         assert "conflict" in str(err) and "numpy<2" in str(err).replace("numpy>=1.23.2,<2", "numpy<2")
         assert "Traceback" not in str(err)
 
@@ -59,14 +61,14 @@ def test_conflict_names_the_packages_and_versions():
 def test_no_wheel_names_the_target():
     wrapped = UV_NO_WHEEL.replace(" has no wheels with", "\n         has no wheels\n         with")  # uv wraps
     for out in (UV_NO_WHEEL, wrapped):
-        err = resolvers._explain_failure("uv", out, REQ)
+        err = explain_failure("uv", out, REQ)
         assert "tensorflow-macos has no wheel for the target, Python 3.10 on linux/amd64" in str(err)
 
 
 def test_unreachable_index_is_named_without_credentials():
-    err = resolvers._explain_failure("uv", UV_INDEX, REQ)
+    err = explain_failure("uv", UV_INDEX, REQ)
     assert "http://127.0.0.1:9/simple" in str(err) and "secret" not in str(err) and "user" not in str(err)
-    err = resolvers._explain_failure("pip-compile", PIP_INDEX, REQ, env={"PIP_INDEX_URL": "http://127.0.0.1:9/simple"})
+    err = explain_failure("pip-compile", PIP_INDEX, REQ, env={"PIP_INDEX_URL": "http://127.0.0.1:9/simple"})
     assert "could not reach the package index http://127.0.0.1:9/simple" in str(err)
 
 

@@ -17,7 +17,7 @@ from imagesmith.diff import explain_platforms
 from imagesmith.errors import LockError, SpecError
 from imagesmith.lock.base import BasePin, pin_base
 from imagesmith.lock.lockfile import read_lock, read_locks
-from imagesmith.lock.resolvers import Pin
+from imagesmith.lock.pins import Pin
 from imagesmith.lock.update import check_lock, ensure_fresh_all, lock_project
 from imagesmith.render import render
 from imagesmith.spec.load import load_spec

@@ -26,7 +26,10 @@ from imagesmith.lock.indexes import (
 )
 from imagesmith.lock.inputs import compute_inputs, runtime_pin
 from imagesmith.lock.lockfile import read_lock
-from imagesmith.lock.resolvers import PINNED_LINKS, Pin, PipToolsResolver, ResolveRequest, UvResolver
+from imagesmith.lock.pins import Pin
+from imagesmith.lock.piptools_resolver import PINNED_LINKS, PipToolsResolver
+from imagesmith.lock.request import ResolveRequest
+from imagesmith.lock.uv_resolver import UvResolver
 from imagesmith.render import render
 from imagesmith.spec.parse import parse_spec
 from imagesmith.wheels import WheelCache

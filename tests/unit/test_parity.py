@@ -22,7 +22,7 @@ def test_everything_that_decides_numbers_changes_the_digest():
     from dataclasses import replace
 
     from imagesmith.lock.base import BasePin
-    from imagesmith.lock.resolvers import Pin
+    from imagesmith.lock.pins import Pin
 
     ref = parity.digest(parity.manifest_from_lock(fake_lock()))
     variants = [

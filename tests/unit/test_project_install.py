@@ -19,7 +19,7 @@ from imagesmith.errors import LockError, RenderError, SpecError
 from imagesmith.init import propose
 from imagesmith.lock import Lock
 from imagesmith.lock.lockfile import read_lock
-from imagesmith.lock.resolvers import Pin
+from imagesmith.lock.pins import Pin
 from imagesmith.render import image_facts, layers_over_base, render
 from imagesmith.runtime.project import normalised_wheel
 from imagesmith.spec.load import load_spec

@@ -236,7 +236,7 @@ def test_an_unchanged_render_comes_from_the_memo_without_jinja2(tiny, tmp_path, 
 
 def _big_lock():
     """A lock whose parity manifest is over 64 KiB (a real ML stack's size: every wheel's hash)."""
-    from imagesmith.lock.resolvers import Pin
+    from imagesmith.lock.pins import Pin
 
     hashes = tuple(f"sha256:{i:064x}" for i in range(950))
     return fake_lock(packages=(Pin("six", "1.17.0", hashes), Pin("idna", "3.10", hashes[:40])))
