@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from imagesmith import project_code
-from imagesmith.init import base_python, propose, write_spec
+from imagesmith.init.propose import propose
+from imagesmith.init.python_version import base_python
+from imagesmith.init.write import write_spec
 from imagesmith.spec.load import load_spec
 from tests.helpers import cli
 

@@ -16,7 +16,7 @@ import pytest
 
 from imagesmith.diff import compare
 from imagesmith.errors import LockError, RenderError, SpecError
-from imagesmith.init import propose
+from imagesmith.init.propose import propose
 from imagesmith.lock import Lock
 from imagesmith.lock.lockfile import read_lock
 from imagesmith.lock.pins import Pin
