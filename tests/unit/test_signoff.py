@@ -402,7 +402,7 @@ def test_each_run_has_its_own_label(tmp_path):
 def test_files_go_into_one_volume_per_folder(tmp_path):
     """The model folder and the samples file become two volumes (the folder itself, the file's
     folder); a path inside another volume's folder goes into that volume; "/" is refused."""
-    from imagesmith.engine.containers import _file_volumes, _volume_roots
+    from imagesmith.engine.container_files import file_volumes, volume_roots
     from imagesmith.errors import EngineError
 
     model = tmp_path / "model"
@@ -410,16 +410,16 @@ def test_files_go_into_one_volume_per_folder(tmp_path):
     samples = tmp_path / "samples.jsonl"
     samples.write_text("[1]\n")
     files = {str(model): "/artifacts", str(samples): "/run/imagesmith-signoff/samples.jsonl"}
-    assert _volume_roots(files) == {
+    assert volume_roots(files) == {
         "/artifacts": [(str(model), ".")],
         "/run/imagesmith-signoff": [(str(samples), "samples.jsonl")],
     }
-    mounts = _file_volumes(files)
+    mounts = file_volumes(files)
     assert [(m["Target"], m["Type"], m["Source"], m["VolumeOptions"]) for m in mounts] == [
         ("/artifacts", "volume", None, {"NoCopy": True}),
         ("/run/imagesmith-signoff", "volume", None, {"NoCopy": True}),
     ]
     nested = {str(model): "/data", str(samples): "/data/in/samples.jsonl"}
-    assert _volume_roots(nested) == {"/data": [(str(model), "."), (str(samples), "in/samples.jsonl")]}
+    assert volume_roots(nested) == {"/data": [(str(model), "."), (str(samples), "in/samples.jsonl")]}
     with pytest.raises(EngineError, match="root folder"):
-        _volume_roots({str(samples): "/samples.jsonl"})
+        volume_roots({str(samples): "/samples.jsonl"})
