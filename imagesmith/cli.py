@@ -837,7 +837,7 @@ def golden(
 ):
     """Run the signoff samples through the batch function in the train image; store the outputs with the model."""
     from .run import default_artifacts
-    from .signoff import make_golden
+    from .signoff.golden import make_golden
 
     spec = load_spec(project)
     folder = model if model is not None else default_artifacts(spec)
@@ -884,7 +884,7 @@ def signoff(
     verbose: bool = VerboseOpt,
 ):
     """Run the serve image on this machine: latency, outputs against the golden ones, hardware. Exit 0 passed, 1 not."""
-    from .signoff import run_signoff, table, write_signoff
+    from .signoff.run import run_signoff, table, write_signoff
 
     spec = load_spec(project)
     engine = Engine(_progress())

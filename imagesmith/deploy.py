@@ -144,7 +144,7 @@ def check(
         report.checks += [f"model: {line}" for line in model_check.checks]
         report.problems += [f"model: {line}" for line in model_check.problems]
     if signoff is not None:
-        from .signoff import check_signoff
+        from .signoff.check import check_signoff
 
         assert model is not None
         gate = check_signoff(engine, ref, signoff, model, platform=platform, info=info)

@@ -125,7 +125,7 @@ def kept_by_records(
     if not signoffs and (spec.root / SIGNOFF_FILE).is_file():
         files.append((spec.root / SIGNOFF_FILE, False))
     for path, _given in files:
-        from .signoff import read_signoff
+        from .signoff.check import read_signoff
 
         try:
             record = read_signoff(path)
