@@ -78,8 +78,8 @@ def replay(
 
 
 def serve_and_measure(engine, spec, info, model, samples, requests, gpus, record, add, run_id) -> None:
-    """Serve the model from the image under test (locked down: see ``Engine.start_service``) and
-    replay the samples; the caller's ``_containers`` block removes the container on any error."""
+    """Serve the model from the image under test (locked down: see ``engine.services.Services.start_service``) and
+    replay the samples; the caller's ``batch.signoff_containers`` block removes the container on any error."""
     container, host, port = engine.start_service(
         info.id, port=spec.serve.port, gpus=gpus, mounts={str(model.resolve()): spec.artifacts}, run_id=run_id
     )
