@@ -27,12 +27,13 @@ from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
-from .lock import Lock, ensure_fresh_all, lock_project
-from .platforms import emulation_problem
+from .lock import Lock
+from .lock.update import ensure_fresh_all, lock_project
+from .platforms import emulation_problem, platform_arch
 from .render import check_replaceable, dockerignore, dockerignore_path, render
 from .runtime_wheel import write_beside
 from .source_context import staged
-from .spec import Spec, platform_arch
+from .spec import Spec
 from .wheels import WheelCache, default_cache_dir
 
 

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 from . import __version__, credentials, layout, parity, runtime_wheel
 from .errors import RenderError, UserFileError
 from .lock import Lock
+from .platforms import platform_arch
 from .runtime import PACKAGE as RUNTIME_PACKAGE
 from .runtime import preprocessing
 from .runtime import wheel as wheelfiles
-from .spec import Spec, platform_arch
+from .spec import Spec
 
 if TYPE_CHECKING:  # jinja2 is imported where a Dockerfile is rendered: verify only needs image_env
     import jinja2

@@ -33,7 +33,7 @@ from .credentials import index_args, index_netrc, pip_config, pip_environment, r
 from .errors import EngineError, LockError
 from .lock import Lock
 from .lock.indexes import download_groups
-from .lock.resolvers import Pin
+from .lock.pins import Pin
 from .platforms import target_platforms, target_tags
 
 __all__ = ["WheelCache", "default_cache_dir", "target_platforms", "target_tags"]

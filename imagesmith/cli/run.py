@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from ..engine import Engine
-from ..spec import load_spec
+from ..spec.load import load_spec
 from .base import command
 from .options import ProjectOpt, QuietOpt, VerboseOpt
 from .output import progress

@@ -16,9 +16,10 @@ import pytest
 from imagesmith import deploy, rendered
 from imagesmith.cli import app
 from imagesmith.errors import FileWriteError, StaleLockError, UsageError, UserFileError
-from imagesmith.lock import ensure_fresh_all, stale_lock
+from imagesmith.lock.update import ensure_fresh_all, stale_lock
+from imagesmith.platforms import machine_platform
 from imagesmith.render import dockerignore_path, render
-from imagesmith.spec import load_spec, machine_platform
+from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine, image_info
 from tests.helpers import cli
 from tests.unit.test_cli import locked  # noqa: F401 - the fixture

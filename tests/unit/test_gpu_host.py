@@ -13,8 +13,8 @@ import pytest
 
 from imagesmith import gpu, gpu_host
 from imagesmith.gpu_host import HostGpu, NoGpuError
-from imagesmith.lock import lock_project
-from imagesmith.spec import load_spec
+from imagesmith.lock.update import lock_project
+from imagesmith.spec.load import load_spec
 from tests.helpers import cli_in_process
 from tests.unit.test_gpu import CPU, TORCH_CU12, TORCH_CU13, CudaResolver
 from tests.unit.test_lock import RecordingEngine
@@ -106,7 +106,7 @@ def test_accelerator_free_is_a_no_op():
 
 def _write_lock(root, monkeypatch, answer) -> None:
     (root / "requirements.txt").write_text("-c constraints.txt\ntorch\n")
-    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: CudaResolver(answer))
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: CudaResolver(answer))
     lock_project(load_spec(root), RecordingEngine())
 
 
