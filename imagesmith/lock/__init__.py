@@ -65,6 +65,7 @@ from ..spec import (
     show_key,
 )
 from ..statcache import StatCache
+from . import cuda
 from .base import BasePin, pin_base
 from .existing import SOURCES, existing_pins, group_requirements
 from .resolvers import (
@@ -162,7 +163,8 @@ class Lock:
             **({"runtime": self.runtime.as_dict()} if self.runtime else {}),
             **({"build_system": [p.as_dict() for p in self.build_system]} if self.build_system else {}),
             **({"installer": [p.as_dict() for p in self.installer]} if self.installer else {}),
-            **self.extras,
+            **{k: v for k, v in self.extras.items() if k != cuda.SECTION},
+            **cuda.section(self),  # derived from the pins, never read back as it is (lock/cuda.py)
             **(
                 {"indexes": self._indexes_json()}
                 if self.index_url or self.extra_index_urls or self.package_indexes
