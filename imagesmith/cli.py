@@ -796,6 +796,12 @@ def run(
         help="Run the container as USER[:GROUP] (default: you, UID:GID, so what train writes is yours; "
         "10001:10001 is the images' own user).",
     ),
+    gpus: Optional[bool] = typer.Option(
+        None,
+        "--gpus/--no-gpus",
+        help="Give the container this machine's GPUs (docker run --gpus all). Default: when the project "
+        "declares a GPU (accelerator: gpu, or cuda) and nvidia-smi finds one.",
+    ),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ):
@@ -815,6 +821,7 @@ def run(
         allow_mismatch=allow_mismatch,
         name=name,
         user=user,
+        gpus=gpus,
     )
     raise typer.Exit(code)
 

@@ -113,6 +113,14 @@ def query(smi: str | None = None, *, timeout: float = 30.0) -> tuple[HostGpu, ..
     raise NoGpuError(f"this machine has no NVIDIA GPU (nvidia-smi: {first[:200]})", hint=NO_GPU_HINT)
 
 
+def has_gpu() -> bool:
+    """Whether ``nvidia-smi`` lists at least one GPU on this machine."""
+    try:
+        return bool(query())
+    except ImagesmithError:
+        return False
+
+
 def check(contract: gpu.Contract, gpus: Iterable[HostGpu]) -> HostReport:
     """Each GPU's driver against the contract's minimum; pure."""
     report = HostReport(contract, tuple(gpus))

@@ -13,12 +13,14 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from imagesmith import gpu, layout
 from imagesmith.build import BuildOptions, build_project
+from imagesmith.engine.containers import run_argv
 from imagesmith.spec import load_spec
 from tests.conftest import PROJECTS, copy_project
 from tests.fake_nvidia_smi import FakeGpu, install, path_with
@@ -123,3 +125,52 @@ def test_verify_host_without_a_gpu_says_so(gpu_tiny, tmp_path):
     done = _imagesmith("verify", result.images["serve"].ref, "--host", path=path_with(bindir))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "error: this machine has no NVIDIA GPU (nvidia-smi: NVIDIA-SMI has failed" in done.stderr
+
+
+def test_run_passes_the_gpus_as_the_engines_device_request(gpu_tiny, tmp_path):
+    """The command line `imagesmith run` uses, created (not started) on the real engine: with
+    GPUs the container asks the engine for every GPU; without, for none."""
+    _, _, result = gpu_tiny
+    ref = result.images["train"].ref
+    for gpus, want in ((True, [{"Count": -1, "Capabilities": [["gpu"]]}]), (False, None)):
+        argv = run_argv(ref, ["true"], verb="create", gpus=gpus, name=f"imagesmith-test-gpu-{uuid.uuid4().hex[:8]}")
+        created = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        assert created.returncode == 0, created.stderr
+        cid = created.stdout.strip()
+        try:
+            inspected = subprocess.run(
+                ["docker", "inspect", "-f", "{{json .HostConfig.DeviceRequests}}", cid], capture_output=True, text=True
+            )
+            requests = json.loads(inspected.stdout)
+        finally:
+            subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+        if want is None:
+            assert requests is None
+        else:
+            assert [{k: r[k] for k in ("Count", "Capabilities")} for r in requests] == want
+
+
+def test_run_gives_a_gpu_project_the_gpus_when_the_machine_has_one(gpu_tiny, tmp_path):
+    """gpu-tiny declares accelerator: gpu. With a GPU on the machine (the fake nvidia-smi) `run`
+    asks the engine for it, and this engine, which has no NVIDIA runtime, refuses: the refusal
+    is the proof the request was made, said in one error line. Without one it runs as usual;
+    --no-gpus never asks."""
+    root, _, _ = gpu_tiny
+    bindir = tmp_path / "bin"
+    install(bindir, [FakeGpu("NVIDIA H100 80GB HBM3", "580.82.07", "9.0")])
+    asked = _imagesmith("run", "train", "-p", str(root), "-t", TAG, path=path_with(bindir))
+    assert asked.returncode == 125, asked.stdout + asked.stderr
+    assert "error: the engine cannot give the container this machine's GPUs (" in asked.stderr
+    assert (
+        "could not select device driver" in asked.stderr
+        and "hint: install the NVIDIA Container Toolkit" in asked.stderr
+    )
+    refused = _imagesmith("run", "train", "-p", str(root), "-t", TAG, "--no-gpus", path=path_with(bindir))
+    assert refused.returncode == 0, refused.stderr
+    assert "train nvidia-cuda-runtime-cu12 12." in refused.stdout
+    no_gpu = tmp_path / "nogpu"
+    install(no_gpu, [])
+    plain = _imagesmith("run", "train", "-p", str(root), "-t", TAG, path=path_with(no_gpu))
+    assert plain.returncode == 0, plain.stderr
+    forced = _imagesmith("run", "train", "-p", str(root), "-t", TAG, "--gpus", path=path_with(no_gpu))
+    assert forced.returncode == 125 and "could not select device driver" in forced.stderr

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,22 @@ def test_gpu_check_script_on_facts_without_gpu(tmp_path, monkeypatch):
 def test_gpu_check_script_without_arguments(tmp_path):
     done = run_script(tmp_path)
     assert done.returncode == 2 and "scripts/gpu-check.sh imagesmith.lock" in done.stdout
+
+
+def test_run_wants_gpus_only_for_a_gpu_project_on_a_gpu_machine():
+    from imagesmith.run import wants_gpus
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "projects" / "gpu-tiny")
+    cpu = replace(spec, accelerator=None, cuda=None)
+    yes, no = (lambda: True), (lambda: False)
+    assert wants_gpus(spec, None, yes) and not wants_gpus(spec, None, no)
+    assert wants_gpus(replace(spec, accelerator=None), None, yes)  # cuda: "12" declares a GPU too
+    assert not wants_gpus(cpu, None, yes)
+    assert wants_gpus(cpu, True, no) and not wants_gpus(spec, False, yes)
+
+
+def test_has_gpu_reads_nvidia_smi(tmp_path, monkeypatch):
+    fake_smi(tmp_path, monkeypatch, printing(RTX))
+    assert gpu_host.has_gpu()
+    fake_smi(tmp_path, monkeypatch, printing(NO_DRIVER, 9))
+    assert not gpu_host.has_gpu()
