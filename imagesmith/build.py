@@ -26,6 +26,7 @@ from .engine import Engine
 from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
+from .gpu_arch import read_archs
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock, ensure_fresh_all, lock_project
 from .platforms import emulation_problem
@@ -178,6 +179,7 @@ def build_project(
         if locked.changed:
             progress(f"locked ({', '.join(locked.changed)} changed)")
         locks = locked.locks
+    locks = read_archs(spec, locks, WheelCache(options.cache_dir or default_cache_dir()), progress)
     lock = locks[spec.platform]
     text = render(spec, locks)
     write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/

@@ -116,6 +116,12 @@ def test_verify_host_accepts_a_new_enough_driver(gpu_tiny, tmp_path):
     assert host["ok"] is True and host["problems"] == []
     assert [g["driver"] for g in host["gpus"]] == ["580.82.07", "580.82.07"]
     assert host["contract"]["cuda"] == lock["gpu"]["cuda"] and host["contract"]["min_driver"] == "525.60.13"
+    # the runtime wheel carries no GPU code: the compute capability is not checked, and it says why
+    assert host["contract"]["archs"] is None
+    assert host["notes"] == [
+        "compute capability not checked: the GPU architectures of this image's code are unknown "
+        "(no framework with compiled GPU code in the lock, e.g. CUDA libraries alone)"
+    ]
 
 
 def test_verify_host_without_a_gpu_says_so(gpu_tiny, tmp_path):
