@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import parity, source_context
+from . import gpu_arch, parity, source_context
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
-from .gpu_arch import read_archs
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock, ensure_fresh_all, lock_project
 from .platforms import emulation_problem
@@ -179,7 +178,7 @@ def build_project(
         if locked.changed:
             progress(f"locked ({', '.join(locked.changed)} changed)")
         locks = locked.locks
-    locks = read_archs(spec, locks, WheelCache(options.cache_dir or default_cache_dir()), progress)
+    locks = gpu_arch.record(spec, locks, engine, WheelCache(options.cache_dir or default_cache_dir()), progress)
     lock = locks[spec.platform]
     text = render(spec, locks)
     write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/

@@ -281,9 +281,9 @@ def lock(
         replace_invalid=True,
         progress=_progress(),
     )
-    from .gpu_arch import read_archs
+    from .gpu_arch import record
 
-    read_archs(spec, result.locks, progress=_progress())
+    record(spec, result.locks, Engine(_progress()), progress=_progress())
     if pylock:
         from .lock.existing import PYLOCK, write_pylock
 

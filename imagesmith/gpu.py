@@ -227,12 +227,13 @@ def runs_on(compute_cap: str, sm: Iterable[str], ptx: Iterable[str] = ()) -> str
 
 def label_text(section: dict) -> str:
     """The ``io.imagesmith.gpu`` label: the contract a host check needs (CUDA, the minimum driver,
-    the architectures or null when unknown), canonical JSON."""
+    the architectures or null when unknown, the base's glibc), canonical JSON."""
     archs = section.get("archs")
     value = {
         "cuda": section.get("cuda"),
         "major": section.get("major"),
         "min_driver": section.get("min_driver"),
+        "glibc": (section.get("base") or {}).get("glibc"),
         "archs": None if not archs else {k: archs.get(k) for k in ("framework", "version", "sm", "ptx")},
     }
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

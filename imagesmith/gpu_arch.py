@@ -131,23 +131,78 @@ def _key(arch: str) -> tuple[int, ...]:
     return tuple(int(p) for p in arch.split("."))
 
 
-def read_archs(
-    spec: Spec, locks: dict[str, Lock], cache: WheelCache | None = None, progress=lambda msg: None
+# Run by the base's own python3 (-I -S: nothing of the image's site): its glibc, and the CUDA
+# toolkit it may carry (/usr/local/cuda's version and bytes, CUDA_VERSION), as one JSON line.
+BASE_PROBE = r"""
+import json, os, platform, re
+lib, ver = platform.libc_ver()
+out = {"glibc": ver if lib == "glibc" else None, "cuda": None}
+root, env = "/usr/local/cuda", os.environ.get("CUDA_VERSION") or None
+if os.path.isdir(root) or env:
+    real = os.path.realpath(root) if os.path.isdir(root) else None
+    size, version = 0, None
+    for folder, _, files in os.walk(real) if real else ():
+        for name in files:
+            try:
+                size += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    try:
+        version = json.load(open(os.path.join(root, "version.json")))["cuda"]["version"]
+    except Exception:
+        try:
+            version = re.search(r"[0-9]+[.][0-9.]+", open(os.path.join(root, "version.txt")).read()).group(0)
+        except Exception:
+            pass
+    out["cuda"] = {"version": version, "env": env, "path": real, "bytes": size}
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def base_facts(engine, lock: Lock) -> dict:
+    """The record ``lock/cuda.py`` keeps of the base: its glibc and a CUDA toolkit in it."""
+    import json
+
+    from .errors import LockError
+
+    out = engine.run(lock.base.ref, ["-I", "-S", "-c", BASE_PROBE], entrypoint=["python3"])
+    try:
+        found = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise LockError(f"the base image {lock.base.name} did not say what it holds: {out.strip()[:200]!r}") from exc
+    return {"digest": lock.base.digest, "glibc": found.get("glibc"), "cuda": found.get("cuda")}
+
+
+def record(
+    spec: Spec,
+    locks: dict[str, Lock],
+    engine=None,
+    cache: WheelCache | None = None,
+    progress=lambda msg: None,
 ) -> dict[str, Lock]:
-    """``locks`` with their framework's architectures recorded (read where they are not yet, and
-    then ``imagesmith.lock`` rewritten: the pins are unchanged). ``cache``: the host wheel cache
-    (default: ``cache.default_cache_dir()``'s)."""
+    """``locks`` with what a GPU lock records beside its pins read where it is not yet (then
+    ``imagesmith.lock`` is rewritten: the pins are unchanged): the GPU architectures of its
+    framework's wheel (``cache``: the host wheel cache, default ``cache.default_cache_dir()``'s) and,
+    with an ``engine``, the base's glibc and CUDA. A base that ships CUDA too: a "CUDA twice"
+    warning, every time."""
     out = dict(locks)
     for platform, lock in locks.items():
-        pin = cuda.framework(lock.packages)
-        if pin is None or cuda.recorded_archs(lock) is not None or not cuda.section(lock):
+        if not cuda.section(lock):
             continue
-        progress(f"reading the GPU architectures {pin.name} {pin.version} was compiled for ({platform})")
-        if cache is None:
-            from .wheels import WheelCache  # here: a lock with nothing to read imports no wheel machinery
+        pin = cuda.framework(lock.packages)
+        if pin is not None and cuda.recorded_archs(lock) is None:
+            progress(f"reading the GPU architectures {pin.name} {pin.version} was compiled for ({platform})")
+            if cache is None:
+                from .wheels import WheelCache  # here: a lock with nothing to read imports no wheel machinery
 
-            cache = WheelCache(default_cache_dir())
-        out[platform] = cuda.with_archs(lock, wheel_archs(cache.wheel_file(pin, lock, progress), pin))
+                cache = WheelCache(default_cache_dir())
+            lock = cuda.with_recorded(lock, archs=wheel_archs(cache.wheel_file(pin, lock, progress), pin))
+        if engine is not None and cuda.recorded_base(lock) is None:
+            lock = cuda.with_recorded(lock, base=base_facts(engine, lock))
+        out[platform] = lock
+        warning = cuda.twice(lock)
+        if warning:
+            progress(f"warning: {warning}")
     if out != locks:
         write_locks(spec, out)
     return out

@@ -11,7 +11,14 @@ The section, as written to ``imagesmith.lock`` and into the image facts and labe
     "gpu": {"cuda": "12.9", "major": 12, "runtime": ["12.9"], "min_driver": "525.60.13",
             "majors": {"12": [...]}, "packages": [...],
             "archs": {"framework": "torch", "version": "2.14.1", "sha256": "...",
-                      "sm": ["7.5", "8.0", ...], "ptx": ["12.0"]}  or null (unknown)}
+                      "sm": ["7.5", "8.0", ...], "ptx": ["12.0"]}  or null (unknown),
+            "base": {"digest": "sha256:...", "glibc": "2.36", "cuda": null or
+                     {"version": "12.4.1", "env": "12.4.1", "path": "/usr/local/cuda-12.4", "bytes": N}}
+                    or null (not read yet)}
+
+The base facts are read once per base digest (``gpu_arch.record``, by running the base's
+python3): its glibc, and a CUDA toolkit it may already carry. A base with a toolkit beside CUDA
+wheels ships CUDA twice (``twice``).
 """
 
 from __future__ import annotations
@@ -54,17 +61,61 @@ def recorded_archs(lock) -> dict | None:
     return {k: archs[k] for k in ("framework", "version", "sha256", "sm", "ptx")}
 
 
+def recorded_base(lock) -> dict | None:
+    """The base facts recorded in ``lock`` for its current base digest, else None."""
+    old = lock.extras.get(SECTION)
+    base = old.get("base") if isinstance(old, dict) else None
+    if not isinstance(base, dict) or base.get("digest") != lock.base.digest:
+        return None
+    cuda = base.get("cuda")
+    if cuda is not None and not (isinstance(cuda, dict) and isinstance(cuda.get("bytes"), int)):
+        return None
+    return {"digest": base["digest"], "glibc": base.get("glibc"), "cuda": cuda}
+
+
 def section(lock) -> dict:
     """``{"gpu": {...}}`` for a lock whose pins bring CUDA, else ``{}``."""
     contract = gpu.contract(lock.packages)
     if not contract.packages:
         return {}
-    return {SECTION: {**contract.as_dict(), "archs": recorded_archs(lock)}}
+    return {SECTION: {**contract.as_dict(), "archs": recorded_archs(lock), "base": recorded_base(lock)}}
+
+
+def with_recorded(lock, *, archs: dict | None = None, base: dict | None = None):
+    """``lock`` with ``archs`` (``gpu_arch.wheel_archs``' record) and/or ``base`` (``gpu_arch.base_facts``)
+    kept in its ``gpu`` section, beside what is recorded already."""
+    kept = {"archs": recorded_archs(lock), "base": recorded_base(lock)}
+    if archs is not None:
+        kept["archs"] = archs
+    if base is not None:
+        kept["base"] = base
+    return replace(lock, extras={**lock.extras, SECTION: kept})
 
 
 def with_archs(lock, archs: dict):
-    """``lock`` with ``archs`` (``gpu_arch.wheel_archs``' record) kept in its ``gpu`` section."""
-    return replace(lock, extras={**lock.extras, SECTION: {"archs": archs}})
+    return with_recorded(lock, archs=archs)
+
+
+def twice(lock) -> str | None:
+    """ "CUDA twice": the base carries a CUDA toolkit (``/usr/local/cuda`` or ``CUDA_VERSION``) and
+    the pins bring CUDA wheels, both in the image; None otherwise (or when the base is not read yet)."""
+    contract = gpu.contract(lock.packages)
+    base = recorded_base(lock)
+    cuda = base.get("cuda") if base else None
+    if not contract.packages or not cuda:
+        return None
+    where = cuda.get("path") or "its environment"
+    version = cuda.get("version") or cuda.get("env") or "of unknown version"
+    env = f", CUDA_VERSION={cuda['env']}" if cuda.get("env") else ""
+    wheels = ", ".join(p.name for p in contract.packages[:3]) + (
+        f" and {len(contract.packages) - 3} more" if len(contract.packages) > 3 else ""
+    )
+    return (
+        f"CUDA twice: the base image {lock.base.name} carries CUDA {version} ({where}, "
+        f"{cuda['bytes'] / 1e6:,.0f} MB{env}) and the lock's wheels bring CUDA {contract.cuda or contract.major} "
+        f"({wheels}): the image holds both, and Python loads the wheels'. "
+        "Use a plain Python base (the wheels carry CUDA's user-space libraries; the driver comes from the host)"
+    )
 
 
 def label(lock) -> str | None:

@@ -84,7 +84,13 @@ def test_each_image_carries_the_contract_in_its_facts_and_label(gpu_tiny, engine
         ref = result.images[role].ref
         assert ref is not None
         label = json.loads(engine.image(ref).labels[layout.LABEL_GPU])
-        assert label == {"archs": None, "cuda": lock["gpu"]["cuda"], "major": 12, "min_driver": "525.60.13"}
+        assert label == {
+            "archs": None,
+            "cuda": lock["gpu"]["cuda"],
+            "glibc": "2.36",
+            "major": 12,
+            "min_driver": "525.60.13",
+        }
         assert _facts(ref)["gpu"] == lock["gpu"]
     done = _imagesmith("verify", result.images["serve"].ref, "--labels-only")
     assert done.returncode == 0, done.stdout + done.stderr  # the label is what the Dockerfile implies
@@ -180,3 +186,55 @@ def test_run_gives_a_gpu_project_the_gpus_when_the_machine_has_one(gpu_tiny, tmp
     assert plain.returncode == 0, plain.stderr
     forced = _imagesmith("run", "train", "-p", str(root), "-t", TAG, "--gpus", path=path_with(no_gpu))
     assert forced.returncode == 125 and "could not select device driver" in forced.stderr
+
+
+CUDA_BASE_DOCKERFILE = """\
+FROM {base}
+ENV CUDA_VERSION=12.4.1
+RUN mkdir -p /usr/local/cuda-12.4/lib64 \\
+ && head -c 3000000 /dev/zero > /usr/local/cuda-12.4/lib64/libcudart.so.12.4.127 \\
+ && echo '{{"cuda": {{"name": "CUDA SDK", "version": "12.4.1"}}}}' > /usr/local/cuda-12.4/version.json \\
+ && ln -s cuda-12.4 /usr/local/cuda
+"""
+
+
+@pytest.fixture
+def cuda_base(engine, base_image, tmp_path):
+    """A base like a CUDA image (CUDA_VERSION in its env, a toolkit folder at /usr/local/cuda),
+    built here FROM the test base, never pulled; removed afterwards."""
+    name = f"imagesmith-test/cuda-base-{uuid.uuid4().hex[:8]}:12.4"
+    (tmp_path / "Dockerfile").write_text(CUDA_BASE_DOCKERFILE.format(base=base_image))
+    done = subprocess.run(
+        ["docker", "build", "-q", "-t", name, str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    yield name
+    subprocess.run(["docker", "image", "rm", name], capture_output=True)
+
+
+def test_lock_on_a_cuda_base_warns_cuda_twice(cuda_base, tmp_path):
+    root = copy_project(PROJECTS / "gpu-tiny", tmp_path / "gpu-tiny")
+    done = _imagesmith("lock", "-p", str(root), "--base", cuda_base)
+    assert done.returncode == 0, done.stderr
+    cuda = json.loads((root / "imagesmith.lock").read_text())["gpu"]
+    assert cuda["base"]["cuda"] == {
+        "version": "12.4.1",
+        "env": "12.4.1",
+        "path": "/usr/local/cuda-12.4",
+        "bytes": cuda["base"]["cuda"]["bytes"],
+    }
+    assert 3_000_000 < cuda["base"]["cuda"]["bytes"] < 3_001_000
+    assert cuda["base"]["glibc"] == "2.36"  # bookworm's
+    assert (
+        f"warning: CUDA twice: the base image {cuda_base} carries CUDA 12.4.1 (/usr/local/cuda-12.4, 3 MB, "
+        f"CUDA_VERSION=12.4.1) and the lock's wheels bring CUDA {cuda['cuda']} (nvidia-cuda-runtime-cu12)"
+    ) in done.stderr
+    assert "Use a plain Python base" in done.stderr
+    again = _imagesmith("lock", "-p", str(root), "--base", cuda_base)  # recorded: said again, not read again
+    assert again.returncode == 0 and "warning: CUDA twice" in again.stderr
+
+
+def test_a_plain_base_records_its_glibc_and_no_cuda(gpu_tiny):
+    _, lock, _ = gpu_tiny
+    assert lock["gpu"]["base"]["cuda"] is None and lock["gpu"]["base"]["glibc"] == "2.36"
+    assert lock["gpu"]["base"]["digest"] == lock["base"]["digest"]

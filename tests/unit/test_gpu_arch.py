@@ -91,13 +91,13 @@ def test_a_wheel_and_the_lock_record_read_once_and_kept_for_that_wheel(tmp_path)
     shutil.copytree(PROJECTS / "gpu-tiny", root)
     spec = load_spec(root)
     lock = _lock(packages=pins)
-    out = gpu_arch.read_archs(spec, {"linux/amd64": lock}, WheelCache(cache))
+    out = gpu_arch.record(spec, {"linux/amd64": lock}, cache=WheelCache(cache))
     want = {"framework": "torch", "version": "2.9.0", "sha256": digest, "sm": ["8.0", "8.6", "9.0"], "ptx": ["9.0"]}
     assert json.loads(out["linux/amd64"].to_json())["gpu"]["archs"] == want
     written = read_lock(spec.lock_path)
     assert json.loads(written.to_json())["gpu"]["archs"] == want
     wheel.unlink()  # recorded: not read again
-    assert gpu_arch.read_archs(spec, {"linux/amd64": written}, WheelCache(cache)) == {"linux/amd64": written}
+    assert gpu_arch.record(spec, {"linux/amd64": written}, cache=WheelCache(cache)) == {"linux/amd64": written}
 
 
 def test_compute_capability_against_the_architectures():

@@ -49,6 +49,7 @@ def test_the_label_the_facts_and_the_implied_config_name_the_contract():
     assert label == {
         "archs": {"framework": "torch", "ptx": ["9.0"], "sm": ["8.0", "9.0"], "version": "2.9.0"},
         "cuda": "12.8",
+        "glibc": None,  # the base not read yet
         "major": 12,
         "min_driver": "525.60.13",
     }
@@ -57,3 +58,30 @@ def test_the_label_the_facts_and_the_implied_config_name_the_contract():
     assert image_facts(spec, lock)["gpu"] == json.loads(lock.to_json())["gpu"]
     cpu = _lock(packages=tuple(CPU))
     assert layout.LABEL_GPU not in implied_config(spec, cpu, "serve")["Labels"] and "gpu" not in image_facts(spec, cpu)
+
+
+CUDA_BASE = {
+    "digest": "sha256:" + "a" * 64,
+    "glibc": "2.35",
+    "cuda": {"version": "12.4.1", "env": "12.4.1", "path": "/usr/local/cuda-12.4", "bytes": 4_812_000_000},
+}
+
+
+def test_cuda_twice_names_both_versions_and_the_bytes():
+    lock = cuda.with_recorded(_lock(packages=tuple(TORCH_CU12)), base=CUDA_BASE)
+    assert cuda.twice(lock) == (
+        "CUDA twice: the base image python:3.11-slim carries CUDA 12.4.1 (/usr/local/cuda-12.4, 4,812 MB, "
+        "CUDA_VERSION=12.4.1) and the lock's wheels bring CUDA 12.8 (nvidia-cublas-cu12, nvidia-cuda-cupti-cu12, "
+        "nvidia-cuda-nvrtc-cu12 and 12 more): the image holds both, and Python loads the wheels'. Use a plain Python base (the wheels carry CUDA's user-space libraries; the driver "
+        "comes from the host)"
+    )
+    assert json.loads(lock.to_json())["gpu"]["base"] == CUDA_BASE
+    assert json.loads(cuda.label(lock) or "null")["glibc"] == "2.35"
+
+
+def test_no_cuda_twice_for_a_plain_base_a_cpu_lock_or_another_base():
+    plain = {**CUDA_BASE, "cuda": None}
+    assert cuda.twice(cuda.with_recorded(_lock(packages=tuple(TORCH_CU12)), base=plain)) is None
+    assert cuda.twice(cuda.with_recorded(_lock(packages=tuple(CPU)), base=CUDA_BASE)) is None
+    other = cuda.with_recorded(_lock(packages=tuple(TORCH_CU12)), base={**CUDA_BASE, "digest": "sha256:" + "f" * 64})
+    assert cuda.recorded_base(other) is None and cuda.twice(other) is None  # recorded for another base: read again
