@@ -239,6 +239,34 @@ def label_text(section: dict) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def signed_hardware(contract: dict, hardware: dict | None) -> tuple[list[str], list[str], list[str]]:
+    """An image's GPU contract (its ``io.imagesmith.gpu`` label) against the GPUs a signoff record
+    says it ran on: (checks, problems, notes). A GPU whose driver is older than the contract's
+    minimum cannot have run the image's CUDA: that signoff is refused. Signed off without a GPU:
+    a note (the CUDA code was not exercised)."""
+    checks: list[str] = []
+    problems: list[str] = []
+    notes: list[str] = []
+    need, cuda = contract.get("min_driver"), contract.get("cuda")
+    if not isinstance(need, str):
+        return checks, problems, notes
+    gpus = (hardware or {}).get("gpus") or []
+    if not gpus:
+        notes.append(f"it was signed off without a GPU: this image's CUDA {cuda} code was not exercised there")
+    for g in gpus:
+        name, driver = g.get("name"), g.get("driver")
+        if not isinstance(driver, str) or not version_key(driver):
+            notes.append(f"the signoff does not say which driver {name} had: its CUDA {cuda} not checked")
+        elif version_key(driver) < version_key(need):
+            problems.append(
+                f"it was signed off on {name} with driver {driver}, older than {need} that CUDA {cuda} in this "
+                f"image needs: that run cannot have used this image's CUDA; sign off again on a driver {need} or newer"
+            )
+        else:
+            checks.append(f"it was signed off on {name} with driver {driver}, which runs CUDA {cuda} (needs {need})")
+    return checks, problems, notes
+
+
 def check(packages: Iterable, *, want: str | None = None, where: str = "the lock") -> Contract:
     """The contract, or ``CudaMismatchError`` when the pins bring two CUDA majors, or a major other
     than ``want`` (the spec's ``cuda``, e.g. ``"12"``)."""

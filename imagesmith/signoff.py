@@ -49,7 +49,8 @@ The record, ``signoff.json`` (also what ``--json`` prints; keys sorted)::
 --model DIR``) holds when the record says passed, its image digest is the image's and its model
 stamp is the model's. When this machine's hardware (CPU model, ISA flags, CPU count, memory,
 GPUs) differs from the one signed off on, it says so in notes: the numbers were checked there,
-not here.
+not here. An image that ships CUDA (its ``io.imagesmith.gpu`` label) is refused when the record's
+GPU had a driver older than the contract's minimum (``gpu.signed_hardware``).
 """
 
 from __future__ import annotations
@@ -64,10 +65,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from . import gpu
 from .engine import Engine, ImageInfo
 from .errors import EngineError, ImagesmithError
 from .fsutil import atomic_write, sha256_file
-from .layout import LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE, RUNTIME_MODULE
+from .layout import LABEL_GPU, LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE, RUNTIME_MODULE
 from .runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
 from .runtime.stamp import GOLDEN_FILE, STAMP_FILE, read_stamp
 from .runtime.untrusted import Opt, loads, read_regular, shape_problem
@@ -803,4 +805,19 @@ def check_signoff(
             result.notes.append(f"this machine differs from the one signed off on: {line}")
         if not diffs:
             result.checks.append("this machine's CPU, memory and GPUs are the ones signed off on")
+    contract = _gpu_contract(info)
+    if contract is not None:
+        checks, problems, notes = gpu.signed_hardware(contract, data.get("hardware"))
+        result.checks += checks
+        result.problems += problems
+        result.notes += notes
     return result
+
+
+def _gpu_contract(info) -> dict | None:
+    """The image's GPU contract (``io.imagesmith.gpu``), None for an image without CUDA."""
+    try:
+        contract = loads(info.labels.get(LABEL_GPU) or "null", what=f"the {LABEL_GPU} label", max_bytes=1 << 20)
+    except ValueError:
+        return None
+    return contract if isinstance(contract, dict) else None
