@@ -215,3 +215,18 @@ def test_has_gpu_reads_nvidia_smi(tmp_path, monkeypatch):
     assert gpu_host.has_gpu()
     fake_smi(tmp_path, monkeypatch, printing(NO_DRIVER, 9))
     assert not gpu_host.has_gpu()
+
+
+def test_gpu_check_script_checks_the_compute_capability_against_the_facts_archs(tmp_path, monkeypatch):
+    facts = tmp_path / "imagesmith_image.json"
+    manifest = {"packages": {p.name: {"version": p.version} for p in TORCH_CU12}}
+    archs = {"framework": "torch", "version": "2.9.0", "sha256": "0" * 64, "sm": ["7.5", "8.0", "9.0"], "ptx": []}
+    facts.write_text(json.dumps({"manifest": manifest, "gpu": {"archs": archs}}))
+    fake_smi(tmp_path, monkeypatch, printing("580.82.07, 7.0, Tesla V100-SXM2-16GB\n580.82.07, 8.9, NVIDIA L4\n"))
+    done = run_script(tmp_path, str(facts))
+    assert done.returncode == 1, done.stderr
+    assert (
+        "FAIL: GPU 0 (Tesla V100-SXM2-16GB): compute capability 7.0 is not among the architectures torch 2.9.0 "
+        "in this image was compiled for (sm_75, sm_80, sm_90; no PTX)"
+    ) in done.stdout
+    assert "ok: GPU 1 (NVIDIA L4): compute capability 8.9 runs torch 2.9.0's sm_80 cubin" in done.stdout

@@ -85,3 +85,15 @@ def test_no_cuda_twice_for_a_plain_base_a_cpu_lock_or_another_base():
     assert cuda.twice(cuda.with_recorded(_lock(packages=tuple(CPU)), base=CUDA_BASE)) is None
     other = cuda.with_recorded(_lock(packages=tuple(TORCH_CU12)), base={**CUDA_BASE, "digest": "sha256:" + "f" * 64})
     assert cuda.recorded_base(other) is None and cuda.twice(other) is None  # recorded for another base: read again
+
+
+def test_the_dockerfile_sets_the_label_for_a_gpu_lock_only():
+    from imagesmith.render import render
+
+    spec = load_spec(PROJECTS / "gpu-tiny")
+    lock = cuda.with_recorded(_lock(packages=tuple(TORCH_CU12)), archs=ARCHS, base=CUDA_BASE)
+    text = render(spec, lock)
+    line = next(line.strip() for line in text.splitlines() if line.strip().startswith(layout.LABEL_GPU + "="))
+    value = json.loads(json.loads(line.removesuffix("\\").strip().split("=", 1)[1]))
+    assert value == json.loads(cuda.label(lock) or "null")
+    assert layout.LABEL_GPU not in render(spec, _lock(packages=tuple(CPU)))  # nor in the config label
