@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import parity, source_context
+from . import gpu_arch, parity, source_context
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .errors import LockError, UsageError
@@ -179,6 +179,7 @@ def build_project(
         if locked.changed:
             progress(f"locked ({', '.join(locked.changed)} changed)")
         locks = locked.locks
+    locks = gpu_arch.record(spec, locks, engine, WheelCache(options.cache_dir or default_cache_dir()), progress)
     lock = locks[spec.platform]
     text = render(spec, locks)
     write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/

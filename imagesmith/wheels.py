@@ -89,6 +89,22 @@ class WheelCache:
                 best, best_rank = path, rank
         return best or sdist
 
+    def wheel_file(self, pin: Pin, lock: Lock, progress=lambda msg: None) -> Path:
+        """The cached file of one pin for the lock's target (downloaded first when the cache
+        lacks it), as ``wheelhouse`` would choose it."""
+        ranking = {t: i for i, t in enumerate(target_tags(lock.python, lock.platform))}
+        best = self._best(pin, ranking)
+        if best is None:
+            progress(f"downloading {pin.name} {pin.version} for Python {lock.python} on {lock.platform}")
+            self._download([pin], lock, progress)
+            best = self._best(pin, ranking)
+        if best is None:
+            raise LockError(
+                f"no wheel or sdist of {pin.name}=={pin.version} with a locked hash fits Python {lock.python} on {lock.platform}",
+                hint="pin a version that publishes files for this target, or re-lock",
+            )
+        return best
+
     def wheelhouse(self, lock: Lock, progress=lambda msg: None) -> Path:
         """A folder holding exactly one wheel per locked distribution (and build-backend and installer pin) for the lock's target,
         downloading what the cache lacks. The folder's path depends only on its contents."""

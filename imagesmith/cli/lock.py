@@ -57,6 +57,9 @@ def lock(
         replace_invalid=True,
         progress=progress(),
     )
+    from ..gpu_arch import record
+
+    record(spec, result.locks, Engine(progress()), progress=progress())
     if pylock:
         _write_pylock(spec, result.lock)
     if as_json:

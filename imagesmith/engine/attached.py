@@ -27,6 +27,7 @@ def run_attached(
     environment: dict[str, str] | None = None,
     name: str | None = None,
     user: str | None = None,
+    gpus: bool = False,
 ) -> int:
     """``docker run --rm --init`` in the foreground, as a user would type it: the container's
     output on this terminal, Ctrl-C and SIGTERM passed on to it, its exit code returned.
@@ -34,26 +35,13 @@ def run_attached(
     reaps children: a server started as PID 1 that installs no SIGTERM handler (Flask's
     ``python app.py``) would otherwise ignore SIGTERM, as the kernel does for PID 1.
     ``mounts``: host folder -> container path (bind); ``ports``: container port -> host port,
-    published on 127.0.0.1 only; ``user``: docker run's --user (None: the image's USER)."""
+    published on 127.0.0.1 only; ``user``: docker run's --user (None: the image's USER);
+    ``gpus``: every GPU of the machine (``--gpus all``: the engine's device request)."""
     import signal
 
-    argv = [docker_cli(), "run", "--rm", "--init"]
-    if sys.stdin.isatty():
-        argv += ["-i", "-t"] if sys.stdout.isatty() else ["-i"]
-    if name:
-        argv += ["--name", name]
-    if user:
-        argv += [f"--user={user}"]
-    for host, target in sorted((mounts or {}).items()):
-        # --mount is CSV: a field with a comma or quote is quoted, quotes doubled
-        fields = [f"source={host}", f"target={target}"]
-        quoted = ['"' + f.replace('"', '""') + '"' if ("," in f or '"' in f) else f for f in fields]
-        argv += ["--mount", ",".join(["type=bind", *quoted])]
-    for container_port, host_port in sorted((ports or {}).items()):
-        argv += ["-p", f"127.0.0.1:{host_port}:{container_port}"]
-    for key, value in sorted((environment or {}).items()):
-        argv += ["-e", f"{key}={value}"]
-    argv += [image, *command]
+    argv = run_argv(
+        image, command, mounts=mounts, ports=ports, environment=environment, name=name, user=user, gpus=gpus
+    )
     try:
         proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
     except FileNotFoundError as exc:
@@ -84,7 +72,51 @@ def run_attached(
         relay.join()
     if code == 125 and relay.port_taken is not None:
         raise port_in_use(relay.port_taken, ports or {})
+    if code == 125 and relay.no_gpu_runtime is not None:
+        raise EngineError(
+            "the engine cannot give the container this machine's GPUs "
+            f"({relay.no_gpu_runtime.removeprefix('docker: ').strip()[:200]})",
+            hint="install the NVIDIA Container Toolkit for this engine (and restart it), or run without --gpus",
+        )
     return code
+
+
+def run_argv(
+    image: str,
+    command: Sequence[str],
+    *,
+    verb: str = "run",
+    mounts: dict[str, str] | None = None,
+    ports: dict[int, int] | None = None,
+    environment: dict[str, str] | None = None,
+    name: str | None = None,
+    user: str | None = None,
+    gpus: bool = False,
+) -> list[str]:
+    """The ``docker run`` command line of ``run_attached`` (``verb="create"``: the same container,
+    created and not started)."""
+    argv = [docker_cli(), verb, "--rm", "--init"]
+    if sys.stdin.isatty():
+        argv += ["-i", "-t"] if sys.stdout.isatty() else ["-i"]
+    if name:
+        argv += ["--name", name]
+    if user:
+        argv += [f"--user={user}"]
+    if gpus:
+        argv += ["--gpus", "all"]
+    for host, target in sorted((mounts or {}).items()):
+        # --mount is CSV: a field with a comma or quote is quoted, quotes doubled
+        fields = [f"source={host}", f"target={target}"]
+        quoted = ['"' + f.replace('"', '""') + '"' if ("," in f or '"' in f) else f for f in fields]
+        argv += ["--mount", ",".join(["type=bind", *quoted])]
+    for container_port, host_port in sorted((ports or {}).items()):
+        argv += ["-p", f"127.0.0.1:{host_port}:{container_port}"]
+    for key, value in sorted((environment or {}).items()):
+        argv += ["-e", f"{key}={value}"]
+    return [*argv, image, *command]
+
+
+NO_GPU_DRIVER = "could not select device driver"  # docker run --gpus on an engine without NVIDIA's runtime
 
 
 class _StderrRelay(threading.Thread):
@@ -97,6 +129,7 @@ class _StderrRelay(threading.Thread):
         super().__init__(daemon=True)
         self.pipe = pipe
         self.port_taken: str | None = None
+        self.no_gpu_runtime: str | None = None  # docker's "could not select device driver" (--gpus)
 
     def run(self) -> None:
         import os
@@ -107,7 +140,10 @@ class _StderrRelay(threading.Thread):
             if self.port_taken is None and PORT_TAKEN.match(text):
                 self.port_taken = text.splitlines()[0]
                 continue  # docker's message (with its "Run 'docker run --help'" line)
-            if self.port_taken is not None and text.strip().startswith("Run 'docker run --help'"):
+            if self.no_gpu_runtime is None and NO_GPU_DRIVER in text:
+                self.no_gpu_runtime = next(line for line in text.splitlines() if NO_GPU_DRIVER in line)
+                continue
+            if (self.port_taken or self.no_gpu_runtime) and text.strip().startswith("Run 'docker run --help'"):
                 continue
             out = getattr(sys.stderr, "buffer", None)
             try:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 
 from .. import __version__
 from ..runtime import preprocessing
+from . import cuda
 from .base import BasePin
 from .pins import Pin, render_requirements_lock
 
@@ -118,7 +119,8 @@ class Lock:
             **({"runtime": self.runtime.as_dict()} if self.runtime else {}),
             **({"build_system": [p.as_dict() for p in self.build_system]} if self.build_system else {}),
             **({"installer": [p.as_dict() for p in self.installer]} if self.installer else {}),
-            **self.extras,
+            **{k: v for k, v in self.extras.items() if k != cuda.SECTION},
+            **cuda.section(self),  # derived from the pins, never read back as it is (lock/cuda.py)
             **(
                 {"indexes": self._indexes_json()}
                 if self.index_url or self.extra_index_urls or self.package_indexes

@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import gpu
 from ..engine import Engine, ImageInfo
 from ..errors import ImagesmithError
+from ..layout import LABEL_GPU
 from ..runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
 from ..runtime.untrusted import Opt, loads, read_regular, shape_problem
 from . import SIGNOFF_VERSION, SignoffError, image_platform, model_stamp
@@ -115,7 +117,22 @@ def check_signoff(
             result.notes.append(f"this machine differs from the one signed off on: {line}")
         if not diffs:
             result.checks.append("this machine's CPU, memory and GPUs are the ones signed off on")
+    contract = _gpu_contract(info)
+    if contract is not None:
+        checks, problems, notes = gpu.signed_hardware(contract, data.get("hardware"))
+        result.checks += checks
+        result.problems += problems
+        result.notes += notes
     return result
+
+
+def _gpu_contract(info) -> dict | None:
+    """The image's GPU contract (``io.imagesmith.gpu``), None for an image without CUDA."""
+    try:
+        contract = loads(info.labels.get(LABEL_GPU) or "null", what=f"the {LABEL_GPU} label", max_bytes=1 << 20)
+    except ValueError:
+        return None
+    return contract if isinstance(contract, dict) else None
 
 
 def hardware_differences(signed: dict, here: dict) -> list[str]:

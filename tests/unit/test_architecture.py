@@ -227,7 +227,8 @@ def test_split_packages_read_top_down():
     for package in ("imagesmith.spec", "imagesmith.init", "imagesmith.signoff"):
         assert not [m for m in graph[package] if m.startswith(package + ".")], package
     lock_parts = sorted(m for m in graph["imagesmith.lock"] if m.startswith("imagesmith.lock."))
-    assert lock_parts == ["imagesmith.lock.base", "imagesmith.lock.pins"]  # the Lock's own parts: BasePin, Pin
+    # the Lock's own parts: BasePin, Pin, and its derived gpu section (cuda.section)
+    assert lock_parts == ["imagesmith.lock.base", "imagesmith.lock.cuda", "imagesmith.lock.pins"]
     assert not [m for m in graph["imagesmith.platforms"] if m.startswith("imagesmith.spec")]
 
     def reached(start: str) -> set[str]:
