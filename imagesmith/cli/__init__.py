@@ -1,8 +1,9 @@
 """The command line: parse arguments, call the library, print. One module per command; the
 printing (`error:`/`hint:` lines, ``--json``) lives in ``output.py`` alone.
 
-    base.py      the typer app, the options given before the command, ``command`` (registers a
-                 command; its ImagesmithErrors become one report and an exit code)
+    base.py      the typer app, the options given before the command, ``command`` (a command whose
+                 ImagesmithErrors become one report and an exit code), ``COMMANDS`` (the command
+                 names in `--help`'s order) and ``load_commands`` (imports and registers them)
     entry.py     ``main``: the console script and ``python -m imagesmith``
     output.py    the one place that prints errors and JSON
     options.py   options several commands share; file arguments read from the project (-p)
@@ -24,27 +25,17 @@ for command-line mistakes (no boxes, no traceback). ``-q`` silences progress, ``
 
 from __future__ import annotations
 
-from . import build, diff, export, golden, init, inspect, lock, parity_of, prune, render, run, sign, signoff, verify
-from .base import app, register
+from .base import COMMANDS, load_commands
 from .entry import main
 from .output import JSON_FORMAT
 
-__all__ = ["JSON_FORMAT", "app", "main"]
+__all__ = ["COMMANDS", "JSON_FORMAT", "app", "main"]
 
-# the order `imagesmith --help` lists them in
-register(
-    init.init,
-    lock.lock,
-    render.render,
-    build.build,
-    verify.verify,
-    inspect.inspect,
-    diff.diff,
-    parity_of.parity_of,
-    run.run,
-    golden.golden,
-    signoff.signoff,
-    sign.sign,
-    prune.prune,
-    export.export,
-)
+
+def __getattr__(name: str):
+    """``app`` with every command registered (in `imagesmith --help`'s order). ``main`` registers
+    only the command it runs: importing the other thirteen and building their options would be
+    most of a no-op `imagesmith lock`'s time (bench/README.md)."""
+    if name == "app":
+        return load_commands(COMMANDS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

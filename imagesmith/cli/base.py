@@ -4,8 +4,9 @@ ImagesmithErrors become one `error:` report and an exit code."""
 from __future__ import annotations
 
 import functools
+import importlib
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import typer
 
@@ -29,7 +30,7 @@ _GLOBAL_OPTIONS = {"as_json": "--json", "quiet": "--quiet", "verbose": "--verbos
 
 def command(name: str | None = None, *, own_error_exit: int | None = None) -> Callable:
     """A command whose ImagesmithErrors become one `error:` report and an exit code
-    (``own_error_exit``: that code for every one of them); ``register`` adds it to the app."""
+    (``own_error_exit``: that code for every one of them); ``load_commands`` adds it to the app."""
 
     def register(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -58,10 +59,51 @@ def command(name: str | None = None, *, own_error_exit: int | None = None) -> Ca
     return register
 
 
-def register(*commands: Callable) -> None:
-    """Add the commands to the app, in the order `imagesmith --help` lists them."""
-    for fn in commands:
-        app.command(name=fn.command_name)(fn)  # type: ignore[attr-defined]
+# Every command, in the order `imagesmith --help` lists them: command ``name`` is the function
+# ``name`` (``-`` as ``_``) of module ``imagesmith.cli.<name>``, imported only when it is loaded
+COMMANDS = (
+    "init",
+    "lock",
+    "render",
+    "build",
+    "verify",
+    "inspect",
+    "diff",
+    "parity-of",
+    "run",
+    "golden",
+    "signoff",
+    "sign",
+    "prune",
+    "export",
+)
+
+
+def load_commands(names: Iterable[str]) -> typer.Typer:
+    """Import the named commands' modules and add those commands to the app (once each; the app
+    keeps `--help`'s order whatever the order they are loaded in), and return the app."""
+    have = {info.name for info in app.registered_commands}
+    for name in names:
+        if name not in have:
+            module = name.replace("-", "_")
+            app.command(name=name)(getattr(importlib.import_module(f"{__package__}.{module}"), module))
+            have.add(name)
+    app.registered_commands.sort(key=lambda info: COMMANDS.index(info.name or ""))
+    return app
+
+
+def command_in(args: list[str]) -> str | None:
+    """The command ``args`` name, if it is one of ``COMMANDS``: the first argument that is neither an
+    option given before the command nor ``-p``'s value (None for `--help`, a typo, no command)."""
+    rest = iter(args)
+    for arg in rest:
+        if arg in ("-p", "--project"):
+            next(rest, None)
+        elif arg == "--":
+            break
+        elif not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
 
 
 def _show_version(value: bool) -> None:

@@ -9,7 +9,7 @@ import sys
 import typer
 
 from ..errors import UsageError
-from .base import app
+from .base import COMMANDS, command_in, load_commands
 from .output import OUT, report, stopped
 
 
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: list[str], usage: tuple, no_args: tuple, aborts: tuple) -> int:
+    named = command_in(args)
+    app = load_commands([named] if named else COMMANDS)  # `--help` and a typo: all of them
     try:
         code = app(args=args, prog_name="imagesmith", standalone_mode=False)
     except no_args as exc:  # `imagesmith` or `imagesmith CMD` alone: the help, on stderr

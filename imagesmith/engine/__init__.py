@@ -21,20 +21,42 @@ backends into an ``EngineError`` (or ``BuildError``) that says what failed and w
 
 from __future__ import annotations
 
+import importlib
+from functools import cached_property
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ._common import ENGINE_HINT, first_line
-from .attached import run_attached
-from .buildx import Buildx
-from .connection import connect, current_host, engine_endpoint, service_address
-from .containers import Containers
-from .images import Images
-from .local_api import ping as local_ping
-from .records import FileEntry, HistoryEntry, ImageInfo, IsolatedRun
 from .refs import is_loopback_registry, registry_host, repository
-from .registry import Registry
-from .services import Services
+
+if TYPE_CHECKING:
+    from .buildx import Buildx
+    from .connection import engine_endpoint, service_address
+    from .containers import Containers
+    from .images import Images
+    from .records import FileEntry, HistoryEntry, ImageInfo, IsolatedRun
+    from .registry import Registry
+    from .services import Services
+
+# The backends and records, imported when first used: a no-op `imagesmith lock` or a
+# labels-only `verify` never loads the backends it does not call (bench/README.md's start-up rows)
+_LAZY = {
+    "engine_endpoint": "connection",
+    "service_address": "connection",
+    "FileEntry": "records",
+    "HistoryEntry": "records",
+    "ImageInfo": "records",
+    "IsolatedRun": "records",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ENGINE_HINT",
@@ -59,28 +81,62 @@ class Engine:
 
     def __init__(self, progress: Callable[[str], None] = lambda msg: None) -> None:
         self._client = None
-        self.images = Images(lambda: self.client, progress)
-        self.containers = Containers(lambda: self.client)
-        self.services = Services(lambda: self.client, self.service_address)
-        self.buildx = Buildx()
-        self.registry = Registry()
+        self._progress = progress
 
     @property
     def client(self):
         if self._client is None:
+            from .connection import connect
+
             self._client = connect()
         return self._client
+
+    # the backends, each made (and its module imported) on first use
+
+    @cached_property
+    def images(self) -> Images:
+        from .images import Images
+
+        return Images(lambda: self.client, self._progress)
+
+    @cached_property
+    def containers(self) -> Containers:
+        from .containers import Containers
+
+        return Containers(lambda: self.client)
+
+    @cached_property
+    def services(self) -> Services:
+        from .services import Services
+
+        return Services(lambda: self.client, self.service_address)
+
+    @cached_property
+    def buildx(self) -> Buildx:
+        from .buildx import Buildx
+
+        return Buildx()
+
+    @cached_property
+    def registry(self) -> Registry:
+        from .registry import Registry
+
+        return Registry()
 
     def ping(self) -> None:
         """Fail early, with the engine hint, when there is no engine (asked without the SDK when
         the engine is the local socket: see local_api.py)."""
-        if self._client is None and local_ping():
+        from .local_api import ping
+
+        if self._client is None and ping():
             return
         self.client  # noqa: B018 - connecting is the point
 
     def service_address(self) -> tuple[str, str]:
         """(address to publish container ports on, host to connect to them): see
         ``connection.service_address``."""
+        from .connection import current_host, service_address
+
         return service_address(current_host())
 
     # ---- reads that span the store and the registry -------------------------------------------
@@ -170,6 +226,8 @@ class Engine:
         return self.services.remove_signoff(run_id)
 
     def run_attached(self, image: str, command: Sequence[str], **options) -> int:
+        from .attached import run_attached
+
         return run_attached(image, command, **options)
 
     def buildx_prefetch(self, builder: str | None = None) -> None:

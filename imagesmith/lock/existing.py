@@ -27,7 +27,6 @@ from ..errors import LockError
 from ..fsutil import tomllib
 from ..platforms import MACHINES
 from .pins import Pin, logical_lines, parse_compiled
-from .uv_resolver import uv_bin
 
 UV_LOCK = "uv.lock"
 PYLOCK = "pylock.toml"
@@ -74,6 +73,8 @@ def _run(argv: list[str], root: Path, what: str, env: dict[str, str] | None = No
 def uv_export(root: Path, extras: tuple[str, ...], groups: tuple[str, ...]) -> str:
     """``uv.lock`` as pip requirements with hashes: the project's own dependencies (its default
     dependency groups left out: only ``groups`` are added), never the project itself."""
+    from .uv_resolver import uv_bin  # with the resolvers, only when uv runs
+
     uv = uv_bin()
     argv = [
         uv,
@@ -318,6 +319,8 @@ def write_pylock(lock, dest: Path) -> None:
             "pylock.toml is not written for a lock with package_indexes",
             hint="uv's pylock.toml export has no per-package index; use imagesmith.lock and requirements.lock",
         )
+    from .uv_resolver import uv_bin  # with the resolvers, only when uv runs
+
     uv = uv_bin()
     with tempfile.TemporaryDirectory(prefix="imagesmith-pylock-") as tmp:
         source, out = Path(tmp) / "requirements.lock", Path(tmp) / "pylock.toml"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import gpu, platforms
 from ..engine._common import first_line
@@ -18,9 +19,9 @@ from .existing import SOURCES, existing_pins, group_requirements
 from .inputs import INPUT_NAMES, changed_inputs, compute_inputs, preprocessing_files, runtime_pin
 from .lockfile import read_locks, write_locks
 from .pins import Pin
-from .request import ResolveRequest
-from .resolvers import get_resolver
-from .system import pin_system_packages
+
+if TYPE_CHECKING:
+    from .request import Resolver
 
 
 @dataclass
@@ -249,8 +250,18 @@ def _pin_installer(spec: Spec, engine, base_pin: BasePin, previous: Lock | None,
 def _pin_system(spec: Spec, engine, base_pin: BasePin, progress) -> tuple[tuple[str, str], ...]:
     if not spec.system_packages:
         return ()
+    from .system import pin_system_packages
+
     progress(f"pinning system packages in {base_pin.ref}")
     return tuple(sorted(pin_system_packages(engine, base_pin.ref, spec.system_packages).items()))
+
+
+def get_resolver(name: str, engine=None) -> Resolver:
+    """``resolvers.get_resolver``, imported on first use: a lock that is up to date resolves
+    nothing, and the resolvers' modules are a fifth of a no-op `imagesmith lock` (bench/README.md)."""
+    from .resolvers import get_resolver as chosen
+
+    return chosen(name, engine)
 
 
 def _resolve_build_system(
@@ -293,6 +304,8 @@ def _resolve_files(
     """Resolve ``inputs`` with ``resolver`` (default: the spec's) for the spec's target and indexes
     (``previous_text``: earlier pins to prefer); pinned packages keep only their index's files,
     whichever resolver ran."""
+    from .request import ResolveRequest  # only here, with the resolvers (see get_resolver)
+
     request = ResolveRequest(
         inputs=inputs,
         extras=extras,

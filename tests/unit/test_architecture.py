@@ -165,6 +165,35 @@ def test_help_and_a_no_op_lock_import_nothing_slow(tmp_path, monkeypatch):
         assert not [m for m in _forbidden(typer_version) if m in imported], argv
 
 
+# Ours, and not needed by a command that does not use them: another command's module, an engine
+# backend a no-op lock never calls (it reads no image), the resolvers when nothing is resolved
+NOT_FOR_A_NO_OP_LOCK = (
+    "imagesmith.cli.build",
+    "imagesmith.cli.verify",
+    "imagesmith.engine.images",
+    "imagesmith.engine.containers",
+    "imagesmith.engine.registry",
+    "imagesmith.engine.buildx",
+    "imagesmith.engine.local_api",
+    "imagesmith.lock.resolvers",
+    "imagesmith.lock.uv_resolver",
+    "imagesmith.lock.piptools_resolver",
+)
+
+
+def test_a_command_loads_only_its_own_module_and_a_no_op_lock_no_backend(tmp_path, monkeypatch):
+    from tests.unit.test_statcache import locked_project
+
+    root = locked_project(tmp_path, monkeypatch)
+    imported, _ = _imported_by(["lock", "-q"], root)
+    assert [m for m in NOT_FOR_A_NO_OP_LOCK if m in imported] == []
+    assert "imagesmith.cli.lock" in imported and "imagesmith.lock.update" in imported  # the real path ran
+    imported, _ = _imported_by(["-q", "-p", str(root), "lock", "--check"], root)  # options before the command
+    assert [m for m in NOT_FOR_A_NO_OP_LOCK if m in imported] == []
+    imported, _ = _imported_by(["--help"], root)  # the help lists every command: all are loaded
+    assert {"imagesmith.cli.build", "imagesmith.cli.verify", "imagesmith.cli.export"} <= imported
+
+
 # ---- size: no module over 600 lines, no function over 80 -----------------------------------------
 
 MAX_MODULE_LINES = 600
