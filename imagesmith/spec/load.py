@@ -6,14 +6,17 @@ The project root is the folder the spec is found in, and a spec symlinked from o
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..errors import SpecError
-from ..fsutil import tomllib
+from ..cache import default_cache_dir, project_key, prune_gone
+from ..errors import FileWriteError, SpecError
+from ..fsutil import atomic_write, tomllib
 from . import PYPROJECT, SPEC_FILE, Spec
 from .parse import parse_spec
 from .problems import encodable, show, show_key, type_name
@@ -89,44 +92,105 @@ def _read_text(path: Path) -> str:
         raise SpecError(path.name, [f"not UTF-8 text (byte {exc.start})"], hint="save the file as UTF-8") from exc
 
 
-class _StrictLoader(yaml.SafeLoader):
+@lru_cache(maxsize=None)
+def _strict_loader() -> type:
     """PyYAML's safe loader, but a key given twice in one mapping is an error (the safe loader
-    silently keeps the last one)."""
+    silently keeps the last one). Made on first use: PyYAML is imported only to read a spec whose
+    text was not read before (``_read_yaml``)."""
+    import yaml
 
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            self.flatten_mapping(node)
-            seen: dict = {}
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    if key in seen:
-                        raise yaml.constructor.ConstructorError(
-                            "while reading a mapping",
-                            node.start_mark,
-                            f"the key {show(key)} is given twice (first on line {seen[key] + 1})",
-                            key_node.start_mark,
-                        )
-                    seen[key] = key_node.start_mark.line
-                except TypeError:  # an unhashable key: the base class reports it
-                    pass
-        return super().construct_mapping(node, deep=deep)
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                self.flatten_mapping(node)
+                seen: dict = {}
+                for key_node, _ in node.value:
+                    key = self.construct_object(key_node, deep=deep)
+                    try:
+                        if key in seen:
+                            raise yaml.constructor.ConstructorError(
+                                "while reading a mapping",
+                                node.start_mark,
+                                f"the key {show(key)} is given twice (first on line {seen[key] + 1})",
+                                key_node.start_mark,
+                            )
+                        seen[key] = key_node.start_mark.line
+                    except TypeError:  # an unhashable key: the base class reports it
+                        pass
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
-def _read_yaml(path: Path):
-    return _parse(path, lambda text: yaml.load(text, Loader=_StrictLoader))  # noqa: S506 - a SafeLoader subclass
+# What a YAML spec's text parsed to, remembered per spec file and keyed by a digest of the text,
+# so that a command run again on an unchanged spec (a no-op `imagesmith lock`) does not import
+# PyYAML (a sixth of that command's instructions: bench/README.md). Only data that JSON gives back
+# exactly is kept (no dates, no non-string keys, no NaN); bump the format when the loader's rules
+# change. A cache: unreadable or unwritable, it is ignored.
+PARSED_FORMAT = 1
+
+
+def _parsed_path(path: Path) -> Path:
+    return default_cache_dir() / "spec" / f"{project_key(path)}.json"
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(f"imagesmith-spec-{PARSED_FORMAT}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _parsed_before(path: Path, key: str) -> Any:
+    try:
+        entry = json.loads(_parsed_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(entry, dict) and entry.get("format") == PARSED_FORMAT and entry.get("text_sha256") == key:
+        return entry.get("data")
+    return None
+
+
+def _remember_parsed(path: Path, key: str, data: Any) -> None:
+    try:
+        if json.loads(json.dumps(data)) != data:
+            return
+        target = _parsed_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"format": PARSED_FORMAT, "root": str(path.resolve().parent), "text_sha256": key, "data": data}
+        atomic_write(target, json.dumps(entry, sort_keys=True))
+    except (TypeError, ValueError, RecursionError, OSError, FileWriteError):
+        return
+    prune_gone(target.parent)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The spec's YAML, parsed (or as it was parsed before, when its text is the same)."""
+    text = _read_text(path)
+    key = _text_key(text)
+    data = _parsed_before(path, key)
+    if data is not None:
+        return data
+    import yaml
+
+    data = _parse(path, text, lambda text: yaml.load(text, Loader=_strict_loader()))  # noqa: S506 - a SafeLoader subclass
+    _check_size(data, path.name)  # refused data is not remembered
+    _remember_parsed(path, key, data)
+    return data
 
 
 def _read_toml(path: Path) -> dict:
-    return _parse(path, tomllib.loads)
+    return _parse(path, _read_text(path), tomllib.loads)
 
 
-def _parse(path: Path, parser):
-    """``parser`` over the file's text, with every way it can fail as one ``SpecError``."""
-    text = _read_text(path)
+class _NoYAMLError(Exception):
+    """Stands for PyYAML's error when PyYAML was never imported (then none was raised)."""
+
+
+def _parse(path: Path, text: str, parser):
+    """``parser`` over the file's ``text``, with every way it can fail as one ``SpecError``."""
+    yaml = sys.modules.get("yaml")
+    yaml_error = yaml.YAMLError if yaml else _NoYAMLError
     try:
         return parser(text)
-    except yaml.YAMLError as exc:
+    except yaml_error as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

@@ -198,3 +198,33 @@ def test_pyproject_table(root):
     spec = load_spec(root)
     assert spec.origin == "pyproject.toml [tool.imagesmith]"
     assert spec.serve.port == 80
+
+
+def test_a_spec_read_again_is_its_parse_remembered_and_an_edit_is_read_anew(root):
+    """What a YAML spec's text parsed to is remembered (a no-op lock then needs no PyYAML):
+    an edit is read anew, data JSON would change (a date) is never remembered, a spec that
+    fails is refused every time, and a damaged cache entry is ignored."""
+    import yaml
+
+    from imagesmith.spec import load
+
+    spec_file = root / "imagesmith.yaml"
+    spec_file.write_text(yaml.safe_dump({**VALID, "seed": 7}))
+    assert load_spec(root).seed == 7
+    cached = load._parsed_path(spec_file)
+    assert load._parsed_before(spec_file, load._text_key(spec_file.read_text())) == {**VALID, "seed": 7}
+    assert load_spec(root).seed == 7  # from the remembered parse
+    spec_file.write_text(yaml.safe_dump({**VALID, "seed": 8}))
+    assert load_spec(root).seed == 8
+    spec_file.write_text(yaml.safe_dump({**VALID, "seed": 8}) + "created: 2026-01-02\n")
+    with pytest.raises(SpecError, match="created"):  # a date: not JSON, parsed (and refused) each time
+        load_spec(root)
+    assert load._parsed_before(spec_file, load._text_key(spec_file.read_text())) is None
+    spec_file.write_text("name: x\nname: y\n")
+    for _ in range(2):
+        with pytest.raises(SpecError, match="given twice"):
+            load_spec(root)
+    spec_file.write_text(yaml.safe_dump({**VALID, "seed": 9}))
+    cached.write_text("{not json")
+    assert load_spec(root).seed == 9
+    assert load_spec(root).seed == 9
