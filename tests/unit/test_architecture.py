@@ -122,7 +122,7 @@ def test_every_import_of_our_own_names_resolves():
 # Slow to import and not needed before a command asks for them: the Docker SDK (and requests and
 # urllib3 under it) only once a command talks to the engine through it; jinja2 only to render;
 # pip-tools never in-process; packaging and urllib.request only to resolve or fetch; http.client
-# only when the engine is asked without the SDK (engine/local_api.py).
+# only to replay a signoff's requests (engine/local_api.py writes its one request itself).
 NOT_AT_START_UP = ("docker", "requests", "urllib3", "jinja2", "piptools", "packaging", "urllib.request", "http.client")
 
 

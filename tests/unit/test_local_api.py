@@ -113,3 +113,46 @@ def test_any_other_answer_leaves_it_to_the_sdk(engine, status, body):
 def test_an_unreachable_socket_leaves_it_to_the_sdk(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
     assert local_api.inspect_image("app:serve") is None and local_api.ping() is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "answer"),
+    [
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", (200, b"{}")),
+        (
+            b'HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\r\n{"message": "x"}',
+            (404, b'{"message": "x"}'),
+        ),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}trailing", (200, b"{}")),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 20\r\n\r\n{}", None),  # cut short
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", None),
+        (b"HTTP/1.0 200 OK\r\nContent-Encoding: gzip\r\n\r\n\x1f\x8b", None),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n{}", None),  # no end of the headers
+        (b"SSH-2.0-OpenSSH\r\n\r\n", None),
+        (b"", None),
+    ],
+)
+def test_an_answer_is_read_only_when_it_is_plainly_one(raw, answer):
+    assert local_api.parse_answer(raw) == answer
+
+
+def test_reading_an_image_imports_no_http_client(engine):
+    """One HTTP/1.0 request written on the socket: ``http.client`` (with ``ssl`` and ``email``
+    under it) is not imported for a labels-only verify's one inspection (bench/README.md)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    answers, seen = engine
+    answers["/images/app:serve/json"] = (200, json.dumps(ATTRS).encode())
+    script = (
+        "import sys\nfrom imagesmith.engine import local_api\n"
+        "found, attrs = local_api.inspect_image('app:serve')\n"
+        "print(found, attrs['Id'], sorted(m for m in ('http.client', 'ssl', 'email') if m in sys.modules))\n"
+    )
+    tree = str(Path(local_api.__file__).resolve().parents[2])  # this tree, not an installed imagesmith
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (tree, os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    assert proc.stdout.split() == ["True", ATTRS["Id"], "[]"]
+    assert seen == ["/images/app:serve/json"]
