@@ -97,7 +97,7 @@ def cli_figures(iris: bench_build.Build, runs: int) -> list[Row]:
     verify = bench_verify.measure(iris.ref, runs)
     return [
         Row("no-op `imagesmith lock`", "s", {"imagesmith": noop}, Goal("max", 0.15)),
-        Row("`verify --labels-only`", "s", {"imagesmith": verify["labels-only"]}, Goal("max", 0.3)),
+        Row("`verify --labels-only`", "s", {"imagesmith": verify["labels-only"]}, Goal("max", 0.2)),
         Row("`verify` (full)", "s", {"imagesmith": verify["full"]}, Goal("max", 0.8)),
         Row("CLI start-up (`--help`)", "s", {"imagesmith": verify["cli start-up (--help)"]}),
     ]
