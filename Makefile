@@ -38,8 +38,9 @@ format: install
 	$(PYTHON) -m ruff check --fix $(LINT_PATHS)
 	$(PYTHON) -m ruff format $(LINT_PATHS)
 
-# The session records how long the whole of `make test` took, from test-clock on (build/test-times.json,
-# for `make bench`).
+# The session records how long the whole of `make test` took, from test-clock on, and each test
+# module's seconds, longest first (build/test-times.json, for `make bench`): with --dist loadgroup a
+# module runs on one worker, so the longest module bounds the run.
 test: test-clock install lint engine
 	IMAGESMITH_MAKE_TEST_STARTED=$$(cat build/make-test.started) IMAGESMITH_TEST_BASE=$(BASE) \
 	  $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -107,10 +107,28 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
 
 
+# Seconds each test module took (setup, call and teardown of its tests, summed from the reports
+# the controller receives): with ``--dist loadgroup`` a module runs on one worker, so the longest
+# bounds the run (build/test-times.json keeps them, longest first).
+_MODULE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    module = report.nodeid.split("::", 1)[0]
+    _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
+def module_seconds(seconds: dict[str, float]) -> list[list]:
+    """``seconds`` as the record's ``modules``: [module, seconds to 0.1 s] pairs, longest first
+    (ties by name)."""
+    return sorted(([module, round(spent, 1)] for module, spent in seconds.items()), key=lambda m: (-m[1], m[0]))
+
+
 def pytest_sessionfinish(session, exitstatus):
     """A session started by `make test` (which exports IMAGESMITH_MAKE_TEST_STARTED, its start
-    time) records how long the whole `make test` took, and how it ended, in build/test-times.json:
-    what `make bench` reports (bench/bench_tests.py). Written by the controller, not by workers."""
+    time) records how long the whole `make test` took, how it ended and how long each test module
+    took, in build/test-times.json: what `make bench` reports (bench/bench_tests.py). Written by
+    the controller, not by workers."""
     if hasattr(session.config, "workerinput"):
         return
     factory = getattr(session.config, "_tmp_path_factory", None)
@@ -136,6 +154,7 @@ def pytest_sessionfinish(session, exitstatus):
         "failed": len(stats.get("failed", [])),
         "errors": len(stats.get("error", [])),
         "exit_status": int(exitstatus),
+        "modules": module_seconds(_MODULE_SECONDS),
     }
     out = REPO / "build" / "test-times.json"
     out.parent.mkdir(exist_ok=True)
