@@ -46,6 +46,9 @@ def pytest_configure(config):
         import uuid
 
         os.environ.setdefault("IMAGESMITH_TEST_RUN", uuid.uuid4().hex[:10])
+        # The groups go out in the order pytest_collection_modifyitems gives them, not xdist's
+        # default (most tests first, which sends the engine modules, few tests but long, last).
+        config.option.loadscopereorder = False
 
 
 def shared_repo(name: str) -> str:
@@ -101,15 +104,77 @@ def pytest_collection_modifyitems(config, items):
     module stay together on one worker (its module-scoped fixtures, such as a second engine or a
     set of signed images, are made once), except where a test names its own group
     (``pytest.mark.xdist_group``: a long test that shares no module fixture). Before xdist's own
-    hook, which reads the marks."""
+    hook, which reads the marks.
+
+    xdist hands the groups out in the order the workers collected them: the groups are put in
+    the order ``longest_first`` gives, from the seconds the last recorded run took for each
+    module, so the longest start first and the short ones fill the gaps at the end."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get(_SECONDS_KEY):
+        groups = [_group(item) for item in items]
+        order = longest_first(groups, [item.nodeid.split("::", 1)[0] for item in items], workerinput[_SECONDS_KEY])
+        items[:] = [items[i] for i in order]
+
+
+def _group(item) -> str:
+    mark = item.get_closest_marker("xdist_group")
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
+def longest_first(groups: list[str], modules: list[str], seconds: list[list]) -> list[int]:
+    """The indexes of the items (item i is in group ``groups[i]`` and module ``modules[i]``) with
+    whole groups longest first: a group is as long as the longest module it holds by ``seconds``
+    (the record's [module, seconds] pairs). A module the record lacks counts as the mean of the
+    recorded modules of its tier (tests/engine/, tests/unit/, ...): a new engine module starts
+    among the engine modules. Ties keep the collection order."""
+    known = {module: spent for module, spent in seconds}
+    tiers: dict[str, list[float]] = {}
+    for module, spent in known.items():
+        tiers.setdefault(module.rsplit("/", 1)[0], []).append(spent)
+    mean = {tier: sum(spent) / len(spent) for tier, spent in tiers.items()}
+
+    def guess(module: str) -> float:
+        return known.get(module, mean.get(module.rsplit("/", 1)[0], 0.0))
+
+    length: dict[str, float] = {}
+    for group, module in zip(groups, modules):
+        length[group] = max(length.get(group, 0.0), guess(module))
+    first = {group: i for i, group in reversed(list(enumerate(groups)))}
+    return sorted(range(len(groups)), key=lambda i: (-length[groups[i]], first[groups[i]], i))
+
+
+_SECONDS_KEY = "imagesmith_module_seconds"
+RECORD = REPO / "build" / "test-times.json"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """The controller reads the last run's module seconds (build/test-times.json) once and hands
+    the same list to every worker, so all collect the same order (xdist requires it)."""
+    config = node.config
+    if not hasattr(config, "_imagesmith_seconds"):
+        config._imagesmith_seconds = _last_module_seconds()
+    node.workerinput[_SECONDS_KEY] = config._imagesmith_seconds
+
+
+def _last_module_seconds() -> list[list]:
+    """The record's [module, seconds] pairs; none without a readable record."""
+    import json
+
+    try:
+        modules = json.loads(RECORD.read_text()).get("modules", [])
+        return [[str(module), float(spent)] for module, spent in modules]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
 
 
 # Seconds each test module took (setup, call and teardown of its tests, summed from the reports
 # the controller receives): with ``--dist loadgroup`` a module runs on one worker, so the longest
-# bounds the run (build/test-times.json keeps them, longest first).
+# bounds the run. build/test-times.json keeps them, longest first, with the last recorded seconds
+# of the modules a run did not run (a selection keeps the others' numbers for the next ordering).
 _MODULE_SECONDS: dict[str, float] = {}
 
 
@@ -154,9 +219,9 @@ def pytest_sessionfinish(session, exitstatus):
         "failed": len(stats.get("failed", [])),
         "errors": len(stats.get("error", [])),
         "exit_status": int(exitstatus),
-        "modules": module_seconds(_MODULE_SECONDS),
+        "modules": module_seconds({**dict(_last_module_seconds()), **_MODULE_SECONDS}),
     }
-    out = REPO / "build" / "test-times.json"
+    out = RECORD
     out.parent.mkdir(exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
