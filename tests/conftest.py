@@ -17,17 +17,35 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from imagesmith.build import BuildOptions, build_project
-from imagesmith.engine import Engine
-from imagesmith.render import generated
-from imagesmith.spec import load_spec
-
 REPO = Path(__file__).resolve().parent.parent
+
+# Bytecode: a caller that forbids writing it beside the sources (PYTHONDONTWRITEBYTECODE) would
+# make every test process compile imagesmith and rewrite the tests' asserts again (a second or
+# more of CPU per worker, each run). Until collection ends, this process keeps that bytecode
+# under build/pycache (gitignored) instead; then ``pytest_collection_finish`` puts the caller's
+# settings back, so no test runs with them changed (the runtime's own compile steps read them).
+# Subprocesses keep the caller's environment as it is.
+_CALLERS_BYTECODE = (sys.dont_write_bytecode, sys.pycache_prefix)
+if sys.dont_write_bytecode and not sys.pycache_prefix:
+    sys.pycache_prefix = str(REPO / "build" / "pycache")
+    sys.dont_write_bytecode = False
+
+
+def pytest_collection_finish(session):
+    sys.dont_write_bytecode, sys.pycache_prefix = _CALLERS_BYTECODE
+
+
+from imagesmith.build import BuildOptions, build_project  # noqa: E402 (after the bytecode setting)
+from imagesmith.engine import Engine  # noqa: E402 (after the bytecode setting)
+from imagesmith.render import generated  # noqa: E402 (after the bytecode setting)
+from imagesmith.spec import load_spec  # noqa: E402 (after the bytecode setting)
+
 EXAMPLES = REPO / "examples"
 PROJECTS = Path(__file__).resolve().parent / "projects"
 BASE_IMAGE = os.environ.get("IMAGESMITH_TEST_BASE", "imagesmith-base:bookworm-py311")
