@@ -20,19 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import parity, source_context
+from . import gpu_arch, parity, source_context
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
-from .lock import Lock, ensure_fresh_all, lock_project
-from .platforms import emulation_problem
+from .lock import Lock
+from .lock.update import ensure_fresh_all, lock_project
+from .platforms import emulation_problem, platform_arch
 from .render import check_replaceable, dockerignore, dockerignore_path, render
 from .runtime_wheel import write_beside
 from .source_context import staged
-from .spec import Spec, platform_arch
+from .spec import Spec
 from .wheels import WheelCache, default_cache_dir
 
 
@@ -178,6 +179,7 @@ def build_project(
         if locked.changed:
             progress(f"locked ({', '.join(locked.changed)} changed)")
         locks = locked.locks
+    locks = gpu_arch.record(spec, locks, engine, WheelCache(options.cache_dir or default_cache_dir()), progress)
     lock = locks[spec.platform]
     text = render(spec, locks)
     write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/

@@ -44,7 +44,7 @@ def pytest_collection_finish(session):
 from imagesmith.build import BuildOptions, build_project  # noqa: E402 (after the bytecode setting)
 from imagesmith.engine import Engine  # noqa: E402 (after the bytecode setting)
 from imagesmith.render import generated  # noqa: E402 (after the bytecode setting)
-from imagesmith.spec import load_spec  # noqa: E402 (after the bytecode setting)
+from imagesmith.spec.load import load_spec  # noqa: E402 (after the bytecode setting)
 
 EXAMPLES = REPO / "examples"
 PROJECTS = Path(__file__).resolve().parent / "projects"
