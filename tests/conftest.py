@@ -67,6 +67,7 @@ def pytest_configure(config):
         # The groups go out in the order pytest_collection_modifyitems gives them, not xdist's
         # default (most tests first, which sends the engine modules, few tests but long, last).
         config.option.loadscopereorder = False
+        _LOADGROUP["on"] = getattr(config.option, "dist", "no") == "loadgroup"
 
 
 def shared_repo(name: str) -> str:
@@ -125,15 +126,16 @@ def pytest_collection_modifyitems(config, items):
     hook, which reads the marks.
 
     xdist hands the groups out in the order the workers collected them: the groups are put in
-    the order ``longest_first`` gives, from the seconds the last recorded run took for each
-    module, so the longest start first and the short ones fill the gaps at the end."""
+    the order ``longest_first`` gives, from the seconds each took in the last recorded run, so the
+    longest start first and the short ones fill the gaps at the end."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and workerinput.get(_SECONDS_KEY):
         groups = [_group(item) for item in items]
-        order = longest_first(groups, [item.nodeid.split("::", 1)[0] for item in items], workerinput[_SECONDS_KEY])
+        units = [work_unit(item.nodeid.split("::", 1)[0], group) for item, group in zip(items, groups)]
+        order = longest_first(groups, units, workerinput[_SECONDS_KEY])
         items[:] = [items[i] for i in order]
 
 
@@ -142,24 +144,32 @@ def _group(item) -> str:
     return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
 
 
-def longest_first(groups: list[str], modules: list[str], seconds: list[list]) -> list[int]:
-    """The indexes of the items (item i is in group ``groups[i]`` and module ``modules[i]``) with
-    whole groups longest first: a group is as long as the longest module it holds by ``seconds``
-    (the record's [module, seconds] pairs). A module the record lacks counts as the mean of the
-    recorded modules of its tier (tests/engine/, tests/unit/, ...): a new engine module starts
-    among the engine modules. Ties keep the collection order."""
-    known = {module: spent for module, spent in seconds}
+def work_unit(path: str, group: str) -> str:
+    """What the record times: a module's own group is its path (``tests/engine/test_x.py``),
+    a group a test names is ``PATH@GROUP``."""
+    return path if group == path.removesuffix(".py").replace("/", ".") else f"{path}@{group}"
+
+
+def longest_first(groups: list[str], units: list[str], seconds: list[list]) -> list[int]:
+    """The indexes of the items (item i is in xdist group ``groups[i]`` and record unit
+    ``units[i]``, see ``work_unit``) with whole groups longest first, by ``seconds`` (the
+    record's [unit, seconds] pairs). A unit the record lacks counts as its module's seconds (a
+    test given a group of its own since), else as the mean of its tier (tests/engine/,
+    tests/unit/, ...): a new engine module starts among the engine modules. Ties keep the
+    collection order."""
+    known = {unit: spent for unit, spent in seconds}
     tiers: dict[str, list[float]] = {}
-    for module, spent in known.items():
-        tiers.setdefault(module.rsplit("/", 1)[0], []).append(spent)
+    for unit, spent in known.items():
+        tiers.setdefault(unit.rsplit("/", 1)[0], []).append(spent)
     mean = {tier: sum(spent) / len(spent) for tier, spent in tiers.items()}
 
-    def guess(module: str) -> float:
-        return known.get(module, mean.get(module.rsplit("/", 1)[0], 0.0))
+    def guess(unit: str) -> float:
+        module = unit.split("@", 1)[0]
+        return known.get(unit, known.get(module, mean.get(module.rsplit("/", 1)[0], 0.0)))
 
     length: dict[str, float] = {}
-    for group, module in zip(groups, modules):
-        length[group] = max(length.get(group, 0.0), guess(module))
+    for group, unit in zip(groups, units):
+        length[group] = max(length.get(group, 0.0), guess(unit))
     first = {group: i for i, group in reversed(list(enumerate(groups)))}
     return sorted(range(len(groups)), key=lambda i: (-length[groups[i]], first[groups[i]], i))
 
@@ -170,7 +180,7 @@ RECORD = REPO / "build" / "test-times.json"
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    """The controller reads the last run's module seconds (build/test-times.json) once and hands
+    """The controller reads the last run's seconds per group (build/test-times.json) once and hands
     the same list to every worker, so all collect the same order (xdist requires it)."""
     config = node.config
     if not hasattr(config, "_imagesmith_seconds"):
@@ -179,7 +189,7 @@ def pytest_configure_node(node):
 
 
 def _last_module_seconds() -> list[list]:
-    """The record's [module, seconds] pairs; none without a readable record."""
+    """The record's [unit, seconds] pairs; none without a readable record."""
     import json
 
     try:
@@ -189,21 +199,27 @@ def _last_module_seconds() -> list[list]:
         return []
 
 
-# Seconds each test module took (setup, call and teardown of its tests, summed from the reports
-# the controller receives): with ``--dist loadgroup`` a module runs on one worker, so the longest
-# bounds the run. build/test-times.json keeps them, longest first, with the last recorded seconds
-# of the modules a run did not run (a selection keeps the others' numbers for the next ordering).
+# Seconds each xdist group took (setup, call and teardown of its tests, summed from the reports
+# the controller receives; keyed by ``work_unit``): with ``--dist loadgroup`` a group runs on one
+# worker, so the longest bounds the run. build/test-times.json keeps them, longest first, with the
+# last recorded seconds of the groups a run did not run (a selection keeps the others' numbers for
+# the next ordering). xdist names a test ``NODEID@GROUP`` under loadgroup only.
 _MODULE_SECONDS: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report):
-    module = report.nodeid.split("::", 1)[0]
-    _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
+    path, _, rest = report.nodeid.partition("::")
+    group = rest.rpartition("@")[2] if _LOADGROUP["on"] and "@" in rest else ""
+    unit = work_unit(path, group) if group else path
+    _MODULE_SECONDS[unit] = _MODULE_SECONDS.get(unit, 0.0) + report.duration
+
+
+_LOADGROUP = {"on": False}
 
 
 def module_seconds(seconds: dict[str, float]) -> list[list]:
-    """``seconds`` as the record's ``modules``: [module, seconds to 0.1 s] pairs, longest first
-    (ties by name)."""
+    """``seconds`` as the record's ``modules``: [unit, seconds to 0.1 s] pairs (``work_unit``),
+    longest first (ties by name)."""
     return sorted(([module, round(spent, 1)] for module, spent in seconds.items()), key=lambda m: (-m[1], m[0]))
 
 

@@ -15,26 +15,29 @@ def test_the_record_lists_modules_longest_first_to_a_tenth_of_a_second():
     assert module_seconds({}) == []
 
 
-def test_groups_go_out_longest_first_whole_and_new_modules_get_their_tiers_mean():
-    from tests.conftest import longest_first
+def test_groups_go_out_longest_first_whole_and_new_ones_get_their_modules_or_tiers_seconds():
+    from tests.conftest import longest_first, work_unit
 
+    assert work_unit("tests/engine/test_x.py", "tests.engine.test_x") == "tests/engine/test_x.py"
+    assert work_unit("tests/engine/test_x.py", "x-alone") == "tests/engine/test_x.py@x-alone"
     seconds = [
         ["tests/engine/test_long.py", 300.0],
         ["tests/engine/test_short.py", 20.0],
+        ["tests/engine/test_split.py@split-alone", 90.0],
         ["tests/unit/test_a.py", 2.0],
     ]
-    modules = [
-        "tests/unit/test_a.py",
-        "tests/unit/test_b.py",  # not recorded: the unit mean, 2.0
-        "tests/engine/test_short.py",
-        "tests/engine/test_new.py",  # not recorded: the engine mean, 160.0
-        "tests/engine/test_long.py",
-        "tests/engine/test_long.py",
-        "tests/engine/test_short.py",
+    items = [  # (group, unit)
+        ("a", "tests/unit/test_a.py"),
+        ("b", "tests/unit/test_b.py"),  # not recorded: the unit tier's mean, 2.0
+        ("short", "tests/engine/test_short.py"),
+        ("new", "tests/engine/test_new.py"),  # not recorded: the engine tier's mean, 136.7
+        ("long", "tests/engine/test_long.py"),
+        ("long", "tests/engine/test_long.py"),
+        ("alone", "tests/engine/test_short.py@alone"),  # a group of its own since: its module's 20.0
+        ("split-alone", "tests/engine/test_split.py@split-alone"),
     ]
-    # test_short's second test has a group of its own; a group is as long as its longest module
-    groups = ["a", "b", "short", "new", "long", "long", "alone"]
-    order = longest_first(groups, modules, seconds)
-    assert [groups[i] for i in order] == ["long", "long", "new", "short", "alone", "a", "b"]
+    groups, units = [g for g, _ in items], [u for _, u in items]
+    order = longest_first(groups, units, seconds)
+    assert [groups[i] for i in order] == ["long", "long", "new", "split-alone", "short", "alone", "a", "b"]
     assert order[:2] == [4, 5]  # a group's own order is kept
-    assert longest_first(groups, modules, []) == list(range(len(groups)))  # no record: as collected
+    assert longest_first(groups, units, []) == list(range(len(groups)))  # no record: as collected
