@@ -49,7 +49,8 @@ test-clock:
 	@mkdir -p build && date +%s.%N > build/make-test.started
 
 # The quick loop: tests/unit needs no engine and no registry (the CLI runs in-process there), on
-# both cores (pytest-xdist).
+# both cores (pytest-xdist). tests/tools (the real uv, pip-compile and pip against indexes on
+# 127.0.0.1) and tests/engine run in `make test`.
 test-unit: install
 	$(PYTHON) -m pytest -n 2 tests/unit $(PYTEST_ARGS)
 

@@ -1,6 +1,8 @@
-"""Shared fixtures. Three tiers:
+"""Shared fixtures. Four tiers:
 
-- pure unit tests (no marker) need nothing but Python;
+- pure unit tests (tests/unit, no marker) need nothing but Python;
+- tests/tools (no marker) runs the real package tools (uv, pip-compile, pip) against package
+  indexes on 127.0.0.1: no engine, but seconds, so not in the quick loop (`make test-unit`);
 - ``engine`` tests build real images on the real Docker engine with buildx;
 - ``registry`` tests also push to the loopback registry on 127.0.0.1.
 
