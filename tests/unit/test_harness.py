@@ -41,3 +41,14 @@ def test_groups_go_out_longest_first_whole_and_new_ones_get_their_modules_or_tie
     assert [groups[i] for i in order] == ["long", "long", "new", "split-alone", "short", "alone", "a", "b"]
     assert order[:2] == [4, 5]  # a group's own order is kept
     assert longest_first(groups, units, []) == list(range(len(groups)))  # no record: as collected
+
+
+def test_cli_subprocesses_keep_bytecode_out_of_the_sources_only_where_the_caller_forbids_it():
+    from tests.conftest import REPO
+    from tests.helpers import _bytecode_kept
+
+    kept = _bytecode_kept({"PATH": "/bin", "PYTHONDONTWRITEBYTECODE": "1"})
+    assert kept == {"PATH": "/bin", "PYTHONPYCACHEPREFIX": str(REPO / "build" / "pycache")}
+    assert _bytecode_kept({"PATH": "/bin"}) == {"PATH": "/bin"}  # bytecode beside the sources, as asked
+    own = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "/elsewhere"}
+    assert _bytecode_kept(own) == own
