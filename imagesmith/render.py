@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__, credentials, layout, parity, runtime_wheel
+from . import __version__, credentials, layout, parity, python_env, runtime_wheel
 from .errors import RenderError, UserFileError
 from .lock import Lock
 from .runtime import PACKAGE as RUNTIME_PACKAGE
@@ -485,6 +485,7 @@ def render(spec: Spec, lock: Lock | dict[str, Lock]) -> str:
         "pip_isolated": credentials.pip_isolated_shell(),
         "platforms": [platform_context(spec, one, siblings) for one in locks.values()],
         "roles": list(layout.ROLES),
+        "python_env_arg": python_env.PYTHON_ENV_ARG,
     }
     memo = _Memo(spec.root, context)
     text = memo.get()
@@ -588,6 +589,7 @@ def platform_context(spec: Spec, lock: Lock, siblings: dict[str, str] | None) ->
         "preprocessing": preprocessing_context(spec, lock),
         "project": project_context(spec, lock),
         "installer": installer_context(lock),
+        "python_env": python_env.template_context(lock),
         "env": sorted(image_env(lock).items()),
         "targets": targets,
         "index_args": [shlex.quote(a) for a in credentials.index_args(lock.index_url, lock.extra_index_urls)],
