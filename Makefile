@@ -53,7 +53,7 @@ test-unit: install
 	$(PYTHON) -m pytest -n 2 tests/unit $(PYTEST_ARGS)
 
 bench: install engine
-	IMAGESMITH_BASE=$(BASE) $(PYTHON) bench/run.py
+	IMAGESMITH_BASE=$(BASE) $(PYTHON) bench/run.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf examples/iris/imagesmith.lock examples/iris/requirements.lock examples/iris/Dockerfile examples/iris/Dockerfile.dockerignore examples/iris/.imagesmith examples/iris/artifacts

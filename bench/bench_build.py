@@ -12,7 +12,7 @@ For each of N runs, each tool in its own fresh copy of the project (a new git ch
   image digest.
 BuildKit's per-step times (plain log) and imagesmith's own phases come with each build.
 
-    python bench/bench_build.py [--runs N] [--project iris|scale] [--tools imagesmith,plain,uv]
+    python bench/bench_build.py [--runs N] [--project iris|scale|torch] [--tools imagesmith,plain,uv]
 
 IMAGESMITH_BASE picks the base image; the CLI is this tree's (`python -m imagesmith`).
 """
@@ -39,6 +39,7 @@ from benchlib import (
     fresh_copy,
     imagesmith_env,
     inspect,
+    layer_sizes,
     mb_over_base,
     median,
     parse_steps,
@@ -69,6 +70,8 @@ PROJECTS = {
         HERE / "projects" / "scale" / "Dockerfile.plain",
         apt_packages=("libgomp1",),
     ),
+    # torch's CUDA build (about 3 GB of wheels), trained on the CPU: run.py --torch only
+    "torch": Project("torch", HERE / "projects" / "torch", HERE / "projects" / "torch" / "Dockerfile.plain"),
 }
 
 
@@ -87,6 +90,7 @@ class Build:
     edit_steps: list[Step] = field(default_factory=list)
     cold_phases: dict[str, float] = field(default_factory=dict)
     edit_phases: dict[str, float] = field(default_factory=dict)
+    layers: list[tuple[float, str]] = field(default_factory=list)  # (MB, step) over the base, oldest first
 
 
 def build_imagesmith(project: Project, root: Path, tag: str, cache: Path) -> Build:
@@ -96,6 +100,7 @@ def build_imagesmith(project: Project, root: Path, tag: str, cache: Path) -> Bui
     cold = timed([*cmd, "--no-cache"], root, env)
     b.cold, b.cold_steps, b.cold_phases = cold.seconds, parse_steps(cold.lines), phases(cold.events, cold.seconds)
     b.image_id, b.mb = inspect(b.ref, ".Id"), mb_over_base(b.ref)
+    b.layers = layer_sizes(b.ref)
     edit(root / project.edit_file)
     warm = timed(cmd, root, env)
     b.edit, b.edit_steps, b.edit_phases = warm.seconds, parse_steps(warm.lines), phases(warm.events, warm.seconds)
@@ -114,6 +119,7 @@ def build_docker(tool: str, root: Path, dockerfile: Path, tag: str, args: dict[s
     cold = timed(_buildx(dockerfile, tag, args, True), root)
     b.cold, b.cold_steps = cold.seconds, parse_steps(cold.lines)
     b.image_id, b.mb = inspect(tag, ".Id"), mb_over_base(tag)
+    b.layers = layer_sizes(tag)
     edit(root / edit_file)
     warm = timed(_buildx(dockerfile, tag, args, False), root)
     b.edit, b.edit_steps = warm.seconds, parse_steps(warm.lines)
@@ -239,6 +245,25 @@ def breakdown(results: dict[str, list[Build]], top: int = 12) -> str:
     return "\n".join(lines)
 
 
+def _short_step(step: str) -> str:
+    """A layer's step without the shell prefix and imagesmith's timestamp-mark preamble."""
+    step = step.removeprefix("RUN /bin/sh -c ")
+    return step.removeprefix("touch /tmp/.imagesmith-mark && sleep 0.05 && ")
+
+
+def layers(results: dict[str, list[Build]], top: int = 8) -> str:
+    """Each tool's largest layers over the base (its first run): where the megabytes are."""
+    lines = []
+    for tool, builds in results.items():
+        if not builds or not builds[0].layers:
+            continue
+        found = builds[0].layers
+        lines.append(f"{tool}: {len(found)} layers over the base, {sum(mb for mb, _ in found):.0f} MB; largest:")
+        for mb, step in sorted(found, key=lambda x: -x[0])[:top]:
+            lines.append(f"  {mb:9.1f} MB  {_short_step(step)[:110]}")
+    return "\n".join(lines)
+
+
 def as_json(results: dict[str, list[Build]]) -> dict:
     return {
         tool: {
@@ -248,6 +273,7 @@ def as_json(results: dict[str, list[Build]]) -> dict:
                     "edit_s": b.edit,
                     "mb_over_base": b.mb,
                     "image_id": b.image_id,
+                    "layers_mb": [{"mb": round(mb, 1), "step": step[:200]} for mb, step in b.layers],
                     "cold_phases_s": b.cold_phases,
                     "edit_phases_s": b.edit_phases,
                     "cold_steps": [s.__dict__ for s in b.cold_steps],

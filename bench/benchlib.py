@@ -441,6 +441,45 @@ def mb_over_base(ref: str) -> float:
     return (int(inspect(ref, ".Size")) - int(inspect(BASE, ".Size"))) / 1e6
 
 
+def parse_history(text: str, base_layers: int) -> list[tuple[float, str]]:
+    """``docker history --no-trunc --format '{{.Size}}\t{{.CreatedBy}}'`` (newest first) as
+    (MB, step) of the layers over the base's ``base_layers``, oldest first; empty layers (ENV,
+    LABEL, metadata) left out."""
+    rows = []
+    for line in text.splitlines():
+        size, _, step = line.partition("\t")
+        rows.append((_size_mb(size.strip()), " ".join(step.split())))
+    rows.reverse()
+    over = rows[base_layers:] if base_layers <= len(rows) else []
+    return [(mb, step) for mb, step in over if mb > 0]
+
+
+def _size_mb(text: str) -> float:
+    """docker's human sizes ("1.2GB", "35.4MB", "0B", "512kB") in MB (10^6 bytes)."""
+    units = {"B": 1e-6, "kB": 1e-3, "KB": 1e-3, "MB": 1.0, "GB": 1e3, "TB": 1e6}
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            try:
+                return float(text[: -len(unit)]) * units[unit]
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
+def layer_sizes(ref: str) -> list[tuple[float, str]]:
+    """The layers ``ref`` adds to the bench's base image: (MB, the step that made it), oldest first."""
+    base = len(
+        subprocess.run(["docker", "history", "-q", BASE], capture_output=True, text=True, check=True).stdout.split()
+    )
+    text = subprocess.run(
+        ["docker", "history", "--no-trunc", "--format", "{{.Size}}\t{{.CreatedBy}}", ref],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return parse_history(text, base)
+
+
 def remove_bench_images(token: str) -> None:
     """Untag (and so drop) the images one bench run made (every tag under imagesmith-bench-TOKEN/),
     never anything else."""

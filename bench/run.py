@@ -8,12 +8,17 @@ project, and a JSON copy of all of it under bench/results/.
 - iris cold for linux/arm64 under QEMU, when the tree's spec and engine can build it;
 - a no-op `imagesmith lock` (bench_lock.py) and labels-only / full `verify` (bench_verify.py),
   through the CLI, interpreter start-up included;
-- the tests' time (bench_tests.py): the unit tier measured, `make test` from its last run's record.
+- the tests' time (bench_tests.py): the unit tier measured, `make test` from its last run's record;
+- with --torch, the torch project too (bench/projects/torch: torch's CUDA build, about 3 GB of CUDA
+  wheels, trained on the CPU): the same builds, each image's layers over the base, and the growth
+  from iris to scale to torch. Not in a plain `make bench` (`make bench BENCH_FLAGS=--torch`): the
+  first run downloads the wheels once into the host cache and takes many minutes.
 
 Numbers are noisy on these 2-core machines, more so when others build on the same engine: the
 run samples the engine's other builds and says so beside the table.
 
     python bench/run.py [--runs N] [--scale-runs N] [--quick] [--no-arm64] [--no-scale] [--no-tests]
+                        [--torch] [--torch-runs N]
 
 --quick: 1 run, iris only (development). IMAGESMITH_BASE picks the base image;
 IMAGESMITH_BENCH_ARM64_BASE the arm64 row's (default: the local arm64 base scripts/setup-engine.sh makes). The CLI is always this tree's
@@ -111,25 +116,43 @@ def test_figures(runs: int) -> tuple[list[Row], str]:
     return [unit, make], said
 
 
+GROWTH = ("iris", "scale", "torch")  # the projects in the order the stack grows
+
+
 def growth(results: dict[str, dict[str, list[bench_build.Build]]]) -> str:
-    """How each figure grows from iris to the scale project, per tool, and whether imagesmith's
-    ratio to the plain Dockerfile holds (the same or better) as the stack grows."""
-    small, big = results["iris"], results["scale"]
-    figures = (("cold build (s)", "cold"), ("edit -> images (s)", "edit"), ("MB over the base", "mb"))
+    """How each figure grows from iris to the scale project (and torch, when measured), per tool,
+    and whether imagesmith's ratio to the plain Dockerfile holds (the same or better) as the stack
+    grows."""
+    names = [p for p in GROWTH if any((results.get(p) or {}).values())]
+    first, last = names[0], names[-1]
+    figures = (
+        ("cold build (s)", "cold"),
+        ("edit -> images (s)", "edit"),
+        ("MB over the base", "mb"),
+        ("layers over the base", "layer_count"),
+        ("largest layer (MB)", "largest_layer"),
+    )
     body = []
     for title, key in figures:
         medians = {}
-        for tool in (t for t in TOOLS if t in small and t in big):
-            a = bench_build.median([getattr(b, key) for b in small[tool]]) or 0.0
-            z = bench_build.median([getattr(b, key) for b in big[tool]]) or 0.0
-            medians[tool] = (a, z)
-            body.append([title, tool, f"{a:.2f}", f"{z:.2f}", f"{z / a:.1f}x" if a else "-", ""])
+        for tool in (t for t in TOOLS if all(results[p].get(t) for p in names)):
+            values = [bench_build.median([_figure(b, key) for b in results[p][tool]]) or 0.0 for p in names]
+            medians[tool] = values
+            a, z = values[0], values[-1]
+            body.append([title, tool, *(f"{v:.2f}" for v in values), f"{z / a:.1f}x" if a else "-", ""])
         if "imagesmith" in medians and "plain" in medians and all(medians["plain"]):
-            r1 = medians["imagesmith"][0] / medians["plain"][0]
-            r2 = medians["imagesmith"][1] / medians["plain"][1]
-            verdict = "holds" if r2 <= r1 * 1.05 else f"worse by {r2 - r1:.2f}"
-            body.append([title, "imagesmith/plain", f"{r1:.2f}", f"{r2:.2f}", "", verdict])
-    return grid(["", "", "iris", "scale", "scale/iris", "ratio as the stack grows"], body)
+            ratios = [i / p for i, p in zip(medians["imagesmith"], medians["plain"])]
+            verdict = "holds" if ratios[-1] <= ratios[0] * 1.05 else f"worse by {ratios[-1] - ratios[0]:.2f}"
+            body.append([title, "imagesmith/plain", *(f"{r:.2f}" for r in ratios), "", verdict])
+    return grid(["", "", *names, f"{last}/{first}", "ratio as the stack grows"], body)
+
+
+def _figure(build: bench_build.Build, key: str) -> float:
+    if key == "layer_count":
+        return float(len(build.layers))
+    if key == "largest_layer":
+        return max((mb for mb, _ in build.layers), default=0.0)
+    return getattr(build, key)
 
 
 def machine() -> dict:
@@ -166,10 +189,15 @@ def main() -> int:
     parser.add_argument("--no-arm64", action="store_true", help="skip the linux/arm64 row")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale project")
     parser.add_argument("--no-tests", action="store_true", help="skip the tests' figures")
+    parser.add_argument(
+        "--torch", action="store_true", help="also the torch project (about 3 GB of CUDA wheels; a long first run)"
+    )
+    parser.add_argument("--torch-runs", type=int, default=1, help="runs of the torch project (default 1)")
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     cli_runs = 3 if args.quick else max(7, runs)
     projects = ["iris"] if args.quick or args.no_scale else ["iris", "scale"]
+    projects += ["torch"] if args.torch else []
     token = uuid.uuid4().hex[:8]
     started = dt.datetime.now(dt.timezone.utc)
     facts = machine()
@@ -187,6 +215,7 @@ def main() -> int:
             for name in projects:
                 _say(f"builds: {name}")
                 n = args.scale_runs if name == "scale" and args.scale_runs else runs
+                n = args.torch_runs if name == "torch" else n
                 results[name] = {}
                 bench_build.measure(bench_build.PROJECTS[name], n, tmp, token=token, results=results[name])
                 if name == "iris":
@@ -229,11 +258,18 @@ def main() -> int:
     for name, res in results.items():
         _say(f"[{name}]")
         _say(bench_build.breakdown(res))
+    if results.get("torch"):
+        _say()
+        _say("Layers over the base (MB, the first run's; where the gigabytes are):")
+        for name, res in results.items():
+            _say(f"[{name}]")
+            _say(bench_build.layers(res))
     if interrupted or failed:
         _say("INCOMPLETE: the table holds only what was measured before the run stopped")
-    if all(results.get(p) for p in ("iris", "scale")):
+    grown = [p for p in GROWTH if results.get(p)]
+    if len(grown) >= 2 and grown[0] == "iris":
         _say()
-        _say("From iris to the scale project (medians):")
+        _say(f"From {' to '.join(grown)} (medians):")
         _say(growth(results))
 
     document = {
@@ -243,6 +279,7 @@ def main() -> int:
         "machine": facts,
         "runs": runs,
         "scale_runs": len(results.get("scale", {}).get("imagesmith", [])) or None,
+        "torch": bool(results.get("torch")),
         "cli_runs": cli_runs,
         "quick": args.quick,
         "other_builds_on_engine": neighbours.as_json(),
@@ -250,7 +287,7 @@ def main() -> int:
         "builds": {name: bench_build.as_json(res) for name, res in results.items()},
         "table": table(rows, markdown=True),
         "make_test_record": test_record,
-        "growth": growth(results) if all(results.get(p) for p in ("iris", "scale")) else None,
+        "growth": growth(results) if len(grown) >= 2 and grown[0] == "iris" else None,
         "interrupted": interrupted,
         "failed": failed or None,
     }

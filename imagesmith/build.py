@@ -20,19 +20,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from . import parity, python_env, source_context
+from . import gpu_arch, parity, python_env, source_context
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
-from .lock import Lock, ensure_fresh_all, lock_project
-from .platforms import emulation_problem
+from .lock import Lock
+from .lock.update import ensure_fresh_all, lock_project
+from .platforms import emulation_problem, machine_platform, platform_arch
 from .render import check_replaceable, dockerignore, dockerignore_path, image_user, render
 from .runtime_wheel import write_beside
 from .source_context import staged
-from .spec import Spec, platform_arch
+from .spec import Spec
 from .wheels import WheelCache, default_cache_dir
 
 
@@ -179,6 +180,7 @@ def build_project(
         if locked.changed:
             progress(f"locked ({', '.join(locked.changed)} changed)")
         locks = locked.locks
+    locks = gpu_arch.record(spec, locks, engine, WheelCache(options.cache_dir or default_cache_dir()), progress)
     lock = locks[spec.platform]
     text = render(spec, locks)
     write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/
@@ -492,7 +494,7 @@ def _no_sdists(cache_dir: Path) -> Path:
 def say_emulated(spec: Spec, lock: Lock, house: Path, options: BuildOptions, progress) -> None:
     """One progress line for a platform this machine builds under emulation: where its Python
     environment is installed, and which steps run emulated and why (python_env.py)."""
-    build = python_env.build_platform()
+    build = machine_platform()
     if build == lock.platform:
         return
     on = python_env.installs_on(lock, build, options.python_env)
@@ -543,7 +545,7 @@ def build_contexts(
             contexts["wheels"] = str(house)
             if not sdists_in(house):  # nothing to build from source: the sdist-build stage's RUN is skipped
                 contexts["sdist-build"] = str(_no_sdists(cache_dir))
-            build = python_env.build_platform()
+            build = machine_platform()
             if python_env.hosts(lock) and python_env.installs_on(lock, build) == build:
                 installer_only = replace(lock, platform=build, packages=(), build_system=())
                 contexts[python_env.INSTALLER_CONTEXT] = str(cache.wheelhouse(installer_only, progress=progress))

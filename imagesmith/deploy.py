@@ -74,7 +74,7 @@ def platform_image(engine: Engine, image: str, platform: str) -> str:
 def resolve(engine: Engine, ref: str, platform: str | None = None) -> Target:
     """``ref`` resolved once (see the module docstring). ``platform``: which image of an index
     (default: this machine's); an image that is not of it is refused."""
-    from .spec import machine_platform
+    from .platforms import machine_platform
 
     want = platform or machine_platform()
     if registry_host(ref):
@@ -167,7 +167,7 @@ def check(
         report.checks += [f"model: {line}" for line in model_check.checks]
         report.problems += [f"model: {line}" for line in model_check.problems]
     if signoff is not None:
-        from .signoff import check_signoff
+        from .signoff.check import check_signoff
 
         assert model is not None
         gate = check_signoff(engine, ref, signoff, model, platform=platform, info=info)

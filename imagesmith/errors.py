@@ -18,7 +18,7 @@
 
 Each error explains itself in ``__str__`` and may carry a ``hint`` (what to do about it).
 Errors from subprocesses and the Docker SDK are translated at the seam (``engine.py``,
-``lock/resolvers.py``) with ``raise ... from``.
+``lock/failures.py``) with ``raise ... from``.
 """
 
 from __future__ import annotations

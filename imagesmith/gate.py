@@ -45,9 +45,9 @@ from .errors import ImagesmithError, SigningError, UsageError
 from .fsutil import sha256_file
 from .layout import LABEL_MANIFEST, LABEL_PARITY
 from .record import PARITY_PREDICATE, SIGNOFF_PREDICATE, make_record, read_app, record_problems
-from .runtime.stamp import STAMP_FILE, StampError, read_stamp
+from .runtime.stamp import GOLDEN_FILE, STAMP_FILE, StampError, read_stamp
 from .signing import Cosign, key_file, signature_path
-from .signoff import GOLDEN_FILE, read_signoff
+from .signoff.check import read_signoff
 
 if TYPE_CHECKING:
     from .build import BuildResult

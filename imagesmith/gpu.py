@@ -24,6 +24,7 @@ refused (``check``): the libraries of one major do not load against the other's.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -86,6 +87,10 @@ _CUDA_TAIL = re.compile(r"(?<![a-z0-9])cuda(1\d)\d*x?$")
 _NOT_CUDA = frozenset({"nvidia-ml-py", "nvidia-ml-py3", "nvidia-pyindex"})
 _UNSUFFIXED_SERIES_MAJOR = 13  # the unsuffixed nvidia-* series began with CUDA 13
 _NO_MAJOR = frozenset({"onnxruntime-gpu", "triton", "pytorch-triton"})
+# The frameworks whose compiled GPU code (the cubins in their libraries' .nv_fatbin sections, read
+# by gpu_arch.py) says which GPUs an image runs on, in the order one is chosen as "the" framework;
+# then any jax-cudaNN-plugin or cupy-cudaNNx (``is_framework``).
+FRAMEWORKS = ("torch", "onnxruntime-gpu")
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,68 @@ def contract(packages: Iterable) -> Contract:
 def _listing(names: tuple[str, ...], limit: int = 4) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def is_framework(name: str) -> bool:
+    """A framework that ships its own GPU code (torch, onnxruntime-gpu, jax-cudaNN-plugin, cupy-cudaNNx)."""
+    return name in FRAMEWORKS or bool(_JAX.match(name) and name.endswith("-plugin")) or bool(_CUPY.match(name))
+
+
+def runs_on(compute_cap: str, sm: Iterable[str], ptx: Iterable[str] = ()) -> str | None:
+    """Which compiled code of the framework a GPU of ``compute_cap`` ("8.6") runs, or None when
+    none: a cubin for X.Y runs on X.Z with Z >= Y (the same major; NVIDIA's binary compatibility),
+    PTX for X.Y is compiled by the driver for any GPU of X.Y or newer."""
+    cc = version_key(compute_cap)[:2]
+    cubins = sorted((version_key(a)[:2] for a in sm), reverse=True)
+    for a in cubins:
+        if a[0] == cc[0] and a[1] <= cc[1]:
+            return f"sm_{a[0]}{a[1]} cubin"
+    for a in sorted((version_key(a)[:2] for a in ptx), reverse=True):
+        if a <= cc:
+            return f"compute_{a[0]}{a[1]} PTX (compiled by the driver at first use)"
+    return None
+
+
+def label_text(section: dict) -> str:
+    """The ``io.imagesmith.gpu`` label: the contract a host check needs (CUDA, the minimum driver,
+    the architectures or null when unknown, the base's glibc), canonical JSON."""
+    archs = section.get("archs")
+    value = {
+        "cuda": section.get("cuda"),
+        "major": section.get("major"),
+        "min_driver": section.get("min_driver"),
+        "glibc": (section.get("base") or {}).get("glibc"),
+        "archs": None if not archs else {k: archs.get(k) for k in ("framework", "version", "sm", "ptx")},
+    }
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def signed_hardware(contract: dict, hardware: dict | None) -> tuple[list[str], list[str], list[str]]:
+    """An image's GPU contract (its ``io.imagesmith.gpu`` label) against the GPUs a signoff record
+    says it ran on: (checks, problems, notes). A GPU whose driver is older than the contract's
+    minimum cannot have run the image's CUDA: that signoff is refused. Signed off without a GPU:
+    a note (the CUDA code was not exercised)."""
+    checks: list[str] = []
+    problems: list[str] = []
+    notes: list[str] = []
+    need, cuda = contract.get("min_driver"), contract.get("cuda")
+    if not isinstance(need, str):
+        return checks, problems, notes
+    gpus = (hardware or {}).get("gpus") or []
+    if not gpus:
+        notes.append(f"it was signed off without a GPU: this image's CUDA {cuda} code was not exercised there")
+    for g in gpus:
+        name, driver = g.get("name"), g.get("driver")
+        if not isinstance(driver, str) or not version_key(driver):
+            notes.append(f"the signoff does not say which driver {name} had: its CUDA {cuda} not checked")
+        elif version_key(driver) < version_key(need):
+            problems.append(
+                f"it was signed off on {name} with driver {driver}, older than {need} that CUDA {cuda} in this "
+                f"image needs: that run cannot have used this image's CUDA; sign off again on a driver {need} or newer"
+            )
+        else:
+            checks.append(f"it was signed off on {name} with driver {driver}, which runs CUDA {cuda} (needs {need})")
+    return checks, problems, notes
 
 
 def check(packages: Iterable, *, want: str | None = None, where: str = "the lock") -> Contract:

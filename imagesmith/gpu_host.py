@@ -48,8 +48,10 @@ class HostGpu:
 class HostReport:
     contract: gpu.Contract
     gpus: tuple[HostGpu, ...]
+    archs: dict | None = None  # the framework's architectures (lock/cuda.py), None: unknown
     checks: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -58,12 +60,13 @@ class HostReport:
     def as_json(self) -> dict:
         return {
             "ok": self.ok,
-            "contract": self.contract.as_dict(),
+            "contract": {**self.contract.as_dict(), "archs": self.archs},
             "gpus": [
                 {"index": g.index, "driver": g.driver, "compute_cap": g.compute_cap, "name": g.name} for g in self.gpus
             ],
             "checks": list(self.checks),
             "problems": list(self.problems),
+            "notes": list(self.notes),
         }
 
 
@@ -113,9 +116,26 @@ def query(smi: str | None = None, *, timeout: float = 30.0) -> tuple[HostGpu, ..
     raise NoGpuError(f"this machine has no NVIDIA GPU (nvidia-smi: {first[:200]})", hint=NO_GPU_HINT)
 
 
-def check(contract: gpu.Contract, gpus: Iterable[HostGpu]) -> HostReport:
-    """Each GPU's driver against the contract's minimum; pure."""
-    report = HostReport(contract, tuple(gpus))
+def has_gpu() -> bool:
+    """Whether ``nvidia-smi`` lists at least one GPU on this machine."""
+    try:
+        return bool(query())
+    except ImagesmithError:
+        return False
+
+
+def _archs_text(archs: dict) -> str:
+    sm = ", ".join(f"sm_{a.replace('.', '')}" for a in archs.get("sm") or []) or "no cubin"
+    ptx = ", ".join(f"compute_{a.replace('.', '')}" for a in archs.get("ptx") or []) or "no PTX"
+    return f"{sm}; {ptx}"
+
+
+def check(contract: gpu.Contract, gpus: Iterable[HostGpu], archs: dict | None = None) -> HostReport:
+    """Each GPU's driver against the contract's minimum, and its compute capability against the
+    architectures the framework was compiled for (``archs``: ``{"framework", "version", "sm",
+    "ptx"}``; None or empty: unknown, said in a note, not guessed); pure."""
+    known = archs if archs and (archs.get("sm") or archs.get("ptx")) else None
+    report = HostReport(contract, tuple(gpus), known)
     if contract.major is None:
         report.checks.append("the image ships no CUDA: nothing to check on this machine")
         return report
@@ -133,7 +153,38 @@ def check(contract: gpu.Contract, gpus: Iterable[HostGpu]) -> HostReport:
             report.checks.append(
                 f"GPU {g.index} ({g.name}{cap}): driver {g.driver} runs CUDA {contract.cuda} (needs {need} or newer)"
             )
+        if known is None or not g.compute_cap:
+            continue
+        what = f"{known.get('framework')} {known.get('version')}"
+        runs = gpu.runs_on(g.compute_cap, known.get("sm") or [], known.get("ptx") or [])
+        if runs is None:
+            report.problems.append(
+                f"GPU {g.index} ({g.name}): compute capability {g.compute_cap} is not among the architectures "
+                f"{what} in this image was compiled for ({_archs_text(known)})"
+            )
+        else:
+            report.checks.append(f"GPU {g.index} ({g.name}): compute capability {g.compute_cap} runs {what}'s {runs}")
+    if report.gpus and known is None:
+        report.notes.append(
+            "compute capability not checked: the GPU architectures of this image's code are unknown "
+            + (
+                f"({archs.get('framework')} {archs.get('version')}: no GPU code found in its libraries)"
+                if archs
+                else "(no framework with compiled GPU code in the lock, e.g. CUDA libraries alone)"
+            )
+        )
     return report
+
+
+def archs_from_json(data: Any, platform: str | None = None) -> dict | None:
+    """The ``gpu.archs`` record of an imagesmith.lock (one section or ``platforms``) or an image
+    facts file, else None."""
+    if isinstance(data, dict) and isinstance(data.get("platforms"), dict):
+        sections = data["platforms"]
+        data = sections.get(platform) if platform else next(iter(sections.values()), None)
+    section = data.get("gpu") if isinstance(data, dict) else None
+    archs = section.get("archs") if isinstance(section, dict) else None
+    return archs if isinstance(archs, dict) else None
 
 
 def pins_from_json(data: Any, platform: str | None = None) -> list:
@@ -180,7 +231,20 @@ def host_report(engine, ref: str, platform: str | None = None) -> HostReport:
             hint="give an image imagesmith built, or its imagesmith.lock",
         )
     contract = gpu.check(pins_from_json(source.manifest), where=source.name)
-    return check(contract, query() if contract.major is not None else ())
+    if source.lock is not None:
+        from .lock.cuda import recorded_archs
+
+        archs = recorded_archs(source.lock)
+    else:
+        from .layout import LABEL_GPU
+
+        try:
+            archs = archs_from_json(
+                {"gpu": json.loads((source.info.labels if source.info else {}).get(LABEL_GPU) or "null")}
+            )
+        except ValueError:
+            archs = None
+    return check(contract, query() if contract.major is not None else (), archs)
 
 
 def lines(report: HostReport) -> list[str]:
@@ -192,6 +256,7 @@ def lines(report: HostReport) -> list[str]:
         out.append(f"contract: CUDA {c.cuda}, NVIDIA driver {c.min_driver} or newer ({brought})")
     out += [f"ok: {line}" for line in report.checks]
     out += [f"FAIL: {line}" for line in report.problems]
+    out += [f"note: {line}" for line in report.notes]
     return out
 
 
@@ -215,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"cannot read {path}: {exc}", hint="give imagesmith.lock or imagesmith_image.json"
             ) from exc
         contract = gpu.check(pins_from_json(data, args.platform), where=str(path))
-        report = check(contract, query() if contract.major is not None else ())
+        report = check(contract, query() if contract.major is not None else (), archs_from_json(data, args.platform))
     except ImagesmithError as exc:
         if args.json:
             print(json.dumps({"imagesmith_json": 1, "error": str(exc), "hint": exc.hint, "exit": exc.exit_code}))

@@ -49,6 +49,8 @@ LABEL_ROLE = "io.imagesmith.role"
 LABEL_CONFIG = "io.imagesmith.config"  # the config the Dockerfile's target sets (render.implied_config)
 # a multi-platform build's images: {platform: parity} of every platform it was built for (JSON)
 LABEL_PLATFORMS = "io.imagesmith.platforms"
+# a GPU image's contract: CUDA, minimum NVIDIA driver, compiled architectures (lock/cuda.py), JSON
+LABEL_GPU = "io.imagesmith.gpu"
 # the user's own labels (``build --label``), {key: value} as JSON: set by the build beside them
 LABEL_USER = "io.imagesmith.labels"
 # set by the build only when known (build.oci_labels): no label rather than an empty or made-up value
@@ -104,6 +106,7 @@ __all__ = [
     "LABEL_BASE_DIGEST",
     "LABEL_BASE_NAME",
     "LABEL_CONFIG",
+    "LABEL_GPU",
     "LABEL_MANIFEST",
     "LABEL_PARITY",
     "LABEL_PLATFORMS",
@@ -163,6 +166,7 @@ def template_context(python: str) -> dict[str, str]:
         "label_role": LABEL_ROLE,
         "label_config": LABEL_CONFIG,
         "label_platforms": LABEL_PLATFORMS,
+        "label_gpu": LABEL_GPU,
         "path": IMAGE_PATH,
         "label_base_name": LABEL_BASE_NAME,
         "label_base_digest": LABEL_BASE_DIGEST,

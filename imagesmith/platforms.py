@@ -1,7 +1,7 @@
 """Platform tables: what each target platform is called by the tools imagesmith drives.
 
 One place for them, so the lock (resolvers) and the wheel cache agree without importing each
-other. The platforms a spec may name are ``spec.PLATFORMS``.
+other, and the platforms a spec may name (``PLATFORMS``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,23 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # packaging.tags is imported by target_tags: the lock and verify need only the tables
     from packaging.tags import Tag
 
+PLATFORMS = ("linux/amd64", "linux/arm64")  # what a spec's platform(s) may name
 MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}  # uname -m of each platform
 RESOLVER_PLATFORMS = {"linux/amd64": "x86_64-manylinux_2_28", "linux/arm64": "aarch64-manylinux_2_28"}  # uv's names
 GLIBC_MINORS = range(28, 16, -1)  # what the lock resolves for (manylinux_2_28) and older
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")  # where the kernel lists its binfmt handlers
+
+
+def platform_arch(platform: str) -> str:
+    """``linux/arm64`` -> ``arm64``: the architecture as BuildKit's TARGETARCH and OCI name it."""
+    return platform.split("/", 1)[1]
+
+
+def machine_platform() -> str:
+    """This machine's platform in the spec's words (``linux/amd64`` on x86-64, ``linux/arm64`` on
+    aarch64): what ``--platform`` defaults to."""
+    machine = {"arm64": "aarch64", "amd64": "x86_64"}.get(_platform.machine().lower(), _platform.machine().lower())
+    return next((p for p, arch in MACHINES.items() if arch == machine), "linux/amd64")
 
 
 def target_platforms(platform: str) -> list[str]:

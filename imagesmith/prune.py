@@ -87,7 +87,7 @@ def kept_by_records(
     defaults are read when they are there."""
     kept = Kept()
     if spec.lock_path.is_file():
-        from .lock import read_locks
+        from .lock.lockfile import read_locks
 
         locks = read_locks(spec.lock_path)
         parities = {platform: parity.digest(parity.manifest_from_lock(one)) for platform, one in locks.items()}
@@ -125,7 +125,7 @@ def kept_by_records(
     if not signoffs and (spec.root / SIGNOFF_FILE).is_file():
         files.append((spec.root / SIGNOFF_FILE, False))
     for path, _given in files:
-        from .signoff import read_signoff
+        from .signoff.check import read_signoff
 
         try:
             record = read_signoff(path)

@@ -24,14 +24,12 @@ facts and preprocessing layer, the project's wheel)."""
 
 from __future__ import annotations
 
-import platform as _platform
 import posixpath
 from dataclasses import dataclass
 
 from . import layout
 from .lock import Lock
-from .platforms import MACHINES, RESOLVER_PLATFORMS
-from .spec import platform_arch
+from .platforms import RESOLVER_PLATFORMS, platform_arch
 
 PYTHON_ENV_ARG = "IMAGESMITH_PYTHON_ENV"  # build | target
 ON_BUILD, ON_TARGET = "build", "target"
@@ -65,16 +63,6 @@ def template_context(lock: Lock) -> dict:
         "out": OUT,
         "venv_parent": posixpath.dirname(layout.VENV),
     }
-
-
-def build_platform() -> str:
-    """This machine's platform (BuildKit's BUILDPLATFORM for a builder on this machine)."""
-    machine = _platform.machine().lower()
-    machine = {"arm64": "aarch64", "amd64": "x86_64"}.get(machine, machine)
-    for name, arch in MACHINES.items():
-        if arch == machine:
-            return name
-    return f"linux/{machine}"
 
 
 def installs_on(lock: Lock, build: str, on: str = ON_BUILD) -> str:

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 
 from . import __version__, credentials, layout, parity, python_env, runtime_wheel
 from .errors import RenderError, UserFileError
-from .lock import Lock
+from .lock import Lock, cuda
+from .platforms import platform_arch
 from .runtime import PACKAGE as RUNTIME_PACKAGE
 from .runtime import preprocessing
 from .runtime import wheel as wheelfiles
-from .spec import Spec, platform_arch
+from .spec import Spec
 
 if TYPE_CHECKING:  # jinja2 is imported where a Dockerfile is rendered: verify only needs image_env
     import jinja2
@@ -154,6 +155,7 @@ def image_facts(spec: Spec, lock: Lock, siblings: dict[str, str] | None = None) 
         "seed": lock.seed,
         **({"project": {"name": spec.project.name}} if spec.project else {}),
         **({"platforms": dict(siblings)} if siblings else {}),
+        **cuda.section(lock),  # a GPU image's contract (lock/cuda.py)
     }
 
 
@@ -196,6 +198,7 @@ def implied_config(spec: Spec, lock: Lock, role: str, siblings: dict[str, str] |
         layout.LABEL_ROLE: role,
         **{name: None for name in BUILD_ARG_LABELS},
         **({layout.LABEL_PLATFORMS: platforms_label(siblings)} if siblings else {}),
+        **({layout.LABEL_GPU: gpu_label} if (gpu_label := cuda.label(lock)) else {}),
     }
     port = spec.serve.port if role == "serve" else None
     command = spec.serve.command if role == "serve" else spec.train.command
@@ -485,7 +488,6 @@ def render(spec: Spec, lock: Lock | dict[str, Lock]) -> str:
         "pip_isolated": credentials.pip_isolated_shell(),
         "platforms": [platform_context(spec, one, siblings) for one in locks.values()],
         "roles": list(layout.ROLES),
-        "python_env_arg": python_env.PYTHON_ENV_ARG,
     }
     memo = _Memo(spec.root, context)
     text = memo.get()
@@ -576,6 +578,7 @@ def platform_context(spec: Spec, lock: Lock, siblings: dict[str, str] | None) ->
     return {
         "platform": lock.platform,
         "siblings": platforms_label(siblings) if siblings else None,
+        "gpu": cuda.label(lock),
         "sfx": f"-{arch}" if multi else "",
         "base_arg": f"IMAGESMITH_BASE_{arch.upper()}" if multi else "IMAGESMITH_BASE",
         "requirements_lock": spec.requirements_lock_for(lock.platform).name,

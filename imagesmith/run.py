@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from . import gpu_host
 from .engine import Engine
 from .errors import PortInUseError, UsageError
 from .layout import LABEL_ROLE, ROLES, image_ref
@@ -47,6 +48,17 @@ def parse_env(items: Sequence[str]) -> dict[str, str]:
     return env
 
 
+def wants_gpus(spec: Spec, gpus: bool | None, machine_has_gpu=None) -> bool:
+    """Whether the container gets this machine's GPUs: ``--gpus`` (True) always, ``--no-gpus``
+    (False) never; by default when the project declares a GPU (``accelerator: gpu`` or a ``cuda``
+    major) and this machine has one (``nvidia-smi`` lists a GPU: ``gpu_host.has_gpu``)."""
+    if gpus is not None:
+        return gpus
+    if spec.accelerator != "gpu" and spec.cuda is None:
+        return False
+    return (machine_has_gpu or gpu_host.has_gpu)()
+
+
 def run_role(
     spec: Spec,
     engine: Engine,
@@ -60,9 +72,11 @@ def run_role(
     allow_mismatch: bool = False,
     name: str | None = None,
     user: str | None = None,
+    gpus: bool | None = None,
 ) -> int:
     """Run the ``role`` image of ``spec`` in the foreground, as ``user`` (default: the caller,
-    ``caller_user()``); returns the container's exit code."""
+    ``caller_user()``), with this machine's GPUs as ``wants_gpus`` decides; returns the
+    container's exit code."""
     if role not in ROLES:
         raise UsageError(f"cannot run {role!r}: imagesmith images are train and serve")
     user = user or caller_user()
@@ -104,6 +118,7 @@ def run_role(
             environment=environment,
             name=name,
             user=user,
+            **({"gpus": True} if wants_gpus(spec, gpus) else {}),
         )
     except PortInUseError as exc:
         inside = exc.container_port or spec.serve.port

@@ -9,7 +9,7 @@ times, stored, mode 0644). Its version is its content digest, as for the preproc
     version = "0+sha256." + the first 12 hex digits of
               sha256(json.dumps({archive name: "sha256:<hex of the file>"}, sort_keys, separators , :))
 
-The lock pins it (name, version, sha256 of the wheel; see ``lock.runtime_pin``), so it is part of
+The lock pins it (name, version, sha256 of the wheel; see ``lock.inputs.runtime_pin``), so it is part of
 the parity manifest; ``render``/``build`` write it to ``.imagesmith/`` beside the Dockerfile
 (``write_beside``), where the Dockerfile's ``imagesmith-runtime`` stage copies it from.
 """

@@ -69,13 +69,15 @@ from .layout import (
     VENV_PYTHON,
     site_packages,
 )
-from .lock import LOCK_FILE, BasePin, Lock, read_lock
-from .lock.resolvers import Pin
+from .lock import LOCK_FILE, Lock
+from .lock.base import BasePin
+from .lock.lockfile import read_lock
+from .lock.pins import Pin
+from .platforms import machine_platform
 from .record import config_problems, expected_config, normalize_config, read_app, shared_layers, source_problems
 from .runtime import DISTRIBUTION as RUNTIME_DIST
 from .runtime import stamp
 from .runtime.untrusted import MapOf, Opt, UntrustedInput, loads, shape_problem
-from .spec import machine_platform
 
 PROBE = Path(stamp.__file__).resolve().parent / "probe.py"  # the host's copy: never the image's
 # Loose runtime files in site-packages of images built before the runtime was a wheel
@@ -1122,7 +1124,7 @@ def _environment_problems(facts: dict) -> list[str]:
 def _project_layer_count(lock: Path, locked: Lock) -> dict | None:
     """``layers_over_base`` as the project beside ``lock`` renders it (None: no spec there)."""
     from .render import layers_over_base
-    from .spec import load_spec
+    from .spec.load import load_spec
 
     root = lock.resolve().parent
     if not any((root / name).is_file() for name in ("imagesmith.yaml", "pyproject.toml")):

@@ -33,7 +33,7 @@ from .credentials import index_args, index_netrc, pip_config, pip_environment, r
 from .errors import EngineError, LockError
 from .lock import Lock
 from .lock.indexes import download_groups
-from .lock.resolvers import Pin
+from .lock.pins import Pin
 from .platforms import target_platforms, target_tags
 
 __all__ = ["WheelCache", "default_cache_dir", "target_platforms", "target_tags"]
@@ -88,6 +88,22 @@ class WheelCache:
             if rank is not None and (best_rank is None or rank < best_rank):
                 best, best_rank = path, rank
         return best or sdist
+
+    def wheel_file(self, pin: Pin, lock: Lock, progress=lambda msg: None) -> Path:
+        """The cached file of one pin for the lock's target (downloaded first when the cache
+        lacks it), as ``wheelhouse`` would choose it."""
+        ranking = {t: i for i, t in enumerate(target_tags(lock.python, lock.platform))}
+        best = self._best(pin, ranking)
+        if best is None:
+            progress(f"downloading {pin.name} {pin.version} for Python {lock.python} on {lock.platform}")
+            self._download([pin], lock, progress)
+            best = self._best(pin, ranking)
+        if best is None:
+            raise LockError(
+                f"no wheel or sdist of {pin.name}=={pin.version} with a locked hash fits Python {lock.python} on {lock.platform}",
+                hint="pin a version that publishes files for this target, or re-lock",
+            )
+        return best
 
     def wheelhouse(self, lock: Lock, progress=lambda msg: None) -> Path:
         """A folder holding exactly one wheel per locked distribution (and build-backend and installer pin) for the lock's target,

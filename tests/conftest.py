@@ -25,7 +25,7 @@ import pytest
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.engine import Engine
 from imagesmith.render import generated
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

@@ -8,8 +8,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from imagesmith.lock import BasePin, Lock
-from imagesmith.lock.resolvers import Pin
+from imagesmith.lock import Lock
+from imagesmith.lock.base import BasePin
+from imagesmith.lock.pins import Pin
 
 # tests/unit/conftest.py turns this on for the unit tier: the CLI then runs in this process
 # through its console entry point (no interpreter start per call); engine tests keep subprocesses.

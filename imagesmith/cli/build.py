@@ -12,7 +12,7 @@ import typer
 from ..engine import Engine
 from ..errors import UsageError
 from ..fsutil import atomic_write
-from ..spec import load_spec
+from ..spec.load import load_spec
 from .base import command
 from .options import BaseOpt, JsonOpt, ProjectOpt, QuietOpt, VerboseOpt, in_project
 from .output import detail, emit_json, json_text, progress, say

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import UsageError
-from ..spec import load_spec
+from ..spec.load import load_spec
 from .base import command
 from .options import BaseOpt, JsonOpt, ProjectOpt, QuietOpt, VerboseOpt
 from .output import emit_json
@@ -26,7 +26,7 @@ def export(
 ):
     """Write the preprocessing wheel (version = content digest, as in the lock and both images) for batch jobs."""
     from ..fsutil import sha256_file
-    from ..lock import ensure_fresh
+    from ..lock.update import ensure_fresh
     from ..preprocessing import distribution_name
     from ..preprocessing import export as export_wheel
 

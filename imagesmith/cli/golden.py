@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..engine import Engine
-from ..spec import load_spec
+from ..spec.load import load_spec
 from .base import command
 from .options import JsonOpt, ProjectOpt, QuietOpt, VerboseOpt
 from .output import emit_json, progress
@@ -32,7 +32,7 @@ def golden(
 ):
     """Run the signoff samples through the batch function in the train image; store the outputs with the model."""
     from ..run import default_artifacts
-    from ..signoff import make_golden
+    from ..signoff.golden import make_golden
 
     spec = load_spec(project)
     folder = model if model is not None else default_artifacts(spec)

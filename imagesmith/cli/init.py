@@ -31,7 +31,7 @@ def init(
     verbose: bool = VerboseOpt,
 ):
     """Write a commented spec for this project from what is in it (never over an existing one)."""
-    from ..init import write_spec
+    from ..init.write import write_spec
 
     path, text, proposal = write_spec(
         project_dir(project), pyproject=pyproject, dry_run=print_only, python=python, base=base

@@ -10,7 +10,8 @@ import typer
 from .. import parity
 from ..engine import Engine
 from ..errors import UsageError
-from ..spec import Spec, load_spec
+from ..spec import Spec
+from ..spec.load import load_spec
 from .base import command
 from .options import BaseOpt, JsonOpt, ProjectOpt, QuietOpt, VerboseOpt
 from .output import emit_json, fail, progress, say
@@ -37,7 +38,7 @@ def lock(
     verbose: bool = VerboseOpt,
 ):
     """Resolve a complete, hashed lock for the image's Python and platform."""
-    from ..lock import lock_project
+    from ..lock.update import lock_project
 
     spec = load_spec(project)
     if resolver is not None and resolver not in ("uv", "pip-tools"):
@@ -56,6 +57,9 @@ def lock(
         replace_invalid=True,
         progress=progress(),
     )
+    from ..gpu_arch import record
+
+    record(spec, result.locks, Engine(progress()), progress=progress())
     if pylock:
         _write_pylock(spec, result.lock)
     if as_json:
@@ -74,7 +78,7 @@ def lock(
 
 def _check(spec: Spec, base: str | None, resolver: str | None, as_json: bool) -> None:
     """`lock --check`: the JSON document, then the library's stale-lock refusal (exit 1)."""
-    from ..lock import stale_lock
+    from ..lock.update import stale_lock
 
     if resolver is not None and resolver != spec.resolver:
         from dataclasses import replace

@@ -49,7 +49,7 @@ def project_path(project: Path, value: Path | None) -> Path | None:
 
 def platform_option(value: str | None) -> str:
     """``--platform``: one of the platforms imagesmith builds for (default: this machine's)."""
-    from ..spec import PLATFORMS, machine_platform
+    from ..platforms import PLATFORMS, machine_platform
 
     if value is None:
         return machine_platform()

@@ -41,8 +41,17 @@ def detail(message: str) -> None:
 
 
 def progress() -> Callable[[str], None]:
-    """The library's progress callback: `imagesmith: …` lines on stderr, silenced by -q."""
-    return lambda msg: say(f"imagesmith: {msg}")
+    """The library's progress callback: `imagesmith: …` lines on stderr, silenced by -q; a
+    message that starts with ``warning:`` (e.g. "CUDA twice") is shown under -q too: -q silences
+    what went well, not what needs a look."""
+
+    def show(msg: str) -> None:
+        if msg.startswith("warning:"):
+            typer.echo(f"imagesmith: {msg}", err=True)
+        else:
+            say(f"imagesmith: {msg}")
+
+    return show
 
 
 def json_text(data: dict) -> str:

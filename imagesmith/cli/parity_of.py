@@ -26,7 +26,7 @@ def parity_of(
 ):
     """Print the parity digest a lock gives (what build will stamp; for a lock of several
     platforms, the index's digest over each platform's parity, unless --platform names one)."""
-    from ..lock import read_lock, read_locks
+    from ..lock.lockfile import read_lock, read_locks
 
     path = Path(in_project(project, str(lock_file)))
     locks = read_locks(path)

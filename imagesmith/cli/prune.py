@@ -9,7 +9,7 @@ import typer
 
 from ..engine import Engine
 from ..errors import EngineError
-from ..spec import load_spec
+from ..spec.load import load_spec
 from .base import command
 from .options import JsonOpt, ProjectOpt, QuietOpt, VerboseOpt, in_project
 from .output import emit_json, progress, say

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from ..errors import UsageError
-from ..spec import load_spec
+from ..spec.load import load_spec
 from .base import command
 from .options import BaseOpt, JsonOpt, ProjectOpt, QuietOpt, VerboseOpt
 from .output import emit_json, fail_all, say
@@ -39,7 +39,7 @@ def render(
     """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock,
     and write the runtime wheel it builds from into .imagesmith/ in the project."""
     from .. import rendered
-    from ..lock import ensure_fresh_all
+    from ..lock.update import ensure_fresh_all
     from ..render import dockerignore_path
     from ..render import render as render_text
     from ..runtime_wheel import write_beside

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from ..engine import Engine
-from ..spec import load_spec
+from ..spec.load import load_spec
 from .base import command
 from .options import ProjectOpt, QuietOpt, VerboseOpt
 from .output import progress
@@ -48,6 +48,12 @@ def run(
     ),
     name: Optional[str] = typer.Option(None, "--name", help="Name for the container."),
     user: Optional[str] = UserOpt,
+    gpus: Optional[bool] = typer.Option(
+        None,
+        "--gpus/--no-gpus",
+        help="Give the container this machine's GPUs (docker run --gpus all). Default: when the project "
+        "declares a GPU (accelerator: gpu, or cuda) and nvidia-smi finds one.",
+    ),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ):
@@ -67,5 +73,6 @@ def run(
         allow_mismatch=allow_mismatch,
         name=name,
         user=user,
+        gpus=gpus,
     )
     raise typer.Exit(code)

@@ -9,7 +9,7 @@ import typer
 
 from ..engine import Engine
 from ..errors import UsageError
-from ..spec import load_spec
+from ..spec.load import load_spec
 from .base import command
 from .options import JsonOpt, ProjectOpt, QuietOpt, VerboseOpt, in_project, platform_option
 from .output import emit_json, progress, say
@@ -44,7 +44,7 @@ def signoff(
     verbose: bool = VerboseOpt,
 ):
     """Run the serve image on this machine: latency, outputs against the golden ones, hardware. Exit 0 passed, 1 not."""
-    from ..signoff import run_signoff, table, write_signoff
+    from ..signoff.run import run_signoff, table, write_signoff
 
     spec = load_spec(project)
     engine = Engine(progress())

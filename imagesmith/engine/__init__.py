@@ -4,8 +4,9 @@
       ├── images      Images      the engine's image store: inspect, tag, pull, push, history,
       │                           export as an OCI layout, prune's reads and removals
       │                                                                    (SDK; `docker push`)
-      ├── containers  Containers  ONE run-to-end lifecycle, signoff services, the interactive
-      │                           `imagesmith run`                         (SDK; `docker run`)
+      ├── containers  Containers  ONE run-to-end lifecycle; reading an image's files (SDK)
+      ├── services    Services    signoff's detached services, removed however a run ends (SDK)
+      ├── (attached.run_attached) the interactive `imagesmith run`          (`docker run`)
       ├── buildx      Buildx      BuildKit: the builder's driver, bake with --metadata-file
       │                                                                    (`docker buildx`)
       └── registry    Registry    registry reads without pulling          (`buildx imagetools`)
@@ -13,7 +14,7 @@
 Consumers take what they need: the facade's methods (under the names consumers use), one
 backend (prune takes ``images``), or a narrow protocol from ``protocols.py`` where it says more;
 tests use one shared fake (tests/fakes.py). Policy lives with its feature, not here: what to
-pin and how (lock/base.py, lock/system.py, the pip-compile script in lock/resolvers.py), what
+pin and how (lock/base.py, lock/system.py, the pip-compile script in lock/piptools_resolver.py), what
 to output and cache (build.py), what to refuse (verify.py). Every failure is translated in the
 backends into an ``EngineError`` (or ``BuildError``) that says what failed and what to do.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ._common import ENGINE_HINT, first_line
+from .attached import run_attached
 from .buildx import Buildx
 from .connection import connect, current_host, engine_endpoint, service_address
 from .containers import Containers
@@ -32,6 +34,7 @@ from .local_api import ping as local_ping
 from .records import FileEntry, HistoryEntry, ImageInfo, IsolatedRun
 from .refs import is_loopback_registry, registry_host, repository
 from .registry import Registry
+from .services import Services
 
 __all__ = [
     "ENGINE_HINT",
@@ -57,7 +60,8 @@ class Engine:
     def __init__(self, progress: Callable[[str], None] = lambda msg: None) -> None:
         self._client = None
         self.images = Images(lambda: self.client, progress)
-        self.containers = Containers(lambda: self.client, self.service_address)
+        self.containers = Containers(lambda: self.client)
+        self.services = Services(lambda: self.client, self.service_address)
         self.buildx = Buildx()
         self.registry = Registry()
 
@@ -154,19 +158,19 @@ class Engine:
         return self.containers.run_helper(image, argv, **options)
 
     def start_service(self, image: str, **options) -> tuple[str, str, int]:
-        return self.containers.start_service(image, **options)
+        return self.services.start_service(image, **options)
 
     def service_exit_code(self, container_id: str) -> int | None:
-        return self.containers.service_exit_code(container_id)
+        return self.services.service_exit_code(container_id)
 
     def stop_service(self, container_id: str) -> str:
-        return self.containers.stop_service(container_id)
+        return self.services.stop_service(container_id)
 
     def remove_signoff(self, run_id: str) -> int:
-        return self.containers.remove_signoff(run_id)
+        return self.services.remove_signoff(run_id)
 
     def run_attached(self, image: str, command: Sequence[str], **options) -> int:
-        return self.containers.run_attached(image, command, **options)
+        return run_attached(image, command, **options)
 
     def buildx_prefetch(self, builder: str | None = None) -> None:
         self.buildx.prefetch(builder)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ..engine import first_line
 from ..engine.protocols import LockEngine
 from ..errors import EngineError, LockError
+from ..platforms import PLATFORMS
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,6 @@ def _hosts(engine: LockEngine, ref: str, platform: str, index: str, version: str
     bytecode the target's Python would compile)."""
     if not index or not version:
         return ()
-    from ..spec import PLATFORMS
-
     name = ref.split("@", 1)[0]
     found = []
     for other in PLATFORMS:

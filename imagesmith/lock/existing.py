@@ -26,7 +26,8 @@ from typing import Any
 from ..errors import LockError
 from ..fsutil import tomllib
 from ..platforms import MACHINES
-from .resolvers import Pin, logical_lines, parse_compiled, uv_bin
+from .pins import Pin, logical_lines, parse_compiled
+from .uv_resolver import uv_bin
 
 UV_LOCK = "uv.lock"
 PYLOCK = "pylock.toml"
@@ -310,7 +311,7 @@ def write_pylock(lock, dest: Path) -> None:
     from ..credentials import index_args, index_netrc, secret_file
     from ..fsutil import atomic_write
     from ..platforms import RESOLVER_PLATFORMS
-    from .resolvers import render_requirements_lock
+    from .pins import render_requirements_lock
 
     if lock.package_indexes:
         raise LockError(

@@ -26,7 +26,7 @@ Neither ``uv pip compile`` nor pip-compile has a per-package index option, so:
 - **downloads** (the host's ``pip download``, the Dockerfile's wheel-download stage):
   ``download_groups`` splits the locked pins, each pinned index fetching its distributions
   with ``--index-url`` naming it alone and the rest using the spec's general indexes, which
-  never include a pinned one (spec.py refuses that). ``--require-hashes`` checks every file.
+  never include a pinned one (spec/sections.py refuses that). ``--require-hashes`` checks every file.
 
 Credentials for a pinned index come the same way as for the others (``credentials.index_netrc``).
 """
@@ -52,7 +52,7 @@ from ..credentials import redact
 from ..errors import ResolutionError
 
 
-class _Pin(Protocol):  # resolvers.Pin (resolvers.py imports this module, not the other way round)
+class _Pin(Protocol):  # pins.Pin (the resolvers import this module, not the other way round)
     @property
     def name(self) -> str: ...
     @property

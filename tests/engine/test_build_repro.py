@@ -12,8 +12,8 @@ import pytest
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.cache import default_cache_dir
 from imagesmith.errors import BuildError
-from imagesmith.lock import read_lock
-from imagesmith.spec import load_spec
+from imagesmith.lock.lockfile import read_lock
+from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, copy_project, shared_repo
 from tests.helpers import base_context, cli, docker_build
 

@@ -14,7 +14,7 @@ import pytest
 
 from imagesmith import layout, parity
 from imagesmith.cache import default_cache_dir
-from imagesmith.lock import read_lock
+from imagesmith.lock.lockfile import read_lock
 from tests.conftest import shared_repo
 from tests.helpers import base_context, cli, docker_build
 

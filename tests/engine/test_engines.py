@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from imagesmith.lock import read_lock
+from imagesmith.lock.lockfile import read_lock
 from tests.conftest import EXAMPLES, PROJECTS, copy_project
 from tests.engines import start_second_engine
 from tests.helpers import cli

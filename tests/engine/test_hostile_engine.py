@@ -117,7 +117,8 @@ class _SdistEngine(FakeEngine):
 
 @pytest.mark.engine
 def test_uv_resolves_an_sdist_only_requirement_in_the_base_not_on_the_host(tmp_path):
-    from imagesmith.lock.resolvers import ResolveRequest, UvResolver
+    from imagesmith.lock.request import ResolveRequest
+    from imagesmith.lock.uv_resolver import UvResolver
 
     req = tmp_path / "requirements.in"
     req.write_text("docopt==0.6.2\n")
@@ -133,7 +134,7 @@ def test_uv_resolves_an_sdist_only_requirement_in_the_base_not_on_the_host(tmp_p
 
 @pytest.mark.engine
 def test_the_host_downloads_wheels_only_and_leaves_sdists_to_the_base(tmp_path):
-    from imagesmith.lock.resolvers import Pin
+    from imagesmith.lock.pins import Pin
     from imagesmith.wheels import WheelCache
 
     docopt = Pin("docopt", "0.6.2", ("sha256:49b3a825280bd66b3aa83585ef59c4a8c82f2c8a522dbe754a8bc8d08c85c491",))
@@ -159,7 +160,7 @@ def test_a_manifest_over_64_kib_passes_buildkits_parser_and_reads_back_whole(tmp
 
     from imagesmith import parity
     from imagesmith.render import dquote, render
-    from imagesmith.spec import load_spec
+    from imagesmith.spec.load import load_spec
     from tests.helpers import docker_build
     from tests.unit.test_render import LONG_VALUE, _big_lock
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from imagesmith.lock import read_lock
 from imagesmith.lock.base import pin_base
-from imagesmith.lock.resolvers import PipToolsResolver, ResolveRequest, UvResolver, host_matches
+from imagesmith.lock.lockfile import read_lock
+from imagesmith.lock.piptools_resolver import PipToolsResolver, host_matches
+from imagesmith.lock.request import ResolveRequest
+from imagesmith.lock.uv_resolver import UvResolver
 from tests.helpers import cli
 
 pytestmark = pytest.mark.engine

@@ -25,7 +25,7 @@ from imagesmith.build import BuildOptions, build_project
 from imagesmith.layout import LABEL_SIGNOFF
 from imagesmith.render import image_user
 from imagesmith.run import run_role
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.conftest import EXAMPLES, PROJECTS, copy_project
 from tests.helpers import cli
 

@@ -16,8 +16,8 @@ import pytest
 from imagesmith import parity
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.engine.registry import Registry
-from imagesmith.lock import read_lock, read_locks
-from imagesmith.spec import load_spec
+from imagesmith.lock.lockfile import read_lock, read_locks
+from imagesmith.spec.load import load_spec
 from tests.conftest import ARM64_BASE_IMAGE, EXAMPLES, REGISTRY_BASE, copy_project
 from tests.helpers import cli
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from imagesmith.build import BuildOptions, build_project
-from imagesmith.lock.resolvers import uv_bin
-from imagesmith.spec import load_spec
+from imagesmith.lock.uv_resolver import uv_bin
+from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, copy_project
 from tests.helpers import cli, serve_one
 

@@ -13,8 +13,8 @@ import subprocess
 
 import pytest
 
-from imagesmith.lock.resolvers import uv_bin
-from imagesmith.spec import load_spec
+from imagesmith.lock.uv_resolver import uv_bin
+from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, copy_project
 from tests.helpers import cli, serve_one
 

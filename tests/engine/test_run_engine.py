@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from imagesmith.build import BuildOptions, build_project
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, copy_project
 
 pytestmark = pytest.mark.engine
@@ -180,7 +180,7 @@ def test_prune_removes_old_parity_tags_and_keeps_what_is_named_or_used(engine, b
     model stamp names and the one a stopped container uses stay; the old one goes, image and all,
     and only with --yes."""
     from imagesmith import parity
-    from imagesmith.lock import write_lock
+    from imagesmith.lock.lockfile import write_lock
     from imagesmith.runtime import stamp
     from tests.helpers import fake_lock
 

@@ -20,9 +20,9 @@ import pytest
 
 from imagesmith import parity
 from imagesmith.build import BuildOptions, build_project
-from imagesmith.lock import read_lock
+from imagesmith.lock.lockfile import read_lock
 from imagesmith.runtime.stamp import STAMP_FILE
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, copy_project, shared_repo
 from tests.helpers import cli, docker_build
 

@@ -28,9 +28,8 @@ import pytest
 from imagesmith.layout import IMAGE_GID, IMAGE_UID
 from imagesmith.record import PARITY_PREDICATE, SIGNOFF_PREDICATE
 from imagesmith.run import run_role
-from imagesmith.runtime.stamp import STAMP_FILE
+from imagesmith.runtime.stamp import GOLDEN_FILE, STAMP_FILE
 from imagesmith.signing import Cosign
-from imagesmith.signoff import GOLDEN_FILE
 from tests.conftest import BASE_IMAGE
 from tests.helpers import cli, cli_in_process
 from tests.registry_api import docker_runs, entry, move_tag, put_index

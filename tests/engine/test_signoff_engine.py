@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from imagesmith.run import run_role
-from imagesmith.runtime.stamp import STAMP_FILE
-from imagesmith.signoff import GOLDEN_FILE
+from imagesmith.runtime.stamp import GOLDEN_FILE, STAMP_FILE
 from tests.conftest import shared_repo
 from tests.helpers import cli, docker_build
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from imagesmith.build import BuildOptions, build_project
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, copy_project
 from tests.helpers import cli, serve_one
 

@@ -17,10 +17,10 @@ import pytest
 from imagesmith import __version__
 from imagesmith.build import image_tags, parse_labels, project_version
 from imagesmith.errors import UsageError
-from imagesmith.lock import lock_project
-from imagesmith.lock.resolvers import Pin
+from imagesmith.lock.pins import Pin
+from imagesmith.lock.update import lock_project
 from imagesmith.progress import PlainLog, build_log
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine
 from tests.helpers import cli
 
@@ -82,7 +82,7 @@ def locked(tmp_path, monkeypatch) -> Path:
         def resolve(self, request):
             return [Pin("six", "1.17.0", ("sha256:" + "2" * 64,))]
 
-    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: Resolver())
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: Resolver())
     engine = FakeEngine(
         registry={"imagesmith-base:bookworm-py311": "sha256:" + "1" * 64}, runs=lambda image, command: "3.11.2\n"
     )

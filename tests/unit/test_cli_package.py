@@ -16,9 +16,10 @@ import pytest
 from imagesmith import deploy, rendered
 from imagesmith.cli import app
 from imagesmith.errors import FileWriteError, StaleLockError, UsageError, UserFileError
-from imagesmith.lock import ensure_fresh_all, stale_lock
+from imagesmith.lock.update import ensure_fresh_all, stale_lock
+from imagesmith.platforms import machine_platform
 from imagesmith.render import dockerignore_path, render
-from imagesmith.spec import load_spec, machine_platform
+from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine, image_info
 from tests.helpers import cli
 from tests.unit.test_cli import locked  # noqa: F401 - the fixture
@@ -113,3 +114,17 @@ def test_platform_image_narrows_a_reference_to_one_platform():
     other = replace(image_info(), platform="linux/s390x")
     with pytest.raises(UsageError, match=f"its linux/s390x image, not {here}"):
         deploy.platform_image(FakeEngine({"x:serve": other}), "x:serve", here)
+
+
+def test_quiet_silences_progress_but_not_a_warning(capsys):
+    from imagesmith.cli import output
+
+    was = output.OUT.quiet
+    output.OUT.quiet = True
+    try:
+        show = output.progress()
+        show("locking linux/amd64")
+        show("warning: CUDA twice: the base image carries CUDA 12.4.1")
+    finally:
+        output.OUT.quiet = was
+    assert capsys.readouterr().err == "imagesmith: warning: CUDA twice: the base image carries CUDA 12.4.1\n"

@@ -1,4 +1,4 @@
-"""Removing a signoff's containers (imagesmith/engine/containers.py) against a stand-in for the
+"""Removing a signoff's containers (imagesmith/engine/services.py) against a stand-in for the
 Docker SDK's client: a busy engine that is still removing a container when the call returns."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from docker.errors import APIError
 
-from imagesmith.engine.containers import Containers
+from imagesmith.engine.services import Services
 from imagesmith.errors import EngineError
 
 
@@ -49,20 +49,20 @@ class _Busy:
 
 def test_signoff_waits_until_the_engine_has_removed_its_container():
     busy = _Busy(lingers=3)
-    containers = Containers(lambda: busy, lambda: ("127.0.0.1", "0"))
-    assert containers.remove_signoff("run1", poll=0) == 1
+    services = Services(lambda: busy, lambda: ("127.0.0.1", "0"))
+    assert services.remove_signoff("run1", poll=0) == 1
     assert busy.removals == 1 and busy.lists == 5  # asked once, then listed until it was gone
 
 
 def test_a_container_the_engine_never_removes_is_an_error_naming_it():
     busy = _Busy(lingers=10**9)
-    containers = Containers(lambda: busy, lambda: ("127.0.0.1", "0"))
+    services = Services(lambda: busy, lambda: ("127.0.0.1", "0"))
     with pytest.raises(EngineError, match=r"still removing container abc000000000 0 s after"):
-        containers.remove_signoff("run1", wait=0, poll=0)
+        services.remove_signoff("run1", wait=0, poll=0)
 
 
 def test_the_port_docker_says_is_taken_is_the_one_named():
-    from imagesmith.engine.containers import PORT_TAKEN, _port_in_use
+    from imagesmith.engine.attached import PORT_TAKEN, port_in_use
 
     proxy = (
         "docker: Error response from daemon: driver failed programming external connectivity on endpoint x (ab): "
@@ -71,7 +71,7 @@ def test_the_port_docker_says_is_taken_is_the_one_named():
     allocated = "docker: Error response from daemon: Bind for 127.0.0.1:9000 failed: port is already allocated"
     assert PORT_TAKEN.match(proxy) and PORT_TAKEN.match(allocated)
     assert not PORT_TAKEN.match("Traceback: address already in use")  # the container's own output
-    err = _port_in_use(proxy, {8000: 8001, 9: 9000})
+    err = port_in_use(proxy, {8000: 8001, 9: 9000})
     assert (err.host_port, err.container_port) == (8001, 8000) and "port 8001 on 127.0.0.1" in str(err)
-    assert _port_in_use(allocated, {8000: 9000}).host_port == 9000
-    assert _port_in_use("docker: Error response from daemon: address already in use", {80: 8080}).host_port == 8080
+    assert port_in_use(allocated, {8000: 9000}).host_port == 9000
+    assert port_in_use("docker: Error response from daemon: address already in use", {80: 8080}).host_port == 8080

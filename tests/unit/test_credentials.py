@@ -20,7 +20,8 @@ import pytest
 
 from imagesmith.build import oci_labels
 from imagesmith.credentials import credential_problem, index_netrc, redact, strip_userinfo
-from imagesmith.lock.resolvers import PipToolsResolver, ResolveRequest
+from imagesmith.lock.piptools_resolver import PipToolsResolver
+from imagesmith.lock.request import ResolveRequest
 from tests.conftest import PROJECTS, copy_project
 from tests.fakes import FakeEngine
 

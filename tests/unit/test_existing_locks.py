@@ -13,7 +13,7 @@ from imagesmith.lock.existing import (
     pylock_pins,
     target_environment,
 )
-from imagesmith.lock.resolvers import Pin
+from imagesmith.lock.pins import Pin
 
 H1, H2, H3 = ("sha256:" + c * 64 for c in "123")
 LINUX = target_environment("3.11.2", "linux/amd64")
@@ -107,7 +107,7 @@ def test_dependency_groups(tmp_path):
 
 
 def test_dynamic_dependencies_stage_the_project_and_watch_their_sources(tmp_path):
-    from imagesmith.lock.resolvers import dependency_sources, dynamic_dependencies, stage_inputs
+    from imagesmith.lock.resolution_files import dependency_sources, dynamic_dependencies, stage_inputs
 
     root = tmp_path / "p"
     (root / "pkg").mkdir(parents=True)

@@ -6,7 +6,7 @@ import pytest
 
 from imagesmith import gpu
 from imagesmith.errors import CudaMismatchError, LockError
-from imagesmith.lock.resolvers import Pin
+from imagesmith.lock.pins import Pin
 
 
 def pins(text: str) -> list[Pin]:
@@ -132,8 +132,8 @@ def test_as_dict_is_deterministic():
 # ---- the spec's `cuda` and the refusal at lock time (lock_project with the recording engine of test_lock)
 
 from imagesmith.errors import SpecError  # noqa: E402
-from imagesmith.lock import ensure_fresh, lock_project  # noqa: E402
-from imagesmith.spec import load_spec  # noqa: E402
+from imagesmith.lock.update import ensure_fresh, lock_project  # noqa: E402
+from imagesmith.spec.load import load_spec  # noqa: E402
 from tests.unit.test_lock import RecordingEngine, RecordingResolver  # noqa: E402
 from tests.unit.test_lock import project as project  # noqa: E402,F401
 
@@ -183,7 +183,7 @@ def test_lock_refuses_cuda_other_than_the_spec_and_writes_nothing(project, monke
     before = (root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()
     _spec_with(root, 'cuda: "12"\n')
     (root / "requirements.txt").write_text("-c constraints.txt\ntorch\n")
-    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: CudaResolver(TORCH_CU13))
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: CudaResolver(TORCH_CU13))
     with pytest.raises(CudaMismatchError, match=r"ships CUDA 13.2 .* but the spec declares cuda: '12'"):
         lock_project(load_spec(root), RecordingEngine())
     assert ((root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()) == before
@@ -193,13 +193,13 @@ def test_lock_refuses_mixed_majors_and_accepts_one(project, monkeypatch):
     root, _ = project
     (root / "requirements.txt").write_text("-c constraints.txt\ntorch\ncupy-cuda11x\n")
     monkeypatch.setattr(
-        "imagesmith.lock.get_resolver",
+        "imagesmith.lock.update.get_resolver",
         lambda name, engine=None: CudaResolver(TORCH_CU12 + pins("cupy-cuda11x==13.6.0")),
     )
     with pytest.raises(CudaMismatchError, match="mixes CUDA majors"):
         lock_project(load_spec(root), RecordingEngine())
     assert not (root / "imagesmith.lock").exists()
-    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: CudaResolver(TORCH_CU12))
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: CudaResolver(TORCH_CU12))
     _spec_with(root, "cuda: 12\n")
     assert lock_project(load_spec(root), RecordingEngine()).written
     assert ensure_fresh(load_spec(root)).packages  # the build's read of the lock passes the same check

@@ -7,14 +7,15 @@ import json
 import os
 import stat
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from imagesmith import gpu, gpu_host
 from imagesmith.gpu_host import HostGpu, NoGpuError
-from imagesmith.lock import lock_project
-from imagesmith.spec import load_spec
+from imagesmith.lock.update import lock_project
+from imagesmith.spec.load import load_spec
 from tests.helpers import cli_in_process
 from tests.unit.test_gpu import CPU, TORCH_CU12, TORCH_CU13, CudaResolver
 from tests.unit.test_lock import RecordingEngine
@@ -106,7 +107,7 @@ def test_accelerator_free_is_a_no_op():
 
 def _write_lock(root, monkeypatch, answer) -> None:
     (root / "requirements.txt").write_text("-c constraints.txt\ntorch\n")
-    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: CudaResolver(answer))
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: CudaResolver(answer))
     lock_project(load_spec(root), RecordingEngine())
 
 
@@ -195,3 +196,37 @@ def test_gpu_check_script_on_facts_without_gpu(tmp_path, monkeypatch):
 def test_gpu_check_script_without_arguments(tmp_path):
     done = run_script(tmp_path)
     assert done.returncode == 2 and "scripts/gpu-check.sh imagesmith.lock" in done.stdout
+
+
+def test_run_wants_gpus_only_for_a_gpu_project_on_a_gpu_machine():
+    from imagesmith.run import wants_gpus
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "projects" / "gpu-tiny")
+    cpu = replace(spec, accelerator=None, cuda=None)
+    yes, no = (lambda: True), (lambda: False)
+    assert wants_gpus(spec, None, yes) and not wants_gpus(spec, None, no)
+    assert wants_gpus(replace(spec, accelerator=None), None, yes)  # cuda: "12" declares a GPU too
+    assert not wants_gpus(cpu, None, yes)
+    assert wants_gpus(cpu, True, no) and not wants_gpus(spec, False, yes)
+
+
+def test_has_gpu_reads_nvidia_smi(tmp_path, monkeypatch):
+    fake_smi(tmp_path, monkeypatch, printing(RTX))
+    assert gpu_host.has_gpu()
+    fake_smi(tmp_path, monkeypatch, printing(NO_DRIVER, 9))
+    assert not gpu_host.has_gpu()
+
+
+def test_gpu_check_script_checks_the_compute_capability_against_the_facts_archs(tmp_path, monkeypatch):
+    facts = tmp_path / "imagesmith_image.json"
+    manifest = {"packages": {p.name: {"version": p.version} for p in TORCH_CU12}}
+    archs = {"framework": "torch", "version": "2.9.0", "sha256": "0" * 64, "sm": ["7.5", "8.0", "9.0"], "ptx": []}
+    facts.write_text(json.dumps({"manifest": manifest, "gpu": {"archs": archs}}))
+    fake_smi(tmp_path, monkeypatch, printing("580.82.07, 7.0, Tesla V100-SXM2-16GB\n580.82.07, 8.9, NVIDIA L4\n"))
+    done = run_script(tmp_path, str(facts))
+    assert done.returncode == 1, done.stderr
+    assert (
+        "FAIL: GPU 0 (Tesla V100-SXM2-16GB): compute capability 7.0 is not among the architectures torch 2.9.0 "
+        "in this image was compiled for (sm_75, sm_80, sm_90; no PTX)"
+    ) in done.stdout
+    assert "ok: GPU 1 (NVIDIA L4): compute capability 8.9 runs torch 2.9.0's sm_80 cubin" in done.stdout

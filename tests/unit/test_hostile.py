@@ -23,8 +23,9 @@ import yaml
 
 from imagesmith import fsutil
 from imagesmith.errors import FileWriteError
-from imagesmith.lock import compute_inputs, preprocessing_files, write_lock
-from imagesmith.spec import load_spec
+from imagesmith.lock.inputs import compute_inputs, preprocessing_files
+from imagesmith.lock.lockfile import write_lock
+from imagesmith.spec.load import load_spec
 from tests.helpers import cli, cli_in_process, fake_lock
 
 PROJECTS = Path(__file__).resolve().parents[1] / "projects"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from imagesmith.init import propose, write_spec
-from imagesmith.spec import load_spec
+from imagesmith.init.propose import propose
+from imagesmith.init.write import write_spec
+from imagesmith.spec.load import load_spec
 from tests.helpers import cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -75,7 +76,7 @@ def test_print_writes_nothing_and_no_requirements_is_a_clear_error(tmp_path):
 
 
 def test_init_takes_the_project_s_own_lock_and_dynamic_dependencies(tmp_path):
-    from imagesmith.init import propose
+    from imagesmith.init.propose import propose
 
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "1"\ndependencies = ["six"]\n')
     (tmp_path / "requirements.txt").write_text("six\n")

@@ -6,9 +6,14 @@ from __future__ import annotations
 import pytest
 
 from imagesmith.errors import ResolutionError, StaleLockError
-from imagesmith.lock import check_lock, compute_inputs, ensure_fresh, lock_project, read_lock, resolvers
-from imagesmith.lock.resolvers import Pin, ResolveRequest, parse_compiled, stage_inputs
-from imagesmith.spec import load_spec
+from imagesmith.lock.failures import explain_failure
+from imagesmith.lock.inputs import compute_inputs
+from imagesmith.lock.lockfile import read_lock
+from imagesmith.lock.pins import Pin, parse_compiled
+from imagesmith.lock.request import ResolveRequest
+from imagesmith.lock.resolution_files import stage_inputs
+from imagesmith.lock.update import check_lock, ensure_fresh, lock_project
+from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine
 
 REQ = ResolveRequest(inputs=(), extras=(), python="3.10", platform="linux/amd64")
@@ -48,7 +53,7 @@ pip._internal.exceptions.DistributionNotFound: No matching distribution found fo
 
 def test_conflict_names_the_packages_and_versions():
     for tool, out in (("uv", UV_CONFLICT), ("pip-compile", PIP_CONFLICT)):
-        err = resolvers._explain_failure(tool, out, REQ)
+        err = explain_failure(tool, out, REQ)
         assert "conflict" in str(err) and "numpy<2" in str(err).replace("numpy>=1.23.2,<2", "numpy<2")
         assert "Traceback" not in str(err)
 
@@ -56,14 +61,14 @@ def test_conflict_names_the_packages_and_versions():
 def test_no_wheel_names_the_target():
     wrapped = UV_NO_WHEEL.replace(" has no wheels with", "\n         has no wheels\n         with")  # uv wraps
     for out in (UV_NO_WHEEL, wrapped):
-        err = resolvers._explain_failure("uv", out, REQ)
+        err = explain_failure("uv", out, REQ)
         assert "tensorflow-macos has no wheel for the target, Python 3.10 on linux/amd64" in str(err)
 
 
 def test_unreachable_index_is_named_without_credentials():
-    err = resolvers._explain_failure("uv", UV_INDEX, REQ)
+    err = explain_failure("uv", UV_INDEX, REQ)
     assert "http://127.0.0.1:9/simple" in str(err) and "secret" not in str(err) and "user" not in str(err)
-    err = resolvers._explain_failure("pip-compile", PIP_INDEX, REQ, env={"PIP_INDEX_URL": "http://127.0.0.1:9/simple"})
+    err = explain_failure("pip-compile", PIP_INDEX, REQ, env={"PIP_INDEX_URL": "http://127.0.0.1:9/simple"})
     assert "could not reach the package index http://127.0.0.1:9/simple" in str(err)
 
 
@@ -130,7 +135,7 @@ def project(tmp_path, monkeypatch):
         'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
     )
     resolver = RecordingResolver()
-    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: resolver)
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: resolver)
     return root, resolver
 
 
@@ -204,7 +209,7 @@ def test_failed_lock_leaves_the_previous_lock_byte_identical(project, monkeypatc
     lock_project(load_spec(root), RecordingEngine())
     before = (root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()
     (root / "requirements.txt").write_text("-c constraints.txt\nsix\nnumpy\n")
-    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: RecordingResolver(fail=True))
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: RecordingResolver(fail=True))
     with pytest.raises(ResolutionError):
         lock_project(load_spec(root), RecordingEngine())
     assert ((root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()) == before
@@ -250,7 +255,7 @@ def test_the_lock_pins_the_installer_and_a_new_installer_only_re_pins_it(project
     """The installer (uv) is resolved like the requirements, for the lock's target, and pinned with
     hashes in its own section; another INSTALLER (an imagesmith upgrade) makes the lock stale, and
     re-locking resolves only the installer."""
-    import imagesmith.lock as lockmod
+    import imagesmith.lock.inputs as lockmod
 
     root, resolver = project
     lock_project(load_spec(root), RecordingEngine())
@@ -277,7 +282,7 @@ def test_the_installer_is_resolved_by_uv_whichever_resolver_the_spec_names(proje
         names.append(name)
         return resolver
 
-    monkeypatch.setattr("imagesmith.lock.get_resolver", get)
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", get)
     lock_project(load_spec(root), RecordingEngine())
     assert sorted(names) == ["pip-tools", "uv"] and len(resolver.installer_requests) == 1
     assert read_lock(root / "imagesmith.lock").resolver == "pip-tools"
@@ -293,7 +298,7 @@ def test_indexes_without_the_installer_lock_with_pip_and_render_the_pip_install(
     def no_uv(spec, engine, base_pin, previous):
         raise ResolutionError("no distribution of uv for Python 3.11 on linux/amd64 was found on the package index")
 
-    monkeypatch.setattr("imagesmith.lock._resolve_installer", no_uv)
+    monkeypatch.setattr("imagesmith.lock.update._resolve_installer", no_uv)
     said = []
     lock_project(load_spec(root), RecordingEngine(), progress=said.append)
     lock = read_lock(root / "imagesmith.lock")

@@ -15,11 +15,12 @@ from imagesmith.build import bake_definition
 from imagesmith.compare import Change
 from imagesmith.diff import explain_platforms
 from imagesmith.errors import LockError, SpecError
-from imagesmith.lock import check_lock, ensure_fresh_all, lock_project, read_lock, read_locks
 from imagesmith.lock.base import BasePin, pin_base
-from imagesmith.lock.resolvers import Pin
+from imagesmith.lock.lockfile import read_lock, read_locks
+from imagesmith.lock.pins import Pin
+from imagesmith.lock.update import check_lock, ensure_fresh_all, lock_project
 from imagesmith.render import render
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine, image_info
 from tests.helpers import fake_lock
 
@@ -92,7 +93,7 @@ class IndexEngine(FakeEngine):
 def multi(tmp_path, monkeypatch):
     root = write_spec(tmp_path / "p")
     resolver = PlatformResolver()
-    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: resolver)
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: resolver)
     monkeypatch.setattr("imagesmith.platforms.emulation_problem", lambda platform: None)  # as if QEMU were there
     engine = IndexEngine(runs=lambda image, command: "3.11.2\n", default=image_info("base"))
     return root, resolver, engine
@@ -252,9 +253,10 @@ def test_a_model_from_a_sibling_platform_of_the_same_build_holds_and_says_so(tmp
 
 
 def test_per_sample_differences_are_recorded():
-    from imagesmith import signoff as so
+    from imagesmith.signoff import outputs as so_outputs
+    from imagesmith.signoff import run as so_run
 
-    result = so.compare([[0.9, 0.1], [0.2, 0.8]], [[0.9, 0.1], [0.6, 0.4]], rtol=1e-6, atol=1e-9)
+    result = so_outputs.compare([[0.9, 0.1], [0.2, 0.8]], [[0.9, 0.1], [0.6, 0.4]], rtol=1e-6, atol=1e-9)
     rows = result.as_json()["per_sample"]
     assert [r["sample"] for r in rows] == [0, 1]
     assert rows[0]["max_abs_error"] == 0.0 and rows[0]["class_flipped"] is False
@@ -266,15 +268,15 @@ def test_per_sample_differences_are_recorded():
         "golden": {"platform": "linux/amd64"},
         "comparison": result.as_json(),
     }
-    table = so.table(record)
+    table = so_run.table(record)
     assert "per sample, linux/arm64 against the linux/amd64 golden outputs:" in table
     assert any(line.split()[:1] == ["1"] and line.rstrip().endswith("flipped") for line in table)
 
 
 def test_the_gate_refuses_a_signoff_made_on_another_platform(tmp_path):
-    from imagesmith import signoff as so
     from imagesmith.fsutil import sha256_file
     from imagesmith.runtime.stamp import STAMP_FILE
+    from imagesmith.signoff import check as so_check
 
     folder = _stamped(tmp_path, parity.manifest_from_lock(fake_lock()))
     record = tmp_path / "signoff.json"
@@ -293,6 +295,6 @@ def test_the_gate_refuses_a_signoff_made_on_another_platform(tmp_path):
     )
     for platform, ok in (("linux/arm64", True), ("linux/amd64", False)):
         engine = FakeEngine(default=replace(image_info(id=digest), platform=platform))
-        gate = so.check_signoff(engine, "x:serve", record, folder)
+        gate = so_check.check_signoff(engine, "x:serve", record, folder)
         assert (gate.problems == []) is ok, gate.problems
     assert gate.problems[0].startswith("it was made on linux/arm64, and x:serve is a linux/amd64 image")

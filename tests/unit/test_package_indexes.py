@@ -12,7 +12,7 @@ import pytest
 import tomllib
 
 from imagesmith.errors import ResolutionError
-from imagesmith.lock import LOCK_FILE, Lock, compute_inputs, read_lock, runtime_pin
+from imagesmith.lock import LOCK_FILE, Lock
 from imagesmith.lock.base import BasePin
 from imagesmith.lock.indexes import (
     IndexFile,
@@ -24,9 +24,14 @@ from imagesmith.lock.indexes import (
     restrict_hashes,
     uv_project,
 )
-from imagesmith.lock.resolvers import PINNED_LINKS, Pin, PipToolsResolver, ResolveRequest, UvResolver
+from imagesmith.lock.inputs import compute_inputs, runtime_pin
+from imagesmith.lock.lockfile import read_lock
+from imagesmith.lock.pins import Pin
+from imagesmith.lock.piptools_resolver import PINNED_LINKS, PipToolsResolver
+from imagesmith.lock.request import ResolveRequest
+from imagesmith.lock.uv_resolver import UvResolver
 from imagesmith.render import render
-from imagesmith.spec import parse_spec
+from imagesmith.spec.parse import parse_spec
 from imagesmith.wheels import WheelCache
 from tests.fakes import FakeEngine
 from tests.helpers import cli

@@ -21,8 +21,8 @@ def test_manifest_has_exactly_the_documented_keys():
 def test_everything_that_decides_numbers_changes_the_digest():
     from dataclasses import replace
 
-    from imagesmith.lock import BasePin
-    from imagesmith.lock.resolvers import Pin
+    from imagesmith.lock.base import BasePin
+    from imagesmith.lock.pins import Pin
 
     ref = parity.digest(parity.manifest_from_lock(fake_lock()))
     variants = [

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from imagesmith import project_code
-from imagesmith.init import base_python, propose, write_spec
-from imagesmith.spec import load_spec
+from imagesmith.init.propose import propose
+from imagesmith.init.python_version import base_python
+from imagesmith.init.write import write_spec
+from imagesmith.spec.load import load_spec
 from tests.helpers import cli
 
 PROJECTS = Path(__file__).resolve().parents[1] / "projects"

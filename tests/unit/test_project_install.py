@@ -16,12 +16,14 @@ import pytest
 
 from imagesmith.diff import compare
 from imagesmith.errors import LockError, RenderError, SpecError
-from imagesmith.init import propose
-from imagesmith.lock import Lock, read_lock
-from imagesmith.lock.resolvers import Pin
+from imagesmith.init.propose import propose
+from imagesmith.lock import Lock
+from imagesmith.lock.lockfile import read_lock
+from imagesmith.lock.pins import Pin
 from imagesmith.render import image_facts, layers_over_base, render
 from imagesmith.runtime.project import normalised_wheel
-from imagesmith.spec import load_spec, parse_spec
+from imagesmith.spec.load import load_spec
+from imagesmith.spec.parse import parse_spec
 from imagesmith.verify import BaseCheck, claim_view, image_view, project_name
 from tests.helpers import fake_lock
 from tests.unit.test_verify import env_of, facts, info, manifest, source
@@ -146,7 +148,7 @@ def test_a_hand_edited_backend_pin_is_refused(tmp_path):
 
 
 def test_the_backend_is_part_of_the_requirements_input_only_when_installed(srcproj):
-    from imagesmith.lock import compute_inputs
+    from imagesmith.lock.inputs import compute_inputs
 
     installed = compute_inputs(parse_spec(dict(SPEC), srcproj), "python:3.11-slim")
     copied = compute_inputs(parse_spec(dict(SPEC, install_project=False), srcproj), "python:3.11-slim")

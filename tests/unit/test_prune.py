@@ -12,10 +12,10 @@ import pytest
 from imagesmith import parity
 from imagesmith.errors import UsageError
 from imagesmith.layout import LABEL_PARITY, LABEL_ROLE
-from imagesmith.lock import write_lock
+from imagesmith.lock.lockfile import write_lock
 from imagesmith.prune import PARITY_TAG, apply_prune, kept_by_records, plan_prune, repository_of
 from imagesmith.runtime import stamp
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine, image_info
 from tests.helpers import cli, fake_lock
 

@@ -14,7 +14,7 @@ import pytest
 from imagesmith import parity
 from imagesmith.errors import RenderError
 from imagesmith.render import copy_args, dquote, exec_form, image_user, render
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.helpers import fake_lock
 
 HERE = Path(__file__).resolve().parents[1]
@@ -105,7 +105,7 @@ def test_the_iris_dockerfile_is_short_and_holds_no_code():
     """The Dockerfile is for reviewers: at most 200 lines for the iris example, no embedded
     Python (no `python -c`, no heredoc but data: the installer's pin and the one line of
     image-facts JSON); the in-image code comes from the runtime wheel in .imagesmith/."""
-    from imagesmith.lock import preprocessing_files
+    from imagesmith.lock.inputs import preprocessing_files
 
     spec = load_spec(HERE.parent / "examples" / "iris")
     lock = fake_lock(preprocessing=tuple(preprocessing_files(spec).items()))
@@ -236,7 +236,7 @@ def test_an_unchanged_render_comes_from_the_memo_without_jinja2(tiny, tmp_path, 
 
 def _big_lock():
     """A lock whose parity manifest is over 64 KiB (a real ML stack's size: every wheel's hash)."""
-    from imagesmith.lock.resolvers import Pin
+    from imagesmith.lock.pins import Pin
 
     hashes = tuple(f"sha256:{i:064x}" for i in range(950))
     return fake_lock(packages=(Pin("six", "1.17.0", hashes), Pin("idna", "3.10", hashes[:40])))

@@ -24,11 +24,12 @@ import pytest
 from packaging.version import Version
 
 from imagesmith import layout, parity, runtime_wheel
-from imagesmith.lock import preprocessing_digest, preprocessing_files
+from imagesmith.lock import preprocessing_digest
+from imagesmith.lock.inputs import preprocessing_files
 from imagesmith.preprocessing import export as export_wheel
 from imagesmith.render import image_facts, image_facts_file, preprocessing_context, render
 from imagesmith.runtime import preprocessing, stamp
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from imagesmith.verify import verify_model
 from tests.fakes import FakeEngine
 from tests.helpers import cli, fake_lock

@@ -18,9 +18,10 @@ import pytest
 
 from imagesmith import runtime, runtime_wheel
 from imagesmith.errors import RenderError
-from imagesmith.lock import compute_inputs, preprocessing_files, runtime_pin, write_lock
+from imagesmith.lock.inputs import compute_inputs, preprocessing_files, runtime_pin
+from imagesmith.lock.lockfile import write_lock
 from imagesmith.runtime import wheel
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.conftest import copy_project
 from tests.helpers import cli, fake_lock
 

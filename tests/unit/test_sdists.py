@@ -2,7 +2,7 @@
 
 import hashlib
 
-from imagesmith.lock.resolvers import Pin, parse_compiled, render_requirements_lock
+from imagesmith.lock.pins import Pin, parse_compiled, render_requirements_lock
 from imagesmith.runtime.sdists import rehash, sdist_requirements
 
 LOCK = render_requirements_lock(

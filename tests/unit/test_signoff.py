@@ -15,7 +15,12 @@ import pytest
 from imagesmith import signoff as so
 from imagesmith.errors import SpecError
 from imagesmith.runtime import signoff_probe
-from imagesmith.spec import parse_spec
+from imagesmith.signoff import batch as so_batch
+from imagesmith.signoff import check as so_check
+from imagesmith.signoff import outputs as so_outputs
+from imagesmith.signoff import replay as so_replay
+from imagesmith.signoff import run as so_run
+from imagesmith.spec.parse import parse_spec
 from tests.fakes import FakeEngine, image_info
 
 FP32 = {"rtol": 1e-4, "atol": 1e-4}  # fp32-like tolerances for class scores
@@ -52,7 +57,7 @@ def drift(golden: list[list[float]], by: float, flips: list[int]) -> tuple[list[
 
 def test_outputs_differing_by_5e5_pass_at_fp32_tolerances():
     golden, now = drift(scores(1000), 5e-5, [])
-    result = so.compare(golden, now, **FP32)
+    result = so_outputs.compare(golden, now, **FP32)
     assert result.outputs_ok and result.classes_ok
     assert result.out_of_tolerance == 0 and result.values == 3000
     assert result.max_abs == pytest.approx(5e-5, rel=1e-6)
@@ -62,7 +67,7 @@ def test_outputs_differing_by_5e5_pass_at_fp32_tolerances():
 def test_1_3e2_with_7_of_50k_flipped_classes_fails_naming_the_count():
     flipped = [3, 999, 12_345, 20_000, 31_337, 40_001, 49_999]
     golden, now = drift(scores(50_000, seed=1), 1.3e-2, flipped)
-    result = so.compare(golden, now, **FP32)
+    result = so_outputs.compare(golden, now, **FP32)
     assert not result.outputs_ok and not result.classes_ok
     assert [f["sample"] for f in result.flipped] == flipped
     assert all((f["golden"], f["now"]) == (1, 0) for f in result.flipped)
@@ -75,7 +80,7 @@ def test_1_3e2_with_7_of_50k_flipped_classes_fails_naming_the_count():
 def test_0_19_with_95_flipped_fails_and_the_table_shows_what_moved():
     moved = list(range(0, 50_000, 526))[:95]
     golden, now = drift(scores(50_000, seed=2), 0.19, moved)
-    result = so.compare(golden, now, **FP32)
+    result = so_outputs.compare(golden, now, **FP32)
     assert len(result.flipped) == 95
     assert "95 of 50000 predicted classes flipped" in result.classes_detail()
     assert "and 90 more" in result.classes_detail()
@@ -87,7 +92,7 @@ def test_0_19_with_95_flipped_fails_and_the_table_shows_what_moved():
         ],
         "comparison": result.as_json(),
     }
-    lines = so.table(record)
+    lines = so_run.table(record)
     assert lines[0].startswith("FAIL  outputs") and lines[1].startswith("FAIL  classes")
     assert lines[2] == f"outputs that moved (largest {so.WORST} of {result.out_of_tolerance}):"
     worst = result.worst[0]
@@ -97,35 +102,35 @@ def test_0_19_with_95_flipped_fails_and_the_table_shows_what_moved():
 
 
 def test_tolerance_is_atol_plus_rtol_times_golden():
-    assert so.compare([[100.0]], [[100.0 + 1e-2 - 1e-9]], rtol=1e-4, atol=0.0).outputs_ok
-    assert not so.compare([[100.0]], [[100.0 + 1e-2 + 1e-9]], rtol=1e-4, atol=0.0).outputs_ok
-    assert so.compare([[0.0]], [[1e-7]], rtol=0.0, atol=1e-6).outputs_ok
-    r = so.compare([[0.0]], [[1e-5]], rtol=0.5, atol=1e-6)
+    assert so_outputs.compare([[100.0]], [[100.0 + 1e-2 - 1e-9]], rtol=1e-4, atol=0.0).outputs_ok
+    assert not so_outputs.compare([[100.0]], [[100.0 + 1e-2 + 1e-9]], rtol=1e-4, atol=0.0).outputs_ok
+    assert so_outputs.compare([[0.0]], [[1e-7]], rtol=0.0, atol=1e-6).outputs_ok
+    r = so_outputs.compare([[0.0]], [[1e-5]], rtol=0.5, atol=1e-6)
     assert not r.outputs_ok and r.worst[0]["rel_error"] == float("inf")
 
 
 def test_single_value_rows_have_no_classes_and_nan_only_matches_nan():
-    r = so.compare([[1.0], [float("nan")]], [[1.0], [float("nan")]], rtol=0, atol=0)
+    r = so_outputs.compare([[1.0], [float("nan")]], [[1.0], [float("nan")]], rtol=0, atol=0)
     assert r.outputs_ok and not r.classes_checked
     assert "no classes" in r.classes_detail()
-    r = so.compare([[1.0], [2.0]], [[1.0], [float("nan")]], rtol=1, atol=1)
+    r = so_outputs.compare([[1.0], [2.0]], [[1.0], [float("nan")]], rtol=1, atol=1)
     assert not r.outputs_ok and r.worst[0]["sample"] == 1
 
 
 def test_shape_differences_fail():
-    r = so.compare([[0.1, 0.9]] * 3, [[0.1, 0.9]] * 2, rtol=1, atol=1)
+    r = so_outputs.compare([[0.1, 0.9]] * 3, [[0.1, 0.9]] * 2, rtol=1, atol=1)
     assert not r.outputs_ok and "2 output rows for 3 golden rows" in r.outputs_detail()
-    r = so.compare([[0.1, 0.9]], [[0.1, 0.8, 0.1]], rtol=1, atol=1)
+    r = so_outputs.compare([[0.1, 0.9]], [[0.1, 0.8, 0.1]], rtol=1, atol=1)
     assert not r.outputs_ok and "sample 0: 3 values, golden has 2" in r.outputs_detail()
 
 
 def test_percentile_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     random.Random(3).shuffle(values)
-    assert so.percentile(values, 50) == 50.0
-    assert so.percentile(values, 95) == 95.0
-    assert so.percentile(values, 99) == 99.0
-    assert so.percentile([7.0], 99) == 7.0
+    assert so_replay.percentile(values, 50) == 50.0
+    assert so_replay.percentile(values, 95) == 95.0
+    assert so_replay.percentile(values, 99) == 99.0
+    assert so_replay.percentile([7.0], 99) == 7.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,7 +170,7 @@ def server():
 
 def test_replay_posts_every_sample_in_rounds_and_reports_percentiles(server):
     samples = [{"x": i} for i in range(7)]
-    latency = so.replay(
+    latency = so_replay.replay(
         "127.0.0.1", server.server_address[1], "/predict", "list", samples, minimum=20, alive=lambda: True
     )
     assert latency["requests"] == 20 and latency["errors"] == {}
@@ -176,7 +181,7 @@ def test_replay_posts_every_sample_in_rounds_and_reports_percentiles(server):
 
 def test_replay_object_bodies_and_counts_errors(server):
     _Handler.fail_every = 4
-    latency = so.replay(
+    latency = so_replay.replay(
         "127.0.0.1", server.server_address[1], "/p", "object", [{"x": 1}], minimum=12, alive=lambda: True
     )
     assert _Handler.seen[1] == {"x": 1}
@@ -190,7 +195,7 @@ def test_replay_stops_when_the_server_is_gone():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens once closed
     with pytest.raises(so.SignoffError, match="exited before it answered"):
-        so.replay("127.0.0.1", port, "/predict", "list", [{}], minimum=1, alive=lambda: False)
+        so_replay.replay("127.0.0.1", port, "/predict", "list", [{}], minimum=1, alive=lambda: False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,11 +212,11 @@ HW = {
 
 
 def test_hardware_differences_name_what_differs():
-    assert so.hardware_differences(HW, json.loads(json.dumps(HW))) == []
+    assert so_check.hardware_differences(HW, json.loads(json.dumps(HW))) == []
     here = json.loads(json.dumps(HW))
     here["cpu"].update(model="EPYC B", flags=["avx", "avx2"], logical_cpus=2)
     here["gpus"] = [{"name": "L4", "driver": "550.1", "memory": "23034 MiB"}]
-    diffs = so.hardware_differences(HW, here)
+    diffs = so_check.hardware_differences(HW, here)
     assert diffs == [
         "CPU model: 'EPYC B' here, 'Xeon A' signed off on",
         "CPU instruction sets: missing here: avx512f",
@@ -262,20 +267,24 @@ def _record(tmp_path: Path, *, passed=True, digest="sha256:" + "a" * 64, stamp="
 
 def test_gate_holds_for_the_signed_image_and_model(tmp_path):
     model, stamp = _model(tmp_path)
-    gate = so.check_signoff(_Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, stamp=stamp), model, here=HW)
+    gate = so_check.check_signoff(
+        _Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, stamp=stamp), model, here=HW
+    )
     assert gate.problems == [] and gate.notes == []
     assert len(gate.checks) == 4
 
 
 def test_gate_fails_for_another_image_another_model_or_a_failed_signoff(tmp_path):
     model, stamp = _model(tmp_path)
-    gate = so.check_signoff(_Engine("sha256:" + "b" * 64), "x:serve", _record(tmp_path, stamp=stamp), model, here=HW)
+    gate = so_check.check_signoff(
+        _Engine("sha256:" + "b" * 64), "x:serve", _record(tmp_path, stamp=stamp), model, here=HW
+    )
     assert len(gate.problems) == 1 and "made for image sha256:aaaa" in gate.problems[0]
-    gate = so.check_signoff(
+    gate = so_check.check_signoff(
         _Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, stamp="sha256:0"), model, here=HW
     )
     assert gate.problems == [f"it was made for another model than the one in {model} (its stamp differs)"]
-    gate = so.check_signoff(
+    gate = so_check.check_signoff(
         _Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, passed=False, stamp=stamp), model, here=HW
     )
     assert gate.problems == [f"the signoff in {tmp_path / 'signoff.json'} did not pass (failed: latency)"]
@@ -285,7 +294,9 @@ def test_gate_notes_other_hardware(tmp_path):
     model, stamp = _model(tmp_path)
     here = json.loads(json.dumps(HW))
     here["memory_bytes"] = 16 * 2**30
-    gate = so.check_signoff(_Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, stamp=stamp), model, here=here)
+    gate = so_check.check_signoff(
+        _Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, stamp=stamp), model, here=here
+    )
     assert gate.problems == []
     assert gate.notes == [
         "this machine differs from the one signed off on: memory: 16.0 GiB here, 32.0 GiB signed off on"
@@ -295,9 +306,9 @@ def test_gate_notes_other_hardware(tmp_path):
 def test_gate_rejects_what_is_not_a_signoff_record(tmp_path):
     (tmp_path / "s.json").write_text('{"passed": true}')
     with pytest.raises(so.SignoffError, match="not an imagesmith signoff record"):
-        so.read_signoff(tmp_path / "s.json")
+        so_check.read_signoff(tmp_path / "s.json")
     with pytest.raises(so.SignoffError, match="does not exist"):
-        so.read_signoff(tmp_path / "missing.json")
+        so_check.read_signoff(tmp_path / "missing.json")
 
 
 def _spec(tmp_path: Path, **changes):
@@ -319,7 +330,7 @@ def test_declared_gpu_on_a_machine_without_one_is_refused(tmp_path, monkeypatch)
     monkeypatch.setattr(signoff_probe, "gpus", lambda: ([], None))
     spec = _spec(tmp_path, accelerator="gpu")
     with pytest.raises(so.SignoffError, match="declares accelerator: gpu, but this machine has no GPU") as info:
-        so.run_signoff(_Engine("sha256:" + "a" * 64), spec, "x:serve", tmp_path)
+        so_run.run_signoff(_Engine("sha256:" + "a" * 64), spec, "x:serve", tmp_path)
     assert "accelerator: cpu" in info.value.hint
 
 
@@ -339,7 +350,7 @@ def test_spec_signoff_path_and_request(tmp_path):
 def test_a_spec_without_predict_cannot_sign_off(tmp_path):
     spec = _spec(tmp_path, signoff={})
     with pytest.raises(so.SignoffError, match="names no batch function"):
-        so.run_signoff(_Engine("x"), spec, "x:serve", tmp_path)
+        so_run.run_signoff(_Engine("x"), spec, "x:serve", tmp_path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,8 +376,8 @@ def _serve(engine, tmp_path: Path) -> None:
         },
         tmp_path,
     )
-    with so._containers(engine) as run_id:
-        so._serve_and_measure(engine, spec, image_info(), tmp_path, [{}], 1, False, {}, lambda *a: None, run_id)
+    with so_batch.signoff_containers(engine) as run_id:
+        so_replay.serve_and_measure(engine, spec, image_info(), tmp_path, [{}], 1, False, {}, lambda *a: None, run_id)
 
 
 def test_a_failed_serve_removes_its_containers(tmp_path):
@@ -383,7 +394,7 @@ def test_ctrl_c_or_any_error_during_the_replay_removes_its_containers(tmp_path, 
     def replay(*args, **kwargs):
         raise interrupt()
 
-    monkeypatch.setattr(so, "replay", replay)
+    monkeypatch.setattr(so_replay, "replay", replay)
     engine = FakeEngine(default=image_info())
     with pytest.raises(interrupt):
         _serve(engine, tmp_path)
@@ -394,7 +405,7 @@ def test_ctrl_c_or_any_error_during_the_replay_removes_its_containers(tmp_path, 
 
 def test_each_run_has_its_own_label(tmp_path):
     engine = FakeEngine(default=image_info())
-    with so._containers(engine) as first, so._containers(engine) as second:
+    with so_batch.signoff_containers(engine) as first, so_batch.signoff_containers(engine) as second:
         assert first != second
     assert {c[1] for c in engine.called("remove_signoff")} == {first, second}
 
@@ -402,7 +413,7 @@ def test_each_run_has_its_own_label(tmp_path):
 def test_files_go_into_one_volume_per_folder(tmp_path):
     """The model folder and the samples file become two volumes (the folder itself, the file's
     folder); a path inside another volume's folder goes into that volume; "/" is refused."""
-    from imagesmith.engine.containers import _file_volumes, _volume_roots
+    from imagesmith.engine.container_files import file_volumes, volume_roots
     from imagesmith.errors import EngineError
 
     model = tmp_path / "model"
@@ -410,16 +421,16 @@ def test_files_go_into_one_volume_per_folder(tmp_path):
     samples = tmp_path / "samples.jsonl"
     samples.write_text("[1]\n")
     files = {str(model): "/artifacts", str(samples): "/run/imagesmith-signoff/samples.jsonl"}
-    assert _volume_roots(files) == {
+    assert volume_roots(files) == {
         "/artifacts": [(str(model), ".")],
         "/run/imagesmith-signoff": [(str(samples), "samples.jsonl")],
     }
-    mounts = _file_volumes(files)
+    mounts = file_volumes(files)
     assert [(m["Target"], m["Type"], m["Source"], m["VolumeOptions"]) for m in mounts] == [
         ("/artifacts", "volume", None, {"NoCopy": True}),
         ("/run/imagesmith-signoff", "volume", None, {"NoCopy": True}),
     ]
     nested = {str(model): "/data", str(samples): "/data/in/samples.jsonl"}
-    assert _volume_roots(nested) == {"/data": [(str(model), "."), (str(samples), "in/samples.jsonl")]}
+    assert volume_roots(nested) == {"/data": [(str(model), "."), (str(samples), "in/samples.jsonl")]}
     with pytest.raises(EngineError, match="root folder"):
-        _volume_roots({str(samples): "/samples.jsonl"})
+        volume_roots({str(samples): "/samples.jsonl"})

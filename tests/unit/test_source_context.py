@@ -23,7 +23,7 @@ from imagesmith.source_context import (
     plan,
     staged,
 )
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, copy_project
 
 

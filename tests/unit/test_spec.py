@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from imagesmith.errors import SpecError
-from imagesmith.spec import load_spec, parse_spec
+from imagesmith.spec.load import load_spec
+from imagesmith.spec.parse import parse_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -97,7 +98,8 @@ def _project(root, pyproject: str | None, *locks: str):
 
 
 def test_requirements_default_to_the_project_s_own(root):
-    from imagesmith.spec import Requirements, parse_spec
+    from imagesmith.spec import Requirements
+    from imagesmith.spec.parse import parse_spec
 
     data = _project(root, '[project]\nname = "p"\nversion = "1"\ndependencies = ["six"]\n')
     assert parse_spec(data, root).requirements == Requirements(pyproject=True)
@@ -126,7 +128,8 @@ def test_requirements_sources_are_checked(root):
     for want, value in cases.items():
         found = problems({**VALID, "requirements": value}, root)
         assert any(p.startswith(want) for p in found), (want, found)
-    from imagesmith.spec import Requirements, parse_spec
+    from imagesmith.spec import Requirements
+    from imagesmith.spec.parse import parse_spec
 
     ok = parse_spec({**VALID, "requirements": {"uv_lock": True, "extras": ["gpu"], "groups": ["train"]}}, root)
     assert ok.requirements == Requirements(extras=("gpu",), groups=("train",), lock="uv_lock")

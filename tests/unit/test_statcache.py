@@ -9,8 +9,9 @@ import os
 import pytest
 
 from imagesmith import statcache
-from imagesmith.lock import check_lock, compute_inputs, lock_project
-from imagesmith.spec import load_spec
+from imagesmith.lock.inputs import compute_inputs
+from imagesmith.lock.update import check_lock, lock_project
+from imagesmith.spec.load import load_spec
 from imagesmith.statcache import StatCache
 from tests.unit.test_lock import RecordingEngine, RecordingResolver
 
@@ -27,7 +28,7 @@ def locked_project(tmp_path, monkeypatch):
         'name: p\npython: "3.11"\nbase: python:3.11-slim\nrequirements: requirements.txt\n'
         'preprocessing: [prep/]\ntrain: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
     )
-    monkeypatch.setattr("imagesmith.lock.get_resolver", lambda name, engine=None: RecordingResolver())
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: RecordingResolver())
     lock_project(load_spec(root), RecordingEngine())
     return root
 
@@ -165,7 +166,7 @@ def test_the_caches_name_their_project_and_prune_on_write(tmp_path, monkeypatch)
     (cache / "render").mkdir(parents=True, exist_ok=True)
     gone_render = _entry(cache / "render", "gone", str(tmp_path / "gone"), 3 * 86_400)
     spec = load_spec(root)
-    from imagesmith.lock import read_locks
+    from imagesmith.lock.lockfile import read_locks
 
     render(spec, read_locks(spec.lock_path))
     memo = [p for p in (cache / "render").glob("*.json") if p != gone_render]

@@ -325,7 +325,7 @@ def test_layers_added_count_what_the_dockerfile_makes_never_the_history():
 
 def test_layers_over_base_follows_the_template():
     from imagesmith.render import layers_over_base, render
-    from imagesmith.spec import load_spec
+    from imagesmith.spec.load import load_spec
 
     spec, lock = load_spec(Path(__file__).resolve().parent.parent / "projects" / "tiny"), fake_lock()
     text = render(spec, lock)

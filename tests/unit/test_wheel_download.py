@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from imagesmith.errors import LockError
-from imagesmith.lock.resolvers import Pin
+from imagesmith.lock.pins import Pin
 from imagesmith.wheels import WheelCache
 from tests.helpers import fake_lock
 from tests.pkgindexes import serve_indexes
@@ -85,7 +85,8 @@ def test_a_relock_takes_every_hash_from_the_index_never_from_the_previous_lock(t
     """The previous requirements.lock (here from another source: a uv.lock that listed only the
     wheels of other Pythons) is a preference for versions only: the new pins' hashes are the
     index's files', never the old ones."""
-    from imagesmith.lock.resolvers import ResolveRequest, UvResolver
+    from imagesmith.lock.request import ResolveRequest
+    from imagesmith.lock.uv_resolver import UvResolver
 
     (tmp_path / "requirements.in").write_text("six\n")
     foreign = "sha256:" + "7" * 64  # a file this index does not serve

@@ -1,0 +1,168 @@
+"""The interactive ``imagesmith run``: ``docker run --rm --init`` in the foreground, as a user
+would type it (``run_attached``), with docker's own "port taken" error said in imagesmith's words."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from typing import Sequence
+
+from ..errors import EngineError, PortInUseError
+from ._common import ENGINE_HINT, docker_cli
+
+# docker run's own error (exit 125) when a port it would publish is taken: by a process on the
+# host (the userland proxy cannot listen) or by another container's binding
+PORT_TAKEN = re.compile(r"^docker: Error response from daemon: .*(address already in use|port is already allocated)")
+_BOUND = re.compile(r"\b(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]*\])?:(\d{1,5})\b")
+
+
+def run_attached(
+    image: str,
+    command: Sequence[str],
+    *,
+    mounts: dict[str, str] | None = None,
+    ports: dict[int, int] | None = None,
+    environment: dict[str, str] | None = None,
+    name: str | None = None,
+    user: str | None = None,
+    gpus: bool = False,
+) -> int:
+    """``docker run --rm --init`` in the foreground, as a user would type it: the container's
+    output on this terminal, Ctrl-C and SIGTERM passed on to it, its exit code returned.
+    ``--init`` makes a small init process the container's PID 1, which passes signals on and
+    reaps children: a server started as PID 1 that installs no SIGTERM handler (Flask's
+    ``python app.py``) would otherwise ignore SIGTERM, as the kernel does for PID 1.
+    ``mounts``: host folder -> container path (bind); ``ports``: container port -> host port,
+    published on 127.0.0.1 only; ``user``: docker run's --user (None: the image's USER);
+    ``gpus``: every GPU of the machine (``--gpus all``: the engine's device request)."""
+    import signal
+
+    argv = run_argv(
+        image, command, mounts=mounts, ports=ports, environment=environment, name=name, user=user, gpus=gpus
+    )
+    try:
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
+    except FileNotFoundError as exc:
+        raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+    relay = _StderrRelay(proc.stderr)
+    relay.start()
+
+    def forward(signum, frame):  # docker run passes signals on to the container (sig-proxy)
+        try:
+            proc.send_signal(signum)
+        except OSError:
+            pass
+
+    try:
+        previous = signal.signal(signal.SIGTERM, forward)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    try:
+        while True:
+            try:
+                code = proc.wait()
+                break
+            except KeyboardInterrupt:  # the terminal sent SIGINT to docker too; wait for it
+                continue
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        relay.join()
+    if code == 125 and relay.port_taken is not None:
+        raise port_in_use(relay.port_taken, ports or {})
+    if code == 125 and relay.no_gpu_runtime is not None:
+        raise EngineError(
+            "the engine cannot give the container this machine's GPUs "
+            f"({relay.no_gpu_runtime.removeprefix('docker: ').strip()[:200]})",
+            hint="install the NVIDIA Container Toolkit for this engine (and restart it), or run without --gpus",
+        )
+    return code
+
+
+def run_argv(
+    image: str,
+    command: Sequence[str],
+    *,
+    verb: str = "run",
+    mounts: dict[str, str] | None = None,
+    ports: dict[int, int] | None = None,
+    environment: dict[str, str] | None = None,
+    name: str | None = None,
+    user: str | None = None,
+    gpus: bool = False,
+) -> list[str]:
+    """The ``docker run`` command line of ``run_attached`` (``verb="create"``: the same container,
+    created and not started)."""
+    argv = [docker_cli(), verb, "--rm", "--init"]
+    if sys.stdin.isatty():
+        argv += ["-i", "-t"] if sys.stdout.isatty() else ["-i"]
+    if name:
+        argv += ["--name", name]
+    if user:
+        argv += [f"--user={user}"]
+    if gpus:
+        argv += ["--gpus", "all"]
+    for host, target in sorted((mounts or {}).items()):
+        # --mount is CSV: a field with a comma or quote is quoted, quotes doubled
+        fields = [f"source={host}", f"target={target}"]
+        quoted = ['"' + f.replace('"', '""') + '"' if ("," in f or '"' in f) else f for f in fields]
+        argv += ["--mount", ",".join(["type=bind", *quoted])]
+    for container_port, host_port in sorted((ports or {}).items()):
+        argv += ["-p", f"127.0.0.1:{host_port}:{container_port}"]
+    for key, value in sorted((environment or {}).items()):
+        argv += ["-e", f"{key}={value}"]
+    return [*argv, image, *command]
+
+
+NO_GPU_DRIVER = "could not select device driver"  # docker run --gpus on an engine without NVIDIA's runtime
+
+
+class _StderrRelay(threading.Thread):
+    """Passes ``docker run``'s stderr (its own messages, and the container's stderr when there
+    is no terminal) on to this process's stderr as it comes, chunk by chunk (a progress bar's
+    carriage returns are not held back). Docker's own "port taken" error is kept back instead,
+    in ``port_taken``, for ``run_attached`` to say it in imagesmith's words."""
+
+    def __init__(self, pipe) -> None:
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.port_taken: str | None = None
+        self.no_gpu_runtime: str | None = None  # docker's "could not select device driver" (--gpus)
+
+    def run(self) -> None:
+        import os
+
+        fd = self.pipe.fileno()
+        while chunk := os.read(fd, 65536):
+            text = chunk.decode("utf-8", "replace")
+            if self.port_taken is None and PORT_TAKEN.match(text):
+                self.port_taken = text.splitlines()[0]
+                continue  # docker's message (with its "Run 'docker run --help'" line)
+            if self.no_gpu_runtime is None and NO_GPU_DRIVER in text:
+                self.no_gpu_runtime = next(line for line in text.splitlines() if NO_GPU_DRIVER in line)
+                continue
+            if (self.port_taken or self.no_gpu_runtime) and text.strip().startswith("Run 'docker run --help'"):
+                continue
+            out = getattr(sys.stderr, "buffer", None)
+            try:
+                if out is not None:
+                    sys.stderr.flush()
+                    out.write(chunk)
+                    out.flush()
+                else:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
+            except (OSError, ValueError):  # stderr closed: keep draining the pipe
+                pass
+        self.pipe.close()
+
+
+def port_in_use(message: str, ports: dict[int, int]) -> PortInUseError:
+    """The port docker says is taken (the one of ``ports``, container -> host, in its message;
+    else the lowest)."""
+    by_host = {host: container for container, host in ports.items()}
+    named = [int(p) for p in _BOUND.findall(message) if int(p) in by_host]
+    host = named[-1] if named else min(by_host, default=0)
+    return PortInUseError(host, by_host.get(host))

@@ -1,0 +1,124 @@
+"""Where the model goes and what else the code needs in the image: the folder train writes the
+model to and serve reads it from (the artifacts folder), and the data files the code opens by a
+written name. Found in the code (``project_code.path_uses``), never by running it."""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import layout, project_code
+from ..spec.schema import CONTAINER_PATH_RE
+from .project_files import SKIP_DIRS, covered
+
+
+@dataclass
+class Model:
+    artifacts: str
+    reason: str
+    env: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def code_uses(
+    root: Path, modules: dict[str, tuple[Path, ast.Module]], module: str | None, cwd: str
+) -> list[tuple[project_code.Use, str | None]]:
+    """What ``module`` and the project modules it imports read and write, each with its path in
+    the image for a process in ``cwd`` (None: named by an environment variable)."""
+    out = []
+    for name in project_code.imported_modules(module, modules) if module else []:
+        path, tree = modules[name]
+        file_dir = posixpath.join(layout.APP_DIR, path.parent.relative_to(root).as_posix()).rstrip("/.")
+        for use in project_code.path_uses(tree, path):
+            out.append((use, project_code.resolve(use.where, cwd, file_dir or layout.APP_DIR)))
+    return out
+
+
+def _folder(use: project_code.Use, where: str) -> str:
+    return where if use.folder else posixpath.dirname(where)
+
+
+def _mountable(folder: str) -> bool:
+    """An absolute folder in the image the artifacts folder can be mounted at without hiding code."""
+    app = layout.APP_DIR
+    return (
+        folder.startswith("/")
+        and CONTAINER_PATH_RE.fullmatch(folder) is not None
+        and posixpath.normpath(folder) not in ("/", app)
+        and not (app + "/").startswith(posixpath.normpath(folder) + "/")
+    )
+
+
+def find_model(train: list, serve: list, source: list[str]) -> Model:
+    """Where train's output must reach serve: the folder the training code writes its model to
+    and the serving code reads it from, found in the code; mounted there as the artifacts folder
+    (or, when an environment variable names it, that variable set to the artifacts folder)."""
+    default = Model("/artifacts", "where train writes the model and serve reads it (mounted from the host)")
+    written_env = {u.where.env for u, _ in train if u.write and u.where.anchor == "env"}
+    read_env = {u.where.env for u, _ in serve if not u.write and u.where.anchor == "env"}
+    for var in sorted(written_env & read_env) or sorted(written_env):
+        how = "train writes and serve reads" if var in read_env else "train writes"
+        defaults = {u.where.default for u, _ in train + serve if u.where.env == var}
+        default_dir = next(iter(sorted(d for d in defaults if d)), None)
+        if len(defaults) == 1 and default_dir and _mountable(default_dir):
+            return Model(  # the code's own default is a folder of the image: no variable to set
+                default_dir.rstrip("/"),
+                f"{default_dir}: where the code writes and reads the model when {var} is not set ({how} under ${var})",
+            )
+        return Model(
+            default.artifacts,
+            f"the mounted model folder; {var} names it for the code ({how} the model under ${var}"
+            + (f", default {default_dir}/" if default_dir else "")
+            + ")",
+            env={var: default.artifacts},
+        )
+    app = layout.APP_DIR
+    written = [_folder(u, w) for u, w in train if u.write and w]
+    read = {_folder(u, w) for u, w in serve if not u.write and w}
+    both = [d for d in dict.fromkeys(written) if d in read] or list(dict.fromkeys(written))
+    for folder in both:
+        rel = folder[len(app) + 1 :] if folder.startswith(app + "/") else None
+        if folder in ("/", app) or app.startswith(folder + "/"):
+            continue  # mounting there would hide the code
+        if rel is not None and any(s.rstrip("/") == rel or s.startswith(rel + "/") for s in source):
+            continue  # a folder of code, not of the model
+        how = "train writes the model there and serve reads it" if folder in read else "train writes the model there"
+        shown = f"{rel}/ in the working folder" if rel is not None else folder
+        model = Model(folder, f"{shown}: {how}; the host's artifacts folder is mounted there")
+        if folder not in read:
+            model.notes.append(f"serve's model path was not found in its code: check that it reads {folder}")
+        return model
+    default.notes.append(
+        "where train saves the model was not found in the code: make train write it to the artifacts folder "
+        "and serve read it from there (or set artifacts: to the folder they use)"
+    )
+    return default
+
+
+def data_files(root: Path, uses: list, source: list[str], artifacts: str) -> list[str]:
+    """Files and folders the code reads by a relative name that exist in the project and are not
+    yet in ``source``: they must be in the image for the code to run."""
+    app = layout.APP_DIR + "/"
+    found: list[str] = []
+    for use, where in uses:
+        if (
+            use.write
+            or not where
+            or not where.startswith(app)
+            or where == artifacts
+            or where.startswith(artifacts + "/")
+        ):
+            continue
+        rel = where[len(app) :]
+        parts = rel.split("/")
+        if any(p.startswith(".") or p in layout.IGNORED or p in SKIP_DIRS - {"scripts"} for p in parts):
+            continue
+        full = root / rel
+        if full.is_symlink() or not (full.is_file() or full.is_dir()):
+            continue
+        entry = rel + "/" if full.is_dir() else rel
+        if not covered(rel, source + found):
+            found.append(entry)
+    return found

@@ -1,0 +1,61 @@
+"""``write_spec``: the proposed spec, checked with the real parser and written atomically,
+never over an existing spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import SpecError, UsageError
+from ..fsutil import atomic_write, tomllib
+from ..spec import PYPROJECT, SPEC_FILE
+from ..spec.parse import parse_spec
+from . import Proposal
+from .project_files import read_toml
+from .propose import propose
+from .spec_text import spec_toml, spec_yaml
+
+
+def write_spec(
+    root: Path,
+    *,
+    pyproject: bool = False,
+    dry_run: bool = False,
+    python: str | None = None,
+    base: str | None = None,
+) -> tuple[Path, str, Proposal]:
+    """Write the proposed spec (``imagesmith.yaml``, or a ``[tool.imagesmith]`` table appended to
+    pyproject.toml); never over an existing spec. Returns (path, text written, proposal)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder", hint="run `imagesmith init` in the project, or pass -p DIR")
+    proposal = propose(root, python=python, base=base)
+    if pyproject:
+        path = root / PYPROJECT
+        current = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if "imagesmith" in (read_toml(path).get("tool") or {}):
+            raise UsageError(f"{path} already has a [tool.imagesmith] table; init never overwrites a spec")
+        text = spec_toml(proposal)
+        new = current + ("\n" if current and not current.endswith("\n") else "") + text
+        data = (_parse_toml(new).get("tool") or {}).get("imagesmith")
+    else:
+        path = root / SPEC_FILE
+        if path.exists():
+            raise UsageError(f"{path} exists; init never overwrites a spec", hint="--print shows what it would write")
+        text = spec_yaml(proposal)
+        import yaml
+
+        new, data = text, yaml.safe_load(text)
+    try:
+        parse_spec(data, root, origin=path.name)
+    except SpecError as exc:  # never write a spec the parser would refuse
+        raise UsageError(
+            f"init could not make a valid spec for {root}:\n{exc}",
+            hint="write imagesmith.yaml by hand (every key: docs/reference/spec.md)",
+        ) from exc
+    if not dry_run:
+        atomic_write(path, new)
+    return path, text, proposal
+
+
+def _parse_toml(text: str) -> dict:
+    return tomllib.loads(text)

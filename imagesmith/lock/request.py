@@ -1,0 +1,71 @@
+"""What every resolver shares: the ``ResolveRequest`` it is given, the ``Resolver`` protocol it
+implements, and running its tool (``run_tool``; ``NeedsBuild`` when a resolution on the host
+would have to run a package's build code)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..credentials import index_args, index_netrc
+from ..errors import ResolutionError
+from .pins import Pin
+
+
+@dataclass(frozen=True)
+class ResolveRequest:
+    """What to resolve. ``inputs`` are files the resolver reads (requirements files or a
+    pyproject.toml); ``previous`` is an earlier requirements.lock used as preferences."""
+
+    inputs: tuple[Path, ...]
+    extras: tuple[str, ...]
+    python: str  # "3.11"
+    platform: str  # "linux/amd64"
+    previous: str | None = None
+    upgrade: bool = False
+    upgrade_packages: tuple[str, ...] = ()
+    base_ref: str | None = None  # the pinned base image, for resolvers that must run inside it
+    index_url: str | None = None  # the spec's indexes (no credentials; those come from the host)
+    extra_index_urls: tuple[str, ...] = ()
+    package_indexes: tuple[tuple[str, str], ...] = ()  # (name, index URL): see indexes.py
+
+    def index_options(self) -> list[str]:
+        """The general indexes only: a per-package index never is one (see indexes.py)."""
+        return index_args(self.index_url, self.extra_index_urls)
+
+    def netrc(self) -> str:
+        """The host's credentials for the spec's indexes, as netrc text ("" when none)."""
+        return index_netrc(self.index_url, [*self.extra_index_urls, *(url for _, url in self.package_indexes)])
+
+
+class Resolver(Protocol):
+    name: str
+
+    def resolve(self, request: ResolveRequest) -> list[Pin]: ...
+
+
+class NeedsBuild(Exception):
+    """A resolution on the host would have to run a package's build code."""
+
+
+def run_tool(
+    argv: list[str], *, env: dict | None = None, cwd: Path | None = None, timeout: int = 1800
+) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+    except FileNotFoundError as exc:
+        raise ResolutionError(f"{argv[0]} is not installed", hint="pip install imagesmith installs it") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ResolutionError(
+            f"{argv[0]} did not finish in {timeout} s", hint="check the network and the index"
+        ) from exc
+
+
+def console_script(name: str) -> str:
+    """A console script installed beside this interpreter, else from PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)

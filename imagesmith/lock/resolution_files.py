@@ -1,0 +1,126 @@
+"""The files a resolution reads: a requirements file and its ``-r``/``-c`` includes, the files
+a backend reads dynamic dependencies from, and staging them for a container (``stage_inputs``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import ResolutionError
+from ..fsutil import tomllib
+from ..spec.pyproject import pyproject_project
+
+# pip's include forms: -r FILE, -rFILE, --requirement FILE, --requirement=FILE (and -c likewise)
+_INCLUDE_RE = re.compile(r"^\s*(?:(?:-r|-c)\s*|(?:--requirement|--constraint)(?:\s+|=))([^\s#]\S*)")
+
+
+def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
+    """A requirements file and every file it includes with -r / -c, recursively (resolved paths;
+    includes are relative to the including file, as pip reads them; URLs are left to the resolver)."""
+    seen = seen if seen is not None else set()
+    try:
+        path = Path(path).resolve(strict=True)
+    except FileNotFoundError:
+        return []  # a missing include: the resolver names it
+    except (OSError, RuntimeError) as exc:
+        raise ResolutionError(f"{Path(path).name} cannot be followed: a symlink loop ({exc})") from exc
+    if path in seen:
+        return []
+    if not path.is_file():
+        raise ResolutionError(
+            f"{path.name} (a requirements include) is not a regular file", hint="-r and -c name requirements files"
+        )
+    seen.add(path)
+    out = [path]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResolutionError(
+            f"{path.name} is not UTF-8 text (byte {exc.start})", hint="save the requirements file as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ResolutionError(f"{path.name} cannot be read: {exc.strerror or exc}") from exc
+    for line in text.splitlines():
+        m = _INCLUDE_RE.match(line)
+        if m and "://" not in m.group(1):
+            out += requirement_files(path.parent / m.group(1), seen)
+    return out
+
+
+def dynamic_dependencies(pyproject: Path) -> bool:
+    """Does ``pyproject`` leave its dependencies to its build backend (``dynamic``)?"""
+    dynamic = (pyproject_project(pyproject) or {}).get("dynamic")
+    return isinstance(dynamic, list) and bool({"dependencies", "optional-dependencies"} & set(dynamic))
+
+
+def project_files(root: Path) -> list[Path]:
+    """The project's files a build backend may read, without what never goes into an image
+    (``layout.IGNORED``, at any depth) and without links (a link may leave the project)."""
+    from fnmatch import fnmatch
+
+    from ..layout import IGNORED
+
+    out = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not any(fnmatch(d, pat) for pat in IGNORED))
+        for name in sorted(names):
+            path = Path(folder) / name
+            if not path.is_symlink() and path.is_file() and not any(fnmatch(name, pat) for pat in IGNORED):
+                out.append(path)
+    return out
+
+
+def dependency_sources(root: Path) -> list[Path]:
+    """The files dynamic dependencies are read from, as far as imagesmith can tell without running
+    the backend: setup.py, setup.cfg, requirements*.txt/.in at the top, and the files named by
+    ``[tool.setuptools.dynamic]`` ``dependencies``/``optional-dependencies``. (Code files are left
+    out on purpose: a one-line edit must not re-resolve. A backend that reads others needs an
+    explicit ``imagesmith lock`` after they change.)"""
+    names = {"setup.py", "setup.cfg"}
+    names.update(p.name for p in root.glob("requirements*.txt"))
+    names.update(p.name for p in root.glob("requirements*.in"))
+    try:
+        tool = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("tool") or {}
+        dynamic = (tool.get("setuptools") or {}).get("dynamic") or {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        dynamic = {}
+    entries = [dynamic.get("dependencies")]
+    optional = dynamic.get("optional-dependencies")
+    entries += list(optional.values()) if isinstance(optional, dict) else []
+    for entry in entries:
+        files = entry.get("file") if isinstance(entry, dict) else None
+        for name in [files] if isinstance(files, str) else files if isinstance(files, list) else []:
+            if isinstance(name, str):
+                names.add(name)
+    found = []
+    for name in sorted(names):
+        path = root / name
+        if path.is_file() and not path.is_symlink() and path.resolve().is_relative_to(root.resolve()):
+            found.append(path)
+    return found
+
+
+def stage_inputs(inputs: Sequence[Path], dest: Path) -> list[str]:
+    """Copy the inputs and every file they include into ``dest``, keeping their layout relative to
+    one another (so ``-r ../base.txt`` still resolves), and return the inputs' paths relative to
+    ``dest``. A container then sees exactly the files the resolution reads, and nothing else of
+    the project: a pyproject.toml is copied alone (its static dependencies are all pip-compile
+    reads), unless its dependencies are dynamic: then its build backend reads them from the
+    project's files (``project_files``), so the project is copied without what is ignored."""
+    files: set[Path] = set()
+    for p in inputs:
+        if Path(p).name != "pyproject.toml":
+            files.update(requirement_files(p))
+        elif dynamic_dependencies(Path(p)):
+            files.update(f.resolve() for f in project_files(Path(p).resolve().parent))
+        else:
+            files.add(Path(p).resolve())
+    root = Path(os.path.commonpath([str(f.parent) for f in files])) if files else Path("/")
+    for f in sorted(files):
+        target = dest / f.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, target)
+    return [Path(p).resolve().relative_to(root).as_posix() for p in inputs]

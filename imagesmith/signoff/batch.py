@@ -1,0 +1,130 @@
+"""Running the batch function (``signoff.predict``) on the samples in a container of an image,
+locked down; and what every signoff container shares: the run's label, removed however it ends."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..engine import Engine
+from ..errors import EngineError
+from ..layout import RUNTIME_MODULE
+from ..runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
+from ..spec import Spec
+from . import SignoffError
+
+HELPER_MODULE = f"{RUNTIME_MODULE}.signoff_probe"  # run from the image's runtime wheel
+SAMPLES_IN_CONTAINER = "/run/imagesmith-signoff/samples.jsonl"
+
+
+def require_signoff_spec(spec: Spec) -> Path:
+    if not spec.signoff.predict or not spec.signoff.samples:
+        raise SignoffError(
+            f"{spec.origin} names no batch function and samples for signoff",
+            hint="add signoff: {predict: 'module:function', samples: path/to/samples.jsonl} "
+            "(see docs/guides/signoff.md)",
+        )
+    path = spec.root / spec.signoff.samples
+    if not path.is_file():
+        raise SignoffError(f"the samples file {path} does not exist", hint="signoff.samples names a JSON-lines file")
+    return path
+
+
+def read_samples(path: Path) -> list:
+    samples = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SignoffError(
+            f"{path} is not UTF-8 text (byte {exc.start})", hint="one JSON value per line (JSON lines), UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise SignoffError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                samples.append(json.loads(line))
+            except (ValueError, RecursionError) as exc:
+                raise SignoffError(
+                    f"{path} line {number} is not JSON ({str(exc)[:160]})", hint="one JSON value per line (JSON lines)"
+                ) from exc
+    if not samples:
+        raise SignoffError(f"{path} holds no samples", hint="one JSON value per line (JSON lines)")
+    return samples
+
+
+def serve_entrypoint(info) -> list[str]:
+    """The image's runtime entrypoint in the serve role: the seed is put in force and the model
+    is checked against the image, and (unlike the train role) nothing is re-stamped."""
+    entry = list(info.config.get("Entrypoint") or [])
+    if RUNTIME_MODULE not in entry:
+        raise SignoffError(
+            f"{info.ref} does not start through imagesmith's runtime (entrypoint {entry})",
+            hint="build it with `imagesmith build`",
+        )
+    return entry[: entry.index(RUNTIME_MODULE) + 1] + ["serve", "--"]
+
+
+@contextmanager
+def signoff_containers(engine: Engine) -> Iterator[str]:
+    """A signoff run's ID, the label value of every container it starts; when the block ends, by
+    success, an error, Ctrl-C or SIGTERM (the CLI turns it into an exception), all of them are
+    removed with their volumes, also one whose creation was interrupted. After a success, a
+    container the engine could not remove is an error (nothing is left behind unsaid)."""
+    run_id = uuid.uuid4().hex
+    try:
+        yield run_id
+    except BaseException:
+        try:
+            engine.remove_signoff(run_id)
+        except EngineError:
+            pass  # the engine went away: the error already on its way says more
+        raise
+    engine.remove_signoff(run_id)
+
+
+def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Path, *, gpus: bool, run_id: str) -> dict:
+    """Run the batch function on the samples in a container of ``info``; ``{"outputs", "hardware"}``."""
+    options = json.dumps({"mode": "predict", "predict": spec.signoff.predict, "samples": SAMPLES_IN_CONTAINER})
+    run = engine.run_helper(
+        info.id,
+        ["python", "-m", HELPER_MODULE, options],
+        entrypoint=serve_entrypoint(info),
+        gpus=gpus,
+        run_id=run_id,
+        mounts={str(model.resolve()): spec.artifacts, str(samples_path.resolve()): SAMPLES_IN_CONTAINER},
+    )
+    if run.exit_code != 0:
+        why = run.start_error or "\n".join(run.stderr.strip().splitlines()[-12:])
+        if run.exit_code == 3:
+            raise SignoffError(
+                f"{info.ref} refused the model in {model}:\n{why}",
+                hint="train the model with the image built from the same lock",
+            )
+        raise SignoffError(
+            f"running {spec.signoff.predict} in {info.ref} failed (exit {run.exit_code}):\n{why}",
+            hint="check the batch function and the samples",
+        )
+    try:
+        data = json.loads(run.stdout.strip().splitlines()[-1])
+        data["outputs"], data["hardware"]
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise SignoffError(f"the signoff helper in {info.ref} printed no result") from exc
+    return data
+
+
+def _host_has_gpu() -> bool:
+    return bool(signoff_probe.gpus()[0])
+
+
+def refuse_without_gpu(spec: Spec) -> None:
+    if spec.accelerator == "gpu" and not _host_has_gpu():
+        raise SignoffError(
+            f"{spec.origin} declares accelerator: gpu, but this machine has no GPU (nvidia-smi finds none): "
+            "refusing to sign off on CPU",
+            hint="run signoff on the serving machine with its GPU (and the NVIDIA container toolkit), "
+            "or declare accelerator: cpu if the model is served on CPU",
+        )

@@ -1,0 +1,186 @@
+"""Reading a spec: find the file, read YAML or TOML, and turn every way that can fail into one
+``SpecError``. ``load_spec(path)`` does the I/O; ``parse.parse_spec`` is the pure part.
+
+The project root is the folder the spec is found in, and a spec symlinked from outside it is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import SpecError
+from ..fsutil import tomllib
+from . import PYPROJECT, SPEC_FILE, Spec
+from .parse import parse_spec
+from .problems import encodable, show, show_key, type_name
+from .schema import MAX_DEPTH, MAX_SPEC_BYTES, MAX_STRING, MAX_VALUES
+
+
+def find_spec(path: Path) -> Path:
+    """The spec file for ``path``: the file itself, or the spec inside a project directory."""
+    path = Path(path)
+    if path.is_dir():
+        yml = path / SPEC_FILE
+        if yml.is_file():
+            return yml
+        pyproject = path / PYPROJECT
+        if pyproject.is_file() and _tool_table(pyproject) is not None:
+            return pyproject
+        raise SpecError(
+            _short_path(path),
+            [f"no {SPEC_FILE} here, and no [tool.imagesmith] table in {PYPROJECT}"],
+            hint=f"create {SPEC_FILE} (every key is described in docs/reference/spec.md) or pass --project DIR",
+        )
+    if not path.is_file():
+        raise SpecError(
+            _short_path(path),
+            ["file not found (or not a regular file)"],
+            hint="pass the project directory or its spec file",
+        )
+    return path
+
+
+def load_spec(path: Path | str = ".") -> Spec:
+    """Find, read and validate the spec for a project directory or spec file.
+
+    The project root is the folder the spec file is found in, not the folder a symlinked spec
+    points into; a spec that is a symlink to a file outside that folder is refused."""
+    found = Path(os.path.abspath(find_spec(Path(path))))
+    root = found.parent
+    if found.is_symlink():
+        try:
+            found.resolve(strict=True).relative_to(root.resolve())
+        except (OSError, RuntimeError, ValueError):
+            raise SpecError(
+                found.name,
+                ["is a symlink that leaves the project directory"],
+                hint="copy the spec into the project instead of linking it",
+            ) from None
+    if found.name == PYPROJECT or found.suffix == ".toml":
+        data = _tool_table(found)
+        origin = f"{found.name} [tool.imagesmith]"
+        if data is None:
+            raise SpecError(found.name, ["no [tool.imagesmith] table"])
+    else:
+        origin = found.name
+        data = _read_yaml(found)
+    _check_size(data, origin)
+    return parse_spec(data, root, origin)
+
+
+def _short_path(path: Path) -> str:
+    return show(str(path), 200)[1:-1]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(path.name, [f"cannot be read: {exc.strerror or exc}"]) from exc
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(path.name, [f"is {len(raw)} bytes; a spec is at most {MAX_SPEC_BYTES}"])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(path.name, [f"not UTF-8 text (byte {exc.start})"], hint="save the file as UTF-8") from exc
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (the safe loader
+    silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while reading a mapping",
+                            node.start_mark,
+                            f"the key {show(key)} is given twice (first on line {seen[key] + 1})",
+                            key_node.start_mark,
+                        )
+                    seen[key] = key_node.start_mark.line
+                except TypeError:  # an unhashable key: the base class reports it
+                    pass
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path):
+    return _parse(path, lambda text: yaml.load(text, Loader=_StrictLoader))  # noqa: S506 - a SafeLoader subclass
+
+
+def _read_toml(path: Path) -> dict:
+    return _parse(path, tomllib.loads)
+
+
+def _parse(path: Path, parser):
+    """``parser`` over the file's text, with every way it can fail as one ``SpecError``."""
+    text = _read_text(path)
+    try:
+        return parser(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(
+            path.name, [f"not valid YAML{where}: {show(problem, 200)[1:-1]}"], hint="fix the YAML syntax"
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(
+            path.name, [f"not valid TOML: {show(str(exc), 200)[1:-1]}"], hint="fix the TOML syntax"
+        ) from exc
+    except RecursionError:
+        raise SpecError(
+            path.name, ["is nested too deeply to read"], hint=f"a spec needs a handful of levels; at most {MAX_DEPTH}"
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise SpecError(path.name, [f"holds a value that cannot be read: {show(str(exc), 80)[1:-1]}"]) from exc
+
+
+def _tool_table(path: Path) -> Any:
+    """``[tool.imagesmith]`` of a pyproject.toml (None when absent); a ``tool`` that is not a table is an error."""
+    tool = _read_toml(path).get("tool", {})
+    if not isinstance(tool, dict):
+        raise SpecError(path.name, [f"[tool] must be a table, got {type_name(tool)}"], hint="fix the TOML")
+    return tool.get("imagesmith")
+
+
+def _check_size(data: Any, origin: str) -> None:
+    """Refuse data that is too deep, too big once YAML aliases are expanded, or holds strings
+    that cannot be encoded (lone surrogates): the parser and its messages stay small and fast."""
+    budget = [MAX_VALUES]
+    problems: list[str] = []
+
+    def walk(value: Any, depth: int, key: str) -> None:
+        budget[0] -= 1
+        if budget[0] < 0 or problems:
+            return
+        if depth > MAX_DEPTH:
+            problems.append(f"{key or 'the spec'}: nested more than {MAX_DEPTH} levels deep")
+            return
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(k, depth + 1, key)
+                walk(v, depth + 1, f"{key}.{show_key(k)}" if key else show_key(k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, depth + 1, f"{key}[{i}]")
+        elif isinstance(value, str):
+            if len(value) > MAX_STRING:
+                problems.append(f"{key or 'a key'}: a string of {len(value)} characters (at most {MAX_STRING})")
+            elif not encodable(value):
+                problems.append(f"{key or 'a key'}: holds a lone surrogate (\\ud800-\\udfff), which is not text")
+
+    walk(data, 0, "")
+    if budget[0] < 0:
+        problems.append(f"holds more than {MAX_VALUES} values (YAML aliases expanded): refused as a resource bomb")
+    if problems:
+        raise SpecError(origin, problems[:1], hint=f"fix {origin}")

@@ -1,0 +1,241 @@
+"""A GPU project on the real engine, without a GPU: `gpu-tiny` pins one small real CUDA wheel
+(``nvidia-cuda-runtime-cu12``, from the package index as pip's defaults reach it). Its lock names
+CUDA 12.x and the driver that needs; both images carry the contract (image facts and the
+``io.imagesmith.gpu`` label); ``verify IMAGE --host`` against a fake ``nvidia-smi`` on PATH
+(tests/fake_nvidia_smi.py, the real tool's query formats) refuses a driver too old for it, accepts
+a new enough one, and says when this machine has no GPU.
+
+Builds the project once for this module under a tag of its own (``imagesmith-test/gpu-tiny``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from imagesmith import gpu, layout
+from imagesmith.build import BuildOptions, build_project
+from imagesmith.engine.attached import run_argv
+from imagesmith.spec.load import load_spec
+from tests.conftest import PROJECTS, copy_project
+from tests.fake_nvidia_smi import FakeGpu, install, path_with
+
+pytestmark = pytest.mark.engine
+
+TAG = "imagesmith-test/gpu-tiny"
+RUNTIME_WHEEL = "nvidia-cuda-runtime-cu12"
+
+
+def _imagesmith(*args: str, path: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run(
+        [sys.executable, "-m", "imagesmith", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def gpu_tiny(tmp_path_factory, engine, base_image):
+    """(project root, the lock's JSON, BuildResult): locked with `imagesmith lock`, then built."""
+    root = copy_project(PROJECTS / "gpu-tiny", tmp_path_factory.mktemp("gpu") / "gpu-tiny")
+    done = _imagesmith("lock", "-p", str(root), "--base", base_image)
+    assert done.returncode == 0, done.stderr
+    lock = json.loads((root / "imagesmith.lock").read_text())
+    result = build_project(load_spec(root), engine, BuildOptions(base=base_image, tag=TAG, locked=True))
+    return root, lock, result
+
+
+def test_the_lock_names_cuda_12_and_its_minimum_driver(gpu_tiny):
+    _, lock, _ = gpu_tiny
+    section = lock["gpu"]
+    pinned = next(p for p in lock["packages"] if p["name"] == RUNTIME_WHEEL)
+    assert pinned["version"].startswith("12.")
+    assert section["major"] == 12
+    assert section["cuda"] == ".".join(pinned["version"].split(".")[:2])
+    assert section["min_driver"] == gpu.MIN_DRIVER[12] == "525.60.13"
+    assert section["majors"] == {"12": [RUNTIME_WHEEL]}
+    assert section["archs"] is None  # the runtime wheel carries no GPU code: unknown, not guessed
+
+
+def _facts(ref: str) -> dict:
+    path = f"{layout.site_packages('3.11')}/{layout.FACTS_FILE}"
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "cat", ref, path], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_each_image_carries_the_contract_in_its_facts_and_label(gpu_tiny, engine):
+    _, lock, result = gpu_tiny
+    for role in ("train", "serve"):
+        ref = result.images[role].ref
+        assert ref is not None
+        label = json.loads(engine.image(ref).labels[layout.LABEL_GPU])
+        assert label == {
+            "archs": None,
+            "cuda": lock["gpu"]["cuda"],
+            "glibc": "2.36",
+            "major": 12,
+            "min_driver": "525.60.13",
+        }
+        assert _facts(ref)["gpu"] == lock["gpu"]
+    for role in ("train", "serve"):  # the label is what the Dockerfile implies; the image holds what it says
+        done = _imagesmith("verify", result.images[role].ref)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "driver, cap",
+    [("515.43.04", "8.6"), ("470.82.01", "7.5")],  # R470 does not know compute_cap: the query asks again
+)
+def test_verify_host_refuses_a_driver_too_old(gpu_tiny, tmp_path, driver, cap):
+    _, lock, result = gpu_tiny
+    bindir = tmp_path / "bin"
+    install(bindir, [FakeGpu("NVIDIA GeForce RTX 3090", driver, cap)])
+    done = _imagesmith("verify", result.images["serve"].ref, "--host", path=path_with(bindir))
+    assert done.returncode == 1, done.stdout + done.stderr
+    cuda = lock["gpu"]["cuda"]
+    assert f"driver {driver} is older than 525.60.13 that CUDA {cuda} in this image needs" in done.stdout
+    assert done.stdout.rstrip().endswith("this machine can NOT run it")
+    assert (bindir / "nvidia-smi.log").read_text().startswith("--query-gpu=driver_version,compute_cap,name")
+
+
+def test_verify_host_accepts_a_new_enough_driver(gpu_tiny, tmp_path):
+    _, lock, result = gpu_tiny
+    bindir = tmp_path / "bin"
+    install(bindir, [FakeGpu("NVIDIA H100 80GB HBM3", "580.82.07", "9.0")] * 2)
+    done = _imagesmith("verify", result.images["train"].ref, "--host", "--json", path=path_with(bindir))
+    assert done.returncode == 0, done.stdout + done.stderr
+    host = json.loads(done.stdout)["host"]
+    assert host["ok"] is True and host["problems"] == []
+    assert [g["driver"] for g in host["gpus"]] == ["580.82.07", "580.82.07"]
+    assert host["contract"]["cuda"] == lock["gpu"]["cuda"] and host["contract"]["min_driver"] == "525.60.13"
+    # the runtime wheel carries no GPU code: the compute capability is not checked, and it says why
+    assert host["contract"]["archs"] is None
+    assert host["notes"] == [
+        "compute capability not checked: the GPU architectures of this image's code are unknown "
+        "(no framework with compiled GPU code in the lock, e.g. CUDA libraries alone)"
+    ]
+
+
+def test_verify_host_without_a_gpu_says_so(gpu_tiny, tmp_path):
+    _, _, result = gpu_tiny
+    bindir = tmp_path / "bin"
+    install(bindir, [])  # nvidia-smi present, no driver to talk to
+    done = _imagesmith("verify", result.images["serve"].ref, "--host", path=path_with(bindir))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "error: this machine has no NVIDIA GPU (nvidia-smi: NVIDIA-SMI has failed" in done.stderr
+
+
+def test_run_passes_the_gpus_as_the_engines_device_request(gpu_tiny, tmp_path):
+    """The command line `imagesmith run` uses, created (not started) on the real engine: with
+    GPUs the container asks the engine for every GPU; without, for none."""
+    _, _, result = gpu_tiny
+    ref = result.images["train"].ref
+    for gpus, want in ((True, [{"Count": -1, "Capabilities": [["gpu"]]}]), (False, None)):
+        argv = run_argv(ref, ["true"], verb="create", gpus=gpus, name=f"imagesmith-test-gpu-{uuid.uuid4().hex[:8]}")
+        created = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        assert created.returncode == 0, created.stderr
+        cid = created.stdout.strip()
+        try:
+            inspected = subprocess.run(
+                ["docker", "inspect", "-f", "{{json .HostConfig.DeviceRequests}}", cid], capture_output=True, text=True
+            )
+            requests = json.loads(inspected.stdout)
+        finally:
+            subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+        if want is None:
+            assert requests is None
+        else:
+            assert [{k: r[k] for k in ("Count", "Capabilities")} for r in requests] == want
+
+
+def test_run_gives_a_gpu_project_the_gpus_when_the_machine_has_one(gpu_tiny, tmp_path):
+    """gpu-tiny declares accelerator: gpu. With a GPU on the machine (the fake nvidia-smi) `run`
+    asks the engine for it, and this engine, which has no NVIDIA runtime, refuses: the refusal
+    is the proof the request was made, said in one error line. Without one it runs as usual;
+    --no-gpus never asks."""
+    root, _, _ = gpu_tiny
+    bindir = tmp_path / "bin"
+    install(bindir, [FakeGpu("NVIDIA H100 80GB HBM3", "580.82.07", "9.0")])
+    asked = _imagesmith("run", "train", "-p", str(root), "-t", TAG, path=path_with(bindir))
+    assert asked.returncode == 125, asked.stdout + asked.stderr
+    assert "error: the engine cannot give the container this machine's GPUs (" in asked.stderr
+    assert (
+        "could not select device driver" in asked.stderr
+        and "hint: install the NVIDIA Container Toolkit" in asked.stderr
+    )
+    refused = _imagesmith("run", "train", "-p", str(root), "-t", TAG, "--no-gpus", path=path_with(bindir))
+    assert refused.returncode == 0, refused.stderr
+    assert "train nvidia-cuda-runtime-cu12 12." in refused.stdout
+    no_gpu = tmp_path / "nogpu"
+    install(no_gpu, [])
+    plain = _imagesmith("run", "train", "-p", str(root), "-t", TAG, path=path_with(no_gpu))
+    assert plain.returncode == 0, plain.stderr
+    forced = _imagesmith("run", "train", "-p", str(root), "-t", TAG, "--gpus", path=path_with(no_gpu))
+    assert forced.returncode == 125 and "could not select device driver" in forced.stderr
+
+
+CUDA_BASE_DOCKERFILE = """\
+FROM {base}
+ENV CUDA_VERSION=12.4.1
+RUN mkdir -p /usr/local/cuda-12.4/lib64 \\
+ && head -c 3000000 /dev/zero > /usr/local/cuda-12.4/lib64/libcudart.so.12.4.127 \\
+ && echo '{{"cuda": {{"name": "CUDA SDK", "version": "12.4.1"}}}}' > /usr/local/cuda-12.4/version.json \\
+ && ln -s cuda-12.4 /usr/local/cuda
+"""
+
+
+@pytest.fixture
+def cuda_base(engine, base_image, tmp_path):
+    """A base like a CUDA image (CUDA_VERSION in its env, a toolkit folder at /usr/local/cuda),
+    built here FROM the test base, never pulled; removed afterwards."""
+    name = f"imagesmith-test/cuda-base-{uuid.uuid4().hex[:8]}:12.4"
+    (tmp_path / "Dockerfile").write_text(CUDA_BASE_DOCKERFILE.format(base=base_image))
+    done = subprocess.run(
+        ["docker", "build", "-q", "-t", name, str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    yield name
+    subprocess.run(["docker", "image", "rm", name], capture_output=True)
+
+
+def test_lock_on_a_cuda_base_warns_cuda_twice(cuda_base, tmp_path):
+    root = copy_project(PROJECTS / "gpu-tiny", tmp_path / "gpu-tiny")
+    done = _imagesmith("lock", "-p", str(root), "--base", cuda_base)
+    assert done.returncode == 0, done.stderr
+    cuda = json.loads((root / "imagesmith.lock").read_text())["gpu"]
+    assert cuda["base"]["cuda"] == {
+        "version": "12.4.1",
+        "env": "12.4.1",
+        "path": "/usr/local/cuda-12.4",
+        "bytes": cuda["base"]["cuda"]["bytes"],
+    }
+    assert 3_000_000 < cuda["base"]["cuda"]["bytes"] < 3_001_000
+    assert cuda["base"]["glibc"] == "2.36"  # bookworm's
+    assert (
+        f"warning: CUDA twice: the base image {cuda_base} carries CUDA 12.4.1 (/usr/local/cuda-12.4, 3 MB, "
+        f"CUDA_VERSION=12.4.1) and the lock's wheels bring CUDA {cuda['cuda']} (nvidia-cuda-runtime-cu12)"
+    ) in done.stderr
+    assert "Use a plain Python base" in done.stderr
+    again = _imagesmith("lock", "-p", str(root), "--base", cuda_base)  # recorded: said again, not read again
+    assert again.returncode == 0 and "warning: CUDA twice" in again.stderr
+
+
+def test_a_plain_base_records_its_glibc_and_no_cuda(gpu_tiny):
+    _, lock, _ = gpu_tiny
+    assert lock["gpu"]["base"]["cuda"] is None and lock["gpu"]["base"]["glibc"] == "2.36"
+    assert lock["gpu"]["base"]["digest"] == lock["base"]["digest"]
