@@ -43,6 +43,11 @@ InstallOpt = typer.Option(
     "--install",
     help="hermetic (wheels fetched on the host, no network in the build) or online (pip downloads inside the build); default: the spec's.",
 )
+PythonEnvOpt = typer.Option(
+    "build",
+    "--python-env",
+    help="Where a non-native platform's Python environment is installed: build (natively, on this machine's platform, when the lock pins the base for it) or target (emulated); the image is the same.",
+)
 ProgressOpt = typer.Option(
     "auto",
     "--progress",
@@ -79,6 +84,7 @@ def build(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every step again."),
     install: Optional[str] = InstallOpt,
+    python_env: str = PythonEnvOpt,
     cache_dir: Optional[Path] = typer.Option(
         None, "--cache-dir", envvar="IMAGESMITH_CACHE_DIR", help="Wheel cache (default ~/.cache/imagesmith)."
     ),
@@ -96,6 +102,8 @@ def build(
     key = _sign_key(project, sign, push, tag)
     if install is not None and install not in ("hermetic", "online"):
         raise UsageError(f"--install must be hermetic or online, not {install!r}")
+    if python_env not in ("build", "target"):
+        raise UsageError(f"--python-env must be build or target, not {python_env!r}")
     if progress_mode not in ("auto", "plain", "tty", "quiet"):
         raise UsageError(f"--progress must be auto, plain, tty or quiet, not {progress_mode!r}")
     spec = load_spec(project)
@@ -117,6 +125,7 @@ def build(
         load=load,
         targets=tuple(target) or ROLES,
         install=install,
+        python_env=python_env,
         cache_dir=cache_dir,
         print_only=print_bake,
     )

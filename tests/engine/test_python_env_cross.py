@@ -12,9 +12,9 @@ import uuid
 import pytest
 
 from imagesmith.build import BuildOptions, build_project
-from imagesmith.lock import read_lock
+from imagesmith.lock.lockfile import read_lock
 from imagesmith.python_env import ON_TARGET
-from imagesmith.spec import load_spec
+from imagesmith.spec.load import load_spec
 from tests.conftest import EXAMPLES, REGISTRY_BASE, copy_project
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]

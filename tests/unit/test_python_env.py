@@ -15,7 +15,7 @@ from imagesmith.build import build_args
 from imagesmith.lock.lockfile import read_lock
 from imagesmith.render import render
 from imagesmith.spec.load import load_spec
-from tests.helpers import fake_lock
+from tests.helpers import cli, fake_lock
 
 HERE = Path(__file__).resolve().parent.parent
 AMD64 = "sha256:" + "9" * 64
@@ -98,3 +98,10 @@ def test_what_runs_emulated_and_why():
 def test_the_build_argument_is_passed_only_when_not_the_default():
     assert "IMAGESMITH_PYTHON_ENV" not in build_args(0)
     assert build_args(0, "target")["IMAGESMITH_PYTHON_ENV"] == "target"
+
+
+def test_build_refuses_an_unknown_python_env_with_a_usage_error():
+    proc = cli("build", "-p", str(HERE / "projects" / "tiny"), "--python-env", "qemu")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: --python-env must be build or target, not 'qemu'" in proc.stderr
+    assert "Traceback" not in proc.stderr
