@@ -65,6 +65,21 @@ SignOpt = typer.Option(
 )
 
 
+def _check_choices(**given: Optional[str]) -> None:
+    """A UsageError for an option given a value it does not take (None: not given)."""
+    choices = {
+        "install": ("hermetic", "online"),
+        "python-env": ("build", "target"),
+        "progress": ("auto", "plain", "tty", "quiet"),
+    }
+    for name, value in given.items():
+        option = name.replace("_", "-")
+        allowed = choices[option]
+        if value is not None and value not in allowed:
+            words = ", ".join(allowed[:-1]) + (" or " if len(allowed) > 1 else "") + allowed[-1]
+            raise UsageError(f"--{option} must be {words}, not {value!r}")
+
+
 @command()
 def build(
     project: Path = ProjectOpt,
@@ -100,12 +115,7 @@ def build(
 ):
     """Lock if needed, render, and build the train and serve images reproducibly."""
     key = _sign_key(project, sign, push, tag)
-    if install is not None and install not in ("hermetic", "online"):
-        raise UsageError(f"--install must be hermetic or online, not {install!r}")
-    if python_env not in ("build", "target"):
-        raise UsageError(f"--python-env must be build or target, not {python_env!r}")
-    if progress_mode not in ("auto", "plain", "tty", "quiet"):
-        raise UsageError(f"--progress must be auto, plain, tty or quiet, not {progress_mode!r}")
+    _check_choices(install=install, python_env=python_env, progress=progress_mode)
     spec = load_spec(project)
     engine = Engine(progress())
     engine.buildx_prefetch(builder)  # buildx's start-up runs beside the imports and the lock check
