@@ -64,7 +64,6 @@ FROM base AS source
 COPY ["app/main.py", "/app/app/main.py"]
 RUN find /app -exec touch -h -d @0 {} +
 
-
 FROM base AS python-env
 RUN --network=none \
     --mount=type=tmpfs,target=/tmp \
