@@ -499,7 +499,13 @@ def say_emulated(spec: Spec, lock: Lock, house: Path, options: BuildOptions, pro
         return
     on = python_env.installs_on(lock, build, options.python_env)
     steps = python_env.emulated_steps(
-        lock, build, sdists=sdists_in(house), user=bool(image_user(spec)), on=options.python_env
+        lock,
+        build,
+        sdists=sdists_in(house),
+        user=bool(image_user(spec)),
+        preprocessing=bool(spec.preprocessing),
+        project=spec.project is not None,
+        on=options.python_env,
     )
     where = f"natively on {build}" if on == build else f"on {lock.platform}, emulated"
     progress(f"{lock.platform}: the Python environment is installed {where}; emulated: " + "; ".join(steps))

@@ -72,9 +72,20 @@ def installs_on(lock: Lock, build: str, on: str = ON_BUILD) -> str:
     return lock.platform
 
 
-def emulated_steps(lock: Lock, build: str, *, sdists: list[str], user: bool, on: str = ON_BUILD) -> list[str]:
+def emulated_steps(
+    lock: Lock,
+    build: str,
+    *,
+    sdists: list[str],
+    user: bool,
+    preprocessing: bool = False,
+    project: bool = False,
+    on: str = ON_BUILD,
+) -> list[str]:
     """What runs on ``lock``'s platform under emulation when built on ``build``, each with why
-    ([] when ``build`` is the lock's platform: nothing is emulated)."""
+    ([] when ``build`` is the lock's platform: nothing is emulated). ``user``, ``preprocessing``
+    and ``project``: whether the spec makes the images' user, has preprocessing files, installs
+    the project."""
     if build == lock.platform:
         return []
     steps = []
@@ -94,5 +105,9 @@ def emulated_steps(lock: Lock, build: str, *, sdists: list[str], user: bool, on:
         steps.append("system packages (their maintainer scripts)")
     if user:
         steps.append("the images' user (a shell step)")
+    if preprocessing:
+        steps.append("the preprocessing wheel's build and install (short Python steps)")
+    if project:
+        steps.append("the project's wheel (its build backend)")
     steps.append("the image facts layer (a shell step)")
     return steps

@@ -82,7 +82,15 @@ def test_what_runs_emulated_and_why():
     lock = arm64_lock()
     assert python_env.emulated_steps(lock, "linux/arm64", sdists=[], user=True) == []
     cross = python_env.emulated_steps(lock, "linux/amd64", sdists=[], user=False)
-    assert not any("Python environment" in step for step in cross)
+    assert cross == ["system packages (their maintainer scripts)", "the image facts layer (a shell step)"]
+    full = python_env.emulated_steps(lock, "linux/amd64", sdists=[], user=True, preprocessing=True, project=True)
+    assert full == [
+        "system packages (their maintainer scripts)",
+        "the images' user (a shell step)",
+        "the preprocessing wheel's build and install (short Python steps)",
+        "the project's wheel (its build backend)",
+        "the image facts layer (a shell step)",
+    ]
     assert python_env.installs_on(lock, "linux/amd64") == "linux/amd64"
     target = python_env.emulated_steps(lock, "linux/amd64", sdists=["x-1.tar.gz"], user=False, on="target")
     assert target[:2] == [
