@@ -38,8 +38,9 @@ format: install
 	$(PYTHON) -m ruff check --fix $(LINT_PATHS)
 	$(PYTHON) -m ruff format $(LINT_PATHS)
 
-# The session records how long the whole of `make test` took, from test-clock on (build/test-times.json,
-# for `make bench`).
+# The session records how long the whole of `make test` took, from test-clock on, and each test
+# module's seconds, longest first (build/test-times.json, for `make bench`): with --dist loadgroup a
+# module runs on one worker, so the longest module bounds the run.
 test: test-clock install lint engine
 	IMAGESMITH_MAKE_TEST_STARTED=$$(cat build/make-test.started) IMAGESMITH_TEST_BASE=$(BASE) \
 	  $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
@@ -48,7 +49,8 @@ test-clock:
 	@mkdir -p build && date +%s.%N > build/make-test.started
 
 # The quick loop: tests/unit needs no engine and no registry (the CLI runs in-process there), on
-# both cores (pytest-xdist).
+# both cores (pytest-xdist). tests/tools (the real uv, pip-compile and pip against indexes on
+# 127.0.0.1) and tests/engine run in `make test`.
 test-unit: install
 	$(PYTHON) -m pytest -n 2 tests/unit $(PYTEST_ARGS)
 

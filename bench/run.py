@@ -5,7 +5,9 @@ project, and a JSON copy of all of it under bench/results/.
 - builds (bench_build.py): iris and the scale project (bench/projects/scale), each with imagesmith
   (both images), the plain `COPY . .` + pip Dockerfile and uv's Docker pattern: cold, after a
   one-line edit, MB over the base; BuildKit's per-step times and imagesmith's own phases;
-- iris cold for linux/arm64 under QEMU, when the tree's spec and engine can build it;
+- cold builds for linux/arm64 on this x86-64 machine (bench_platforms.py), iris and the scale
+  project: the Python environment installed natively, beside the emulated path and beside the
+  native linux/amd64 build, from the loopback registry's two-platform base;
 - a no-op `imagesmith lock` (bench_lock.py) and labels-only / full `verify` (bench_verify.py),
   through the CLI, interpreter start-up included;
 - the tests' time (bench_tests.py): the unit tier measured, `make test` from its last run's record;
@@ -21,7 +23,7 @@ run samples the engine's other builds and says so beside the table.
                         [--torch] [--torch-runs N]
 
 --quick: 1 run, iris only (development). IMAGESMITH_BASE picks the base image;
-IMAGESMITH_BENCH_ARM64_BASE the arm64 row's (default: the local arm64 base scripts/setup-engine.sh makes). The CLI is always this tree's
+IMAGESMITH_BENCH_PLATFORM_BASE the platform rows' (default: the registry's two-platform base). The CLI is always this tree's
 (`python -m imagesmith`, PYTHONPATH pointing here).
 """
 
@@ -32,7 +34,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -42,52 +43,27 @@ from pathlib import Path
 
 import bench_build
 import bench_lock
+import bench_platforms
 import bench_tests
 import bench_verify
 from benchlib import (
     BASE,
-    IMAGESMITH,
     REPO,
     TOOLS,
     CommandFailed,
     Goal,
     Neighbours,
     Row,
-    fresh_copy,
     grid,
-    imagesmith_env,
     remove_bench_images,
     table,
-    timed,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ARM64_BASE = os.environ.get("IMAGESMITH_BENCH_ARM64_BASE", "imagesmith-base:bookworm-py311-arm64")  # setup-engine.sh
-ARM64_TIMEOUT = 1800.0
 
 
 def _say(message: str = "") -> None:
     print(message, flush=True)
-
-
-def arm64_cold(tmp: Path, token: str) -> tuple[float | None, str]:
-    """One cold imagesmith build of iris with ``platform: linux/arm64`` in a copy of its spec
-    (emulated under QEMU on this x86-64 machine): (seconds, "") when the tree can build it, else
-    (None, "not available: <the first error line>")."""
-    root = fresh_copy(REPO / "examples" / "iris", tmp / "iris-arm64")
-    spec = root / "imagesmith.yaml"
-    text, n = re.subn(r"(?m)^platform:.*$", "platform: linux/arm64", spec.read_text())
-    spec.write_text(text if n else text + "platform: linux/arm64\n")
-    argv = [*IMAGESMITH, "build", "-p", str(root), "--no-cache", "--progress", "plain"]
-    argv += ["--tag", f"imagesmith-bench-{token}/iris-arm64", "--cache-dir", str(tmp / "cache-arm64")]
-    env = imagesmith_env(IMAGESMITH_BASE=ARM64_BASE, PIP_NO_CACHE_DIR="1", UV_NO_CACHE="1")
-    try:
-        return timed(argv, root, env, timeout=ARM64_TIMEOUT).seconds, ""
-    except CommandFailed as exc:
-        return None, f"not available: {exc.first_error()[:160]}"
-
-
-ARM64_ROW = "iris: cold build, linux/arm64 under QEMU"
 
 
 def cli_figures(iris: bench_build.Build, runs: int) -> list[Row]:
@@ -186,7 +162,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale-runs", type=int, default=None, help="runs of the scale project (default: --runs)")
     parser.add_argument("--quick", action="store_true", help="1 run, iris only")
-    parser.add_argument("--no-arm64", action="store_true", help="skip the linux/arm64 row")
+    parser.add_argument("--no-arm64", action="store_true", help="skip the linux/arm64 rows")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale project")
     parser.add_argument("--no-tests", action="store_true", help="skip the tests' figures")
     parser.add_argument(
@@ -206,7 +182,7 @@ def main() -> int:
     cli_rows: list[Row] = []
     test_rows: list[Row] = []
     test_record = "not measured"
-    arm64 = Row(ARM64_ROW, "s", note="skipped (--no-arm64)" if args.no_arm64 else "not measured (interrupted)")
+    arm64 = [Row("linux/arm64 cold builds", "s", note="skipped (--no-arm64)" if args.no_arm64 else "not measured")]
     interrupted = False
     failed = ""
     with Neighbours() as neighbours, tempfile.TemporaryDirectory(prefix="imagesmith-bench-") as tmp_name:
@@ -223,9 +199,12 @@ def main() -> int:
             if not args.no_tests:
                 test_rows, test_record = test_figures(1 if args.quick else 3)
             if not args.no_arm64:
-                _say("builds: iris for linux/arm64 under QEMU (one run)")
-                seconds, note = arm64_cold(tmp, token)
-                arm64 = Row(ARM64_ROW, "s", {"imagesmith": [seconds] if seconds else []}, note=note)
+                arm64 = [
+                    row
+                    for name in projects
+                    if name in ("iris", "scale")
+                    for row in bench_platforms.measure(name, bench_build.PROJECTS[name].source, tmp, token)
+                ]
         except KeyboardInterrupt:
             interrupted = True
             _say("interrupted: reporting what was measured")
@@ -240,7 +219,7 @@ def main() -> int:
         if any(res.values())
         for r in bench_build.rows(bench_build.PROJECTS[name], res)
     ]
-    rows += [arm64, *cli_rows, *test_rows]
+    rows += [*arm64, *cli_rows, *test_rows]
     ended = dt.datetime.now(dt.timezone.utc)
 
     _say()

@@ -16,11 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from . import gpu_arch, parity, source_context
+from . import gpu_arch, parity, python_env, source_context
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .errors import LockError, UsageError
@@ -29,8 +29,8 @@ from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock
 from .lock.update import ensure_fresh_all, lock_project
-from .platforms import emulation_problem, platform_arch
-from .render import check_replaceable, dockerignore, dockerignore_path, render
+from .platforms import emulation_problem, machine_platform, platform_arch
+from .render import check_replaceable, dockerignore, dockerignore_path, image_user, render
 from .runtime_wheel import write_beside
 from .source_context import staged
 from .spec import Spec
@@ -84,6 +84,7 @@ class BuildOptions:
     targets: tuple[str, ...] = ROLES
     install: str | None = None  # hermetic | online; default: the spec's
     cache_dir: Path | None = None  # the wheel cache; default ~/.cache/imagesmith
+    python_env: str = python_env.ON_BUILD  # where a platform's Python environment is installed (python_env.py)
 
 
 def source_date_epoch(root: Path) -> int:
@@ -209,6 +210,8 @@ def build_project(
             suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
             for name, value in build_contexts(spec, one, options, engine, progress).items():
                 contexts[name + suffix] = value
+            if "wheels" + suffix in contexts:
+                say_emulated(spec, one, Path(contexts["wheels" + suffix]), options, progress)
             if source_dir is not None:  # the source stage, staged on the host (source_context.py)
                 stages[source_context.TARGET + suffix] = (source_dir, platform)
                 contexts["source" + suffix] = f"target:{source_context.TARGET}{suffix}"
@@ -220,7 +223,7 @@ def build_project(
             push=pushed,
             load=options.load,
             driver=driver,
-            build_args=build_args(epoch),
+            build_args=build_args(epoch, options.python_env),
             contexts=contexts,
             labels={**oci_labels(spec.root), **image_labels(options.labels)},
             cache_from=options.cache_from,
@@ -446,9 +449,12 @@ def _holds(path: Path, text: str) -> bool:
         return False
 
 
-def build_args(epoch: int) -> dict[str, str]:
+def build_args(epoch: int, python_env_on: str = python_env.ON_BUILD) -> dict[str, str]:
     created = dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"IMAGESMITH_CREATED": created}
+    args = {"IMAGESMITH_CREATED": created}
+    if python_env_on != python_env.ON_BUILD:
+        args[python_env.PYTHON_ENV_ARG] = python_env_on
+    return args
 
 
 def oci_labels(root: Path) -> dict[str, str]:
@@ -471,6 +477,38 @@ def project_version(root: Path) -> str | None:
         return None
     version = (data.get("project") or {}).get("version") if isinstance(data.get("project"), dict) else None
     return str(version) if isinstance(version, str) and version and "\n" not in version else None
+
+
+def sdists_in(house: Path) -> list[str]:
+    """The distributions a wheelhouse holds as source only (built in the sdist-build stage)."""
+    return sorted(p.name for p in house.iterdir() if not p.name.endswith(".whl"))
+
+
+def _no_sdists(cache_dir: Path) -> Path:
+    """The sdist-build stage's result when nothing is built from source: an empty ``built/``."""
+    folder = cache_dir / "no-sdists"
+    (folder / "built").mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def say_emulated(spec: Spec, lock: Lock, house: Path, options: BuildOptions, progress) -> None:
+    """One progress line for a platform this machine builds under emulation: where its Python
+    environment is installed, and which steps run emulated and why (python_env.py)."""
+    build = machine_platform()
+    if build == lock.platform:
+        return
+    on = python_env.installs_on(lock, build, options.python_env)
+    steps = python_env.emulated_steps(
+        lock,
+        build,
+        sdists=sdists_in(house),
+        user=bool(image_user(spec)),
+        preprocessing=bool(spec.preprocessing),
+        project=spec.project is not None,
+        on=options.python_env,
+    )
+    where = f"natively on {build}" if on == build else f"on {lock.platform}, emulated"
+    progress(f"{lock.platform}: the Python environment is installed {where}; emulated: " + "; ".join(steps))
 
 
 def build_contexts(
@@ -509,7 +547,14 @@ def build_contexts(
         install = options.install or spec.install
         if install != "online":
             cache = WheelCache(cache_dir)
-            contexts["wheels"] = str(cache.wheelhouse(lock, progress=progress))
+            house = cache.wheelhouse(lock, progress=progress)
+            contexts["wheels"] = str(house)
+            if not sdists_in(house):  # nothing to build from source: the sdist-build stage's RUN is skipped
+                contexts["sdist-build"] = str(_no_sdists(cache_dir))
+            build = machine_platform()
+            if python_env.hosts(lock) and python_env.installs_on(lock, build) == build:
+                installer_only = replace(lock, platform=build, packages=(), build_system=())
+                contexts[python_env.INSTALLER_CONTEXT] = str(cache.wheelhouse(installer_only, progress=progress))
         if base_layout is not None:
             contexts["base"] = f"oci-layout://{base_layout.result()}@{lock.base.digest}"
     finally:

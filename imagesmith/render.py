@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__, credentials, layout, parity, runtime_wheel
+from . import __version__, credentials, layout, parity, python_env, runtime_wheel
 from .errors import RenderError, UserFileError
 from .lock import Lock, cuda
 from .platforms import platform_arch
@@ -592,6 +592,7 @@ def platform_context(spec: Spec, lock: Lock, siblings: dict[str, str] | None) ->
         "preprocessing": preprocessing_context(spec, lock),
         "project": project_context(spec, lock),
         "installer": installer_context(lock),
+        "python_env": python_env.template_context(lock),
         "env": sorted(image_env(lock).items()),
         "targets": targets,
         "index_args": [shlex.quote(a) for a in credentials.index_args(lock.index_url, lock.extra_index_urls)],

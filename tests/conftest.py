@@ -1,6 +1,8 @@
-"""Shared fixtures. Three tiers:
+"""Shared fixtures. Four tiers:
 
-- pure unit tests (no marker) need nothing but Python;
+- pure unit tests (tests/unit, no marker) need nothing but Python;
+- tests/tools (no marker) runs the real package tools (uv, pip-compile, pip) against package
+  indexes on 127.0.0.1: no engine, but seconds, so not in the quick loop (`make test-unit`);
 - ``engine`` tests build real images on the real Docker engine with buildx;
 - ``registry`` tests also push to the loopback registry on 127.0.0.1.
 
@@ -17,17 +19,35 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from imagesmith.build import BuildOptions, build_project
-from imagesmith.engine import Engine
-from imagesmith.render import generated
-from imagesmith.spec.load import load_spec
-
 REPO = Path(__file__).resolve().parent.parent
+
+# Bytecode: a caller that forbids writing it beside the sources (PYTHONDONTWRITEBYTECODE) would
+# make every test process compile imagesmith and rewrite the tests' asserts again (a second or
+# more of CPU per worker, each run). Until collection ends, this process keeps that bytecode
+# under build/pycache (gitignored) instead; then ``pytest_collection_finish`` puts the caller's
+# settings back, so no test runs with them changed (the runtime's own compile steps read them).
+# Subprocesses keep the caller's environment as it is.
+_CALLERS_BYTECODE = (sys.dont_write_bytecode, sys.pycache_prefix)
+if sys.dont_write_bytecode and not sys.pycache_prefix:
+    sys.pycache_prefix = str(REPO / "build" / "pycache")
+    sys.dont_write_bytecode = False
+
+
+def pytest_collection_finish(session):
+    sys.dont_write_bytecode, sys.pycache_prefix = _CALLERS_BYTECODE
+
+
+from imagesmith.build import BuildOptions, build_project  # noqa: E402 (after the bytecode setting)
+from imagesmith.engine import Engine  # noqa: E402 (after the bytecode setting)
+from imagesmith.render import generated  # noqa: E402 (after the bytecode setting)
+from imagesmith.spec.load import load_spec  # noqa: E402 (after the bytecode setting)
+
 EXAMPLES = REPO / "examples"
 PROJECTS = Path(__file__).resolve().parent / "projects"
 BASE_IMAGE = os.environ.get("IMAGESMITH_TEST_BASE", "imagesmith-base:bookworm-py311")
@@ -46,6 +66,10 @@ def pytest_configure(config):
         import uuid
 
         os.environ.setdefault("IMAGESMITH_TEST_RUN", uuid.uuid4().hex[:10])
+        # The groups go out in the order pytest_collection_modifyitems gives them, not xdist's
+        # default (most tests first, which sends the engine modules, few tests but long, last).
+        config.option.loadscopereorder = False
+        _LOADGROUP["on"] = getattr(config.option, "dist", "no") == "loadgroup"
 
 
 def shared_repo(name: str) -> str:
@@ -101,16 +125,111 @@ def pytest_collection_modifyitems(config, items):
     module stay together on one worker (its module-scoped fixtures, such as a second engine or a
     set of signed images, are made once), except where a test names its own group
     (``pytest.mark.xdist_group``: a long test that shares no module fixture). Before xdist's own
-    hook, which reads the marks."""
+    hook, which reads the marks.
+
+    xdist hands the groups out in the order the workers collected them: the groups are put in
+    the order ``longest_first`` gives, from the seconds each took in the last recorded run, so the
+    longest start first and the short ones fill the gaps at the end."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get(_SECONDS_KEY):
+        groups = [_group(item) for item in items]
+        units = [work_unit(item.nodeid.split("::", 1)[0], group) for item, group in zip(items, groups)]
+        order = longest_first(groups, units, workerinput[_SECONDS_KEY])
+        items[:] = [items[i] for i in order]
+
+
+def _group(item) -> str:
+    mark = item.get_closest_marker("xdist_group")
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
+def work_unit(path: str, group: str) -> str:
+    """What the record times: a module's own group is its path (``tests/engine/test_x.py``),
+    a group a test names is ``PATH@GROUP``."""
+    return path if group == path.removesuffix(".py").replace("/", ".") else f"{path}@{group}"
+
+
+def longest_first(groups: list[str], units: list[str], seconds: list[list]) -> list[int]:
+    """The indexes of the items (item i is in xdist group ``groups[i]`` and record unit
+    ``units[i]``, see ``work_unit``) with whole groups longest first, by ``seconds`` (the
+    record's [unit, seconds] pairs). A unit the record lacks counts as its module's seconds (a
+    test given a group of its own since), else as the mean of its tier (tests/engine/,
+    tests/unit/, ...): a new engine module starts among the engine modules. Ties keep the
+    collection order."""
+    known = {unit: spent for unit, spent in seconds}
+    tiers: dict[str, list[float]] = {}
+    for unit, spent in known.items():
+        tiers.setdefault(unit.rsplit("/", 1)[0], []).append(spent)
+    mean = {tier: sum(spent) / len(spent) for tier, spent in tiers.items()}
+
+    def guess(unit: str) -> float:
+        module = unit.split("@", 1)[0]
+        return known.get(unit, known.get(module, mean.get(module.rsplit("/", 1)[0], 0.0)))
+
+    length: dict[str, float] = {}
+    for group, unit in zip(groups, units):
+        length[group] = max(length.get(group, 0.0), guess(unit))
+    first = {group: i for i, group in reversed(list(enumerate(groups)))}
+    return sorted(range(len(groups)), key=lambda i: (-length[groups[i]], first[groups[i]], i))
+
+
+_SECONDS_KEY = "imagesmith_module_seconds"
+RECORD = REPO / "build" / "test-times.json"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """The controller reads the last run's seconds per group (build/test-times.json) once and hands
+    the same list to every worker, so all collect the same order (xdist requires it)."""
+    config = node.config
+    if not hasattr(config, "_imagesmith_seconds"):
+        config._imagesmith_seconds = _last_module_seconds()
+    node.workerinput[_SECONDS_KEY] = config._imagesmith_seconds
+
+
+def _last_module_seconds() -> list[list]:
+    """The record's [unit, seconds] pairs; none without a readable record."""
+    import json
+
+    try:
+        modules = json.loads(RECORD.read_text()).get("modules", [])
+        return [[str(module), float(spent)] for module, spent in modules]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+
+
+# Seconds each xdist group took (setup, call and teardown of its tests, summed from the reports
+# the controller receives; keyed by ``work_unit``): with ``--dist loadgroup`` a group runs on one
+# worker, so the longest bounds the run. build/test-times.json keeps them, longest first, with the
+# last recorded seconds of the groups a run did not run (a selection keeps the others' numbers for
+# the next ordering). xdist names a test ``NODEID@GROUP`` under loadgroup only.
+_MODULE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    path, _, rest = report.nodeid.partition("::")
+    group = rest.rpartition("@")[2] if _LOADGROUP["on"] and "@" in rest else ""
+    unit = work_unit(path, group) if group else path
+    _MODULE_SECONDS[unit] = _MODULE_SECONDS.get(unit, 0.0) + report.duration
+
+
+_LOADGROUP = {"on": False}
+
+
+def module_seconds(seconds: dict[str, float]) -> list[list]:
+    """``seconds`` as the record's ``modules``: [unit, seconds to 0.1 s] pairs (``work_unit``),
+    longest first (ties by name)."""
+    return sorted(([module, round(spent, 1)] for module, spent in seconds.items()), key=lambda m: (-m[1], m[0]))
 
 
 def pytest_sessionfinish(session, exitstatus):
     """A session started by `make test` (which exports IMAGESMITH_MAKE_TEST_STARTED, its start
-    time) records how long the whole `make test` took, and how it ended, in build/test-times.json:
-    what `make bench` reports (bench/bench_tests.py). Written by the controller, not by workers."""
+    time) records how long the whole `make test` took, how it ended and how long each test module
+    took, in build/test-times.json: what `make bench` reports (bench/bench_tests.py). Written by
+    the controller, not by workers."""
     if hasattr(session.config, "workerinput"):
         return
     factory = getattr(session.config, "_tmp_path_factory", None)
@@ -136,8 +255,9 @@ def pytest_sessionfinish(session, exitstatus):
         "failed": len(stats.get("failed", [])),
         "errors": len(stats.get("error", [])),
         "exit_status": int(exitstatus),
+        "modules": module_seconds({**dict(_last_module_seconds()), **_MODULE_SECONDS}),
     }
-    out = REPO / "build" / "test-times.json"
+    out = RECORD
     out.parent.mkdir(exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -17,6 +17,17 @@ from imagesmith.lock.pins import Pin
 IN_PROCESS = {"on": False}
 
 
+def _bytecode_kept(env: dict) -> dict:
+    """``env`` for a `python -m imagesmith` subprocess: where the caller forbids writing bytecode
+    beside the sources (PYTHONDONTWRITEBYTECODE), it goes under build/pycache (gitignored)
+    instead, so the suite's hundreds of CLI runs load imagesmith's bytecode rather than compiling
+    it each time. imagesmith's host code compiles nothing itself (its compile steps run in images)."""
+    if env.get("PYTHONDONTWRITEBYTECODE") and not env.get("PYTHONPYCACHEPREFIX"):
+        env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(Path(__file__).resolve().parent.parent / "build" / "pycache")
+    return env
+
+
 def cli(
     *args: str,
     cwd: Path | None = None,
@@ -34,7 +45,7 @@ def cli(
         cwd=cwd,
         capture_output=True,
         text=True,
-        env=dict(os.environ, **(env or {})),
+        env=_bytecode_kept(dict(os.environ, **(env or {}))),
         timeout=timeout,
         errors="replace",
     )

@@ -43,6 +43,11 @@ InstallOpt = typer.Option(
     "--install",
     help="hermetic (wheels fetched on the host, no network in the build) or online (pip downloads inside the build); default: the spec's.",
 )
+PythonEnvOpt = typer.Option(
+    "build",
+    "--python-env",
+    help="Where a non-native platform's Python environment is installed: build (natively, on this machine's platform, when the lock pins the base for it) or target (emulated); the image is the same.",
+)
 ProgressOpt = typer.Option(
     "auto",
     "--progress",
@@ -58,6 +63,21 @@ SignOpt = typer.Option(
     "--sign",
     help="Sign each image's digest in its registry with this cosign private key and attest its build record (with --push, or registry tags, pushed first; password in COSIGN_PASSWORD).",
 )
+
+
+def _check_choices(**given: Optional[str]) -> None:
+    """A UsageError for an option given a value it does not take (None: not given)."""
+    choices = {
+        "install": ("hermetic", "online"),
+        "python-env": ("build", "target"),
+        "progress": ("auto", "plain", "tty", "quiet"),
+    }
+    for name, value in given.items():
+        option = name.replace("_", "-")
+        allowed = choices[option]
+        if value is not None and value not in allowed:
+            words = ", ".join(allowed[:-1]) + (" or " if len(allowed) > 1 else "") + allowed[-1]
+            raise UsageError(f"--{option} must be {words}, not {value!r}")
 
 
 @command()
@@ -79,6 +99,7 @@ def build(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every step again."),
     install: Optional[str] = InstallOpt,
+    python_env: str = PythonEnvOpt,
     cache_dir: Optional[Path] = typer.Option(
         None, "--cache-dir", envvar="IMAGESMITH_CACHE_DIR", help="Wheel cache (default ~/.cache/imagesmith)."
     ),
@@ -94,10 +115,7 @@ def build(
 ):
     """Lock if needed, render, and build the train and serve images reproducibly."""
     key = _sign_key(project, sign, push, tag)
-    if install is not None and install not in ("hermetic", "online"):
-        raise UsageError(f"--install must be hermetic or online, not {install!r}")
-    if progress_mode not in ("auto", "plain", "tty", "quiet"):
-        raise UsageError(f"--progress must be auto, plain, tty or quiet, not {progress_mode!r}")
+    _check_choices(install=install, python_env=python_env, progress=progress_mode)
     spec = load_spec(project)
     engine = Engine(progress())
     engine.buildx_prefetch(builder)  # buildx's start-up runs beside the imports and the lock check
@@ -117,6 +135,7 @@ def build(
         load=load,
         targets=tuple(target) or ROLES,
         install=install,
+        python_env=python_env,
         cache_dir=cache_dir,
         print_only=print_bake,
     )

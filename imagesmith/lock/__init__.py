@@ -6,7 +6,9 @@
   preprocessing, environment), so ``lock`` with unchanged inputs does nothing and ``lock --check``
   can say which input changed;
 - ``base``: the base image pinned to a digest, and whether that digest came from a registry or
-  is the local engine's image ID; the Python version found in it;
+  is the local engine's image ID; the Python version found in it; for a registry's multi-platform
+  base, ``hosts``: the same index's manifests of the other platforms with the same Python (a
+  build on one of them installs the Python environment natively: ``python_env.py``);
 - ``packages``: every distribution pinned ``==`` with its sha256 hashes;
 - ``system_packages``: Debian packages pinned to exact versions inside the base image;
 - ``preprocessing``: content digests of the preprocessing files (bytes and relative paths);
@@ -107,6 +109,7 @@ class Lock:
                 "source": self.base.source,
                 "python_version": self.base.python_version,
                 **({"index_digest": self.base.index} if self.base.index else {}),
+                **({"hosts": dict(self.base.hosts)} if self.base.hosts else {}),
             },
             "packages": [p.as_dict() for p in self.packages],
             "system_packages": [{"name": n, "version": v} for n, v in self.system_packages],

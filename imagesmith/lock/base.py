@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ..engine import first_line
 from ..engine.protocols import LockEngine
 from ..errors import EngineError, LockError
+from ..platforms import PLATFORMS
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,10 @@ class BasePin:
     source: str  # "registry" (manifest digest) or "local" (the engine's image ID)
     python_version: str = ""  # e.g. "3.11.2", read from the image
     index: str = ""  # the registry's image index digest, when the name is a multi-platform image
+    # The same base's manifests for the other platforms its index has, with the same Python
+    # version: ((platform, digest), ...). A build on one of them installs this platform's
+    # Python environment there, natively (``python_env.py``).
+    hosts: tuple[tuple[str, str], ...] = ()
 
     @property
     def ref(self) -> str:
@@ -25,6 +30,10 @@ class BasePin:
         the digest. BuildKit resolves by the digest; a local image reaches it as an OCI layout
         (see build.build_contexts)."""
         return f"{self.name.split('@', 1)[0]}@{self.digest}"
+
+    def host_ref(self, platform: str) -> str:
+        """The same base's image of ``platform`` (one of ``hosts``), pinned like ``ref``."""
+        return f"{self.name.split('@', 1)[0]}@{dict(self.hosts)[platform]}"
 
 
 def pin_base(engine: LockEngine, ref: str, platform: str = "linux/amd64") -> BasePin:
@@ -49,7 +58,8 @@ def pin_base(engine: LockEngine, ref: str, platform: str = "linux/amd64") -> Bas
         pinned = f"{name}@{digest}"
         if source == "registry" and not engine.has_image(pinned):
             engine.pull(pinned)
-        return BasePin(name, digest, source, python_version(engine, pinned), index)
+        version = python_version(engine, pinned)
+        return BasePin(name, digest, source, version, index, _hosts(engine, ref, platform, index, version))
     try:
         digest, index = engine.registry_platform_digest(ref, platform)
         source = "registry"
@@ -64,7 +74,38 @@ def pin_base(engine: LockEngine, ref: str, platform: str = "linux/amd64") -> Bas
     pinned = f"{ref}@{digest}"
     if source == "registry" and not engine.has_image(pinned):
         engine.pull(pinned)
-    return BasePin(ref, digest, source, python_version(engine, pinned if source == "registry" else ref), index)
+    version = python_version(engine, pinned if source == "registry" else ref)
+    return BasePin(ref, digest, source, version, index, _hosts(engine, ref, platform, index, version))
+
+
+def _hosts(engine: LockEngine, ref: str, platform: str, index: str, version: str) -> tuple[tuple[str, str], ...]:
+    """The base's manifests for the other platforms imagesmith builds for, from the same image
+    index (``index``; none for a one-platform image or a local one), that have the same Python
+    version ``version`` (read by running each: the bytecode a build compiles there must be the
+    bytecode the target's Python would compile)."""
+    if not index or not version:
+        return ()
+    name = ref.split("@", 1)[0]
+    found = []
+    for other in PLATFORMS:
+        if other == platform:
+            continue
+        try:
+            digest, other_index = engine.registry_platform_digest(f"{name}@{index}", other)
+        except EngineError:
+            continue
+        if other_index != index:
+            continue
+        pinned = f"{name}@{digest}"
+        try:
+            if not engine.has_image(pinned):
+                engine.pull(pinned)
+            same = python_version(engine, pinned) == version
+        except EngineError:
+            continue
+        if same:
+            found.append((other, digest))
+    return tuple(found)
 
 
 def _check_platform(engine: LockEngine, ref: str, platform: str):

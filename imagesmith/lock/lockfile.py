@@ -293,13 +293,22 @@ def _base(c: _Checker, data: dict) -> BasePin:
         _text(bindex) and (bindex == "" or bool(_SHA256_RE.fullmatch(bindex))),
         "sha256:<64 hex digits>",
     )
+    bhosts = b.get("hosts", {})
+    c.need(
+        "base.hosts",
+        bhosts,
+        isinstance(bhosts, dict)
+        and all(k in PLATFORMS and _text(v) and bool(_SHA256_RE.fullmatch(v)) for k, v in bhosts.items()),
+        "{platform: sha256:<64 hex digits>}",
+    )
     c.need(
         "base.python_version",
         bpy,
         _text(bpy) and (bpy == "" or bool(_PY_FULL_RE.fullmatch(bpy))),
         "a version like 3.11.2",
     )
-    return BasePin(bname, bdigest, bsource, bpy, bindex)
+    hosts = tuple(sorted(bhosts.items())) if isinstance(bhosts, dict) else ()
+    return BasePin(bname, bdigest, bsource, bpy, bindex, hosts)
 
 
 def _system_packages(c: _Checker, data: dict) -> list:

@@ -123,6 +123,7 @@ def run_steps(steps: list[str], cwd: Path, env: dict) -> list[str]:
     return ran
 
 
+@pytest.mark.xdist_group("ci-kit-github")  # a long test; its module fixtures (a shim, a key pair) are cheap
 def test_the_github_actions_pipeline_runs_step_by_step(tmp_path, shim, base_image, registry, cosign_keys):
     key, pub = cosign_keys
     runner_temp = tmp_path / "runner-temp"

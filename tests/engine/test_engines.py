@@ -8,6 +8,7 @@
   pushes both images straight from the build; the first engine verifies them by registry
   reference without pulling; golden and signoff run against the second engine.
 - A third, fresh engine with ``--cache-from`` rebuilds the same digests with every step cached.
+- A fresh engine that pulls an image for verify reports the pull's steps.
 """
 
 from __future__ import annotations
@@ -268,10 +269,16 @@ def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_bu
     assert not ran, "\n".join(line[:160] for line in proc.stderr.splitlines() if any(r in line for r in ran))
 
 
-def test_a_pull_reports_its_steps(remote_build):
+@pytest.mark.xdist_group("engines-pull")  # not the second engines' chain: it pulls an image of its own
+def test_a_pull_reports_its_steps(tmp_path, registry_base, registry):
     """verify's content check pulls a registry image into an engine that lacks it: one line when
-    it starts, one per layer, one when it ends (a pull of gigabytes is never a silent wait)."""
-    serve = remote_build["result"]["images"]["serve"]["pushed"]
+    it starts, one per layer, one when it ends (a pull of gigabytes is never a silent wait). The
+    image: tiny, built here from the registry base and pushed from the build."""
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
+    push = f"{registry}/imagesmith-test/pull-{uuid.uuid4().hex[:8]}"
+    built = cli("build", "-p", str(root), "--base", registry_base, "--push", push, "--json")
+    assert built.returncode == 0, built.stderr
+    serve = json.loads(built.stdout)["images"]["serve"]["pushed"]
     fresh = start_second_engine(14)
     try:
         proc = cli("verify", serve, env=fresh.env)

@@ -161,6 +161,7 @@ def test_base_pinned_to_the_registry_digest_or_the_local_id(tmp_path, engine, ba
     assert local.ref == f"{local_only}@{local.digest}"
 
 
+@pytest.mark.xdist_group("lock-engine-system-packages")  # a long test that shares no module fixture
 def test_system_packages_pinned_in_the_base_and_inputs_of_every_kind(tmp_path, base_image):
     root = _project(
         tmp_path,

@@ -142,6 +142,7 @@ def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image
     )
 
 
+@pytest.mark.xdist_group("source-context-upload")  # a long test that shares no module fixture
 def test_an_upload_of_another_project_with_the_same_folder_name_leaves_no_time_behind(tmp_path, engine, base_image):
     """BuildKit keeps one upload per context name and project folder name, and updates it in
     place: its receiver leaves the time of the upload on a folder whose entries changed. The

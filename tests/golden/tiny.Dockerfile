@@ -64,6 +64,33 @@ FROM base AS source
 COPY ["app/main.py", "/app/app/main.py"]
 RUN find /app -exec touch -h -d @0 {} +
 
+FROM base AS python-env
+RUN --network=none \
+    --mount=type=tmpfs,target=/tmp \
+    --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requirements.lock \
+    --mount=type=bind,from=wheels,target=/run/imagesmith/wheels \
+    --mount=type=bind,from=sdist-build,source=/built,target=/run/imagesmith/built \
+    --mount=type=bind,from=imagesmith-runtime,target=/run/imagesmith/runtime \
+    --mount=type=bind,from=installer-lock,target=/run/imagesmith/installer \
+    --mount=type=bind,from=wheels,target=/run/imagesmith/installer-wheels \
+    touch /tmp/.imagesmith-mark && sleep 0.05 \
+ && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.sdists rehash /run/imagesmith/requirements.lock /run/imagesmith/built > /tmp/requirements.lock \
+ && echo "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd  /run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl" | sha256sum -c --quiet - \
+ && echo "imagesmith-runtime==0+sha256.dddddddddddd --hash=sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" >> /tmp/requirements.lock \
+ && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.installer /run/imagesmith/installer/installer.lock /run/imagesmith/installer-wheels /tmp/uv \
+ && python3 -m venv --without-pip /opt/venv \
+ && HOME=/tmp UV_NO_CONFIG=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never /tmp/uv pip install --python /opt/venv/bin/python \
+      --python-platform x86_64-manylinux_2_28 \
+      --offline --no-cache --no-index --find-links /run/imagesmith/built --find-links /run/imagesmith/wheels \
+      --find-links /run/imagesmith/runtime --require-hashes --no-deps -r /tmp/requirements.lock \
+ && rm -f /opt/venv/.lock \
+ && find /opt/venv/lib/python3.11/site-packages -maxdepth 2 -path '*.dist-info/uv_cache.json' -delete \
+ && sed -i '/\.dist-info\/uv_cache\.json,/d' /opt/venv/lib/python3.11/site-packages/*.dist-info/RECORD \
+ && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl /opt/venv/bin/python -m imagesmith_runtime.bytecode /opt/venv/lib \
+ && mkdir -p /python-env/app /python-env/opt \
+ && mv /opt/venv /python-env/opt/venv \
+ && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
+
 
 FROM base AS shared
 
@@ -87,29 +114,7 @@ RUN --mount=type=tmpfs,target=/tmp \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache /var/log/apt /var/log/dpkg.log \
  && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
 
-
-RUN --network=none \
-    --mount=type=tmpfs,target=/tmp \
-    --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requirements.lock \
-    --mount=type=bind,from=wheels,target=/run/imagesmith/wheels \
-    --mount=type=bind,from=sdist-build,source=/built,target=/run/imagesmith/built \
-    --mount=type=bind,from=imagesmith-runtime,target=/run/imagesmith/runtime \
-    --mount=type=bind,from=installer-lock,target=/run/imagesmith/installer \
-    touch /tmp/.imagesmith-mark && sleep 0.05 \
- && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.sdists rehash /run/imagesmith/requirements.lock /run/imagesmith/built > /tmp/requirements.lock \
- && echo "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd  /run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl" | sha256sum -c --quiet - \
- && echo "imagesmith-runtime==0+sha256.dddddddddddd --hash=sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" >> /tmp/requirements.lock \
- && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.installer /run/imagesmith/installer/installer.lock /run/imagesmith/wheels /tmp/uv \
- && python3 -m venv --without-pip /opt/venv \
- && HOME=/tmp UV_NO_CONFIG=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never /tmp/uv pip install --python /opt/venv/bin/python \
-      --offline --no-cache --no-index --find-links /run/imagesmith/built --find-links /run/imagesmith/wheels \
-      --find-links /run/imagesmith/runtime --require-hashes --no-deps -r /tmp/requirements.lock \
- && rm -f /opt/venv/.lock \
- && find /opt/venv/lib/python3.11/site-packages -maxdepth 2 -path '*.dist-info/uv_cache.json' -delete \
- && sed -i '/\.dist-info\/uv_cache\.json,/d' /opt/venv/lib/python3.11/site-packages/*.dist-info/RECORD \
- && mkdir -p /app \
- && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl /opt/venv/bin/python -m imagesmith_runtime.bytecode /opt/venv/lib \
- && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
+COPY --from=python-env /python-env/ /
 WORKDIR /app
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

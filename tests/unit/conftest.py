@@ -35,6 +35,28 @@ def _caller_environment_cleared(monkeypatch, _session_cache):
     monkeypatch.setenv("XDG_CACHE_HOME", str(_session_cache))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cli_command_made_once():
+    """typer turns the app into its click command on every call (``Typer.__call__`` runs
+    ``get_command``), which costs an in-process run more than most commands do: the unit tier
+    makes it once per app and reuses it, as one process of the console script would. The command
+    is the one typer makes; it parses and runs as before."""
+    import typer.main
+
+    made: dict[int, object] = {}
+    real = typer.main.get_command
+
+    def get_command(typer_instance):
+        key = id(typer_instance)
+        if key not in made:
+            made[key] = (typer_instance, real(typer_instance))
+        return made[key][1]
+
+    typer.main.get_command = get_command
+    yield
+    typer.main.get_command = real
+
+
 @pytest.fixture(autouse=True)
 def _cli_in_process():
     helpers.IN_PROCESS["on"] = True

@@ -5,10 +5,17 @@ with ``ast`` (imports inside functions count too), so a cycle cannot hide behind
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "imagesmith"
+
+
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """A source file's syntax tree, parsed once for all the tests here (they only read it)."""
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
 def _modules() -> dict[str, Path]:
@@ -23,7 +30,7 @@ def _modules() -> dict[str, Path]:
 def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = ".".join(package[: len(package) - node.level + 1])
@@ -73,7 +80,7 @@ def test_no_import_cycles():
 
 def test_the_in_image_package_imports_only_the_standard_library_and_itself():
     for path in sorted((PACKAGE / "runtime").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(_tree(path)):
             if isinstance(node, ast.ImportFrom) and node.level:
                 assert node.level == 1, f"{path.name} reaches outside the runtime package"
             elif isinstance(node, ast.ImportFrom):
@@ -100,7 +107,7 @@ def test_every_import_of_our_own_names_resolves():
         if name.startswith("imagesmith.runtime"):
             continue  # runs inside images as `imagesmith_runtime` (checked by the stdlib test above)
         package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(_tree(path)):
             if not isinstance(node, ast.ImportFrom):
                 continue
             if node.level:
@@ -214,9 +221,8 @@ def _sizes() -> tuple[dict[str, int], dict[str, int]]:
     modules, functions = {}, {}
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE.parent).as_posix()
-        text = path.read_text(encoding="utf-8")
-        modules[rel] = text.count("\n")
-        for node in ast.walk(ast.parse(text)):
+        modules[rel] = path.read_text(encoding="utf-8").count("\n")
+        for node in ast.walk(_tree(path)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = (node.end_lineno or node.lineno) - node.lineno + 1
                 key = f"{rel}:{node.name}"

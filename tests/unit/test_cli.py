@@ -7,7 +7,6 @@ plain BuildKit log. Builds with tags and labels are in test_ci_kit.py / test_cli
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -196,24 +195,6 @@ def test_the_plain_log_labels_each_step_and_times_it():
         "ERROR: failed to solve: x",
     ]
     assert build_log("quiet", lines.append).echo is None and build_log("tty", lines.append).echo is None
-
-
-def test_wheel_downloads_are_reported_one_line_per_file(tmp_path):
-    """A long download is never a silent wait: each file pip fetched is one progress line."""
-    from dataclasses import replace
-
-    from imagesmith.wheels import WheelCache
-    from tests.helpers import fake_lock
-
-    six = Pin("six", "1.17.0", ("sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",))
-    lines: list[str] = []
-    WheelCache(tmp_path / "cache").wheelhouse(
-        replace(fake_lock(), packages=(six,), installer=()), progress=lines.append
-    )
-    assert lines[0].startswith("downloading 1 wheel(s)")
-    assert any(re.fullmatch(r"fetched six-1\.17\.0-py2\.py3-none-any\.whl \(\d+\.\d MB\)", line) for line in lines), (
-        lines
-    )
 
 
 def test_global_options_before_the_command_work_as_after_it(tmp_path):

@@ -73,6 +73,9 @@ def venv(tmp_path_factory):
         ).stdout.strip()
     )
     runtime_wheel.install_into(python, tmp_path_factory.mktemp("wheels"))
+    # the bytecode, as the Dockerfile compiles it after the install (each start then loads it,
+    # as in an image, instead of compiling the runtime again when writing bytecode is off)
+    subprocess.run([str(python), "-m", "imagesmith_runtime.bytecode", str(root / "lib")], check=True)
     fakes = tmp_path_factory.mktemp("fakes")
     for rel, text in FAKES.items():
         (fakes / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
-"""The host's download of the locked files (wheels.py), against a real index on 127.0.0.1: a
-file whose hash is not the lock's is named with its package."""
+"""The host's download of the locked files (wheels.py), by the real pip: against a real index on
+127.0.0.1, a file whose hash is not the lock's is named with its package; the host's pip settings
+change nothing but certificates, proxy and credentials; each file fetched is one progress line."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -99,3 +101,16 @@ def test_a_relock_takes_every_hash_from_the_index_never_from_the_previous_lock(t
         previous=f"six==1.0 \\\n    --hash={foreign}\n",
     )
     assert UvResolver().resolve(request) == [Pin("six", "1.0", (index.hashes[("six", "1.0")],))]
+
+
+def test_wheel_downloads_are_reported_one_line_per_file(tmp_path):
+    """A long download is never a silent wait: each file pip fetched is one progress line."""
+    six = Pin("six", "1.17.0", ("sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",))
+    lines: list[str] = []
+    WheelCache(tmp_path / "cache").wheelhouse(
+        replace(fake_lock(), packages=(six,), installer=()), progress=lines.append
+    )
+    assert lines[0].startswith("downloading 1 wheel(s)")
+    assert any(re.fullmatch(r"fetched six-1\.17\.0-py2\.py3-none-any\.whl \(\d+\.\d MB\)", line) for line in lines), (
+        lines
+    )

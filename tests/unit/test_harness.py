@@ -1,0 +1,54 @@
+"""The test harness's own pure helpers (tests/conftest.py)."""
+
+from __future__ import annotations
+
+from tests.conftest import module_seconds
+
+
+def test_the_record_lists_modules_longest_first_to_a_tenth_of_a_second():
+    spent = {"tests/engine/test_b.py": 12.04, "tests/unit/test_a.py": 0.26, "tests/engine/test_a.py": 12.01}
+    assert module_seconds(spent) == [
+        ["tests/engine/test_a.py", 12.0],
+        ["tests/engine/test_b.py", 12.0],
+        ["tests/unit/test_a.py", 0.3],
+    ]
+    assert module_seconds({}) == []
+
+
+def test_groups_go_out_longest_first_whole_and_new_ones_get_their_modules_or_tiers_seconds():
+    from tests.conftest import longest_first, work_unit
+
+    assert work_unit("tests/engine/test_x.py", "tests.engine.test_x") == "tests/engine/test_x.py"
+    assert work_unit("tests/engine/test_x.py", "x-alone") == "tests/engine/test_x.py@x-alone"
+    seconds = [
+        ["tests/engine/test_long.py", 300.0],
+        ["tests/engine/test_short.py", 20.0],
+        ["tests/engine/test_split.py@split-alone", 90.0],
+        ["tests/unit/test_a.py", 2.0],
+    ]
+    items = [  # (group, unit)
+        ("a", "tests/unit/test_a.py"),
+        ("b", "tests/unit/test_b.py"),  # not recorded: the unit tier's mean, 2.0
+        ("short", "tests/engine/test_short.py"),
+        ("new", "tests/engine/test_new.py"),  # not recorded: the engine tier's mean, 136.7
+        ("long", "tests/engine/test_long.py"),
+        ("long", "tests/engine/test_long.py"),
+        ("alone", "tests/engine/test_short.py@alone"),  # a group of its own since: its module's 20.0
+        ("split-alone", "tests/engine/test_split.py@split-alone"),
+    ]
+    groups, units = [g for g, _ in items], [u for _, u in items]
+    order = longest_first(groups, units, seconds)
+    assert [groups[i] for i in order] == ["long", "long", "new", "split-alone", "short", "alone", "a", "b"]
+    assert order[:2] == [4, 5]  # a group's own order is kept
+    assert longest_first(groups, units, []) == list(range(len(groups)))  # no record: as collected
+
+
+def test_cli_subprocesses_keep_bytecode_out_of_the_sources_only_where_the_caller_forbids_it():
+    from tests.conftest import REPO
+    from tests.helpers import _bytecode_kept
+
+    kept = _bytecode_kept({"PATH": "/bin", "PYTHONDONTWRITEBYTECODE": "1"})
+    assert kept == {"PATH": "/bin", "PYTHONPYCACHEPREFIX": str(REPO / "build" / "pycache")}
+    assert _bytecode_kept({"PATH": "/bin"}) == {"PATH": "/bin"}  # bytecode beside the sources, as asked
+    own = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "/elsewhere"}
+    assert _bytecode_kept(own) == own

@@ -1,0 +1,115 @@
+"""Where each platform's Python environment is installed (python_env.py): the stages the
+Dockerfile gets for a lock whose base is pinned for another platform too, the lock's ``hosts``
+round trip, and what a build says runs emulated."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from imagesmith import python_env
+from imagesmith.build import build_args
+from imagesmith.lock.lockfile import read_lock
+from imagesmith.render import render
+from imagesmith.spec.load import load_spec
+from tests.helpers import cli, fake_lock
+
+HERE = Path(__file__).resolve().parent.parent
+AMD64 = "sha256:" + "9" * 64
+
+
+def arm64_lock(hosts=(("linux/amd64", AMD64),), **changes):
+    lock = fake_lock(platform="linux/arm64", **changes)
+    return replace(lock, base=replace(lock.base, index="sha256:" + "f" * 64, hosts=hosts))
+
+
+@pytest.fixture
+def tiny_arm64():
+    spec = load_spec(HERE / "projects" / "tiny")
+    return replace(spec, platform="linux/arm64", platforms=("linux/arm64",))
+
+
+def test_a_base_pinned_for_the_build_platform_gets_a_stage_there_and_the_same_command_both_ways(tiny_arm64):
+    text = render(tiny_arm64, arm64_lock())
+    assert "ARG IMAGESMITH_PYTHON_ENV=build\n" in text
+    assert f"FROM --platform=linux/amd64 python:3.11-slim@{AMD64} AS python-env-host-amd64\n" in text
+    assert "FROM base AS python-env-host-arm64\n" in text
+    assert "FROM python-env-host-${BUILDARCH} AS python-env-on-build\n" in text
+    assert "FROM base AS python-env-on-target\n" in text
+    assert "FROM python-env-on-${IMAGESMITH_PYTHON_ENV} AS python-env\n" in text
+    # one install command, naming the target's platform to uv, whichever platform runs it
+    assert text.count("/tmp/uv pip install") == 1
+    assert "--python-platform aarch64-manylinux_2_28" in text
+    assert "COPY --from=python-env /python-env/ /\n" in text
+
+
+def test_without_hosts_the_stage_is_the_target_s(tiny_arm64):
+    text = render(tiny_arm64, arm64_lock(hosts=()))
+    assert "IMAGESMITH_PYTHON_ENV" not in text and "BUILDARCH" not in text
+    assert "FROM base AS python-env\n" in text
+    assert "--mount=type=bind,from=wheels,target=/run/imagesmith/installer-wheels" in text
+
+
+def test_no_installer_no_hosts(tiny_arm64):
+    lock = arm64_lock(installer=())
+    assert python_env.hosts(lock) == []
+    assert "BUILDARCH" not in render(tiny_arm64, lock)
+
+
+def test_the_lock_keeps_hosts(tmp_path):
+    lock = arm64_lock()
+    path = tmp_path / "imagesmith.lock"
+    path.write_text(lock.to_json())
+    assert json.loads(path.read_text())["base"]["hosts"] == {"linux/amd64": AMD64}
+    assert read_lock(path).base.hosts == (("linux/amd64", AMD64),)
+
+
+def test_a_bad_hosts_entry_is_a_lock_problem(tmp_path):
+    data = json.loads(arm64_lock().to_json())
+    data["base"]["hosts"] = {"linux/riscv": "sha256:x"}
+    path = tmp_path / "imagesmith.lock"
+    path.write_text(json.dumps(data))
+    from imagesmith.errors import LockError
+
+    with pytest.raises(LockError, match="base.hosts"):
+        read_lock(path)
+
+
+def test_what_runs_emulated_and_why():
+    lock = arm64_lock()
+    assert python_env.emulated_steps(lock, "linux/arm64", sdists=[], user=True) == []
+    cross = python_env.emulated_steps(lock, "linux/amd64", sdists=[], user=False)
+    assert cross == ["system packages (their maintainer scripts)", "the image facts layer (a shell step)"]
+    full = python_env.emulated_steps(lock, "linux/amd64", sdists=[], user=True, preprocessing=True, project=True)
+    assert full == [
+        "system packages (their maintainer scripts)",
+        "the images' user (a shell step)",
+        "the preprocessing wheel's build and install (short Python steps)",
+        "the project's wheel (its build backend)",
+        "the image facts layer (a shell step)",
+    ]
+    assert python_env.installs_on(lock, "linux/amd64") == "linux/amd64"
+    target = python_env.emulated_steps(lock, "linux/amd64", sdists=["x-1.tar.gz"], user=False, on="target")
+    assert target[:2] == [
+        "building x-1.tar.gz from source (the target's compilers)",
+        "the Python environment (IMAGESMITH_PYTHON_ENV=target)",
+    ]
+    local = replace(lock, base=replace(lock.base, source="local", hosts=()))
+    assert (
+        "local image of linux/arm64 only" in python_env.emulated_steps(local, "linux/amd64", sdists=[], user=False)[0]
+    )
+
+
+def test_the_build_argument_is_passed_only_when_not_the_default():
+    assert "IMAGESMITH_PYTHON_ENV" not in build_args(0)
+    assert build_args(0, "target")["IMAGESMITH_PYTHON_ENV"] == "target"
+
+
+def test_build_refuses_an_unknown_python_env_with_a_usage_error():
+    proc = cli("build", "-p", str(HERE / "projects" / "tiny"), "--python-env", "qemu")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: --python-env must be build or target, not 'qemu'" in proc.stderr
+    assert "Traceback" not in proc.stderr
