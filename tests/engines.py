@@ -84,8 +84,9 @@ def _remove_stale_bridges(index: int) -> None:
         subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
 
 
-def start_second_engine(index: int = 1, *, timeout: float = 60.0) -> SecondEngine:
-    """Start an empty engine; ``index`` (1-200) picks its bridge subnet 172.30.INDEX.0/24."""
+def start_second_engine(index: int = 1, *, timeout: float = 60.0, containerd_store: bool = True) -> SecondEngine:
+    """Start an empty engine; ``index`` (1-200) picks its bridge subnet 172.30.INDEX.0/24;
+    ``containerd_store=False``: the classic image store (overlay2), not containerd's."""
     _remove_stale_bridges(index)
     root = Path(tempfile.mkdtemp(prefix="imagesmith-engine-", dir="/var/tmp"))
     run = Path(tempfile.mkdtemp(prefix="ise-", dir="/run"))
@@ -96,7 +97,7 @@ def start_second_engine(index: int = 1, *, timeout: float = 60.0) -> SecondEngin
         subprocess.run(["ip", "addr", "add", f"172.30.{index}.1/24", "dev", bridge], check=True, capture_output=True)
         subprocess.run(["ip", "link", "set", bridge, "up"], check=True, capture_output=True)
         config = root / "daemon.json"
-        config.write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
+        config.write_text(json.dumps({"features": {"containerd-snapshotter": containerd_store}}))
         pidfile = run / "docker.pid"
         argv = [
             shutil.which("dockerd") or "/usr/sbin/dockerd",  # root's PATH may lack /usr/sbin
