@@ -28,6 +28,7 @@ from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock, ensure_fresh_all, lock_project
+from .plan import parities as plan_parities
 from .platforms import emulation_problem
 from .render import check_replaceable, dockerignore, dockerignore_path, render
 from .runtime_wheel import write_beside
@@ -188,7 +189,7 @@ def build_project(
     if not _holds(dockerfile, text):
         atomic_write(dockerfile, text)
         progress(f"rendered {dockerfile.name}")
-    parities = {platform: parity.digest(parity.manifest_from_lock(one)) for platform, one in locks.items()}
+    parities = plan_parities(locks)
     digest = parities[spec.platform] if len(parities) == 1 else parity.index_digest(parities)
     epoch = options.epoch if options.epoch is not None else source_date_epoch(spec.root)
     result = BuildResult(parity=digest, dockerfile=dockerfile, platforms=parities)

@@ -28,6 +28,8 @@ from . import __version__, parity
 from .engine import Engine
 from .errors import FileWriteError, ImagesmithError, StaleLockError, UsageError
 from .fsutil import atomic_write
+from .plan import parities as plan_parities
+from .plan import parity_of as lock_parity
 from .spec import load_spec
 
 JSON_FORMAT = 1  # "imagesmith_json" in every JSON document
@@ -296,12 +298,12 @@ def lock(
                 "changed": result.changed,
                 "written": result.written,
                 "distributions": len(result.lock.packages),
-                "parity": parity.digest(parity.manifest_from_lock(result.lock)),
+                "parity": lock_parity(result.lock),
                 "platforms": {
                     platform: {
                         "requirements_lock": str(spec.requirements_lock_for(platform)),
                         "distributions": len(one.packages),
-                        "parity": parity.digest(parity.manifest_from_lock(one)),
+                        "parity": lock_parity(one),
                     }
                     for platform, one in result.locks.items()
                 },
@@ -726,7 +728,7 @@ def parity_of(
         else:
             typer.echo(parity.digest(manifest))
         return
-    parities = {p: parity.digest(parity.manifest_from_lock(one)) for p, one in locks.items()}
+    parities = plan_parities(locks)
     if as_json:
         _emit_json({"parity": parity.index_digest(parities), "platforms": parities})
     else:

@@ -53,7 +53,7 @@ class Target:
 def resolve(engine: Engine, ref: str, platform: str | None = None) -> Target:
     """``ref`` resolved once (see the module docstring). ``platform``: which image of an index
     (default: this machine's); an image that is not of it is refused."""
-    from .spec import machine_platform
+    from .platforms import machine_platform
 
     want = platform or machine_platform()
     if registry_host(ref):

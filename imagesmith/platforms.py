@@ -19,6 +19,13 @@ GLIBC_MINORS = range(28, 16, -1)  # what the lock resolves for (manylinux_2_28) 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")  # where the kernel lists its binfmt handlers
 
 
+def machine_platform() -> str:
+    """This machine's platform in the spec's words (``linux/amd64`` on x86-64, ``linux/arm64`` on
+    aarch64): what ``--platform`` defaults to."""
+    machine = {"arm64": "aarch64", "amd64": "x86_64"}.get(_platform.machine().lower(), _platform.machine().lower())
+    return next((p for p, arch in MACHINES.items() if arch == machine), "linux/amd64")
+
+
 def target_platforms(platform: str) -> list[str]:
     """pip's platform tags for ``platform``, most preferred first."""
     arch = MACHINES[platform]

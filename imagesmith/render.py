@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING
 from . import __version__, credentials, layout, parity, runtime_wheel
 from .errors import RenderError, UserFileError
 from .lock import Lock
+from .plan import ImagePlan, image_user, plans_for, platforms_label
 from .runtime import PACKAGE as RUNTIME_PACKAGE
 from .runtime import preprocessing
 from .runtime import wheel as wheelfiles
 from .spec import Spec, platform_arch
 
-if TYPE_CHECKING:  # jinja2 is imported where a Dockerfile is rendered: verify only needs image_env
+if TYPE_CHECKING:  # jinja2 is imported where a Dockerfile is rendered, not before
     import jinja2
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -133,93 +134,11 @@ def heredoc_file(dest: str, text: str, name: str) -> HeredocFile:
     return HeredocFile(dest=dest, text=text, delimiter=delimiter)
 
 
-def image_facts(spec: Spec, lock: Lock, siblings: dict[str, str] | None = None) -> dict:
-    """The content of ``imagesmith_image.json`` for an image built from ``spec`` and ``lock``:
-    what the runtime in the image knows about it (see ``runtime/stamp.py``), and what verify
-    compares the image with: the config each role's Dockerfile target sets and the number of
-    filesystem layers the Dockerfile adds to the base. Being a file in a layer, it cannot be
-    changed by a child image without adding a layer, unlike labels. ``siblings``: a
-    multi-platform build's ``{platform: parity}`` (a model trained in one of its images may be
-    served by another after a signoff: ``runtime/stamp.py``)."""
-    manifest = parity.manifest_from_lock(lock)
-    version = lock.preprocessing_version
-    return {
-        "artifacts": spec.artifacts,
-        "configs": {role: implied_config(spec, lock, role, siblings) for role in layout.ROLES},
-        "determinism": lock.determinism,
-        "layers_over_base": layers_over_base(spec, lock),
-        "manifest": manifest,
-        "parity": parity.digest(manifest),
-        "preprocessing": {"name": preprocessing.distribution_name(spec.name), "version": version} if version else None,
-        "seed": lock.seed,
-        **({"project": {"name": spec.project.name}} if spec.project else {}),
-        **({"platforms": dict(siblings)} if siblings else {}),
-    }
-
-
-# The labels every target sets from build arguments, and those the build sets when it knows a
-# value (layout.OPTIONAL_LABELS: verify accepts them absent): any value is what the Dockerfile implies
-BUILD_ARG_LABELS = ("org.opencontainers.image.created", *layout.OPTIONAL_LABELS)
-
-
-def layers_over_base(spec: Spec, lock: Lock) -> int:
-    """How many filesystem layers the Dockerfile puts on the base: one per RUN, COPY and WORKDIR
-    of the ``shared`` stage (BuildKit writes a layer for WORKDIR too). Keep in step with the
-    template; tests/engine checks it on real images."""
-    return (
-        (1 if image_user(spec) else 0)
-        + (1 if lock.system_packages else 0)
-        + 3
-        + (1 if spec.source else 0)
-        + (1 if spec.project else 0)
-    )
-
-
-def implied_config(spec: Spec, lock: Lock, role: str, siblings: dict[str, str] | None = None) -> dict:
-    """The image config the Dockerfile's ``role`` target sets, field by field, in the words of
-    ``record.normalize_config``; fields it leaves to the base are absent. Labels set from build
-    arguments (``BUILD_ARG_LABELS``) are listed with the value None: any value is right. Two labels
-    are left out, being fixed by others: the manifest (it must hash to the parity label) and
-    ``io.imagesmith.config`` (this config itself)."""
-    manifest = parity.manifest_from_lock(lock)
-    env = {
-        "VIRTUAL_ENV": layout.VENV,
-        "PATH": layout.IMAGE_PATH,
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-        **image_env(lock),
-    }
-    labels: dict[str, str | None] = {
-        layout.LABEL_PARITY: parity.digest(manifest),
-        layout.LABEL_BASE_NAME: lock.base.name,
-        layout.LABEL_BASE_DIGEST: lock.base.digest,
-        layout.LABEL_ROLE: role,
-        **{name: None for name in BUILD_ARG_LABELS},
-        **({layout.LABEL_PLATFORMS: platforms_label(siblings)} if siblings else {}),
-    }
-    port = spec.serve.port if role == "serve" else None
-    command = spec.serve.command if role == "serve" else spec.train.command
-    user = image_user(spec)
-    return {
-        "Entrypoint": [layout.VENV_PYTHON, "-m", layout.RUNTIME_MODULE, role, "--"],
-        "Cmd": list(command),
-        **({"User": user} if user else {}),
-        "WorkingDir": layout.APP_DIR,
-        "Env": dict(sorted(env.items())),
-        "ExposedPorts": [f"{port}/tcp"] if port else [],
-        "Labels": dict(sorted(labels.items())),
-    }
-
-
-def platforms_label(siblings: dict[str, str]) -> str:
-    """The ``io.imagesmith.platforms`` label's value: ``{platform: parity}``, canonical JSON."""
-    return json.dumps(dict(sorted(siblings.items())), separators=(",", ":"))
-
-
-def image_facts_file(spec: Spec, lock: Lock, siblings: dict[str, str] | None = None) -> HeredocFile:
-    """``imagesmith_image.json`` (JSON data, no code), copied into site-packages: one line, or when
-    that line would pass LINE_LIMIT (a heredoc's lines count as the Dockerfile's), one value per line."""
-    facts = image_facts(spec, lock, siblings)
+def image_facts_file(image: ImagePlan) -> HeredocFile:
+    """``imagesmith_image.json`` (the plan's facts: JSON data, no code), copied into site-packages:
+    one line, or when that line would pass LINE_LIMIT (a heredoc's lines count as the Dockerfile's),
+    one value per line."""
+    facts = image.facts()
     text = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     if len(text) > LINE_LIMIT:
         text = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=True, indent=0)
@@ -319,16 +238,6 @@ def installer_context(lock: Lock) -> dict | None:
     }
 
 
-def image_user(spec: Spec) -> str:
-    """The exact value of the USER line both targets of the Dockerfile get: ``"UID:GID"`` of the
-    images' own non-root user (``layout.IMAGE_UID``/``IMAGE_GID``) by default; ``""`` when the
-    spec opts out (``user: root``): then there is no USER line and the images run as the base
-    image's user. What the built images' config says as ``User``."""
-    if spec.user == "root":
-        return ""
-    return f"{layout.IMAGE_UID}:{layout.IMAGE_GID}"
-
-
 def user_context(spec: Spec) -> dict | None:
     """What the template needs to make the images' user (None: the spec opts out): its
     ``/etc/passwd``, ``/etc/group``, ``/etc/shadow`` and ``/etc/gshadow`` lines, fixed text (so
@@ -353,31 +262,6 @@ def user_context(spec: Spec) -> dict | None:
         "home": shlex.quote(_no_breaks(home, "the path")),
         "artifacts": shlex.quote(_no_breaks(spec.artifacts, "the artifacts path")),
     }
-
-
-def image_env(lock: Lock) -> dict[str, str]:
-    """The environment every image gets: the spec's env, then the seed and determinism settings
-    (these win: they are part of the parity)."""
-    env = dict(lock.env)
-    env.update(
-        {
-            "PYTHONHASHSEED": str(lock.seed),
-            "IMAGESMITH_SEED": str(lock.seed),
-            "IMAGESMITH_DETERMINISM": "on" if lock.determinism else "off",
-        }
-    )
-    if lock.determinism:
-        env.update(
-            {
-                "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
-                "MKL_CBWR": "COMPATIBLE",
-                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
-                "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
-                "MKL_NUM_THREADS": env.get("MKL_NUM_THREADS", "1"),
-                "TF_DETERMINISTIC_OPS": "1",
-            }
-        )
-    return dict(sorted(env.items()))
 
 
 IGNORED = layout.IGNORED  # what never goes into an image (named in layout.py)
@@ -472,7 +356,7 @@ def render(spec: Spec, lock: Lock | dict[str, Lock]) -> str:
     labels, image facts), and ``train``/``serve`` chosen by BuildKit's ``TARGETARCH``, so one
     ``--platform a,b`` build makes one image index per target."""
     locks = lock if isinstance(lock, dict) else {lock.platform: lock}
-    siblings = build_parities(locks) if len(locks) > 1 else None
+    plans = plans_for(spec, locks)
     first = next(iter(locks.values()))
     context = {
         "version": __version__,
@@ -483,7 +367,7 @@ def render(spec: Spec, lock: Lock | dict[str, Lock]) -> str:
         "user": user_context(spec),
         "netrc_secret": credentials.SECRET_ID,
         "pip_isolated": credentials.pip_isolated_shell(),
-        "platforms": [platform_context(spec, one, siblings) for one in locks.values()],
+        "platforms": [platform_context(spec, one, plans[platform]) for platform, one in locks.items()],
         "roles": list(layout.ROLES),
     }
     memo = _Memo(spec.root, context)
@@ -548,47 +432,40 @@ class _Memo:
         prune_gone(self.path.parent)
 
 
-def build_parities(locks: dict[str, Lock]) -> dict[str, str]:
-    """``{platform: parity}`` of a build's locks."""
-    return {platform: parity.digest(parity.manifest_from_lock(one)) for platform, one in locks.items()}
-
-
-def platform_context(spec: Spec, lock: Lock, siblings: dict[str, str] | None) -> dict:
-    """What the template needs of one platform's lock: its stage-name suffix and base argument
-    (none and ``IMAGESMITH_BASE`` when it is the only platform), lock file, parity and labels.
-    ``siblings``: every platform's parity, when there are several."""
-    multi = bool(siblings)
+def platform_context(spec: Spec, lock: Lock, image: ImagePlan) -> dict:
+    """What the template needs of one platform's plan and lock: its stage-name suffix and base
+    argument (none and ``IMAGESMITH_BASE`` when it is the only platform), lock file, parity,
+    labels and the shared stage's steps."""
+    multi = bool(image.siblings)
     arch = platform_arch(lock.platform)
-    manifest = parity.manifest_from_lock(lock)
-    entry = [layout.VENV_PYTHON, "-m", layout.RUNTIME_MODULE]
-    commands = {"train": (None, spec.train.command), "serve": (spec.serve.port, spec.serve.command)}
     targets = [
         {
             "role": role,
-            "port": commands[role][0],
-            "entrypoint": entry + [role, "--"],
-            "command": list(commands[role][1]),
-            "config": json.dumps(implied_config(spec, lock, role, siblings), sort_keys=True, separators=(",", ":")),
+            "port": spec.serve.port if role == "serve" else None,
+            "entrypoint": image.configs[role]["Entrypoint"],
+            "command": image.configs[role]["Cmd"],
+            "config": json.dumps(image.configs[role], sort_keys=True, separators=(",", ":")),
         }
         for role in layout.ROLES
     ]
     return {
         "platform": lock.platform,
-        "siblings": platforms_label(siblings) if siblings else None,
+        "siblings": platforms_label(image.siblings) if image.siblings else None,
         "sfx": f"-{arch}" if multi else "",
         "base_arg": f"IMAGESMITH_BASE_{arch.upper()}" if multi else "IMAGESMITH_BASE",
         "requirements_lock": spec.requirements_lock_for(lock.platform).name,
-        "parity": parity.digest(manifest),
-        "manifest": parity.canonical(manifest),
+        "parity": image.parity,
+        "manifest": parity.canonical(image.manifest),
         "base_ref": lock.base.ref,
         "base_name": lock.base.name,
         "base_digest": lock.base.digest,
         "system_packages": [f"{n}={v}" for n, v in lock.system_packages],
-        "image_facts": image_facts_file(spec, lock, siblings),
+        "image_facts": image_facts_file(image),
+        "steps": [step.name for step in image.steps],
         "preprocessing": preprocessing_context(spec, lock),
         "project": project_context(spec, lock),
         "installer": installer_context(lock),
-        "env": sorted(image_env(lock).items()),
+        "env": sorted(image.env.items()),
         "targets": targets,
         "index_args": [shlex.quote(a) for a in credentials.index_args(lock.index_url, lock.extra_index_urls)],
         "package_indexes": package_indexes_context(lock),

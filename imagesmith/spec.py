@@ -26,6 +26,7 @@ from .errors import SpecError
 from .fsutil import tomllib
 from .gpu import MIN_DRIVER
 from .layout import IMAGE_UID, IMAGE_USER
+from .platforms import machine_platform  # noqa: F401  (the CLI's and the lock's name for it)
 
 SPEC_FILE = "imagesmith.yaml"
 PYPROJECT = "pyproject.toml"
@@ -38,17 +39,6 @@ PLATFORMS = ("linux/amd64", "linux/arm64")
 def platform_arch(platform: str) -> str:
     """``linux/arm64`` -> ``arm64``: the architecture as BuildKit's TARGETARCH and OCI name it."""
     return platform.split("/", 1)[1]
-
-
-def machine_platform() -> str:
-    """This machine's platform in the spec's words (``linux/amd64`` on x86-64, ``linux/arm64`` on
-    aarch64): what ``--platform`` defaults to."""
-    import platform as _platform
-
-    from .platforms import MACHINES
-
-    machine = {"arm64": "aarch64", "amd64": "x86_64"}.get(_platform.machine().lower(), _platform.machine().lower())
-    return next((p for p, arch in MACHINES.items() if arch == machine), "linux/amd64")
 
 
 # A Docker image reference: [host[:port]/]path[:tag][@sha256:hex]. No spaces, no quotes.

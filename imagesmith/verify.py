@@ -7,13 +7,13 @@ A label is only a claim (and a child image inherits its parent's), so ``verify_i
    other image of a train/serve pair.
 2. **The image config, whole** (``config_check``): Entrypoint, Cmd, User, WorkingDir, every
    variable, ports, volumes, labels, stop signal, health check against what imagesmith's
-   Dockerfile sets for the image's role (``render.implied_config``) laid over the base image's
+   Dockerfile sets for the image's role (``plan.role_config``) laid over the base image's
    config. The Dockerfile's part is read from the image-facts file, a file in a layer that a
    child image cannot change without adding a layer (the ``io.imagesmith.config`` label when the
    file cannot be read: a registry image with ``--labels-only``). A config-only child (a new
    CMD, an added ENV) differs here, with or without ``--lock``.
 3. **The layers** (``layer_check``): the image has exactly the base's layers plus the number
-   imagesmith's Dockerfile adds (``layers_over_base`` in the facts file); any more is a child
+   imagesmith's Dockerfile adds (the plan's steps, named in the facts file); any more is a child
    image, whatever its history or labels say. The build history is never read: whoever builds
    an image writes it. ``--pair`` compares the two images' layer lists (they share all of them).
 4. **Files read from outside** (``read_outside``; a container is created and never started, so
@@ -29,9 +29,7 @@ A label is only a claim (and a child image inherits its parent's), so ``verify_i
    diagnostic that says what differs, never the gate: reports say so (``PROBE_NOTE``). The gate
    is the signature on the digest and the signed build record (``imagesmith verify --key``).
    imagesmith's own in-image code is the ``imagesmith-runtime`` distribution, pinned in the
-   manifest (version 2) and checked like the locked ones. Images built before it existed
-   (manifest version 1) carry loose runtime files in site-packages instead: a difference from
-   this imagesmith's is a note, never a failure (see ``_runtime_notes``).
+   manifest and checked like the locked ones.
 
 Registry references (``host[:port]/name:tag`` or ``@sha256:``) are read with ``docker buildx
 imagetools``, without pulling, for the label and config checks; reading files and the content
@@ -48,10 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import parity, runtime_wheel
+from . import parity
 from .compare import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
 from .engine import Engine, FileEntry, ImageInfo, first_line, registry_host
-from .errors import EngineError, FileWriteError, ImagesmithError, UsageError, VerifyError
+from .errors import EngineError, FileWriteError, UsageError, VerifyError
 from .layout import (
     APP_DIR,
     FACTS_FILE,
@@ -69,23 +67,14 @@ from .layout import (
     VENV_PYTHON,
     site_packages,
 )
-from .lock import LOCK_FILE, BasePin, Lock, read_lock
-from .lock.resolvers import Pin
-from .record import config_problems, expected_config, normalize_config, read_app, shared_layers, source_problems
-from .runtime import DISTRIBUTION as RUNTIME_DIST
+from .lock import LOCK_FILE, Lock, read_lock
+from .plan import ImagePlan, expected_config, manifest_env, normalize_config, shared_layers
+from .platforms import machine_platform
+from .record import config_problems, read_app, source_problems
 from .runtime import stamp
 from .runtime.untrusted import MapOf, Opt, UntrustedInput, loads, shape_problem
-from .spec import machine_platform
 
 PROBE = Path(stamp.__file__).resolve().parent / "probe.py"  # the host's copy: never the image's
-# Loose runtime files in site-packages of images built before the runtime was a wheel
-LEGACY_RUNTIME_FILES = (
-    "imagesmith.pth",
-    "imagesmith_parity.py",
-    "imagesmith_runtime.py",
-    "imagesmith_seed.py",
-    "imagesmith_stamp.py",
-)
 CODE_SUFFIXES = (".py", ".pth", ".pyc", ".so", ".pyd", ".zip", ".egg")  # what Python may import or run
 
 # What is read from an image is untrusted input (runtime/untrusted.py): bounded, then shape-checked
@@ -104,7 +93,7 @@ CONFIG_SHAPE = {
 FACTS_SHAPE = {
     "manifest": dict,
     "configs": Opt(MapOf(CONFIG_SHAPE)),
-    "layers_over_base": Opt(int),
+    "steps": Opt([str]),
     "project": Opt(({"name": str}, None)),
     "platforms": Opt(MapOf(str)),
 }
@@ -510,14 +499,14 @@ def outside_checks(engine: Engine, report: Report, outside: Outside, base: BaseC
 
 
 def implied_config(info: ImageInfo, facts: dict | None) -> tuple[dict | None, str]:
-    """The config imagesmith's Dockerfile sets for the image's role (``render.implied_config``)
+    """The config imagesmith's Dockerfile sets for the image's role (``plan.role_config``)
     and where it was read: the image-facts file (a file in a layer) when it was read, else the
     ``io.imagesmith.config`` label (a claim a child image can restate). None and why, when the
     label is there but unreadable; None and "" when there is no record."""
     role = info.labels.get(LABEL_ROLE) or ""
-    configs = (facts or {}).get("configs")
-    if isinstance(configs, dict) and isinstance(configs.get(role), dict):
-        return configs[role], f"imagesmith's Dockerfile ({FACTS_FILE} in the image)"
+    plan = expected_plan(facts)
+    if plan is not None and isinstance(plan.configs.get(role), dict):
+        return plan.configs[role], f"imagesmith's Dockerfile ({FACTS_FILE} in the image)"
     try:
         label = label_json(info, LABEL_CONFIG)
     except ValueError as exc:
@@ -561,8 +550,7 @@ def config_check(report: Report, info: ImageInfo, facts: dict | None, base: Base
         return
     if implied is None or not all(isinstance(implied.get(k), dict) for k in ("Env", "Labels")):
         report.notes.append(
-            "the image config was not compared with imagesmith's Dockerfile: the image carries no "
-            "record of it (built by an older imagesmith)"
+            "the image config was not compared with imagesmith's Dockerfile: the image carries no record of it"
         )
         return
     implied = dict(implied)
@@ -593,6 +581,7 @@ def layer_check(report: Report, info: ImageInfo, base: BaseCheck, facts: dict | 
     """No filesystem layer beyond what imagesmith's Dockerfile makes (``layers_added``);
     ``strict``: not being able to tell is a problem too."""
     added = layers_added(info, base, facts)
+    plan = expected_plan(facts)
     if added is None:
         why = "the base image could not be read" if base.image is None else f"the image has no readable {FACTS_FILE}"
         line = f"cannot tell whether filesystem layers were added on top of the built image: {why}"
@@ -601,7 +590,7 @@ def layer_check(report: Report, info: ImageInfo, base: BaseCheck, facts: dict | 
         report.problems.append(
             f"{added} filesystem layer{'s were' if added != 1 else ' was'} added on top of the image imagesmith "
             f"built ({len(info.layers)} layers: the base's {len(base.image.layers) if base.image else '?'} and "
-            f"{facts['layers_over_base'] if facts else '?'} from imagesmith's Dockerfile): a child image"
+            f"{plan.layers_over_base if plan else '?'} from imagesmith's Dockerfile): a child image"
         )
     elif added < 0:
         report.problems.append(
@@ -611,7 +600,7 @@ def layer_check(report: Report, info: ImageInfo, base: BaseCheck, facts: dict | 
     else:
         report.checks.append(
             f"{len(info.layers)} filesystem layers: the base's and the "
-            f"{facts['layers_over_base'] if facts else '?'} imagesmith's Dockerfile adds, none on top"
+            f"{plan.layers_over_base if plan else '?'} imagesmith's Dockerfile adds, none on top"
         )
 
 
@@ -692,27 +681,6 @@ def probe_key(script: str, options: str) -> str:
 # views (see diff.View)
 
 
-def lock_from_manifest(manifest: dict) -> Lock:
-    """A Lock with a manifest's content, so that functions of a Lock (``render.image_env``) say
-    what an image with this manifest should have. Fields a manifest lacks are blank."""
-    return Lock(
-        inputs={},
-        resolver="",
-        python=str(manifest.get("python", "")),
-        platform=str(manifest.get("platform", "")),
-        base=BasePin("", str(manifest.get("base", "")), "", str(manifest.get("python", ""))),
-        packages=tuple(
-            Pin(n, p["version"], tuple(p.get("hashes", ()))) for n, p in sorted(manifest["packages"].items())
-        ),
-        system_packages=tuple(sorted(manifest["system_packages"].items())),
-        preprocessing=tuple(sorted(manifest["preprocessing"].items())),
-        seed=int(manifest["seed"]),
-        determinism=bool(manifest["determinism"]),
-        env=tuple(sorted(manifest["env"].items())),
-        runtime=Pin(r["name"], r["version"], tuple(r.get("hashes", ()))) if (r := manifest.get("runtime")) else None,
-    )
-
-
 def claimed_packages(manifest: dict) -> dict[str, dict]:
     """The distributions a manifest pins: its packages and, from version 2, the runtime wheel."""
     packages = dict(manifest["packages"])
@@ -723,10 +691,8 @@ def claimed_packages(manifest: dict) -> dict[str, dict]:
 
 
 def expected_env(manifest: dict) -> dict[str, str]:
-    """The environment an image with this manifest is built with (``render.image_env`` decides)."""
-    from .render import image_env
-
-    return image_env(lock_from_manifest(manifest))
+    """The environment an image with this manifest is built with (``plan.manifest_env`` decides)."""
+    return manifest_env(manifest)
 
 
 def claim_view(manifest: dict, name: str, kind: str = "label", id: str = "") -> View:
@@ -812,20 +778,25 @@ def check_base(engine: Engine, info: ImageInfo, base: str) -> BaseCheck:
     )
 
 
-def layers_added(info: ImageInfo, base: BaseCheck, facts: dict | None) -> int | None:
-    """Filesystem layers on top of what imagesmith's Dockerfile makes: the image's layer count
-    minus its base's and the number the Dockerfile adds (``layers_over_base`` in the image-facts
-    file, a file in a layer: a child cannot change it without adding one). None: cannot tell
-    (the base or the facts file could not be read). Nothing here reads the build history,
-    which whoever builds an image writes."""
-    if base.verdict != "ok" or base.image is None or not facts or not isinstance(facts.get("layers_over_base"), int):
+def expected_plan(facts: dict | None) -> ImagePlan | None:
+    """The plan an image's facts file describes (None: no facts, or facts naming no plan)."""
+    if not facts:
         return None
-    return len(info.layers) - len(base.image.layers) - facts["layers_over_base"]
+    try:
+        return ImagePlan.from_facts(facts)
+    except ValueError:
+        return None
 
 
-def runtime_version() -> str:
-    """The version of this imagesmith's runtime wheel (its content digest)."""
-    return runtime_wheel.build().version
+def layers_added(info: ImageInfo, base: BaseCheck, facts: dict | None) -> int | None:
+    """Filesystem layers on top of what imagesmith's Dockerfile makes (``ImagePlan.layers_added``,
+    the plan read from the image-facts file, a file in a layer: a child cannot change it without
+    adding one). None: cannot tell (the base or the facts file could not be read). Nothing here
+    reads the build history, which whoever builds an image writes."""
+    plan = expected_plan(facts)
+    if base.verdict != "ok" or base.image is None or plan is None or not facts or "steps" not in facts:
+        return None
+    return plan.layers_added(info.layers, base.image.layers)
 
 
 def project_name(image_facts: dict | None) -> str | None:
@@ -897,15 +868,12 @@ def image_view(
             modified,
         )
     view.packages = packages
-    unrecorded, runtime = {}, {}
+    unrecorded = {}
     for rel, digest in facts["unrecorded"].items():
-        if rel in LEGACY_RUNTIME_FILES:  # an older imagesmith's runtime: not in its manifest (see _runtime_notes)
-            runtime[rel] = digest
-        elif not rel.endswith(CODE_SUFFIXES) and (code_only or rel.startswith("imagesmith")):
+        if not rel.endswith(CODE_SUFFIXES) and (code_only or rel.startswith("imagesmith")):
             continue  # data, not code; imagesmith's own (the image's facts) depends on the spec too
-        else:
-            unrecorded[rel] = digest
-    view.unrecorded, view.runtime = unrecorded, runtime
+        unrecorded[rel] = digest
+    view.unrecorded = unrecorded
     if facts["dpkg"]:
         view.system_packages, view.system_complete = dict(facts["dpkg"]), True
     else:
@@ -1017,10 +985,7 @@ def verify_image(
     elif outside.facts_problem:
         report.problems.append(outside.facts_problem)
     config_check(report, info, outside.facts, base)
-    counted = outside.facts
-    if counted is None and lock is not None and locked is not None:  # no file read: the project's count
-        counted = _project_layer_count(lock, locked)
-    layer_check(report, info, base, counted, strict=lock is not None)
+    layer_check(report, info, base, outside.facts, strict=lock is not None)
     if local is not None:
         outside_checks(engine, report, outside, base)
         _inner_manifest(report, outside, manifest)
@@ -1045,13 +1010,8 @@ def verify_image(
     if facts is not None and "start_error" not in facts:
         report.problems += _environment_problems(facts)
         _content_checks(report, facts, manifest, changes)
-        report.notes += _runtime_notes(observed, manifest)
         data = sorted(
-            rel
-            for rel in facts["unrecorded"]
-            if not rel.endswith(CODE_SUFFIXES)
-            and rel not in (observed.runtime or {})
-            and not rel.startswith("imagesmith")
+            rel for rel in facts["unrecorded"] if not rel.endswith(CODE_SUFFIXES) and not rel.startswith("imagesmith")
         )
         if data:
             report.notes.append(
@@ -1119,20 +1079,6 @@ def _environment_problems(facts: dict) -> list[str]:
     return out
 
 
-def _project_layer_count(lock: Path, locked: Lock) -> dict | None:
-    """``layers_over_base`` as the project beside ``lock`` renders it (None: no spec there)."""
-    from .render import layers_over_base
-    from .spec import load_spec
-
-    root = lock.resolve().parent
-    if not any((root / name).is_file() for name in ("imagesmith.yaml", "pyproject.toml")):
-        return None
-    try:
-        return {"layers_over_base": layers_over_base(load_spec(root), locked)}
-    except ImagesmithError:
-        return None
-
-
 def _source_check(engine: Engine, report: Report, info: ImageInfo, root: Path) -> None:
     """With ``--lock``: /app (read from outside the image) against the project beside the lock."""
     if not any((root / name).is_file() for name in ("imagesmith.yaml", "pyproject.toml")):
@@ -1166,30 +1112,6 @@ def _inner_manifest(report: Report, outside: Outside, manifest: dict) -> None:
         )
     else:
         report.checks.append(f"the manifest inside the image ({FACTS_FILE}) is the label's")
-
-
-def _runtime_notes(observed: View, manifest: dict) -> list[str]:
-    """imagesmith's in-image code from another imagesmith version is said, not failed: the image
-    is still the environment its manifest describes. From manifest version 2 the runtime is a
-    pinned distribution (an edit is a failure like any other: its RECORD or version differs);
-    older images carry loose files, compared with nothing (edits in a child image are caught by
-    --lock / --pair)."""
-    if observed.python is None:
-        return []
-    mine = runtime_version()
-    pinned = (manifest.get("runtime") or {}).get("version")
-    if pinned is not None:
-        if pinned == mine:
-            return []
-        return [
-            f"the image's {RUNTIME_DIST} is {pinned}, this imagesmith's is {mine}: built by another imagesmith version"
-        ]
-    if not observed.runtime:
-        return []
-    return [
-        f"imagesmith runtime files of an older imagesmith ({', '.join(sorted(observed.runtime))}): the image "
-        f"predates the {RUNTIME_DIST} wheel ({mine} in this imagesmith); the runtime is not part of its parity manifest"
-    ]
 
 
 def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[Change]) -> None:
@@ -1295,12 +1217,8 @@ def inspect_lines(data: dict[str, Any]) -> list[str]:
         f"preprocessing ({len(pre)} files{', version ' + version if version else ''}):" + ("" if pre else " none")
     )
     lines += [f"  {p}  {h}" for p, h in sorted(pre.items())]
-    runtime = m.get("runtime")
-    lines.append(
-        f"runtime:  {runtime['name']} {runtime['version']}"
-        if runtime
-        else "runtime:  loose files (an image built before the imagesmith-runtime wheel; parity version 1)"
-    )
+    runtime = m.get("runtime") or {}
+    lines.append(f"runtime:  {runtime.get('name')} {runtime.get('version')}")
     return lines
 
 

@@ -19,7 +19,8 @@ from imagesmith.errors import LockError, RenderError, SpecError
 from imagesmith.init import propose
 from imagesmith.lock import Lock, read_lock
 from imagesmith.lock.resolvers import Pin
-from imagesmith.render import image_facts, layers_over_base, render
+from imagesmith.plan import plan_for
+from imagesmith.render import render
 from imagesmith.runtime.project import normalised_wheel
 from imagesmith.spec import load_spec, parse_spec
 from imagesmith.verify import BaseCheck, claim_view, image_view, project_name
@@ -183,15 +184,17 @@ def test_render_builds_the_wheel_with_no_network_and_installs_it_last(srcproj):
     shared = text[text.index("AS shared") : text.index("FROM shared AS")]
     last = shared[shared.rindex("RUN ") :]
     assert "imagesmith_runtime.project install" in last and "--network=none" in last
-    assert _shared_layers(text) == layers_over_base(spec, lock)
-    assert image_facts(spec, lock)["project"] == {"name": "srcproj"}
+    assert _shared_layers(text) == plan_for(spec, lock).layers_over_base
+    assert plan_for(spec, lock).facts()["project"] == {"name": "srcproj"}
 
 
 def test_the_layer_count_follows_the_template_with_source_and_project(srcproj):
     spec = parse_spec(dict(SPEC, source=["src/"]), srcproj)
     lock = replace(_project_lock(), system_packages=(("libgomp1", "12.2.0-14"),))
     text = render(spec, lock)
-    assert _shared_layers(text) == layers_over_base(spec, lock) == 7  # user, apt, env, WORKDIR, facts, source, wheel
+    assert (
+        _shared_layers(text) == plan_for(spec, lock).layers_over_base == 7
+    )  # user, apt, env, WORKDIR, facts, source, wheel
     shared = text[text.index("AS shared") : text.index("FROM shared AS")]
     assert shared.index("COPY --from=source") < shared.index("imagesmith_runtime.project install")  # the wheel last
 
@@ -205,7 +208,7 @@ def test_render_refuses_a_lock_without_the_backend(srcproj):
 def test_projects_that_are_not_installed_render_no_project_stage(srcproj):
     text = render(parse_spec(dict(SPEC, install_project=False), srcproj), fake_lock())
     assert "project-build" not in text and "imagesmith_runtime.project" not in text
-    assert "project" not in image_facts(parse_spec(dict(SPEC, install_project=False), srcproj), fake_lock())
+    assert "project" not in plan_for(parse_spec(dict(SPEC, install_project=False), srcproj), fake_lock()).facts()
 
 
 # --- the wheel --------------------------------------------------------------------------------

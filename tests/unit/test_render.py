@@ -13,7 +13,8 @@ import pytest
 
 from imagesmith import parity
 from imagesmith.errors import RenderError
-from imagesmith.render import copy_args, dquote, exec_form, image_user, render
+from imagesmith.plan import image_user
+from imagesmith.render import copy_args, dquote, exec_form, render
 from imagesmith.spec import load_spec
 from tests.helpers import fake_lock
 
@@ -173,7 +174,7 @@ def test_user_root_opts_out_and_renders_what_it_did_before(tiny):
     # ... apart from what records the config and layer count verify compares (the user is in them)
     def unrecorded(t: str) -> str:
         return "\n".join(
-            line for line in t.splitlines() if "io.imagesmith.config=" not in line and '"layers_over_base"' not in line
+            line for line in t.splitlines() if "io.imagesmith.config=" not in line and '"steps":' not in line
         )
 
     owned = " \\\n && mkdir -p /artifacts \\\n && chown 10001:10001 /artifacts"

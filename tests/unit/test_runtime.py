@@ -25,8 +25,9 @@ from packaging.version import Version
 
 from imagesmith import layout, parity, runtime_wheel
 from imagesmith.lock import preprocessing_digest, preprocessing_files
+from imagesmith.plan import plan_for
 from imagesmith.preprocessing import export as export_wheel
-from imagesmith.render import image_facts, image_facts_file, preprocessing_context, render
+from imagesmith.render import image_facts_file, preprocessing_context, render
 from imagesmith.runtime import preprocessing, stamp
 from imagesmith.spec import load_spec
 from imagesmith.verify import verify_model
@@ -158,7 +159,7 @@ def test_a_failing_seed_hook_never_breaks_the_import(venv, tmp_path):
 def image(venv, tmp_path):
     """Facts for an image made from tiny and fake_lock, with the artifacts folder in tmp."""
     spec = replace(load_spec(TINY), artifacts=str(tmp_path / "artifacts"))
-    facts = image_facts(spec, fake_lock())
+    facts = plan_for(spec, fake_lock()).facts()
     path = tmp_path / "facts.json"
     path.write_text(json.dumps(facts))
     return facts, path, tmp_path / "artifacts"
@@ -582,7 +583,7 @@ def test_builder_runs_from_the_runtime_wheel_alone(tmp_path):
 def test_render_embeds_runtime_facts_and_the_preprocessing_stage():
     spec, lock = load_spec(TINY), fake_lock()
     text = render(spec, lock)
-    facts = json.loads(image_facts_file(spec, lock).text)
+    facts = json.loads(image_facts_file(plan_for(spec, lock)).text)
     assert facts["parity"] == parity.digest(parity.manifest_from_lock(lock))
     assert f'COPY [".imagesmith/imagesmith_runtime-{lock.runtime.version}-py3-none-any.whl", "/"]' in text
     assert "python -c" not in text and "python3 -c" not in text and "<<'IMAGESMITH_EOF_IMAGE_FACTS'" in text
