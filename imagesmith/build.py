@@ -30,8 +30,7 @@ from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_r
 from .lock import Lock, ensure_fresh_all, lock_project
 from .plan import parities as plan_parities
 from .platforms import emulation_problem
-from .render import check_replaceable, dockerignore, dockerignore_path, render
-from .runtime_wheel import write_beside
+from .render import check_replaceable, dockerignore, dockerignore_path, render, write_context
 from .source_context import staged
 from .spec import Spec, platform_arch
 from .wheels import WheelCache, default_cache_dir
@@ -181,7 +180,7 @@ def build_project(
         locks = locked.locks
     lock = locks[spec.platform]
     text = render(spec, locks)
-    write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/
+    write_context(spec, locks)  # what the Dockerfile copies from .imagesmith/: the runtime wheel, the facts
     dockerfile = spec.dockerfile_path
     ignore = dockerignore(spec)
     if not _holds(dockerignore_path(dockerfile), ignore):

@@ -344,19 +344,19 @@ def render(
     """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock,
     and write the runtime wheel it builds from into .imagesmith/ in the project."""
     from .lock import ensure_fresh_all
-    from .render import check_replaceable, dockerignore, dockerignore_path
+    from .render import check_replaceable, dockerignore, dockerignore_path, stale_context, write_context
     from .render import render as render_text
-    from .runtime_wheel import stale_beside, write_beside
 
     spec = load_spec(project)
-    text = render_text(spec, ensure_fresh_all(spec, base))
+    locks = ensure_fresh_all(spec, base)
+    text = render_text(spec, locks)
     to_stdout = output is not None and str(output) == "-"
     if to_stdout and as_json:
         raise UsageError("--json and -o - both write to stdout", hint="use -o FILE with --json")
     # --check compares a file on disk: -o - (stdout) has none, so the project's Dockerfile is checked
     target = spec.dockerfile_path if (output is None or to_stdout) else output
     if check:
-        # Everything render writes: the Dockerfile, its ignore file, the runtime wheel.
+        # Everything render writes: the Dockerfile, its ignore file, .imagesmith/ (wheel, facts).
         problems = []
         current = target.read_bytes() if target.is_file() else None
         if current != text.encode("utf-8"):
@@ -366,9 +366,7 @@ def render(
         ignore = dockerignore_path(target)
         if not (ignore.is_file() and ignore.read_bytes() == dockerignore(spec).encode("utf-8")):
             problems.append(f"{ignore} is stale or missing")
-        wheel = stale_beside(spec.root)
-        if wheel:
-            problems.append(wheel)
+        problems += stale_context(spec, locks)
         if as_json:
             _emit_json({"dockerfile": str(target), "up_to_date": not problems, "problems": problems})
         if problems:
@@ -379,7 +377,7 @@ def render(
         _say(f"{target} is up to date")
         return
     if to_stdout:
-        wheel_path = write_beside(spec.root)
+        wheel_path = write_context(spec, locks)
         sys.stdout.write(text)
         return
     # The Dockerfile first: where the user points -o is what fails (no folder, a folder in the
@@ -389,7 +387,7 @@ def render(
     check_replaceable(target, origin=spec.origin, output_option=True)
     atomic_write(target, text)
     atomic_write(dockerignore_path(target), dockerignore(spec))
-    wheel_path = write_beside(spec.root)
+    wheel_path = write_context(spec, locks)
     if as_json:
         _emit_json({"dockerfile": str(target), "written": True, "runtime_wheel": str(wheel_path)})
     _say(f"wrote {target} (and {dockerignore_path(target).name}, {wheel_path.relative_to(spec.root)})")

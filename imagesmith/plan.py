@@ -208,9 +208,11 @@ STEPS = (
     Step("python-env", "RUN", True, ("the locked distributions", "the installer", "the runtime wheel")),
     Step("workdir", "WORKDIR", True, ()),  # BuildKit writes a layer for WORKDIR too
     Step("venv-env", "ENV", False, ()),
-    Step("project-setup", "RUN", True, ("the preprocessing files", "the artifacts path", "the image facts")),
+    Step("project-setup", "RUN", True, ("the preprocessing files", "the artifacts path")),
     Step("source", "COPY", True, ("the source files",)),
     Step("project", "RUN", True, ("the project's own wheel",)),
+    # the last layer, so that verify finds it on top of an image without reading the rest
+    Step("facts", "COPY", True, ("the image facts: the parity, each role's config, the steps",)),
     Step("env", "ENV", False, ("the spec's env", "the seed", "determinism")),
     Step("labels", "LABEL", False, ("the parity", "the base")),
 )

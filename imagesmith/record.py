@@ -24,7 +24,7 @@ from . import parity
 from .engine import FileEntry, ImageInfo
 from .engine.protocols import FileReader
 from .fsutil import sha256_file
-from .layout import APP_DIR, LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE
+from .layout import APP_DIR, LABEL_PARITY, LABEL_ROLE
 from .plan import CONFIG_FIELDS, normalize_config, shared_layers
 
 RECORD_VERSION = 1
@@ -174,10 +174,13 @@ def source_problems(tree: dict[str, str] | None, root: Path) -> tuple[list[str],
 # the build record
 
 
-def make_record(info: ImageInfo, *, app: dict[str, str] | None, lock_digest: str | None) -> dict[str, Any]:
-    """The build record of a freshly built image: the predicate of its parity attestation."""
+def make_record(
+    info: ImageInfo, manifest: dict[str, Any], *, app: dict[str, str] | None, lock_digest: str | None
+) -> dict[str, Any]:
+    """The build record of a freshly built image: the predicate of its parity attestation. It
+    carries the image's whole parity manifest (``manifest``, its facts', which hashes to its
+    parity label): the signed copy that ``verify --key`` reads."""
     labels = info.labels
-    manifest = parity.parse_manifest(labels[LABEL_MANIFEST]) if labels.get(LABEL_MANIFEST) else None
     return {
         "imagesmith_record": RECORD_VERSION,
         "role": labels.get(LABEL_ROLE),
@@ -205,6 +208,7 @@ def record_shape_problem(record: Any) -> str | None:
             ("config", isinstance(record.get("config"), dict)),
             ("parity", isinstance(record.get("parity"), str)),
             ("role", isinstance(record.get("role"), str)),
+            ("manifest", isinstance(record.get("manifest"), dict)),
             ("app", record.get("app") is None or isinstance((record.get("app") or {}).get("files"), dict)),
         )
         if not ok
@@ -220,6 +224,12 @@ def record_problems(
     if shape:
         return [f"{whose} is unusable: {shape}"]
     out = []
+    try:
+        signed = parity.digest(record["manifest"])
+    except (TypeError, ValueError):
+        signed = None
+    if signed != record["parity"]:
+        out.append(f"{whose}'s manifest does not hash to its parity {record['parity']}")
     if info.labels.get(LABEL_PARITY) != record["parity"]:
         out.append(f"parity {info.labels.get(LABEL_PARITY)} is not {whose}'s {record['parity']}")
     if info.labels.get(LABEL_ROLE) != record["role"]:

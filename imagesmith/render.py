@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__, credentials, layout, parity, runtime_wheel
+from . import __version__, credentials, layout, runtime_wheel
 from .errors import RenderError, UserFileError
 from .lock import Lock
 from .plan import ImagePlan, image_user, plans_for, platforms_label
 from .runtime import PACKAGE as RUNTIME_PACKAGE
 from .runtime import preprocessing
 from .runtime import wheel as wheelfiles
-from .spec import Spec, platform_arch
+from .spec import PLATFORMS, Spec, platform_arch
 
 if TYPE_CHECKING:  # jinja2 is imported where a Dockerfile is rendered, not before
     import jinja2
@@ -117,32 +116,78 @@ def environment() -> jinja2.Environment:
     return env
 
 
-@dataclass(frozen=True)
-class HeredocFile:
-    dest: str
-    text: str
-    delimiter: str
+# The files the Dockerfile copies from the build context besides the runtime wheel: one folder
+# per platform under .imagesmith/, written by ``write_context`` (never inlined: the Dockerfile
+# stays the same size whatever the number of pins)
+INSTALLER_LOCK = "installer.lock"
+BUILD_SYSTEM_LOCK = "build-system.lock"
+CONTEXT_FILES = (layout.FACTS_FILE, INSTALLER_LOCK, BUILD_SYSTEM_LOCK)
 
 
-def heredoc_file(dest: str, text: str, name: str) -> HeredocFile:
-    """A data file for a heredoc COPY; the delimiter is derived from ``name``."""
-    if not text.endswith("\n"):
-        text += "\n"
-    delimiter = "IMAGESMITH_EOF_" + name.upper().replace("-", "_").replace(".", "_")
-    if f"\n{delimiter}\n" in "\n" + text:
-        raise RenderError(f"file {name} contains its heredoc delimiter")
-    return HeredocFile(dest=dest, text=text, delimiter=delimiter)
+def context_folder(platform: str) -> str:
+    """The build context's folder of one platform's files (``.imagesmith/<arch>``)."""
+    return f"{runtime_wheel.GENERATED_DIR}/{platform_arch(platform)}"
 
 
-def image_facts_file(image: ImagePlan) -> HeredocFile:
-    """``imagesmith_image.json`` (the plan's facts: JSON data, no code), copied into site-packages:
-    one line, or when that line would pass LINE_LIMIT (a heredoc's lines count as the Dockerfile's),
-    one value per line."""
-    facts = image.facts()
-    text = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    if len(text) > LINE_LIMIT:
-        text = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=True, indent=0)
-    return heredoc_file(f"/{layout.FACTS_FILE}", text, "image_facts")
+def facts_text(image: ImagePlan) -> str:
+    """``imagesmith_image.json``: the plan's facts, canonical JSON (data, no code)."""
+    return json.dumps(image.facts(), sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
+
+
+def context_files(spec: Spec, locks: dict[str, Lock]) -> dict[str, bytes]:
+    """``{path in the build context: bytes}`` of every file the Dockerfile copies from
+    ``.imagesmith/`` but the runtime wheel: each platform's image facts, its installer's pin
+    and its project's build backend pins (those it has)."""
+    plans = plans_for(spec, locks)
+    out: dict[str, bytes] = {}
+    for platform, lock in locks.items():
+        folder = context_folder(platform)
+        out[f"{folder}/{layout.FACTS_FILE}"] = facts_text(plans[platform]).encode()
+        if lock.installer:
+            out[f"{folder}/{INSTALLER_LOCK}"] = _ending(lock.installer_text()).encode()
+        if spec.project is not None and lock.build_system:
+            out[f"{folder}/{BUILD_SYSTEM_LOCK}"] = _ending(lock.build_system_text()).encode()
+    return out
+
+
+def _ending(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+def write_context(spec: Spec, locks: dict[str, Lock]) -> Path:
+    """Write what the Dockerfile copies from ``.imagesmith/`` in the build context: the runtime
+    wheel (``runtime_wheel.write_beside``) and ``context_files`` (unchanged bytes are not
+    rewritten; files of ours that the plan no longer names are removed). Returns the wheel's path."""
+    from .fsutil import atomic_write
+
+    wheel = runtime_wheel.write_beside(spec.root)
+    wanted = context_files(spec, locks)
+    for rel, data in wanted.items():
+        path = spec.root / rel
+        if not (path.is_file() and path.read_bytes() == data):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data)
+    for platform in PLATFORMS:
+        for name in CONTEXT_FILES:
+            rel = f"{context_folder(platform)}/{name}"
+            if rel not in wanted and (spec.root / rel).is_file():
+                (spec.root / rel).unlink()
+    return wheel
+
+
+def stale_context(spec: Spec, locks: dict[str, Lock]) -> list[str]:
+    """Why ``.imagesmith/`` does not hold what the Dockerfile copies from it ([]: it does)."""
+    problems = []
+    wheel = runtime_wheel.stale_beside(spec.root)
+    if wheel:
+        problems.append(wheel)
+    for rel, data in context_files(spec, locks).items():
+        path = spec.root / rel
+        if not path.is_file():
+            problems.append(f"{rel} is missing")
+        elif path.read_bytes() != data:
+            problems.append(f"{rel} is stale: it differs from a fresh render")
+    return problems
 
 
 def runtime_context(lock: Lock) -> dict:
@@ -200,14 +245,13 @@ def preprocessing_context(spec: Spec, lock: Lock) -> dict | None:
     }
 
 
-PROJECT_FACTS = "imagesmith_project.json"  # beside the image facts: what project wheel was installed
-BUILD_SYSTEM_LOCK = "build-system.lock"
+PROJECT_FACTS = "imagesmith_project.json"  # in site-packages: what project wheel was installed
 
 
 def project_context(spec: Spec, lock: Lock) -> dict | None:
     """What the template needs to build the project's own wheel and install it (None: the spec
-    does not install the project). The build backend's pins reach the build as a heredoc data
-    file made from the lock."""
+    does not install the project). The build backend's pins reach the build as a data file made
+    from the lock (``context_files``)."""
     if spec.project is None:
         return None
     if not lock.build_system:
@@ -218,23 +262,20 @@ def project_context(spec: Spec, lock: Lock) -> dict | None:
     return {
         "name": spec.project.name,
         "lock_name": BUILD_SYSTEM_LOCK,
-        "backend": heredoc_file(f"/{BUILD_SYSTEM_LOCK}", lock.build_system_text(), "build_system"),
+        "source": f"{context_folder(lock.platform)}/{BUILD_SYSTEM_LOCK}",
         "facts_name": PROJECT_FACTS,
     }
 
 
-INSTALLER_LOCK = "installer.lock"
-
-
 def installer_context(lock: Lock) -> dict | None:
-    """The installer (uv) as the lock pins it: its pin as a heredoc data file (the wheel-download
+    """The installer (uv) as the lock pins it: its pin as a data file (the wheel-download
     stage fetches it, the install step checks and unpacks it: ``runtime/installer.py``). None
     when the lock pins none (the project's indexes have no uv): the base's pip installs."""
     if not lock.installer:
         return None
     return {
         "lock_name": INSTALLER_LOCK,
-        "lock": heredoc_file(f"/{INSTALLER_LOCK}", lock.installer_text(), "installer"),
+        "source": f"{context_folder(lock.platform)}/{INSTALLER_LOCK}",
     }
 
 
@@ -444,7 +485,6 @@ def platform_context(spec: Spec, lock: Lock, image: ImagePlan) -> dict:
             "port": spec.serve.port if role == "serve" else None,
             "entrypoint": image.configs[role]["Entrypoint"],
             "command": image.configs[role]["Cmd"],
-            "config": json.dumps(image.configs[role], sort_keys=True, separators=(",", ":")),
         }
         for role in layout.ROLES
     ]
@@ -455,12 +495,11 @@ def platform_context(spec: Spec, lock: Lock, image: ImagePlan) -> dict:
         "base_arg": f"IMAGESMITH_BASE_{arch.upper()}" if multi else "IMAGESMITH_BASE",
         "requirements_lock": spec.requirements_lock_for(lock.platform).name,
         "parity": image.parity,
-        "manifest": parity.canonical(image.manifest),
         "base_ref": lock.base.ref,
         "base_name": lock.base.name,
         "base_digest": lock.base.digest,
         "system_packages": [f"{n}={v}" for n, v in lock.system_packages],
-        "image_facts": image_facts_file(image),
+        "facts_source": f"{context_folder(lock.platform)}/{layout.FACTS_FILE}",
         "steps": [step.name for step in image.steps],
         "preprocessing": preprocessing_context(spec, lock),
         "project": project_context(spec, lock),

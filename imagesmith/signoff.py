@@ -67,7 +67,7 @@ from typing import Iterator
 from .engine import Engine, ImageInfo
 from .errors import EngineError, ImagesmithError
 from .fsutil import atomic_write, sha256_file
-from .layout import LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE, RUNTIME_MODULE
+from .layout import LABEL_PARITY, LABEL_ROLE, RUNTIME_MODULE
 from .runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
 from .runtime.stamp import GOLDEN_FILE, STAMP_FILE, read_stamp
 from .runtime.untrusted import Opt, loads, read_regular, shape_problem
@@ -741,14 +741,8 @@ def read_signoff(path: Path) -> dict:
 
 
 def image_platform(info) -> str | None:
-    """The platform an image is for: its config's (os/architecture), else its manifest label's."""
-    if info.platform:
-        return info.platform
-    try:
-        platform = loads(info.labels.get(LABEL_MANIFEST) or "{}", what="the manifest label", max_bytes=4 << 20)
-        return platform.get("platform") if isinstance(platform, dict) else None
-    except ValueError:
-        return None
+    """The platform an image is for: its config's (os/architecture)."""
+    return info.platform or None
 
 
 def check_signoff(

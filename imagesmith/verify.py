@@ -49,13 +49,12 @@ from typing import Any
 from . import parity
 from .compare import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
 from .engine import Engine, FileEntry, ImageInfo, first_line, registry_host
-from .errors import EngineError, FileWriteError, UsageError, VerifyError
+from .errors import EngineError, UsageError, VerifyError
+from .facts import cache_load, cache_store, manifest_of, manifest_shape_problem, read_facts
 from .layout import (
     APP_DIR,
     FACTS_FILE,
     LABEL_BASE_NAME,
-    LABEL_CONFIG,
-    LABEL_MANIFEST,
     LABEL_PARITY,
     LABEL_PLATFORMS,
     LABEL_ROLE,
@@ -65,7 +64,6 @@ from .layout import (
     ROLES,
     VENV,
     VENV_PYTHON,
-    site_packages,
 )
 from .lock import LOCK_FILE, Lock, read_lock
 from .plan import ImagePlan, expected_config, manifest_env, normalize_config, shared_layers
@@ -78,25 +76,9 @@ PROBE = Path(stamp.__file__).resolve().parent / "probe.py"  # the host's copy: n
 CODE_SUFFIXES = (".py", ".pth", ".pyc", ".so", ".pyd", ".zip", ".egg")  # what Python may import or run
 
 # What is read from an image is untrusted input (runtime/untrusted.py): bounded, then shape-checked
-MAX_LABEL = 4 << 20  # bytes of a JSON label imagesmith reads (the manifest's, the config's, the platforms')
+MAX_LABEL = 4 << 20  # bytes of a JSON label imagesmith reads (the platforms', the user's labels)
 PROBE_OUTPUT_LIMIT = 32 << 20  # bytes of the probe's report (a large ML image's is a few MiB)
 PROBE_MAX_ITEMS = 2_000_000  # values in it (one per file with `diff --files`)
-CONFIG_SHAPE = {
-    "Env": MapOf(str),
-    "Labels": MapOf((str, None)),
-    "Entrypoint": Opt([str]),
-    "Cmd": Opt([str]),
-    "User": Opt(str),
-    "WorkingDir": Opt(str),
-    "ExposedPorts": Opt([str]),
-}
-FACTS_SHAPE = {
-    "manifest": dict,
-    "configs": Opt(MapOf(CONFIG_SHAPE)),
-    "steps": Opt([str]),
-    "project": Opt(({"name": str}, None)),
-    "platforms": Opt(MapOf(str)),
-}
 _DIST_SHAPE = {
     "version": (str, None),
     "files": int,
@@ -174,67 +156,6 @@ class Report:
         }
 
 
-def label_manifest(info: ImageInfo, report: Report) -> dict | None:
-    """The image's manifest label, checked against its parity label; problems go to ``report``."""
-    label = info.labels.get(LABEL_PARITY)
-    text = info.labels.get(LABEL_MANIFEST)
-    if not label:
-        report.problems.append(f"label {LABEL_PARITY} is missing: not an imagesmith image")
-        return None
-    if not text:
-        report.problems.append(f"label {LABEL_MANIFEST} is missing")
-        return None
-    try:
-        manifest = parity.parse_manifest(text)
-    except (ValueError, RecursionError) as exc:
-        report.problems.append(f"label {LABEL_MANIFEST} is not a parity manifest: {str(exc)[:200]}")
-        return None
-    shape = manifest_shape_problem(manifest)
-    if shape:
-        report.problems.append(f"label {LABEL_MANIFEST} is not a parity manifest: {shape}")
-        return None
-    recomputed = parity.digest(manifest)
-    if recomputed != label:
-        report.problems.append(
-            f"label {LABEL_PARITY} is {label}, but the manifest label hashes to {recomputed} (forged or edited label)"
-        )
-        return None
-    report.checks.append("manifest label hashes to the parity label")
-    return manifest
-
-
-def manifest_shape_problem(manifest: dict) -> str | None:
-    """What is of the wrong type in a manifest read from a label (None: every field has its
-    type): labels are text anyone can write, and nothing downstream should trip over them."""
-
-    def strings(value) -> bool:
-        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-
-    checks = {
-        "base": isinstance(manifest.get("base"), str),
-        "python": isinstance(manifest.get("python"), str),
-        "platform": isinstance(manifest.get("platform"), str),
-        "packages": isinstance(manifest.get("packages"), dict)
-        and all(
-            isinstance(n, str)
-            and isinstance(p, dict)
-            and isinstance(p.get("version"), str)
-            and isinstance(p.get("hashes", []), list)
-            and all(isinstance(h, str) for h in p.get("hashes", []))
-            for n, p in manifest["packages"].items()
-        ),
-        "system_packages": strings(manifest.get("system_packages")),
-        "preprocessing": strings(manifest.get("preprocessing")),
-        "preprocessing_version": manifest.get("preprocessing_version") is None
-        or isinstance(manifest.get("preprocessing_version"), str),
-        "seed": isinstance(manifest.get("seed"), int) and not isinstance(manifest.get("seed"), bool),
-        "determinism": isinstance(manifest.get("determinism"), bool),
-        "env": strings(manifest.get("env")),
-    }
-    wrong = [key for key, ok in checks.items() if not ok]
-    return f"{', '.join(wrong)} of the wrong type" if wrong else None
-
-
 # ------------------------------------------------------------------------------------------------
 # sources: an image (local or in a registry) or a lock
 
@@ -245,8 +166,9 @@ class Source:
     kind: str  # "image" or "lock"
     info: ImageInfo | None = None
     lock: Lock | None = None
-    manifest: dict | None = None  # the claim: the label's manifest, or the lock's
-    problems: list[str] = field(default_factory=list)  # why the label is not a usable claim
+    manifest: dict | None = None  # the claim: the image's manifest (its facts'), or the lock's
+    problems: list[str] = field(default_factory=list)  # why the image's manifest is not a usable claim
+    facts: dict | None = None  # the image's facts (``facts.read_facts``)
 
     @property
     def name(self) -> str:
@@ -277,14 +199,17 @@ def open_source(engine: Engine, ref: str, platform: str | None = None) -> Source
                 f"the engine's image {ref} is its {info.platform} image, not {platform}",
                 hint=f"give the image's registry reference to read its {platform} image without pulling",
             )
-    return image_source(ref, info)
+    return image_source(engine, ref, info)
 
 
-def image_source(ref: str, info: ImageInfo) -> Source:
-    """The Source of an image already read (its labels are the claim)."""
-    report = Report(image=ref)
-    manifest = label_manifest(info, report)
-    return Source(ref=ref, kind="image", info=info, manifest=manifest, problems=report.problems)
+def image_source(engine: Engine, ref: str, info: ImageInfo) -> Source:
+    """The Source of an image already read: its facts (read from outside it, or from its
+    registry without pulling) and their manifest, which must hash to its parity label."""
+    facts, problem = read_facts(engine, info)
+    manifest, problems = manifest_of(info, facts, problem)
+    if facts is not None and problem:  # read, but not from where imagesmith puts them
+        problems.append(problem)
+    return Source(ref=ref, kind="image", info=info, manifest=manifest, problems=problems, facts=facts)
 
 
 def local_image(engine: Engine, source: Source, notes: list[str]) -> ImageInfo:
@@ -315,8 +240,6 @@ PROBE_NOTE = (
 class Outside:
     """Files read from outside an image (``Engine.reading``)."""
 
-    facts: dict | None = None  # the image-facts file, parsed; None: absent or unreadable
-    facts_problem: str = ""  # why it is unusable, when it is there
     preload: str | None = None  # the content of /etc/ld.so.preload (None: absent)
     interpreter: str = ""  # the file the venv's python resolves to, inside the image
     interpreter_sha256: str = ""
@@ -345,37 +268,23 @@ def _resolve(read, path: str, limit: int = 16) -> tuple[str, tuple]:
     return path, ()
 
 
-def read_outside(engine: Engine, image: str, manifest: dict) -> Outside:
-    """The image-facts file, /etc/ld.so.preload and the interpreter the venv's python is, read
-    from outside ``image`` (an image ID), or what an earlier read of the same image found."""
-    facts_path = f"{site_packages(str(manifest.get('python', '')))}/{FACTS_FILE}"
-    cached = _cache_load("outside", image).get(facts_path)
-    if isinstance(cached, dict) and shape_problem(cached.get("facts"), (FACTS_SHAPE, None)) is None:
+def read_outside(engine: Engine, image: str) -> Outside:
+    """/etc/ld.so.preload and the interpreter the venv's python is, read from outside ``image``
+    (an image ID), or what an earlier read of the same image found."""
+    cached = cache_load("outside", image).get(VENV_PYTHON)
+    if isinstance(cached, dict):
         try:
             return Outside(**cached)
         except TypeError:
             pass
-    out = _read_outside(engine, image, facts_path)
-    _cache_store("outside", image, {facts_path: dataclasses.asdict(out)})
+    out = _read_outside(engine, image)
+    cache_store("outside", image, {VENV_PYTHON: dataclasses.asdict(out)})
     return out
 
 
-def _read_outside(engine: Engine, image: str, facts_path: str) -> Outside:
+def _read_outside(engine: Engine, image: str) -> Outside:
     out = Outside()
     with engine.reading(image) as read:
-        entries = read(facts_path, 1)
-        if entries and entries[0].kind == "file" and entries[0].data is not None:
-            try:
-                facts = loads(entries[0].data, what=f"{FACTS_FILE} in the image", max_bytes=MAX_LABEL)
-                shape = shape_problem(facts, FACTS_SHAPE, "")
-                if shape:
-                    raise UntrustedInput(f"{FACTS_FILE} in the image is not image facts ({shape})")
-                assert isinstance(facts, dict)
-                out.facts = facts
-            except UntrustedInput as exc:
-                out.facts_problem = str(exc)[:300]
-        elif entries:
-            out.facts_problem = f"{FACTS_FILE} in the image is not a small regular file"
         preload = read(PRELOAD, 1)  # a folder in its place is refused by its first entry alone
         if preload:
             if preload[0].kind != "file":
@@ -397,39 +306,12 @@ def _read_outside(engine: Engine, image: str, facts_path: str) -> Outside:
     return out
 
 
-def _cache_file(kind: str, image_id: str) -> Path:
-    from .cache import default_cache_dir
-
-    return default_cache_dir() / kind / f"{image_id.rsplit(':', 1)[-1]}.json"
-
-
-def _cache_load(kind: str, image_id: str) -> dict:
-    """What an earlier verify read of the image ``image_id`` (content-addressed: its files never
-    change), from the host's cache; {} when nothing is kept. The cache is the verifier's own."""
-    try:
-        data = json.loads(_cache_file(kind, image_id).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _cache_store(kind: str, image_id: str, data: dict) -> None:
-    from .fsutil import atomic_write
-
-    path = _cache_file(kind, image_id)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(data, sort_keys=True))
-    except (OSError, FileWriteError):
-        pass  # a cache: verify works without it
-
-
 def _base_files(engine: Engine, image_id: str, paths: list[str]) -> dict[str, tuple[FileEntry, ...] | None]:
     """The first entry of each path in a base image (``read_outside``'s way), kept in the host's
     cache by image ID, so that verify does not create a container of the base every time."""
     from base64 import b64decode, b64encode
 
-    cached = _cache_load("base-files", image_id)
+    cached = cache_load("base-files", image_id)
     missing = [p for p in paths if p not in cached]
     if missing:
         for p, entries in engine.read_paths(image_id, missing).items():
@@ -437,7 +319,7 @@ def _base_files(engine: Engine, image_id: str, paths: list[str]) -> dict[str, tu
             cached[p] = None if e is None else [e.path, e.kind, e.mode, e.uid, e.target, e.sha256]
             if e is not None and e.data is not None and len(e.data) <= 4096:
                 cached[p].append(b64encode(e.data).decode())
-        _cache_store("base-files", image_id, cached)
+        cache_store("base-files", image_id, cached)
     out: dict[str, tuple[FileEntry, ...] | None] = {}
     for p in paths:
         row = cached.get(p)
@@ -499,25 +381,14 @@ def outside_checks(engine: Engine, report: Report, outside: Outside, base: BaseC
 
 
 def implied_config(info: ImageInfo, facts: dict | None) -> tuple[dict | None, str]:
-    """The config imagesmith's Dockerfile sets for the image's role (``plan.role_config``)
-    and where it was read: the image-facts file (a file in a layer) when it was read, else the
-    ``io.imagesmith.config`` label (a claim a child image can restate). None and why, when the
-    label is there but unreadable; None and "" when there is no record."""
+    """The config imagesmith's Dockerfile sets for the image's role (the image plan's, read from
+    the image-facts file, a file in a layer) and where it was read; None and "" when there is
+    no record."""
     role = info.labels.get(LABEL_ROLE) or ""
     plan = expected_plan(facts)
     if plan is not None and isinstance(plan.configs.get(role), dict):
         return plan.configs[role], f"imagesmith's Dockerfile ({FACTS_FILE} in the image)"
-    try:
-        label = label_json(info, LABEL_CONFIG)
-    except ValueError as exc:
-        return None, str(exc)[:300]
-    if label is None:
-        return None, ""
-    problem = shape_problem(label, CONFIG_SHAPE)
-    if problem:
-        return None, f"label {LABEL_CONFIG} is not an image config ({problem})"
-    assert isinstance(label, dict)
-    return label, f"imagesmith's Dockerfile (label {LABEL_CONFIG})"
+    return None, ""
 
 
 def user_labels(info: ImageInfo) -> dict[str, str]:
@@ -554,8 +425,6 @@ def config_check(report: Report, info: ImageInfo, facts: dict | None, base: Base
         )
         return
     implied = dict(implied)
-    text = json.dumps(implied, sort_keys=True, separators=(",", ":"))
-    implied["Labels"] = {**implied["Labels"], LABEL_CONFIG: text, LABEL_MANIFEST: None}  # see label_manifest
     try:
         user = user_labels(info)
     except ValueError as exc:
@@ -625,7 +494,7 @@ def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...]
     )
     script = PROBE.read_text(encoding="utf-8")
     key = probe_key(script, options)
-    cached = _cache_load("probe", info.id).get(key)
+    cached = cache_load("probe", info.id).get(key)
     if isinstance(cached, dict) and probe_report_problem(cached) is None:
         return cached
     run = engine.run_isolated(
@@ -666,7 +535,7 @@ def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...]
             hint="the image's Python is not the interpreter it claims to be; do not deploy it",
         )
     assert isinstance(facts, dict)
-    _cache_store("probe", info.id, {**_cache_load("probe", info.id), key: facts})
+    cache_store("probe", info.id, {**cache_load("probe", info.id), key: facts})
     return facts
 
 
@@ -918,11 +787,9 @@ def load_view(
         facts = run_probe(engine, local_image(engine, source, notes), preprocessing=preprocessing, detail=detail)
         if "start_error" in facts:
             notes.append(f"{source.name}: no Python environment to look into ({facts['start_error']})")
-    project = None
+    project = project_name(source.facts)
     if info.source != "registry":
-        image_facts = read_outside(engine, info.id, source.manifest).facts
-        project = project_name(image_facts)
-        added = layers_added(info, base, image_facts)
+        added = layers_added(info, base, source.facts)
         if added:
             notes.append(
                 f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} more than imagesmith's "
@@ -950,7 +817,7 @@ def verify_image(
     a lock, an expected parity and its train/serve pair. See the module docstring. ``platform``:
     which image of a multi-platform index, and which section of a multi-platform lock (default:
     this machine's). ``info``: the image already resolved (``deploy.resolve``), read as it is."""
-    source = open_source(engine, image, platform) if info is None else image_source(image, info)
+    source = open_source(engine, image, platform) if info is None else image_source(engine, image, info)
     if source.kind == "lock":
         raise UsageError(
             f"{image} is a lock file; verify checks an image",
@@ -965,7 +832,10 @@ def verify_image(
         role=info.labels.get(LABEL_ROLE),
         mode="labels" if labels_only else "content",
     )
-    manifest = label_manifest(info, report)
+    manifest = source.manifest
+    report.problems += source.problems
+    if manifest is not None:
+        report.checks.append(f"the manifest in the image's {FACTS_FILE} hashes to its parity label")
     # read once: references, layer count; the section of the image's own platform
     locked = read_lock(lock, platform or info.platform or None) if lock is not None else None
     _check_references(engine, report, info, manifest, lock, locked, expect, pair, platform)
@@ -979,16 +849,15 @@ def verify_image(
     local: ImageInfo | None = info
     if info.source == "registry":
         local = local_image(engine, source, report.notes) if not labels_only else None
-    outside = read_outside(engine, local.id, manifest) if local is not None else Outside()
+    outside = read_outside(engine, local.id) if local is not None else Outside()
     if local is None:
-        report.notes.append("labels only: the registry image was not pulled, so no file of it was read")
-    elif outside.facts_problem:
-        report.problems.append(outside.facts_problem)
-    config_check(report, info, outside.facts, base)
-    layer_check(report, info, base, outside.facts, strict=lock is not None)
+        report.notes.append(
+            f"labels only: the registry image was not pulled; of its files only {FACTS_FILE} (its top layer) was read"
+        )
+    config_check(report, info, source.facts, base)
+    layer_check(report, info, base, source.facts, strict=lock is not None)
     if local is not None:
         outside_checks(engine, report, outside, base)
-        _inner_manifest(report, outside, manifest)
         if lock is not None:
             _source_check(engine, report, local, lock.resolve().parent)
     facts = None
@@ -997,7 +866,7 @@ def verify_image(
         facts = run_probe(engine, local, preprocessing=tuple(manifest["preprocessing"]))
         report.notes.append(PROBE_NOTE)
     claimed = claim_view(manifest, "the manifest")
-    observed = image_view(source, info, facts, base, code_only=True, project=project_name(outside.facts))
+    observed = image_view(source, info, facts, base, code_only=True, project=project_name(source.facts))
     observed.name = "the image"
     changes = compare(claimed, observed)
     if facts is not None and "start_error" in facts:
@@ -1090,30 +959,6 @@ def _source_check(engine: Engine, report: Report, info: ImageInfo, root: Path) -
         report.checks.append(f"{APP_DIR}: {n} files, each the project's (read from outside the image)")
 
 
-def _inner_manifest(report: Report, outside: Outside, manifest: dict) -> None:
-    """The manifest the image carries inside (written with the runtime at build time, read from
-    outside the image) must be the label's: relabelling an image changes its labels, not its files."""
-    if outside.facts is None:
-        if not outside.facts_problem:
-            report.notes.append(
-                f"no {FACTS_FILE} in site-packages: the manifest inside the image was not compared "
-                "(an image built by an imagesmith without it)"
-            )
-        return
-    try:
-        digest = parity.digest(outside.facts["manifest"])
-    except (ValueError, KeyError, TypeError):
-        report.problems.append(f"{FACTS_FILE} in the image holds no readable parity manifest")
-        return
-    if digest != parity.digest(manifest):
-        report.problems.append(
-            f"the manifest inside the image ({FACTS_FILE}) has parity {digest}, the label "
-            f"{parity.digest(manifest)}: the labels were replaced"
-        )
-    else:
-        report.checks.append(f"the manifest inside the image ({FACTS_FILE}) is the label's")
-
-
 def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[Change]) -> None:
     groups = {c.group for c in changes}
     dists = facts["distributions"]
@@ -1164,13 +1009,9 @@ def inspect_source(engine: Engine, ref: str, platform: str | None = None) -> dic
         out["parity"] = info.labels.get(LABEL_PARITY)
         out["role"] = info.labels.get(LABEL_ROLE)
         out["base_name"] = info.labels.get(LABEL_BASE_NAME)
-        if source.manifest is None and info.labels.get(LABEL_MANIFEST):
-            try:  # show a forged or edited label anyway; label_ok says it is not to be trusted
-                forged = label_json(info, LABEL_MANIFEST)
-                if isinstance(forged, dict) and manifest_shape_problem(forged) is None:
-                    out["manifest"] = forged
-            except ValueError:
-                pass
+        forged = (source.facts or {}).get("manifest")
+        if source.manifest is None and isinstance(forged, dict) and manifest_shape_problem(forged) is None:
+            out["manifest"] = forged  # shown anyway; label_ok says it is not to be trusted
     elif source.manifest is not None:
         out["parity"] = parity.digest(source.manifest)
         out["base_name"] = source.lock.base.name if source.lock else None
@@ -1242,20 +1083,10 @@ def verify_model(
     if info is None:
         info = engine.lookup(image, platform) if platform else engine.lookup(image)
     label = info.labels.get(LABEL_PARITY)
-    text = info.labels.get(LABEL_MANIFEST)
-    manifest = None
     pre: list[str] = []
-    if not label:
-        pre.append(f"{image} has no {LABEL_PARITY} label: not an imagesmith image")
-    elif text:
-        try:
-            manifest = parity.parse_manifest(text)
-        except ValueError as exc:
-            pre.append(f"label {LABEL_MANIFEST} of {image} is not a parity manifest: {exc}")
-        else:
-            if parity.digest(manifest) != label:
-                pre.append(f"label {LABEL_PARITY} of {image} does not match its manifest label (edited label)")
-                manifest = None
+    facts, problem = read_facts(engine, info) if label else (None, "")
+    manifest, problems = manifest_of(info, facts, problem)
+    pre += [f"{image}: {line}" for line in problems]
     if not os.path.isdir(folder):
         raise stamp.StampError(
             f"{folder} {'is not a folder' if os.path.exists(folder) else 'does not exist'}",

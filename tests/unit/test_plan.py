@@ -37,8 +37,8 @@ def test_optional_steps_follow_the_spec_and_lock(tiny):
     every = plan_steps(user=True, system_packages=True, source=True, project=True)
     assert every == STEPS
     none = plan_steps(user=False, system_packages=False, source=False, project=False)
-    assert [s.name for s in none] == ["python-env", "workdir", "venv-env", "project-setup", "env", "labels"]
-    assert layers_of(none) == 3
+    assert [s.name for s in none] == ["python-env", "workdir", "venv-env", "project-setup", "facts", "env", "labels"]
+    assert layers_of(none) == 4
     root = replace(tiny, user="root")
     assert "user" not in [s.name for s in plan_for(root, fake_lock()).steps]
     assert _shared_instructions(render(root, fake_lock())) == [s.instruction for s in plan_for(root, fake_lock()).steps]
