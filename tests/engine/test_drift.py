@@ -160,7 +160,7 @@ def _changes(result: dict) -> set[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("role", ["train", "serve"])
 def test_untouched_tiny_images_pass_every_way(tiny, role):
-    from imagesmith.verify import PROBE_NOTE
+    from imagesmith.verify_probe import PROBE_NOTE
 
     spec, _ = tiny
     other = "serve" if role == "train" else "train"

@@ -20,10 +20,10 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+def _imports(name: str, path: Path, known: dict[str, Path], tree: ast.Module | None = None) -> set[str]:
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree or ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = ".".join(package[: len(package) - node.level + 1])
@@ -163,3 +163,18 @@ def test_help_and_a_no_op_lock_import_nothing_slow(tmp_path, monkeypatch):
     for argv in (["lock", "--help"], ["verify", "--help"], ["lock", "-q"], ["lock", "--check", "-q"]):
         imported, typer_version = _imported_by(argv, root)
         assert not [m for m in _forbidden(typer_version) if m in imported], argv
+
+
+def test_the_deploy_side_imports_nothing_from_the_build_side():
+    """verify and what it is made of judge an image by its own facts (the image plan read back from
+    them), never by re-rendering today's project: no render, build, spec or runtime wheel builder."""
+    known = _modules()
+    build_side = {f"imagesmith.{m}" for m in ("render", "build", "spec", "runtime_wheel", "source_context", "wheels")}
+    deploy_side = [n for n in known if n.startswith(("imagesmith.verify", "imagesmith.facts"))]
+    deploy_side += ["imagesmith.plan", "imagesmith.record", "imagesmith.diff", "imagesmith.compare"]
+    assert len(deploy_side) > 8
+    for name in deploy_side:
+        # names for type checking only are no import at run time: the `if TYPE_CHECKING:` blocks are left out
+        tree = ast.parse(known[name].read_text(encoding="utf-8"))
+        tree.body = [n for n in tree.body if not (isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING")]
+        assert not _imports(name, known[name], known, tree) & build_side, name

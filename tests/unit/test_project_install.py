@@ -23,7 +23,8 @@ from imagesmith.plan import plan_for
 from imagesmith.render import context_files, render
 from imagesmith.runtime.project import normalised_wheel
 from imagesmith.spec import load_spec, parse_spec
-from imagesmith.verify import BaseCheck, claim_view, image_view, project_name
+from imagesmith.verify_base import BaseCheck
+from imagesmith.verify_views import claim_view, image_view, project_name
 from tests.helpers import fake_lock
 from tests.unit.test_verify import env_of, facts, info, manifest, source
 

@@ -17,16 +17,12 @@ import pytest
 from imagesmith import parity
 from imagesmith.diff import Change, DiffResult, Dist, View, compare
 from imagesmith.engine import HistoryEntry, ImageInfo, registry_host, repository
-from imagesmith.verify import (
-    PROBE,
-    BaseCheck,
-    Source,
-    claim_view,
-    expected_env,
-    image_view,
-    inspect_lines,
-    layers_added,
-)
+from imagesmith.verify import layers_added
+from imagesmith.verify_base import BaseCheck
+from imagesmith.verify_inspect import inspect_lines
+from imagesmith.verify_probe import PROBE
+from imagesmith.verify_source import Source
+from imagesmith.verify_views import claim_view, expected_env, image_view
 from tests.helpers import fake_lock
 
 H = "sha256:" + "1" * 64
@@ -432,7 +428,7 @@ def test_app_tree_and_its_differences():
 
 def test_links_are_resolved_inside_the_image():
     from imagesmith.engine import FileEntry
-    from imagesmith.verify import _resolve
+    from imagesmith.verify_outside import _resolve
 
     fs = {
         "/opt/venv/bin/python": FileEntry("/opt/venv/bin/python", "symlink", 0o777, 0, target="python3"),
@@ -579,10 +575,10 @@ def test_a_record_line_without_hash_counts_as_modified():
 
 
 def test_the_facts_file_name_is_the_runtime_s():
-    from imagesmith import verify
+    from imagesmith import layout
     from imagesmith.runtime import stamp
 
-    assert verify.FACTS_FILE == stamp.FACTS_FILE
+    assert layout.FACTS_PATH == f"{layout.VENV}/{stamp.FACTS_FILE}"
 
 
 # --- the engine seam, with fakes -----------------------------------------------------------------
@@ -704,7 +700,7 @@ def test_a_probe_report_is_kept_by_image_id_and_probe(tmp_path, monkeypatch):
     (content-addressed) ID and the probe's text and options; another image, other options or a
     failed start are probed again."""
     from imagesmith.errors import VerifyError
-    from imagesmith.verify import run_probe
+    from imagesmith.verify_probe import run_probe
     from tests.fakes import FakeEngine, image_info
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
