@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -68,3 +69,29 @@ def test_each_roles_config_differs_only_in_what_the_role_sets(tiny):
     assert train["Env"] == serve["Env"] and train["Env"]["IMAGESMITH_SEED"] == str(fake_lock().seed)
     assert train["Labels"]["io.imagesmith.role"] == "train" and serve["Labels"]["io.imagesmith.role"] == "serve"
     assert train["Entrypoint"][-2:] == ["train", "--"] and serve["Entrypoint"][-2:] == ["serve", "--"]
+
+
+def test_render_writes_what_the_dockerfile_copies_and_check_sees_it_stale(tiny, tmp_path):
+    import shutil
+
+    from imagesmith.render import stale_context, write_context
+
+    spec = replace(tiny, root=Path(shutil.copytree(tiny.root, tmp_path / "tiny")))
+    lock = fake_lock()
+    assert ".imagesmith/amd64/imagesmith_image.json is missing" in stale_context(spec, {lock.platform: lock})
+    write_context(spec, {lock.platform: lock})
+    assert stale_context(spec, {lock.platform: lock}) == []
+    facts = spec.root / ".imagesmith" / "amd64" / "imagesmith_image.json"
+    assert json.loads(facts.read_text()) == plan_for(spec, lock).facts()
+    other = replace(lock, seed=8)
+    assert stale_context(spec, {other.platform: other}) == [
+        ".imagesmith/amd64/imagesmith_image.json is stale: it differs from a fresh render"
+    ]
+    # a platform no longer built: its files go, and nothing else of the folder's
+    mine = spec.root / ".imagesmith" / "arm64" / "notes.txt"
+    mine.parent.mkdir()
+    mine.write_text("mine")
+    (mine.parent / "imagesmith_image.json").write_text("{}")
+    write_context(spec, {other.platform: other})
+    assert mine.read_text() == "mine" and not (mine.parent / "imagesmith_image.json").exists()
+    assert json.loads(facts.read_text())["seed"] == 8
