@@ -39,9 +39,9 @@ def _no_breaks(value: str, what: str) -> str:
     return value
 
 
-# BuildKit refuses a Dockerfile line (a physical line, and a heredoc's line) over 64 KiB; the
-# parity manifest of a real ML stack (every wheel's hash of every pin) passes that. Longer values
-# are continued over lines of at most this many characters.
+# BuildKit refuses a Dockerfile line over 64 KiB. No value imagesmith writes comes near (the lock's
+# data are context files); a longer one, should it come, is continued over lines of at most this
+# many characters.
 LINE_LIMIT = 16 * 1024
 
 
@@ -284,8 +284,8 @@ def user_context(spec: Spec) -> dict | None:
     ``/etc/passwd``, ``/etc/group``, ``/etc/shadow`` and ``/etc/gshadow`` lines, fixed text (so
     every build writes the same bytes; ``useradd`` would stamp the day into /etc/shadow), shell-
     quoted, and the folders it owns: its home (made in the first layer of ``shared``) and the
-    artifacts folder train writes to (made in the late image-facts layer, which changes with the
-    parity anyway: a new ``artifacts`` path leaves every layer before it as it was)."""
+    artifacts folder train writes to (made in the late project-setup layer: a new ``artifacts``
+    path leaves every layer before it as it was)."""
     user = image_user(spec)
     if not user:
         return None
