@@ -166,7 +166,7 @@ def build_project(
     base = options.base or spec.base
     engine.ping()
     # `docker buildx inspect` (the builder's driver) runs while the lock is checked and the
-    # Dockerfile rendered: on an edit it is the slowest start-up step (issue #17, edit -> images).
+    # Dockerfile rendered: on an edit it is the slowest start-up step.
     # Its answer (and refusal: `_driver_checked`) is awaited before wheels are fetched or anything
     # is built; a stale lock is brought up to date first.
     engine.buildx_prefetch(options.builder)

@@ -1,4 +1,4 @@
-"""Signed build records and the deploy gate by signature (issue 12, parts 2 and 3).
+"""Signed build records and the deploy gate by signature.
 
 Signing (``imagesmith build --sign``, ``sign``, ``signoff --sign``):
 

@@ -87,7 +87,7 @@ def copy_args(rel: str, root: str = layout.APP_DIR) -> str:
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """The templates compiled once per template text, in the user's cache directory: compiling
-    the Dockerfile template is most of a render (issue #17, edit -> images). jinja2 keys each
+    the Dockerfile template is most of a render after an edit. jinja2 keys each
     entry by the template's source checksum and writes it atomically; no cache when the folder
     cannot be made."""
     import jinja2
@@ -430,7 +430,7 @@ class _Memo:
     """The last Dockerfile rendered for a project, kept in the user's cache directory with the
     digest of everything the text depends on: the template context (JSON), the template's and
     this module's source (the filters) and imagesmith's version. After an edit nothing of that
-    changes, and `build` skips importing jinja2 and rendering (issue #17, edit -> images). One
+    changes, and `build` skips importing jinja2 and rendering. One
     entry per project (entries of projects gone for a day are removed: ``cache.prune_gone``);
     an unreadable or unwritable cache is ignored (never needed for a correct answer). jinja2's own version is not in the key: a jinja2 upgrade that changed the output of
     this template would go unseen until the next change of the context."""
