@@ -26,8 +26,8 @@ image says about itself. It resolves REF to a digest in its registry and require
    golden outputs (when there are any) whose signature verifies.
 
 Every check runs and every refusal is one line naming its cause. ``cosign verify --key`` and
-``cosign verify-attestation --key --type …`` give the same answer for 1 and 2 (the README's
-Deploy section shows them); the record comparison is imagesmith's.
+``cosign verify-attestation --key --type …`` give the same answer for 1 and 2 (docs/guides/deploy-gate.md
+shows them); the record comparison is imagesmith's.
 """
 
 from __future__ import annotations
