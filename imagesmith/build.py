@@ -29,9 +29,10 @@ from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock
 from .lock.update import ensure_fresh_all, lock_project
+from .plan import image_user
+from .plan import parities as plan_parities
 from .platforms import emulation_problem, machine_platform, platform_arch
-from .render import check_replaceable, dockerignore, dockerignore_path, image_user, render
-from .runtime_wheel import write_beside
+from .render import check_replaceable, dockerignore, dockerignore_path, render, write_context
 from .source_context import staged
 from .spec import Spec
 from .wheels import WheelCache, default_cache_dir
@@ -165,7 +166,7 @@ def build_project(
     base = options.base or spec.base
     engine.ping()
     # `docker buildx inspect` (the builder's driver) runs while the lock is checked and the
-    # Dockerfile rendered: on an edit it is the slowest start-up step (issue #17, edit -> images).
+    # Dockerfile rendered: on an edit it is the slowest start-up step.
     # Its answer (and refusal: `_driver_checked`) is awaited before wheels are fetched or anything
     # is built; a stale lock is brought up to date first.
     engine.buildx_prefetch(options.builder)
@@ -183,7 +184,7 @@ def build_project(
     locks = gpu_arch.record(spec, locks, engine, WheelCache(options.cache_dir or default_cache_dir()), progress)
     lock = locks[spec.platform]
     text = render(spec, locks)
-    write_beside(spec.root)  # the runtime wheel the Dockerfile copies from .imagesmith/
+    write_context(spec, locks)  # what the Dockerfile copies from .imagesmith/: the runtime wheel, the facts
     dockerfile = spec.dockerfile_path
     ignore = dockerignore(spec)
     if not _holds(dockerignore_path(dockerfile), ignore):
@@ -191,7 +192,7 @@ def build_project(
     if not _holds(dockerfile, text):
         atomic_write(dockerfile, text)
         progress(f"rendered {dockerfile.name}")
-    parities = {platform: parity.digest(parity.manifest_from_lock(one)) for platform, one in locks.items()}
+    parities = plan_parities(locks)
     digest = parities[spec.platform] if len(parities) == 1 else parity.index_digest(parities)
     epoch = options.epoch if options.epoch is not None else source_date_epoch(spec.root)
     result = BuildResult(parity=digest, dockerfile=dockerfile, platforms=parities)

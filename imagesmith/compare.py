@@ -9,8 +9,7 @@ same words. Groups, in this order::
     python          Python version and platform
     distributions   added, removed, version_changed, hash_changed (same version, other wheel
                     hashes or other installed files), unrecorded (files in site-packages that
-                    no distribution installed), runtime (imagesmith's runtime files of an image
-                    built before the runtime was a wheel: not part of its manifest)
+                    no distribution installed)
     system_packages Debian packages (full lists when both sides are images, else the pinned ones)
     preprocessing   the preprocessing files (and the preprocessing wheel's version)
     seed_env        seed, determinism, and the environment variables that decide the numbers
@@ -37,7 +36,6 @@ KIND_TITLES = {
     "version_changed": "version changed",
     "hash_changed": "same version, different hash",
     "unrecorded": "files no distribution installed",
-    "runtime": "imagesmith runtime files",
     "changed": "changed",
 }
 
@@ -92,7 +90,6 @@ class View:
     env: dict[str, str]  # the relevant variables as the environment sets them (absent: unset)
     env_expected: dict[str, str] = field(default_factory=dict)  # what this side's own seed/determinism/env imply
     unrecorded: dict[str, str] | None = None  # site-packages files no RECORD lists (None: not observed)
-    runtime: dict[str, str] | None = None  # imagesmith's runtime files in site-packages (None: not observed)
     id: str = ""
 
 
@@ -198,11 +195,6 @@ def _compare_packages(a: View, b: View) -> list[Change]:
                         "in site-packages, installed by no distribution",
                     )
                 )
-    if a.runtime is not None and b.runtime is not None:  # not in the manifest, but it seeds every process
-        for path in sorted(set(a.runtime) | set(b.runtime)):
-            u, v = a.runtime.get(path), b.runtime.get(path)
-            if u != v:
-                out.append(Change("distributions", "runtime", path, _hash_or_none(u), _hash_or_none(v)))
     return out
 
 

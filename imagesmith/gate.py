@@ -1,4 +1,4 @@
-"""Signed build records and the deploy gate by signature (issue 12, parts 2 and 3).
+"""Signed build records and the deploy gate by signature.
 
 Signing (``imagesmith build --sign``, ``sign``, ``signoff --sign``):
 
@@ -26,8 +26,8 @@ image says about itself. It resolves REF to a digest in its registry and require
    golden outputs (when there are any) whose signature verifies.
 
 Every check runs and every refusal is one line naming its cause. ``cosign verify --key`` and
-``cosign verify-attestation --key --type …`` give the same answer for 1 and 2 (the README's
-Deploy section shows them); the record comparison is imagesmith's.
+``cosign verify-attestation --key --type …`` give the same answer for 1 and 2 (docs/guides/deploy-gate.md
+shows them); the record comparison is imagesmith's.
 """
 
 from __future__ import annotations
@@ -39,11 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import parity
 from .engine import Engine, ImageInfo, registry_host, repository
 from .errors import ImagesmithError, SigningError, UsageError
+from .facts import manifest_of, read_facts
 from .fsutil import sha256_file
-from .layout import LABEL_MANIFEST, LABEL_PARITY
 from .record import PARITY_PREDICATE, SIGNOFF_PREDICATE, make_record, read_app, record_problems
 from .runtime.stamp import GOLDEN_FILE, STAMP_FILE, StampError, read_stamp
 from .signing import Cosign, key_file, signature_path
@@ -160,10 +159,11 @@ def index_platforms(engine: Engine, image: str) -> tuple[str, list[str]] | None:
 
 def _sign_manifest(engine: Engine, cosign: Cosign, image: str, key: Path, lock: Path | None) -> Signed:
     pinned, info = pinned_image(engine, image)
-    label_problem = _label_problem(info)
-    if label_problem:
-        raise UsageError(f"{image}: {label_problem}: not signing it", hint="sign what imagesmith built")
-    record = make_record(info, app=_app(engine, pinned), lock_digest=sha256_file(lock) if lock else None)
+    facts, problem = read_facts(engine, info)
+    manifest, problems = manifest_of(info, facts, problem)
+    if manifest is None:
+        raise UsageError(f"{image}: {'; '.join(problems)}: not signing it", hint="sign what imagesmith built")
+    record = make_record(info, manifest, app=_app(engine, pinned), lock_digest=sha256_file(lock) if lock else None)
     cosign.sign(pinned, key)
     cosign.attest(pinned, key, PARITY_PREDICATE, record)
     return Signed(ref=pinned, record=record)
@@ -193,20 +193,6 @@ def sign_built(
             ref = f"{repository(tags[0])}@{img.id}"
         out[role] = sign_image(engine, cosign, ref, key, lock=lock)
     return out
-
-
-def _label_problem(info: ImageInfo) -> str | None:
-    """Why ``info``'s labels are not an imagesmith image's (None: the manifest hashes to the parity)."""
-    label, text = info.labels.get(LABEL_PARITY), info.labels.get(LABEL_MANIFEST)
-    if not label or not text:
-        return f"no {LABEL_PARITY} and {LABEL_MANIFEST} labels: not an imagesmith image"
-    try:
-        manifest = parity.parse_manifest(text)
-    except ValueError as exc:
-        return f"label {LABEL_MANIFEST} is not a parity manifest ({exc})"
-    if parity.digest(manifest) != label:
-        return f"label {LABEL_PARITY} does not match its manifest label (edited label)"
-    return None
 
 
 def sign_signoff(engine: Engine, cosign: Cosign, record: dict[str, Any], path: Path, key: Path) -> Signed:

@@ -220,9 +220,9 @@ def pins_from_json(data: Any, platform: str | None = None) -> list:
 
 
 def host_report(engine, ref: str, platform: str | None = None) -> HostReport:
-    """``verify REF --host``: the contract of an image (its manifest label, read without pulling)
+    """``verify REF --host``: the contract of an image (its manifest, from its facts, read without pulling)
     or a lock, against this machine."""
-    from .verify import open_source  # not at import time: ``-m imagesmith.gpu_host`` stays stdlib-only
+    from .verify_source import open_source  # not at import time: ``-m imagesmith.gpu_host`` stays stdlib-only
 
     source = open_source(engine, ref, platform)
     if source.manifest is None:

@@ -14,6 +14,9 @@ VENV = "/opt/venv"
 VENV_PYTHON = f"{VENV}/bin/python"
 IMAGE_PATH = f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # PATH in both images
 APP_DIR = "/app"  # the project's files (``source``), and the working directory
+# The image facts (the image plan's facts: parity manifest, configs, steps), in the venv's folder:
+# a fixed path, so verify reads it before it knows the image's Python version
+FACTS_PATH = f"{VENV}/{FACTS_FILE}"
 BUILD_MOUNTS = "/run/imagesmith"  # where build steps mount the lock, wheels and the runtime wheel
 
 # Every RUN in the shared stage marks its start on its tmpfs and ends by setting the time of every
@@ -44,9 +47,7 @@ RUNTIME_MODULE = PACKAGE
 
 # Labels
 LABEL_PARITY = "io.imagesmith.parity"
-LABEL_MANIFEST = "io.imagesmith.manifest"
 LABEL_ROLE = "io.imagesmith.role"
-LABEL_CONFIG = "io.imagesmith.config"  # the config the Dockerfile's target sets (render.implied_config)
 # a multi-platform build's images: {platform: parity} of every platform it was built for (JSON)
 LABEL_PLATFORMS = "io.imagesmith.platforms"
 # a GPU image's contract: CUDA, minimum NVIDIA driver, compiled architectures (lock/cuda.py), JSON
@@ -98,6 +99,7 @@ __all__ = [
     "IMAGE_PATH",
     "BUILD_MOUNTS",
     "FACTS_FILE",
+    "FACTS_PATH",
     "IGNORED",
     "IMAGE_GID",
     "IMAGE_HOME",
@@ -105,9 +107,7 @@ __all__ = [
     "IMAGE_USER",
     "LABEL_BASE_DIGEST",
     "LABEL_BASE_NAME",
-    "LABEL_CONFIG",
     "LABEL_GPU",
-    "LABEL_MANIFEST",
     "LABEL_PARITY",
     "LABEL_PLATFORMS",
     "LABEL_PROBE",
@@ -162,9 +162,7 @@ def template_context(python: str) -> dict[str, str]:
         "site_packages": site_packages(python),
         "facts_file": FACTS_FILE,
         "label_parity": LABEL_PARITY,
-        "label_manifest": LABEL_MANIFEST,
         "label_role": LABEL_ROLE,
-        "label_config": LABEL_CONFIG,
         "label_platforms": LABEL_PLATFORMS,
         "label_gpu": LABEL_GPU,
         "path": IMAGE_PATH,

@@ -31,6 +31,7 @@ from . import parity
 from .engine.protocols import ImagePruner
 from .errors import EngineError, ImagesmithError, UsageError
 from .layout import LABEL_PARITY, LABEL_PLATFORMS, PARITY_TAG_RE, ROLES, image_ref, parity_short
+from .plan import parities as plan_parities
 from .runtime.stamp import StampError, read_stamp
 from .spec import Spec
 
@@ -90,7 +91,7 @@ def kept_by_records(
         from .lock.lockfile import read_locks
 
         locks = read_locks(spec.lock_path)
-        parities = {platform: parity.digest(parity.manifest_from_lock(one)) for platform, one in locks.items()}
+        parities = plan_parities(locks)
         for platform, digest in sorted(parities.items()):
             kept.parity(digest, f"the current lock's parity ({platform})")
         if len(parities) > 1:

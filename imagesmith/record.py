@@ -4,7 +4,7 @@ list, and its ``/app`` tree, read from outside the image (nothing in it runs).
 Two comparisons use these words:
 
 - ``verify`` (``config_problems``) compares an image's config with the config imagesmith's
-  Dockerfile implies for its role (``render.implied_config``, carried in the image-facts file
+  Dockerfile implies for its role (the image plan's config, carried in the image-facts file
   and the ``io.imagesmith.config`` label) laid over its base image's config;
 - the build record (``make_record``), written by ``imagesmith build`` right after the build and
   signed as the predicate of the parity attestation (type ``PARITY_PREDICATE``), is compared
@@ -24,70 +24,12 @@ from . import parity
 from .engine import FileEntry, ImageInfo
 from .engine.protocols import FileReader
 from .fsutil import sha256_file
-from .layout import APP_DIR, LABEL_MANIFEST, LABEL_PARITY, LABEL_ROLE
+from .layout import APP_DIR, LABEL_PARITY, LABEL_ROLE
+from .plan import CONFIG_FIELDS, normalize_config, shared_layers
 
 RECORD_VERSION = 1
 PARITY_PREDICATE = "https://imagesmith.dev/parity/v1"
 SIGNOFF_PREDICATE = "https://imagesmith.dev/signoff/v1"
-
-# The config fields a gate compares: everything in an image config that changes what runs
-CONFIG_FIELDS = (
-    "Entrypoint",
-    "Cmd",
-    "User",
-    "WorkingDir",
-    "Env",
-    "ExposedPorts",
-    "Volumes",
-    "StopSignal",
-    "Healthcheck",
-    "OnBuild",
-    "Shell",
-    "Labels",
-)
-
-
-def normalize_config(config: dict | None) -> dict[str, Any]:
-    """An image config's fields (``CONFIG_FIELDS``) in one comparable shape: Env and Labels as
-    sorted dicts (a repeated variable: the last wins, as for the process), ExposedPorts and
-    Volumes as sorted lists, absent and empty alike (None, "" or [] by field)."""
-    config = config or {}
-    env: dict[str, str] = {}
-    for item in config.get("Env") or ():
-        key, _, value = str(item).partition("=")
-        env[key] = value
-    return {
-        "Entrypoint": list(config.get("Entrypoint") or []),
-        "Cmd": list(config.get("Cmd") or []),
-        "User": str(config.get("User") or ""),
-        "WorkingDir": str(config.get("WorkingDir") or ""),
-        "Env": dict(sorted(env.items())),
-        "ExposedPorts": sorted(config.get("ExposedPorts") or {}),
-        "Volumes": sorted(config.get("Volumes") or {}),
-        "StopSignal": str(config.get("StopSignal") or ""),
-        "Healthcheck": config.get("Healthcheck") or None,
-        "OnBuild": list(config.get("OnBuild") or []),
-        "Shell": list(config.get("Shell") or []),
-        "Labels": dict(sorted((config.get("Labels") or {}).items())),
-    }
-
-
-def expected_config(base: dict[str, Any] | None, implied: dict[str, Any]) -> dict[str, Any]:
-    """The config an image built from imagesmith's Dockerfile has: its base's (normalized; None
-    when the base could not be read: then only what the Dockerfile sets is known) with what the
-    Dockerfile sets laid over it, as Docker does: ENV and LABEL add to the base's, EXPOSE adds
-    ports, ENTRYPOINT resets CMD, everything else replaces."""
-    out = dict(base) if base is not None else {"Env": {}, "Labels": {}, "ExposedPorts": []}
-    for key, value in implied.items():
-        if key in ("Env", "Labels"):
-            out[key] = {**out.get(key, {}), **value}
-        elif key == "ExposedPorts":
-            out[key] = sorted(set(out.get(key, [])) | set(value))
-        else:
-            out[key] = value
-    if "Entrypoint" in implied and "Cmd" not in implied and base is not None:
-        out["Cmd"] = []
-    return out
 
 
 def config_problems(
@@ -133,16 +75,6 @@ def _short(text: str | None, limit: int = 120) -> str:
 
 # ------------------------------------------------------------------------------------------------
 # layers
-
-
-def shared_layers(a: tuple[str, ...] | list[str], b: tuple[str, ...] | list[str]) -> int:
-    """How many layers two layer lists share from the bottom."""
-    common = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        common += 1
-    return common
 
 
 def layer_problems(want: tuple[str, ...] | list[str], have: tuple[str, ...] | list[str], whose: str) -> list[str]:
@@ -242,10 +174,13 @@ def source_problems(tree: dict[str, str] | None, root: Path) -> tuple[list[str],
 # the build record
 
 
-def make_record(info: ImageInfo, *, app: dict[str, str] | None, lock_digest: str | None) -> dict[str, Any]:
-    """The build record of a freshly built image: the predicate of its parity attestation."""
+def make_record(
+    info: ImageInfo, manifest: dict[str, Any], *, app: dict[str, str] | None, lock_digest: str | None
+) -> dict[str, Any]:
+    """The build record of a freshly built image: the predicate of its parity attestation. It
+    carries the image's whole parity manifest (``manifest``, its facts', which hashes to its
+    parity label): the signed copy that ``verify --key`` reads."""
     labels = info.labels
-    manifest = parity.parse_manifest(labels[LABEL_MANIFEST]) if labels.get(LABEL_MANIFEST) else None
     return {
         "imagesmith_record": RECORD_VERSION,
         "role": labels.get(LABEL_ROLE),
@@ -273,6 +208,7 @@ def record_shape_problem(record: Any) -> str | None:
             ("config", isinstance(record.get("config"), dict)),
             ("parity", isinstance(record.get("parity"), str)),
             ("role", isinstance(record.get("role"), str)),
+            ("manifest", isinstance(record.get("manifest"), dict)),
             ("app", record.get("app") is None or isinstance((record.get("app") or {}).get("files"), dict)),
         )
         if not ok
@@ -288,6 +224,12 @@ def record_problems(
     if shape:
         return [f"{whose} is unusable: {shape}"]
     out = []
+    try:
+        signed = parity.digest(record["manifest"])
+    except (TypeError, ValueError):
+        signed = None
+    if signed != record["parity"]:
+        out.append(f"{whose}'s manifest does not hash to its parity {record['parity']}")
     if info.labels.get(LABEL_PARITY) != record["parity"]:
         out.append(f"parity {info.labels.get(LABEL_PARITY)} is not {whose}'s {record['parity']}")
     if info.labels.get(LABEL_ROLE) != record["role"]:

@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__, credentials, layout, parity, python_env, runtime_wheel
+from . import __version__, credentials, layout, python_env, runtime_wheel
 from .errors import RenderError, UserFileError
 from .lock import Lock, cuda
-from .platforms import platform_arch
+from .plan import ImagePlan, image_user, plans_for, platforms_label
+from .platforms import PLATFORMS, platform_arch
 from .runtime import PACKAGE as RUNTIME_PACKAGE
 from .runtime import preprocessing
 from .runtime import wheel as wheelfiles
 from .spec import Spec
 
-if TYPE_CHECKING:  # jinja2 is imported where a Dockerfile is rendered: verify only needs image_env
+if TYPE_CHECKING:  # jinja2 is imported where a Dockerfile is rendered, not before
     import jinja2
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -40,9 +40,9 @@ def _no_breaks(value: str, what: str) -> str:
     return value
 
 
-# BuildKit refuses a Dockerfile line (a physical line, and a heredoc's line) over 64 KiB; the
-# parity manifest of a real ML stack (every wheel's hash of every pin) passes that. Longer values
-# are continued over lines of at most this many characters.
+# BuildKit refuses a Dockerfile line over 64 KiB. No value imagesmith writes comes near (the lock's
+# data are context files); a longer one, should it come, is continued over lines of at most this
+# many characters.
 LINE_LIMIT = 16 * 1024
 
 
@@ -87,7 +87,7 @@ def copy_args(rel: str, root: str = layout.APP_DIR) -> str:
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """The templates compiled once per template text, in the user's cache directory: compiling
-    the Dockerfile template is most of a render (issue #17, edit -> images). jinja2 keys each
+    the Dockerfile template is most of a render after an edit. jinja2 keys each
     entry by the template's source checksum and writes it atomically; no cache when the folder
     cannot be made."""
     import jinja2
@@ -117,116 +117,78 @@ def environment() -> jinja2.Environment:
     return env
 
 
-@dataclass(frozen=True)
-class HeredocFile:
-    dest: str
-    text: str
-    delimiter: str
+# The files the Dockerfile copies from the build context besides the runtime wheel: one folder
+# per platform under .imagesmith/, written by ``write_context`` (never inlined: the Dockerfile
+# stays the same size whatever the number of pins)
+INSTALLER_LOCK = "installer.lock"
+BUILD_SYSTEM_LOCK = "build-system.lock"
+CONTEXT_FILES = (layout.FACTS_FILE, INSTALLER_LOCK, BUILD_SYSTEM_LOCK)
 
 
-def heredoc_file(dest: str, text: str, name: str) -> HeredocFile:
-    """A data file for a heredoc COPY; the delimiter is derived from ``name``."""
-    if not text.endswith("\n"):
-        text += "\n"
-    delimiter = "IMAGESMITH_EOF_" + name.upper().replace("-", "_").replace(".", "_")
-    if f"\n{delimiter}\n" in "\n" + text:
-        raise RenderError(f"file {name} contains its heredoc delimiter")
-    return HeredocFile(dest=dest, text=text, delimiter=delimiter)
+def context_folder(platform: str) -> str:
+    """The build context's folder of one platform's files (``.imagesmith/<arch>``)."""
+    return f"{runtime_wheel.GENERATED_DIR}/{platform_arch(platform)}"
 
 
-def image_facts(spec: Spec, lock: Lock, siblings: dict[str, str] | None = None) -> dict:
-    """The content of ``imagesmith_image.json`` for an image built from ``spec`` and ``lock``:
-    what the runtime in the image knows about it (see ``runtime/stamp.py``), and what verify
-    compares the image with: the config each role's Dockerfile target sets and the number of
-    filesystem layers the Dockerfile adds to the base. Being a file in a layer, it cannot be
-    changed by a child image without adding a layer, unlike labels. ``siblings``: a
-    multi-platform build's ``{platform: parity}`` (a model trained in one of its images may be
-    served by another after a signoff: ``runtime/stamp.py``)."""
-    manifest = parity.manifest_from_lock(lock)
-    version = lock.preprocessing_version
-    return {
-        "artifacts": spec.artifacts,
-        "configs": {role: implied_config(spec, lock, role, siblings) for role in layout.ROLES},
-        "determinism": lock.determinism,
-        "layers_over_base": layers_over_base(spec, lock),
-        "manifest": manifest,
-        "parity": parity.digest(manifest),
-        "preprocessing": {"name": preprocessing.distribution_name(spec.name), "version": version} if version else None,
-        "seed": lock.seed,
-        **({"project": {"name": spec.project.name}} if spec.project else {}),
-        **({"platforms": dict(siblings)} if siblings else {}),
-        **cuda.section(lock),  # a GPU image's contract (lock/cuda.py)
-    }
+def facts_text(image: ImagePlan) -> str:
+    """``imagesmith_image.json``: the plan's facts, canonical JSON (data, no code)."""
+    return json.dumps(image.facts(), sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
 
 
-# The labels every target sets from build arguments, and those the build sets when it knows a
-# value (layout.OPTIONAL_LABELS: verify accepts them absent): any value is what the Dockerfile implies
-BUILD_ARG_LABELS = ("org.opencontainers.image.created", *layout.OPTIONAL_LABELS)
+def context_files(spec: Spec, locks: dict[str, Lock]) -> dict[str, bytes]:
+    """``{path in the build context: bytes}`` of every file the Dockerfile copies from
+    ``.imagesmith/`` but the runtime wheel: each platform's image facts, its installer's pin
+    and its project's build backend pins (those it has)."""
+    plans = plans_for(spec, locks)
+    out: dict[str, bytes] = {}
+    for platform, lock in locks.items():
+        folder = context_folder(platform)
+        out[f"{folder}/{layout.FACTS_FILE}"] = facts_text(plans[platform]).encode()
+        if lock.installer:
+            out[f"{folder}/{INSTALLER_LOCK}"] = _ending(lock.installer_text()).encode()
+        if spec.project is not None and lock.build_system:
+            out[f"{folder}/{BUILD_SYSTEM_LOCK}"] = _ending(lock.build_system_text()).encode()
+    return out
 
 
-def layers_over_base(spec: Spec, lock: Lock) -> int:
-    """How many filesystem layers the Dockerfile puts on the base: one per RUN, COPY and WORKDIR
-    of the ``shared`` stage (BuildKit writes a layer for WORKDIR too). Keep in step with the
-    template; tests/engine checks it on real images."""
-    return (
-        (1 if image_user(spec) else 0)
-        + (1 if lock.system_packages else 0)
-        + 3
-        + (1 if spec.source else 0)
-        + (1 if spec.project else 0)
-    )
+def _ending(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
 
 
-def implied_config(spec: Spec, lock: Lock, role: str, siblings: dict[str, str] | None = None) -> dict:
-    """The image config the Dockerfile's ``role`` target sets, field by field, in the words of
-    ``record.normalize_config``; fields it leaves to the base are absent. Labels set from build
-    arguments (``BUILD_ARG_LABELS``) are listed with the value None: any value is right. Two labels
-    are left out, being fixed by others: the manifest (it must hash to the parity label) and
-    ``io.imagesmith.config`` (this config itself)."""
-    manifest = parity.manifest_from_lock(lock)
-    env = {
-        "VIRTUAL_ENV": layout.VENV,
-        "PATH": layout.IMAGE_PATH,
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-        **image_env(lock),
-    }
-    labels: dict[str, str | None] = {
-        layout.LABEL_PARITY: parity.digest(manifest),
-        layout.LABEL_BASE_NAME: lock.base.name,
-        layout.LABEL_BASE_DIGEST: lock.base.digest,
-        layout.LABEL_ROLE: role,
-        **{name: None for name in BUILD_ARG_LABELS},
-        **({layout.LABEL_PLATFORMS: platforms_label(siblings)} if siblings else {}),
-        **({layout.LABEL_GPU: gpu_label} if (gpu_label := cuda.label(lock)) else {}),
-    }
-    port = spec.serve.port if role == "serve" else None
-    command = spec.serve.command if role == "serve" else spec.train.command
-    user = image_user(spec)
-    return {
-        "Entrypoint": [layout.VENV_PYTHON, "-m", layout.RUNTIME_MODULE, role, "--"],
-        "Cmd": list(command),
-        **({"User": user} if user else {}),
-        "WorkingDir": layout.APP_DIR,
-        "Env": dict(sorted(env.items())),
-        "ExposedPorts": [f"{port}/tcp"] if port else [],
-        "Labels": dict(sorted(labels.items())),
-    }
+def write_context(spec: Spec, locks: dict[str, Lock]) -> Path:
+    """Write what the Dockerfile copies from ``.imagesmith/`` in the build context: the runtime
+    wheel (``runtime_wheel.write_beside``) and ``context_files`` (unchanged bytes are not
+    rewritten; files of ours that the plan no longer names are removed). Returns the wheel's path."""
+    from .fsutil import atomic_write
+
+    wheel = runtime_wheel.write_beside(spec.root)
+    wanted = context_files(spec, locks)
+    for rel, data in wanted.items():
+        path = spec.root / rel
+        if not (path.is_file() and path.read_bytes() == data):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data)
+    for platform in PLATFORMS:
+        for name in CONTEXT_FILES:
+            rel = f"{context_folder(platform)}/{name}"
+            if rel not in wanted and (spec.root / rel).is_file():
+                (spec.root / rel).unlink()
+    return wheel
 
 
-def platforms_label(siblings: dict[str, str]) -> str:
-    """The ``io.imagesmith.platforms`` label's value: ``{platform: parity}``, canonical JSON."""
-    return json.dumps(dict(sorted(siblings.items())), separators=(",", ":"))
-
-
-def image_facts_file(spec: Spec, lock: Lock, siblings: dict[str, str] | None = None) -> HeredocFile:
-    """``imagesmith_image.json`` (JSON data, no code), copied into site-packages: one line, or when
-    that line would pass LINE_LIMIT (a heredoc's lines count as the Dockerfile's), one value per line."""
-    facts = image_facts(spec, lock, siblings)
-    text = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    if len(text) > LINE_LIMIT:
-        text = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=True, indent=0)
-    return heredoc_file(f"/{layout.FACTS_FILE}", text, "image_facts")
+def stale_context(spec: Spec, locks: dict[str, Lock]) -> list[str]:
+    """Why ``.imagesmith/`` does not hold what the Dockerfile copies from it ([]: it does)."""
+    problems = []
+    wheel = runtime_wheel.stale_beside(spec.root)
+    if wheel:
+        problems.append(wheel)
+    for rel, data in context_files(spec, locks).items():
+        path = spec.root / rel
+        if not path.is_file():
+            problems.append(f"{rel} is missing")
+        elif path.read_bytes() != data:
+            problems.append(f"{rel} is stale: it differs from a fresh render")
+    return problems
 
 
 def runtime_context(lock: Lock) -> dict:
@@ -284,14 +246,13 @@ def preprocessing_context(spec: Spec, lock: Lock) -> dict | None:
     }
 
 
-PROJECT_FACTS = "imagesmith_project.json"  # beside the image facts: what project wheel was installed
-BUILD_SYSTEM_LOCK = "build-system.lock"
+PROJECT_FACTS = "imagesmith_project.json"  # in site-packages: what project wheel was installed
 
 
 def project_context(spec: Spec, lock: Lock) -> dict | None:
     """What the template needs to build the project's own wheel and install it (None: the spec
-    does not install the project). The build backend's pins reach the build as a heredoc data
-    file made from the lock."""
+    does not install the project). The build backend's pins reach the build as a data file made
+    from the lock (``context_files``)."""
     if spec.project is None:
         return None
     if not lock.build_system:
@@ -302,34 +263,21 @@ def project_context(spec: Spec, lock: Lock) -> dict | None:
     return {
         "name": spec.project.name,
         "lock_name": BUILD_SYSTEM_LOCK,
-        "backend": heredoc_file(f"/{BUILD_SYSTEM_LOCK}", lock.build_system_text(), "build_system"),
+        "source": f"{context_folder(lock.platform)}/{BUILD_SYSTEM_LOCK}",
         "facts_name": PROJECT_FACTS,
     }
 
 
-INSTALLER_LOCK = "installer.lock"
-
-
 def installer_context(lock: Lock) -> dict | None:
-    """The installer (uv) as the lock pins it: its pin as a heredoc data file (the wheel-download
+    """The installer (uv) as the lock pins it: its pin as a data file (the wheel-download
     stage fetches it, the install step checks and unpacks it: ``runtime/installer.py``). None
     when the lock pins none (the project's indexes have no uv): the base's pip installs."""
     if not lock.installer:
         return None
     return {
         "lock_name": INSTALLER_LOCK,
-        "lock": heredoc_file(f"/{INSTALLER_LOCK}", lock.installer_text(), "installer"),
+        "source": f"{context_folder(lock.platform)}/{INSTALLER_LOCK}",
     }
-
-
-def image_user(spec: Spec) -> str:
-    """The exact value of the USER line both targets of the Dockerfile get: ``"UID:GID"`` of the
-    images' own non-root user (``layout.IMAGE_UID``/``IMAGE_GID``) by default; ``""`` when the
-    spec opts out (``user: root``): then there is no USER line and the images run as the base
-    image's user. What the built images' config says as ``User``."""
-    if spec.user == "root":
-        return ""
-    return f"{layout.IMAGE_UID}:{layout.IMAGE_GID}"
 
 
 def user_context(spec: Spec) -> dict | None:
@@ -337,8 +285,8 @@ def user_context(spec: Spec) -> dict | None:
     ``/etc/passwd``, ``/etc/group``, ``/etc/shadow`` and ``/etc/gshadow`` lines, fixed text (so
     every build writes the same bytes; ``useradd`` would stamp the day into /etc/shadow), shell-
     quoted, and the folders it owns: its home (made in the first layer of ``shared``) and the
-    artifacts folder train writes to (made in the late image-facts layer, which changes with the
-    parity anyway: a new ``artifacts`` path leaves every layer before it as it was)."""
+    artifacts folder train writes to (made in the late project-setup layer: a new ``artifacts``
+    path leaves every layer before it as it was)."""
     user = image_user(spec)
     if not user:
         return None
@@ -356,31 +304,6 @@ def user_context(spec: Spec) -> dict | None:
         "home": shlex.quote(_no_breaks(home, "the path")),
         "artifacts": shlex.quote(_no_breaks(spec.artifacts, "the artifacts path")),
     }
-
-
-def image_env(lock: Lock) -> dict[str, str]:
-    """The environment every image gets: the spec's env, then the seed and determinism settings
-    (these win: they are part of the parity)."""
-    env = dict(lock.env)
-    env.update(
-        {
-            "PYTHONHASHSEED": str(lock.seed),
-            "IMAGESMITH_SEED": str(lock.seed),
-            "IMAGESMITH_DETERMINISM": "on" if lock.determinism else "off",
-        }
-    )
-    if lock.determinism:
-        env.update(
-            {
-                "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
-                "MKL_CBWR": "COMPATIBLE",
-                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
-                "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
-                "MKL_NUM_THREADS": env.get("MKL_NUM_THREADS", "1"),
-                "TF_DETERMINISTIC_OPS": "1",
-            }
-        )
-    return dict(sorted(env.items()))
 
 
 IGNORED = layout.IGNORED  # what never goes into an image (named in layout.py)
@@ -475,7 +398,7 @@ def render(spec: Spec, lock: Lock | dict[str, Lock]) -> str:
     labels, image facts), and ``train``/``serve`` chosen by BuildKit's ``TARGETARCH``, so one
     ``--platform a,b`` build makes one image index per target."""
     locks = lock if isinstance(lock, dict) else {lock.platform: lock}
-    siblings = build_parities(locks) if len(locks) > 1 else None
+    plans = plans_for(spec, locks)
     first = next(iter(locks.values()))
     context = {
         "version": __version__,
@@ -486,7 +409,7 @@ def render(spec: Spec, lock: Lock | dict[str, Lock]) -> str:
         "user": user_context(spec),
         "netrc_secret": credentials.SECRET_ID,
         "pip_isolated": credentials.pip_isolated_shell(),
-        "platforms": [platform_context(spec, one, siblings) for one in locks.values()],
+        "platforms": [platform_context(spec, one, plans[platform]) for platform, one in locks.items()],
         "roles": list(layout.ROLES),
     }
     memo = _Memo(spec.root, context)
@@ -507,7 +430,7 @@ class _Memo:
     """The last Dockerfile rendered for a project, kept in the user's cache directory with the
     digest of everything the text depends on: the template context (JSON), the template's and
     this module's source (the filters) and imagesmith's version. After an edit nothing of that
-    changes, and `build` skips importing jinja2 and rendering (issue #17, edit -> images). One
+    changes, and `build` skips importing jinja2 and rendering. One
     entry per project (entries of projects gone for a day are removed: ``cache.prune_gone``);
     an unreadable or unwritable cache is ignored (never needed for a correct answer). jinja2's own version is not in the key: a jinja2 upgrade that changed the output of
     this template would go unseen until the next change of the context."""
@@ -551,49 +474,40 @@ class _Memo:
         prune_gone(self.path.parent)
 
 
-def build_parities(locks: dict[str, Lock]) -> dict[str, str]:
-    """``{platform: parity}`` of a build's locks."""
-    return {platform: parity.digest(parity.manifest_from_lock(one)) for platform, one in locks.items()}
-
-
-def platform_context(spec: Spec, lock: Lock, siblings: dict[str, str] | None) -> dict:
-    """What the template needs of one platform's lock: its stage-name suffix and base argument
-    (none and ``IMAGESMITH_BASE`` when it is the only platform), lock file, parity and labels.
-    ``siblings``: every platform's parity, when there are several."""
-    multi = bool(siblings)
+def platform_context(spec: Spec, lock: Lock, image: ImagePlan) -> dict:
+    """What the template needs of one platform's plan and lock: its stage-name suffix and base
+    argument (none and ``IMAGESMITH_BASE`` when it is the only platform), lock file, parity,
+    labels and the shared stage's steps."""
+    multi = bool(image.siblings)
     arch = platform_arch(lock.platform)
-    manifest = parity.manifest_from_lock(lock)
-    entry = [layout.VENV_PYTHON, "-m", layout.RUNTIME_MODULE]
-    commands = {"train": (None, spec.train.command), "serve": (spec.serve.port, spec.serve.command)}
     targets = [
         {
             "role": role,
-            "port": commands[role][0],
-            "entrypoint": entry + [role, "--"],
-            "command": list(commands[role][1]),
-            "config": json.dumps(implied_config(spec, lock, role, siblings), sort_keys=True, separators=(",", ":")),
+            "port": spec.serve.port if role == "serve" else None,
+            "entrypoint": image.configs[role]["Entrypoint"],
+            "command": image.configs[role]["Cmd"],
         }
         for role in layout.ROLES
     ]
     return {
         "platform": lock.platform,
-        "siblings": platforms_label(siblings) if siblings else None,
+        "siblings": platforms_label(image.siblings) if image.siblings else None,
         "gpu": cuda.label(lock),
         "sfx": f"-{arch}" if multi else "",
         "base_arg": f"IMAGESMITH_BASE_{arch.upper()}" if multi else "IMAGESMITH_BASE",
         "requirements_lock": spec.requirements_lock_for(lock.platform).name,
-        "parity": parity.digest(manifest),
-        "manifest": parity.canonical(manifest),
+        "parity": image.parity,
         "base_ref": lock.base.ref,
         "base_name": lock.base.name,
         "base_digest": lock.base.digest,
         "system_packages": [f"{n}={v}" for n, v in lock.system_packages],
-        "image_facts": image_facts_file(spec, lock, siblings),
+        "facts_source": f"{context_folder(lock.platform)}/{layout.FACTS_FILE}",
+        "steps": [step.name for step in image.steps],
         "preprocessing": preprocessing_context(spec, lock),
         "project": project_context(spec, lock),
         "installer": installer_context(lock),
         "python_env": python_env.template_context(lock),
-        "env": sorted(image_env(lock).items()),
+        "env": sorted(image.env.items()),
         "targets": targets,
         "index_args": [shlex.quote(a) for a in credentials.index_args(lock.index_url, lock.extra_index_urls)],
         "package_indexes": package_indexes_context(lock),

@@ -1,5 +1,5 @@
 """The spec's ``source`` files, staged on the host as the stage that replaces the Dockerfile's
-``source`` stage (issue #17: a one-line edit -> both images).
+``source`` stage, so that a one-line edit rebuilds both images fast.
 
 The rendered Dockerfile's ``source`` stage copies each source path from the build context into
 /app and then sets every time there to 0 with a ``RUN find ... touch`` (a container start on every
@@ -11,8 +11,8 @@ file names as the ``source`` context (``target:imagesmith-source``). The archive
 only when a file's stat or the tree's shape changed. The images stay byte-identical to a plain
 ``docker buildx build`` of the Dockerfile (tests/engine/test_source_context.py builds both ways,
 without BuildKit's cache). The Dockerfile keeps its own stage: nothing changes for plain BuildKit.
-(A folder as the named context was tried first: BuildKit's receiver leaves folder times wrong
-after an incremental upload, see ``Stager``.)
+(Not a folder as the named context: BuildKit's receiver leaves folder times wrong after an
+incremental upload, see ``Stager``.)
 
 What the stage's COPY lines take, and so what is staged (checked against the engine):
 

@@ -1,63 +1,51 @@
-"""Deploy-time checks of built images: the Python API behind ``imagesmith verify`` and ``inspect``.
+"""Deploy-time checks of built images: the Python API behind ``imagesmith verify`` (and, with the
+modules it is made of, ``inspect`` and ``diff``). An image is judged by its own facts, never by
+re-rendering today's project: verify imports nothing from the build side and no spec.
 
 A label is only a claim (and a child image inherits its parent's), so ``verify_image`` checks:
 
-1. **The labels.** The manifest label must hash to the parity label (``parity.digest``), and the
-   parity is compared with one recomputed from a lock, an expected value from a pipeline, or the
-   other image of a train/serve pair.
+1. **The facts and labels** (``verify_source``, ``facts.py``): the manifest in the image facts
+   file (read from outside a local image; a registry image's from its last layer, fetched alone
+   without pulling) must hash to the parity label (``parity.digest``), and the parity is compared
+   with one recomputed from a lock, an expected value from a pipeline, or the other image of a
+   train/serve pair.
 2. **The image config, whole** (``config_check``): Entrypoint, Cmd, User, WorkingDir, every
-   variable, ports, volumes, labels, stop signal, health check against what imagesmith's
-   Dockerfile sets for the image's role (``render.implied_config``) laid over the base image's
-   config. The Dockerfile's part is read from the image-facts file, a file in a layer that a
-   child image cannot change without adding a layer (the ``io.imagesmith.config`` label when the
-   file cannot be read: a registry image with ``--labels-only``). A config-only child (a new
-   CMD, an added ENV) differs here, with or without ``--lock``.
-3. **The layers** (``layer_check``): the image has exactly the base's layers plus the number
-   imagesmith's Dockerfile adds (``layers_over_base`` in the facts file); any more is a child
-   image, whatever its history or labels say. The build history is never read: whoever builds
-   an image writes it. ``--pair`` compares the two images' layer lists (they share all of them).
-4. **Files read from outside** (``read_outside``; a container is created and never started, so
-   nothing in the image runs): the facts file (its manifest must be the label's),
-   ``/etc/ld.so.preload`` (must be the base's, or absent), and the interpreter the venv's
+   variable, ports, volumes, labels, stop signal, health check against what the image plan in
+   the facts sets for the image's role (``plan.ImagePlan.from_facts``) laid over the base image's
+   config (``plan.expected_config``). A config-only child (a new CMD, an added ENV) differs here.
+3. **The layers** (``layer_check``): the image has exactly the base's layers plus the ones the
+   plan's steps add; any more is a child image, whatever its history or labels say. The build
+   history is never read: whoever builds an image writes it. ``--pair`` compares the two images'
+   layer lists (they share all of them).
+4. **Files read from outside** (``verify_outside``; a container is created and never started):
+   ``/etc/ld.so.preload`` (must be the base's, or absent) and the interpreter the venv's
    ``python`` resolves to (must be a link to the base's file, byte for byte).
-5. **The content** (skipped with ``labels_only``): ``runtime/probe.py`` runs inside a container of the
-   image (no network, read-only, entrypoint bypassed, ``LD_*`` and ``PYTHON*`` variables emptied)
-   and reports every installed distribution with its files checked against its RECORD, files in
-   site-packages that no distribution installed, stale bytecode, the preprocessing files, Debian
-   packages and the Python version; these are compared with the manifest by ``compare.compare``,
-   the same words ``diff`` uses. The probe runs the image's own interpreter, so it is a
-   diagnostic that says what differs, never the gate: reports say so (``PROBE_NOTE``). The gate
-   is the signature on the digest and the signed build record (``imagesmith verify --key``).
-   imagesmith's own in-image code is the ``imagesmith-runtime`` distribution, pinned in the
-   manifest (version 2) and checked like the locked ones. Images built before it existed
-   (manifest version 1) carry loose runtime files in site-packages instead: a difference from
-   this imagesmith's is a note, never a failure (see ``_runtime_notes``).
+5. **The content** (skipped with ``labels_only``; ``verify_probe``): ``runtime/probe.py`` runs
+   inside a locked-down container of the image and reports every installed distribution with
+   its files checked against its RECORD, stray files, stale bytecode, the preprocessing files,
+   Debian packages and the Python version; these are compared with the manifest by
+   ``compare.compare`` (``verify_views``), the same words ``diff`` uses. The probe runs the
+   image's own interpreter, so it is a diagnostic, never the gate (``PROBE_NOTE``): the gate is
+   the signature on the digest and the signed build record (``imagesmith verify --key``).
 
 Registry references (``host[:port]/name:tag`` or ``@sha256:``) are read with ``docker buildx
-imagetools``, without pulling, for the label and config checks; reading files and the content
-check pull the image by digest first (``--labels-only`` on a registry image pulls nothing, so its
-layers are not counted and its config is compared with its ``io.imagesmith.config`` label).
+imagetools``, without pulling, for the facts, label and config checks; the outside reads and the
+content check pull the image by digest first (``--labels-only`` on a registry image pulls nothing).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from . import parity, runtime_wheel
-from .compare import SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
-from .engine import Engine, FileEntry, ImageInfo, first_line, registry_host
-from .errors import EngineError, FileWriteError, ImagesmithError, UsageError, VerifyError
+from . import parity
+from .compare import Change, View, compare
+from .engine import Engine, ImageInfo
+from .errors import UsageError, VerifyError
+from .facts import manifest_of, read_facts
 from .layout import (
     APP_DIR,
     FACTS_FILE,
-    LABEL_BASE_NAME,
-    LABEL_CONFIG,
-    LABEL_MANIFEST,
     LABEL_PARITY,
     LABEL_PLATFORMS,
     LABEL_ROLE,
@@ -67,444 +55,22 @@ from .layout import (
     ROLES,
     VENV,
     VENV_PYTHON,
-    site_packages,
 )
-from .lock import LOCK_FILE, Lock
-from .lock.base import BasePin
 from .lock.lockfile import read_lock
-from .lock.pins import Pin
-from .platforms import machine_platform
-from .record import config_problems, expected_config, normalize_config, read_app, shared_layers, source_problems
-from .runtime import DISTRIBUTION as RUNTIME_DIST
+from .plan import ImagePlan, expected_config, normalize_config, shared_layers
+from .record import config_problems, read_app, source_problems
 from .runtime import stamp
-from .runtime.untrusted import MapOf, Opt, UntrustedInput, loads, shape_problem
+from .runtime.untrusted import MapOf, shape_problem
+from .verify_base import BaseCheck, check_base
+from .verify_inspect import inspect_lines, inspect_source
+from .verify_outside import Outside, outside_checks, read_outside
+from .verify_probe import PROBE_NOTE, run_probe
+from .verify_report import Report, label_json
+from .verify_source import Source, image_source, local_image, open_source
+from .verify_views import CODE_SUFFIXES, claim_view, claimed_packages, image_view, project_name, source_view
 
-PROBE = Path(stamp.__file__).resolve().parent / "probe.py"  # the host's copy: never the image's
-# Loose runtime files in site-packages of images built before the runtime was a wheel
-LEGACY_RUNTIME_FILES = (
-    "imagesmith.pth",
-    "imagesmith_parity.py",
-    "imagesmith_runtime.py",
-    "imagesmith_seed.py",
-    "imagesmith_stamp.py",
-)
-CODE_SUFFIXES = (".py", ".pth", ".pyc", ".so", ".pyd", ".zip", ".egg")  # what Python may import or run
-
-# What is read from an image is untrusted input (runtime/untrusted.py): bounded, then shape-checked
-MAX_LABEL = 4 << 20  # bytes of a JSON label imagesmith reads (the manifest's, the config's, the platforms')
-PROBE_OUTPUT_LIMIT = 32 << 20  # bytes of the probe's report (a large ML image's is a few MiB)
-PROBE_MAX_ITEMS = 2_000_000  # values in it (one per file with `diff --files`)
-CONFIG_SHAPE = {
-    "Env": MapOf(str),
-    "Labels": MapOf((str, None)),
-    "Entrypoint": Opt([str]),
-    "Cmd": Opt([str]),
-    "User": Opt(str),
-    "WorkingDir": Opt(str),
-    "ExposedPorts": Opt([str]),
-}
-FACTS_SHAPE = {
-    "manifest": dict,
-    "configs": Opt(MapOf(CONFIG_SHAPE)),
-    "layers_over_base": Opt(int),
-    "project": Opt(({"name": str}, None)),
-    "platforms": Opt(MapOf(str)),
-}
-_DIST_SHAPE = {
-    "version": (str, None),
-    "files": int,
-    "mismatched": [str],
-    "missing": [str],
-    "stale_bytecode": [str],
-    "unhashed": Opt([str]),
-    "error": Opt((str, None)),
-    "content": str,
-    "file_hashes": Opt(MapOf(str)),
-}
-PROBE_SHAPE = {
-    "probe": int,
-    "python": str,
-    "platform": str,
-    "path_python": Opt((str, None)),
-    "pyvenv_cfg": Opt((MapOf(str), None)),
-    "distributions": MapOf(_DIST_SHAPE),
-    "duplicates": Opt([str]),
-    "unrecorded": MapOf(str),
-    "preprocessing": MapOf({"app": (str, None), "site": (str, None), "owner": Opt((str, None))}),
-    "preprocessing_stale_bytecode": Opt([[str]]),
-    "dpkg": MapOf(str),
-}
-
-
-def probe_report_problem(facts: object) -> str | None:
-    """Why a probe report (parsed) is not of the shape ``probe.py`` prints (None: it is)."""
-    problem = shape_problem(facts, PROBE_SHAPE, "")
-    if problem:
-        return problem
-    assert isinstance(facts, dict)
-    if "start_error" in facts:
-        return "start_error: set by the probe (only verify sets it)"
-    if any(len(pair) != 2 for pair in facts.get("preprocessing_stale_bytecode") or ()):
-        return "preprocessing_stale_bytecode: not a list of pairs"
-    return None
-
-
-def label_json(info: ImageInfo, label: str) -> object:
-    """The JSON value of ``label`` (None when it is not set); UntrustedInput when it is not
-    bounded JSON (``untrusted.loads``)."""
-    text = info.labels.get(label)
-    if not text:
-        return None
-    return loads(text, what=f"label {label}", max_bytes=MAX_LABEL)
-
-
-@dataclass
-class Report:
-    image: str
-    image_id: str = ""
-    parity: str | None = None
-    role: str | None = None
-    checks: list[str] = field(default_factory=list)  # what was checked and held
-    problems: list[str] = field(default_factory=list)  # one line per difference
-    notes: list[str] = field(default_factory=list)  # what could not be checked, or holds but is worth saying
-    mode: str = "content"  # "content" or "labels" (--labels-only)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def as_json(self) -> dict:
-        return {
-            "image": self.image,
-            "id": self.image_id,
-            "ok": self.ok,
-            "parity": self.parity,
-            "role": self.role,
-            "mode": self.mode,
-            "checks": self.checks,
-            "problems": self.problems,
-            "notes": self.notes,
-        }
-
-
-def label_manifest(info: ImageInfo, report: Report) -> dict | None:
-    """The image's manifest label, checked against its parity label; problems go to ``report``."""
-    label = info.labels.get(LABEL_PARITY)
-    text = info.labels.get(LABEL_MANIFEST)
-    if not label:
-        report.problems.append(f"label {LABEL_PARITY} is missing: not an imagesmith image")
-        return None
-    if not text:
-        report.problems.append(f"label {LABEL_MANIFEST} is missing")
-        return None
-    try:
-        manifest = parity.parse_manifest(text)
-    except (ValueError, RecursionError) as exc:
-        report.problems.append(f"label {LABEL_MANIFEST} is not a parity manifest: {str(exc)[:200]}")
-        return None
-    shape = manifest_shape_problem(manifest)
-    if shape:
-        report.problems.append(f"label {LABEL_MANIFEST} is not a parity manifest: {shape}")
-        return None
-    recomputed = parity.digest(manifest)
-    if recomputed != label:
-        report.problems.append(
-            f"label {LABEL_PARITY} is {label}, but the manifest label hashes to {recomputed} (forged or edited label)"
-        )
-        return None
-    report.checks.append("manifest label hashes to the parity label")
-    return manifest
-
-
-def manifest_shape_problem(manifest: dict) -> str | None:
-    """What is of the wrong type in a manifest read from a label (None: every field has its
-    type): labels are text anyone can write, and nothing downstream should trip over them."""
-
-    def strings(value) -> bool:
-        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-
-    checks = {
-        "base": isinstance(manifest.get("base"), str),
-        "python": isinstance(manifest.get("python"), str),
-        "platform": isinstance(manifest.get("platform"), str),
-        "packages": isinstance(manifest.get("packages"), dict)
-        and all(
-            isinstance(n, str)
-            and isinstance(p, dict)
-            and isinstance(p.get("version"), str)
-            and isinstance(p.get("hashes", []), list)
-            and all(isinstance(h, str) for h in p.get("hashes", []))
-            for n, p in manifest["packages"].items()
-        ),
-        "system_packages": strings(manifest.get("system_packages")),
-        "preprocessing": strings(manifest.get("preprocessing")),
-        "preprocessing_version": manifest.get("preprocessing_version") is None
-        or isinstance(manifest.get("preprocessing_version"), str),
-        "seed": isinstance(manifest.get("seed"), int) and not isinstance(manifest.get("seed"), bool),
-        "determinism": isinstance(manifest.get("determinism"), bool),
-        "env": strings(manifest.get("env")),
-    }
-    wrong = [key for key, ok in checks.items() if not ok]
-    return f"{', '.join(wrong)} of the wrong type" if wrong else None
-
-
-# ------------------------------------------------------------------------------------------------
-# sources: an image (local or in a registry) or a lock
-
-
-@dataclass
-class Source:
-    ref: str
-    kind: str  # "image" or "lock"
-    info: ImageInfo | None = None
-    lock: Lock | None = None
-    manifest: dict | None = None  # the claim: the label's manifest, or the lock's
-    problems: list[str] = field(default_factory=list)  # why the label is not a usable claim
-
-    @property
-    def name(self) -> str:
-        if self.kind == "lock":
-            return f"lock {self.ref}"
-        return f"{'registry image' if self.info and self.info.source == 'registry' else 'image'} {self.ref}"
-
-
-def open_source(engine: Engine, ref: str, platform: str | None = None) -> Source:
-    """An existing file (or a folder holding imagesmith.lock) is a lock; a reference naming a
-    registry host is read from that registry without pulling; anything else is a local image.
-    ``platform`` picks a multi-platform lock's section and a registry index's image (default:
-    this machine's); a local image must be of it."""
-    path = Path(ref)
-    if path.is_dir() and (path / LOCK_FILE).is_file():
-        path = path / LOCK_FILE
-    if path.is_file():
-        lock = read_lock(path, platform)
-        return Source(ref=str(path), kind="lock", lock=lock, manifest=parity.manifest_from_lock(lock))
-    if ref.endswith((".lock", ".json")) or "/" in ref and ref.startswith((".", "/")):
-        raise UsageError(f"{ref} does not exist", hint="give an image, a registry reference or an imagesmith.lock")
-    if registry_host(ref):
-        info = engine.registry_image(ref, platform or machine_platform())
-    else:
-        info = engine.image(ref)
-        if platform and info.platform and info.platform != platform:
-            raise UsageError(
-                f"the engine's image {ref} is its {info.platform} image, not {platform}",
-                hint=f"give the image's registry reference to read its {platform} image without pulling",
-            )
-    return image_source(ref, info)
-
-
-def image_source(ref: str, info: ImageInfo) -> Source:
-    """The Source of an image already read (its labels are the claim)."""
-    report = Report(image=ref)
-    manifest = label_manifest(info, report)
-    return Source(ref=ref, kind="image", info=info, manifest=manifest, problems=report.problems)
-
-
-def local_image(engine: Engine, source: Source, notes: list[str]) -> ImageInfo:
-    """The image in the local engine, pulled by digest when it was read from a registry."""
-    info = source.info
-    assert info is not None
-    if info.source != "registry":
-        return info
-    pinned = info.repo_digests[0]
-    local = engine.pull(pinned)
-    notes.append(f"pulled {pinned} to look inside it")
-    return local
-
-
-# ------------------------------------------------------------------------------------------------
-# read from outside: a container created and never started (nothing in the image runs)
-
-PRELOAD = "/etc/ld.so.preload"
-# Variables that change what the dynamic loader or Python loads: the probe runs with them empty
-SCRUBBED_ENV = ("LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
-PROBE_NOTE = (
-    "the content probe runs the image's own Python: a diagnostic that says what differs, not a "
-    "gate; the gate is a signature on the digest (`imagesmith verify --key`)"
-)
-
-
-@dataclass
-class Outside:
-    """Files read from outside an image (``Engine.reading``)."""
-
-    facts: dict | None = None  # the image-facts file, parsed; None: absent or unreadable
-    facts_problem: str = ""  # why it is unusable, when it is there
-    preload: str | None = None  # the content of /etc/ld.so.preload (None: absent)
-    interpreter: str = ""  # the file the venv's python resolves to, inside the image
-    interpreter_sha256: str = ""
-    interpreter_problem: str = ""  # why the venv's python is not a link to a file
-
-
-def _resolve(read, path: str, limit: int = 16) -> tuple[str, tuple]:
-    """Follow symbolic links from ``path`` inside an image, as the kernel would: the final path
-    and its entries (empty: it does not exist, or the links loop)."""
-    for _ in range(limit):
-        entries = read(path, 1)
-        if not entries:
-            return path, ()
-        top = entries[0]
-        if top.kind != "symlink":
-            return path, entries
-        target = top.target
-        path = target if target.startswith("/") else f"{path.rsplit('/', 1)[0]}/{target}"
-        parts: list[str] = []
-        for part in path.split("/"):
-            if part == "..":
-                parts = parts[:-1]
-            elif part not in ("", "."):
-                parts.append(part)
-        path = "/" + "/".join(parts)
-    return path, ()
-
-
-def read_outside(engine: Engine, image: str, manifest: dict) -> Outside:
-    """The image-facts file, /etc/ld.so.preload and the interpreter the venv's python is, read
-    from outside ``image`` (an image ID), or what an earlier read of the same image found."""
-    facts_path = f"{site_packages(str(manifest.get('python', '')))}/{FACTS_FILE}"
-    cached = _cache_load("outside", image).get(facts_path)
-    if isinstance(cached, dict) and shape_problem(cached.get("facts"), (FACTS_SHAPE, None)) is None:
-        try:
-            return Outside(**cached)
-        except TypeError:
-            pass
-    out = _read_outside(engine, image, facts_path)
-    _cache_store("outside", image, {facts_path: dataclasses.asdict(out)})
-    return out
-
-
-def _read_outside(engine: Engine, image: str, facts_path: str) -> Outside:
-    out = Outside()
-    with engine.reading(image) as read:
-        entries = read(facts_path, 1)
-        if entries and entries[0].kind == "file" and entries[0].data is not None:
-            try:
-                facts = loads(entries[0].data, what=f"{FACTS_FILE} in the image", max_bytes=MAX_LABEL)
-                shape = shape_problem(facts, FACTS_SHAPE, "")
-                if shape:
-                    raise UntrustedInput(f"{FACTS_FILE} in the image is not image facts ({shape})")
-                assert isinstance(facts, dict)
-                out.facts = facts
-            except UntrustedInput as exc:
-                out.facts_problem = str(exc)[:300]
-        elif entries:
-            out.facts_problem = f"{FACTS_FILE} in the image is not a small regular file"
-        preload = read(PRELOAD, 1)  # a folder in its place is refused by its first entry alone
-        if preload:
-            if preload[0].kind != "file":
-                out.preload = f"? ({PRELOAD} is a {preload[0].kind}, not a file)"
-            elif preload[0].data is None:
-                out.preload = f"? ({PRELOAD} is a file too large to read)"
-            else:
-                out.preload = preload[0].data.decode("utf-8", "replace")
-        first = read(VENV_PYTHON, 1)
-        if first and first[0].kind != "symlink":
-            out.interpreter_problem = (
-                f"{VENV_PYTHON} is a {first[0].kind}, not the link to the base's Python a venv makes"
-            )
-        path, final = _resolve(read, VENV_PYTHON)
-        if final and final[0].kind == "file":
-            out.interpreter, out.interpreter_sha256 = path, final[0].sha256
-        elif not out.interpreter_problem:
-            out.interpreter_problem = f"{VENV_PYTHON} leads to no file ({path})"
-    return out
-
-
-def _cache_file(kind: str, image_id: str) -> Path:
-    from .cache import default_cache_dir
-
-    return default_cache_dir() / kind / f"{image_id.rsplit(':', 1)[-1]}.json"
-
-
-def _cache_load(kind: str, image_id: str) -> dict:
-    """What an earlier verify read of the image ``image_id`` (content-addressed: its files never
-    change), from the host's cache; {} when nothing is kept. The cache is the verifier's own."""
-    try:
-        data = json.loads(_cache_file(kind, image_id).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _cache_store(kind: str, image_id: str, data: dict) -> None:
-    from .fsutil import atomic_write
-
-    path = _cache_file(kind, image_id)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(data, sort_keys=True))
-    except (OSError, FileWriteError):
-        pass  # a cache: verify works without it
-
-
-def _base_files(engine: Engine, image_id: str, paths: list[str]) -> dict[str, tuple[FileEntry, ...] | None]:
-    """The first entry of each path in a base image (``read_outside``'s way), kept in the host's
-    cache by image ID, so that verify does not create a container of the base every time."""
-    from base64 import b64decode, b64encode
-
-    cached = _cache_load("base-files", image_id)
-    missing = [p for p in paths if p not in cached]
-    if missing:
-        for p, entries in engine.read_paths(image_id, missing).items():
-            e = entries[0] if entries else None
-            cached[p] = None if e is None else [e.path, e.kind, e.mode, e.uid, e.target, e.sha256]
-            if e is not None and e.data is not None and len(e.data) <= 4096:
-                cached[p].append(b64encode(e.data).decode())
-        _cache_store("base-files", image_id, cached)
-    out: dict[str, tuple[FileEntry, ...] | None] = {}
-    for p in paths:
-        row = cached.get(p)
-        try:
-            if row is None:
-                out[p] = None
-            else:
-                path_, kind, mode, uid, target, sha256 = row[:6]
-                data = b64decode(row[6]) if len(row) > 6 else None
-                out[p] = (FileEntry(path_, kind, int(mode), int(uid), target, sha256, data),)
-        except (TypeError, ValueError):
-            out[p] = engine.read_paths(image_id, [p])[p]
-    return out
-
-
-def outside_checks(engine: Engine, report: Report, outside: Outside, base: BaseCheck) -> None:
-    """/etc/ld.so.preload and the interpreter, against the base image's (when it is in the engine)."""
-    base_files: dict[str, tuple | None] = {}
-    if base.image is not None and base.image.source != "registry":
-        wanted = [PRELOAD] + ([outside.interpreter] if outside.interpreter else [])
-        try:
-            base_files = _base_files(engine, base.image.id, wanted)
-        except EngineError as exc:
-            report.notes.append(f"the base image's files could not be read ({first_line(exc)})")
-    base_preload = base_files.get(PRELOAD)
-    if outside.preload is not None:
-        same = base_preload and (base_preload[0].data or b"").decode("utf-8", "replace") == outside.preload
-        if same:
-            report.notes.append(f"{PRELOAD} is the base image's")
-        else:
-            if outside.preload.startswith("? ("):  # not a small regular file: said, never read
-                what = outside.preload[3:-1]
-            else:
-                what = f"{PRELOAD} loads {', '.join(outside.preload.split())[:200] or '(empty)'} into every process"
-            report.problems.append(
-                f"{what} (not in the base): nothing the image runs, the probe included, can be trusted"
-            )
-    elif base_files:
-        report.checks.append(f"no {PRELOAD} (read from outside the image)")
-    if outside.interpreter_problem:
-        report.problems.append(outside.interpreter_problem)
-    elif outside.interpreter and base_files:
-        theirs = base_files.get(outside.interpreter)
-        if not theirs or theirs[0].kind != "file":
-            report.problems.append(f"the venv's python is {outside.interpreter}, which the base image does not have")
-        elif theirs[0].sha256 != outside.interpreter_sha256:
-            report.problems.append(
-                f"the interpreter {outside.interpreter} differs from the base image's (replaced: "
-                f"{outside.interpreter_sha256[:19]}…, the base has {theirs[0].sha256[:19]}…)"
-            )
-        else:
-            report.checks.append(f"the interpreter {outside.interpreter} is the base image's (read from outside)")
-    elif outside.interpreter:
-        report.notes.append(f"the interpreter {outside.interpreter} was not compared: the base is not in the engine")
+# what the CLI and the deploy gate import from here, besides what is defined below
+__all__ = ["Report", "inspect_lines", "inspect_source", "open_source", "load_view", "verify_image", "verify_model"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -512,25 +78,14 @@ def outside_checks(engine: Engine, report: Report, outside: Outside, base: BaseC
 
 
 def implied_config(info: ImageInfo, facts: dict | None) -> tuple[dict | None, str]:
-    """The config imagesmith's Dockerfile sets for the image's role (``render.implied_config``)
-    and where it was read: the image-facts file (a file in a layer) when it was read, else the
-    ``io.imagesmith.config`` label (a claim a child image can restate). None and why, when the
-    label is there but unreadable; None and "" when there is no record."""
+    """The config imagesmith's Dockerfile sets for the image's role (the image plan's, read from
+    the image-facts file, a file in a layer) and where it was read; None and "" when there is
+    no record."""
     role = info.labels.get(LABEL_ROLE) or ""
-    configs = (facts or {}).get("configs")
-    if isinstance(configs, dict) and isinstance(configs.get(role), dict):
-        return configs[role], f"imagesmith's Dockerfile ({FACTS_FILE} in the image)"
-    try:
-        label = label_json(info, LABEL_CONFIG)
-    except ValueError as exc:
-        return None, str(exc)[:300]
-    if label is None:
-        return None, ""
-    problem = shape_problem(label, CONFIG_SHAPE)
-    if problem:
-        return None, f"label {LABEL_CONFIG} is not an image config ({problem})"
-    assert isinstance(label, dict)
-    return label, f"imagesmith's Dockerfile (label {LABEL_CONFIG})"
+    plan = expected_plan(facts)
+    if plan is not None and isinstance(plan.configs.get(role), dict):
+        return plan.configs[role], f"imagesmith's Dockerfile ({FACTS_FILE} in the image)"
+    return None, ""
 
 
 def user_labels(info: ImageInfo) -> dict[str, str]:
@@ -563,13 +118,10 @@ def config_check(report: Report, info: ImageInfo, facts: dict | None, base: Base
         return
     if implied is None or not all(isinstance(implied.get(k), dict) for k in ("Env", "Labels")):
         report.notes.append(
-            "the image config was not compared with imagesmith's Dockerfile: the image carries no "
-            "record of it (built by an older imagesmith)"
+            "the image config was not compared with imagesmith's Dockerfile: the image carries no record of it"
         )
         return
     implied = dict(implied)
-    text = json.dumps(implied, sort_keys=True, separators=(",", ":"))
-    implied["Labels"] = {**implied["Labels"], LABEL_CONFIG: text, LABEL_MANIFEST: None}  # see label_manifest
     try:
         user = user_labels(info)
     except ValueError as exc:
@@ -595,6 +147,7 @@ def layer_check(report: Report, info: ImageInfo, base: BaseCheck, facts: dict | 
     """No filesystem layer beyond what imagesmith's Dockerfile makes (``layers_added``);
     ``strict``: not being able to tell is a problem too."""
     added = layers_added(info, base, facts)
+    plan = expected_plan(facts)
     if added is None:
         why = "the base image could not be read" if base.image is None else f"the image has no readable {FACTS_FILE}"
         line = f"cannot tell whether filesystem layers were added on top of the built image: {why}"
@@ -603,7 +156,7 @@ def layer_check(report: Report, info: ImageInfo, base: BaseCheck, facts: dict | 
         report.problems.append(
             f"{added} filesystem layer{'s were' if added != 1 else ' was'} added on top of the image imagesmith "
             f"built ({len(info.layers)} layers: the base's {len(base.image.layers) if base.image else '?'} and "
-            f"{facts['layers_over_base'] if facts else '?'} from imagesmith's Dockerfile): a child image"
+            f"{plan.layers_over_base if plan else '?'} from imagesmith's Dockerfile): a child image"
         )
     elif added < 0:
         report.problems.append(
@@ -613,322 +166,29 @@ def layer_check(report: Report, info: ImageInfo, base: BaseCheck, facts: dict | 
     else:
         report.checks.append(
             f"{len(info.layers)} filesystem layers: the base's and the "
-            f"{facts['layers_over_base'] if facts else '?'} imagesmith's Dockerfile adds, none on top"
+            f"{plan.layers_over_base if plan else '?'} imagesmith's Dockerfile adds, none on top"
         )
 
 
-# ------------------------------------------------------------------------------------------------
-# the probe
-
-
-def run_probe(engine: Engine, info: ImageInfo, *, preprocessing: tuple[str, ...] = (), detail: bool = False) -> dict:
-    """Facts from inside the image (see probe.py), or ``{"start_error": ...}`` when the image has
-    no Python environment where imagesmith puts it. Raises VerifyError when the probe crashed.
-
-    A report is kept in the host's cache under the image ID (content-addressed: the same files
-    and config give the same facts) and the probe's own text and options, like the files read
-    from outside: the image is probed once per machine, by this host's copy of the probe."""
-    options = json.dumps(
-        {
-            "venv": VENV,
-            "app": APP_DIR,
-            "preprocessing": sorted(set(preprocessing)),
-            "files": detail,
-        }
-    )
-    script = PROBE.read_text(encoding="utf-8")
-    key = probe_key(script, options)
-    cached = _cache_load("probe", info.id).get(key)
-    if isinstance(cached, dict) and probe_report_problem(cached) is None:
-        return cached
-    run = engine.run_isolated(
-        info.id,
-        [VENV_PYTHON, "-I", "-S", "-c", script, options],
-        environment={name: "" for name in SCRUBBED_ENV},
-        output_limit=PROBE_OUTPUT_LIMIT,
-    )
-    if run.exit_code is None:
-        return {"start_error": run.start_error}
-    if run.truncated:
-        raise VerifyError(
-            f"the content probe printed more than {PROBE_OUTPUT_LIMIT >> 20} MiB inside {info.ref}: not a report "
-            "of imagesmith's probe (it was stopped)",
-            hint="the image's Python is not the interpreter it claims to be; do not deploy it",
-        )
-    if run.exit_code != 0:
-        tail = run.stderr.strip().splitlines()[-1:] or [f"exit {run.exit_code}"]
-        raise VerifyError(
-            f"the content probe failed inside {info.ref}: {tail[0]}",
-            hint="the image's Python cannot run a standard-library script; try --labels-only",
-        )
+def expected_plan(facts: dict | None) -> ImagePlan | None:
+    """The plan an image's facts file describes (None: no facts, or facts naming no plan)."""
+    if not facts:
+        return None
     try:
-        facts = loads(
-            run.stdout,
-            what=f"the content probe's report from {info.ref}",
-            max_bytes=PROBE_OUTPUT_LIMIT,
-            max_items=PROBE_MAX_ITEMS,
-        )
-    except UntrustedInput as exc:
-        raise VerifyError(
-            str(exc)[:300], hint="the image's Python is not the interpreter it claims to be; do not deploy it"
-        ) from exc
-    problem = probe_report_problem(facts)
-    if problem:
-        raise VerifyError(
-            f"the content probe's report from {info.ref} is not of the probe's shape ({problem[:200]})",
-            hint="the image's Python is not the interpreter it claims to be; do not deploy it",
-        )
-    assert isinstance(facts, dict)
-    _cache_store("probe", info.id, {**_cache_load("probe", info.id), key: facts})
-    return facts
-
-
-def probe_key(script: str, options: str) -> str:
-    """The cache key of a probe report: the probe's text and its options (never the image's)."""
-    import hashlib
-
-    return hashlib.sha256((script + "\0" + options).encode("utf-8")).hexdigest()
-
-
-# ------------------------------------------------------------------------------------------------
-# views (see diff.View)
-
-
-def lock_from_manifest(manifest: dict) -> Lock:
-    """A Lock with a manifest's content, so that functions of a Lock (``render.image_env``) say
-    what an image with this manifest should have. Fields a manifest lacks are blank."""
-    return Lock(
-        inputs={},
-        resolver="",
-        python=str(manifest.get("python", "")),
-        platform=str(manifest.get("platform", "")),
-        base=BasePin("", str(manifest.get("base", "")), "", str(manifest.get("python", ""))),
-        packages=tuple(
-            Pin(n, p["version"], tuple(p.get("hashes", ()))) for n, p in sorted(manifest["packages"].items())
-        ),
-        system_packages=tuple(sorted(manifest["system_packages"].items())),
-        preprocessing=tuple(sorted(manifest["preprocessing"].items())),
-        seed=int(manifest["seed"]),
-        determinism=bool(manifest["determinism"]),
-        env=tuple(sorted(manifest["env"].items())),
-        runtime=Pin(r["name"], r["version"], tuple(r.get("hashes", ()))) if (r := manifest.get("runtime")) else None,
-    )
-
-
-def claimed_packages(manifest: dict) -> dict[str, dict]:
-    """The distributions a manifest pins: its packages and, from version 2, the runtime wheel."""
-    packages = dict(manifest["packages"])
-    runtime = manifest.get("runtime")
-    if runtime:
-        packages[runtime["name"]] = {"version": runtime["version"], "hashes": runtime.get("hashes", [])}
-    return packages
-
-
-def expected_env(manifest: dict) -> dict[str, str]:
-    """The environment an image with this manifest is built with (``render.image_env`` decides)."""
-    from .render import image_env
-
-    return image_env(lock_from_manifest(manifest))
-
-
-def claim_view(manifest: dict, name: str, kind: str = "label", id: str = "") -> View:
-    """What a manifest (a label's, or a lock's) says, as a View."""
-    env = expected_env(manifest)
-    return View(
-        name=name,
-        kind=kind,
-        id=id,
-        parity=parity.digest(manifest),
-        base=manifest["base"],
-        python=manifest["python"],
-        platform=manifest["platform"],
-        packages={n: Dist(p["version"], tuple(p.get("hashes", ()))) for n, p in claimed_packages(manifest).items()},
-        system_packages=dict(manifest["system_packages"]),
-        system_complete=False,
-        preprocessing=dict(manifest["preprocessing"]),
-        preprocessing_version=manifest.get("preprocessing_version"),
-        seed=manifest["seed"],
-        determinism=manifest["determinism"],
-        env=env,
-        env_expected=env,
-        unrecorded={},
-    )
-
-
-def source_view(source: Source) -> View:
-    if source.manifest is None:
-        raise VerifyError(
-            f"{source.name} has no usable parity manifest: {'; '.join(source.problems)}",
-            hint="it was not built by imagesmith, or its labels were edited",
-        )
-    return claim_view(
-        source.manifest,
-        source.name,
-        "lock" if source.kind == "lock" else "label",
-        source.info.id if source.info else "",
-    )
-
-
-def config_env(info: ImageInfo) -> dict[str, str]:
-    return normalize_config(info.config)["Env"]
-
-
-@dataclass
-class BaseCheck:
-    verdict: str  # "ok", "mismatch" or "unknown"
-    detail: str
-    env: dict[str, str] = field(default_factory=dict)  # the base image's own environment, when found
-    image: ImageInfo | None = None  # the base image, when found
-
-
-def check_base(engine: Engine, info: ImageInfo, base: str) -> BaseCheck:
-    """Do the image's layers start with the layers of the base image the manifest names?"""
-    name = (info.labels.get(LABEL_BASE_NAME) or "").split("@", 1)[0]  # only a locator: the digest decides
-    repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
-    found: ImageInfo | None = None
-    for ref in (base, f"{repo}@{base}") if repo else (base,):
-        try:
-            found = engine.image(ref)  # a local base's digest is its image ID; a pulled one's, name@digest
-            break
-        except EngineError:
-            continue
-    if found is None and repo and registry_host(repo):
-        try:
-            found = engine.registry_image(f"{repo}@{base}")
-        except EngineError as exc:
-            return BaseCheck("unknown", f"the base {base[:19]}… could not be read from its registry ({exc})")
-    if found is None:
-        return BaseCheck(
-            "unknown", f"the base {base[:19]}… is not in the engine, so the layers were not compared with it"
-        )
-    n = len(found.layers)
-    if n and tuple(info.layers[:n]) == tuple(found.layers):
-        return BaseCheck(
-            "ok",
-            f"the image's layers start with the {n} layer{'s' if n != 1 else ''} of the base {base[:19]}…",
-            config_env(found),
-            found,
-        )
-    return BaseCheck(
-        "mismatch", f"its layers do not start with the layers of the base {base[:19]}…", config_env(found), found
-    )
+        return ImagePlan.from_facts(facts)
+    except ValueError:
+        return None
 
 
 def layers_added(info: ImageInfo, base: BaseCheck, facts: dict | None) -> int | None:
-    """Filesystem layers on top of what imagesmith's Dockerfile makes: the image's layer count
-    minus its base's and the number the Dockerfile adds (``layers_over_base`` in the image-facts
-    file, a file in a layer: a child cannot change it without adding one). None: cannot tell
-    (the base or the facts file could not be read). Nothing here reads the build history,
-    which whoever builds an image writes."""
-    if base.verdict != "ok" or base.image is None or not facts or not isinstance(facts.get("layers_over_base"), int):
+    """Filesystem layers on top of what imagesmith's Dockerfile makes (``ImagePlan.layers_added``,
+    the plan read from the image-facts file, a file in a layer: a child cannot change it without
+    adding one). None: cannot tell (the base or the facts file could not be read). Nothing here
+    reads the build history, which whoever builds an image writes."""
+    plan = expected_plan(facts)
+    if base.verdict != "ok" or base.image is None or plan is None or not facts or "steps" not in facts:
         return None
-    return len(info.layers) - len(base.image.layers) - facts["layers_over_base"]
-
-
-def runtime_version() -> str:
-    """The version of this imagesmith's runtime wheel (its content digest)."""
-    return runtime_wheel.build().version
-
-
-def project_name(image_facts: dict | None) -> str | None:
-    """The project's own distribution, installed from its wheel (``install_project``), as the
-    image-facts file names it: code like ``/app``, so not one of the locked distributions."""
-    project = (image_facts or {}).get("project")
-    name = project.get("name") if isinstance(project, dict) else None
-    return name if isinstance(name, str) else None
-
-
-def image_view(
-    source: Source,
-    info: ImageInfo,
-    facts: dict | None,
-    base: BaseCheck,
-    *,
-    code_only: bool = False,
-    project: str | None = None,
-) -> View:
-    """What the image really has, in manifest terms (``facts`` None: labels only, so everything
-    inside the image is taken from its label and only the config is observed). ``project``: the
-    project's own distribution (``project_name``), left out like the preprocessing wheel."""
-    claim = source.manifest
-    assert claim is not None
-    view = claim_view(claim, source.name, "image" if facts else "label", info.id)
-    view.base = claim["base"] if base.verdict != "mismatch" else f"not {claim['base']}"
-    env_all = config_env(info)
-    expected = view.env_expected
-    relevant = set(expected) | set(WATCHED_ENV) | set(SEED_ENV)
-    view.env = {
-        k: env_all[k] for k in sorted(relevant) if k in env_all and (k in expected or base.env.get(k) != env_all[k])
-    }  # a watched variable set by the base is the base's
-    if "IMAGESMITH_SEED" in expected:
-        try:
-            view.seed = int(env_all["IMAGESMITH_SEED"])
-        except (KeyError, ValueError):
-            view.seed = None
-    if "IMAGESMITH_DETERMINISM" in expected:
-        view.determinism = {"on": True, "off": False}.get(env_all.get("IMAGESMITH_DETERMINISM", ""))
-    if facts is None or "start_error" in facts:
-        if facts is not None:
-            view.packages, view.unrecorded, view.system_complete = {}, None, False
-        return view
-    python = facts.get("python") or ""
-    view.python = claim["python"] if python.startswith(str(claim["python"]) + ".") else python
-    view.platform = facts.get("platform")
-    claimed = claimed_packages(claim)
-    pre_paths = set(claim["preprocessing"])
-    pre_owners = {e.get("owner") for e in facts["preprocessing"].values() if e.get("owner")}
-    packages = {}
-    for name, d in facts["distributions"].items():
-        if name in pre_owners and name not in claimed:
-            continue  # the preprocessing wheel: its files are the preprocessing group's
-        if name == project and name not in claimed:
-            continue  # the project's own wheel: its code, like /app (not in the parity)
-        modified = (
-            tuple(d["mismatched"])
-            + tuple(f"{p} (missing)" for p in d["missing"])
-            + tuple(f"{p} (no hash in the RECORD)" for p in d.get("unhashed") or ())
-            + tuple(f"{p} (stale bytecode)" for p in d["stale_bytecode"])
-            + ((d["error"],) if d.get("error") else ())
-        )
-        same = claimed.get(name, {}).get("version") == d["version"]
-        packages[name] = Dist(
-            d["version"] or "?",
-            tuple(claimed[name]["hashes"]) if same else None,
-            d["content"],
-            d.get("file_hashes"),
-            modified,
-        )
-    view.packages = packages
-    unrecorded, runtime = {}, {}
-    for rel, digest in facts["unrecorded"].items():
-        if rel in LEGACY_RUNTIME_FILES:  # an older imagesmith's runtime: not in its manifest (see _runtime_notes)
-            runtime[rel] = digest
-        elif not rel.endswith(CODE_SUFFIXES) and (code_only or rel.startswith("imagesmith")):
-            continue  # data, not code; imagesmith's own (the image's facts) depends on the spec too
-        else:
-            unrecorded[rel] = digest
-    view.unrecorded, view.runtime = unrecorded, runtime
-    if facts["dpkg"]:
-        view.system_packages, view.system_complete = dict(facts["dpkg"]), True
-    else:
-        view.system_packages = {}
-    pre: dict[str, str | None] = {}
-    for rel, entry in facts["preprocessing"].items():
-        copies = [h for h in (entry.get("app"), entry.get("site")) if h]
-        if not copies:
-            pre[rel] = None
-        elif len(set(copies)) == 1:
-            pre[rel] = copies[0]
-        else:
-            pre[rel] = f"{entry['app']} in {APP_DIR}, {entry['site']} in site-packages"
-    for rel, cached in facts.get("preprocessing_stale_bytecode") or []:
-        if pre.get(rel):  # bytecode Python would run instead of the file: the file is not what runs
-            pre[rel] = f"{pre[rel]} (stale bytecode {cached})"
-    view.preprocessing = {rel: pre.get(rel) for rel in sorted(pre_paths | set(pre))}
-    wheel = sorted(o for o in pre_owners if o in facts["distributions"] and o not in claimed)
-    if wheel:  # installed as a distribution: its version is observed; copied files have none to observe
-        view.preprocessing_version = facts["distributions"][wheel[0]]["version"]
-    return view
+    return plan.layers_added(info.layers, base.image.layers)
 
 
 def load_view(
@@ -952,11 +212,9 @@ def load_view(
         facts = run_probe(engine, local_image(engine, source, notes), preprocessing=preprocessing, detail=detail)
         if "start_error" in facts:
             notes.append(f"{source.name}: no Python environment to look into ({facts['start_error']})")
-    project = None
+    project = project_name(source.facts)
     if info.source != "registry":
-        image_facts = read_outside(engine, info.id, source.manifest).facts
-        project = project_name(image_facts)
-        added = layers_added(info, base, image_facts)
+        added = layers_added(info, base, source.facts)
         if added:
             notes.append(
                 f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} more than imagesmith's "
@@ -984,7 +242,7 @@ def verify_image(
     a lock, an expected parity and its train/serve pair. See the module docstring. ``platform``:
     which image of a multi-platform index, and which section of a multi-platform lock (default:
     this machine's). ``info``: the image already resolved (``deploy.resolve``), read as it is."""
-    source = open_source(engine, image, platform) if info is None else image_source(image, info)
+    source = open_source(engine, image, platform) if info is None else image_source(engine, image, info)
     if source.kind == "lock":
         raise UsageError(
             f"{image} is a lock file; verify checks an image",
@@ -999,7 +257,10 @@ def verify_image(
         role=info.labels.get(LABEL_ROLE),
         mode="labels" if labels_only else "content",
     )
-    manifest = label_manifest(info, report)
+    manifest = source.manifest
+    report.problems += source.problems
+    if manifest is not None:
+        report.checks.append(f"the manifest in the image's {FACTS_FILE} hashes to its parity label")
     # read once: references, layer count; the section of the image's own platform
     locked = read_lock(lock, platform or info.platform or None) if lock is not None else None
     _check_references(engine, report, info, manifest, lock, locked, expect, pair, platform)
@@ -1013,19 +274,15 @@ def verify_image(
     local: ImageInfo | None = info
     if info.source == "registry":
         local = local_image(engine, source, report.notes) if not labels_only else None
-    outside = read_outside(engine, local.id, manifest) if local is not None else Outside()
+    outside = read_outside(engine, local.id) if local is not None else Outside()
     if local is None:
-        report.notes.append("labels only: the registry image was not pulled, so no file of it was read")
-    elif outside.facts_problem:
-        report.problems.append(outside.facts_problem)
-    config_check(report, info, outside.facts, base)
-    counted = outside.facts
-    if counted is None and lock is not None and locked is not None:  # no file read: the project's count
-        counted = _project_layer_count(lock, locked)
-    layer_check(report, info, base, counted, strict=lock is not None)
+        report.notes.append(
+            f"labels only: the registry image was not pulled; of its files only {FACTS_FILE} (its top layer) was read"
+        )
+    config_check(report, info, source.facts, base)
+    layer_check(report, info, base, source.facts, strict=lock is not None)
     if local is not None:
         outside_checks(engine, report, outside, base)
-        _inner_manifest(report, outside, manifest)
         if lock is not None:
             _source_check(engine, report, local, lock.resolve().parent)
     facts = None
@@ -1033,8 +290,19 @@ def verify_image(
         assert local is not None
         facts = run_probe(engine, local, preprocessing=tuple(manifest["preprocessing"]))
         report.notes.append(PROBE_NOTE)
+    _manifest_against_image(report, source, manifest, facts, base)
+    return report
+
+
+def _manifest_against_image(
+    report: Report, source: Source, manifest: dict, facts: dict | None, base: BaseCheck
+) -> None:
+    """The manifest against what the image has (``compare.compare`` of the two views): the
+    probe's report ``facts`` (None: labels only, then only the config's variables are observed)."""
+    info = source.info
+    assert info is not None
     claimed = claim_view(manifest, "the manifest")
-    observed = image_view(source, info, facts, base, code_only=True, project=project_name(outside.facts))
+    observed = image_view(source, info, facts, base, code_only=True, project=project_name(source.facts))
     observed.name = "the image"
     changes = compare(claimed, observed)
     if facts is not None and "start_error" in facts:
@@ -1047,13 +315,8 @@ def verify_image(
     if facts is not None and "start_error" not in facts:
         report.problems += _environment_problems(facts)
         _content_checks(report, facts, manifest, changes)
-        report.notes += _runtime_notes(observed, manifest)
         data = sorted(
-            rel
-            for rel in facts["unrecorded"]
-            if not rel.endswith(CODE_SUFFIXES)
-            and rel not in (observed.runtime or {})
-            and not rel.startswith("imagesmith")
+            rel for rel in facts["unrecorded"] if not rel.endswith(CODE_SUFFIXES) and not rel.startswith("imagesmith")
         )
         if data:
             report.notes.append(
@@ -1069,7 +332,6 @@ def verify_image(
             + ", ".join(f"{k}={v}" for k, v in sorted(observed.env.items()) if k in observed.env_expected)
             + " as the manifest says"
         )
-    return report
 
 
 def _check_references(engine, report, info, manifest, lock, locked_file, expect, pair, platform=None) -> None:
@@ -1080,7 +342,10 @@ def _check_references(engine, report, info, manifest, lock, locked_file, expect,
             report.checks.append(f"parity matches {lock.name} ({want})")
         elif manifest is not None:
             report.problems.append(f"parity {report.parity} does not match {lock.name} ({want}):")
-            report.problems += ["  " + line for line in parity.compare(locked, manifest)]
+            claimed = claim_view(locked, lock.name, "lock")
+            report.problems += [
+                "  " + c.line(lock.name, "the image") for c in compare(claimed, claim_view(manifest, "image"))
+            ]
         elif report.parity != want:
             report.problems.append(f"parity label {report.parity} does not match {lock.name} ({want})")
     if expect is not None:
@@ -1121,20 +386,6 @@ def _environment_problems(facts: dict) -> list[str]:
     return out
 
 
-def _project_layer_count(lock: Path, locked: Lock) -> dict | None:
-    """``layers_over_base`` as the project beside ``lock`` renders it (None: no spec there)."""
-    from .render import layers_over_base
-    from .spec.load import load_spec
-
-    root = lock.resolve().parent
-    if not any((root / name).is_file() for name in ("imagesmith.yaml", "pyproject.toml")):
-        return None
-    try:
-        return {"layers_over_base": layers_over_base(load_spec(root), locked)}
-    except ImagesmithError:
-        return None
-
-
 def _source_check(engine: Engine, report: Report, info: ImageInfo, root: Path) -> None:
     """With ``--lock``: /app (read from outside the image) against the project beside the lock."""
     if not any((root / name).is_file() for name in ("imagesmith.yaml", "pyproject.toml")):
@@ -1146,60 +397,12 @@ def _source_check(engine: Engine, report: Report, info: ImageInfo, root: Path) -
         report.checks.append(f"{APP_DIR}: {n} files, each the project's (read from outside the image)")
 
 
-def _inner_manifest(report: Report, outside: Outside, manifest: dict) -> None:
-    """The manifest the image carries inside (written with the runtime at build time, read from
-    outside the image) must be the label's: relabelling an image changes its labels, not its files."""
-    if outside.facts is None:
-        if not outside.facts_problem:
-            report.notes.append(
-                f"no {FACTS_FILE} in site-packages: the manifest inside the image was not compared "
-                "(an image built by an imagesmith without it)"
-            )
-        return
-    try:
-        digest = parity.digest(outside.facts["manifest"])
-    except (ValueError, KeyError, TypeError):
-        report.problems.append(f"{FACTS_FILE} in the image holds no readable parity manifest")
-        return
-    if digest != parity.digest(manifest):
-        report.problems.append(
-            f"the manifest inside the image ({FACTS_FILE}) has parity {digest}, the label "
-            f"{parity.digest(manifest)}: the labels were replaced"
-        )
-    else:
-        report.checks.append(f"the manifest inside the image ({FACTS_FILE}) is the label's")
-
-
-def _runtime_notes(observed: View, manifest: dict) -> list[str]:
-    """imagesmith's in-image code from another imagesmith version is said, not failed: the image
-    is still the environment its manifest describes. From manifest version 2 the runtime is a
-    pinned distribution (an edit is a failure like any other: its RECORD or version differs);
-    older images carry loose files, compared with nothing (edits in a child image are caught by
-    --lock / --pair)."""
-    if observed.python is None:
-        return []
-    mine = runtime_version()
-    pinned = (manifest.get("runtime") or {}).get("version")
-    if pinned is not None:
-        if pinned == mine:
-            return []
-        return [
-            f"the image's {RUNTIME_DIST} is {pinned}, this imagesmith's is {mine}: built by another imagesmith version"
-        ]
-    if not observed.runtime:
-        return []
-    return [
-        f"imagesmith runtime files of an older imagesmith ({', '.join(sorted(observed.runtime))}): the image "
-        f"predates the {RUNTIME_DIST} wheel ({mine} in this imagesmith); the runtime is not part of its parity manifest"
-    ]
-
-
 def _content_checks(report: Report, facts: dict, manifest: dict, changes: list[Change]) -> None:
     groups = {c.group for c in changes}
     dists = facts["distributions"]
     if "distributions" not in groups:
         files = sum(d["files"] for d in dists.values())
-        n = len(claimed_packages(manifest))  # the locked ones and, from parity version 2, the runtime
+        n = len(claimed_packages(manifest))  # the locked ones and the runtime
         report.checks.append(
             f"{n} distribution{'s' if n != 1 else ''} installed as the manifest pins "
             f"{'them' if n != 1 else 'it'}; {files} installed files match their RECORD"
@@ -1218,92 +421,6 @@ def _layer_difference(a: str, la: tuple[str, ...], b: str, lb: tuple[str, ...]) 
         f"filesystem layers differ: {a} has {len(la)}, {b} has {len(lb)}, "
         f"the first {common} are shared (layers added or changed on top of a built image)"
     )
-
-
-# ------------------------------------------------------------------------------------------------
-# inspect
-
-
-def inspect_source(engine: Engine, ref: str, platform: str | None = None) -> dict[str, Any]:
-    """The parity manifest of an image (local or registry, read without pulling) or a lock; of
-    ``platform``'s image or section (default: this machine's)."""
-    source = open_source(engine, ref, platform)
-    info = source.info
-    out: dict[str, Any] = {
-        "source": source.ref,
-        "kind": source.kind,
-        "id": info.id if info else "",
-        "platform": (info.platform if info else source.lock.platform if source.lock else "") or None,
-        "parity": None,
-        "role": None,
-        "label_ok": source.manifest is not None,
-        "problems": list(source.problems),
-        "manifest": source.manifest,
-    }
-    if info is not None:
-        out["parity"] = info.labels.get(LABEL_PARITY)
-        out["role"] = info.labels.get(LABEL_ROLE)
-        out["base_name"] = info.labels.get(LABEL_BASE_NAME)
-        if source.manifest is None and info.labels.get(LABEL_MANIFEST):
-            try:  # show a forged or edited label anyway; label_ok says it is not to be trusted
-                forged = label_json(info, LABEL_MANIFEST)
-                if isinstance(forged, dict) and manifest_shape_problem(forged) is None:
-                    out["manifest"] = forged
-            except ValueError:
-                pass
-    elif source.manifest is not None:
-        out["parity"] = parity.digest(source.manifest)
-        out["base_name"] = source.lock.base.name if source.lock else None
-    if out["manifest"] is None:
-        raise VerifyError(
-            f"{source.name} has no parity manifest: {'; '.join(source.problems)}", hint="it was not built by imagesmith"
-        )
-    return out
-
-
-def inspect_lines(data: dict[str, Any]) -> list[str]:
-    """``inspect_source``'s answer as readable text."""
-    m = data["manifest"]
-    lines = [f"{data['kind']}: {data['source']}"]
-    if data.get("id"):
-        lines.append(f"id:       {data['id']}")
-    lines.append(
-        f"parity:   {data['parity']}"
-        + ("" if data["label_ok"] else "  (DOES NOT MATCH the manifest: forged or edited)")
-    )
-    if data.get("role"):
-        lines.append(f"role:     {data['role']}")
-    base_name = data.get("base_name")
-    lines.append(f"base:     {m.get('base')}" + (f" ({base_name})" if base_name else ""))
-    lines.append(f"python:   {m.get('python')} on {m.get('platform')}")
-    seed, det = m.get("seed"), m.get("determinism")
-    lines.append(f"seed:     {seed}, determinism {'on' if det else 'off'}")
-    env = m.get("env") or {}
-    lines.append("env:      " + (", ".join(f"{k}={v}" for k, v in sorted(env.items())) or "(none)"))
-    packages = m.get("packages") or {}
-    lines.append(f"packages ({len(packages)}):")
-    width = max((len(n) for n in packages), default=0)
-    for name, p in sorted(packages.items()):
-        hashes = p.get("hashes") or []
-        lines.append(
-            f"  {name.ljust(width)}  {p.get('version')}  ({len(hashes)} hash{'es' if len(hashes) != 1 else ''})"
-        )
-    system = m.get("system_packages") or {}
-    lines.append(f"system packages ({len(system)}):" + ("" if system else " none"))
-    lines += [f"  {n}={v}" for n, v in sorted(system.items())]
-    pre = m.get("preprocessing") or {}
-    version = m.get("preprocessing_version")
-    lines.append(
-        f"preprocessing ({len(pre)} files{', version ' + version if version else ''}):" + ("" if pre else " none")
-    )
-    lines += [f"  {p}  {h}" for p, h in sorted(pre.items())]
-    runtime = m.get("runtime")
-    lines.append(
-        f"runtime:  {runtime['name']} {runtime['version']}"
-        if runtime
-        else "runtime:  loose files (an image built before the imagesmith-runtime wheel; parity version 1)"
-    )
-    return lines
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1326,20 +443,10 @@ def verify_model(
     if info is None:
         info = engine.lookup(image, platform) if platform else engine.lookup(image)
     label = info.labels.get(LABEL_PARITY)
-    text = info.labels.get(LABEL_MANIFEST)
-    manifest = None
     pre: list[str] = []
-    if not label:
-        pre.append(f"{image} has no {LABEL_PARITY} label: not an imagesmith image")
-    elif text:
-        try:
-            manifest = parity.parse_manifest(text)
-        except ValueError as exc:
-            pre.append(f"label {LABEL_MANIFEST} of {image} is not a parity manifest: {exc}")
-        else:
-            if parity.digest(manifest) != label:
-                pre.append(f"label {LABEL_PARITY} of {image} does not match its manifest label (edited label)")
-                manifest = None
+    facts, problem = read_facts(engine, info) if label else (None, "")
+    manifest, problems = manifest_of(info, facts, problem)
+    pre += [f"{image}: {line}" for line in problems]
     if not os.path.isdir(folder):
         raise stamp.StampError(
             f"{folder} {'is not a folder' if os.path.exists(folder) else 'does not exist'}",

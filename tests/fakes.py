@@ -7,10 +7,11 @@ logic only (what a command asks of the engine, and what it makes of the answers)
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Callable
 
-from imagesmith.engine import ImageInfo, IsolatedRun
+from imagesmith.engine import FileEntry, ImageInfo, IsolatedRun
 from imagesmith.errors import EngineError
 
 
@@ -46,6 +47,7 @@ class FakeEngine:
         runs: Callable[[str, list], str] | None = None,
         attached_exit: int = 0,
         driver: str = "docker",
+        files: dict[str, dict[str, bytes]] | None = None,
     ) -> None:
         self.store = dict(images or {})  # ref -> ImageInfo (the engine's image store)
         self.default = default  # answered for any other ref, when given
@@ -55,6 +57,7 @@ class FakeEngine:
         self.driver = driver
         self.containers: dict[str, list[str]] = {}  # image ID -> names of containers using it
         self.calls: list[tuple[str, object, dict]] = []
+        self.files = dict(files or {})  # image ID -> {path: bytes}: what read_paths finds in it
 
     @classmethod
     def with_labels(cls, images: dict[str, dict], **kw) -> "FakeEngine":
@@ -98,6 +101,19 @@ class FakeEngine:
         if ref not in self.store and (ref in self.registry or self.registry.get(name) == digest):
             self.store[ref] = image_info(ref, id=digest or self.registry[ref])
         return self.image(ref)
+
+    def read_paths(self, image: str, paths) -> dict[str, tuple[FileEntry, ...] | None]:
+        """Regular files of ``files`` (a path absent there: absent)."""
+        held = self.files.get(image, {})
+        return {
+            p: (FileEntry(p, "file", 0o644, 0, "", "sha256:" + hashlib.sha256(held[p]).hexdigest(), held[p]),)
+            if p in held
+            else None
+            for p in paths
+        }
+
+    def registry_top_layer(self, pinned: str, diff_id: str, max_bytes: int, depth: int = 1) -> bytes:
+        raise EngineError(f"the fake registry serves no blob of {pinned}")
 
     def registry_digest(self, ref: str) -> str:
         self._record("registry_digest", ref)

@@ -78,6 +78,25 @@ def cli_in_process(*args: str, cwd: Path | None = None, env: dict | None = None)
     return subprocess.CompletedProcess(["imagesmith", *args], code, out.getvalue(), err.getvalue())
 
 
+def image_facts(engine, ref: str) -> dict:
+    """The image facts file of the local image ``ref`` (read from outside it)."""
+    import json
+
+    from imagesmith.layout import FACTS_PATH
+
+    (entry,) = engine.read_paths(engine.image(ref).id, [FACTS_PATH])[FACTS_PATH]
+    return json.loads(entry.data)
+
+
+def facts_copy(facts: dict) -> str:
+    """A Dockerfile line writing ``facts`` as an image's facts file (a heredoc: no build context)."""
+    import json
+
+    from imagesmith.layout import FACTS_PATH
+
+    return f"COPY <<'FACTS_EOF' {FACTS_PATH}\n{json.dumps(facts, sort_keys=True)}\nFACTS_EOF\n"
+
+
 def docker_build(dockerfile_text: str, tag: str, context: Path) -> None:
     """Build a small derived image with plain BuildKit (FROM an image built by a fixture)."""
     context.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from .. import parity
 from ..engine import Engine
 from ..errors import UsageError
+from ..plan import parity_of
 from ..spec import Spec
 from ..spec.load import load_spec
 from .base import command
@@ -109,12 +109,12 @@ def _result_json(spec: Spec, result) -> dict:
         "changed": result.changed,
         "written": result.written,
         "distributions": len(result.lock.packages),
-        "parity": parity.digest(parity.manifest_from_lock(result.lock)),
+        "parity": parity_of(result.lock),
         "platforms": {
             platform: {
                 "requirements_lock": str(spec.requirements_lock_for(platform)),
                 "distributions": len(one.packages),
-                "parity": parity.digest(parity.manifest_from_lock(one)),
+                "parity": parity_of(one),
             }
             for platform, one in result.locks.items()
         },

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from .. import parity
+from ..plan import parities as plan_parities
 from .base import command
 from .options import JsonOpt, ProjectOpt, QuietOpt, VerboseOpt, in_project, platform_option
 from .output import emit_json
@@ -39,7 +40,7 @@ def parity_of(
         else:
             typer.echo(parity.digest(manifest))
         return
-    parities = {p: parity.digest(parity.manifest_from_lock(one)) for p, one in locks.items()}
+    parities = plan_parities(locks)
     if as_json:
         emit_json({"parity": parity.index_digest(parities), "platforms": parities})
     else:

@@ -37,22 +37,22 @@ def render(
     verbose: bool = VerboseOpt,
 ):
     """Render the one multi-stage Dockerfile (train and serve targets) from the spec and lock,
-    and write the runtime wheel it builds from into .imagesmith/ in the project."""
+    and write what it copies from .imagesmith/ in the project (the runtime wheel, the image facts)."""
     from .. import rendered
     from ..lock.update import ensure_fresh_all
-    from ..render import dockerignore_path
+    from ..render import dockerignore_path, write_context
     from ..render import render as render_text
-    from ..runtime_wheel import write_beside
 
     spec = load_spec(project)
-    text = render_text(spec, ensure_fresh_all(spec, base))
+    locks = ensure_fresh_all(spec, base)
+    text = render_text(spec, locks)
     to_stdout = output is not None and str(output) == "-"
     if to_stdout and as_json:
         raise UsageError("--json and -o - both write to stdout", hint="use -o FILE with --json")
     # --check compares a file on disk: -o - (stdout) has none, so the project's Dockerfile is checked
     target = spec.dockerfile_path if (output is None or to_stdout) else output
     if check:
-        problems = rendered.stale(spec, text, target)
+        problems = rendered.stale(spec, locks, text, target)
         if as_json:
             emit_json({"dockerfile": str(target), "up_to_date": not problems, "problems": problems})
         if problems:
@@ -60,10 +60,10 @@ def render(
         say(f"{target} is up to date")
         return
     if to_stdout:
-        write_beside(spec.root)
+        write_context(spec, locks)
         sys.stdout.write(text)
         return
-    wheel_path = rendered.write(spec, text, target)
+    wheel_path = rendered.write(spec, locks, text, target)
     if as_json:
         emit_json({"dockerfile": str(target), "written": True, "runtime_wheel": str(wheel_path)})
     say(f"wrote {target} (and {dockerignore_path(target).name}, {wheel_path.relative_to(spec.root)})")

@@ -182,6 +182,9 @@ class Engine:
     def registry_image(self, ref: str, platform: str | None = None) -> ImageInfo:
         return self.registry.image(ref, platform) if platform else self.registry.image(ref)
 
+    def registry_top_layer(self, pinned: str, diff_id: str, max_bytes: int, depth: int = 1) -> bytes:
+        return self.registry.top_layer(pinned, diff_id, max_bytes, depth)
+
     def registry_platform_digest(self, ref: str, platform: str) -> tuple[str, str]:
         return self.registry.platform_digest(ref, platform)
 

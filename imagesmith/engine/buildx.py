@@ -44,8 +44,8 @@ class Buildx:
     def prefetch(self, builder: str | None = None) -> None:
         """Start ``docker buildx inspect`` (of the default builder, and of ``builder`` when one is
         named) without waiting for it: ``available()`` and ``driver()`` read the answers. A Go
-        program's start-up, about 0.15 s, that then runs beside the caller's own work (issue #17:
-        `imagesmith build` after an edit)."""
+        program's start-up, about 0.15 s, that then runs beside the caller's own work
+        (`imagesmith build` after an edit)."""
         for name in dict.fromkeys((None, builder)):
             if name in self._drivers or name in self._pending:
                 continue

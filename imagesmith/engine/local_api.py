@@ -4,7 +4,7 @@ Why not the Docker SDK here: ``verify --labels-only`` and ``inspect`` of a local
 ``GET /images/NAME/json`` per image (``build`` with nothing new to export: a ``/_ping`` and an
 inspection of the base), and importing the SDK (requests, urllib3, charset_normalizer)
 plus its two round trips on connecting (``/version``, ``/_ping``) cost more than the whole check
-(issue #17: labels-only verify <= 0.3 s, interpreter start-up included). Everything else, and
+(labels-only verify's budget is 0.2 s, interpreter start-up included). Everything else, and
 anything this module is unsure of, uses the SDK: ``inspect_image`` answers ``None`` when the
 engine is not the default local socket (``DOCKER_HOST`` other than ``unix://``, a docker context
 other than ``default``), when the socket cannot be reached, or on any answer but 200 and 404; the

@@ -1,5 +1,5 @@
 """What a consumer needs of the engine, where a narrow protocol says more than the backend's class:
-lock (``LockEngine``, over the facade), record's reads of ``/app`` (``FileReader``, over the facade) and
+lock (``LockEngine``, over the facade), the image facts' reader (``ImageReader`` with ``FileReader``), record's reads of ``/app`` (``FileReader``, over the facade) and
 prune (``ImagePruner``, the ``Images`` backend). The real engine and the one test fake
 (tests/fakes.py) satisfy them."""
 
@@ -8,6 +8,18 @@ from __future__ import annotations
 from typing import Callable, ContextManager, Protocol, Sequence
 
 from .records import FileEntry, ImageInfo, IsolatedRun
+
+
+class ImageReader(Protocol):
+    """the image facts' reader (facts.py): an image's config, from the engine or its registry,
+    and one layer of a registry image without pulling it."""
+
+    def image(self, ref: str) -> ImageInfo: ...
+    def has_image(self, ref: str) -> bool: ...
+    def lookup(self, ref: str, platform: str | None = None) -> ImageInfo: ...
+    def registry_image(self, ref: str, platform: str | None = None) -> ImageInfo: ...
+    def registry_top_layer(self, pinned: str, diff_id: str, max_bytes: int, depth: int = 1) -> bytes: ...
+    def pull(self, ref: str) -> ImageInfo: ...
 
 
 class FileReader(Protocol):

@@ -1,7 +1,13 @@
-"""Registry reads, all through one path: ``docker buildx imagetools inspect``. It uses Docker's
-own reference rules (short names resolve as ``docker pull`` would), the docker CLI's credentials,
-and plain HTTP for a loopback registry, and it never pulls. Pushing is the image store's
-(``Images.push``) or the build's."""
+"""Registry reads, through ``docker buildx imagetools inspect``. It uses Docker's own reference
+rules (short names resolve as ``docker pull`` would), the docker CLI's credentials, and plain
+HTTP for a loopback registry, and it never pulls. Pushing is the image store's (``Images.push``)
+or the build's.
+
+One read goes around it: ``Registry.top_layer``, one small layer blob fetched over the registry's
+HTTP API (``GET /v2/<name>/blobs/<digest>``; plain HTTP to a loopback registry, HTTPS elsewhere,
+with an anonymous token when the registry asks for one), bounded, checked against its digest
+and, unpacked, against the image config's diff ID: what ``verify --labels-only`` reads of an
+image (its facts layer) without pulling it."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import selectors
 import subprocess
 import tempfile
 import time
+import zlib
 
 from ..errors import EngineError
 from ..platforms import INDEX_MEDIA_TYPES, index_candidates, normalize, platform_string
@@ -188,6 +195,102 @@ class Registry:
             else "",
             index_digest=index,
         )
+
+    def top_layer(self, pinned: str, diff_id: str, max_bytes: int, depth: int = 1) -> bytes:
+        """The uncompressed tar of a layer of the image ``pinned`` (``REPO@sha256:…``, one image's
+        manifest), ``depth`` from the top (1: the top layer), read over the registry's HTTP API
+        without pulling; at most ``max_bytes`` (compressed and unpacked). The blob must hash to
+        the manifest's digest and its tar to ``diff_id`` (the image config's diff ID of that
+        layer): what came is that layer."""
+        raw, _ = self.raw(pinned)
+        try:
+            manifest = loads(raw, what=f"the manifest of {pinned}", max_bytes=MAX_ANSWER)
+        except UntrustedInput as exc:
+            raise EngineError(f"the registry returned no manifest for {pinned}: {str(exc)[:200]}") from exc
+        problem = shape_problem(manifest, {"layers": [{"digest": str, "mediaType": str, "size": int}]})
+        if problem or not isinstance(manifest, dict) or len(manifest["layers"]) < depth:
+            raise EngineError(f"the manifest of {pinned} lists no layer {depth} from the top ({problem or 'none'})")
+        layer = manifest["layers"][-depth]
+        if not _DIGEST.fullmatch(layer["digest"]) or layer["size"] > max_bytes:
+            raise EngineError(f"layer {depth} from the top of {pinned} is not a small layer ({layer['size']} bytes)")
+        blob = _fetch_blob(repository(pinned), layer["digest"], max_bytes, self.timeout)
+        if "sha256:" + hashlib.sha256(blob).hexdigest() != layer["digest"]:
+            raise EngineError(f"the registry sent a blob for {layer['digest'][:19]}… that does not hash to it")
+        media = layer["mediaType"]
+        if media.endswith("gzip"):
+            unpack = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                data = unpack.decompress(blob, max_bytes + 1)
+            except zlib.error as exc:
+                raise EngineError(f"the top layer of {pinned} is not gzip data ({exc})") from exc
+            if len(data) > max_bytes or unpack.unconsumed_tail:
+                raise EngineError(f"the top layer of {pinned} unpacks to more than {max_bytes} bytes")
+        elif media.endswith(".tar") or media.endswith("diff.tar"):
+            data = blob
+        else:
+            raise EngineError(f"the top layer of {pinned} is {media}, which imagesmith does not unpack")
+        if "sha256:" + hashlib.sha256(data).hexdigest() != diff_id:
+            raise EngineError(f"the top layer of {pinned} is not the image config's last layer ({diff_id[:19]}…)")
+        return data
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _fetch_blob(repo: str, digest: str, max_bytes: int, timeout: float) -> bytes:
+    """``GET /v2/<name>/blobs/<digest>`` of ``repo`` (``host[:port]/name``), bounded; on a 401 with
+    a Bearer challenge, once more with an anonymous pull token from the challenge's realm."""
+    import urllib.error  # here: `imagesmith --help` and a lock import no HTTP client
+
+    host, _, name = repo.partition("/")
+    scheme = "http" if host.split(":")[0] in _LOOPBACK or host.startswith("[::1]") else "https"
+    url = f"{scheme}://{host}/v2/{name}/blobs/{digest}"
+    try:
+        return _bounded_get(url, max_bytes, timeout, None)
+    except urllib.error.HTTPError as exc:
+        challenge = exc.headers.get("WWW-Authenticate", "") if exc.code == 401 else ""
+        if not challenge.lower().startswith("bearer "):
+            raise EngineError(f"the registry refused the blob {digest[:19]}… of {repo} (HTTP {exc.code})") from exc
+        token = _anonymous_token(challenge, timeout)
+        try:
+            return _bounded_get(url, max_bytes, timeout, token)
+        except urllib.error.HTTPError as again:
+            raise EngineError(
+                f"the registry refused the blob {digest[:19]}… of {repo} (HTTP {again.code})",
+                hint="the registry needs credentials for this read: verify without --labels-only (it pulls)",
+            ) from again
+    except (urllib.error.URLError, OSError) as exc:
+        raise EngineError(f"cannot read the blob {digest[:19]}… of {repo}: {exc}") from exc
+
+
+def _bounded_get(url: str, max_bytes: int, timeout: float, token: str | None) -> bytes:
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (http(s) only, built above)
+        data = answer.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise EngineError(f"the blob at {url} is more than {max_bytes} bytes: not read")
+    return data
+
+
+def _anonymous_token(challenge: str, timeout: float) -> str:
+    fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+    realm = fields.pop("realm", "")
+    if not realm.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise EngineError("the registry's token service is not one imagesmith asks without credentials")
+    import urllib.error
+    import urllib.parse
+
+    query = urllib.parse.urlencode({k: v for k, v in fields.items() if k in ("service", "scope")})
+    try:
+        token = loads(_bounded_get(f"{realm}?{query}", 1 << 20, timeout, None), what="the token", max_bytes=1 << 20)
+    except (urllib.error.URLError, OSError, UntrustedInput) as exc:
+        raise EngineError(f"the registry's token service did not answer ({exc})") from exc
+    value = token.get("token") or token.get("access_token") if isinstance(token, dict) else None
+    if not isinstance(value, str):
+        raise EngineError("the registry's token service sent no token")
+    return value
 
 
 def _bounded_run(argv: list[str], timeout: float, limit: int) -> tuple[int, bytes | None, bytes]:

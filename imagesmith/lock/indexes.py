@@ -150,7 +150,7 @@ def fetch_files(index_url: str, name: str, netrc_text: str = "", timeout: float 
     """The files of project ``name`` on the index at ``index_url`` (none: the index does not have
     it), with the host's credentials for that index, if any. Only files whose names say they
     belong to ``name`` are kept: a page cannot slip in another project's files."""
-    import urllib.error  # here: a build whose wheels are cached never fetches a page (issue #17)
+    import urllib.error  # here: a build whose wheels are cached never fetches a page
     import urllib.request
 
     page = index_url.rstrip("/") + f"/{name}/"

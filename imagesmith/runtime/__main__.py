@@ -3,7 +3,7 @@
 The image's ENTRYPOINT is ``python -m imagesmith_runtime ROLE -- COMMAND...``. Before the
 user's command runs it
 
-1. reads ``imagesmith_image.json`` (written into site-packages, next to this package, at build
+1. reads ``imagesmith_image.json`` (written into the venv's folder, ``sys.prefix``, at build
    time: the image's parity, manifest, preprocessing wheel, seed and artifacts path);
 2. puts the seed in force for every Python process the command starts: ``PYTHONHASHSEED`` and
    ``IMAGESMITH_SEED`` (read by ``imagesmith.pth`` / ``imagesmith_runtime.seed`` at each interpreter's
@@ -29,7 +29,7 @@ from . import stamp
 
 ROLES = ("train", "serve")
 REFUSED = 3
-SITE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # site-packages, where the facts are
+VENV = sys.prefix  # the venv whose Python runs this module: the image facts are in its folder
 
 
 def _log(message):
@@ -162,7 +162,7 @@ def main(argv=None, facts_path=None, environ=None):
     if not command:
         return _usage("no command to run")
     try:
-        facts = stamp.read_facts(facts_path or os.path.join(SITE, stamp.FACTS_FILE))
+        facts = stamp.read_facts(facts_path or os.path.join(VENV, stamp.FACTS_FILE))
     except stamp.StampError as exc:
         return _usage(str(exc))
     seed_environment(facts, environ, role)

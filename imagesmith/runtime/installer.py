@@ -6,8 +6,8 @@ Standard library only (part of the ``imagesmith-runtime`` wheel): the install st
     python3 -m imagesmith_runtime.installer LOCK WHEELS OUT
 
 LOCK is the installer's pin in pip's format (one ``name==version`` block with its
-``--hash=sha256:`` lines: imagesmith.lock's ``installer`` section, a heredoc data file of the
-Dockerfile); WHEELS the mounted wheelhouse. The wheel of that name and version whose sha256 is
+``--hash=sha256:`` lines: imagesmith.lock's ``installer`` section, a data file the Dockerfile
+copies from .imagesmith/ in the build context); WHEELS the mounted wheelhouse. The wheel of that name and version whose sha256 is
 one of the locked hashes is opened (one with another hash is refused, naming it, before anything
 of it runs), and the executable it ships as ``<name>-<version>.data/scripts/<name>`` is written
 to OUT with mode 0755. OUT is on the step's tmpfs: the installer never reaches a layer.

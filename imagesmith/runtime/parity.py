@@ -27,12 +27,11 @@ Algorithm (version 2):
    ensure_ascii=True)`` encoded as UTF-8 (so pure ASCII).
 3. The parity digest is ``"sha256:" + sha256(those bytes).hexdigest()``.
 
-The canonical text is also what the ``io.imagesmith.manifest`` label holds, so anyone can check
-a label with ``sha256sum`` alone.
+The canonical text is also what the image facts file (``manifest``) and the signed parity
+attestation carry, so anyone can check it with ``sha256sum`` alone.
 
-Versions: 1 had no ``runtime`` key (images built before imagesmith's in-image code became the
-``imagesmith-runtime`` wheel); 2 added it. ``parse_manifest`` reads both, so images built
-before still verify; a version-1 and a version-2 manifest never have the same digest.
+Version 2 is the only one: it pins imagesmith's in-image code (the ``imagesmith-runtime`` wheel)
+as ``runtime``. Nothing built with an older version is read.
 
 This module uses the standard library only: it is part of the ``imagesmith-runtime`` wheel, so
 the runtime compares a model's stamp with the image by these same functions (see ``stamp.py``);
@@ -48,7 +47,7 @@ from typing import Any
 from .untrusted import loads
 
 PARITY_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (PARITY_VERSION,)
 MANIFEST_KEYS = (
     "imagesmith_parity",
     "base",
@@ -63,7 +62,6 @@ MANIFEST_KEYS = (
     "env",
     "runtime",
 )
-_V1_KEYS = MANIFEST_KEYS[:-1]
 
 
 def manifest_from_lock(lock) -> dict[str, Any]:
@@ -109,7 +107,7 @@ def parse_manifest(text: str) -> dict[str, Any]:
     data = loads(text, what="the manifest", max_bytes=MAX_MANIFEST)
     if not isinstance(data, dict) or data.get("imagesmith_parity") not in READABLE_VERSIONS:
         raise ValueError(f"not an imagesmith parity manifest (version {' or '.join(map(str, READABLE_VERSIONS))})")
-    missing = [k for k in (MANIFEST_KEYS if data["imagesmith_parity"] >= 2 else _V1_KEYS) if k not in data]
+    missing = [k for k in MANIFEST_KEYS if k not in data]
     if missing:
         raise ValueError(f"manifest lacks {', '.join(missing)}")
     return data

@@ -40,11 +40,11 @@ Anything else is a problem, named line by line (each manifest difference from
 --allow-mismatch``), which it logs loudly on stderr.
 
 The image knows its own parity from ``imagesmith_image.json``, which the Dockerfile writes into
-site-packages next to this package (``render.image_facts`` on the host): the parity, its
+the venv's folder (the image plan's facts, ``plan.ImagePlan.facts`` on the host): the parity, its
 manifest, the preprocessing wheel, the seed and the artifacts path.
 
 Standard library only (part of the ``imagesmith-runtime`` wheel); the host's
-``verify.verify_model`` runs ``check_model`` against an image's labels.
+``verify.verify_model`` runs ``check_model`` against an image's facts.
 """
 
 from __future__ import annotations

@@ -62,9 +62,7 @@ from pathlib import Path
 
 from ..errors import ImagesmithError
 from ..fsutil import sha256_file
-from ..layout import LABEL_MANIFEST
 from ..runtime.stamp import STAMP_FILE, read_stamp
-from ..runtime.untrusted import loads
 
 GOLDEN_VERSION = 1
 SIGNOFF_VERSION = 1
@@ -83,11 +81,5 @@ def model_stamp(model: Path) -> tuple[dict, str]:
 
 
 def image_platform(info) -> str | None:
-    """The platform an image is for: its config's (os/architecture), else its manifest label's."""
-    if info.platform:
-        return info.platform
-    try:
-        platform = loads(info.labels.get(LABEL_MANIFEST) or "{}", what="the manifest label", max_bytes=4 << 20)
-        return platform.get("platform") if isinstance(platform, dict) else None
-    except ValueError:
-        return None
+    """The platform an image is for: its config's (os/architecture)."""
+    return info.platform or None

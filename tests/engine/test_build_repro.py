@@ -62,7 +62,8 @@ def test_a_file_written_in_the_marks_own_clock_tick_is_normalised(base_image, en
     assert proc.stdout.split() == ["0"] * 20
 
 
-def test_code_edit_changes_only_the_last_layer(tiny_built, tmp_path, engine, base_image):
+def test_code_edit_changes_only_the_app_layer(tiny_built, tmp_path, engine, base_image):
+    """The app code's layer is the last but the image facts' (which a code edit leaves as they were)."""
     spec, before = tiny_built
     root = tmp_path / "tiny"
     shutil.copytree(spec.root, root)
@@ -74,10 +75,10 @@ def test_code_edit_changes_only_the_last_layer(tiny_built, tmp_path, engine, bas
         old = engine.image(before.images[role].ref).layers
         new = engine.image(after.images[role].ref).layers
         assert len(old) == len(new)
-        assert old[:-1] == new[:-1] and old[-1] != new[-1], role
+        assert old[:-2] == new[:-2] and old[-2] != new[-2] and old[-1] == new[-1], role
 
 
-def test_preprocessing_edit_changes_only_the_last_two_layers(tiny_built, tmp_path, engine, base_image):
+def test_preprocessing_edit_changes_only_the_last_three_layers(tiny_built, tmp_path, engine, base_image):
     spec, before = tiny_built
     root = tmp_path / "tiny"
     shutil.copytree(spec.root, root)
@@ -88,13 +89,13 @@ def test_preprocessing_edit_changes_only_the_last_two_layers(tiny_built, tmp_pat
     for role in ("train", "serve"):
         old = engine.image(before.images[role].ref).layers
         new = engine.image(after.images[role].ref).layers
-        assert len(old) == len(new)
-        assert old[:-2] == new[:-2] and old[-2] != new[-2], role
+        assert len(old) == len(new)  # the preprocessing wheel's layer, /app (it has the file), the facts
+        assert old[:-3] == new[:-3] and old[-3] != new[-3], role
 
 
-def test_a_new_artifacts_path_changes_only_the_last_two_layers(tiny_built, tmp_path, engine, base_image):
-    """The artifacts folder is made in the image-facts layer: a new `artifacts:` rebuilds neither
-    the user's layer nor the Python environment."""
+def test_a_new_artifacts_path_changes_only_the_project_setup_and_facts_layers(tiny_built, tmp_path, engine, base_image):
+    """The artifacts folder is made in the project-setup layer: a new `artifacts:` rebuilds neither
+    the user's layer nor the Python environment, and leaves /app's layer as it was."""
     spec, before = tiny_built
     root = tmp_path / "tiny"
     shutil.copytree(spec.root, root)
@@ -104,7 +105,7 @@ def test_a_new_artifacts_path_changes_only_the_last_two_layers(tiny_built, tmp_p
         old = engine.image(before.images[role].ref).layers
         new = engine.image(after.images[role].ref).layers
         assert len(old) == len(new)
-        assert old[:-2] == new[:-2] and old[-2] != new[-2], role
+        assert old[:-3] == new[:-3] and old[-3] != new[-3] and old[-2] == new[-2] and old[-1] != new[-1], role
     out = engine.run(
         after.images["train"].ref,
         ["-c", "import os; print(os.stat('/app/model').st_uid)"],

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from imagesmith.render import dquote
-from tests.helpers import cli, docker_build
+from tests.helpers import cli, docker_build, facts_copy, image_facts
 
 pytestmark = pytest.mark.engine
 
@@ -51,21 +51,21 @@ def _image_dockerfile(engine, ref: str, base_stage: str) -> str:
 
 
 def _relabelled_dockerfile(engine, ref: str) -> str:
-    """FROM ref, with a new, self-consistent label claiming other wheel hashes for six."""
+    """FROM ref, with new, self-consistent facts and parity label claiming other wheel hashes for six."""
     from imagesmith import parity
 
-    manifest = json.loads(engine.image(ref).labels["io.imagesmith.manifest"])
-    manifest["packages"]["six"]["hashes"] = ["sha256:" + "0" * 64]
-    return (
-        f"FROM {ref}\nLABEL io.imagesmith.parity={dquote(parity.digest(manifest))} "
-        f"io.imagesmith.manifest={dquote(parity.canonical(manifest))}\n"
-    )
+    facts = image_facts(engine, ref)
+    facts["manifest"]["packages"]["six"]["hashes"] = ["sha256:" + "0" * 64]
+    facts["parity"] = parity.digest(facts["manifest"])
+    return f"FROM {ref}\n{facts_copy(facts)}LABEL io.imagesmith.parity={dquote(facts['parity'])}\n"
 
 
 def _forged_dockerfile(engine, ref: str, base: str) -> str:
     labels = engine.image(ref).labels
-    keep = ("io.imagesmith.parity", "io.imagesmith.manifest", "io.imagesmith.role")
-    return f"FROM {base}\n" + "".join(f"LABEL {k}={dquote(labels[k])}\n" for k in keep)
+    keep = ("io.imagesmith.parity", "io.imagesmith.role")
+    return f"FROM {base}\n{facts_copy(image_facts(engine, ref))}" + "".join(
+        f"LABEL {k}={dquote(labels[k])}\n" for k in keep
+    )
 
 
 # case -> (Dockerfile body after FROM BUILT:serve, or a callable making the whole Dockerfile)
@@ -160,7 +160,7 @@ def _changes(result: dict) -> set[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("role", ["train", "serve"])
 def test_untouched_tiny_images_pass_every_way(tiny, role):
-    from imagesmith.verify import PROBE_NOTE
+    from imagesmith.verify_probe import PROBE_NOTE
 
     spec, _ = tiny
     other = "serve" if role == "train" else "train"
@@ -219,7 +219,7 @@ EXPECTED = {
     "seed": ("seed and environment: seed: 7 in the manifest, 1 in the image", {("seed_env", "changed", "seed")}),
     "otherbase": ("base image: base: sha256:", {("base", "changed", "base")}),
     "relabelled": (
-        "the manifest inside the image (imagesmith_image.json) has parity sha256:",
+        "1 filesystem layer was added on top of the image imagesmith built",
         {("distributions", "hash_changed", "six")},
     ),
 }
@@ -405,3 +405,7 @@ def test_registry_reference_labels_without_pull_then_content(tiny, drifted, engi
     engine.push(drift)
     code, diff = _diff(str(spec.lock_path), drift)
     assert code == 1 and _changes(diff) == {("distributions", "version_changed", "six")}
+    # its facts are read from its registry below the two layers the child added: a child, without pulling
+    code, report = _verify(drift, "--labels-only")
+    added = "2 filesystem layers were added on top of the image imagesmith built (its imagesmith_image.json is 3 layers"
+    assert code == 1 and any(p.startswith(added) for p in report["problems"]), report

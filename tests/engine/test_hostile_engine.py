@@ -55,10 +55,10 @@ def test_labels_of_the_wrong_type_are_reported_not_tripped_over(tmp_path, engine
     verify says NOT verified, inspect refuses it; neither shows a traceback."""
     from imagesmith import parity
     from imagesmith.render import dquote
-    from tests.helpers import docker_build
+    from tests.helpers import docker_build, facts_copy
 
     manifest = {
-        "imagesmith_parity": 1,
+        "imagesmith_parity": 2,
         "base": "sha256:" + "a" * 64,
         "python": "3.11",
         "platform": "linux/amd64",
@@ -70,10 +70,10 @@ def test_labels_of_the_wrong_type_are_reported_not_tripped_over(tmp_path, engine
         "determinism": "yes",
         "env": {"A": ["x"]},
     }
-    text = parity.canonical(manifest)
+    facts = {"manifest": manifest, "configs": {}, "steps": []}
     docker_build(
-        f"FROM {base_image}\nLABEL io.imagesmith.parity={dquote(parity.digest(manifest))} "
-        f"io.imagesmith.manifest={dquote(text)} io.imagesmith.role=serve\n",
+        f"FROM {base_image}\n{facts_copy(facts)}LABEL io.imagesmith.parity={dquote(parity.digest(manifest))} "
+        "io.imagesmith.role=serve\n",
         "imagesmith-test/hostile-labels",
         tmp_path / "ctx",
     )
@@ -153,13 +153,13 @@ def test_the_host_downloads_wheels_only_and_leaves_sdists_to_the_base(tmp_path):
 def test_a_manifest_over_64_kib_passes_buildkits_parser_and_reads_back_whole(tmp_path, engine, base_image):
     """BuildKit refuses a Dockerfile line over 64 KiB (a heredoc's too), and a real ML stack's
     parity manifest is longer. On the real parser: a long value dquote continued over lines is
-    the label's exact value, and the rendered Dockerfile of such a lock parses and writes image
-    facts that read back as the same manifest."""
+    the label's exact value, and the rendered Dockerfile of such a lock parses and copies the image
+    facts (a file in .imagesmith/, never in the Dockerfile) that read back as the same manifest."""
     import json
     import subprocess
 
     from imagesmith import parity
-    from imagesmith.render import dquote, render
+    from imagesmith.render import context_files, dquote, render
     from imagesmith.spec.load import load_spec
     from tests.helpers import docker_build
     from tests.unit.test_render import LONG_VALUE, _big_lock
@@ -173,13 +173,21 @@ def test_a_manifest_over_64_kib_passes_buildkits_parser_and_reads_back_whole(tmp
     lock = _big_lock()
     context = tmp_path / "rendered"
     context.mkdir()
-    (context / "Dockerfile").write_text(render(load_spec(PROJECTS / "tiny"), lock))
-    out = tmp_path / "out"
-    argv = ["docker", "buildx", "build", "--target", "image-facts", "--output", f"type=local,dest={out}", str(context)]
+    spec = load_spec(PROJECTS / "tiny")
+    (context / "Dockerfile").write_text(render(spec, lock))
+    for rel, data in context_files(spec, {lock.platform: lock}).items():
+        (context / rel).parent.mkdir(parents=True, exist_ok=True)
+        (context / rel).write_bytes(data)
+    tag = "imagesmith-test/long-facts"
+    argv = ["docker", "buildx", "build", "-q", "--load", "-t", tag, "--target", "image-facts"]
+    argv += ["--build-arg", f"IMAGESMITH_BASE={base_image}", str(context)]
     proc = subprocess.run(argv, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    facts = json.loads((out / "imagesmith_image.json").read_text())
-    assert facts["manifest"] == parity.manifest_from_lock(lock)
+    try:
+        (entry,) = engine.read_paths(tag, ["/facts/imagesmith_image.json"])["/facts/imagesmith_image.json"]
+    finally:
+        subprocess.run(["docker", "image", "rm", tag], capture_output=True)
+    assert json.loads(entry.data)["manifest"] == parity.manifest_from_lock(lock)
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,10 +227,11 @@ def measured_verify(*args: str) -> dict:
 
 
 def imagesmith_labels(base_id: str, **overrides: str) -> str:
-    """A LABEL instruction of an image that claims to be imagesmith's: a manifest that hashes to
+    """The lines of an image that claims to be imagesmith's: a facts file whose manifest hashes to
     its parity label, of the base, role serve; ``overrides``: label name (with _ for .) -> raw value."""
     from imagesmith import parity
     from imagesmith.render import dquote
+    from tests.helpers import facts_copy
 
     manifest = {
         "imagesmith_parity": 2,
@@ -238,13 +247,10 @@ def imagesmith_labels(base_id: str, **overrides: str) -> str:
         "env": {},
         "runtime": None,
     }
-    labels = {
-        "io.imagesmith.parity": parity.digest(manifest),
-        "io.imagesmith.manifest": parity.canonical(manifest),
-        "io.imagesmith.role": "serve",
-    }
+    labels = {"io.imagesmith.parity": parity.digest(manifest), "io.imagesmith.role": "serve"}
     labels.update({k.replace("_", "."): v for k, v in overrides.items()})
-    return "".join(f"LABEL {name}={dquote(value)}\n" for name, value in labels.items())
+    facts = {"manifest": manifest, "parity": labels["io.imagesmith.parity"], "configs": {}, "steps": [], "seed": 0}
+    return facts_copy(facts) + "".join(f"LABEL {name}={dquote(value)}\n" for name, value in labels.items())
 
 
 def _python_script(body: str) -> str:
@@ -264,12 +270,7 @@ def _deep(n: int = DEEP) -> str:
 
 
 HOSTILE_IMAGES = {
-    # a label nested 20,000 deep: the manifest, the config, the platforms
-    "deep-manifest-label": (lambda b: imagesmith_labels(b, io_imagesmith_manifest=_deep()), "nested more than"),
-    "deep-config-label": (
-        lambda b: imagesmith_labels(b, io_imagesmith_config=_deep()),
-        "the image config was not compared: label io.imagesmith.config is not JSON imagesmith reads",
-    ),
+    # a label nested 20,000 deep: the platforms (the only JSON label imagesmith reads but the user's)
     "deep-platforms-label": (  # read by the model check (`--model`)
         lambda b: imagesmith_labels(b, io_imagesmith_platforms=_deep()),
         "model: label io.imagesmith.platforms is not JSON imagesmith reads",
@@ -277,9 +278,7 @@ HOSTILE_IMAGES = {
     # the image-facts file nested 20,000 deep
     "deep-facts-file": (
         lambda b: (
-            imagesmith_labels(b)
-            + "RUN mkdir -p /opt/venv/lib/python3.11/site-packages && python3 -c \"print('['*20000+']'*20000)\""
-            " > /opt/venv/lib/python3.11/site-packages/imagesmith_image.json\n"
+            imagesmith_labels(b) + "RUN python3 -c \"print('['*20000+']'*20000)\" > /opt/venv/imagesmith_image.json\n"
         ),
         "imagesmith_image.json in the image is not JSON imagesmith reads: nested more than",
     ),
@@ -385,12 +384,12 @@ def test_a_model_folder_holds_only_the_stamped_regular_files(tmp_path, engine, b
 
     from imagesmith import parity
     from imagesmith.runtime import stamp
-    from tests.helpers import docker_build
+    from tests.helpers import docker_build, image_facts
 
     tag = "imagesmith-test/hostile-model-folder"
     base_id = engine.image(base_image).id
     docker_build(f"FROM {base_image}\n{imagesmith_labels(base_id)}", tag, tmp_path / "ctx")
-    manifest = parity.parse_manifest(engine.image(tag).labels["io.imagesmith.manifest"])
+    manifest = parity.parse_manifest(parity.canonical(image_facts(engine, tag)["manifest"]))
     model = tmp_path / "model"
     model.mkdir()
     (model / "model.bin").write_bytes(b"weights")

@@ -1,5 +1,5 @@
 """Images that need no root (issue 12), on the real engine: both images run as the non-root user
-``render.image_user`` names, with the artifacts folder theirs; ``user: root`` opts out;
+``plan.image_user`` names, with the artifacts folder theirs; ``user: root`` opts out;
 ``imagesmith run train`` run by a non-root caller leaves files owned by that caller; signoff runs
 the image under test locked down and removes its containers on Ctrl-C and SIGTERM.
 
@@ -23,7 +23,7 @@ import pytest
 
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.layout import LABEL_SIGNOFF
-from imagesmith.render import image_user
+from imagesmith.plan import image_user
 from imagesmith.run import run_role
 from imagesmith.spec.load import load_spec
 from tests.conftest import EXAMPLES, PROJECTS, copy_project

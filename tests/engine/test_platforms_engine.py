@@ -19,7 +19,7 @@ from imagesmith.engine.registry import Registry
 from imagesmith.lock.lockfile import read_lock, read_locks
 from imagesmith.spec.load import load_spec
 from tests.conftest import ARM64_BASE_IMAGE, EXAMPLES, REGISTRY_BASE, copy_project
-from tests.helpers import cli
+from tests.helpers import cli, image_facts
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -70,7 +70,7 @@ def test_arm64_alone_runs_aarch64_with_numpy(arm64_built, engine):
     lock = read_lock(spec.lock_path)
     assert lock.platform == "linux/arm64" and lock.base.digest == engine.image(ARM64_BASE_IMAGE).id
     assert serve.labels["io.imagesmith.parity"] == parity.digest(parity.manifest_from_lock(lock)) == result.parity
-    assert json.loads(serve.labels["io.imagesmith.manifest"])["platform"] == "linux/arm64"
+    assert image_facts(engine, result.images["serve"].ref)["manifest"]["platform"] == "linux/arm64"
     dockerfile = spec.dockerfile_path.read_text()
     assert "FROM --platform=linux/arm64 ${IMAGESMITH_BASE} AS base\n" in dockerfile
     proc = cli("verify", result.images["serve"].ref, "--lock", str(spec.lock_path), "--json")
@@ -119,7 +119,7 @@ def test_both_platforms_push_one_index_per_role_each_with_its_own_parity(both_pu
             info = registry.image(f"{repo}:{role}", platform)
             assert info.platform == platform
             assert info.labels["io.imagesmith.parity"] == parity.digest(parity.manifest_from_lock(lock))
-            assert json.loads(info.labels["io.imagesmith.manifest"]) == parity.manifest_from_lock(lock)
+            assert "io.imagesmith.manifest" not in info.labels
             assert info.labels["io.imagesmith.role"] == role
     assert result.parity == parity.index_digest(result.platforms)
     assert set(result.platforms) == {"linux/amd64", "linux/arm64"}

@@ -81,14 +81,14 @@ def _digests(built: dict) -> dict[str, str]:
 
 
 def _app_layer(ref: str) -> dict[str, tuple[int, int]]:
-    """The last layer of an image's (the app code's): {name: (mode, mtime)}, read from the
-    image as the engine exports it."""
+    """The app code's layer of an image (the last but the image facts'): {name: (mode, mtime)},
+    read from the image as the engine exports it."""
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "image.tar"
         subprocess.run(["docker", "image", "save", "-o", str(archive), ref], check=True, capture_output=True)
         with tarfile.open(archive) as image:
             manifest = json.load(image.extractfile("manifest.json"))  # type: ignore[arg-type]
-            layer = image.extractfile(manifest[0]["Layers"][-1])
+            layer = image.extractfile(manifest[0]["Layers"][-2])
             with tarfile.open(fileobj=layer) as files:  # type: ignore[arg-type]
                 return {m.name: (m.mode, m.mtime) for m in files.getmembers()}
 

@@ -57,24 +57,25 @@ def test_only_output_prints_errors_and_json():
 
 def test_rendered_compares_and_writes_what_render_leaves(locked):  # noqa: F811
     spec = load_spec(locked)
-    text = render(spec, ensure_fresh_all(spec))
+    locks = ensure_fresh_all(spec)
+    text = render(spec, locks)
     target = spec.dockerfile_path
-    problems = rendered.stale(spec, text, target)
+    problems = rendered.stale(spec, locks, text, target)
     assert problems[:2] == [
         f"{target} is missing: it differs from a fresh render",
         f"{dockerignore_path(target)} is stale or missing",
     ]
-    wheel = rendered.write(spec, text, target)
+    wheel = rendered.write(spec, locks, text, target)
     assert wheel.is_file() and target.read_text() == text
-    assert rendered.stale(spec, text, target) == []
+    assert rendered.stale(spec, locks, text, target) == []
     target.write_text(text + "# edited\n")
-    assert rendered.stale(spec, text, target) == [f"{target} is stale: it differs from a fresh render"]
+    assert rendered.stale(spec, locks, text, target) == [f"{target} is stale: it differs from a fresh render"]
     with pytest.raises(FileWriteError, match="it is a folder"):
-        rendered.write(spec, text, locked / "reqs")
+        rendered.write(spec, locks, text, locked / "reqs")
     mine = locked / "Mine.Dockerfile"
     mine.write_text("FROM scratch\n")
     with pytest.raises(UserFileError):
-        rendered.write(spec, text, mine)
+        rendered.write(spec, locks, text, mine)
     assert mine.read_text() == "FROM scratch\n"
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from imagesmith import layout
 from imagesmith.lock import cuda
 from imagesmith.lock.pins import Pin
-from imagesmith.render import image_facts, implied_config
+from imagesmith.plan import ImagePlan, plan_for
 from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS
 from tests.unit.test_gpu import CPU, TORCH_CU12
@@ -42,7 +42,7 @@ def test_archs_are_kept_for_the_wheel_they_were_read_from_only():
     assert json.loads(replace(lock, packages=bumped).to_json())["gpu"]["archs"] is None
 
 
-def test_the_label_the_facts_and_the_implied_config_name_the_contract():
+def test_the_label_the_facts_and_the_plans_config_name_the_contract():
     spec = load_spec(PROJECTS / "gpu-tiny")
     lock = cuda.with_archs(_lock(packages=tuple(TORCH_CU12)), ARCHS)
     label = json.loads(cuda.label(lock) or "null")
@@ -53,11 +53,13 @@ def test_the_label_the_facts_and_the_implied_config_name_the_contract():
         "major": 12,
         "min_driver": "525.60.13",
     }
+    plan = plan_for(spec, lock)
     for role in layout.ROLES:
-        assert implied_config(spec, lock, role)["Labels"][layout.LABEL_GPU] == cuda.label(lock)
-    assert image_facts(spec, lock)["gpu"] == json.loads(lock.to_json())["gpu"]
-    cpu = _lock(packages=tuple(CPU))
-    assert layout.LABEL_GPU not in implied_config(spec, cpu, "serve")["Labels"] and "gpu" not in image_facts(spec, cpu)
+        assert plan.configs[role]["Labels"][layout.LABEL_GPU] == cuda.label(lock)
+    assert plan.facts()["gpu"] == json.loads(lock.to_json())["gpu"]
+    assert ImagePlan.from_facts(plan.facts()).gpu == plan.gpu  # verify reads the contract back from the facts
+    cpu = plan_for(spec, _lock(packages=tuple(CPU)))
+    assert layout.LABEL_GPU not in cpu.configs["serve"]["Labels"] and "gpu" not in cpu.facts()
 
 
 CUDA_BASE = {

@@ -69,15 +69,14 @@ def test_the_runtime_wheel_is_in_the_manifest():
     assert line.startswith("runtime: ") and "expected" in line
 
 
-def test_version_1_manifests_of_older_images_still_parse():
-    v1 = {k: v for k, v in parity.manifest_from_lock(fake_lock()).items() if k != "runtime"}
-    v1["imagesmith_parity"] = 1
-    assert parity.parse_manifest(parity.canonical(v1)) == v1
-    v2_without_runtime = dict(v1, imagesmith_parity=2)
+def test_only_the_current_manifest_version_parses():
+    m = parity.manifest_from_lock(fake_lock())
+    assert parity.parse_manifest(parity.canonical(m)) == m
+    v1 = {k: v for k, v in m.items() if k != "runtime"}
+    with pytest.raises(ValueError, match="version 2"):
+        parity.parse_manifest(parity.canonical(dict(v1, imagesmith_parity=1)))
     with pytest.raises(ValueError, match="lacks runtime"):
-        parity.parse_manifest(parity.canonical(v2_without_runtime))
-    with pytest.raises(ValueError, match="version 1 or 2"):
-        parity.parse_manifest(parity.canonical(dict(v1, imagesmith_parity=3)))
+        parity.parse_manifest(parity.canonical(v1))
 
 
 def test_the_host_parity_module_is_the_runtime_s():

@@ -20,11 +20,13 @@ from imagesmith.init.propose import propose
 from imagesmith.lock import Lock
 from imagesmith.lock.lockfile import read_lock
 from imagesmith.lock.pins import Pin
-from imagesmith.render import image_facts, layers_over_base, render
+from imagesmith.plan import plan_for
+from imagesmith.render import context_files, render
 from imagesmith.runtime.project import normalised_wheel
 from imagesmith.spec.load import load_spec
 from imagesmith.spec.parse import parse_spec
-from imagesmith.verify import BaseCheck, claim_view, image_view, project_name
+from imagesmith.verify_base import BaseCheck
+from imagesmith.verify_views import claim_view, image_view, project_name
 from tests.helpers import fake_lock
 from tests.unit.test_verify import env_of, facts, info, manifest, source
 
@@ -175,25 +177,29 @@ def test_render_builds_the_wheel_with_no_network_and_installs_it_last(srcproj):
     assert "RUN --network=none" in build and "--no-index" in build and "--require-hashes" in build
     assert "imagesmith_runtime.project build --src /src --backend /tmp/backend --out /wheel" in build
     assert "SOURCE_DATE_EPOCH=" in build
-    # the backend's pins reach the build as a data file, hashes and all
+    # the backend's pins reach the build as a data file in .imagesmith/, hashes and all
     backend = text[text.index("FROM scratch AS project-backend") : text.index("FROM base AS wheel-download")]
-    assert "setuptools==80.0.0" in backend and "e" * 64 in backend
+    assert '".imagesmith/amd64/build-system.lock"' in backend
+    pins = context_files(spec, {lock.platform: lock})[".imagesmith/amd64/build-system.lock"].decode()
+    assert "setuptools==80.0.0" in pins and "e" * 64 in pins
     # the online wheel-download stage fetches them too
     download = text[text.index("FROM base AS wheel-download") : text.index("FROM scratch AS wheels")]
     assert "build-system.lock" in download
-    # the last layer of shared installs the wheel; the layer count follows the template
+    # the last RUN of shared installs the wheel (the facts are COPYed after it); the layer count follows the template
     shared = text[text.index("AS shared") : text.index("FROM shared AS")]
     last = shared[shared.rindex("RUN ") :]
     assert "imagesmith_runtime.project install" in last and "--network=none" in last
-    assert _shared_layers(text) == layers_over_base(spec, lock)
-    assert image_facts(spec, lock)["project"] == {"name": "srcproj"}
+    assert _shared_layers(text) == plan_for(spec, lock).layers_over_base
+    assert plan_for(spec, lock).facts()["project"] == {"name": "srcproj"}
 
 
 def test_the_layer_count_follows_the_template_with_source_and_project(srcproj):
     spec = parse_spec(dict(SPEC, source=["src/"]), srcproj)
     lock = replace(_project_lock(), system_packages=(("libgomp1", "12.2.0-14"),))
     text = render(spec, lock)
-    assert _shared_layers(text) == layers_over_base(spec, lock) == 7  # user, apt, env, WORKDIR, facts, source, wheel
+    assert (
+        _shared_layers(text) == plan_for(spec, lock).layers_over_base == 8
+    )  # user, apt, env, WORKDIR, project setup, source, wheel, facts
     shared = text[text.index("AS shared") : text.index("FROM shared AS")]
     assert shared.index("COPY --from=source") < shared.index("imagesmith_runtime.project install")  # the wheel last
 
@@ -207,7 +213,7 @@ def test_render_refuses_a_lock_without_the_backend(srcproj):
 def test_projects_that_are_not_installed_render_no_project_stage(srcproj):
     text = render(parse_spec(dict(SPEC, install_project=False), srcproj), fake_lock())
     assert "project-build" not in text and "imagesmith_runtime.project" not in text
-    assert "project" not in image_facts(parse_spec(dict(SPEC, install_project=False), srcproj), fake_lock())
+    assert "project" not in plan_for(parse_spec(dict(SPEC, install_project=False), srcproj), fake_lock()).facts()
 
 
 # --- the wheel --------------------------------------------------------------------------------

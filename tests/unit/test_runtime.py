@@ -26,8 +26,9 @@ from packaging.version import Version
 from imagesmith import layout, parity, runtime_wheel
 from imagesmith.lock import preprocessing_digest
 from imagesmith.lock.inputs import preprocessing_files
+from imagesmith.plan import plan_for
 from imagesmith.preprocessing import export as export_wheel
-from imagesmith.render import image_facts, image_facts_file, preprocessing_context, render
+from imagesmith.render import context_files, preprocessing_context, render
 from imagesmith.runtime import preprocessing, stamp
 from imagesmith.spec.load import load_spec
 from imagesmith.verify import verify_model
@@ -162,7 +163,7 @@ def test_a_failing_seed_hook_never_breaks_the_import(venv, tmp_path):
 def image(venv, tmp_path):
     """Facts for an image made from tiny and fake_lock, with the artifacts folder in tmp."""
     spec = replace(load_spec(TINY), artifacts=str(tmp_path / "artifacts"))
-    facts = image_facts(spec, fake_lock())
+    facts = plan_for(spec, fake_lock()).facts()
     path = tmp_path / "facts.json"
     path.write_text(json.dumps(facts))
     return facts, path, tmp_path / "artifacts"
@@ -586,11 +587,11 @@ def test_builder_runs_from_the_runtime_wheel_alone(tmp_path):
 def test_render_embeds_runtime_facts_and_the_preprocessing_stage():
     spec, lock = load_spec(TINY), fake_lock()
     text = render(spec, lock)
-    facts = json.loads(image_facts_file(spec, lock).text)
-    assert facts["parity"] == parity.digest(parity.manifest_from_lock(lock))
+    facts = json.loads(context_files(spec, {lock.platform: lock})[".imagesmith/amd64/imagesmith_image.json"])
+    assert facts == plan_for(spec, lock).facts() and facts["parity"] == parity.digest(parity.manifest_from_lock(lock))
     assert f'COPY [".imagesmith/imagesmith_runtime-{lock.runtime.version}-py3-none-any.whl", "/"]' in text
-    assert "python -c" not in text and "python3 -c" not in text and "<<'IMAGESMITH_EOF_IMAGE_FACTS'" in text
-    assert text.count("<<'") == 2  # two heredocs, data only: the installer's pin, the image facts (JSON)
+    assert "python -c" not in text and "python3 -c" not in text and "<<" not in text  # data only, from files
+    assert 'COPY [".imagesmith/amd64/imagesmith_image.json", "/facts/imagesmith_image.json"]' in text
     assert "FROM base AS preprocessing-build" in text
     assert (
         f"/run/imagesmith/preprocessing/{preprocessing.wheel_filename('tiny-preprocessing', lock.preprocessing_version)}"
@@ -659,29 +660,33 @@ def test_run_role_mounts_publishes_on_loopback_and_passes_the_image_id(tmp_path)
         run_role(spec, engine, "train", host_port=1)
 
 
-def test_verify_model_reads_the_image_labels_and_distrusts_an_edited_one(tmp_path):
-    manifest = parity.manifest_from_lock(fake_lock())
-    facts = {"parity": parity.digest(manifest), "manifest": manifest, "seed": 7}
-    (tmp_path / "m.bin").write_bytes(b"x")
-    stamp.write_stamp(str(tmp_path), stamp.make_stamp(facts, str(tmp_path)))
-    labels = {layout.LABEL_PARITY: facts["parity"], layout.LABEL_MANIFEST: parity.canonical(manifest)}
-    assert verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path).ok
+def test_verify_model_reads_the_image_facts_and_distrusts_an_edited_label(tmp_path, monkeypatch):
+    from imagesmith.plan import plan_for
+    from tests.fakes import image_info
 
-    other = parity.manifest_from_lock(fake_lock(seed=8))
-    forged = dict(labels, **{layout.LABEL_MANIFEST: parity.canonical(other)})
-    check = verify_model(FakeEngine.with_labels({"x:serve": forged}), "x:serve", tmp_path)
-    assert (
-        check.problems[0] == f"label {layout.LABEL_PARITY} of x:serve does not match its manifest label (edited label)"
-    )
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    spec = load_spec(TINY)
+    plan, other = plan_for(spec, fake_lock()), plan_for(spec, fake_lock(seed=8))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "m.bin").write_bytes(b"x")
+    stamp.write_stamp(str(model), stamp.make_stamp(plan.facts(), str(model)))
 
-    moved = dict(labels, **{layout.LABEL_PARITY: parity.digest(other), layout.LABEL_MANIFEST: parity.canonical(other)})
-    check = verify_model(FakeEngine.with_labels({"x:serve": moved}), "x:serve", tmp_path)
+    def engine(label: str, facts: dict, n: str) -> FakeEngine:
+        info = image_info("x:serve", id="sha256:" + n * 64, labels={layout.LABEL_PARITY: label})
+        files = {info.id: {layout.FACTS_PATH: json.dumps(facts).encode()}}
+        return FakeEngine({"x:serve": info}, files=files)
+
+    assert verify_model(engine(plan.parity, plan.facts(), "1"), "x:serve", model).ok
+    check = verify_model(engine(plan.parity, other.facts(), "2"), "x:serve", model)  # facts replaced
+    assert check.problems[0].startswith(f"x:serve: label {layout.LABEL_PARITY} is {plan.parity}, but the manifest in")
+    check = verify_model(engine(other.parity, other.facts(), "3"), "x:serve", model)  # another image
     assert "  seed: 8, expected 7" in check.problems
 
     with pytest.raises(stamp.StampError, match="is not a folder"):
-        verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path / "m.bin")
+        verify_model(engine(plan.parity, plan.facts(), "1"), "x:serve", model / "m.bin")
     with pytest.raises(stamp.StampError, match="missing does not exist"):
-        verify_model(FakeEngine.with_labels({"x:serve": labels}), "x:serve", tmp_path / "missing")
+        verify_model(engine(plan.parity, plan.facts(), "1"), "x:serve", tmp_path / "missing")
 
 
 # ---- the installer's wheel, checked and unpacked inside the build (runtime/installer.py)

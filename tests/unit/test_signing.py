@@ -12,14 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from imagesmith import parity
 from imagesmith.engine import ImageInfo
 from imagesmith.errors import SigningError, UsageError
 from imagesmith.gate import gate_image
 from imagesmith.record import PARITY_PREDICATE, make_record
 from imagesmith.signing import Cosign, Verdict, key_file
-from tests.helpers import cli
+from tests.helpers import cli, fake_lock
 
 DIGEST = "sha256:" + "ab" * 32
+MANIFEST = parity.manifest_from_lock(fake_lock())
 REF = f"127.0.0.1:5000/team/app@{DIGEST}"
 PRIVATE = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nx\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n"
 PUBLIC = "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n"
@@ -175,7 +177,7 @@ def _info(**config) -> ImageInfo:
     cfg = {
         "Env": ["PATH=/usr/bin"],
         "Cmd": ["python"],
-        "Labels": {"io.imagesmith.parity": "sha256:p", "io.imagesmith.role": "serve"},
+        "Labels": {"io.imagesmith.parity": parity.digest(MANIFEST), "io.imagesmith.role": "serve"},
     }
     cfg.update(config)
     return ImageInfo(
@@ -217,7 +219,7 @@ def _statement(record, digest=DIGEST):
 
 
 def test_the_gate_compares_the_signed_record_with_the_image(keys):
-    record = make_record(_info(), app=None, lock_digest=None)
+    record = make_record(_info(), MANIFEST, app=None, lock_digest=None)
     report = gate_image(FakeEngine(_info()), FakeCosign([_statement(record)]), REF, keys[1])  # type: ignore[arg-type]
     assert report.ok, report.problems
     changed = _info(Env=["PATH=/usr/bin", "LD_PRELOAD=/tmp/x.so"])
@@ -227,8 +229,19 @@ def test_the_gate_compares_the_signed_record_with_the_image(keys):
     ]
 
 
+def test_the_signed_record_carries_the_manifest_that_hashes_to_its_parity(keys):
+    record = make_record(_info(), MANIFEST, app=None, lock_digest=None)
+    assert record["manifest"] == MANIFEST and record["parity"] == parity.digest(MANIFEST)
+    edited = dict(record, manifest=dict(MANIFEST, seed=8))
+    report = gate_image(FakeEngine(_info()), FakeCosign([_statement(edited)]), REF, keys[1])  # type: ignore[arg-type]
+    assert report.problems == [
+        f"the parity attestation by {keys[1]} says otherwise: the signed build record's manifest does not "
+        f"hash to its parity {parity.digest(MANIFEST)}"
+    ]
+
+
 def test_a_statement_about_another_digest_or_an_unusable_record_is_refused(keys):
-    record = make_record(_info(), app=None, lock_digest=None)
+    record = make_record(_info(), MANIFEST, app=None, lock_digest=None)
     other = _statement(record, digest="sha256:" + "cd" * 32)
     report = gate_image(FakeEngine(_info()), FakeCosign([other]), REF, keys[1])  # type: ignore[arg-type]
     assert report.problems == [f"a parity attestation by {keys[1]} is not about {DIGEST} (type or subject differs)"]
@@ -240,7 +253,7 @@ def test_a_statement_about_another_digest_or_an_unusable_record_is_refused(keys)
 
 
 def test_unsigned_is_named_and_a_local_image_is_refused(keys):
-    record = make_record(_info(), app=None, lock_digest=None)
+    record = make_record(_info(), MANIFEST, app=None, lock_digest=None)
     report = gate_image(FakeEngine(_info()), FakeCosign([_statement(record)], signed=False), REF, keys[1])  # type: ignore[arg-type]
     assert report.problems == [
         f"no valid signature by {keys[1]} on {DIGEST}: unsigned: there is no signature on it at all"

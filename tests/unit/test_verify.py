@@ -17,19 +17,12 @@ import pytest
 from imagesmith import parity
 from imagesmith.diff import Change, DiffResult, Dist, View, compare
 from imagesmith.engine import HistoryEntry, ImageInfo, registry_host, repository
-from imagesmith.verify import (
-    LEGACY_RUNTIME_FILES,
-    PROBE,
-    BaseCheck,
-    Source,
-    claim_view,
-    expected_env,
-    image_view,
-    inspect_lines,
-    layers_added,
-    lock_from_manifest,
-    runtime_version,
-)
+from imagesmith.verify import layers_added
+from imagesmith.verify_base import BaseCheck
+from imagesmith.verify_inspect import inspect_lines
+from imagesmith.verify_probe import PROBE
+from imagesmith.verify_source import Source
+from imagesmith.verify_views import claim_view, expected_env, image_view
 from tests.helpers import fake_lock
 
 H = "sha256:" + "1" * 64
@@ -249,7 +242,6 @@ def test_image_view_of_a_faithful_image_equals_its_claim():
 def test_image_view_finds_what_changed_inside():
     m = manifest()
     pth = {"evil.pth": "e" * 64, "imagesmith_image.json": "f" * 64, "notes.txt": "0" * 64}
-    pth.update({name: "a" * 64 for name in LEGACY_RUNTIME_FILES})  # an older imagesmith's loose runtime: noted only
     f = facts(
         unrecorded=pth,
         python="3.11.2",
@@ -293,10 +285,14 @@ def test_image_view_labels_only_observes_config_only():
     assert compare(claim_view(m, "m"), observed) == []
 
 
-def test_lock_from_manifest_round_trips_the_parity():
+def test_the_expected_env_of_a_manifest_is_the_plans():
+    from imagesmith.plan import plan_for
+    from imagesmith.spec.load import load_spec
+
     m = manifest()
-    assert parity.digest(parity.manifest_from_lock(lock_from_manifest(m))) == parity.digest(m)
     assert expected_env(m)["PYTHONHASHSEED"] == "7"
+    spec = load_spec(Path(__file__).resolve().parent.parent / "projects" / "tiny")
+    assert expected_env(m) == plan_for(spec, fake_lock()).env
 
 
 # --- layers on top ---------------------------------------------------------------------------------
@@ -308,7 +304,7 @@ def _h(created_by, empty):
 
 def test_layers_added_count_what_the_dockerfile_makes_never_the_history():
     base = BaseCheck("ok", "", {}, info(layers=("sha256:b1",)))
-    facts_file = {"layers_over_base": 4}
+    facts_file = {"manifest": manifest(), "steps": ["python-env", "workdir", "venv-env", "project-setup", "source"]}
     built = info(layers=("sha256:b1", "sha256:2", "sha256:3", "sha256:4", "sha256:5"))
     assert layers_added(built, base, facts_file) == 0
     # a child that restates the parity label after its RUN: the history would hide it, the count does not
@@ -320,25 +316,14 @@ def test_layers_added_count_what_the_dockerfile_makes_never_the_history():
     assert layers_added(info(layers=built.layers[:-1]), base, facts_file) == -1
     assert layers_added(built, BaseCheck("unknown", ""), facts_file) is None  # no base: cannot tell
     assert layers_added(built, base, None) is None  # no facts file: cannot tell
-    assert layers_added(built, base, {"layers_over_base": "4"}) is None
-
-
-def test_layers_over_base_follows_the_template():
-    from imagesmith.render import layers_over_base, render
-    from imagesmith.spec.load import load_spec
-
-    spec, lock = load_spec(Path(__file__).resolve().parent.parent / "projects" / "tiny"), fake_lock()
-    text = render(spec, lock)
-    shared = text[text.index("AS shared") : text.index("FROM shared AS")]
-    steps = [line.split()[0] for line in shared.splitlines()[1:] if line[:1].isupper() and not line.startswith("#")]
-    assert sum(1 for s in steps if s in ("RUN", "COPY", "WORKDIR", "ADD")) == layers_over_base(spec, lock)
+    assert layers_added(built, base, {**facts_file, "steps": ["a step imagesmith does not make"]}) is None
 
 
 # --- the config: what the Dockerfile sets over the base's ------------------------------------------
 
 
 def test_expected_config_lays_the_dockerfile_over_the_base():
-    from imagesmith.record import expected_config, normalize_config
+    from imagesmith.plan import expected_config, normalize_config
 
     base = normalize_config(
         {
@@ -363,7 +348,8 @@ def test_expected_config_lays_the_dockerfile_over_the_base():
 
 
 def test_config_problems_name_every_difference():
-    from imagesmith.record import config_problems, expected_config, normalize_config
+    from imagesmith.plan import expected_config, normalize_config
+    from imagesmith.record import config_problems
 
     implied = {
         "Entrypoint": ["/opt/venv/bin/python", "-m", "rt", "serve", "--"],
@@ -442,7 +428,7 @@ def test_app_tree_and_its_differences():
 
 def test_links_are_resolved_inside_the_image():
     from imagesmith.engine import FileEntry
-    from imagesmith.verify import _resolve
+    from imagesmith.verify_outside import _resolve
 
     fs = {
         "/opt/venv/bin/python": FileEntry("/opt/venv/bin/python", "symlink", 0o777, 0, target="python3"),
@@ -564,30 +550,6 @@ def test_probe_without_a_venv_reports_nothing_installed(tmp_path):
     assert f["site_packages"] is None and f["distributions"] == {} and f["pyvenv_cfg"] is None
 
 
-def test_runtime_files_compare_between_images_and_are_only_noted_by_verify():
-    """Images built before the runtime wheel (manifest version 1) carry loose runtime files: diff
-    compares them between two images, verify only notes them. From version 2 the runtime is a
-    pinned distribution, and another imagesmith's runtime is a note too."""
-    from imagesmith.verify import _runtime_notes
-
-    a, b = view(runtime={"imagesmith_seed.py": "a" * 64}), view("B", runtime={"imagesmith_seed.py": "b" * 64})
-    (change,) = compare(a, b)
-    assert (change.group, change.kind, change.name) == ("distributions", "runtime", "imagesmith_seed.py")
-    assert compare(view(runtime=None), b) == []  # a lock has no runtime to compare
-    v1 = {k: v for k, v in manifest(imagesmith_parity=1).items() if k != "runtime"}
-    (note,) = _runtime_notes(view(runtime={"imagesmith_seed.py": "a" * 64}, python="3.11.2"), v1)
-    assert "imagesmith_seed.py" in note and "not part of its parity manifest" in note
-    assert (
-        _runtime_notes(
-            view(runtime={}, python="3.11.2"),
-            manifest(runtime={"name": "imagesmith-runtime", "version": runtime_version(), "hashes": []}),
-        )
-        == []
-    )
-    (note,) = _runtime_notes(view(runtime={}, python="3.11.2"), manifest())
-    assert "built by another imagesmith version" in note and runtime_version() in note
-
-
 def test_the_runtime_distribution_is_checked_like_a_locked_one():
     m = manifest()
     f = facts()
@@ -613,10 +575,10 @@ def test_a_record_line_without_hash_counts_as_modified():
 
 
 def test_the_facts_file_name_is_the_runtime_s():
-    from imagesmith import verify
+    from imagesmith import layout
     from imagesmith.runtime import stamp
 
-    assert verify.FACTS_FILE == stamp.FACTS_FILE
+    assert layout.FACTS_PATH == f"{layout.VENV}/{stamp.FACTS_FILE}"
 
 
 # --- the engine seam, with fakes -----------------------------------------------------------------
@@ -727,7 +689,7 @@ def test_config_check_of_an_image_without_a_config_record_is_a_note():
 
     report = Report(image="old")
     config_check(report, info(labels={"io.imagesmith.role": "serve"}), {"manifest": {}}, BaseCheck("unknown", ""))
-    assert report.problems == [] and "built by an older imagesmith" in report.notes[0]
+    assert report.problems == [] and "carries no record of it" in report.notes[0]
     report = Report(image="norole")
     config_check(report, info(labels={}), None, BaseCheck("unknown", ""))
     assert report.problems == ["label io.imagesmith.role is None, not one of train, serve"]
@@ -738,7 +700,7 @@ def test_a_probe_report_is_kept_by_image_id_and_probe(tmp_path, monkeypatch):
     (content-addressed) ID and the probe's text and options; another image, other options or a
     failed start are probed again."""
     from imagesmith.errors import VerifyError
-    from imagesmith.verify import run_probe
+    from imagesmith.verify_probe import run_probe
     from tests.fakes import FakeEngine, image_info
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -781,7 +743,8 @@ def test_an_optional_label_may_be_absent_but_not_another():
     """Issue 23: org.opencontainers.image.version/.source/.revision are left out when unknown;
     verify accepts them absent, any value when present, and still wants the other labels."""
     from imagesmith.layout import OPTIONAL_LABELS
-    from imagesmith.record import config_problems, normalize_config
+    from imagesmith.plan import normalize_config
+    from imagesmith.record import config_problems
 
     labels = {"io.imagesmith.role": "serve", "org.opencontainers.image.created": None}
     want = normalize_config({})
