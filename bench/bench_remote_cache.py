@@ -3,8 +3,8 @@
 then, for each run, on another EMPTY engine reading that cache (``--cache-from``). Both push both
 images to the loopback registry straight from the build, as CI does.
 
-Prints the medians, their ratio (the cache speed-up; goal >= 3x) and whether every cached
-rebuild gave the cold build's digests. Measured here: 1.7x to 2.4x. Where a cached rebuild's time
+Prints the medians, their ratio (the cache speed-up; goal >= 2.5x, issue 28) and whether every
+cached rebuild gave the cold build's digests. Measured here: 1.7x to 2.6x (bench/README.md). Where a cached rebuild's time
 goes (BuildKit's plain log): every step is CACHED in under 2 s, then the engine's own exporter
 (buildx driver `docker`) unpacks the image's layers into the engine's snapshotter, about 30 s for
 iris on 2 cores, whatever the output's `unpack=` says, and buildx pushes through the engine after
@@ -54,7 +54,8 @@ def main() -> int:
     parser.add_argument(
         "--classic-store",
         action="store_true",
-        help="second engines with the classic image store (overlay2) instead of containerd's",
+        help="the cached rebuilds' engines with the classic image store (overlay2) instead of containerd's "
+        "(the cold build, which writes the cache, keeps containerd's: the docker driver exports no cache without it)",
     )
     opts = parser.parse_args()
     nonce = uuid.uuid4().hex[:8]
@@ -72,7 +73,7 @@ def main() -> int:
         cache = f"{REGISTRY}/imagesmith-bench/iris-cache-{nonce}:build"
         push = f"{REGISTRY}/imagesmith-bench/iris-{nonce}"
         common = ["build", "-p", str(root), "--base", base, "--locked", "--json"]
-        engine = start_second_engine(21, containerd_store=not opts.classic_store)
+        engine = start_second_engine(21)
         try:
             cold, first = imagesmith(
                 *common, "--push", push, "--cache-to", f"type=registry,ref={cache},mode=max", env=engine.env
@@ -92,11 +93,11 @@ def main() -> int:
             cached.append(t)
             same.append({r: again["images"][r]["digest"] for r in ("train", "serve")} == digests)
     median = statistics.median(cached)
-    store = "classic image store" if opts.classic_store else "containerd image store"
+    store = "cached on the classic image store" if opts.classic_store else "containerd image store"
     print(f"{'iris on an empty engine (' + store + '), push both':<44} {'seconds':>9}")
     print(f"{'cold (writes the registry cache)':<44} {cold:9.1f}")
     print(f"{'cached (--cache-from), median of ' + str(opts.runs):<44} {median:9.1f}")
-    print(f"speed-up cold/cached: {cold / median:.1f}x (goal >= 3x); same digests every time: {all(same)}")
+    print(f"speed-up cold/cached: {cold / median:.1f}x (goal >= 2.5x); same digests every time: {all(same)}")
     return 0 if all(same) else 1
 
 
