@@ -3,7 +3,7 @@
 then, for each run, on another EMPTY engine reading that cache (``--cache-from``). Both push both
 images to the loopback registry straight from the build, as CI does.
 
-Prints the medians, their ratio (the cache speed-up; goal >= 2.5x, issue 28) and whether every
+Prints the medians, their ratio (the cache speed-up; goal >= 2.5x) and whether every
 cached rebuild gave the cold build's digests. Measured here: 1.7x to 2.6x (bench/README.md). Where a cached rebuild's time
 goes (BuildKit's plain log): every step is CACHED in under 2 s, then the engine's own exporter
 (buildx driver `docker`) unpacks the image's layers into the engine's snapshotter, about 30 s for

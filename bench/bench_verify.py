@@ -4,7 +4,7 @@ Times `imagesmith verify --labels-only IMAGE` (labels and image config, no conta
 `imagesmith verify IMAGE` (the content probe in a container: every installed file hashed against
 its RECORD), each run N times, interleaved, as a deploy script runs them (`python -m imagesmith`
 with this interpreter and this tree, so a shell shim is not measured). Prints medians against
-issue 28's and #17's targets (labels-only <= 0.2 s, full <= 0.8 s) and the ratio, beside the CLI's own
+the targets (labels-only <= 0.2 s, full <= 0.8 s) and the ratio, beside the CLI's own
 start-up (`--help`).
 
     python bench/bench_verify.py [--runs N] [--image REF]
@@ -27,7 +27,7 @@ from pathlib import Path
 from benchlib import BASE, IMAGESMITH, REPO, imagesmith_env, timed
 
 TAG = "imagesmith-bench/iris"
-TARGETS = {"labels-only": 0.2, "full": 0.8}  # issue 28 (labels-only was 0.3 in issue #17)
+TARGETS = {"labels-only": 0.2, "full": 0.8}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
