@@ -1,5 +1,7 @@
 """Small file-system helpers: atomic writes, content digests, and the TOML parser (``tomllib``, or
-``tomli`` on Python 3.10) that every module reading pyproject.toml or a lock imports from here."""
+``tomli`` on Python 3.10) that every module reading pyproject.toml or a lock takes from here, as
+``fsutil.tomllib``: imported when first asked for, since most commands read no TOML (its regular
+expressions are a few percent of a no-op lock's start-up)."""
 
 from __future__ import annotations
 
@@ -8,14 +10,21 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]  # noqa: F401 (imported from here)
+from typing import Any
 
 from .errors import FileWriteError
 from .runtime import files
+
+
+def __getattr__(name: str) -> Any:
+    if name != "tomllib":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:  # Python 3.11+
+        import tomllib as module
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as module  # type: ignore[no-redef]
+    globals()["tomllib"] = module
+    return module
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

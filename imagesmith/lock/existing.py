@@ -23,8 +23,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .. import fsutil
 from ..errors import LockError
-from ..fsutil import tomllib
 from ..platforms import MACHINES
 from .pins import Pin, logical_lines, parse_compiled
 
@@ -148,8 +148,8 @@ def pylock_pins(path: Path, environment: dict[str, str]) -> list[Pin]:
     from packaging.utils import canonicalize_name
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = fsutil.tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError) as exc:
         raise LockError(f"{path.name} is not readable TOML ({str(exc)[:200]})") from exc
     version = str(data.get("lock-version", ""))
     if not version.startswith("1."):
@@ -228,8 +228,8 @@ def check_uv_lock_python(path: Path, python_full: str) -> None:
     project and both Pythons: uv resolved it for other interpreters, and its wheels would not
     be the image's (the download would fail on hashes much later)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = fsutil.tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError) as exc:
         raise LockError(f"{path.name} is not readable TOML ({str(exc)[:200]})") from exc
     requires = data.get("requires-python")
     if requires is None or _allows(requires, python_full):
@@ -274,8 +274,8 @@ def group_requirements(pyproject: Path, groups: tuple[str, ...]) -> list[str]:
     from packaging.utils import canonicalize_name
 
     try:
-        table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("dependency-groups") or {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        table = fsutil.tomllib.loads(pyproject.read_text(encoding="utf-8")).get("dependency-groups") or {}
+    except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError) as exc:
         raise LockError(f"{pyproject.name} is not readable TOML ({str(exc)[:200]})") from exc
     names = {canonicalize_name(k): k for k in table} if isinstance(table, dict) else {}
     out: list[str] = []

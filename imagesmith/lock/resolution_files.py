@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
+from .. import fsutil
 from ..errors import ResolutionError
-from ..fsutil import tomllib
 from ..spec.pyproject import pyproject_project
 
 # pip's include forms: -r FILE, -rFILE, --requirement FILE, --requirement=FILE (and -c likewise)
@@ -83,9 +83,9 @@ def dependency_sources(root: Path) -> list[Path]:
     names.update(p.name for p in root.glob("requirements*.txt"))
     names.update(p.name for p in root.glob("requirements*.in"))
     try:
-        tool = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("tool") or {}
+        tool = fsutil.tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("tool") or {}
         dynamic = (tool.get("setuptools") or {}).get("dynamic") or {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+    except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError, AttributeError):
         dynamic = {}
     entries = [dynamic.get("dependencies")]
     optional = dynamic.get("optional-dependencies")

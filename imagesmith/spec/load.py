@@ -14,9 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .. import fsutil
 from ..cache import default_cache_dir, project_key, prune_gone
 from ..errors import FileWriteError, SpecError
-from ..fsutil import atomic_write, tomllib
+from ..fsutil import atomic_write
 from . import PYPROJECT, SPEC_FILE, Spec
 from .parse import parse_spec
 from .problems import encodable, show, show_key, type_name
@@ -177,7 +178,7 @@ def _read_yaml(path: Path) -> Any:
 
 
 def _read_toml(path: Path) -> dict:
-    return _parse(path, _read_text(path), tomllib.loads)
+    return _parse(path, _read_text(path), fsutil.tomllib.loads)
 
 
 class _NoYAMLError(Exception):
@@ -197,7 +198,7 @@ def _parse(path: Path, text: str, parser):
         raise SpecError(
             path.name, [f"not valid YAML{where}: {show(problem, 200)[1:-1]}"], hint="fix the YAML syntax"
         ) from exc
-    except tomllib.TOMLDecodeError as exc:
+    except fsutil.tomllib.TOMLDecodeError as exc:
         raise SpecError(
             path.name, [f"not valid TOML: {show(str(exc), 200)[1:-1]}"], hint="fix the TOML syntax"
         ) from exc

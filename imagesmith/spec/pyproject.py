@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..fsutil import tomllib
+from .. import fsutil
 from . import PYPROJECT, ProjectPackage, Requirements
 from .problems import Problems
 from .schema import LOCK_SOURCES, NAME_GROUP_RE
@@ -18,8 +18,8 @@ def read_pyproject(root: Path) -> dict:
     pyproject = root / PYPROJECT
     if pyproject.is_file() and not pyproject.is_symlink():
         try:
-            return tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return fsutil.tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError):
             return {}
     return {}
 
@@ -94,8 +94,8 @@ def project_requirements(root: Path, p: Problems) -> Requirements:
 def pyproject_project(path: Path) -> dict | None:
     """``[project]`` of a pyproject.toml (None: absent or unreadable; the spec reader reports the latter)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = fsutil.tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError):
         return None
     project = data.get("project")
     return project if isinstance(project, dict) else None
