@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from imagesmith import gpu, layout
+from imagesmith import gpu, layout, sizes
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.engine.attached import run_argv
 from imagesmith.spec.load import load_spec
@@ -239,3 +239,46 @@ def test_a_plain_base_records_its_glibc_and_no_cuda(gpu_tiny):
     _, lock, _ = gpu_tiny
     assert lock["gpu"]["base"]["cuda"] is None and lock["gpu"]["base"]["glibc"] == "2.36"
     assert lock["gpu"]["base"]["digest"] == lock["base"]["digest"]
+
+
+def test_inspect_sizes_shows_the_cuda_wheel_and_each_layer(gpu_tiny, engine):
+    """`inspect --sizes` on the built image: the CUDA runtime wheel's bytes are the sizes of the
+    files its RECORD lists as they are in the image (stat'ed inside a container here), summed
+    under CUDA; one row per layer of the image, each with the bytes the engine says it added."""
+    root, lock, result = gpu_tiny
+    ref = result.images["serve"].ref
+    assert ref is not None
+    of_lock = _imagesmith("inspect", str(root / "imagesmith.lock"), "--sizes")
+    assert of_lock.returncode == 2 and of_lock.stderr.startswith("error: --sizes reads an image"), of_lock.stderr
+    done = _imagesmith("inspect", ref, "--sizes", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    site = layout.site_packages("3.11")
+    stat = (
+        "import csv, os, sys\n"
+        "site, folder = sys.argv[1], sys.argv[2]\n"
+        "rows = list(csv.reader(open(os.path.join(site, folder, 'RECORD'))))\n"
+        "print(sum(os.path.getsize(os.path.join(site, r[0])) for r in rows if r[2]))\n"
+    )
+    version = next(p["version"] for p in lock["packages"] if p["name"] == RUNTIME_WHEEL)
+    folder = f"nvidia_cuda_runtime_cu12-{version}.dist-info"
+    inside = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", layout.VENV_PYTHON, ref, "-c", stat, site, folder],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert inside.returncode == 0, inside.stderr
+    wheel = report["distributions"][RUNTIME_WHEEL]
+    assert wheel["bytes"] == int(inside.stdout) > 100_000 and wheel["version"] == version
+    assert report["cuda"] == {"bytes": wheel["bytes"], "distributions": [RUNTIME_WHEEL]}
+    assert set(report["distributions"]) | set(report["unread"]) == {p["name"] for p in lock["packages"]}
+    assert report["unread"] == {} and report["notes"] == []
+    info = engine.image(ref)
+    assert [layer["diff_id"] for layer in report["layers"]] == list(info.layers)
+    assert report["compressed"] is False and report["total"] == sum(layer["bytes"] for layer in report["layers"])
+    assert max(layer["bytes"] for layer in report["layers"]) > wheel["bytes"]
+    text = _imagesmith("inspect", ref, "--sizes")
+    assert text.returncode == 0, text.stderr
+    assert f"CUDA:     {sizes.human(wheel['bytes'])} in 1 distribution ({RUNTIME_WHEEL})" in text.stdout
+    assert f"  {RUNTIME_WHEEL}  " in text.stdout and text.stdout.rstrip().endswith(f"({RUNTIME_WHEEL})")
