@@ -354,6 +354,28 @@ def test_sign_attests_the_gpu_contract_and_verify_key_checks_it(gpu_tiny, gpu_pu
     assert statement["predicateType"] == record.GPU_PREDICATE and statement["predicate"] == attested
 
 
+def test_build_sign_attests_each_images_gpu_contract(gpu_tiny, gpu_pushed, registry, base_image):
+    root, lock, _ = gpu_tiny
+    repo = f"{registry}/imagesmith-test/gpu-build-sign-{uuid.uuid4().hex[:10]}"
+    key, pub = gpu_pushed["key"], gpu_pushed["pub"]
+    done = subprocess.run(
+        [sys.executable, "-m", "imagesmith", "build", "-p", str(root), "--base", base_image, "-t", TAG,
+         "--push", repo, "--sign", str(key), "--json"],
+        capture_output=True, text=True, env=_signing_env(), stdin=subprocess.DEVNULL, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    images = json.loads(done.stdout)["images"]
+    for role in ("train", "serve"):
+        ref = images[role]["pushed"]
+        assert f"imagesmith: signed {ref} and attested its build record and its GPU contract" in done.stderr
+        verified = _imagesmith("verify", ref, "--labels-only", "--role", role, "--key", str(pub))
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert (
+            f"ok: signature: the GPU attestation by {pub} matches the image's contract: CUDA {lock['gpu']['cuda']},"
+            in (verified.stdout)
+        )
+
+
 def test_verify_key_refuses_a_gpu_image_without_or_with_another_gpu_attestation(gpu_pushed, engine):
     """Signed and attested (parity) as an imagesmith without GPU attestations did: refused, the
     attestation named; then a GPU attestation by the real key with a contract that says an older
