@@ -73,9 +73,11 @@ def test_the_lock_names_cuda_12_and_its_minimum_driver(gpu_tiny):
 
 
 def _facts(ref: str) -> dict:
-    path = f"{layout.site_packages('3.11')}/{layout.FACTS_FILE}"
     done = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "cat", ref, path], capture_output=True, text=True, timeout=120
+        ["docker", "run", "--rm", "--entrypoint", "cat", ref, layout.FACTS_PATH],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
