@@ -88,7 +88,7 @@ def _layers(engine: Engine, source: Source, notes: list[str]) -> tuple[list[dict
         return [{"index": i + 1, "diff_id": d, "bytes": None, "step": None} for i, d in enumerate(info.layers)], False
     steps = [h for h in history if not h.empty_layer]
     return [
-        {"index": i + 1, "diff_id": diff_id, "bytes": h.size, "step": " ".join(h.created_by.split())[:200]}
+        {"index": i + 1, "diff_id": diff_id, "bytes": h.size, "step": " ".join(h.created_by.split())[:200] or None}
         for i, (diff_id, h) in enumerate(zip(info.layers, steps))
     ], False
 

@@ -98,3 +98,29 @@ def test_sizes_lines_largest_first_with_cuda_summed():
         "  odd: not read (no odd-1.dist-info/RECORD in /opt/venv/lib/python3.11/site-packages)",
         "CUDA:     900.0 kB in 1 distribution (nvidia-cuda-runtime-cu12)",
     ]
+
+
+def test_layers_without_a_matching_history_have_no_sizes():
+    from imagesmith.engine import HistoryEntry, ImageInfo
+    from imagesmith.sizes import _layers
+    from imagesmith.verify_source import Source
+
+    info = ImageInfo(
+        ref="img", id="sha256:1", labels={}, layers=("sha256:a", "sha256:b"), repo_digests=(), config={},
+        size=0, created="",
+    )  # fmt: skip
+
+    class Engine:
+        def __init__(self, history):
+            self.answer = history
+
+        def history(self, image, layers):
+            return self.answer
+
+    notes: list[str] = []
+    steps = (HistoryEntry("", False, 10), HistoryEntry("ENV A=1", True, 0), HistoryEntry("RUN b", False, 20))
+    layers, compressed = _layers(Engine(steps), Source("img", "image", info=info), notes)  # type: ignore[arg-type]
+    assert [(x["bytes"], x["step"]) for x in layers] == [(10, None), (20, "RUN b")] and not compressed and notes == []
+    layers, _ = _layers(Engine(None), Source("img", "image", info=info), notes)  # type: ignore[arg-type]
+    assert [x["bytes"] for x in layers] == [None, None]
+    assert notes == ["the engine's build history does not match the image's layers: layer sizes are not known"]
