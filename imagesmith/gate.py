@@ -5,7 +5,9 @@ Signing (``imagesmith build --sign``, ``sign``, ``signoff --sign``):
 - ``sign_image``: the image's digest in its registry is signed, and its build record
   (``record.make_record``: the parity manifest, the lock's digest, the layers, the whole config,
   the role, ``/app``, the source revision), read from the image as built, is attached as an
-  in-toto attestation of type ``record.PARITY_PREDICATE``;
+  in-toto attestation of type ``record.PARITY_PREDICATE``; a GPU image's contract (its
+  ``io.imagesmith.gpu`` label and its facts' ``gpu`` section, ``record.make_gpu_record``) is
+  attached beside it as one of type ``record.GPU_PREDICATE``;
 - ``sign_signoff``: the signoff record is attached to the serve image's digest as an attestation
   of type ``record.SIGNOFF_PREDICATE``, and ``signoff.json`` is signed as a file (``.sig`` next to it);
 - ``sign_model``: the model stamp and the golden outputs are signed as files (``.sig`` next to each).
@@ -22,7 +24,10 @@ image says about itself. It resolves REF to a digest in its registry and require
    or any other config change show up here, named);
 3. with ``signoff``: a signoff attestation by the key on the digest, that passed, and a signoff
    file whose signature verifies and whose content is the attested record;
-4. with ``model``: a stamp whose signature verifies and whose parity is the signed record's, and
+4. for a GPU image (one with the ``io.imagesmith.gpu`` label): a GPU attestation by the key on
+   the digest whose contract is the image's (``record.gpu_record_problems``); nothing for a
+   CPU image;
+5. with ``model``: a stamp whose signature verifies and whose parity is the signed record's, and
    golden outputs (when there are any) whose signature verifies.
 
 Every check runs and every refusal is one line naming its cause. ``cosign verify --key`` and
@@ -43,7 +48,17 @@ from .engine import Engine, ImageInfo, registry_host, repository
 from .errors import ImagesmithError, SigningError, UsageError
 from .facts import manifest_of, read_facts
 from .fsutil import sha256_file
-from .record import PARITY_PREDICATE, SIGNOFF_PREDICATE, make_record, read_app, record_problems
+from .record import (
+    GPU_PREDICATE,
+    PARITY_PREDICATE,
+    SIGNOFF_PREDICATE,
+    gpu_contract,
+    gpu_record_problems,
+    make_gpu_record,
+    make_record,
+    read_app,
+    record_problems,
+)
 from .runtime.stamp import GOLDEN_FILE, STAMP_FILE, StampError, read_stamp
 from .signing import Cosign, key_file, signature_path
 from .signoff.check import read_signoff
@@ -59,6 +74,7 @@ class Signed:
     ref: str
     record: dict[str, Any] | None = None
     files: list[Path] = field(default_factory=list)
+    gpu: dict[str, Any] | None = None  # the GPU contract attested (None: a CPU image, or a file)
 
 
 @dataclass
@@ -163,10 +179,16 @@ def _sign_manifest(engine: Engine, cosign: Cosign, image: str, key: Path, lock: 
     manifest, problems = manifest_of(info, facts, problem)
     if manifest is None:
         raise UsageError(f"{image}: {'; '.join(problems)}: not signing it", hint="sign what imagesmith built")
+    contract, unusable = gpu_contract(info)
+    if unusable:
+        raise UsageError(f"{image}: {unusable}: not signing it", hint="sign what imagesmith built")
     record = make_record(info, manifest, app=_app(engine, pinned), lock_digest=sha256_file(lock) if lock else None)
+    gpu_record = make_gpu_record(info, facts) if contract is not None else None
     cosign.sign(pinned, key)
     cosign.attest(pinned, key, PARITY_PREDICATE, record)
-    return Signed(ref=pinned, record=record)
+    if gpu_record is not None:
+        cosign.attest(pinned, key, GPU_PREDICATE, gpu_record)
+    return Signed(ref=pinned, record=record, gpu=gpu_record)
 
 
 def sign_built(
@@ -273,6 +295,7 @@ def gate_image(
         _signature(cosign, index_ref, info.index_digest, pub, who, report, what="the image index ")
 
     record = _parity_record(engine, cosign, pinned, digest, info, pub, who, report)
+    _gpu(engine, cosign, pinned, digest, info, pub, who, report)
     if role is not None and record is not None:
         if record.get("role") == role:
             report.checks.append(f"the signed record is of a {role} image")
@@ -313,7 +336,7 @@ def _claimed_digest(payload: dict[str, Any]) -> str | None:
 def _statements(cosign: Cosign, pinned: str, digest: str, pub: Path, kind: str, who: str, report: GateReport):
     """The verified statements of ``kind`` on ``digest`` (their predicates), or None (a problem said why)."""
     verdict = cosign.verify_attestations(pinned, pub, kind)
-    name = "parity" if kind == PARITY_PREDICATE else "signoff"
+    name = {PARITY_PREDICATE: "parity", GPU_PREDICATE: "GPU"}.get(kind, "signoff")
     if not verdict.ok:
         report.problems.append(f"no {name} attestation {who} on {digest} ({kind}): {verdict.reason}")
         return None
@@ -347,6 +370,29 @@ def _parity_record(engine, cosign, pinned, digest, info, pub, who, report) -> di
         + (f", /app ({len(record['app']['files'])} entries)" if record.get("app") else "")
     )
     return record
+
+
+def _gpu(engine, cosign, pinned, digest, info, pub, who, report: GateReport) -> None:
+    """A GPU image's contract attested by the key on its digest, equal to the image's (its
+    label, and its facts' gpu section when they can be read). A CPU image: nothing to check."""
+    contract, unusable = gpu_contract(info)
+    if unusable:
+        report.problems.append(unusable)
+        return
+    if contract is None:
+        return
+    predicates = _statements(cosign, pinned, digest, pub, GPU_PREDICATE, who, report)
+    if predicates is None:
+        return
+    facts, _ = read_facts(engine, info)
+    problems = [line for gpu_record in predicates for line in gpu_record_problems(gpu_record, info, facts)]
+    if problems:
+        report.problems += [f"the GPU attestation {who} says otherwise: {line}" for line in problems]
+        return
+    report.checks.append(
+        f"the GPU attestation {who} matches the image's contract: CUDA {contract.get('cuda')}, "
+        f"NVIDIA driver {contract.get('min_driver')} or newer"
+    )
 
 
 def _signed_file(cosign, path: Path, pub, who: str, report: GateReport) -> None:

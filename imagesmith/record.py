@@ -10,6 +10,11 @@ Two comparisons use these words:
   signed as the predicate of the parity attestation (type ``PARITY_PREDICATE``), is compared
   field by field with the image under test (``record_problems``). The signature on the digest is
   what decides; these differences say why an image is not the signed one.
+
+A GPU image (one with the ``io.imagesmith.gpu`` label) also gets its GPU contract signed on its
+own (``make_gpu_record``, type ``GPU_PREDICATE``), so that a deploy tool can read and check the
+CUDA, minimum driver and architectures an image needs without reading the whole build record;
+``gpu_record_problems`` compares it with the image's label and facts.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from . import parity
 from .engine import FileEntry, ImageInfo
 from .engine.protocols import FileReader
 from .fsutil import sha256_file
-from .layout import APP_DIR, LABEL_PARITY, LABEL_ROLE
+from .layout import APP_DIR, LABEL_GPU, LABEL_PARITY, LABEL_ROLE
 from .plan import CONFIG_FIELDS, normalize_config, shared_layers
 
 RECORD_VERSION = 1
 PARITY_PREDICATE = "https://imagesmith.dev/parity/v1"
 SIGNOFF_PREDICATE = "https://imagesmith.dev/signoff/v1"
+GPU_PREDICATE = "https://imagesmith.dev/gpu/v1"
+GPU_RECORD_VERSION = 1
 
 
 def config_problems(
@@ -241,4 +248,75 @@ def record_problems(
     recorded_app = record.get("app")
     if recorded_app is not None and app is not None:
         out += tree_problems(recorded_app["files"], app, whose)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# the GPU contract
+
+
+def gpu_contract(info: ImageInfo) -> tuple[dict[str, Any] | None, str]:
+    """The image's GPU contract (its ``io.imagesmith.gpu`` label, parsed bounded) and "", None
+    and "" for an image without the label (no CUDA), or None and why the label is unusable."""
+    from .runtime.untrusted import UntrustedInput, loads
+
+    text = info.labels.get(LABEL_GPU)
+    if text is None:
+        return None, ""
+    try:
+        contract = loads(text, what=f"the {LABEL_GPU} label", max_bytes=1 << 20)
+    except UntrustedInput as exc:
+        return None, str(exc)[:300]
+    if not isinstance(contract, dict):
+        return None, f"the {LABEL_GPU} label is not a JSON object"
+    return contract, ""
+
+
+def make_gpu_record(info: ImageInfo, facts: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The predicate of a GPU image's ``GPU_PREDICATE`` attestation: its contract as its label
+    states it (CUDA, minimum driver, architectures, glibc), the lock's whole ``gpu`` section from
+    its facts (which packages bring which CUDA), and the parity and role it belongs to. None for
+    an image without CUDA (nothing to attest)."""
+    contract, _ = gpu_contract(info)
+    if contract is None:
+        return None
+    section = (facts or {}).get("gpu")
+    return {
+        "imagesmith_gpu": GPU_RECORD_VERSION,
+        "parity": info.labels.get(LABEL_PARITY),
+        "role": info.labels.get(LABEL_ROLE),
+        "contract": contract,
+        "section": section if isinstance(section, dict) else None,
+    }
+
+
+def gpu_record_problems(
+    record: Any, info: ImageInfo, facts: dict[str, Any] | None, whose: str = "the signed GPU contract"
+) -> list[str]:
+    """Every way a GPU image ``info`` (and its facts, when read) differs from a signed GPU record."""
+    if not isinstance(record, dict) or record.get("imagesmith_gpu") != GPU_RECORD_VERSION:
+        return [f"{whose} is unusable: not an imagesmith GPU record (version {GPU_RECORD_VERSION})"]
+    contract, problem = gpu_contract(info)
+    if contract is None:
+        return [problem or f"the image has no {LABEL_GPU} label, but {whose} says it needs CUDA"]
+    out = []
+    want = record.get("contract")
+    if want != contract:
+        fields = sorted(
+            k
+            for k in set(contract) | set(want if isinstance(want, dict) else {})
+            if not isinstance(want, dict) or want.get(k) != contract.get(k)
+        )
+        shown = ", ".join(
+            f"{k} {json.dumps(contract.get(k))} (signed: {json.dumps(want.get(k) if isinstance(want, dict) else None)})"
+            for k in fields
+        )
+        out.append(f"the image's GPU contract differs from {whose}: {_short(shown, 300)}")
+    if info.labels.get(LABEL_PARITY) != record.get("parity"):
+        out.append(f"parity {info.labels.get(LABEL_PARITY)} is not {whose}'s {record.get('parity')}")
+    if info.labels.get(LABEL_ROLE) != record.get("role"):
+        out.append(f"role {info.labels.get(LABEL_ROLE)} is not {whose}'s {record.get('role')}")
+    section = (facts or {}).get("gpu") if facts is not None else None
+    if facts is not None and section != record.get("section"):
+        out.append(f"the gpu section of the image's facts is not {whose}'s")
     return out

@@ -183,7 +183,10 @@ def _sign(result, key: Path, lock: Path, document: dict) -> None:
 
     for role, signed in sign_built(Engine(progress()), Cosign(), result, key, lock=lock).items():
         document["images"][role]["signed"] = {"ref": signed.ref, "key": str(key)}
-        say(f"imagesmith: signed {signed.ref} and attested its build record")
+        say(
+            f"imagesmith: signed {signed.ref} and attested its build record"
+            + (" and its GPU contract" if signed.gpu is not None else "")
+        )
 
 
 def _print_result(result) -> None:

@@ -18,11 +18,25 @@ def inspect(
     image: str = typer.Argument(..., help="Image in the local engine, registry reference, or imagesmith.lock."),
     platform: Optional[str] = PlatformOpt,
     project: Path = ProjectOpt,
+    sizes: bool = typer.Option(
+        False, "--sizes", help="Bytes per layer and per distribution, the CUDA libraries summed (an image only)."
+    ),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ):
-    """Show the parity manifest of an image (read without pulling) or a lock. Exit 1 if its labels do not match."""
+    """Show the parity manifest of an image (read without pulling) or a lock. Exit 1 if its labels do not match.
+    With --sizes: where the image's bytes went."""
+    if sizes:
+        from ..sizes import image_sizes, sizes_lines
+
+        report = image_sizes(Engine(progress()), in_project(project, image), given_platform(platform))
+        if as_json:
+            emit_json(report)
+        else:
+            for line in sizes_lines(report):
+                typer.echo(line)
+        raise typer.Exit(0)
     from ..verify import inspect_lines, inspect_source
 
     data = inspect_source(Engine(progress()), in_project(project, image), given_platform(platform))

@@ -14,6 +14,10 @@ from .options import JsonOpt, ProjectOpt, QuietOpt, VerboseOpt, in_project
 from .output import emit_json, progress, say
 
 
+def _and_gpu(signed) -> str:
+    return " and its GPU contract" if signed.gpu is not None else ""
+
+
 @command()
 def sign(
     image: Optional[str] = typer.Argument(
@@ -47,8 +51,8 @@ def sign(
     document: dict = {"key": str(key)}
     if image is not None:
         signed = sign_image(Engine(progress()), cosign, image, private, lock=lock_file)
-        document["image"] = {"ref": signed.ref, "record": signed.record}
-        say(f"imagesmith: signed {signed.ref} and attested its build record")
+        document["image"] = {"ref": signed.ref, "record": signed.record, "gpu": signed.gpu}
+        say(f"imagesmith: signed {signed.ref} and attested its build record{_and_gpu(signed)}")
     if model is not None:
         folder = Path(in_project(project, str(model)))
         files = sign_model(cosign, folder, private).files

@@ -182,6 +182,12 @@ class Engine:
     def registry_image(self, ref: str, platform: str | None = None) -> ImageInfo:
         return self.registry.image(ref, platform) if platform else self.registry.image(ref)
 
+    def history(self, image: str, layers: int) -> tuple[HistoryEntry, ...] | None:
+        return self.images.history(image, layers)
+
+    def registry_layer_sizes(self, pinned: str) -> tuple[int, ...]:
+        return self.registry.layer_sizes(pinned)
+
     def registry_top_layer(self, pinned: str, diff_id: str, max_bytes: int, depth: int = 1) -> bytes:
         return self.registry.top_layer(pinned, diff_id, max_bytes, depth)
 

@@ -85,9 +85,10 @@ def copy_into(container, files: dict[str, str]) -> None:
                 raise EngineError(f"could not copy {', '.join(h for h, _ in entries)} into the container")
 
 
-def archive_entries(path: str, stream, first: int | None = None) -> tuple[FileEntry, ...]:
+def archive_entries(path: str, stream, first: int | None = None, small: int = SMALL_FILE) -> tuple[FileEntry, ...]:
     """The entries of an archive the engine sent for ``path`` (its top entry is named after the
-    path's last part), with absolute paths; at most ``first`` of them (see ``reading``)."""
+    path's last part), with absolute paths; at most ``first`` of them (see ``reading``), with the
+    bytes of files up to ``small`` bytes (``KEPT_BYTES`` of them at most)."""
     import hashlib
     import tarfile
 
@@ -111,7 +112,9 @@ def archive_entries(path: str, stream, first: int | None = None) -> tuple[FileEn
             if kind == "file":
                 handle = tar.extractfile(member)
                 h = hashlib.sha256()
-                keep = bytearray() if member.size <= SMALL_FILE and kept + member.size <= KEPT_BYTES else None
+                keep = (
+                    bytearray() if member.size <= min(small, KEPT_BYTES) and kept + member.size <= KEPT_BYTES else None
+                )
                 while handle is not None and (block := handle.read(1 << 16)):
                     h.update(block)
                     if keep is not None:

@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Sequence
 from ..errors import EngineError
 from ..layout import LABEL_PROBE, LABEL_SIGNOFF
 from ._common import ENGINE_HINT, first_line, tail
-from .container_files import archive_entries, copy_into, file_volumes
+from .container_files import SMALL_FILE, archive_entries, copy_into, file_volumes
 from .container_output import Collector, tail_of
 from .records import FileEntry, IsolatedRun
 
@@ -181,7 +181,7 @@ class Containers:
         removed at the end. Nothing in the image runs, so nothing in it can lie about what is
         there. ``read(path)`` gives the path's entries (a folder: itself and everything under
         it; links are not followed), or None when it does not exist; ``read(path, first=N)``
-        only its first N entries (the rest is not read). Files up to ``SMALL_FILE`` bytes come
+        only its first N entries (the rest is not read). Files up to ``small`` (``SMALL_FILE``) bytes come
         with their bytes, up to ``KEPT_BYTES`` of them per read; a path with more than
         ``MAX_ENTRIES`` entries is an error. The archive is read as it streams: nothing of it is
         held but the bytes kept."""
@@ -201,7 +201,7 @@ class Containers:
         except DockerException as exc:
             raise EngineError(f"cannot create a container of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
 
-        def read(path: str, first: int | None = None) -> tuple[FileEntry, ...] | None:
+        def read(path: str, first: int | None = None, small: int = SMALL_FILE) -> tuple[FileEntry, ...] | None:
             try:
                 stream, _stat = container.get_archive(path)
             except NotFound:
@@ -209,7 +209,7 @@ class Containers:
             except DockerException as exc:
                 raise EngineError(f"reading {path} in {image} failed: {first_line(exc)}", hint=ENGINE_HINT) from exc
             try:
-                return archive_entries(path, stream, first)
+                return archive_entries(path, stream, first, small)
             except DockerException as exc:
                 raise EngineError(f"reading {path} in {image} failed: {first_line(exc)}", hint=ENGINE_HINT) from exc
             finally:

@@ -145,7 +145,9 @@ class Images:
         except DockerException as exc:
             raise EngineError(f"cannot read the history of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
         entries = tuple(
-            HistoryEntry(created_by=e.get("CreatedBy") or "", empty_layer=not e.get("Size"))
+            HistoryEntry(
+                created_by=e.get("CreatedBy") or "", empty_layer=not e.get("Size"), size=int(e.get("Size") or 0)
+            )
             for e in reversed(raw or [])
         )
         if sum(not e.empty_layer for e in entries) != layers:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 class HistoryEntry:
     created_by: str
     empty_layer: bool  # True: a config-only step (LABEL, ENV, CMD, ...) that added no filesystem layer
+    size: int = 0  # bytes the step added (the engine's history; 0 when not known, e.g. from a registry)
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,19 @@ class Registry:
             index_digest=index,
         )
 
+    def layer_sizes(self, pinned: str) -> tuple[int, ...]:
+        """The bytes of each layer blob of the image ``pinned`` (``REPO@sha256:…``, one image's
+        manifest), bottom first, as its manifest states them: compressed, as a push or pull sends."""
+        raw, _ = self.raw(pinned)
+        try:
+            manifest = loads(raw, what=f"the manifest of {pinned}", max_bytes=MAX_ANSWER)
+        except UntrustedInput as exc:
+            raise EngineError(f"the registry returned no manifest for {pinned}: {str(exc)[:200]}") from exc
+        problem = shape_problem(manifest, {"layers": [{"size": int}]})
+        if problem or not isinstance(manifest, dict):
+            raise EngineError(f"the manifest of {pinned} lists no layers ({problem or 'not an object'})")
+        return tuple(max(0, layer["size"]) for layer in manifest["layers"])
+
     def top_layer(self, pinned: str, diff_id: str, max_bytes: int, depth: int = 1) -> bytes:
         """The uncompressed tar of a layer of the image ``pinned`` (``REPO@sha256:…``, one image's
         manifest), ``depth`` from the top (1: the top layer), read over the registry's HTTP API

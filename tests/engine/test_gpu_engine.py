@@ -9,6 +9,7 @@ Builds the project once for this module under a tag of its own (``imagesmith-tes
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -18,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from imagesmith import gpu, layout
+from imagesmith import gpu, layout, record, sizes
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.engine.attached import run_argv
+from imagesmith.facts import manifest_of, read_facts
+from imagesmith.signing import Cosign
 from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, copy_project
 from tests.fake_nvidia_smi import FakeGpu, install, path_with
@@ -70,9 +73,11 @@ def test_the_lock_names_cuda_12_and_its_minimum_driver(gpu_tiny):
 
 
 def _facts(ref: str) -> dict:
-    path = f"{layout.site_packages('3.11')}/{layout.FACTS_FILE}"
     done = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "cat", ref, path], capture_output=True, text=True, timeout=120
+        ["docker", "run", "--rm", "--entrypoint", "cat", ref, layout.FACTS_PATH],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -239,3 +244,183 @@ def test_a_plain_base_records_its_glibc_and_no_cuda(gpu_tiny):
     _, lock, _ = gpu_tiny
     assert lock["gpu"]["base"]["cuda"] is None and lock["gpu"]["base"]["glibc"] == "2.36"
     assert lock["gpu"]["base"]["digest"] == lock["base"]["digest"]
+
+
+def test_inspect_sizes_shows_the_cuda_wheel_and_each_layer(gpu_tiny, engine):
+    """`inspect --sizes` on the built image: the CUDA runtime wheel's bytes are the sizes of the
+    files its RECORD lists as they are in the image (stat'ed inside a container here), summed
+    under CUDA; one row per layer of the image, each with the bytes the engine says it added."""
+    root, lock, result = gpu_tiny
+    ref = result.images["serve"].ref
+    assert ref is not None
+    of_lock = _imagesmith("inspect", str(root / "imagesmith.lock"), "--sizes")
+    assert of_lock.returncode == 2 and of_lock.stderr.startswith("error: --sizes reads an image"), of_lock.stderr
+    done = _imagesmith("inspect", ref, "--sizes", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    site = layout.site_packages("3.11")
+    stat = (
+        "import csv, os, sys\n"
+        "site, folder = sys.argv[1], sys.argv[2]\n"
+        "rows = list(csv.reader(open(os.path.join(site, folder, 'RECORD'))))\n"
+        "print(sum(os.path.getsize(os.path.join(site, r[0])) for r in rows if r[2]))\n"
+    )
+    version = next(p["version"] for p in lock["packages"] if p["name"] == RUNTIME_WHEEL)
+    folder = f"nvidia_cuda_runtime_cu12-{version}.dist-info"
+    inside = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", layout.VENV_PYTHON, ref, "-c", stat, site, folder],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert inside.returncode == 0, inside.stderr
+    wheel = report["distributions"][RUNTIME_WHEEL]
+    assert wheel["bytes"] == int(inside.stdout) > 100_000 and wheel["version"] == version
+    assert report["cuda"] == {"bytes": wheel["bytes"], "distributions": [RUNTIME_WHEEL]}
+    assert set(report["distributions"]) | set(report["unread"]) == {p["name"] for p in lock["packages"]}
+    assert report["unread"] == {} and report["notes"] == []
+    info = engine.image(ref)
+    assert [layer["diff_id"] for layer in report["layers"]] == list(info.layers)
+    assert report["compressed"] is False and report["total"] == sum(layer["bytes"] for layer in report["layers"])
+    assert max(layer["bytes"] for layer in report["layers"]) > wheel["bytes"]
+    text = _imagesmith("inspect", ref, "--sizes")
+    assert text.returncode == 0, text.stderr
+    assert f"CUDA:     {sizes.human(wheel['bytes'])} in 1 distribution ({RUNTIME_WHEEL})" in text.stdout
+    assert f"  {RUNTIME_WHEEL}  " in text.stdout and text.stdout.rstrip().endswith(f"({RUNTIME_WHEEL})")
+
+
+# ------------------------------------------------------------------------------------------------
+# the GPU contract as its own signed attestation, and a registry image's sizes
+
+PASSWORD = "imagesmith-test-password"
+
+
+@pytest.fixture(scope="module")
+def gpu_pushed(gpu_tiny, engine, registry, tmp_path_factory):
+    """The serve image pushed to the loopback registry under three repositories (signed by
+    `imagesmith sign`; left unsigned for the tests to sign by hand), and a cosign key pair."""
+    _, _, result = gpu_tiny
+    image_id = result.images["serve"].id
+    keys = tmp_path_factory.mktemp("gpu-keys")
+    env = {"COSIGN_PASSWORD": PASSWORD, "PATH": "/usr/bin:/bin", "HOME": str(keys)}
+    subprocess.run(["cosign", "generate-key-pair"], cwd=keys, env=env, check=True, capture_output=True)
+    run = uuid.uuid4().hex[:10]
+    refs, tags = {}, []
+    for name in ("signed", "no-gpu-attestation", "forged-gpu-attestation"):
+        tag = f"{registry}/imagesmith-test/gpu-{name}-{run}:serve"
+        engine.tag(image_id, tag)
+        tags.append(tag)
+        refs[name] = f"{tag.rsplit(':', 1)[0]}@{engine.push(tag)}"
+    yield {"refs": refs, "key": keys / "cosign.key", "pub": keys / "cosign.pub", "home": keys}
+    for tag in tags:
+        subprocess.run(["docker", "image", "rm", tag], capture_output=True)
+
+
+def _signing_env() -> dict[str, str]:
+    return {**os.environ, "COSIGN_PASSWORD": PASSWORD}
+
+
+def test_sign_attests_the_gpu_contract_and_verify_key_checks_it(gpu_tiny, gpu_pushed):
+    _, lock, _ = gpu_tiny
+    ref, key, pub = gpu_pushed["refs"]["signed"], gpu_pushed["key"], gpu_pushed["pub"]
+    done = subprocess.run(
+        [sys.executable, "-m", "imagesmith", "sign", ref, "--key", str(key), "--json"],
+        capture_output=True, text=True, env=_signing_env(), stdin=subprocess.DEVNULL, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"imagesmith: signed {ref} and attested its build record and its GPU contract" in done.stderr
+    attested = json.loads(done.stdout)["image"]["gpu"]
+    assert attested["contract"] == {
+        "archs": None,
+        "cuda": lock["gpu"]["cuda"],
+        "glibc": "2.36",
+        "major": 12,
+        "min_driver": "525.60.13",
+    }
+    assert attested["section"] == lock["gpu"] and attested["role"] == "serve"
+    verified = _imagesmith("verify", ref, "--labels-only", "--key", str(pub))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert (
+        f"ok: signature: the GPU attestation by {pub} matches the image's contract: "
+        f"CUDA {lock['gpu']['cuda']}, NVIDIA driver 525.60.13 or newer"
+    ) in verified.stdout
+    # the standard tool alone reads it, by its predicate type
+    alone = subprocess.run(
+        ["cosign", "verify-attestation", "--key", str(pub), "--insecure-ignore-tlog=true", "--allow-http-registry",
+         "--type", record.GPU_PREDICATE, ref],
+        capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(gpu_pushed["home"]), "TUF_ROOT": str(gpu_pushed["home"] / "tuf")},
+    )  # fmt: skip
+    assert alone.returncode == 0, alone.stderr
+    statement = json.loads(base64.b64decode(json.loads(alone.stdout.splitlines()[0])["payload"]))
+    assert statement["predicateType"] == record.GPU_PREDICATE and statement["predicate"] == attested
+
+
+def test_build_sign_attests_each_images_gpu_contract(gpu_tiny, gpu_pushed, registry, base_image):
+    root, lock, _ = gpu_tiny
+    repo = f"{registry}/imagesmith-test/gpu-build-sign-{uuid.uuid4().hex[:10]}"
+    key, pub = gpu_pushed["key"], gpu_pushed["pub"]
+    done = subprocess.run(
+        [sys.executable, "-m", "imagesmith", "build", "-p", str(root), "--base", base_image, "-t", TAG,
+         "--push", repo, "--sign", str(key), "--json"],
+        capture_output=True, text=True, env=_signing_env(), stdin=subprocess.DEVNULL, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    images = json.loads(done.stdout)["images"]
+    for role in ("train", "serve"):
+        ref = images[role]["pushed"]
+        assert f"imagesmith: signed {ref} and attested its build record and its GPU contract" in done.stderr
+        verified = _imagesmith("verify", ref, "--labels-only", "--role", role, "--key", str(pub))
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert (
+            f"ok: signature: the GPU attestation by {pub} matches the image's contract: CUDA {lock['gpu']['cuda']},"
+            in (verified.stdout)
+        )
+
+
+def test_verify_key_refuses_a_gpu_image_without_or_with_another_gpu_attestation(gpu_pushed, engine):
+    """Signed and attested (parity) as an imagesmith without GPU attestations did: refused, the
+    attestation named; then a GPU attestation by the real key with a contract that says an older
+    driver will do: refused, the field named."""
+    pub, key = gpu_pushed["pub"], gpu_pushed["key"]
+    cosign = Cosign(env={"COSIGN_PASSWORD": PASSWORD, "PATH": "/usr/bin:/bin"})
+    for name in ("no-gpu-attestation", "forged-gpu-attestation"):
+        ref = gpu_pushed["refs"][name]
+        info = engine.registry_image(ref)
+        facts, problem = read_facts(engine, info)
+        manifest, _ = manifest_of(info, facts, problem)
+        assert manifest is not None
+        cosign.sign(ref, key)
+        cosign.attest(ref, key, record.PARITY_PREDICATE, record.make_record(info, manifest, app=None, lock_digest=None))
+        if name == "forged-gpu-attestation":
+            forged = record.make_gpu_record(info, facts)
+            assert forged is not None
+            forged["contract"] = {**forged["contract"], "min_driver": "450.80.02"}
+            cosign.attest(ref, key, record.GPU_PREDICATE, forged)
+    missing = _imagesmith("verify", gpu_pushed["refs"]["no-gpu-attestation"], "--labels-only", "--key", str(pub))
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert f"FAIL: signature: no GPU attestation by {pub} on sha256:" in missing.stdout
+    assert f"({record.GPU_PREDICATE})" in missing.stdout
+    assert "ok: signature: the parity attestation by" in missing.stdout  # only the GPU part is missing
+    other = _imagesmith("verify", gpu_pushed["refs"]["forged-gpu-attestation"], "--labels-only", "--key", str(pub))
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert (
+        f"FAIL: signature: the GPU attestation by {pub} says otherwise: the image's GPU contract differs from "
+        'the signed GPU contract: min_driver "525.60.13" (signed: "450.80.02")'
+    ) in other.stdout
+
+
+def test_inspect_sizes_of_a_registry_image_reads_its_manifest(gpu_pushed, engine):
+    ref = gpu_pushed["refs"]["signed"]
+    done = _imagesmith("inspect", ref, "--sizes", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    info = engine.registry_image(ref)
+    assert report["kind"] == "registry image" and report["compressed"] is True
+    assert [layer["diff_id"] for layer in report["layers"]] == list(info.layers)
+    assert all(layer["bytes"] > 0 and layer["step"] is None for layer in report["layers"])
+    assert report["total"] == sum(layer["bytes"] for layer in report["layers"])
+    assert report["distributions"] == {} and report["cuda"] == {"bytes": 0, "distributions": []}
+    assert report["notes"] == [
+        "a registry image's distributions are read from the engine: pull it, then inspect it by tag"
+    ]

@@ -145,6 +145,7 @@ def test_the_signed_images_pass_verify_key(signed):
     doc = json.loads(proc.stdout)
     assert doc["ok"] and doc["signature"]["ok"] and doc["signature"]["digest"] == s["refs"]["train"].split("@")[1]
     assert any(line.startswith("signature: the parity attestation by") for line in doc["checks"])
+    assert not any("GPU" in line for line in doc["checks"] + doc["problems"])  # a CPU image: no GPU contract asked for
     # the deploy gate of docs/guides/deploy-gate.md, in full (the content checks too), with the lock the images came from
     proc = cli(
         "verify", s["refs"]["serve"], "--key", str(s["pub"]), "--model", str(s["model"]),

@@ -16,7 +16,14 @@ from imagesmith import parity
 from imagesmith.engine import ImageInfo
 from imagesmith.errors import SigningError, UsageError
 from imagesmith.gate import gate_image
-from imagesmith.record import PARITY_PREDICATE, make_record
+from imagesmith.record import (
+    GPU_PREDICATE,
+    PARITY_PREDICATE,
+    gpu_contract,
+    gpu_record_problems,
+    make_gpu_record,
+    make_record,
+)
 from imagesmith.signing import Cosign, Verdict, key_file
 from tests.helpers import cli, fake_lock
 
@@ -278,3 +285,91 @@ def test_build_sign_refuses_when_the_pushed_digest_is_not_the_built_one(keys):
     result.images["serve"] = BuiltImage(role="serve", ref="app:serve", id=DIGEST, tags=["app:serve"])
     with pytest.raises(UsageError, match="neither pushed nor tagged for a registry"):
         sign_built(PushingEngine(_info()), FakeCosign([]), result, keys[0], lock=None)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------
+# the GPU contract's attestation
+
+CONTRACT = {"archs": None, "cuda": "12.9", "glibc": "2.36", "major": 12, "min_driver": "525.60.13"}
+SECTION = {"cuda": "12.9", "major": 12, "min_driver": "525.60.13", "majors": {"12": ["nvidia-cuda-runtime-cu12"]}}
+
+
+def _gpu_info(contract=CONTRACT) -> ImageInfo:
+    labels = {**_info().labels, "io.imagesmith.gpu": json.dumps(contract, sort_keys=True)}
+    return _info(Labels=labels)
+
+
+class KindCosign(FakeCosign):
+    """Statements per predicate type; a type without any: cosign's refusal."""
+
+    def __init__(self, by_kind):
+        super().__init__([])
+        self.by_kind = by_kind
+
+    def verify_attestations(self, ref, pub, kind):
+        if kind not in self.by_kind:
+            return Verdict(False, "no matching attestations")
+        return Verdict(True, payloads=tuple(self.by_kind[kind]))
+
+
+def _gpu_statement(predicate):
+    return dict(_statement(predicate), predicateType=GPU_PREDICATE)
+
+
+def test_the_gpu_record_is_the_labels_contract_and_the_facts_section():
+    assert make_gpu_record(_info(), {"gpu": None}) is None  # a CPU image: nothing to attest
+    gpu_record = make_gpu_record(_gpu_info(), {"gpu": SECTION})
+    assert gpu_record == {
+        "imagesmith_gpu": 1,
+        "parity": parity.digest(MANIFEST),
+        "role": "serve",
+        "contract": CONTRACT,
+        "section": SECTION,
+    }
+    assert gpu_record_problems(gpu_record, _gpu_info(), {"gpu": SECTION}) == []
+    assert gpu_record_problems(gpu_record, _gpu_info(), None) == []  # facts unreadable: the label decides
+
+
+def test_a_different_gpu_contract_is_named_field_by_field():
+    gpu_record = make_gpu_record(_gpu_info(), {"gpu": SECTION})
+    newer = _gpu_info({**CONTRACT, "cuda": "12.4", "min_driver": "550.54.14"})
+    assert gpu_record_problems(gpu_record, newer, {"gpu": SECTION}) == [
+        "the image's GPU contract differs from the signed GPU contract: "
+        'cuda "12.4" (signed: "12.9"), min_driver "550.54.14" (signed: "525.60.13")'
+    ]
+    assert gpu_record_problems(gpu_record, _gpu_info(), {"gpu": {**SECTION, "major": 13}}) == [
+        "the gpu section of the image's facts is not the signed GPU contract's"
+    ]
+    assert gpu_record_problems(gpu_record, _info(), None) == [
+        "the image has no io.imagesmith.gpu label, but the signed GPU contract says it needs CUDA"
+    ]
+    assert gpu_record_problems({"passed": True}, _gpu_info(), None) == [
+        "the signed GPU contract is unusable: not an imagesmith GPU record (version 1)"
+    ]
+    broken = _info(Labels={**_info().labels, "io.imagesmith.gpu": "{not json"})
+    assert gpu_contract(broken)[0] is None and "io.imagesmith.gpu" in gpu_contract(broken)[1]
+
+
+def test_the_gate_requires_the_gpu_attestation_of_a_gpu_image_only(keys, monkeypatch):
+    import imagesmith.gate as gate
+
+    monkeypatch.setattr(gate, "read_facts", lambda engine, info: ({"gpu": SECTION}, ""))
+    info = _gpu_info()
+    gpu_statement = _gpu_statement(make_gpu_record(info, {"gpu": SECTION}))
+    both = {PARITY_PREDICATE: [_statement(make_record(info, MANIFEST, app=None, lock_digest=None))]}
+    both[GPU_PREDICATE] = [gpu_statement]
+    parity_only = {PARITY_PREDICATE: [_statement(make_record(_info(), MANIFEST, app=None, lock_digest=None))]}
+    report = gate_image(FakeEngine(info), KindCosign(both), REF, keys[1])  # type: ignore[arg-type]
+    assert report.ok, report.problems
+    assert report.checks[-1] == (
+        f"the GPU attestation by {keys[1]} matches the image's contract: CUDA 12.9, NVIDIA driver 525.60.13 or newer"
+    )
+    missing = {PARITY_PREDICATE: both[PARITY_PREDICATE]}
+    report = gate_image(FakeEngine(info), KindCosign(missing), REF, keys[1])  # type: ignore[arg-type]
+    assert report.problems == [
+        f"no GPU attestation by {keys[1]} on {DIGEST} ({GPU_PREDICATE}): no matching attestations"
+    ]
+    # a CPU image: no GPU attestation is asked for
+    report = gate_image(FakeEngine(_info()), KindCosign(parity_only), REF, keys[1])  # type: ignore[arg-type]
+    assert report.ok, report.problems
+    assert not any("GPU" in line for line in report.checks)

@@ -611,6 +611,7 @@ def test_engine_history_is_trusted_only_when_it_matches_the_layers():
     )
     entries = images.history("img", 2)
     assert [(e.created_by, e.empty_layer) for e in entries] == [("", False), ("RUN a", False), ('CMD ["x"]', True)]
+    assert [e.size for e in entries] == [1000, 4096, 0]  # what `inspect --sizes` shows per layer
     assert images.history("img", 3) is None  # a zero-size layer somewhere: cannot tell which
 
 
