@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -21,8 +23,9 @@ import pytest
 from imagesmith import gpu, layout
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.engine.attached import run_argv
+from imagesmith.plan import ImagePlan
 from imagesmith.spec.load import load_spec
-from tests.conftest import PROJECTS, copy_project
+from tests.conftest import BASE_IMAGE, PROJECTS, copy_project
 from tests.fake_nvidia_smi import FakeGpu, install, path_with
 
 pytestmark = pytest.mark.engine
@@ -70,9 +73,11 @@ def test_the_lock_names_cuda_12_and_its_minimum_driver(gpu_tiny):
 
 
 def _facts(ref: str) -> dict:
-    path = f"{layout.site_packages('3.11')}/{layout.FACTS_FILE}"
     done = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "cat", ref, path], capture_output=True, text=True, timeout=120
+        ["docker", "run", "--rm", "--entrypoint", "cat", ref, layout.FACTS_PATH],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -239,3 +244,83 @@ def test_a_plain_base_records_its_glibc_and_no_cuda(gpu_tiny):
     _, lock, _ = gpu_tiny
     assert lock["gpu"]["base"]["cuda"] is None and lock["gpu"]["base"]["glibc"] == "2.36"
     assert lock["gpu"]["base"]["digest"] == lock["base"]["digest"]
+
+
+# ------------------------------------------------------------------------------------------------
+# the CUDA wheel in a layer of its own (plan.heavy_groups)
+
+HEAVY_STEP = f"heavy:{RUNTIME_WHEEL}"
+
+
+def _locked_copy(root: Path, dest: Path) -> Path:
+    """A fresh copy of a locked project (new files, new times) with the very same lock."""
+    copy = copy_project(PROJECTS / "gpu-tiny", dest)
+    for lock_file in [*root.glob("*.lock")]:
+        shutil.copy2(lock_file, copy / lock_file.name)
+    return copy
+
+
+def _layer_of(engine, ref: str, step: str) -> int:
+    """The index in ``ref``'s layers of the one its plan's ``step`` adds (the plan from its facts)."""
+    steps = [s.name for s in ImagePlan.from_facts(_facts(ref)).steps if s.layer]
+    return len(engine.image(BASE_IMAGE).layers) + steps.index(step)
+
+
+def _saved_layers(ref: str, tmp: Path) -> list[list[str]]:
+    """The file names of each of ``ref``'s layers, bottom first, from `docker save`."""
+    archive = tmp / "image.tar"
+    done = subprocess.run(["docker", "save", "-o", str(archive), ref], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = []
+    with tarfile.open(archive) as image:
+        manifest = json.load(image.extractfile("manifest.json"))  # type: ignore[arg-type]
+        for name in manifest[0]["Layers"]:
+            with tarfile.open(fileobj=image.extractfile(name), mode="r:*") as layer:  # type: ignore[arg-type]
+                out.append([m.name for m in layer.getmembers() if not m.isdir()])
+    return out
+
+
+def test_the_cuda_wheel_is_a_layer_of_its_own_and_two_clean_builds_are_identical(gpu_tiny, engine, tmp_path):
+    root, _, result = gpu_tiny
+    serve = result.images["serve"].ref
+    assert serve is not None
+    facts = _facts(serve)
+    assert facts["steps"].index(HEAVY_STEP) + 1 == facts["steps"].index("python-env")
+    at = _layer_of(engine, serve, HEAVY_STEP)
+    layers = _saved_layers(serve, tmp_path)
+    site = layout.site_packages("3.11").lstrip("/")
+    assert any(n.endswith("/nvidia/cuda_runtime/lib/libcudart.so.12") for n in layers[at])
+    assert all(n.startswith((f"{site}/nvidia/", f"{site}/nvidia_cuda_runtime_cu12-")) for n in layers[at])
+    rest = [n for i, files in enumerate(layers) if i != at for n in files]
+    assert not [n for n in rest if "cuda_runtime" in n], "the CUDA wheel's files are in its layer only"
+    assert f"{site}/six.py" not in layers[at]
+    ids = []
+    for name in ("clean-a", "clean-b"):
+        copy = _locked_copy(root, tmp_path / name)
+        built = build_project(
+            load_spec(copy), engine, BuildOptions(base=BASE_IMAGE, tag=f"{TAG}-{name}", locked=True, no_cache=True)
+        )
+        ids.append({role: built.images[role].id for role in ("train", "serve")})
+    assert ids[0] == ids[1] == {role: result.images[role].id for role in ("train", "serve")}
+
+
+def test_a_new_small_pin_keeps_the_cuda_layer_and_verify_counts_it(gpu_tiny, engine, tmp_path):
+    root, _, result = gpu_tiny
+    bumped = _locked_copy(root, tmp_path / "bumped")
+    spec = bumped / "imagesmith.yaml"
+    spec.write_text(
+        spec.read_text().replace("  - nvidia-cuda-runtime-cu12==", "  - six==1.17.0\n  - nvidia-cuda-runtime-cu12==")
+    )
+    done = _imagesmith("lock", "-p", str(bumped), "--base", BASE_IMAGE)
+    assert done.returncode == 0, done.stderr
+    built = build_project(load_spec(bumped), engine, BuildOptions(base=BASE_IMAGE, tag=f"{TAG}-bumped", locked=True))
+    before, after = result.images["serve"].ref, built.images["serve"].ref
+    assert before is not None and after is not None
+    at = _layer_of(engine, after, HEAVY_STEP)
+    assert at == _layer_of(engine, before, HEAVY_STEP)
+    old, new = engine.image(before).layers, engine.image(after).layers
+    assert new[: at + 1] == old[: at + 1]  # the base, the user, the CUDA wheel: reused as they were
+    assert new[at + 1] != old[at + 1]  # the venv's layer has six now
+    for ref in (after, built.images["train"].ref):
+        check = _imagesmith("verify", str(ref))
+        assert check.returncode == 0, check.stdout + check.stderr
