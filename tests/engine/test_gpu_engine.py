@@ -324,3 +324,49 @@ def test_a_new_small_pin_keeps_the_cuda_layer_and_verify_counts_it(gpu_tiny, eng
     for ref in (after, built.images["train"].ref):
         check = _imagesmith("verify", str(ref))
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+def _pushed_layers(pinned: str) -> list[str]:
+    """The blob digests of a pushed single-platform image's layers, bottom first (skopeo)."""
+    done = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{pinned}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    raw = json.loads(done.stdout)
+    if "manifests" in raw:  # an index (attestations beside the image): the amd64 image's manifest
+        entry = next(m for m in raw["manifests"] if (m.get("platform") or {}).get("architecture") == "amd64")
+        return _pushed_layers(f"{pinned.split('@', 1)[0]}@{entry['digest']}")
+    return [layer["digest"] for layer in raw["layers"]]
+
+
+@pytest.mark.registry
+def test_a_new_small_pin_pushes_the_same_cuda_blob(gpu_tiny, engine, registry, tmp_path):
+    """Pushed to the loopback registry before and after a new small pin: the CUDA wheel's layer
+    is the same blob in both manifests (a registry that has it is not sent it again)."""
+    root, _, _ = gpu_tiny
+    repo = f"{registry}/imagesmith-test/gpu-heavy-{uuid.uuid4().hex[:8]}"
+    blobs, at = [], []
+    for name, extra in (("plain", ""), ("bumped", "  - six==1.17.0\n")):
+        copy = _locked_copy(root, tmp_path / name)
+        if extra:
+            spec = copy / "imagesmith.yaml"
+            spec.write_text(spec.read_text().replace("requirements:\n", "requirements:\n" + extra))
+            done = _imagesmith("lock", "-p", str(copy), "--base", BASE_IMAGE)
+            assert done.returncode == 0, done.stderr
+        built = build_project(
+            load_spec(copy),
+            engine,
+            BuildOptions(base=BASE_IMAGE, tag=f"{TAG}-push-{name}", locked=True, push=f"{repo}-{name}"),
+        )
+        pinned = built.images["serve"].pushed
+        assert pinned is not None
+        blobs.append(_pushed_layers(pinned))
+        ref = built.images["serve"].ref
+        assert ref is not None
+        at.append(_layer_of(engine, ref, HEAVY_STEP))
+    assert at[0] == at[1]
+    assert blobs[0][: at[0] + 1] == blobs[1][: at[0] + 1]
+    assert blobs[0][at[0] + 1] != blobs[1][at[0] + 1]
