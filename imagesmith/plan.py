@@ -7,7 +7,9 @@ environment, the config each role's target sets, the images' user, and the order
 invalidates it. ``render`` serialises the plan into the Dockerfile, ``build`` runs that, and the
 plan's facts (``ImagePlan.facts``) go into the image as its facts file; verify rebuilds the
 expected plan from those facts (``ImagePlan.from_facts``) and compares the image with it. So the
-layer count over the base, the expected config and the parity each have this one home.
+layer count over the base, the expected config and the parity each have this one home. The steps
+include one per heavy distribution of the lock (``heavy_groups``: a layer of its own, before the
+venv's), so the facts name those layers too.
 
 The deploy side imports this module without the spec or the lock: both are only named for type
 checking, and ``from_facts`` needs nothing but the facts.
