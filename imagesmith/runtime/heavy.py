@@ -9,7 +9,8 @@ the bytecode, before the venv is moved to the stage's output::
 For each NAME (a distribution's canonical name, the image plan's heavy groups: ``plan.heavy_groups``)
 every file its ``*.dist-info/RECORD`` lists (paths relative to SITE_PACKAGES, some under the venv's
 ``bin/``), the ``__pycache__`` bytecode of its ``.py`` files and whatever is left in its dist-info
-folder are moved to ``OUT/NAME/<the same absolute path>``; folders the move empties are removed.
+folder are moved to ``OUT/NAME/<the same absolute path>`` (a file two of them list, such as a
+namespace package's ``__init__.py``, goes with the first); folders the move empties are removed.
 The shared stage copies each ``OUT/NAME`` as a layer of its own before the rest of the venv, so a
 change to any other distribution leaves those layers as they were. A RECORD path that leaves the
 venv, or a NAME with no distribution, is refused before anything moves.
@@ -77,7 +78,11 @@ def move(site: str, out: str, names: list[str]) -> dict[str, int]:
     for name in names:
         if not _NAME.match(name):
             raise HeavyError(f"{name!r} is not a canonical distribution name")
-    plans = {name: files_of(site, name) for name in names}
+    plans: dict[str, list[str]] = {}
+    claimed: set[str] = set()
+    for name in names:  # a file several RECORDs list (a namespace's __init__.py) goes with the first
+        plans[name] = [path for path in files_of(site, name) if path not in claimed]
+        claimed.update(plans[name])
     emptied: set[str] = set()
     for name, paths in plans.items():
         for path in paths:

@@ -95,3 +95,17 @@ def test_the_module_is_in_the_runtime_registry():
 
     assert "heavy" in runtime.MODULES
     assert os.path.basename(heavy.__file__) == "heavy.py"
+
+
+def test_a_file_two_heavy_records_list_moves_once_with_the_first(venv, tmp_path):
+    """nvidia-*-cu12 wheels each list the namespace's nvidia/__init__.py in their RECORD."""
+    site = venv / SITE
+    record = site / "nvidia_cublas_cu12-1.0.dist-info" / "RECORD"
+    record.write_text("nvidia/__init__.py,sha256=x,0\n" + record.read_text())
+    out = tmp_path / "out"
+    moved = heavy.move(str(site), str(out), ["nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12"])
+    assert moved == {"nvidia-cublas-cu12": 5, "nvidia-cuda-runtime-cu12": 5}
+    init = f"{SITE}/nvidia/__init__.py"
+    assert (out / ("nvidia-cublas-cu12" + str(venv)) / init).is_file()
+    assert not (out / ("nvidia-cuda-runtime-cu12" + str(venv)) / init).exists()
+    assert not (site / "nvidia").exists()
