@@ -235,18 +235,20 @@ _CANONICAL = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 HEAVY_NAMES = frozenset({"torch", "tensorflow", "jaxlib", "triton", "pytorch-triton", "onnxruntime-gpu"})
 
 
-def heavy_groups(packages: Iterable[Any]) -> tuple[str, ...]:
-    """The heavy distributions of a lock's pins (objects with ``name`` and ``version``), each a
-    layer of its own: the CUDA-bearing ones (``gpu.classify``) and ``HEAVY_NAMES``, sorted by
-    name, so the order depends on the lock alone and a new small pin never moves them."""
+def heavy_groups(packages: Iterable[Any], named: Iterable[str] = ()) -> tuple[str, ...]:
+    """The heavy distributions of a lock's pins (objects with canonical ``name`` and ``version``),
+    each a layer of its own: the CUDA-bearing ones (``gpu.classify``), ``HEAVY_NAMES`` and those
+    ``named`` (the spec's ``heavy``) that the lock pins, sorted by name, so the order depends on
+    the lock and spec alone and a new small pin never moves them."""
     from . import gpu
 
+    wanted = HEAVY_NAMES | frozenset(named)
     return tuple(
         sorted(
             {
                 p.name
                 for p in packages
-                if _CANONICAL.match(p.name) and (p.name in HEAVY_NAMES or gpu.classify(p.name, p.version) is not None)
+                if _CANONICAL.match(p.name) and (p.name in wanted or gpu.classify(p.name, p.version) is not None)
             }
         )
     )
@@ -424,7 +426,7 @@ def plan_for(spec: Spec, lock: Lock, siblings: dict[str, str] | None = None) -> 
             system_packages=bool(lock.system_packages),
             source=bool(spec.source),
             project=spec.project is not None,
-            heavy=heavy_groups(lock.packages),
+            heavy=heavy_groups(lock.packages, spec.heavy),
         ),
         artifacts=spec.artifacts,
         project=spec.project.name if spec.project else None,

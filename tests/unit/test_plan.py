@@ -151,3 +151,10 @@ def test_verify_counts_the_heavy_layers_from_the_facts(tiny):
     for bad in ("heavy:", "heavy:../etc", "heavy:Torch", "heavier:torch"):
         with pytest.raises(ValueError, match="steps imagesmith does not make"):
             ImagePlan.from_facts({**facts, "steps": [*facts["steps"], bad]})
+
+
+def test_the_spec_names_more_heavy_distributions_that_the_lock_pins(tiny):
+    lock = fake_lock(packages=_pins(*CUDA_STACK))
+    plan = plan_for(replace(tiny, heavy=("numpy", "scipy")), lock)  # scipy is not pinned: no layer
+    assert list(plan.heavy) == ["numpy", "nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12", "torch", "triton"]
+    assert plan.layers_over_base == plan_for(tiny, lock).layers_over_base + 1

@@ -198,3 +198,19 @@ def test_pyproject_table(root):
     spec = load_spec(root)
     assert spec.origin == "pyproject.toml [tool.imagesmith]"
     assert spec.serve.port == 80
+
+
+def test_heavy_names_distributions_canonically_sorted_once(root):
+    spec = parse_spec({**VALID, "heavy": ["OpenCV_Python", "scipy", "opencv-python"]}, root)
+    assert spec.heavy == ("opencv-python", "scipy")
+    assert parse_spec(VALID, root).heavy == ()
+    assert parse_spec({**VALID, "heavy": "scipy"}, root).heavy == ("scipy",)
+
+
+def test_heavy_refuses_what_is_not_a_distribution_name(root):
+    found = problems({**VALID, "heavy": ["scipy", "../etc", "a b"]}, root)
+    assert found == [
+        "heavy[1]: '../etc' is not a distribution name (like 'opencv-python')",
+        "heavy[2]: 'a b' is not a distribution name (like 'opencv-python')",
+    ]
+    assert problems({**VALID, "heavy": {"scipy": 1}}, root) == ["heavy: expected a list of strings, got a mapping"]
