@@ -250,6 +250,9 @@ def test_a_plain_base_records_its_glibc_and_no_cuda(gpu_tiny):
 # the CUDA wheel in a layer of its own (plan.heavy_groups)
 
 HEAVY_STEP = f"heavy:{RUNTIME_WHEEL}"
+# this run's own tags; the module's images are read by ID (the shared TAG may be rebuilt meanwhile
+# by another checkout's run of this module on the same engine)
+OWN = f"{TAG}-{uuid.uuid4().hex[:8]}"
 
 
 def _locked_copy(root: Path, dest: Path) -> Path:
@@ -282,8 +285,7 @@ def _saved_layers(ref: str, tmp: Path) -> list[list[str]]:
 
 def test_the_cuda_wheel_is_a_layer_of_its_own_and_two_clean_builds_are_identical(gpu_tiny, engine, tmp_path):
     root, _, result = gpu_tiny
-    serve = result.images["serve"].ref
-    assert serve is not None
+    serve = result.images["serve"].id
     facts = _facts(serve)
     assert facts["steps"].index(HEAVY_STEP) + 1 == facts["steps"].index("python-env")
     at = _layer_of(engine, serve, HEAVY_STEP)
@@ -298,7 +300,7 @@ def test_the_cuda_wheel_is_a_layer_of_its_own_and_two_clean_builds_are_identical
     for name in ("clean-a", "clean-b"):
         copy = _locked_copy(root, tmp_path / name)
         built = build_project(
-            load_spec(copy), engine, BuildOptions(base=BASE_IMAGE, tag=f"{TAG}-{name}", locked=True, no_cache=True)
+            load_spec(copy), engine, BuildOptions(base=BASE_IMAGE, tag=f"{OWN}-{name}", locked=True, no_cache=True)
         )
         ids.append({role: built.images[role].id for role in ("train", "serve")})
     assert ids[0] == ids[1] == {role: result.images[role].id for role in ("train", "serve")}
@@ -313,9 +315,9 @@ def test_a_new_small_pin_keeps_the_cuda_layer_and_verify_counts_it(gpu_tiny, eng
     )
     done = _imagesmith("lock", "-p", str(bumped), "--base", BASE_IMAGE)
     assert done.returncode == 0, done.stderr
-    built = build_project(load_spec(bumped), engine, BuildOptions(base=BASE_IMAGE, tag=f"{TAG}-bumped", locked=True))
-    before, after = result.images["serve"].ref, built.images["serve"].ref
-    assert before is not None and after is not None
+    built = build_project(load_spec(bumped), engine, BuildOptions(base=BASE_IMAGE, tag=f"{OWN}-bumped", locked=True))
+    before, after = result.images["serve"].id, built.images["serve"].ref
+    assert after is not None
     at = _layer_of(engine, after, HEAVY_STEP)
     assert at == _layer_of(engine, before, HEAVY_STEP)
     old, new = engine.image(before).layers, engine.image(after).layers
@@ -359,7 +361,7 @@ def test_a_new_small_pin_pushes_the_same_cuda_blob(gpu_tiny, engine, registry, t
         built = build_project(
             load_spec(copy),
             engine,
-            BuildOptions(base=BASE_IMAGE, tag=f"{TAG}-push-{name}", locked=True, push=f"{repo}-{name}"),
+            BuildOptions(base=BASE_IMAGE, tag=f"{OWN}-push-{name}", locked=True, push=f"{repo}-{name}"),
         )
         pinned = built.images["serve"].pushed
         assert pinned is not None
