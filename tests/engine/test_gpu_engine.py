@@ -255,6 +255,20 @@ HEAVY_STEP = f"heavy:{RUNTIME_WHEEL}"
 OWN = f"{TAG}-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(scope="module")
+def own_tags():
+    """Removes this run's own tags (``OWN``-*) when the module's tests are done."""
+    yield
+    listed = subprocess.run(
+        ["docker", "images", "--filter", f"reference={OWN}-*", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+    )
+    tags = [t for t in listed.stdout.split() if t.startswith(f"{OWN}-")]
+    if tags:
+        subprocess.run(["docker", "image", "rm", *tags], capture_output=True)
+
+
 def _locked_copy(root: Path, dest: Path) -> Path:
     """A fresh copy of a locked project (new files, new times) with the very same lock."""
     copy = copy_project(PROJECTS / "gpu-tiny", dest)
@@ -283,7 +297,7 @@ def _saved_layers(ref: str, tmp: Path) -> list[list[str]]:
     return out
 
 
-def test_the_cuda_wheel_is_a_layer_of_its_own_and_two_clean_builds_are_identical(gpu_tiny, engine, tmp_path):
+def test_the_cuda_wheel_is_a_layer_of_its_own_and_two_clean_builds_are_identical(gpu_tiny, engine, tmp_path, own_tags):
     root, _, result = gpu_tiny
     serve = result.images["serve"].id
     facts = _facts(serve)
@@ -306,7 +320,7 @@ def test_the_cuda_wheel_is_a_layer_of_its_own_and_two_clean_builds_are_identical
     assert ids[0] == ids[1] == {role: result.images[role].id for role in ("train", "serve")}
 
 
-def test_a_new_small_pin_keeps_the_cuda_layer_and_verify_counts_it(gpu_tiny, engine, tmp_path):
+def test_a_new_small_pin_keeps_the_cuda_layer_and_verify_counts_it(gpu_tiny, engine, tmp_path, own_tags):
     root, _, result = gpu_tiny
     bumped = _locked_copy(root, tmp_path / "bumped")
     spec = bumped / "imagesmith.yaml"
@@ -345,7 +359,7 @@ def _pushed_layers(pinned: str) -> list[str]:
 
 
 @pytest.mark.registry
-def test_a_new_small_pin_pushes_the_same_cuda_blob(gpu_tiny, engine, registry, tmp_path):
+def test_a_new_small_pin_pushes_the_same_cuda_blob(gpu_tiny, engine, registry, tmp_path, own_tags):
     """Pushed to the loopback registry before and after a new small pin: the CUDA wheel's layer
     is the same blob in both manifests (a registry that has it is not sent it again)."""
     root, _, _ = gpu_tiny
