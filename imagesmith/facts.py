@@ -23,7 +23,7 @@ from .engine import ImageInfo
 from .engine.protocols import FileReader, ImageReader
 from .errors import EngineError, FileWriteError
 from .layout import FACTS_FILE, FACTS_PATH, LABEL_PARITY
-from .plan import STEP_NAMES
+from .plan import is_step_name
 from .runtime.untrusted import MapOf, Opt, UntrustedInput, loads, shape_problem
 
 MAX_FACTS = 4 << 20  # bytes of a facts file (a large ML stack's manifest is under 1 MiB)
@@ -53,7 +53,7 @@ def parse_facts(data: bytes | str, where: str = "in the image") -> dict:
     if shape:
         raise UntrustedInput(f"{FACTS_FILE} {where} is not image facts ({shape})")
     assert isinstance(facts, dict)
-    unknown = [s for s in facts["steps"] if s not in STEP_NAMES]
+    unknown = [s for s in facts["steps"] if not is_step_name(s)]
     if unknown:
         raise UntrustedInput(f"{FACTS_FILE} {where} names steps imagesmith does not make: {', '.join(unknown)[:200]}")
     return facts

@@ -7,7 +7,9 @@ environment, the config each role's target sets, the images' user, and the order
 invalidates it. ``render`` serialises the plan into the Dockerfile, ``build`` runs that, and the
 plan's facts (``ImagePlan.facts``) go into the image as its facts file; verify rebuilds the
 expected plan from those facts (``ImagePlan.from_facts``) and compares the image with it. So the
-layer count over the base, the expected config and the parity each have this one home.
+layer count over the base, the expected config and the parity each have this one home. The steps
+include one per heavy distribution of the lock (``heavy_groups``: a layer of its own, before the
+venv's), so the facts name those layers too.
 
 The deploy side imports this module without the spec or the lock: both are only named for type
 checking, and ``from_facts`` needs nothing but the facts.
@@ -16,6 +18,8 @@ checking, and ``from_facts`` needs nothing but the facts.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -219,11 +223,66 @@ STEPS = (
 )
 STEP_NAMES = tuple(s.name for s in STEPS)
 
+# A heavy distribution's step: its files, moved out of the venv in the python-env stage
+# (runtime/heavy.py), COPYed as a layer of their own right before the python-env step. Its name
+# is the prefix and the distribution's canonical name.
+HEAVY_PREFIX = "heavy:"
+_CANONICAL = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 
-def plan_steps(*, user: bool, system_packages: bool, source: bool, project: bool) -> tuple[Step, ...]:
-    """The shared stage's steps for an image with these parts, in order."""
+# Distributions that weigh hundreds of megabytes even without a CUDA marker in their name or version
+# (a plain PyPI torch pulls its CUDA from nvidia-* wheels beside it). With every distribution
+# ``gpu.classify`` reads as CUDA-bearing they are the lock's heavy distributions (``heavy_groups``).
+HEAVY_NAMES = frozenset({"torch", "tensorflow", "jaxlib", "triton", "pytorch-triton", "onnxruntime-gpu"})
+
+
+def heavy_groups(packages: Iterable[Any], named: Iterable[str] = ()) -> tuple[str, ...]:
+    """The heavy distributions of a lock's pins (objects with canonical ``name`` and ``version``),
+    each a layer of its own: the CUDA-bearing ones (``gpu.classify``), ``HEAVY_NAMES`` and those
+    ``named`` (the spec's ``heavy``) that the lock pins, sorted by name, so the order depends on
+    the lock and spec alone and a new small pin never moves them."""
+    from . import gpu
+
+    wanted = HEAVY_NAMES | frozenset(named)
+    return tuple(
+        sorted(
+            {
+                p.name
+                for p in packages
+                if _CANONICAL.match(p.name) and (p.name in wanted or gpu.classify(p.name, p.version) is not None)
+            }
+        )
+    )
+
+
+def heavy_step(group: str) -> Step:
+    """The step that copies one heavy distribution's files (``heavy_groups``) as its own layer."""
+    return Step(HEAVY_PREFIX + group, "COPY", True, (f"the locked {group}",))
+
+
+def heavy_group(name: str) -> str | None:
+    """The distribution a heavy step's name names (None: not a heavy step's name)."""
+    group = name[len(HEAVY_PREFIX) :] if name.startswith(HEAVY_PREFIX) else ""
+    return group if _CANONICAL.match(group) else None
+
+
+def is_step_name(name: str) -> bool:
+    """Whether imagesmith makes a step of this name (one of ``STEPS`` or a heavy step)."""
+    return name in STEP_NAMES or heavy_group(name) is not None
+
+
+def plan_steps(
+    *, user: bool, system_packages: bool, source: bool, project: bool, heavy: tuple[str, ...] = ()
+) -> tuple[Step, ...]:
+    """The shared stage's steps for an image with these parts, in order; ``heavy``: the heavy
+    distributions (``heavy_groups``), each a step right before the python-env step."""
     optional = {"user": user, "system-packages": system_packages, "source": source, "project": project}
-    return tuple(s for s in STEPS if optional.get(s.name, True))
+    out: list[Step] = []
+    for s in STEPS:
+        if s.name == "python-env":
+            out.extend(heavy_step(group) for group in heavy)
+        if optional.get(s.name, True):
+            out.append(s)
+    return tuple(out)
 
 
 def layers_of(steps: tuple[Step, ...]) -> int:
@@ -263,6 +322,11 @@ class ImagePlan:
     gpu: dict[str, Any] | None = None  # a GPU image's contract: the lock's gpu section (lock/cuda.py)
 
     @property
+    def heavy(self) -> tuple[str, ...]:
+        """The heavy distributions this plan gives layers of their own, in their order."""
+        return tuple(g for s in self.steps if (g := heavy_group(s.name)))
+
+    @property
     def layers_over_base(self) -> int:
         """How many filesystem layers the Dockerfile puts on the base (one home: the steps)."""
         return layers_of(self.steps)
@@ -298,10 +362,11 @@ class ImagePlan:
         if not isinstance(manifest, dict):
             raise ValueError("the image facts hold no parity manifest")
         names = facts.get("steps") or []
-        unknown = [n for n in names if n not in STEP_NAMES]
+        unknown = [n for n in names if not (isinstance(n, str) and is_step_name(n))]
         if unknown:
             raise ValueError(f"the image facts name steps imagesmith does not make: {', '.join(map(str, unknown))}")
         by_name = {s.name: s for s in STEPS}
+        by_name.update({n: heavy_step(group) for n in names if (group := heavy_group(n))})
         project = facts.get("project")
         try:
             env = manifest_env(manifest)
@@ -361,6 +426,7 @@ def plan_for(spec: Spec, lock: Lock, siblings: dict[str, str] | None = None) -> 
             system_packages=bool(lock.system_packages),
             source=bool(spec.source),
             project=spec.project is not None,
+            heavy=heavy_groups(lock.packages, spec.heavy),
         ),
         artifacts=spec.artifacts,
         project=spec.project.name if spec.project else None,

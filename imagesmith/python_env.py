@@ -35,6 +35,7 @@ PYTHON_ENV_ARG = "IMAGESMITH_PYTHON_ENV"  # build | target
 ON_BUILD, ON_TARGET = "build", "target"
 INSTALLER_CONTEXT = "python-env-installer-on-build"  # the build platform's installer wheel (+ suffix)
 OUT = "/python-env"  # the stage's files, laid out from / (the venv and the app folder)
+HEAVY_OUT = "/python-env-heavy"  # each heavy distribution's files, in OUT/<name>, laid out from /
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ def template_context(lock: Lock) -> dict:
         "installer_context": INSTALLER_CONTEXT,
         "python_platform": RESOLVER_PLATFORMS[lock.platform],
         "out": OUT,
+        "heavy_out": HEAVY_OUT,
         "venv_parent": posixpath.dirname(layout.VENV),
     }
 

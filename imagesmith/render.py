@@ -18,7 +18,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__, credentials, layout, python_env, runtime_wheel
+from . import __version__, credentials, layout, plan, python_env, runtime_wheel
 from .errors import RenderError, UserFileError
 from .lock import Lock, cuda
 from .plan import ImagePlan, image_user, plans_for, platforms_label
@@ -503,6 +503,10 @@ def platform_context(spec: Spec, lock: Lock, image: ImagePlan) -> dict:
         "system_packages": [f"{n}={v}" for n, v in lock.system_packages],
         "facts_source": f"{context_folder(lock.platform)}/{layout.FACTS_FILE}",
         "steps": [step.name for step in image.steps],
+        "heavy": {
+            plan.HEAVY_PREFIX + group: {"group": group, "out": f"{python_env.HEAVY_OUT}/{group}"}
+            for group in image.heavy
+        },
         "preprocessing": preprocessing_context(spec, lock),
         "project": project_context(spec, lock),
         "installer": installer_context(lock),

@@ -32,6 +32,7 @@ MODULES = {
     "project": "stage project-build and the last layer: python -m imagesmith_runtime.project (the project's own wheel)",
     "sdists": "stage sdist-build and the install step: python -m imagesmith_runtime.sdists (from the wheel)",
     "bytecode": "the install step: python -m imagesmith_runtime.bytecode (the venv's .pyc; a wheel's own left as installed)",
+    "heavy": "the install step: python -m imagesmith_runtime.heavy (heavy distributions moved to folders of their own: one layer each)",
     "installer": "the install step: python -m imagesmith_runtime.installer (the locked uv wheel, checked and unpacked)",
     "probe": "verify/diff: the host sends its own copy, run with python -I -S (it trusts nothing in the image)",
     "signoff_probe": "signoff: python -m imagesmith_runtime.signoff_probe in the serve container; hardware on the host",

@@ -81,6 +81,8 @@ class Spec:
     determinism: bool
     accelerator: str | None = None
     cuda: str | None = None  # the CUDA major the lock must ship ("12"); None: whatever it resolves to (gpu.py)
+    # canonical names, sorted: distributions that get a layer of their own besides plan.heavy_groups' picks
+    heavy: tuple[str, ...] = ()
     signoff: Signoff = field(default_factory=Signoff)
     index_url: str | None = None  # replaces the default package index (no credentials: see credentials.py)
     extra_index_urls: tuple[str, ...] = ()

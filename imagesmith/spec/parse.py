@@ -34,6 +34,7 @@ from .sections import (
     env_problem,
     parse_cuda,
     parse_dockerfile,
+    parse_heavy,
     parse_indexes,
     parse_install_project,
     parse_package_indexes,
@@ -122,7 +123,7 @@ def _platforms(data: dict, p: Problems) -> tuple[Any, tuple[str, ...]]:
 
 def _contents(data: dict, root: Path, p: Problems) -> dict[str, Any]:
     """What goes into the images: ``resolver``, ``install``, ``system_packages``,
-    ``requirements``, ``preprocessing`` and ``source``."""
+    ``requirements``, ``preprocessing``, ``source`` and ``heavy``."""
     resolver = data.get("resolver", "uv")
     if resolver not in RESOLVERS:
         p.add("resolver", f"expected one of {', '.join(RESOLVERS)}, got {show(resolver)}")
@@ -153,6 +154,7 @@ def _contents(data: dict, root: Path, p: Problems) -> dict[str, Any]:
     return {
         "resolver": resolver,
         "install": install,
+        "heavy": parse_heavy(data.get("heavy", []), p),
         "system_packages": tuple(sorted(set(system_packages))),
         "requirements": requirements,
         **paths,

@@ -59,6 +59,7 @@ TOP_KEYS = (
     "determinism",
     "accelerator",
     "cuda",
+    "heavy",
     "signoff",
     "index_url",
     "extra_index_urls",

@@ -1,10 +1,11 @@
 """The spec's sections, one validator each: requirements, train/serve targets, signoff, package
-indexes, ``install_project``, ``cuda``, ``dockerfile`` and one ``env`` entry. Each adds what is
+indexes, ``install_project``, ``cuda``, ``heavy``, ``dockerfile`` and one ``env`` entry. Each adds what is
 wrong to ``Problems`` and returns a usable value, so that ``parse_spec`` reports every problem at once."""
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -243,6 +244,18 @@ def parse_package_indexes(
             continue
         out[canonical] = url
     return tuple(sorted(out.items()))
+
+
+def parse_heavy(value: Any, p: Problems) -> tuple[str, ...]:
+    """``heavy: [opencv-python, scipy]``: distributions that get a layer of their own besides those
+    imagesmith picks (``plan.heavy_groups``); canonical names, sorted, each once."""
+    names: set[str] = set()
+    for i, name in enumerate(string_list(value, "heavy", p) or []):
+        if len(name) <= MAX_NAME and DIST_NAME_RE.fullmatch(name):
+            names.add(re.sub(r"[-_.]+", "-", name).lower())  # PEP 503 (packaging is not imported this early)
+        else:
+            p.add(f"heavy[{i}]", f"{show(name)} is not a distribution name (like 'opencv-python')")
+    return tuple(sorted(names))
 
 
 def parse_cuda(value: Any, p: Problems) -> str | None:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -23,9 +25,10 @@ from imagesmith import gpu, layout, record, sizes
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.engine.attached import run_argv
 from imagesmith.facts import manifest_of, read_facts
+from imagesmith.plan import ImagePlan
 from imagesmith.signing import Cosign
 from imagesmith.spec.load import load_spec
-from tests.conftest import PROJECTS, copy_project
+from tests.conftest import BASE_IMAGE, PROJECTS, copy_project
 from tests.fake_nvidia_smi import FakeGpu, install, path_with
 
 pytestmark = pytest.mark.engine
@@ -424,3 +427,145 @@ def test_inspect_sizes_of_a_registry_image_reads_its_manifest(gpu_pushed, engine
     assert report["notes"] == [
         "a registry image's distributions are read from the engine: pull it, then inspect it by tag"
     ]
+
+
+# ------------------------------------------------------------------------------------------------
+# the CUDA wheel in a layer of its own (plan.heavy_groups)
+
+HEAVY_STEP = f"heavy:{RUNTIME_WHEEL}"
+# this run's own tags; the module's images are read by ID (the shared TAG may be rebuilt meanwhile
+# by another checkout's run of this module on the same engine)
+OWN = f"{TAG}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def own_tags():
+    """Removes this run's own tags (``OWN``-*) when the module's tests are done."""
+    yield
+    listed = subprocess.run(
+        ["docker", "images", "--filter", f"reference={OWN}-*", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+    )
+    tags = [t for t in listed.stdout.split() if t.startswith(f"{OWN}-")]
+    if tags:
+        subprocess.run(["docker", "image", "rm", *tags], capture_output=True)
+
+
+def _locked_copy(root: Path, dest: Path) -> Path:
+    """A fresh copy of a locked project (new files, new times) with the very same lock."""
+    copy = copy_project(PROJECTS / "gpu-tiny", dest)
+    for lock_file in [*root.glob("*.lock")]:
+        shutil.copy2(lock_file, copy / lock_file.name)
+    return copy
+
+
+def _layer_of(engine, ref: str, step: str) -> int:
+    """The index in ``ref``'s layers of the one its plan's ``step`` adds (the plan from its facts)."""
+    steps = [s.name for s in ImagePlan.from_facts(_facts(ref)).steps if s.layer]
+    return len(engine.image(BASE_IMAGE).layers) + steps.index(step)
+
+
+def _saved_layers(ref: str, tmp: Path) -> list[list[str]]:
+    """The file names of each of ``ref``'s layers, bottom first, from `docker save`."""
+    archive = tmp / "image.tar"
+    done = subprocess.run(["docker", "save", "-o", str(archive), ref], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = []
+    with tarfile.open(archive) as image:
+        manifest = json.load(image.extractfile("manifest.json"))  # type: ignore[arg-type]
+        for name in manifest[0]["Layers"]:
+            with tarfile.open(fileobj=image.extractfile(name), mode="r:*") as layer:  # type: ignore[arg-type]
+                out.append([m.name for m in layer.getmembers() if not m.isdir()])
+    return out
+
+
+def test_the_cuda_wheel_is_a_layer_of_its_own_and_two_clean_builds_are_identical(gpu_tiny, engine, tmp_path, own_tags):
+    root, _, result = gpu_tiny
+    serve = result.images["serve"].id
+    facts = _facts(serve)
+    assert facts["steps"].index(HEAVY_STEP) + 1 == facts["steps"].index("python-env")
+    at = _layer_of(engine, serve, HEAVY_STEP)
+    layers = _saved_layers(serve, tmp_path)
+    site = layout.site_packages("3.11").lstrip("/")
+    assert any(n.endswith("/nvidia/cuda_runtime/lib/libcudart.so.12") for n in layers[at])
+    assert all(n.startswith((f"{site}/nvidia/", f"{site}/nvidia_cuda_runtime_cu12-")) for n in layers[at])
+    rest = [n for i, files in enumerate(layers) if i != at for n in files]
+    assert not [n for n in rest if "cuda_runtime" in n], "the CUDA wheel's files are in its layer only"
+    assert f"{site}/six.py" not in layers[at]
+    ids = []
+    for name in ("clean-a", "clean-b"):
+        copy = _locked_copy(root, tmp_path / name)
+        built = build_project(
+            load_spec(copy), engine, BuildOptions(base=BASE_IMAGE, tag=f"{OWN}-{name}", locked=True, no_cache=True)
+        )
+        ids.append({role: built.images[role].id for role in ("train", "serve")})
+    assert ids[0] == ids[1] == {role: result.images[role].id for role in ("train", "serve")}
+
+
+def test_a_new_small_pin_keeps_the_cuda_layer_and_verify_counts_it(gpu_tiny, engine, tmp_path, own_tags):
+    root, _, result = gpu_tiny
+    bumped = _locked_copy(root, tmp_path / "bumped")
+    spec = bumped / "imagesmith.yaml"
+    spec.write_text(
+        spec.read_text().replace("  - nvidia-cuda-runtime-cu12==", "  - six==1.17.0\n  - nvidia-cuda-runtime-cu12==")
+    )
+    done = _imagesmith("lock", "-p", str(bumped), "--base", BASE_IMAGE)
+    assert done.returncode == 0, done.stderr
+    built = build_project(load_spec(bumped), engine, BuildOptions(base=BASE_IMAGE, tag=f"{OWN}-bumped", locked=True))
+    before, after = result.images["serve"].id, built.images["serve"].ref
+    assert after is not None
+    at = _layer_of(engine, after, HEAVY_STEP)
+    assert at == _layer_of(engine, before, HEAVY_STEP)
+    old, new = engine.image(before).layers, engine.image(after).layers
+    assert new[: at + 1] == old[: at + 1]  # the base, the user, the CUDA wheel: reused as they were
+    assert new[at + 1] != old[at + 1]  # the venv's layer has six now
+    for ref in (after, built.images["train"].ref):
+        check = _imagesmith("verify", str(ref))
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def _pushed_layers(pinned: str) -> list[str]:
+    """The blob digests of a pushed single-platform image's layers, bottom first (skopeo)."""
+    done = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{pinned}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    raw = json.loads(done.stdout)
+    if "manifests" in raw:  # an index (attestations beside the image): the amd64 image's manifest
+        entry = next(m for m in raw["manifests"] if (m.get("platform") or {}).get("architecture") == "amd64")
+        return _pushed_layers(f"{pinned.split('@', 1)[0]}@{entry['digest']}")
+    return [layer["digest"] for layer in raw["layers"]]
+
+
+@pytest.mark.registry
+def test_a_new_small_pin_pushes_the_same_cuda_blob(gpu_tiny, engine, registry, tmp_path, own_tags):
+    """Pushed to the loopback registry before and after a new small pin: the CUDA wheel's layer
+    is the same blob in both manifests (a registry that has it is not sent it again)."""
+    root, _, _ = gpu_tiny
+    repo = f"{registry}/imagesmith-test/gpu-heavy-{uuid.uuid4().hex[:8]}"
+    blobs, at = [], []
+    for name, extra in (("plain", ""), ("bumped", "  - six==1.17.0\n")):
+        copy = _locked_copy(root, tmp_path / name)
+        if extra:
+            spec = copy / "imagesmith.yaml"
+            spec.write_text(spec.read_text().replace("requirements:\n", "requirements:\n" + extra))
+            done = _imagesmith("lock", "-p", str(copy), "--base", BASE_IMAGE)
+            assert done.returncode == 0, done.stderr
+        built = build_project(
+            load_spec(copy),
+            engine,
+            BuildOptions(base=BASE_IMAGE, tag=f"{OWN}-push-{name}", locked=True, push=f"{repo}-{name}"),
+        )
+        pinned = built.images["serve"].pushed
+        assert pinned is not None
+        blobs.append(_pushed_layers(pinned))
+        ref = built.images["serve"].ref
+        assert ref is not None
+        at.append(_layer_of(engine, ref, HEAVY_STEP))
+    assert at[0] == at[1]
+    assert blobs[0][: at[0] + 1] == blobs[1][: at[0] + 1]
+    assert blobs[0][at[0] + 1] != blobs[1][at[0] + 1]

@@ -118,3 +118,16 @@ def test_the_manifest_must_hash_to_the_parity_label():
         f"label {layout.LABEL_PARITY} is missing: not an imagesmith image"
     ]
     assert manifest_of(info, None, "why")[1] == ["why"]
+
+
+def test_facts_with_heavy_steps_are_read_and_a_made_up_step_refused():
+    from imagesmith.facts import parse_facts
+
+    facts = _facts()
+    steps = facts["steps"]
+    at = steps.index("python-env")
+    heavy = {**facts, "steps": [*steps[:at], "heavy:nvidia-cuda-runtime-cu12", *steps[at:]]}
+    assert parse_facts(json.dumps(heavy))["steps"] == heavy["steps"]
+    for bad in ("heavy:../../etc", "heavy:", "lighter:six"):
+        with pytest.raises(UntrustedInput, match="names steps imagesmith does not make"):
+            parse_facts(json.dumps({**facts, "steps": [*steps, bad]}))

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from imagesmith import parity
-from imagesmith.plan import STEPS, ImagePlan, layers_of, plan_for, plan_steps
+from imagesmith.lock.pins import Pin
+from imagesmith.plan import HEAVY_PREFIX, STEPS, ImagePlan, heavy_groups, layers_of, plan_for, plan_steps
 from imagesmith.render import render
 from imagesmith.spec.load import load_spec
 from tests.helpers import fake_lock
@@ -95,3 +96,65 @@ def test_render_writes_what_the_dockerfile_copies_and_check_sees_it_stale(tiny, 
     write_context(spec, {other.platform: other})
     assert mine.read_text() == "mine" and not (mine.parent / "imagesmith_image.json").exists()
     assert json.loads(facts.read_text())["seed"] == 8
+
+
+def _pins(*names_versions: tuple[str, str]) -> tuple[Pin, ...]:
+    return tuple(Pin(n, v, ("sha256:" + "f" * 64,)) for n, v in names_versions)
+
+
+CUDA_STACK = (
+    ("six", "1.17.0"),
+    ("torch", "2.9.0"),
+    ("nvidia-cublas-cu12", "12.8.4.1"),
+    ("numpy", "2.3.4"),
+    ("nvidia-cuda-runtime-cu12", "12.8.90"),
+    ("triton", "3.5.0"),
+    ("nvidia-ml-py", "13.580.82"),  # NVML bindings: small, no CUDA
+)
+
+
+def test_heavy_distributions_are_layers_of_their_own_in_a_stable_order(tiny):
+    heavy = ["nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12", "torch", "triton"]
+    plan = plan_for(tiny, fake_lock(packages=_pins(*CUDA_STACK)))
+    names = [s.name for s in plan.steps]
+    start = names.index("python-env") - len(heavy)
+    assert names[start : names.index("python-env")] == [HEAVY_PREFIX + h for h in heavy]
+    assert list(plan.heavy) == heavy
+    assert all(s.instruction == "COPY" and s.layer for s in plan.steps[start : start + len(heavy)])
+    light = plan_for(tiny, fake_lock())
+    assert plan.layers_over_base == light.layers_over_base + len(heavy)
+    # the lock's order and a new or bumped small pin change neither the heavy steps nor their order
+    shuffled = (*reversed(CUDA_STACK), ("requests", "2.32.5"))
+    bumped = plan_for(tiny, fake_lock(packages=_pins(*[(n, "9.9.9" if n == "six" else v) for n, v in shuffled])))
+    assert bumped.steps == plan.steps
+    assert heavy_groups(_pins(("six", "1.17.0"), ("torch", "2.9.0+cpu"))) == ("torch",)
+
+
+def test_the_dockerfile_copies_each_heavy_distribution_before_the_venv(tiny):
+    lock = fake_lock(packages=_pins(*CUDA_STACK))
+    plan = plan_for(tiny, lock)
+    text = render(tiny, lock)
+    assert _shared_instructions(text) == [s.instruction for s in plan.steps]
+    copies = [line for line in text.splitlines() if line.startswith("COPY --from=python-env ")]
+    assert copies == [f"COPY --from=python-env /python-env-heavy/{h}/ /" for h in plan.heavy] + [
+        "COPY --from=python-env /python-env/ /"
+    ]
+    assert f"heavy /opt/venv/lib/python3.11/site-packages /python-env-heavy {' '.join(plan.heavy)} " in text
+
+
+def test_verify_counts_the_heavy_layers_from_the_facts(tiny):
+    plan = plan_for(tiny, fake_lock(packages=_pins(*CUDA_STACK)))
+    facts = json.loads(json.dumps(plan.facts()))
+    again = ImagePlan.from_facts(facts)
+    assert again.steps == plan.steps and again.heavy == plan.heavy
+    assert again.layers_over_base == plan.layers_over_base
+    for bad in ("heavy:", "heavy:../etc", "heavy:Torch", "heavier:torch"):
+        with pytest.raises(ValueError, match="steps imagesmith does not make"):
+            ImagePlan.from_facts({**facts, "steps": [*facts["steps"], bad]})
+
+
+def test_the_spec_names_more_heavy_distributions_that_the_lock_pins(tiny):
+    lock = fake_lock(packages=_pins(*CUDA_STACK))
+    plan = plan_for(replace(tiny, heavy=("numpy", "scipy")), lock)  # scipy is not pinned: no layer
+    assert list(plan.heavy) == ["numpy", "nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12", "torch", "triton"]
+    assert plan.layers_over_base == plan_for(tiny, lock).layers_over_base + 1

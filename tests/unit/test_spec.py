@@ -228,3 +228,19 @@ def test_a_spec_read_again_is_its_parse_remembered_and_an_edit_is_read_anew(root
     cached.write_text("{not json")
     assert load_spec(root).seed == 9
     assert load_spec(root).seed == 9
+
+
+def test_heavy_names_distributions_canonically_sorted_once(root):
+    spec = parse_spec({**VALID, "heavy": ["OpenCV_Python", "scipy", "opencv-python"]}, root)
+    assert spec.heavy == ("opencv-python", "scipy")
+    assert parse_spec(VALID, root).heavy == ()
+    assert parse_spec({**VALID, "heavy": "scipy"}, root).heavy == ("scipy",)
+
+
+def test_heavy_refuses_what_is_not_a_distribution_name(root):
+    found = problems({**VALID, "heavy": ["scipy", "../etc", "a b"]}, root)
+    assert found == [
+        "heavy[1]: '../etc' is not a distribution name (like 'opencv-python')",
+        "heavy[2]: 'a b' is not a distribution name (like 'opencv-python')",
+    ]
+    assert problems({**VALID, "heavy": {"scipy": 1}}, root) == ["heavy: expected a list of strings, got a mapping"]
