@@ -192,7 +192,7 @@ def measure(
 
 
 def rows(project: Project, results: dict[str, list[Build]]) -> list[Row]:
-    """The table's rows for one project, with #17's goals (the same at every size)."""
+    """The table's rows for one project, with their goals (the same at every size)."""
 
     def values(key: str) -> dict[str, list[float]]:
         return {tool: [getattr(b, key) for b in builds] for tool, builds in results.items()}

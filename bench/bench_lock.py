@@ -6,7 +6,7 @@ For each resolver (uv, pip-tools), N times, interleaved:
   XDG_CACHE_HOME per run, so uv's, pip's and pip-tools' caches start empty; UV_NO_CACHE=1 too):
   what a first lock costs on a new machine;
 - warm (no-op): `imagesmith lock` again with nothing changed: it must do no resolution and stay
-  under 0.15 s (issue #17; the whole command, interpreter start-up included).
+  under 0.15 s (the whole command, interpreter start-up included).
 
 Prints medians, the cold pip-tools/uv ratio and the no-op target.
 

@@ -163,7 +163,7 @@ def median(values: list[float]) -> float | None:
 
 @dataclass(frozen=True)
 class Goal:
-    """A target from issue #17: ``max`` (imagesmith's median at most ``limit``, in the row's unit)
+    """A target: ``max`` (imagesmith's median at most ``limit``, in the row's unit)
     or ``ratio`` (imagesmith / plain at most ``limit``)."""
 
     kind: str
@@ -226,7 +226,7 @@ def _num(value: float | None, unit: str) -> str:
 
 def table(rows: list[Row], markdown: bool = False) -> str:
     """One table: the median of each tool, imagesmith/plain and uv/plain, the goal and verdict."""
-    head = ["", *(TOOL_TITLES[t] for t in TOOLS), "imagesmith/plain", "uv/plain", "goal (#17)", "verdict"]
+    head = ["", *(TOOL_TITLES[t] for t in TOOLS), "imagesmith/plain", "uv/plain", "goal", "verdict"]
     body = []
     for row in rows:
         ratios = [row.ratio(t) for t in ("imagesmith", "uv")]

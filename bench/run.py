@@ -224,7 +224,7 @@ def main() -> int:
 
     _say()
     _say(
-        f"imagesmith #17 bench, {started:%Y-%m-%d %H:%M}-{ended:%H:%M} UTC; {facts['cores']} cores, "
+        f"imagesmith bench, {started:%Y-%m-%d %H:%M}-{ended:%H:%M} UTC; {facts['cores']} cores, "
         f"Docker {facts['engine']}, tree {facts['tree']}; medians of {runs} run(s)"
         + (f" (scale: {args.scale_runs})" if args.scale_runs and results.get("scale") else "")
         + f" (CLI rows: {cli_runs})"
@@ -252,7 +252,7 @@ def main() -> int:
         _say(growth(results))
 
     document = {
-        "bench": "imagesmith issue #17",
+        "bench": "imagesmith",
         "started": started.isoformat(timespec="seconds"),
         "ended": ended.isoformat(timespec="seconds"),
         "machine": facts,
