@@ -121,3 +121,26 @@ def put_image(repo_ref: str, tag: str, config: bytes, extra: str = "") -> str:
     if extra:
         text = text[:-1] + ", " + extra + "}"
     return f"{repo_ref}@{put_manifest(repo_ref, tag, text.encode(), media)}"
+
+
+def put_layered_image(repo_ref: str, tag: str, config: dict, layers: list[tuple[bytes, str, str]]) -> str:
+    """An image whose layers are ``layers`` (blob bytes, media type, the diff ID its config
+    claims), bottom first, with ``config`` (``rootfs`` filled in from the diff IDs), written as
+    ``REPO:tag``: ``REPO@sha256:…``. Nothing checks that a blob is what its diff ID says."""
+    media = "application/vnd.oci.image.manifest.v1+json"
+    body_config = {**config, "rootfs": {"type": "layers", "diff_ids": [diff for _, _, diff in layers]}}
+    raw_config = json.dumps(body_config).encode()
+    body = {
+        "schemaVersion": 2,
+        "mediaType": media,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": put_blob(repo_ref, raw_config),
+            "size": len(raw_config),
+        },
+        "layers": [
+            {"mediaType": layer_media, "digest": put_blob(repo_ref, blob), "size": len(blob)}
+            for blob, layer_media, _ in layers
+        ],
+    }
+    return f"{repo_ref}@{put_manifest(repo_ref, tag, json.dumps(body).encode(), media)}"

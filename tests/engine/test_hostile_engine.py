@@ -426,3 +426,67 @@ def test_a_model_folder_holds_only_the_stamped_regular_files(tmp_path, engine, b
     assert code == 1 and any(cause in line for line in lines), lines
     if attack.startswith("extra"):
         assert model_lines("--allow-extra-files")[1] == []
+
+
+def _tar_of(path: str, data: bytes | None = None, size: int | None = None) -> bytes:
+    """A layer's tar holding one regular file ``path``: ``data``, or ``size`` zero bytes."""
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        member = tarfile.TarInfo(path.lstrip("/"))
+        member.size = len(data) if data is not None else int(size or 0)
+        archive.addfile(member, io.BytesIO(data if data is not None else bytes(member.size)))
+    return out.getvalue()
+
+
+@pytest.mark.engine
+@pytest.mark.registry
+@pytest.mark.parametrize("case", ["gzip-bomb", "diff-id-lie", "facts-5000-deep", "facts-not-json"])
+def test_a_hostile_facts_layer_written_to_the_registry_is_one_bounded_refusal(registry, case):
+    """`verify --labels-only` of a registry image reads only its top layer's blob (the image
+    facts), straight from the registry. Someone with push rights writes that blob: a gzip bomb
+    (64 MiB of zeros in 64 KiB), a blob whose tar is not the diff ID the config claims, a facts
+    file nested 5,000 deep, one that is not JSON. Each is refused with its cause, in bounded memory
+    and time, one error at most, never a traceback."""
+    import gzip
+    import hashlib
+    import json
+    import uuid
+
+    from imagesmith.layout import FACTS_PATH, LABEL_PARITY
+    from tests.registry_api import put_layered_image
+
+    repo = f"{registry}/imagesmith-test/hostile-facts-{uuid.uuid4().hex[:8]}"
+    gzip_media = "application/vnd.oci.image.layer.v1.tar+gzip"
+    if case == "gzip-bomb":
+        tar = _tar_of(FACTS_PATH, size=64 << 20)
+        layer = (gzip.compress(tar, mtime=0), gzip_media, "sha256:" + hashlib.sha256(tar).hexdigest())
+        cause = "unpacks to more than"
+    elif case == "diff-id-lie":
+        tar = _tar_of(FACTS_PATH, b"{}")
+        layer = (gzip.compress(tar, mtime=0), gzip_media, "sha256:" + "0" * 64)
+        cause = "is not the image config's last layer"
+    else:
+        text = b"[" * 5000 + b"]" * 5000 if case == "facts-5000-deep" else b"\x00not json"
+        tar = _tar_of(FACTS_PATH, text)
+        layer = (gzip.compress(tar, mtime=0), gzip_media, "sha256:" + hashlib.sha256(tar).hexdigest())
+        cause = "nested more than" if case == "facts-5000-deep" else "imagesmith_image.json"
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": {LABEL_PARITY: "sha256:" + "1" * 64, "io.imagesmith.role": "serve"}},
+    }
+    put_layered_image(repo, "x", config, [layer])
+    for as_json in (False, True):
+        run = measured_verify(f"{repo}:x", "--labels-only", *(["--json"] if as_json else []))
+        output = run["stdout"] + run["stderr"]
+        assert run["code"] in (1, 2), (case, output[-3000:])
+        assert cause in output, (case, output[-3000:])
+        assert "Traceback" not in output and run["stderr"].count("error:") <= 1, output[-3000:]
+        assert len(output.encode()) < 64 * 1024, output[-3000:]
+        assert run["rss_kib"] < MAX_RSS_KIB and run["seconds"] < 60, (case, run)
+        if as_json:
+            doc = json.loads(run["stdout"])
+            assert doc["exit"] == run["code"] if "exit" in doc else doc["ok"] is False
