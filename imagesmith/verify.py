@@ -56,7 +56,6 @@ from .layout import (
     VENV,
     VENV_PYTHON,
 )
-from .lock.lockfile import read_lock
 from .plan import ImagePlan, expected_config, normalize_config, shared_layers
 from .record import config_problems, read_app, source_problems
 from .runtime import stamp
@@ -262,7 +261,11 @@ def verify_image(
     if manifest is not None:
         report.checks.append(f"the manifest in the image's {FACTS_FILE} hashes to its parity label")
     # read once: references, layer count; the section of the image's own platform
-    locked = read_lock(lock, platform or info.platform or None) if lock is not None else None
+    locked = None
+    if lock is not None:
+        from .lock.lockfile import read_lock  # the lock package is the build side's: only with --lock
+
+        locked = read_lock(lock, platform or info.platform or None)
     _check_references(engine, report, info, manifest, lock, locked, expect, pair, platform)
     if manifest is None:
         return report

@@ -205,6 +205,27 @@ def test_a_command_loads_only_its_own_module_and_a_no_op_lock_no_backend(tmp_pat
     assert {"imagesmith.cli.build", "imagesmith.cli.verify", "imagesmith.cli.export"} <= imported
 
 
+# Not needed to verify a local image without --lock: the lock package (and the spec, the runtime
+# wheel builder and the GPU tables under it) reads a lock file only; tarfile reads a registry
+# image's layer only (a local image's facts come from the engine as bytes).
+NOT_FOR_A_LOCAL_VERIFY = ("imagesmith.lock", "imagesmith.spec", "imagesmith.runtime_wheel", "imagesmith.gpu", "tarfile")
+
+
+def test_verifying_a_local_image_loads_no_lock_package():
+    import subprocess
+
+    script = (
+        "import sys\nfrom imagesmith.cli import base\nbase.load_commands(['verify'])\n"
+        "import imagesmith.deploy, imagesmith.verify, imagesmith.engine.images\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert proc.returncode == 0, proc.stderr
+    imported = set(proc.stdout.split())
+    assert "imagesmith.cli.verify" in imported and "imagesmith.verify_base" in imported  # the real modules loaded
+    assert [m for m in NOT_FOR_A_LOCAL_VERIFY if m in imported] == []
+
+
 # ---- size: no module over 600 lines, no function over 80 -----------------------------------------
 
 MAX_MODULE_LINES = 600
