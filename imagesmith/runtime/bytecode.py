@@ -25,7 +25,6 @@ import os
 import py_compile
 import re
 import sys
-from concurrent.futures import ProcessPoolExecutor
 
 TESTS_RE = re.compile(r"/tests?/")
 
@@ -87,6 +86,8 @@ def compile_lib(lib: str, workers: int = 0) -> bool:
     n = workers or len(os.sched_getaffinity(0))
     if n <= 1 or len(files) < 64:
         return all([compile_one(p) for p in files])
+    from concurrent.futures import ProcessPoolExecutor  # here: importing it imports multiprocessing
+
     with ProcessPoolExecutor(n) as pool:
         return all(pool.map(compile_one, files, chunksize=max(1, len(files) // (n * 8))))
 
