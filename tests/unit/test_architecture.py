@@ -133,27 +133,55 @@ def test_every_import_of_our_own_names_resolves():
 NOT_AT_START_UP = ("docker", "requests", "urllib3", "jinja2", "piptools", "packaging", "urllib.request", "http.client")
 
 
-def _imported_by(argv: list[str], cwd: Path) -> tuple[set[str], str]:
-    """The modules a fresh interpreter holds after ``imagesmith ARGV`` ran in it, and its typer's version."""
+# One interpreter for all the runs a test makes: it imports typer (which every command imports
+# first, and which imports none of NOT_AT_START_UP) and forks a child for each run, which imports
+# the rest as a fresh ``imagesmith`` process would and reports its modules on a pipe. Modules the
+# parent holds are only ever more, never fewer, than a run of its own would hold.
+_FORKING_RUNNER = """\
+import json, os, sys
+import typer
+
+for argv in json.loads(sys.argv[1]):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        from imagesmith.cli import main
+
+        main(argv)
+        sys.stdout.flush()
+        with os.fdopen(write, "w") as out:
+            json.dump([sorted(sys.modules), typer.__version__], out)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as got:
+        answer = got.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not answer:
+        sys.exit(f"imagesmith {argv} ended with status {status}")
+    print("\\n" + answer)
+"""
+
+
+def _imported_by_each(argvs: list[list[str]], cwd: Path) -> list[tuple[set[str], str]]:
+    """For each ARGV, the modules a fresh interpreter holds after ``imagesmith ARGV`` ran in it,
+    and its typer's version."""
     import json
     import os
     import subprocess
 
-    script = (
-        "import sys, json\nfrom imagesmith.cli import main\ncode = main(json.loads(sys.argv[1]))\n"
-        "import typer\nprint(json.dumps([sorted(sys.modules), typer.__version__]))\n"
-    )
     path = os.pathsep.join(p for p in (str(PACKAGE.parent), os.environ.get("PYTHONPATH")) if p)
     # the project's spec alone decides what the lock is (IMAGESMITH_BASE, e.g. from `make bench`'s
     # environment, would name another base: then the lock is not a no-op and reaches the engine)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGESMITH_")}
     env["PYTHONPATH"] = path
     proc = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(argv)], capture_output=True, text=True, cwd=cwd, env=env
+        [sys.executable, "-c", _FORKING_RUNNER, json.dumps(argvs)], capture_output=True, text=True, cwd=cwd, env=env
     )
     assert proc.returncode == 0, proc.stderr
-    modules, typer_version = json.loads(proc.stdout.splitlines()[-1])
-    return set(modules), typer_version
+    answers = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("[[")]
+    assert len(answers) == len(argvs), proc.stdout[-2000:]
+    return [(set(modules), typer_version) for modules, typer_version in answers]
 
 
 def _forbidden(typer_version: str) -> tuple[str, ...]:
@@ -167,8 +195,8 @@ def test_help_and_a_no_op_lock_import_nothing_slow(tmp_path, monkeypatch):
     from tests.unit.test_statcache import locked_project
 
     root = locked_project(tmp_path, monkeypatch)
-    for argv in (["lock", "--help"], ["verify", "--help"], ["lock", "-q"], ["lock", "--check", "-q"]):
-        imported, typer_version = _imported_by(argv, root)
+    argvs = [["lock", "--help"], ["verify", "--help"], ["lock", "-q"], ["lock", "--check", "-q"]]
+    for argv, (imported, typer_version) in zip(argvs, _imported_by_each(argvs, root)):
         assert not [m for m in _forbidden(typer_version) if m in imported], argv
 
 
@@ -196,13 +224,12 @@ def test_a_command_loads_only_its_own_module_and_a_no_op_lock_no_backend(tmp_pat
     from tests.unit.test_statcache import locked_project
 
     root = locked_project(tmp_path, monkeypatch)
-    imported, _ = _imported_by(["lock", "-q"], root)
-    assert [m for m in NOT_FOR_A_NO_OP_LOCK if m in imported] == []
-    assert "imagesmith.cli.lock" in imported and "imagesmith.lock.update" in imported  # the real path ran
-    imported, _ = _imported_by(["-q", "-p", str(root), "lock", "--check"], root)  # options before the command
-    assert [m for m in NOT_FOR_A_NO_OP_LOCK if m in imported] == []
-    imported, _ = _imported_by(["--help"], root)  # the help lists every command: all are loaded
-    assert {"imagesmith.cli.build", "imagesmith.cli.verify", "imagesmith.cli.export"} <= imported
+    argvs = [["lock", "-q"], ["-q", "-p", str(root), "lock", "--check"], ["--help"]]  # options before the command
+    (lock, _), (check, _), (help_, _) = _imported_by_each(argvs, root)
+    assert [m for m in NOT_FOR_A_NO_OP_LOCK if m in lock] == []
+    assert "imagesmith.cli.lock" in lock and "imagesmith.lock.update" in lock  # the real path ran
+    assert [m for m in NOT_FOR_A_NO_OP_LOCK if m in check] == []
+    assert {"imagesmith.cli.build", "imagesmith.cli.verify", "imagesmith.cli.export"} <= help_  # all loaded
 
 
 # Not needed to verify a local image without --lock: the lock package (and the spec, the runtime
