@@ -110,17 +110,19 @@ def compare(
                 err = abs(n - g)
                 ok = err <= atol + rtol * abs(g)
             rel = err / abs(g) if g and not isnan(g) else (0.0 if err == 0 else inf)
-            if err > max_abs:
-                max_abs = err
-            if rel > max_rel:
-                max_rel = rel
-            row_abs = max(row_abs, err)
-            row_rel = max(row_rel, rel)
+            if err > row_abs:  # as max(row_abs, err): a NaN never replaces
+                row_abs = err
+            if rel > row_rel:
+                row_rel = rel
             if not ok:
                 row_out += 1
                 deviations.append((-err, i, j, g, n, rel))
         values += len(g_row)
         out_of_tolerance += row_out
+        if row_abs > max_abs:
+            max_abs = row_abs
+        if row_rel > max_rel:
+            max_rel = row_rel
         row = {"sample": i, "max_abs_error": row_abs, "max_rel_error": row_rel, "out_of_tolerance": row_out}
         result.per_sample.append(row)
         if classes:
