@@ -201,9 +201,9 @@ def test_help_and_a_no_op_lock_import_nothing_slow(tmp_path, monkeypatch):
 
 
 # Not needed by a command that does not use them: another command's module, an engine backend a
-# no-op lock never calls (it reads no image), the resolvers when nothing is resolved, PyYAML when
-# the spec's text was parsed before (spec/load.py remembers it), a TOML parser in a project with
-# no pyproject.toml (fsutil.tomllib)
+# no-op lock never calls (it reads no image) and the engine's records and protocols, the resolvers
+# when nothing is resolved, PyYAML when the spec's text was parsed before (spec/load.py remembers
+# it), a TOML parser in a project with no pyproject.toml (fsutil.tomllib)
 NOT_FOR_A_NO_OP_LOCK = (
     "yaml",
     "tomllib",
@@ -214,6 +214,8 @@ NOT_FOR_A_NO_OP_LOCK = (
     "imagesmith.engine.registry",
     "imagesmith.engine.buildx",
     "imagesmith.engine.local_api",
+    "imagesmith.engine.protocols",
+    "imagesmith.engine.records",
     "imagesmith.lock.resolvers",
     "imagesmith.lock.uv_resolver",
     "imagesmith.lock.piptools_resolver",
