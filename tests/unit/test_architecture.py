@@ -18,6 +18,7 @@ def _tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"))
 
 
+@functools.cache
 def _modules() -> dict[str, Path]:
     out = {}
     for path in PACKAGE.rglob("*.py"):
@@ -45,9 +46,15 @@ def _imports(name: str, path: Path, known: dict[str, Path], tree: ast.Module | N
     return found
 
 
-def test_no_import_cycles():
+@functools.cache
+def _graph() -> dict[str, set[str]]:
+    """Each module's imports of imagesmith's modules (made once for the tests here; they only read it)."""
     known = _modules()
-    graph = {name: _imports(name, path, known) for name, path in known.items()}
+    return {name: _imports(name, path, known) for name, path in known.items()}
+
+
+def test_no_import_cycles():
+    graph = _graph()
     cycles, index, low, stack, on_stack = [], {}, {}, [], set()
 
     def visit(v):  # Tarjan's strongly connected components
@@ -310,8 +317,7 @@ def test_split_packages_read_top_down():
     shared facts) and imports none of its own modules but the parts of that value: they build on it. The platform tables are
     below the spec, and the deploy gate's reading of a signoff record reaches no spec and nothing
     of the build side."""
-    known = _modules()
-    graph = {name: _imports(name, path, known) for name, path in known.items()}
+    graph = _graph()
     for package in ("imagesmith.spec", "imagesmith.init", "imagesmith.signoff"):
         assert not [m for m in graph[package] if m.startswith(package + ".")], package
     lock_parts = sorted(m for m in graph["imagesmith.lock"] if m.startswith("imagesmith.lock."))
