@@ -177,11 +177,14 @@ def _imported_by_each(argvs: list[list[str]], cwd: Path) -> list[tuple[set[str],
     import os
     import subprocess
 
+    from tests.helpers import _bytecode_kept
+
     path = os.pathsep.join(p for p in (str(PACKAGE.parent), os.environ.get("PYTHONPATH")) if p)
     # the project's spec alone decides what the lock is (IMAGESMITH_BASE, e.g. from `make bench`'s
     # environment, would name another base: then the lock is not a no-op and reaches the engine)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGESMITH_")}
     env["PYTHONPATH"] = path
+    env = _bytecode_kept(env)  # the children load imagesmith's bytecode instead of compiling it each
     proc = subprocess.run(
         [sys.executable, "-c", _FORKING_RUNNER, json.dumps(argvs)], capture_output=True, text=True, cwd=cwd, env=env
     )
@@ -248,14 +251,18 @@ NOT_FOR_A_LOCAL_VERIFY = ("imagesmith.lock", "imagesmith.spec", "imagesmith.runt
 
 
 def test_verifying_a_local_image_loads_no_lock_package():
+    import os
     import subprocess
+
+    from tests.helpers import _bytecode_kept
 
     script = (
         "import sys\nfrom imagesmith.cli import base\nbase.load_commands(['verify'])\n"
         "import imagesmith.deploy, imagesmith.verify, imagesmith.engine.images\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent)
+    env = _bytecode_kept(dict(os.environ))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent, env=env)
     assert proc.returncode == 0, proc.stderr
     imported = set(proc.stdout.split())
     assert "imagesmith.cli.verify" in imported and "imagesmith.verify_base" in imported  # the real modules loaded
