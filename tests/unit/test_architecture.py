@@ -212,8 +212,9 @@ def test_help_and_a_no_op_lock_import_nothing_slow(tmp_path, monkeypatch):
 
 # Not needed by a command that does not use them: another command's module, an engine backend a
 # no-op lock never calls (it reads no image) and the engine's records and protocols, the resolvers
-# when nothing is resolved, PyYAML when the spec's text was parsed before (spec/load.py remembers
-# it), a TOML parser in a project with no pyproject.toml (fsutil.tomllib)
+# when nothing is resolved, the image plan (--json's parity only), PyYAML when the spec's text was
+# parsed before (spec/load.py remembers it), a TOML parser in a project with no pyproject.toml
+# (fsutil.tomllib)
 NOT_FOR_A_NO_OP_LOCK = (
     "yaml",
     "tomllib",
@@ -228,6 +229,7 @@ NOT_FOR_A_NO_OP_LOCK = (
     "imagesmith.engine.records",
     "imagesmith.lock.resolvers",
     "imagesmith.lock.uv_resolver",
+    "imagesmith.plan",
     "imagesmith.lock.piptools_resolver",
 )
 
