@@ -248,8 +248,11 @@ def test_a_command_loads_only_its_own_module_and_a_no_op_lock_no_backend(tmp_pat
 
 # Not needed to verify a local image without --lock: the lock package (and the spec, the runtime
 # wheel builder and the GPU tables under it) reads a lock file only; tarfile reads a registry
-# image's layer only (a local image's facts come from the engine as bytes).
-NOT_FOR_A_LOCAL_VERIFY = ("imagesmith.lock", "imagesmith.spec", "imagesmith.runtime_wheel", "imagesmith.gpu", "tarfile")
+# image's layer only (a local image's facts come from the engine as bytes); the stamp, --model only.
+NOT_FOR_A_LOCAL_VERIFY = (
+    *("imagesmith.lock", "imagesmith.spec", "imagesmith.runtime_wheel", "imagesmith.gpu", "tarfile"),
+    "imagesmith.runtime.stamp",
+)
 
 
 def test_verifying_a_local_image_loads_no_lock_package():
