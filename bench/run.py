@@ -23,7 +23,7 @@ Numbers are noisy on these 2-core machines, more so when others build on the sam
 run samples the engine's other builds and says so beside the table.
 
     python bench/run.py [--runs N] [--scale-runs N] [--quick] [--no-arm64] [--no-scale] [--no-tests]
-                        [--torch] [--torch-runs N] [--torch-only]
+                        [--torch] [--torch-runs N] [--torch-only] [--tools imagesmith,plain,uv]
 
 --quick: 1 run, iris only (development). IMAGESMITH_BASE picks the base image;
 IMAGESMITH_BENCH_PLATFORM_BASE the platform rows' (default: the registry's two-platform base). The CLI is always this tree's
@@ -176,6 +176,9 @@ def main() -> int:
     parser.add_argument(
         "--torch-only", action="store_true", help="the torch project alone (its builds and pipeline; no iris, CLI rows)"
     )
+    parser.add_argument(
+        "--tools", default=",".join(TOOLS), help="comma-separated: imagesmith, plain, uv (default: all three)"
+    )
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     cli_runs = 3 if args.quick else max(7, runs)
@@ -202,8 +205,9 @@ def main() -> int:
                 n = args.scale_runs if name == "scale" and args.scale_runs else runs
                 n = args.torch_runs if name == "torch" else n
                 results[name] = {}
-                bench_build.measure(bench_build.PROJECTS[name], n, tmp, token=token, results=results[name])
-                if name == "iris":
+                tools = tuple(t for t in args.tools.split(",") if t in TOOLS)
+                bench_build.measure(bench_build.PROJECTS[name], n, tmp, tools, token=token, results=results[name])
+                if name == "iris" and results["iris"].get("imagesmith"):
                     cli_rows = cli_figures(results["iris"]["imagesmith"][0], cli_runs)
                 if name == "torch" and results["torch"].get("imagesmith"):
                     built = results["torch"]["imagesmith"][0]
