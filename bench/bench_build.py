@@ -89,7 +89,7 @@ PROJECTS = {
         HERE / "projects" / "torch",
         HERE / "projects" / "torch" / "Dockerfile.plain",
         bump=("uvicorn==0.34.0", "uvicorn==0.34.1"),
-        min_free_gb=25.0,  # one imagesmith build of it took 13 GB before its layers were copied and exported
+        min_free_gb=25.0,  # an imagesmith build of it: about 20 GB (wheels, venv, heavy layers, export)
         drop_images=True,
     ),
 }
