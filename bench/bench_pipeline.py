@@ -34,7 +34,7 @@ def steps(root: Path, tag: str) -> list[tuple[str, list[str]]]:
     model, record = str(root / "artifacts"), str(root / "signoff.json")
     project = ["-p", str(root)]
     return [
-        ("train", ["run", "train", *project, "--tag", tag, "--artifacts", model]),
+        ("run train", ["run", "train", *project, "--tag", tag, "--artifacts", model]),
         ("golden", ["golden", *project, "--tag", tag, "--model", model]),
         ("signoff", ["signoff", f"{tag}:serve", *project, "--model", model, "-o", record, "--requests", str(REQUESTS)]),
         (

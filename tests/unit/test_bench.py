@@ -206,3 +206,20 @@ def test_the_bump_rewrites_one_requirement_and_refuses_a_missing_line(tmp_path):
     assert (tmp_path / "requirements.txt").read_text() == "torch==2.14.1\nuvicorn==0.34.1\n"
     with pytest.raises(CommandFailed, match="no line 'uvicorn==0.34.0'"):
         bump_requirements(tmp_path, ("uvicorn==0.34.0", "uvicorn==0.34.1"))
+
+
+def test_the_pipeline_runs_train_golden_signoff_verify_in_order_and_a_failure_is_a_row_of_its_own(tmp_path):
+    import bench_pipeline
+
+    steps = bench_pipeline.steps(tmp_path, "imagesmith-bench-x/torch-imagesmith-0")
+    assert [name for name, _ in steps] == ["run train", "golden", "signoff", "verify"]
+    verify = dict(steps)["verify"]
+    assert verify[:2] == ["verify", "imagesmith-bench-x/torch-imagesmith-0:serve"]
+    assert "--signoff" in verify and "--model" in verify and "--lock" in verify and "--pair" in verify
+    rows = bench_pipeline.rows(
+        "torch",
+        [bench_pipeline.Stage("run train", 41.5, "stamped"), bench_pipeline.Stage("golden", None, "error: boom")],
+    )
+    assert [r.figure for r in rows] == ["torch: `imagesmith run train`", "torch: `imagesmith golden`"]
+    assert rows[0].median("imagesmith") == 41.5 and rows[0].verdict() == ""
+    assert rows[1].values["imagesmith"] == [] and rows[1].verdict() == "FAILED: error: boom"
