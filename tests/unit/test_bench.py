@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from benchlib import Goal, Row, foreign_builds, parse_steps, phases, table  # noqa: E402
+from benchlib import Goal, Row, compile_tree, foreign_builds, parse_steps, phases, table  # noqa: E402
 
 RAW = """\
 #0 building with "default" instance using docker driver
@@ -163,6 +163,19 @@ def test_make_test_is_reported_from_its_record_only_when_the_whole_suite_passed(
         None,
         "last `make test` 2026-11-27 19:02 UTC, tree abc1234 ran a selection (tests/unit), not the whole suite",
     )
+
+
+def test_the_cli_is_timed_with_its_bytecode_written_even_where_writing_it_is_forbidden(tmp_path, monkeypatch):
+    import importlib.util
+
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    sources = [package / "__init__.py", package / "sub" / "__init__.py", package / "sub" / "mod.py"]
+    for source in sources:
+        source.write_text("VALUE = 1\n")
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    compile_tree(package)
+    assert all(Path(importlib.util.cache_from_source(str(s))).is_file() for s in sources)
 
 
 def test_a_push_sends_only_the_layers_the_registry_lacks():
