@@ -37,6 +37,7 @@ MODULES = {
     "tree": "stages user-files and project-setup: python -m imagesmith_runtime.tree (folders mirrored from the target, the user's account lines)",
     "probe": "verify/diff: the host sends its own copy, run with python -I -S (it trusts nothing in the image)",
     "signoff_probe": "signoff: python -m imagesmith_runtime.signoff_probe in the serve container; hardware on the host",
+    "nvidia_smi": "signoff_probe's GPUs and the host check (imagesmith.gpu_host): nvidia-smi asked and read",
 }
 
 # files installed at the root of site-packages (not in the package)
