@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -29,8 +30,8 @@ from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock
 from .lock.update import ensure_fresh_all, lock_project
-from .plan import image_user
 from .plan import parities as plan_parities
+from .plan import plan_for
 from .platforms import emulation_problem, machine_platform, platform_arch
 from .render import check_replaceable, dockerignore, dockerignore_path, render, write_context
 from .source_context import staged
@@ -209,13 +210,13 @@ def build_project(
         stages: dict[str, tuple[Path, str]] = {}
         for platform, one in locks.items():
             suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
-            for name, value in build_contexts(spec, one, options, engine, progress).items():
-                contexts[name + suffix] = value
-            if "wheels" + suffix in contexts:
-                say_emulated(spec, one, Path(contexts["wheels" + suffix]), options, progress)
+            ours = build_contexts(spec, one, options, engine, progress)
             if source_dir is not None:  # the source stage, staged on the host (source_context.py)
                 stages[source_context.TARGET + suffix] = (source_dir, platform)
-                contexts["source" + suffix] = f"target:{source_context.TARGET}{suffix}"
+                ours["source"] = f"target:{source_context.TARGET}{suffix}"
+            if "wheels" in ours:
+                say_emulated(spec, one, Path(ours["wheels"]), options, progress, replaced=ours)
+            contexts.update({name + suffix: value for name, value in ours.items()})
         definition = bake_definition(
             context=spec.root,
             dockerfile=dockerfile,
@@ -492,24 +493,22 @@ def _no_sdists(cache_dir: Path) -> Path:
     return folder
 
 
-def say_emulated(spec: Spec, lock: Lock, house: Path, options: BuildOptions, progress) -> None:
-    """One progress line for a platform this machine builds under emulation: where its Python
-    environment is installed, and which steps run emulated and why (python_env.py)."""
+def say_emulated(
+    spec: Spec, lock: Lock, house: Path, options: BuildOptions, progress, replaced: Iterable[str] = ()
+) -> None:
+    """One progress line for a platform other than this machine's: where its Python environment
+    is installed, and which steps run emulated and why, read from the image plan's steps
+    (python_env.emulated_steps); ``replaced``: the stages named contexts replace."""
     build = machine_platform()
     if build == lock.platform:
         return
     on = python_env.installs_on(lock, build, options.python_env)
     steps = python_env.emulated_steps(
-        lock,
-        build,
-        sdists=sdists_in(house),
-        user=bool(image_user(spec)),
-        preprocessing=bool(spec.preprocessing),
-        project=spec.project is not None,
-        on=options.python_env,
+        plan_for(spec, lock), lock, build, sdists=sdists_in(house), on=options.python_env, replaced=replaced
     )
     where = f"natively on {build}" if on == build else f"on {lock.platform}, emulated"
-    progress(f"{lock.platform}: the Python environment is installed {where}; emulated: " + "; ".join(steps))
+    said = "emulated: " + "; ".join(steps) if steps else "nothing runs emulated"
+    progress(f"{lock.platform}: the Python environment is installed {where}; {said}")
 
 
 def build_contexts(

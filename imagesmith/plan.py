@@ -192,32 +192,86 @@ def role_config(
 # the steps of the shared stage
 
 
+# Where a step's work runs (``Step.runs``): nowhere (image config, or files from the build
+# context), in ``builder`` (a stage of its own whose files the step copies: on the build platform
+# when the lock allows it, ``python_env.py``), or in ``shared`` itself, on the target platform
+NOWHERE, ON_BUILDER, ON_TARGET = "", "builder", "target"
+
+
 @dataclass(frozen=True)
 class Step:
     """One instruction of the Dockerfile's ``shared`` stage: its name (the template's block),
     the instruction, whether BuildKit writes a filesystem layer for it, and what invalidates it
-    (besides every step before it)."""
+    (besides every step before it); what it makes, in words (``title``), the stage it copies
+    its files from (``stage``, without the platform's suffix) and where its work runs
+    (``runs``), with why for the target (``why``): what a build says runs emulated."""
 
     name: str
     instruction: str
     layer: bool
     invalidated_by: tuple[str, ...]
+    title: str = ""
+    stage: str = ""
+    runs: str = NOWHERE
+    why: str = ""
 
 
 # Every step the shared stage can have, in the order the Dockerfile runs them, slowest-changing
 # first. A plan keeps those its spec and lock need (``plan_steps``).
+# The steps that copy from a stage run nothing on the target: their stage runs in ``builder``
+# (python_env.py: natively, from the same base's image of the build platform, when the lock pins
+# one; the same files either way). Only what needs the target's own code runs in ``shared``.
 STEPS = (
-    Step("user", "RUN", True, ("the base image",)),
-    Step("system-packages", "RUN", True, ("the locked system packages",)),
-    # COPY from the python-env stage (python_env.py: built natively or on the target, same layer)
-    Step("python-env", "COPY", True, ("the locked distributions", "the installer", "the runtime wheel")),
+    Step("user", "COPY", True, ("the base image",), "the images' user", "user-files", ON_BUILDER),
+    Step(
+        "system-packages",
+        "RUN",
+        True,
+        ("the locked system packages",),
+        "system packages",
+        runs=ON_TARGET,
+        why="their maintainer scripts",
+    ),
+    Step(
+        "python-env",
+        "COPY",
+        True,
+        ("the locked distributions", "the installer", "the runtime wheel"),
+        "the Python environment",
+        "python-env",
+        ON_BUILDER,
+    ),
     Step("workdir", "WORKDIR", True, ()),  # BuildKit writes a layer for WORKDIR too
     Step("venv-env", "ENV", False, ()),
-    Step("project-setup", "RUN", True, ("the preprocessing files", "the artifacts path")),
-    Step("source", "COPY", True, ("the source files",)),
-    Step("project", "RUN", True, ("the project's own wheel",)),
+    Step(
+        "project-setup",
+        "COPY",
+        True,
+        ("the preprocessing files", "the artifacts path"),
+        "the preprocessing wheel and the artifacts folder",
+        "project-setup",
+        ON_BUILDER,
+    ),
+    Step("source", "COPY", True, ("the source files",), "the app code's file times", "source", ON_BUILDER),
+    Step(
+        "project",
+        "RUN",
+        True,
+        ("the project's own wheel",),
+        "the project's wheel",
+        runs=ON_TARGET,
+        why="its build backend, and the wheel may hold the target's code",
+    ),
     # the last layer, so that verify finds it on top of an image without reading the rest
-    Step("facts", "COPY", True, ("the image facts: the parity, each role's config, the steps",)),
+    Step(
+        "facts",
+        "COPY",
+        True,
+        ("the image facts: the parity, each role's config, the steps",),
+        "the image facts",
+        "image-facts",
+        ON_BUILDER,
+    ),
     Step("env", "ENV", False, ("the spec's env", "the seed", "determinism")),
     Step("labels", "LABEL", False, ("the parity", "the base")),
 )
@@ -287,7 +341,9 @@ def heavy_groups(packages: Iterable[Any], named: Iterable[str] = ()) -> tuple[st
 
 def heavy_step(group: str) -> Step:
     """The step that copies one heavy distribution's files (``heavy_groups``) as its own layer."""
-    return Step(HEAVY_PREFIX + group, "COPY", True, (f"the locked {group}",))
+    return Step(
+        HEAVY_PREFIX + group, "COPY", True, (f"the locked {group}",), f"{group}'s layer", "python-env", ON_BUILDER
+    )
 
 
 def heavy_group(name: str) -> str | None:

@@ -17,18 +17,23 @@ choice (``hosts``) only when the lock pins an installer (uv; pip cannot install 
 platform into a venv) and the base has another platform's image with the same Python; otherwise
 its stage is the target's, as before, and ``emulated_steps`` says why.
 
-What still runs on the target whatever the choice, being the target's own code: building
-distributions published only as source (compilers, ``sdist-build``), installing system packages
-(their maintainer scripts), and the short shell steps of ``shared`` (the images' user, the image
-facts and preprocessing layer, the project's wheel)."""
+The same choice places every other stage that only makes files for ``shared`` (the images' user,
+the preprocessing wheel and its layer, the image facts, the app code's times): the template's
+``builder`` stage. So a wheel-only lock runs nothing on the target. What still runs there
+whatever the choice, being the target's own code: building distributions published only as
+source (compilers, ``sdist-build``), installing system packages (their maintainer scripts) and
+the project's own wheel (its build backend); the image plan's steps say which (``plan.STEPS``:
+``runs``), and ``emulated_steps`` reads them."""
 
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import layout
+from . import layout, plan
 from .lock import Lock
+from .plan import ImagePlan
 from .platforms import RESOLVER_PLATFORMS, platform_arch
 
 PYTHON_ENV_ARG = "IMAGESMITH_PYTHON_ENV"  # build | target
@@ -75,41 +80,45 @@ def installs_on(lock: Lock, build: str, on: str = ON_BUILD) -> str:
 
 
 def emulated_steps(
+    image: ImagePlan,
     lock: Lock,
     build: str,
     *,
     sdists: list[str],
-    user: bool,
-    preprocessing: bool = False,
-    project: bool = False,
     on: str = ON_BUILD,
+    replaced: Iterable[str] = (),
 ) -> list[str]:
     """What runs on ``lock``'s platform under emulation when built on ``build``, each with why
-    ([] when ``build`` is the lock's platform: nothing is emulated). ``user``, ``preprocessing``
-    and ``project``: whether the spec makes the images' user, has preprocessing files, installs
-    the project."""
+    ([] when ``build`` is the lock's platform, or when nothing needs the target). Read from the
+    plan's steps (``plan.STEPS``: ``runs``): those whose stage runs in ``builder`` are emulated
+    only when the Python environment is (the same choice), those that run in ``shared`` always;
+    ``sdists``: the distributions built from source first; ``replaced``: the stages the build
+    replaces with a named context (they run nowhere)."""
     if build == lock.platform:
         return []
+    skip = set(replaced)
     steps = []
     if sdists:
         steps.append(f"building {', '.join(sdists)} from source (the target's compilers)")
+    builder_why = ""
     if installs_on(lock, build, on) != build:
         if on != ON_BUILD:
-            why = f"{PYTHON_ENV_ARG}={on}"
+            builder_why = f"{PYTHON_ENV_ARG}={on}"
         elif not lock.installer:
-            why = "the lock pins no installer; pip installs only for the platform it runs on"
+            builder_why = "the lock pins no installer; pip installs only for the platform it runs on"
         elif lock.base.source == "local":
-            why = f"the base is a local image of {lock.platform} only: lock a registry base whose index has {build}"
+            builder_why = (
+                f"the base is a local image of {lock.platform} only: lock a registry base whose index has {build}"
+            )
         else:
-            why = f"the lock pins no {build} image of the base with Python {lock.base.python_version}"
-        steps.append(f"the Python environment ({why})")
-    if lock.system_packages:
-        steps.append("system packages (their maintainer scripts)")
-    if user:
-        steps.append("the images' user (a shell step)")
-    if preprocessing:
-        steps.append("the preprocessing wheel's build and install (short Python steps)")
-    if project:
-        steps.append("the project's wheel (its build backend)")
-    steps.append("the image facts layer (a shell step)")
+            builder_why = f"the lock pins no {build} image of the base with Python {lock.base.python_version}"
+    seen: set[str] = set()
+    for step in image.steps:
+        if plan.heavy_group(step.name):  # part of the Python environment's stage
+            continue
+        if step.runs == plan.ON_BUILDER and builder_why and step.stage not in skip and step.stage not in seen:
+            seen.add(step.stage)
+            steps.append(f"{step.title} ({builder_why})")
+        elif step.runs == plan.ON_TARGET:
+            steps.append(f"{step.title} ({step.why})")
     return steps

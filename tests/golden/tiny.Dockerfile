@@ -10,6 +10,7 @@ FROM scratch AS imagesmith-runtime
 COPY [".imagesmith/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl", "/"]
 
 FROM --platform=linux/amd64 ${IMAGESMITH_BASE} AS base
+FROM base AS builder
 
 FROM scratch AS installer-lock
 COPY [".imagesmith/amd64/installer.lock", "/installer.lock"]
@@ -42,7 +43,7 @@ RUN --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requiremen
         --find-links /run/imagesmith/wheels --wheel-dir /built -r /tmp/sdists.txt; \
     fi
 
-FROM base AS preprocessing-build
+FROM builder AS preprocessing-build
 COPY ["app/prep.py", "/src/app/prep.py"]
 RUN --mount=type=bind,from=imagesmith-runtime,target=/run/imagesmith/runtime \
     ["env", "PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl", "python3", "-m", "imagesmith_runtime.preprocessing", "--root", "/src", "--name", "tiny-preprocessing", "--version", "0+sha256.af8c512365e1", "--out", "/wheel", "--", "app/prep.py"]
@@ -50,11 +51,40 @@ RUN --mount=type=bind,from=imagesmith-runtime,target=/run/imagesmith/runtime \
 FROM scratch AS preprocessing
 COPY --from=preprocessing-build /wheel/ /
 
-FROM base AS image-facts
+
+FROM builder AS user-files
+RUN --network=none \
+    --mount=type=bind,from=base,target=/run/imagesmith/target \
+    --mount=type=bind,from=imagesmith-runtime,target=/run/imagesmith/runtime \
+    PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.tree user /run/imagesmith/target /user-files \
+      imagesmith imagesmith:x:10001:10001:imagesmith:/home/imagesmith:/usr/sbin/nologin imagesmith:x:10001: 'imagesmith:!:::::::' 'imagesmith:!::' \
+ && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.tree dirs /run/imagesmith/target /user-files \
+      --owner 10001:10001 /home/imagesmith
+
+
+FROM builder AS project-setup
+RUN --network=none \
+    --mount=type=tmpfs,target=/tmp \
+    --mount=type=bind,from=base,target=/run/imagesmith/target \
+    --mount=type=bind,from=imagesmith-runtime,target=/run/imagesmith/runtime \
+    --mount=type=bind,from=preprocessing,target=/run/imagesmith/preprocessing \
+    mkdir /project-setup \
+ && python3 -m venv --without-pip /opt/venv \
+ && env $(env | sed -nE '/^PIP_(CERT|CLIENT_CERT|TRUSTED_HOST|PROXY|TIMEOUT|DEFAULT_TIMEOUT|RETRIES|KEYRING_PROVIDER)=/d;s/^(PIP_[A-Z0-9_]+)=.*/-u \1/p') PIP_CONFIG_FILE=/dev/null HOME=/tmp python3 -m pip --python /opt/venv/bin/python install --disable-pip-version-check \
+      --no-cache-dir --no-index --no-deps --no-compile /run/imagesmith/preprocessing/tiny_preprocessing-0+sha256.af8c512365e1-py3-none-any.whl \
+ && /opt/venv/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /opt/venv/lib/python3.11/site-packages/app \
+ && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.tree dirs /run/imagesmith/target /project-setup /opt/venv/lib/python3.11/site-packages \
+ && mv /opt/venv/lib/python3.11/site-packages/* /project-setup/opt/venv/lib/python3.11/site-packages/ \
+ && find /project-setup/opt/venv/lib/python3.11/site-packages -exec touch -h -d @0 {} + \
+ && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.tree dirs /run/imagesmith/target /project-setup \
+      --owner 10001:10001 /artifacts \
+ && touch -h -d @0 /project-setup
+
+FROM builder AS image-facts
 COPY [".imagesmith/amd64/imagesmith_image.json", "/facts/imagesmith_image.json"]
 RUN touch -h -d @0 /facts /facts/imagesmith_image.json
 
-FROM base AS source
+FROM builder AS source
 COPY ["app/main.py", "/app/app/main.py"]
 RUN find /app -exec touch -h -d @0 {} +
 
@@ -87,19 +117,7 @@ RUN --network=none \
 
 
 FROM base AS shared
-
-RUN --mount=type=tmpfs,target=/tmp \
-    touch /tmp/.imagesmith-mark && sleep 0.05 \
- && if ! grep -q '^imagesmith:' /etc/passwd; then \
-      echo imagesmith:x:10001:10001:imagesmith:/home/imagesmith:/usr/sbin/nologin >> /etc/passwd \
-   && echo imagesmith:x:10001: >> /etc/group \
-   && if [ -f /etc/shadow ]; then echo 'imagesmith:!:::::::' >> /etc/shadow; fi \
-   && if [ -f /etc/gshadow ]; then echo 'imagesmith:!::' >> /etc/gshadow; fi; \
-    fi \
- && mkdir -p /home/imagesmith \
- && chown 10001:10001 /home/imagesmith \
- && touch -h -d @0 /etc \
- && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
+COPY --from=user-files /user-files/ /
 
 RUN --mount=type=tmpfs,target=/tmp \
     touch /tmp/.imagesmith-mark && sleep 0.05 \
@@ -114,17 +132,7 @@ ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-RUN --network=none \
-    --mount=type=tmpfs,target=/tmp \
-    --mount=type=bind,from=preprocessing,target=/run/imagesmith/preprocessing \
-    touch /tmp/.imagesmith-mark && sleep 0.05 \
- && env $(env | sed -nE '/^PIP_(CERT|CLIENT_CERT|TRUSTED_HOST|PROXY|TIMEOUT|DEFAULT_TIMEOUT|RETRIES|KEYRING_PROVIDER)=/d;s/^(PIP_[A-Z0-9_]+)=.*/-u \1/p') PIP_CONFIG_FILE=/dev/null HOME=/tmp PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    python3 -m pip --python /opt/venv/bin/python install --disable-pip-version-check \
-      --no-cache-dir --no-index --no-deps --no-compile /run/imagesmith/preprocessing/tiny_preprocessing-0+sha256.af8c512365e1-py3-none-any.whl \
- && /opt/venv/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /opt/venv/lib/python3.11/site-packages/app \
- && mkdir -p /artifacts \
- && chown 10001:10001 /artifacts \
- && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
+COPY --from=project-setup /project-setup/ /
 
 COPY --from=source /app/ /app/
 COPY --from=image-facts /facts/ /opt/venv/

@@ -13,7 +13,10 @@ import pytest
 from imagesmith import python_env
 from imagesmith.build import build_args
 from imagesmith.lock.lockfile import read_lock
+from imagesmith.lock.pins import Pin
+from imagesmith.plan import NOWHERE, ON_BUILDER, ON_TARGET, STEPS, plan_for
 from imagesmith.render import render
+from imagesmith.spec import ProjectPackage
 from imagesmith.spec.load import load_spec
 from tests.helpers import cli, fake_lock
 
@@ -78,29 +81,53 @@ def test_a_bad_hosts_entry_is_a_lock_problem(tmp_path):
         read_lock(path)
 
 
-def test_what_runs_emulated_and_why():
+def test_what_runs_emulated_and_why(tiny_arm64):
     lock = arm64_lock()
-    assert python_env.emulated_steps(lock, "linux/arm64", sdists=[], user=True) == []
-    cross = python_env.emulated_steps(lock, "linux/amd64", sdists=[], user=False)
-    assert cross == ["system packages (their maintainer scripts)", "the image facts layer (a shell step)"]
-    full = python_env.emulated_steps(lock, "linux/amd64", sdists=[], user=True, preprocessing=True, project=True)
-    assert full == [
-        "system packages (their maintainer scripts)",
-        "the images' user (a shell step)",
-        "the preprocessing wheel's build and install (short Python steps)",
-        "the project's wheel (its build backend)",
-        "the image facts layer (a shell step)",
+    image = plan_for(tiny_arm64, lock)
+    assert python_env.emulated_steps(image, lock, "linux/arm64", sdists=[]) == []
+    # natively: only the steps of shared that run the target's own code
+    assert python_env.emulated_steps(image, lock, "linux/amd64", sdists=[]) == [
+        "system packages (their maintainer scripts)"
+    ]
+    wheel_only = replace(lock, system_packages=())
+    assert python_env.emulated_steps(plan_for(tiny_arm64, wheel_only), wheel_only, "linux/amd64", sdists=[]) == []
+    project = replace(tiny_arm64, project=ProjectPackage("tiny", ("hatchling",), "hatchling.build"))
+    assert python_env.emulated_steps(plan_for(project, wheel_only), wheel_only, "linux/amd64", sdists=[]) == [
+        "the project's wheel (its build backend, and the wheel may hold the target's code)"
     ]
     assert python_env.installs_on(lock, "linux/amd64") == "linux/amd64"
-    target = python_env.emulated_steps(lock, "linux/amd64", sdists=["x-1.tar.gz"], user=False, on="target")
-    assert target[:2] == [
+    # on the target: every stage the builder runs, but one a named context replaces
+    target = python_env.emulated_steps(
+        image, lock, "linux/amd64", sdists=["x-1.tar.gz"], on="target", replaced={"source", "wheels"}
+    )
+    why = "(IMAGESMITH_PYTHON_ENV=target)"
+    assert target == [
         "building x-1.tar.gz from source (the target's compilers)",
-        "the Python environment (IMAGESMITH_PYTHON_ENV=target)",
+        f"the images' user {why}",
+        "system packages (their maintainer scripts)",
+        f"the Python environment {why}",
+        f"the preprocessing wheel and the artifacts folder {why}",
+        f"the image facts {why}",
     ]
     local = replace(lock, base=replace(lock.base, source="local", hosts=()))
-    assert (
-        "local image of linux/arm64 only" in python_env.emulated_steps(local, "linux/amd64", sdists=[], user=False)[0]
-    )
+    said = python_env.emulated_steps(image, local, "linux/amd64", sdists=[])
+    assert "the Python environment (the base is a local image of linux/arm64 only" in "; ".join(said)
+
+
+def test_the_emulated_steps_follow_the_plans_steps(tiny_arm64):
+    """Every step of the plan that runs somewhere says what it makes; a heavy distribution's
+    layer is its Python environment's (one line, not one per distribution)."""
+    for step in STEPS:
+        assert (step.runs == NOWHERE) == (not step.title), step
+        assert (step.runs == ON_TARGET) == bool(step.why), step
+        assert step.runs != ON_BUILDER or step.instruction == "COPY", step
+    lock = arm64_lock(packages=(Pin("torch", "2.5.1", ("sha256:" + "1" * 64,)),))
+    image = plan_for(tiny_arm64, lock)
+    assert image.heavy == ("torch",)
+    said = python_env.emulated_steps(image, lock, "linux/amd64", sdists=[], on="target")
+    assert [s for s in said if "torch" in s or "Python environment" in s] == [
+        "the Python environment (IMAGESMITH_PYTHON_ENV=target)"
+    ]
 
 
 def test_the_build_argument_is_passed_only_when_not_the_default():

@@ -64,17 +64,40 @@ def test_dependencies_come_before_code(tiny):
     text = render(tiny, fake_lock())
     shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
     markers = (
-        "/etc/passwd",
+        "COPY --from=user-files /user-files/ /",
         "apt-get install",
-        "pip --python /opt/venv/bin/python install",
-        "/run/imagesmith/preprocessing/",
+        "COPY --from=python-env /python-env/ /",
+        "COPY --from=project-setup /project-setup/ /",
         "COPY --from=source /app/ /app/",
     )
     order = [shared.index(m) for m in markers]
     assert order == sorted(order)
     assert shared.count("COPY --from=source") == 1
-    source = text[text.index("FROM base AS source") : text.index("FROM base AS shared")]
-    assert 'COPY ["app/main.py", "/app/app/main.py"]' in source
+    assert 'COPY ["app/main.py", "/app/app/main.py"]' in stage(text, "source")
+
+
+def stage(text: str, name: str) -> str:
+    """The text of the stage ``name`` (without the platform's suffix) of a rendered Dockerfile."""
+    at = text.index(f" AS {name}\n")
+    start = text.rindex("\nFROM ", 0, at) + 1
+    end = text.find("\nFROM ", at)
+    return text[start : end if end >= 0 else len(text)].strip()
+
+
+def test_shared_runs_only_what_needs_the_target(tiny):
+    """The steps of shared that make files copy them from stages that run in builder (the build
+    platform's image of the base when the lock pins one: python_env.py); a RUN in shared is
+    only a step the plan says runs on the target (system packages, the project's wheel)."""
+    from imagesmith.plan import ON_TARGET
+
+    lock = fake_lock()
+    text = render(tiny, lock)
+    shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
+    runs = [line for line in shared.splitlines() if line.startswith("RUN ")]
+    assert len(runs) == sum(1 for s in plan_for(tiny, lock).steps if s.runs == ON_TARGET) == 1
+    for name in ("user-files", "project-setup", "image-facts", "source", "preprocessing-build"):
+        assert stage(text, name).startswith(f"FROM builder AS {name}\n"), name
+    assert "FROM base AS builder\n" in text  # no other platform pinned: the target's base
 
 
 def test_system_packages_are_pinned(tiny):
@@ -155,13 +178,15 @@ def test_both_targets_run_as_the_images_non_root_user(tiny):
     text = render(tiny, fake_lock())
     assert re.findall(r"^USER (.*)$", text, flags=re.M) == ["10001:10001", "10001:10001"]
     shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
-    first = shared.split("\n\n")[1]
-    assert first.startswith(f"RUN --mount=type=tmpfs,target=/tmp \\\n    {layout.RUN_MARK}")
-    assert first.endswith("xargs -0r touch -h -d @0")  # file times normalised like every RUN in shared
+    assert shared.splitlines()[1] == "COPY --from=user-files /user-files/ /"
+    user = stage(text, "user-files")
     assert "useradd" not in text and "adduser" not in text
-    assert "echo imagesmith:x:10001:10001:imagesmith:/home/imagesmith:/usr/sbin/nologin >> /etc/passwd" in first
-    assert "echo 'imagesmith:!:::::::' >> /etc/shadow" in first
-    assert "chown 10001:10001 /home/imagesmith \\\n" in first and "/artifacts" not in first
+    assert (
+        "imagesmith_runtime.tree user /run/imagesmith/target /user-files \\\n      imagesmith "
+        "imagesmith:x:10001:10001:imagesmith:/home/imagesmith:/usr/sbin/nologin imagesmith:x:10001: "
+        "'imagesmith:!:::::::' 'imagesmith:!::'"
+    ) in user
+    assert user.endswith("--owner 10001:10001 /home/imagesmith") and "/artifacts" not in user
     assert "USER" not in shared  # the build steps run as root; only the targets switch
 
 
@@ -171,12 +196,11 @@ def test_user_root_opts_out_and_renders_what_it_did_before(tiny):
     spec = replace(tiny, user="root")
     assert image_user(spec) == ""
     text = render(spec, fake_lock())
-    assert "USER" not in text and "/etc/passwd" not in text
-    # exactly the default without the user's layer and the USER lines
+    assert "USER" not in text and "user-files" not in text
+    # exactly the default without the user's stage and layer and the USER lines
     default = render(tiny, fake_lock())
-    shared = default.index("FROM base AS shared\n\n") + len("FROM base AS shared\n\n")
-    user_layer = default[shared : default.index("\n\n", shared) + 2]
-    assert "/etc/passwd" in user_layer
+    user_stage = stage(default, "user-files") + "\n\n"
+    user_layer = "COPY --from=user-files /user-files/ /\n"
 
     # ... apart from what records the config and layer count verify compares (the user is in them)
     def unrecorded(t: str) -> str:
@@ -184,9 +208,14 @@ def test_user_root_opts_out_and_renders_what_it_did_before(tiny):
             line for line in t.splitlines() if "io.imagesmith.config=" not in line and '"steps":' not in line
         )
 
-    owned = " \\\n && mkdir -p /artifacts \\\n && chown 10001:10001 /artifacts"
+    owned = (
+        " \\\n && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl"
+        " python3 -m imagesmith_runtime.tree dirs /run/imagesmith/target /project-setup \\\n"
+        "      --owner 10001:10001 /artifacts"
+    )
     assert owned in default
-    without_user = default.replace(user_layer, "", 1).replace("USER 10001:10001\n", "").replace(owned, "")
+    without_user = default.replace(user_stage, "", 1).replace(user_layer, "", 1)
+    without_user = without_user.replace("USER 10001:10001\n", "").replace(owned, "")
     assert unrecorded(without_user) == unrecorded(text)
     assert plan_for(tiny, fake_lock()).configs["serve"]["User"] == "10001:10001"
     assert "User" not in plan_for(spec, fake_lock()).configs["serve"]
@@ -196,8 +225,8 @@ def test_the_artifacts_folder_the_user_owns_is_the_spec_s(tiny):
     from dataclasses import replace
 
     text = render(replace(tiny, artifacts="/data/model"), fake_lock())
-    assert "mkdir -p /home/imagesmith \\\n" in text
-    assert "mkdir -p /data/model \\\n && chown 10001:10001 /data/model \\\n" in text
+    assert stage(text, "user-files").endswith("--owner 10001:10001 /home/imagesmith")
+    assert "/project-setup \\\n      --owner 10001:10001 /data/model \\\n" in stage(text, "project-setup")
 
 
 def test_a_new_artifacts_path_leaves_every_layer_before_the_project_setup_as_it_was(tiny):
@@ -206,16 +235,14 @@ def test_a_new_artifacts_path_leaves_every_layer_before_the_project_setup_as_it_
     environment is not exported again)."""
     from dataclasses import replace
 
-    def shared_steps(artifacts: str) -> list[str]:
-        text = render(replace(tiny, artifacts=artifacts), fake_lock())
-        shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
-        return [step for step in shared.split("\n\n") if step.strip()]
-
-    one, other = shared_steps("/artifacts"), shared_steps("/app/model")
-    facts = next(i for i, step in enumerate(one) if "mkdir -p /artifacts" in step)
-    assert one[:facts] == other[:facts] and len(one) == len(other)  # the user, system packages, the venv
-    assert all("/artifacts" not in step for step in one[:facts])
-    assert "mkdir -p /artifacts" in one[facts] and "mkdir -p /app/model" in other[facts]
+    one = render(replace(tiny, artifacts="/artifacts"), fake_lock())
+    other = render(replace(tiny, artifacts="/app/model"), fake_lock())
+    shared = "FROM base AS shared"
+    assert one[one.index(shared) :] == other[other.index(shared) :]  # the same steps copy the stages' files
+    for name in ("user-files", "python-env", "source"):  # the stages of the layers before it
+        assert stage(one, name) == stage(other, name) and "/artifacts" not in stage(one, name)
+    assert "--owner 10001:10001 /artifacts" in stage(one, "project-setup")
+    assert "--owner 10001:10001 /app/model" in stage(other, "project-setup")
 
 
 def test_an_unchanged_render_comes_from_the_memo_without_jinja2(tiny, tmp_path, monkeypatch):

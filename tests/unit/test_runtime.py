@@ -592,7 +592,7 @@ def test_render_embeds_runtime_facts_and_the_preprocessing_stage():
     assert f'COPY [".imagesmith/imagesmith_runtime-{lock.runtime.version}-py3-none-any.whl", "/"]' in text
     assert "python -c" not in text and "python3 -c" not in text and "<<" not in text  # data only, from files
     assert 'COPY [".imagesmith/amd64/imagesmith_image.json", "/facts/imagesmith_image.json"]' in text
-    assert "FROM base AS preprocessing-build" in text
+    assert "FROM builder AS preprocessing-build" in text
     assert (
         f"/run/imagesmith/preprocessing/{preprocessing.wheel_filename('tiny-preprocessing', lock.preprocessing_version)}"
         in text
