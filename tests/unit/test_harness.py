@@ -52,3 +52,24 @@ def test_cli_subprocesses_keep_bytecode_out_of_the_sources_only_where_the_caller
     assert _bytecode_kept({"PATH": "/bin"}) == {"PATH": "/bin"}  # bytecode beside the sources, as asked
     own = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "/elsewhere"}
     assert _bytecode_kept(own) == own
+
+
+def test_a_second_engine_stops_as_soon_as_its_process_ends(tmp_path):
+    """stop() waited its full 20 s for every second engine: the dockerd it started had exited
+    but stayed a zombie, which ``kill(pid, 0)`` still finds, until SIGKILL. A child that ends on
+    SIGTERM, started and let go as start_second_engine lets dockerd go, is reaped at once."""
+    import subprocess
+    import time
+
+    from tests.engines import SecondEngine
+
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    pid = child.pid
+    del child  # as start_second_engine keeps only the PID
+    (tmp_path / "root").mkdir()
+    (tmp_path / "run").mkdir()
+    engine = SecondEngine(root=tmp_path / "root", run=tmp_path / "run", bridge="isbtest0x0", pid=pid)
+    started = time.monotonic()
+    engine.stop()
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "root").exists() and not (tmp_path / "run").exists()
