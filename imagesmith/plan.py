@@ -229,10 +229,41 @@ STEP_NAMES = tuple(s.name for s in STEPS)
 HEAVY_PREFIX = "heavy:"
 _CANONICAL = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 
-# Distributions that weigh hundreds of megabytes even without a CUDA marker in their name or version
-# (a plain PyPI torch pulls its CUDA from nvidia-* wheels beside it). With every distribution
-# ``gpu.classify`` reads as CUDA-bearing they are the lock's heavy distributions (``heavy_groups``).
-HEAVY_NAMES = frozenset({"torch", "tensorflow", "jaxlib", "triton", "pytorch-triton", "onnxruntime-gpu"})
+# Distributions of tens to hundreds of megabytes installed, even without a CUDA marker in their name
+# or version (a plain PyPI torch pulls its CUDA from nvidia-* wheels beside it). With every
+# distribution ``gpu.classify`` reads as CUDA-bearing they are the lock's heavy distributions
+# (``heavy_groups``): a layer each, so bumping a small pin or editing code reuses them in the build
+# cache, the registry and on pull, and so the export compresses them in parallel (one gzip stream
+# per layer; a single venv layer keeps one core busy while the others wait).
+HEAVY_NAMES = frozenset(
+    {
+        # frameworks
+        "jaxlib",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "pytorch-triton",
+        "tensorflow",
+        "torch",
+        "torchvision",
+        "triton",
+        # the numeric and data stack
+        "catboost",
+        "llvmlite",
+        "numpy",
+        "opencv-contrib-python",
+        "opencv-contrib-python-headless",
+        "opencv-python",
+        "opencv-python-headless",
+        "pandas",
+        "polars",
+        "pyarrow",
+        "scikit-learn",
+        "scipy",
+        "sympy",
+        "transformers",
+        "xgboost",
+    }
+)
 
 
 def heavy_groups(packages: Iterable[Any], named: Iterable[str] = ()) -> tuple[str, ...]:

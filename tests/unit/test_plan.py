@@ -106,7 +106,7 @@ CUDA_STACK = (
     ("six", "1.17.0"),
     ("torch", "2.9.0"),
     ("nvidia-cublas-cu12", "12.8.4.1"),
-    ("numpy", "2.3.4"),
+    ("packaging", "25.0"),
     ("nvidia-cuda-runtime-cu12", "12.8.90"),
     ("triton", "3.5.0"),
     ("nvidia-ml-py", "13.580.82"),  # NVML bindings: small, no CUDA
@@ -128,6 +128,9 @@ def test_heavy_distributions_are_layers_of_their_own_in_a_stable_order(tiny):
     bumped = plan_for(tiny, fake_lock(packages=_pins(*[(n, "9.9.9" if n == "six" else v) for n, v in shuffled])))
     assert bumped.steps == plan.steps
     assert heavy_groups(_pins(("six", "1.17.0"), ("torch", "2.9.0+cpu"))) == ("torch",)
+    # the numeric stack's big distributions too, without any CUDA
+    stack = _pins(("scipy", "1.17.1"), ("six", "1.17.0"), ("numpy", "2.4.6"), ("scikit-learn", "1.7.2"))
+    assert heavy_groups(stack) == ("numpy", "scikit-learn", "scipy")
 
 
 def test_the_dockerfile_copies_each_heavy_distribution_before_the_venv(tiny):
@@ -155,6 +158,6 @@ def test_verify_counts_the_heavy_layers_from_the_facts(tiny):
 
 def test_the_spec_names_more_heavy_distributions_that_the_lock_pins(tiny):
     lock = fake_lock(packages=_pins(*CUDA_STACK))
-    plan = plan_for(replace(tiny, heavy=("numpy", "scipy")), lock)  # scipy is not pinned: no layer
-    assert list(plan.heavy) == ["numpy", "nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12", "torch", "triton"]
+    plan = plan_for(replace(tiny, heavy=("packaging", "spacy")), lock)  # spacy is not pinned: no layer
+    assert list(plan.heavy) == ["nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12", "packaging", "torch", "triton"]
     assert plan.layers_over_base == plan_for(tiny, lock).layers_over_base + 1
