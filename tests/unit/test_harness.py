@@ -73,3 +73,20 @@ def test_a_second_engine_stops_as_soon_as_its_process_ends(tmp_path):
     engine.stop()
     assert time.monotonic() - started < 5
     assert not (tmp_path / "root").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_clean_clone_orders_its_first_run_by_the_committed_seconds(tmp_path, monkeypatch):
+    """Without build/test-times.json the groups are still handed out longest first, by
+    tests/test-times.json, whose units all name test modules that exist."""
+    import tests.conftest as conftest
+
+    monkeypatch.setattr(conftest, "RECORD", tmp_path / "no-record.json")
+    seconds = conftest._last_module_seconds()
+    assert seconds and seconds == conftest.module_seconds(dict(seconds))  # longest first
+    for unit, _ in seconds:
+        assert (conftest.REPO / unit.split("@", 1)[0]).is_file(), unit
+    longest = seconds[0][0]
+    assert longest.startswith("tests/engine/")
+    (tmp_path / "record.json").write_text('{"modules": [["tests/unit/test_a.py", 1.0]]}')
+    monkeypatch.setattr(conftest, "RECORD", tmp_path / "record.json")
+    assert conftest._last_module_seconds() == [["tests/unit/test_a.py", 1.0]]  # a run's own record first
