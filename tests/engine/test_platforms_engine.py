@@ -98,7 +98,14 @@ def both_pushed(tmp_path_factory, engine, registry):
     with_platforms(root, "platforms: [linux/amd64, linux/arm64]\n", REGISTRY_BASE)
     spec = load_spec(root)
     repo = f"{registry}/imagesmith-test/native-both-{uuid.uuid4().hex[:8]}"
-    result = build_project(spec, engine, BuildOptions(tag="imagesmith-test/native-both", push=repo))
+    lines: list[str] = []
+    result = build_project(
+        spec, engine, BuildOptions(tag="imagesmith-test/native-both", push=repo), progress=lines.append
+    )
+    # what runs emulated is said for the foreign platform only, never for the build platform's own
+    said = [line for line in lines if line.startswith("linux/arm64: ")]
+    assert len(said) == 1 and not any(line.startswith("linux/amd64: ") for line in lines), lines
+    assert "installed natively on linux/amd64" in said[0], said
     return spec, result, repo
 
 

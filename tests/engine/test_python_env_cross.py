@@ -78,14 +78,16 @@ def test_cross_installed_arm64_image_is_the_emulated_one_bit_for_bit(arm64_nativ
 
 
 @pytest.mark.xdist_group("python-env-cross-sdist")
-def test_two_platforms_with_an_sdist_build_it_emulated_and_say_so(tmp_path, engine, registry):
-    """tiny with docopt 0.6.2 (published only as source) for both platforms: the arm64 sdist is
-    built under QEMU (its compilers are the target's), the arm64 Python environment is still
-    installed natively, the build says both, and the arm64 image imports docopt."""
+def test_an_sdist_for_arm64_is_built_emulated_and_said_so(tmp_path, engine, registry):
+    """tiny with docopt 0.6.2 (published only as source) for linux/arm64: the sdist is built
+    under QEMU (its compilers are the target's), the Python environment is still installed
+    natively, the build says both, and the arm64 image imports docopt. (The native sdist build:
+    test_build_repro.py; a two-platform build saying nothing of its build platform:
+    test_platforms_engine.py.)"""
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
     text = (root / "imagesmith.yaml").read_text().replace("  - six==1.17.0\n", "  - six==1.17.0\n  - docopt==0.6.2\n")
     text = text.replace("base: imagesmith-base:bookworm-py311\n", f"base: {REGISTRY_BASE}\n")
-    (root / "imagesmith.yaml").write_text(text + "platforms: [linux/amd64, linux/arm64]\n")
+    (root / "imagesmith.yaml").write_text(text + "platform: linux/arm64\n")
     subprocess.run(["git", "commit", "-qam", "sdist"], cwd=root, check=True, capture_output=True)
     spec = load_spec(root)
     repo = f"{registry}/imagesmith-test/sdist-cross-{uuid.uuid4().hex[:8]}"
@@ -94,7 +96,7 @@ def test_two_platforms_with_an_sdist_build_it_emulated_and_say_so(tmp_path, engi
         spec, engine, BuildOptions(tag="imagesmith-test/sdist-cross", push=repo), progress=lines.append
     )
     said = [line for line in lines if line.startswith("linux/arm64: ")]
-    assert len(said) == 1 and not any(line.startswith("linux/amd64: ") for line in lines), lines
+    assert len(said) == 1, lines
     assert "installed natively on linux/amd64" in said[0]
     assert "building docopt-0.6.2.tar.gz from source (the target's compilers)" in said[0]
     proc = subprocess.run(
