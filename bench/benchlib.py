@@ -9,6 +9,8 @@ PYTHONPATH points at it (never an installed console script).
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 import shutil
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -399,8 +402,26 @@ class Neighbours:
         )
 
 
+@functools.cache
+def _compiled_once() -> None:
+    compile_tree()
+
+
+def compile_tree(package: Path = REPO / "imagesmith") -> None:
+    """Write the bytecode of every module of ``package`` beside its sources, as installing
+    imagesmith does: a caller that forbids writing bytecode (PYTHONDONTWRITEBYTECODE, as on this
+    machine) would otherwise have every timed ``python -m imagesmith`` compile the modules it
+    imports again (about 50 ms of a labels-only verify). ``__pycache__`` is gitignored."""
+    import compileall
+
+    if not compileall.compile_dir(str(package), quiet=1):
+        raise RuntimeError(f"compiling {package} failed")
+
+
 def imagesmith_env(**extra: str) -> dict:
-    """The environment for ``python -m imagesmith``: this tree first on the path, the bench's base."""
+    """The environment for ``python -m imagesmith``: this tree first on the path (its bytecode
+    written: ``compile_tree``), the bench's base."""
+    _compiled_once()
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "PYTHONPATH": path, "IMAGESMITH_BASE": BASE, **extra}
 
@@ -421,6 +442,11 @@ def fresh_copy(source: Path, dest: Path) -> Path:
     for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
         subprocess.run(argv, cwd=dest, env=env, check=True, capture_output=True)
     return dest
+
+
+def free_gb(path: Path = Path(tempfile.gettempdir())) -> float:
+    """Free space, in GB, of the disk holding ``path`` (the engine's, on these machines)."""
+    return shutil.disk_usage(path).free / 1e9
 
 
 def edit(path: Path) -> None:
@@ -480,21 +506,101 @@ def layer_sizes(ref: str) -> list[tuple[float, str]]:
     return parse_history(text, base)
 
 
-def remove_bench_images(token: str) -> None:
-    """Untag (and so drop) the images one bench run made (every tag under imagesmith-bench-TOKEN/),
-    never anything else."""
-    listed = subprocess.run(
-        [
-            "docker",
-            "image",
-            "ls",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-            "--filter",
-            f"reference=imagesmith-bench-{token}/*",
-        ],
+# ---- pure: what a push sends ------------------------------------------------------------------
+
+
+def pair_layers(diff_ids: list[str], sizes: list[int]) -> list[tuple[str, int]] | None:
+    """An image's layers as (diff ID, bytes), from its diff IDs (``RootFS.Layers``, oldest first)
+    and the sizes of the build steps that added a layer (its history's non-empty steps, oldest
+    first); None when the two do not pair one to one (a step that added an empty layer)."""
+    return list(zip(diff_ids, sizes)) if len(diff_ids) == len(sizes) else None
+
+
+def new_bytes(before: list[tuple[str, int]], after: list[tuple[str, int]]) -> int:
+    """The bytes of ``after``'s layers (or blobs) that ``before`` does not have: what a push of
+    ``after`` sends to a registry that holds ``before``."""
+    have = {digest for digest, _ in before}
+    return sum(size for digest, size in after if digest not in have)
+
+
+def manifest_blobs(manifest: dict) -> list[tuple[str, int]]:
+    """(digest, size) of an image manifest's config and layers (OCI or Docker v2 schema 2)."""
+    blobs = [manifest["config"], *manifest.get("layers", [])]
+    return [(b["digest"], int(b["size"])) for b in blobs]
+
+
+def platform_manifest(index: dict, platform: str = "linux/amd64") -> str | None:
+    """The digest of ``platform``'s image in an index (attestation manifests skipped)."""
+    os_, arch = platform.split("/")
+    for m in index.get("manifests", []):
+        p = m.get("platform") or {}
+        if p.get("os") == os_ and p.get("architecture") == arch:
+            return m["digest"]
+    return None
+
+
+def local_layers(ref: str) -> list[tuple[str, int]] | None:
+    """A local image's layers as (diff ID, uncompressed bytes), oldest first (``pair_layers``)."""
+    diff_ids = json.loads(inspect(ref, "json .RootFS.Layers"))
+    text = subprocess.run(
+        ["docker", "history", "--no-trunc", "--human=false", "--format", "{{.Size}}", ref],
         capture_output=True,
         text=True,
-    ).stdout.split()
+        check=True,
+    ).stdout
+    sizes = [int(s) for s in reversed(text.split()) if s.isdigit() and int(s) > 0]
+    return pair_layers(diff_ids, sizes)
+
+
+REGISTRY = "127.0.0.1:5000"  # the loopback registry the bench pushes to
+_MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+
+
+def _registry_json(repo: str, reference: str) -> dict:
+    request = urllib.request.Request(
+        f"http://{REGISTRY}/v2/{repo}/manifests/{reference}", headers={"Accept": _MANIFEST_TYPES}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read(4 << 20))
+
+
+def pushed_blobs(repo: str, tag: str) -> list[tuple[str, int]]:
+    """(digest, compressed bytes) of the blobs of ``REGISTRY/repo:tag`` (its linux/amd64 image)."""
+    doc = _registry_json(repo, tag)
+    if "manifests" in doc:
+        digest = platform_manifest(doc)
+        if digest is None:
+            raise CommandFailed(f"{REGISTRY}/{repo}:{tag} has no linux/amd64 image", [])
+        doc = _registry_json(repo, digest)
+    return manifest_blobs(doc)
+
+
+def push(ref: str, repo: str, tag: str) -> list[tuple[str, int]]:
+    """Tag ``ref`` as ``REGISTRY/repo:tag``, push it to the loopback registry and read back its blobs."""
+    target = f"{REGISTRY}/{repo}:{tag}"
+    subprocess.run(["docker", "tag", ref, target], check=True, capture_output=True)
+    timed(["docker", "push", "--quiet", target])
+    return pushed_blobs(repo, tag)
+
+
+def remove_bench_images(token: str) -> None:
+    """Untag (and so drop) the images one bench run made (every tag under imagesmith-bench-TOKEN/,
+    here and as pushed to the loopback registry), never anything else."""
+    listed = [
+        ref
+        for pattern in (f"imagesmith-bench-{token}/*", f"{REGISTRY}/imagesmith-bench-{token}/*")
+        for ref in subprocess.run(
+            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={pattern}"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+    ]
     if listed:
         subprocess.run(["docker", "image", "rm", "--force", *listed], capture_output=True)

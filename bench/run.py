@@ -12,15 +12,18 @@ project, and a JSON copy of all of it under bench/results/.
   through the CLI, interpreter start-up included;
 - the tests' time (bench_tests.py): the unit tier measured, `make test` from its last run's record;
 - with --torch, the torch project too (bench/projects/torch: torch's CUDA build, about 3 GB of CUDA
-  wheels, trained on the CPU): the same builds, each image's layers over the base, and the growth
-  from iris to scale to torch. Not in a plain `make bench` (`make bench BENCH_FLAGS=--torch`): the
+  wheels, trained on the CPU): the same builds, then one small dependency bumped (each tool's
+  rebuild, the layers a push then sends, and imagesmith's serve image pushed to the loopback
+  registry for real: the compressed bytes the second push sent), each image's layers over the
+  base, the growth from iris to scale to torch, and train, golden, signoff and verify of
+  imagesmith's images through the CLI (bench_pipeline.py). Not in a plain `make bench` (`make bench BENCH_FLAGS=--torch`): the
   first run downloads the wheels once into the host cache and takes many minutes.
 
 Numbers are noisy on these 2-core machines, more so when others build on the same engine: the
 run samples the engine's other builds and says so beside the table.
 
     python bench/run.py [--runs N] [--scale-runs N] [--quick] [--no-arm64] [--no-scale] [--no-tests]
-                        [--torch] [--torch-runs N]
+                        [--torch] [--torch-runs N] [--torch-only] [--tools imagesmith,plain,uv]
 
 --quick: 1 run, iris only (development). IMAGESMITH_BASE picks the base image;
 IMAGESMITH_BENCH_PLATFORM_BASE the platform rows' (default: the registry's two-platform base). The CLI is always this tree's
@@ -43,6 +46,7 @@ from pathlib import Path
 
 import bench_build
 import bench_lock
+import bench_pipeline
 import bench_platforms
 import bench_tests
 import bench_verify
@@ -169,11 +173,18 @@ def main() -> int:
         "--torch", action="store_true", help="also the torch project (about 3 GB of CUDA wheels; a long first run)"
     )
     parser.add_argument("--torch-runs", type=int, default=1, help="runs of the torch project (default 1)")
+    parser.add_argument(
+        "--torch-only", action="store_true", help="the torch project alone (its builds and pipeline; no iris, CLI rows)"
+    )
+    parser.add_argument(
+        "--tools", default=",".join(TOOLS), help="comma-separated: imagesmith, plain, uv (default: all three)"
+    )
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     cli_runs = 3 if args.quick else max(7, runs)
     projects = ["iris"] if args.quick or args.no_scale else ["iris", "scale"]
     projects += ["torch"] if args.torch else []
+    projects = ["torch"] if args.torch_only else projects
     token = uuid.uuid4().hex[:8]
     started = dt.datetime.now(dt.timezone.utc)
     facts = machine()
@@ -182,6 +193,7 @@ def main() -> int:
     cli_rows: list[Row] = []
     test_rows: list[Row] = []
     test_record = "not measured"
+    pipeline: list[bench_pipeline.Stage] = []
     arm64 = [Row("linux/arm64 cold builds", "s", note="skipped (--no-arm64)" if args.no_arm64 else "not measured")]
     interrupted = False
     failed = ""
@@ -193,9 +205,18 @@ def main() -> int:
                 n = args.scale_runs if name == "scale" and args.scale_runs else runs
                 n = args.torch_runs if name == "torch" else n
                 results[name] = {}
-                bench_build.measure(bench_build.PROJECTS[name], n, tmp, token=token, results=results[name])
-                if name == "iris":
+                tools = tuple(t for t in args.tools.split(",") if t in TOOLS)
+                bench_build.measure(bench_build.PROJECTS[name], n, tmp, tools, token=token, results=results[name])
+                if name == "iris" and results["iris"].get("imagesmith"):
                     cli_rows = cli_figures(results["iris"]["imagesmith"][0], cli_runs)
+                if name == "torch" and results["torch"].get("imagesmith"):
+                    built = results["torch"]["imagesmith"][0]
+                    _say(f"torch: train, golden, signoff, verify of {built.ref} (torch's CUDA build on the CPU)")
+                    try:
+                        pipeline = bench_pipeline.run(built.root, built.ref.rsplit(":", 1)[0], _say)
+                    except Exception as exc:  # noqa: BLE001 (the builds' figures are kept and reported)
+                        _say(f"torch pipeline FAILED: {type(exc).__name__}: {exc}")
+                        pipeline = [bench_pipeline.Stage("pipeline", None, f"{type(exc).__name__}: {exc}")]
             if not args.no_tests:
                 test_rows, test_record = test_figures(1 if args.quick else 3)
             if not args.no_arm64:
@@ -219,6 +240,7 @@ def main() -> int:
         if any(res.values())
         for r in bench_build.rows(bench_build.PROJECTS[name], res)
     ]
+    rows += bench_pipeline.rows("torch", pipeline)
     rows += [*arm64, *cli_rows, *test_rows]
     ended = dt.datetime.now(dt.timezone.utc)
 
@@ -264,6 +286,7 @@ def main() -> int:
         "other_builds_on_engine": neighbours.as_json(),
         "rows": [row.as_json() for row in rows],
         "builds": {name: bench_build.as_json(res) for name, res in results.items()},
+        "torch_pipeline": bench_pipeline.as_json(pipeline) or None,
         "table": table(rows, markdown=True),
         "make_test_record": test_record,
         "growth": growth(results) if len(grown) >= 2 and grown[0] == "iris" else None,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 from pathlib import Path
 from typing import Protocol
 
@@ -65,6 +64,8 @@ MAX_DEPTH = 4  # layers read from a registry image's top looking for its facts (
 def facts_from_layer(tar: bytes) -> dict | None:
     """The facts file in a layer's tar; None when the layer does not hold it; UntrustedInput when
     it holds it as anything but a small regular file, or removes it (a whiteout)."""
+    import tarfile  # a registry image's layer only: a local image's file is read without it
+
     name = FACTS_PATH.lstrip("/")
     folder, _, base = name.rpartition("/")
     removed = (f"{folder}/.wh.{base}", f"{folder}/.wh..wh..opq")

@@ -215,14 +215,23 @@ def runs_on(compute_cap: str, sm: Iterable[str], ptx: Iterable[str] = ()) -> str
     none: a cubin for X.Y runs on X.Z with Z >= Y (the same major; NVIDIA's binary compatibility),
     PTX for X.Y is compiled by the driver for any GPU of X.Y or newer."""
     cc = version_key(compute_cap)[:2]
-    cubins = sorted((version_key(a)[:2] for a in sm), reverse=True)
+    if len(cc) < 2:
+        return None  # not a compute capability
+    cubins = sorted((k for a in sm if len(k := version_key(str(a))[:2]) == 2), reverse=True)
     for a in cubins:
         if a[0] == cc[0] and a[1] <= cc[1]:
             return f"sm_{a[0]}{a[1]} cubin"
-    for a in sorted((version_key(a)[:2] for a in ptx), reverse=True):
+    for a in sorted((k for a in ptx if len(k := version_key(str(a))[:2]) == 2), reverse=True):
         if a <= cc:
             return f"compute_{a[0]}{a[1]} PTX (compiled by the driver at first use)"
     return None
+
+
+def archs_text(archs: dict) -> str:
+    """The architectures of an ``archs`` record as NVIDIA names them: "sm_80, sm_90; compute_90"."""
+    sm = ", ".join(f"sm_{str(a).replace('.', '')}" for a in archs.get("sm") or []) or "no cubin"
+    ptx = ", ".join(f"compute_{str(a).replace('.', '')}" for a in archs.get("ptx") or []) or "no PTX"
+    return f"{sm}; {ptx}"
 
 
 def label_text(section: dict) -> str:
@@ -242,19 +251,25 @@ def label_text(section: dict) -> str:
 def signed_hardware(contract: dict, hardware: dict | None) -> tuple[list[str], list[str], list[str]]:
     """An image's GPU contract (its ``io.imagesmith.gpu`` label) against the GPUs a signoff record
     says it ran on: (checks, problems, notes). A GPU whose driver is older than the contract's
-    minimum cannot have run the image's CUDA: that signoff is refused. Signed off without a GPU:
-    a note (the CUDA code was not exercised)."""
+    minimum cannot have run the image's CUDA, and a GPU whose compute capability is not among the
+    architectures the image's framework was compiled for (``runs_on``) cannot have run its GPU
+    code: such a signoff is refused. Signed off without a GPU, or on a GPU whose driver or compute
+    capability the record does not state (older records, drivers before R510), or with the
+    architectures unknown: a note."""
     checks: list[str] = []
     problems: list[str] = []
     notes: list[str] = []
     need, cuda = contract.get("min_driver"), contract.get("cuda")
     if not isinstance(need, str):
         return checks, problems, notes
-    gpus = (hardware or {}).get("gpus") or []
+    archs = contract.get("archs") if isinstance(contract.get("archs"), dict) else None
+    if archs is not None and not (archs.get("sm") or archs.get("ptx")):
+        archs = None
+    gpus = [g for g in (hardware or {}).get("gpus") or [] if isinstance(g, dict)]
     if not gpus:
         notes.append(f"it was signed off without a GPU: this image's CUDA {cuda} code was not exercised there")
     for g in gpus:
-        name, driver = g.get("name"), g.get("driver")
+        name, driver, cap = g.get("name"), g.get("driver"), g.get("compute_cap")
         if not isinstance(driver, str) or not version_key(driver):
             notes.append(f"the signoff does not say which driver {name} had: its CUDA {cuda} not checked")
         elif version_key(driver) < version_key(need):
@@ -264,6 +279,24 @@ def signed_hardware(contract: dict, hardware: dict | None) -> tuple[list[str], l
             )
         else:
             checks.append(f"it was signed off on {name} with driver {driver}, which runs CUDA {cuda} (needs {need})")
+        if archs is None:
+            continue
+        what = f"{archs.get('framework')} {archs.get('version')}"
+        if not isinstance(cap, str) or len(version_key(cap)) < 2:
+            notes.append(
+                f"the signoff does not say {name}'s compute capability: not checked against the architectures "
+                f"{what} in this image was compiled for ({archs_text(archs)})"
+            )
+            continue
+        runs = runs_on(cap, archs.get("sm") or [], archs.get("ptx") or [])
+        if runs is None:
+            problems.append(
+                f"it was signed off on {name}, compute capability {cap}, which is not among the architectures "
+                f"{what} in this image was compiled for ({archs_text(archs)}): that run cannot have used this "
+                f"image's GPU code; sign off again on a GPU of one of these architectures"
+            )
+        else:
+            checks.append(f"it was signed off on {name}, compute capability {cap}, which runs {what}'s {runs}")
     return checks, problems, notes
 
 

@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from . import gpu
 from .cache import default_cache_dir
 from .lock import Lock, cuda
 from .lock.lockfile import write_locks
@@ -174,6 +175,31 @@ def base_facts(engine, lock: Lock) -> dict:
     return {"digest": lock.base.digest, "glibc": found.get("glibc"), "cuda": found.get("cuda")}
 
 
+def installed_bytes(wheel: Path) -> int:
+    """The bytes a wheel's files take once installed: the sum of its members' uncompressed sizes,
+    read from the zip's central directory (nothing is extracted)."""
+    with zipfile.ZipFile(wheel) as zf:
+        return sum(info.file_size for info in zf.infolist())
+
+
+def wheels_bytes(cache: WheelCache, lock: Lock) -> tuple[int, int]:
+    """(bytes installed, how many wheels) of the lock's CUDA-bearing pins whose wheel for the lock's
+    target is in the host wheel cache (nothing is downloaded; a file that is not a readable wheel
+    is not counted)."""
+    total = found = 0
+    for c in gpu.contract(lock.packages).packages:
+        pin = next((p for p in lock.packages if p.name == c.name), None)
+        path = cache.cached_file(pin, lock) if pin is not None else None
+        if path is None or not path.name.endswith(".whl"):
+            continue
+        try:
+            total += installed_bytes(path)
+        except (OSError, zipfile.BadZipFile):
+            continue
+        found += 1
+    return total, found
+
+
 def record(
     spec: Spec,
     locks: dict[str, Lock],
@@ -185,7 +211,7 @@ def record(
     ``imagesmith.lock`` is rewritten: the pins are unchanged): the GPU architectures of its
     framework's wheel (``cache``: the host wheel cache, default ``cache.default_cache_dir()``'s) and,
     with an ``engine``, the base's glibc and CUDA. A base that ships CUDA too: a "CUDA twice"
-    warning, every time."""
+    warning, every time, with the bytes of the CUDA wheels the cache holds (``wheels_bytes``)."""
     out = dict(locks)
     for platform, lock in locks.items():
         if not cuda.section(lock):
@@ -201,9 +227,12 @@ def record(
         if engine is not None and cuda.recorded_base(lock) is None:
             lock = cuda.with_recorded(lock, base=base_facts(engine, lock))
         out[platform] = lock
-        warning = cuda.twice(lock)
-        if warning:
-            progress(f"warning: {warning}")
+        if cuda.twice(lock) is not None:
+            if cache is None:
+                from .wheels import WheelCache
+
+                cache = WheelCache(default_cache_dir())
+            progress(f"warning: {cuda.twice(lock, wheels_bytes(cache, lock))}")
     if out != locks:
         write_locks(spec, out)
     return out

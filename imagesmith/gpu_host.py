@@ -1,12 +1,12 @@
 """THIS machine against an image's GPU contract (``gpu.py``): the NVIDIA driver and each GPU.
 
-``nvidia-smi --query-gpu=driver_version,compute_cap,name --format=csv,noheader`` prints one line
-per GPU, e.g. ``580.82.07, 9.0, NVIDIA H100 80GB HBM3`` (drivers before ``compute_cap`` existed
-refuse that field: then the query runs again without it). No ``nvidia-smi`` on PATH, a driver it
-cannot talk to, or no device: "this machine has no NVIDIA GPU" (``NoGpuError``, exit 2: the check
-cannot be carried out). A driver older than the contract's minimum fails the check (exit 1).
+The GPUs come from ``nvidia-smi`` on PATH, asked and read by ``runtime/nvidia_smi.py`` (the
+signoff hardware record reads them the same way): driver, compute capability (None on drivers
+before R510, which refuse the field) and name. No ``nvidia-smi`` on PATH, a driver it cannot talk
+to, or no device: "this machine has no NVIDIA GPU" (``NoGpuError``, exit 2: the check cannot be
+carried out). A driver older than the contract's minimum fails the check (exit 1).
 
-Standard library only (with ``gpu.py`` and the error classes), so that
+Standard library only (with ``gpu.py``, ``runtime/nvidia_smi.py`` and the error classes), so that
 ``python3 -m imagesmith.gpu_host --lock imagesmith.lock`` runs on a GPU machine with nothing but
 the checkout and Python (``scripts/gpu-check.sh``): the lock or image facts are read as JSON here,
 not through ``lock/`` (which needs the spec's YAML parser).
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,9 +26,10 @@ from typing import Any
 
 from . import gpu
 from .errors import ImagesmithError, VerifyError
+from .runtime import nvidia_smi
 
-QUERY = ["--query-gpu=driver_version,compute_cap,name", "--format=csv,noheader"]
-QUERY_OLD = ["--query-gpu=driver_version,name", "--format=csv,noheader"]  # drivers without compute_cap
+QUERY = nvidia_smi.arguments(nvidia_smi.FIELDS)
+QUERY_OLD = nvidia_smi.arguments(nvidia_smi.FIELDS_OLD)  # drivers without compute_cap
 
 
 class NoGpuError(VerifyError):
@@ -70,20 +70,16 @@ class HostReport:
         }
 
 
+def _host_gpus(found: list[dict]) -> tuple[HostGpu, ...]:
+    return tuple(HostGpu(i, g["driver"], g["compute_cap"], g["name"]) for i, g in enumerate(found))
+
+
 def parse_smi(text: str, *, with_cap: bool = True) -> tuple[HostGpu, ...]:
-    """The GPUs of ``nvidia-smi --query-gpu=…--format=csv,noheader`` output (one line per GPU)."""
-    gpus: list[HostGpu] = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = [p.strip() for p in line.split(",", 2 if with_cap else 1)]
-        if len(parts) != (3 if with_cap else 2) or not parts[0][:1].isdigit():
-            raise VerifyError(f"nvidia-smi printed a line this imagesmith cannot read: {line.strip()[:120]!r}")
-        driver, cap, name = (parts[0], parts[1], parts[2]) if with_cap else (parts[0], None, parts[1])
-        if cap is not None and not cap[:1].isdigit():
-            cap = None  # "[N/A]"
-        gpus.append(HostGpu(len(gpus), driver, cap, name))
-    return tuple(gpus)
+    """The GPUs of nvidia-smi's answer to ``QUERY`` (``QUERY_OLD`` when not ``with_cap``)."""
+    try:
+        return _host_gpus(nvidia_smi.parse(text, nvidia_smi.FIELDS if with_cap else nvidia_smi.FIELDS_OLD))
+    except nvidia_smi.Unreadable as exc:
+        raise VerifyError(f"nvidia-smi printed a line this imagesmith cannot read: {str(exc)!r}") from exc
 
 
 NO_GPU_HINT = (
@@ -97,23 +93,13 @@ def query(smi: str | None = None, *, timeout: float = 30.0) -> tuple[HostGpu, ..
     smi = smi or shutil.which("nvidia-smi")
     if smi is None:
         raise NoGpuError("this machine has no NVIDIA GPU (no nvidia-smi on PATH)", hint=NO_GPU_HINT)
-    with_cap = True
-    for args in (QUERY, QUERY_OLD):
-        try:
-            done = subprocess.run([smi, *args], capture_output=True, text=True, timeout=timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise NoGpuError(
-                f"this machine has no NVIDIA GPU (nvidia-smi did not run: {exc})", hint=NO_GPU_HINT
-            ) from exc
-        out = (done.stdout + done.stderr).strip()
-        if done.returncode == 0 and out:
-            return parse_smi(done.stdout, with_cap=with_cap)
-        if "compute_cap" in out and "not a valid field" in out:
-            with_cap = False
-            continue
-        break
-    first = out.splitlines()[0] if out else f"exit {done.returncode}"
-    raise NoGpuError(f"this machine has no NVIDIA GPU (nvidia-smi: {first[:200]})", hint=NO_GPU_HINT)
+    try:
+        found, why = nvidia_smi.query(smi, timeout=timeout)
+    except nvidia_smi.Unreadable as exc:
+        raise VerifyError(f"nvidia-smi printed a line this imagesmith cannot read: {str(exc)!r}") from exc
+    if found is None:
+        raise NoGpuError(f"this machine has no NVIDIA GPU ({why})", hint=NO_GPU_HINT)
+    return _host_gpus(found)
 
 
 def has_gpu() -> bool:
@@ -122,12 +108,6 @@ def has_gpu() -> bool:
         return bool(query())
     except ImagesmithError:
         return False
-
-
-def _archs_text(archs: dict) -> str:
-    sm = ", ".join(f"sm_{a.replace('.', '')}" for a in archs.get("sm") or []) or "no cubin"
-    ptx = ", ".join(f"compute_{a.replace('.', '')}" for a in archs.get("ptx") or []) or "no PTX"
-    return f"{sm}; {ptx}"
 
 
 def check(contract: gpu.Contract, gpus: Iterable[HostGpu], archs: dict | None = None) -> HostReport:
@@ -160,7 +140,7 @@ def check(contract: gpu.Contract, gpus: Iterable[HostGpu], archs: dict | None = 
         if runs is None:
             report.problems.append(
                 f"GPU {g.index} ({g.name}): compute capability {g.compute_cap} is not among the architectures "
-                f"{what} in this image was compiled for ({_archs_text(known)})"
+                f"{what} in this image was compiled for ({gpu.archs_text(known)})"
             )
         else:
             report.checks.append(f"GPU {g.index} ({g.name}): compute capability {g.compute_cap} runs {what}'s {runs}")

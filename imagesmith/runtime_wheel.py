@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -96,25 +96,15 @@ def stale_beside(context: Path) -> str | None:
 
 
 def install_into(python: Path, scratch: Path) -> None:
-    """Install this imagesmith's runtime wheel into the venv of ``python`` with the host's pip,
-    as the Dockerfile does (``--no-index --no-deps --no-compile``, by name and version from a
-    folder): for tests and benchmarks on the host. ``scratch`` is a folder for the wheel file."""
+    """Install this imagesmith's runtime wheel into the venv of ``python`` with imagesmith's uv,
+    as the Dockerfile does (offline, no index, no dependencies, no cache, files copied, no
+    bytecode; by name and version from a folder): for tests and benchmarks on the host.
+    ``scratch`` is a folder for the wheel file."""
+    from .lock.uv_resolver import uv_bin
+
     built = build()
     (Path(scratch) / built.filename).write_bytes(built.data)
-    argv = [
-        sys.executable,
-        "-m",
-        "pip",
-        "--python",
-        str(python),
-        "install",
-        "-q",
-        "--disable-pip-version-check",
-        "--no-index",
-        "--no-deps",
-        "--no-compile",
-        "--find-links",
-        str(scratch),
-        f"{built.name}=={built.version}",
-    ]
-    subprocess.run(argv, check=True, capture_output=True)
+    argv = [uv_bin(), "pip", "install", "-q", "--python", str(python), "--offline", "--no-cache", "--no-index"]
+    argv += ["--no-deps", "--link-mode", "copy", "--find-links", str(scratch), f"{built.name}=={built.version}"]
+    env = {**os.environ, "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never"}
+    subprocess.run(argv, check=True, capture_output=True, env=env)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import parity
 from .compare import Change, View, compare
@@ -56,10 +57,8 @@ from .layout import (
     VENV,
     VENV_PYTHON,
 )
-from .lock.lockfile import read_lock
 from .plan import ImagePlan, expected_config, normalize_config, shared_layers
 from .record import config_problems, read_app, source_problems
-from .runtime import stamp
 from .runtime.untrusted import MapOf, shape_problem
 from .verify_base import BaseCheck, check_base
 from .verify_inspect import inspect_lines, inspect_source
@@ -68,6 +67,9 @@ from .verify_probe import PROBE_NOTE, run_probe
 from .verify_report import Report, label_json
 from .verify_source import Source, image_source, local_image, open_source
 from .verify_views import CODE_SUFFIXES, claim_view, claimed_packages, image_view, project_name, source_view
+
+if TYPE_CHECKING:
+    from .runtime import stamp
 
 # what the CLI and the deploy gate import from here, besides what is defined below
 __all__ = ["Report", "inspect_lines", "inspect_source", "open_source", "load_view", "verify_image", "verify_model"]
@@ -262,7 +264,11 @@ def verify_image(
     if manifest is not None:
         report.checks.append(f"the manifest in the image's {FACTS_FILE} hashes to its parity label")
     # read once: references, layer count; the section of the image's own platform
-    locked = read_lock(lock, platform or info.platform or None) if lock is not None else None
+    locked = None
+    if lock is not None:
+        from .lock.lockfile import read_lock  # the lock package is the build side's: only with --lock
+
+        locked = read_lock(lock, platform or info.platform or None)
     _check_references(engine, report, info, manifest, lock, locked, expect, pair, platform)
     if manifest is None:
         return report
@@ -440,6 +446,8 @@ def verify_model(
     (``info`` when already resolved; else from the engine, or read from the registry for a
     registry reference the engine lacks: its ``platform`` image, for an index). Files in the
     folder that the stamp does not list are problems, unless ``allow_extra``."""
+    from .runtime import stamp  # the model check's alone: a verify without --model reads no stamp
+
     if info is None:
         info = engine.lookup(image, platform) if platform else engine.lookup(image)
     label = info.labels.get(LABEL_PARITY)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import runtime
 from .engine import Engine, ImageInfo
 from .errors import VerifyError
 from .facts import cache_load, cache_store
@@ -15,10 +16,9 @@ from .layout import (
     VENV,
     VENV_PYTHON,
 )
-from .runtime import stamp
 from .runtime.untrusted import MapOf, Opt, UntrustedInput, loads, shape_problem
 
-PROBE = Path(stamp.__file__).resolve().parent / "probe.py"  # the host's copy: never the image's
+PROBE = Path(runtime.__file__).resolve().parent / "probe.py"  # the host's copy: never the image's
 PROBE_OUTPUT_LIMIT = 32 << 20  # bytes of the probe's report (a large ML image's is a few MiB)
 PROBE_MAX_ITEMS = 2_000_000  # values in it (one per file with `diff --files`)
 _DIST_SHAPE = {

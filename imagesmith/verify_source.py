@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import parity
 from .engine import Engine, ImageInfo, registry_host
 from .errors import UsageError
 from .facts import manifest_of, read_facts
-from .lock import LOCK_FILE, Lock
-from .lock.lockfile import read_lock
 from .platforms import machine_platform
+
+if TYPE_CHECKING:
+    from .lock import Lock
 
 
 @dataclass
@@ -37,10 +39,14 @@ def open_source(engine: Engine, ref: str, platform: str | None = None) -> Source
     registry host is read from that registry without pulling; anything else is a local image.
     ``platform`` picks a multi-platform lock's section and a registry index's image (default:
     this machine's); a local image must be of it."""
+    from .lock import LOCK_FILE
+
     path = Path(ref)
     if path.is_dir() and (path / LOCK_FILE).is_file():
         path = path / LOCK_FILE
     if path.is_file():
+        from .lock.lockfile import read_lock
+
         lock = read_lock(path, platform)
         return Source(ref=str(path), kind="lock", lock=lock, manifest=parity.manifest_from_lock(lock))
     if ref.endswith((".lock", ".json")) or "/" in ref and ref.startswith((".", "/")):

@@ -89,6 +89,11 @@ class WheelCache:
                 best, best_rank = path, rank
         return best or sdist
 
+    def cached_file(self, pin: Pin, lock: Lock) -> Path | None:
+        """The cached file of one pin for the lock's target, as ``wheel_file`` would choose it,
+        or None when the cache lacks it (nothing is downloaded)."""
+        return self._best(pin, {t: i for i, t in enumerate(target_tags(lock.python, lock.platform))})
+
     def wheel_file(self, pin: Pin, lock: Lock, progress=lambda msg: None) -> Path:
         """The cached file of one pin for the lock's target (downloaded first when the cache
         lacks it), as ``wheelhouse`` would choose it."""

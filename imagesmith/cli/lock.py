@@ -9,7 +9,6 @@ import typer
 
 from ..engine import Engine
 from ..errors import UsageError
-from ..plan import parity_of
 from ..spec import Spec
 from ..spec.load import load_spec
 from .base import command
@@ -103,6 +102,8 @@ def _write_pylock(spec: Spec, one) -> None:
 
 
 def _result_json(spec: Spec, result) -> dict:
+    from ..plan import parity_of  # here: only --json prints the parity (a no-op lock loads no plan)
+
     return {
         "lock": str(spec.lock_path),
         "requirements_lock": str(spec.requirements_lock_path),

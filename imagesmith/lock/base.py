@@ -5,11 +5,14 @@ the base lives here; the engine only answers questions (``LockEngine``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..engine import first_line
-from ..engine.protocols import LockEngine
 from ..errors import EngineError, LockError
 from ..platforms import PLATFORMS
+
+if TYPE_CHECKING:  # the engine's records only when an engine answers: a no-op lock asks none
+    from ..engine.protocols import LockEngine
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,10 @@ The section, as written to ``imagesmith.lock`` and into the image facts and labe
 
 The base facts are read once per base digest (``gpu_arch.record``, by running the base's
 python3): its glibc, and a CUDA toolkit it may already carry. A base with a toolkit beside CUDA
-wheels ships CUDA twice (``twice``).
+wheels ships CUDA twice (``twice``), with the bytes of both: the base's toolkit as recorded here,
+the wheels' as they install, read from their files in the host wheel cache
+(``gpu_arch.wheels_bytes``; the cache is the one home of wheel files and so of their sizes, which
+the lock does not record).
 """
 
 from __future__ import annotations
@@ -96,9 +99,11 @@ def with_archs(lock, archs: dict):
     return with_recorded(lock, archs=archs)
 
 
-def twice(lock) -> str | None:
+def twice(lock, wheels: tuple[int, int] | None = None) -> str | None:
     """ "CUDA twice": the base carries a CUDA toolkit (``/usr/local/cuda`` or ``CUDA_VERSION``) and
-    the pins bring CUDA wheels, both in the image; None otherwise (or when the base is not read yet)."""
+    the pins bring CUDA wheels, both in the image; None otherwise (or when the base is not read yet).
+    ``wheels``: (bytes installed, how many of the CUDA wheels those are) of the CUDA wheels in the
+    host wheel cache (``gpu_arch.wheels_bytes``); None or none cached: their bytes are not known yet."""
     contract = gpu.contract(lock.packages)
     base = recorded_base(lock)
     cuda = base.get("cuda") if base else None
@@ -107,13 +112,20 @@ def twice(lock) -> str | None:
     where = cuda.get("path") or "its environment"
     version = cuda.get("version") or cuda.get("env") or "of unknown version"
     env = f", CUDA_VERSION={cuda['env']}" if cuda.get("env") else ""
-    wheels = ", ".join(p.name for p in contract.packages[:3]) + (
+    wheels_named = ", ".join(p.name for p in contract.packages[:3]) + (
         f" and {len(contract.packages) - 3} more" if len(contract.packages) > 3 else ""
     )
+    total = len(contract.packages)
+    if wheels is None or not wheels[1]:
+        size = "their bytes known once they are downloaded"
+    elif wheels[1] < total:
+        size = f"{wheels[0] / 1e6:,.0f} MB installed from the {wheels[1]} of {total} in the wheel cache"
+    else:
+        size = f"{wheels[0] / 1e6:,.0f} MB installed"
     return (
         f"CUDA twice: the base image {lock.base.name} carries CUDA {version} ({where}, "
         f"{cuda['bytes'] / 1e6:,.0f} MB{env}) and the lock's wheels bring CUDA {contract.cuda or contract.major} "
-        f"({wheels}): the image holds both, and Python loads the wheels'. "
+        f"({wheels_named}; {size}): the image holds both, and Python loads the wheels'. "
         "Use a plain Python base (the wheels carry CUDA's user-space libraries; the driver comes from the host)"
     )
 

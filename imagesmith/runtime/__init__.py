@@ -36,6 +36,7 @@ MODULES = {
     "installer": "the install step: python -m imagesmith_runtime.installer (the locked uv wheel, checked and unpacked)",
     "probe": "verify/diff: the host sends its own copy, run with python -I -S (it trusts nothing in the image)",
     "signoff_probe": "signoff: python -m imagesmith_runtime.signoff_probe in the serve container; hardware on the host",
+    "nvidia_smi": "signoff_probe's GPUs and the host check (imagesmith.gpu_host): nvidia-smi asked and read",
 }
 
 # files installed at the root of site-packages (not in the package)

@@ -15,6 +15,11 @@ timestamps, so the layer is the same on every build; in parallel), except:
 
 Everything else is compiled even where a ``.pyc`` already exists (as ``compileall -f``): the
 runtime's ``.pth`` runs at each interpreter start and may have written timestamped bytecode.
+
+A source that is not valid Python for the venv's interpreter (torch ships
+``torch/testing/_internal/py312_intrinsics.py``, Python 3.12 syntax, in its 3.11 wheel) is left
+without bytecode, as pip and uv install it, and named on stderr; importing it would fail with or
+without a ``.pyc``. Any other failure (a file that cannot be read or written) fails the step.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import py_compile
 import re
 import sys
 
-TESTS_RE = re.compile(r"/tests?/")
+TESTS_RE = r"/tests?/"
 
 
 def recorded_files(lib: str) -> frozenset:
@@ -47,49 +52,67 @@ def recorded_files(lib: str) -> frozenset:
     return frozenset(out)
 
 
-def sources(lib: str) -> list:
-    """The ``.py`` files under ``lib`` to compile, sorted: not in a test suite, not one whose
-    bytecode a RECORD lists; ``__pycache__`` and symlinked folders not entered (as compileall)."""
-    recorded = recorded_files(lib)
+class Skip:
+    """What is left alone (``search(path)`` true = skip, as ``compileall``'s ``rx``): tests, and
+    sources whose bytecode a RECORD lists."""
+
+    def __init__(self, recorded: frozenset) -> None:
+        self.recorded = recorded
+        self.tests = re.compile(TESTS_RE)
+
+    def search(self, path: str) -> bool:
+        if self.tests.search(path):
+            return True
+        if not path.endswith(".py"):
+            return False
+        try:
+            return os.path.normpath(importlib.util.cache_from_source(path)) in self.recorded
+        except (NotImplementedError, ValueError):
+            return False
+
+
+def sources(lib: str, skip: Skip) -> list:
+    """The ``.py`` files under ``lib`` to compile, sorted (``__pycache__`` folders and symlinked
+    folders not entered, as ``compileall.compile_dir``)."""
     out = []
     for root, dirs, files in os.walk(lib):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not os.path.islink(os.path.join(root, d)))
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
             path = os.path.join(root, name)
-            if not name.endswith(".py") or TESTS_RE.search(path) or not os.path.isfile(path):
-                continue
-            try:
-                if os.path.normpath(importlib.util.cache_from_source(path)) in recorded:
-                    continue
-            except (NotImplementedError, ValueError):
-                pass
-            out.append(path)
+            if name.endswith(".py") and os.path.isfile(path) and not skip.search(path):
+                out.append(path)
     return out
 
 
-def compile_one(path: str) -> bool:
-    """One source to its ``__pycache__`` file, unchecked-hash (what ``compileall -f`` writes)."""
+def compile_one(path: str) -> tuple:
+    """``("ok", path)``; ``("invalid", path)`` when the source is not valid Python for this
+    interpreter (no bytecode written); ``("failed", path, why)`` otherwise."""
     try:
         py_compile.compile(path, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-    except (py_compile.PyCompileError, SyntaxError, UnicodeError, OSError) as exc:
-        sys.stderr.write(f"cannot compile {path}: {exc}\n")
-        return False
-    return True
+    except py_compile.PyCompileError as exc:
+        if isinstance(exc.exc_value, (SyntaxError, ValueError)):  # ValueError: a bad encoding or a NUL byte
+            return ("invalid", path)
+        return ("failed", path, exc.msg.strip())
+    except OSError as exc:
+        return ("failed", path, str(exc))
+    return ("ok", path)
 
 
-def compile_lib(lib: str, workers: int = 0) -> bool:
-    """Compile ``lib`` as the module docstring says, on ``workers`` processes (0: one per CPU this
-    process may run on); False when a file failed to compile. The file list is made once here and
-    handed out in chunks (compileall's own workers get each file with its filter pickled again,
-    which cost more than the compiling)."""
-    files = sources(lib)
-    n = workers or len(os.sched_getaffinity(0))
-    if n <= 1 or len(files) < 64:
-        return all([compile_one(p) for p in files])
-    from concurrent.futures import ProcessPoolExecutor  # here: importing it imports multiprocessing
+def compile_lib(lib: str, workers: int = 0) -> tuple:
+    """Compile ``lib`` as the module docstring says (``workers`` processes, 0: one per CPU):
+    (the sources left without bytecode as not valid Python here, the failures as ``path: why``)."""
+    paths = sources(lib, Skip(recorded_files(lib)))
+    workers = workers or len(os.sched_getaffinity(0)) or 1
+    if workers > 1 and len(paths) > 1:
+        from concurrent.futures import ProcessPoolExecutor  # here: importing the module starts no multiprocessing
 
-    with ProcessPoolExecutor(n) as pool:
-        return all(pool.map(compile_one, files, chunksize=max(1, len(files) // (n * 8))))
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(compile_one, paths, chunksize=64))
+    else:
+        results = [compile_one(path) for path in paths]
+    invalid = [r[1] for r in results if r[0] == "invalid"]
+    failed = [f"{r[1]}: {r[2]}" for r in results if r[0] == "failed"]
+    return invalid, failed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,11 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         sys.stderr.write("usage: python -m imagesmith_runtime.bytecode LIB_DIR\n")
         return 2
-    return 0 if compile_lib(args[0]) else 1
+    invalid, failed = compile_lib(args[0])
+    if invalid:
+        shown = ", ".join(invalid[:3]) + (" and %d more" % (len(invalid) - 3) if len(invalid) > 3 else "")
+        sys.stderr.write(
+            "imagesmith: bytecode: %d source(s) not valid Python %d.%d, left without bytecode (as pip and uv "
+            "install them): %s\n" % (len(invalid), sys.version_info[0], sys.version_info[1], shown)
+        )
+    for line in failed:
+        sys.stderr.write("imagesmith: bytecode: could not compile %s\n" % line)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    # the module under its own name, not __main__: the workers find compile_one by that name
+    # the module under its own name, not __main__: compile_one is pickled for the worker processes
     from .bytecode import main as _main
 
     sys.exit(_main())

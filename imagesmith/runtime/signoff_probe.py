@@ -21,7 +21,7 @@ The hardware record (keys sorted, lists sorted)::
     {"cpu": {"model": str|null, "flags": [str...] (instruction-set flags of interest),
              "logical_cpus": int, "usable_cpus": int},
      "memory_bytes": int|null,
-     "gpus": [{"name", "driver", "memory"}...], "cuda": str|null,
+     "gpus": [{"name", "driver", "memory", "compute_cap"}...], "cuda": str|null,
      "libraries": [{"kind": "blas"|"openmp"|..., "path": str, "version": str|null, "threads": int|null}...]}
 
 Exit codes: 0 printed; 2 bad options, unreadable samples, or the function failed (the reason
@@ -33,6 +33,8 @@ import os
 import re
 import subprocess
 import sys
+
+from . import nvidia_smi
 
 # Instruction-set flags that change which kernels BLAS and friends pick.
 ISA_FLAGS = re.compile(
@@ -83,23 +85,18 @@ def memory_bytes():
 
 
 def gpus():
-    """(gpus, cuda version) from nvidia-smi; ([], None) where there is none."""
+    """(gpus, cuda version) from nvidia-smi (``nvidia_smi.query``: driver, compute capability,
+    memory, name); ([], None) where there is none or its answer cannot be read."""
     try:
-        proc = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
+        found, _ = nvidia_smi.query(timeout=30)
+    except nvidia_smi.Unreadable:
+        found = None
+    if not found:
         return [], None
-    if proc.returncode != 0:
-        return [], None
-    found = []
-    for line in proc.stdout.splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 3 and parts[0]:
-            found.append({"name": parts[0], "driver": parts[1], "memory": parts[2]})
+    found = [
+        {"name": g["name"], "driver": g["driver"], "memory": g["memory"], "compute_cap": g["compute_cap"]}
+        for g in found
+    ]
     cuda = None
     try:
         head = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=30).stdout
@@ -107,7 +104,7 @@ def gpus():
         cuda = m.group(1) if m else None
     except (OSError, subprocess.SubprocessError):
         pass
-    return sorted(found, key=lambda g: (g["name"], g["driver"])), cuda
+    return sorted(found, key=lambda g: (g["name"], g["driver"], g["compute_cap"] or "")), cuda
 
 
 def libraries():

@@ -159,12 +159,44 @@ def hardware_differences(signed: dict, here: dict) -> list[str]:
         out.append(f"CPUs: {hc.get('logical_cpus')} here, {sc.get('logical_cpus')} signed off on")
     if signed.get("memory_bytes") != here.get("memory_bytes"):
         out.append(f"memory: {_gib(here.get('memory_bytes'))} here, {_gib(signed.get('memory_bytes'))} signed off on")
-    g_signed = [g.get("name") + " (driver " + str(g.get("driver")) + ")" for g in signed.get("gpus") or ()]
-    g_here = [g.get("name") + " (driver " + str(g.get("driver")) + ")" for g in here.get("gpus") or ()]
-    if g_signed != g_here:
-        out.append(f"GPUs: {', '.join(g_here) or 'none'} here, {', '.join(g_signed) or 'none'} signed off on")
+    out += gpu_differences(signed.get("gpus"), here.get("gpus"))
     if signed.get("cuda") != here.get("cuda") and (signed.get("cuda") or here.get("cuda")):
         out.append(f"CUDA: {here.get('cuda')} here, {signed.get('cuda')} signed off on")
+    return out
+
+
+def _gpus(record) -> list[dict]:
+    return [g for g in record or () if isinstance(g, dict)] if isinstance(record, list) else []
+
+
+def _listed(values: list) -> str:
+    """Values one per GPU, in order; "A (x2)" when every GPU has the same one."""
+    shown = [str(v) if v is not None else "unknown" for v in values]
+    if len(set(shown)) == 1 and len(shown) > 1:
+        return f"{shown[0]} (x{len(shown)})"
+    return ", ".join(shown)
+
+
+def gpu_differences(signed, here) -> list[str]:
+    """What differs between the GPUs a signoff ran on and this machine's, each part named: the
+    GPUs themselves (model names), the NVIDIA driver, the compute capability (compared only
+    when both records state it: records made before it was recorded do not)."""
+    s, h = _gpus(signed), _gpus(here)
+    if not s and not h:
+        return []
+    if not s or not h:
+
+        def whole(gpus: list[dict]) -> str:
+            return ", ".join(f"{g.get('name')} (driver {g.get('driver')})" for g in gpus) or "none"
+
+        return [f"GPUs: {whole(h)} here, {whole(s)} signed off on"]
+    out = []
+    for key, what in (("name", "GPU"), ("driver", "NVIDIA driver"), ("compute_cap", "GPU compute capability")):
+        a, b = [g.get(key) for g in h], [g.get(key) for g in s]
+        if key == "compute_cap" and (None in a or None in b):
+            continue
+        if a != b:
+            out.append(f"{what}: {_listed(a)} here, {_listed(b)} signed off on")
     return out
 
 

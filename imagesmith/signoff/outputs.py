@@ -91,38 +91,49 @@ def compare(
     if len(golden) != len(now):
         result.shape.append(f"{len(now)} output rows for {len(golden)} golden rows")
         return result
-    deviations = []
+    deviations = []  # (-abs error, sample, output, golden, now, rel error): sorted, largest first
     classes = bool(golden) and all(len(r) >= 2 for r in golden)
     result.classes_checked = classes
+    isnan, inf = math.isnan, math.inf
+    max_abs, max_rel, values, out_of_tolerance = result.max_abs, result.max_rel, 0, 0
     for i, (g_row, n_row) in enumerate(zip(golden, now)):
         if len(g_row) != len(n_row):
             result.shape.append(f"sample {i}: {len(n_row)} values, golden has {len(g_row)}")
             continue
-        row = {"sample": i, "max_abs_error": 0.0, "max_rel_error": 0.0, "out_of_tolerance": 0}
-        result.per_sample.append(row)
+        row_abs = row_rel = 0.0
+        row_out = 0
         for j, (g, n) in enumerate(zip(g_row, n_row)):
-            result.values += 1
-            if math.isnan(g) or math.isnan(n):
-                ok = math.isnan(g) and math.isnan(n)
-                err = 0.0 if ok else math.inf
+            if isnan(g) or isnan(n):
+                ok = isnan(g) and isnan(n)
+                err = 0.0 if ok else inf
             else:
                 err = abs(n - g)
                 ok = err <= atol + rtol * abs(g)
-            rel = err / abs(g) if g and not math.isnan(g) else (0.0 if err == 0 else math.inf)
-            if err > result.max_abs:
-                result.max_abs = err
-            if rel > result.max_rel:
-                result.max_rel = rel
-            row["max_abs_error"] = max(row["max_abs_error"], err)
-            row["max_rel_error"] = max(row["max_rel_error"], rel)
+            rel = err / abs(g) if g and not isnan(g) else (0.0 if err == 0 else inf)
+            if err > row_abs:  # as max(row_abs, err): a NaN never replaces
+                row_abs = err
+            if rel > row_rel:
+                row_rel = rel
             if not ok:
-                row["out_of_tolerance"] += 1
-                result.out_of_tolerance += 1
-                deviations.append({"sample": i, "output": j, "golden": g, "now": n, "abs_error": err, "rel_error": rel})
+                row_out += 1
+                deviations.append((-err, i, j, g, n, rel))
+        values += len(g_row)
+        out_of_tolerance += row_out
+        if row_abs > max_abs:
+            max_abs = row_abs
+        if row_rel > max_rel:
+            max_rel = row_rel
+        row = {"sample": i, "max_abs_error": row_abs, "max_rel_error": row_rel, "out_of_tolerance": row_out}
+        result.per_sample.append(row)
         if classes:
-            row["class_flipped"] = _argmax(g_row) != _argmax(n_row)
-        if classes and _argmax(g_row) != _argmax(n_row):
-            result.flipped.append({"sample": i, "golden": _argmax(g_row), "now": _argmax(n_row)})
-    deviations.sort(key=lambda d: (-d["abs_error"], d["sample"], d["output"]))
-    result.worst = deviations[:worst]
+            was, is_now = _argmax(g_row), _argmax(n_row)
+            row["class_flipped"] = was != is_now
+            if was != is_now:
+                result.flipped.append({"sample": i, "golden": was, "now": is_now})
+    result.max_abs, result.max_rel, result.values, result.out_of_tolerance = max_abs, max_rel, values, out_of_tolerance
+    deviations.sort()  # the order of (-abs error, sample, output): the same as sorting dicts by that key
+    result.worst = [
+        {"sample": i, "output": j, "golden": g, "now": n, "abs_error": -neg, "rel_error": rel}
+        for neg, i, j, g, n, rel in deviations[:worst]
+    ]
     return result

@@ -93,14 +93,36 @@ def _read_text(path: Path) -> str:
         raise SpecError(path.name, [f"not UTF-8 text (byte {exc.start})"], hint="save the file as UTF-8") from exc
 
 
+MAX_COMPOSE_DEPTH = 4 * MAX_DEPTH  # deeper than this is refused unread; up to it, _check_size names the path
+
+
 @lru_cache(maxsize=None)
 def _strict_loader() -> type:
     """PyYAML's safe loader, but a key given twice in one mapping is an error (the safe loader
     silently keeps the last one). Made on first use: PyYAML is imported only to read a spec whose
-    text was not read before (``_read_yaml``)."""
+    text was not read before (``_read_yaml``). Nesting deeper than ``MAX_COMPOSE_DEPTH`` stops the
+    parse as Python's recursion limit would, but sooner: a ``[`` or ``{`` opened that deep stops
+    the scanner (which spends time quadratic in the depth of what it looks ahead at: 5,000 nested
+    lists took a second of CPU), a node composed that deep stops the composer."""
     import yaml
 
     class StrictLoader(yaml.SafeLoader):
+        _depth = 0
+
+        def fetch_flow_collection_start(self, TokenClass):
+            if self.flow_level >= MAX_COMPOSE_DEPTH:
+                raise RecursionError("nested too deeply")  # _parse: "is nested too deeply to read"
+            super().fetch_flow_collection_start(TokenClass)
+
+        def compose_node(self, parent, index):
+            if self._depth >= MAX_COMPOSE_DEPTH:
+                raise RecursionError("nested too deeply")
+            self._depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
         def construct_mapping(self, node, deep=False):
             if isinstance(node, yaml.MappingNode):
                 self.flatten_mapping(node)

@@ -221,7 +221,8 @@ def cuda_base(engine, base_image, tmp_path):
     subprocess.run(["docker", "image", "rm", name], capture_output=True)
 
 
-def test_lock_on_a_cuda_base_warns_cuda_twice(cuda_base, tmp_path):
+def test_lock_on_a_cuda_base_warns_cuda_twice(cuda_base, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a wheel cache of its own: empty at first
     root = copy_project(PROJECTS / "gpu-tiny", tmp_path / "gpu-tiny")
     done = _imagesmith("lock", "-p", str(root), "--base", cuda_base)
     assert done.returncode == 0, done.stderr
@@ -236,11 +237,21 @@ def test_lock_on_a_cuda_base_warns_cuda_twice(cuda_base, tmp_path):
     assert cuda["base"]["glibc"] == "2.36"  # bookworm's
     assert (
         f"warning: CUDA twice: the base image {cuda_base} carries CUDA 12.4.1 (/usr/local/cuda-12.4, 3 MB, "
-        f"CUDA_VERSION=12.4.1) and the lock's wheels bring CUDA {cuda['cuda']} (nvidia-cuda-runtime-cu12)"
+        f"CUDA_VERSION=12.4.1) and the lock's wheels bring CUDA {cuda['cuda']} (nvidia-cuda-runtime-cu12; "
+        "their bytes known once they are downloaded)"
     ) in done.stderr
     assert "Use a plain Python base" in done.stderr
+    # the wheel in the cache (as a build downloads it): the warning gives the bytes it installs
+    from imagesmith.gpu_arch import installed_bytes
+    from imagesmith.lock.lockfile import read_lock
+    from imagesmith.wheels import WheelCache
+
+    lock = read_lock(root / "imagesmith.lock")
+    pin = next(p for p in lock.packages if p.name == RUNTIME_WHEEL)
+    wheel = WheelCache(tmp_path / "cache" / "imagesmith").wheel_file(pin, lock)
     again = _imagesmith("lock", "-p", str(root), "--base", cuda_base)  # recorded: said again, not read again
-    assert again.returncode == 0 and "warning: CUDA twice" in again.stderr
+    assert again.returncode == 0, again.stderr
+    assert f"(nvidia-cuda-runtime-cu12; {installed_bytes(wheel) / 1e6:,.0f} MB installed)" in again.stderr
 
 
 def test_a_plain_base_records_its_glibc_and_no_cuda(gpu_tiny):

@@ -39,15 +39,16 @@ def _caller_environment_cleared(monkeypatch, _session_cache):
 def _cli_command_made_once():
     """typer turns the app into its click command on every call (``Typer.__call__`` runs
     ``get_command``), which costs an in-process run more than most commands do: the unit tier
-    makes it once per app and reuses it, as one process of the console script would. The command
-    is the one typer makes; it parses and runs as before."""
+    makes it once per app and set of commands and reuses it, as one process of the console script
+    would (``cli.main`` adds a command to the app when it is first run: a command made before that
+    would not know it). The command is the one typer makes; it parses and runs as before."""
     import typer.main
 
-    made: dict[int, object] = {}
+    made: dict[tuple, object] = {}
     real = typer.main.get_command
 
     def get_command(typer_instance):
-        key = id(typer_instance)
+        key = (id(typer_instance), tuple(info.name for info in typer_instance.registered_commands))
         if key not in made:
             made[key] = (typer_instance, real(typer_instance))
         return made[key][1]

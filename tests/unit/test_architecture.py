@@ -18,6 +18,7 @@ def _tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"))
 
 
+@functools.cache
 def _modules() -> dict[str, Path]:
     out = {}
     for path in PACKAGE.rglob("*.py"):
@@ -45,9 +46,15 @@ def _imports(name: str, path: Path, known: dict[str, Path], tree: ast.Module | N
     return found
 
 
-def test_no_import_cycles():
+@functools.cache
+def _graph() -> dict[str, set[str]]:
+    """Each module's imports of imagesmith's modules (made once for the tests here; they only read it)."""
     known = _modules()
-    graph = {name: _imports(name, path, known) for name, path in known.items()}
+    return {name: _imports(name, path, known) for name, path in known.items()}
+
+
+def test_no_import_cycles():
+    graph = _graph()
     cycles, index, low, stack, on_stack = [], {}, {}, [], set()
 
     def visit(v):  # Tarjan's strongly connected components
@@ -133,27 +140,58 @@ def test_every_import_of_our_own_names_resolves():
 NOT_AT_START_UP = ("docker", "requests", "urllib3", "jinja2", "piptools", "packaging", "urllib.request", "http.client")
 
 
-def _imported_by(argv: list[str], cwd: Path) -> tuple[set[str], str]:
-    """The modules a fresh interpreter holds after ``imagesmith ARGV`` ran in it, and its typer's version."""
+# One interpreter for all the runs a test makes: it imports typer (which every command imports
+# first, and which imports none of NOT_AT_START_UP) and forks a child for each run, which imports
+# the rest as a fresh ``imagesmith`` process would and reports its modules on a pipe. Modules the
+# parent holds are only ever more, never fewer, than a run of its own would hold.
+_FORKING_RUNNER = """\
+import json, os, sys
+import typer
+
+for argv in json.loads(sys.argv[1]):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        from imagesmith.cli import main
+
+        main(argv)
+        sys.stdout.flush()
+        with os.fdopen(write, "w") as out:
+            json.dump([sorted(sys.modules), typer.__version__], out)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as got:
+        answer = got.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not answer:
+        sys.exit(f"imagesmith {argv} ended with status {status}")
+    print("\\n" + answer)
+"""
+
+
+def _imported_by_each(argvs: list[list[str]], cwd: Path) -> list[tuple[set[str], str]]:
+    """For each ARGV, the modules a fresh interpreter holds after ``imagesmith ARGV`` ran in it,
+    and its typer's version."""
     import json
     import os
     import subprocess
 
-    script = (
-        "import sys, json\nfrom imagesmith.cli import main\ncode = main(json.loads(sys.argv[1]))\n"
-        "import typer\nprint(json.dumps([sorted(sys.modules), typer.__version__]))\n"
-    )
+    from tests.helpers import _bytecode_kept
+
     path = os.pathsep.join(p for p in (str(PACKAGE.parent), os.environ.get("PYTHONPATH")) if p)
     # the project's spec alone decides what the lock is (IMAGESMITH_BASE, e.g. from `make bench`'s
     # environment, would name another base: then the lock is not a no-op and reaches the engine)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGESMITH_")}
     env["PYTHONPATH"] = path
+    env = _bytecode_kept(env)  # the children load imagesmith's bytecode instead of compiling it each
     proc = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(argv)], capture_output=True, text=True, cwd=cwd, env=env
+        [sys.executable, "-c", _FORKING_RUNNER, json.dumps(argvs)], capture_output=True, text=True, cwd=cwd, env=env
     )
     assert proc.returncode == 0, proc.stderr
-    modules, typer_version = json.loads(proc.stdout.splitlines()[-1])
-    return set(modules), typer_version
+    answers = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("[[")]
+    assert len(answers) == len(argvs), proc.stdout[-2000:]
+    return [(set(modules), typer_version) for modules, typer_version in answers]
 
 
 def _forbidden(typer_version: str) -> tuple[str, ...]:
@@ -167,15 +205,16 @@ def test_help_and_a_no_op_lock_import_nothing_slow(tmp_path, monkeypatch):
     from tests.unit.test_statcache import locked_project
 
     root = locked_project(tmp_path, monkeypatch)
-    for argv in (["lock", "--help"], ["verify", "--help"], ["lock", "-q"], ["lock", "--check", "-q"]):
-        imported, typer_version = _imported_by(argv, root)
+    argvs = [["lock", "--help"], ["verify", "--help"], ["lock", "-q"], ["lock", "--check", "-q"]]
+    for argv, (imported, typer_version) in zip(argvs, _imported_by_each(argvs, root)):
         assert not [m for m in _forbidden(typer_version) if m in imported], argv
 
 
 # Not needed by a command that does not use them: another command's module, an engine backend a
-# no-op lock never calls (it reads no image), the resolvers when nothing is resolved, PyYAML when
-# the spec's text was parsed before (spec/load.py remembers it), a TOML parser in a project with
-# no pyproject.toml (fsutil.tomllib)
+# no-op lock never calls (it reads no image) and the engine's records and protocols, the resolvers
+# when nothing is resolved, the image plan (--json's parity only), PyYAML when the spec's text was
+# parsed before (spec/load.py remembers it), a TOML parser in a project with no pyproject.toml
+# (fsutil.tomllib)
 NOT_FOR_A_NO_OP_LOCK = (
     "yaml",
     "tomllib",
@@ -186,8 +225,11 @@ NOT_FOR_A_NO_OP_LOCK = (
     "imagesmith.engine.registry",
     "imagesmith.engine.buildx",
     "imagesmith.engine.local_api",
+    "imagesmith.engine.protocols",
+    "imagesmith.engine.records",
     "imagesmith.lock.resolvers",
     "imagesmith.lock.uv_resolver",
+    "imagesmith.plan",
     "imagesmith.lock.piptools_resolver",
 )
 
@@ -196,13 +238,40 @@ def test_a_command_loads_only_its_own_module_and_a_no_op_lock_no_backend(tmp_pat
     from tests.unit.test_statcache import locked_project
 
     root = locked_project(tmp_path, monkeypatch)
-    imported, _ = _imported_by(["lock", "-q"], root)
-    assert [m for m in NOT_FOR_A_NO_OP_LOCK if m in imported] == []
-    assert "imagesmith.cli.lock" in imported and "imagesmith.lock.update" in imported  # the real path ran
-    imported, _ = _imported_by(["-q", "-p", str(root), "lock", "--check"], root)  # options before the command
-    assert [m for m in NOT_FOR_A_NO_OP_LOCK if m in imported] == []
-    imported, _ = _imported_by(["--help"], root)  # the help lists every command: all are loaded
-    assert {"imagesmith.cli.build", "imagesmith.cli.verify", "imagesmith.cli.export"} <= imported
+    argvs = [["lock", "-q"], ["-q", "-p", str(root), "lock", "--check"], ["--help"]]  # options before the command
+    (lock, _), (check, _), (help_, _) = _imported_by_each(argvs, root)
+    assert [m for m in NOT_FOR_A_NO_OP_LOCK if m in lock] == []
+    assert "imagesmith.cli.lock" in lock and "imagesmith.lock.update" in lock  # the real path ran
+    assert [m for m in NOT_FOR_A_NO_OP_LOCK if m in check] == []
+    assert {"imagesmith.cli.build", "imagesmith.cli.verify", "imagesmith.cli.export"} <= help_  # all loaded
+
+
+# Not needed to verify a local image without --lock: the lock package (and the spec, the runtime
+# wheel builder and the GPU tables under it) reads a lock file only; tarfile reads a registry
+# image's layer only (a local image's facts come from the engine as bytes); the stamp, --model only.
+NOT_FOR_A_LOCAL_VERIFY = (
+    *("imagesmith.lock", "imagesmith.spec", "imagesmith.runtime_wheel", "imagesmith.gpu", "tarfile"),
+    "imagesmith.runtime.stamp",
+)
+
+
+def test_verifying_a_local_image_loads_no_lock_package():
+    import os
+    import subprocess
+
+    from tests.helpers import _bytecode_kept
+
+    script = (
+        "import sys\nfrom imagesmith.cli import base\nbase.load_commands(['verify'])\n"
+        "import imagesmith.deploy, imagesmith.verify, imagesmith.engine.images\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    env = _bytecode_kept(dict(os.environ))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent, env=env)
+    assert proc.returncode == 0, proc.stderr
+    imported = set(proc.stdout.split())
+    assert "imagesmith.cli.verify" in imported and "imagesmith.verify_base" in imported  # the real modules loaded
+    assert [m for m in NOT_FOR_A_LOCAL_VERIFY if m in imported] == []
 
 
 # ---- size: no module over 600 lines, no function over 80 -----------------------------------------
@@ -260,8 +329,7 @@ def test_split_packages_read_top_down():
     shared facts) and imports none of its own modules but the parts of that value: they build on it. The platform tables are
     below the spec, and the deploy gate's reading of a signoff record reaches no spec and nothing
     of the build side."""
-    known = _modules()
-    graph = {name: _imports(name, path, known) for name, path in known.items()}
+    graph = _graph()
     for package in ("imagesmith.spec", "imagesmith.init", "imagesmith.signoff"):
         assert not [m for m in graph[package] if m.startswith(package + ".")], package
     lock_parts = sorted(m for m in graph["imagesmith.lock"] if m.startswith("imagesmith.lock."))

@@ -6,9 +6,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from benchlib import Goal, Row, foreign_builds, parse_steps, phases, table  # noqa: E402
+from benchlib import Goal, Row, compile_tree, foreign_builds, parse_steps, phases, table  # noqa: E402
 
 RAW = """\
 #0 building with "default" instance using docker driver
@@ -161,3 +163,76 @@ def test_make_test_is_reported_from_its_record_only_when_the_whole_suite_passed(
         None,
         "last `make test` 2026-11-27 19:02 UTC, tree abc1234 ran a selection (tests/unit), not the whole suite",
     )
+
+
+def test_the_cli_is_timed_with_its_bytecode_written_even_where_writing_it_is_forbidden(tmp_path, monkeypatch):
+    import importlib.util
+
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    sources = [package / "__init__.py", package / "sub" / "__init__.py", package / "sub" / "mod.py"]
+    for source in sources:
+        source.write_text("VALUE = 1\n")
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    compile_tree(package)
+    assert all(Path(importlib.util.cache_from_source(str(s))).is_file() for s in sources)
+
+
+def test_a_push_sends_only_the_layers_the_registry_lacks():
+    from benchlib import new_bytes, pair_layers
+
+    before = pair_layers(["sha256:base", "sha256:cuda", "sha256:venv"], [80_000_000, 3_000_000_000, 40_000_000])
+    after = pair_layers(["sha256:base", "sha256:cuda", "sha256:venv2"], [80_000_000, 3_000_000_000, 41_000_000])
+    assert before is not None and after is not None
+    assert new_bytes(before, after) == 41_000_000
+    assert new_bytes(after, after) == 0
+    # a step that added an empty layer: the history's sizes no longer pair with the layers
+    assert pair_layers(["sha256:a", "sha256:b"], [5]) is None
+
+
+def test_registry_manifests_give_their_blobs_and_the_platform_image():
+    from benchlib import manifest_blobs, platform_manifest
+
+    manifest = {
+        "config": {"digest": "sha256:c", "size": 1500},
+        "layers": [{"digest": "sha256:l1", "size": 30}, {"digest": "sha256:l2", "size": 2_000_000}],
+    }
+    assert manifest_blobs(manifest) == [("sha256:c", 1500), ("sha256:l1", 30), ("sha256:l2", 2_000_000)]
+    index = {
+        "manifests": [
+            {"digest": "sha256:att", "platform": {"os": "unknown", "architecture": "unknown"}},
+            {"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64"}},
+            {"digest": "sha256:amd", "platform": {"os": "linux", "architecture": "amd64"}},
+        ]
+    }
+    assert platform_manifest(index) == "sha256:amd"
+    assert platform_manifest(index, "linux/arm64") == "sha256:arm"
+    assert platform_manifest({"manifests": []}) is None
+
+
+def test_the_bump_rewrites_one_requirement_and_refuses_a_missing_line(tmp_path):
+    from bench_build import bump_requirements
+    from benchlib import CommandFailed
+
+    (tmp_path / "requirements.txt").write_text("torch==2.14.1\nuvicorn==0.34.0\n")
+    bump_requirements(tmp_path, ("uvicorn==0.34.0", "uvicorn==0.34.1"))
+    assert (tmp_path / "requirements.txt").read_text() == "torch==2.14.1\nuvicorn==0.34.1\n"
+    with pytest.raises(CommandFailed, match="no line 'uvicorn==0.34.0'"):
+        bump_requirements(tmp_path, ("uvicorn==0.34.0", "uvicorn==0.34.1"))
+
+
+def test_the_pipeline_runs_train_golden_signoff_verify_in_order_and_a_failure_is_a_row_of_its_own(tmp_path):
+    import bench_pipeline
+
+    steps = bench_pipeline.steps(tmp_path, "imagesmith-bench-x/torch-imagesmith-0")
+    assert [name for name, _ in steps] == ["run train", "golden", "signoff", "verify"]
+    verify = dict(steps)["verify"]
+    assert verify[:2] == ["verify", "imagesmith-bench-x/torch-imagesmith-0:serve"]
+    assert "--signoff" in verify and "--model" in verify and "--lock" in verify and "--pair" in verify
+    rows = bench_pipeline.rows(
+        "torch",
+        [bench_pipeline.Stage("run train", 41.5, "stamped"), bench_pipeline.Stage("golden", None, "error: boom")],
+    )
+    assert [r.figure for r in rows] == ["torch: `imagesmith run train`", "torch: `imagesmith golden`"]
+    assert rows[0].median("imagesmith") == 41.5 and rows[0].verdict() == ""
+    assert rows[1].values["imagesmith"] == [] and rows[1].verdict() == "FAILED: error: boom"

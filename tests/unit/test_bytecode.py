@@ -62,3 +62,57 @@ def test_a_wheels_own_bytecode_is_left_as_installed_and_the_rest_compiled(tmp_pa
     init = Path(importlib.util.cache_from_source(str(pkg / "__init__.py")))
     assert _flags(init) == 0b01 and _flags(stale) == 0b01  # unchecked-hash, the timestamped one replaced
     assert not (pkg / "tests" / "__pycache__").exists()
+
+
+def test_a_source_that_is_not_valid_python_here_is_left_without_bytecode_and_named(tmp_path):
+    """torch's 3.11 wheel ships torch/testing/_internal/py312_intrinsics.py in Python 3.12 syntax:
+    pip and uv install it without bytecode, and so does the install step (it failed the build)."""
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    internal = site / "torch" / "testing" / "_internal"
+    internal.mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_bytes(b"")
+    newer = internal / "py312_intrinsics.py"
+    newer.write_bytes(
+        b'def f[T](a: "This is a new annotation"):  # noqa: F722\n    pass\n'
+        if sys.version_info < (3, 12)
+        else b"def f(:\n"
+    )
+    (internal / "nul.py").write_bytes(b"X = 1\0\n")
+    good = internal / "common_utils.py"
+    good.write_bytes(b"Y = 2\n")
+
+    built = runtime_wheel.build()
+    wheel = tmp_path / built.filename
+    wheel.write_bytes(built.data)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagesmith_runtime.bytecode", str(tmp_path / "lib")],
+        env={"PYTHONPATH": str(wheel), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert Path(importlib.util.cache_from_source(str(good))).exists()
+    assert not Path(importlib.util.cache_from_source(str(newer))).exists()
+    major, minor = sys.version_info[:2]
+    assert proc.stderr == (
+        f"imagesmith: bytecode: 2 source(s) not valid Python {major}.{minor}, left without bytecode (as pip and uv "
+        f"install them): {internal / 'nul.py'}, {newer}\n"
+    )
+
+
+def test_bytecode_that_cannot_be_written_fails_the_step(tmp_path):
+    site = tmp_path / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "__pycache__").write_bytes(b"")  # a file where the bytecode folder goes: nothing can be written
+    (site / "blocked.py").write_bytes(b"Z = 3\n")
+    built = runtime_wheel.build()
+    wheel = tmp_path / built.filename
+    wheel.write_bytes(built.data)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagesmith_runtime.bytecode", str(tmp_path / "lib")],
+        env={"PYTHONPATH": str(wheel), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"imagesmith: bytecode: could not compile {site / 'blocked.py'}: ")

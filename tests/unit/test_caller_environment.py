@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from tests.conftest import REPO
+from tests.helpers import _bytecode_kept
 
 ODD = {"IMAGESMITH_BASE": "nonexistent:tag", "DOCKER_HOST": "tcp://127.0.0.1:1", "XDG_CACHE_HOME": "/nonexistent"}
 
@@ -15,6 +16,7 @@ ODD = {"IMAGESMITH_BASE": "nonexistent:tag", "DOCKER_HOST": "tcp://127.0.0.1:1",
 def test_unit_tests_pass_with_nonsense_in_the_callers_environment(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
     env.update(ODD, PYTHONPATH=str(REPO))
+    env = _bytecode_kept(env)  # the bytecode this run keeps (not part of what is tested)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "t")]
         + ["tests/unit/test_hostile.py::test_the_unbroken_project_renders"]

@@ -4,7 +4,6 @@ Docker SDK's client: a busy engine that is still removing a container when the c
 from __future__ import annotations
 
 import pytest
-from docker.errors import APIError
 
 from imagesmith.engine.services import Services
 from imagesmith.errors import EngineError
@@ -26,6 +25,8 @@ class _Container:
     def remove(self, force, v):
         assert force and v  # and its volumes
         self.engine.removals += 1
+        from docker.errors import APIError  # the SDK's own error (its import is a tenth of a second)
+
         message = "removal of container abc is already in progress"
         raise APIError("409 Client Error: Conflict", response=_Response(), explanation=message)
 

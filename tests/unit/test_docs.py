@@ -69,17 +69,16 @@ def test_every_docs_page_is_reachable_from_the_index():
 def user_visible_strings(path: Path) -> list[tuple[int, str]]:
     """The string constants of a module, f-string parts included, docstrings left out."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    docstrings = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+    docstrings, strings = set(), []
+    for node in ast.walk(tree):  # one pass: the docstrings are left out once every node was seen
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, str):
+                strings.append(node)
+        elif isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 docstrings.add(id(first.value))
-    return [
-        (node.lineno, node.value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
-    ]
+    return [(node.lineno, node.value) for node in strings if id(node) not in docstrings]
 
 
 MODULES = sorted((REPO / "imagesmith").rglob("*.py"))

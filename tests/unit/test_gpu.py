@@ -231,3 +231,56 @@ def test_classify_reads_the_major(name, version, major):
 )
 def test_classify_ignores_what_brings_no_cuda(name, version):
     assert gpu.classify(name, version) is None
+
+
+@pytest.mark.parametrize(
+    "stack, cuda, major, min_driver, brings",
+    [
+        (
+            TORCH_CU13,
+            "13.2",
+            13,
+            "580.65.06",
+            {"cuda-toolkit", "nvidia-cublas", "nvidia-cudnn-cu13", "nvidia-nccl-cu13"},
+        ),
+        (TORCH_CU12, "12.8", 12, "525.60.13", {"nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12", "nvidia-nccl-cu12"}),
+        (JAX, "12.9", 12, "525.60.13", {"jax-cuda12-plugin", "jax-cuda12-pjrt", "nvidia-cudnn-cu12"}),
+        (CUPY, "12", 12, "525.60.13", {"cupy-cuda12x"}),
+    ],
+    ids=["torch-2.15-cu13", "torch-2.9-cu12", "jax-cuda12", "cupy-cuda12x"],
+)
+def test_the_written_lock_carries_the_contract_and_the_standalone_check_reads_the_same(
+    project, monkeypatch, stack, cuda, major, min_driver, brings
+):
+    """Each stack locked into a real imagesmith.lock: its gpu section, and the stdlib-only reading of
+    that file (gpu_host.pins_from_json, as scripts/gpu-check.sh does) give the same contract."""
+    import json
+
+    from imagesmith import gpu_host
+
+    root, _ = project
+    (root / "requirements.txt").write_text("-c constraints.txt\nthe-stack\n")
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: CudaResolver(stack))
+    _spec_with(root, f'cuda: "{major}"\n')
+    lock_project(load_spec(root), RecordingEngine())
+    data = json.loads((root / "imagesmith.lock").read_text())
+    section = data["gpu"] if "gpu" in data else next(iter(data["platforms"].values()))["gpu"]
+    assert (section["cuda"], section["major"], section["min_driver"]) == (cuda, major, min_driver)
+    assert brings <= set(section["majors"][str(major)])
+    again = gpu.check(gpu_host.pins_from_json(data))
+    assert (again.cuda, again.major, again.min_driver) == (cuda, major, min_driver)
+
+
+def test_a_mixed_major_lock_is_refused_naming_the_packages_of_each_major(project, monkeypatch):
+    root, _ = project
+    (root / "requirements.txt").write_text("-c constraints.txt\ntorch\njax[cuda12]\n")
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: CudaResolver(TORCH_CU13 + JAX))
+    with pytest.raises(CudaMismatchError) as err:
+        lock_project(load_spec(root), RecordingEngine())
+    message = str(err.value)
+    assert (
+        "CUDA 12: jax-cuda12-pjrt, jax-cuda12-plugin, nvidia-cublas-cu12, nvidia-cuda-cupti-cu12 and 8 more" in message
+    )
+    assert "CUDA 13: cuda-toolkit, nvidia-cublas, nvidia-cuda-cupti, nvidia-cuda-nvrtc and 12 more" in message
+    assert "-cu13" in err.value.hint
+    assert not (root / "imagesmith.lock").exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from imagesmith import gpu, gpu_host
+from imagesmith.errors import VerifyError
 from imagesmith.gpu_host import HostGpu, NoGpuError
 from imagesmith.lock.update import lock_project
 from imagesmith.spec.load import load_spec
@@ -21,8 +22,8 @@ from tests.unit.test_gpu import CPU, TORCH_CU12, TORCH_CU13, CudaResolver
 from tests.unit.test_lock import RecordingEngine
 from tests.unit.test_lock import project as project  # noqa: F401
 
-H100 = "580.82.07, 9.0, NVIDIA H100 80GB HBM3\n580.82.07, 9.0, NVIDIA H100 80GB HBM3\n"
-RTX = "550.54.15, 8.6, NVIDIA GeForce RTX 3090\n"
+H100 = "580.82.07, 9.0, 81559 MiB, NVIDIA H100 80GB HBM3\n580.82.07, 9.0, 81559 MiB, NVIDIA H100 80GB HBM3\n"
+RTX = "550.54.15, 8.6, 24576 MiB, NVIDIA GeForce RTX 3090\n"
 NO_DRIVER = (
     "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
     "Make sure that the latest NVIDIA driver is installed and running.\n"
@@ -48,8 +49,10 @@ def test_parse_real_shapes():
         HostGpu(0, "580.82.07", "9.0", "NVIDIA H100 80GB HBM3"),
         HostGpu(1, "580.82.07", "9.0", "NVIDIA H100 80GB HBM3"),
     )
-    assert gpu_host.parse_smi("470.82.01, Tesla T4\n", with_cap=False) == (HostGpu(0, "470.82.01", None, "Tesla T4"),)
-    assert gpu_host.parse_smi("535.104.05, [N/A], NVIDIA A10G\n")[0].compute_cap is None
+    assert gpu_host.parse_smi("470.82.01, 15109 MiB, Tesla T4\n", with_cap=False) == (
+        HostGpu(0, "470.82.01", None, "Tesla T4"),
+    )
+    assert gpu_host.parse_smi("535.104.05, [N/A], 23028 MiB, NVIDIA A10G\n")[0].compute_cap is None
 
 
 def test_query_runs_nvidia_smi_with_the_query(tmp_path, monkeypatch):
@@ -61,7 +64,7 @@ def test_query_runs_nvidia_smi_with_the_query(tmp_path, monkeypatch):
 def test_query_falls_back_when_the_driver_lacks_compute_cap(tmp_path, monkeypatch):
     script = (
         'case "$*" in *compute_cap*) echo \'Field "compute_cap" is not a valid field to query.\' >&2; exit 2;; esac\n'
-        + printing("470.82.01, Tesla T4\n")
+        + printing("470.82.01, 15109 MiB, Tesla T4\n")
     )
     fake_smi(tmp_path, monkeypatch, script)
     assert gpu_host.query() == (HostGpu(0, "470.82.01", None, "Tesla T4"),)
@@ -222,7 +225,11 @@ def test_gpu_check_script_checks_the_compute_capability_against_the_facts_archs(
     manifest = {"packages": {p.name: {"version": p.version} for p in TORCH_CU12}}
     archs = {"framework": "torch", "version": "2.9.0", "sha256": "0" * 64, "sm": ["7.5", "8.0", "9.0"], "ptx": []}
     facts.write_text(json.dumps({"manifest": manifest, "gpu": {"archs": archs}}))
-    fake_smi(tmp_path, monkeypatch, printing("580.82.07, 7.0, Tesla V100-SXM2-16GB\n580.82.07, 8.9, NVIDIA L4\n"))
+    fake_smi(
+        tmp_path,
+        monkeypatch,
+        printing("580.82.07, 7.0, 16384 MiB, Tesla V100-SXM2-16GB\n580.82.07, 8.9, 23034 MiB, NVIDIA L4\n"),
+    )
     done = run_script(tmp_path, str(facts))
     assert done.returncode == 1, done.stderr
     assert (
@@ -230,3 +237,58 @@ def test_gpu_check_script_checks_the_compute_capability_against_the_facts_archs(
         "in this image was compiled for (sm_75, sm_80, sm_90; no PTX)"
     ) in done.stdout
     assert "ok: GPU 1 (NVIDIA L4): compute capability 8.9 runs torch 2.9.0's sm_80 cubin" in done.stdout
+
+
+def test_the_signoff_record_reads_the_gpus_the_way_the_host_check_does(tmp_path, monkeypatch):
+    """signoff_probe (in the serve container and on the host) asks nvidia-smi through the same
+    runtime module as the host check: driver, compute capability and memory per GPU."""
+    from imagesmith.runtime import signoff_probe
+    from tests.fake_nvidia_smi import FakeGpu, install, path_with
+
+    install(
+        tmp_path / "bin",
+        [FakeGpu("NVIDIA L4", "580.82.07", "8.9", 23034), FakeGpu("NVIDIA A10G", "580.82.07", "8.6", 23028)],
+    )
+    monkeypatch.setenv("PATH", path_with(tmp_path / "bin"))
+    found, cuda = signoff_probe.gpus()
+    assert found == [
+        {"name": "NVIDIA A10G", "driver": "580.82.07", "memory": "23028 MiB", "compute_cap": "8.6"},
+        {"name": "NVIDIA L4", "driver": "580.82.07", "memory": "23034 MiB", "compute_cap": "8.9"},
+    ]
+    assert cuda == "13.0"
+    assert (tmp_path / "bin" / "nvidia-smi.log").read_text().splitlines()[0] == " ".join(gpu_host.QUERY)
+    assert [(g.driver, g.compute_cap, g.name) for g in gpu_host.query()] == [
+        ("580.82.07", "8.9", "NVIDIA L4"),
+        ("580.82.07", "8.6", "NVIDIA A10G"),
+    ]
+
+
+def test_the_signoff_record_on_a_driver_without_compute_cap_and_without_a_gpu(tmp_path, monkeypatch):
+    from imagesmith.runtime import signoff_probe
+    from tests.fake_nvidia_smi import FakeGpu, install, path_with
+
+    install(tmp_path / "old", [FakeGpu("Tesla T4", "470.82.01", "7.5", 15109)])  # R470: no compute_cap field
+    monkeypatch.setenv("PATH", path_with(tmp_path / "old"))
+    assert signoff_probe.gpus()[0] == [
+        {"name": "Tesla T4", "driver": "470.82.01", "memory": "15109 MiB", "compute_cap": None}
+    ]
+    install(tmp_path / "none", [])  # "couldn't communicate with the NVIDIA driver"
+    monkeypatch.setenv("PATH", path_with(tmp_path / "none"))
+    assert signoff_probe.gpus() == ([], None)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no nvidia-smi at all
+    assert signoff_probe.gpus() == ([], None)
+
+
+def test_an_answer_nvidia_smi_gives_in_another_format_is_refused_by_the_check_and_empty_in_the_record(
+    tmp_path, monkeypatch
+):
+    from imagesmith.runtime import signoff_probe
+
+    fake_smi(tmp_path, monkeypatch, printing("NVIDIA L4, 580.82.07\n"))  # name first: not what was asked
+    with pytest.raises(VerifyError, match="nvidia-smi printed a line this imagesmith cannot read"):
+        gpu_host.query()
+    assert signoff_probe.gpus() == ([], None)
+
+
+def test_a_gpu_name_with_a_comma_stays_whole():
+    assert gpu_host.parse_smi("580.82.07, 8.9, 23034 MiB, NVIDIA L4, rev. B\n")[0].name == "NVIDIA L4, rev. B"

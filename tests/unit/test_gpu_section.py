@@ -74,7 +74,8 @@ def test_cuda_twice_names_both_versions_and_the_bytes():
     assert cuda.twice(lock) == (
         "CUDA twice: the base image python:3.11-slim carries CUDA 12.4.1 (/usr/local/cuda-12.4, 4,812 MB, "
         "CUDA_VERSION=12.4.1) and the lock's wheels bring CUDA 12.8 (nvidia-cublas-cu12, nvidia-cuda-cupti-cu12, "
-        "nvidia-cuda-nvrtc-cu12 and 12 more): the image holds both, and Python loads the wheels'. Use a plain Python base (the wheels carry CUDA's user-space libraries; the driver "
+        "nvidia-cuda-nvrtc-cu12 and 12 more; their bytes known once they are downloaded): the image holds both, and "
+        "Python loads the wheels'. Use a plain Python base (the wheels carry CUDA's user-space libraries; the driver "
         "comes from the host)"
     )
     assert json.loads(lock.to_json())["gpu"]["base"] == CUDA_BASE
@@ -99,3 +100,49 @@ def test_the_dockerfile_sets_the_label_for_a_gpu_lock_only():
     value = json.loads(json.loads(line.removesuffix("\\").strip().split("=", 1)[1]))
     assert value == json.loads(cuda.label(lock) or "null")
     assert layout.LABEL_GPU not in render(spec, _lock(packages=tuple(CPU)))  # nor in the config label
+
+
+def _wheel(store, pin, members: dict[str, int], tag: str = "py3-none-manylinux_2_27_x86_64") -> None:
+    """A real wheel file of ``pin`` in a wheel cache's store (``wheels/<sha256>/<file>``), its members
+    ``{path: bytes}`` (zeros, deflated: small on disk, their installed size as given)."""
+    import zipfile
+
+    folder = store / "wheels" / pin.hashes[0].split(":", 1)[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(
+        folder / f"{pin.name.replace('-', '_')}-{pin.version}-{tag}.whl", "w", zipfile.ZIP_DEFLATED
+    ) as zf:
+        for name, size in members.items():
+            zf.writestr(name, b"\0" * size)
+
+
+def test_cuda_twice_gives_the_bytes_the_cached_cuda_wheels_install(tmp_path):
+    from imagesmith.gpu_arch import wheels_bytes
+    from imagesmith.wheels import WheelCache
+
+    lock = cuda.with_recorded(_lock(packages=tuple(TORCH_CU12)), base=CUDA_BASE)
+    cache = WheelCache(tmp_path)
+    assert wheels_bytes(cache, lock) == (0, 0)  # nothing cached: nothing downloaded to find out
+    by_name = {p.name: p for p in TORCH_CU12}
+    _wheel(
+        tmp_path,
+        by_name["nvidia-cublas-cu12"],
+        {"nvidia/cublas/lib/libcublasLt.so.12": 3_000_000, "x.dist-info/RECORD": 500},
+    )
+    _wheel(tmp_path, by_name["nvidia-cudnn-cu12"], {"nvidia/cudnn/lib/libcudnn.so.9": 2_000_000})
+    _wheel(tmp_path, by_name["numpy"], {"numpy/core.so": 9_000_000})  # not CUDA: not counted
+    _wheel(tmp_path, by_name["nvidia-nccl-cu12"], {"nccl.so": 1_000_000}, tag="py3-none-win_amd64")  # not this target
+    assert wheels_bytes(cache, lock) == (5_000_500, 2)
+    assert (
+        "(nvidia-cublas-cu12, nvidia-cuda-cupti-cu12, nvidia-cuda-nvrtc-cu12 and 12 more; 5 MB installed from the 2 of 15 in the wheel cache)"
+        in (cuda.twice(lock, wheels_bytes(cache, lock)) or "")
+    )
+    # every CUDA wheel cached: their whole installed size, beside the base's 4,812 MB
+    for c in cuda.gpu.contract(lock.packages).packages:
+        if c.name not in ("nvidia-cublas-cu12", "nvidia-cudnn-cu12"):
+            _wheel(tmp_path, by_name[c.name], {"lib.so": 1_000_000})
+    bytes_, found = wheels_bytes(cache, lock)
+    assert (bytes_, found) == (5_000_500 + 13 * 1_000_000, 15)
+    message = cuda.twice(lock, (bytes_, found)) or ""
+    assert "carries CUDA 12.4.1 (/usr/local/cuda-12.4, 4,812 MB, CUDA_VERSION=12.4.1)" in message
+    assert "and 12 more; 18 MB installed): the image holds both" in message

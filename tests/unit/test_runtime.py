@@ -1,7 +1,7 @@
 """The runtime, the stamp and the preprocessing wheel, on the host (no Docker).
 
-The ``imagesmith-runtime`` wheel (``runtime_wheel.build``) is installed with pip into a real
-venv made here, as the Dockerfile installs it, so ``imagesmith.pth`` runs at every interpreter
+The ``imagesmith-runtime`` wheel (``runtime_wheel.build``) is installed with uv into a real
+venv made here, as the Dockerfile installs it (``runtime_wheel.install_into``), so ``imagesmith.pth`` runs at every interpreter
 start as it does in an image, and the package is imported under its in-image name.
 NumPy, PyTorch and TensorFlow are stood in for by tiny fake packages that record how they were
 seeded (the real NumPy is exercised in tests/engine/test_runtime_engine.py).

@@ -32,7 +32,7 @@ def scores(n: int, classes: int = 3, seed: int = 0) -> list[list[float]]:
     rows = []
     for _ in range(n):
         top = rng.randrange(classes)
-        row = [rng.uniform(0.0, 0.2) for _ in range(classes)]
+        row = [0.2 * rng.random() for _ in range(classes)]  # rng.uniform(0.0, 0.2)'s values, without its call
         row[top] += 0.6
         total = sum(row)
         rows.append([v / total for v in row])
@@ -45,8 +45,9 @@ def drift(golden: list[list[float]], by: float, flips: list[int]) -> tuple[list[
     near-ties (the top class leads by ``by / 2``) and ``now`` tips over by moving ``by``."""
     golden = [list(r) for r in golden]
     now = []
+    tipped = set(flips)
     for i, row in enumerate(golden):
-        if i in flips:
+        if i in tipped:
             golden[i] = row = [0.5 - by / 4, 0.5 + by / 4, 0.0]
             now.append([row[0] + by, row[1] - by, 0.0])
         else:

@@ -183,6 +183,29 @@ def test_malformed_yaml_names_line(tmp_path):
     assert "not valid YAML (line" in str(info.value)
 
 
+def test_a_spec_nested_thousands_deep_is_refused_before_the_yaml_scanner_reads_it_all(tmp_path, monkeypatch):
+    """PyYAML's scanner spends time quadratic in the nesting depth (a second of CPU for 5,000
+    nested lists, when Python's recursion limit finally stopped it): the loader stops at its own
+    depth, having scanned a few hundred tokens; a spec nested within that depth is still named by path."""
+    import yaml.scanner
+
+    fetched = [0]
+    real = yaml.scanner.Scanner.fetch_more_tokens
+
+    def counting(self):
+        fetched[0] += 1
+        return real(self)
+
+    monkeypatch.setattr(yaml.scanner.Scanner, "fetch_more_tokens", counting)
+    (tmp_path / "imagesmith.yaml").write_text("name: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(SpecError, match="nested too deeply to read"):
+        load_spec(tmp_path)
+    assert 0 < fetched[0] < 500
+    (tmp_path / "imagesmith.yaml").write_text("name: " + "[" * 40 + "]" * 40 + "\n")
+    with pytest.raises(SpecError, match=r"name(\[0\]){32}: nested more than 32 levels deep"):
+        load_spec(tmp_path)
+
+
 def test_no_spec_in_directory(tmp_path):
     with pytest.raises(SpecError) as info:
         load_spec(tmp_path)

@@ -761,3 +761,45 @@ def test_an_optional_label_may_be_absent_but_not_another():
     assert config_problems(want, no_created, base_known=True, whose="D", optional=OPTIONAL_LABELS) == [
         "LABEL org.opencontainers.image.created is missing (D sets None)"
     ]
+
+
+def test_the_base_is_read_from_the_engine_once_then_from_the_verifiers_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    from imagesmith.verify_base import check_base
+    from tests.fakes import FakeEngine, image_info
+
+    base_id = "sha256:" + "b" * 64
+    base = image_info("base", id=base_id, layers=("sha256:l0",), config={"Env": ["PATH=/usr/bin", "LANG=C"]})
+    image = replace_info(image_info("x:serve", layers=("sha256:l0", "sha256:l1")), platform="linux/amd64")
+    engine = FakeEngine({base_id: base})
+    first = check_base(engine, image, base_id)
+    assert first.verdict == "ok" and first.env == {"PATH": "/usr/bin", "LANG": "C"}
+    assert first.image == base and len(engine.called("image")) == 1
+    again = check_base(FakeEngine(), image, base_id)  # an engine without the base: the cache answers
+    assert (again.verdict, again.detail, again.env, again.image) == (first.verdict, first.detail, first.env, base)
+    # kept for the platform it was read for: an arm64 image's base is read from the engine
+    arm64 = replace_info(image, platform="linux/arm64")
+    assert check_base(FakeEngine(), arm64, base_id).verdict == "unknown"
+    # a base that is not a digest (it comes from the image's facts) names no cache file
+    assert check_base(FakeEngine({"sha256:../x": base}), image, "sha256:../x").verdict == "ok"
+    assert check_base(FakeEngine(), image, "sha256:../x").verdict == "unknown"
+
+
+def test_a_cached_base_that_is_not_an_image_is_read_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    from imagesmith.facts import cache_store
+    from imagesmith.verify_base import check_base
+    from tests.fakes import FakeEngine, image_info
+
+    base_id = "sha256:" + "c" * 64
+    image = replace_info(image_info("x:serve", layers=("sha256:l0", "sha256:l1")), platform="linux/amd64")
+    cache_store("base-image", base_id, {"linux/amd64": {"ref": "base", "layers": "sha256:l0"}})
+    engine = FakeEngine({base_id: image_info("base", id=base_id, layers=("sha256:l0",))})
+    assert check_base(engine, image, base_id).verdict == "ok" and len(engine.called("image")) == 1
+    assert check_base(FakeEngine(), image, base_id).verdict == "ok"  # the engine's answer replaced it
+
+
+def replace_info(info: ImageInfo, **changes) -> ImageInfo:
+    import dataclasses
+
+    return dataclasses.replace(info, **changes)
