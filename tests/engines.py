@@ -56,17 +56,31 @@ class SecondEngine:
             except ProcessLookupError:
                 pass
             for _ in range(200):
-                try:
-                    os.kill(self.pid, 0)
-                except ProcessLookupError:
+                if _ended(self.pid):
                     break
                 time.sleep(0.1)
             else:
                 os.kill(self.pid, signal.SIGKILL)
+                _ended(self.pid)
         subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
         subprocess.run(["umount", "-R", str(self.root / "data")], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.run, ignore_errors=True)
+
+
+def _ended(pid: int) -> bool:
+    """Whether process ``pid`` has ended, reaping it when it is this process's child: dockerd is
+    started here, and a child that exited stays a zombie (``kill(pid, 0)`` still finds it) until
+    it is waited for."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == pid
+    except ChildProcessError:  # not our child (or reaped already): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
 
 
 def _remove_stale_bridges(index: int) -> None:

@@ -148,6 +148,7 @@ def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine,
     assert "no wheel of the installer uv==" in proc.stdout + proc.stderr
 
 
+@pytest.mark.xdist_group("build-repro-own-cache")  # an empty wheel cache each: the longest two
 def test_altered_wheel_fails_the_build_naming_the_distribution(tmp_path, engine, base_image):
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
     cache = tmp_path / "cache"
@@ -257,6 +258,7 @@ def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
     assert json.loads(proc.stdout)["parity"] == result.parity
 
 
+@pytest.mark.xdist_group("build-repro-own-cache")  # an empty wheel cache each: the longest two
 def test_sdist_only_distribution_is_built_outside_the_images(tmp_path, engine, base_image):
     """docopt 0.6.2 publishes only an sdist: it is hash-checked, built into a wheel in the
     sdist-build stage (with compilers), and installed; no compiler reaches the images, and the

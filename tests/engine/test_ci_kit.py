@@ -1,6 +1,7 @@
 """The CI kit, run for real: every `run:` step of examples/ci/github-actions.yml and every
 `script:` line of examples/ci/gitlab-ci.yml, in order and verbatim, in a committed copy of the
-iris example, against the loopback registry and this machine's engine; and the pre-commit hooks
+tiny-native project (a binary wheel, a pure one, a model trained, served and signed off with the
+standard library: what the steps do is the same for any project), against the loopback registry and this machine's engine; and the pre-commit hooks
 of .pre-commit-hooks.yaml, which must pass on a committed project and fail when it drifts.
 
 What a real runner does before the steps (checkout, buildx and cosign set-up, login, `pip install`)
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES, REPO, copy_project
+from tests.conftest import PROJECTS, REPO, copy_project
 from tests.helpers import cli
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
@@ -66,9 +67,9 @@ def cosign_keys(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def committed_project(dest: Path, base_image: str, env: dict, pub: Path | None = None) -> Path:
-    """The iris example as a project has it in git: lock and Dockerfile made and committed (and the
+    """The tiny-native project as a project has it in git: lock and Dockerfile made and committed (and the
     public key, `pub`, as cosign.pub)."""
-    root = copy_project(EXAMPLES / "iris", dest)
+    root = copy_project(PROJECTS / "tiny-native", dest)
     if pub is not None:
         (root / "cosign.pub").write_bytes(pub.read_bytes())
     for argv in (["lock"], ["render"]):
@@ -80,7 +81,7 @@ def committed_project(dest: Path, base_image: str, env: dict, pub: Path | None =
         n for n in ("imagesmith.lock", "requirements.lock", "Dockerfile", ".imagesmith") if (root / n).exists()
     ]
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "add", "-f", *generated], cwd=root, check=True)  # the example's .gitignore skips them
+    subprocess.run(["git", "add", "-f", *generated], cwd=root, check=True)  # as a project's .gitignore may skip them
     subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "lock"],
         cwd=root,
@@ -129,17 +130,17 @@ def test_the_github_actions_pipeline_runs_step_by_step(tmp_path, shim, base_imag
     runner_temp = tmp_path / "runner-temp"
     runner_temp.mkdir()
     env = pipeline_env(
-        shim, base_image, f"{registry}/imagesmith-ci-{uuid.uuid4().hex[:8]}", "iris",
+        shim, base_image, f"{registry}/imagesmith-ci-{uuid.uuid4().hex[:8]}", "native",
         COSIGN_KEY=key.read_text(), COSIGN_PASSWORD=PASSWORD, RUNNER_TEMP=str(runner_temp),
     )  # fmt: skip
-    root = committed_project(tmp_path / "iris", base_image, env, pub)
+    root = committed_project(tmp_path / "app", base_image, env, pub)
     ran = run_steps(github_steps(REPO / "examples" / "ci" / "github-actions.yml"), root, env)
     # lock check, render check, key, build+sign, verify, train/golden/sign/signoff, gate, deploy.ref
     assert len(ran) == 8
     assert not (root / "cosign.key").exists()  # the secret key stays out of the project (and the build context)
     build = json.loads((root / "build.json").read_text())
     assert build["imagesmith_json"] == 1
-    assert build["images"]["serve"]["pushed"].startswith(f"{env['REGISTRY']}/iris@sha256:")
+    assert build["images"]["serve"]["pushed"].startswith(f"{env['REGISTRY']}/native@sha256:")
     for role in ("train", "serve"):
         assert build["images"][role]["signed"]["ref"] == build["images"][role]["pushed"]
     gate = json.loads((root / "gate.json").read_text())
@@ -152,7 +153,7 @@ def test_the_github_actions_pipeline_runs_step_by_step(tmp_path, shim, base_imag
     # the build wrote one cache per target into the registry
     for role in ("train", "serve"):
         raw = subprocess.run(
-            ["docker", "buildx", "imagetools", "inspect", "--raw", f"{env['REGISTRY']}/iris:buildcache-{role}"],
+            ["docker", "buildx", "imagetools", "inspect", "--raw", f"{env['REGISTRY']}/native:buildcache-{role}"],
             capture_output=True,
             text=True,
         )
@@ -165,7 +166,7 @@ def test_the_gitlab_pipeline_runs_step_by_step(tmp_path, shim, base_image, regis
         shim, base_image, f"{registry}/imagesmith-ci-{uuid.uuid4().hex[:8]}", "app",
         COSIGN_KEY=str(key), COSIGN_PASSWORD=PASSWORD,  # GitLab gives a File variable as its path
     )  # fmt: skip
-    root = committed_project(tmp_path / "iris", base_image, env, pub)
+    root = committed_project(tmp_path / "app", base_image, env, pub)
     ran = run_steps(gitlab_steps(REPO / "examples" / "ci" / "gitlab-ci.yml"), root, env)
     assert len(ran) == 6  # lock check, render check, build+sign, verify, gate, deploy.ref
     build = json.loads((root / "build.json").read_text())
@@ -177,13 +178,14 @@ def test_the_gitlab_pipeline_runs_step_by_step(tmp_path, shim, base_image, regis
 
 def test_pre_commit_hooks_pass_on_a_committed_project_and_fail_on_drift(tmp_path, shim, base_image):
     env = pipeline_env(shim, base_image, "unused", "unused")
-    root = committed_project(tmp_path / "iris", base_image, env)
+    root = committed_project(tmp_path / "app", base_image, env)
     hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
     assert [h["id"] for h in hooks] == ["imagesmith-lock-check", "imagesmith-render-check"]
     for hook in hooks:
         proc = subprocess.run(shlex.split(hook["entry"]), cwd=root, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, (hook["id"], proc.stderr)
-    (root / "requirements.txt").write_text((root / "requirements.txt").read_text() + "six\n")
+    spec = root / "imagesmith.yaml"
+    spec.write_text(spec.read_text().replace("  - six==1.17.0\n", "  - six==1.17.0\n  - idna\n"))
     lock_hook = subprocess.run(shlex.split(hooks[0]["entry"]), cwd=root, env=env, capture_output=True, text=True)
     assert lock_hook.returncode == 1 and "requirements" in lock_hook.stderr
     (root / "Dockerfile").write_text("FROM scratch\n")
@@ -194,7 +196,7 @@ def test_pre_commit_hooks_pass_on_a_committed_project_and_fail_on_drift(tmp_path
 def test_build_print_gives_a_bake_file_that_builds_the_same_images(tmp_path, base_image, engine):
     """`build --print` for pipelines that drive buildx themselves: the printed definition (named
     contexts included) built with plain `docker buildx bake` gives imagesmith's digests."""
-    root = copy_project(EXAMPLES.parent / "tests" / "projects" / "tiny", tmp_path / "tiny")
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
     built = cli("build", "-p", str(root), "--base", base_image, "-t", "imagesmith-test/printed", "--json")
     assert built.returncode == 0, built.stderr
     printed = cli("build", "-p", str(root), "--base", base_image, "-t", "imagesmith-test/printed-bake", "--print")

@@ -66,20 +66,23 @@ def test_lock_is_complete_and_hashed(iris_built):
     assert set(dict(lock.preprocessing)) == {"preprocessing/__init__.py", "preprocessing/features.py"}
 
 
-def test_verify_cli_passes_on_the_pair(iris_built):
+@pytest.mark.parametrize("role", ["train", "serve"])
+def test_verify_cli_passes_on_the_pair(iris_built, role):
     spec, result = iris_built
+    other = "serve" if role == "train" else "train"
     proc = cli(
         "verify",
-        result.images["serve"].ref,
+        result.images[role].ref,
         "--lock",
         str(spec.lock_path),
         "--pair",
-        result.images["train"].ref,
+        result.images[other].ref,
         "--json",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] and report["parity"] == result.parity and report["problems"] == []
+    assert any("distributions installed as the manifest pins them" in c for c in report["checks"])
 
 
 def test_verify_fails_on_forged_label(iris_built, tmp_path):

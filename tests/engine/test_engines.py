@@ -4,7 +4,8 @@
   the first build on a fresh machine. Pinned by digest, never resolved through a registry.
 - A base tag moved to another image is refused, with a hint that names the way out.
 - A second, empty engine (a stand-in for a remote one: its own store, cache and containerd)
-  builds the iris example from a registry base, writes a registry build cache per target and
+  builds the tiny-native project (a binary wheel, a pure one, a model served with the standard
+  library) from a registry base, writes a registry build cache per target and
   pushes both images straight from the build; the first engine verifies them by registry
   reference without pulling; golden and signoff run against the second engine.
 - A third, fresh engine with ``--cache-from`` rebuilds the same digests with every step cached.
@@ -22,7 +23,7 @@ import uuid
 import pytest
 
 from imagesmith.lock.lockfile import read_lock
-from tests.conftest import EXAMPLES, PROJECTS, copy_project
+from tests.conftest import PROJECTS, copy_project
 from tests.engines import start_second_engine
 from tests.helpers import cli
 
@@ -108,14 +109,14 @@ def registry_base(engine, base_image, registry) -> str:
 
 @pytest.fixture(scope="module")
 def remote_build(tmp_path_factory, engine, registry_base, registry):
-    """iris locked on the first engine against the registry base, then built on an empty second
+    """tiny-native locked on the first engine against the registry base, then built on an empty second
     engine with a per-target registry cache and pushed from the build. Returns a dict."""
     nonce = uuid.uuid4().hex[:8]
-    root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("remote") / "iris")
+    root = copy_project(PROJECTS / "tiny-native", tmp_path_factory.mktemp("remote") / "tiny-native")
     locked = cli("lock", "-p", str(root), "--base", registry_base)
     assert locked.returncode == 0, locked.stderr
-    push = f"{registry}/imagesmith-test/iris-remote-{nonce}"
-    cache = f"{registry}/imagesmith-test/iris-cache-{nonce}:build"
+    push = f"{registry}/imagesmith-test/native-remote-{nonce}"
+    cache = f"{registry}/imagesmith-test/native-cache-{nonce}:build"
     second = start_second_engine(11)
     try:
         proc = cli(

@@ -26,7 +26,7 @@ from imagesmith.layout import LABEL_SIGNOFF
 from imagesmith.plan import image_user
 from imagesmith.run import run_role
 from imagesmith.spec.load import load_spec
-from tests.conftest import EXAMPLES, PROJECTS, copy_project
+from tests.conftest import PROJECTS, copy_project
 from tests.helpers import cli
 
 pytestmark = pytest.mark.engine
@@ -42,18 +42,19 @@ def tiny(tmp_path_factory, engine, base_image):
 
 
 @pytest.fixture(scope="module")
-def iris(tmp_path_factory, engine, base_image):
-    """(spec, serve image ID, artifacts folder with a model and its golden outputs)."""
-    root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("nonroot") / "iris")
+def native(tmp_path_factory, engine, base_image):
+    """tiny-native (a model trained, served and signed off with the standard library): (spec,
+    serve image ID, artifacts folder with a model and its golden outputs)."""
+    root = copy_project(PROJECTS / "tiny-native", tmp_path_factory.mktemp("nonroot") / "tiny-native")
     spec = load_spec(root)
     # A label of this module's own makes the image (and so the "ancestor" the containers are
-    # looked for by) this module's alone: without it the build is byte-identical to iris's shared
-    # image, whose signoff containers other workers start and remove meanwhile.
-    options = BuildOptions(base=base_image, tag="imagesmith-test/nonroot-iris", labels={"test.module": "nonroot"})
+    # looked for by) this module's alone: without it the build is byte-identical to other modules'
+    # builds of it, whose signoff containers other workers start and remove meanwhile.
+    options = BuildOptions(base=base_image, tag="imagesmith-test/nonroot-native", labels={"test.module": "nonroot"})
     result = build_project(spec, engine, options)
     folder = root / "artifacts"
-    assert run_role(spec, engine, "train", tag="imagesmith-test/nonroot-iris", artifacts=folder) == 0
-    proc = cli("golden", "-p", str(root), "--model", str(folder), "--tag", "imagesmith-test/nonroot-iris")
+    assert run_role(spec, engine, "train", tag="imagesmith-test/nonroot-native", artifacts=folder) == 0
+    proc = cli("golden", "-p", str(root), "--model", str(folder), "--tag", "imagesmith-test/nonroot-native")
     assert proc.returncode == 0, proc.stderr
     return spec, engine.image(result.images["serve"].ref).id, folder
 
@@ -183,14 +184,14 @@ def _signoff(spec, image_id: str, model: Path, out: Path, requests: int) -> subp
 
 def _signoff_containers(engine, image_id: str) -> list:
     """Signoff containers of exactly this image. Not the engine's "ancestor" filter: the containerd
-    store counts an image with the same layers (iris's shared image: only the config differs) as
+    store counts an image with the same layers (another module's build: only the config differs) as
     an ancestor, and other workers start and remove signoff containers of that one meanwhile."""
     found = engine.client.containers.list(all=True, filters={"label": LABEL_SIGNOFF})
     return [c for c in found if c.attrs.get("Image") == image_id]
 
 
-def test_signoff_passes_with_the_image_locked_down_and_leaves_nothing(iris, engine, tmp_path):
-    spec, serve_id, folder = iris
+def test_signoff_passes_with_the_image_locked_down_and_leaves_nothing(native, engine, tmp_path):
+    spec, serve_id, folder = native
     proc = _signoff(spec, serve_id, folder, tmp_path / "signoff.json", 60)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, out + err
@@ -201,11 +202,11 @@ def test_signoff_passes_with_the_image_locked_down_and_leaves_nothing(iris, engi
 
 
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signoff_interrupted_removes_its_locked_down_container(iris, engine, tmp_path, signum, code):
+def test_signoff_interrupted_removes_its_locked_down_container(native, engine, tmp_path, signum, code):
     """While the served container runs: its HostConfig says no capabilities, no new privileges,
     read-only root, /tmp in memory; it runs as the image's user. Then Ctrl-C (or SIGTERM) to the
     CLI: it exits 130 (143), and neither the container nor its volumes are left."""
-    spec, serve_id, folder = iris
+    spec, serve_id, folder = native
     proc = _signoff(spec, serve_id, folder, tmp_path / "signoff.json", 10_000_000)
     try:
         deadline = time.monotonic() + 300

@@ -1,6 +1,7 @@
 """Issue 16 on the real engine, on this x86-64 machine with arm64 under QEMU (binfmt, set up by
-scripts/setup-engine.sh): the iris example built for linux/arm64 alone (from a local arm64 base)
-and for both platforms at once (from the loopback registry's two-platform base), pushed as one
+scripts/setup-engine.sh): the tiny-native project (markupsafe's binary wheel, six, a model
+trained and served with the standard library) built for linux/arm64 alone (from a local arm64
+base) and for both platforms at once (from the loopback registry's two-platform base), pushed as one
 image index per role; each platform's image carries its own parity; verify, inspect and diff
 read each platform from the registry without pulling; a model trained on amd64 is signed off in
 the arm64 serve image, which reports the difference sample by sample."""
@@ -18,7 +19,7 @@ from imagesmith.build import BuildOptions, build_project
 from imagesmith.engine.registry import Registry
 from imagesmith.lock.lockfile import read_lock, read_locks
 from imagesmith.spec.load import load_spec
-from tests.conftest import ARM64_BASE_IMAGE, EXAMPLES, REGISTRY_BASE, copy_project
+from tests.conftest import ARM64_BASE_IMAGE, PROJECTS, REGISTRY_BASE, copy_project
 from tests.helpers import cli, image_facts
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
@@ -26,7 +27,9 @@ pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
 def with_platforms(root, line: str, base: str):
     text = (root / "imagesmith.yaml").read_text()
-    text = text.replace("platform: linux/amd64\n", line).replace("base: python:3.11-slim\n", f"base: {base}\n")
+    text = text.replace("platform: linux/amd64\n", line).replace(
+        "base: imagesmith-base:bookworm-py311\n", f"base: {base}\n"
+    )
     (root / "imagesmith.yaml").write_text(text)
     subprocess.run(["git", "commit", "-qam", "platforms"], cwd=root, check=True, capture_output=True)
     return root
@@ -42,27 +45,29 @@ def machine_of(image: str) -> str:
             "/opt/venv/bin/python",
             image,
             "-c",
-            "import platform, numpy; print(platform.machine(), numpy.__version__)",
+            "import platform, markupsafe._speedups as s; print(platform.machine(), s.__file__)",
         ],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    return proc.stdout.split()[0]
+    machine, speedups = proc.stdout.split()
+    assert speedups.endswith(f"-{machine}-linux-gnu.so"), speedups  # the platform's own binary wheel
+    return machine
 
 
 @pytest.fixture(scope="module")
 def arm64_built(tmp_path_factory, engine, arm64_base):
-    root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("arm64") / "iris")
+    root = copy_project(PROJECTS / "tiny-native", tmp_path_factory.mktemp("arm64") / "tiny-native")
     with_platforms(root, "platform: linux/arm64\n", arm64_base)
     spec = load_spec(root)
-    result = build_project(spec, engine, BuildOptions(tag="imagesmith-test/iris-arm64"))
+    result = build_project(spec, engine, BuildOptions(tag="imagesmith-test/native-arm64"))
     return spec, result
 
 
 @pytest.mark.xdist_group("platforms-arm64-alone")  # apart from the two-platform index
-def test_arm64_alone_runs_aarch64_with_numpy(arm64_built, engine):
+def test_arm64_alone_runs_aarch64_with_its_binary_wheel(arm64_built, engine):
     spec, result = arm64_built
     serve = engine.image(result.images["serve"].ref)
     assert serve.platform == "linux/arm64"
@@ -79,7 +84,7 @@ def test_arm64_alone_runs_aarch64_with_numpy(arm64_built, engine):
 
 @pytest.mark.xdist_group("platforms-arm64-alone")  # apart from the two-platform index
 def test_a_local_base_of_another_platform_is_refused(tmp_path, base_image):
-    root = copy_project(EXAMPLES / "iris", tmp_path / "iris")
+    root = copy_project(PROJECTS / "tiny-native", tmp_path / "tiny-native")
     with_platforms(root, "platform: linux/arm64\n", base_image)
     proc = cli("lock", "-p", str(root))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
@@ -89,11 +94,18 @@ def test_a_local_base_of_another_platform_is_refused(tmp_path, base_image):
 
 @pytest.fixture(scope="module")
 def both_pushed(tmp_path_factory, engine, registry):
-    root = copy_project(EXAMPLES / "iris", tmp_path_factory.mktemp("both") / "iris")
+    root = copy_project(PROJECTS / "tiny-native", tmp_path_factory.mktemp("both") / "tiny-native")
     with_platforms(root, "platforms: [linux/amd64, linux/arm64]\n", REGISTRY_BASE)
     spec = load_spec(root)
-    repo = f"{registry}/imagesmith-test/iris-both-{uuid.uuid4().hex[:8]}"
-    result = build_project(spec, engine, BuildOptions(tag="imagesmith-test/iris-both", push=repo))
+    repo = f"{registry}/imagesmith-test/native-both-{uuid.uuid4().hex[:8]}"
+    lines: list[str] = []
+    result = build_project(
+        spec, engine, BuildOptions(tag="imagesmith-test/native-both", push=repo), progress=lines.append
+    )
+    # what runs emulated is said for the foreign platform only, never for the build platform's own
+    said = [line for line in lines if line.startswith("linux/arm64: ")]
+    assert len(said) == 1 and not any(line.startswith("linux/amd64: ") for line in lines), lines
+    assert "installed natively on linux/amd64" in said[0], said
     return spec, result, repo
 
 
@@ -103,8 +115,8 @@ def test_both_platforms_push_one_index_per_role_each_with_its_own_parity(both_pu
     assert list(locks) == ["linux/amd64", "linux/arm64"]
     assert {lock.base.index for lock in locks.values()} == {Registry().digest(locks["linux/amd64"].base.name)}
     assert locks["linux/amd64"].base.digest != locks["linux/arm64"].base.digest
-    # iris has no platform markers: the same pins, each listing every file of its version (as uv
-    # writes them), from which each platform's wheel is taken (the arm64 image runs aarch64 numpy)
+    # no platform markers: the same pins, each listing every file of its version (as uv writes
+    # them), from which each platform's wheel is taken (the arm64 image runs aarch64 markupsafe)
     assert locks["linux/amd64"].packages == locks["linux/arm64"].packages
     registry = Registry()
     for role in ("train", "serve"):
@@ -182,7 +194,7 @@ def test_train_on_amd64_and_signoff_of_the_arm64_serve_image(both_pushed, engine
     artifacts.chmod(0o777)
     train = result.images["train"].ref  # the local index: this amd64 engine runs its amd64 image
     proc = cli(
-        "run", "train", "-p", str(spec.root), "--tag", "imagesmith-test/iris-both", "--artifacts", str(artifacts)
+        "run", "train", "-p", str(spec.root), "--tag", "imagesmith-test/native-both", "--artifacts", str(artifacts)
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     stamp = json.loads((artifacts / "imagesmith-stamp.json").read_text())

@@ -1,6 +1,7 @@
 """Issue 12, parts 2 and 3, on the real engine, the loopback registry and Debian's cosign.
 
-The iris example is built once for this module with ``imagesmith build --push … --sign KEY``,
+The tiny-native project (a binary wheel, a pure one, a model trained, served and signed off with
+the standard library) is built once for this module with ``imagesmith build --push … --sign KEY``,
 trained, given golden outputs, its model signed (``imagesmith sign --model``) and its serve image
 signed off with ``signoff --sign``. Then:
 
@@ -30,7 +31,8 @@ from imagesmith.record import PARITY_PREDICATE, SIGNOFF_PREDICATE
 from imagesmith.run import run_role
 from imagesmith.runtime.stamp import GOLDEN_FILE, STAMP_FILE
 from imagesmith.signing import Cosign
-from tests.conftest import BASE_IMAGE
+from imagesmith.spec.load import load_spec
+from tests.conftest import BASE_IMAGE, PROJECTS, copy_project
 from tests.helpers import cli, cli_in_process
 from tests.registry_api import docker_runs, entry, move_tag, put_index
 
@@ -38,7 +40,7 @@ pytestmark = pytest.mark.engine
 IMAGE_USER = f"{IMAGE_UID}:{IMAGE_GID}"  # the USER line of both images (children switch back to it)
 
 PASSWORD = "imagesmith-test-password"
-TAG = "imagesmith-test/sign-iris"
+TAG = "imagesmith-test/sign-native"
 
 
 def _keys(folder: Path) -> tuple[Path, Path]:
@@ -55,9 +57,9 @@ def _cosign(*args: str, env_home: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def signed(iris_built, engine, registry, tmp_path_factory):
-    spec, _ = iris_built
+def signed(engine, registry, tmp_path_factory):
     work = tmp_path_factory.mktemp("signing")
+    spec = load_spec(copy_project(PROJECTS / "tiny-native", work / "tiny-native"))
     key, pub = _keys(work / "keys")
     other_key, other_pub = _keys(work / "other-keys")
     repo = f"{registry}/imagesmith-test/sign-{uuid.uuid4().hex[:10]}"

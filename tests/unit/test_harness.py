@@ -52,3 +52,41 @@ def test_cli_subprocesses_keep_bytecode_out_of_the_sources_only_where_the_caller
     assert _bytecode_kept({"PATH": "/bin"}) == {"PATH": "/bin"}  # bytecode beside the sources, as asked
     own = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "/elsewhere"}
     assert _bytecode_kept(own) == own
+
+
+def test_a_second_engine_stops_as_soon_as_its_process_ends(tmp_path):
+    """stop() waited its full 20 s for every second engine: the dockerd it started had exited
+    but stayed a zombie, which ``kill(pid, 0)`` still finds, until SIGKILL. A child that ends on
+    SIGTERM, started and let go as start_second_engine lets dockerd go, is reaped at once."""
+    import subprocess
+    import time
+
+    from tests.engines import SecondEngine
+
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    pid = child.pid
+    del child  # as start_second_engine keeps only the PID
+    (tmp_path / "root").mkdir()
+    (tmp_path / "run").mkdir()
+    engine = SecondEngine(root=tmp_path / "root", run=tmp_path / "run", bridge="isbtest0x0", pid=pid)
+    started = time.monotonic()
+    engine.stop()
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "root").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_clean_clone_orders_its_first_run_by_the_committed_seconds(tmp_path, monkeypatch):
+    """Without build/test-times.json the groups are still handed out longest first, by
+    tests/test-times.json, whose units all name test modules that exist."""
+    import tests.conftest as conftest
+
+    monkeypatch.setattr(conftest, "RECORD", tmp_path / "no-record.json")
+    seconds = conftest._last_module_seconds()
+    assert seconds and seconds == conftest.module_seconds(dict(seconds))  # longest first
+    for unit, _ in seconds:
+        assert (conftest.REPO / unit.split("@", 1)[0]).is_file(), unit
+    longest = seconds[0][0]
+    assert longest.startswith("tests/engine/")
+    (tmp_path / "record.json").write_text('{"modules": [["tests/unit/test_a.py", 1.0]]}')
+    monkeypatch.setattr(conftest, "RECORD", tmp_path / "record.json")
+    assert conftest._last_module_seconds() == [["tests/unit/test_a.py", 1.0]]  # a run's own record first
