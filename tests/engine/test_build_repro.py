@@ -2,6 +2,7 @@
 needs no network and refuses altered wheels, cache-friendly layer order, push and pin."""
 
 import json
+import re
 import shutil
 import subprocess
 import zipfile
@@ -120,7 +121,9 @@ def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine,
     from a base name this engine never built from: it passes on a fresh engine, in any order."""
     spec, _ = tiny_built
     text = spec.dockerfile_path.read_text()
-    install = text[text.index("RUN --network=none") :].split("\n\n")[0]
+    stage = re.search(r"^FROM \S+ AS python-env$", text, re.M)
+    assert stage, text
+    install = text[text.index("RUN --network=none", stage.end()) :].split("\n\n")[0]
     assert "--no-index" in install and "--require-hashes" in install
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -26,6 +26,7 @@ from imagesmith.build import BuildOptions, build_project
 from imagesmith.engine.attached import run_argv
 from imagesmith.facts import manifest_of, read_facts
 from imagesmith.plan import ImagePlan
+from imagesmith.runtime import nvidia_smi
 from imagesmith.signing import Cosign
 from imagesmith.spec.load import load_spec
 from tests.conftest import BASE_IMAGE, PROJECTS, copy_project
@@ -118,7 +119,7 @@ def test_verify_host_refuses_a_driver_too_old(gpu_tiny, tmp_path, driver, cap):
     cuda = lock["gpu"]["cuda"]
     assert f"driver {driver} is older than 525.60.13 that CUDA {cuda} in this image needs" in done.stdout
     assert done.stdout.rstrip().endswith("this machine can NOT run it")
-    assert (bindir / "nvidia-smi.log").read_text().startswith("--query-gpu=driver_version,compute_cap,name")
+    assert (bindir / "nvidia-smi.log").read_text().startswith(" ".join(nvidia_smi.arguments()))
 
 
 def test_verify_host_accepts_a_new_enough_driver(gpu_tiny, tmp_path):
