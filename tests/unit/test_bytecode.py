@@ -25,6 +25,19 @@ def _flags(pyc: Path) -> int:
     return int.from_bytes(pyc.read_bytes()[4:8], "little")
 
 
+def _bytecode(tmp_path: Path, lib: str) -> subprocess.CompletedProcess:
+    """``python -m imagesmith_runtime.bytecode LIB`` from the runtime wheel alone, as the image runs it."""
+    built = runtime_wheel.build()
+    wheel = tmp_path / built.filename
+    wheel.write_bytes(built.data)
+    return subprocess.run(
+        [sys.executable, "-m", "imagesmith_runtime.bytecode", lib],
+        env={"PYTHONPATH": str(wheel), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+
+
 def test_a_wheels_own_bytecode_is_left_as_installed_and_the_rest_compiled(tmp_path):
     lib = tmp_path / "lib"
     site = lib / "python3.11" / "site-packages"
@@ -48,15 +61,7 @@ def test_a_wheels_own_bytecode_is_left_as_installed_and_the_rest_compiled(tmp_pa
     (dist / "RECORD").write_text("".join(_record_line(site, r) for r in rels) + f"{dist.name}/RECORD,,\n")
     before = shipped.read_bytes()
 
-    built = runtime_wheel.build()
-    wheel = tmp_path / built.filename
-    wheel.write_bytes(built.data)
-    proc = subprocess.run(
-        [sys.executable, "-m", "imagesmith_runtime.bytecode", str(lib)],
-        env={"PYTHONPATH": str(wheel), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-    )
+    proc = _bytecode(tmp_path, str(lib))
     assert proc.returncode == 0, proc.stderr
     assert shipped.read_bytes() == before  # the wheel's bytes, as its RECORD says
     init = Path(importlib.util.cache_from_source(str(pkg / "__init__.py")))
@@ -81,15 +86,7 @@ def test_a_source_that_is_not_valid_python_here_is_left_without_bytecode_and_nam
     good = internal / "common_utils.py"
     good.write_bytes(b"Y = 2\n")
 
-    built = runtime_wheel.build()
-    wheel = tmp_path / built.filename
-    wheel.write_bytes(built.data)
-    proc = subprocess.run(
-        [sys.executable, "-m", "imagesmith_runtime.bytecode", str(tmp_path / "lib")],
-        env={"PYTHONPATH": str(wheel), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-    )
+    proc = _bytecode(tmp_path, str(tmp_path / "lib"))
     assert proc.returncode == 0, proc.stderr
     assert Path(importlib.util.cache_from_source(str(good))).exists()
     assert not Path(importlib.util.cache_from_source(str(newer))).exists()
@@ -105,14 +102,6 @@ def test_bytecode_that_cannot_be_written_fails_the_step(tmp_path):
     site.mkdir(parents=True)
     (site / "__pycache__").write_bytes(b"")  # a file where the bytecode folder goes: nothing can be written
     (site / "blocked.py").write_bytes(b"Z = 3\n")
-    built = runtime_wheel.build()
-    wheel = tmp_path / built.filename
-    wheel.write_bytes(built.data)
-    proc = subprocess.run(
-        [sys.executable, "-m", "imagesmith_runtime.bytecode", str(tmp_path / "lib")],
-        env={"PYTHONPATH": str(wheel), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-    )
+    proc = _bytecode(tmp_path, str(tmp_path / "lib"))
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"imagesmith: bytecode: could not compile {site / 'blocked.py'}: ")
