@@ -168,3 +168,28 @@ def serve_one(
     finally:
         engine.stop_service(cid)
         engine.remove_signoff(run_id)
+
+
+def machine_of(image: str, platform: str | None = None) -> str:
+    """The machine an image's Python runs as (``platform``: pulled for that platform), after
+    checking that tiny-native's markupsafe speedups are that platform's own binary wheel."""
+    proc = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            *(["--platform", platform] if platform else []),
+            "--entrypoint",
+            "/opt/venv/bin/python",
+            image,
+            "-c",
+            "import platform, markupsafe._speedups as s; print(platform.machine(), s.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    machine, speedups = proc.stdout.split()
+    assert speedups.endswith(f"-{machine}-linux-gnu.so"), speedups  # the platform's own binary wheel
+    return machine

@@ -20,7 +20,7 @@ from imagesmith.engine.registry import Registry
 from imagesmith.lock.lockfile import read_lock, read_locks
 from imagesmith.spec.load import load_spec
 from tests.conftest import ARM64_BASE_IMAGE, PROJECTS, REGISTRY_BASE, copy_project
-from tests.helpers import cli, image_facts
+from tests.helpers import cli, image_facts, machine_of
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -33,28 +33,6 @@ def with_platforms(root, line: str, base: str):
     (root / "imagesmith.yaml").write_text(text)
     subprocess.run(["git", "commit", "-qam", "platforms"], cwd=root, check=True, capture_output=True)
     return root
-
-
-def machine_of(image: str) -> str:
-    proc = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--entrypoint",
-            "/opt/venv/bin/python",
-            image,
-            "-c",
-            "import platform, markupsafe._speedups as s; print(platform.machine(), s.__file__)",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    machine, speedups = proc.stdout.split()
-    assert speedups.endswith(f"-{machine}-linux-gnu.so"), speedups  # the platform's own binary wheel
-    return machine
 
 
 @pytest.fixture(scope="module")
