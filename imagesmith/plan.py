@@ -204,7 +204,9 @@ class Step:
     the instruction, whether BuildKit writes a filesystem layer for it, and what invalidates it
     (besides every step before it); what it makes, in words (``title``), the stage it copies
     its files from (``stage``, without the platform's suffix) and where its work runs
-    (``runs``), with why for the target (``why``): what a build says runs emulated."""
+    (``runs``), with why for the target (``why``): what a build says runs emulated. A step
+    that runs on the target may have a stage too, in ``builder``, that prepares what it runs
+    (the system packages' downloads)."""
 
     name: str
     instruction: str
@@ -229,8 +231,9 @@ STEPS = (
         True,
         ("the locked system packages",),
         "system packages",
-        runs=ON_TARGET,
-        why="their maintainer scripts",
+        "system-packages",
+        ON_TARGET,
+        why="dpkg and their maintainer scripts; apt resolves and downloads them in the builder stage",
     ),
     Step(
         "python-env",

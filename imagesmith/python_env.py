@@ -21,7 +21,8 @@ The same choice places every other stage that only makes files for ``shared`` (t
 the preprocessing wheel and its layer, the image facts, the app code's times): the template's
 ``builder`` stage. So a wheel-only lock runs nothing on the target. What still runs there
 whatever the choice, being the target's own code: building distributions published only as
-source (compilers, ``sdist-build``), installing system packages (their maintainer scripts) and
+source (compilers, ``sdist-build``), installing system packages (dpkg and their maintainer
+scripts; apt resolves and downloads them in ``builder``, the ``system-packages`` stage) and
 the project's own wheel (its build backend); the image plan's steps say which (``plan.STEPS``:
 ``runs``), and ``emulated_steps`` reads them."""
 
@@ -120,5 +121,7 @@ def emulated_steps(
             seen.add(step.stage)
             steps.append(f"{step.title} ({builder_why})")
         elif step.runs == plan.ON_TARGET:
+            if step.stage and builder_why and step.stage not in skip:
+                steps.append(f"resolving and downloading {step.title} ({builder_why})")
             steps.append(f"{step.title} ({step.why})")
     return steps

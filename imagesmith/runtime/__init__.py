@@ -34,6 +34,7 @@ MODULES = {
     "bytecode": "the install step: python -m imagesmith_runtime.bytecode (the venv's .pyc; a wheel's own left as installed)",
     "heavy": "the install step: python -m imagesmith_runtime.heavy (heavy distributions moved to folders of their own: one layer each)",
     "installer": "the install step: python -m imagesmith_runtime.installer (the locked uv wheel, checked and unpacked)",
+    "debs": "stage system-packages: python -m imagesmith_runtime.debs (the order dpkg installs the downloaded system packages in)",
     "tree": "stages user-files and project-setup: python -m imagesmith_runtime.tree (folders mirrored from the target, the user's account lines)",
     "probe": "verify/diff: the host sends its own copy, run with python -I -S (it trusts nothing in the image)",
     "signoff_probe": "signoff: python -m imagesmith_runtime.signoff_probe in the serve container; hardware on the host",

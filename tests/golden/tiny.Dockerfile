@@ -80,6 +80,21 @@ RUN --network=none \
       --owner 10001:10001 /artifacts \
  && touch -h -d @0 /project-setup
 
+FROM builder AS system-packages
+RUN --mount=type=tmpfs,target=/tmp \
+    --mount=type=bind,from=base,target=/run/imagesmith/target \
+    --mount=type=bind,from=imagesmith-runtime,target=/run/imagesmith/runtime \
+    set -- -o APT::Architecture=amd64 -o APT::Architectures=amd64 -o Dir::Etc=/run/imagesmith/target/etc/apt -o Dir::State::status=/tmp/status -o Dir::State::lists=/tmp/lists -o Dir::Cache=/tmp/cache -o Dir::Cache::archives=/system-packages -o Acquire::Languages=none \
+ && mkdir -p /tmp/lists/partial /tmp/cache /system-packages/partial \
+ && cp /run/imagesmith/target/var/lib/dpkg/status /tmp/status \
+ && apt-get "$@" update \
+ && { apt-get "$@" install --simulate --no-install-recommends libgomp1=12.2.0-14 > /tmp/simulation \
+   || { echo "imagesmith: the locked system packages (libgomp1=12.2.0-14) are not all available for linux/amd64: lock again (imagesmith lock)" >&2; exit 1; }; } \
+ && apt-get "$@" install -y --download-only --no-install-recommends libgomp1=12.2.0-14 \
+ && rm -rf /system-packages/partial /system-packages/lock \
+ && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.debs plan /system-packages < /tmp/simulation > /tmp/dpkg-plan \
+ && mv /tmp/dpkg-plan /system-packages/dpkg-plan
+
 FROM builder AS image-facts
 COPY [".imagesmith/amd64/imagesmith_image.json", "/facts/imagesmith_image.json"]
 RUN touch -h -d @0 /facts /facts/imagesmith_image.json
@@ -119,11 +134,13 @@ RUN --network=none \
 FROM base AS shared
 COPY --from=user-files /user-files/ /
 
-RUN --mount=type=tmpfs,target=/tmp \
+RUN --network=none \
+    --mount=type=tmpfs,target=/tmp \
+    --mount=type=bind,from=system-packages,source=/system-packages,target=/run/imagesmith/system-packages \
     touch /tmp/.imagesmith-mark && sleep 0.05 \
- && apt-get update \
- && apt-get install -y --no-install-recommends libgomp1=12.2.0-14 \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache /var/log/apt /var/log/dpkg.log \
+ && cd /run/imagesmith/system-packages \
+ && while read -r dpkg_args; do DEBIAN_FRONTEND=noninteractive dpkg $dpkg_args || exit 1; done < dpkg-plan \
+ && rm -rf /var/cache/ldconfig/aux-cache /var/log/dpkg.log \
  && find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o -newer /tmp/.imagesmith-mark -print0 | xargs -0r touch -h -d @0
 
 COPY --from=python-env /python-env/ /

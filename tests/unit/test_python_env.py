@@ -81,14 +81,17 @@ def test_a_bad_hosts_entry_is_a_lock_problem(tmp_path):
         read_lock(path)
 
 
+SYSTEM_PACKAGES = (
+    "system packages (dpkg and their maintainer scripts; apt resolves and downloads them in the builder stage)"
+)
+
+
 def test_what_runs_emulated_and_why(tiny_arm64):
     lock = arm64_lock()
     image = plan_for(tiny_arm64, lock)
     assert python_env.emulated_steps(image, lock, "linux/arm64", sdists=[]) == []
     # natively: only the steps of shared that run the target's own code
-    assert python_env.emulated_steps(image, lock, "linux/amd64", sdists=[]) == [
-        "system packages (their maintainer scripts)"
-    ]
+    assert python_env.emulated_steps(image, lock, "linux/amd64", sdists=[]) == [SYSTEM_PACKAGES]
     wheel_only = replace(lock, system_packages=())
     assert python_env.emulated_steps(plan_for(tiny_arm64, wheel_only), wheel_only, "linux/amd64", sdists=[]) == []
     project = replace(tiny_arm64, project=ProjectPackage("tiny", ("hatchling",), "hatchling.build"))
@@ -104,7 +107,8 @@ def test_what_runs_emulated_and_why(tiny_arm64):
     assert target == [
         "building x-1.tar.gz from source (the target's compilers)",
         f"the images' user {why}",
-        "system packages (their maintainer scripts)",
+        f"resolving and downloading system packages {why}",
+        SYSTEM_PACKAGES,
         f"the Python environment {why}",
         f"the preprocessing wheel and the artifacts folder {why}",
         f"the image facts {why}",

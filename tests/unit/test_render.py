@@ -65,7 +65,7 @@ def test_dependencies_come_before_code(tiny):
     shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
     markers = (
         "COPY --from=user-files /user-files/ /",
-        "apt-get install",
+        "dpkg $dpkg_args",
         "COPY --from=python-env /python-env/ /",
         "COPY --from=project-setup /project-setup/ /",
         "COPY --from=source /app/ /app/",
@@ -100,8 +100,18 @@ def test_shared_runs_only_what_needs_the_target(tiny):
     assert "FROM base AS builder\n" in text  # no other platform pinned: the target's base
 
 
-def test_system_packages_are_pinned(tiny):
-    assert "apt-get install -y --no-install-recommends libgomp1=12.2.0-14" in render(tiny, fake_lock())
+def test_system_packages_are_pinned_resolved_in_builder_and_installed_by_dpkg_alone(tiny):
+    """apt resolves the pins for the target's architecture against the target base's own dpkg
+    status and downloads them in builder; shared runs only dpkg, offline, in apt's order."""
+    text = render(tiny, fake_lock())
+    download = stage(text, "system-packages")
+    assert download.startswith("FROM builder AS system-packages\n")
+    assert "--download-only --no-install-recommends libgomp1=12.2.0-14" in download
+    assert "-o APT::Architecture=amd64 " in download and "/target/var/lib/dpkg/status /tmp/status" in download
+    shared = text[text.index("FROM base AS shared") : text.index("FROM shared AS train")]
+    assert "apt-get" not in shared
+    run = next(line for line in shared.split("\nRUN ")[1:] if "dpkg" in line)
+    assert run.startswith("--network=none") and "from=system-packages,source=/system-packages" in run
 
 
 def test_escaping_filters():
