@@ -102,8 +102,9 @@ class FakeEngine:
             self.store[ref] = image_info(ref, id=digest or self.registry[ref])
         return self.image(ref)
 
-    def read_paths(self, image: str, paths) -> dict[str, tuple[FileEntry, ...] | None]:
-        """Regular files of ``files`` (a path absent there: absent)."""
+    def read_paths(self, image: str, paths, small: int | None = None) -> dict[str, tuple[FileEntry, ...] | None]:
+        """Regular files of ``files`` (a path absent there: absent; ``small`` is the real
+        engine's bound on the bytes it keeps, not checked here)."""
         held = self.files.get(image, {})
         return {
             p: (FileEntry(p, "file", 0o644, 0, "", "sha256:" + hashlib.sha256(held[p]).hexdigest(), held[p]),)

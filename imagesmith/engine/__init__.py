@@ -213,8 +213,10 @@ class Engine:
             image, argv, timeout=timeout, environment=environment, output_limit=output_limit
         )
 
-    def read_paths(self, image: str, paths: Sequence[str]) -> dict[str, tuple[FileEntry, ...] | None]:
-        return self.containers.read_paths(image, paths)
+    def read_paths(
+        self, image: str, paths: Sequence[str], small: int | None = None
+    ) -> dict[str, tuple[FileEntry, ...] | None]:
+        return self.containers.read_paths(image, paths, small)
 
     def reading(self, image: str):
         return self.containers.reading(image)
