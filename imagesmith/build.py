@@ -29,7 +29,7 @@ from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock
-from .lock.update import ensure_fresh_all, lock_project
+from .lock.update import ensure_fresh_all, lock_project, stale_lock
 from .plan import parities as plan_parities
 from .plan import plan_for
 from .platforms import emulation_problem, machine_platform, platform_arch
@@ -171,10 +171,12 @@ def build_project(
     # Its answer (and refusal: `_driver_checked`) is awaited before wheels are fetched or anything
     # is built; a stale lock is brought up to date first.
     engine.buildx_prefetch(options.builder)
-    for platform in spec.platforms:  # before anything runs: a lock pins the base by running it
-        problem = emulation_problem(platform)
-        if problem:
-            raise UsageError(problem)
+    # A platform this machine cannot run: refused before anything runs when the lock is to be
+    # written (it pins the base by running it), else once its plan says what runs there
+    # (python_env.emulation_refusal: a wheel-only lock runs nothing on the target)
+    problems = {p: problem for p in spec.platforms if (problem := emulation_problem(p))}
+    if problems and stale_lock(spec, base) is not None:
+        raise UsageError(next(iter(problems.values())))
     if options.locked:
         locks = ensure_fresh_all(spec, base)
     else:
@@ -214,8 +216,12 @@ def build_project(
             if source_dir is not None:  # the source stage, staged on the host (source_context.py)
                 stages[source_context.TARGET + suffix] = (source_dir, platform)
                 ours["source"] = f"target:{source_context.TARGET}{suffix}"
+            steps = None
             if "wheels" in ours:
-                say_emulated(spec, one, Path(ours["wheels"]), options, progress, replaced=ours)
+                steps = say_emulated(spec, one, Path(ours["wheels"]), options, progress, replaced=ours)
+            refusal = python_env.emulation_refusal(problems.get(platform), steps)
+            if refusal:
+                raise UsageError(refusal)
             contexts.update({name + suffix: value for name, value in ours.items()})
         definition = bake_definition(
             context=spec.root,
@@ -495,13 +501,14 @@ def _no_sdists(cache_dir: Path) -> Path:
 
 def say_emulated(
     spec: Spec, lock: Lock, house: Path, options: BuildOptions, progress, replaced: Iterable[str] = ()
-) -> None:
+) -> list[str]:
     """One progress line for a platform other than this machine's: where its Python environment
     is installed, and which steps run emulated and why, read from the image plan's steps
-    (python_env.emulated_steps); ``replaced``: the stages named contexts replace."""
+    (python_env.emulated_steps); ``replaced``: the stages named contexts replace. Returns
+    those steps."""
     build = machine_platform()
     if build == lock.platform:
-        return
+        return []
     on = python_env.installs_on(lock, build, options.python_env)
     steps = python_env.emulated_steps(
         plan_for(spec, lock), lock, build, sdists=sdists_in(house), on=options.python_env, replaced=replaced
@@ -509,6 +516,7 @@ def say_emulated(
     where = f"natively on {build}" if on == build else f"on {lock.platform}, emulated"
     said = "emulated: " + "; ".join(steps) if steps else "nothing runs emulated"
     progress(f"{lock.platform}: the Python environment is installed {where}; {said}")
+    return steps
 
 
 def build_contexts(

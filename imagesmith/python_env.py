@@ -125,3 +125,16 @@ def emulated_steps(
                 steps.append(f"resolving and downloading {step.title} ({builder_why})")
             steps.append(f"{step.title} ({step.why})")
     return steps
+
+
+def emulation_refusal(problem: str | None, steps: list[str] | None) -> str | None:
+    """Whether a build for a platform goes ahead on a machine that may not run its binaries:
+    ``problem`` is ``platforms.emulation_problem``'s answer (None: it can run them), ``steps``
+    what ``emulated_steps`` says runs there (None: not known, as when the stages that fetch the
+    wheels run on the target). A platform on which nothing runs needs no QEMU: a wheel-only lock
+    whose ``builder`` is the build platform's image of the base (no system packages, no sdist, no
+    project wheel) builds without it; None then. Otherwise the refusal: the problem, with what
+    would run emulated."""
+    if problem is None or steps == []:
+        return None
+    return problem if steps is None else f"{problem} (what runs there: {'; '.join(steps)})"

@@ -144,3 +144,23 @@ def test_build_refuses_an_unknown_python_env_with_a_usage_error():
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "error: --python-env must be build or target, not 'qemu'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_without_qemu_a_wheel_only_lock_builds_and_anything_else_is_refused(tiny_arm64):
+    """A machine with no QEMU for arm64 (platforms.emulation_problem says so; never unregistered
+    here: faked by its answer): a wheel-only lock whose builder runs on the build platform runs
+    nothing on the target, so its build goes ahead; with system packages, or when the plan cannot
+    say (the wheels fetched on the target), the build is refused, naming what would run there."""
+    problem = "building or running linux/arm64 on this x86_64 machine needs emulation, and no QEMU handler"
+    lock = arm64_lock()
+    wheel_only = replace(lock, system_packages=())
+    steps = python_env.emulated_steps(plan_for(tiny_arm64, wheel_only), wheel_only, "linux/amd64", sdists=[])
+    assert python_env.emulation_refusal(problem, steps) is None
+    steps = python_env.emulated_steps(plan_for(tiny_arm64, lock), lock, "linux/amd64", sdists=[])
+    assert python_env.emulation_refusal(problem, steps) == f"{problem} (what runs there: {SYSTEM_PACKAGES})"
+    assert python_env.emulation_refusal(problem, None) == problem
+    assert python_env.emulation_refusal(None, steps) is None  # QEMU is there
+    on_target = python_env.emulated_steps(
+        plan_for(tiny_arm64, wheel_only), wheel_only, "linux/amd64", sdists=[], on="target"
+    )
+    assert "the Python environment (IMAGESMITH_PYTHON_ENV=target)" in python_env.emulation_refusal(problem, on_target)
