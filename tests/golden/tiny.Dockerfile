@@ -30,15 +30,31 @@ RUN --mount=type=bind,from=installer-lock,target=/run/imagesmith/installer \
 FROM scratch AS wheels
 COPY --from=wheel-download /wheels/ /
 
+FROM builder AS sdist-toolchain
+RUN --mount=type=tmpfs,target=/tmp \
+    --mount=type=bind,from=base,target=/run/imagesmith/target \
+    --mount=type=bind,from=imagesmith-runtime,target=/run/imagesmith/runtime \
+    set -- -o APT::Architecture=amd64 -o APT::Architectures=amd64 -o Dir::Etc=/run/imagesmith/target/etc/apt -o Dir::State::status=/tmp/status -o Dir::State::lists=/tmp/lists -o Dir::Cache=/tmp/cache -o Dir::Cache::archives=/system-packages -o Acquire::Languages=none \
+ && mkdir -p /tmp/lists/partial /tmp/cache /system-packages/partial \
+ && cp /run/imagesmith/target/var/lib/dpkg/status /tmp/status \
+ && apt-get "$@" update \
+ && { apt-get "$@" install --simulate --no-install-recommends build-essential python3-dev > /tmp/simulation \
+   || { echo "imagesmith: the compilers (build-essential python3-dev) are not available for linux/amd64" >&2; exit 1; }; } \
+ && apt-get "$@" install -y --download-only --no-install-recommends build-essential python3-dev \
+ && rm -rf /system-packages/partial /system-packages/lock \
+ && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.debs plan /system-packages < /tmp/simulation > /tmp/dpkg-plan \
+ && mv /tmp/dpkg-plan /system-packages/dpkg-plan
+
 FROM base AS sdist-build
 RUN --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requirements.lock \
     --mount=type=bind,from=wheels,target=/run/imagesmith/wheels \
     --mount=type=bind,from=imagesmith-runtime,target=/run/imagesmith/runtime \
+    --mount=type=bind,from=sdist-toolchain,source=/system-packages,target=/run/imagesmith/toolchain \
     mkdir -p /built \
  && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.sdists sdists /run/imagesmith/requirements.lock /run/imagesmith/wheels > /tmp/sdists.txt \
  && if [ -s /tmp/sdists.txt ]; then \
-      apt-get update \
-   && apt-get install -y --no-install-recommends build-essential python3-dev \
+      ( cd /run/imagesmith/toolchain \
+ && while read -r dpkg_args; do DEBIAN_FRONTEND=noninteractive dpkg $dpkg_args || exit 1; done < dpkg-plan ) \
    && env $(env | sed -nE '/^PIP_(CERT|CLIENT_CERT|TRUSTED_HOST|PROXY|TIMEOUT|DEFAULT_TIMEOUT|RETRIES|KEYRING_PROVIDER)=/d;s/^(PIP_[A-Z0-9_]+)=.*/-u \1/p') PIP_CONFIG_FILE=/dev/null HOME=/tmp python3 -m pip wheel --disable-pip-version-check --no-cache-dir --no-deps --require-hashes \
         --find-links /run/imagesmith/wheels --wheel-dir /built -r /tmp/sdists.txt; \
     fi

@@ -7,6 +7,7 @@ the runtime, regenerate it with `UPDATE_GOLDEN=1 python -m pytest tests/unit/tes
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -346,3 +347,13 @@ def test_no_label_is_written_unknown(tiny):
     for name in ("revision", "source", "version"):
         assert f"org.opencontainers.image.{name}=" not in text
     assert oci_labels(Path("/nonexistent-imagesmith-project")) == {}
+
+
+def test_every_instruction_starts_a_line_with_and_without_system_packages(tiny):
+    """The optional stages (system packages, the compilers' downloads) leave the text around them
+    as it was: no instruction glued to the end of the one before."""
+    for lock in (fake_lock(), replace(fake_lock(), system_packages=())):
+        text = render(tiny, lock)
+        assert re.findall(r"\S(?:FROM|RUN|COPY) ", text.replace("--from=", "")) == [], lock.system_packages
+        assert ("FROM builder AS system-packages\n" in text) == bool(lock.system_packages)
+        assert "FROM builder AS sdist-toolchain\n" in text
