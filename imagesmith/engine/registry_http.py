@@ -160,8 +160,9 @@ def _answer(challenge: str, creds: Credentials | None, host: str, what: str, url
     scheme, params = parse_challenge(challenge)
     if scheme == "basic":
         if creds is None or not (creds.username or creds.password):
+            has = "only an identity token, which Basic auth cannot use," if creds else "none"
             raise EngineError(
-                f"{what} needs credentials and docker has none for {host} (`docker login {host}`)",
+                f"{what} needs a user and password and docker has {has} for {host} (`docker login {host}`)",
                 hint=_hint(host),
             )
         if not may_carry_secrets(url):

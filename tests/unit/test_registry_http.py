@@ -257,8 +257,12 @@ def test_a_refusal_is_one_error_naming_docker_login_and_no_secret(tmp_path, monk
         _docker_config(tmp_path, monkeypatch, {"auths": {host: {"auth": wrong}}})
         with pytest.raises(EngineError) as refused:
             fetch_blob(host, "x", DIGEST, 1 << 20, 10)
+        _docker_config(tmp_path, monkeypatch, {"auths": {host: {"identitytoken": SECRET}}})
+        with pytest.raises(EngineError) as token_only:
+            fetch_blob(host, "x", DIGEST, 1 << 20, 10)
     assert "docker has none for" in str(nobody.value) and "with the credentials docker has" in str(refused.value)
-    for error in (nobody.value, refused.value):
+    assert "only an identity token" in str(token_only.value)
+    for error in (nobody.value, refused.value, token_only.value):
         assert f"`docker login {host}`" in str(error)  # in the message: verify reports it as a problem
         assert (error.hint or "").startswith(f"docker login {host}")
         assert SECRET not in str(error) + (error.hint or "")
