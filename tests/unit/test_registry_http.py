@@ -314,3 +314,15 @@ def test_a_hostile_token_answer_is_one_bounded_error(tmp_path, monkeypatch, toke
             fetch_blob(host, "x", DIGEST, 1 << 20, 10)
     assert cause in str(caught.value) and len(str(caught.value)) < 1000
     assert len(asked.requests) == 2
+
+
+def test_a_registry_that_refuses_the_manifest_names_docker_login_for_its_host():
+    """The manifest read (`buildx imagetools`) refused: the hint names the registry to log in to
+    (Docker's default registry for a short name)."""
+    from imagesmith.engine.registry import _login_hint
+
+    digest = "@sha256:" + "0" * 64
+    assert _login_hint("127.0.0.1:5000/team/app" + digest) == "docker login 127.0.0.1:5000"
+    assert _login_hint("registry.example.invalid/team/app:serve") == "docker login registry.example.invalid"
+    assert _login_hint("localhost/app:serve") == "docker login localhost"
+    assert _login_hint("team/app:serve") == _login_hint("app") == "docker login"
