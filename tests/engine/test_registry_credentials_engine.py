@@ -65,7 +65,7 @@ def private_registry():
             stdin=subprocess.DEVNULL,
         )
     try:
-        for _ in range(60):
+        for _ in range(120):  # 30 s: the machine is shared
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2)
             except urllib.error.HTTPError as exc:
