@@ -208,8 +208,10 @@ def _token(params: dict[str, str], creds: Credentials | None, host: str, timeout
             + f" (HTTP {exc.code}; `docker login {host}`)",
             hint=_hint(host),
         ) from exc
-    except (urllib.error.URLError, OSError, UntrustedInput) as exc:
+    except (urllib.error.URLError, OSError) as exc:
         raise EngineError(f"the token service of {host} did not answer ({redact(str(exc))[:200]})") from exc
+    except UntrustedInput as exc:  # its message names the problem, never the answer's text
+        raise EngineError(f"the token service of {host} sent no token: {str(exc)[:200]}") from exc
     value = (answer.get("token") or answer.get("access_token")) if isinstance(answer, dict) else None
     if not isinstance(value, str) or not _TOKEN.fullmatch(value):
         raise EngineError(f"the token service of {host} sent no token (or one that is not a header value)")
