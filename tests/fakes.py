@@ -129,7 +129,7 @@ class FakeEngine:
     def history(self, image: str, layers: int):
         return None
 
-    def tag(self, image_id: str, ref: str) -> None:
+    def tag(self, image_id, ref: str) -> None:
         self._record("tag", image_id, ref=ref)
 
     def save_oci_layout(self, image_id: str, dest: Path) -> Path:

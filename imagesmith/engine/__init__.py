@@ -170,7 +170,7 @@ class Engine:
     def pull(self, ref: str) -> ImageInfo:
         return self.images.pull(ref)
 
-    def tag(self, image_id: str, ref: str) -> None:
+    def tag(self, image_id: str | Sequence[str], ref: str) -> None:
         self.images.tag(image_id, ref)
 
     def push(self, ref: str) -> str:
