@@ -80,7 +80,7 @@ def test_arm64_system_packages_installed_by_dpkg_alone_are_the_same_bytes_from_e
     assert proc.stdout.splitlines() == ["aarch64", "install ok installed arm64"]
 
 
-@pytest.mark.xdist_group("system-packages-cross")
+@pytest.mark.xdist_group("system-packages-no-qemu")
 def test_without_qemu_a_wheel_only_arm64_lock_builds_and_one_with_system_packages_is_refused(
     tmp_path, engine, registry, monkeypatch
 ):
