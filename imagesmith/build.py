@@ -4,7 +4,8 @@ Both targets are built in one ``docker buildx bake`` solve from a bake definitio
 (``bake_definition``, pure). Where the images go depends on the builder: the engine's own
 BuildKit (driver ``docker``) puts them straight into its image store; any other builder
 (``docker-container``, ``remote``, ...) keeps them in its cache unless ``--load`` (into the
-engine) or ``--push`` (straight to the registry, from the build) says otherwise. Digests always
+engine) or ``--push`` (straight to the registry, from the build) says otherwise; ``--push-only``
+keeps them out of the engine with any builder. Digests always
 come from BuildKit's metadata. Images are reproducible because the rendered Dockerfile sets
 every file time itself and SOURCE_DATE_EPOCH (the project's last commit time) sets the
 config's; the wheels come from a host cache keyed by hash (``wheels.py``); a local base image is
@@ -82,6 +83,7 @@ class BuildOptions:
     cache_to: tuple[str, ...] = ()
     push: str | None = None  # REGISTRY/REPO: push REPO:train and REPO:serve from the build
     load: bool = False  # put the images into the engine even when the builder is not the engine's
+    push_only: bool = False  # with push: the registry only, never the engine (no unpack into its store)
     epoch: int | None = None
     targets: tuple[str, ...] = ROLES
     install: str | None = None  # hermetic | online; default: the spec's
@@ -163,6 +165,7 @@ def build_project(
     unknown = [t for t in options.targets if t not in ROLES]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; imagesmith builds train and serve")
+    check_push_only(options)
     check_replaceable(spec.dockerfile_path, origin=spec.origin)  # before anything runs: never over a user's file
     base = options.base or spec.base
     engine.ping()
@@ -224,6 +227,7 @@ def build_project(
             names=names,
             push=pushed,
             load=options.load,
+            push_only=options.push_only,
             driver=driver,
             build_args=build_args(epoch, options.python_env),
             contexts=contexts,
@@ -248,10 +252,10 @@ def build_project(
             describe_failure=describe_failure(spec),
             passthrough=passthrough,
         )
-    in_engine = driver == "docker" or options.load
+    in_engine = (driver == "docker" and not options.push_only) or options.load
     for role in options.targets:
         image_digest = metadata[role]["containerimage.digest"]
-        if driver == "docker" and options.push:
+        if driver == "docker" and options.push and in_engine:
             for name in names[role]:  # the build named it REGISTRY/REPO:... only
                 engine.tag(image_digest, name)
         result.images[role] = BuiltImage(
@@ -263,6 +267,20 @@ def build_project(
             pushed_tags=list(pushed.get(role, [])),
         )
     return result
+
+
+def check_push_only(options: BuildOptions) -> None:
+    """``push_only`` is for images that go to a registry and nowhere else."""
+    if options.push_only and not options.push:
+        raise UsageError(
+            "--push-only needs --push REGISTRY/REPO: the images go to the registry only",
+            hint="imagesmith build --push REGISTRY/REPO --push-only",
+        )
+    if options.push_only and options.load:
+        raise UsageError(
+            "--push-only keeps the images out of the engine and --load puts them there",
+            hint="drop one of the two (docs/guides/ci.md)",
+        )
 
 
 def _driver_checked(engine: Engine, options: BuildOptions) -> str:
@@ -365,6 +383,15 @@ def cache_refs(spec_text: str, role: str) -> str:
     return _csv(fields)
 
 
+# The engine's own BuildKit (driver docker, containerd image store) pushing an image it neither
+# stores nor unpacks: on an empty engine, the unpack of every layer into the snapshotter is most of a
+# rebuild whose steps all come from a registry cache (bench/README.md). ``push=`` empty: BuildKit's
+# image exporter takes an empty value as true and pushes; buildx pushes once more through the
+# engine (`pushing ... with docker`, which needs the stored image) only for a non-empty true value.
+# tests/engine/test_engines.py holds both to this (the digests, an engine left without the images).
+PUSH_ONLY = {"push": "", "store": "false", "unpack": "false"}
+
+
 def bake_definition(
     *,
     context: Path,
@@ -374,6 +401,7 @@ def bake_definition(
     push: dict[str, list[str]],
     load: bool,
     driver: str,
+    push_only: bool = False,
     build_args: dict[str, str],
     contexts: dict[str, str],
     labels: dict[str, str] | None = None,
@@ -390,7 +418,8 @@ def bake_definition(
     engine's store under ``names[role]``, or under ``push[role]`` and pushed from the build (the
     local names are added afterwards: pushing every name would push the local ones too). With
     any other builder: ``push`` pushes from the build and ``load`` exports into the engine
-    (type=docker). ``labels`` go on both images. Each target writes its own cache
+    (type=docker). ``push_only`` (with ``push``): the driver ``docker``'s exporter pushes and
+    neither stores nor unpacks the image in the engine (``PUSH_ONLY``). ``labels`` go on both images. Each target writes its own cache
     (``cache_refs``) and reads every target's. ``secrets`` ({id: file}) are BuildKit secrets,
     mounted by ``RUN --mount=type=secret`` and never stored in an image or the cache.
     ``stages`` ({target: (folder, platform)}) are the staged source's own targets
@@ -415,11 +444,11 @@ def bake_definition(
     for role in targets:
         outputs = []
         if driver == "docker":
-            outputs.append(
-                _csv({"type": "image", "name": ",".join(push[role]), "push": "true"})
-                if role in push
-                else _csv({"type": "image", "name": ",".join(names[role])})
-            )
+            if role in push:
+                pushing = PUSH_ONLY if push_only else {"push": "true"}
+                outputs.append(_csv({"type": "image", "name": ",".join(push[role]), **pushing}))
+            else:
+                outputs.append(_csv({"type": "image", "name": ",".join(names[role])}))
         else:
             if role in push:
                 outputs.append(_csv({"type": "image", "name": ",".join(push[role]), "push": "true"}))

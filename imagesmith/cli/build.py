@@ -92,6 +92,11 @@ def build(
     load: bool = typer.Option(
         False, "--load", help="Put the images into the engine also when the builder is not the engine's own."
     ),
+    push_only: bool = typer.Option(
+        False,
+        "--push-only",
+        help="With --push: push the images from the build and keep them out of the engine (nothing stored or unpacked there); the fastest on a CI runner that only builds and pushes.",
+    ),
     cache_from: List[str] = CacheFromOpt,
     cache_to: List[str] = CacheToOpt,
     builder: Optional[str] = typer.Option(
@@ -119,7 +124,7 @@ def build(
     spec = load_spec(project)
     engine = Engine(progress())
     engine.buildx_prefetch(builder)  # buildx's start-up runs beside the imports and the lock check
-    from ..build import ROLES, BuildOptions, build_project, parse_labels
+    from ..build import ROLES, BuildOptions, build_project, check_push_only, parse_labels
     from ..progress import build_log
 
     options = BuildOptions(
@@ -133,12 +138,14 @@ def build(
         cache_to=tuple(cache_to),
         push=push,
         load=load,
+        push_only=push_only,
         targets=tuple(target) or ROLES,
         install=install,
         python_env=python_env,
         cache_dir=cache_dir,
         print_only=print_bake,
     )
+    check_push_only(options)  # before the engine is waited for
     mode = "quiet" if quiet else progress_mode
     if mode == "auto":
         mode = "tty" if sys.stderr.isatty() else "plain"

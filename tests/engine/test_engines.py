@@ -8,7 +8,8 @@
   library) from a registry base, writes a registry build cache per target and
   pushes both images straight from the build; the first engine verifies them by registry
   reference without pulling; golden and signoff run against the second engine.
-- A third, fresh engine with ``--cache-from`` rebuilds the same digests with every step cached.
+- A third, fresh engine with ``--cache-from`` rebuilds the same digests with every step cached;
+  another with ``--push-only`` as well, pushing them without storing them in the engine.
 - A fresh engine that pulls an image for verify reports the pull's steps.
 """
 
@@ -268,6 +269,58 @@ def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_bu
     assert steps, proc.stderr[-3000:]
     ran = [label for label in steps if label not in cached]
     assert not ran, "\n".join(line[:160] for line in proc.stderr.splitlines() if any(r in line for r in ran))
+
+
+def test_push_only_on_a_fresh_engine_pushes_the_same_digests_and_stores_nothing_in_it(remote_build, tmp_path):
+    """`--push-only` with --cache-from on another empty engine (a CI runner that builds and
+    pushes): BuildKit's exporter pushes both images and neither stores nor unpacks them in the
+    engine (no `unpacking to`, no second push `with docker`); the registry holds every blob (a
+    full copy) and the first engine verifies the pushed pair in full."""
+    root, result = remote_build["root"], remote_build["result"]
+    push = remote_build["push"] + "-push-only"
+    fresh = start_second_engine(13)
+    try:
+        proc = cli(
+            "build",
+            "-p",
+            str(root),
+            "--locked",
+            "--push",
+            push,
+            "--push-only",
+            "--json",
+            "--progress",
+            "plain",
+            "--cache-from",
+            f"type=registry,ref={remote_build['cache']}",
+            "--base",
+            read_lock(root / "imagesmith.lock").base.name,
+            env=fresh.env,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        stored = fresh.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    finally:
+        fresh.stop()
+    again = json.loads(proc.stdout)
+    for role in ("train", "serve"):
+        img = again["images"][role]
+        assert img["digest"] == result["images"][role]["digest"], role
+        assert img["ref"] is None and img["tags"] == [] and img["pushed"] == f"{push}@{img['digest']}"
+        tagged = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", f"docker://{push}:{role}"], capture_output=True, text=True
+        )
+        assert tagged.returncode == 0 and json.loads(tagged.stdout)["Digest"] == img["digest"], tagged.stderr
+    assert not [name for name in stored if name.startswith(push)], stored
+    assert not re.search(rf"unpacking to {re.escape(push)}|with docker", proc.stderr), proc.stderr[-3000:]
+    copied = subprocess.run(
+        ["skopeo", "copy", "--src-tls-verify=false", f"docker://{push}:serve", f"dir:{tmp_path / 'serve'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert copied.returncode == 0, copied.stderr
+    serve, train = again["images"]["serve"]["pushed"], again["images"]["train"]["pushed"]
+    verified = cli("verify", serve, "--lock", str(root / "imagesmith.lock"), "--pair", train)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 @pytest.mark.xdist_group("engines-pull")  # not the second engines' chain: it pulls an image of its own

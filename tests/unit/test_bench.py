@@ -298,3 +298,30 @@ def test_the_pipeline_runs_train_golden_signoff_verify_in_order_and_a_failure_is
     assert [r.figure for r in rows] == ["torch: `imagesmith run train`", "torch: `imagesmith golden`"]
     assert rows[0].median("imagesmith") == 41.5 and rows[0].verdict() == ""
     assert rows[1].values["imagesmith"] == [] and rows[1].verdict() == "FAILED: error: boom"
+
+
+def test_the_sections_a_run_measures():
+    import run
+
+    assert run.sections(None, {}) == ("builds", "remote-cache", "arm64", "tests")
+    assert run.sections("remote-cache", {}) == ("remote-cache",)
+    assert run.sections("tests, builds", {"tests": True}) == ("builds",)
+    assert run.sections(None, {"remote-cache": True, "arm64": False}) == ("builds", "arm64", "tests")
+    with pytest.raises(ValueError, match="unknown section"):
+        run.sections("remote", {})
+
+
+def test_the_registry_cache_row_is_judged_against_the_cold_median_unless_a_guarantee_broke():
+    import bench_remote_cache
+
+    recipe = bench_remote_cache.RECIPES[1]
+    cold, cached = bench_remote_cache.judged(recipe, [33.0, 35.0, 31.0], [5.0, 6.0, 4.5], [])
+    assert cold.goal is None and cold.median("imagesmith") == 33.0
+    assert cached.goal is not None and cached.goal.describe("s") == ">= 2.5x faster than cold"
+    assert cached.reference == 33.0 and cached.verdict() == "met: 6.60x"
+    slow = bench_remote_cache.judged(recipe, [33.3], [20.1], [])[1]
+    assert slow.verdict() == "missed: 1.66x"
+    broken = bench_remote_cache.judged(
+        recipe, [33.0], [5.0], ["missed: not the cold build's digests", "missed: not the cold build's digests"]
+    )[1]
+    assert broken.verdict() == "missed: not the cold build's digests"

@@ -57,6 +57,16 @@ def test_push_from_the_engines_builder_names_only_the_registry_reference():
     assert d["target"]["serve"]["output"] == ["type=image,name=127.0.0.1:5000/app:serve,push=true"]
 
 
+def test_push_only_from_the_engines_builder_neither_stores_nor_unpacks_and_leaves_the_push_to_buildkit():
+    """The exporter pushes (``push=`` empty is true to BuildKit) while buildx, which pushes once
+    more through the engine for ``push=true``, does not; nothing is stored or unpacked."""
+    d = _definition(push=PUSH, push_only=True)
+    assert d["target"]["serve"]["output"] == ["type=image,name=127.0.0.1:5000/app:serve,push=,store=false,unpack=false"]
+    # another builder never stores into the engine unless asked: push-only is its plain push
+    d = _definition(driver="docker-container", push=PUSH, push_only=True)
+    assert d["target"]["train"]["output"] == ["type=image,name=127.0.0.1:5000/app:train,push=true"]
+
+
 def test_other_builders_load_or_push_explicitly():
     d = _definition(driver="docker-container", load=True)
     assert d["target"]["train"]["output"] == ["type=docker,name=app:train"]
