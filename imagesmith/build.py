@@ -281,6 +281,11 @@ def check_push_only(options: BuildOptions) -> None:
             "--push-only keeps the images out of the engine and --load puts them there",
             hint="drop one of the two (docs/guides/ci.md)",
         )
+    if options.push_only and (options.tags or options.tag):
+        raise UsageError(
+            "--push-only keeps the images out of the engine, where -t would name them",
+            hint="drop -t (the pushed tags are --push's REPO:train and REPO:serve), or drop --push-only",
+        )
 
 
 def _driver_checked(engine: Engine, options: BuildOptions) -> str:
