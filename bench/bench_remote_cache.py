@@ -15,11 +15,13 @@ The recipes (``RECIPES``):
 - ``--push --push-only``: the same exporter pushes and neither stores nor unpacks (build.py's
   ``PUSH_ONLY``); nothing of the images is left in the engine, which a runner that only builds and
   pushes does not need.
+- ``classic`` (only with ``--recipe``): ``--push``, the rebuilds on engines with the classic image
+  store (overlay2), which cannot write the cache but can read it.
 
 The lock is made beforehand on the first engine (the second engines have no outbound network; the
 build itself needs none: the wheels come from the host's cache).
 
-    python bench/bench_remote_cache.py [--runs N] [--recipe push|push-only]...
+    python bench/bench_remote_cache.py [--runs N] [--recipe push|push-only|classic]...
     (needs `make engine`, run as root; `make bench` runs it as its registry-cache rows)
 """
 
@@ -63,21 +65,25 @@ class Recipe:
     name: str  # --recipe's value
     title: str
     flags: tuple[str, ...]  # on both the cold and the cached build, beside --push
+    cached_store: bool = True  # the cached rebuilds' engines: containerd's image store, else the classic one
 
 
 RECIPES = (
     Recipe("push", "--push (stored in the engine too)", ()),
     Recipe("push-only", "--push --push-only", ("--push-only",)),
 )
+# Run only when asked (--recipe): the classic store's docker driver cannot write the cache, so the
+# cold builds keep containerd's store and only the rebuilds read the cache on the classic one.
+OTHERS = (Recipe("classic", "--push, rebuilt on the classic image store", (), cached_store=False),)
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _build(argv: list[str], index: int) -> tuple[float, dict[str, str], dict[str, str]]:
+def _build(argv: list[str], index: int, containerd: bool = True) -> tuple[float, dict[str, str], dict[str, str]]:
     """One `imagesmith build --json` on a new empty engine: (seconds, digests, pushed refs)."""
-    engine = start_second_engine(index)
+    engine = start_second_engine(index, containerd_store=containerd)
     env = imagesmith_env(DOCKER_HOST=engine.host)
     env.pop("DOCKER_CONTEXT", None)
     try:
@@ -125,7 +131,9 @@ def measure_recipe(recipe: Recipe, root: Path, base: str, runs: int, token: str)
             _say(f"  {recipe.name}: cold {i + 1}/{runs} {seconds:.1f} s")
         for i in range(runs):
             seconds, got, pushed = _build(
-                [*common, "--push", f"{push}-cached{i}", "--cache-from", f"type=registry,ref={cache}"], CACHED_ENGINE
+                [*common, "--push", f"{push}-cached{i}", "--cache-from", f"type=registry,ref={cache}"],
+                CACHED_ENGINE,
+                recipe.cached_store,
             )
             cached.append(seconds)
             if got != digests:
@@ -168,10 +176,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--recipe", action="append", choices=[r.name for r in RECIPES], help="(repeatable) default: every recipe"
+        "--recipe",
+        action="append",
+        choices=[r.name for r in (*RECIPES, *OTHERS)],
+        help=f"(repeatable) default: {', '.join(r.name for r in RECIPES)}",
     )
     opts = parser.parse_args()
-    recipes = tuple(r for r in RECIPES if not opts.recipe or r.name in opts.recipe)
+    recipes = tuple(r for r in (*RECIPES, *OTHERS) if r.name in opts.recipe) if opts.recipe else RECIPES
     from benchlib import remove_bench_images
 
     token = uuid.uuid4().hex[:8]
