@@ -25,7 +25,7 @@ from typing import Callable
 from . import gpu_arch, parity, python_env, source_context
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
-from .errors import LockError, UsageError
+from .errors import BuildError, EngineError, LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
@@ -252,6 +252,8 @@ def build_project(
             describe_failure=describe_failure(spec),
             passthrough=passthrough,
         )
+    if options.push_only:
+        _pushed_checked(engine, pushed, metadata)
     in_engine = (driver == "docker" and not options.push_only) or options.load
     for role in options.targets:
         image_digest = metadata[role]["containerimage.digest"]
@@ -270,6 +272,24 @@ def build_project(
             pushed_tags=list(pushed.get(role, [])),
         )
     return result
+
+
+def _pushed_checked(engine: Engine, pushed: dict[str, list[str]], metadata: dict[str, dict]) -> None:
+    """With ``push_only`` nothing but the registry has the images: each pushed tag must name the
+    digest BuildKit reported (an exporter that does not push, as the classic image store's, is
+    caught here instead of reporting images nobody has)."""
+    for role, refs in pushed.items():
+        wanted = metadata[role]["containerimage.digest"]
+        try:
+            got = f"is {engine.registry.digest(refs[0])}"
+        except EngineError:
+            got = "is not in the registry"
+        if got != f"is {wanted}":
+            raise BuildError(
+                f"--push-only: the build made the {role} image {wanted}, but {refs[0]} {got}: the builder did not push it",
+                hint="--push-only needs the engine's containerd image store or another buildx builder "
+                "(docs/guides/ci.md); without it use --push",
+            )
 
 
 def check_push_only(options: BuildOptions) -> None:

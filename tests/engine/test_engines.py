@@ -323,6 +323,27 @@ def test_push_only_on_a_fresh_engine_pushes_the_same_digests_and_stores_nothing_
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def test_push_only_on_the_classic_image_store_is_an_error_not_a_report_of_images_nobody_has(
+    tmp_path, registry, registry_base
+):
+    """The classic store's exporter does not push (buildx pushes through the engine only for a
+    non-empty `push=true`): `--push-only` there pushes nothing, and the build must say so (exit 2)
+    instead of reporting pushed digests the registry does not have."""
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
+    push = f"{registry}/imagesmith-test/classic-push-only-{uuid.uuid4().hex[:8]}"
+    classic = start_second_engine(16, containerd_store=False)
+    try:
+        built = cli("build", "-p", str(root), "--base", registry_base, "--push", push, "--push-only", env=classic.env)
+    finally:
+        classic.stop()
+    assert built.returncode == 2, built.stdout + built.stderr[-3000:]
+    assert "error: --push-only: the build made the train image sha256:" in built.stderr, built.stderr[-3000:]
+    assert (
+        "the builder did not push it" in built.stderr
+        and "\nhint: --push-only needs the engine's containerd" in built.stderr
+    )
+
+
 @pytest.mark.xdist_group("engines-pull")  # not the second engines' chain: it pulls an image of its own
 def test_a_pull_reports_its_steps(tmp_path, registry_base, registry):
     """verify's content check pulls a registry image into an engine that lacks it: one line when
