@@ -12,7 +12,7 @@ The recipes (``RECIPES``):
 - ``--push``: the engine's own BuildKit (driver ``docker``, containerd image store) pushes from
   the build and also stores both images in the engine, unpacking every layer into its snapshotter;
   on a cached rebuild that unpack is most of the time.
-- ``--push --push-only``: the same exporter pushes and neither stores nor unpacks (build.py's
+- ``--push --push-only``: the same exporter pushes and neither stores nor unpacks (push_only.py's
   ``PUSH_ONLY``); nothing of the images is left in the engine, which a runner that only builds and
   pushes does not need.
 - ``classic`` (only with ``--recipe``): ``--push``, the rebuilds on engines with the classic image

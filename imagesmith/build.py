@@ -25,7 +25,7 @@ from typing import Callable
 from . import gpu_arch, parity, python_env, source_context
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
-from .errors import BuildError, EngineError, LockError, UsageError
+from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
@@ -34,6 +34,7 @@ from .lock.update import ensure_fresh_all, lock_project
 from .plan import parities as plan_parities
 from .plan import plan_for
 from .platforms import emulation_problem, machine_platform, platform_arch
+from .push_only import PUSH_ONLY, check_push_only, pushed_checked
 from .render import check_replaceable, dockerignore, dockerignore_path, render, write_context
 from .source_context import staged
 from .spec import Spec
@@ -165,7 +166,12 @@ def build_project(
     unknown = [t for t in options.targets if t not in ROLES]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; imagesmith builds train and serve")
-    check_push_only(options)
+    check_push_only(
+        push=options.push,
+        push_only=options.push_only,
+        load=options.load,
+        tags=options.tags + ((options.tag,) if options.tag else ()),
+    )
     check_replaceable(spec.dockerfile_path, origin=spec.origin)  # before anything runs: never over a user's file
     base = options.base or spec.base
     engine.ping()
@@ -253,7 +259,7 @@ def build_project(
             passthrough=passthrough,
         )
     if options.push_only:
-        _pushed_checked(engine, pushed, metadata)
+        pushed_checked(engine, pushed, metadata)
     in_engine = (driver == "docker" and not options.push_only) or options.load
     for role in options.targets:
         image_digest = metadata[role]["containerimage.digest"]
@@ -272,43 +278,6 @@ def build_project(
             pushed_tags=list(pushed.get(role, [])),
         )
     return result
-
-
-def _pushed_checked(engine: Engine, pushed: dict[str, list[str]], metadata: dict[str, dict]) -> None:
-    """With ``push_only`` nothing but the registry has the images: each pushed tag must name the
-    digest BuildKit reported (an exporter that does not push, as the classic image store's, is
-    caught here instead of reporting images nobody has)."""
-    for role, refs in pushed.items():
-        wanted = metadata[role]["containerimage.digest"]
-        try:
-            got = f"is {engine.registry.digest(refs[0])}"
-        except EngineError:
-            got = "is not in the registry"
-        if got != f"is {wanted}":
-            raise BuildError(
-                f"--push-only: the build made the {role} image {wanted}, but {refs[0]} {got}: the builder did not push it",
-                hint="--push-only needs the engine's containerd image store or another buildx builder "
-                "(docs/guides/ci.md); without it use --push",
-            )
-
-
-def check_push_only(options: BuildOptions) -> None:
-    """``push_only`` is for images that go to a registry and nowhere else."""
-    if options.push_only and not options.push:
-        raise UsageError(
-            "--push-only needs --push REGISTRY/REPO: the images go to the registry only",
-            hint="imagesmith build --push REGISTRY/REPO --push-only",
-        )
-    if options.push_only and options.load:
-        raise UsageError(
-            "--push-only keeps the images out of the engine and --load puts them there",
-            hint="drop one of the two (docs/guides/ci.md)",
-        )
-    if options.push_only and (options.tags or options.tag):
-        raise UsageError(
-            "--push-only keeps the images out of the engine, where -t would name them",
-            hint="drop -t (the pushed tags are --push's REPO:train and REPO:serve), or drop --push-only",
-        )
 
 
 def _driver_checked(engine: Engine, options: BuildOptions) -> str:
@@ -411,15 +380,6 @@ def cache_refs(spec_text: str, role: str) -> str:
     return _csv(fields)
 
 
-# The engine's own BuildKit (driver docker, containerd image store) pushing an image it neither
-# stores nor unpacks: on an empty engine, the unpack of every layer into the snapshotter is most of a
-# rebuild whose steps all come from a registry cache (bench/README.md). ``push=`` empty: BuildKit's
-# image exporter takes an empty value as true and pushes; buildx pushes once more through the
-# engine (`pushing ... with docker`, which needs the stored image) only for a non-empty true value.
-# tests/engine/test_engines.py holds both to this (the digests, an engine left without the images).
-PUSH_ONLY = {"push": "", "store": "false", "unpack": "false"}
-
-
 def bake_definition(
     *,
     context: Path,
@@ -447,8 +407,8 @@ def bake_definition(
     local names are added afterwards: pushing every name would push the local ones too). With
     any other builder: ``push`` pushes from the build and ``load`` exports into the engine
     (type=docker). ``push_only`` (with ``push``): the driver ``docker``'s exporter pushes and
-    neither stores nor unpacks the image in the engine (``PUSH_ONLY``). ``labels`` go on both images. Each target writes its own cache
-    (``cache_refs``) and reads every target's. ``secrets`` ({id: file}) are BuildKit secrets,
+    neither stores nor unpacks the image in the engine (``push_only.PUSH_ONLY``). ``labels`` go on
+    both images. Each target writes its own cache (``cache_refs``) and reads every target's. ``secrets`` ({id: file}) are BuildKit secrets,
     mounted by ``RUN --mount=type=secret`` and never stored in an image or the cache.
     ``stages`` ({target: (folder, platform)}) are the staged source's own targets
     (source_context.py), which ``contexts`` name as ``target:NAME``: built in the same run,

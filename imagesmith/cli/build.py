@@ -126,7 +126,7 @@ def build(
     spec = load_spec(project)
     engine = Engine(progress())
     engine.buildx_prefetch(builder)  # buildx's start-up runs beside the imports and the lock check
-    from ..build import ROLES, BuildOptions, build_project, check_push_only, parse_labels
+    from ..build import ROLES, BuildOptions, build_project, parse_labels
     from ..progress import build_log
 
     options = BuildOptions(
@@ -147,7 +147,6 @@ def build(
         cache_dir=cache_dir,
         print_only=print_bake,
     )
-    check_push_only(options)  # before the engine is waited for
     mode = "quiet" if quiet else progress_mode
     if mode == "auto":
         mode = "tty" if sys.stderr.isatty() else "plain"
