@@ -373,9 +373,21 @@ def test_a_hostile_registry_answer_is_one_error(registry, case):
             assert json.loads(run["stdout"])["exit"] == 2
 
 
+@pytest.fixture(scope="module")
+def model_folder_image(engine, base_image, tmp_path_factory) -> str:
+    """A crafted image that claims to be imagesmith's (``imagesmith_labels``), built once for the
+    model-folder attacks, which only read it."""
+    from tests.helpers import docker_build
+
+    tag = "imagesmith-test/hostile-model-folder"
+    base_id = engine.image(base_image).id
+    docker_build(f"FROM {base_image}\n{imagesmith_labels(base_id)}", tag, tmp_path_factory.mktemp("model-image"))
+    return tag
+
+
 @pytest.mark.engine
 @pytest.mark.parametrize("attack", ["extra-file", "extra-folder", "link-to-dev-zero", "fifo", "stamp-is-a-fifo"])
-def test_a_model_folder_holds_only_the_stamped_regular_files(tmp_path, engine, base_image, attack):
+def test_a_model_folder_holds_only_the_stamped_regular_files(tmp_path, engine, model_folder_image, attack):
     """`verify IMAGE --model DIR` on a real image: a file the stamp does not list (also in a
     sub-folder) is refused unless --allow-extra-files; a link to /dev/zero or a FIFO in the folder, or
     as the stamp, is refused at once (the old code hung on them or ran out of memory)."""
@@ -384,11 +396,9 @@ def test_a_model_folder_holds_only_the_stamped_regular_files(tmp_path, engine, b
 
     from imagesmith import parity
     from imagesmith.runtime import stamp
-    from tests.helpers import docker_build, image_facts
+    from tests.helpers import image_facts
 
-    tag = "imagesmith-test/hostile-model-folder"
-    base_id = engine.image(base_image).id
-    docker_build(f"FROM {base_image}\n{imagesmith_labels(base_id)}", tag, tmp_path / "ctx")
+    tag = model_folder_image
     manifest = parity.parse_manifest(parity.canonical(image_facts(engine, tag)["manifest"]))
     model = tmp_path / "model"
     model.mkdir()
