@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -152,6 +153,41 @@ def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine,
     assert "no wheel of the installer uv==" in proc.stdout + proc.stderr
 
 
+def test_plain_buildx_builds_the_rendered_dockerfile(tiny_built, engine, base_image, unbuilt_base):
+    """The committed Dockerfile works in a CI pipeline without imagesmith, and stamps the label.
+    A local base is passed as docs/guides/engines.md says (``--build-context base=oci-layout://…``); the base's
+    name is one this engine never built from, so the build takes a fresh machine's path."""
+    spec, result = tiny_built
+    tag = f"imagesmith-test/plain-{uuid.uuid4().hex[:8]}:serve"
+    proc = subprocess.run(
+        [
+            "docker",
+            "buildx",
+            "build",
+            "-q",
+            "--load",
+            "--target",
+            "serve",
+            "--build-arg",
+            f"IMAGESMITH_BASE={unbuilt_base}",
+            "--build-context",
+            base_context(engine, base_image, default_cache_dir()),
+            "-t",
+            tag,
+            str(spec.root),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    try:
+        plain = engine.image(tag)
+        assert plain.labels["io.imagesmith.parity"] == result.parity
+        assert plain.labels["io.imagesmith.role"] == "serve"
+    finally:
+        subprocess.run(["docker", "image", "rm", tag], capture_output=True)
+
+
 @pytest.mark.xdist_group("build-repro-own-cache")  # an empty wheel cache each: the longest two
 def test_altered_wheel_fails_the_build_naming_the_distribution(tmp_path, engine, base_image):
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
@@ -282,7 +318,6 @@ def test_two_builds_of_the_same_names_at_once_both_succeed(tmp_path, engine, bas
     BuildKit joins their identical steps, so both exports name the images at the same moment
     (on a fresh engine, BuildKit failed one with `image "…": already exists`)."""
     import sys
-    import uuid
 
     repo = f"imagesmith-test/race-{uuid.uuid4().hex[:12]}"
     roots = [copy_project(PROJECTS / "tiny", tmp_path / f"job{i}" / "tiny") for i in (1, 2)]
