@@ -323,27 +323,6 @@ def test_push_only_on_a_fresh_engine_pushes_the_same_digests_and_stores_nothing_
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-def test_push_only_on_the_classic_image_store_is_an_error_not_a_report_of_images_nobody_has(
-    tmp_path, registry, registry_base
-):
-    """The classic store's exporter does not push (buildx pushes through the engine only for a
-    non-empty `push=true`): `--push-only` there pushes nothing, and the build must say so (exit 2)
-    instead of reporting pushed digests the registry does not have."""
-    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
-    push = f"{registry}/imagesmith-test/classic-push-only-{uuid.uuid4().hex[:8]}"
-    classic = start_second_engine(16, containerd_store=False)
-    try:
-        built = cli("build", "-p", str(root), "--base", registry_base, "--push", push, "--push-only", env=classic.env)
-    finally:
-        classic.stop()
-    assert built.returncode == 2, built.stdout + built.stderr[-3000:]
-    assert "error: --push-only: the build made the train image sha256:" in built.stderr, built.stderr[-3000:]
-    assert (
-        "the builder did not push it" in built.stderr
-        and "\nhint: --push-only needs the engine's containerd" in built.stderr
-    )
-
-
 @pytest.mark.xdist_group("engines-pull")  # not the second engines' chain: it pulls an image of its own
 def test_a_pull_reports_its_steps(tmp_path, registry_base, registry):
     """verify's content check pulls a registry image into an engine that lacks it: one line when
@@ -367,14 +346,19 @@ def test_a_pull_reports_its_steps(tmp_path, registry_base, registry):
 
 @pytest.mark.registry
 @pytest.mark.xdist_group("engines-classic")  # an engine of its own: runs beside the others
-def test_build_push_on_the_classic_image_store_names_and_reports_what_the_registry_has(
+def test_the_classic_image_store_push_names_what_the_registry_has_and_push_only_is_refused(
     tmp_path, registry, registry_base
 ):
-    """Docker's classic image store (overlay2, the default before the containerd store): `build
-    --push` pushes through the engine and then names the images locally. The classic store knows
-    an image by its config digest, not by the manifest digest the build reports: tagging by the
-    latter failed with "No such image" after both images were pushed. Now the local names exist,
-    and the digests the build reports are the ones the registry serves for the pushed tags."""
+    """Docker's classic image store (overlay2, the default before the containerd store), one
+    engine for both cases:
+
+    - `build --push` pushes through the engine and then names the images locally. The classic
+      store knows an image by its config digest, not by the manifest digest the build reports:
+      tagging by the latter failed with "No such image" after both images were pushed. Now the
+      local names exist, and the digests the build reports are the ones the registry serves.
+    - Its exporter does not push for `--push-only` (buildx pushes through the engine only for a
+      non-empty `push=true`): the build must say so (exit 2) instead of reporting pushed digests
+      the registry does not have."""
     from imagesmith.engine.registry import Registry
 
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
@@ -385,9 +369,19 @@ def test_build_push_on_the_classic_image_store_names_and_reports_what_the_regist
         assert built.returncode == 0, built.stderr[-3000:]
         images = json.loads(built.stdout)["images"]
         local = classic.docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout.split("\n")
+        push_only = f"{registry}/imagesmith-test/classic-push-only-{uuid.uuid4().hex[:8]}"
+        refused = cli(
+            "build", "-p", str(root), "--base", registry_base, "--push", push_only, "--push-only", env=classic.env
+        )
     finally:
         classic.stop()
     for role in ("train", "serve"):
         name, _, digest = images[role]["pushed"].partition("@")
         assert Registry().digest(f"{push}:{role}") == digest, (role, images[role])
         assert any(line.startswith(f"tiny:{role} ") for line in local), local
+    assert refused.returncode == 2, refused.stdout + refused.stderr[-3000:]
+    assert "error: --push-only: the build made the train image sha256:" in refused.stderr, refused.stderr[-3000:]
+    assert (
+        "the builder did not push it" in refused.stderr
+        and "\nhint: --push-only needs the engine's containerd" in refused.stderr
+    )
