@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from . import gpu_arch, parity, python_env, source_context
+from . import gpu_arch, parity, python_env
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .errors import LockError, UsageError
@@ -202,18 +202,16 @@ def build_project(
     pushed = {role: image_tags((options.push,), role, digest) for role in options.targets} if options.push else {}
     cache_dir = options.cache_dir or default_cache_dir()
     with (
-        staged(spec.root, spec.source, ignore, cache_dir) as source_dir,
+        staged(spec.root, spec.source, ignore, cache_dir, tuple(locks)) as source_images,
         secret_file(index_netrc(lock.index_url, lock.other_index_urls)) as netrc,
     ):
         driver = _driver_checked(engine, options)
         contexts: dict[str, str] = {}
-        stages: dict[str, tuple[Path, str]] = {}
         for platform, one in locks.items():
             suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
             ours = build_contexts(spec, one, options, engine, progress)
-            if source_dir is not None:  # the source stage, staged on the host (source_context.py)
-                stages[source_context.TARGET + suffix] = (source_dir, platform)
-                ours["source"] = f"target:{source_context.TARGET}{suffix}"
+            if source_images is not None:  # the source stage, staged on the host (source_context.py)
+                ours["source"] = source_images[platform]
             if "wheels" in ours:
                 say_emulated(spec, one, Path(ours["wheels"]), options, progress, replaced=ours)
             contexts.update({name + suffix: value for name, value in ours.items()})
@@ -233,7 +231,6 @@ def build_project(
             no_cache=options.no_cache,
             secrets={SECRET_ID: netrc} if netrc else None,
             platforms=spec.platforms,
-            stages=stages,
         )
         result.bake = definition
         if options.print_only:
@@ -382,7 +379,6 @@ def bake_definition(
     no_cache: bool = False,
     secrets: dict[str, Path] | None = None,
     platforms: tuple[str, ...] = (),
-    stages: dict[str, tuple[Path, str]] | None = None,
 ) -> dict:
     """The bake file (as a dict) that builds ``targets`` in one solve. Pure.
 
@@ -392,10 +388,7 @@ def bake_definition(
     any other builder: ``push`` pushes from the build and ``load`` exports into the engine
     (type=docker). ``labels`` go on both images. Each target writes its own cache
     (``cache_refs``) and reads every target's. ``secrets`` ({id: file}) are BuildKit secrets,
-    mounted by ``RUN --mount=type=secret`` and never stored in an image or the cache.
-    ``stages`` ({target: (folder, platform)}) are the staged source's own targets
-    (source_context.py), which ``contexts`` name as ``target:NAME``: built in the same run,
-    exported nowhere."""
+    mounted by ``RUN --mount=type=secret`` and never stored in an image or the cache."""
     common: dict = {
         "context": str(context),
         "dockerfile": str(dockerfile),
@@ -431,16 +424,6 @@ def bake_definition(
         if cache_to:
             entry["cache-to"] = [cache_refs(c, role) for c in cache_to]
         definition["target"][role] = entry
-    for name, (folder, platform) in sorted((stages or {}).items()):
-        stage: dict = {
-            "context": str(folder),
-            "dockerfile-inline": source_context.DOCKERFILE,
-            "output": ["type=cacheonly"],
-            "platforms": [platform],
-        }
-        if no_cache:
-            stage["no-cache"] = True
-        definition["target"][name] = stage
     return definition
 
 

@@ -142,7 +142,7 @@ class Buildx:
         through an OCI archive, and it re-processes every layer on each build: about 12 s per
         target for the iris example even after a one-line edit.)"""
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), BUILDX_NO_DEFAULT_ATTESTATIONS="1")
-        # the images' targets (the group's), not the stages they depend on (source_context.py)
+        # the images' targets (the group's)
         targets = list(
             (definition.get("group") or {}).get("default", {}).get("targets") or definition.get("target") or {}
         )

@@ -85,29 +85,16 @@ def test_each_target_writes_its_own_cache_and_reads_both():
         assert d["target"][role]["no-cache"] is True
 
 
-def test_the_staged_source_is_a_stage_of_its_own_exported_nowhere():
-    """source_context.py: one target per platform unpacks the staged archive; the images'
-    targets name it as their ``source`` context, and only they are the group's."""
-    d = _definition(
-        contexts={"source-amd64": "target:imagesmith-source-amd64", "source-arm64": "target:imagesmith-source-arm64"},
-        stages={
-            "imagesmith-source-arm64": (Path("/c/sources/k/context"), "linux/arm64"),
-            "imagesmith-source-amd64": (Path("/c/sources/k/context"), "linux/amd64"),
-        },
-        platforms=("linux/amd64", "linux/arm64"),
-        no_cache=True,
+def test_the_staged_source_is_part_of_the_images_solve():
+    """source_context.py: each platform's staged source is an OCI layout named as the images'
+    ``source`` context; no target of its own to build and export first."""
+    amd, arm = (
+        "oci-layout:///c/sources/k/layout@sha256:" + "a" * 64,
+        "oci-layout:///c/sources/k/layout@sha256:" + "b" * 64,
     )
-    assert d["group"]["default"]["targets"] == ["train", "serve"]
-    assert list(d["target"]) == ["train", "serve", "imagesmith-source-amd64", "imagesmith-source-arm64"]
-    stage = d["target"]["imagesmith-source-arm64"]
-    assert stage == {
-        "context": "/c/sources/k/context",
-        "dockerfile-inline": "FROM scratch\nADD source.tar /\n",
-        "output": ["type=cacheonly"],
-        "platforms": ["linux/arm64"],
-        "no-cache": True,
-    }
-    assert d["target"]["serve"]["contexts"]["source-arm64"] == "target:imagesmith-source-arm64"
+    d = _definition(contexts={"source-amd64": amd, "source-arm64": arm}, platforms=("linux/amd64", "linux/arm64"))
+    assert d["group"]["default"]["targets"] == ["train", "serve"] == list(d["target"])
+    assert d["target"]["serve"]["contexts"]["source-arm64"] == arm
 
 
 @pytest.mark.parametrize(
