@@ -168,8 +168,9 @@ def build_project(
     engine.ping()
     # `docker buildx inspect` (the builder's driver) runs while the lock is checked and the
     # Dockerfile rendered: on an edit it is the slowest start-up step.
-    # Its answer (and refusal: `_driver_checked`) is awaited before wheels are fetched or anything
-    # is built; a stale lock is brought up to date first.
+    # Its answer (and refusal: `_driver_checked`) is awaited before wheels are fetched for a named
+    # builder, and before anything is built for the current one (see `confirm` below); a stale
+    # lock is brought up to date first.
     engine.buildx_prefetch(options.builder)
     for platform in spec.platforms:  # before anything runs: a lock pins the base by running it
         problem = emulation_problem(platform)
@@ -205,7 +206,13 @@ def build_project(
         staged(spec.root, spec.source, ignore, cache_dir, tuple(locks)) as source_images,
         secret_file(index_netrc(lock.index_url, lock.other_index_urls)) as netrc,
     ):
-        driver = _driver_checked(engine, options)
+        # With the current builder, the bake starts before its driver is known, made for the engine's
+        # own BuildKit (the default builder's), and `confirm` checks the answer of the prefetched
+        # `docker buildx inspect` while buildx starts: a refusal (_driver_checked) or a definition
+        # that another driver needs stops that bake before it solves anything. Named builders,
+        # --print and BuildKit's own display wait for the answer first.
+        speculate = options.builder is None and not passthrough and not options.print_only
+        driver = ENGINE_DRIVER if speculate else _driver_checked(engine, options)
         contexts: dict[str, str] = {}
         for platform, one in locks.items():
             suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
@@ -215,26 +222,43 @@ def build_project(
             if "wheels" in ours:
                 say_emulated(spec, one, Path(ours["wheels"]), options, progress, replaced=ours)
             contexts.update({name + suffix: value for name, value in ours.items()})
-        definition = bake_definition(
-            context=spec.root,
-            dockerfile=dockerfile,
-            targets=options.targets,
-            names=names,
-            push=pushed,
-            load=options.load,
-            driver=driver,
-            build_args=build_args(epoch, options.python_env),
-            contexts=contexts,
-            labels={**oci_labels(spec.root), **image_labels(options.labels)},
-            cache_from=options.cache_from,
-            cache_to=options.cache_to,
-            no_cache=options.no_cache,
-            secrets={SECRET_ID: netrc} if netrc else None,
-            platforms=spec.platforms,
-        )
-        result.bake = definition
+        labels = {**oci_labels(spec.root), **image_labels(options.labels)}
+
+        def definition_for(driver: str) -> dict:
+            return bake_definition(
+                context=spec.root,
+                dockerfile=dockerfile,
+                targets=options.targets,
+                names=names,
+                push=pushed,
+                load=options.load,
+                driver=driver,
+                build_args=build_args(epoch, options.python_env),
+                contexts=contexts,
+                labels=labels,
+                cache_from=options.cache_from,
+                cache_to=options.cache_to,
+                no_cache=options.no_cache,
+                secrets={SECRET_ID: netrc} if netrc else None,
+                platforms=spec.platforms,
+            )
+
+        definition = result.bake = definition_for(driver)
         if options.print_only:
             return result
+        guessed = driver
+
+        def confirm() -> dict | None:
+            nonlocal driver
+            driver = _driver_checked(engine, options)
+            if driver == guessed:
+                return None
+            again = definition_for(driver)
+            if again == definition:
+                return None
+            result.bake = again
+            return again
+
         progress(f"building {' and '.join(options.targets)}" + (f", pushing to {options.push}" if options.push else ""))
         metadata = engine.bake(
             definition,
@@ -244,6 +268,7 @@ def build_project(
             echo=echo,
             describe_failure=describe_failure(spec),
             passthrough=passthrough,
+            confirm=confirm if speculate else None,
         )
     in_engine = driver == "docker" or options.load
     for role in options.targets:
@@ -260,6 +285,9 @@ def build_project(
             pushed_tags=list(pushed.get(role, [])),
         )
     return result
+
+
+ENGINE_DRIVER = "docker"  # buildx's driver for the engine's own BuildKit
 
 
 def _driver_checked(engine: Engine, options: BuildOptions) -> str:

@@ -128,6 +128,7 @@ class Buildx:
         echo: Callable[[str], None] | None = None,
         describe_failure: Callable[[str], tuple[str, bool]] | None = None,
         passthrough: bool = False,
+        confirm: Callable[[], dict | None] | None = None,
     ) -> dict[str, dict]:
         """Run ``docker buildx bake`` on ``definition`` (a bake file as a dict: every target in ONE
         BuildKit solve, so shared stages are built once) and return BuildKit's metadata per
@@ -135,6 +136,9 @@ class Buildx:
         never come from a lookup in the local image store, which other builders do not fill.
         ``echo`` receives the plain log line by line; with ``passthrough`` BuildKit draws its own
         display on this terminal instead (then a failure cannot quote the failing step).
+        ``confirm`` is called once buildx has started (its start-up runs meanwhile): None goes on;
+        a definition replaces the running bake's (which is stopped first); an exception stops the
+        bake and is raised as it is.
 
         Reproducible: the Dockerfile sets file times itself (see the template),
         SOURCE_DATE_EPOCH sets the config's times, and there is no provenance attestation.
@@ -148,8 +152,9 @@ class Buildx:
         )
         for attempt in range(1, NAME_RACE_ATTEMPTS + 1):
             rc, log, metadata = self._bake_once(
-                definition, cwd=cwd, env=env, builder=builder, echo=echo, passthrough=passthrough
+                definition, cwd=cwd, env=env, builder=builder, echo=echo, passthrough=passthrough, confirm=confirm
             )
+            confirm = None  # a second attempt builds what the first one did
             if rc == 0 or attempt == NAME_RACE_ATTEMPTS:
                 break
             # Another build (a parallel CI job on this engine) named the same image at the same
@@ -199,8 +204,10 @@ class Buildx:
         builder: str | None,
         echo: Callable[[str], None] | None,
         passthrough: bool = False,
+        confirm: Callable[[], dict | None] | None = None,
     ) -> tuple[int, str, dict]:
-        """One ``docker buildx bake``: (exit code, the log's last lines, BuildKit's metadata)."""
+        """One ``docker buildx bake``: (exit code, the log's last lines, BuildKit's metadata); when
+        ``confirm`` gives another definition (see ``bake``), that one's."""
         tail_lines: deque[str] = deque(maxlen=80)
         metadata: dict = {}
         with tempfile.TemporaryDirectory(prefix="imagesmith-bake-") as tmp:
@@ -232,6 +239,17 @@ class Buildx:
                 )
             except FileNotFoundError as exc:
                 raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+            if confirm is not None:
+                try:
+                    replacement = confirm()
+                except BaseException:
+                    _stop(proc)
+                    raise
+                if replacement is not None:
+                    _stop(proc)
+                    return self._bake_once(
+                        replacement, cwd=cwd, env=env, builder=builder, echo=echo, passthrough=passthrough
+                    )
             for line in proc.stdout if proc.stdout is not None else ():
                 line = redact(line.rstrip("\n"))
                 tail_lines.append(line)
@@ -246,6 +264,18 @@ class Buildx:
                         "buildx finished but wrote no build metadata", hint="use docker buildx 0.10 or newer"
                     ) from exc
         return rc, "\n".join(tail_lines), metadata
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a bake: SIGTERM makes the docker command end its buildx plugin, which cancels the
+    build (SIGKILL would leave the plugin running); its output is drained, not shown."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
 
 
 # BuildKit's image exporter creating a name that another export created since it looked.
