@@ -274,8 +274,11 @@ def build_project(
     for role in options.targets:
         image_digest = metadata[role]["containerimage.digest"]
         if driver == "docker" and options.push:
-            for name in names[role]:  # the build named it REGISTRY/REPO:... only
-                engine.tag(image_digest, name)
+            # The build named it REGISTRY/REPO:... only. The containerd image store knows it by
+            # its manifest digest, the classic store by its config digest (its image ID).
+            local = [image_digest, metadata[role].get("containerimage.config.digest") or image_digest]
+            for name in names[role]:
+                engine.tag(local, name)
         result.images[role] = BuiltImage(
             role=role,
             ref=names[role][0] if in_engine else None,

@@ -131,11 +131,13 @@ def read_facts(engine: Reader, info: ImageInfo) -> tuple[dict | None, str]:
             if facts is None or added:
                 return facts, added
         else:
-            entries = engine.read_paths(info.id, [FACTS_PATH])[FACTS_PATH]
+            entries = engine.read_paths(info.id, [FACTS_PATH], small=MAX_FACTS)[FACTS_PATH]
             if not entries:
                 return None, f"the image has no {FACTS_PATH}: not built by this imagesmith"
-            if entries[0].kind != "file" or entries[0].data is None:
-                return None, f"{FACTS_PATH} in the image is not a small regular file"
+            if entries[0].kind != "file":
+                return None, f"{FACTS_PATH} in the image is not a regular file"
+            if entries[0].data is None:
+                return None, f"{FACTS_PATH} in the image is more than {MAX_FACTS >> 20} MiB: not read"
             facts = parse_facts(entries[0].data)
     except UntrustedInput as exc:
         return None, str(exc)[:300]

@@ -102,8 +102,9 @@ class FakeEngine:
             self.store[ref] = image_info(ref, id=digest or self.registry[ref])
         return self.image(ref)
 
-    def read_paths(self, image: str, paths) -> dict[str, tuple[FileEntry, ...] | None]:
-        """Regular files of ``files`` (a path absent there: absent)."""
+    def read_paths(self, image: str, paths, small: int | None = None) -> dict[str, tuple[FileEntry, ...] | None]:
+        """Regular files of ``files`` (a path absent there: absent; ``small`` is the real
+        engine's bound on the bytes it keeps, not checked here)."""
         held = self.files.get(image, {})
         return {
             p: (FileEntry(p, "file", 0o644, 0, "", "sha256:" + hashlib.sha256(held[p]).hexdigest(), held[p]),)
@@ -128,7 +129,7 @@ class FakeEngine:
     def history(self, image: str, layers: int):
         return None
 
-    def tag(self, image_id: str, ref: str) -> None:
+    def tag(self, image_id, ref: str) -> None:
         self._record("tag", image_id, ref=ref)
 
     def save_oci_layout(self, image_id: str, dest: Path) -> Path:

@@ -170,7 +170,7 @@ class Engine:
     def pull(self, ref: str) -> ImageInfo:
         return self.images.pull(ref)
 
-    def tag(self, image_id: str, ref: str) -> None:
+    def tag(self, image_id: str | Sequence[str], ref: str) -> None:
         self.images.tag(image_id, ref)
 
     def push(self, ref: str) -> str:
@@ -213,8 +213,10 @@ class Engine:
             image, argv, timeout=timeout, environment=environment, output_limit=output_limit
         )
 
-    def read_paths(self, image: str, paths: Sequence[str]) -> dict[str, tuple[FileEntry, ...] | None]:
-        return self.containers.read_paths(image, paths)
+    def read_paths(
+        self, image: str, paths: Sequence[str], small: int | None = None
+    ) -> dict[str, tuple[FileEntry, ...] | None]:
+        return self.containers.read_paths(image, paths, small)
 
     def reading(self, image: str):
         return self.containers.reading(image)

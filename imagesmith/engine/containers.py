@@ -168,11 +168,14 @@ class Containers:
             return replace(run, start_error=f"{argv[0]} does not exist in the image")
         return run
 
-    def read_paths(self, image: str, paths: Sequence[str]) -> dict[str, tuple[FileEntry, ...] | None]:
+    def read_paths(
+        self, image: str, paths: Sequence[str], small: int | None = None
+    ) -> dict[str, tuple[FileEntry, ...] | None]:
         """Files of ``image`` read from outside it (see ``reading``): for each path, its entries
-        or None when it does not exist."""
+        or None when it does not exist; files up to ``small`` bytes (default ``SMALL_FILE``) come
+        with their bytes."""
         with self.reading(image) as read:
-            return {path: read(path) for path in paths}
+            return {path: read(path, small=small or SMALL_FILE) for path in paths}
 
     @contextmanager
     def reading(self, image: str) -> Iterator[Callable[..., tuple[FileEntry, ...] | None]]:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..errors import EngineError
 from ._common import ENGINE_HINT, docker_cli, first_line, redact, tail
@@ -105,14 +105,21 @@ class Images:
         self._progress(f"pulled {ref} ({fetched} layer{'s' if fetched != 1 else ''} fetched)")
         return info
 
-    def tag(self, image_id: str, ref: str) -> None:
-        from docker.errors import DockerException
+    def tag(self, image_id: str | Sequence[str], ref: str) -> None:
+        """Name the image ``image_id`` (or the first of several IDs the engine knows) ``ref``."""
+        from docker.errors import DockerException, ImageNotFound
 
+        ids = [image_id] if isinstance(image_id, str) else list(dict.fromkeys(image_id))
         repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
-        try:
-            self.client.images.get(image_id).tag(repo, tag)
-        except DockerException as exc:
-            raise EngineError(f"cannot tag {image_id} as {ref}: {first_line(exc)}") from exc
+        for i, ident in enumerate(ids):
+            try:
+                self.client.images.get(ident).tag(repo, tag)
+                return
+            except ImageNotFound as exc:
+                if i == len(ids) - 1:
+                    raise EngineError(f"cannot tag {ident} as {ref}: {first_line(exc)}") from exc
+            except DockerException as exc:
+                raise EngineError(f"cannot tag {ident} as {ref}: {first_line(exc)}") from exc
 
     def push(self, ref: str) -> str:
         """Push an image the engine has as ``ref``; returns its registry digest (sha256:...).

@@ -25,7 +25,9 @@ class ImageReader(Protocol):
 class FileReader(Protocol):
     """record's (and verify's) outside reads: files of an image, copied out of a container never started."""
 
-    def read_paths(self, image: str, paths: Sequence[str]) -> dict[str, tuple[FileEntry, ...] | None]: ...
+    def read_paths(
+        self, image: str, paths: Sequence[str], small: int | None = None
+    ) -> dict[str, tuple[FileEntry, ...] | None]: ...
     def reading(self, image: str) -> ContextManager[Callable[..., tuple[FileEntry, ...] | None]]: ...
 
 

@@ -289,3 +289,31 @@ def test_a_pull_reports_its_steps(tmp_path, registry_base, registry):
     assert f"imagesmith: pulling {serve}" in proc.stderr
     assert re.search(r"imagesmith:   layer [0-9a-f]{12}: (download|pull) complete", proc.stderr), proc.stderr
     assert re.search(rf"imagesmith: pulled {re.escape(serve)} \(\d+ layers fetched\)", proc.stderr), proc.stderr
+
+
+@pytest.mark.registry
+@pytest.mark.xdist_group("engines-classic")  # an engine of its own: runs beside the others
+def test_build_push_on_the_classic_image_store_names_and_reports_what_the_registry_has(
+    tmp_path, registry, registry_base
+):
+    """Docker's classic image store (overlay2, the default before the containerd store): `build
+    --push` pushes through the engine and then names the images locally. The classic store knows
+    an image by its config digest, not by the manifest digest the build reports: tagging by the
+    latter failed with "No such image" after both images were pushed. Now the local names exist,
+    and the digests the build reports are the ones the registry serves for the pushed tags."""
+    from imagesmith.engine.registry import Registry
+
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
+    push = f"{registry}/imagesmith-test/classic-{uuid.uuid4().hex[:8]}"
+    classic = start_second_engine(15, containerd_store=False)
+    try:
+        built = cli("build", "-p", str(root), "--base", registry_base, "--push", push, "--json", env=classic.env)
+        assert built.returncode == 0, built.stderr[-3000:]
+        images = json.loads(built.stdout)["images"]
+        local = classic.docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout.split("\n")
+    finally:
+        classic.stop()
+    for role in ("train", "serve"):
+        name, _, digest = images[role]["pushed"].partition("@")
+        assert Registry().digest(f"{push}:{role}") == digest, (role, images[role])
+        assert any(line.startswith(f"tiny:{role} ") for line in local), local

@@ -298,6 +298,13 @@ HOSTILE_IMAGES = {
         ),
         "is not of the probe's shape",
     ),
+    # an image-facts file over MAX_FACTS (4 MiB): refused by its size, not read
+    "five-mib-facts-file": (
+        lambda b: (
+            imagesmith_labels(b) + "RUN head -c 5242880 /dev/zero | tr '\\0' ' ' >> /opt/venv/imagesmith_image.json\n"
+        ),
+        "imagesmith_image.json in the image is more than 4 MiB: not read",
+    ),
     "gigabyte-probe-report": (
         lambda b: imagesmith_labels(b) + _python_script("head -c 1073741824 /dev/zero"),
         "the content probe printed more than 32 MiB",
@@ -490,3 +497,32 @@ def test_a_hostile_facts_layer_written_to_the_registry_is_one_bounded_refusal(re
         if as_json:
             doc = json.loads(run["stdout"])
             assert doc["exit"] == run["code"] if "exit" in doc else doc["ok"] is False
+
+
+@pytest.mark.engine
+def test_a_facts_file_over_a_mebibyte_reads_as_the_registry_read_does(tmp_path, engine, base_image):
+    """The facts file is bounded at MAX_FACTS (4 MiB) wherever it is read: a local image's used to
+    be cut at the engine reader's 1 MiB for "small" files, so a large stack's facts (the same file a
+    registry read accepts) made a local verify fail. The same facts padded with 2 MiB of JSON
+    whitespace give the same verify verdict as padded with none (the same layers either way)."""
+    import json
+
+    from tests.helpers import docker_build
+
+    base_id = engine.image(base_image).id
+    docs = {}
+    for name, size in (("facts-small", 0), ("facts-2-mib", 2 << 20)):
+        pad = f"RUN head -c {size} /dev/zero | tr '\\0' ' ' >> /opt/venv/imagesmith_image.json\n"
+        tag = f"imagesmith-test/hostile-{name}"
+        docker_build(f"FROM {base_image}\n{imagesmith_labels(base_id)}{pad}", tag, tmp_path / name)
+        proc = cli("verify", tag, "--labels-only", "--json", check_traceback=False)
+        docs[name] = json.loads(proc.stdout)
+        docs[name]["code"] = proc.returncode
+    read = engine.read_paths("imagesmith-test/hostile-facts-2-mib", ["/opt/venv/imagesmith_image.json"], small=8 << 20)
+    assert len(read["/opt/venv/imagesmith_image.json"][0].data) > 2 << 20
+
+    def without_names(doc):
+        doc = json.loads(json.dumps(doc).replace("facts-2-mib", "facts-small"))
+        return {key: value for key, value in doc.items() if key not in ("id", "digest", "ref")}
+
+    assert without_names(docs["facts-2-mib"]) == without_names(docs["facts-small"]), docs
