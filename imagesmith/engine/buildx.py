@@ -8,15 +8,60 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import weakref
 from collections import deque
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..errors import BuildError, EngineError
 from ._common import ENGINE_HINT, docker_cli, redact, tail
+
+# Where the docker command looks for its plugins on Linux after the config's extra folders and
+# DOCKER_CONFIG/cli-plugins (docker/cli cli-plugins/manager: defaultSystemPluginDirs), and what it
+# sets when it runs one (manager.ReexecEnvvar: the plugin then runs as a plugin, not standalone).
+SYSTEM_PLUGIN_DIRS = (
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+PLUGIN_MODE_ENV = "DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND"
+
+
+def plugin_path(environ: Mapping[str, str] | None = None) -> str | None:
+    """The buildx plugin the docker command would run (the first ``docker-buildx`` in its plugin
+    folders, in its order), or None: then ``docker buildx`` runs it (a folder only the docker
+    command knows, such as one from DOCKER_CLI_PLUGIN_EXTRA_DIRS, or another platform's)."""
+    env = os.environ if environ is None else environ
+    if env.get("DOCKER_CLI_PLUGIN_EXTRA_DIRS"):
+        return None
+    config = Path(env.get("DOCKER_CONFIG") or Path(env.get("HOME") or Path.home()) / ".docker")
+    try:
+        extra = json.loads((config / "config.json").read_text(encoding="utf-8")).get("cliPluginsExtraDirs") or []
+    except (OSError, ValueError, AttributeError):
+        extra = []
+    if not isinstance(extra, list):
+        return None
+    for folder in (*[str(d) for d in extra], str(config / "cli-plugins"), *SYSTEM_PLUGIN_DIRS):
+        candidate = os.path.join(folder, "docker-buildx")
+        if os.path.lexists(candidate):  # the first one is the docker command's, whatever it is
+            return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
+    return None
+
+
+def buildx_command(environ: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """How to run ``docker buildx ARGS``: (the command before ARGS, variables to add to the
+    environment). The plugin itself when it is found, as the docker command runs it: the docker
+    command's own start-up (its configuration, a check of the plugin's metadata by running it
+    once more) is what an edit's rebuild waits for before buildx starts."""
+    docker = shutil.which("docker")
+    plugin = plugin_path(environ) if docker else None  # no docker command: it says so (EngineError)
+    if plugin is None:
+        return [docker_cli(), "buildx"], {}
+    return [plugin, "buildx"], {PLUGIN_MODE_ENV: str(docker)}
 
 
 def _driver_of(inspect_output: str) -> str:
@@ -49,23 +94,27 @@ class Buildx:
         for name in dict.fromkeys((None, builder)):
             if name in self._drivers or name in self._pending:
                 continue
+            command, extra = buildx_command()
             try:
                 self._pending[name] = subprocess.Popen(
-                    [docker_cli(), "buildx", "inspect", *([name] if name else [])],
+                    [*command, "inspect", *([name] if name else [])],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     stdin=subprocess.DEVNULL,
                     text=True,
+                    env={**os.environ, **extra} if extra else None,
                 )
             except OSError:
                 pass  # asked again, and worded, by available()/driver()
 
     def _inspect(self, builder: str | None) -> subprocess.CompletedProcess:
         """``docker buildx inspect [builder]``: the prefetched run's answer, or a run now."""
-        argv = [docker_cli(), "buildx", "inspect", *([builder] if builder else [])]
+        command, extra = buildx_command()
+        argv = [*command, "inspect", *([builder] if builder else [])]
         proc = self._pending.pop(builder, None)
         if proc is None:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            env = {**os.environ, **extra} if extra else None
+            return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
         try:
             out, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
@@ -214,9 +263,10 @@ class Buildx:
             bake_file = Path(tmp) / "bake.json"
             metadata_file = Path(tmp) / "metadata.json"
             bake_file.write_text(json.dumps(definition, indent=1, sort_keys=True))
+            command, extra = buildx_command()
+            env = {**env, **extra}
             argv = [
-                docker_cli(),
-                "buildx",
+                *command,
                 "bake",
                 f"--progress={'tty' if passthrough else 'plain'}",
                 "--provenance=false",
