@@ -4,10 +4,10 @@ HTTP for a loopback registry, and it never pulls. Pushing is the image store's (
 or the build's.
 
 One read goes around it: ``Registry.top_layer``, one small layer blob fetched over the registry's
-HTTP API (``GET /v2/<name>/blobs/<digest>``; plain HTTP to a loopback registry, HTTPS elsewhere,
-with an anonymous token when the registry asks for one), bounded, checked against its digest
-and, unpacked, against the image config's diff ID: what ``verify --labels-only`` reads of an
-image (its facts layer) without pulling it."""
+HTTP API (``registry_http.fetch_blob``: plain HTTP to a loopback registry, HTTPS elsewhere, with
+the docker CLI's credentials when the registry asks for them), bounded, checked against its
+digest and, unpacked, against the image config's diff ID: what ``verify --labels-only`` reads of
+an image (its facts layer) without pulling it."""
 
 from __future__ import annotations
 
@@ -52,6 +52,14 @@ def _entry_line(entry: dict) -> str:
     return f"{where} {str(entry.get('digest'))[:19]}…"
 
 
+def _login_hint(ref: str) -> str:
+    """``docker login HOST`` for the registry ``ref`` names (``docker login`` for a short name:
+    Docker's default registry)."""
+    first, slash, _ = repository(ref).partition("/")
+    named = slash and ("." in first or ":" in first or first == "localhost")
+    return f"docker login {first}" if named else "docker login"
+
+
 class Registry:
     def __init__(self, timeout: int = 120) -> None:
         self.timeout = timeout
@@ -83,7 +91,7 @@ class Registry:
             if "unauthorized" in low or "denied" in low or "authentication required" in low:
                 raise EngineError(
                     f"the registry refused to show {ref} ({tail(text, 1)})",
-                    hint="log in to the registry (docker login)",
+                    hint=_login_hint(ref),
                 )
             raise EngineError(
                 f"cannot read {ref} from its registry: {tail(text, 2)}",
@@ -226,7 +234,11 @@ class Registry:
         layer = manifest["layers"][-depth]
         if not _DIGEST.fullmatch(layer["digest"]) or layer["size"] > max_bytes:
             raise EngineError(f"layer {depth} from the top of {pinned} is not a small layer ({layer['size']} bytes)")
-        blob = _fetch_blob(repository(pinned), layer["digest"], max_bytes, self.timeout)
+        # here: `imagesmith --help` and a lock import no HTTP client
+        from .registry_http import api_repository, fetch_blob
+
+        host, name = api_repository(repository(pinned))
+        blob = fetch_blob(host, name, layer["digest"], max_bytes, self.timeout)
         if "sha256:" + hashlib.sha256(blob).hexdigest() != layer["digest"]:
             raise EngineError(f"the registry sent a blob for {layer['digest'][:19]}… that does not hash to it")
         media = layer["mediaType"]
@@ -245,65 +257,6 @@ class Registry:
         if "sha256:" + hashlib.sha256(data).hexdigest() != diff_id:
             raise EngineError(f"the top layer of {pinned} is not the image config's last layer ({diff_id[:19]}…)")
         return data
-
-
-_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
-
-
-def _fetch_blob(repo: str, digest: str, max_bytes: int, timeout: float) -> bytes:
-    """``GET /v2/<name>/blobs/<digest>`` of ``repo`` (``host[:port]/name``), bounded; on a 401 with
-    a Bearer challenge, once more with an anonymous pull token from the challenge's realm."""
-    import urllib.error  # here: `imagesmith --help` and a lock import no HTTP client
-
-    host, _, name = repo.partition("/")
-    scheme = "http" if host.split(":")[0] in _LOOPBACK or host.startswith("[::1]") else "https"
-    url = f"{scheme}://{host}/v2/{name}/blobs/{digest}"
-    try:
-        return _bounded_get(url, max_bytes, timeout, None)
-    except urllib.error.HTTPError as exc:
-        challenge = exc.headers.get("WWW-Authenticate", "") if exc.code == 401 else ""
-        if not challenge.lower().startswith("bearer "):
-            raise EngineError(f"the registry refused the blob {digest[:19]}… of {repo} (HTTP {exc.code})") from exc
-        token = _anonymous_token(challenge, timeout)
-        try:
-            return _bounded_get(url, max_bytes, timeout, token)
-        except urllib.error.HTTPError as again:
-            raise EngineError(
-                f"the registry refused the blob {digest[:19]}… of {repo} (HTTP {again.code})",
-                hint="the registry needs credentials for this read: verify without --labels-only (it pulls)",
-            ) from again
-    except (urllib.error.URLError, OSError) as exc:
-        raise EngineError(f"cannot read the blob {digest[:19]}… of {repo}: {exc}") from exc
-
-
-def _bounded_get(url: str, max_bytes: int, timeout: float, token: str | None) -> bytes:
-    import urllib.request
-
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (http(s) only, built above)
-        data = answer.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise EngineError(f"the blob at {url} is more than {max_bytes} bytes: not read")
-    return data
-
-
-def _anonymous_token(challenge: str, timeout: float) -> str:
-    fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-    realm = fields.pop("realm", "")
-    if not realm.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise EngineError("the registry's token service is not one imagesmith asks without credentials")
-    import urllib.error
-    import urllib.parse
-
-    query = urllib.parse.urlencode({k: v for k, v in fields.items() if k in ("service", "scope")})
-    try:
-        token = loads(_bounded_get(f"{realm}?{query}", 1 << 20, timeout, None), what="the token", max_bytes=1 << 20)
-    except (urllib.error.URLError, OSError, UntrustedInput) as exc:
-        raise EngineError(f"the registry's token service did not answer ({exc})") from exc
-    value = token.get("token") or token.get("access_token") if isinstance(token, dict) else None
-    if not isinstance(value, str):
-        raise EngineError("the registry's token service sent no token")
-    return value
 
 
 def _bounded_run(argv: list[str], timeout: float, limit: int) -> tuple[int, bytes | None, bytes]:
