@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from . import gpu_arch, parity, python_env, source_context
+from . import gpu_arch, parity, python_env
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .errors import LockError, UsageError
@@ -177,8 +177,9 @@ def build_project(
     engine.ping()
     # `docker buildx inspect` (the builder's driver) runs while the lock is checked and the
     # Dockerfile rendered: on an edit it is the slowest start-up step.
-    # Its answer (and refusal: `_driver_checked`) is awaited before wheels are fetched or anything
-    # is built; a stale lock is brought up to date first.
+    # Its answer (and refusal: `_driver_checked`) is awaited before wheels are fetched for a named
+    # builder, and before anything is built for the current one (see `confirm` below); a stale
+    # lock is brought up to date first.
     engine.buildx_prefetch(options.builder)
     for platform in spec.platforms:  # before anything runs: a lock pins the base by running it
         problem = emulation_problem(platform)
@@ -211,43 +212,63 @@ def build_project(
     pushed = {role: image_tags((options.push,), role, digest) for role in options.targets} if options.push else {}
     cache_dir = options.cache_dir or default_cache_dir()
     with (
-        staged(spec.root, spec.source, ignore, cache_dir) as source_dir,
+        staged(spec.root, spec.source, ignore, cache_dir, tuple(locks)) as source_images,
         secret_file(index_netrc(lock.index_url, lock.other_index_urls)) as netrc,
     ):
-        driver = _driver_checked(engine, options)
+        # With the current builder, the bake starts before its driver is known, made for the engine's
+        # own BuildKit (the default builder's), and `confirm` checks the answer of the prefetched
+        # `docker buildx inspect` while buildx starts: a refusal (_driver_checked) or a definition
+        # that another driver needs stops that bake before it solves anything. Named builders,
+        # --print and BuildKit's own display wait for the answer first.
+        speculate = options.builder is None and not passthrough and not options.print_only
+        driver = ENGINE_DRIVER if speculate else _driver_checked(engine, options)
         contexts: dict[str, str] = {}
-        stages: dict[str, tuple[Path, str]] = {}
         for platform, one in locks.items():
             suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
             ours = build_contexts(spec, one, options, engine, progress)
-            if source_dir is not None:  # the source stage, staged on the host (source_context.py)
-                stages[source_context.TARGET + suffix] = (source_dir, platform)
-                ours["source"] = f"target:{source_context.TARGET}{suffix}"
+            if source_images is not None:  # the source stage, staged on the host (source_context.py)
+                ours["source"] = source_images[platform]
             if "wheels" in ours:
                 say_emulated(spec, one, Path(ours["wheels"]), options, progress, replaced=ours)
             contexts.update({name + suffix: value for name, value in ours.items()})
-        definition = bake_definition(
-            context=spec.root,
-            dockerfile=dockerfile,
-            targets=options.targets,
-            names=names,
-            push=pushed,
-            load=options.load,
-            push_only=options.push_only,
-            driver=driver,
-            build_args=build_args(epoch, options.python_env),
-            contexts=contexts,
-            labels={**oci_labels(spec.root), **image_labels(options.labels)},
-            cache_from=options.cache_from,
-            cache_to=options.cache_to,
-            no_cache=options.no_cache,
-            secrets={SECRET_ID: netrc} if netrc else None,
-            platforms=spec.platforms,
-            stages=stages,
-        )
-        result.bake = definition
+        labels = {**oci_labels(spec.root), **image_labels(options.labels)}
+
+        def definition_for(driver: str) -> dict:
+            return bake_definition(
+                context=spec.root,
+                dockerfile=dockerfile,
+                targets=options.targets,
+                names=names,
+                push=pushed,
+                load=options.load,
+                push_only=options.push_only,
+                driver=driver,
+                build_args=build_args(epoch, options.python_env),
+                contexts=contexts,
+                labels=labels,
+                cache_from=options.cache_from,
+                cache_to=options.cache_to,
+                no_cache=options.no_cache,
+                secrets={SECRET_ID: netrc} if netrc else None,
+                platforms=spec.platforms,
+            )
+
+        definition = result.bake = definition_for(driver)
         if options.print_only:
             return result
+        guessed = driver
+
+        def confirm() -> dict | None:
+            nonlocal driver
+            driver = _driver_checked(engine, options)
+            if driver == guessed:
+                return None
+            again = definition_for(driver)
+            if again == definition:
+                return None
+            result.bake = again
+            return again
+
         progress(f"building {' and '.join(options.targets)}" + (f", pushing to {options.push}" if options.push else ""))
         metadata = engine.bake(
             definition,
@@ -257,6 +278,7 @@ def build_project(
             echo=echo,
             describe_failure=describe_failure(spec),
             passthrough=passthrough,
+            confirm=confirm if speculate else None,
         )
     if options.push_only:
         pushed_checked(engine, pushed, metadata)
@@ -278,6 +300,9 @@ def build_project(
             pushed_tags=list(pushed.get(role, [])),
         )
     return result
+
+
+ENGINE_DRIVER = "docker"  # buildx's driver for the engine's own BuildKit
 
 
 def _driver_checked(engine: Engine, options: BuildOptions) -> str:
@@ -398,7 +423,6 @@ def bake_definition(
     no_cache: bool = False,
     secrets: dict[str, Path] | None = None,
     platforms: tuple[str, ...] = (),
-    stages: dict[str, tuple[Path, str]] | None = None,
 ) -> dict:
     """The bake file (as a dict) that builds ``targets`` in one solve. Pure.
 
@@ -407,12 +431,10 @@ def bake_definition(
     local names are added afterwards: pushing every name would push the local ones too). With
     any other builder: ``push`` pushes from the build and ``load`` exports into the engine
     (type=docker). ``push_only`` (with ``push``): the driver ``docker``'s exporter pushes and
-    neither stores nor unpacks the image in the engine (``push_only.PUSH_ONLY``). ``labels`` go on
-    both images. Each target writes its own cache (``cache_refs``) and reads every target's. ``secrets`` ({id: file}) are BuildKit secrets,
-    mounted by ``RUN --mount=type=secret`` and never stored in an image or the cache.
-    ``stages`` ({target: (folder, platform)}) are the staged source's own targets
-    (source_context.py), which ``contexts`` name as ``target:NAME``: built in the same run,
-    exported nowhere."""
+    neither stores nor unpacks the image in the engine (``push_only.PUSH_ONLY``). ``labels`` go
+    on both images. Each target writes its own cache (``cache_refs``) and reads every target's.
+    ``secrets`` ({id: file}) are BuildKit secrets, mounted by ``RUN --mount=type=secret`` and
+    never stored in an image or the cache."""
     common: dict = {
         "context": str(context),
         "dockerfile": str(dockerfile),
@@ -448,16 +470,6 @@ def bake_definition(
         if cache_to:
             entry["cache-to"] = [cache_refs(c, role) for c in cache_to]
         definition["target"][role] = entry
-    for name, (folder, platform) in sorted((stages or {}).items()):
-        stage: dict = {
-            "context": str(folder),
-            "dockerfile-inline": source_context.DOCKERFILE,
-            "output": ["type=cacheonly"],
-            "platforms": [platform],
-        }
-        if no_cache:
-            stage["no-cache"] = True
-        definition["target"][name] = stage
     return definition
 
 

@@ -204,10 +204,7 @@ def test_build_print_gives_a_bake_file_that_builds_the_same_images(tmp_path, bas
     printed = cli("build", "-p", str(root), "--base", base_image, "-t", "imagesmith-test/printed-bake", "--print")
     assert printed.returncode == 0, printed.stderr
     definition = json.loads(printed.stdout)
-    assert (
-        set(definition["target"]) == {"train", "serve", "imagesmith-source"}
-        and "base" in definition["target"]["serve"]["contexts"]
-    )
+    assert set(definition["target"]) == {"train", "serve"} and "base" in definition["target"]["serve"]["contexts"]
     (tmp_path / "bake.json").write_text(printed.stdout)
     meta = tmp_path / "meta.json"
     epoch = subprocess.run(
