@@ -19,12 +19,14 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 from . import gpu_arch, parity, python_env
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
+from .engine.buildx import NoOciLayout
 from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
@@ -270,16 +272,17 @@ def build_project(
             return again
 
         progress(f"building {' and '.join(options.targets)}" + (f", pushing to {options.push}" if options.push else ""))
-        metadata = engine.bake(
-            definition,
-            cwd=spec.root,
-            epoch=epoch,
-            builder=options.builder,
-            echo=echo,
-            describe_failure=describe_failure(spec),
-            passthrough=passthrough,
-            confirm=confirm if speculate else None,
-        )
+        bake = partial(engine.bake, cwd=spec.root, epoch=epoch, builder=options.builder, echo=echo)
+        bake = partial(bake, describe_failure=describe_failure(spec), passthrough=passthrough)
+        try:
+            metadata = bake(definition, confirm=confirm if speculate else None)
+        except NoOciLayout:
+            if source_images is None:
+                raise  # the base's layout: nothing else to hand the builder
+            progress("the builder reads no OCI layout (the classic image store): the source stage runs in the build")
+            contexts = {name: value for name, value in contexts.items() if name.partition("-")[0] != "source"}
+            result.bake = definition_for(driver)
+            metadata = bake(result.bake)
     if options.push_only:
         pushed_checked(engine, pushed, metadata)
     in_engine = (driver == "docker" and not options.push_only) or options.load

@@ -329,6 +329,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 # BuildKit's image exporter creating a name that another export created since it looked.
+class NoOciLayout(EngineError):
+    """The builder reads no ``oci-layout://`` named context: the classic image store's BuildKit."""
+
+
 _NAME_RACE = re.compile(r'image "([^"\n]+)": already exists')
 # Each attempt after the first finds the name made, so a second loses only to a deleted image.
 NAME_RACE_ATTEMPTS = 3
@@ -416,6 +420,11 @@ def bake_failure(
         return EngineError(
             f"there is no buildx builder named {builder!r}",
             hint="`docker buildx ls` lists the builders; omit --builder for the default one",
+        )
+    if "unknown scheme oci-layout" in log:
+        return NoOciLayout(
+            "this engine's BuildKit cannot read an OCI layout as a build context (the classic image store)",
+            hint="enable the containerd image store (see docs/getting-started/installation.md)",
         )
     m = re.search(r"failed to resolve source metadata for (\S+):\s", log)
     if m:

@@ -352,6 +352,8 @@ def test_the_classic_image_store_push_names_what_the_registry_has_and_push_only_
     """Docker's classic image store (overlay2, the default before the containerd store), one
     engine for both cases:
 
+    - Its BuildKit reads no OCI layout as a named context: the staged source (source_context.py)
+      is dropped and the Dockerfile's own source stage runs, said so, once the build finds out.
     - `build --push` pushes through the engine and then names the images locally. The classic
       store knows an image by its config digest, not by the manifest digest the build reports:
       tagging by the latter failed with "No such image" after both images were pushed. Now the
@@ -367,6 +369,7 @@ def test_the_classic_image_store_push_names_what_the_registry_has_and_push_only_
     try:
         built = cli("build", "-p", str(root), "--base", registry_base, "--push", push, "--json", env=classic.env)
         assert built.returncode == 0, built.stderr[-3000:]
+        assert "the builder reads no OCI layout (the classic image store)" in built.stderr, built.stderr[-3000:]
         images = json.loads(built.stdout)["images"]
         local = classic.docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout.split("\n")
         push_only = f"{registry}/imagesmith-test/classic-push-only-{uuid.uuid4().hex[:8]}"
