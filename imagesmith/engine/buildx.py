@@ -218,6 +218,13 @@ class Buildx:
                 continue
             # BuildKit lost something it had found earlier in this build (see lost_in_build):
             # once more finds every finished step cached and gives the same digests.
+            # The engine gave up waiting at the export (a loaded engine, two exports of the same
+            # names at once: seen with 4 test workers on 2 cores). Once more finds every step
+            # cached and exports again.
+            if attempt == 1 and _EXPORT_DEADLINE.search(log):
+                if echo:
+                    echo("imagesmith: the engine timed out at the export; once more")
+                continue
             if attempt == 1 and _LOST.search(log):
                 if echo:
                     echo("imagesmith: BuildKit could not find something it had found earlier in the build; once more")
@@ -337,6 +344,7 @@ _NAME_RACE = re.compile(r'image "([^"\n]+)": already exists')
 # Each attempt after the first finds the name made, so a second loses only to a deleted image.
 NAME_RACE_ATTEMPTS = 3
 # BuildKit's bare NotFound: the whole error is "not found", naming no file, image or digest.
+_EXPORT_DEADLINE = re.compile(r"^ERROR: failed to solve: DeadlineExceeded: context deadline exceeded\s*$", re.M)
 _LOST = re.compile(r"^ERROR: failed to solve: (?:[A-Za-z ]+: )?not found\s*$", re.M)
 
 # Both targets push the same layers (and, for a registry cache, the same cache manifest) at once;

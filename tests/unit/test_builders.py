@@ -447,6 +447,36 @@ def test_something_buildkit_lost_during_the_build_is_tried_once_more(tmp_path, m
     assert "imagesmith: BuildKit could not find something it had found earlier in the build; once more" in seen
 
 
+EXPORT_DEADLINE_LOG = """#12 [serve] exporting to image
+#12 exporting layers 0.3s done
+#12 ERROR: DeadlineExceeded: context deadline exceeded
+------
+ > exporting to image:
+------
+ERROR: failed to solve: DeadlineExceeded: context deadline exceeded"""
+
+
+def test_an_export_the_engine_timed_out_is_tried_once_more_and_only_once(tmp_path, monkeypatch):
+    """Seen in the engine tier (4 workers, 2 cores, two builds of the same names at once): the
+    export ends in DeadlineExceeded. Every step is cached by then: bake runs once more; a second
+    timeout is the error it is."""
+    from imagesmith.engine.buildx import Buildx
+
+    definition = {"group": {"default": {"targets": ["serve"]}}, "target": {"serve": {}}}
+    count = _fake_docker(tmp_path, monkeypatch, fails=1, failure=EXPORT_DEADLINE_LOG)
+    seen: list[str] = []
+    out = Buildx().bake(definition, cwd=tmp_path, epoch=0, echo=seen.append)
+    assert out["serve"]["containerimage.digest"] == "sha256:" + "a" * 64 and count.read_text() == "2"
+    assert "imagesmith: the engine timed out at the export; once more" in seen
+    count.unlink()
+    (tmp_path / "bin" / "docker").write_text(
+        FAKE_BAKE.format(python=sys.executable, count=str(count), fails=2, failure=EXPORT_DEADLINE_LOG)
+    )
+    with pytest.raises(EngineError):
+        Buildx().bake(definition, cwd=tmp_path, epoch=0)
+    assert count.read_text() == "2"
+
+
 def test_something_lost_twice_is_named_with_the_step_and_why(tmp_path, monkeypatch):
     from imagesmith.engine.buildx import Buildx
 
