@@ -283,9 +283,10 @@ def rows(project: Project, results: dict[str, list[Build]]) -> list[Row]:
         }
 
     out = [
-        Row(f"{project.name}: cold build, both images", "s", values("cold"), Goal("ratio", 0.7)),
-        Row(f"{project.name}: one-line edit -> images", "s", values("edit"), Goal("max", 1.5)),
-        Row(f"{project.name}: size over the base", "MB", values("mb")),
+        # issue 28: imagesmith (both images, the lock included) at or under uv's pattern (one image)
+        Row(f"{project.name}: cold build, both images", "s", values("cold"), Goal("peer", 1.0, of="uv")),
+        Row(f"{project.name}: one-line edit -> images", "s", values("edit"), Goal("peer", 1.0, of="uv")),
+        Row(f"{project.name}: size over the base", "MB", values("mb"), Goal("least")),
     ]
     if project.bump:
         out += [

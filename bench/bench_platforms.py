@@ -22,7 +22,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from benchlib import IMAGESMITH, CommandFailed, Row, fresh_copy, imagesmith_env, remove_bench_images, timed
+from benchlib import IMAGESMITH, CommandFailed, Goal, Row, fresh_copy, imagesmith_env, remove_bench_images, timed
 
 BASE = os.environ.get("IMAGESMITH_BENCH_PLATFORM_BASE", "127.0.0.1:5000/imagesmith-base:bookworm-py311")
 TIMEOUT = 3600.0
@@ -64,8 +64,8 @@ def cold(source: Path, platform: str, python_env: str, tmp: Path, token: str) ->
 
 
 def measure(project: str, source: Path, tmp: Path, token: str, both: bool = True) -> list[Row]:
-    """The three cold builds of ``source``, as rows; each arm64 row's note gives its ratio to the
-    native amd64 build and whether it meets the goal."""
+    """The cold builds of ``source``, as rows: each other row against the native amd64 build (its
+    ``reference``), with the goal where issue 27 sets one (its verdict computed by Goal)."""
     seconds: dict[str, float | None] = {}
     rows = []
     builds = [b for b in BUILDS if both or b[1] != BOTH]
@@ -74,13 +74,22 @@ def measure(project: str, source: Path, tmp: Path, token: str, both: bool = True
         took, note = cold(source, platform, python_env, tmp, token)
         seconds[label] = took
         rows.append(Row(f"{project}: cold build, {label}", "s", {"imagesmith": [took] if took else []}, note=note))
+    return against_native(rows, builds, seconds)
+
+
+def against_native(rows: list[Row], builds, seconds: dict[str, float | None]) -> list[Row]:
+    """Each row after the native amd64 one compared with it: a goal (``GOALS``) where there is one
+    for the row's platform(s) and the build's path (the emulated one has none), else its ratio as a
+    note. Pure."""
     native = seconds[BUILDS[0][0]]
-    for row, (label, platform, _) in zip(rows, builds):
-        took = seconds[label]
-        if platform != BUILDS[0][1] and took and native and not row.note:
-            ratio, goal = took / native, GOALS[platform]
-            verdict = "met" if ratio <= goal else "not met"
-            row.note = f"{ratio:.2f}x native amd64 (goal <= {goal:g}x: {verdict})"
+    for row, (label, platform, python_env) in zip(rows, builds):
+        if platform == BUILDS[0][1] or row.note:
+            continue
+        row.reference = native
+        if python_env == "build":
+            row.goal = Goal("times", GOALS[platform], of="native amd64")
+        elif seconds[label] and native:
+            row.note = f"{seconds[label] / native:.2f}x native amd64"
     return rows
 
 
@@ -99,7 +108,7 @@ def main() -> int:
         remove_bench_images(token)
     for row in rows:
         took = row.median("imagesmith")
-        _say(f"{row.figure}: {f'{took:.1f} s' if took else '-'} {row.note}")
+        _say(f"{row.figure}: {f'{took:.1f} s' if took else '-'} {row.verdict()}")
     return 0
 
 

@@ -166,27 +166,79 @@ def median(values: list[float]) -> float | None:
 
 @dataclass(frozen=True)
 class Goal:
-    """A target: ``max`` (imagesmith's median at most ``limit``, in the row's unit)
-    or ``ratio`` (imagesmith / plain at most ``limit``)."""
+    """A target, and how a row's numbers meet it (the verdict is always computed, never written):
+
+    - ``max``: imagesmith's median at most ``limit`` (in the row's unit);
+    - ``peer``: imagesmith's median at most ``limit`` times ``of``'s (a tool: ``uv`` for "at or
+      under uv's pattern");
+    - ``least``: imagesmith's median the smallest of the tools measured;
+    - ``times``: imagesmith's median at most ``limit`` times the row's ``reference`` (a number
+      measured in the same run, named by ``of``: "native amd64");
+    - ``speedup``: the row's ``reference`` (``of``: "cold") over imagesmith's median at least
+      ``limit``."""
 
     kind: str
-    limit: float
+    limit: float = 1.0
+    of: str = ""
 
     def describe(self, unit: str) -> str:
-        return f"<= {self.limit:g}x plain" if self.kind == "ratio" else f"<= {self.limit:g} {unit}"
+        if self.kind == "max":
+            return f"<= {self.limit:g} {unit}"
+        if self.kind == "peer":
+            peer = TOOL_TITLES.get(self.of, self.of)
+            return f"<= {peer}" if self.limit == 1 else f"<= {self.limit:g}x {peer}"
+        if self.kind == "least":
+            return "smallest"
+        if self.kind == "times":
+            return f"<= {self.limit:g}x {self.of}"
+        if self.kind == "speedup":
+            return f">= {self.limit:g}x faster than {self.of}"
+        raise ValueError(f"unknown goal kind {self.kind!r}")
 
-    def verdict(self, value: float | None, ratio: float | None, unit: str) -> str:
-        got = ratio if self.kind == "ratio" else value
+    def verdict(self, medians: dict[str, float], unit: str, reference: float | None = None) -> str:
+        """``met`` (with the ratio it was met by where there is one) or by how much it was missed,
+        from the tools' medians (``imagesmith`` is the one judged) and the row's reference."""
+        got = medians.get("imagesmith")
         if got is None:
             return "not measured"
-        if got <= self.limit:
-            return "met"
-        over = got - self.limit
-        return f"missed by {over:.2f}x" if self.kind == "ratio" else f"missed by {over:.2f} {unit}"
+        if self.kind == "max":
+            return "met" if _at_most(got, self.limit) else f"missed by {_amount(got - self.limit, unit)}"
+        if self.kind == "peer":
+            peer = medians.get(self.of)
+            if not peer:
+                return f"not measured: no {TOOL_TITLES.get(self.of, self.of)}"
+            ratio = got / peer
+            if _at_most(ratio, self.limit):
+                return f"met: {ratio:.2f}x"
+            return f"missed by {_amount(got - peer * self.limit, unit)}: {ratio:.2f}x"
+        if self.kind == "least":
+            others = {t: v for t, v in medians.items() if t != "imagesmith"}
+            if not others:
+                return "not measured: no other tool"
+            smallest = min(others.values())
+            return "met" if _at_most(got, smallest) else f"missed by {_amount(got - smallest, unit)}"
+        if reference is None or reference <= 0 or got <= 0:
+            return f"not measured: no {self.of}"
+        if self.kind == "times":
+            ratio = got / reference
+            return f"met: {ratio:.2f}x" if _at_most(ratio, self.limit) else f"missed: {ratio:.2f}x"
+        if self.kind == "speedup":
+            ratio = reference / got
+            return f"met: {ratio:.2f}x" if _at_most(self.limit, ratio) else f"missed: {ratio:.2f}x"
+        raise ValueError(f"unknown goal kind {self.kind!r}")
+
+
+def _at_most(value: float, limit: float) -> bool:
+    """``value <= limit`` but for floating-point noise (33.3 / 13.32 is 2.4999999999999996)."""
+    return value <= limit + 1e-9 * max(1.0, abs(limit))
+
+
+def _amount(value: float, unit: str) -> str:
+    return f"{value:.2f} {unit}" if unit else f"{value:.2f}"
 
 
 TOOLS = ("imagesmith", "plain", "uv")
-TOOL_TITLES = {"imagesmith": "imagesmith", "plain": "plain Dockerfile", "uv": "uv pattern"}
+TOOL_TITLES = {"imagesmith": "imagesmith", "plain": "plain Dockerfile", "uv": "uv's pattern"}
 
 
 @dataclass
@@ -195,27 +247,33 @@ class Row:
     unit: str  # "s" or "MB"
     values: dict[str, list[float]] = field(default_factory=dict)  # tool -> samples
     goal: Goal | None = None
-    note: str = ""  # e.g. "not available: ..." when the figure could not be taken
+    note: str = ""  # e.g. "not available: ..." when the figure could not be taken (it is then the verdict)
+    reference: float | None = None  # what a ``times``/``speedup`` goal compares with (Goal.of names it)
 
     def median(self, tool: str) -> float | None:
         return median(self.values.get(tool, []))
 
-    def ratio(self, tool: str = "imagesmith") -> float | None:
-        a, b = self.median(tool), self.median("plain")
+    def ratio(self, tool: str = "imagesmith", to: str = "plain") -> float | None:
+        a, b = self.median(tool), self.median(to)
         return a / b if a is not None and b else None
+
+    def medians(self) -> dict[str, float]:
+        return {t: m for t in self.values if (m := self.median(t)) is not None}
 
     def verdict(self) -> str:
         if self.note:
             return self.note
-        return self.goal.verdict(self.median("imagesmith"), self.ratio(), self.unit) if self.goal else ""
+        return self.goal.verdict(self.medians(), self.unit, self.reference) if self.goal else ""
 
     def as_json(self) -> dict:
         return {
             "figure": self.figure,
             "unit": self.unit,
             "samples": {k: v for k, v in self.values.items() if v},
-            "median": {k: self.median(k) for k in self.values if self.values[k]},
+            "median": self.medians(),
             "ratio_to_plain": {k: self.ratio(k) for k in ("imagesmith", "uv") if self.ratio(k) is not None},
+            "ratio_to_uv": self.ratio("imagesmith", "uv"),
+            "reference": self.reference,
             "goal": self.goal.describe(self.unit) if self.goal else None,
             "verdict": self.verdict() or None,
         }
@@ -228,11 +286,13 @@ def _num(value: float | None, unit: str) -> str:
 
 
 def table(rows: list[Row], markdown: bool = False) -> str:
-    """One table: the median of each tool, imagesmith/plain and uv/plain, the goal and verdict."""
-    head = ["", *(TOOL_TITLES[t] for t in TOOLS), "imagesmith/plain", "uv/plain", "goal", "verdict"]
+    """One table: the median of each tool, imagesmith/plain, uv/plain and imagesmith/uv, the goal and
+    the verdict."""
+    pairs = (("imagesmith", "plain"), ("uv", "plain"), ("imagesmith", "uv"))
+    head = ["", *(TOOL_TITLES[t] for t in TOOLS), "imagesmith/plain", "uv/plain", "imagesmith/uv", "goal", "verdict"]
     body = []
     for row in rows:
-        ratios = [row.ratio(t) for t in ("imagesmith", "uv")]
+        ratios = [row.ratio(a, b) for a, b in pairs]
         body.append(
             [
                 f"{row.figure} ({row.unit})",

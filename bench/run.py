@@ -8,6 +8,9 @@ project, and a JSON copy of all of it under bench/results/.
 - cold builds for linux/arm64 on this x86-64 machine (bench_platforms.py), iris and the scale
   project: the Python environment installed natively, beside the emulated path and beside the
   native linux/amd64 build, from the loopback registry's two-platform base;
+- the registry-cache rebuild on a clean engine (bench_remote_cache.py): iris on empty second engines,
+  cold (writing a registry cache) and then from the cache, per CI recipe (`--push`, `--push
+  --push-only`), same digests asserted, goal >= 2.5x faster than cold;
 - a no-op `imagesmith lock` (bench_lock.py) and labels-only / full `verify` (bench_verify.py),
   through the CLI, interpreter start-up included;
 - the tests' time (bench_tests.py): the unit tier measured, `make test` from its last run's record;
@@ -23,7 +26,11 @@ Numbers are noisy on these 2-core machines, more so when others build on the sam
 run samples the engine's other builds and says so beside the table.
 
     python bench/run.py [--runs N] [--scale-runs N] [--quick] [--no-arm64] [--no-scale] [--no-tests]
-                        [--torch] [--torch-runs N] [--torch-only] [--tools imagesmith,plain,uv]
+                        [--no-remote-cache] [--only SECTION[,SECTION]] [--torch] [--torch-runs N]
+                        [--torch-only] [--tools imagesmith,plain,uv]
+
+--only: the sections to run, of builds (the projects' builds and the CLI rows), remote-cache,
+arm64, tests (default: all; each --no-* drops one).
 
 --quick: 1 run, iris only (development). IMAGESMITH_BASE picks the base image;
 IMAGESMITH_BENCH_PLATFORM_BASE the platform rows' (default: the registry's two-platform base). The CLI is always this tree's
@@ -48,6 +55,7 @@ import bench_build
 import bench_lock
 import bench_pipeline
 import bench_platforms
+import bench_remote_cache
 import bench_tests
 import bench_verify
 from benchlib import (
@@ -94,6 +102,19 @@ def test_figures(runs: int) -> tuple[list[Row], str]:
     if seconds is None:
         make.note = said
     return [unit, make], said
+
+
+SECTIONS = ("builds", "remote-cache", "arm64", "tests")
+
+
+def sections(only: str | None, dropped: dict[str, bool]) -> tuple[str, ...]:
+    """The sections a run measures: ``--only``'s (comma-separated) or all, less those a ``--no-*``
+    option drops (``dropped``: section -> given). Raises ValueError for an unknown name."""
+    wanted = [s.strip() for s in only.split(",") if s.strip()] if only else list(SECTIONS)
+    unknown = [s for s in wanted if s not in SECTIONS]
+    if unknown:
+        raise ValueError(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    return tuple(s for s in SECTIONS if s in wanted and not dropped.get(s))
 
 
 GROWTH = ("iris", "scale", "torch")  # the projects in the order the stack grows
@@ -170,6 +191,10 @@ def main() -> int:
     parser.add_argument("--no-scale", action="store_true", help="skip the scale project")
     parser.add_argument("--no-tests", action="store_true", help="skip the tests' figures")
     parser.add_argument(
+        "--no-remote-cache", action="store_true", help="skip the registry-cache rows (empty second engines)"
+    )
+    parser.add_argument("--only", help=f"comma-separated sections to run: {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument(
         "--torch", action="store_true", help="also the torch project (about 3 GB of CUDA wheels; a long first run)"
     )
     parser.add_argument("--torch-runs", type=int, default=1, help="runs of the torch project (default 1)")
@@ -180,11 +205,20 @@ def main() -> int:
         "--tools", default=",".join(TOOLS), help="comma-separated: imagesmith, plain, uv (default: all three)"
     )
     args = parser.parse_args()
+    try:
+        chosen = sections(
+            args.only,
+            {"arm64": args.no_arm64, "tests": args.no_tests, "remote-cache": args.no_remote_cache},
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     runs = 1 if args.quick else args.runs
     cli_runs = 3 if args.quick else max(7, runs)
     projects = ["iris"] if args.quick or args.no_scale else ["iris", "scale"]
     projects += ["torch"] if args.torch else []
     projects = ["torch"] if args.torch_only else projects
+    if args.torch_only:  # the torch project alone: not iris's registry-cache rows
+        chosen = tuple(s for s in chosen if s != "remote-cache")
     token = uuid.uuid4().hex[:8]
     started = dt.datetime.now(dt.timezone.utc)
     facts = machine()
@@ -194,13 +228,16 @@ def main() -> int:
     test_rows: list[Row] = []
     test_record = "not measured"
     pipeline: list[bench_pipeline.Stage] = []
-    arm64 = [Row("linux/arm64 cold builds", "s", note="skipped (--no-arm64)" if args.no_arm64 else "not measured")]
+    arm64 = [Row("linux/arm64 cold builds", "s", note="not measured" if "arm64" in chosen else "skipped")]
+    remote: list[Row] = []
+    if "remote-cache" not in chosen:
+        remote = [Row("iris: registry-cache rebuild on an empty engine", "s", note="skipped")]
     interrupted = False
     failed = ""
     with Neighbours() as neighbours, tempfile.TemporaryDirectory(prefix="imagesmith-bench-") as tmp_name:
         tmp = Path(tmp_name)
         try:
-            for name in projects:
+            for name in projects if "builds" in chosen else ():
                 _say(f"builds: {name}")
                 n = args.scale_runs if name == "scale" and args.scale_runs else runs
                 n = args.torch_runs if name == "torch" else n
@@ -217,9 +254,15 @@ def main() -> int:
                     except Exception as exc:  # noqa: BLE001 (the builds' figures are kept and reported)
                         _say(f"torch pipeline FAILED: {type(exc).__name__}: {exc}")
                         pipeline = [bench_pipeline.Stage("pipeline", None, f"{type(exc).__name__}: {exc}")]
-            if not args.no_tests:
+            if "remote-cache" in chosen:
+                _say(f"registry cache: iris on empty second engines, {runs} run(s) per recipe")
+                try:
+                    remote = bench_remote_cache.measure(runs, tmp, token)
+                except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:  # a second engine
+                    remote = [Row("iris: registry-cache rebuild on an empty engine", "s", note=f"not available: {exc}")]
+            if "tests" in chosen:
                 test_rows, test_record = test_figures(1 if args.quick else 3)
-            if not args.no_arm64:
+            if "arm64" in chosen:
                 arm64 = [
                     row
                     for name in projects
@@ -241,7 +284,7 @@ def main() -> int:
         for r in bench_build.rows(bench_build.PROJECTS[name], res)
     ]
     rows += bench_pipeline.rows("torch", pipeline)
-    rows += [*arm64, *cli_rows, *test_rows]
+    rows += [*remote, *arm64, *cli_rows, *test_rows]
     ended = dt.datetime.now(dt.timezone.utc)
 
     _say()
@@ -283,6 +326,7 @@ def main() -> int:
         "torch": bool(results.get("torch")),
         "cli_runs": cli_runs,
         "quick": args.quick,
+        "sections": list(chosen),
         "other_builds_on_engine": neighbours.as_json(),
         "rows": [row.as_json() for row in rows],
         "builds": {name: bench_build.as_json(res) for name, res in results.items()},

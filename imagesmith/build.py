@@ -4,7 +4,8 @@ Both targets are built in one ``docker buildx bake`` solve from a bake definitio
 (``bake_definition``, pure). Where the images go depends on the builder: the engine's own
 BuildKit (driver ``docker``) puts them straight into its image store; any other builder
 (``docker-container``, ``remote``, ...) keeps them in its cache unless ``--load`` (into the
-engine) or ``--push`` (straight to the registry, from the build) says otherwise. Digests always
+engine) or ``--push`` (straight to the registry, from the build) says otherwise; ``--push-only``
+keeps them out of the engine with any builder. Digests always
 come from BuildKit's metadata. Images are reproducible because the rendered Dockerfile sets
 every file time itself and SOURCE_DATE_EPOCH (the project's last commit time) sets the
 config's; the wheels come from a host cache keyed by hash (``wheels.py``); a local base image is
@@ -18,12 +19,14 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from . import gpu_arch, parity, python_env, source_context
+from . import gpu_arch, parity, python_env
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
+from .engine.buildx import NoOciLayout
 from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
 from .gitinfo import git_epoch, git_revision, git_source, git_tag
@@ -33,6 +36,7 @@ from .lock.update import ensure_fresh_all, lock_project, stale_lock
 from .plan import parities as plan_parities
 from .plan import plan_for
 from .platforms import emulation_problem, machine_platform, platform_arch
+from .push_only import PUSH_ONLY, check_push_only, pushed_checked
 from .render import check_replaceable, dockerignore, dockerignore_path, render, write_context
 from .source_context import staged
 from .spec import Spec
@@ -82,6 +86,7 @@ class BuildOptions:
     cache_to: tuple[str, ...] = ()
     push: str | None = None  # REGISTRY/REPO: push REPO:train and REPO:serve from the build
     load: bool = False  # put the images into the engine even when the builder is not the engine's
+    push_only: bool = False  # with push: the registry only, never the engine (no unpack into its store)
     epoch: int | None = None
     targets: tuple[str, ...] = ROLES
     install: str | None = None  # hermetic | online; default: the spec's
@@ -163,17 +168,23 @@ def build_project(
     unknown = [t for t in options.targets if t not in ROLES]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; imagesmith builds train and serve")
+    check_push_only(
+        push=options.push,
+        push_only=options.push_only,
+        load=options.load,
+        tags=options.tags + ((options.tag,) if options.tag else ()),
+    )
     check_replaceable(spec.dockerfile_path, origin=spec.origin)  # before anything runs: never over a user's file
     base = options.base or spec.base
     engine.ping()
     # `docker buildx inspect` (the builder's driver) runs while the lock is checked and the
     # Dockerfile rendered: on an edit it is the slowest start-up step.
-    # Its answer (and refusal: `_driver_checked`) is awaited before wheels are fetched or anything
-    # is built; a stale lock is brought up to date first.
+    # Its answer (and refusal: `_driver_checked`) is awaited before wheels are fetched for a named
+    # builder, and before anything is built for the current one (see `confirm` below); a stale
+    # lock is brought up to date first.
     engine.buildx_prefetch(options.builder)
-    # A platform this machine cannot run: refused before anything runs when the lock is to be
-    # written (it pins the base by running it), else once its plan says what runs there
-    # (python_env.emulation_refusal: a wheel-only lock runs nothing on the target)
+    # A platform this machine cannot run is refused now when locking would run its base, else
+    # once its plan says something runs there (python_env.emulation_refusal)
     problems = {p: problem for p in spec.platforms if (problem := emulation_problem(p))}
     if problems and stale_lock(spec, base) is not None:
         raise UsageError(next(iter(problems.values())))
@@ -204,60 +215,84 @@ def build_project(
     pushed = {role: image_tags((options.push,), role, digest) for role in options.targets} if options.push else {}
     cache_dir = options.cache_dir or default_cache_dir()
     with (
-        staged(spec.root, spec.source, ignore, cache_dir) as source_dir,
+        staged(spec.root, spec.source, ignore, cache_dir, tuple(locks)) as source_images,
         secret_file(index_netrc(lock.index_url, lock.other_index_urls)) as netrc,
     ):
-        driver = _driver_checked(engine, options)
+        # With the current builder, the bake starts before its driver is known, made for the engine's
+        # own BuildKit (the default builder's), and `confirm` checks the answer of the prefetched
+        # `docker buildx inspect` while buildx starts: a refusal (_driver_checked) or a definition
+        # that another driver needs stops that bake before it solves anything. Named builders,
+        # --print and BuildKit's own display wait for the answer first.
+        speculate = options.builder is None and not passthrough and not options.print_only
+        driver = ENGINE_DRIVER if speculate else _driver_checked(engine, options)
         contexts: dict[str, str] = {}
-        stages: dict[str, tuple[Path, str]] = {}
         for platform, one in locks.items():
             suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
             ours = build_contexts(spec, one, options, engine, progress)
-            if source_dir is not None:  # the source stage, staged on the host (source_context.py)
-                stages[source_context.TARGET + suffix] = (source_dir, platform)
-                ours["source"] = f"target:{source_context.TARGET}{suffix}"
-            steps = None
-            if "wheels" in ours:
-                steps = say_emulated(spec, one, Path(ours["wheels"]), options, progress, replaced=ours)
+            if source_images is not None:  # the source stage, staged on the host (source_context.py)
+                ours["source"] = source_images[platform]
+            house = Path(ours["wheels"]) if "wheels" in ours else None
+            steps = say_emulated(spec, one, house, options, progress, replaced=ours) if house else None
             refusal = python_env.emulation_refusal(problems.get(platform), steps)
             if refusal:
                 raise UsageError(refusal)
             contexts.update({name + suffix: value for name, value in ours.items()})
-        definition = bake_definition(
-            context=spec.root,
-            dockerfile=dockerfile,
-            targets=options.targets,
-            names=names,
-            push=pushed,
-            load=options.load,
-            driver=driver,
-            build_args=build_args(epoch, options.python_env),
-            contexts=contexts,
-            labels={**oci_labels(spec.root), **image_labels(options.labels)},
-            cache_from=options.cache_from,
-            cache_to=options.cache_to,
-            no_cache=options.no_cache,
-            secrets={SECRET_ID: netrc} if netrc else None,
-            platforms=spec.platforms,
-            stages=stages,
-        )
-        result.bake = definition
+        labels = {**oci_labels(spec.root), **image_labels(options.labels)}
+
+        def definition_for(driver: str) -> dict:
+            return bake_definition(
+                context=spec.root,
+                dockerfile=dockerfile,
+                targets=options.targets,
+                names=names,
+                push=pushed,
+                load=options.load,
+                push_only=options.push_only,
+                driver=driver,
+                build_args=build_args(epoch, options.python_env),
+                contexts=contexts,
+                labels=labels,
+                cache_from=options.cache_from,
+                cache_to=options.cache_to,
+                no_cache=options.no_cache,
+                secrets={SECRET_ID: netrc} if netrc else None,
+                platforms=spec.platforms,
+            )
+
+        definition = result.bake = definition_for(driver)
         if options.print_only:
             return result
+        guessed = driver
+
+        def confirm() -> dict | None:
+            nonlocal driver
+            driver = _driver_checked(engine, options)
+            if driver == guessed:
+                return None
+            again = definition_for(driver)
+            if again == definition:
+                return None
+            result.bake = again
+            return again
+
         progress(f"building {' and '.join(options.targets)}" + (f", pushing to {options.push}" if options.push else ""))
-        metadata = engine.bake(
-            definition,
-            cwd=spec.root,
-            epoch=epoch,
-            builder=options.builder,
-            echo=echo,
-            describe_failure=describe_failure(spec),
-            passthrough=passthrough,
-        )
-    in_engine = driver == "docker" or options.load
+        bake = partial(engine.bake, cwd=spec.root, epoch=epoch, builder=options.builder, echo=echo)
+        bake = partial(bake, describe_failure=describe_failure(spec), passthrough=passthrough)
+        try:
+            metadata = bake(definition, confirm=confirm if speculate else None)
+        except NoOciLayout:
+            if source_images is None:
+                raise  # the base's layout: nothing else to hand the builder
+            progress("the builder reads no OCI layout (the classic image store): the source stage runs in the build")
+            contexts = {name: value for name, value in contexts.items() if name.partition("-")[0] != "source"}
+            result.bake = definition_for(driver)
+            metadata = bake(result.bake)
+    if options.push_only:
+        pushed_checked(engine, pushed, metadata)
+    in_engine = (driver == "docker" and not options.push_only) or options.load
     for role in options.targets:
         image_digest = metadata[role]["containerimage.digest"]
-        if driver == "docker" and options.push:
+        if driver == "docker" and options.push and in_engine:
             # The build named it REGISTRY/REPO:... only. The containerd image store knows it by
             # its manifest digest, the classic store by its config digest (its image ID).
             local = [image_digest, metadata[role].get("containerimage.config.digest") or image_digest]
@@ -272,6 +307,9 @@ def build_project(
             pushed_tags=list(pushed.get(role, [])),
         )
     return result
+
+
+ENGINE_DRIVER = "docker"  # buildx's driver for the engine's own BuildKit
 
 
 def _driver_checked(engine: Engine, options: BuildOptions) -> str:
@@ -383,6 +421,7 @@ def bake_definition(
     push: dict[str, list[str]],
     load: bool,
     driver: str,
+    push_only: bool = False,
     build_args: dict[str, str],
     contexts: dict[str, str],
     labels: dict[str, str] | None = None,
@@ -391,7 +430,6 @@ def bake_definition(
     no_cache: bool = False,
     secrets: dict[str, Path] | None = None,
     platforms: tuple[str, ...] = (),
-    stages: dict[str, tuple[Path, str]] | None = None,
 ) -> dict:
     """The bake file (as a dict) that builds ``targets`` in one solve. Pure.
 
@@ -399,12 +437,11 @@ def bake_definition(
     engine's store under ``names[role]``, or under ``push[role]`` and pushed from the build (the
     local names are added afterwards: pushing every name would push the local ones too). With
     any other builder: ``push`` pushes from the build and ``load`` exports into the engine
-    (type=docker). ``labels`` go on both images. Each target writes its own cache
-    (``cache_refs``) and reads every target's. ``secrets`` ({id: file}) are BuildKit secrets,
-    mounted by ``RUN --mount=type=secret`` and never stored in an image or the cache.
-    ``stages`` ({target: (folder, platform)}) are the staged source's own targets
-    (source_context.py), which ``contexts`` name as ``target:NAME``: built in the same run,
-    exported nowhere."""
+    (type=docker). ``push_only`` (with ``push``): the driver ``docker``'s exporter pushes and
+    neither stores nor unpacks the image in the engine (``push_only.PUSH_ONLY``). ``labels`` go
+    on both images. Each target writes its own cache (``cache_refs``) and reads every target's.
+    ``secrets`` ({id: file}) are BuildKit secrets, mounted by ``RUN --mount=type=secret`` and
+    never stored in an image or the cache."""
     common: dict = {
         "context": str(context),
         "dockerfile": str(dockerfile),
@@ -424,11 +461,11 @@ def bake_definition(
     for role in targets:
         outputs = []
         if driver == "docker":
-            outputs.append(
-                _csv({"type": "image", "name": ",".join(push[role]), "push": "true"})
-                if role in push
-                else _csv({"type": "image", "name": ",".join(names[role])})
-            )
+            if role in push:
+                pushing = PUSH_ONLY if push_only else {"push": "true"}
+                outputs.append(_csv({"type": "image", "name": ",".join(push[role]), **pushing}))
+            else:
+                outputs.append(_csv({"type": "image", "name": ",".join(names[role])}))
         else:
             if role in push:
                 outputs.append(_csv({"type": "image", "name": ",".join(push[role]), "push": "true"}))
@@ -440,16 +477,6 @@ def bake_definition(
         if cache_to:
             entry["cache-to"] = [cache_refs(c, role) for c in cache_to]
         definition["target"][role] = entry
-    for name, (folder, platform) in sorted((stages or {}).items()):
-        stage: dict = {
-            "context": str(folder),
-            "dockerfile-inline": source_context.DOCKERFILE,
-            "output": ["type=cacheonly"],
-            "platforms": [platform],
-        }
-        if no_cache:
-            stage["no-cache"] = True
-        definition["target"][name] = stage
     return definition
 
 

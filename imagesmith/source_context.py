@@ -1,18 +1,20 @@
-"""The spec's ``source`` files, staged on the host as the stage that replaces the Dockerfile's
+"""The spec's ``source`` files, staged on the host as the image that replaces the Dockerfile's
 ``source`` stage, so that a one-line edit rebuilds both images fast.
 
 The rendered Dockerfile's ``source`` stage copies each source path from the build context into
 /app and then sets every time there to 0 with a ``RUN find ... touch`` (a container start on every
 edit), so that the app layer's bytes do not depend on the checkout's file times; ``shared`` then
 takes ``COPY --from=source /app/ /app/``. ``imagesmith build`` hands BuildKit that same tree made
-on the host instead: an archive (``source.tar``) holding ``app/...`` as the stage's /app would,
-unpacked by a one-line stage (``FROM scratch`` + ``ADD source.tar /``, no container) that the bake
-file names as the ``source`` context (``target:imagesmith-source``). The archive is written again
-only when a file's stat or the tree's shape changed. The images stay byte-identical to a plain
-``docker buildx build`` of the Dockerfile (tests/engine/test_source_context.py builds both ways,
-without BuildKit's cache). The Dockerfile keeps its own stage: nothing changes for plain BuildKit.
-(Not a folder as the named context: BuildKit's receiver leaves folder times wrong after an
-incremental upload, see ``Stager``.)
+on the host instead: an OCI image layout (``layout/``) whose one layer is an uncompressed archive
+holding ``app/...`` as the stage's /app would, which the bake file names as the ``source`` context
+(``oci-layout://DIR@DIGEST``, one manifest per platform, the same layer). It is part of the
+images' own solve: no stage of its own to build, unpack and export first. The layer is written
+again only when a file's stat or the tree's shape changed; BuildKit fetches a layer it does not
+have yet by its digest. The images stay byte-identical to a plain ``docker buildx build`` of the
+Dockerfile (tests/engine/test_source_context.py builds both ways, without BuildKit's cache). The
+Dockerfile keeps its own stage: nothing changes for plain BuildKit. (Not a folder as the named
+context: BuildKit's receiver leaves folder times wrong after an incremental upload, see
+``Stager``.)
 
 What the stage's COPY lines take, and so what is staged (checked against the engine):
 
@@ -32,8 +34,9 @@ and the build uses the Dockerfile's own stage as before: a source path that is o
 symlink, one that the ignore rules leave out, source paths inside one another, a hard-linked file,
 a FIFO, socket or device, a folder its owner cannot write to, a file with extended attributes, a
 name that is not UTF-8, a file that changes while it is read, a relative symlink that climbs above
-the stage's root (unpacking refuses it), more than MAX_ARCHIVE_BYTES of files (the archive is
-written and sent whole after an edit, where the stage's COPY sends only what changed).
+the stage's root, a name starting with ``.wh.`` (a layer's whiteout: unpacking the layer would
+delete a file instead of writing one), more than MAX_ARCHIVE_BYTES of files (the layer is written
+and sent whole after an edit, where the stage's COPY sends only what changed).
 """
 
 from __future__ import annotations
@@ -53,8 +56,10 @@ from pathlib import Path
 
 from . import layout, statcache
 from .cache import PRUNE_AFTER_S, project_key, prune_due
+from .errors import FileWriteError
 
-FORMAT = 2  # state.json's; 1 was the staged folder of the first version
+FORMAT = 3  # state.json's; 1 was a staged folder, 2 an archive unpacked by a stage of its own
+WHITEOUT = ".wh."  # a layer entry's name that deletes instead of writing (the OCI image spec)
 APP = layout.APP_DIR.strip("/")  # the staged tree's top folder: the stage's /app
 
 
@@ -173,6 +178,8 @@ def plan(root: Path, sources: tuple[str, ...] | list[str], rules: IgnoreRules) -
             if entry is None:
                 return None
             tree[dest] = entry
+    if any(path.rsplit("/", 1)[-1].startswith(WHITEOUT) for path in tree):
+        return None
     return dict(sorted(tree.items(), key=lambda kv: kv[0].split("/")))
 
 
@@ -224,22 +231,39 @@ def _walk(folder: Path, rel: str, dest: str, rules: IgnoreRules, tree: dict[str,
     return True
 
 
-# -- The staged archive ------------------------------------------------------------------------------
+# -- The staged image ---------------------------------------------------------------------------------
 
-ARCHIVE = "source.tar"
-TARGET = "imagesmith-source"  # the bake target of the stage below (a suffix per platform)
-# The stage that replaces the Dockerfile's own: BuildKit unpacks the archive with every time,
-# mode and owner it holds (moby's archive.Untar, folder times set last).
-DOCKERFILE = f"FROM scratch\nADD {ARCHIVE} /\n"
-# Above this the Dockerfile's own stage is cheaper: the archive is written and sent whole on an edit.
+# Above this the Dockerfile's own stage is cheaper: the layer is written and sent whole on an edit.
 MAX_ARCHIVE_BYTES = 64 << 20
-STAMP_RANGE = (1 << 31) * 1_000_000_000  # the archive's own time: up to 2**31 s, in nanoseconds
+LAYOUT = "layout"  # the OCI image layout's folder, in the project's staging folder
+_LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
+_MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+_CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 
 
-def archive_time_ns(digest: bytes) -> int:
-    """The staged archive's mtime: from its content digest, never 0. BuildKit's transfer of a
-    local context sends a file again only when its size or time (to the nanosecond) changed."""
-    return int.from_bytes(digest[:8], "big") % STAMP_RANGE + 1
+def _canonical(data: dict) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def image_of(layer: str, size: int, platform: str) -> tuple[bytes, bytes]:
+    """The (config, manifest) of the one-layer image for ``platform`` (``os/arch[/variant]``):
+    canonical JSON, so the same layer gives the same manifest digest on every machine."""
+    parts = platform.split("/")
+    config: dict = {"architecture": parts[1], "os": parts[0], "rootfs": {"type": "layers", "diff_ids": [layer]}}
+    if len(parts) > 2:
+        config["variant"] = parts[2]
+    config_bytes = _canonical(config)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": _MANIFEST_TYPE,
+        "config": {"mediaType": _CONFIG_TYPE, "digest": _digest(config_bytes), "size": len(config_bytes)},
+        "layers": [{"mediaType": _LAYER_TYPE, "digest": layer, "size": size}],
+    }
+    return config_bytes, _canonical(manifest)
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _stat_key(st: os.stat_result) -> list[int]:
@@ -269,23 +293,24 @@ class _Hashing:
 
 
 class Stager:
-    """The staged tree as one archive, ``folder/context/source.tar`` (the build context of the
-    stage that replaces the Dockerfile's ``source`` stage), with the plan and the stat of each
-    project file it was made from in ``folder/state.json``: ``sync`` writes it again only when
-    one of them changed.
+    """The staged tree as the one layer of an OCI image layout, ``folder/layout`` (the named
+    context that replaces the Dockerfile's ``source`` stage), with the plan and the stat of each
+    project file it was made from in ``folder/state.json``: ``sync`` writes the layer again only
+    when one of them changed, ``images`` adds a manifest per platform.
 
-    Why an archive and not the tree itself: BuildKit keeps the last upload of a named context
-    and updates it in place, and its receiver (tonistiigi/fsutil's DiskWriter) restores the time
-    of a folder only when it creates the folder. A file added, changed or removed in a folder it
-    already had leaves that folder with the time of the upload, and ``COPY --from=source`` puts
-    that time in the app layer. The upload is shared by every build whose project folder has the
-    same name (buildx's shared key), so the layer depended on what was built before. An
-    archive's entries carry their own times, and unpacking sets them."""
+    Why an archive and not the tree itself as a folder context: BuildKit keeps the last upload of
+    a named context and updates it in place, and its receiver (tonistiigi/fsutil's DiskWriter)
+    restores the time of a folder only when it creates the folder. A file added, changed or
+    removed in a folder it already had leaves that folder with the time of the upload, and
+    ``COPY --from=source`` puts that time in the app layer. The upload is shared by every build
+    whose project folder has the same name (buildx's shared key), so the layer depended on what
+    was built before. An archive's entries carry their own times, and unpacking sets them; a
+    layer is fetched by its digest, never updated in place."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.context = folder / "context"
-        self.archive = self.context / ARCHIVE
+        self.layout = folder / LAYOUT
+        self.blobs = self.layout / "blobs" / "sha256"
         self.state_path = folder / "state.json"
 
     def _load(self) -> dict:
@@ -295,51 +320,92 @@ class Stager:
             return {}
         return data if isinstance(data, dict) and data.get("format") == FORMAT else {}
 
-    def sync(self, root: Path, wanted: dict[str, Entry]) -> bool:
-        """Make the archive hold exactly ``wanted`` (files read from ``root``); False when a file
-        cannot be staged exactly (then the Dockerfile's own stage is used)."""
+    def layer(self) -> tuple[str, int] | None:
+        """The layer ``sync`` wrote last (digest, size), when its blob is there whole."""
+        found = self._load().get("layer")
+        if not (isinstance(found, list) and len(found) == 2 and isinstance(found[0], str)):
+            return None
+        try:
+            size = os.lstat(self.blobs / found[0].removeprefix("sha256:")).st_size
+        except OSError:
+            return None
+        return (found[0], size) if size == found[1] else None
+
+    def sync(self, root: Path, wanted: dict[str, Entry]) -> tuple[str, int] | None:
+        """Make the layer hold exactly ``wanted`` (files read from ``root``): its (digest, size),
+        or None when a file cannot be staged exactly (then the Dockerfile's own stage is used)."""
         files: dict[str, list[int]] = {}
         for rel, entry in wanted.items():
             if entry.kind == "file":
                 try:
                     files[rel] = _stat_key(os.lstat(root / entry.origin))
                 except OSError:
-                    return False
+                    return None
         if sum(key[0] for key in files.values()) > MAX_ARCHIVE_BYTES:
-            return False  # the Dockerfile's stage: its COPY sends only the files that changed
+            return None  # the Dockerfile's stage: its COPY sends only the files that changed
         state = {"format": FORMAT, "plan": _plan_key(wanted), "files": files}
         old = self._load()
-        try:
-            have = os.lstat(self.archive)
-            state_archive = [have.st_size, have.st_mtime_ns]
-        except OSError:
-            state_archive = None
-        if old and old == dict(state, archive=state_archive):
-            return True
-        self.context.mkdir(parents=True, exist_ok=True)
+        have = self.layer()
+        if have is not None and old == dict(state, layer=list(have)):
+            return have
+        self.blobs.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             self.state_path.unlink()  # stale from here on, until written again below
         written = self._write(root, wanted, files)
         if written is None:
-            return False
-        settled, archive = written
+            return None
+        settled, layer = written
         if settled:  # remembered only when no file was "racily clean" (statcache.py)
-            from .errors import FileWriteError
             from .fsutil import atomic_write
 
             with contextlib.suppress(FileWriteError):  # then written again next time
-                atomic_write(self.state_path, json.dumps(dict(state, archive=archive), sort_keys=True))
-        return True
+                atomic_write(self.state_path, json.dumps(dict(state, layer=list(layer)), sort_keys=True))
+        return layer
+
+    def images(self, layer: tuple[str, int], platforms: tuple[str, ...] | list[str]) -> dict[str, str]:
+        """Each platform's manifest of the one-layer image, written into the layout with its
+        config and listed in index.json; blobs of earlier layers are removed. {platform: digest}."""
+        from .fsutil import atomic_write
+
+        keep = {layer[0]}
+        listed = []
+        out: dict[str, str] = {}
+        for platform in sorted(set(platforms)):
+            config, manifest = image_of(layer[0], layer[1], platform)
+            for blob in (config, manifest):
+                digest = _digest(blob)
+                keep.add(digest)
+                path = self.blobs / digest.removeprefix("sha256:")
+                if not path.is_file():
+                    atomic_write(path, blob)
+            out[platform] = _digest(manifest)
+            os_name, arch, *variant = platform.split("/")
+            where = {"architecture": arch, "os": os_name, **({"variant": variant[0]} if variant else {})}
+            listed.append(
+                {"mediaType": _MANIFEST_TYPE, "digest": out[platform], "size": len(manifest), "platform": where}
+            )
+        index = json.dumps(
+            {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": listed},
+            sort_keys=True,
+        )
+        for name, text in (("index.json", index), ("oci-layout", '{"imageLayoutVersion":"1.0.0"}')):
+            if not _holds(self.layout / name, text):
+                atomic_write(self.layout / name, text)
+        for entry in os.scandir(self.blobs):
+            if "sha256:" + entry.name not in keep:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+        return out
 
     def _write(
         self, root: Path, wanted: dict[str, Entry], files: dict[str, list[int]]
-    ) -> tuple[bool, list[int]] | None:
-        """Write the archive (entries in the plan's order, every time 0, owner 0:0); (whether
-        every file had settled, [size, mtime_ns] of the archive), or None when a file cannot be
+    ) -> tuple[bool, tuple[str, int]] | None:
+        """Write the layer (entries in the plan's order, every time 0, owner 0:0) under its
+        digest; (whether every file had settled, (digest, size)), or None when a file cannot be
         staged exactly."""
         import tarfile
 
-        tmp = self.context / f".{ARCHIVE}.imagesmith-tmp"
+        tmp = self.blobs / ".layer.imagesmith-tmp"
         settled = True
         try:
             with open(tmp, "wb") as raw:
@@ -368,14 +434,20 @@ class Stager:
                                 raise _CannotStage(rel)  # changed while read: not what the plan saw
                             settled = settled and statcache.settled(after)
                 os.fsync(raw.fileno())
-            ns = archive_time_ns(out.digest.digest())
-            os.utime(tmp, ns=(ns, ns))
-            os.replace(tmp, self.archive)
-            return settled, [os.lstat(self.archive).st_size, ns]
+            digest = "sha256:" + out.digest.hexdigest()
+            os.replace(tmp, self.blobs / digest.removeprefix("sha256:"))
+            return settled, (digest, out.offset)
         except (OSError, UnicodeError, tarfile.TarError, _CannotStage):
             with contextlib.suppress(OSError):
                 tmp.unlink()
             return None
+
+
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, ValueError):
+        return False
 
 
 class _CannotStage(Exception):
@@ -413,11 +485,13 @@ def _prune(sources: Path, keep: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged(root: Path, sources: tuple[str, ...], ignore_text: str, cache_dir: Path) -> Iterator[Path | None]:
-    """The build context of the stage that replaces the Dockerfile's ``source`` stage (a folder
-    holding the archive, up to date; see ``DOCKERFILE``), or None (build with the Dockerfile's
-    own stage). Held under an exclusive lock until the ``with`` block ends: BuildKit reads the
-    folder during the build, and another build of the same project must not change it meanwhile."""
+def staged(
+    root: Path, sources: tuple[str, ...], ignore_text: str, cache_dir: Path, platforms: tuple[str, ...]
+) -> Iterator[dict[str, str] | None]:
+    """The named context that replaces the Dockerfile's ``source`` stage, for each platform
+    (``oci-layout://DIR@DIGEST``, up to date), or None (build with the Dockerfile's own stage).
+    Held under an exclusive lock until the ``with`` block ends: BuildKit reads the layout during
+    the build, and another build of the same project must not change it meanwhile."""
     rules = IgnoreRules.parse(ignore_text)
     wanted = plan(root, sources, rules) if rules is not None and sources else None
     if wanted is None:
@@ -444,13 +518,18 @@ def staged(root: Path, sources: tuple[str, ...], ignore_text: str, cache_dir: Pa
             if not record.is_file() or record.read_text(encoding="utf-8") != project:
                 record.write_text(project, encoding="utf-8")
         stager = Stager(folder)
-        if (folder / "tree").is_dir():  # the first version's staged folder
-            shutil.rmtree(folder / "tree", ignore_errors=True)
+        for older in ("tree", "context"):  # the staged folder, then the archive, of earlier versions
+            if (folder / older).is_dir():
+                shutil.rmtree(folder / older, ignore_errors=True)
+        contexts: dict[str, str] | None = None
         try:
-            ok = stager.sync(root, wanted)
-        except OSError:
-            ok = False
-        if not ok:
+            layer = stager.sync(root, wanted)
+            if layer is not None:
+                images = stager.images(layer, platforms)
+                contexts = {platform: f"oci-layout://{stager.layout}@{digest}" for platform, digest in images.items()}
+        except (OSError, FileWriteError):
+            contexts = None
+        if contexts is None:
             with contextlib.suppress(OSError):
                 stager.state_path.unlink()
-        yield stager.context if ok else None
+        yield contexts

@@ -205,5 +205,8 @@ class FakeEngine:
         return self.driver
 
     def bake(self, definition: dict, **options) -> dict[str, dict]:
+        confirm = options.get("confirm")
+        replaced = confirm() if confirm is not None else None  # as buildx.bake: once it started
+        definition = definition if replaced is None else replaced
         self._record("bake", definition, **options)
         return {t: {"containerimage.digest": "sha256:" + "f" * 64} for t in definition.get("target") or {}}

@@ -28,6 +28,14 @@ PushOpt = typer.Option(
     "--push",
     help="Push both images to REGISTRY/REPO (tags train and serve, and the parity tags) from the build, and print their digests.",
 )
+LoadOpt = typer.Option(
+    False, "--load", help="Put the images into the engine also when the builder is not the engine's own."
+)
+PushOnlyOpt = typer.Option(
+    False,
+    "--push-only",
+    help="With --push: push the images from the build and keep them out of the engine (nothing stored or unpacked there); the fastest on a CI runner that only builds and pushes.",
+)
 CacheFromOpt = typer.Option(
     [],
     "--cache-from",
@@ -89,9 +97,8 @@ def build(
     label: List[str] = typer.Option([], "--label", help="KEY=VALUE label on both images (repeatable)."),
     target: List[str] = typer.Option([], "--target", help="Build only this target (train or serve; repeatable)."),
     push: Optional[str] = PushOpt,
-    load: bool = typer.Option(
-        False, "--load", help="Put the images into the engine also when the builder is not the engine's own."
-    ),
+    load: bool = LoadOpt,
+    push_only: bool = PushOnlyOpt,
     cache_from: List[str] = CacheFromOpt,
     cache_to: List[str] = CacheToOpt,
     builder: Optional[str] = typer.Option(
@@ -133,6 +140,7 @@ def build(
         cache_to=tuple(cache_to),
         push=push,
         load=load,
+        push_only=push_only,
         targets=tuple(target) or ROLES,
         install=install,
         python_env=python_env,

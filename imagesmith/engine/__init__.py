@@ -260,6 +260,7 @@ class Engine:
         echo: Callable[[str], None] | None = None,
         describe_failure: Callable[[str], tuple[str, bool]] | None = None,
         passthrough: bool = False,
+        confirm: Callable[[], dict | None] | None = None,
     ) -> dict[str, dict]:
         return self.buildx.bake(
             definition,
@@ -269,4 +270,5 @@ class Engine:
             echo=echo,
             describe_failure=describe_failure,
             passthrough=passthrough,
+            confirm=confirm,
         )

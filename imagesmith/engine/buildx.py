@@ -8,15 +8,60 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import weakref
 from collections import deque
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..errors import BuildError, EngineError
 from ._common import ENGINE_HINT, docker_cli, redact, tail
+
+# Where the docker command looks for its plugins on Linux after the config's extra folders and
+# DOCKER_CONFIG/cli-plugins (docker/cli cli-plugins/manager: defaultSystemPluginDirs), and what it
+# sets when it runs one (manager.ReexecEnvvar: the plugin then runs as a plugin, not standalone).
+SYSTEM_PLUGIN_DIRS = (
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+PLUGIN_MODE_ENV = "DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND"
+
+
+def plugin_path(environ: Mapping[str, str] | None = None) -> str | None:
+    """The buildx plugin the docker command would run (the first ``docker-buildx`` in its plugin
+    folders, in its order), or None: then ``docker buildx`` runs it (a folder only the docker
+    command knows, such as one from DOCKER_CLI_PLUGIN_EXTRA_DIRS, or another platform's)."""
+    env = os.environ if environ is None else environ
+    if env.get("DOCKER_CLI_PLUGIN_EXTRA_DIRS"):
+        return None
+    config = Path(env.get("DOCKER_CONFIG") or Path(env.get("HOME") or Path.home()) / ".docker")
+    try:
+        extra = json.loads((config / "config.json").read_text(encoding="utf-8")).get("cliPluginsExtraDirs") or []
+    except (OSError, ValueError, AttributeError):
+        extra = []
+    if not isinstance(extra, list):
+        return None
+    for folder in (*[str(d) for d in extra], str(config / "cli-plugins"), *SYSTEM_PLUGIN_DIRS):
+        candidate = os.path.join(folder, "docker-buildx")
+        if os.path.lexists(candidate):  # the first one is the docker command's, whatever it is
+            return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
+    return None
+
+
+def buildx_command(environ: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """How to run ``docker buildx ARGS``: (the command before ARGS, variables to add to the
+    environment). The plugin itself when it is found, as the docker command runs it: the docker
+    command's own start-up (its configuration, a check of the plugin's metadata by running it
+    once more) is what an edit's rebuild waits for before buildx starts."""
+    docker = shutil.which("docker")
+    plugin = plugin_path(environ) if docker else None  # no docker command: it says so (EngineError)
+    if plugin is None:
+        return [docker_cli(), "buildx"], {}
+    return [plugin, "buildx"], {PLUGIN_MODE_ENV: str(docker)}
 
 
 def _driver_of(inspect_output: str) -> str:
@@ -49,23 +94,27 @@ class Buildx:
         for name in dict.fromkeys((None, builder)):
             if name in self._drivers or name in self._pending:
                 continue
+            command, extra = buildx_command()
             try:
                 self._pending[name] = subprocess.Popen(
-                    [docker_cli(), "buildx", "inspect", *([name] if name else [])],
+                    [*command, "inspect", *([name] if name else [])],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     stdin=subprocess.DEVNULL,
                     text=True,
+                    env={**os.environ, **extra} if extra else None,
                 )
             except OSError:
                 pass  # asked again, and worded, by available()/driver()
 
     def _inspect(self, builder: str | None) -> subprocess.CompletedProcess:
         """``docker buildx inspect [builder]``: the prefetched run's answer, or a run now."""
-        argv = [docker_cli(), "buildx", "inspect", *([builder] if builder else [])]
+        command, extra = buildx_command()
+        argv = [*command, "inspect", *([builder] if builder else [])]
         proc = self._pending.pop(builder, None)
         if proc is None:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            env = {**os.environ, **extra} if extra else None
+            return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
         try:
             out, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
@@ -128,6 +177,7 @@ class Buildx:
         echo: Callable[[str], None] | None = None,
         describe_failure: Callable[[str], tuple[str, bool]] | None = None,
         passthrough: bool = False,
+        confirm: Callable[[], dict | None] | None = None,
     ) -> dict[str, dict]:
         """Run ``docker buildx bake`` on ``definition`` (a bake file as a dict: every target in ONE
         BuildKit solve, so shared stages are built once) and return BuildKit's metadata per
@@ -135,6 +185,9 @@ class Buildx:
         never come from a lookup in the local image store, which other builders do not fill.
         ``echo`` receives the plain log line by line; with ``passthrough`` BuildKit draws its own
         display on this terminal instead (then a failure cannot quote the failing step).
+        ``confirm`` is called once buildx has started (its start-up runs meanwhile): None goes on;
+        a definition replaces the running bake's (which is stopped first); an exception stops the
+        bake and is raised as it is.
 
         Reproducible: the Dockerfile sets file times itself (see the template),
         SOURCE_DATE_EPOCH sets the config's times, and there is no provenance attestation.
@@ -142,14 +195,15 @@ class Buildx:
         through an OCI archive, and it re-processes every layer on each build: about 12 s per
         target for the iris example even after a one-line edit.)"""
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), BUILDX_NO_DEFAULT_ATTESTATIONS="1")
-        # the images' targets (the group's), not the stages they depend on (source_context.py)
+        # the images' targets (the group's)
         targets = list(
             (definition.get("group") or {}).get("default", {}).get("targets") or definition.get("target") or {}
         )
         for attempt in range(1, NAME_RACE_ATTEMPTS + 1):
             rc, log, metadata = self._bake_once(
-                definition, cwd=cwd, env=env, builder=builder, echo=echo, passthrough=passthrough
+                definition, cwd=cwd, env=env, builder=builder, echo=echo, passthrough=passthrough, confirm=confirm
             )
+            confirm = None  # a second attempt builds what the first one did
             if rc == 0 or attempt == NAME_RACE_ATTEMPTS:
                 break
             # Another build (a parallel CI job on this engine) named the same image at the same
@@ -164,6 +218,13 @@ class Buildx:
                 continue
             # BuildKit lost something it had found earlier in this build (see lost_in_build):
             # once more finds every finished step cached and gives the same digests.
+            # The engine gave up waiting at the export (a loaded engine, two exports of the same
+            # names at once: seen with 4 test workers on 2 cores). Once more finds every step
+            # cached and exports again.
+            if attempt == 1 and _EXPORT_DEADLINE.search(log):
+                if echo:
+                    echo("imagesmith: the engine timed out at the export; once more")
+                continue
             if attempt == 1 and _LOST.search(log):
                 if echo:
                     echo("imagesmith: BuildKit could not find something it had found earlier in the build; once more")
@@ -199,17 +260,20 @@ class Buildx:
         builder: str | None,
         echo: Callable[[str], None] | None,
         passthrough: bool = False,
+        confirm: Callable[[], dict | None] | None = None,
     ) -> tuple[int, str, dict]:
-        """One ``docker buildx bake``: (exit code, the log's last lines, BuildKit's metadata)."""
+        """One ``docker buildx bake``: (exit code, the log's last lines, BuildKit's metadata); when
+        ``confirm`` gives another definition (see ``bake``), that one's."""
         tail_lines: deque[str] = deque(maxlen=80)
         metadata: dict = {}
         with tempfile.TemporaryDirectory(prefix="imagesmith-bake-") as tmp:
             bake_file = Path(tmp) / "bake.json"
             metadata_file = Path(tmp) / "metadata.json"
             bake_file.write_text(json.dumps(definition, indent=1, sort_keys=True))
+            command, extra = buildx_command()
+            env = {**env, **extra}
             argv = [
-                docker_cli(),
-                "buildx",
+                *command,
                 "bake",
                 f"--progress={'tty' if passthrough else 'plain'}",
                 "--provenance=false",
@@ -232,6 +296,17 @@ class Buildx:
                 )
             except FileNotFoundError as exc:
                 raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+            if confirm is not None:
+                try:
+                    replacement = confirm()
+                except BaseException:
+                    _stop(proc)
+                    raise
+                if replacement is not None:
+                    _stop(proc)
+                    return self._bake_once(
+                        replacement, cwd=cwd, env=env, builder=builder, echo=echo, passthrough=passthrough
+                    )
             for line in proc.stdout if proc.stdout is not None else ():
                 line = redact(line.rstrip("\n"))
                 tail_lines.append(line)
@@ -248,11 +323,28 @@ class Buildx:
         return rc, "\n".join(tail_lines), metadata
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a bake: SIGTERM makes the docker command end its buildx plugin, which cancels the
+    build (SIGKILL would leave the plugin running); its output is drained, not shown."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
 # BuildKit's image exporter creating a name that another export created since it looked.
+class NoOciLayout(EngineError):
+    """The builder reads no ``oci-layout://`` named context: the classic image store's BuildKit."""
+
+
 _NAME_RACE = re.compile(r'image "([^"\n]+)": already exists')
 # Each attempt after the first finds the name made, so a second loses only to a deleted image.
 NAME_RACE_ATTEMPTS = 3
 # BuildKit's bare NotFound: the whole error is "not found", naming no file, image or digest.
+_EXPORT_DEADLINE = re.compile(r"^ERROR: failed to solve: DeadlineExceeded: context deadline exceeded\s*$", re.M)
 _LOST = re.compile(r"^ERROR: failed to solve: (?:[A-Za-z ]+: )?not found\s*$", re.M)
 
 # Both targets push the same layers (and, for a registry cache, the same cache manifest) at once;
@@ -336,6 +428,11 @@ def bake_failure(
         return EngineError(
             f"there is no buildx builder named {builder!r}",
             hint="`docker buildx ls` lists the builders; omit --builder for the default one",
+        )
+    if "unknown scheme oci-layout" in log:
+        return NoOciLayout(
+            "this engine's BuildKit cannot read an OCI layout as a build context (the classic image store)",
+            hint="enable the containerd image store (see docs/getting-started/installation.md)",
         )
     m = re.search(r"failed to resolve source metadata for (\S+):\s", log)
     if m:

@@ -234,9 +234,10 @@ class Registry:
         layer = manifest["layers"][-depth]
         if not _DIGEST.fullmatch(layer["digest"]) or layer["size"] > max_bytes:
             raise EngineError(f"layer {depth} from the top of {pinned} is not a small layer ({layer['size']} bytes)")
-        from .registry_http import fetch_blob  # here: `imagesmith --help` and a lock import no HTTP client
+        # here: `imagesmith --help` and a lock import no HTTP client
+        from .registry_http import api_repository, fetch_blob
 
-        host, _, name = repository(pinned).partition("/")
+        host, name = api_repository(repository(pinned))
         blob = fetch_blob(host, name, layer["digest"], max_bytes, self.timeout)
         if "sha256:" + hashlib.sha256(blob).hexdigest() != layer["digest"]:
             raise EngineError(f"the registry sent a blob for {layer['digest'][:19]}… that does not hash to it")

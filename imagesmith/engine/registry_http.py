@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from ..errors import EngineError
 from ..runtime.untrusted import UntrustedInput, loads
 from ._common import redact
+from .refs import registry_host
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_TOKEN_ANSWER = 1 << 20  # bytes of a token service's answer
@@ -109,6 +110,25 @@ def bounded_get(url: str, max_bytes: int, timeout: float, authorization: str = "
     if len(body) > max_bytes:
         raise EngineError(f"the answer of {redact(url)} is more than {max_bytes} bytes: not read")
     return body
+
+
+def api_repository(repo: str) -> tuple[str, str]:
+    """(the registry host whose HTTP API serves ``repo``, the repository's name there), by Docker's
+    rules: a repository without a registry host (``user/app``, ``app``) or on Docker Hub's
+    registry name is Docker Hub's, reached at the docker SDK's default index host (as the docker
+    CLI and go-containerregistry reach it); a one-component name there is an official image,
+    under ``library/``. No registry host is named here: the SDK's constants are the defaults."""
+    import urllib.parse
+
+    host, _, name = repo.partition("/") if registry_host(repo) else ("", "", repo)
+    if host and _hostname(host) in LOOPBACK:
+        return host, name
+    import docker.auth  # the SDK's default index (0.1 s of imports: not for a loopback registry)
+
+    index = urllib.parse.urlsplit(docker.auth.INDEX_URL).hostname or docker.auth.INDEX_NAME
+    if host and host not in (docker.auth.INDEX_NAME, index):
+        return host, name
+    return index, name if "/" in name else f"library/{name}"
 
 
 def fetch_blob(host: str, name: str, digest: str, max_bytes: int, timeout: float) -> bytes:

@@ -170,6 +170,8 @@ def test_the_gitlab_pipeline_runs_step_by_step(tmp_path, shim, base_image, regis
     ran = run_steps(gitlab_steps(REPO / "examples" / "ci" / "gitlab-ci.yml"), root, env)
     assert len(ran) == 6  # lock check, render check, build+sign, verify, gate, deploy.ref
     build = json.loads((root / "build.json").read_text())
+    # the build job pushes only (--push-only): nothing of its images is stored in the engine
+    assert all(build["images"][role]["ref"] is None for role in ("train", "serve"))
     verified = json.loads((root / "verify.json").read_text())
     assert_the_gate_is_signed(verified, env)
     assert verified["digest"] == build["images"]["serve"]["digest"]
@@ -202,10 +204,7 @@ def test_build_print_gives_a_bake_file_that_builds_the_same_images(tmp_path, bas
     printed = cli("build", "-p", str(root), "--base", base_image, "-t", "imagesmith-test/printed-bake", "--print")
     assert printed.returncode == 0, printed.stderr
     definition = json.loads(printed.stdout)
-    assert (
-        set(definition["target"]) == {"train", "serve", "imagesmith-source"}
-        and "base" in definition["target"]["serve"]["contexts"]
-    )
+    assert set(definition["target"]) == {"train", "serve"} and "base" in definition["target"]["serve"]["contexts"]
     (tmp_path / "bake.json").write_text(printed.stdout)
     meta = tmp_path / "meta.json"
     epoch = subprocess.run(

@@ -143,14 +143,19 @@ def drifted(tiny, engine, base_image, tmp_path_factory):
     return tags
 
 
+# verify and diff --json run in this process (``cli(in_process=True)``: the console entry point,
+# the real engine), a few dozen times: no interpreter start and imports each. The text output,
+# the error exits and a caller's environment go through `python -m imagesmith` below.
+
+
 def _verify(*args: str) -> tuple[int, dict]:
-    proc = cli("verify", *args, "--json")
+    proc = cli("verify", *args, "--json", in_process=True)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
 
 def _diff(a: str, b: str, *args: str) -> tuple[int, dict]:
-    proc = cli("diff", a, b, "--json", *args)
+    proc = cli("diff", a, b, "--json", *args, in_process=True)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 

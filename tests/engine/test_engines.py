@@ -8,7 +8,8 @@
   library) from a registry base, writes a registry build cache per target and
   pushes both images straight from the build; the first engine verifies them by registry
   reference without pulling; golden and signoff run against the second engine.
-- A third, fresh engine with ``--cache-from`` rebuilds the same digests with every step cached.
+- A third, fresh engine with ``--cache-from`` rebuilds the same digests with every step cached;
+  another with ``--push-only`` as well, pushing them without storing them in the engine.
 - A fresh engine that pulls an image for verify reports the pull's steps.
 """
 
@@ -270,6 +271,58 @@ def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_bu
     assert not ran, "\n".join(line[:160] for line in proc.stderr.splitlines() if any(r in line for r in ran))
 
 
+def test_push_only_on_a_fresh_engine_pushes_the_same_digests_and_stores_nothing_in_it(remote_build, tmp_path):
+    """`--push-only` with --cache-from on another empty engine (a CI runner that builds and
+    pushes): BuildKit's exporter pushes both images and neither stores nor unpacks them in the
+    engine (no `unpacking to`, no second push `with docker`); the registry holds every blob (a
+    full copy) and the first engine verifies the pushed pair in full."""
+    root, result = remote_build["root"], remote_build["result"]
+    push = remote_build["push"] + "-push-only"
+    fresh = start_second_engine(13)
+    try:
+        proc = cli(
+            "build",
+            "-p",
+            str(root),
+            "--locked",
+            "--push",
+            push,
+            "--push-only",
+            "--json",
+            "--progress",
+            "plain",
+            "--cache-from",
+            f"type=registry,ref={remote_build['cache']}",
+            "--base",
+            read_lock(root / "imagesmith.lock").base.name,
+            env=fresh.env,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        stored = fresh.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    finally:
+        fresh.stop()
+    again = json.loads(proc.stdout)
+    for role in ("train", "serve"):
+        img = again["images"][role]
+        assert img["digest"] == result["images"][role]["digest"], role
+        assert img["ref"] is None and img["tags"] == [] and img["pushed"] == f"{push}@{img['digest']}"
+        tagged = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", f"docker://{push}:{role}"], capture_output=True, text=True
+        )
+        assert tagged.returncode == 0 and json.loads(tagged.stdout)["Digest"] == img["digest"], tagged.stderr
+    assert not [name for name in stored if name.startswith(push)], stored
+    assert not re.search(rf"unpacking to {re.escape(push)}|with docker", proc.stderr), proc.stderr[-3000:]
+    copied = subprocess.run(
+        ["skopeo", "copy", "--src-tls-verify=false", f"docker://{push}:serve", f"dir:{tmp_path / 'serve'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert copied.returncode == 0, copied.stderr
+    serve, train = again["images"]["serve"]["pushed"], again["images"]["train"]["pushed"]
+    verified = cli("verify", serve, "--lock", str(root / "imagesmith.lock"), "--pair", train)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 @pytest.mark.xdist_group("engines-pull")  # not the second engines' chain: it pulls an image of its own
 def test_a_pull_reports_its_steps(tmp_path, registry_base, registry):
     """verify's content check pulls a registry image into an engine that lacks it: one line when
@@ -293,14 +346,21 @@ def test_a_pull_reports_its_steps(tmp_path, registry_base, registry):
 
 @pytest.mark.registry
 @pytest.mark.xdist_group("engines-classic")  # an engine of its own: runs beside the others
-def test_build_push_on_the_classic_image_store_names_and_reports_what_the_registry_has(
+def test_the_classic_image_store_push_names_what_the_registry_has_and_push_only_is_refused(
     tmp_path, registry, registry_base
 ):
-    """Docker's classic image store (overlay2, the default before the containerd store): `build
-    --push` pushes through the engine and then names the images locally. The classic store knows
-    an image by its config digest, not by the manifest digest the build reports: tagging by the
-    latter failed with "No such image" after both images were pushed. Now the local names exist,
-    and the digests the build reports are the ones the registry serves for the pushed tags."""
+    """Docker's classic image store (overlay2, the default before the containerd store), one
+    engine for both cases:
+
+    - Its BuildKit reads no OCI layout as a named context: the staged source (source_context.py)
+      is dropped and the Dockerfile's own source stage runs, said so, once the build finds out.
+    - `build --push` pushes through the engine and then names the images locally. The classic
+      store knows an image by its config digest, not by the manifest digest the build reports:
+      tagging by the latter failed with "No such image" after both images were pushed. Now the
+      local names exist, and the digests the build reports are the ones the registry serves.
+    - Its exporter does not push for `--push-only` (buildx pushes through the engine only for a
+      non-empty `push=true`): the build must say so (exit 2) instead of reporting pushed digests
+      the registry does not have."""
     from imagesmith.engine.registry import Registry
 
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
@@ -309,11 +369,22 @@ def test_build_push_on_the_classic_image_store_names_and_reports_what_the_regist
     try:
         built = cli("build", "-p", str(root), "--base", registry_base, "--push", push, "--json", env=classic.env)
         assert built.returncode == 0, built.stderr[-3000:]
+        assert "the builder reads no OCI layout (the classic image store)" in built.stderr, built.stderr[-3000:]
         images = json.loads(built.stdout)["images"]
         local = classic.docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout.split("\n")
+        push_only = f"{registry}/imagesmith-test/classic-push-only-{uuid.uuid4().hex[:8]}"
+        refused = cli(
+            "build", "-p", str(root), "--base", registry_base, "--push", push_only, "--push-only", env=classic.env
+        )
     finally:
         classic.stop()
     for role in ("train", "serve"):
         name, _, digest = images[role]["pushed"].partition("@")
         assert Registry().digest(f"{push}:{role}") == digest, (role, images[role])
         assert any(line.startswith(f"tiny:{role} ") for line in local), local
+    assert refused.returncode == 2, refused.stdout + refused.stderr[-3000:]
+    assert "error: --push-only: the build made the train image sha256:" in refused.stderr, refused.stderr[-3000:]
+    assert (
+        "the builder did not push it" in refused.stderr
+        and "\nhint: --push-only needs the engine's containerd" in refused.stderr
+    )

@@ -515,28 +515,6 @@ def test_the_cuda_wheel_is_a_layer_of_its_own_and_a_clean_build_is_the_same_imag
         assert built.images[role].id == result.images[role].id, role
 
 
-def test_a_new_small_pin_keeps_the_cuda_layer_and_verify_counts_it(gpu_tiny, engine, tmp_path, own_tags):
-    root, _, result = gpu_tiny
-    bumped = _locked_copy(root, tmp_path / "bumped")
-    spec = bumped / "imagesmith.yaml"
-    spec.write_text(
-        spec.read_text().replace("  - nvidia-cuda-runtime-cu12==", "  - six==1.17.0\n  - nvidia-cuda-runtime-cu12==")
-    )
-    done = _imagesmith("lock", "-p", str(bumped), "--base", BASE_IMAGE)
-    assert done.returncode == 0, done.stderr
-    built = build_project(load_spec(bumped), engine, BuildOptions(base=BASE_IMAGE, tag=f"{OWN}-bumped", locked=True))
-    before, after = result.images["serve"].id, built.images["serve"].ref
-    assert after is not None
-    at = _layer_of(engine, after, HEAVY_STEP)
-    assert at == _layer_of(engine, before, HEAVY_STEP)
-    old, new = engine.image(before).layers, engine.image(after).layers
-    assert new[: at + 1] == old[: at + 1]  # the base, the user, the CUDA wheel: reused as they were
-    assert new[at + 1] != old[at + 1]  # the venv's layer has six now
-    for ref in (after, built.images["train"].ref):
-        check = _imagesmith("verify", str(ref))
-        assert check.returncode == 0, check.stdout + check.stderr
-
-
 def _pushed_layers(pinned: str) -> list[str]:
     """The blob digests of a pushed single-platform image's layers, bottom first (skopeo)."""
     done = subprocess.run(
@@ -554,12 +532,16 @@ def _pushed_layers(pinned: str) -> list[str]:
 
 
 @pytest.mark.registry
-def test_a_new_small_pin_pushes_the_same_cuda_blob(gpu_tiny, engine, registry, tmp_path, own_tags):
-    """Pushed to the loopback registry before and after a new small pin: the CUDA wheel's layer
-    is the same blob in both manifests (a registry that has it is not sent it again)."""
-    root, _, _ = gpu_tiny
+def test_a_new_small_pin_keeps_the_cuda_layer_and_its_pushed_blob_and_verify_counts_it(
+    gpu_tiny, engine, registry, tmp_path, own_tags
+):
+    """The project, then the project with a new small pin, each built and pushed to the loopback
+    registry: below the venv's layer (the base, the user, the CUDA wheel) the images share their
+    layers in the engine and their blobs in the registry (a registry that has the CUDA wheel's is
+    not sent it again); the venv's layer differs; verify passes on both new images."""
+    root, _, result = gpu_tiny
     repo = f"{registry}/imagesmith-test/gpu-heavy-{uuid.uuid4().hex[:8]}"
-    blobs, at = [], []
+    blobs, at, built = [], [], None
     for name, extra in (("plain", ""), ("bumped", "  - six==1.17.0\n")):
         copy = _locked_copy(root, tmp_path / name)
         if extra:
@@ -578,6 +560,14 @@ def test_a_new_small_pin_pushes_the_same_cuda_blob(gpu_tiny, engine, registry, t
         ref = built.images["serve"].ref
         assert ref is not None
         at.append(_layer_of(engine, ref, HEAVY_STEP))
-    assert at[0] == at[1]
-    assert blobs[0][: at[0] + 1] == blobs[1][: at[0] + 1]
+    assert at[0] == at[1] == _layer_of(engine, result.images["serve"].id, HEAVY_STEP)
+    assert blobs[0][: at[0] + 1] == blobs[1][: at[0] + 1]  # the CUDA wheel's blob: pushed once
     assert blobs[0][at[0] + 1] != blobs[1][at[0] + 1]
+    assert built is not None
+    before, after = result.images["serve"].id, built.images["serve"].ref
+    old, new = engine.image(before).layers, engine.image(after).layers
+    assert new[: at[1] + 1] == old[: at[1] + 1]  # the base, the user, the CUDA wheel: reused as they were
+    assert new[at[1] + 1] != old[at[1] + 1]  # the venv's layer has six now
+    for ref in (after, built.images["train"].ref):
+        check = _imagesmith("verify", str(ref))
+        assert check.returncode == 0, check.stdout + check.stderr

@@ -65,24 +65,50 @@ def test_cross_installed_arm64_image_is_the_emulated_one_bit_for_bit(arm64_nativ
     assert machine_of(cross.images["serve"].pushed, platform="linux/arm64") == "aarch64"  # the arm64 wheel's
 
 
+# docopt 0.6.2 (published only as source) and six, pinned by a pylock.toml (PEP 751) written here
+# with each file's name and sha256: imagesmith takes its pins as they are. Resolving docopt instead
+# runs its setup.py in a container of the arm64 base, under QEMU (pip-tools installed and run
+# there: minutes); that resolution in the base is the amd64 sdist test's (test_build_repro.py),
+# on the same code path.
+SDIST_PYLOCK = """\
+lock-version = "1.0"
+created-by = "tests/engine/test_python_env_cross.py"
+requires-python = ">=3.8"
+
+[[packages]]
+name = "docopt"
+version = "0.6.2"
+sdist = { name = "docopt-0.6.2.tar.gz", hashes = { sha256 = "49b3a825280bd66b3aa83585ef59c4a8c82f2c8a522dbe754a8bc8d08c85c491" } }
+
+[[packages]]
+name = "six"
+version = "1.17.0"
+wheels = [{ name = "six-1.17.0-py2.py3-none-any.whl", hashes = { sha256 = "4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274" } }]
+"""
+
+
 @pytest.mark.xdist_group("python-env-cross-sdist")
 def test_an_sdist_for_arm64_is_built_emulated_and_said_so(tmp_path, engine, registry):
-    """tiny with docopt 0.6.2 (published only as source) for linux/arm64: the sdist is built
-    under QEMU (its compilers are the target's), the Python environment is still installed
-    natively, the build says both, and the arm64 image imports docopt. (The native sdist build:
+    """tiny with docopt 0.6.2 (published only as source; SDIST_PYLOCK) for linux/arm64: the sdist
+    is built under QEMU (its compilers are the target's), the Python environment is still
+    installed natively, the build says both, and the arm64 image imports docopt, with no compiler
+    in it. (The native sdist build:
     test_build_repro.py; a two-platform build saying nothing of its build platform:
     test_platforms_engine.py.)"""
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
-    text = (root / "imagesmith.yaml").read_text().replace("  - six==1.17.0\n", "  - six==1.17.0\n  - docopt==0.6.2\n")
+    (root / "pylock.toml").write_text(SDIST_PYLOCK)
+    text = (root / "imagesmith.yaml").read_text().replace("  - six==1.17.0\n", "  pylock: true\n")
     text = text.replace("base: imagesmith-base:bookworm-py311\n", f"base: {REGISTRY_BASE}\n")
     (root / "imagesmith.yaml").write_text(text + "platform: linux/arm64\n")
-    subprocess.run(["git", "commit", "-qam", "sdist"], cwd=root, check=True, capture_output=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qm", "sdist"], cwd=root, check=True, capture_output=True)
     spec = load_spec(root)
     repo = f"{registry}/imagesmith-test/sdist-cross-{uuid.uuid4().hex[:8]}"
     lines: list[str] = []
     result = build_project(
         spec, engine, BuildOptions(tag="imagesmith-test/sdist-cross", push=repo), progress=lines.append
     )
+    assert [(p.name, p.version) for p in read_lock(spec.lock_path).packages] == [("docopt", "0.6.2"), ("six", "1.17.0")]
     said = [line for line in lines if line.startswith("linux/arm64: ")]
     assert len(said) == 1, lines
     assert "installed natively on linux/amd64" in said[0]
@@ -92,11 +118,11 @@ def test_an_sdist_for_arm64_is_built_emulated_and_said_so(tmp_path, engine, regi
         + [
             result.images["serve"].pushed,
             "-c",
-            "import docopt, platform; print(docopt.__version__, platform.machine())",
+            "import docopt, platform, shutil; print(docopt.__version__, platform.machine(), shutil.which('cc'))",
         ],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["0.6.2", "aarch64"]
+    assert proc.stdout.split() == ["0.6.2", "aarch64", "None"]

@@ -57,9 +57,9 @@ def _plain(root: Path, base: str, tmp_path: Path) -> dict[str, str]:
     """The same build with the Dockerfile's own source stage: the printed bake definition
     without the staged stage, built by plain buildx."""
     definition = _imagesmith(root, base, "--print", "--no-cache")
-    assert definition["target"].pop("imagesmith-source")["dockerfile-inline"] == "FROM scratch\nADD source.tar /\n"
+    assert set(definition["target"]) == {"serve", "train"}
     for target in definition["target"].values():
-        assert target["contexts"].pop("source") == "target:imagesmith-source"
+        assert target["contexts"].pop("source").startswith("oci-layout://")
         target["output"] = [o.replace(TAG, TAG + "-plain") for o in target["output"]]
     (tmp_path / "bake.json").write_text(json.dumps(definition))
     meta = tmp_path / "meta.json"

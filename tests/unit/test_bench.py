@@ -106,27 +106,89 @@ def test_phases_from_timed_progress_lines():
 
 
 def test_goals_and_verdicts():
-    cold = Row("cold", "s", {"imagesmith": [20.0, 22.0, 21.0], "plain": [30.0, 31.0, 29.0]}, Goal("ratio", 0.7))
-    assert cold.ratio() == 0.7 and cold.verdict() == "met"
     slow = Row("edit", "s", {"imagesmith": [2.5, 2.0, 3.0]}, Goal("max", 1.5))
     assert slow.median("imagesmith") == 2.5 and slow.verdict() == "missed by 1.00 s"
-    ratio = Row("cold", "s", {"imagesmith": [36.0], "plain": [30.0]}, Goal("ratio", 0.7))
-    assert ratio.verdict() == "missed by 0.50x"
+    assert Row("lock", "s", {"imagesmith": [0.1, 0.2, 0.15]}, Goal("max", 0.15)).verdict() == "met"
     assert Row("arm", "s", note="not available: error: no").verdict() == "not available: error: no"
     assert Row("x", "s", {}, Goal("max", 1.0)).verdict() == "not measured"
 
 
+def test_at_or_under_uvs_pattern_is_judged_from_the_medians_of_the_same_run():
+    goal = Goal("peer", 1.0, of="uv")
+    assert goal.describe("s") == "<= uv's pattern"
+    under = Row("cold", "s", {"imagesmith": [19.0, 19.5, 30.0], "plain": [24.5], "uv": [20.5, 20.0, 21.0]}, goal)
+    assert under.verdict() == "met: 0.95x"
+    equal = Row("cold", "s", {"imagesmith": [20.5], "uv": [20.5]}, goal)
+    assert equal.verdict() == "met: 1.00x"
+    over = Row("edit", "s", {"imagesmith": [1.57], "plain": [24.8], "uv": [1.05]}, goal)
+    assert over.verdict() == "missed by 0.52 s: 1.50x"
+    # the same numbers with uv slower turn the verdict: nothing is written down beforehand
+    over.values["uv"] = [1.6]
+    assert over.verdict() == "met: 0.98x"
+    assert Row("cold", "s", {"imagesmith": [20.0], "plain": [30.0]}, goal).verdict() == "not measured: no uv's pattern"
+    assert Goal("peer", 0.7, of="plain").describe("s") == "<= 0.7x plain Dockerfile"
+
+
+def test_the_smallest_image_and_goals_against_a_reference_measured_in_the_same_run():
+    least = Row("MB", "MB", {"imagesmith": [77.7], "plain": [87.4], "uv": [105.1]}, Goal("least"))
+    assert least.goal is not None and least.goal.describe("MB") == "smallest" and least.verdict() == "met"
+    least.values["plain"] = [70.0]
+    assert least.verdict() == "missed by 7.70 MB"
+    arm = Goal("times", 1.2, of="native amd64")
+    assert arm.describe("s") == "<= 1.2x native amd64"
+    assert Row("arm64", "s", {"imagesmith": [17.1]}, arm, reference=18.1).verdict() == "met: 0.94x"
+    assert Row("arm64", "s", {"imagesmith": [54.2]}, arm, reference=32.4).verdict() == "missed: 1.67x"
+    assert Row("arm64", "s", {"imagesmith": [54.2]}, arm).verdict() == "not measured: no native amd64"
+    cache = Goal("speedup", 2.5, of="cold")
+    assert cache.describe("s") == ">= 2.5x faster than cold"
+    assert Row("cached", "s", {"imagesmith": [20.1, 19.0, 25.0]}, cache, reference=33.3).verdict() == "missed: 1.66x"
+    assert Row("cached", "s", {"imagesmith": [8.0, 9.0, 12.0]}, cache, reference=33.3).verdict() == "met: 3.70x"
+    assert Row("cached", "s", {"imagesmith": [13.32]}, cache, reference=33.3).verdict() == "met: 2.50x"
+    assert Row("cached", "s", {}, cache, reference=33.3).verdict() == "not measured"
+    with pytest.raises(ValueError):
+        Goal("ratio", 0.7).describe("s")
+
+
+def test_each_build_row_carries_issue_28s_goal_and_the_arm64_rows_issue_27s():
+    import bench_build
+    import bench_platforms
+
+    builds = {
+        "imagesmith": [bench_build.Build("imagesmith", Path("."), "x", cold=19.5, edit=1.57, mb=77.7)],
+        "plain": [bench_build.Build("plain", Path("."), "x", cold=24.5, edit=24.8, mb=87.4)],
+        "uv": [bench_build.Build("uv", Path("."), "x", cold=20.5, edit=1.05, mb=105.1)],
+    }
+    rows = bench_build.rows(bench_build.PROJECTS["iris"], builds)
+    goals = {r.figure.split(": ", 1)[1]: (r.goal.describe(r.unit) if r.goal else "", r.verdict()) for r in rows}
+    assert goals["cold build, both images"] == ("<= uv's pattern", "met: 0.95x")
+    assert goals["one-line edit -> images"] == ("<= uv's pattern", "missed by 0.52 s: 1.50x")
+    assert goals["size over the base"] == ("smallest", "met")
+    labels = [b[0] for b in bench_platforms.BUILDS]
+    seconds = dict(zip(labels, (18.1, 17.1, 33.6, 36.7)))
+    platform_rows = [Row(label, "s", {"imagesmith": [s]}) for label, s in seconds.items()]
+    judged = bench_platforms.against_native(platform_rows, list(bench_platforms.BUILDS), seconds)
+    assert [r.goal.describe("s") if r.goal else "" for r in judged] == [
+        "",
+        "<= 1.2x native amd64",
+        "",
+        "<= 2.5x native amd64",
+    ]
+    assert [r.verdict() for r in judged] == ["", "met: 0.94x", "1.86x native amd64", "met: 2.03x"]
+
+
 def test_table_has_one_line_per_row_with_medians_and_ratios():
     rows = [
-        Row("iris: cold", "s", {"imagesmith": [20.0], "plain": [40.0], "uv": [30.0]}, Goal("ratio", 0.7)),
+        Row("iris: cold", "s", {"imagesmith": [20.0], "plain": [40.0], "uv": [30.0]}, Goal("peer", 1.0, of="uv")),
         Row("iris: MB", "MB", {"imagesmith": [88.0], "plain": [88.0], "uv": [90.0]}),
     ]
     text = table(rows).splitlines()
     assert len(text) == 3
-    assert "0.50" in text[1] and "0.75" in text[1] and text[1].rstrip().endswith("met")
+    assert "0.50" in text[1] and "0.75" in text[1] and "0.67" in text[1]
+    assert "<= uv's pattern" in text[1] and text[1].rstrip().endswith("met: 0.67x")
     md = table(rows, markdown=True).splitlines()
     assert md[0].startswith("| ") and md[1].startswith("|---") and len(md) == 4
     assert rows[0].as_json()["ratio_to_plain"] == {"imagesmith": 0.5, "uv": 0.75}
+    assert rows[0].as_json()["goal"] == "<= uv's pattern" and rows[0].as_json()["verdict"] == "met: 0.67x"
 
 
 def test_foreign_builds_are_the_ones_this_bench_did_not_start():
@@ -236,3 +298,30 @@ def test_the_pipeline_runs_train_golden_signoff_verify_in_order_and_a_failure_is
     assert [r.figure for r in rows] == ["torch: `imagesmith run train`", "torch: `imagesmith golden`"]
     assert rows[0].median("imagesmith") == 41.5 and rows[0].verdict() == ""
     assert rows[1].values["imagesmith"] == [] and rows[1].verdict() == "FAILED: error: boom"
+
+
+def test_the_sections_a_run_measures():
+    import run
+
+    assert run.sections(None, {}) == ("builds", "remote-cache", "arm64", "tests")
+    assert run.sections("remote-cache", {}) == ("remote-cache",)
+    assert run.sections("tests, builds", {"tests": True}) == ("builds",)
+    assert run.sections(None, {"remote-cache": True, "arm64": False}) == ("builds", "arm64", "tests")
+    with pytest.raises(ValueError, match="unknown section"):
+        run.sections("remote", {})
+
+
+def test_the_registry_cache_row_is_judged_against_the_cold_median_unless_a_guarantee_broke():
+    import bench_remote_cache
+
+    recipe = bench_remote_cache.RECIPES[1]
+    cold, cached = bench_remote_cache.judged(recipe, [33.0, 35.0, 31.0], [5.0, 6.0, 4.5], [])
+    assert cold.goal is None and cold.median("imagesmith") == 33.0
+    assert cached.goal is not None and cached.goal.describe("s") == ">= 2.5x faster than cold"
+    assert cached.reference == 33.0 and cached.verdict() == "met: 6.60x"
+    slow = bench_remote_cache.judged(recipe, [33.3], [20.1], [])[1]
+    assert slow.verdict() == "missed: 1.66x"
+    broken = bench_remote_cache.judged(
+        recipe, [33.0], [5.0], ["missed: not the cold build's digests", "missed: not the cold build's digests"]
+    )[1]
+    assert broken.verdict() == "missed: not the cold build's digests"

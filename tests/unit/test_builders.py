@@ -8,6 +8,7 @@ builder and a second engine are exercised for real in test_engines.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -57,6 +58,16 @@ def test_push_from_the_engines_builder_names_only_the_registry_reference():
     assert d["target"]["serve"]["output"] == ["type=image,name=127.0.0.1:5000/app:serve,push=true"]
 
 
+def test_push_only_from_the_engines_builder_neither_stores_nor_unpacks_and_leaves_the_push_to_buildkit():
+    """The exporter pushes (``push=`` empty is true to BuildKit) while buildx, which pushes once
+    more through the engine for ``push=true``, does not; nothing is stored or unpacked."""
+    d = _definition(push=PUSH, push_only=True)
+    assert d["target"]["serve"]["output"] == ["type=image,name=127.0.0.1:5000/app:serve,push=,store=false,unpack=false"]
+    # another builder never stores into the engine unless asked: push-only is its plain push
+    d = _definition(driver="docker-container", push=PUSH, push_only=True)
+    assert d["target"]["train"]["output"] == ["type=image,name=127.0.0.1:5000/app:train,push=true"]
+
+
 def test_other_builders_load_or_push_explicitly():
     d = _definition(driver="docker-container", load=True)
     assert d["target"]["train"]["output"] == ["type=docker,name=app:train"]
@@ -85,29 +96,16 @@ def test_each_target_writes_its_own_cache_and_reads_both():
         assert d["target"][role]["no-cache"] is True
 
 
-def test_the_staged_source_is_a_stage_of_its_own_exported_nowhere():
-    """source_context.py: one target per platform unpacks the staged archive; the images'
-    targets name it as their ``source`` context, and only they are the group's."""
-    d = _definition(
-        contexts={"source-amd64": "target:imagesmith-source-amd64", "source-arm64": "target:imagesmith-source-arm64"},
-        stages={
-            "imagesmith-source-arm64": (Path("/c/sources/k/context"), "linux/arm64"),
-            "imagesmith-source-amd64": (Path("/c/sources/k/context"), "linux/amd64"),
-        },
-        platforms=("linux/amd64", "linux/arm64"),
-        no_cache=True,
+def test_the_staged_source_is_part_of_the_images_solve():
+    """source_context.py: each platform's staged source is an OCI layout named as the images'
+    ``source`` context; no target of its own to build and export first."""
+    amd, arm = (
+        "oci-layout:///c/sources/k/layout@sha256:" + "a" * 64,
+        "oci-layout:///c/sources/k/layout@sha256:" + "b" * 64,
     )
-    assert d["group"]["default"]["targets"] == ["train", "serve"]
-    assert list(d["target"]) == ["train", "serve", "imagesmith-source-amd64", "imagesmith-source-arm64"]
-    stage = d["target"]["imagesmith-source-arm64"]
-    assert stage == {
-        "context": "/c/sources/k/context",
-        "dockerfile-inline": "FROM scratch\nADD source.tar /\n",
-        "output": ["type=cacheonly"],
-        "platforms": ["linux/arm64"],
-        "no-cache": True,
-    }
-    assert d["target"]["serve"]["contexts"]["source-arm64"] == "target:imagesmith-source-arm64"
+    d = _definition(contexts={"source-amd64": amd, "source-arm64": arm}, platforms=("linux/amd64", "linux/arm64"))
+    assert d["group"]["default"]["targets"] == ["train", "serve"] == list(d["target"])
+    assert d["target"]["serve"]["contexts"]["source-arm64"] == arm
 
 
 @pytest.mark.parametrize(
@@ -396,7 +394,16 @@ def _fake_docker(tmp_path, monkeypatch, fails: int, failure: str = NAME_RACE_LOG
     docker.write_text(FAKE_BAKE.format(python=sys.executable, count=str(count), fails=fails, failure=failure))
     docker.chmod(0o755)
     monkeypatch.setenv("PATH", f"{docker.parent}:{os.environ['PATH']}")
+    _no_plugin(tmp_path, monkeypatch)
     return count
+
+
+def _no_plugin(tmp_path, monkeypatch) -> None:
+    """No buildx plugin where imagesmith looks: the fake docker command runs buildx."""
+    from imagesmith.engine import buildx
+
+    monkeypatch.setattr(buildx, "SYSTEM_PLUGIN_DIRS", ())
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
 
 
 def test_a_name_another_build_made_at_the_same_moment_is_named_again(tmp_path, monkeypatch):
@@ -438,6 +445,36 @@ def test_something_buildkit_lost_during_the_build_is_tried_once_more(tmp_path, m
     out = Buildx().bake(definition, cwd=tmp_path, epoch=0, echo=seen.append)
     assert out["serve"]["containerimage.digest"] == "sha256:" + "a" * 64 and count.read_text() == "2"
     assert "imagesmith: BuildKit could not find something it had found earlier in the build; once more" in seen
+
+
+EXPORT_DEADLINE_LOG = """#12 [serve] exporting to image
+#12 exporting layers 0.3s done
+#12 ERROR: DeadlineExceeded: context deadline exceeded
+------
+ > exporting to image:
+------
+ERROR: failed to solve: DeadlineExceeded: context deadline exceeded"""
+
+
+def test_an_export_the_engine_timed_out_is_tried_once_more_and_only_once(tmp_path, monkeypatch):
+    """Seen in the engine tier (4 workers, 2 cores, two builds of the same names at once): the
+    export ends in DeadlineExceeded. Every step is cached by then: bake runs once more; a second
+    timeout is the error it is."""
+    from imagesmith.engine.buildx import Buildx
+
+    definition = {"group": {"default": {"targets": ["serve"]}}, "target": {"serve": {}}}
+    count = _fake_docker(tmp_path, monkeypatch, fails=1, failure=EXPORT_DEADLINE_LOG)
+    seen: list[str] = []
+    out = Buildx().bake(definition, cwd=tmp_path, epoch=0, echo=seen.append)
+    assert out["serve"]["containerimage.digest"] == "sha256:" + "a" * 64 and count.read_text() == "2"
+    assert "imagesmith: the engine timed out at the export; once more" in seen
+    count.unlink()
+    (tmp_path / "bin" / "docker").write_text(
+        FAKE_BAKE.format(python=sys.executable, count=str(count), fails=2, failure=EXPORT_DEADLINE_LOG)
+    )
+    with pytest.raises(EngineError):
+        Buildx().bake(definition, cwd=tmp_path, epoch=0)
+    assert count.read_text() == "2"
 
 
 def test_something_lost_twice_is_named_with_the_step_and_why(tmp_path, monkeypatch):
@@ -502,6 +539,7 @@ def test_a_prefetched_inspect_nobody_asked_for_is_ended(tmp_path, monkeypatch):
     docker.write_text("#!/bin/sh\nexec sleep 60\n")
     docker.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    _no_plugin(tmp_path, monkeypatch)
     buildx = Buildx()
     buildx.prefetch("other")
     procs = list(buildx._pending.values())
@@ -510,3 +548,38 @@ def test_a_prefetched_inspect_nobody_asked_for_is_ended(tmp_path, monkeypatch):
     gc.collect()
     assert all(p.returncode is not None for p in procs)  # killed and reaped: no zombie
     assert all(p.stdout.closed and p.stderr.closed for p in procs)
+
+
+def _plugin(folder: Path) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "docker-buildx"
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_buildx_runs_as_the_plugin_the_docker_command_would_run(tmp_path, monkeypatch):
+    """The docker command's order: the config's extra folders, DOCKER_CONFIG/cli-plugins, then
+    the system's; run in plugin mode (the variable the docker command sets for its plugins)."""
+    from imagesmith.engine import buildx
+
+    monkeypatch.setattr(buildx, "SYSTEM_PLUGIN_DIRS", (str(tmp_path / "system"),))
+    monkeypatch.setattr(buildx.shutil, "which", lambda name: "/bin/docker")
+    config = tmp_path / "config"
+    config.mkdir()
+    env = {"DOCKER_CONFIG": str(config)}
+    assert buildx.plugin_path(env) is None
+    assert buildx.buildx_command(env)[1] == {}  # the docker command runs buildx
+    system = _plugin(tmp_path / "system")
+    assert buildx.plugin_path(env) == system
+    own = _plugin(config / "cli-plugins")
+    assert buildx.plugin_path(env) == own
+    extra = _plugin(tmp_path / "extra")
+    (config / "config.json").write_text(json.dumps({"cliPluginsExtraDirs": [str(tmp_path / "extra")]}))
+    assert buildx.buildx_command(env) == ([extra, "buildx"], {buildx.PLUGIN_MODE_ENV: "/bin/docker"})
+    # a folder only the docker command reads: it runs the plugin
+    assert buildx.plugin_path({**env, "DOCKER_CLI_PLUGIN_EXTRA_DIRS": str(tmp_path)}) is None
+    (config / "config.json").write_text("{not json")
+    assert buildx.plugin_path(env) == own
+    os.chmod(own, 0o644)  # not executable: the docker command's to word the problem
+    assert buildx.plugin_path(env) is None

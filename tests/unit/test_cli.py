@@ -40,6 +40,9 @@ def test_version_through_the_real_console_entry_point():
         (["verify"], "Missing argument"),
         (["verify", "x", "--bogus"], "No such option: --bogus"),
         (["build", "--progress", "loud", "-p", str(TINY)], "--progress must be auto, plain, tty or quiet"),
+        (["build", "--push-only", "-p", str(TINY)], "--push-only needs --push REGISTRY/REPO"),
+        (["build", "--push", "127.0.0.1:5000/x", "--push-only", "--load", "-p", str(TINY)], "--push-only keeps"),
+        (["build", "--push", "127.0.0.1:5000/x", "--push-only", "-t", "app", "-p", str(TINY)], "where -t would"),
         (["nosuchcommand"], "No such command"),
     ],
 )

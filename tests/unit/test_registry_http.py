@@ -326,3 +326,28 @@ def test_a_registry_that_refuses_the_manifest_names_docker_login_for_its_host():
     assert _login_hint("registry.example.invalid/team/app:serve") == "docker login registry.example.invalid"
     assert _login_hint("localhost/app:serve") == "docker login localhost"
     assert _login_hint("team/app:serve") == _login_hint("app") == "docker login"
+
+
+@pytest.mark.parametrize(
+    ("repo", "expected"),
+    [
+        ("127.0.0.1:5000/team/app", ("127.0.0.1:5000", "team/app")),
+        ("registry.example.test/app", ("registry.example.test", "app")),
+        ("localhost/app", ("localhost", "app")),
+        ("user/app", (None, "user/app")),  # Docker Hub: not a host called "user"
+        ("app", (None, "library/app")),  # an official image
+        ("docker.io/app", (None, "library/app")),
+        ("docker.io/user/app", (None, "user/app")),
+    ],
+)
+def test_the_registry_api_of_a_repository_follows_dockers_rules(repo, expected):
+    """A blob read of a Docker Hub image (``user/app``) went to a host named ``user``: a
+    repository without a registry host is the docker SDK's default index's (None here: whatever
+    host the SDK names), and a one-component name there is under ``library/``."""
+    import docker.auth
+
+    from imagesmith.engine.registry_http import api_repository
+
+    host, name = api_repository(repo)
+    default = urllib.parse.urlsplit(docker.auth.INDEX_URL).hostname
+    assert (host if host != default else None, name) == expected

@@ -1,5 +1,5 @@
 """The staged source (imagesmith/source_context.py): Docker's ignore rules for the forms
-imagesmith writes, what the Dockerfile's source stage holds, and the archive of it. The
+imagesmith writes, what the Dockerfile's source stage holds, and the one-layer image of it. The
 engine tier (tests/engine/test_source_context.py) checks the images are the plain build's."""
 
 from __future__ import annotations
@@ -7,19 +7,18 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 
 from imagesmith.render import dockerignore
 from imagesmith.source_context import (
     APP,
-    ARCHIVE,
-    STAMP_RANGE,
     IgnoreRules,
     Stager,
     _climbs_out,
-    archive_time_ns,
     ignore_patterns,
+    image_of,
     plan,
     staged,
 )
@@ -131,16 +130,16 @@ def test_what_cannot_be_reproduced_is_not_staged(tmp_path, make, sources):
         os.chmod(root / "app" / "sub", 0o750)
 
 
-def test_archive_time_is_never_zero_and_follows_the_content():
-    times = {archive_time_ns(bytes([i]) * 32) for i in range(256)}
-    assert len(times) == 256 and all(1 <= t <= STAMP_RANGE for t in times)
-
-
 def _sync(root, folder, sources=("app/", "bin/run.sh")):
     tree = plan(root, sources, rules(IGNORE))
     assert tree is not None
-    assert Stager(folder).sync(root, tree)
-    return folder / "context" / ARCHIVE
+    layer = Stager(folder).sync(root, tree)
+    assert layer is not None
+    return _blob(folder, layer[0])
+
+
+def _blob(folder, digest):
+    return folder / "layout" / "blobs" / "sha256" / digest.removeprefix("sha256:")
 
 
 def _members(archive):
@@ -172,32 +171,29 @@ def test_sync_writes_the_tree_as_an_archive_with_every_time_zero(tmp_path):
     assert members[f"{APP}/app/outside"].linkname == "/etc/passwd"  # kept as a link, never read
     with tarfile.open(archive) as tar:
         assert tar.extractfile(f"{APP}/app/main.py").read() == b"print('hi')\n"
-    digest = __import__("hashlib").sha256(archive.read_bytes()).digest()
-    assert os.lstat(archive).st_mtime_ns == archive_time_ns(digest)
+    assert __import__("hashlib").sha256(archive.read_bytes()).hexdigest() == archive.name  # a blob, by its digest
 
 
 def test_the_archive_is_the_same_bytes_for_the_same_tree(tmp_path):
-    """Two checkouts with other file times and inodes: one archive (BuildKit sends nothing)."""
+    """Two checkouts with other file times and inodes: one layer (BuildKit fetches nothing)."""
     one, two = _project(tmp_path / "one"), _project(tmp_path / "two")
     os.utime(two / "app" / "main.py", (1_000_000, 1_000_000))
     a, b = _sync(one, tmp_path / "s1"), _sync(two, tmp_path / "s2")
-    assert a.read_bytes() == b.read_bytes() and os.lstat(a).st_mtime_ns == os.lstat(b).st_mtime_ns
+    assert a.name == b.name and a.read_bytes() == b.read_bytes()
 
 
-def test_an_edit_writes_the_archive_again(tmp_path, monkeypatch):
+def test_an_edit_writes_the_layer_again(tmp_path, monkeypatch):
     # files are trusted by their stat at once (a file younger than statcache.SETTLE_NS makes the
-    # archive be written again on every sync: test_a_file_written_just_now_is_not_remembered), so
+    # layer be written again on every sync: test_a_file_written_just_now_is_not_remembered), so
     # the test does not depend on how fast the machine runs it
     monkeypatch.setattr("imagesmith.statcache.SETTLE_NS", 0)
     root = _project(tmp_path)
-    archive = _sync(root, tmp_path / "stage")
-    before = os.lstat(archive)
+    before = _sync(root, tmp_path / "stage")
     (root / "app" / "main.py").write_text("print('ho')\n")  # same size
     (root / "app" / "sub" / "secret.txt").unlink()
     (root / "app" / "new").mkdir()
-    _sync(root, tmp_path / "stage")
-    after = os.lstat(archive)
-    assert after.st_size == before.st_size and after.st_mtime_ns != before.st_mtime_ns  # BuildKit sends it again
+    archive = _sync(root, tmp_path / "stage")
+    assert archive.name != before.name  # another digest: BuildKit fetches it
     members = _members(archive)
     assert f"{APP}/app/sub/secret.txt" not in members and members[f"{APP}/app/new"].isdir()
     with tarfile.open(archive) as tar:
@@ -221,22 +217,31 @@ def test_an_unchanged_tree_is_left_alone(tmp_path, monkeypatch):
     archive = _sync(root, tmp_path / "stage")
     state = os.lstat(tmp_path / "stage" / "state.json")
     written = os.lstat(archive)
-    _sync(root, tmp_path / "stage")
+    assert _sync(root, tmp_path / "stage") == archive
     assert os.lstat(tmp_path / "stage" / "state.json").st_ino == state.st_ino  # not written again
     assert os.lstat(archive).st_ino == written.st_ino
     os.chmod(root / "bin" / "run.sh", 0o700)  # a mode is part of the tree
-    _sync(root, tmp_path / "stage")
-    assert _members(archive)[f"{APP}/bin/run.sh"].mode == 0o700
+    assert _members(_sync(root, tmp_path / "stage"))[f"{APP}/bin/run.sh"].mode == 0o700
+
+
+def test_a_missing_or_cut_layer_is_written_again(tmp_path, monkeypatch):
+    monkeypatch.setattr("imagesmith.statcache.SETTLE_NS", 0)
+    root = _project(tmp_path)
+    archive = _sync(root, tmp_path / "stage")
+    whole = archive.read_bytes()
+    archive.write_bytes(whole[:512])
+    assert _sync(root, tmp_path / "stage").read_bytes() == whole
+    archive.unlink()
+    assert _sync(root, tmp_path / "stage").read_bytes() == whole
 
 
 def test_a_file_that_became_a_folder(tmp_path):
     root = _project(tmp_path)
-    archive = _sync(root, tmp_path / "stage")
+    _sync(root, tmp_path / "stage")
     (root / "app" / "main.py").unlink()
     (root / "app" / "main.py").mkdir()
     (root / "app" / "main.py" / "x").write_text("x")
-    _sync(root, tmp_path / "stage")
-    members = _members(archive)
+    members = _members(_sync(root, tmp_path / "stage"))
     assert members[f"{APP}/app/main.py"].isdir() and members[f"{APP}/app/main.py/x"].isfile()
 
 
@@ -256,8 +261,8 @@ def test_a_file_that_changes_while_read_is_not_staged(tmp_path, monkeypatch):
         return st
 
     monkeypatch.setattr("imagesmith.source_context.os.lstat", lstat)
-    assert tree is not None and not Stager(tmp_path / "stage").sync(root, tree)
-    assert not list((tmp_path / "stage" / "context").iterdir())  # no archive, no temporary file
+    assert tree is not None and Stager(tmp_path / "stage").sync(root, tree) is None
+    assert not list((tmp_path / "stage" / "layout" / "blobs" / "sha256").iterdir())  # no layer, no temporary file
 
 
 def test_links_that_stay_below_the_root_are_kept():
@@ -267,45 +272,116 @@ def test_links_that_stay_below_the_root_are_kept():
 
 
 def test_a_big_tree_is_left_to_the_dockerfiles_stage(tmp_path, monkeypatch):
-    """Past MAX_ARCHIVE_BYTES an edit would write and send the whole archive, where the
+    """Past MAX_ARCHIVE_BYTES an edit would write and send the whole layer, where the
     Dockerfile's COPY sends only the file that changed."""
     root = _project(tmp_path)
     tree = plan(root, ("app/",), rules(IGNORE))
     assert tree is not None
     total = sum(os.lstat(root / e.origin).st_size for e in tree.values() if e.kind == "file")
     monkeypatch.setattr("imagesmith.source_context.MAX_ARCHIVE_BYTES", total - 1)
-    assert not Stager(tmp_path / "stage").sync(root, tree)
+    assert Stager(tmp_path / "stage").sync(root, tree) is None
     monkeypatch.setattr("imagesmith.source_context.MAX_ARCHIVE_BYTES", total)
-    assert Stager(tmp_path / "stage").sync(root, tree)
+    assert Stager(tmp_path / "stage").sync(root, tree) is not None
+
+
+AMD64 = ("linux/amd64",)
+
+
+def _layout(context: str) -> tuple[Path, dict]:
+    """The layout folder and the manifest an ``oci-layout://DIR@DIGEST`` context names."""
+    folder, _, digest = context.removeprefix("oci-layout://").partition("@")
+    blob = Path(folder) / "blobs" / "sha256" / digest.removeprefix("sha256:")
+    assert __import__("hashlib").sha256(blob.read_bytes()).hexdigest() == blob.name
+    return Path(folder), json.loads(blob.read_bytes())
 
 
 def test_staged_yields_none_when_the_rules_are_not_exact(tmp_path):
     root = _project(tmp_path)
-    with staged(root, ("app/",), IGNORE + "!keep\n", tmp_path / "cache") as folder:
-        assert folder is None
-    with staged(root, ("app/",), IGNORE, tmp_path / "cache") as folder:
-        assert folder is not None and sorted(p.name for p in folder.iterdir()) == [ARCHIVE]
-        assert f"{APP}/app/main.py" in _members(folder / ARCHIVE)
+    with staged(root, ("app/",), IGNORE + "!keep\n", tmp_path / "cache", AMD64) as contexts:
+        assert contexts is None
+    with staged(root, ("app/",), IGNORE, tmp_path / "cache", AMD64) as contexts:
+        assert contexts is not None and list(contexts) == list(AMD64)
+        folder, manifest = _layout(contexts["linux/amd64"])
+        layer = _blob(folder.parent, manifest["layers"][0]["digest"])
+        assert f"{APP}/app/main.py" in _members(layer)
 
 
-def test_the_first_versions_staged_folder_is_removed(tmp_path):
+def test_each_platform_gets_a_manifest_of_the_same_layer(tmp_path):
+    """A valid OCI image layout: index.json lists each platform's manifest, each names its
+    config (the platform, the layer as its one diff_id) and the same uncompressed layer."""
     root = _project(tmp_path)
-    with staged(root, ("app/",), IGNORE, tmp_path / "cache") as folder:
-        assert folder is not None
-    old = folder.parent / "tree" / APP
-    old.mkdir(parents=True)
-    (tmp_path / "cache" / "sources" / folder.parent.name / "state.json").write_text('{"format": 1, "files": {}}')
-    with staged(root, ("app/",), IGNORE, tmp_path / "cache") as again:
-        assert again == folder and (folder / ARCHIVE).is_file()
-    assert not (folder.parent / "tree").exists()
+    platforms = ("linux/arm64", "linux/amd64", "linux/arm/v7")
+    with staged(root, ("app/",), IGNORE, tmp_path / "cache", platforms) as contexts:
+        assert contexts is not None and sorted(contexts) == sorted(platforms)
+        seen = {}
+        for platform, context in contexts.items():
+            folder, manifest = _layout(context)
+            (layer,) = manifest["layers"]
+            assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar"
+            blob = _blob(folder.parent, layer["digest"])
+            assert layer["size"] == blob.stat().st_size
+            config = json.loads(_blob(folder.parent, manifest["config"]["digest"]).read_bytes())
+            assert config["rootfs"] == {"type": "layers", "diff_ids": [layer["digest"]]}
+            assert (
+                "/".join([config["os"], config["architecture"], *([config["variant"]] if "variant" in config else [])])
+                == platform
+            )
+            seen[platform] = layer["digest"]
+        assert len(set(seen.values())) == 1
+        index = json.loads((folder / "index.json").read_text())
+        assert sorted(m["digest"] for m in index["manifests"]) == sorted(
+            c.rpartition("@")[2] for c in contexts.values()
+        )
+        assert json.loads((folder / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+
+
+def test_the_manifest_is_the_same_for_the_same_layer():
+    assert image_of("sha256:" + "a" * 64, 10, "linux/amd64") == image_of("sha256:" + "a" * 64, 10, "linux/amd64")
+    assert image_of("sha256:" + "a" * 64, 10, "linux/amd64") != image_of("sha256:" + "a" * 64, 10, "linux/arm64")
+
+
+def test_an_edit_leaves_only_the_new_images_blobs(tmp_path, monkeypatch):
+    monkeypatch.setattr("imagesmith.statcache.SETTLE_NS", 0)
+    root = _project(tmp_path)
+    with staged(root, ("app/",), IGNORE, tmp_path / "cache", AMD64) as contexts:
+        assert contexts is not None
+        folder, _ = _layout(contexts["linux/amd64"])
+    (root / "app" / "main.py").write_text("print('edited')\n")
+    with staged(root, ("app/",), IGNORE, tmp_path / "cache", AMD64) as again:
+        assert again is not None and again != contexts
+        _, manifest = _layout(again["linux/amd64"])
+    blobs = {p.name for p in (folder / "blobs" / "sha256").iterdir()}
+    wanted = {manifest["layers"][0]["digest"], manifest["config"]["digest"], again["linux/amd64"].rpartition("@")[2]}
+    assert blobs == {d.removeprefix("sha256:") for d in wanted}
+
+
+def test_a_whiteout_name_is_not_staged(tmp_path):
+    """Unpacking a layer deletes the file a ``.wh.NAME`` entry names; COPY copies it as a file."""
+    root = _project(tmp_path)
+    (root / "app" / ".wh.main.py").write_text("x")
+    assert plan(root, ("app/",), rules(IGNORE)) is None
+    assert plan(root, ("bin/",), rules(IGNORE)) is not None
+
+
+def test_the_earlier_versions_staged_folders_are_removed(tmp_path):
+    root = _project(tmp_path)
+    with staged(root, ("app/",), IGNORE, tmp_path / "cache", AMD64) as contexts:
+        assert contexts is not None
+    folder = _layout(contexts["linux/amd64"])[0].parent
+    for older in ("tree", "context"):
+        (folder / older / APP).mkdir(parents=True)
+    (folder / "state.json").write_text('{"format": 2, "files": {}}')
+    with staged(root, ("app/",), IGNORE, tmp_path / "cache", AMD64) as again:
+        assert again == contexts
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["layout"]
 
 
 def test_trees_of_projects_gone_for_a_day_are_pruned(tmp_path):
     cache = tmp_path / "cache"
     gone, kept = _project(tmp_path / "gone"), _project(tmp_path / "kept")
     for root in (gone, kept):
-        with staged(root, ("app/",), IGNORE, cache) as folder:
-            assert folder is not None
+        with staged(root, ("app/",), IGNORE, cache, AMD64) as contexts:
+            assert contexts is not None
     folders = {p.parent.name: p for p in (cache / "sources").glob("*/root")}
     assert len(folders) == 2
     import shutil
@@ -314,7 +390,7 @@ def test_trees_of_projects_gone_for_a_day_are_pruned(tmp_path):
     for path in folders.values():  # both staged two days ago
         os.utime(path.parent / "lock", (0, 0))
     os.utime(cache / "sources" / ".pruned", (0, 0))  # and the last pruning a day ago
-    with staged(kept, ("app/",), IGNORE, cache) as folder:
-        assert folder is not None
+    with staged(kept, ("app/",), IGNORE, cache, AMD64) as contexts:
+        assert contexts is not None
     left = [p.read_text() for p in (cache / "sources").glob("*/root")]
     assert left == [str(kept.resolve())]

@@ -1,0 +1,84 @@
+"""A bake started before the builder's driver is known (build.py's ``confirm``), on the real
+buildx: a definition the answer replaces is stopped and the replacement built; a refusal stops
+the bake before it names an image; the current builder that keeps images to itself is
+refused with the same words as a named one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from imagesmith.engine.buildx import Buildx
+from tests.conftest import PROJECTS, copy_project
+from tests.helpers import cli
+
+pytestmark = pytest.mark.engine
+
+
+def _definition(tmp_path, name: str, text: str) -> dict:
+    return {
+        "group": {"default": {"targets": ["image"]}},
+        "target": {
+            "image": {
+                "context": str(tmp_path),
+                "dockerfile-inline": text,
+                "output": [f"type=image,name={name}"],
+            }
+        },
+    }
+
+
+def _image_exists(name: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", name], capture_output=True).returncode == 0
+
+
+def test_a_replaced_definition_is_built_instead(tmp_path, engine):
+    token = uuid.uuid4().hex[:8]
+    first, second = f"imagesmith-test/confirm-first:{token}", f"imagesmith-test/confirm-second:{token}"
+    started = _definition(tmp_path, first, f"FROM scratch\nLABEL which=first token={token}\n")
+    instead = _definition(tmp_path, second, f"FROM scratch\nLABEL which=second token={token}\n")
+    try:
+        metadata = Buildx().bake(started, cwd=tmp_path, epoch=0, confirm=lambda: instead)
+        assert metadata["image"]["containerimage.digest"].startswith("sha256:")
+        assert _image_exists(second) and not _image_exists(first)
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", first, second], capture_output=True)
+
+
+def test_a_refusal_stops_the_bake(tmp_path, engine):
+    token = uuid.uuid4().hex[:8]
+    name = f"imagesmith-test/confirm-refused:{token}"
+
+    def refuse():
+        raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        Buildx().bake(
+            _definition(tmp_path, name, f"FROM scratch\nLABEL token={token}\n"), cwd=tmp_path, epoch=0, confirm=refuse
+        )
+    time.sleep(5)  # a buildx plugin left running would have built and named the image by now
+    assert not _image_exists(name)
+
+
+def test_a_current_builder_that_keeps_images_to_itself_is_refused(tmp_path, engine, base_image):
+    """BUILDX_BUILDER names a builder (the remote driver: a definition only, nothing started)."""
+    builder = f"imagesmith-test-remote-{uuid.uuid4().hex[:8]}"
+    made = subprocess.run(
+        ["docker", "buildx", "create", "--name", builder, "--driver", "remote", "tcp://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    try:
+        project = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
+        proc = cli("build", "-p", str(project), "--base", base_image, "--json", env={"BUILDX_BUILDER": builder})
+        assert proc.returncode == 2, proc.stderr
+        answer = json.loads(proc.stdout)
+        assert "(driver remote) keeps images in its own cache" in answer["error"]
+        assert "--load" in answer["hint"]
+    finally:
+        subprocess.run(["docker", "buildx", "rm", builder], capture_output=True)
