@@ -206,38 +206,11 @@ class Buildx:
             confirm = None  # a second attempt builds what the first one did
             if rc == 0 or attempt == NAME_RACE_ATTEMPTS:
                 break
-            # Another build (a parallel CI job on this engine) named the same image at the same
-            # moment: BuildKit's image exporter updates a name that exists and creates one that
-            # does not, so of two exports that both found the name missing the second fails
-            # (`image "NAME": already exists`). The name exists now: once more updates it (the
-            # last build to finish names the image, as when the two run one after the other).
-            # Every step is cached by then, except with --no-cache, which builds again.
-            if _NAME_RACE.search(log):
-                if echo:
-                    echo("imagesmith: another build named the same image at the same moment; naming it again")
-                continue
-            # BuildKit lost something it had found earlier in this build (see lost_in_build):
-            # once more finds every finished step cached and gives the same digests.
-            # The engine gave up waiting at the export (a loaded engine, two exports of the same
-            # names at once: seen with 4 test workers on 2 cores). Once more finds every step
-            # cached and exports again.
-            if attempt == 1 and _EXPORT_DEADLINE.search(log):
-                if echo:
-                    echo("imagesmith: the engine timed out at the export; once more")
-                continue
-            if attempt == 1 and _LOST.search(log):
-                if echo:
-                    echo("imagesmith: BuildKit could not find something it had found earlier in the build; once more")
-                continue
-            # Both targets push the layers they share at the same time; the registry can answer
-            # one manifest before the other's upload of a shared blob is done ("manifest blob
-            # unknown", containerd/containerd#2706). Everything is cached by then: once more
-            # only pushes, and finds the blobs there.
-            if attempt == 1 and _PUSH_RACE.search(log):
-                if echo:
-                    echo("imagesmith: a push raced with the other target's upload of a shared layer; pushing again")
-                continue
-            break
+            said = _once_more(log, attempt)
+            if said is None:
+                break
+            if echo:
+                echo(said)
         if rc != 0:
             raise bake_failure(log, targets, builder, describe_failure, definition)
         out: dict[str, dict] = {}
@@ -336,6 +309,36 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 # BuildKit's image exporter creating a name that another export created since it looked.
+def _once_more(log: str, attempt: int) -> str | None:
+    """What a failed bake says before it runs once more, or None when it does not (``log``: its
+    plain log; ``attempt``: 1 for the first run)."""
+    # Another build (a parallel CI job on this engine) named the same image at the same moment:
+    # BuildKit's image exporter updates a name that exists and creates one that does not, so of
+    # two exports that both found the name missing the second fails (`image "NAME": already
+    # exists`). The name exists now: once more updates it (the last build to finish names the
+    # image, as when the two run one after the other). Every step is cached by then, except with
+    # --no-cache, which builds again.
+    if _NAME_RACE.search(log):
+        return "imagesmith: another build named the same image at the same moment; naming it again"
+    if attempt > 1:
+        return None
+    # The engine gave up waiting at the export (a loaded engine, two exports of the same names at
+    # once: seen with 4 test workers on 2 cores). Once more finds every step cached.
+    if _EXPORT_DEADLINE.search(log):
+        return "imagesmith: the engine timed out at the export; once more"
+    # BuildKit lost something it had found earlier in this build (see lost_in_build): once more
+    # finds every finished step cached and gives the same digests.
+    if _LOST.search(log):
+        return "imagesmith: BuildKit could not find something it had found earlier in the build; once more"
+    # Both targets push the layers they share at the same time; the registry can answer one
+    # manifest before the other's upload of a shared blob is done ("manifest blob unknown",
+    # containerd/containerd#2706). Everything is cached by then: once more only pushes, and finds
+    # the blobs there.
+    if _PUSH_RACE.search(log):
+        return "imagesmith: a push raced with the other target's upload of a shared layer; pushing again"
+    return None
+
+
 class NoOciLayout(EngineError):
     """The builder reads no ``oci-layout://`` named context: the classic image store's BuildKit."""
 
