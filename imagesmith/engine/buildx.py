@@ -326,6 +326,11 @@ def _once_more(log: str, attempt: int) -> str | None:
     # once: seen with 4 test workers on 2 cores). Once more finds every step cached.
     if _EXPORT_DEADLINE.search(log):
         return "imagesmith: the engine timed out at the export; once more"
+    # BuildKit's scheduler merged a step with another client's solve that ended meanwhile
+    # (moby/buildkit#2303, "inconsistent graph state": concurrent builds on one engine, seen in
+    # the engine tier). Every finished step is cached: once more resumes where it failed.
+    if _GRAPH_STATE.search(log):
+        return "imagesmith: BuildKit lost track of a step another build shared; once more"
     # BuildKit lost something it had found earlier in this build (see lost_in_build): once more
     # finds every finished step cached and gives the same digests.
     if _LOST.search(log):
@@ -347,6 +352,7 @@ _NAME_RACE = re.compile(r'image "([^"\n]+)": already exists')
 # Each attempt after the first finds the name made, so a second loses only to a deleted image.
 NAME_RACE_ATTEMPTS = 3
 # BuildKit's bare NotFound: the whole error is "not found", naming no file, image or digest.
+_GRAPH_STATE = re.compile(r"^ERROR: failed to solve: failed to get edge: inconsistent graph state\s*$", re.M)
 _EXPORT_DEADLINE = re.compile(r"^ERROR: failed to solve: DeadlineExceeded: context deadline exceeded\s*$", re.M)
 _LOST = re.compile(r"^ERROR: failed to solve: (?:[A-Za-z ]+: )?not found\s*$", re.M)
 

@@ -456,21 +456,34 @@ EXPORT_DEADLINE_LOG = """#12 [serve] exporting to image
 ERROR: failed to solve: DeadlineExceeded: context deadline exceeded"""
 
 
-def test_an_export_the_engine_timed_out_is_tried_once_more_and_only_once(tmp_path, monkeypatch):
-    """Seen in the engine tier (4 workers, 2 cores, two builds of the same names at once): the
-    export ends in DeadlineExceeded. Every step is cached by then: bake runs once more; a second
-    timeout is the error it is."""
+GRAPH_STATE_LOG = """#35 [train shared 2/6] COPY --from=python-env /python-env/ /
+#35 CANCELED
+ERROR: failed to solve: failed to get edge: inconsistent graph state"""
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (EXPORT_DEADLINE_LOG, "imagesmith: the engine timed out at the export; once more"),
+        (GRAPH_STATE_LOG, "imagesmith: BuildKit lost track of a step another build shared; once more"),
+    ],
+)
+def test_a_failure_of_the_engine_under_load_is_tried_once_more_and_only_once(tmp_path, monkeypatch, failure, said):
+    """Seen in the engine tier (4 workers, 2 cores, concurrent builds on one engine): an export
+    that ends in DeadlineExceeded; BuildKit's "inconsistent graph state" (moby/buildkit#2303: a
+    step merged with another client's solve that ended). Every finished step is cached: bake runs
+    once more; a second failure is the error it is."""
     from imagesmith.engine.buildx import Buildx
 
     definition = {"group": {"default": {"targets": ["serve"]}}, "target": {"serve": {}}}
-    count = _fake_docker(tmp_path, monkeypatch, fails=1, failure=EXPORT_DEADLINE_LOG)
+    count = _fake_docker(tmp_path, monkeypatch, fails=1, failure=failure)
     seen: list[str] = []
     out = Buildx().bake(definition, cwd=tmp_path, epoch=0, echo=seen.append)
     assert out["serve"]["containerimage.digest"] == "sha256:" + "a" * 64 and count.read_text() == "2"
-    assert "imagesmith: the engine timed out at the export; once more" in seen
+    assert said in seen
     count.unlink()
     (tmp_path / "bin" / "docker").write_text(
-        FAKE_BAKE.format(python=sys.executable, count=str(count), fails=2, failure=EXPORT_DEADLINE_LOG)
+        FAKE_BAKE.format(python=sys.executable, count=str(count), fails=2, failure=failure)
     )
     with pytest.raises(EngineError):
         Buildx().bake(definition, cwd=tmp_path, epoch=0)
