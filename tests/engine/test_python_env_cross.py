@@ -88,18 +88,19 @@ wheels = [{ name = "six-1.17.0-py2.py3-none-any.whl", hashes = { sha256 = "4721f
 
 
 @pytest.mark.xdist_group("python-env-cross-sdist")
-def test_an_sdist_for_arm64_is_built_emulated_and_said_so(tmp_path, engine, registry):
-    """tiny with docopt 0.6.2 (published only as source; SDIST_PYLOCK) for linux/arm64: the sdist
-    is built under QEMU (its compilers are the target's), the Python environment is still
-    installed natively, the build says both, and the arm64 image imports docopt, with no compiler
-    in it. (The native sdist build:
-    test_build_repro.py; a two-platform build saying nothing of its build platform:
-    test_platforms_engine.py.)"""
+def test_a_two_platform_build_with_an_sdist_emulates_only_the_sdist_and_says_so(tmp_path, engine, registry):
+    """tiny with docopt 0.6.2 (published only as source; SDIST_PYLOCK) for linux/amd64 and
+    linux/arm64 in one build (issue 27: "a two-platform build of a project with one sdist still
+    works, emulated only where needed, and said so"): for arm64 the sdist is built under QEMU (its
+    compilers are the target's) and the Python environment is still installed natively, and the
+    build says both; amd64 builds it natively. Each platform's image imports docopt on its own
+    machine, with no compiler in it. (A wheel-only two-platform build saying nothing of its build
+    platform: test_platforms_engine.py.)"""
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
     (root / "pylock.toml").write_text(SDIST_PYLOCK)
     text = (root / "imagesmith.yaml").read_text().replace("  - six==1.17.0\n", "  pylock: true\n")
     text = text.replace("base: imagesmith-base:bookworm-py311\n", f"base: {REGISTRY_BASE}\n")
-    (root / "imagesmith.yaml").write_text(text + "platform: linux/arm64\n")
+    (root / "imagesmith.yaml").write_text(text + "platforms: [linux/amd64, linux/arm64]\n")
     subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "sdist"], cwd=root, check=True, capture_output=True)
     spec = load_spec(root)
@@ -108,21 +109,24 @@ def test_an_sdist_for_arm64_is_built_emulated_and_said_so(tmp_path, engine, regi
     result = build_project(
         spec, engine, BuildOptions(tag="imagesmith-test/sdist-cross", push=repo), progress=lines.append
     )
-    assert [(p.name, p.version) for p in read_lock(spec.lock_path).packages] == [("docopt", "0.6.2"), ("six", "1.17.0")]
+    for platform in ("linux/amd64", "linux/arm64"):
+        packages = read_lock(spec.lock_path, platform).packages
+        assert [(p.name, p.version) for p in packages] == [("docopt", "0.6.2"), ("six", "1.17.0")]
     said = [line for line in lines if line.startswith("linux/arm64: ")]
     assert len(said) == 1, lines
     assert "installed natively on linux/amd64" in said[0]
     assert "building docopt-0.6.2.tar.gz from source (the target's compilers)" in said[0]
-    proc = subprocess.run(
-        ["docker", "run", "--rm", "--platform", "linux/arm64", "--entrypoint", "/opt/venv/bin/python"]
-        + [
-            result.images["serve"].pushed,
-            "-c",
-            "import docopt, platform, shutil; print(docopt.__version__, platform.machine(), shutil.which('cc'))",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["0.6.2", "aarch64", "None"]
+    for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        proc = subprocess.run(
+            ["docker", "run", "--rm", "--platform", platform, "--entrypoint", "/opt/venv/bin/python"]
+            + [
+                result.images["serve"].pushed,
+                "-c",
+                "import docopt, platform, shutil; print(docopt.__version__, platform.machine(), shutil.which('cc'))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == ["0.6.2", machine, "None"]
