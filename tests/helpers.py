@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -193,3 +195,20 @@ def machine_of(image: str, platform: str | None = None) -> str:
     machine, speedups = proc.stdout.split()
     assert speedups.endswith(f"-{machine}-linux-gnu.so"), speedups  # the platform's own binary wheel
     return machine
+
+
+@contextmanager
+def serving(handler, poll: float = 0.5) -> Iterator[str]:
+    """An HTTP server on a free loopback port answering with ``handler`` (a request handler
+    class) in a thread of its own: yields ``127.0.0.1:PORT``; shut down and closed at the end."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(poll,), daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

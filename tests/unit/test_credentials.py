@@ -11,9 +11,8 @@ import base64
 import hashlib
 import io
 import subprocess
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from imagesmith.lock.piptools_resolver import PipToolsResolver
 from imagesmith.lock.request import ResolveRequest
 from tests.conftest import PROJECTS, copy_project
 from tests.fakes import FakeEngine
+from tests.helpers import serving
 
 SECRET = "s3cr3t-Pa55"
 
@@ -206,14 +206,8 @@ def private_index():
             if not head:
                 self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler, poll=0.05) as address:
+        yield f"http://{address}/simple", seen
 
 
 def _private_project(tmp_path: Path, index: str) -> Path:

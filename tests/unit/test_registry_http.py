@@ -10,17 +10,17 @@ import base64
 import hashlib
 import json
 import sys
-import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from imagesmith.engine.registry_http import Credentials, docker_credentials, fetch_blob, may_carry_secrets
 from imagesmith.errors import EngineError
+from tests.helpers import serving
 
 USER = "deployer"
 SECRET = "s3cr3t-Registry-Pa55"
@@ -68,14 +68,8 @@ def serve(answer: Callable[[str, str, dict[str, str], bytes], Answer]) -> Iterat
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as address:
+        yield address, seen
 
 
 def _docker_config(tmp_path: Path, monkeypatch, config: dict) -> None:
