@@ -198,7 +198,7 @@ def machine_of(image: str, platform: str | None = None) -> str:
 
 
 @contextmanager
-def serving(handler, poll: float = 0.5) -> Iterator[str]:
+def serving(handler, poll: float = 0.02) -> Iterator[str]:
     """An HTTP server on a free loopback port answering with ``handler`` (a request handler
     class) in a thread of its own: yields ``127.0.0.1:PORT``; shut down and closed at the end."""
     import threading
