@@ -117,6 +117,15 @@ def test_a_new_artifacts_path_changes_only_the_project_setup_and_facts_layers(ti
     assert out.strip() == "10001"
 
 
+def _plain_buildx(spec, engine, base_image, unbuilt_base: str, *options: str):
+    """`docker buildx build` of the rendered Dockerfile's serve target, as docs/guides/engines.md
+    says for a local base (``--build-context base=oci-layout://…``), named ``unbuilt_base``: a
+    name this engine never built from, so the build takes a fresh machine's path."""
+    argv = ["docker", "buildx", "build", "--target", "serve", "--build-arg", f"IMAGESMITH_BASE={unbuilt_base}"]
+    argv += ["--build-context", base_context(engine, base_image, default_cache_dir()), *options, str(spec.root)]
+    return subprocess.run(argv, capture_output=True, text=True)
+
+
 def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine, base_image, unbuilt_base):
     """The install RUN has --network=none: with an empty wheelhouse it cannot fetch anything.
     Built with plain buildx as docs/guides/engines.md says for a local base (``--build-context base=oci-layout://…``),
@@ -129,24 +138,8 @@ def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine,
     assert "--no-index" in install and "--require-hashes" in install
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = subprocess.run(
-        [
-            "docker",
-            "buildx",
-            "build",
-            "--progress=plain",
-            "--target",
-            "serve",
-            "--build-arg",
-            f"IMAGESMITH_BASE={unbuilt_base}",
-            "--build-context",
-            base_context(engine, base_image, default_cache_dir()),
-            "--build-context",
-            f"wheels={empty}",
-            str(spec.root),
-        ],
-        capture_output=True,
-        text=True,
+    proc = _plain_buildx(
+        spec, engine, base_image, unbuilt_base, "--progress=plain", "--build-context", f"wheels={empty}"
     )
     assert proc.returncode != 0
     # the first thing the step needs from the wheelhouse is the installer's own wheel
@@ -159,26 +152,7 @@ def test_plain_buildx_builds_the_rendered_dockerfile(tiny_built, engine, base_im
     name is one this engine never built from, so the build takes a fresh machine's path."""
     spec, result = tiny_built
     tag = f"imagesmith-test/plain-{uuid.uuid4().hex[:8]}:serve"
-    proc = subprocess.run(
-        [
-            "docker",
-            "buildx",
-            "build",
-            "-q",
-            "--load",
-            "--target",
-            "serve",
-            "--build-arg",
-            f"IMAGESMITH_BASE={unbuilt_base}",
-            "--build-context",
-            base_context(engine, base_image, default_cache_dir()),
-            "-t",
-            tag,
-            str(spec.root),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = _plain_buildx(spec, engine, base_image, unbuilt_base, "-q", "--load", "-t", tag)
     assert proc.returncode == 0, proc.stderr[-3000:]
     try:
         plain = engine.image(tag)
