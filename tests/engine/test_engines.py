@@ -230,11 +230,12 @@ def test_golden_and_signoff_run_against_the_second_engine(remote_build, tmp_path
     assert gate.returncode == 0, gate.stdout + gate.stderr
 
 
-def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_build):
-    """A third, empty engine with --cache-from: the same digests, and (BuildKit's plain log) no
-    RUN step executes again."""
-    root, result = remote_build["root"], remote_build["result"]
-    third = start_second_engine(12)
+def _cached_rebuild(remote_build, number: int, push: str, *options: str) -> tuple[subprocess.CompletedProcess, list]:
+    """`imagesmith build --locked` of the remote build's project on a new, empty engine
+    (``start_second_engine(number)``) with the remote build's registry cache (``--cache-from``),
+    pushed to ``push``, the plain log on stderr: the process and the names that engine stored."""
+    root = remote_build["root"]
+    fresh = start_second_engine(number)
     try:
         proc = cli(
             "build",
@@ -242,7 +243,8 @@ def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_bu
             str(root),
             "--locked",
             "--push",
-            remote_build["push"] + "-again",
+            push,
+            *options,
             "--json",
             "--progress",
             "plain",
@@ -250,11 +252,20 @@ def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_bu
             f"type=registry,ref={remote_build['cache']}",
             "--base",
             read_lock(root / "imagesmith.lock").base.name,
-            env=third.env,
+            env=fresh.env,
         )
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        stored = fresh.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
     finally:
-        third.stop()
+        fresh.stop()
+    return proc, stored
+
+
+def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_build):
+    """A third, empty engine with --cache-from: the same digests, and (BuildKit's plain log) no
+    RUN step executes again."""
+    result = remote_build["result"]
+    proc, _ = _cached_rebuild(remote_build, 12, remote_build["push"] + "-again")
     again = json.loads(proc.stdout)
     for role in ("train", "serve"):
         assert again["images"][role]["digest"] == result["images"][role]["digest"], role
@@ -276,31 +287,8 @@ def test_push_only_on_a_fresh_engine_pushes_the_same_digests_and_stores_nothing_
     pushes): BuildKit's exporter pushes both images and neither stores nor unpacks them in the
     engine (no `unpacking to`, no second push `with docker`); the registry holds every blob (a
     full copy) and the first engine verifies the pushed pair in full."""
-    root, result = remote_build["root"], remote_build["result"]
-    push = remote_build["push"] + "-push-only"
-    fresh = start_second_engine(13)
-    try:
-        proc = cli(
-            "build",
-            "-p",
-            str(root),
-            "--locked",
-            "--push",
-            push,
-            "--push-only",
-            "--json",
-            "--progress",
-            "plain",
-            "--cache-from",
-            f"type=registry,ref={remote_build['cache']}",
-            "--base",
-            read_lock(root / "imagesmith.lock").base.name,
-            env=fresh.env,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        stored = fresh.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-    finally:
-        fresh.stop()
+    result, push = remote_build["result"], remote_build["push"] + "-push-only"
+    proc, stored = _cached_rebuild(remote_build, 13, push, "--push-only")
     again = json.loads(proc.stdout)
     for role in ("train", "serve"):
         img = again["images"][role]
@@ -319,7 +307,7 @@ def test_push_only_on_a_fresh_engine_pushes_the_same_digests_and_stores_nothing_
     )
     assert copied.returncode == 0, copied.stderr
     serve, train = again["images"]["serve"]["pushed"], again["images"]["train"]["pushed"]
-    verified = cli("verify", serve, "--lock", str(root / "imagesmith.lock"), "--pair", train)
+    verified = cli("verify", serve, "--lock", str(remote_build["root"] / "imagesmith.lock"), "--pair", train)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
