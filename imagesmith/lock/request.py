@@ -1,19 +1,26 @@
 """What every resolver shares: the ``ResolveRequest`` it is given, the ``Resolver`` protocol it
-implements, and running its tool (``run_tool``; ``NeedsBuild`` when a resolution on the host
-would have to run a package's build code)."""
+implements, the output file it compiles into (``compile_output``, holding the earlier lock's
+versions as preferences) and running its tool (``run_tool``, ``run_with_credentials``;
+``NeedsBuild`` when a resolution on the host would have to run a package's build code)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..credentials import index_args, index_netrc
+from ..credentials import index_args, index_netrc, secret_file
 from ..errors import ResolutionError
-from .pins import Pin
+from .pins import Pin, preferences
+
+OUTPUT_FILE = "requirements.lock"  # the file a resolver's tool compiles into
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,26 @@ class Resolver(Protocol):
 
 class NeedsBuild(Exception):
     """A resolution on the host would have to run a package's build code."""
+
+
+@contextmanager
+def compile_output(request: ResolveRequest, tool: str, folder: str = "") -> Iterator[Path]:
+    """The file a resolver's tool compiles into (``OUTPUT_FILE``, in ``folder`` of a temporary
+    folder, removed after), holding the earlier lock's versions as preferences unless the request
+    upgrades: the tool keeps the versions it can."""
+    with tempfile.TemporaryDirectory(prefix=f"imagesmith-{tool}-") as tmp:
+        out = Path(tmp, folder, OUTPUT_FILE)
+        out.parent.mkdir(exist_ok=True)
+        if request.previous and not request.upgrade:
+            out.write_text(preferences(request.previous))
+        yield out
+
+
+def run_with_credentials(argv: list[str], request: ResolveRequest, **env: str) -> subprocess.CompletedProcess:
+    """``run_tool`` in the host's environment with ``env``, and the host's credentials for the
+    request's indexes in a netrc file (``NETRC``, removed after) when there are any."""
+    with secret_file(request.netrc()) as netrc:
+        return run_tool(argv, env=dict(os.environ, **env, **({"NETRC": str(netrc)} if netrc else {})))
 
 
 def run_tool(
