@@ -101,7 +101,7 @@ class PipToolsResolver:
     @staticmethod
     def options(request: ResolveRequest) -> list[str]:
         # not --quiet: pip's warnings are what name an unreachable index
-        opts = [
+        return [
             "--generate-hashes",
             "--allow-unsafe",
             "--no-header",
@@ -111,14 +111,8 @@ class PipToolsResolver:
             "--no-emit-find-links",
             "--no-emit-trusted-host",
             *request.index_options(),
+            *request.compile_options(),
         ]
-        for extra in request.extras:
-            opts += ["--extra", extra]
-        if request.upgrade:
-            opts.append("--upgrade")
-        for pkg in request.upgrade_packages:
-            opts += ["--upgrade-package", pkg]
-        return opts
 
     def resolve(self, request: ResolveRequest) -> list[Pin]:
         """On the host when it is the target and wheels suffice (``--only-binary``: no package's

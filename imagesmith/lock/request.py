@@ -44,6 +44,13 @@ class ResolveRequest:
         """The general indexes only: a per-package index never is one (see indexes.py)."""
         return index_args(self.index_url, self.extra_index_urls)
 
+    def compile_options(self) -> list[str]:
+        """The extras and upgrades, as uv and pip-compile both spell them."""
+        opts = [arg for extra in self.extras for arg in ("--extra", extra)]
+        if self.upgrade:
+            opts.append("--upgrade")
+        return opts + [arg for pkg in self.upgrade_packages for arg in ("--upgrade-package", pkg)]
+
     def netrc(self) -> str:
         """The host's credentials for the spec's indexes, as netrc text ("" when none)."""
         return index_netrc(self.index_url, [*self.extra_index_urls, *(url for _, url in self.package_indexes)])

@@ -73,14 +73,10 @@ class UvResolver:
                 RESOLVER_PLATFORMS[request.platform],
                 "--output-file",
                 str(out),
+                *request.compile_options(),
+                *request.index_options(),
+                *[str(p) for p in request.inputs],
             ]
-            for extra in request.extras:
-                argv += ["--extra", extra]
-            if request.upgrade:
-                argv.append("--upgrade")
-            for pkg in request.upgrade_packages:
-                argv += ["--upgrade-package", pkg]
-            argv += [*request.index_options(), *[str(p) for p in request.inputs]]
             if request.package_indexes:  # each pinned to its explicit index (indexes.py)
                 refuse_general("uv", configured_indexes("uv"), request.package_indexes)
                 pins_project = out.parent / "package-indexes" / "pyproject.toml"
