@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ._common import ENGINE_HINT, first_line
@@ -71,18 +72,6 @@ __all__ = [
     "repository",
     "service_address",
 ]
-
-
-def _to(backend: str, name: str) -> Callable[..., Any]:
-    """A facade method that is the method ``name`` of the backend ``backend`` (an attribute of
-    ``Engine``, made on first use): arguments, answer and errors are the backend's."""
-
-    def forward(self: Engine, *args: Any, **kwargs: Any) -> Any:
-        return getattr(getattr(self, backend), name)(*args, **kwargs)
-
-    forward.__name__ = forward.__qualname__ = name
-    forward.__doc__ = f"``Engine.{backend}.{name}``."
-    return forward
 
 
 class Engine:
@@ -157,7 +146,7 @@ class Engine:
         reference) read from its registry without pulling (an index: its ``platform`` entry,
         default linux/amd64). For checks that read, not run."""
         if registry_host(ref) and not self.images.has_image(ref):
-            return self.registry_image(ref, platform)
+            return self.registry.image(ref, platform) if platform else self.registry.image(ref)
         local = self.images.image(ref)
         if platform and registry_host(ref) and local.platform and local.platform != platform:
             return self.registry.image(ref, platform)  # the engine holds this machine's image of the index
@@ -170,39 +159,116 @@ class Engine:
             return self.images.pull(ref)
         return self.images.image(ref)
 
-    # ---- the backends' operations, under the names consumers use: each is the backend's own
-    # method (``_to``), so its signature and docstring live once, in the backend
+    # ---- the backends' operations, under the names consumers use ------------------------------
 
-    image = _to("images", "image")
-    has_image = _to("images", "has_image")
-    pull = _to("images", "pull")
-    tag = _to("images", "tag")
-    push = _to("images", "push")
-    save_oci_layout = _to("images", "save_oci_layout")
-    history = _to("images", "history")
-    registry_layer_sizes = _to("registry", "layer_sizes")
-    registry_top_layer = _to("registry", "top_layer")
-    registry_platform_digest = _to("registry", "platform_digest")
-    run = _to("containers", "run")
-    run_to_end = _to("containers", "run_to_end")
-    run_isolated = _to("containers", "run_isolated")
-    read_paths = _to("containers", "read_paths")
-    reading = _to("containers", "reading")
-    run_helper = _to("containers", "run_helper")
-    start_service = _to("services", "start_service")
-    service_exit_code = _to("services", "service_exit_code")
-    stop_service = _to("services", "stop_service")
-    remove_signoff = _to("services", "remove_signoff")
-    buildx_prefetch = _to("buildx", "prefetch")
-    buildx_available = _to("buildx", "available")
-    builder_driver = _to("buildx", "driver")
-    bake = _to("buildx", "bake")
+    def image(self, ref: str) -> ImageInfo:
+        return self.images.image(ref)
+
+    def has_image(self, ref: str) -> bool:
+        return self.images.has_image(ref)
+
+    def pull(self, ref: str) -> ImageInfo:
+        return self.images.pull(ref)
+
+    def tag(self, image_id: str | Sequence[str], ref: str) -> None:
+        self.images.tag(image_id, ref)
+
+    def push(self, ref: str) -> str:
+        return self.images.push(ref)
+
+    def save_oci_layout(self, image_id: str, dest: Path) -> Path:
+        return self.images.save_oci_layout(image_id, dest)
 
     def registry_image(self, ref: str, platform: str | None = None) -> ImageInfo:
-        """``registry.image`` of ``platform`` (None: the registry's default, linux/amd64)."""
         return self.registry.image(ref, platform) if platform else self.registry.image(ref)
+
+    def history(self, image: str, layers: int) -> tuple[HistoryEntry, ...] | None:
+        return self.images.history(image, layers)
+
+    def registry_layer_sizes(self, pinned: str) -> tuple[int, ...]:
+        return self.registry.layer_sizes(pinned)
+
+    def registry_top_layer(self, pinned: str, diff_id: str, max_bytes: int, depth: int = 1) -> bytes:
+        return self.registry.top_layer(pinned, diff_id, max_bytes, depth)
+
+    def registry_platform_digest(self, ref: str, platform: str) -> tuple[str, str]:
+        return self.registry.platform_digest(ref, platform)
+
+    def run(self, image: str, command: Sequence[str], **options) -> str:
+        return self.containers.run(image, command, **options)
+
+    def run_to_end(self, image: str, what: str, timeout: int, **create) -> IsolatedRun:
+        return self.containers.run_to_end(image, what, timeout, **create)
+
+    def run_isolated(
+        self,
+        image: str,
+        argv: Sequence[str],
+        *,
+        timeout: int = 300,
+        environment: dict[str, str] | None = None,
+        output_limit: int | None = None,
+    ) -> IsolatedRun:
+        return self.containers.run_isolated(
+            image, argv, timeout=timeout, environment=environment, output_limit=output_limit
+        )
+
+    def read_paths(
+        self, image: str, paths: Sequence[str], small: int | None = None
+    ) -> dict[str, tuple[FileEntry, ...] | None]:
+        return self.containers.read_paths(image, paths, small)
+
+    def reading(self, image: str):
+        return self.containers.reading(image)
+
+    def run_helper(self, image: str, argv: Sequence[str], **options) -> IsolatedRun:
+        return self.containers.run_helper(image, argv, **options)
+
+    def start_service(self, image: str, **options) -> tuple[str, str, int]:
+        return self.services.start_service(image, **options)
+
+    def service_exit_code(self, container_id: str) -> int | None:
+        return self.services.service_exit_code(container_id)
+
+    def stop_service(self, container_id: str) -> str:
+        return self.services.stop_service(container_id)
+
+    def remove_signoff(self, run_id: str) -> int:
+        return self.services.remove_signoff(run_id)
 
     def run_attached(self, image: str, command: Sequence[str], **options) -> int:
         from .attached import run_attached
 
         return run_attached(image, command, **options)
+
+    def buildx_prefetch(self, builder: str | None = None) -> None:
+        self.buildx.prefetch(builder)
+
+    def buildx_available(self) -> None:
+        self.buildx.available()
+
+    def builder_driver(self, builder: str | None = None) -> str:
+        return self.buildx.driver(builder)
+
+    def bake(
+        self,
+        definition: dict,
+        *,
+        cwd: Path,
+        epoch: int,
+        builder: str | None = None,
+        echo: Callable[[str], None] | None = None,
+        describe_failure: Callable[[str], tuple[str, bool]] | None = None,
+        passthrough: bool = False,
+        confirm: Callable[[], dict | None] | None = None,
+    ) -> dict[str, dict]:
+        return self.buildx.bake(
+            definition,
+            cwd=cwd,
+            epoch=epoch,
+            builder=builder,
+            echo=echo,
+            describe_failure=describe_failure,
+            passthrough=passthrough,
+            confirm=confirm,
+        )

@@ -38,33 +38,3 @@ def test_every_protocol_has_a_consumer():
     protocols = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
     text = _consumers()
     assert protocols and [name for name in protocols if not re.search(rf"\b{name}\b", text)] == []
-
-
-def test_every_forwarding_method_names_a_method_of_its_backend():
-    """A forwarder (``engine._to``) is the backend's method under the consumers' name: the one it
-    names exists on that backend, so a call reaches it with the backend's own signature."""
-    from imagesmith.engine.buildx import Buildx
-    from imagesmith.engine.containers import Containers
-    from imagesmith.engine.images import Images
-    from imagesmith.engine.registry import Registry
-    from imagesmith.engine.services import Services
-
-    backends = {
-        "images": Images,
-        "registry": Registry,
-        "containers": Containers,
-        "services": Services,
-        "buildx": Buildx,
-    }
-    forwarded = {
-        name: re.fullmatch(r"``Engine\.(\w+)\.(\w+)``\.", value.__doc__ or "")
-        for name, value in vars(Engine).items()
-        if callable(value) and value.__qualname__ != f"Engine.{name}"
-    }
-    assert len(forwarded) >= 20 and all(forwarded.values())
-    missing = [
-        name
-        for name, found in forwarded.items()
-        if found is not None and not callable(getattr(backends[found[1]], found[2], None))
-    ]
-    assert missing == []
