@@ -9,6 +9,8 @@ import functools
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[2] / "imagesmith"
 
 
@@ -16,6 +18,16 @@ PACKAGE = Path(__file__).resolve().parents[2] / "imagesmith"
 def _tree(path: Path) -> ast.Module:
     """A source file's syntax tree, parsed once for all the tests here (they only read it)."""
     return ast.parse(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _trees_let_go():
+    """The syntax trees are a few hundred thousand objects: kept for the tests here, then let go,
+    so that every later garbage collection of this worker (pytest runs five at its end) need not
+    walk them."""
+    yield
+    _tree.cache_clear()
+    _graph.cache_clear()
 
 
 @functools.cache
