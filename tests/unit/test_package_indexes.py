@@ -229,7 +229,8 @@ def indexes(tmp_path):
         yield served
 
 
-def _request(tmp_path: Path, indexes, requirements: str) -> ResolveRequest:
+def _request(tmp_path: Path, indexes, requirements: str, package_indexes=None) -> ResolveRequest:
+    """``requirements`` from the general index, pinme pinned to its own (or ``package_indexes``)."""
     req = tmp_path / "requirements.in"
     req.write_text(requirements)
     return ResolveRequest(
@@ -238,7 +239,7 @@ def _request(tmp_path: Path, indexes, requirements: str) -> ResolveRequest:
         python="3.11",
         platform="linux/amd64",
         index_url=indexes["general"].url,
-        package_indexes=(("pinme", indexes["pinned"].url),),
+        package_indexes=package_indexes or (("pinme", indexes["pinned"].url),),
     )
 
 
