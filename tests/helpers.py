@@ -188,6 +188,17 @@ def run_python(image: str, code: str, platform: str | None = None, python: str =
     return proc.stdout
 
 
+def skopeo_inspect(ref: str, raw: bool = False) -> dict:
+    """What the loopback registry holds as ``ref`` (`skopeo inspect`: the digest, the labels; with
+    ``raw``, the manifest or index itself); the registry must have it."""
+    import json
+
+    argv = ["skopeo", "inspect", *(["--raw"] if raw else []), "--tls-verify=false", f"docker://{ref}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def machine_of(image: str, platform: str | None = None) -> str:
     """The machine an image's Python runs as (``platform``: pulled for that platform), after
     checking that tiny-native's markupsafe speedups are that platform's own binary wheel."""

@@ -17,7 +17,7 @@ from imagesmith.errors import BuildError
 from imagesmith.lock.lockfile import read_lock
 from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, copy_project, shared_repo
-from tests.helpers import base_context, cli, docker_build
+from tests.helpers import base_context, cli, docker_build, skopeo_inspect
 
 pytestmark = pytest.mark.engine
 
@@ -198,13 +198,7 @@ def test_push_and_pin_by_digest(tiny_built, tmp_path, engine, base_image, regist
     serve = result["images"]["serve"]
     assert serve["pushed"].startswith(f"{repo}@sha256:")
     digest = serve["pushed"].split("@", 1)[1]
-    inspect = subprocess.run(
-        ["skopeo", "inspect", "--tls-verify=false", f"docker://{repo}:serve"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    remote = json.loads(inspect.stdout)
+    remote = skopeo_inspect(f"{repo}:serve")
     assert remote["Digest"] == digest
     assert remote["Labels"]["io.imagesmith.parity"] == result["parity"]
     docker_build(f"FROM {repo}@{digest}\nLABEL child=1\n", "imagesmith-test/from-digest", tmp_path / "child")
@@ -233,35 +227,12 @@ def test_failed_step_names_the_system_package(tmp_path, engine, base_image):
 
 def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
     spec, result = tiny_built
-    proc = cli(
-        "build",
-        "-p",
-        str(spec.root),
-        "--base",
-        base_image,
-        "--tag",
-        "imagesmith-test/tiny-options",
-        "--builder",
-        "nope",
-    )
+    build = ("build", "-p", str(spec.root), "--base", base_image, "--tag", "imagesmith-test/tiny-options")
+    proc = cli(*build, "--builder", "nope")
     assert proc.returncode == 2
     assert "there is no buildx builder named 'nope'" in proc.stderr and "docker buildx ls" in proc.stderr
-    proc = cli(
-        "build",
-        "-p",
-        str(spec.root),
-        "--base",
-        base_image,
-        "--tag",
-        "imagesmith-test/tiny-options",
-        "--builder",
-        "default",
-        "--cache-to",
-        "type=inline",
-        "--cache-from",
-        f"{shared_repo('tiny')}:serve",
-        "--json",
-    )
+    cache = ("--cache-to", "type=inline", "--cache-from", f"{shared_repo('tiny')}:serve")
+    proc = cli(*build, "--builder", "default", *cache, "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["parity"] == result.parity
 

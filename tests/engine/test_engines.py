@@ -26,7 +26,7 @@ import pytest
 from imagesmith.lock.lockfile import read_lock
 from tests.conftest import PROJECTS, copy_project
 from tests.engines import start_second_engine
-from tests.helpers import cli
+from tests.helpers import cli, skopeo_inspect
 
 pytestmark = [pytest.mark.engine]
 
@@ -158,24 +158,13 @@ def test_a_second_engine_pushes_both_images_from_the_build(remote_build, engine)
     for role in ("train", "serve"):
         img = result["images"][role]
         assert img["pushed"] == f"{remote_build['push']}@{img['digest']}"
-        raw = subprocess.run(
-            ["skopeo", "inspect", "--tls-verify=false", f"docker://{remote_build['push']}:{role}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        data = json.loads(raw.stdout)
+        data = skopeo_inspect(f"{remote_build['push']}:{role}")
         assert data["Digest"] == img["digest"]
         assert data["Labels"]["io.imagesmith.parity"] == result["parity"]
         assert data["Labels"]["io.imagesmith.role"] == role
     # one cache per target in the registry
     for role in ("train", "serve"):
-        ok = subprocess.run(
-            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{remote_build['cache']}-{role}"],
-            capture_output=True,
-            text=True,
-        )
-        assert ok.returncode == 0, ok.stderr
+        assert skopeo_inspect(f"{remote_build['cache']}-{role}", raw=True)
 
 
 def test_the_first_engine_verifies_by_registry_reference_without_pulling(remote_build, engine):
@@ -294,10 +283,7 @@ def test_push_only_on_a_fresh_engine_pushes_the_same_digests_and_stores_nothing_
         img = again["images"][role]
         assert img["digest"] == result["images"][role]["digest"], role
         assert img["ref"] is None and img["tags"] == [] and img["pushed"] == f"{push}@{img['digest']}"
-        tagged = subprocess.run(
-            ["skopeo", "inspect", "--tls-verify=false", f"docker://{push}:{role}"], capture_output=True, text=True
-        )
-        assert tagged.returncode == 0 and json.loads(tagged.stdout)["Digest"] == img["digest"], tagged.stderr
+        assert skopeo_inspect(f"{push}:{role}")["Digest"] == img["digest"], role
     assert not [name for name in stored if name.startswith(push)], stored
     assert not re.search(rf"unpacking to {re.escape(push)}|with docker", proc.stderr), proc.stderr[-3000:]
     copied = subprocess.run(
