@@ -10,6 +10,13 @@ wheel as ``python3 -m imagesmith_runtime.sdists``. Two steps, both reading the p
     ``pip wheel --require-hashes``: the sdist is checked against the lock, then built with the
     compilers that stage installs (which never reach the images).
 
+``toolchain REQUIREMENTS WHEELS``
+    says, one ``imagesmith: sdist NAME-VERSION: ...`` line each on stderr, whether each of those
+    sdists compiles something, and prints on stdout the names of those that do: the stage
+    installs the compilers only when there is one. Decided from the archive's member names alone
+    (``compiled_source``), never by building without compilers first: an sdist with optional C
+    speedups would then build without them, silently.
+
 ``rehash REQUIREMENTS BUILT``
     prints REQUIREMENTS with the hashes of each distribution built in BUILT replaced by the
     sha256 of the wheel built from its (hash-checked) sdist, so the install step still runs
@@ -19,10 +26,102 @@ wheel as ``python3 -m imagesmith_runtime.sdists``. Two steps, both reading the p
 import hashlib
 import os
 import re
+import struct
 import sys
+import tarfile
+import zipfile
 
 _BLOCK_HEAD = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 _SDIST = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)\.(?:tar\.gz|zip)$")
+
+
+# What makes an sdist need compilers: a source file of a compiled language, or a build system's file.
+COMPILED_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".h", ".hpp", ".pyx", ".pxd", ".f", ".f90", ".rs", ".go")
+BUILD_SYSTEM_FILES = ("Cargo.toml", "CMakeLists.txt", "meson.build")
+# Bounds on what is read of an archive: members, one name's length, and (for a tar.gz) the bytes
+# decompressed, so a hostile archive costs no more than a large real one (numpy: ~10,000 members).
+MAX_MEMBERS = 100_000
+MAX_NAME = 4096
+MAX_TAR_BYTES = 4 << 30
+
+
+class ArchiveError(Exception):
+    """An sdist whose member names cannot be read within the bounds: says why."""
+
+
+def _names_tar(path):
+    with tarfile.open(path, mode="r|gz") as archive:
+        for count, member in enumerate(archive, 1):
+            if count > MAX_MEMBERS:
+                raise ArchiveError(f"more than {MAX_MEMBERS} members")
+            if member.offset_data + member.size > MAX_TAR_BYTES:
+                raise ArchiveError(f"more than {MAX_TAR_BYTES} bytes uncompressed")
+            yield member.name
+
+
+def _zip_count(path):
+    """The member count a zip's end record states (None: not found, e.g. after a long comment)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 22 - 65535))
+        tail = fh.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    return struct.unpack("<H", tail[at + 10 : at + 12])[0]
+
+
+def _names_zip(path):
+    count = _zip_count(path)
+    if count is not None and count > MAX_MEMBERS and count != 0xFFFF:
+        raise ArchiveError(f"more than {MAX_MEMBERS} members")
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ArchiveError(f"more than {MAX_MEMBERS} members")
+    for info in infos:
+        yield info.filename
+
+
+def compiled_source(path):
+    """The first member of the sdist at ``path`` (a .tar.gz or .zip; read, never extracted) that
+    needs compilers, relative to the sdist's top folder, or None for a pure-Python sdist. Raises
+    ``ArchiveError`` when the member names cannot be read within the bounds above."""
+    names = _names_zip(path) if path.endswith(".zip") else _names_tar(path)
+    try:
+        for name in names:
+            if len(name) > MAX_NAME:
+                raise ArchiveError(f"a member name longer than {MAX_NAME} characters")
+            inner = name.split("/", 1)[1] if "/" in name else name
+            base = inner.rsplit("/", 1)[-1]
+            if base in BUILD_SYSTEM_FILES or base.lower().endswith(COMPILED_SUFFIXES):
+                return inner
+    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile, ValueError, UnicodeError) as exc:
+        raise ArchiveError(f"not a readable {'zip' if path.endswith('.zip') else 'tar.gz'} archive ({exc})") from exc
+    return None
+
+
+def toolchain(text, folder, say):
+    """The names (NAME-VERSION) of the sdists ``sdist_requirements`` keeps that need compilers;
+    ``say`` gets one line for each of those sdists, in the lock's order."""
+    wheels, sdists = _artifacts(folder)
+    needed = []
+    for name, version, _ in blocks(text):
+        if name is None or (name, version) not in sdists or (name, version) in wheels:
+            continue
+        entry = sdists[(name, version)]
+        label = entry[: -len(".zip")] if entry.endswith(".zip") else entry[: -len(".tar.gz")]
+        try:
+            found = compiled_source(os.path.join(folder, entry))
+        except ArchiveError as exc:
+            raise ArchiveError(f"sdist {entry}: {exc}") from exc
+        if found is None:
+            say(f"imagesmith: sdist {label}: pure Python, built without compilers")
+        else:
+            say(f"imagesmith: sdist {label}: compiled sources ({found}): compilers installed")
+            needed.append(label)
+    return needed
 
 
 def normalise(name):
@@ -83,11 +182,21 @@ def rehash(text, built):
 
 
 def main(argv):
-    if len(argv) != 3 or argv[0] not in ("sdists", "rehash"):
-        sys.stderr.write("usage: python -m imagesmith_runtime.sdists {sdists|rehash} REQUIREMENTS FOLDER\n")
+    if len(argv) != 3 or argv[0] not in ("sdists", "toolchain", "rehash"):
+        sys.stderr.write("usage: python -m imagesmith_runtime.sdists {sdists|toolchain|rehash} REQUIREMENTS FOLDER\n")
         return 2
     with open(argv[1], encoding="utf-8") as fh:
         text = fh.read()
+    if argv[0] == "toolchain":
+        try:
+            needed = toolchain(text, argv[2], lambda line: sys.stderr.write(line + "\n"))
+        except ArchiveError as exc:
+            sys.stderr.write(
+                f"error: {exc}\nhint: imagesmith reads an sdist's member names to tell whether it needs compilers; pin a version published as a wheel\n"
+            )
+            return 1
+        sys.stdout.write("".join(label + "\n" for label in needed))
+        return 0
     sys.stdout.write(sdist_requirements(text, argv[2]) if argv[0] == "sdists" else rehash(text, argv[2]))
     return 0
 

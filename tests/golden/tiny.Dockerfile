@@ -53,8 +53,9 @@ RUN --mount=type=bind,source=requirements.lock,target=/run/imagesmith/requiremen
     mkdir -p /built \
  && PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.sdists sdists /run/imagesmith/requirements.lock /run/imagesmith/wheels > /tmp/sdists.txt \
  && if [ -s /tmp/sdists.txt ]; then \
-      ( cd /run/imagesmith/toolchain \
- && while read -r dpkg_args; do DEBIAN_FRONTEND=noninteractive dpkg $dpkg_args || exit 1; done < dpkg-plan ) \
+      PYTHONPATH=/run/imagesmith/runtime/imagesmith_runtime-0+sha256.dddddddddddd-py3-none-any.whl python3 -m imagesmith_runtime.sdists toolchain /run/imagesmith/requirements.lock /run/imagesmith/wheels > /tmp/toolchain.txt \
+   && if [ -s /tmp/toolchain.txt ]; then ( cd /run/imagesmith/toolchain \
+ && while read -r dpkg_args; do DEBIAN_FRONTEND=noninteractive dpkg $dpkg_args || exit 1; done < dpkg-plan ); fi \
    && env $(env | sed -nE '/^PIP_(CERT|CLIENT_CERT|TRUSTED_HOST|PROXY|TIMEOUT|DEFAULT_TIMEOUT|RETRIES|KEYRING_PROVIDER)=/d;s/^(PIP_[A-Z0-9_]+)=.*/-u \1/p') PIP_CONFIG_FILE=/dev/null HOME=/tmp python3 -m pip wheel --disable-pip-version-check --no-cache-dir --no-deps --require-hashes \
         --find-links /run/imagesmith/wheels --wheel-dir /built -r /tmp/sdists.txt; \
     fi

@@ -165,7 +165,9 @@ def test_the_iris_dockerfile_is_short_and_holds_no_code():
     )
     wheel = f"imagesmith_runtime-{lock.runtime.version}-py3-none-any.whl"
     assert f'COPY [".imagesmith/{wheel}", "/"]' in text
-    assert text.count("python3 -m imagesmith_runtime.sdists ") == 2  # sdist-build and the install step
+    assert (
+        text.count("python3 -m imagesmith_runtime.sdists ") == 3
+    )  # sdist-build (sdists, toolchain) and the install step
     assert text.count("python3 -m imagesmith_runtime.installer ") == 1  # the install step
     assert '"-m", "imagesmith_runtime.preprocessing"' in text
 

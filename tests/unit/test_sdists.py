@@ -2,8 +2,11 @@
 
 import hashlib
 
+import pytest
+
 from imagesmith.lock.pins import Pin, parse_compiled, render_requirements_lock
-from imagesmith.runtime.sdists import rehash, sdist_requirements
+from imagesmith.runtime import sdists
+from imagesmith.runtime.sdists import ArchiveError, compiled_source, rehash, sdist_requirements, toolchain
 
 LOCK = render_requirements_lock(
     [
@@ -35,3 +38,131 @@ def test_rehash_replaces_only_built_distributions(tmp_path):
     assert pins["docopt"].hashes == ("sha256:" + hashlib.sha256(b"built wheel").hexdigest(),)
     assert pins["six"].hashes == ("sha256:" + "b" * 64, "sha256:" + "c" * 64)
     assert rehash(LOCK, str(tmp_path / "missing")) == LOCK
+
+
+def _tar_gz(path, names):
+    """A .tar.gz at ``path`` whose members are empty files named ``names``."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as archive:
+        for name in names:
+            archive.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    return str(path)
+
+
+def _zip(path, names):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in names:
+            archive.writestr(name, b"")
+    return str(path)
+
+
+PURE = ["docopt-0.6.2/setup.py", "docopt-0.6.2/docopt.py", "docopt-0.6.2/PKG-INFO", "docopt-0.6.2/README.rst"]
+
+
+def test_a_pure_python_sdist_needs_no_compilers(tmp_path):
+    assert compiled_source(_tar_gz(tmp_path / "docopt-0.6.2.tar.gz", PURE)) is None
+    assert compiled_source(_zip(tmp_path / "docopt-0.6.2.zip", PURE)) is None
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        "src/_speedups.c",
+        "yaml/_yaml.pyx",
+        "yaml/_yaml.pxd",
+        "lib/x.CPP",
+        "Cargo.toml",
+        "native/CMakeLists.txt",
+        "meson.build",
+    ],
+)
+def test_compiled_sources_need_compilers(tmp_path, member):
+    names = [*PURE, f"docopt-0.6.2/{member}"]
+    assert compiled_source(_tar_gz(tmp_path / "x-1.tar.gz", names)) == member
+    assert compiled_source(_zip(tmp_path / "x-1.zip", names)) == member
+
+
+def test_names_that_only_look_compiled_are_pure_python(tmp_path):
+    names = [
+        *PURE,
+        "docopt-0.6.2/docs/c",
+        "docopt-0.6.2/notes.cfg",
+        "docopt-0.6.2/Cargo.toml.orig",
+        "docopt-0.6.2/x.go.txt",
+    ]
+    assert compiled_source(_tar_gz(tmp_path / "x-1.tar.gz", names)) is None
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".zip"])
+def test_an_sdist_that_is_not_an_archive_is_a_clear_error(tmp_path, suffix):
+    path = tmp_path / f"x-1{suffix}"
+    path.write_bytes(b"<html>not found</html>")
+    with pytest.raises(ArchiveError, match="not a readable"):
+        compiled_source(str(path))
+
+
+@pytest.mark.parametrize("make", [_tar_gz, _zip])
+def test_an_archive_with_too_many_members_is_refused(tmp_path, monkeypatch, make):
+    monkeypatch.setattr(sdists, "MAX_MEMBERS", 50)
+    path = make(tmp_path / ("x-1.zip" if make is _zip else "x-1.tar.gz"), [f"x-1/m{i}.py" for i in range(51)])
+    with pytest.raises(ArchiveError, match="more than 50 members"):
+        compiled_source(path)
+    monkeypatch.setattr(sdists, "MAX_MEMBERS", 51)
+    assert compiled_source(path) is None
+
+
+def test_a_zip_stating_too_many_members_is_refused_before_its_directory_is_read(tmp_path, monkeypatch):
+    path = _zip(tmp_path / "x-1.zip", [f"x-1/m{i}.py" for i in range(3)])
+    monkeypatch.setattr(sdists, "MAX_MEMBERS", 2)
+    monkeypatch.setattr(sdists.zipfile, "ZipFile", None)  # never opened
+    with pytest.raises(ArchiveError, match="more than 2 members"):
+        compiled_source(path)
+
+
+@pytest.mark.parametrize("make", [_tar_gz, _zip])
+def test_an_absurd_member_name_is_refused(tmp_path, make):
+    path = make(tmp_path / ("x-1.zip" if make is _zip else "x-1.tar.gz"), ["x-1/" + "a" * 10_000 + ".c"])
+    with pytest.raises(ArchiveError, match="longer than 4096"):
+        compiled_source(path)
+
+
+def _lock_with(tmp_path, archives):
+    pins = [Pin(name, version, ("sha256:" + "a" * 64,)) for name, version in archives]
+    return render_requirements_lock(pins, "header")
+
+
+def test_toolchain_says_which_sdists_need_compilers_in_the_locks_order(tmp_path):
+    _tar_gz(tmp_path / "docopt-0.6.2.tar.gz", PURE)
+    _zip(tmp_path / "fast-1.0.zip", ["fast-1.0/setup.py", "fast-1.0/src/fast.c"])
+    (tmp_path / "six-1.17.0-py2.py3-none-any.whl").write_bytes(b"wheel")
+    text = _lock_with(tmp_path, [("docopt", "0.6.2"), ("fast", "1.0"), ("six", "1.17.0")])
+    said: list[str] = []
+    assert toolchain(text, str(tmp_path), said.append) == ["fast-1.0"]
+    assert said == [
+        "imagesmith: sdist docopt-0.6.2: pure Python, built without compilers",
+        "imagesmith: sdist fast-1.0: compiled sources (src/fast.c): compilers installed",
+    ]
+
+
+def test_the_toolchain_command_fails_with_one_error_line_for_an_unreadable_sdist(tmp_path, capsys):
+    (tmp_path / "docopt-0.6.2.tar.gz").write_bytes(b"not gzip")
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(_lock_with(tmp_path, [("docopt", "0.6.2")]))
+    assert sdists.main(["toolchain", str(lock), str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("error: sdist docopt-0.6.2.tar.gz: not a readable tar.gz archive")
+    assert [line.split(":")[0] for line in err.splitlines()] == ["error", "hint"]
+
+
+def test_the_toolchain_command_prints_only_what_needs_compilers(tmp_path, capsys):
+    _tar_gz(tmp_path / "docopt-0.6.2.tar.gz", PURE)
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(_lock_with(tmp_path, [("docopt", "0.6.2")]))
+    assert sdists.main(["toolchain", str(lock), str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "imagesmith: sdist docopt-0.6.2: pure Python, built without compilers\n")
