@@ -517,11 +517,6 @@ def project_version(root: Path) -> str | None:
     return str(version) if isinstance(version, str) and version and "\n" not in version else None
 
 
-def sdists_in(house: Path) -> list[str]:
-    """The distributions a wheelhouse holds as source only (built in the sdist-build stage)."""
-    return sorted(p.name for p in house.iterdir() if not p.name.endswith(".whl"))
-
-
 def _no_sdists(cache_dir: Path) -> Path:
     """The sdist-build stage's result when nothing is built from source: an empty ``built/``."""
     folder = cache_dir / "no-sdists"
@@ -540,8 +535,10 @@ def say_emulated(
     if build == lock.platform:
         return []
     on = python_env.installs_on(lock, build, options.python_env)
+    sdists = python_env.sdists_in(house)
+    pure = python_env.pure_python(house, sdists)
     steps = python_env.emulated_steps(
-        plan_for(spec, lock), lock, build, sdists=sdists_in(house), on=options.python_env, replaced=replaced
+        plan_for(spec, lock), lock, build, sdists=sdists, on=options.python_env, replaced=replaced, pure=pure
     )
     where = f"natively on {build}" if on == build else f"on {lock.platform}, emulated"
     said = "emulated: " + "; ".join(steps) if steps else "nothing runs emulated"
@@ -587,7 +584,7 @@ def build_contexts(
             cache = WheelCache(cache_dir)
             house = cache.wheelhouse(lock, progress=progress)
             contexts["wheels"] = str(house)
-            if not sdists_in(house):  # nothing to build from source: the sdist-build stage's RUN is skipped
+            if not python_env.sdists_in(house):  # nothing to build from source: the sdist-build stage's RUN is skipped
                 contexts["sdist-build"] = str(_no_sdists(cache_dir))
             build = machine_platform()
             if python_env.hosts(lock) and python_env.installs_on(lock, build) == build:

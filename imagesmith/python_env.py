@@ -31,11 +31,13 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import layout, plan
 from .lock import Lock
 from .plan import ImagePlan
 from .platforms import RESOLVER_PLATFORMS, platform_arch
+from .runtime.sdists import ArchiveError, compiled_source
 
 PYTHON_ENV_ARG = "IMAGESMITH_PYTHON_ENV"  # build | target
 ON_BUILD, ON_TARGET = "build", "target"
@@ -80,6 +82,25 @@ def installs_on(lock: Lock, build: str, on: str = ON_BUILD) -> str:
     return lock.platform
 
 
+def sdists_in(house: Path) -> list[str]:
+    """The distributions a wheelhouse holds as source only (built in the sdist-build stage)."""
+    return sorted(p.name for p in house.iterdir() if not p.name.endswith(".whl"))
+
+
+def pure_python(house: Path, sdists: Iterable[str]) -> list[str]:
+    """Those of ``sdists`` (file names in the wheelhouse ``house``) that the sdist-build stage
+    builds without compilers: the stage's own decision (runtime/sdists.py); an sdist it cannot
+    read counts as compiled (the stage fails on it, saying why)."""
+    pure = []
+    for name in sdists:
+        try:
+            if compiled_source(str(house / name)) is None:
+                pure.append(name)
+        except ArchiveError:
+            pass
+    return pure
+
+
 def emulated_steps(
     image: ImagePlan,
     lock: Lock,
@@ -88,19 +109,26 @@ def emulated_steps(
     sdists: list[str],
     on: str = ON_BUILD,
     replaced: Iterable[str] = (),
+    pure: Iterable[str] = (),
 ) -> list[str]:
     """What runs on ``lock``'s platform under emulation when built on ``build``, each with why
     ([] when ``build`` is the lock's platform, or when nothing needs the target). Read from the
     plan's steps (``plan.STEPS``: ``runs``): those whose stage runs in ``builder`` are emulated
     only when the Python environment is (the same choice), those that run in ``shared`` always;
-    ``sdists``: the distributions built from source first; ``replaced``: the stages the build
+    ``sdists``: the distributions built from source first, those of them in ``pure`` without
+    compilers (pure Python: runtime/sdists.py's toolchain); ``replaced``: the stages the build
     replaces with a named context (they run nowhere)."""
     if build == lock.platform:
         return []
     skip = set(replaced)
     steps = []
-    if sdists:
-        steps.append(f"building {', '.join(sdists)} from source (the target's compilers)")
+    without = set(pure)
+    compiled = [name for name in sdists if name not in without]
+    if compiled:
+        steps.append(f"building {', '.join(compiled)} from source (the target's compilers)")
+    if without & set(sdists):
+        names = ", ".join(name for name in sdists if name in without)
+        steps.append(f"building {names} from source (pure Python: the target's pip, no compilers)")
     builder_why = ""
     if installs_on(lock, build, on) != build:
         if on != ON_BUILD:

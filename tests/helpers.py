@@ -208,15 +208,20 @@ def machine_of(image: str, platform: str | None = None) -> str:
     return machine
 
 
-def build_pushed(spec, engine, registry: str, name: str, **options) -> tuple[BuildResult, list[str]]:
+def build_pushed(spec, engine, registry: str, name: str, echo=None, **options) -> tuple[BuildResult, list[str]]:
     """``spec`` built as ``imagesmith-test/NAME`` and pushed to a new repository of ``registry``
-    (``imagesmith-test/NAME-<8 hex>``): the result and the lines the build said."""
+    (``imagesmith-test/NAME-<8 hex>``): the result and the lines the build said (``echo``, if
+    given, gets BuildKit's plain log)."""
     import uuid
 
     lines: list[str] = []
     push = f"{registry}/imagesmith-test/{name}-{uuid.uuid4().hex[:8]}"
     result = build_project(
-        spec, engine, BuildOptions(tag=f"imagesmith-test/{name}", push=push, **options), progress=lines.append
+        spec,
+        engine,
+        BuildOptions(tag=f"imagesmith-test/{name}", push=push, **options),
+        progress=lines.append,
+        echo=echo,
     )
     return result, lines
 

@@ -8,6 +8,7 @@ on two workers at once."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -92,14 +93,28 @@ def test_a_two_platform_build_with_an_sdist_emulates_only_the_sdist_and_says_so(
     subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "sdist"], cwd=root, check=True, capture_output=True)
     spec = load_spec(root)
-    result, lines = build_pushed(spec, engine, registry, "sdist-cross")
+    log: list[str] = []
+    result, lines = build_pushed(spec, engine, registry, "sdist-cross", echo=log.append)
+    # The sdist-build step says docopt needs no compilers when it runs (a warm cache shows it
+    # CACHED, or not at all), and neither platform installs them. By step number: a bake run once
+    # more (build.py's retries) numbers its steps anew.
+    pure = "imagesmith: sdist docopt-0.6.2: pure Python, built without compilers"
+    steps: dict[str, set[str]] = {}
+    for line in log:
+        if m := re.match(r"#(\d+) \[(?:\S+ )?(linux/\w+) sdist-build\S* \d+/\d+\] RUN ", line):
+            steps.setdefault(m.group(2), set()).add(m.group(1))
+    for numbers in steps.values():
+        told = {n: [line for line in log if line.startswith(f"#{n} ")] for n in sorted(numbers)}
+        assert any(f"#{n} CACHED" in t or any(line.endswith(pure) for line in t) for n, t in told.items()), told
+    assert not [line for line in log if "compilers installed" in line or "Unpacking gcc" in line]
     for platform in ("linux/amd64", "linux/arm64"):
         packages = read_lock(spec.lock_path, platform).packages
         assert [(p.name, p.version) for p in packages] == [("docopt", "0.6.2"), ("six", "1.17.0")]
     said = [line for line in lines if line.startswith("linux/arm64: ")]
     assert len(said) == 1, lines
     assert "installed natively on linux/amd64" in said[0]
-    assert "building docopt-0.6.2.tar.gz from source (the target's compilers)" in said[0]
+    assert "building docopt-0.6.2.tar.gz from source (pure Python: the target's pip, no compilers)" in said[0]
+    assert "the target's compilers" not in said[0]
     for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
         code = "import docopt, platform, shutil; print(docopt.__version__, platform.machine(), shutil.which('cc'))"
         assert run_python(result.images["serve"].pushed, code, platform).split() == ["0.6.2", machine, "None"]

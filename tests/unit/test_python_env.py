@@ -113,6 +113,18 @@ def test_what_runs_emulated_and_why(tiny_arm64):
         f"the preprocessing wheel and the artifacts folder {why}",
         f"the image facts {why}",
     ]
+    wheel_only_image = plan_for(tiny_arm64, wheel_only)
+    mixed = python_env.emulated_steps(
+        wheel_only_image,
+        wheel_only,
+        "linux/amd64",
+        sdists=["a-1.zip", "b-1.tar.gz", "c-1.tar.gz"],
+        pure=["a-1.zip", "c-1.tar.gz"],
+    )
+    assert mixed == [
+        "building b-1.tar.gz from source (the target's compilers)",
+        "building a-1.zip, c-1.tar.gz from source (pure Python: the target's pip, no compilers)",
+    ]
     local = replace(lock, base=replace(lock.base, source="local", hosts=()))
     said = python_env.emulated_steps(image, local, "linux/amd64", sdists=[])
     assert "the Python environment (the base is a local image of linux/arm64 only" in "; ".join(said)
@@ -164,3 +176,18 @@ def test_without_qemu_a_wheel_only_lock_builds_and_anything_else_is_refused(tiny
         plan_for(tiny_arm64, wheel_only), wheel_only, "linux/amd64", sdists=[], on="target"
     )
     assert "the Python environment (IMAGESMITH_PYTHON_ENV=target)" in python_env.emulation_refusal(problem, on_target)
+
+
+def test_the_pure_python_sdists_are_the_build_stages_own_decision(tmp_path):
+    """What the emulation line calls pure Python is what runtime/sdists.py's toolchain builds
+    without compilers; an sdist it cannot read counts as compiled."""
+    import io
+    import tarfile
+
+    for name, members in (("pure-1.tar.gz", ["pure-1/pure.py"]), ("fast-1.tar.gz", ["fast-1/fast.pyx"])):
+        with tarfile.open(tmp_path / name, "w:gz") as archive:
+            for member in members:
+                archive.addfile(tarfile.TarInfo(member), io.BytesIO(b""))
+    (tmp_path / "broken-1.zip").write_bytes(b"not a zip")
+    names = ["broken-1.zip", "fast-1.tar.gz", "pure-1.tar.gz"]
+    assert python_env.pure_python(tmp_path, names) == ["pure-1.tar.gz"]
