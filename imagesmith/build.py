@@ -570,14 +570,13 @@ def build_contexts(
     base_layout = None
     if lock.base.source == "local":
         name = lock.base.name.split("@", 1)[0]
-        if "@" not in lock.base.name and engine.has_image(name):
-            current = engine.image(name).id
-            if current != lock.base.digest:
-                raise LockError(
-                    f"the base image {name} now names {current[:19]}, but {spec.lock_path.name} pins {lock.base.digest[:19]}",
-                    hint=f"run `imagesmith lock --upgrade-base` to pin what {name} names now, "
-                    f"or `docker tag {lock.base.digest} {name}` to go back",
-                )
+        found = engine.find_image(name) if "@" not in lock.base.name else None  # one inspect
+        if found is not None and found.id != lock.base.digest:
+            raise LockError(
+                f"the base image {name} now names {found.id[:19]}, but {spec.lock_path.name} pins {lock.base.digest[:19]}",
+                hint=f"run `imagesmith lock --upgrade-base` to pin what {name} names now, "
+                f"or `docker tag {lock.base.digest} {name}` to go back",
+            )
         base_layout = pool.submit(
             engine.save_oci_layout, lock.base.digest, cache_dir / "bases" / lock.base.digest.split(":", 1)[-1]
         )
