@@ -286,6 +286,30 @@ def test_verifying_a_local_image_loads_no_lock_package():
     assert [m for m in NOT_FOR_A_LOCAL_VERIFY if m in imported] == []
 
 
+# Not needed by an edit's rebuild, whose wheels are all in the host cache: the index readers
+# (download_groups, and html.parser under them) serve a download only (wheels.WheelCache._download)
+NOT_FOR_A_CACHED_BUILD = ("imagesmith.lock.indexes", "html.parser")
+
+
+def test_the_build_command_loads_no_index_reader_until_it_downloads():
+    import os
+    import subprocess
+
+    from tests.helpers import _bytecode_kept
+
+    script = (
+        "import sys\nfrom imagesmith.cli import base\nbase.load_commands(['build'])\n"
+        "import imagesmith.build, imagesmith.wheels, imagesmith.engine.buildx\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    env = _bytecode_kept(dict(os.environ))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent, env=env)
+    assert proc.returncode == 0, proc.stderr
+    imported = set(proc.stdout.split())
+    assert "imagesmith.cli.build" in imported and "imagesmith.wheels" in imported  # the real modules loaded
+    assert [m for m in NOT_FOR_A_CACHED_BUILD if m in imported] == []
+
+
 # ---- size: no module over 600 lines, no function over 80 -----------------------------------------
 
 MAX_MODULE_LINES = 600
