@@ -1,14 +1,14 @@
 """Distributions published only as source (an sdist, no wheel for the target), inside the build.
 
 Standard library only (part of the ``imagesmith-runtime`` wheel): the build runs it from that
-wheel as ``python3 -m imagesmith_runtime.sdists``. Two steps, both reading the pip-format
+wheel as ``python3 -m imagesmith_runtime.sdists``. Three steps, each reading the pip-format
 ``requirements.lock``:
 
 ``sdists REQUIREMENTS WHEELS``
     prints the requirement lines (with their locked hashes) of the distributions for which
     WHEELS holds an sdist and no wheel. The ``sdist-build`` stage gives them to
-    ``pip wheel --require-hashes``: the sdist is checked against the lock, then built with the
-    compilers that stage installs (which never reach the images).
+    ``pip wheel --require-hashes``: the sdist is checked against the lock, then built (with the
+    compilers that stage installs when ``toolchain`` says so; they never reach the images).
 
 ``toolchain REQUIREMENTS WHEELS``
     says, one ``imagesmith: sdist NAME-VERSION: ...`` line each on stderr, whether each of those
@@ -119,7 +119,8 @@ def toolchain(text, folder, say):
         if found is None:
             say(f"imagesmith: sdist {label}: pure Python, built without compilers")
         else:
-            say(f"imagesmith: sdist {label}: compiled sources ({found}): compilers installed")
+            shown = "".join(c if c.isprintable() else "?" for c in found)  # one line in the build log
+            say(f"imagesmith: sdist {label}: compiled sources ({shown}): compilers installed")
             needed.append(label)
     return needed
 

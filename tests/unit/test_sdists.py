@@ -166,3 +166,12 @@ def test_the_toolchain_command_prints_only_what_needs_compilers(tmp_path, capsys
     assert sdists.main(["toolchain", str(lock), str(tmp_path)]) == 0
     out, err = capsys.readouterr()
     assert (out, err) == ("", "imagesmith: sdist docopt-0.6.2: pure Python, built without compilers\n")
+
+
+def test_a_compiled_sources_name_is_said_on_one_line(tmp_path):
+    _tar_gz(tmp_path / "fast-1.0.tar.gz", ["fast-1.0/evil\nimagesmith: sdist x: pure Python.c"])
+    said: list[str] = []
+    assert toolchain(_lock_with(tmp_path, [("fast", "1.0")]), str(tmp_path), said.append) == ["fast-1.0"]
+    assert said == [
+        "imagesmith: sdist fast-1.0: compiled sources (evil?imagesmith: sdist x: pure Python.c): compilers installed"
+    ]
