@@ -22,32 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .engine import Engine, ImageInfo, registry_host
+from .engine import Engine, registry_host
 from .errors import UsageError
 from .layout import LABEL_ROLE, ROLES
+from .pinned import Target, registry_target
 from .platforms import same_platform
 
 if TYPE_CHECKING:
     from .gate import GateReport
     from .signing import Cosign
     from .verify import Report
-
-
-@dataclass(frozen=True)
-class Target:
-    """One image, resolved once: what every check of a verify run reads."""
-
-    ref: str  # as the user gave it
-    info: ImageInfo  # read by digest
-
-    @property
-    def pinned(self) -> str:
-        """``REPO@sha256:…`` for a registry image, else the engine's image ID: what a deploy runs."""
-        return self.info.repo_digests[0] if self.info.source == "registry" else self.info.id
-
-    @property
-    def digest(self) -> str:
-        return self.info.id
 
 
 def platform_image(engine: Engine, image: str, platform: str) -> str:
@@ -78,13 +62,14 @@ def resolve(engine: Engine, ref: str, platform: str | None = None) -> Target:
 
     want = platform or machine_platform()
     if registry_host(ref):
-        info = engine.registry_image(ref, want)
+        target = registry_target(engine, ref, want)
+        info = target.info
         if platform and info.platform and not same_platform(info.platform, platform):
             raise UsageError(
                 f"{ref} is a {info.platform} image, not {platform}",
                 hint="name the platform the image is for, or give the reference of an index that has both",
             )
-        return Target(ref=ref, info=info)
+        return target
     info = engine.image(ref)
     if platform and info.platform and not same_platform(info.platform, platform):
         raise UsageError(

@@ -1,4 +1,5 @@
-"""Small file-system helpers: atomic writes, content digests, and the TOML parser (``tomllib``, or
+"""Small file-system helpers: atomic writes, a user's text file read with one error
+(``read_user_text``), content digests, and the TOML parser (``tomllib``, or
 ``tomli`` on Python 3.10) that every module reading pyproject.toml or a lock takes from here, as
 ``fsutil.tomllib``: imported when first asked for, since most commands read no TOML (its regular
 expressions are a few percent of a no-op lock's start-up)."""
@@ -12,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import FileWriteError
+from .errors import FileWriteError, ImagesmithError
 from .runtime import files
 
 
@@ -68,6 +69,17 @@ def _atomic_write(path: Path, raw: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def read_user_text(path: Path, error: type[ImagesmithError], *, shown: str, hint: str) -> str:
+    """The UTF-8 text of a user's file, or one ``error`` naming it as ``shown``: ``… is not UTF-8
+    text (byte N)`` with ``hint``, or ``… cannot be read: <reason>``."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{shown} is not UTF-8 text (byte {exc.start})", hint=hint) from exc
+    except OSError as exc:
+        raise error(f"{shown} cannot be read: {exc.strerror or exc}") from exc
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -48,6 +48,7 @@ from .engine import Engine, ImageInfo, registry_host, repository
 from .errors import ImagesmithError, SigningError, UsageError
 from .facts import manifest_of, read_facts
 from .fsutil import sha256_file
+from .pinned import Target, registry_target
 from .record import (
     GPU_PREDICATE,
     PARITY_PREDICATE,
@@ -114,14 +115,19 @@ def not_in_registry(image: str) -> str:
     )
 
 
-def pinned_image(engine: Engine, image: str, platform: str | None = None) -> tuple[str, ImageInfo]:
-    """``image`` resolved in its registry: (``REPO@sha256:…``, its labels, config and layers read
-    by that digest; ``platform``'s entry when ``image`` names an index, else this machine's).
-    A local-only image is a UsageError: there is nowhere to attach a signature."""
+def _require_pushed(image: str) -> None:
+    """A local-only image is a UsageError: there is nowhere to attach a signature."""
     if not registry_host(image):
         raise UsageError(not_in_registry(image), hint="imagesmith signs pushed images: build with --push")
-    info = engine.registry_image(image, platform)
-    return info.repo_digests[0], info
+
+
+def pinned_image(engine: Engine, image: str, platform: str | None = None) -> tuple[str, ImageInfo]:
+    """``image`` resolved in its registry (``pinned.registry_target``): (``REPO@sha256:…``, its
+    labels, config and layers read by that digest; ``platform``'s entry when ``image`` names an
+    index, else the registry reader's default). A local-only image is refused (``_require_pushed``)."""
+    _require_pushed(image)
+    target = registry_target(engine, image, platform)
+    return target.pinned, target.info
 
 
 def _app(engine: Engine, pinned: str) -> dict[str, str] | None:
@@ -139,15 +145,15 @@ def sign_image(engine: Engine, cosign: Cosign, image: str, key: Path, *, lock: P
     An image index: each platform's image is signed and attested, then the index's own digest is
     signed (a deploy may pull either; ``cosign verify`` of the index checks the latter)."""
     key = key_file(key, "private")
-    if not registry_host(image):
-        raise UsageError(not_in_registry(image), hint="imagesmith signs pushed images: build with --push")
+    _require_pushed(image)
     platforms = index_platforms(engine, image)
     if platforms is None:
         return _sign_manifest(engine, cosign, image, key, lock)
     index_digest, children = platforms
     for platform in children:
-        info = engine.registry_image(f"{repository(image)}@{index_digest}", platform)
-        _sign_manifest(engine, cosign, info.repo_digests[0], key, lock)
+        _sign_manifest(
+            engine, cosign, registry_target(engine, f"{repository(image)}@{index_digest}", platform).pinned, key, lock
+        )
     pinned = f"{repository(image)}@{index_digest}"
     cosign.sign(pinned, key)
     return Signed(ref=pinned)
@@ -281,9 +287,8 @@ def gate_image(
     if not registry_host(ref) or (info is not None and info.source != "registry"):
         report.problems.append(not_in_registry(ref))
         return report
-    if info is None:
-        info = engine.registry_image(ref)
-    pinned, digest = info.repo_digests[0], info.id
+    target = registry_target(engine, ref) if info is None else Target(ref=ref, info=info)
+    info, pinned, digest = target.info, target.pinned, target.digest
     report.ref, report.digest = pinned, digest
     if "@" not in ref or info.index_digest:
         report.notes.append(f"{ref} resolves to {pinned} in its registry: that digest is what was checked")

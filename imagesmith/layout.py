@@ -18,6 +18,10 @@ APP_DIR = "/app"  # the project's files (``source``), and the working directory
 # a fixed path, so verify reads it before it knows the image's Python version
 FACTS_PATH = f"{VENV}/{FACTS_FILE}"
 BUILD_MOUNTS = "/run/imagesmith"  # where build steps mount the lock, wheels and the runtime wheel
+# imagesmith's own folder in the project (beside the Dockerfile, in the build context): what the
+# Dockerfile copies from it (the runtime wheel, each platform's files), never the project's files,
+# so a source or project build that copies the whole context leaves it out of the image
+GENERATED_DIR = ".imagesmith"
 
 # Every RUN in the shared stage marks its start on its tmpfs and ends by setting the time of every
 # file newer than the mark to 0 (the layers' file times, whatever the clock). The kernel stamps
@@ -100,6 +104,7 @@ __all__ = [
     "BUILD_MOUNTS",
     "FACTS_FILE",
     "FACTS_PATH",
+    "GENERATED_DIR",
     "IGNORED",
     "IMAGE_GID",
     "IMAGE_HOME",
@@ -156,6 +161,7 @@ def template_context(python: str) -> dict[str, str]:
         "venv": VENV,
         "venv_python": VENV_PYTHON,
         "app": APP_DIR,
+        "generated": GENERATED_DIR,
         "mounts": BUILD_MOUNTS,
         "run_mark": RUN_MARK,
         "run_normalize": RUN_NORMALIZE,

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from . import runtime
+from . import layout, runtime
 from .errors import RenderError
 from .fsutil import atomic_write
 from .runtime import wheel
 
 SOURCE = Path(runtime.__file__).resolve().parent
-GENERATED_DIR = ".imagesmith"  # beside the Dockerfile, in the build context
+GENERATED_DIR = layout.GENERATED_DIR  # beside the Dockerfile, in the build context
 
 
 @dataclass(frozen=True)

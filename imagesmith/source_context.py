@@ -27,6 +27,8 @@ What the stage's COPY lines take, and so what is staged (checked against the eng
 - the folder a COPY copies into, and the folders above it, made with mode 0755; inside a copied
   folder every entry keeps its mode; symlinks are copied as symlinks (never followed, so no path
   outside the project is read); empty folders are kept; owners are 0:0 either way (COPY's);
+- imagesmith's own folder (``layout.GENERATED_DIR``) left out of a source of ``.`` (the stage
+  removes it after its COPY);
 - times: 0 for every entry (the ``touch`` of the Dockerfile's stage).
 
 Anything this module does not reproduce exactly makes ``plan`` answer None (or ``sync`` False),
@@ -209,6 +211,8 @@ def _walk(folder: Path, rel: str, dest: str, rules: IgnoreRules, tree: dict[str,
     for name in names:
         child_rel = f"{rel}/{name}" if rel else name
         if rules.matches(child_rel):  # its parents were not left out: walked
+            continue
+        if child_rel == layout.GENERATED_DIR:  # imagesmith's own folder: the stage removes it
             continue
         path = folder / name
         child_dest = f"{dest}/{name}"

@@ -146,7 +146,7 @@ class Engine:
         reference) read from its registry without pulling (an index: its ``platform`` entry,
         default linux/amd64). For checks that read, not run."""
         if registry_host(ref) and not self.images.has_image(ref):
-            return self.registry.image(ref, platform) if platform else self.registry.image(ref)
+            return self.registry_image(ref, platform)
         local = self.images.image(ref)
         if platform and registry_host(ref) and local.platform and local.platform != platform:
             return self.registry.image(ref, platform)  # the engine holds this machine's image of the index

@@ -54,18 +54,13 @@ class Containers:
         ``truncated`` (and its stdout is not kept); of stderr, the last ``STDERR_KEPT`` bytes are kept.
         The files go into anonymous volumes at their folders, so a read-only root is no obstacle.
         The command's own failure is returned, not raised; ``what`` names the command in errors."""
-        from docker.errors import APIError, DockerException, ImageNotFound
+        from docker.errors import APIError, DockerException
 
         files = create.pop("files", None) or {}
         output_limit = int(create.pop("output_limit", None) or OUTPUT_LIMIT)
         if files:
             create["mounts"] = list(create.get("mounts") or []) + file_volumes(files)
-        try:
-            container = self.client.containers.create(image, create.pop("command"), **create)
-        except ImageNotFound as exc:
-            raise EngineError(f"image {image} is not in the engine") from exc
-        except DockerException as exc:
-            raise EngineError(f"cannot create a container of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        container = create_container(self.client, image, create.pop("command"), **create)
         try:
             copy_into(container, files)
             try:
@@ -188,21 +183,17 @@ class Containers:
         with their bytes, up to ``KEPT_BYTES`` of them per read; a path with more than
         ``MAX_ENTRIES`` entries is an error. The archive is read as it streams: nothing of it is
         held but the bytes kept."""
-        from docker.errors import DockerException, ImageNotFound, NotFound
+        from docker.errors import DockerException, NotFound
 
-        try:
-            container = self.client.containers.create(
-                image,
-                entrypoint=["/imagesmith-never-started"],
-                command=[],
-                network_disabled=True,
-                network_mode="none",
-                labels={LABEL_PROBE: "1"},
-            )
-        except ImageNotFound as exc:
-            raise EngineError(f"image {image} is not in the engine") from exc
-        except DockerException as exc:
-            raise EngineError(f"cannot create a container of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        container = create_container(
+            self.client,
+            image,
+            entrypoint=["/imagesmith-never-started"],
+            command=[],
+            network_disabled=True,
+            network_mode="none",
+            labels={LABEL_PROBE: "1"},
+        )
 
         def read(path: str, first: int | None = None, small: int = SMALL_FILE) -> tuple[FileEntry, ...] | None:
             try:
@@ -267,3 +258,16 @@ def gpu_request(gpus: bool) -> list | None:
     from docker.types import DeviceRequest
 
     return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+
+
+def create_container(client, image: str, *args, **create):
+    """``client.containers.create(image, *args, **create)`` with its failures translated: an
+    image the engine lacks, or any other refusal (with the engine hint)."""
+    from docker.errors import DockerException, ImageNotFound
+
+    try:
+        return client.containers.create(image, *args, **create)
+    except ImageNotFound as exc:
+        raise EngineError(f"image {image} is not in the engine") from exc
+    except DockerException as exc:
+        raise EngineError(f"cannot create a container of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc

@@ -104,6 +104,15 @@ class Registry:
         data = self._imagetools(ref, "--raw")
         return data, "sha256:" + hashlib.sha256(data).hexdigest()
 
+    def manifest(self, ref: str) -> tuple[object, str]:
+        """The manifest (or index) ``ref`` names, parsed as bounded JSON (its shape is the
+        caller's to check), and its digest."""
+        raw, digest = self.raw(ref)
+        try:
+            return loads(raw, what=f"the manifest of {ref}", max_bytes=MAX_ANSWER), digest
+        except UntrustedInput as exc:
+            raise EngineError(f"the registry returned no manifest for {ref}: {str(exc)[:200]}") from exc
+
     def digest(self, ref: str) -> str:
         """The digest ``ref`` resolves to in its registry (an index's own digest for a
         multi-platform image), without pulling."""
@@ -115,11 +124,7 @@ class Registry:
         the entry Docker on ``platform`` would run (``platforms.index_candidates``: normalised
         OS and architecture, first match); an index with more than one entry Docker could take
         for ``platform`` is refused, because which one runs is not the one a check looked at."""
-        raw, digest = self.raw(ref)
-        try:
-            manifest = loads(raw, what=f"the manifest of {ref}", max_bytes=MAX_ANSWER)
-        except UntrustedInput as exc:
-            raise EngineError(f"the registry returned no manifest for {ref}: {str(exc)[:200]}") from exc
+        manifest, digest = self.manifest(ref)
         if not isinstance(manifest, dict):
             raise EngineError(f"the registry returned no manifest for {ref}")
         entries = manifest.get("manifests")
@@ -207,11 +212,7 @@ class Registry:
     def layer_sizes(self, pinned: str) -> tuple[int, ...]:
         """The bytes of each layer blob of the image ``pinned`` (``REPO@sha256:…``, one image's
         manifest), bottom first, as its manifest states them: compressed, as a push or pull sends."""
-        raw, _ = self.raw(pinned)
-        try:
-            manifest = loads(raw, what=f"the manifest of {pinned}", max_bytes=MAX_ANSWER)
-        except UntrustedInput as exc:
-            raise EngineError(f"the registry returned no manifest for {pinned}: {str(exc)[:200]}") from exc
+        manifest, _ = self.manifest(pinned)
         problem = shape_problem(manifest, {"layers": [{"size": int}]})
         if problem or not isinstance(manifest, dict):
             raise EngineError(f"the manifest of {pinned} lists no layers ({problem or 'not an object'})")
@@ -223,11 +224,7 @@ class Registry:
         without pulling; at most ``max_bytes`` (compressed and unpacked). The blob must hash to
         the manifest's digest and its tar to ``diff_id`` (the image config's diff ID of that
         layer): what came is that layer."""
-        raw, _ = self.raw(pinned)
-        try:
-            manifest = loads(raw, what=f"the manifest of {pinned}", max_bytes=MAX_ANSWER)
-        except UntrustedInput as exc:
-            raise EngineError(f"the registry returned no manifest for {pinned}: {str(exc)[:200]}") from exc
+        manifest, _ = self.manifest(pinned)
         problem = shape_problem(manifest, {"layers": [{"digest": str, "mediaType": str, "size": int}]})
         if problem or not isinstance(manifest, dict) or len(manifest["layers"]) < depth:
             raise EngineError(f"the manifest of {pinned} lists no layer {depth} from the top ({problem or 'none'})")

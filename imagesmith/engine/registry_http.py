@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..errors import EngineError
 from ..runtime.untrusted import UntrustedInput, loads
@@ -121,14 +122,54 @@ def api_repository(repo: str) -> tuple[str, str]:
     import urllib.parse
 
     host, _, name = repo.partition("/") if registry_host(repo) else ("", "", repo)
-    if host and _hostname(host) in LOOPBACK:
+    if host and not _could_be_docker_hub(host):
         return host, name
-    import docker.auth  # the SDK's default index (0.1 s of imports: not for a loopback registry)
+    import docker.auth  # the SDK's default index (0.1 s of imports: only for a name Docker Hub's could be)
 
     index = urllib.parse.urlsplit(docker.auth.INDEX_URL).hostname or docker.auth.INDEX_NAME
     if host and host not in (docker.auth.INDEX_NAME, index):
         return host, name
     return index, name if "/" in name else f"library/{name}"
+
+
+def _could_be_docker_hub(host: str) -> bool:
+    """Whether the registry host ``host`` could be Docker Hub's: neither loopback nor a port, and
+    the docker SDK's registry name (``INDEX_NAME``) or a host under it (its index's host is). A
+    name that cannot is another registry's: no need to import the SDK to know its index."""
+    if ":" in host or _hostname(host) in LOOPBACK:
+        return False
+    hub = _sdk_index_name()
+    return hub is None or host == hub or host.endswith("." + hub)
+
+
+@lru_cache(maxsize=1)
+def _sdk_index_name() -> str | None:
+    """The docker SDK's ``INDEX_NAME`` (Docker Hub's registry name), read from its ``auth.py``
+    without importing the SDK (0.1 s of imports); None when it is not found there as a plain
+    string (the caller then imports the SDK)."""
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec("docker")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        tree = ast.parse((Path(next(iter(spec.submodule_search_locations))) / "auth.py").read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(target, "id", None) for target in node.targets] == ["INDEX_NAME"]
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            return node.value.value
+    return None
 
 
 def fetch_blob(host: str, name: str, digest: str, max_bytes: int, timeout: float) -> bytes:

@@ -11,7 +11,7 @@ from ..errors import EngineError
 from ..layout import LABEL_SIGNOFF
 from ._common import ENGINE_HINT, first_line
 from .container_files import copy_into, file_volumes
-from .containers import LOCKED_DOWN, gpu_request
+from .containers import LOCKED_DOWN, create_container, gpu_request
 
 # How long signoff waits for the engine to finish removing its containers (remove_signoff).
 REMOVAL_WAIT = 120.0
@@ -44,26 +44,22 @@ class Services:
         ``remove_signoff(run_id)`` removes it however the run ends. An init process is its PID 1
         (``init``: see ``run_attached``), so a server that ignores SIGTERM as PID 1 still stops
         when asked, not after ``stop_service``'s grace period."""
-        from docker.errors import DockerException, ImageNotFound
+        from docker.errors import DockerException
 
         bind, connect = self.service_address()
         files = dict(mounts or {})
-        try:
-            container = self.client.containers.create(
-                image,
-                detach=True,
-                ports={f"{port}/tcp": (bind, None)},
-                init=True,
-                environment=dict(environment or {}),
-                device_requests=gpu_request(gpus),
-                labels={LABEL_SIGNOFF: run_id},
-                mounts=file_volumes(files),
-                **LOCKED_DOWN,
-            )
-        except ImageNotFound as exc:
-            raise EngineError(f"image {image} is not in the engine") from exc
-        except DockerException as exc:
-            raise EngineError(f"cannot create a container of {image}: {first_line(exc)}", hint=ENGINE_HINT) from exc
+        container = create_container(
+            self.client,
+            image,
+            detach=True,
+            ports={f"{port}/tcp": (bind, None)},
+            init=True,
+            environment=dict(environment or {}),
+            device_requests=gpu_request(gpus),
+            labels={LABEL_SIGNOFF: run_id},
+            mounts=file_volumes(files),
+            **LOCKED_DOWN,
+        )
         try:
             copy_into(container, files)
             container.start()

@@ -18,8 +18,8 @@ from ..credentials import secret_file, strip_userinfo
 from ..errors import EngineError, ResolutionError
 from ..platforms import MACHINES
 from .failures import INDEX_ENV, NETWORK_RE, NOT_FOUND_RE, configured_indexes, explain_failure
-from .pins import Pin, parse_compiled, preferences
-from .request import NeedsBuild, ResolveRequest, console_script, run_tool
+from .pins import Pin, parse_compiled
+from .request import NeedsBuild, ResolveRequest, compile_output, console_script, run_with_credentials
 from .resolution_files import stage_inputs
 
 
@@ -101,7 +101,7 @@ class PipToolsResolver:
     @staticmethod
     def options(request: ResolveRequest) -> list[str]:
         # not --quiet: pip's warnings are what name an unreachable index
-        opts = [
+        return [
             "--generate-hashes",
             "--allow-unsafe",
             "--no-header",
@@ -111,14 +111,8 @@ class PipToolsResolver:
             "--no-emit-find-links",
             "--no-emit-trusted-host",
             *request.index_options(),
+            *request.compile_options(),
         ]
-        for extra in request.extras:
-            opts += ["--extra", extra]
-        if request.upgrade:
-            opts.append("--upgrade")
-        for pkg in request.upgrade_packages:
-            opts += ["--upgrade-package", pkg]
-        return opts
 
     def resolve(self, request: ResolveRequest) -> list[Pin]:
         """On the host when it is the target and wheels suffice (``--only-binary``: no package's
@@ -139,10 +133,7 @@ class PipToolsResolver:
     def resolve_on_host(self, request: ResolveRequest) -> list[Pin]:
         from .indexes import find_links_page
 
-        with tempfile.TemporaryDirectory(prefix="imagesmith-piptools-") as tmp:
-            out = Path(tmp) / "requirements.lock"
-            if request.previous and not request.upgrade:
-                out.write_text(preferences(request.previous))
+        with compile_output(request, "piptools") as out:
             argv = [
                 console_script("pip-compile"),
                 *self.options(request),
@@ -153,11 +144,10 @@ class PipToolsResolver:
                 *[str(p) for p in request.inputs],
             ]
             if request.package_indexes:
-                page = Path(tmp) / PINNED_LINKS
+                page = out.parent / PINNED_LINKS
                 page.write_text(find_links_page(request.package_indexes, request.netrc()))
                 argv[1:1] = ["--find-links", str(page)]
-            with secret_file(request.netrc()) as netrc:
-                proc = run_tool(argv, env=dict(os.environ, **({"NETRC": str(netrc)} if netrc else {})))
+            proc = run_with_credentials(argv, request)
             if proc.returncode != 0:
                 output = proc.stderr + proc.stdout
                 if NOT_FOUND_RE.search(output) and not NETWORK_RE.search(output):
@@ -178,14 +168,10 @@ class PipToolsResolver:
                 f"Python {request.python} on {request.platform}), so it must run in the base image, and no engine was given",
                 hint="use resolver: uv, or run with a Docker engine available",
             )
-        with tempfile.TemporaryDirectory(prefix="imagesmith-piptools-") as tmp:
-            work, outdir = Path(tmp) / "in", Path(tmp) / "out"
+        with compile_output(request, "piptools", "out") as out:
+            work = out.parent.parent / "in"
             work.mkdir()
-            outdir.mkdir()
             args = stage_inputs(request.inputs, work)
-            out = outdir / "requirements.lock"
-            if request.previous and not request.upgrade:
-                out.write_text(preferences(request.previous))
             # The host's pip index settings reach the container without their credentials: the
             # URLs as options, the user info (and the host's netrc entries) in a netrc file.
             if request.index_url is None and os.environ.get("PIP_INDEX_URL"):

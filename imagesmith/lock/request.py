@@ -1,19 +1,26 @@
 """What every resolver shares: the ``ResolveRequest`` it is given, the ``Resolver`` protocol it
-implements, and running its tool (``run_tool``; ``NeedsBuild`` when a resolution on the host
-would have to run a package's build code)."""
+implements, the output file it compiles into (``compile_output``, holding the earlier lock's
+versions as preferences) and running its tool (``run_tool``, ``run_with_credentials``;
+``NeedsBuild`` when a resolution on the host would have to run a package's build code)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..credentials import index_args, index_netrc
+from ..credentials import index_args, index_netrc, secret_file
 from ..errors import ResolutionError
-from .pins import Pin
+from .pins import Pin, preferences
+
+OUTPUT_FILE = "requirements.lock"  # the file a resolver's tool compiles into
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,13 @@ class ResolveRequest:
         """The general indexes only: a per-package index never is one (see indexes.py)."""
         return index_args(self.index_url, self.extra_index_urls)
 
+    def compile_options(self) -> list[str]:
+        """The extras and upgrades, as uv and pip-compile both spell them."""
+        opts = [arg for extra in self.extras for arg in ("--extra", extra)]
+        if self.upgrade:
+            opts.append("--upgrade")
+        return opts + [arg for pkg in self.upgrade_packages for arg in ("--upgrade-package", pkg)]
+
     def netrc(self) -> str:
         """The host's credentials for the spec's indexes, as netrc text ("" when none)."""
         return index_netrc(self.index_url, [*self.extra_index_urls, *(url for _, url in self.package_indexes)])
@@ -50,6 +64,26 @@ class Resolver(Protocol):
 
 class NeedsBuild(Exception):
     """A resolution on the host would have to run a package's build code."""
+
+
+@contextmanager
+def compile_output(request: ResolveRequest, tool: str, folder: str = "") -> Iterator[Path]:
+    """The file a resolver's tool compiles into (``OUTPUT_FILE``, in ``folder`` of a temporary
+    folder, removed after), holding the earlier lock's versions as preferences unless the request
+    upgrades: the tool keeps the versions it can."""
+    with tempfile.TemporaryDirectory(prefix=f"imagesmith-{tool}-") as tmp:
+        out = Path(tmp, folder, OUTPUT_FILE)
+        out.parent.mkdir(exist_ok=True)
+        if request.previous and not request.upgrade:
+            out.write_text(preferences(request.previous))
+        yield out
+
+
+def run_with_credentials(argv: list[str], request: ResolveRequest, **env: str) -> subprocess.CompletedProcess:
+    """``run_tool`` in the host's environment with ``env``, and the host's credentials for the
+    request's indexes in a netrc file (``NETRC``, removed after) when there are any."""
+    with secret_file(request.netrc()) as netrc:
+        return run_tool(argv, env=dict(os.environ, **env, **({"NETRC": str(netrc)} if netrc else {})))
 
 
 def run_tool(

@@ -35,14 +35,7 @@ def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
         )
     seen.add(path)
     out = [path]
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ResolutionError(
-            f"{path.name} is not UTF-8 text (byte {exc.start})", hint="save the requirements file as UTF-8"
-        ) from exc
-    except OSError as exc:
-        raise ResolutionError(f"{path.name} cannot be read: {exc.strerror or exc}") from exc
+    text = fsutil.read_user_text(path, ResolutionError, shown=path.name, hint="save the requirements file as UTF-8")
     for line in text.splitlines():
         m = _INCLUDE_RE.match(line)
         if m and "://" not in m.group(1):

@@ -4,18 +4,14 @@ package's build code on the host. ``uv_bin`` is the one uv every call runs."""
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-from pathlib import Path
 
-from ..credentials import secret_file
 from ..errors import ResolutionError
 from ..platforms import RESOLVER_PLATFORMS
 from .failures import NETWORK_RE, configured_indexes, explain_failure
-from .pins import Pin, parse_compiled, preferences
+from .pins import Pin, parse_compiled
 from .piptools_resolver import resolve_in_base
-from .request import NeedsBuild, ResolveRequest, run_tool
+from .request import NeedsBuild, ResolveRequest, compile_output, run_with_credentials
 
 
 def uv_bin() -> str:
@@ -61,10 +57,7 @@ class UvResolver:
         from .indexes import check_origins, refuse_general, uv_project
         from .indexes import origins as index_origins
 
-        with tempfile.TemporaryDirectory(prefix="imagesmith-uv-") as tmp:
-            out = Path(tmp) / "requirements.lock"
-            if request.previous and not request.upgrade:
-                out.write_text(preferences(request.previous))
+        with compile_output(request, "uv") as out:
             argv = [
                 uv_bin(),
                 "pip",
@@ -80,23 +73,17 @@ class UvResolver:
                 RESOLVER_PLATFORMS[request.platform],
                 "--output-file",
                 str(out),
+                *request.compile_options(),
+                *request.index_options(),
+                *[str(p) for p in request.inputs],
             ]
-            for extra in request.extras:
-                argv += ["--extra", extra]
-            if request.upgrade:
-                argv.append("--upgrade")
-            for pkg in request.upgrade_packages:
-                argv += ["--upgrade-package", pkg]
-            argv += [*request.index_options(), *[str(p) for p in request.inputs]]
             if request.package_indexes:  # each pinned to its explicit index (indexes.py)
                 refuse_general("uv", configured_indexes("uv"), request.package_indexes)
-                pins_project = Path(tmp) / "package-indexes" / "pyproject.toml"
+                pins_project = out.parent / "package-indexes" / "pyproject.toml"
                 pins_project.parent.mkdir()
                 pins_project.write_text(uv_project(request.package_indexes))
                 argv += ["--emit-index-annotation", str(pins_project)]
-            with secret_file(request.netrc()) as netrc:
-                env = dict(os.environ, UV_NO_PROGRESS="1", **({"NETRC": str(netrc)} if netrc else {}))
-                proc = run_tool(argv, env=env)
+            proc = run_with_credentials(argv, request, UV_NO_PROGRESS="1")
             if proc.returncode != 0:
                 if _NEEDS_BUILD_RE.search(proc.stderr + proc.stdout) and not NETWORK_RE.search(proc.stderr):
                     raise NeedsBuild()

@@ -11,6 +11,7 @@ from typing import Iterator
 
 from ..engine import Engine
 from ..errors import EngineError
+from ..fsutil import read_user_text
 from ..layout import RUNTIME_MODULE
 from ..runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
 from ..spec import Spec
@@ -35,14 +36,7 @@ def require_signoff_spec(spec: Spec) -> Path:
 
 def read_samples(path: Path) -> list:
     samples = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SignoffError(
-            f"{path} is not UTF-8 text (byte {exc.start})", hint="one JSON value per line (JSON lines), UTF-8"
-        ) from exc
-    except OSError as exc:
-        raise SignoffError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    text = read_user_text(path, SignoffError, shown=str(path), hint="one JSON value per line (JSON lines), UTF-8")
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:

@@ -72,7 +72,7 @@ def _plain(root: Path, base: str, tmp_path: Path) -> dict[str, str]:
         env=dict(os.environ, SOURCE_DATE_EPOCH="0", BUILDX_NO_DEFAULT_ATTESTATIONS="1"),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "RUN find /app -exec touch" in proc.stderr  # the Dockerfile's stage ran
+    assert "find /app -exec touch" in proc.stderr  # the Dockerfile's stage ran
     return {role: entry["containerimage.digest"] for role, entry in json.loads(meta.read_text()).items()}
 
 
@@ -178,3 +178,30 @@ def test_rules_it_cannot_match_exactly_leave_the_dockerfiles_stage(tmp_path, bas
     (root / ".dockerignore").write_text("app/*.log\n!app/keep.log\n")
     definition = _imagesmith(root, base_image, "--print")
     assert all("source" not in target["contexts"] for target in definition["target"].values())
+
+
+def test_a_source_of_dot_leaves_imagesmiths_own_folder_out_of_the_image(tmp_path, engine, base_image):
+    """`source: [.]` copies the whole context: `.imagesmith/` (imagesmith's own folder, what the
+    Dockerfile copies from) is not in the image, staged or not, and an edit inside it keeps the
+    images' digests."""
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny", git=False)
+    spec = (root / "imagesmith.yaml").read_text()
+    (root / "imagesmith.yaml").write_text(spec.replace("  - app/main.py", "  - ."))
+    staged = _imagesmith(root, base_image, "--json", "--no-cache")
+    assert (root / ".imagesmith").is_dir()  # written by the build, beside the Dockerfile
+    listing = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "ls", f"{TAG}:serve", "-A", "/app"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert ".imagesmith" not in listing and "imagesmith.yaml" in listing and "app" in listing
+    assert _digests(staged) == _plain(root, base_image, tmp_path)
+    (root / ".imagesmith" / "notes.txt").write_text("an edit inside imagesmith's own folder\n")
+    again = _imagesmith(root, base_image, "--json")
+    assert _digests(again) == _digests(staged)
+    tags = {tag for built in (staged, again) for image in built["images"].values() for tag in image["tags"]}
+    subprocess.run(
+        ["docker", "image", "rm", "-f", *sorted(tags | {t.replace(TAG, TAG + "-plain", 1) for t in tags})],
+        capture_output=True,
+    )

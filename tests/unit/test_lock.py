@@ -318,3 +318,21 @@ def test_a_lock_written_before_the_runtime_wheel_reads_and_is_stale(project):
     (root / "imagesmith.lock").write_text(json.dumps(data))
     assert read_lock(root / "imagesmith.lock").runtime is None
     assert check_lock(load_spec(root)) == ["runtime"]
+
+
+def test_both_resolvers_spell_the_extras_and_upgrades_alike():
+    """``ResolveRequest.compile_options``: the one spelling uv and pip-compile share, in the
+    request's order; pip-compile's options end with it."""
+    from imagesmith.lock.piptools_resolver import PipToolsResolver
+
+    request = ResolveRequest(
+        inputs=(),
+        extras=("cpu", "gpu"),
+        python="3.11",
+        platform="linux/amd64",
+        upgrade=True,
+        upgrade_packages=("six",),
+    )
+    assert request.compile_options() == ["--extra", "cpu", "--extra", "gpu", "--upgrade", "--upgrade-package", "six"]
+    assert PipToolsResolver.options(request)[-7:] == request.compile_options()
+    assert ResolveRequest(inputs=(), extras=(), python="3.11", platform="linux/amd64").compile_options() == []

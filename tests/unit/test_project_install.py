@@ -177,6 +177,8 @@ def test_render_builds_the_wheel_with_no_network_and_installs_it_last(srcproj):
     assert "RUN --network=none" in build and "--no-index" in build and "--require-hashes" in build
     assert "imagesmith_runtime.project build --src /src --backend /tmp/backend --out /wheel" in build
     assert "SOURCE_DATE_EPOCH=" in build
+    # the whole context is copied, imagesmith's own folder removed before the backend runs
+    assert build.index("COPY . /src") < build.index("rm -rf /src/.imagesmith \\\n && ") < build.index("pip install")
     # the backend's pins reach the build as a data file in .imagesmith/, hashes and all
     backend = text[text.index("FROM scratch AS project-backend") : text.index("FROM base AS wheel-download")]
     assert '".imagesmith/amd64/build-system.lock"' in backend

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import sys
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -332,6 +333,12 @@ def test_a_registry_that_refuses_the_manifest_names_docker_login_for_its_host():
         ("app", (None, "library/app")),  # an official image
         ("docker.io/app", (None, "library/app")),
         ("docker.io/user/app", (None, "user/app")),
+        ("index.docker.io/app", (None, "library/app")),  # the SDK's index host names Docker Hub too
+        ("index.docker.io/user/app", (None, "user/app")),
+        ("registry-1.docker.io/user/app", ("registry-1.docker.io", "user/app")),  # another host under it
+        ("docker.io:443/user/app", ("docker.io:443", "user/app")),  # a port: not Docker's name for it
+        ("registry.example.test:5000/team/app", ("registry.example.test:5000", "team/app")),
+        ("[::1]:5000/app", ("[::1]:5000", "app")),
     ],
 )
 def test_the_registry_api_of_a_repository_follows_dockers_rules(repo, expected):
@@ -345,3 +352,33 @@ def test_the_registry_api_of_a_repository_follows_dockers_rules(repo, expected):
     host, name = api_repository(repo)
     default = urllib.parse.urlsplit(docker.auth.INDEX_URL).hostname
     assert (host if host != default else None, name) == expected
+
+
+def test_a_repository_on_another_registry_is_mapped_without_importing_the_docker_sdk():
+    """The SDK is 0.1 s of imports, needed only to name Docker Hub's index: a registry whose name
+    cannot be Docker Hub's is read without it, and the SDK's registry name is read from its source."""
+    import subprocess
+
+    import docker.auth
+
+    from imagesmith.engine.registry_http import _sdk_index_name
+
+    assert _sdk_index_name() == docker.auth.INDEX_NAME
+    code = (
+        "import sys\n"
+        "from imagesmith.engine.registry_http import api_repository\n"
+        "for repo in ('registry.example.test/team/app', 'registry.example.test:5000/app', '127.0.0.1:5000/app'):\n"
+        "    api_repository(repo)\n"
+        "assert 'docker' not in sys.modules, 'the SDK was imported'\n"
+        "api_repository('team/app')\n"
+        "assert 'docker' in sys.modules\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -357,3 +357,11 @@ def test_every_instruction_starts_a_line_with_and_without_system_packages(tiny):
         assert re.findall(r"\S(?:FROM|RUN|COPY) ", text.replace("--from=", "")) == [], lock.system_packages
         assert ("FROM builder AS system-packages\n" in text) == bool(lock.system_packages)
         assert "FROM builder AS sdist-toolchain\n" in text
+
+
+def test_a_source_of_dot_leaves_imagesmiths_own_folder_out_of_the_app_layer(tiny):
+    """`source: [.]` copies the whole context, `.imagesmith/` too: the stage removes it before it
+    sets the times (source_context.plan leaves it out the same way); other sources render as before."""
+    text = render(replace(tiny, source=(".",)), fake_lock())
+    assert stage(text, "source").endswith("\nRUN rm -rf /app/.imagesmith \\\n && find /app -exec touch -h -d @0 {} +")
+    assert "rm -rf" not in stage(render(tiny, fake_lock()), "source")

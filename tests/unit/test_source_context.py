@@ -107,6 +107,25 @@ def test_dot_takes_the_whole_context(tmp_path):
     assert tree is not None and f"{APP}/bin/run.sh" in tree and f"{APP}/app/__pycache__" not in tree
 
 
+def test_dot_leaves_imagesmiths_own_folder_out_of_the_staged_layer(tmp_path, monkeypatch):
+    """The source stage removes ``.imagesmith/`` (what the Dockerfile copies from, imagesmith's
+    state): the staged tree leaves it out, and an edit inside it keeps the layer's digest."""
+    monkeypatch.setattr("imagesmith.statcache.SETTLE_NS", 0)
+    root = _project(tmp_path)
+    (root / ".imagesmith" / "x86_64").mkdir(parents=True)
+    (root / ".imagesmith" / "x86_64" / "imagesmith_image.json").write_text("{}\n")
+    (root / "app" / ".imagesmith").mkdir()  # a user's folder of that name below the root stays
+    (root / "app" / ".imagesmith" / "mine.txt").write_text("mine\n")
+    tree = plan(root, (".",), rules(IGNORE))
+    assert tree is not None
+    assert not any(path.startswith(f"{APP}/.imagesmith") for path in tree)
+    assert f"{APP}/app/.imagesmith/mine.txt" in tree and f"{APP}/bin/run.sh" in tree
+    before = _sync(root, tmp_path / "stage", (".",))
+    (root / ".imagesmith" / "x86_64" / "imagesmith_image.json").write_text('{"edited": 1}\n')
+    (root / ".imagesmith" / "new.whl").write_bytes(b"w")
+    assert _sync(root, tmp_path / "stage", (".",)).name == before.name
+
+
 @pytest.mark.parametrize(
     "make, sources",
     [
