@@ -16,8 +16,8 @@ from typing import Iterable
 from ..engine.protocols import LockEngine
 from ..errors import EngineError, LockError
 from ..layout import BUILD_MOUNTS
+from .base import DPKG_STATUS
 
-DPKG_STATUS = "/var/lib/dpkg/status"
 TARGET = f"{BUILD_MOUNTS}/target"  # where the target's apt configuration and dpkg status are copied
 _KEPT = 8 << 20  # the target's files are read with their bytes up to this size each
 
