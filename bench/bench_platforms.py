@@ -151,6 +151,8 @@ def main() -> int:
         "--runs", type=int, default=RUNS, help=f"cold runs of amd64 and arm64, interleaved (default {RUNS})"
     )
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     token = uuid.uuid4().hex[:8]
     try:
         with tempfile.TemporaryDirectory(prefix="imagesmith-bench-") as tmp:

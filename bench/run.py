@@ -220,6 +220,8 @@ def main() -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
+    if args.arm64_runs < 1:
+        parser.error("--arm64-runs must be at least 1")
     runs = 1 if args.quick else args.runs
     cli_runs = 3 if args.quick else max(7, runs)
     projects = ["iris"] if args.quick or args.no_scale else ["iris", "scale"]
