@@ -30,7 +30,7 @@ from .engine import Engine
 from .engine.buildx import NoOciLayout
 from .errors import LockError, UsageError
 from .fsutil import atomic_write, tomllib
-from .gitinfo import git_epoch, git_revision, git_source, git_tag
+from .gitinfo import GitFacts, git_facts, git_facts_started, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock
 from .lock.update import ensure_fresh_all, lock_project, stale_lock
@@ -95,12 +95,6 @@ class BuildOptions:
     python_env: str = python_env.ON_BUILD  # where a platform's Python environment is installed (python_env.py)
 
 
-def source_date_epoch(root: Path) -> int:
-    """The project's last commit time, or 0 outside git: never the build's own clock."""
-    epoch = git_epoch(root)
-    return epoch if epoch is not None else 0
-
-
 def build_project(
     spec: Spec,
     engine: Engine,
@@ -130,6 +124,8 @@ def build_project(
     # builder, and before anything is built for the current one (see `confirm` below); a stale
     # lock is brought up to date first.
     engine.buildx_prefetch(options.builder)
+    # The checkout's git facts (SOURCE_DATE_EPOCH, the OCI labels) are read meanwhile too
+    git = git_facts_started(spec.root)
     # A platform this machine cannot run is refused now when locking would run its base, else
     # once its plan says something runs there (python_env.emulation_refusal)
     problems = {p: problem for p in spec.platforms if (problem := emulation_problem(p))}
@@ -155,7 +151,8 @@ def build_project(
         progress(f"rendered {dockerfile.name}")
     parities = plan_parities(locks)
     digest = parities[spec.platform] if len(parities) == 1 else parity.index_digest(parities)
-    epoch = options.epoch if options.epoch is not None else source_date_epoch(spec.root)
+    facts = git.result()
+    epoch = options.epoch if options.epoch is not None else facts.source_date_epoch
     result = BuildResult(parity=digest, dockerfile=dockerfile, platforms=parities)
     tags = options.tags or ((options.tag,) if options.tag else (spec.name,))
     names = {role: image_tags(tags, role, digest) for role in options.targets}
@@ -186,7 +183,7 @@ def build_project(
             if refusal:
                 raise UsageError(refusal)
             contexts.update({name + suffix: value for name, value in ours.items()})
-        labels = {**oci_labels(spec.root), **image_labels(options.labels)}
+        labels = {**oci_labels(spec.root, facts), **image_labels(options.labels)}
 
         def definition_for(driver: str) -> dict:
             return bake_definition(
@@ -444,18 +441,21 @@ def build_args(epoch: int, python_env_on: str = python_env.ON_BUILD) -> dict[str
     return args
 
 
-def oci_labels(root: Path) -> dict[str, str]:
+def oci_labels(root: Path, facts: GitFacts | None = None) -> dict[str, str]:
     """``org.opencontainers.image.revision``, ``.source`` and ``.version`` (``OPTIONAL_LABELS``),
     each only when known: git HEAD, the origin URL (credentials stripped), ``project_version``.
-    A label with no value is left out, as the OCI annotations spec intends (not ``unknown``)."""
-    values = (git_revision(root), git_source(root, strip_userinfo), project_version(root))
+    A label with no value is left out, as the OCI annotations spec intends (not ``unknown``).
+    ``facts``: ``root``'s git facts, read already (``git_facts``)."""
+    facts = git_facts(root) if facts is None else facts
+    values = (facts.revision, facts.source(strip_userinfo), project_version(root, facts.tag))
     return {name: value for name, value in zip(OPTIONAL_LABELS, values) if value}
 
 
-def project_version(root: Path) -> str | None:
+def project_version(root: Path, tag: str | None = None) -> str | None:
     """What ``org.opencontainers.image.version`` says: the git tag on HEAD (a release), else
-    ``[project].version`` of pyproject.toml, else None (no label)."""
-    tag = git_tag(root)
+    ``[project].version`` of pyproject.toml, else None (no label). ``tag``: ``git_tag``'s answer,
+    read already."""
+    tag = git_tag(root) if tag is None else tag
     if tag:
         return tag
     try:
@@ -519,14 +519,13 @@ def build_contexts(
     base_layout = None
     if lock.base.source == "local":
         name = lock.base.name.split("@", 1)[0]
-        if "@" not in lock.base.name and engine.has_image(name):
-            current = engine.image(name).id
-            if current != lock.base.digest:
-                raise LockError(
-                    f"the base image {name} now names {current[:19]}, but {spec.lock_path.name} pins {lock.base.digest[:19]}",
-                    hint=f"run `imagesmith lock --upgrade-base` to pin what {name} names now, "
-                    f"or `docker tag {lock.base.digest} {name}` to go back",
-                )
+        found = engine.find_image(name) if "@" not in lock.base.name else None  # one inspect
+        if found is not None and found.id != lock.base.digest:
+            raise LockError(
+                f"the base image {name} now names {found.id[:19]}, but {spec.lock_path.name} pins {lock.base.digest[:19]}",
+                hint=f"run `imagesmith lock --upgrade-base` to pin what {name} names now, "
+                f"or `docker tag {lock.base.digest} {name}` to go back",
+            )
         base_layout = pool.submit(
             engine.save_oci_layout, lock.base.digest, cache_dir / "bases" / lock.base.digest.split(":", 1)[-1]
         )

@@ -32,7 +32,6 @@ from .cache import default_cache_dir
 from .credentials import index_args, index_netrc, pip_config, pip_environment, redact, secret_file
 from .errors import EngineError, LockError
 from .lock import Lock
-from .lock.indexes import download_groups
 from .lock.pins import Pin
 from .platforms import target_platforms, target_tags
 
@@ -169,6 +168,8 @@ class WheelCache:
             dl.mkdir()
             # A distribution pinned to an index (package_indexes) is fetched from it alone; the
             # rest from the general indexes, which never include a pinned one (lock/indexes.py).
+            from .lock.indexes import download_groups  # here: an edit's rebuild downloads nothing
+
             for pinned_index, group in download_groups(pins, lock.package_indexes):
                 indexes = (
                     ["--index-url", pinned_index] if pinned_index else index_args(lock.index_url, lock.extra_index_urls)

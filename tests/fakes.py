@@ -88,6 +88,9 @@ class FakeEngine:
     def has_image(self, ref: str) -> bool:
         return ref in self.store or self.default is not None
 
+    def find_image(self, ref: str) -> ImageInfo | None:
+        return self.image(ref) if self.has_image(ref) else None
+
     def lookup(self, ref: str, platform: str | None = None) -> ImageInfo:
         return self.image(ref)
 

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from imagesmith.build import BuildOptions, BuildResult, build_project
+from imagesmith.layout import VENV_PYTHON
 from imagesmith.lock import Lock
 from imagesmith.lock.base import BasePin
 from imagesmith.lock.pins import Pin
@@ -172,33 +174,55 @@ def serve_one(
         engine.remove_signoff(run_id)
 
 
-def machine_of(image: str, platform: str | None = None) -> str:
-    """The machine an image's Python runs as (``platform``: pulled for that platform), after
-    checking that tiny-native's markupsafe speedups are that platform's own binary wheel."""
+def run_python(image: str, code: str, platform: str | None = None, python: str = VENV_PYTHON) -> str:
+    """The output of ``python -c code`` in a new container of ``image`` (``platform``: pulled and
+    run as that platform, emulated where it is not this machine's); the run must succeed."""
     proc = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            *(["--platform", platform] if platform else []),
-            "--entrypoint",
-            "/opt/venv/bin/python",
-            image,
-            "-c",
-            "import platform, markupsafe._speedups as s; print(platform.machine(), s.__file__)",
-        ],
+        ["docker", "run", "--rm", *(["--platform", platform] if platform else []), "--entrypoint", python]
+        + [image, "-c", code],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    machine, speedups = proc.stdout.split()
+    return proc.stdout
+
+
+def skopeo_inspect(ref: str, raw: bool = False) -> dict:
+    """What the loopback registry holds as ``ref`` (`skopeo inspect`: the digest, the labels; with
+    ``raw``, the manifest or index itself); the registry must have it."""
+    import json
+
+    argv = ["skopeo", "inspect", *(["--raw"] if raw else []), "--tls-verify=false", f"docker://{ref}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def machine_of(image: str, platform: str | None = None) -> str:
+    """The machine an image's Python runs as (``platform``: pulled for that platform), after
+    checking that tiny-native's markupsafe speedups are that platform's own binary wheel."""
+    code = "import platform, markupsafe._speedups as s; print(platform.machine(), s.__file__)"
+    machine, speedups = run_python(image, code, platform).split()
     assert speedups.endswith(f"-{machine}-linux-gnu.so"), speedups  # the platform's own binary wheel
     return machine
 
 
+def build_pushed(spec, engine, registry: str, name: str, **options) -> tuple[BuildResult, list[str]]:
+    """``spec`` built as ``imagesmith-test/NAME`` and pushed to a new repository of ``registry``
+    (``imagesmith-test/NAME-<8 hex>``): the result and the lines the build said."""
+    import uuid
+
+    lines: list[str] = []
+    push = f"{registry}/imagesmith-test/{name}-{uuid.uuid4().hex[:8]}"
+    result = build_project(
+        spec, engine, BuildOptions(tag=f"imagesmith-test/{name}", push=push, **options), progress=lines.append
+    )
+    return result, lines
+
+
 @contextmanager
-def serving(handler, poll: float = 0.5) -> Iterator[str]:
+def serving(handler, poll: float = 0.02) -> Iterator[str]:
     """An HTTP server on a free loopback port answering with ``handler`` (a request handler
     class) in a thread of its own: yields ``127.0.0.1:PORT``; shut down and closed at the end."""
     import threading

@@ -167,6 +167,9 @@ class Engine:
     def has_image(self, ref: str) -> bool:
         return self.images.has_image(ref)
 
+    def find_image(self, ref: str) -> ImageInfo | None:
+        return self.images.find_image(ref)
+
     def pull(self, ref: str) -> ImageInfo:
         return self.images.pull(ref)
 

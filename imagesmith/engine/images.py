@@ -33,13 +33,18 @@ class Images:
         return self._client()
 
     def image(self, ref: str) -> ImageInfo:
+        info = self.find_image(ref)
+        if info is None:
+            raise _not_found(ref)
+        return info
+
+    def find_image(self, ref: str) -> ImageInfo | None:
+        """``image(ref)``, or None when the engine has no such image: one inspect where
+        ``has_image`` and then ``image`` would ask the engine twice."""
         found = inspect_image(ref)  # a local engine without the SDK: local_api.py says why
-        if found is not None:
-            if not found[0]:
-                raise _not_found(ref)
-            a = found[1]
-        else:
-            a = self._sdk_inspect(ref)
+        a = (found[1] if found[0] else None) if found is not None else self._sdk_inspect(ref)
+        if a is None:
+            return None
         cfg = a.get("Config") or {}
         return ImageInfo(
             ref=ref,
@@ -53,13 +58,14 @@ class Images:
             platform=f"{a['Os']}/{a['Architecture']}" if a.get("Os") and a.get("Architecture") else "",
         )
 
-    def _sdk_inspect(self, ref: str) -> dict:
+    def _sdk_inspect(self, ref: str) -> dict | None:
+        """The SDK's attributes of ``ref``, None when the engine has no such image."""
         from docker.errors import DockerException, ImageNotFound
 
         try:
             return self.client.images.get(ref).attrs
-        except ImageNotFound as exc:
-            raise _not_found(ref) from exc
+        except ImageNotFound:
+            return None
         except DockerException as exc:
             raise EngineError(f"cannot inspect {ref}: {first_line(exc)}", hint=ENGINE_HINT) from exc
 

@@ -11,6 +11,7 @@ import pytest
 
 from imagesmith.platforms import emulation_problem
 from tests.conftest import REGISTRY_BASE
+from tests.helpers import run_python
 
 pytestmark = pytest.mark.engine
 
@@ -27,24 +28,8 @@ def test_the_arm64_base_runs_python_as_aarch64(engine, arm64_base):
         check=True,
     ).stdout.strip()
     assert arch == "linux/arm64"
-    proc = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--platform",
-            "linux/arm64",
-            arm64_base,
-            "python3",
-            "-c",
-            "import platform, sys; print(platform.machine(), sys.version_info[:2] == (3, 11))",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["aarch64", "True"]
+    code = "import platform, sys; print(platform.machine(), sys.version_info[:2] == (3, 11))"
+    assert run_python(arm64_base, code, "linux/arm64", python="python3").split() == ["aarch64", "True"]
 
 
 def test_this_machine_has_emulation_for_arm64():

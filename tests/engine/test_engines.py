@@ -26,7 +26,7 @@ import pytest
 from imagesmith.lock.lockfile import read_lock
 from tests.conftest import PROJECTS, copy_project
 from tests.engines import start_second_engine
-from tests.helpers import cli
+from tests.helpers import cli, skopeo_inspect
 
 pytestmark = [pytest.mark.engine]
 
@@ -158,24 +158,13 @@ def test_a_second_engine_pushes_both_images_from_the_build(remote_build, engine)
     for role in ("train", "serve"):
         img = result["images"][role]
         assert img["pushed"] == f"{remote_build['push']}@{img['digest']}"
-        raw = subprocess.run(
-            ["skopeo", "inspect", "--tls-verify=false", f"docker://{remote_build['push']}:{role}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        data = json.loads(raw.stdout)
+        data = skopeo_inspect(f"{remote_build['push']}:{role}")
         assert data["Digest"] == img["digest"]
         assert data["Labels"]["io.imagesmith.parity"] == result["parity"]
         assert data["Labels"]["io.imagesmith.role"] == role
     # one cache per target in the registry
     for role in ("train", "serve"):
-        ok = subprocess.run(
-            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{remote_build['cache']}-{role}"],
-            capture_output=True,
-            text=True,
-        )
-        assert ok.returncode == 0, ok.stderr
+        assert skopeo_inspect(f"{remote_build['cache']}-{role}", raw=True)
 
 
 def test_the_first_engine_verifies_by_registry_reference_without_pulling(remote_build, engine):
@@ -230,11 +219,12 @@ def test_golden_and_signoff_run_against_the_second_engine(remote_build, tmp_path
     assert gate.returncode == 0, gate.stdout + gate.stderr
 
 
-def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_build):
-    """A third, empty engine with --cache-from: the same digests, and (BuildKit's plain log) no
-    RUN step executes again."""
-    root, result = remote_build["root"], remote_build["result"]
-    third = start_second_engine(12)
+def _cached_rebuild(remote_build, number: int, push: str, *options: str) -> tuple[subprocess.CompletedProcess, list]:
+    """`imagesmith build --locked` of the remote build's project on a new, empty engine
+    (``start_second_engine(number)``) with the remote build's registry cache (``--cache-from``),
+    pushed to ``push``, the plain log on stderr: the process and the names that engine stored."""
+    root = remote_build["root"]
+    fresh = start_second_engine(number)
     try:
         proc = cli(
             "build",
@@ -242,7 +232,8 @@ def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_bu
             str(root),
             "--locked",
             "--push",
-            remote_build["push"] + "-again",
+            push,
+            *options,
             "--json",
             "--progress",
             "plain",
@@ -250,11 +241,20 @@ def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_bu
             f"type=registry,ref={remote_build['cache']}",
             "--base",
             read_lock(root / "imagesmith.lock").base.name,
-            env=third.env,
+            env=fresh.env,
         )
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        stored = fresh.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
     finally:
-        third.stop()
+        fresh.stop()
+    return proc, stored
+
+
+def test_a_fresh_engine_reuses_the_registry_cache_for_the_same_digests(remote_build):
+    """A third, empty engine with --cache-from: the same digests, and (BuildKit's plain log) no
+    RUN step executes again."""
+    result = remote_build["result"]
+    proc, _ = _cached_rebuild(remote_build, 12, remote_build["push"] + "-again")
     again = json.loads(proc.stdout)
     for role in ("train", "serve"):
         assert again["images"][role]["digest"] == result["images"][role]["digest"], role
@@ -276,40 +276,14 @@ def test_push_only_on_a_fresh_engine_pushes_the_same_digests_and_stores_nothing_
     pushes): BuildKit's exporter pushes both images and neither stores nor unpacks them in the
     engine (no `unpacking to`, no second push `with docker`); the registry holds every blob (a
     full copy) and the first engine verifies the pushed pair in full."""
-    root, result = remote_build["root"], remote_build["result"]
-    push = remote_build["push"] + "-push-only"
-    fresh = start_second_engine(13)
-    try:
-        proc = cli(
-            "build",
-            "-p",
-            str(root),
-            "--locked",
-            "--push",
-            push,
-            "--push-only",
-            "--json",
-            "--progress",
-            "plain",
-            "--cache-from",
-            f"type=registry,ref={remote_build['cache']}",
-            "--base",
-            read_lock(root / "imagesmith.lock").base.name,
-            env=fresh.env,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        stored = fresh.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-    finally:
-        fresh.stop()
+    result, push = remote_build["result"], remote_build["push"] + "-push-only"
+    proc, stored = _cached_rebuild(remote_build, 13, push, "--push-only")
     again = json.loads(proc.stdout)
     for role in ("train", "serve"):
         img = again["images"][role]
         assert img["digest"] == result["images"][role]["digest"], role
         assert img["ref"] is None and img["tags"] == [] and img["pushed"] == f"{push}@{img['digest']}"
-        tagged = subprocess.run(
-            ["skopeo", "inspect", "--tls-verify=false", f"docker://{push}:{role}"], capture_output=True, text=True
-        )
-        assert tagged.returncode == 0 and json.loads(tagged.stdout)["Digest"] == img["digest"], tagged.stderr
+        assert skopeo_inspect(f"{push}:{role}")["Digest"] == img["digest"], role
     assert not [name for name in stored if name.startswith(push)], stored
     assert not re.search(rf"unpacking to {re.escape(push)}|with docker", proc.stderr), proc.stderr[-3000:]
     copied = subprocess.run(
@@ -319,7 +293,7 @@ def test_push_only_on_a_fresh_engine_pushes_the_same_digests_and_stores_nothing_
     )
     assert copied.returncode == 0, copied.stderr
     serve, train = again["images"]["serve"]["pushed"], again["images"]["train"]["pushed"]
-    verified = cli("verify", serve, "--lock", str(root / "imagesmith.lock"), "--pair", train)
+    verified = cli("verify", serve, "--lock", str(remote_build["root"] / "imagesmith.lock"), "--pair", train)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 

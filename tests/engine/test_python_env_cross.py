@@ -9,16 +9,14 @@ on two workers at once."""
 from __future__ import annotations
 
 import subprocess
-import uuid
 
 import pytest
 
-from imagesmith.build import BuildOptions, build_project
 from imagesmith.lock.lockfile import read_lock
 from imagesmith.python_env import ON_TARGET
 from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, REGISTRY_BASE, copy_project
-from tests.helpers import machine_of
+from tests.helpers import build_pushed, machine_of, run_python
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -35,28 +33,18 @@ def arm64_native(tmp_path_factory, registry):
     return load_spec(root)
 
 
-def build(spec, engine, registry: str, **options):
-    repo = f"{registry}/imagesmith-test/native-cross-{uuid.uuid4().hex[:8]}"
-    lines: list[str] = []
-    result = build_project(
-        spec,
-        engine,
-        BuildOptions(tag="imagesmith-test/native-cross", push=repo, no_cache=True, **options),
-        progress=lines.append,
-    )
-    return result, lines
-
-
 @pytest.mark.xdist_group("python-env-cross")
 def test_cross_installed_arm64_image_is_the_emulated_one_bit_for_bit(arm64_native, engine, registry):
-    cross, cross_lines = build(arm64_native, engine, registry)
+    cross, cross_lines = build_pushed(arm64_native, engine, registry, "native-cross", no_cache=True)
     lock = read_lock(arm64_native.lock_path)
     assert lock.platform == "linux/arm64" and [p for p, _ in lock.base.hosts] == ["linux/amd64"]
     said = [line for line in cross_lines if line.startswith("linux/arm64: ")]
     assert said and "installed natively on linux/amd64" in said[0], cross_lines
     assert "the Python environment (" not in said[0]  # not among the emulated steps
 
-    emulated, emulated_lines = build(arm64_native, engine, registry, python_env=ON_TARGET)
+    emulated, emulated_lines = build_pushed(
+        arm64_native, engine, registry, "native-cross", no_cache=True, python_env=ON_TARGET
+    )
     said = [line for line in emulated_lines if line.startswith("linux/arm64: ")]
     assert said and "the Python environment (IMAGESMITH_PYTHON_ENV=target)" in said[0], emulated_lines
 
@@ -104,11 +92,7 @@ def test_a_two_platform_build_with_an_sdist_emulates_only_the_sdist_and_says_so(
     subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "sdist"], cwd=root, check=True, capture_output=True)
     spec = load_spec(root)
-    repo = f"{registry}/imagesmith-test/sdist-cross-{uuid.uuid4().hex[:8]}"
-    lines: list[str] = []
-    result = build_project(
-        spec, engine, BuildOptions(tag="imagesmith-test/sdist-cross", push=repo), progress=lines.append
-    )
+    result, lines = build_pushed(spec, engine, registry, "sdist-cross")
     for platform in ("linux/amd64", "linux/arm64"):
         packages = read_lock(spec.lock_path, platform).packages
         assert [(p.name, p.version) for p in packages] == [("docopt", "0.6.2"), ("six", "1.17.0")]
@@ -117,16 +101,5 @@ def test_a_two_platform_build_with_an_sdist_emulates_only_the_sdist_and_says_so(
     assert "installed natively on linux/amd64" in said[0]
     assert "building docopt-0.6.2.tar.gz from source (the target's compilers)" in said[0]
     for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
-        proc = subprocess.run(
-            ["docker", "run", "--rm", "--platform", platform, "--entrypoint", "/opt/venv/bin/python"]
-            + [
-                result.images["serve"].pushed,
-                "-c",
-                "import docopt, platform, shutil; print(docopt.__version__, platform.machine(), shutil.which('cc'))",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.split() == ["0.6.2", machine, "None"]
+        code = "import docopt, platform, shutil; print(docopt.__version__, platform.machine(), shutil.which('cc'))"
+        assert run_python(result.images["serve"].pushed, code, platform).split() == ["0.6.2", machine, "None"]

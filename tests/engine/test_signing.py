@@ -250,51 +250,41 @@ def test_a_config_only_child_with_the_parents_record_is_refused(signed, config_c
     assert says + "Cmd is " in proc.stdout
 
 
+def _refused_child(s, body: str, name: str, context: Path) -> str:
+    """A child of the signed serve image (``body`` after its FROM) pushed as ``REPO:NAME`` and
+    signed by a careless signer (``_sign_with_parent_record``): what verify says, refusing it."""
+    child = _push_child(f"FROM {s['refs']['serve']}\n{body}", f"{s['repo']}:{name}", context)
+    _sign_with_parent_record(s, child)
+    proc = _verify(child, s["pub"])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    return proc.stdout
+
+
 def test_a_relabelled_child_with_a_changed_layer_is_refused(signed, tmp_path):
     s = signed
     parity_label = _parent_record(s)["parity"]
-    child = _push_child(
-        f"FROM {s['refs']['serve']}\nUSER root\nRUN echo '# changed' >> /app/app/server.py\nUSER {IMAGE_USER}\n"
-        f'LABEL io.imagesmith.parity="{parity_label}"\n',
-        f"{s['repo']}:child-relabelled",
-        tmp_path,
-    )
-    _sign_with_parent_record(s, child)
-    proc = _verify(child, s["pub"])
-    assert proc.returncode == 1
+    body = f"USER root\nRUN echo '# changed' >> /app/app/server.py\nUSER {IMAGE_USER}\n"
+    said = _refused_child(s, body + f'LABEL io.imagesmith.parity="{parity_label}"\n', "child-relabelled", tmp_path)
     says = f"FAIL: signature: the parity attestation by {s['pub']} says otherwise: "
-    assert says + "1 filesystem layer was added on top of the signed build record" in proc.stdout
-    assert says + "/app: app/server.py changed since the signed build record" in proc.stdout
+    assert says + "1 filesystem layer was added on top of the signed build record" in said
+    assert says + "/app: app/server.py changed since the signed build record" in said
 
 
 def test_a_replaced_interpreter_is_refused(signed, tmp_path):
-    s = signed
-    child = _push_child(
-        f"FROM {s['refs']['serve']}\nUSER root\n"
-        "RUN rm /opt/venv/bin/python && printf '#!/bin/sh\\nexec /usr/bin/python3 \"$@\"\\n' "
-        f"> /opt/venv/bin/python && chmod +x /opt/venv/bin/python\nUSER {IMAGE_USER}\n",
-        f"{s['repo']}:child-python",
-        tmp_path,
+    body = (
+        "USER root\nRUN rm /opt/venv/bin/python && printf '#!/bin/sh\\nexec /usr/bin/python3 \"$@\"\\n' "
+        f"> /opt/venv/bin/python && chmod +x /opt/venv/bin/python\nUSER {IMAGE_USER}\n"
     )
-    _sign_with_parent_record(s, child)
-    proc = _verify(child, s["pub"])
-    assert proc.returncode == 1
-    assert "says otherwise: 1 filesystem layer was added on top of the signed build record" in proc.stdout
+    said = _refused_child(signed, body, "child-python", tmp_path)
+    assert "says otherwise: 1 filesystem layer was added on top of the signed build record" in said
 
 
 def test_ld_variables_are_refused(signed, tmp_path):
     s = signed
-    child = _push_child(
-        f"FROM {s['refs']['serve']}\nENV LD_AUDIT=/tmp/audit.so LD_LIBRARY_PATH=/tmp/lib\n",
-        f"{s['repo']}:child-ld",
-        tmp_path,
-    )
-    _sign_with_parent_record(s, child)
-    proc = _verify(child, s["pub"])
-    assert proc.returncode == 1
+    said = _refused_child(s, "ENV LD_AUDIT=/tmp/audit.so LD_LIBRARY_PATH=/tmp/lib\n", "child-ld", tmp_path)
     says = f"FAIL: signature: the parity attestation by {s['pub']} says otherwise: "
-    assert says + "ENV LD_AUDIT=/tmp/audit.so is not set by the signed build record" in proc.stdout
-    assert says + "ENV LD_LIBRARY_PATH=/tmp/lib is not set by the signed build record" in proc.stdout
+    assert says + "ENV LD_AUDIT=/tmp/audit.so is not set by the signed build record" in said
+    assert says + "ENV LD_LIBRARY_PATH=/tmp/lib is not set by the signed build record" in said
 
 
 def _model_copy(s, dest: Path) -> Path:

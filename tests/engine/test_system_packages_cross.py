@@ -9,7 +9,6 @@ manifest digest for both roles."""
 from __future__ import annotations
 
 import subprocess
-import uuid
 
 import pytest
 
@@ -20,6 +19,7 @@ from imagesmith.lock.update import lock_project
 from imagesmith.python_env import ON_TARGET
 from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, REGISTRY_BASE, copy_project
+from tests.helpers import build_pushed, run_python
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -32,14 +32,8 @@ PROBE = (
 
 
 def build(spec, engine, registry: str, **options):
-    repo = f"{registry}/imagesmith-test/system-cross-{uuid.uuid4().hex[:8]}"
-    lines: list[str] = []
-    result = build_project(
-        spec,
-        engine,
-        BuildOptions(tag="imagesmith-test/system-cross", push=repo, no_cache=True, **options),
-        progress=lines.append,
-    )
+    """The build with no cache, pushed, and the one line it said of linux/arm64."""
+    result, lines = build_pushed(spec, engine, registry, "system-cross", no_cache=True, **options)
     said = [line for line in lines if line.startswith("linux/arm64: ")]
     assert len(said) == 1, lines
     return result, said[0]
@@ -69,15 +63,8 @@ def test_arm64_system_packages_installed_by_dpkg_alone_are_the_same_bytes_from_e
 
     for role in ("train", "serve"):
         assert native.images[role].pushed.split("@")[1] == emulated.images[role].pushed.split("@")[1], role
-    proc = subprocess.run(
-        ["docker", "run", "--rm", "--platform", "linux/arm64", "--entrypoint", "/opt/venv/bin/python"]
-        + [native.images["serve"].pushed, "-c", PROBE],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["aarch64", "install ok installed arm64"]
+    probed = run_python(native.images["serve"].pushed, PROBE, "linux/arm64")
+    assert probed.splitlines() == ["aarch64", "install ok installed arm64"]
 
 
 @pytest.mark.xdist_group("system-packages-no-qemu")

@@ -12,7 +12,6 @@ from imagesmith.errors import ResolutionError
 from imagesmith.lock.indexes import restrict_hashes
 from imagesmith.lock.pins import Pin
 from imagesmith.lock.piptools_resolver import PipToolsResolver
-from imagesmith.lock.request import ResolveRequest
 from imagesmith.lock.uv_resolver import UvResolver
 from imagesmith.wheels import WheelCache
 from tests.pkgindexes import SCENARIO, serve_indexes
@@ -86,16 +85,7 @@ def test_look_alikes_without_end_fail_closed(tmp_path):
     """An index publishing look-alike after look-alike: a few rounds, then the lock's refusal."""
     contents = {"general": [("pinme", f"{v}.0") for v in range(3, 12)], "pinned": [("pinme", "2.0")]}
     with serve_indexes(tmp_path / "many", contents) as idx:
-        req = tmp_path / "requirements.in"
-        req.write_text("pinme\n")
-        request = ResolveRequest(
-            inputs=(req,),
-            extras=(),
-            python="3.11",
-            platform="linux/amd64",
-            index_url=idx["general"].url,
-            package_indexes=(("pinme", idx["pinned"].url),),
-        )
+        request = _request(tmp_path, idx, "pinme\n")
         pins = PipToolsResolver().resolve(request)
         assert _by_name(pins)["pinme"].version == "7.0"  # five rounds: 11.0, 10.0, ..., 7.0
         with pytest.raises(ResolutionError, match=r"pinme==7.0 .* \(it has 2.0\)"):
@@ -133,16 +123,7 @@ def test_a_pinned_private_index_gets_the_hosts_credentials(tmp_path, indexes, pr
     uv's resolution and the page imagesmith reads both authenticate; nothing prints it."""
     private, seen = private_index
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
-    req = tmp_path / "requirements.in"
-    req.write_text("privpkg==1.0\n")
-    request = ResolveRequest(
-        inputs=(req,),
-        extras=(),
-        python="3.11",
-        platform="linux/amd64",
-        index_url=indexes["general"].url,
-        package_indexes=(("privpkg", private),),
-    )
+    request = _request(tmp_path, indexes, "privpkg==1.0\n", (("privpkg", private),))
     monkeypatch.setenv("NETRC", str(tmp_path / "absent"))
     with pytest.raises(ResolutionError) as refused:
         restrict_hashes(UvResolver().resolve(request), request.package_indexes, request.netrc())

@@ -9,6 +9,8 @@ import functools
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[2] / "imagesmith"
 
 
@@ -16,6 +18,16 @@ PACKAGE = Path(__file__).resolve().parents[2] / "imagesmith"
 def _tree(path: Path) -> ast.Module:
     """A source file's syntax tree, parsed once for all the tests here (they only read it)."""
     return ast.parse(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _trees_let_go():
+    """The syntax trees are a few hundred thousand objects: kept for the tests here, then let go,
+    so that every later garbage collection of this worker (pytest runs five at its end) need not
+    walk them."""
+    yield
+    _tree.cache_clear()
+    _graph.cache_clear()
 
 
 @functools.cache
@@ -272,6 +284,30 @@ def test_verifying_a_local_image_loads_no_lock_package():
     imported = set(proc.stdout.split())
     assert "imagesmith.cli.verify" in imported and "imagesmith.verify_base" in imported  # the real modules loaded
     assert [m for m in NOT_FOR_A_LOCAL_VERIFY if m in imported] == []
+
+
+# Not needed by an edit's rebuild, whose wheels are all in the host cache: the index readers
+# (download_groups, and html.parser under them) serve a download only (wheels.WheelCache._download)
+NOT_FOR_A_CACHED_BUILD = ("imagesmith.lock.indexes", "html.parser")
+
+
+def test_the_build_command_loads_no_index_reader_until_it_downloads():
+    import os
+    import subprocess
+
+    from tests.helpers import _bytecode_kept
+
+    script = (
+        "import sys\nfrom imagesmith.cli import base\nbase.load_commands(['build'])\n"
+        "import imagesmith.build, imagesmith.wheels, imagesmith.engine.buildx\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    env = _bytecode_kept(dict(os.environ))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent, env=env)
+    assert proc.returncode == 0, proc.stderr
+    imported = set(proc.stdout.split())
+    assert "imagesmith.cli.build" in imported and "imagesmith.wheels" in imported  # the real modules loaded
+    assert [m for m in NOT_FOR_A_CACHED_BUILD if m in imported] == []
 
 
 # ---- size: no module over 600 lines, no function over 80 -----------------------------------------

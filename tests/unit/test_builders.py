@@ -357,7 +357,8 @@ def test_a_push_race_is_recognised_in_each_form_buildkit_reports_it():
     )
 
 
-FAKE_BAKE = """#!{python}
+# `docker` as a Python script of the standard library alone: -S skips site (a third of each start)
+FAKE_BAKE = """#!{python} -S
 import json, pathlib, sys
 args = sys.argv[1:]
 count = pathlib.Path({count!r})
@@ -596,3 +597,20 @@ def test_buildx_runs_as_the_plugin_the_docker_command_would_run(tmp_path, monkey
     assert buildx.plugin_path(env) == own
     os.chmod(own, 0o644)  # not executable: the docker command's to word the problem
     assert buildx.plugin_path(env) is None
+
+
+def test_the_bake_environment_keeps_git_out_of_the_build():
+    """buildx's own git facts stay out: BUILDX_GIT_LABELS in the user's shell would add labels
+    of buildx's to the images (another digest for the same inputs, a second revision label
+    beside imagesmith's), and the git runs for provenance are skipped; the rest is kept."""
+    from imagesmith.engine.buildx import bake_environment
+
+    shell = {"PATH": "/bin", "BUILDX_GIT_LABELS": "full", "BUILDX_GIT_CHECK_DIRTY": "1", "BUILDX_GIT_INFO": "1"}
+    env = bake_environment(1700000000, shell)
+    assert env == {
+        "PATH": "/bin",
+        "SOURCE_DATE_EPOCH": "1700000000",
+        "BUILDX_NO_DEFAULT_ATTESTATIONS": "1",
+        "BUILDX_GIT_INFO": "0",
+    }
+    assert shell["BUILDX_GIT_LABELS"] == "full"  # the caller's mapping is left as it was

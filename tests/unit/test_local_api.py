@@ -101,6 +101,9 @@ def test_an_image_is_read_without_the_sdk_and_a_missing_one_is_said_so(engine):
         sdk.image("app:train")
     assert sdk.has_image("app:serve") and not sdk.has_image("app:train")
     assert "/images/app:train/json" in seen
+    seen.clear()
+    assert sdk.find_image("app:serve") == info and sdk.find_image("app:train") is None
+    assert seen == ["/images/app:serve/json", "/images/app:train/json"]  # one inspect each
 
 
 @pytest.mark.parametrize("status, body", [(500, b'{"message": "boom"}'), (200, b"not json"), (200, b"[]")])

@@ -34,7 +34,7 @@ from imagesmith.lock.uv_resolver import UvResolver
 from imagesmith.render import render
 from imagesmith.spec.parse import parse_spec
 from tests.fakes import FakeEngine
-from tests.helpers import cli
+from tests.helpers import cli, fake_lock
 from tests.pkgindexes import SCENARIO, serve_indexes
 from tests.unit.test_credentials import SECRET, private_index  # noqa: F401 (a fixture)
 from tests.unit.test_spec import VALID, problems
@@ -89,24 +89,19 @@ def test_a_credential_in_a_package_index_fails_the_cli_with_exit_2(root):
 
 
 def _lock(**kw) -> Lock:
+    """helpers.fake_lock with two packages, the second pinned to its own index."""
     base = dict(
-        inputs={},
-        resolver="uv",
-        python="3.11",
-        platform="linux/amd64",
         base=BasePin("python:3.11-slim", "sha256:" + "a" * 64, "registry", "3.11.2"),
         packages=(Pin("other", "1.0", ("sha256:" + "b" * 64,)), Pin("pinme", "2.0", ("sha256:" + "c" * 64,))),
         system_packages=(),
         preprocessing=(),
         seed=0,
-        determinism=False,
         env=(),
         index_url=GENERAL,
         package_indexes=(("pinme", PINNED),),
         runtime=runtime_pin(),
-        installer=(Pin("uv", "0.13.9", ("sha256:" + "e" * 64,)),),
     )
-    return Lock(**{**base, **kw})
+    return fake_lock(**{**base, **kw})
 
 
 def test_lock_records_package_indexes_and_reads_them_back(tmp_path):
@@ -234,7 +229,8 @@ def indexes(tmp_path):
         yield served
 
 
-def _request(tmp_path: Path, indexes, requirements: str) -> ResolveRequest:
+def _request(tmp_path: Path, indexes, requirements: str, package_indexes=None) -> ResolveRequest:
+    """``requirements`` from the general index, pinme pinned to its own (or ``package_indexes``)."""
     req = tmp_path / "requirements.in"
     req.write_text(requirements)
     return ResolveRequest(
@@ -243,7 +239,7 @@ def _request(tmp_path: Path, indexes, requirements: str) -> ResolveRequest:
         python="3.11",
         platform="linux/amd64",
         index_url=indexes["general"].url,
-        package_indexes=(("pinme", indexes["pinned"].url),),
+        package_indexes=package_indexes or (("pinme", indexes["pinned"].url),),
     )
 
 

@@ -201,7 +201,7 @@ def _helper(tmp_path: Path, monkeypatch, username: str) -> None:
     folder.mkdir(exist_ok=True)
     program = folder / "docker-credential-imagesmithtest"
     program.write_text(
-        f"#!{sys.executable}\n"
+        f"#!{sys.executable} -S\n"
         "import json, sys\n"
         "assert sys.argv[1] == 'get'\n"
         "host = sys.stdin.read().strip()\n"

@@ -366,17 +366,7 @@ class _GoneEngine(FakeEngine):
 
 
 def _serve(engine, tmp_path: Path) -> None:
-    spec = parse_spec(
-        {
-            "name": "x",
-            "python": "3.11",
-            "base": "python:3.11-slim",
-            "requirements": ["six"],
-            "train": {"command": "t"},
-            "serve": {"command": "s", "port": 8000},
-        },
-        tmp_path,
-    )
+    spec = _spec(tmp_path)
     with so_batch.signoff_containers(engine) as run_id:
         so_replay.serve_and_measure(engine, spec, image_info(), tmp_path, [{}], 1, False, {}, lambda *a: None, run_id)
 
