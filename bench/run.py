@@ -7,7 +7,9 @@ project, and a JSON copy of all of it under bench/results/.
   one-line edit, MB over the base; BuildKit's per-step times and imagesmith's own phases;
 - cold builds for linux/arm64 on this x86-64 machine (bench_platforms.py), iris and the scale
   project: the Python environment installed natively, beside the emulated path and beside the
-  native linux/amd64 build, from the loopback registry's two-platform base;
+  native linux/amd64 build, from the loopback registry's two-platform base; amd64 and arm64 are
+  medians of --arm64-runs cold runs each (default 3), interleaved, the emulated path and the
+  two-platform build one run each;
 - the registry-cache rebuild on a clean engine (bench_remote_cache.py): iris on empty second engines,
   cold (writing a registry cache) and then from the cache, per CI recipe (`--push`, `--push
   --push-only`), same digests asserted, goal >= 2.5x faster than cold;
@@ -25,14 +27,14 @@ project, and a JSON copy of all of it under bench/results/.
 Numbers are noisy on these 2-core machines, more so when others build on the same engine: the
 run samples the engine's other builds and says so beside the table.
 
-    python bench/run.py [--runs N] [--scale-runs N] [--quick] [--no-arm64] [--no-scale] [--no-tests]
+    python bench/run.py [--runs N] [--scale-runs N] [--arm64-runs N] [--quick] [--no-arm64] [--no-scale] [--no-tests]
                         [--no-remote-cache] [--only SECTION[,SECTION]] [--torch] [--torch-runs N]
                         [--torch-only] [--tools imagesmith,plain,uv]
 
 --only: the sections to run, of builds (the projects' builds and the CLI rows), remote-cache,
 arm64, tests (default: all; each --no-* drops one).
 
---quick: 1 run, iris only (development). IMAGESMITH_BASE picks the base image;
+--quick: 1 run (the arm64 rows too), iris only (development). IMAGESMITH_BASE picks the base image;
 IMAGESMITH_BENCH_PLATFORM_BASE the platform rows' (default: the registry's two-platform base). The CLI is always this tree's
 (`python -m imagesmith`, PYTHONPATH pointing here).
 """
@@ -188,6 +190,12 @@ def main() -> int:
     parser.add_argument("--scale-runs", type=int, default=None, help="runs of the scale project (default: --runs)")
     parser.add_argument("--quick", action="store_true", help="1 run, iris only")
     parser.add_argument("--no-arm64", action="store_true", help="skip the linux/arm64 rows")
+    parser.add_argument(
+        "--arm64-runs",
+        type=int,
+        default=bench_platforms.RUNS,
+        help=f"cold runs of amd64 and arm64 each, interleaved, for the arm64 rows' medians (default {bench_platforms.RUNS})",
+    )
     parser.add_argument("--no-scale", action="store_true", help="skip the scale project")
     parser.add_argument("--no-tests", action="store_true", help="skip the tests' figures")
     parser.add_argument(
@@ -212,6 +220,8 @@ def main() -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
+    if args.arm64_runs < 1:
+        parser.error("--arm64-runs must be at least 1")
     runs = 1 if args.quick else args.runs
     cli_runs = 3 if args.quick else max(7, runs)
     projects = ["iris"] if args.quick or args.no_scale else ["iris", "scale"]
@@ -267,7 +277,9 @@ def main() -> int:
                     row
                     for name in projects
                     if name in ("iris", "scale")
-                    for row in bench_platforms.measure(name, bench_build.PROJECTS[name].source, tmp, token)
+                    for row in bench_platforms.measure(
+                        name, bench_build.PROJECTS[name].source, tmp, token, runs=1 if args.quick else args.arm64_runs
+                    )
                 ]
         except KeyboardInterrupt:
             interrupted = True
@@ -325,6 +337,7 @@ def main() -> int:
         "scale_runs": len(results.get("scale", {}).get("imagesmith", [])) or None,
         "torch": bool(results.get("torch")),
         "cli_runs": cli_runs,
+        "arm64_runs": (1 if args.quick else args.arm64_runs) if "arm64" in chosen else None,
         "quick": args.quick,
         "sections": list(chosen),
         "other_builds_on_engine": neighbours.as_json(),

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import gpu_arch, parity, python_env
+from .build_failure import describe_failure
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .engine.buildx import NoOciLayout
@@ -92,60 +93,6 @@ class BuildOptions:
     install: str | None = None  # hermetic | online; default: the spec's
     cache_dir: Path | None = None  # the wheel cache; default ~/.cache/imagesmith
     python_env: str = python_env.ON_BUILD  # where a platform's Python environment is installed (python_env.py)
-
-
-def describe_failure(spec: Spec) -> Callable[[str], tuple[str, bool]]:
-    """Map BuildKit's failing step back to the part of the spec it came from:
-    (description, True) when a spec key is to blame, (the failing step, False) otherwise."""
-
-    def describe(log: str) -> tuple[str, bool]:
-        failing = ""
-        for line in log.splitlines():
-            m = re.search(r"\[(?:[\w-]+ )?\d+/\d+\] (.*)", line)
-            if m and ("ERROR" in line or "error" in line.lower()):
-                failing = m.group(1)
-        if not failing:
-            m = re.search(r'ERROR: failed to solve: process "(.*?)" did not complete', log, re.S)
-            failing = m.group(1) if m else ""
-            if not failing:
-                m = re.search(r"ERROR: failed to solve: (.*)", log)
-                failing = m.group(1) if m else ""
-        if "apt-get" in failing:
-            pkgs = re.findall(r"Unable to locate package (\S+)|E: Version '([^']+)' for '([^']+)'", log)
-            named = ", ".join(sorted({p[0] or p[2] for p in pkgs})) if pkgs else ", ".join(spec.system_packages)
-            return f"system_packages ({named})", True
-        if spec.project is not None and ".project build " in failing:
-            if "THESE PACKAGES DO NOT MATCH THE HASHES" in log:
-                return (
-                    f"install_project ({spec.project.name}: a build backend wheel does not match its locked hash)",
-                    True,
-                )
-            return f"install_project ({spec.project.name}: building its wheel failed)", True
-        if spec.project is not None and ".project install " in failing:
-            return f"install_project ({spec.project.name}: installing its wheel failed)", True
-        m = re.search(r"the installer wheel \S+ does not match its locked hash \(([^)]+)\)", log)
-        if m:
-            return f"the installer ({m.group(1)}: its wheel does not match its locked hash)", False
-        if "pip" in failing:
-            m = re.search(r"(?:Hash mismatch for|Failed to (?:download|install)) `([A-Za-z0-9_.-]+==[^\s`]+)`", log)
-            if m:  # uv's words
-                if "Hash mismatch for" in log:
-                    return f"requirements ({m.group(1)}: a wheel does not match its locked hash)", True
-                return f"requirements ({m.group(1)}: its wheel could not be installed)", True
-            m = re.search(r"(?:for|of|match) (?:the )?(?:package |requirement )?([A-Za-z0-9_.-]+==[^\s:]+)", log)
-            dist = m.group(1) if m else "one of the locked distributions"
-            if "THESE PACKAGES DO NOT MATCH THE HASHES" in log:
-                m = re.search(r"([A-Za-z0-9_.-]+==[^\s:]+) from ", log)
-                dist = m.group(1) if m else dist
-                return f"requirements ({dist}: a wheel does not match its locked hash)", True
-            return f"requirements ({dist})", True
-        for key, paths in (("preprocessing", spec.preprocessing), ("source", spec.source)):
-            for path in paths:
-                if path in failing:
-                    return f"{key} ({path})", True
-        return failing[:120], False
-
-    return describe
 
 
 def build_project(
@@ -223,12 +170,14 @@ def build_project(
         speculate = options.builder is None and not passthrough and not options.print_only
         driver = ENGINE_DRIVER if speculate else _driver_checked(engine, options)
         contexts: dict[str, str] = {}
+        sdists: dict[str, list[str]] = {}
         for platform, one in locks.items():
             suffix = f"-{platform_arch(platform)}" if spec.multi_platform else ""
             ours = build_contexts(spec, one, options, engine, progress)
             if source_images is not None:  # the source stage, staged on the host (source_context.py)
                 ours["source"] = source_images[platform]
             house = Path(ours["wheels"]) if "wheels" in ours else None
+            sdists[platform] = sdists_in(house) if house else []
             steps = say_emulated(spec, one, house, options, progress, replaced=ours) if house else None
             refusal = python_env.emulation_refusal(problems.get(platform), steps)
             if refusal:
@@ -274,7 +223,7 @@ def build_project(
 
         progress(f"building {' and '.join(options.targets)}" + (f", pushing to {options.push}" if options.push else ""))
         bake = partial(engine.bake, cwd=spec.root, epoch=epoch, builder=options.builder, echo=echo)
-        bake = partial(bake, describe_failure=describe_failure(spec), passthrough=passthrough)
+        bake = partial(bake, describe_failure=describe_failure(spec, sdists), passthrough=passthrough)
         try:
             metadata = bake(definition, confirm=confirm if speculate else None)
         except NoOciLayout:

@@ -1,6 +1,10 @@
 """Pinning the base image: a registry's manifest digest when its registry answers, else the
 local engine's image ID (the lock says which), and the Python version found in it. Policy about
-the base lives here; the engine only answers questions (``LockEngine``)."""
+the base lives here; the engine only answers questions (``LockEngine``).
+
+The Python version of an image of another platform than this machine's is read from its files
+and config, never by running it (that would run under QEMU: seconds per image at every lock):
+``version_from_files`` says how, and only an image whose files do not tell is run."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..engine import first_line
 from ..errors import EngineError, LockError
-from ..platforms import PLATFORMS
+from ..platforms import PLATFORMS, machine_platform
 
 if TYPE_CHECKING:  # the engine's records only when an engine answers: a no-op lock asks none
     from ..engine.protocols import LockEngine
@@ -61,7 +65,7 @@ def pin_base(engine: LockEngine, ref: str, platform: str = "linux/amd64") -> Bas
         pinned = f"{name}@{digest}"
         if source == "registry" and not engine.has_image(pinned):
             engine.pull(pinned)
-        version = python_version(engine, pinned)
+        version = python_version(engine, pinned, platform)
         return BasePin(name, digest, source, version, index, _hosts(engine, ref, platform, index, version))
     try:
         digest, index = engine.registry_platform_digest(ref, platform)
@@ -77,15 +81,16 @@ def pin_base(engine: LockEngine, ref: str, platform: str = "linux/amd64") -> Bas
     pinned = f"{ref}@{digest}"
     if source == "registry" and not engine.has_image(pinned):
         engine.pull(pinned)
-    version = python_version(engine, pinned if source == "registry" else ref)
+    version = python_version(engine, pinned if source == "registry" else ref, platform)
     return BasePin(ref, digest, source, version, index, _hosts(engine, ref, platform, index, version))
 
 
 def _hosts(engine: LockEngine, ref: str, platform: str, index: str, version: str) -> tuple[tuple[str, str], ...]:
     """The base's manifests for the other platforms imagesmith builds for, from the same image
     index (``index``; none for a one-platform image or a local one), that have the same Python
-    version ``version`` (read by running each: the bytecode a build compiles there must be the
-    bytecode the target's Python would compile)."""
+    version ``version`` (the bytecode a build compiles there must be the bytecode the target's
+    Python would compile; read as ``python_version`` reads it: from the files of an image of
+    another platform than this machine's)."""
     if not index or not version:
         return ()
     name = ref.split("@", 1)[0]
@@ -103,7 +108,7 @@ def _hosts(engine: LockEngine, ref: str, platform: str, index: str, version: str
         try:
             if not engine.has_image(pinned):
                 engine.pull(pinned)
-            same = python_version(engine, pinned) == version
+            same = python_version(engine, pinned, other) == version
         except EngineError:
             continue
         if same:
@@ -123,7 +128,80 @@ def _check_platform(engine: LockEngine, ref: str, platform: str):
     return info
 
 
-def python_version(engine: LockEngine, image: str) -> str:
-    """The Python version in ``image`` (e.g. 3.11.2), read by running its python3."""
+def python_version(engine: LockEngine, image: str, platform: str | None = None) -> str:
+    """The Python version in ``image`` (e.g. 3.11.2), an image of ``platform``: for this machine's
+    platform (or one not given) read by running its python3; for another, read from its config
+    and files without running it (``version_from_files``), and run (emulated) only when those do
+    not tell."""
+    if platform is not None and platform != machine_platform():
+        env: list[str] = []
+        found: dict = {}
+        try:
+            env = engine.image(image).config.get("Env") or []
+            found = engine.read_paths(image, [*python3_candidates(env), DPKG_STATUS], small=DPKG_STATUS_BYTES)
+        except EngineError:
+            pass  # the files cannot be read: run it
+        version = version_from_files(env, found)
+        if version:
+            return version
     out = engine.run(image, ["-c", "import platform; print(platform.python_version())"], entrypoint=["python3"])
     return out.strip()
+
+
+DPKG_STATUS = "/var/lib/dpkg/status"
+DPKG_STATUS_BYTES = 8 << 20  # read with its bytes up to this size (a large distribution's is a few MB)
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # the engine's, when the image sets none
+
+
+def _env(env: list[str], name: str) -> str | None:
+    return next((e.split("=", 1)[1] for e in env if e.startswith(name + "=")), None)
+
+
+def python3_candidates(env: list[str]) -> list[str]:
+    """Where ``python3`` may be found in an image with the config env ``env``: each folder of its
+    PATH, in order. Pure."""
+    return [f"{folder.rstrip('/')}/python3" for folder in (_env(env, "PATH") or DEFAULT_PATH).split(":") if folder]
+
+
+def version_from_files(env: list[str], files: dict) -> str | None:
+    """The Python version that running ``python3`` in an image would report, from its config env
+    ``env`` and ``files`` (``read_paths`` of ``python3_candidates`` and ``DPKG_STATUS``), or None
+    when they do not tell for certain. Pure. The ``python3`` that runs is the first on PATH:
+
+    - in ``/usr/local/bin`` with ``PYTHON_VERSION`` in the env (the python images' convention:
+      the version they built), that version;
+    - in ``/usr/bin`` (or ``/bin``) as a link to ``python3.X``: the distribution's, whose version
+      is the dpkg database's ``python3.X-minimal`` package's (installed), upstream part only
+      (``3.11.2-6+deb12u8`` -> ``3.11.2``; ``3.12.0~rc1-1`` -> ``3.12.0rc1``);
+    - anything else (another folder, no link, no dpkg record): None, and the image is run."""
+    first = next((p for p in python3_candidates(env) if files.get(p)), None)
+    if first is None:
+        return None
+    folder = first.rsplit("/", 1)[0]
+    if folder == "/usr/local/bin":
+        return _env(env, "PYTHON_VERSION") or None
+    entry = files[first][0]
+    if folder not in ("/usr/bin", "/bin") or entry.kind != "symlink":
+        return None
+    name = entry.target.rsplit("/", 1)[-1]
+    if not name.startswith("python3.") or not name[len("python3.") :].isdigit():
+        return None
+    status = files.get(DPKG_STATUS)
+    data = status[0].data if status else None
+    if data is None:
+        return None
+    return _dpkg_version(data.decode("utf-8", "replace"), f"{name}-minimal")
+
+
+def _dpkg_version(status: str, package: str) -> str | None:
+    """The upstream version of the installed ``package`` in a dpkg status file, or None. Pure."""
+    for paragraph in status.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in paragraph.splitlines() if ": " in line and not line.startswith(" ")
+        )
+        if fields.get("Package") != package or fields.get("Status") != "install ok installed":
+            continue
+        version = fields.get("Version", "")
+        upstream = version.split(":", 1)[-1].rsplit("-", 1)[0].replace("~", "")
+        return upstream or None
+    return None

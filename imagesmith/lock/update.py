@@ -252,8 +252,12 @@ def _pin_system(spec: Spec, engine, base_pin: BasePin, progress) -> tuple[tuple[
         return ()
     from .system import pin_system_packages
 
-    progress(f"pinning system packages in {base_pin.ref}")
-    return tuple(sorted(pin_system_packages(engine, base_pin.ref, spec.system_packages).items()))
+    here = platforms.machine_platform()
+    native = None
+    if spec.platform != here and here in dict(base_pin.hosts):  # apt natively, for the target's architecture
+        native = (base_pin.host_ref(here), platforms.platform_arch(spec.platform))
+    progress(f"pinning system packages in {base_pin.ref}" + (f" (apt natively, on {here})" if native else ""))
+    return tuple(sorted(pin_system_packages(engine, base_pin.ref, spec.system_packages, native).items()))
 
 
 def get_resolver(name: str, engine=None) -> Resolver:

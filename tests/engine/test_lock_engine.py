@@ -237,3 +237,53 @@ def test_no_op_lock_resolves_nothing_and_failures_keep_the_lock(tmp_path, base_i
     proc = _lock(root)
     assert proc.returncode == 2 and "no wheel for the target, Python 3.11 on linux/amd64" in proc.stderr, proc.stderr
     assert {n: (root / n).read_bytes() for n in files} == files
+
+
+@pytest.mark.registry
+def test_a_two_platform_lock_reads_the_other_platforms_base_without_running_it(engine, registry):
+    """The two-platform base of the loopback registry pinned for each platform, as a two-platform
+    lock pins it: each lists the other as its host (the same Python), and the image of the
+    platform this machine is not is never run (its Python version read from its dpkg database):
+    no QEMU at lock time. The version read equals what running it under QEMU says."""
+    from imagesmith.engine import Engine
+    from imagesmith.lock.base import python_version
+    from imagesmith.platforms import machine_platform
+    from tests.conftest import REGISTRY_BASE
+
+    ran: list[str] = []
+
+    class Watched(Engine):
+        def run(self, image, command, **options):
+            ran.append(image)
+            return super().run(image, command, **options)
+
+    watched = Watched()
+    here = machine_platform()
+    other = next(p for p in ("linux/amd64", "linux/arm64") if p != here)
+    pins = {p: pin_base(watched, REGISTRY_BASE, p) for p in (here, other)}
+    assert pins[here].hosts == ((other, pins[other].digest),)
+    assert pins[other].hosts == ((here, pins[here].digest),)
+    assert pins[here].python_version == pins[other].python_version
+    assert ran and not any(pins[other].digest in image for image in ran), ran
+    name = REGISTRY_BASE.split("@", 1)[0]
+    assert python_version(engine, f"{name}@{pins[other].digest}") == pins[other].python_version  # run, emulated
+
+
+@pytest.mark.registry
+def test_system_packages_pinned_natively_for_the_other_platform_are_the_emulated_pins(engine, registry):
+    """apt in this machine's image of the two-platform base, for the other platform's
+    architecture with that image's apt configuration and dpkg status, pins what apt in the other
+    platform's image itself (under QEMU) pins: libgomp1 (a library and a libc-bin trigger) and
+    the sdist compilers (57 packages), whose versions differ by architecture nowhere."""
+    from imagesmith.lock.system import pin_system_packages
+    from imagesmith.platforms import machine_platform, platform_arch
+    from tests.conftest import REGISTRY_BASE
+
+    here = machine_platform()
+    other = next(p for p in ("linux/amd64", "linux/arm64") if p != here)
+    pin = pin_base(engine, REGISTRY_BASE, other)
+    target, host = pin.ref, pin.host_ref(here)
+    for names in (["libgomp1"], ["build-essential", "python3-dev"]):
+        natively = pin_system_packages(engine, target, names, (host, platform_arch(other)))
+        assert natively == pin_system_packages(engine, target, names), names
+        assert set(names) <= set(natively)

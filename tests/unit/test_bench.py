@@ -176,6 +176,57 @@ def test_each_build_row_carries_issue_28s_goal_and_the_arm64_rows_issue_27s():
     assert [r.verdict() for r in judged] == ["", "met: 0.94x", "1.86x native amd64", "met: 2.03x"]
 
 
+def test_the_arm64_section_interleaves_amd64_and_arm64_and_judges_their_medians():
+    import bench_platforms
+
+    builds = list(bench_platforms.BUILDS)
+    amd64, arm64, emulated, both = (b[0] for b in builds)
+    counts = bench_platforms.runs_of(builds, 3)
+    assert counts == {amd64: 3, arm64: 3, emulated: 1, both: 1}
+    assert bench_platforms.runs_of(builds, 1) == {amd64: 1, arm64: 1, emulated: 1, both: 1}
+    order = [(i, b[0]) for i, b in bench_platforms.schedule(builds, counts)]
+    assert order == [(0, amd64), (0, arm64), (0, emulated), (0, both), (1, amd64), (1, arm64), (2, amd64), (2, arm64)]
+    assert bench_platforms.figure("scale", arm64, 3).endswith("(median of 3)")
+    assert bench_platforms.figure("scale", emulated, 1).endswith("(one run)")
+    # the ratio is median over median, not one run over one run: the slow first amd64 run and the
+    # fast last arm64 run alone would say 0.80x, the last of each 1.30x
+    samples = {amd64: [45.0, 30.0, 36.8], arm64: [47.7, 40.1, 36.0], emulated: [71.3], both: [75.3]}
+    rows = [Row(label, "s", {"imagesmith": v}) for label, v in samples.items()]
+    medians = {label: Row("", "s", {"imagesmith": v}).median("imagesmith") for label, v in samples.items()}
+    judged = bench_platforms.against_native(rows, builds, medians)
+    assert [r.verdict() for r in judged] == ["", "met: 1.09x", "1.94x native amd64", "met: 2.05x"]
+    assert judged[1].as_json()["samples"] == {"imagesmith": [47.7, 40.1, 36.0]}
+    assert judged[1].as_json()["reference"] == 36.8
+
+
+def test_the_arm64_section_keeps_every_run_and_stops_a_build_that_failed(monkeypatch, tmp_path):
+    import bench_platforms
+
+    calls = []
+    took = {"linux/amd64": [30.0, 31.0, 29.0], "linux/arm64": [33.0, 35.0, 34.0]}
+
+    def cold(source, platform, python_env, tmp, token, run=0):
+        calls.append((platform, python_env, run))
+        if python_env == "target":
+            return None, "not available: boom"
+        return (took[platform][run] if platform in took else 70.0), ""
+
+    monkeypatch.setattr(bench_platforms, "cold", cold)
+    rows = bench_platforms.measure("iris", tmp_path, tmp_path, "t", runs=3)
+    assert calls[:4] == [
+        ("linux/amd64", "build", 0),
+        ("linux/arm64", "build", 0),
+        ("linux/arm64", "target", 0),
+        (bench_platforms.BOTH, "build", 0),
+    ]
+    assert calls[4:] == [("linux/amd64", "build", 1), ("linux/arm64", "build", 1)] + [
+        ("linux/amd64", "build", 2),
+        ("linux/arm64", "build", 2),
+    ]
+    assert [r.values["imagesmith"] for r in rows] == [[30.0, 31.0, 29.0], [33.0, 35.0, 34.0], [], [70.0]]
+    assert [r.verdict() for r in rows] == ["", "met: 1.13x", "not available: boom", "met: 2.33x"]
+
+
 def test_table_has_one_line_per_row_with_medians_and_ratios():
     rows = [
         Row("iris: cold", "s", {"imagesmith": [20.0], "plain": [40.0], "uv": [30.0]}, Goal("peer", 1.0, of="uv")),

@@ -1,0 +1,46 @@
+"""A failing build step mapped back to what the user wrote (build.describe_failure): the
+sdist-toolchain stage's apt step names the sdist compilers and the sdists that need them, never
+the ``system_packages`` key the user did not write."""
+
+from dataclasses import replace
+from pathlib import Path
+
+from imagesmith.build import describe_failure
+from imagesmith.render import render
+from imagesmith.spec.load import load_spec
+from tests.helpers import fake_lock
+
+TINY = Path(__file__).resolve().parents[1] / "projects" / "tiny"
+
+
+def _failed(text: str, stage: str) -> str:
+    """BuildKit's last line for a RUN of ``stage`` that exited 1 (its command quoted as BuildKit does)."""
+    body = text[text.index(f"FROM builder AS {stage}\n") :]
+    body = body[body.index("RUN ") + 4 : body.index("\n\n")]
+    run = " ".join(body.replace("\\\n", " ").split()).replace('"', '\\"')
+    return (
+        f"#14 [{stage} 1/1] RUN ...\n#14 0.9 E: Unable to locate package build-essential\n"
+        f'ERROR: failed to solve: process "/bin/sh -c {run}" did not complete successfully: exit code: 1'
+    )
+
+
+def test_the_sdist_compilers_failing_names_them_and_the_sdists_not_system_packages():
+    spec = load_spec(TINY)
+    assert not spec.system_packages  # the user asked for none
+    log = _failed(render(spec, fake_lock()), "sdist-toolchain")
+    what, from_spec = describe_failure(spec, {"linux/amd64": ["docopt-0.6.2.tar.gz"]})(log)
+    assert what == "the sdist compilers (build-essential python3-dev for linux/amd64, needed by docopt-0.6.2.tar.gz)"
+    assert not from_spec and "system_packages" not in what
+    # the sdists unknown (an online install has no wheelhouse): still the compilers, not the key
+    what, _ = describe_failure(spec)(log)
+    assert what.startswith("the sdist compilers (build-essential python3-dev for linux/amd64, needed by a locked")
+
+
+def test_a_system_packages_failure_still_names_the_key():
+    spec = load_spec(TINY)
+    spec = replace(spec, system_packages=("libgomp1",))
+    log = (
+        "#9 [shared 2/4] RUN apt-get install libgomp1\n#9 0.5 E: Unable to locate package libgomp1\n"
+        'ERROR: failed to solve: process "/bin/sh -c apt-get install libgomp1" did not complete successfully: exit code: 100'
+    )
+    assert describe_failure(spec, {"linux/amd64": ["docopt-0.6.2.tar.gz"]})(log) == ("system_packages (libgomp1)", True)
