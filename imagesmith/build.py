@@ -177,7 +177,7 @@ def build_project(
             if source_images is not None:  # the source stage, staged on the host (source_context.py)
                 ours["source"] = source_images[platform]
             house = Path(ours["wheels"]) if "wheels" in ours else None
-            sdists[platform] = sdists_in(house) if house else []
+            sdists[platform] = python_env.sdists_in(house) if house else []
             steps = say_emulated(spec, one, house, options, progress, replaced=ours) if house else None
             refusal = python_env.emulation_refusal(problems.get(platform), steps)
             if refusal:

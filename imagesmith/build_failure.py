@@ -20,7 +20,7 @@ def describe_failure(
 ) -> Callable[[str], tuple[str, bool]]:
     """Map BuildKit's failing step back to the part of the spec it came from:
     (description, True) when a spec key is to blame, (the failing step, False) otherwise.
-    ``sdists``: each platform's distributions built from source (``sdists_in``), named when the
+    ``sdists``: each platform's distributions built from source (``python_env.sdists_in``), named when the
     compilers they need (the ``sdist-toolchain`` stage, never a spec key) cannot be had."""
 
     def describe(log: str) -> tuple[str, bool]:
