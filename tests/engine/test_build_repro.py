@@ -240,7 +240,7 @@ def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
 @pytest.mark.xdist_group("build-repro-own-cache")  # an empty wheel cache each: the longest two
 def test_sdist_only_distribution_is_built_outside_the_images(tmp_path, engine, base_image):
     """docopt 0.6.2 publishes only an sdist: it is hash-checked, built into a wheel in the
-    sdist-build stage (with compilers), and installed; no compiler reaches the images, and the
+    sdist-build stage (pure Python: without compilers), and installed; no compiler reaches the images, and the
     online install (pip downloads inside the build) gives the same layers: the wheel six's too
     (a project's backend wheels online: test_srcproj.py)."""
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
@@ -258,6 +258,41 @@ def test_sdist_only_distribution_is_built_outside_the_images(tmp_path, engine, b
     assert out.split() == ["0.6.2", "None"]
     online = _build(root, engine, base_image, "imagesmith-test/sdist-online", install="online")
     assert engine.image(online.images["serve"].ref).layers == engine.image(ref).layers
+
+
+@pytest.mark.xdist_group("build-repro-compiled-sdist")
+def test_an_sdist_with_a_c_extension_is_compiled_and_no_compiler_reaches_the_images(tmp_path, engine, base_image):
+    """crcmod 1.7 publishes only an sdist, whose setup.py builds the C extension
+    crcmod._crcfunext when a compiler is there and falls back to pure Python otherwise: the
+    sdist-build stage sees its C sources and installs the compilers (the log says so, naming
+    one), the serve image imports the compiled extension, and no compiler is in it. No cache,
+    so the step runs and says its line (a cached step says nothing). (A pure-Python sdist,
+    built without compilers: the docopt tests.)"""
+    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
+    spec_file = root / "imagesmith.yaml"
+    spec_file.write_text(spec_file.read_text().replace("  - six==1.17.0\n", "  - six==1.17.0\n  - crcmod==1.7\n"))
+    log: list[str] = []
+    options = BuildOptions(base=base_image, tag="imagesmith-test/sdist-compiled", no_cache=True)
+    result = build_project(load_spec(root), engine, options, echo=log.append)
+    assert [(p.name, p.version) for p in read_lock(root / "imagesmith.lock").packages] == [
+        ("crcmod", "1.7"),
+        ("six", "1.17.0"),
+    ]
+    said = [line for line in log if "imagesmith: sdist crcmod-1.7: " in line]
+    assert said, log[-40:]
+    assert all(
+        re.search(r"imagesmith: sdist crcmod-1\.7: compiled sources \(\S+\.c\): compilers installed$", line)
+        for line in said
+    ), said
+    assert not [line for line in log if "built without compilers" in line]
+    # crcmod's package re-exports its module's names, the function crcmod too: the module by name.
+    code = (
+        "import crcmod._crcfunext, shutil, sys; "
+        "print(sys.modules['crcmod.crcmod']._usingExtension, "
+        "*(shutil.which(c) for c in ('cc', 'gcc', 'x86_64-linux-gnu-gcc')))"
+    )
+    out = engine.run(result.images["serve"].ref, ["-c", code], entrypoint=["/opt/venv/bin/python"])
+    assert out.split() == ["True", "None", "None", "None"]
 
 
 def test_two_builds_of_the_same_names_at_once_both_succeed(tmp_path, engine, base_image):
