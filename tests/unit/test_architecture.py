@@ -267,21 +267,26 @@ NOT_FOR_A_LOCAL_VERIFY = (
 )
 
 
-def test_verifying_a_local_image_loads_no_lock_package():
+def _modules_loaded(command: str, modules: str) -> set[str]:
+    """The modules a fresh interpreter holds after loading the CLI's ``command`` and importing
+    ``modules`` (a comma-separated import list), as that command's run would."""
     import os
     import subprocess
 
     from tests.helpers import _bytecode_kept
 
     script = (
-        "import sys\nfrom imagesmith.cli import base\nbase.load_commands(['verify'])\n"
-        "import imagesmith.deploy, imagesmith.verify, imagesmith.engine.images\n"
-        "print(' '.join(sorted(sys.modules)))\n"
+        f"import sys\nfrom imagesmith.cli import base\nbase.load_commands([{command!r}])\n"
+        f"import {modules}\nprint(' '.join(sorted(sys.modules)))\n"
     )
     env = _bytecode_kept(dict(os.environ))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent, env=env)
     assert proc.returncode == 0, proc.stderr
-    imported = set(proc.stdout.split())
+    return set(proc.stdout.split())
+
+
+def test_verifying_a_local_image_loads_no_lock_package():
+    imported = _modules_loaded("verify", "imagesmith.deploy, imagesmith.verify, imagesmith.engine.images")
     assert "imagesmith.cli.verify" in imported and "imagesmith.verify_base" in imported  # the real modules loaded
     assert [m for m in NOT_FOR_A_LOCAL_VERIFY if m in imported] == []
 
@@ -292,20 +297,7 @@ NOT_FOR_A_CACHED_BUILD = ("imagesmith.lock.indexes", "html.parser")
 
 
 def test_the_build_command_loads_no_index_reader_until_it_downloads():
-    import os
-    import subprocess
-
-    from tests.helpers import _bytecode_kept
-
-    script = (
-        "import sys\nfrom imagesmith.cli import base\nbase.load_commands(['build'])\n"
-        "import imagesmith.build, imagesmith.wheels, imagesmith.engine.buildx\n"
-        "print(' '.join(sorted(sys.modules)))\n"
-    )
-    env = _bytecode_kept(dict(os.environ))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent, env=env)
-    assert proc.returncode == 0, proc.stderr
-    imported = set(proc.stdout.split())
+    imported = _modules_loaded("build", "imagesmith.build, imagesmith.wheels, imagesmith.engine.buildx")
     assert "imagesmith.cli.build" in imported and "imagesmith.wheels" in imported  # the real modules loaded
     assert [m for m in NOT_FOR_A_CACHED_BUILD if m in imported] == []
 
