@@ -321,9 +321,10 @@ class Stager:
             return {}
         return data if isinstance(data, dict) and data.get("format") == FORMAT else {}
 
-    def layer(self) -> tuple[str, int] | None:
-        """The layer ``sync`` wrote last (digest, size), when its blob is there whole."""
-        found = self._load().get("layer")
+    def _layer(self, state: dict) -> tuple[str, int] | None:
+        """The layer ``sync`` wrote last (digest, size), when its blob is there whole (``state``:
+        state.json's, ``_load``)."""
+        found = state.get("layer")
         if not (isinstance(found, list) and len(found) == 2 and isinstance(found[0], str)):
             return None
         try:
@@ -346,7 +347,7 @@ class Stager:
             return None  # the Dockerfile's stage: its COPY sends only the files that changed
         state = {"format": FORMAT, "plan": _plan_key(wanted), "files": files}
         old = self._load()
-        have = self.layer()
+        have = self._layer(old)
         if have is not None and old == dict(state, layer=list(have)):
             return have
         self.blobs.mkdir(parents=True, exist_ok=True)
