@@ -43,14 +43,27 @@ BUILD_SYSTEM_FILES = ("Cargo.toml", "CMakeLists.txt", "meson.build")
 MAX_MEMBERS = 100_000
 MAX_NAME = 4096
 MAX_TAR_BYTES = 4 << 30
+# A tar's extended header (a GNU long name or link, a pax header) is read whole by tarfile before
+# its member is seen: bounded here, or a hostile one is decompressed into memory at once.
+MAX_HEADER = 1 << 20
 
 
 class ArchiveError(Exception):
     """An sdist whose member names cannot be read within the bounds: says why."""
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A ``TarInfo`` that refuses an extended header larger than ``MAX_HEADER`` before reading it."""
+
+    def _proc_member(self, tarfile_):
+        extended = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE)
+        if self.type in (*extended, tarfile.SOLARIS_XHDTYPE) and self.size > MAX_HEADER:
+            raise ArchiveError(f"an extended header of more than {MAX_HEADER} bytes")
+        return super()._proc_member(tarfile_)
+
+
 def _names_tar(path):
-    with tarfile.open(path, mode="r|gz") as archive:
+    with tarfile.open(path, mode="r|gz", tarinfo=_BoundedTarInfo) as archive:
         for count, member in enumerate(archive, 1):
             if count > MAX_MEMBERS:
                 raise ArchiveError(f"more than {MAX_MEMBERS} members")

@@ -130,6 +130,34 @@ def test_an_absurd_member_name_is_refused(tmp_path, make):
         compiled_source(path)
 
 
+@pytest.mark.parametrize("kind", ["L", "x"])  # a GNU long name, a pax header
+def test_a_huge_extended_header_is_refused_before_it_is_read(tmp_path, kind):
+    """tarfile reads an extended header whole before its member is seen: 128 MiB of one (128 KiB
+    of gzip) is refused from its size, never decompressed into memory at once."""
+    import gzip
+    import tarfile
+    import tracemalloc
+
+    size = 128 << 20
+    path = tmp_path / "x-1.tar.gz"
+    header = tarfile.TarInfo("././@LongLink")
+    header.type, header.size = kind.encode(), size
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(header.tobuf(tarfile.GNU_FORMAT))
+        chunk = b"a" * (1 << 20)
+        for _ in range(size // len(chunk)):
+            out.write(chunk)
+        out.write(tarfile.TarInfo("x-1/setup.py").tobuf(tarfile.GNU_FORMAT) + b"\0" * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ArchiveError, match="extended header of more than"):
+            compiled_source(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size // 4
+
+
 def _lock_with(tmp_path, archives):
     pins = [Pin(name, version, ("sha256:" + "a" * 64,)) for name, version in archives]
     return render_requirements_lock(pins, "header")
