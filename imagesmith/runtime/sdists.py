@@ -72,10 +72,39 @@ def _names_tar(path):
             yield member.name
 
 
+_ZIP_HELPERS = (
+    "_EndRecData",
+    "_ECD_ENTRIES_TOTAL",
+    "_ECD_SIZE",
+    "_ECD_LOCATION",
+    "_ECD_SIGNATURE",
+    "_CD_SIGNATURE",
+    "_CD_FILENAME_LENGTH",
+    "_CD_EXTRA_FIELD_LENGTH",
+    "_CD_COMMENT_LENGTH",
+    "_CD_FLAG_BITS",
+    "stringEndArchive64",
+    "sizeEndCentDir64",
+    "sizeEndCentDir64Locator",
+    "sizeCentralDir",
+    "structCentralDir",
+    "stringCentralDir",
+)
+
+
 def _names_zip(path):
     """The member names of the zip at ``path``, read one central-directory record at a time (as
     ``zipfile`` reads them, without building its list of every member first): a directory of
-    more than ``MAX_MEMBERS`` records, stated in its end record or found, is refused from there."""
+    more than ``MAX_MEMBERS`` records, stated in its end record or found, is refused from there.
+    This reads with ``zipfile``'s own private helpers; a Python whose ``zipfile`` lacks them (the
+    base's, any version) gets the public reader and the count checked after it."""
+    if not all(hasattr(zipfile, name) for name in _ZIP_HELPERS):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if len(names) > MAX_MEMBERS:
+            raise ArchiveError(f"more than {MAX_MEMBERS} members")
+        yield from names
+        return
     with open(path, "rb") as fh:
         end = zipfile._EndRecData(fh)  # the end record (zip64's when there is one): the stdlib's reader
         if not end:

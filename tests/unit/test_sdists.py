@@ -228,3 +228,15 @@ def test_a_compiled_sources_name_is_said_on_one_line(tmp_path):
     assert said == [
         "imagesmith: sdist fast-1.0: compiled sources (evil?imagesmith: sdist x: pure Python.c): compilers installed"
     ]
+
+
+def test_a_zip_is_read_with_the_public_reader_where_zipfile_lacks_the_private_helpers(tmp_path, monkeypatch):
+    """The runtime runs on the base's Python, whatever its version: a zipfile without the private
+    helpers the bounded reader uses still gives the member names, and the count is still bounded."""
+    monkeypatch.setattr(sdists, "_ZIP_HELPERS", (*sdists._ZIP_HELPERS, "_a_helper_no_zipfile_has"))
+    monkeypatch.setattr(sdists, "struct", None)  # the bounded reader's own parsing: not taken
+    assert compiled_source(_zip(tmp_path / "docopt-0.6.2.zip", PURE)) is None
+    assert compiled_source(_zip(tmp_path / "x-1.zip", ["x-1/setup.py", "x-1/src/x.c"])) == "src/x.c"
+    monkeypatch.setattr(sdists, "MAX_MEMBERS", 2)
+    with pytest.raises(ArchiveError, match="more than 2 members"):
+        compiled_source(_zip(tmp_path / "y-1.zip", [f"y-1/m{i}.py" for i in range(3)]))
