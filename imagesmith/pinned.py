@@ -32,4 +32,4 @@ def registry_target(engine: Engine, ref: str, platform: str | None = None) -> Ta
     ``REPO@sha256:…``): ``platform``'s image when ``ref`` names an index (None: the registry
     reader's default). The one place a registry reference is pinned: the gate and the signing
     take it too."""
-    return Target(ref=ref, info=engine.registry_image(ref, platform) if platform else engine.registry_image(ref))
+    return Target(ref=ref, info=engine.registry_image(ref, platform))

@@ -197,7 +197,7 @@ class FakeEngine:
     def __init__(self, info: ImageInfo) -> None:
         self.info = info
 
-    def registry_image(self, ref):
+    def registry_image(self, ref, platform=None):
         return self.info
 
 
