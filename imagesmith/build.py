@@ -178,7 +178,9 @@ def build_project(
                 ours["source"] = source_images[platform]
             house = Path(ours["wheels"]) if "wheels" in ours else None
             sdists[platform] = python_env.sdists_in(house) if house else []
-            steps = say_emulated(spec, one, house, options, progress, replaced=ours) if house else None
+            steps = (
+                say_emulated(spec, one, house, sdists[platform], options, progress, replaced=ours) if house else None
+            )
             refusal = python_env.emulation_refusal(problems.get(platform), steps)
             if refusal:
                 raise UsageError(refusal)
@@ -474,17 +476,23 @@ def _no_sdists(cache_dir: Path) -> Path:
 
 
 def say_emulated(
-    spec: Spec, lock: Lock, house: Path, options: BuildOptions, progress, replaced: Iterable[str] = ()
+    spec: Spec,
+    lock: Lock,
+    house: Path,
+    sdists: list[str],
+    options: BuildOptions,
+    progress,
+    replaced: Iterable[str] = (),
 ) -> list[str]:
     """One progress line for a platform other than this machine's: where its Python environment
     is installed, and which steps run emulated and why, read from the image plan's steps
-    (python_env.emulated_steps); ``replaced``: the stages named contexts replace. Returns
-    those steps."""
+    (python_env.emulated_steps); ``sdists``: the wheelhouse ``house``'s sources
+    (``python_env.sdists_in``, listed once by the caller); ``replaced``: the stages named
+    contexts replace. Returns those steps."""
     build = machine_platform()
     if build == lock.platform:
         return []
     on = python_env.installs_on(lock, build, options.python_env)
-    sdists = python_env.sdists_in(house)
     pure = python_env.pure_python(house, sdists)
     steps = python_env.emulated_steps(
         plan_for(spec, lock), lock, build, sdists=sdists, on=options.python_env, replaced=replaced, pure=pure

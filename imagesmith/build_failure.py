@@ -8,11 +8,16 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Callable
 
+from .layout import BUILD_MOUNTS
 from .spec import Spec
 
 # what the sdist-toolchain stage's apt step says when the compilers cannot be had (its template's
 # ``apt_download`` failure text, quoted by the shell command BuildKit echoes)
 _TOOLCHAIN_FAILED = re.compile(r"imagesmith: the compilers \(([^)]*)\) are not available for ([\w/.-]+)")
+
+# shared's system-packages step: dpkg alone, from the system-packages stage's files (the template's
+# ``dpkg_install``); the sdist-build stage's dpkg reads the compilers from another folder
+_SHARED_DPKG = f"cd {BUILD_MOUNTS}/system-packages "
 
 
 def describe_failure(
@@ -41,7 +46,8 @@ def describe_failure(
             named = ", ".join((sdists or {}).get(platform) or sorted({n for v in (sdists or {}).values() for n in v}))
             needs = f"needed by {named}" if named else "needed by a locked distribution published only as source"
             return f"the sdist compilers ({toolchain.group(1)} for {platform}, {needs})", False
-        if "apt-get" in failing:
+        # apt in the system-packages stage, or dpkg installing its downloads in shared
+        if "apt-get" in failing or _SHARED_DPKG in failing:
             pkgs = re.findall(r"Unable to locate package (\S+)|E: Version '([^']+)' for '([^']+)'", log)
             named = ", ".join(sorted({p[0] or p[2] for p in pkgs})) if pkgs else ", ".join(spec.system_packages)
             return f"system_packages ({named})", True

@@ -20,31 +20,11 @@ def _git(root: Path, *args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def git_epoch(root: Path) -> int | None:
-    """The commit time of HEAD of the git repository holding ``root``, if any."""
-    out = _git(root, "log", "-1", "--format=%ct")
-    return int(out) if out and out.isdigit() else None
-
-
-def git_revision(root: Path) -> str:
-    return _git(root, "rev-parse", "HEAD") or ""
-
-
-def git_source(root: Path, redact) -> str:
-    """The origin URL, with any credentials removed by ``redact``."""
-    out = _git(root, "remote", "get-url", "origin")
-    return redact(out) if out else ""
-
-
-def git_tag(root: Path) -> str:
-    """The tag on HEAD exactly (a release), or ''."""
-    return _git(root, "describe", "--tags", "--exact-match", "HEAD") or ""
-
-
 @dataclass(frozen=True)
 class GitFacts:
-    """What a build reads from the checkout: ``epoch`` as ``git_epoch``, ``revision``, ``origin``
-    (not yet redacted) and ``tag`` as the functions above ('' or None when unknown)."""
+    """What a build reads from the checkout: ``epoch``, the commit time of HEAD; ``revision``,
+    HEAD; ``origin``, the origin URL (not yet redacted); ``tag``, the tag on HEAD exactly (a
+    release); '' or None when unknown."""
 
     epoch: int | None = None
     revision: str = ""
@@ -57,11 +37,11 @@ class GitFacts:
         return self.epoch if self.epoch is not None else 0
 
     def source(self, redact) -> str:
-        """``git_source``'s answer: the origin URL with any credentials removed by ``redact``."""
+        """The origin URL with any credentials removed by ``redact``, or ''."""
         return redact(self.origin) if self.origin else ""
 
 
-_FACTS = {
+_FACTS = {  # each fact's git command, here only (``git_facts``, ``git_tag``)
     "epoch": ("log", "-1", "--format=%ct"),
     "revision": ("rev-parse", "HEAD"),
     "origin": ("remote", "get-url", "origin"),
@@ -69,10 +49,14 @@ _FACTS = {
 }
 
 
+def git_tag(root: Path) -> str:
+    """The tag on HEAD exactly (a release), or '': ``git_facts(root).tag`` alone."""
+    return _git(root, *_FACTS["tag"]) or ""
+
+
 def git_facts(root: Path) -> GitFacts:
-    """The four facts of ``root``'s checkout, the same answers as ``git_epoch``, ``git_revision``,
-    ``git_source`` and ``git_tag``, from git runs started at once and then awaited: a git run is
-    mostly its own start-up (5-20 ms here, more on a loaded machine), and an edit's rebuild
+    """The four facts of ``root``'s checkout (``_FACTS``), from git runs started at once and then
+    awaited: a git run is mostly its own start-up (5-20 ms here, more on a loaded machine), and an edit's rebuild
     waited for four of them one after the other."""
     procs: dict[str, subprocess.Popen | None] = {}
     for name, args in _FACTS.items():

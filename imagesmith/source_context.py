@@ -59,6 +59,7 @@ from pathlib import Path
 from . import layout, statcache
 from .cache import PRUNE_AFTER_S, project_key, prune_due
 from .errors import FileWriteError
+from .fsutil import atomic_write, sha256_bytes
 
 FORMAT = 3  # state.json's; 1 was a staged folder, 2 an archive unpacked by a stage of its own
 WHITEOUT = ".wh."  # a layer entry's name that deletes instead of writing (the OCI image spec)
@@ -260,14 +261,10 @@ def image_of(layer: str, size: int, platform: str) -> tuple[bytes, bytes]:
     manifest = {
         "schemaVersion": 2,
         "mediaType": _MANIFEST_TYPE,
-        "config": {"mediaType": _CONFIG_TYPE, "digest": _digest(config_bytes), "size": len(config_bytes)},
+        "config": {"mediaType": _CONFIG_TYPE, "digest": sha256_bytes(config_bytes), "size": len(config_bytes)},
         "layers": [{"mediaType": _LAYER_TYPE, "digest": layer, "size": size}],
     }
     return config_bytes, _canonical(manifest)
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _stat_key(st: os.stat_result) -> list[int]:
@@ -324,9 +321,10 @@ class Stager:
             return {}
         return data if isinstance(data, dict) and data.get("format") == FORMAT else {}
 
-    def layer(self) -> tuple[str, int] | None:
-        """The layer ``sync`` wrote last (digest, size), when its blob is there whole."""
-        found = self._load().get("layer")
+    def _layer(self, state: dict) -> tuple[str, int] | None:
+        """The layer ``sync`` wrote last (digest, size), when its blob is there whole (``state``:
+        state.json's, ``_load``)."""
+        found = state.get("layer")
         if not (isinstance(found, list) and len(found) == 2 and isinstance(found[0], str)):
             return None
         try:
@@ -349,7 +347,7 @@ class Stager:
             return None  # the Dockerfile's stage: its COPY sends only the files that changed
         state = {"format": FORMAT, "plan": _plan_key(wanted), "files": files}
         old = self._load()
-        have = self.layer()
+        have = self._layer(old)
         if have is not None and old == dict(state, layer=list(have)):
             return have
         self.blobs.mkdir(parents=True, exist_ok=True)
@@ -360,8 +358,6 @@ class Stager:
             return None
         settled, layer = written
         if settled:  # remembered only when no file was "racily clean" (statcache.py)
-            from .fsutil import atomic_write
-
             with contextlib.suppress(FileWriteError):  # then written again next time
                 atomic_write(self.state_path, json.dumps(dict(state, layer=list(layer)), sort_keys=True))
         return layer
@@ -369,20 +365,18 @@ class Stager:
     def images(self, layer: tuple[str, int], platforms: tuple[str, ...] | list[str]) -> dict[str, str]:
         """Each platform's manifest of the one-layer image, written into the layout with its
         config and listed in index.json; blobs of earlier layers are removed. {platform: digest}."""
-        from .fsutil import atomic_write
-
         keep = {layer[0]}
         listed = []
         out: dict[str, str] = {}
         for platform in sorted(set(platforms)):
             config, manifest = image_of(layer[0], layer[1], platform)
             for blob in (config, manifest):
-                digest = _digest(blob)
+                digest = sha256_bytes(blob)
                 keep.add(digest)
                 path = self.blobs / digest.removeprefix("sha256:")
                 if not path.is_file():
                     atomic_write(path, blob)
-            out[platform] = _digest(manifest)
+            out[platform] = sha256_bytes(manifest)
             os_name, arch, *variant = platform.split("/")
             where = {"architecture": arch, "os": os_name, **({"variant": variant[0]} if variant else {})}
             listed.append(

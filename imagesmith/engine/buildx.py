@@ -327,7 +327,6 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.communicate()
 
 
-# BuildKit's image exporter creating a name that another export created since it looked.
 def _once_more(log: str, attempt: int) -> str | None:
     """What a failed bake says before it runs once more, or None when it does not (``log``: its
     plain log; ``attempt``: 1 for the first run)."""
@@ -367,12 +366,15 @@ class NoOciLayout(EngineError):
     """The builder reads no ``oci-layout://`` named context: the classic image store's BuildKit."""
 
 
+# BuildKit's image exporter creating a name that another export created since it looked.
 _NAME_RACE = re.compile(r'image "([^"\n]+)": already exists')
 # Each attempt after the first finds the name made, so a second loses only to a deleted image.
 NAME_RACE_ATTEMPTS = 3
-# BuildKit's bare NotFound: the whole error is "not found", naming no file, image or digest.
+# BuildKit's scheduler losing a step merged with another client's solve (moby/buildkit#2303).
 _GRAPH_STATE = re.compile(r"^ERROR: failed to solve: failed to get edge: inconsistent graph state\s*$", re.M)
+# The engine giving up waiting at the export.
 _EXPORT_DEADLINE = re.compile(r"^ERROR: failed to solve: DeadlineExceeded: context deadline exceeded\s*$", re.M)
+# BuildKit's bare NotFound: the whole error is "not found", naming no file, image or digest.
 _LOST = re.compile(r"^ERROR: failed to solve: (?:[A-Za-z ]+: )?not found\s*$", re.M)
 
 # Both targets push the same layers (and, for a registry cache, the same cache manifest) at once;

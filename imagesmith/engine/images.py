@@ -70,16 +70,7 @@ class Images:
             raise EngineError(f"cannot inspect {ref}: {first_line(exc)}", hint=ENGINE_HINT) from exc
 
     def has_image(self, ref: str) -> bool:
-        found = inspect_image(ref)
-        if found is not None:
-            return found[0]
-        from docker.errors import ImageNotFound
-
-        try:
-            self.client.images.get(ref)
-            return True
-        except ImageNotFound:
-            return False
+        return self.find_image(ref) is not None
 
     def pull(self, ref: str) -> ImageInfo:
         """Pull ``ref`` into the engine (only the layers it lacks) and inspect it, reporting the

@@ -193,15 +193,22 @@ def version_from_files(env: list[str], files: dict) -> str | None:
     return _dpkg_version(data.decode("utf-8", "replace"), f"{name}-minimal")
 
 
-def _dpkg_version(status: str, package: str) -> str | None:
-    """The upstream version of the installed ``package`` in a dpkg status file, or None. Pure."""
+def installed_version(status: str, package: str) -> str | None:
+    """The version (as dpkg writes it; "" when it has none) of ``package`` if the dpkg status file
+    ``status`` records it as installed, else None. Pure."""
     for paragraph in status.split("\n\n"):
         fields = dict(
             line.split(": ", 1) for line in paragraph.splitlines() if ": " in line and not line.startswith(" ")
         )
-        if fields.get("Package") != package or fields.get("Status") != "install ok installed":
-            continue
-        version = fields.get("Version", "")
-        upstream = version.split(":", 1)[-1].rsplit("-", 1)[0].replace("~", "")
-        return upstream or None
+        if fields.get("Package") == package and fields.get("Status") == "install ok installed":
+            return fields.get("Version", "")
     return None
+
+
+def _dpkg_version(status: str, package: str) -> str | None:
+    """The upstream version of the installed ``package`` in a dpkg status file, or None. Pure."""
+    version = installed_version(status, package)
+    if version is None:
+        return None
+    upstream = version.split(":", 1)[-1].rsplit("-", 1)[0].replace("~", "")
+    return upstream or None

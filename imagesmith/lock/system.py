@@ -16,7 +16,7 @@ from typing import Iterable
 from ..engine.protocols import LockEngine
 from ..errors import EngineError, LockError
 from ..layout import BUILD_MOUNTS
-from .base import DPKG_STATUS
+from .base import DPKG_STATUS, installed_version
 
 TARGET = f"{BUILD_MOUNTS}/target"  # where the target's apt configuration and dpkg status are copied
 _KEPT = 8 << 20  # the target's files are read with their bytes up to this size each
@@ -135,11 +135,7 @@ def _simulate_natively(
 
 def installed_in(status: str, name: str) -> bool:
     """Whether the dpkg status file ``status`` records ``name`` as installed. Pure."""
-    for paragraph in status.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in paragraph.splitlines() if ": " in line and line[:1] != " ")
-        if fields.get("Package") == name and fields.get("Status") == "install ok installed":
-            return True
-    return False
+    return installed_version(status, name) is not None
 
 
 def _deb_installed(engine: LockEngine, image: str, name: str) -> bool:

@@ -53,7 +53,7 @@ def plan(simulation, archives):
     for action, name, version, arch in actions(simulation):
         if action == "Remv":
             raise PlanError(f"installing the system packages would remove {name} from the base")
-        if not (version and arch and _SAFE.match(name) and _SAFE.match(arch)):
+        if not (version and arch and _SAFE.match(name) and _SAFE.match(version) and _SAFE.match(arch)):
             raise PlanError(f"apt's plan has a line imagesmith cannot read: {action} {name}")
         if action == "Inst":
             found = [f for f in files if f.startswith(name + "_") and f.endswith("_" + arch + ".deb")]

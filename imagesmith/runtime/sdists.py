@@ -43,14 +43,27 @@ BUILD_SYSTEM_FILES = ("Cargo.toml", "CMakeLists.txt", "meson.build")
 MAX_MEMBERS = 100_000
 MAX_NAME = 4096
 MAX_TAR_BYTES = 4 << 30
+# A tar's extended header (a GNU long name or link, a pax header) is read whole by tarfile before
+# its member is seen: bounded here, or a hostile one is decompressed into memory at once.
+MAX_HEADER = 1 << 20
 
 
 class ArchiveError(Exception):
     """An sdist whose member names cannot be read within the bounds: says why."""
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A ``TarInfo`` that refuses an extended header larger than ``MAX_HEADER`` before reading it."""
+
+    def _proc_member(self, tarfile_):
+        extended = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE)
+        if self.type in (*extended, tarfile.SOLARIS_XHDTYPE) and self.size > MAX_HEADER:
+            raise ArchiveError(f"an extended header of more than {MAX_HEADER} bytes")
+        return super()._proc_member(tarfile_)
+
+
 def _names_tar(path):
-    with tarfile.open(path, mode="r|gz") as archive:
+    with tarfile.open(path, mode="r|gz", tarinfo=_BoundedTarInfo) as archive:
         for count, member in enumerate(archive, 1):
             if count > MAX_MEMBERS:
                 raise ArchiveError(f"more than {MAX_MEMBERS} members")
@@ -59,29 +72,69 @@ def _names_tar(path):
             yield member.name
 
 
-def _zip_count(path):
-    """The member count a zip's end record states (None: not found, e.g. after a long comment)."""
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - 22 - 65535))
-        tail = fh.read()
-    at = tail.rfind(b"PK\x05\x06")
-    if at < 0 or len(tail) < at + 22:
-        return None
-    return struct.unpack("<H", tail[at + 10 : at + 12])[0]
+_ZIP_HELPERS = (
+    "_EndRecData",
+    "_ECD_ENTRIES_TOTAL",
+    "_ECD_SIZE",
+    "_ECD_LOCATION",
+    "_ECD_SIGNATURE",
+    "_CD_SIGNATURE",
+    "_CD_FILENAME_LENGTH",
+    "_CD_EXTRA_FIELD_LENGTH",
+    "_CD_COMMENT_LENGTH",
+    "_CD_FLAG_BITS",
+    "stringEndArchive64",
+    "sizeEndCentDir64",
+    "sizeEndCentDir64Locator",
+    "sizeCentralDir",
+    "structCentralDir",
+    "stringCentralDir",
+)
 
 
 def _names_zip(path):
-    count = _zip_count(path)
-    if count is not None and count > MAX_MEMBERS and count != 0xFFFF:
-        raise ArchiveError(f"more than {MAX_MEMBERS} members")
-    with zipfile.ZipFile(path) as archive:
-        infos = archive.infolist()
-    if len(infos) > MAX_MEMBERS:
-        raise ArchiveError(f"more than {MAX_MEMBERS} members")
-    for info in infos:
-        yield info.filename
+    """The member names of the zip at ``path``, read one central-directory record at a time (as
+    ``zipfile`` reads them, without building its list of every member first): a directory of
+    more than ``MAX_MEMBERS`` records, stated in its end record or found, is refused from there.
+    This reads with ``zipfile``'s own private helpers; a Python whose ``zipfile`` lacks them (the
+    base's, any version) gets the public reader and the count checked after it."""
+    if not all(hasattr(zipfile, name) for name in _ZIP_HELPERS):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if len(names) > MAX_MEMBERS:
+            raise ArchiveError(f"more than {MAX_MEMBERS} members")
+        yield from names
+        return
+    with open(path, "rb") as fh:
+        end = zipfile._EndRecData(fh)  # the end record (zip64's when there is one): the stdlib's reader
+        if not end:
+            raise zipfile.BadZipFile("File is not a zip file")
+        if end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
+            raise ArchiveError(f"more than {MAX_MEMBERS} members")
+        size = end[zipfile._ECD_SIZE]
+        start = end[zipfile._ECD_LOCATION] - size  # as zipfile finds it, data before the zip allowed
+        if end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+            start -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+        if start < 0:
+            raise zipfile.BadZipFile("Bad offset for central directory")
+        fh.seek(start)
+        read, count = 0, 0
+        while read < size:
+            count += 1
+            if count > MAX_MEMBERS:
+                raise ArchiveError(f"more than {MAX_MEMBERS} members")
+            record = fh.read(zipfile.sizeCentralDir)
+            if len(record) != zipfile.sizeCentralDir:
+                raise zipfile.BadZipFile("Truncated central directory")
+            fields = struct.unpack(zipfile.structCentralDir, record)
+            if fields[zipfile._CD_SIGNATURE] != zipfile.stringCentralDir:
+                raise zipfile.BadZipFile("Bad magic number for central directory")
+            raw = fh.read(fields[zipfile._CD_FILENAME_LENGTH])
+            skipped = fields[zipfile._CD_EXTRA_FIELD_LENGTH] + fields[zipfile._CD_COMMENT_LENGTH]
+            fh.seek(skipped, os.SEEK_CUR)
+            read += len(record) + len(raw) + skipped
+            name = raw.decode("utf-8" if fields[zipfile._CD_FLAG_BITS] & 0x800 else "cp437")
+            yield name.split("\0", 1)[0]  # as zipfile's ZipInfo keeps it
 
 
 def compiled_source(path):

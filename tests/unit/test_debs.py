@@ -57,6 +57,8 @@ def test_nothing_to_install_is_no_invocation():
         (SIMULATION, FILES[1:], "no single downloaded file for libgomp1"),
         (SIMULATION, [*FILES, "libgomp1_12.2.0-13_arm64.deb"], "downloaded but not in apt's plan: libgomp1_12.2.0-13"),
         ("Inst jq;rm (1.6 Debian [arm64])\n", ["jq;rm_1.6_arm64.deb"], "cannot read"),
+        ("Inst jq (1.6;rm Debian [arm64])\n", ["jq_1.6;rm_arm64.deb"], "cannot read"),
+        ("Inst jq (1.*6 Debian [arm64])\n", ["jq_1.*6_arm64.deb"], "cannot read"),
     ],
 )
 def test_a_plan_that_does_not_add_up_is_refused(simulation, files, message):

@@ -5,7 +5,7 @@ the ``system_packages`` key the user did not write."""
 from dataclasses import replace
 from pathlib import Path
 
-from imagesmith.build import describe_failure
+from imagesmith.build_failure import describe_failure
 from imagesmith.render import render
 from imagesmith.spec.load import load_spec
 from tests.helpers import fake_lock
@@ -44,3 +44,20 @@ def test_a_system_packages_failure_still_names_the_key():
         'ERROR: failed to solve: process "/bin/sh -c apt-get install libgomp1" did not complete successfully: exit code: 100'
     )
     assert describe_failure(spec, {"linux/amd64": ["docopt-0.6.2.tar.gz"]})(log) == ("system_packages (libgomp1)", True)
+
+
+def test_a_system_package_failing_to_install_in_shared_names_the_key():
+    """The rendered shared stage's dpkg step (a maintainer script failing on the target): the
+    ``system_packages`` key, as when apt-get installed them there; the sdist-build stage's dpkg
+    (the compilers) is not it."""
+    spec = replace(load_spec(TINY), system_packages=("libgomp1",))
+    text = render(spec, fake_lock())
+    shared = text[text.index("FROM base AS shared\n") :]
+    body = next(run for run in shared.split("\nRUN ")[1:] if "dpkg $dpkg_args" in run)
+    command = " ".join(body[: body.index("\n\n")].replace("\\\n", " ").split())
+    command = command[command.index("touch ") :].replace('"', '\\"')
+    log = (
+        "#21 [shared 2/6] RUN --network=none ...\n#21 1.2 dpkg: error processing package libgomp1\n"
+        f'ERROR: failed to solve: process "/bin/sh -c {command}" did not complete successfully: exit code: 1'
+    )
+    assert describe_failure(spec)(log) == ("system_packages (libgomp1)", True)

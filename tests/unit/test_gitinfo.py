@@ -1,5 +1,5 @@
-"""The checkout's git facts read at once (gitinfo.git_facts) give the answers of the one-at-a-time
-functions, in a real git repository: a commit, a release tag, an origin with credentials; and
+"""The checkout's git facts read at once (gitinfo.git_facts) give git's own answers, each asked
+alone, in a real git repository: a commit, a release tag, an origin with credentials; and
 none outside git."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import subprocess
 
 from imagesmith.build import oci_labels
 from imagesmith.credentials import strip_userinfo
-from imagesmith.gitinfo import GitFacts, git_epoch, git_facts, git_facts_started, git_revision, git_source, git_tag
+from imagesmith.gitinfo import GitFacts, git_facts, git_facts_started, git_tag
 
 
 def _git(root, *args: str) -> None:
@@ -20,8 +20,19 @@ def _git(root, *args: str) -> None:
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e.invalid", *args], cwd=root, env=env, check=True)
 
 
+def _asked(root, *args: str) -> str:
+    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
 def _one_at_a_time(root) -> GitFacts:
-    return GitFacts(git_epoch(root), git_revision(root), git_source(root, lambda url: url), git_tag(root))
+    epoch = _asked(root, "log", "-1", "--format=%ct")
+    return GitFacts(
+        int(epoch) if epoch else None,
+        _asked(root, "rev-parse", "HEAD"),
+        _asked(root, "remote", "get-url", "origin"),
+        git_tag(root),
+    )
 
 
 def test_the_facts_read_at_once_are_those_read_one_at_a_time(tmp_path):
@@ -32,6 +43,7 @@ def test_the_facts_read_at_once_are_those_read_one_at_a_time(tmp_path):
     facts = git_facts(tmp_path)
     assert facts == _one_at_a_time(tmp_path)
     assert facts.epoch == facts.source_date_epoch == 1700000000
+    assert facts.origin == "https://oauth2:t0ken@git.example/team/model.git"
     assert len(facts.revision) == 40 and facts.tag == "v1.2.0"
     assert facts.source(strip_userinfo) == "https://git.example/team/model.git"
     assert git_facts_started(tmp_path).result() == facts

@@ -118,6 +118,30 @@ def test_an_unreachable_socket_leaves_it_to_the_sdk(monkeypatch, tmp_path):
     assert local_api.inspect_image("app:serve") is None and local_api.ping() is False
 
 
+def test_the_sdk_answers_has_find_and_image_alike(monkeypatch, tmp_path):
+    """Without the local API, ``has_image``, ``find_image`` and ``image`` all read the SDK's one
+    inspect: an image the engine lacks is False, None and the "not in the engine" error."""
+    from types import SimpleNamespace
+
+    from docker.errors import ImageNotFound
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+    asked: list[str] = []
+
+    def get(ref: str):
+        asked.append(ref)
+        if ref != "app:serve":
+            raise ImageNotFound(ref)
+        return SimpleNamespace(attrs=ATTRS)
+
+    sdk = Images(lambda: SimpleNamespace(images=SimpleNamespace(get=get)))
+    assert sdk.has_image("app:serve") and not sdk.has_image("app:train")
+    assert sdk.find_image("app:serve") == sdk.image("app:serve") and sdk.find_image("app:train") is None
+    with pytest.raises(EngineError, match="image app:train is not in the engine"):
+        sdk.image("app:train")
+    assert asked == ["app:serve", "app:train", "app:serve", "app:serve", "app:train", "app:train"]
+
+
 @pytest.mark.parametrize(
     ("raw", "answer"),
     [

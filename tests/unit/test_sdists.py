@@ -123,11 +123,64 @@ def test_a_zip_stating_too_many_members_is_refused_before_its_directory_is_read(
         compiled_source(path)
 
 
+def test_a_zip_understating_its_members_is_refused_without_reading_its_whole_directory(tmp_path, monkeypatch):
+    """zipfile builds a record of every member before any count is checked, whatever the end
+    record states: a zip whose end record says 1 member and whose directory holds 20,000 is
+    refused after MAX_MEMBERS of them, never all held in memory."""
+    import tracemalloc
+
+    path = tmp_path / "x-1.zip"
+    _zip(path, [f"x-1/m{i}.py" for i in range(20_000)])
+    data = bytearray(path.read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 8 : end + 12] = b"\x01\x00\x01\x00"  # the members on this disk, and in all
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(sdists, "MAX_MEMBERS", 50)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ArchiveError, match="more than 50 members"):
+            compiled_source(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 << 10
+    monkeypatch.setattr(sdists, "MAX_MEMBERS", 20_000)
+    assert compiled_source(str(path)) is None
+
+
 @pytest.mark.parametrize("make", [_tar_gz, _zip])
 def test_an_absurd_member_name_is_refused(tmp_path, make):
     path = make(tmp_path / ("x-1.zip" if make is _zip else "x-1.tar.gz"), ["x-1/" + "a" * 10_000 + ".c"])
     with pytest.raises(ArchiveError, match="longer than 4096"):
         compiled_source(path)
+
+
+@pytest.mark.parametrize("kind", ["L", "x"])  # a GNU long name, a pax header
+def test_a_huge_extended_header_is_refused_before_it_is_read(tmp_path, kind):
+    """tarfile reads an extended header whole before its member is seen: 128 MiB of one (128 KiB
+    of gzip) is refused from its size, never decompressed into memory at once."""
+    import gzip
+    import tarfile
+    import tracemalloc
+
+    size = 128 << 20
+    path = tmp_path / "x-1.tar.gz"
+    header = tarfile.TarInfo("././@LongLink")
+    header.type, header.size = kind.encode(), size
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(header.tobuf(tarfile.GNU_FORMAT))
+        chunk = b"a" * (1 << 20)
+        for _ in range(size // len(chunk)):
+            out.write(chunk)
+        out.write(tarfile.TarInfo("x-1/setup.py").tobuf(tarfile.GNU_FORMAT) + b"\0" * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ArchiveError, match="extended header of more than"):
+            compiled_source(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size // 4
 
 
 def _lock_with(tmp_path, archives):
@@ -175,3 +228,15 @@ def test_a_compiled_sources_name_is_said_on_one_line(tmp_path):
     assert said == [
         "imagesmith: sdist fast-1.0: compiled sources (evil?imagesmith: sdist x: pure Python.c): compilers installed"
     ]
+
+
+def test_a_zip_is_read_with_the_public_reader_where_zipfile_lacks_the_private_helpers(tmp_path, monkeypatch):
+    """The runtime runs on the base's Python, whatever its version: a zipfile without the private
+    helpers the bounded reader uses still gives the member names, and the count is still bounded."""
+    monkeypatch.setattr(sdists, "_ZIP_HELPERS", (*sdists._ZIP_HELPERS, "_a_helper_no_zipfile_has"))
+    monkeypatch.setattr(sdists, "struct", None)  # the bounded reader's own parsing: not taken
+    assert compiled_source(_zip(tmp_path / "docopt-0.6.2.zip", PURE)) is None
+    assert compiled_source(_zip(tmp_path / "x-1.zip", ["x-1/setup.py", "x-1/src/x.c"])) == "src/x.c"
+    monkeypatch.setattr(sdists, "MAX_MEMBERS", 2)
+    with pytest.raises(ArchiveError, match="more than 2 members"):
+        compiled_source(_zip(tmp_path / "y-1.zip", [f"y-1/m{i}.py" for i in range(3)]))
