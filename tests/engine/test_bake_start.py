@@ -49,19 +49,26 @@ def test_a_replaced_definition_is_built_instead(tmp_path, engine):
         subprocess.run(["docker", "image", "rm", "-f", first, second], capture_output=True)
 
 
-def test_a_refusal_stops_the_bake(tmp_path, engine):
+def test_a_refusal_stops_the_bake(tmp_path, engine, base_image):
+    """The refusal comes once buildx has read its bake file and is building (a refusal at once
+    would find nothing to stop: the bake file, in a folder removed on the way out, gone before
+    buildx read it); the build's one step takes 5 s, so a buildx left running names the image
+    within the 12 s waited here, and a stopped one never does."""
     token = uuid.uuid4().hex[:8]
     name = f"imagesmith-test/confirm-refused:{token}"
 
     def refuse():
+        time.sleep(2)
         raise RuntimeError("refused")
 
-    with pytest.raises(RuntimeError, match="refused"):
-        Buildx().bake(
-            _definition(tmp_path, name, f"FROM scratch\nLABEL token={token}\n"), cwd=tmp_path, epoch=0, confirm=refuse
-        )
-    time.sleep(5)  # a buildx plugin left running would have built and named the image by now
-    assert not _image_exists(name)
+    text = f"FROM {base_image}\nRUN echo {token} && sleep 5\nLABEL token={token}\n"
+    try:
+        with pytest.raises(RuntimeError, match="refused"):
+            Buildx().bake(_definition(tmp_path, name, text), cwd=tmp_path, epoch=0, confirm=refuse)
+        time.sleep(12)  # a buildx plugin left running would have built and named the image by now
+        assert not _image_exists(name)
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", name], capture_output=True)
 
 
 def test_a_current_builder_that_keeps_images_to_itself_is_refused(tmp_path, engine, base_image):

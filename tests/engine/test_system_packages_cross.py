@@ -71,10 +71,12 @@ def test_arm64_system_packages_installed_by_dpkg_alone_are_the_same_bytes_from_e
 def test_without_qemu_a_wheel_only_arm64_lock_builds_and_one_with_system_packages_is_refused(
     tmp_path, engine, registry, monkeypatch
 ):
-    """The first time on a machine without QEMU for arm64 (faked by emulation_problem's answer:
-    binfmt is never unregistered on this shared host): with a fresh wheel-only lock nothing runs
-    on the target, so the build goes ahead (up to the bake definition: print_only); with a
-    system package the build stops before BuildKit runs, naming what would run emulated."""
+    """A machine without QEMU for arm64 (faked by emulation_problem's answer: binfmt is never
+    unregistered on this shared host), given a lock written where QEMU is (without QEMU writing
+    the lock is refused: build.py and lock/update.py check before pinning the base): with a fresh
+    wheel-only lock nothing runs on the target, so the build goes ahead (up to the bake
+    definition: print_only); with a system package the build stops before BuildKit runs, naming
+    what would run emulated."""
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
     text = (root / "imagesmith.yaml").read_text()
     text = (
@@ -84,7 +86,7 @@ def test_without_qemu_a_wheel_only_arm64_lock_builds_and_one_with_system_package
     subprocess.run(["git", "commit", "-qam", "arm64"], cwd=root, check=True, capture_output=True)
     options = BuildOptions(tag="imagesmith-test/no-qemu", push=f"{registry}/imagesmith-test/no-qemu", print_only=True)
     lines: list[str] = []
-    build_project(load_spec(root), engine, options, progress=lines.append)  # locks with QEMU: the base is run
+    build_project(load_spec(root), engine, options, progress=lines.append)  # locks with QEMU (without it: refused)
     no_qemu = "building or running linux/arm64 on this x86_64 machine needs emulation (faked)"
     monkeypatch.setattr("imagesmith.build.emulation_problem", lambda p: no_qemu if p == "linux/arm64" else None)
     lines.clear()

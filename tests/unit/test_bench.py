@@ -188,8 +188,9 @@ def test_the_arm64_section_interleaves_amd64_and_arm64_and_judges_their_medians(
     assert order == [(0, amd64), (0, arm64), (0, emulated), (0, both), (1, amd64), (1, arm64), (2, amd64), (2, arm64)]
     assert bench_platforms.figure("scale", arm64, 3).endswith("(median of 3)")
     assert bench_platforms.figure("scale", emulated, 1).endswith("(one run)")
-    # the ratio is median over median, not one run over one run: the slow first amd64 run and the
-    # fast last arm64 run alone would say 0.80x, the last of each 1.30x
+    # the ratio is median over median, not one run over one run: the fast last arm64 run over the
+    # slow first amd64 run would say 0.80x (36.0 / 45.0), the slow first arm64 run over the last
+    # amd64 run 1.30x (47.7 / 36.8), the last of each 0.98x
     samples = {amd64: [45.0, 30.0, 36.8], arm64: [47.7, 40.1, 36.0], emulated: [71.3], both: [75.3]}
     rows = [Row(label, "s", {"imagesmith": v}) for label, v in samples.items()]
     medians = {label: Row("", "s", {"imagesmith": v}).median("imagesmith") for label, v in samples.items()}
