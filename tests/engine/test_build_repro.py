@@ -148,28 +148,6 @@ def test_plain_buildx_builds_the_rendered_dockerfile(tiny_built, engine, base_im
         subprocess.run(["docker", "image", "rm", tag], capture_output=True)
 
 
-@pytest.mark.xdist_group("build-repro-own-cache")  # an empty wheel cache each: the longest two
-def test_altered_wheel_fails_the_build_naming_the_distribution(tmp_path, engine, base_image):
-    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
-    cache = tmp_path / "cache"
-    good = _build(root, engine, base_image, "imagesmith-test/hash-ok", cache_dir=cache)
-    assert good.images["serve"].id
-    lock = read_lock(root / "imagesmith.lock")
-    wheel = next((cache / "wheels").glob("*/six-*.whl"))
-    assert f"sha256:{wheel.parent.name}" in lock.packages[0].hashes
-    with zipfile.ZipFile(wheel, "a") as archive:  # a valid wheel, not the locked one
-        archive.writestr("six_extra.py", "TAMPERED = True\n")
-    shutil.rmtree(cache / "wheelhouses")
-    # BuildKit's cache may serve every step before the install (what they read is unchanged);
-    # the install step's wheelhouse is not the good build's, so it runs again (were it cached,
-    # the build would pass and this test fail)
-    with pytest.raises(BuildError) as info:
-        _build(root, engine, base_image, "imagesmith-test/hash-bad", cache_dir=cache)
-    message = str(info.value)
-    assert "requirements (six==1.17.0: a wheel does not match its locked hash)" in message
-    assert "Hash mismatch for `six==1.17.0`" in message  # the log tail is shown (uv's words)
-
-
 @pytest.mark.registry
 def test_push_and_pin_by_digest(tiny_built, tmp_path, engine, base_image, registry):
     spec, _ = tiny_built
@@ -223,12 +201,17 @@ def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
     assert json.loads(proc.stdout)["parity"] == result.parity
 
 
-@pytest.mark.xdist_group("build-repro-own-cache")  # an empty wheel cache each: the longest two
-def test_sdist_only_distribution_is_built_outside_the_images(tmp_path, engine, base_image):
+@pytest.mark.xdist_group("build-repro-own-cache")  # an empty wheel cache: the first-time path
+def test_sdist_only_distribution_is_built_outside_the_images_and_an_altered_wheel_fails_the_build(
+    tmp_path, engine, base_image
+):
     """docopt 0.6.2 publishes only an sdist: it is hash-checked, built into a wheel in the
     sdist-build stage (pure Python: without compilers), and installed; no compiler reaches the images, and the
     online install (pip downloads inside the build) gives the same layers: the wheel six's too
-    (a project's backend wheels online: test_srcproj.py)."""
+    (a project's backend wheels online: test_srcproj.py).
+    Then six's wheel in that wheel cache is altered (a valid wheel, not the locked one): the next
+    build fails naming the distribution, with the log tail. (One empty wheel cache, filled by the
+    first build, for both claims: they were a test each, each filling its own.)"""
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
     spec_file = root / "imagesmith.yaml"
     spec_file.write_text(spec_file.read_text().replace("  - six==1.17.0\n", "  - six==1.17.0\n  - docopt==0.6.2\n"))
@@ -244,6 +227,21 @@ def test_sdist_only_distribution_is_built_outside_the_images(tmp_path, engine, b
     assert out.split() == ["0.6.2", "None"]
     online = _build(root, engine, base_image, "imagesmith-test/sdist-online", install="online")
     assert engine.image(online.images["serve"].ref).layers == engine.image(ref).layers
+
+    six = next(p for p in read_lock(root / "imagesmith.lock").packages if p.name == "six")
+    wheel = next((cache / "wheels").glob("*/six-*.whl"))
+    assert f"sha256:{wheel.parent.name}" in six.hashes
+    with zipfile.ZipFile(wheel, "a") as archive:  # a valid wheel, not the locked one
+        archive.writestr("six_extra.py", "TAMPERED = True\n")
+    shutil.rmtree(cache / "wheelhouses")
+    # BuildKit's cache may serve every step before the install (what they read is unchanged);
+    # the install step's wheelhouse is not the good build's, so it runs again (were it cached,
+    # the build would pass and this test fail)
+    with pytest.raises(BuildError) as info:
+        _build(root, engine, base_image, "imagesmith-test/hash-bad", cache_dir=cache)
+    message = str(info.value)
+    assert "requirements (six==1.17.0: a wheel does not match its locked hash)" in message
+    assert "Hash mismatch for `six==1.17.0`" in message  # the log tail is shown (uv's words)
 
 
 @pytest.mark.xdist_group("build-repro-compiled-sdist")
