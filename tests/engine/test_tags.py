@@ -13,8 +13,11 @@ from tests.helpers import cli
 pytestmark = pytest.mark.engine
 
 
-def test_tags_labels_and_version_on_built_images(tmp_path, engine, base_image):
-    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory, engine, base_image):
+    """`tiny` built once, at a release tag, with two -t tags and a user's --label: (project root,
+    `build --json`'s result). The tests below only read it."""
+    root = copy_project(PROJECTS / "tiny", tmp_path_factory.mktemp("tags") / "tiny")
     subprocess.run(["git", "tag", "v9.9.1"], cwd=root, check=True)
     proc = cli(
         "build",
@@ -31,7 +34,11 @@ def test_tags_labels_and_version_on_built_images(tmp_path, engine, base_image):
         "--json",
     )
     assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
+    return root, json.loads(proc.stdout)
+
+
+def test_tags_labels_and_version_on_built_images(tagged, engine, base_image):
+    root, result = tagged
     short = result["parity"].split(":")[1][:12]
     for role in ("train", "serve"):
         image = result["images"][role]
@@ -51,28 +58,23 @@ def test_tags_labels_and_version_on_built_images(tmp_path, engine, base_image):
     assert refused.returncode == 2 and "set by imagesmith itself" in refused.stderr
 
 
-def test_user_labels_verify_and_a_label_added_later_does_not(tmp_path, engine, base_image):
+def test_user_labels_verify_and_a_label_added_later_does_not(tagged, tmp_path, engine):
     """Issue 23: the user's own --label labels are part of what was built (listed in
     io.imagesmith.labels), so verify passes; a label a child image adds later still fails."""
-    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
-    built = cli(
-        "build", "-p", str(root), "--base", base_image, "-t", "imagesmith-test/user-labels",
-        "--label", "org.example.team=x", "--target", "serve", "--json",
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr
-    ref = json.loads(built.stdout)["images"]["serve"]["ref"]
+    root, result = tagged
+    ref = result["images"]["serve"]["ref"]
     ok = cli("verify", ref, "--lock", str(root / "imagesmith.lock"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert engine.image(ref).labels["io.imagesmith.labels"] == '{"org.example.team":"x"}'
+    assert engine.image(ref).labels["io.imagesmith.labels"] == '{"team":"vision"}'
     child = tmp_path / "child"
     child.mkdir()
     (child / "Dockerfile").write_text(f"FROM {ref}\nLABEL org.example.extra=y\n")
     subprocess.run(
-        ["docker", "build", "-q", "-t", "imagesmith-test/user-labels:child", str(child)],
+        ["docker", "build", "-q", "-t", "imagesmith-test/tagged:child", str(child)],
         check=True,
         capture_output=True,
     )
-    bad = cli("verify", "imagesmith-test/user-labels:child")
+    bad = cli("verify", "imagesmith-test/tagged:child")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "LABEL org.example.extra=y is not set by imagesmith's Dockerfile" in bad.stdout
 
