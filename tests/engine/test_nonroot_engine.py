@@ -3,7 +3,8 @@
 ``imagesmith run train`` run by a non-root caller leaves files owned by that caller; signoff runs
 the image under test locked down and removes its containers on Ctrl-C and SIGTERM.
 
-Images get tags of their own (``imagesmith-test/nonroot-…``), and containers are looked for by
+The non-root checks read the worker's shared build of `tiny` (``tiny_built``); the images this
+module builds get tags of their own (``imagesmith-test/nonroot-…``), and containers are looked for by
 the signoff label AND this module's image (made its own by a label of its own), so tests of other developers on the same engine
 neither disturb nor are disturbed by these."""
 
@@ -26,7 +27,7 @@ from imagesmith.layout import LABEL_SIGNOFF
 from imagesmith.plan import image_user
 from imagesmith.run import run_role
 from imagesmith.spec.load import load_spec
-from tests.conftest import PROJECTS, copy_project
+from tests.conftest import PROJECTS, copy_project, shared_repo
 from tests.helpers import cli
 
 pytestmark = pytest.mark.engine
@@ -35,10 +36,9 @@ CALLER = 12345  # a non-root uid and gid that exist nowhere: the files must stil
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, engine, base_image):
-    root = copy_project(PROJECTS / "tiny", tmp_path_factory.mktemp("nonroot") / "tiny")
-    spec = load_spec(root)
-    return spec, build_project(spec, engine, BuildOptions(base=base_image, tag="imagesmith-test/nonroot-tiny"))
+def tiny(tiny_built):
+    """The worker's shared build of `tiny` (the tests read it, and copy its project to change it)."""
+    return tiny_built
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_run_train_by_a_non_root_caller_leaves_files_owned_by_the_caller(tiny):
             "import os; open('/artifacts/model.bin', 'w').write('m'); os.mkdir('/artifacts/sub');"
             "open('/artifacts/sub/part.txt', 'w').write('p'); print('uid', os.getuid(), os.getgid())"
         )
-        argv = ["run", "train", "-p", str(project), "--tag", "imagesmith-test/nonroot-tiny", "--"]
+        argv = ["run", "train", "-p", str(project), "--tag", shared_repo("tiny"), "--"]
         code = _as_caller(argv + ["python", "-c", write], home, place / "log")
         output = (place / "log").read_text()
         assert code == 0, output
