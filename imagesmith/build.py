@@ -33,7 +33,7 @@ from .fsutil import atomic_write, tomllib
 from .gitinfo import GitFacts, git_facts, git_facts_started, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock
-from .lock.update import ensure_fresh_all, lock_project, stale_lock
+from .lock.update import ensure_fresh_all, lock_project
 from .plan import parities as plan_parities
 from .plan import plan_for
 from .platforms import emulation_problem, machine_platform, platform_arch
@@ -126,11 +126,10 @@ def build_project(
     engine.buildx_prefetch(options.builder)
     # The checkout's git facts (SOURCE_DATE_EPOCH, the OCI labels) are read meanwhile too
     git = git_facts_started(spec.root)
-    # A platform this machine cannot run is refused now when locking would run its base, else
-    # once its plan says something runs there (python_env.emulation_refusal)
+    # A platform this machine cannot run is refused where something must run there: by the lock
+    # when it would run the platform's base (lock/emulation.py), else once its plan says a step
+    # runs there (python_env.emulation_refusal)
     problems = {p: problem for p in spec.platforms if (problem := emulation_problem(p))}
-    if problems and stale_lock(spec, base) is not None:
-        raise UsageError(next(iter(problems.values())))
     if options.locked:
         locks = ensure_fresh_all(spec, base)
     else:

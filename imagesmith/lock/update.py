@@ -15,6 +15,7 @@ from ..spec import PYPROJECT, Spec
 from . import Lock
 from . import inputs as lock_inputs
 from .base import BasePin, pin_base
+from .emulation import native_only
 from .existing import SOURCES, existing_pins, group_requirements
 from .inputs import INPUT_NAMES, changed_inputs, compute_inputs, preprocessing_files, runtime_pin
 from .lockfile import read_locks, write_locks
@@ -110,7 +111,7 @@ def lock_project(
             progress(f"locking for {platform}")
         lock, redone = _lock_platform(
             spec.for_platform(platform),
-            engine,
+            native_only(engine, platforms.emulation_problem(platform)),  # refuses what would run emulated
             previous.get(platform),
             base=base,
             upgrade=upgrade,
@@ -222,9 +223,6 @@ def _lock_platform(
 
 def _pin_base(spec: Spec, engine, base: str, progress) -> BasePin:
     """The base pinned for the spec's platform, refused when its Python is not the spec's."""
-    problem = platforms.emulation_problem(spec.platform)
-    if problem:  # the base's Python is read by running it: say so before a cryptic exec error
-        raise LockError(problem)
     progress(f"pinning base image {base}")
     base_pin = pin_base(engine, base, spec.platform)
     major_minor = ".".join(base_pin.python_version.split(".")[:2])

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from imagesmith.build import BuildOptions, build_project
-from imagesmith.errors import UsageError
+from imagesmith.errors import LockError, UsageError
 from imagesmith.lock.lockfile import read_lock
 from imagesmith.lock.update import lock_project
 from imagesmith.python_env import ON_TARGET
@@ -68,15 +68,16 @@ def test_arm64_system_packages_installed_by_dpkg_alone_are_the_same_bytes_from_e
 
 
 @pytest.mark.xdist_group("system-packages-no-qemu")
-def test_without_qemu_a_wheel_only_arm64_lock_builds_and_one_with_system_packages_is_refused(
+def test_without_qemu_an_arm64_lock_is_written_natively_and_only_what_runs_on_arm64_is_refused(
     tmp_path, engine, registry, monkeypatch
 ):
-    """A machine without QEMU for arm64 (faked by emulation_problem's answer: binfmt is never
-    unregistered on this shared host), given a lock written where QEMU is (without QEMU writing
-    the lock is refused: build.py and lock/update.py check before pinning the base): with a fresh
-    wheel-only lock nothing runs on the target, so the build goes ahead (up to the bake
-    definition: print_only); with a system package the build stops before BuildKit runs, naming
-    what would run emulated."""
+    """A machine without QEMU for arm64 (faked by emulation_problem's answer, for the lock and the
+    build: binfmt is never unregistered on this shared host; every container started is checked to
+    be amd64's): the lock is written all the same (the base's Python read from its files, uv on
+    the host, libgomp1 pinned by apt natively in the base's amd64 image); a wheel-only lock builds
+    (up to the bake definition: print_only), one with a system package is refused before BuildKit
+    runs, naming dpkg; pip-tools, which resolves in the arm64 base, is refused before it starts,
+    naming pip-compile, and leaves the lock as it was."""
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
     text = (root / "imagesmith.yaml").read_text()
     text = (
@@ -84,24 +85,36 @@ def test_without_qemu_a_wheel_only_arm64_lock_builds_and_one_with_system_package
     )
     (root / "imagesmith.yaml").write_text(text)
     subprocess.run(["git", "commit", "-qam", "arm64"], cwd=root, check=True, capture_output=True)
+    no_qemu = "building or running linux/arm64 on this x86_64 machine needs emulation (faked)"
+    for name in ("imagesmith.build.emulation_problem", "imagesmith.platforms.emulation_problem"):
+        monkeypatch.setattr(name, lambda p: no_qemu if p == "linux/arm64" else None)
+    started: list[str] = []  # the platform of each container started
+    run_to_end = engine.containers.run_to_end
+
+    def recorded(image, what, timeout, **create):
+        started.append(engine.image(image).platform)
+        return run_to_end(image, what, timeout, **create)
+
+    monkeypatch.setattr(engine.containers, "run_to_end", recorded)
     options = BuildOptions(tag="imagesmith-test/no-qemu", push=f"{registry}/imagesmith-test/no-qemu", print_only=True)
     lines: list[str] = []
-    build_project(load_spec(root), engine, options, progress=lines.append)  # locks with QEMU (without it: refused)
-    no_qemu = "building or running linux/arm64 on this x86_64 machine needs emulation (faked)"
-    monkeypatch.setattr("imagesmith.build.emulation_problem", lambda p: no_qemu if p == "linux/arm64" else None)
-    lines.clear()
     result = build_project(load_spec(root), engine, options, progress=lines.append)
     assert result.bake is not None
     assert [line for line in lines if line.startswith("linux/arm64: ")] == [
         "linux/arm64: the Python environment is installed natively on linux/amd64; nothing runs emulated"
     ]
+    assert [p for p, _ in read_lock(root / "imagesmith.lock").base.hosts] == ["linux/amd64"]
 
     (root / "imagesmith.yaml").write_text(text + "system_packages: [libgomp1]\n")
     spec = load_spec(root)
-    with pytest.raises(UsageError, match=r"needs emulation \(faked\)$"):  # the lock would run the base
-        build_project(spec, engine, options)
-    monkeypatch.undo()
-    lock_project(spec, engine)
-    monkeypatch.setattr("imagesmith.build.emulation_problem", lambda p: no_qemu if p == "linux/arm64" else None)
     with pytest.raises(UsageError, match=r"\(faked\) \(what runs there: system packages \(dpkg and their"):
         build_project(spec, engine, options)
+    assert [name for name, _ in read_lock(spec.lock_path).system_packages] == ["libgomp1"]  # apt ran natively
+    assert "linux/amd64" in started and set(started) == {"linux/amd64"}, started
+
+    (root / "imagesmith.yaml").write_text(text + "system_packages: [libgomp1]\nresolver: pip-tools\n")
+    before = spec.lock_path.read_bytes()
+    with pytest.raises(LockError, match=r"\(faked\) \(what runs there: the lock runs `pip-compile` in the base"):
+        lock_project(load_spec(root), engine)
+    assert spec.lock_path.read_bytes() == before
+    assert set(started) == {"linux/amd64"}, started
