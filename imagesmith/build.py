@@ -29,7 +29,7 @@ from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .engine.buildx import NoOciLayout
 from .errors import LockError, UsageError
-from .fsutil import atomic_write, tomllib
+from .fsutil import atomic_write, holds, tomllib
 from .gitinfo import GitFacts, git_facts, git_facts_started, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock
@@ -143,9 +143,9 @@ def build_project(
     write_context(spec, locks)  # what the Dockerfile copies from .imagesmith/: the runtime wheel, the facts
     dockerfile = spec.dockerfile_path
     ignore = dockerignore(spec)
-    if not _holds(dockerignore_path(dockerfile), ignore):
+    if not holds(dockerignore_path(dockerfile), ignore):
         atomic_write(dockerignore_path(dockerfile), ignore)
-    if not _holds(dockerfile, text):
+    if not holds(dockerfile, text):
         atomic_write(dockerfile, text)
         progress(f"rendered {dockerfile.name}")
     parities = plan_parities(locks)
@@ -425,13 +425,6 @@ def bake_definition(
             entry["cache-to"] = [cache_refs(c, role) for c in cache_to]
         definition["target"][role] = entry
     return definition
-
-
-def _holds(path: Path, text: str) -> bool:
-    try:
-        return path.is_file() and path.read_bytes() == text.encode("utf-8")
-    except OSError:
-        return False
 
 
 def build_args(epoch: int, python_env_on: str = python_env.ON_BUILD) -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from .. import gpu, platforms
 from ..engine._common import first_line
 from ..errors import LockError, ResolutionError, StaleLockError
+from ..fsutil import holds
 from ..spec import PYPROJECT, Spec
 from . import Lock
 from . import inputs as lock_inputs
@@ -48,7 +49,7 @@ def check_lock(spec: Spec, base: str | None = None) -> list[str]:
     if set(locks) != set(spec.platforms):
         changed.add("target")
     if not changed and not all(
-        _same_text(spec.requirements_lock_for(p), locks[p].requirements_text()) for p in spec.platforms
+        holds(spec.requirements_lock_for(p), locks[p].requirements_text()) for p in spec.platforms
     ):
         return ["requirements.lock"]
     return [name for name in INPUT_NAMES if name in changed]
@@ -123,7 +124,7 @@ def lock_project(
         changed.update(redone)
     check_cuda(spec, locks)  # before anything is written: a refused lock leaves the old files as they were
     files_ok = set(previous) == set(spec.platforms) and all(
-        _same_text(spec.requirements_lock_for(p), locks[p].requirements_text()) for p in spec.platforms
+        holds(spec.requirements_lock_for(p), locks[p].requirements_text()) for p in spec.platforms
     )
     if set(previous) != set(spec.platforms) and previous:
         changed.add("target")
@@ -140,14 +141,6 @@ def check_cuda(spec: Spec, locks: dict[str, Lock]) -> None:
     for platform, lock in sorted(locks.items()):
         where = f"the lock for {platform}" if len(locks) > 1 else "the lock"
         gpu.check(lock.packages, want=spec.cuda, where=where)
-
-
-def _same_text(path: Path, text: str) -> bool:
-    """``path`` is a regular file holding exactly ``text`` (whatever bytes it holds otherwise)."""
-    try:
-        return path.is_file() and not path.is_symlink() and path.read_bytes() == text.encode("utf-8")
-    except OSError:
-        return False
 
 
 def _lock_platform(
