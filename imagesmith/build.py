@@ -177,6 +177,8 @@ def build_project(
                 ours["source"] = source_images[platform]
             house = Path(ours["wheels"]) if "wheels" in ours else None
             sdists[platform] = python_env.sdists_in(house) if house else []
+            if house and not sdists[platform]:  # nothing to build from source: the sdist-build stage's RUN is skipped
+                ours["sdist-build"] = str(_no_sdists(cache_dir))
             steps = (
                 say_emulated(spec, one, house, sdists[platform], options, progress, replaced=ours) if house else None
             )
@@ -504,7 +506,8 @@ def build_contexts(
       OCI layout (cached by digest) and passed as ``oci-layout://DIR@DIGEST``. Bound to the
       locked digest, works on an engine that never built from it and with any builder. A tag
       that now names another image is refused: the lock pins what was resolved against.
-    - ``wheels``, for hermetic installs (the default): a wheelhouse prepared on the host.
+    - ``wheels``, for hermetic installs (the default): a wheelhouse prepared on the host (the
+      caller lists its sdists, and replaces ``sdist-build`` when it has none).
 
     The two are made at the same time (the base's export in a thread while the wheels download):
     neither needs the other, and a cold build waits for the longer one only."""
@@ -532,8 +535,6 @@ def build_contexts(
             cache = WheelCache(cache_dir)
             house = cache.wheelhouse(lock, progress=progress)
             contexts["wheels"] = str(house)
-            if not python_env.sdists_in(house):  # nothing to build from source: the sdist-build stage's RUN is skipped
-                contexts["sdist-build"] = str(_no_sdists(cache_dir))
             build = machine_platform()
             if python_env.hosts(lock) and python_env.installs_on(lock, build) == build:
                 installer_only = replace(lock, platform=build, packages=(), build_system=())

@@ -157,6 +157,28 @@ def _env(env: list[str], name: str) -> str | None:
     return next((e.split("=", 1)[1] for e in env if e.startswith(name + "=")), None)
 
 
+class FilesOnce:
+    """A lock's engine (``LockEngine``) that reads each file of an image once: a lock for another
+    platform reads the target base's dpkg status for its Python version (``python_version``) and
+    again for apt (``system.py``), and copying it out of the image is a container each time. Every
+    other call passes through to ``engine``; what ``read_paths`` answered is kept by (image, path,
+    ``small``) for the lock's run."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self._read: dict[tuple[str, str, int | None], tuple | None] = {}
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+    def read_paths(self, image: str, paths, small: int | None = None) -> dict:
+        missing = [p for p in paths if (image, p, small) not in self._read]
+        if missing:
+            found = self._engine.read_paths(image, missing, small=small)
+            self._read.update({(image, p, small): found.get(p) for p in missing})
+        return {p: self._read[(image, p, small)] for p in paths}
+
+
 def python3_candidates(env: list[str]) -> list[str]:
     """Where ``python3`` may be found in an image with the config env ``env``: each folder of its
     PATH, in order. Pure."""

@@ -16,10 +16,12 @@ from typing import Iterable
 from ..engine.protocols import LockEngine
 from ..errors import EngineError, LockError
 from ..layout import BUILD_MOUNTS
-from .base import DPKG_STATUS, installed_version
+from .base import DPKG_STATUS, DPKG_STATUS_BYTES, installed_version
 
 TARGET = f"{BUILD_MOUNTS}/target"  # where the target's apt configuration and dpkg status are copied
-_KEPT = 8 << 20  # the target's files are read with their bytes up to this size each
+# The target's files are read with their bytes up to this size each: the Python version's bound,
+# so that the lock reads the dpkg status once for both (base.FilesOnce)
+_KEPT = DPKG_STATUS_BYTES
 
 
 def pin_system_packages(

@@ -15,7 +15,7 @@ from ..fsutil import holds
 from ..spec import PYPROJECT, Spec
 from . import Lock
 from . import inputs as lock_inputs
-from .base import BasePin, pin_base
+from .base import BasePin, FilesOnce, pin_base
 from .emulation import native_only
 from .existing import SOURCES, existing_pins, group_requirements
 from .inputs import INPUT_NAMES, changed_inputs, compute_inputs, preprocessing_files, runtime_pin
@@ -107,12 +107,13 @@ def lock_project(
                 raise
     locks: dict[str, Lock] = {}
     changed: set[str] = set()
+    reads = FilesOnce(engine) if engine is not None else None  # the base's files, read once for the whole lock
     for platform in spec.platforms:
         if spec.multi_platform:
             progress(f"locking for {platform}")
         lock, redone = _lock_platform(
             spec.for_platform(platform),
-            native_only(engine, platforms.emulation_problem(platform)),  # refuses what would run emulated
+            native_only(reads, platforms.emulation_problem(platform)),  # refuses what would run emulated
             previous.get(platform),
             base=base,
             upgrade=upgrade,

@@ -12,8 +12,10 @@ import subprocess
 
 import pytest
 
+from imagesmith import python_env
 from imagesmith.build import BuildOptions, build_project
 from imagesmith.errors import LockError, UsageError
+from imagesmith.lock.base import DPKG_STATUS
 from imagesmith.lock.lockfile import read_lock
 from imagesmith.lock.update import lock_project
 from imagesmith.python_env import ON_TARGET
@@ -96,10 +98,19 @@ def test_without_qemu_an_arm64_lock_is_written_natively_and_only_what_runs_on_ar
         return run_to_end(image, what, timeout, **create)
 
     monkeypatch.setattr(engine.containers, "run_to_end", recorded)
+    read_paths, statuses = engine.read_paths, []  # the images whose dpkg status was read
+
+    def reading(image, paths, small=None):
+        statuses.extend([image] if DPKG_STATUS in paths else [])
+        return read_paths(image, paths, small=small)
+
+    monkeypatch.setattr(engine, "read_paths", reading)
+    sdists_in, listed = python_env.sdists_in, []
+    monkeypatch.setattr(python_env, "sdists_in", lambda house: listed.append(house) or sdists_in(house))
     options = BuildOptions(tag="imagesmith-test/no-qemu", push=f"{registry}/imagesmith-test/no-qemu", print_only=True)
     lines: list[str] = []
     result = build_project(load_spec(root), engine, options, progress=lines.append)
-    assert result.bake is not None
+    assert result.bake is not None and len(listed) == 1  # the wheelhouse's sdists listed once
     assert [line for line in lines if line.startswith("linux/arm64: ")] == [
         "linux/arm64: the Python environment is installed natively on linux/amd64; nothing runs emulated"
     ]
@@ -107,9 +118,13 @@ def test_without_qemu_an_arm64_lock_is_written_natively_and_only_what_runs_on_ar
 
     (root / "imagesmith.yaml").write_text(text + "system_packages: [libgomp1]\n")
     spec = load_spec(root)
+    spec.lock_path.unlink()  # a new lock: the base's Python and its system packages, each read from its dpkg status
+    statuses.clear()
     with pytest.raises(UsageError, match=r"\(faked\) \(what runs there: system packages \(dpkg and their"):
         build_project(spec, engine, options)
-    assert [name for name, _ in read_lock(spec.lock_path).system_packages] == ["libgomp1"]  # apt ran natively
+    lock = read_lock(spec.lock_path)
+    assert [name for name, _ in lock.system_packages] == ["libgomp1"]  # apt ran natively
+    assert statuses == [lock.base.ref]  # read once for both
     assert "linux/amd64" in started and set(started) == {"linux/amd64"}, started
 
     (root / "imagesmith.yaml").write_text(text + "system_packages: [libgomp1]\nresolver: pip-tools\n")
