@@ -17,6 +17,7 @@ from imagesmith.build import BuildOptions, build_project
 from imagesmith.errors import LockError, UsageError
 from imagesmith.lock.base import DPKG_STATUS
 from imagesmith.lock.lockfile import read_lock
+from imagesmith.lock.system import pin_system_packages
 from imagesmith.lock.update import lock_project
 from imagesmith.python_env import ON_TARGET
 from imagesmith.spec.load import load_spec
@@ -133,3 +134,41 @@ def test_without_qemu_an_arm64_lock_is_written_natively_and_only_what_runs_on_ar
         lock_project(load_spec(root), engine)
     assert spec.lock_path.read_bytes() == before
     assert set(started) == {"linux/amd64"}, started
+
+
+@pytest.mark.xdist_group("system-packages-unreachable")
+def test_apt_sources_that_do_not_answer_are_reported_and_not_tried_again_on_arm64(
+    tmp_path, engine, base_image, arm64_base, monkeypatch
+):
+    """An arm64 base whose apt source does not answer (127.0.0.1:9 in the container: refused),
+    made with docker commit (nothing runs on arm64): apt's native run in the amd64 base cannot
+    download the lists, which is said as it is, with a hint, and apt is not run again in the
+    arm64 image (every container started is recorded with its image's platform)."""
+    import uuid
+
+    sources = tmp_path / "sources.list"
+    sources.write_text("deb http://127.0.0.1:9/debian bookworm main\n")
+    made = subprocess.run(["docker", "create", arm64_base], check=True, capture_output=True, text=True)
+    container = made.stdout.strip()
+    image = f"imagesmith-test/unreachable-apt-{uuid.uuid4().hex[:12]}:arm64"
+    try:
+        subprocess.run(["docker", "cp", str(sources), f"{container}:/etc/apt/sources.list"], check=True)
+        subprocess.run(["docker", "commit", container, image], check=True, capture_output=True)
+    finally:
+        subprocess.run(["docker", "rm", container], capture_output=True)
+    started: list[str] = []
+    run_to_end = engine.containers.run_to_end
+
+    def recorded(image, what, timeout, **create):
+        started.append(engine.image(image).platform)
+        return run_to_end(image, what, timeout, **create)
+
+    monkeypatch.setattr(engine.containers, "run_to_end", recorded)
+    try:
+        with pytest.raises(LockError, match=r"apt could not download the package lists") as err:
+            pin_system_packages(engine, image, ["libgomp1"], (base_image, "arm64"))
+    finally:
+        subprocess.run(["docker", "image", "rm", image], capture_output=True)
+    assert "http://127.0.0.1:9/debian" in str(err.value), err.value
+    assert "not tried again under emulation" in (err.value.hint or "")
+    assert started == ["linux/amd64"]
