@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..engine import first_line
 from ..errors import EngineError, LockError
-from ..platforms import PLATFORMS, machine_platform
+from ..platforms import PLATFORMS, machine_platform, same_platform
 
 if TYPE_CHECKING:  # the engine's records only when an engine answers: a no-op lock asks none
     from ..engine.protocols import LockEngine
@@ -119,7 +119,7 @@ def _hosts(engine: LockEngine, ref: str, platform: str, index: str, version: str
 def _check_platform(engine: LockEngine, ref: str, platform: str):
     """The local image ``ref``, which must be of ``platform`` (its config's os/architecture)."""
     info = engine.image(ref)
-    if info.platform and info.platform != platform:
+    if info.platform and not same_platform(info.platform, platform):
         raise LockError(
             f"the local base image {ref} is a {info.platform} image, but the spec builds for {platform}",
             hint=f"use a base of {platform} (import one, or name a registry image whose index has it); "
