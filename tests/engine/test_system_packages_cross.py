@@ -34,6 +34,19 @@ PROBE = (
 )
 
 
+def started_platforms(engine, monkeypatch) -> list[str]:
+    """The platform of each container the engine starts from now on (until the test ends)."""
+    started: list[str] = []
+    run_to_end = engine.containers.run_to_end
+
+    def recorded(image, what, timeout, **create):
+        started.append(engine.image(image).platform)
+        return run_to_end(image, what, timeout, **create)
+
+    monkeypatch.setattr(engine.containers, "run_to_end", recorded)
+    return started
+
+
 def build(spec, engine, registry: str, **options):
     """The build with no cache, pushed, and the one line it said of linux/arm64."""
     result, lines = build_pushed(spec, engine, registry, "system-cross", no_cache=True, **options)
@@ -91,14 +104,7 @@ def test_without_qemu_an_arm64_lock_is_written_natively_and_only_what_runs_on_ar
     no_qemu = "building or running linux/arm64 on this x86_64 machine needs emulation (faked)"
     for name in ("imagesmith.build.emulation_problem", "imagesmith.platforms.emulation_problem"):
         monkeypatch.setattr(name, lambda p: no_qemu if p == "linux/arm64" else None)
-    started: list[str] = []  # the platform of each container started
-    run_to_end = engine.containers.run_to_end
-
-    def recorded(image, what, timeout, **create):
-        started.append(engine.image(image).platform)
-        return run_to_end(image, what, timeout, **create)
-
-    monkeypatch.setattr(engine.containers, "run_to_end", recorded)
+    started = started_platforms(engine, monkeypatch)
     read_paths, statuses = engine.read_paths, []  # the images whose dpkg status was read
 
     def reading(image, paths, small=None):
@@ -156,14 +162,7 @@ def test_apt_sources_that_do_not_answer_are_reported_and_not_tried_again_on_arm6
         subprocess.run(["docker", "commit", container, image], check=True, capture_output=True)
     finally:
         subprocess.run(["docker", "rm", container], capture_output=True)
-    started: list[str] = []
-    run_to_end = engine.containers.run_to_end
-
-    def recorded(image, what, timeout, **create):
-        started.append(engine.image(image).platform)
-        return run_to_end(image, what, timeout, **create)
-
-    monkeypatch.setattr(engine.containers, "run_to_end", recorded)
+    started = started_platforms(engine, monkeypatch)
     try:
         with pytest.raises(LockError, match=r"apt could not download the package lists") as err:
             pin_system_packages(engine, image, ["libgomp1"], (base_image, "arm64"))
