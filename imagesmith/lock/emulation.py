@@ -16,8 +16,8 @@ from ..errors import EngineError, LockError
 from ..platforms import machine_platform, same_platform
 
 HINT = (
-    "or write the lock where QEMU is registered and commit it: a build from it runs on this machine "
-    "whatever runs natively (docs/guides/multi-platform.md)"
+    "register QEMU as the error says, or write the lock where QEMU is registered and commit it: a build "
+    "from it needs QEMU only for the steps that run on the target (docs/guides/multi-platform.md)"
 )
 _SHOWN = 80  # the characters of a command said in the refusal
 
