@@ -6,9 +6,11 @@ refused with the same words as a named one."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -36,14 +38,39 @@ def _image_exists(name: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", name], capture_output=True).returncode == 0
 
 
-def test_a_replaced_definition_is_built_instead(tmp_path, engine):
+def _running_in(folder) -> list[int]:
+    """The processes whose working folder is ``folder`` (a bake's docker command and its buildx
+    plugin run in the test's own tmp_path)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "cwd") == str(folder):
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_replaced_definition_is_built_instead(tmp_path, engine, base_image):
+    """The answer comes once the first definition's buildx is in its 10 s step: that bake is
+    stopped (its processes gone within 3 s, its image never named) and the replacement built. A
+    first bake left running would still be in its step when the 3 s are over."""
     token = uuid.uuid4().hex[:8]
     first, second = f"imagesmith-test/confirm-first:{token}", f"imagesmith-test/confirm-second:{token}"
-    started = _definition(tmp_path, first, f"FROM scratch\nLABEL which=first token={token}\n")
+    started = _definition(tmp_path, first, f"FROM {base_image}\nRUN echo {token} && sleep 10\nLABEL which=first\n")
     instead = _definition(tmp_path, second, f"FROM scratch\nLABEL which=second token={token}\n")
+
+    def replace():
+        time.sleep(2)
+        return instead
+
     try:
-        metadata = Buildx().bake(started, cwd=tmp_path, epoch=0, confirm=lambda: instead)
+        metadata = Buildx().bake(started, cwd=tmp_path, epoch=0, confirm=replace)
         assert metadata["image"]["containerimage.digest"].startswith("sha256:")
+        deadline = time.monotonic() + 3
+        while _running_in(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _running_in(tmp_path) == []
         assert _image_exists(second) and not _image_exists(first)
     finally:
         subprocess.run(["docker", "image", "rm", "-f", first, second], capture_output=True)

@@ -377,3 +377,62 @@ def test_the_registry_cache_row_is_judged_against_the_cold_median_unless_a_guara
         recipe, [33.0], [5.0], ["missed: not the cold build's digests", "missed: not the cold build's digests"]
     )[1]
     assert broken.verdict() == "missed: not the cold build's digests"
+
+
+# Three Solve handlers as dockerd 26.1's goroutine dump shows them (frames trimmed from a real
+# dump of an edit's bake): one exporting, one inside the history record with a helper goroutine
+# walking cache records for the record's provenance, one waiting for the history queue's lock.
+GOROUTINES = """\
+goroutine 11 [select]:
+github.com/moby/buildkit/exporter/containerimage.(*imageExporterInstance).Export(0xc0, {0x5})
+\tgithub.com/moby/buildkit/exporter/containerimage/export.go:200 +0x1
+github.com/moby/buildkit/control.(*Controller).Solve(0xc0, {0x5}, 0xc1)
+\tgithub.com/moby/buildkit/control/control.go:467 +0x1265
+
+goroutine 12031 [sync.WaitGroup.Wait]:
+golang.org/x/sync/errgroup.(*Group).Wait(0xc002757140)
+\tgolang.org/x/sync/errgroup/errgroup.go:56 +0x1e
+github.com/moby/buildkit/solver/llbsolver.(*Solver).recordBuildHistory.func1(0xc0, {0xc0, 0x1}, {0x0, 0x0})
+\tgithub.com/moby/buildkit/solver/llbsolver/solver.go:361 +0x93d
+github.com/moby/buildkit/control.(*Controller).Solve(0xc0, {0x5}, 0xc1)
+\tgithub.com/moby/buildkit/control/control.go:467 +0x1265
+
+goroutine 15035 [select]:
+github.com/moby/buildkit/cache.(*immutableRef).GetRemotes(0xc0, {0x5})
+\tgithub.com/moby/buildkit/cache/remote.go:38 +0xd1
+github.com/moby/buildkit/solver/llbsolver.NewProvenanceCreator.func1({0x5})
+\tgithub.com/moby/buildkit/solver/llbsolver/provenance.go:413 +0x1
+created by golang.org/x/sync/errgroup.(*Group).Go in goroutine 12031
+\tgolang.org/x/sync/errgroup/errgroup.go:75 +0x96
+
+goroutine 12165 [sync.Mutex.Lock]:
+sync.(*Mutex).Lock(...)
+\tsync/mutex.go:46
+github.com/moby/buildkit/solver/llbsolver.(*HistoryQueue).Update(0xc0, {0x5}, 0xc1)
+\tgithub.com/moby/buildkit/solver/llbsolver/history.go:565 +0x1
+github.com/moby/buildkit/solver/llbsolver.(*Solver).recordBuildHistory.func1(0xc0, {0xc0, 0x1}, {0x0, 0x0})
+\tgithub.com/moby/buildkit/solver/llbsolver/solver.go:378 +0x93d
+github.com/moby/buildkit/control.(*Controller).Solve(0xc0, {0x5}, 0xc1)
+\tgithub.com/moby/buildkit/control/control.go:467 +0x1265
+
+goroutine 177 [sleep, 1 minutes]:
+time.Sleep(0x3b9aca00)
+\truntime/time.go:338 +0x165
+"""
+
+
+def test_history_probe_sorts_solve_handlers_by_what_they_wait_on():
+    from history_probe import report, solve_states
+
+    states = solve_states(GOROUTINES)
+    assert states == {
+        "11": "export",
+        "12031": "record: provenance (walks the build's cache records)",
+        "12165": "record: history queue",
+    }
+    lines = report(2.0, {"12031": [(0.5, "export"), (1.0, states["12031"]), (1.4, "record: history queue")]})
+    assert "in the history record from 1.00 s (0.40 s before the handler's end; 2 of 3 samples)" in lines[1]
+    assert lines[2:] == [
+        "         1 samples: provenance (walks the build's cache records)",
+        "         1 samples: history queue",
+    ]
