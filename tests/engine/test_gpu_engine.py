@@ -31,6 +31,7 @@ from imagesmith.signing import Cosign
 from imagesmith.spec.load import load_spec
 from tests.conftest import BASE_IMAGE, PROJECTS, copy_project
 from tests.fake_nvidia_smi import FakeGpu, install, path_with
+from tests.helpers import image_facts
 
 pytestmark = pytest.mark.engine
 
@@ -76,15 +77,10 @@ def test_the_lock_names_cuda_12_and_its_minimum_driver(gpu_tiny):
     assert section["archs"] is None  # the runtime wheel carries no GPU code: unknown, not guessed
 
 
-def _facts(ref: str) -> dict:
-    done = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "cat", ref, layout.FACTS_PATH],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+def _facts(engine, ref: str) -> dict:
+    """The image facts file of ``ref``, read from its layers (no container started: the bytes a
+    container of it would read at layout.FACTS_PATH)."""
+    return image_facts(engine, ref)
 
 
 def test_each_image_carries_the_contract_in_its_facts_and_label(gpu_tiny, engine):
@@ -100,7 +96,7 @@ def test_each_image_carries_the_contract_in_its_facts_and_label(gpu_tiny, engine
             "major": 12,
             "min_driver": "525.60.13",
         }
-        assert _facts(ref)["gpu"] == lock["gpu"]
+        assert _facts(engine, ref)["gpu"] == lock["gpu"]
     for role in ("train", "serve"):  # the label is what the Dockerfile implies; the image holds what it says
         done = _imagesmith("verify", result.images[role].ref)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -483,7 +479,7 @@ def _locked_copy(root: Path, dest: Path) -> Path:
 
 def _layer_of(engine, ref: str, step: str) -> int:
     """The index in ``ref``'s layers of the one its plan's ``step`` adds (the plan from its facts)."""
-    steps = [s.name for s in ImagePlan.from_facts(_facts(ref)).steps if s.layer]
+    steps = [s.name for s in ImagePlan.from_facts(_facts(engine, ref)).steps if s.layer]
     return len(engine.image(BASE_IMAGE).layers) + steps.index(step)
 
 
@@ -506,7 +502,7 @@ def test_the_cuda_wheel_is_a_layer_of_its_own_and_a_clean_build_is_the_same_imag
     with no cache from a fresh copy (new file times), later: the same image IDs."""
     root, _, result = gpu_tiny
     serve = result.images["serve"].id
-    facts = _facts(serve)
+    facts = _facts(engine, serve)
     assert facts["steps"].index(HEAVY_STEP) + 1 == facts["steps"].index("python-env")
     at = _layer_of(engine, serve, HEAVY_STEP)
     layers = _saved_layers(serve, tmp_path)
