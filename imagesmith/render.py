@@ -501,6 +501,7 @@ def platform_context(spec: Spec, lock: Lock, image: ImagePlan) -> dict:
         "base_name": lock.base.name,
         "base_digest": lock.base.digest,
         "system_packages": [f"{n}={v}" for n, v in lock.system_packages],
+        "sdist_toolchain": not lock.wheels_only,  # compilers only for a lock that may pin an sdist
         "facts_source": f"{context_folder(lock.platform)}/{layout.FACTS_FILE}",
         "steps": [step.name for step in image.steps],
         "heavy": {

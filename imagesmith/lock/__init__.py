@@ -26,6 +26,11 @@
   uv, one exact version), resolved by the same resolver for the lock's Python and platform and
   pinned with hashes. Its wheel comes from the same wheelhouse and is hash-checked before it runs;
   it never reaches the images (not in the parity). Input ``installer``.
+- ``wheels_only`` (written only when true): uv resolved every pin on the host with ``--no-build``,
+  so each has a wheel for the target and nothing is built from source; the Dockerfile then has no
+  ``sdist-toolchain`` stage (no compilers fetched by a plain ``docker buildx build``). Absent: not
+  known (pip-tools, a resolution that moved into the base, a project's own lock), so the
+  Dockerfile keeps the compilers' stage. Not in the parity: the images are the same either way.
 
 ``requirements.lock`` beside it is the same pins in pip's format.
 
@@ -77,6 +82,7 @@ class Lock:
     package_indexes: tuple[tuple[str, str], ...] = ()  # (name, index URL): see indexes.py
     build_system: tuple[Pin, ...] = ()  # the project's build backend, pinned (install_project)
     installer: tuple[Pin, ...] = ()  # the in-build installer's wheel (INSTALLER), pinned
+    wheels_only: bool = False  # every pin has a wheel for the target (see the module docstring)
 
     @property
     def other_index_urls(self) -> list[str]:
@@ -122,6 +128,7 @@ class Lock:
             **({"runtime": self.runtime.as_dict()} if self.runtime else {}),
             **({"build_system": [p.as_dict() for p in self.build_system]} if self.build_system else {}),
             **({"installer": [p.as_dict() for p in self.installer]} if self.installer else {}),
+            **({"wheels_only": True} if self.wheels_only else {}),
             **{k: v for k, v in self.extras.items() if k != cuda.SECTION},
             **cuda.section(self),  # derived from the pins, never read back as it is (lock/cuda.py)
             **(

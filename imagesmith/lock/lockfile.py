@@ -44,6 +44,7 @@ KNOWN_SECTIONS = {
     "runtime",
     "build_system",
     "installer",
+    "wheels_only",
 }
 
 
@@ -238,6 +239,8 @@ def _parse_lock(data: Any, problems: list[str]) -> Lock | None:
         "build_system", data.get("build_system", []), "{name, version, hashes: [sha256:...]} with a canonical name"
     )
     installer = c.pins("installer", data.get("installer", []), "{name, version, hashes: [sha256:...]} of the installer")
+    wheels_only = data.get("wheels_only", False)
+    c.need("wheels_only", wheels_only, isinstance(wheels_only, bool), "true or false")
     if problems:
         return None
     return Lock(
@@ -259,6 +262,7 @@ def _parse_lock(data: Any, problems: list[str]) -> Lock | None:
         package_indexes=tuple(sorted(pinned.items())),
         build_system=tuple(build_system),
         installer=tuple(installer),
+        wheels_only=wheels_only,
     )
 
 

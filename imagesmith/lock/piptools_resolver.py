@@ -94,6 +94,7 @@ class PipToolsResolver:
     pip's indexes: the pinned distributions' files reach it as one find-links page."""
 
     name = "pip-tools"
+    wheels_only = False  # pip-compile reads an sdist when it must, and does not say so
 
     def __init__(self, engine=None) -> None:
         self._engine = engine

@@ -58,6 +58,9 @@ class ResolveRequest:
 
 class Resolver(Protocol):
     name: str
+    # after ``resolve``: whether every pin is known to have a wheel for the target (the lock's
+    # ``wheels_only``); False when the resolution may have read an sdist
+    wheels_only: bool
 
     def resolve(self, request: ResolveRequest) -> list[Pin]: ...
 

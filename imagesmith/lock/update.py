@@ -184,10 +184,12 @@ def _lock_platform(
             )
         else:
             progress(f"resolving requirements with {spec.resolver} for Python {spec.python} on {spec.platform}")
-        packages = tuple(_resolve(spec, engine, base_pin, previous, upgrade, upgrade_packages))
+        resolved, wheels_only = _resolve(spec, engine, base_pin, previous, upgrade, upgrade_packages)
+        packages = tuple(resolved)
         build_system = tuple(_resolve_build_system(spec, engine, base_pin, previous, upgrade, upgrade_packages))
     else:
         packages, build_system = previous.packages, previous.build_system
+        wheels_only = previous.wheels_only
     if previous is None or {"resolver", "target", "requirements", "installer"} & redo:
         installer = _pin_installer(spec, engine, base_pin, previous, progress)
     else:
@@ -216,6 +218,7 @@ def _lock_platform(
         package_indexes=spec.package_indexes,
         build_system=build_system,
         installer=installer,
+        wheels_only=wheels_only,
     )
     return lock, changed
 
@@ -279,7 +282,7 @@ def _resolve_build_system(
         inline = Path(tmp) / "build-system.in"
         inline.write_text("\n".join(spec.project.requires) + "\n")
         previous_text = (previous.build_system_text() or None) if previous else None
-        return _resolve_files(spec, engine, base_pin, (inline,), (), previous_text, upgrade, upgrade_packages)
+        return _resolve_files(spec, engine, base_pin, (inline,), (), previous_text, upgrade, upgrade_packages)[0]
 
 
 def _resolve_installer(spec: Spec, engine, base_pin: BasePin, previous: Lock | None) -> list[Pin]:
@@ -291,7 +294,7 @@ def _resolve_installer(spec: Spec, engine, base_pin: BasePin, previous: Lock | N
         inline = Path(tmp) / "installer.in"
         inline.write_text(lock_inputs.INSTALLER + "\n")
         previous_text = (previous.installer_text() or None) if previous else None
-        return _resolve_files(spec, engine, base_pin, (inline,), (), previous_text, False, (), resolver="uv")
+        return _resolve_files(spec, engine, base_pin, (inline,), (), previous_text, False, (), resolver="uv")[0]
 
 
 def _resolve_files(
@@ -304,10 +307,11 @@ def _resolve_files(
     upgrade: bool,
     upgrade_packages: tuple[str, ...],
     resolver: str | None = None,
-) -> list[Pin]:
+) -> tuple[list[Pin], bool]:
     """Resolve ``inputs`` with ``resolver`` (default: the spec's) for the spec's target and indexes
     (``previous_text``: earlier pins to prefer); pinned packages keep only their index's files,
-    whichever resolver ran."""
+    whichever resolver ran. With whether every pin is known to have a wheel for the target
+    (``Resolver.wheels_only``)."""
     from .request import ResolveRequest  # only here, with the resolvers (see get_resolver)
 
     request = ResolveRequest(
@@ -323,17 +327,20 @@ def _resolve_files(
         extra_index_urls=spec.extra_index_urls,
         package_indexes=spec.package_indexes,
     )
-    pins = get_resolver(resolver or spec.resolver, engine).resolve(request)
+    chosen = get_resolver(resolver or spec.resolver, engine)
+    pins = chosen.resolve(request)
     if spec.package_indexes:
         from . import indexes as pin_indexes  # only here: urllib.request is slow to import
 
         pins = pin_indexes.restrict_hashes(pins, spec.package_indexes, request.netrc())
-    return pins
+    return pins, chosen.wheels_only
 
 
 def _resolve(
     spec: Spec, engine, base_pin: BasePin, previous: Lock | None, upgrade: bool, upgrade_packages: tuple[str, ...]
-) -> list[Pin]:
+) -> tuple[list[Pin], bool]:
+    """The requirements' pins, and whether each is known to have a wheel for the target (never
+    for a project's own lock: its files are not checked against the target)."""
     req = spec.requirements
     if req.lock:  # the project's own lock is the source of truth: nothing is resolved
         return existing_pins(
@@ -343,7 +350,7 @@ def _resolve(
             groups=req.groups,
             python_full=base_pin.python_version or spec.python + ".0",
             platform=spec.platform,
-        )
+        ), False
     with tempfile.TemporaryDirectory(prefix="imagesmith-in-") as tmp:
         inputs: list[Path] = []
         if req.file:
@@ -358,9 +365,9 @@ def _resolve(
             inline.write_text("\n".join(inline_lines) + "\n")
             inputs.append(inline)
         previous_text = previous.requirements_text() if previous else None
-        pins = _resolve_files(
+        pins, wheels_only = _resolve_files(
             spec, engine, base_pin, tuple(inputs), req.extras, previous_text, upgrade, upgrade_packages
         )
     if not pins:
         raise LockError("the requirements resolved to no packages", hint="name at least one requirement")
-    return pins
+    return pins, wheels_only

@@ -46,12 +46,16 @@ class UvResolver:
 
     def __init__(self, engine=None) -> None:
         self._engine = engine
+        self.wheels_only = False  # True once resolved on the host: --no-build found a wheel of every pin
 
     def resolve(self, request: ResolveRequest) -> list[Pin]:
+        self.wheels_only = False
         try:
-            return self._resolve_on_host(request)
+            pins = self._resolve_on_host(request)
         except NeedsBuild:
             return resolve_in_base(self._engine, request)
+        self.wheels_only = True
+        return pins
 
     def _resolve_on_host(self, request: ResolveRequest) -> list[Pin]:
         from .indexes import check_origins, refuse_general, uv_project

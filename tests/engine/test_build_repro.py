@@ -149,11 +149,17 @@ def test_install_step_uses_only_the_mounted_wheels(tiny_built, tmp_path, engine,
 def test_plain_buildx_builds_the_rendered_dockerfile(tiny_built, engine, base_image, unbuilt_base):
     """The committed Dockerfile works in a CI pipeline without imagesmith, and stamps the label.
     A local base is passed as docs/guides/engines.md says (``--build-context base=oci-layout://…``); the base's
-    name is one this engine never built from, so the build takes a fresh machine's path."""
+    name is one this engine never built from, so the build takes a fresh machine's path. tiny's
+    lock pins only wheels (wheels_only): BuildKit's plain log shows no step of an sdist-toolchain
+    stage (no apt-get of compilers), while sdist-build's own step runs."""
     spec, result = tiny_built
+    assert read_lock(spec.lock_path).wheels_only
     tag = f"imagesmith-test/plain-{uuid.uuid4().hex[:8]}:serve"
-    proc = _plain_buildx(spec, engine, base_image, unbuilt_base, "-q", "--load", "-t", tag)
+    proc = _plain_buildx(spec, engine, base_image, unbuilt_base, "--progress=plain", "--load", "-t", tag)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert re.search(r"\[sdist-build \d+/\d+\] RUN ", log), log[-3000:]
+    assert "sdist-toolchain" not in log and "build-essential" not in log
     try:
         plain = engine.image(tag)
         assert plain.labels["io.imagesmith.parity"] == result.parity
@@ -274,10 +280,10 @@ def test_an_sdist_with_a_c_extension_is_compiled_and_no_compiler_reaches_the_ima
     log: list[str] = []
     options = BuildOptions(base=base_image, tag="imagesmith-test/sdist-compiled", no_cache=True)
     result = build_project(load_spec(root), engine, options, echo=log.append)
-    assert [(p.name, p.version) for p in read_lock(root / "imagesmith.lock").packages] == [
-        ("crcmod", "1.7"),
-        ("six", "1.17.0"),
-    ]
+    lock = read_lock(root / "imagesmith.lock")
+    assert [(p.name, p.version) for p in lock.packages] == [("crcmod", "1.7"), ("six", "1.17.0")]
+    assert not lock.wheels_only  # resolved in the base (an sdist): the Dockerfile keeps the compilers' stage
+    assert "FROM builder AS sdist-toolchain\n" in spec_file.with_name("Dockerfile").read_text()
     said = [line for line in log if "imagesmith: sdist crcmod-1.7: " in line]
     assert said, log[-40:]
     assert all(

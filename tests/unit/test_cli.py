@@ -80,6 +80,7 @@ def locked(tmp_path, monkeypatch) -> Path:
 
     class Resolver:
         name = "uv"
+        wheels_only = False
 
         def resolve(self, request):
             return [Pin("six", "1.17.0", ("sha256:" + "2" * 64,))]

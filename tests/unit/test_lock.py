@@ -108,6 +108,7 @@ def RecordingEngine() -> FakeEngine:
 
 class RecordingResolver:
     name = "uv"
+    wheels_only = False
 
     def __init__(self, fail=False):
         self.requests, self.installer_requests, self.fail = [], [], fail
@@ -336,3 +337,54 @@ def test_both_resolvers_spell_the_extras_and_upgrades_alike():
     assert request.compile_options() == ["--extra", "cpu", "--extra", "gpu", "--upgrade", "--upgrade-package", "six"]
     assert PipToolsResolver.options(request)[-7:] == request.compile_options()
     assert ResolveRequest(inputs=(), extras=(), python="3.11", platform="linux/amd64").compile_options() == []
+
+
+def test_the_lock_says_wheels_only_when_its_resolver_found_a_wheel_of_every_pin(project):
+    """uv resolving on the host with --no-build found a wheel of every pin for the target: the
+    lock says so (the Dockerfile then fetches no sdist compilers); a resolution that may have
+    read an sdist leaves it out, and a lock that keeps its pins keeps what it said."""
+    import json
+
+    root, resolver = project
+    resolver.wheels_only = True
+    lock_project(load_spec(root), RecordingEngine())
+    assert json.loads((root / "imagesmith.lock").read_text())["wheels_only"] is True
+    assert read_lock(root / "imagesmith.lock").wheels_only
+    (root / "prep" / "clean.py").write_text("X = 2\n")  # redoes preprocessing, not the pins
+    resolver.wheels_only = False
+    lock_project(load_spec(root), RecordingEngine())
+    assert read_lock(root / "imagesmith.lock").wheels_only
+    (root / "constraints.txt").write_text("six<1.18\n")  # the pins are resolved again
+    lock_project(load_spec(root), RecordingEngine())
+    assert "wheels_only" not in json.loads((root / "imagesmith.lock").read_text())
+    assert not read_lock(root / "imagesmith.lock").wheels_only
+
+
+def test_a_lock_whose_wheels_only_is_not_a_boolean_is_refused(project):
+    import json
+
+    from imagesmith.errors import LockError
+
+    root, _ = project
+    lock_project(load_spec(root), RecordingEngine())
+    data = json.loads((root / "imagesmith.lock").read_text())
+    (root / "imagesmith.lock").write_text(json.dumps({**data, "wheels_only": "yes"}))
+    with pytest.raises(LockError, match="wheels_only: expected true or false"):
+        read_lock(root / "imagesmith.lock")
+
+
+def test_uv_says_wheels_only_after_a_host_resolution_and_not_after_one_in_the_base(monkeypatch):
+    from imagesmith.lock.request import NeedsBuild
+    from imagesmith.lock.uv_resolver import UvResolver
+
+    pins = [Pin("six", "1.17.0", ("sha256:" + "2" * 64,))]
+    resolver = UvResolver()
+    monkeypatch.setattr(resolver, "_resolve_on_host", lambda request: pins)
+    assert resolver.resolve(REQ) == pins and resolver.wheels_only
+
+    def needs_build(request):
+        raise NeedsBuild()
+
+    monkeypatch.setattr(resolver, "_resolve_on_host", needs_build)
+    monkeypatch.setattr("imagesmith.lock.uv_resolver.resolve_in_base", lambda engine, request: pins)
+    assert resolver.resolve(REQ) == pins and not resolver.wheels_only

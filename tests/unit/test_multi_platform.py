@@ -67,6 +67,7 @@ class PlatformResolver:
     """numpy has one wheel per platform; a marker adds a package on x86-64 only."""
 
     name = "uv"
+    wheels_only = False
 
     def __init__(self):
         self.platforms = []

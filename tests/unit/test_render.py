@@ -354,11 +354,43 @@ def test_no_label_is_written_unknown(tiny):
 def test_every_instruction_starts_a_line_with_and_without_system_packages(tiny):
     """The optional stages (system packages, the compilers' downloads) leave the text around them
     as it was: no instruction glued to the end of the one before."""
-    for lock in (fake_lock(), replace(fake_lock(), system_packages=())):
+    for lock in (fake_lock(), replace(fake_lock(), system_packages=()), fake_lock(wheels_only=True)):
         text = render(tiny, lock)
         assert re.findall(r"\S(?:FROM|RUN|COPY) ", text.replace("--from=", "")) == [], lock.system_packages
         assert ("FROM builder AS system-packages\n" in text) == bool(lock.system_packages)
-        assert "FROM builder AS sdist-toolchain\n" in text
+        assert ("FROM builder AS sdist-toolchain\n" in text) == (not lock.wheels_only)
+
+
+def test_a_wheel_only_lock_renders_no_compilers_stage_and_nothing_else_differs(tiny):
+    """A lock that says every pin has a wheel for the target (wheels_only) gets no sdist-toolchain
+    stage and no mount of it, so a plain `docker buildx build` runs no apt for compilers; its
+    sdist-build stage only refuses sources. Every other stage is the text it was."""
+    wheels = render(tiny, fake_lock(wheels_only=True))
+    maybe = render(tiny, fake_lock())
+    assert wheels == render(tiny, fake_lock(wheels_only=True))  # deterministic
+    assert "sdist-toolchain" not in wheels and "build-essential" not in wheels
+    assert "FROM builder AS sdist-toolchain\n" in maybe
+    assert "from=sdist-toolchain," in stage(maybe, "sdist-build")
+    built = stage(wheels, "sdist-build")
+    assert "pip wheel" not in built and "dpkg" not in built
+    assert "(wheels_only), but these came as source: lock again (imagesmith lock)" in built and "exit 1" in built
+    assert "from=sdist-build,source=/built," in stage(wheels, "python-env")
+
+    def others(text: str) -> list[str]:
+        parts = re.split(r"\n(?=FROM )", text)
+        return [p for p in parts if not re.match(r"FROM \S+ AS sdist-(toolchain|build)\n", p)]
+
+    assert others(wheels) == others(maybe)
+
+
+def test_each_platform_gets_the_compilers_stage_its_own_lock_needs(tmp_path):
+    from tests.unit.test_multi_platform import write_spec
+
+    spec = load_spec(write_spec(tmp_path / "p"))
+    arm = fake_lock(platform="linux/arm64", wheels_only=True)
+    text = render(spec, {"linux/amd64": fake_lock(), "linux/arm64": arm})
+    assert "FROM builder-amd64 AS sdist-toolchain-amd64\n" in text
+    assert "sdist-toolchain-arm64" not in text and "FROM base-arm64 AS sdist-build-arm64\n" in text
 
 
 def test_a_source_of_dot_leaves_imagesmiths_own_folder_out_of_the_app_layer(tiny):
