@@ -26,20 +26,6 @@ def _build(root: Path, engine, base, tag, **options):
     return build_project(load_spec(root), engine, BuildOptions(base=base, tag=tag, **options))
 
 
-def test_a_clean_build_gives_the_images_an_earlier_build_gave(tiny_built, tmp_path, engine, base_image):
-    """Another clone (files with other mtimes), no cache: the same digests for train and serve as
-    the session's build of tiny (a build of its own, on this worker or an earlier one: two real
-    runs of every step either way)."""
-    spec, first = tiny_built
-    second = copy_project(PROJECTS / "tiny", tmp_path / "two")
-    (second / "app" / "main.py").touch()
-    again = _build(second, engine, base_image, "imagesmith-test/repro-b", no_cache=True)
-    assert again.parity == first.parity
-    for role in ("train", "serve"):
-        assert again.images[role].id == first.images[role].id, role
-    assert engine.image(again.images["train"].ref).layers == engine.image(again.images["serve"].ref).layers
-
-
 def test_a_file_written_in_the_marks_own_clock_tick_is_normalised(base_image, engine, tmp_path):
     """Every RUN in shared marks its start and sets the time of what is newer than the mark to 0.
     The kernel stamps files with a coarse clock, so a write right after the mark (the first RUN
@@ -168,28 +154,6 @@ def test_plain_buildx_builds_the_rendered_dockerfile(tiny_built, engine, base_im
         subprocess.run(["docker", "image", "rm", tag], capture_output=True)
 
 
-@pytest.mark.xdist_group("build-repro-own-cache")  # an empty wheel cache each: the longest two
-def test_altered_wheel_fails_the_build_naming_the_distribution(tmp_path, engine, base_image):
-    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
-    cache = tmp_path / "cache"
-    good = _build(root, engine, base_image, "imagesmith-test/hash-ok", cache_dir=cache)
-    assert good.images["serve"].id
-    lock = read_lock(root / "imagesmith.lock")
-    wheel = next((cache / "wheels").glob("*/six-*.whl"))
-    assert f"sha256:{wheel.parent.name}" in lock.packages[0].hashes
-    with zipfile.ZipFile(wheel, "a") as archive:  # a valid wheel, not the locked one
-        archive.writestr("six_extra.py", "TAMPERED = True\n")
-    shutil.rmtree(cache / "wheelhouses")
-    # BuildKit's cache may serve every step before the install (what they read is unchanged);
-    # the install step's wheelhouse is not the good build's, so it runs again (were it cached,
-    # the build would pass and this test fail)
-    with pytest.raises(BuildError) as info:
-        _build(root, engine, base_image, "imagesmith-test/hash-bad", cache_dir=cache)
-    message = str(info.value)
-    assert "requirements (six==1.17.0: a wheel does not match its locked hash)" in message
-    assert "Hash mismatch for `six==1.17.0`" in message  # the log tail is shown (uv's words)
-
-
 @pytest.mark.registry
 def test_push_and_pin_by_digest(tiny_built, tmp_path, engine, base_image, registry):
     spec, _ = tiny_built
@@ -243,12 +207,17 @@ def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
     assert json.loads(proc.stdout)["parity"] == result.parity
 
 
-@pytest.mark.xdist_group("build-repro-own-cache")  # an empty wheel cache each: the longest two
-def test_sdist_only_distribution_is_built_outside_the_images(tmp_path, engine, base_image):
+@pytest.mark.xdist_group("build-repro-own-cache")  # an empty wheel cache: the first-time path
+def test_sdist_only_distribution_is_built_outside_the_images_and_an_altered_wheel_fails_the_build(
+    tmp_path, engine, base_image
+):
     """docopt 0.6.2 publishes only an sdist: it is hash-checked, built into a wheel in the
     sdist-build stage (pure Python: without compilers), and installed; no compiler reaches the images, and the
     online install (pip downloads inside the build) gives the same layers: the wheel six's too
-    (a project's backend wheels online: test_srcproj.py)."""
+    (a project's backend wheels online: test_srcproj.py).
+    Then six's wheel in that wheel cache is altered (a valid wheel, not the locked one): the next
+    build fails naming the distribution, with the log tail. (One empty wheel cache, filled by the
+    first build, for both claims: they were a test each, each filling its own.)"""
     root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
     spec_file = root / "imagesmith.yaml"
     spec_file.write_text(spec_file.read_text().replace("  - six==1.17.0\n", "  - six==1.17.0\n  - docopt==0.6.2\n"))
@@ -264,6 +233,21 @@ def test_sdist_only_distribution_is_built_outside_the_images(tmp_path, engine, b
     assert out.split() == ["0.6.2", "None"]
     online = _build(root, engine, base_image, "imagesmith-test/sdist-online", install="online")
     assert engine.image(online.images["serve"].ref).layers == engine.image(ref).layers
+
+    six = next(p for p in read_lock(root / "imagesmith.lock").packages if p.name == "six")
+    wheel = next((cache / "wheels").glob("*/six-*.whl"))
+    assert f"sha256:{wheel.parent.name}" in six.hashes
+    with zipfile.ZipFile(wheel, "a") as archive:  # a valid wheel, not the locked one
+        archive.writestr("six_extra.py", "TAMPERED = True\n")
+    shutil.rmtree(cache / "wheelhouses")
+    # BuildKit's cache may serve every step before the install (what they read is unchanged);
+    # the install step's wheelhouse is not the good build's, so it runs again (were it cached,
+    # the build would pass and this test fail)
+    with pytest.raises(BuildError) as info:
+        _build(root, engine, base_image, "imagesmith-test/hash-bad", cache_dir=cache)
+    message = str(info.value)
+    assert "requirements (six==1.17.0: a wheel does not match its locked hash)" in message
+    assert "Hash mismatch for `six==1.17.0`" in message  # the log tail is shown (uv's words)
 
 
 @pytest.mark.xdist_group("build-repro-compiled-sdist")
@@ -301,11 +285,17 @@ def test_an_sdist_with_a_c_extension_is_compiled_and_no_compiler_reaches_the_ima
     assert out.split() == ["True", "None", "None", "None"]
 
 
-def test_two_builds_of_the_same_names_at_once_both_succeed(tmp_path, engine, base_image):
+def test_two_clean_builds_at_once_both_succeed_with_the_images_an_earlier_build_gave(
+    tiny_built, tmp_path, engine, base_image
+):
     """Parallel CI jobs on one engine: two `imagesmith build` runs of the same image names at once,
     names this engine never had (new for each run). With --no-cache both run every step and
     BuildKit joins their identical steps, so both exports name the images at the same moment
-    (on a fresh engine, BuildKit failed one with `image "…": already exists`)."""
+    (on a fresh engine, BuildKit failed one with `image "…": already exists`).
+    And a clean build is reproducible: other clones (files with other mtimes), no cache, give the
+    digests for train and serve of the session's build of tiny (a build of its own, on this
+    worker or an earlier one: two real runs of every step either way). One pair of clean builds
+    for both claims (they were a clean build each)."""
     import sys
 
     repo = f"imagesmith-test/race-{uuid.uuid4().hex[:12]}"
@@ -323,8 +313,12 @@ def test_two_builds_of_the_same_names_at_once_both_succeed(tmp_path, engine, bas
         built = [json.loads(out) for out, _ in outcomes]
         digests = [{role: image["digest"] for role, image in b["images"].items()} for b in built]
         assert digests[0] == digests[1]  # the same images, whichever named them last
+        _, first = tiny_built
+        assert built[0]["parity"] == first.parity
         for role in ("train", "serve"):
             assert engine.image(f"{repo}:{role}").id == digests[0][role]
+            assert digests[0][role] == first.images[role].id, role  # the clean build reproduces
+        assert engine.image(f"{repo}:train").layers == engine.image(f"{repo}:serve").layers
     finally:
         for job in jobs:
             if job.poll() is None:

@@ -1,10 +1,13 @@
 """Issue 27 on the real engine, on this x86-64 machine: a linux/arm64 image whose Python
 environment is installed natively on linux/amd64 (python_env.py) is the image the emulated way
 gives, bit for bit. The tiny-native project (a binary wheel, markupsafe, and a pure one, six)
-for linux/arm64 alone, from the loopback registry's two-platform base (its lock pins the base's
-amd64 image too: base.hosts), built twice with no cache, once each way, each pushed to the
-registry: the same manifest digest for both roles. Each test is a group of its own: the two run
-on two workers at once."""
+with a system package (libgomp1) for linux/arm64 alone, from the loopback registry's
+two-platform base (its lock pins the base's amd64 image too: base.hosts), built twice with no
+cache, once each way, each pushed to the registry: the same manifest digest for both roles.
+The one pair of builds proves both halves of issue 27's claim (it was two pairs, one here and
+one in test_system_packages_cross.py, of the same shape): the Python environment installed
+natively, and the system packages resolved and downloaded by apt natively and installed by dpkg
+alone on the target. Each test is a group of its own: the two run on two workers at once."""
 
 from __future__ import annotations
 
@@ -17,41 +20,59 @@ from imagesmith.lock.lockfile import read_lock
 from imagesmith.python_env import ON_TARGET
 from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, REGISTRY_BASE, copy_project
-from tests.helpers import build_pushed, machine_of, run_python
+from tests.helpers import build_pushed, run_python
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
 
-@pytest.fixture(scope="module")
-def arm64_native(tmp_path_factory, registry):
-    root = copy_project(PROJECTS / "tiny-native", tmp_path_factory.mktemp("cross") / "tiny-native")
-    text = (root / "imagesmith.yaml").read_text()
-    text = text.replace("platform: linux/amd64\n", "platform: linux/arm64\n")
-    (root / "imagesmith.yaml").write_text(
-        text.replace("base: imagesmith-base:bookworm-py311\n", f"base: {REGISTRY_BASE}\n")
-    )
-    subprocess.run(["git", "commit", "-qam", "arm64"], cwd=root, check=True, capture_output=True)
-    return load_spec(root)
+PROBE = (
+    "import ctypes, platform, subprocess, markupsafe._speedups; "
+    "ctypes.CDLL('libgomp.so.1').omp_get_max_threads; print(platform.machine()); "
+    "print(subprocess.run(['dpkg-query', '-W', '-f', '${Status} ${Architecture}', 'libgomp1'],"
+    " capture_output=True, text=True, check=True).stdout)"
+)
+
+
+def _arm64_line(lines: list[str]) -> str:
+    said = [line for line in lines if line.startswith("linux/arm64: ")]
+    assert len(said) == 1, lines
+    return said[0]
 
 
 @pytest.mark.xdist_group("python-env-cross")
-def test_cross_installed_arm64_image_is_the_emulated_one_bit_for_bit(arm64_native, engine, registry):
-    cross, cross_lines = build_pushed(arm64_native, engine, registry, "native-cross", no_cache=True)
-    lock = read_lock(arm64_native.lock_path)
-    assert lock.platform == "linux/arm64" and [p for p, _ in lock.base.hosts] == ["linux/amd64"]
-    said = [line for line in cross_lines if line.startswith("linux/arm64: ")]
-    assert said and "installed natively on linux/amd64" in said[0], cross_lines
-    assert "the Python environment (" not in said[0]  # not among the emulated steps
+def test_cross_installed_arm64_image_is_the_emulated_one_bit_for_bit(tmp_path, engine, registry):
+    """tiny-native with libgomp1 for linux/arm64: built with builder on this machine (the Python
+    environment installed natively, apt run natively, dpkg alone on the target), then with
+    IMAGESMITH_PYTHON_ENV=target (both on the target), no cache either time: the same pushed
+    manifests; the arm64 wheel's extension and the arm64 library load in the arm64 container, and
+    dpkg lists the package as installed for arm64."""
+    root = copy_project(PROJECTS / "tiny-native", tmp_path / "tiny-native")
+    text = (root / "imagesmith.yaml").read_text()
+    text = text.replace("platform: linux/amd64\n", "platform: linux/arm64\n")
+    text = text.replace("base: imagesmith-base:bookworm-py311\n", f"base: {REGISTRY_BASE}\n")
+    (root / "imagesmith.yaml").write_text(text + "system_packages: [libgomp1]\n")
+    subprocess.run(["git", "commit", "-qam", "arm64"], cwd=root, check=True, capture_output=True)
+    spec = load_spec(root)
 
-    emulated, emulated_lines = build_pushed(
-        arm64_native, engine, registry, "native-cross", no_cache=True, python_env=ON_TARGET
-    )
-    said = [line for line in emulated_lines if line.startswith("linux/arm64: ")]
-    assert said and "the Python environment (IMAGESMITH_PYTHON_ENV=target)" in said[0], emulated_lines
+    cross, cross_lines = build_pushed(spec, engine, registry, "native-cross", no_cache=True)
+    lock = read_lock(spec.lock_path)
+    assert lock.platform == "linux/arm64" and [p for p, _ in lock.base.hosts] == ["linux/amd64"]
+    assert [name for name, _ in lock.system_packages] == ["libgomp1"]
+    said = _arm64_line(cross_lines)
+    assert "installed natively on linux/amd64" in said
+    assert "the Python environment (" not in said  # not among the emulated steps
+    assert "system packages (dpkg and their maintainer scripts; " in said
+    assert "resolving and downloading system packages" not in said  # apt ran natively
+
+    emulated, emulated_lines = build_pushed(spec, engine, registry, "native-cross", no_cache=True, python_env=ON_TARGET)
+    said = _arm64_line(emulated_lines)
+    assert "the Python environment (IMAGESMITH_PYTHON_ENV=target)" in said
+    assert "resolving and downloading system packages (IMAGESMITH_PYTHON_ENV=target)" in said
 
     for role in ("train", "serve"):
         assert cross.images[role].pushed.split("@")[1] == emulated.images[role].pushed.split("@")[1], role
-    assert machine_of(cross.images["serve"].pushed, platform="linux/arm64") == "aarch64"  # the arm64 wheel's
+    probed = run_python(cross.images["serve"].pushed, PROBE, "linux/arm64")
+    assert probed.splitlines() == ["aarch64", "install ok installed arm64"]
 
 
 # docopt 0.6.2 (published only as source) and six, pinned by a pylock.toml (PEP 751) written here
