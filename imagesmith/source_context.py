@@ -11,10 +11,10 @@ holding ``app/...`` as the stage's /app would, which the bake file names as the 
 images' own solve: no stage of its own to build, unpack and export first. The layer is written
 again only when a file's stat or the tree's shape changed; BuildKit fetches a layer it does not
 have yet by its digest. The images stay byte-identical to a plain ``docker buildx build`` of the
-Dockerfile (tests/engine/test_source_context.py builds both ways, without BuildKit's cache). The
-Dockerfile keeps its own stage: nothing changes for plain BuildKit. (Not a folder as the named
-context: BuildKit's receiver leaves folder times wrong after an incremental upload, see
-``Stager``.)
+Dockerfile (tests/engine/test_source_context.py builds both ways, the app layer never from
+BuildKit's cache). The Dockerfile keeps its own stage: nothing changes for plain BuildKit. (Not a
+folder as the named context: BuildKit's receiver leaves folder times wrong after an incremental
+upload, see ``Stager``.)
 
 What the stage's COPY lines take, and so what is staged (checked against the engine):
 

@@ -5,8 +5,14 @@ build, an edit that keeps the file's size, and a deleted file; every time in the
 whatever BuildKit uploaded before; and rules it cannot match exactly fall back to the
 Dockerfile's stage.
 
-Every build here runs without BuildKit's cache: the cache finds a COPY by its files' contents
-and modes, not their times, so a cached layer would hide a layer whose times are wrong."""
+BuildKit's cache finds a COPY by its files' contents and modes, not their times, so a cached app
+layer would hide a layer whose times are wrong. So no app layer here comes from the cache: each
+project's app/main.py ends with a line no build had before (``_fresh``), and the plain build
+runs the source stage and every step of ``shared`` again (``no-cache-filter``; it would
+otherwise take the staged build's app layer by its contents), as does a build of the same tree
+again (``_bake``: the bake definition `imagesmith build` prints, built by plain buildx). What is
+not about the app layer (the Python environment, the wheels) may come from the cache: clean
+builds are test_build_repro.py's claim."""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import os
 import subprocess
 import tarfile
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -25,10 +32,20 @@ from tests.helpers import cli
 pytestmark = pytest.mark.engine
 
 TAG = "imagesmith-test/staged-source"
+# The stages whose steps the plain build runs again (see the module's docstring).
+APP_STAGES = ["source", "shared", "train", "serve"]
+
+
+def _fresh(root: Path) -> Path:
+    """``root`` with a line no build had before at the end of app/main.py, so the app layers
+    built from it cannot come from BuildKit's cache."""
+    main = root / "app" / "main.py"
+    main.write_text(main.read_text() + f"# build {uuid.uuid4().hex}\n")
+    return root
 
 
 def _project(tmp_path: Path) -> Path:
-    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny", git=False)
+    root = _fresh(copy_project(PROJECTS / "tiny", tmp_path / "tiny", git=False))
     spec = (root / "imagesmith.yaml").read_text()
     (root / "imagesmith.yaml").write_text(spec.replace("  - app/main.py", "  - app/\n  - bin/run.sh"))
     (root / "app" / "sub").mkdir()
@@ -54,13 +71,21 @@ def _imagesmith(root: Path, base: str, *extra: str) -> dict:
 
 
 def _plain(root: Path, base: str, tmp_path: Path) -> dict[str, str]:
-    """The same build with the Dockerfile's own source stage: the printed bake definition
-    without the staged stage, built by plain buildx."""
-    definition = _imagesmith(root, base, "--print", "--no-cache")
+    """The same build with the Dockerfile's own source stage (see ``_bake``)."""
+    return _bake(root, base, tmp_path, TAG + "-plain", staged=False)
+
+
+def _bake(root: Path, base: str, tmp_path: Path, tag: str, *, staged: bool) -> dict[str, str]:
+    """The printed bake definition built by plain buildx as ``tag``, its app stages without the
+    cache (``APP_STAGES``): with the staged source, or (not ``staged``) with the Dockerfile's own
+    source stage instead. {role: digest}."""
+    definition = _imagesmith(root, base, "--print")
     assert set(definition["target"]) == {"serve", "train"}
     for target in definition["target"].values():
-        assert target["contexts"].pop("source").startswith("oci-layout://")
-        target["output"] = [o.replace(TAG, TAG + "-plain") for o in target["output"]]
+        source = target["contexts"]["source"] if staged else target["contexts"].pop("source")
+        assert source.startswith("oci-layout://")
+        target["no-cache-filter"] = APP_STAGES
+        target["output"] = [o.replace(TAG, tag) for o in target["output"]]
     (tmp_path / "bake.json").write_text(json.dumps(definition))
     meta = tmp_path / "meta.json"
     proc = subprocess.run(
@@ -72,7 +97,11 @@ def _plain(root: Path, base: str, tmp_path: Path) -> dict[str, str]:
         env=dict(os.environ, SOURCE_DATE_EPOCH="0", BUILDX_NO_DEFAULT_ATTESTATIONS="1"),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "find /app -exec touch" in proc.stderr  # the Dockerfile's stage ran
+    assert ("find /app -exec touch" in proc.stderr) != staged  # which source stage ran
+    lines = proc.stderr.splitlines()  # BuildKit's plain log: "#12 [shared 6/9] COPY ...", "#12 CACHED"
+    copies = {line.split()[0] for line in lines if line.endswith("] COPY --from=source /app/ /app/")}
+    cached = {line.split()[0] for line in lines if line.endswith(" CACHED")}
+    assert copies and not copies & cached, "the app layer came from BuildKit's cache"
     return {role: entry["containerimage.digest"] for role, entry in json.loads(meta.read_text()).items()}
 
 
@@ -95,7 +124,7 @@ def _app_layer(ref: str) -> dict[str, tuple[int, int]]:
 
 def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image):
     root = _project(tmp_path)
-    staged = _imagesmith(root, base_image, "--json", "--no-cache")
+    staged = _imagesmith(root, base_image, "--json")
     assert _digests(staged) == _plain(root, base_image, tmp_path)
     listing = subprocess.run(
         [
@@ -125,7 +154,7 @@ def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image
     main.write_text(text.replace("a", "b", 1))  # an edit that keeps the size
     assert len(main.read_text()) == len(text)
     (root / "app" / "sub" / "secret.txt").unlink()
-    edited = _imagesmith(root, base_image, "--json", "--no-cache")
+    edited = _imagesmith(root, base_image, "--json")
     assert _digests(edited) != _digests(staged)
     assert _digests(edited) == _plain(root, base_image, tmp_path)
     inside = subprocess.run(
@@ -148,12 +177,15 @@ def test_an_upload_of_another_project_with_the_same_folder_name_leaves_no_time_b
     place: its receiver leaves the time of the upload on a folder whose entries changed. The
     staged folder was that upload's source once, and the app layer got the folder times of
     whatever was built before (a second checkout, a branch switch). The archive brings its own."""
-    one = copy_project(PROJECTS / "tiny", tmp_path / "one" / "tiny", git=False)
-    two = copy_project(PROJECTS / "tiny", tmp_path / "two" / "tiny", git=False)
+    one = _fresh(copy_project(PROJECTS / "tiny", tmp_path / "one" / "tiny", git=False))
+    two = _fresh(copy_project(PROJECTS / "tiny", tmp_path / "two" / "tiny", git=False))
     (two / "app" / "main.py").write_text((two / "app" / "main.py").read_text() + "# the other checkout\n")
     for root, tag in ((one, TAG + "-one"), (two, TAG + "-two"), (one, TAG + "-one-again")):
-        proc = cli("build", "-p", str(root), "--base", base_image, "-t", tag, "--no-cache")
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        if tag.endswith("-again"):  # the same tree again: the cache would give the first build's layer
+            _bake(root, base_image, tmp_path, tag, staged=True)
+        else:
+            proc = cli("build", "-p", str(root), "--base", base_image, "-t", tag)
+            assert proc.returncode == 0, proc.stderr[-3000:]
         layer = _app_layer(f"{tag}:serve")
         assert set(layer) == {"app", "app/app", "app/app/main.py"}
         assert {name: mtime for name, (_, mtime) in layer.items() if mtime != 0} == {}, tag
@@ -184,10 +216,10 @@ def test_a_source_of_dot_leaves_imagesmiths_own_folder_out_of_the_image(tmp_path
     """`source: [.]` copies the whole context: `.imagesmith/` (imagesmith's own folder, what the
     Dockerfile copies from) is not in the image, staged or not, and an edit inside it keeps the
     images' digests."""
-    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny", git=False)
+    root = _fresh(copy_project(PROJECTS / "tiny", tmp_path / "tiny", git=False))
     spec = (root / "imagesmith.yaml").read_text()
     (root / "imagesmith.yaml").write_text(spec.replace("  - app/main.py", "  - ."))
-    staged = _imagesmith(root, base_image, "--json", "--no-cache")
+    staged = _imagesmith(root, base_image, "--json")
     assert (root / ".imagesmith").is_dir()  # written by the build, beside the Dockerfile
     listing = subprocess.run(
         ["docker", "run", "--rm", "--entrypoint", "ls", f"{TAG}:serve", "-A", "/app"],
