@@ -29,11 +29,11 @@ from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .engine.buildx import NoOciLayout
 from .errors import LockError, UsageError
-from .fsutil import atomic_write, tomllib
+from .fsutil import atomic_write, holds, tomllib
 from .gitinfo import GitFacts, git_facts, git_facts_started, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock
-from .lock.update import ensure_fresh_all, lock_project, stale_lock
+from .lock.update import ensure_fresh_all, lock_project
 from .plan import parities as plan_parities
 from .plan import plan_for
 from .platforms import emulation_problem, machine_platform, platform_arch
@@ -126,11 +126,10 @@ def build_project(
     engine.buildx_prefetch(options.builder)
     # The checkout's git facts (SOURCE_DATE_EPOCH, the OCI labels) are read meanwhile too
     git = git_facts_started(spec.root)
-    # A platform this machine cannot run is refused now when locking would run its base, else
-    # once its plan says something runs there (python_env.emulation_refusal)
+    # A platform this machine cannot run is refused where something must run there: by the lock
+    # when it would run the platform's base (lock/emulation.py), else once its plan says a step
+    # runs there (python_env.emulation_refusal)
     problems = {p: problem for p in spec.platforms if (problem := emulation_problem(p))}
-    if problems and stale_lock(spec, base) is not None:
-        raise UsageError(next(iter(problems.values())))
     if options.locked:
         locks = ensure_fresh_all(spec, base)
     else:
@@ -144,9 +143,9 @@ def build_project(
     write_context(spec, locks)  # what the Dockerfile copies from .imagesmith/: the runtime wheel, the facts
     dockerfile = spec.dockerfile_path
     ignore = dockerignore(spec)
-    if not _holds(dockerignore_path(dockerfile), ignore):
+    if not holds(dockerignore_path(dockerfile), ignore):
         atomic_write(dockerignore_path(dockerfile), ignore)
-    if not _holds(dockerfile, text):
+    if not holds(dockerfile, text):
         atomic_write(dockerfile, text)
         progress(f"rendered {dockerfile.name}")
     parities = plan_parities(locks)
@@ -178,6 +177,8 @@ def build_project(
                 ours["source"] = source_images[platform]
             house = Path(ours["wheels"]) if "wheels" in ours else None
             sdists[platform] = python_env.sdists_in(house) if house else []
+            if house and not sdists[platform]:  # nothing to build from source: the sdist-build stage's RUN is skipped
+                ours["sdist-build"] = str(_no_sdists(cache_dir))
             steps = (
                 say_emulated(spec, one, house, sdists[platform], options, progress, replaced=ours) if house else None
             )
@@ -428,13 +429,6 @@ def bake_definition(
     return definition
 
 
-def _holds(path: Path, text: str) -> bool:
-    try:
-        return path.is_file() and path.read_bytes() == text.encode("utf-8")
-    except OSError:
-        return False
-
-
 def build_args(epoch: int, python_env_on: str = python_env.ON_BUILD) -> dict[str, str]:
     created = dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     args = {"IMAGESMITH_CREATED": created}
@@ -512,7 +506,8 @@ def build_contexts(
       OCI layout (cached by digest) and passed as ``oci-layout://DIR@DIGEST``. Bound to the
       locked digest, works on an engine that never built from it and with any builder. A tag
       that now names another image is refused: the lock pins what was resolved against.
-    - ``wheels``, for hermetic installs (the default): a wheelhouse prepared on the host.
+    - ``wheels``, for hermetic installs (the default): a wheelhouse prepared on the host (the
+      caller lists its sdists, and replaces ``sdist-build`` when it has none).
 
     The two are made at the same time (the base's export in a thread while the wheels download):
     neither needs the other, and a cold build waits for the longer one only."""
@@ -540,8 +535,6 @@ def build_contexts(
             cache = WheelCache(cache_dir)
             house = cache.wheelhouse(lock, progress=progress)
             contexts["wheels"] = str(house)
-            if not python_env.sdists_in(house):  # nothing to build from source: the sdist-build stage's RUN is skipped
-                contexts["sdist-build"] = str(_no_sdists(cache_dir))
             build = machine_platform()
             if python_env.hosts(lock) and python_env.installs_on(lock, build) == build:
                 installer_only = replace(lock, platform=build, packages=(), build_system=())

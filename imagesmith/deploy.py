@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .engine import Engine, registry_host
 from .errors import UsageError
 from .layout import LABEL_ROLE, ROLES
-from .pinned import Target, registry_target
+from .pinned import Target, local_of_platform, registry_target
 from .platforms import same_platform
 
 if TYPE_CHECKING:
@@ -46,12 +46,7 @@ def platform_image(engine: Engine, image: str, platform: str) -> str:
     if registry_host(image):
         digest, _ = engine.registry_platform_digest(image, platform)
         return f"{repository(image)}@{digest}"
-    found = engine.image(image).platform
-    if found and found != platform:
-        raise UsageError(
-            f"the engine's image {image} is its {found} image, not {platform}",
-            hint=f"give the image's registry reference to take its {platform} image",
-        )
+    local_of_platform(engine, image, platform)
     return image
 
 
@@ -70,13 +65,7 @@ def resolve(engine: Engine, ref: str, platform: str | None = None) -> Target:
                 hint="name the platform the image is for, or give the reference of an index that has both",
             )
         return target
-    info = engine.image(ref)
-    if platform and info.platform and not same_platform(info.platform, platform):
-        raise UsageError(
-            f"the engine's image {ref} is its {info.platform} image, not {platform}",
-            hint=f"give the image's registry reference to read its {platform} image without pulling",
-        )
-    return Target(ref=ref, info=info)
+    return Target(ref=ref, info=local_of_platform(engine, ref, platform))
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Small file-system helpers: atomic writes, a user's text file read with one error
-(``read_user_text``), content digests, and the TOML parser (``tomllib``, or
+"""Small file-system helpers: atomic writes (and ``holds``: whether one would change anything), a
+user's text file read with one error (``read_user_text``), content digests, and the TOML parser (``tomllib``, or
 ``tomli`` on Python 3.10) that every module reading pyproject.toml or a lock takes from here, as
 ``fsutil.tomllib``: imported when first asked for, since most commands read no TOML (its regular
 expressions are a few percent of a no-op lock's start-up)."""
@@ -69,6 +69,16 @@ def _atomic_write(path: Path, raw: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def holds(path: Path, text: str) -> bool:
+    """Whether ``path`` is a regular file (not a link) holding exactly ``text``'s UTF-8 bytes, so
+    that writing ``text`` there would change nothing (line ends compared as they are; a file that
+    cannot be read holds nothing)."""
+    try:
+        return path.is_file() and not path.is_symlink() and path.read_bytes() == text.encode("utf-8")
+    except OSError:
+        return False
 
 
 def read_user_text(path: Path, error: type[ImagesmithError], *, shown: str, hint: str) -> str:

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, BinaryIO
 from . import gpu
 from .cache import default_cache_dir
 from .lock import Lock, cuda
+from .lock.emulation import native_only
 from .lock.lockfile import write_locks
+from .platforms import emulation_problem
 from .spec import Spec
 
 if TYPE_CHECKING:
@@ -225,7 +227,8 @@ def record(
                 cache = WheelCache(default_cache_dir())
             lock = cuda.with_recorded(lock, archs=wheel_archs(cache.wheel_file(pin, lock, progress), pin))
         if engine is not None and cuda.recorded_base(lock) is None:
-            lock = cuda.with_recorded(lock, base=base_facts(engine, lock))
+            here = native_only(engine, emulation_problem(platform))  # the base is run: refused without QEMU
+            lock = cuda.with_recorded(lock, base=base_facts(here, lock))
         out[platform] = lock
         if cuda.twice(lock) is not None:
             if cache is None:

@@ -59,7 +59,7 @@ from pathlib import Path
 from . import layout, statcache
 from .cache import PRUNE_AFTER_S, project_key, prune_due
 from .errors import FileWriteError
-from .fsutil import atomic_write, sha256_bytes
+from .fsutil import atomic_write, holds, sha256_bytes
 
 FORMAT = 3  # state.json's; 1 was a staged folder, 2 an archive unpacked by a stage of its own
 WHITEOUT = ".wh."  # a layer entry's name that deletes instead of writing (the OCI image spec)
@@ -387,7 +387,7 @@ class Stager:
             sort_keys=True,
         )
         for name, text in (("index.json", index), ("oci-layout", '{"imageLayoutVersion":"1.0.0"}')):
-            if not _holds(self.layout / name, text):
+            if not holds(self.layout / name, text):
                 atomic_write(self.layout / name, text)
         for entry in os.scandir(self.blobs):
             if "sha256:" + entry.name not in keep:
@@ -439,13 +439,6 @@ class Stager:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             return None
-
-
-def _holds(path: Path, text: str) -> bool:
-    try:
-        return path.read_text(encoding="utf-8") == text
-    except (OSError, ValueError):
-        return False
 
 
 class _CannotStage(Exception):

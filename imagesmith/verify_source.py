@@ -11,6 +11,7 @@ from . import parity
 from .engine import Engine, ImageInfo, registry_host
 from .errors import UsageError
 from .facts import manifest_of, read_facts
+from .pinned import local_of_platform
 from .platforms import machine_platform
 
 if TYPE_CHECKING:
@@ -54,12 +55,7 @@ def open_source(engine: Engine, ref: str, platform: str | None = None) -> Source
     if registry_host(ref):
         info = engine.registry_image(ref, platform or machine_platform())
     else:
-        info = engine.image(ref)
-        if platform and info.platform and info.platform != platform:
-            raise UsageError(
-                f"the engine's image {ref} is its {info.platform} image, not {platform}",
-                hint=f"give the image's registry reference to read its {platform} image without pulling",
-            )
+        info = local_of_platform(engine, ref, platform)
     return image_source(engine, ref, info)
 
 

@@ -26,6 +26,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from ..platforms import same_platform
 from ._common import ENGINE_HINT, first_line
 from .refs import is_loopback_registry, registry_host, repository
 
@@ -148,7 +149,7 @@ class Engine:
         if registry_host(ref) and not self.images.has_image(ref):
             return self.registry_image(ref, platform)
         local = self.images.image(ref)
-        if platform and registry_host(ref) and local.platform and local.platform != platform:
+        if platform and registry_host(ref) and local.platform and not same_platform(local.platform, platform):
             return self.registry.image(ref, platform)  # the engine holds this machine's image of the index
         return local
 

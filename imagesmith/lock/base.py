@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..engine import first_line
 from ..errors import EngineError, LockError
-from ..platforms import PLATFORMS, machine_platform
+from ..platforms import PLATFORMS, machine_platform, same_platform
 
 if TYPE_CHECKING:  # the engine's records only when an engine answers: a no-op lock asks none
     from ..engine.protocols import LockEngine
@@ -119,7 +119,7 @@ def _hosts(engine: LockEngine, ref: str, platform: str, index: str, version: str
 def _check_platform(engine: LockEngine, ref: str, platform: str):
     """The local image ``ref``, which must be of ``platform`` (its config's os/architecture)."""
     info = engine.image(ref)
-    if info.platform and info.platform != platform:
+    if info.platform and not same_platform(info.platform, platform):
         raise LockError(
             f"the local base image {ref} is a {info.platform} image, but the spec builds for {platform}",
             hint=f"use a base of {platform} (import one, or name a registry image whose index has it); "
@@ -155,6 +155,28 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  #
 
 def _env(env: list[str], name: str) -> str | None:
     return next((e.split("=", 1)[1] for e in env if e.startswith(name + "=")), None)
+
+
+class FilesOnce:
+    """A lock's engine (``LockEngine``) that reads each file of an image once: a lock for another
+    platform reads the target base's dpkg status for its Python version (``python_version``) and
+    again for apt (``system.py``), and copying it out of the image is a container each time. Every
+    other call passes through to ``engine``; what ``read_paths`` answered is kept by (image, path,
+    ``small``) for the lock's run."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self._read: dict[tuple[str, str, int | None], tuple | None] = {}
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+    def read_paths(self, image: str, paths, small: int | None = None) -> dict:
+        missing = [p for p in paths if (image, p, small) not in self._read]
+        if missing:
+            found = self._engine.read_paths(image, missing, small=small)
+            self._read.update({(image, p, small): found.get(p) for p in missing})
+        return {p: self._read[(image, p, small)] for p in paths}
 
 
 def python3_candidates(env: list[str]) -> list[str]:

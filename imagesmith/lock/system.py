@@ -5,7 +5,9 @@ For a base of another platform than this machine's, apt runs natively in the sam
 of this machine's platform (``BasePin.hosts``), resolving for the target's architecture against
 the target image's own apt configuration and dpkg status, read from it without running it: the
 same simulation the build's ``apt_download`` stage runs natively, so the same pins, without apt
-under QEMU (scale's lock: 20 s emulated). The target image is run only without such a host."""
+under QEMU (scale's lock: 20 s emulated). The target image is run only without such a host, or
+when the native run fails for another reason than apt's own answer: a package apt does not find,
+or package lists it cannot download (the network), is reported as it is, never tried again."""
 
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from typing import Iterable
 from ..engine.protocols import LockEngine
 from ..errors import EngineError, LockError
 from ..layout import BUILD_MOUNTS
-from .base import DPKG_STATUS, installed_version
+from .base import DPKG_STATUS, DPKG_STATUS_BYTES, installed_version
 
 TARGET = f"{BUILD_MOUNTS}/target"  # where the target's apt configuration and dpkg status are copied
-_KEPT = 8 << 20  # the target's files are read with their bytes up to this size each
+# The target's files are read with their bytes up to this size each: the Python version's bound,
+# so that the lock reads the dpkg status once for both (base.FilesOnce)
+_KEPT = DPKG_STATUS_BYTES
 
 
 def pin_system_packages(
@@ -38,7 +42,7 @@ def pin_system_packages(
                 raise EngineError("no image of this machine's platform")
             out, status = _simulate_natively(engine, image, names, *native)
         except EngineError as exc:
-            if _missing(str(exc)):
+            if _missing(str(exc)) or _UPDATE_FAILED in str(exc):  # the same sources would fail the same way
                 raise
             out = _simulate(engine, image, names)  # run in the target's image (under QEMU, if it is not ours)
     except EngineError as exc:
@@ -48,6 +52,13 @@ def pin_system_packages(
             raise LockError(
                 f"system package(s) {', '.join(sorted(set(missing)) or names)} not found in the base image's apt sources",
                 hint="check the Debian package names in system_packages",
+            ) from exc
+        if _UPDATE_FAILED in text:
+            raise LockError(
+                f"could not pin system packages: apt could not download the package lists of {image}'s apt "
+                f"sources (the network, or a source that does not answer): {text}",
+                hint="check that the engine's containers reach the sources in the base's /etc/apt (a proxy, DNS), "
+                "then lock again; apt is not tried again under emulation, which would reach the same sources",
             ) from exc
         raise LockError(f"could not pin system packages in {image}: {text}") from exc
     pins = dict(re.findall(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+)", out, re.M))
@@ -64,7 +75,12 @@ def _missing(text: str) -> bool:
     return "Unable to locate package" in text or "has no installation candidate" in text
 
 
-_UPDATE = "apt-get $o update -qq >/dev/null 2>&1 || { echo 'apt-get update failed' >&2; exit 3; }"
+_UPDATE_FAILED = "apt-get update failed"
+# Any list that cannot be downloaded fails the update (Error-Mode=any; older apt ignores the
+# option), its errors kept: a partial index would pin by what answered, or say "not found"
+_UPDATE = (
+    f"apt-get $o -o APT::Update::Error-Mode=any update -qq >/dev/null || {{ echo '{_UPDATE_FAILED}' >&2; exit 3; }}"
+)
 
 
 def _simulate(engine: LockEngine, image: str, names: list[str]) -> str:

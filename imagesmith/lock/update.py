@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING
 from .. import gpu, platforms
 from ..engine._common import first_line
 from ..errors import LockError, ResolutionError, StaleLockError
+from ..fsutil import holds
 from ..spec import PYPROJECT, Spec
 from . import Lock
 from . import inputs as lock_inputs
-from .base import BasePin, pin_base
+from .base import BasePin, FilesOnce, pin_base
+from .emulation import native_only
 from .existing import SOURCES, existing_pins, group_requirements
 from .inputs import INPUT_NAMES, changed_inputs, compute_inputs, preprocessing_files, runtime_pin
 from .lockfile import read_locks, write_locks
@@ -47,7 +49,7 @@ def check_lock(spec: Spec, base: str | None = None) -> list[str]:
     if set(locks) != set(spec.platforms):
         changed.add("target")
     if not changed and not all(
-        _same_text(spec.requirements_lock_for(p), locks[p].requirements_text()) for p in spec.platforms
+        holds(spec.requirements_lock_for(p), locks[p].requirements_text()) for p in spec.platforms
     ):
         return ["requirements.lock"]
     return [name for name in INPUT_NAMES if name in changed]
@@ -105,12 +107,13 @@ def lock_project(
                 raise
     locks: dict[str, Lock] = {}
     changed: set[str] = set()
+    reads = FilesOnce(engine) if engine is not None else None  # the base's files, read once for the whole lock
     for platform in spec.platforms:
         if spec.multi_platform:
             progress(f"locking for {platform}")
         lock, redone = _lock_platform(
             spec.for_platform(platform),
-            engine,
+            native_only(reads, platforms.emulation_problem(platform)),  # refuses what would run emulated
             previous.get(platform),
             base=base,
             upgrade=upgrade,
@@ -122,7 +125,7 @@ def lock_project(
         changed.update(redone)
     check_cuda(spec, locks)  # before anything is written: a refused lock leaves the old files as they were
     files_ok = set(previous) == set(spec.platforms) and all(
-        _same_text(spec.requirements_lock_for(p), locks[p].requirements_text()) for p in spec.platforms
+        holds(spec.requirements_lock_for(p), locks[p].requirements_text()) for p in spec.platforms
     )
     if set(previous) != set(spec.platforms) and previous:
         changed.add("target")
@@ -139,14 +142,6 @@ def check_cuda(spec: Spec, locks: dict[str, Lock]) -> None:
     for platform, lock in sorted(locks.items()):
         where = f"the lock for {platform}" if len(locks) > 1 else "the lock"
         gpu.check(lock.packages, want=spec.cuda, where=where)
-
-
-def _same_text(path: Path, text: str) -> bool:
-    """``path`` is a regular file holding exactly ``text`` (whatever bytes it holds otherwise)."""
-    try:
-        return path.is_file() and not path.is_symlink() and path.read_bytes() == text.encode("utf-8")
-    except OSError:
-        return False
 
 
 def _lock_platform(
@@ -225,9 +220,6 @@ def _lock_platform(
 
 def _pin_base(spec: Spec, engine, base: str, progress) -> BasePin:
     """The base pinned for the spec's platform, refused when its Python is not the spec's."""
-    problem = platforms.emulation_problem(spec.platform)
-    if problem:  # the base's Python is read by running it: say so before a cryptic exec error
-        raise LockError(problem)
     progress(f"pinning base image {base}")
     base_pin = pin_base(engine, base, spec.platform)
     major_minor = ".".join(base_pin.python_version.split(".")[:2])

@@ -31,6 +31,7 @@ from imagesmith.signing import Cosign
 from imagesmith.spec.load import load_spec
 from tests.conftest import BASE_IMAGE, PROJECTS, copy_project
 from tests.fake_nvidia_smi import FakeGpu, install, path_with
+from tests.helpers import image_facts
 
 pytestmark = pytest.mark.engine
 
@@ -76,15 +77,10 @@ def test_the_lock_names_cuda_12_and_its_minimum_driver(gpu_tiny):
     assert section["archs"] is None  # the runtime wheel carries no GPU code: unknown, not guessed
 
 
-def _facts(ref: str) -> dict:
-    done = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "cat", ref, layout.FACTS_PATH],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+def _facts(engine, ref: str) -> dict:
+    """The image facts file of ``ref``, read from its layers (no container started: the bytes a
+    container of it would read at layout.FACTS_PATH)."""
+    return image_facts(engine, ref)
 
 
 def test_each_image_carries_the_contract_in_its_facts_and_label(gpu_tiny, engine):
@@ -100,7 +96,7 @@ def test_each_image_carries_the_contract_in_its_facts_and_label(gpu_tiny, engine
             "major": 12,
             "min_driver": "525.60.13",
         }
-        assert _facts(ref)["gpu"] == lock["gpu"]
+        assert _facts(engine, ref)["gpu"] == lock["gpu"]
     for role in ("train", "serve"):  # the label is what the Dockerfile implies; the image holds what it says
         done = _imagesmith("verify", result.images[role].ref)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -371,20 +367,29 @@ def test_sign_attests_the_gpu_contract_and_verify_key_checks_it(gpu_tiny, gpu_pu
     assert statement["predicateType"] == record.GPU_PREDICATE and statement["predicate"] == attested
 
 
-def test_build_sign_attests_each_images_gpu_contract(gpu_tiny, gpu_pushed, registry, base_image):
-    root, lock, _ = gpu_tiny
+@pytest.fixture(scope="module")
+def gpu_build_signed(gpu_tiny, gpu_pushed, registry, base_image):
+    """`imagesmith build --push REPO --sign KEY --json` of the module's project, once: its JSON's
+    images and its stderr. Both images pushed to the loopback registry are also the "plain"
+    project's of the CUDA-layer test (test_a_new_small_pin_keeps_the_cuda_layer_…)."""
+    root, _, _ = gpu_tiny
     repo = f"{registry}/imagesmith-test/gpu-build-sign-{uuid.uuid4().hex[:10]}"
-    key, pub = gpu_pushed["key"], gpu_pushed["pub"]
     done = subprocess.run(
         [sys.executable, "-m", "imagesmith", "build", "-p", str(root), "--base", base_image, "-t", TAG,
-         "--push", repo, "--sign", str(key), "--json"],
+         "--push", repo, "--sign", str(gpu_pushed["key"]), "--json"],
         capture_output=True, text=True, env=_signing_env(), stdin=subprocess.DEVNULL, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    images = json.loads(done.stdout)["images"]
+    return json.loads(done.stdout)["images"], done.stderr
+
+
+def test_build_sign_attests_each_images_gpu_contract(gpu_tiny, gpu_pushed, gpu_build_signed):
+    _, lock, _ = gpu_tiny
+    pub = gpu_pushed["pub"]
+    images, stderr = gpu_build_signed
     for role in ("train", "serve"):
         ref = images[role]["pushed"]
-        assert f"imagesmith: signed {ref} and attested its build record and its GPU contract" in done.stderr
+        assert f"imagesmith: signed {ref} and attested its build record and its GPU contract" in stderr
         verified = _imagesmith("verify", ref, "--labels-only", "--role", role, "--key", str(pub))
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert (
@@ -474,7 +479,7 @@ def _locked_copy(root: Path, dest: Path) -> Path:
 
 def _layer_of(engine, ref: str, step: str) -> int:
     """The index in ``ref``'s layers of the one its plan's ``step`` adds (the plan from its facts)."""
-    steps = [s.name for s in ImagePlan.from_facts(_facts(ref)).steps if s.layer]
+    steps = [s.name for s in ImagePlan.from_facts(_facts(engine, ref)).steps if s.layer]
     return len(engine.image(BASE_IMAGE).layers) + steps.index(step)
 
 
@@ -497,7 +502,7 @@ def test_the_cuda_wheel_is_a_layer_of_its_own_and_a_clean_build_is_the_same_imag
     with no cache from a fresh copy (new file times), later: the same image IDs."""
     root, _, result = gpu_tiny
     serve = result.images["serve"].id
-    facts = _facts(serve)
+    facts = _facts(engine, serve)
     assert facts["steps"].index(HEAVY_STEP) + 1 == facts["steps"].index("python-env")
     at = _layer_of(engine, serve, HEAVY_STEP)
     layers = _saved_layers(serve, tmp_path)
@@ -533,37 +538,32 @@ def _pushed_layers(pinned: str) -> list[str]:
 
 @pytest.mark.registry
 def test_a_new_small_pin_keeps_the_cuda_layer_and_its_pushed_blob_and_verify_counts_it(
-    gpu_tiny, engine, registry, tmp_path, own_tags
+    gpu_tiny, gpu_build_signed, engine, registry, tmp_path, own_tags
 ):
-    """The project, then the project with a new small pin, each built and pushed to the loopback
-    registry: below the venv's layer (the base, the user, the CUDA wheel) the images share their
-    layers in the engine and their blobs in the registry (a registry that has the CUDA wheel's is
-    not sent it again); the venv's layer differs; verify passes on both new images."""
+    """The project (pushed to the loopback registry by ``gpu_build_signed``), then the project with
+    a new small pin, built and pushed to the same registry: below the venv's layer (the base, the
+    user, the CUDA wheel) the images share their layers in the engine and their blobs in the
+    registry (a registry that has the CUDA wheel's is not sent it again); the venv's layer
+    differs; verify passes on both new images."""
     root, _, result = gpu_tiny
+    plain = gpu_build_signed[0]["serve"]
+    blobs, at = [_pushed_layers(plain["pushed"])], [_layer_of(engine, plain["id"], HEAVY_STEP)]
+    copy = _locked_copy(root, tmp_path / "bumped")
+    spec = copy / "imagesmith.yaml"
+    spec.write_text(spec.read_text().replace("requirements:\n", "requirements:\n  - six==1.17.0\n"))
+    done = _imagesmith("lock", "-p", str(copy), "--base", BASE_IMAGE)
+    assert done.returncode == 0, done.stderr
     repo = f"{registry}/imagesmith-test/gpu-heavy-{uuid.uuid4().hex[:8]}"
-    blobs, at, built = [], [], None
-    for name, extra in (("plain", ""), ("bumped", "  - six==1.17.0\n")):
-        copy = _locked_copy(root, tmp_path / name)
-        if extra:
-            spec = copy / "imagesmith.yaml"
-            spec.write_text(spec.read_text().replace("requirements:\n", "requirements:\n" + extra))
-            done = _imagesmith("lock", "-p", str(copy), "--base", BASE_IMAGE)
-            assert done.returncode == 0, done.stderr
-        built = build_project(
-            load_spec(copy),
-            engine,
-            BuildOptions(base=BASE_IMAGE, tag=f"{OWN}-push-{name}", locked=True, push=f"{repo}-{name}"),
-        )
-        pinned = built.images["serve"].pushed
-        assert pinned is not None
-        blobs.append(_pushed_layers(pinned))
-        ref = built.images["serve"].ref
-        assert ref is not None
-        at.append(_layer_of(engine, ref, HEAVY_STEP))
+    built = build_project(
+        load_spec(copy), engine, BuildOptions(base=BASE_IMAGE, tag=f"{OWN}-push-bumped", locked=True, push=repo)
+    )
+    pinned, ref = built.images["serve"].pushed, built.images["serve"].ref
+    assert pinned is not None and ref is not None
+    blobs.append(_pushed_layers(pinned))
+    at.append(_layer_of(engine, ref, HEAVY_STEP))
     assert at[0] == at[1] == _layer_of(engine, result.images["serve"].id, HEAVY_STEP)
     assert blobs[0][: at[0] + 1] == blobs[1][: at[0] + 1]  # the CUDA wheel's blob: pushed once
     assert blobs[0][at[0] + 1] != blobs[1][at[0] + 1]
-    assert built is not None
     before, after = result.images["serve"].id, built.images["serve"].ref
     old, new = engine.image(before).layers, engine.image(after).layers
     assert new[: at[1] + 1] == old[: at[1] + 1]  # the base, the user, the CUDA wheel: reused as they were

@@ -83,7 +83,7 @@ def test_labels_of_the_wrong_type_are_reported_not_tripped_over(tmp_path, engine
         (("inspect", "imagesmith-test/hostile-labels"), (2,)),
         (("diff", "imagesmith-test/hostile-labels", "imagesmith-test/hostile-labels", "--labels-only"), (2,)),
     ):
-        proc = cli(*argv, check_traceback=False)
+        proc = cli(*argv, check_traceback=False, in_process=True)  # an escaping exception fails it
         output = proc.stdout + proc.stderr
         assert proc.returncode in codes and "Traceback" not in output, (argv, output[-3000:])
         assert len(output.encode()) < MAX_OUTPUT, output
@@ -338,17 +338,47 @@ HOSTILE_IMAGES = {
 }
 
 
-@pytest.mark.engine
-@pytest.mark.parametrize("case", sorted(HOSTILE_IMAGES))
-def test_a_hostile_image_cannot_crash_hang_or_exhaust_verify(tmp_path, engine, base_image, case):
-    import json
+def _facts_padding(size: int) -> str:
+    """A RUN line appending ``size`` bytes of JSON whitespace to the image's facts file."""
+    return f"RUN head -c {size} /dev/zero | tr '\\0' ' ' >> /opt/venv/imagesmith_image.json\n"
+
+
+# the crafted images the module's tests only read: name -> the Dockerfile's lines after FROM the base
+CRAFTED = {
+    **{f"hostile-{case}": make for case, (make, _) in HOSTILE_IMAGES.items()},
+    "hostile-model-folder": lambda b: imagesmith_labels(b),
+    "hostile-facts-small": lambda b: imagesmith_labels(b) + _facts_padding(0),
+    "hostile-facts-2-mib": lambda b: imagesmith_labels(b) + _facts_padding(2 << 20),
+}
+
+
+@pytest.fixture(scope="module")
+def crafted(engine, base_image, tmp_path_factory) -> dict[str, str]:
+    """Each ``CRAFTED`` image built once for the module (name -> tag), side by side: independent
+    small builds FROM the base, most of each BuildKit's start-up and export (as test_drift.py's)."""
+    from concurrent.futures import ThreadPoolExecutor
 
     from tests.helpers import docker_build
 
-    make, cause = HOSTILE_IMAGES[case]
-    tag = f"imagesmith-test/hostile-{case}"
+    root = tmp_path_factory.mktemp("crafted")
     base_id = engine.image(base_image).id
-    docker_build(f"FROM {base_image}\n{make(base_id)}", tag, tmp_path / "ctx")
+    tags = {name: f"imagesmith-test/{name}" for name in CRAFTED}
+
+    def build(name: str) -> None:
+        docker_build(f"FROM {base_image}\n{CRAFTED[name](base_id)}", tags[name], root / name)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(build, CRAFTED))
+    return tags
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("case", sorted(HOSTILE_IMAGES))
+def test_a_hostile_image_cannot_crash_hang_or_exhaust_verify(tmp_path, crafted, case):
+    import json
+
+    _, cause = HOSTILE_IMAGES[case]
+    tag = crafted[f"hostile-{case}"]
     (tmp_path / "model").mkdir()
     for as_json in (False, True):
         run = measured_verify(tag, "--model", str(tmp_path / "model"), *(["--json"] if as_json else []))
@@ -399,45 +429,49 @@ def test_a_hostile_registry_answer_is_one_error(registry, case):
 
 
 @pytest.fixture(scope="module")
-def model_folder_image(engine, base_image, tmp_path_factory) -> str:
-    """A crafted image that claims to be imagesmith's (``imagesmith_labels``), built once for the
-    model-folder attacks, which only read it."""
-    from tests.helpers import docker_build
-
-    tag = "imagesmith-test/hostile-model-folder"
-    base_id = engine.image(base_image).id
-    docker_build(f"FROM {base_image}\n{imagesmith_labels(base_id)}", tag, tmp_path_factory.mktemp("model-image"))
-    return tag
-
-
-@pytest.mark.engine
-@pytest.mark.parametrize("attack", ["extra-file", "extra-folder", "link-to-dev-zero", "fifo", "stamp-is-a-fifo"])
-def test_a_model_folder_holds_only_the_stamped_regular_files(tmp_path, engine, model_folder_image, attack):
-    """`verify IMAGE --model DIR` on a real image: a file the stamp does not list (also in a
-    sub-folder) is refused unless --allow-extra-files; a link to /dev/zero or a FIFO in the folder, or
-    as the stamp, is refused at once (the old code hung on them or ran out of memory)."""
-    import json
-    import os
-
+def stamped_model(engine, crafted, tmp_path_factory) -> Path:
+    """A model folder stamped for the crafted ``hostile-model-folder`` image (``imagesmith_labels``),
+    which holds: each model-folder attack starts from a copy of it. Checked once here, the baseline
+    each attack is measured against (the image's other checks fail: a crafted image)."""
     from imagesmith import parity
     from imagesmith.runtime import stamp
     from tests.helpers import image_facts
 
-    tag = model_folder_image
+    tag = crafted["hostile-model-folder"]
     manifest = parity.parse_manifest(parity.canonical(image_facts(engine, tag)["manifest"]))
-    model = tmp_path / "model"
+    model = tmp_path_factory.mktemp("stamped") / "model"
     model.mkdir()
     (model / "model.bin").write_bytes(b"weights")
     facts = {"parity": parity.digest(manifest), "manifest": manifest, "seed": 0}
     stamp.write_stamp(str(model), stamp.make_stamp(facts, str(model)))
+    assert _model_lines(tag, model)[1] == []
+    return model
 
-    def model_lines(*extra: str) -> tuple[int, list[str]]:
-        run = measured_verify(tag, "--labels-only", "--model", str(model), "--json", *extra)
-        assert run["seconds"] < 60 and run["rss_kib"] < MAX_RSS_KIB, run
-        doc = json.loads(run["stdout"])
-        return run["code"], [p for p in doc["problems"] if p.startswith("model:")]
 
-    assert model_lines()[1] == []  # the model itself holds (other checks fail: a crafted image)
+def _model_lines(tag: str, model: Path, *extra: str) -> tuple[int, list[str]]:
+    """`verify TAG --labels-only --model MODEL --json`, measured: its exit code and model: lines."""
+    import json
+
+    run = measured_verify(tag, "--labels-only", "--model", str(model), "--json", *extra)
+    assert run["seconds"] < 60 and run["rss_kib"] < MAX_RSS_KIB, run
+    doc = json.loads(run["stdout"])
+    return run["code"], [p for p in doc["problems"] if p.startswith("model:")]
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("attack", ["extra-file", "extra-folder", "link-to-dev-zero", "fifo", "stamp-is-a-fifo"])
+def test_a_model_folder_holds_only_the_stamped_regular_files(tmp_path, crafted, stamped_model, attack):
+    """`verify IMAGE --model DIR` on a real image: a file the stamp does not list (also in a
+    sub-folder) is refused unless --allow-extra-files; a link to /dev/zero or a FIFO in the folder, or
+    as the stamp, is refused at once (the old code hung on them or ran out of memory). Each attack
+    is made on a copy of ``stamped_model``, which holds."""
+    import os
+    import shutil
+
+    from imagesmith.runtime import stamp
+
+    tag = crafted["hostile-model-folder"]
+    model = Path(shutil.copytree(stamped_model, tmp_path / "model"))
     if attack == "extra-file":
         (model / "plugin.py").write_text("import os\n")
     elif attack == "extra-folder":
@@ -450,7 +484,7 @@ def test_a_model_folder_holds_only_the_stamped_regular_files(tmp_path, engine, m
     else:
         (model / stamp.STAMP_FILE).unlink()
         os.mkfifo(model / stamp.STAMP_FILE)
-    code, lines = model_lines()
+    code, lines = _model_lines(tag, model)
     cause = {
         "extra-file": "that the stamp does not list (added since training): plugin.py",
         "extra-folder": "that the stamp does not list (added since training): sub/plugin.py",
@@ -460,7 +494,7 @@ def test_a_model_folder_holds_only_the_stamped_regular_files(tmp_path, engine, m
     }[attack]
     assert code == 1 and any(cause in line for line in lines), lines
     if attack.startswith("extra"):
-        assert model_lines("--allow-extra-files")[1] == []
+        assert _model_lines(tag, model, "--allow-extra-files")[1] == []
 
 
 def _tar_of(path: str, data: bytes | None = None, size: int | None = None) -> bytes:
@@ -528,25 +562,19 @@ def test_a_hostile_facts_layer_written_to_the_registry_is_one_bounded_refusal(re
 
 
 @pytest.mark.engine
-def test_a_facts_file_over_a_mebibyte_reads_as_the_registry_read_does(tmp_path, engine, base_image):
+def test_a_facts_file_over_a_mebibyte_reads_as_the_registry_read_does(engine, crafted):
     """The facts file is bounded at MAX_FACTS (4 MiB) wherever it is read: a local image's used to
     be cut at the engine reader's 1 MiB for "small" files, so a large stack's facts (the same file a
     registry read accepts) made a local verify fail. The same facts padded with 2 MiB of JSON
     whitespace give the same verify verdict as padded with none (the same layers either way)."""
     import json
 
-    from tests.helpers import docker_build
-
-    base_id = engine.image(base_image).id
     docs = {}
-    for name, size in (("facts-small", 0), ("facts-2-mib", 2 << 20)):
-        pad = f"RUN head -c {size} /dev/zero | tr '\\0' ' ' >> /opt/venv/imagesmith_image.json\n"
-        tag = f"imagesmith-test/hostile-{name}"
-        docker_build(f"FROM {base_image}\n{imagesmith_labels(base_id)}{pad}", tag, tmp_path / name)
-        proc = cli("verify", tag, "--labels-only", "--json", check_traceback=False)
+    for name in ("facts-small", "facts-2-mib"):
+        proc = cli("verify", crafted[f"hostile-{name}"], "--labels-only", "--json", in_process=True)
         docs[name] = json.loads(proc.stdout)
         docs[name]["code"] = proc.returncode
-    read = engine.read_paths("imagesmith-test/hostile-facts-2-mib", ["/opt/venv/imagesmith_image.json"], small=8 << 20)
+    read = engine.read_paths(crafted["hostile-facts-2-mib"], ["/opt/venv/imagesmith_image.json"], small=8 << 20)
     assert len(read["/opt/venv/imagesmith_image.json"][0].data) > 2 << 20
 
     def without_names(doc):

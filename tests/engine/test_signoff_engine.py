@@ -1,7 +1,8 @@
 """Signoff on the real engine with the iris example: golden outputs made in the train image,
 the serve image signed off through its own server, a patched numeric library and a perturbed
-model caught with the outputs that moved, a latency budget that cannot be met, the deploy gate,
-and the refusal to sign off on CPU when the spec declares a GPU."""
+model caught with the outputs that moved, the deploy gate, and the refusal to sign off on CPU when
+the spec declares a GPU. (A latency budget that cannot be met: tests/unit/test_signoff.py, against a
+real HTTP server on 127.0.0.1; the replay on the real engine is the passing signoff's here.)"""
 
 from __future__ import annotations
 
@@ -180,19 +181,6 @@ def test_a_model_changed_after_its_stamp_fails_before_anything_runs(trained, tmp
     assert [(c["check"], c["ok"]) for c in record["checks"]] == [("model", False)]
     assert "model file model.joblib changed since training" in record["checks"][0]["detail"]
     assert record["latency"] is None and record["comparison"] is None
-
-
-def test_a_latency_budget_below_what_is_measured_fails(trained, tmp_path):
-    spec, _, serve_ref, folder = trained
-    root = project_with(spec.root, tmp_path / "iris", **{"serve.latency_budget_ms": 0.001})
-    out = tmp_path / "signoff.json"
-    proc = signoff(root, serve_ref, folder, out, "--json")
-    assert proc.returncode == 1, proc.stderr
-    record = json.loads(proc.stdout)
-    failed = [c for c in record["checks"] if not c["ok"]]
-    assert [c["check"] for c in failed] == ["latency"]
-    assert "OVER the budget of 0.001 ms" in failed[0]["detail"]
-    assert record["latency"]["p99_ms"] > 0.001
 
 
 def test_a_declared_gpu_on_a_machine_without_one_is_refused(trained, tmp_path):

@@ -371,6 +371,42 @@ def _serve(engine, tmp_path: Path) -> None:
         so_replay.serve_and_measure(engine, spec, image_info(), tmp_path, [{}], 1, False, {}, lambda *a: None, run_id)
 
 
+class _ServedEngine(FakeEngine):
+    """A served container that is ``server``, the real HTTP server on 127.0.0.1 (its port)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(default=image_info())
+        self.port = port
+
+    def start_service(self, image: str, **options) -> tuple[str, str, int]:
+        super().start_service(image, **options)
+        return "c0ffee", "127.0.0.1", self.port
+
+
+@pytest.mark.parametrize("budget, ok", [(0.001, False), (60_000.0, True), (None, True)])
+def test_the_latency_check_holds_p99_against_the_specs_budget(tmp_path, server, budget, ok):
+    """A budget below what is measured fails the latency check alone (every answer 2xx), saying
+    OVER; within it, or with none, it passes. (Moved from the engine tier, where the same decision
+    took a full signoff of the iris serve image: test_signoff_engine.py proves the replay there.)"""
+    serve = {"command": "true", "port": 8000, **({"latency_budget_ms": budget} if budget is not None else {})}
+    spec = _spec(tmp_path, serve=serve)
+    record: dict = {}
+    checks: list = []
+    engine = _ServedEngine(server.server_address[1])
+    so_replay.serve_and_measure(
+        engine, spec, image_info(), tmp_path, [{"x": 1}], 20, False, record, lambda *c: checks.append(c), "run"
+    )
+    assert [(name, good) for name, good, _ in checks] == [("http", True), ("latency", ok)]
+    assert record["latency"]["requests"] == 20 and record["latency"]["budget_ms"] == budget
+    detail = checks[1][2]
+    if budget is None:
+        assert detail.endswith("(no serve.latency_budget_ms in the spec)"), detail
+    else:
+        assert f"p99 {'within' if ok else 'OVER'} the budget of {budget:g} ms" in detail, detail
+    assert record["latency"]["p99_ms"] > 0.001
+    assert [c[1] for c in engine.called("stop_service")] == ["c0ffee"]
+
+
 def test_a_failed_serve_removes_its_containers(tmp_path):
     engine = _GoneEngine(default=image_info())
     with pytest.raises(so.SignoffError, match="exited before it answered"):

@@ -89,12 +89,23 @@ def test_already_installed_is_read_from_the_target_s_status_and_a_missing_packag
     "engine",
     [
         Engine(etc_apt=(FileEntry("/etc/apt/trusted.gpg", "symlink", 0o777, 0, target="/x"),)),  # a link: not copied
-        Engine(exit_code=3, stderr="apt-get update failed"),  # the native run failed for another reason
+        Engine(exit_code=1, stderr="sh: 1: mkdir: Permission denied"),  # the native run failed for another reason
     ],
 )
 def test_the_target_s_image_runs_only_when_the_native_way_cannot(engine):
     assert pin_system_packages(engine, "b@arm", ["libgomp1"], ("b@amd", "arm64")) == {"libgomp1": "12.2.0-14+deb12u1"}
     assert engine.ran == ["b@arm"]
+
+
+def test_package_lists_apt_cannot_download_are_reported_not_tried_again_emulated():
+    fetch = "E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure resolving"
+    engine = Engine(exit_code=3, stderr=f"{fetch}\napt-get update failed\n")
+    with pytest.raises(LockError, match=r"apt could not download the package lists of b@arm's apt sources") as err:
+        pin_system_packages(engine, "b@arm", ["libgomp1"], ("b@amd", "arm64"))
+    assert fetch in str(err.value) and "not tried again under emulation" in (err.value.hint or "")
+    assert engine.ran == []
+    [(_, command, _)] = engine.native
+    assert "-o APT::Update::Error-Mode=any update" in command[1]  # a list that fails fails the update
 
 
 def test_without_a_host_image_the_base_itself_runs_apt():
