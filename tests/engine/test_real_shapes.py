@@ -29,7 +29,15 @@ SHAPES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SHAPES))
+# Two xdist groups of two shapes each, by the dependencies their images share (FastAPI and
+# uvicorn; Flask), so the module is two ~50 s units instead of one ~100 s one, and each pair's
+# second build still finds the first's layers in BuildKit's cache. No module fixture is shared.
+GROUPS = {"real-factory": "fastapi", "real-twoapps": "fastapi", "real-srcpkg": "flask", "real-uvpinned": "flask"}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.xdist_group(f"real-shapes-{GROUPS[n]}")) for n in sorted(SHAPES)]
+)
 def test_init_build_train_serve_verify_with_no_hand_edit(name, tmp_path, engine, base_image):
     root = copy_project(PROJECTS / name, tmp_path / name)
     own_dockerfile = (root / "Dockerfile").read_bytes() if (root / "Dockerfile").exists() else None
