@@ -17,6 +17,11 @@ from tests.conftest import PROJECTS, copy_project
 from tests.helpers import cli, serve_one
 
 TAG = "imagesmith-test/uvproj"
+# The uv project's tests and the dynamic project's tests are xdist groups of their own, each with
+# every user of its module fixture (so that fixture is still made once): three units of this
+# module that workers can take at once, not one.
+UV_GROUP = pytest.mark.xdist_group("projects-uv")
+DYNAMIC_GROUP = pytest.mark.xdist_group("projects-dynamic")
 
 
 def _uv_lock(root: Path) -> None:
@@ -48,6 +53,7 @@ def _in_image(engine, ref: str, code: str) -> str:
     return engine.run(ref, ["-c", code], entrypoint=["/opt/venv/bin/python"]).strip()
 
 
+@UV_GROUP
 def test_the_images_carry_exactly_the_uv_lock_pins(uvproj, engine):
     spec, result = uvproj
     locked = json.loads(spec.lock_path.read_text())
@@ -64,6 +70,7 @@ def test_the_images_carry_exactly_the_uv_lock_pins(uvproj, engine):
     assert proc.returncode == 0, proc.stdout
 
 
+@UV_GROUP
 def test_lock_check_fails_when_uv_lock_changes(uvproj, tmp_path, base_image):
     spec, _ = uvproj
     root = Path(shutil.copytree(spec.root, tmp_path / "changed"))  # with its imagesmith.lock
@@ -88,11 +95,13 @@ def _train_serve_verify(spec, result, engine, tag: str, artifacts: Path) -> None
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@UV_GROUP
 def test_uv_project_trains_serves_and_verifies(uvproj, engine, tmp_path):
     spec, result = uvproj
     _train_serve_verify(spec, result, engine, TAG, tmp_path / "artifacts")
 
 
+@UV_GROUP
 def test_lock_writes_a_pylock_with_exactly_its_pins(uvproj, tmp_path, base_image):
     from imagesmith.lock.existing import pylock_pins, target_environment
 
@@ -121,6 +130,7 @@ def dynproj(tmp_path_factory, engine, base_image):
     return spec, result
 
 
+@DYNAMIC_GROUP
 def test_dynamic_dependencies_come_from_the_backend(dynproj, engine, base_image):
     spec, result = dynproj
     locked = json.loads(spec.lock_path.read_text())
@@ -136,6 +146,7 @@ def test_dynamic_dependencies_come_from_the_backend(dynproj, engine, base_image)
         (spec.root / "requirements.in").write_text("six==1.16.0\n")
 
 
+@DYNAMIC_GROUP
 def test_dynamic_project_trains_serves_and_verifies(dynproj, engine, tmp_path):
     spec, result = dynproj
     _train_serve_verify(spec, result, engine, "imagesmith-test/dynproj", tmp_path / "artifacts")
