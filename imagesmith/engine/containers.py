@@ -261,10 +261,11 @@ def gpu_request(gpus: bool) -> list | None:
 
 
 # Every container imagesmith runs logs with the engine's `local` driver (compact, compressed,
-# rotated at 5 x 20 MB), not the daemon's default: with `json-file` a probe that prints 1 GiB of
-# zeros made 6 GiB of JSON to write and then scan (reading its stderr afterwards took 27 s of a
-# 42 s run; with `local` the run takes 5 s), and a daemon whose default driver cannot be read back
-# (`none`, `syslog`) would hand verify an empty output. An engine without the driver gets its default.
+# rotated at 5 x 20 MB), not the daemon's default: with `json-file` (every byte of a line of zeros
+# written as a 6-byte JSON escape) a probe printing 1 GiB of zeros took 42 s to refuse, of which
+# 29 s after the container was killed (its stderr read back through that log, and its removal);
+# with `local` the whole run takes 4-5 s. A daemon whose default driver cannot be read back
+# (`none`, `syslog`) would leave nothing to read. An engine without the driver gets its default.
 LOG_CONFIG = {"type": "local", "config": {}}
 
 
