@@ -5,6 +5,7 @@ hash validation with pip, includes/inline/pyproject inputs, upgrades, no-op and 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -182,21 +183,12 @@ def test_system_packages_pinned_in_the_base_and_inputs_of_every_kind(tmp_path, b
     v = _versions(lock.packages)
     assert v["idna"] == "3.6" and "six" in v and v["certifi"].startswith("2023") and v["packaging"].startswith("23")
     assert "pytest" not in v  # an optional group that was not chosen
-    apt = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            lock.base.ref,
-            "sh",
-            "-c",
-            "apt-get update -qq >/dev/null 2>&1; apt-cache policy jq | sed -n 's/ *Candidate: //p'",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert dict(lock.system_packages)["jq"] == apt and "libjq1" in dict(lock.system_packages)
+    # jq and what it pulls in, pinned by apt in the base: bookworm's jq 1.6 (that the pins are
+    # apt's candidates, against apt-cache policy of the same lists: tests/unit/test_system_pin_apt.py,
+    # on this base's captured apt output; it was one more apt-get update in a container here)
+    system = dict(lock.system_packages)
+    assert {"jq", "libjq1", "libonig5"} <= set(system) and system["jq"].startswith("1.6-")
+    assert all(re.fullmatch(r"[0-9][A-Za-z0-9.+~:-]*", version) for version in system.values()), system
     # pins are kept when the inputs loosen, until --upgrade-package names them
     (root / "constraints.txt").write_text("idna<4\n")
     (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text().replace("certifi<2024", "certifi"))
