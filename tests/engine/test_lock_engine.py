@@ -25,6 +25,7 @@ DEAD_INDEX = "http://127.0.0.1:9/simple"  # a closed port on loopback
 NO_INDEX_ENV = {
     "UV_INDEX_URL": DEAD_INDEX,
     "UV_NO_CACHE": "1",
+    "UV_HTTP_RETRIES": "0",  # refused is refused: uv's retries of a closed port were 8 s of the test
     "PIP_INDEX_URL": DEAD_INDEX,
     "PIP_CONFIG_FILE": os.devnull,
     "PIP_FIND_LINKS": "",
