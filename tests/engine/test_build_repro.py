@@ -137,11 +137,24 @@ def test_plain_buildx_builds_the_rendered_dockerfile(tiny_built, engine, base_im
     A local base is passed as docs/guides/engines.md says (``--build-context base=oci-layout://…``); the base's
     name is one this engine never built from, so the build takes a fresh machine's path. tiny's
     lock pins only wheels (wheels_only): BuildKit's plain log shows no step of an sdist-toolchain
-    stage (no apt-get of compilers), while sdist-build's own step runs."""
+    stage (no apt-get of compilers), while sdist-build's own step runs. Given what `build` adds
+    around the Dockerfile (no provenance, the commit's time, the git labels:
+    docs/concepts/reproducibility.md), the plain build is imagesmith's serve image, digest for
+    digest (its online install included)."""
     spec, result = tiny_built
     assert read_lock(spec.lock_path).wheels_only
+    built = engine.image(result.images["serve"].ref)
+    epoch = subprocess.run(
+        ["git", "-C", str(spec.root), "log", "-1", "--format=%ct"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    same = ["--provenance=false", "--build-arg", f"SOURCE_DATE_EPOCH={epoch}"]
+    same += ["--build-arg", f"IMAGESMITH_CREATED={built.labels['org.opencontainers.image.created']}"]
+    assert "org.opencontainers.image.revision" in built.labels  # the copy is a git repository
+    for key in ("revision", "source", "version"):
+        if f"org.opencontainers.image.{key}" in built.labels:
+            same += ["--label", f"org.opencontainers.image.{key}={built.labels[f'org.opencontainers.image.{key}']}"]
     tag = f"imagesmith-test/plain-{uuid.uuid4().hex[:8]}:serve"
-    proc = _plain_buildx(spec, engine, base_image, unbuilt_base, "--progress=plain", "--load", "-t", tag)
+    proc = _plain_buildx(spec, engine, base_image, unbuilt_base, "--progress=plain", *same, "--load", "-t", tag)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert re.search(r"\[sdist-build \d+/\d+\] RUN ", log), log[-3000:]
@@ -150,6 +163,7 @@ def test_plain_buildx_builds_the_rendered_dockerfile(tiny_built, engine, base_im
         plain = engine.image(tag)
         assert plain.labels["io.imagesmith.parity"] == result.parity
         assert plain.labels["io.imagesmith.role"] == "serve"
+        assert plain.id == built.id
     finally:
         subprocess.run(["docker", "image", "rm", tag], capture_output=True)
 
