@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import Callable, Iterator, Sequence
 
 from ..errors import EngineError
@@ -216,17 +217,33 @@ class Containers:
         only its first N entries (the rest is not read). Files up to ``small`` (``SMALL_FILE``) bytes come
         with their bytes, up to ``KEPT_BYTES`` of them per read; a path with more than
         ``MAX_ENTRIES`` entries is an error. The archive is read as it streams: nothing of it is
-        held but the bytes kept."""
+        held but the bytes kept. On the plain local socket the requests are written without the
+        SDK (``local_api``: the same requests, without its import and its round trips)."""
+        from . import local_api
+
+        container = local_api.create_container(image, READER_CREATE)
+        if container is None:  # not plainly the local engine, or not made: the SDK makes it, or says why not
+            with self._sdk_reader(image) as read:
+                yield read
+            return
+        try:
+            yield partial(_read_local, container, image)
+        finally:
+            local_api.remove_container(container)
+
+    @contextmanager
+    def _sdk_reader(self, image: str) -> Iterator[Callable[..., tuple[FileEntry, ...] | None]]:
+        """``_reader`` through the Docker SDK."""
         from docker.errors import DockerException, NotFound
 
         container = create_container(
             self.client,
             image,
-            entrypoint=["/imagesmith-never-started"],
+            entrypoint=READER_CREATE["Entrypoint"],
             command=[],
             network_disabled=True,
             network_mode="none",
-            labels={LABEL_PROBE: "1"},
+            labels=dict(READER_CREATE["Labels"]),
         )
 
         def read(path: str, first: int | None = None, small: int = SMALL_FILE) -> tuple[FileEntry, ...] | None:
@@ -292,6 +309,40 @@ def gpu_request(gpus: bool) -> list | None:
     from docker.types import DeviceRequest
 
     return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+
+
+# The engine API's create body of ``reading``'s container (never started), as the SDK writes
+# ``_sdk_reader``'s: no network, imagesmith's log driver (``LOG_CONFIG``), the probe label.
+READER_CREATE: dict = {
+    "Entrypoint": ["/imagesmith-never-started"],
+    "Cmd": [],
+    "NetworkDisabled": True,
+    "Labels": {LABEL_PROBE: "1"},
+    "HostConfig": {"NetworkMode": "none", "LogConfig": {"Type": "local", "Config": {}}},
+}
+
+
+def _read_local(
+    container: str, image: str, path: str, first: int | None = None, small: int = SMALL_FILE
+) -> tuple[FileEntry, ...] | None:
+    """``_reader``'s ``read`` on the local socket (``local_api.archive``)."""
+    from . import local_api
+
+    answer = local_api.archive(container, path)
+    if answer is None:
+        raise EngineError(f"reading {path} in {image} failed: the engine's answer could not be read", hint=ENGINE_HINT)
+    status, body = answer
+    try:
+        if status == 404:
+            return None
+        if status != 200:
+            said = local_api.message(next(body, b""))
+            raise EngineError(f"reading {path} in {image} failed: {status} {said}".rstrip(), hint=ENGINE_HINT)
+        return archive_entries(path, body, first, small)
+    except OSError as exc:
+        raise EngineError(f"reading {path} in {image} failed: {exc}", hint=ENGINE_HINT) from exc
+    finally:
+        body.close()  # closes the connection
 
 
 # Every container imagesmith runs logs with the engine's `local` driver (compact, compressed,

@@ -55,6 +55,13 @@ class _Client:
         return _Container(self, image)
 
 
+@pytest.fixture(autouse=True)
+def _sdk_only(monkeypatch):
+    """Not the plain local socket: the reads go through the SDK's client (the stand-in), never the
+    engine of the machine the tests run on (local_api)."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+
+
 FILES = {"img": {"/facts.json": b"{}", "/etc/ld.so.preload": b"x"}, "base": {"/etc/ld.so.preload": b""}}
 
 
