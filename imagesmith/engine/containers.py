@@ -219,9 +219,10 @@ class Containers:
         ``MAX_ENTRIES`` entries is an error. The archive is read as it streams: nothing of it is
         held but the bytes kept. On the plain local socket the requests are written without the
         SDK (``local_api``: the same requests, without its import and its round trips)."""
-        from . import local_api
+        from .local_api import create_container as create_local
+        from .local_api import remove_container
 
-        container = local_api.create_container(image, READER_CREATE)
+        container = create_local(image, READER_CREATE)
         if container is None:  # not plainly the local engine, or not made: the SDK makes it, or says why not
             with self._sdk_reader(image) as read:
                 yield read
@@ -229,7 +230,7 @@ class Containers:
         try:
             yield partial(_read_local, container, image)
         finally:
-            local_api.remove_container(container)
+            remove_container(container)
 
     @contextmanager
     def _sdk_reader(self, image: str) -> Iterator[Callable[..., tuple[FileEntry, ...] | None]]:
@@ -326,9 +327,9 @@ def _read_local(
     container: str, image: str, path: str, first: int | None = None, small: int = SMALL_FILE
 ) -> tuple[FileEntry, ...] | None:
     """``_reader``'s ``read`` on the local socket (``local_api.archive``)."""
-    from . import local_api
+    from .local_api import archive, message
 
-    answer = local_api.archive(container, path)
+    answer = archive(container, path)
     if answer is None:
         raise EngineError(f"reading {path} in {image} failed: the engine's answer could not be read", hint=ENGINE_HINT)
     status, body = answer
@@ -336,7 +337,7 @@ def _read_local(
         if status == 404:
             return None
         if status != 200:
-            said = local_api.message(next(body, b""))
+            said = message(next(body, b""))
             raise EngineError(f"reading {path} in {image} failed: {status} {said}".rstrip(), hint=ENGINE_HINT)
         return archive_entries(path, body, first, small)
     except OSError as exc:
