@@ -67,3 +67,25 @@ def test_imagetools_runs_the_buildx_plugin_as_bake_does(monkeypatch):
     ((argv, env),) = ran
     assert argv == [*plugin, "imagetools", "inspect", "--raw", "127.0.0.1:5000/app:serve"]
     assert env is not None and env["DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND"] == "/usr/bin/docker"
+
+
+def test_sign_reads_a_single_image_by_the_digest_its_tag_named(monkeypatch, tmp_path):
+    """``imagesmith sign REPO:TAG``: the tag is read once; the image is then read by that digest
+    (answered from the first read), and an answer that is no manifest is left to the image's own
+    read, by the tag, which says what is wrong."""
+    from types import SimpleNamespace
+
+    from imagesmith import gate
+
+    key = tmp_path / "cosign.key"
+    key.write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
+    monkeypatch.setattr(gate, "key_file", lambda path, kind: path)
+    signed: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(gate, "_sign_manifest", lambda e, c, image, k, lock, ref=None: signed.append((image, ref)))
+    for answer, expected in ((MANIFEST, f"127.0.0.1:5000/app@{DIGEST}"), (b"not json", None)):
+        calls = _counting(monkeypatch, answer)
+        engine = SimpleNamespace(registry=Registry())
+        signed.clear()
+        gate.sign_image(engine, None, "127.0.0.1:5000/app:serve", key)
+        assert signed == [("127.0.0.1:5000/app:serve", expected)]
+        assert calls == [("127.0.0.1:5000/app:serve", ("--raw",))]
