@@ -174,9 +174,9 @@ def test_a_flat_layout_with_another_backend(srcproj, tmp_path, engine, base_imag
 def test_a_backend_failure_is_named_after_install_project(srcproj, tmp_path, base_image):
     root, _ = srcproj
     broken = Path(shutil.copytree(root, tmp_path / "broken"))
-    (broken / "pyproject.toml").write_text(
-        (broken / "pyproject.toml").read_text() + '\n[tool.setuptools]\npackages = ["no_such_package"]\n'
-    )
+    # setup.cfg is not a lock input of a project with static dependencies: the lock is still
+    # fresh, so the build reaches the project's step without locking again
+    (broken / "setup.cfg").write_text("[options]\npackages = no_such_package\n")
     proc = cli("build", "--base", base_image, "--tag", f"{TAG}-broken", cwd=broken)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "failed at install_project (srcproj: building its wheel failed)" in proc.stderr, proc.stderr
