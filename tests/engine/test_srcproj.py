@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,8 @@ def test_the_project_s_wheel_built_again_gives_identical_images(srcproj, tmp_pat
     root, result = srcproj
     other = Path(shutil.copytree(root, tmp_path / "srcproj"))
     (other / "src" / "srcproj" / "train.py").touch()
-    (other / "NOTES.txt").write_text("not in the wheel\n")  # in the build context: the step runs again
+    # in the build context, new for each run (BuildKit's cache keys on content): the step runs again
+    (other / "NOTES.txt").write_text(f"not in the wheel: {uuid.uuid4().hex}\n")
     log: list[str] = []
     again = build_project(load_spec(other), engine, BuildOptions(base=base_image, tag=f"{TAG}-again"), echo=log.append)
     assert [line for line in log if line.rstrip().endswith("/wheel/srcproj-0.1.0-py3-none-any.whl")], log[-40:]
