@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import uuid
@@ -90,6 +91,19 @@ def committed_project(dest: Path, base_image: str, env: dict, pub: Path | None =
     return root
 
 
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory, shim, base_image, cosign_keys) -> Path:
+    """The tiny-native project as committed with the key pair's cosign.pub, locked and rendered
+    once per worker: each test works in its own copy (``committed_copy``)."""
+    env = pipeline_env(shim, base_image, "unused", "unused")
+    return committed_project(tmp_path_factory.mktemp("committed") / "app", base_image, env, cosign_keys[1])
+
+
+def committed_copy(committed: Path, dest: Path) -> Path:
+    """A copy of the committed project (its git history with it), for a test to change."""
+    return Path(shutil.copytree(committed, dest, symlinks=True))
+
+
 def pipeline_env(shim: Path, base_image: str, registry: str, image: str, **secrets: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
     env.update(
@@ -125,15 +139,15 @@ def run_steps(steps: list[str], cwd: Path, env: dict) -> list[str]:
 
 
 @pytest.mark.xdist_group("ci-kit-github")  # a long test; its module fixtures (a shim, a key pair) are cheap
-def test_the_github_actions_pipeline_runs_step_by_step(tmp_path, shim, base_image, registry, cosign_keys):
-    key, pub = cosign_keys
+def test_the_github_actions_pipeline_runs_step_by_step(tmp_path, shim, base_image, registry, cosign_keys, committed):
+    key, _ = cosign_keys
     runner_temp = tmp_path / "runner-temp"
     runner_temp.mkdir()
     env = pipeline_env(
         shim, base_image, f"{registry}/imagesmith-ci-{uuid.uuid4().hex[:8]}", "native",
         COSIGN_KEY=key.read_text(), COSIGN_PASSWORD=PASSWORD, RUNNER_TEMP=str(runner_temp),
     )  # fmt: skip
-    root = committed_project(tmp_path / "app", base_image, env, pub)
+    root = committed_copy(committed, tmp_path / "app")
     ran = run_steps(github_steps(REPO / "examples" / "ci" / "github-actions.yml"), root, env)
     # lock check, render check, key, build+sign, verify, train/golden/sign/signoff, gate, deploy.ref
     assert len(ran) == 8
@@ -160,13 +174,13 @@ def test_the_github_actions_pipeline_runs_step_by_step(tmp_path, shim, base_imag
         assert raw.returncode == 0, raw.stderr
 
 
-def test_the_gitlab_pipeline_runs_step_by_step(tmp_path, shim, base_image, registry, cosign_keys):
-    key, pub = cosign_keys
+def test_the_gitlab_pipeline_runs_step_by_step(tmp_path, shim, base_image, registry, cosign_keys, committed):
+    key, _ = cosign_keys
     env = pipeline_env(
         shim, base_image, f"{registry}/imagesmith-ci-{uuid.uuid4().hex[:8]}", "app",
         COSIGN_KEY=str(key), COSIGN_PASSWORD=PASSWORD,  # GitLab gives a File variable as its path
     )  # fmt: skip
-    root = committed_project(tmp_path / "app", base_image, env, pub)
+    root = committed_copy(committed, tmp_path / "app")
     ran = run_steps(gitlab_steps(REPO / "examples" / "ci" / "gitlab-ci.yml"), root, env)
     assert len(ran) == 6  # lock check, render check, build+sign, verify, gate, deploy.ref
     build = json.loads((root / "build.json").read_text())
@@ -178,9 +192,9 @@ def test_the_gitlab_pipeline_runs_step_by_step(tmp_path, shim, base_image, regis
     assert (root / "deploy.ref").read_text() == verified["ref"] + "\n" == build["images"]["serve"]["pushed"] + "\n"
 
 
-def test_pre_commit_hooks_pass_on_a_committed_project_and_fail_on_drift(tmp_path, shim, base_image):
+def test_pre_commit_hooks_pass_on_a_committed_project_and_fail_on_drift(tmp_path, shim, base_image, committed):
     env = pipeline_env(shim, base_image, "unused", "unused")
-    root = committed_project(tmp_path / "app", base_image, env)
+    root = committed_copy(committed, tmp_path / "app")
     hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
     assert [h["id"] for h in hooks] == ["imagesmith-lock-check", "imagesmith-render-check"]
     for hook in hooks:
@@ -195,12 +209,12 @@ def test_pre_commit_hooks_pass_on_a_committed_project_and_fail_on_drift(tmp_path
     assert render_hook.returncode != 0
 
 
-def test_build_print_gives_a_bake_file_that_builds_the_same_images(tmp_path, base_image, engine):
+def test_build_print_gives_a_bake_file_that_builds_the_same_images(tmp_path, base_image, tiny_built):
     """`build --print` for pipelines that drive buildx themselves: the printed definition (named
-    contexts included) built with plain `docker buildx bake` gives imagesmith's digests."""
-    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
-    built = cli("build", "-p", str(root), "--base", base_image, "-t", "imagesmith-test/printed", "--json")
-    assert built.returncode == 0, built.stderr
+    contexts included) built with plain `docker buildx bake` gives imagesmith's digests (those of
+    the worker's shared `tiny` build, ``tiny_built``, from the same project and base)."""
+    spec, result = tiny_built
+    root = spec.root
     printed = cli("build", "-p", str(root), "--base", base_image, "-t", "imagesmith-test/printed-bake", "--print")
     assert printed.returncode == 0, printed.stderr
     definition = json.loads(printed.stdout)
@@ -229,4 +243,4 @@ def test_build_print_gives_a_bake_file_that_builds_the_same_images(tmp_path, bas
     assert proc.returncode == 0, proc.stderr[-3000:]
     digests = json.loads(meta.read_text())
     for role in ("train", "serve"):
-        assert digests[role]["containerimage.digest"] == json.loads(built.stdout)["images"][role]["digest"]
+        assert digests[role]["containerimage.digest"] == result.images[role].id

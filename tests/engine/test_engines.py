@@ -10,7 +10,7 @@
   reference without pulling; golden and signoff run against the second engine.
 - A third, fresh engine with ``--cache-from`` and ``--push-only`` rebuilds the same digests with
   every step cached, pushing them without storing them in the engine.
-- A fresh engine that pulls an image for verify reports the pull's steps.
+- A fresh engine that pulls the pushed serve image for verify reports the pull's steps.
 """
 
 from __future__ import annotations
@@ -294,16 +294,12 @@ def test_push_only_on_a_fresh_engine_reuses_the_registry_cache_and_stores_nothin
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-@pytest.mark.xdist_group("engines-pull")  # not the second engines' chain: it pulls an image of its own
-def test_a_pull_reports_its_steps(tmp_path, registry_base, registry):
+def test_a_pull_reports_its_steps(remote_build):
     """verify's content check pulls a registry image into an engine that lacks it: one line when
     it starts, one per layer, one when it ends (a pull of gigabytes is never a silent wait). The
-    image: tiny, built here from the registry base and pushed from the build."""
-    root = copy_project(PROJECTS / "tiny", tmp_path / "tiny")
-    push = f"{registry}/imagesmith-test/pull-{uuid.uuid4().hex[:8]}"
-    built = cli("build", "-p", str(root), "--base", registry_base, "--push", push, "--json")
-    assert built.returncode == 0, built.stderr
-    serve = json.loads(built.stdout)["images"]["serve"]["pushed"]
+    image: the remote build's serve image (tiny-native), which no engine but the second, stopped
+    since, ever stored."""
+    serve = remote_build["result"]["images"]["serve"]["pushed"]
     fresh = start_second_engine(14)
     try:
         proc = cli("verify", serve, env=fresh.env)

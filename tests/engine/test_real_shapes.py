@@ -69,7 +69,12 @@ def test_init_build_train_serve_verify_with_no_hand_edit(name, tmp_path, engine,
     )
     assert answer == expected
 
-    for role in ("train", "serve"):
-        proc = cli("verify", images[role]["ref"], "--lock", "imagesmith.lock", "--model", str(artifacts), cwd=root)
+    # serve: its files probed against the lock; train: its own config, labels and model stamp,
+    # and (--pair) the serve image's very layers, so probing its files again would prove nothing
+    serve, train = images["serve"]["ref"], images["train"]["ref"]
+    for ref, extra in ((serve, ()), (train, ("--labels-only", "--pair", serve))):
+        proc = cli("verify", ref, *extra, "--lock", "imagesmith.lock", "--model", str(artifacts), "--json", cwd=root)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        checks = json.loads(proc.stdout)["checks"]
+        assert ref == serve or any(c.endswith(f" filesystem layers as {serve}") for c in checks), checks
     assert (root / "imagesmith.yaml").read_text() == written  # nothing edited it on the way

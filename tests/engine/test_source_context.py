@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -44,8 +45,28 @@ def _fresh(root: Path) -> Path:
     return root
 
 
-def _project(tmp_path: Path) -> Path:
-    root = _fresh(copy_project(PROJECTS / "tiny", tmp_path / "tiny", git=False))
+@pytest.fixture(scope="module")
+def tiny_lock(tmp_path_factory, engine, base_image) -> Path:
+    """A folder with tiny's lock files, made once per worker by `imagesmith lock`: each project
+    here starts from them (``_tiny``), as a checkout with a committed lock does, instead of
+    resolving the same pin again for each copy. What changes the lock's inputs re-locks in the
+    build as before; the source list and app/main.py, which these tests change, are not among them."""
+    root = copy_project(PROJECTS / "tiny", tmp_path_factory.mktemp("tiny-lock") / "tiny", git=False)
+    proc = cli("lock", "-p", str(root), "--base", base_image)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root
+
+
+def _tiny(tiny_lock: Path, dest: Path) -> Path:
+    """A copy of tiny (no git) at ``dest`` with the lock files of ``tiny_lock`` in it."""
+    root = copy_project(PROJECTS / "tiny", dest, git=False)
+    for name in ("imagesmith.lock", "requirements.lock"):
+        shutil.copy2(tiny_lock / name, root / name)
+    return root
+
+
+def _project(tmp_path: Path, tiny_lock: Path) -> Path:
+    root = _fresh(_tiny(tiny_lock, tmp_path / "tiny"))
     spec = (root / "imagesmith.yaml").read_text()
     (root / "imagesmith.yaml").write_text(spec.replace("  - app/main.py", "  - app/\n  - bin/run.sh"))
     (root / "app" / "sub").mkdir()
@@ -122,8 +143,8 @@ def _app_layer(ref: str) -> dict[str, tuple[int, int]]:
                 return {m.name: (m.mode, m.mtime) for m in files.getmembers()}
 
 
-def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image):
-    root = _project(tmp_path)
+def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image, tiny_lock):
+    root = _project(tmp_path, tiny_lock)
     staged = _imagesmith(root, base_image, "--json")
     assert _digests(staged) == _plain(root, base_image, tmp_path)
     listing = subprocess.run(
@@ -172,13 +193,15 @@ def test_staged_source_gives_the_dockerfiles_images(tmp_path, engine, base_image
 
 
 @pytest.mark.xdist_group("source-context-upload")  # a long test that shares no module fixture
-def test_an_upload_of_another_project_with_the_same_folder_name_leaves_no_time_behind(tmp_path, engine, base_image):
+def test_an_upload_of_another_project_with_the_same_folder_name_leaves_no_time_behind(
+    tmp_path, engine, base_image, tiny_lock
+):
     """BuildKit keeps one upload per context name and project folder name, and updates it in
     place: its receiver leaves the time of the upload on a folder whose entries changed. The
     staged folder was that upload's source once, and the app layer got the folder times of
     whatever was built before (a second checkout, a branch switch). The archive brings its own."""
-    one = _fresh(copy_project(PROJECTS / "tiny", tmp_path / "one" / "tiny", git=False))
-    two = _fresh(copy_project(PROJECTS / "tiny", tmp_path / "two" / "tiny", git=False))
+    one = _fresh(_tiny(tiny_lock, tmp_path / "one" / "tiny"))
+    two = _fresh(_tiny(tiny_lock, tmp_path / "two" / "tiny"))
     (two / "app" / "main.py").write_text((two / "app" / "main.py").read_text() + "# the other checkout\n")
     for root, tag in ((one, TAG + "-one"), (two, TAG + "-two"), (one, TAG + "-one-again")):
         if tag.endswith("-again"):  # the same tree again: the cache would give the first build's layer
@@ -205,18 +228,18 @@ def test_an_upload_of_another_project_with_the_same_folder_name_leaves_no_time_b
     )
 
 
-def test_rules_it_cannot_match_exactly_leave_the_dockerfiles_stage(tmp_path, base_image):
-    root = _project(tmp_path)
+def test_rules_it_cannot_match_exactly_leave_the_dockerfiles_stage(tmp_path, base_image, tiny_lock):
+    root = _project(tmp_path, tiny_lock)
     (root / ".dockerignore").write_text("app/*.log\n!app/keep.log\n")
     definition = _imagesmith(root, base_image, "--print")
     assert all("source" not in target["contexts"] for target in definition["target"].values())
 
 
-def test_a_source_of_dot_leaves_imagesmiths_own_folder_out_of_the_image(tmp_path, engine, base_image):
+def test_a_source_of_dot_leaves_imagesmiths_own_folder_out_of_the_image(tmp_path, engine, base_image, tiny_lock):
     """`source: [.]` copies the whole context: `.imagesmith/` (imagesmith's own folder, what the
     Dockerfile copies from) is not in the image, staged or not, and an edit inside it keeps the
     images' digests."""
-    root = _fresh(copy_project(PROJECTS / "tiny", tmp_path / "tiny", git=False))
+    root = _fresh(_tiny(tiny_lock, tmp_path / "tiny"))
     spec = (root / "imagesmith.yaml").read_text()
     (root / "imagesmith.yaml").write_text(spec.replace("  - app/main.py", "  - ."))
     staged = _imagesmith(root, base_image, "--json")
