@@ -340,8 +340,12 @@ def _once_more(log: str, attempt: int) -> str | None:
         return "imagesmith: another build named the same image at the same moment; naming it again"
     if attempt > 1:
         return None
-    # The engine gave up waiting at the export (a loaded engine, two exports of the same names at
-    # once: seen with 4 test workers on 2 cores). Once more finds every step cached.
+    # The engine gave up after the export: BuildKit 0.13 (Docker 26) gives the build-history record
+    # it makes before answering (provenance of every cache record, bench/README.md "Why the edit
+    # still misses") 20 s, and fails the whole solve when a loaded engine takes longer (seen with
+    # 4 test workers on 2 cores; moby/buildkit commit bf1da9647 raised it to 300 s in May 2024).
+    # The images were exported, but buildx reports no digests: once more finds every step cached
+    # (with --no-cache it builds again).
     if _EXPORT_DEADLINE.search(log):
         return "imagesmith: the engine timed out at the export; once more"
     # BuildKit's scheduler merged a step with another client's solve that ended meanwhile
@@ -372,7 +376,7 @@ _NAME_RACE = re.compile(r'image "([^"\n]+)": already exists')
 NAME_RACE_ATTEMPTS = 3
 # BuildKit's scheduler losing a step merged with another client's solve (moby/buildkit#2303).
 _GRAPH_STATE = re.compile(r"^ERROR: failed to solve: failed to get edge: inconsistent graph state\s*$", re.M)
-# The engine giving up waiting at the export.
+# The engine giving up on the build-history record after the export (BuildKit 0.13's 20 s).
 _EXPORT_DEADLINE = re.compile(r"^ERROR: failed to solve: DeadlineExceeded: context deadline exceeded\s*$", re.M)
 # BuildKit's bare NotFound: the whole error is "not found", naming no file, image or digest.
 _LOST = re.compile(r"^ERROR: failed to solve: (?:[A-Za-z ]+: )?not found\s*$", re.M)
