@@ -30,7 +30,7 @@ from packaging.version import Version
 
 from .cache import default_cache_dir
 from .credentials import index_args, index_netrc, pip_config, pip_environment, redact, secret_file
-from .errors import EngineError, LockError
+from .errors import EngineError, LockError, UsageError
 from .lock import Lock
 from .lock.pins import Pin
 from .platforms import target_platforms, target_tags
@@ -278,6 +278,18 @@ class WheelCache:
         )
 
     def _download_sdists(self, pins: list[Pin], lock: Lock, tmp: Path, netrc: Path | None, indexes: list[str]) -> None:
+        """Fetched by pip in a container of the pinned base (``lock.platform``'s); on a machine that
+        cannot run that platform (no QEMU for it), refused before the container starts, as the
+        build would refuse building them from source (python_env.emulation_refusal)."""
+        from .platforms import emulation_problem
+
+        problem = emulation_problem(lock.platform)
+        if problem:
+            from .python_env import emulation_refusal  # only on a refusal
+
+            names = ", ".join(f"{p.name}=={p.version}" for p in pins)
+            step = f"fetching and building {names} from source (no wheel for Python {lock.python} on {lock.platform})"
+            raise UsageError(emulation_refusal(problem, [step]) or problem)
         self._requirements(pins, tmp / "sdists.txt")
         if self._engine is None:
             from .engine import Engine

@@ -214,6 +214,10 @@ def _last_module_seconds() -> list[list]:
 # last recorded seconds of the groups a run did not run (a selection keeps the others' numbers for
 # the next ordering). xdist names a test ``NODEID@GROUP`` under loadgroup only.
 _MODULE_SECONDS: dict[str, float] = {}
+# Each test's own seconds (setup, call and teardown), for the record's ``slowest``: where a group's
+# time goes, without a second run with --durations.
+_TEST_SECONDS: dict[str, float] = {}
+SLOWEST_KEPT = 60
 
 
 def pytest_runtest_logreport(report):
@@ -221,6 +225,7 @@ def pytest_runtest_logreport(report):
     group = rest.rpartition("@")[2] if _LOADGROUP["on"] and "@" in rest else ""
     unit = work_unit(path, group) if group else path
     _MODULE_SECONDS[unit] = _MODULE_SECONDS.get(unit, 0.0) + report.duration
+    _TEST_SECONDS[report.nodeid] = _TEST_SECONDS.get(report.nodeid, 0.0) + report.duration
 
 
 _LOADGROUP = {"on": False}
@@ -234,9 +239,9 @@ def module_seconds(seconds: dict[str, float]) -> list[list]:
 
 def pytest_sessionfinish(session, exitstatus):
     """A session started by `make test` (which exports IMAGESMITH_MAKE_TEST_STARTED, its start
-    time) records how long the whole `make test` took, how it ended and how long each test module
-    took, in build/test-times.json: what `make bench` reports (bench/bench_tests.py). Written by
-    the controller, not by workers."""
+    time) records how long the whole `make test` took, how it ended, how long each test module
+    took and its slowest tests, in build/test-times.json: what `make bench` reports
+    (bench/bench_tests.py). Written by the controller, not by workers."""
     if hasattr(session.config, "workerinput"):
         return
     factory = getattr(session.config, "_tmp_path_factory", None)
@@ -263,6 +268,7 @@ def pytest_sessionfinish(session, exitstatus):
         "errors": len(stats.get("error", [])),
         "exit_status": int(exitstatus),
         "modules": module_seconds({**dict(_last_module_seconds()), **_MODULE_SECONDS}),
+        "slowest": module_seconds(_TEST_SECONDS)[:SLOWEST_KEPT],
     }
     out = RECORD
     out.parent.mkdir(exist_ok=True)

@@ -114,3 +114,49 @@ def test_wheel_downloads_are_reported_one_line_per_file(tmp_path):
     assert any(re.fullmatch(r"fetched six-1\.17\.0-py2\.py3-none-any\.whl \(\d+\.\d MB\)", line) for line in lines), (
         lines
     )
+
+
+def test_an_sdist_for_a_platform_without_qemu_is_refused_before_any_container(tmp_path, monkeypatch):
+    """A pin with no wheel for the target is fetched by pip in a container of the target's base;
+    on a machine without QEMU for that platform (faked: emulation_problem's answer; binfmt is
+    never unregistered on this shared host) the real pip finds no wheel on the loopback index, and
+    the fetch is refused with the problem and what would have run, before any container starts."""
+    import hashlib
+    import io
+    import tarfile
+
+    from imagesmith.errors import UsageError
+
+    with serve_indexes(tmp_path / "index", {"general": [("six", "1.0")]}) as served:
+        index = served["general"]
+        root = tmp_path / "index" / "general"
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            data = b"from setuptools import setup\nsetup(name='onlysdist', version='1.0')\n"
+            member = tarfile.TarInfo("onlysdist-1.0/setup.py")
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+        (root / "files" / "onlysdist-1.0.tar.gz").write_bytes(buf.getvalue())
+        digest = hashlib.sha256(buf.getvalue()).hexdigest()
+        (root / "simple" / "onlysdist").mkdir(parents=True)
+        (root / "simple" / "onlysdist" / "index.html").write_text(
+            f'<a href="../../files/onlysdist-1.0.tar.gz#sha256={digest}">onlysdist-1.0.tar.gz</a>\n'
+        )
+        no_qemu = "building or running linux/arm64 on this x86_64 machine needs emulation (faked)"
+        monkeypatch.setattr("imagesmith.platforms.emulation_problem", lambda p: no_qemu if p == "linux/arm64" else None)
+
+        class NoContainers:
+            def run(self, *args, **kwargs):
+                raise AssertionError(f"a container was started: {args}")
+
+        lock = replace(
+            fake_lock(index_url=index.url, platform="linux/arm64"),
+            packages=(Pin("onlysdist", "1.0", (f"sha256:{digest}",)),),
+            installer=(),
+        )
+        with pytest.raises(UsageError) as info:
+            WheelCache(tmp_path / "cache", engine=NoContainers()).wheelhouse(lock)
+    message = str(info.value)
+    assert message.startswith(no_qemu), message
+    assert "fetching and building onlysdist==1.0 from source (no wheel for Python 3.11 on linux/arm64)" in message
+    assert index.asked_for("onlysdist")  # the real pip looked for a wheel first
