@@ -132,13 +132,10 @@ def expected(iris_built, engine):
 
 
 @pytest.fixture(scope="module")
-def iris_model(iris_built, tmp_path_factory):
-    """The iris example trained once in its train image through `imagesmith run train`."""
-    spec, result = iris_built
-    art = tmp_path_factory.mktemp("iris-model") / "artifacts"
-    proc = cli("run", "train", "-p", str(spec.root), "-t", shared_repo("iris"), "--artifacts", str(art))
-    assert proc.returncode == 0, proc.stderr
-    return art
+def iris_model(iris_trained):
+    """The iris example trained once per run in its train image through `imagesmith run train`
+    (``iris_trained``, shared with test_signoff_engine.py: its folder also holds golden outputs)."""
+    return iris_trained
 
 
 # --------------------------------------------------------------------------------------------
