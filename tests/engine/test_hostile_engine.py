@@ -360,17 +360,26 @@ CRAFTED = {
 @pytest.fixture(scope="module")
 def crafted(engine, base_image, tmp_path_factory) -> dict[str, str]:
     """Each ``CRAFTED`` image built once for the module (name -> tag), side by side: independent
-    small builds FROM the base, most of each BuildKit's start-up and export (as test_drift.py's)."""
+    small builds FROM the base, most of each BuildKit's start-up and export (as test_drift.py's).
+    Reproducibly (a fixed SOURCE_DATE_EPOCH, no provenance attestation): a build whose steps are
+    cached gives the image its tag already names, so the tag does not move and the engine does not
+    delete the last run's image (each such deletion runs its garbage collection: 6-13 s today)."""
+    import subprocess
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.helpers import docker_build
+    from tests.conftest import FIXED_EPOCH
 
     root = tmp_path_factory.mktemp("crafted")
     base_id = engine.image(base_image).id
     tags = {name: f"imagesmith-test/{name}" for name in CRAFTED}
 
     def build(name: str) -> None:
-        docker_build(f"FROM {base_image}\n{CRAFTED[name](base_id)}", tags[name], root / name)
+        context = root / name
+        context.mkdir()
+        (context / "Dockerfile").write_text(f"FROM {base_image}\n{CRAFTED[name](base_id)}")
+        argv = ["docker", "buildx", "build", "-q", "--load", "--provenance=false", "-t", tags[name]]
+        argv += ["--build-arg", f"SOURCE_DATE_EPOCH={FIXED_EPOCH}", str(context)]
+        subprocess.run(argv, check=True, capture_output=True, text=True)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(build, CRAFTED))
