@@ -123,40 +123,42 @@ def check(
         raise UsageError(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
     if signoff is not None and model is None:
         raise UsageError("--signoff needs --model DIR: a signoff holds for one image and one model")
-    target = resolve(engine, ref, platform)
-    info = target.info
-    report = verify_image(
-        engine, ref, info=info, lock=lock, expect=expect, pair=pair, labels_only=labels_only, platform=platform
-    )
-    if role is not None:
-        got = info.labels.get(LABEL_ROLE)
-        if got == role:
-            report.checks.append(f"role: a {role} image, as this deploy expects")
-        else:
-            report.problems.append(f"role: {ref} is a {got or 'role-less'} image; this deploy expects {role}")
-    elif key is not None:
-        report.notes.append("role: not required; say what is deployed with --role serve (or train)")
-    if model is not None:
-        model_check = verify_model(engine, ref, model, platform, info=info, allow_extra=allow_extra_files)
-        report.checks += [f"model: {line}" for line in model_check.checks]
-        report.problems += [f"model: {line}" for line in model_check.problems]
-    if signoff is not None:
-        from .signoff.check import check_signoff
-
-        assert model is not None
-        gate = check_signoff(engine, ref, signoff, model, platform=platform, info=info)
-        report.checks += [f"signoff: {line}" for line in gate.checks]
-        report.problems += [f"signoff: {line}" for line in gate.problems]
-        report.notes += [f"signoff: {line}" for line in gate.notes]
-    signature = None
-    if key is not None:
-        from .gate import gate_image
-        from .signing import Cosign
-
-        signature = gate_image(
-            engine, cosign or Cosign(), ref, key, info=info, role=role, model=model, signoff=signoff, lock=lock
+    # the facts, the interpreter and /app of the image: one container of it, not one each
+    with engine.keeping_readers():
+        target = resolve(engine, ref, platform)
+        info = target.info
+        report = verify_image(
+            engine, ref, info=info, lock=lock, expect=expect, pair=pair, labels_only=labels_only, platform=platform
         )
-        report.checks += [f"signature: {line}" for line in signature.checks]
-        report.problems += [f"signature: {line}" for line in signature.problems]
-        report.notes += [f"signature: {line}" for line in signature.notes]
-    return Verdict(target=target, report=report, signature=signature)
+        if role is not None:
+            got = info.labels.get(LABEL_ROLE)
+            if got == role:
+                report.checks.append(f"role: a {role} image, as this deploy expects")
+            else:
+                report.problems.append(f"role: {ref} is a {got or 'role-less'} image; this deploy expects {role}")
+        elif key is not None:
+            report.notes.append("role: not required; say what is deployed with --role serve (or train)")
+        if model is not None:
+            model_check = verify_model(engine, ref, model, platform, info=info, allow_extra=allow_extra_files)
+            report.checks += [f"model: {line}" for line in model_check.checks]
+            report.problems += [f"model: {line}" for line in model_check.problems]
+        if signoff is not None:
+            from .signoff.check import check_signoff
+
+            assert model is not None
+            gate = check_signoff(engine, ref, signoff, model, platform=platform, info=info)
+            report.checks += [f"signoff: {line}" for line in gate.checks]
+            report.problems += [f"signoff: {line}" for line in gate.problems]
+            report.notes += [f"signoff: {line}" for line in gate.notes]
+        signature = None
+        if key is not None:
+            from .gate import gate_image
+            from .signing import Cosign
+
+            signature = gate_image(
+                engine, cosign or Cosign(), ref, key, info=info, role=role, model=model, signoff=signoff, lock=lock
+            )
+            report.checks += [f"signature: {line}" for line in signature.checks]
+            report.problems += [f"signature: {line}" for line in signature.problems]
+            report.notes += [f"signature: {line}" for line in signature.notes]
+        return Verdict(target=target, report=report, signature=signature)

@@ -147,9 +147,12 @@ def sign_image(engine: Engine, cosign: Cosign, image: str, key: Path, *, lock: P
     key = key_file(key, "private")
     _require_pushed(image)
     platforms = index_platforms(engine, image)
-    if platforms is None:
-        return _sign_manifest(engine, cosign, image, key, lock)
-    index_digest, children = platforms
+    index_digest, children = platforms if platforms is not None else ("", None)
+    if children is None:
+        # one image: read again by the digest just read (its manifest is not asked for twice, and
+        # a tag moved meanwhile changes nothing)
+        ref = f"{repository(image)}@{index_digest}" if index_digest else None
+        return _sign_manifest(engine, cosign, image, key, lock, ref=ref)
     for platform in children:
         _sign_manifest(
             engine, cosign, registry_target(engine, f"{repository(image)}@{index_digest}", platform).pinned, key, lock
@@ -159,16 +162,20 @@ def sign_image(engine: Engine, cosign: Cosign, image: str, key: Path, *, lock: P
     return Signed(ref=pinned)
 
 
-def index_platforms(engine: Engine, image: str) -> tuple[str, list[str]] | None:
-    """(the index digest, the platforms it has images for) when ``image`` names an image index in
-    its registry; None for a single image. Attestation entries (``unknown/unknown``) are skipped."""
+def index_platforms(engine: Engine, image: str) -> tuple[str, list[str] | None] | None:
+    """(the digest ``image`` names in its registry, the platforms its index has images for); the
+    platforms are None for a single image's manifest; None for an answer that is no JSON object
+    (the image's own read then says what is wrong). Attestation entries (``unknown/unknown``) are
+    skipped."""
     raw, digest = engine.registry.raw(image)
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("manifests"), list):
+    if not isinstance(doc, dict):
         return None
+    if not isinstance(doc.get("manifests"), list):
+        return digest, None
     seen: list[str] = []
     for entry in doc["manifests"]:
         plat = entry.get("platform") if isinstance(entry, dict) else None
@@ -179,8 +186,11 @@ def index_platforms(engine: Engine, image: str) -> tuple[str, list[str]] | None:
     return digest, seen
 
 
-def _sign_manifest(engine: Engine, cosign: Cosign, image: str, key: Path, lock: Path | None) -> Signed:
-    pinned, info = pinned_image(engine, image)
+def _sign_manifest(
+    engine: Engine, cosign: Cosign, image: str, key: Path, lock: Path | None, ref: str | None = None
+) -> Signed:
+    """Sign one image's manifest: ``image`` as the user named it, read as ``ref`` (default: ``image``)."""
+    pinned, info = pinned_image(engine, ref or image)
     facts, problem = read_facts(engine, info)
     manifest, problems = manifest_of(info, facts, problem)
     if manifest is None:

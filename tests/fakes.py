@@ -8,8 +8,9 @@ logic only (what a command asks of the engine, and what it makes of the answers)
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from imagesmith.engine import FileEntry, ImageInfo, IsolatedRun
 from imagesmith.errors import EngineError
@@ -104,6 +105,12 @@ class FakeEngine:
         if ref not in self.store and (ref in self.registry or self.registry.get(name) == digest):
             self.store[ref] = image_info(ref, id=digest or self.registry[ref])
         return self.image(ref)
+
+    @contextmanager
+    def keeping_readers(self) -> Iterator[None]:
+        """The real engine shares one container per image read in the block; the fake makes none."""
+        self._record("keeping_readers", None)
+        yield
 
     def read_paths(self, image: str, paths, small: int | None = None) -> dict[str, tuple[FileEntry, ...] | None]:
         """Regular files of ``files`` (a path absent there: absent; ``small`` is the real

@@ -22,9 +22,10 @@ backends into an ``EngineError`` (or ``BuildError``) that says what failed and w
 from __future__ import annotations
 
 import importlib
+from contextlib import ExitStack, contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..platforms import same_platform
 from ._common import ENGINE_HINT, first_line
@@ -83,6 +84,7 @@ class Engine:
     def __init__(self, progress: Callable[[str], None] = lambda msg: None) -> None:
         self._client = None
         self._progress = progress
+        self._keeping: ExitStack | None = None  # while ``keeping_readers`` runs
 
     @property
     def client(self):
@@ -104,7 +106,10 @@ class Engine:
     def containers(self) -> Containers:
         from .containers import Containers
 
-        return Containers(lambda: self.client)
+        containers = Containers(lambda: self.client)
+        if self._keeping is not None:  # made inside ``keeping_readers``: its readers are kept too
+            self._keeping.enter_context(containers.keeping_readers())
+        return containers
 
     @cached_property
     def services(self) -> Services:
@@ -224,6 +229,23 @@ class Engine:
 
     def reading(self, image: str):
         return self.containers.reading(image)
+
+    @contextmanager
+    def keeping_readers(self) -> Iterator[None]:
+        """``Containers.keeping_readers`` for this block: one container per image read from
+        outside (no container backend, nor its module, is made for it: a check whose reads are
+        all in the host's cache makes none)."""
+        if self._keeping is not None:
+            yield
+            return
+        with ExitStack() as stack:
+            self._keeping = stack
+            if "containers" in self.__dict__:
+                stack.enter_context(self.containers.keeping_readers())
+            try:
+                yield
+            finally:
+                self._keeping = None
 
     def run_helper(self, image: str, argv: Sequence[str], **options) -> IsolatedRun:
         return self.containers.run_helper(image, argv, **options)

@@ -1,4 +1,5 @@
-"""Image inspection over the local engine's unix socket with the standard library (one HTTP/1.0 request).
+"""Image inspection, and reading an image's files from outside it, over the local engine's unix
+socket with the standard library (one HTTP/1.0 request each).
 
 Why not the Docker SDK here: ``verify --labels-only`` and ``inspect`` of a local image need one
 ``GET /images/NAME/json`` per image (``build`` with nothing new to export: a ``/_ping`` and an
@@ -12,6 +13,14 @@ caller then asks the SDK, which chooses the engine and words the errors as alway
 HTTP/1.0 written on the socket: the engine answers it with a body that ends where the connection
 does (no chunks, no keep-alive), and ``http.client`` (which imports ``ssl`` and ``email``) would
 be a tenth of a labels-only verify (bench/README.md).
+
+The same holds for ``Containers.reading`` (verify's facts file and interpreter, sign's /app, a
+lock's dpkg status): a container created and never started (``create_container``), each path's
+archive (``archive``, streamed: a folder can be large), the container removed
+(``remove_container``). Through the SDK that is its import (0.3 s of CPU, more than the rest of a
+first verify's reads) plus ``/version``, ``/_ping`` and an inspection of each new container.
+``create_container`` answers None on anything but the engine's 201, and the SDK then makes the
+container and words any refusal (an image the engine lacks, a log driver it does not have).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Generator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -46,39 +56,53 @@ def local_socket() -> str | None:
     return DEFAULT_SOCKET if context in (None, "", "default") else None
 
 
-def _get(url: str) -> tuple[int, bytes] | None:
-    """(status, body) of ``GET url`` on the local engine's socket; None when it is not plainly
-    the local engine or cannot be reached."""
+def _sent(method: str, url: str, body: bytes | None = None) -> socket.socket | None:
+    """A socket on which ``METHOD url`` (with a JSON ``body``) was written to the local engine;
+    None when it is not plainly the local engine or cannot be reached."""
     path = local_socket()
     if path is None:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(TIMEOUT)
-    chunks: list[bytes] = []
+    head = f"{method} {url} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: imagesmith\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     try:
         sock.connect(path)
-        sock.sendall(f"GET {url} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: imagesmith\r\n\r\n".encode("ascii"))
+        sock.sendall(head.encode("ascii") + b"\r\n" + (body or b""))
+    except (OSError, UnicodeEncodeError):
+        sock.close()
+        return None
+    return sock
+
+
+def _get(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes] | None:
+    """(status, body) of ``GET url`` (or ``method``) on the local engine's socket; None when it
+    is not plainly the local engine or cannot be reached."""
+    sock = _sent(method, url, body)
+    if sock is None:
+        return None
+    chunks: list[bytes] = []
+    try:
         size = 0
         while chunk := sock.recv(1 << 16):
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_ANSWER:
                 return None
-    except (OSError, UnicodeEncodeError):
+    except OSError:
         return None
     finally:
         sock.close()
     return parse_answer(b"".join(chunks))
 
 
-def parse_answer(raw: bytes) -> tuple[int, bytes] | None:
-    """(status, body) of an HTTP/1.x answer that ends with its connection; None when it is not
-    plainly one (then the SDK asks): no status line, a chunked or compressed body, a body shorter
-    than its Content-Length."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
+def _head(head: bytes) -> tuple[int, dict[bytes, bytes]] | None:
+    """(status, headers, names lowercased) of an answer's head (before its blank line); None when
+    it is not plainly HTTP/1.x with a body as it is (not chunked, not compressed)."""
     lines = head.split(b"\r\n")
     status = lines[0].split(b" ", 2)
-    if not sep or len(status) < 2 or not status[0].startswith(b"HTTP/1.") or not status[1].isdigit():
+    if len(status) < 2 or not status[0].startswith(b"HTTP/1.") or not status[1].isdigit():
         return None
     headers = {}
     for line in lines[1:]:
@@ -91,12 +115,24 @@ def parse_answer(raw: bytes) -> tuple[int, bytes] | None:
         or headers.get(b"content-encoding", b"identity") != b"identity"
     ):
         return None
+    return int(status[1]), headers
+
+
+def parse_answer(raw: bytes) -> tuple[int, bytes] | None:
+    """(status, body) of an HTTP/1.x answer that ends with its connection; None when it is not
+    plainly one (then the SDK asks): no status line, a chunked or compressed body, a body shorter
+    than its Content-Length."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    parsed = _head(head) if sep else None
+    if parsed is None:
+        return None
+    status, headers = parsed
     length = headers.get(b"content-length")
     if length is not None:
         if not length.isdigit() or len(body) < int(length):
             return None
         body = body[: int(length)]
-    return int(status[1]), body
+    return status, body
 
 
 def ping() -> bool:
@@ -118,3 +154,73 @@ def inspect_image(ref: str) -> tuple[bool, dict] | None:
     except ValueError:
         return None
     return (True, attrs) if isinstance(attrs, dict) and isinstance(attrs.get("Id"), str) else None
+
+
+# ---- reading an image's files from outside it (Containers.reading) --------------------------------
+
+
+def create_container(image: str, create: dict) -> str | None:
+    """The ID of a container of ``image`` created (never started) with the engine API's ``create``
+    body (``Image`` is set here); None when the engine did not plainly make one: the SDK then
+    tries, and says why it cannot."""
+    body = json.dumps({**create, "Image": image}, sort_keys=True).encode("utf-8")
+    answer = _get("/containers/create", "POST", body)
+    if answer is None or answer[0] != 201:
+        return None
+    try:
+        made = json.loads(answer[1])
+    except ValueError:
+        return None
+    cid = made.get("Id") if isinstance(made, dict) else None
+    return cid if isinstance(cid, str) and len(cid) == 64 and all(c in "0123456789abcdef" for c in cid) else None
+
+
+def archive(container: str, path: str) -> tuple[int, Generator[bytes, None, None]] | None:
+    """``GET /containers/ID/archive?path=PATH``: (status, the body as it streams: a tar of the path
+    on 200, the engine's JSON message otherwise); None when no answer could be read. The stream
+    raises OSError when the connection fails; closing it closes the connection."""
+    sock = _sent("GET", f"/containers/{container}/archive?path={quote(path, safe='')}")
+    if sock is None:
+        return None
+    raw = b""
+    try:
+        while b"\r\n\r\n" not in raw and len(raw) <= 1 << 16:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            raw += chunk
+    except OSError:
+        sock.close()
+        return None
+    head, sep, start = raw.partition(b"\r\n\r\n")
+    parsed = _head(head) if sep else None
+    if parsed is None:
+        sock.close()
+        return None
+    return parsed[0], _body(sock, start)
+
+
+def _body(sock: socket.socket, start: bytes) -> Generator[bytes, None, None]:
+    try:
+        if start:
+            yield start
+        while chunk := sock.recv(1 << 16):
+            yield chunk
+    finally:
+        sock.close()
+
+
+def remove_container(container: str) -> bool:
+    """``DELETE /containers/ID?force=1``: whether the engine removed it (or had no such container)."""
+    answer = _get(f"/containers/{container}?force=1", "DELETE")
+    return answer is not None and answer[0] in (204, 404)
+
+
+def message(answer: bytes) -> str:
+    """The engine's ``message`` of an error answer's body, on one line (the body itself when it has none)."""
+    try:
+        said = json.loads(answer)
+    except ValueError:
+        said = None
+    text = said.get("message") if isinstance(said, dict) and isinstance(said.get("message"), str) else None
+    return (text or answer.decode("utf-8", "replace")).strip().splitlines()[0][:300] if (text or answer) else ""

@@ -23,7 +23,7 @@ import zlib
 from ..errors import EngineError
 from ..platforms import INDEX_MEDIA_TYPES, index_candidates, normalize, platform_string
 from ..runtime.untrusted import MapOf, Opt, UntrustedInput, loads, shape_problem
-from ._common import docker_cli, redact, tail
+from ._common import redact, tail
 from .records import HistoryEntry, ImageInfo
 from .refs import repository
 
@@ -63,11 +63,19 @@ def _login_hint(ref: str) -> str:
 class Registry:
     def __init__(self, timeout: int = 120) -> None:
         self.timeout = timeout
+        # REPO@DIGEST -> the manifest bytes that hash to DIGEST, as read (by digest or by a tag)
+        self._by_digest: dict[str, bytes] = {}
 
     def _imagetools(self, ref: str, *args: str) -> bytes:
-        argv = [docker_cli(), "buildx", "imagetools", "inspect", *args, ref]
+        """``docker buildx imagetools inspect ARGS ref``'s output, run as bake is: the buildx plugin
+        itself when it is found (``buildx_command``), without the docker command's own start-up
+        and its check of the plugin's metadata (two programs' starts, 0.2-0.3 s of each read here)."""
+        from .buildx import buildx_command
+
+        command, extra = buildx_command()
+        argv = [*command, "imagetools", "inspect", *args, ref]
         try:
-            returncode, stdout, stderr = _bounded_run(argv, self.timeout, MAX_ANSWER)
+            returncode, stdout, stderr = _bounded_run(argv, self.timeout, MAX_ANSWER, {**os.environ, **extra})
         except FileNotFoundError as exc:
             raise EngineError(
                 "reading a registry needs docker buildx, which is not installed",
@@ -100,9 +108,16 @@ class Registry:
         return stdout
 
     def raw(self, ref: str) -> tuple[bytes, str]:
-        """The manifest (or index) ``ref`` names, byte for byte, and its digest."""
-        data = self._imagetools(ref, "--raw")
-        return data, "sha256:" + hashlib.sha256(data).hexdigest()
+        """The manifest (or index) ``ref`` names, byte for byte, and its digest. What a read found
+        is kept by ``REPO@DIGEST`` (content-addressed: those bytes are what that reference names),
+        so a reference by that digest is not read again: a signature's tag, then its digest, is
+        one registry read. A tag is read every time (it may have moved)."""
+        data = self._by_digest.get(ref) if "@sha256:" in ref else None
+        if data is None:
+            data = self._imagetools(ref, "--raw")
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self._by_digest[f"{repository(ref)}@{digest}"] = data
+        return data, digest
 
     def manifest(self, ref: str) -> tuple[object, str]:
         """The manifest (or index) ``ref`` names, parsed as bounded JSON (its shape is the
@@ -256,11 +271,14 @@ class Registry:
         return data
 
 
-def _bounded_run(argv: list[str], timeout: float, limit: int) -> tuple[int, bytes | None, bytes]:
-    """Run ``argv``: (exit code, stdout or None when it passed ``limit`` bytes (the command is
-    killed), the last 64 KiB of stderr). TimeoutExpired after ``timeout`` seconds."""
+def _bounded_run(
+    argv: list[str], timeout: float, limit: int, env: dict[str, str] | None = None
+) -> tuple[int, bytes | None, bytes]:
+    """Run ``argv`` (in ``env``, default this process's): (exit code, stdout or None when it passed
+    ``limit`` bytes (the command is killed), the last 64 KiB of stderr). TimeoutExpired after
+    ``timeout`` seconds."""
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env)
         assert proc.stdout is not None
         out = bytearray()
         try:

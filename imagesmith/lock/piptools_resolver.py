@@ -17,6 +17,7 @@ from ..cache import container_pip_cache
 from ..credentials import secret_file, strip_userinfo
 from ..errors import EngineError, ResolutionError
 from ..platforms import MACHINES
+from . import piptools_venv
 from .failures import INDEX_ENV, NETWORK_RE, NOT_FOUND_RE, configured_indexes, explain_failure
 from .pins import Pin, parse_compiled
 from .request import NeedsBuild, ResolveRequest, compile_output, console_script, run_with_credentials
@@ -159,7 +160,8 @@ class PipToolsResolver:
     def resolve_in_container(self, request: ResolveRequest) -> list[Pin]:
         """pip-compile inside the pinned base image, so the markers and wheels are the target's:
         the inputs are staged into a folder the container sees, pip-tools (this host's version)
-        is installed into a throwaway venv there, and the pins are read back from the output file."""
+        runs from a venv kept in the host cache for this base (piptools_venv.py: made by the
+        base's first lock), and the pins are read back from the output file."""
         from .indexes import find_links_page
 
         if self._engine is None or request.base_ref is None:
@@ -193,6 +195,8 @@ class PipToolsResolver:
                     pip_tools=pip_tools_version(),
                     cache=_container_cache(),
                     netrc=netrc,
+                    venvs=piptools_venv.venvs_dir(),
+                    platform=request.platform,
                 )
             if code == 3 and not NETWORK_RE.search(output):
                 raise ResolutionError(
@@ -216,27 +220,40 @@ def pip_compile_in_image(
     environment: dict[str, str] | None = None,
     cache: Path | None = None,
     netrc: Path | None = None,
+    venvs: Path | None = None,
+    platform: str = "",
     timeout: int = 1800,
 ) -> tuple[int, str]:
     """pip-compile inside ``image``, so it resolves for that image's Python and platform.
 
     ``work`` (the staged inputs; ``args`` are relative to it) is mounted at /in, ``out``'s
     folder at /out (pip-compile reads earlier pins from ``out`` and writes the result there),
-    ``cache`` (optional) at /cache as pip's cache. pip-tools ``pip_tools`` is installed into a
-    throwaway venv in the container. Runs as the calling user, so every file it writes is
+    ``cache`` (optional) at /cache as pip's cache. pip-tools ``pip_tools`` runs from a venv made
+    in the container: with ``venvs`` (a folder of the host cache, see piptools_venv.py) the one
+    kept for this image, platform and version, mounted read-only, made there first if there is
+    none yet; without it a throwaway venv. Runs as the calling user, so every file it writes is
     theirs. ``netrc`` (optional): a file with index credentials, mounted read-only and named by
     NETRC, so no credential is ever in the container's environment or command line.
     Returns (exit code, output); exit 3: pip-tools could not be installed."""
-    script = (
-        "python3 -m venv /tmp/pt >/dev/null || exit 4; "
-        f"/tmp/pt/bin/pip install -q --disable-pip-version-check 'pip-tools=={pip_tools}' "
-        f"|| {{ echo 'imagesmith: could not install pip-tools {pip_tools} in the base image' >&2; exit 3; }}; "
-        f'cd /in && exec /tmp/pt/bin/pip-compile "$@" --output-file /out/{out.name}'
-    )
     volumes = {
         str(work.resolve()): {"bind": "/in", "mode": "rw"},
         str(out.parent.resolve()): {"bind": "/out", "mode": "rw"},
     }
+    venv, kept, staged = "/tmp/pt", None, None
+    if venvs is not None:
+        found = engine.find_image(image)  # by ID: a tag moved to another base makes another venv
+        key = piptools_venv.venv_key(found.id if found else image, platform, pip_tools)
+        venv, kept = piptools_venv.MOUNT, piptools_venv.ready(venvs, key, pip_tools)
+        folder = kept or piptools_venv.staging(venvs, key)  # a kept venv, else where to make one
+        staged = None if kept else folder
+        volumes[str(folder.resolve())] = {"bind": venv, "mode": "ro" if kept else "rw"}
+    install = (
+        f"python3 -m venv {venv} >/dev/null || exit 4; "
+        f"{venv}/bin/pip install -q --disable-pip-version-check 'pip-tools=={pip_tools}' "
+        f"|| {{ echo 'imagesmith: could not install pip-tools {pip_tools} in the base image' >&2; exit 3; }}; "
+        f"touch {venv}/{piptools_venv.INSTALLED}; "
+    )
+    script = ("" if kept else install) + f'cd /in && exec {venv}/bin/pip-compile "$@" --output-file /out/{out.name}'
     env = {"HOME": "/tmp", "PIP_DISABLE_PIP_VERSION_CHECK": "1", **(environment or {})}
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
@@ -246,17 +263,21 @@ def pip_compile_in_image(
         volumes[str(Path(netrc).resolve())] = {"bind": "/run/imagesmith/netrc", "mode": "ro"}
         env["NETRC"] = "/run/imagesmith/netrc"
     user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
-    run = engine.run_to_end(
-        image,
-        "pip-compile",
-        timeout,
-        command=["-c", script, "sh", *args],
-        entrypoint=["sh"],
-        user=user,
-        environment=env,
-        volumes=volumes,
-        tmpfs={"/tmp": "rw,exec,size=512m"},
-    )
+    try:
+        run = engine.run_to_end(
+            image,
+            "pip-compile",
+            timeout,
+            command=["-c", script, "sh", *args],
+            entrypoint=["sh"],
+            user=user,
+            environment=env,
+            volumes=volumes,
+            tmpfs={"/tmp": "rw,exec,size=512m"},
+        )
+    finally:
+        if staged is not None and venvs is not None:
+            piptools_venv.publish(staged, venvs, key, pip_tools)
     if run.exit_code is None:
         raise EngineError(f"cannot start pip-compile in a container of {image}: {run.start_error}")
     output = run.stdout + run.stderr

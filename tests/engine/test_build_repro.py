@@ -137,11 +137,24 @@ def test_plain_buildx_builds_the_rendered_dockerfile(tiny_built, engine, base_im
     A local base is passed as docs/guides/engines.md says (``--build-context base=oci-layout://…``); the base's
     name is one this engine never built from, so the build takes a fresh machine's path. tiny's
     lock pins only wheels (wheels_only): BuildKit's plain log shows no step of an sdist-toolchain
-    stage (no apt-get of compilers), while sdist-build's own step runs."""
+    stage (no apt-get of compilers), while sdist-build's own step runs. Given what `build` adds
+    around the Dockerfile (no provenance, the commit's time, the git labels:
+    docs/concepts/reproducibility.md), the plain build is imagesmith's serve image, digest for
+    digest (its online install included)."""
     spec, result = tiny_built
     assert read_lock(spec.lock_path).wheels_only
+    built = engine.image(result.images["serve"].ref)
+    epoch = subprocess.run(
+        ["git", "-C", str(spec.root), "log", "-1", "--format=%ct"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    same = ["--provenance=false", "--build-arg", f"SOURCE_DATE_EPOCH={epoch}"]
+    same += ["--build-arg", f"IMAGESMITH_CREATED={built.labels['org.opencontainers.image.created']}"]
+    assert "org.opencontainers.image.revision" in built.labels  # the copy is a git repository
+    for key in ("revision", "source", "version"):
+        if f"org.opencontainers.image.{key}" in built.labels:
+            same += ["--label", f"org.opencontainers.image.{key}={built.labels[f'org.opencontainers.image.{key}']}"]
     tag = f"imagesmith-test/plain-{uuid.uuid4().hex[:8]}:serve"
-    proc = _plain_buildx(spec, engine, base_image, unbuilt_base, "--progress=plain", "--load", "-t", tag)
+    proc = _plain_buildx(spec, engine, base_image, unbuilt_base, "--progress=plain", *same, "--load", "-t", tag)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert re.search(r"\[sdist-build \d+/\d+\] RUN ", log), log[-3000:]
@@ -150,21 +163,30 @@ def test_plain_buildx_builds_the_rendered_dockerfile(tiny_built, engine, base_im
         plain = engine.image(tag)
         assert plain.labels["io.imagesmith.parity"] == result.parity
         assert plain.labels["io.imagesmith.role"] == "serve"
+        assert plain.id == built.id
     finally:
         subprocess.run(["docker", "image", "rm", tag], capture_output=True)
 
 
 @pytest.mark.registry
-def test_push_and_pin_by_digest(tiny_built, tmp_path, engine, base_image, registry):
-    spec, _ = tiny_built
+def test_push_and_pin_by_digest_with_builder_and_cache_options(tiny_built, tmp_path, engine, base_image, registry):
+    """A pushed build's serve image is pinned by the digest the registry has, and a child built
+    FROM it has its layers. The build names a builder (a missing one is refused, naming `docker
+    buildx ls`) and cache options, which reach buildx (the build passes with the session's parity).
+    (One build for both claims: they were a test each, each a build of tiny.)"""
+    spec, first = tiny_built
     root = tmp_path / "tiny"
     shutil.copytree(spec.root, root)
+    build = ("build", "-p", str(root), "--base", base_image, "--tag", "imagesmith-test/pushed")
+    proc = cli(*build, "--builder", "nope")
+    assert proc.returncode == 2
+    assert "there is no buildx builder named 'nope'" in proc.stderr and "docker buildx ls" in proc.stderr
     repo = f"{registry}/imagesmith-test/tiny"
-    proc = cli(
-        "build", "-p", str(root), "--base", base_image, "--tag", "imagesmith-test/pushed", "--push", repo, "--json"
-    )
+    cache = ("--cache-to", "type=inline", "--cache-from", f"{shared_repo('tiny')}:serve")
+    proc = cli(*build, "--builder", "default", *cache, "--push", repo, "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
+    assert result["parity"] == first.parity
     serve = result["images"]["serve"]
     assert serve["pushed"].startswith(f"{repo}@sha256:")
     digest = serve["pushed"].split("@", 1)[1]
@@ -193,18 +215,6 @@ def test_failed_step_names_the_system_package(tmp_path, engine, base_image):
     assert proc.returncode == 2
     assert "building train and serve failed at system_packages (jq)" in proc.stderr
     assert "last lines of the build log" in proc.stderr and "0.0-not-a-version" in proc.stderr
-
-
-def test_builder_and_cache_options_reach_buildx(tiny_built, base_image):
-    spec, result = tiny_built
-    build = ("build", "-p", str(spec.root), "--base", base_image, "--tag", "imagesmith-test/tiny-options")
-    proc = cli(*build, "--builder", "nope")
-    assert proc.returncode == 2
-    assert "there is no buildx builder named 'nope'" in proc.stderr and "docker buildx ls" in proc.stderr
-    cache = ("--cache-to", "type=inline", "--cache-from", f"{shared_repo('tiny')}:serve")
-    proc = cli(*build, "--builder", "default", *cache, "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["parity"] == result.parity
 
 
 @pytest.mark.xdist_group("build-repro-own-cache")  # an empty wheel cache: the first-time path

@@ -120,35 +120,54 @@ def test_lock_writes_a_pylock_with_exactly_its_pins(uvproj, tmp_path, base_image
 
 @pytest.fixture(scope="module")
 def dynproj(tmp_path_factory, engine, base_image):
-    root = copy_project(PROJECTS / "dynproj", tmp_path_factory.mktemp("dynproj") / "dynproj", git=False)
+    """Locked with an empty cache, as a base's first lock on a machine: pip-compile's pip-tools venv
+    is made in the base's container (lock/piptools_venv.py) and kept there for the next lock."""
+    work = tmp_path_factory.mktemp("dynproj")
+    root = copy_project(PROJECTS / "dynproj", work / "dynproj", git=False)
     _init(root)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     spec = load_spec(root)
     assert spec.requirements.pyproject and not spec.requirements.lock
     assert spec.train.command == ("python", "-m", "train")  # installed with the project
+    env = {"XDG_CACHE_HOME": str(work / "cache")}
+    proc = cli("lock", "--base", base_image, cwd=root, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     result = build_project(spec, engine, BuildOptions(base=base_image, tag="imagesmith-test/dynproj"))
-    return spec, result
+    return spec, result, env
 
 
 @DYNAMIC_GROUP
-def test_dynamic_dependencies_come_from_the_backend(dynproj, engine, base_image):
-    spec, result = dynproj
+def test_dynamic_dependencies_come_from_the_backend(dynproj, engine, base_image, tmp_path):
+    """The backend's dependencies are pinned; when what it reads changes, the lock is stale, and a
+    second lock pins the new ones, running pip-compile from the venv the first lock kept (not
+    made or installed again)."""
+    from imagesmith.lock.piptools_venv import COMPLETE
+
+    spec, result, env = dynproj
     locked = json.loads(spec.lock_path.read_text())
     assert {p["name"] for p in locked.get("build_system", [])} >= {"setuptools"}  # its backend, pinned
     assert {p["name"]: p["version"] for p in locked["packages"]} == {"six": "1.16.0"}
     assert _in_image(engine, result.images["train"].ref, "import six; print(six.__version__)") == "1.16.0"
     assert cli("lock", "--check", "--base", base_image, cwd=spec.root).returncode == 0
-    (spec.root / "requirements.in").write_text("six==1.17.0\n")  # what the backend reads changed
-    try:
-        proc = cli("lock", "--check", "--base", base_image, cwd=spec.root)
-        assert proc.returncode == 1 and "requirements" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    finally:
-        (spec.root / "requirements.in").write_text("six==1.16.0\n")
+    venvs = Path(env["XDG_CACHE_HOME"]) / "imagesmith" / "pip-tools-venvs"
+    (kept,) = [p for p in venvs.iterdir() if p.is_dir()]  # made by the first lock, whole
+    made = (kept / COMPLETE).stat()
+    changed = Path(shutil.copytree(spec.root, tmp_path / "changed"))
+    (changed / "requirements.in").write_text("six==1.17.0\n")  # what the backend reads changed
+    proc = cli("lock", "--check", "--base", base_image, cwd=changed)
+    assert proc.returncode == 1 and "requirements" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    proc = cli("lock", "--base", base_image, cwd=changed, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    locked = json.loads((changed / "imagesmith.lock").read_text())
+    assert {p["name"]: p["version"] for p in locked["packages"]} == {"six": "1.17.0"}
+    assert [p for p in venvs.iterdir() if p.is_dir()] == [kept]  # no other venv, no staging left
+    again = (kept / COMPLETE).stat()
+    assert (again.st_ino, again.st_mtime_ns) == (made.st_ino, made.st_mtime_ns)
 
 
 @DYNAMIC_GROUP
 def test_dynamic_project_trains_serves_and_verifies(dynproj, engine, tmp_path):
-    spec, result = dynproj
+    spec, result, _ = dynproj
     _train_serve_verify(spec, result, engine, "imagesmith-test/dynproj", tmp_path / "artifacts")
 
 

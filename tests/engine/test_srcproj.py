@@ -5,12 +5,13 @@ build backend, console scripts for train and serve and package data read with
 importlib.resources. `imagesmith init --pyproject` writes its [tool.imagesmith] table, then
 `imagesmith build` builds its wheel (backend pinned and hashed in the lock) and installs it into
 both images as the last layer: train writes a model, serve answers one prediction, verify passes,
-two clean builds are identical, and a one-line code edit rebuilds that one layer only."""
+the project's wheel built again gives identical images, and a one-line code edit rebuilds that one layer only."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -92,12 +93,19 @@ def test_train_then_serve_one_prediction_then_verify(srcproj, engine, tmp_path):
         assert "2 distributions installed as the manifest pins them" in proc.stdout  # six and the runtime
 
 
-def test_two_clean_builds_give_identical_images(srcproj, tmp_path, engine, base_image):
-    """Another clone (other file times), no cache: the same image IDs, the project's wheel included."""
+def test_the_project_s_wheel_built_again_gives_identical_images(srcproj, tmp_path, engine, base_image):
+    """Another clone (other file times) with a file the wheel does not take: the project's wheel
+    is built again (its step runs, and says the wheel it wrote) and both images are identical to
+    the first build's, IDs included. The other steps are cached: that a clean build of every step
+    is reproducible is test_build_repro.py's two clean builds of tiny."""
     root, result = srcproj
     other = Path(shutil.copytree(root, tmp_path / "srcproj"))
     (other / "src" / "srcproj" / "train.py").touch()
-    again = build_project(load_spec(other), engine, BuildOptions(base=base_image, tag=f"{TAG}-again", no_cache=True))
+    # in the build context, new for each run (BuildKit's cache keys on content): the step runs again
+    (other / "NOTES.txt").write_text(f"not in the wheel: {uuid.uuid4().hex}\n")
+    log: list[str] = []
+    again = build_project(load_spec(other), engine, BuildOptions(base=base_image, tag=f"{TAG}-again"), echo=log.append)
+    assert [line for line in log if line.rstrip().endswith("/wheel/srcproj-0.1.0-py3-none-any.whl")], log[-40:]
     for role in ("train", "serve"):
         assert again.images[role].id == result["images"][role]["id"], role
 
@@ -168,9 +176,9 @@ def test_a_flat_layout_with_another_backend(srcproj, tmp_path, engine, base_imag
 def test_a_backend_failure_is_named_after_install_project(srcproj, tmp_path, base_image):
     root, _ = srcproj
     broken = Path(shutil.copytree(root, tmp_path / "broken"))
-    (broken / "pyproject.toml").write_text(
-        (broken / "pyproject.toml").read_text() + '\n[tool.setuptools]\npackages = ["no_such_package"]\n'
-    )
+    # setup.cfg is not a lock input of a project with static dependencies: the lock is still
+    # fresh, so the build reaches the project's step without locking again
+    (broken / "setup.cfg").write_text("[options]\npackages = no_such_package\n")
     proc = cli("build", "--base", base_image, "--tag", f"{TAG}-broken", cwd=broken)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "failed at install_project (srcproj: building its wheel failed)" in proc.stderr, proc.stderr

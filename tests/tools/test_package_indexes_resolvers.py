@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from imagesmith.errors import ResolutionError
+from imagesmith.lock import piptools_resolver
 from imagesmith.lock.indexes import restrict_hashes
 from imagesmith.lock.pins import Pin
 from imagesmith.lock.piptools_resolver import PipToolsResolver
@@ -60,35 +61,50 @@ def test_pip_compile_takes_the_pinned_package_from_its_index_only(tmp_path, inde
     assert not indexes["pinned"].asked_for("other")  # pip never had the pinned index as an index
 
 
-def test_pip_compile_alone_takes_a_look_alike_which_is_refused(tmp_path, indexes):
-    """One pip-compile run also sees pinme on the general index and prefers its 3.0: such a
-    result is refused, naming the versions the pinned index has."""
+def _rounds(monkeypatch) -> list[list[Pin]]:
+    """Each pip-compile run's pins as the pip-tools resolver gets them (the real runs, recorded)."""
+    seen: list[list[Pin]] = []
+    real = PipToolsResolver.resolve_on_host
+
+    def recorded(self, request):
+        pins = real(self, request)
+        seen.append(pins)
+        return pins
+
+    monkeypatch.setattr(PipToolsResolver, "resolve_on_host", recorded)
+    return seen
+
+
+def test_pip_tools_refuses_the_look_alike_then_excludes_it_and_resolves_again(tmp_path, indexes, monkeypatch):
+    """The first pip-compile run also sees pinme on the general index and prefers its 3.0: such
+    a result is refused, naming the versions the pinned index has. So the pip-tools resolver runs
+    pip-compile again with pinme!=3.0: pinme 2.0 from its index. (One resolution: its first run
+    is the lone pip-compile run that was a test of its own.)"""
     request = _request(tmp_path, indexes, "other\n")
-    pins = PipToolsResolver().resolve_on_host(request)
-    assert _by_name(pins)["pinme"].version == "3.0"
+    rounds = _rounds(monkeypatch)
+    pins = _by_name(restrict_hashes(PipToolsResolver().resolve(request), request.package_indexes))
+    assert len(rounds) == 2 and _by_name(rounds[0])["pinme"].version == "3.0"
     with pytest.raises(
         ResolutionError, match=r"pinme==3.0 was resolved from files that are not on its index .*1.0, 2.0"
     ):
-        restrict_hashes(pins, request.package_indexes)
-
-
-def test_pip_tools_excludes_the_look_alike_and_resolves_again(tmp_path, indexes):
-    """The pip-tools resolver runs pip-compile again with pinme!=3.0: pinme 2.0 from its index."""
-    request = _request(tmp_path, indexes, "other\n")
-    pins = _by_name(restrict_hashes(PipToolsResolver().resolve(request), request.package_indexes))
+        restrict_hashes(rounds[0], request.package_indexes)
     assert pins["pinme"] == Pin("pinme", "2.0", (indexes["pinned"].hashes[("pinme", "2.0")],))
     assert pins["other"] == Pin("other", "1.0", (indexes["general"].hashes[("other", "1.0")],))
     assert not indexes["pinned"].asked_for("other")
 
 
-def test_look_alikes_without_end_fail_closed(tmp_path):
-    """An index publishing look-alike after look-alike: a few rounds, then the lock's refusal."""
-    contents = {"general": [("pinme", f"{v}.0") for v in range(3, 12)], "pinned": [("pinme", "2.0")]}
+def test_look_alikes_without_end_fail_closed(tmp_path, monkeypatch):
+    """An index publishing look-alike after look-alike: LOOK_ALIKE_ROUNDS rounds, then the lock's
+    refusal. Two rounds here: the product's five are three more pip-compile runs of the same loop."""
+    monkeypatch.setattr(piptools_resolver, "LOOK_ALIKE_ROUNDS", 2)
+    contents = {"general": [("pinme", f"{v}.0") for v in range(3, 6)], "pinned": [("pinme", "2.0")]}
     with serve_indexes(tmp_path / "many", contents) as idx:
         request = _request(tmp_path, idx, "pinme\n")
+        rounds = _rounds(monkeypatch)
         pins = PipToolsResolver().resolve(request)
-        assert _by_name(pins)["pinme"].version == "7.0"  # five rounds: 11.0, 10.0, ..., 7.0
-        with pytest.raises(ResolutionError, match=r"pinme==7.0 .* \(it has 2.0\)"):
+        assert [_by_name(r)["pinme"].version for r in rounds] == ["5.0", "4.0"]  # each round excludes the last
+        assert _by_name(pins)["pinme"].version == "4.0"
+        with pytest.raises(ResolutionError, match=r"pinme==4.0 .* \(it has 2.0\)"):
             restrict_hashes(pins, request.package_indexes)
 
 

@@ -1,0 +1,162 @@
+"""Reading an image's files from outside it without the Docker SDK (``Containers.reading`` over
+``local_api``: create, archive, remove on the local socket), against a small HTTP server on a
+unix socket that answers as the engine's API does; and the SDK taking over where the engine does
+not plainly make the container."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import socketserver
+import tarfile
+import threading
+from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from imagesmith.engine import local_api
+from imagesmith.engine.containers import READER_CREATE, Containers
+from imagesmith.errors import EngineError
+
+CID = "c" * 64
+FILES = {"/opt/venv/imagesmith_image.json": b'{"manifest": {}}', "/etc/os-release": b"ID=debian\n"}
+
+
+def _tar(path: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(path.rsplit("/", 1)[-1])
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class _Engine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def _handler(state: dict):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state["seen"].append(("POST", self.path, body))
+            self._answer(*state["create"])
+
+        def do_GET(self):  # noqa: N802
+            url = urlsplit(self.path)
+            path = parse_qs(url.query)["path"][0]
+            state["seen"].append(("GET", url.path, path))
+            if state.get("archive_error"):
+                self._answer(500, b'{"message": "layer gone\\nmore"}')
+            elif path in FILES:
+                self._answer(200, _tar(path, FILES[path]))
+            else:
+                self._answer(404, b'{"message": "Could not find the file"}')
+
+        def do_DELETE(self):  # noqa: N802
+            state["seen"].append(("DELETE", self.path, None))
+            self._answer(204, b"")
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def engine(tmp_path, monkeypatch):
+    path = str(tmp_path / "engine.sock")
+    state: dict = {"seen": [], "create": (201, json.dumps({"Id": CID, "Warnings": []}).encode())}
+    server = _Engine(path, _handler(state))
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def _no_sdk():
+    pytest.fail("the SDK was asked")
+
+
+def test_files_are_read_and_the_container_removed_without_the_sdk(engine):
+    with Containers(_no_sdk).reading("sha256:" + "1" * 64) as read:
+        facts = read("/opt/venv/imagesmith_image.json")
+        missing = read("/etc/ld.so.preload", 1)
+    assert missing is None and facts is not None and len(facts) == 1
+    assert (facts[0].path, facts[0].kind, facts[0].mode, facts[0].data) == (
+        "/opt/venv/imagesmith_image.json",
+        "file",
+        0o644,
+        FILES["/opt/venv/imagesmith_image.json"],
+    )
+    created = {**READER_CREATE, "Image": "sha256:" + "1" * 64}
+    assert engine["seen"] == [
+        ("POST", "/containers/create", created),
+        ("GET", f"/containers/{CID}/archive", "/opt/venv/imagesmith_image.json"),
+        ("GET", f"/containers/{CID}/archive", "/etc/ld.so.preload"),
+        ("DELETE", f"/containers/{CID}?force=1", None),
+    ]
+
+
+def test_the_same_entries_as_through_the_sdk(engine):
+    """The SDK's container serves the same archive: the two readers give equal entries."""
+
+    def get_archive(path):
+        if path not in FILES:
+            from docker.errors import NotFound
+
+            raise NotFound(path)
+        return iter([_tar(path, FILES[path])]), {}
+
+    container = SimpleNamespace(get_archive=get_archive, remove=lambda force: None)
+    client = SimpleNamespace(containers=SimpleNamespace(create=lambda image, *a, **kw: container))
+    sdk = Containers(lambda: client)
+    for path in (*FILES, "/nothing"):
+        with sdk._sdk_reader("img") as by_sdk, Containers(_no_sdk).reading("img") as local:
+            assert local(path) == by_sdk(path)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (404, b'{"message": "No such image: img"}'),
+        (400, b'{"message": "logger: no log driver named \'local\' is registered"}'),
+        (201, b'{"Id": "not an id"}'),
+        (201, b"not json"),
+    ],
+)
+def test_the_sdk_makes_the_container_when_the_engine_did_not_plainly_make_one(engine, answer):
+    engine["create"] = answer
+    asked = []
+
+    def client():
+        asked.append(1)
+        raise EngineError("the SDK says why")
+
+    with pytest.raises(EngineError, match="the SDK says why"):
+        with Containers(client).reading("img"):
+            pass
+    assert asked and [s[0] for s in engine["seen"]] == ["POST"]  # nothing else asked of the engine
+
+
+def test_an_archive_the_engine_refuses_is_an_engine_error_and_the_container_still_goes(engine):
+    engine["archive_error"] = True
+    with pytest.raises(EngineError, match=r"^reading /etc/os-release in img failed: 500 layer gone$"):
+        with Containers(_no_sdk).reading("img") as read:
+            read("/etc/os-release")
+    assert engine["seen"][-1] == ("DELETE", f"/containers/{CID}?force=1", None)
+
+
+def test_another_engine_is_the_sdks(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    assert local_api.create_container("img", READER_CREATE) is None
+    assert local_api.archive(CID, "/x") is None and local_api.remove_container(CID) is False
