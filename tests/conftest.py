@@ -377,3 +377,35 @@ def tiny_built(request, tmp_path_factory, engine, base_image):
     """The small `tiny` project (one pure-Python dependency) built once per worker as
     ``shared_repo("tiny")``."""
     return _shared_build(request, tmp_path_factory, engine, base_image, PROJECTS / "tiny", "tiny")
+
+
+@pytest.fixture(scope="session")
+def iris_trained(request, tmp_path_factory, iris_built) -> Path:
+    """The iris example trained once per run in its train image (`imagesmith run train`), with its
+    golden outputs (`imagesmith golden`): a copy of that artifacts folder for this worker, which its
+    tests may read and copy but not change. The workers that need it take turns (the first trains,
+    the others find it made): the same image (``shared_repo("iris")``, the same ID on every worker)
+    trains the same stamped model, so test_runtime_engine.py and test_signoff_engine.py share it."""
+    import fcntl
+
+    from tests.helpers import cli
+
+    spec, _ = iris_built
+    folder = _run_dir(request.config, tmp_path_factory) / "shared-models"
+    folder.mkdir(exist_ok=True)
+    made = folder / "iris"
+    with open(folder / "iris.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not made.is_dir():
+                art = tmp_path_factory.mktemp("iris-trained") / "artifacts"
+                tag = shared_repo("iris")
+                proc = cli("run", "train", "-p", str(spec.root), "-t", tag, "--artifacts", str(art))
+                assert proc.returncode == 0, proc.stderr
+                proc = cli("golden", "-p", str(spec.root), "--model", str(art), "--tag", tag, "--json")
+                assert proc.returncode == 0, proc.stderr
+                shutil.copytree(art, made.with_suffix(".tmp"))
+                (made.with_suffix(".tmp")).rename(made)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return Path(shutil.copytree(made, tmp_path_factory.mktemp("iris-model") / "artifacts"))

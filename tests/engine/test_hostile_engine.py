@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from imagesmith.render import dquote
 from tests.fakes import FakeEngine
 from tests.helpers import cli, fake_lock
 from tests.unit.test_hostile import MAX_OUTPUT, PROJECTS, edit_lock, make_project, snapshot, spec_with  # noqa: F401
+from tests.unit.test_render import LONG_VALUE, _big_lock
 
 
 @pytest.mark.engine
@@ -49,13 +51,10 @@ def test_source_dot_keeps_secrets_and_clutter_out_of_the_image(tmp_path, engine,
         assert gone not in listing, (gone, listing)
 
 
-@pytest.mark.engine
-def test_labels_of_the_wrong_type_are_reported_not_tripped_over(tmp_path, engine, base_image):
-    """An image whose manifest label is JSON of the wrong shape (hashing to its parity label):
-    verify says NOT verified, inspect refuses it; neither shows a traceback."""
+def _wrong_type_labels(base_id: str) -> str:
+    """An image whose manifest label is JSON of the wrong shape, hashing to its parity label."""
     from imagesmith import parity
-    from imagesmith.render import dquote
-    from tests.helpers import docker_build, facts_copy
+    from tests.helpers import facts_copy
 
     manifest = {
         "imagesmith_parity": 2,
@@ -71,17 +70,19 @@ def test_labels_of_the_wrong_type_are_reported_not_tripped_over(tmp_path, engine
         "env": {"A": ["x"]},
     }
     facts = {"manifest": manifest, "configs": {}, "steps": []}
-    docker_build(
-        f"FROM {base_image}\n{facts_copy(facts)}LABEL io.imagesmith.parity={dquote(parity.digest(manifest))} "
-        "io.imagesmith.role=serve\n",
-        "imagesmith-test/hostile-labels",
-        tmp_path / "ctx",
-    )
+    return f"{facts_copy(facts)}LABEL io.imagesmith.parity={dquote(parity.digest(manifest))} io.imagesmith.role=serve\n"
+
+
+@pytest.mark.engine
+def test_labels_of_the_wrong_type_are_reported_not_tripped_over(crafted):
+    """An image whose manifest label is JSON of the wrong shape (hashing to its parity label):
+    verify says NOT verified, inspect refuses it; neither shows a traceback."""
+    tag = crafted["hostile-labels"]
     for argv, codes in (
-        (("verify", "imagesmith-test/hostile-labels", "--labels-only"), (1,)),
-        (("verify", "imagesmith-test/hostile-labels"), (1,)),
-        (("inspect", "imagesmith-test/hostile-labels"), (2,)),
-        (("diff", "imagesmith-test/hostile-labels", "imagesmith-test/hostile-labels", "--labels-only"), (2,)),
+        (("verify", tag, "--labels-only"), (1,)),
+        (("verify", tag), (1,)),
+        (("inspect", tag), (2,)),
+        (("diff", tag, tag, "--labels-only"), (2,)),
     ):
         proc = cli(*argv, check_traceback=False, in_process=True)  # an escaping exception fails it
         output = proc.stdout + proc.stderr
@@ -150,44 +151,45 @@ def test_the_host_downloads_wheels_only_and_leaves_sdists_to_the_base(tmp_path):
 
 
 @pytest.mark.engine
-def test_a_manifest_over_64_kib_passes_buildkits_parser_and_reads_back_whole(tmp_path, engine, base_image):
+def test_a_manifest_over_64_kib_passes_buildkits_parser_and_reads_back_whole(tmp_path, engine, base_image, crafted):
     """BuildKit refuses a Dockerfile line over 64 KiB (a heredoc's too), and a real ML stack's
     parity manifest is longer. On the real parser: a long value dquote continued over lines is
     the label's exact value, and the rendered Dockerfile of such a lock parses and copies the image
-    facts (a file in .imagesmith/, never in the Dockerfile) that read back as the same manifest."""
+    facts (a file in .imagesmith/, never in the Dockerfile) that read back as the same manifest.
+    The facts stage's file is exported alone (a scratch stage added after the rendered text), so
+    no image is made, or removed, for it."""
     import json
     import subprocess
 
     from imagesmith import parity
-    from imagesmith.render import context_files, dquote, render
+    from imagesmith.layout import FACTS_FILE
+    from imagesmith.render import context_files, render
     from imagesmith.spec.load import load_spec
-    from tests.helpers import docker_build
-    from tests.unit.test_render import LONG_VALUE, _big_lock
 
-    tag = "imagesmith-test/long-label"
-    docker_build(f"FROM {base_image}\nLABEL x={dquote(LONG_VALUE)}\n", tag, tmp_path / "label")
-    try:
-        assert engine.image(tag).labels["x"] == LONG_VALUE
-    finally:
-        subprocess.run(["docker", "image", "rm", tag], capture_output=True)
+    assert engine.image(crafted["long-label"]).labels["x"] == LONG_VALUE
     lock = _big_lock()
     context = tmp_path / "rendered"
     context.mkdir()
     spec = load_spec(PROJECTS / "tiny")
-    (context / "Dockerfile").write_text(render(spec, lock))
+    rendered = render(spec, lock)
+    (context / "Dockerfile").write_text(rendered + "\nFROM scratch AS facts-only\nCOPY --from=image-facts /facts/ /\n")
     for rel, data in context_files(spec, {lock.platform: lock}).items():
         (context / rel).parent.mkdir(parents=True, exist_ok=True)
         (context / rel).write_bytes(data)
-    tag = "imagesmith-test/long-facts"
-    argv = ["docker", "buildx", "build", "-q", "--load", "-t", tag, "--target", "image-facts"]
+    argv = [
+        "docker",
+        "buildx",
+        "build",
+        "-q",
+        "--target",
+        "facts-only",
+        "--output",
+        f"type=local,dest={tmp_path / 'out'}",
+    ]
     argv += ["--build-arg", f"IMAGESMITH_BASE={base_image}", str(context)]
     proc = subprocess.run(argv, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    try:
-        (entry,) = engine.read_paths(tag, ["/facts/imagesmith_image.json"])["/facts/imagesmith_image.json"]
-    finally:
-        subprocess.run(["docker", "image", "rm", tag], capture_output=True)
-    assert json.loads(entry.data)["manifest"] == parity.manifest_from_lock(lock)
+    assert json.loads((tmp_path / "out" / FACTS_FILE).read_text())["manifest"] == parity.manifest_from_lock(lock)
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,23 +351,35 @@ CRAFTED = {
     "hostile-model-folder": lambda b: imagesmith_labels(b),
     "hostile-facts-small": lambda b: imagesmith_labels(b) + _facts_padding(0),
     "hostile-facts-2-mib": lambda b: imagesmith_labels(b) + _facts_padding(2 << 20),
+    "hostile-labels": _wrong_type_labels,
+    # a label value over BuildKit's 64 KiB line limit, dquote continued over lines
+    "long-label": lambda b: f"LABEL x={dquote(LONG_VALUE)}\n",
 }
 
 
 @pytest.fixture(scope="module")
 def crafted(engine, base_image, tmp_path_factory) -> dict[str, str]:
     """Each ``CRAFTED`` image built once for the module (name -> tag), side by side: independent
-    small builds FROM the base, most of each BuildKit's start-up and export (as test_drift.py's)."""
+    small builds FROM the base, most of each BuildKit's start-up and export (as test_drift.py's).
+    Reproducibly (a fixed SOURCE_DATE_EPOCH, no provenance attestation): a build whose steps are
+    cached gives the image its tag already names, so the tag does not move and the engine does not
+    delete the last run's image (each such deletion runs its garbage collection: 6-13 s today)."""
+    import subprocess
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.helpers import docker_build
+    from tests.conftest import FIXED_EPOCH
 
     root = tmp_path_factory.mktemp("crafted")
     base_id = engine.image(base_image).id
     tags = {name: f"imagesmith-test/{name}" for name in CRAFTED}
 
     def build(name: str) -> None:
-        docker_build(f"FROM {base_image}\n{CRAFTED[name](base_id)}", tags[name], root / name)
+        context = root / name
+        context.mkdir()
+        (context / "Dockerfile").write_text(f"FROM {base_image}\n{CRAFTED[name](base_id)}")
+        argv = ["docker", "buildx", "build", "-q", "--load", "--provenance=false", "-t", tags[name]]
+        argv += ["--build-arg", f"SOURCE_DATE_EPOCH={FIXED_EPOCH}", str(context)]
+        subprocess.run(argv, check=True, capture_output=True, text=True)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(build, CRAFTED))

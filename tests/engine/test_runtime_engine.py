@@ -23,13 +23,19 @@ from imagesmith.build import BuildOptions, build_project
 from imagesmith.lock.lockfile import read_lock
 from imagesmith.runtime.stamp import STAMP_FILE
 from imagesmith.spec.load import load_spec
-from tests.conftest import PROJECTS, copy_project, shared_repo
+from tests.conftest import shared_repo
 from tests.helpers import cli, docker_build
 
 pytestmark = pytest.mark.engine
 
 DRAW = """\
-import json, random, subprocess, sys
+import importlib.util, json, random, subprocess, sys
+
+# before this script imports anything heavy: the runtime's seed hook loaded none of it either
+HEAVY = sorted(m for m in sys.modules if m.split(".")[0] in ("numpy", "sklearn", "torch", "tensorflow"))
+HOOKED = any(type(f).__name__ == "SeedFinder" for f in sys.meta_path)
+INSTALLED = importlib.util.find_spec("numpy") is not None
+
 import numpy as np
 
 
@@ -39,6 +45,7 @@ def draws():
 
 if __name__ == "__main__":
     out = draws()
+    out["imports"] = [HEAVY, INSTALLED, HOOKED]
     if "--child" not in sys.argv:  # a process the command starts is seeded too
         child = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True, check=True)
         out["child"] = json.loads(child.stdout)
@@ -125,13 +132,10 @@ def expected(iris_built, engine):
 
 
 @pytest.fixture(scope="module")
-def iris_model(iris_built, tmp_path_factory):
-    """The iris example trained once in its train image through `imagesmith run train`."""
-    spec, result = iris_built
-    art = tmp_path_factory.mktemp("iris-model") / "artifacts"
-    proc = cli("run", "train", "-p", str(spec.root), "-t", shared_repo("iris"), "--artifacts", str(art))
-    assert proc.returncode == 0, proc.stderr
-    return art
+def iris_model(iris_trained):
+    """The iris example trained once per run in its train image through `imagesmith run train`
+    (``iris_trained``, shared with test_signoff_engine.py: its folder also holds golden outputs)."""
+    return iris_trained
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,6 +153,8 @@ def test_unseeded_draws_are_the_spec_seed_s_in_every_run_image_and_child(iris_bu
     ]
     for run in runs:
         child = run.pop("child")
+        # a command that imports nothing heavy does not load numpy (the hook waits for its import)
+        assert run.pop("imports") == child.pop("imports") == [[], True, True], run
         assert run == expected and child == expected
     # the expected values are not what an unseeded interpreter gives
     loose = engine.run(
@@ -202,20 +208,6 @@ def test_uvicorn_workers_see_the_seeded_state(iris_built, expected, tmp_path):
     for answer in answers:
         answer.pop("pid")
         assert answer == expected
-
-
-def test_a_command_that_imports_nothing_does_not_load_numpy(iris_built, engine):
-    _, result = iris_built
-    code = (
-        "import importlib.util, json, sys; "
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'sklearn', 'torch', 'tensorflow')); "
-        "installed = importlib.util.find_spec('numpy') is not None; "
-        "hooked = any(type(f).__name__ == 'SeedFinder' for f in sys.meta_path); "
-        "print(json.dumps([heavy, installed, hooked]))"
-    )
-    for role in ("train", "serve"):
-        heavy, installed, hooked = json.loads(engine.run(result.images[role].ref, ["python", "-c", code]))
-        assert heavy == [] and installed and hooked
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,7 +265,9 @@ def test_model_stamped_under_another_parity_is_refused(iris_built, iris_model, t
     assert f"the model was trained under parity {stamp['parity']}" in refused.stderr
     assert "packages: numpy is" in refused.stderr and "expected 1.0.0" in refused.stderr
 
-    verified = cli("verify", f"{shared_repo('iris')}:serve", "--model", str(other))
+    # the model check is the same with or without the content probe (the full verify of this image
+    # with a model: test_iris_trains_is_stamped_and_served)
+    verified = cli("verify", f"{shared_repo('iris')}:serve", "--labels-only", "--model", str(other), in_process=True)
     assert verified.returncode == 1
     assert "FAIL: model:   packages: numpy is" in verified.stdout and "expected 1.0.0" in verified.stdout
 
@@ -302,13 +296,15 @@ def test_editing_preprocessing_changes_its_version_and_refuses_the_old_model(tin
     assert trained.returncode == 0, trained.stderr
     old_version = read_lock(spec.lock_path).preprocessing_version
     assert json.loads((art / STAMP_FILE).read_text())["preprocessing"]["version"] == old_version
-    assert cli("verify", f"{shared_repo('tiny')}:serve", "--model", str(art)).returncode == 0
+    model_check = ("--labels-only", "--model", str(art))  # the content probe is not what this is about
+    assert cli("verify", f"{shared_repo('tiny')}:serve", *model_check, in_process=True).returncode == 0
 
-    root = copy_project(PROJECTS / "tiny", tmp_path / "edited")
+    # the project as the user has it, lock and all: the edit re-locks only its preprocessing
+    root = Path(shutil.copytree(spec.root, tmp_path / "edited"))
     prep = root / "app" / "prep.py"
     prep.write_text(prep.read_text().replace("divide by the largest value", "divide by the maximum"))
     edited = load_spec(root)
-    build_project(edited, engine, BuildOptions(base=base_image, tag="imagesmith-test/tiny-edited"))
+    build_project(edited, engine, BuildOptions(base=base_image, tag="imagesmith-test/tiny-edited", targets=("serve",)))
     new_version = read_lock(edited.lock_path).preprocessing_version
     assert new_version != old_version and new_version.startswith("0+sha256.")
 
@@ -316,7 +312,7 @@ def test_editing_preprocessing_changes_its_version_and_refuses_the_old_model(tin
     assert refused.returncode == 3
     assert f"preprocessing_version: '{new_version}', expected '{old_version}'" in refused.stderr
     assert "preprocessing: app/prep.py is sha256:" in refused.stderr
-    verified = cli("verify", "imagesmith-test/tiny-edited:serve", "--model", str(art))
+    verified = cli("verify", "imagesmith-test/tiny-edited:serve", *model_check, in_process=True)
     assert verified.returncode == 1 and f"expected '{old_version}'" in verified.stdout
 
 

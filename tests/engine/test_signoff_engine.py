@@ -49,14 +49,12 @@ joblib.dump(b, '/artifacts/model.joblib')
 
 
 @pytest.fixture(scope="module")
-def trained(iris_built, engine, tmp_path_factory):
-    """(spec, train ref, serve ref, artifacts folder with the model and its golden outputs)."""
+def trained(iris_built, iris_trained):
+    """(spec, train ref, serve ref, artifacts folder with the model and its golden outputs): the
+    run's one training of iris and its golden outputs (``iris_trained``, shared with
+    test_runtime_engine.py)."""
     spec, result = iris_built
-    folder = tmp_path_factory.mktemp("signoff") / "artifacts"
-    assert run_role(spec, engine, "train", tag=shared_repo("iris"), artifacts=folder) == 0
-    proc = cli("golden", "-p", str(spec.root), "--model", str(folder), "--tag", shared_repo("iris"), "--json")
-    assert proc.returncode == 0, proc.stderr
-    return spec, result.images["train"].ref, result.images["serve"].ref, folder
+    return spec, result.images["train"].ref, result.images["serve"].ref, iris_trained
 
 
 def signoff(spec_root: Path, image: str, model: Path, out: Path, *extra: str):
@@ -112,19 +110,19 @@ def test_signoff_of_the_serve_image_passes_and_the_gate_holds(trained, engine, t
     assert record["hardware"]["cpu"]["logical_cpus"] >= 1
     assert any("openblas" in lib["path"] for lib in record["hardware"]["libraries"])
 
-    gate = cli("verify", serve_ref, "--labels-only", "--signoff", str(out), "--model", str(folder))
+    gate = cli("verify", serve_ref, "--labels-only", "--signoff", str(out), "--model", str(folder), in_process=True)
     assert gate.returncode == 0, gate.stdout + gate.stderr
     assert "ok: signoff: the signoff in" in gate.stdout and "FAIL" not in gate.stdout
 
     # another image digest: the same serve image with one more label
     other = "imagesmith-test/iris-signoff-other:serve"
     docker_build(f"FROM {serve_ref}\nLABEL io.example.rebuilt=1\n", other, tmp_path / "other")
-    gate = cli("verify", other, "--labels-only", "--signoff", str(out), "--model", str(folder))
+    gate = cli("verify", other, "--labels-only", "--signoff", str(out), "--model", str(folder), in_process=True)
     assert gate.returncode == 1
     assert f"FAIL: signoff: it was made for image {record['image']['digest']}, {other} is " in gate.stdout
 
     # the gate needs the model it holds for
-    gate = cli("verify", serve_ref, "--labels-only", "--signoff", str(out))
+    gate = cli("verify", serve_ref, "--labels-only", "--signoff", str(out), in_process=True)
     assert gate.returncode == 2 and "--signoff needs --model" in gate.stderr
 
 
