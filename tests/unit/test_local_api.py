@@ -3,16 +3,14 @@ they dare to ask, and what each answer means, against a small HTTP server on a u
 
 from __future__ import annotations
 
-import http.server
 import json
-import socketserver
-import threading
 
 import pytest
 
 from imagesmith.engine import local_api
 from imagesmith.engine.images import Images
 from imagesmith.errors import EngineError
+from tests.socket_engine import Answering, engine_on_socket
 
 
 @pytest.fixture
@@ -40,22 +38,11 @@ def test_only_the_plain_local_socket_is_asked(no_docker_env, monkeypatch):
     assert local_api.local_socket() is None
 
 
-class _Engine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-
 def _handler(answers: dict[str, tuple[int, bytes]], seen: list[str]):
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(Answering):
         def do_GET(self):  # noqa: N802 - the stdlib's name
             seen.append(self.path)
-            status, body = answers.get(self.path, (404, b'{"message": "No such image"}'))
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.answer(*answers.get(self.path, (404, b'{"message": "No such image"}')))
 
     return Handler
 
@@ -65,12 +52,8 @@ def engine(tmp_path, monkeypatch):
     path = str(tmp_path / "engine.sock")
     answers: dict[str, tuple[int, bytes]] = {}
     seen: list[str] = []
-    server = _Engine(path, _handler(answers, seen))
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
-    yield answers, seen
-    server.shutdown()
-    server.server_close()
+    with engine_on_socket(path, _handler(answers, seen), monkeypatch):
+        yield answers, seen
 
 
 ATTRS = {

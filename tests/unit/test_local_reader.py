@@ -5,12 +5,9 @@ not plainly make the container."""
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
-import socketserver
 import tarfile
-import threading
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +16,7 @@ import pytest
 from imagesmith.engine import local_api
 from imagesmith.engine.containers import READER_CREATE, Containers
 from imagesmith.errors import EngineError
+from tests.socket_engine import Answering, engine_on_socket
 
 CID = "c" * 64
 FILES = {"/opt/venv/imagesmith_image.json": b'{"manifest": {}}', "/etc/os-release": b"ID=debian\n"}
@@ -33,40 +31,27 @@ def _tar(path: str, data: bytes) -> bytes:
     return buf.getvalue()
 
 
-class _Engine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-
 def _handler(state: dict):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _answer(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(Answering):
         def do_POST(self):  # noqa: N802 - the stdlib's name
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             state["seen"].append(("POST", self.path, body))
-            self._answer(*state["create"])
+            self.answer(*state["create"])
 
         def do_GET(self):  # noqa: N802
             url = urlsplit(self.path)
             path = parse_qs(url.query)["path"][0]
             state["seen"].append(("GET", url.path, path))
             if state.get("archive_error"):
-                self._answer(500, b'{"message": "layer gone\\nmore"}')
+                self.answer(500, b'{"message": "layer gone\\nmore"}')
             elif path in FILES:
-                self._answer(200, _tar(path, FILES[path]))
+                self.answer(200, _tar(path, FILES[path]))
             else:
-                self._answer(404, b'{"message": "Could not find the file"}')
+                self.answer(404, b'{"message": "Could not find the file"}')
 
         def do_DELETE(self):  # noqa: N802
             state["seen"].append(("DELETE", self.path, None))
-            self._answer(204, b"")
-
-        def log_message(self, *args):
-            pass
+            self.answer(204, b"")
 
     return Handler
 
@@ -75,12 +60,8 @@ def _handler(state: dict):
 def engine(tmp_path, monkeypatch):
     path = str(tmp_path / "engine.sock")
     state: dict = {"seen": [], "create": (201, json.dumps({"Id": CID, "Warnings": []}).encode())}
-    server = _Engine(path, _handler(state))
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
-    yield state
-    server.shutdown()
-    server.server_close()
+    with engine_on_socket(path, _handler(state), monkeypatch):
+        yield state
 
 
 def _no_sdk():
