@@ -6,7 +6,7 @@ BASE ?= imagesmith-base:bookworm-py311
 PLATFORMS ?= linux/arm64
 PYTEST_ARGS ?=
 # `make test` runs the tests on this many pytest-xdist workers; each module stays on one worker
-# (tests/conftest.py). 4 take about 12 min here instead of about 25 (more workers than cores: much
+# (tests/conftest.py). 4 took about 11 min here on a normal day (bench/README.md; more workers than cores: much
 # of the engine tier waits on the engine, the registry or the package indexes).
 TEST_WORKERS ?= 4
 
