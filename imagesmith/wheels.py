@@ -279,22 +279,20 @@ class WheelCache:
 
     def _download_sdists(self, pins: list[Pin], lock: Lock, tmp: Path, netrc: Path | None, indexes: list[str]) -> None:
         """Fetched by pip in a container of the pinned base (``lock.platform``'s); on a machine that
-        cannot run that platform (no QEMU for it), refused before the container starts, as the
-        build would refuse building them from source (python_env.emulation_refusal)."""
+        cannot run that platform (no QEMU for it), refused before the container starts
+        (``lock.emulation.NativeOnly``, the lock's own refusal), as a usage error naming what
+        would have run, as the build would refuse building them from source."""
+        from .lock.emulation import Refusal, native_only
         from .platforms import emulation_problem
 
-        problem = emulation_problem(lock.platform)
-        if problem:
-            from .python_env import emulation_refusal  # only on a refusal
-
-            names = ", ".join(f"{p.name}=={p.version}" for p in pins)
-            step = f"fetching and building {names} from source (no wheel for Python {lock.python} on {lock.platform})"
-            raise UsageError(emulation_refusal(problem, [step]) or problem)
         self._requirements(pins, tmp / "sdists.txt")
         if self._engine is None:
             from .engine import Engine
 
             self._engine = Engine()
+        names = ", ".join(f"{p.name}=={p.version}" for p in pins)
+        step = f"fetching and building {names} from source (no wheel for Python {lock.python} on {lock.platform})"
+        engine = native_only(self._engine, emulation_problem(lock.platform), Refusal(UsageError, lambda *_: step))
         argv = [
             "python3",
             *PIP_DOWNLOAD,
@@ -315,7 +313,7 @@ class WheelCache:
             env["NETRC"] = "/run/imagesmith/netrc"
         user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
         try:
-            self._engine.run(
+            engine.run(
                 lock.base.ref,
                 argv,
                 entrypoint=[],
@@ -326,7 +324,6 @@ class WheelCache:
                 timeout=1800,
             )
         except EngineError as exc:
-            names = ", ".join(f"{p.name}=={p.version}" for p in pins)
             raise LockError(
                 f"fetching the sdist of {names} (no wheel for Python {lock.python} on {lock.platform}) "
                 f"in a container of {lock.base.name} failed: {redact(str(exc))[-1500:]}",

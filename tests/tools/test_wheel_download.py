@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from imagesmith.errors import LockError
+from imagesmith.errors import EngineError, LockError
 from imagesmith.lock.pins import Pin
 from imagesmith.wheels import WheelCache
 from tests.helpers import fake_lock
@@ -146,6 +146,9 @@ def test_an_sdist_for_a_platform_without_qemu_is_refused_before_any_container(tm
         monkeypatch.setattr("imagesmith.platforms.emulation_problem", lambda p: no_qemu if p == "linux/arm64" else None)
 
         class NoContainers:
+            def image(self, ref):  # the registry base, never pulled: its platform unknown, so refused
+                raise EngineError(f"image {ref} is not in the engine")
+
             def run(self, *args, **kwargs):
                 raise AssertionError(f"a container was started: {args}")
 

@@ -7,10 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from imagesmith.errors import LockError
-from imagesmith.lock.emulation import NativeOnly, native_only
+from imagesmith.errors import LockError, UsageError
+from imagesmith.lock.emulation import NativeOnly, Refusal, native_only
+from imagesmith.lock.pins import Pin
 from imagesmith.platforms import machine_platform
+from imagesmith.wheels import WheelCache
 from tests.fakes import FakeEngine, image_info
+from tests.helpers import fake_lock
 
 OTHER = "linux/arm64" if machine_platform() == "linux/amd64" else "linux/amd64"
 
@@ -46,3 +49,38 @@ def test_a_platform_this_machine_runs_keeps_the_engine_as_it_is():
     fake = engine()
     assert native_only(fake, None) is fake and native_only(None, "no QEMU") is None
     assert isinstance(native_only(fake, "no QEMU"), NativeOnly)
+
+
+def test_a_caller_says_the_refusal_in_its_own_error_and_words():
+    fake = engine()
+    guarded = native_only(fake, "no QEMU", Refusal(UsageError, lambda image, what: f"{what} in {image}"))
+    assert guarded.run("base@here", ["-c", "pass"], entrypoint=["python3"]) == "ran\n"
+    with pytest.raises(UsageError, match=r"^no QEMU \(what runs there: pip download in base@other\)$") as err:
+        guarded.run("base@other", ["download"], entrypoint=["pip"])
+    assert err.value.exit_code == 2 and err.value.hint is None
+    assert [image for _, image, _ in fake.called("run")] == ["base@here"]
+
+
+def test_the_wheel_cache_fetches_an_sdist_only_through_the_same_refusal(tmp_path, monkeypatch):
+    """An sdist to fetch in the base of a platform without QEMU: the wheel cache's engine is
+    ``NativeOnly``, so a base that is not this machine's (a registry image the engine does not
+    have, or another platform's) is refused with the build's usage error before its container
+    starts, and only the base the engine says is this machine's runs the fetch."""
+    monkeypatch.setattr(
+        "imagesmith.platforms.emulation_problem", lambda p: None if p == machine_platform() else "no QEMU"
+    )
+    (tmp_path / "dl").mkdir()
+    pins = [Pin("onlysdist", "1.0", ("sha256:" + "0" * 64,))]
+    fake = engine()
+    cache = WheelCache(tmp_path / "cache", engine=fake)
+    lock = fake_lock(platform=OTHER)
+    refused = rf"^no QEMU \(what runs there: fetching and building onlysdist==1.0 from source \(no wheel for Python 3.11 on {OTHER}\)\)$"
+    for digest in ("absent", "other"):
+        with pytest.raises(UsageError, match=refused):
+            cache._download_sdists(
+                pins, replace(lock, base=replace(lock.base, name="base", digest=digest)), tmp_path, None, []
+            )
+    assert fake.called("run") == []
+    cache._download_sdists(pins, replace(lock, base=replace(lock.base, name="base", digest="here")), tmp_path, None, [])
+    assert [image for _, image, _ in fake.called("image")] == ["base@absent", "base@other", "base@here"]
+    assert [image for _, image, _ in fake.called("run")] == ["base@here"]
