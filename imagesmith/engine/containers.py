@@ -13,14 +13,14 @@ with their volumes, however the run ended."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from typing import Callable, Iterator, Sequence
 
 from ..errors import EngineError
 from ..layout import LABEL_PROBE, LABEL_SIGNOFF
-from ._common import ENGINE_HINT, first_line, tail
+from ._common import ENGINE_HINT, KeptReaders, first_line, tail
 from .container_files import SMALL_FILE, archive_entries, copy_into, file_volumes
 from .container_output import Collector, tail_of
 from .records import FileEntry, IsolatedRun
@@ -38,11 +38,9 @@ LOCKED_DOWN = {
 
 
 class Containers:
-    def __init__(self, client: Callable[[], object]) -> None:
+    def __init__(self, client: Callable[[], object], kept: KeptReaders | None = None) -> None:
         self._client = client
-        # image -> its reader, while ``keeping_readers`` holds them (with the stack that removes them)
-        self._kept: dict[str, Callable[..., tuple[FileEntry, ...] | None]] = {}
-        self._keeper: ExitStack | None = None
+        self._kept = kept if kept is not None else KeptReaders()  # the Engine's: its keeping_readers block
 
     @property
     def client(self):
@@ -177,35 +175,18 @@ class Containers:
             return {path: read(path, small=small or SMALL_FILE) for path in paths}
 
     @contextmanager
-    def keeping_readers(self) -> Iterator[None]:
-        """Within this block, every ``reading`` (and ``read_paths``) of one image shares one
-        container, created at the first read and removed when the block ends, instead of one
-        container each: a verify reads an image's facts file and then its interpreter, each a
-        container create and removal on the engine (0.2-0.6 s each on a loaded engine). The
-        answers are the same: the same archive reads of the same never-started container. A
-        block inside another one keeps nothing of its own."""
-        if self._keeper is not None:
-            yield
-            return
-        with ExitStack() as stack:
-            self._keeper = stack
-            try:
-                yield
-            finally:
-                self._keeper = None
-                self._kept = {}
-
-    @contextmanager
     def reading(self, image: str) -> Iterator[Callable[..., tuple[FileEntry, ...] | None]]:
-        """A reader of ``image``'s files from outside it (see ``_reader``); inside
-        ``keeping_readers``, the block's one reader of ``image``."""
-        if self._keeper is None:
+        """A reader of ``image``'s files from outside it (see ``_reader``); inside a block that
+        keeps readers (``Engine.keeping_readers``: ``KeptReaders``), the block's one reader of
+        ``image``, made at its first read."""
+        kept = self._kept
+        if kept.stack is None:
             with self._reader(image) as read:
                 yield read
             return
-        if image not in self._kept:
-            self._kept[image] = self._keeper.enter_context(self._reader(image))
-        yield self._kept[image]
+        if image not in kept.readers:
+            kept.readers[image] = kept.stack.enter_context(self._reader(image))
+        yield kept.readers[image]
 
     @contextmanager
     def _reader(self, image: str) -> Iterator[Callable[..., tuple[FileEntry, ...] | None]]:

@@ -1,7 +1,8 @@
-"""``Engine.keeping_readers`` (imagesmith/engine/containers.py): within the block, the reads of
-one image's files share one container, removed when the block ends; outside it, each read makes
-and removes its own. Against a stand-in for the Docker SDK's client that serves files as the
-engine's archive API does (a tar stream named after the path's last part)."""
+"""``Engine.keeping_readers`` (one holder, ``KeptReaders`` in imagesmith/engine/_common.py, filled
+by containers.py): within the block, the reads of one image's files share one container, removed
+when the block ends; outside it, each read makes and removes its own. Against a stand-in for the
+Docker SDK's client that serves files as the engine's archive API does (a tar stream named after
+the path's last part)."""
 
 from __future__ import annotations
 
@@ -114,4 +115,32 @@ def test_a_container_the_engine_refused_is_asked_for_again_and_the_block_removes
                 engine.read_paths("img", ["/facts.json"])
             assert engine.read_paths("img", ["/facts.json"])["/facts.json"] is not None
             raise RuntimeError("stop")
+    assert client.log == [("create", "img"), ("remove", "img")]
+
+
+def test_the_block_is_held_in_one_place_and_makes_no_container_backend_when_nothing_is_read():
+    """The engine holds the block (``KeptReaders``) and its container backend fills that same
+    holder, made before the block or in it; a block that reads nothing makes no backend."""
+    client = _Client(FILES)
+    engine = _engine(client)
+    with engine.keeping_readers():
+        pass
+    assert "containers" not in engine.__dict__ and client.log == []
+    with engine.keeping_readers():
+        engine.read_paths("img", ["/facts.json"])
+        kept = engine._kept
+        assert engine.containers._kept is kept and set(kept.readers) == {"img"} and kept.stack is not None
+    assert kept.stack is None and kept.readers == {} and client.log == [("create", "img"), ("remove", "img")]
+
+
+def test_a_containers_backend_given_the_holder_keeps_its_readers_in_its_blocks():
+    from imagesmith.engine._common import KeptReaders
+    from imagesmith.engine.containers import Containers
+
+    client, kept = _Client(FILES), KeptReaders()
+    containers = Containers(lambda: client, kept)
+    with kept.block():
+        containers.read_paths("img", ["/facts.json"])
+        containers.read_paths("img", ["/etc/ld.so.preload"])
+        assert client.log == [("create", "img")]
     assert client.log == [("create", "img"), ("remove", "img")]
