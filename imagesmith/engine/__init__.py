@@ -105,7 +105,7 @@ class Engine:
     def containers(self) -> Containers:
         from .containers import Containers
 
-        return Containers(lambda: self.client, self._kept)
+        return Containers(lambda: self.client, self._kept, self._progress)
 
     @cached_property
     def services(self) -> Services:

@@ -13,6 +13,7 @@ with their volumes, however the run ended."""
 
 from __future__ import annotations
 
+import secrets
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
@@ -38,9 +39,15 @@ LOCKED_DOWN = {
 
 
 class Containers:
-    def __init__(self, client: Callable[[], object], kept: KeptReaders | None = None) -> None:
+    def __init__(
+        self,
+        client: Callable[[], object],
+        kept: KeptReaders | None = None,
+        progress: Callable[[str], None] = lambda msg: None,
+    ) -> None:
         self._client = client
         self._kept = kept if kept is not None else KeptReaders()  # the Engine's: its keeping_readers block
+        self._progress = progress  # the one line said of a container left behind (``_left``)
 
     @property
     def client(self):
@@ -88,8 +95,8 @@ class Containers:
         finally:
             try:
                 container.remove(force=True, v=True)
-            except DockerException:
-                pass
+            except DockerException as exc:
+                self._left(container.name, first_line(exc))
 
     def run(
         self,
@@ -203,7 +210,8 @@ class Containers:
         from .local_api import create_container as create_local
         from .local_api import remove_container
 
-        container = create_local(image, READER_CREATE)
+        name = READER_NAME + secrets.token_hex(8)
+        container = create_local(image, READER_CREATE, name)
         if container is None:  # not plainly the local engine, or not made: the SDK makes it, or says why not
             with self._sdk_reader(image) as read:
                 yield read
@@ -211,7 +219,9 @@ class Containers:
         try:
             yield partial(_read_local, container, image)
         finally:
-            remove_container(container)
+            why = remove_container(container)
+            if why is not None:
+                self._left(name, why)
 
     @contextmanager
     def _sdk_reader(self, image: str) -> Iterator[Callable[..., tuple[FileEntry, ...] | None]]:
@@ -249,8 +259,13 @@ class Containers:
         finally:
             try:
                 container.remove(force=True)
-            except DockerException:
-                pass
+            except DockerException as exc:
+                self._left(container.name, first_line(exc))
+
+    def _left(self, name: str, why: str) -> None:
+        """A container that could not be removed: said once, as a warning with the command that
+        removes it (the progress line a -q run shows too); the command goes on."""
+        self._progress(f"warning: could not remove the container {name} ({why}): docker rm -f {name}")
 
     def run_helper(
         self,
@@ -293,6 +308,7 @@ def gpu_request(gpus: bool) -> list | None:
     return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
 
 
+READER_NAME = "imagesmith-read-"  # + random hex: the name of ``reading``'s container on the local socket
 # The engine API's create body of ``reading``'s container (never started), as the SDK writes
 # ``_sdk_reader``'s: no network, imagesmith's log driver (``LOG_CONFIG``), the probe label.
 READER_CREATE: dict = {

@@ -20,7 +20,8 @@ archive (``archive``, streamed: a folder can be large), the container removed
 (``remove_container``). Through the SDK that is its import (0.3 s of CPU, more than the rest of a
 first verify's reads) plus ``/version``, ``/_ping`` and an inspection of each new container.
 ``create_container`` answers None on anything but the engine's 201, and the SDK then makes the
-container and words any refusal (an image the engine lacks, a log driver it does not have).
+container and words any refusal (an image the engine lacks, a log driver it does not have); the
+container is named (``imagesmith-read-<hex>``), so one whose answer was lost is removed by name.
 """
 
 from __future__ import annotations
@@ -159,16 +160,23 @@ def inspect_image(ref: str) -> tuple[bool, dict] | None:
 # ---- reading an image's files from outside it (Containers.reading) --------------------------------
 
 
-def create_container(image: str, create: dict) -> str | None:
-    """The ID of a container of ``image`` created (never started) with the engine API's ``create``
-    body (``Image`` is set here); None when the engine did not plainly make one: the SDK then
-    tries, and says why it cannot."""
+def create_container(image: str, create: dict, name: str) -> str | None:
+    """The ID of a container of ``image`` named ``name`` (``?name=``: unique, made by the caller),
+    created (never started) with the engine API's ``create`` body (``Image`` is set here); None
+    when the engine did not plainly make one: the SDK then tries, and says why it cannot. An
+    answer lost (the connection cut after the engine made it) or a 201 that cannot be read may
+    leave the container all the same: it is removed by its name (best effort) before None."""
     body = json.dumps({**create, "Image": image}, sort_keys=True).encode("utf-8")
-    answer = _get("/containers/create", "POST", body)
-    if answer is None or answer[0] != 201:
-        return None
+    answer = _get("/containers/create?name=" + quote(name, safe=""), "POST", body)
+    cid = _created_id(answer[1]) if answer is not None and answer[0] == 201 else None
+    if cid is None and (answer is None or answer[0] == 201):  # maybe made: not left behind
+        remove_container(name)
+    return cid
+
+
+def _created_id(answer: bytes) -> str | None:
     try:
-        made = json.loads(answer[1])
+        made = json.loads(answer)
     except ValueError:
         return None
     cid = made.get("Id") if isinstance(made, dict) else None
@@ -210,10 +218,14 @@ def _body(sock: socket.socket, start: bytes) -> Generator[bytes, None, None]:
         sock.close()
 
 
-def remove_container(container: str) -> bool:
-    """``DELETE /containers/ID?force=1``: whether the engine removed it (or had no such container)."""
-    answer = _get(f"/containers/{container}?force=1", "DELETE")
-    return answer is not None and answer[0] in (204, 404)
+def remove_container(container: str) -> str | None:
+    """``DELETE /containers/ID?force=1`` (an ID or a name): None when the engine removed it (or had
+    no such container), else why not: the engine's status and message, or that it did not answer."""
+    answer = _get(f"/containers/{quote(container, safe='')}?force=1", "DELETE")
+    if answer is None:
+        return "the engine did not answer"
+    status, body = answer
+    return None if status in (204, 404) else f"{status} {message(body)}".rstrip()
 
 
 def message(answer: bytes) -> str:
@@ -223,4 +235,5 @@ def message(answer: bytes) -> str:
     except ValueError:
         said = None
     text = said.get("message") if isinstance(said, dict) and isinstance(said.get("message"), str) else None
-    return (text or answer.decode("utf-8", "replace")).strip().splitlines()[0][:300] if (text or answer) else ""
+    lines = (text or answer.decode("utf-8", "replace")).strip().splitlines()
+    return lines[0][:300] if lines else ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
@@ -35,8 +36,11 @@ def _handler(state: dict):
     class Handler(Answering):
         def do_POST(self):  # noqa: N802 - the stdlib's name
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state["seen"].append(("POST", self.path, body))
-            self.answer(*state["create"])
+            url = urlsplit(self.path)
+            state["seen"].append(("POST", url.path, body))
+            state["names"].extend(parse_qs(url.query)["name"])
+            if state["create"] is not None:  # None: made, and the connection cut before the answer
+                self.answer(*state["create"])
 
         def do_GET(self):  # noqa: N802
             url = urlsplit(self.path)
@@ -51,7 +55,7 @@ def _handler(state: dict):
 
         def do_DELETE(self):  # noqa: N802
             state["seen"].append(("DELETE", self.path, None))
-            self.answer(204, b"")
+            self.answer(*state.get("delete", (204, b"")))
 
     return Handler
 
@@ -59,7 +63,7 @@ def _handler(state: dict):
 @pytest.fixture
 def engine(tmp_path, monkeypatch):
     path = str(tmp_path / "engine.sock")
-    state: dict = {"seen": [], "create": (201, json.dumps({"Id": CID, "Warnings": []}).encode())}
+    state: dict = {"seen": [], "names": [], "create": (201, json.dumps({"Id": CID, "Warnings": []}).encode())}
     with engine_on_socket(path, _handler(state), monkeypatch):
         yield state
 
@@ -86,6 +90,7 @@ def test_files_are_read_and_the_container_removed_without_the_sdk(engine):
         ("GET", f"/containers/{CID}/archive", "/etc/ld.so.preload"),
         ("DELETE", f"/containers/{CID}?force=1", None),
     ]
+    assert len(engine["names"]) == 1 and re.fullmatch(r"imagesmith-read-[0-9a-f]{16}", engine["names"][0])
 
 
 def test_the_same_entries_as_through_the_sdk(engine):
@@ -126,18 +131,59 @@ def test_the_sdk_makes_the_container_when_the_engine_did_not_plainly_make_one(en
     with pytest.raises(EngineError, match="the SDK says why"):
         with Containers(client).reading("img"):
             pass
-    assert asked and [s[0] for s in engine["seen"]] == ["POST"]  # nothing else asked of the engine
+    # refused: nothing else asked of the engine; a 201 it could not read: the container removed by its name
+    removed = [("DELETE", f"/containers/{engine['names'][0]}?force=1", None)] if answer[0] == 201 else []
+    assert asked and engine["seen"][1:] == removed and engine["seen"][0][0] == "POST"
 
 
-def test_an_archive_the_engine_refuses_is_an_engine_error_and_the_container_still_goes(engine):
-    engine["archive_error"] = True
-    with pytest.raises(EngineError, match=r"^reading /etc/os-release in img failed: 500 layer gone$"):
-        with Containers(_no_sdk).reading("img") as read:
-            read("/etc/os-release")
-    assert engine["seen"][-1] == ("DELETE", f"/containers/{CID}?force=1", None)
+def test_a_container_whose_answer_was_lost_is_removed_by_its_name_before_the_sdk_is_asked(engine):
+    """The engine made the container and the connection was cut before its answer: the container,
+    named by imagesmith, is removed by that name (never left behind, never started), then the SDK
+    makes its own."""
+    engine["create"] = None
+
+    def client():
+        assert [s[0] for s in engine["seen"]] == ["POST", "DELETE"]  # removed before the SDK is asked
+        raise EngineError("the SDK says why")
+
+    with pytest.raises(EngineError, match="the SDK says why"):
+        with Containers(client).reading("img"):
+            pass
+    (name,) = engine["names"]
+    assert engine["seen"][1] == ("DELETE", f"/containers/{name}?force=1", None)
+
+
+def test_a_container_the_engine_did_not_remove_is_said_once_as_a_warning(engine):
+    """On the local socket and through the SDK: one warning line (the progress path's), naming the
+    container and the command that removes it; the read itself goes on as it was."""
+    engine["delete"] = (500, b'{"message": "removal of container is already in progress"}')
+    said: list[str] = []
+    with Containers(_no_sdk, progress=said.append).reading("img") as read:
+        assert read("/etc/os-release") is not None
+    (name,) = engine["names"]
+    why = "500 removal of container is already in progress"
+    assert said == [f"warning: could not remove the container {name} ({why}): docker rm -f {name}"]
+    assert local_api.message(b" \n") == "" and local_api.message(b'{"message": "gone\\nmore"}') == "gone"
+
+    from docker.errors import APIError
+
+    def remove(force):
+        raise APIError("removal of container quirky_name is already in progress")
+
+    container = SimpleNamespace(
+        name="quirky_name", get_archive=lambda path: (iter([_tar(path, b"x")]), {}), remove=remove
+    )
+    client = SimpleNamespace(containers=SimpleNamespace(create=lambda image, *a, **kw: container))
+    said.clear()
+    with Containers(lambda: client, progress=said.append)._sdk_reader("img") as read:
+        assert read("/etc/os-release") is not None
+    assert said == [
+        "warning: could not remove the container quirky_name (removal of container quirky_name is already in "
+        "progress): docker rm -f quirky_name"
+    ]
 
 
 def test_another_engine_is_the_sdks(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
-    assert local_api.create_container("img", READER_CREATE) is None
-    assert local_api.archive(CID, "/x") is None and local_api.remove_container(CID) is False
+    assert local_api.create_container("img", READER_CREATE, "imagesmith-read-0") is None
+    assert local_api.archive(CID, "/x") is None and local_api.remove_container(CID) == "the engine did not answer"
