@@ -128,7 +128,11 @@ class Services:
 
         def listed() -> list:
             try:
-                return self.client.containers.list(all=True, filters={"label": f"{LABEL_SIGNOFF}={run_id}"})
+                # ignore_removed: the SDK inspects each listed container, and one removed meanwhile
+                # (this removal finishing on a busy engine) is gone, not an error
+                return self.client.containers.list(
+                    all=True, filters={"label": f"{LABEL_SIGNOFF}={run_id}"}, ignore_removed=True
+                )
             except DockerException as exc:
                 raise EngineError(f"cannot list the signoff's containers: {first_line(exc)}", hint=ENGINE_HINT) from exc
 

@@ -186,7 +186,9 @@ def _signoff_containers(engine, image_id: str) -> list:
     """Signoff containers of exactly this image. Not the engine's "ancestor" filter: the containerd
     store counts an image with the same layers (another module's build: only the config differs) as
     an ancestor, and other workers start and remove signoff containers of that one meanwhile."""
-    found = engine.client.containers.list(all=True, filters={"label": LABEL_SIGNOFF})
+    # ignore_removed: other workers remove their signoff containers between the list and the SDK's
+    # inspection of each (a 404 that failed a clean-clone run, 2026-12-07)
+    found = engine.client.containers.list(all=True, filters={"label": LABEL_SIGNOFF}, ignore_removed=True)
     return [c for c in found if c.attrs.get("Image") == image_id]
 
 
