@@ -16,9 +16,18 @@ from imagesmith.lock import Lock
 from imagesmith.lock.base import BasePin
 from imagesmith.lock.pins import Pin
 
-# tests/unit/conftest.py turns this on for the unit tier: the CLI then runs in this process
-# through its console entry point (no interpreter start per call); engine tests keep subprocesses.
+# Where `cli` runs the CLI: in this process through its console entry point (``cli_in_process``:
+# the same code path, no interpreter start) unless a call asks for a subprocess. The unit tier
+# (tests/unit/conftest.py) turns ``on``; the engine tier runs in this process too, except the
+# commands in ``REAL_PROCESS`` and calls that say ``in_process=False``. An accounting of a
+# clean-clone `make test` (2026-12-07, bench/README.md "Where make test's CPU goes") counted 360
+# `python -m imagesmith` subprocesses at a median of 0.51 s of CPU each, most of it the
+# interpreter's start and imports: 10 % of the run's CPU.
 IN_PROCESS = {"on": False}
+# `run` attaches a container to the CLI's own stdout (engine/attached.py): only a real process's
+# stdout holds what the container said.
+REAL_PROCESS = frozenset({"run"})
+ENGINE_TIER_IN_PROCESS = True
 
 
 def _bytecode_kept(env: dict) -> dict:
@@ -40,9 +49,12 @@ def cli(
     timeout: int = 1800,
     in_process: bool | None = None,
 ):
-    """Run `imagesmith ARGS` and return a CompletedProcess (text): `python -m imagesmith` in a
-    subprocess, or (unit tier, or ``in_process=True``) ``cli.main`` in this process."""
-    if in_process if in_process is not None else IN_PROCESS["on"]:
+    """Run `imagesmith ARGS` and return a CompletedProcess (text): ``cli.main`` in this process
+    (``IN_PROCESS``), or `python -m imagesmith` in a subprocess (``in_process=False``, or a
+    command in ``REAL_PROCESS``)."""
+    if in_process is None:
+        in_process = IN_PROCESS["on"] or (ENGINE_TIER_IN_PROCESS and not (args and args[0] in REAL_PROCESS))
+    if in_process:
         return cli_in_process(*args, cwd=cwd, env=env)
     proc = subprocess.run(
         [sys.executable, "-m", "imagesmith", *args],
