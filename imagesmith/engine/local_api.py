@@ -81,8 +81,12 @@ def _get(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int,
     """(status, body) of ``GET url`` (or ``method``) on the local engine's socket; None when it
     is not plainly the local engine or cannot be reached."""
     sock = _sent(method, url, body)
-    if sock is None:
-        return None
+    return None if sock is None else _answer(sock)
+
+
+def _answer(sock: socket.socket) -> tuple[int, bytes] | None:
+    """(status, body) of the answer read from ``sock`` (closed after); None when it could not be
+    read whole or is not plainly one."""
     chunks: list[bytes] = []
     try:
         size = 0
@@ -167,7 +171,10 @@ def create_container(image: str, create: dict, name: str) -> str | None:
     answer lost (the connection cut after the engine made it) or a 201 that cannot be read may
     leave the container all the same: it is removed by its name (best effort) before None."""
     body = json.dumps({**create, "Image": image}, sort_keys=True).encode("utf-8")
-    answer = _get("/containers/create?name=" + quote(name, safe=""), "POST", body)
+    sock = _sent("POST", "/containers/create?name=" + quote(name, safe=""), body)
+    if sock is None:  # not the plain local engine, or not reached: nothing was asked, nothing made
+        return None
+    answer = _answer(sock)
     cid = _created_id(answer[1]) if answer is not None and answer[0] == 201 else None
     if cid is None and (answer is None or answer[0] == 201):  # maybe made: not left behind
         remove_container(name)

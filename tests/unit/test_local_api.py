@@ -166,3 +166,21 @@ def test_reading_an_image_imports_no_http_client(engine):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
     assert proc.stdout.split() == ["True", ATTRS["Id"], "[]"]
     assert seen == ["/images/app:serve/json"]
+
+
+@pytest.mark.parametrize("host", ["tcp://127.0.0.1:1", "unix://{tmp}/no-engine.sock"])
+def test_a_create_never_sent_asks_for_no_removal(monkeypatch, tmp_path, host):
+    """Another engine (the SDK's to ask), or a socket nobody answers on: nothing was asked, so
+    nothing can have been made, and no removal by name is sent after it (it was: a second
+    attempt to reach the engine, and a second read of the docker config, for every reader)."""
+    monkeypatch.setenv("DOCKER_HOST", host.format(tmp=tmp_path))
+    sent: list[str] = []
+    real = local_api._sent
+
+    def counted(method, url, body=None):
+        sent.append(f"{method} {url.split('?')[0]}")
+        return real(method, url, body)
+
+    monkeypatch.setattr(local_api, "_sent", counted)
+    assert local_api.create_container("img", {}, "imagesmith-read-0123") is None
+    assert sent == ["POST /containers/create"]
