@@ -1,5 +1,6 @@
 """A stand-in for the local engine in unit tests: an HTTP server on a unix socket, named by
-DOCKER_HOST (what imagesmith/engine/local_api.py writes its requests to)."""
+DOCKER_HOST (what imagesmith/engine/local_api.py writes its requests to). ``Answering`` is the
+quiet handler of every test server, on a socket or on 127.0.0.1 (``helpers.serving``)."""
 
 from __future__ import annotations
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,8 @@ from imagesmith.signoff import replay as so_replay
 from imagesmith.signoff import run as so_run
 from imagesmith.spec.parse import parse_spec
 from tests.fakes import FakeEngine, image_info
+from tests.helpers import serving
+from tests.socket_engine import Answering
 
 FP32 = {"rtol": 1e-4, "atol": 1e-4}  # fp32-like tolerances for class scores
 
@@ -138,7 +138,7 @@ def test_percentile_nearest_rank():
 # The HTTP replay against a real server on 127.0.0.1
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Answering):
     seen: list = []
     fail_every = 0
 
@@ -146,34 +146,21 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append(body)
         n = len(type(self).seen)
-        status = 500 if self.fail_every and n % self.fail_every == 0 else 200
-        payload = b'{"ok": true}'
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+        self.answer(500 if self.fail_every and n % self.fail_every == 0 else 200, b'{"ok": true}')
 
 
 @pytest.fixture
 def server():
+    """The port of ``_Handler`` on 127.0.0.1 (``helpers.serving``)."""
     _Handler.seen = []
     _Handler.fail_every = 0
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Handler) as address:
+        yield int(address.rsplit(":", 1)[1])
 
 
 def test_replay_posts_every_sample_in_rounds_and_reports_percentiles(server):
     samples = [{"x": i} for i in range(7)]
-    latency = so_replay.replay(
-        "127.0.0.1", server.server_address[1], "/predict", "list", samples, minimum=20, alive=lambda: True
-    )
+    latency = so_replay.replay("127.0.0.1", server, "/predict", "list", samples, minimum=20, alive=lambda: True)
     assert latency["requests"] == 20 and latency["errors"] == {}
     assert _Handler.seen[0] == [{"x": 0}]  # the readiness request
     assert _Handler.seen[1:] == [[{"x": i % 7}] for i in range(20)]
@@ -182,9 +169,7 @@ def test_replay_posts_every_sample_in_rounds_and_reports_percentiles(server):
 
 def test_replay_object_bodies_and_counts_errors(server):
     _Handler.fail_every = 4
-    latency = so_replay.replay(
-        "127.0.0.1", server.server_address[1], "/p", "object", [{"x": 1}], minimum=12, alive=lambda: True
-    )
+    latency = so_replay.replay("127.0.0.1", server, "/p", "object", [{"x": 1}], minimum=12, alive=lambda: True)
     assert _Handler.seen[1] == {"x": 1}
     assert latency["errors"] == {"500": 3}
 
@@ -392,7 +377,7 @@ def test_the_latency_check_holds_p99_against_the_specs_budget(tmp_path, server, 
     spec = _spec(tmp_path, serve=serve)
     record: dict = {}
     checks: list = []
-    engine = _ServedEngine(server.server_address[1])
+    engine = _ServedEngine(server)
     so_replay.serve_and_measure(
         engine, spec, image_info(), tmp_path, [{"x": 1}], 20, False, record, lambda *c: checks.append(c), "run"
     )
