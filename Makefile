@@ -27,8 +27,9 @@ demo: install
 	bash scripts/setup-engine.sh --platforms ''
 	IMAGESMITH_BASE=$(BASE) bash scripts/demo.sh
 
-# ruff (lint and format, config in pyproject.toml) and a lenient mypy; `make format` rewrites.
-LINT_PATHS = imagesmith tests bench scripts
+# ruff (lint and format, config in pyproject.toml; examples/ruff.toml makes each example's own modules
+# first-party) and a lenient mypy; `make format` rewrites.
+LINT_PATHS = imagesmith tests bench scripts examples
 lint: install
 	$(PYTHON) -m ruff check $(LINT_PATHS)
 	$(PYTHON) -m ruff format --check $(LINT_PATHS)
