@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from .engine import Engine, ImageInfo, registry_host, repository
 from .errors import ImagesmithError, SigningError, UsageError
 from .facts import manifest_of, read_facts
+from .findings import Findings
 from .fsutil import sha256_file
 from .pinned import Target, registry_target
 from .record import (
@@ -79,17 +80,10 @@ class Signed:
 
 
 @dataclass
-class GateReport:
+class GateReport(Findings):
     key: str
     digest: str | None = None  # the digest checked (REF resolved in its registry)
     ref: str | None = None  # REPO@sha256:...
-    checks: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -97,9 +91,7 @@ class GateReport:
             "digest": self.digest,
             "ref": self.ref,
             "ok": self.ok,
-            "checks": self.checks,
-            "problems": self.problems,
-            "notes": self.notes,
+            **self.findings_json(),
         }
 
 

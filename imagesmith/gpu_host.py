@@ -19,13 +19,14 @@ import json
 import shutil
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from . import gpu
 from .errors import ImagesmithError, VerifyError
+from .findings import Findings
 from .runtime import nvidia_smi
 
 QUERY = nvidia_smi.arguments(nvidia_smi.FIELDS)
@@ -45,17 +46,10 @@ class HostGpu:
 
 
 @dataclass
-class HostReport:
+class HostReport(Findings):
     contract: gpu.Contract
     gpus: tuple[HostGpu, ...]
     archs: dict | None = None  # the framework's architectures (lock/cuda.py), None: unknown
-    checks: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
     def as_json(self) -> dict:
         return {
@@ -64,9 +58,7 @@ class HostReport:
             "gpus": [
                 {"index": g.index, "driver": g.driver, "compute_cap": g.compute_cap, "name": g.name} for g in self.gpus
             ],
-            "checks": list(self.checks),
-            "problems": list(self.problems),
-            "notes": list(self.notes),
+            **self.findings_json(),
         }
 
 

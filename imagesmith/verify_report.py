@@ -3,9 +3,10 @@ JSON label (bounded: ``runtime/untrusted.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .engine import ImageInfo
+from .findings import Findings
 from .runtime.untrusted import loads
 
 # What is read from an image is untrusted input (runtime/untrusted.py): bounded, then shape-checked
@@ -22,19 +23,12 @@ def label_json(info: ImageInfo, label: str) -> object:
 
 
 @dataclass
-class Report:
+class Report(Findings):
     image: str
     image_id: str = ""
     parity: str | None = None
     role: str | None = None
-    checks: list[str] = field(default_factory=list)  # what was checked and held
-    problems: list[str] = field(default_factory=list)  # one line per difference
-    notes: list[str] = field(default_factory=list)  # what could not be checked, or holds but is worth saying
     mode: str = "content"  # "content" or "labels" (--labels-only)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
     def as_json(self) -> dict:
         return {
@@ -44,7 +38,5 @@ class Report:
             "parity": self.parity,
             "role": self.role,
             "mode": self.mode,
-            "checks": self.checks,
-            "problems": self.problems,
-            "notes": self.notes,
+            **self.findings_json(),
         }
