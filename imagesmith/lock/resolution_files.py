@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import fsutil
-from ..errors import ResolutionError
+from ..errors import LockError, ResolutionError
 from ..spec.pyproject import pyproject_project
+from .pins import logical_lines
 
 # pip's include forms: -r FILE, -rFILE, --requirement FILE, --requirement=FILE (and -c likewise)
 _INCLUDE_RE = re.compile(r"^\s*(?:(?:-r|-c)\s*|(?:--requirement|--constraint)(?:\s+|=))([^\s#]\S*)")
@@ -41,6 +42,41 @@ def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
         if m and "://" not in m.group(1):
             out += requirement_files(path.parent / m.group(1), seen)
     return out
+
+
+_EDITABLE_RE = re.compile(r"^(?:-e|--editable)(?:\s*=\s*|\s+)?(\S+)")
+_NAMED_URL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@")  # PEP 508 ``name @ url``
+
+
+def refuse_direct_references(path: Path, root: Path, shown: str) -> None:
+    """Refuse a requirement the lock cannot pin from a package index with hashes: an editable
+    (``-e ./libs/x``, ``-e git+https://…``), a local path (a folder, a wheel or sdist file) or a
+    URL (``name @ https://…``, ``git+https://…``). The resolvers pass these through and the lock
+    would leave them out, so the images would lack them. The project itself (``-e .``, ``.``) is
+    the exception: imagesmith copies it (``source``) or installs it (``install_project``)."""
+    text = fsutil.read_user_text(path, ResolutionError, shown=shown, hint="save the requirements file as UTF-8")
+    for line in logical_lines(text):
+        m = _EDITABLE_RE.match(line)
+        if m is None and line.startswith("-"):
+            continue  # an option: -r/-c (followed elsewhere), an index, --hash
+        target = m.group(1) if m else line.split("--hash=", 1)[0].split(";", 1)[0].strip()
+        named_url = m is None and _NAMED_URL_RE.match(target) is not None
+        local = not named_url and "://" not in target and not target.startswith("file:")
+        if (
+            m is None
+            and not named_url
+            and local
+            and not (target.startswith((".", "/", "~")) or target.endswith((".whl", ".tar.gz", ".zip")))
+        ):
+            continue  # a name and a version: what the index serves
+        if local and (path.parent / target).resolve() == root.resolve():
+            continue  # the project itself
+        raise LockError(
+            f"{shown} asks for {line[:120]!r}: an editable, local-path or URL requirement, which the lock "
+            "cannot pin from a package index with hashes (the images would be built without it)",
+            hint="publish it to a package index, or make its code part of this project (source:); "
+            "`-e .` for the project itself is fine",
+        )
 
 
 def dynamic_dependencies(pyproject: Path) -> bool:

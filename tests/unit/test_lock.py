@@ -388,3 +388,37 @@ def test_uv_says_wheels_only_after_a_host_resolution_and_not_after_one_in_the_ba
     monkeypatch.setattr(resolver, "_resolve_on_host", needs_build)
     monkeypatch.setattr("imagesmith.lock.uv_resolver.resolve_in_base", lambda engine, request: pins)
     assert resolver.resolve(REQ) == pins and not resolver.wheels_only
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "-e ./libs/mylib",  # uv and pip-compile pass it through: the lock would silently lack it
+        "--editable=libs/mylib",
+        "./wheels/six-1.17.0-py2.py3-none-any.whl",
+        "libs/mylib-0.1.tar.gz",
+        "mylib @ git+https://example.com/mylib.git@v1.0",
+        "mylib@https://example.com/mylib-1.0-py3-none-any.whl",
+        "git+https://example.com/mylib.git#egg=mylib",
+    ],
+)
+def test_an_editable_local_or_url_requirement_is_refused_by_name(tmp_path, project, line):
+    from imagesmith.errors import LockError
+
+    root, _ = project
+    (root / "reqs").mkdir()
+    (root / "reqs" / "extra.txt").write_text(f"six  # a comment\n{line}\n")
+    (root / "requirements.txt").write_text("-r reqs/extra.txt\n")
+    with pytest.raises(LockError) as err:
+        compute_inputs(load_spec(root), "b")
+    assert "reqs/extra.txt asks for" in str(err.value) and line in str(err.value)
+    assert "publish it to a package index" in (err.value.hint or "")
+
+
+def test_the_project_itself_and_plain_requirements_pass(tmp_path, project):
+    root, _ = project
+    (root / "requirements.txt").write_text(
+        '-e .\n.\n--extra-index-url https://example.com/simple\nsix ; python_version < "3.12"\n'
+        "numpy>=1.0 \\\n    --hash=sha256:abc\nrequests[socks]==2.0\n"
+    )
+    assert compute_inputs(load_spec(root), "b")["requirements"]
