@@ -50,7 +50,7 @@ def propose(root: Path, *, python: str | None = None, base: str | None = None) -
     pyproject = read_toml(root / PYPROJECT) if (root / PYPROJECT).is_file() else {}
     found = pyproject.get("project")
     draft = _Draft(root, found if isinstance(found, dict) else {})
-    _name_python_base(draft, python, base)
+    _name_python_base(draft, python, base, pyproject)
     _requirements(draft)
     _code(draft, pyproject)
     script = {
@@ -70,10 +70,15 @@ def propose(root: Path, *, python: str | None = None, base: str | None = None) -
     return Proposal(values=values, reasons=why, notes=draft.notes)
 
 
-def _name_python_base(draft: _Draft, python: str | None, base: str | None) -> None:
+def _name_python_base(draft: _Draft, python: str | None, base: str | None, pyproject: dict) -> None:
     root, project, values, why = draft.root, draft.project, draft.values, draft.why
-    values["name"] = _name(root, project)
-    why["name"] = "[project].name" if project.get("name") else "the folder's name"
+    tool = pyproject.get("tool")
+    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    named = project if project.get("name") or not isinstance(poetry, dict) else poetry  # Poetry 1: [tool.poetry]
+    values["name"] = _name(root, named)
+    why["name"] = (
+        "[project].name" if project.get("name") else "[tool.poetry].name" if named.get("name") else "the folder's name"
+    )
     values["python"], why["python"], python_notes = choose_python(root, project, python, base)
     draft.notes += python_notes
     if base:
@@ -95,8 +100,9 @@ def _requirements(draft: _Draft) -> None:
     """The project's own lock, else its declared dependencies (pyproject-native), else a requirements file."""
     root, project, values, why = draft.root, draft.project, draft.values, draft.why
     draft.requirements_text = " ".join(map(str, project.get("dependencies") or [])).lower()
-    project_lock = next(
-        (key for key, name in LOCK_SOURCES.items() if project and (root / name).is_file()), None
+    pyproject = root / PYPROJECT
+    project_lock = next(  # beside a pyproject.toml, [project] or not (Poetry 1's [tool.poetry]), as the spec reads it
+        (key for key, name in LOCK_SOURCES.items() if pyproject.is_file() and (root / name).is_file()), None
     )  # the project's own lock is the source of truth
     found_dynamic = project.get("dynamic")
     dynamic: list = found_dynamic if isinstance(found_dynamic, list) else []
