@@ -19,7 +19,16 @@ from ..spec.schema import LOCK_SOURCES
 from . import Proposal
 from .artifacts import code_uses, data_files, find_model
 from .commands import Serve, find_serve, runs_from_its_folder, train_script
-from .project_files import code_layout, covered, in_package, module_name, project_modules, read_toml, src_is_package
+from .project_files import (
+    code_layout,
+    covered,
+    in_package,
+    module_name,
+    project_modules,
+    read_text,
+    read_toml,
+    src_is_package,
+)
 from .python_version import choose_python
 
 
@@ -123,10 +132,41 @@ def _requirements(draft: _Draft) -> None:
         values["requirements"] = {"pyproject": True}
         why["requirements"] = "dynamic dependencies: read by the build backend in a container of the base"
     else:
-        raise UsageError(
-            f"found no requirements in {root}: no requirements.txt and no [project].dependencies",
-            hint="add a requirements.txt (or [project].dependencies), then run `imagesmith init` again",
+        raise _no_requirements(root)
+
+
+# Files that declare dependencies in a form init does not read, and how to give them instead.
+_UNREAD = (  # (file, a text it must hold, what it is, how to give it instead)
+    ("Pipfile", "", "Pipenv's Pipfile", "`pipenv requirements > requirements.txt` writes them as a requirements.txt"),
+    ("setup.cfg", "install_requires", "setup.cfg's install_requires", None),
+    ("setup.py", "", "setup.py's install_requires", None),
+)
+_SETUPTOOLS_HOW = (
+    'list them in a requirements.txt, or add a pyproject.toml with [project] (name, version, dynamic = ["dependencies"]) '
+    "and [build-system] (setuptools), so its build backend reads them"
+)
+
+
+def _no_requirements(root: Path) -> UsageError:
+    """The error for a project whose requirements init cannot find, naming what it found instead."""
+    tool = read_toml(root / PYPROJECT).get("tool") if (root / PYPROJECT).is_file() else None
+    if isinstance(tool, dict) and isinstance(tool.get("poetry"), dict):
+        return UsageError(
+            f"{root} is a Poetry project without a poetry.lock: imagesmith reads Poetry's dependencies from its lock",
+            hint="run `poetry lock`, then `imagesmith init` again",
         )
+    for name, holds, what, how in _UNREAD:
+        if (root / name).is_file() and holds in read_text(root / name):
+            how = how or _SETUPTOOLS_HOW
+            return UsageError(
+                f"found no requirements in {root} that imagesmith reads: {what} is not read "
+                "(it reads requirements.txt, [project].dependencies, uv.lock, pylock.toml or poetry.lock)",
+                hint=f"{how}, then run `imagesmith init` again",
+            )
+    return UsageError(
+        f"found no requirements in {root}: no requirements.txt and no [project].dependencies",
+        hint="add a requirements.txt (or [project].dependencies), then run `imagesmith init` again",
+    )
 
 
 def _code(draft: _Draft, pyproject: dict) -> None:

@@ -4,6 +4,10 @@ the project says, and what it cannot read must be said by name."""
 
 from __future__ import annotations
 
+import pytest
+
+from imagesmith.errors import UsageError
+from imagesmith.init.propose import propose
 from imagesmith.init.write import write_spec
 
 POETRY1 = """[tool.poetry]
@@ -28,3 +32,42 @@ def test_a_poetry1_project_without_project_table_gets_its_poetry_lock(tmp_path):
     assert proposal.values["requirements"] == {"poetry_lock": True}
     assert proposal.values["name"] == "poetry-svc"
     assert proposal.reasons["name"] == "[tool.poetry].name"
+
+
+def _refusal(tmp_path) -> UsageError:
+    with pytest.raises(UsageError) as err:
+        propose(tmp_path)
+    return err.value
+
+
+@pytest.mark.parametrize(
+    "name, text, said, hinted",
+    [
+        (
+            "Pipfile",
+            '[packages]\nflask = "*"\n',
+            "Pipenv's Pipfile is not read",
+            "pipenv requirements > requirements.txt",
+        ),
+        (
+            "setup.py",
+            'from setuptools import setup\nsetup(install_requires=["flask"])\n',
+            "setup.py's install_requires",
+            'dynamic = ["dependencies"]',
+        ),
+        ("setup.cfg", "[options]\ninstall_requires =\n    flask\n", "setup.cfg's install_requires", "requirements.txt"),
+    ],
+)
+def test_dependencies_init_does_not_read_are_named_with_how_to_give_them(tmp_path, name, text, said, hinted):
+    (tmp_path / name).write_text(text)
+    if name == "setup.cfg":  # with the usual shim beside it: the setup.cfg holds the dependencies
+        (tmp_path / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    err = _refusal(tmp_path)
+    assert said in str(err) and hinted in (err.hint or "")
+
+
+def test_a_poetry1_project_without_its_lock_is_told_to_lock(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(POETRY1)
+    err = _refusal(tmp_path)
+    assert "Poetry project without a poetry.lock" in str(err) and "poetry lock" in (err.hint or "")
