@@ -71,3 +71,20 @@ def test_a_poetry1_project_without_its_lock_is_told_to_lock(tmp_path):
     (tmp_path / "pyproject.toml").write_text(POETRY1)
     err = _refusal(tmp_path)
     assert "Poetry project without a poetry.lock" in str(err) and "poetry lock" in (err.hint or "")
+
+
+def test_a_symlinked_module_is_never_what_serves_or_trains(tmp_path):
+    """A link is not copied as code (source skips links), so serving or training by its name
+    would fail in the image: the module it points to is found under its own name."""
+    app = "from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.post('/predict')\ndef predict():\n    return {}\n"
+    (tmp_path / "zapp.py").write_text(app)
+    (tmp_path / "a_link.py").symlink_to("zapp.py")  # sorts first
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "train_model.py").write_text("print(1)\n")
+    (tmp_path / "train.py").symlink_to("scripts/train_model.py")
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    proposal = propose(tmp_path)
+    assert proposal.values["serve"]["command"][4] == "zapp:app"
+    assert proposal.values["train"]["command"] == ["python", "scripts/train_model.py"]
+    assert all("a_link" not in note for note in proposal.notes)
+    assert set(proposal.values["source"]) == {"zapp.py", "scripts/train_model.py"}
