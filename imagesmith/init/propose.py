@@ -227,7 +227,27 @@ def _train(draft: _Draft, script: str | None) -> None:
     else:
         values["train"] = {"command": ["python", "train.py"]}
         why["train"] = "no train.py found: replace with your training command"
-        draft.notes.append("no training script found: edit train.command")
+        draft.notes.append("no training script found: edit train.command" + _notebooks(root))
+
+
+def _notebooks(root: Path) -> str:
+    """What to say of the project's notebooks when no training script was found: init reads
+    Python files only, and never runs a notebook."""
+    found = sorted(
+        (
+            p.relative_to(root).as_posix()
+            for p in list(root.glob("*.ipynb")) + list(root.glob("notebooks/*.ipynb"))
+            if p.is_file()
+        ),
+        key=lambda rel: ("train" not in rel.rsplit("/", 1)[-1].lower(), rel),  # a training one first
+    )
+    if not found:
+        return ""
+    shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    return (
+        f" ({shown}: notebooks are not read; export the training one as a script, e.g. "
+        f"`jupyter nbconvert --to script {found[0]}`, and point train.command at it)"
+    )
 
 
 def _serve(draft: _Draft, script: str | None) -> Serve | None:

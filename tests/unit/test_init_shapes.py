@@ -88,3 +88,15 @@ def test_a_symlinked_module_is_never_what_serves_or_trains(tmp_path):
     assert proposal.values["train"]["command"] == ["python", "scripts/train_model.py"]
     assert all("a_link" not in note for note in proposal.notes)
     assert set(proposal.values["source"]) == {"zapp.py", "scripts/train_model.py"}
+
+
+def test_a_notebook_only_project_is_told_its_notebook_is_not_read(tmp_path):
+    (tmp_path / "requirements.txt").write_text("scikit-learn\n")
+    (tmp_path / "notebooks").mkdir()
+    for name in ("train.ipynb", "notebooks/explore.ipynb"):
+        (tmp_path / name).write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n')
+    _, text, proposal = write_spec(tmp_path, dry_run=True)
+    note = next(n for n in proposal.notes if n.startswith("no training script found"))
+    assert "(train.ipynb, notebooks/explore.ipynb: notebooks are not read" in note
+    assert "jupyter nbconvert --to script train.ipynb" in note
+    assert "# CHECK: " + note in text
