@@ -179,10 +179,19 @@ def _code(draft: _Draft, pyproject: dict) -> None:
     scripts_found = draft.project.get("scripts")
     draft.scripts = scripts_found if isinstance(scripts_found, dict) and draft.installable else {}
     if draft.installable:
-        draft.source = []  # its code reaches the images as its wheel (install_project: auto)
+        # its code reaches the images as its wheel (install_project: auto); but a module at the
+        # root (train.py, app.py) is in the wheel only when declared (setuptools' py-modules):
+        # find_packages(), hatchling and flit leave such scripts out, so they are copied too
+        tool = pyproject.get("tool")
+        setuptools = tool.get("setuptools") if isinstance(tool, dict) else None
+        declared = setuptools.get("py-modules") if isinstance(setuptools, dict) else None
+        installed = {f"{m}.py" for m in declared if isinstance(m, str)} if isinstance(declared, list) else set()
+        scripts = [s for s in draft.source if draft.code_layout == "flat" and s.endswith(".py") and "/" not in s]
+        draft.source = [s for s in scripts if s not in installed]
         draft.notes.append(
             f"{draft.code_layout} layout, installable ({package.backend if package else ''}): the project is built "
             "into a wheel and installed into both images (set install_project: false to copy it as source instead)"
+            + (f"; the modules at its root ({', '.join(draft.source)}) are copied too" if draft.source else "")
         )
     if draft.prep:
         draft.values["preprocessing"] = draft.prep

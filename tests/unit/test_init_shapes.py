@@ -100,3 +100,22 @@ def test_a_notebook_only_project_is_told_its_notebook_is_not_read(tmp_path):
     assert "(train.ipynb, notebooks/explore.ipynb: notebooks are not read" in note
     assert "jupyter nbconvert --to script train.ipynb" in note
     assert "# CHECK: " + note in text
+
+
+def test_an_installable_flat_project_s_root_scripts_are_copied_unless_declared(tmp_path):
+    """setup.py's find_packages() (and hatchling, flit) put only the packages in the wheel: a
+    train.py at the root run as `python -m train` was missing from both images."""
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "__init__.py").write_text("")
+    (tmp_path / "train.py").write_text("import svc\nprint(1)\n")
+    (tmp_path / "setup.py").write_text("from setuptools import find_packages, setup\nsetup(packages=find_packages())\n")
+    pyproject = (
+        '[project]\nname = "s"\nversion = "0.1"\ndynamic = ["dependencies"]\n\n'
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+    )
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    proposal = propose(tmp_path)
+    assert proposal.values["source"] == ["train.py"]  # svc/ is in the wheel
+    assert any("the modules at its root (train.py) are copied too" in n for n in proposal.notes)
+    (tmp_path / "pyproject.toml").write_text(pyproject + '\n[tool.setuptools]\npy-modules = ["train"]\n')
+    assert "source" not in propose(tmp_path).values  # declared: the wheel has it
