@@ -223,6 +223,37 @@ def test_the_script_s_modules_are_python_3_8(tmp_path):
         named = {n.arg for n in ast.walk(tree) if isinstance(n, ast.keyword)}
         named |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
         assert not named & NEWER_THAN_38, (path, named & NEWER_THAN_38)
+        # `str | None`, `list[str]`: only as annotations, which the __future__ import leaves unevaluated
+        annotations = [
+            a for n in ast.walk(tree) for a in (getattr(n, "annotation", None), getattr(n, "returns", None)) if a
+        ]
+        in_annotations = {id(m) for a in annotations for m in ast.walk(a)}
+        future = any(
+            isinstance(n, ast.ImportFrom) and n.module == "__future__" and "annotations" in {a.name for a in n.names}
+            for n in tree.body
+        )
+        assert future or not annotations, path
+        for n in ast.walk(tree):
+            if id(n) not in in_annotations:
+                generic = isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in BUILTINS
+                assert not generic and not (isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr) and _is_type(n)), (
+                    path,
+                    n.lineno,
+                )
+
+
+BUILTINS = {"list", "dict", "tuple", "set", "frozenset", "type"}
+
+
+def _is_type(union: ast.BinOp) -> bool:
+    """`X | None`, `int | str` outside an annotation: a union of types evaluated at run time (3.10)."""
+    return any(
+        isinstance(s, ast.Constant)
+        and s.value is None
+        or isinstance(s, ast.Name)
+        and s.id in {"None", "int", "str", "float", "bool", *BUILTINS}
+        for s in (union.left, union.right)
+    )
 
 
 def test_run_wants_gpus_only_for_a_gpu_project_on_a_gpu_machine():
