@@ -79,6 +79,9 @@ def find_serve(
             f"Flask app {target}, flask's own server (add gunicorn for production)",
             chosen,
         ), notes
+    ui = _ui_app(root, modules, installable)
+    if ui is not None:
+        return ui, notes
     for path, _ in modules.values():
         if path.name == "serve.py" and (path.parent == root or installable or in_package(root, path, code_layout)):
             rel, module = path.relative_to(root).as_posix(), module_name(root, path, code_layout)
@@ -86,3 +89,53 @@ def find_serve(
                 return Serve(["python", "-m", module], 8000, f"{rel} (port guessed)", module=module), notes
             return Serve(["python", rel], 8000, f"{rel} (port guessed)", module=module), notes
     return None, notes
+
+
+def _imports(tree: ast.Module, name: str) -> bool:
+    """Whether the module imports ``name`` (``import name``, ``import name as x``, ``from name import …``)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == name for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == name:
+            return True
+    return False
+
+
+def _launch_port(tree: ast.Module) -> int | None:
+    """The port a Gradio app launches on: ``X.launch(server_port=N)``, else Gradio's 7860; None
+    when nothing calls ``launch``."""
+    port = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "launch":
+            port = 7860
+            for kw in node.keywords:
+                if kw.arg == "server_port" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, int):
+                    return kw.value.value
+    return port
+
+
+def _ui_app(root: Path, modules: dict[str, tuple[Path, ast.Module]], installable: bool) -> Serve | None:
+    """A Streamlit script (``streamlit run FILE``, port 8501) or a Gradio app that launches itself
+    (``python FILE``, its ``server_port`` or 7860): run from the file in /app, so at the root, or
+    anywhere in a project copied as source."""
+    found = sorted(
+        ((n, p, t) for n, (p, t) in modules.items() if p.parent == root or not installable),
+        key=lambda item: item[1].as_posix(),
+    )
+    for name, path, tree in found:
+        if _imports(tree, "streamlit"):
+            rel = path.relative_to(root).as_posix()
+            command = ["streamlit", "run", rel, "--server.address", "0.0.0.0", "--server.port", "8501"]
+            return Serve(command, 8501, f"Streamlit app {rel}, served with streamlit run", module=name)
+    for name, path, tree in found:
+        port = _launch_port(tree) if _imports(tree, "gradio") else None
+        if port is not None:
+            rel = path.relative_to(root).as_posix()
+            return Serve(
+                ["python", rel],
+                port,
+                f"Gradio app {rel}, launched by itself on port {port} "
+                "(it must listen on 0.0.0.0: launch(server_name='0.0.0.0') or GRADIO_SERVER_NAME)",
+                module=name,
+            )
+    return None

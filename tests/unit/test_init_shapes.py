@@ -119,3 +119,24 @@ def test_an_installable_flat_project_s_root_scripts_are_copied_unless_declared(t
     assert any("the modules at its root (train.py) are copied too" in n for n in proposal.notes)
     (tmp_path / "pyproject.toml").write_text(pyproject + '\n[tool.setuptools]\npy-modules = ["train"]\n')
     assert "source" not in propose(tmp_path).values  # declared: the wheel has it
+
+
+def test_a_streamlit_or_gradio_app_is_what_serves(tmp_path):
+    """Either was 'no server found: edit serve.command' with `python serve.py`, a file the project lacks."""
+    (tmp_path / "requirements.txt").write_text("streamlit\ngradio\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "ui.py").write_text(
+        "import gradio as gr\n\ndemo = gr.Interface(fn=str, inputs='text', outputs='text')\n"
+        "if __name__ == '__main__':\n    demo.launch(server_name='0.0.0.0', server_port=7000)\n"
+    )
+    proposal = propose(tmp_path)
+    assert proposal.values["serve"] == {"command": ["python", "ui.py"], "port": 7000}
+    assert "Gradio app ui.py" in proposal.reasons["serve"]
+    assert "ui.py" in proposal.values["source"]
+    (tmp_path / "dashboard.py").write_text("import streamlit as st\n\nst.title('demo')\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["serve"] == {
+        "command": ["streamlit", "run", "dashboard.py", "--server.address", "0.0.0.0", "--server.port", "8501"],
+        "port": 8501,
+    }
+    assert not any(n.startswith("no server found") for n in proposal.notes)
