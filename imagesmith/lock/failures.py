@@ -72,9 +72,10 @@ def explain_failure(tool: str, output: str, request: ResolveRequest, env: dict |
     body = "\n".join(dict.fromkeys(kept[-15:] or lines[-15:])) or "(no output)"
     if NETWORK_RE.search(output):
         fetched = [_index_of(u) for u in _FETCH_URL_RE.findall(output)]
-        indexes = list(dict.fromkeys(fetched or configured_indexes(tool, env))) or ["the default package index"]
+        indexes = list(dict.fromkeys(fetched or configured_indexes(tool, env)))
+        named = f"the package index {', '.join(indexes)}" if indexes else "the default package index (PyPI)"
         return ResolutionError(
-            f"{tool} could not reach the package index {', '.join(indexes)} while resolving for {target}",
+            f"{tool} could not reach {named} while resolving for {target}",
             hint="check the network, or the index settings (" + " / ".join(INDEX_ENV[tool]) + ")",
         )
     m = _NO_WHEEL_RE.search(output)

@@ -70,6 +70,10 @@ def test_unreachable_index_is_named_without_credentials():
     assert "http://127.0.0.1:9/simple" in str(err) and "secret" not in str(err) and "user" not in str(err)
     err = explain_failure("pip-compile", PIP_INDEX, REQ, env={"PIP_INDEX_URL": "http://127.0.0.1:9/simple"})
     assert "could not reach the package index http://127.0.0.1:9/simple" in str(err)
+    err = explain_failure("uv", "error: Failed to fetch\n  Caused by: dns error\n", REQ, env={})
+    assert str(err).startswith(
+        "uv could not reach the default package index (PyPI) while"
+    )  # not "the package index the …"
 
 
 def test_stage_inputs_keeps_includes_resolvable(tmp_path):
