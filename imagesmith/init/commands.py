@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import project_code
-from .project_files import in_package, module_name
+from .project_files import in_package, module_name, read_text
 
 
 def train_script(root: Path, modules: dict[str, tuple[Path, ast.Module]], code_layout: str) -> Path | None:
@@ -79,7 +80,7 @@ def find_serve(
             f"Flask app {target}, flask's own server (add gunicorn for production)",
             chosen,
         ), notes
-    ui = _ui_app(root, modules, installable)
+    ui = _ui_app(root, modules, installable) or _procfile(root)
     if ui is not None:
         return ui, notes
     for path, _ in modules.values():
@@ -138,4 +139,24 @@ def _ui_app(root: Path, modules: dict[str, tuple[Path, ast.Module]], installable
                 "(it must listen on 0.0.0.0: launch(server_name='0.0.0.0') or GRADIO_SERVER_NAME)",
                 module=name,
             )
+    return None
+
+
+def _procfile(root: Path) -> Serve | None:
+    """A Procfile's ``web:`` command (Heroku's, Dokku's), on port 8000 where it says ``$PORT``;
+    through ``sh -c`` when it needs a shell."""
+    procfile = root / "Procfile"
+    if not procfile.is_file() or procfile.is_symlink():
+        return None
+    for line in read_text(procfile, 20_000).splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() == "web" and command.strip():
+            command = re.sub(r"\$\{PORT(?::-?[^}]*)?\}|\$PORT\b", "8000", command.strip())
+            try:
+                argv = shlex.split(command)
+            except ValueError:
+                argv = []
+            if not argv or re.search(r"[$&|;<>`]", command):
+                argv = ["sh", "-c", command]
+            return Serve(argv, 8000, "the Procfile's web: command ($PORT set to 8000)")
     return None

@@ -140,3 +140,16 @@ def test_a_streamlit_or_gradio_app_is_what_serves(tmp_path):
         "port": 8501,
     }
     assert not any(n.startswith("no server found") for n in proposal.notes)
+
+
+def test_a_procfile_web_command_serves_when_no_app_is_found(tmp_path):
+    (tmp_path / "requirements.txt").write_text("aiohttp\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "server.py").write_text("from aiohttp import web\n\nweb.run_app(web.Application())\n")
+    (tmp_path / "Procfile").write_text("release: python migrate.py\nweb: python server.py --port $PORT\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["serve"] == {"command": ["python", "server.py", "--port", "8000"], "port": 8000}
+    assert "Procfile" in proposal.reasons["serve"]
+    (tmp_path / "Procfile").write_text("web: cd app && exec python server.py --port=${PORT}\n")
+    serve = propose(tmp_path).values["serve"]
+    assert serve["command"] == ["sh", "-c", "cd app && exec python server.py --port=8000"]
