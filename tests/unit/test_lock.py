@@ -422,7 +422,29 @@ def test_an_editable_local_or_url_requirement_is_refused_by_name(tmp_path, proje
 def test_the_project_itself_and_plain_requirements_pass(tmp_path, project):
     root, _ = project
     (root / "requirements.txt").write_text(
-        '-e .\n.\n--extra-index-url https://example.com/simple\nsix ; python_version < "3.12"\n'
+        '-e .\n.\n--extra-index-url https://example.com/simple/\nsix ; python_version < "3.12"\n'
         "numpy>=1.0 \\\n    --hash=sha256:abc\nrequests[socks]==2.0\n"
     )
+    spec = (root / "imagesmith.yaml").read_text()
+    (root / "imagesmith.yaml").write_text(spec + "extra_index_urls: [https://example.com/simple]\n")
     assert compute_inputs(load_spec(root), "b")["requirements"]
+
+
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        ("--extra-index-url https://download.example/whl/cpu", "extra_index_urls:"),
+        ("-i https://mirror.example/simple", "index_url:"),
+        ("--find-links=./wheels", "publish those files"),
+    ],
+)
+def test_an_index_only_the_requirements_file_names_is_refused(project, line, key):
+    """The resolver read it, the wheel download did not: a pin found only there failed at build
+    time as 'no wheel for Python 3.11 on linux/amd64' (a py3-none-any wheel)."""
+    from imagesmith.errors import LockError
+
+    root, _ = project
+    (root / "requirements.txt").write_text(f"{line}\ntorch==2.5.0\n")
+    with pytest.raises(LockError) as err:
+        compute_inputs(load_spec(root), "b")
+    assert "requirements.txt names the package index" in str(err.value) and key in (err.value.hint or "")
