@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import layout, project_code
-from ..errors import UsageError
+from ..errors import ImagesmithError, UsageError
 from ..render import generated
 from ..spec import DOCKERFILE, PYPROJECT
 from ..spec.pyproject import project_package, src_layout
@@ -121,6 +121,7 @@ def _requirements(draft: _Draft) -> None:
             values["requirements"] = candidate
             why["requirements"] = f"found {candidate}"
             draft.requirements_text = (root / candidate).read_text(encoding="utf-8", errors="replace").lower()
+            _file_indexes(draft, root / candidate)
             return
     if project_lock is not None:
         values["requirements"] = {project_lock: True}
@@ -133,6 +134,43 @@ def _requirements(draft: _Draft) -> None:
         why["requirements"] = "dynamic dependencies: read by the build backend in a container of the base"
     else:
         raise _no_requirements(root)
+
+
+_INDEX_LINE = re.compile(r"^\s*(-i|--index-url|--extra-index-url)(?:\s*=\s*|\s+)(\S+)", re.M)
+
+
+def _file_indexes(draft: _Draft, path: Path) -> None:
+    """The indexes the requirements file (and its -r/-c includes) names, into the spec: the lock
+    reads the spec's indexes alone, and refuses a file's index the spec lacks."""
+    from ..credentials import strip_userinfo
+    from ..lock.resolution_files import requirement_files
+    from ..spec.schema import INDEX_URL_RE
+
+    try:
+        files = requirement_files(path)
+    except ImagesmithError:
+        return
+    for option, url in (m.groups() for f in files for m in _INDEX_LINE.finditer(read_text(f))):
+        plain = strip_userinfo(url).rstrip("/")
+        if not INDEX_URL_RE.fullmatch(plain):
+            draft.notes.append(
+                f"{path.name} names the index {plain!r}, which the spec cannot: publish to an http(s) index"
+            )
+            continue
+        if plain != url.rstrip("/"):
+            draft.notes.append(
+                f"the index {plain} has credentials in {path.name}: give them as docs/guides/private-indexes.md says"
+            )
+        if option == "--extra-index-url":
+            extra = draft.values.setdefault("extra_index_urls", [])
+            if plain not in extra:
+                extra.append(plain)
+            draft.why["extra_index_urls"] = (
+                f"named in {path.name} (--extra-index-url): the lock reads the spec's indexes"
+            )
+        else:
+            draft.values["index_url"] = plain
+            draft.why["index_url"] = f"named in {path.name} ({option}): the lock reads the spec's indexes"
 
 
 # Files that declare dependencies in a form init does not read, and how to give them instead.

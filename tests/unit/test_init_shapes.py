@@ -153,3 +153,17 @@ def test_a_procfile_web_command_serves_when_no_app_is_found(tmp_path):
     (tmp_path / "Procfile").write_text("web: cd app && exec python server.py --port=${PORT}\n")
     serve = propose(tmp_path).values["serve"]
     assert serve["command"] == ["sh", "-c", "cd app && exec python server.py --port=8000"]
+
+
+def test_the_indexes_a_requirements_file_names_go_into_the_spec(tmp_path):
+    """The lock refuses an index only the file names (the wheel download would not read it)."""
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "gpu.txt").write_text("--extra-index-url https://download.example/whl/cpu/\ntorch\n")
+    (tmp_path / "requirements.txt").write_text(
+        "-r requirements/gpu.txt\n--index-url=https://mirror.example/simple\nsix\n"
+    )
+    (tmp_path / "train.py").write_text("print(1)\n")
+    _, text, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["extra_index_urls"] == ["https://download.example/whl/cpu"]
+    assert proposal.values["index_url"] == "https://mirror.example/simple"
+    assert 'extra_index_urls: ["https://download.example/whl/cpu"]' in text
