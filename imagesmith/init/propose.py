@@ -317,6 +317,22 @@ def _serve(draft: _Draft, script: str | None) -> Serve | None:
     return serve
 
 
+LARGE_DATA = 50_000_000  # bytes: a data file worth a second thought before it goes into both images
+
+
+def _size(path: Path, limit: int = 20_000) -> int:
+    """The bytes of a file, or of the regular files under a folder (links not followed; the
+    first ``limit`` files: enough to tell a large folder)."""
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for i, found in enumerate(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
+        if i >= limit:
+            break
+        total += found.stat().st_size
+    return total
+
+
 def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> None:
     """The artifacts folder, the files the code opens (into ``source``), and ``env``."""
     root, modules, values, why = draft.root, draft.modules, draft.values, draft.why
@@ -343,6 +359,12 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
     if data:
         source += data
         draft.notes.append(f"files the code opens, added to source: {', '.join(data)}")
+        large = [f"{rel} ({size / 1e6:.0f} MB)" for rel in data for size in [_size(root / rel)] if size >= LARGE_DATA]
+        if large:
+            draft.notes.append(
+                f"large data in source, copied into both images: {', '.join(large)}; "
+                "to keep it out, drop it from source and give it to the code at run time (e.g. in the artifacts folder)"
+            )
     if source:
         values["source"] = source
         why["source"] = (

@@ -167,3 +167,19 @@ def test_the_indexes_a_requirements_file_names_go_into_the_spec(tmp_path):
     assert proposal.values["extra_index_urls"] == ["https://download.example/whl/cpu"]
     assert proposal.values["index_url"] == "https://mirror.example/simple"
     assert 'extra_index_urls: ["https://download.example/whl/cpu"]' in text
+
+
+def test_a_large_data_file_the_code_opens_is_pointed_out(tmp_path):
+    (tmp_path / "requirements.txt").write_text("six\n")
+    (tmp_path / "data").mkdir()
+    with open(tmp_path / "data" / "big.bin", "wb") as handle:
+        handle.truncate(60_000_000)  # sparse: no 60 MB written
+    (tmp_path / "data" / "small.csv").write_text("a,b\n")
+    (tmp_path / "train.py").write_text("open('data/big.bin', 'rb').read(1)\nopen('data/small.csv').read()\n")
+    proposal = propose(tmp_path)
+    assert "data/big.bin" in proposal.values["source"]
+    large = [n for n in proposal.notes if n.startswith("large data in source")]
+    assert large == [
+        "large data in source, copied into both images: data/big.bin (60 MB); "
+        "to keep it out, drop it from source and give it to the code at run time (e.g. in the artifacts folder)"
+    ]
