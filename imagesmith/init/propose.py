@@ -68,6 +68,7 @@ def propose(root: Path, *, python: str | None = None, base: str | None = None) -
     }
     _train(draft, script["train"])
     serve = _serve(draft, script["serve"])
+    _namespace_folders(draft, serve)
     _model_and_data(draft, serve, script["serve"])
     values, why = draft.values, draft.why
     values["seed"] = 0
@@ -331,6 +332,32 @@ def _size(path: Path, limit: int = 20_000) -> int:
             break
         total += found.stat().st_size
     return total
+
+
+def _namespace_folders(draft: _Draft, serve: Serve | None) -> None:
+    """Folders without ``__init__.py`` (namespace packages, as in ``app/main.py``) that the serving
+    or training code imports: into ``source``, which otherwise holds regular packages only."""
+    if draft.installable:
+        return
+    root, modules = draft.root, draft.modules
+    serve_module = serve.app.module if serve and serve.app else serve.module if serve else None
+    used = [
+        m
+        for start in (serve_module, draft.train_module)
+        if start
+        for m in project_code.imported_modules(start, modules)
+    ]
+    for name in dict.fromkeys(used):
+        parts = modules[name][0].relative_to(root).parts
+        if draft.code_layout == "src" and parts[0] == "src":
+            continue
+        folder = parts[0] + "/"
+        have = draft.source + draft.prep
+        if len(parts) > 1 and not covered("/".join(parts), have) and not covered(parts[0], have):
+            draft.source.append(folder)
+            draft.notes.append(
+                f"{folder} has no __init__.py (a namespace package) and the code imports it: added to source"
+            )
 
 
 def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> None:

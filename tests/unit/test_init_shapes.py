@@ -183,3 +183,21 @@ def test_a_large_data_file_the_code_opens_is_pointed_out(tmp_path):
         "large data in source, copied into both images: data/big.bin (60 MB); "
         "to keep it out, drop it from source and give it to the code at run time (e.g. in the artifacts folder)"
     ]
+
+
+def test_a_namespace_package_the_app_lives_in_is_copied(tmp_path):
+    """app/main.py with no app/__init__.py: served as `uvicorn app.main:app`, and source held
+    regular packages only, so the serve image had no app/ (No module named 'app')."""
+    (tmp_path / "requirements.txt").write_text("fastapi\nuvicorn\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text(
+        "from fastapi import FastAPI\nfrom app.model import predict_one\n\napp = FastAPI()\n\n\n"
+        "@app.post('/predict')\ndef predict(x: float):\n    return {'y': predict_one(x)}\n"
+    )
+    (tmp_path / "app" / "model.py").write_text("def predict_one(x):\n    return 2 * x\n")
+    (tmp_path / "tools").mkdir()  # a folder of scripts nothing imports stays out
+    (tmp_path / "tools" / "lint.py").write_text("print(1)\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    proposal = propose(tmp_path)
+    assert proposal.values["serve"]["command"][:2] == ["uvicorn", "app.main:app"]
+    assert sorted(proposal.values["source"]) == ["app/", "train.py"]
