@@ -117,10 +117,13 @@ def _requirements(draft: _Draft) -> None:
     found_dynamic = project.get("dynamic")
     dynamic: list = found_dynamic if isinstance(found_dynamic, list) else []
     declared = isinstance(project.get("dependencies"), list) or "dependencies" in dynamic
-    for candidate in ("requirements.txt", "requirements.in") if project_lock is None and not declared else ():
+    for candidate in REQUIREMENTS_FILES if project_lock is None and not declared else ():
         if (root / candidate).is_file():
             values["requirements"] = candidate
             why["requirements"] = f"found {candidate}"
+            others = [f for f in _requirements_files(root) if f != candidate and f != "requirements.in"]
+            if candidate not in ("requirements.txt", "requirements.in") and others:
+                draft.notes.append(f"requirements: {candidate}, the serving/production one; not {', '.join(others)}")
             draft.requirements_text = (root / candidate).read_text(encoding="utf-8", errors="replace").lower()
             _file_indexes(draft, root / candidate)
             return
@@ -174,6 +177,27 @@ def _file_indexes(draft: _Draft, path: Path) -> None:
             draft.why["index_url"] = f"named in {path.name} ({option}): the lock reads the spec's indexes"
 
 
+# The requirements file init takes, the first found: the usual name, then a production one in
+# a requirements/ folder or beside it (requirements/dev.txt, test.txt are for the developer).
+REQUIREMENTS_FILES = (
+    "requirements.txt",
+    "requirements.in",
+    *(
+        f"requirements/{n}.{x}"
+        for n in ("prod", "production", "base", "common", "main", "requirements")
+        for x in ("txt", "in")
+    ),
+    *(f"requirements{s}{n}.txt" for n in ("prod", "production", "base") for s in "-_"),
+)
+
+
+def _requirements_files(root: Path) -> list[str]:
+    """The project's requirements files (at the root and in requirements/), by name."""
+    found = [*root.glob("requirements*.txt"), *root.glob("requirements*.in"), *root.glob("requirements/*.txt")]
+    found += root.glob("requirements/*.in")
+    return sorted(p.relative_to(root).as_posix() for p in found if p.is_file())
+
+
 # Files that declare dependencies in a form init does not read, and how to give them instead.
 _UNREAD = (  # (file, a text it must hold, what it is, how to give it instead)
     ("Pipfile", "", "Pipenv's Pipfile", "`pipenv requirements > requirements.txt` writes them as a requirements.txt"),
@@ -202,6 +226,14 @@ def _no_requirements(root: Path) -> UsageError:
                 "(it reads requirements.txt, [project].dependencies, uv.lock, pylock.toml or poetry.lock)",
                 hint=f"{how}, then run `imagesmith init` again",
             )
+    others = _requirements_files(root)
+    if others:
+        return UsageError(
+            f"found no requirements in {root} that init can choose: {', '.join(others)} (none is requirements.txt "
+            "or a production one such as requirements/prod.txt)",
+            hint=f"write the spec's requirements: by hand (e.g. requirements: {others[0]}), or name the file the "
+            "images need requirements.txt",
+        )
     return UsageError(
         f"found no requirements in {root}: no requirements.txt and no [project].dependencies",
         hint="add a requirements.txt (or [project].dependencies), then run `imagesmith init` again",

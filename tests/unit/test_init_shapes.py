@@ -201,3 +201,16 @@ def test_a_namespace_package_the_app_lives_in_is_copied(tmp_path):
     proposal = propose(tmp_path)
     assert proposal.values["serve"]["command"][:2] == ["uvicorn", "app.main:app"]
     assert sorted(proposal.values["source"]) == ["app/", "train.py"]
+
+
+def test_a_requirements_folder_gives_its_production_file(tmp_path):
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "prod.txt").write_text("six\n")
+    (tmp_path / "requirements" / "dev.txt").write_text("-r prod.txt\npytest\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["requirements"] == "requirements/prod.txt"
+    assert "requirements: requirements/prod.txt, the serving/production one; not requirements/dev.txt" in proposal.notes
+    (tmp_path / "requirements" / "prod.txt").unlink()
+    err = _refusal(tmp_path)
+    assert "requirements/dev.txt" in str(err) and "requirements: requirements/dev.txt" in (err.hint or "")
