@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,21 +43,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def private_registry():
-    """``127.0.0.1:PORT`` of a registry process this fixture starts, that answers 401 without
-    ``USER``/``SECRET``; the process (by its PID) is ended and its folder removed afterwards."""
+@contextmanager
+def _registry(folder: Path, auth: str) -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a `docker-registry` process started in ``folder`` with the ``auth:``
+    section ``auth`` (YAML lines indented under it), once it answers 401; ended (by its PID) at
+    the end. Its data, configuration and log are in ``folder`` (the caller's to remove)."""
     if shutil.which("docker-registry") is None:
         pytest.fail("docker-registry is missing: run scripts/setup-engine.sh (make engine)")
-    folder = Path(tempfile.mkdtemp(prefix="imagesmith-test-private-registry-"))
     port = _free_port()
-    (folder / "htpasswd").write_text(f"{USER}:{_bcrypt(SECRET)}\n")
     (folder / "registry.yml").write_text(
         "version: 0.1\n"
         "log:\n  level: warn\n"
         f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
-        f"auth:\n  htpasswd:\n    realm: imagesmith-test\n    path: {folder / 'htpasswd'}\n"
+        f"auth:\n{auth}"
     )
     with open(folder / "registry.log", "wb") as log:
         proc = subprocess.Popen(
@@ -86,6 +87,18 @@ def private_registry():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def private_registry():
+    """``127.0.0.1:PORT`` of a registry process this fixture starts, that answers 401 without
+    ``USER``/``SECRET`` (htpasswd); the process is ended and its folder removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="imagesmith-test-private-registry-"))
+    (folder / "htpasswd").write_text(f"{USER}:{_bcrypt(SECRET)}\n")
+    try:
+        with _registry(folder, f"  htpasswd:\n    realm: imagesmith-test\n    path: {folder / 'htpasswd'}\n") as host:
+            yield host
+    finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
