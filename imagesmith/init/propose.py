@@ -203,6 +203,15 @@ _UNREAD = (  # (file, a text it must hold, what it is, how to give it instead)
     ("Pipfile", "", "Pipenv's Pipfile", "`pipenv requirements > requirements.txt` writes them as a requirements.txt"),
     ("setup.cfg", "install_requires", "setup.cfg's install_requires", None),
     ("setup.py", "", "setup.py's install_requires", None),
+    *(
+        (
+            name,
+            "",
+            f"conda's {name}",
+            "list its packages (its pip: ones, and the conda ones by their PyPI names) in a requirements.txt",
+        )
+        for name in ("environment.yml", "environment.yaml", "conda.yaml")
+    ),
 )
 _SETUPTOOLS_HOW = (
     'list them in a requirements.txt, or add a pyproject.toml with [project] (name, version, dynamic = ["dependencies"]) '

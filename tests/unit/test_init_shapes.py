@@ -56,6 +56,12 @@ def _refusal(tmp_path) -> UsageError:
             'dynamic = ["dependencies"]',
         ),
         ("setup.cfg", "[options]\ninstall_requires =\n    flask\n", "setup.cfg's install_requires", "requirements.txt"),
+        (
+            "environment.yml",
+            "dependencies:\n  - python=3.11\n  - pip:\n    - flask\n",
+            "conda's environment.yml",
+            "PyPI names",
+        ),
     ],
 )
 def test_dependencies_init_does_not_read_are_named_with_how_to_give_them(tmp_path, name, text, said, hinted):
