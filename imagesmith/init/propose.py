@@ -111,9 +111,18 @@ def _requirements(draft: _Draft) -> None:
     root, project, values, why = draft.root, draft.project, draft.values, draft.why
     draft.requirements_text = " ".join(map(str, project.get("dependencies") or [])).lower()
     pyproject = root / PYPROJECT
-    project_lock = next(  # beside a pyproject.toml, [project] or not (Poetry 1's [tool.poetry]), as the spec reads it
-        (key for key, name in LOCK_SOURCES.items() if pyproject.is_file() and (root / name).is_file()), None
-    )  # the project's own lock is the source of truth
+    # the project's own lock is the source of truth, beside a pyproject.toml with [project]; for
+    # one without (Poetry 1's [tool.poetry]) only when no requirements file says otherwise, as
+    # before: poetry.lock is read through `poetry export`, which the locking machine may lack
+    plain_file = any((root / name).is_file() for name in REQUIREMENTS_FILES)
+    project_lock = next(
+        (
+            key
+            for key, name in LOCK_SOURCES.items()
+            if pyproject.is_file() and (project or not plain_file) and (root / name).is_file()
+        ),
+        None,
+    )
     found_dynamic = project.get("dynamic")
     dynamic: list = found_dynamic if isinstance(found_dynamic, list) else []
     declared = isinstance(project.get("dependencies"), list) or "dependencies" in dynamic

@@ -220,3 +220,13 @@ def test_a_requirements_folder_gives_its_production_file(tmp_path):
     (tmp_path / "requirements" / "prod.txt").unlink()
     err = _refusal(tmp_path)
     assert "requirements/dev.txt" in str(err) and "requirements: requirements/dev.txt" in (err.hint or "")
+
+
+def test_a_poetry1_project_with_a_requirements_txt_keeps_using_it(tmp_path):
+    """As before the poetry.lock reading: poetry.lock needs poetry on the locking machine, and
+    the project's requirements.txt is what it asks for without it."""
+    (tmp_path / "pyproject.toml").write_text(POETRY1)
+    (tmp_path / "poetry.lock").write_text('[metadata]\nlock-version = "2.0"\n')
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    assert propose(tmp_path).values["requirements"] == "requirements.txt"
