@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import project_code
@@ -47,6 +47,7 @@ class Serve:
     reason: str
     app: project_code.App | None = None
     module: str | None = None  # the module that serves (the app's, or serve.py's)
+    env: dict = field(default_factory=dict)  # what the server needs set to listen beyond the container
 
 
 def find_serve(
@@ -102,17 +103,19 @@ def _imports(tree: ast.Module, name: str) -> bool:
     return False
 
 
-def _launch_port(tree: ast.Module) -> int | None:
-    """The port a Gradio app launches on: ``X.launch(server_port=N)``, else Gradio's 7860; None
-    when nothing calls ``launch``."""
-    port = None
+def _launch(tree: ast.Module) -> tuple[int, bool] | None:
+    """How a Gradio app launches: (its port, ``X.launch(server_port=N)`` else Gradio's 7860;
+    whether it names the address it listens on, ``server_name=``); None when nothing calls
+    ``launch``."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "launch":
-            port = 7860
+            port, named = 7860, False
             for kw in node.keywords:
                 if kw.arg == "server_port" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, int):
-                    return kw.value.value
-    return port
+                    port = kw.value.value
+                named = named or kw.arg == "server_name"
+            return port, named
+    return None
 
 
 def _ui_app(root: Path, modules: dict[str, tuple[Path, ast.Module]], installable: bool) -> Serve | None:
@@ -129,15 +132,15 @@ def _ui_app(root: Path, modules: dict[str, tuple[Path, ast.Module]], installable
             command = ["streamlit", "run", rel, "--server.address", "0.0.0.0", "--server.port", "8501"]
             return Serve(command, 8501, f"Streamlit app {rel}, served with streamlit run", module=name)
     for name, path, tree in found:
-        port = _launch_port(tree) if _imports(tree, "gradio") else None
-        if port is not None:
-            rel = path.relative_to(root).as_posix()
+        launch = _launch(tree) if _imports(tree, "gradio") else None
+        if launch is not None:
+            rel, (port, named) = path.relative_to(root).as_posix(), launch
             return Serve(
                 ["python", rel],
                 port,
-                f"Gradio app {rel}, launched by itself on port {port} "
-                "(it must listen on 0.0.0.0: launch(server_name='0.0.0.0') or GRADIO_SERVER_NAME)",
+                f"Gradio app {rel}, launched by itself on port {port}",
                 module=name,
+                env={} if named else {"GRADIO_SERVER_NAME": "0.0.0.0"},  # Gradio listens on 127.0.0.1 by default
             )
     return None
 

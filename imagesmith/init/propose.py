@@ -361,6 +361,7 @@ def _serve(draft: _Draft, script: str | None) -> Serve | None:
     elif serve is not None:
         values["serve"] = {"command": serve.command, "port": serve.port}
         why["serve"] = serve.reason
+        draft.env.update(serve.env)
     else:
         values["serve"] = {"command": ["python", "serve.py"], "port": 8000}
         why["serve"] = "no server found: replace with your serving command"
@@ -455,8 +456,12 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
         )
     if env:
         values["env"] = env
+        said = {
+            "PYTHONPATH": "the scripts import the project from /app",
+            "GRADIO_SERVER_NAME": "the Gradio app listens beyond the container (its default is 127.0.0.1)",
+        }
         why["env"] = "; ".join(
-            f"{key}: {'the artifacts folder, where the code looks for its model' if key in model.env else 'the scripts import the project from /app'}"
+            f"{key}: {'the artifacts folder, where the code looks for its model' if key in model.env else said.get(key, '')}"
             for key in env
         )
     values["artifacts"] = model.artifacts

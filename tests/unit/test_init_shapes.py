@@ -138,7 +138,11 @@ def test_a_streamlit_or_gradio_app_is_what_serves(tmp_path):
     proposal = propose(tmp_path)
     assert proposal.values["serve"] == {"command": ["python", "ui.py"], "port": 7000}
     assert "Gradio app ui.py" in proposal.reasons["serve"]
-    assert "ui.py" in proposal.values["source"]
+    assert "ui.py" in proposal.values["source"] and "env" not in proposal.values  # it names its address
+    (tmp_path / "ui.py").write_text((tmp_path / "ui.py").read_text().replace("server_name='0.0.0.0', ", ""))
+    proposal = propose(tmp_path)  # Gradio's default, 127.0.0.1, is unreachable from outside the container
+    assert proposal.values["env"] == {"GRADIO_SERVER_NAME": "0.0.0.0"}
+    assert "GRADIO_SERVER_NAME: the Gradio app listens beyond the container" in proposal.reasons["env"]
     (tmp_path / "dashboard.py").write_text("import streamlit as st\n\nst.title('demo')\n")
     _, _, proposal = write_spec(tmp_path, dry_run=True)
     assert proposal.values["serve"] == {
