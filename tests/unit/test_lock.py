@@ -76,6 +76,23 @@ def test_unreachable_index_is_named_without_credentials():
     )  # not "the package index the …"
 
 
+UV_UNREADABLE = """error: Couldn't parse requirement in `requirements.txt` at position 0
+  cause: Expected one of `@`, `(`, `<`, `=`, `>`, `~`, `!`, `;`, found `{found}`
+         six {found}
+             >=1.16
+                      ^
+"""
+
+
+def test_a_line_uv_cannot_read_names_the_file_and_a_continued_requirement_says_what_to_do():
+    """uv 0.13's own words (a requirement continued with a backslash, which pip reads)."""
+    err = explain_failure("uv", UV_UNREADABLE.format(found="\\"), REQ)
+    assert str(err).startswith("uv could not read a requirement in requirements.txt:\nerror: Couldn't parse")
+    assert err.hint.startswith("write that requirement on one line in requirements.txt: uv does not read a backslash")
+    err = explain_failure("uv", UV_UNREADABLE.format(found="%"), REQ)
+    assert err.hint.startswith("correct that line of requirements.txt: a requirement is a name")
+
+
 def test_stage_inputs_keeps_includes_resolvable(tmp_path):
     src = tmp_path / "p"
     (src / "reqs").mkdir(parents=True)
