@@ -10,8 +10,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import __version__
-from ..errors import LockError
-from ..fsutil import atomic_write
+from ..errors import LockError, UserFileError
+from ..fsutil import atomic_write, generated
 from ..platforms import PLATFORMS, machine_platform
 from ..spec import Spec
 from ..spec.problems import show, show_key, type_name
@@ -147,9 +147,27 @@ def locks_json(locks: dict[str, Lock]) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def check_replaceable_locks(spec: Spec) -> None:
+    """Refuse (``UserFileError``) when a file imagesmith did not write sits where it writes a
+    platform's pip-format lock (``requirements.lock``: also the name rye and others give their
+    own lock, which a spec may even read as its requirements): only a file with imagesmith's
+    header is replaced. Nothing has been written when this raises."""
+    for platform in spec.platforms:
+        path = spec.requirements_lock_for(platform)
+        if (path.exists() or path.is_symlink()) and not generated(path):
+            raise UserFileError(
+                str(path),
+                what=f"hashed pip-format lock ({path.name})",
+                hint=f"rename your {path.name} (e.g. to requirements.txt, and name that in {spec.origin}'s "
+                "`requirements:` if it names this one), or remove it if imagesmith may replace it",
+            )
+
+
 def write_locks(spec: Spec, locks: dict[str, Lock]) -> None:
     """Every platform's requirements file, then imagesmith.lock, each atomically: imagesmith.lock
-    is never ahead of them."""
+    is never ahead of them. Refused before anything is written when one of those requirements
+    files is the user's (``check_replaceable_locks``)."""
+    check_replaceable_locks(spec)
     for platform, lock in locks.items():
         path = spec.requirements_lock_for(platform)
         atomic_write(path, lock.requirements_text())

@@ -19,7 +19,7 @@ from .base import BasePin, FilesOnce, pin_base
 from .emulation import native_only
 from .existing import SOURCES, existing_pins, group_requirements
 from .inputs import INPUT_NAMES, changed_inputs, compute_inputs, preprocessing_files, runtime_pin
-from .lockfile import read_locks, write_locks
+from .lockfile import check_replaceable_locks, read_locks, write_locks
 from .pins import Pin
 
 if TYPE_CHECKING:
@@ -98,6 +98,8 @@ def lock_project(
     base = base or spec.base
     if resolver:
         spec = replace(spec, resolver=resolver)
+    if write:
+        check_replaceable_locks(spec)  # a user's requirements.lock: refused before anything is resolved
     previous: dict[str, Lock] = {}
     if spec.lock_path.is_file():
         try:
