@@ -45,6 +45,8 @@ def lock(
     if check:
         _check(spec, base, resolver, as_json)
         return
+    if pylock:
+        _pylock_writable(spec)  # before locking: a refusal leaves every file as it was
     result = lock_project(
         spec,
         Engine(progress()),
@@ -92,11 +94,18 @@ def _check(spec: Spec, base: str | None, resolver: str | None, as_json: bool) ->
     say(f"{spec.lock_path.name} is up to date")
 
 
-def _write_pylock(spec: Spec, one) -> None:
-    from ..lock.existing import PYLOCK, write_pylock
+def _pylock_writable(spec: Spec) -> None:
+    from ..lock.existing import PYLOCK, check_replaceable_pylock
 
     if spec.requirements.lock == "pylock":
         raise UsageError(f"{PYLOCK} is this project's own lock: imagesmith reads it, it does not write it")
+    check_replaceable_pylock(spec.root / PYLOCK)
+
+
+def _write_pylock(spec: Spec, one) -> None:
+    from ..lock.existing import PYLOCK, write_pylock
+
+    _pylock_writable(spec)
     write_pylock(one, spec.root / PYLOCK)
     say(f"wrote {PYLOCK} ({len(one.packages)} distributions)")
 
