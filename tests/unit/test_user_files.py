@@ -83,3 +83,15 @@ def test_write_pylock_refuses_a_pylock_it_did_not_write(tmp_path):
     with pytest.raises(UserFileError):
         write_pylock(fake_lock(), tmp_path / "pylock.toml")
     assert (tmp_path / "pylock.toml").read_text() == PDM_PYLOCK
+
+
+def test_export_into_a_file_is_one_error_and_the_file_is_kept(tmp_path):
+    from tests.unit.test_hostile import make_project
+
+    root = make_project(tmp_path / "p")
+    (root / "notes").write_text("mine\n")
+    for target in ("notes", "notes/sub"):
+        proc = cli_in_process("export", "preprocessing", "-o", target, cwd=root)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stderr.startswith("error: cannot write the preprocessing wheel into notes"), proc.stderr
+    assert (root / "notes").read_text() == "mine\n"
