@@ -95,3 +95,33 @@ def test_export_into_a_file_is_one_error_and_the_file_is_kept(tmp_path):
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert proc.stderr.startswith("error: cannot write the preprocessing wheel into notes"), proc.stderr
     assert (root / "notes").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("where", [".imagesmith", ".imagesmith/amd64"])
+def test_render_never_writes_nor_removes_through_a_linked_imagesmith_folder(tmp_path, where):
+    from tests.unit.test_hostile import make_project
+
+    root = make_project(tmp_path / "p")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    decoy = "imagesmith_runtime-0+sha256.000000000000-py3-none-any.whl"  # what a render removes as stale
+    (outside / decoy).write_text("mine\n")
+    (outside / "facts.json").write_text("mine\n")
+    (root / where).parent.mkdir(exist_ok=True)
+    (root / where).symlink_to(outside)
+    proc = cli_in_process("render", cwd=root)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f"error: {root / where} is a symbolic link"), proc.stderr
+    assert sorted(p.name for p in outside.iterdir()) == sorted([decoy, "facts.json"])
+    assert not (root / "Dockerfile").exists()  # refused before anything is written
+
+
+def test_a_file_named_imagesmith_is_one_error_before_the_dockerfile_is_written(tmp_path):
+    from tests.unit.test_hostile import make_project
+
+    root = make_project(tmp_path / "p")
+    (root / ".imagesmith").write_text("mine\n")
+    proc = cli_in_process("render", cwd=root)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "is a file where imagesmith keeps its build-context folder" in proc.stderr
+    assert (root / ".imagesmith").read_text() == "mine\n" and not (root / "Dockerfile").exists()
