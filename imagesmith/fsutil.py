@@ -32,12 +32,14 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
 
     The bytes go to a temporary file in the same directory, are flushed to disk, then renamed
-    over ``path``. On any failure the temporary file is removed and ``path`` is untouched; an
+    over ``path``. A symbolic link at ``path`` (dangling or not) is refused: it is neither
+    replaced nor written through. On any failure the temporary file is removed and ``path`` is untouched; an
     ``OSError`` (no such folder, a folder in the way, read-only, disk full) becomes one
     ``FileWriteError`` naming the file.
     """
     path = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
+    check_not_link(path)
     if path.is_dir():
         raise FileWriteError(f"cannot write {path}: it is a folder", hint="give the path of a file to write")
     try:
@@ -49,6 +51,17 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise FileWriteError(
             f"cannot write {path}: {reason}", hint="nothing was written; choose another place or free some space"
         ) from exc
+
+
+def check_not_link(path: Path) -> None:
+    """Refuse (``FileWriteError``) a symbolic link (dangling or not) where a file is to be written:
+    replacing it would lose the user's link, writing through it would change another file."""
+    if path.is_symlink():
+        raise FileWriteError(
+            f"cannot write {path}: it is a symbolic link (to {os.readlink(path)})",
+            hint="imagesmith neither replaces a link nor writes through it: remove the link "
+            "(or put a copy of the file in its place), then run the command again",
+        )
 
 
 def _atomic_write(path: Path, raw: bytes) -> None:

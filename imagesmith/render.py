@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__, credentials, layout, plan, python_env, runtime_wheel
 from .errors import FileWriteError, RenderError, UserFileError
-from .fsutil import generated
+from .fsutil import check_not_link, generated
 from .lock import Lock, cuda
 from .plan import ImagePlan, image_user, plans_for, platforms_label
 from .platforms import PLATFORMS, platform_arch
@@ -317,7 +317,8 @@ def check_replaceable(dockerfile: Path, *, origin: str, output_option: bool = Fa
     the Dockerfile or its ignore file: only a file with imagesmith's header may be replaced, so a
     project's own Dockerfile is never lost. Nothing has been written when this raises."""
     for path, what in ((dockerfile, "Dockerfile"), (dockerignore_path(dockerfile), "Dockerfile's ignore file")):
-        if (path.exists() or path.is_symlink()) and not generated(path):
+        check_not_link(path)  # a link is neither replaced nor written through, even to a file of ours
+        if path.exists() and not generated(path):
             raise UserFileError(
                 str(path),
                 what=what,

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import LockError, UserFileError
-from ..fsutil import atomic_write, generated
+from ..fsutil import atomic_write, check_not_link, generated
 from ..platforms import PLATFORMS, machine_platform
 from ..spec import Spec
 from ..spec.problems import show, show_key, type_name
@@ -69,7 +69,12 @@ def read_locks(path: Path) -> dict[str, Lock]:
     ``read_lock``."""
     path = Path(path)
     try:
-        if path.is_symlink() or (path.exists() and not path.is_file()):
+        if path.is_symlink():
+            raise LockError(
+                f"{path} is a symbolic link, not a regular file",
+                hint="remove the link (imagesmith neither follows nor replaces it), then run `imagesmith lock`",
+            )
+        if path.exists() and not path.is_file():
             raise LockError(f"{path} is not a regular file", hint="run `imagesmith lock` to rewrite it")
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -151,10 +156,13 @@ def check_replaceable_locks(spec: Spec) -> None:
     """Refuse (``UserFileError``) when a file imagesmith did not write sits where it writes a
     platform's pip-format lock (``requirements.lock``: also the name rye and others give their
     own lock, which a spec may even read as its requirements): only a file with imagesmith's
-    header is replaced. Nothing has been written when this raises."""
+    header is replaced; a symbolic link there or at imagesmith.lock is refused
+    (``fsutil.check_not_link``). Nothing has been written when this raises."""
+    check_not_link(spec.lock_path)
     for platform in spec.platforms:
         path = spec.requirements_lock_for(platform)
-        if (path.exists() or path.is_symlink()) and not generated(path):
+        check_not_link(path)
+        if path.exists() and not generated(path):
             raise UserFileError(
                 str(path),
                 what=f"hashed pip-format lock ({path.name})",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagesmith.errors import UserFileError
+from imagesmith.errors import FileWriteError, UserFileError
 from imagesmith.lock.existing import write_pylock
 from imagesmith.lock.lockfile import write_lock
 from imagesmith.lock.update import lock_project
@@ -51,7 +51,7 @@ def test_the_spec_reading_rye_s_requirements_lock_is_refused_before_anything_is_
 
 def test_a_dangling_link_where_requirements_lock_goes_is_refused_and_kept(root):
     (root / "requirements.lock").symlink_to(root / "nowhere.lock")
-    with pytest.raises(UserFileError):
+    with pytest.raises(FileWriteError, match="symbolic link"):
         write_lock(load_spec(root), fake_lock())
     assert (root / "requirements.lock").is_symlink()
 
@@ -125,3 +125,59 @@ def test_a_file_named_imagesmith_is_one_error_before_the_dockerfile_is_written(t
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "is a file where imagesmith keeps its build-context folder" in proc.stderr
     assert (root / ".imagesmith").read_text() == "mine\n" and not (root / "Dockerfile").exists()
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_atomic_write_neither_replaces_a_link_nor_writes_through_it(tmp_path, dangling):
+    from imagesmith.errors import FileWriteError
+    from imagesmith.fsutil import atomic_write
+
+    target = tmp_path / "elsewhere.txt"
+    if not dangling:
+        target.write_text("theirs\n")
+    (tmp_path / "out.txt").symlink_to(target)
+    with pytest.raises(FileWriteError, match="it is a symbolic link"):
+        atomic_write(tmp_path / "out.txt", "ours\n")
+    assert (tmp_path / "out.txt").is_symlink()
+    assert target.exists() is not dangling and (dangling or target.read_text() == "theirs\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.txt"] + ([] if dangling else ["elsewhere.txt"]))
+
+
+def test_a_linked_imagesmith_lock_is_refused_before_anything_is_resolved(root):
+    shared = root.parent / "shared.lock"
+    write_lock(load_spec(root), fake_lock())
+    (root / "imagesmith.lock").rename(shared)
+    (root / "imagesmith.lock").symlink_to(shared)
+    before = shared.read_bytes()
+    with pytest.raises(FileWriteError, match="symbolic link"):  # engine=None: refused before it is asked
+        lock_project(load_spec(root), None, replace_invalid=True)
+    assert (root / "imagesmith.lock").is_symlink() and shared.read_bytes() == before
+
+
+def test_render_keeps_a_linked_dockerfile_even_to_a_generated_one(tmp_path):
+    from tests.unit.test_hostile import make_project
+
+    root = make_project(tmp_path / "p")
+    assert cli_in_process("render", cwd=root).returncode == 0
+    shared = tmp_path / "shared.Dockerfile"
+    (root / "Dockerfile").rename(shared)
+    (root / "Dockerfile").symlink_to(shared)
+    shared.write_text(shared.read_text() + "# stale\n")
+    proc = cli_in_process("render", cwd=root)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Dockerfile: it is a symbolic link" in proc.stderr
+    assert (root / "Dockerfile").is_symlink() and shared.read_text().endswith("# stale\n")
+
+
+def test_init_pyproject_keeps_a_linked_pyproject_and_the_file_it_names(tmp_path):
+    shared = tmp_path / "shared.toml"
+    shared.write_text('[project]\nname = "p"\nversion = "0"\ndependencies = ["six==1.17.0"]\n')
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "pyproject.toml").symlink_to(shared)
+    (root / "train.py").write_text("print(1)\n")
+    before = shared.read_bytes()
+    proc = cli_in_process("init", "--pyproject", cwd=root)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "pyproject.toml: it is a symbolic link" in proc.stderr
+    assert (root / "pyproject.toml").is_symlink() and shared.read_bytes() == before
