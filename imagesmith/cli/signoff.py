@@ -44,9 +44,10 @@ def signoff(
     verbose: bool = VerboseOpt,
 ):
     """Run the serve image on this machine: latency, outputs against the golden ones, hardware. Exit 0 passed, 1 not."""
-    from ..signoff.run import run_signoff, table, write_signoff
+    from ..signoff.run import check_output, run_signoff, table, write_signoff
 
     spec = load_spec(project)
+    check_output(output)  # before the run: its record must not be lost nor written over a file of yours
     engine = Engine(progress())
     if platform is not None:
         from ..deploy import platform_image

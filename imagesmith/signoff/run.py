@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..engine import Engine
-from ..fsutil import atomic_write, sha256_file
+from ..errors import FileWriteError
+from ..fsutil import atomic_write, check_not_link, sha256_file
 from ..layout import LABEL_PARITY, LABEL_ROLE
 from ..runtime.stamp import GOLDEN_FILE
 from ..spec import Spec
@@ -148,6 +149,35 @@ def _check_outputs(spec: Spec, golden: dict, data: dict, gpus: bool, record: dic
     add("outputs", comparison.outputs_ok, across + comparison.outputs_detail())
     if comparison.classes_checked:
         add("classes", comparison.classes_ok, comparison.classes_detail())
+
+
+def check_output(path: Path) -> None:
+    """Refuse, before a signoff runs (minutes of serving), a ``-o`` it could not write afterwards
+    or that holds a file of the user's: a link, a folder, a missing folder, or a file that is not
+    a signoff record (an earlier record is replaced). Raises ``FileWriteError``."""
+    path = Path(path)
+    check_not_link(path)
+    if path.is_dir():
+        raise FileWriteError(f"cannot write {path}: it is a folder", hint="give -o the path of a file to write")
+    if not path.parent.is_dir():
+        raise FileWriteError(
+            f"cannot write {path}: the folder {path.parent} does not exist",
+            hint="make the folder, or give -o another path",
+        )
+    if path.exists():
+        ours = False
+        if path.is_file():  # a FIFO or device is never opened (it could block): not a record
+            try:
+                with open(path, "rb") as handle:
+                    ours = json.load(handle).get("imagesmith_signoff") is not None
+            except (OSError, ValueError, AttributeError):  # unreadable, not JSON, JSON but not an object
+                pass
+        if not ours:
+            raise FileWriteError(
+                f"{path} is not a signoff record (JSON with an imagesmith_signoff key); imagesmith never "
+                "overwrites a file of yours, so the signoff did not run",
+                hint="give -o another path (only an earlier signoff record is replaced)",
+            )
 
 
 def write_signoff(result: Signoff, path: Path) -> None:

@@ -3,6 +3,7 @@ through a link out of the project (the write audit): requirements.lock, ``.image
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -181,3 +182,29 @@ def test_init_pyproject_keeps_a_linked_pyproject_and_the_file_it_names(tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "pyproject.toml: it is a symbolic link" in proc.stderr
     assert (root / "pyproject.toml").is_symlink() and shared.read_bytes() == before
+
+
+def test_signoff_refuses_an_output_it_could_not_write_before_it_runs(tmp_path):
+    from tests.unit.test_hostile import make_project
+
+    root = make_project(tmp_path / "p")
+    (root / "signoff.json").write_text('{"mine": 1}\n')
+    (root / "fifo").mkdir()
+    os.mkfifo(root / "fifo" / "record.json")
+    cases = {
+        "signoff.json": "is not a signoff record",
+        "app": "it is a folder",
+        "nope/record.json": "the folder nope does not exist",
+        "fifo/record.json": "is not a signoff record",
+    }
+    for output, message in cases.items():  # no engine answers here: each is refused before one is asked
+        proc = cli_in_process("signoff", "tiny:serve", "-m", str(tmp_path), "-o", output, cwd=root)
+        assert proc.returncode == 2 and message in proc.stderr, (output, proc.stdout + proc.stderr)
+    assert (root / "signoff.json").read_text() == '{"mine": 1}\n'
+
+
+def test_signoff_replaces_an_earlier_record(tmp_path):
+    from imagesmith.signoff.run import check_output
+
+    (tmp_path / "signoff.json").write_text('{"imagesmith_signoff": 1, "passed": false}\n')
+    check_output(tmp_path / "signoff.json")  # no refusal
