@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -81,11 +82,75 @@ def holds(path: Path, text: str) -> bool:
         return False
 
 
-def read_user_text(path: Path, error: type[ImagesmithError], *, shown: str, hint: str) -> str:
-    """The UTF-8 text of a user's file, or one ``error`` naming it as ``shown``: ``… is not UTF-8
-    text (byte N)`` with ``hint``, or ``… cannot be read: <reason>``."""
+# The most a user's text file (a requirements file, a pyproject.toml, a uv.lock, the signoff
+# samples) is read to: a larger one (a 2 GB sparse file, a link to a disk image) is refused before
+# it is read, instead of filling the memory.
+MAX_USER_FILE = 64 << 20
+
+
+class FileTooLarge(OSError):
+    """A file larger than a reader takes (an ``OSError``, so every ``except OSError`` that reports
+    "cannot be read: <strerror>" reports it too); ``size`` is its size in bytes."""
+
+    def __init__(self, path: Path, size: int, limit: int) -> None:
+        super().__init__(errno.EFBIG, f"it is {size} bytes, more than the {limit} read", str(path))
+        self.size = size
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path`` (a symbolic link is followed), read only when there
+    are at most ``limit`` of them: ``FileTooLarge`` otherwise (also when it grows while read). A FIFO,
+    a device or a folder is an ``OSError`` ("not a regular file"), opened without blocking and never
+    read: ``/dev/zero`` does not fill the memory, a FIFO with no writer does not hang."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        return path.read_text(encoding="utf-8")
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if st.st_size > limit:
+            raise FileTooLarge(path, st.st_size, limit)
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise FileTooLarge(path, len(data), limit)
+        return data
+    finally:
+        os.close(fd)
+
+
+def read_toml(path: Path, limit: int = MAX_USER_FILE) -> dict:
+    """A user's TOML file, parsed; every way that fails is an ``OSError`` (unreadable, not a
+    regular file, larger than ``limit``), a ``UnicodeDecodeError`` or a ``tomllib.TOMLDecodeError``
+    (also for nesting too deep for the parser, its ``RecursionError``, and an integer too long to
+    convert, its ``ValueError``)."""
+    toml = __getattr__("tomllib")
+    text = read_bounded(path, limit).decode("utf-8")
+    try:
+        return toml.loads(text)
+    except RecursionError:
+        raise toml.TOMLDecodeError("nested too deeply to read") from None
+    except toml.TOMLDecodeError:
+        raise
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise toml.TOMLDecodeError(f"holds a value that cannot be read: {str(exc)[:80]}") from None
+
+
+def read_user_text(
+    path: Path, error: type[ImagesmithError], *, shown: str, hint: str, limit: int = MAX_USER_FILE
+) -> str:
+    """The UTF-8 text of a user's file, or one ``error`` naming it as ``shown``: ``… is not UTF-8
+    text (byte N)`` with ``hint``, or ``… cannot be read: <reason>`` (also when it is not a regular
+    file or is larger than ``limit`` bytes)."""
+    try:
+        return read_bounded(path, limit).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{shown} is not UTF-8 text (byte {exc.start})", hint=hint) from exc
     except OSError as exc:

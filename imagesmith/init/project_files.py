@@ -8,8 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-from .. import project_code
-from ..fsutil import tomllib
+from .. import fsutil, project_code
 
 SKIP_DIRS = {
     "tests",
@@ -34,7 +33,7 @@ MINORS = [f"3.{m}" for m in range(8, 14)]  # 3.8 .. 3.13: what official python i
 
 def read_toml(path: Path) -> dict:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return fsutil.read_toml(path)
     except (OSError, ValueError):
         return {}
 

@@ -148,7 +148,7 @@ def pylock_pins(path: Path, environment: dict[str, str]) -> list[Pin]:
     from packaging.utils import canonicalize_name
 
     try:
-        data = fsutil.tomllib.loads(path.read_text(encoding="utf-8"))
+        data = fsutil.read_toml(path)
     except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError) as exc:
         raise LockError(f"{path.name} is not readable TOML ({str(exc)[:200]})") from exc
     version = str(data.get("lock-version", ""))
@@ -228,7 +228,7 @@ def check_uv_lock_python(path: Path, python_full: str) -> None:
     project and both Pythons: uv resolved it for other interpreters, and its wheels would not
     be the image's (the download would fail on hashes much later)."""
     try:
-        data = fsutil.tomllib.loads(path.read_text(encoding="utf-8"))
+        data = fsutil.read_toml(path)
     except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError) as exc:
         raise LockError(f"{path.name} is not readable TOML ({str(exc)[:200]})") from exc
     requires = data.get("requires-python")
@@ -274,7 +274,7 @@ def group_requirements(pyproject: Path, groups: tuple[str, ...]) -> list[str]:
     from packaging.utils import canonicalize_name
 
     try:
-        table = fsutil.tomllib.loads(pyproject.read_text(encoding="utf-8")).get("dependency-groups") or {}
+        table = fsutil.read_toml(pyproject).get("dependency-groups") or {}
     except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError) as exc:
         raise LockError(f"{pyproject.name} is not readable TOML ({str(exc)[:200]})") from exc
     names = {canonicalize_name(k): k for k in table} if isinstance(table, dict) else {}

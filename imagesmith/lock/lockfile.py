@@ -9,7 +9,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .. import __version__
+from .. import __version__, fsutil
 from ..errors import LockError
 from ..fsutil import atomic_write
 from ..platforms import PLATFORMS, machine_platform
@@ -71,15 +71,15 @@ def read_locks(path: Path) -> dict[str, Lock]:
     try:
         if path.is_symlink() or (path.exists() and not path.is_file()):
             raise LockError(f"{path} is not a regular file", hint="run `imagesmith lock` to rewrite it")
-        raw = path.read_bytes()
+        raw = fsutil.read_bounded(path, MAX_LOCK_BYTES)
     except FileNotFoundError:
         raise LockError(f"{path} does not exist", hint="run `imagesmith lock` first") from None
+    except fsutil.FileTooLarge as exc:
+        raise LockError(
+            f"{path} is {exc.size} bytes, more than a lock can be", hint="run `imagesmith lock` to rewrite it"
+        ) from None
     except OSError as exc:
         raise LockError(f"{path} cannot be read: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_LOCK_BYTES:
-        raise LockError(
-            f"{path} is {len(raw)} bytes, more than a lock can be", hint="run `imagesmith lock` to rewrite it"
-        )
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an integer of 4300+ digits

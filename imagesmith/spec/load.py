@@ -82,11 +82,11 @@ def _short_path(path: Path) -> str:
 
 def _read_text(path: Path) -> str:
     try:
-        raw = path.read_bytes()
+        raw = fsutil.read_bounded(path, MAX_SPEC_BYTES)
+    except fsutil.FileTooLarge as exc:
+        raise SpecError(path.name, [f"is {exc.size} bytes; a spec is at most {MAX_SPEC_BYTES}"]) from None
     except OSError as exc:
         raise SpecError(path.name, [f"cannot be read: {exc.strerror or exc}"]) from exc
-    if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(path.name, [f"is {len(raw)} bytes; a spec is at most {MAX_SPEC_BYTES}"])
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
