@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from imagesmith import fsutil
+from tests.helpers import cli
 from tests.unit.test_hostile import make_project, spec_with
 
 GIB = 1 << 30
@@ -102,3 +103,24 @@ def test_read_bounded_refuses_what_it_would_not_read_whole(tmp_path):
     for path in (tmp_path / "fifo", Path("/dev/zero"), tmp_path):
         with pytest.raises(OSError, match="not a regular file|Is a directory"):
             fsutil.read_bounded(path, 1 << 20)
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.dockerignore"])
+def test_a_fifo_where_render_writes_is_refused_not_waited_on(tmp_path, name):
+    """render asks whether the file where it writes is its own by reading its first line: a FIFO
+    there (no writer) blocked that read for ever; it is not imagesmith's file, so it is refused."""
+    root = make_project(tmp_path / "p")
+    os.mkfifo(root / name)
+    before = _stats(root)
+    proc = cli("render", "-p", str(root), in_process=False, timeout=30, check_traceback=False)
+    assert proc.returncode == 2 and "was not written by imagesmith" in proc.stderr, proc.stderr[-2000:]
+    assert _stats(root) == before
+
+
+def test_generated_reads_only_a_regular_file(tmp_path):
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    ours.write_text(fsutil.GENERATED_HEADER + "0.1.0\n")
+    theirs.write_text("FROM python\n")
+    os.mkfifo(tmp_path / "fifo")
+    assert fsutil.generated(ours) and not fsutil.generated(theirs)
+    assert not fsutil.generated(tmp_path / "fifo") and not fsutil.generated(tmp_path / "missing")
