@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import __version__, fsutil
-from ..errors import LockError
+from ..errors import LockError, UserFileError
 from ..fsutil import atomic_write
 from ..platforms import PLATFORMS, machine_platform
 from ..spec import Spec
@@ -149,10 +149,20 @@ def locks_json(locks: dict[str, Lock]) -> str:
 
 def write_locks(spec: Spec, locks: dict[str, Lock]) -> None:
     """Every platform's requirements file, then imagesmith.lock, each atomically: imagesmith.lock
-    is never ahead of them."""
+    is never ahead of them. A requirements file imagesmith did not write (a project's own
+    ``requirements.lock``, as rye writes one) is never replaced: ``UserFileError`` before anything
+    is written."""
+    paths = {platform: spec.requirements_lock_for(platform) for platform in locks}
+    for path in paths.values():
+        if (path.exists() or path.is_symlink()) and not fsutil.generated(path):
+            raise UserFileError(
+                str(path),
+                what="pinned requirements",
+                hint=f"rename or move your {path.name} (imagesmith writes the image's hashed pins there), "
+                "then run `imagesmith lock` again",
+            )
     for platform, lock in locks.items():
-        path = spec.requirements_lock_for(platform)
-        atomic_write(path, lock.requirements_text())
+        atomic_write(paths[platform], lock.requirements_text())
     atomic_write(spec.lock_path, locks_json(locks))
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from imagesmith import fsutil
+from imagesmith.errors import UserFileError
 from tests.helpers import cli
-from tests.unit.test_hostile import make_project, spec_with
+from tests.unit.test_hostile import make_project, spec_with, write_fresh_lock
 
 GIB = 1 << 30
 
@@ -124,3 +125,29 @@ def test_generated_reads_only_a_regular_file(tmp_path):
     os.mkfifo(tmp_path / "fifo")
     assert fsutil.generated(ours) and not fsutil.generated(theirs)
     assert not fsutil.generated(tmp_path / "fifo") and not fsutil.generated(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("own", ["file", "link"])
+def test_lock_never_replaces_a_requirements_lock_it_did_not_write(tmp_path, own):
+    """A project's own requirements.lock (rye's lock has that name) was replaced by imagesmith's
+    pins without a word. Now nothing is written: not it, not imagesmith.lock."""
+    root = make_project(tmp_path / "p")
+    (root / "imagesmith.lock").unlink()
+    mine = "# my pins, by hand\nsix==1.16.0\n"
+    if own == "file":
+        (root / "requirements.lock").write_text(mine)
+    else:
+        (root / "requirements.lock").unlink()
+        (tmp_path / "pins.txt").write_text(mine)
+        os.symlink(tmp_path / "pins.txt", root / "requirements.lock")
+    before = _stats(root)
+    with pytest.raises(UserFileError, match="requirements.lock was not written by imagesmith"):
+        write_fresh_lock(root)
+    assert _stats(root) == before and (root / "requirements.lock").read_text() == mine
+
+
+def test_lock_replaces_its_own_requirements_lock(tmp_path):
+    root = make_project(tmp_path / "p")
+    (root / "requirements.lock").write_text(fsutil.GENERATED_HEADER + "0.0.1 from imagesmith.lock\nsix==1\n")
+    write_fresh_lock(root)
+    assert "six==1.17.0" in (root / "requirements.lock").read_text()
