@@ -59,6 +59,11 @@ def parse_facts(data: bytes | str, where: str = "in the image") -> dict:
 
 
 MAX_DEPTH = 4  # layers read from a registry image's top looking for its facts (a child's are above)
+# characters kept of why a registry image's facts blob could not be read: imagesmith's own message
+# (the outside text in it is bounded where it was read), naming the registry host up to three times
+# and the repository (a reference is under 256 characters), and ending with what to do about it:
+# `docker login HOST` (an ECR host and a long repository passed 300)
+MAX_READ_PROBLEM = 1200
 
 
 def facts_from_layer(tar: bytes) -> dict | None:
@@ -142,7 +147,7 @@ def read_facts(engine: Reader, info: ImageInfo) -> tuple[dict | None, str]:
     except UntrustedInput as exc:
         return None, str(exc)[:300]
     except EngineError as exc:
-        return None, f"the image's facts could not be read ({str(exc)[:300]})"
+        return None, f"the image's facts could not be read ({str(exc)[:MAX_READ_PROBLEM]})"
     cache_store("facts", key, {FACTS_PATH: facts})
     return facts, ""
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Findings:
-    # keyword-only, so that each report's own fields come first and stay positional
-    checks: list[str] = field(default_factory=list, kw_only=True)
-    problems: list[str] = field(default_factory=list, kw_only=True)
-    notes: list[str] = field(default_factory=list, kw_only=True)
+    # filled in by the checks, never given to the constructor (init=False, not kw_only, which
+    # Python 3.10 added: gpu_host runs on whatever Python 3 a GPU machine has), so each report's
+    # own fields stay its constructor's, positional and first
+    checks: list[str] = field(default_factory=list, init=False)
+    problems: list[str] = field(default_factory=list, init=False)
+    notes: list[str] = field(default_factory=list, init=False)
 
     @property
     def ok(self) -> bool:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # This machine's NVIDIA GPUs against the CUDA of a lock or a built image's facts, with nothing but
-# this checkout and Python 3 (no engine, no network, no installed packages: python3 -S).
+# this checkout and Python 3.8 or newer (no engine, no network, no installed packages: python3 -S).
 #
 #   scripts/gpu-check.sh imagesmith.lock [--platform linux/amd64] [--json]
 #   scripts/gpu-check.sh imagesmith_image.json        # an image's facts file (docker cp it out)

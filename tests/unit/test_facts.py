@@ -106,6 +106,26 @@ def test_a_registry_image_s_facts_come_from_its_top_layer_and_lower_ones_name_a_
     assert got is None and "not an image imagesmith built" in problem
 
 
+def test_a_refused_facts_blob_names_docker_login_host_whole_for_a_long_registry_reference():
+    """The refusal of a registry image's facts blob ends with what to do (`docker login HOST`):
+    kept whole for an ECR host and a long repository (cut at 300 characters, it was not)."""
+    from imagesmith.engine.registry_http import _answer
+
+    host, name = (
+        "123456789012.dkr.ecr.eu-central-1.amazonaws.com",
+        "ml-platform/team-fraud-detection/models/realtime-serving-gpu",
+    )
+    what = f"the blob sha256:{'0' * 12}… of {host}/{name}"
+
+    class Refusing(_Registry):
+        def registry_top_layer(self, pinned: str, diff_id: str, max_bytes: int, depth: int = 1) -> bytes:
+            _answer('Basic realm="ecr"', None, host, what, f"https://{host}/v2/{name}/blobs/x", 30)  # raises
+            raise AssertionError("a Basic challenge without credentials is refused")
+
+    got, problem = read_facts(Refusing([]), _registry_info(11, "sha256:" + "2" * 64))
+    assert got is None and problem.endswith(f"docker has none for {host} (`docker login {host}`))"), problem
+
+
 def test_the_manifest_must_hash_to_the_parity_label():
     facts = _facts()
     info = image_info(labels={layout.LABEL_PARITY: facts["parity"]})

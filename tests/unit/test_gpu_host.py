@@ -3,6 +3,7 @@ subprocess), the driver against the contract, no GPU, and `imagesmith verify LOC
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import stat
@@ -199,6 +200,60 @@ def test_gpu_check_script_on_facts_without_gpu(tmp_path, monkeypatch):
 def test_gpu_check_script_without_arguments(tmp_path):
     done = run_script(tmp_path)
     assert done.returncode == 2 and "scripts/gpu-check.sh imagesmith.lock" in done.stdout
+
+
+# What Python 3.9 and 3.10 added that a module can use without its grammar showing it
+NEWER_THAN_38 = {"kw_only", "slots", "strict", "removeprefix", "removesuffix", "is_relative_to", "bit_count"}
+
+
+def test_the_script_s_modules_are_python_3_8(tmp_path):
+    """GPU hosts run whatever Python 3 their distribution has (3.8 on Ubuntu 20.04): the modules
+    the script imports parse as Python 3.8 and name none of the later keywords and methods. The
+    closure is what the script's interpreter really imports, not a list kept by hand."""
+    root = SCRIPT.parents[1]
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import imagesmith.gpu_host; "
+        "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items() if n.startswith('imagesmith'))))"
+    )
+    done = subprocess.run(["python3", "-S", "-c", code, str(root)], capture_output=True, text=True, check=True)
+    files = [Path(f) for f in done.stdout.split()]
+    assert root / "imagesmith" / "gpu_host.py" in files and root / "imagesmith" / "findings.py" in files
+    for path in files:
+        tree = ast.parse(path.read_text(), str(path), feature_version=(3, 8))
+        named = {n.arg for n in ast.walk(tree) if isinstance(n, ast.keyword)}
+        named |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        assert not named & NEWER_THAN_38, (path, named & NEWER_THAN_38)
+        # `str | None`, `list[str]`: only as annotations, which the __future__ import leaves unevaluated
+        annotations = [
+            a for n in ast.walk(tree) for a in (getattr(n, "annotation", None), getattr(n, "returns", None)) if a
+        ]
+        in_annotations = {id(m) for a in annotations for m in ast.walk(a)}
+        future = any(
+            isinstance(n, ast.ImportFrom) and n.module == "__future__" and "annotations" in {a.name for a in n.names}
+            for n in tree.body
+        )
+        assert future or not annotations, path
+        for n in ast.walk(tree):
+            if id(n) not in in_annotations:
+                generic = isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in BUILTINS
+                assert not generic and not (isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr) and _is_type(n)), (
+                    path,
+                    n.lineno,
+                )
+
+
+BUILTINS = {"list", "dict", "tuple", "set", "frozenset", "type"}
+
+
+def _is_type(union: ast.BinOp) -> bool:
+    """`X | None`, `int | str` outside an annotation: a union of types evaluated at run time (3.10)."""
+    return any(
+        isinstance(s, ast.Constant)
+        and s.value is None
+        or isinstance(s, ast.Name)
+        and s.id in {"None", "int", "str", "float", "bool", *BUILTINS}
+        for s in (union.left, union.right)
+    )
 
 
 def test_run_wants_gpus_only_for_a_gpu_project_on_a_gpu_machine():

@@ -2,7 +2,8 @@
 (``engine/registry_http.py``): the docker CLI's credentials (a real docker config file, a real
 credential helper program), the Basic and Bearer challenges, and no credential or token ever
 following a redirect or going over plain HTTP to another host. Real HTTP servers on loopback;
-the real registry with htpasswd is in tests/engine/test_registry_credentials_engine.py."""
+the real registry, with htpasswd (Basic) and with token auth (Bearer, a token it checks itself),
+is in tests/engine/test_registry_credentials_engine.py."""
 
 from __future__ import annotations
 
