@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from . import FACTS_FILE, parity
 from .errors import ImagesmithError
 from .files import sha256_fd, write_atomic
-from .untrusted import MapOf, UntrustedInput, kind, loads, open_regular, read_regular, shape_problem
+from .untrusted import MapOf, UntrustedInput, kind, loads, open_regular, printable, read_regular, shape_problem
 
 __all__ = [
     "FACTS_FILE",
@@ -201,17 +201,17 @@ def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
             try:
                 mode = os.lstat(full).st_mode
             except OSError as exc:
-                odd.append(f"{rel} cannot be read ({exc.strerror or exc})")
+                odd.append(f"{printable(rel)} cannot be read ({exc.strerror or exc})")
                 continue
             if stat.S_ISDIR(mode) or rel in COMPANIONS:
                 continue
             if not stat.S_ISREG(mode):
-                odd.append(f"{rel} is {kind(mode)}: a model folder holds regular files only")
+                odd.append(f"{printable(rel)} is {kind(mode)}: a model folder holds regular files only")
                 continue
             try:
                 files[rel] = _sha256_regular(full)
             except (OSError, UntrustedInput) as exc:
-                odd.append(f"{rel} cannot be read ({exc})")
+                odd.append(f"{printable(rel)} cannot be read ({exc})")
     return dict(sorted(files.items())), odd
 
 
@@ -306,16 +306,20 @@ def check_model(
     changed = []
     for rel, digest in sorted(stamp["artifacts"].items()):
         if rel not in files:
-            changed.append(f"{rel} is missing (the stamp lists it)")
+            changed.append(f"{printable(rel)} is missing (the stamp lists it)")
         elif files[rel] != digest:
-            changed.append(f"{rel} changed since training ({files[rel][:19]}..., the stamp has {digest[:19]}...)")
+            changed.append(
+                f"{printable(rel)} changed since training ({files[rel][:19]}..., the stamp has {digest[:19]}...)"
+            )
     extra = sorted(set(files) - set(stamp["artifacts"]))
     if changed:
         result.problems += [f"model file {line}" for line in changed]
     elif not odd:
         result.checks.append(f"{len(stamp['artifacts'])} model file(s) match the digests in the stamp")
     if extra:
-        listed = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        listed = ", ".join(printable(name) for name in extra[:5]) + (
+            f" and {len(extra) - 5} more" if len(extra) > 5 else ""
+        )
         if allow_extra:
             result.checks.append(f"{len(extra)} file(s) the stamp does not list, allowed: {listed}")
         else:

@@ -151,3 +151,32 @@ def test_lock_replaces_its_own_requirements_lock(tmp_path):
     (root / "requirements.lock").write_text(fsutil.GENERATED_HEADER + "0.0.1 from imagesmith.lock\nsix==1\n")
     write_fresh_lock(root)
     assert "six==1.17.0" in (root / "requirements.lock").read_text()
+
+
+def test_model_file_names_are_shown_on_one_line_as_text(tmp_path):
+    """A model folder is anyone's: a file named "x.bin<newline>ok: model: ..." printed a line of its
+    own that read as a check that held, an escape sequence moved the terminal's cursor, and a
+    name that is not UTF-8 reached the output as a raw byte. Every name is now shown escaped, the
+    names the folder holds and the names its stamp lists alike."""
+    from imagesmith import parity
+    from imagesmith.runtime import stamp
+    from tests.helpers import fake_lock
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "m.bin").write_bytes(b"x")
+    manifest = parity.manifest_from_lock(fake_lock())
+    facts = {"parity": parity.digest(manifest), "manifest": manifest, "seed": 7}
+    made = stamp.make_stamp(facts, str(model))
+    made["artifacts"]["gone\nok: model: the stamp lists this"] = "sha256:" + "0" * 64
+    stamp.write_stamp(str(model), made)
+    (model / "x.bin\nok: model: everything is fine").write_bytes(b"y")
+    (model / "a\x1b[2Kb.bin").write_bytes(b"z")
+    os.mkfifo(os.fsencode(model) + b"/w\xff.pipe")
+    check = stamp.check_model(str(model), facts["parity"], manifest)
+    text = "\n".join(check.problems)
+    for line in check.problems:
+        assert "\n" not in line and "\x1b" not in line
+        line.encode("utf-8")  # no lone surrogate
+    assert "x.bin\\nok: model: everything is fine" in text and "a\\x1b[2Kb.bin" in text
+    assert "w\\xff.pipe is a FIFO" in text and "gone\\nok: model: the stamp lists this is missing" in text
