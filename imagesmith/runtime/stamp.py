@@ -79,6 +79,7 @@ GOLDEN_FILE = "imagesmith-golden.json"  # written beside the stamp by `imagesmit
 COMPANIONS = (STAMP_FILE, STAMP_FILE + ".sig", STAMP_FILE + ".tmp", GOLDEN_FILE, GOLDEN_FILE + ".sig")
 MAX_STAMP = 32 << 20  # bytes of a stamp (one line per model file: 100,000 files is about 10 MiB)
 MAX_FACTS = 4 << 20  # bytes of the image-facts file
+MAX_ODD_SHOWN = 20  # entries of a model folder that are not model files, named one a line; the rest counted
 STAMP_SHAPE = {"imagesmith_stamp": int, "parity": str, "manifest": dict, "artifacts": MapOf(str)}
 ALLOW_ENV = "IMAGESMITH_ALLOW_MISMATCH"
 DIGEST_ENV = "IMAGESMITH_IMAGE_DIGEST"
@@ -187,7 +188,8 @@ def read_stamp(folder: str, *, shown: str | None = None) -> dict | None:
 def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
     """``{relative posix path: sha256}`` of every regular file under ``folder`` but the
     ``COMPANIONS``, and one line for each entry that is neither a regular file nor a folder (a
-    symbolic link, a FIFO, a device, a socket: never opened, so nothing hangs on them). Each file
+    symbolic link, a FIFO, a device, a socket: never opened, so nothing hangs on them; the first
+    ``MAX_ODD_SHOWN`` of them, then one line counting the rest). Each file
     is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked to be regular before it is read."""
     files: dict[str, str] = {}
     odd: list[str] = []
@@ -212,6 +214,8 @@ def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
                 files[rel] = _sha256_regular(full)
             except (OSError, UntrustedInput) as exc:
                 odd.append(f"{printable(rel)} cannot be read ({exc})")
+    if len(odd) > MAX_ODD_SHOWN:  # 100,000 links printed 100,000 lines (8 MB)
+        odd = odd[:MAX_ODD_SHOWN] + [f"and {len(odd) - MAX_ODD_SHOWN} more entries that are not regular files"]
     return dict(sorted(files.items())), odd
 
 

@@ -180,3 +180,17 @@ def test_model_file_names_are_shown_on_one_line_as_text(tmp_path):
         line.encode("utf-8")  # no lone surrogate
     assert "x.bin\\nok: model: everything is fine" in text and "a\\x1b[2Kb.bin" in text
     assert "w\\xff.pipe is a FIFO" in text and "gone\\nok: model: the stamp lists this is missing" in text
+
+
+def test_a_model_folder_of_many_links_is_a_bounded_report(tmp_path):
+    """10,000 links in a model folder were 10,000 problem lines; now the first MAX_ODD_SHOWN and a count."""
+    from imagesmith.runtime import stamp
+
+    model = tmp_path / "model"
+    model.mkdir()
+    for i in range(10_000):
+        os.symlink("/dev/zero", model / f"l{i:05}")
+    files, odd = stamp.scan_model(str(model))
+    assert files == {} and len(odd) == stamp.MAX_ODD_SHOWN + 1
+    assert odd[0] == "l00000 is a symbolic link: a model folder holds regular files only"
+    assert odd[-1] == f"and {10_000 - stamp.MAX_ODD_SHOWN} more entries that are not regular files"
