@@ -194,3 +194,20 @@ def test_a_model_folder_of_many_links_is_a_bounded_report(tmp_path):
     assert files == {} and len(odd) == stamp.MAX_ODD_SHOWN + 1
     assert odd[0] == "l00000 is a symbolic link: a model folder holds regular files only"
     assert odd[-1] == f"and {10_000 - stamp.MAX_ODD_SHOWN} more entries that are not regular files"
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys):
+    """Ctrl-C in the first second of a command (its modules still importing) was a
+    KeyboardInterrupt traceback; now it is `error: interrupted` and exit 130, as later."""
+    from imagesmith.cli import entry
+
+    def interrupted(names):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(entry, "load_commands", interrupted)
+    try:
+        code = entry.main(["lock", "-p", "."])
+    except KeyboardInterrupt:  # not raised on: pytest would take it as its own Ctrl-C
+        pytest.fail("KeyboardInterrupt escaped main (a traceback for the user)")
+    assert code == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
