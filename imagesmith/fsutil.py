@@ -146,6 +146,26 @@ def generated(path: Path) -> bool:
         os.close(fd)
 
 
+def read_head(path: Path, limit: int) -> bytes:
+    """The first ``limit`` bytes of the regular file ``path`` (a link is followed); an ``OSError``
+    for a FIFO, a device or a folder, opened without blocking and never read (a FIFO named
+    ``train.py`` hung ``imagesmith init``)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        chunks, left = [], limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_toml(path: Path, limit: int = MAX_USER_FILE) -> dict:
     """A user's TOML file, parsed; every way that fails is an ``OSError`` (unreadable, not a
     regular file, larger than ``limit``), a ``UnicodeDecodeError`` or a ``tomllib.TOMLDecodeError``

@@ -39,9 +39,10 @@ def read_toml(path: Path) -> dict:
 
 
 def read_text(path: Path, limit: int = 200_000) -> str:
+    """The start of a project file (at most ``limit`` bytes) as text; empty when it cannot be
+    read or is not a regular file (a FIFO is not waited on)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read(limit)
+        return fsutil.read_head(path, limit).decode("utf-8", errors="replace")
     except OSError:
         return ""
 

@@ -19,7 +19,16 @@ from ..spec.schema import LOCK_SOURCES
 from . import Proposal
 from .artifacts import code_uses, data_files, find_model
 from .commands import Serve, find_serve, runs_from_its_folder, train_script
-from .project_files import code_layout, covered, in_package, module_name, project_modules, read_toml, src_is_package
+from .project_files import (
+    code_layout,
+    covered,
+    in_package,
+    module_name,
+    project_modules,
+    read_text,
+    read_toml,
+    src_is_package,
+)
 from .python_version import choose_python
 
 
@@ -105,7 +114,7 @@ def _requirements(draft: _Draft) -> None:
         if (root / candidate).is_file():
             values["requirements"] = candidate
             why["requirements"] = f"found {candidate}"
-            draft.requirements_text = (root / candidate).read_text(encoding="utf-8", errors="replace").lower()
+            draft.requirements_text = read_text(root / candidate, 1 << 20).lower()
             return
     if project_lock is not None:
         values["requirements"] = {project_lock: True}

@@ -211,3 +211,36 @@ def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys):
         pytest.fail("KeyboardInterrupt escaped main (a traceback for the user)")
     assert code == 130
     assert capsys.readouterr().err == "error: interrupted\n"
+
+
+INIT_CASES = {
+    "fifo-py": lambda r: os.mkfifo(r / "app" / "train.py"),  # hung: read_bytes() of a FIFO
+    "fifo-requirements": lambda r: (os.unlink(r / "requirements.txt"), os.mkfifo(r / "requirements.txt")),
+    "sparse-requirements": lambda r: _sparse(r / "requirements.txt"),  # MemoryError
+    "sparse-py": lambda r: _sparse(r / "app" / "big.py"),
+    "minus-chain-py": lambda r: (r / "app" / "deep.py").write_text("x = " + "-" * 200_000 + "1\n"),  # MemoryError
+    "plus-chain-py": lambda r: (r / "app" / "deep.py").write_text("x = 1" + "+1" * 1_000_000 + "\n"),  # RecursionError
+}
+
+
+@pytest.mark.parametrize("case", sorted(INIT_CASES))
+def test_init_reads_a_hostile_project_without_hanging_or_crashing(tmp_path, case):
+    """`imagesmith init` reads a project nobody checked: a FIFO among its files, a 2 GB sparse file,
+    or Python that defeats the parser is skipped, and the spec is written (exit 0); a FIFO named
+    requirements.txt is no requirements file (exit 2, as with none)."""
+    root = make_project(tmp_path / "p")
+    (root / "imagesmith.yaml").unlink()
+    INIT_CASES[case](root)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagesmith", "init", "-p", str(root)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_capped,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+        timeout=60,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    if case == "fifo-requirements":  # not a requirements file: as if there were none
+        assert proc.returncode == 2 and proc.stderr.startswith("error: found no requirements"), proc.stderr
+    else:
+        assert proc.returncode == 0 and (root / "imagesmith.yaml").is_file(), proc.stderr[-2000:]
