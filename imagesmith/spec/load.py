@@ -18,6 +18,7 @@ from .. import fsutil
 from ..cache import default_cache_dir, project_key, prune_gone
 from ..errors import FileWriteError, SpecError
 from ..fsutil import atomic_write
+from ..runtime.untrusted import kind
 from . import PYPROJECT, SPEC_FILE, Spec
 from .parse import parse_spec
 from .problems import encodable, show, show_key, type_name
@@ -34,6 +35,12 @@ def find_spec(path: Path) -> Path:
         pyproject = path / PYPROJECT
         if pyproject.is_file() and _tool_table(pyproject) is not None:
             return pyproject
+        if os.path.lexists(yml):  # a folder, a FIFO, a dangling link: there, but not a spec to read
+            raise SpecError(
+                _short_path(yml),
+                [f"is {kind(os.stat(yml).st_mode) if yml.exists() else 'a dangling symbolic link'}, not a spec file"],
+                hint=f"make {SPEC_FILE} a regular file (every key is described in docs/reference/spec.md)",
+            )
         raise SpecError(
             _short_path(path),
             [f"no {SPEC_FILE} here, and no [tool.imagesmith] table in {PYPROJECT}"],

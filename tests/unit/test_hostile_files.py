@@ -244,3 +244,19 @@ def test_init_reads_a_hostile_project_without_hanging_or_crashing(tmp_path, case
         assert proc.returncode == 2 and proc.stderr.startswith("error: found no requirements"), proc.stderr
     else:
         assert proc.returncode == 0 and (root / "imagesmith.yaml").is_file(), proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "make,what",
+    [(os.mkdir, "a folder"), (os.mkfifo, "a FIFO"), (lambda p: os.symlink("nowhere", p), "a dangling symbolic link")],
+    ids=["folder", "fifo", "dangling-link"],
+)
+def test_a_spec_that_is_not_a_file_is_named_as_what_it_is(tmp_path, make, what):
+    """An imagesmith.yaml that is a folder, a FIFO or a dangling link was reported as
+    "no imagesmith.yaml here", which the user can see is wrong."""
+    root = make_project(tmp_path / "p")
+    (root / "imagesmith.yaml").unlink()
+    make(root / "imagesmith.yaml")
+    proc = cli("render", "-p", str(root), "-o", "-", check_traceback=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: {root / 'imagesmith.yaml'}: is {what}, not a spec file"), proc.stderr
