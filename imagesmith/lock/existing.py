@@ -23,8 +23,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .. import fsutil
-from ..errors import LockError
+from .. import __version__, fsutil
+from ..errors import LockError, UserFileError
 from ..platforms import MACHINES
 from .pins import Pin, logical_lines, parse_compiled
 
@@ -306,7 +306,9 @@ def write_pylock(lock, dest: Path) -> None:
     """Write ``dest`` (a PEP 751 ``pylock.toml``) with exactly the lock's pins, for tools that read
     the standard: uv turns the hashed ``requirements.lock`` into it, asking the spec's indexes for
     the files' URLs (uv's own default index otherwise). Refused when the result pins another
-    version or none of the locked hashes (the file would then not be the lock)."""
+    version or none of the locked hashes (the file would then not be the lock), and before
+    anything runs when ``dest`` is a file imagesmith did not write (its first line is
+    imagesmith's header, as on every file it writes: a project's own pylock.toml is never lost)."""
     import tempfile
 
     from ..credentials import index_args, index_netrc, secret_file
@@ -314,6 +316,12 @@ def write_pylock(lock, dest: Path) -> None:
     from ..platforms import RESOLVER_PLATFORMS
     from .pins import render_requirements_lock
 
+    if (dest.exists() or dest.is_symlink()) and not fsutil.generated(dest):
+        raise UserFileError(
+            str(dest),
+            what="pylock.toml",
+            hint="move your pylock.toml away, or lock from it (`requirements: {pylock: true}` in the spec)",
+        )
     if lock.package_indexes:
         raise LockError(
             "pylock.toml is not written for a lock with package_indexes",
@@ -359,4 +367,4 @@ def write_pylock(lock, dest: Path) -> None:
                 + ("missing" if got is None else f"{got.version} with other files"),
                 hint="run `imagesmith lock` again; the index may have changed",
             )
-    atomic_write(dest, text)
+    atomic_write(dest, f"{fsutil.GENERATED_HEADER}{__version__} from imagesmith.lock; do not edit.\n{text}")

@@ -260,3 +260,17 @@ def test_a_spec_that_is_not_a_file_is_named_as_what_it_is(tmp_path, make, what):
     proc = cli("render", "-p", str(root), "-o", "-", check_traceback=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(f"error: {root / 'imagesmith.yaml'}: is {what}, not a spec file"), proc.stderr
+
+
+def test_lock_pylock_never_replaces_a_pylock_it_did_not_write(tmp_path):
+    """`imagesmith lock --pylock` wrote over a project's own pylock.toml (one the spec does not lock
+    from). Now the pylock.toml imagesmith writes starts with its header, and any other is refused
+    before uv runs."""
+    from imagesmith.lock.existing import write_pylock
+    from tests.helpers import fake_lock
+
+    mine = tmp_path / "pylock.toml"
+    mine.write_text('lock-version = "1.0"\ncreated-by = "me"\n')
+    with pytest.raises(UserFileError, match="pylock.toml was not written by imagesmith"):
+        write_pylock(fake_lock(), mine)
+    assert mine.read_text() == 'lock-version = "1.0"\ncreated-by = "me"\n'
