@@ -345,8 +345,10 @@ def dockerignore(spec: Spec) -> str:
     own = spec.root / ".dockerignore"
     if own.is_file() and not own.is_symlink():
         try:
-            text = own.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = fsutil.read_bounded(own, fsutil.MAX_USER_FILE).decode("utf-8")  # a 2 GB one: refused unread
+        except OSError as exc:
+            raise RenderError(f".dockerignore cannot be read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
             raise RenderError(f".dockerignore cannot be read as UTF-8 text ({exc})") from exc
         lines += ["# from .dockerignore", *text.splitlines()]
     return "\n".join(lines) + "\n"

@@ -274,3 +274,20 @@ def test_lock_pylock_never_replaces_a_pylock_it_did_not_write(tmp_path):
     with pytest.raises(UserFileError, match="pylock.toml was not written by imagesmith"):
         write_pylock(fake_lock(), mine)
     assert mine.read_text() == 'lock-version = "1.0"\ncreated-by = "me"\n'
+
+
+def test_a_huge_dockerignore_is_refused_unread(tmp_path):
+    """render folds the project's .dockerignore into its own ignore file: a 2 GB sparse one was
+    read whole (MemoryError traceback under the 1 GiB cap)."""
+    root = make_project(tmp_path / "p")
+    _sparse(root / ".dockerignore")
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagesmith", "render", "-p", str(root)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_capped,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.startswith("error: .dockerignore cannot be read: it is 2147483648 bytes"), proc.stderr
