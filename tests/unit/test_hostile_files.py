@@ -291,3 +291,25 @@ def test_a_huge_dockerignore_is_refused_unread(tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.startswith("error: .dockerignore cannot be read: it is 2147483648 bytes"), proc.stderr
+
+
+@pytest.mark.parametrize("key", ["sparse", "fifo", "dev-zero"])
+def test_a_key_file_is_read_only_as_far_as_its_header(tmp_path, key):
+    """sign --key read the whole key file to look at its first 200 bytes: a 2 GB sparse file was
+    a MemoryError traceback under the 1 GiB cap; a FIFO or /dev/zero was "does not exist"."""
+    path = {"sparse": tmp_path / "cosign.key", "fifo": tmp_path / "cosign.key", "dev-zero": Path("/dev/zero")}[key]
+    if key == "sparse":
+        _sparse(path)
+    elif key == "fifo":
+        os.mkfifo(path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagesmith", "sign", "--key", str(path), "example.com/x@sha256:" + "a" * 64],
+        capture_output=True,
+        text=True,
+        preexec_fn=_capped,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    expected = "is not a cosign private key" if key == "sparse" else "cannot be read: not a regular file"
+    assert proc.stderr.startswith("error: ") and expected in proc.stderr, proc.stderr
