@@ -5,23 +5,27 @@ with the reason it was chosen; ``spec_yaml`` / ``spec_toml`` turn that into text
 checks the text with the real parser and writes it atomically, never over an existing spec.
 
 What it looks at (the code is read with ``ast`` by ``project_code``, never imported or run):
-- name: ``[project].name``, else the folder's name;
+- name: ``[project].name`` (Poetry 1: ``[tool.poetry].name``), else the folder's name;
 - python: ``--python``, else ``.python-version``, the project's own Dockerfile (``FROM python:X``),
   its CI files, the ``--base`` image's name, else the newest 3.x that ``requires-python``
   allows, else 3.11;
 - requirements: the project's lock (uv.lock, pylock.toml, poetry.lock) when it has one, else its
-  declared ``[project]`` dependencies (static or dynamic), else ``requirements.txt`` (or ``.in``);
+  declared ``[project]`` dependencies (static or dynamic), else ``requirements.txt`` (or ``.in``,
+  or a production one in ``requirements/``), the indexes it names into the spec; a Pipfile,
+  setup.py/setup.cfg or conda file alone is named in the error, with how to give its dependencies;
 - code: top-level modules and packages (``src/`` packages too; ``src/`` itself when the code
-  imports it as a package), minus tests, docs and virtualenvs; a ``preprocessing``/``features``
-  package becomes ``preprocessing:``;
+  imports it as a package; a folder without ``__init__.py`` that the code imports), minus tests,
+  docs, virtualenvs and symlinks; a ``preprocessing``/``features`` package becomes ``preprocessing:``;
 - an installable project (``[project]`` and ``[build-system]`` with a ``build-backend``): it is
   built into a wheel and installed into both images, so its code is not copied as ``source``
-  too (an edit must rebuild one layer); ``[project.scripts]`` named ``*train*``/``*serve*``
+  too (an edit must rebuild one layer), but for the modules at its root that the wheel may lack
+  (not in setuptools' ``py-modules``); ``[project.scripts]`` named ``*train*``/``*serve*``
   become the train and serve commands;
 - train: ``train.py`` (or ``train_*.py``) at the root, in a package (``python -m PKG.train``) or in
   ``scripts/``; a script that opens files beside it by relative names runs from its folder;
 - serve: a FastAPI or Flask app, also one made by a factory, the one with prediction routes
-  before a health check (served with uvicorn or gunicorn/flask), else ``serve.py``;
+  before a health check (served with uvicorn or gunicorn/flask), a Streamlit script or a Gradio app
+  that launches itself, a Procfile's ``web:`` command, else ``serve.py``;
 - data files the code opens by a written name, and a Flask app's templates/static: in ``source``;
 - artifacts: the folder train writes the model to and serve reads it from, as the code names it
   (a folder in /app, or ``/artifacts`` with the environment variable the code reads set to it),

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import project_code
-from .project_files import in_package, module_name
+from .project_files import in_package, module_name, read_text
 
 
 def train_script(root: Path, modules: dict[str, tuple[Path, ast.Module]], code_layout: str) -> Path | None:
@@ -46,6 +47,7 @@ class Serve:
     reason: str
     app: project_code.App | None = None
     module: str | None = None  # the module that serves (the app's, or serve.py's)
+    env: dict = field(default_factory=dict)  # what the server needs set to listen beyond the container
 
 
 def find_serve(
@@ -79,6 +81,9 @@ def find_serve(
             f"Flask app {target}, flask's own server (add gunicorn for production)",
             chosen,
         ), notes
+    ui = _ui_app(root, modules, installable) or _procfile(root)
+    if ui is not None:
+        return ui, notes
     for path, _ in modules.values():
         if path.name == "serve.py" and (path.parent == root or installable or in_package(root, path, code_layout)):
             rel, module = path.relative_to(root).as_posix(), module_name(root, path, code_layout)
@@ -86,3 +91,75 @@ def find_serve(
                 return Serve(["python", "-m", module], 8000, f"{rel} (port guessed)", module=module), notes
             return Serve(["python", rel], 8000, f"{rel} (port guessed)", module=module), notes
     return None, notes
+
+
+def _imports(tree: ast.Module, name: str) -> bool:
+    """Whether the module imports ``name`` (``import name``, ``import name as x``, ``from name import …``)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == name for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == name:
+            return True
+    return False
+
+
+def _launch(tree: ast.Module) -> tuple[int, bool] | None:
+    """How a Gradio app launches: (its port, ``X.launch(server_port=N)`` else Gradio's 7860;
+    whether it names the address it listens on, ``server_name=``); None when nothing calls
+    ``launch``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "launch":
+            port, named = 7860, False
+            for kw in node.keywords:
+                if kw.arg == "server_port" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, int):
+                    port = kw.value.value
+                named = named or kw.arg == "server_name"
+            return port, named
+    return None
+
+
+def _ui_app(root: Path, modules: dict[str, tuple[Path, ast.Module]], installable: bool) -> Serve | None:
+    """A Streamlit script (``streamlit run FILE``, port 8501) or a Gradio app that launches itself
+    (``python FILE``, its ``server_port`` or 7860): run from the file in /app, so at the root, or
+    anywhere in a project copied as source."""
+    found = sorted(
+        ((n, p, t) for n, (p, t) in modules.items() if p.parent == root or not installable),
+        key=lambda item: item[1].as_posix(),
+    )
+    for name, path, tree in found:
+        if _imports(tree, "streamlit"):
+            rel = path.relative_to(root).as_posix()
+            command = ["streamlit", "run", rel, "--server.address", "0.0.0.0", "--server.port", "8501"]
+            return Serve(command, 8501, f"Streamlit app {rel}, served with streamlit run", module=name)
+    for name, path, tree in found:
+        launch = _launch(tree) if _imports(tree, "gradio") else None
+        if launch is not None:
+            rel, (port, named) = path.relative_to(root).as_posix(), launch
+            return Serve(
+                ["python", rel],
+                port,
+                f"Gradio app {rel}, launched by itself on port {port}",
+                module=name,
+                env={} if named else {"GRADIO_SERVER_NAME": "0.0.0.0"},  # Gradio listens on 127.0.0.1 by default
+            )
+    return None
+
+
+def _procfile(root: Path) -> Serve | None:
+    """A Procfile's ``web:`` command (Heroku's, Dokku's), on port 8000 where it says ``$PORT``;
+    through ``sh -c`` when it needs a shell."""
+    procfile = root / "Procfile"
+    if not procfile.is_file() or procfile.is_symlink():
+        return None
+    for line in read_text(procfile, 20_000).splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() == "web" and command.strip():
+            command = re.sub(r"\$\{PORT(?::-?[^}]*)?\}|\$PORT\b", "8000", command.strip())
+            try:
+                argv = shlex.split(command)
+            except ValueError:
+                argv = []
+            if not argv or re.search(r"[$&|;<>`]", command):
+                argv = ["sh", "-c", command]
+            return Serve(argv, 8000, "the Procfile's web: command ($PORT set to 8000)")
+    return None

@@ -77,6 +77,8 @@ def python_files(root: Path, limit: int = 3000) -> list[Path]:
             continue
         if path.name in ("setup.py", "conftest.py", "noxfile.py") or path.name.startswith("test_"):
             continue
+        if path.is_symlink():  # never copied as code (code_layout skips links): its target is found by its own name
+            continue
         found.append(path)
         if len(found) >= limit:
             break

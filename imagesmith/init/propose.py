@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import layout, project_code
-from ..errors import UsageError
+from ..errors import ImagesmithError, UsageError
 from ..render import generated
 from ..spec import DOCKERFILE, PYPROJECT
 from ..spec.pyproject import project_package, src_layout
@@ -59,7 +59,7 @@ def propose(root: Path, *, python: str | None = None, base: str | None = None) -
     pyproject = read_toml(root / PYPROJECT) if (root / PYPROJECT).is_file() else {}
     found = pyproject.get("project")
     draft = _Draft(root, found if isinstance(found, dict) else {})
-    _name_python_base(draft, python, base)
+    _name_python_base(draft, python, base, pyproject)
     _requirements(draft)
     _code(draft, pyproject)
     script = {
@@ -68,6 +68,7 @@ def propose(root: Path, *, python: str | None = None, base: str | None = None) -
     }
     _train(draft, script["train"])
     serve = _serve(draft, script["serve"])
+    _namespace_folders(draft, serve)
     _model_and_data(draft, serve, script["serve"])
     values, why = draft.values, draft.why
     values["seed"] = 0
@@ -79,10 +80,15 @@ def propose(root: Path, *, python: str | None = None, base: str | None = None) -
     return Proposal(values=values, reasons=why, notes=draft.notes)
 
 
-def _name_python_base(draft: _Draft, python: str | None, base: str | None) -> None:
+def _name_python_base(draft: _Draft, python: str | None, base: str | None, pyproject: dict) -> None:
     root, project, values, why = draft.root, draft.project, draft.values, draft.why
-    values["name"] = _name(root, project)
-    why["name"] = "[project].name" if project.get("name") else "the folder's name"
+    tool = pyproject.get("tool")
+    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    named = project if project.get("name") or not isinstance(poetry, dict) else poetry  # Poetry 1: [tool.poetry]
+    values["name"] = _name(root, named)
+    why["name"] = (
+        "[project].name" if project.get("name") else "[tool.poetry].name" if named.get("name") else "the folder's name"
+    )
     values["python"], why["python"], python_notes = choose_python(root, project, python, base)
     draft.notes += python_notes
     if base:
@@ -104,17 +110,31 @@ def _requirements(draft: _Draft) -> None:
     """The project's own lock, else its declared dependencies (pyproject-native), else a requirements file."""
     root, project, values, why = draft.root, draft.project, draft.values, draft.why
     draft.requirements_text = " ".join(map(str, project.get("dependencies") or [])).lower()
+    pyproject = root / PYPROJECT
+    # the project's own lock is the source of truth, beside a pyproject.toml with [project]; for
+    # one without (Poetry 1's [tool.poetry]) only when no requirements file says otherwise, as
+    # before: poetry.lock is read through `poetry export`, which the locking machine may lack
+    plain_file = any((root / name).is_file() for name in REQUIREMENTS_FILES)
     project_lock = next(
-        (key for key, name in LOCK_SOURCES.items() if project and (root / name).is_file()), None
-    )  # the project's own lock is the source of truth
+        (
+            key
+            for key, name in LOCK_SOURCES.items()
+            if pyproject.is_file() and (project or not plain_file) and (root / name).is_file()
+        ),
+        None,
+    )
     found_dynamic = project.get("dynamic")
     dynamic: list = found_dynamic if isinstance(found_dynamic, list) else []
     declared = isinstance(project.get("dependencies"), list) or "dependencies" in dynamic
-    for candidate in ("requirements.txt", "requirements.in") if project_lock is None and not declared else ():
+    for candidate in REQUIREMENTS_FILES if project_lock is None and not declared else ():
         if (root / candidate).is_file():
             values["requirements"] = candidate
             why["requirements"] = f"found {candidate}"
+            others = [f for f in _requirements_files(root) if f != candidate and f != "requirements.in"]
+            if candidate not in ("requirements.txt", "requirements.in") and others:
+                draft.notes.append(f"requirements: {candidate}, the serving/production one; not {', '.join(others)}")
             draft.requirements_text = read_text(root / candidate, 1 << 20).lower()
+            _file_indexes(draft, root / candidate)
             return
     if project_lock is not None:
         values["requirements"] = {project_lock: True}
@@ -126,10 +146,116 @@ def _requirements(draft: _Draft) -> None:
         values["requirements"] = {"pyproject": True}
         why["requirements"] = "dynamic dependencies: read by the build backend in a container of the base"
     else:
-        raise UsageError(
-            f"found no requirements in {root}: no requirements.txt and no [project].dependencies",
-            hint="add a requirements.txt (or [project].dependencies), then run `imagesmith init` again",
+        raise _no_requirements(root)
+
+
+_INDEX_LINE = re.compile(r"^\s*(-i|--index-url|--extra-index-url)(?:\s*=\s*|\s+)(\S+)", re.M)
+
+
+def _file_indexes(draft: _Draft, path: Path) -> None:
+    """The indexes the requirements file (and its -r/-c includes) names, into the spec: the lock
+    reads the spec's indexes alone, and refuses a file's index the spec lacks."""
+    from ..credentials import strip_userinfo
+    from ..lock.resolution_files import requirement_files
+    from ..spec.schema import INDEX_URL_RE
+
+    try:
+        files = requirement_files(path)
+    except ImagesmithError:
+        return
+    for option, url in (m.groups() for f in files for m in _INDEX_LINE.finditer(read_text(f))):
+        plain = strip_userinfo(url).rstrip("/")
+        if not INDEX_URL_RE.fullmatch(plain):
+            draft.notes.append(
+                f"{path.name} names the index {plain!r}, which the spec cannot: publish to an http(s) index"
+            )
+            continue
+        if plain != url.rstrip("/"):
+            draft.notes.append(
+                f"the index {plain} has credentials in {path.name}: give them as docs/guides/private-indexes.md says"
+            )
+        if option == "--extra-index-url":
+            extra = draft.values.setdefault("extra_index_urls", [])
+            if plain not in extra:
+                extra.append(plain)
+            draft.why["extra_index_urls"] = (
+                f"named in {path.name} (--extra-index-url): the lock reads the spec's indexes"
+            )
+        else:
+            draft.values["index_url"] = plain
+            draft.why["index_url"] = f"named in {path.name} ({option}): the lock reads the spec's indexes"
+
+
+# The requirements file init takes, the first found: the usual name, then a production one in
+# a requirements/ folder or beside it (requirements/dev.txt, test.txt are for the developer).
+REQUIREMENTS_FILES = (
+    "requirements.txt",
+    "requirements.in",
+    *(
+        f"requirements/{n}.{x}"
+        for n in ("prod", "production", "base", "common", "main", "requirements")
+        for x in ("txt", "in")
+    ),
+    *(f"requirements{s}{n}.txt" for n in ("prod", "production", "base") for s in "-_"),
+)
+
+
+def _requirements_files(root: Path) -> list[str]:
+    """The project's requirements files (at the root and in requirements/), by name."""
+    found = [*root.glob("requirements*.txt"), *root.glob("requirements*.in"), *root.glob("requirements/*.txt")]
+    found += root.glob("requirements/*.in")
+    return sorted(p.relative_to(root).as_posix() for p in found if p.is_file())
+
+
+# Files that declare dependencies in a form init does not read, and how to give them instead.
+_UNREAD = (  # (file, a text it must hold, what it is, how to give it instead)
+    ("Pipfile", "", "Pipenv's Pipfile", "`pipenv requirements > requirements.txt` writes them as a requirements.txt"),
+    ("setup.cfg", "install_requires", "setup.cfg's install_requires", None),
+    ("setup.py", "", "setup.py's install_requires", None),
+    *(
+        (
+            name,
+            "",
+            f"conda's {name}",
+            "list its packages (its pip: ones, and the conda ones by their PyPI names) in a requirements.txt",
         )
+        for name in ("environment.yml", "environment.yaml", "conda.yaml")
+    ),
+)
+_SETUPTOOLS_HOW = (
+    'list them in a requirements.txt, or add a pyproject.toml with [project] (name, version, dynamic = ["dependencies"]) '
+    "and [build-system] (setuptools), so its build backend reads them"
+)
+
+
+def _no_requirements(root: Path) -> UsageError:
+    """The error for a project whose requirements init cannot find, naming what it found instead."""
+    tool = read_toml(root / PYPROJECT).get("tool") if (root / PYPROJECT).is_file() else None
+    if isinstance(tool, dict) and isinstance(tool.get("poetry"), dict):
+        return UsageError(
+            f"{root} is a Poetry project without a poetry.lock: imagesmith reads Poetry's dependencies from its lock",
+            hint="run `poetry lock`, then `imagesmith init` again",
+        )
+    for name, holds, what, how in _UNREAD:
+        if (root / name).is_file() and holds in read_text(root / name):
+            how = how or _SETUPTOOLS_HOW
+            return UsageError(
+                f"found no requirements in {root} that imagesmith reads: {what} is not read "
+                "(it reads requirements.txt, [project].dependencies, uv.lock, pylock.toml or poetry.lock)",
+                hint=f"{how}, then run `imagesmith init` again",
+            )
+    others = _requirements_files(root)
+    if others:
+        return UsageError(
+            f"found no requirements in {root} that init can choose: {', '.join(others)} (none is requirements.txt "
+            "or a production one such as requirements/prod.txt)",
+            hint=f"write the spec's requirements: by hand (e.g. requirements: {others[0]}), or name the file the "
+            "images need requirements.txt",
+        )
+    return UsageError(
+        f"found no requirements in {root}: no requirements.txt and no [project].dependencies",
+        hint="add a requirements.txt (or [project].dependencies), then run `imagesmith init` again",
+    )
 
 
 def _code(draft: _Draft, pyproject: dict) -> None:
@@ -142,10 +268,19 @@ def _code(draft: _Draft, pyproject: dict) -> None:
     scripts_found = draft.project.get("scripts")
     draft.scripts = scripts_found if isinstance(scripts_found, dict) and draft.installable else {}
     if draft.installable:
-        draft.source = []  # its code reaches the images as its wheel (install_project: auto)
+        # its code reaches the images as its wheel (install_project: auto); but a module at the
+        # root (train.py, app.py) is in the wheel only when declared (setuptools' py-modules):
+        # find_packages(), hatchling and flit leave such scripts out, so they are copied too
+        tool = pyproject.get("tool")
+        setuptools = tool.get("setuptools") if isinstance(tool, dict) else None
+        declared = setuptools.get("py-modules") if isinstance(setuptools, dict) else None
+        installed = {f"{m}.py" for m in declared if isinstance(m, str)} if isinstance(declared, list) else set()
+        scripts = [s for s in draft.source if draft.code_layout == "flat" and s.endswith(".py") and "/" not in s]
+        draft.source = [s for s in scripts if s not in installed]
         draft.notes.append(
             f"{draft.code_layout} layout, installable ({package.backend if package else ''}): the project is built "
             "into a wheel and installed into both images (set install_project: false to copy it as source instead)"
+            + (f"; the modules at its root ({', '.join(draft.source)}) are copied too" if draft.source else "")
         )
     if draft.prep:
         draft.values["preprocessing"] = draft.prep
@@ -190,7 +325,27 @@ def _train(draft: _Draft, script: str | None) -> None:
     else:
         values["train"] = {"command": ["python", "train.py"]}
         why["train"] = "no train.py found: replace with your training command"
-        draft.notes.append("no training script found: edit train.command")
+        draft.notes.append("no training script found: edit train.command" + _notebooks(root))
+
+
+def _notebooks(root: Path) -> str:
+    """What to say of the project's notebooks when no training script was found: init reads
+    Python files only, and never runs a notebook."""
+    found = sorted(
+        (
+            p.relative_to(root).as_posix()
+            for p in list(root.glob("*.ipynb")) + list(root.glob("notebooks/*.ipynb"))
+            if p.is_file()
+        ),
+        key=lambda rel: ("train" not in rel.rsplit("/", 1)[-1].lower(), rel),  # a training one first
+    )
+    if not found:
+        return ""
+    shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    return (
+        f" ({shown}: notebooks are not read; export the training one as a script, e.g. "
+        f"`jupyter nbconvert --to script {found[0]}`, and point train.command at it)"
+    )
 
 
 def _serve(draft: _Draft, script: str | None) -> Serve | None:
@@ -206,11 +361,54 @@ def _serve(draft: _Draft, script: str | None) -> Serve | None:
     elif serve is not None:
         values["serve"] = {"command": serve.command, "port": serve.port}
         why["serve"] = serve.reason
+        draft.env.update(serve.env)
     else:
         values["serve"] = {"command": ["python", "serve.py"], "port": 8000}
         why["serve"] = "no server found: replace with your serving command"
         draft.notes.append("no server found: edit serve.command and serve.port")
     return serve
+
+
+LARGE_DATA = 50_000_000  # bytes: a data file worth a second thought before it goes into both images
+
+
+def _size(path: Path, limit: int = 20_000) -> int:
+    """The bytes of a file, or of the regular files under a folder (links not followed; the
+    first ``limit`` files: enough to tell a large folder)."""
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for i, found in enumerate(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
+        if i >= limit:
+            break
+        total += found.stat().st_size
+    return total
+
+
+def _namespace_folders(draft: _Draft, serve: Serve | None) -> None:
+    """Folders without ``__init__.py`` (namespace packages, as in ``app/main.py``) that the serving
+    or training code imports: into ``source``, which otherwise holds regular packages only."""
+    if draft.installable:
+        return
+    root, modules = draft.root, draft.modules
+    serve_module = serve.app.module if serve and serve.app else serve.module if serve else None
+    used = [
+        m
+        for start in (serve_module, draft.train_module)
+        if start
+        for m in project_code.imported_modules(start, modules)
+    ]
+    for name in dict.fromkeys(used):
+        parts = modules[name][0].relative_to(root).parts
+        if draft.code_layout == "src" and parts[0] == "src":
+            continue
+        folder = parts[0] + "/"
+        have = draft.source + draft.prep
+        if len(parts) > 1 and not covered("/".join(parts), have) and not covered(parts[0], have):
+            draft.source.append(folder)
+            draft.notes.append(
+                f"{folder} has no __init__.py (a namespace package) and the code imports it: added to source"
+            )
 
 
 def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> None:
@@ -239,6 +437,12 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
     if data:
         source += data
         draft.notes.append(f"files the code opens, added to source: {', '.join(data)}")
+        large = [f"{rel} ({size / 1e6:.0f} MB)" for rel in data for size in [_size(root / rel)] if size >= LARGE_DATA]
+        if large:
+            draft.notes.append(
+                f"large data in source, copied into both images: {', '.join(large)}; "
+                "to keep it out, drop it from source and give it to the code at run time (e.g. in the artifacts folder)"
+            )
     if source:
         values["source"] = source
         why["source"] = (
@@ -252,8 +456,12 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
         )
     if env:
         values["env"] = env
+        said = {
+            "PYTHONPATH": "the scripts import the project from /app",
+            "GRADIO_SERVER_NAME": "the Gradio app listens beyond the container (its default is 127.0.0.1)",
+        }
         why["env"] = "; ".join(
-            f"{key}: {'the artifacts folder, where the code looks for its model' if key in model.env else 'the scripts import the project from /app'}"
+            f"{key}: {'the artifacts folder, where the code looks for its model' if key in model.env else said.get(key, '')}"
             for key in env
         )
     values["artifacts"] = model.artifacts

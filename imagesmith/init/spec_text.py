@@ -13,6 +13,8 @@ ORDER = (
     "python",
     "base",
     "requirements",
+    "index_url",
+    "extra_index_urls",
     "preprocessing",
     "source",
     "train",

@@ -37,6 +37,9 @@ NOT_FOUND_RE = re.compile(
     r"Could not find a version that satisfies the requirement ([^\s;]+)",
     re.I,
 )
+# uv reads the requirements files itself and refuses a line it cannot parse (pip-compile fails the
+# same way through pip's own parser, with a traceback-shaped message this leaves to the default)
+_UNREADABLE_RE = re.compile(r"Couldn't parse requirement in `([^`]+)`")
 _CONFLICT_RE = re.compile(r"No solution found|ResolutionImpossible|conflicting dependencies|unsatisfiable", re.I)
 # The lines of pip's and uv's output that explain a failure (the rest is traceback and retries).
 _KEEP_RE = re.compile(
@@ -70,11 +73,19 @@ def explain_failure(tool: str, output: str, request: ResolveRequest, env: dict |
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
     kept = [ln for ln in lines if _KEEP_RE.match(ln) and "Traceback" not in ln and "Retrying" not in ln]
     body = "\n".join(dict.fromkeys(kept[-15:] or lines[-15:])) or "(no output)"
+    m = _UNREADABLE_RE.search(output)
+    if m:
+        if "found `\\`" in output:  # `name \` then `>=1.0` on the next line: pip reads it, uv does not
+            hint = f"write that requirement on one line in {m.group(1)}: uv does not read a backslash continuation inside a requirement (uv issue 20744)"
+        else:
+            hint = f"correct that line of {m.group(1)}: a requirement is a name, then extras, a version and markers (PEP 508)"
+        return ResolutionError(f"{tool} could not read a requirement in {m.group(1)}:\n{body}", hint=hint)
     if NETWORK_RE.search(output):
         fetched = [_index_of(u) for u in _FETCH_URL_RE.findall(output)]
-        indexes = list(dict.fromkeys(fetched or configured_indexes(tool, env))) or ["the default package index"]
+        indexes = list(dict.fromkeys(fetched or configured_indexes(tool, env)))
+        named = f"the package index {', '.join(indexes)}" if indexes else "the default package index (PyPI)"
         return ResolutionError(
-            f"{tool} could not reach the package index {', '.join(indexes)} while resolving for {target}",
+            f"{tool} could not reach {named} while resolving for {target}",
             hint="check the network, or the index settings (" + " / ".join(INDEX_ENV[tool]) + ")",
         )
     m = _NO_WHEEL_RE.search(output)

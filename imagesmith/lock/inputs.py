@@ -16,7 +16,7 @@ from ..statcache import StatCache
 from . import Lock, preprocessing_digest
 from .existing import SOURCES
 from .pins import Pin
-from .resolution_files import dependency_sources, dynamic_dependencies, requirement_files
+from .resolution_files import dependency_sources, dynamic_dependencies, refuse_direct_references, requirement_files
 
 INPUT_NAMES = (
     "resolver",
@@ -69,6 +69,10 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
                     f"{req.file} includes {show(f.name)}, which is outside the project directory",
                     hint="keep every -r/-c file inside the project (symlinks too)",
                 )
+            indexes = [*([spec.index_url] if spec.index_url else []), *spec.extra_index_urls]
+            refuse_direct_references(
+                f, spec.root, _rel(spec.root, f), [*indexes, *(u for _, u in spec.package_indexes)]
+            )
             req_material["files"][_rel(spec.root, f)] = stat.sha256(f)
     if req.groups:  # only when set, like indexes: other locks keep their digest
         req_material["groups"] = list(req.groups)

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import fsutil
-from ..errors import ResolutionError
+from ..errors import LockError, ResolutionError
 from ..spec.pyproject import pyproject_project
+from .pins import logical_lines
 
 # pip's include forms: -r FILE, -rFILE, --requirement FILE, --requirement=FILE (and -c likewise)
 _INCLUDE_RE = re.compile(r"^\s*(?:(?:-r|-c)\s*|(?:--requirement|--constraint)(?:\s+|=))([^\s#]\S*)")
@@ -41,6 +42,64 @@ def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
         if m and "://" not in m.group(1):
             out += requirement_files(path.parent / m.group(1), seen)
     return out
+
+
+_EDITABLE_RE = re.compile(r"^(?:-e|--editable)(?:\s*=\s*|\s+)?(\S+)")
+_NAMED_URL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@")  # PEP 508 ``name @ url``
+
+
+_INDEX_OPTION_RE = re.compile(r"^(-i|--index-url|--extra-index-url|-f|--find-links)(?:\s*=\s*|\s+)?(\S+)")
+
+
+def _same_index(url: str) -> str:
+    from ..credentials import strip_userinfo
+
+    return strip_userinfo(url).rstrip("/")
+
+
+def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequence[str] = ()) -> None:
+    """Refuse a requirement the lock cannot pin from a package index with hashes: an editable
+    (``-e ./libs/x``, ``-e git+https://…``), a local path (a folder, a wheel or sdist file) or a
+    URL (``name @ https://…``, ``git+https://…``). The resolvers pass these through and the lock
+    would leave them out, so the images would lack them. The project itself (``-e .``, ``.``) is
+    the exception: imagesmith copies it (``source``) or installs it (``install_project``).
+    Also an index the file names (``--extra-index-url``, ``-i``, ``--find-links``) that is not
+    one of the spec's ``indexes``: the resolver would read it, but the wheel download and the
+    images' install use the spec's alone, so a pin found only there failed later as 'no wheel'."""
+    text = fsutil.read_user_text(path, ResolutionError, shown=shown, hint="save the requirements file as UTF-8")
+    known = {_same_index(u) for u in indexes}
+    for line in logical_lines(text):
+        m = _EDITABLE_RE.match(line)
+        option = _INDEX_OPTION_RE.match(line)
+        if option and _same_index(option.group(2)) not in known:
+            key = "index_url" if option.group(1) in ("-i", "--index-url") else "extra_index_urls"
+            raise LockError(
+                f"{shown} names the package index {_same_index(option.group(2))!r} ({option.group(1)}): the resolver "
+                "would read it, but the wheel download and the images' install read only the spec's indexes",
+                hint=f"name it in the spec too ({key}: in imagesmith.yaml, without credentials: see docs/guides/private-indexes.md)"
+                if "://" in option.group(2) and not option.group(2).startswith("file:")
+                else "publish those files to a package index and name it in the spec (extra_index_urls:)",
+            )
+        if m is None and line.startswith("-"):
+            continue  # an option: -r/-c (followed elsewhere), an index the spec names too, --hash
+        target = m.group(1) if m else line.split("--hash=", 1)[0].split(";", 1)[0].strip()
+        named_url = m is None and _NAMED_URL_RE.match(target) is not None
+        local = not named_url and "://" not in target and not target.startswith("file:")
+        if (
+            m is None
+            and not named_url
+            and local
+            and not (target.startswith((".", "/", "~")) or target.endswith((".whl", ".tar.gz", ".zip")))
+        ):
+            continue  # a name and a version: what the index serves
+        if local and (path.parent / target).resolve() == root.resolve():
+            continue  # the project itself
+        raise LockError(
+            f"{shown} asks for {line[:120]!r}: an editable, local-path or URL requirement, which the lock "
+            "cannot pin from a package index with hashes (the images would be built without it)",
+            hint="publish it to a package index, or make its code part of this project (source:); "
+            "`-e .` for the project itself is fine",
+        )
 
 
 def dynamic_dependencies(pyproject: Path) -> bool:

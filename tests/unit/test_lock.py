@@ -70,6 +70,27 @@ def test_unreachable_index_is_named_without_credentials():
     assert "http://127.0.0.1:9/simple" in str(err) and "secret" not in str(err) and "user" not in str(err)
     err = explain_failure("pip-compile", PIP_INDEX, REQ, env={"PIP_INDEX_URL": "http://127.0.0.1:9/simple"})
     assert "could not reach the package index http://127.0.0.1:9/simple" in str(err)
+    err = explain_failure("uv", "error: Failed to fetch\n  Caused by: dns error\n", REQ, env={})
+    assert str(err).startswith(
+        "uv could not reach the default package index (PyPI) while"
+    )  # not "the package index the …"
+
+
+UV_UNREADABLE = """error: Couldn't parse requirement in `requirements.txt` at position 0
+  cause: Expected one of `@`, `(`, `<`, `=`, `>`, `~`, `!`, `;`, found `{found}`
+         six {found}
+             >=1.16
+                      ^
+"""
+
+
+def test_a_line_uv_cannot_read_names_the_file_and_a_continued_requirement_says_what_to_do():
+    """uv 0.13's own words (a requirement continued with a backslash, which pip reads)."""
+    err = explain_failure("uv", UV_UNREADABLE.format(found="\\"), REQ)
+    assert str(err).startswith("uv could not read a requirement in requirements.txt:\nerror: Couldn't parse")
+    assert err.hint.startswith("write that requirement on one line in requirements.txt: uv does not read a backslash")
+    err = explain_failure("uv", UV_UNREADABLE.format(found="%"), REQ)
+    assert err.hint.startswith("correct that line of requirements.txt: a requirement is a name")
 
 
 def test_stage_inputs_keeps_includes_resolvable(tmp_path):
@@ -388,3 +409,59 @@ def test_uv_says_wheels_only_after_a_host_resolution_and_not_after_one_in_the_ba
     monkeypatch.setattr(resolver, "_resolve_on_host", needs_build)
     monkeypatch.setattr("imagesmith.lock.uv_resolver.resolve_in_base", lambda engine, request: pins)
     assert resolver.resolve(REQ) == pins and not resolver.wheels_only
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "-e ./libs/mylib",  # uv and pip-compile pass it through: the lock would silently lack it
+        "--editable=libs/mylib",
+        "./wheels/six-1.17.0-py2.py3-none-any.whl",
+        "libs/mylib-0.1.tar.gz",
+        "mylib @ git+https://example.com/mylib.git@v1.0",
+        "mylib@https://example.com/mylib-1.0-py3-none-any.whl",
+        "git+https://example.com/mylib.git#egg=mylib",
+    ],
+)
+def test_an_editable_local_or_url_requirement_is_refused_by_name(tmp_path, project, line):
+    from imagesmith.errors import LockError
+
+    root, _ = project
+    (root / "reqs").mkdir()
+    (root / "reqs" / "extra.txt").write_text(f"six  # a comment\n{line}\n")
+    (root / "requirements.txt").write_text("-r reqs/extra.txt\n")
+    with pytest.raises(LockError) as err:
+        compute_inputs(load_spec(root), "b")
+    assert "reqs/extra.txt asks for" in str(err.value) and line in str(err.value)
+    assert "publish it to a package index" in (err.value.hint or "")
+
+
+def test_the_project_itself_and_plain_requirements_pass(tmp_path, project):
+    root, _ = project
+    (root / "requirements.txt").write_text(
+        '-e .\n.\n--extra-index-url https://example.com/simple/\nsix ; python_version < "3.12"\n'
+        "numpy>=1.0 \\\n    --hash=sha256:abc\nrequests[socks]==2.0\n"
+    )
+    spec = (root / "imagesmith.yaml").read_text()
+    (root / "imagesmith.yaml").write_text(spec + "extra_index_urls: [https://example.com/simple]\n")
+    assert compute_inputs(load_spec(root), "b")["requirements"]
+
+
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        ("--extra-index-url https://download.example/whl/cpu", "extra_index_urls:"),
+        ("-i https://mirror.example/simple", "index_url:"),
+        ("--find-links=./wheels", "publish those files"),
+    ],
+)
+def test_an_index_only_the_requirements_file_names_is_refused(project, line, key):
+    """The resolver read it, the wheel download did not: a pin found only there failed at build
+    time as 'no wheel for Python 3.11 on linux/amd64' (a py3-none-any wheel)."""
+    from imagesmith.errors import LockError
+
+    root, _ = project
+    (root / "requirements.txt").write_text(f"{line}\ntorch==2.5.0\n")
+    with pytest.raises(LockError) as err:
+        compute_inputs(load_spec(root), "b")
+    assert "requirements.txt names the package index" in str(err.value) and key in (err.value.hint or "")

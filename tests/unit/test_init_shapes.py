@@ -1,0 +1,236 @@
+"""`imagesmith init` on project shapes it was not written for (an outside-in audit): a Poetry 1
+project, Pipenv, setup.py/setup.cfg only, a notebook, symlinks. What it proposes must be what
+the project says, and what it cannot read must be said by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagesmith.errors import UsageError
+from imagesmith.init.propose import propose
+from imagesmith.init.write import write_spec
+
+POETRY1 = """[tool.poetry]
+name = "Poetry-Svc"
+version = "0.1.0"
+
+[tool.poetry.dependencies]
+python = "^3.10"
+flask = "^3.0"
+
+[build-system]
+requires = ["poetry-core"]
+build-backend = "poetry.core.masonry.api"
+"""
+
+
+def test_a_poetry1_project_without_project_table_gets_its_poetry_lock(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(POETRY1)
+    (tmp_path / "poetry.lock").write_text('[metadata]\nlock-version = "2.0"\n')
+    (tmp_path / "train.py").write_text("print(1)\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)  # the spec parser accepts it
+    assert proposal.values["requirements"] == {"poetry_lock": True}
+    assert proposal.values["name"] == "poetry-svc"
+    assert proposal.reasons["name"] == "[tool.poetry].name"
+
+
+def _refusal(tmp_path) -> UsageError:
+    with pytest.raises(UsageError) as err:
+        propose(tmp_path)
+    return err.value
+
+
+@pytest.mark.parametrize(
+    "name, text, said, hinted",
+    [
+        (
+            "Pipfile",
+            '[packages]\nflask = "*"\n',
+            "Pipenv's Pipfile is not read",
+            "pipenv requirements > requirements.txt",
+        ),
+        (
+            "setup.py",
+            'from setuptools import setup\nsetup(install_requires=["flask"])\n',
+            "setup.py's install_requires",
+            'dynamic = ["dependencies"]',
+        ),
+        ("setup.cfg", "[options]\ninstall_requires =\n    flask\n", "setup.cfg's install_requires", "requirements.txt"),
+        (
+            "environment.yml",
+            "dependencies:\n  - python=3.11\n  - pip:\n    - flask\n",
+            "conda's environment.yml",
+            "PyPI names",
+        ),
+    ],
+)
+def test_dependencies_init_does_not_read_are_named_with_how_to_give_them(tmp_path, name, text, said, hinted):
+    (tmp_path / name).write_text(text)
+    if name == "setup.cfg":  # with the usual shim beside it: the setup.cfg holds the dependencies
+        (tmp_path / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    err = _refusal(tmp_path)
+    assert said in str(err) and hinted in (err.hint or "")
+
+
+def test_a_poetry1_project_without_its_lock_is_told_to_lock(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(POETRY1)
+    err = _refusal(tmp_path)
+    assert "Poetry project without a poetry.lock" in str(err) and "poetry lock" in (err.hint or "")
+
+
+def test_a_symlinked_module_is_never_what_serves_or_trains(tmp_path):
+    """A link is not copied as code (source skips links), so serving or training by its name
+    would fail in the image: the module it points to is found under its own name."""
+    app = "from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.post('/predict')\ndef predict():\n    return {}\n"
+    (tmp_path / "zapp.py").write_text(app)
+    (tmp_path / "a_link.py").symlink_to("zapp.py")  # sorts first
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "train_model.py").write_text("print(1)\n")
+    (tmp_path / "train.py").symlink_to("scripts/train_model.py")
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    proposal = propose(tmp_path)
+    assert proposal.values["serve"]["command"][4] == "zapp:app"
+    assert proposal.values["train"]["command"] == ["python", "scripts/train_model.py"]
+    assert all("a_link" not in note for note in proposal.notes)
+    assert set(proposal.values["source"]) == {"zapp.py", "scripts/train_model.py"}
+
+
+def test_a_notebook_only_project_is_told_its_notebook_is_not_read(tmp_path):
+    (tmp_path / "requirements.txt").write_text("scikit-learn\n")
+    (tmp_path / "notebooks").mkdir()
+    for name in ("train.ipynb", "notebooks/explore.ipynb"):
+        (tmp_path / name).write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n')
+    _, text, proposal = write_spec(tmp_path, dry_run=True)
+    note = next(n for n in proposal.notes if n.startswith("no training script found"))
+    assert "(train.ipynb, notebooks/explore.ipynb: notebooks are not read" in note
+    assert "jupyter nbconvert --to script train.ipynb" in note
+    assert "# CHECK: " + note in text
+
+
+def test_an_installable_flat_project_s_root_scripts_are_copied_unless_declared(tmp_path):
+    """setup.py's find_packages() (and hatchling, flit) put only the packages in the wheel: a
+    train.py at the root run as `python -m train` was missing from both images."""
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "__init__.py").write_text("")
+    (tmp_path / "train.py").write_text("import svc\nprint(1)\n")
+    (tmp_path / "setup.py").write_text("from setuptools import find_packages, setup\nsetup(packages=find_packages())\n")
+    pyproject = (
+        '[project]\nname = "s"\nversion = "0.1"\ndynamic = ["dependencies"]\n\n'
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+    )
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    proposal = propose(tmp_path)
+    assert proposal.values["source"] == ["train.py"]  # svc/ is in the wheel
+    assert any("the modules at its root (train.py) are copied too" in n for n in proposal.notes)
+    (tmp_path / "pyproject.toml").write_text(pyproject + '\n[tool.setuptools]\npy-modules = ["train"]\n')
+    assert "source" not in propose(tmp_path).values  # declared: the wheel has it
+
+
+def test_a_streamlit_or_gradio_app_is_what_serves(tmp_path):
+    """Either was 'no server found: edit serve.command' with `python serve.py`, a file the project lacks."""
+    (tmp_path / "requirements.txt").write_text("streamlit\ngradio\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "ui.py").write_text(
+        "import gradio as gr\n\ndemo = gr.Interface(fn=str, inputs='text', outputs='text')\n"
+        "if __name__ == '__main__':\n    demo.launch(server_name='0.0.0.0', server_port=7000)\n"
+    )
+    proposal = propose(tmp_path)
+    assert proposal.values["serve"] == {"command": ["python", "ui.py"], "port": 7000}
+    assert "Gradio app ui.py" in proposal.reasons["serve"]
+    assert "ui.py" in proposal.values["source"] and "env" not in proposal.values  # it names its address
+    (tmp_path / "ui.py").write_text((tmp_path / "ui.py").read_text().replace("server_name='0.0.0.0', ", ""))
+    proposal = propose(tmp_path)  # Gradio's default, 127.0.0.1, is unreachable from outside the container
+    assert proposal.values["env"] == {"GRADIO_SERVER_NAME": "0.0.0.0"}
+    assert "GRADIO_SERVER_NAME: the Gradio app listens beyond the container" in proposal.reasons["env"]
+    (tmp_path / "dashboard.py").write_text("import streamlit as st\n\nst.title('demo')\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["serve"] == {
+        "command": ["streamlit", "run", "dashboard.py", "--server.address", "0.0.0.0", "--server.port", "8501"],
+        "port": 8501,
+    }
+    assert not any(n.startswith("no server found") for n in proposal.notes)
+
+
+def test_a_procfile_web_command_serves_when_no_app_is_found(tmp_path):
+    (tmp_path / "requirements.txt").write_text("aiohttp\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "server.py").write_text("from aiohttp import web\n\nweb.run_app(web.Application())\n")
+    (tmp_path / "Procfile").write_text("release: python migrate.py\nweb: python server.py --port $PORT\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["serve"] == {"command": ["python", "server.py", "--port", "8000"], "port": 8000}
+    assert "Procfile" in proposal.reasons["serve"]
+    (tmp_path / "Procfile").write_text("web: cd app && exec python server.py --port=${PORT}\n")
+    serve = propose(tmp_path).values["serve"]
+    assert serve["command"] == ["sh", "-c", "cd app && exec python server.py --port=8000"]
+
+
+def test_the_indexes_a_requirements_file_names_go_into_the_spec(tmp_path):
+    """The lock refuses an index only the file names (the wheel download would not read it)."""
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "gpu.txt").write_text("--extra-index-url https://download.example/whl/cpu/\ntorch\n")
+    (tmp_path / "requirements.txt").write_text(
+        "-r requirements/gpu.txt\n--index-url=https://mirror.example/simple\nsix\n"
+    )
+    (tmp_path / "train.py").write_text("print(1)\n")
+    _, text, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["extra_index_urls"] == ["https://download.example/whl/cpu"]
+    assert proposal.values["index_url"] == "https://mirror.example/simple"
+    assert 'extra_index_urls: ["https://download.example/whl/cpu"]' in text
+
+
+def test_a_large_data_file_the_code_opens_is_pointed_out(tmp_path):
+    (tmp_path / "requirements.txt").write_text("six\n")
+    (tmp_path / "data").mkdir()
+    with open(tmp_path / "data" / "big.bin", "wb") as handle:
+        handle.truncate(60_000_000)  # sparse: no 60 MB written
+    (tmp_path / "data" / "small.csv").write_text("a,b\n")
+    (tmp_path / "train.py").write_text("open('data/big.bin', 'rb').read(1)\nopen('data/small.csv').read()\n")
+    proposal = propose(tmp_path)
+    assert "data/big.bin" in proposal.values["source"]
+    large = [n for n in proposal.notes if n.startswith("large data in source")]
+    assert large == [
+        "large data in source, copied into both images: data/big.bin (60 MB); "
+        "to keep it out, drop it from source and give it to the code at run time (e.g. in the artifacts folder)"
+    ]
+
+
+def test_a_namespace_package_the_app_lives_in_is_copied(tmp_path):
+    """app/main.py with no app/__init__.py: served as `uvicorn app.main:app`, and source held
+    regular packages only, so the serve image had no app/ (No module named 'app')."""
+    (tmp_path / "requirements.txt").write_text("fastapi\nuvicorn\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text(
+        "from fastapi import FastAPI\nfrom app.model import predict_one\n\napp = FastAPI()\n\n\n"
+        "@app.post('/predict')\ndef predict(x: float):\n    return {'y': predict_one(x)}\n"
+    )
+    (tmp_path / "app" / "model.py").write_text("def predict_one(x):\n    return 2 * x\n")
+    (tmp_path / "tools").mkdir()  # a folder of scripts nothing imports stays out
+    (tmp_path / "tools" / "lint.py").write_text("print(1)\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    proposal = propose(tmp_path)
+    assert proposal.values["serve"]["command"][:2] == ["uvicorn", "app.main:app"]
+    assert sorted(proposal.values["source"]) == ["app/", "train.py"]
+
+
+def test_a_requirements_folder_gives_its_production_file(tmp_path):
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "prod.txt").write_text("six\n")
+    (tmp_path / "requirements" / "dev.txt").write_text("-r prod.txt\npytest\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["requirements"] == "requirements/prod.txt"
+    assert "requirements: requirements/prod.txt, the serving/production one; not requirements/dev.txt" in proposal.notes
+    (tmp_path / "requirements" / "prod.txt").unlink()
+    err = _refusal(tmp_path)
+    assert "requirements/dev.txt" in str(err) and "requirements: requirements/dev.txt" in (err.hint or "")
+
+
+def test_a_poetry1_project_with_a_requirements_txt_keeps_using_it(tmp_path):
+    """As before the poetry.lock reading: poetry.lock needs poetry on the locking machine, and
+    the project's requirements.txt is what it asks for without it."""
+    (tmp_path / "pyproject.toml").write_text(POETRY1)
+    (tmp_path / "poetry.lock").write_text('[metadata]\nlock-version = "2.0"\n')
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    assert propose(tmp_path).values["requirements"] == "requirements.txt"
