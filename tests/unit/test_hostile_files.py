@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -313,3 +314,16 @@ def test_a_key_file_is_read_only_as_far_as_its_header(tmp_path, key):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     expected = "is not a cosign private key" if key == "sparse" else "cannot be read: not a regular file"
     assert proc.stderr.startswith("error: ") and expected in proc.stderr, proc.stderr
+
+
+def test_render_does_not_write_through_a_linked_build_folder(tmp_path):
+    """.imagesmith/ linked to a folder outside the project: render wrote the runtime wheel and the
+    build facts there (and removes old runtime wheels from it). Now it is refused, nothing written."""
+    root = make_project(tmp_path / "p")
+    shutil.rmtree(root / ".imagesmith", ignore_errors=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, root / ".imagesmith")
+    proc = cli("render", "-p", str(root), check_traceback=False)
+    assert proc.returncode == 2 and "is a symbolic link" in proc.stderr, proc.stderr
+    assert list(outside.iterdir()) == [] and not (root / "Dockerfile").exists()
