@@ -228,6 +228,12 @@ def _parse(path: Path, text: str, parser):
             path.name, [f"not valid YAML{where}: {show(problem, 200)[1:-1]}"], hint="fix the YAML syntax"
         ) from exc
     except fsutil.tomllib.TOMLDecodeError as exc:
+        if text.startswith("\ufeff"):  # invisible in an editor; YAML allows it, TOML (and pip) do not
+            raise SpecError(
+                path.name,
+                ["starts with a byte order mark (BOM), which TOML does not allow"],
+                hint="save the file as UTF-8 without a BOM",
+            ) from exc
         raise SpecError(
             path.name, [f"not valid TOML: {show(str(exc), 200)[1:-1]}"], hint="fix the TOML syntax"
         ) from exc

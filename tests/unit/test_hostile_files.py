@@ -327,3 +327,17 @@ def test_render_does_not_write_through_a_linked_build_folder(tmp_path):
     proc = cli("render", "-p", str(root), check_traceback=False)
     assert proc.returncode == 2 and "is a symbolic link" in proc.stderr, proc.stderr
     assert list(outside.iterdir()) == [] and not (root / "Dockerfile").exists()
+
+
+def test_a_pyproject_with_a_bom_is_named_as_such(tmp_path):
+    """An editor's byte order mark is invisible; TOML refuses it with "Invalid statement (at line 1,
+    column 1)", which points at nothing the user can see."""
+    root = make_project(tmp_path / "p")
+    (root / "imagesmith.yaml").unlink()
+    (root / "pyproject.toml").write_bytes(b'\xef\xbb\xbf[tool.imagesmith]\nname = "tiny"\n')
+    proc = cli("render", "-p", str(root), "-o", "-", check_traceback=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (
+        "error: pyproject.toml: starts with a byte order mark (BOM), which TOML does not allow\n"
+        "hint: save the file as UTF-8 without a BOM\n"
+    )
