@@ -341,3 +341,31 @@ def test_a_pyproject_with_a_bom_is_named_as_such(tmp_path):
         "error: pyproject.toml: starts with a byte order mark (BOM), which TOML does not allow\n"
         "hint: save the file as UTF-8 without a BOM\n"
     )
+
+
+@pytest.mark.parametrize("case", ["sparse", "invalid-toml", "fifo"])
+def test_init_pyproject_refuses_a_pyproject_it_cannot_add_to(tmp_path, case):
+    """init --pyproject appends [tool.imagesmith] to pyproject.toml: a 2 GB one was read whole
+    (MemoryError under the 1 GiB cap), an invalid one was a TOMLDecodeError traceback. Now one
+    error, and the file as it was."""
+    root = make_project(tmp_path / "p")
+    (root / "imagesmith.yaml").unlink()
+    path = root / "pyproject.toml"
+    if case == "sparse":
+        _sparse(path)
+    elif case == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_text("[project\nname = 1\n")
+    before = _stats(root)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagesmith", "init", "--pyproject", "-p", str(root)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_capped,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.startswith(f"error: {path} cannot take a [tool.imagesmith] table: "), proc.stderr
+    assert _stats(root) == before
