@@ -369,3 +369,24 @@ def test_init_pyproject_refuses_a_pyproject_it_cannot_add_to(tmp_path, case):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.startswith(f"error: {path} cannot take a [tool.imagesmith] table: "), proc.stderr
     assert _stats(root) == before
+
+
+@pytest.mark.parametrize("given", ["dev-zero", "fifo", "deep"])
+def test_gpu_host_reads_its_file_bounded(tmp_path, given):
+    """`python3 -m imagesmith.gpu_host --lock FILE`: /dev/zero was read until the memory ran out,
+    a FIFO waited for a writer, JSON nested 100,000 deep was a RecursionError traceback."""
+    path = {"dev-zero": Path("/dev/zero"), "fifo": tmp_path / "lock", "deep": tmp_path / "lock"}[given]
+    if given == "fifo":
+        os.mkfifo(path)
+    elif given == "deep":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagesmith.gpu_host", "--lock", str(path)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_capped,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.startswith(f"error: cannot read {path}: "), proc.stderr
