@@ -19,9 +19,9 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__, credentials, layout, plan, python_env, runtime_wheel
+from . import __version__, credentials, fsutil, layout, plan, python_env, runtime_wheel
 from .errors import FileWriteError, RenderError, UserFileError
-from .fsutil import check_not_link, generated
+from .fsutil import check_not_link
 from .lock import Lock, cuda
 from .plan import ImagePlan, image_user, plans_for, platforms_label
 from .platforms import PLATFORMS, platform_arch
@@ -312,6 +312,10 @@ def user_context(spec: Spec) -> dict | None:
 IGNORED = layout.IGNORED  # what never goes into an image (named in layout.py)
 
 
+GENERATED_HEADER = fsutil.GENERATED_HEADER  # the first line of every file render writes
+generated = fsutil.generated
+
+
 def check_replaceable(dockerfile: Path, *, origin: str, output_option: bool = False) -> None:
     """Refuse (``UserFileError``) when a file imagesmith did not write sits where it would write
     the Dockerfile or its ignore file: only a file with imagesmith's header may be replaced, so a
@@ -365,8 +369,10 @@ def dockerignore(spec: Spec) -> str:
     own = spec.root / ".dockerignore"
     if own.is_file() and not own.is_symlink():
         try:
-            text = own.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = fsutil.read_bounded(own, fsutil.MAX_USER_FILE).decode("utf-8")  # a 2 GB one: refused unread
+        except OSError as exc:
+            raise RenderError(f".dockerignore cannot be read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
             raise RenderError(f".dockerignore cannot be read as UTF-8 text ({exc})") from exc
         lines += ["# from .dockerignore", *text.splitlines()]
     return "\n".join(lines) + "\n"

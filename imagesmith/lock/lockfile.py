@@ -9,9 +9,9 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .. import __version__
+from .. import __version__, fsutil
 from ..errors import LockError, UserFileError
-from ..fsutil import atomic_write, check_not_link, generated
+from ..fsutil import atomic_write, check_not_link
 from ..platforms import PLATFORMS, machine_platform
 from ..spec import Spec
 from ..spec.problems import show, show_key, type_name
@@ -76,15 +76,15 @@ def read_locks(path: Path) -> dict[str, Lock]:
             )
         if path.exists() and not path.is_file():
             raise LockError(f"{path} is not a regular file", hint="run `imagesmith lock` to rewrite it")
-        raw = path.read_bytes()
+        raw = fsutil.read_bounded(path, MAX_LOCK_BYTES)
     except FileNotFoundError:
         raise LockError(f"{path} does not exist", hint="run `imagesmith lock` first") from None
+    except fsutil.FileTooLarge as exc:
+        raise LockError(
+            f"{path} is {exc.size} bytes, more than a lock can be", hint="run `imagesmith lock` to rewrite it"
+        ) from None
     except OSError as exc:
         raise LockError(f"{path} cannot be read: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_LOCK_BYTES:
-        raise LockError(
-            f"{path} is {len(raw)} bytes, more than a lock can be", hint="run `imagesmith lock` to rewrite it"
-        )
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an integer of 4300+ digits
@@ -161,14 +161,14 @@ def check_replaceable_locks(spec: Spec) -> None:
     check_not_link(spec.lock_path)
     for platform in spec.platforms:
         path = spec.requirements_lock_for(platform)
-        check_not_link(path)
-        if path.exists() and not generated(path):
+        if path.exists() and not fsutil.generated(path):  # a file of the user's (or a link to one)
             raise UserFileError(
                 str(path),
                 what=f"hashed pip-format lock ({path.name})",
                 hint=f"rename your {path.name} (e.g. to requirements.txt, and name that in {spec.origin}'s "
                 "`requirements:` if it names this one), or remove it if imagesmith may replace it",
             )
+        check_not_link(path)
 
 
 def write_locks(spec: Spec, locks: dict[str, Lock]) -> None:
@@ -176,9 +176,9 @@ def write_locks(spec: Spec, locks: dict[str, Lock]) -> None:
     is never ahead of them. Refused before anything is written when one of those requirements
     files is the user's (``check_replaceable_locks``)."""
     check_replaceable_locks(spec)
+    paths = {platform: spec.requirements_lock_for(platform) for platform in locks}
     for platform, lock in locks.items():
-        path = spec.requirements_lock_for(platform)
-        atomic_write(path, lock.requirements_text())
+        atomic_write(paths[platform], lock.requirements_text())
     atomic_write(spec.lock_path, locks_json(locks))
 
 

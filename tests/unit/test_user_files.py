@@ -94,7 +94,7 @@ def test_export_into_a_file_is_one_error_and_the_file_is_kept(tmp_path):
     for target in ("notes", "notes/sub"):
         proc = cli_in_process("export", "preprocessing", "-o", target, cwd=root)
         assert proc.returncode == 2, proc.stdout + proc.stderr
-        assert proc.stderr.startswith("error: cannot write the preprocessing wheel into notes"), proc.stderr
+        assert proc.stderr.startswith("error: cannot write the wheel into notes"), proc.stderr
     assert (root / "notes").read_text() == "mine\n"
 
 
