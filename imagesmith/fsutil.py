@@ -29,8 +29,10 @@ def __getattr__(name: str) -> Any:
     return module
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
+def atomic_write(path: Path, data: str | bytes, *, new_only: bool = False) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+    ``new_only``: ``path`` must not exist (``init``'s spec); one that appears meanwhile (another
+    run, an editor) is kept and this write refused, in the same step as the rename.
 
     The bytes go to a temporary file in the same directory, are flushed to disk, then renamed
     over ``path``. A symbolic link at ``path`` (dangling or not) is refused: it is neither
@@ -44,7 +46,12 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     if path.is_dir():
         raise FileWriteError(f"cannot write {path}: it is a folder", hint="give the path of a file to write")
     try:
-        _atomic_write(path, raw)
+        _atomic_write(path, raw, new_only)
+    except FileExistsError as exc:
+        raise FileWriteError(
+            f"cannot write {path}: it appeared while imagesmith was writing it (another run, or an editor)",
+            hint="nothing was overwritten; look at that file, then run the command again if it is still needed",
+        ) from exc
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         if exc.errno == errno.ENOENT and not path.parent.is_dir():
@@ -65,7 +72,12 @@ def check_not_link(path: Path) -> None:
         )
 
 
-def _atomic_write(path: Path, raw: bytes) -> None:
+# link(2) failing with these means the file system has no hard links: the new-only write then
+# checks, then renames (not in one step)
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+def _atomic_write(path: Path, raw: bytes, new_only: bool = False) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -76,13 +88,32 @@ def _atomic_write(path: Path, raw: bytes) -> None:
             os.chmod(tmp, path.stat().st_mode & 0o777)
         else:
             os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        if new_only:
+            _link_new(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """Give ``tmp``'s file the name ``path`` only if no file has it (``FileExistsError`` else)."""
+    try:
+        os.link(tmp, path)  # refused (EEXIST) when path exists, links included: atomic
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def holds(path: Path, text: str) -> bool:

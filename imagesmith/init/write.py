@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SpecError, UsageError
+from ..errors import FileWriteError, SpecError, UsageError
 from ..fsutil import atomic_write, read_bounded, tomllib
 from ..spec import PYPROJECT, SPEC_FILE
 from ..spec.parse import parse_spec
@@ -54,7 +54,21 @@ def write_spec(
             hint="write imagesmith.yaml by hand (every key: docs/reference/spec.md)",
         ) from exc
     if not dry_run:
-        atomic_write(path, new)
+        # never over a spec (or an edit of pyproject.toml) that appeared while the project was read
+        if pyproject and current and _current_pyproject(path) != current:
+            raise UsageError(
+                f"{path} changed while init read the project; nothing was written",
+                hint="run `imagesmith init --pyproject` again",
+            )
+        try:
+            atomic_write(path, new, new_only=not (pyproject and current))
+        except FileWriteError as exc:
+            if not isinstance(exc.__cause__, FileExistsError):
+                raise
+            raise UsageError(
+                f"{path} appeared while init read the project; init never overwrites a spec",
+                hint="--print shows what it would write",
+            ) from exc
     return path, text, proposal
 
 

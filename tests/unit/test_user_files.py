@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imagesmith.errors import FileWriteError, UserFileError
+from imagesmith.errors import FileWriteError, UsageError, UserFileError
 from imagesmith.lock.existing import write_pylock
 from imagesmith.lock.lockfile import write_lock
 from imagesmith.lock.update import lock_project
@@ -208,3 +208,61 @@ def test_signoff_replaces_an_earlier_record(tmp_path):
 
     (tmp_path / "signoff.json").write_text('{"imagesmith_signoff": 1, "passed": false}\n')
     check_output(tmp_path / "signoff.json")  # no refusal
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_a_new_only_write_keeps_a_file_that_appeared_and_leaves_no_temporary(tmp_path, monkeypatch, links):
+    from imagesmith.fsutil import atomic_write
+
+    if not links:  # a file system without hard links: checked, then renamed
+
+        def no_link(src, dst):
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
+    atomic_write(tmp_path / "spec.yaml", "first\n", new_only=True)
+    with pytest.raises(FileWriteError, match="appeared while imagesmith was writing"):
+        atomic_write(tmp_path / "spec.yaml", "second\n", new_only=True)
+    assert (tmp_path / "spec.yaml").read_text() == "first\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]
+
+
+def _init_project(root: Path) -> Path:
+    root.mkdir()
+    (root / "requirements.txt").write_text("six==1.17.0\n")
+    (root / "train.py").write_text("print(1)\n")
+    return root
+
+
+def test_init_keeps_a_spec_written_while_it_read_the_project(tmp_path, monkeypatch):
+    import imagesmith.init.write as init_write
+
+    root = _init_project(tmp_path / "p")
+    real = init_write.parse_spec
+
+    def meanwhile(*args, **kwargs):  # another init (or the user) writes the spec first
+        (root / "imagesmith.yaml").write_text("name: theirs\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(init_write, "parse_spec", meanwhile)
+    with pytest.raises(UsageError, match="appeared while init read the project"):
+        init_write.write_spec(root)
+    assert (root / "imagesmith.yaml").read_text() == "name: theirs\n"
+
+
+def test_init_pyproject_keeps_an_edit_made_while_it_read_the_project(tmp_path, monkeypatch):
+    import imagesmith.init.write as init_write
+
+    root = _init_project(tmp_path / "p")
+    (root / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "0"\n')
+    real = init_write.parse_spec
+    edited = '[project]\nname = "p"\nversion = "1"\n'
+
+    def meanwhile(*args, **kwargs):
+        (root / "pyproject.toml").write_text(edited)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(init_write, "parse_spec", meanwhile)
+    with pytest.raises(UsageError, match="changed while init read the project"):
+        init_write.write_spec(root, pyproject=True)
+    assert (root / "pyproject.toml").read_text() == edited
