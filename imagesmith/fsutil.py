@@ -72,6 +72,21 @@ def check_not_link(path: Path) -> None:
         )
 
 
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse (``FileWriteError``), before a long command runs, an output file ``atomic_write``
+    would refuse at its end: a symbolic link, a folder, a folder that does not exist. ``option``
+    names the command-line option in the hint."""
+    path = Path(path)
+    check_not_link(path)
+    if path.is_dir():
+        raise FileWriteError(f"cannot write {path}: it is a folder", hint=f"give {option} the path of a file to write")
+    if not path.parent.is_dir():
+        raise FileWriteError(
+            f"cannot write {path}: the folder {path.parent} does not exist",
+            hint=f"make the folder, or give {option} another path",
+        )
+
+
 # link(2) failing with these means the file system has no hard links: the new-only write then
 # checks, then renames (not in one step)
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}

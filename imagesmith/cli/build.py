@@ -11,7 +11,7 @@ import typer
 
 from ..engine import Engine
 from ..errors import UsageError
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, check_output_file
 from ..spec.load import load_spec
 from .base import command
 from .options import BaseOpt, JsonOpt, ProjectOpt, QuietOpt, VerboseOpt, in_project
@@ -73,6 +73,13 @@ SignOpt = typer.Option(
 )
 
 
+def _check_metadata_file(path: Optional[Path]) -> None:
+    """--metadata-file is refused before the build when it could not be written after it (and
+    after its push and signatures): a link, a folder, a folder that does not exist."""
+    if path is not None:
+        check_output_file(path, "--metadata-file")
+
+
 def _check_choices(**given: Optional[str]) -> None:
     """A UsageError for an option given a value it does not take (None: not given)."""
     choices = {
@@ -123,6 +130,7 @@ def build(
     """Lock if needed, render, and build the train and serve images reproducibly."""
     key = _sign_key(project, sign, push, tag)
     _check_choices(install=install, python_env=python_env, progress=progress_mode)
+    _check_metadata_file(metadata_file)
     spec = load_spec(project)
     engine = Engine(progress())
     engine.buildx_prefetch(builder)  # buildx's start-up runs beside the imports and the lock check

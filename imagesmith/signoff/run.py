@@ -11,7 +11,7 @@ from typing import Callable
 
 from ..engine import Engine
 from ..errors import FileWriteError
-from ..fsutil import atomic_write, check_not_link, sha256_file
+from ..fsutil import atomic_write, check_output_file, sha256_file
 from ..layout import LABEL_PARITY, LABEL_ROLE
 from ..runtime.stamp import GOLDEN_FILE
 from ..spec import Spec
@@ -156,14 +156,7 @@ def check_output(path: Path) -> None:
     or that holds a file of the user's: a link, a folder, a missing folder, or a file that is not
     a signoff record (an earlier record is replaced). Raises ``FileWriteError``."""
     path = Path(path)
-    check_not_link(path)
-    if path.is_dir():
-        raise FileWriteError(f"cannot write {path}: it is a folder", hint="give -o the path of a file to write")
-    if not path.parent.is_dir():
-        raise FileWriteError(
-            f"cannot write {path}: the folder {path.parent} does not exist",
-            hint="make the folder, or give -o another path",
-        )
+    check_output_file(path, "-o")
     if path.exists():
         ours = False
         if path.is_file():  # a FIFO or device is never opened (it could block): not a record

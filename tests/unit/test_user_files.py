@@ -266,3 +266,16 @@ def test_init_pyproject_keeps_an_edit_made_while_it_read_the_project(tmp_path, m
     with pytest.raises(UsageError, match="changed while init read the project"):
         init_write.write_spec(root, pyproject=True)
     assert (root / "pyproject.toml").read_text() == edited
+
+
+def test_build_refuses_a_metadata_file_it_could_not_write_before_it_builds(tmp_path):
+    from tests.unit.test_hostile import make_project
+
+    root = make_project(tmp_path / "p")
+    (root / "elsewhere.json").write_text("theirs\n")
+    (root / "meta.json").symlink_to(root / "elsewhere.json")
+    cases = {"app": "it is a folder", "nope/meta.json": "the folder nope does not exist", "meta.json": "symbolic link"}
+    for target, message in cases.items():  # refused before an engine is asked for anything
+        proc = cli_in_process("build", "--metadata-file", target, cwd=root)
+        assert proc.returncode == 2 and message in proc.stderr, (target, proc.stdout + proc.stderr)
+    assert (root / "elsewhere.json").read_text() == "theirs\n" and not (root / "Dockerfile").exists()
