@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import fsutil
+from ..credentials import redact, strip_userinfo
 from ..errors import LockError, ResolutionError
 from ..spec.pyproject import pyproject_project
 from .pins import logical_lines
@@ -52,8 +53,6 @@ _INDEX_OPTION_RE = re.compile(r"^(-i|--index-url|--extra-index-url|-f|--find-lin
 
 
 def _same_index(url: str) -> str:
-    from ..credentials import strip_userinfo
-
     return strip_userinfo(url).rstrip("/")
 
 
@@ -95,7 +94,7 @@ def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequen
         if local and (path.parent / target).resolve() == root.resolve():
             continue  # the project itself
         raise LockError(
-            f"{shown} asks for {line[:120]!r}: an editable, local-path or URL requirement, which the lock "
+            f"{shown} asks for {redact(line)[:120]!r}: an editable, local-path or URL requirement, which the lock "
             "cannot pin from a package index with hashes (the images would be built without it)",
             hint="publish it to a package index, or make its code part of this project (source:); "
             "`-e .` for the project itself is fine",

@@ -436,6 +436,25 @@ def test_an_editable_local_or_url_requirement_is_refused_by_name(tmp_path, proje
     assert "publish it to a package index" in (err.value.hint or "")
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "mylib @ git+https://deploy:s3cret@example.com/mylib.git@v1.0",
+        "-e git+https://s3cret@example.com/mylib.git#egg=mylib",
+        "https://user:s3cret@example.com/mylib-1.0-py3-none-any.whl",
+    ],
+)
+def test_a_refused_requirement_is_named_without_its_credentials(project, line):
+    from imagesmith.errors import LockError
+
+    root, _ = project
+    (root / "requirements.txt").write_text(f"{line}\n")
+    with pytest.raises(LockError) as err:
+        compute_inputs(load_spec(root), "b")
+    assert "requirements.txt asks for" in str(err.value) and "example.com/mylib" in str(err.value)
+    assert "s3cret" not in str(err.value) + (err.value.hint or "")
+
+
 def test_the_project_itself_and_plain_requirements_pass(tmp_path, project):
     root, _ = project
     (root / "requirements.txt").write_text(
