@@ -56,6 +56,14 @@ def _same_index(url: str) -> str:
     return strip_userinfo(url).rstrip("/")
 
 
+def _the_project(target: str, folder: Path, root: Path) -> bool:
+    """Whether a local requirement (``.``, ``./``, ``.[train]``) is the project itself: pip and uv
+    read its path from the working directory (the project's root), so ``-e .`` in
+    requirements/prod.txt is the project too; read from the file's folder it is accepted as well."""
+    where = re.sub(r"\[[^\]]*\]$", "", target).strip() or "."
+    return root.resolve() in ((root / where).resolve(), (folder / where).resolve())
+
+
 def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequence[str] = ()) -> None:
     """Refuse a requirement the lock cannot pin from a package index with hashes: an editable
     (``-e ./libs/x``, ``-e git+https://…``), a local path (a folder, a wheel or sdist file) or a
@@ -91,7 +99,7 @@ def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequen
             and not (target.startswith((".", "/", "~")) or target.endswith((".whl", ".tar.gz", ".zip")))
         ):
             continue  # a name and a version: what the index serves
-        if local and (path.parent / target).resolve() == root.resolve():
+        if local and _the_project(target, path.parent, root):
             continue  # the project itself
         raise LockError(
             f"{shown} asks for {redact(line)[:120]!r}: an editable, local-path or URL requirement, which the lock "

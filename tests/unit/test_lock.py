@@ -466,6 +466,19 @@ def test_the_project_itself_and_plain_requirements_pass(tmp_path, project):
     assert compute_inputs(load_spec(root), "b")["requirements"]
 
 
+@pytest.mark.parametrize("line", ["-e .[train]", ".[train,serve]", "--editable=.[train]"])
+@pytest.mark.parametrize("where", ["requirements.txt", "requirements/prod.txt"])
+def test_the_project_itself_with_extras_or_from_a_subfolder_passes(project, line, where):
+    """pip and uv read ``-e .`` from the working directory, so in requirements/prod.txt (which
+    init now chooses) it is the project too; ``.[extras]`` is the project with its extras."""
+    root, _ = project
+    (root / "requirements").mkdir()
+    (root / where).write_text(f"{line}\nsix\n")
+    if where != "requirements.txt":
+        (root / "requirements.txt").write_text(f"-r {where}\n")
+    assert compute_inputs(load_spec(root), "b")["requirements"]
+
+
 @pytest.mark.parametrize(
     "line, key",
     [
