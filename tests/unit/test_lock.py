@@ -479,6 +479,25 @@ def test_the_project_itself_with_extras_or_from_a_subfolder_passes(project, line
     assert compute_inputs(load_spec(root), "b")["requirements"]
 
 
+@pytest.mark.parametrize("line", ["-i https://pypi.org/simple", "--index-url=https://pypi.org/simple/"])
+def test_pypi_named_in_the_file_passes_when_the_spec_names_no_index(project, line):
+    """The spec without index_url reads PyPI: the file naming it asks for nothing else."""
+    root, _ = project
+    (root / "requirements.txt").write_text(f"{line}\nsix\n")
+    assert compute_inputs(load_spec(root), "b")["requirements"]
+
+
+def test_pypi_named_in_the_file_is_refused_when_the_spec_names_another_index(project):
+    from imagesmith.errors import LockError
+
+    root, _ = project
+    (root / "requirements.txt").write_text("-i https://pypi.org/simple\nsix\n")
+    spec = (root / "imagesmith.yaml").read_text()
+    (root / "imagesmith.yaml").write_text(spec + "index_url: https://mirror.example/simple\n")
+    with pytest.raises(LockError, match="names the package index 'https://pypi.org/simple'"):
+        compute_inputs(load_spec(root), "b")
+
+
 @pytest.mark.parametrize(
     "line, key",
     [
