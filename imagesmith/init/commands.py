@@ -161,5 +161,6 @@ def _procfile(root: Path) -> Serve | None:
                 argv = []
             if not argv or re.search(r"[$&|;<>`]", command):
                 argv = ["sh", "-c", command]
-            return Serve(argv, 8000, "the Procfile's web: command ($PORT set to 8000)")
+            # PORT in env too: the platform sets it, and an app may read it (os.environ["PORT"])
+            return Serve(argv, 8000, "the Procfile's web: command ($PORT set to 8000)", env={"PORT": "8000"})
     return None

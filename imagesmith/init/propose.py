@@ -459,6 +459,7 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
         said = {
             "PYTHONPATH": "the scripts import the project from /app",
             "GRADIO_SERVER_NAME": "the Gradio app listens beyond the container (its default is 127.0.0.1)",
+            "PORT": "the Procfile's web: process reads the port the platform gives it",
         }
         why["env"] = "; ".join(
             f"{key}: {'the artifacts folder, where the code looks for its model' if key in model.env else said.get(key, '')}"

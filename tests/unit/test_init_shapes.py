@@ -160,6 +160,13 @@ def test_a_procfile_web_command_serves_when_no_app_is_found(tmp_path):
     _, _, proposal = write_spec(tmp_path, dry_run=True)
     assert proposal.values["serve"] == {"command": ["python", "server.py", "--port", "8000"], "port": 8000}
     assert "Procfile" in proposal.reasons["serve"]
+    (tmp_path / "server.py").write_text(  # the platform sets PORT: the app may read it and not take --port
+        "import os\nfrom aiohttp import web\n\nweb.run_app(web.Application(), port=int(os.environ['PORT']))\n"
+    )
+    (tmp_path / "Procfile").write_text("web: python server.py\n")
+    proposal = propose(tmp_path)
+    assert proposal.values["serve"]["command"] == ["python", "server.py"] and proposal.values["env"] == {"PORT": "8000"}
+    assert "PORT: the Procfile's web: process reads the port" in proposal.reasons["env"]
     (tmp_path / "Procfile").write_text("web: cd app && exec python server.py --port=${PORT}\n")
     serve = propose(tmp_path).values["serve"]
     assert serve["command"] == ["sh", "-c", "cd app && exec python server.py --port=8000"]
