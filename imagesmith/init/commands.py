@@ -159,7 +159,8 @@ def _procfile(root: Path) -> Serve | None:
                 argv = shlex.split(command)
             except ValueError:
                 argv = []
-            if not argv or re.search(r"[$&|;<>`]", command):
+            # a shell's work: variables, &&, pipes, redirections, and `NAME=value cmd` (exec'd as a program otherwise)
+            if not argv or re.search(r"[$&|;<>`]", command) or re.match(r"[A-Za-z_]\w*=", argv[0]):
                 argv = ["sh", "-c", command]
             # PORT in env too: the platform sets it, and an app may read it (os.environ["PORT"])
             return Serve(argv, 8000, "the Procfile's web: command ($PORT set to 8000)", env={"PORT": "8000"})
