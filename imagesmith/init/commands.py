@@ -81,7 +81,7 @@ def find_serve(
             f"Flask app {target}, flask's own server (add gunicorn for production)",
             chosen,
         ), notes
-    ui = _ui_app(root, modules, installable) or _procfile(root)
+    ui = _procfile(root) or _ui_app(root, modules, installable)  # what the project says serves, before a guess
     if ui is not None:
         return ui, notes
     for path, _ in modules.values():

@@ -170,6 +170,8 @@ def test_a_procfile_web_command_serves_when_no_app_is_found(tmp_path):
     (tmp_path / "Procfile").write_text("web: cd app && exec python server.py --port=${PORT}\n")
     serve = propose(tmp_path).values["serve"]
     assert serve["command"] == ["sh", "-c", "cd app && exec python server.py --port=8000"]
+    (tmp_path / "explore.py").write_text("import streamlit as st\n\nst.write('a look at the data')\n")
+    assert propose(tmp_path).values["serve"]["command"][:2] == ["sh", "-c"]  # the Procfile's, not a Streamlit guess
     (tmp_path / "Procfile").write_text("web: WEB_CONCURRENCY=2 gunicorn server:app -b 0.0.0.0:$PORT\n")
     serve = propose(tmp_path).values["serve"]  # as argv, the engine would exec a program named 'WEB_CONCURRENCY=2'
     assert serve["command"] == ["sh", "-c", "WEB_CONCURRENCY=2 gunicorn server:app -b 0.0.0.0:8000"]
