@@ -149,21 +149,20 @@ def _requirements(draft: _Draft) -> None:
         raise _no_requirements(root)
 
 
-_INDEX_LINE = re.compile(r"^\s*(-i|--index-url|--extra-index-url)(?:\s*=\s*|\s+)(\S+)", re.M)
-
-
 def _file_indexes(draft: _Draft, path: Path) -> None:
     """The indexes the requirements file (and its -r/-c includes) names, into the spec: the lock
     reads the spec's indexes alone, and refuses a file's index the spec lacks."""
     from ..credentials import strip_userinfo
-    from ..lock.resolution_files import requirement_files
+    from ..lock.resolution_files import named_indexes, requirement_files
     from ..spec.schema import INDEX_URL_RE
 
     try:
         files = requirement_files(path)
     except ImagesmithError:
         return
-    for option, url in (m.groups() for f in files for m in _INDEX_LINE.finditer(read_text(f))):
+    for option, url in (found for f in files for found in named_indexes(read_text(f))):
+        if option in ("-f", "--find-links"):
+            continue  # files, not an index: the lock says to publish them to one
         plain = strip_userinfo(url).rstrip("/")
         if not INDEX_URL_RE.fullmatch(plain):
             draft.notes.append(

@@ -52,6 +52,12 @@ _NAMED_URL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@")
 _INDEX_OPTION_RE = re.compile(r"^(-i|--index-url|--extra-index-url|-f|--find-links)(?:\s*=\s*|\s+)?(\S+)")
 
 
+def named_indexes(text: str) -> list[tuple[str, str]]:
+    """The (option, URL) of each index a requirements file's text names (``-i URL``, ``-iURL``,
+    ``--index-url=URL``, ``--extra-index-url``, ``--find-links``), as the lock reads them."""
+    return [(m.group(1), m.group(2)) for m in map(_INDEX_OPTION_RE.match, logical_lines(text)) if m]
+
+
 def _same_index(url: str) -> str:
     return strip_userinfo(url).rstrip("/")
 

@@ -191,6 +191,23 @@ def test_the_indexes_a_requirements_file_names_go_into_the_spec(tmp_path):
     assert 'extra_index_urls: ["https://download.example/whl/cpu"]' in text
 
 
+def test_the_indexes_init_writes_are_the_ones_the_lock_reads(tmp_path):
+    """Init and the lock read a file's index lines alike (-iURL, a continued line) and the spec
+    gets them without credentials: the lock takes the written spec as it is."""
+    from imagesmith.lock.inputs import compute_inputs
+    from imagesmith.spec.load import load_spec
+
+    (tmp_path / "requirements.txt").write_text(
+        "-ihttps://mirror.example/simple\n--extra-index-url \\\n  https://ci:s3cret@download.example/whl/cpu\nsix\n"
+    )
+    (tmp_path / "train.py").write_text("print(1)\n")
+    path, text, proposal = write_spec(tmp_path)
+    assert proposal.values["index_url"] == "https://mirror.example/simple"
+    assert proposal.values["extra_index_urls"] == ["https://download.example/whl/cpu"]
+    assert "s3cret" not in text + " ".join(proposal.notes) and path.read_text() == text
+    assert compute_inputs(load_spec(tmp_path), "b")["requirements"]
+
+
 def test_a_large_data_file_the_code_opens_is_pointed_out(tmp_path):
     (tmp_path / "requirements.txt").write_text("six\n")
     (tmp_path / "data").mkdir()
