@@ -343,7 +343,7 @@ def _notebooks(root: Path) -> str:
     shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
     return (
         f" ({shown}: notebooks are not read; export the training one as a script, e.g. "
-        f"`jupyter nbconvert --to script {found[0]}`, and point train.command at it)"
+        f"`jupyter nbconvert --to script {shlex.quote(found[0])}`, and point train.command at it)"
     )
 
 

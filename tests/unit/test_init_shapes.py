@@ -106,6 +106,9 @@ def test_a_notebook_only_project_is_told_its_notebook_is_not_read(tmp_path):
     assert "(train.ipynb, notebooks/explore.ipynb: notebooks are not read" in note
     assert "jupyter nbconvert --to script train.ipynb" in note
     assert "# CHECK: " + note in text
+    (tmp_path / "train.ipynb").rename(tmp_path / "Train Model.ipynb")  # a name with a space, as notebooks often have
+    note = next(n for n in propose(tmp_path).notes if n.startswith("no training script found"))
+    assert "`jupyter nbconvert --to script 'Train Model.ipynb'`" in note  # a command that runs as shown
 
 
 def test_an_installable_flat_project_s_root_scripts_are_copied_unless_declared(tmp_path):
