@@ -62,6 +62,21 @@ def _same_index(url: str) -> str:
     return strip_userinfo(url).rstrip("/")
 
 
+def _index_hint(option: str, url: str) -> str:
+    """What to do about an index a requirements file names and the spec does not."""
+    if "://" not in url or url.startswith("file:"):
+        return "publish those files to a package index and name it in the spec (extra_index_urls:)"
+    if option in ("-f", "--find-links"):  # a page of links (torch_stable.html), which no index setting reads
+        return (
+            "a --find-links page is not a package index: name the index that serves those files in the spec's "
+            "extra_index_urls: (PyTorch's wheels: https://download.pytorch.org/whl/cpu, or /whl/cu121 ...)"
+        )
+    key = "index_url" if option in ("-i", "--index-url") else "extra_index_urls"
+    return (
+        f"name it in the spec too ({key}: in imagesmith.yaml, without credentials: see docs/guides/private-indexes.md)"
+    )
+
+
 def _the_project(target: str, folder: Path, root: Path) -> bool:
     """Whether a local requirement (``.``, ``./``, ``.[train]``) is the project itself: pip and uv
     read its path from the working directory (the project's root), so ``-e .`` in
@@ -85,13 +100,10 @@ def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequen
         m = _EDITABLE_RE.match(line)
         option = _INDEX_OPTION_RE.match(line)
         if option and _same_index(option.group(2)) not in known:
-            key = "index_url" if option.group(1) in ("-i", "--index-url") else "extra_index_urls"
             raise LockError(
                 f"{shown} names the package index {_same_index(option.group(2))!r} ({option.group(1)}): the resolver "
                 "would read it, but the wheel download and the images' install read only the spec's indexes",
-                hint=f"name it in the spec too ({key}: in imagesmith.yaml, without credentials: see docs/guides/private-indexes.md)"
-                if "://" in option.group(2) and not option.group(2).startswith("file:")
-                else "publish those files to a package index and name it in the spec (extra_index_urls:)",
+                hint=_index_hint(option.group(1), option.group(2)),
             )
         if m is None and line.startswith("-"):
             continue  # an option: -r/-c (followed elsewhere), an index the spec names too, --hash
