@@ -166,7 +166,12 @@ def _file_indexes(draft: _Draft, path: Path) -> None:
         plain = strip_userinfo(url).rstrip("/")
         if not INDEX_URL_RE.fullmatch(plain):
             draft.notes.append(
-                f"{path.name} names the index {plain!r}, which the spec cannot: publish to an http(s) index"
+                f"{path.name} names the index {plain!r}, which the spec cannot: "
+                + (
+                    "name the index itself in index_url: or extra_index_urls:"
+                    if "$" in plain
+                    else "publish to an http(s) index"
+                )
             )
             continue
         if plain != url.rstrip("/"):

@@ -64,6 +64,10 @@ def _same_index(url: str) -> str:
 
 def _index_hint(option: str, url: str) -> str:
     """What to do about an index a requirements file names and the spec does not."""
+    if "$" in url:  # pip expands ${VAR} in a requirements file; the spec names an index as it is
+        return (
+            "name the index itself in the spec (index_url: or extra_index_urls:, without credentials), not the variable"
+        )
     if "://" not in url or url.startswith("file:"):
         return "publish those files to a package index and name it in the spec (extra_index_urls:)"
     if option in ("-f", "--find-links"):  # a page of links (torch_stable.html), which no index setting reads

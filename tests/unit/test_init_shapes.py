@@ -211,6 +211,15 @@ def test_the_indexes_init_writes_are_the_ones_the_lock_reads(tmp_path):
     assert compute_inputs(load_spec(tmp_path), "b")["requirements"]
 
 
+def test_an_index_named_through_a_variable_is_left_to_the_user(tmp_path):
+    (tmp_path / "requirements.txt").write_text("--extra-index-url ${ARTIFACTORY_URL}/simple\nsix\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    proposal = propose(tmp_path)
+    assert "extra_index_urls" not in proposal.values
+    note = next(n for n in proposal.notes if "ARTIFACTORY_URL" in n)
+    assert "name the index itself in index_url: or extra_index_urls:" in note and "publish" not in note
+
+
 def test_a_large_data_file_the_code_opens_is_pointed_out(tmp_path):
     (tmp_path / "requirements.txt").write_text("six\n")
     (tmp_path / "data").mkdir()

@@ -504,6 +504,7 @@ def test_pypi_named_in_the_file_is_refused_when_the_spec_names_another_index(pro
         ("--extra-index-url https://download.example/whl/cpu", "extra_index_urls:"),
         ("-i https://mirror.example/simple", "index_url:"),
         ("--find-links=./wheels", "publish those files"),
+        ("--extra-index-url ${ARTIFACTORY_URL}/simple", "the index itself in the spec"),  # pip expands it
         ("-f https://download.pytorch.org/whl/torch_stable.html", "a --find-links page is not a package index"),
     ],
 )
