@@ -59,7 +59,12 @@ def named_indexes(text: str) -> list[tuple[str, str]]:
 
 
 def _same_index(url: str) -> str:
-    return strip_userinfo(url).rstrip("/")
+    """The index ``url`` names, as compared: no credentials, no trailing slash, the scheme and host
+    in lower case (``https://Mirror.Example/simple/`` is the spec's ``https://mirror.example/simple``)."""
+    plain = strip_userinfo(url).rstrip("/")
+    scheme, sep, rest = plain.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}" if sep else plain
 
 
 def _index_hint(option: str, url: str) -> str:

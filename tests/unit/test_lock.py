@@ -487,6 +487,14 @@ def test_pypi_named_in_the_file_passes_when_the_spec_names_no_index(project, lin
     assert compute_inputs(load_spec(root), "b")["requirements"]
 
 
+def test_the_spec_s_index_named_in_the_file_with_another_case_or_credentials_passes(project):
+    root, _ = project
+    (root / "requirements.txt").write_text("--extra-index-url https://ci:tok@Mirror.Example/Simple/\nsix\n")
+    spec = (root / "imagesmith.yaml").read_text()
+    (root / "imagesmith.yaml").write_text(spec + "extra_index_urls: [https://mirror.example/Simple]\n")
+    assert compute_inputs(load_spec(root), "b")["requirements"]  # the host's case is no other index; the path's is
+
+
 def test_pypi_named_in_the_file_is_refused_when_the_spec_names_another_index(project):
     from imagesmith.errors import LockError
 
