@@ -23,13 +23,13 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from . import gpu_arch, parity, python_env
+from . import fsutil, gpu_arch, parity, python_env
 from .build_failure import describe_failure
 from .credentials import SECRET_ID, index_netrc, secret_file, strip_userinfo
 from .engine import Engine
 from .engine.buildx import NoOciLayout
 from .errors import LockError, UsageError
-from .fsutil import atomic_write, holds, tomllib
+from .fsutil import atomic_write, holds
 from .gitinfo import GitFacts, git_facts, git_facts_started, git_tag
 from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
 from .lock import Lock
@@ -455,7 +455,7 @@ def project_version(root: Path, tag: str | None = None) -> str | None:
     if tag:
         return tag
     try:
-        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+        data = fsutil.read_toml(root / "pyproject.toml")
     except (OSError, ValueError):
         return None
     version = (data.get("project") or {}).get("version") if isinstance(data.get("project"), dict) else None

@@ -27,6 +27,7 @@ from typing import Any
 from . import gpu
 from .errors import ImagesmithError, VerifyError
 from .findings import Findings
+from .fsutil import read_bounded
 from .runtime import nvidia_smi
 
 QUERY = nvidia_smi.arguments(nvidia_smi.FIELDS)
@@ -232,6 +233,9 @@ def lines(report: HostReport) -> list[str]:
     return out
 
 
+MAX_INPUT = 32 << 20  # bytes of the lock or facts file read (a lock's own limit)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m imagesmith.gpu_host",
@@ -246,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     path = args.lock or args.facts
     try:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            data = json.loads(read_bounded(path, MAX_INPUT))  # /dev/zero, a FIFO: refused unread
+        except (OSError, ValueError, RecursionError) as exc:
             raise ImagesmithError(
                 f"cannot read {path}: {exc}", hint="give imagesmith.lock or imagesmith_image.json"
             ) from exc

@@ -24,6 +24,8 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import fsutil
+
 FRAMEWORKS = {"FastAPI": "fastapi", "Flask": "flask"}
 ROUTE_METHODS = {"get", "post", "put", "patch", "delete", "route", "api_route", "add_api_route", "add_url_rule"}
 PREDICTION_WORDS = ("predict", "inference", "infer", "score", "classify", "invocations", "generate", "embed")
@@ -162,11 +164,16 @@ class App:
         return f"{self.target}{made}: {routes}"
 
 
+MAX_SOURCE = 8 << 20  # bytes of a Python file read to find a project's commands and paths
+
+
 def read(path: Path) -> ast.Module | None:
-    """The module's syntax tree, or None when it cannot be read or parsed."""
+    """The module's syntax tree, or None when it cannot be read or parsed: not a regular file (a
+    FIFO is not waited on), over ``MAX_SOURCE`` bytes, or beyond the parser (``x = ----…1``
+    exhausts its memory, a long ``1+1+…`` its recursion)."""
     try:
-        return ast.parse(path.read_bytes(), filename=str(path))
-    except (OSError, SyntaxError, ValueError):
+        return ast.parse(fsutil.read_bounded(path, MAX_SOURCE), filename=str(path))
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import runtime_wheel
 from .errors import FileWriteError
 from .fsutil import atomic_write
 from .lock import Lock
@@ -35,6 +36,7 @@ def write(spec: Spec, locks: dict[str, Lock], text: str, target: Path) -> Path:
     if target.is_dir():
         raise FileWriteError(f"cannot write {target}: it is a folder", hint="give the path of a file to write")
     check_replaceable(target, origin=spec.origin, output_option=True)
+    runtime_wheel.check_folder(spec.root)
     atomic_write(target, text)
     atomic_write(dockerignore_path(target), dockerignore(spec))
     return write_context(spec, locks)

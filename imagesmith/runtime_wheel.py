@@ -69,11 +69,23 @@ def build() -> RuntimeWheel:
     return RuntimeWheel(runtime.DISTRIBUTION, version, filename, "sha256:" + hashlib.sha256(data).hexdigest(), data)
 
 
+def check_folder(context: Path) -> Path:
+    """``<context>/.imagesmith``, refused (RenderError) when it is a symbolic link: imagesmith would
+    write its files (and remove its old wheels) wherever the link points, outside the project."""
+    folder = Path(context) / GENERATED_DIR
+    if folder.is_symlink():
+        raise RenderError(
+            f"{folder} is a symbolic link: imagesmith writes its build files only into a folder of the project",
+            hint=f"remove the link; imagesmith makes {GENERATED_DIR}/ itself",
+        )
+    return folder
+
+
 def write_beside(context: Path) -> Path:
     """Write the wheel into ``<context>/.imagesmith/`` (atomically; other runtime wheels there are
     removed); returns its path. Unchanged bytes are not rewritten."""
     built = build()
-    folder = Path(context) / GENERATED_DIR
+    folder = check_folder(context)
     dest = folder / built.filename
     if not (dest.is_file() and dest.read_bytes() == built.data):
         folder.mkdir(parents=True, exist_ok=True)

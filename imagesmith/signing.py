@@ -44,7 +44,7 @@ from typing import Any, Mapping, Sequence
 from .credentials import redact
 from .engine import is_loopback_registry
 from .errors import SigningError, UsageError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, read_head
 
 COSIGN_HINT = (
     "install cosign (Debian 13's package: `apt-get install cosign/trixie`, which scripts/setup-engine.sh "
@@ -80,12 +80,14 @@ def key_file(path: str | Path, kind: str) -> Path:
             f"{path} is not a key file: imagesmith signs with cosign key files only (KMS and URL keys reach the network)",
             hint="use cosign itself for KMS or keyless signing; see docs/guides/deploy-gate.md",
         )
-    if not key.is_file():
+    try:
+        head = read_head(key, 200)  # a 2 GB key file is not read whole, a FIFO not waited on
+    except OSError as exc:
+        missing = not key.exists()
         raise UsageError(
-            f"key file {path} does not exist",
+            f"key file {path} does not exist" if missing else f"key file {path} cannot be read: {exc.strerror or exc}",
             hint="make a key pair with `cosign generate-key-pair` (cosign.key signs, cosign.pub verifies)",
-        )
-    head = key.read_bytes()[:200]
+        ) from None
     if kind == "private" and b"PRIVATE KEY" not in head:
         raise UsageError(f"{path} is not a cosign private key", hint="sign with cosign.key; cosign.pub verifies")
     if kind == "public" and b"PUBLIC KEY" not in head:

@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except _Terminated:
         stopped("terminated")
         return 143
+    except KeyboardInterrupt:  # Ctrl-C while the command's modules load (a traceback before)
+        stopped("interrupted")
+        return 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import EngineError
+from ..errors import EngineError, UsageError
 from ._common import ENGINE_HINT, docker_cli, first_line, redact, tail
 from .local_api import inspect_image
 from .records import HistoryEntry, ImageInfo
@@ -60,12 +60,19 @@ class Images:
 
     def _sdk_inspect(self, ref: str) -> dict | None:
         """The SDK's attributes of ``ref``, None when the engine has no such image."""
-        from docker.errors import DockerException, ImageNotFound
+        from docker.errors import APIError, DockerException, ImageNotFound
 
         try:
             return self.client.images.get(ref).attrs
         except ImageNotFound:
             return None
+        except APIError as exc:
+            if exc.status_code == 400:  # the engine answered: the name is not a reference ("bad ref!!")
+                raise UsageError(
+                    f"{ref} is not an image reference: {first_line(exc.explanation or exc)}",
+                    hint="name an image as NAME[:TAG] or NAME@sha256:DIGEST",
+                ) from exc
+            raise EngineError(f"cannot inspect {ref}: {first_line(exc)}", hint=ENGINE_HINT) from exc
         except DockerException as exc:
             raise EngineError(f"cannot inspect {ref}: {first_line(exc)}", hint=ENGINE_HINT) from exc
 

@@ -8,8 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-from .. import project_code
-from ..fsutil import tomllib
+from .. import fsutil, project_code
 
 SKIP_DIRS = {
     "tests",
@@ -34,15 +33,16 @@ MINORS = [f"3.{m}" for m in range(8, 14)]  # 3.8 .. 3.13: what official python i
 
 def read_toml(path: Path) -> dict:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return fsutil.read_toml(path)
     except (OSError, ValueError):
         return {}
 
 
 def read_text(path: Path, limit: int = 200_000) -> str:
+    """The start of a project file (at most ``limit`` bytes) as text; empty when it cannot be
+    read or is not a regular file (a FIFO is not waited on)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read(limit)
+        return fsutil.read_head(path, limit).decode("utf-8", errors="replace")
     except OSError:
         return ""
 

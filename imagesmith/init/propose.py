@@ -133,7 +133,7 @@ def _requirements(draft: _Draft) -> None:
             others = [f for f in _requirements_files(root) if f != candidate and f != "requirements.in"]
             if candidate not in ("requirements.txt", "requirements.in") and others:
                 draft.notes.append(f"requirements: {candidate}, the serving/production one; not {', '.join(others)}")
-            draft.requirements_text = (root / candidate).read_text(encoding="utf-8", errors="replace").lower()
+            draft.requirements_text = read_text(root / candidate, 1 << 20).lower()
             _file_indexes(draft, root / candidate)
             return
     if project_lock is not None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SpecError, UsageError
-from ..fsutil import atomic_write, tomllib
+from ..fsutil import atomic_write, read_bounded, tomllib
 from ..spec import PYPROJECT, SPEC_FILE
 from ..spec.parse import parse_spec
+from ..spec.schema import MAX_SPEC_BYTES
 from . import Proposal
-from .project_files import read_toml
 from .propose import propose
 from .spec_text import spec_toml, spec_yaml
 
@@ -31,8 +31,9 @@ def write_spec(
     proposal = propose(root, python=python, base=base)
     if pyproject:
         path = root / PYPROJECT
-        current = path.read_text(encoding="utf-8") if path.is_file() else ""
-        if "imagesmith" in (read_toml(path).get("tool") or {}):
+        current = _current_pyproject(path)
+        tool = _parse_toml(current).get("tool") if current else None
+        if isinstance(tool, dict) and "imagesmith" in tool:
             raise UsageError(f"{path} already has a [tool.imagesmith] table; init never overwrites a spec")
         text = spec_toml(proposal)
         new = current + ("\n" if current and not current.endswith("\n") else "") + text
@@ -55,6 +56,24 @@ def write_spec(
     if not dry_run:
         atomic_write(path, new)
     return path, text, proposal
+
+
+def _current_pyproject(path: Path) -> str:
+    """The pyproject.toml init appends its table to ("" when there is none), refused when it is not
+    one the spec reader would read back: not a regular file, over ``MAX_SPEC_BYTES``, not UTF-8, or
+    not valid TOML (a 2 GB one was a MemoryError, an invalid one a TOMLDecodeError traceback)."""
+    if not (path.exists() or path.is_symlink()):
+        return ""
+    try:
+        text = read_bounded(path, MAX_SPEC_BYTES).decode("utf-8")
+        tomllib.loads(text)
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: UnicodeDecodeError, TOMLDecodeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)[:200]
+        raise UsageError(
+            f"{path} cannot take a [tool.imagesmith] table: {reason}",
+            hint="fix pyproject.toml first, or run `imagesmith init` without --pyproject (imagesmith.yaml)",
+        ) from None
+    return text
 
 
 def _parse_toml(text: str) -> dict:

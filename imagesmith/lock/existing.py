@@ -23,8 +23,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .. import fsutil
-from ..errors import LockError
+from .. import __version__, fsutil
+from ..errors import LockError, UserFileError
 from ..platforms import MACHINES
 from .pins import Pin, logical_lines, parse_compiled
 
@@ -148,7 +148,7 @@ def pylock_pins(path: Path, environment: dict[str, str]) -> list[Pin]:
     from packaging.utils import canonicalize_name
 
     try:
-        data = fsutil.tomllib.loads(path.read_text(encoding="utf-8"))
+        data = fsutil.read_toml(path)
     except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError) as exc:
         raise LockError(f"{path.name} is not readable TOML ({str(exc)[:200]})") from exc
     version = str(data.get("lock-version", ""))
@@ -228,7 +228,7 @@ def check_uv_lock_python(path: Path, python_full: str) -> None:
     project and both Pythons: uv resolved it for other interpreters, and its wheels would not
     be the image's (the download would fail on hashes much later)."""
     try:
-        data = fsutil.tomllib.loads(path.read_text(encoding="utf-8"))
+        data = fsutil.read_toml(path)
     except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError) as exc:
         raise LockError(f"{path.name} is not readable TOML ({str(exc)[:200]})") from exc
     requires = data.get("requires-python")
@@ -274,7 +274,7 @@ def group_requirements(pyproject: Path, groups: tuple[str, ...]) -> list[str]:
     from packaging.utils import canonicalize_name
 
     try:
-        table = fsutil.tomllib.loads(pyproject.read_text(encoding="utf-8")).get("dependency-groups") or {}
+        table = fsutil.read_toml(pyproject).get("dependency-groups") or {}
     except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError) as exc:
         raise LockError(f"{pyproject.name} is not readable TOML ({str(exc)[:200]})") from exc
     names = {canonicalize_name(k): k for k in table} if isinstance(table, dict) else {}
@@ -306,7 +306,9 @@ def write_pylock(lock, dest: Path) -> None:
     """Write ``dest`` (a PEP 751 ``pylock.toml``) with exactly the lock's pins, for tools that read
     the standard: uv turns the hashed ``requirements.lock`` into it, asking the spec's indexes for
     the files' URLs (uv's own default index otherwise). Refused when the result pins another
-    version or none of the locked hashes (the file would then not be the lock)."""
+    version or none of the locked hashes (the file would then not be the lock), and before
+    anything runs when ``dest`` is a file imagesmith did not write (its first line is
+    imagesmith's header, as on every file it writes: a project's own pylock.toml is never lost)."""
     import tempfile
 
     from ..credentials import index_args, index_netrc, secret_file
@@ -314,6 +316,12 @@ def write_pylock(lock, dest: Path) -> None:
     from ..platforms import RESOLVER_PLATFORMS
     from .pins import render_requirements_lock
 
+    if (dest.exists() or dest.is_symlink()) and not fsutil.generated(dest):
+        raise UserFileError(
+            str(dest),
+            what="pylock.toml",
+            hint="move your pylock.toml away, or lock from it (`requirements: {pylock: true}` in the spec)",
+        )
     if lock.package_indexes:
         raise LockError(
             "pylock.toml is not written for a lock with package_indexes",
@@ -359,4 +367,4 @@ def write_pylock(lock, dest: Path) -> None:
                 + ("missing" if got is None else f"{got.version} with other files"),
                 hint="run `imagesmith lock` again; the index may have changed",
             )
-    atomic_write(dest, text)
+    atomic_write(dest, f"{fsutil.GENERATED_HEADER}{__version__} from imagesmith.lock; do not edit.\n{text}")

@@ -9,8 +9,8 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .. import __version__
-from ..errors import LockError
+from .. import __version__, fsutil
+from ..errors import LockError, UserFileError
 from ..fsutil import atomic_write
 from ..platforms import PLATFORMS, machine_platform
 from ..spec import Spec
@@ -71,15 +71,15 @@ def read_locks(path: Path) -> dict[str, Lock]:
     try:
         if path.is_symlink() or (path.exists() and not path.is_file()):
             raise LockError(f"{path} is not a regular file", hint="run `imagesmith lock` to rewrite it")
-        raw = path.read_bytes()
+        raw = fsutil.read_bounded(path, MAX_LOCK_BYTES)
     except FileNotFoundError:
         raise LockError(f"{path} does not exist", hint="run `imagesmith lock` first") from None
+    except fsutil.FileTooLarge as exc:
+        raise LockError(
+            f"{path} is {exc.size} bytes, more than a lock can be", hint="run `imagesmith lock` to rewrite it"
+        ) from None
     except OSError as exc:
         raise LockError(f"{path} cannot be read: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_LOCK_BYTES:
-        raise LockError(
-            f"{path} is {len(raw)} bytes, more than a lock can be", hint="run `imagesmith lock` to rewrite it"
-        )
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an integer of 4300+ digits
@@ -149,10 +149,20 @@ def locks_json(locks: dict[str, Lock]) -> str:
 
 def write_locks(spec: Spec, locks: dict[str, Lock]) -> None:
     """Every platform's requirements file, then imagesmith.lock, each atomically: imagesmith.lock
-    is never ahead of them."""
+    is never ahead of them. A requirements file imagesmith did not write (a project's own
+    ``requirements.lock``, as rye writes one) is never replaced: ``UserFileError`` before anything
+    is written."""
+    paths = {platform: spec.requirements_lock_for(platform) for platform in locks}
+    for path in paths.values():
+        if (path.exists() or path.is_symlink()) and not fsutil.generated(path):
+            raise UserFileError(
+                str(path),
+                what="pinned requirements",
+                hint=f"rename or move your {path.name} (imagesmith writes the image's hashed pins there), "
+                "then run `imagesmith lock` again",
+            )
     for platform, lock in locks.items():
-        path = spec.requirements_lock_for(platform)
-        atomic_write(path, lock.requirements_text())
+        atomic_write(paths[platform], lock.requirements_text())
     atomic_write(spec.lock_path, locks_json(locks))
 
 

@@ -169,7 +169,7 @@ def dependency_sources(root: Path) -> list[Path]:
     names.update(p.name for p in root.glob("requirements*.txt"))
     names.update(p.name for p in root.glob("requirements*.in"))
     try:
-        tool = fsutil.tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("tool") or {}
+        tool = fsutil.read_toml(root / "pyproject.toml").get("tool") or {}
         dynamic = (tool.get("setuptools") or {}).get("dynamic") or {}
     except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError, AttributeError):
         dynamic = {}

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from . import FACTS_FILE, parity
 from .errors import ImagesmithError
 from .files import sha256_fd, write_atomic
-from .untrusted import MapOf, UntrustedInput, kind, loads, open_regular, read_regular, shape_problem
+from .untrusted import MapOf, UntrustedInput, kind, loads, open_regular, printable, read_regular, shape_problem
 
 __all__ = [
     "FACTS_FILE",
@@ -79,6 +79,7 @@ GOLDEN_FILE = "imagesmith-golden.json"  # written beside the stamp by `imagesmit
 COMPANIONS = (STAMP_FILE, STAMP_FILE + ".sig", STAMP_FILE + ".tmp", GOLDEN_FILE, GOLDEN_FILE + ".sig")
 MAX_STAMP = 32 << 20  # bytes of a stamp (one line per model file: 100,000 files is about 10 MiB)
 MAX_FACTS = 4 << 20  # bytes of the image-facts file
+MAX_ODD_SHOWN = 20  # entries of a model folder that are not model files, named one a line; the rest counted
 STAMP_SHAPE = {"imagesmith_stamp": int, "parity": str, "manifest": dict, "artifacts": MapOf(str)}
 ALLOW_ENV = "IMAGESMITH_ALLOW_MISMATCH"
 DIGEST_ENV = "IMAGESMITH_IMAGE_DIGEST"
@@ -187,7 +188,8 @@ def read_stamp(folder: str, *, shown: str | None = None) -> dict | None:
 def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
     """``{relative posix path: sha256}`` of every regular file under ``folder`` but the
     ``COMPANIONS``, and one line for each entry that is neither a regular file nor a folder (a
-    symbolic link, a FIFO, a device, a socket: never opened, so nothing hangs on them). Each file
+    symbolic link, a FIFO, a device, a socket: never opened, so nothing hangs on them; the first
+    ``MAX_ODD_SHOWN`` of them, then one line counting the rest). Each file
     is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked to be regular before it is read."""
     files: dict[str, str] = {}
     odd: list[str] = []
@@ -201,17 +203,19 @@ def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
             try:
                 mode = os.lstat(full).st_mode
             except OSError as exc:
-                odd.append(f"{rel} cannot be read ({exc.strerror or exc})")
+                odd.append(f"{printable(rel)} cannot be read ({exc.strerror or exc})")
                 continue
             if stat.S_ISDIR(mode) or rel in COMPANIONS:
                 continue
             if not stat.S_ISREG(mode):
-                odd.append(f"{rel} is {kind(mode)}: a model folder holds regular files only")
+                odd.append(f"{printable(rel)} is {kind(mode)}: a model folder holds regular files only")
                 continue
             try:
                 files[rel] = _sha256_regular(full)
             except (OSError, UntrustedInput) as exc:
-                odd.append(f"{rel} cannot be read ({exc})")
+                odd.append(f"{printable(rel)} cannot be read ({exc})")
+    if len(odd) > MAX_ODD_SHOWN:  # 100,000 links printed 100,000 lines (8 MB)
+        odd = odd[:MAX_ODD_SHOWN] + [f"and {len(odd) - MAX_ODD_SHOWN} more entries that are not regular files"]
     return dict(sorted(files.items())), odd
 
 
@@ -306,16 +310,20 @@ def check_model(
     changed = []
     for rel, digest in sorted(stamp["artifacts"].items()):
         if rel not in files:
-            changed.append(f"{rel} is missing (the stamp lists it)")
+            changed.append(f"{printable(rel)} is missing (the stamp lists it)")
         elif files[rel] != digest:
-            changed.append(f"{rel} changed since training ({files[rel][:19]}..., the stamp has {digest[:19]}...)")
+            changed.append(
+                f"{printable(rel)} changed since training ({files[rel][:19]}..., the stamp has {digest[:19]}...)"
+            )
     extra = sorted(set(files) - set(stamp["artifacts"]))
     if changed:
         result.problems += [f"model file {line}" for line in changed]
     elif not odd:
         result.checks.append(f"{len(stamp['artifacts'])} model file(s) match the digests in the stamp")
     if extra:
-        listed = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        listed = ", ".join(printable(name) for name in extra[:5]) + (
+            f" and {len(extra) - 5} more" if len(extra) > 5 else ""
+        )
         if allow_extra:
             result.checks.append(f"{len(extra)} file(s) the stamp does not list, allowed: {listed}")
         else:

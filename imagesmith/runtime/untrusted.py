@@ -112,6 +112,24 @@ def open_regular(path: str, what: str = "") -> int:
     return fd
 
 
+def printable(name: str) -> str:
+    """``name`` (a file name from a folder or a stamp: anyone's) as one line of plain text: each
+    character that is not printable written as its escape (a newline as ``\\n``, an escape character
+    as ``\\x1b``, an undecodable byte of a name as ``\\xff``), so that a name can neither start
+    a line of its own ("ok: ...") nor move the terminal's cursor, and always encodes as UTF-8."""
+    if name.isprintable():
+        return name
+    out = []
+    for c in name:
+        if c.isprintable():
+            out.append(c)
+        elif 0xDC80 <= ord(c) <= 0xDCFF:  # a byte os.fsdecode could not decode (surrogateescape)
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        else:
+            out.append(repr(c)[1:-1])
+    return "".join(out)
+
+
 def kind(mode: int) -> str:
     """What a file that is not regular is, in words (for refusals)."""
     for test, name in (

@@ -34,9 +34,16 @@ def require_signoff_spec(spec: Spec) -> Path:
     return path
 
 
+# Samples may be large (images as base64): read up to 1 GiB, more than the 64 MiB of other user files;
+# a 2 GB sparse file is still refused unread.
+MAX_SAMPLES = 1 << 30
+
+
 def read_samples(path: Path) -> list:
     samples = []
-    text = read_user_text(path, SignoffError, shown=str(path), hint="one JSON value per line (JSON lines), UTF-8")
+    text = read_user_text(
+        path, SignoffError, shown=str(path), hint="one JSON value per line (JSON lines), UTF-8", limit=MAX_SAMPLES
+    )
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:

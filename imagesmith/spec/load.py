@@ -18,6 +18,7 @@ from .. import fsutil
 from ..cache import default_cache_dir, project_key, prune_gone
 from ..errors import FileWriteError, SpecError
 from ..fsutil import atomic_write
+from ..runtime.untrusted import kind
 from . import PYPROJECT, SPEC_FILE, Spec
 from .parse import parse_spec
 from .problems import encodable, show, show_key, type_name
@@ -34,6 +35,12 @@ def find_spec(path: Path) -> Path:
         pyproject = path / PYPROJECT
         if pyproject.is_file() and _tool_table(pyproject) is not None:
             return pyproject
+        if os.path.lexists(yml):  # a folder, a FIFO, a dangling link: there, but not a spec to read
+            raise SpecError(
+                _short_path(yml),
+                [f"is {kind(os.stat(yml).st_mode) if yml.exists() else 'a dangling symbolic link'}, not a spec file"],
+                hint=f"make {SPEC_FILE} a regular file (every key is described in docs/reference/spec.md)",
+            )
         raise SpecError(
             _short_path(path),
             [f"no {SPEC_FILE} here, and no [tool.imagesmith] table in {PYPROJECT}"],
@@ -82,11 +89,11 @@ def _short_path(path: Path) -> str:
 
 def _read_text(path: Path) -> str:
     try:
-        raw = path.read_bytes()
+        raw = fsutil.read_bounded(path, MAX_SPEC_BYTES)
+    except fsutil.FileTooLarge as exc:
+        raise SpecError(path.name, [f"is {exc.size} bytes; a spec is at most {MAX_SPEC_BYTES}"]) from None
     except OSError as exc:
         raise SpecError(path.name, [f"cannot be read: {exc.strerror or exc}"]) from exc
-    if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(path.name, [f"is {len(raw)} bytes; a spec is at most {MAX_SPEC_BYTES}"])
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -221,6 +228,12 @@ def _parse(path: Path, text: str, parser):
             path.name, [f"not valid YAML{where}: {show(problem, 200)[1:-1]}"], hint="fix the YAML syntax"
         ) from exc
     except fsutil.tomllib.TOMLDecodeError as exc:
+        if text.startswith("\ufeff"):  # invisible in an editor; YAML allows it, TOML (and pip) do not
+            raise SpecError(
+                path.name,
+                ["starts with a byte order mark (BOM), which TOML does not allow"],
+                hint="save the file as UTF-8 without a BOM",
+            ) from exc
         raise SpecError(
             path.name, [f"not valid TOML: {show(str(exc), 200)[1:-1]}"], hint="fix the TOML syntax"
         ) from exc

@@ -18,7 +18,7 @@ def read_pyproject(root: Path) -> dict:
     pyproject = root / PYPROJECT
     if pyproject.is_file() and not pyproject.is_symlink():
         try:
-            return fsutil.tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            return fsutil.read_toml(pyproject)
         except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError):
             return {}
     return {}
@@ -94,7 +94,7 @@ def project_requirements(root: Path, p: Problems) -> Requirements:
 def pyproject_project(path: Path) -> dict | None:
     """``[project]`` of a pyproject.toml (None: absent or unreadable; the spec reader reports the latter)."""
     try:
-        data = fsutil.tomllib.loads(path.read_text(encoding="utf-8"))
+        data = fsutil.read_toml(path)
     except (OSError, UnicodeDecodeError, fsutil.tomllib.TOMLDecodeError):
         return None
     project = data.get("project")
