@@ -169,7 +169,7 @@ def test_lock_twice_is_byte_identical_and_the_second_does_nothing(project):
     data = (root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()
     second = lock_project(load_spec(root), engine)
     assert second.changed == [] and not second.written
-    assert len(resolver.requests) == 1
+    assert len(resolver.requests) == 1 and resolver.requests[0].root == root  # the resolver runs there
     assert [c[0] for c in engine.calls] == ["registry_digest", "pull", "image", "run", "run"]  # digest, Python, apt
     assert ((root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()) == data
     lock = read_lock(root / "imagesmith.lock")
@@ -409,6 +409,32 @@ def test_uv_says_wheels_only_after_a_host_resolution_and_not_after_one_in_the_ba
     monkeypatch.setattr(resolver, "_resolve_on_host", needs_build)
     monkeypatch.setattr("imagesmith.lock.uv_resolver.resolve_in_base", lambda engine, request: pins)
     assert resolver.resolve(REQ) == pins and not resolver.wheels_only
+
+
+def test_uv_reads_the_project_itself_from_the_project_s_folder_wherever_lock_runs(tmp_path, monkeypatch):
+    """`-e .` is read from the resolver's working directory (pip and uv alike): `imagesmith lock -p
+    PROJ` run from another folder resolved that folder (an error here; elsewhere, another
+    project's dependencies). The real uv, offline: the project has no dependencies to fetch."""
+    from imagesmith.lock.uv_resolver import UvResolver
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "proj"\nversion = "0.1.0"\ndependencies = []\n'
+    )
+    (root / "requirements.txt").write_text("-e .\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    request = ResolveRequest(
+        inputs=(root / "requirements.txt",),
+        extras=(),
+        python="3.11",
+        platform="linux/amd64",
+        index_url="http://127.0.0.1:9/simple",  # nothing listens: nothing may be fetched
+        root=root,
+    )
+    assert UvResolver()._resolve_on_host(request) == []
 
 
 @pytest.mark.parametrize(
