@@ -81,7 +81,7 @@ def find_serve(
             f"Flask app {target}, flask's own server (add gunicorn for production)",
             chosen,
         ), notes
-    ui = _ui_app(root, modules, installable) or _procfile(root)
+    ui = _procfile(root) or _ui_app(root, modules, installable)  # what the project says serves, before a guess
     if ui is not None:
         return ui, notes
     for path, _ in modules.values():
@@ -159,7 +159,9 @@ def _procfile(root: Path) -> Serve | None:
                 argv = shlex.split(command)
             except ValueError:
                 argv = []
-            if not argv or re.search(r"[$&|;<>`]", command):
+            # a shell's work: variables, &&, pipes, redirections, and `NAME=value cmd` (exec'd as a program otherwise)
+            if not argv or re.search(r"[$&|;<>`]", command) or re.match(r"[A-Za-z_]\w*=", argv[0]):
                 argv = ["sh", "-c", command]
-            return Serve(argv, 8000, "the Procfile's web: command ($PORT set to 8000)")
+            # PORT in env too: the platform sets it, and an app may read it (os.environ["PORT"])
+            return Serve(argv, 8000, "the Procfile's web: command ($PORT set to 8000)", env={"PORT": "8000"})
     return None

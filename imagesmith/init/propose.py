@@ -149,25 +149,29 @@ def _requirements(draft: _Draft) -> None:
         raise _no_requirements(root)
 
 
-_INDEX_LINE = re.compile(r"^\s*(-i|--index-url|--extra-index-url)(?:\s*=\s*|\s+)(\S+)", re.M)
-
-
 def _file_indexes(draft: _Draft, path: Path) -> None:
     """The indexes the requirements file (and its -r/-c includes) names, into the spec: the lock
     reads the spec's indexes alone, and refuses a file's index the spec lacks."""
     from ..credentials import strip_userinfo
-    from ..lock.resolution_files import requirement_files
+    from ..lock.resolution_files import named_indexes, requirement_files
     from ..spec.schema import INDEX_URL_RE
 
     try:
         files = requirement_files(path)
     except ImagesmithError:
         return
-    for option, url in (m.groups() for f in files for m in _INDEX_LINE.finditer(read_text(f))):
+    for option, url in (found for f in files for found in named_indexes(read_text(f))):
+        if option in ("-f", "--find-links"):
+            continue  # files, not an index: the lock says to publish them to one
         plain = strip_userinfo(url).rstrip("/")
         if not INDEX_URL_RE.fullmatch(plain):
             draft.notes.append(
-                f"{path.name} names the index {plain!r}, which the spec cannot: publish to an http(s) index"
+                f"{path.name} names the index {plain!r}, which the spec cannot: "
+                + (
+                    "name the index itself in index_url: or extra_index_urls:"
+                    if "$" in plain
+                    else "publish to an http(s) index"
+                )
             )
             continue
         if plain != url.rstrip("/"):
@@ -344,7 +348,7 @@ def _notebooks(root: Path) -> str:
     shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
     return (
         f" ({shown}: notebooks are not read; export the training one as a script, e.g. "
-        f"`jupyter nbconvert --to script {found[0]}`, and point train.command at it)"
+        f"`jupyter nbconvert --to script {shlex.quote(found[0])}`, and point train.command at it)"
     )
 
 
@@ -459,6 +463,7 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
         said = {
             "PYTHONPATH": "the scripts import the project from /app",
             "GRADIO_SERVER_NAME": "the Gradio app listens beyond the container (its default is 127.0.0.1)",
+            "PORT": "the Procfile's web: process reads the port the platform gives it",
         }
         why["env"] = "; ".join(
             f"{key}: {'the artifacts folder, where the code looks for its model' if key in model.env else said.get(key, '')}"

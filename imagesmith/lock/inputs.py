@@ -69,7 +69,8 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
                     f"{req.file} includes {show(f.name)}, which is outside the project directory",
                     hint="keep every -r/-c file inside the project (symlinks too)",
                 )
-            indexes = [*([spec.index_url] if spec.index_url else []), *spec.extra_index_urls]
+            # no index_url: the default one, PyPI, which a file may name too (-i https://pypi.org/simple)
+            indexes = [spec.index_url or "https://pypi.org/simple", *spec.extra_index_urls]
             refuse_direct_references(
                 f, spec.root, _rel(spec.root, f), [*indexes, *(u for _, u in spec.package_indexes)]
             )

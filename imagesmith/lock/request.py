@@ -39,6 +39,9 @@ class ResolveRequest:
     index_url: str | None = None  # the spec's indexes (no credentials; those come from the host)
     extra_index_urls: tuple[str, ...] = ()
     package_indexes: tuple[tuple[str, str], ...] = ()  # (name, index URL): see indexes.py
+    # the project's folder: a host resolver runs there, as pip and uv read a requirement's
+    # relative path (`-e .`, the project itself) from their working directory
+    root: Path | None = None
 
     def index_options(self) -> list[str]:
         """The general indexes only: a per-package index never is one (see indexes.py)."""
@@ -83,10 +86,12 @@ def compile_output(request: ResolveRequest, tool: str, folder: str = "") -> Iter
 
 
 def run_with_credentials(argv: list[str], request: ResolveRequest, **env: str) -> subprocess.CompletedProcess:
-    """``run_tool`` in the host's environment with ``env``, and the host's credentials for the
-    request's indexes in a netrc file (``NETRC``, removed after) when there are any."""
+    """``run_tool`` in the project's folder (``request.root``) and the host's environment with
+    ``env``, and the host's credentials for the request's indexes in a netrc file (``NETRC``,
+    removed after) when there are any."""
     with secret_file(request.netrc()) as netrc:
-        return run_tool(argv, env=dict(os.environ, **env, **({"NETRC": str(netrc)} if netrc else {})))
+        env = dict(os.environ, **env, **({"NETRC": str(netrc)} if netrc else {}))
+        return run_tool(argv, env=env, cwd=request.root)
 
 
 def run_tool(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import fsutil
+from ..credentials import redact, strip_userinfo
 from ..errors import LockError, ResolutionError
 from ..spec.pyproject import pyproject_project
 from .pins import logical_lines
@@ -51,10 +52,46 @@ _NAMED_URL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@")
 _INDEX_OPTION_RE = re.compile(r"^(-i|--index-url|--extra-index-url|-f|--find-links)(?:\s*=\s*|\s+)?(\S+)")
 
 
-def _same_index(url: str) -> str:
-    from ..credentials import strip_userinfo
+def named_indexes(text: str) -> list[tuple[str, str]]:
+    """The (option, URL) of each index a requirements file's text names (``-i URL``, ``-iURL``,
+    ``--index-url=URL``, ``--extra-index-url``, ``--find-links``), as the lock reads them."""
+    return [(m.group(1), m.group(2)) for m in map(_INDEX_OPTION_RE.match, logical_lines(text)) if m]
 
-    return strip_userinfo(url).rstrip("/")
+
+def _same_index(url: str) -> str:
+    """The index ``url`` names, as compared: no credentials, no trailing slash, the scheme and host
+    in lower case (``https://Mirror.Example/simple/`` is the spec's ``https://mirror.example/simple``)."""
+    plain = strip_userinfo(url).rstrip("/")
+    scheme, sep, rest = plain.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}" if sep else plain
+
+
+def _index_hint(option: str, url: str) -> str:
+    """What to do about an index a requirements file names and the spec does not."""
+    if "$" in url:  # pip expands ${VAR} in a requirements file; the spec names an index as it is
+        return (
+            "name the index itself in the spec (index_url: or extra_index_urls:, without credentials), not the variable"
+        )
+    if "://" not in url or url.startswith("file:"):
+        return "publish those files to a package index and name it in the spec (extra_index_urls:)"
+    if option in ("-f", "--find-links"):  # a page of links (torch_stable.html), which no index setting reads
+        return (
+            "a --find-links page is not a package index: name the index that serves those files in the spec's "
+            "extra_index_urls: (PyTorch's wheels: https://download.pytorch.org/whl/cpu, or /whl/cu121 ...)"
+        )
+    key = "index_url" if option in ("-i", "--index-url") else "extra_index_urls"
+    return (
+        f"name it in the spec too ({key}: in imagesmith.yaml, without credentials: see docs/guides/private-indexes.md)"
+    )
+
+
+def _the_project(target: str, folder: Path, root: Path) -> bool:
+    """Whether a local requirement (``.``, ``./``, ``.[train]``) is the project itself: pip and uv
+    read its path from the working directory (the project's root), so ``-e .`` in
+    requirements/prod.txt is the project too; read from the file's folder it is accepted as well."""
+    where = re.sub(r"\[[^\]]*\]$", "", target).strip() or "."
+    return root.resolve() in ((root / where).resolve(), (folder / where).resolve())
 
 
 def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequence[str] = ()) -> None:
@@ -72,13 +109,10 @@ def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequen
         m = _EDITABLE_RE.match(line)
         option = _INDEX_OPTION_RE.match(line)
         if option and _same_index(option.group(2)) not in known:
-            key = "index_url" if option.group(1) in ("-i", "--index-url") else "extra_index_urls"
             raise LockError(
                 f"{shown} names the package index {_same_index(option.group(2))!r} ({option.group(1)}): the resolver "
                 "would read it, but the wheel download and the images' install read only the spec's indexes",
-                hint=f"name it in the spec too ({key}: in imagesmith.yaml, without credentials: see docs/guides/private-indexes.md)"
-                if "://" in option.group(2) and not option.group(2).startswith("file:")
-                else "publish those files to a package index and name it in the spec (extra_index_urls:)",
+                hint=_index_hint(option.group(1), option.group(2)),
             )
         if m is None and line.startswith("-"):
             continue  # an option: -r/-c (followed elsewhere), an index the spec names too, --hash
@@ -92,10 +126,10 @@ def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequen
             and not (target.startswith((".", "/", "~")) or target.endswith((".whl", ".tar.gz", ".zip")))
         ):
             continue  # a name and a version: what the index serves
-        if local and (path.parent / target).resolve() == root.resolve():
+        if local and _the_project(target, path.parent, root):
             continue  # the project itself
         raise LockError(
-            f"{shown} asks for {line[:120]!r}: an editable, local-path or URL requirement, which the lock "
+            f"{shown} asks for {redact(line)[:120]!r}: an editable, local-path or URL requirement, which the lock "
             "cannot pin from a package index with hashes (the images would be built without it)",
             hint="publish it to a package index, or make its code part of this project (source:); "
             "`-e .` for the project itself is fine",

@@ -320,6 +320,7 @@ def _resolve_files(
         index_url=spec.index_url,
         extra_index_urls=spec.extra_index_urls,
         package_indexes=spec.package_indexes,
+        root=spec.root,
     )
     chosen = get_resolver(resolver or spec.resolver, engine)
     pins = chosen.resolve(request)

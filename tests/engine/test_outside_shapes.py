@@ -7,6 +7,7 @@ The index is a real one on 127.0.0.1 (tests/pkgindexes.py)."""
 from __future__ import annotations
 
 import subprocess
+import uuid
 
 import pytest
 
@@ -15,6 +16,7 @@ from tests.helpers import cli
 from tests.pkgindexes import serve_indexes
 
 pytestmark = pytest.mark.engine
+QUIET: dict = {"capture_output": True, "text": True, "timeout": 60}
 
 
 def test_an_index_named_in_requirements_txt_reaches_the_image(tmp_path, engine, base_image):
@@ -29,11 +31,18 @@ def test_an_index_named_in_requirements_txt_reaches_the_image(tmp_path, engine, 
         init = cli("init", "--base", base_image, cwd=root)
         assert init.returncode == 0, init.stderr
         assert load_spec(root).index_url == index.url
-        tag = "imagesmith-test/outside-index"
-        built = cli("build", "-t", tag, cwd=root, env=env)
-        assert built.returncode == 0, built.stderr[-3000:]
-        ran = subprocess.run(
-            ["docker", "run", "--rm", f"{tag}:train", "python", "train.py"], capture_output=True, text=True, timeout=120
-        )
+        tag = f"imagesmith-test/outside-index-{uuid.uuid4().hex[:8]}"  # the engine is shared: a tag of this run's own
+        try:
+            built = cli("build", "-t", tag, cwd=root, env=env)
+            assert built.returncode == 0, built.stderr[-3000:]
+            ran = subprocess.run(
+                ["docker", "run", "--rm", f"{tag}:train", "python", "train.py"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            listed = subprocess.run(["docker", "image", "ls", tag, "--format", "{{.Repository}}:{{.Tag}}"], **QUIET)
+            subprocess.run(["docker", "image", "rm", *listed.stdout.split()], **QUIET)  # this run's tags only
         assert ran.stdout.strip() == "team-mirror", ran.stdout + ran.stderr
         assert index.asked_for("tinydep")

@@ -118,6 +118,17 @@ def _docker(config: Path, *args: str, stdin: str | None = None) -> subprocess.Co
 
 
 @pytest.mark.engine
+def _push(engine, config: Path, image_id: str, ref: str) -> subprocess.CompletedProcess:
+    """``docker push`` of ``image_id`` as ``ref`` with the login in ``config``; the tag is removed after."""
+    engine.tag(image_id, ref)
+    try:
+        pushed = _docker(config, "push", ref)
+    finally:
+        subprocess.run(["docker", "image", "rm", ref], capture_output=True)  # our tag only
+    assert pushed.returncode == 0, pushed.stderr
+    return pushed
+
+
 def test_labels_only_verify_reads_a_private_registry_with_dockers_credentials(
     tmp_path, private_registry, tiny_built, engine
 ):
@@ -133,12 +144,7 @@ def test_labels_only_verify_reads_a_private_registry_with_dockers_credentials(
     assert login.returncode == 0, login.stderr
 
     remote = f"{private_registry}/imagesmith-test/private-tiny-{uuid.uuid4().hex[:8]}"
-    engine.tag(result.images["serve"].id, f"{remote}:serve")
-    try:
-        pushed = _docker(logged_in, "push", f"{remote}:serve")
-    finally:
-        subprocess.run(["docker", "image", "rm", f"{remote}:serve"], capture_output=True)  # our tag only
-    assert pushed.returncode == 0, pushed.stderr
+    pushed = _push(engine, logged_in, result.images["serve"].id, f"{remote}:serve")
     digest = pushed.stdout.rsplit("digest: ", 1)[1].split()[0]
     listed = _docker(logged_in, "buildx", "imagetools", "inspect", "--raw", f"{remote}@{digest}")
     assert listed.returncode == 0, listed.stderr  # the registry keeps the digest the push named
@@ -328,12 +334,7 @@ def test_labels_only_verify_reads_a_token_auth_registry_with_a_bearer_token(
     suffix = uuid.uuid4().hex[:8]
     readable, hidden = f"{READABLE}tiny-{suffix}", f"imagesmith-test/hidden-tiny-{suffix}"
     for name in (readable, hidden):
-        engine.tag(result.images["serve"].id, f"{host}/{name}:serve")
-        try:
-            pushed = _docker(pusher, "push", f"{host}/{name}:serve")
-        finally:
-            subprocess.run(["docker", "image", "rm", f"{host}/{name}:serve"], capture_output=True)  # our tag only
-        assert pushed.returncode == 0, pushed.stderr
+        pushed = _push(engine, pusher, result.images["serve"].id, f"{host}/{name}:serve")
         outputs.append(pushed.stdout + pushed.stderr)
     raw = _docker(pusher, "buildx", "imagetools", "inspect", "--raw", f"{host}/{hidden}:serve")
     assert raw.returncode == 0, raw.stderr

@@ -106,6 +106,9 @@ def test_a_notebook_only_project_is_told_its_notebook_is_not_read(tmp_path):
     assert "(train.ipynb, notebooks/explore.ipynb: notebooks are not read" in note
     assert "jupyter nbconvert --to script train.ipynb" in note
     assert "# CHECK: " + note in text
+    (tmp_path / "train.ipynb").rename(tmp_path / "Train Model.ipynb")  # a name with a space, as notebooks often have
+    note = next(n for n in propose(tmp_path).notes if n.startswith("no training script found"))
+    assert "`jupyter nbconvert --to script 'Train Model.ipynb'`" in note  # a command that runs as shown
 
 
 def test_an_installable_flat_project_s_root_scripts_are_copied_unless_declared(tmp_path):
@@ -160,9 +163,21 @@ def test_a_procfile_web_command_serves_when_no_app_is_found(tmp_path):
     _, _, proposal = write_spec(tmp_path, dry_run=True)
     assert proposal.values["serve"] == {"command": ["python", "server.py", "--port", "8000"], "port": 8000}
     assert "Procfile" in proposal.reasons["serve"]
+    (tmp_path / "server.py").write_text(  # the platform sets PORT: the app may read it and not take --port
+        "import os\nfrom aiohttp import web\n\nweb.run_app(web.Application(), port=int(os.environ['PORT']))\n"
+    )
+    (tmp_path / "Procfile").write_text("web: python server.py\n")
+    proposal = propose(tmp_path)
+    assert proposal.values["serve"]["command"] == ["python", "server.py"] and proposal.values["env"] == {"PORT": "8000"}
+    assert "PORT: the Procfile's web: process reads the port" in proposal.reasons["env"]
     (tmp_path / "Procfile").write_text("web: cd app && exec python server.py --port=${PORT}\n")
     serve = propose(tmp_path).values["serve"]
     assert serve["command"] == ["sh", "-c", "cd app && exec python server.py --port=8000"]
+    (tmp_path / "explore.py").write_text("import streamlit as st\n\nst.write('a look at the data')\n")
+    assert propose(tmp_path).values["serve"]["command"][:2] == ["sh", "-c"]  # the Procfile's, not a Streamlit guess
+    (tmp_path / "Procfile").write_text("web: WEB_CONCURRENCY=2 gunicorn server:app -b 0.0.0.0:$PORT\n")
+    serve = propose(tmp_path).values["serve"]  # as argv, the engine would exec a program named 'WEB_CONCURRENCY=2'
+    assert serve["command"] == ["sh", "-c", "WEB_CONCURRENCY=2 gunicorn server:app -b 0.0.0.0:8000"]
 
 
 def test_the_indexes_a_requirements_file_names_go_into_the_spec(tmp_path):
@@ -177,6 +192,32 @@ def test_the_indexes_a_requirements_file_names_go_into_the_spec(tmp_path):
     assert proposal.values["extra_index_urls"] == ["https://download.example/whl/cpu"]
     assert proposal.values["index_url"] == "https://mirror.example/simple"
     assert 'extra_index_urls: ["https://download.example/whl/cpu"]' in text
+
+
+def test_the_indexes_init_writes_are_the_ones_the_lock_reads(tmp_path):
+    """Init and the lock read a file's index lines alike (-iURL, a continued line) and the spec
+    gets them without credentials: the lock takes the written spec as it is."""
+    from imagesmith.lock.inputs import compute_inputs
+    from imagesmith.spec.load import load_spec
+
+    (tmp_path / "requirements.txt").write_text(
+        "-ihttps://mirror.example/simple\n--extra-index-url \\\n  https://ci:s3cret@download.example/whl/cpu\nsix\n"
+    )
+    (tmp_path / "train.py").write_text("print(1)\n")
+    path, text, proposal = write_spec(tmp_path)
+    assert proposal.values["index_url"] == "https://mirror.example/simple"
+    assert proposal.values["extra_index_urls"] == ["https://download.example/whl/cpu"]
+    assert "s3cret" not in text + " ".join(proposal.notes) and path.read_text() == text
+    assert compute_inputs(load_spec(tmp_path), "b")["requirements"]
+
+
+def test_an_index_named_through_a_variable_is_left_to_the_user(tmp_path):
+    (tmp_path / "requirements.txt").write_text("--extra-index-url ${ARTIFACTORY_URL}/simple\nsix\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    proposal = propose(tmp_path)
+    assert "extra_index_urls" not in proposal.values
+    note = next(n for n in proposal.notes if "ARTIFACTORY_URL" in n)
+    assert "name the index itself in index_url: or extra_index_urls:" in note and "publish" not in note
 
 
 def test_a_large_data_file_the_code_opens_is_pointed_out(tmp_path):

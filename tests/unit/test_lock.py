@@ -169,7 +169,7 @@ def test_lock_twice_is_byte_identical_and_the_second_does_nothing(project):
     data = (root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()
     second = lock_project(load_spec(root), engine)
     assert second.changed == [] and not second.written
-    assert len(resolver.requests) == 1
+    assert len(resolver.requests) == 1 and resolver.requests[0].root == root  # the resolver runs there
     assert [c[0] for c in engine.calls] == ["registry_digest", "pull", "image", "run", "run"]  # digest, Python, apt
     assert ((root / "imagesmith.lock").read_bytes(), (root / "requirements.lock").read_bytes()) == data
     lock = read_lock(root / "imagesmith.lock")
@@ -411,6 +411,32 @@ def test_uv_says_wheels_only_after_a_host_resolution_and_not_after_one_in_the_ba
     assert resolver.resolve(REQ) == pins and not resolver.wheels_only
 
 
+def test_uv_reads_the_project_itself_from_the_project_s_folder_wherever_lock_runs(tmp_path, monkeypatch):
+    """`-e .` is read from the resolver's working directory (pip and uv alike): `imagesmith lock -p
+    PROJ` run from another folder resolved that folder (an error here; elsewhere, another
+    project's dependencies). The real uv, offline: the project has no dependencies to fetch."""
+    from imagesmith.lock.uv_resolver import UvResolver
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "proj"\nversion = "0.1.0"\ndependencies = []\n'
+    )
+    (root / "requirements.txt").write_text("-e .\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    request = ResolveRequest(
+        inputs=(root / "requirements.txt",),
+        extras=(),
+        python="3.11",
+        platform="linux/amd64",
+        index_url="http://127.0.0.1:9/simple",  # nothing listens: nothing may be fetched
+        root=root,
+    )
+    assert UvResolver()._resolve_on_host(request) == []
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -436,6 +462,25 @@ def test_an_editable_local_or_url_requirement_is_refused_by_name(tmp_path, proje
     assert "publish it to a package index" in (err.value.hint or "")
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "mylib @ git+https://deploy:s3cret@example.com/mylib.git@v1.0",
+        "-e git+https://s3cret@example.com/mylib.git#egg=mylib",
+        "https://user:s3cret@example.com/mylib-1.0-py3-none-any.whl",
+    ],
+)
+def test_a_refused_requirement_is_named_without_its_credentials(project, line):
+    from imagesmith.errors import LockError
+
+    root, _ = project
+    (root / "requirements.txt").write_text(f"{line}\n")
+    with pytest.raises(LockError) as err:
+        compute_inputs(load_spec(root), "b")
+    assert "requirements.txt asks for" in str(err.value) and "example.com/mylib" in str(err.value)
+    assert "s3cret" not in str(err.value) + (err.value.hint or "")
+
+
 def test_the_project_itself_and_plain_requirements_pass(tmp_path, project):
     root, _ = project
     (root / "requirements.txt").write_text(
@@ -447,12 +492,54 @@ def test_the_project_itself_and_plain_requirements_pass(tmp_path, project):
     assert compute_inputs(load_spec(root), "b")["requirements"]
 
 
+@pytest.mark.parametrize("line", ["-e .[train]", ".[train,serve]", "--editable=.[train]"])
+@pytest.mark.parametrize("where", ["requirements.txt", "requirements/prod.txt"])
+def test_the_project_itself_with_extras_or_from_a_subfolder_passes(project, line, where):
+    """pip and uv read ``-e .`` from the working directory, so in requirements/prod.txt (which
+    init now chooses) it is the project too; ``.[extras]`` is the project with its extras."""
+    root, _ = project
+    (root / "requirements").mkdir()
+    (root / where).write_text(f"{line}\nsix\n")
+    if where != "requirements.txt":
+        (root / "requirements.txt").write_text(f"-r {where}\n")
+    assert compute_inputs(load_spec(root), "b")["requirements"]
+
+
+@pytest.mark.parametrize("line", ["-i https://pypi.org/simple", "--index-url=https://pypi.org/simple/"])
+def test_pypi_named_in_the_file_passes_when_the_spec_names_no_index(project, line):
+    """The spec without index_url reads PyPI: the file naming it asks for nothing else."""
+    root, _ = project
+    (root / "requirements.txt").write_text(f"{line}\nsix\n")
+    assert compute_inputs(load_spec(root), "b")["requirements"]
+
+
+def test_the_spec_s_index_named_in_the_file_with_another_case_or_credentials_passes(project):
+    root, _ = project
+    (root / "requirements.txt").write_text("--extra-index-url https://ci:tok@Mirror.Example/Simple/\nsix\n")
+    spec = (root / "imagesmith.yaml").read_text()
+    (root / "imagesmith.yaml").write_text(spec + "extra_index_urls: [https://mirror.example/Simple]\n")
+    assert compute_inputs(load_spec(root), "b")["requirements"]  # the host's case is no other index; the path's is
+
+
+def test_pypi_named_in_the_file_is_refused_when_the_spec_names_another_index(project):
+    from imagesmith.errors import LockError
+
+    root, _ = project
+    (root / "requirements.txt").write_text("-i https://pypi.org/simple\nsix\n")
+    spec = (root / "imagesmith.yaml").read_text()
+    (root / "imagesmith.yaml").write_text(spec + "index_url: https://mirror.example/simple\n")
+    with pytest.raises(LockError, match="names the package index 'https://pypi.org/simple'"):
+        compute_inputs(load_spec(root), "b")
+
+
 @pytest.mark.parametrize(
     "line, key",
     [
         ("--extra-index-url https://download.example/whl/cpu", "extra_index_urls:"),
         ("-i https://mirror.example/simple", "index_url:"),
         ("--find-links=./wheels", "publish those files"),
+        ("--extra-index-url ${ARTIFACTORY_URL}/simple", "the index itself in the spec"),  # pip expands it
+        ("-f https://download.pytorch.org/whl/torch_stable.html", "a --find-links page is not a package index"),
     ],
 )
 def test_an_index_only_the_requirements_file_names_is_refused(project, line, key):
