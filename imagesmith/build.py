@@ -38,7 +38,8 @@ from .plan import parities as plan_parities
 from .plan import plan_for
 from .platforms import emulation_problem, machine_platform, platform_arch
 from .push_only import PUSH_ONLY, check_push_only, pushed_checked
-from .render import check_context_folder, check_replaceable, dockerignore, dockerignore_path, render, write_context
+from .render import check_replaceable, dockerignore, dockerignore_path, render, write_context
+from .runtime_wheel import check_folder
 from .source_context import staged
 from .spec import Spec
 from .wheels import WheelCache, default_cache_dir
@@ -116,7 +117,7 @@ def build_project(
         tags=options.tags + ((options.tag,) if options.tag else ()),
     )
     check_replaceable(spec.dockerfile_path, origin=spec.origin)  # before anything runs: never over a user's file
-    check_context_folder(spec.root)  # nor through a link out of the project
+    check_folder(spec.root)  # nor through a link out of the project
     base = options.base or spec.base
     engine.ping()
     # `docker buildx inspect` (the builder's driver) runs while the lock is checked and the

@@ -14,7 +14,6 @@ template).
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -163,7 +162,7 @@ def write_context(spec: Spec, locks: dict[str, Lock]) -> Path:
     rewritten; files of ours that the plan no longer names are removed). Returns the wheel's path."""
     from .fsutil import atomic_write
 
-    check_context_folder(spec.root)
+    runtime_wheel.check_folder(spec.root)
     wheel = runtime_wheel.write_beside(spec.root)
     wanted = context_files(spec, locks)
     for rel, data in wanted.items():
@@ -331,26 +330,6 @@ def check_replaceable(dockerfile: Path, *, origin: str, output_option: bool = Fa
             )
 
 
-def check_context_folder(root: Path) -> None:
-    """Refuse (``FileWriteError``) when ``.imagesmith/`` (what the Dockerfile copies from) or one of
-    its platform folders is a symbolic link or not a folder: imagesmith writes and removes its
-    files there, never through a link out of the project, and never over a file of that name.
-    Nothing has been written when this raises."""
-    folder = Path(root) / runtime_wheel.GENERATED_DIR
-    for path in (folder, *(folder / platform_arch(p) for p in PLATFORMS)):
-        if path.is_symlink():
-            raise FileWriteError(
-                f"{path} is a symbolic link (to {os.readlink(path)}): imagesmith writes and removes its "
-                "build-context files there and never follows a link to do so",
-                hint=f"remove the link; {runtime_wheel.GENERATED_DIR}/ is imagesmith's own folder (it makes it)",
-            )
-        if path.exists() and not path.is_dir():
-            raise FileWriteError(
-                f"{path} is a file where imagesmith keeps its build-context folder",
-                hint=f"move the file away; {runtime_wheel.GENERATED_DIR}/ is imagesmith's own folder (it makes it)",
-            )
-
-
 def dockerignore_path(dockerfile: Path) -> Path:
     """Where BuildKit looks first for the Dockerfile's own ignore rules: ``<Dockerfile>.dockerignore``
     beside it (it then ignores the project's ``.dockerignore``, whose lines are folded in)."""
@@ -477,7 +456,6 @@ class _Memo:
         return None
 
     def put(self, text: str) -> None:
-        from .errors import FileWriteError
         from .fsutil import atomic_write
 
         try:

@@ -12,13 +12,13 @@ from .errors import FileWriteError
 from .fsutil import atomic_write
 from .lock import Lock
 from .render import (
-    check_context_folder,
     check_replaceable,
     dockerignore,
     dockerignore_path,
     stale_context,
     write_context,
 )
+from .runtime_wheel import check_folder
 from .spec import Spec
 
 
@@ -42,7 +42,7 @@ def write(spec: Spec, locks: dict[str, Lock], text: str, target: Path) -> Path:
     if target.is_dir():
         raise FileWriteError(f"cannot write {target}: it is a folder", hint="give the path of a file to write")
     check_replaceable(target, origin=spec.origin, output_option=True)
-    check_context_folder(spec.root)
+    check_folder(spec.root)
     atomic_write(target, text)
     atomic_write(dockerignore_path(target), dockerignore(spec))
     return write_context(spec, locks)

@@ -25,8 +25,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import layout, runtime
-from .errors import RenderError
+from .errors import FileWriteError, RenderError
 from .fsutil import atomic_write
+from .platforms import PLATFORMS, platform_arch
 from .runtime import wheel
 
 SOURCE = Path(runtime.__file__).resolve().parent
@@ -70,14 +71,23 @@ def build() -> RuntimeWheel:
 
 
 def check_folder(context: Path) -> Path:
-    """``<context>/.imagesmith``, refused (RenderError) when it is a symbolic link: imagesmith would
-    write its files (and remove its old wheels) wherever the link points, outside the project."""
+    """``<context>/.imagesmith`` (what the Dockerfile copies from), refused (``FileWriteError``) when
+    it or one of its platform folders is a symbolic link or not a folder: imagesmith writes and
+    removes its files there, never through a link out of the project, and never over a file of
+    that name. Nothing has been written when this raises."""
     folder = Path(context) / GENERATED_DIR
-    if folder.is_symlink():
-        raise RenderError(
-            f"{folder} is a symbolic link: imagesmith writes its build files only into a folder of the project",
-            hint=f"remove the link; imagesmith makes {GENERATED_DIR}/ itself",
-        )
+    for path in (folder, *(folder / platform_arch(p) for p in PLATFORMS)):
+        if path.is_symlink():
+            raise FileWriteError(
+                f"{path} is a symbolic link (to {os.readlink(path)}): imagesmith writes and removes its "
+                "build-context files there and never follows a link to do so",
+                hint=f"remove the link; {GENERATED_DIR}/ is imagesmith's own folder (it makes it)",
+            )
+        if path.exists() and not path.is_dir():
+            raise FileWriteError(
+                f"{path} is a file where imagesmith keeps its build-context folder",
+                hint=f"move the file away; {GENERATED_DIR}/ is imagesmith's own folder (it makes it)",
+            )
     return folder
 
 
