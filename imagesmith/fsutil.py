@@ -170,14 +170,7 @@ def read_bounded(path: Path, limit: int) -> bytes:
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         if st.st_size > limit:
             raise FileTooLarge(path, st.st_size, limit)
-        chunks, left = [], limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
+        data = files.read_fd(fd, limit + 1)
         if len(data) > limit:
             raise FileTooLarge(path, len(data), limit)
         return data
@@ -213,14 +206,7 @@ def read_head(path: Path, limit: int) -> bytes:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        chunks, left = [], limit
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+        return files.read_fd(fd, limit)
     finally:
         os.close(fd)
 

@@ -21,6 +21,19 @@ def sha256_fd(fd: int) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def read_fd(fd: int, limit: int) -> bytes:
+    """At most ``limit`` bytes read from the open file descriptor ``fd`` (fewer at its end): a
+    reader that must refuse a file larger than N asks for N + 1 and compares."""
+    chunks, left = [], limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def write_atomic(path: str, data: bytes) -> str:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half
     (a temporary file beside it, flushed to disk, then renamed); returns ``path``."""

@@ -30,6 +30,8 @@ import re
 import stat
 from typing import Any
 
+from .files import read_fd
+
 __all__ = [
     "MAX_DEPTH",
     "MapOf",
@@ -68,15 +70,7 @@ def read_regular(path: str, *, max_bytes: int, what: str = "") -> bytes:
         st = os.fstat(fd)
         if st.st_size > max_bytes:
             raise UntrustedInput(f"{what} is {_size(st.st_size)}, more than the {_size(max_bytes)} it may be")
-        chunks = []
-        left = max_bytes + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
+        data = read_fd(fd, max_bytes + 1)
         if len(data) > max_bytes:  # it grew while read
             raise UntrustedInput(f"{what} is more than the {_size(max_bytes)} it may be")
         return data
