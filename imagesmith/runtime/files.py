@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 
 
 def sha256_file(path: str) -> str:
@@ -35,17 +36,27 @@ def read_fd(fd: int, limit: int) -> bytes:
 
 
 def write_atomic(path: str, data: bytes) -> str:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half
-    (a temporary file beside it, flushed to disk, then renamed); returns ``path``."""
-    tmp = path + ".tmp"
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half: a
+    temporary file of a new name beside it (``mkstemp``: never a name that exists, nor a link
+    someone left there), flushed to disk, given the old file's permissions (0644 for a new one),
+    then renamed over ``path``; removed on any failure. Returns ``path``."""
+    folder, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
     try:
-        with open(tmp, "wb") as fh:
+        with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o644
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        try:
             os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
     return path
