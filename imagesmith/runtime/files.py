@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -14,10 +15,20 @@ def sha256_file(path: str) -> str:
         return sha256_fd(fh.fileno())
 
 
-def sha256_fd(fd: int) -> str:
-    """``sha256:<hex>`` of what is left to read from the open file descriptor ``fd``."""
+def sha256_fd(fd: int, size: int | None = None) -> str:
+    """``sha256:<hex>`` of what is left to read from the open file descriptor ``fd``. ``size``: the
+    bytes there were when it was opened; no more is read, and a file that has more (it grew while
+    it was hashed: a writer could keep it growing for ever) is an ``OSError`` (EFBIG)."""
     h = hashlib.sha256()
-    for chunk in iter(lambda: os.read(fd, 1 << 20), b""):
+    left = -1 if size is None else size + 1
+    while left:
+        chunk = os.read(fd, 1 << 20 if left < 0 else min(left, 1 << 20))
+        if not chunk:
+            break
+        if left > 0:
+            left -= len(chunk)
+            if not left:
+                raise OSError(errno.EFBIG, "it grew while it was read")
         h.update(chunk)
     return "sha256:" + h.hexdigest()
 

@@ -213,7 +213,7 @@ def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
             try:
                 files[rel] = _sha256_regular(full)
             except (OSError, UntrustedInput) as exc:
-                odd.append(f"{printable(rel)} cannot be read ({exc})")
+                odd.append(f"{printable(rel)} cannot be read ({getattr(exc, 'strerror', None) or exc})")
     if len(odd) > MAX_ODD_SHOWN:  # 100,000 links printed 100,000 lines (8 MB)
         odd = odd[:MAX_ODD_SHOWN] + [f"and {len(odd) - MAX_ODD_SHOWN} more entries that are not regular files"]
     return dict(sorted(files.items())), odd
@@ -222,7 +222,7 @@ def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
 def _sha256_regular(path: str) -> str:
     fd = open_regular(path)
     try:
-        return sha256_fd(fd)
+        return sha256_fd(fd, os.fstat(fd).st_size)  # bounded: a file kept growing is refused
     finally:
         os.close(fd)
 

@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from imagesmith.runtime.files import write_atomic
+from imagesmith.runtime.files import sha256_fd, sha256_file, write_atomic
 
 
 def test_a_link_left_at_the_old_temporary_name_is_never_written_through(tmp_path):
@@ -37,3 +37,38 @@ def test_a_new_file_is_0644_a_replaced_one_keeps_its_mode_and_a_failure_leaves_n
     with pytest.raises(TypeError):
         write_atomic(str(new), "not bytes")  # type: ignore[arg-type]
     assert new.read_bytes() == b'{"a": 1}\n' and [p.name for p in tmp_path.iterdir()] == ["stamp.json"]
+
+
+def test_a_hash_reads_no_more_than_the_size_the_file_had_when_opened(tmp_path):
+    """A model file a writer keeps growing was hashed until it stopped (the hostile audit): with
+    the size it was opened at, the hash stops there and a file that has more is refused."""
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"0123456789")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert sha256_fd(fd, 10) == sha256_file(str(path))
+        os.lseek(fd, 0, os.SEEK_SET)
+        with pytest.raises(OSError, match="it grew while it was read"):
+            sha256_fd(fd, 4)
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert sha256_fd(fd) == sha256_file(str(path))  # no size: to its end, as before
+    finally:
+        os.close(fd)
+
+
+def test_a_model_file_that_grew_while_it_was_hashed_is_named_not_hashed(tmp_path, monkeypatch):
+    """scan_model (verify --model, the train stamp) hashes each file with the size fstat gave when
+    it was opened: a file with more bytes by then (here: fstat answering 4 of its 10) is one line
+    saying so, and no digest."""
+    from imagesmith.runtime import stamp
+
+    (tmp_path / "model.bin").write_bytes(b"0123456789")
+    real = os.fstat
+
+    def smaller(fd):
+        st = real(fd)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 4, *st[7:10]))
+
+    monkeypatch.setattr(stamp.os, "fstat", smaller)
+    digests, odd = stamp.scan_model(str(tmp_path))
+    assert digests == {} and odd == ["model.bin cannot be read (it grew while it was read)"]
