@@ -205,7 +205,7 @@ def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
             except OSError as exc:
                 odd.append(f"{printable(rel)} cannot be read ({exc.strerror or exc})")
                 continue
-            if stat.S_ISDIR(mode) or rel in COMPANIONS:
+            if stat.S_ISDIR(mode) or _companion(rel):
                 continue
             if not stat.S_ISREG(mode):
                 odd.append(f"{printable(rel)} is {kind(mode)}: a model folder holds regular files only")
@@ -217,6 +217,12 @@ def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
     if len(odd) > MAX_ODD_SHOWN:  # 100,000 links printed 100,000 lines (8 MB)
         odd = odd[:MAX_ODD_SHOWN] + [f"and {len(odd) - MAX_ODD_SHOWN} more entries that are not regular files"]
     return dict(sorted(files.items())), odd
+
+
+def _companion(rel: str) -> bool:
+    """One of the ``COMPANIONS``, or the temporary file of one that a killed write left behind
+    (``.NAME.XXXXXXXX.tmp``: ``files.write_atomic`` and the host's ``atomic_write`` name them so)."""
+    return rel in COMPANIONS or (rel.endswith(".tmp") and any(rel.startswith(f".{name}.") for name in COMPANIONS))
 
 
 def _sha256_regular(path: str) -> str:

@@ -72,3 +72,15 @@ def test_a_model_file_that_grew_while_it_was_hashed_is_named_not_hashed(tmp_path
     monkeypatch.setattr(stamp.os, "fstat", smaller)
     digests, odd = stamp.scan_model(str(tmp_path))
     assert digests == {} and odd == ["model.bin cannot be read (it grew while it was read)"]
+
+
+def test_a_stamp_s_temporary_file_left_by_a_killed_write_is_not_a_model_file(tmp_path):
+    """write_atomic names its temporary file `.imagesmith-stamp.json.XXXX.tmp` (mkstemp): a train
+    killed while stamping leaves one, which verify --model must not take for a model file."""
+    from imagesmith.runtime import stamp
+
+    (tmp_path / "model.bin").write_bytes(b"m")
+    (tmp_path / f".{stamp.STAMP_FILE}.ab12cd.tmp").write_bytes(b"{")
+    (tmp_path / ".cache.ab12cd.tmp").write_bytes(b"a user's file")  # not a companion's: a model file
+    digests, odd = stamp.scan_model(str(tmp_path))
+    assert sorted(digests) == [".cache.ab12cd.tmp", "model.bin"] and odd == []
