@@ -304,8 +304,10 @@ def group_requirements(pyproject: Path, groups: tuple[str, ...]) -> list[str]:
 
 def check_replaceable_pylock(dest: Path) -> None:
     """Refuse (``UserFileError``) when a file imagesmith did not write is at ``dest``: another
-    tool's pylock.toml is never overwritten (``lock --pylock`` asks this before locking)."""
-    if (dest.exists() or dest.is_symlink()) and not fsutil.generated(dest):
+    tool's pylock.toml is never overwritten (``lock --pylock`` asks this before locking), and a link
+    there is refused then too, not only by the write at the end (``fsutil.check_not_link``)."""
+    fsutil.check_not_link(dest)
+    if dest.exists() and not fsutil.generated(dest):
         raise UserFileError(
             str(dest),
             what="pylock.toml",

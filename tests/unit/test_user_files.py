@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from imagesmith.errors import FileWriteError, UsageError, UserFileError
-from imagesmith.lock.existing import write_pylock
 from imagesmith.lock.lockfile import write_lock
 from imagesmith.lock.update import lock_project
 from imagesmith.spec.load import load_spec
@@ -79,11 +78,19 @@ def test_lock_pylock_never_overwrites_another_tool_s_pylock_and_locks_nothing_fi
     assert {name: (root / name).read_bytes() for name in before} == before
 
 
-def test_write_pylock_refuses_a_pylock_it_did_not_write(tmp_path):
-    (tmp_path / "pylock.toml").write_text(PDM_PYLOCK)
-    with pytest.raises(UserFileError):
-        write_pylock(fake_lock(), tmp_path / "pylock.toml")
-    assert (tmp_path / "pylock.toml").read_text() == PDM_PYLOCK
+def test_lock_pylock_refuses_a_link_to_its_own_pylock_before_locking(root, tmp_path):
+    """A link to a pylock.toml imagesmith wrote passed the check before locking and was refused
+    only by the write at the end, after the lock files were written."""
+    from imagesmith import fsutil
+
+    write_lock(load_spec(root), fake_lock())
+    before = {name: (root / name).read_bytes() for name in ("imagesmith.lock", "requirements.lock")}
+    shared = tmp_path / "shared-pylock.toml"
+    shared.write_text(fsutil.GENERATED_HEADER + "0.1.0 from imagesmith.lock; do not edit.\n")
+    (root / "pylock.toml").symlink_to(shared)
+    proc = cli_in_process("lock", "--pylock", cwd=root)
+    assert proc.returncode == 2 and "is a symbolic link" in proc.stderr, proc.stdout + proc.stderr
+    assert (root / "pylock.toml").is_symlink() and {name: (root / name).read_bytes() for name in before} == before
 
 
 def test_export_into_a_file_is_one_error_and_the_file_is_kept(tmp_path):
