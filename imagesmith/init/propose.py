@@ -153,7 +153,7 @@ def _file_indexes(draft: _Draft, path: Path) -> None:
     """The indexes the requirements file (and its -r/-c includes) names, into the spec: the lock
     reads the spec's indexes alone, and refuses a file's index the spec lacks."""
     from ..credentials import strip_userinfo
-    from ..lock.resolution_files import named_indexes, requirement_files
+    from ..lock.resolution_files import _index_hint, named_indexes, requirement_files
     from ..spec.schema import INDEX_URL_RE
 
     try:
@@ -161,8 +161,9 @@ def _file_indexes(draft: _Draft, path: Path) -> None:
     except ImagesmithError:
         return
     for option, url in (found for f in files for found in named_indexes(read_text(f))):
-        if option in ("-f", "--find-links"):
-            continue  # files, not an index: the lock says to publish them to one
+        if option in ("-f", "--find-links"):  # files, not an index: the lock will refuse it, so say so now
+            draft.notes.append(f"{path.name} names --find-links {strip_userinfo(url)}: {_index_hint(option, url)}")
+            continue
         plain = strip_userinfo(url).rstrip("/")
         if not INDEX_URL_RE.fullmatch(plain):
             draft.notes.append(

@@ -86,12 +86,12 @@ def _index_hint(option: str, url: str) -> str:
     )
 
 
-def _the_project(target: str, folder: Path, root: Path) -> bool:
+def _the_project(target: str, root: Path) -> bool:
     """Whether a local requirement (``.``, ``./``, ``.[train]``) is the project itself: pip and uv
-    read its path from the working directory (the project's root), so ``-e .`` in
-    requirements/prod.txt is the project too; read from the file's folder it is accepted as well."""
+    read its path from the working directory, where the lock runs them (the project's root), so
+    ``-e .`` in requirements/prod.txt is the project too, and ``-e ..`` there is its parent."""
     where = re.sub(r"\[[^\]]*\]$", "", target).strip() or "."
-    return root.resolve() in ((root / where).resolve(), (folder / where).resolve())
+    return (root / where).resolve() == root.resolve()
 
 
 def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequence[str] = ()) -> None:
@@ -126,7 +126,7 @@ def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequen
             and not (target.startswith((".", "/", "~")) or target.endswith((".whl", ".tar.gz", ".zip")))
         ):
             continue  # a name and a version: what the index serves
-        if local and _the_project(target, path.parent, root):
+        if local and _the_project(target, root):
             continue  # the project itself
         raise LockError(
             f"{shown} asks for {redact(line)[:120]!r}: an editable, local-path or URL requirement, which the lock "

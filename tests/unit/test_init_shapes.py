@@ -220,6 +220,16 @@ def test_an_index_named_through_a_variable_is_left_to_the_user(tmp_path):
     assert "name the index itself in index_url: or extra_index_urls:" in note and "publish" not in note
 
 
+def test_a_find_links_page_is_pointed_out_as_what_the_lock_will_refuse(tmp_path):
+    """init wrote nothing about `-f`, and the lock then refused the spec init had just written."""
+    (tmp_path / "requirements.txt").write_text("-f https://u:pw@download.example/whl/torch_stable.html\nsix\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    proposal = propose(tmp_path)
+    note = next(n for n in proposal.notes if "--find-links" in n)
+    assert "https://download.example/whl/torch_stable.html" in note and "is not a package index" in note
+    assert "pw" not in " ".join(proposal.notes)
+
+
 def test_a_large_data_file_the_code_opens_is_pointed_out(tmp_path):
     (tmp_path / "requirements.txt").write_text("six\n")
     (tmp_path / "data").mkdir()

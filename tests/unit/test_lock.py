@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagesmith.errors import ResolutionError, StaleLockError
+from imagesmith.errors import LockError, ResolutionError, StaleLockError
 from imagesmith.lock.failures import explain_failure
 from imagesmith.lock.inputs import compute_inputs
 from imagesmith.lock.lockfile import read_lock
@@ -503,6 +503,17 @@ def test_the_project_itself_with_extras_or_from_a_subfolder_passes(project, line
     if where != "requirements.txt":
         (root / "requirements.txt").write_text(f"-r {where}\n")
     assert compute_inputs(load_spec(root), "b")["requirements"]
+
+
+def test_the_parent_named_from_a_subfolder_file_is_not_the_project(project):
+    """``-e ..`` in requirements/prod.txt: the resolver runs in the project's root, where ``..`` is
+    the project's parent, a local requirement the lock cannot pin."""
+    root, _ = project
+    (root / "requirements").mkdir()
+    (root / "requirements" / "prod.txt").write_text("-e ..\nsix\n")
+    (root / "requirements.txt").write_text("-r requirements/prod.txt\n")
+    with pytest.raises(LockError, match="an editable, local-path or URL requirement"):
+        compute_inputs(load_spec(root), "b")
 
 
 @pytest.mark.parametrize("line", ["-i https://pypi.org/simple", "--index-url=https://pypi.org/simple/"])
