@@ -27,7 +27,6 @@ IN_PROCESS = {"on": False}
 # `run` attaches a container to the CLI's own stdout (engine/attached.py): only a real process's
 # stdout holds what the container said.
 REAL_PROCESS = frozenset({"run"})
-ENGINE_TIER_IN_PROCESS = True
 
 
 def _bytecode_kept(env: dict) -> dict:
@@ -53,9 +52,10 @@ def cli(
     (``IN_PROCESS``), or `python -m imagesmith` in a subprocess (``in_process=False``, or a
     command in ``REAL_PROCESS``)."""
     if in_process is None:
-        in_process = IN_PROCESS["on"] or (ENGINE_TIER_IN_PROCESS and not (args and args[0] in REAL_PROCESS))
+        command = next((a for a in args if not a.startswith("-")), None)  # `cli("--json", "run", …)` too
+        in_process = IN_PROCESS["on"] or command not in REAL_PROCESS
     if in_process:
-        return cli_in_process(*args, cwd=cwd, env=env)
+        return cli_in_process(*args, cwd=cwd, env=env, timeout=timeout)
     proc = subprocess.run(
         [sys.executable, "-m", "imagesmith", *args],
         cwd=cwd,
@@ -70,24 +70,45 @@ def cli(
     return proc
 
 
-def cli_in_process(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+class CliTimeout(BaseException):
+    """An in-process CLI call ran past its ``timeout`` (a BaseException: no ``except Exception`` of
+    the CLI's swallows it), as the subprocess's ``TimeoutExpired`` did."""
+
+
+def cli_in_process(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: int | None = None
+) -> subprocess.CompletedProcess:
     """`imagesmith ARGS` in this process, through the console entry point (``cli.main``), with
     ``cwd`` and ``env`` in force for the call: the same code path as the subprocess without
-    starting an interpreter. An exception escaping ``main`` fails the test, as a traceback would."""
+    starting an interpreter. An exception escaping ``main`` fails the test, as a traceback would;
+    so does a call still running after ``timeout`` seconds (SIGALRM, in the main thread, where
+    pytest runs a test): a hung engine call fails its test instead of holding a worker for ever."""
     import contextlib
     import io
+    import signal
+    import threading
 
     from imagesmith.cli import main
 
+    def expired(signum, frame):
+        raise CliTimeout(f"imagesmith {' '.join(args)} ran past {timeout} s")
+
+    alarm = timeout is not None and threading.current_thread() is threading.main_thread()
     out, err = io.StringIO(), io.StringIO()
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    previous = signal.signal(signal.SIGALRM, expired) if alarm else None
     try:
+        if alarm:
+            signal.alarm(timeout)
         os.environ.update(env or {})
         if cwd is not None:
             os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(list(args))
     finally:
+        if alarm:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)

@@ -117,7 +117,6 @@ def _docker(config: Path, *args: str, stdin: str | None = None) -> subprocess.Co
     )
 
 
-@pytest.mark.engine
 def _push(engine, config: Path, image_id: str, ref: str) -> subprocess.CompletedProcess:
     """``docker push`` of ``image_id`` as ``ref`` with the login in ``config``; the tag is removed after."""
     engine.tag(image_id, ref)
@@ -129,6 +128,7 @@ def _push(engine, config: Path, image_id: str, ref: str) -> subprocess.Completed
     return pushed
 
 
+@pytest.mark.engine
 def test_labels_only_verify_reads_a_private_registry_with_dockers_credentials(
     tmp_path, private_registry, tiny_built, engine
 ):
