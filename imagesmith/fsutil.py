@@ -119,10 +119,8 @@ def _link_new(tmp: str, path: Path) -> None:
     """Give ``tmp``'s file the name ``path`` only if no file has it (``FileExistsError`` else)."""
     try:
         os.link(tmp, path)  # refused (EEXIST) when path exists, links included: atomic
-    except FileExistsError:
-        raise
     except OSError as exc:
-        if exc.errno not in _NO_LINKS:
+        if exc.errno not in _NO_LINKS:  # EEXIST is not among them: raised as it is
             raise
         if os.path.lexists(path):
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None

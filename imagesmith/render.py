@@ -162,8 +162,7 @@ def write_context(spec: Spec, locks: dict[str, Lock]) -> Path:
     rewritten; files of ours that the plan no longer names are removed). Returns the wheel's path."""
     from .fsutil import atomic_write
 
-    runtime_wheel.check_folder(spec.root)
-    wheel = runtime_wheel.write_beside(spec.root)
+    wheel = runtime_wheel.write_beside(spec.root)  # checks .imagesmith/ before it writes
     wanted = context_files(spec, locks)
     for rel, data in wanted.items():
         path = spec.root / rel

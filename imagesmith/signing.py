@@ -83,7 +83,7 @@ def key_file(path: str | Path, kind: str) -> Path:
     try:
         head = read_head(key, 200)  # a 2 GB key file is not read whole, a FIFO not waited on
     except OSError as exc:
-        missing = not key.exists()
+        missing = isinstance(exc, FileNotFoundError)
         raise UsageError(
             f"key file {path} does not exist" if missing else f"key file {path} cannot be read: {exc.strerror or exc}",
             hint="make a key pair with `cosign generate-key-pair` (cosign.key signs, cosign.pub verifies)",
