@@ -3,6 +3,7 @@
 #   - a Docker engine (26+, containerd image store) with buildx, started if not running
 #   - a loopback registry on 127.0.0.1:${IMAGESMITH_REGISTRY_PORT:-5000}
 #   - skopeo (registry inspection)
+#   - openssl (the token-auth registry test signs its tokens with it)
 #   - cosign (Debian 13's package: signs and verifies images, attestations and blobs)
 #   - a local Debian bookworm + Python 3.11 base image (imagesmith-base:bookworm-py311),
 #     because no container registry can be pulled from here.
@@ -139,6 +140,9 @@ install_tools() {
   command -v skopeo >/dev/null || need+=(skopeo)
   command -v docker-registry >/dev/null || need+=(docker-registry)
   command -v debootstrap >/dev/null || need+=(debootstrap)
+  # the token-auth registry test signs its JWTs with the openssl CLI (priority optional: a minimal
+  # Debian 12 lacks it)
+  command -v openssl >/dev/null || need+=(openssl)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     apt_update
