@@ -50,12 +50,14 @@ def cli(
 ):
     """Run `imagesmith ARGS` and return a CompletedProcess (text): ``cli.main`` in this process
     (``IN_PROCESS``), or `python -m imagesmith` in a subprocess (``in_process=False``, or a
-    command in ``REAL_PROCESS``)."""
+    command in ``REAL_PROCESS``). ``check_traceback``: a traceback on its stderr fails the call
+    either way (the CLI printing one itself, say from ``traceback.print_exc`` or a logging handler,
+    is the defect a user would see)."""
     if in_process is None:
         command = next((a for a in args if not a.startswith("-")), None)  # `cli("--json", "run", …)` too
         in_process = IN_PROCESS["on"] or command not in REAL_PROCESS
     if in_process:
-        return cli_in_process(*args, cwd=cwd, env=env, timeout=timeout)
+        return cli_in_process(*args, cwd=cwd, env=env, timeout=timeout, check_traceback=check_traceback)
     proc = subprocess.run(
         [sys.executable, "-m", "imagesmith", *args],
         cwd=cwd,
@@ -76,13 +78,19 @@ class CliTimeout(BaseException):
 
 
 def cli_in_process(
-    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: int | None = None
+    *args: str,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    timeout: int | None = None,
+    check_traceback: bool = True,
 ) -> subprocess.CompletedProcess:
     """`imagesmith ARGS` in this process, through the console entry point (``cli.main``), with
     ``cwd`` and ``env`` in force for the call: the same code path as the subprocess without
     starting an interpreter. An exception escaping ``main`` fails the test, as a traceback would;
-    so does a call still running after ``timeout`` seconds (SIGALRM, in the main thread, where
-    pytest runs a test): a hung engine call fails its test instead of holding a worker for ever."""
+    so does a traceback the CLI printed on its stderr itself (``check_traceback``, as for the
+    subprocess), and a call still running after ``timeout`` seconds (SIGALRM, in the main thread,
+    where pytest runs a test): a hung engine call fails its test instead of holding a worker for
+    ever."""
     import contextlib
     import io
     import signal
@@ -112,6 +120,8 @@ def cli_in_process(
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
+    if check_traceback:
+        assert "Traceback" not in err.getvalue(), err.getvalue()
     return subprocess.CompletedProcess(["imagesmith", *args], code, out.getvalue(), err.getvalue())
 
 

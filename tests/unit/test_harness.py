@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import traceback
+
+import pytest
+
 from tests.conftest import module_seconds
 
 
@@ -90,3 +94,23 @@ def test_a_clean_clone_orders_its_first_run_by_the_committed_seconds(tmp_path, m
     (tmp_path / "record.json").write_text('{"modules": [["tests/unit/test_a.py", 1.0]]}')
     monkeypatch.setattr(conftest, "RECORD", tmp_path / "record.json")
     assert conftest._last_module_seconds() == [["tests/unit/test_a.py", 1.0]]  # a run's own record first
+
+
+def test_an_in_process_cli_call_fails_on_a_traceback_the_cli_prints_itself(monkeypatch):
+    """``check_traceback`` held for the subprocess only: an in-process call whose CLI printed a
+    traceback itself (``traceback.print_exc``, a logging handler) and went on passed."""
+    from imagesmith.cli import entry
+    from tests.helpers import cli
+
+    def printed(args, *rest):
+        try:
+            raise RuntimeError("swallowed by the command")
+        except RuntimeError:
+            traceback.print_exc()
+        return 0
+
+    monkeypatch.setattr(entry, "_main", printed)
+    with pytest.raises(AssertionError, match="swallowed by the command"):
+        cli("--version", in_process=True)
+    shown = cli("--version", in_process=True, check_traceback=False)  # the caller's to look at
+    assert shown.returncode == 0 and "Traceback" in shown.stderr
