@@ -25,17 +25,70 @@ for command-line mistakes (no boxes, no traceback). ``-q`` silences progress, ``
 
 from __future__ import annotations
 
-from .base import COMMANDS, load_commands
-from .entry import main
-from .output import JSON_FORMAT
+import _thread
+import functools
+import sys
+import time
 
 __all__ = ["COMMANDS", "JSON_FORMAT", "app", "main"]
 
 
+# A Ctrl-C that Python could not raise where it came, sent again (``_interrupt_again``)
+_SENT_AGAIN: list[bool] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script (pyproject.toml's ``[project.scripts]``) and ``python -m imagesmith``:
+    ``entry.main``, imported here, so that Ctrl-C while the CLI's modules import (typer and
+    click: most of a start-up, ~0.3 s) ends as one later does, ``error: interrupted`` and exit
+    130, not with a KeyboardInterrupt traceback. For that this package's own import loads nothing
+    (``output`` is imported after the Ctrl-C: it loads no typer)."""
+    previous = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_interrupt_again, previous)
+    try:
+        from .entry import main as run
+
+        code = run(argv)
+        if _SENT_AGAIN:  # it lands here at the latest (in ms), not after main returned
+            time.sleep(0.1)
+        return code
+    except KeyboardInterrupt:
+        from .output import stopped
+
+        stopped("interrupted")
+        return 130
+    finally:
+        sys.unraisablehook = previous
+        _SENT_AGAIN.clear()
+
+
+def _interrupt_again(previous, unraisable) -> None:
+    """A Ctrl-C that came while Python ran code that cannot raise (the import system's weakref
+    callbacks, a ``__del__``) was printed as "Exception ignored in ...", a KeyboardInterrupt
+    traceback, and the command went on: it is sent again, from a thread, so that it is raised
+    in the command's code (raised in this hook, it would be ignored in turn)."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _SENT_AGAIN.append(True)
+        _thread.start_new_thread(_thread.interrupt_main, ())
+    else:
+        previous(unraisable)
+
+
 def __getattr__(name: str):
-    """``app`` with every command registered (in `imagesmith --help`'s order). ``main`` registers
-    only the command it runs: importing the other thirteen and building their options would be
-    most of a no-op `imagesmith lock`'s time (bench/README.md)."""
+    """``app`` with every command registered (in `imagesmith --help`'s order), ``COMMANDS`` and
+    ``JSON_FORMAT``, loaded when asked. ``main`` registers only the command it runs: importing the
+    other thirteen and building their options would be most of a no-op `imagesmith lock`'s time
+    (bench/README.md)."""
     if name == "app":
+        from .base import COMMANDS, load_commands
+
         return load_commands(COMMANDS)
+    if name == "COMMANDS":
+        from .base import COMMANDS
+
+        return COMMANDS
+    if name == "JSON_FORMAT":
+        from .output import JSON_FORMAT
+
+        return JSON_FORMAT
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

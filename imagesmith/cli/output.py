@@ -2,19 +2,25 @@
 ``--json`` document (``"imagesmith_json": 1``; errors too: ``{"error", "hint", "exit"}``).
 
 Results go to stdout; progress and errors to stderr. ``OUT`` holds how this invocation prints,
-set once from the command's -q/-v/--json before the command runs.
+set once from the command's -q/-v/--json before the command runs. typer is imported when first
+used: ``stopped`` also reports a Ctrl-C that came while typer itself was importing (``cli.main``).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Callable, NoReturn
-
-import typer
 
 from ..errors import ImagesmithError
 
 JSON_FORMAT = 1  # "imagesmith_json" in every JSON document
+
+
+def _echo(message: str, err: bool = False) -> None:
+    import typer  # loaded by then: every command's module imports it
+
+    typer.echo(message, err=err)
 
 
 class _Output:
@@ -31,13 +37,13 @@ OUT = _Output()
 def say(message: str) -> None:
     """Progress and outcomes for people, on stderr; silenced by -q."""
     if not OUT.quiet:
-        typer.echo(message, err=True)
+        _echo(message, err=True)
 
 
 def detail(message: str) -> None:
     """Shown with -v only."""
     if OUT.verbose and not OUT.quiet:
-        typer.echo(message, err=True)
+        _echo(message, err=True)
 
 
 def progress() -> Callable[[str], None]:
@@ -47,7 +53,7 @@ def progress() -> Callable[[str], None]:
 
     def show(msg: str) -> None:
         if msg.startswith("warning:"):
-            typer.echo(f"imagesmith: {msg}", err=True)
+            _echo(f"imagesmith: {msg}", err=True)
         else:
             say(f"imagesmith: {msg}")
 
@@ -60,15 +66,15 @@ def json_text(data: dict) -> str:
 
 
 def emit_json(data: dict) -> None:
-    typer.echo(json_text(data))
+    _echo(json_text(data))
 
 
 def report(exc: ImagesmithError, exit_code: int, *, as_json: bool | None = None) -> None:
     """One error: `error:` and `hint:` lines on stderr, and under --json the same on stdout
     (``as_json=False``: the command has printed its JSON document already)."""
-    typer.echo(f"error: {exc}", err=True)
+    _echo(f"error: {exc}", err=True)
     if exc.hint:
-        typer.echo(f"hint: {exc.hint}", err=True)
+        _echo(f"hint: {exc.hint}", err=True)
     if OUT.json if as_json is None else as_json:
         emit_json({"error": str(exc), "hint": exc.hint, "exit": exit_code})
 
@@ -77,17 +83,23 @@ def fail(exc: ImagesmithError) -> NoReturn:
     """A check that does not hold, after the command printed its JSON document: the error's lines
     on stderr only, and its exit code."""
     report(exc, exc.exit_code, as_json=False)
+    import typer
+
     raise typer.Exit(exc.exit_code)
 
 
 def fail_all(problems: list[str], hint: str, exit_code: int = 1) -> NoReturn:
     """Several problems of one check: an `error:` line each, then one `hint:` line."""
     for problem in problems:
-        typer.echo(f"error: {problem}", err=True)
-    typer.echo(f"hint: {hint}", err=True)
+        _echo(f"error: {problem}", err=True)
+    _echo(f"hint: {hint}", err=True)
+    import typer
+
     raise typer.Exit(exit_code)
 
 
 def stopped(why: str) -> None:
-    """The process was stopped (Ctrl-C, SIGTERM): one `error:` line, no hint."""
-    typer.echo(f"error: {why}", err=True)
+    """The process was stopped (Ctrl-C, SIGTERM): one `error:` line, no hint. Written without
+    typer, which a Ctrl-C may have stopped half-imported (importing it again would take as long)."""
+    sys.stderr.write(f"error: {why}\n")
+    sys.stderr.flush()

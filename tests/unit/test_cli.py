@@ -34,6 +34,72 @@ def test_version_through_the_real_console_entry_point():
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
 
+# What each entry point runs: `python -m imagesmith`, and the console script pip writes for
+# pyproject.toml's [project.scripts] (``from imagesmith.cli import main; sys.exit(main())``)
+ENTRY_POINTS = {
+    "python -m imagesmith": ["-m", "imagesmith"],
+    "console script": ["-c", "import sys; from imagesmith.cli import main; sys.exit(main())"],
+}
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_ctrl_c_while_the_cli_itself_imports_is_one_line(entry):
+    """Ctrl-C in the first ~0.3 s of a command, while imagesmith.cli itself imported (typer), was a
+    KeyboardInterrupt traceback: it is `error: interrupted` and exit 130, as later. SIGINT goes
+    out as soon as (and a little after) the interpreter says (-X importtime) that the first module
+    the CLI's own code imports is in: sooner is Python's own start-up, before a line of imagesmith
+    runs. `--help` loads every command, so the run is still going when the signal comes."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from tests.helpers import _bytecode_kept
+
+    repo = Path(__file__).resolve().parents[2]
+    env = _bytecode_kept({**os.environ, "PYTHONPATH": str(repo)})
+    for delay in (0, 0.02, 0.06):
+        argv = [sys.executable, "-X", "importtime", *ENTRY_POINTS[entry], "--help"]
+        proc = subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        said, package = [], False
+        for line in proc.stderr:  # each import as it ends: the package, then what the CLI's code imports
+            said.append(line)
+            module = line.rsplit("|", 1)[-1].strip()
+            if package and module != "imagesmith.cli":
+                break
+            package = package or module == "imagesmith"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        said = [line for line in "".join(said).splitlines() + err.splitlines() if not line.startswith("import time:")]
+        # 130; or SIGINT's own death (a shell's $? is 130 for both): CPython ends a process so
+        # after its main returned when the Ctrl-C was raised inside a string exec (a dataclass's
+        # generated methods, as typer's import makes them), caught or not (bpo-1054041, gh-128130)
+        assert proc.returncode in (130, -signal.SIGINT), (delay, proc.returncode, err)
+        assert "Traceback" not in err and said == ["error: interrupted"], (delay, err)
+
+
+def test_a_ctrl_c_python_cannot_raise_is_sent_again(monkeypatch, capsys):
+    """A Ctrl-C that lands in code that cannot raise (the import system's weakref callbacks, a
+    ``__del__``) was printed as "Exception ignored in ...", a KeyboardInterrupt traceback, and the
+    command went on to exit 0: it is sent again, and reported as any Ctrl-C is."""
+    from imagesmith import cli as console
+    from imagesmith.cli import entry
+
+    class Dropped:
+        def __del__(self):
+            raise KeyboardInterrupt
+
+    def command(args, *rest):
+        Dropped()  # as a SIGINT in a weakref callback: "Exception ignored in", and on
+        return sum(range(1000))  # and ends: the Ctrl-C sent again lands in main
+
+    monkeypatch.setattr(entry, "_main", command)
+    assert console.main(["--version"]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
