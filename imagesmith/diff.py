@@ -90,8 +90,12 @@ def diff(
     from concurrent.futures import ThreadPoolExecutor
 
     from .verify import load_view, open_source
+    from .verify_source import lock_source
 
-    sa, sb = open_source(engine, a, platform), open_source(engine, b, platform_b or platform)
+    # the files first: a file that is no lock (or no file at all) is refused before the engine is asked
+    la, lb = lock_source(a, platform), lock_source(b, platform_b or platform)
+    sa = la or open_source(engine, a, platform)
+    sb = lb or open_source(engine, b, platform_b or platform)
     paths = tuple(sorted({p for s in (sa, sb) if s.manifest for p in s.manifest["preprocessing"]}))
     notes_a: list[str] = []
     notes_b: list[str] = []

@@ -6,7 +6,8 @@
     ├── LockError                   the lock cannot be made or read
     │   ├── ResolutionError         the resolver could not pin the requirements
     │   ├── CudaMismatchError       the lock mixes CUDA majors, or differs from the spec's ``cuda``
-    │   └── StaleLockError          the lock does not match its inputs (exit 1 for --check)
+    │   ├── StaleLockError          the lock does not match its inputs (exit 1 for --check)
+    │   └── NotALockError           a file read as a lock is none at all (not JSON, no ``imagesmith_lock``)
     ├── RenderError                 a value cannot be rendered safely into a Dockerfile
     ├── EngineError                 Docker engine / buildx / registry failures
     │   ├── BuildError              a build step failed (names the spec part and shows the log tail)
@@ -33,6 +34,7 @@ __all__ = [
     "ResolutionError",
     "StaleLockError",
     "CudaMismatchError",
+    "NotALockError",
     "RenderError",
     "EngineError",
     "BuildError",
@@ -82,6 +84,12 @@ class StaleLockError(LockError):
             f"{lock_path} is stale: {', '.join(self.changed)} changed since it was written",
             hint="run `imagesmith lock` to update it",
         )
+
+
+class NotALockError(LockError):
+    """A file read as a lock holds no lock at all: not JSON, or no ``imagesmith_lock`` format.
+    Where the file is the project's own lock, its hint (rewrite it) stands; where a user named
+    the file (``diff A FILE``), the caller says it is not a lock instead (``verify_source``)."""
 
 
 class RenderError(ImagesmithError):

@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING
 
 from . import parity
 from .engine import Engine, ImageInfo, registry_host
-from .errors import UsageError
+from .errors import NotALockError, UsageError
 from .facts import manifest_of, read_facts
 from .pinned import local_of_platform
 from .platforms import machine_platform
 
 if TYPE_CHECKING:
     from .lock import Lock
+
+EXPECTED = "give an image, a registry reference or an imagesmith.lock (the file `imagesmith lock` writes)"
 
 
 @dataclass
@@ -40,6 +42,21 @@ def open_source(engine: Engine, ref: str, platform: str | None = None) -> Source
     registry host is read from that registry without pulling; anything else is a local image.
     ``platform`` picks a multi-platform lock's section and a registry index's image (default:
     this machine's); a local image must be of it."""
+    source = lock_source(ref, platform)
+    if source is not None:
+        return source
+    if registry_host(ref):
+        info = engine.registry_image(ref, platform or machine_platform())
+    else:
+        info = local_of_platform(engine, ref, platform)
+    return image_source(engine, ref, info)
+
+
+def lock_source(ref: str, platform: str | None = None) -> Source | None:
+    """The Source of ``ref`` when it names a file (or a folder holding imagesmith.lock), read
+    without the engine; None when it names an image. A file that is no imagesmith lock at all
+    (``NotALockError``: /etc/passwd, a package.json) and a path that does not exist are usage
+    errors: the user named the wrong file, which `imagesmith lock` would not mend."""
     from .lock import LOCK_FILE
 
     path = Path(ref)
@@ -48,15 +65,16 @@ def open_source(engine: Engine, ref: str, platform: str | None = None) -> Source
     if path.is_file():
         from .lock.lockfile import read_lock
 
-        lock = read_lock(path, platform)
+        try:
+            lock = read_lock(path, platform)
+        except NotALockError as exc:
+            if path.name == LOCK_FILE:  # the project's own lock, broken: rewriting it is the way
+                raise
+            raise UsageError(f"{ref} is not an imagesmith lock", hint=EXPECTED) from exc
         return Source(ref=str(path), kind="lock", lock=lock, manifest=parity.manifest_from_lock(lock))
     if ref.endswith((".lock", ".json")) or "/" in ref and ref.startswith((".", "/")):
-        raise UsageError(f"{ref} does not exist", hint="give an image, a registry reference or an imagesmith.lock")
-    if registry_host(ref):
-        info = engine.registry_image(ref, platform or machine_platform())
-    else:
-        info = local_of_platform(engine, ref, platform)
-    return image_source(engine, ref, info)
+        raise UsageError(f"{ref} does not exist", hint=EXPECTED)
+    return None
 
 
 def image_source(engine: Engine, ref: str, info: ImageInfo) -> Source:

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import __version__, fsutil
-from ..errors import LockError, UserFileError
+from ..errors import LockError, NotALockError, UserFileError
 from ..fsutil import atomic_write, check_not_link
 from ..platforms import PLATFORMS, machine_platform
 from ..spec import Spec
@@ -88,20 +88,20 @@ def read_locks(path: Path) -> dict[str, Lock]:
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an integer of 4300+ digits
-        raise LockError(
+        raise NotALockError(
             f"{path} is not a valid lock file: {show(str(exc), 120)[1:-1]}", hint="run `imagesmith lock` to rewrite it"
         ) from exc
     except RecursionError:
-        raise LockError(
+        raise NotALockError(
             f"{path} is nested too deeply to be a lock file", hint="run `imagesmith lock` to rewrite it"
         ) from None
     if not isinstance(data, dict):
-        raise LockError(
+        raise NotALockError(
             f"{path} is not a lock file: it holds {type_name(data)}, not a JSON object",
             hint="run `imagesmith lock` to rewrite it",
         )
     if data.get("imagesmith_lock") != LOCK_FORMAT:
-        raise LockError(
+        raise (LockError if "imagesmith_lock" in data else NotALockError)(
             f"{path} has lock format {show(data.get('imagesmith_lock'))}; this imagesmith reads {LOCK_FORMAT}",
             hint="run `imagesmith lock` to rewrite it",
         )

@@ -803,3 +803,35 @@ def replace_info(info: ImageInfo, **changes) -> ImageInfo:
     import dataclasses
 
     return dataclasses.replace(info, **changes)
+
+
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_diff_refuses_a_file_that_is_no_lock_before_the_engine_is_asked(tmp_path, monkeypatch, side):
+    """`diff IMAGE /etc/passwd` said `run imagesmith lock` to rewrite it, after reading the image:
+    a file that is no imagesmith lock is one usage error naming it and what diff compares, before
+    the engine is asked anything. The project's own imagesmith.lock, broken, keeps its hint."""
+    from imagesmith import verify_source
+    from imagesmith.engine import Engine
+    from tests.helpers import cli
+
+    def asked(*args, **kwargs):
+        raise AssertionError("the engine was asked")
+
+    monkeypatch.setattr(verify_source, "local_of_platform", asked)
+    monkeypatch.setattr(Engine, "registry_image", asked)
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    package = tmp_path / "package.json"
+    package.write_text('{"name": "web", "version": "1.0.0"}\n')
+    for path in (passwd, package):
+        args = ("imagesmith-test/tiny:serve", str(path))[:: 1 if side == "b" else -1]
+        proc = cli("diff", *args)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stderr == (
+            f"error: {path} is not an imagesmith lock\nhint: give an image, a registry reference or an"
+            " imagesmith.lock (the file `imagesmith lock` writes)\n"
+        )
+    broken = tmp_path / "imagesmith.lock"
+    broken.write_text("<<<<<<< HEAD\n")
+    proc = cli("diff", *("imagesmith-test/tiny:serve", str(broken))[:: 1 if side == "b" else -1])
+    assert proc.returncode == 2 and "hint: run `imagesmith lock` to rewrite it" in proc.stderr, proc.stderr
