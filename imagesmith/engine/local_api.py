@@ -26,6 +26,7 @@ container is named (``imagesmith-read-<hex>``), so one whose answer was lost is 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -48,13 +49,31 @@ def local_socket() -> str | None:
     if context is None:
         config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
         try:
-            data = json.loads(config.read_text(encoding="utf-8"))
+            st = config.stat()
+            version: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
-            data = {}
-        except (OSError, ValueError):
+            version = None
+        except OSError:
             return None
-        context = data.get("currentContext") if isinstance(data, dict) else None
+        known, context = _current_context(str(config), version)
+        if not known:
+            return None
     return DEFAULT_SOCKET if context in (None, "", "default") else None
+
+
+@functools.lru_cache(maxsize=8)
+def _current_context(config: str, version: tuple[int, int, int] | None) -> tuple[bool, str | None]:
+    """(read, ``currentContext``) of the docker config file ``config``: read once per process
+    and ``version`` of it (inode, mtime, size; None: there is none), not on every request the
+    engine is sent; ``(False, None)`` when it cannot be read or is not JSON."""
+    if version is None:
+        return True, None
+    try:
+        data = json.loads(Path(config).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False, None
+    context = data.get("currentContext") if isinstance(data, dict) else None
+    return True, context
 
 
 def _sent(method: str, url: str, body: bytes | None = None) -> socket.socket | None:

@@ -184,3 +184,38 @@ def test_a_create_never_sent_asks_for_no_removal(monkeypatch, tmp_path, host):
     monkeypatch.setattr(local_api, "_sent", counted)
     assert local_api.create_container("img", {}, "imagesmith-read-0123") is None
     assert sent == ["POST /containers/create"]
+
+
+def test_the_docker_config_is_read_once_for_each_version_of_it(no_docker_env, monkeypatch, tmp_path):
+    """``local_socket`` read the docker config on every request sent to the engine: it is read
+    once for each version of the file (inode, mtime, size), and the answer still follows
+    DOCKER_CONFIG, DOCKER_CONTEXT and DOCKER_HOST as a test changes them."""
+    from pathlib import Path
+
+    no_docker_env.mkdir()
+    config = no_docker_env / "config.json"
+    config.write_text(json.dumps({"currentContext": "default"}))
+    reads: list[Path] = []
+    real = Path.read_text
+
+    def counted(self, *args, **kwargs):
+        reads.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    for _ in range(5):
+        assert local_api.local_socket() == "/var/run/docker.sock"
+    assert reads == [config]
+    config.write_text(json.dumps({"currentContext": "remote-1"}))  # a new version: read again
+    assert local_api.local_socket() is None and reads == [config, config]
+    other = tmp_path / "other-config"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    monkeypatch.setenv("DOCKER_CONFIG", str(other))
+    assert local_api.local_socket() == "/var/run/docker.sock" and reads[-1] == other / "config.json"
+    monkeypatch.setenv("DOCKER_CONFIG", str(no_docker_env))
+    assert local_api.local_socket() is None and len(reads) == 3  # remote-1, as read before
+    monkeypatch.setenv("DOCKER_CONTEXT", "default")
+    assert local_api.local_socket() == "/var/run/docker.sock"
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    assert local_api.local_socket() is None and len(reads) == 3
