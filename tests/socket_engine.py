@@ -12,10 +12,12 @@ from contextlib import contextmanager
 
 
 class Answering(http.server.BaseHTTPRequestHandler):
-    """A quiet handler with ``answer``: one status and body, its length said."""
+    """A quiet handler with ``answer``: one status and body, its length said (and ``headers``)."""
 
-    def answer(self, status: int, body: bytes) -> None:
+    def answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

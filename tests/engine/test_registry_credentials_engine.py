@@ -22,12 +22,12 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import cli, serving
+from tests.socket_engine import Answering
 
 USER = "deployer"
 SECRET = "Pr1vate-Reg1stry-s3cret"
@@ -222,15 +222,12 @@ def _granted(user: str, scopes: list[str]) -> list[dict]:
     return access
 
 
-def _token_handler(folder: Path, log: list[dict]) -> type[BaseHTTPRequestHandler]:
+def _token_handler(folder: Path, log: list[dict]) -> type[Answering]:
     """The token server's request handler: ``GET realm?service=&scope=`` with Basic auth or none,
     and the OAuth2 ``POST`` (``grant_type`` password or refresh_token); wrong credentials get a
     401, the right ones a token with what they may. Each request is logged to ``log``."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # the test reads ``log``
-            pass
-
+    class Handler(Answering):  # quiet: the test reads ``log``
         def do_GET(self) -> None:
             form = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
             header = self.headers.get("Authorization", "")
@@ -254,19 +251,12 @@ def _token_handler(folder: Path, log: list[dict]) -> type[BaseHTTPRequestHandler
             entry = {"method": self.command, "user": user, "scopes": scopes, "service": form.get("service")}
             log.append(entry | {"agent": self.headers.get("User-Agent", "")})
             if user is None:
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", 'Basic realm="imagesmith-test"')
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.answer(401, b"", {"WWW-Authenticate": 'Basic realm="imagesmith-test"'})
                 return
             log[-1]["token"] = token = _jwt(folder, user, _granted(user, scopes))
             log[-1]["access"] = _granted(user, scopes)
             body = json.dumps({"token": token, "access_token": token, "expires_in": 300}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(200, body, {"Content-Type": "application/json"})
 
     return Handler
 

@@ -114,3 +114,22 @@ def test_an_in_process_cli_call_fails_on_a_traceback_the_cli_prints_itself(monke
         cli("--version", in_process=True)
     shown = cli("--version", in_process=True, check_traceback=False)  # the caller's to look at
     assert shown.returncode == 0 and "Traceback" in shown.stderr
+
+
+def test_a_test_server_answers_with_the_headers_it_is_given():
+    """``Answering.answer`` sends the headers asked (the token server's WWW-Authenticate), then the
+    body with its length."""
+    import urllib.error
+    import urllib.request
+
+    from tests.helpers import serving
+    from tests.socket_engine import Answering
+
+    class Handler(Answering):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            self.answer(401, b"no", {"WWW-Authenticate": 'Basic realm="test"'})
+
+    with serving(Handler) as host, pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"http://{host}/token", timeout=10)
+    refused = caught.value
+    assert (refused.code, refused.headers["WWW-Authenticate"], refused.read()) == (401, 'Basic realm="test"', b"no")
