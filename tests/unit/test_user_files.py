@@ -93,18 +93,6 @@ def test_lock_pylock_refuses_a_link_to_its_own_pylock_before_locking(root, tmp_p
     assert (root / "pylock.toml").is_symlink() and {name: (root / name).read_bytes() for name in before} == before
 
 
-def test_export_into_a_file_is_one_error_and_the_file_is_kept(tmp_path):
-    from tests.unit.test_hostile import make_project
-
-    root = make_project(tmp_path / "p")
-    (root / "notes").write_text("mine\n")
-    for target in ("notes", "notes/sub"):
-        proc = cli_in_process("export", "preprocessing", "-o", target, cwd=root)
-        assert proc.returncode == 2, proc.stdout + proc.stderr
-        assert proc.stderr.startswith("error: cannot write the wheel into notes"), proc.stderr
-    assert (root / "notes").read_text() == "mine\n"
-
-
 @pytest.mark.parametrize("where", [".imagesmith", ".imagesmith/amd64"])
 def test_render_never_writes_nor_removes_through_a_linked_imagesmith_folder(tmp_path, where):
     from tests.unit.test_hostile import make_project
