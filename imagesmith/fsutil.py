@@ -1,4 +1,5 @@
-"""Small file-system helpers: atomic writes (and ``holds``: whether one would change anything), a
+"""Small file-system helpers: atomic writes (and ``holds``: whether one would change anything),
+whether a file is imagesmith's to replace (``check_replaceable``, ``generated``), a
 user's text file read with one error (``read_user_text``), content digests, and the TOML parser (``tomllib``, or
 ``tomli`` on Python 3.10) that every module reading pyproject.toml or a lock takes from here, as
 ``fsutil.tomllib``: imported when first asked for, since most commands read no TOML (its regular
@@ -14,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import FileWriteError, ImagesmithError
-from .runtime import files
+from .errors import FileWriteError, ImagesmithError, UserFileError
+from .runtime import files, untrusted
 
 
 def __getattr__(name: str) -> Any:
@@ -70,6 +71,26 @@ def check_not_link(path: Path) -> None:
             hint="imagesmith neither replaces a link nor writes through it: remove the link "
             "(or put a copy of the file in its place), then run the command again",
         )
+
+
+def check_replaceable(path: Path, *, what: str, hint: str) -> None:
+    """Refuse what imagesmith may not replace at ``path``, where it would write its ``what`` (for
+    the error: "Dockerfile", "pylock.toml"): a file of the user's, one without imagesmith's header
+    (``generated``), or a link to one (``UserFileError``, with ``hint``); any other symbolic link
+    (``check_not_link``: to a file of imagesmith's, dangling, to a folder); a folder, a FIFO or a
+    device (``FileWriteError``, with ``hint``). Nothing is written here; a missing file passes."""
+    path = Path(path)
+    if path.is_file() and not generated(path):  # the user's content, through a link or not
+        raise UserFileError(str(path), what=what, hint=hint)
+    check_not_link(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise FileWriteError(f"cannot write {path}: {exc.strerror or exc}", hint=hint) from exc
+    if not stat.S_ISREG(mode):
+        raise FileWriteError(f"cannot write {path}: it is {untrusted.kind(mode)}, not a file", hint=hint)
 
 
 def check_output_file(path: Path, option: str) -> None:

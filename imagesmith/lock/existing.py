@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, fsutil
-from ..errors import LockError, UserFileError
+from ..errors import LockError
 from ..platforms import MACHINES
 from .pins import Pin, logical_lines, parse_compiled
 
@@ -303,16 +303,14 @@ def group_requirements(pyproject: Path, groups: tuple[str, ...]) -> list[str]:
 
 
 def check_replaceable_pylock(dest: Path) -> None:
-    """Refuse (``UserFileError``) when a file imagesmith did not write is at ``dest``: another
-    tool's pylock.toml is never overwritten (``lock --pylock`` asks this before locking), and a link
-    there is refused then too, not only by the write at the end (``fsutil.check_not_link``)."""
-    fsutil.check_not_link(dest)
-    if dest.exists() and not fsutil.generated(dest):
-        raise UserFileError(
-            str(dest),
-            what="pylock.toml",
-            hint="move your pylock.toml away, or lock from it (`requirements: {pylock: true}` in the spec)",
-        )
+    """Refuse (``FileWriteError``) what imagesmith may not replace at ``dest``
+    (``fsutil.check_replaceable``): another tool's pylock.toml is never overwritten, nor a link
+    or a folder there. ``lock --pylock`` asks this before locking, ``write_pylock`` before uv runs."""
+    fsutil.check_replaceable(
+        dest,
+        what="pylock.toml",
+        hint="move your pylock.toml away, or lock from it (`requirements: {pylock: true}` in the spec)",
+    )
 
 
 def write_pylock(lock, dest: Path) -> None:

@@ -93,6 +93,55 @@ def test_lock_pylock_refuses_a_link_to_its_own_pylock_before_locking(root, tmp_p
     assert (root / "pylock.toml").is_symlink() and {name: (root / name).read_bytes() for name in before} == before
 
 
+KINDS = {
+    "user-file": (lambda p, t: p.write_text("mine\n"), UserFileError, "was not written by imagesmith"),
+    "link-to-user-file": (lambda p, t: p.symlink_to(t / "mine"), UserFileError, "was not written by imagesmith"),
+    "link-to-ours": (lambda p, t: p.symlink_to(t / "ours"), FileWriteError, "it is a symbolic link"),
+    "dangling-link": (lambda p, t: p.symlink_to(t / "nowhere"), FileWriteError, "it is a symbolic link"),
+    "folder": (lambda p, t: p.mkdir(), FileWriteError, "it is a folder, not a file"),
+    "fifo": (lambda p, t: os.mkfifo(p), FileWriteError, "it is a FIFO, not a file"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("name", ["Dockerfile", "requirements.lock", "pylock.toml"])
+def test_the_three_writers_refuse_alike_what_is_not_imagesmith_s_to_replace(tmp_path, name, kind):
+    """render, lock and lock --pylock each asked "is this file imagesmith's?" in their own words (a
+    folder or a FIFO was "not written by imagesmith"); fsutil.check_replaceable is the one answer."""
+    from imagesmith import fsutil
+    from imagesmith.lock.existing import check_replaceable_pylock
+    from imagesmith.lock.lockfile import check_replaceable_locks
+    from imagesmith.render import check_replaceable
+
+    root, aside = tmp_path / "p", tmp_path / "aside"
+    shutil.copytree(TINY, root)
+    aside.mkdir()
+    (aside / "mine").write_text("mine\n")
+    (aside / "ours").write_text(fsutil.GENERATED_HEADER + "0.1.0\n")
+    make, error, words = KINDS[kind]
+    path = root / name
+    make(path, aside)
+    before = sorted((p.name, p.lstat().st_mode, p.lstat().st_size) for p in [*root.iterdir(), *aside.iterdir()])
+    check = {
+        "Dockerfile": lambda: check_replaceable(path, origin="imagesmith.yaml"),
+        "requirements.lock": lambda: check_replaceable_locks(load_spec(root)),
+        "pylock.toml": lambda: check_replaceable_pylock(path),
+    }[name]
+    with pytest.raises(error, match=words) as caught:
+        check()
+    assert str(caught.value).startswith(f"{path} was not" if error is UserFileError else f"cannot write {path}: ")
+    assert caught.value.hint
+    assert sorted((p.name, p.lstat().st_mode, p.lstat().st_size) for p in [*root.iterdir(), *aside.iterdir()]) == before
+
+
+def test_a_file_of_imagesmith_s_or_none_may_be_replaced(tmp_path):
+    from imagesmith import fsutil
+
+    fsutil.check_replaceable(tmp_path / "missing", what="Dockerfile", hint="-")
+    (tmp_path / "ours").write_text(fsutil.GENERATED_HEADER + "0.1.0\n")
+    fsutil.check_replaceable(tmp_path / "ours", what="Dockerfile", hint="-")
+
+
 def test_export_into_a_file_is_one_error_and_the_file_is_kept(tmp_path):
     from tests.unit.test_hostile import make_project
 
