@@ -62,13 +62,15 @@ def atomic_write(path: Path, data: str | bytes, *, new_only: bool = False) -> No
         ) from exc
 
 
-def check_not_link(path: Path) -> None:
-    """Refuse (``FileWriteError``) a symbolic link (dangling or not) where a file is to be written:
-    replacing it would lose the user's link, writing through it would change another file."""
+def check_not_link(path: Path, *, hint: str | None = None) -> None:
+    """Refuse (``FileWriteError``) a symbolic link (dangling or not) where a file is to be written,
+    or a folder imagesmith writes into: replacing it would lose the user's link, writing through it
+    would change another file. ``hint``: the caller's, for a folder (a file's by default)."""
     if path.is_symlink():
         raise FileWriteError(
             f"cannot write {path}: it is a symbolic link (to {os.readlink(path)})",
-            hint="imagesmith neither replaces a link nor writes through it: remove the link "
+            hint=hint
+            or "imagesmith neither replaces a link nor writes through it: remove the link "
             "(or put a copy of the file in its place), then run the command again",
         )
 

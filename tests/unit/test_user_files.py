@@ -168,7 +168,8 @@ def test_render_never_writes_nor_removes_through_a_linked_imagesmith_folder(tmp_
     (root / where).symlink_to(outside)
     proc = cli_in_process("render", cwd=root)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert proc.stderr.startswith(f"error: {root / where} is a symbolic link"), proc.stderr
+    assert proc.stderr.startswith(f"error: cannot write {root / where}: it is a symbolic link"), proc.stderr
+    assert "build-context files there and never follows a link" in proc.stderr  # the folder's own hint
     assert sorted(p.name for p in outside.iterdir()) == sorted([decoy, "facts.json"])
     assert not (root / "Dockerfile").exists()  # refused before anything is written
 
