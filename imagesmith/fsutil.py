@@ -11,7 +11,6 @@ import errno
 import hashlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +35,11 @@ def atomic_write(path: Path, data: str | bytes, *, new_only: bool = False) -> No
     run, an editor) is kept and this write refused, in the same step as the rename.
 
     The bytes go to a temporary file in the same directory, are flushed to disk, then renamed
-    over ``path``. A symbolic link at ``path`` (dangling or not) is refused: it is neither
-    replaced nor written through. On any failure the temporary file is removed and ``path`` is untouched; an
-    ``OSError`` (no such folder, a folder in the way, read-only, disk full) becomes one
-    ``FileWriteError`` naming the file.
+    over ``path`` (the runtime's ``files.write_atomic``: the one implementation, since the runtime
+    wheel may import nothing of the host's). A symbolic link at ``path`` (dangling or not) is
+    refused: it is neither replaced nor written through. On any failure the temporary file is
+    removed and ``path`` is untouched; an ``OSError`` (no such folder, a folder in the way,
+    read-only, disk full) becomes one ``FileWriteError`` naming the file.
     """
     path = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
@@ -47,7 +47,7 @@ def atomic_write(path: Path, data: str | bytes, *, new_only: bool = False) -> No
     if path.is_dir():
         raise FileWriteError(f"cannot write {path}: it is a folder", hint="give the path of a file to write")
     try:
-        _atomic_write(path, raw, new_only)
+        files.write_atomic(str(path), raw, new_only=new_only)
     except FileExistsError as exc:
         raise FileWriteError(
             f"cannot write {path}: it appeared while imagesmith was writing it (another run, or an editor)",
@@ -108,48 +108,6 @@ def check_output_file(path: Path, option: str) -> None:
             f"cannot write {path}: the folder {path.parent} does not exist",
             hint=f"make the folder, or give {option} another path",
         )
-
-
-# link(2) failing with these means the file system has no hard links: the new-only write then
-# checks, then renames (not in one step)
-_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
-
-
-def _atomic_write(path: Path, raw: bytes, new_only: bool = False) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        if new_only:
-            _link_new(tmp, path)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _link_new(tmp: str, path: Path) -> None:
-    """Give ``tmp``'s file the name ``path`` only if no file has it (``FileExistsError`` else)."""
-    try:
-        os.link(tmp, path)  # refused (EEXIST) when path exists, links included: atomic
-    except OSError as exc:
-        if exc.errno not in _NO_LINKS:  # EEXIST is not among them: raised as it is
-            raise
-        if os.path.lexists(path):
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
 
 
 def holds(path: Path, text: str) -> bool:
