@@ -66,6 +66,9 @@ from ..runtime.stamp import STAMP_FILE, read_stamp
 
 GOLDEN_VERSION = 1
 SIGNOFF_VERSION = 1
+# bytes of a signoff record (a few KiB: the worst deviations, not every output): the most the deploy
+# gate reads (check.read_signoff), and the most a file may hold for signoff -o to replace it
+MAX_SIGNOFF = 4 << 20
 WORST = 10  # deviations listed in the record and the table
 
 

@@ -11,12 +11,13 @@ from typing import Callable
 
 from ..engine import Engine
 from ..errors import FileWriteError
-from ..fsutil import atomic_write, check_output_file, sha256_file
+from ..fsutil import FileTooLarge, atomic_write, check_output_file, read_bounded, sha256_file
 from ..layout import LABEL_PARITY, LABEL_ROLE
 from ..runtime.stamp import GOLDEN_FILE
+from ..runtime.untrusted import loads
 from ..spec import Spec
 from ..verify import verify_model
-from . import SIGNOFF_VERSION, SignoffError, image_platform, model_stamp
+from . import MAX_SIGNOFF, SIGNOFF_VERSION, SignoffError, image_platform, model_stamp
 from .batch import read_samples, refuse_without_gpu, require_signoff_spec, run_predict, signoff_containers
 from .golden import read_golden
 from .outputs import compare
@@ -154,23 +155,26 @@ def _check_outputs(spec: Spec, golden: dict, data: dict, gpus: bool, record: dic
 def check_output(path: Path) -> None:
     """Refuse, before a signoff runs (minutes of serving), a ``-o`` it could not write afterwards
     or that holds a file of the user's: a link, a folder, a missing folder, or a file that is not
-    a signoff record (an earlier record is replaced). Raises ``FileWriteError``."""
+    a signoff record (an earlier record is replaced): not a regular file, not JSON with an
+    ``imagesmith_signoff`` key, or larger than a record may be (``MAX_SIGNOFF``: refused from its
+    size, unread). Raises ``FileWriteError``."""
     path = Path(path)
     check_output_file(path, "-o")
-    if path.exists():
-        ours = False
-        if path.is_file():  # a FIFO or device is never opened (it could block): not a record
-            try:
-                with open(path, "rb") as handle:
-                    ours = json.load(handle).get("imagesmith_signoff") is not None
-            except (OSError, ValueError, AttributeError):  # unreadable, not JSON, JSON but not an object
-                pass
-        if not ours:
-            raise FileWriteError(
-                f"{path} is not a signoff record (JSON with an imagesmith_signoff key); imagesmith never "
-                "overwrites a file of yours, so the signoff did not run",
-                hint="give -o another path (only an earlier signoff record is replaced)",
-            )
+    if not path.exists():
+        return
+    why = ""
+    try:  # a FIFO or device is never read (it could block): not a record
+        ours = loads(read_bounded(path, MAX_SIGNOFF), what=str(path), max_bytes=MAX_SIGNOFF).get("imagesmith_signoff")
+    except FileTooLarge as exc:
+        ours, why = None, f" (it is {exc.size} bytes, more than the {MAX_SIGNOFF} a signoff record may be)"
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, JSON but not an object
+        ours = None
+    if ours is None:
+        raise FileWriteError(
+            f"{path} is not a signoff record (JSON with an imagesmith_signoff key){why}; imagesmith never "
+            "overwrites a file of yours, so the signoff did not run",
+            hint="give -o another path (only an earlier signoff record is replaced)",
+        )
 
 
 def write_signoff(result: Signoff, path: Path) -> None:

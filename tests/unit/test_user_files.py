@@ -267,6 +267,32 @@ def test_signoff_replaces_an_earlier_record(tmp_path):
     check_output(tmp_path / "signoff.json")  # no refusal
 
 
+@pytest.mark.parametrize("size", ["sparse-2GiB", "record-5MiB"])
+def test_signoff_refuses_unread_an_output_larger_than_a_record_may_be(tmp_path, size):
+    """signoff -o read an earlier file with json.load and no bound: a 2 GB sparse file was read
+    whole (2 GB of memory, then "not a signoff record"), and a 5 MiB record, which the deploy gate
+    refuses to read, was replaced. A file over MAX_SIGNOFF is now refused from its size."""
+    import time
+
+    from imagesmith.signoff import MAX_SIGNOFF
+    from imagesmith.signoff.run import check_output
+
+    out = tmp_path / "signoff.json"
+    if size == "sparse-2GiB":
+        with open(out, "wb") as fh:
+            fh.truncate(2 << 30)
+    else:
+        out.write_text('{"imagesmith_signoff": 1, "pad": "' + "x" * (5 << 20) + '"}\n')
+    before = os.stat(out)
+    started = time.monotonic()
+    with pytest.raises(FileWriteError, match=f"is not a signoff record .*more than the {MAX_SIGNOFF}"):
+        check_output(out)
+    assert time.monotonic() - started < 5
+    after = os.stat(out)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    assert [p.name for p in tmp_path.iterdir()] == ["signoff.json"]
+
+
 @pytest.mark.parametrize("links", [True, False])
 def test_a_new_only_write_keeps_a_file_that_appeared_and_leaves_no_temporary(tmp_path, monkeypatch, links):
     from imagesmith.fsutil import atomic_write
