@@ -16,7 +16,12 @@ from ..statcache import StatCache
 from . import Lock, preprocessing_digest
 from .existing import SOURCES
 from .pins import Pin
-from .resolution_files import dependency_sources, dynamic_dependencies, refuse_direct_references, requirement_files
+from .resolution_files import (
+    dependency_sources,
+    dynamic_dependencies,
+    read_requirement_files,
+    refuse_direct_references,
+)
 
 INPUT_NAMES = (
     "resolver",
@@ -63,7 +68,7 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
         if spec.package_indexes:
             req_material["indexes"]["package_indexes"] = dict(spec.package_indexes)
     if req.file:
-        for f in requirement_files(spec.root / req.file):
+        for f, text in read_requirement_files(spec.root / req.file).items():
             if not _inside(spec.root, f):
                 raise LockError(
                     f"{req.file} includes {show(f.name)}, which is outside the project directory",
@@ -72,7 +77,7 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
             # no index_url: the default one, PyPI, which a file may name too (-i https://pypi.org/simple)
             indexes = [spec.index_url or "https://pypi.org/simple", *spec.extra_index_urls]
             refuse_direct_references(
-                f, spec.root, _rel(spec.root, f), [*indexes, *(u for _, u in spec.package_indexes)]
+                text, spec.root, _rel(spec.root, f), [*indexes, *(u for _, u in spec.package_indexes)]
             )
             req_material["files"][_rel(spec.root, f)] = stat.sha256(f)
     if req.groups:  # only when set, like indexes: other locks keep their digest
