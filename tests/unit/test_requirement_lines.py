@@ -246,8 +246,8 @@ def _count_opens(monkeypatch, names):
     return opened
 
 
-def test_lock_check_reads_each_requirements_file_once(project, monkeypatch):
-    lock_project(load_spec(project), RecordingEngine())
+def _count_user_reads(monkeypatch) -> list[str]:
+    """The names of the files read with ``fsutil.read_user_text`` (every requirements file)."""
     reads: list[str] = []
     real = fsutil.read_user_text
 
@@ -256,7 +256,37 @@ def test_lock_check_reads_each_requirements_file_once(project, monkeypatch):
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(fsutil, "read_user_text", read_user_text)
+    return reads
+
+
+def test_lock_check_reads_each_requirements_file_once(project, monkeypatch):
+    lock_project(load_spec(project), RecordingEngine())
+    reads = _count_user_reads(monkeypatch)
     assert check_lock(load_spec(project)) == []
+    assert sorted(reads) == ["constraints.txt", "requirements.txt"]
+
+
+def test_a_lock_of_two_platforms_reads_each_requirements_file_once(tmp_path, monkeypatch):
+    """compute_inputs runs once per platform; the files are read once for all of them."""
+    from tests.unit.test_multi_platform import IndexEngine, PlatformResolver, image_info
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "requirements.txt").write_text("-c constraints.txt\nnumpy\n")
+    (root / "constraints.txt").write_text("numpy<3\n")
+    (root / "imagesmith.yaml").write_text(
+        'name: p\npython: "3.11"\nbase: 127.0.0.1:5000/base:py311\nrequirements: requirements.txt\n'
+        'platforms: [linux/amd64, linux/arm64]\ntrain: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
+    )
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: PlatformResolver())
+    monkeypatch.setattr("imagesmith.platforms.emulation_problem", lambda platform: None)
+    engine = IndexEngine(runs=lambda image, command: "3.11.2\n", default=image_info("base"))
+    reads = _count_user_reads(monkeypatch)
+    assert lock_project(load_spec(root), engine).written
+    assert sorted(reads) == ["constraints.txt", "requirements.txt"]
+    reads.clear()
+    assert check_lock(load_spec(root)) == []
     assert sorted(reads) == ["constraints.txt", "requirements.txt"]
 
 
