@@ -15,8 +15,8 @@ It reads a file as pip does (``pip/_internal/req/req_file.py``):
   options after it are its own (``--hash``).
 - **Requirements.** A URL (a scheme pip knows: ``https:``, ``file:``, ``git+https:`` …), a local
   path (an archive such as ``dist/x.whl``, or what looks like a path and is no ``name @ url``:
-  ``.``, ``./libs/x``, ``libs/x``), or a PEP 508 requirement (``name[extra]>=1``, ``name @ url``,
-  read with ``packaging``); a marker follows ``;`` (``"; "`` after a URL).
+  ``.``, ``./libs/x``, ``libs/x``; and ``~/x``), or a PEP 508 requirement (``name[extra]>=1``,
+  ``name @ url``, read with ``packaging``); a marker follows ``;`` (``"; "`` after a URL).
 """
 
 from __future__ import annotations
@@ -57,12 +57,7 @@ class Line:
     def requirement(self) -> Requirement | None:
         """A requirement's ``value`` read by ``packaging`` (None when it is none it can read),
         parsed on first use: a lock that only checks its inputs never loads packaging."""
-        from packaging.requirements import InvalidRequirement, Requirement
-
-        try:
-            return Requirement(self.value)
-        except InvalidRequirement:
-            return None
+        return _parsed(self.value)
 
 
 # pip's options in a requirements file (req_file.SUPPORTED_OPTIONS and SUPPORTED_OPTIONS_REQ)
@@ -181,9 +176,18 @@ def _requirement(line: str, head: str, found: list[tuple[str, str, str]]) -> Lin
     elif name.startswith((".", "~")):  # a path; no requirement starts so
         kind = LOCAL
     elif "@" in name or "/" in name:  # ``name @ url``, or a path (packaging is loaded only for these)
-        req = Line(REQUIREMENT, line, value=name).requirement
+        req = _parsed(name)
         kind = LOCAL if req is None and "/" in name else URL if req is not None and req.url else REQUIREMENT
     return Line(kind, line, value=name, marker=marker, hashes=hashes)
+
+
+def _parsed(text: str) -> Requirement | None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        return Requirement(text)
+    except InvalidRequirement:
+        return None
 
 
 def _is_url(text: str) -> bool:
