@@ -190,10 +190,15 @@ def read_toml(path: Path, limit: int = MAX_USER_FILE) -> dict:
     regular file, larger than ``limit``), a ``UnicodeDecodeError`` or a ``tomllib.TOMLDecodeError``
     (also for nesting too deep for the parser, its ``RecursionError``, and an integer too long to
     convert, its ``ValueError``)."""
+    return read_toml_text(path, limit)[1]
+
+
+def read_toml_text(path: Path, limit: int = MAX_USER_FILE) -> tuple[str, dict]:
+    """``read_toml`` with the file's text: (text, parsed), for a caller that writes the file back."""
     toml = __getattr__("tomllib")
     text = read_bounded(path, limit).decode("utf-8")
     try:
-        return toml.loads(text)
+        return text, toml.loads(text)
     except RecursionError:
         raise toml.TOMLDecodeError("nested too deeply to read") from None
     except toml.TOMLDecodeError:
