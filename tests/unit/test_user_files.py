@@ -293,6 +293,16 @@ def test_signoff_refuses_unread_an_output_larger_than_a_record_may_be(tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["signoff.json"]
 
 
+def test_signoff_refuses_an_output_nested_too_deep_to_read(tmp_path):
+    """json.load of 100,000 opening brackets was a RecursionError traceback, not a refusal."""
+    from imagesmith.signoff.run import check_output
+
+    (tmp_path / "signoff.json").write_text("[" * 100_000)
+    with pytest.raises(FileWriteError, match="is not a signoff record"):
+        check_output(tmp_path / "signoff.json")
+    assert (tmp_path / "signoff.json").read_text() == "[" * 100_000
+
+
 @pytest.mark.parametrize("links", [True, False])
 def test_a_new_only_write_keeps_a_file_that_appeared_and_leaves_no_temporary(tmp_path, monkeypatch, links):
     from imagesmith.fsutil import atomic_write
