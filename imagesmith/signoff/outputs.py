@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from . import WORST
+from . import PER_SAMPLE, WORST
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Comparison:
     classes_checked: bool = False
     flipped: list[dict] = field(default_factory=list)  # {"sample", "golden", "now"}
     shape: list[str] = field(default_factory=list)  # rows that cannot be compared
-    per_sample: list[dict] = field(default_factory=list)  # each sample's largest deviation
+    per_sample: list[dict] = field(default_factory=list)  # each sample's largest deviation (see listed_samples)
 
     @property
     def outputs_ok(self) -> bool:
@@ -43,9 +43,20 @@ class Comparison:
             "flipped": self.flipped[:WORST],
             "flipped_count": len(self.flipped),
             "worst": self.worst,
-            "shape": self.shape,
-            "per_sample": self.per_sample,
+            "shape": self.shape[:WORST],
+            "shape_count": len(self.shape),
+            "per_sample": self.listed_samples(),
+            "per_sample_count": len(self.per_sample),
         }
+
+    def listed_samples(self, limit: int = PER_SAMPLE) -> list[dict]:
+        """``per_sample`` as the record lists it: every row when there are at most ``limit``, else
+        the ``limit`` rows that moved most (a flipped class first, then the largest absolute
+        error), in sample order: the record stays small whatever the number of samples."""
+        if len(self.per_sample) <= limit:
+            return self.per_sample
+        ranked = sorted(self.per_sample, key=lambda r: (not r.get("class_flipped"), -r["max_abs_error"], r["sample"]))
+        return sorted(ranked[:limit], key=lambda r: r["sample"])
 
     def outputs_detail(self) -> str:
         if self.shape:

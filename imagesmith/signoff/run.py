@@ -189,7 +189,9 @@ def table(record: dict) -> list[str]:
     comparison = record.get("comparison") or {}
     trained = (record.get("golden") or {}).get("platform")
     if trained and record.get("platform") and trained != record["platform"] and comparison.get("per_sample"):
-        lines.append(f"per sample, {record['platform']} against the {trained} golden outputs:")
+        rows, count = comparison["per_sample"], comparison.get("per_sample_count", 0)
+        which = f" (the {len(rows)} that moved most, of {count})" if count > len(rows) else ""
+        lines.append(f"per sample, {record['platform']} against the {trained} golden outputs{which}:")
         lines.append(f"  {'sample':>6}  {'max abs err':>12}  {'max rel err':>12}  {'out of tol':>10}  class")
         for row in comparison["per_sample"]:
             flip = {True: "flipped", False: "same"}.get(row.get("class_flipped"), "-")
