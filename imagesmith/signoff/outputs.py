@@ -8,6 +8,17 @@ from dataclasses import dataclass, field
 
 from . import PER_SAMPLE, WORST
 
+_FLOATS = {"golden", "now", "abs_error", "rel_error", "max_abs_error", "max_rel_error"}  # of worst and per_sample rows
+
+
+def finite(value: float) -> float | str:
+    """A number as a signoff record holds it: itself when finite, else ``"NaN"``, ``"Infinity"``
+    or ``"-Infinity"``. JSON has no such numbers: Python writes a bare ``NaN``, which
+    ``JSON.parse`` and Go refuse and jq 1.6 reads as null (and ``Infinity`` as 1.8e308)."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
 
 @dataclass
 class Comparison:
@@ -36,16 +47,16 @@ class Comparison:
         return {
             "samples": self.samples,
             "values": self.values,
-            "max_abs_error": self.max_abs,
-            "max_rel_error": self.max_rel,
+            "max_abs_error": finite(self.max_abs),
+            "max_rel_error": finite(self.max_rel),
             "out_of_tolerance": self.out_of_tolerance,
             "classes_checked": self.classes_checked,
             "flipped": self.flipped[:WORST],
             "flipped_count": len(self.flipped),
-            "worst": self.worst,
+            "worst": [{k: finite(v) if k in _FLOATS else v for k, v in w.items()} for w in self.worst],
             "shape": self.shape[:WORST],
             "shape_count": len(self.shape),
-            "per_sample": self.listed_samples(),
+            "per_sample": [{k: finite(v) if k in _FLOATS else v for k, v in r.items()} for r in self.listed_samples()],
             "per_sample_count": len(self.per_sample),
         }
 

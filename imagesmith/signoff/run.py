@@ -182,6 +182,11 @@ def write_signoff(result: Signoff, path: Path) -> None:
     result.path = path
 
 
+def _g(value: float | str, width: int, digits: int) -> str:
+    """A record's number in a column: ``NaN`` and the infinities are strings there (``finite``)."""
+    return f"{value:>{width}.{digits}g}" if isinstance(value, (int, float)) else f"{value:>{width}}"
+
+
 def table(record: dict) -> list[str]:
     """The human report: one line per check, then what moved (across platforms: every sample)."""
     width = max(len(c["check"]) for c in record["checks"]) if record["checks"] else 5
@@ -196,7 +201,7 @@ def table(record: dict) -> list[str]:
         for row in comparison["per_sample"]:
             flip = {True: "flipped", False: "same"}.get(row.get("class_flipped"), "-")
             lines.append(
-                f"  {row['sample']:>6}  {row['max_abs_error']:>12.3g}  {row['max_rel_error']:>12.3g}  "
+                f"  {row['sample']:>6}  {_g(row['max_abs_error'], 12, 3)}  {_g(row['max_rel_error'], 12, 3)}  "
                 f"{row['out_of_tolerance']:>10}  {flip}"
             )
     if comparison.get("worst"):
@@ -204,7 +209,7 @@ def table(record: dict) -> list[str]:
         lines.append(f"  {'sample':>6}  {'output':>6}  {'golden':>14}  {'now':>14}  {'abs err':>10}  {'rel err':>10}")
         for w in comparison["worst"]:
             lines.append(
-                f"  {w['sample']:>6}  {w['output']:>6}  {w['golden']:>14.8g}  {w['now']:>14.8g}  "
-                f"{w['abs_error']:>10.3g}  {w['rel_error']:>10.3g}"
+                f"  {w['sample']:>6}  {w['output']:>6}  {_g(w['golden'], 14, 8)}  {_g(w['now'], 14, 8)}  "
+                f"{_g(w['abs_error'], 10, 3)}  {_g(w['rel_error'], 10, 3)}"
             )
     return lines

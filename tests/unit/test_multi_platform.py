@@ -343,3 +343,36 @@ def test_a_signoff_of_many_samples_stays_a_record_the_deploy_gate_reads(tmp_path
         f"per sample, linux/arm64 against the linux/amd64 golden outputs (the {PER_SAMPLE} that moved most, of {n}):"
         in table
     )
+
+
+def test_a_signoff_record_with_nan_and_infinite_outputs_is_standard_json():
+    """A model whose output is NaN where the golden one is a number (and the reverse): the errors
+    are infinite. Python's json wrote bare NaN and Infinity, which a strict parser (JSON.parse,
+    Go) refuses and jq 1.6 reads as null and 1.8e308; the record holds them as strings, and the
+    table still shows them."""
+    from imagesmith.signoff import outputs as so_outputs
+    from imagesmith.signoff import run as so_run
+
+    result = so_outputs.compare(
+        [[1.0, float("nan")], [0.5, 0.5]], [[1.0, 2.0], [float("-inf"), 0.5]], rtol=1e-6, atol=0
+    )
+    comparison = result.as_json()
+
+    def strict(constant: str):
+        raise ValueError(f"not standard JSON: {constant}")
+
+    parsed = json.loads(json.dumps({"comparison": comparison}), parse_constant=strict)["comparison"]
+    assert parsed["max_abs_error"] == "Infinity" and parsed["out_of_tolerance"] == 2
+    assert {(w["golden"], w["now"], w["abs_error"]) for w in parsed["worst"]} == {
+        ("NaN", 2.0, "Infinity"),
+        (0.5, "-Infinity", "Infinity"),
+    }
+    assert [r["max_abs_error"] for r in parsed["per_sample"]] == ["Infinity", "Infinity"]
+    record = {
+        "checks": [{"check": "outputs", "ok": False, "detail": result.outputs_detail()}],
+        "platform": "linux/arm64",
+        "golden": {"platform": "linux/amd64"},
+        "comparison": parsed,
+    }
+    table = so_run.table(record)
+    assert any(line.split()[:6] == ["0", "1", "NaN", "2", "Infinity", "Infinity"] for line in table), table
