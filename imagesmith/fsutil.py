@@ -1,4 +1,5 @@
-"""Small file-system helpers: atomic writes (and ``holds``: whether one would change anything), a
+"""Small file-system helpers: atomic writes (and ``holds``: whether one would change anything),
+whether a file is imagesmith's to replace (``check_replaceable``, ``generated``), a
 user's text file read with one error (``read_user_text``), content digests, and the TOML parser (``tomllib``, or
 ``tomli`` on Python 3.10) that every module reading pyproject.toml or a lock takes from here, as
 ``fsutil.tomllib``: imported when first asked for, since most commands read no TOML (its regular
@@ -10,12 +11,11 @@ import errno
 import hashlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import FileWriteError, ImagesmithError
-from .runtime import files
+from .errors import FileWriteError, ImagesmithError, UserFileError
+from .runtime import files, untrusted
 
 
 def __getattr__(name: str) -> Any:
@@ -35,10 +35,11 @@ def atomic_write(path: Path, data: str | bytes, *, new_only: bool = False) -> No
     run, an editor) is kept and this write refused, in the same step as the rename.
 
     The bytes go to a temporary file in the same directory, are flushed to disk, then renamed
-    over ``path``. A symbolic link at ``path`` (dangling or not) is refused: it is neither
-    replaced nor written through. On any failure the temporary file is removed and ``path`` is untouched; an
-    ``OSError`` (no such folder, a folder in the way, read-only, disk full) becomes one
-    ``FileWriteError`` naming the file.
+    over ``path`` (the runtime's ``files.write_atomic``: the one implementation, since the runtime
+    wheel may import nothing of the host's). A symbolic link at ``path`` (dangling or not) is
+    refused: it is neither replaced nor written through. On any failure the temporary file is
+    removed and ``path`` is untouched; an ``OSError`` (no such folder, a folder in the way,
+    read-only, disk full) becomes one ``FileWriteError`` naming the file.
     """
     path = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
@@ -46,7 +47,7 @@ def atomic_write(path: Path, data: str | bytes, *, new_only: bool = False) -> No
     if path.is_dir():
         raise FileWriteError(f"cannot write {path}: it is a folder", hint="give the path of a file to write")
     try:
-        _atomic_write(path, raw, new_only)
+        files.write_atomic(str(path), raw, new_only=new_only)
     except FileExistsError as exc:
         raise FileWriteError(
             f"cannot write {path}: it appeared while imagesmith was writing it (another run, or an editor)",
@@ -61,15 +62,37 @@ def atomic_write(path: Path, data: str | bytes, *, new_only: bool = False) -> No
         ) from exc
 
 
-def check_not_link(path: Path) -> None:
-    """Refuse (``FileWriteError``) a symbolic link (dangling or not) where a file is to be written:
-    replacing it would lose the user's link, writing through it would change another file."""
+def check_not_link(path: Path, *, hint: str | None = None) -> None:
+    """Refuse (``FileWriteError``) a symbolic link (dangling or not) where a file is to be written,
+    or a folder imagesmith writes into: replacing it would lose the user's link, writing through it
+    would change another file. ``hint``: the caller's, for a folder (a file's by default)."""
     if path.is_symlink():
         raise FileWriteError(
             f"cannot write {path}: it is a symbolic link (to {os.readlink(path)})",
-            hint="imagesmith neither replaces a link nor writes through it: remove the link "
+            hint=hint
+            or "imagesmith neither replaces a link nor writes through it: remove the link "
             "(or put a copy of the file in its place), then run the command again",
         )
+
+
+def check_replaceable(path: Path, *, what: str, hint: str) -> None:
+    """Refuse what imagesmith may not replace at ``path``, where it would write its ``what`` (for
+    the error: "Dockerfile", "pylock.toml"): a file of the user's, one without imagesmith's header
+    (``generated``), or a link to one (``UserFileError``, with ``hint``); any other symbolic link
+    (``check_not_link``: to a file of imagesmith's, dangling, to a folder); a folder, a FIFO or a
+    device (``FileWriteError``, with ``hint``). Nothing is written here; a missing file passes."""
+    path = Path(path)
+    if path.is_file() and not generated(path):  # the user's content, through a link or not
+        raise UserFileError(str(path), what=what, hint=hint)
+    check_not_link(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise FileWriteError(f"cannot write {path}: {exc.strerror or exc}", hint=hint) from exc
+    if not stat.S_ISREG(mode):
+        raise FileWriteError(f"cannot write {path}: it is {untrusted.kind(mode)}, not a file", hint=hint)
 
 
 def check_output_file(path: Path, option: str) -> None:
@@ -85,48 +108,6 @@ def check_output_file(path: Path, option: str) -> None:
             f"cannot write {path}: the folder {path.parent} does not exist",
             hint=f"make the folder, or give {option} another path",
         )
-
-
-# link(2) failing with these means the file system has no hard links: the new-only write then
-# checks, then renames (not in one step)
-_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
-
-
-def _atomic_write(path: Path, raw: bytes, new_only: bool = False) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        if new_only:
-            _link_new(tmp, path)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _link_new(tmp: str, path: Path) -> None:
-    """Give ``tmp``'s file the name ``path`` only if no file has it (``FileExistsError`` else)."""
-    try:
-        os.link(tmp, path)  # refused (EEXIST) when path exists, links included: atomic
-    except OSError as exc:
-        if exc.errno not in _NO_LINKS:  # EEXIST is not among them: raised as it is
-            raise
-        if os.path.lexists(path):
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
 
 
 def holds(path: Path, text: str) -> bool:
@@ -179,23 +160,6 @@ def read_bounded(path: Path, limit: int) -> bytes:
 GENERATED_HEADER = "# Generated by imagesmith "  # the first line of every file imagesmith writes for a user
 
 
-def generated(path: Path) -> bool:
-    """Whether the file at ``path`` is one imagesmith wrote: a regular file (a link is followed)
-    whose first line starts with ``GENERATED_HEADER`` (the Dockerfile's, its ignore file's and
-    requirements.lock's first line). A file that cannot be read is not ours, and neither is a FIFO
-    or a device: opened without blocking and never read (a FIFO named Dockerfile hung render)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return False
-    try:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, len(GENERATED_HEADER)) == GENERATED_HEADER.encode()
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
 def read_head(path: Path, limit: int) -> bytes:
     """The first ``limit`` bytes of the regular file ``path`` (a link is followed); an ``OSError``
     for a FIFO, a device or a folder, opened without blocking and never read (a FIFO named
@@ -209,15 +173,32 @@ def read_head(path: Path, limit: int) -> bytes:
         os.close(fd)
 
 
+def generated(path: Path) -> bool:
+    """Whether the file at ``path`` is one imagesmith wrote: a regular file (a link is followed)
+    whose first line starts with ``GENERATED_HEADER`` (the Dockerfile's, its ignore file's and
+    requirements.lock's first line). A file that cannot be read is not ours, and neither is a FIFO
+    or a device (``read_head``: never read; a FIFO named Dockerfile hung render)."""
+    header = GENERATED_HEADER.encode()
+    try:
+        return read_head(path, len(header)) == header
+    except OSError:
+        return False
+
+
 def read_toml(path: Path, limit: int = MAX_USER_FILE) -> dict:
     """A user's TOML file, parsed; every way that fails is an ``OSError`` (unreadable, not a
     regular file, larger than ``limit``), a ``UnicodeDecodeError`` or a ``tomllib.TOMLDecodeError``
     (also for nesting too deep for the parser, its ``RecursionError``, and an integer too long to
     convert, its ``ValueError``)."""
+    return read_toml_text(path, limit)[1]
+
+
+def read_toml_text(path: Path, limit: int = MAX_USER_FILE) -> tuple[str, dict]:
+    """``read_toml`` with the file's text: (text, parsed), for a caller that writes the file back."""
     toml = __getattr__("tomllib")
     text = read_bounded(path, limit).decode("utf-8")
     try:
-        return toml.loads(text)
+        return text, toml.loads(text)
     except RecursionError:
         raise toml.TOMLDecodeError("nested too deeply to read") from None
     except toml.TOMLDecodeError:

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__, credentials, fsutil, layout, plan, python_env, runtime_wheel
-from .errors import FileWriteError, RenderError, UserFileError
-from .fsutil import check_not_link
+from .errors import FileWriteError, RenderError
 from .lock import Lock, cuda
 from .plan import ImagePlan, image_user, plans_for, platforms_label
 from .platforms import PLATFORMS, platform_arch
@@ -315,18 +314,16 @@ generated = fsutil.generated
 
 
 def check_replaceable(dockerfile: Path, *, origin: str, output_option: bool = False) -> None:
-    """Refuse (``UserFileError``) when a file imagesmith did not write sits where it would write
-    the Dockerfile or its ignore file: only a file with imagesmith's header may be replaced, so a
-    project's own Dockerfile is never lost. Nothing has been written when this raises."""
+    """Refuse (``FileWriteError``) when what sits where imagesmith would write the Dockerfile or
+    its ignore file is not its own to replace (``fsutil.check_replaceable``: a file without
+    imagesmith's header, a link, a folder), so a project's own Dockerfile is never lost. Nothing
+    has been written when this raises."""
+    hint = (
+        f"set `dockerfile: imagesmith.Dockerfile` in {origin} (where imagesmith writes its own "
+        "Dockerfile; its ignore file goes beside it)" + (", or pass -o FILE" if output_option else "")
+    )
     for path, what in ((dockerfile, "Dockerfile"), (dockerignore_path(dockerfile), "Dockerfile's ignore file")):
-        check_not_link(path)  # a link is neither replaced nor written through, even to a file of ours
-        if path.exists() and not generated(path):
-            raise UserFileError(
-                str(path),
-                what=what,
-                hint=f"set `dockerfile: imagesmith.Dockerfile` in {origin} (where imagesmith writes its own "
-                "Dockerfile; its ignore file goes beside it)" + (", or pass -o FILE" if output_option else ""),
-            )
+        fsutil.check_replaceable(path, what=what, hint=hint)
 
 
 def dockerignore_path(dockerfile: Path) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import FileWriteError
 from .fsutil import atomic_write
 from .lock import Lock
 from .render import (
@@ -39,8 +38,6 @@ def write(spec: Spec, locks: dict[str, Lock], text: str, target: Path) -> Path:
     """Write ``text`` to ``target``, its ignore file beside it and ``.imagesmith/``; returns the
     runtime wheel's path. The Dockerfile first: where the user points -o is what fails (no folder, a
     folder in the way, read-only, a file imagesmith did not write); then nothing else is written."""
-    if target.is_dir():
-        raise FileWriteError(f"cannot write {target}: it is a folder", hint="give the path of a file to write")
     check_replaceable(target, origin=spec.origin, output_option=True)
     check_folder(spec.root)
     atomic_write(target, text)

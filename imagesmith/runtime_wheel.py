@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import layout, runtime
 from .errors import FileWriteError, RenderError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, check_not_link
 from .platforms import PLATFORMS, platform_arch
 from .runtime import wheel
 
@@ -77,12 +77,11 @@ def check_folder(context: Path) -> Path:
     that name. Nothing has been written when this raises."""
     folder = Path(context) / GENERATED_DIR
     for path in (folder, *(folder / platform_arch(p) for p in PLATFORMS)):
-        if path.is_symlink():
-            raise FileWriteError(
-                f"{path} is a symbolic link (to {os.readlink(path)}): imagesmith writes and removes its "
-                "build-context files there and never follows a link to do so",
-                hint=f"remove the link; {GENERATED_DIR}/ is imagesmith's own folder (it makes it)",
-            )
+        check_not_link(
+            path,
+            hint="imagesmith writes and removes its build-context files there and never follows a link to do so: "
+            f"remove the link; {GENERATED_DIR}/ is imagesmith's own folder (it makes it)",
+        )
         if path.exists() and not path.is_dir():
             raise FileWriteError(
                 f"{path} is a file where imagesmith keeps its build-context folder",

@@ -46,7 +46,7 @@ def lock(
         _check(spec, base, resolver, as_json)
         return
     if pylock:
-        _pylock_writable(spec)  # before locking: a refusal leaves every file as it was
+        _pylock_writable(spec)  # before locking: a refusal leaves every file as it was (write_pylock asks again)
     result = lock_project(
         spec,
         Engine(progress()),
@@ -105,7 +105,6 @@ def _pylock_writable(spec: Spec) -> None:
 def _write_pylock(spec: Spec, one) -> None:
     from ..lock.existing import PYLOCK, write_pylock
 
-    _pylock_writable(spec)
     write_pylock(one, spec.root / PYLOCK)
     say(f"wrote {PYLOCK} ({len(one.packages)} distributions)")
 

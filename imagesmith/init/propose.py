@@ -37,12 +37,14 @@ class _Draft:
     """The proposal as it is being made, and what the steps learn about the project on the way."""
 
     root: Path
+    pyproject: dict  # pyproject.toml, parsed ({} when none), read once
     project: dict  # [project] of pyproject.toml ({} when none)
     values: dict = field(default_factory=dict)
     why: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     env: dict = field(default_factory=dict)
     requirements_text: str = ""  # the dependencies, lower-case: which server is installed
+    requirements_files: dict = field(default_factory=dict)  # {path: text} of the chosen file and its includes
     source: list[str] = field(default_factory=list)
     prep: list[str] = field(default_factory=list)
     code_layout: str = "flat"
@@ -54,14 +56,18 @@ class _Draft:
     train_cwd: str = layout.APP_DIR
 
 
-def propose(root: Path, *, python: str | None = None, base: str | None = None) -> Proposal:
+def propose(
+    root: Path, *, python: str | None = None, base: str | None = None, pyproject: dict | None = None
+) -> Proposal:
+    """``pyproject``: the project's pyproject.toml when the caller has read it (else read here)."""
     root = Path(root)
-    pyproject = read_toml(root / PYPROJECT) if (root / PYPROJECT).is_file() else {}
+    if pyproject is None:
+        pyproject = read_toml(root / PYPROJECT) if (root / PYPROJECT).is_file() else {}
     found = pyproject.get("project")
-    draft = _Draft(root, found if isinstance(found, dict) else {})
-    _name_python_base(draft, python, base, pyproject)
+    draft = _Draft(root, pyproject, found if isinstance(found, dict) else {})
+    _name_python_base(draft, python, base)
     _requirements(draft)
-    _code(draft, pyproject)
+    _code(draft)
     script = {
         role: next((n for n in sorted(draft.scripts) if role in n and isinstance(n, str)), None)
         for role in ("train", "serve")
@@ -80,9 +86,9 @@ def propose(root: Path, *, python: str | None = None, base: str | None = None) -
     return Proposal(values=values, reasons=why, notes=draft.notes)
 
 
-def _name_python_base(draft: _Draft, python: str | None, base: str | None, pyproject: dict) -> None:
+def _name_python_base(draft: _Draft, python: str | None, base: str | None) -> None:
     root, project, values, why = draft.root, draft.project, draft.values, draft.why
-    tool = pyproject.get("tool")
+    tool = draft.pyproject.get("tool")
     poetry = tool.get("poetry") if isinstance(tool, dict) else None
     named = project if project.get("name") or not isinstance(poetry, dict) else poetry  # Poetry 1: [tool.poetry]
     values["name"] = _name(root, named)
@@ -133,8 +139,7 @@ def _requirements(draft: _Draft) -> None:
             others = [f for f in _requirements_files(root) if f != candidate and f != "requirements.in"]
             if candidate not in ("requirements.txt", "requirements.in") and others:
                 draft.notes.append(f"requirements: {candidate}, the serving/production one; not {', '.join(others)}")
-            draft.requirements_text = read_text(root / candidate, 1 << 20).lower()
-            _file_indexes(draft, root / candidate)
+            _read_requirements(draft, root / candidate)
             return
     if project_lock is not None:
         values["requirements"] = {project_lock: True}
@@ -146,21 +151,38 @@ def _requirements(draft: _Draft) -> None:
         values["requirements"] = {"pyproject": True}
         why["requirements"] = "dynamic dependencies: read by the build backend in a container of the base"
     else:
-        raise _no_requirements(root)
+        raise _no_requirements(root, draft.pyproject)
+
+
+def _read_requirements(draft: _Draft, path: Path) -> None:
+    """The chosen requirements file and its -r/-c includes, each read once, as the lock reads
+    them: what they install (which server) and the indexes they name. A file the lock would
+    refuse (not UTF-8, an include that is no file) is read leniently for its server only."""
+    from ..lock.requirement_lines import EDITABLE, OPTION_KINDS, requirement_lines
+    from ..lock.resolution_files import read_requirement_files
+
+    try:
+        draft.requirements_files = read_requirement_files(path)
+    except ImagesmithError:
+        draft.requirements_text = read_text(path, 1 << 20).lower()
+        return
+    draft.requirements_text = " ".join(
+        line.value
+        for text in draft.requirements_files.values()
+        for line in requirement_lines(text)
+        if line.kind not in OPTION_KINDS or line.kind == EDITABLE
+    ).lower()
+    _file_indexes(draft, path)
 
 
 def _file_indexes(draft: _Draft, path: Path) -> None:
     """The indexes the requirements file (and its -r/-c includes) names, into the spec: the lock
     reads the spec's indexes alone, and refuses a file's index the spec lacks."""
     from ..credentials import strip_userinfo
-    from ..lock.resolution_files import _index_hint, named_indexes, requirement_files
+    from ..lock.resolution_files import _index_hint, named_indexes
     from ..spec.schema import INDEX_URL_RE
 
-    try:
-        files = requirement_files(path)
-    except ImagesmithError:
-        return
-    for option, url in (found for f in files for found in named_indexes(read_text(f))):
+    for option, url in (found for text in draft.requirements_files.values() for found in named_indexes(text)):
         if option in ("-f", "--find-links"):  # files, not an index: the lock will refuse it, so say so now
             draft.notes.append(f"{path.name} names --find-links {strip_userinfo(url)}: {_index_hint(option, url)}")
             continue
@@ -233,9 +255,9 @@ _SETUPTOOLS_HOW = (
 )
 
 
-def _no_requirements(root: Path) -> UsageError:
+def _no_requirements(root: Path, pyproject: dict) -> UsageError:
     """The error for a project whose requirements init cannot find, naming what it found instead."""
-    tool = read_toml(root / PYPROJECT).get("tool") if (root / PYPROJECT).is_file() else None
+    tool = pyproject.get("tool")
     if isinstance(tool, dict) and isinstance(tool.get("poetry"), dict):
         return UsageError(
             f"{root} is a Poetry project without a poetry.lock: imagesmith reads Poetry's dependencies from its lock",
@@ -263,9 +285,9 @@ def _no_requirements(root: Path) -> UsageError:
     )
 
 
-def _code(draft: _Draft, pyproject: dict) -> None:
+def _code(draft: _Draft) -> None:
     """Where the code is (flat or src layout), whether the project is installed, its preprocessing."""
-    root = draft.root
+    root, pyproject = draft.root, draft.pyproject
     draft.src_package = src_is_package(root)
     draft.source, draft.prep, draft.code_layout = code_layout(root, draft.src_package)
     package, _ = project_package(pyproject, src_layout=draft.code_layout == "src" and src_layout(root))

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import FileWriteError, SpecError, UsageError
-from ..fsutil import atomic_write, read_bounded, tomllib
+from ..fsutil import atomic_write, read_toml_text, tomllib
 from ..spec import PYPROJECT, SPEC_FILE
 from ..spec.parse import parse_spec
 from ..spec.schema import MAX_SPEC_BYTES
 from . import Proposal
+from .project_files import read_toml
 from .propose import propose
 from .spec_text import spec_toml, spec_yaml
 
@@ -28,13 +29,18 @@ def write_spec(
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder", hint="run `imagesmith init` in the project, or pass -p DIR")
-    proposal = propose(root, python=python, base=base)
+    # pyproject.toml read once, here, for the proposal and the spec's check
+    own = root / PYPROJECT
+    if pyproject:
+        current, found = _current_pyproject(own)
+    else:
+        current, found = "", read_toml(own) if own.is_file() else {}
+    tool = found.get("tool")
+    if pyproject and isinstance(tool, dict) and "imagesmith" in tool:
+        raise UsageError(f"{own} already has a [tool.imagesmith] table; init never overwrites a spec")
+    proposal = propose(root, python=python, base=base, pyproject=found)
     if pyproject:
         path = root / PYPROJECT
-        current = _current_pyproject(path)
-        tool = _parse_toml(current).get("tool") if current else None
-        if isinstance(tool, dict) and "imagesmith" in tool:
-            raise UsageError(f"{path} already has a [tool.imagesmith] table; init never overwrites a spec")
         text = spec_toml(proposal)
         new = current + ("\n" if current and not current.endswith("\n") else "") + text
         data = (_parse_toml(new).get("tool") or {}).get("imagesmith")
@@ -47,7 +53,8 @@ def write_spec(
 
         new, data = text, yaml.safe_load(text)
     try:
-        parse_spec(data, root, origin=path.name)
+        # as the spec's reader reads pyproject.toml: a link is none (it may leave the project)
+        parse_spec(data, root, origin=path.name, pyproject={} if own.is_symlink() else found)
     except SpecError as exc:  # never write a spec the parser would refuse
         raise UsageError(
             f"init could not make a valid spec for {root}:\n{exc}",
@@ -55,7 +62,7 @@ def write_spec(
         ) from exc
     if not dry_run:
         # never over a spec (or an edit of pyproject.toml) that appeared while the project was read
-        if pyproject and current and _current_pyproject(path) != current:
+        if pyproject and current and _current_pyproject(path)[0] != current:
             raise UsageError(
                 f"{path} changed while init read the project; nothing was written",
                 hint="run `imagesmith init --pyproject` again",
@@ -72,22 +79,21 @@ def write_spec(
     return path, text, proposal
 
 
-def _current_pyproject(path: Path) -> str:
-    """The pyproject.toml init appends its table to ("" when there is none), refused when it is not
-    one the spec reader would read back: not a regular file, over ``MAX_SPEC_BYTES``, not UTF-8, or
-    not valid TOML (a 2 GB one was a MemoryError, an invalid one a TOMLDecodeError traceback)."""
+def _current_pyproject(path: Path) -> tuple[str, dict]:
+    """The pyproject.toml init appends its table to, and what it holds (``""`` and ``{}`` when
+    there is none), refused when it is not one the spec reader would read back: not a regular
+    file, over ``MAX_SPEC_BYTES``, not UTF-8, or not valid TOML (a 2 GB one was a MemoryError, an
+    invalid one a TOMLDecodeError traceback)."""
     if not (path.exists() or path.is_symlink()):
-        return ""
+        return "", {}
     try:
-        text = read_bounded(path, MAX_SPEC_BYTES).decode("utf-8")
-        tomllib.loads(text)
-    except (OSError, ValueError, RecursionError) as exc:  # ValueError: UnicodeDecodeError, TOMLDecodeError
+        return read_toml_text(path, MAX_SPEC_BYTES)
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError, TOMLDecodeError
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)[:200]
         raise UsageError(
             f"{path} cannot take a [tool.imagesmith] table: {reason}",
             hint="fix pyproject.toml first, or run `imagesmith init` without --pyproject (imagesmith.yaml)",
         ) from None
-    return text
 
 
 def _parse_toml(text: str) -> dict:

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, fsutil
-from ..errors import LockError, UserFileError
+from ..errors import LockError
 from ..platforms import MACHINES
-from .pins import Pin, logical_lines, parse_compiled
+from .pins import Pin, pins_of
+from .requirement_lines import INDEX, OPTION, REQUIREMENT, requirement_lines
 
 UV_LOCK = "uv.lock"
 PYLOCK = "pylock.toml"
@@ -114,32 +115,28 @@ def poetry_export(root: Path, extras: tuple[str, ...], groups: tuple[str, ...]) 
 
 def pins_from_requirements(text: str, environment: dict[str, str], source: str) -> list[Pin]:
     """Pins from exported requirements: lines whose marker is false for the target are dropped;
-    a path, URL or editable requirement is refused."""
+    a path, URL, editable or included requirement is refused; index options are left out (the
+    indexes come from the spec), and so are pip's other options."""
     from packaging.markers import InvalidMarker, Marker
 
     kept = []
-    for line in logical_lines(text):
-        head = line.split("--hash=", 1)[0].strip()
-        if head.startswith(("-e", "--editable", ".", "/", "file:")) or " @ " in head or head.startswith("-"):
-            if head.startswith(("--index-url", "--extra-index-url", "--find-links", "-i ")):
-                continue  # indexes come from the spec
+    for line in requirement_lines(text):
+        if line.kind in (INDEX, OPTION):
+            continue
+        if line.kind != REQUIREMENT:  # an include, an editable, a path or a URL
+            head = line.text if line.option else line.value
             raise LockError(
                 f"{source} pins {head[:120]!r}: a local, editable or URL requirement the image cannot install from hashes",
                 hint="publish it to an index, or list it under source: (code) instead of as a dependency",
             )
-        requirement, _, marker = head.partition(";")
-        if marker.strip():
+        if line.marker:
             try:
-                if not Marker(marker.strip()).evaluate(environment):
+                if not Marker(line.marker).evaluate(environment):
                     continue
             except InvalidMarker as exc:
-                raise LockError(f"{source} has a marker imagesmith cannot read: {marker.strip()[:120]!r}") from exc
-        kept.append(requirement.strip() + " " + " ".join(f"--hash={h}" for h in _hashes(line)))
-    return parse_compiled("\n".join(kept) + "\n")
-
-
-def _hashes(line: str) -> list[str]:
-    return [part.split()[0] for part in line.split("--hash=")[1:] if part.strip()]
+                raise LockError(f"{source} has a marker imagesmith cannot read: {line.marker[:120]!r}") from exc
+        kept.append(line)
+    return pins_of(kept)
 
 
 def pylock_pins(path: Path, environment: dict[str, str]) -> list[Pin]:
@@ -303,16 +300,14 @@ def group_requirements(pyproject: Path, groups: tuple[str, ...]) -> list[str]:
 
 
 def check_replaceable_pylock(dest: Path) -> None:
-    """Refuse (``UserFileError``) when a file imagesmith did not write is at ``dest``: another
-    tool's pylock.toml is never overwritten (``lock --pylock`` asks this before locking), and a link
-    there is refused then too, not only by the write at the end (``fsutil.check_not_link``)."""
-    fsutil.check_not_link(dest)
-    if dest.exists() and not fsutil.generated(dest):
-        raise UserFileError(
-            str(dest),
-            what="pylock.toml",
-            hint="move your pylock.toml away, or lock from it (`requirements: {pylock: true}` in the spec)",
-        )
+    """Refuse (``FileWriteError``) what imagesmith may not replace at ``dest``
+    (``fsutil.check_replaceable``): another tool's pylock.toml is never overwritten, nor a link
+    or a folder there. ``lock --pylock`` asks this before locking, ``write_pylock`` before uv runs."""
+    fsutil.check_replaceable(
+        dest,
+        what="pylock.toml",
+        hint="move your pylock.toml away, or lock from it (`requirements: {pylock: true}` in the spec)",
+    )
 
 
 def write_pylock(lock, dest: Path) -> None:

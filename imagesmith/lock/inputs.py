@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Mapping
 
 from .. import runtime_wheel
 from ..errors import LockError
@@ -16,7 +17,12 @@ from ..statcache import StatCache
 from . import Lock, preprocessing_digest
 from .existing import SOURCES
 from .pins import Pin
-from .resolution_files import dependency_sources, dynamic_dependencies, refuse_direct_references, requirement_files
+from .resolution_files import (
+    dependency_sources,
+    dynamic_dependencies,
+    read_requirement_files,
+    refuse_direct_references,
+)
 
 INPUT_NAMES = (
     "resolver",
@@ -52,9 +58,16 @@ def preprocessing_files(spec: Spec, stat: StatCache | None = None) -> dict[str, 
     return dict(sorted(found.items()))
 
 
-def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
+def requirement_texts(spec: Spec) -> dict[Path, str]:
+    """The spec's requirements file and the files it includes, each read once (``{}`` when the
+    spec names none): what ``compute_inputs`` checks, read once for all of a command's platforms."""
+    return read_requirement_files(spec.root / spec.requirements.file) if spec.requirements.file else {}
+
+
+def compute_inputs(spec: Spec, base: str, texts: Mapping[Path, str] | None = None) -> dict[str, str]:
     """A digest for each input of the lock. Pure function of the spec and the files it names
-    (their digests come from the stat cache when a file is unchanged: statcache.py)."""
+    (their digests come from the stat cache when a file is unchanged: statcache.py). ``texts``:
+    ``requirement_texts(spec)`` when the caller has read them (else read here)."""
     stat = StatCache.for_project(spec.root)
     req = spec.requirements
     req_material: dict = {"inline": list(req.inline), "extras": list(req.extras), "files": {}}
@@ -63,7 +76,7 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
         if spec.package_indexes:
             req_material["indexes"]["package_indexes"] = dict(spec.package_indexes)
     if req.file:
-        for f in requirement_files(spec.root / req.file):
+        for f, text in (requirement_texts(spec) if texts is None else texts).items():
             if not _inside(spec.root, f):
                 raise LockError(
                     f"{req.file} includes {show(f.name)}, which is outside the project directory",
@@ -72,7 +85,7 @@ def compute_inputs(spec: Spec, base: str) -> dict[str, str]:
             # no index_url: the default one, PyPI, which a file may name too (-i https://pypi.org/simple)
             indexes = [spec.index_url or "https://pypi.org/simple", *spec.extra_index_urls]
             refuse_direct_references(
-                f, spec.root, _rel(spec.root, f), [*indexes, *(u for _, u in spec.package_indexes)]
+                text, spec.root, _rel(spec.root, f), [*indexes, *(u for _, u in spec.package_indexes)]
             )
             req_material["files"][_rel(spec.root, f)] = stat.sha256(f)
     if req.groups:  # only when set, like indexes: other locks keep their digest

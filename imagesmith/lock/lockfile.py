@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import __version__, fsutil
-from ..errors import LockError, NotALockError, UserFileError
+from ..errors import LockError, NotALockError
 from ..fsutil import atomic_write, check_not_link
 from ..platforms import PLATFORMS, machine_platform
 from ..spec import Spec
@@ -153,22 +153,20 @@ def locks_json(locks: dict[str, Lock]) -> str:
 
 
 def check_replaceable_locks(spec: Spec) -> None:
-    """Refuse (``UserFileError``) when a file imagesmith did not write sits where it writes a
-    platform's pip-format lock (``requirements.lock``: also the name rye and others give their
-    own lock, which a spec may even read as its requirements): only a file with imagesmith's
-    header is replaced; a symbolic link there or at imagesmith.lock is refused
-    (``fsutil.check_not_link``). Nothing has been written when this raises."""
+    """Refuse (``FileWriteError``) what imagesmith may not replace where it writes a platform's
+    pip-format lock (``requirements.lock``: also the name rye and others give their own lock,
+    which a spec may even read as its requirements; ``fsutil.check_replaceable``: a file without
+    imagesmith's header, a link, a folder), and a symbolic link at imagesmith.lock. Nothing has
+    been written when this raises."""
     check_not_link(spec.lock_path)
     for platform in spec.platforms:
         path = spec.requirements_lock_for(platform)
-        if path.exists() and not fsutil.generated(path):  # a file of the user's (or a link to one)
-            raise UserFileError(
-                str(path),
-                what=f"hashed pip-format lock ({path.name})",
-                hint=f"rename your {path.name} (e.g. to requirements.txt, and name that in {spec.origin}'s "
-                "`requirements:` if it names this one), or remove it if imagesmith may replace it",
-            )
-        check_not_link(path)
+        fsutil.check_replaceable(
+            path,
+            what=f"hashed pip-format lock ({path.name})",
+            hint=f"rename your {path.name} (e.g. to requirements.txt, and name that in {spec.origin}'s "
+            "`requirements:` if it names this one), or remove it if imagesmith may replace it",
+        )
 
 
 def write_locks(spec: Spec, locks: dict[str, Lock]) -> None:

@@ -1,13 +1,14 @@
 """A pin (one distribution, one version, its hashes) and pip's requirements format, which every
-resolver writes and ``requirements.lock`` is: reading it into pins, and writing pins as it."""
+resolver writes and ``requirements.lock`` is: reading it into pins (its lines read by
+``requirement_lines``), and writing pins as it."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from ..errors import ResolutionError
+from .requirement_lines import OPTION_KINDS, Line, requirement_lines
 
 
 @dataclass(frozen=True)
@@ -20,35 +21,26 @@ class Pin:
         return {"name": self.name, "version": self.version, "hashes": list(self.hashes)}
 
 
-def logical_lines(text: str) -> list[str]:
-    """A requirements file's logical lines: continuations (``\\``) joined, comments and blank
-    lines dropped."""
-    out = []
-    for raw in re.sub(r"\\\s*\n", " ", text).splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
-            out.append(line)
-    return out
-
-
 def parse_compiled(text: str) -> list[Pin]:
     """Parse pip-compile / uv output (``name==version \\ --hash=sha256:...``) into pins."""
+    return pins_of(line for line in requirement_lines(text) if line.kind not in OPTION_KINDS)
+
+
+def pins_of(lines: Iterable[Line]) -> list[Pin]:
+    """The pins of requirement lines, each ``name==version`` with its hashes (sorted by name)."""
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
     pins: dict[str, Pin] = {}
-    for line in logical_lines(text):
-        if line.startswith("-"):
-            continue
-        head, *hash_parts = line.split("--hash=")
+    for line in lines:
         try:
-            req = Requirement(head.strip())
+            req = line.requirement or Requirement(line.value)
         except InvalidRequirement as exc:
-            raise ResolutionError(f"the resolver wrote a line imagesmith cannot read: {line!r} ({exc})") from exc
+            raise ResolutionError(f"the resolver wrote a line imagesmith cannot read: {line.text!r} ({exc})") from exc
         specs = list(req.specifier)
         if len(specs) != 1 or specs[0].operator != "==":
             raise ResolutionError(f"the resolver left {req.name} unpinned ({req.specifier or 'no version'})")
-        hashes = tuple(sorted({h.strip() for h in hash_parts if h.strip()}))
+        hashes = tuple(sorted(set(line.hashes)))
         if not hashes:
             raise ResolutionError(f"the resolver gave no hash for {req.name}=={specs[0].version}")
         name = canonicalize_name(req.name)
@@ -61,8 +53,12 @@ def preferences(previous: str) -> str:
     only. uv and pip-compile keep the hashes they find in an existing output file, and those may
     be another source's (a uv.lock resolved for other Pythons lists only their wheels): a re-lock
     keeps the versions it can and takes every hash from the index."""
-    lines = [line.split("--hash=", 1)[0].strip() for line in logical_lines(previous) if not line.startswith("-")]
-    return "".join(line + "\n" for line in lines if line)
+    lines = [
+        line.value + (f" ; {line.marker}" if line.marker else "")
+        for line in requirement_lines(previous)
+        if line.kind not in OPTION_KINDS
+    ]
+    return "".join(line + "\n" for line in lines)
 
 
 def render_requirements_lock(pins: Sequence[Pin], header: str) -> str:

@@ -13,49 +13,43 @@ from .. import fsutil
 from ..credentials import redact, strip_userinfo
 from ..errors import LockError, ResolutionError
 from ..spec.pyproject import pyproject_project
-from .pins import logical_lines
-
-# pip's include forms: -r FILE, -rFILE, --requirement FILE, --requirement=FILE (and -c likewise)
-_INCLUDE_RE = re.compile(r"^\s*(?:(?:-r|-c)\s*|(?:--requirement|--constraint)(?:\s+|=))([^\s#]\S*)")
+from .requirement_lines import EDITABLE, INCLUDE, INDEX, LOCAL, URL, requirement_lines
 
 
 def requirement_files(path: Path, seen: set[Path] | None = None) -> list[Path]:
     """A requirements file and every file it includes with -r / -c, recursively (resolved paths;
     includes are relative to the including file, as pip reads them; URLs are left to the resolver)."""
+    return list(read_requirement_files(path, seen))
+
+
+def read_requirement_files(path: Path, seen: set[Path] | None = None) -> dict[Path, str]:
+    """``requirement_files`` with each file's text, each file read once: ``{resolved path: text}``."""
     seen = seen if seen is not None else set()
     try:
         path = Path(path).resolve(strict=True)
     except FileNotFoundError:
-        return []  # a missing include: the resolver names it
+        return {}  # a missing include: the resolver names it
     except (OSError, RuntimeError) as exc:
         raise ResolutionError(f"{Path(path).name} cannot be followed: a symlink loop ({exc})") from exc
     if path in seen:
-        return []
+        return {}
     if not path.is_file():
         raise ResolutionError(
             f"{path.name} (a requirements include) is not a regular file", hint="-r and -c name requirements files"
         )
     seen.add(path)
-    out = [path]
     text = fsutil.read_user_text(path, ResolutionError, shown=path.name, hint="save the requirements file as UTF-8")
-    for line in text.splitlines():
-        m = _INCLUDE_RE.match(line)
-        if m and "://" not in m.group(1):
-            out += requirement_files(path.parent / m.group(1), seen)
+    out = {path: text}
+    for line in requirement_lines(text):
+        if line.kind == INCLUDE and "://" not in line.value:
+            out.update(read_requirement_files(path.parent / line.value, seen))
     return out
-
-
-_EDITABLE_RE = re.compile(r"^(?:-e|--editable)(?:\s*=\s*|\s+)?(\S+)")
-_NAMED_URL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@")  # PEP 508 ``name @ url``
-
-
-_INDEX_OPTION_RE = re.compile(r"^(-i|--index-url|--extra-index-url|-f|--find-links)(?:\s*=\s*|\s+)?(\S+)")
 
 
 def named_indexes(text: str) -> list[tuple[str, str]]:
     """The (option, URL) of each index a requirements file's text names (``-i URL``, ``-iURL``,
     ``--index-url=URL``, ``--extra-index-url``, ``--find-links``), as the lock reads them."""
-    return [(m.group(1), m.group(2)) for m in map(_INDEX_OPTION_RE.match, logical_lines(text)) if m]
+    return [(line.option, line.value) for line in requirement_lines(text) if line.kind == INDEX]
 
 
 def _same_index(url: str) -> str:
@@ -94,7 +88,7 @@ def _the_project(target: str, root: Path) -> bool:
     return (root / where).resolve() == root.resolve()
 
 
-def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequence[str] = ()) -> None:
+def refuse_direct_references(text: str, root: Path, shown: str, indexes: Sequence[str] = ()) -> None:
     """Refuse a requirement the lock cannot pin from a package index with hashes: an editable
     (``-e ./libs/x``, ``-e git+https://…``), a local path (a folder, a wheel or sdist file) or a
     URL (``name @ https://…``, ``git+https://…``). The resolvers pass these through and the lock
@@ -102,34 +96,22 @@ def refuse_direct_references(path: Path, root: Path, shown: str, indexes: Sequen
     the exception: imagesmith copies it (``source``) or installs it (``install_project``).
     Also an index the file names (``--extra-index-url``, ``-i``, ``--find-links``) that is not
     one of the spec's ``indexes``: the resolver would read it, but the wheel download and the
-    images' install use the spec's alone, so a pin found only there failed later as 'no wheel'."""
-    text = fsutil.read_user_text(path, ResolutionError, shown=shown, hint="save the requirements file as UTF-8")
+    images' install use the spec's alone, so a pin found only there failed later as 'no wheel'.
+    ``text`` is the requirements file's (``read_requirement_files``), ``shown`` its name."""
     known = {_same_index(u) for u in indexes}
-    for line in logical_lines(text):
-        m = _EDITABLE_RE.match(line)
-        option = _INDEX_OPTION_RE.match(line)
-        if option and _same_index(option.group(2)) not in known:
+    for line in requirement_lines(text):
+        if line.kind == INDEX and _same_index(line.value) not in known:
             raise LockError(
-                f"{shown} names the package index {_same_index(option.group(2))!r} ({option.group(1)}): the resolver "
+                f"{shown} names the package index {_same_index(line.value)!r} ({line.option}): the resolver "
                 "would read it, but the wheel download and the images' install read only the spec's indexes",
-                hint=_index_hint(option.group(1), option.group(2)),
+                hint=_index_hint(line.option, line.value),
             )
-        if m is None and line.startswith("-"):
-            continue  # an option: -r/-c (followed elsewhere), an index the spec names too, --hash
-        target = m.group(1) if m else line.split("--hash=", 1)[0].split(";", 1)[0].strip()
-        named_url = m is None and _NAMED_URL_RE.match(target) is not None
-        local = not named_url and "://" not in target and not target.startswith("file:")
-        if (
-            m is None
-            and not named_url
-            and local
-            and not (target.startswith((".", "/", "~")) or target.endswith((".whl", ".tar.gz", ".zip")))
-        ):
-            continue  # a name and a version: what the index serves
-        if local and _the_project(target, root):
+        if line.kind not in (EDITABLE, LOCAL, URL):
+            continue  # a name and a version (what the index serves), -r/-c (followed elsewhere), another option
+        if line.kind != URL and "://" not in line.value and _the_project(line.value, root):
             continue  # the project itself
         raise LockError(
-            f"{shown} asks for {redact(line)[:120]!r}: an editable, local-path or URL requirement, which the lock "
+            f"{shown} asks for {redact(line.text)[:120]!r}: an editable, local-path or URL requirement, which the lock "
             "cannot pin from a package index with hashes (the images would be built without it)",
             hint="publish it to a package index, or make its code part of this project (source:); "
             "`-e .` for the project itself is fine",

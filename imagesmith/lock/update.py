@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from .. import gpu, platforms
 from ..engine._common import first_line
@@ -39,13 +39,15 @@ def check_lock(spec: Spec, base: str | None = None) -> list[str]:
     of the spec (a platform the lock lacks: ``target``). Raises if no lock."""
     locks = read_locks(spec.lock_path)
     changed: set[str] = set()
+    texts: dict[Path, str] | None = None  # the requirements files, read once for every platform
     for platform in spec.platforms:
         one = spec.for_platform(platform)
         lock = locks.get(platform)
         if lock is None:
             changed.add("target")
             continue
-        changed.update(changed_inputs(lock, compute_inputs(one, base or spec.base)))
+        texts = lock_inputs.requirement_texts(spec) if texts is None else texts
+        changed.update(changed_inputs(lock, compute_inputs(one, base or spec.base, texts)))
     if set(locks) != set(spec.platforms):
         changed.add("target")
     if not changed and not all(
@@ -110,6 +112,7 @@ def lock_project(
     locks: dict[str, Lock] = {}
     changed: set[str] = set()
     reads = FilesOnce(engine) if engine is not None else None  # the base's files, read once for the whole lock
+    texts = lock_inputs.requirement_texts(spec)  # and the requirements files
     for platform in spec.platforms:
         if spec.multi_platform:
             progress(f"locking for {platform}")
@@ -122,6 +125,7 @@ def lock_project(
             upgrade_packages=upgrade_packages,
             upgrade_base=upgrade_base,
             progress=progress,
+            texts=texts,
         )
         locks[platform] = lock
         changed.update(redone)
@@ -156,10 +160,12 @@ def _lock_platform(
     upgrade_packages: tuple[str, ...],
     upgrade_base: bool,
     progress,
+    texts: Mapping[Path, str] | None = None,
 ) -> tuple[Lock, list[str]]:
     """One platform's lock (``spec`` names that platform alone) and the inputs redone for it
-    ([] when ``previous`` is up to date: then it is returned as it is)."""
-    inputs = compute_inputs(spec, base)
+    ([] when ``previous`` is up to date: then it is returned as it is); ``texts``: the
+    requirements files as read (``inputs.requirement_texts``)."""
+    inputs = compute_inputs(spec, base, texts)
     changed = changed_inputs(previous, inputs) if previous else list(INPUT_NAMES)
     if upgrade or upgrade_packages:
         changed = sorted(set(changed) | {"requirements"}, key=INPUT_NAMES.index)

@@ -1,5 +1,5 @@
 """File helpers of the in-image code, standard library only: content digests and atomic writes.
-(The host's ``imagesmith/fsutil.py`` uses the same digest.)"""
+(The host's ``imagesmith/fsutil.py`` uses the same digest and the same atomic write.)"""
 
 from __future__ import annotations
 
@@ -46,11 +46,19 @@ def read_fd(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def write_atomic(path: str, data: bytes) -> str:
+# link(2) failing with these means the file system has no hard links: a new-only write then
+# checks, then renames (not in one step)
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+def write_atomic(path: str, data: bytes, *, new_only: bool = False) -> str:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half: a
     temporary file of a new name beside it (``mkstemp``: never a name that exists, nor a link
     someone left there), flushed to disk, given the old file's permissions (0644 for a new one),
-    then renamed over ``path``; removed on any failure. Returns ``path``."""
+    then renamed over ``path``; removed on any failure. Returns ``path``. ``new_only``: ``path``
+    must not exist; one that appears meanwhile is kept and ``FileExistsError`` raised, in the same
+    step as the rename (``link(2)``). The one atomic write: the host's ``fsutil.atomic_write``
+    (which also refuses a link at ``path``) calls it."""
     folder, name = os.path.split(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
     try:
@@ -63,7 +71,10 @@ def write_atomic(path: str, data: bytes) -> str:
         except FileNotFoundError:
             mode = 0o644
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        if new_only:
+            _link_new(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -71,3 +82,17 @@ def write_atomic(path: str, data: bytes) -> str:
             pass
         raise
     return path
+
+
+def _link_new(tmp: str, path: str) -> None:
+    """Give ``tmp``'s file the name ``path`` only if no file has it (``FileExistsError`` else)."""
+    try:
+        os.link(tmp, path)  # refused (EEXIST) when path exists, links included: atomic
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:  # EEXIST is not among them: raised as it is
+            raise
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)

@@ -66,7 +66,14 @@ from ..runtime.stamp import STAMP_FILE, read_stamp
 
 GOLDEN_VERSION = 1
 SIGNOFF_VERSION = 1
-WORST = 10  # deviations listed in the record and the table
+# bytes of a signoff record (a few KiB: the worst deviations, not every output): the most the deploy
+# gate reads (check.read_signoff), and the most a file may hold for signoff -o to replace it
+MAX_SIGNOFF = 4 << 20
+WORST = 10  # deviations (and rows of the wrong shape) listed in the record and the table
+# samples listed in the record's ``per_sample`` (and the table across platforms): every sample up
+# to this many, else the ones that moved most. 200 rows are ~40 KiB of the record; a row for each
+# of 30,000 samples was more than MAX_SIGNOFF, which the deploy gate then refused to read
+PER_SAMPLE = 200
 
 
 class SignoffError(ImagesmithError):

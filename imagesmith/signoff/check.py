@@ -13,7 +13,7 @@ from ..errors import ImagesmithError
 from ..layout import LABEL_GPU
 from ..runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
 from ..runtime.untrusted import Opt, loads, read_regular, shape_problem
-from . import SIGNOFF_VERSION, SignoffError, image_platform, model_stamp
+from . import MAX_SIGNOFF, SIGNOFF_VERSION, SignoffError, image_platform, model_stamp
 
 
 @dataclass
@@ -23,7 +23,6 @@ class GateResult:
     notes: list[str] = field(default_factory=list)
 
 
-MAX_SIGNOFF = 4 << 20  # bytes of a signoff record (a few KiB: the worst deviations, not every output)
 SIGNOFF_SHAPE = {
     "imagesmith_signoff": int,
     "image": {"digest": Opt((str, None))},

@@ -6,7 +6,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from . import WORST
+from . import PER_SAMPLE, WORST
+
+_FLOATS = {"golden", "now", "abs_error", "rel_error", "max_abs_error", "max_rel_error"}  # of worst and per_sample rows
+
+
+def finite(value: float) -> float | str:
+    """A number as a signoff record holds it: itself when finite, else ``"NaN"``, ``"Infinity"``
+    or ``"-Infinity"``. JSON has no such numbers: Python writes a bare ``NaN``, which
+    ``JSON.parse`` and Go refuse and jq 1.6 reads as null (and ``Infinity`` as 1.8e308)."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 @dataclass
@@ -22,7 +33,7 @@ class Comparison:
     classes_checked: bool = False
     flipped: list[dict] = field(default_factory=list)  # {"sample", "golden", "now"}
     shape: list[str] = field(default_factory=list)  # rows that cannot be compared
-    per_sample: list[dict] = field(default_factory=list)  # each sample's largest deviation
+    per_sample: list[dict] = field(default_factory=list)  # each sample's largest deviation (see listed_samples)
 
     @property
     def outputs_ok(self) -> bool:
@@ -36,16 +47,27 @@ class Comparison:
         return {
             "samples": self.samples,
             "values": self.values,
-            "max_abs_error": self.max_abs,
-            "max_rel_error": self.max_rel,
+            "max_abs_error": finite(self.max_abs),
+            "max_rel_error": finite(self.max_rel),
             "out_of_tolerance": self.out_of_tolerance,
             "classes_checked": self.classes_checked,
             "flipped": self.flipped[:WORST],
             "flipped_count": len(self.flipped),
-            "worst": self.worst,
-            "shape": self.shape,
-            "per_sample": self.per_sample,
+            "worst": [{k: finite(v) if k in _FLOATS else v for k, v in w.items()} for w in self.worst],
+            "shape": self.shape[:WORST],
+            "shape_count": len(self.shape),
+            "per_sample": [{k: finite(v) if k in _FLOATS else v for k, v in r.items()} for r in self.listed_samples()],
+            "per_sample_count": len(self.per_sample),
         }
+
+    def listed_samples(self, limit: int = PER_SAMPLE) -> list[dict]:
+        """``per_sample`` as the record lists it: every row when there are at most ``limit``, else
+        the ``limit`` rows that moved most (a flipped class first, then the largest absolute
+        error), in sample order: the record stays small whatever the number of samples."""
+        if len(self.per_sample) <= limit:
+            return self.per_sample
+        ranked = sorted(self.per_sample, key=lambda r: (not r.get("class_flipped"), -r["max_abs_error"], r["sample"]))
+        return sorted(ranked[:limit], key=lambda r: r["sample"])
 
     def outputs_detail(self) -> str:
         if self.shape:

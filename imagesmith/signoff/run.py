@@ -11,12 +11,13 @@ from typing import Callable
 
 from ..engine import Engine
 from ..errors import FileWriteError
-from ..fsutil import atomic_write, check_output_file, sha256_file
+from ..fsutil import FileTooLarge, atomic_write, check_output_file, read_bounded, sha256_file
 from ..layout import LABEL_PARITY, LABEL_ROLE
 from ..runtime.stamp import GOLDEN_FILE
+from ..runtime.untrusted import loads
 from ..spec import Spec
 from ..verify import verify_model
-from . import SIGNOFF_VERSION, SignoffError, image_platform, model_stamp
+from . import MAX_SIGNOFF, SIGNOFF_VERSION, SignoffError, image_platform, model_stamp
 from .batch import read_samples, refuse_without_gpu, require_signoff_spec, run_predict, signoff_containers
 from .golden import read_golden
 from .outputs import compare
@@ -154,28 +155,36 @@ def _check_outputs(spec: Spec, golden: dict, data: dict, gpus: bool, record: dic
 def check_output(path: Path) -> None:
     """Refuse, before a signoff runs (minutes of serving), a ``-o`` it could not write afterwards
     or that holds a file of the user's: a link, a folder, a missing folder, or a file that is not
-    a signoff record (an earlier record is replaced). Raises ``FileWriteError``."""
+    a signoff record (an earlier record is replaced): not a regular file, not JSON with an
+    ``imagesmith_signoff`` key, or larger than a record may be (``MAX_SIGNOFF``: refused from its
+    size, unread). Raises ``FileWriteError``."""
     path = Path(path)
     check_output_file(path, "-o")
-    if path.exists():
-        ours = False
-        if path.is_file():  # a FIFO or device is never opened (it could block): not a record
-            try:
-                with open(path, "rb") as handle:
-                    ours = json.load(handle).get("imagesmith_signoff") is not None
-            except (OSError, ValueError, AttributeError):  # unreadable, not JSON, JSON but not an object
-                pass
-        if not ours:
-            raise FileWriteError(
-                f"{path} is not a signoff record (JSON with an imagesmith_signoff key); imagesmith never "
-                "overwrites a file of yours, so the signoff did not run",
-                hint="give -o another path (only an earlier signoff record is replaced)",
-            )
+    if not path.exists():
+        return
+    why = ""
+    try:  # a FIFO or device is never read (it could block): not a record
+        ours = loads(read_bounded(path, MAX_SIGNOFF), what=str(path), max_bytes=MAX_SIGNOFF).get("imagesmith_signoff")
+    except FileTooLarge as exc:
+        ours, why = None, f" (it is {exc.size} bytes, more than the {MAX_SIGNOFF} a signoff record may be)"
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, JSON but not an object
+        ours = None
+    if ours is None:
+        raise FileWriteError(
+            f"{path} is not a signoff record (JSON with an imagesmith_signoff key){why}; imagesmith never "
+            "overwrites a file of yours, so the signoff did not run",
+            hint="give -o another path (only an earlier signoff record is replaced)",
+        )
 
 
 def write_signoff(result: Signoff, path: Path) -> None:
     atomic_write(path, json.dumps(result.record, indent=2, sort_keys=True) + "\n")
     result.path = path
+
+
+def _g(value: float | str, width: int, digits: int) -> str:
+    """A record's number in a column: ``NaN`` and the infinities are strings there (``finite``)."""
+    return f"{value:>{width}.{digits}g}" if isinstance(value, (int, float)) else f"{value:>{width}}"
 
 
 def table(record: dict) -> list[str]:
@@ -185,12 +194,14 @@ def table(record: dict) -> list[str]:
     comparison = record.get("comparison") or {}
     trained = (record.get("golden") or {}).get("platform")
     if trained and record.get("platform") and trained != record["platform"] and comparison.get("per_sample"):
-        lines.append(f"per sample, {record['platform']} against the {trained} golden outputs:")
+        rows, count = comparison["per_sample"], comparison.get("per_sample_count", 0)
+        which = f" (the {len(rows)} that moved most, of {count})" if count > len(rows) else ""
+        lines.append(f"per sample, {record['platform']} against the {trained} golden outputs{which}:")
         lines.append(f"  {'sample':>6}  {'max abs err':>12}  {'max rel err':>12}  {'out of tol':>10}  class")
         for row in comparison["per_sample"]:
             flip = {True: "flipped", False: "same"}.get(row.get("class_flipped"), "-")
             lines.append(
-                f"  {row['sample']:>6}  {row['max_abs_error']:>12.3g}  {row['max_rel_error']:>12.3g}  "
+                f"  {row['sample']:>6}  {_g(row['max_abs_error'], 12, 3)}  {_g(row['max_rel_error'], 12, 3)}  "
                 f"{row['out_of_tolerance']:>10}  {flip}"
             )
     if comparison.get("worst"):
@@ -198,7 +209,7 @@ def table(record: dict) -> list[str]:
         lines.append(f"  {'sample':>6}  {'output':>6}  {'golden':>14}  {'now':>14}  {'abs err':>10}  {'rel err':>10}")
         for w in comparison["worst"]:
             lines.append(
-                f"  {w['sample']:>6}  {w['output']:>6}  {w['golden']:>14.8g}  {w['now']:>14.8g}  "
-                f"{w['abs_error']:>10.3g}  {w['rel_error']:>10.3g}"
+                f"  {w['sample']:>6}  {w['output']:>6}  {_g(w['golden'], 14, 8)}  {_g(w['now'], 14, 8)}  "
+                f"{_g(w['abs_error'], 10, 3)}  {_g(w['rel_error'], 10, 3)}"
             )
     return lines

@@ -45,9 +45,10 @@ from .sections import (
 from .values import relative_path, string_list
 
 
-def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
+def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE, *, pyproject: dict | None = None) -> Spec:
     """Validate raw spec data (from YAML or TOML) and build a ``Spec``. Pure apart from
-    checking that named paths exist inside ``root``. Raises ``SpecError`` listing every problem,
+    checking that named paths exist inside ``root`` and reading its pyproject.toml (``pyproject``:
+    as a caller read it, ``read_pyproject``'s way). Raises ``SpecError`` listing every problem,
     in the order of the keys below."""
     root = Path(root)
     p = Problems()
@@ -60,7 +61,7 @@ def parse_spec(data: Any, root: Path, origin: str = SPEC_FILE) -> Spec:
     fields = _identity(data, p)
     fields.update(_contents(data, root, p))
     fields.update(_running(data, root, p))
-    fields.update(_sources_and_output(data, root, p))
+    fields.update(_sources_and_output(data, root, p, pyproject))
     if p.items:
         raise SpecError(origin, p.items, hint=_hint(origin, p))
     return Spec(root=root, origin=origin, **fields)
@@ -216,7 +217,7 @@ def _env(raw_env: Any, p: Problems) -> dict[str, str]:
     return env
 
 
-def _sources_and_output(data: dict, root: Path, p: Problems) -> dict[str, Any]:
+def _sources_and_output(data: dict, root: Path, p: Problems, pyproject: dict | None) -> dict[str, Any]:
     """Where packages come from (``index_url``, ``extra_index_urls``, ``package_indexes``), who
     the images run as (``user``), whether the project itself is installed (``install_project``)
     and where the Dockerfile goes (``dockerfile``)."""
@@ -236,6 +237,6 @@ def _sources_and_output(data: dict, root: Path, p: Problems) -> dict[str, Any]:
         "extra_index_urls": extra_index_urls,
         "package_indexes": package_indexes,
         "user": user,
-        "project": parse_install_project(data.get("install_project", "auto"), root, p),
+        "project": parse_install_project(data.get("install_project", "auto"), root, p, pyproject),
         "dockerfile": parse_dockerfile(data.get("dockerfile", DOCKERFILE), root, p),
     }

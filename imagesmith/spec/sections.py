@@ -270,16 +270,18 @@ def parse_cuda(value: Any, p: Problems) -> str | None:
     return text
 
 
-def parse_install_project(value: Any, root: Path, p: Problems) -> ProjectPackage | None:
+def parse_install_project(value: Any, root: Path, p: Problems, pyproject: dict | None = None) -> ProjectPackage | None:
     """``install_project``: ``auto`` (the default) installs the project when pyproject.toml has
     ``[project]`` with a static name and ``[build-system]`` with a ``build-backend``; ``true``
-    requires that (and says what is missing); ``false`` never installs it."""
+    requires that (and says what is missing); ``false`` never installs it. ``pyproject``: the
+    project's pyproject.toml as ``read_pyproject`` reads it, when the caller has (else read here)."""
     if value not in INSTALL_PROJECT or not isinstance(value, (bool, str)):
         p.add("install_project", f"expected auto, true or false, got {show(value)}")
         return None
     if value is False:
         return None
-    found, missing = project_package(read_pyproject(root), src_layout=src_layout(root))
+    read = read_pyproject(root) if pyproject is None else pyproject
+    found, missing = project_package(read, src_layout=src_layout(root))
     if found is None:
         if value is True:
             p.add("install_project", f"true, but {PYPROJECT} has no {', no '.join(missing)}")

@@ -43,8 +43,9 @@ def test_without_qemu_an_arm64_lock_is_written_natively_and_only_what_runs_on_ar
     tmp_path, engine, registry, monkeypatch
 ):
     """A machine without QEMU for arm64 (faked by emulation_problem's answer, for the lock and the
-    build: binfmt is never unregistered on this shared host; every container started is checked to
-    be amd64's): the lock is written all the same (the base's Python read from its files, uv on
+    build, so that every container started can be checked, in this process, to be amd64's; the
+    same refusals from the CLI in a namespace whose kernel binfmt_misc has no handler at all are
+    test_no_qemu_engine.py's): the lock is written all the same (the base's Python read from its files, uv on
     the host, libgomp1 pinned by apt natively in the base's amd64 image); a wheel-only lock builds
     (up to the bake definition: print_only), one with a system package is refused before BuildKit
     runs, naming dpkg; pip-tools, which resolves in the arm64 base, is refused before it starts,

@@ -299,3 +299,80 @@ def test_the_gate_refuses_a_signoff_made_on_another_platform(tmp_path):
         gate = so_check.check_signoff(engine, "x:serve", record, folder)
         assert (gate.problems == []) is ok, gate.problems
     assert gate.problems[0].startswith("it was made on linux/arm64, and x:serve is a linux/amd64 image")
+
+
+def test_a_signoff_of_many_samples_stays_a_record_the_deploy_gate_reads(tmp_path):
+    """30,000 samples, one class flipped far down the list: per_sample listed every row, a record
+    over MAX_SIGNOFF that `verify --signoff` then refused to read. Now the record lists the
+    PER_SAMPLE rows that moved most (the flipped one first), in sample order, with the count."""
+    from imagesmith.signoff import MAX_SIGNOFF, PER_SAMPLE
+    from imagesmith.signoff import check as so_check
+    from imagesmith.signoff import outputs as so_outputs
+    from imagesmith.signoff import run as so_run
+
+    n = 30_000
+    golden = [[0.25 + i * 1e-6, 0.75, 0.125] for i in range(n)]
+    now = [[g[0] + (i % 997) * 1e-9, g[1], g[2]] for i, g in enumerate(golden)]
+    now[29_999] = [0.9, 0.05, 0.05]  # class 1 -> 0
+    result = so_outputs.compare(golden, now, rtol=1e-6, atol=1e-9)
+    comparison = result.as_json()
+    rows = comparison["per_sample"]
+    assert comparison["per_sample_count"] == n and len(rows) == PER_SAMPLE
+    assert [r["sample"] for r in rows] == sorted(r["sample"] for r in rows)
+    assert rows[-1]["sample"] == 29_999 and rows[-1]["class_flipped"] is True
+    smallest_listed = min(r["max_abs_error"] for r in rows if not r["class_flipped"])
+    listed = {r["sample"] for r in rows}
+    assert all(r["max_abs_error"] <= smallest_listed for r in result.per_sample if r["sample"] not in listed)
+
+    record = {
+        "imagesmith_signoff": 1,
+        "passed": False,
+        "platform": "linux/arm64",
+        "image": {"digest": "sha256:" + "a" * 64},
+        "model": {"stamp": ""},
+        "golden": {"platform": "linux/amd64", "samples": n},
+        "comparison": comparison,
+        "checks": [{"check": "outputs", "ok": False, "detail": result.outputs_detail()}],
+    }
+    path = tmp_path / "signoff.json"
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    assert path.stat().st_size < MAX_SIGNOFF // 20
+    assert so_check.read_signoff(path)["comparison"]["per_sample_count"] == n
+    table = so_run.table(record)
+    assert (
+        f"per sample, linux/arm64 against the linux/amd64 golden outputs (the {PER_SAMPLE} that moved most, of {n}):"
+        in table
+    )
+
+
+def test_a_signoff_record_with_nan_and_infinite_outputs_is_standard_json():
+    """A model whose output is NaN where the golden one is a number (and the reverse): the errors
+    are infinite. Python's json wrote bare NaN and Infinity, which a strict parser (JSON.parse,
+    Go) refuses and jq 1.6 reads as null and 1.8e308; the record holds them as strings, and the
+    table still shows them."""
+    from imagesmith.signoff import outputs as so_outputs
+    from imagesmith.signoff import run as so_run
+
+    result = so_outputs.compare(
+        [[1.0, float("nan")], [0.5, 0.5]], [[1.0, 2.0], [float("-inf"), 0.5]], rtol=1e-6, atol=0
+    )
+    comparison = result.as_json()
+
+    def strict(constant: str):
+        raise ValueError(f"not standard JSON: {constant}")
+
+    parsed = json.loads(json.dumps({"comparison": comparison}), parse_constant=strict)["comparison"]
+    assert parsed["max_abs_error"] == "Infinity" and parsed["out_of_tolerance"] == 2
+    assert {(w["golden"], w["now"], w["abs_error"]) for w in parsed["worst"]} == {
+        ("NaN", 2.0, "Infinity"),
+        (0.5, "-Infinity", "Infinity"),
+    }
+    assert [r["max_abs_error"] for r in parsed["per_sample"]] == ["Infinity", "Infinity"]
+    record = {
+        "checks": [{"check": "outputs", "ok": False, "detail": result.outputs_detail()}],
+        "platform": "linux/arm64",
+        "golden": {"platform": "linux/amd64"},
+        "comparison": parsed,
+    }
+    table = so_run.table(record)
+    assert any(line.split()[:6] == ["0", "1", "NaN", "2", "Infinity", "Infinity"] for line in table), table

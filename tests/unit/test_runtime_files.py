@@ -39,6 +39,20 @@ def test_a_new_file_is_0644_a_replaced_one_keeps_its_mode_and_a_failure_leaves_n
     assert new.read_bytes() == b'{"a": 1}\n' and [p.name for p in tmp_path.iterdir()] == ["stamp.json"]
 
 
+def test_a_new_only_write_never_replaces_a_file_nor_a_link(tmp_path):
+    """new_only (the host's atomic_write passes it for init's spec): a name that exists, a
+    dangling link included, is kept, FileExistsError raised and no temporary file left."""
+    spec = tmp_path / "imagesmith.yaml"
+    assert write_atomic(str(spec), b"first\n", new_only=True) == str(spec)
+    assert spec.read_bytes() == b"first\n" and stat.S_IMODE(spec.stat().st_mode) == 0o644
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for path in (spec, tmp_path / "dangling"):
+        with pytest.raises(FileExistsError):
+            write_atomic(str(path), b"second\n", new_only=True)
+    assert spec.read_bytes() == b"first\n" and (tmp_path / "dangling").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "imagesmith.yaml"]
+
+
 def test_a_hash_reads_no_more_than_the_size_the_file_had_when_opened(tmp_path):
     """A model file a writer keeps growing was hashed until it stopped (the hostile audit): with
     the size it was opened at, the hash stops there and a file that has more is refused."""

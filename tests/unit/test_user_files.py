@@ -93,6 +93,55 @@ def test_lock_pylock_refuses_a_link_to_its_own_pylock_before_locking(root, tmp_p
     assert (root / "pylock.toml").is_symlink() and {name: (root / name).read_bytes() for name in before} == before
 
 
+KINDS = {
+    "user-file": (lambda p, t: p.write_text("mine\n"), UserFileError, "was not written by imagesmith"),
+    "link-to-user-file": (lambda p, t: p.symlink_to(t / "mine"), UserFileError, "was not written by imagesmith"),
+    "link-to-ours": (lambda p, t: p.symlink_to(t / "ours"), FileWriteError, "it is a symbolic link"),
+    "dangling-link": (lambda p, t: p.symlink_to(t / "nowhere"), FileWriteError, "it is a symbolic link"),
+    "folder": (lambda p, t: p.mkdir(), FileWriteError, "it is a folder, not a file"),
+    "fifo": (lambda p, t: os.mkfifo(p), FileWriteError, "it is a FIFO, not a file"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("name", ["Dockerfile", "requirements.lock", "pylock.toml"])
+def test_the_three_writers_refuse_alike_what_is_not_imagesmith_s_to_replace(tmp_path, name, kind):
+    """render, lock and lock --pylock each asked "is this file imagesmith's?" in their own words (a
+    folder or a FIFO was "not written by imagesmith"); fsutil.check_replaceable is the one answer."""
+    from imagesmith import fsutil
+    from imagesmith.lock.existing import check_replaceable_pylock
+    from imagesmith.lock.lockfile import check_replaceable_locks
+    from imagesmith.render import check_replaceable
+
+    root, aside = tmp_path / "p", tmp_path / "aside"
+    shutil.copytree(TINY, root)
+    aside.mkdir()
+    (aside / "mine").write_text("mine\n")
+    (aside / "ours").write_text(fsutil.GENERATED_HEADER + "0.1.0\n")
+    make, error, words = KINDS[kind]
+    path = root / name
+    make(path, aside)
+    before = sorted((p.name, p.lstat().st_mode, p.lstat().st_size) for p in [*root.iterdir(), *aside.iterdir()])
+    check = {
+        "Dockerfile": lambda: check_replaceable(path, origin="imagesmith.yaml"),
+        "requirements.lock": lambda: check_replaceable_locks(load_spec(root)),
+        "pylock.toml": lambda: check_replaceable_pylock(path),
+    }[name]
+    with pytest.raises(error, match=words) as caught:
+        check()
+    assert str(caught.value).startswith(f"{path} was not" if error is UserFileError else f"cannot write {path}: ")
+    assert caught.value.hint
+    assert sorted((p.name, p.lstat().st_mode, p.lstat().st_size) for p in [*root.iterdir(), *aside.iterdir()]) == before
+
+
+def test_a_file_of_imagesmith_s_or_none_may_be_replaced(tmp_path):
+    from imagesmith import fsutil
+
+    fsutil.check_replaceable(tmp_path / "missing", what="Dockerfile", hint="-")
+    (tmp_path / "ours").write_text(fsutil.GENERATED_HEADER + "0.1.0\n")
+    fsutil.check_replaceable(tmp_path / "ours", what="Dockerfile", hint="-")
+
+
 @pytest.mark.parametrize("where", [".imagesmith", ".imagesmith/amd64"])
 def test_render_never_writes_nor_removes_through_a_linked_imagesmith_folder(tmp_path, where):
     from tests.unit.test_hostile import make_project
@@ -107,7 +156,8 @@ def test_render_never_writes_nor_removes_through_a_linked_imagesmith_folder(tmp_
     (root / where).symlink_to(outside)
     proc = cli_in_process("render", cwd=root)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert proc.stderr.startswith(f"error: {root / where} is a symbolic link"), proc.stderr
+    assert proc.stderr.startswith(f"error: cannot write {root / where}: it is a symbolic link"), proc.stderr
+    assert "build-context files there and never follows a link" in proc.stderr  # the folder's own hint
     assert sorted(p.name for p in outside.iterdir()) == sorted([decoy, "facts.json"])
     assert not (root / "Dockerfile").exists()  # refused before anything is written
 
@@ -203,6 +253,42 @@ def test_signoff_replaces_an_earlier_record(tmp_path):
 
     (tmp_path / "signoff.json").write_text('{"imagesmith_signoff": 1, "passed": false}\n')
     check_output(tmp_path / "signoff.json")  # no refusal
+
+
+@pytest.mark.parametrize("size", ["sparse-2GiB", "record-5MiB"])
+def test_signoff_refuses_unread_an_output_larger_than_a_record_may_be(tmp_path, size):
+    """signoff -o read an earlier file with json.load and no bound: a 2 GB sparse file was read
+    whole (2 GB of memory, then "not a signoff record"), and a 5 MiB record, which the deploy gate
+    refuses to read, was replaced. A file over MAX_SIGNOFF is now refused from its size."""
+    import time
+
+    from imagesmith.signoff import MAX_SIGNOFF
+    from imagesmith.signoff.run import check_output
+
+    out = tmp_path / "signoff.json"
+    if size == "sparse-2GiB":
+        with open(out, "wb") as fh:
+            fh.truncate(2 << 30)
+    else:
+        out.write_text('{"imagesmith_signoff": 1, "pad": "' + "x" * (5 << 20) + '"}\n')
+    before = os.stat(out)
+    started = time.monotonic()
+    with pytest.raises(FileWriteError, match=f"is not a signoff record .*more than the {MAX_SIGNOFF}"):
+        check_output(out)
+    assert time.monotonic() - started < 5
+    after = os.stat(out)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    assert [p.name for p in tmp_path.iterdir()] == ["signoff.json"]
+
+
+def test_signoff_refuses_an_output_nested_too_deep_to_read(tmp_path):
+    """json.load of 100,000 opening brackets was a RecursionError traceback, not a refusal."""
+    from imagesmith.signoff.run import check_output
+
+    (tmp_path / "signoff.json").write_text("[" * 100_000)
+    with pytest.raises(FileWriteError, match="is not a signoff record"):
+        check_output(tmp_path / "signoff.json")
+    assert (tmp_path / "signoff.json").read_text() == "[" * 100_000
 
 
 @pytest.mark.parametrize("links", [True, False])
