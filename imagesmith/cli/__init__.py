@@ -4,7 +4,8 @@ printing (`error:`/`hint:` lines, ``--json``) lives in ``output.py`` alone.
     base.py      the typer app, the options given before the command, ``command`` (a command whose
                  ImagesmithErrors become one report and an exit code), ``COMMANDS`` (the command
                  names in `--help`'s order) and ``load_commands`` (imports and registers them)
-    entry.py     ``main``: the console script and ``python -m imagesmith``
+    entry.py     ``main``: runs a command line; the console script and ``python -m imagesmith`` call
+                 it through this package's ``main``, which also reports a Ctrl-C during its import
     output.py    the one place that prints errors and JSON
     options.py   options several commands share; file arguments read from the project (-p)
     init.py, lock.py, render.py, build.py, verify.py, inspect.py, diff.py, parity_of.py,
