@@ -14,6 +14,7 @@ from ..errors import EngineError
 from ..fsutil import read_user_text
 from ..layout import RUNTIME_MODULE
 from ..runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
+from ..runtime.untrusted import loads, shape_problem
 from ..spec import Spec
 from . import SignoffError
 
@@ -37,6 +38,9 @@ def require_signoff_spec(spec: Spec) -> Path:
 # Samples may be large (images as base64): read up to 1 GiB, more than the 64 MiB of other user files;
 # a 2 GB sparse file is still refused unread.
 MAX_SAMPLES = 1 << 30
+# outputs (the helper's result, the golden file): a row for each sample, as many bytes as samples
+MAX_OUTPUTS = MAX_SAMPLES
+OUTPUTS_SHAPE = [[float]]  # a row of numbers for each sample (NaN among them)
 
 
 def read_samples(path: Path) -> list:
@@ -109,11 +113,18 @@ def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Pat
             f"running {spec.signoff.predict} in {info.ref} failed (exit {run.exit_code}):\n{why}",
             hint="check the batch function and the samples",
         )
+    what = f"the signoff helper's result in {info.ref}"
+    lines = run.stdout.strip().splitlines()
     try:
-        data = json.loads(run.stdout.strip().splitlines()[-1])
-        data["outputs"], data["hardware"]
-    except (ValueError, IndexError, KeyError, TypeError) as exc:
-        raise SignoffError(f"the signoff helper in {info.ref} printed no result") from exc
+        data = loads(lines[-1] if lines else "", what=what, max_bytes=MAX_OUTPUTS, max_items=MAX_OUTPUTS)
+    except ValueError as exc:  # not JSON, or too large a structure (UntrustedInput)
+        raise SignoffError(f"the signoff helper in {info.ref} printed no result ({str(exc)[:200]})") from exc
+    problem = shape_problem(data, {"outputs": OUTPUTS_SHAPE, "hardware": dict})
+    if problem:
+        raise SignoffError(
+            f"the signoff helper in {info.ref} printed a result imagesmith cannot compare ({problem[:200]})",
+            hint=f"{spec.signoff.predict} returns one row of numbers for each sample",
+        )
     return data
 
 

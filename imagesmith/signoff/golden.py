@@ -7,12 +7,32 @@ import json
 from pathlib import Path
 
 from ..engine import Engine
-from ..fsutil import atomic_write, sha256_file
+from ..fsutil import atomic_write, sha256_bytes, sha256_file
 from ..runtime.stamp import GOLDEN_FILE
+from ..runtime.untrusted import Opt, loads, read_regular, shape_problem
 from ..spec import Spec
 from ..verify import verify_model
 from . import GOLDEN_VERSION, SignoffError, image_platform, model_stamp
-from .batch import read_samples, refuse_without_gpu, require_signoff_spec, run_predict, signoff_containers
+from .batch import (
+    MAX_OUTPUTS,
+    OUTPUTS_SHAPE,
+    read_samples,
+    refuse_without_gpu,
+    require_signoff_spec,
+    run_predict,
+    signoff_containers,
+)
+
+_TEXT = Opt((str, None))
+GOLDEN_SHAPE = {
+    "imagesmith_golden": int,
+    "outputs": OUTPUTS_SHAPE,
+    "predict": _TEXT,
+    "platform": _TEXT,
+    "model": Opt(({"stamp": _TEXT}, None)),
+    "samples": Opt(({"sha256": _TEXT}, None)),
+    "image": Opt(({"ref": _TEXT, "digest": _TEXT}, None)),
+}
 
 
 def make_golden(engine: Engine, spec: Spec, image: str, model: Path) -> tuple[Path, dict]:
@@ -48,21 +68,26 @@ def make_golden(engine: Engine, spec: Spec, image: str, model: Path) -> tuple[Pa
     return path, record
 
 
-def read_golden(model: Path) -> dict | None:
+def read_golden(model: Path) -> tuple[dict, str] | None:
+    """The golden outputs in ``model`` and the sha256 of the bytes read (None: there are none).
+    The model folder comes from elsewhere (copied to the serving machine): a link, FIFO, device or
+    folder there is refused unread, and so is a file over ``MAX_GOLDEN`` or JSON nested too deep."""
     path = model / GOLDEN_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_regular(str(path), max_bytes=MAX_OUTPUTS, what=str(path))
+        data = loads(raw, what=str(path), max_bytes=MAX_OUTPUTS, max_items=MAX_OUTPUTS)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # UntrustedInput is a ValueError
         raise SignoffError(f"{path} is not readable ({exc})", hint="make it again: `imagesmith golden`") from exc
-    if (
-        not isinstance(data, dict)
-        or data.get("imagesmith_golden") != GOLDEN_VERSION
-        or not isinstance(data.get("outputs"), list)
-    ):
+    if not isinstance(data, dict) or data.get("imagesmith_golden") != GOLDEN_VERSION:
         raise SignoffError(
             f"{path} is not an imagesmith golden file (version {GOLDEN_VERSION})",
             hint="make it again: `imagesmith golden`",
         )
-    return data
+    problem = shape_problem(data, GOLDEN_SHAPE)
+    if problem:
+        raise SignoffError(
+            f"{path} is not an imagesmith golden file ({problem[:200]})", hint="make it again: `imagesmith golden`"
+        )
+    return data, sha256_bytes(raw)

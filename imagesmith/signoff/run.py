@@ -101,14 +101,15 @@ def _check_golden(spec: Spec, model: Path, samples_path: Path, record: dict, add
     these samples and this batch function."""
     stamp, stamp_digest = model_stamp(model)
     record["model"] = {"parity": stamp["parity"], "stamp": stamp_digest}
-    golden = read_golden(model)
-    if golden is None:
+    read = read_golden(model)
+    if read is None:
         raise SignoffError(
             f"there are no golden outputs in {model} ({GOLDEN_FILE})",
             hint="make them with the train image after training: `imagesmith golden`",
         )
+    golden, golden_digest = read
     record["golden"] = {
-        "sha256": sha256_file(model / GOLDEN_FILE),
+        "sha256": golden_digest,  # of the bytes compared, read once
         "samples": len(golden["outputs"]),
         "train_image": (golden.get("image") or {}).get("digest"),
         "platform": golden.get("platform"),
