@@ -24,8 +24,12 @@ The hardware record (keys sorted, lists sorted)::
      "gpus": [{"name", "driver", "memory", "compute_cap"}...], "cuda": str|null,
      "libraries": [{"kind": "blas"|"openmp"|..., "path": str, "version": str|null, "threads": int|null}...]}
 
-Exit codes: 0 printed; 2 bad options, unreadable samples, or the function failed (the reason
-on stderr).
+What the project's code prints goes to stderr (file descriptor 1 is pointed there while it
+runs): the result is the only line on stdout. A result that is not one flat row of numbers per
+sample (a string label, None, a dict, a nested list) is refused naming the first such value.
+
+Exit codes: 0 printed; 2 bad options, unreadable samples, or the function failed or returned
+what cannot be compared (the reason, one line, on stderr).
 """
 
 import json
@@ -142,39 +146,109 @@ def hardware():
     return {"cpu": cpu(), "memory_bytes": memory_bytes(), "gpus": found, "cuda": cuda, "libraries": libraries()}
 
 
-def _row(value):
+class Refused(Exception):
+    """The function or the samples cannot be signed off on: the reason, one line."""
+
+
+def _number(value, where):
+    if isinstance(value, (int, float)):  # bool is an int: True is 1.0
+        return float(value)
+    if hasattr(value, "item") and not hasattr(value, "__len__"):  # a numpy scalar
+        return _number(value.item(), where)
+    if isinstance(value, str):
+        raise Refused(
+            "%s is the string %r: signoff compares numbers, within a tolerance; return the class scores "
+            "(a classifier's predict_proba, not its predict) or the label's index" % (where, value[:40])
+        )
+    if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
+        raise Refused(
+            "%s is a list inside the row: each sample's row is a flat list of numbers "
+            "(flatten it: numpy's .ravel().tolist())" % where
+        )
+    raise Refused("%s is %s, not a number" % (where, "None" if value is None else type(value).__name__))
+
+
+def _row(value, where):
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
-        return [float(v) for v in value]
-    return [float(value)]
+        return [_number(v, "%s value %d" % (where, j)) for j, v in enumerate(value)]
+    if isinstance(value, dict):
+        raise Refused(
+            "%s is a dict (keys %s): each sample's row is a list of numbers, e.g. [row['score']]"
+            % (where, ", ".join(sorted(map(str, value))[:5]))
+        )
+    return [_number(value, where)]
 
 
-def predict(options):
-    import importlib
+def rows(result, name, count):
+    """The function's result as one list of floats per sample, or Refused naming the first
+    value that is not a number (a string label, None, a dict, a nested list)."""
+    if hasattr(result, "tolist"):
+        result = result.tolist()
+    if result is None or isinstance(result, (str, bytes, dict, int, float)):
+        what = "None" if result is None else type(result).__name__
+        raise Refused("%s returned %s: it returns one row of numbers for each sample, in a list" % (name, what))
+    try:
+        result = iter(result)
+    except TypeError as exc:
+        raise Refused("%s returned %s, not a list of rows" % (name, type(result).__name__)) from exc
+    outputs = [_row(r, "the output for sample %d" % i) for i, r in enumerate(result)]
+    if len(outputs) != count:
+        raise Refused("%s returned %d outputs for %d samples" % (name, len(outputs), count))
+    return outputs
 
-    module_name, _, func_name = options["predict"].partition(":")
+
+def read_samples(path):
     samples = []
-    with open(options["samples"], encoding="utf-8") as fh:
+    with open(path, encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if line.strip():
                 try:
                     samples.append(json.loads(line))
                 except ValueError as exc:
-                    raise SystemExit("samples line %d is not JSON: %s" % (number, exc)) from exc
+                    raise Refused("samples line %d is not JSON: %s" % (number, exc)) from exc
+    return samples
+
+
+def _raised(name, exc):
+    """One line for an exception out of the user's code, with where it was raised."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = " (%s, line %s)" % (frames[-1].filename, frames[-1].lineno) if frames else ""
+    text = str(exc).strip().splitlines()
+    return "%s raised %s: %s%s" % (name, type(exc).__name__, text[0][:300] if text else "", at)
+
+
+def predict(options):
+    import importlib
+
+    name = options["predict"]
+    module_name, _, func_name = name.partition(":")
+    samples = read_samples(options["samples"])
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        func = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as exc:
-        raise SystemExit("cannot import %s: %s" % (options["predict"], exc)) from exc
-    result = func(samples)
-    if hasattr(result, "tolist"):
-        result = result.tolist()
-    outputs = [_row(r) for r in result]
-    if len(outputs) != len(samples):
-        raise SystemExit("%s returned %d outputs for %d samples" % (options["predict"], len(outputs), len(samples)))
-    return outputs
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise Refused("cannot import %s: %s" % (name, exc)) from exc
+    except SystemExit as exc:
+        raise Refused("importing %s called sys.exit(%r)" % (module_name, exc.code)) from exc
+    except Exception as exc:
+        raise Refused(_raised("importing " + module_name, exc)) from exc
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise Refused("cannot import %s: %s has no function %s" % (name, module_name, func_name))
+    try:
+        result = func(samples)
+        return rows(result, name, len(samples))
+    except Refused:
+        raise
+    except SystemExit as exc:
+        raise Refused("%s called sys.exit(%r) instead of returning" % (name, exc.code)) from exc
+    except Exception as exc:
+        raise Refused(_raised(name, exc)) from exc
 
 
 def main(argv):
@@ -183,19 +257,24 @@ def main(argv):
     except ValueError:
         options = {}
     mode = options.get("mode")
-    try:
-        if mode == "predict":
-            out = {"outputs": predict(options)}
-        elif mode == "hardware":
-            out = {}
-        else:
-            sys.stderr.write("imagesmith signoff helper: mode must be predict or hardware\n")
-            return 2
-        out["hardware"] = hardware()
-    except SystemExit as exc:
-        sys.stderr.write("imagesmith signoff helper: %s\n" % exc.code)
+    if mode not in ("predict", "hardware"):
+        sys.stderr.write("imagesmith signoff helper: mode must be predict or hardware\n")
         return 2
-    sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
+    # The result is the one line on the real stdout: what the user's code prints (a debugging
+    # print, a library's progress bar, C code's printf) goes to stderr, fd 1 included.
+    sys.stdout.flush()
+    result_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        out = {"outputs": predict(options)} if mode == "predict" else {}
+        out["hardware"] = hardware()
+    except Refused as exc:
+        sys.stderr.write("imagesmith signoff helper: %s\n" % exc)
+        return 2
+    finally:
+        sys.stdout.flush()
+    with os.fdopen(result_fd, "w") as result:
+        result.write(json.dumps(out, sort_keys=True) + "\n")
     return 0
 
 

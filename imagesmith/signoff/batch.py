@@ -103,14 +103,15 @@ def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Pat
         mounts={str(model.resolve()): spec.artifacts, str(samples_path.resolve()): SAMPLES_IN_CONTAINER},
     )
     if run.exit_code != 0:
-        why = run.start_error or "\n".join(run.stderr.strip().splitlines()[-12:])
+        why = run.start_error or _helper_reason(run.stderr)
         if run.exit_code == 3:
             raise SignoffError(
                 f"{info.ref} refused the model in {model}:\n{why}",
                 hint="train the model with the image built from the same lock",
             )
+        sep = "\n" if "\n" in why else " "  # the helper's one line follows on the same line
         raise SignoffError(
-            f"running {spec.signoff.predict} in {info.ref} failed (exit {run.exit_code}):\n{why}",
+            f"running {spec.signoff.predict} in {info.ref} failed (exit {run.exit_code}):{sep}{why}",
             hint="check the batch function and the samples",
         )
     what = f"the signoff helper's result in {info.ref}"
@@ -126,6 +127,16 @@ def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Pat
             hint=f"{spec.signoff.predict} returns one row of numbers for each sample",
         )
     return data
+
+
+def _helper_reason(stderr: str) -> str:
+    """The helper's one-line reason when it gave one (after whatever the project's code printed
+    to stderr, perhaps without a newline), else the last lines of stderr (a crash)."""
+    marker = "imagesmith signoff helper: "
+    at = stderr.rfind(marker)
+    if at >= 0:
+        return stderr[at + len(marker) :].strip()
+    return "\n".join(stderr.strip().splitlines()[-12:])
 
 
 def _host_has_gpu() -> bool:

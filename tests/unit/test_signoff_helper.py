@@ -1,0 +1,112 @@
+"""The signoff helper (``runtime/signoff_probe.py``) with batch functions shaped like real ones,
+run as the image runs it (``python -m ...signoff_probe OPTIONS`` in the project's folder): what
+cannot be compared (a string label, None, a dict, a nested list) and a function that raises,
+exits or prints are each one line on stderr and exit 2, never a traceback or a corrupted
+result; and the host's reading of that line and of the samples file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from imagesmith.layout import RUNTIME_MODULE
+from imagesmith.signoff import SignoffError
+from imagesmith.signoff.batch import _helper_reason, run_predict
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = """
+import os, sys
+
+def scores(samples): return [[0.25, 0.75] for _ in samples]
+def labels(samples): return ["setosa" for _ in samples]
+def one_none(samples): return [[1.0]] * (len(samples) - 1) + [None]
+def dicts(samples): return [{"label": "setosa", "score": 0.9} for _ in samples]
+def masks(samples): return [[[0, 1], [1, 0]] for _ in samples]
+def rows(samples): return ((1, True, 2.5) for _ in samples)
+def exits(samples): sys.exit(0)
+def relative(samples): open("artifacts/model.json")
+def nothing(samples): pass
+def one_float(samples): return 3.0
+def prints(samples):
+    print("batch of", len(samples), end="")
+    os.write(1, b"from C code\\n")
+    sys.stderr.write("warning " * 1000)
+    return [[float(len(s))] for s in samples]
+"""
+
+
+def helper(tmp_path: Path, function: str, samples: str = '{"x": 1}\n[2]\n') -> subprocess.CompletedProcess:
+    (tmp_path / "user_predict.py").write_text(FUNCTIONS)
+    (tmp_path / "samples.jsonl").write_text(samples, encoding="utf-8")
+    options = {"mode": "predict", "predict": f"user_predict:{function}", "samples": "samples.jsonl"}
+    return subprocess.run(
+        [sys.executable, "-m", "imagesmith.runtime.signoff_probe", json.dumps(options)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "function, said",
+    [
+        ("labels", "the output for sample 0 is the string 'setosa': signoff compares numbers"),
+        ("one_none", "the output for sample 1 is None, not a number"),
+        ("dicts", "the output for sample 0 is a dict (keys label, score)"),
+        ("masks", "the output for sample 0 value 0 is a list inside the row"),
+        ("exits", "user_predict:exits called sys.exit(0) instead of returning"),
+        ("relative", "user_predict:relative raised FileNotFoundError: [Errno 2] No such file or directory"),
+        ("nothing", "user_predict:nothing returned None"),
+        ("one_float", "user_predict:one_float returned float"),
+        ("missing", "cannot import user_predict:missing: user_predict has no function missing"),
+    ],
+)
+def test_what_cannot_be_compared_is_one_line_and_exit_2(tmp_path, function, said):
+    proc = helper(tmp_path, function)
+    assert proc.returncode == 2 and proc.stdout == "", proc
+    assert "Traceback" not in proc.stderr
+    assert _helper_reason(proc.stderr).startswith(said), proc.stderr
+
+
+def test_printing_does_not_corrupt_the_result_line(tmp_path):
+    """A debugging print without a newline (and C code writing to fd 1) went before the result on
+    its one line: the host read "printed no result"."""
+    proc = helper(tmp_path, "prints")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outputs"] == [[1.0], [1.0]]
+    assert "batch of 2" in proc.stderr and "from C code" in proc.stderr
+
+
+def test_tuples_generators_ints_and_bools_are_rows_of_numbers(tmp_path):
+    proc = helper(tmp_path, "rows")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outputs"] == [[1.0, 1.0, 2.5], [1.0, 1.0, 2.5]]
+
+
+def _run(exit_code: int, stdout: str = "", stderr: str = "", truncated: bool = False) -> dict | SignoffError:
+    run = SimpleNamespace(exit_code=exit_code, stdout=stdout, stderr=stderr, start_error=None, truncated=truncated)
+    spec = SimpleNamespace(signoff=SimpleNamespace(predict="app.predict:predict"), artifacts="/artifacts")
+    entrypoint = ["/opt/venv/bin/python", "-m", RUNTIME_MODULE, "train", "--"]
+    info = SimpleNamespace(id="sha256:" + "4" * 64, ref="x:serve", config={"Entrypoint": entrypoint})
+    with pytest.raises(SignoffError) as err:
+        run_predict(
+            SimpleNamespace(run_helper=lambda *a, **k: run), info, spec, Path("/m"), Path("/s"), gpus=False, run_id="r"
+        )
+    return err.value
+
+
+def test_the_helpers_reason_is_the_error_after_whatever_the_function_wrote_to_stderr():
+    err = _run(
+        2, stderr="warning " * 5000 + "imagesmith signoff helper: the output for sample 0 is None, not a number\n"
+    )
+    assert str(err) == (
+        "running app.predict:predict in x:serve failed (exit 2): the output for sample 0 is None, not a number"
+    )
