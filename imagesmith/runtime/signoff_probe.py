@@ -200,14 +200,17 @@ def rows(result, name, count):
 
 
 def read_samples(path):
+    """One JSON value per line; lines end at \\n only (a U+2028 or \\x85 inside a string is text), a
+    UTF-8 BOM is skipped, blank lines are ignored. The host's ``read_samples`` reads them alike."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        text = fh.read()
     samples = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    samples.append(json.loads(line))
-                except ValueError as exc:
-                    raise Refused("samples line %d is not JSON: %s" % (number, exc)) from exc
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.strip():
+            try:
+                samples.append(json.loads(line))
+            except (ValueError, RecursionError) as exc:
+                raise Refused("samples line %d is not JSON: %s" % (number, str(exc)[:160])) from exc
     return samples
 
 

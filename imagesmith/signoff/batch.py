@@ -48,7 +48,9 @@ def read_samples(path: Path) -> list:
     text = read_user_text(
         path, SignoffError, shown=str(path), hint="one JSON value per line (JSON lines), UTF-8", limit=MAX_SAMPLES
     )
-    for number, line in enumerate(text.splitlines(), 1):
+    # as the helper reads them (signoff_probe.read_samples): a BOM skipped, lines end at \n only
+    # (str.splitlines also splits at U+2028 and \x85, which JSON strings may hold as they are)
+    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
         if line.strip():
             try:
                 samples.append(json.loads(line))

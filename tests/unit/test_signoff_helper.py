@@ -17,7 +17,7 @@ import pytest
 
 from imagesmith.layout import RUNTIME_MODULE
 from imagesmith.signoff import SignoffError
-from imagesmith.signoff.batch import _helper_reason, run_predict
+from imagesmith.signoff.batch import _helper_reason, read_samples, run_predict
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = """
@@ -89,6 +89,20 @@ def test_tuples_generators_ints_and_bools_are_rows_of_numbers(tmp_path):
     proc = helper(tmp_path, "rows")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["outputs"] == [[1.0, 1.0, 2.5], [1.0, 1.0, 2.5]]
+
+
+SAMPLES = '\ufeff{"text": "caf\u00e9\u2028na\u00efve \x85 \u65e5\u672c"}\r\n[2]\r\n\r\n'
+
+
+def test_samples_with_a_bom_crlf_and_line_separators_in_strings_are_two_samples(tmp_path):
+    """str.splitlines split the first line at U+2028 and \\x85 (JSON strings may hold them as they
+    are): "line 1 is not JSON"; a BOM (Notepad's UTF-8) was "line 1 is not JSON" as well."""
+    proc = helper(tmp_path, "prints", SAMPLES)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["outputs"]) == 2
+    path = tmp_path / "host.jsonl"
+    path.write_text(SAMPLES, encoding="utf-8", newline="")
+    assert read_samples(path) == [{"text": "caf\u00e9\u2028na\u00efve \x85 \u65e5\u672c"}, [2]]
 
 
 def _run(exit_code: int, stdout: str = "", stderr: str = "", truncated: bool = False) -> dict | SignoffError:
