@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..engine import Engine
+from ..engine.containers import OUTPUT_LIMIT
 from ..errors import EngineError
 from ..fsutil import read_user_text
 from ..layout import RUNTIME_MODULE
@@ -104,6 +105,12 @@ def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Pat
         run_id=run_id,
         mounts={str(model.resolve()): spec.artifacts, str(samples_path.resolve()): SAMPLES_IN_CONTAINER},
     )
+    if run.truncated:
+        raise SignoffError(
+            f"{spec.signoff.predict} in {info.ref} printed more than the signoff helper's result may be "
+            f"({OUTPUT_LIMIT >> 20} MiB): the container was stopped",
+            hint="sign off on fewer samples, or on fewer values per sample (a summary of a large output)",
+        )
     if run.exit_code != 0:
         why = run.start_error or _helper_reason(run.stderr)
         if run.exit_code == 3:

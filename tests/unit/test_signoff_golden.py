@@ -80,7 +80,7 @@ def test_a_golden_file_of_another_shape_is_one_error(tmp_path, value, said):
 
 def _helper_printing(stdout: str):
     """An engine whose signoff helper container ends with exit 0 and prints ``stdout``."""
-    run = SimpleNamespace(exit_code=0, stdout=stdout, stderr="", start_error=None)
+    run = SimpleNamespace(exit_code=0, stdout=stdout, stderr="", start_error=None, truncated=False)
     return SimpleNamespace(run_helper=lambda *a, **k: run)
 
 

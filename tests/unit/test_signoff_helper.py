@@ -124,3 +124,8 @@ def test_the_helpers_reason_is_the_error_after_whatever_the_function_wrote_to_st
     assert str(err) == (
         "running app.predict:predict in x:serve failed (exit 2): the output for sample 0 is None, not a number"
     )
+
+
+def test_outputs_larger_than_the_engine_keeps_are_named_not_printed_no_result():
+    err = _run(137, truncated=True)
+    assert "printed more than the signoff helper's result may be (64 MiB)" in str(err) and "fewer" in err.hint
