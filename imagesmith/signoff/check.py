@@ -43,6 +43,11 @@ SIGNOFF_SHAPE = {
 }
 
 
+# The checks every signoff that ran to its end records (run.py): a record that says it passed
+# without one of them, or with one that failed, is not a passed signoff.
+RAN = ("model", "golden", "http", "outputs")
+
+
 def read_signoff(path: Path) -> dict:
     """A signoff record: a regular file of at most ``MAX_SIGNOFF`` bytes (a link, a FIFO or a
     device is refused before a byte is read), bounded JSON of the record's shape."""
@@ -79,13 +84,25 @@ def check_signoff(
     already resolved). Hardware differences between this machine and the signed-off one are notes."""
     data = read_signoff(path)
     result = GateResult()
-    if data.get("passed") is True:
+    failed = [str(c.get("check")) for c in data["checks"] if c.get("ok") is not True]
+    missing = [name for name in RAN if name not in {c.get("check") for c in data["checks"]}]
+    if data.get("passed") is True and not failed and not missing:
         result.checks.append(f"the signoff in {path} passed")
-    else:
-        failed = [c.get("check") for c in data["checks"] if not c.get("ok")]
-        result.problems.append(
-            f"the signoff in {path} did not pass (failed: {', '.join(map(str, failed)) or 'unknown'})"
+    elif data.get("passed") is True:  # a record edited by hand, or two merged: its checks say otherwise
+        disagree = "; ".join(
+            part
+            for part in (
+                f"failed: {', '.join(failed)}" if failed else "",
+                f"missing: {', '.join(missing)}" if missing else "",
+            )
+            if part
         )
+        result.problems.append(
+            f"the signoff in {path} says it passed, but its own checks do not ({disagree}): "
+            "it was edited or is damaged; sign off again"
+        )
+    else:
+        result.problems.append(f"the signoff in {path} did not pass (failed: {', '.join(failed) or 'unknown'})")
     if info is None:
         info = engine.lookup(image, platform) if platform else engine.lookup(image)
     signed_on, this = data.get("platform"), image_platform(info)

@@ -244,7 +244,8 @@ def _record(tmp_path: Path, *, passed=True, digest="sha256:" + "a" * 64, stamp="
                 "image": {"digest": digest},
                 "model": {"stamp": stamp},
                 "hardware": hardware,
-                "checks": [{"check": "latency", "ok": passed, "detail": ""}],
+                "checks": [{"check": c, "ok": True, "detail": ""} for c in so_check.RAN]
+                + [{"check": "latency", "ok": passed, "detail": ""}],
             }
         )
     )
@@ -274,6 +275,28 @@ def test_gate_fails_for_another_image_another_model_or_a_failed_signoff(tmp_path
         _Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, passed=False, stamp=stamp), model, here=HW
     )
     assert gate.problems == [f"the signoff in {tmp_path / 'signoff.json'} did not pass (failed: latency)"]
+
+
+@pytest.mark.parametrize(
+    "edit, said",
+    [
+        (lambda r: r["checks"][-1].update(ok=False), "failed: latency"),  # passed left true by hand
+        (lambda r: r["checks"].clear(), "missing: model, golden, http, outputs"),
+        (lambda r: r["checks"].pop(3), "missing: outputs"),  # the failed check deleted
+        (lambda r: r["checks"][0].pop("ok"), "failed: model"),
+    ],
+)
+def test_a_record_that_says_it_passed_against_its_own_checks_fails_the_gate(tmp_path, edit, said):
+    """A record edited by hand (or two merged) with "passed": true and a failed or missing check
+    was an "ok" of the gate: it read "passed" alone."""
+    model, stamp = _model(tmp_path)
+    path = _record(tmp_path, stamp=stamp)
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record))
+    gate = so_check.check_signoff(_Engine("sha256:" + "a" * 64), "x:serve", path, model, here=HW)
+    assert len(gate.problems) == 1 and "says it passed, but its own checks do not" in gate.problems[0]
+    assert said in gate.problems[0]
 
 
 def test_gate_notes_other_hardware(tmp_path):
