@@ -61,7 +61,15 @@ def read_signoff(path: Path) -> dict:
         ) from None
     except (OSError, ValueError) as exc:
         raise SignoffError(f"{path} is not readable ({exc})") from exc
-    if not isinstance(data, dict) or data.get("imagesmith_signoff") != SIGNOFF_VERSION:
+    version = data.get("imagesmith_signoff") if isinstance(data, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version != SIGNOFF_VERSION:
+        raise SignoffError(
+            f"{path} is a version {version} signoff record; this imagesmith reads version {SIGNOFF_VERSION}",
+            hint="sign off again with this imagesmith"
+            if version < SIGNOFF_VERSION
+            else "read it with the imagesmith that made it (a newer one), or sign off again with this one",
+        )
+    if version != SIGNOFF_VERSION:
         raise SignoffError(f"{path} is not an imagesmith signoff record (version {SIGNOFF_VERSION})")
     problem = shape_problem(data, SIGNOFF_SHAPE)
     if problem:

@@ -320,6 +320,17 @@ def test_gate_rejects_what_is_not_a_signoff_record(tmp_path):
         so_check.read_signoff(tmp_path / "missing.json")
 
 
+@pytest.mark.parametrize("version, hint", [(2, "the imagesmith that made it"), (0, "sign off again")])
+def test_a_record_of_another_version_says_which(tmp_path, version, hint):
+    """A record of another format version was "not an imagesmith signoff record (version 1)"."""
+    (tmp_path / "s.json").write_text(json.dumps({"imagesmith_signoff": version, "passed": True}))
+    with pytest.raises(
+        so.SignoffError, match=f"is a version {version} signoff record; this imagesmith reads version 1"
+    ) as err:
+        so_check.read_signoff(tmp_path / "s.json")
+    assert hint in err.value.hint
+
+
 def _spec(tmp_path: Path, **changes):
     (tmp_path / "samples.jsonl").write_text('{"a": 1}\n')
     data = {
