@@ -153,6 +153,10 @@ def compare(
             if was != is_now:
                 result.flipped.append({"sample": i, "golden": was, "now": is_now})
     result.max_abs, result.max_rel, result.values, result.out_of_tolerance = max_abs, max_rel, values, out_of_tolerance
+    if not values and not result.shape:  # every row empty (or no rows): nothing was compared, nothing holds
+        result.shape.append(
+            f"no values to compare: the batch function returned an empty row for all {len(golden)} samples"
+        )
     deviations.sort()  # the order of (-abs error, sample, output): the same as sorting dicts by that key
     result.worst = [
         {"sample": i, "output": j, "golden": g, "now": n, "abs_error": -neg, "rel_error": rel}

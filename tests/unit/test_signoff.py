@@ -125,6 +125,14 @@ def test_shape_differences_fail():
     assert not r.outputs_ok and "sample 0: 3 values, golden has 2" in r.outputs_detail()
 
 
+def test_rows_that_are_all_empty_compare_nothing_and_fail():
+    """A function returning [] for every sample passed: "all 0 values within tolerance"."""
+    result = so_outputs.compare([[], []], [[], []], rtol=1e-6, atol=1e-9)
+    assert not result.outputs_ok
+    assert result.outputs_detail() == "no values to compare: the batch function returned an empty row for all 2 samples"
+    assert so_outputs.compare([[], [1.0]], [[], [1.0]], rtol=1e-6, atol=1e-9).outputs_ok  # one empty row is a row
+
+
 def test_percentile_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     random.Random(3).shuffle(values)
