@@ -141,6 +141,8 @@ def check_signoff(
             result.notes.append(f"this machine differs from the one signed off on: {line}")
         if not diffs:
             result.checks.append("this machine's CPU, memory and GPUs are the ones signed off on")
+    else:  # every signoff records it: removed by hand, or a damaged record
+        result.notes.append("the record holds no hardware: this machine was not compared with the one signed off on")
     contract = _gpu_contract(info)
     if contract is not None:
         checks, problems, notes = gpu.signed_hardware(contract, data.get("hardware"))

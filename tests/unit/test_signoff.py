@@ -307,6 +307,15 @@ def test_a_record_that_says_it_passed_against_its_own_checks_fails_the_gate(tmp_
     assert said in gate.problems[0]
 
 
+def test_a_record_without_hardware_is_a_note_not_a_silent_pass(tmp_path):
+    model, stamp = _model(tmp_path)
+    gate = so_check.check_signoff(
+        _Engine("sha256:" + "a" * 64), "x:serve", _record(tmp_path, stamp=stamp, hardware=None), model, here=HW
+    )
+    assert gate.problems == []
+    assert gate.notes == ["the record holds no hardware: this machine was not compared with the one signed off on"]
+
+
 def test_gate_notes_other_hardware(tmp_path):
     model, stamp = _model(tmp_path)
     here = json.loads(json.dumps(HW))
