@@ -5,6 +5,8 @@ reader's test below failed on the copy it had, where that copy and pip disagreed
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from imagesmith import fsutil
@@ -150,20 +152,24 @@ def test_named_indexes_reads_every_index_of_a_line_and_after_a_continued_comment
     ]
 
 
+def _project(root: Path, package: str, base: str, more: str = "") -> Path:
+    """A project whose requirements.txt includes a constraints file (caches under tmp_path)."""
+    root.mkdir()
+    (root / "requirements.txt").write_text(f"-c constraints.txt\n{package}\n")
+    (root / "constraints.txt").write_text(f"{package}<3\n")
+    (root / "imagesmith.yaml").write_text(
+        f'name: p\npython: "3.11"\nbase: {base}\nrequirements: requirements.txt\n{more}'
+        'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
+    )
+    return root
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A small project locked with the fake resolver and engine (its caches under tmp_path)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    root = tmp_path / "proj"
-    root.mkdir()
-    (root / "requirements.txt").write_text("-c constraints.txt\nsix\n")
-    (root / "constraints.txt").write_text("six<2\n")
-    (root / "imagesmith.yaml").write_text(
-        'name: p\npython: "3.11"\nbase: python:3.11-slim\nrequirements: requirements.txt\n'
-        'train: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
-    )
     monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: RecordingResolver())
-    return root
+    return _project(tmp_path / "proj", "six", "python:3.11-slim")
 
 
 @pytest.mark.parametrize(
@@ -270,14 +276,7 @@ def test_a_lock_of_two_platforms_reads_each_requirements_file_once(tmp_path, mon
     """compute_inputs runs once per platform; the files are read once for all of them."""
     from tests.unit.test_multi_platform import IndexEngine, PlatformResolver, image_info
 
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "requirements.txt").write_text("-c constraints.txt\nnumpy\n")
-    (root / "constraints.txt").write_text("numpy<3\n")
-    (root / "imagesmith.yaml").write_text(
-        'name: p\npython: "3.11"\nbase: 127.0.0.1:5000/base:py311\nrequirements: requirements.txt\n'
-        'platforms: [linux/amd64, linux/arm64]\ntrain: {command: ["python", "-V"]}\nserve: {command: ["python", "-V"]}\n'
-    )
+    root = _project(tmp_path / "p", "numpy", "127.0.0.1:5000/base:py311", "platforms: [linux/amd64, linux/arm64]\n")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr("imagesmith.lock.update.get_resolver", lambda name, engine=None: PlatformResolver())
     monkeypatch.setattr("imagesmith.platforms.emulation_problem", lambda platform: None)
