@@ -4,6 +4,7 @@ locked down; and what every signoff container shares: the run's label, removed h
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,7 @@ def require_signoff_spec(spec: Spec) -> Path:
 MAX_SAMPLES = 1 << 30
 # outputs (the helper's result, the golden file): a row for each sample, as many bytes as samples
 MAX_OUTPUTS = MAX_SAMPLES
+PREDICT_TIMEOUT = 600  # seconds for the batch function on all the samples (and the helper's start)
 OUTPUTS_SHAPE = [[float]]  # a row of numbers for each sample (NaN among them)
 
 
@@ -97,14 +99,24 @@ def signoff_containers(engine: Engine) -> Iterator[str]:
 def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Path, *, gpus: bool, run_id: str) -> dict:
     """Run the batch function on the samples in a container of ``info``; ``{"outputs", "hardware"}``."""
     options = json.dumps({"mode": "predict", "predict": spec.signoff.predict, "samples": SAMPLES_IN_CONTAINER})
-    run = engine.run_helper(
-        info.id,
-        ["python", "-m", HELPER_MODULE, options],
-        entrypoint=serve_entrypoint(info),
-        gpus=gpus,
-        run_id=run_id,
-        mounts={str(model.resolve()): spec.artifacts, str(samples_path.resolve()): SAMPLES_IN_CONTAINER},
-    )
+    started = time.monotonic()
+    try:
+        run = engine.run_helper(
+            info.id,
+            ["python", "-m", HELPER_MODULE, options],
+            entrypoint=serve_entrypoint(info),
+            gpus=gpus,
+            run_id=run_id,
+            mounts={str(model.resolve()): spec.artifacts, str(samples_path.resolve()): SAMPLES_IN_CONTAINER},
+            timeout=PREDICT_TIMEOUT,
+        )
+    except EngineError as exc:  # the engine's own words name the entrypoint and the image ID
+        if time.monotonic() - started < PREDICT_TIMEOUT:
+            raise
+        raise SignoffError(
+            f"{spec.signoff.predict} did not finish within {PREDICT_TIMEOUT} s in {info.ref}: the container was stopped",
+            hint="the batch function runs once on all the samples: sign off on fewer samples, or look for what it waits on",
+        ) from exc
     if run.truncated:
         raise SignoffError(
             f"{spec.signoff.predict} in {info.ref} printed more than the signoff helper's result may be "

@@ -15,8 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from imagesmith.errors import EngineError
 from imagesmith.layout import RUNTIME_MODULE
 from imagesmith.signoff import SignoffError
+from imagesmith.signoff import batch as so_batch
 from imagesmith.signoff.batch import _helper_reason, read_samples, run_predict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,11 +107,17 @@ def test_samples_with_a_bom_crlf_and_line_separators_in_strings_are_two_samples(
     assert read_samples(path) == [{"text": "caf\u00e9\u2028na\u00efve \x85 \u65e5\u672c"}, [2]]
 
 
+SPEC = SimpleNamespace(signoff=SimpleNamespace(predict="app.predict:predict"), artifacts="/artifacts")
+INFO = SimpleNamespace(
+    id="sha256:" + "4" * 64,
+    ref="x:serve",
+    config={"Entrypoint": ["/opt/venv/bin/python", "-m", RUNTIME_MODULE, "train", "--"]},
+)
+
+
 def _run(exit_code: int, stdout: str = "", stderr: str = "", truncated: bool = False) -> dict | SignoffError:
     run = SimpleNamespace(exit_code=exit_code, stdout=stdout, stderr=stderr, start_error=None, truncated=truncated)
-    spec = SimpleNamespace(signoff=SimpleNamespace(predict="app.predict:predict"), artifacts="/artifacts")
-    entrypoint = ["/opt/venv/bin/python", "-m", RUNTIME_MODULE, "train", "--"]
-    info = SimpleNamespace(id="sha256:" + "4" * 64, ref="x:serve", config={"Entrypoint": entrypoint})
+    spec, info = SPEC, INFO
     with pytest.raises(SignoffError) as err:
         run_predict(
             SimpleNamespace(run_helper=lambda *a, **k: run), info, spec, Path("/m"), Path("/s"), gpus=False, run_id="r"
@@ -129,3 +137,19 @@ def test_the_helpers_reason_is_the_error_after_whatever_the_function_wrote_to_st
 def test_outputs_larger_than_the_engine_keeps_are_named_not_printed_no_result():
     err = _run(137, truncated=True)
     assert "printed more than the signoff helper's result may be (64 MiB)" in str(err) and "fewer" in err.hint
+
+
+def test_a_batch_function_that_does_not_finish_is_named_not_the_entrypoint(monkeypatch):
+    """The engine's error named `/opt/venv/bin/python -m imagesmith_runtime serve --` and the image ID."""
+    monkeypatch.setattr(so_batch, "PREDICT_TIMEOUT", 0)
+
+    def run_helper(*args, **options):
+        assert options["timeout"] == 0
+        raise EngineError(
+            "`/opt/venv/bin/python -m imagesmith_runtime serve --` in sha256:4444 did not finish within 0 s"
+        )
+
+    with pytest.raises(SignoffError) as err:
+        run_predict(SimpleNamespace(run_helper=run_helper), INFO, SPEC, Path("/m"), Path("/s"), gpus=False, run_id="r")
+    assert str(err.value) == "app.predict:predict did not finish within 0 s in x:serve: the container was stopped"
+    assert "fewer samples" in err.value.hint
