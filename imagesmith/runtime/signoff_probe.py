@@ -184,6 +184,8 @@ def _row(value, where):
 def rows(result, name, count):
     """The function's result as one list of floats per sample, or Refused naming the first
     value that is not a number (a string label, None, a dict, a nested list)."""
+    if hasattr(result, "to_numpy") and not hasattr(result, "tolist"):  # a pandas DataFrame: a row per sample
+        result = result.to_numpy()  # (iterating one yields its column names)
     if hasattr(result, "tolist"):
         result = result.tolist()
     if result is None or isinstance(result, (str, bytes, dict, int, float)):

@@ -7,6 +7,7 @@ result; and the host's reading of that line and of the samples file."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -35,6 +36,21 @@ def exits(samples): sys.exit(0)
 def relative(samples): open("artifacts/model.json")
 def nothing(samples): pass
 def one_float(samples): return 3.0
+class Frame:  # as a pandas DataFrame: iterating yields the column names, to_numpy() the rows
+    def __iter__(self): return iter(["score_a", "score_b"])
+    def to_numpy(self): return Rows()
+class Rows:
+    def tolist(self): return [[0.5, 0.5], [0.25, 0.75]]
+def frame(samples): return Frame()
+def numpy_rows(samples):
+    import numpy
+    return numpy.array([[0.5, numpy.nan], [0.25, 0.75]], dtype=numpy.float32)
+def numpy_labels(samples):
+    import numpy
+    return numpy.array(["setosa", "virginica"])
+def numpy_per_sample(samples):
+    import numpy
+    return [numpy.array([[0.5, 0.5]]) for _ in samples]
 def prints(samples):
     print("batch of", len(samples), end="")
     os.write(1, b"from C code\\n")
@@ -85,6 +101,32 @@ def test_printing_does_not_corrupt_the_result_line(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["outputs"] == [[1.0], [1.0]]
     assert "batch of 2" in proc.stderr and "from C code" in proc.stderr
+
+
+def test_a_data_frame_is_its_rows_not_its_column_names(tmp_path):
+    """Iterating a DataFrame yields its column names: "the output for sample 0 is the string 'score_a'"."""
+    proc = helper(tmp_path, "frame")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outputs"] == [[0.5, 0.5], [0.25, 0.75]]
+
+
+@pytest.mark.parametrize(
+    "function, said",
+    [
+        ("numpy_rows", None),
+        ("numpy_labels", "the output for sample 0 is the string 'setosa'"),
+        ("numpy_per_sample", "the output for sample 0 value 0 is a list inside the row"),  # predict_proba(x[None])
+    ],
+)
+def test_numpy_results(tmp_path, function, said):
+    pytest.importorskip("numpy")
+    proc = helper(tmp_path, function)
+    if said is None:
+        assert proc.returncode == 0, proc.stderr
+        (a, b), second = json.loads(proc.stdout)["outputs"]
+        assert a == 0.5 and math.isnan(b) and second == [0.25, 0.75]  # float32 0.25 and 0.75 are exact
+    else:
+        assert proc.returncode == 2 and _helper_reason(proc.stderr).startswith(said), proc.stderr
 
 
 def test_tuples_generators_ints_and_bools_are_rows_of_numbers(tmp_path):
