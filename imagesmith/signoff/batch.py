@@ -133,7 +133,10 @@ def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Pat
         sep = "\n" if "\n" in why else " "  # the helper's one line follows on the same line
         raise SignoffError(
             f"running {spec.signoff.predict} in {info.ref} failed (exit {run.exit_code}):{sep}{why}",
-            hint="check the batch function and the samples",
+            hint=f"the model is at {spec.artifacts} in the container (the spec's artifacts), and the working "
+            "folder is the image's: open the model by that absolute path"
+            if "FileNotFoundError" in why
+            else "check the batch function and the samples",
         )
     what = f"the signoff helper's result in {info.ref}"
     lines = run.stdout.strip().splitlines()

@@ -176,6 +176,15 @@ def test_the_helpers_reason_is_the_error_after_whatever_the_function_wrote_to_st
     )
 
 
+def test_a_model_file_not_found_hints_where_the_model_is():
+    err = _run(2, stderr="imagesmith signoff helper: app.predict:predict raised FileNotFoundError: [Errno 2] ...\n")
+    assert err.hint.startswith("the model is at /artifacts in the container")
+    assert (
+        _run(2, stderr="imagesmith signoff helper: x raised KeyError: 'a'\n").hint
+        == "check the batch function and the samples"
+    )
+
+
 def test_outputs_larger_than_the_engine_keeps_are_named_not_printed_no_result():
     err = _run(137, truncated=True)
     assert "printed more than the signoff helper's result may be (64 MiB)" in str(err) and "fewer" in err.hint
