@@ -80,7 +80,13 @@ def read_golden(model: Path) -> tuple[dict, str] | None:
         return None
     except (OSError, ValueError) as exc:  # UntrustedInput is a ValueError
         raise SignoffError(f"{path} is not readable ({exc})", hint="make it again: `imagesmith golden`") from exc
-    if not isinstance(data, dict) or data.get("imagesmith_golden") != GOLDEN_VERSION:
+    version = data.get("imagesmith_golden") if isinstance(data, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version != GOLDEN_VERSION:
+        raise SignoffError(
+            f"{path} is a version {version} golden file; this imagesmith reads version {GOLDEN_VERSION}",
+            hint="make it again with this imagesmith: `imagesmith golden`",
+        )
+    if version != GOLDEN_VERSION:
         raise SignoffError(
             f"{path} is not an imagesmith golden file (version {GOLDEN_VERSION})",
             hint="make it again: `imagesmith golden`",

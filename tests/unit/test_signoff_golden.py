@@ -68,7 +68,7 @@ def test_a_fifo_in_place_of_the_golden_file_is_refused_without_waiting_for_a_wri
         ({**GOLDEN, "outputs": [1.0, 2.0]}, "outputs[0]: not a list"),  # compare() tripped over it
         ({**GOLDEN, "outputs": [["0.25", 0.75]]}, "outputs[0][0]: not a number"),
         ({**GOLDEN, "model": "sha256:x"}, "model: not an object or null"),  # was an AttributeError
-        ({**GOLDEN, "imagesmith_golden": 2}, "version 1"),
+        ({**GOLDEN, "imagesmith_golden": "1"}, "version 1"),
     ],
 )
 def test_a_golden_file_of_another_shape_is_one_error(tmp_path, value, said):
@@ -76,6 +76,13 @@ def test_a_golden_file_of_another_shape_is_one_error(tmp_path, value, said):
     with pytest.raises(SignoffError, match="is not an imagesmith golden file|is not readable") as err:
         read_golden(tmp_path / "model")
     assert said in str(err.value) and err.value.hint == "make it again: `imagesmith golden`"
+
+
+def test_a_golden_file_of_another_version_says_which(tmp_path):
+    """It was "not an imagesmith golden file (version 1)", as for a file that is not one at all."""
+    _write(tmp_path / "model", {**GOLDEN, "imagesmith_golden": 2})
+    with pytest.raises(SignoffError, match="is a version 2 golden file; this imagesmith reads version 1"):
+        read_golden(tmp_path / "model")
 
 
 def _helper_printing(stdout: str):
