@@ -245,9 +245,10 @@ def predict(options):
     func = getattr(module, func_name, None)
     if not callable(func):
         raise Refused("cannot import %s: %s has no function %s" % (name, module_name, func_name))
+    count = len(samples)  # before the call: a function may consume its list (del samples[:32] per batch)
     try:
         result = func(samples)
-        return rows(result, name, len(samples))
+        return rows(result, name, count)
     except Refused:
         raise
     except SystemExit as exc:

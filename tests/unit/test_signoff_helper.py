@@ -51,6 +51,12 @@ def numpy_labels(samples):
 def numpy_per_sample(samples):
     import numpy
     return [numpy.array([[0.5, 0.5]]) for _ in samples]
+def batches(samples):
+    out = []
+    while samples:  # consumes its list, 32 at a time
+        out += [[1.0] for _ in samples[:32]]
+        del samples[:32]
+    return out
 def prints(samples):
     print("batch of", len(samples), end="")
     os.write(1, b"from C code\\n")
@@ -127,6 +133,13 @@ def test_numpy_results(tmp_path, function, said):
         assert a == 0.5 and math.isnan(b) and second == [0.25, 0.75]  # float32 0.25 and 0.75 are exact
     else:
         assert proc.returncode == 2 and _helper_reason(proc.stderr).startswith(said), proc.stderr
+
+
+def test_a_function_that_consumes_its_list_is_counted_against_the_samples(tmp_path):
+    """The count was taken after the call: "returned 2 outputs for 0 samples"."""
+    proc = helper(tmp_path, "batches")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outputs"] == [[1.0], [1.0]]
 
 
 def test_tuples_generators_ints_and_bools_are_rows_of_numbers(tmp_path):
