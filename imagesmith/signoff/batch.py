@@ -130,13 +130,12 @@ def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Pat
                 f"{info.ref} refused the model in {model}:\n{why}",
                 hint="train the model with the image built from the same lock",
             )
+        if not why and run.exit_code == 137:
+            why = "the container was killed (SIGKILL), with nothing on stderr: out of memory?"
         sep = "\n" if "\n" in why else " "  # the helper's one line follows on the same line
         raise SignoffError(
-            f"running {spec.signoff.predict} in {info.ref} failed (exit {run.exit_code}):{sep}{why}",
-            hint=f"the model is at {spec.artifacts} in the container (the spec's artifacts), and the working "
-            "folder is the image's: open the model by that absolute path"
-            if "FileNotFoundError" in why
-            else "check the batch function and the samples",
+            f"running {spec.signoff.predict} in {info.ref} failed (exit {run.exit_code}):{sep}{why or 'no output'}",
+            hint=_failure_hint(why, spec),
         )
     what = f"the signoff helper's result in {info.ref}"
     lines = run.stdout.strip().splitlines()
@@ -151,6 +150,20 @@ def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Pat
             hint=f"{spec.signoff.predict} returns one row of numbers for each sample",
         )
     return data
+
+
+def _failure_hint(why: str, spec: Spec) -> str:
+    """What to do about the batch function's failure, where its reason says something usual."""
+    if "FileNotFoundError" in why:  # most often a model path relative to the working folder
+        return (
+            f"the model is at {spec.artifacts} in the container (the spec's artifacts), and the working "
+            "folder is the image's: open the model by that absolute path"
+        )
+    if "Read-only file system" in why:
+        return "the container's file system is read-only, as in production: write caches and scratch files under /tmp"
+    if "out of memory?" in why:
+        return "sign off on fewer samples, or give the engine more memory"
+    return "check the batch function and the samples"
 
 
 def _helper_reason(stderr: str) -> str:

@@ -198,6 +198,18 @@ def test_a_model_file_not_found_hints_where_the_model_is():
     )
 
 
+def test_a_read_only_file_system_and_a_kill_are_named_with_what_to_do():
+    err = _run(
+        2, stderr="imagesmith signoff helper: f raised OSError: [Errno 30] Read-only file system: '/home/u/.cache'\n"
+    )
+    assert "under /tmp" in err.hint
+    err = _run(137)  # nothing on stderr: the reason was empty
+    assert str(err).endswith(
+        "failed (exit 137): the container was killed (SIGKILL), with nothing on stderr: out of memory?"
+    )
+    assert "fewer samples" in err.hint
+
+
 def test_outputs_larger_than_the_engine_keeps_are_named_not_printed_no_result():
     err = _run(137, truncated=True)
     assert "printed more than the signoff helper's result may be (64 MiB)" in str(err) and "fewer" in err.hint
