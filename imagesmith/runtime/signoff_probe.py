@@ -37,6 +37,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 
 from . import nvidia_smi
 
@@ -221,7 +222,12 @@ def _raised(name, exc):
     import traceback
 
     frames = traceback.extract_tb(exc.__traceback__)
-    at = " (%s, line %s)" % (frames[-1].filename, frames[-1].lineno) if frames else ""
+    # the project's own line that led there: not Python's or an installed library's (nor this file)
+    paths = sysconfig.get_paths()
+    installed = tuple({paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths})
+    own = [f for f in frames if not f.filename.startswith(("<",) + installed) and f.filename != __file__]
+    frame = (own or frames or [None])[-1]
+    at = " (%s, line %s)" % (frame.filename, frame.lineno) if frame else ""
     text = str(exc).strip().splitlines()
     return "%s raised %s: %s%s" % (name, type(exc).__name__, text[0][:300] if text else "", at)
 

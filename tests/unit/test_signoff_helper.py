@@ -34,6 +34,9 @@ def masks(samples): return [[[0, 1], [1, 0]] for _ in samples]
 def rows(samples): return ((1, True, 2.5) for _ in samples)
 def exits(samples): sys.exit(0)
 def relative(samples): open("artifacts/model.json")
+def cache(samples):
+    import json
+    return json.loads("{")  # raised in the standard library, from this line
 def nothing(samples): pass
 def one_float(samples): return 3.0
 class Frame:  # as a pandas DataFrame: iterating yields the column names, to_numpy() the rows
@@ -89,6 +92,10 @@ def helper(tmp_path: Path, function: str, samples: str = '{"x": 1}\n[2]\n') -> s
         ("exits", "user_predict:exits called sys.exit(0) instead of returning"),
         ("relative", "user_predict:relative raised FileNotFoundError: [Errno 2] No such file or directory"),
         ("nothing", "user_predict:nothing returned None"),
+        (
+            "cache",
+            "user_predict:cache raised JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1) (%s, line 14)",
+        ),
         ("one_float", "user_predict:one_float returned float"),
         ("missing", "cannot import user_predict:missing: user_predict has no function missing"),
     ],
@@ -97,7 +104,7 @@ def test_what_cannot_be_compared_is_one_line_and_exit_2(tmp_path, function, said
     proc = helper(tmp_path, function)
     assert proc.returncode == 2 and proc.stdout == "", proc
     assert "Traceback" not in proc.stderr
-    assert _helper_reason(proc.stderr).startswith(said), proc.stderr
+    assert _helper_reason(proc.stderr).startswith(said.replace("%s", str(tmp_path / "user_predict.py"))), proc.stderr
 
 
 def test_printing_does_not_corrupt_the_result_line(tmp_path):
