@@ -152,10 +152,15 @@ class Refused(Exception):
 
 
 def _number(value, where):
+    if hasattr(value, "tolist") and not isinstance(value, (int, float)):  # numpy or torch scalars, 0-d arrays
+        plain = value.tolist()
+        if not isinstance(plain, (list, tuple)):
+            value = plain
     if isinstance(value, (int, float)):  # bool is an int: True is 1.0
-        return float(value)
-    if hasattr(value, "item") and not hasattr(value, "__len__"):  # a numpy scalar
-        return _number(value.item(), where)
+        try:
+            return float(value)
+        except OverflowError:
+            raise Refused("%s is an integer too large for a float" % where) from None
     if isinstance(value, str):
         raise Refused(
             "%s is the string %r: signoff compares numbers, within a tolerance; return the class scores "

@@ -60,6 +60,10 @@ def batches(samples):
         out += [[1.0] for _ in samples[:32]]
         del samples[:32]
     return out
+def zero_d(samples):
+    import numpy
+    return [[numpy.array(0.5), numpy.float32(0.25)] for _ in samples]  # as t[i][j] of a tensor gives
+def huge(samples): return [[10 ** 400] for _ in samples]
 def prints(samples):
     print("batch of", len(samples), end="")
     os.write(1, b"from C code\\n")
@@ -92,6 +96,7 @@ def helper(tmp_path: Path, function: str, samples: str = '{"x": 1}\n[2]\n') -> s
         ("exits", "user_predict:exits called sys.exit(0) instead of returning"),
         ("relative", "user_predict:relative raised FileNotFoundError: [Errno 2] No such file or directory"),
         ("nothing", "user_predict:nothing returned None"),
+        ("huge", "the output for sample 0 value 0 is an integer too large for a float"),
         (
             "cache",
             "user_predict:cache raised JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1) (%s, line 14)",
@@ -127,6 +132,7 @@ def test_a_data_frame_is_its_rows_not_its_column_names(tmp_path):
     "function, said",
     [
         ("numpy_rows", None),
+        ("zero_d", None),
         ("numpy_labels", "the output for sample 0 is the string 'setosa'"),
         ("numpy_per_sample", "the output for sample 0 value 0 is a list inside the row"),  # predict_proba(x[None])
     ],
@@ -134,7 +140,10 @@ def test_a_data_frame_is_its_rows_not_its_column_names(tmp_path):
 def test_numpy_results(tmp_path, function, said):
     pytest.importorskip("numpy")
     proc = helper(tmp_path, function)
-    if said is None:
+    if function == "zero_d":  # 0-d arrays were "a list inside the row"
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["outputs"] == [[0.5, 0.25], [0.5, 0.25]]
+    elif said is None:
         assert proc.returncode == 0, proc.stderr
         (a, b), second = json.loads(proc.stdout)["outputs"]
         assert a == 0.5 and math.isnan(b) and second == [0.25, 0.75]  # float32 0.25 and 0.75 are exact
