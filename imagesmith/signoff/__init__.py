@@ -59,6 +59,7 @@ The package: ``outputs`` compares outputs (pure); ``batch`` runs the batch funct
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ImagesmithError
 from ..fsutil import sha256_file
@@ -78,6 +79,21 @@ PER_SAMPLE = 200
 
 class SignoffError(ImagesmithError):
     """Signoff cannot be carried out (not: it failed). Exit 2."""
+
+
+def check_version(
+    data: object, key: str, version: int, path: Path, kind: str, *, other: Callable[[int], str], plain: str | None
+) -> None:
+    """Refuse (``SignoffError``) ``data`` unless it is an object whose ``key`` is ``version``: a
+    file of another format version says which one (``other(found)``: the hint), anything else is
+    not such a ``kind`` at all (``plain``: its hint)."""
+    found = data.get(key) if isinstance(data, dict) else None
+    if isinstance(found, int) and not isinstance(found, bool) and found != version:
+        raise SignoffError(
+            f"{path} is a version {found} {kind}; this imagesmith reads version {version}", hint=other(found)
+        )
+    if found != version:
+        raise SignoffError(f"{path} is not an imagesmith {kind} (version {version})", hint=plain)
 
 
 def model_stamp(model: Path) -> tuple[dict, str]:

@@ -13,7 +13,7 @@ from ..errors import ImagesmithError
 from ..layout import LABEL_GPU
 from ..runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
 from ..runtime.untrusted import Opt, loads, read_regular, shape_problem
-from . import MAX_SIGNOFF, SIGNOFF_VERSION, SignoffError, image_platform, model_stamp
+from . import MAX_SIGNOFF, SIGNOFF_VERSION, SignoffError, check_version, image_platform, model_stamp
 
 
 @dataclass
@@ -61,16 +61,19 @@ def read_signoff(path: Path) -> dict:
         ) from None
     except (OSError, ValueError) as exc:
         raise SignoffError(f"{path} is not readable ({exc})") from exc
-    version = data.get("imagesmith_signoff") if isinstance(data, dict) else None
-    if isinstance(version, int) and not isinstance(version, bool) and version != SIGNOFF_VERSION:
-        raise SignoffError(
-            f"{path} is a version {version} signoff record; this imagesmith reads version {SIGNOFF_VERSION}",
-            hint="sign off again with this imagesmith"
-            if version < SIGNOFF_VERSION
-            else "read it with the imagesmith that made it (a newer one), or sign off again with this one",
-        )
-    if version != SIGNOFF_VERSION:
-        raise SignoffError(f"{path} is not an imagesmith signoff record (version {SIGNOFF_VERSION})")
+    check_version(
+        data,
+        "imagesmith_signoff",
+        SIGNOFF_VERSION,
+        path,
+        "signoff record",
+        other=lambda found: (
+            "sign off again with this imagesmith"
+            if found < SIGNOFF_VERSION
+            else "read it with the imagesmith that made it (a newer one), or sign off again with this one"
+        ),
+        plain=None,
+    )
     problem = shape_problem(data, SIGNOFF_SHAPE)
     if problem:
         raise SignoffError(f"{path} is not an imagesmith signoff record ({problem[:200]})")

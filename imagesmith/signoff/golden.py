@@ -12,7 +12,7 @@ from ..runtime.stamp import GOLDEN_FILE
 from ..runtime.untrusted import Opt, loads, read_regular, shape_problem
 from ..spec import Spec
 from ..verify import verify_model
-from . import GOLDEN_VERSION, SignoffError, image_platform, model_stamp
+from . import GOLDEN_VERSION, SignoffError, check_version, image_platform, model_stamp
 from .batch import (
     MAX_OUTPUTS,
     OUTPUTS_SHAPE,
@@ -71,7 +71,7 @@ def make_golden(engine: Engine, spec: Spec, image: str, model: Path) -> tuple[Pa
 def read_golden(model: Path) -> tuple[dict, str] | None:
     """The golden outputs in ``model`` and the sha256 of the bytes read (None: there are none).
     The model folder comes from elsewhere (copied to the serving machine): a link, FIFO, device or
-    folder there is refused unread, and so is a file over ``MAX_GOLDEN`` or JSON nested too deep."""
+    folder there is refused unread, and so is a file over ``MAX_OUTPUTS`` or JSON nested too deep."""
     path = model / GOLDEN_FILE
     try:
         raw = read_regular(str(path), max_bytes=MAX_OUTPUTS, what=str(path))
@@ -80,17 +80,15 @@ def read_golden(model: Path) -> tuple[dict, str] | None:
         return None
     except (OSError, ValueError) as exc:  # UntrustedInput is a ValueError
         raise SignoffError(f"{path} is not readable ({exc})", hint="make it again: `imagesmith golden`") from exc
-    version = data.get("imagesmith_golden") if isinstance(data, dict) else None
-    if isinstance(version, int) and not isinstance(version, bool) and version != GOLDEN_VERSION:
-        raise SignoffError(
-            f"{path} is a version {version} golden file; this imagesmith reads version {GOLDEN_VERSION}",
-            hint="make it again with this imagesmith: `imagesmith golden`",
-        )
-    if version != GOLDEN_VERSION:
-        raise SignoffError(
-            f"{path} is not an imagesmith golden file (version {GOLDEN_VERSION})",
-            hint="make it again: `imagesmith golden`",
-        )
+    check_version(
+        data,
+        "imagesmith_golden",
+        GOLDEN_VERSION,
+        path,
+        "golden file",
+        other=lambda found: "make it again with this imagesmith: `imagesmith golden`",
+        plain="make it again: `imagesmith golden`",
+    )
     problem = shape_problem(data, GOLDEN_SHAPE)
     if problem:
         raise SignoffError(
