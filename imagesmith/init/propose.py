@@ -179,12 +179,12 @@ def _file_indexes(draft: _Draft, path: Path) -> None:
     """The indexes the requirements file (and its -r/-c includes) names, into the spec: the lock
     reads the spec's indexes alone, and refuses a file's index the spec lacks."""
     from ..credentials import strip_userinfo
-    from ..lock.resolution_files import _index_hint, named_indexes
+    from ..lock.resolution_files import index_hint, named_indexes
     from ..spec.schema import INDEX_URL_RE
 
     for option, url in (found for text in draft.requirements_files.values() for found in named_indexes(text)):
         if option in ("-f", "--find-links"):  # files, not an index: the lock will refuse it, so say so now
-            draft.notes.append(f"{path.name} names --find-links {strip_userinfo(url)}: {_index_hint(option, url)}")
+            draft.notes.append(f"{path.name} names --find-links {strip_userinfo(url)}: {index_hint(option, url)}")
             continue
         plain = strip_userinfo(url).rstrip("/")
         if not INDEX_URL_RE.fullmatch(plain):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import FileWriteError, SpecError, UsageError
-from ..fsutil import atomic_write, read_toml_text, tomllib
+from ..fsutil import atomic_write, read_head, read_toml_text, tomllib
 from ..spec import PYPROJECT, SPEC_FILE
 from ..spec.parse import parse_spec
 from ..spec.schema import MAX_SPEC_BYTES
@@ -40,7 +40,7 @@ def write_spec(
         raise UsageError(f"{own} already has a [tool.imagesmith] table; init never overwrites a spec")
     proposal = propose(root, python=python, base=base, pyproject=found)
     if pyproject:
-        path = root / PYPROJECT
+        path = own
         text = spec_toml(proposal)
         new = current + ("\n" if current and not current.endswith("\n") else "") + text
         data = (_parse_toml(new).get("tool") or {}).get("imagesmith")
@@ -62,7 +62,7 @@ def write_spec(
         ) from exc
     if not dry_run:
         # never over a spec (or an edit of pyproject.toml) that appeared while the project was read
-        if pyproject and current and _current_pyproject(path)[0] != current:
+        if pyproject and current and not _unchanged(path, current):
             raise UsageError(
                 f"{path} changed while init read the project; nothing was written",
                 hint="run `imagesmith init --pyproject` again",
@@ -94,6 +94,16 @@ def _current_pyproject(path: Path) -> tuple[str, dict]:
             f"{path} cannot take a [tool.imagesmith] table: {reason}",
             hint="fix pyproject.toml first, or run `imagesmith init` without --pyproject (imagesmith.yaml)",
         ) from None
+
+
+def _unchanged(path: Path, text: str) -> bool:
+    """Whether ``path`` still holds exactly ``text`` (compared as bytes, read no further than that
+    and one byte more: not parsed again, so a file made invalid meanwhile is "changed" too)."""
+    raw = text.encode("utf-8")
+    try:
+        return read_head(path, len(raw) + 1) == raw
+    except OSError:
+        return False
 
 
 def _parse_toml(text: str) -> dict:

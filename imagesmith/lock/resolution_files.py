@@ -61,7 +61,7 @@ def _same_index(url: str) -> str:
     return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}" if sep else plain
 
 
-def _index_hint(option: str, url: str) -> str:
+def index_hint(option: str, url: str) -> str:
     """What to do about an index a requirements file names and the spec does not."""
     if "$" in url:  # pip expands ${VAR} in a requirements file; the spec names an index as it is
         return (
@@ -104,7 +104,7 @@ def refuse_direct_references(text: str, root: Path, shown: str, indexes: Sequenc
             raise LockError(
                 f"{shown} names the package index {_same_index(line.value)!r} ({line.option}): the resolver "
                 "would read it, but the wheel download and the images' install read only the spec's indexes",
-                hint=_index_hint(line.option, line.value),
+                hint=index_hint(line.option, line.value),
             )
         if line.kind not in (EDITABLE, LOCAL, URL):
             continue  # a name and a version (what the index serves), -r/-c (followed elsewhere), another option

@@ -39,14 +39,13 @@ def check_lock(spec: Spec, base: str | None = None) -> list[str]:
     of the spec (a platform the lock lacks: ``target``). Raises if no lock."""
     locks = read_locks(spec.lock_path)
     changed: set[str] = set()
-    texts: dict[Path, str] | None = None  # the requirements files, read once for every platform
+    texts = lock_inputs.requirement_texts(spec)  # the requirements files, read once for every platform
     for platform in spec.platforms:
         one = spec.for_platform(platform)
         lock = locks.get(platform)
         if lock is None:
             changed.add("target")
             continue
-        texts = lock_inputs.requirement_texts(spec) if texts is None else texts
         changed.update(changed_inputs(lock, compute_inputs(one, base or spec.base, texts)))
     if set(locks) != set(spec.platforms):
         changed.add("target")
