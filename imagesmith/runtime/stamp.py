@@ -222,7 +222,9 @@ def scan_model(folder: str) -> tuple[dict[str, str], list[str]]:
 def _companion(rel: str) -> bool:
     """One of the ``COMPANIONS``, or the temporary file of one that a killed write left behind
     (``.NAME.XXXXXXXX.tmp``: ``files.write_atomic`` and the host's ``atomic_write`` name them so)."""
-    return rel in COMPANIONS or (rel.endswith(".tmp") and any(rel.startswith(f".{name}.") for name in COMPANIONS))
+    return rel in COMPANIONS or (
+        "/" not in rel and rel.endswith(".tmp") and any(rel.startswith(f".{name}.") for name in COMPANIONS)
+    )  # at the folder's top, where the companions are: ``.imagesmith-golden.json.d/w.tmp`` is a model file
 
 
 def _sha256_regular(path: str) -> str:

@@ -96,5 +96,8 @@ def test_a_stamp_s_temporary_file_left_by_a_killed_write_is_not_a_model_file(tmp
     (tmp_path / "model.bin").write_bytes(b"m")
     (tmp_path / f".{stamp.STAMP_FILE}.ab12cd.tmp").write_bytes(b"{")
     (tmp_path / ".cache.ab12cd.tmp").write_bytes(b"a user's file")  # not a companion's: a model file
+    inner = tmp_path / f".{stamp.GOLDEN_FILE}.d"  # a folder of the model's own, named alike
+    inner.mkdir()
+    (inner / "weights.tmp").write_bytes(b"w")  # inside it: a model file (it was left out of the stamp)
     digests, odd = stamp.scan_model(str(tmp_path))
-    assert sorted(digests) == [".cache.ab12cd.tmp", "model.bin"] and odd == []
+    assert sorted(digests) == [".cache.ab12cd.tmp", f".{stamp.GOLDEN_FILE}.d/weights.tmp", "model.bin"] and odd == []
