@@ -54,7 +54,9 @@ def cli(
     either way (the CLI printing one itself, say from ``traceback.print_exc`` or a logging handler,
     is the defect a user would see)."""
     if in_process is None:
-        command = next((a for a in args if not a.startswith("-")), None)  # `cli("--json", "run", …)` too
+        from imagesmith.cli.base import command_in
+
+        command = command_in(list(args))  # `cli("--json", "run", …)` and `cli("-p", ROOT, "run", …)` too
         in_process = IN_PROCESS["on"] or command not in REAL_PROCESS
     if in_process:
         return cli_in_process(*args, cwd=cwd, env=env, timeout=timeout, check_traceback=check_traceback)

@@ -133,3 +133,17 @@ def test_a_test_server_answers_with_the_headers_it_is_given():
         urllib.request.urlopen(f"http://{host}/token", timeout=10)
     refused = caught.value
     assert (refused.code, refused.headers["WWW-Authenticate"], refused.read()) == (401, 'Basic realm="test"', b"no")
+
+
+def test_run_named_after_the_project_option_still_gets_a_real_process(tmp_path, monkeypatch):
+    """`cli("-p", ROOT, "run", …)`: the command is `run` (cli.base.command_in skips -p's value), so
+    it runs in a subprocess, as REAL_PROCESS says; the first non-option argument was ROOT."""
+    from tests import helpers
+
+    def in_process(*args, **kwargs):
+        raise AssertionError(f"run in the test's process: {args}")
+
+    monkeypatch.setattr(helpers, "cli_in_process", in_process)
+    monkeypatch.setitem(helpers.IN_PROCESS, "on", False)  # as in the engine tier (the unit tier's conftest sets it)
+    proc = helpers.cli("-p", str(tmp_path), "run", "--help")
+    assert proc.returncode == 0 and "Usage" in proc.stdout, proc
