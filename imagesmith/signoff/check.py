@@ -96,17 +96,16 @@ def check_signoff(
     data = read_signoff(path)
     result = GateResult()
     failed = [str(c.get("check")) for c in data["checks"] if c.get("ok") is not True]
-    missing = [name for name in RAN if name not in {c.get("check") for c in data["checks"]}]
+    recorded = {c.get("check") for c in data["checks"]}
+    missing = [name for name in RAN if name not in recorded]
     if data.get("passed") is True and not failed and not missing:
         result.checks.append(f"the signoff in {path} passed")
     elif data.get("passed") is True:  # a record edited by hand, or two merged: its checks say otherwise
         disagree = "; ".join(
-            part
-            for part in (
-                f"failed: {', '.join(failed)}" if failed else "",
-                f"missing: {', '.join(missing)}" if missing else "",
+            filter(
+                None,
+                (f"failed: {', '.join(failed)}" if failed else "", f"missing: {', '.join(missing)}" if missing else ""),
             )
-            if part
         )
         result.problems.append(
             f"the signoff in {path} says it passed, but its own checks do not ({disagree}): "

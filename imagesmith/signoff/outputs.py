@@ -20,6 +20,11 @@ def finite(value: float) -> float | str:
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
+def _finite_row(row: dict) -> dict:
+    """A ``worst`` or ``per_sample`` row as the record holds it: its numbers ``finite``."""
+    return {k: finite(v) if k in _FLOATS else v for k, v in row.items()}
+
+
 @dataclass
 class Comparison:
     rtol: float
@@ -53,10 +58,10 @@ class Comparison:
             "classes_checked": self.classes_checked,
             "flipped": self.flipped[:WORST],
             "flipped_count": len(self.flipped),
-            "worst": [{k: finite(v) if k in _FLOATS else v for k, v in w.items()} for w in self.worst],
+            "worst": [_finite_row(w) for w in self.worst],
             "shape": self.shape[:WORST],
             "shape_count": len(self.shape),
-            "per_sample": [{k: finite(v) if k in _FLOATS else v for k, v in r.items()} for r in self.listed_samples()],
+            "per_sample": [_finite_row(r) for r in self.listed_samples()],
             "per_sample_count": len(self.per_sample),
         }
 
