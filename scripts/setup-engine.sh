@@ -124,8 +124,9 @@ start_engine() {
   # inherited; builds and containers get their own): a CPU profile of both daemons over a whole
   # `make test` (2026-12-07, bench/README.md "Where make test's CPU goes") had Go's garbage
   # collector at a quarter of dockerd's CPU with a live heap under 100 MB; collecting 4x less
-  # often cost dockerd's resident memory 356 -> 461 MB after whole test runs (its live heap
-  # 78 -> 85 MB). Only an engine this script starts: a running one is left as its owner
+  # often: dockerd's resident memory after whole test runs read 356 MB before, 395 and 461 MB
+  # after (single readings, on different code; its live heap 78 -> 85 MB). Only an engine this
+  # script starts: a running one is left as its owner
   # configured it.
   GOGC=400 setsid /usr/sbin/dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 1 60); do
