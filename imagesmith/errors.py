@@ -10,6 +10,7 @@
     │   └── NotALockError           a file read as a lock is none at all (not JSON, no ``imagesmith_lock``)
     ├── RenderError                 a value cannot be rendered safely into a Dockerfile
     ├── EngineError                 Docker engine / buildx / registry failures
+    │   ├── ContainerTimeout        a container ran past its time and was stopped
     │   ├── BuildError              a build step failed (names the spec part and shows the log tail)
     │   ├── PortInUseError          a host port a container would publish is taken (names the port)
     │   └── SigningError            cosign cannot sign or check (missing, wrong password, registry down)
@@ -38,6 +39,7 @@ __all__ = [
     "RenderError",
     "EngineError",
     "BuildError",
+    "ContainerTimeout",
     "PortInUseError",
     "SigningError",
     "VerifyError",
@@ -98,6 +100,10 @@ class RenderError(ImagesmithError):
 
 class EngineError(ImagesmithError):
     pass
+
+
+class ContainerTimeout(EngineError):
+    """A container ran past its time and was stopped (the engine's wait for it ran out)."""
 
 
 class BuildError(EngineError):

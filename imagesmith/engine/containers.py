@@ -14,12 +14,13 @@ with their volumes, however the run ended."""
 from __future__ import annotations
 
 import secrets
+import time
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from typing import Callable, Iterator, Sequence
 
-from ..errors import EngineError
+from ..errors import ContainerTimeout, EngineError
 from ..layout import LABEL_PROBE, LABEL_SIGNOFF
 from ._common import ENGINE_HINT, KeptReaders, first_line, tail
 from .container_files import SMALL_FILE, archive_entries, copy_into, file_volumes
@@ -77,11 +78,14 @@ class Containers:
             except APIError as exc:
                 return IsolatedRun(None, "", "", start_error=first_line(exc))
             reader = Collector(container, output_limit)
+            waited = time.monotonic()
             try:
                 status = container.wait(timeout=timeout)
-            except Exception as exc:  # requests' ReadTimeout and friends
+            except Exception as exc:  # requests' ReadTimeout, or the engine lost before that
                 reader.done(wait=0)
-                raise EngineError(f"`{what}` in {image} did not finish within {timeout} s") from exc
+                if time.monotonic() - waited < timeout:
+                    raise EngineError(f"waiting for `{what}` in {image} failed: {first_line(exc)}") from exc
+                raise ContainerTimeout(f"`{what}` in {image} did not finish within {timeout} s") from exc
             reader.done()
             err = tail_of(container.logs(stdout=False, stderr=True, stream=True), STDERR_KEPT)
             return IsolatedRun(

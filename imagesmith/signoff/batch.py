@@ -4,7 +4,6 @@ locked down; and what every signoff container shares: the run's label, removed h
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Iterator
 
 from ..engine import Engine
 from ..engine.containers import OUTPUT_LIMIT
-from ..errors import EngineError
+from ..errors import ContainerTimeout, EngineError
 from ..fsutil import read_user_text
 from ..layout import RUNTIME_MODULE
 from ..runtime import signoff_probe  # stdlib: the host's hardware record is read by the same code as the image's
@@ -99,7 +98,6 @@ def signoff_containers(engine: Engine) -> Iterator[str]:
 def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Path, *, gpus: bool, run_id: str) -> dict:
     """Run the batch function on the samples in a container of ``info``; ``{"outputs", "hardware"}``."""
     options = json.dumps({"mode": "predict", "predict": spec.signoff.predict, "samples": SAMPLES_IN_CONTAINER})
-    started = time.monotonic()
     try:
         run = engine.run_helper(
             info.id,
@@ -110,9 +108,7 @@ def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Pat
             mounts={str(model.resolve()): spec.artifacts, str(samples_path.resolve()): SAMPLES_IN_CONTAINER},
             timeout=PREDICT_TIMEOUT,
         )
-    except EngineError as exc:  # the engine's own words name the entrypoint and the image ID
-        if time.monotonic() - started < PREDICT_TIMEOUT:
-            raise
+    except ContainerTimeout as exc:  # the engine's own words name the entrypoint and the image ID
         raise SignoffError(
             f"{spec.signoff.predict} did not finish within {PREDICT_TIMEOUT} s in {info.ref}: the container was stopped",
             hint="the batch function runs once on all the samples: sign off on fewer samples, or look for what it waits on",

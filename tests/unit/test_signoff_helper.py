@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from imagesmith.errors import EngineError
+from imagesmith.errors import ContainerTimeout, EngineError
 from imagesmith.layout import RUNTIME_MODULE
 from imagesmith.signoff import SignoffError
 from imagesmith.signoff import batch as so_batch
@@ -237,7 +237,7 @@ def test_a_batch_function_that_does_not_finish_is_named_not_the_entrypoint(monke
 
     def run_helper(*args, **options):
         assert options["timeout"] == 0
-        raise EngineError(
+        raise ContainerTimeout(
             "`/opt/venv/bin/python -m imagesmith_runtime serve --` in sha256:4444 did not finish within 0 s"
         )
 
@@ -245,3 +245,14 @@ def test_a_batch_function_that_does_not_finish_is_named_not_the_entrypoint(monke
         run_predict(SimpleNamespace(run_helper=run_helper), INFO, SPEC, Path("/m"), Path("/s"), gpus=False, run_id="r")
     assert str(err.value) == "app.predict:predict did not finish within 0 s in x:serve: the container was stopped"
     assert "fewer samples" in err.value.hint
+
+
+def test_an_engine_lost_while_the_batch_function_runs_is_not_called_its_timeout():
+    """Only ContainerTimeout is the function's time; another EngineError (the engine gone) stays."""
+
+    def run_helper(*args, **options):
+        raise EngineError("waiting for `python` in sha256:4444 failed: Connection aborted.")
+
+    with pytest.raises(EngineError, match="Connection aborted") as err:
+        run_predict(SimpleNamespace(run_helper=run_helper), INFO, SPEC, Path("/m"), Path("/s"), gpus=False, run_id="r")
+    assert not isinstance(err.value, SignoffError)
