@@ -51,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
 
         code = run(argv)
         if _SENT_AGAIN:  # it lands here at the latest (in ms), not after main returned
-            time.sleep(0.1)
+            try:
+                time.sleep(0.1)
+            except KeyboardInterrupt:
+                if code != 130:
+                    raise
+                # the command reported an interrupt already (the first one): not a second line
         return code
     except KeyboardInterrupt:
         from .output import stopped

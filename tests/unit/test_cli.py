@@ -341,3 +341,23 @@ def test_the_spec_dockerfile_key_is_a_file_path_inside_the_project(tmp_path):
         assert proc.returncode == 2 and words in proc.stderr, (value, proc.stderr)
     (root / "imagesmith.yaml").write_text(text + "dockerfile: docker/imagesmith.Dockerfile\n")
     assert load_spec(root).dockerfile_path == root / "docker" / "imagesmith.Dockerfile"
+
+
+def test_a_ctrl_c_sent_again_after_the_command_reported_one_is_not_a_second_error_line(monkeypatch, capsys):
+    """cli.main sends an interrupt Python could not raise once more and waits for it; when the
+    command had already stopped on the first (exit 130, its `error: interrupted` printed), the
+    second lands in that wait and is not reported again."""
+    import threading
+
+    import imagesmith.cli as cli_package
+    from imagesmith.cli import entry, output
+
+    def command(argv):
+        cli_package._SENT_AGAIN.append(True)  # as _interrupt_again does
+        threading.Timer(0.02, cli_package._thread.interrupt_main).start()
+        output.stopped("interrupted")
+        return 130
+
+    monkeypatch.setattr(entry, "main", command)
+    assert cli_package.main(["lock"]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
