@@ -207,18 +207,25 @@ def rows(result, name, count):
     return outputs
 
 
+def sample_lines(text):
+    """(line number, line) of each sample in a samples file's text, as the helper and the host's
+    ``batch.read_samples`` both read it: a UTF-8 BOM skipped, lines ending at \\n only (a U+2028
+    or \\x85 inside a JSON string is text, which ``str.splitlines`` would split at), blank lines
+    ignored."""
+    text = text[1:] if text.startswith("\ufeff") else text
+    return [(number, line) for number, line in enumerate(text.split("\n"), 1) if line.strip()]
+
+
 def read_samples(path):
-    """One JSON value per line; lines end at \\n only (a U+2028 or \\x85 inside a string is text), a
-    UTF-8 BOM is skipped, blank lines are ignored. The host's ``read_samples`` reads them alike."""
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    """One JSON value per line (``sample_lines``)."""
+    with open(path, encoding="utf-8", newline="") as fh:
         text = fh.read()
     samples = []
-    for number, line in enumerate(text.split("\n"), 1):
-        if line.strip():
-            try:
-                samples.append(json.loads(line))
-            except (ValueError, RecursionError) as exc:
-                raise Refused("samples line %d is not JSON: %s" % (number, str(exc)[:160])) from exc
+    for number, line in sample_lines(text):
+        try:
+            samples.append(json.loads(line))
+        except (ValueError, RecursionError) as exc:
+            raise Refused("samples line %d is not JSON: %s" % (number, str(exc)[:160])) from exc
     return samples
 
 

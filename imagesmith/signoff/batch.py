@@ -50,16 +50,13 @@ def read_samples(path: Path) -> list:
     text = read_user_text(
         path, SignoffError, shown=str(path), hint="one JSON value per line (JSON lines), UTF-8", limit=MAX_SAMPLES
     )
-    # as the helper reads them (signoff_probe.read_samples): a BOM skipped, lines end at \n only
-    # (str.splitlines also splits at U+2028 and \x85, which JSON strings may hold as they are)
-    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
-        if line.strip():
-            try:
-                samples.append(json.loads(line))
-            except (ValueError, RecursionError) as exc:
-                raise SignoffError(
-                    f"{path} line {number} is not JSON ({str(exc)[:160]})", hint="one JSON value per line (JSON lines)"
-                ) from exc
+    for number, line in signoff_probe.sample_lines(text):  # as the helper reads them
+        try:
+            samples.append(json.loads(line))
+        except (ValueError, RecursionError) as exc:
+            raise SignoffError(
+                f"{path} line {number} is not JSON ({str(exc)[:160]})", hint="one JSON value per line (JSON lines)"
+            ) from exc
     if not samples:
         raise SignoffError(f"{path} holds no samples", hint="one JSON value per line (JSON lines)")
     return samples
