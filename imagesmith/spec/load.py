@@ -27,14 +27,21 @@ from .schema import MAX_DEPTH, MAX_SPEC_BYTES, MAX_STRING, MAX_VALUES
 
 def find_spec(path: Path) -> Path:
     """The spec file for ``path``: the file itself, or the spec inside a project directory."""
-    path = Path(path)
+    return _find(Path(path))[0]
+
+
+def _find(path: Path) -> tuple[Path, dict | None]:
+    """``find_spec``, and the parsed pyproject.toml when that is where the spec was found (read
+    once: ``load_spec`` and the spec's parse use it)."""
     if path.is_dir():
         yml = path / SPEC_FILE
         if yml.is_file():
-            return yml
+            return yml, None
         pyproject = path / PYPROJECT
-        if pyproject.is_file() and _tool_table(pyproject) is not None:
-            return pyproject
+        if pyproject.is_file():
+            parsed = _read_toml(pyproject)
+            if _tool_of(parsed, pyproject) is not None:
+                return pyproject, parsed
         if os.path.lexists(yml):  # a folder, a FIFO, a dangling link: there, but not a spec to read
             raise SpecError(
                 _short_path(yml),
@@ -52,7 +59,7 @@ def find_spec(path: Path) -> Path:
             ["file not found (or not a regular file)"],
             hint="pass the project directory or its spec file",
         )
-    return path
+    return path, None
 
 
 def load_spec(path: Path | str = ".") -> Spec:
@@ -60,7 +67,8 @@ def load_spec(path: Path | str = ".") -> Spec:
 
     The project root is the folder the spec file is found in, not the folder a symlinked spec
     points into; a spec that is a symlink to a file outside that folder is refused."""
-    found = Path(os.path.abspath(find_spec(Path(path))))
+    found, parsed = _find(Path(path))
+    found = Path(os.path.abspath(found))
     root = found.parent
     if found.is_symlink():
         try:
@@ -71,16 +79,20 @@ def load_spec(path: Path | str = ".") -> Spec:
                 ["is a symlink that leaves the project directory"],
                 hint="copy the spec into the project instead of linking it",
             ) from None
+    pyproject = None
     if found.name == PYPROJECT or found.suffix == ".toml":
-        data = _tool_table(found)
+        parsed = _read_toml(found) if parsed is None else parsed
+        data = _tool_of(parsed, found)
         origin = f"{found.name} [tool.imagesmith]"
         if data is None:
             raise SpecError(found.name, ["no [tool.imagesmith] table"])
+        if found.name == PYPROJECT and not found.is_symlink():
+            pyproject = parsed  # the project's own pyproject.toml, as read_pyproject would read it
     else:
         origin = found.name
         data = _read_yaml(found)
     _check_size(data, origin)
-    return parse_spec(data, root, origin)
+    return parse_spec(data, root, origin, pyproject=pyproject)
 
 
 def _short_path(path: Path) -> str:
@@ -245,9 +257,9 @@ def _parse(path: Path, text: str, parser):
         raise SpecError(path.name, [f"holds a value that cannot be read: {show(str(exc), 80)[1:-1]}"]) from exc
 
 
-def _tool_table(path: Path) -> Any:
-    """``[tool.imagesmith]`` of a pyproject.toml (None when absent); a ``tool`` that is not a table is an error."""
-    tool = _read_toml(path).get("tool", {})
+def _tool_of(parsed: dict, path: Path) -> Any:
+    """``[tool.imagesmith]`` of a parsed pyproject.toml (None when absent); a ``tool`` that is not a table is an error."""
+    tool = parsed.get("tool", {})
     if not isinstance(tool, dict):
         raise SpecError(path.name, [f"[tool] must be a table, got {type_name(tool)}"], hint="fix the TOML")
     return tool.get("imagesmith")

@@ -223,6 +223,32 @@ def test_pyproject_table(root):
     assert spec.serve.port == 80
 
 
+def test_a_pyproject_spec_is_read_once_and_gives_its_project_to_install_project(root, monkeypatch):
+    """``[tool.imagesmith]`` in pyproject.toml: the file is read and parsed once for finding the
+    spec, reading it and ``install_project: auto`` (it was three times), and the project it
+    describes is the one installed; a symlinked pyproject.toml is still not read for the project."""
+    from imagesmith import fsutil
+
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "1"\n[build-system]\nrequires = ["setuptools>=69"]\n'
+        'build-backend = "setuptools.build_meta"\n\n[tool.imagesmith]\nname = "demo"\npython = "3.11"\n'
+        'base = "python:3.11-slim"\nrequirements = ["six"]\nsource = ["app.py"]\n'
+        '[tool.imagesmith.train]\ncommand = "python app.py"\n[tool.imagesmith.serve]\ncommand = "python app.py"\n'
+    )
+    reads: list[str] = []
+    real = fsutil.read_bounded
+    monkeypatch.setattr(
+        fsutil, "read_bounded", lambda path, *a, **k: reads.append(Path(path).name) or real(path, *a, **k)
+    )
+    spec = load_spec(root)
+    assert reads.count("pyproject.toml") == 1, reads
+    assert spec.project is not None and spec.project.name == "demo"
+    moved = root / "real.toml"
+    (root / "pyproject.toml").rename(moved)
+    (root / "pyproject.toml").symlink_to(moved.name)
+    assert load_spec(root).project is None  # read_pyproject's rule: a linked pyproject.toml is not the project's
+
+
 def test_a_spec_read_again_is_its_parse_remembered_and_an_edit_is_read_anew(root):
     """What a YAML spec's text parsed to is remembered (a no-op lock then needs no PyYAML):
     an edit is read anew, data JSON would change (a date) is never remembered, a spec that
