@@ -89,13 +89,13 @@ def diff(
     distribution that differs says why (``explain_platforms``)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .verify import load_view, open_source
-    from .verify_source import lock_source
+    from .verify import load_view
+    from .verify_source import lock_source, open_image
 
     # the files first: a file that is no lock (or no file at all) is refused before the engine is asked
     la, lb = lock_source(a, platform), lock_source(b, platform_b or platform)
-    sa = la or open_source(engine, a, platform)
-    sb = lb or open_source(engine, b, platform_b or platform)
+    sa = la or open_image(engine, a, platform)
+    sb = lb or open_image(engine, b, platform_b or platform)
     paths = tuple(sorted({p for s in (sa, sb) if s.manifest for p in s.manifest["preprocessing"]}))
     notes_a: list[str] = []
     notes_b: list[str] = []

@@ -42,9 +42,12 @@ def open_source(engine: Engine, ref: str, platform: str | None = None) -> Source
     registry host is read from that registry without pulling; anything else is a local image.
     ``platform`` picks a multi-platform lock's section and a registry index's image (default:
     this machine's); a local image must be of it."""
-    source = lock_source(ref, platform)
-    if source is not None:
-        return source
+    return lock_source(ref, platform) or open_image(engine, ref, platform)
+
+
+def open_image(engine: Engine, ref: str, platform: str | None = None) -> Source:
+    """``open_source`` of a reference ``lock_source`` found no file for: a registry image
+    (read without pulling) or a local one."""
     if registry_host(ref):
         info = engine.registry_image(ref, platform or machine_platform())
     else:
