@@ -29,6 +29,7 @@ from .errors import ImagesmithError, VerifyError
 from .findings import Findings
 from .fsutil import read_bounded
 from .runtime import nvidia_smi
+from .runtime.untrusted import UntrustedInput, loads
 
 QUERY = nvidia_smi.arguments(nvidia_smi.FIELDS)
 QUERY_OLD = nvidia_smi.arguments(nvidia_smi.FIELDS_OLD)  # drivers without compute_cap
@@ -234,6 +235,7 @@ def lines(report: HostReport) -> list[str]:
 
 
 MAX_INPUT = 32 << 20  # bytes of the lock or facts file read (a lock's own limit)
+MAX_INPUT_ITEMS = 2_000_000  # JSON values in it (a large two-platform lock holds tens of thousands)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,10 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     path = args.lock or args.facts
     try:
         try:
-            data = json.loads(read_bounded(path, MAX_INPUT))  # /dev/zero, a FIFO: refused unread
-        except (OSError, ValueError, RecursionError) as exc:
+            # /dev/zero, a FIFO: refused unread; deep or bloated JSON: refused unparsed (runtime/untrusted.py)
+            data = loads(read_bounded(path, MAX_INPUT), what=str(path), max_bytes=MAX_INPUT, max_items=MAX_INPUT_ITEMS)
+        except (OSError, ValueError) as exc:
             raise ImagesmithError(
-                f"cannot read {path}: {exc}", hint="give imagesmith.lock or imagesmith_image.json"
+                str(exc) if isinstance(exc, UntrustedInput) else f"cannot read {path}: {exc}",
+                hint="give imagesmith.lock or imagesmith_image.json",
             ) from exc
         contract = gpu.check(pins_from_json(data, args.platform), where=str(path))
         report = check(contract, query() if contract.major is not None else (), archs_from_json(data, args.platform))

@@ -139,6 +139,27 @@ def test_module_main_on_image_facts(tmp_path, monkeypatch, capsys):
     assert err.startswith("error: this machine has no NVIDIA GPU") and "\nhint: " in err
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("[" * 50_000 + "]" * 50_000, "is not JSON imagesmith reads: nested more than 32 deep"),
+        ("[" + "0," * 2_000_001 + "0]", "is not JSON imagesmith reads: more than 2,000,000 values"),
+        ('{"packages":', "is not JSON (Expecting value"),
+    ],
+)
+def test_module_main_refuses_deep_bloated_or_broken_json_in_one_line(tmp_path, capsys, text, said):
+    """The GPU host check reads a lock or facts file someone handed it the way verify reads
+    what it did not write (runtime/untrusted.py): depth and values bounded before the parse, one
+    error line naming the file, exit 2 (with --json, one JSON error)."""
+    path = tmp_path / "imagesmith.lock"
+    path.write_text(text)
+    assert gpu_host.main(["--lock", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path} {said}") and err.count("\nerror:") == 0 and "Traceback" not in err
+    assert gpu_host.main(["--facts", str(path), "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["exit"] == 2
+
+
 def test_verify_host_cli(project, tmp_path, monkeypatch):
     root, _ = project
     _write_lock(root, monkeypatch, TORCH_CU13)
