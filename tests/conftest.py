@@ -47,6 +47,7 @@ from imagesmith.build import BuildOptions, build_project  # noqa: E402 (after th
 from imagesmith.engine import Engine  # noqa: E402 (after the bytecode setting)
 from imagesmith.render import generated  # noqa: E402 (after the bytecode setting)
 from imagesmith.spec.load import load_spec  # noqa: E402 (after the bytecode setting)
+from tests.helpers import remove_tags  # noqa: E402 (after the bytecode setting)
 
 EXAMPLES = REPO / "examples"
 PROJECTS = Path(__file__).resolve().parent / "projects"
@@ -109,14 +110,7 @@ def one_build_at_a_time(run_dir: Path, repo: str):
 def _remove_shared_images(run_dir: Path) -> None:
     folder = run_dir / "shared-images"
     for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
-        repo = entry.name.replace("%", "/")
-        listed = subprocess.run(
-            ["docker", "image", "ls", "--filter", f"reference={repo}", "--format", "{{.Repository}}:{{.Tag}}"],
-            capture_output=True,
-            text=True,
-        )
-        if listed.returncode == 0 and listed.stdout.split():
-            subprocess.run(["docker", "image", "rm", *listed.stdout.split()], capture_output=True)
+        remove_tags(entry.name.replace("%", "/"))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -219,6 +219,20 @@ def serve_one(
         engine.remove_signoff(run_id)
 
 
+def remove_tags(reference: str) -> None:
+    """Untag every local image whose name matches ``reference`` (`docker image ls`'s reference
+    filter: ``repo`` or ``prefix-*``), for a test that built under tags of its own; an image stays
+    while another tag or a container holds it. Failures are ignored (cleanup after a failed test)."""
+    listed = subprocess.run(
+        ["docker", "image", "ls", "--filter", f"reference={reference}", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+    )
+    tags = [t for t in listed.stdout.split() if not t.endswith(":<none>")]
+    if listed.returncode == 0 and tags:
+        subprocess.run(["docker", "image", "rm", *tags], capture_output=True)
+
+
 def run_python(image: str, code: str, platform: str | None = None, python: str = VENV_PYTHON) -> str:
     """The output of ``python -c code`` in a new container of ``image`` (``platform``: pulled and
     run as that platform, emulated where it is not this machine's); the run must succeed."""

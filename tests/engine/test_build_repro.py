@@ -17,7 +17,7 @@ from imagesmith.errors import BuildError
 from imagesmith.lock.lockfile import read_lock
 from imagesmith.spec.load import load_spec
 from tests.conftest import PROJECTS, copy_project, shared_repo
-from tests.helpers import base_context, cli, docker_build, skopeo_inspect
+from tests.helpers import base_context, cli, docker_build, remove_tags, skopeo_inspect
 
 pytestmark = pytest.mark.engine
 
@@ -334,10 +334,4 @@ def test_two_clean_builds_at_once_both_succeed_with_the_images_an_earlier_build_
             if job.poll() is None:
                 job.kill()
                 job.communicate()
-        listed = subprocess.run(
-            ["docker", "image", "ls", "--filter", f"reference={repo}", "--format", "{{.Repository}}:{{.Tag}}"],
-            capture_output=True,
-            text=True,
-        )
-        if listed.stdout.split():
-            subprocess.run(["docker", "image", "rm", *listed.stdout.split()], capture_output=True)
+        remove_tags(repo)

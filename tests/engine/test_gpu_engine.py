@@ -32,7 +32,7 @@ from imagesmith.signing import Cosign
 from imagesmith.spec.load import load_spec
 from tests.conftest import BASE_IMAGE, PROJECTS, copy_project
 from tests.fake_nvidia_smi import FakeGpu, install, path_with
-from tests.helpers import image_facts
+from tests.helpers import image_facts, remove_tags
 
 pytestmark = pytest.mark.engine
 
@@ -467,14 +467,7 @@ OWN = f"{TAG}-{uuid.uuid4().hex[:8]}"
 def own_tags():
     """Removes this run's own tags (``OWN``-*) when the module's tests are done."""
     yield
-    listed = subprocess.run(
-        ["docker", "images", "--filter", f"reference={OWN}-*", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
-    )
-    tags = [t for t in listed.stdout.split() if t.startswith(f"{OWN}-")]
-    if tags:
-        subprocess.run(["docker", "image", "rm", *tags], capture_output=True)
+    remove_tags(f"{OWN}-*")
 
 
 def _locked_copy(root: Path, dest: Path) -> Path:

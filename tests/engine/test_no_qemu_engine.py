@@ -21,7 +21,7 @@ import pytest
 
 from imagesmith.lock.lockfile import read_lock
 from tests.conftest import PROJECTS, REGISTRY_BASE, copy_project
-from tests.helpers import _bytecode_kept
+from tests.helpers import _bytecode_kept, remove_tags
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -62,11 +62,7 @@ def tag():
     """A tag of this run's own; any image a failing run built under it is removed afterwards."""
     name = f"imagesmith-test/no-qemu-{uuid.uuid4().hex[:12]}"
     yield name
-    listed = subprocess.run(
-        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", name], capture_output=True
-    )
-    for ref in listed.stdout.decode().split():
-        subprocess.run(["docker", "image", "rm", ref], capture_output=True)
+    remove_tags(name)
 
 
 @pytest.mark.xdist_group("no-qemu-real")

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from imagesmith.spec.load import load_spec
-from tests.helpers import cli
+from tests.helpers import cli, remove_tags
 from tests.pkgindexes import serve_indexes
 
 pytestmark = pytest.mark.engine
@@ -42,7 +42,6 @@ def test_an_index_named_in_requirements_txt_reaches_the_image(tmp_path, engine, 
                 timeout=120,
             )
         finally:
-            listed = subprocess.run(["docker", "image", "ls", tag, "--format", "{{.Repository}}:{{.Tag}}"], **QUIET)
-            subprocess.run(["docker", "image", "rm", *listed.stdout.split()], **QUIET)  # this run's tags only
+            remove_tags(tag)  # this run's tags only
         assert ran.stdout.strip() == "team-mirror", ran.stdout + ran.stderr
         assert index.asked_for("tinydep")
