@@ -43,9 +43,7 @@ def atomic_write(path: Path, data: str | bytes, *, new_only: bool = False) -> No
     """
     path = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    check_not_link(path)
-    if path.is_dir():
-        raise FileWriteError(f"cannot write {path}: it is a folder", hint="give the path of a file to write")
+    _check_file_target(path, "give the path of a file to write")
     try:
         files.write_atomic(str(path), raw, new_only=new_only)
     except FileExistsError as exc:
@@ -100,14 +98,20 @@ def check_output_file(path: Path, option: str) -> None:
     would refuse at its end: a symbolic link, a folder, a folder that does not exist. ``option``
     names the command-line option in the hint."""
     path = Path(path)
-    check_not_link(path)
-    if path.is_dir():
-        raise FileWriteError(f"cannot write {path}: it is a folder", hint=f"give {option} the path of a file to write")
+    _check_file_target(path, f"give {option} the path of a file to write")
     if not path.parent.is_dir():
         raise FileWriteError(
             f"cannot write {path}: the folder {path.parent} does not exist",
             hint=f"make the folder, or give {option} another path",
         )
+
+
+def _check_file_target(path: Path, folder_hint: str) -> None:
+    """What ``atomic_write`` refuses before it writes, and ``check_output_file`` before a long
+    command runs: a symbolic link, a folder (``folder_hint``)."""
+    check_not_link(path)
+    if path.is_dir():
+        raise FileWriteError(f"cannot write {path}: it is a folder", hint=folder_hint)
 
 
 def holds(path: Path, text: str) -> bool:
