@@ -244,6 +244,20 @@ def _raised(name, exc):
     return "%s raised %s: %s%s" % (name, type(exc).__name__, text[0][:300] if text else "", at)
 
 
+def _attribute(module, path, name):
+    """``module``'s object at the dotted ``path`` (an entry point's ``module:object.method``);
+    None when one is missing. A property that raises is the project's error, said in one line."""
+    found = module
+    for part in path.split("."):
+        try:
+            found = getattr(found, part, None)
+        except Exception as exc:
+            raise Refused(_raised("reading %s" % name, exc)) from exc
+        if found is None:
+            return None
+    return found
+
+
 def predict(options):
     import importlib
 
@@ -260,7 +274,7 @@ def predict(options):
         raise Refused("importing %s called sys.exit(%r)" % (module_name, exc.code)) from exc
     except Exception as exc:
         raise Refused(_raised("importing " + module_name, exc)) from exc
-    func = getattr(module, func_name, None)
+    func = _attribute(module, func_name, name)
     if not callable(func):
         raise Refused("cannot import %s: %s has no function %s" % (name, module_name, func_name))
     count = len(samples)  # before the call: a function may consume its list (del samples[:32] per batch)

@@ -23,7 +23,9 @@ ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Project paths: plain relative POSIX paths, no globs, quotes, dollar signs or control characters.
 PATH_RE = re.compile(r"[A-Za-z0-9_.@+-][A-Za-z0-9_.@+/ -]*")
 CONTAINER_PATH_RE = re.compile(r"/[A-Za-z0-9_.@+/-]*")
-MODULE_FUNC_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", re.ASCII)
+# an entry point's object reference (the packaging spec's `module:attr.attr`): `app.predict:predict`,
+# or a method of an object the module makes, `serve:predictor.predict`
+MODULE_FUNC_RE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*", re.ASCII)
 RESOLVERS = ("uv", "pip-tools")
 # Bounds: a spec is a small file; anything bigger is a mistake or an attack (alias bombs).
 MAX_SPEC_BYTES = 1 << 20

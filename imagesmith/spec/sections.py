@@ -161,7 +161,7 @@ def parse_signoff(value: Any, root: Path, p: Problems) -> Signoff:
     unknown_keys(value, SIGNOFF_KEYS, "signoff.", p)
     predict = value.get("predict")
     if predict is not None and not (isinstance(predict, str) and MODULE_FUNC_RE.fullmatch(predict)):
-        p.add("signoff.predict", f"expected 'module:function', got {show(predict)}")
+        p.add("signoff.predict", f"expected 'module:function' (or 'module:object.method'), got {show(predict)}")
         predict = None
     samples = value.get("samples")
     if samples is not None:

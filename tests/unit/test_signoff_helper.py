@@ -67,6 +67,11 @@ def zero_d(samples):
     import numpy
     return [[numpy.array(0.5), numpy.float32(0.25)] for _ in samples]  # as t[i][j] of a tensor gives
 def huge(samples): return [[10 ** 400] for _ in samples]
+class Predictor:  # a model object the module makes, its method named in the spec (module:object.method)
+    def predict(self, samples): return [[0.5, 0.5] for _ in samples]
+    @property
+    def broken(self): raise RuntimeError("no model loaded")
+predictor = Predictor()
 def prints(samples):
     print("batch of", len(samples), end="")
     os.write(1, b"from C code\\n")
@@ -106,6 +111,14 @@ def helper(tmp_path: Path, function: str, samples: str = '{"x": 1}\n[2]\n') -> s
         ),
         ("one_float", "user_predict:one_float returned float"),
         ("missing", "cannot import user_predict:missing: user_predict has no function missing"),
+        (
+            "predictor.missing",
+            "cannot import user_predict:predictor.missing: user_predict has no function predictor.missing",
+        ),
+        (
+            "predictor.broken.x",
+            "reading user_predict:predictor.broken.x raised RuntimeError: no model loaded (%s, line",
+        ),
     ],
 )
 def test_what_cannot_be_compared_is_one_line_and_exit_2(tmp_path, function, said):
@@ -113,6 +126,14 @@ def test_what_cannot_be_compared_is_one_line_and_exit_2(tmp_path, function, said
     assert proc.returncode == 2 and proc.stdout == "", proc
     assert "Traceback" not in proc.stderr
     assert _helper_reason(proc.stderr).startswith(said.replace("%s", str(tmp_path / "user_predict.py"))), proc.stderr
+
+
+def test_a_method_of_an_object_the_module_makes_is_called(tmp_path):
+    """``module:object.method``, an entry point's object reference (``serve:predictor.predict``):
+    the method of the module's own object is the batch function."""
+    proc = helper(tmp_path, "predictor.predict")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outputs"] == [[0.5, 0.5], [0.5, 0.5]]
 
 
 def test_printing_does_not_corrupt_the_result_line(tmp_path):

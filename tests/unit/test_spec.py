@@ -293,3 +293,25 @@ def test_heavy_refuses_what_is_not_a_distribution_name(root):
         "heavy[2]: 'a b' is not a distribution name (like 'opencv-python')",
     ]
     assert problems({**VALID, "heavy": {"scipy": 1}}, root) == ["heavy: expected a list of strings, got a mapping"]
+
+
+@pytest.mark.parametrize(
+    ("predict", "ok"),
+    [
+        ("app.predict:predict", True),
+        ("serve:predictor.predict", True),  # an entry point's object reference: a method of the module's object
+        ("pkg.serve:app.state.model.predict", True),
+        ("app.predict", False),
+        ("app.:predict", False),
+        ("app:predictor.", False),
+        ("app:predict()", False),
+        (":predict", False),
+    ],
+)
+def test_signoff_predict_is_an_entry_point_object_reference(root, predict, ok):
+    data = {**VALID, "signoff": {"predict": predict}}
+    if ok:
+        assert parse_spec(data, root).signoff.predict == predict
+    else:
+        with pytest.raises(SpecError, match="expected 'module:function' \\(or 'module:object.method'\\)"):
+            parse_spec(data, root)
