@@ -41,7 +41,6 @@ def require_signoff_spec(spec: Spec) -> Path:
 MAX_SAMPLES = 1 << 30
 # outputs (the helper's result, the golden file): a row for each sample, as many bytes as samples
 MAX_OUTPUTS = MAX_SAMPLES
-PREDICT_TIMEOUT = 600  # seconds for the batch function on all the samples (and the helper's start)
 OUTPUTS_SHAPE = [[float]]  # a row of numbers for each sample (NaN among them)
 
 
@@ -103,12 +102,13 @@ def run_predict(engine: Engine, info, spec: Spec, model: Path, samples_path: Pat
             gpus=gpus,
             run_id=run_id,
             mounts={str(model.resolve()): spec.artifacts, str(samples_path.resolve()): SAMPLES_IN_CONTAINER},
-            timeout=PREDICT_TIMEOUT,
+            timeout=spec.signoff.timeout,
         )
     except ContainerTimeout as exc:  # the engine's own words name the entrypoint and the image ID
         raise SignoffError(
-            f"{spec.signoff.predict} did not finish within {PREDICT_TIMEOUT} s in {info.ref}: the container was stopped",
-            hint="the batch function runs once on all the samples: sign off on fewer samples, or look for what it waits on",
+            f"{spec.signoff.predict} did not finish within {spec.signoff.timeout} s in {info.ref}: the container was stopped",
+            hint="the batch function runs once on all the samples: sign off on fewer samples, look for what it "
+            "waits on, or give it longer (signoff.timeout in the spec)",
         ) from exc
     if run.truncated:
         raise SignoffError(

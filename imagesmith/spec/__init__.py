@@ -57,6 +57,7 @@ class Signoff:
     atol: float = 1e-6
     path: str = "/predict"  # the serve endpoint signoff POSTs each sample to
     request: str = "list"  # the request body: "list" = [sample] (a batch of one), "object" = sample
+    timeout: int = 600  # seconds the batch function may take on all the samples (at most schema.MAX_SIGNOFF_TIMEOUT)
 
 
 @dataclass(frozen=True)

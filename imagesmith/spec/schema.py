@@ -74,7 +74,8 @@ TRAIN_KEYS = ("command",)
 SERVE_KEYS = ("command", "port", "latency_budget_ms")
 REQ_KEYS = ("file", "packages", "pyproject", "extras", "groups", "uv_lock", "pylock", "poetry_lock")
 LOCK_SOURCES = {"uv_lock": "uv.lock", "pylock": "pylock.toml", "poetry_lock": "poetry.lock"}
-SIGNOFF_KEYS = ("predict", "samples", "rtol", "atol", "path", "request")
+SIGNOFF_KEYS = ("predict", "samples", "rtol", "atol", "path", "request", "timeout")
+MAX_SIGNOFF_TIMEOUT = 86_400
 SIGNOFF_REQUESTS = ("list", "object")
 HTTP_PATH_RE = re.compile(r"/[A-Za-z0-9_.~/-]*")
 # A package index: http(s), a host, an optional port and a plain path. No user info, query or spaces.

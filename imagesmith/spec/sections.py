@@ -23,6 +23,7 @@ from .schema import (
     LOCK_SOURCES,
     MAX_NAME,
     MAX_PATH,
+    MAX_SIGNOFF_TIMEOUT,
     MAX_STRING,
     MODULE_FUNC_RE,
     NAME_GROUP_RE,
@@ -172,6 +173,10 @@ def parse_signoff(value: Any, root: Path, p: Problems) -> Signoff:
     if not (isinstance(path, str) and HTTP_PATH_RE.fullmatch(path)):
         p.add("signoff.path", f"expected an HTTP path like '/predict', got {show(path)}")
         path = "/predict"
+    timeout = value.get("timeout", Signoff.timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_SIGNOFF_TIMEOUT:
+        p.add("signoff.timeout", f"expected whole seconds from 1 to {MAX_SIGNOFF_TIMEOUT}, got {show(timeout)}")
+        timeout = Signoff.timeout
     request = value.get("request", "list")
     if request not in SIGNOFF_REQUESTS:
         p.add("signoff.request", f"expected one of {', '.join(SIGNOFF_REQUESTS)}, got {show(request)}")
@@ -183,6 +188,7 @@ def parse_signoff(value: Any, root: Path, p: Problems) -> Signoff:
         atol=atol if atol is not None else 1e-6,
         path=path,
         request=request,
+        timeout=timeout,
     )
 
 

@@ -102,7 +102,7 @@ def _helper_printing(stdout: str):
     ],
 )
 def test_a_helper_result_of_another_shape_is_one_error(tmp_path, stdout, said):
-    spec = SimpleNamespace(signoff=SimpleNamespace(predict="app.predict:predict"), artifacts="/artifacts")
+    spec = SimpleNamespace(signoff=SimpleNamespace(predict="app.predict:predict", timeout=600), artifacts="/artifacts")
     entrypoint = ["/opt/venv/bin/python", "-m", RUNTIME_MODULE, "train", "--"]
     info = SimpleNamespace(id="sha256:" + "4" * 64, ref="x:serve", config={"Entrypoint": entrypoint})
     samples = tmp_path / "samples.jsonl"

@@ -19,7 +19,6 @@ import pytest
 from imagesmith.errors import ContainerTimeout, EngineError
 from imagesmith.layout import RUNTIME_MODULE
 from imagesmith.signoff import SignoffError
-from imagesmith.signoff import batch as so_batch
 from imagesmith.signoff.batch import _helper_reason, read_samples, run_predict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,7 +202,7 @@ def test_samples_with_a_bom_crlf_and_line_separators_in_strings_are_two_samples(
     assert read_samples(path) == [{"text": "caf\u00e9\u2028na\u00efve \x85 \u65e5\u672c"}, [2]]
 
 
-SPEC = SimpleNamespace(signoff=SimpleNamespace(predict="app.predict:predict"), artifacts="/artifacts")
+SPEC = SimpleNamespace(signoff=SimpleNamespace(predict="app.predict:predict", timeout=600), artifacts="/artifacts")
 INFO = SimpleNamespace(
     id="sha256:" + "4" * 64,
     ref="x:serve",
@@ -258,18 +257,18 @@ def test_outputs_larger_than_the_engine_keeps_are_named_not_printed_no_result():
 
 def test_a_batch_function_that_does_not_finish_is_named_not_the_entrypoint(monkeypatch):
     """The engine's error named `/opt/venv/bin/python -m imagesmith_runtime serve --` and the image ID."""
-    monkeypatch.setattr(so_batch, "PREDICT_TIMEOUT", 0)
+    spec = SimpleNamespace(signoff=SimpleNamespace(predict="app.predict:predict", timeout=3), artifacts="/artifacts")
 
     def run_helper(*args, **options):
-        assert options["timeout"] == 0
+        assert options["timeout"] == 3  # the spec's signoff.timeout
         raise ContainerTimeout(
-            "`/opt/venv/bin/python -m imagesmith_runtime serve --` in sha256:4444 did not finish within 0 s"
+            "`/opt/venv/bin/python -m imagesmith_runtime serve --` in sha256:4444 did not finish within 3 s"
         )
 
     with pytest.raises(SignoffError) as err:
-        run_predict(SimpleNamespace(run_helper=run_helper), INFO, SPEC, Path("/m"), Path("/s"), gpus=False, run_id="r")
-    assert str(err.value) == "app.predict:predict did not finish within 0 s in x:serve: the container was stopped"
-    assert "fewer samples" in err.value.hint
+        run_predict(SimpleNamespace(run_helper=run_helper), INFO, spec, Path("/m"), Path("/s"), gpus=False, run_id="r")
+    assert str(err.value) == "app.predict:predict did not finish within 3 s in x:serve: the container was stopped"
+    assert "fewer samples" in err.value.hint and "signoff.timeout" in err.value.hint
 
 
 def test_an_engine_lost_while_the_batch_function_runs_is_not_called_its_timeout():

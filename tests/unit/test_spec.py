@@ -8,6 +8,7 @@ import pytest
 from imagesmith.errors import SpecError
 from imagesmith.spec.load import load_spec
 from imagesmith.spec.parse import parse_spec
+from imagesmith.spec.problems import show
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -315,3 +316,17 @@ def test_signoff_predict_is_an_entry_point_object_reference(root, predict, ok):
     else:
         with pytest.raises(SpecError, match="expected 'module:function' \\(or 'module:object.method'\\)"):
             parse_spec(data, root)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "ok"),
+    [(600, True), (1, True), (86_400, True), (0, False), (86_401, False), (1.5, False), (True, False), ("600", False)],
+)
+def test_signoff_timeout_is_whole_seconds_in_range(root, timeout, ok):
+    """``signoff.timeout``: how long the batch function may take on all the samples (600 s when absent)."""
+    assert parse_spec({**VALID, "signoff": {}}, root).signoff.timeout == 600
+    data = {**VALID, "signoff": {"timeout": timeout}}
+    if ok:
+        assert parse_spec(data, root).signoff.timeout == timeout
+    else:
+        assert problems(data, root) == [f"signoff.timeout: expected whole seconds from 1 to 86400, got {show(timeout)}"]
