@@ -25,6 +25,7 @@ from .project_files import (
     in_package,
     module_name,
     project_modules,
+    projects_below,
     read_text,
     read_toml,
     src_is_package,
@@ -278,6 +279,17 @@ def _no_requirements(root: Path, pyproject: dict) -> UsageError:
             "or a production one such as requirements/prod.txt)",
             hint=f"write the spec's requirements: by hand (e.g. requirements: {others[0]}), or name the file the "
             "images need requirements.txt",
+        )
+    below = projects_below(root)
+    if below:
+        shown = ", ".join(f"{rel}/ ({name})" for rel, name in below[:4]) + (
+            f" and {len(below) - 4} more" if len(below) > 4 else ""
+        )
+        return UsageError(
+            f"found no requirements in {root}: no requirements.txt and no [project].dependencies at its root; "
+            f"its folders declare their own: {shown}",
+            hint=f"a spec is one project's: run `imagesmith init -p {shlex.quote(below[0][0])}` "
+            "in each folder that makes images",
         )
     return UsageError(
         f"found no requirements in {root}: no requirements.txt and no [project].dependencies",

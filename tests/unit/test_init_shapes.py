@@ -285,3 +285,22 @@ def test_a_poetry1_project_with_a_requirements_txt_keeps_using_it(tmp_path):
     (tmp_path / "requirements.txt").write_text("flask\n")
     (tmp_path / "train.py").write_text("print(1)\n")
     assert propose(tmp_path).values["requirements"] == "requirements.txt"
+
+
+@pytest.mark.parametrize("services", [("modelserver", "webserver"), ("services/api", "services/trainer")])
+def test_a_monorepo_s_root_names_the_folders_that_are_projects(tmp_path, services):
+    """The shape of shanesoh/deploy-ml-fastapi-redis-docker (modelserver/ and webserver/, each
+    with its requirements.txt and Dockerfile, a docker-compose.yml and a locustfile.py at the
+    root), and of services/<name>/ monorepos: init at the root said only 'no requirements.txt'."""
+    (tmp_path / "docker-compose.yml").write_text("services: {}\n")
+    (tmp_path / "locustfile.py").write_text("print(1)\n")
+    for folder in services:
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "requirements.txt").write_text("fastapi\n")
+        (tmp_path / folder / "main.py").write_text("print(1)\n")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "requirements.txt").write_text("x\n")  # never a project
+    err = _refusal(tmp_path)
+    assert f"{services[0]}/ (requirements.txt), {services[1]}/ (requirements.txt)" in str(err)
+    assert ".venv" not in str(err)
+    assert f"imagesmith init -p {services[0]}" in (err.hint or "")
