@@ -179,3 +179,21 @@ def projects_below(root: Path) -> list[tuple[str, str]]:
                 found.append((folder.relative_to(root).as_posix(), name))
         level = below
     return found
+
+
+def conda_packages(path: Path) -> list[str]:
+    """The conda packages (not its ``pip:`` ones, nor python and pip) a conda environment file
+    lists, by name; none when it cannot be read."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(read_text(path, 200_000))
+    except yaml.YAMLError:
+        return []
+    deps = data.get("dependencies") if isinstance(data, dict) else None
+    names = (
+        (re.split(r"[=<>!~ \[]", d.strip(), maxsplit=1)[0] for d in deps if isinstance(d, str))
+        if isinstance(deps, list)
+        else ()
+    )
+    return [n.split("::")[-1] for n in names if n and n.split("::")[-1] not in ("python", "pip")]

@@ -21,6 +21,7 @@ from .artifacts import code_uses, data_files, find_model
 from .commands import Serve, find_serve, runs_from_its_folder, train_script
 from .project_files import (
     code_layout,
+    conda_packages,
     covered,
     in_package,
     module_name,
@@ -30,7 +31,7 @@ from .project_files import (
     read_toml,
     src_is_package,
 )
-from .python_version import choose_python
+from .python_version import CONDA_FILES, choose_python
 
 
 @dataclass
@@ -141,6 +142,7 @@ def _requirements(draft: _Draft) -> None:
             if candidate not in ("requirements.txt", "requirements.in") and others:
                 draft.notes.append(f"requirements: {candidate}, the serving/production one; not {', '.join(others)}")
             _read_requirements(draft, root / candidate)
+            _conda_note(draft)
             return
     if project_lock is not None:
         values["requirements"] = {project_lock: True}
@@ -153,6 +155,25 @@ def _requirements(draft: _Draft) -> None:
         why["requirements"] = "dynamic dependencies: read by the build backend in a container of the base"
     else:
         raise _no_requirements(root, draft.pyproject)
+
+
+_CONDA_NAMES = {"pytorch": "torch", "py-xgboost": "xgboost", "tensorflow-gpu": "tensorflow"}  # conda's -> PyPI's
+
+
+def _conda_note(draft: _Draft) -> None:
+    """A conda environment file beside the requirements file is not read: what it alone installs
+    (CUDA, system libraries) is named, as the images will not have it."""
+    conda = next((draft.root / n for n in CONDA_FILES if (draft.root / n).is_file()), None)
+    if conda is None:
+        return
+    listed = set(re.findall(r"[a-z0-9][a-z0-9._-]*", draft.requirements_text))
+    packages = [p for p in conda_packages(conda) if _CONDA_NAMES.get(p.lower(), p.lower()) not in listed]
+    if packages:
+        shown = ", ".join(packages[:6]) + (f" and {len(packages) - 6} more" if len(packages) > 6 else "")
+        draft.notes.append(
+            f"{conda.name} is not read, only {draft.values['requirements']}: its conda packages ({shown}) are not "
+            "in the images; give the ones the code needs by their PyPI names in the requirements file"
+        )
 
 
 def _read_requirements(draft: _Draft, path: Path) -> None:

@@ -1,5 +1,6 @@
 """The Python version ``imagesmith init`` proposes: ``--python``, else what the project runs on
-(.python-version, its own Dockerfile's ``FROM python:X``, its CI files), else the ``--base``
+(.python-version, its conda environment file's ``python=3.X``, its own Dockerfile's
+``FROM python:X``, its CI files), else the ``--base``
 image's, else the newest that ``requires-python`` allows, else 3.11."""
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ MINORS = [f"3.{m}" for m in range(8, 14)]  # 3.8 .. 3.13: what official python i
 PYTHON_RE = re.compile(r"3\.\d{1,2}")
 _FROM_PYTHON = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(?:\S*/)?python:(3\.\d{1,2})\b", re.M | re.I)
 _CI_PYTHON = re.compile(r"(?:python[-_]version|python)\s*[:=]\s*\[?([^\n\]#]*)", re.I)
+_CONDA_PYTHON = re.compile(r"^\s*-\s*[\"']?python\s*==?\s*(3\.\d{1,2})(?![\d])", re.M)  # - python=3.9 (.x)
+CONDA_FILES = ("environment.yml", "environment.yaml", "conda.yaml")
 _BASE_PYTHON = re.compile(r"(?:python|py)[:-]?(3)\.?(\d{1,2})(?!\d)", re.I)
 
 
@@ -57,7 +60,7 @@ def base_python(base: str) -> str | None:
 
 def choose_python(root: Path, project: dict, given: str | None, base: str | None) -> tuple[str, str, list[str]]:
     """(the images' Python, why, notes): --python, else what the project runs on (.python-version,
-    its own Dockerfile's ``FROM python:X``, its CI files), else the --base image's, else the newest
+    its conda environment file, its own Dockerfile's ``FROM python:X``, its CI files), else the --base image's, else the newest
     that requires-python allows, else 3.11."""
     allowed, requires = _allowed(project)
     found: list[tuple[str, str]] = []
@@ -69,6 +72,11 @@ def choose_python(root: Path, project: dict, given: str | None, base: str | None
     m = re.match(r"\s*(3\.\d{1,2})", read_text(pinned)) if pinned.is_file() else None
     if m:
         found.append((m.group(1), ".python-version"))
+    for conda in (root / name for name in CONDA_FILES):
+        m = _CONDA_PYTHON.search(read_text(conda)) if conda.is_file() else None
+        if m:
+            found.append((m.group(1), f"{conda.name} (python={m.group(1)})"))
+            break
     for dockerfile in _own_dockerfiles(root):
         m = _FROM_PYTHON.search(read_text(dockerfile))
         if m:

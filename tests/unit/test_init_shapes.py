@@ -304,3 +304,27 @@ def test_a_monorepo_s_root_names_the_folders_that_are_projects(tmp_path, service
     assert f"{services[0]}/ (requirements.txt), {services[1]}/ (requirements.txt)" in str(err)
     assert ".venv" not in str(err)
     assert f"imagesmith init -p {services[0]}" in (err.hint or "")
+
+
+def test_a_conda_environment_beside_requirements_gives_its_python_and_names_its_conda_packages(tmp_path):
+    """The shape of Stability-AI/stablediffusion: environment.yaml pins python=3.8.5 and lists
+    conda packages (cudatoolkit, pytorch, torchvision), with a requirements.txt beside it.
+    Init took requirements.txt and Python 3.11, and said nothing of the environment file."""
+    (tmp_path / "environment.yaml").write_text(
+        "name: ldm\nchannels:\n  - pytorch\ndependencies:\n  - python=3.8.5\n  - pip=20.3\n"
+        "  - cudatoolkit=11.3\n  - pytorch=1.12.1\n  - conda-forge::ffmpeg\n  - pip:\n    - einops==0.3.0\n"
+    )
+    (tmp_path / "requirements.txt").write_text("torch==1.12.1\neinops==0.3.0\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["python"] == "3.8"
+    assert proposal.reasons["python"] == "environment.yaml (python=3.8)"
+    said = [n for n in proposal.notes if n.startswith("environment.yaml is not read")]
+    assert said and "(cudatoolkit, ffmpeg)" in said[0]  # pytorch is torch in requirements.txt
+
+
+def test_a_conda_environment_does_not_outrank_python_version(tmp_path):
+    (tmp_path / "environment.yml").write_text("dependencies:\n  - python==3.10\n")
+    (tmp_path / ".python-version").write_text("3.12\n")
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    assert propose(tmp_path).values["python"] == "3.12"
