@@ -23,6 +23,9 @@ What it looks at (the code is read with ``ast`` by ``project_code``, never impor
   too (an edit must rebuild one layer), but for the modules at its root that the wheel may lack
   (not in setuptools' ``py-modules``); ``[project.scripts]`` named ``*train*``/``*serve*``
   become the train and serve commands;
+- the project's own run scripts named train and serve (``start``, …) in ``[tool.pdm.scripts]``,
+  ``[tool.rye.scripts]`` or a Hatch environment's ``scripts``: its train and serve commands,
+  before what the code shows (``commands.own_scripts``); a ``pdm.lock`` is named as not read;
 - train: ``train.py`` (or ``train_*.py``) at the root, in a package (``python -m PKG.train``) or in
   ``scripts/``; a script that opens files beside it by relative names runs from its folder;
 - serve: a FastAPI or Flask app, also one made by a factory, the one with prediction routes

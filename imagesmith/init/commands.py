@@ -154,14 +154,103 @@ def _procfile(root: Path) -> Serve | None:
     for line in read_text(procfile, 20_000).splitlines():
         name, sep, command = line.partition(":")
         if sep and name.strip() == "web" and command.strip():
-            command = re.sub(r"\$\{PORT(?::-?[^}]*)?\}|\$PORT\b", "8000", command.strip())
-            try:
-                argv = shlex.split(command)
-            except ValueError:
-                argv = []
-            # a shell's work: variables, &&, pipes, redirections, and `NAME=value cmd` (exec'd as a program otherwise)
-            if not argv or re.search(r"[$&|;<>`]", command) or re.match(r"[A-Za-z_]\w*=", argv[0]):
-                argv = ["sh", "-c", command]
+            argv = command_argv(re.sub(r"\$\{PORT(?::-?[^}]*)?\}|\$PORT\b", "8000", command.strip()))
             # PORT in env too: the platform sets it, and an app may read it (os.environ["PORT"])
             return Serve(argv, 8000, "the Procfile's web: command ($PORT set to 8000)", env={"PORT": "8000"})
+    return None
+
+
+def command_argv(command: str) -> list[str]:
+    """A command line as the argv a container runs: split as the shell would, or through
+    ``sh -c`` when it needs a shell (variables, ``&&``, pipes, redirections, and ``NAME=value cmd``,
+    which would be exec'd as a program named ``NAME=value``)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        argv = []
+    if not argv or re.search(r"[$&|;<>`]", command) or re.match(r"[A-Za-z_]\w*=", argv[0]):
+        return ["sh", "-c", command]
+    return argv
+
+
+# The names a project's own run scripts give its training and its server.
+SCRIPT_NAMES = {"train": ("train",), "serve": ("serve", "server", "start", "api")}
+
+
+def own_scripts(pyproject: dict) -> dict[str, tuple[list[str], str]]:
+    """The commands the project runs its training and its server with, named in its tool's run
+    scripts: PDM's ``[tool.pdm.scripts]`` and Rye's ``[tool.rye.scripts]`` (``pdm run train``: a
+    command line, or ``{cmd = …}``, ``{shell = …}``, with its ``env`` and ``working_dir``) and
+    Hatch's environments' ``[tool.hatch.envs.NAME.scripts]`` (``hatch run train``, the default
+    environment's first: a command line, or a list of one). Role -> (argv, what says so); a
+    script that calls a function or chains others is left out (``call``, ``composite``)."""
+    tool = pyproject.get("tool")
+    tool = tool if isinstance(tool, dict) else {}
+    tables = []
+    for name in ("pdm", "rye"):
+        found = tool.get(name)
+        if isinstance(found, dict) and isinstance(found.get("scripts"), dict):
+            tables.append((f"[tool.{name}.scripts]", f"{name} run ", found["scripts"]))
+    hatch = tool.get("hatch")
+    envs = hatch.get("envs") if isinstance(hatch, dict) else None
+    envs = envs if isinstance(envs, dict) else {}
+    for env in sorted(envs, key=lambda e: (e != "default", str(e))):
+        table = envs[env]
+        if isinstance(table, dict) and isinstance(table.get("scripts"), dict):
+            prefix = "" if env == "default" else f"{env}:"
+            tables.append((f"[tool.hatch.envs.{env}.scripts]", f"hatch run {prefix}", table["scripts"]))
+    found_roles: dict[str, tuple[list[str], str]] = {}
+    for where, runner, scripts in tables:
+        for role, names in SCRIPT_NAMES.items():
+            name = next((n for n in names if n in scripts), "")
+            argv = _script_argv(scripts[name]) if name and role not in found_roles else None
+            if argv:
+                found_roles[role] = (argv, f"{where} {name} (`{runner}{name}`)")
+    return found_roles
+
+
+def _script_argv(value) -> list[str] | None:
+    """A run script as an argv; None when it is not one command (a function call, a chain of
+    scripts, several commands, the ``{pdm}`` placeholder)."""
+    if isinstance(value, list):
+        value = value[0] if len(value) == 1 else None  # Hatch: a list of commands, run in turn
+    options = value if isinstance(value, dict) else {}
+    if options:
+        value = options.get("shell") or options.get("cmd")
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            value = shlex.join(value)  # PDM: cmd = [...], the argv
+    if not isinstance(value, str) or not value.strip() or "{pdm}" in value:
+        return None
+    # {args}: what `pdm run NAME ARGS` passes on; none here, so its default or nothing
+    command = re.sub(r"\{args(?::([^}]*))?\}", lambda m: m.group(1) or "", value).strip()
+    argv = ["sh", "-c", command] if "shell" in options else command_argv(command)
+    env = options.get("env")
+    if isinstance(env, dict) and env and all(isinstance(v, str) for v in env.values()):
+        argv = ["env", *(f"{k}={v}" for k, v in env.items()), *argv]  # the script's variables, for it alone
+    folder = options.get("working_dir")
+    if isinstance(folder, str) and folder.strip(" ./"):
+        argv = ["sh", "-c", f"cd {shlex.quote(folder)} && exec {shlex.join(argv)}"]
+    return argv
+
+
+def command_port(argv: list[str]) -> int | None:
+    """The port a server command names: ``--port N`` (uvicorn, flask, ``--server.port`` for
+    streamlit), ``--port=N``, flask's ``-p N``, or gunicorn's ``-b``/``--bind HOST:N``; None when it names none."""
+    words = " ".join(argv)
+    m = re.search(r"(?:--port|--server\.port|-p)[= ](\d{2,5})\b", words) or re.search(
+        r"(?:-b|--bind)[= ]?\S*:(\d{2,5})\b", words
+    )
+    return int(m.group(1)) if m and 0 < int(m.group(1)) < 65536 else None
+
+
+def command_module(argv: list[str]) -> str | None:
+    """The project module a command runs: ``python -m X``, or the ``module:app`` a server is
+    given (``uvicorn pkg.api:app``); None when it names none."""
+    words = argv[-1].split() if argv[:2] == ["sh", "-c"] else argv
+    for i, word in enumerate(words):
+        if word == "-m" and i + 1 < len(words):
+            return words[i + 1]
+        m = re.fullmatch(r"([A-Za-z_][\w.]*):[A-Za-z_][\w.]*(?:\(.*\))?", word.strip("'\""))
+        if m:
+            return m.group(1)
     return None

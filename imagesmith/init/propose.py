@@ -18,7 +18,15 @@ from ..spec.pyproject import project_package, src_layout
 from ..spec.schema import LOCK_SOURCES
 from . import Proposal
 from .artifacts import code_uses, data_files, find_model
-from .commands import Serve, find_serve, runs_from_its_folder, train_script
+from .commands import (
+    Serve,
+    command_module,
+    command_port,
+    find_serve,
+    own_scripts,
+    runs_from_its_folder,
+    train_script,
+)
 from .project_files import (
     code_layout,
     conda_packages,
@@ -74,8 +82,15 @@ def propose(
         role: next((n for n in sorted(draft.scripts) if role in n and isinstance(n, str)), None)
         for role in ("train", "serve")
     }
-    _train(draft, script["train"])
-    serve = _serve(draft, script["serve"])
+    run_scripts = own_scripts(pyproject)
+    if "train" in run_scripts:
+        values, why = draft.values, draft.why
+        values["train"] = {"command": run_scripts["train"][0]}
+        why["train"] = f"{run_scripts['train'][1]}: the project's own training command"
+        draft.train_module = _own_code(draft, run_scripts["train"][0])
+    else:
+        _train(draft, script["train"])
+    serve = _own_serve(draft, run_scripts["serve"]) if "serve" in run_scripts else _serve(draft, script["serve"])
     _namespace_folders(draft, serve)
     _model_and_data(draft, serve, script["serve"])
     values, why = draft.values, draft.why
@@ -150,6 +165,12 @@ def _requirements(draft: _Draft) -> None:
     elif isinstance(project.get("dependencies"), list):
         values["requirements"] = {"pyproject": True}
         why["requirements"] = "[project].dependencies in pyproject.toml"
+        if (root / "pdm.lock").is_file():
+            draft.notes.append(
+                "pdm.lock is not read (imagesmith reads uv.lock, pylock.toml or poetry.lock): the images get "
+                "[project].dependencies resolved afresh, not its pins; `pdm export -f pylock -o pylock.toml` "
+                "writes them as a pylock.toml, which init then takes (requirements: {pylock: true})"
+            )
     elif "dependencies" in dynamic:
         values["requirements"] = {"pyproject": True}
         why["requirements"] = "dynamic dependencies: read by the build backend in a container of the base"
@@ -406,6 +427,41 @@ def _notebooks(root: Path) -> str:
         f" ({shown}: notebooks are not read; export the training one as a script, e.g. "
         f"`jupyter nbconvert --to script {shlex.quote(found[0])}`, and point train.command at it)"
     )
+
+
+def _own_code(draft: _Draft, argv: list[str]) -> str | None:
+    """The project module a command of the project's own runs (``python -m X``, ``module:app``,
+    ``python path/x.py``), its file put in ``source`` when the project is copied as source."""
+    module = command_module(argv)
+    if module in draft.modules:
+        return module
+    for word in argv[-1].split() if argv[:2] == ["sh", "-c"] else argv:
+        rel = posixpath.normpath(word) if word.endswith(".py") else ""
+        path = draft.root / rel
+        if rel and not rel.startswith("../") and path.is_file() and not path.is_symlink():
+            if not draft.installable and not covered(rel, draft.source + draft.prep):
+                draft.source.append(rel)
+            found = module_name(draft.root, path, draft.code_layout)
+            return found if found in draft.modules else None
+    return None
+
+
+def _own_serve(draft: _Draft, own: tuple[list[str], str]) -> Serve:
+    """The project's own serving command (a PDM or Hatch script), with the port it names."""
+    argv, said = own
+    port = command_port(argv)
+    if port is None:
+        draft.notes.append(f"serve.port is a guess: {said} names no port")
+    words = " ".join(argv)
+    if re.search(r"\b(?:uvicorn|gunicorn|flask|hypercorn)\b", words) and not re.search(r"0\.0\.0\.0|\[?::\]?", words):
+        draft.notes.append(
+            f"{said} names no address to listen on: its server listens on 127.0.0.1, which no published port "
+            "reaches; add --host 0.0.0.0 (gunicorn: -b 0.0.0.0:PORT) to serve.command"
+        )
+    serve = Serve(argv, port or 8000, f"{said}: the project's own serving command", module=_own_code(draft, argv))
+    draft.values["serve"] = {"command": argv, "port": serve.port}
+    draft.why["serve"] = serve.reason
+    return serve
 
 
 def _serve(draft: _Draft, script: str | None) -> Serve | None:

@@ -328,3 +328,51 @@ def test_a_conda_environment_does_not_outrank_python_version(tmp_path):
     (tmp_path / ".python-version").write_text("3.12\n")
     (tmp_path / "requirements.txt").write_text("numpy\n")
     assert propose(tmp_path).values["python"] == "3.12"
+
+
+def test_the_project_s_own_pdm_scripts_are_its_train_and_serve_commands(tmp_path):
+    """The shape pdm-project/pdm's docs/usage/scripts.md gives: `start = "flask run -p 54321"`
+    (with `start.env`), `pdm run train`, and a pdm.lock beside [project].dependencies. Init
+    proposed flask's own server on port 8000 and said nothing of the lock it did not read."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "svc"\nversion = "0.1"\ndependencies = ["flask"]\n\n'
+        '[tool.pdm.scripts]\ntrain = "python jobs/fit.py {args:--epochs 3}"\nlint = "ruff check ."\n'
+        '[tool.pdm.scripts.start]\ncmd = ["flask", "run", "-p", "54321"]\nenv = {FLASK_APP = "web"}\n'
+    )
+    (tmp_path / "pdm.lock").write_text('[metadata]\nlock_version = "4.4"\n')
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "fit.py").write_text("import pickle\npickle.dump(1, open('out/model.pkl', 'wb'))\n")
+    (tmp_path / "web.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    values = proposal.values
+    assert values["train"] == {"command": ["python", "jobs/fit.py", "--epochs", "3"]}
+    assert "jobs/fit.py" in values["source"]  # the script the command runs is in the image
+    assert values["serve"] == {"command": ["env", "FLASK_APP=web", "flask", "run", "-p", "54321"], "port": 54321}
+    assert proposal.reasons["serve"].startswith("[tool.pdm.scripts] start (`pdm run start`)")
+    notes = " ".join(proposal.notes)
+    assert "names no address to listen on" in notes  # flask run listens on 127.0.0.1
+    assert "pdm.lock is not read" in notes and "pdm export -f pylock -o pylock.toml" in notes
+
+
+def test_a_hatch_environment_s_start_script_serves(tmp_path):
+    """The shape of ash-wini-kumar/saathi-langgraph: a src layout built by hatchling, its server
+    started by `hatch run server:start` ([tool.hatch.envs.server.scripts] start = "uvicorn
+    saathi.server:app --host 0.0.0.0 --port 8000 --reload"); a function call or a chain of
+    scripts is no command."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+        '[project]\nname = "saathi"\nversion = "0.1"\ndependencies = ["fastapi", "uvicorn"]\n\n'
+        '[tool.hatch.envs.default.scripts]\ntest = "pytest"\ntrain = ["prep", "fit"]\n\n'
+        '[tool.hatch.envs.server.scripts]\nstart = "uvicorn saathi.server:app --port 9000 --reload"\n'
+    )
+    (tmp_path / "src" / "saathi").mkdir(parents=True)
+    (tmp_path / "src" / "saathi" / "__init__.py").write_text("")
+    (tmp_path / "src" / "saathi" / "server.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["serve"] == {
+        "command": ["uvicorn", "saathi.server:app", "--port", "9000", "--reload"],
+        "port": 9000,
+    }
+    assert "`hatch run server:start`" in proposal.reasons["serve"]
+    assert proposal.values["train"]["command"] == ["python", "train.py"]  # two commands: not taken
+    assert any("names no address to listen on" in n for n in proposal.notes)
