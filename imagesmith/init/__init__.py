@@ -26,8 +26,10 @@ What it looks at (the code is read with ``ast`` by ``project_code``, never impor
 - the project's own run scripts named train and serve (``start``, …) in ``[tool.pdm.scripts]``,
   ``[tool.rye.scripts]`` or a Hatch environment's ``scripts``: its train and serve commands,
   before what the code shows (``commands.own_scripts``); a ``pdm.lock`` is named as not read;
-- train: ``train.py`` (or ``train_*.py``) at the root, in a package (``python -m PKG.train``) or in
-  ``scripts/``; a script that opens files beside it by relative names runs from its folder;
+- train: the project's own command, with its arguments (the Makefile's ``train:`` recipe, else a
+  ``train.sh``), else ``train.py`` (or ``train_*.py``) at the root, in a package (``python -m
+  PKG.train``) or in ``scripts/``; a script that opens files beside it by relative names runs
+  from its folder;
 - serve: a FastAPI or Flask app, also one made by a factory, the one with prediction routes
   before a health check (served with uvicorn or gunicorn/flask), a Procfile's ``web:`` command, a
   Streamlit script or a Gradio app that launches itself, else ``serve.py``;

@@ -254,3 +254,58 @@ def command_module(argv: list[str]) -> str | None:
         if m:
             return m.group(1)
     return None
+
+
+# A runner a command line starts with on the developer's machine, which the image has no need of
+# (its environment is the image's own): `uv run python train.py` is `python train.py` there.
+_RUNNER = re.compile(r"^(?:(?:uv|poetry|pipenv|pdm|rye|hatch)\s+run|conda\s+run\s+(?:-n|--name)\s+\S+)\s+")
+_MAKE_VAR = re.compile(r"^([A-Za-z_][\w.]*)\s*(?::{1,3}=|\?=|=)\s*(.*?)\s*$")
+
+
+def declared_train(root: Path) -> tuple[list[str], str, list[str]] | None:
+    """The training command the project declares outside Python: its Makefile's ``train:``
+    recipe (the variables it defines expanded; several lines joined with ``&&``), else a
+    ``train.sh`` at the root or in ``scripts/``. (argv, what says so, files the command needs in
+    the image); None when there is none, or when the recipe is not one init can run (a variable it
+    cannot expand, docker)."""
+    recipe = _make_recipe(root / "Makefile", "train")
+    if recipe:
+        command = " && ".join(_RUNNER.sub("", line) for line in recipe)
+        unexpanded = re.search(r"\$[({@<^*?%]", command.replace("$$", ""))  # undefined or automatic variables
+        if not unexpanded and not re.search(r"\bdocker\b|\bmake\b", command):
+            return command_argv(command.replace("$$", "$")), "the Makefile's train: target (`make train`)", []
+    for rel in ("train.sh", "scripts/train.sh"):
+        path = root / rel
+        if path.is_file() and not path.is_symlink():
+            shell = "bash" if "bash" in read_text(path, 200).split("\n", 1)[0] else "sh"
+            return [shell, rel], f"found {rel}", [rel]
+    return None
+
+
+def _make_recipe(makefile: Path, target: str) -> list[str]:
+    """A Makefile target's recipe lines (``@``/``-`` dropped, continued lines joined), with the
+    variables the Makefile defines (``VAR = value``, ``:=``, ``?=``) expanded; none when the
+    Makefile or the target is not there."""
+    if not makefile.is_file() or makefile.is_symlink():
+        return []
+    text = read_text(makefile, 200_000).replace("\\\n", " ")
+    variables: dict[str, str] = {}
+    recipe: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if inside and line.startswith("\t"):
+            if line.strip() and not line.strip().startswith("#"):
+                recipe.append(line.strip().lstrip("@-+").strip())
+            continue
+        inside = False
+        found = _MAKE_VAR.match(line)
+        if found and not line.startswith("\t"):
+            variables[found.group(1)] = found.group(2)
+        elif re.match(rf"^{re.escape(target)}\s*:(?!=)", line):
+            inside, recipe = True, []
+    for _ in range(3):  # a variable defined by another
+        recipe = [
+            re.sub(r"\$[({]([A-Za-z_][\w.]*)[)}]", lambda m: variables.get(m.group(1), m.group(0)), line)
+            for line in recipe
+        ]
+    return recipe

@@ -22,6 +22,7 @@ from .commands import (
     Serve,
     command_module,
     command_port,
+    declared_train,
     find_serve,
     own_scripts,
     runs_from_its_folder,
@@ -83,6 +84,10 @@ def propose(
         for role in ("train", "serve")
     }
     run_scripts = own_scripts(pyproject)
+    declared = None if "train" in run_scripts else declared_train(root)
+    if declared is not None:
+        run_scripts["train"] = declared[:2]
+        draft.source += [f for f in declared[2] if not covered(f, draft.source)]  # a shell script: in no wheel
     if "train" in run_scripts:
         values, why = draft.values, draft.why
         values["train"] = {"command": run_scripts["train"][0]}

@@ -376,3 +376,41 @@ def test_a_hatch_environment_s_start_script_serves(tmp_path):
     assert "`hatch run server:start`" in proposal.reasons["serve"]
     assert proposal.values["train"]["command"] == ["python", "train.py"]  # two commands: not taken
     assert any("names no address to listen on" in n for n in proposal.notes)
+
+
+def test_a_makefile_train_target_is_the_training_command(tmp_path):
+    """The Makefile of drivendataorg/cookiecutter-data-science (PYTHON_INTERPRETER = python,
+    recipes like `$(PYTHON_INTERPRETER) pkg/dataset.py`), with the `train:` target such projects
+    add: init proposed `python -m pkg.modeling.train` (found by its name) and ignored the
+    arguments the project trains with."""
+    (tmp_path / "requirements.txt").write_text("scikit-learn\n")
+    (tmp_path / "pkg" / "modeling").mkdir(parents=True)
+    for name in ("pkg/__init__.py", "pkg/modeling/__init__.py", "pkg/modeling/train.py"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "Makefile").write_text(
+        "PYTHON_INTERPRETER = python\nPROJECT ?= pkg\n\n## Install\nrequirements:\n"
+        "\t$(PYTHON_INTERPRETER) -m pip install -r requirements.txt\n\n"
+        "train: requirements\n\t@uv run $(PYTHON_INTERPRETER) -m ${PROJECT}.modeling.train \\\n\t\t--epochs 5\n"
+    )
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["train"] == {"command": ["python", "-m", "pkg.modeling.train", "--epochs", "5"]}
+    assert proposal.reasons["train"].startswith("the Makefile's train: target (`make train`)")
+
+
+def test_a_makefile_train_target_init_cannot_expand_is_not_taken(tmp_path):
+    (tmp_path / "requirements.txt").write_text("torch\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "Makefile").write_text("train:\n\tpython train.py --data $(DATA)\n")
+    assert propose(tmp_path).values["train"] == {"command": ["python", "train.py"]}
+
+
+def test_a_train_sh_beside_a_hugging_face_run_script_trains(tmp_path):
+    """The shape of repositories built on huggingface/transformers' examples: a run_*.py script
+    (no train.py) driven by a train.sh with its arguments; init said 'no training script found'
+    and proposed `python train.py`, a file the project lacks."""
+    (tmp_path / "requirements.txt").write_text("transformers\ndatasets\n")
+    (tmp_path / "run_classification.py").write_text("print(1)\n")
+    (tmp_path / "train.sh").write_text("#!/usr/bin/env bash\npython run_classification.py --output_dir out\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["train"] == {"command": ["bash", "train.sh"]}
+    assert "train.sh" in proposal.values["source"]  # the script is copied, as it is in no wheel
