@@ -28,15 +28,17 @@ What it looks at (the code is read with ``ast`` by ``project_code``, never impor
   before what the code shows (``commands.own_scripts``); a ``pdm.lock`` is named as not read;
 - train: the project's own command, with its arguments (the Makefile's ``train:`` recipe, else a
   ``train.sh``), else ``train.py`` (or ``train_*.py``) at the root, in a package (``python -m
-  PKG.train``) or in ``scripts/``; a script that opens files beside it by relative names runs
-  from its folder;
+  PKG.train``) or in ``scripts/``, else the one script that writes a model file (``model.py``
+  pickling ``model.pkl``); a script that opens files beside it by relative names runs from its
+  folder;
 - serve: a FastAPI or Flask app, also one made by a factory, the one with prediction routes
   before a health check (served with uvicorn or gunicorn/flask), a Procfile's ``web:`` command, a
   Streamlit script or a Gradio app that launches itself, else ``serve.py``;
 - data files the code opens by a written name, and a Flask app's templates/static: in ``source``;
 - artifacts: the folder train writes the model to and serve reads it from, as the code names it
   (a folder in /app, or ``/artifacts`` with the environment variable the code reads set to it),
-  else ``/artifacts``;
+  else ``/artifacts`` (a model written in /app itself or in a folder of code is named: that
+  folder cannot be mounted);
 - dockerfile: ``imagesmith.Dockerfile`` when the project has a Dockerfile of its own (imagesmith
   never writes over a file it did not generate).
 

@@ -78,18 +78,31 @@ def find_model(train: list, serve: list, source: list[str]) -> Model:
     written = [_folder(u, w) for u, w in train if u.write and w]
     read = {_folder(u, w) for u, w in serve if not u.write and w}
     both = [d for d in dict.fromkeys(written) if d in read] or list(dict.fromkeys(written))
+    hidden: list[str] = []  # folders the model is written to that hold the code
     for folder in both:
         rel = folder[len(app) + 1 :] if folder.startswith(app + "/") else None
         if folder in ("/", app) or app.startswith(folder + "/"):
-            continue  # mounting there would hide the code
+            hidden.append(folder)  # mounting there would hide the code
+            continue
         if rel is not None and any(s.rstrip("/") == rel or s.startswith(rel + "/") for s in source):
-            continue  # a folder of code, not of the model
+            hidden.append(folder)  # a folder of code, not of the model
+            continue
         how = "train writes the model there and serve reads it" if folder in read else "train writes the model there"
         shown = f"{rel}/ in the working folder" if rel is not None else folder
         model = Model(folder, f"{shown}: {how}; the host's artifacts folder is mounted there")
         if folder not in read:
             model.notes.append(f"serve's model path was not found in its code: check that it reads {folder}")
         return model
+    if hidden:
+        files = [w for u, w in train if u.write and w and _folder(u, w) == hidden[0]]
+        shown = ", ".join(dict.fromkeys(files[:3])) or hidden[0]
+        what = "the working folder itself" if hidden[0] == app else f"{hidden[0]}, a folder of the code"
+        default.notes.append(
+            f"train writes its model in {what} ({shown}): the artifacts folder cannot be mounted there without "
+            "hiding the code, so the model would stay in the train container; make train write it in a folder "
+            "of its own (models/…: init then proposes that folder as artifacts:) and serve read it from there"
+        )
+        return default
     default.notes.append(
         "where train saves the model was not found in the code: make train write it to the artifacts folder "
         "and serve read it from there (or set artifacts: to the folder they use)"

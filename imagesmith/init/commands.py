@@ -26,6 +26,26 @@ def train_script(root: Path, modules: dict[str, tuple[Path, ast.Module]], code_l
     return min(found, key=rank, default=None)
 
 
+# What a saved model's file is called: pickle/joblib, PyTorch, Keras/TF, ONNX, XGBoost/LightGBM, safetensors.
+MODEL_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".h5", ".keras", ".onnx", ".ubj", ".safetensors")
+
+
+def model_writer(root: Path, modules: dict[str, tuple[Path, ast.Module]], code_layout: str) -> tuple[Path, str] | None:
+    """The one script at the root (or in a package, or in scripts/) that writes a model file by a
+    written name (``pickle.dump(m, open("model.pkl", "wb"))``, ``torch.save(m, "model.pt")``) when
+    no file is named train*.py: the training script, and the file; None when none or several do
+    (a guess between them would be a silent one)."""
+    found: dict[Path, str] = {}
+    for path, tree in modules.values():
+        if not (path.parent in (root, root / "scripts") or in_package(root, path, code_layout)):
+            continue
+        for use in project_code.path_uses(tree, path):
+            name = use.where.rel or use.where.default or ""
+            if use.write and not use.folder and name.lower().endswith(MODEL_SUFFIXES):
+                found.setdefault(path, name)
+    return next(iter(found.items())) if len(found) == 1 else None
+
+
 def runs_from_its_folder(root: Path, script: Path, tree: ast.Module) -> bool:
     """Whether the script names files relative to its own folder as if it ran there: a file it
     reads by a relative name exists beside it but not from the project's root."""

@@ -24,6 +24,7 @@ from .commands import (
     command_port,
     declared_train,
     find_serve,
+    model_writer,
     own_scripts,
     runs_from_its_folder,
     train_script,
@@ -382,6 +383,13 @@ def _code(draft: _Draft) -> None:
 def _train(draft: _Draft, script: str | None) -> None:
     root, modules, values, why = draft.root, draft.modules, draft.values, draft.why
     train = train_script(root, modules, draft.code_layout)
+    writer = model_writer(root, modules, draft.code_layout) if train is None and not script else None
+    if writer is not None:
+        train = writer[0]
+        draft.notes.append(
+            f"train: {train.relative_to(root).as_posix()} is taken as the training script (no train*.py; "
+            f"it writes the model file {writer[1]}): check it"
+        )
     draft.train_module = module_name(root, train, draft.code_layout) if train is not None else None
     if script:
         values["train"] = {"command": [script]}

@@ -414,3 +414,39 @@ def test_a_train_sh_beside_a_hugging_face_run_script_trains(tmp_path):
     _, _, proposal = write_spec(tmp_path, dry_run=True)
     assert proposal.values["train"] == {"command": ["bash", "train.sh"]}
     assert "train.sh" in proposal.values["source"]  # the script is copied, as it is in no wheel
+
+
+@pytest.mark.parametrize("folder", ["", "ml/"])
+def test_a_model_py_that_writes_the_model_serve_loads_is_the_training_script(tmp_path, folder):
+    """The shape of krishnaik06/Deployment-flask: model.py trains and pickles model.pkl in the
+    working folder, app.py (Flask) loads it, hiring.csv and model.pkl beside them. Init said 'no
+    training script found' and 'where train saves the model was not found', though the code says
+    both; and with the model in a folder of code (ml/train.py writing ml/model.pkl) it said 'not
+    found' too, where the truth is that the folder cannot be mounted."""
+    (tmp_path / "requirements.txt").write_text("flask\nscikit-learn\n")
+    (tmp_path / "hiring.csv").write_text("a,b\n")
+    script = "ml/train.py" if folder else "model.py"
+    (tmp_path / script).parent.mkdir(exist_ok=True)
+    (tmp_path / script).write_text(
+        f"import pickle\nimport pandas as pd\ndf = pd.read_csv('hiring.csv')\npickle.dump(1, open('{folder}model.pkl', 'wb'))\n"
+    )
+    (tmp_path / "request.py").write_text("import requests\nrequests.post('http://localhost:5000/predict')\n")
+    (tmp_path / "app.py").write_text(
+        "import pickle\nfrom flask import Flask\napp = Flask(__name__)\n"
+        f"model = pickle.load(open('{folder}model.pkl', 'rb'))\n"
+        "@app.route('/predict', methods=['POST'])\ndef predict():\n    return '1'\n"
+    )
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["train"] == {"command": ["python", script]}
+    assert proposal.values["artifacts"] == "/artifacts"
+    notes = " ".join(proposal.notes)
+    assert "was not found in the code" not in notes
+    where = "the working folder itself (/app/model.pkl)" if not folder else "/app/ml, a folder of the code"
+    assert f"train writes its model in {where}" in notes
+
+
+def test_two_scripts_that_write_model_files_are_no_training_script(tmp_path):
+    (tmp_path / "requirements.txt").write_text("torch\n")
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text("import torch\ntorch.save(1, 'm.pt')\n")
+    assert propose(tmp_path).values["train"] == {"command": ["python", "train.py"]}
