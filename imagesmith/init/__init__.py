@@ -38,12 +38,13 @@ What it looks at (the code is read with ``ast`` by ``project_code``, never impor
 - artifacts: the folder train writes the model to and serve reads it from, as the code names it
   (a folder in /app, or ``/artifacts`` with the environment variable the code reads set to it),
   else ``/artifacts`` (a model written in /app itself or in a folder of code is named: that
-  folder cannot be mounted);
+  folder cannot be mounted; so is a model the server fetches from a hub when it starts);
 - dockerfile: ``imagesmith.Dockerfile`` when the project has a Dockerfile of its own (imagesmith
   never writes over a file it did not generate).
 
 The package, top-down: ``propose`` assembles the proposal from ``project_files`` (which files are
-the code, read leniently), ``python_version``, ``commands`` (train and serve) and ``artifacts``
+the code, read leniently), ``python_version``, ``requirement_files`` (the files it looks for, and
+the error naming what the project has instead), ``commands`` (train and serve) and ``artifacts``
 (where the model goes, the data files the code opens); ``spec_text`` writes it as YAML or TOML;
 ``write`` checks and writes it.
 """

@@ -135,3 +135,38 @@ def data_files(root: Path, uses: list, source: list[str], artifacts: str) -> lis
         if not covered(rel, source + found):
             found.append(entry)
     return found
+
+
+# Calls that fetch a model from a hub by its name when they run (Hugging Face, sentence-transformers, torch.hub).
+_HUB_CALLS = {"from_pretrained", "pipeline", "hf_hub_download", "snapshot_download", "SentenceTransformer"}
+
+
+def hub_downloads(root: Path, modules: dict[str, tuple[Path, ast.Module]], module: str | None) -> list[str]:
+    """The models ``module`` (and the project modules it imports) fetches from a hub by name when
+    it runs (``from_pretrained("distilbert-base-uncased")``, ``pipeline(model="…")``,
+    ``hf_hub_download(repo_id="…")``, ``torch.hub.load("repo", "model")``), as ``name (file:line)``;
+    a name that is a folder of the project is local, not fetched."""
+    found: list[str] = []
+    for name in project_code.imported_modules(module, modules) if module else []:
+        path, tree = modules[name]
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            hub_load = called == "load" and isinstance(func, ast.Attribute) and ast.unparse(func.value) == "torch.hub"
+            if called not in _HUB_CALLS and not hub_load:
+                continue
+            at = f"{path.relative_to(root).as_posix()}:{node.lineno}"
+            given = [kw.value for kw in node.keywords if kw.arg in ("model", "repo_id", "model_name_or_path")]
+            first = node.args[1:2] if called == "pipeline" else node.args[:1]
+            if called == "pipeline" and not given + first:  # pipeline("sentiment-analysis"): the task's default model
+                task = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "task"), None)
+                if isinstance(task, ast.Constant) and isinstance(task.value, str):
+                    found.append(f"the default model of pipeline({task.value!r}) ({at})")
+            for value in given + first:
+                if isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value.strip():
+                    if not (root / value.value).exists():
+                        found.append(f"{value.value} ({at})")
+                    break
+    return list(dict.fromkeys(found))

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import layout, project_code
-from ..errors import ImagesmithError, UsageError
+from ..errors import ImagesmithError
 from ..render import generated
 from ..spec import DOCKERFILE, PYPROJECT
 from ..spec.pyproject import project_package, src_layout
 from ..spec.schema import LOCK_SOURCES
 from . import Proposal
-from .artifacts import code_uses, data_files, find_model
+from .artifacts import code_uses, data_files, find_model, hub_downloads
 from .commands import (
     Serve,
     command_module,
@@ -36,12 +36,12 @@ from .project_files import (
     in_package,
     module_name,
     project_modules,
-    projects_below,
     read_text,
     read_toml,
     src_is_package,
 )
 from .python_version import CONDA_FILES, choose_python
+from .requirement_files import REQUIREMENTS_FILES, no_requirements, requirements_files
 
 
 @dataclass
@@ -159,7 +159,7 @@ def _requirements(draft: _Draft) -> None:
         if (root / candidate).is_file():
             values["requirements"] = candidate
             why["requirements"] = f"found {candidate}"
-            others = [f for f in _requirements_files(root) if f != candidate and f != "requirements.in"]
+            others = [f for f in requirements_files(root) if f != candidate and f != "requirements.in"]
             if candidate not in ("requirements.txt", "requirements.in") and others:
                 draft.notes.append(f"requirements: {candidate}, the serving/production one; not {', '.join(others)}")
             _read_requirements(draft, root / candidate)
@@ -181,7 +181,7 @@ def _requirements(draft: _Draft) -> None:
         values["requirements"] = {"pyproject": True}
         why["requirements"] = "dynamic dependencies: read by the build backend in a container of the base"
     else:
-        raise _no_requirements(root, draft.pyproject)
+        raise no_requirements(root, draft.pyproject)
 
 
 _CONDA_NAMES = {"pytorch": "torch", "py-xgboost": "xgboost", "tensorflow-gpu": "tensorflow"}  # conda's -> PyPI's
@@ -260,89 +260,6 @@ def _file_indexes(draft: _Draft, path: Path) -> None:
         else:
             draft.values["index_url"] = plain
             draft.why["index_url"] = f"named in {path.name} ({option}): the lock reads the spec's indexes"
-
-
-# The requirements file init takes, the first found: the usual name, then a production one in
-# a requirements/ folder or beside it (requirements/dev.txt, test.txt are for the developer).
-REQUIREMENTS_FILES = (
-    "requirements.txt",
-    "requirements.in",
-    *(
-        f"requirements/{n}.{x}"
-        for n in ("prod", "production", "base", "common", "main", "requirements")
-        for x in ("txt", "in")
-    ),
-    *(f"requirements{s}{n}.txt" for n in ("prod", "production", "base") for s in "-_"),
-)
-
-
-def _requirements_files(root: Path) -> list[str]:
-    """The project's requirements files (at the root and in requirements/), by name."""
-    found = [*root.glob("requirements*.txt"), *root.glob("requirements*.in"), *root.glob("requirements/*.txt")]
-    found += root.glob("requirements/*.in")
-    return sorted(p.relative_to(root).as_posix() for p in found if p.is_file())
-
-
-# Files that declare dependencies in a form init does not read, and how to give them instead.
-_UNREAD = (  # (file, a text it must hold, what it is, how to give it instead)
-    ("Pipfile", "", "Pipenv's Pipfile", "`pipenv requirements > requirements.txt` writes them as a requirements.txt"),
-    ("setup.cfg", "install_requires", "setup.cfg's install_requires", None),
-    ("setup.py", "", "setup.py's install_requires", None),
-    *(
-        (
-            name,
-            "",
-            f"conda's {name}",
-            "list its packages (its pip: ones, and the conda ones by their PyPI names) in a requirements.txt",
-        )
-        for name in ("environment.yml", "environment.yaml", "conda.yaml")
-    ),
-)
-_SETUPTOOLS_HOW = (
-    'list them in a requirements.txt, or add a pyproject.toml with [project] (name, version, dynamic = ["dependencies"]) '
-    "and [build-system] (setuptools), so its build backend reads them"
-)
-
-
-def _no_requirements(root: Path, pyproject: dict) -> UsageError:
-    """The error for a project whose requirements init cannot find, naming what it found instead."""
-    tool = pyproject.get("tool")
-    if isinstance(tool, dict) and isinstance(tool.get("poetry"), dict):
-        return UsageError(
-            f"{root} is a Poetry project without a poetry.lock: imagesmith reads Poetry's dependencies from its lock",
-            hint="run `poetry lock`, then `imagesmith init` again",
-        )
-    for name, holds, what, how in _UNREAD:
-        if (root / name).is_file() and holds in read_text(root / name):
-            how = how or _SETUPTOOLS_HOW
-            return UsageError(
-                f"found no requirements in {root} that imagesmith reads: {what} is not read "
-                "(it reads requirements.txt, [project].dependencies, uv.lock, pylock.toml or poetry.lock)",
-                hint=f"{how}, then run `imagesmith init` again",
-            )
-    others = _requirements_files(root)
-    if others:
-        return UsageError(
-            f"found no requirements in {root} that init can choose: {', '.join(others)} (none is requirements.txt "
-            "or a production one such as requirements/prod.txt)",
-            hint=f"write the spec's requirements: by hand (e.g. requirements: {others[0]}), or name the file the "
-            "images need requirements.txt",
-        )
-    below = projects_below(root)
-    if below:
-        shown = ", ".join(f"{rel}/ ({name})" for rel, name in below[:4]) + (
-            f" and {len(below) - 4} more" if len(below) > 4 else ""
-        )
-        return UsageError(
-            f"found no requirements in {root}: no requirements.txt and no [project].dependencies at its root; "
-            f"its folders declare their own: {shown}",
-            hint=f"a spec is one project's: run `imagesmith init -p {shlex.quote(below[0][0])}` "
-            "in each folder that makes images",
-        )
-    return UsageError(
-        f"found no requirements in {root}: no requirements.txt and no [project].dependencies",
-        hint="add a requirements.txt (or [project].dependencies), then run `imagesmith init` again",
-    )
 
 
 def _code(draft: _Draft) -> None:
@@ -550,6 +467,13 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
         serve_module = draft.scripts[script].split(":")[0].strip()
     serve_uses = code_uses(root, modules, serve_module, layout.APP_DIR)
     model = find_model(train_uses, serve_uses, source + prep)
+    fetched = hub_downloads(root, modules, serve_module)
+    if fetched and model.artifacts == "/artifacts" and not model.env:
+        model.notes = [  # what the code does with its model instead of "not found"
+            f"serve fetches its model from a hub when it starts: {', '.join(fetched[:3])}; the serve container "
+            "needs the network and fetches it on every start unless its cache is kept in the mounted folder (env: "
+            "HF_HOME: /artifacts/hf; torch.hub: TORCH_HOME), or save the model with train and load it from /artifacts"
+        ]
     draft.notes += model.notes
     env = draft.env
     env.update(model.env)

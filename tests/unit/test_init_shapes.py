@@ -450,3 +450,36 @@ def test_two_scripts_that_write_model_files_are_no_training_script(tmp_path):
     for name in ("a.py", "b.py"):
         (tmp_path / name).write_text("import torch\ntorch.save(1, 'm.pt')\n")
     assert propose(tmp_path).values["train"] == {"command": ["python", "train.py"]}
+
+
+@pytest.mark.parametrize(
+    "load, named",
+    [
+        ('pipeline("sentiment-analysis")', "the default model of pipeline('sentiment-analysis') (sentiment.py:4)"),
+        ('AutoModel.from_pretrained("bert-base-uncased")', "bert-base-uncased (sentiment.py:4)"),
+        ('torch.hub.load("pytorch/vision", "resnet18")', "pytorch/vision (sentiment.py:4)"),
+    ],
+)
+def test_a_server_that_fetches_its_model_at_start_up_is_told_so(tmp_path, load, named):
+    """The shape of Alexey26101980/ml_sentiment (sentiment.py: a FastAPI app whose module-level
+    `classifier = pipeline("sentiment-analysis")` downloads the task's default model when the
+    server starts; no training): init said 'where train saves the model was not found in the
+    code', though the code fetches it from the Hub."""
+    (tmp_path / "requirements.txt").write_text("fastapi\nuvicorn\ntransformers\ntorch\n")
+    (tmp_path / "sentiment.py").write_text(
+        f"import torch\nfrom fastapi import FastAPI\nfrom transformers import AutoModel, pipeline\nclassifier = {load}\n"
+        "app = FastAPI()\n@app.post('/predict/')\ndef predict(text: str):\n    return classifier(text)\n"
+    )
+    notes = " ".join(propose(tmp_path).notes)
+    assert f"serve fetches its model from a hub when it starts: {named}" in notes
+    assert "HF_HOME" in notes and "was not found in the code" not in notes
+
+
+def test_a_local_model_folder_is_not_a_download(tmp_path):
+    (tmp_path / "requirements.txt").write_text("fastapi\ntransformers\n")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "main.py").write_text(
+        "from fastapi import FastAPI\nfrom transformers import AutoModel\nm = AutoModel.from_pretrained('model')\n"
+        "app = FastAPI()\n"
+    )
+    assert not any("fetches its model" in n for n in propose(tmp_path).notes)
