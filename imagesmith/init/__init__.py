@@ -32,7 +32,8 @@ What it looks at (the code is read with ``ast`` by ``project_code``, never impor
   pickling ``model.pkl``); a script that opens files beside it by relative names runs from its
   folder;
 - serve: a FastAPI or Flask app, also one made by a factory, the one with prediction routes
-  before a health check (served with uvicorn or gunicorn/flask), a Procfile's ``web:`` command, a
+  before a health check (served with uvicorn or gunicorn/flask; from its own folder when it
+  imports the modules beside it by their own names), a Procfile's ``web:`` command, a
   Streamlit script or a Gradio app that launches itself, else ``serve.py``;
 - data files the code opens by a written name, and a Flask app's templates/static: in ``source``;
 - artifacts: the folder train writes the model to and serve reads it from, as the code names it

@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import project_code
+from .. import layout, project_code
 from .project_files import in_package, module_name, read_text
 
 
@@ -68,6 +68,7 @@ class Serve:
     app: project_code.App | None = None
     module: str | None = None  # the module that serves (the app's, or serve.py's)
     env: dict = field(default_factory=dict)  # what the server needs set to listen beyond the container
+    cwd: str = layout.APP_DIR  # the folder it runs in
 
 
 def find_serve(
@@ -77,30 +78,11 @@ def find_serve(
     apps = project_code.find_apps(modules)
     chosen = project_code.choose_app(apps)
     if chosen is not None:
-        target = f"{chosen.target}()" if chosen.factory and chosen.framework == "flask" else chosen.target
         if len(apps) > 1:
             others = "; ".join(a.describe() for a in apps if a != chosen)
             why = "it has prediction routes" if chosen.rank == 2 else "the first by name"
             notes.append(f"{len(apps)} apps found: serving {chosen.describe()} ({why}); not {others}")
-        if chosen.framework == "fastapi":
-            factory = ["--factory"] if chosen.factory else []
-            made = f" (the factory {chosen.attr}(), --factory)" if chosen.factory else ""
-            return Serve(
-                ["uvicorn", *factory, chosen.target, "--host", "0.0.0.0", "--port", "8000"],
-                8000,
-                f"FastAPI app {chosen.target}{made}, served with uvicorn",
-                chosen,
-            ), notes
-        if "gunicorn" in requirements:
-            return Serve(
-                ["gunicorn", "-b", "0.0.0.0:8000", target], 8000, f"Flask app {target}, served with gunicorn", chosen
-            ), notes
-        return Serve(
-            ["python", "-m", "flask", "--app", target, "run", "--host", "0.0.0.0", "--port", "8000"],
-            8000,
-            f"Flask app {target}, flask's own server (add gunicorn for production)",
-            chosen,
-        ), notes
+        return _app_serve(root, modules, chosen, requirements, installable), notes
     ui = _procfile(root) or _ui_app(root, modules, installable)  # what the project says serves, before a guess
     if ui is not None:
         return ui, notes
@@ -111,6 +93,61 @@ def find_serve(
                 return Serve(["python", "-m", module], 8000, f"{rel} (port guessed)", module=module), notes
             return Serve(["python", rel], 8000, f"{rel} (port guessed)", module=module), notes
     return None, notes
+
+
+def _app_serve(
+    root: Path, modules: dict[str, tuple[Path, ast.Module]], app: project_code.App, requirements: str, installable: bool
+) -> Serve:
+    """The command that serves a FastAPI (uvicorn) or Flask (gunicorn when installed, else
+    flask's own server) app; from the app's folder when its code runs there (``cd app && uvicorn
+    main:app``, as its own Dockerfile or README does): it imports the modules beside it by their
+    own names, or opens files beside it by relative names."""
+    folder = _runs_in_folder(root, modules, app) if not installable else None
+    target = f"{app.path.stem}:{app.attr}" if folder else app.target
+    target_call = f"{target}()" if app.factory and app.framework == "flask" else target
+    if app.framework == "fastapi":
+        made = f" (the factory {app.attr}(), --factory)" if app.factory else ""
+        argv = ["uvicorn", *(["--factory"] if app.factory else []), target, "--host", "0.0.0.0", "--port", "8000"]
+        reason = f"FastAPI app {target}{made}, served with uvicorn"
+    elif "gunicorn" in requirements:
+        argv, reason = ["gunicorn", "-b", "0.0.0.0:8000", target_call], f"Flask app {target_call}, served with gunicorn"
+    else:
+        argv = ["python", "-m", "flask", "--app", target_call, "run", "--host", "0.0.0.0", "--port", "8000"]
+        reason = f"Flask app {target_call}, flask's own server (add gunicorn for production)"
+    if folder is None:
+        return Serve(argv, 8000, reason, app)
+    rel, why = folder
+    return Serve(
+        ["sh", "-c", f"cd {shlex.quote(rel)} && exec {shlex.join(argv)}"],
+        8000,
+        f"{reason}, from {rel}/: {why}",
+        app,
+        cwd=f"{layout.APP_DIR}/{rel}",
+    )
+
+
+def _runs_in_folder(
+    root: Path, modules: dict[str, tuple[Path, ast.Module]], app: project_code.App
+) -> tuple[str, str] | None:
+    """(the folder, why) when the app in a folder that is no package runs from that folder: it
+    imports a module beside it by its own name (``from model import predict`` in app/main.py), or
+    opens a file beside it by a relative name; None when it runs from the project's root."""
+    folder = app.path.parent
+    if folder == root or in_package(root, app.path, "flat"):
+        return None
+    rel = folder.relative_to(root).as_posix()
+    tree = modules[app.module][1]
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        for name in (n.split(".")[0] for n in names):
+            beside = (folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file()
+            if beside and not ((root / f"{name}.py").is_file() or (root / name).is_dir()):
+                return rel, f"it imports {name}, beside it, by that name"
+    if runs_from_its_folder(root, app.path, tree):
+        return rel, "it opens files beside it by relative names"
+    return None
 
 
 def _imports(tree: ast.Module, name: str) -> bool:

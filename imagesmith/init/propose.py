@@ -465,7 +465,7 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
     serve_module = serve.app.module if serve and serve.app else serve.module if serve else None
     if script and isinstance(draft.scripts.get(script), str):
         serve_module = draft.scripts[script].split(":")[0].strip()
-    serve_uses = code_uses(root, modules, serve_module, layout.APP_DIR)
+    serve_uses = code_uses(root, modules, serve_module, serve.cwd if serve else layout.APP_DIR)
     model = find_model(train_uses, serve_uses, source + prep)
     fetched = hub_downloads(root, modules, serve_module)
     if fetched and model.artifacts == "/artifacts" and not model.env:

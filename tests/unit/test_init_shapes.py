@@ -483,3 +483,42 @@ def test_a_local_model_folder_is_not_a_download(tmp_path):
         "app = FastAPI()\n"
     )
     assert not any("fetches its model" in n for n in propose(tmp_path).notes)
+
+
+@pytest.mark.parametrize(
+    "head, why",
+    [
+        ("from model import predict\n", "it imports model, beside it, by that name"),
+        ("import json\nids = json.load(open('ids.json'))\n", "it opens files beside it by relative names"),
+    ],
+)
+def test_an_app_folder_run_from_inside_is_served_from_there(tmp_path, head, why):
+    """The shape of makhalifa/search_by_image_makask: app/main.py (no app/__init__.py) beside
+    app/model.py and app/ids.json, run by its Dockerfile from the folder (WORKDIR /app/app,
+    `uvicorn main:app`). Init served `uvicorn app.main:app` from the root, where `from model
+    import …` and open('ids.json') fail."""
+    (tmp_path / "requirements.txt").write_text("fastapi\nuvicorn\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "model.py").write_text("def predict():\n    return 1\n")
+    (tmp_path / "app" / "ids.json").write_text("[]\n")
+    (tmp_path / "app" / "main.py").write_text(
+        head + "from fastapi import FastAPI\napp = FastAPI()\n@app.post('/predict')\ndef p():\n    return 1\n"
+    )
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["serve"]["command"] == [
+        "sh",
+        "-c",
+        "cd app && exec uvicorn main:app --host 0.0.0.0 --port 8000",
+    ]
+    assert proposal.reasons["serve"].endswith(f"from app/: {why}")
+    assert proposal.values["source"] == ["app/"]
+
+
+def test_an_app_folder_that_imports_from_the_root_is_served_from_the_root(tmp_path):
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "model.py").write_text("def predict():\n    return 1\n")
+    (tmp_path / "app" / "main.py").write_text(
+        "from model import predict\nfrom fastapi import FastAPI\napp = FastAPI()\n"
+    )
+    assert propose(tmp_path).values["serve"]["command"][:2] == ["uvicorn", "app.main:app"]
