@@ -465,9 +465,13 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
     serve_module = serve.app.module if serve and serve.app else serve.module if serve else None
     if script and isinstance(draft.scripts.get(script), str):
         serve_module = draft.scripts[script].split(":")[0].strip()
-    serve_uses = code_uses(root, modules, serve_module, serve.cwd if serve else layout.APP_DIR)
+    serve_modules = modules
+    if serve and serve.cwd != layout.APP_DIR:  # run from its folder: the modules there import by their own names
+        prefix = serve.cwd[len(layout.APP_DIR) + 1 :].replace("/", ".") + "."
+        serve_modules = {**modules, **{n[len(prefix) :]: m for n, m in modules.items() if n.startswith(prefix)}}
+    serve_uses = code_uses(root, serve_modules, serve_module, serve.cwd if serve else layout.APP_DIR)
     model = find_model(train_uses, serve_uses, source + prep)
-    fetched = hub_downloads(root, modules, serve_module)
+    fetched = hub_downloads(root, serve_modules, serve_module)
     if fetched and model.artifacts == "/artifacts" and not model.env:
         model.notes = [  # what the code does with its model instead of "not found"
             f"serve fetches its model from a hub when it starts: {', '.join(fetched[:3])}; the serve container "

@@ -522,3 +522,15 @@ def test_an_app_folder_that_imports_from_the_root_is_served_from_the_root(tmp_pa
         "from model import predict\nfrom fastapi import FastAPI\napp = FastAPI()\n"
     )
     assert propose(tmp_path).values["serve"]["command"][:2] == ["uvicorn", "app.main:app"]
+
+
+def test_the_model_an_app_run_from_its_folder_reads_is_found_from_there():
+    """tests/projects/real-appfolder (built end to end in tests/engine/test_real_shapes.py):
+    app/model.py, imported by app/main.py as `model`, reads ../models/model.json from app/; init
+    did not follow the import, and said serve's model path was not found."""
+    from tests.conftest import PROJECTS
+
+    proposal = propose(PROJECTS / "real-appfolder")
+    assert proposal.values["artifacts"] == "/app/models"
+    assert "train writes the model there and serve reads it" in proposal.reasons["artifacts"]
+    assert not any("model path was not found" in n for n in proposal.notes)
