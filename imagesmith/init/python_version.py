@@ -1,7 +1,7 @@
 """The Python version ``imagesmith init`` proposes: ``--python``, else what the project runs on
-(.python-version, its conda environment file's ``python=3.X``, its own Dockerfile's
-``FROM python:X``, its CI files), else the ``--base``
-image's, else the newest that ``requires-python`` allows, else 3.11."""
+(.python-version, runtime.txt, its conda environment file's ``python=3.X``, its own Dockerfile's
+``FROM python:X``, its CI files), else the ``--base`` image's, else the newest that
+``requires-python`` allows, else 3.11."""
 
 from __future__ import annotations
 
@@ -43,11 +43,7 @@ def _own_dockerfiles(root: Path) -> list[Path]:
 def _ci_files(root: Path) -> list[Path]:
     return [
         *sorted((root / ".github" / "workflows").glob("*.y*ml")),
-        *[
-            root / n
-            for n in (".gitlab-ci.yml", ".circleci/config.yml", "tox.ini", "runtime.txt")
-            if (root / n).is_file()
-        ],
+        *[root / n for n in (".gitlab-ci.yml", ".circleci/config.yml", "tox.ini") if (root / n).is_file()],
     ]
 
 
@@ -60,7 +56,7 @@ def base_python(base: str) -> str | None:
 
 def choose_python(root: Path, project: dict, given: str | None, base: str | None) -> tuple[str, str, list[str]]:
     """(the images' Python, why, notes): --python, else what the project runs on (.python-version,
-    its conda environment file, its own Dockerfile's ``FROM python:X``, its CI files), else the --base image's, else the newest
+    runtime.txt, its conda environment file, its own Dockerfile's ``FROM python:X``, its CI files), else the --base image's, else the newest
     that requires-python allows, else 3.11."""
     allowed, requires = _allowed(project)
     found: list[tuple[str, str]] = []
@@ -72,6 +68,10 @@ def choose_python(root: Path, project: dict, given: str | None, base: str | None
     m = re.match(r"\s*(3\.\d{1,2})", read_text(pinned)) if pinned.is_file() else None
     if m:
         found.append((m.group(1), ".python-version"))
+    runtime = root / "runtime.txt"  # Heroku's (and its followers') pin: python-3.10.12
+    m = re.match(r"\s*python-(3\.\d{1,2})(?!\d)", read_text(runtime, 200)) if runtime.is_file() else None
+    if m:
+        found.append((m.group(1), f"runtime.txt (python-{m.group(1)})"))
     for conda in (root / name for name in CONDA_FILES):
         m = _CONDA_PYTHON.search(read_text(conda)) if conda.is_file() else None
         if m:

@@ -534,3 +534,15 @@ def test_the_model_an_app_run_from_its_folder_reads_is_found_from_there():
     assert proposal.values["artifacts"] == "/app/models"
     assert "train writes the model there and serve reads it" in proposal.reasons["artifacts"]
     assert not any("model path was not found" in n for n in proposal.notes)
+
+
+def test_a_heroku_runtime_txt_gives_the_python(tmp_path):
+    """The shape of heroku/python-getting-started: runtime.txt pins `python-3.10.12`, a Procfile
+    serves with gunicorn. runtime.txt was read as a CI file (`python: 3.X` lines), which it has
+    none of, so init proposed 3.11."""
+    (tmp_path / "requirements.txt").write_text("flask\ngunicorn\n")
+    (tmp_path / "runtime.txt").write_text("python-3.10.12\n")
+    (tmp_path / "Procfile").write_text("web: gunicorn app:app\n")
+    (tmp_path / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    proposal = propose(tmp_path)
+    assert proposal.values["python"] == "3.10" and proposal.reasons["python"] == "runtime.txt (python-3.10)"
