@@ -6,8 +6,8 @@ checks the text with the real parser and writes it atomically, never over an exi
 
 What it looks at (the code is read with ``ast`` by ``project_code``, never imported or run):
 - name: ``[project].name`` (Poetry 1: ``[tool.poetry].name``), else the folder's name;
-- python: ``--python``, else ``.python-version``, ``runtime.txt``, a conda environment file's
-  ``python=3.X``, the project's own Dockerfile (``FROM python:X``), its CI files, the ``--base``
+- python: ``--python``, else ``.python-version``, ``runtime.txt``, a Hugging Face Space's
+  ``python_version``, a conda environment file's ``python=3.X``, the project's own Dockerfile (``FROM python:X``), its CI files, the ``--base``
   image's name, else the newest 3.x that ``requires-python`` allows, else 3.11;
 - requirements: the project's lock (uv.lock, pylock.toml, poetry.lock) when it has one, else its
   declared ``[project]`` dependencies (static or dynamic), else ``requirements.txt`` (or ``.in``,

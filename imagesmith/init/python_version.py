@@ -1,7 +1,7 @@
 """The Python version ``imagesmith init`` proposes: ``--python``, else what the project runs on
-(.python-version, runtime.txt, its conda environment file's ``python=3.X``, its own Dockerfile's
-``FROM python:X``, its CI files), else the ``--base`` image's, else the newest that
-``requires-python`` allows, else 3.11."""
+(.python-version, runtime.txt, a Hugging Face Space's ``python_version`` in README.md, its conda
+environment file's ``python=3.X``, its own Dockerfile's ``FROM python:X``, its CI files), else the
+``--base`` image's, else the newest that ``requires-python`` allows, else 3.11."""
 
 from __future__ import annotations
 
@@ -47,6 +47,20 @@ def _ci_files(root: Path) -> list[Path]:
     ]
 
 
+def _space_python(root: Path) -> tuple[str, str] | None:
+    """A Hugging Face Space's Python: the YAML header of the project's readme (the Space's
+    configuration) names ``python_version``; (the version, why) or None."""
+    try:
+        readme = next((p for p in root.iterdir() if p.name.lower() == "readme.md" and p.is_file()), None)
+    except OSError:
+        return None
+    front = re.match(r"---\s*\n(.*?)\n---", read_text(readme, 20_000) if readme else "", re.S)
+    m = re.search(r"^python_version:\s*[\"']?(3\.\d{1,2})(?!\d)", front.group(1), re.M) if front else None
+    if m is None or readme is None:
+        return None
+    return m.group(1), f"the Space configuration at the top of {readme.name} (python_version: {m.group(1)})"
+
+
 def base_python(base: str) -> str | None:
     """The Python minor a base image's name says (``python:3.12-slim``, ``…:bookworm-py311``)."""
     name = base.split("@", 1)[0].rsplit("/", 1)[-1]
@@ -72,6 +86,9 @@ def choose_python(root: Path, project: dict, given: str | None, base: str | None
     m = re.match(r"\s*python-(3\.\d{1,2})(?!\d)", read_text(runtime, 200)) if runtime.is_file() else None
     if m:
         found.append((m.group(1), f"runtime.txt (python-{m.group(1)})"))
+    space = _space_python(root)
+    if space:
+        found.append(space)
     for conda in (root / name for name in CONDA_FILES):
         m = _CONDA_PYTHON.search(read_text(conda)) if conda.is_file() else None
         if m:

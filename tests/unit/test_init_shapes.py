@@ -546,3 +546,19 @@ def test_a_heroku_runtime_txt_gives_the_python(tmp_path):
     (tmp_path / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
     proposal = propose(tmp_path)
     assert proposal.values["python"] == "3.10" and proposal.reasons["python"] == "runtime.txt (python-3.10)"
+
+
+def test_a_hugging_face_space_s_python_version_is_its_python(tmp_path):
+    """The configuration huggingface/hub-docs' docs/hub/spaces-config-reference.md describes: a
+    Space's README.md opens with YAML (sdk: gradio, python_version: "3.10", app_file: app.py)
+    beside app.py and requirements.txt; init proposed 3.11."""
+    (tmp_path / "README.md").write_text(
+        '---\ntitle: Demo\nsdk: gradio\npython_version: "3.10"\napp_file: app.py\n---\n\npython_version: 3.12\n'
+    )
+    (tmp_path / "requirements.txt").write_text("gradio\n")
+    (tmp_path / "app.py").write_text("import gradio as gr\ngr.Interface(str, 'text', 'text').launch()\n")
+    proposal = propose(tmp_path)
+    assert proposal.values["python"] == "3.10"
+    assert proposal.values["serve"] == {"command": ["python", "app.py"], "port": 7860}
+    (tmp_path / "README.md").write_text("# Demo\n\npython_version: 3.12\n")  # prose is no configuration
+    assert propose(tmp_path).values["python"] == "3.11"
