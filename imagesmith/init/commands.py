@@ -69,6 +69,7 @@ class Serve:
     module: str | None = None  # the module that serves (the app's, or serve.py's)
     env: dict = field(default_factory=dict)  # what the server needs set to listen beyond the container
     cwd: str = layout.APP_DIR  # the folder it runs in
+    notes: list[str] = field(default_factory=list)  # what the user should check about it
 
 
 def find_serve(
@@ -83,9 +84,10 @@ def find_serve(
             why = "it has prediction routes" if chosen.rank == 2 else "the first by name"
             notes.append(f"{len(apps)} apps found: serving {chosen.describe()} ({why}); not {others}")
         return _app_serve(root, modules, chosen, requirements, installable), notes
-    ui = _procfile(root) or _ui_app(root, modules, installable)  # what the project says serves, before a guess
+    # what the project says serves (a Procfile), before what its code shows
+    ui = _procfile(root) or _django(root, modules, requirements, code_layout) or _ui_app(root, modules, installable)
     if ui is not None:
-        return ui, notes
+        return ui, notes + ui.notes
     for path, _ in modules.values():
         if path.name == "serve.py" and (path.parent == root or installable or in_package(root, path, code_layout)):
             rel, module = path.relative_to(root).as_posix(), module_name(root, path, code_layout)
@@ -148,6 +150,56 @@ def _runs_in_folder(
     if runs_from_its_folder(root, app.path, tree):
         return rel, "it opens files beside it by relative names"
     return None
+
+
+def _django(
+    root: Path, modules: dict[str, tuple[Path, ast.Module]], requirements: str, code_layout: str
+) -> Serve | None:
+    """A Django project's server: its ``wsgi.py`` (``application = get_wsgi_application()``) with
+    gunicorn, or its ``asgi.py`` with uvicorn, when installed; else ``manage.py runserver``
+    (Django's development server)."""
+    found: dict[str, str] = {}  # "wsgi"/"asgi" -> module
+    for name, (path, tree) in sorted(modules.items()):
+        if path.parent == root or not in_package(root, path, code_layout):
+            continue
+        for kind in ("wsgi", "asgi"):
+            if kind not in found and _calls(tree, f"get_{kind}_application"):
+                found[kind] = name
+    if not found:
+        return None
+    serve = _django_server(root, found, requirements)
+    if serve is not None:
+        serve.notes.append(
+            "Django: its settings' ALLOWED_HOSTS must admit the name the server is reached by, and static "
+            "files are not served by the application server (collectstatic, WhiteNoise)"
+        )
+    return serve
+
+
+def _django_server(root: Path, found: dict[str, str], requirements: str) -> Serve | None:
+    if "gunicorn" in requirements and "wsgi" in found:
+        target = f"{found['wsgi']}:application"
+        return Serve(["gunicorn", "-b", "0.0.0.0:8000", target], 8000, f"Django {target}, served with gunicorn")
+    if "uvicorn" in requirements and "asgi" in found:
+        target = f"{found['asgi']}:application"
+        argv = ["uvicorn", target, "--host", "0.0.0.0", "--port", "8000"]
+        return Serve(argv, 8000, f"Django {target}, served with uvicorn")
+    if (root / "manage.py").is_file():
+        argv = ["python", "manage.py", "runserver", "0.0.0.0:8000", "--noreload"]
+        return Serve(argv, 8000, "Django's development server, manage.py runserver (add gunicorn for production)")
+    return None
+
+
+def _calls(tree: ast.Module, name: str) -> bool:
+    """Whether the module calls ``name(…)`` (or ``x.name(…)``)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if (isinstance(func, ast.Name) and func.id == name) or (
+                isinstance(func, ast.Attribute) and func.attr == name
+            ):
+                return True
+    return False
 
 
 def _imports(tree: ast.Module, name: str) -> bool:

@@ -562,3 +562,33 @@ def test_a_hugging_face_space_s_python_version_is_its_python(tmp_path):
     assert proposal.values["serve"] == {"command": ["python", "app.py"], "port": 7860}
     (tmp_path / "README.md").write_text("# Demo\n\npython_version: 3.12\n")  # prose is no configuration
     assert propose(tmp_path).values["python"] == "3.11"
+
+
+DJANGO_WSGI = (
+    "import os\nfrom django.core.wsgi import get_wsgi_application\n"
+    "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mysite.settings')\napplication = get_wsgi_application()\n"
+)
+
+
+@pytest.mark.parametrize(
+    "requirements, command",
+    [
+        ("django\ngunicorn\n", ["gunicorn", "-b", "0.0.0.0:8000", "mysite.wsgi:application"]),
+        ("django\nuvicorn\n", ["uvicorn", "mysite.asgi:application", "--host", "0.0.0.0", "--port", "8000"]),
+        ("django\n", ["python", "manage.py", "runserver", "0.0.0.0:8000", "--noreload"]),
+    ],
+)
+def test_a_django_project_is_served_by_its_wsgi_or_asgi_application(tmp_path, requirements, command):
+    """The layout django/django's project template (conf/project_template) makes: manage.py at the
+    root, mysite/ with settings.py, wsgi.py (application = get_wsgi_application()) and asgi.py;
+    an ML app's views load the model. Init said 'no server found' and proposed `python serve.py`."""
+    (tmp_path / "requirements.txt").write_text(requirements + "scikit-learn\n")
+    (tmp_path / "manage.py").write_text("import sys\nfrom django.core.management import execute_from_command_line\n")
+    (tmp_path / "mysite").mkdir()
+    (tmp_path / "mysite" / "__init__.py").write_text("")
+    (tmp_path / "mysite" / "settings.py").write_text("ALLOWED_HOSTS = []\n")
+    (tmp_path / "mysite" / "wsgi.py").write_text(DJANGO_WSGI)
+    (tmp_path / "mysite" / "asgi.py").write_text(DJANGO_WSGI.replace("wsgi", "asgi"))
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["serve"] == {"command": command, "port": 8000}
+    assert any(n.startswith("Django: its settings' ALLOWED_HOSTS") for n in proposal.notes)
