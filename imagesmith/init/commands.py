@@ -368,6 +368,18 @@ def command_module(argv: list[str]) -> str | None:
 # A runner a command line starts with on the developer's machine, which the image has no need of
 # (its environment is the image's own): `uv run python train.py` is `python train.py` there.
 _RUNNER = re.compile(r"^(?:(?:uv|poetry|pipenv|pdm|rye|hatch)\s+run|conda\s+run\s+(?:-n|--name)\s+\S+)\s+")
+# The developer's virtualenv, which the image has none of: its activation is dropped and its
+# interpreter is the image's (`. .venv/bin/activate`, `$(VENV)/bin/python train.py`).
+_ACTIVATE = re.compile(r"^(?:source|\.)\s+\S*bin/activate\s*(?:&&|;|$)\s*")
+_VENV_PYTHON = re.compile(r"(?<![\w/.-])[\w./-]*/bin/(?=python)")
+
+
+def _for_the_image(line: str) -> str:
+    """A recipe line as the image runs it: without the developer's virtualenv (its activation,
+    its interpreter's path) and without the runner it is started through (``uv run``)."""
+    return _RUNNER.sub("", _VENV_PYTHON.sub("", _ACTIVATE.sub("", line))).strip()
+
+
 _MAKE_VAR = re.compile(r"^([A-Za-z_][\w.]*)\s*(?::{1,3}=|\?=|=)\s*(.*?)\s*$")
 
 
@@ -379,7 +391,7 @@ def declared_train(root: Path) -> tuple[list[str], str, list[str]] | None:
     cannot expand, docker)."""
     recipe = _make_recipe(root / "Makefile", "train")
     if recipe:
-        command = " && ".join(_RUNNER.sub("", line) for line in recipe)
+        command = " && ".join(c for c in (_for_the_image(line) for line in recipe) if c)
         unexpanded = re.search(r"\$[({@<^*?%]", command.replace("$$", ""))  # undefined or automatic variables
         if not unexpanded and not re.search(r"\bdocker\b|\bmake\b", command):
             return command_argv(command.replace("$$", "$")), "the Makefile's train: target (`make train`)", []

@@ -592,3 +592,21 @@ def test_a_django_project_is_served_by_its_wsgi_or_asgi_application(tmp_path, re
     _, _, proposal = write_spec(tmp_path, dry_run=True)
     assert proposal.values["serve"] == {"command": command, "port": 8000}
     assert any(n.startswith("Django: its settings' ALLOWED_HOSTS") for n in proposal.notes)
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        "\t. .venv/bin/activate && python train.py --epochs 5\n",
+        "\tsource venv/bin/activate\n\tpython train.py --epochs 5\n",
+        "\t$(VENV)/bin/python train.py --epochs 5\n",
+    ],
+)
+def test_a_makefile_train_recipe_run_in_the_developer_s_virtualenv_runs_in_the_image(tmp_path, recipe):
+    """Makefiles of the cookiecutter-data-science kind often run the step in the developer's
+    virtualenv (VENV = .venv; $(VENV)/bin/python, or `. .venv/bin/activate &&`): the image has
+    none, its interpreter is `python`."""
+    (tmp_path / "requirements.txt").write_text("torch\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "Makefile").write_text(f"VENV = .venv\n\ntrain:\n{recipe}")
+    assert propose(tmp_path).values["train"] == {"command": ["python", "train.py", "--epochs", "5"]}
