@@ -361,7 +361,8 @@ def _notebooks(root: Path) -> str:
 
 def _own_code(draft: _Draft, argv: list[str]) -> str | None:
     """The project module a command of the project's own runs (``python -m X``, ``module:app``,
-    ``python path/x.py``), its file put in ``source`` when the project is copied as source."""
+    ``python path/x.py``), its file put in ``source`` when no wheel carries it (and ``PYTHONPATH``
+    set when, run from a folder, it imports the project's modules from the root)."""
     module = command_module(argv)
     if module in draft.modules:
         return module
@@ -369,9 +370,13 @@ def _own_code(draft: _Draft, argv: list[str]) -> str | None:
         rel = posixpath.normpath(word) if word.endswith(".py") else ""
         path = draft.root / rel
         if rel and not rel.startswith("../") and path.is_file() and not path.is_symlink():
-            if not draft.installable and not covered(rel, draft.source + draft.prep):
+            in_wheel = draft.installable and in_package(draft.root, path, draft.code_layout)
+            if not in_wheel and not covered(rel, draft.source + draft.prep):  # scripts/x.py is in no wheel
                 draft.source.append(rel)
             found = module_name(draft.root, path, draft.code_layout)
+            imported = project_code.imported_modules(found, draft.modules)[1:]
+            if path.parent != draft.root and not draft.installable and imported:
+                draft.env["PYTHONPATH"] = layout.APP_DIR  # python scripts/x.py: sys.path[0] is scripts/
             return found if found in draft.modules else None
     return None
 

@@ -610,3 +610,29 @@ def test_a_makefile_train_recipe_run_in_the_developer_s_virtualenv_runs_in_the_i
     (tmp_path / "train.py").write_text("print(1)\n")
     (tmp_path / "Makefile").write_text(f"VENV = .venv\n\ntrain:\n{recipe}")
     assert propose(tmp_path).values["train"] == {"command": ["python", "train.py", "--epochs", "5"]}
+
+
+def test_a_run_script_s_file_outside_the_wheel_is_copied_and_finds_the_project(tmp_path):
+    """`hatch run train` as `python scripts/train.py` in a src-layout project built by hatchling
+    (the shape of ash-wini-kumar/saathi-langgraph's scripts): the wheel carries src/ only, so
+    scripts/train.py was missing from the image; in a project copied as source, the script in
+    scripts/ imports the project's package from the root, which needs PYTHONPATH."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+        '[project]\nname = "pkg"\nversion = "0.1"\ndependencies = ["numpy"]\n\n'
+        '[tool.hatch.envs.default.scripts]\ntrain = "python scripts/train.py"\n'
+    )
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "train.py").write_text("import pkg\n")
+    proposal = propose(tmp_path)
+    assert proposal.values["train"] == {"command": ["python", "scripts/train.py"]}
+    assert "scripts/train.py" in proposal.values["source"] and "env" not in proposal.values  # pkg is installed
+
+    (tmp_path / "pyproject.toml").write_text('[tool.pdm.scripts]\ntrain = "python scripts/train.py"\n')
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    (tmp_path / "src" / "pkg").rename(tmp_path / "pkg")
+    proposal = propose(tmp_path)
+    assert "scripts/train.py" in proposal.values["source"]
+    assert proposal.values["env"] == {"PYTHONPATH": "/app"}
