@@ -34,8 +34,9 @@ What it looks at (the code is read with ``ast`` by ``project_code``, never impor
 - serve: a FastAPI or Flask app, also one made by a factory, the one with prediction routes
   before a health check (served with uvicorn or gunicorn/flask; from its own folder when it
   imports the modules beside it by their own names), a Procfile's ``web:`` command, a Django
-  project's wsgi.py (gunicorn) or asgi.py (uvicorn), a Streamlit script or a Gradio app that
-  launches itself, else ``serve.py``;
+  project's wsgi.py (gunicorn) or asgi.py (uvicorn), a BentoML service, a Streamlit script or a
+  Gradio app that launches itself, a script that starts its own server when run, else
+  ``serve.py``;
 - data files the code opens by a written name, and a Flask app's templates/static: in ``source``;
 - artifacts: the folder train writes the model to and serve reads it from, as the code names it
   (a folder in /app, or ``/artifacts`` with the environment variable the code reads set to it),

@@ -85,7 +85,13 @@ def find_serve(
             notes.append(f"{len(apps)} apps found: serving {chosen.describe()} ({why}); not {others}")
         return _app_serve(root, modules, chosen, requirements, installable), notes
     # what the project says serves (a Procfile), before what its code shows
-    ui = _procfile(root) or _django(root, modules, requirements, code_layout) or _ui_app(root, modules, installable)
+    ui = (
+        _procfile(root)
+        or _django(root, modules, requirements, code_layout)
+        or _bento(root, modules)
+        or _ui_app(root, modules, installable)
+        or _self_serving(root, modules)
+    )
     if ui is not None:
         return ui, notes + ui.notes
     for path, _ in modules.values():
@@ -187,6 +193,61 @@ def _django_server(root: Path, found: dict[str, str], requirements: str) -> Serv
     if (root / "manage.py").is_file():
         argv = ["python", "manage.py", "runserver", "0.0.0.0:8000", "--noreload"]
         return Serve(argv, 8000, "Django's development server, manage.py runserver (add gunicorn for production)")
+    return None
+
+
+def _bento(root: Path, modules: dict[str, tuple[Path, ast.Module]]) -> Serve | None:
+    """A BentoML service: ``bentofile.yaml``'s ``service: "module:Class"``, else a class at the
+    root decorated ``@bentoml.service``; ``bentoml serve`` on its port, 3000."""
+    text = read_text(root / "bentofile.yaml", 100_000) if (root / "bentofile.yaml").is_file() else ""
+    m = re.search(r"^service:\s*[\"']?([A-Za-z_][\w.]*:[A-Za-z_]\w*)", text, re.M)
+    target = m.group(1) if m else None
+    for name, (path, tree) in sorted(modules.items()) if target is None else ():
+        for node in tree.body if path.parent == root else ():
+            if isinstance(node, ast.ClassDef) and any("bentoml.service" in ast.unparse(d) for d in node.decorator_list):
+                target = f"{name}:{node.name}"
+                break
+        if target:
+            break
+    if target is None:
+        return None
+    said = "bentofile.yaml's service" if m else "a class decorated @bentoml.service"
+    argv = ["bentoml", "serve", target, "--host", "0.0.0.0", "--port", "3000"]
+    return Serve(
+        argv, 3000, f"BentoML service {target} ({said}), served with bentoml serve", module=target.split(":")[0]
+    )
+
+
+def _self_serving(root: Path, modules: dict[str, tuple[Path, ast.Module]]) -> Serve | None:
+    """A script at the root that starts its own server when run (``if __name__ == "__main__":``
+    calling ``….run(port=N)``, ``uvicorn.run(…)``, ``web.run_app(…)``: LitServe, aiohttp, a
+    server of its own): ``python FILE`` on the port it names (8000 when it names none)."""
+    for name, (path, tree) in sorted(modules.items(), key=lambda item: item[1][0].as_posix()):
+        if path.parent != root:
+            continue
+        for node in tree.body:
+            test = ast.unparse(node.test) if isinstance(node, ast.If) else ""
+            if test.replace("'", '"') != '__name__ == "__main__"':
+                continue
+            for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+                func = call.func
+                if not (isinstance(func, ast.Attribute) and func.attr in ("run", "run_app", "serve_forever")):
+                    continue
+                ports = [k.value.value for k in call.keywords if k.arg == "port" and isinstance(k.value, ast.Constant)]
+                port = ports[0] if ports and isinstance(ports[0], int) else None
+                if port is None and func.attr == "run" and not call.keywords:
+                    continue  # x.run(): a job, not a server, as far as the code shows
+                rel = path.relative_to(root).as_posix()
+                serve = Serve(["python", rel], port or 8000, f"{rel} starts its own server when run", module=name)
+                hosts = [ast.unparse(k.value) for k in call.keywords if k.arg == "host"]
+                if port is None:
+                    serve.notes.append(f"serve.port is a guess: {rel} names no port")
+                if not any("0.0.0.0" in h for h in hosts):
+                    serve.notes.append(
+                        f"{rel} starts its server without host='0.0.0.0' (line {call.lineno}): check that it listens "
+                        "beyond the container (uvicorn.run and Flask's app.run listen on 127.0.0.1 by default)"
+                    )
+                return serve
     return None
 
 

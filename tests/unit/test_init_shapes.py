@@ -636,3 +636,37 @@ def test_a_run_script_s_file_outside_the_wheel_is_copied_and_finds_the_project(t
     proposal = propose(tmp_path)
     assert "scripts/train.py" in proposal.values["source"]
     assert proposal.values["env"] == {"PYTHONPATH": "/app"}
+
+
+@pytest.mark.parametrize("bentofile", [True, False])
+def test_a_bentoml_service_is_served_with_bentoml_serve(tmp_path, bentofile):
+    """The shape of bentoml/quickstart: service.py with a class decorated @bentoml.service
+    (Summarization, a Hugging Face pipeline), bentofile.yaml naming it (service:
+    "service:Summarization"), requirements.txt. Init said 'no server found'."""
+    (tmp_path / "requirements.txt").write_text("bentoml\ntorch\ntransformers\n")
+    if bentofile:
+        (tmp_path / "bentofile.yaml").write_text('service: "service:Summarization"\ninclude:\n  - "*.py"\n')
+    (tmp_path / "service.py").write_text(
+        "import bentoml\n\n@bentoml.service(resources={'cpu': '2'})\nclass Summarization:\n"
+        "    @bentoml.api\n    def summarize(self, text: str) -> str:\n        return text\n"
+    )
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    assert proposal.values["serve"] == {
+        "command": ["bentoml", "serve", "service:Summarization", "--host", "0.0.0.0", "--port", "3000"],
+        "port": 3000,
+    }
+
+
+def test_a_script_that_starts_its_own_server_serves(tmp_path):
+    """The shape of Lightning-AI/LitServe's README: server.py defines a LitAPI and, under
+    `if __name__ == "__main__":`, runs `ls.LitServer(api).run(port=8000)`. Init said 'no server
+    found' and proposed `python serve.py`, a file the project lacks."""
+    (tmp_path / "requirements.txt").write_text("litserve\n")
+    (tmp_path / "jobs.py").write_text("if __name__ == '__main__':\n    pipeline.run()\n")  # no server
+    (tmp_path / "server.py").write_text(
+        "import litserve as ls\n\nclass API(ls.LitAPI):\n    def predict(self, x):\n        return x\n\n"
+        "if __name__ == '__main__':\n    server = ls.LitServer(API())\n    server.run(port=8001)\n"
+    )
+    proposal = propose(tmp_path)
+    assert proposal.values["serve"] == {"command": ["python", "server.py"], "port": 8001}
+    assert any("without host='0.0.0.0' (line 9)" in n for n in proposal.notes)
