@@ -290,11 +290,17 @@ def _code(draft: _Draft) -> None:
         draft.values["preprocessing"] = draft.prep
         draft.why["preprocessing"] = "code both training and serving import; its content is in the parity"
     if draft.code_layout == "src" and not draft.installable:
+        draft.env["PYTHONPATH"] = _import_root(draft)  # python -m pkg.train, uvicorn pkg.main:app import from src/
         draft.notes.append(
-            "src layout without a build backend: the code is copied to /app/src; set PYTHONPATH in env:, "
-            "or add [build-system] so imagesmith installs the project"
+            "src layout without a build backend: the code is copied to /app/src and imported from there "
+            "(PYTHONPATH in env:); add [build-system] to have imagesmith install the project instead"
         )
     draft.modules = project_modules(root, draft.code_layout)
+
+
+def _import_root(draft: _Draft) -> str:
+    """Where the project's modules are imported from in the image, when it is copied as source."""
+    return f"{layout.APP_DIR}/src" if draft.code_layout == "src" else layout.APP_DIR
 
 
 def _train(draft: _Draft, script: str | None) -> None:
@@ -332,7 +338,7 @@ def _train(draft: _Draft, script: str | None) -> None:
             why["train"] = f"found {rel}"
         imported = project_code.imported_modules(draft.train_module or "", modules)[1:]
         if train.parent != root and any(m.split(".")[0] in {n.split(".")[0] for n in modules} for m in imported):
-            draft.env["PYTHONPATH"] = layout.APP_DIR  # a script in a folder that imports the project's modules
+            draft.env["PYTHONPATH"] = _import_root(draft)  # a script in a folder that imports the project's modules
     else:
         values["train"] = {"command": ["python", "train.py"]}
         why["train"] = "no train.py found: replace with your training command"
@@ -376,7 +382,7 @@ def _own_code(draft: _Draft, argv: list[str]) -> str | None:
             found = module_name(draft.root, path, draft.code_layout)
             imported = project_code.imported_modules(found, draft.modules)[1:]
             if path.parent != draft.root and not draft.installable and imported:
-                draft.env["PYTHONPATH"] = layout.APP_DIR  # python scripts/x.py: sys.path[0] is scripts/
+                draft.env["PYTHONPATH"] = _import_root(draft)  # python scripts/x.py: sys.path[0] is scripts/
             return found if found in draft.modules else None
     return None
 
@@ -519,7 +525,7 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
     if env:
         values["env"] = env
         said = {
-            "PYTHONPATH": "the scripts import the project from /app",
+            "PYTHONPATH": "where the project's modules are imported from (the code is copied, not installed)",
             "GRADIO_SERVER_NAME": "the Gradio app listens beyond the container (its default is 127.0.0.1)",
             "PORT": "the Procfile's web: process reads the port the platform gives it",
         }

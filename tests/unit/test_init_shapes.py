@@ -670,3 +670,24 @@ def test_a_script_that_starts_its_own_server_serves(tmp_path):
     proposal = propose(tmp_path)
     assert proposal.values["serve"] == {"command": ["python", "server.py"], "port": 8001}
     assert any("without host='0.0.0.0' (line 9)" in n for n in proposal.notes)
+
+
+def test_a_src_package_copied_as_source_is_imported_from_src(tmp_path):
+    """A shape common in public services (no one repository's code modelled): requirements.txt,
+    src/<pkg>/ with no pyproject.toml, served as `uvicorn <pkg>.api:app` by a Dockerfile that
+    copies src/ and sets ENV PYTHONPATH=/app/src. Init proposed `uvicorn heartlab.api:app` and
+    `python -m heartlab.train` and only noted that PYTHONPATH should be set: both failed with
+    No module named 'heartlab'."""
+    (tmp_path / "requirements.txt").write_text("fastapi\nuvicorn\n")
+    (tmp_path / "src" / "heartlab").mkdir(parents=True)
+    (tmp_path / "src" / "heartlab" / "__init__.py").write_text("")
+    (tmp_path / "src" / "heartlab" / "api.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "src" / "heartlab" / "train.py").write_text("print(1)\n")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "evaluate.py").write_text("import heartlab\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)
+    values = proposal.values
+    assert values["serve"]["command"][:2] == ["uvicorn", "heartlab.api:app"]
+    assert values["train"] == {"command": ["python", "-m", "heartlab.train"]}
+    assert values["env"] == {"PYTHONPATH": "/app/src"}
+    assert values["source"] == ["src/heartlab/"]
