@@ -491,3 +491,29 @@ def _make_recipe(makefile: Path, target: str) -> list[str]:
             for line in recipe
         ]
     return recipe
+
+
+def dockerfile_command(root: Path) -> str | None:
+    """The command the project's own Dockerfile starts its container with (its last ``CMD``,
+    after its ``ENTRYPOINT`` when it has one), as a command line; None when it has none (or the
+    Dockerfile is imagesmith's)."""
+    import json
+
+    from ..render import generated
+
+    path = root / "Dockerfile"
+    if not path.is_file() or path.is_symlink() or generated(path):
+        return None
+    found: dict[str, str] = {}
+    for m in re.finditer(
+        r"^\s*(CMD|ENTRYPOINT)\s+(.+?)\s*$", read_text(path, 200_000).replace("\\\n", " "), re.M | re.I
+    ):
+        text = m.group(2)
+        try:
+            words = json.loads(text) if text.startswith("[") else None
+        except ValueError:
+            words = None
+        ok = isinstance(words, list) and all(isinstance(w, str) for w in words)
+        found[m.group(1).upper()] = shlex.join(words) if ok and isinstance(words, list) else text
+    command = " ".join(found[k] for k in ("ENTRYPOINT", "CMD") if k in found)
+    return command or None

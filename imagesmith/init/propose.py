@@ -23,6 +23,7 @@ from .commands import (
     command_module,
     command_port,
     declared_train,
+    dockerfile_command,
     find_serve,
     model_writer,
     own_scripts,
@@ -103,10 +104,25 @@ def propose(
     values["seed"] = 0
     why["seed"] = "set in every process of both images (random, NumPy, PyTorch, TensorFlow)"
     own = root / DOCKERFILE
+    theirs = dockerfile_command(root)
+    if theirs and (not _splits(theirs) or shlex.split(theirs) != values["serve"]["command"]):
+        draft.notes.append(
+            f"the project's own {DOCKERFILE} starts its container with `{theirs[:200]}`: serve.command is init's "
+            "proposal; carry over what the image needs from it (workers, options; a port below 1024 needs root, "
+            "which imagesmith's images do not run as, unless user: root)"
+        )
     if (own.exists() or own.is_symlink()) and not generated(own):
         values["dockerfile"] = "imagesmith.Dockerfile"
         why["dockerfile"] = f"the project has its own {DOCKERFILE}: imagesmith writes its own beside it, never over it"
     return Proposal(values=values, reasons=why, notes=draft.notes)
+
+
+def _splits(text: str) -> bool:
+    try:
+        shlex.split(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _name_python_base(draft: _Draft, python: str | None, base: str | None) -> None:

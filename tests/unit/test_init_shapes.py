@@ -691,3 +691,27 @@ def test_a_src_package_copied_as_source_is_imported_from_src(tmp_path):
     assert values["train"] == {"command": ["python", "-m", "heartlab.train"]}
     assert values["env"] == {"PYTHONPATH": "/app/src"}
     assert values["source"] == ["src/heartlab/"]
+
+
+def test_the_project_s_own_dockerfile_command_is_named_beside_init_s(tmp_path):
+    """The shape of dpanangian/sentiment-analysis-challenge: app/main.py (a package) and a
+    Dockerfile of its own ending `CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port",
+    "15400"]`. Init proposed its own uvicorn command on 8000 and said nothing of the command the
+    project runs with (its port, its workers)."""
+    (tmp_path / "requirements.txt").write_text("fastapi\nuvicorn\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        'FROM python:3.7\nCOPY ./app /app\nCMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", \\\n  "--port", "15400"]\n'
+    )
+    notes = propose(tmp_path).notes
+    assert any(
+        n.startswith(
+            "the project's own Dockerfile starts its container with `uvicorn app.main:app --host 0.0.0.0 --port 15400`"
+        )
+        for n in notes
+    ), notes
+    dockerfile.write_text('FROM python:3.7\nENTRYPOINT ["uvicorn"]\nCMD app.main:app --host 0.0.0.0 --port 8000\n')
+    assert not any("starts its container" in n for n in propose(tmp_path).notes)  # the same command
