@@ -184,6 +184,16 @@ def _requirements(draft: _Draft) -> None:
     if project_lock is not None:
         values["requirements"] = {project_lock: True}
         why["requirements"] = f"{LOCK_SOURCES[project_lock]}: its pins, exactly (the lock is the source of truth)"
+        tool = draft.pyproject.get("tool")
+        uv = tool.get("uv") if isinstance(tool, dict) else None
+        workspace = uv.get("workspace") if isinstance(uv, dict) else None
+        members = workspace.get("members") if isinstance(workspace, dict) else None
+        if project_lock == "uv_lock" and isinstance(members, list) and members:
+            draft.notes.append(
+                f"a uv workspace (members: {', '.join(map(str, members[:4]))}): the images get the root project's "
+                "dependencies from uv.lock, not a member's (imagesmith builds one project); declare what the images "
+                "need in the root project's dependencies"
+            )
     elif isinstance(project.get("dependencies"), list):
         values["requirements"] = {"pyproject": True}
         why["requirements"] = "[project].dependencies in pyproject.toml"

@@ -715,3 +715,22 @@ def test_the_project_s_own_dockerfile_command_is_named_beside_init_s(tmp_path):
     ), notes
     dockerfile.write_text('FROM python:3.7\nENTRYPOINT ["uvicorn"]\nCMD app.main:app --host 0.0.0.0 --port 8000\n')
     assert not any("starts its container" in n for n in propose(tmp_path).notes)  # the same command
+
+
+def test_a_uv_workspace_root_says_its_members_dependencies_are_not_in_the_images(tmp_path):
+    """The layout of uv's workspace documentation (astral-sh/uv: a root project with
+    [tool.uv.workspace] members = ["packages/*"], one uv.lock at the root): the lock gives the
+    root project's dependencies (uv export), so a service whose FastAPI is declared by a member
+    got images without it, and init said nothing."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "albatross"\nversion = "0.1"\ndependencies = []\n\n'
+        '[tool.uv.workspace]\nmembers = ["packages/*"]\n'
+    )
+    (tmp_path / "uv.lock").write_text("version = 1\n")
+    (tmp_path / "packages" / "api").mkdir(parents=True)
+    (tmp_path / "packages" / "api" / "pyproject.toml").write_text(
+        '[project]\nname = "api"\nversion = "0.1"\ndependencies = ["fastapi"]\n'
+    )
+    proposal = propose(tmp_path)
+    assert proposal.values["requirements"] == {"uv_lock": True}
+    assert any(n.startswith("a uv workspace (members: packages/*)") for n in proposal.notes)
