@@ -10,7 +10,7 @@ import typer
 from ..engine import Engine
 from .base import command
 from .options import JsonOpt, PlatformOpt, ProjectOpt, QuietOpt, VerboseOpt, given_platform, in_project
-from .output import emit_json, progress
+from .output import emit_json, line, progress
 
 
 @command()
@@ -47,6 +47,6 @@ def diff(
                 data[side] = {**data[side], "digest": data[side].get("id")}
         emit_json(data)
     else:
-        for line in result.lines():
-            typer.echo(line)
+        for text in result.lines():
+            line(text)
     raise typer.Exit(0 if result.equal else 1)
