@@ -3,6 +3,7 @@ would type it (``run_attached``), with docker's own "port taken" error said in i
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -38,38 +39,42 @@ def run_attached(
     published on 127.0.0.1 only; ``user``: docker run's --user (None: the image's USER);
     ``gpus``: every GPU of the machine (``--gpus all``: the engine's device request)."""
     import signal
+    import tempfile
 
-    argv = run_argv(
-        image, command, mounts=mounts, ports=ports, environment=environment, name=name, user=user, gpus=gpus
-    )
-    try:
-        proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
-    except FileNotFoundError as exc:
-        raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
-    relay = _StderrRelay(proc.stderr)
-    relay.start()
-
-    def forward(signum, frame):  # docker run passes signals on to the container (sig-proxy)
+    # Without a terminal on stdin, docker runs in a process group of its own: a Ctrl-C (or a
+    # `kill -INT` of imagesmith alone) reaches the container once, passed on here, never twice.
+    # With one, docker must stay in the terminal's group to read it (-i); in raw mode (-t) Ctrl-C
+    # is a byte the container reads, so a SIGINT here came to imagesmith alone.
+    interactive = sys.stdin.isatty()
+    terminal_sigint = interactive and not sys.stdout.isatty()  # the terminal signals docker too
+    with tempfile.TemporaryDirectory(prefix="imagesmith-run-") as tmp:
+        cidfile = os.path.join(tmp, "cid")
+        argv = run_argv(
+            image, command, mounts=mounts, ports=ports, environment=environment, name=name, user=user, gpus=gpus
+        )
+        argv[argv.index("--init") + 1 : argv.index("--init") + 1] = ["--cidfile", cidfile]
         try:
-            proc.send_signal(signum)
-        except OSError:
-            pass
-
-    try:
-        previous = signal.signal(signal.SIGTERM, forward)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        previous = None
-    try:
-        while True:
-            try:
-                code = proc.wait()
-                break
-            except KeyboardInterrupt:  # the terminal sent SIGINT to docker too; wait for it
-                continue
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        relay.join()
+            proc = subprocess.Popen(argv, stderr=subprocess.PIPE, start_new_session=not interactive)
+        except FileNotFoundError as exc:
+            raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+        relay = _StderrRelay(proc.stderr)
+        relay.start()
+        stop = _Stopper(proc, cidfile)
+        try:
+            previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.signal(signum))
+        except ValueError:  # not the main thread: leave SIGTERM alone
+            previous = None
+        try:
+            while True:
+                try:
+                    code = proc.wait()
+                    break
+                except KeyboardInterrupt:
+                    stop.signal(signal.SIGINT, passed_on=terminal_sigint)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            relay.join()
     if code == 125 and relay.port_taken is not None:
         raise port_in_use(relay.port_taken, ports or {})
     if code == 125 and relay.no_gpu_runtime is not None:
@@ -114,6 +119,49 @@ def run_argv(
     for key, value in sorted((environment or {}).items()):
         argv += ["-e", f"{key}={value}"]
     return [*argv, image, *command]
+
+
+class _Stopper:
+    """Ctrl-C and SIGTERM for a running ``docker run``: the first is passed on to the container
+    (as docker's sig-proxy does: the container may save its work and stop); a second kills the
+    container (``docker kill``: a command that ignores the signal, or takes too long to stop),
+    as ``docker compose`` does. Said once each, on stderr."""
+
+    def __init__(self, proc: subprocess.Popen, cidfile: str) -> None:
+        self.proc = proc
+        self.cidfile = cidfile
+        self.count = 0
+
+    def signal(self, signum: int, passed_on: bool = False) -> None:
+        """``passed_on``: the terminal sent the signal to docker as well (not sent again here)."""
+        self.count += 1
+        if self.count == 1:
+            if not passed_on:
+                try:
+                    self.proc.send_signal(signum)
+                except OSError:
+                    pass
+            _tell("stopping the container (Ctrl-C or SIGTERM again kills it)")
+            return
+        if self.count == 2:
+            _tell("killing the container")
+        try:
+            with open(self.cidfile, encoding="ascii") as handle:
+                cid = handle.read().strip()
+        except OSError:  # not created yet: docker itself is stopped instead
+            cid = ""
+        if cid:
+            subprocess.run([docker_cli(), "kill", cid], capture_output=True, timeout=60)
+        else:
+            self.proc.kill()
+
+
+def _tell(message: str) -> None:
+    try:
+        sys.stderr.write(f"imagesmith: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 NO_GPU_DRIVER = "could not select device driver"  # docker run --gpus on an engine without NVIDIA's runtime
