@@ -44,7 +44,7 @@ def diff(
         data = result.as_json()
         for side in ("a", "b"):
             if isinstance(data.get(side), dict):
-                data[side] = {**data[side], "digest": data[side].get("id")}
+                data[side] = {**data[side], "id": data[side].get("id") or None, "digest": data[side].get("id") or None}
         emit_json(data)
     else:
         for text in result.lines():

@@ -41,7 +41,7 @@ def inspect(
 
     data = inspect_source(Engine(progress()), in_project(project, image), given_platform(platform))
     if as_json:
-        emit_json({**data, "digest": data.get("id")})
+        emit_json({**data, "id": data.get("id") or None, "digest": data.get("id") or None})  # a lock has neither
     else:
         for text in inspect_lines(data):
             line(text)
