@@ -97,6 +97,20 @@ def test_keeps_the_lock_the_records_the_latest_and_used_images_and_removes_the_r
     assert plan_prune(engine, "tiny", kept).remove == []  # nothing left to prune
 
 
+def test_a_tag_a_build_moved_after_the_plan_is_kept(project):
+    """prune and a build at once: a tag the plan would remove that a build re-tags meanwhile (an
+    old lock built again) names an image the plan never judged; it stays, with a note."""
+    ref = "tiny:serve-" + "7" * 12
+    engine = _engine({ref: (7, _p(7)), "tiny:serve-" + "8" * 12: (8, _p(8))})
+    plan = plan_prune(engine, "tiny", kept_by_records(project))
+    assert [d.ref for d in plan.remove] == [ref, "tiny:serve-" + "8" * 12]
+    engine.store[ref] = image_info(ref, id=_id(9), labels={LABEL_PARITY: _p(7), LABEL_ROLE: "serve"})
+    del engine.store["tiny:serve-" + "8" * 12]  # removed by someone else meanwhile
+    removed, failed = apply_prune(engine, plan)
+    assert removed == ["tiny:serve-" + "8" * 12] and failed == [] and engine.store[ref].id == _id(9)
+    assert plan.notes[-1] == f"{ref} names another image ({_id(9)[7:19]}) since the plan: kept"
+
+
 def test_a_container_started_after_the_plan_keeps_its_image(project):
     engine = _engine({"tiny:serve-" + "7" * 12: (7, _p(7))})
     plan = plan_prune(engine, "tiny", kept_by_records(project))
