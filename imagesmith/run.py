@@ -25,6 +25,8 @@ from .runtime.stamp import ALLOW_ENV, DIGEST_ENV, HOST_ENV, REF_ENV
 from .spec import Spec
 
 # docker run's --user: a name or number, and optionally a group
+# docker's own rule for a container name
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}", re.ASCII)
 USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?", re.ASCII)
 
 
@@ -119,6 +121,13 @@ def run_role(
     user = user or caller_user()
     if not USER_RE.fullmatch(user):
         raise UsageError(f"--user {user[:40]!r} is not USER or USER:GROUP (names or numbers)")
+    if name is not None and not NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"--name {name[:40]!r} is not a container name",
+            hint="letters, digits, '_', '.' and '-', a letter or digit first",
+        )
+    if host_port is not None and not 1 <= host_port <= 65535:
+        raise UsageError(f"--port {host_port} is not a port number", hint="a port from 1 to 65535")
     ref = image_ref(tag or spec.name, role)
     info = engine.image(ref)
     labelled = info.labels.get(LABEL_ROLE)

@@ -16,6 +16,8 @@ from ._common import ENGINE_HINT, docker_cli
 # docker run's own error (exit 125) when a port it would publish is taken: by a process on the
 # host (the userland proxy cannot listen) or by another container's binding
 PORT_TAKEN = re.compile(r"^docker: Error response from daemon: .*(address already in use|port is already allocated)")
+# docker run's own error (exit 125) when --name is another container's
+NAME_TAKEN = re.compile(r"^docker: Error response from daemon: Conflict\. The container name \S+ is already in use")
 _BOUND = re.compile(r"\b(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]*\])?:(\d{1,5})\b")
 
 
@@ -77,6 +79,11 @@ def run_attached(
             relay.join()
     if code == 125 and relay.port_taken is not None:
         raise port_in_use(relay.port_taken, ports or {})
+    if code == 125 and relay.name_taken is not None:
+        raise EngineError(
+            f"a container named {name} exists already",
+            hint=f"choose another --name, or remove that container (`docker rm {name}`)",
+        )
     if code == 125 and relay.no_gpu_runtime is not None:
         raise EngineError(
             "the engine cannot give the container this machine's GPUs "
@@ -178,6 +185,7 @@ class _StderrRelay(threading.Thread):
         self.pipe = pipe
         self.port_taken: str | None = None
         self.no_gpu_runtime: str | None = None  # docker's "could not select device driver" (--gpus)
+        self.name_taken: str | None = None  # docker's "Conflict. The container name ... is already in use"
 
     def run(self) -> None:
         import os
@@ -191,7 +199,12 @@ class _StderrRelay(threading.Thread):
             if self.no_gpu_runtime is None and NO_GPU_DRIVER in text:
                 self.no_gpu_runtime = next(line for line in text.splitlines() if NO_GPU_DRIVER in line)
                 continue
-            if (self.port_taken or self.no_gpu_runtime) and text.strip().startswith("Run 'docker run --help'"):
+            if self.name_taken is None and NAME_TAKEN.match(text):
+                self.name_taken = text.splitlines()[0]
+                continue
+            if (self.port_taken or self.no_gpu_runtime or self.name_taken) and text.strip().startswith(
+                "Run 'docker run --help'"
+            ):
                 continue
             out = getattr(sys.stderr, "buffer", None)
             try:

@@ -62,3 +62,36 @@ def test_a_folder_the_caller_cannot_write_is_refused_before_train_runs(tmp_path,
     # another user's access is the engine's to judge: the container says so itself
     run_role(spec, engine, "train", artifacts=folder, user="10001:10001")
     assert engine.called("run_attached")
+
+
+def test_a_container_name_or_port_docker_would_refuse_is_a_usage_error(tmp_path):
+    spec = replace(load_spec(TINY), root=tmp_path)
+    engine = FakeEngine.with_labels({"tiny:serve": {"io.imagesmith.role": "serve"}})
+    (tmp_path / "artifacts").mkdir()
+    for bad in ("bad name!", "-rm", "", "x" * 129, "é"):
+        with pytest.raises(UsageError, match="is not a container name"):
+            run_role(spec, engine, "serve", name=bad)
+    for port in (0, 65536, 70000, -1):
+        with pytest.raises(UsageError, match=f"--port {port} is not a port number"):
+            run_role(spec, engine, "serve", host_port=port)
+    assert not engine.called("run_attached")
+    run_role(spec, engine, "serve", name="my-model_1.2", host_port=65535)
+    assert engine.called("run_attached")[-1][2]["name"] == "my-model_1.2"
+
+
+def test_docker_s_name_conflict_is_one_error_naming_the_container(tmp_path):
+    """`--name` of a container that exists: docker's raw "Conflict" paragraph is kept back and
+    said as one error with how to go on."""
+    from imagesmith.engine.attached import NAME_TAKEN, _StderrRelay
+
+    said = (
+        'docker: Error response from daemon: Conflict. The container name "/mine" is already in use by '
+        'container "c76e4b6e". You have to remove (or rename) that container to be able to reuse that name.\n'
+    )
+    assert NAME_TAKEN.match(said) and not NAME_TAKEN.match("Conflict. The container name x is already in use")
+    read, write = os.pipe()
+    os.write(write, said.encode())
+    os.close(write)
+    relay = _StderrRelay(os.fdopen(read, "rb"))
+    relay.run()
+    assert relay.name_taken == said.splitlines()[0]
