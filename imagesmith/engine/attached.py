@@ -62,10 +62,14 @@ def run_attached(
         relay = _StderrRelay(proc.stderr)
         relay.start()
         stop = _Stopper(proc, cidfile)
-        try:
-            previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.signal(signum))
-        except ValueError:  # not the main thread: leave SIGTERM alone
-            previous = None
+        previous = {}
+        # SIGHUP too: a terminal that closes hangs up on imagesmith alone when docker has a
+        # process group of its own, and the container is to hear of it as it did
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                previous[signum] = signal.signal(signum, lambda signum, frame: stop.signal(signum))
+            except ValueError:  # not the main thread: leave the signals alone
+                break
         try:
             while True:
                 try:
@@ -74,8 +78,8 @@ def run_attached(
                 except KeyboardInterrupt:
                     stop.signal(signal.SIGINT, passed_on=terminal_sigint)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             relay.join()
     if code == 125 and relay.port_taken is not None:
         raise port_in_use(relay.port_taken, ports or {})

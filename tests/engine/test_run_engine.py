@@ -233,26 +233,31 @@ def test_prune_removes_old_parity_tags_and_keeps_what_is_named_or_used(engine, t
             subprocess.run(["docker", "rmi", ref], capture_output=True)
 
 
-@pytest.mark.parametrize("deaf", [False, True], ids=["listens", "ignores-signals"])
-def test_ctrl_c_sent_to_imagesmith_alone_stops_the_container_and_a_second_kills_it(tiny, deaf):
+@pytest.mark.parametrize(
+    "sig,deaf,code",
+    [(signal.SIGINT, False, 130), (signal.SIGINT, True, 137), (signal.SIGHUP, False, 129)],
+    ids=["listens", "ignores-signals", "hangup"],
+)
+def test_ctrl_c_sent_to_imagesmith_alone_stops_the_container_and_a_second_kills_it(tiny, sig, deaf, code):
     """SIGINT to imagesmith's process alone (`kill -INT`, a supervisor, an IDE's stop button; no
     terminal) reaches the container once: a command that listens stops (130). One that ignores
     it is killed by a second (137, as `docker compose` does). Before, the first was swallowed and
-    imagesmith waited on a container that never heard of it."""
+    imagesmith waited on a container that never heard of it. A hangup (the terminal closed) is
+    passed on too (129)."""
     name = f"imagesmith-test-run-{uuid.uuid4().hex[:8]}"
     ignore = "import signal; [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)]; "
     body = (ignore if deaf else "") + "import time; print('up', flush=True); time.sleep(600)"
     proc = _imagesmith("run", "train", "-p", str(tiny), "-t", TAG, "--name", name, "--", "python", "-c", body)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         if deaf:
             with pytest.raises(subprocess.TimeoutExpired):
                 proc.wait(timeout=3)
-            proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
+            proc.send_signal(sig)
+        got = proc.wait(timeout=30)
         err = proc.stderr.read() if proc.stderr else ""
-        assert code == (137 if deaf else 130), err
+        assert got == code, err
         assert "stopping the container (Ctrl-C or SIGTERM again kills it)" in err
         assert ("killing the container" in err) == deaf and 'Traceback (most recent call last):\n  File "/' not in err
     finally:
