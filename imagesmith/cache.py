@@ -12,7 +12,8 @@ PRUNE_AFTER_S = 86_400  # a day
 # A per-project entry's file name (``project_key`` and ``.json``): the only files ``prune_gone``
 # removes, so a cache folder that is a link to, or an XDG_CACHE_HOME that is, a folder of the
 # user's own JSON files loses none of them
-ENTRY_NAME = re.compile(r"[0-9a-f]{24}\.json")
+KEY_NAME = re.compile(r"[0-9a-f]{24}")  # what project_key names a project's entry by
+ENTRY_NAME = re.compile(KEY_NAME.pattern + r"\.json")
 
 
 def default_cache_dir() -> Path:
