@@ -33,7 +33,16 @@ from typing import Iterable, Sequence
 from . import parity
 from .engine.protocols import ImagePruner
 from .errors import EngineError, ImagesmithError, UsageError
-from .layout import LABEL_PARITY, LABEL_PLATFORMS, LABEL_ROLE, PARITY_TAG_RE, ROLES, image_ref, parity_short
+from .layout import (
+    LABEL_PARITY,
+    LABEL_PLATFORMS,
+    LABEL_ROLE,
+    PARITY_TAG_RE,
+    ROLES,
+    checked_tag_option,
+    image_ref,
+    parity_short,
+)
 from .plan import parities as plan_parities
 from .runtime.stamp import StampError, read_stamp
 from .runtime.untrusted import UntrustedInput, loads
@@ -79,10 +88,7 @@ class Plan:
 def repository_of(spec: Spec, tag: str | None) -> str:
     """The repository whose parity tags are pruned: ``-t REPO`` (as build's first ``-t``; a
     ``REPO:TAG`` given is cut to REPO), else the spec's name."""
-    repo = tag or spec.name
-    if ":" in repo.rsplit("/", 1)[-1]:
-        repo = repo.rsplit(":", 1)[0]
-    return repo
+    return checked_tag_option(tag)[0] if tag else spec.name
 
 
 def kept_by_records(

@@ -229,8 +229,9 @@ def test_tags_labels_and_the_version_label(tmp_path):
         "app:train",
         "reg:5000/team/app:train-" + "ab" * 6,
     ]
-    with pytest.raises(UsageError):
-        image_tags(("Bad Name",), "train", parity)
+    for bad in ("Bad Name", "app:"):  # an empty tag was taken as the bare repository
+        with pytest.raises(UsageError, match="is not an image repository or REPO:TAG reference"):
+            image_tags((bad,), "train", parity)
     assert parse_labels(["team=vision", "a.b/c=x=y"]) == {"a.b/c": "x=y", "team": "vision"}
     for bad in ("io.imagesmith.parity=x", "org.opencontainers.image.base.digest=x", "novalue", "k=a\nb"):
         with pytest.raises(UsageError):

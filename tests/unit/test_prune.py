@@ -127,6 +127,9 @@ def test_parity_tags_repositories_and_bad_records(project, tmp_path):
     assert repository_of(project, None) == "tiny"
     assert repository_of(project, "127.0.0.1:5000/team/tiny") == "127.0.0.1:5000/team/tiny"
     assert repository_of(project, "127.0.0.1:5000/team/tiny:v1") == "127.0.0.1:5000/team/tiny"
+    for bad in ("Bad Repo!!", "Tiny", "tiny:", "tiny:-x"):  # build refuses these too: prune said nothing to prune
+        with pytest.raises(UsageError, match="is not an image repository or REPO:TAG reference"):
+            repository_of(project, bad)
     with pytest.raises(UsageError, match="missing does not exist"):
         kept_by_records(project, models=[tmp_path / "missing"])
     broken = tmp_path / "broken"
