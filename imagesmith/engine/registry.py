@@ -42,14 +42,28 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _INDEX_HINT = "push one index with one entry per platform (imagesmith build --platforms … --push does)"
 
 
+def _shown(text: object, limit: int = 40) -> str:
+    """A string a registry sent (a platform name, a digest), for a message: printable ASCII only,
+    anything else escaped, at most ``limit`` characters. Whoever pushes writes it."""
+    out = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in str(text)[:limit])
+    return out[:limit] + ("…" if len(out) > limit or len(str(text)) > limit else "")
+
+
+def _platform_shown(plat: dict) -> str:
+    """``os/arch[/variant]`` of an index entry's platform, as written, for a message (``_shown``)."""
+    return platform_string(*(_shown(plat[k]) if plat.get(k) else "" for k in ("os", "architecture", "variant")))
+
+
+def _some(names: list[str], most: int = 8) -> str:
+    """The first ``most`` of ``names``, and how many more: an index may list thousands."""
+    more = len(names) - most
+    return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")
+
+
 def _entry_line(entry: dict) -> str:
     plat = entry.get("platform")
-    where = (
-        platform_string(plat.get("os"), plat.get("architecture"), plat.get("variant"))
-        if isinstance(plat, dict)
-        else "no platform"
-    )
-    return f"{where} {str(entry.get('digest'))[:19]}…"
+    where = _platform_shown(plat) if isinstance(plat, dict) else "no platform"
+    return f"{where} {_shown(entry.get('digest'), 19)}"
 
 
 def _login_hint(ref: str) -> str:
@@ -151,14 +165,14 @@ class Registry:
         if not chosen:
             have = sorted(
                 {
-                    platform_string(p.get("os"), p.get("architecture"), p.get("variant"))
+                    _platform_shown(p)
                     for m in entries
                     if isinstance(m, dict) and isinstance(p := m.get("platform"), dict)
                     if p.get("architecture") != "unknown"
                 }
             )
             raise EngineError(
-                f"{ref} has no {platform} image in its index (it has {', '.join(have) or 'none'})",
+                f"{ref} has no {platform} image in its index (it has {_some(have) or 'none'})",
                 hint="build or push the image for that platform, or name another --platform",
             )
         if len(chosen) > 1:
@@ -199,7 +213,8 @@ class Registry:
         ):
             raise EngineError(
                 f"{ref}'s index entry for {platform} ({digest}) is an image for "
-                f"{platform_string(config.get('os'), config.get('architecture'))}: the index misstates it",
+                f"{platform_string(_shown(config.get('os')), _shown(config.get('architecture')))}: "
+                "the index misstates it",
                 hint=_INDEX_HINT,
             )
         cfg = config.get("config") or {}

@@ -89,3 +89,53 @@ def test_sign_reads_a_single_image_by_the_digest_its_tag_named(monkeypatch, tmp_
         gate.sign_image(engine, None, "127.0.0.1:5000/app:serve", key)
         assert signed == [("127.0.0.1:5000/app:serve", expected)]
         assert calls == [("127.0.0.1:5000/app:serve", ("--raw",))]
+
+
+def _index(platforms: list[dict]) -> bytes:
+    entries = [{"digest": DIGEST, "platform": plat} for plat in platforms]
+    index = {"mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}
+    return json.dumps(index, separators=(",", ":")).encode()
+
+
+def test_an_index_of_a_hundred_thousand_entries_is_one_short_line_of_error():
+    """Whoever pushes writes the index: 10^4 entries of platforms nobody runs, one of them spelled
+    with a newline and a terminal escape, or 10^4 entries all for linux/amd64. Each is one refusal
+    naming a few entries and how many more, in printable text, within a second or two; the error
+    used to list every platform the index names (a megabyte of error) as the registry wrote them.
+    10^5 entries (a loopback registry refuses a manifest over 4 MiB, others may not) are more
+    values than imagesmith parses of a registry's answer."""
+    import time
+
+    import pytest
+
+    from imagesmith.errors import EngineError
+
+    odd = {"os": "linux", "architecture": "\nok: verified\x1b[2J"}
+    cases = {
+        "elsewhere": (
+            _index([odd] + [{"os": "linux", "architecture": f"a{i}"} for i in range(10_000)]),
+            "has no linux/amd64 image in its index (it has ",
+        ),
+        "10^5": (
+            _index([{"os": "linux", "architecture": "amd64"}] * 100_000),
+            "is not JSON imagesmith reads: more than 100,000 values",
+        ),
+        "all-amd64": (
+            _index([odd] + [{"os": "linux", "architecture": "amd64"}] * 10_000),
+            "is an image index with 10000 entries Docker could run for linux/amd64",
+        ),
+    }
+    for name, (body, cause) in cases.items():
+        assert len(body) < registry_module.MAX_ANSWER, name
+        registry = Registry()
+        registry._imagetools = lambda ref, *args, body=body: body  # type: ignore[method-assign]
+        started = time.monotonic()
+        with pytest.raises(EngineError) as caught:
+            registry.platform_digest("127.0.0.1:5000/app:serve", "linux/amd64")
+        message = str(caught.value)
+        assert time.monotonic() - started < 5, name
+        assert cause in message and len(message) < 1000, (name, message[:2000])
+        assert "\n" not in message and "\x1b" not in message, (name, message[:2000])
+        if name == "elsewhere":
+            assert "(it has linux/\\nok: verified\\x1b[2J, linux/a0, " in message, message
+            assert "and 9993 more)" in message, message
