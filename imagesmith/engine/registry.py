@@ -66,6 +66,20 @@ def _entry_line(entry: dict) -> str:
     return f"{where} {_shown(entry.get('digest'), 19)}"
 
 
+def _not_one_image(manifest: object) -> str:
+    """Why ``manifest`` is not one image's manifest (OCI, or Docker's v2 schema 2), for a message;
+    "" when it is one."""
+    if not isinstance(manifest, dict):
+        return "no manifest (not a JSON object)"
+    if manifest.get("schemaVersion") == 1:
+        return "a Docker v2 schema 1 manifest, which imagesmith does not read (nor does a current Docker pull it)"
+    if manifest.get("mediaType") in INDEX_MEDIA_TYPES or "manifests" in manifest:
+        return "an image index, not one image"
+    if not isinstance(manifest.get("config"), dict) or not isinstance(manifest.get("layers"), list):
+        return "no image manifest (no config and list of layers)"
+    return ""
+
+
 def _login_hint(ref: str) -> str:
     """``docker login HOST`` for the registry ``ref`` names (``docker login`` for a short name:
     Docker's default registry)."""
@@ -158,6 +172,9 @@ class Registry:
             raise EngineError(f"the registry returned no manifest for {ref}")
         entries = manifest.get("manifests")
         if manifest.get("mediaType") not in INDEX_MEDIA_TYPES and entries is None:
+            why = _not_one_image(manifest)
+            if why:
+                raise EngineError(f"{ref} names {why}", hint=_INDEX_HINT)
             return digest, ""
         if not isinstance(entries, list):
             raise EngineError(f"{ref} is an image index with no list of manifests", hint=_INDEX_HINT)
@@ -189,6 +206,11 @@ class Registry:
             raise EngineError(f"{ref}'s index entry for {platform} has no valid digest", hint=_INDEX_HINT)
         if entry.get("mediaType") in INDEX_MEDIA_TYPES:
             raise EngineError(f"{ref}'s entry for {platform} is another index ({child})", hint=_INDEX_HINT)
+        # what the entry names, read (by digest: kept for the config and layer reads that follow),
+        # whatever media type the entry claims: an index behind a manifest's media type is refused
+        why = _not_one_image(self.manifest(f"{repository(ref)}@{child}")[0])
+        if why:
+            raise EngineError(f"{ref}'s index entry for {platform} ({child[:19]}…) names {why}", hint=_INDEX_HINT)
         return child, digest
 
     def image(self, ref: str, platform: str = DEFAULT_PLATFORM) -> ImageInfo:

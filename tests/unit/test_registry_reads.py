@@ -139,3 +139,40 @@ def test_an_index_of_a_hundred_thousand_entries_is_one_short_line_of_error():
         if name == "elsewhere":
             assert "(it has linux/\\nok: verified\\x1b[2J, linux/a0, " in message, message
             assert "and 9993 more)" in message, message
+
+
+def test_an_entry_or_a_reference_that_names_no_single_image_is_refused():
+    """What a loopback registry refuses at the push but another may serve, or what an index's entry
+    names whatever media type it claims: a Docker v2 schema 1 manifest, an index, something with
+    no config or layers. Each is one error naming it; an image manifest passes."""
+    import pytest
+
+    from imagesmith.errors import EngineError
+
+    inner = json.dumps({"mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}).encode()
+    inner_digest = "sha256:" + hashlib.sha256(inner).hexdigest()
+    image = json.dumps({"schemaVersion": 2, "config": {"digest": DIGEST}, "layers": []}).encode()
+    image_digest = "sha256:" + hashlib.sha256(image).hexdigest()
+    schema1 = json.dumps({"schemaVersion": 1, "name": "app", "tag": "x", "fsLayers": [], "history": []}).encode()
+    by_ref = {
+        "127.0.0.1:5000/app:schema1": schema1,
+        "127.0.0.1:5000/app:artifact": json.dumps({"schemaVersion": 2, "blobs": []}).encode(),
+        "127.0.0.1:5000/app:image": image,
+        f"127.0.0.1:5000/app@{inner_digest}": inner,
+        f"127.0.0.1:5000/app@{image_digest}": image,
+    }
+    for name, digest in (("hidden", inner_digest), ("honest", image_digest)):
+        entries = [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest}]
+        by_ref[f"127.0.0.1:5000/app:{name}"] = json.dumps({"schemaVersion": 2, "manifests": entries}).encode()
+    registry = Registry()
+    registry._imagetools = lambda ref, *args: by_ref[ref]  # type: ignore[method-assign]
+    for tag, cause in (
+        ("schema1", "names a Docker v2 schema 1 manifest"),
+        ("artifact", "names no image manifest (no config and list of layers)"),
+        ("hidden", f"'s index entry for linux/amd64 ({inner_digest[:19]}…) names an image index, not one image"),
+    ):
+        with pytest.raises(EngineError) as caught:
+            registry.platform_digest(f"127.0.0.1:5000/app:{tag}")
+        assert cause in str(caught.value), (tag, str(caught.value))
+    assert registry.platform_digest("127.0.0.1:5000/app:image") == (image_digest, "")
+    assert registry.platform_digest("127.0.0.1:5000/app:honest")[0] == image_digest

@@ -647,7 +647,9 @@ def test_registry_image_reads_an_index_and_its_config(monkeypatch):
 
     def fake_imagetools(self, ref, *args):
         calls.append((ref, args))
-        return index if "--raw" in args else config("arm64" if ref.endswith("a" * 64) else "amd64")
+        if "--raw" in args:  # the index by its tag; an entry (one image's manifest) by its digest
+            return json.dumps({"schemaVersion": 2, "config": {}, "layers": []}).encode() if "@" in ref else index
+        return config("arm64" if ref.endswith("a" * 64) else "amd64")
 
     monkeypatch.setattr(Registry, "_imagetools", fake_imagetools)
     registry = Registry()
@@ -656,7 +658,10 @@ def test_registry_image_reads_an_index_and_its_config(monkeypatch):
     assert info.repo_digests == ("127.0.0.1:5000/app@sha256:" + "b" * 64,)
     assert info.labels == {"io.imagesmith.parity": "sha256:p"} and info.layers == ("sha256:l1",)
     assert [(h.created_by, h.empty_layer) for h in info.history] == [("ADD x", False), ("LABEL a=b", True)]
-    assert calls[1] == ("127.0.0.1:5000/app@sha256:" + "b" * 64, ("--format", "{{json .Image}}"))
+    assert calls[1:3] == [
+        ("127.0.0.1:5000/app@sha256:" + "b" * 64, ("--raw",)),  # what the entry names: one image, not an index
+        ("127.0.0.1:5000/app@sha256:" + "b" * 64, ("--format", "{{json .Image}}")),
+    ]
     assert registry.digest("127.0.0.1:5000/app:serve") == "sha256:" + hashlib.sha256(index).hexdigest()
     assert registry.image("127.0.0.1:5000/app:serve", platform="linux/arm64").id == "sha256:" + "a" * 64
 

@@ -1,0 +1,185 @@
+"""`verify`, `diff` and `inspect` against what someone with push rights and no signing key writes
+straight to the loopback registry's HTTP API (tests/registry_api.py): indexes, manifests and
+image configs crafted around one real imagesmith image (the worker's shared `tiny` build, pushed
+under a repository of this module's own). Each refusal is one `error:` (exit 2: nothing to check)
+or `FAIL:` lines (exit 1), never a traceback, never a wrong "ok", in bounded time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.engine.test_signing import _keys
+from tests.helpers import cli, remove_tags
+from tests.registry_api import OCI_INDEX, entry, put_blob, put_index, put_manifest, raw_manifest
+
+pytestmark = [pytest.mark.engine, pytest.mark.registry]
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def _pinned(repo: str, tag: str) -> str:
+    """``REPO@sha256:…`` that ``REPO:tag`` names in the registry now."""
+    host, name = repo.split("/", 1)
+    accept = ", ".join((OCI_MANIFEST, OCI_INDEX, "application/vnd.docker.distribution.manifest.v2+json"))
+    request = urllib.request.Request(
+        f"http://{host}/v2/{name}/manifests/{tag}", method="HEAD", headers={"Accept": accept}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return f"{repo}@{answer.headers['Docker-Content-Digest']}"
+
+
+@pytest.fixture(scope="module")
+def pushed(tiny_built, registry, tmp_path_factory):
+    """The shared `tiny` build's serve and train images pushed as ``REPO:serve`` and ``REPO:train``
+    (a repository of this module's own); a cosign key pair, and a model folder and signoff file
+    for `verify --signoff` (never reached: each crafted reference is refused before)."""
+    _, result = tiny_built
+    repo = f"{registry}/imagesmith-test/hostile-index-{uuid.uuid4().hex[:8]}"
+    refs = {}
+    for role in ("serve", "train"):
+        subprocess.run(["docker", "tag", result.images[role].id, f"{repo}:{role}"], check=True)
+        subprocess.run(["docker", "push", "-q", f"{repo}:{role}"], check=True, capture_output=True, timeout=300)
+        refs[role] = _pinned(repo, role)
+    work = tmp_path_factory.mktemp("hostile-index")
+    _, pub = _keys(work / "keys")
+    model = work / "model"
+    model.mkdir()
+    signoff = work / "signoff.json"
+    signoff.write_text("{}")
+    yield {"repo": repo, **refs, "pub": pub, "model": model, "signoff": signoff}
+    remove_tags(repo)
+
+
+COMMANDS = {
+    "labels-only": lambda s, ref: ("verify", ref, "--labels-only"),
+    "key": lambda s, ref: ("verify", ref, "--labels-only", "--key", str(s["pub"]), "--role", "serve"),
+    "signoff": lambda s, ref: ("verify", ref, "--model", str(s["model"]), "--signoff", str(s["signoff"])),
+    "diff": lambda s, ref: ("diff", s["serve"], ref, "--labels-only"),
+    "inspect": lambda s, ref: ("inspect", ref),
+}
+
+
+def _refused(args: tuple[str, ...], cause: str, code: int = 2) -> None:
+    """`imagesmith ARGS` (and with --json where it has it) ends with ``code``, one `error:` line
+    naming ``cause`` (exit 2) or a `FAIL:` naming it (exit 1), and no traceback."""
+    proc = cli(*args, in_process=True, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == code, (args, output[-3000:])
+    assert cause in output and "Traceback" not in output, (args, output[-3000:])
+    assert len(output) < 20_000, (args, len(output))
+    if code == 2:
+        assert proc.stderr.startswith("error: ") and proc.stderr.count("error:") == 1, (args, proc.stderr)
+    if args[0] == "verify":
+        doc = json.loads(cli(*args, "--json", in_process=True, timeout=120).stdout)
+        assert doc.get("exit") == code if code == 2 else doc["ok"] is False, doc
+
+
+def _index_hiding_an_index(s: dict, media_type: str | None, platform: bool) -> str:
+    """An index whose one entry names an index (the serve image's, linux/amd64), the entry
+    saying ``media_type`` (None: no media type) and a platform or none."""
+    inner = put_index(s["repo"], "inner", [entry(s["serve"], "linux", "amd64")])
+    body, _ = raw_manifest(inner)
+    outer: dict = {"digest": inner.split("@", 1)[1], "size": len(body)}
+    if media_type:
+        outer["mediaType"] = media_type
+    if platform:
+        outer["platform"] = {"os": "linux", "architecture": "amd64"}
+    return put_index(s["repo"], f"outer-{uuid.uuid4().hex[:6]}", [outer])
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize(
+    ("entry_media", "platform"), [(OCI_MANIFEST, True), (OCI_MANIFEST, False), (None, True)], ids=str
+)
+def test_an_index_entry_that_names_another_index_is_refused_as_such(pushed, command, entry_media, platform):
+    """The entry says it is one image (an OCI manifest; no media type at all; with a platform or
+    none) and names an index: verify used to take it as the image, read labels through it and
+    fail on a layer it could not find (exit 1, "the facts could not be read"), or pass `inspect`.
+    It is one error naming what the entry names, whatever the command."""
+    ref = _index_hiding_an_index(pushed, entry_media, platform)
+    _refused(COMMANDS[command](pushed, ref), "names an image index, not one image")
+
+
+@pytest.mark.parametrize("command", ["labels-only", "key", "diff", "inspect"])
+def test_an_index_of_two_thousand_platforms_is_one_short_error(pushed, command):
+    """2,000 entries (the loopback registry takes a manifest up to 4 MiB: 10^4 entries and more are
+    refused at the push; tests/unit/test_registry_reads.py has 10^4 and 10^5), none for
+    linux/amd64, their platforms written by the pusher: one error naming a few of them."""
+    body, media = raw_manifest(pushed["train"])
+    digest = pushed["train"].split("@", 1)[1]
+    entries = [
+        {"mediaType": media, "digest": digest, "size": len(body), "platform": {"os": "linux", "architecture": f"a{i}"}}
+        for i in range(2000)
+    ]
+    ref = put_index(pushed["repo"], "many", entries)
+    _refused(COMMANDS[command](pushed, ref), "and 1992 more")
+
+
+def _with_config(s: dict, config: bytes, tag: str) -> str:
+    """The serve image's manifest with its config blob replaced by ``config``, as ``REPO:tag``."""
+    body, media = raw_manifest(s["serve"])
+    manifest = json.loads(body)
+    manifest["config"] = {**manifest["config"], "digest": put_blob(s["repo"], config), "size": len(config)}
+    return f"{s['repo']}@{put_manifest(s['repo'], tag, json.dumps(manifest).encode(), media)}"
+
+
+def _serve_config(s: dict) -> dict:
+    body, _ = raw_manifest(s["serve"])
+    host, name = s["repo"].split("/", 1)
+    url = f"http://{host}/v2/{name}/blobs/{json.loads(body)['config']['digest']}"
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def _config_under(s: dict, tag: str, **changes) -> str:
+    doc = _serve_config(s)
+    doc.update(changes)
+    return _with_config(s, json.dumps(doc).encode(), tag)
+
+
+def test_what_already_held(pushed, tmp_path: Path):
+    """Attacks that verify already refused (or rightly passed) when this module was written, kept:
+    two entries for the platform (one with a variant), an amd64 entry whose config says arm64, an
+    attestation manifest (unknown/unknown) first, an entry with variant, os.version and features,
+    a config descriptor whose size lies either way, a layer list longer than the plan's."""
+    s = pushed
+    two = put_index(s["repo"], "two", [entry(s["train"], "linux", "amd64", "v2"), entry(s["serve"], "linux", "amd64")])
+    _refused(COMMANDS["key"](s, two), "2 entries Docker could run for linux/amd64")
+    arm = _config_under(s, "arm", architecture="arm64")
+    lying = put_index(s["repo"], "arm-as-amd64", [entry(arm, "linux", "amd64")])
+    _refused(COMMANDS["labels-only"](s, lying), "is an image for linux/arm64: the index misstates it")
+    body, media = raw_manifest(s["train"])
+    attestation = {
+        "mediaType": media,
+        "digest": s["train"].split("@", 1)[1],
+        "size": len(body),
+        "platform": {"os": "unknown", "architecture": "unknown"},
+        "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+    }
+    odd = entry(s["serve"], "linux", "amd64", "v1")
+    odd["platform"].update({"os.version": "10.0.17763", "os.features": ["win32k"], "features": ["sse4"]})
+    for index in (put_index(s["repo"], "attested", [attestation, entry(s["serve"], "linux", "amd64")]),):
+        doc = json.loads(cli(*COMMANDS["labels-only"](s, index), "--json", in_process=True).stdout)
+        assert doc["ok"] and doc["ref"] == s["serve"], doc  # the image Docker runs, by its digest
+    doc = json.loads(cli(*COMMANDS["labels-only"](s, put_index(s["repo"], "odd", [odd])), "--json").stdout)
+    assert doc["ok"] and doc["ref"] == s["serve"], doc
+    body, media = raw_manifest(s["serve"])
+    for size, cause in ((1 << 30, "unexpected EOF"), (10, "unexpected commit size")):
+        manifest = json.loads(body)
+        manifest["config"]["size"] = size
+        ref = f"{s['repo']}@{put_manifest(s['repo'], f'size-{size}', json.dumps(manifest).encode(), media)}"
+        _refused(COMMANDS["labels-only"](s, ref), cause)
+    manifest = json.loads(body)
+    manifest["layers"].append(manifest["layers"][1])
+    config = _serve_config(s)
+    config["rootfs"]["diff_ids"].append(config["rootfs"]["diff_ids"][1])
+    raw_config = json.dumps(config).encode()
+    manifest["config"] = {**manifest["config"], "digest": put_blob(s["repo"], raw_config), "size": len(raw_config)}
+    longer = f"{s['repo']}@{put_manifest(s['repo'], 'longer', json.dumps(manifest).encode(), media)}"
+    _refused(COMMANDS["labels-only"](s, longer), "1 filesystem layer was added on top", code=1)
