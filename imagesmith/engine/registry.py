@@ -39,6 +39,16 @@ CONFIG_SHAPE = {
     "history": Opt(([{"created_by": Opt(str), "empty_layer": Opt(bool)}], None)),
 }
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# what buildx says of content that does not parse as, or does not match, the manifest's description
+_MALFORMED = (
+    "cannot unmarshal",
+    "invalid character",
+    "unexpected end of json",
+    "unexpected commit size",
+    "failed to read expected number of bytes",
+    "unexpected digest",
+    "digest mismatch",
+)
 _INDEX_HINT = "push one index with one entry per platform (imagesmith build --platforms … --push does)"
 
 
@@ -128,6 +138,12 @@ class Registry:
                 raise EngineError(
                     f"the registry refused to show {ref} ({tail(text, 1)})",
                     hint=_login_hint(ref),
+                )
+            if any(sign in low for sign in _MALFORMED):
+                raise EngineError(
+                    f"{ref} is not a valid image: what its registry holds for it does not parse, or is not "
+                    f"what its manifest describes ({tail(text, 1)})",
+                    hint="whoever pushed it did not push an image buildx or docker wrote; rebuild and push it",
                 )
             raise EngineError(
                 f"cannot read {ref} from its registry: {tail(text, 2)}",

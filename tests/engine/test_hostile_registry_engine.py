@@ -137,6 +137,28 @@ def _serve_config(s: dict) -> dict:
         return json.loads(answer.read())
 
 
+@pytest.mark.parametrize("command", ["labels-only", "key", "diff", "inspect"])
+@pytest.mark.parametrize("case", ["not-json", "label-not-a-string", "labels-a-list"])
+def test_an_image_config_that_is_not_one_is_named_as_such(pushed, command, case):
+    """A config blob that is not JSON, or whose labels are not a map of strings: buildx's own
+    parse fails; the error says the registry holds no valid image config there, not that the
+    registry may be unreachable (the hint it used to give)."""
+    if case == "not-json":
+        config = b"\x00not json"
+    else:
+        doc = _serve_config(pushed)
+        if case == "label-not-a-string":
+            doc["config"]["Labels"]["io.imagesmith.role"] = 5
+        else:
+            doc["config"]["Labels"] = ["io.imagesmith.role=serve"]
+        config = json.dumps(doc).encode()
+    ref = _with_config(pushed, config, f"config-{case}")
+    args = COMMANDS[command](pushed, ref)
+    _refused(args, "is not a valid image: ")
+    proc = cli(*args, in_process=True, timeout=120)
+    assert "reachable" not in proc.stderr, proc.stderr
+
+
 def _config_under(s: dict, tag: str, **changes) -> str:
     doc = _serve_config(s)
     doc.update(changes)
