@@ -194,6 +194,14 @@ class Registry:
             return digest, ""
         if not isinstance(entries, list):
             raise EngineError(f"{ref} is an image index with no list of manifests", hint=_INDEX_HINT)
+        media = manifest.get("mediaType")
+        if "config" in manifest or "layers" in manifest or (media is not None and media not in INDEX_MEDIA_TYPES):
+            raise EngineError(
+                f"{ref} is both an image index (a list of manifests) and one image's manifest "
+                f"(media type {_shown(media or 'none', 80)}, a config or layers): Docker refuses to pull it, "
+                "and no check can say which of the two a deploy would take",
+                hint=_INDEX_HINT,
+            )
         chosen = index_candidates(entries, platform)
         if not chosen:
             have = sorted(

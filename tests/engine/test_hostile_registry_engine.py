@@ -121,6 +121,18 @@ def test_an_index_of_two_thousand_platforms_is_one_short_error(pushed, command):
     _refused(COMMANDS[command](pushed, ref), "and 1992 more")
 
 
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_manifest_that_is_also_an_index_is_refused(pushed, command):
+    """The train image's Docker manifest (its media type and Content-Type say one image) with a
+    list of manifests added naming the serve image: the registry stores it, Docker refuses to pull
+    it ("expected manifest but found index"), and verify used to read it as an index and pass the
+    serve image (exit 0). It is one error now, whatever the command."""
+    body, media = raw_manifest(pushed["train"])
+    hybrid = {**json.loads(body), "manifests": [entry(pushed["serve"], "linux", "amd64")]}
+    ref = f"{pushed['repo']}@{put_manifest(pushed['repo'], 'hybrid', json.dumps(hybrid).encode(), media)}"
+    _refused(COMMANDS[command](pushed, ref), "is both an image index (a list of manifests) and one image's manifest")
+
+
 def _with_config(s: dict, config: bytes, tag: str) -> str:
     """The serve image's manifest with its config blob replaced by ``config``, as ``REPO:tag``."""
     body, media = raw_manifest(s["serve"])
