@@ -155,11 +155,18 @@ class Registry:
         """The manifest (or index) ``ref`` names, byte for byte, and its digest. What a read found
         is kept by ``REPO@DIGEST`` (content-addressed: those bytes are what that reference names),
         so a reference by that digest is not read again: a signature's tag, then its digest, is
-        one registry read. A tag is read every time (it may have moved)."""
-        data = self._by_digest.get(ref) if "@sha256:" in ref else None
+        one registry read. A tag is read every time (it may have moved). Bytes read by a digest
+        that do not hash to it are refused (buildx does not check them; docker pull does)."""
+        asked = ref.rpartition("@")[2] if "@sha256:" in ref else ""
+        data = self._by_digest.get(ref) if asked else None
         if data is None:
             data = self._imagetools(ref, "--raw")
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if asked and digest != asked:
+            raise EngineError(
+                f"the registry sent, for {_shown(ref, 200)}, a manifest that hashes to {digest}: not the one asked for",
+                hint="whatever answers at that address serves other bytes for a digest: do not deploy from it",
+            )
         self._by_digest[f"{repository(ref)}@{digest}"] = data
         return data, digest
 

@@ -133,6 +133,46 @@ def test_a_manifest_that_is_also_an_index_is_refused(pushed, command):
     _refused(COMMANDS[command](pushed, ref), "is both an image index (a list of manifests) and one image's manifest")
 
 
+def test_a_registry_that_serves_another_manifest_for_a_digest_is_refused(pushed):
+    """A registry (or whatever answers at its address) that sends, for ``app@sha256:aaaa…``, the
+    serve image's manifest, and its blobs: buildx does not check the bytes against the digest
+    asked for, and verify used to check the serve image and print "verified" for a digest nobody
+    had checked (exit 0). A loopback server here, the blobs read from the loopback registry."""
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.helpers import serving
+
+    body, media = raw_manifest(pushed["serve"])
+    host, name = pushed["repo"].split("/", 1)
+
+    class Lying(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            data, kind = b"", "application/json"
+            if "/manifests/" in self.path:
+                data, kind = body, media
+            elif "/blobs/" in self.path:
+                blob = self.path.rsplit("/", 1)[1]
+                with urllib.request.urlopen(f"http://{host}/v2/{name}/blobs/{blob}", timeout=60) as answer:
+                    data, kind = answer.read(), "application/octet-stream"
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            if "/manifests/" in self.path:
+                self.send_header("Docker-Content-Digest", self.path.rsplit("/", 1)[1])
+            self.end_headers()
+            if self.command == "GET":
+                self.wfile.write(data)
+
+        do_GET = do_HEAD = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with serving(Lying) as address:
+        ref = f"{address}/app@sha256:{'a' * 64}"
+        _refused(COMMANDS["labels-only"](pushed, ref), "a manifest that hashes to " + pushed["serve"].split("@")[1])
+
+
 def _with_config(s: dict, config: bytes, tag: str) -> str:
     """The serve image's manifest with its config blob replaced by ``config``, as ``REPO:tag``."""
     body, media = raw_manifest(s["serve"])

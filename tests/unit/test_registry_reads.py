@@ -43,13 +43,21 @@ def test_a_tag_is_read_every_time_and_another_repository_is_not_answered(monkeyp
     assert [ref for ref, _ in calls] == ["127.0.0.1:5000/app:serve"] * 2 + [f"127.0.0.1:5000/other@{DIGEST}"]
 
 
-def test_bytes_that_do_not_hash_to_the_digest_asked_for_are_not_kept_under_it(monkeypatch):
+def test_bytes_that_do_not_hash_to_the_digest_asked_for_are_refused_and_not_kept(monkeypatch):
+    """buildx does not check what a registry sends for a digest: the bytes must hash to it (they
+    used to be taken, as the image of the digest they hash to)."""
+    import pytest
+
+    from imagesmith.errors import EngineError
+
     calls = _counting(monkeypatch, answer=b"{}")
     registry = Registry()
     wrong = f"127.0.0.1:5000/app@{DIGEST}"
-    assert registry.raw(wrong)[1] == "sha256:" + hashlib.sha256(b"{}").hexdigest()
-    registry.raw(wrong)
-    assert len(calls) == 2  # asked again: what it answered is kept only under its own digest
+    for _ in range(2):
+        with pytest.raises(EngineError, match="a manifest that hashes to sha256:44136fa355b3"):
+            registry.raw(wrong)
+    assert len(calls) == 2  # asked again: nothing was kept under that digest
+    registry.raw("127.0.0.1:5000/app:serve")  # by a tag: whatever it names now
 
 
 def test_imagetools_runs_the_buildx_plugin_as_bake_does(monkeypatch):
