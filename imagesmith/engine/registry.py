@@ -249,6 +249,17 @@ class Registry:
         A multi-platform index resolves to ``platform`` (os/architecture)."""
         digest, index = self.platform_digest(ref, platform)
         pinned = f"{repository(ref)}@{digest}"
+        # buildx holds the config in memory as its manifest sizes it (a gibibyte, if told so)
+        described = self.manifest(pinned)[0]  # read already, by platform_digest: kept
+        size = described["config"].get("size") if isinstance(described, dict) else None
+        if type(size) is not int or size <= 0:
+            raise EngineError(f"the manifest of {ref} gives no valid size of its image config ({_shown(size)})")
+        if size > MAX_ANSWER:
+            raise EngineError(
+                f"the image config of {ref} is more than {MAX_ANSWER >> 20} MiB: not read (its manifest gives "
+                f"{size} bytes)",
+                hint="no image imagesmith builds has a manifest or config that large",
+            )
         try:
             config = loads(
                 self._imagetools(pinned, "--format", "{{json .Image}}"),

@@ -173,6 +173,55 @@ def test_a_registry_that_serves_another_manifest_for_a_digest_is_refused(pushed)
         _refused(COMMANDS["labels-only"](pushed, ref), "a manifest that hashes to " + pushed["serve"].split("@")[1])
 
 
+def test_an_image_config_of_a_gibibyte_is_not_read(pushed):
+    """A manifest (on a loopback server: the registry would need the gibibyte uploaded) giving its
+    config's size as 1 GiB, and a server that sends that many bytes as fast as it can: buildx held
+    them in memory (2 GiB of peak RSS measured, 7 s), then failed on the digest. Refused before
+    any is read now, in bounded memory and time."""
+    import hashlib
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.engine.test_hostile_engine import MAX_RSS_KIB, measured_verify
+    from tests.helpers import serving
+
+    gib = 1 << 30
+    config = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "1" * 64, "size": gib}
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": []}).encode()
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+
+    class Endless(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            manifest = "/manifests/" in self.path
+            self.send_response(200)
+            self.send_header("Content-Type", OCI_MANIFEST if manifest else "application/octet-stream")
+            self.send_header("Content-Length", str(len(body) if manifest else gib))
+            if manifest:
+                self.send_header("Docker-Content-Digest", digest)
+            self.end_headers()
+            if self.command != "GET" or self.path == "/v2/":
+                return
+            try:
+                if manifest:
+                    self.wfile.write(body)
+                else:
+                    for _ in range(gib >> 16):
+                        self.wfile.write(b" " * (1 << 16))
+            except OSError:  # the reader went: what it should do
+                pass
+
+        do_GET = do_HEAD = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with serving(Endless) as address:
+        run = measured_verify(f"{address}/app@{digest}", "--labels-only")
+    output = run["stdout"] + run["stderr"]
+    assert run["code"] == 2 and "is more than 16 MiB: not read" in run["stderr"], output[-3000:]
+    assert "Traceback" not in output and run["stderr"].count("error:") == 1, output[-3000:]
+    assert run["rss_kib"] < MAX_RSS_KIB and run["seconds"] < 60, run
+
+
 def _with_config(s: dict, config: bytes, tag: str) -> str:
     """The serve image's manifest with its config blob replaced by ``config``, as ``REPO:tag``."""
     body, media = raw_manifest(s["serve"])

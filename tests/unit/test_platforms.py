@@ -110,7 +110,7 @@ def _registry_with(monkeypatch, index: dict, configs: dict[str, tuple[str, str]]
 
     manifests: dict[str, tuple[bytes, str]] = {}
     for key in configs:
-        body = json.dumps({"schemaVersion": 2, "config": {}, "layers": [], "for": key}).encode()
+        body = json.dumps({"schemaVersion": 2, "config": {"size": 2}, "layers": [], "for": key}).encode()
         manifests["sha256:" + hashlib.sha256(body).hexdigest()] = (body, key)
     real = {"sha256:" + key: digest for digest, (_, key) in manifests.items()}
     for entry in index.get("manifests") or ():

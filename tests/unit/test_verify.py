@@ -624,7 +624,7 @@ def test_registry_image_reads_an_index_and_its_config(monkeypatch):
     from imagesmith.engine.registry import Registry
 
     manifests = {
-        arch: json.dumps({"schemaVersion": 2, "config": {}, "layers": [], "for": arch}).encode()
+        arch: json.dumps({"schemaVersion": 2, "config": {"size": 2}, "layers": [], "for": arch}).encode()
         for arch in ("arm64", "amd64")
     }
     digests = {arch: "sha256:" + hashlib.sha256(body).hexdigest() for arch, body in manifests.items()}
