@@ -129,6 +129,11 @@ class Registry:
         if returncode != 0:
             text = redact(stderr.decode("utf-8", "replace").strip())
             low = text.lower()
+            if "rejecting" in low and "byte manifest" in low:  # buildx's own bound (its error ends "not found")
+                raise EngineError(
+                    f"the registry's manifest for {ref} is too large to read ({tail(text, 1)})",
+                    hint="no image imagesmith builds has a manifest or config that large",
+                )
             if "not found" in low or "manifest unknown" in low:
                 raise EngineError(
                     f"{ref} is not in its registry ({tail(text, 1)})",

@@ -222,6 +222,47 @@ def test_an_image_config_of_a_gibibyte_is_not_read(pushed):
     assert run["rss_kib"] < MAX_RSS_KIB and run["seconds"] < 60, run
 
 
+@pytest.mark.parametrize("length", [True, False], ids=["content-length", "until-closed"])
+def test_a_manifest_of_a_gibibyte_is_refused_as_too_large(pushed, length):
+    """A tag whose manifest is a gibibyte, sent as fast as a loopback server can (with its length,
+    or until the connection closes): buildx reads and drops it, bounded, and then said
+    "not found", which imagesmith passed on as "not in its registry: push the image first"."""
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.engine.test_hostile_engine import MAX_RSS_KIB, measured_verify
+    from tests.helpers import serving
+
+    gib = 1 << 30
+
+    class Huge(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", OCI_MANIFEST)
+            if length or self.path == "/v2/":
+                self.send_header("Content-Length", "0" if self.path == "/v2/" else str(gib))
+            self.end_headers()
+            if self.command != "GET" or self.path == "/v2/":
+                return
+            try:
+                self.wfile.write(b'{"schemaVersion": 2, "x": "')
+                for _ in range(gib >> 16):
+                    self.wfile.write(b"a" * (1 << 16))
+            except OSError:
+                pass
+
+        do_GET = do_HEAD = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with serving(Huge) as address:
+        run = measured_verify(f"{address}/app:x", "--labels-only")
+    output = run["stdout"] + run["stderr"]
+    assert run["code"] == 2 and "is too large to read" in run["stderr"], output[-3000:]
+    assert "push the image first" not in output and run["stderr"].count("error:") == 1, output[-3000:]
+    assert run["rss_kib"] < MAX_RSS_KIB and run["seconds"] < 60, run
+
+
 def _with_config(s: dict, config: bytes, tag: str) -> str:
     """The serve image's manifest with its config blob replaced by ``config``, as ``REPO:tag``."""
     body, media = raw_manifest(s["serve"])
