@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.engine.test_signing import _keys
-from tests.helpers import cli, remove_tags
-from tests.registry_api import OCI_INDEX, entry, put_blob, put_index, put_manifest, raw_manifest
+from tests.helpers import cli, cli_in_process, remove_tags
+from tests.registry_api import OCI_INDEX, entry, move_tag, put_blob, put_index, put_manifest, raw_manifest
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -52,7 +52,8 @@ def pushed(tiny_built, registry, tmp_path_factory):
     model.mkdir()
     signoff = work / "signoff.json"
     signoff.write_text("{}")
-    yield {"repo": repo, **refs, "pub": pub, "model": model, "signoff": signoff}
+    ids = {role: result.images[role].id for role in refs}
+    yield {"repo": repo, **refs, "ids": ids, "pub": pub, "model": model, "signoff": signoff}
     remove_tags(repo)
 
 
@@ -261,6 +262,40 @@ def test_a_manifest_of_a_gibibyte_is_refused_as_too_large(pushed, length):
     assert run["code"] == 2 and "is too large to read" in run["stderr"], output[-3000:]
     assert "push the image first" not in output and run["stderr"].count("error:") == 1, output[-3000:]
     assert run["rss_kib"] < MAX_RSS_KIB and run["seconds"] < 60, run
+
+
+def test_a_tag_moved_after_verify_read_its_index_changes_nothing(pushed, monkeypatch):
+    """The tag names an index whose linux/amd64 entry is the train image; the moment verify has
+    read it, the tag is moved to an index naming the serve image. The tag is read once, every
+    later read is by digest, the answer names the train image's digest, and `docker pull` of the
+    reference verify printed gets the train image, though the tag names the serve image by then."""
+    from imagesmith.engine.registry import Registry
+
+    s = pushed
+    moved_to = put_index(s["repo"], "moved-to", [entry(s["serve"], "linux", "amd64")])
+    first = put_index(s["repo"], "moving", [entry(s["train"], "linux", "amd64")])
+    tagged = f"{s['repo']}:moving"
+    real = Registry._imagetools
+    reads: list[str] = []
+
+    def attacked(self, ref, *args):
+        out = real(self, ref, *args)
+        reads.append(ref)
+        if ref == tagged:
+            move_tag(s["repo"], "moving", moved_to)
+        return out
+
+    monkeypatch.setattr(Registry, "_imagetools", attacked)
+    proc = cli_in_process("verify", tagged, "--labels-only", "--json")
+    doc = json.loads(proc.stdout)
+    assert doc["ref"] == s["train"] and doc["index_digest"] == first.split("@", 1)[1], doc
+    assert reads.count(tagged) == 1 and all(ref == tagged or "@sha256:" in ref for ref in reads), reads
+    assert _pinned(s["repo"], "moving") == moved_to  # the tag did move
+    subprocess.run(["docker", "pull", "-q", doc["ref"]], check=True, capture_output=True, timeout=300)
+    pulled = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", doc["ref"]], capture_output=True, text=True, check=True
+    )
+    assert pulled.stdout.strip() == s["ids"]["train"] != s["ids"]["serve"]
 
 
 def _with_config(s: dict, config: bytes, tag: str) -> str:
