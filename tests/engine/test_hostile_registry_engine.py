@@ -369,16 +369,30 @@ def test_what_already_held(pushed, tmp_path: Path):
     doc = json.loads(cli(*COMMANDS["labels-only"](s, put_index(s["repo"], "odd", [odd])), "--json").stdout)
     assert doc["ok"] and doc["ref"] == s["serve"], doc
     body, media = raw_manifest(s["serve"])
-    for size, cause in ((1 << 30, "unexpected EOF"), (10, "unexpected commit size")):
+    for size, cause in ((1 << 30, "is more than 16 MiB: not read"), (10, "unexpected commit size")):
         manifest = json.loads(body)
         manifest["config"]["size"] = size
         ref = f"{s['repo']}@{put_manifest(s['repo'], f'size-{size}', json.dumps(manifest).encode(), media)}"
         _refused(COMMANDS["labels-only"](s, ref), cause)
+    _refused(COMMANDS["labels-only"](s, _longer(s)), "1 filesystem layer was added on top", code=1)
+
+
+def _longer(s: dict) -> str:
+    """The serve image with one more layer on top (its second, again), config and manifest alike."""
+    body, media = raw_manifest(s["serve"])
     manifest = json.loads(body)
     manifest["layers"].append(manifest["layers"][1])
     config = _serve_config(s)
     config["rootfs"]["diff_ids"].append(config["rootfs"]["diff_ids"][1])
     raw_config = json.dumps(config).encode()
     manifest["config"] = {**manifest["config"], "digest": put_blob(s["repo"], raw_config), "size": len(raw_config)}
-    longer = f"{s['repo']}@{put_manifest(s['repo'], 'longer', json.dumps(manifest).encode(), media)}"
-    _refused(COMMANDS["labels-only"](s, longer), "1 filesystem layer was added on top", code=1)
+    return f"{s['repo']}@{put_manifest(s['repo'], 'longer', json.dumps(manifest).encode(), media)}"
+
+
+def test_diff_names_a_layer_added_on_top_of_a_registry_image(pushed):
+    """`diff` of the serve image and a child of it with a layer more (same labels, same facts):
+    the parity is the same, and the child's extra layer is a note, for a registry image as for a
+    local one (a registry image's was not counted)."""
+    proc = cli("diff", pushed["serve"], _longer(pushed), "--labels-only", in_process=True)
+    assert proc.returncode == 0 and "parity-equal" in proc.stdout, proc.stdout + proc.stderr
+    assert "1 filesystem layer more than imagesmith's Dockerfile makes (a child image)" in proc.stdout, proc.stdout
