@@ -202,7 +202,10 @@ class Registry:
         if manifest.get("mediaType") not in INDEX_MEDIA_TYPES and entries is None:
             why = _not_one_image(manifest)
             if why:
-                raise EngineError(f"{ref} names {why}", hint=_INDEX_HINT)
+                raise EngineError(
+                    f"{ref} names {why}",
+                    hint="push an image built by imagesmith build --push (or docker buildx) under that name",
+                )
             return digest, ""
         if not isinstance(entries, list):
             raise EngineError(f"{ref} is an image index with no list of manifests", hint=_INDEX_HINT)

@@ -298,6 +298,51 @@ def test_a_tag_moved_after_verify_read_its_index_changes_nothing(pushed, monkeyp
     assert pulled.stdout.strip() == s["ids"]["train"] != s["ids"]["serve"]
 
 
+@pytest.mark.parametrize(
+    "content_type", ["application/vnd.docker.distribution.manifest.v1+prettyjws", "application/json"]
+)
+def test_a_schema_1_manifest_is_named_as_such(pushed, content_type):
+    """A Docker v2 schema 1 manifest (the loopback registry refuses one at the push; a loopback
+    server serves it here, signed type or plain JSON): it was "cannot read … from its registry"
+    with the hint to check the registry is reachable (buildx: "not supported")."""
+    import hashlib
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.helpers import serving
+
+    v1 = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"io.imagesmith.role": "serve"}}})
+    body = json.dumps(
+        {
+            "schemaVersion": 1,
+            "name": "app",
+            "tag": "x",
+            "architecture": "amd64",
+            "fsLayers": [],
+            "history": [{"v1Compatibility": v1}],
+        }
+    ).encode()
+
+    class SchemaOne(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            data = b"" if self.path == "/v2/" else body
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Docker-Content-Digest", "sha256:" + hashlib.sha256(data).hexdigest())
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command == "GET":
+                self.wfile.write(data)
+
+        do_GET = do_HEAD = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with serving(SchemaOne) as address:
+        for command in ("labels-only", "inspect"):
+            _refused(COMMANDS[command](pushed, f"{address}/app:x"), "names a Docker v2 schema 1 manifest")
+
+
 def _with_config(s: dict, config: bytes, tag: str) -> str:
     """The serve image's manifest with its config blob replaced by ``config``, as ``REPO:tag``."""
     body, media = raw_manifest(s["serve"])
