@@ -391,7 +391,8 @@ def test_what_already_held(pushed, tmp_path: Path):
     """Attacks that verify already refused (or rightly passed) when this module was written, kept:
     two entries for the platform (one with a variant), an amd64 entry whose config says arm64, an
     attestation manifest (unknown/unknown) first, an entry with variant, os.version and features,
-    a config descriptor whose size lies either way, a layer list longer than the plan's."""
+    a config descriptor whose size lies either way, a layer list longer than the plan's, the serve
+    image's labels moved onto the train image's config."""
     s = pushed
     two = put_index(s["repo"], "two", [entry(s["train"], "linux", "amd64", "v2"), entry(s["serve"], "linux", "amd64")])
     _refused(COMMANDS["key"](s, two), "2 entries Docker could run for linux/amd64")
@@ -420,6 +421,17 @@ def test_what_already_held(pushed, tmp_path: Path):
         ref = f"{s['repo']}@{put_manifest(s['repo'], f'size-{size}', json.dumps(manifest).encode(), media)}"
         _refused(COMMANDS["labels-only"](s, ref), cause)
     _refused(COMMANDS["labels-only"](s, _longer(s)), "1 filesystem layer was added on top", code=1)
+    # the serve image's labels (parity, role, all) moved onto the train image: its config is train's
+    train_body, train_media = raw_manifest(s["train"])
+    train = json.loads(train_body)
+    host, name = s["repo"].split("/", 1)
+    with urllib.request.urlopen(f"http://{host}/v2/{name}/blobs/{train['config']['digest']}", timeout=30) as answer:
+        config = json.loads(answer.read())
+    config["config"]["Labels"] = _serve_config(s)["config"]["Labels"]
+    raw_config = json.dumps(config).encode()
+    train["config"] = {**train["config"], "digest": put_blob(s["repo"], raw_config), "size": len(raw_config)}
+    moved = f"{s['repo']}@{put_manifest(s['repo'], 'moved-labels', json.dumps(train).encode(), train_media)}"
+    _refused(COMMANDS["labels-only"](s, moved), "FAIL: Entrypoint is", code=1)
 
 
 def _longer(s: dict) -> str:
