@@ -196,6 +196,17 @@ def test_p_reads_relative_file_arguments_from_the_project(locked, tmp_path):
     assert inspected.returncode == 0 and json.loads(inspected.stdout)["parity"] == data["parity"]
 
 
+def test_a_lock_has_no_id_or_digest_in_json(locked):
+    """`id` and `digest` name an image; a lock's are null, not an empty string that a script
+    would take for a value (`digest` is documented as always a content digest)."""
+    inspected = json.loads(cli("inspect", "imagesmith.lock", "-p", str(locked), "--json").stdout)
+    assert inspected["id"] is None and inspected["digest"] is None
+    diffed = cli("diff", "imagesmith.lock", "imagesmith.lock", "-p", str(locked), "--json")
+    assert diffed.returncode == 0, diffed.stderr
+    sides = json.loads(diffed.stdout)
+    assert all(sides[s]["id"] is None and sides[s]["digest"] is None for s in ("a", "b"))
+
+
 def test_run_exits_125_for_its_own_failures(locked):
     proc = cli("run", "deploy", "-p", str(locked))
     assert proc.returncode == 125 and proc.stderr.startswith("error: ")
