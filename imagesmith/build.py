@@ -31,7 +31,7 @@ from .engine.buildx import NoOciLayout
 from .errors import LockError, UsageError
 from .fsutil import atomic_write, holds
 from .gitinfo import GitFacts, git_facts, git_facts_started, git_tag
-from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, image_ref, parity_tag
+from .layout import LABEL_USER, OPTIONAL_LABELS, RESERVED_LABELS, ROLES, checked_tag_option, image_ref, parity_tag
 from .lock import Lock
 from .lock.update import ensure_fresh_all, lock_project
 from .plan import parities as plan_parities
@@ -282,20 +282,13 @@ def image_tags(tags: tuple[str, ...], role: str, parity_digest: str) -> list[str
     per parity that a deploy script can compute from the lock (`imagesmith parity-of`)."""
     out: list[str] = []
     for given in tags:
-        name, _, tag = given.rpartition(":") if ":" in given.rsplit("/", 1)[-1] else (given, "", "")
-        if not _REPO.fullmatch(name) or (tag and not _TAG.fullmatch(tag)):
-            raise UsageError(
-                f"{given!r} is not an image repository or REPO:TAG reference",
-                hint="e.g. -t registry.example/team/app or -t app:v1.2",
-            )
+        name, tag = checked_tag_option(given)
         out.append(f"{name}:{tag}-{role}" if tag else image_ref(name, role))
     first = tags[0].rpartition(":")[0] if ":" in tags[0].rsplit("/", 1)[-1] else tags[0]
     out.append(f"{first}:{parity_tag(role, parity_digest)}")
     return list(dict.fromkeys(out))
 
 
-_REPO = re.compile(r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,200}")
 
 

@@ -4,10 +4,16 @@ wheel cache): ``$XDG_CACHE_HOME/imagesmith`` or ``~/.cache/imagesmith``."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
 PRUNE_AFTER_S = 86_400  # a day
+# A per-project entry's file name (``project_key`` and ``.json``): the only files ``prune_gone``
+# removes, so a cache folder that is a link to, or an XDG_CACHE_HOME that is, a folder of the
+# user's own JSON files loses none of them
+KEY_NAME = re.compile(r"[0-9a-f]{24}")  # what project_key names a project's entry by
+ENTRY_NAME = re.compile(KEY_NAME.pattern + r"\.json")
 
 
 def default_cache_dir() -> Path:
@@ -63,7 +69,7 @@ def prune_gone(folder: Path) -> None:
     except OSError:
         return
     for entry in entries:
-        if not entry.name.endswith(".json"):
+        if not ENTRY_NAME.fullmatch(entry.name):  # only what project_key names: never anyone else's file
             continue
         try:
             if now - entry.stat(follow_symlinks=False).st_mtime < PRUNE_AFTER_S:

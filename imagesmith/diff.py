@@ -19,8 +19,13 @@ Exit status of the command: 0 when no group has a difference, 1 otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .compare import GROUP_TITLES, GROUPS, KIND_TITLES, SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
+from .errors import ImagesmithError
+
+if TYPE_CHECKING:
+    from .verify_source import Source
 
 __all__ = ["GROUPS", "SEED_ENV", "WATCHED_ENV", "Change", "DiffResult", "Dist", "View", "compare", "diff"]
 
@@ -96,6 +101,12 @@ def diff(
     la, lb = lock_source(a, platform), lock_source(b, platform_b or platform)
     sa = la or open_image(engine, a, platform)
     sb = lb or open_image(engine, b, platform_b or platform)
+    chosen: list[str] = []
+    if platform is None and platform_b is None:  # a lock against an image: the image's platform
+        if la is not None and lb is None:
+            sa = lock_for_image(a, la, sb, chosen)
+        elif lb is not None and la is None:
+            sb = lock_for_image(b, lb, sa, chosen)
     paths = tuple(sorted({p for s in (sa, sb) if s.manifest for p in s.manifest["preprocessing"]}))
     notes_a: list[str] = []
     notes_b: list[str] = []
@@ -110,7 +121,26 @@ def diff(
     changes = compare(view_a, view_b)
     if view_a.platform and view_b.platform and view_a.platform != view_b.platform:
         changes = explain_platforms(changes, view_a.platform, view_b.platform)
-    return DiffResult(view_a, view_b, changes, notes_a + notes_b)
+    return DiffResult(view_a, view_b, changes, chosen + notes_a + notes_b)
+
+
+def lock_for_image(ref: str, lock: Source, image: Source, notes: list[str]) -> Source:
+    """A lock's section for the platform of the image it is compared with, when no --platform
+    chose one: a lock of several platforms against an arm64 image is compared by its arm64
+    section, not by this machine's (whose every difference would be the platforms', and be
+    explained as such). A lock without that platform is compared as it is, and a note says so."""
+    from .verify_source import lock_source
+
+    want = image.info.platform if image.info is not None else None
+    have = lock.lock.platform if lock.lock is not None else None
+    if not want or not have or want == have:
+        return lock
+    try:
+        other = lock_source(ref, want)
+    except ImagesmithError:
+        notes.append(f"{ref} locks no {want} section (the image's platform): its {have} section is compared")
+        return lock
+    return other or lock
 
 
 def explain_platforms(changes: list[Change], a: str, b: str) -> list[Change]:

@@ -23,7 +23,7 @@ from .engine.protocols import FileReader, ImageReader
 from .errors import EngineError, FileWriteError
 from .layout import FACTS_FILE, FACTS_PATH, LABEL_PARITY
 from .plan import is_step_name
-from .runtime.untrusted import MapOf, Opt, UntrustedInput, loads, shape_problem
+from .runtime.untrusted import MapOf, Opt, UntrustedInput, loads, printable, shape_problem
 
 MAX_FACTS = 4 << 20  # bytes of a facts file (a large ML stack's manifest is under 1 MiB)
 MAX_LAYER = 8 << 20  # bytes of the facts layer read from a registry (the file and its folders)
@@ -202,7 +202,7 @@ def manifest_of(info: ImageInfo, facts: dict | None, problem: str = "") -> tuple
     recomputed = parity.digest(manifest)
     if recomputed != label:
         return None, [
-            f"label {LABEL_PARITY} is {label}, but the manifest in {FACTS_FILE} hashes to {recomputed} "
+            f"label {LABEL_PARITY} is {printable(label)}, but the manifest in {FACTS_FILE} hashes to {recomputed} "
             "(forged or edited label, or replaced facts)"
         ]
     return manifest, []

@@ -7,6 +7,9 @@ Code inside images gets what it needs from its arguments or from the image facts
 
 from __future__ import annotations
 
+import re
+
+from .errors import UsageError
 from .runtime import FACTS_FILE, PACKAGE
 
 # Paths inside the images
@@ -134,6 +137,30 @@ __all__ = [
 def site_packages(python: str) -> str:
     """The venv's site-packages for Python ``X.Y`` (a full ``X.Y.Z`` is cut to ``X.Y``)."""
     return f"{VENV}/lib/python{'.'.join(python.split('.')[:2])}/site-packages"
+
+
+_REPO = re.compile(r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
+
+
+def tag_option(given: str) -> tuple[str, str] | None:
+    """A ``-t`` value of build or prune as (REPO, TAG): a repository (TAG "") or a ``REPO:TAG``
+    reference, as Docker spells them; None when it is neither."""
+    name, colon, tag = given.rpartition(":") if ":" in given.rsplit("/", 1)[-1] else (given, "", "")
+    if not _REPO.fullmatch(name) or (colon and not _TAG.fullmatch(tag)):
+        return None
+    return name, tag
+
+
+def checked_tag_option(given: str) -> tuple[str, str]:
+    """``tag_option``, or a usage error naming the value."""
+    found = tag_option(given)
+    if found is None:
+        raise UsageError(
+            f"{given!r} is not an image repository or REPO:TAG reference",
+            hint="e.g. -t registry.example/team/app or -t app:v1.2",
+        )
+    return found
 
 
 def image_ref(repo: str, role: str) -> str:

@@ -12,7 +12,11 @@ for each, to keep it or remove it. A tag is kept when its image
    stamp may be signed, ``imagesmith sign --model``), and each signoff record (``--signoff FILE``,
    and ``signoff.json`` in the project when there is one);
 3. is what ``REPO:train`` or ``REPO:serve`` names now (the latest build);
-4. is used by a container, running or stopped.
+4. is used by a container, running or stopped;
+5. is not a tag imagesmith made: its labels do not name that parity (``io.imagesmith.parity``,
+   a platform's in ``io.imagesmith.platforms`` or their index digest) and role. Anyone can tag
+   an image ``REPO:train-<12 hex>``; removing the user's only tag of their own image deletes it.
+   The labels are read as untrusted input (bounded, shape-checked).
 
 Everything else is removed by ``apply_prune``, tag by tag, as ``docker rmi TAG`` would (never
 forced): the engine deletes an image with its last tag, and refuses to delete one a container
@@ -21,7 +25,6 @@ uses, so a container started between the plan and the removal keeps its image to
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +33,21 @@ from typing import Iterable, Sequence
 from . import parity
 from .engine.protocols import ImagePruner
 from .errors import EngineError, ImagesmithError, UsageError
-from .layout import LABEL_PARITY, LABEL_PLATFORMS, PARITY_TAG_RE, ROLES, image_ref, parity_short
+from .layout import (
+    LABEL_PARITY,
+    LABEL_PLATFORMS,
+    LABEL_ROLE,
+    PARITY_TAG_RE,
+    ROLES,
+    checked_tag_option,
+    image_ref,
+    parity_short,
+)
 from .plan import parities as plan_parities
 from .runtime.stamp import StampError, read_stamp
+from .runtime.untrusted import UntrustedInput, loads
 from .spec import Spec
+from .verify_report import MAX_LABEL
 
 PARITY_TAG = re.compile(PARITY_TAG_RE)
 SIGNOFF_FILE = "signoff.json"  # what `imagesmith signoff` writes by default
@@ -74,10 +88,7 @@ class Plan:
 def repository_of(spec: Spec, tag: str | None) -> str:
     """The repository whose parity tags are pruned: ``-t REPO`` (as build's first ``-t``; a
     ``REPO:TAG`` given is cut to REPO), else the spec's name."""
-    repo = tag or spec.name
-    if ":" in repo.rsplit("/", 1)[-1]:
-        repo = repo.rsplit(":", 1)[0]
-    return repo
+    return checked_tag_option(tag)[0] if tag else spec.name
 
 
 def kept_by_records(
@@ -167,24 +178,51 @@ def _why_kept(
     if image_id in kept.images:
         return kept.images[image_id]
     labels = engine.image(ref).labels
-    parities = {labels.get(LABEL_PARITY)}
-    try:
-        parities |= set((json.loads(labels.get(LABEL_PLATFORMS) or "{}") or {}).values())
-    except (ValueError, AttributeError):
-        pass
+    platforms = _platform_parities(labels.get(LABEL_PLATFORMS))
+    parities = {labels.get(LABEL_PARITY)} | set(platforms.values())
     tag_part = ref.rsplit("-", 1)[-1]
+    own = {parity_short(p) for p in parities if isinstance(p, str)}
+    if len(platforms) > 1:
+        own.add(parity_short(parity.index_digest(platforms)))
+    if tag_part not in own or labels.get(LABEL_ROLE) != ref.rsplit(":", 1)[-1].split("-", 1)[0]:
+        return "not a tag imagesmith made: the image's labels do not name this parity and role (yours?)"
     for digest, why in kept.parities.items():
         if digest in parities or parity_short(digest) == tag_part:
             return why
     return current.get(image_id)
 
 
+def _platform_parities(label: str | None) -> dict[str, str]:
+    """The parities a platforms label (``{PLATFORM: parity}``) names: the label is anyone's (a tag
+    of this repository can be any image), so it is read bounded (``untrusted.loads``) and only
+    its string values count; a label that is not such a map names none."""
+    if not label:
+        return {}
+    try:
+        value = loads(label, what=f"label {LABEL_PLATFORMS}", max_bytes=MAX_LABEL)
+    except UntrustedInput:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(v, str) and v.startswith("sha256:")}
+
+
 def apply_prune(engine: ImagePruner, plan: Plan) -> tuple[list[str], list[str]]:
     """Remove the plan's tags (``docker rmi TAG``, never forced); returns (removed, not removed
-    with the engine's reason). A tag that is already gone counts as removed."""
+    with the engine's reason). A tag that is already gone counts as removed. A tag that names
+    another image than the plan saw (a build, say of an old lock, re-tagged it since) is kept,
+    with a note in ``plan.notes``: the plan decided about that image, not about the new one."""
     removed: list[str] = []
     failed: list[str] = []
     for decision in plan.remove:
+        try:
+            now = engine.image(decision.ref).id
+        except ImagesmithError:  # gone since the plan
+            removed.append(decision.ref)
+            continue
+        if now != decision.id:
+            plan.notes.append(f"{decision.ref} names another image ({now[7:19]}) since the plan: kept")
+            continue
         try:
             engine.remove_tag(decision.ref)
         except EngineError as exc:

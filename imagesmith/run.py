@@ -25,6 +25,8 @@ from .runtime.stamp import ALLOW_ENV, DIGEST_ENV, HOST_ENV, REF_ENV
 from .spec import Spec
 
 # docker run's --user: a name or number, and optionally a group
+# docker's own rule for a container name
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}", re.ASCII)
 USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?", re.ASCII)
 
 
@@ -46,6 +48,42 @@ def parse_env(items: Sequence[str]) -> dict[str, str]:
             raise UsageError(f"--env {item!r} is not KEY=VALUE")
         env[key] = value
     return env
+
+
+def artifacts_folder(path: Path, role: str, *, as_caller: bool = True) -> Path:
+    """The host folder mounted at the spec's ``artifacts``, resolved (a link is followed, so the
+    mount and the messages name the real folder): train's is created when it is missing; serve's
+    must be there. A path that is not a folder (a file, a FIFO, a socket), or one that cannot be
+    created, is a usage error naming it, never a traceback. Train's folder must be writable by
+    the caller when the container runs as the caller (``as_caller``; a read-only folder or file
+    system), refused before a long training run that could not save its model."""
+    folder = path.resolve()
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(
+            f"{folder} is not a folder: "
+            + ("train writes the model into a folder" if role == "train" else "there is no model to serve from it"),
+            hint="pass --artifacts DIR, a folder (train creates it when it is missing)",
+        )
+    if role != "train":
+        if not folder.is_dir():
+            raise UsageError(
+                f"the artifacts folder {folder} does not exist: there is no model to serve",
+                hint="train first (`imagesmith run train`), or pass --artifacts DIR",
+            )
+        return folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create the artifacts folder {folder}: {exc.strerror or exc}",
+            hint="pass --artifacts DIR, a folder you can write",
+        ) from exc
+    if as_caller and not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"the artifacts folder {folder} is not writable: train could not save the model there",
+            hint="pass --artifacts DIR, a folder you can write (or make this one writable)",
+        )
+    return folder
 
 
 def wants_gpus(spec: Spec, gpus: bool | None, machine_has_gpu=None) -> bool:
@@ -79,9 +117,17 @@ def run_role(
     container's exit code."""
     if role not in ROLES:
         raise UsageError(f"cannot run {role!r}: imagesmith images are train and serve")
+    as_caller = user is None or user == caller_user()
     user = user or caller_user()
     if not USER_RE.fullmatch(user):
         raise UsageError(f"--user {user[:40]!r} is not USER or USER:GROUP (names or numbers)")
+    if name is not None and not NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"--name {name[:40]!r} is not a container name",
+            hint="letters, digits, '_', '.' and '-', a letter or digit first",
+        )
+    if host_port is not None and not 1 <= host_port <= 65535:
+        raise UsageError(f"--port {host_port} is not a port number", hint="a port from 1 to 65535")
     ref = image_ref(tag or spec.name, role)
     info = engine.image(ref)
     labelled = info.labels.get(LABEL_ROLE)
@@ -90,16 +136,9 @@ def run_role(
             f"{ref} is not an imagesmith {role} image (its {LABEL_ROLE} label is {labelled!r})",
             hint="build it with `imagesmith build`",
         )
-    folder = Path(artifacts if artifacts is not None else default_artifacts(spec)).resolve()
-    if role == "train":
-        folder.mkdir(parents=True, exist_ok=True)
-    elif not folder.is_dir():
-        raise UsageError(
-            f"the artifacts folder {folder} does not exist: there is no model to serve"
-            if not folder.exists()
-            else f"{folder} is not a folder: there is no model to serve from it",
-            hint="train first (`imagesmith run train`), or pass --artifacts DIR",
-        )
+    folder = artifacts_folder(
+        Path(artifacts if artifacts is not None else default_artifacts(spec)), role, as_caller=as_caller
+    )
     environment = dict(env or {})
     environment.update({DIGEST_ENV: info.id, REF_ENV: ref, HOST_ENV: str(folder)})
     if allow_mismatch:

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout, statcache
-from .cache import PRUNE_AFTER_S, project_key, prune_due
+from .cache import KEY_NAME, PRUNE_AFTER_S, project_key, prune_due
 from .errors import FileWriteError
 from .fsutil import atomic_write, holds, sha256_bytes
 
@@ -463,8 +463,8 @@ def _prune(sources: Path, keep: Path) -> None:
     except OSError:
         return
     for entry in entries:
-        if entry.path == str(keep) or not entry.is_dir(follow_symlinks=False):
-            continue
+        if entry.path == str(keep) or not entry.is_dir(follow_symlinks=False) or not KEY_NAME.fullmatch(entry.name):
+            continue  # only the folders project_key names: never anyone else's (a cache linked to their own)
         try:
             if now - os.stat(os.path.join(entry.path, "lock")).st_mtime < PRUNE_AFTER_S:
                 continue

@@ -215,13 +215,12 @@ def load_view(
         if "start_error" in facts:
             notes.append(f"{source.name}: no Python environment to look into ({facts['start_error']})")
     project = project_name(source.facts)
-    if info.source != "registry":
-        added = layers_added(info, base, source.facts)
-        if added:
-            notes.append(
-                f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} more than imagesmith's "
-                "Dockerfile makes (a child image)"
-            )
+    added = layers_added(info, base, source.facts)  # a registry image's layers are its config's: counted too
+    if added:
+        notes.append(
+            f"{source.name}: {added} filesystem layer{'s' if added != 1 else ''} more than imagesmith's "
+            "Dockerfile makes (a child image)"
+        )
     return image_view(source, info, facts, base, project=project)
 
 

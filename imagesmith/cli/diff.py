@@ -10,7 +10,7 @@ import typer
 from ..engine import Engine
 from .base import command
 from .options import JsonOpt, PlatformOpt, ProjectOpt, QuietOpt, VerboseOpt, given_platform, in_project
-from .output import emit_json, progress
+from .output import emit_json, line, progress
 
 
 @command()
@@ -44,9 +44,9 @@ def diff(
         data = result.as_json()
         for side in ("a", "b"):
             if isinstance(data.get(side), dict):
-                data[side] = {**data[side], "digest": data[side].get("id")}
+                data[side] = {**data[side], "id": data[side].get("id") or None, "digest": data[side].get("id") or None}
         emit_json(data)
     else:
-        for line in result.lines():
-            typer.echo(line)
+        for text in result.lines():
+            line(text)
     raise typer.Exit(0 if result.equal else 1)

@@ -10,7 +10,7 @@ import typer
 from ..engine import Engine
 from .base import command
 from .options import JsonOpt, PlatformOpt, ProjectOpt, QuietOpt, VerboseOpt, given_platform, in_project
-from .output import emit_json, progress
+from .output import emit_json, line, progress
 
 
 @command()
@@ -34,15 +34,15 @@ def inspect(
         if as_json:
             emit_json(report)
         else:
-            for line in sizes_lines(report):
-                typer.echo(line)
+            for text in sizes_lines(report):
+                line(text)
         raise typer.Exit(0)
     from ..verify import inspect_lines, inspect_source
 
     data = inspect_source(Engine(progress()), in_project(project, image), given_platform(platform))
     if as_json:
-        emit_json({**data, "digest": data.get("id")})
+        emit_json({**data, "id": data.get("id") or None, "digest": data.get("id") or None})  # a lock has neither
     else:
-        for line in inspect_lines(data):
-            typer.echo(line)
+        for text in inspect_lines(data):
+            line(text)
     raise typer.Exit(0 if data["label_ok"] else 1)

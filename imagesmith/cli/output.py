@@ -60,6 +60,24 @@ def progress() -> Callable[[str], None]:
     return show
 
 
+def line(text: str) -> None:
+    """One line of a command's result on stdout, with each character that is not printable
+    written as its escape (``untrusted.printable``): what inspect, diff, verify and prune print
+    quotes labels, tags and file names anyone can set, and such a value must neither start a line
+    of its own ("ok: ...", a newline or carriage return) nor reach the terminal as a control
+    sequence (a title, a colour, a cleared screen)."""
+    from ..runtime.untrusted import printable
+
+    _echo(printable(text))
+
+
+def _paragraph(text: str) -> str:
+    """An error's text with its own line breaks kept and every other control character escaped."""
+    from ..runtime.untrusted import printable
+
+    return "\n".join(printable(part) for part in text.split("\n"))
+
+
 def json_text(data: dict) -> str:
     """A --json document as text (also what `build --metadata-file` writes)."""
     return json.dumps({"imagesmith_json": JSON_FORMAT, **data}, indent=2, sort_keys=True)
@@ -72,9 +90,9 @@ def emit_json(data: dict) -> None:
 def report(exc: ImagesmithError, exit_code: int, *, as_json: bool | None = None) -> None:
     """One error: `error:` and `hint:` lines on stderr, and under --json the same on stdout
     (``as_json=False``: the command has printed its JSON document already)."""
-    _echo(f"error: {exc}", err=True)
+    _echo(f"error: {_paragraph(str(exc))}", err=True)
     if exc.hint:
-        _echo(f"hint: {exc.hint}", err=True)
+        _echo(f"hint: {_paragraph(exc.hint)}", err=True)
     if OUT.json if as_json is None else as_json:
         emit_json({"error": str(exc), "hint": exc.hint, "exit": exit_code})
 
@@ -91,7 +109,7 @@ def fail(exc: ImagesmithError) -> NoReturn:
 def fail_all(problems: list[str], hint: str, exit_code: int = 1) -> NoReturn:
     """Several problems of one check: an `error:` line each, then one `hint:` line."""
     for problem in problems:
-        _echo(f"error: {problem}", err=True)
+        _echo(f"error: {_paragraph(problem)}", err=True)
     _echo(f"hint: {hint}", err=True)
     import typer
 

@@ -12,7 +12,7 @@ from ..errors import EngineError
 from ..spec.load import load_spec
 from .base import command
 from .options import JsonOpt, ProjectOpt, QuietOpt, VerboseOpt, in_project
-from .output import emit_json, progress, say
+from .output import emit_json, line, progress, say
 
 ModelOpt = typer.Option(
     [],
@@ -67,13 +67,13 @@ def prune(
             }
         )
     else:
-        for line in plan_lines(plan, dry_run=not yes):
-            typer.echo(line)
+        for text in plan_lines(plan, dry_run=not yes):
+            line(text)
     for note in plan.notes:
         say(f"note: {note}")
     if failed:
         raise EngineError(
-            f"{len(failed)} tag(s) not removed:\n" + "\n".join(f"  {line}" for line in failed),
+            f"{len(failed)} tag(s) not removed:\n" + "\n".join(f"  {item}" for item in failed),
             hint="stop or remove the containers that use them (`docker ps -a`), then prune again",
         )
     if not yes:

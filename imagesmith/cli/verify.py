@@ -11,7 +11,7 @@ import typer
 from ..engine import Engine
 from .base import command
 from .options import JsonOpt, PlatformOpt, ProjectOpt, QuietOpt, VerboseOpt, given_platform, project_path
-from .output import emit_json, progress
+from .output import emit_json, line, progress
 
 KeyOpt = typer.Option(
     None,
@@ -92,14 +92,14 @@ def verify(
         emit_json(verdict.as_json())
     else:
         if not quiet:
-            for line in report.checks:
-                typer.echo(f"ok: {line}")
-        for line in report.problems:
-            typer.echo(f"FAIL: {line}")
+            for text in report.checks:
+                line(f"ok: {text}")
+        for text in report.problems:
+            line(f"FAIL: {text}")
         if not quiet:
-            for line in report.notes:
-                typer.echo(f"note: {line}")
-        typer.echo(
+            for text in report.notes:
+                line(f"note: {text}")
+        line(
             f"{image}: {'verified' if verdict.ok else 'NOT verified'} (parity {report.parity}) as {verdict.target.pinned}"
         )
     raise typer.Exit(0 if verdict.ok else 1)
@@ -113,7 +113,7 @@ def _host(image: str, platform: str | None, as_json: bool) -> None:
     if as_json:
         emit_json({"host": host_report.as_json()})
     else:
-        for line in gpu_host.lines(host_report):
-            typer.echo(line)
-        typer.echo(f"{image}: {'this machine can run it' if host_report.ok else 'this machine can NOT run it'}")
+        for text in gpu_host.lines(host_report):
+            line(text)
+        line(f"{image}: {'this machine can run it' if host_report.ok else 'this machine can NOT run it'}")
     raise typer.Exit(0 if host_report.ok else 1)

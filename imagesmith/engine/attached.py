@@ -3,6 +3,7 @@ would type it (``run_attached``), with docker's own "port taken" error said in i
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from ._common import ENGINE_HINT, docker_cli
 # docker run's own error (exit 125) when a port it would publish is taken: by a process on the
 # host (the userland proxy cannot listen) or by another container's binding
 PORT_TAKEN = re.compile(r"^docker: Error response from daemon: .*(address already in use|port is already allocated)")
+# docker run's own error (exit 125) when --name is another container's
+NAME_TAKEN = re.compile(r"^docker: Error response from daemon: Conflict\. The container name \S+ is already in use")
 _BOUND = re.compile(r"\b(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]*\])?:(\d{1,5})\b")
 
 
@@ -38,40 +41,53 @@ def run_attached(
     published on 127.0.0.1 only; ``user``: docker run's --user (None: the image's USER);
     ``gpus``: every GPU of the machine (``--gpus all``: the engine's device request)."""
     import signal
+    import tempfile
 
-    argv = run_argv(
-        image, command, mounts=mounts, ports=ports, environment=environment, name=name, user=user, gpus=gpus
-    )
-    try:
-        proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
-    except FileNotFoundError as exc:
-        raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
-    relay = _StderrRelay(proc.stderr)
-    relay.start()
-
-    def forward(signum, frame):  # docker run passes signals on to the container (sig-proxy)
+    # Without a terminal on stdin, docker runs in a process group of its own: a Ctrl-C (or a
+    # `kill -INT` of imagesmith alone) reaches the container once, passed on here, never twice.
+    # With one, docker must stay in the terminal's group to read it (-i); in raw mode (-t) Ctrl-C
+    # is a byte the container reads, so a SIGINT here came to imagesmith alone.
+    interactive = sys.stdin.isatty()
+    terminal_sigint = interactive and not sys.stdout.isatty()  # the terminal signals docker too
+    with tempfile.TemporaryDirectory(prefix="imagesmith-run-") as tmp:
+        cidfile = os.path.join(tmp, "cid")
+        argv = run_argv(
+            image, command, mounts=mounts, ports=ports, environment=environment, name=name, user=user, gpus=gpus
+        )
+        argv[argv.index("--init") + 1 : argv.index("--init") + 1] = ["--cidfile", cidfile]
         try:
-            proc.send_signal(signum)
-        except OSError:
-            pass
-
-    try:
-        previous = signal.signal(signal.SIGTERM, forward)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        previous = None
-    try:
-        while True:
+            proc = subprocess.Popen(argv, stderr=subprocess.PIPE, start_new_session=not interactive)
+        except FileNotFoundError as exc:
+            raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
+        relay = _StderrRelay(proc.stderr)
+        relay.start()
+        stop = _Stopper(proc, cidfile)
+        previous = {}
+        # SIGHUP too: a terminal that closes hangs up on imagesmith alone when docker has a
+        # process group of its own, and the container is to hear of it as it did
+        for signum in (signal.SIGTERM, signal.SIGHUP):
             try:
-                code = proc.wait()
+                previous[signum] = signal.signal(signum, lambda signum, frame: stop.signal(signum))
+            except ValueError:  # not the main thread: leave the signals alone
                 break
-            except KeyboardInterrupt:  # the terminal sent SIGINT to docker too; wait for it
-                continue
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        relay.join()
+        try:
+            while True:
+                try:
+                    code = proc.wait()
+                    break
+                except KeyboardInterrupt:
+                    stop.signal(signal.SIGINT, passed_on=terminal_sigint)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            relay.join()
     if code == 125 and relay.port_taken is not None:
         raise port_in_use(relay.port_taken, ports or {})
+    if code == 125 and relay.name_taken is not None:
+        raise EngineError(
+            f"a container named {name} exists already",
+            hint=f"choose another --name, or remove that container (`docker rm {name}`)",
+        )
     if code == 125 and relay.no_gpu_runtime is not None:
         raise EngineError(
             "the engine cannot give the container this machine's GPUs "
@@ -116,6 +132,49 @@ def run_argv(
     return [*argv, image, *command]
 
 
+class _Stopper:
+    """Ctrl-C and SIGTERM for a running ``docker run``: the first is passed on to the container
+    (as docker's sig-proxy does: the container may save its work and stop); a second kills the
+    container (``docker kill``: a command that ignores the signal, or takes too long to stop),
+    as ``docker compose`` does. Said once each, on stderr."""
+
+    def __init__(self, proc: subprocess.Popen, cidfile: str) -> None:
+        self.proc = proc
+        self.cidfile = cidfile
+        self.count = 0
+
+    def signal(self, signum: int, passed_on: bool = False) -> None:
+        """``passed_on``: the terminal sent the signal to docker as well (not sent again here)."""
+        self.count += 1
+        if self.count == 1:
+            if not passed_on:
+                try:
+                    self.proc.send_signal(signum)
+                except OSError:
+                    pass
+            _tell("stopping the container (Ctrl-C or SIGTERM again kills it)")
+            return
+        if self.count == 2:
+            _tell("killing the container")
+        try:
+            with open(self.cidfile, encoding="ascii") as handle:
+                cid = handle.read().strip()
+        except OSError:  # not created yet: docker itself is stopped instead
+            cid = ""
+        if cid:
+            subprocess.run([docker_cli(), "kill", cid], capture_output=True, timeout=60)
+        else:
+            self.proc.kill()
+
+
+def _tell(message: str) -> None:
+    try:
+        sys.stderr.write(f"imagesmith: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 NO_GPU_DRIVER = "could not select device driver"  # docker run --gpus on an engine without NVIDIA's runtime
 
 
@@ -130,6 +189,7 @@ class _StderrRelay(threading.Thread):
         self.pipe = pipe
         self.port_taken: str | None = None
         self.no_gpu_runtime: str | None = None  # docker's "could not select device driver" (--gpus)
+        self.name_taken: str | None = None  # docker's "Conflict. The container name ... is already in use"
 
     def run(self) -> None:
         import os
@@ -143,7 +203,12 @@ class _StderrRelay(threading.Thread):
             if self.no_gpu_runtime is None and NO_GPU_DRIVER in text:
                 self.no_gpu_runtime = next(line for line in text.splitlines() if NO_GPU_DRIVER in line)
                 continue
-            if (self.port_taken or self.no_gpu_runtime) and text.strip().startswith("Run 'docker run --help'"):
+            if self.name_taken is None and NAME_TAKEN.match(text):
+                self.name_taken = text.splitlines()[0]
+                continue
+            if (self.port_taken or self.no_gpu_runtime or self.name_taken) and text.strip().startswith(
+                "Run 'docker run --help'"
+            ):
                 continue
             out = getattr(sys.stderr, "buffer", None)
             try:

@@ -39,17 +39,55 @@ CONFIG_SHAPE = {
     "history": Opt(([{"created_by": Opt(str), "empty_layer": Opt(bool)}], None)),
 }
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# what buildx says of content that does not parse as, or does not match, the manifest's description
+_MALFORMED = (
+    "cannot unmarshal",
+    "invalid character",
+    "unexpected end of json",
+    "unexpected commit size",
+    "failed to read expected number of bytes",
+    "unexpected digest",
+    "digest mismatch",
+)
 _INDEX_HINT = "push one index with one entry per platform (imagesmith build --platforms … --push does)"
+
+
+def _shown(text: object, limit: int = 40) -> str:
+    """A string a registry sent (a platform name, a digest), for a message: printable ASCII only,
+    anything else escaped, at most ``limit`` characters. Whoever pushes writes it."""
+    out = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in str(text)[:limit])
+    return out[:limit] + ("…" if len(out) > limit or len(str(text)) > limit else "")
+
+
+def _platform_shown(plat: dict) -> str:
+    """``os/arch[/variant]`` of an index entry's platform, as written, for a message (``_shown``)."""
+    return platform_string(*(_shown(plat[k]) if plat.get(k) else "" for k in ("os", "architecture", "variant")))
+
+
+def _some(names: list[str], most: int = 8) -> str:
+    """The first ``most`` of ``names``, and how many more: an index may list thousands."""
+    more = len(names) - most
+    return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")
 
 
 def _entry_line(entry: dict) -> str:
     plat = entry.get("platform")
-    where = (
-        platform_string(plat.get("os"), plat.get("architecture"), plat.get("variant"))
-        if isinstance(plat, dict)
-        else "no platform"
-    )
-    return f"{where} {str(entry.get('digest'))[:19]}…"
+    where = _platform_shown(plat) if isinstance(plat, dict) else "no platform"
+    return f"{where} {_shown(entry.get('digest'), 19)}"
+
+
+def _not_one_image(manifest: object) -> str:
+    """Why ``manifest`` is not one image's manifest (OCI, or Docker's v2 schema 2), for a message;
+    "" when it is one."""
+    if not isinstance(manifest, dict):
+        return "no manifest (not a JSON object)"
+    if manifest.get("schemaVersion") == 1:
+        return "a Docker v2 schema 1 manifest, which imagesmith does not read (nor does a current Docker pull it)"
+    if manifest.get("mediaType") in INDEX_MEDIA_TYPES or "manifests" in manifest:
+        return "an image index, not one image"
+    if not isinstance(manifest.get("config"), dict) or not isinstance(manifest.get("layers"), list):
+        return "no image manifest (no config and list of layers)"
+    return ""
 
 
 def _login_hint(ref: str) -> str:
@@ -91,6 +129,11 @@ class Registry:
         if returncode != 0:
             text = redact(stderr.decode("utf-8", "replace").strip())
             low = text.lower()
+            if "rejecting" in low and "byte manifest" in low:  # buildx's own bound (its error ends "not found")
+                raise EngineError(
+                    f"the registry's manifest for {ref} is too large to read ({tail(text, 1)})",
+                    hint="no image imagesmith builds has a manifest or config that large",
+                )
             if "not found" in low or "manifest unknown" in low:
                 raise EngineError(
                     f"{ref} is not in its registry ({tail(text, 1)})",
@@ -100,6 +143,12 @@ class Registry:
                 raise EngineError(
                     f"the registry refused to show {ref} ({tail(text, 1)})",
                     hint=_login_hint(ref),
+                )
+            if any(sign in low for sign in _MALFORMED):
+                raise EngineError(
+                    f"{ref} is not a valid image: what its registry holds for it does not parse, or is not "
+                    f"what its manifest describes ({tail(text, 1)})",
+                    hint="whoever pushed it did not push an image buildx or docker wrote; rebuild and push it",
                 )
             raise EngineError(
                 f"cannot read {ref} from its registry: {tail(text, 2)}",
@@ -111,11 +160,18 @@ class Registry:
         """The manifest (or index) ``ref`` names, byte for byte, and its digest. What a read found
         is kept by ``REPO@DIGEST`` (content-addressed: those bytes are what that reference names),
         so a reference by that digest is not read again: a signature's tag, then its digest, is
-        one registry read. A tag is read every time (it may have moved)."""
-        data = self._by_digest.get(ref) if "@sha256:" in ref else None
+        one registry read. A tag is read every time (it may have moved). Bytes read by a digest
+        that do not hash to it are refused (buildx does not check them; docker pull does)."""
+        asked = ref.rpartition("@")[2] if "@sha256:" in ref else ""
+        data = self._by_digest.get(ref) if asked else None
         if data is None:
             data = self._imagetools(ref, "--raw")
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if asked and digest != asked:
+            raise EngineError(
+                f"the registry sent, for {_shown(ref, 200)}, a manifest that hashes to {digest}: not the one asked for",
+                hint="whatever answers at that address serves other bytes for a digest: do not deploy from it",
+            )
         self._by_digest[f"{repository(ref)}@{digest}"] = data
         return data, digest
 
@@ -144,21 +200,35 @@ class Registry:
             raise EngineError(f"the registry returned no manifest for {ref}")
         entries = manifest.get("manifests")
         if manifest.get("mediaType") not in INDEX_MEDIA_TYPES and entries is None:
+            why = _not_one_image(manifest)
+            if why:
+                raise EngineError(
+                    f"{ref} names {why}",
+                    hint="push an image built by imagesmith build --push (or docker buildx) under that name",
+                )
             return digest, ""
         if not isinstance(entries, list):
             raise EngineError(f"{ref} is an image index with no list of manifests", hint=_INDEX_HINT)
+        media = manifest.get("mediaType")
+        if "config" in manifest or "layers" in manifest or (media is not None and media not in INDEX_MEDIA_TYPES):
+            raise EngineError(
+                f"{ref} is both an image index (a list of manifests) and one image's manifest "
+                f"(media type {_shown(media or 'none', 80)}, a config or layers): Docker refuses to pull it, "
+                "and no check can say which of the two a deploy would take",
+                hint=_INDEX_HINT,
+            )
         chosen = index_candidates(entries, platform)
         if not chosen:
             have = sorted(
                 {
-                    platform_string(p.get("os"), p.get("architecture"), p.get("variant"))
+                    _platform_shown(p)
                     for m in entries
                     if isinstance(m, dict) and isinstance(p := m.get("platform"), dict)
                     if p.get("architecture") != "unknown"
                 }
             )
             raise EngineError(
-                f"{ref} has no {platform} image in its index (it has {', '.join(have) or 'none'})",
+                f"{ref} has no {platform} image in its index (it has {_some(have) or 'none'})",
                 hint="build or push the image for that platform, or name another --platform",
             )
         if len(chosen) > 1:
@@ -175,6 +245,11 @@ class Registry:
             raise EngineError(f"{ref}'s index entry for {platform} has no valid digest", hint=_INDEX_HINT)
         if entry.get("mediaType") in INDEX_MEDIA_TYPES:
             raise EngineError(f"{ref}'s entry for {platform} is another index ({child})", hint=_INDEX_HINT)
+        # what the entry names, read (by digest: kept for the config and layer reads that follow),
+        # whatever media type the entry claims: an index behind a manifest's media type is refused
+        why = _not_one_image(self.manifest(f"{repository(ref)}@{child}")[0])
+        if why:
+            raise EngineError(f"{ref}'s index entry for {platform} ({child[:19]}…) names {why}", hint=_INDEX_HINT)
         return child, digest
 
     def image(self, ref: str, platform: str = DEFAULT_PLATFORM) -> ImageInfo:
@@ -182,6 +257,17 @@ class Registry:
         A multi-platform index resolves to ``platform`` (os/architecture)."""
         digest, index = self.platform_digest(ref, platform)
         pinned = f"{repository(ref)}@{digest}"
+        # buildx holds the config in memory as its manifest sizes it (a gibibyte, if told so)
+        described = self.manifest(pinned)[0]  # read already, by platform_digest: kept
+        size = described["config"].get("size") if isinstance(described, dict) else None
+        if type(size) is not int or size <= 0:
+            raise EngineError(f"the manifest of {ref} gives no valid size of its image config ({_shown(size)})")
+        if size > MAX_ANSWER:
+            raise EngineError(
+                f"the image config of {ref} is more than {MAX_ANSWER >> 20} MiB: not read (its manifest gives "
+                f"{size} bytes)",
+                hint="no image imagesmith builds has a manifest or config that large",
+            )
         try:
             config = loads(
                 self._imagetools(pinned, "--format", "{{json .Image}}"),
@@ -199,7 +285,8 @@ class Registry:
         ):
             raise EngineError(
                 f"{ref}'s index entry for {platform} ({digest}) is an image for "
-                f"{platform_string(config.get('os'), config.get('architecture'))}: the index misstates it",
+                f"{platform_string(_shown(config.get('os')), _shown(config.get('architecture')))}: "
+                "the index misstates it",
                 hint=_INDEX_HINT,
             )
         cfg = config.get("config") or {}

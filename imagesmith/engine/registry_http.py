@@ -94,9 +94,12 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 
 def bounded_get(url: str, max_bytes: int, timeout: float, authorization: str = "", data: bytes | None = None) -> bytes:
-    """The body of ``url`` (a POST of ``data`` when given), at most ``max_bytes``; ``authorization``
-    is sent to ``url`` only, never on a redirect, and only where ``may_carry_secrets``.
-    HTTPError for an answer that is not 2xx (after redirects)."""
+    """The body of ``url`` (a POST of ``data`` when given), at most ``max_bytes``, read within
+    ``timeout`` seconds in all (each socket read's own timeout is that too: a server that sends a
+    byte a second would pass it forever); ``authorization`` is sent to ``url`` only, never on a
+    redirect, and only where ``may_carry_secrets``. HTTPError for an answer that is not 2xx
+    (after redirects)."""
+    import time
     import urllib.request
 
     request = urllib.request.Request(url, data=data)
@@ -106,11 +109,22 @@ def bounded_get(url: str, max_bytes: int, timeout: float, authorization: str = "
         if not may_carry_secrets(url):
             raise EngineError(f"imagesmith sends no credentials to {redact(url)} (not HTTPS, not loopback)")
         request.add_unredirected_header("Authorization", authorization)
+    deadline = time.monotonic() + timeout
+    body = bytearray()
     with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (http(s) only, checked by callers)
-        body = answer.read(max_bytes + 1)
+        while len(body) <= max_bytes:
+            chunk = answer.read1(min(1 << 16, max_bytes + 1 - len(body)))
+            if not chunk:
+                break
+            body += chunk
+            if time.monotonic() > deadline and len(body) <= max_bytes:
+                raise EngineError(
+                    f"{redact(url)} sent {len(body)} bytes in {timeout:g} s and was still sending: not read",
+                    hint="check the registry is reachable from this machine and not overloaded",
+                )
     if len(body) > max_bytes:
         raise EngineError(f"the answer of {redact(url)} is more than {max_bytes} bytes: not read")
-    return body
+    return bytes(body)
 
 
 def api_repository(repo: str) -> tuple[str, str]:

@@ -157,15 +157,14 @@ def test_run_train_names_the_host_folder_it_stamped(tiny, tmp_path):
     assert proc.returncode == 125 and f"error: the artifacts folder {tmp_path / 'nothing'} does not exist" in err
 
 
-def _labelled_image(empty_tar: Path, ref: str, parity_digest: str) -> str:
-    """A small image of its own: one empty layer imported with a parity label (no build, no
-    container; a fraction of a second where committing a container of the base takes seconds):
+def _labelled_image(empty_tar: Path, ref: str, parity_digest: str | None) -> str:
+    """A small image of its own: one empty layer imported with a parity label and the role its
+    tag names (no build, no container; a fraction of a second where committing a container of
+    the base takes seconds), or with no label at all (``parity_digest`` None: a user's own image):
     its ID."""
-    subprocess.run(
-        ["docker", "import", "-c", f"LABEL io.imagesmith.parity={parity_digest}", str(empty_tar), ref],
-        capture_output=True,
-        check=True,
-    )
+    role = ref.rsplit(":", 1)[-1].split("-", 1)[0]
+    labels = ["-c", f"LABEL io.imagesmith.parity={parity_digest} io.imagesmith.role={role}"] if parity_digest else []
+    subprocess.run(["docker", "import", *labels, str(empty_tar), ref], capture_output=True, check=True)
     return _image_id(ref)
 
 
@@ -176,8 +175,8 @@ def _image_id(ref: str) -> str | None:
 
 def test_prune_removes_old_parity_tags_and_keeps_what_is_named_or_used(engine, tmp_path):
     """Parity-tagged images of a repository of the test's own: the current lock's, the one the
-    model stamp names and the one a stopped container uses stay; the old one goes, image and all,
-    and only with --yes."""
+    model stamp names, the one a stopped container uses and a tag of that form on an image
+    imagesmith did not make stay; the old one goes, image and all, and only with --yes."""
     from imagesmith import parity
     from imagesmith.lock.lockfile import write_lock
     from imagesmith.runtime import stamp
@@ -194,6 +193,7 @@ def test_prune_removes_old_parity_tags_and_keeps_what_is_named_or_used(engine, t
         "old": f"{repo}:serve-{old[7:19]}",
         "trained": f"{repo}:serve-{trained[7:19]}",
         "used": f"{repo}:train-{used[7:19]}",
+        "yours": f"{repo}:train-0123456789ab",  # the user's own image, tagged so: not imagesmith's
     }
     container = f"imagesmith-test-prune-{uuid.uuid4().hex[:8]}"
     empty = tmp_path / "empty.tar"
@@ -201,7 +201,9 @@ def test_prune_removes_old_parity_tags_and_keeps_what_is_named_or_used(engine, t
         pass
     try:
         ids = {
-            key: _labelled_image(empty, ref, {"now": now, "old": old, "trained": trained, "used": used}[key])
+            key: _labelled_image(
+                empty, ref, {"now": now, "old": old, "trained": trained, "used": used, "yours": None}[key]
+            )
             for key, ref in refs.items()
         }
         subprocess.run(["docker", "create", "--name", container, refs["used"], "true"], capture_output=True, check=True)
@@ -215,6 +217,7 @@ def test_prune_removes_old_parity_tags_and_keeps_what_is_named_or_used(engine, t
         assert dry.returncode == 0, err
         assert out.splitlines()[-1] == f"would remove {refs['old']} ({ids['old'][7:19]})"
         assert f"used by container {container}" in out and "the current lock's parity" in out
+        assert f"keep    {refs['yours']} ({ids['yours'][7:19]}): not a tag imagesmith made" in out
         assert all(_image_id(ref) for ref in refs.values())  # a dry run removes nothing
 
         done = _imagesmith("prune", "-p", str(project), "-t", repo, "--yes", "--json")
@@ -223,8 +226,42 @@ def test_prune_removes_old_parity_tags_and_keeps_what_is_named_or_used(engine, t
         doc = json.loads(out)
         assert doc["removed"] == [refs["old"]] and doc["dry_run"] is False
         assert _image_id(refs["old"]) is None and _image_id(ids["old"]) is None  # the image went with its last tag
-        assert all(_image_id(refs[key]) == ids[key] for key in ("now", "trained", "used"))
+        assert all(_image_id(refs[key]) == ids[key] for key in ("now", "trained", "used", "yours"))
     finally:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True)
         for ref in refs.values():
             subprocess.run(["docker", "rmi", ref], capture_output=True)
+
+
+@pytest.mark.parametrize(
+    "sig,deaf,code",
+    [(signal.SIGINT, False, 130), (signal.SIGINT, True, 137), (signal.SIGHUP, False, 129)],
+    ids=["listens", "ignores-signals", "hangup"],
+)
+def test_ctrl_c_sent_to_imagesmith_alone_stops_the_container_and_a_second_kills_it(tiny, sig, deaf, code):
+    """SIGINT to imagesmith's process alone (`kill -INT`, a supervisor, an IDE's stop button; no
+    terminal) reaches the container once: a command that listens stops (130). One that ignores
+    it is killed by a second (137, as `docker compose` does). Before, the first was swallowed and
+    imagesmith waited on a container that never heard of it. A hangup (the terminal closed) is
+    passed on too (129)."""
+    name = f"imagesmith-test-run-{uuid.uuid4().hex[:8]}"
+    ignore = "import signal; [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)]; "
+    body = (ignore if deaf else "") + "import time; print('up', flush=True); time.sleep(600)"
+    proc = _imagesmith("run", "train", "-p", str(tiny), "-t", TAG, "--name", name, "--", "python", "-c", body)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+        proc.send_signal(sig)
+        if deaf:
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=3)
+            proc.send_signal(sig)
+        got = proc.wait(timeout=30)
+        err = proc.stderr.read() if proc.stderr else ""
+        assert got == code, err
+        assert "stopping the container (Ctrl-C or SIGTERM again kills it)" in err
+        assert ("killing the container" in err) == deaf and 'Traceback (most recent call last):\n  File "/' not in err
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

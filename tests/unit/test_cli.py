@@ -196,6 +196,17 @@ def test_p_reads_relative_file_arguments_from_the_project(locked, tmp_path):
     assert inspected.returncode == 0 and json.loads(inspected.stdout)["parity"] == data["parity"]
 
 
+def test_a_lock_has_no_id_or_digest_in_json(locked):
+    """`id` and `digest` name an image; a lock's are null, not an empty string that a script
+    would take for a value (`digest` is documented as always a content digest)."""
+    inspected = json.loads(cli("inspect", "imagesmith.lock", "-p", str(locked), "--json").stdout)
+    assert inspected["id"] is None and inspected["digest"] is None
+    diffed = cli("diff", "imagesmith.lock", "imagesmith.lock", "-p", str(locked), "--json")
+    assert diffed.returncode == 0, diffed.stderr
+    sides = json.loads(diffed.stdout)
+    assert all(sides[s]["id"] is None and sides[s]["digest"] is None for s in ("a", "b"))
+
+
 def test_run_exits_125_for_its_own_failures(locked):
     proc = cli("run", "deploy", "-p", str(locked))
     assert proc.returncode == 125 and proc.stderr.startswith("error: ")
@@ -218,8 +229,9 @@ def test_tags_labels_and_the_version_label(tmp_path):
         "app:train",
         "reg:5000/team/app:train-" + "ab" * 6,
     ]
-    with pytest.raises(UsageError):
-        image_tags(("Bad Name",), "train", parity)
+    for bad in ("Bad Name", "app:"):  # an empty tag was taken as the bare repository
+        with pytest.raises(UsageError, match="is not an image repository or REPO:TAG reference"):
+            image_tags((bad,), "train", parity)
     assert parse_labels(["team=vision", "a.b/c=x=y"]) == {"a.b/c": "x=y", "team": "vision"}
     for bad in ("io.imagesmith.parity=x", "org.opencontainers.image.base.digest=x", "novalue", "k=a\nb"):
         with pytest.raises(UsageError):

@@ -99,14 +99,29 @@ def test_one_entry_per_platform_is_unambiguous():
 
 
 def _registry_with(monkeypatch, index: dict, configs: dict[str, tuple[str, str]]):
+    """A Registry whose reads are ``index`` (by its tag) and, for each key of ``configs`` (64
+    hex digits), an image manifest and its (os, architecture) config; an entry of ``index``
+    naming ``sha256:KEY`` is pointed at that manifest's real digest (the bytes read by a digest
+    must hash to it)."""
+    import hashlib
     import json
 
     from imagesmith.engine.registry import Registry
 
+    manifests: dict[str, tuple[bytes, str]] = {}
+    for key in configs:
+        body = json.dumps({"schemaVersion": 2, "config": {"size": 2}, "layers": [], "for": key}).encode()
+        manifests["sha256:" + hashlib.sha256(body).hexdigest()] = (body, key)
+    real = {"sha256:" + key: digest for digest, (_, key) in manifests.items()}
+    for entry in index.get("manifests") or ():
+        if isinstance(entry, dict) and entry.get("digest") in real:
+            entry["digest"] = real[entry["digest"]]
+
     def fake_imagetools(self, ref, *args):
+        digest = ref.rpartition("@")[2]
         if "--raw" in args:
-            return json.dumps(index).encode()
-        os_name, arch = configs[ref.rsplit(":", 1)[1]]
+            return manifests[digest][0] if digest in manifests else json.dumps(index).encode()
+        os_name, arch = configs[manifests[digest][1]]
         return json.dumps({"os": os_name, "architecture": arch, "config": {}, "rootfs": {"diff_ids": []}}).encode()
 
     monkeypatch.setattr(Registry, "_imagetools", fake_imagetools)
@@ -134,7 +149,7 @@ def test_an_index_entry_whose_config_is_another_platform_is_refused(monkeypatch)
     with pytest.raises(EngineError, match="is an image for linux/arm64: the index misstates it"):
         registry.image("127.0.0.1:5000/app:serve", "linux/amd64")
     info = registry.image("127.0.0.1:5000/app:serve", "linux/arm64")
-    assert info.id == "sha256:" + "b" * 64 and info.index_digest.startswith("sha256:")
+    assert info.id == index["manifests"][1]["digest"] and info.index_digest.startswith("sha256:")
 
 
 def test_a_nested_index_or_a_bad_digest_is_refused(monkeypatch):

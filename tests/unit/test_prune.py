@@ -11,9 +11,9 @@ import pytest
 
 from imagesmith import parity
 from imagesmith.errors import UsageError
-from imagesmith.layout import LABEL_PARITY, LABEL_ROLE
+from imagesmith.layout import LABEL_PARITY, LABEL_PLATFORMS, LABEL_ROLE
 from imagesmith.lock.lockfile import write_lock
-from imagesmith.prune import PARITY_TAG, apply_prune, kept_by_records, plan_prune, repository_of
+from imagesmith.prune import PARITY_TAG, Kept, apply_prune, kept_by_records, plan_prune, repository_of
 from imagesmith.runtime import stamp
 from imagesmith.spec.load import load_spec
 from tests.fakes import FakeEngine, image_info
@@ -97,6 +97,20 @@ def test_keeps_the_lock_the_records_the_latest_and_used_images_and_removes_the_r
     assert plan_prune(engine, "tiny", kept).remove == []  # nothing left to prune
 
 
+def test_a_tag_a_build_moved_after_the_plan_is_kept(project):
+    """prune and a build at once: a tag the plan would remove that a build re-tags meanwhile (an
+    old lock built again) names an image the plan never judged; it stays, with a note."""
+    ref = "tiny:serve-" + "7" * 12
+    engine = _engine({ref: (7, _p(7)), "tiny:serve-" + "8" * 12: (8, _p(8))})
+    plan = plan_prune(engine, "tiny", kept_by_records(project))
+    assert [d.ref for d in plan.remove] == [ref, "tiny:serve-" + "8" * 12]
+    engine.store[ref] = image_info(ref, id=_id(9), labels={LABEL_PARITY: _p(7), LABEL_ROLE: "serve"})
+    del engine.store["tiny:serve-" + "8" * 12]  # removed by someone else meanwhile
+    removed, failed = apply_prune(engine, plan)
+    assert removed == ["tiny:serve-" + "8" * 12] and failed == [] and engine.store[ref].id == _id(9)
+    assert plan.notes[-1] == f"{ref} names another image ({_id(9)[7:19]}) since the plan: kept"
+
+
 def test_a_container_started_after_the_plan_keeps_its_image(project):
     engine = _engine({"tiny:serve-" + "7" * 12: (7, _p(7))})
     plan = plan_prune(engine, "tiny", kept_by_records(project))
@@ -113,6 +127,9 @@ def test_parity_tags_repositories_and_bad_records(project, tmp_path):
     assert repository_of(project, None) == "tiny"
     assert repository_of(project, "127.0.0.1:5000/team/tiny") == "127.0.0.1:5000/team/tiny"
     assert repository_of(project, "127.0.0.1:5000/team/tiny:v1") == "127.0.0.1:5000/team/tiny"
+    for bad in ("Bad Repo!!", "Tiny", "tiny:", "tiny:-x"):  # build refuses these too: prune said nothing to prune
+        with pytest.raises(UsageError, match="is not an image repository or REPO:TAG reference"):
+            repository_of(project, bad)
     with pytest.raises(UsageError, match="missing does not exist"):
         kept_by_records(project, models=[tmp_path / "missing"])
     broken = tmp_path / "broken"
@@ -136,3 +153,55 @@ def test_prune_is_a_dry_run_unless_yes(project, tmp_path, monkeypatch):
     done = cli("prune", "-p", str(tmp_path), "--yes")
     assert done.returncode == 0 and "removed 1 tag(s) of tiny, kept 0" in done.stderr
     assert set(engine.store) == {"tiny:serve"}
+
+
+def test_a_hostile_platforms_label_keeps_nothing_and_breaks_nothing(project):
+    """A parity tag of the repository can be any image, its labels anyone's: a platforms label of
+    the wrong types, nested 10^5 deep or not JSON names no parity (the tag is removed unless
+    something else keeps it), never a traceback."""
+    kept_parity = _p(7)
+    labels = {
+        1: '{"linux/amd64": 5, "x": [1]}',
+        2: "[" * 100_000 + "]" * 100_000,
+        3: "\xff not json",
+        4: '["' + kept_parity + '"]',
+        5: json.dumps({"linux/amd64": kept_parity, "x": {"y": 1}}),
+    }
+    engine = FakeEngine(
+        {
+            f"tiny:train-{_p(n)[7:19]}": image_info(
+                f"tiny:train-{_p(n)[7:19]}",
+                id=_id(n),
+                labels={LABEL_PARITY: _p(n), LABEL_ROLE: "train", LABEL_PLATFORMS: text},
+            )
+            for n, text in labels.items()
+        }
+    )
+    kept = Kept()
+    kept.parity(kept_parity, "the current lock's parity (linux/amd64)")
+    plan = plan_prune(engine, "tiny", kept)
+    assert [(d.ref, d.why) for d in plan.keep] == [
+        (f"tiny:train-{_p(5)[7:19]}", "the current lock's parity (linux/amd64)")
+    ]
+    assert [d.ref for d in plan.remove] == [f"tiny:train-{_p(n)[7:19]}" for n in range(1, 5)]
+
+
+def test_a_tag_imagesmith_did_not_make_is_kept(project):
+    """REPO:train-<12 hex> on an image whose labels do not name that parity and role (the
+    user's own image tagged so, a bare base, another role's image) is not imagesmith's to remove:
+    removing the user's only tag of an image deletes the image."""
+    engine = FakeEngine(
+        {
+            "tiny:train-0123456789ab": image_info("tiny:train-0123456789ab", id=_id(1), labels={}),
+            f"tiny:serve-{_p(2)[7:19]}": image_info(
+                f"tiny:serve-{_p(2)[7:19]}", id=_id(2), labels={LABEL_PARITY: _p(2), LABEL_ROLE: "train"}
+            ),
+            f"tiny:train-{_p(3)[7:19]}": image_info(
+                f"tiny:train-{_p(3)[7:19]}", id=_id(3), labels={LABEL_PARITY: _p(3), LABEL_ROLE: "train"}
+            ),
+        }
+    )
+    plan = plan_prune(engine, "tiny", Kept())
+    assert [d.ref for d in plan.keep] == ["tiny:serve-" + _p(2)[7:19], "tiny:train-0123456789ab"]
+    assert all(d.why and d.why.startswith("not a tag imagesmith made") for d in plan.keep)
+    assert [d.ref for d in plan.remove] == [f"tiny:train-{_p(3)[7:19]}"]

@@ -312,6 +312,37 @@ def test_a_hostile_token_answer_is_one_bounded_error(tmp_path, monkeypatch, toke
     assert len(asked.requests) == 2
 
 
+def test_a_blob_sent_a_byte_at_a_time_is_refused_when_the_time_is_up():
+    """A registry (or whoever answers for it) that sends the facts layer a byte every 20 ms never
+    trips a socket read's timeout: the read as a whole is bounded by that time (1 s here), where
+    it used to take as long as the sender pleased (1,000 bytes: 20 s; the 64 MiB allowed: days)."""
+    import time
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 30))
+            self.end_headers()
+            try:
+                for _ in range(5000):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.02)
+            except OSError:  # the reader gave up: what it should do
+                pass
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with serving(Trickle) as host:
+        started = time.monotonic()
+        with pytest.raises(EngineError) as caught:
+            fetch_blob(host, "x", DIGEST, 1000, 1)
+        seconds = time.monotonic() - started
+    assert seconds < 5, seconds
+    assert "was still sending: not read" in str(caught.value) and "in 1 s" in str(caught.value)
+
+
 def test_a_registry_that_refuses_the_manifest_names_docker_login_for_its_host():
     """The manifest read (`buildx imagetools`) refused: the hint names the registry to log in to
     (Docker's default registry for a short name)."""

@@ -413,3 +413,21 @@ def test_trees_of_projects_gone_for_a_day_are_pruned(tmp_path):
         assert contexts is not None
     left = [p.read_text() for p in (cache / "sources").glob("*/root")]
     assert left == [str(kept.resolve())]
+
+
+def test_pruning_removes_only_folders_named_as_imagesmith_names_them(tmp_path):
+    """A cache folder that is a link to the user's own folder (or XDG_CACHE_HOME=$HOME): a folder
+    of theirs holding files named ``lock`` and ``root`` (naming a path that is gone) is theirs."""
+    cache = tmp_path / "cache"
+    kept = _project(tmp_path / "kept")
+    theirs = cache / "sources" / "notes"
+    theirs.mkdir(parents=True)
+    (theirs / "root").write_text(str(tmp_path / "gone"))
+    (theirs / "lock").write_text("")
+    os.utime(theirs / "lock", (0, 0))
+    with staged(kept, ("app/",), IGNORE, cache, AMD64) as contexts:
+        assert contexts is not None
+    os.utime(cache / "sources" / ".pruned", (0, 0))
+    with staged(kept, ("app/",), IGNORE, cache, AMD64) as contexts:
+        assert contexts is not None
+    assert (theirs / "root").is_file() and (theirs / "lock").is_file()

@@ -119,7 +119,7 @@ def test_an_unreadable_cache_is_ignored(tmp_path):
 
 
 def _entry(folder, name, root, age_s):
-    path = folder / f"{name}.json"
+    path = folder / f"{__import__('hashlib').sha256(name.encode()).hexdigest()[:24]}.json"  # as project_key names it
     path.write_text(__import__("json").dumps({"root": root} if root is not None else {"files": {}}))
     then = __import__("time").time() - age_s
     os.utime(path, (then, then))
@@ -139,7 +139,7 @@ def test_entries_of_projects_gone_for_a_day_are_pruned_once_a_day(tmp_path):
     alive_old = _entry(folder, "alive-old", str(alive), 2 * day)
     nameless_old = _entry(folder, "nameless-old", None, 2 * day)  # written before entries named their project
     prune_gone(folder)
-    assert sorted(p.name for p in folder.glob("*.json")) == [alive_old.name, gone_new.name]
+    assert sorted(p.name for p in folder.glob("*.json")) == sorted([alive_old.name, gone_new.name])
     assert not gone_old.exists() and not nameless_old.exists()
     again = _entry(folder, "gone-again", str(tmp_path / "gone"), 2 * day)
     prune_gone(folder)  # pruned within the day: one stat, nothing read
@@ -147,6 +147,23 @@ def test_entries_of_projects_gone_for_a_day_are_pruned_once_a_day(tmp_path):
     os.utime(folder / ".pruned", (0, 0))
     prune_gone(folder)
     assert not again.exists() and alive_old.exists()
+
+
+def test_pruning_removes_only_files_a_project_key_names(tmp_path):
+    """A cache folder that is a link to the user's own folder (or XDG_CACHE_HOME set to $HOME, a
+    folder named imagesmith/stat there) holds JSON files that name no project: none is removed."""
+    from imagesmith.cache import PRUNE_AFTER_S, prune_gone
+
+    own = tmp_path / "home" / "notes"
+    own.mkdir(parents=True)
+    (tmp_path / "stat").symlink_to(own)
+    users = [own / "package.json", own / "settings.json", own / ("a" * 24 + ".JSON")]
+    for path in users:
+        path.write_text("{}")
+        os.utime(path, (0, 0))
+    entry = _entry(own, "gone", str(tmp_path / "gone"), 2 * PRUNE_AFTER_S)
+    prune_gone(tmp_path / "stat")
+    assert all(path.exists() for path in users) and not entry.exists()
 
 
 def test_the_caches_name_their_project_and_prune_on_write(tmp_path, monkeypatch):

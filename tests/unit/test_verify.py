@@ -616,17 +616,23 @@ def test_engine_history_is_trusted_only_when_it_matches_the_layers():
 
 
 def test_registry_image_reads_an_index_and_its_config(monkeypatch):
-    """One path for registry reads (buildx imagetools): the raw index's platform entry, then that
-    manifest's config; the digest of a raw manifest is the sha256 of its bytes."""
+    """One path for registry reads (buildx imagetools): the raw index's platform entry, that
+    entry's manifest (one image, not an index), then its config; the digest of a raw manifest is
+    the sha256 of its bytes."""
     import hashlib
 
     from imagesmith.engine.registry import Registry
 
+    manifests = {
+        arch: json.dumps({"schemaVersion": 2, "config": {"size": 2}, "layers": [], "for": arch}).encode()
+        for arch in ("arm64", "amd64")
+    }
+    digests = {arch: "sha256:" + hashlib.sha256(body).hexdigest() for arch, body in manifests.items()}
     index = json.dumps(
         {
             "manifests": [
-                {"digest": "sha256:" + "a" * 64, "platform": {"os": "linux", "architecture": "arm64"}},
-                {"digest": "sha256:" + "b" * 64, "platform": {"os": "linux", "architecture": "amd64"}},
+                {"digest": digests["arm64"], "platform": {"os": "linux", "architecture": "arm64"}},
+                {"digest": digests["amd64"], "platform": {"os": "linux", "architecture": "amd64"}},
             ]
         }
     ).encode()
@@ -644,21 +650,28 @@ def test_registry_image_reads_an_index_and_its_config(monkeypatch):
         ).encode()
 
     calls = []
+    arch_of = {digest: arch for arch, digest in digests.items()}
 
     def fake_imagetools(self, ref, *args):
         calls.append((ref, args))
-        return index if "--raw" in args else config("arm64" if ref.endswith("a" * 64) else "amd64")
+        digest = ref.rpartition("@")[2]
+        if "--raw" in args:  # the index by its tag; an entry (one image's manifest) by its digest
+            return manifests[arch_of[digest]] if "@" in ref else index
+        return config(arch_of[digest])
 
     monkeypatch.setattr(Registry, "_imagetools", fake_imagetools)
     registry = Registry()
     info = registry.image("127.0.0.1:5000/app:serve")
-    assert info.id == "sha256:" + "b" * 64 and info.source == "registry"
-    assert info.repo_digests == ("127.0.0.1:5000/app@sha256:" + "b" * 64,)
+    assert info.id == digests["amd64"] and info.source == "registry"
+    assert info.repo_digests == ("127.0.0.1:5000/app@" + digests["amd64"],)
     assert info.labels == {"io.imagesmith.parity": "sha256:p"} and info.layers == ("sha256:l1",)
     assert [(h.created_by, h.empty_layer) for h in info.history] == [("ADD x", False), ("LABEL a=b", True)]
-    assert calls[1] == ("127.0.0.1:5000/app@sha256:" + "b" * 64, ("--format", "{{json .Image}}"))
+    assert calls[1:3] == [
+        ("127.0.0.1:5000/app@" + digests["amd64"], ("--raw",)),  # what the entry names: one image, not an index
+        ("127.0.0.1:5000/app@" + digests["amd64"], ("--format", "{{json .Image}}")),
+    ]
     assert registry.digest("127.0.0.1:5000/app:serve") == "sha256:" + hashlib.sha256(index).hexdigest()
-    assert registry.image("127.0.0.1:5000/app:serve", platform="linux/arm64").id == "sha256:" + "a" * 64
+    assert registry.image("127.0.0.1:5000/app:serve", platform="linux/arm64").id == digests["arm64"]
 
 
 def test_source_problems_compare_app_with_the_project(tmp_path):

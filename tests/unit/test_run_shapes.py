@@ -1,0 +1,97 @@
+"""`imagesmith run`'s artifacts folder in the shapes a user gives it: a link, a FIFO, a file, a
+path that cannot be created, a folder that cannot be written. Each is one usage error naming the
+path (exit 125 on the command line, `run`'s own failure), never a traceback."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from imagesmith.errors import UsageError
+from imagesmith.run import artifacts_folder, run_role
+from imagesmith.spec.load import load_spec
+from tests.fakes import FakeEngine
+
+TINY = Path(__file__).resolve().parents[1] / "projects" / "tiny"
+
+
+def _engine() -> FakeEngine:
+    return FakeEngine.with_labels({"tiny:train": {"io.imagesmith.role": "train"}})
+
+
+def test_a_train_artifacts_path_that_is_no_folder_is_a_usage_error(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "file").write_text("")
+    for path, says in (
+        (fifo, "fifo is not a folder: train writes the model into a folder"),
+        (tmp_path / "file", "file is not a folder"),
+        (tmp_path / "file" / "sub", "cannot create the artifacts folder .*file/sub: Not a directory"),
+    ):
+        with pytest.raises(UsageError, match=says):
+            artifacts_folder(path, "train")
+    with pytest.raises(UsageError, match="there is no model to serve from it"):
+        artifacts_folder(fifo, "serve")
+
+
+def test_a_link_is_followed_and_the_real_folder_mounted(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    spec = replace(load_spec(TINY), root=tmp_path)
+    engine = _engine()
+    run_role(spec, engine, "train", artifacts=tmp_path / "link")
+    assert engine.called("run_attached")[-1][2]["mounts"] == {str(real): "/artifacts"}
+
+
+def test_a_folder_the_caller_cannot_write_is_refused_before_train_runs(tmp_path, monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == folder else real_access(p, mode))
+    with pytest.raises(UsageError, match="ro is not writable: train could not save the model there"):
+        artifacts_folder(folder, "train")
+    spec = replace(load_spec(TINY), root=tmp_path)
+    engine = _engine()
+    with pytest.raises(UsageError, match="not writable"):
+        run_role(spec, engine, "train", artifacts=folder)
+    assert not engine.called("run_attached")
+    # another user's access is the engine's to judge: the container says so itself
+    run_role(spec, engine, "train", artifacts=folder, user="10001:10001")
+    assert engine.called("run_attached")
+
+
+def test_a_container_name_or_port_docker_would_refuse_is_a_usage_error(tmp_path):
+    spec = replace(load_spec(TINY), root=tmp_path)
+    engine = FakeEngine.with_labels({"tiny:serve": {"io.imagesmith.role": "serve"}})
+    (tmp_path / "artifacts").mkdir()
+    for bad in ("bad name!", "-rm", "", "x" * 129, "é"):
+        with pytest.raises(UsageError, match="is not a container name"):
+            run_role(spec, engine, "serve", name=bad)
+    for port in (0, 65536, 70000, -1):
+        with pytest.raises(UsageError, match=f"--port {port} is not a port number"):
+            run_role(spec, engine, "serve", host_port=port)
+    assert not engine.called("run_attached")
+    run_role(spec, engine, "serve", name="my-model_1.2", host_port=65535)
+    assert engine.called("run_attached")[-1][2]["name"] == "my-model_1.2"
+
+
+def test_docker_s_name_conflict_is_one_error_naming_the_container(tmp_path):
+    """`--name` of a container that exists: docker's raw "Conflict" paragraph is kept back and
+    said as one error with how to go on."""
+    from imagesmith.engine.attached import NAME_TAKEN, _StderrRelay
+
+    said = (
+        'docker: Error response from daemon: Conflict. The container name "/mine" is already in use by '
+        'container "c76e4b6e". You have to remove (or rename) that container to be able to reuse that name.\n'
+    )
+    assert NAME_TAKEN.match(said) and not NAME_TAKEN.match("Conflict. The container name x is already in use")
+    read, write = os.pipe()
+    os.write(write, said.encode())
+    os.close(write)
+    relay = _StderrRelay(os.fdopen(read, "rb"))
+    relay.run()
+    assert relay.name_taken == said.splitlines()[0]
