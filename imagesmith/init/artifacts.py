@@ -78,18 +78,31 @@ def find_model(train: list, serve: list, source: list[str]) -> Model:
     written = [_folder(u, w) for u, w in train if u.write and w]
     read = {_folder(u, w) for u, w in serve if not u.write and w}
     both = [d for d in dict.fromkeys(written) if d in read] or list(dict.fromkeys(written))
+    hidden: list[str] = []  # folders the model is written to that hold the code
     for folder in both:
         rel = folder[len(app) + 1 :] if folder.startswith(app + "/") else None
         if folder in ("/", app) or app.startswith(folder + "/"):
-            continue  # mounting there would hide the code
+            hidden.append(folder)  # mounting there would hide the code
+            continue
         if rel is not None and any(s.rstrip("/") == rel or s.startswith(rel + "/") for s in source):
-            continue  # a folder of code, not of the model
+            hidden.append(folder)  # a folder of code, not of the model
+            continue
         how = "train writes the model there and serve reads it" if folder in read else "train writes the model there"
         shown = f"{rel}/ in the working folder" if rel is not None else folder
         model = Model(folder, f"{shown}: {how}; the host's artifacts folder is mounted there")
         if folder not in read:
             model.notes.append(f"serve's model path was not found in its code: check that it reads {folder}")
         return model
+    if hidden:
+        files = [w for u, w in train if u.write and w and _folder(u, w) == hidden[0]]
+        shown = ", ".join(dict.fromkeys(files[:3])) or hidden[0]
+        what = "the working folder itself" if hidden[0] == app else f"{hidden[0]}, a folder of the code"
+        default.notes.append(
+            f"train writes its model in {what} ({shown}): the artifacts folder cannot be mounted there without "
+            "hiding the code, so the model would stay in the train container; make train write it in a folder "
+            "of its own (models/…: init then proposes that folder as artifacts:) and serve read it from there"
+        )
+        return default
     default.notes.append(
         "where train saves the model was not found in the code: make train write it to the artifacts folder "
         "and serve read it from there (or set artifacts: to the folder they use)"
@@ -122,3 +135,38 @@ def data_files(root: Path, uses: list, source: list[str], artifacts: str) -> lis
         if not covered(rel, source + found):
             found.append(entry)
     return found
+
+
+# Calls that fetch a model from a hub by its name when they run (Hugging Face, sentence-transformers, torch.hub).
+_HUB_CALLS = {"from_pretrained", "pipeline", "hf_hub_download", "snapshot_download", "SentenceTransformer"}
+
+
+def hub_downloads(root: Path, modules: dict[str, tuple[Path, ast.Module]], module: str | None) -> list[str]:
+    """The models ``module`` (and the project modules it imports) fetches from a hub by name when
+    it runs (``from_pretrained("distilbert-base-uncased")``, ``pipeline(model="…")``,
+    ``hf_hub_download(repo_id="…")``, ``torch.hub.load("repo", "model")``), as ``name (file:line)``;
+    a name that is a folder of the project is local, not fetched."""
+    found: list[str] = []
+    for name in project_code.imported_modules(module, modules) if module else []:
+        path, tree = modules[name]
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            hub_load = called == "load" and isinstance(func, ast.Attribute) and ast.unparse(func.value) == "torch.hub"
+            if called not in _HUB_CALLS and not hub_load:
+                continue
+            at = f"{path.relative_to(root).as_posix()}:{node.lineno}"
+            given = [kw.value for kw in node.keywords if kw.arg in ("model", "repo_id", "model_name_or_path")]
+            first = node.args[1:2] if called == "pipeline" else node.args[:1]
+            if called == "pipeline" and not given + first:  # pipeline("sentiment-analysis"): the task's default model
+                task = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "task"), None)
+                if isinstance(task, ast.Constant) and isinstance(task.value, str):
+                    found.append(f"the default model of pipeline({task.value!r}) ({at})")
+            for value in given + first:
+                if isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value.strip():
+                    if not (root / value.value).exists():
+                        found.append(f"{value.value} ({at})")
+                    break
+    return list(dict.fromkeys(found))

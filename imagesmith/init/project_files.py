@@ -141,3 +141,59 @@ def in_package(root: Path, path: Path, code_layout: str) -> bool:
 
 def covered(rel: str, source: list[str]) -> bool:
     return any(rel == s.rstrip("/") or (s.endswith("/") and rel.startswith(s)) for s in source)
+
+
+_PROJECT_FILES = ("pyproject.toml", "requirements.txt", "requirements.in")
+
+
+def _subfolders(parent: Path) -> list[Path]:
+    """The folders in ``parent`` that may hold a project (hidden ones, virtualenvs, tests, docs
+    and links left out); none when it cannot be read."""
+    try:
+        entries = sorted(parent.iterdir())
+    except OSError:
+        return []
+    return [
+        d
+        for d in entries
+        if d.is_dir()
+        and not d.is_symlink()
+        and not d.name.startswith(".")
+        and d.name not in SKIP_DIRS - {"scripts"}
+        and not (d / "pyvenv.cfg").exists()
+    ]
+
+
+def projects_below(root: Path) -> list[tuple[str, str]]:
+    """Folders one or two levels down that declare their own dependencies (a monorepo's
+    modelserver/requirements.txt, services/api/pyproject.toml): (folder, the file), by name."""
+    found: list[tuple[str, str]] = []
+    level = [root]
+    for _ in range(2):
+        below: list[Path] = []
+        for folder in [d for parent in level for d in _subfolders(parent)][:200]:
+            name = next((n for n in _PROJECT_FILES if (folder / n).is_file()), None)
+            if name is None:
+                below.append(folder)
+            else:
+                found.append((folder.relative_to(root).as_posix(), name))
+        level = below
+    return found
+
+
+def conda_packages(path: Path) -> list[str]:
+    """The conda packages (not its ``pip:`` ones, nor python and pip) a conda environment file
+    lists, by name; none when it cannot be read."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(read_text(path, 200_000))
+    except yaml.YAMLError:
+        return []
+    deps = data.get("dependencies") if isinstance(data, dict) else None
+    names = (
+        (re.split(r"[=<>!~ \[]", d.strip(), maxsplit=1)[0] for d in deps if isinstance(d, str))
+        if isinstance(deps, list)
+        else ()
+    )
+    return [n.split("::")[-1] for n in names if n and n.split("::")[-1] not in ("python", "pip")]

@@ -11,16 +11,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import layout, project_code
-from ..errors import ImagesmithError, UsageError
+from ..errors import ImagesmithError
 from ..render import generated
 from ..spec import DOCKERFILE, PYPROJECT
 from ..spec.pyproject import project_package, src_layout
 from ..spec.schema import LOCK_SOURCES
 from . import Proposal
-from .artifacts import code_uses, data_files, find_model
-from .commands import Serve, find_serve, runs_from_its_folder, train_script
+from .artifacts import code_uses, data_files, find_model, hub_downloads
+from .commands import (
+    Serve,
+    command_module,
+    command_port,
+    declared_train,
+    dockerfile_command,
+    find_serve,
+    model_writer,
+    own_scripts,
+    runs_from_its_folder,
+    train_script,
+)
 from .project_files import (
     code_layout,
+    conda_packages,
     covered,
     in_package,
     module_name,
@@ -29,7 +41,8 @@ from .project_files import (
     read_toml,
     src_is_package,
 )
-from .python_version import choose_python
+from .python_version import CONDA_FILES, choose_python
+from .requirement_files import REQUIREMENTS_FILES, no_requirements, requirements_files
 
 
 @dataclass
@@ -72,18 +85,44 @@ def propose(
         role: next((n for n in sorted(draft.scripts) if role in n and isinstance(n, str)), None)
         for role in ("train", "serve")
     }
-    _train(draft, script["train"])
-    serve = _serve(draft, script["serve"])
+    run_scripts = own_scripts(pyproject)
+    declared = None if "train" in run_scripts else declared_train(root)
+    if declared is not None:
+        run_scripts["train"] = declared[:2]
+        draft.source += [f for f in declared[2] if not covered(f, draft.source)]  # a shell script: in no wheel
+    if "train" in run_scripts:
+        values, why = draft.values, draft.why
+        values["train"] = {"command": run_scripts["train"][0]}
+        why["train"] = f"{run_scripts['train'][1]}: the project's own training command"
+        draft.train_module = _own_code(draft, run_scripts["train"][0])
+    else:
+        _train(draft, script["train"])
+    serve = _own_serve(draft, run_scripts["serve"]) if "serve" in run_scripts else _serve(draft, script["serve"])
     _namespace_folders(draft, serve)
     _model_and_data(draft, serve, script["serve"])
     values, why = draft.values, draft.why
     values["seed"] = 0
     why["seed"] = "set in every process of both images (random, NumPy, PyTorch, TensorFlow)"
     own = root / DOCKERFILE
+    theirs = dockerfile_command(root)
+    if theirs and (not _splits(theirs) or shlex.split(theirs) != values["serve"]["command"]):
+        draft.notes.append(
+            f"the project's own {DOCKERFILE} starts its container with `{theirs[:200]}`: serve.command is init's "
+            "proposal; carry over what the image needs from it (workers, options; a port below 1024 needs root, "
+            "which imagesmith's images do not run as, unless user: root)"
+        )
     if (own.exists() or own.is_symlink()) and not generated(own):
         values["dockerfile"] = "imagesmith.Dockerfile"
         why["dockerfile"] = f"the project has its own {DOCKERFILE}: imagesmith writes its own beside it, never over it"
     return Proposal(values=values, reasons=why, notes=draft.notes)
+
+
+def _splits(text: str) -> bool:
+    try:
+        shlex.split(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _name_python_base(draft: _Draft, python: str | None, base: str | None) -> None:
@@ -136,22 +175,58 @@ def _requirements(draft: _Draft) -> None:
         if (root / candidate).is_file():
             values["requirements"] = candidate
             why["requirements"] = f"found {candidate}"
-            others = [f for f in _requirements_files(root) if f != candidate and f != "requirements.in"]
+            others = [f for f in requirements_files(root) if f != candidate and f != "requirements.in"]
             if candidate not in ("requirements.txt", "requirements.in") and others:
                 draft.notes.append(f"requirements: {candidate}, the serving/production one; not {', '.join(others)}")
             _read_requirements(draft, root / candidate)
+            _conda_note(draft)
             return
     if project_lock is not None:
         values["requirements"] = {project_lock: True}
         why["requirements"] = f"{LOCK_SOURCES[project_lock]}: its pins, exactly (the lock is the source of truth)"
+        tool = draft.pyproject.get("tool")
+        uv = tool.get("uv") if isinstance(tool, dict) else None
+        workspace = uv.get("workspace") if isinstance(uv, dict) else None
+        members = workspace.get("members") if isinstance(workspace, dict) else None
+        if project_lock == "uv_lock" and isinstance(members, list) and members:
+            draft.notes.append(
+                f"a uv workspace (members: {', '.join(map(str, members[:4]))}): the images get the root project's "
+                "dependencies from uv.lock, not a member's (imagesmith builds one project); declare what the images "
+                "need in the root project's dependencies"
+            )
     elif isinstance(project.get("dependencies"), list):
         values["requirements"] = {"pyproject": True}
         why["requirements"] = "[project].dependencies in pyproject.toml"
+        if (root / "pdm.lock").is_file():
+            draft.notes.append(
+                "pdm.lock is not read (imagesmith reads uv.lock, pylock.toml or poetry.lock): the images get "
+                "[project].dependencies resolved afresh, not its pins; `pdm export -f pylock -o pylock.toml` "
+                "writes them as a pylock.toml, which init then takes (requirements: {pylock: true})"
+            )
     elif "dependencies" in dynamic:
         values["requirements"] = {"pyproject": True}
         why["requirements"] = "dynamic dependencies: read by the build backend in a container of the base"
     else:
-        raise _no_requirements(root, draft.pyproject)
+        raise no_requirements(root, draft.pyproject)
+
+
+_CONDA_NAMES = {"pytorch": "torch", "py-xgboost": "xgboost", "tensorflow-gpu": "tensorflow"}  # conda's -> PyPI's
+
+
+def _conda_note(draft: _Draft) -> None:
+    """A conda environment file beside the requirements file is not read: what it alone installs
+    (CUDA, system libraries) is named, as the images will not have it."""
+    conda = next((draft.root / n for n in CONDA_FILES if (draft.root / n).is_file()), None)
+    if conda is None:
+        return
+    listed = set(re.findall(r"[a-z0-9][a-z0-9._-]*", draft.requirements_text))
+    packages = [p for p in conda_packages(conda) if _CONDA_NAMES.get(p.lower(), p.lower()) not in listed]
+    if packages:
+        shown = ", ".join(packages[:6]) + (f" and {len(packages) - 6} more" if len(packages) > 6 else "")
+        draft.notes.append(
+            f"{conda.name} is not read, only {draft.values['requirements']}: its conda packages ({shown}) are not "
+            "in the images; give the ones the code needs by their PyPI names in the requirements file"
+        )
 
 
 def _read_requirements(draft: _Draft, path: Path) -> None:
@@ -213,78 +288,6 @@ def _file_indexes(draft: _Draft, path: Path) -> None:
             draft.why["index_url"] = f"named in {path.name} ({option}): the lock reads the spec's indexes"
 
 
-# The requirements file init takes, the first found: the usual name, then a production one in
-# a requirements/ folder or beside it (requirements/dev.txt, test.txt are for the developer).
-REQUIREMENTS_FILES = (
-    "requirements.txt",
-    "requirements.in",
-    *(
-        f"requirements/{n}.{x}"
-        for n in ("prod", "production", "base", "common", "main", "requirements")
-        for x in ("txt", "in")
-    ),
-    *(f"requirements{s}{n}.txt" for n in ("prod", "production", "base") for s in "-_"),
-)
-
-
-def _requirements_files(root: Path) -> list[str]:
-    """The project's requirements files (at the root and in requirements/), by name."""
-    found = [*root.glob("requirements*.txt"), *root.glob("requirements*.in"), *root.glob("requirements/*.txt")]
-    found += root.glob("requirements/*.in")
-    return sorted(p.relative_to(root).as_posix() for p in found if p.is_file())
-
-
-# Files that declare dependencies in a form init does not read, and how to give them instead.
-_UNREAD = (  # (file, a text it must hold, what it is, how to give it instead)
-    ("Pipfile", "", "Pipenv's Pipfile", "`pipenv requirements > requirements.txt` writes them as a requirements.txt"),
-    ("setup.cfg", "install_requires", "setup.cfg's install_requires", None),
-    ("setup.py", "", "setup.py's install_requires", None),
-    *(
-        (
-            name,
-            "",
-            f"conda's {name}",
-            "list its packages (its pip: ones, and the conda ones by their PyPI names) in a requirements.txt",
-        )
-        for name in ("environment.yml", "environment.yaml", "conda.yaml")
-    ),
-)
-_SETUPTOOLS_HOW = (
-    'list them in a requirements.txt, or add a pyproject.toml with [project] (name, version, dynamic = ["dependencies"]) '
-    "and [build-system] (setuptools), so its build backend reads them"
-)
-
-
-def _no_requirements(root: Path, pyproject: dict) -> UsageError:
-    """The error for a project whose requirements init cannot find, naming what it found instead."""
-    tool = pyproject.get("tool")
-    if isinstance(tool, dict) and isinstance(tool.get("poetry"), dict):
-        return UsageError(
-            f"{root} is a Poetry project without a poetry.lock: imagesmith reads Poetry's dependencies from its lock",
-            hint="run `poetry lock`, then `imagesmith init` again",
-        )
-    for name, holds, what, how in _UNREAD:
-        if (root / name).is_file() and holds in read_text(root / name):
-            how = how or _SETUPTOOLS_HOW
-            return UsageError(
-                f"found no requirements in {root} that imagesmith reads: {what} is not read "
-                "(it reads requirements.txt, [project].dependencies, uv.lock, pylock.toml or poetry.lock)",
-                hint=f"{how}, then run `imagesmith init` again",
-            )
-    others = _requirements_files(root)
-    if others:
-        return UsageError(
-            f"found no requirements in {root} that init can choose: {', '.join(others)} (none is requirements.txt "
-            "or a production one such as requirements/prod.txt)",
-            hint=f"write the spec's requirements: by hand (e.g. requirements: {others[0]}), or name the file the "
-            "images need requirements.txt",
-        )
-    return UsageError(
-        f"found no requirements in {root}: no requirements.txt and no [project].dependencies",
-        hint="add a requirements.txt (or [project].dependencies), then run `imagesmith init` again",
-    )
-
-
 def _code(draft: _Draft) -> None:
     """Where the code is (flat or src layout), whether the project is installed, its preprocessing."""
     root, pyproject = draft.root, draft.pyproject
@@ -313,16 +316,29 @@ def _code(draft: _Draft) -> None:
         draft.values["preprocessing"] = draft.prep
         draft.why["preprocessing"] = "code both training and serving import; its content is in the parity"
     if draft.code_layout == "src" and not draft.installable:
+        draft.env["PYTHONPATH"] = _import_root(draft)  # python -m pkg.train, uvicorn pkg.main:app import from src/
         draft.notes.append(
-            "src layout without a build backend: the code is copied to /app/src; set PYTHONPATH in env:, "
-            "or add [build-system] so imagesmith installs the project"
+            "src layout without a build backend: the code is copied to /app/src and imported from there "
+            "(PYTHONPATH in env:); add [build-system] to have imagesmith install the project instead"
         )
     draft.modules = project_modules(root, draft.code_layout)
+
+
+def _import_root(draft: _Draft) -> str:
+    """Where the project's modules are imported from in the image, when it is copied as source."""
+    return f"{layout.APP_DIR}/src" if draft.code_layout == "src" else layout.APP_DIR
 
 
 def _train(draft: _Draft, script: str | None) -> None:
     root, modules, values, why = draft.root, draft.modules, draft.values, draft.why
     train = train_script(root, modules, draft.code_layout)
+    writer = model_writer(root, modules, draft.code_layout) if train is None and not script else None
+    if writer is not None:
+        train = writer[0]
+        draft.notes.append(
+            f"train: {train.relative_to(root).as_posix()} is taken as the training script (no train*.py; "
+            f"it writes the model file {writer[1]}): check it"
+        )
     draft.train_module = module_name(root, train, draft.code_layout) if train is not None else None
     if script:
         values["train"] = {"command": [script]}
@@ -348,7 +364,7 @@ def _train(draft: _Draft, script: str | None) -> None:
             why["train"] = f"found {rel}"
         imported = project_code.imported_modules(draft.train_module or "", modules)[1:]
         if train.parent != root and any(m.split(".")[0] in {n.split(".")[0] for n in modules} for m in imported):
-            draft.env["PYTHONPATH"] = layout.APP_DIR  # a script in a folder that imports the project's modules
+            draft.env["PYTHONPATH"] = _import_root(draft)  # a script in a folder that imports the project's modules
     else:
         values["train"] = {"command": ["python", "train.py"]}
         why["train"] = "no train.py found: replace with your training command"
@@ -373,6 +389,46 @@ def _notebooks(root: Path) -> str:
         f" ({shown}: notebooks are not read; export the training one as a script, e.g. "
         f"`jupyter nbconvert --to script {shlex.quote(found[0])}`, and point train.command at it)"
     )
+
+
+def _own_code(draft: _Draft, argv: list[str]) -> str | None:
+    """The project module a command of the project's own runs (``python -m X``, ``module:app``,
+    ``python path/x.py``), its file put in ``source`` when no wheel carries it (and ``PYTHONPATH``
+    set when, run from a folder, it imports the project's modules from the root)."""
+    module = command_module(argv)
+    if module in draft.modules:
+        return module
+    for word in argv[-1].split() if argv[:2] == ["sh", "-c"] else argv:
+        rel = posixpath.normpath(word) if word.endswith(".py") else ""
+        path = draft.root / rel
+        if rel and not rel.startswith("../") and path.is_file() and not path.is_symlink():
+            in_wheel = draft.installable and in_package(draft.root, path, draft.code_layout)
+            if not in_wheel and not covered(rel, draft.source + draft.prep):  # scripts/x.py is in no wheel
+                draft.source.append(rel)
+            found = module_name(draft.root, path, draft.code_layout)
+            imported = project_code.imported_modules(found, draft.modules)[1:]
+            if path.parent != draft.root and not draft.installable and imported:
+                draft.env["PYTHONPATH"] = _import_root(draft)  # python scripts/x.py: sys.path[0] is scripts/
+            return found if found in draft.modules else None
+    return None
+
+
+def _own_serve(draft: _Draft, own: tuple[list[str], str]) -> Serve:
+    """The project's own serving command (a PDM or Hatch script), with the port it names."""
+    argv, said = own
+    port = command_port(argv)
+    if port is None:
+        draft.notes.append(f"serve.port is a guess: {said} names no port")
+    words = " ".join(argv)
+    if re.search(r"\b(?:uvicorn|gunicorn|flask|hypercorn)\b", words) and not re.search(r"0\.0\.0\.0|\[?::\]?", words):
+        draft.notes.append(
+            f"{said} names no address to listen on: its server listens on 127.0.0.1, which no published port "
+            "reaches; add --host 0.0.0.0 (gunicorn: -b 0.0.0.0:PORT) to serve.command"
+        )
+    serve = Serve(argv, port or 8000, f"{said}: the project's own serving command", module=_own_code(draft, argv))
+    draft.values["serve"] = {"command": argv, "port": serve.port}
+    draft.why["serve"] = serve.reason
+    return serve
 
 
 def _serve(draft: _Draft, script: str | None) -> Serve | None:
@@ -446,8 +502,19 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
     serve_module = serve.app.module if serve and serve.app else serve.module if serve else None
     if script and isinstance(draft.scripts.get(script), str):
         serve_module = draft.scripts[script].split(":")[0].strip()
-    serve_uses = code_uses(root, modules, serve_module, layout.APP_DIR)
+    serve_modules = modules
+    if serve and serve.cwd != layout.APP_DIR:  # run from its folder: the modules there import by their own names
+        prefix = serve.cwd[len(layout.APP_DIR) + 1 :].replace("/", ".") + "."
+        serve_modules = {**modules, **{n[len(prefix) :]: m for n, m in modules.items() if n.startswith(prefix)}}
+    serve_uses = code_uses(root, serve_modules, serve_module, serve.cwd if serve else layout.APP_DIR)
     model = find_model(train_uses, serve_uses, source + prep)
+    fetched = hub_downloads(root, serve_modules, serve_module)
+    if fetched and model.artifacts == "/artifacts" and not model.env:
+        model.notes = [  # what the code does with its model instead of "not found"
+            f"serve fetches its model from a hub when it starts: {', '.join(fetched[:3])}; the serve container "
+            "needs the network and fetches it on every start unless its cache is kept in the mounted folder (env: "
+            "HF_HOME: /artifacts/hf; torch.hub: TORCH_HOME), or save the model with train and load it from /artifacts"
+        ]
     draft.notes += model.notes
     env = draft.env
     env.update(model.env)
@@ -484,7 +551,7 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
     if env:
         values["env"] = env
         said = {
-            "PYTHONPATH": "the scripts import the project from /app",
+            "PYTHONPATH": "where the project's modules are imported from (the code is copied, not installed)",
             "GRADIO_SERVER_NAME": "the Gradio app listens beyond the container (its default is 127.0.0.1)",
             "PORT": "the Procfile's web: process reads the port the platform gives it",
         }

@@ -1,6 +1,7 @@
 """The Python version ``imagesmith init`` proposes: ``--python``, else what the project runs on
-(.python-version, its own Dockerfile's ``FROM python:X``, its CI files), else the ``--base``
-image's, else the newest that ``requires-python`` allows, else 3.11."""
+(.python-version, runtime.txt, a Hugging Face Space's ``python_version`` in README.md, its conda
+environment file's ``python=3.X``, its own Dockerfile's ``FROM python:X``, its CI files), else the
+``--base`` image's, else the newest that ``requires-python`` allows, else 3.11."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ MINORS = [f"3.{m}" for m in range(8, 14)]  # 3.8 .. 3.13: what official python i
 PYTHON_RE = re.compile(r"3\.\d{1,2}")
 _FROM_PYTHON = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(?:\S*/)?python:(3\.\d{1,2})\b", re.M | re.I)
 _CI_PYTHON = re.compile(r"(?:python[-_]version|python)\s*[:=]\s*\[?([^\n\]#]*)", re.I)
+_CONDA_PYTHON = re.compile(r"^\s*-\s*[\"']?python\s*==?\s*(3\.\d{1,2})(?![\d])", re.M)  # - python=3.9 (.x)
+CONDA_FILES = ("environment.yml", "environment.yaml", "conda.yaml")
 _BASE_PYTHON = re.compile(r"(?:python|py)[:-]?(3)\.?(\d{1,2})(?!\d)", re.I)
 
 
@@ -40,12 +43,22 @@ def _own_dockerfiles(root: Path) -> list[Path]:
 def _ci_files(root: Path) -> list[Path]:
     return [
         *sorted((root / ".github" / "workflows").glob("*.y*ml")),
-        *[
-            root / n
-            for n in (".gitlab-ci.yml", ".circleci/config.yml", "tox.ini", "runtime.txt")
-            if (root / n).is_file()
-        ],
+        *[root / n for n in (".gitlab-ci.yml", ".circleci/config.yml", "tox.ini") if (root / n).is_file()],
     ]
+
+
+def _space_python(root: Path) -> tuple[str, str] | None:
+    """A Hugging Face Space's Python: the YAML header of the project's readme (the Space's
+    configuration) names ``python_version``; (the version, why) or None."""
+    try:
+        readme = next((p for p in root.iterdir() if p.name.lower() == "readme.md" and p.is_file()), None)
+    except OSError:
+        return None
+    front = re.match(r"---\s*\n(.*?)\n---", read_text(readme, 20_000) if readme else "", re.S)
+    m = re.search(r"^python_version:\s*[\"']?(3\.\d{1,2})(?!\d)", front.group(1), re.M) if front else None
+    if m is None or readme is None:
+        return None
+    return m.group(1), f"the Space configuration at the top of {readme.name} (python_version: {m.group(1)})"
 
 
 def base_python(base: str) -> str | None:
@@ -57,7 +70,7 @@ def base_python(base: str) -> str | None:
 
 def choose_python(root: Path, project: dict, given: str | None, base: str | None) -> tuple[str, str, list[str]]:
     """(the images' Python, why, notes): --python, else what the project runs on (.python-version,
-    its own Dockerfile's ``FROM python:X``, its CI files), else the --base image's, else the newest
+    runtime.txt, its conda environment file, its own Dockerfile's ``FROM python:X``, its CI files), else the --base image's, else the newest
     that requires-python allows, else 3.11."""
     allowed, requires = _allowed(project)
     found: list[tuple[str, str]] = []
@@ -69,6 +82,18 @@ def choose_python(root: Path, project: dict, given: str | None, base: str | None
     m = re.match(r"\s*(3\.\d{1,2})", read_text(pinned)) if pinned.is_file() else None
     if m:
         found.append((m.group(1), ".python-version"))
+    runtime = root / "runtime.txt"  # Heroku's (and its followers') pin: python-3.10.12
+    m = re.match(r"\s*python-(3\.\d{1,2})(?!\d)", read_text(runtime, 200)) if runtime.is_file() else None
+    if m:
+        found.append((m.group(1), f"runtime.txt (python-{m.group(1)})"))
+    space = _space_python(root)
+    if space:
+        found.append(space)
+    for conda in (root / name for name in CONDA_FILES):
+        m = _CONDA_PYTHON.search(read_text(conda)) if conda.is_file() else None
+        if m:
+            found.append((m.group(1), f"{conda.name} (python={m.group(1)})"))
+            break
     for dockerfile in _own_dockerfiles(root):
         m = _FROM_PYTHON.search(read_text(dockerfile))
         if m:

@@ -1,10 +1,11 @@
-"""Four projects shaped like the public ML repositories of issue 24, none written for imagesmith,
+"""Five projects shaped like public ML repositories (issue 24, and the init audit), none written for imagesmith,
 go the way a new user goes: `imagesmith init` (its spec used as written: no hand edit), `build`,
 `run train`, the serve image answering one prediction over HTTP with the model train wrote, and
 `verify --model`. The shapes: a FastAPI app made by a factory with its trainer in scripts/ (and a
 Dockerfile of its own, left as it is); two apps in one repository (a health app and the
 prediction app); `src/` used as a package by a Flask app, with a CSV beside the code; a uv project
-pinned to another Python than the newest its requires-python allows."""
+pinned to another Python than the newest its requires-python allows; a FastAPI app in a folder
+that is no package, importing the module beside it by its own name, served from that folder."""
 
 from __future__ import annotations
 
@@ -26,13 +27,20 @@ SHAPES = {
     "real-twoapps": ("/v1/predict", {"text": "a great day"}, {"score": 4, "label": "positive"}),
     "real-srcpkg": ("/predict", {"petal_length": 1.4, "petal_width": 0.2}, {"species": "setosa"}),
     "real-uvpinned": ("/predict", {"x": 10}, {"distance": 5.0}),
+    "real-appfolder": ("/predict", {"x": 10}, {"y": 30.0}),
 }
 
 
-# Two xdist groups of two shapes each, by the dependencies their images share (FastAPI and
+# Two xdist groups of shapes, by the dependencies their images share (FastAPI and
 # uvicorn; Flask), so the module is two ~50 s units instead of one ~100 s one, and each pair's
 # second build still finds the first's layers in BuildKit's cache. No module fixture is shared.
-GROUPS = {"real-factory": "fastapi", "real-twoapps": "fastapi", "real-srcpkg": "flask", "real-uvpinned": "flask"}
+GROUPS = {
+    "real-factory": "fastapi",
+    "real-twoapps": "fastapi",
+    "real-srcpkg": "flask",
+    "real-uvpinned": "flask",
+    "real-appfolder": "flask",  # FastAPI's layers, but the fastapi group has two already
+}
 
 
 @pytest.mark.parametrize(
