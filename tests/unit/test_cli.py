@@ -373,3 +373,22 @@ def test_a_ctrl_c_sent_again_after_the_command_reported_one_is_not_a_second_erro
     monkeypatch.setattr(entry, "main", command)
     assert cli_package.main(["lock"]) == 130
     assert capsys.readouterr().err == "error: interrupted\n"
+
+
+@pytest.mark.parametrize("command", ["lock", "render", "build"])
+def test_a_ctrl_c_inside_a_command_is_one_error_line_and_130(command, tmp_path, monkeypatch, capsys):
+    """Ctrl-C while a command ran (a lock's resolution, a build) ended with exit 130 and not a
+    word: typer (0.28) turns a KeyboardInterrupt inside a command into a silent exit 130, so the
+    CLI's own `error: interrupted` never came. Every command now says it, once."""
+    import importlib
+
+    import imagesmith.cli as cli_package
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    module = importlib.import_module(f"imagesmith.cli.{command}")
+    monkeypatch.setattr(module, "load_spec", interrupted)  # each command's first step
+    shutil.copytree(TINY, tmp_path / "p")
+    assert cli_package.main([command, "-p", str(tmp_path / "p")]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
