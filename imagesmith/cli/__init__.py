@@ -38,15 +38,32 @@ __all__ = ["COMMANDS", "JSON_FORMAT", "app", "main"]
 _SENT_AGAIN: list[bool] = []
 
 
+class Terminated(BaseException):
+    """SIGTERM, as an exception (like KeyboardInterrupt for SIGINT): ``finally`` blocks run, so
+    signoff removes its containers, instead of the process ending on the spot."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console script (pyproject.toml's ``[project.scripts]``) and ``python -m imagesmith``:
     ``entry.main``, imported here, so that Ctrl-C while the CLI's modules import (typer and
     click: most of a start-up, ~0.3 s) ends as one later does, ``error: interrupted`` and exit
     130, not with a KeyboardInterrupt traceback. For that this package's own import loads nothing
-    (``output`` is imported after the Ctrl-C: it loads no typer)."""
+    (``output`` is imported after the Ctrl-C: it loads no typer). SIGTERM likewise: its handler
+    comes before that import (it killed the process without a word before ``entry`` set it)."""
     previous = sys.unraisablehook
     sys.unraisablehook = functools.partial(_interrupt_again, previous)
+    previous_term = None
     try:
+        import signal  # here, where a Ctrl-C during its import is caught
+
+        try:
+            previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+        except ValueError:  # not the main thread (an embedding program): leave SIGTERM alone
+            pass
         from .entry import main as run
 
         code = run(argv)
@@ -63,9 +80,18 @@ def main(argv: list[str] | None = None) -> int:
 
         stopped("interrupted")
         return 130
+    except Terminated:
+        from .output import stopped
+
+        stopped("terminated")
+        return 143
     finally:
         sys.unraisablehook = previous
         _SENT_AGAIN.clear()
+        if previous_term is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 def _interrupt_again(previous, unraisable) -> None:

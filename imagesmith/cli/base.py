@@ -12,7 +12,7 @@ import typer
 
 from .. import __version__
 from ..errors import ImagesmithError, UsageError
-from .output import OUT, report
+from .output import OUT, report, stopped
 
 app = typer.Typer(
     add_completion=False,
@@ -30,7 +30,8 @@ _GLOBAL_OPTIONS = {"as_json": "--json", "quiet": "--quiet", "verbose": "--verbos
 
 def command(name: str | None = None, *, own_error_exit: int | None = None) -> Callable:
     """A command whose ImagesmithErrors become one `error:` report and an exit code
-    (``own_error_exit``: that code for every one of them); ``load_commands`` adds it to the app."""
+    (``own_error_exit``: that code for every one of them), and a Ctrl-C `error: interrupted`
+    and 130; ``load_commands`` adds it to the app."""
 
     def register(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -51,6 +52,10 @@ def command(name: str | None = None, *, own_error_exit: int | None = None) -> Ca
                 code = own_error_exit or exc.exit_code
                 report(exc, code)
                 raise typer.Exit(code) from None
+            except KeyboardInterrupt:
+                # said here: typer (0.28) turns a Ctrl-C inside a command into a silent exit 130
+                stopped("interrupted")
+                raise typer.Exit(130) from None
 
         command_name = name or fn.__name__
         wrapper.command_name = name  # type: ignore[attr-defined]

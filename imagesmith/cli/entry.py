@@ -3,7 +3,6 @@ turn typer's command-line errors into plain `error:`/`hint:` lines (exit 2)."""
 
 from __future__ import annotations
 
-import signal
 import sys
 
 import typer
@@ -30,35 +29,16 @@ def _click_exceptions() -> tuple[tuple, tuple, tuple]:
     return usage, no_args, aborts
 
 
-class _Terminated(BaseException):
-    """SIGTERM, as an exception (like KeyboardInterrupt for SIGINT): ``finally`` blocks run, so
-    signoff removes its containers, instead of the process ending on the spot."""
-
-
-def _raise_terminated(signum, frame):
-    raise _Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     """The console script and ``python -m imagesmith``: runs the command and returns its exit
     code, turning typer's command-line errors into plain `error:`/`hint:` lines (exit 2)."""
     usage, no_args, aborts = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread (an embedding program): leave SIGTERM alone
-        previous = None
-    try:
         return _main(args, usage, no_args, aborts)
-    except _Terminated:
-        stopped("terminated")
-        return 143
     except KeyboardInterrupt:  # Ctrl-C while the command's modules load (a traceback before)
         stopped("interrupted")
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(args: list[str], usage: tuple, no_args: tuple, aborts: tuple) -> int:

@@ -373,3 +373,46 @@ def test_a_ctrl_c_sent_again_after_the_command_reported_one_is_not_a_second_erro
     monkeypatch.setattr(entry, "main", command)
     assert cli_package.main(["lock"]) == 130
     assert capsys.readouterr().err == "error: interrupted\n"
+
+
+@pytest.mark.parametrize("command", ["lock", "render", "build"])
+def test_a_ctrl_c_inside_a_command_is_one_error_line_and_130(command, tmp_path, monkeypatch, capsys):
+    """Ctrl-C while a command ran (a lock's resolution, a build) ended with exit 130 and not a
+    word: typer (0.28) turns a KeyboardInterrupt inside a command into a silent exit 130, so the
+    CLI's own `error: interrupted` never came. Every command now says it, once."""
+    import importlib
+
+    import imagesmith.cli as cli_package
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    module = importlib.import_module(f"imagesmith.cli.{command}")
+    monkeypatch.setattr(module, "load_spec", interrupted)  # each command's first step
+    shutil.copytree(TINY, tmp_path / "p")
+    assert cli_package.main([command, "-p", str(tmp_path / "p")]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+
+
+def test_sigterm_while_the_cli_itself_imports_is_one_line_and_143():
+    """SIGTERM (CI cancelling a job) in the first ~0.3 s of a command, while the CLI imported typer,
+    killed the process on the spot: no word, and -15 for a caller that reads the code, not 143.
+    It is `error: terminated` and exit 143, as later (sent once typer's first module is in)."""
+    import os
+    import signal
+    import sys
+
+    from tests.helpers import _bytecode_kept
+
+    repo = Path(__file__).resolve().parents[2]
+    env = _bytecode_kept({**os.environ, "PYTHONPATH": str(repo)})
+    argv = [sys.executable, "-X", "importtime", "-m", "imagesmith", "--help"]
+    proc = subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the CLI imports typer: its first module is in
+        if line.rsplit("|", 1)[-1].strip().startswith(("typer", "click")):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    said = [line for line in err.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 143 and said == ["error: terminated"], (proc.returncode, err)
