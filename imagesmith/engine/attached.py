@@ -162,9 +162,14 @@ class _Stopper:
         except OSError:  # not created yet: docker itself is stopped instead
             cid = ""
         if cid:
-            subprocess.run([docker_cli(), "kill", cid], capture_output=True, timeout=60)
-        else:
-            self.proc.kill()
+            try:
+                killed = subprocess.run([docker_cli(), "kill", cid], capture_output=True, timeout=60).returncode == 0
+            except (OSError, subprocess.SubprocessError):  # no docker command, an engine that does not answer
+                killed = False
+            if killed:
+                return
+            _tell("the engine did not kill the container: docker run is stopped instead (see `docker ps`)")
+        self.proc.kill()
 
 
 def _tell(message: str) -> None:

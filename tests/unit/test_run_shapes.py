@@ -95,3 +95,33 @@ def test_docker_s_name_conflict_is_one_error_naming_the_container(tmp_path):
     relay = _StderrRelay(os.fdopen(read, "rb"))
     relay.run()
     assert relay.name_taken == said.splitlines()[0]
+
+
+@pytest.mark.parametrize("docker", ["missing", "failing"])
+def test_a_second_ctrl_c_stops_docker_run_when_the_engine_cannot_kill_the_container(tmp_path, monkeypatch, docker):
+    """The second Ctrl-C (or SIGTERM) kills the container with `docker kill`; when that cannot be
+    done (no docker command, an engine that refuses), docker run itself is killed, so the user
+    gets their terminal back, and nothing is raised out of the signal handler (a traceback)."""
+    import subprocess
+
+    from imagesmith.engine import attached
+
+    fake = tmp_path / "docker"
+    if docker == "failing":
+        fake.write_text("#!/bin/sh\necho 'Error response from daemon: engine busy' >&2\nexit 1\n")
+        fake.chmod(0o755)
+    monkeypatch.setattr(attached, "docker_cli", lambda: str(fake))
+    cidfile = tmp_path / "cid"
+    cidfile.write_text("c76e4b6e")
+    # a command that ignores SIGINT (kept across exec), ready when it says so
+    proc = subprocess.Popen(["sh", "-c", 'trap "" INT; echo ready; exec sleep 30'], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    try:
+        stop = attached._Stopper(proc, str(cidfile))
+        stop.signal(2)  # passed on: the process ignores it
+        assert proc.poll() is None
+        stop.signal(2)
+        assert proc.wait(timeout=10) == -9
+    finally:
+        proc.kill()
+        proc.wait()
