@@ -68,7 +68,7 @@ def test_a_container_name_or_port_docker_would_refuse_is_a_usage_error(tmp_path)
     spec = replace(load_spec(TINY), root=tmp_path)
     engine = FakeEngine.with_labels({"tiny:serve": {"io.imagesmith.role": "serve"}})
     (tmp_path / "artifacts").mkdir()
-    for bad in ("bad name!", "-rm", "", "x" * 129, "é"):
+    for bad in ("bad name!", "-rm", "", "x" * 129, "é", "a"):  # docker: "Invalid container name (a)"
         with pytest.raises(UsageError, match="is not a container name"):
             run_role(spec, engine, "serve", name=bad)
     for port in (0, 65536, 70000, -1):
