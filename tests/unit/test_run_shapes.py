@@ -125,3 +125,21 @@ def test_a_second_ctrl_c_stops_docker_run_when_the_engine_cannot_kill_the_contai
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_stop_message_names_ctrl_c_only_where_it_reaches_imagesmith(tmp_path, capsys):
+    """With -t (a terminal on stdin and stdout) Ctrl-C is a key the container reads: the message
+    after a SIGTERM does not promise that a second Ctrl-C kills the container."""
+    import subprocess
+
+    from imagesmith.engine import attached
+
+    for keys, said in ((False, "Ctrl-C or SIGTERM again kills it"), (True, "(SIGTERM again kills it)")):
+        proc = subprocess.Popen(["sleep", "30"])
+        try:
+            attached._Stopper(proc, str(tmp_path / "cid"), keys=keys).signal(15)
+            assert proc.wait(timeout=10) == -15
+        finally:
+            proc.kill()
+            proc.wait()
+        assert said in capsys.readouterr().err
