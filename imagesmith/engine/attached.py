@@ -168,6 +168,8 @@ class _Stopper:
                 killed = subprocess.run([docker_cli(), "kill", cid], capture_output=True, timeout=60).returncode == 0
             except (OSError, subprocess.SubprocessError):  # no docker command, an engine that does not answer
                 killed = False
+            except KeyboardInterrupt:  # Ctrl-C again while the engine takes its time: not waited for
+                killed = False
             if killed:
                 return
             _tell("the engine did not kill the container: docker run is stopped instead (see `docker ps`)")

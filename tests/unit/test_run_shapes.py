@@ -143,3 +143,38 @@ def test_the_stop_message_names_ctrl_c_only_where_it_reaches_imagesmith(tmp_path
             proc.kill()
             proc.wait()
         assert said in capsys.readouterr().err
+
+
+def test_a_third_ctrl_c_while_docker_kill_hangs_stops_docker_run(tmp_path, monkeypatch):
+    """An engine that does not answer holds `docker kill` (up to 60 s): a Ctrl-C then stops
+    docker run itself at once, where the KeyboardInterrupt escaped the signal handling (a
+    traceback, and imagesmith waiting on a docker run that still ran)."""
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    from imagesmith.engine import attached
+
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")  # docker kill on an engine that does not answer
+    fake.chmod(0o755)
+    monkeypatch.setattr(attached, "docker_cli", lambda: str(fake))
+    (tmp_path / "cid").write_text("c76e4b6e")
+    proc = subprocess.Popen(["sh", "-c", 'trap "" INT; echo ready; exec sleep 30'], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        stop = attached._Stopper(proc, str(tmp_path / "cid"))
+        stop.signal(signal.SIGINT)
+        started = time.monotonic()
+        timer.start()
+        try:
+            stop.signal(signal.SIGINT)  # docker kill hangs; the timer's Ctrl-C comes meanwhile
+        except KeyboardInterrupt:
+            pytest.fail("the Ctrl-C during docker kill escaped")
+        assert proc.wait(timeout=10) == -9 and time.monotonic() - started < 10
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.wait()
