@@ -100,6 +100,7 @@ def bounded_get(url: str, max_bytes: int, timeout: float, authorization: str = "
     second would pass it forever); ``authorization`` is sent to ``url`` only, never on a
     redirect, and only where ``may_carry_secrets``. HTTPError for an answer that is not 2xx
     (after redirects)."""
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -118,19 +119,25 @@ def bounded_get(url: str, max_bytes: int, timeout: float, authorization: str = "
             answer = deadline.opener().open(request, timeout=timeout)
         except urllib.error.HTTPError:
             raise
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:  # a status line cut short is no OSError
             if deadline.expired:
                 raise late from exc
-            raise
+            if isinstance(exc, OSError):
+                raise
+            raise EngineError(f"{redact(url)} sent no HTTP answer ({type(exc).__name__})", hint=hint) from exc
         if deadline.expired:  # http.client takes the end of what was sent for the end of the headers
             answer.close()
             raise late
         with answer:
-            while len(body) <= max_bytes:
-                chunk = answer.read1(min(1 << 16, max_bytes + 1 - len(body)))
-                if not chunk:
-                    break
-                body += chunk
+            try:
+                while len(body) <= max_bytes:
+                    chunk = answer.read1(min(1 << 16, max_bytes + 1 - len(body)))
+                    if not chunk:
+                        break
+                    body += chunk
+            except http.client.HTTPException as exc:  # a chunked body cut short (IncompleteRead)
+                if not deadline.expired:
+                    raise EngineError(f"{redact(url)} sent a broken answer ({type(exc).__name__})", hint=hint) from exc
         if deadline.expired and len(body) <= max_bytes:  # the end of what was sent is the deadline's
             raise EngineError(
                 f"{redact(url)} sent {len(body)} bytes in {timeout:g} s and was still sending: not read", hint=hint

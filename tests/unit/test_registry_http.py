@@ -454,3 +454,34 @@ def test_a_registry_that_trickles_its_header_lines_is_refused_when_the_time_is_u
         server.close()
     assert seconds < 5, seconds
     assert "did not send its answer's headers within 1 s" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"garbage\r\n\r\n",  # no status line: http.client's BadStatusLine
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",  # a chunk cut short: IncompleteRead
+    ],
+)
+def test_an_answer_that_is_no_http_is_one_error(sent):
+    """What answers at the registry's address may send anything: http.client's own exceptions
+    are no OSError, and escaped fetch_blob as a traceback."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(sent)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(EngineError, match="sent (no HTTP answer|a broken answer)"):
+            fetch_blob(f"127.0.0.1:{server.getsockname()[1]}", "x", DIGEST, 1000, 5)
+    finally:
+        thread.join(5)
+        server.close()
