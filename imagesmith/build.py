@@ -284,8 +284,7 @@ def image_tags(tags: tuple[str, ...], role: str, parity_digest: str) -> list[str
     for given in tags:
         name, tag = checked_tag_option(given)
         out.append(f"{name}:{tag}-{role}" if tag else image_ref(name, role))
-    first = tags[0].rpartition(":")[0] if ":" in tags[0].rsplit("/", 1)[-1] else tags[0]
-    out.append(f"{first}:{parity_tag(role, parity_digest)}")
+    out.append(f"{checked_tag_option(tags[0])[0]}:{parity_tag(role, parity_digest)}")
     return list(dict.fromkeys(out))
 
 

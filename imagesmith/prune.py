@@ -209,19 +209,23 @@ def _platform_parities(label: str | None) -> dict[str, str]:
 
 def apply_prune(engine: ImagePruner, plan: Plan) -> tuple[list[str], list[str]]:
     """Remove the plan's tags (``docker rmi TAG``, never forced); returns (removed, not removed
-    with the engine's reason). A tag that is already gone counts as removed. A tag that names
-    another image than the plan saw (a build, say of an old lock, re-tagged it since) is kept,
-    with a note in ``plan.notes``: the plan decided about that image, not about the new one."""
+    with the engine's reason). A tag that is already gone counts as removed; one the engine
+    cannot say anything of (it stopped answering) is not removed, with its reason. A tag that
+    names another image than the plan saw (a build, say of an old lock, re-tagged it since) is
+    kept, with a note in ``plan.notes``: the plan decided about that image, not about the new one."""
     removed: list[str] = []
     failed: list[str] = []
     for decision in plan.remove:
         try:
-            now = engine.image(decision.ref).id
-        except ImagesmithError:  # gone since the plan
+            found = engine.find_image(decision.ref)
+        except ImagesmithError as exc:
+            failed.append(f"{decision.ref}: {exc}")
+            continue
+        if found is None:  # gone since the plan
             removed.append(decision.ref)
             continue
-        if now != decision.id:
-            plan.notes.append(f"{decision.ref} names another image ({now[7:19]}) since the plan: kept")
+        if found.id != decision.id:
+            plan.notes.append(f"{decision.ref} names another image ({found.id[7:19]}) since the plan: kept")
             continue
         try:
             engine.remove_tag(decision.ref)

@@ -24,9 +24,9 @@ from .layout import LABEL_ROLE, ROLES, image_ref
 from .runtime.stamp import ALLOW_ENV, DIGEST_ENV, HOST_ENV, REF_ENV
 from .spec import Spec
 
+# docker's own rule for a container name (two characters at least), at most 128 of them
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{1,127}", re.ASCII)
 # docker run's --user: a name or number, and optionally a group
-# docker's own rule for a container name
-NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}", re.ASCII)
 USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?", re.ASCII)
 
 

@@ -74,7 +74,8 @@ def prune(
     if failed:
         raise EngineError(
             f"{len(failed)} tag(s) not removed:\n" + "\n".join(f"  {item}" for item in failed),
-            hint="stop or remove the containers that use them (`docker ps -a`), then prune again",
+            hint="each line says why: stop or remove a container that uses the image (`docker ps -a`), or check "
+            "that the engine answers (`docker info`), then prune again",
         )
     if not yes:
         say(

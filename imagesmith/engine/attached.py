@@ -61,7 +61,7 @@ def run_attached(
             raise EngineError("the docker command is not installed", hint=ENGINE_HINT) from exc
         relay = _StderrRelay(proc.stderr)
         relay.start()
-        stop = _Stopper(proc, cidfile)
+        stop = _Stopper(proc, cidfile, keys=interactive and sys.stdout.isatty())
         previous = {}
         # SIGHUP too: a terminal that closes hangs up on imagesmith alone when docker has a
         # process group of its own, and the container is to hear of it as it did
@@ -136,10 +136,12 @@ class _Stopper:
     """Ctrl-C and SIGTERM for a running ``docker run``: the first is passed on to the container
     (as docker's sig-proxy does: the container may save its work and stop); a second kills the
     container (``docker kill``: a command that ignores the signal, or takes too long to stop),
-    as ``docker compose`` does. Said once each, on stderr."""
+    as ``docker compose`` does. Said once each, on stderr. With ``-t`` (stdin and stdout a
+    terminal) Ctrl-C is a key the container reads, never a signal here: SIGTERM and SIGHUP are."""
 
-    def __init__(self, proc: subprocess.Popen, cidfile: str) -> None:
+    def __init__(self, proc: subprocess.Popen, cidfile: str, keys: bool = False) -> None:
         self.proc = proc
+        self.again = "SIGTERM" if keys else "Ctrl-C or SIGTERM"  # keys: Ctrl-C is the container's (-t)
         self.cidfile = cidfile
         self.count = 0
 
@@ -152,7 +154,7 @@ class _Stopper:
                     self.proc.send_signal(signum)
                 except OSError:
                     pass
-            _tell("stopping the container (Ctrl-C or SIGTERM again kills it)")
+            _tell(f"stopping the container ({self.again} again kills it)")
             return
         if self.count == 2:
             _tell("killing the container")
@@ -162,9 +164,16 @@ class _Stopper:
         except OSError:  # not created yet: docker itself is stopped instead
             cid = ""
         if cid:
-            subprocess.run([docker_cli(), "kill", cid], capture_output=True, timeout=60)
-        else:
-            self.proc.kill()
+            try:
+                killed = subprocess.run([docker_cli(), "kill", cid], capture_output=True, timeout=60).returncode == 0
+            except (OSError, subprocess.SubprocessError):  # no docker command, an engine that does not answer
+                killed = False
+            except KeyboardInterrupt:  # Ctrl-C again while the engine takes its time: not waited for
+                killed = False
+            if killed:
+                return
+            _tell("the engine did not kill the container: docker run is stopped instead (see `docker ps`)")
+        self.proc.kill()
 
 
 def _tell(message: str) -> None:

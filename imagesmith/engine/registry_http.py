@@ -94,12 +94,14 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 
 def bounded_get(url: str, max_bytes: int, timeout: float, authorization: str = "", data: bytes | None = None) -> bytes:
-    """The body of ``url`` (a POST of ``data`` when given), at most ``max_bytes``, read within
-    ``timeout`` seconds in all (each socket read's own timeout is that too: a server that sends a
-    byte a second would pass it forever); ``authorization`` is sent to ``url`` only, never on a
+    """The body of ``url`` (a POST of ``data`` when given), at most ``max_bytes``, the whole
+    request (its headers, its body, its redirects) within ``timeout`` seconds (``_Deadline``: a
+    socket read's own timeout bounds one read, and a server that sends a header line or a byte a
+    second would pass it forever); ``authorization`` is sent to ``url`` only, never on a
     redirect, and only where ``may_carry_secrets``. HTTPError for an answer that is not 2xx
     (after redirects)."""
-    import time
+    import http.client
+    import urllib.error
     import urllib.request
 
     request = urllib.request.Request(url, data=data)
@@ -109,22 +111,117 @@ def bounded_get(url: str, max_bytes: int, timeout: float, authorization: str = "
         if not may_carry_secrets(url):
             raise EngineError(f"imagesmith sends no credentials to {redact(url)} (not HTTPS, not loopback)")
         request.add_unredirected_header("Authorization", authorization)
-    deadline = time.monotonic() + timeout
     body = bytearray()
-    with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (http(s) only, checked by callers)
-        while len(body) <= max_bytes:
-            chunk = answer.read1(min(1 << 16, max_bytes + 1 - len(body)))
-            if not chunk:
-                break
-            body += chunk
-            if time.monotonic() > deadline and len(body) <= max_bytes:
-                raise EngineError(
-                    f"{redact(url)} sent {len(body)} bytes in {timeout:g} s and was still sending: not read",
-                    hint="check the registry is reachable from this machine and not overloaded",
-                )
+    hint = "check the registry is reachable from this machine and not overloaded"
+    with _Deadline(timeout) as deadline:
+        late = EngineError(f"{redact(url)} did not send its answer's headers within {timeout:g} s: not read", hint=hint)
+        try:
+            answer = deadline.opener().open(request, timeout=timeout)
+        except urllib.error.HTTPError:
+            raise
+        except (OSError, http.client.HTTPException) as exc:  # a status line cut short is no OSError
+            if deadline.expired:
+                raise late from exc
+            if isinstance(exc, OSError):
+                raise
+            raise EngineError(f"{redact(url)} sent no HTTP answer ({type(exc).__name__})", hint=hint) from exc
+        if deadline.expired:  # http.client takes the end of what was sent for the end of the headers
+            answer.close()
+            raise late
+        with answer:
+            try:
+                while len(body) <= max_bytes:
+                    chunk = answer.read1(min(1 << 16, max_bytes + 1 - len(body)))
+                    if not chunk:
+                        break
+                    body += chunk
+            except http.client.HTTPException as exc:  # a chunked body cut short (IncompleteRead)
+                if not deadline.expired:
+                    raise EngineError(f"{redact(url)} sent a broken answer ({type(exc).__name__})", hint=hint) from exc
+        if deadline.expired and len(body) <= max_bytes:  # the end of what was sent is the deadline's
+            raise EngineError(
+                f"{redact(url)} sent {len(body)} bytes in {timeout:g} s and was still sending: not read", hint=hint
+            )
     if len(body) > max_bytes:
         raise EngineError(f"the answer of {redact(url)} is more than {max_bytes} bytes: not read")
     return bytes(body)
+
+
+class _Deadline:
+    """The time one request has in all: each connection its opener makes is shut down (both
+    ways: a read waiting on it returns at once) when ``timeout`` seconds have passed since the
+    deadline was set, and ``expired`` says so. A connection's own file descriptor is watched (a
+    duplicate, shut down, never closed under the reader), so HTTPS is cut the same way."""
+
+    def __init__(self, timeout: float) -> None:
+        import threading
+        import time
+
+        self.ends = time.monotonic() + timeout
+        self.expired = False
+        self._lock = threading.Lock()
+        self._watched: list = []  # duplicates of the connections' sockets
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._watched:
+                sock.close()
+            self._watched.clear()
+
+    def _expire(self) -> None:
+        import socket
+
+        with self._lock:
+            self.expired = True
+            for sock in self._watched:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _connect(self, *args, **kwargs):
+        """``socket.create_connection``, watched: a connection made after the deadline is shut at once."""
+        import os
+        import socket
+
+        sock = socket.create_connection(*args, **kwargs)
+        watch = socket.socket(fileno=os.dup(sock.fileno()))
+        with self._lock:
+            self._watched.append(watch)
+            if self.expired:
+                watch.shutdown(socket.SHUT_RDWR)
+        return sock
+
+    def opener(self):
+        """A urllib opener as ``urlopen``'s (proxies, redirects, TLS checked as by default)
+        whose every connection is watched."""
+        import http.client
+        import urllib.request
+
+        def watched(cls):
+            def make(*args, **kwargs):
+                connection = cls(*args, **kwargs)
+                connection._create_connection = self._connect  # what its connect() makes its socket with
+                return connection
+
+            return make
+
+        class Http(urllib.request.HTTPHandler):
+            def http_open(self, req):
+                return self.do_open(watched(http.client.HTTPConnection), req)
+
+        class Https(urllib.request.HTTPSHandler):
+            def https_open(self, req):
+                return self.do_open(watched(http.client.HTTPSConnection), req, context=self._context)
+
+        return urllib.request.build_opener(Http(), Https())
 
 
 def api_repository(repo: str) -> tuple[str, str]:

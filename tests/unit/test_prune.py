@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imagesmith import parity
-from imagesmith.errors import UsageError
+from imagesmith.errors import EngineError, UsageError
 from imagesmith.layout import LABEL_PARITY, LABEL_PLATFORMS, LABEL_ROLE
 from imagesmith.lock.lockfile import write_lock
 from imagesmith.prune import PARITY_TAG, Kept, apply_prune, kept_by_records, plan_prune, repository_of
@@ -109,6 +109,24 @@ def test_a_tag_a_build_moved_after_the_plan_is_kept(project):
     removed, failed = apply_prune(engine, plan)
     assert removed == ["tiny:serve-" + "8" * 12] and failed == [] and engine.store[ref].id == _id(9)
     assert plan.notes[-1] == f"{ref} names another image ({_id(9)[7:19]}) since the plan: kept"
+
+
+def test_a_tag_the_engine_cannot_say_anything_of_is_not_counted_as_removed(project, monkeypatch):
+    """The engine stops answering between the plan and the removal: its tags are not removed
+    (exit 2, with the engine's reason), not reported as gone."""
+    ref = "tiny:serve-" + "7" * 12
+    engine = _engine({ref: (7, _p(7))})
+    plan = plan_prune(engine, "tiny", kept_by_records(project))
+    assert [d.ref for d in plan.remove] == [ref]
+
+    def stopped(ref: str) -> None:
+        raise EngineError(f"cannot inspect {ref}: the engine is not running")
+
+    monkeypatch.setattr(engine, "image", stopped)
+    monkeypatch.setattr(engine, "find_image", stopped)
+    removed, failed = apply_prune(engine, plan)
+    assert removed == [] and failed == [f"{ref}: cannot inspect {ref}: the engine is not running"]
+    assert ref in engine.store
 
 
 def test_a_container_started_after_the_plan_keeps_its_image(project):

@@ -414,3 +414,74 @@ def test_a_repository_on_another_registry_is_mapped_without_importing_the_docker
         env=dict(os.environ, PYTHONPATH=str(root)),
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_registry_that_trickles_its_header_lines_is_refused_when_the_time_is_up():
+    """A header line sent a byte every 20 ms never trips a socket read's timeout, and urllib reads
+    headers before bounded_get sees a byte of the body: the whole request is bounded by the
+    time given (1 s here), headers included, where it used to take as long as the sender pleased."""
+    import socket
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(1000):  # one header line, a byte each 20 ms: 20 s
+                    if stop.is_set():
+                        break
+                    conn.sendall(b"x")
+                    time.sleep(0.02)
+            except OSError:  # the reader gave up: what it should do
+                pass
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(EngineError) as caught:
+            fetch_blob(f"127.0.0.1:{server.getsockname()[1]}", "x", DIGEST, 1000, 1)
+        seconds = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+    assert seconds < 5, seconds
+    assert "did not send its answer's headers within 1 s" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"garbage\r\n\r\n",  # no status line: http.client's BadStatusLine
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",  # a chunk cut short: IncompleteRead
+    ],
+)
+def test_an_answer_that_is_no_http_is_one_error(sent):
+    """What answers at the registry's address may send anything: http.client's own exceptions
+    are no OSError, and escaped fetch_blob as a traceback."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(sent)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(EngineError, match="sent (no HTTP answer|a broken answer)"):
+            fetch_blob(f"127.0.0.1:{server.getsockname()[1]}", "x", DIGEST, 1000, 5)
+    finally:
+        thread.join(5)
+        server.close()

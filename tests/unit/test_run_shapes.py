@@ -68,7 +68,7 @@ def test_a_container_name_or_port_docker_would_refuse_is_a_usage_error(tmp_path)
     spec = replace(load_spec(TINY), root=tmp_path)
     engine = FakeEngine.with_labels({"tiny:serve": {"io.imagesmith.role": "serve"}})
     (tmp_path / "artifacts").mkdir()
-    for bad in ("bad name!", "-rm", "", "x" * 129, "é"):
+    for bad in ("bad name!", "-rm", "", "x" * 129, "é", "a"):  # docker: "Invalid container name (a)"
         with pytest.raises(UsageError, match="is not a container name"):
             run_role(spec, engine, "serve", name=bad)
     for port in (0, 65536, 70000, -1):
@@ -95,3 +95,86 @@ def test_docker_s_name_conflict_is_one_error_naming_the_container(tmp_path):
     relay = _StderrRelay(os.fdopen(read, "rb"))
     relay.run()
     assert relay.name_taken == said.splitlines()[0]
+
+
+@pytest.mark.parametrize("docker", ["missing", "failing"])
+def test_a_second_ctrl_c_stops_docker_run_when_the_engine_cannot_kill_the_container(tmp_path, monkeypatch, docker):
+    """The second Ctrl-C (or SIGTERM) kills the container with `docker kill`; when that cannot be
+    done (no docker command, an engine that refuses), docker run itself is killed, so the user
+    gets their terminal back, and nothing is raised out of the signal handler (a traceback)."""
+    import subprocess
+
+    from imagesmith.engine import attached
+
+    fake = tmp_path / "docker"
+    if docker == "failing":
+        fake.write_text("#!/bin/sh\necho 'Error response from daemon: engine busy' >&2\nexit 1\n")
+        fake.chmod(0o755)
+    monkeypatch.setattr(attached, "docker_cli", lambda: str(fake))
+    cidfile = tmp_path / "cid"
+    cidfile.write_text("c76e4b6e")
+    # a command that ignores SIGINT (kept across exec), ready when it says so
+    proc = subprocess.Popen(["sh", "-c", 'trap "" INT; echo ready; exec sleep 30'], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    try:
+        stop = attached._Stopper(proc, str(cidfile))
+        stop.signal(2)  # passed on: the process ignores it
+        assert proc.poll() is None
+        stop.signal(2)
+        assert proc.wait(timeout=10) == -9
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_stop_message_names_ctrl_c_only_where_it_reaches_imagesmith(tmp_path, capsys):
+    """With -t (a terminal on stdin and stdout) Ctrl-C is a key the container reads: the message
+    after a SIGTERM does not promise that a second Ctrl-C kills the container."""
+    import subprocess
+
+    from imagesmith.engine import attached
+
+    for keys, said in ((False, "Ctrl-C or SIGTERM again kills it"), (True, "(SIGTERM again kills it)")):
+        proc = subprocess.Popen(["sleep", "30"])
+        try:
+            attached._Stopper(proc, str(tmp_path / "cid"), keys=keys).signal(15)
+            assert proc.wait(timeout=10) == -15
+        finally:
+            proc.kill()
+            proc.wait()
+        assert said in capsys.readouterr().err
+
+
+def test_a_third_ctrl_c_while_docker_kill_hangs_stops_docker_run(tmp_path, monkeypatch):
+    """An engine that does not answer holds `docker kill` (up to 60 s): a Ctrl-C then stops
+    docker run itself at once, where the KeyboardInterrupt escaped the signal handling (a
+    traceback, and imagesmith waiting on a docker run that still ran)."""
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    from imagesmith.engine import attached
+
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")  # docker kill on an engine that does not answer
+    fake.chmod(0o755)
+    monkeypatch.setattr(attached, "docker_cli", lambda: str(fake))
+    (tmp_path / "cid").write_text("c76e4b6e")
+    proc = subprocess.Popen(["sh", "-c", 'trap "" INT; echo ready; exec sleep 30'], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        stop = attached._Stopper(proc, str(tmp_path / "cid"))
+        stop.signal(signal.SIGINT)
+        started = time.monotonic()
+        timer.start()
+        try:
+            stop.signal(signal.SIGINT)  # docker kill hangs; the timer's Ctrl-C comes meanwhile
+        except KeyboardInterrupt:
+            pytest.fail("the Ctrl-C during docker kill escaped")
+        assert proc.wait(timeout=10) == -9 and time.monotonic() - started < 10
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.wait()
