@@ -490,7 +490,14 @@ def _make_recipe(makefile: Path, target: str) -> list[str]:
             re.sub(r"\$[({]([A-Za-z_][\w.]*)[)}]", lambda m: variables.get(m.group(1), m.group(0)), line)
             for line in recipe
         ]
+        if sum(map(len, recipe)) > _MAX_RECIPE:
+            return []  # variables that multiply each other: no command anyone would type
     return recipe
+
+
+# The longest training command a recipe may expand to: each expansion multiplies the length
+# (A = $(B)$(B)…, B = $(C)$(C)…), so a Makefile of a few hundred kilobytes grew to gigabytes.
+_MAX_RECIPE = 20_000
 
 
 def dockerfile_command(root: Path) -> str | None:

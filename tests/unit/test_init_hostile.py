@@ -8,6 +8,7 @@ import json
 
 import yaml
 
+from imagesmith.init.propose import propose
 from imagesmith.init.write import write_spec
 from tests.helpers import cli
 
@@ -37,3 +38,20 @@ def test_what_init_quotes_from_the_project_reaches_the_terminal_escaped(tmp_path
     err = cli("init", "--print", "-p", str(_forging_project(tmp_path))).stderr
     assert "\x1b" not in err and "\x07" not in err
     assert "\\x1b]0;pwned\\x07" in err
+
+
+def test_makefile_variables_that_multiply_each_other_are_no_training_command(tmp_path):
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    refs_b, refs_c = "$(B)" * 12_000, "$(C)" * 12_000
+    (tmp_path / "Makefile").write_text(
+        f"A = {refs_b}\nB = {refs_c}\nC = {'x' * 50_000}\ntrain:\n\tpython train.py $(A)\n"
+    )
+    proposal = propose(tmp_path)  # expanded, the recipe was 7 GB: init ran out of memory
+    assert proposal.values["train"] == {"command": ["python", "train.py"]}  # the script found by its name
+
+
+def test_a_makefile_variable_defined_by_itself_is_not_expanded_for_ever(tmp_path):
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    (tmp_path / "Makefile").write_text("A = $(A) $(A)\ntrain:\n\tpython t.py $(A)\n")
+    assert propose(tmp_path).values["train"] == {"command": ["python", "train.py"]}
