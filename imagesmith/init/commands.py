@@ -381,7 +381,7 @@ def own_scripts(pyproject: dict) -> dict[str, tuple[list[str], str]]:
 
 def _script_argv(value) -> list[str] | None:
     """A run script as an argv; None when it is not one command (a function call, a chain of
-    scripts, several commands, the ``{pdm}`` placeholder)."""
+    scripts, several commands or lines, the ``{pdm}`` placeholder)."""
     if isinstance(value, list):
         value = value[0] if len(value) == 1 else None  # Hatch: a list of commands, run in turn
     options = value if isinstance(value, dict) else {}
@@ -389,8 +389,8 @@ def _script_argv(value) -> list[str] | None:
         value = options.get("shell") or options.get("cmd")
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             value = shlex.join(value)  # PDM: cmd = [...], the argv
-    if not isinstance(value, str) or not value.strip() or "{pdm}" in value:
-        return None
+    if not isinstance(value, str) or not value.strip() or "{pdm}" in value or re.search(r"[\n\r\0]", value.strip()):
+        return None  # a multi-line shell script is no command a spec can hold
     # {args}: what `pdm run NAME ARGS` passes on; none here, so its default or nothing
     command = re.sub(r"\{args(?::([^}]*))?\}", lambda m: m.group(1) or "", value).strip()
     argv = ["sh", "-c", command] if "shell" in options else command_argv(command)

@@ -55,3 +55,13 @@ def test_a_makefile_variable_defined_by_itself_is_not_expanded_for_ever(tmp_path
     (tmp_path / "requirements.txt").write_text("numpy\n")
     (tmp_path / "Makefile").write_text("A = $(A) $(A)\ntrain:\n\tpython t.py $(A)\n")
     assert propose(tmp_path).values["train"] == {"command": ["python", "train.py"]}
+
+
+def test_a_multi_line_run_script_is_left_for_the_code_to_show(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "m"\nversion = "0.1"\ndependencies = ["numpy"]\n'
+        '[tool.pdm.scripts]\ntrain = {shell = """\npython prep.py\npython train.py\n"""}\n'
+    )
+    (tmp_path / "train.py").write_text("print(1)\n")
+    _, _, proposal = write_spec(tmp_path, dry_run=True)  # a line break in a command: the spec refused it
+    assert proposal.values["train"] == {"command": ["python", "train.py"]}
