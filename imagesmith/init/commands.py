@@ -34,11 +34,15 @@ def model_writer(root: Path, modules: dict[str, tuple[Path, ast.Module]], code_l
     """The one script at the root (or in a package, or in scripts/) that writes a model file by a
     written name (``pickle.dump(m, open("model.pkl", "wb"))``, ``torch.save(m, "model.pt")``) when
     no file is named train*.py: the training script, and the file; None when none or several do
-    (a guess between them would be a silent one)."""
+    (a guess between them would be a silent one). A module that serves (an app, a Streamlit or
+    Gradio script) is never it."""
     found: dict[Path, str] = {}
-    for path, tree in modules.values():
+    serving = {app.module for app in project_code.find_apps(modules)}
+    for name, (path, tree) in modules.items():
         if not (path.parent in (root, root / "scripts") or in_package(root, path, code_layout)):
             continue
+        if name in serving or any(_imports(tree, ui) for ui in ("streamlit", "gradio")):
+            continue  # a server that trains when its model is missing: run as train, it would never end
         for use in project_code.path_uses(tree, path):
             name = use.where.rel or use.where.default or ""
             if use.write and not use.folder and name.lower().endswith(MODEL_SUFFIXES):

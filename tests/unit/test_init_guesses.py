@@ -1,0 +1,30 @@
+"""`imagesmith init`'s guesses on ordinary projects that the shapes it learnt tonight must not
+turn wrong (a review of tests/unit/test_init_shapes.py's changes)."""
+
+from __future__ import annotations
+
+from imagesmith.init.propose import propose
+
+FLASK_THAT_TRAINS = """import os, pickle
+from flask import Flask
+
+app = Flask(__name__)
+if not os.path.exists("model.pkl"):
+    pickle.dump({"w": 1}, open("model.pkl", "wb"))
+model = pickle.load(open("model.pkl", "rb"))
+
+
+@app.route("/predict", methods=["POST"])
+def predict():
+    return str(model)
+"""
+
+
+def test_a_server_that_writes_its_model_when_missing_is_no_training_script(tmp_path):
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    (tmp_path / "app.py").write_text(FLASK_THAT_TRAINS)
+    proposal = propose(tmp_path)
+    assert proposal.values["serve"]["command"][-1] == "8000" and "app:app" in proposal.values["serve"]["command"]
+    # `python app.py` as train started the server in the train container: `imagesmith run train` never ended
+    assert proposal.values["train"] == {"command": ["python", "train.py"]}
+    assert "no training script found: edit train.command" in proposal.notes
