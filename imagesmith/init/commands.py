@@ -239,8 +239,9 @@ def _self_serving(root: Path, modules: dict[str, tuple[Path, ast.Module]]) -> Se
                     continue
                 ports = [k.value.value for k in call.keywords if k.arg == "port" and isinstance(k.value, ast.Constant)]
                 port = ports[0] if ports and isinstance(ports[0], int) else None
-                if port is None and func.attr == "run" and not call.keywords:
-                    continue  # x.run(): a job, not a server, as far as the code shows
+                named = {k.arg for k in call.keywords} & {"port", "host"}
+                if func.attr == "run" and not named and ast.unparse(func.value) != "uvicorn":
+                    continue  # x.run(), subprocess.run(cmd, check=True): a job, not a server, as far as the code shows
                 rel = path.relative_to(root).as_posix()
                 serve = Serve(["python", rel], port or 8000, f"{rel} starts its own server when run", module=name)
                 hosts = [ast.unparse(k.value) for k in call.keywords if k.arg == "host"]

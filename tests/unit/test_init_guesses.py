@@ -28,3 +28,13 @@ def test_a_server_that_writes_its_model_when_missing_is_no_training_script(tmp_p
     # `python app.py` as train started the server in the train container: `imagesmith run train` never ended
     assert proposal.values["train"] == {"command": ["python", "train.py"]}
     assert "no training script found: edit train.command" in proposal.notes
+
+
+def test_a_script_that_runs_a_job_when_run_is_no_server(tmp_path):
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    (tmp_path / "download.py").write_text(
+        'import subprocess\n\nif __name__ == "__main__":\n    subprocess.run(["curl", "-O", "https://x/d.csv"], check=True)\n'
+    )
+    proposal = propose(tmp_path)  # it was "download.py starts its own server when run"
+    assert proposal.values["serve"] == {"command": ["python", "serve.py"], "port": 8000}
+    assert "no server found: edit serve.command and serve.port" in proposal.notes
