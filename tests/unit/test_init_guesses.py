@@ -38,3 +38,15 @@ def test_a_script_that_runs_a_job_when_run_is_no_server(tmp_path):
     proposal = propose(tmp_path)  # it was "download.py starts its own server when run"
     assert proposal.values["serve"] == {"command": ["python", "serve.py"], "port": 8000}
     assert "no server found: edit serve.command and serve.port" in proposal.notes
+
+
+def test_a_model_loaded_from_a_path_the_project_lacks_is_no_hub_download(tmp_path):
+    (tmp_path / "requirements.txt").write_text("fastapi\nuvicorn\ntransformers\n")
+    (tmp_path / "main.py").write_text(
+        "from fastapi import FastAPI\nfrom transformers import AutoModel\n\napp = FastAPI()\n"
+        'model = AutoModel.from_pretrained("./outputs/checkpoint-final")\n'
+        'tokenizer = AutoModel.from_pretrained("/models/tokenizer")\n'
+    )
+    notes = propose(tmp_path).notes  # the checkpoint train writes was "fetched from a hub when it starts"
+    assert not [n for n in notes if "from a hub" in n]
+    assert any(n.startswith("where train saves the model was not found") for n in notes)
