@@ -73,6 +73,26 @@ def move_tag(repo_ref: str, tag: str, pinned: str) -> None:
     put_manifest(repo_ref, tag, body, media_type)
 
 
+def move_after_first_read(monkeypatch, tagged: str, repo_ref: str, tag: str, pinned: str) -> list[str]:
+    """The attack of a tag moved during a run: once imagesmith has read ``tagged`` from the
+    registry (``Registry._imagetools``), ``tag`` of ``repo_ref`` is moved to ``pinned``. Returns
+    the list of every reference imagesmith reads, in order, filled as it runs."""
+    from imagesmith.engine.registry import Registry
+
+    real = Registry._imagetools
+    reads: list[str] = []
+
+    def attacked(self, ref, *args):
+        out = real(self, ref, *args)
+        reads.append(ref)
+        if ref == tagged:
+            move_tag(repo_ref, tag, pinned)
+        return out
+
+    monkeypatch.setattr(Registry, "_imagetools", attacked)
+    return reads
+
+
 def docker_runs(ref: str, *command: str) -> str:
     """What a container of ``ref`` prints, pulled and run by Docker as a deploy would (no imagesmith)."""
     subprocess.run(["docker", "pull", "-q", ref], check=True, capture_output=True, text=True, timeout=300)

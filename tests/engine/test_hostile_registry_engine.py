@@ -16,7 +16,15 @@ import pytest
 
 from tests.engine.test_signing import _keys
 from tests.helpers import cli, cli_in_process, remove_tags
-from tests.registry_api import OCI_INDEX, entry, move_tag, put_blob, put_index, put_manifest, raw_manifest
+from tests.registry_api import (
+    OCI_INDEX,
+    entry,
+    move_after_first_read,
+    put_blob,
+    put_index,
+    put_manifest,
+    raw_manifest,
+)
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -269,23 +277,11 @@ def test_a_tag_moved_after_verify_read_its_index_changes_nothing(pushed, monkeyp
     read it, the tag is moved to an index naming the serve image. The tag is read once, every
     later read is by digest, the answer names the train image's digest, and `docker pull` of the
     reference verify printed gets the train image, though the tag names the serve image by then."""
-    from imagesmith.engine.registry import Registry
-
     s = pushed
     moved_to = put_index(s["repo"], "moved-to", [entry(s["serve"], "linux", "amd64")])
     first = put_index(s["repo"], "moving", [entry(s["train"], "linux", "amd64")])
     tagged = f"{s['repo']}:moving"
-    real = Registry._imagetools
-    reads: list[str] = []
-
-    def attacked(self, ref, *args):
-        out = real(self, ref, *args)
-        reads.append(ref)
-        if ref == tagged:
-            move_tag(s["repo"], "moving", moved_to)
-        return out
-
-    monkeypatch.setattr(Registry, "_imagetools", attacked)
+    reads = move_after_first_read(monkeypatch, tagged, s["repo"], "moving", moved_to)
     proc = cli_in_process("verify", tagged, "--labels-only", "--json")
     doc = json.loads(proc.stdout)
     assert doc["ref"] == s["train"] and doc["index_digest"] == first.split("@", 1)[1], doc

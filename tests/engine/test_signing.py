@@ -34,7 +34,7 @@ from imagesmith.signing import Cosign
 from imagesmith.spec.load import load_spec
 from tests.conftest import BASE_IMAGE, PROJECTS, copy_project
 from tests.helpers import cli, cli_in_process
-from tests.registry_api import docker_runs, entry, move_tag, put_index
+from tests.registry_api import docker_runs, entry, move_after_first_read, move_tag, put_index
 
 pytestmark = pytest.mark.engine
 IMAGE_USER = f"{IMAGE_UID}:{IMAGE_GID}"  # the USER line of both images (children switch back to it)
@@ -448,22 +448,10 @@ def test_a_tag_moved_during_the_run_changes_nothing(signed, label_child, monkeyp
     """The tag names an unsigned child (``label_child``) when verify starts; the attacker moves it
     to the signed image right after the first read. Every check stays on what was resolved first,
     the tag is read once, and the answer names that digest."""
-    from imagesmith.engine.registry import Registry
-
     s, child = signed, label_child
     tagged = f"{s['repo']}:moving"
     move_tag(s["repo"], "moving", child)
-    real = Registry._imagetools
-    reads: list[str] = []
-
-    def attacked(self, ref, *args):
-        out = real(self, ref, *args)
-        reads.append(ref)
-        if ref == tagged:
-            move_tag(s["repo"], "moving", s["refs"]["serve"])
-        return out
-
-    monkeypatch.setattr(Registry, "_imagetools", attacked)
+    reads = move_after_first_read(monkeypatch, tagged, s["repo"], "moving", s["refs"]["serve"])
     proc = cli_in_process("verify", tagged, "--labels-only", "--key", str(s["pub"]), "--role", "serve", "--json")
     doc = json.loads(proc.stdout)
     unsigned = child.split("@")[1]
