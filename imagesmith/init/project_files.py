@@ -183,12 +183,12 @@ def projects_below(root: Path) -> list[tuple[str, str]]:
 
 def conda_packages(path: Path) -> list[str]:
     """The conda packages (not its ``pip:`` ones, nor python and pip) a conda environment file
-    lists, by name; none when it cannot be read."""
+    lists, by name; none when it cannot be read (or is nested too deeply to)."""
     import yaml
 
     try:
         data = yaml.safe_load(read_text(path, 200_000))
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # nested past the parser's depth: unreadable, as a broken file is
         return []
     deps = data.get("dependencies") if isinstance(data, dict) else None
     names = (

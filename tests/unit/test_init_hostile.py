@@ -65,3 +65,12 @@ def test_a_multi_line_run_script_is_left_for_the_code_to_show(tmp_path):
     (tmp_path / "train.py").write_text("print(1)\n")
     _, _, proposal = write_spec(tmp_path, dry_run=True)  # a line break in a command: the spec refused it
     assert proposal.values["train"] == {"command": ["python", "train.py"]}
+
+
+def test_a_conda_environment_nested_past_the_parser_s_depth_is_unread_not_a_traceback(tmp_path):
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "environment.yml").write_text("dependencies:\n  - " + "[" * 50_000 + "]" * 50_000 + "\n")
+    proposal = propose(tmp_path)  # a RecursionError escaped yaml.safe_load
+    assert proposal.values["requirements"] == "requirements.txt"
+    assert not [n for n in proposal.notes if n.startswith("environment.yml")]
