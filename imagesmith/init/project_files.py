@@ -186,9 +186,11 @@ def conda_packages(path: Path) -> list[str]:
     lists, by name; none when it cannot be read (or is nested too deeply to)."""
     import yaml
 
+    from ..spec.load import _strict_loader  # the spec's own reader: nesting stops it early, not Python's stack
+
     try:
-        data = yaml.safe_load(read_text(path, 200_000))
-    except (yaml.YAMLError, RecursionError):  # nested past the parser's depth: unreadable, as a broken file is
+        data = yaml.load(read_text(path, 200_000), Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, RecursionError):  # nested too deeply: unreadable, as a broken file is
         return []
     deps = data.get("dependencies") if isinstance(data, dict) else None
     names = (
