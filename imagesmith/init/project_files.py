@@ -144,6 +144,8 @@ def covered(rel: str, source: list[str]) -> bool:
 
 
 _PROJECT_FILES = ("pyproject.toml", "requirements.txt", "requirements.in")
+# A conda environment file's names: its python=3.X is read, its packages named, never installed.
+CONDA_FILES = ("environment.yml", "environment.yaml", "conda.yaml")
 
 
 def _subfolders(parent: Path) -> list[Path]:

@@ -31,6 +31,7 @@ from .commands import (
     train_script,
 )
 from .project_files import (
+    CONDA_FILES,
     code_layout,
     conda_packages,
     covered,
@@ -41,7 +42,7 @@ from .project_files import (
     read_toml,
     src_is_package,
 )
-from .python_version import CONDA_FILES, choose_python
+from .python_version import choose_python
 from .requirement_files import REQUIREMENTS_FILES, no_requirements, requirements_files
 
 
