@@ -220,8 +220,12 @@ def _conda_note(draft: _Draft) -> None:
     conda = next((draft.root / n for n in CONDA_FILES if (draft.root / n).is_file()), None)
     if conda is None:
         return
-    listed = set(re.findall(r"[a-z0-9][a-z0-9._-]*", draft.requirements_text))
-    packages = [p for p in conda_packages(conda) if _CONDA_NAMES.get(p.lower(), p.lower()) not in listed]
+
+    def normal(name: str) -> str:  # PEP 503: scikit_learn, Scikit.Learn and scikit-learn are one package
+        return re.sub(r"[-_.]+", "-", name.lower())
+
+    listed = {normal(n) for n in re.findall(r"[a-z0-9][a-z0-9._-]*", draft.requirements_text)}
+    packages = [p for p in conda_packages(conda) if normal(_CONDA_NAMES.get(p.lower(), p)) not in listed]
     if packages:
         shown = ", ".join(packages[:6]) + (f" and {len(packages) - 6} more" if len(packages) > 6 else "")
         draft.notes.append(

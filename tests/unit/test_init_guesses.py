@@ -50,3 +50,13 @@ def test_a_model_loaded_from_a_path_the_project_lacks_is_no_hub_download(tmp_pat
     notes = propose(tmp_path).notes  # the checkpoint train writes was "fetched from a hub when it starts"
     assert not [n for n in notes if "from a hub" in n]
     assert any(n.startswith("where train saves the model was not found") for n in notes)
+
+
+def test_a_conda_package_the_requirements_spell_otherwise_is_not_said_missing(tmp_path):
+    (tmp_path / "environment.yml").write_text(
+        "dependencies:\n  - python=3.10\n  - scikit-learn=1.3\n  - ruamel.yaml\n  - cudatoolkit=11.8\n"
+    )
+    (tmp_path / "requirements.txt").write_text("scikit_learn==1.3.0\nruamel-yaml\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    said = [n for n in propose(tmp_path).notes if n.startswith("environment.yml is not read")]
+    assert said and "(cudatoolkit)" in said[0]  # it said (scikit-learn, ruamel.yaml, cudatoolkit)
