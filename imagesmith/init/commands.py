@@ -451,13 +451,16 @@ _MAKE_VAR = re.compile(r"^([A-Za-z_][\w.]*)\s*(?::{1,3}=|\?=|=)\s*(.*?)\s*$")
 
 def declared_train(root: Path) -> tuple[list[str], str, list[str]] | None:
     """The training command the project declares outside Python: its Makefile's ``train:``
-    recipe (the variables it defines expanded; several lines joined with ``&&``), else a
+    recipe (the variables it defines expanded; several lines joined with ``&&``, one that changes
+    folder in a subshell of its own, as make runs each line in its own shell), else a
     ``train.sh`` at the root or in ``scripts/``. (argv, what says so, files the command needs in
     the image); None when there is none, or when the recipe is not one init can run (a variable it
     cannot expand, docker)."""
     recipe = _make_recipe(root / "Makefile", "train")
     if recipe:
-        command = " && ".join(c for c in (_for_the_image(line) for line in recipe) if c)
+        lines = [c for c in (_for_the_image(line) for line in recipe) if c]
+        # make runs each line in a shell of its own: a `cd` on one line does not move the next
+        command = " && ".join(f"({c})" if len(lines) > 1 and re.search(r"\bcd\b", c) else c for c in lines)
         unexpanded = re.search(r"\$[({@<^*?%]", command.replace("$$", ""))  # undefined or automatic variables
         if not unexpanded and not re.search(r"\bdocker\b|\bmake\b", command):
             return command_argv(command.replace("$$", "$")), "the Makefile's train: target (`make train`)", []

@@ -60,3 +60,14 @@ def test_a_conda_package_the_requirements_spell_otherwise_is_not_said_missing(tm
     (tmp_path / "train.py").write_text("print(1)\n")
     said = [n for n in propose(tmp_path).notes if n.startswith("environment.yml is not read")]
     assert said and "(cudatoolkit)" in said[0]  # it said (scikit-learn, ruamel.yaml, cudatoolkit)
+
+
+def test_a_makefile_recipe_line_that_changes_folder_does_not_move_the_next_line(tmp_path):
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "download.py").write_text("print(1)\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "Makefile").write_text("train:\n\tcd data && python download.py\n\tpython train.py --epochs 3\n")
+    command = propose(tmp_path).values["train"]["command"]
+    # joined as `cd data && python download.py && python train.py`, train.py was looked for in data/
+    assert command == ["sh", "-c", "(cd data && python download.py) && python train.py --epochs 3"]
