@@ -483,8 +483,9 @@ def _make_recipe(makefile: Path, target: str) -> list[str]:
     recipe: list[str] = []
     inside = False
     for line in text.splitlines():
-        if inside and line.startswith("\t"):
-            if line.strip() and not line.strip().startswith("#"):
+        if inside and (line.startswith("\t") or not line.strip() or line.lstrip().startswith("#")):
+            # make ignores blank and comment lines among a recipe's lines: they do not end it
+            if line.startswith("\t") and line.strip() and not line.strip().startswith("#"):
                 recipe.append(line.strip().lstrip("@-+").strip())
             continue
         inside = False

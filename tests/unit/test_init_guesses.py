@@ -71,3 +71,14 @@ def test_a_makefile_recipe_line_that_changes_folder_does_not_move_the_next_line(
     command = propose(tmp_path).values["train"]["command"]
     # joined as `cd data && python download.py && python train.py`, train.py was looked for in data/
     assert command == ["sh", "-c", "(cd data && python download.py) && python train.py --epochs 3"]
+
+
+def test_a_blank_or_comment_line_inside_a_makefile_recipe_does_not_end_it(tmp_path):
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    (tmp_path / "prep.py").write_text("print(1)\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "Makefile").write_text(
+        "train:\n\tpython prep.py\n\n# then the model\n\tpython train.py --epochs 3\n\n## Evaluate\nevaluate:\n\tpython ev.py\n"
+    )
+    command = propose(tmp_path).values["train"]["command"]  # it was python prep.py alone
+    assert command == ["sh", "-c", "python prep.py && python train.py --epochs 3"]
