@@ -1,16 +1,21 @@
-"""The train and serve commands ``imagesmith init`` proposes, from the code: a training script
-(and whether it runs from its own folder), and the app that serves (FastAPI or Flask, read by
-``project_code``) or a ``serve.py``."""
+"""The train and serve commands ``imagesmith init`` proposes: the ones the project declares (its
+PDM, Rye or Hatch run scripts, its Makefile's ``train:`` recipe, a ``train.sh``, a Procfile's
+``web:``; its own Dockerfile's CMD, which is only named), else what the code shows: a training
+script (and whether it runs from its own folder), and what serves (a FastAPI or Flask app read by
+``project_code``, Django, BentoML, Streamlit, Gradio, a script that starts its own server) or a
+``serve.py``."""
 
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import layout, project_code
+from ..render import generated
 from .project_files import in_package, module_name, read_text
 
 
@@ -513,10 +518,6 @@ def dockerfile_command(root: Path) -> str | None:
     """The command the project's own Dockerfile starts its container with (its last ``CMD``,
     after its ``ENTRYPOINT`` when it has one), as a command line; None when it has none (or the
     Dockerfile is imagesmith's)."""
-    import json
-
-    from ..render import generated
-
     path = root / "Dockerfile"
     if not path.is_file() or path.is_symlink() or generated(path):
         return None
