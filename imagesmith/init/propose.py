@@ -406,7 +406,9 @@ def _own_code(draft: _Draft, argv: list[str]) -> str | None:
     for word in argv[-1].split() if argv[:2] == ["sh", "-c"] else argv:
         rel = posixpath.normpath(word) if word.endswith(".py") else ""
         path = draft.root / rel
-        if rel and not rel.startswith("../") and path.is_file() and not path.is_symlink():
+        # a file of the project: not /usr/lib/…/x.py, ../x.py, nor one reached through a link out of it
+        inside = rel and not rel.startswith(("../", "/")) and path.resolve().is_relative_to(draft.root.resolve())
+        if inside and path.is_file() and not path.is_symlink():
             in_wheel = draft.installable and in_package(draft.root, path, draft.code_layout)
             if not in_wheel and not covered(rel, draft.source + draft.prep):  # scripts/x.py is in no wheel
                 draft.source.append(rel)

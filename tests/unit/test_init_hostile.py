@@ -74,3 +74,19 @@ def test_a_conda_environment_nested_past_the_parser_s_depth_is_unread_not_a_trac
     proposal = propose(tmp_path)  # a RecursionError escaped yaml.safe_load
     assert proposal.values["requirements"] == "requirements.txt"
     assert not [n for n in proposal.notes if n.startswith("environment.yml")]
+
+
+def test_a_run_script_that_runs_a_file_outside_the_project_copies_nothing_of_it(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.py").write_text("print(1)\n")
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "linked").symlink_to(outside)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "p"\nversion = "0.1"\ndependencies = ["numpy"]\n'
+        f'[tool.pdm.scripts]\ntrain = "python {outside / "x.py"} --epochs 3"\nserve = "python linked/x.py"\n'
+    )
+    proposal = propose(project)  # the absolute path ended in a ValueError traceback
+    assert proposal.values["train"]["command"][1] == str(outside / "x.py")
+    assert not [s for s in proposal.values.get("source", []) if "x.py" in s]  # linked/x.py was copied as source
