@@ -48,7 +48,9 @@ def init(
         )
     elif print_only:
         typer.echo(text, nl=False)
-    for note in proposal.notes:
-        say(f"check: {note}")
+    from ..runtime.untrusted import printable
+
+    for note in proposal.notes:  # a note quotes the project's files (its Dockerfile's CMD): one plain line each
+        say(f"check: {printable(note)}")
     if not print_only:
         say(f"wrote {path}; next: `imagesmith build`")

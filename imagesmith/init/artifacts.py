@@ -145,7 +145,7 @@ def hub_downloads(root: Path, modules: dict[str, tuple[Path, ast.Module]], modul
     """The models ``module`` (and the project modules it imports) fetches from a hub by name when
     it runs (``from_pretrained("distilbert-base-uncased")``, ``pipeline(model="…")``,
     ``hf_hub_download(repo_id="…")``, ``torch.hub.load("repo", "model")``), as ``name (file:line)``;
-    a name that is a folder of the project is local, not fetched."""
+    a name that is a folder of the project, or a path (``./outputs/ckpt``), is local, not fetched."""
     found: list[str] = []
     for name in project_code.imported_modules(module, modules) if module else []:
         path, tree = modules[name]
@@ -166,7 +166,13 @@ def hub_downloads(root: Path, modules: dict[str, tuple[Path, ast.Module]], modul
                     found.append(f"the default model of pipeline({task.value!r}) ({at})")
             for value in given + first:
                 if isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value.strip():
-                    if not (root / value.value).exists():
+                    if not _a_path(value.value) and not (root / value.value).exists():
                         found.append(f"{value.value} ({at})")
                     break
     return list(dict.fromkeys(found))
+
+
+def _a_path(name: str) -> bool:
+    """Whether a model's name is a path on disk, not a hub's ``org/name``: ``./outputs/ckpt``,
+    ``/models/bert``, ``~/x``, ``models/ft/final`` (a hub name has one slash at most)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name

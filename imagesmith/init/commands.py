@@ -1,16 +1,21 @@
-"""The train and serve commands ``imagesmith init`` proposes, from the code: a training script
-(and whether it runs from its own folder), and the app that serves (FastAPI or Flask, read by
-``project_code``) or a ``serve.py``."""
+"""The train and serve commands ``imagesmith init`` proposes: the ones the project declares (its
+PDM, Rye or Hatch run scripts, its Makefile's ``train:`` recipe, a ``train.sh``, a Procfile's
+``web:``; its own Dockerfile's CMD, which is only named), else what the code shows: a training
+script (and whether it runs from its own folder), and what serves (a FastAPI or Flask app read by
+``project_code``, Django, BentoML, Streamlit, Gradio, a script that starts its own server) or a
+``serve.py``."""
 
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import layout, project_code
+from ..render import generated
 from .project_files import in_package, module_name, read_text
 
 
@@ -34,11 +39,15 @@ def model_writer(root: Path, modules: dict[str, tuple[Path, ast.Module]], code_l
     """The one script at the root (or in a package, or in scripts/) that writes a model file by a
     written name (``pickle.dump(m, open("model.pkl", "wb"))``, ``torch.save(m, "model.pt")``) when
     no file is named train*.py: the training script, and the file; None when none or several do
-    (a guess between them would be a silent one)."""
+    (a guess between them would be a silent one). A module that serves (an app, a Streamlit or
+    Gradio script) is never it."""
     found: dict[Path, str] = {}
-    for path, tree in modules.values():
+    serving = {app.module for app in project_code.find_apps(modules)}
+    for name, (path, tree) in modules.items():
         if not (path.parent in (root, root / "scripts") or in_package(root, path, code_layout)):
             continue
+        if name in serving or any(_imports(tree, ui) for ui in ("streamlit", "gradio")):
+            continue  # a server that trains when its model is missing: run as train, it would never end
         for use in project_code.path_uses(tree, path):
             name = use.where.rel or use.where.default or ""
             if use.write and not use.folder and name.lower().endswith(MODEL_SUFFIXES):
@@ -235,8 +244,9 @@ def _self_serving(root: Path, modules: dict[str, tuple[Path, ast.Module]]) -> Se
                     continue
                 ports = [k.value.value for k in call.keywords if k.arg == "port" and isinstance(k.value, ast.Constant)]
                 port = ports[0] if ports and isinstance(ports[0], int) else None
-                if port is None and func.attr == "run" and not call.keywords:
-                    continue  # x.run(): a job, not a server, as far as the code shows
+                named = {k.arg for k in call.keywords} & {"port", "host"}
+                if func.attr == "run" and not named and ast.unparse(func.value) != "uvicorn":
+                    continue  # x.run(), subprocess.run(cmd, check=True): a job, not a server, as far as the code shows
                 rel = path.relative_to(root).as_posix()
                 serve = Serve(["python", rel], port or 8000, f"{rel} starts its own server when run", module=name)
                 hosts = [ast.unparse(k.value) for k in call.keywords if k.arg == "host"]
@@ -381,7 +391,7 @@ def own_scripts(pyproject: dict) -> dict[str, tuple[list[str], str]]:
 
 def _script_argv(value) -> list[str] | None:
     """A run script as an argv; None when it is not one command (a function call, a chain of
-    scripts, several commands, the ``{pdm}`` placeholder)."""
+    scripts, several commands or lines, the ``{pdm}`` placeholder)."""
     if isinstance(value, list):
         value = value[0] if len(value) == 1 else None  # Hatch: a list of commands, run in turn
     options = value if isinstance(value, dict) else {}
@@ -389,8 +399,8 @@ def _script_argv(value) -> list[str] | None:
         value = options.get("shell") or options.get("cmd")
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             value = shlex.join(value)  # PDM: cmd = [...], the argv
-    if not isinstance(value, str) or not value.strip() or "{pdm}" in value:
-        return None
+    if not isinstance(value, str) or not value.strip() or "{pdm}" in value or re.search(r"[\n\r\0]", value.strip()):
+        return None  # a multi-line shell script is no command a spec can hold
     # {args}: what `pdm run NAME ARGS` passes on; none here, so its default or nothing
     command = re.sub(r"\{args(?::([^}]*))?\}", lambda m: m.group(1) or "", value).strip()
     argv = ["sh", "-c", command] if "shell" in options else command_argv(command)
@@ -446,13 +456,16 @@ _MAKE_VAR = re.compile(r"^([A-Za-z_][\w.]*)\s*(?::{1,3}=|\?=|=)\s*(.*?)\s*$")
 
 def declared_train(root: Path) -> tuple[list[str], str, list[str]] | None:
     """The training command the project declares outside Python: its Makefile's ``train:``
-    recipe (the variables it defines expanded; several lines joined with ``&&``), else a
+    recipe (the variables it defines expanded; several lines joined with ``&&``, one that changes
+    folder in a subshell of its own, as make runs each line in its own shell), else a
     ``train.sh`` at the root or in ``scripts/``. (argv, what says so, files the command needs in
     the image); None when there is none, or when the recipe is not one init can run (a variable it
     cannot expand, docker)."""
     recipe = _make_recipe(root / "Makefile", "train")
     if recipe:
-        command = " && ".join(c for c in (_for_the_image(line) for line in recipe) if c)
+        lines = [c for c in (_for_the_image(line) for line in recipe) if c]
+        # make runs each line in a shell of its own: a `cd` on one line does not move the next
+        command = " && ".join(f"({c})" if len(lines) > 1 and re.search(r"\bcd\b", c) else c for c in lines)
         unexpanded = re.search(r"\$[({@<^*?%]", command.replace("$$", ""))  # undefined or automatic variables
         if not unexpanded and not re.search(r"\bdocker\b|\bmake\b", command):
             return command_argv(command.replace("$$", "$")), "the Makefile's train: target (`make train`)", []
@@ -475,8 +488,9 @@ def _make_recipe(makefile: Path, target: str) -> list[str]:
     recipe: list[str] = []
     inside = False
     for line in text.splitlines():
-        if inside and line.startswith("\t"):
-            if line.strip() and not line.strip().startswith("#"):
+        if inside and (line.startswith("\t") or not line.strip() or line.lstrip().startswith("#")):
+            # make ignores blank and comment lines among a recipe's lines: they do not end it
+            if line.startswith("\t") and line.strip() and not line.strip().startswith("#"):
                 recipe.append(line.strip().lstrip("@-+").strip())
             continue
         inside = False
@@ -490,17 +504,20 @@ def _make_recipe(makefile: Path, target: str) -> list[str]:
             re.sub(r"\$[({]([A-Za-z_][\w.]*)[)}]", lambda m: variables.get(m.group(1), m.group(0)), line)
             for line in recipe
         ]
+        if sum(map(len, recipe)) > _MAX_RECIPE:
+            return []  # variables that multiply each other: no command anyone would type
     return recipe
+
+
+# The longest training command a recipe may expand to: each expansion multiplies the length
+# (A = $(B)$(B)…, B = $(C)$(C)…), so a Makefile of a few hundred kilobytes grew to gigabytes.
+_MAX_RECIPE = 20_000
 
 
 def dockerfile_command(root: Path) -> str | None:
     """The command the project's own Dockerfile starts its container with (its last ``CMD``,
     after its ``ENTRYPOINT`` when it has one), as a command line; None when it has none (or the
     Dockerfile is imagesmith's)."""
-    import json
-
-    from ..render import generated
-
     path = root / "Dockerfile"
     if not path.is_file() or path.is_symlink() or generated(path):
         return None

@@ -144,6 +144,8 @@ def covered(rel: str, source: list[str]) -> bool:
 
 
 _PROJECT_FILES = ("pyproject.toml", "requirements.txt", "requirements.in")
+# A conda environment file's names: its python=3.X is read, its packages named, never installed.
+CONDA_FILES = ("environment.yml", "environment.yaml", "conda.yaml")
 
 
 def _subfolders(parent: Path) -> list[Path]:
@@ -183,12 +185,14 @@ def projects_below(root: Path) -> list[tuple[str, str]]:
 
 def conda_packages(path: Path) -> list[str]:
     """The conda packages (not its ``pip:`` ones, nor python and pip) a conda environment file
-    lists, by name; none when it cannot be read."""
+    lists, by name; none when it cannot be read (or is nested too deeply to)."""
     import yaml
 
+    from ..spec.load import _strict_loader  # the spec's own reader: nesting stops it early, not Python's stack
+
     try:
-        data = yaml.safe_load(read_text(path, 200_000))
-    except yaml.YAMLError:
+        data = yaml.load(read_text(path, 200_000), Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, RecursionError):  # nested too deeply: unreadable, as a broken file is
         return []
     deps = data.get("dependencies") if isinstance(data, dict) else None
     names = (

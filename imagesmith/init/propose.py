@@ -31,6 +31,7 @@ from .commands import (
     train_script,
 )
 from .project_files import (
+    CONDA_FILES,
     code_layout,
     conda_packages,
     covered,
@@ -41,7 +42,7 @@ from .project_files import (
     read_toml,
     src_is_package,
 )
-from .python_version import CONDA_FILES, choose_python
+from .python_version import choose_python
 from .requirement_files import REQUIREMENTS_FILES, no_requirements, requirements_files
 
 
@@ -219,8 +220,12 @@ def _conda_note(draft: _Draft) -> None:
     conda = next((draft.root / n for n in CONDA_FILES if (draft.root / n).is_file()), None)
     if conda is None:
         return
-    listed = set(re.findall(r"[a-z0-9][a-z0-9._-]*", draft.requirements_text))
-    packages = [p for p in conda_packages(conda) if _CONDA_NAMES.get(p.lower(), p.lower()) not in listed]
+
+    def normal(name: str) -> str:  # PEP 503: scikit_learn, Scikit.Learn and scikit-learn are one package
+        return re.sub(r"[-_.]+", "-", name.lower())
+
+    listed = {normal(n) for n in re.findall(r"[a-z0-9][a-z0-9._-]*", draft.requirements_text)}
+    packages = [p for p in conda_packages(conda) if normal(_CONDA_NAMES.get(p.lower(), p)) not in listed]
     if packages:
         shown = ", ".join(packages[:6]) + (f" and {len(packages) - 6} more" if len(packages) > 6 else "")
         draft.notes.append(
@@ -401,7 +406,9 @@ def _own_code(draft: _Draft, argv: list[str]) -> str | None:
     for word in argv[-1].split() if argv[:2] == ["sh", "-c"] else argv:
         rel = posixpath.normpath(word) if word.endswith(".py") else ""
         path = draft.root / rel
-        if rel and not rel.startswith("../") and path.is_file() and not path.is_symlink():
+        # a file of the project: not /usr/lib/…/x.py, ../x.py, nor one reached through a link out of it
+        inside = rel and not rel.startswith(("../", "/")) and path.resolve().is_relative_to(draft.root.resolve())
+        if inside and path.is_file() and not path.is_symlink():
             in_wheel = draft.installable and in_package(draft.root, path, draft.code_layout)
             if not in_wheel and not covered(rel, draft.source + draft.prep):  # scripts/x.py is in no wheel
                 draft.source.append(rel)

@@ -11,14 +11,13 @@ from pathlib import Path
 from ..errors import UsageError
 from ..render import generated
 from ..spec import DOCKERFILE
-from .project_files import read_text
+from .project_files import CONDA_FILES, read_text
 
 MINORS = [f"3.{m}" for m in range(8, 14)]  # 3.8 .. 3.13: what official python images serve
 PYTHON_RE = re.compile(r"3\.\d{1,2}")
 _FROM_PYTHON = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(?:\S*/)?python:(3\.\d{1,2})\b", re.M | re.I)
 _CI_PYTHON = re.compile(r"(?:python[-_]version|python)\s*[:=]\s*\[?([^\n\]#]*)", re.I)
 _CONDA_PYTHON = re.compile(r"^\s*-\s*[\"']?python\s*==?\s*(3\.\d{1,2})(?![\d])", re.M)  # - python=3.9 (.x)
-CONDA_FILES = ("environment.yml", "environment.yaml", "conda.yaml")
 _BASE_PYTHON = re.compile(r"(?:python|py)[:-]?(3)\.?(\d{1,2})(?!\d)", re.I)
 
 

@@ -9,7 +9,7 @@ import shlex
 from pathlib import Path
 
 from ..errors import UsageError
-from .project_files import projects_below, read_text
+from .project_files import CONDA_FILES, projects_below, read_text
 
 # The requirements file init takes, the first found: the usual name, then a production one in
 # a requirements/ folder or beside it (requirements/dev.txt, test.txt are for the developer).
@@ -44,7 +44,7 @@ _UNREAD = (  # (file, a text it must hold, what it is, how to give it instead)
             f"conda's {name}",
             "list its packages (its pip: ones, and the conda ones by their PyPI names) in a requirements.txt",
         )
-        for name in ("environment.yml", "environment.yaml", "conda.yaml")
+        for name in CONDA_FILES
     ),
 )
 _SETUPTOOLS_HOW = (

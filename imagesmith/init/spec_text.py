@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+from ..runtime.untrusted import printable
 from . import Proposal
 
 ORDER = (
@@ -49,13 +50,16 @@ def _toml_value(value) -> str:
 
 
 def _spec_lines(proposal: Proposal, value: Callable[[object], str], assign: str) -> list[str]:
-    """Each key with the reason it was chosen as a comment above it, then what to check."""
+    """Each key with the reason it was chosen as a comment above it, then what to check. A reason
+    or a note quotes the project's files (its Dockerfile's CMD, a run script's table, a model's
+    name in the code): each is one line of printable text, or a newline in it would start a spec
+    line of its own and an escape character would make the YAML unreadable."""
     lines = []
     for key in ORDER:
         if key in proposal.values:
-            lines.append(f"# {key}: {proposal.reasons.get(key, '')}")
+            lines.append(f"# {key}: {printable(proposal.reasons.get(key, ''))}")
             lines.append(f"{key}{assign}{value(proposal.values[key])}")
-    return lines + [f"# CHECK: {note}" for note in proposal.notes]
+    return lines + [f"# CHECK: {printable(note)}" for note in proposal.notes]
 
 
 def spec_yaml(proposal: Proposal) -> str:
