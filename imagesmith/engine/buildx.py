@@ -392,15 +392,22 @@ _PUSH_RACE = re.compile(
 
 def failure_excerpt(lines: list[str], limit: int = 25) -> str:
     """What a person needs from a failed BuildKit log: the failing step's own output (BuildKit
-    repeats it after a ` > [stage n/m] ...` header), then the final ERROR line."""
-    header = max((i for i, ln in enumerate(lines) if ln.startswith(" > [")), default=None)
-    if header is None:
+    repeats it after a ` > [stage n/m] ...` header), then the final ERROR line. A bake of two
+    targets that share the failing step may repeat it for each, the second with only the lines
+    its own session saw: the block that holds the most of the step's output is shown (the
+    last of equals)."""
+    blocks: list[tuple[int, list[str]]] = []
+    for i, ln in enumerate(lines):
+        if ln.startswith(" > ["):
+            body = []
+            for later in lines[i + 1 :]:
+                if later.startswith("------"):
+                    break
+                body.append(later)
+            blocks.append((i, body))
+    if not blocks:
         return "\n".join(lines[-limit:])
-    body = []
-    for ln in lines[header + 1 :]:
-        if ln.startswith("------"):
-            break
-        body.append(ln)
+    header, body = max(blocks, key=lambda block: (sum(1 for ln in block[1] if ln.strip()), block[0]))
     final = [ln for ln in lines if ln.startswith("ERROR:")][-1:]
     return "\n".join([lines[header][:200]] + body[-limit:] + final)
 

@@ -257,7 +257,7 @@ def test_sdist_only_distribution_is_built_outside_the_images_and_an_altered_whee
         _build(root, engine, base_image, "imagesmith-test/hash-bad", cache_dir=cache)
     message = str(info.value)
     assert "requirements (six==1.17.0: a wheel does not match its locked hash)" in message
-    assert "Hash mismatch for `six==1.17.0`" in message  # the log tail is shown (uv's words)
+    assert "Hash mismatch for `six==1.17.0`" in message, message  # the log tail is shown (uv's words)
 
 
 @pytest.mark.xdist_group("build-repro-compiled-sdist")

@@ -61,3 +61,31 @@ def test_a_system_package_failing_to_install_in_shared_names_the_key():
         f'ERROR: failed to solve: process "/bin/sh -c {command}" did not complete successfully: exit code: 1'
     )
     assert describe_failure(spec)(log) == ("system_packages (libgomp1)", True)
+
+
+def test_the_excerpt_shows_the_block_with_the_failing_steps_output():
+    """A bake of train and serve sharing the failing step: BuildKit may repeat the step's block
+    for the second target with only what its session saw. The excerpt showed the last block, and
+    the cause (uv's `Hash mismatch`) was missing from the error (a clean-clone run, 2026-12-08);
+    the block with the step's output is shown, whichever comes last."""
+    from imagesmith.engine.buildx import failure_excerpt
+
+    full = [
+        "------",
+        " > [train python-env 1/1] RUN --network=none python3 -m imagesmith_runtime.install:",
+        "1.07 error: Failed to install: six-1.17.0-py2.py3-none-any.whl",
+        "1.07   cause: Hash mismatch for `six==1.17.0`",
+        "------",
+    ]
+    partial = [
+        "------",
+        " > [serve python-env 1/1] RUN --network=none python3 -m imagesmith_runtime.install:",
+        "------",
+    ]
+    final = ['ERROR: failed to solve: process "/bin/sh -c ..." did not complete successfully: exit code: 1']
+    for log in (full + partial + final, partial + full + final):
+        excerpt = failure_excerpt(["#20 [train python-env 1/1] RUN ...", *log])
+        assert "Hash mismatch for `six==1.17.0`" in excerpt and excerpt.startswith(" > [train python-env")
+        assert excerpt.endswith("exit code: 1")
+    two = failure_excerpt(full + full[1:] + final)  # equals: the last one
+    assert two.count("Hash mismatch") == 1
