@@ -182,39 +182,31 @@ def test_a_registry_that_serves_another_manifest_for_a_digest_is_refused(pushed)
         _refused(COMMANDS["labels-only"](pushed, ref), "a manifest that hashes to " + pushed["serve"].split("@")[1])
 
 
-def test_an_image_config_of_a_gibibyte_is_not_read(pushed):
-    """A manifest (on a loopback server: the registry would need the gibibyte uploaded) giving its
-    config's size as 1 GiB, and a server that sends that many bytes as fast as it can: buildx held
-    them in memory (2 GiB of peak RSS measured, 7 s), then failed on the digest. Refused before
-    any is read now, in bounded memory and time."""
-    import hashlib
+GIB = 1 << 30
+
+
+def _verify_flooded(answer, path: str) -> dict:
+    """``verify --labels-only`` of ``path`` on a loopback server whose ``answer(request path)``
+    gives (headers, first bytes, a byte repeated to a gibibyte after them or b""), sent as fast
+    as it can: the run with its peak memory and seconds (``measured_verify``)."""
     from http.server import BaseHTTPRequestHandler
 
-    from tests.engine.test_hostile_engine import MAX_RSS_KIB, measured_verify
+    from tests.engine.test_hostile_engine import measured_verify
     from tests.helpers import serving
 
-    gib = 1 << 30
-    config = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "1" * 64, "size": gib}
-    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": []}).encode()
-    digest = "sha256:" + hashlib.sha256(body).hexdigest()
-
-    class Endless(BaseHTTPRequestHandler):
+    class Flood(BaseHTTPRequestHandler):
         def _answer(self) -> None:
-            manifest = "/manifests/" in self.path
+            headers, first, fill = answer(self.path)
             self.send_response(200)
-            self.send_header("Content-Type", OCI_MANIFEST if manifest else "application/octet-stream")
-            self.send_header("Content-Length", str(len(body) if manifest else gib))
-            if manifest:
-                self.send_header("Docker-Content-Digest", digest)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.end_headers()
             if self.command != "GET" or self.path == "/v2/":
                 return
             try:
-                if manifest:
-                    self.wfile.write(body)
-                else:
-                    for _ in range(gib >> 16):
-                        self.wfile.write(b" " * (1 << 16))
+                self.wfile.write(first)
+                for _ in range(GIB >> 16 if fill else 0):
+                    self.wfile.write(fill * (1 << 16))
             except OSError:  # the reader went: what it should do
                 pass
 
@@ -223,12 +215,40 @@ def test_an_image_config_of_a_gibibyte_is_not_read(pushed):
         def log_message(self, *args) -> None:
             pass
 
-    with serving(Endless) as address:
-        run = measured_verify(f"{address}/app@{digest}", "--labels-only")
+    with serving(Flood) as address:
+        return measured_verify(f"{address}/{path}", "--labels-only")
+
+
+def _refused_in_bounds(run: dict, said: str, never: str = "Traceback") -> None:
+    from tests.engine.test_hostile_engine import MAX_RSS_KIB
+
     output = run["stdout"] + run["stderr"]
-    assert run["code"] == 2 and "is more than 16 MiB: not read" in run["stderr"], output[-3000:]
-    assert "Traceback" not in output and run["stderr"].count("error:") == 1, output[-3000:]
+    assert run["code"] == 2 and said in run["stderr"], output[-3000:]
+    assert never not in output and run["stderr"].count("error:") == 1, output[-3000:]
     assert run["rss_kib"] < MAX_RSS_KIB and run["seconds"] < 60, run
+
+
+def test_an_image_config_of_a_gibibyte_is_not_read(pushed):
+    """A manifest (on a loopback server: the registry would need the gibibyte uploaded) giving its
+    config's size as 1 GiB, and a server that sends that many bytes as fast as it can: buildx held
+    them in memory (2 GiB of peak RSS measured, 7 s), then failed on the digest. Refused before
+    any is read now, in bounded memory and time."""
+    import hashlib
+
+    config = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "1" * 64, "size": GIB}
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": []}).encode()
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def answer(path: str) -> tuple[dict, bytes, bytes]:
+        if "/manifests/" in path:
+            return (
+                {"Content-Type": OCI_MANIFEST, "Content-Length": str(len(body)), "Docker-Content-Digest": digest},
+                body,
+                b"",
+            )
+        return {"Content-Type": "application/octet-stream", "Content-Length": str(GIB)}, b"", b" "
+
+    _refused_in_bounds(_verify_flooded(answer, f"app@{digest}"), "is more than 16 MiB: not read")
 
 
 @pytest.mark.parametrize("length", [True, False], ids=["content-length", "until-closed"])
@@ -236,40 +256,16 @@ def test_a_manifest_of_a_gibibyte_is_refused_as_too_large(pushed, length):
     """A tag whose manifest is a gibibyte, sent as fast as a loopback server can (with its length,
     or until the connection closes): buildx reads and drops it, bounded, and then said
     "not found", which imagesmith passed on as "not in its registry: push the image first"."""
-    from http.server import BaseHTTPRequestHandler
 
-    from tests.engine.test_hostile_engine import MAX_RSS_KIB, measured_verify
-    from tests.helpers import serving
+    def answer(path: str) -> tuple[dict, bytes, bytes]:
+        headers = {"Content-Type": OCI_MANIFEST}
+        if length or path == "/v2/":
+            headers["Content-Length"] = "0" if path == "/v2/" else str(GIB)
+        return headers, b'{"schemaVersion": 2, "x": "', b"a"
 
-    gib = 1 << 30
-
-    class Huge(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", OCI_MANIFEST)
-            if length or self.path == "/v2/":
-                self.send_header("Content-Length", "0" if self.path == "/v2/" else str(gib))
-            self.end_headers()
-            if self.command != "GET" or self.path == "/v2/":
-                return
-            try:
-                self.wfile.write(b'{"schemaVersion": 2, "x": "')
-                for _ in range(gib >> 16):
-                    self.wfile.write(b"a" * (1 << 16))
-            except OSError:
-                pass
-
-        do_GET = do_HEAD = _answer
-
-        def log_message(self, *args) -> None:
-            pass
-
-    with serving(Huge) as address:
-        run = measured_verify(f"{address}/app:x", "--labels-only")
-    output = run["stdout"] + run["stderr"]
-    assert run["code"] == 2 and "is too large to read" in run["stderr"], output[-3000:]
-    assert "push the image first" not in output and run["stderr"].count("error:") == 1, output[-3000:]
-    assert run["rss_kib"] < MAX_RSS_KIB and run["seconds"] < 60, run
+    run = _verify_flooded(answer, "app:x")
+    _refused_in_bounds(run, "is too large to read", never="push the image first")
+    assert "Traceback" not in run["stdout"] + run["stderr"]
 
 
 def test_a_tag_moved_after_verify_read_its_index_changes_nothing(pushed, monkeypatch):
