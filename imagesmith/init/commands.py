@@ -500,13 +500,35 @@ def _make_recipe(makefile: Path, target: str) -> list[str]:
         elif re.match(rf"^{re.escape(target)}\s*:(?!=)", line):
             inside, recipe = True, []
     for _ in range(3):  # a variable defined by another
-        recipe = [
-            re.sub(r"\$[({]([A-Za-z_][\w.]*)[)}]", lambda m: variables.get(m.group(1), m.group(0)), line)
-            for line in recipe
-        ]
-        if sum(map(len, recipe)) > _MAX_RECIPE:
+        try:
+            recipe = [_expanded(line, variables, _MAX_RECIPE) for line in recipe]
+        except _TooLong:
             return []  # variables that multiply each other: no command anyone would type
     return recipe
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _expanded(line: str, variables: dict[str, str], limit: int) -> str:
+    """``line`` with ``$(VAR)``/``${VAR}`` replaced once; ``_TooLong`` as soon as the result would
+    pass ``limit`` characters (counted while substituting: one pass of a long value referenced
+    thousands of times is gigabytes before it could be measured)."""
+    out: list[str] = []
+    size = 0
+    end = 0
+    for m in re.finditer(r"\$[({]([A-Za-z_][\w.]*)[)}]", line):
+        for piece in (line[end : m.start()], variables.get(m.group(1), m.group(0))):
+            size += len(piece)
+            if size > limit:
+                raise _TooLong()
+            out.append(piece)
+        end = m.end()
+    size += len(line) - end
+    if size > limit:
+        raise _TooLong()
+    return "".join(out) + line[end:]
 
 
 # The longest training command a recipe may expand to: each expansion multiplies the length

@@ -6,10 +6,12 @@ or `FAIL:` lines (exit 1), never a traceback, never a wrong "ok", in bounded tim
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -147,37 +149,23 @@ def test_a_registry_that_serves_another_manifest_for_a_digest_is_refused(pushed)
     serve image's manifest, and its blobs: buildx does not check the bytes against the digest
     asked for, and verify used to check the serve image and print "verified" for a digest nobody
     had checked (exit 0). A loopback server here, the blobs read from the loopback registry."""
-    from http.server import BaseHTTPRequestHandler
-
-    from tests.helpers import serving
 
     body, media = raw_manifest(pushed["serve"])
     host, name = pushed["repo"].split("/", 1)
 
-    class Lying(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            data, kind = b"", "application/json"
-            if "/manifests/" in self.path:
-                data, kind = body, media
-            elif "/blobs/" in self.path:
-                blob = self.path.rsplit("/", 1)[1]
-                with urllib.request.urlopen(f"http://{host}/v2/{name}/blobs/{blob}", timeout=60) as answer:
-                    data, kind = answer.read(), "application/octet-stream"
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            if "/manifests/" in self.path:
-                self.send_header("Docker-Content-Digest", self.path.rsplit("/", 1)[1])
-            self.end_headers()
-            if self.command == "GET":
-                self.wfile.write(data)
+    def answer(path: str) -> tuple[dict, bytes, bytes]:
+        data, kind = b"", "application/json"
+        if "/manifests/" in path:
+            data, kind = body, media
+        elif "/blobs/" in path:
+            with urllib.request.urlopen(f"http://{host}/v2/{name}/blobs/{path.rsplit('/', 1)[1]}", timeout=60) as got:
+                data, kind = got.read(), "application/octet-stream"
+        headers = {"Content-Type": kind, "Content-Length": str(len(data))}
+        if "/manifests/" in path:
+            headers["Docker-Content-Digest"] = path.rsplit("/", 1)[1]
+        return headers, data, b""
 
-        do_GET = do_HEAD = _answer
-
-        def log_message(self, *args) -> None:
-            pass
-
-    with serving(Lying) as address:
+    with _answering(answer) as address:
         ref = f"{address}/app@sha256:{'a' * 64}"
         _refused(COMMANDS["labels-only"](pushed, ref), "a manifest that hashes to " + pushed["serve"].split("@")[1])
 
@@ -185,16 +173,16 @@ def test_a_registry_that_serves_another_manifest_for_a_digest_is_refused(pushed)
 GIB = 1 << 30
 
 
-def _verify_flooded(answer, path: str) -> dict:
-    """``verify --labels-only`` of ``path`` on a loopback server whose ``answer(request path)``
-    gives (headers, first bytes, a byte repeated to a gibibyte after them or b""), sent as fast
-    as it can: the run with its peak memory and seconds (``measured_verify``)."""
+@contextlib.contextmanager
+def _answering(answer) -> Iterator[str]:
+    """A loopback server (its host:port yielded) whose ``answer(request path)`` gives (headers,
+    first bytes, a byte repeated to a gibibyte after them or b""): an attacker's registry. Only a
+    GET of something other than ``/v2/`` gets a body, sent as fast as the reader takes it."""
     from http.server import BaseHTTPRequestHandler
 
-    from tests.engine.test_hostile_engine import measured_verify
     from tests.helpers import serving
 
-    class Flood(BaseHTTPRequestHandler):
+    class Answering(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             headers, first, fill = answer(self.path)
             self.send_response(200)
@@ -215,7 +203,16 @@ def _verify_flooded(answer, path: str) -> dict:
         def log_message(self, *args) -> None:
             pass
 
-    with serving(Flood) as address:
+    with serving(Answering) as address:
+        yield address
+
+
+def _verify_flooded(answer, path: str) -> dict:
+    """``verify --labels-only`` of ``path`` on an ``_answering`` server: the run with its peak
+    memory and seconds (``measured_verify``)."""
+    from tests.engine.test_hostile_engine import measured_verify
+
+    with _answering(answer) as address:
         return measured_verify(f"{address}/{path}", "--labels-only")
 
 
@@ -298,9 +295,6 @@ def test_a_schema_1_manifest_is_named_as_such(pushed, content_type):
     server serves it here, signed type or plain JSON): it was "cannot read … from its registry"
     with the hint to check the registry is reachable (buildx: "not supported")."""
     import hashlib
-    from http.server import BaseHTTPRequestHandler
-
-    from tests.helpers import serving
 
     v1 = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"io.imagesmith.role": "serve"}}})
     body = json.dumps(
@@ -314,23 +308,16 @@ def test_a_schema_1_manifest_is_named_as_such(pushed, content_type):
         }
     ).encode()
 
-    class SchemaOne(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            data = b"" if self.path == "/v2/" else body
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Docker-Content-Digest", "sha256:" + hashlib.sha256(data).hexdigest())
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command == "GET":
-                self.wfile.write(data)
+    def answer(path: str) -> tuple[dict, bytes, bytes]:
+        data = b"" if path == "/v2/" else body
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        return (
+            {"Content-Type": content_type, "Docker-Content-Digest": digest, "Content-Length": str(len(data))},
+            data,
+            b"",
+        )
 
-        do_GET = do_HEAD = _answer
-
-        def log_message(self, *args) -> None:
-            pass
-
-    with serving(SchemaOne) as address:
+    with _answering(answer) as address:
         for command in ("labels-only", "inspect"):
             _refused(COMMANDS[command](pushed, f"{address}/app:x"), "names a Docker v2 schema 1 manifest")
 

@@ -51,6 +51,24 @@ def test_makefile_variables_that_multiply_each_other_are_no_training_command(tmp
     assert proposal.values["train"] == {"command": ["python", "train.py"]}  # the script found by its name
 
 
+def test_one_long_variable_referenced_thousands_of_times_is_refused_before_it_is_expanded(tmp_path):
+    """One pass of a 20 kB variable referenced 2,000 times is 40 MB before its length could be
+    checked (2.5 GB at the 200 kB a Makefile is read to): the length is counted while substituting."""
+    import tracemalloc
+
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "Makefile").write_text(f"A = {'x' * 20_000}\ntrain:\n\tpython train.py {'$(A)' * 2_000}\n")
+    tracemalloc.start()
+    try:
+        proposal = propose(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert proposal.values["train"] == {"command": ["python", "train.py"]}
+    assert peak < 10 << 20, peak
+
+
 def test_a_makefile_variable_defined_by_itself_is_not_expanded_for_ever(tmp_path):
     (tmp_path / "requirements.txt").write_text("numpy\n")
     (tmp_path / "Makefile").write_text("A = $(A) $(A)\ntrain:\n\tpython t.py $(A)\n")
