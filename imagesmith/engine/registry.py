@@ -22,7 +22,7 @@ import zlib
 
 from ..errors import EngineError
 from ..platforms import INDEX_MEDIA_TYPES, index_candidates, normalize, platform_string
-from ..runtime.untrusted import MapOf, Opt, UntrustedInput, loads, shape_problem
+from ..runtime.untrusted import MapOf, Opt, UntrustedInput, loads, printable, shape_problem
 from ._common import redact, tail
 from .records import HistoryEntry, ImageInfo
 from .refs import repository
@@ -53,10 +53,11 @@ _INDEX_HINT = "push one index with one entry per platform (imagesmith build --pl
 
 
 def _shown(text: object, limit: int = 40) -> str:
-    """A string a registry sent (a platform name, a digest), for a message: printable ASCII only,
-    anything else escaped, at most ``limit`` characters. Whoever pushes writes it."""
-    out = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in str(text)[:limit])
-    return out[:limit] + ("…" if len(out) > limit or len(str(text)) > limit else "")
+    """A string a registry sent (a platform name, a digest), for a message: its first ``limit``
+    characters, each one that is not printable escaped (``untrusted.printable``), and "…" when
+    there were more. Whoever pushes writes it."""
+    text = str(text)
+    return printable(text[:limit]) + ("…" if len(text) > limit else "")
 
 
 def _platform_shown(plat: dict) -> str:
