@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.unraisablehook = previous
         _SENT_AGAIN.clear()
         if previous_term is not None:
-            import signal
-
-            signal.signal(signal.SIGTERM, previous_term)
+            signal.signal(signal.SIGTERM, previous_term)  # bound by the import that set it
 
 
 def _interrupt_again(previous, unraisable) -> None:

@@ -221,8 +221,7 @@ def _conda_note(draft: _Draft) -> None:
     if conda is None:
         return
 
-    def normal(name: str) -> str:  # PEP 503: scikit_learn, Scikit.Learn and scikit-learn are one package
-        return re.sub(r"[-_.]+", "-", name.lower())
+    from ..runtime.heavy import canonical as normal  # PEP 503: scikit_learn and Scikit.Learn are scikit-learn
 
     listed = {normal(n) for n in re.findall(r"[a-z0-9][a-z0-9._-]*", draft.requirements_text)}
     packages = [p for p in conda_packages(conda) if normal(_CONDA_NAMES.get(p.lower(), p)) not in listed]

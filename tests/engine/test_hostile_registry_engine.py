@@ -76,9 +76,10 @@ COMMANDS = {
 }
 
 
-def _refused(args: tuple[str, ...], cause: str, code: int = 2) -> None:
+def _refused(args: tuple[str, ...], cause: str, code: int = 2):
     """`imagesmith ARGS` (and with --json where it has it) ends with ``code``, one `error:` line
-    naming ``cause`` (exit 2) or a `FAIL:` naming it (exit 1), and no traceback."""
+    naming ``cause`` (exit 2) or a `FAIL:` naming it (exit 1), and no traceback. Returns the
+    plain run."""
     proc = cli(*args, in_process=True, timeout=120)
     output = proc.stdout + proc.stderr
     assert proc.returncode == code, (args, output[-3000:])
@@ -89,6 +90,7 @@ def _refused(args: tuple[str, ...], cause: str, code: int = 2) -> None:
     if args[0] == "verify":
         doc = json.loads(cli(*args, "--json", in_process=True, timeout=120).stdout)
         assert doc.get("exit") == code if code == 2 else doc["ok"] is False, doc
+    return proc
 
 
 def _index_hiding_an_index(s: dict, media_type: str | None, platform: bool) -> str:
@@ -355,8 +357,7 @@ def test_an_image_config_that_is_not_one_is_named_as_such(pushed, command, case)
         config = json.dumps(doc).encode()
     ref = _with_config(pushed, config, f"config-{case}")
     args = COMMANDS[command](pushed, ref)
-    _refused(args, "is not a valid image: ")
-    proc = cli(*args, in_process=True, timeout=120)
+    proc = _refused(args, "is not a valid image: ")
     assert "reachable" not in proc.stderr, proc.stderr
 
 
@@ -388,10 +389,12 @@ def test_what_already_held(pushed, tmp_path: Path):
     }
     odd = entry(s["serve"], "linux", "amd64", "v1")
     odd["platform"].update({"os.version": "10.0.17763", "os.features": ["win32k"], "features": ["sse4"]})
-    for index in (put_index(s["repo"], "attested", [attestation, entry(s["serve"], "linux", "amd64")]),):
-        doc = json.loads(cli(*COMMANDS["labels-only"](s, index), "--json", in_process=True).stdout)
-        assert doc["ok"] and doc["ref"] == s["serve"], doc  # the image Docker runs, by its digest
-    doc = json.loads(cli(*COMMANDS["labels-only"](s, put_index(s["repo"], "odd", [odd])), "--json").stdout)
+    index = put_index(s["repo"], "attested", [attestation, entry(s["serve"], "linux", "amd64")])
+    doc = json.loads(cli(*COMMANDS["labels-only"](s, index), "--json", in_process=True).stdout)
+    assert doc["ok"] and doc["ref"] == s["serve"], doc  # the image Docker runs, by its digest
+    doc = json.loads(
+        cli(*COMMANDS["labels-only"](s, put_index(s["repo"], "odd", [odd])), "--json", in_process=True).stdout
+    )
     assert doc["ok"] and doc["ref"] == s["serve"], doc
     body, media = raw_manifest(s["serve"])
     for size, cause in ((1 << 30, "is more than 16 MiB: not read"), (10, "unexpected commit size")):

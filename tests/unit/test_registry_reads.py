@@ -57,7 +57,9 @@ def test_bytes_that_do_not_hash_to_the_digest_asked_for_are_refused_and_not_kept
         with pytest.raises(EngineError, match="a manifest that hashes to sha256:44136fa355b3"):
             registry.raw(wrong)
     assert len(calls) == 2  # asked again: nothing was kept under that digest
-    registry.raw("127.0.0.1:5000/app:serve")  # by a tag: whatever it names now
+    # by a tag: whatever it names now, kept under the digest it hashes to
+    data, digest = registry.raw("127.0.0.1:5000/app:serve")
+    assert data == b"{}" and digest == "sha256:" + hashlib.sha256(b"{}").hexdigest()
 
 
 def test_imagetools_runs_the_buildx_plugin_as_bake_does(monkeypatch):
