@@ -45,9 +45,9 @@ from .layout import (
 )
 from .plan import parities as plan_parities
 from .runtime.stamp import StampError, read_stamp
-from .runtime.untrusted import UntrustedInput, loads
+from .runtime.untrusted import UntrustedInput
 from .spec import Spec
-from .verify_report import MAX_LABEL
+from .verify_report import label_json
 
 PARITY_TAG = re.compile(PARITY_TAG_RE)
 SIGNOFF_FILE = "signoff.json"  # what `imagesmith signoff` writes by default
@@ -177,8 +177,9 @@ def _why_kept(
         return f"used by container {', '.join(sorted(in_use[image_id]))}"
     if image_id in kept.images:
         return kept.images[image_id]
-    labels = engine.image(ref).labels
-    platforms = _platform_parities(labels.get(LABEL_PLATFORMS))
+    info = engine.image(ref)
+    labels = info.labels
+    platforms = _platform_parities(info)
     parities = {labels.get(LABEL_PARITY)} | set(platforms.values())
     tag_part = ref.rsplit("-", 1)[-1]
     own = {parity_short(p) for p in parities if isinstance(p, str)}
@@ -192,14 +193,13 @@ def _why_kept(
     return current.get(image_id)
 
 
-def _platform_parities(label: str | None) -> dict[str, str]:
-    """The parities a platforms label (``{PLATFORM: parity}``) names: the label is anyone's (a tag
-    of this repository can be any image), so it is read bounded (``untrusted.loads``) and only
-    its string values count; a label that is not such a map names none."""
-    if not label:
-        return {}
+def _platform_parities(info) -> dict[str, str]:
+    """The parities an image's platforms label (``{PLATFORM: parity}``) names: the label is
+    anyone's (a tag of this repository can be any image), so it is read as verify reads labels
+    (``verify_report.label_json``: bounded) and only its string values count; a label that is
+    not such a map names none."""
     try:
-        value = loads(label, what=f"label {LABEL_PLATFORMS}", max_bytes=MAX_LABEL)
+        value = label_json(info, LABEL_PLATFORMS)
     except UntrustedInput:
         return {}
     if not isinstance(value, dict):

@@ -117,8 +117,9 @@ def run_role(
     container's exit code."""
     if role not in ROLES:
         raise UsageError(f"cannot run {role!r}: imagesmith images are train and serve")
-    as_caller = user is None or user == caller_user()
-    user = user or caller_user()
+    caller = caller_user()
+    as_caller = user in (None, caller)
+    user = user or caller
     if not USER_RE.fullmatch(user):
         raise UsageError(f"--user {user[:40]!r} is not USER or USER:GROUP (names or numbers)")
     if name is not None and not NAME_RE.fullmatch(name):

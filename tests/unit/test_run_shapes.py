@@ -38,6 +38,8 @@ def test_a_train_artifacts_path_that_is_no_folder_is_a_usage_error(tmp_path):
 
 
 def test_a_link_is_followed_and_the_real_folder_mounted(tmp_path):
+    """Held before the artifacts check came (run_role resolved the path): kept so that the check,
+    which now resolves it, goes on mounting the real folder, not the link."""
     real = tmp_path / "real"
     real.mkdir()
     (tmp_path / "link").symlink_to(real)
