@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .compare import GROUP_TITLES, GROUPS, KIND_TITLES, SEED_ENV, WATCHED_ENV, Change, Dist, View, compare
-from .errors import ImagesmithError
 
 if TYPE_CHECKING:
     from .verify_source import Source
@@ -129,18 +128,21 @@ def lock_for_image(ref: str, lock: Source, image: Source, notes: list[str]) -> S
     chose one: a lock of several platforms against an arm64 image is compared by its arm64
     section, not by this machine's (whose every difference would be the platforms', and be
     explained as such). A lock without that platform is compared as it is, and a note says so."""
-    from .verify_source import lock_source
+    from dataclasses import replace
+    from pathlib import Path
+
+    from . import parity
+    from .lock.lockfile import read_locks
 
     want = image.info.platform if image.info is not None else None
     have = lock.lock.platform if lock.lock is not None else None
     if not want or not have or want == have:
         return lock
-    try:
-        other = lock_source(ref, want)
-    except ImagesmithError:
+    sections = read_locks(Path(lock.ref))  # a lock that broke since it was read is its own error
+    if want not in sections:
         notes.append(f"{ref} locks no {want} section (the image's platform): its {have} section is compared")
         return lock
-    return other or lock
+    return replace(lock, lock=sections[want], manifest=parity.manifest_from_lock(sections[want]))
 
 
 def explain_platforms(changes: list[Change], a: str, b: str) -> list[Change]:
