@@ -104,10 +104,13 @@ def find_model(train: list, serve: list, source: list[str]) -> Model:
         )
         return default
     default.notes.append(
-        "where train saves the model was not found in the code: make train write it to the artifacts folder "
+        MODEL_NOT_FOUND + ": make train write it to the artifacts folder "
         "and serve read it from there (or set artifacts: to the folder they use)"
     )
     return default
+
+
+MODEL_NOT_FOUND = "where train saves the model was not found in the code"  # the note a hub download replaces
 
 
 def data_files(root: Path, uses: list, source: list[str], artifacts: str) -> list[str]:

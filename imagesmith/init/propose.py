@@ -17,7 +17,7 @@ from ..spec import DOCKERFILE, PYPROJECT
 from ..spec.pyproject import project_package, src_layout
 from ..spec.schema import LOCK_SOURCES
 from . import Proposal
-from .artifacts import code_uses, data_files, find_model, hub_downloads
+from .artifacts import MODEL_NOT_FOUND, code_uses, data_files, find_model, hub_downloads
 from .commands import (
     Serve,
     command_module,
@@ -516,11 +516,12 @@ def _model_and_data(draft: _Draft, serve: Serve | None, script: str | None) -> N
     model = find_model(train_uses, serve_uses, source + prep)
     fetched = hub_downloads(root, serve_modules, serve_module)
     if fetched and model.artifacts == "/artifacts" and not model.env:
-        model.notes = [  # what the code does with its model instead of "not found"
+        model.notes = [n for n in model.notes if not n.startswith(MODEL_NOT_FOUND)]  # what the code does instead
+        model.notes.append(
             f"serve fetches its model from a hub when it starts: {', '.join(fetched[:3])}; the serve container "
             "needs the network and fetches it on every start unless its cache is kept in the mounted folder (env: "
             "HF_HOME: /artifacts/hf; torch.hub: TORCH_HOME), or save the model with train and load it from /artifacts"
-        ]
+        )
     draft.notes += model.notes
     env = draft.env
     env.update(model.env)

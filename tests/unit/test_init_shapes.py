@@ -734,3 +734,17 @@ def test_a_uv_workspace_root_says_its_members_dependencies_are_not_in_the_images
     proposal = propose(tmp_path)
     assert proposal.values["requirements"] == {"uv_lock": True}
     assert any(n.startswith("a uv workspace (members: packages/*)") for n in proposal.notes)
+
+
+def test_a_hub_download_replaces_only_the_not_found_note(tmp_path):
+    """A training script that saves its model in the working folder itself, and a server that
+    fetches one from the Hub: both are said (the hub note replaced every model note before)."""
+    (tmp_path / "requirements.txt").write_text("fastapi\nuvicorn\ntransformers\ntorch\n")
+    (tmp_path / "train.py").write_text("import torch\ntorch.save(1, 'model.pt')\n")
+    (tmp_path / "sentiment.py").write_text(
+        "from fastapi import FastAPI\nfrom transformers import pipeline\nclassifier = pipeline('sentiment-analysis')\n"
+        "app = FastAPI()\n@app.post('/predict/')\ndef predict(text: str):\n    return classifier(text)\n"
+    )
+    notes = " ".join(propose(tmp_path).notes)
+    assert "serve fetches its model from a hub when it starts" in notes
+    assert "train writes its model in the working folder itself (/app/model.pt)" in notes, notes
